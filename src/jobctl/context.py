@@ -1,0 +1,48 @@
+"""What a running job can see of itself: its id and a way to report progress.
+
+The worker opens an execution around each job; `jobctl.progress()` reports to it. Outside a
+worker (a job function called directly, in a test or a shell) progress goes nowhere, unless a
+caller opened an execution of its own with a listener.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+ProgressListener = Callable[[float, "str | None"], None]
+
+
+@dataclass(frozen=True)
+class Execution:
+    job_id: str
+    job_name: str
+    on_progress: ProgressListener
+
+
+_current: ContextVar[Execution | None] = ContextVar("jobctl_execution", default=None)
+
+
+def current_execution() -> Execution | None:
+    return _current.get()
+
+
+@contextlib.contextmanager
+def executing(execution: Execution) -> Iterator[Execution]:
+    token = _current.set(execution)
+    try:
+        yield execution
+    finally:
+        _current.reset(token)
+
+
+def progress(percent: float, message: str | None = None) -> None:
+    """Report how far the current job has got (0-100), with an optional short message."""
+    percent = float(percent)
+    if not 0 <= percent <= 100:
+        raise ValueError(f"progress percent must be between 0 and 100, got {percent}")
+    execution = _current.get()
+    if execution is not None:
+        execution.on_progress(percent, message)

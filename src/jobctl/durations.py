@@ -1,0 +1,42 @@
+"""Durations as people write them in config and on the command line: 500ms, 10s, 5m, 2h, 1d, 30."""
+
+import re
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+EXPECTED = "a duration like 500ms, 10s, 5m, 2h, 1d or a number of seconds"
+
+
+def parse_duration(value: object) -> float:
+    """Return the duration in seconds; raise ValueError saying what was expected."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {EXPECTED}, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"expected {EXPECTED}, got a negative number {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        match = _PATTERN.match(value)
+        if match:
+            number, unit = match.groups()
+            return float(number) * _UNITS[unit or "s"]
+    raise ValueError(f"expected {EXPECTED}, got {value!r}")
+
+
+def format_duration(seconds: float | None) -> str:
+    """The short human form used in tables: 850ms, 12.3s, 4m05s, 2h10m, 3d4h."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours}h"
