@@ -1,0 +1,243 @@
+"""queue.yml and recurring.yml: loaded, validated, and turned into plain settings.
+
+Every problem is reported as one line naming the file, the entry, the key and what was
+expected; nothing starts on a bad file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .durations import parse_duration
+from .errors import ConfigError
+
+BACKOFFS = ("exponential", "linear", "fixed")
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    name: str
+    priority: int = 0  # position in queue.yml, 0 = highest
+    worker_count: int = 1
+    max_retries: int = 3
+    timeout: float = 180.0
+    backoff: str | tuple[float, ...] = "exponential"
+    retry_delay: float = 10.0
+    jitter: bool = False
+    weight: int | None = None
+    result_ttl: float = 3600.0
+    failure_ttl: float = 30 * 86400.0
+    max_jobs: int = 1000  # a worker process is recycled after this many jobs
+    shutdown_timeout: float = 25.0
+    crash_limit: int = 3  # crashes of its worker after which a job is dead
+
+    def retry_delay_for(self, retry_number: int) -> float:
+        """Seconds to wait before retry number `retry_number` (1 for the first retry)."""
+        if isinstance(self.backoff, tuple):
+            delay = self.backoff[min(retry_number, len(self.backoff)) - 1]
+        elif self.backoff == "exponential":
+            delay = self.retry_delay * 2 ** (retry_number - 1)
+        elif self.backoff == "linear":
+            delay = self.retry_delay * retry_number
+        else:
+            delay = self.retry_delay
+        if self.jitter:
+            # up to +25%, so that jobs that failed together do not retry in lockstep
+            delay *= 1 + random.random() * 0.25
+        return delay
+
+
+# key -> (parser, what the parser expects); parsers raise ValueError on bad values
+def _count(minimum: int):
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _backoff(value: Any):
+    if value in BACKOFFS:
+        return value
+    if isinstance(value, list) and value:
+        return tuple(parse_duration(v) for v in value)
+    raise ValueError
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError
+    return value
+
+
+_QUEUE_KEYS: dict[str, tuple[Any, str]] = {
+    "worker_count": (_count(0), "a whole number >= 0"),
+    "max_retries": (_count(0), "a whole number >= 0"),
+    "timeout": (parse_duration, "a duration like 30s, 5m, 2h"),
+    "backoff": (_backoff, "exponential, linear, fixed or a list of durations like [10s, 1m, 10m]"),
+    "retry_delay": (parse_duration, "a duration like 500ms, 10s, 5m"),
+    "jitter": (_flag, "true or false"),
+    "weight": (_count(1), "a whole number >= 1"),
+    "result_ttl": (parse_duration, "a duration like 1h, 1d"),
+    "failure_ttl": (parse_duration, "a duration like 7d, 30d"),
+    "max_jobs": (_count(1), "a whole number >= 1"),
+    "shutdown_timeout": (parse_duration, "a duration like 25s"),
+    "crash_limit": (_count(1), "a whole number >= 1"),
+}
+
+
+@dataclass(frozen=True)
+class QueuesConfig:
+    path: str
+    queues: dict[str, QueueConfig] = field(default_factory=dict)  # in priority order
+
+    def get(self, name: str, where: str = "--queue") -> QueueConfig:
+        try:
+            return self.queues[name]
+        except KeyError:
+            raise ConfigError(
+                f"{where}: queue {name!r} is not configured in {self.path} "
+                f"(configured: {', '.join(self.queues)}); a job on a queue no worker serves would wait forever"
+            ) from None
+
+    def select(self, names: list[str] | None) -> list[QueueConfig]:
+        return [self.get(n) for n in names] if names else list(self.queues.values())
+
+
+def _read_yaml(path: str | Path, required: bool) -> Any:
+    path = Path(path)
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path}: file not found")
+        return None
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(f"{path}: malformed YAML at {where}: {exc.problem}") from None
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+
+
+def _check_keys(path, entry: str, settings: dict, known: dict) -> None:
+    for key in settings:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+            raise ConfigError(f"{path}: {entry}: unknown key {key!r}{hint}")
+
+
+def _parse_queue_settings(path, entry: str, settings: Any) -> dict[str, Any]:
+    if settings is None:
+        return {}
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{path}: {entry}: expected a mapping of settings, got {type(settings).__name__}")
+    _check_keys(path, entry, settings, _QUEUE_KEYS)
+    parsed = {}
+    for key, value in settings.items():
+        parser, expected = _QUEUE_KEYS[key]
+        try:
+            parsed[key] = parser(value)
+        except ValueError:
+            raise ConfigError(f"{path}: {entry}: key {key!r}: expected {expected}, got {value!r}") from None
+    return parsed
+
+
+def load_queues(path: str | Path) -> QueuesConfig:
+    """Load queue.yml: queue name -> settings, highest priority first, plus optional `defaults:`."""
+    document = _read_yaml(path, required=True)
+    if not isinstance(document, dict) or not document:
+        raise ConfigError(f"{path}: expected a mapping of queue name to settings, e.g. 'default: {{worker_count: 2}}'")
+    defaults = _parse_queue_settings(path, "defaults", document.get("defaults"))
+    queues: dict[str, QueueConfig] = {}
+    for name, settings in document.items():
+        if name == "defaults":
+            continue
+        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+            raise ConfigError(f"{path}: queue name {name!r}: expected letters, digits, '_', '-' or '.'")
+        parsed = _parse_queue_settings(path, f"queue {name!r}", settings)
+        queues[name] = QueueConfig(name=name, priority=len(queues), **{**defaults, **parsed})
+    if not queues:
+        raise ConfigError(f"{path}: no queues configured")
+    return QueuesConfig(str(path), queues)
+
+
+# --- recurring.yml ---------------------------------------------------------------------------
+
+CATCH_UP = ("latest", "none")
+_RECURRING_KEYS = {"job", "args", "kwargs", "queue", "schedule", "timezone", "enabled", "catch_up"}
+
+
+@dataclass(frozen=True)
+class RecurringEntry:
+    name: str
+    job: str
+    schedule: Any  # jobctl.schedule.Schedule
+    queue: str
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    timezone: str = "UTC"
+    enabled: bool = True
+    catch_up: str = "latest"
+
+
+def load_recurring(path: str | Path, queues: QueuesConfig, required: bool = False) -> list[RecurringEntry]:
+    """Load recurring.yml; job names must be registered and queues configured."""
+    from . import registry
+    from .schedule import parse_schedule
+
+    document = _read_yaml(path, required=required)
+    if document is None:
+        return []
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of entry name to a recurring job")
+    entries = []
+    for name, spec in document.items():
+        where = f"{path}: entry {name!r}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: expected a mapping with at least 'job' and 'schedule'")
+        _check_keys(path, f"entry {name!r}", spec, dict.fromkeys(sorted(_RECURRING_KEYS)))
+        for key in ("job", "schedule"):
+            if key not in spec:
+                raise ConfigError(f"{where}: missing key {key!r}")
+        job_name = spec["job"]
+        if not registry.is_registered(str(job_name)):
+            known = ", ".join(s.name for s in registry.all_jobs())
+            raise ConfigError(f"{where}: key 'job': unknown job {job_name!r} (registered jobs: {known})")
+        args, kwargs = spec.get("args", []), spec.get("kwargs", {})
+        if not isinstance(args, list):
+            raise ConfigError(f"{where}: key 'args': expected a list, got {args!r}")
+        if not isinstance(kwargs, dict):
+            raise ConfigError(f"{where}: key 'kwargs': expected a mapping, got {kwargs!r}")
+        queue = spec.get("queue") or registry.get(job_name).queue
+        if queue not in queues.queues:
+            raise ConfigError(f"{where}: key 'queue': queue {queue!r} is not configured in {queues.path}")
+        timezone = spec.get("timezone", "UTC")
+        try:
+            schedule = parse_schedule(str(spec["schedule"]), str(timezone))
+        except ValueError as exc:
+            key = "timezone" if str(exc).startswith("unknown timezone") else "schedule"
+            raise ConfigError(f"{where}: key {key!r}: {exc}") from None
+        enabled = spec.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}: key 'enabled': expected true or false, got {enabled!r}")
+        catch_up = spec.get("catch_up", "latest")
+        if catch_up not in CATCH_UP:
+            raise ConfigError(f"{where}: key 'catch_up': expected latest or none, got {catch_up!r}")
+        entries.append(
+            RecurringEntry(str(name), job_name, schedule, queue, tuple(args), kwargs, str(timezone), enabled, catch_up)
+        )
+    return entries
+
+
+def with_overrides(config: QueuesConfig, **overrides: Any) -> QueuesConfig:
+    """The same queues with some settings replaced on every queue (used by `jobctl demo`)."""
+    return QueuesConfig(config.path, {n: replace(q, **overrides) for n, q in config.queues.items()})

@@ -1,0 +1,53 @@
+"""`jobctl demo`: the whole system in one command, on the embedded Redis unless REDIS_URL is set.
+
+It enqueues a realistic batch of every built-in job on the shipped examples (some failing on
+purpose), runs the configured workers in burst mode until the queues drain, and prints what
+happened. Retry delays are shortened to a quarter second so the failures play out in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from . import api, builtin, logs, views
+from .config import with_overrides
+from .connection import mask_url
+from .producer import enqueue
+from .settings import Settings
+from .supervisor import Supervisor
+
+DEMO_RETRY_DELAY = 0.25
+
+
+def run_demo(settings: Settings, console: Console) -> int:
+    logs.setup(settings.verbose)
+    settings.load_jobs()
+    config = with_overrides(settings.queues, retry_delay=DEMO_RETRY_DELAY)
+    connection = settings.connection
+    console.print(f"[bold]jobctl demo[/bold] on Redis {mask_url(settings.url)}", highlight=False)
+
+    batch = builtin.demo_batch()
+    enqueued = [enqueue(connection, config, name, args, kwargs) for name, args, kwargs in batch]
+    console.print(f"enqueued {len(enqueued)} jobs; running the workers until the queues drain...\n")
+
+    Supervisor(settings.url, list(config.queues.values()), burst=True).run()
+
+    console.print()
+    console.print(outcome_table(api.jobs(connection, [job.id for job in enqueued])))
+    console.print(views.status_tables(api.overview(connection, config)))
+    for line in builtin.demo_summary():
+        console.print(line, highlight=False)
+    return 0
+
+
+def outcome_table(jobs: list) -> Table:
+    table = Table(title="Demo jobs", title_justify="left")
+    for column in ("job", "id", "state", "attempts", "result or error"):
+        table.add_column(column)
+    for job in jobs:
+        outcome = json.dumps(job.result) if job.state == "finished" else (job.last_error_line or "-")
+        table.add_row(job.job, job.id[:8], views.state_text(job.state), str(job.attempts), outcome[:100])
+    return table

@@ -1,0 +1,59 @@
+-- ARGV: id, queue, run_at, unique_claim, parents_json, now, now_iso, field, value, ...
+local id, queue, run_at, claim = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local parents = cjson.decode(ARGV[5])
+local now, now_iso = tonumber(ARGV[6]), ARGV[7]
+local key = job_key(id)
+
+local status = redis.call('HGET', key, 'status')
+if status and ACTIVE[status] then return {'exists', id, status} end
+if claim ~= '' then
+  local holder = redis.call('GET', claim)
+  if holder then
+    local held = hget(holder, 'status')
+    if held and ACTIVE[held] then return {'duplicate', holder, held} end
+  end
+end
+for _, parent in ipairs(parents) do
+  if redis.call('EXISTS', job_key(parent)) == 0 then return {'unknown_parent', parent, ''} end
+end
+
+if status then
+  -- the id is reused after its job ended: forget the old run
+  local old_queue = redis.call('HGET', key, 'origin')
+  for _, registry in ipairs({'finished', 'failed', 'canceled'}) do
+    redis.call('ZREM', 'rq:' .. registry .. ':' .. old_queue, id)
+  end
+  redis.call('DEL', key, 'rq:results:' .. id, key .. ':dependencies')
+end
+
+local fields = {}
+for i = 8, #ARGV do table.insert(fields, ARGV[i]) end
+redis.call('HSET', key, unpack(fields))
+if claim ~= '' then
+  redis.call('SET', claim, id)
+  redis.call('HSET', key, 'jobctl_unique', claim)
+end
+
+if #parents > 0 then
+  for _, parent in ipairs(parents) do
+    redis.call('SADD', key .. ':dependencies', parent)
+    redis.call('SADD', job_key(parent) .. ':dependents', id)
+  end
+  local verdict, culprit = parents_verdict(id)
+  if verdict == 'doomed' then
+    cancel(id, 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled'), now, now_iso)
+    return {'ok', id, 'canceled'}
+  elseif verdict == 'waiting' then
+    redis.call('HSET', key, 'status', 'deferred')
+    redis.call('ZADD', 'rq:deferred:' .. queue, '+inf', id)
+    return {'ok', id, 'deferred'}
+  end
+end
+
+if run_at > now then
+  redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[3])
+  redis.call('ZADD', 'rq:scheduled:' .. queue, run_at, id)
+  return {'ok', id, 'scheduled'}
+end
+push_queued(id, queue, now_iso, false)
+return {'ok', id, 'queued'}

@@ -1,0 +1,27 @@
+-- ARGV: id, queue, worker, attempt, now, now_iso, verdict ('retry'|'dead'), retry_at,
+--       error_entry_json, exc_info (zlib), reason, run_seconds, job_name
+local id, queue, worker, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local now, now_iso, verdict, retry_at = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local run_seconds, job_name = ARGV[12], ARGV[13]
+local key = job_key(id)
+
+leave_started(id, queue, worker, attempt)
+add_error(id, cjson.decode(ARGV[9]))
+redis.call('HSET', key, 'exc_info', ARGV[10], 'ended_at', now_iso)
+if verdict == 'retry' then
+  redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', retry_at)
+  redis.call('ZADD', 'rq:scheduled:' .. queue, retry_at, id)
+  stats_count(job_name, queue, 'retries', 1)
+else
+  bury(id, queue, ARGV[11], now, now_iso)
+end
+
+stats_count(job_name, queue, 'runs', 1)
+stats_count(job_name, queue, 'failures', 1)
+redis.call('HINCRBYFLOAT', 'jobctl:stats:job:' .. job_name, 'run_seconds', run_seconds)
+redis.call('HINCRBYFLOAT', 'jobctl:stats:queue:' .. queue, 'run_seconds', run_seconds)
+local worker_key = 'rq:worker:' .. worker
+redis.call('HINCRBY', worker_key, 'failed_job_count', 1)
+redis.call('HINCRBYFLOAT', worker_key, 'total_working_time', run_seconds)
+redis.call('HSET', worker_key, 'state', 'idle', 'current_job', '')
+return 1

@@ -1,0 +1,100 @@
+-- Shared by every transition script (prepended to each). Key names mirror jobctl/keys.py.
+-- Each script is one state transition, atomic in Redis: a job is always in exactly one place.
+
+local function job_key(id) return 'rq:job:' .. id end
+local ACTIVE = {queued = true, scheduled = true, deferred = true, started = true}
+
+local function hget(id, field) return redis.call('HGET', job_key(id), field) end
+
+local function release_unique(id)
+  local claim = hget(id, 'jobctl_unique')
+  if claim and redis.call('GET', claim) == id then redis.call('DEL', claim) end
+end
+
+local function push_queued(id, queue, now_iso, front)
+  redis.call('HSET', job_key(id), 'status', 'queued', 'enqueued_at', now_iso)
+  redis.call('HDEL', job_key(id), 'jobctl_scheduled_for')
+  redis.call(front and 'LPUSH' or 'RPUSH', 'rq:queue:' .. queue, id)
+  redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
+end
+
+local function add_error(id, entry)
+  local errors = cjson.decode(hget(id, 'jobctl_errors') or '[]')
+  table.insert(errors, entry)
+  redis.call('HSET', job_key(id), 'jobctl_errors', cjson.encode(errors))
+end
+
+-- 'ready' when every parent finished (or, for allow_failure jobs, ended at all),
+-- 'doomed' when a parent died and failure is not allowed, 'waiting' otherwise.
+local function parents_verdict(id)
+  local allow_failure = hget(id, 'jobctl_allow_failure') == '1'
+  local verdict = 'ready'
+  for _, parent in ipairs(redis.call('SMEMBERS', job_key(id) .. ':dependencies')) do
+    local status = hget(parent, 'status')
+    -- a parent whose record expired finished long ago (dead jobs outlive finished ones)
+    if status and status ~= 'finished' then
+      if status == 'failed' or status == 'canceled' then
+        if not allow_failure then return 'doomed', parent end
+      else
+        verdict = 'waiting'
+      end
+    end
+  end
+  return verdict, nil
+end
+
+local function stats_count(job_name, queue, field, by)
+  redis.call('HINCRBY', 'jobctl:stats:job:' .. job_name, field, by)
+  redis.call('HINCRBY', 'jobctl:stats:queue:' .. queue, field, by)
+end
+
+local function cancel(id, reason, now, now_iso)
+  local key = job_key(id)
+  local queue = hget(id, 'origin')
+  local ttl = tonumber(hget(id, 'failure_ttl')) or 2592000
+  redis.call('ZREM', 'rq:deferred:' .. queue, id)
+  redis.call('ZREM', 'rq:scheduled:' .. queue, id)
+  redis.call('LREM', 'rq:queue:' .. queue, 0, id)
+  redis.call('HSET', key, 'status', 'canceled', 'ended_at', now_iso, 'jobctl_reason', reason)
+  redis.call('ZADD', 'rq:canceled:' .. queue, now + ttl, id)
+  redis.call('EXPIRE', key, ttl)
+  release_unique(id)
+end
+
+-- After a parent ended: queue the deferred children it was the last to wait for, and cancel
+-- (with their own children: the failure cascade) those that can no longer run.
+local function settle_dependents(parent_id, now, now_iso)
+  local pending = {parent_id}
+  while #pending > 0 do
+    local parent = table.remove(pending)
+    for _, child in ipairs(redis.call('SMEMBERS', job_key(parent) .. ':dependents')) do
+      if hget(child, 'status') == 'deferred' then
+        local verdict, culprit = parents_verdict(child)
+        if verdict == 'ready' then
+          local queue = hget(child, 'origin')
+          redis.call('ZREM', 'rq:deferred:' .. queue, child)
+          push_queued(child, queue, now_iso, false)
+        elseif verdict == 'doomed' then
+          cancel(child, 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled'), now, now_iso)
+          table.insert(pending, child)
+        end
+      end
+    end
+  end
+end
+
+local function bury(id, queue, reason, now, now_iso)
+  local key = job_key(id)
+  local ttl = tonumber(hget(id, 'failure_ttl')) or 2592000
+  redis.call('HSET', key, 'status', 'failed', 'ended_at', now_iso, 'jobctl_reason', reason)
+  redis.call('ZADD', 'rq:failed:' .. queue, now + ttl, id)
+  redis.call('EXPIRE', key, ttl)
+  release_unique(id)
+  stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'dead', 1)
+  settle_dependents(id, now, now_iso)
+end
+
+local function leave_started(id, queue, worker, attempt)
+  redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
+  redis.call('LREM', 'jobctl:active:' .. worker, 1, id)
+end

@@ -1,0 +1,238 @@
+"""`jobctl work`: start the configured worker processes, keep them running, stop them cleanly.
+
+The supervisor forks `worker_count` long-lived worker processes per queue and then, a few
+times a second: reaps workers that exited (giving back the job a crashed one held, and starting
+a replacement), promotes scheduled and retry-delayed jobs whose time has come, and every few
+seconds recovers the in-flight jobs of workers on any host whose heartbeat lapsed.
+
+Shutdown (SIGTERM/SIGINT): workers stop fetching and finish their job; after
+`shutdown_timeout` the rest are killed and their jobs go back to the front of their queues.
+A second signal means now. Nothing is dropped either way.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+from . import keys, logs
+from .config import QueueConfig
+from .connection import connect
+from .transitions import Transitions
+from .worker import HEARTBEAT_TTL, Worker
+
+TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
+SWEEP_EVERY = 5.0  # seconds between looks for workers lost on other hosts
+BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
+
+
+@dataclass
+class Slot:
+    """One worker process the supervisor keeps running."""
+
+    queue: QueueConfig
+    pid: int | None = None
+    worker_name: str = ""
+    started: float = 0.0
+    quick_deaths: int = 0  # consecutive deaths soon after start: slows restarts of a crash loop
+    restart_at: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    url: str
+    queues: list[QueueConfig]
+    burst: bool = False
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}.{os.getpid()}")
+
+    def __post_init__(self):
+        self.log = logs.get()
+        self.slots = [Slot(q) for q in self.queues for _ in range(q.worker_count)]
+        self.stop_requested = 0.0  # monotonic time of the first stop signal, 0 while running
+        self.kill_now = False
+        self.connection: redis.Redis | None = None
+        self._redis_down = False
+
+    # --- main loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.connection = connect(self.url)
+        self.transitions = Transitions(self.connection)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        counts = ", ".join(f"{q.name}={q.worker_count}" for q in self.queues)
+        self.log.info("supervisor %s: starting workers (%s)%s", self.name, counts, " in burst mode" if self.burst else "")
+        next_sweep = 0.0
+        while True:
+            self._reap()
+            if self.stop_requested:
+                if not self._alive():
+                    break
+                self._enforce_shutdown_deadline()
+            else:
+                self._start_missing()
+                self._guarded(self._promote)
+                if time.monotonic() >= next_sweep:
+                    self._guarded(self._sweep)
+                    next_sweep = time.monotonic() + SWEEP_EVERY
+                if self.burst and self._guarded(self._drained):
+                    self.log.info("supervisor %s: queues drained, stopping (burst)", self.name)
+                    self._begin_stop()
+            time.sleep(TICK)
+        self._guarded(lambda: self.connection.zrem(keys.SUPERVISORS, self.name))
+        self.log.info("supervisor %s: stopped", self.name)
+        return 0
+
+    def _on_signal(self, signum, frame) -> None:
+        if self.stop_requested:
+            self.log.warning("supervisor %s: second signal, stopping workers now", self.name)
+            self.kill_now = True
+        else:
+            self.log.info("supervisor %s: %s, finishing running jobs", self.name, signal.Signals(signum).name)
+            self._begin_stop()
+
+    def _begin_stop(self) -> None:
+        self.stop_requested = time.monotonic()
+        for slot in self.slots:
+            if slot.pid:
+                _signal(slot.pid, signal.SIGTERM)
+
+    def _enforce_shutdown_deadline(self) -> None:
+        for slot in self.slots:
+            if slot.pid and (self.kill_now or time.monotonic() - self.stop_requested > slot.queue.shutdown_timeout):
+                self.log.warning("supervisor %s: killing worker %s, its job goes back to the queue", self.name, slot.worker_name)
+                _signal(slot.pid, signal.SIGKILL)
+
+    def _alive(self) -> bool:
+        return any(slot.pid for slot in self.slots)
+
+    def _guarded(self, action):
+        """Supervision goes on through a Redis outage: workers keep running, jobs wait."""
+        try:
+            result = action()
+        except (redis.ConnectionError, redis.TimeoutError):
+            if not self._redis_down:
+                self.log.warning("supervisor %s: Redis connection lost; retrying", self.name)
+                self._redis_down = True
+            return None
+        if self._redis_down:
+            self.log.warning("supervisor %s: Redis connection back", self.name)
+            self._redis_down = False
+        return result
+
+    # --- worker processes --------------------------------------------------------------------
+
+    def _start_missing(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.pid is None and now >= slot.restart_at:
+                self._spawn(slot)
+
+    def _spawn(self, slot: Slot) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker process
+            code = 1
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                worker = Worker(connect(self.url, check=False), [slot.queue], supervisor=self.name, max_jobs=slot.queue.max_jobs)
+                code = worker.run()
+            except BaseException as exc:  # a worker must never return into the supervisor's loop
+                logs.get().error("worker %s: stopped by %s: %s", os.getpid(), type(exc).__name__, exc)
+            finally:
+                os._exit(code)
+        slot.pid, slot.started = pid, time.monotonic()
+        slot.worker_name = f"{socket.gethostname()}.{pid}"
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is not None:
+                self._worker_exited(slot, status)
+
+    def _worker_exited(self, slot: Slot, status: int) -> None:
+        how = _describe_exit(status)
+        crashed = how != "exit status 0"
+        outcome = self._guarded(
+            lambda: self.transitions.recover(
+                slot.worker_name, time.time(), cause="crash" if crashed and not self.stop_requested else "shutdown",
+                crash_limit=slot.queue.crash_limit, how=how,
+            )
+        )
+        if outcome is None:
+            # Redis is away: the worker's in-flight list stays, and the sweep recovers it later
+            # once its heartbeat has lapsed.
+            pass
+        elif crashed and not self.stop_requested:
+            requeued, buried = outcome
+            self.log.warning(
+                "worker %s (queue %s) died (%s); requeued %d job(s), %d dead after repeated crashes; restarting it",
+                slot.worker_name, slot.queue.name, how, requeued, buried,
+            )
+        lived = time.monotonic() - slot.started
+        slot.quick_deaths = slot.quick_deaths + 1 if crashed and lived < 2 else 0
+        slot.restart_at = time.monotonic() + min(0.1 * 2**slot.quick_deaths, 10) if slot.quick_deaths else 0
+        slot.pid = None
+
+    # --- periodic duties ---------------------------------------------------------------------
+
+    def _promote(self) -> None:
+        self.transitions.promote([q.name for q in self.queues], time.time())
+
+    def _sweep(self) -> None:
+        """Heartbeat; recover the jobs of workers (on any host) whose heartbeat lapsed; drop
+        expired entries from the finished/dead/canceled registries so counts stay true."""
+        now = time.time()
+        self.connection.zadd(keys.SUPERVISORS, {self.name: now})
+        own = {slot.worker_name for slot in self.slots if slot.pid}  # alive: reaped, not swept
+        for raw in self.connection.smembers(keys.ACTIVE_WORKERS):
+            name = raw.decode()
+            if name not in own and not self.connection.exists(keys.worker(name)):
+                requeued, buried = self.transitions.recover(
+                    name, now, cause="crash", crash_limit=QueueConfig.crash_limit, how="heartbeat lost"
+                )
+                if requeued or buried:
+                    self.log.warning(
+                        "supervisor %s: worker %s stopped heartbeating (> %ss); requeued %d job(s), %d dead",
+                        self.name, name, HEARTBEAT_TTL, requeued, buried,
+                    )
+        with self.connection.pipeline() as pipe:
+            for queue in self.queues:
+                for registry in (keys.finished, keys.dead, keys.canceled):
+                    pipe.zremrangebyscore(registry(queue.name), "-inf", now)
+            pipe.execute()
+
+    def _drained(self) -> bool:
+        horizon = time.time() + BURST_HORIZON
+        with self.connection.pipeline() as pipe:
+            for queue in self.queues:
+                pipe.llen(keys.queue(queue.name))
+                pipe.zcount(keys.scheduled(queue.name), "-inf", horizon)
+            for slot in self.slots:
+                if slot.worker_name:
+                    pipe.llen(keys.active(slot.worker_name))
+            return not any(pipe.execute())
+
+
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _describe_exit(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"signal {os.WTERMSIG(status)}"
+    return f"exit status {os.waitstatus_to_exitcode(status)}"

@@ -1,0 +1,284 @@
+"""A worker process: fetches jobs from its queues and runs them in-process, one at a time.
+
+The worker is long-lived (no fork per job) and recycled by its supervisor after `max_jobs`
+jobs. Each job id moves atomically from the queue into the worker's own in-flight list and
+stays there until its outcome is written, so a worker that dies at any moment leaves behind
+exactly the job it held, for the supervisor (or, if the whole host is gone, any other
+supervisor once this worker's heartbeat lapses) to give back.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import zlib
+from dataclasses import dataclass
+
+import redis
+
+from . import keys, logs, registry
+from .config import QueueConfig
+from .context import Execution, executing
+from .errors import PermanentError
+from .jobdata import decode_payload, encode_result, rq_time
+from .transitions import Transitions
+
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_TTL = 20  # seconds without a heartbeat after which a worker counts as gone
+FETCH_BLOCK_SECONDS = 1  # how long an idle worker blocks before re-checking for a stop request
+
+
+class JobTimeout(BaseException):
+    """Raised inside a job that ran past its timeout. A BaseException, so that a job's own
+    `except Exception` does not swallow it."""
+
+
+@dataclass
+class FetchedJob:
+    id: str
+    queue: str
+    attempt: int
+    name: str
+    args: list
+    kwargs: dict
+    timeout: float
+    max_retries: int | None
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}"
+
+
+class Worker:
+    def __init__(self, connection: redis.Redis, queues: list[QueueConfig], *, supervisor: str = "", max_jobs: int = 1000):
+        self.connection = connection
+        self.transitions = Transitions(connection)
+        self.queues = {q.name: q for q in queues}
+        self.name = worker_name()
+        self.supervisor = supervisor
+        self.max_jobs = max_jobs
+        self.stopping = False
+        self.current_job: str | None = None
+        self.log = logs.get()
+        self._redis_down_since: float | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        self._with_redis(self._register)
+        heartbeat = threading.Thread(target=self._heartbeat_loop, daemon=True)
+        heartbeat.start()
+        done = 0
+        while not self.stopping and done < self.max_jobs:
+            job = self._with_redis(self._fetch)
+            if job is not None:
+                self._execute(job)
+                done += 1
+        # Leave cleanly: nothing is in flight now, so this only removes the registration.
+        self._with_redis(lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped"))
+        return 0
+
+    def _request_stop(self, signum, frame) -> None:
+        self.stopping = True
+
+    def _register(self) -> None:
+        now = time.time()
+        key = keys.worker(self.name)
+        with self.connection.pipeline() as pipe:
+            pipe.delete(key)
+            pipe.hset(
+                key,
+                mapping={
+                    "birth": rq_time(now),
+                    "last_heartbeat": rq_time(now),
+                    "queues": ",".join(self.queues),
+                    "pid": os.getpid(),
+                    "hostname": socket.gethostname(),
+                    "state": "idle",
+                    "current_job": "",
+                    "successful_job_count": 0,
+                    "failed_job_count": 0,
+                    "total_working_time": 0,
+                    "python_version": sys.version.split()[0],
+                    "jobctl_supervisor": self.supervisor,
+                },
+            )
+            pipe.expire(key, HEARTBEAT_TTL)
+            pipe.sadd(keys.WORKERS, key)
+            for queue in self.queues:
+                pipe.sadd(keys.workers_of_queue(queue), key)
+            pipe.sadd(keys.ACTIVE_WORKERS, self.name)
+            pipe.execute()
+
+    def _heartbeat_loop(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_INTERVAL)
+            now = rq_time(time.time())
+            try:
+                with self.connection.pipeline() as pipe:
+                    pipe.hset(keys.worker(self.name), "last_heartbeat", now)
+                    pipe.expire(keys.worker(self.name), HEARTBEAT_TTL)
+                    if self.current_job:
+                        pipe.hset(keys.job(self.current_job), "last_heartbeat", now)
+                    pipe.execute()
+            except redis.RedisError:
+                pass  # the main loop reports outages; heartbeats resume with the connection
+
+    def _with_redis(self, action):
+        """Run a Redis action, waiting out an outage: one line when it drops, one when it is back.
+
+        Outcomes of finished jobs are written this way too, so a job that ended while Redis was
+        away has its result stored once Redis returns."""
+        delay = 0.1
+        while True:
+            try:
+                result = action()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if self._redis_down_since is None:
+                    self._redis_down_since = time.monotonic()
+                    self.log.warning("worker %s: Redis connection lost (%s); retrying", self.name, type(exc).__name__)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if self._redis_down_since is not None:
+                self.log.warning(
+                    "worker %s: Redis connection back after %.1fs", self.name, time.monotonic() - self._redis_down_since
+                )
+                self._redis_down_since = None
+                self._with_redis(self._register)
+            return result
+
+    # --- fetching ----------------------------------------------------------------------------
+
+    def fetch_order(self) -> list[str]:
+        """Strict priority order, or Sidekiq-style weighted random order when weights are set."""
+        queues = list(self.queues.values())
+        if len(queues) == 1 or not any(q.weight for q in queues):
+            return [q.name for q in queues]
+        # each queue's chance of being tried first is proportional to its weight
+        pool = [q.name for q in queues for _ in range(q.weight or 1)]
+        random.shuffle(pool)
+        return list(dict.fromkeys(pool))
+
+    def _fetch(self) -> FetchedJob | None:
+        order = self.fetch_order()
+        row = self.transitions.fetch(self.name, order, time.time())
+        if row is None:
+            # Nothing waiting: block on the first queue so a new job starts at once.
+            moved = self.connection.blmove(
+                keys.queue(order[0]), keys.active(self.name), FETCH_BLOCK_SECONDS, "LEFT", "RIGHT"
+            )
+            if moved is None:
+                return None
+            row = self.transitions.fetch(self.name, order, time.time(), moved_id=moved.decode())
+            if row is None:
+                return None
+        job_id, queue, attempt, data, timeout, max_retries = row
+        name, args, kwargs = decode_payload(data)
+        return FetchedJob(
+            id=job_id.decode(),
+            queue=queue.decode(),
+            attempt=int(attempt),
+            name=name,
+            args=args,
+            kwargs=kwargs,
+            timeout=float(timeout),
+            max_retries=int(max_retries) if max_retries else None,
+        )
+
+    # --- running -----------------------------------------------------------------------------
+
+    def _execute(self, job: FetchedJob) -> None:
+        self.current_job = job.id
+        started = time.perf_counter()
+        try:
+            spec = registry.get(job.name) if registry.is_registered(job.name) else None
+            if spec is None:
+                raise PermanentError(f"job {job.name!r} is not registered in this worker (check --jobs / JOBCTL_JOBS)")
+            with executing(Execution(job.id, job.name, self._progress_reporter(job.id))), _time_limit(job.timeout):
+                result = spec.func(*job.args, **job.kwargs)
+        except PermanentError as exc:
+            self._record_failure(job, started, exc, permanent=True)
+        except JobTimeout:
+            self._record_failure(job, started, JobTimeout(f"timed out after {job.timeout:g}s"), permanent=False)
+        except (Exception, SystemExit) as exc:
+            self._record_failure(job, started, exc, permanent=False)
+        else:
+            run_seconds = time.perf_counter() - started
+            result_json = encode_result(result)
+            self._with_redis(
+                lambda: self.transitions.succeed(
+                    job.id, job.queue, self.name, job.attempt, time.time(), result_json,
+                    base64.b64encode(result_json), run_seconds, job.name,
+                )
+            )
+            self.log.info("%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds)
+        finally:
+            self.current_job = None
+
+    def _record_failure(self, job: FetchedJob, started: float, exc: BaseException, *, permanent: bool) -> None:
+        run_seconds = time.perf_counter() - started
+        queue = self.queues.get(job.queue)
+        max_retries = job.max_retries if job.max_retries is not None else (queue.max_retries if queue else 0)
+        error = f"{type(exc).__name__}: {exc}"
+        retry_at = None
+        if not permanent and job.attempt <= max_retries and queue is not None:
+            retry_at = time.time() + queue.retry_delay_for(job.attempt)
+        if permanent:
+            reason = f"permanent error: {error}"
+        else:
+            reason = f"failed {job.attempt} time{'s' if job.attempt > 1 else ''}: {error}"
+        entry = {"attempt": job.attempt, "at": time.time(), "error": error, "worker": self.name}
+        exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
+        self._with_redis(
+            lambda: self.transitions.fail(
+                job.id, job.queue, self.name, job.attempt, time.time(), retry_at=retry_at, error_entry=entry,
+                exc_info=exc_info, reason=reason, run_seconds=run_seconds, job_name=job.name,
+            )
+        )
+        if retry_at is None:
+            self.log.warning("%s %s [%s] dead: %s", job.name, job.id, job.queue, error)
+        else:
+            self.log.info(
+                "%s %s [%s] failed (attempt %d of %d), retry in %.1fs: %s",
+                job.name, job.id, job.queue, job.attempt, max_retries + 1, retry_at - time.time(), error,
+            )
+
+    def _progress_reporter(self, job_id: str):
+        def report(percent: float, message: str | None) -> None:
+            fields = {"jobctl_progress": percent, "jobctl_progress_message": message or ""}
+            try:
+                self.connection.hset(keys.job(job_id), mapping=fields)
+            except redis.RedisError:
+                pass  # progress is advisory; never fail a job because it could not be shown
+
+        return report
+
+
+class _time_limit:
+    """Raise JobTimeout in the job after `seconds` (SIGALRM; the job runs in the main thread)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self):
+        if self.seconds > 0:
+            signal.signal(signal.SIGALRM, self._expired)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+
+    def __exit__(self, *exc):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return False
+
+    @staticmethod
+    def _expired(signum, frame):
+        raise JobTimeout()
