@@ -255,6 +255,33 @@ def requeue_dead(
 
 
 @app.command()
+def scheduler(
+    ctx: typer.Context,
+    list_only: bool = typer.Option(False, "--list", help="Print each entry and its next three run times, then exit."),
+    as_json: bool = typer.Option(False, "--json", help="With --list: print as JSON."),
+):
+    """The cron-style daemon for recurring.yml; --list prints each entry's next runs.
+
+    Example: jobctl scheduler --list
+    """
+    settings: Settings = ctx.obj
+    entries = settings.recurring()
+    if list_only:
+        now = datetime.now().astimezone()
+        rows = [(entry, entry.schedule.next_runs(now, 3)) for entry in entries]
+        if as_json:
+            _print_json([
+                {"name": e.name, "job": e.job, "queue": e.queue, "schedule": e.schedule.text, "timezone": e.timezone,
+                 "enabled": e.enabled, "next_runs": [t.isoformat() for t in runs]}
+                for e, runs in rows
+            ])
+        else:
+            console.print(views.recurring_table(rows))
+        return
+    raise UsageError("scheduler: the daemon is not built yet; use --list")
+
+
+@app.command()
 def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")):
     """The registered job names, their queues and signatures.
 

@@ -77,6 +77,16 @@ def status_tables(view: Overview) -> Group:
     return Group(*parts)
 
 
+def recurring_table(rows) -> Table:
+    table = Table(title="Recurring jobs", title_justify="left")
+    for column in ("entry", "job", "queue", "schedule", "next runs"):
+        table.add_column(column)
+    for entry, runs in rows:
+        schedule = entry.schedule.describe() + ("" if entry.enabled else " (disabled)")
+        table.add_row(entry.name, entry.job, entry.queue, schedule, "\n".join(when(t.timestamp()) for t in runs))
+    return table
+
+
 def progress_text(job: JobView) -> str:
     if job.progress is None:
         return "-"

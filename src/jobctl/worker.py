@@ -35,6 +35,10 @@ HEARTBEAT_TTL = 20  # seconds without a heartbeat after which a worker counts as
 FETCH_BLOCK_SECONDS = 1  # how long an idle worker blocks before re-checking for a stop request
 
 
+class _StopWaiting(BaseException):
+    """Raised by the stop signal in a worker blocked waiting for a job, so it stops at once."""
+
+
 class JobTimeout(BaseException):
     """Raised inside a job that ran past its timeout. A BaseException, so that a job's own
     `except Exception` does not swallow it."""
@@ -65,6 +69,7 @@ class Worker:
         self.supervisor = supervisor
         self.max_jobs = max_jobs
         self.stopping = False
+        self.waiting = False  # blocked in BLMOVE: a stop signal may interrupt it
         self.current_job: str | None = None
         self.log = logs.get()
         self._redis_down_since: float | None = None
@@ -78,17 +83,24 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat_loop, daemon=True)
         heartbeat.start()
         done = 0
-        while not self.stopping and done < self.max_jobs:
-            job = self._with_redis(self._fetch)
-            if job is not None:
-                self._execute(job)
-                done += 1
-        # Leave cleanly: nothing is in flight now, so this only removes the registration.
+        try:
+            while not self.stopping and done < self.max_jobs:
+                job = self._with_redis(self._fetch)
+                if job is not None:
+                    self._execute(job)
+                    done += 1
+        except _StopWaiting:
+            # The reply of the interrupted BLMOVE was never read: drop that connection. If it
+            # did move a job into the in-flight list, the recovery below puts it back.
+            self.connection.connection_pool.disconnect()
+        # Leave cleanly: give back anything in flight (normally nothing) and unregister.
         self._with_redis(lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped"))
         return 0
 
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
+        if self.waiting:
+            raise _StopWaiting()
 
     def _register(self) -> None:
         now = time.time()
@@ -116,6 +128,7 @@ class Worker:
             pipe.sadd(keys.WORKERS, key)
             for queue in self.queues:
                 pipe.sadd(keys.workers_of_queue(queue), key)
+                pipe.sadd(keys.QUEUES, keys.queue(queue))  # so RQ's tools list it while empty
             pipe.sadd(keys.ACTIVE_WORKERS, self.name)
             pipe.execute()
 
@@ -174,9 +187,15 @@ class Worker:
         row = self.transitions.fetch(self.name, order, time.time())
         if row is None:
             # Nothing waiting: block on the first queue so a new job starts at once.
-            moved = self.connection.blmove(
-                keys.queue(order[0]), keys.active(self.name), FETCH_BLOCK_SECONDS, "LEFT", "RIGHT"
-            )
+            self.waiting = True
+            try:
+                if self.stopping:
+                    return None
+                moved = self.connection.blmove(
+                    keys.queue(order[0]), keys.active(self.name), FETCH_BLOCK_SECONDS, "LEFT", "RIGHT"
+                )
+            finally:
+                self.waiting = False
             if moved is None:
                 return None
             row = self.transitions.fetch(self.name, order, time.time(), moved_id=moved.decode())

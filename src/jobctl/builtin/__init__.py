@@ -1,24 +1,22 @@
-"""The built-in jobs. Importing this package registers them."""
+"""The built-in jobs. Importing this package registers all seven of them.
 
-from ..errors import PermanentError
-from ..registry import job
+channel_sync, analytics, recommendations, notifications, visualize, import and upload: real
+work on real data, stored through `jobctl.store` (SQLite under .jobctl/ by default). Each
+module's docstring says what its job reads, writes and which environment variables it takes.
+"""
 
+from . import analytics, channels, csv_import, notifications, recommendations, upload, visualize
+from .demo import demo_batch, demo_summary
 
-def _not_yet(name: str):
-    def run(*args, **kwargs):
-        raise PermanentError(f"built-in job {name!r} is not implemented yet")
+__all__ = [
+    "analytics",
+    "channels",
+    "csv_import",
+    "notifications",
+    "recommendations",
+    "upload",
+    "visualize",
+    "demo_batch",
+    "demo_summary",
+]
 
-    run.__name__ = name
-    return run
-
-
-for _name, _queue in [
-    ("channel_sync", "default"),
-    ("analytics", "analytics"),
-    ("recommendations", "recommendations"),
-    ("notifications", "notifications"),
-    ("visualize", "default"),
-    ("import", "default"),
-    ("upload", "default"),
-]:
-    job(_name, queue=_queue)(_not_yet(_name))

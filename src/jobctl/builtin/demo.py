@@ -1,0 +1,76 @@
+"""What `jobctl demo` runs on the shipped examples, and what it tells the user afterwards."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from .. import store
+
+# The channels shipped in examples/channels/ (one JSON export each).
+EXAMPLE_CHANNELS = (
+    "UC5g8GxrZysRS2dAb4yieC9o",  # Kitchen Physics: crosses 100,000 subscribers on the last day
+    "UCcUglfvhG7ti3kTv39TMW1u",  # Trailside Bikes: a view spike on the last day
+    "UCaPoGLaoINjgRUTd8bwYUYf",  # Pixel Garden Devlog: a video published on the last day
+    "UCoCKNZmvRLiQXuZ7SidU6RJ",  # Slow Money
+)
+UNKNOWN_CHANNEL = "UCnoSuchChannelInExports0"
+EXAMPLE_DOCUMENTS = (
+    "examples/docs/retry-policy.md",
+    "examples/docs/queue-operations.html",
+    "examples/docs/incident-2025-03-upload-backlog.txt",
+    "examples/docs/youtube-quota-guide.pdf",
+)
+
+
+def demo_batch() -> list[tuple[str, list, dict]]:
+    """(job name, args, kwargs) for every job the demo enqueues, in enqueue order.
+
+    Syncs come first; the jobs that read synced data raise a retryable "no snapshots yet"
+    error if they still run before the sync, and succeed on retry. Two entries fail on
+    purpose and end up dead: an unknown channel and a missing import file (PermanentErrors).
+    """
+    batch: list[tuple[str, list, dict]] = [("channel_sync", [channel], {}) for channel in EXAMPLE_CHANNELS]
+    batch += [
+        ("import", ["examples/imports/channels.csv", "channels"], {}),
+        ("import", ["examples/imports/videos.csv", "videos"], {}),
+    ]
+    batch += [("upload", [path], {"collection": "demo"}) for path in EXAMPLE_DOCUMENTS]
+    batch.append(("upload", ["examples/docs/retry-policy.md"],
+                  {"collection": "demo-paragraphs", "strategy": "paragraph", "chunk_size": 600}))
+    for channel in EXAMPLE_CHANNELS:
+        batch += [
+            ("analytics", [channel], {}),
+            ("recommendations", [channel], {"top_n": 3}),
+            ("notifications", [channel], {}),
+            ("visualize", [channel], {}),
+        ]
+    batch += [
+        ("channel_sync", [UNKNOWN_CHANNEL], {}),
+        ("import", ["examples/imports/missing.csv", "channels"], {}),
+    ]
+    return batch
+
+
+def demo_summary() -> list[str]:
+    """Where the demo's results went: the store, row counts, rejected rows and the charts."""
+    counted = (
+        ("channels", store.channels), ("daily snapshots", store.channel_snapshots),
+        ("videos", store.videos), ("analytics reports", store.analytics_reports),
+        ("recommendations", store.recommendations), ("alerts", store.alerts),
+        ("documents", store.documents), ("chunks", store.chunks),
+    )
+    with store.engine().connect() as conn:
+        counts = {label: conn.execute(select(func.count()).select_from(table)).scalar() for label, table in counted}
+        imports = conn.execute(select(store.imports).order_by(store.imports.c.source_path)).all()
+        charts = conn.execute(select(store.charts.c.path).order_by(store.charts.c.path)).scalars().all()
+    lines = [
+        f"data: {store.masked_database_url()}",
+        "rows: " + ", ".join(f"{count} {label}" for label, count in counts.items()),
+    ]
+    for row in imports:
+        detail = (f"{row.imported_rows} imported, {row.rejected_rows} rejected (see import_rejections)"
+                  if row.status != "failed" else row.error)
+        lines.append(f"import {row.kind} {row.source_path}: {row.status}, {detail}")
+    lines += [f"chart: {path}" for path in charts]
+    lines.append('search the uploaded documents: jobctl search "retry backoff" --collection demo')
+    return lines

@@ -1,0 +1,132 @@
+"""Fixtures shared by the tests: a real Redis database per test, a project directory with its own
+queue.yml, and jobctl run as a user runs it (a subprocess), stopped by its own PID afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+TESTS = Path(__file__).parent
+REDIS_TEST_URL = os.environ.get("JOBCTL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+QUEUE_YML = """\
+defaults:
+  retry_delay: 100ms
+  backoff: fixed
+  timeout: 30s
+  shutdown_timeout: 10s
+default:  {worker_count: 2, max_retries: 2}
+analytics: {worker_count: 1, max_retries: 1}
+"""
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A real Redis database of its own, empty at the start and the end of the test."""
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        pytest.fail(f"these tests need a Redis at {REDIS_TEST_URL} (.ci/run starts one)")
+    client.flushdb()
+    yield REDIS_TEST_URL
+    client.flushdb()
+
+
+@pytest.fixture
+def db(redis_url) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+class Project:
+    """A working directory with queue.yml and the sample jobs, and jobctl run inside it."""
+
+    def __init__(self, path: Path, redis_url: str | None):
+        self.path = path
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCTL_") and k != "REDIS_URL"}
+        self.env["JOBCTL_JOBS"] = "sample_jobs"
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        self.started: list[subprocess.Popen] = []
+
+    def write(self, name: str, text: str) -> Path:
+        target = self.path / name
+        target.write_text(text)
+        return target
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "jobctl", *map(str, args)]
+
+    def run(self, *args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.command(*args), cwd=self.path, env={**self.env, **(env or {})},
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
+        process = subprocess.Popen(
+            self.command(*args), cwd=self.path, env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        """Stop what this test started, by PID: SIGTERM, then SIGKILL for it and its children."""
+        for process in self.started:
+            if process.poll() is None:
+                children = child_pids(process.pid)
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    for pid in [process.pid, *children]:
+                        kill_quietly(pid, signal.SIGKILL)
+                    process.wait(timeout=5)
+                for pid in children:  # workers of a supervisor that was itself killed
+                    kill_quietly(pid, signal.SIGKILL)
+            process.communicate()
+
+
+def child_pids(pid: int) -> list[int]:
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return children
+
+
+def kill_quietly(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def wait_for(condition, timeout: float = 15, interval: float = 0.05, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+@pytest.fixture
+def project(tmp_path, redis_url):
+    p = Project(tmp_path, redis_url)
+    p.write("queue.yml", QUEUE_YML)
+    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    yield p
+    p.stop_all()

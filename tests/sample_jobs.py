@@ -1,0 +1,69 @@
+"""Jobs the integration tests run. Copied into each test's project directory and named with
+JOBCTL_JOBS, the way a user's own module is."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+from jobctl import PermanentError, job, progress
+
+
+@job("add")
+def add(a: int, b: int = 0) -> int:
+    return a + b
+
+
+@job("record")
+def record(path: str, text: str) -> str:
+    """Append a line to a file: lets a test count how many times a job really ran."""
+    with open(path, "a") as out:
+        out.write(text + "\n")
+    return text
+
+
+@job("flaky")
+def flaky(counter: str, failures: int) -> int:
+    """Fail the first `failures` attempts, then succeed; the attempt count lives in a file."""
+    attempts = Path(counter)
+    seen = int(attempts.read_text()) + 1 if attempts.exists() else 1
+    attempts.write_text(str(seen))
+    if seen <= failures:
+        raise RuntimeError(f"flaky failure {seen}")
+    return seen
+
+
+@job("always_fails")
+def always_fails() -> None:
+    raise ValueError("this job always fails")
+
+
+@job("refuses")
+def refuses() -> None:
+    raise PermanentError("bad input, do not retry")
+
+
+@job("slow")
+def slow(marker: str, seconds: float) -> float:
+    """Write the worker's pid to `marker` when it starts, then take `seconds`."""
+    Path(marker).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return seconds
+
+
+@job("steps")
+def steps(count: int, pause: float = 0.05) -> int:
+    for step in range(1, count + 1):
+        progress(100 * step / count, f"step {step} of {count}")
+        time.sleep(pause)
+    return count
+
+
+@job("crash")
+def crash(exit_code: int = 3) -> None:
+    os._exit(exit_code)
+
+
+@job("echo_kwargs")
+def echo_kwargs(*args, **kwargs) -> str:
+    return json.dumps({"args": args, "kwargs": kwargs}, sort_keys=True)

@@ -1,0 +1,133 @@
+from pathlib import Path
+
+import pytest
+
+from jobctl import registry
+from jobctl.config import QueueConfig, load_queues, load_recurring
+from jobctl.errors import ConfigError
+
+SEED = """\
+default:        {worker_count: 5,  max_retries: 3}
+analytics:      {worker_count: 10, max_retries: 5}
+recommendations: {worker_count: 3, max_retries: 3}
+notifications:  {worker_count: 2,  max_retries: 2}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "queue.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_seed_format_loads_unchanged(tmp_path):
+    config = load_queues(write(tmp_path, SEED))
+    assert list(config.queues) == ["default", "analytics", "recommendations", "notifications"]
+    analytics = config.queues["analytics"]
+    assert (analytics.worker_count, analytics.max_retries, analytics.priority) == (10, 5, 1)
+    assert analytics.timeout == QueueConfig.timeout  # defaults fill the rest
+
+
+def test_defaults_block_and_optional_keys(tmp_path):
+    config = load_queues(write(tmp_path, """\
+defaults: {timeout: 5m, retry_delay: 2s, backoff: linear, failure_ttl: 7d}
+fast: {worker_count: 1, timeout: 500ms, weight: 3, result_ttl: 1h, jitter: true}
+listed: {backoff: [10s, 1m, 10m], max_jobs: 50, shutdown_timeout: 30s, crash_limit: 5}
+"""))
+    fast, listed = config.queues["fast"], config.queues["listed"]
+    assert (fast.timeout, fast.retry_delay, fast.backoff, fast.weight, fast.result_ttl) == (0.5, 2, "linear", 3, 3600)
+    assert fast.failure_ttl == 7 * 86400 and fast.jitter
+    assert listed.backoff == (10, 60, 600) and listed.timeout == 300
+    assert (listed.max_jobs, listed.shutdown_timeout, listed.crash_limit) == (50, 30, 5)
+
+
+@pytest.mark.parametrize(
+    "backoff, delays",
+    [("exponential", [10, 20, 40, 80]), ("linear", [10, 20, 30, 40]), ("fixed", [10, 10, 10, 10]), ((5, 60), [5, 60, 60, 60])],
+)
+def test_retry_delays(backoff, delays):
+    queue = QueueConfig("q", backoff=backoff, retry_delay=10)
+    assert [queue.retry_delay_for(n) for n in (1, 2, 3, 4)] == delays
+
+
+def test_jitter_adds_up_to_a_quarter():
+    queue = QueueConfig("q", backoff="fixed", retry_delay=10, jitter=True)
+    delays = {queue.retry_delay_for(1) for _ in range(50)}
+    assert all(10 <= d <= 12.5 for d in delays) and len(delays) > 1
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("default: {worker_count: 5\n  max_retries: 3", "queue.yml: malformed YAML at line 2"),
+        ("default: {worker_count: -1}", "queue.yml: queue 'default': key 'worker_count': expected a whole number >= 0, got -1"),
+        ("default: {worker_count: two}", "queue.yml: queue 'default': key 'worker_count': expected a whole number >= 0, got 'two'"),
+        ("default: {worker_count: 1.5}", "key 'worker_count': expected a whole number >= 0, got 1.5"),
+        ("default: {workers: 2}", "queue.yml: queue 'default': unknown key 'workers' (did you mean 'worker_count'?)"),
+        ("default: {timeout: soon}", "queue.yml: queue 'default': key 'timeout': expected a duration like 30s, 5m, 2h, got 'soon'"),
+        ("default: {backoff: random}", "key 'backoff': expected exponential, linear, fixed or a list of durations"),
+        ("defaults: {max_retries: -2}\ndefault: {}", "queue.yml: defaults: key 'max_retries'"),
+        ("default: 5", "queue.yml: queue 'default': expected a mapping of settings, got int"),
+        ("- default", "queue.yml: expected a mapping of queue name to settings"),
+        ("", "queue.yml: expected a mapping of queue name to settings"),
+    ],
+)
+def test_queue_errors_name_file_entry_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as error:
+        load_queues(write(tmp_path, text))
+    assert message in str(error.value).replace(str(tmp_path) + "/", "")
+    assert "\n" not in str(error.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="nowhere.yml: file not found"):
+        load_queues(tmp_path / "nowhere.yml")
+
+
+def test_recurring_entries(tmp_path):
+    registry.load()
+    queues = load_queues(write(tmp_path, SEED))
+    entries = load_recurring(write(tmp_path, """\
+sync_all_channels:
+  job: channel_sync
+  args: ["UC_x5XG1OV2P6uZZ5FSM9Ttw"]
+  queue: default
+  schedule: "*/15 * * * *"
+  timezone: UTC
+digest:
+  job: notifications
+  kwargs: {channel_id: "UC1"}
+  schedule: every 2 hours
+  catch_up: none
+  enabled: false
+""", "recurring.yml"), queues)
+    sync, digest = entries
+    assert (sync.job, sync.args, sync.queue, sync.schedule.text) == ("channel_sync", ("UC_x5XG1OV2P6uZZ5FSM9Ttw",), "default", "*/15 * * * *")
+    assert (digest.queue, digest.kwargs, digest.catch_up, digest.enabled) == ("notifications", {"channel_id": "UC1"}, "none", False)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("x: {job: channel_sync, schedule: '61 * * * *'}", "recurring.yml: entry 'x': key 'schedule':"),
+        ("x: {job: nope, schedule: every 5 minutes}", "recurring.yml: entry 'x': key 'job': unknown job 'nope'"),
+        ("x: {job: channel_sync}", "recurring.yml: entry 'x': missing key 'schedule'"),
+        ("x: {job: channel_sync, schedule: every 5 minutes, timezone: Mars/Base}", "recurring.yml: entry 'x': key 'timezone': unknown timezone 'Mars/Base'"),
+        ("x: {job: channel_sync, schedule: every 5 minutes, queue: nowhere}", "recurring.yml: entry 'x': key 'queue': queue 'nowhere' is not configured"),
+        ("x: {job: channel_sync, schedule: every 5 minutes, args: 5}", "recurring.yml: entry 'x': key 'args': expected a list"),
+        ("x: {job: channel_sync, schedule: every 5 minutes, every: 1}", "recurring.yml: entry 'x': unknown key 'every'"),
+    ],
+)
+def test_recurring_errors(tmp_path, text, message):
+    registry.load()
+    queues = load_queues(write(tmp_path, SEED))
+    with pytest.raises(ConfigError) as error:
+        load_recurring(write(tmp_path, text, "recurring.yml"), queues)
+    assert message in str(error.value).replace(str(tmp_path) + "/", "")
+
+
+def test_missing_recurring_file_is_empty_unless_named(tmp_path):
+    queues = load_queues(write(tmp_path, SEED))
+    assert load_recurring(tmp_path / "recurring.yml", queues) == []
+    with pytest.raises(ConfigError, match="file not found"):
+        load_recurring(tmp_path / "recurring.yml", queues, required=True)

@@ -1,0 +1,96 @@
+import json
+import os
+import shutil
+import signal
+import time
+
+import pytest
+
+from conftest import TESTS, Project, kill_quietly, wait_for
+from jobctl.connection import connect, mask_url, where
+from jobctl.errors import RedisUnavailable
+
+
+def test_mask_url_hides_the_password():
+    assert mask_url("redis://:hunter2@cache:6380/1") == "redis://:***@cache:6380/1"
+    assert mask_url("rediss://admin:hunter2@cache.example.com/0") == "rediss://admin:***@cache.example.com/0"
+    assert mask_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert where("rediss://admin:hunter2@cache.example.com/0") == "cache.example.com:6379"
+
+
+def test_connect_error_is_one_line_without_password():
+    with pytest.raises(RedisUnavailable) as error:
+        connect("redis://user:hunter2@127.0.0.1:1/0")
+    assert str(error.value).startswith("cannot reach Redis at 127.0.0.1:1: ")
+    assert "hunter2" not in str(error.value)
+
+
+def test_password_urls_work(redis_url, db):
+    """A password-protected Redis (an ACL user made for this test) is reached through its URL."""
+    db.acl_setuser("jobctl-test", enabled=True, passwords=["+s3cret"], keys=["*"], commands=["+@all"])
+    try:
+        url = redis_url.replace("redis://", "redis://jobctl-test:s3cret@")
+        assert connect(url).ping()
+        with pytest.raises(RedisUnavailable, match="refused the credentials"):
+            connect(redis_url.replace("redis://", "redis://jobctl-test:wrong@"))
+    finally:
+        db.acl_deluser("jobctl-test")
+
+
+@pytest.fixture
+def embedded_project(tmp_path):
+    project = Project(tmp_path, redis_url=None)
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    yield project
+    project.stop_all()
+    pidfile = tmp_path / ".jobctl" / "redis.pid"
+    if pidfile.exists():
+        kill_quietly(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_embedded_redis_is_started_once_and_shared(embedded_project):
+    project = embedded_project
+    enqueued = project.run("enqueue", "add", "20", "22")
+    assert enqueued.returncode == 0, enqueued.stderr
+    job_id = enqueued.stdout.strip()
+    server = int((project.path / ".jobctl" / "redis.pid").read_text())
+
+    worked = project.run("work", "--burst")  # another process finds the same server
+    assert worked.returncode == 0, worked.stderr
+    shown = json.loads(project.run("show", job_id, "--json").stdout)
+    assert shown["state"] == "finished" and shown["result"] == 42
+    assert int((project.path / ".jobctl" / "redis.pid").read_text()) == server
+    os.kill(server, 0)  # still running after every jobctl process exited
+
+
+def test_embedded_redis_keeps_queued_jobs_across_a_restart(embedded_project):
+    project = embedded_project
+    job_id = project.run("enqueue", "add", "1").stdout.strip()
+    pidfile = project.path / ".jobctl" / "redis.pid"
+    server = int(pidfile.read_text())
+    os.kill(server, signal.SIGTERM)
+    wait_for(lambda: not os.path.exists(f"/proc/{server}"), message="the embedded Redis to stop")
+
+    shown = project.run("show", job_id, "--json")  # starts it again, from its append-only file
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["state"] == "queued"
+    assert int(pidfile.read_text()) != server
+
+
+def test_concurrent_first_use_starts_one_server(embedded_project):
+    project = embedded_project
+    starts = [project.start("status", "--json") for _ in range(4)]
+    for process in starts:
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+    servers = [p for p in os.listdir("/proc") if p.isdigit() and _is_redis_of(p, project.path)]
+    assert len(servers) == 1
+
+
+def _is_redis_of(pid: str, home) -> bool:
+    try:
+        cmdline = open(f"/proc/{pid}/cmdline").read()
+    except OSError:
+        return False
+    return "redis-server" in cmdline and str(home) in cmdline

@@ -1,0 +1,59 @@
+import sys
+
+import pytest
+
+from jobctl import registry
+from jobctl.errors import ConfigError, UnknownJob
+
+
+def test_decorator_registers_with_settings():
+    @registry.job("test_resize", queue="analytics", max_retries=1, timeout="2m")
+    def resize(path: str, width: int = 800) -> dict:
+        return {}
+
+    spec = registry.get("test_resize")
+    assert (spec.queue, spec.max_retries, spec.timeout) == ("analytics", 1, 120)
+    assert spec.signature == "test_resize(path: str, width: int = 800) -> dict"
+    assert resize("x") == {}  # the function itself is unchanged
+
+
+def test_one_name_one_function():
+    @registry.job("test_taken")
+    def first():
+        pass
+
+    with pytest.raises(ValueError, match="already registered"):
+        @registry.job("test_taken")
+        def second():
+            pass
+
+
+def test_unknown_job_lists_the_registered_ones():
+    registry.load()
+    with pytest.raises(UnknownJob, match="unknown job 'nope' \\(registered jobs: .*channel_sync"):
+        registry.get("nope")
+
+
+def test_builtin_jobs_are_registered():
+    registry.load()
+    names = {spec.name for spec in registry.all_jobs()}
+    assert {"channel_sync", "analytics", "recommendations", "notifications", "visualize", "import", "upload"} <= names
+
+
+def test_user_modules_are_imported_from_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "my_jobs_mod.py").write_text(
+        "from jobctl import job\n@job('test_from_cwd')\ndef from_cwd():\n    return 1\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    registry.load("my_jobs_mod")
+    assert registry.get("test_from_cwd").module == "my_jobs_mod"
+
+
+def test_user_module_errors_are_config_errors(tmp_path, monkeypatch):
+    (tmp_path / "broken_jobs_mod.py").write_text("raise RuntimeError('boom')\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="cannot import job module 'no_such_mod'"):
+        registry.load("no_such_mod")
+    with pytest.raises(ConfigError, match="job module 'broken_jobs_mod' failed on import: RuntimeError: boom"):
+        registry.load("broken_jobs_mod")
