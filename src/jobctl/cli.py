@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from datetime import datetime
@@ -24,6 +25,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 console = Console()
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console = Console(width=120)  # piped or logged: do not squeeze tables into 80 columns
 errors = Console(stderr=True)
 
 
@@ -302,6 +305,33 @@ def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
         table.add_column(column)
     for s in specs:
         table.add_row(s.name, s.queue, s.signature, s.module)
+    console.print(table)
+
+
+@app.command()
+def search(
+    query: str = typer.Argument(..., help="What to look for in the uploaded documents."),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
+    top: int = typer.Option(5, "--top", "-k", min=1, help="How many chunks to return."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+):
+    """Query the chunks that the upload job stored, best match first.
+
+    Example: jobctl search "how often should a job be retried" --collection demo
+    """
+    from rich.table import Table
+
+    from .builtin.upload import search as find
+
+    hits = find(query, collection=collection, top=top)
+    if as_json:
+        _print_json(hits)
+        return
+    table = Table(title=f"Best matches for {query!r}", title_justify="left")
+    for column in ("score", "document", "chunk", "text"):
+        table.add_column(column)
+    for hit in hits:
+        table.add_row(f"{hit['score']:.3f}", hit["document"], str(hit["chunk_index"]), hit["text"][:200])
     console.print(table)
 
 

@@ -7,8 +7,6 @@ happened. Retry delays are shortened to a quarter second so the failures play ou
 
 from __future__ import annotations
 
-import json
-
 from rich.console import Console
 from rich.table import Table
 
@@ -36,18 +34,17 @@ def run_demo(settings: Settings, console: Console) -> int:
     Supervisor(settings.url, list(config.queues.values()), burst=True).run()
 
     console.print()
-    console.print(outcome_table(api.jobs(connection, [job.id for job in enqueued])))
+    console.print(outcome_table(api.jobs(connection, [job.id for job in enqueued]), console.width))
     console.print(views.status_tables(api.overview(connection, config)))
     for line in builtin.demo_summary():
         console.print(line, highlight=False)
     return 0
 
 
-def outcome_table(jobs: list) -> Table:
-    table = Table(title="Demo jobs", title_justify="left")
-    for column in ("job", "id", "state", "attempts", "result or error"):
-        table.add_column(column)
+def outcome_table(jobs: list, width: int) -> Table:
+    grid = views.table("Demo jobs", "job", "id", "state", "attempts")
+    # the other columns take about 50 characters; the outcome gets what is left, on one line
+    grid.add_column("result or error", no_wrap=True, overflow="ellipsis", max_width=max(20, min(64, width - 52)))
     for job in jobs:
-        outcome = json.dumps(job.result) if job.state == "finished" else (job.last_error_line or "-")
-        table.add_row(job.job, job.id[:8], views.state_text(job.state), str(job.attempts), outcome[:100])
-    return table
+        grid.add_row(job.job, job.id[:8], views.state_text(job.state), str(job.attempts), views.outcome_text(job))
+    return grid

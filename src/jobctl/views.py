@@ -6,6 +6,7 @@ import json
 import time
 from datetime import datetime, timezone
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -44,18 +45,23 @@ def ago(moment: float | None, now: float | None = None) -> str:
     return format_duration(max(0.0, (now or time.time()) - moment)) + " ago"
 
 
+def table(title: str, *columns: str, **options) -> Table:
+    """The tables' common look: compact, so that status fits an 80-column terminal."""
+    grid = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), **options)
+    for column in columns:
+        grid.add_column(column, min_width=len(column), no_wrap=column in ("queue", "job", "id", "worker", "entry"))
+    return grid
+
+
 def status_tables(view: Overview) -> Group:
-    queues = Table(title="Queues", title_justify="left")
-    queues.add_column("queue")
+    queues = table("Queues", "queue")
     queues.add_column("workers", justify="right")
     for state in STATES:
         queues.add_column(state, justify="right", style=STATE_STYLE[state])
     for q in view.queues:
         queues.add_row(q.name, f"{q.busy}/{q.workers}", *(str(q.counts[s]) for s in STATES))
 
-    workers = Table(title="Workers", title_justify="left")
-    for column in ("worker", "host", "pid", "queues", "state", "job", "done", "failed", "heartbeat"):
-        workers.add_column(column)
+    workers = table("Workers", "worker", "host", "pid", "queues", "state", "job", "done", "failed", "heartbeat")
     running = {j.id: j for j in view.running}
     for w in view.workers:
         job = running.get(w.current_job or "")
@@ -64,13 +70,11 @@ def status_tables(view: Overview) -> Group:
             f"{job.job} {job.id[:8]}" if job else "-", str(w.done), str(w.failed), ago(w.last_heartbeat, view.taken_at),
         )
     if not view.workers:
-        workers.add_row("(no workers running: start them with `jobctl work`)", *[""] * 8)
+        workers.caption = "no workers running: start them with `jobctl work`"
 
     parts = [queues, workers]
     if view.running:
-        jobs = Table(title="Running jobs", title_justify="left")
-        for column in ("job", "id", "queue", "worker", "running for", "progress"):
-            jobs.add_column(column)
+        jobs = table("Running jobs", "job", "id", "queue", "worker", "running for", "progress")
         for j in view.running:
             jobs.add_row(j.job, j.id, j.queue, j.worker or "-", ago(j.started_at, view.taken_at).removesuffix(" ago"), progress_text(j))
         parts.append(jobs)
@@ -78,13 +82,20 @@ def status_tables(view: Overview) -> Group:
 
 
 def recurring_table(rows) -> Table:
-    table = Table(title="Recurring jobs", title_justify="left")
-    for column in ("entry", "job", "queue", "schedule", "next runs"):
-        table.add_column(column)
+    grid = table("Recurring jobs", "entry", "job", "queue", "schedule", "next runs")
     for entry, runs in rows:
         schedule = entry.schedule.describe() + ("" if entry.enabled else " (disabled)")
-        table.add_row(entry.name, entry.job, entry.queue, schedule, "\n".join(when(t.timestamp()) for t in runs))
-    return table
+        grid.add_row(entry.name, entry.job, entry.queue, schedule, "\n".join(when(t.timestamp()) for t in runs))
+    return grid
+
+
+def outcome_text(job: JobView) -> str:
+    """One short line: a finished job's result (scalars of a dict result), or why it failed."""
+    if job.state != "finished":
+        return job.last_error_line or "-"
+    if isinstance(job.result, dict):
+        return ", ".join(f"{k}={v}" for k, v in job.result.items() if isinstance(v, (str, int, float, bool)))
+    return json.dumps(job.result)
 
 
 def progress_text(job: JobView) -> str:
@@ -95,9 +106,9 @@ def progress_text(job: JobView) -> str:
 
 
 def job_table(job: JobView) -> Table:
-    table = Table(show_header=False, title=f"Job {job.id}", title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    grid = Table(show_header=False, title=f"Job {job.id}", title_justify="left", title_style="bold", box=box.SIMPLE)
+    grid.add_column(style="bold")
+    grid.add_column()
     rows = [
         ("job", job.job),
         ("queue", job.queue),
@@ -130,8 +141,8 @@ def job_table(job: JobView) -> Table:
     if job.dependents:
         rows.append(("dependents", ", ".join(job.dependents)))
     for label, value in rows:
-        table.add_row(label, value)
-    return table
+        grid.add_row(label, value)
+    return grid
 
 
 def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
