@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -121,6 +122,64 @@ def wait_for(condition, timeout: float = 15, interval: float = 0.05, message: st
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server of the test's own on a spare port, stopped and restarted by its PID."""
+
+    def __init__(self, directory: Path, *options: str, tls: bool = False):
+        self.directory, self.options, self.tls = directory, list(options), tls
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
+        self.process = subprocess.Popen(
+            ["redis-server", *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "", *self.options],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, message=f"redis-server on port {self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """Start redis-servers of the test's own: redis_server("--appendonly", "yes")."""
+    servers: list[RedisServer] = []
+
+    def start(*options: str, tls: bool = False) -> RedisServer:
+        if not shutil.which("redis-server"):
+            pytest.skip("redis-server is not installed")
+        directory = tmp_path / f"redis-{len(servers)}"
+        directory.mkdir()
+        servers.append(RedisServer(directory, *options, tls=tls).start())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

@@ -67,3 +67,8 @@ def crash(exit_code: int = 3) -> None:
 @job("echo_kwargs")
 def echo_kwargs(*args, **kwargs) -> str:
     return json.dumps({"args": args, "kwargs": kwargs}, sort_keys=True)
+
+
+@job("whoami")
+def whoami() -> int:
+    return os.getpid()

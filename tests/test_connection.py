@@ -2,6 +2,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 
 import pytest
@@ -94,3 +95,31 @@ def _is_redis_of(pid: str, home) -> bool:
     except OSError:
         return False
     return "redis-server" in cmdline and str(home) in cmdline
+
+
+def test_tls_and_password(project, redis_server, tmp_path):
+    """rediss:// with a password: jobs flow, and a wrong password is reported without echoing it."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost"],
+        check=True, capture_output=True,
+    )
+    server = redis_server(
+        "--requirepass", "tls-pass", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no", tls=True,
+    )
+    tls_port = server.port
+    url = f"rediss://:tls-pass@localhost:{tls_port}/0?ssl_ca_certs={cert}"
+
+    job_id = project.run("enqueue", "add", "1", "2", env={"REDIS_URL": url}).stdout.strip()
+    assert project.run("work", "--burst", env={"REDIS_URL": url}).returncode == 0
+    shown = project.run("show", job_id, "--json", env={"REDIS_URL": url})
+    assert json.loads(shown.stdout)["result"] == 3
+
+    wrong = project.run("status", env={"REDIS_URL": url.replace("tls-pass", "not-the-pass")})
+    assert wrong.returncode == 2
+    assert "not-the-pass" not in wrong.stderr and "tls-pass" not in wrong.stderr
+    assert f"localhost:{tls_port}" in wrong.stderr

@@ -218,3 +218,11 @@ def test_status_json_counts_jobs_per_state(project):
     default = next(q for q in status["queues"] if q["name"] == "default")
     assert (default["queued"], default["scheduled"], default["finished"], default["dead"]) == (0, 1, 1, 1)
     assert status["workers"] == []
+
+
+def test_workers_are_recycled_after_max_jobs(project):
+    project.write("queue.yml", "default: {worker_count: 1, max_jobs: 2}\n")
+    ids = [enqueue(project, "whoami") for _ in range(5)]
+    assert project.run("work", "--burst").returncode == 0
+    pids = [show(project, job_id)["result"] for job_id in ids]
+    assert pids[0] == pids[1] and pids[2] == pids[3] and len(set(pids)) == 3
