@@ -10,6 +10,7 @@ QUEUES = "rq:queues"  # set of queue keys, as RQ keeps it
 WORKERS = "rq:workers"  # set of worker keys, as RQ keeps it
 SUPERVISORS = "jobctl:supervisors"  # zset: supervisor name -> last heartbeat (unix time)
 ACTIVE_WORKERS = "jobctl:active-workers"  # set of worker names that may hold in-flight jobs
+PAUSED = "jobctl:paused"  # set of queue names workers do not fetch from
 
 
 def queue(name: str) -> str:
@@ -73,9 +74,38 @@ def unique(claim: str) -> str:
     return f"jobctl:unique:{claim}"
 
 
+# --- job tracking, written by lua/lib.lua's record_execution, bounded in size -------------------
+
+RECENT_FAILURES = "jobctl:failures"  # list, newest first: the last 100 failed executions (JSON)
+HISTORY_LENGTH = 100
+RUN_TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+THROUGHPUT_WINDOW = 10  # seconds per throughput window
+
+
 def job_stats(job_name: str) -> str:
+    """Hash: runs, successes, failures, retries, dead, run_seconds (sum), max_run_seconds,
+    last_run_at, last_error, last_error_at."""
     return f"jobctl:stats:job:{job_name}"
 
 
 def queue_stats(queue_name: str) -> str:
+    """Hash: the same fields as job_stats, for every job of the queue."""
     return f"jobctl:stats:queue:{queue_name}"
+
+
+def run_time_histogram(job_name: str) -> str:
+    """Hash: upper bound of a RUN_TIME_BUCKETS bucket (Lua's tostring, '+Inf' last) -> runs in it
+    (not cumulative)."""
+    return f"jobctl:runtime:job:{job_name}"
+
+
+def throughput(queue_name: str, window: int) -> str:
+    """Hash for one THROUGHPUT_WINDOW (window = unix time // THROUGHPUT_WINDOW): finished,
+    failed, run_seconds. Expires after three minutes."""
+    return f"jobctl:throughput:{queue_name}:{window}"
+
+
+def history(job_name: str) -> str:
+    """List, newest first: the last HISTORY_LENGTH executions of the job type, each a JSON object
+    {id, job, queue, args, kwargs, attempt, outcome, run_seconds, at, error, worker}."""
+    return f"jobctl:history:job:{job_name}"

@@ -61,14 +61,19 @@ class Transitions:
         """Start the next job; returns [id, queue, attempt, data, timeout, max_retries] or None."""
         return self._run("fetch", [worker, now, rq_time(now), moved_id, *queues]) or None
 
-    def succeed(self, job_id, queue, worker, attempt, now, result_json, result_b64, run_seconds, job_name):
+    def succeed(self, job_id, queue, worker, attempt, now, result_json, result_b64, run_seconds, job_name, history):
+        """Record a finished job; `history` is its execution record for job tracking."""
         self._run(
             "succeed",
-            [job_id, queue, worker, attempt, now, rq_time(now), result_json, result_b64, run_seconds, job_name],
+            [
+                job_id, queue, worker, attempt, now, rq_time(now), result_json, result_b64, run_seconds, job_name,
+                json.dumps(history),
+            ],
         )
 
     def fail(
-        self, job_id, queue, worker, attempt, now, *, retry_at, error_entry, exc_info, reason, run_seconds, job_name
+        self, job_id, queue, worker, attempt, now, *, retry_at, error_entry, exc_info, reason, run_seconds, job_name,
+        history,
     ):
         """Record a failed attempt: retried at `retry_at` (unix time), or dead when it is None."""
         verdict = "dead" if retry_at is None else "retry"
@@ -76,7 +81,8 @@ class Transitions:
             "fail",
             [
                 job_id, queue, worker, attempt, now, rq_time(now), verdict, retry_at or 0,
-                json.dumps(error_entry), exc_info, reason, run_seconds, job_name,
+                json.dumps(error_entry), exc_info, reason, run_seconds, job_name, json.dumps(history),
+                error_entry["error"],
             ],
         )
 

@@ -133,12 +133,17 @@ class Worker:
             pipe.execute()
 
     def _heartbeat_loop(self) -> None:
+        usage = ResourceUsage()
         while True:
             time.sleep(HEARTBEAT_INTERVAL)
             now = rq_time(time.time())
+            cpu_percent, rss_bytes = usage.sample()
             try:
                 with self.connection.pipeline() as pipe:
-                    pipe.hset(keys.worker(self.name), "last_heartbeat", now)
+                    pipe.hset(
+                        keys.worker(self.name),
+                        mapping={"last_heartbeat": now, "jobctl_cpu_percent": cpu_percent, "jobctl_rss_bytes": rss_bytes},
+                    )
                     pipe.expire(keys.worker(self.name), HEARTBEAT_TTL)
                     if self.current_job:
                         pipe.hset(keys.job(self.current_job), "last_heartbeat", now)
@@ -186,13 +191,18 @@ class Worker:
         order = self.fetch_order()
         row = self.transitions.fetch(self.name, order, time.time())
         if row is None:
-            # Nothing waiting: block on the first queue so a new job starts at once.
+            # Nothing waiting: block on the first queue not paused, so a new job starts at once.
+            paused = {q.decode() for q in self.connection.smembers(keys.PAUSED)}
+            serving = [q for q in order if q not in paused]
             self.waiting = True
             try:
                 if self.stopping:
                     return None
+                if not serving:
+                    time.sleep(FETCH_BLOCK_SECONDS)
+                    return None
                 moved = self.connection.blmove(
-                    keys.queue(order[0]), keys.active(self.name), FETCH_BLOCK_SECONDS, "LEFT", "RIGHT"
+                    keys.queue(serving[0]), keys.active(self.name), FETCH_BLOCK_SECONDS, "LEFT", "RIGHT"
                 )
             finally:
                 self.waiting = False
@@ -234,10 +244,11 @@ class Worker:
         else:
             run_seconds = time.perf_counter() - started
             result_json = encode_result(result)
+            history = self._history_entry(job, "finished", run_seconds)
             self._with_redis(
                 lambda: self.transitions.succeed(
                     job.id, job.queue, self.name, job.attempt, time.time(), result_json,
-                    base64.b64encode(result_json), run_seconds, job.name,
+                    base64.b64encode(result_json), run_seconds, job.name, history,
                 )
             )
             self.log.info("%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds)
@@ -258,10 +269,11 @@ class Worker:
             reason = f"failed {job.attempt} time{'s' if job.attempt > 1 else ''}: {error}"
         entry = {"attempt": job.attempt, "at": time.time(), "error": error, "worker": self.name}
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
+        history = self._history_entry(job, "dead" if retry_at is None else "retried", run_seconds, error)
         self._with_redis(
             lambda: self.transitions.fail(
                 job.id, job.queue, self.name, job.attempt, time.time(), retry_at=retry_at, error_entry=entry,
-                exc_info=exc_info, reason=reason, run_seconds=run_seconds, job_name=job.name,
+                exc_info=exc_info, reason=reason, run_seconds=run_seconds, job_name=job.name, history=history,
             )
         )
         if retry_at is None:
@@ -272,6 +284,14 @@ class Worker:
                 job.name, job.id, job.queue, job.attempt, max_retries + 1, retry_at - time.time(), error,
             )
 
+    def _history_entry(self, job: FetchedJob, outcome: str, run_seconds: float, error: str | None = None) -> dict:
+        """One execution, as job tracking keeps it (keys.history)."""
+        return {
+            "id": job.id, "job": job.name, "queue": job.queue, "args": job.args, "kwargs": job.kwargs,
+            "attempt": job.attempt, "outcome": outcome, "run_seconds": round(run_seconds, 6),
+            "at": time.time(), "error": error, "worker": self.name,
+        }
+
     def _progress_reporter(self, job_id: str):
         def report(percent: float, message: str | None) -> None:
             fields = {"jobctl_progress": percent, "jobctl_progress_message": message or ""}
@@ -281,6 +301,29 @@ class Worker:
                 pass  # progress is advisory; never fail a job because it could not be shown
 
         return report
+
+
+class ResourceUsage:
+    """CPU use since the last sample (percent of one core) and resident memory, of this process."""
+
+    def __init__(self):
+        self._cpu, self._wall = time.process_time(), time.monotonic()
+
+    def sample(self) -> tuple[float, int]:
+        cpu, wall = time.process_time(), time.monotonic()
+        percent = 100 * (cpu - self._cpu) / max(wall - self._wall, 1e-6)
+        self._cpu, self._wall = cpu, wall
+        return round(percent, 1), rss_bytes()
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # not Linux: the peak is the best available
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class _time_limit:

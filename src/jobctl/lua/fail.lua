@@ -1,5 +1,5 @@
 -- ARGV: id, queue, worker, attempt, now, now_iso, verdict ('retry'|'dead'), retry_at,
---       error_entry_json, exc_info (zlib), reason, run_seconds, job_name
+--       error_entry_json, exc_info (zlib), reason, run_seconds, job_name, history_entry_json, error_line
 local id, queue, worker, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, now_iso, verdict, retry_at = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 local run_seconds, job_name = ARGV[12], ARGV[13]
@@ -16,12 +16,5 @@ else
   bury(id, queue, ARGV[11], now, now_iso)
 end
 
-stats_count(job_name, queue, 'runs', 1)
-stats_count(job_name, queue, 'failures', 1)
-redis.call('HINCRBYFLOAT', 'jobctl:stats:job:' .. job_name, 'run_seconds', run_seconds)
-redis.call('HINCRBYFLOAT', 'jobctl:stats:queue:' .. queue, 'run_seconds', run_seconds)
-local worker_key = 'rq:worker:' .. worker
-redis.call('HINCRBY', worker_key, 'failed_job_count', 1)
-redis.call('HINCRBYFLOAT', worker_key, 'total_working_time', run_seconds)
-redis.call('HSET', worker_key, 'state', 'idle', 'current_job', '')
+record_execution(job_name, queue, worker, false, run_seconds, now, ARGV[14], ARGV[15])
 return 1

@@ -1,6 +1,7 @@
 -- Start the next job for a worker. ARGV: worker, now, now_iso, moved_id, queue...
 -- moved_id is a job the worker already moved into its in-flight list with BLMOVE ('' if none);
--- otherwise the queues are tried in the given order. Returns false when there is nothing to run.
+-- otherwise the queues are tried in the given order, skipping paused ones. Returns false when
+-- there is nothing to run.
 local worker, now, now_iso, moved_id = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local active = 'jobctl:active:' .. worker
 
@@ -10,8 +11,10 @@ while true do
   if id == '' then
     id = false
     for i = 5, #ARGV do
-      id = redis.call('LMOVE', 'rq:queue:' .. ARGV[i], active, 'LEFT', 'RIGHT')
-      if id then break end
+      if redis.call('SISMEMBER', 'jobctl:paused', ARGV[i]) == 0 then
+        id = redis.call('LMOVE', 'rq:queue:' .. ARGV[i], active, 'LEFT', 'RIGHT')
+        if id then break end
+      end
     end
     if not id then return false end
   end

@@ -48,6 +48,45 @@ local function stats_count(job_name, queue, field, by)
   redis.call('HINCRBY', 'jobctl:stats:queue:' .. queue, field, by)
 end
 
+-- Job tracking (keys.py describes these keys): counters per job type and queue, a run-time
+-- histogram, 10-second throughput windows, the recent executions and failures, all bounded.
+local RUN_TIME_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
+local HISTORY_LENGTH = 100
+local THROUGHPUT_WINDOW = 10
+
+local function record_execution(job_name, queue, worker, succeeded, run_seconds, now, entry, error_line)
+  local seconds = tonumber(run_seconds)
+  for _, key in ipairs({'jobctl:stats:job:' .. job_name, 'jobctl:stats:queue:' .. queue}) do
+    redis.call('HINCRBY', key, 'runs', 1)
+    redis.call('HINCRBY', key, succeeded and 'successes' or 'failures', 1)
+    redis.call('HINCRBYFLOAT', key, 'run_seconds', seconds)
+    if seconds > (tonumber(redis.call('HGET', key, 'max_run_seconds')) or -1) then
+      redis.call('HSET', key, 'max_run_seconds', seconds)
+    end
+    redis.call('HSET', key, 'last_run_at', now)
+    if not succeeded then redis.call('HSET', key, 'last_error', error_line, 'last_error_at', now) end
+  end
+  local bucket = '+Inf'
+  for _, bound in ipairs(RUN_TIME_BUCKETS) do
+    if seconds <= bound then bucket = tostring(bound) break end
+  end
+  redis.call('HINCRBY', 'jobctl:runtime:job:' .. job_name, bucket, 1)
+  local window = 'jobctl:throughput:' .. queue .. ':' .. math.floor(now / THROUGHPUT_WINDOW)
+  redis.call('HINCRBY', window, succeeded and 'finished' or 'failed', 1)
+  redis.call('HINCRBYFLOAT', window, 'run_seconds', seconds)
+  redis.call('EXPIRE', window, 180)
+  redis.call('LPUSH', 'jobctl:history:job:' .. job_name, entry)
+  redis.call('LTRIM', 'jobctl:history:job:' .. job_name, 0, HISTORY_LENGTH - 1)
+  if not succeeded then
+    redis.call('LPUSH', 'jobctl:failures', entry)
+    redis.call('LTRIM', 'jobctl:failures', 0, HISTORY_LENGTH - 1)
+  end
+  local worker_key = 'rq:worker:' .. worker
+  redis.call('HINCRBY', worker_key, succeeded and 'successful_job_count' or 'failed_job_count', 1)
+  redis.call('HINCRBYFLOAT', worker_key, 'total_working_time', seconds)
+  redis.call('HSET', worker_key, 'state', 'idle', 'current_job', '')
+end
+
 local function cancel(id, reason, now, now_iso)
   local key = job_key(id)
   local queue = hget(id, 'origin')

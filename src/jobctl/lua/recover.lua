@@ -23,6 +23,7 @@ while true do
     local crashes = 0
     if cause == 'crash' and status == 'started' then
       crashes = redis.call('HINCRBY', key, 'jobctl_crashes', 1)
+      stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'crashes', 1)
       add_error(id, {attempt = tonumber(hget(id, 'jobctl_attempts')) + 1, at = now,
         error = 'worker crashed (' .. how .. ')', worker = worker})
     end

@@ -1,4 +1,5 @@
--- ARGV: id, queue, worker, attempt, now, now_iso, result_json, result_b64, run_seconds, job_name
+-- ARGV: id, queue, worker, attempt, now, now_iso, result_json, result_b64, run_seconds, job_name,
+--       history_entry_json
 local id, queue, worker, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, now_iso, run_seconds, job_name = tonumber(ARGV[5]), ARGV[6], ARGV[9], ARGV[10]
 local key = job_key(id)
@@ -16,12 +17,5 @@ end
 release_unique(id)
 settle_dependents(id, now, now_iso)
 
-stats_count(job_name, queue, 'runs', 1)
-stats_count(job_name, queue, 'successes', 1)
-redis.call('HINCRBYFLOAT', 'jobctl:stats:job:' .. job_name, 'run_seconds', run_seconds)
-redis.call('HINCRBYFLOAT', 'jobctl:stats:queue:' .. queue, 'run_seconds', run_seconds)
-local worker_key = 'rq:worker:' .. worker
-redis.call('HINCRBY', worker_key, 'successful_job_count', 1)
-redis.call('HINCRBYFLOAT', worker_key, 'total_working_time', run_seconds)
-redis.call('HSET', worker_key, 'state', 'idle', 'current_job', '')
+record_execution(job_name, queue, worker, true, run_seconds, now, ARGV[11], '')
 return 1
