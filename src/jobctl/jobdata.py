@@ -86,25 +86,18 @@ def new_job_fields(
     allow_failure: bool = False,
     description: str | None = None,
 ) -> dict[str, Any]:
-    """The hash fields of a job about to be stored; the enqueue script sets its status."""
+    """The hash fields of a job about to be stored; the enqueue script sets its status. Fields
+    RQ writes empty (callbacks, worker, start and end times) are left out: RQ reads them as unset."""
     created = rq_time(now)
     return {
         "created_at": created,
         "enqueued_at": created,
         "data": encode_payload(name, args, kwargs),
         "origin": queue,
-        "description": description or _describe(name, args, kwargs),
+        "description": description or describe(name, args, kwargs),
         "timeout": int(timeout),
         "result_ttl": int(result_ttl),
         "failure_ttl": int(failure_ttl),
-        "success_callback_name": "",
-        "failure_callback_name": "",
-        "stopped_callback_name": "",
-        "started_at": "",
-        "ended_at": "",
-        "last_heartbeat": "",
-        "worker_name": "",
-        "group_id": "",
         "meta": b"{}",
         "jobctl_job": name,
         "jobctl_max_retries": max_retries,
@@ -114,7 +107,8 @@ def new_job_fields(
     }
 
 
-def _describe(name: str, args: list, kwargs: dict) -> str:
+def describe(name: str, args: list, kwargs: dict) -> str:
+    """RQ's job description: the call as text, as `rq info` and rq-dashboard show it."""
     parts = [json.dumps(a) for a in args] + [f"{k}={json.dumps(v)}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
 

@@ -7,13 +7,14 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import redis
 
 from . import keys, registry
 from .config import QueuesConfig
 from .errors import UsageError
-from .jobdata import new_job_fields, new_job_id
+from .jobdata import describe, encode_payload, new_job_fields, new_job_id
 from .transitions import Transitions
 
 
@@ -42,6 +43,31 @@ def unique_claim(job_name: str, args: list, kwargs: dict) -> str:
     return keys.unique(hashlib.sha1(canonical.encode()).hexdigest())
 
 
+def _job_fields(config: QueuesConfig, job_name: str, args: list, kwargs: dict, queue: str | None,
+                now: float, allow_failure: bool = False) -> tuple[str, dict]:
+    """Validate one job and build its record: (queue name, hash fields)."""
+    spec = registry.get(job_name)
+    try:
+        json.dumps([args, kwargs])
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"job arguments must be JSON: {exc}") from None
+    queue_config = config.get(queue or spec.queue, where="--queue" if queue else f"job {job_name!r}")
+    fields = new_job_fields(
+        job_name,
+        args,
+        kwargs,
+        queue_config.name,
+        now=now,
+        timeout=spec.timeout or queue_config.timeout,
+        result_ttl=queue_config.result_ttl,
+        failure_ttl=queue_config.failure_ttl,
+        max_retries=spec.max_retries if spec.max_retries is not None else queue_config.max_retries,
+        crash_limit=queue_config.crash_limit,
+        allow_failure=allow_failure,
+    )
+    return queue_config.name, fields
+
+
 def enqueue(
     connection: redis.Redis,
     config: QueuesConfig,
@@ -60,38 +86,68 @@ def enqueue(
 
     Raises UnknownJob, ConfigError (queue not configured), UsageError (unknown parent) or
     DuplicateJob."""
-    spec = registry.get(job_name)
-    kwargs = dict(kwargs or {})
-    args = list(args)
-    try:
-        json.dumps([args, kwargs])
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"job arguments must be JSON: {exc}") from None
-    queue_config = config.get(queue or spec.queue, where="--queue" if queue else f"job {job_name!r}")
-    now = time.time()
+    args, kwargs, now = list(args), dict(kwargs or {}), time.time()
+    queue_name, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure)
     explicit_id = job_id
     job_id = job_id or new_job_id()
-    fields = new_job_fields(
-        job_name,
-        args,
-        kwargs,
-        queue_config.name,
-        now=now,
-        timeout=spec.timeout or queue_config.timeout,
-        result_ttl=queue_config.result_ttl,
-        failure_ttl=queue_config.failure_ttl,
-        max_retries=spec.max_retries if spec.max_retries is not None else queue_config.max_retries,
-        crash_limit=queue_config.crash_limit,
-        allow_failure=allow_failure,
-    )
     claim = ""
     if unique:
         claim = keys.unique(explicit_id) if explicit_id else unique_claim(job_name, args, kwargs)
     outcome, ident, state = Transitions(connection).enqueue(
-        job_id, queue_config.name, fields, now=now, run_at=run_at or 0, unique_claim=claim, parents=list(depends_on)
+        job_id, queue_name, fields, now=now, run_at=run_at or 0, unique_claim=claim, parents=list(depends_on)
     )
     if outcome in ("exists", "duplicate"):
         raise DuplicateJob(ident, state)
     if outcome == "unknown_parent":
         raise UsageError(f"--depends-on: no job with id {ident!r}")
-    return Enqueued(job_id, job_name, queue_config.name, state, args, kwargs, run_at)
+    return Enqueued(job_id, job_name, queue_name, state, args, kwargs, run_at)
+
+
+BATCH_SIZE = 1000
+
+
+def enqueue_many(
+    connection: redis.Redis,
+    config: QueuesConfig,
+    job_name: str,
+    calls: Iterable[tuple[list, dict]],
+    *,
+    queue: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[Enqueued]:
+    """Store many jobs of one kind on one queue, `batch_size` per round trip.
+
+    `calls` yields (args, kwargs). Each batch is stored whole or not at all; a bad call (not
+    JSON) raises UsageError before its batch is sent, so the batches before it stay stored and
+    nothing after it is written. `on_batch(n)` is told after each stored batch."""
+    transitions = Transitions(connection)
+    now = time.time()
+    queue_name, shared = _job_fields(config, job_name, [], {}, queue, now)
+    for per_job in ("data", "description"):
+        del shared[per_job]
+    stored: list[Enqueued] = []
+    batch: list[tuple[Enqueued, bytes]] = []
+
+    def flush() -> None:
+        records = [(job.id, payload, describe(job_name, job.args, job.kwargs)) for job, payload in batch]
+        with connection.pipeline(transaction=True) as pipe:
+            transitions.enqueue_many(queue_name, shared, records, time.time(), pipe=pipe)
+            pipe.execute()
+        stored.extend(job for job, _ in batch)
+        if on_batch:
+            on_batch(len(batch))
+        batch.clear()
+
+    for args, kwargs in calls:
+        args, kwargs = list(args), dict(kwargs or {})
+        try:
+            payload = encode_payload(job_name, args, kwargs)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"job arguments must be JSON: {exc}") from None
+        batch.append((Enqueued(new_job_id(), job_name, queue_name, "queued", args, kwargs, None), payload))
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return stored

@@ -23,6 +23,11 @@ def _source(name: str) -> str:
     return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
+def enqueue_reply(reply: list) -> tuple[str, str, str]:
+    outcome, ident, state = reply
+    return outcome.decode(), ident.decode(), state.decode()
+
+
 class Transitions:
     """The scripts, bound to one Redis connection."""
 
@@ -30,11 +35,11 @@ class Transitions:
         self.connection = connection
         self._scripts: dict[str, Any] = {}
 
-    def _run(self, name: str, args: list) -> Any:
+    def _run(self, name: str, args: list, pipe=None) -> Any:
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.connection.register_script(_source(name))
-        return script(keys=[], args=args)
+        return script(keys=[], args=args, client=pipe)
 
     def enqueue(
         self,
@@ -46,45 +51,62 @@ class Transitions:
         run_at: float = 0,
         unique_claim: str = "",
         parents: list[str] = (),
-    ) -> tuple[str, str, str]:
+        pipe=None,
+    ) -> tuple[str, str, str] | None:
         """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
         taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's)
-        or 'unknown_parent' (the id is the missing parent's)."""
+        or 'unknown_parent' (the id is the missing parent's). In a pipeline, returns None and
+        the pipeline's result holds the raw reply (see `enqueue_reply`)."""
         flat: list[Any] = []
         for name, value in fields.items():
             flat += [name, value]
         args = [job_id, queue, run_at, unique_claim, json.dumps(list(parents)), now, rq_time(now)]
-        outcome, ident, state = self._run("enqueue", args + flat)
-        return outcome.decode(), ident.decode(), state.decode()
+        reply = self._run("enqueue", args + flat, pipe)
+        return None if pipe is not None else enqueue_reply(reply)
+
+    def enqueue_many(self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, pipe=None):
+        """Store new jobs (id, data, description) that share every other field, in one call."""
+        args: list[Any] = [queue, rq_time(now), len(shared)]
+        for name, value in shared.items():
+            args += [name, value]
+        for job in jobs:
+            args.extend(job)
+        return self._run("enqueue_many", args, pipe)
 
     def fetch(self, worker: str, queues: list[str], now: float, moved_id: str = "") -> list | None:
         """Start the next job; returns [id, queue, attempt, data, timeout, max_retries] or None."""
         return self._run("fetch", [worker, now, rq_time(now), moved_id, *queues]) or None
 
-    def succeed(self, job_id, queue, worker, attempt, now, result_json, result_b64, run_seconds, job_name, history):
-        """Record a finished job; `history` is its execution record for job tracking."""
-        self._run(
+    def succeed(
+        self, job_id, queue, worker, attempt, now, result_json, result_b64, run_seconds, job_name, history,
+        next_from: list[str] = (),
+    ) -> list | None:
+        """Record a finished job (`history`: its execution record for job tracking) and, in the same
+        round trip, start the worker's next job from the `next_from` queues; returns its row as
+        `fetch` does."""
+        return self._run(
             "succeed",
             [
                 job_id, queue, worker, attempt, now, rq_time(now), result_json, result_b64, run_seconds, job_name,
-                json.dumps(history),
+                json.dumps(history), *next_from,
             ],
-        )
+        ) or None
 
     def fail(
         self, job_id, queue, worker, attempt, now, *, retry_at, error_entry, exc_info, reason, run_seconds, job_name,
-        history,
-    ):
-        """Record a failed attempt: retried at `retry_at` (unix time), or dead when it is None."""
+        history, next_from: list[str] = (),
+    ) -> list | None:
+        """Record a failed attempt: retried at `retry_at` (unix time), or dead when it is None;
+        then start the worker's next job as `succeed` does."""
         verdict = "dead" if retry_at is None else "retry"
-        self._run(
+        return self._run(
             "fail",
             [
                 job_id, queue, worker, attempt, now, rq_time(now), verdict, retry_at or 0,
                 json.dumps(error_entry), exc_info, reason, run_seconds, job_name, json.dumps(history),
-                error_entry["error"],
+                error_entry["error"], *next_from,
             ],
-        )
+        ) or None
 
     def recover(self, worker: str, now: float, *, cause: str, crash_limit: int, how: str) -> tuple[int, int]:
         """Requeue (or bury, at crash_limit) the jobs a gone worker held; returns (requeued, buried)."""
@@ -96,3 +118,14 @@ class Transitions:
 
     def requeue_dead(self, job_id: str, now: float) -> bool:
         return bool(self._run("requeue_dead", [job_id, now, rq_time(now)]))
+
+    def cancel(self, job_id: str, now: float, reason: str) -> str:
+        """Cancel a queued, scheduled or deferred job and, as for a dead parent, its deferred
+        dependents; returns the RQ status the job had ('' if there is no such job). A started
+        job is left as it is."""
+        return self._run("cancel", [job_id, now, rq_time(now), reason]).decode()
+
+    def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
+        """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that
+        ended at or before `cutoff`; returns how many (would be) deleted."""
+        return int(self._run("purge", [queue, registry, cutoff, "1" if dry_run else "0", *ids]))

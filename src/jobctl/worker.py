@@ -83,17 +83,21 @@ class Worker:
         heartbeat = threading.Thread(target=self._heartbeat_loop, daemon=True)
         heartbeat.start()
         done = 0
+        job = None
         try:
             while not self.stopping and done < self.max_jobs:
-                job = self._with_redis(self._fetch)
+                if job is None:
+                    job = self._with_redis(self._fetch)
                 if job is not None:
-                    self._execute(job)
                     done += 1
+                    # the outcome and the start of the next job share one round trip
+                    job = self._execute(job, fetch_next=done < self.max_jobs)
         except _StopWaiting:
             # The reply of the interrupted BLMOVE was never read: drop that connection. If it
             # did move a job into the in-flight list, the recovery below puts it back.
             self.connection.connection_pool.disconnect()
-        # Leave cleanly: give back anything in flight (normally nothing) and unregister.
+        # Leave cleanly: give back anything in flight (a job started but not run because a stop
+        # was asked meanwhile goes back to the front of its queue) and unregister.
         self._with_redis(lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped"))
         return 0
 
@@ -209,8 +213,12 @@ class Worker:
             if moved is None:
                 return None
             row = self.transitions.fetch(self.name, order, time.time(), moved_id=moved.decode())
-            if row is None:
-                return None
+        return self._fetched(row)
+
+    @staticmethod
+    def _fetched(row: list | None) -> FetchedJob | None:
+        if row is None:
+            return None
         job_id, queue, attempt, data, timeout, max_retries = row
         name, args, kwargs = decode_payload(data)
         return FetchedJob(
@@ -226,7 +234,9 @@ class Worker:
 
     # --- running -----------------------------------------------------------------------------
 
-    def _execute(self, job: FetchedJob) -> None:
+    def _execute(self, job: FetchedJob, fetch_next: bool) -> FetchedJob | None:
+        """Run the job, record its outcome and (with `fetch_next`, unless a stop was asked) start
+        the next job in the same round trip; returns that next job."""
         self.current_job = job.id
         started = time.perf_counter()
         try:
@@ -236,26 +246,32 @@ class Worker:
             with executing(Execution(job.id, job.name, self._progress_reporter(job.id))), _time_limit(job.timeout):
                 result = spec.func(*job.args, **job.kwargs)
         except PermanentError as exc:
-            self._record_failure(job, started, exc, permanent=True)
+            return self._record_failure(job, started, exc, permanent=True, fetch_next=fetch_next)
         except JobTimeout:
-            self._record_failure(job, started, JobTimeout(f"timed out after {job.timeout:g}s"), permanent=False)
+            timeout = JobTimeout(f"timed out after {job.timeout:g}s")
+            return self._record_failure(job, started, timeout, permanent=False, fetch_next=fetch_next)
         except (Exception, SystemExit) as exc:
-            self._record_failure(job, started, exc, permanent=False)
-        else:
-            run_seconds = time.perf_counter() - started
-            result_json = encode_result(result)
-            history = self._history_entry(job, "finished", run_seconds)
-            self._with_redis(
-                lambda: self.transitions.succeed(
-                    job.id, job.queue, self.name, job.attempt, time.time(), result_json,
-                    base64.b64encode(result_json), run_seconds, job.name, history,
-                )
-            )
-            self.log.info("%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds)
+            return self._record_failure(job, started, exc, permanent=False, fetch_next=fetch_next)
         finally:
             self.current_job = None
+        run_seconds = time.perf_counter() - started
+        result_json = encode_result(result)
+        history = self._history_entry(job, "finished", run_seconds)
+        next_row = self._with_redis(
+            lambda: self.transitions.succeed(
+                job.id, job.queue, self.name, job.attempt, time.time(), result_json,
+                base64.b64encode(result_json), run_seconds, job.name, history, self._next_from(fetch_next),
+            )
+        )
+        self.log.info("%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds)
+        return self._fetched(next_row)
 
-    def _record_failure(self, job: FetchedJob, started: float, exc: BaseException, *, permanent: bool) -> None:
+    def _next_from(self, fetch_next: bool) -> list[str]:
+        return self.fetch_order() if fetch_next and not self.stopping else []
+
+    def _record_failure(
+        self, job: FetchedJob, started: float, exc: BaseException, *, permanent: bool, fetch_next: bool
+    ) -> FetchedJob | None:
         run_seconds = time.perf_counter() - started
         queue = self.queues.get(job.queue)
         max_retries = job.max_retries if job.max_retries is not None else (queue.max_retries if queue else 0)
@@ -270,10 +286,11 @@ class Worker:
         entry = {"attempt": job.attempt, "at": time.time(), "error": error, "worker": self.name}
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
         history = self._history_entry(job, "dead" if retry_at is None else "retried", run_seconds, error)
-        self._with_redis(
+        next_row = self._with_redis(
             lambda: self.transitions.fail(
                 job.id, job.queue, self.name, job.attempt, time.time(), retry_at=retry_at, error_entry=entry,
                 exc_info=exc_info, reason=reason, run_seconds=run_seconds, job_name=job.name, history=history,
+                next_from=self._next_from(fetch_next),
             )
         )
         if retry_at is None:
@@ -283,6 +300,7 @@ class Worker:
                 "%s %s [%s] failed (attempt %d of %d), retry in %.1fs: %s",
                 job.name, job.id, job.queue, job.attempt, max_retries + 1, retry_at - time.time(), error,
             )
+        return self._fetched(next_row)
 
     def _history_entry(self, job: FetchedJob, outcome: str, run_seconds: float, error: str | None = None) -> dict:
         """One execution, as job tracking keeps it (keys.history)."""

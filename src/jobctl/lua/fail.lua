@@ -1,5 +1,6 @@
 -- ARGV: id, queue, worker, attempt, now, now_iso, verdict ('retry'|'dead'), retry_at,
---       error_entry_json, exc_info (zlib), reason, run_seconds, job_name, history_entry_json, error_line
+--       error_entry_json, exc_info (zlib), reason, run_seconds, job_name, history_entry_json, error_line,
+--       then the queues to start the worker's next job from (none: stop here)
 local id, queue, worker, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, now_iso, verdict, retry_at = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 local run_seconds, job_name = ARGV[12], ARGV[13]
@@ -17,4 +18,4 @@ else
 end
 
 record_execution(job_name, queue, worker, false, run_seconds, now, ARGV[14], ARGV[15])
-return 1
+return start_next(worker, now, now_iso, '', queues_from(16))

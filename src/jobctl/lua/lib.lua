@@ -84,7 +84,7 @@ local function record_execution(job_name, queue, worker, succeeded, run_seconds,
   local worker_key = 'rq:worker:' .. worker
   redis.call('HINCRBY', worker_key, succeeded and 'successful_job_count' or 'failed_job_count', 1)
   redis.call('HINCRBYFLOAT', worker_key, 'total_working_time', seconds)
-  redis.call('HSET', worker_key, 'state', 'idle', 'current_job', '')
+  redis.call('HSET', worker_key, 'state', 'idle', 'current_job', '', 'jobctl_deadline', '')
 end
 
 local function cancel(id, reason, now, now_iso)
@@ -136,4 +136,47 @@ end
 local function leave_started(id, queue, worker, attempt)
   redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
   redis.call('LREM', 'jobctl:active:' .. worker, 1, id)
+end
+
+-- Start the next job for a worker: the one it already moved into its in-flight list with BLMOVE
+-- (moved_id), or else the first job of the first queue in `queues` that is not paused.
+-- Returns {id, queue, attempt, data, timeout, max_retries}, or false when there is nothing to run.
+local function start_next(worker, now, now_iso, moved_id, queues)
+  local active = 'jobctl:active:' .. worker
+  while true do
+    local id = moved_id
+    moved_id = ''
+    if id == '' then
+      id = false
+      for _, queue in ipairs(queues) do
+        if redis.call('SISMEMBER', 'jobctl:paused', queue) == 0 then
+          id = redis.call('LMOVE', 'rq:queue:' .. queue, active, 'LEFT', 'RIGHT')
+          if id then break end
+        end
+      end
+      if not id then return false end
+    end
+    local key = job_key(id)
+    if redis.call('HGET', key, 'status') == 'queued' then
+      local queue = redis.call('HGET', key, 'origin')
+      local attempt = redis.call('HINCRBY', key, 'jobctl_attempts', 1)
+      redis.call('HSET', key, 'status', 'started', 'started_at', now_iso, 'worker_name', worker,
+        'last_heartbeat', now_iso, 'ended_at', '')
+      redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message')
+      local timeout = tonumber(redis.call('HGET', key, 'timeout')) or 180
+      redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + 60, id .. ':' .. attempt)
+      redis.call('HSET', 'rq:worker:' .. worker, 'state', 'busy', 'current_job', id, 'jobctl_deadline', now + timeout)
+      return {id, queue, attempt, redis.call('HGET', key, 'data'), timeout,
+        redis.call('HGET', key, 'jobctl_max_retries') or ''}
+    end
+    -- canceled, expired or a stale duplicate entry: nothing to run, drop it and look again
+    redis.call('LREM', active, 1, id)
+  end
+end
+
+-- The queues given from ARGV[first] on, for the outcome scripts that also start the next job.
+local function queues_from(first)
+  local queues = {}
+  for i = first, #ARGV do table.insert(queues, ARGV[i]) end
+  return queues
 end

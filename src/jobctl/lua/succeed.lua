@@ -1,5 +1,5 @@
 -- ARGV: id, queue, worker, attempt, now, now_iso, result_json, result_b64, run_seconds, job_name,
---       history_entry_json
+--       history_entry_json, then the queues to start the worker's next job from (none: stop here)
 local id, queue, worker, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, now_iso, run_seconds, job_name = tonumber(ARGV[5]), ARGV[6], ARGV[9], ARGV[10]
 local key = job_key(id)
@@ -18,4 +18,4 @@ release_unique(id)
 settle_dependents(id, now, now_iso)
 
 record_execution(job_name, queue, worker, true, run_seconds, now, ARGV[11], '')
-return 1
+return start_next(worker, now, now_iso, '', queues_from(12))
