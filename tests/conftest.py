@@ -3,6 +3,7 @@ queue.yml, and jobctl run as a user runs it (a subprocess), stopped by its own P
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -16,7 +17,8 @@ import pytest
 import redis
 
 TESTS = Path(__file__).parent
-REDIS_TEST_URL = os.environ.get("JOBCTL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_TEST_SERVER = os.environ.get("JOBCTL_TEST_REDIS", "redis://127.0.0.1:6379")
+TEST_DATABASES = range(1, 13)  # 0 is left to the machine's own use, 14-15 to the benchmarks
 
 QUEUE_YML = """\
 defaults:
@@ -29,16 +31,34 @@ analytics: {worker_count: 1, max_retries: 1}
 """
 
 
+@pytest.fixture(scope="session")
+def test_database() -> int:
+    """A Redis database number no other test session on this machine uses meanwhile (a lock
+    file per number), so that test runs side by side never flush each other's data."""
+    for number in TEST_DATABASES:
+        lock = open(f"/tmp/jobctl-test-redis-db-{number}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        yield number
+        lock.close()
+        return
+    pytest.fail(f"every test database {TEST_DATABASES.start}-{TEST_DATABASES.stop - 1} is in use")
+
+
 @pytest.fixture
-def redis_url() -> str:
+def redis_url(test_database) -> str:
     """A real Redis database of its own, empty at the start and the end of the test."""
-    client = redis.Redis.from_url(REDIS_TEST_URL)
+    url = f"{REDIS_TEST_SERVER}/{test_database}"
+    client = redis.Redis.from_url(url)
     try:
         client.ping()
     except redis.ConnectionError:
-        pytest.fail(f"these tests need a Redis at {REDIS_TEST_URL} (.ci/run starts one)")
+        pytest.fail(f"these tests need a Redis at {REDIS_TEST_SERVER} (.ci/run starts one)")
     client.flushdb()
-    yield REDIS_TEST_URL
+    yield url
     client.flushdb()
 
 

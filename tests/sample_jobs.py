@@ -72,3 +72,23 @@ def echo_kwargs(*args, **kwargs) -> str:
 @job("whoami")
 def whoami() -> int:
     return os.getpid()
+
+
+@job("stubborn")
+def stubborn(seconds: float) -> float:
+    """Ignore the timeout signal, as code stuck in a C extension would."""
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(seconds)
+    return seconds
+
+
+_hoard = []
+
+
+@job("hoard")
+def hoard(megabytes: int) -> int:
+    """Keep `megabytes` of memory alive in the worker after the job ends."""
+    _hoard.append(bytearray(megabytes * 1024 * 1024))
+    return os.getpid()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -35,7 +36,8 @@ def main_options(
     ctx: typer.Context,
     redis_url: Optional[str] = typer.Option(
         None, "--redis-url", envvar="REDIS_URL", show_envvar=True,
-        help="Redis URL (redis://, rediss://, unix://). Default: the embedded Redis under .jobctl/.",
+        help="Redis URL (redis://, rediss://, unix://, valkey://, redis+sentinel://h:p,h:p/service/db). "
+        "Default: the embedded Redis under .jobctl/.",
     ),
     config: str = typer.Option(DEFAULT_CONFIG, "--config", envvar="JOBCTL_CONFIG", show_envvar=True, help="queue.yml to read."),
     recurring: Optional[str] = typer.Option(
@@ -45,6 +47,13 @@ def main_options(
         None, "--jobs", envvar="JOBCTL_JOBS", show_envvar=True, help="Comma-separated modules that register your jobs."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More log output."),
+    quiet: bool = typer.Option(
+        False, "--quiet", help="Only errors, warnings and the essential output (ids, tables, JSON); no progress or notes."
+    ),
+    log_format: str = typer.Option(
+        "plain", "--log-format", envvar="JOBCTL_LOG_FORMAT", show_envvar=True,
+        help="Log lines of work/scheduler: plain, or json (one object per line).",
+    ),
 ):
     ctx.obj = Settings(
         redis_url=redis_url or None,
@@ -53,11 +62,72 @@ def main_options(
         recurring_given=recurring is not None,
         job_modules=jobs,
         verbose=verbose,
+        quiet=quiet,
+        sources=_option_sources(ctx, {"redis_url": "redis_url", "config": "config_path",
+                                      "recurring": "recurring_path", "jobs": "job_modules"}),
     )
+    from . import logs
+
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose: give one or the other")
+    if log_format not in logs.FORMATS:
+        raise UsageError(f"--log-format {log_format!r}: expected plain or json")
+    logs.setup(verbose, log_format)
+    if quiet:
+        # a filter, not a level: it holds when a command sets the logger up again
+        logs.get().addFilter(lambda record: record.levelno >= logging.WARNING)
+
+
+def _option_sources(ctx: typer.Context, settings_of: dict[str, str]) -> dict[str, str]:
+    """Where each global option's value came from, for `jobctl config`."""
+    from .settings import DEFAULT_SOURCE, env_source, flag_source
+
+    sources = {}
+    for param in ctx.command.params:
+        if param.name in settings_of:
+            # by name: Typer ships its own copy of click, with its own ParameterSource enum
+            origin = getattr(ctx.get_parameter_source(param.name), "name", "DEFAULT")
+            if origin == "COMMANDLINE":
+                sources[settings_of[param.name]] = flag_source(param.opts[0])
+            elif origin == "ENVIRONMENT":
+                sources[settings_of[param.name]] = env_source(param.envvar)
+            else:
+                sources[settings_of[param.name]] = DEFAULT_SOURCE
+    return sources
+
+
+def _notes(settings: Settings) -> Console:
+    """Where progress and notes go: stderr, silent with --quiet."""
+    return Console(stderr=True, quiet=settings.quiet)
 
 
 def _print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- shell completion: from queue.yml and the job registry, without Redis ---------------------
+
+
+def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Queue names from queue.yml (the --config in effect on the command line being completed)."""
+    from .config import load_queues
+
+    try:
+        names = load_queues(ctx.find_root().params.get("config") or DEFAULT_CONFIG).queues
+    except JobctlError:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def complete_job(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Registered job names (built-in and --jobs modules), each with its queue as help."""
+    from . import registry
+
+    try:
+        registry.load(ctx.find_root().params.get("jobs"))
+    except JobctlError:
+        return []
+    return [(spec.name, f"queue {spec.queue}") for spec in registry.all_jobs() if spec.name.startswith(incomplete)]
 
 
 # --- argument parsing --------------------------------------------------------------------------
@@ -81,16 +151,20 @@ def parse_kwargs(pairs: list[str]) -> dict:
     return kwargs
 
 
-def parse_run_at(delay: str | None, at: str | None, now: float) -> float | None:
+def _duration_option(option: str, text: str) -> float:
     from .durations import parse_duration
 
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option} {text!r}: {exc}") from None
+
+
+def parse_run_at(delay: str | None, at: str | None, now: float) -> float | None:
     if delay and at:
         raise UsageError("--in and --at: give one or the other")
     if delay:
-        try:
-            return now + parse_duration(delay)
-        except ValueError as exc:
-            raise UsageError(f"--in {delay!r}: {exc}") from None
+        return now + _duration_option("--in", delay)
     if at:
         try:
             moment = datetime.fromisoformat(at)
@@ -106,7 +180,9 @@ def parse_run_at(delay: str | None, at: str | None, now: float) -> float | None:
 @app.command()
 def work(
     ctx: typer.Context,
-    queue: Optional[List[str]] = typer.Option(None, "--queue", "-q", help="Serve only this queue (repeatable)."),
+    queue: Optional[List[str]] = typer.Option(
+        None, "--queue", "-q", help="Serve only this queue (repeatable).", autocompletion=complete_queue
+    ),
     burst: bool = typer.Option(False, "--burst", help="Drain the queues (and retries due soon), then exit 0."),
 ):
     """Start the configured worker processes per queue and supervise them.
@@ -127,10 +203,12 @@ def work(
 @app.command()
 def enqueue(
     ctx: typer.Context,
-    job: str = typer.Argument(..., help="A registered job name (see `jobctl jobs`)."),
+    job: str = typer.Argument(..., help="A registered job name (see `jobctl jobs`).", autocompletion=complete_job),
     args: Optional[List[str]] = typer.Argument(None, help="Arguments: JSON where they parse, strings otherwise."),
     kwarg: Optional[List[str]] = typer.Option(None, "--kwarg", "-k", help="Keyword argument key=value (repeatable)."),
-    queue: Optional[str] = typer.Option(None, "--queue", "-q", help="Queue to use instead of the job's own."),
+    queue: Optional[str] = typer.Option(
+        None, "--queue", "-q", help="Queue to use instead of the job's own.", autocompletion=complete_queue
+    ),
     delay: Optional[str] = typer.Option(None, "--in", help="Run after this delay, e.g. 30s, 5m, 2h."),
     at: Optional[str] = typer.Option(None, "--at", help="Run at this ISO date-time."),
     job_id: Optional[str] = typer.Option(None, "--job-id", help="Use this job id (refused while a job with it is active)."),
@@ -168,7 +246,7 @@ def enqueue(
         else:
             console.print(queued.id, highlight=False)
         return
-    final = views.follow(settings.connection, queued.id, errors)
+    final = views.follow(settings.connection, queued.id, _notes(settings))
     if as_json:
         _print_json(final.to_dict())
     else:
@@ -179,27 +257,22 @@ def enqueue(
 @app.command()
 def status(
     ctx: typer.Context,
-    live: bool = typer.Option(False, "--live", help="Keep a live view open (Ctrl-C to leave)."),
+    live: bool = typer.Option(False, "--live", help="Keep a live view open; q or Ctrl-C to leave."),
     interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between refreshes of --live."),
     as_json: bool = typer.Option(False, "--json", help="Print the same data as JSON."),
 ):
-    """Queues with a count per state, workers, and the jobs running now.
+    """Queues (counts per state, throughput, error rate, latency), workers and their jobs,
+    recent failures, and the scheduler's next runs.
 
-    Example: jobctl status --json | jq '.queues[] | {name, queued, dead}'
+    Example: jobctl status --json | jq '.queues[] | {name, queued, dead, latency_seconds}'
     """
     settings: Settings = ctx.obj
     connection, config = settings.connection, settings.queues
     if as_json:
         _print_json(api.overview(connection, config).to_dict())
     elif live:
-        from rich.live import Live
-
         try:
-            with Live(views.status_tables(api.overview(connection, config)), console=console, screen=False,
-                      auto_refresh=False) as screen:
-                while True:
-                    time.sleep(interval)
-                    screen.update(views.status_tables(api.overview(connection, config)), refresh=True)
+            views.live_status(lambda: api.overview(connection, config), console, interval)
         except KeyboardInterrupt:
             pass
     else:
@@ -212,24 +285,82 @@ def show(
     job_id: str = typer.Argument(..., help="The job id `enqueue` printed."),
     as_json: bool = typer.Option(False, "--json", help="Print the job as JSON."),
 ):
-    """Everything about one job: state, arguments, attempts and errors, timings, result.
+    """Everything about one job: state, arguments, attempts and errors, timings, result, and its
+    dependency graph (parents, children, children canceled because a parent died).
 
     Example: jobctl show 0b5c9c1e-1f0a-4c1e-9a57-2f1c4e3b2a10 --json
     """
     settings: Settings = ctx.obj
-    job = api.job(settings.connection, job_id)
+    detail = api.job_detail(settings.connection, job_id)
     if as_json:
-        _print_json(job.to_dict())
+        _print_json(detail.to_dict())
     else:
-        console.print(views.job_table(job))
+        console.print(views.job_detail_view(detail))
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    job: Optional[str] = typer.Option(None, "--job", "-j", help="Only this job type.", autocompletion=complete_job),
+    queue: Optional[str] = typer.Option(
+        None, "--queue", "-q", help="Only this queue (and the job types run on it).", autocompletion=complete_queue
+    ),
+    recent: int = typer.Option(10, "--recent", min=0, help="How many recent executions to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+):
+    """What job tracking recorded: runs, successes, failures, error rate, p50/p95/max run time,
+    last run, last error, and the recent executions with their parameters and outcome.
+
+    Example: jobctl stats --job channel_sync --json | jq '.jobs[0] | {runs, error_rate, p95_run_seconds}'
+    """
+    from . import registry
+
+    settings: Settings = ctx.obj
+    settings.load_jobs()
+    names = [spec.name for spec in registry.all_jobs()]
+    found = api.stats(settings.connection, settings.queues, names, job=job, queue=queue, recent=recent)
+    if as_json:
+        _print_json(found.to_dict())
+    else:
+        console.print(views.stats_tables(found, recent))
+
+
+@app.command()
+def metrics(
+    ctx: typer.Context,
+    port: int = typer.Option(9121, "--port", "-p", min=0, max=65535, help="Port to serve /metrics on."),
+    host: str = typer.Option("0.0.0.0", "--host", help="Address to listen on."),
+):
+    """Serve Prometheus metrics on /metrics, read from Redis at each scrape (queue depth per
+    state, jobs processed, run-time histogram, retries, workers busy/idle, latency).
+
+    Example: jobctl metrics --port 9121 --host 127.0.0.1
+    """
+    from . import metrics as exporter
+
+    settings: Settings = ctx.obj
+    settings.load_jobs()
+    settings.connection  # fail now, with one line, if Redis does not answer
+    server = exporter.serve(settings.url, settings.queues, port, host)
+    _notes(settings).print(f"jobctl: serving metrics on http://{host}:{server.port}/metrics (Ctrl-C to stop)", highlight=False)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
 
 
 @app.command(name="requeue-dead")
 def requeue_dead(
     ctx: typer.Context,
-    queue: Optional[List[str]] = typer.Option(None, "--queue", "-q", help="Only dead jobs of this queue (repeatable)."),
+    queue: Optional[List[str]] = typer.Option(
+        None, "--queue", "-q", help="Only dead jobs of this queue (repeatable).", autocompletion=complete_queue
+    ),
     job_id: Optional[List[str]] = typer.Option(None, "--job-id", help="Only this dead job (repeatable)."),
     all_queues: bool = typer.Option(False, "--all", help="Every dead job of every configured queue."),
+    older_than: Optional[str] = typer.Option(None, "--older-than", help="Only jobs dead for longer than this, e.g. 1h."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be requeued; change nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the requeued ids as JSON."),
 ):
@@ -247,14 +378,19 @@ def requeue_dead(
     for q in settings.queues.select(queue) if (queue or all_queues) else []:
         candidates += api.dead_job_ids(connection, q.name)
     dead = [j for j in api.jobs(connection, list(dict.fromkeys(candidates))) if j.state == "dead"]
+    if older_than:
+        cutoff = time.time() - _duration_option("--older-than", older_than)
+        dead = [j for j in dead if (j.ended_at or 0) < cutoff]
     transitions = Transitions(connection)
     requeued = dead if dry_run else [j for j in dead if transitions.requeue_dead(j.id, time.time())]
     if as_json:
         _print_json({"dry_run": dry_run, "requeued": [{"id": j.id, "job": j.job, "queue": j.queue} for j in requeued]})
         return
     for j in requeued:
-        console.print(f"{'would requeue' if dry_run else 'requeued'} {j.id} {j.job} [{j.queue}]", highlight=False)
-    console.print(f"{len(requeued)} dead job(s) {'would be ' if dry_run else ''}requeued", highlight=False)
+        line = j.id if settings.quiet else f"{'would requeue' if dry_run else 'requeued'} {j.id} {j.job} [{j.queue}]"
+        console.print(line, highlight=False)
+    if not settings.quiet:
+        console.print(f"{len(requeued)} dead job(s) {'would be ' if dry_run else ''}requeued", highlight=False)
 
 
 @app.command()
@@ -263,7 +399,9 @@ def scheduler(
     list_only: bool = typer.Option(False, "--list", help="Print each entry and its next three run times, then exit."),
     as_json: bool = typer.Option(False, "--json", help="With --list: print as JSON."),
 ):
-    """The cron-style daemon for recurring.yml; --list prints each entry's next runs.
+    """The daemon that enqueues recurring.yml's entries when they are due, once per due time
+    however many schedulers run (SIGHUP reloads the file, SIGTERM stops); --list prints each
+    entry's next runs.
 
     Example: jobctl scheduler --list
     """
@@ -281,7 +419,18 @@ def scheduler(
         else:
             console.print(views.recurring_table(rows))
         return
-    raise UsageError("scheduler: the daemon is not built yet; use --list")
+    from . import logs
+    from .config import load_recurring
+    from .scheduler import Scheduler
+
+    logs.setup(settings.verbose)
+
+    def load() -> list:  # the daemon needs the file: a missing one is an error, at start and on SIGHUP
+        return load_recurring(settings.recurring_path, settings.queues, required=True)
+
+    entries = load()
+    connection = settings.connection  # fail now, with one line, if Redis does not answer
+    raise typer.Exit(Scheduler(connection, settings.url, settings.queues, entries, load, settings.recurring_path).run())
 
 
 @app.command()
@@ -294,11 +443,21 @@ def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
 
     from . import registry
 
+    from .events import subscriptions
+
     settings: Settings = ctx.obj
     settings.load_jobs()
     specs = registry.all_jobs()
+    events_of: dict[str, list[str]] = {}
+    for event, handlers in subscriptions().items():
+        for handler in handlers:
+            events_of.setdefault(handler, []).append(event)
     if as_json:
-        _print_json([{"name": s.name, "queue": s.queue, "signature": s.signature, "module": s.module} for s in specs])
+        _print_json([
+            {"name": s.name, "queue": s.queue, "signature": s.signature, "module": s.module,
+             "events": events_of.get(s.name, [])}
+            for s in specs
+        ])
         return
     table = Table(title="Registered jobs", title_justify="left")
     for column in ("job", "queue", "signature", "module"):
@@ -306,6 +465,46 @@ def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
     for s in specs:
         table.add_row(s.name, s.queue, s.signature, s.module)
     console.print(table)
+    if events_of:
+        handlers_table = Table(title="Event subscriptions (jobctl emit EVENT)", title_justify="left")
+        for column in ("event", "handler job", "queue"):
+            handlers_table.add_column(column)
+        for event, handlers in subscriptions().items():
+            for handler in handlers:
+                handlers_table.add_row(event, handler, registry.get(handler).queue)
+        console.print(handlers_table)
+
+
+@app.command()
+def emit(
+    ctx: typer.Context,
+    event: str = typer.Argument(..., help="The event name, as given to @on(...)."),
+    payload: Optional[str] = typer.Argument(None, help="The payload, JSON (default {}); each handler gets it as its argument."),
+    as_json: bool = typer.Option(False, "--json", help="Print the enqueued jobs as JSON."),
+):
+    """Enqueue one job per handler subscribed to EVENT (with @on), the payload as its argument;
+    print their ids. An event without handlers is an error (exit 2).
+
+    Example: jobctl emit user.signup '{"user_id": 42, "email": "ada@example.com"}'
+    """
+    from . import events
+
+    settings: Settings = ctx.obj
+    settings.load_jobs()
+    value = None
+    if payload is not None:
+        try:
+            value = json.loads(payload)
+        except ValueError as exc:
+            raise UsageError(f"emit: payload {payload[:60]!r} is not JSON ({exc}); expected e.g. '{{\"user_id\": 42}}'") from None
+    enqueued = events.emit(settings.connection, settings.queues, event, value)
+    if as_json:
+        _print_json({"event": event, "jobs": [
+            {"id": e.id, "job": e.job, "queue": e.queue, "state": e.state} for e in enqueued
+        ]})
+    else:
+        for e in enqueued:
+            console.print(e.id, highlight=False)
 
 
 @app.command()
@@ -345,6 +544,222 @@ def demo(ctx: typer.Context):
     from .demo import run_demo
 
     raise typer.Exit(run_demo(ctx.obj, console))
+
+
+# --- operations: health, config, queue and job administration -----------------------------------
+
+
+@app.command()
+def health(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Check the workers of this supervisor (its name in `status`) instead of this host's."
+    ),
+    redis_only: bool = typer.Option(
+        False, "--redis-only", help="Only check that Redis answers (for hosts that run no workers: scheduler, producers)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+):
+    """For container and load-balancer probes: exit 0 when Redis answers and this host's workers
+    sent a heartbeat in the last 30 s, 1 otherwise, with one line saying why.
+
+    Example: jobctl health || echo "jobctl workers on $(hostname) are down"
+    """
+    from . import admin
+
+    settings: Settings = ctx.obj
+    report = admin.health(lambda: settings.connection, supervisor=name, redis_only=redis_only)
+    if as_json:
+        _print_json(report.to_dict())
+    elif report.healthy:
+        if not settings.quiet:
+            console.print(f"healthy: {report.reason}", highlight=False, markup=False)
+    else:
+        errors.print(f"jobctl: unhealthy: {report.reason}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(0 if report.healthy else 1)
+
+
+@app.command(name="config")
+def show_config(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")):
+    """The effective configuration (Redis URL, files, job modules, every queue setting, recurring
+    entries) and where each value came from: flag, env, file or default. Passwords are masked.
+
+    Example: jobctl config --json | jq '.queues[] | {name, workers: .settings.worker_count.value}'
+    """
+    from rich.table import Table
+
+    settings: Settings = ctx.obj
+    effective = settings.effective()
+    if as_json:
+        _print_json(effective)
+        return
+    general = Table(title="Configuration", title_justify="left")
+    for column in ("setting", "value", "source"):
+        general.add_column(column)
+    for key in ("redis_url", "config", "recurring", "jobs", "database_url"):
+        entry = effective[key]
+        value = "-" if entry["value"] is None else entry["value"]
+        if entry.get("exists") is False:
+            value += " (absent)"
+        general.add_row(key, value, entry["source"])
+    queues = Table(title="Queues", title_justify="left")
+    for column in ("queue", "setting", "value", "source"):
+        queues.add_column(column)
+    for queue in effective["queues"]:
+        for index, (key, entry) in enumerate(queue["settings"].items()):
+            queues.add_row(queue["name"] if index == 0 else "", key, str(entry["value"]), entry["source"],
+                           end_section=index == len(queue["settings"]) - 1)
+    console.print(general, queues)
+    if effective["recurring_entries"]:
+        recurring = Table(title="Recurring entries", title_justify="left")
+        for column in ("name", "job", "queue", "schedule", "timezone", "enabled"):
+            recurring.add_column(column)
+        for e in effective["recurring_entries"]:
+            recurring.add_row(e["name"], e["job"], e["queue"], e["schedule"], e["timezone"], "yes" if e["enabled"] else "no")
+        console.print(recurring)
+
+
+def _configured_queues(settings: Settings, names: list[str], command: str) -> list[str]:
+    for name in names:
+        if name not in settings.queues.queues:
+            raise UsageError(
+                f"{command}: queue {name!r} is not configured in {settings.queues.path} "
+                f"(configured: {', '.join(settings.queues.queues)})"
+            )
+    return names
+
+
+@app.command()
+def pause(
+    ctx: typer.Context,
+    queues: List[str] = typer.Argument(..., help="Queue(s) to pause.", autocompletion=complete_queue),
+):
+    """Stop workers fetching from queues (within a second; running jobs finish). Jobs can still be
+    enqueued and wait; `status` shows the queue paused until `jobctl resume`.
+
+    Example: jobctl pause analytics
+    """
+    from . import admin
+
+    settings: Settings = ctx.obj
+    names = _configured_queues(settings, queues, "pause")
+    changed = admin.pause(settings.connection, names)
+    for name in names:
+        _notes(settings).print(f"paused {name}" if name in changed else f"{name} was already paused", highlight=False)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    queues: List[str] = typer.Argument(..., help="Queue(s) to resume.", autocompletion=complete_queue),
+):
+    """Let workers fetch from paused queues again.
+
+    Example: jobctl resume analytics
+    """
+    from . import admin
+
+    settings: Settings = ctx.obj
+    names = _configured_queues(settings, queues, "resume")
+    changed = admin.resume(settings.connection, names)
+    for name in names:
+        _notes(settings).print(f"resumed {name}" if name in changed else f"{name} was not paused", highlight=False)
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    job_ids: List[str] = typer.Argument(..., help="Id(s) of queued, scheduled or deferred jobs."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+):
+    """Cancel jobs that have not started; their deferred dependents are canceled with them. A
+    started job is not stopped (it runs inside its worker; killing it could leave its work half
+    done): cancel refuses it and exits 1.
+
+    Example: jobctl cancel 0b5c9c1e-1f0a-4c1e-9a57-2f1c4e3b2a10
+    """
+    from . import admin
+
+    settings: Settings = ctx.obj
+    connection = settings.connection
+    outcomes, exit_code = [], 0
+    for job_id in job_ids:
+        outcome = admin.cancel(connection, job_id)
+        outcomes.append(outcome)
+        if outcome.canceled:
+            also = f"; canceled with it: {', '.join(outcome.dependents)}" if outcome.dependents else ""
+            if not as_json:
+                console.print(job_id if settings.quiet else f"canceled {job_id} (was {outcome.state}){also}", highlight=False,
+                              soft_wrap=True)
+        elif outcome.state == "canceled":
+            if not as_json:
+                _notes(settings).print(f"{job_id} was already canceled", highlight=False)
+        else:
+            exit_code = 1
+            if outcome.state == "started":
+                worker = api.job(connection, job_id).worker or "its worker"
+                why = (f"it is running on {worker}; a running job cannot be stopped safely, it will finish, "
+                       "fail or time out on its own")
+            else:
+                why = f"it already ended ({outcome.state})"
+            if not as_json:
+                errors.print(f"jobctl: cannot cancel {job_id}: {why}", highlight=False, markup=False, soft_wrap=True)
+    if as_json:
+        _print_json([outcome.to_dict() for outcome in outcomes])
+    raise typer.Exit(exit_code)
+
+
+def _complete_purge_state(incomplete: str) -> list[str]:
+    from .admin import PURGEABLE
+
+    return [state for state in PURGEABLE if state.startswith(incomplete)]
+
+
+@app.command()
+def purge(
+    ctx: typer.Context,
+    queue: str = typer.Argument(..., help="The queue whose ended jobs to delete.", autocompletion=complete_queue),
+    state: str = typer.Option(..., "--state", help="finished, dead or canceled.", autocompletion=_complete_purge_state),
+    older_than: str = typer.Option(..., "--older-than", help="Only jobs that ended longer ago than this: 7d, 12h, 0s (all)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed without a terminal)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
+):
+    """Delete a queue's finished, dead or canceled jobs that ended longer ago than --older-than:
+    their records, results and registry entries. Asks for confirmation unless --yes.
+
+    Example: jobctl purge analytics --state dead --older-than 7d --dry-run
+    """
+    from . import admin
+    from .durations import parse_duration
+
+    settings: Settings = ctx.obj
+    if state not in admin.PURGEABLE:
+        raise UsageError(f"--state {state!r}: expected {', '.join(admin.PURGEABLE)}")
+    try:
+        age = parse_duration(older_than)
+    except ValueError as exc:
+        raise UsageError(f"--older-than {older_than!r}: {exc}") from None
+    _configured_queues(settings, [queue], "purge")
+    if not (dry_run or yes or sys.stdin.isatty()):
+        raise UsageError("purge: no terminal to confirm on; pass --yes to delete (or --dry-run to count)")
+    connection = settings.connection
+    cutoff = time.time() - age
+    ended_before = datetime.fromtimestamp(cutoff).astimezone().isoformat(timespec="seconds")
+    what = f"{state} job(s) of queue {queue!r} that ended before {ended_before}"
+    count = admin.purge(connection, queue, state, cutoff, dry_run=True) if (dry_run or not yes) else None
+    if not dry_run and count != 0:
+        if not yes and not typer.confirm(f"Delete {count} {what}?", default=False):
+            errors.print("jobctl: purge not confirmed; nothing deleted", highlight=False)
+            raise typer.Exit(1)
+        count = admin.purge(connection, queue, state, cutoff, dry_run=False)
+    if as_json:
+        _print_json({"queue": queue, "state": state, "ended_before": cutoff, "dry_run": dry_run,
+                     "would_delete" if dry_run else "deleted": count})
+    elif settings.quiet:
+        console.print(str(count))
+    else:
+        console.print(f"{'would delete' if dry_run else 'deleted'} {count} {what}", highlight=False)
 
 
 def main() -> None:

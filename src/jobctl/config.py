@@ -34,6 +34,7 @@ class QueueConfig:
     result_ttl: float = 3600.0
     failure_ttl: float = 30 * 86400.0
     max_jobs: int = 1000  # a worker process is recycled after this many jobs
+    max_memory: int | None = None  # bytes of RSS above which a worker is recycled after its job
     shutdown_timeout: float = 25.0
     crash_limit: int = 3  # crashes of its worker after which a job is dead
 
@@ -71,6 +72,26 @@ def _backoff(value: Any):
     raise ValueError
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
+
+
+def _size(value: Any) -> int:
+    """Bytes from 500MB, 1.5GB, 800K or a plain number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        number = value.strip().rstrip("bBiI")  # 512MB, 512MiB and 512M mean the same here
+        digits = number.rstrip("kKmMgG")
+        unit = number[len(digits):].lower()
+        try:
+            amount = float(digits)
+        except ValueError:
+            raise ValueError from None
+        if amount > 0 and unit in _SIZE_UNITS:
+            return int(amount * _SIZE_UNITS[unit])
+    raise ValueError
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError
@@ -88,6 +109,7 @@ _QUEUE_KEYS: dict[str, tuple[Any, str]] = {
     "result_ttl": (parse_duration, "a duration like 1h, 1d"),
     "failure_ttl": (parse_duration, "a duration like 7d, 30d"),
     "max_jobs": (_count(1), "a whole number >= 1"),
+    "max_memory": (_size, "a size like 512MB or 1GB"),
     "shutdown_timeout": (parse_duration, "a duration like 25s"),
     "crash_limit": (_count(1), "a whole number >= 1"),
 }

@@ -28,6 +28,7 @@ from .worker import HEARTBEAT_TTL, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
 SWEEP_EVERY = 5.0  # seconds between looks for workers lost on other hosts
+OVERRUN_GRACE = 10.0  # a job this far past its timeout (SIGALRM did not stop it) gets its worker killed
 BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
 
 
@@ -41,6 +42,7 @@ class Slot:
     started: float = 0.0
     quick_deaths: int = 0  # consecutive deaths soon after start: slows restarts of a crash loop
     restart_at: float = 0.0
+    killed_for: str = ""  # why the supervisor killed it, for the job's error
 
 
 @dataclass
@@ -67,7 +69,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         counts = ", ".join(f"{q.name}={q.worker_count}" for q in self.queues)
         self.log.info("supervisor %s: starting workers (%s)%s", self.name, counts, " in burst mode" if self.burst else "")
-        next_sweep = 0.0
+        next_sweep = next_overrun_check = 0.0
         while True:
             self._reap()
             if self.stop_requested:
@@ -80,6 +82,9 @@ class Supervisor:
                 if time.monotonic() >= next_sweep:
                     self._guarded(self._sweep)
                     next_sweep = time.monotonic() + SWEEP_EVERY
+                if time.monotonic() >= next_overrun_check:
+                    self._guarded(self._kill_overruns)
+                    next_overrun_check = time.monotonic() + 1
                 if self.burst and self._guarded(self._drained):
                     self.log.info("supervisor %s: queues drained, stopping (burst)", self.name)
                     self._begin_stop()
@@ -140,7 +145,10 @@ class Supervisor:
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
-                worker = Worker(connect(self.url, check=False), [slot.queue], supervisor=self.name, max_jobs=slot.queue.max_jobs)
+                worker = Worker(
+                    connect(self.url, check=False), [slot.queue], supervisor=self.name,
+                    max_jobs=slot.queue.max_jobs, max_memory=slot.queue.max_memory,
+                )
                 code = worker.run()
             except BaseException as exc:  # a worker must never return into the supervisor's loop
                 logs.get().error("worker %s: stopped by %s: %s", os.getpid(), type(exc).__name__, exc)
@@ -162,7 +170,8 @@ class Supervisor:
                 self._worker_exited(slot, status)
 
     def _worker_exited(self, slot: Slot, status: int) -> None:
-        how = _describe_exit(status)
+        how = slot.killed_for or _describe_exit(status)
+        slot.killed_for = ""
         crashed = how != "exit status 0"
         outcome = self._guarded(
             lambda: self.transitions.recover(
@@ -189,6 +198,23 @@ class Supervisor:
 
     def _promote(self) -> None:
         self.transitions.promote([q.name for q in self.queues], time.time())
+
+    def _kill_overruns(self) -> None:
+        """A job that ignores its timeout (stuck in C code, signals blocked) takes its worker with it."""
+        running = [slot for slot in self.slots if slot.pid and slot.worker_name]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for slot in running:
+                pipe.hget(keys.worker(slot.worker_name), "jobctl_deadline")
+            deadlines = pipe.execute()
+        now = time.time()
+        for slot, deadline in zip(running, deadlines):
+            if deadline and now > float(deadline) + OVERRUN_GRACE:
+                self.log.warning(
+                    "supervisor %s: worker %s ran its job %.0fs past the timeout; killing it",
+                    self.name, slot.worker_name, now - float(deadline),
+                )
+                slot.killed_for = f"killed {OVERRUN_GRACE:g}s after the job's timeout"
+                _signal(slot.pid, signal.SIGKILL)
 
     def _sweep(self) -> None:
         """Heartbeat; recover the jobs of workers (on any host) whose heartbeat lapsed; drop

@@ -61,13 +61,17 @@ def worker_name() -> str:
 
 
 class Worker:
-    def __init__(self, connection: redis.Redis, queues: list[QueueConfig], *, supervisor: str = "", max_jobs: int = 1000):
+    def __init__(
+        self, connection: redis.Redis, queues: list[QueueConfig], *, supervisor: str = "", max_jobs: int = 1000,
+        max_memory: int | None = None,
+    ):
         self.connection = connection
         self.transitions = Transitions(connection)
         self.queues = {q.name: q for q in queues}
         self.name = worker_name()
         self.supervisor = supervisor
         self.max_jobs = max_jobs
+        self.max_memory = max_memory
         self.stopping = False
         self.waiting = False  # blocked in BLMOVE: a stop signal may interrupt it
         self.current_job: str | None = None
@@ -92,6 +96,9 @@ class Worker:
                     done += 1
                     # the outcome and the start of the next job share one round trip
                     job = self._execute(job, fetch_next=done < self.max_jobs)
+                    if job is None and self._over_memory():
+                        self.log.info("worker %s: recycling, RSS %d MB is over max_memory", self.name, rss_bytes() >> 20)
+                        break
         except _StopWaiting:
             # The reply of the interrupted BLMOVE was never read: drop that connection. If it
             # did move a job into the in-flight list, the recovery below puts it back.
@@ -100,6 +107,9 @@ class Worker:
         # was asked meanwhile goes back to the front of its queue) and unregister.
         self._with_redis(lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped"))
         return 0
+
+    def _over_memory(self) -> bool:
+        return bool(self.max_memory) and rss_bytes() > self.max_memory
 
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
@@ -267,7 +277,7 @@ class Worker:
         return self._fetched(next_row)
 
     def _next_from(self, fetch_next: bool) -> list[str]:
-        return self.fetch_order() if fetch_next and not self.stopping else []
+        return self.fetch_order() if fetch_next and not self.stopping and not self._over_memory() else []
 
     def _record_failure(
         self, job: FetchedJob, started: float, exc: BaseException, *, permanent: bool, fetch_next: bool

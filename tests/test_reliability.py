@@ -1,0 +1,173 @@
+"""Fault injection on real processes and a real Redis: no accepted job is ever lost."""
+
+import json
+import os
+import signal
+import time
+
+import redis
+
+from conftest import child_pids, kill_quietly, wait_for
+
+
+def enqueue(project, *args, env=None) -> str:
+    result = project.run("enqueue", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def show(project, job_id, env=None) -> dict:
+    result = project.run("show", job_id, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def job_field(db, job_id, field):
+    value = db.hget(f"rq:job:{job_id}", field)
+    return value.decode() if value is not None else None
+
+
+def test_killed_worker_job_is_back_at_the_front_within_seconds(project, tmp_path, db):
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    marker = tmp_path / "marker"
+    work = project.start("work")
+    victim_job = enqueue(project, "slow", str(marker), "30")
+    victim = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start"))
+    os.kill(work.pid, signal.SIGSTOP)  # freeze the supervisor so the queue can be seen before a new worker takes it
+    try:
+        waiting = enqueue(project, "add", "1")
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+    finally:
+        os.kill(work.pid, signal.SIGCONT)
+    wait_for(lambda: job_field(db, victim_job, "jobctl_crashes") == "1", message="the crash to be counted")
+    recovered_in = time.monotonic() - killed_at
+    assert recovered_in < 5, f"recovered in {recovered_in:.1f}s"
+    # the interrupted job went back to the FRONT: it starts again before the job queued meanwhile
+    rerun_by = int(wait_for(lambda: marker.exists() and marker.read_text() != str(victim) and marker.read_text(),
+                            message="the job to run again"))
+    assert rerun_by != victim and rerun_by in child_pids(work.pid)
+    assert show(project, waiting)["state"] == "queued"
+    job = show(project, victim_job)
+    assert job["state"] == "started" and job["crashes"] == 1
+    assert job["errors"] == [{"attempt": 1, "at": job["errors"][0]["at"], "error": "worker crashed (signal 9)",
+                              "worker": job["errors"][0]["worker"]}]
+
+
+def test_poison_pill_is_dead_after_three_crashes_while_other_jobs_flow(project, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 2}\n")
+    log = tmp_path / "log"
+    work = project.start("work")
+    poison = enqueue(project, "crash", "1")
+    others = [enqueue(project, "record", str(log), f"job-{n}") for n in range(20)]
+    wait_for(lambda: show(project, poison)["state"] == "dead", timeout=30, message="the poison pill to die")
+    job = show(project, poison)
+    assert job["reason"] == "worker crashed (exit status 1) 3 times"
+    assert job["crashes"] == 3
+    wait_for(lambda: log.exists() and len(log.read_text().split()) == 20, message="the other jobs")
+    assert sorted(log.read_text().split()) == sorted(f"job-{n}" for n in range(20))
+    assert all(show(project, j)["state"] == "finished" for j in others)
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=15) == 0
+
+
+def test_lost_host_jobs_are_recovered_by_another_supervisor(project, tmp_path, db):
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    marker = tmp_path / "marker"
+    first = project.start("work")
+    job_id = enqueue(project, "slow", str(marker), "1")
+    victim = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start"))
+    # the whole host is lost: supervisor and worker die at once
+    for pid in [first.pid, victim]:
+        os.kill(pid, signal.SIGKILL)
+    lost_at = time.monotonic()
+    assert show(project, job_id)["state"] == "started"
+
+    project.start("work")
+    wait_for(lambda: show(project, job_id)["state"] == "finished", timeout=45, message="recovery by the second host")
+    print(f"recovered and finished {time.monotonic() - lost_at:.1f}s after the host was lost")
+    assert show(project, job_id)["crashes"] == 1
+    workers = json.loads(project.run("status", "--json").stdout)["workers"]
+    assert all(w["pid"] != victim for w in workers)  # the lost worker is no longer listed as busy
+
+
+def test_shutdown_requeues_a_job_longer_than_shutdown_timeout(project, tmp_path, db):
+    project.write("queue.yml", "default: {worker_count: 1, shutdown_timeout: 1s}\n")
+    marker = tmp_path / "marker"
+    work = project.start("work")
+    long_job = enqueue(project, "slow", str(marker), "4")
+    wait_for(marker.exists, message="the job to start")
+    workers = child_pids(work.pid)
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=15) == 0
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
+    job = show(project, long_job)
+    assert job["state"] == "queued" and job["attempts"] == 0  # an interrupted attempt is not held against it
+    assert db.lindex("rq:queue:default", 0).decode() == long_job
+
+    marker.unlink()
+    assert project.run("work", "--burst").returncode == 0
+    assert show(project, long_job)["state"] == "finished"
+
+
+def test_second_signal_stops_at_once_and_still_requeues(project, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 1, shutdown_timeout: 60s}\n")
+    marker = tmp_path / "marker"
+    work = project.start("work")
+    job_id = enqueue(project, "slow", str(marker), "30")
+    wait_for(marker.exists, message="the job to start")
+    work.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    work.send_signal(signal.SIGINT)
+    assert work.wait(timeout=10) == 0
+    assert show(project, job_id)["state"] == "queued"
+
+
+def test_job_ignoring_its_timeout_is_killed_and_retried(project):
+    project.write("queue.yml", "default: {worker_count: 1, timeout: 1s, crash_limit: 1}\n")
+    work = project.start("work")
+    job_id = enqueue(project, "stubborn", "60")
+    job = wait_for(lambda: (j := show(project, job_id))["state"] == "dead" and j, timeout=30, message="the kill")
+    assert job["reason"] == "worker crashed (killed 10s after the job's timeout) 1 times"
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=15) == 0
+
+
+def test_worker_over_max_memory_is_recycled_after_its_job(project):
+    project.write("queue.yml", "default: {worker_count: 1, max_memory: 150MB}\n")
+    first = enqueue(project, "hoard", "200")
+    second = enqueue(project, "whoami")
+    assert project.run("work", "--burst").returncode == 0
+    assert show(project, first)["state"] == "finished"
+    assert show(project, second)["result"] != show(project, first)["result"]  # a fresh process ran it
+
+
+def test_redis_restart_loses_nothing(project, tmp_path, redis_server):
+    server = redis_server("--appendonly", "yes", "--appendfsync", "always")
+    env = {"REDIS_URL": server.url}
+    project.write("queue.yml", "default: {worker_count: 2, retry_delay: 200ms}\n")
+    log = tmp_path / "log"
+    work = project.start("work", env=env)
+    ids = [enqueue(project, "record", str(log), f"before-{n}", env=env) for n in range(10)]
+    marker = tmp_path / "marker"
+    during = enqueue(project, "slow", str(marker), "2", env=env)  # finishes while Redis is down
+    wait_for(marker.exists, message="the slow job to start")
+
+    server.stop()
+    down = project.run("enqueue", "add", "1", env=env)
+    assert down.returncode == 2 and f"cannot reach Redis at 127.0.0.1:{server.port}" in down.stderr
+    time.sleep(2.5)
+    server.start()
+
+    ids += [enqueue(project, "record", str(log), f"after-{n}", env=env) for n in range(10)]
+    for job_id in ids + [during]:
+        wait_for(lambda: show(project, job_id, env=env)["state"] == "finished", message=f"job {job_id}")
+    lines = log.read_text().split()
+    assert sorted(set(lines)) == sorted([f"before-{n}" for n in range(10)] + [f"after-{n}" for n in range(10)])
+    assert show(project, during, env=env)["result"] == 2
+    stderr_lines = []
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=20) == 0
+    stderr_lines = work.stderr.read().splitlines()
+    assert any("Redis connection lost" in line for line in stderr_lines)
+    assert any("Redis connection back" in line for line in stderr_lines)
