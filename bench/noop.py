@@ -6,3 +6,20 @@ from jobctl import job
 @job("noop", queue="bench")
 def noop(n: int = 0) -> int:
     return n
+
+
+_tally_connection = None
+
+
+@job("tally", queue="bench")
+def tally(n: int) -> int:
+    """Count this execution of job n in Redis (the soak benchmark checks every job ran)."""
+    global _tally_connection
+    if _tally_connection is None:
+        import os
+
+        import redis
+
+        _tally_connection = redis.Redis.from_url(os.environ["JOBCTL_BENCH_REDIS_URL"])
+    _tally_connection.hincrby("jobctl:bench:executions", n, 1)
+    return n

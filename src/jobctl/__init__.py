@@ -2,17 +2,22 @@
 
 The public API for job authors:
 
-    from jobctl import job, progress, PermanentError
+    from jobctl import job, on, progress, PermanentError
 
     @job("resize_image", queue="default", max_retries=3, timeout="2m")
     def resize_image(path: str, width: int = 800) -> dict:
         progress(50, "resizing")
         ...
+
+    @on("user.signup")                     # `jobctl emit user.signup '{"user_id": 42}'`
+    def send_welcome(payload: dict) -> None:
+        ...
 """
 
 from .context import progress
 from .errors import PermanentError
+from .events import on
 from .registry import job
 
-__all__ = ["job", "progress", "PermanentError"]
+__all__ = ["job", "on", "progress", "PermanentError"]
 __version__ = "0.1.0"

@@ -1,12 +1,16 @@
 """The data API: every number and record the front ends show, read from Redis in one place.
 
-`status`, `show`, the demo (and any other front end) read through here and never talk to Redis
-themselves. Counts come from list lengths and sorted-set sizes, never from scanning jobs, so a
-refresh costs the same with a million jobs as with ten.
+`status` (one-shot and `--live`), `stats`, `show`, the demo and the Prometheus exporter read
+through here and never talk to Redis themselves. Counts come from list lengths, sorted-set
+sizes and the job-tracking counters, never from scanning jobs, so a refresh costs the same with
+a million jobs as with ten (bench/status_scale.py measures it). Each read is one or two
+pipelined round trips.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +30,87 @@ _COUNTED = {
     "dead": keys.dead,
     "canceled": keys.canceled,
 }
+THROUGHPUT_WINDOWS = 60 // keys.THROUGHPUT_WINDOW  # "the last minute", in throughput windows
+RECENT_FAILURES = 10
+RECENT_EXECUTIONS = 10
+GRAPH_LIMIT = 200  # dependents shown by `show`: a fan-out of thousands is summarized, not listed
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value else None
+
+
+def _float(value: bytes | str | None) -> float | None:
+    return float(value) if value not in (None, b"", "") else None
+
+
+# --- job tracking counters -----------------------------------------------------------------------
+
+
+@dataclass
+class Counters:
+    """A job type's or a queue's execution counters (keys.job_stats / keys.queue_stats)."""
+
+    runs: int = 0
+    successes: int = 0
+    failures: int = 0  # failed executions, retried or not
+    retries: int = 0
+    dead: int = 0
+    crashes: int = 0
+    run_seconds: float = 0.0
+    max_run_seconds: float | None = None
+    last_run_at: float | None = None
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+    @classmethod
+    def from_hash(cls, raw: dict[bytes, bytes]) -> "Counters":
+        text = {k.decode(): v.decode() for k, v in raw.items()}
+        return cls(
+            **{name: int(text.get(name) or 0) for name in ("runs", "successes", "failures", "retries", "dead", "crashes")},
+            run_seconds=float(text.get("run_seconds") or 0),
+            max_run_seconds=_float(text.get("max_run_seconds")),
+            last_run_at=_float(text.get("last_run_at")),
+            last_error=text.get("last_error") or None,
+            last_error_at=_float(text.get("last_error_at")),
+        )
+
+    @property
+    def error_rate(self) -> float | None:
+        """Failed executions / executions, since tracking began."""
+        return self.failures / self.runs if self.runs else None
+
+    @property
+    def avg_run_seconds(self) -> float | None:
+        return self.run_seconds / self.runs if self.runs else None
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "error_rate": self.error_rate, "avg_run_seconds": self.avg_run_seconds}
+
+
+def parse_histogram(raw: dict[bytes, bytes]) -> dict[float, int]:
+    """keys.run_time_histogram's hash -> {upper bound (math.inf last): runs in that bucket}."""
+    return {float(bound): int(count) for bound, count in raw.items()}
+
+
+def run_time_percentile(histogram: dict[float, int], quantile: float, max_seconds: float | None) -> float | None:
+    """The run time below which `quantile` of the runs fall, interpolated linearly inside its
+    bucket (the way Prometheus' histogram_quantile does); never above the longest run seen."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    rank, seen, lower = quantile * total, 0, 0.0
+    for upper in (*keys.RUN_TIME_BUCKETS, math.inf):
+        count = histogram.get(float(upper), 0)
+        if count and seen + count >= rank:
+            top = max_seconds if upper == math.inf else upper  # the open bucket ends at the max
+            value = lower + (top - lower) * (rank - seen) / count
+            return min(value, max_seconds) if max_seconds is not None else value
+        seen += count
+        lower = upper
+    return max_seconds
+
+
+# --- status: queues, workers, running jobs, failures, scheduler ---------------------------------
 
 
 @dataclass
@@ -36,10 +121,20 @@ class QueueSummary:
     counts: dict[str, int]
     workers: int = 0
     busy: int = 0
+    paused: bool = False
+    processed_last_minute: int = 0
+    failed_last_minute: int = 0
+    latency_seconds: float | None = None  # age of the oldest queued job
+    totals: Counters = field(default_factory=Counters)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "priority": self.priority, "weight": self.weight, **self.counts,
-                "workers": self.workers, "busy": self.busy}
+        return {
+            "name": self.name, "priority": self.priority, "weight": self.weight, **self.counts,
+            "workers": self.workers, "busy": self.busy, "paused": self.paused,
+            "processed_last_minute": self.processed_last_minute, "failed_last_minute": self.failed_last_minute,
+            "error_rate": self.totals.error_rate, "avg_run_seconds": self.totals.avg_run_seconds,
+            "latency_seconds": self.latency_seconds,
+        }
 
 
 @dataclass
@@ -55,9 +150,27 @@ class WorkerSummary:
     birth: float | None = None
     last_heartbeat: float | None = None
     supervisor: str = ""
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+@dataclass
+class SchedulerEntry:
+    entry: str
+    next_run: float
+    last_run: float | None = None  # the latest due time a scheduler handled
+
+
+@dataclass
+class SchedulerStatus:
+    heartbeat: float | None  # the scheduler's last tick, unix time
+    entries: list[SchedulerEntry]  # soonest first
+
+    def to_dict(self) -> dict:
+        return {"heartbeat": self.heartbeat, "entries": [e.__dict__ for e in self.entries]}
 
 
 @dataclass
@@ -65,6 +178,8 @@ class Overview:
     queues: list[QueueSummary]
     workers: list[WorkerSummary]
     running: list[JobView] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)  # newest first, keys.history's entries
+    scheduler: SchedulerStatus | None = None  # None until a scheduler has written its keys
     taken_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict:
@@ -72,11 +187,16 @@ class Overview:
             "queues": [q.to_dict() for q in self.queues],
             "workers": [w.to_dict() for w in self.workers],
             "running": [j.to_dict() for j in self.running],
+            "failures": self.failures,
+            "scheduler": self.scheduler.to_dict() if self.scheduler else None,
             "taken_at": self.taken_at,
         }
 
 
-def queue_summaries(connection: redis.Redis, config: QueuesConfig) -> list[QueueSummary]:
+def queue_summaries(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[QueueSummary]:
+    now = time.time() if now is None else now
+    current = int(now // keys.THROUGHPUT_WINDOW)
+    windows = range(current - THROUGHPUT_WINDOWS + 1, current + 1)
     with connection.pipeline(transaction=False) as pipe:
         for name in config.queues:
             for state, registry in _COUNTED.items():
@@ -84,11 +204,32 @@ def queue_summaries(connection: redis.Redis, config: QueuesConfig) -> list[Queue
                     pipe.llen(keys.queue(name))
                 else:
                     pipe.zcard(registry(name))
+            pipe.sismember(keys.PAUSED, name)
+            pipe.lindex(keys.queue(name), 0)
+            pipe.hgetall(keys.queue_stats(name))
+            for window in windows:
+                pipe.hmget(keys.throughput(name, window), "finished", "failed")
         replies = iter(pipe.execute())
-    return [
-        QueueSummary(q.name, q.priority, q.weight, {state: int(next(replies)) for state in STATES})
-        for q in config.queues.values()
-    ]
+    summaries, heads = [], []
+    for q in config.queues.values():
+        summary = QueueSummary(q.name, q.priority, q.weight, {state: int(next(replies)) for state in STATES})
+        summary.paused = bool(next(replies))
+        heads.append(next(replies))
+        summary.totals = Counters.from_hash(next(replies))
+        for _ in windows:
+            finished, failed = next(replies)
+            summary.processed_last_minute += int(finished or 0) + int(failed or 0)
+            summary.failed_last_minute += int(failed or 0)
+        summaries.append(summary)
+    waiting = [(summary, head.decode()) for summary, head in zip(summaries, heads) if head]
+    with connection.pipeline(transaction=False) as pipe:
+        for _, head in waiting:
+            pipe.hget(keys.job(head), "enqueued_at")
+        enqueued = pipe.execute()
+    for (summary, _), enqueued_at in zip(waiting, enqueued):
+        moment = parse_rq_time(enqueued_at)
+        summary.latency_seconds = max(0.0, now - moment) if moment is not None else None
+    return summaries
 
 
 def workers(connection: redis.Redis) -> list[WorkerSummary]:
@@ -117,9 +258,36 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
                 birth=parse_rq_time(text.get("birth")),
                 last_heartbeat=parse_rq_time(text.get("last_heartbeat")),
                 supervisor=text.get("jobctl_supervisor", ""),
+                cpu_percent=_float(text.get("jobctl_cpu_percent")),
+                rss_bytes=int(text["jobctl_rss_bytes"]) if text.get("jobctl_rss_bytes") else None,
             )
         )
     return summaries
+
+
+def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict]:
+    """The latest failed executions, newest first: {id, job, queue, args, kwargs, attempt,
+    outcome ('retried' | 'dead'), run_seconds, at, error, worker}."""
+    return [json.loads(entry) for entry in connection.lrange(keys.RECENT_FAILURES, 0, limit - 1)]
+
+
+def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
+    """The scheduler's next runs and last tick, or None where no scheduler ever ran."""
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.SCHEDULER_NEXT_RUNS)
+        pipe.get(keys.SCHEDULER_HEARTBEAT)
+        next_runs, heartbeat = pipe.execute()
+    if not next_runs and heartbeat is None:
+        return None
+    names = [name.decode() for name in next_runs]
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.get(keys.scheduler_last(name))
+        last_runs = pipe.execute()
+    entries = [
+        SchedulerEntry(name, float(next_runs[name.encode()]), _float(last)) for name, last in zip(names, last_runs)
+    ]
+    return SchedulerStatus(_float(heartbeat), sorted(entries, key=lambda e: e.next_run))
 
 
 def jobs(connection: redis.Redis, job_ids: list[str]) -> list[JobView]:
@@ -146,7 +314,8 @@ def job(connection: redis.Redis, job_id: str) -> JobView:
 
 
 def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
-    queues = queue_summaries(connection, config)
+    now = time.time()
+    queues = queue_summaries(connection, config, now)
     all_workers = workers(connection)
     by_name = {q.name: q for q in queues}
     for worker in all_workers:
@@ -155,8 +324,170 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
                 by_name[queue].workers += 1
                 by_name[queue].busy += worker.state == "busy"
     running = jobs(connection, [w.current_job for w in all_workers if w.current_job])
-    return Overview(queues, all_workers, running)
+    return Overview(queues, all_workers, running, recent_failures(connection), scheduler_status(connection), now)
 
 
 def dead_job_ids(connection: redis.Redis, queue: str) -> list[str]:
     return [m.decode() for m in connection.zrange(keys.dead(queue), 0, -1)]
+
+
+# --- show: one job and its dependency graph -------------------------------------------------------
+
+
+@dataclass
+class Relative:
+    """A parent or child of a job in its dependency graph."""
+
+    id: str
+    job: str | None  # None: the record expired (a parent that finished long ago)
+    state: str | None
+    reason: str | None = None
+    children: list["Relative"] = field(default_factory=list)
+
+    @property
+    def canceled_by_parent(self) -> bool:
+        """Canceled because a parent died (or was canceled): the failure cascade."""
+        return self.state == "canceled" and (self.reason or "").startswith("parent ")
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "job": self.job, "state": self.state, "reason": self.reason,
+                "canceled_by_parent": self.canceled_by_parent, "children": [c.to_dict() for c in self.children]}
+
+
+@dataclass
+class JobDetail:
+    job: JobView
+    parents: list[Relative]
+    children: list[Relative]  # each with its own children: the whole cascade below this job
+    more_children: int = 0  # descendants not listed beyond GRAPH_LIMIT
+
+    @property
+    def waited_seconds(self) -> float | None:
+        if self.job.started_at and self.job.enqueued_at:
+            return max(0.0, self.job.started_at - self.job.enqueued_at)
+        return None
+
+    @property
+    def ran_seconds(self) -> float | None:
+        if self.job.started_at and self.job.ended_at:
+            return max(0.0, self.job.ended_at - self.job.started_at)
+        return None
+
+    def to_dict(self) -> dict:
+        return {
+            **self.job.to_dict(), "waited_seconds": self.waited_seconds, "ran_seconds": self.ran_seconds,
+            "parents": [p.to_dict() for p in self.parents], "children": [c.to_dict() for c in self.children],
+            "more_children": self.more_children,
+        }
+
+
+def _relatives(connection: redis.Redis, ids: list[str]) -> list[Relative]:
+    found = {view.id: view for view in jobs(connection, ids)}
+    return [
+        Relative(i, found[i].job, found[i].state, found[i].reason) if i in found else Relative(i, None, None)
+        for i in ids
+    ]
+
+
+def job_detail(connection: redis.Redis, job_id: str) -> JobDetail:
+    """A job with its parents and every job below it, level by level (one round trip a level)."""
+    view = job(connection, job_id)
+    detail = JobDetail(view, _relatives(connection, view.depends_on), _relatives(connection, view.dependents))
+    level, listed = detail.children, {job_id, *view.dependents}
+    while level:
+        with connection.pipeline(transaction=False) as pipe:
+            for node in level:
+                pipe.smembers(keys.dependents(node.id))
+            below = [sorted(m.decode() for m in members) for members in pipe.execute()]
+        next_level = []
+        for node, child_ids in zip(level, below):
+            fresh = [c for c in child_ids if c not in listed]
+            room = max(0, GRAPH_LIMIT - len(listed))
+            detail.more_children += len(fresh) - min(room, len(fresh))
+            listed.update(fresh[:room])
+            node.children = _relatives(connection, fresh[:room])
+            next_level += node.children
+        level = next_level
+    return detail
+
+
+# --- stats: what job tracking recorded ------------------------------------------------------------
+
+
+@dataclass
+class JobTypeStats:
+    name: str
+    totals: Counters
+    histogram: dict[float, int]  # non-cumulative runs per bucket upper bound
+    recent: list[dict]  # newest first, keys.history's entries
+
+    def percentile(self, quantile: float) -> float | None:
+        return run_time_percentile(self.histogram, quantile, self.totals.max_run_seconds)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.totals.to_dict(), "p50_run_seconds": self.percentile(0.5),
+                "p95_run_seconds": self.percentile(0.95), "recent": self.recent}
+
+
+@dataclass
+class QueueStats:
+    name: str
+    totals: Counters
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **self.totals.to_dict()}
+
+
+@dataclass
+class Stats:
+    queues: list[QueueStats]
+    jobs: list[JobTypeStats]
+
+    def to_dict(self) -> dict:
+        return {"queues": [q.to_dict() for q in self.queues], "jobs": [j.to_dict() for j in self.jobs]}
+
+
+def job_type_stats(connection: redis.Redis, names: list[str], history: int = keys.HISTORY_LENGTH) -> list[JobTypeStats]:
+    """Counters, histogram and the latest `history` executions of each job type, in one round trip."""
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hgetall(keys.job_stats(name))
+            pipe.hgetall(keys.run_time_histogram(name))
+            if history:
+                pipe.lrange(keys.history(name), 0, history - 1)
+        replies = iter(pipe.execute())
+    return [
+        JobTypeStats(name, Counters.from_hash(next(replies)), parse_histogram(next(replies)),
+                     [json.loads(entry) for entry in next(replies)] if history else [])
+        for name in names
+    ]
+
+
+def stats(
+    connection: redis.Redis, config: QueuesConfig, job_names: list[str], *,
+    job: str | None = None, queue: str | None = None, recent: int = RECENT_EXECUTIONS,
+) -> Stats:
+    """Job tracking for the registered job types (`job_names`) and the configured queues.
+
+    `job` narrows to one job type; `queue` to one queue and to the job types that ran on it
+    lately, with their recent executions on that queue only. Counters, percentiles and last
+    error of a job type cover all its queues (they are kept per job type)."""
+    queue_names = [config.get(queue, "--queue").name] if queue else [] if job else list(config.queues)
+    with connection.pipeline(transaction=False) as pipe:
+        for name in queue_names:
+            pipe.hgetall(keys.queue_stats(name))
+        queue_rows = pipe.execute()
+    # filtering by queue looks through the whole capped history; otherwise the latest are enough
+    types = job_type_stats(connection, [job] if job else job_names, keys.HISTORY_LENGTH if queue else recent)
+    if job and not types[0].totals.runs and job not in job_names:
+        raise UnknownJob(f"--job {job!r}: no executions recorded for it and no job is registered by that name")
+    if queue:
+        for entry in types:
+            entry.recent = [run for run in entry.recent if run.get("queue") == queue]
+        if not job:
+            types = [t for t in types if t.recent]
+    elif not job:
+        types = [t for t in types if t.totals.runs]
+    for entry in types:
+        entry.recent = entry.recent[:recent]
+    return Stats([QueueStats(n, Counters.from_hash(raw)) for n, raw in zip(queue_names, queue_rows)], types)

@@ -74,6 +74,27 @@ def unique(claim: str) -> str:
     return f"jobctl:unique:{claim}"
 
 
+# --- the scheduler (scheduler.py) -------------------------------------------------------------
+
+SCHEDULER_NEXT_RUNS = "jobctl:scheduler:next"  # hash: entry name -> next due time (unix seconds)
+SCHEDULER_HEARTBEAT = "jobctl:scheduler:heartbeat"  # string: unix time of the latest pass, expiring
+
+
+def scheduler_claim(entry: str, due: int) -> str:
+    """Held (SET NX with the enqueue, value: the scheduler's name) by the scheduler that stored this run."""
+    return f"jobctl:scheduler:claim:{entry}:{due}"
+
+
+def scheduler_last(entry: str) -> str:
+    """The latest due time (unix seconds) of the entry that a scheduler has handled."""
+    return f"jobctl:scheduler:last:{entry}"
+
+
+def recurring_job_id(entry: str, due: int) -> str:
+    """Every run of a recurring entry has an id of its own."""
+    return f"cron:{entry}:{due}"
+
+
 # --- job tracking, written by lua/lib.lua's record_execution, bounded in size -------------------
 
 RECENT_FAILURES = "jobctl:failures"  # list, newest first: the last 100 failed executions (JSON)

@@ -1,20 +1,70 @@
-"""Log lines of the long-running processes (workers, supervisor): plain, readable, one per event."""
+"""Log lines of the long-running processes (workers, supervisor, scheduler).
 
+Plain readable lines by default; with `--log-format json` (or JOBCTL_LOG_FORMAT=json) one JSON
+object per line, for log shippers. Call sites log an event once and get both:
+
+    logs.event(log, "job.finished", "%s %s [%s] finished in %.3fs", name, job_id, queue, seconds,
+               job_id=job_id, job=name, queue=queue, duration=seconds, outcome="finished")
+
+prints `12:00:01 INFO  add 3f2a... [default] finished in 0.012s` in plain form and
+`{"time": "...", "level": "info", "event": "job.finished", "job_id": "3f2a...", "job": "add",
+"queue": "default", "duration": 0.012, "outcome": "finished", "message": "add 3f2a... ..."}`
+in JSON form. Ordinary `log.info(...)` lines appear in JSON as event "log".
+"""
+
+from __future__ import annotations
+
+import json
 import logging
 import sys
+from datetime import datetime, timezone
 
 LOGGER_NAME = "jobctl"
+FORMATS = ("plain", "json")
+_FIELDS = "jobctl_fields"  # the LogRecord attribute that carries an event's name and fields
 
 
-def setup(verbose: bool = False) -> logging.Logger:
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            **getattr(record, _FIELDS, {"event": "log"}),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            line["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def _formatter(fmt: str) -> logging.Formatter:
+    if fmt == "json":
+        return JsonFormatter()
+    return logging.Formatter("%(asctime)s %(levelname)-5s %(message)s", "%H:%M:%S")
+
+
+def setup(verbose: bool = False, fmt: str | None = None) -> logging.Logger:
+    """Configure the jobctl logger on stderr. `fmt` is "plain" or "json"; None keeps the format
+    already set up (plain the first time), so a later `setup(verbose)` does not undo the global
+    --log-format option."""
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"log format {fmt!r}: expected plain or json")
     logger = logging.getLogger(LOGGER_NAME)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-5s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
+        logger.addHandler(logging.StreamHandler(sys.stderr))
         logger.propagate = False
+        fmt = fmt or "plain"
+    if fmt is not None:
+        for handler in logger.handlers:
+            handler.setFormatter(_formatter(fmt))
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     return logger
+
+
+def event(logger: logging.Logger, name: str, message: str, *args, level: int = logging.INFO, **fields) -> None:
+    """Log one event: `message % args` is the plain line; `name` and `fields` (job_id, job,
+    queue, duration, outcome, ...) are the JSON object's keys."""
+    logger.log(level, message, *args, extra={_FIELDS: {"event": name, **fields}})
 
 
 def get() -> logging.Logger:

@@ -18,6 +18,10 @@ from .jobdata import describe, encode_payload, new_job_fields, new_job_id
 from .transitions import Transitions
 
 
+class AlreadyClaimed(Exception):
+    """The run claim given to `enqueue` is held: another scheduler stored this run."""
+
+
 class DuplicateJob(Exception):
     """The job (same --job-id, or same name and arguments with --unique) is already active."""
 
@@ -81,11 +85,13 @@ def enqueue(
     unique: bool = False,
     depends_on: list[str] = (),
     allow_failure: bool = False,
+    run_claim: tuple[str, str, int] | None = None,
 ) -> Enqueued:
     """Store a registered job on a configured queue, now, at `run_at` or after its parents.
+    `run_claim` (key, owner, ttl) is taken atomically with the enqueue (the scheduler's claim).
 
-    Raises UnknownJob, ConfigError (queue not configured), UsageError (unknown parent) or
-    DuplicateJob."""
+    Raises UnknownJob, ConfigError (queue not configured), UsageError (unknown parent),
+    DuplicateJob or AlreadyClaimed."""
     args, kwargs, now = list(args), dict(kwargs or {}), time.time()
     queue_name, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure)
     explicit_id = job_id
@@ -94,8 +100,11 @@ def enqueue(
     if unique:
         claim = keys.unique(explicit_id) if explicit_id else unique_claim(job_name, args, kwargs)
     outcome, ident, state = Transitions(connection).enqueue(
-        job_id, queue_name, fields, now=now, run_at=run_at or 0, unique_claim=claim, parents=list(depends_on)
+        job_id, queue_name, fields, now=now, run_at=run_at or 0, unique_claim=claim, parents=list(depends_on),
+        run_claim=run_claim,
     )
+    if outcome == "claimed":
+        raise AlreadyClaimed(ident)
     if outcome in ("exists", "duplicate"):
         raise DuplicateJob(ident, state)
     if outcome == "unknown_parent":

@@ -28,6 +28,8 @@ from .worker import HEARTBEAT_TTL, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
 SWEEP_EVERY = 5.0  # seconds between looks for workers lost on other hosts
+QUICK_DEATH = 1.0  # a worker dying this soon after its start, again and again, is restarted ever more slowly
+MAX_RESTART_DELAY = 5.0
 OVERRUN_GRACE = 10.0  # a job this far past its timeout (SIGALRM did not stop it) gets its worker killed
 BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
 
@@ -190,8 +192,8 @@ class Supervisor:
                 slot.worker_name, slot.queue.name, how, requeued, buried,
             )
         lived = time.monotonic() - slot.started
-        slot.quick_deaths = slot.quick_deaths + 1 if crashed and lived < 2 else 0
-        slot.restart_at = time.monotonic() + min(0.1 * 2**slot.quick_deaths, 10) if slot.quick_deaths else 0
+        slot.quick_deaths = slot.quick_deaths + 1 if crashed and lived < QUICK_DEATH else 0
+        slot.restart_at = time.monotonic() + min(0.1 * 2 ** (slot.quick_deaths - 1), MAX_RESTART_DELAY) if slot.quick_deaths else 0
         slot.pid = None
 
     # --- periodic duties ---------------------------------------------------------------------

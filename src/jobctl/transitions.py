@@ -23,11 +23,6 @@ def _source(name: str) -> str:
     return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
-def enqueue_reply(reply: list) -> tuple[str, str, str]:
-    outcome, ident, state = reply
-    return outcome.decode(), ident.decode(), state.decode()
-
-
 class Transitions:
     """The scripts, bound to one Redis connection."""
 
@@ -51,18 +46,23 @@ class Transitions:
         run_at: float = 0,
         unique_claim: str = "",
         parents: list[str] = (),
+        run_claim: tuple[str, str, int] | None = None,
         pipe=None,
     ) -> tuple[str, str, str] | None:
         """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
-        taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's)
-        or 'unknown_parent' (the id is the missing parent's). In a pipeline, returns None and
-        the pipeline's result holds the raw reply (see `enqueue_reply`)."""
+        taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's),
+        'unknown_parent' (the id is the missing parent's) or 'claimed' (`run_claim` = (key,
+        owner, ttl) was already held; the id is its holder). In a pipeline, returns None."""
         flat: list[Any] = []
         for name, value in fields.items():
             flat += [name, value]
-        args = [job_id, queue, run_at, unique_claim, json.dumps(list(parents)), now, rq_time(now)]
+        claim_key, owner, ttl = run_claim or ("", "", 0)
+        args = [job_id, queue, run_at, unique_claim, json.dumps(list(parents)), now, rq_time(now), claim_key, owner, ttl]
         reply = self._run("enqueue", args + flat, pipe)
-        return None if pipe is not None else enqueue_reply(reply)
+        if pipe is not None:
+            return None
+        outcome, ident, state = reply
+        return outcome.decode(), ident.decode(), state.decode()
 
     def enqueue_many(self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, pipe=None):
         """Store new jobs (id, data, description) that share every other field, in one call."""

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
+import select
+import sys
+import termios
 import time
+import tty
 from datetime import datetime, timezone
+from typing import Callable
 
 from rich import box
-from rich.console import Group
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
+from rich.tree import Tree
 
-from .api import Overview
+from .api import JobDetail, Overview, Relative, Stats
 from .durations import format_duration
 from .jobdata import STATES, JobView
 
@@ -26,6 +35,7 @@ STATE_STYLE = {
     "busy": "yellow",
     "idle": "green",
     "gone": "red",
+    "retried": "yellow",  # execution outcomes, as job tracking records them
 }
 
 
@@ -53,32 +63,172 @@ def table(title: str, *columns: str, **options) -> Table:
     return grid
 
 
-def status_tables(view: Overview) -> Group:
-    queues = table("Queues", "queue")
-    queues.add_column("workers", justify="right")
-    for state in STATES:
-        queues.add_column(state, justify="right", style=STATE_STYLE[state])
-    for q in view.queues:
-        queues.add_row(q.name, f"{q.busy}/{q.workers}", *(str(q.counts[s]) for s in STATES))
+def percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.1f}%"
 
-    workers = table("Workers", "worker", "host", "pid", "queues", "state", "job", "done", "failed", "heartbeat")
+
+def size(count: int | None) -> str:
+    if count is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
+        count /= 1024
+
+
+def status_tables(view: Overview, failures: int = 5) -> Group:
+    """Queues (counts per state, then activity), workers grouped by host with their current job
+    and its progress, the latest failures, and the scheduler's next runs once a scheduler runs."""
+    counts = table("Queues", "queue")
+    counts.add_column("workers", justify="right")
+    for state in STATES:
+        counts.add_column(state, justify="right", style=STATE_STYLE[state])
+    activity = table("Queue activity", "queue", "prio", "weight", "done/min", "fail/min", "err %", "avg run", "latency")
+    for q in view.queues:
+        counts.add_row(q.name, f"{q.busy}/{q.workers}", *(str(q.counts[s]) for s in STATES))
+        activity.add_row(
+            q.name + (" (paused)" if q.paused else ""), str(q.priority), str(q.weight or "-"),
+            str(q.processed_last_minute - q.failed_last_minute), str(q.failed_last_minute),
+            percent(q.totals.error_rate), format_duration(q.totals.avg_run_seconds), format_duration(q.latency_seconds),
+        )
+    parts = [counts, activity, workers_table(view)]
+    if view.failures:
+        parts.append(failures_table(view.failures[:failures], view.taken_at))
+    if view.scheduler:
+        parts.append(scheduler_table(view))
+    return Group(*parts)
+
+
+def workers_table(view: Overview) -> Table:
+    grid = table("Workers", "host", "pid", "queue", "state", "job", "progress", "done", "fail", "cpu", "rss", "up", "beat")
     running = {j.id: j for j in view.running}
-    for w in view.workers:
+    ordered = sorted(view.workers, key=lambda w: (w.host, w.pid or 0))
+    for index, w in enumerate(ordered):
         job = running.get(w.current_job or "")
-        workers.add_row(
-            w.name, w.host, str(w.pid or "-"), ",".join(w.queues), state_text(w.state),
-            f"{job.job} {job.id[:8]}" if job else "-", str(w.done), str(w.failed), ago(w.last_heartbeat, view.taken_at),
+        first_of_host = index == 0 or ordered[index - 1].host != w.host
+        last_of_host = index == len(ordered) - 1 or ordered[index + 1].host != w.host
+        grid.add_row(
+            w.host if first_of_host else "", str(w.pid or "-"), ",".join(w.queues), state_text(w.state),
+            f"{job.job} {job.id[:8]}" if job else "-", progress_cell(job) if job else "-", str(w.done), str(w.failed),
+            "-" if w.cpu_percent is None else f"{w.cpu_percent:.0f}%", size(w.rss_bytes),
+            format_duration(view.taken_at - w.birth) if w.birth else "-", ago(w.last_heartbeat, view.taken_at),
+            end_section=last_of_host,
         )
     if not view.workers:
-        workers.caption = "no workers running: start them with `jobctl work`"
+        grid.caption = "no workers running: start them with `jobctl work`"
+    return grid
 
-    parts = [queues, workers]
-    if view.running:
-        jobs = table("Running jobs", "job", "id", "queue", "worker", "running for", "progress")
-        for j in view.running:
-            jobs.add_row(j.job, j.id, j.queue, j.worker or "-", ago(j.started_at, view.taken_at).removesuffix(" ago"), progress_text(j))
-        parts.append(jobs)
+
+def progress_cell(job: JobView):
+    if job.progress is None:
+        return Text("running", style="yellow")
+    cell = Table.grid(padding=(0, 1))
+    cell.add_row(ProgressBar(total=100, completed=job.progress, width=10), Text(progress_text(job), overflow="ellipsis"))
+    return cell
+
+
+def failures_table(failures: list[dict], now: float) -> Table:
+    grid = table("Recent failures", "when", "job", "id", "queue", "attempt", "outcome", "error")
+    for entry in failures:
+        grid.add_row(
+            ago(entry.get("at"), now), entry.get("job", "-"), str(entry.get("id", ""))[:8], entry.get("queue", "-"),
+            str(entry.get("attempt", "-")), state_text(entry.get("outcome", "-")),
+            _error_cell(entry.get("error")),
+        )
+    return grid
+
+
+def scheduler_table(view: Overview) -> Table:
+    scheduler = view.scheduler
+    grid = table("Scheduler", "entry", "next run", "in", "last run")
+    for entry in scheduler.entries:
+        grid.add_row(entry.entry, when(entry.next_run), format_duration(max(0.0, entry.next_run - view.taken_at)),
+                     when(entry.last_run))
+    grid.caption = "no scheduler running" if scheduler.heartbeat is None else f"last pass {ago(scheduler.heartbeat, view.taken_at)}"
+    return grid
+
+
+class KeyPresses:
+    """Key presses from the terminal, one at a time (cbreak mode) and without blocking; the
+    terminal's settings are restored on exit. Without a terminal, waiting is just sleeping."""
+
+    def __enter__(self) -> "KeyPresses":
+        self.fd = sys.stdin.fileno() if sys.stdin.isatty() else None
+        if self.fd is not None:
+            self.saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd)  # keeps ISIG: Ctrl-C still raises KeyboardInterrupt
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+
+    def wait(self, seconds: float) -> str:
+        """What was typed within `seconds` ('' if nothing); returns as soon as a key is pressed."""
+        if self.fd is None:
+            time.sleep(seconds)
+            return ""
+        ready, _, _ = select.select([self.fd], [], [], seconds)
+        return os.read(self.fd, 64).decode(errors="replace") if ready else ""
+
+
+def live_status(read: Callable[[], Overview], console: Console, interval: float) -> None:
+    """The live view: redrawn in place every `interval` seconds on the terminal's alternate
+    screen, cropped to its height, until `q` (or Ctrl-C, which raises KeyboardInterrupt)."""
+
+    def frame() -> Group:
+        view = read()
+        title = Text.assemble(("jobctl status", "bold"), f"  {when(view.taken_at)}  every {interval:g}s  q to quit")
+        return Group(title, status_tables(view))
+
+    with KeyPresses() as keys, Live(frame(), console=console, screen=True, auto_refresh=False,
+                                    vertical_overflow="crop") as screen:
+        while "q" not in keys.wait(interval).lower():
+            screen.update(frame(), refresh=True)
+
+
+def stats_tables(stats: Stats, recent: int = 10) -> Group:
+    parts = []
+    columns = ("runs", "finished", "failed", "retries", "dead", "error rate")
+    if stats.queues:
+        queues = table("Queues", "queue", *columns, "avg run", "max run", "last run", "last error")
+        for q in stats.queues:
+            t = q.totals
+            queues.add_row(q.name, *_counter_cells(t), format_duration(t.avg_run_seconds),
+                           format_duration(t.max_run_seconds), ago(t.last_run_at), _error_cell(t.last_error))
+        parts.append(queues)
+    jobs = table("Job types", "job", *columns, "p50", "p95", "max run", "last run", "last error")
+    for j in stats.jobs:
+        t = j.totals
+        jobs.add_row(j.name, *_counter_cells(t), format_duration(j.percentile(0.5)), format_duration(j.percentile(0.95)),
+                     format_duration(t.max_run_seconds), ago(t.last_run_at), _error_cell(t.last_error))
+    if not stats.jobs:
+        jobs.caption = "no executions recorded yet"
+    parts.append(jobs)
+    executions = sorted((run for j in stats.jobs for run in j.recent), key=lambda run: run.get("at") or 0, reverse=True)
+    if executions:
+        grid = table("Recent executions", "when", "job", "id", "queue", "attempt", "outcome", "ran", "parameters", "error")
+        for run in executions[:recent]:
+            grid.add_row(
+                ago(run.get("at")), run.get("job", "-"), str(run.get("id", ""))[:8], run.get("queue", "-"),
+                str(run.get("attempt", "-")), state_text(run.get("outcome", "-")), format_duration(run.get("run_seconds")),
+                Text(parameters(run.get("args") or [], run.get("kwargs") or {}), overflow="ellipsis", no_wrap=True),
+                _error_cell(run.get("error")),
+            )
+        parts.append(grid)
     return Group(*parts)
+
+
+def _counter_cells(t) -> list[str]:
+    return [str(t.runs), str(t.successes), str(t.failures), str(t.retries), str(t.dead), percent(t.error_rate)]
+
+
+def _error_cell(error: str | None):
+    return Text(error or "-", style="red" if error else "", overflow="ellipsis", no_wrap=True)
+
+
+def parameters(args: list, kwargs: dict) -> str:
+    return ", ".join([json.dumps(a) for a in args] + [f"{k}={json.dumps(v)}" for k, v in kwargs.items()])
 
 
 def recurring_table(rows) -> Table:
@@ -143,6 +293,40 @@ def job_table(job: JobView) -> Table:
     for label, value in rows:
         grid.add_row(label, value)
     return grid
+
+
+def job_detail_view(detail: JobDetail):
+    """`show`: the job's table, then its dependency graph as a tree when it has one."""
+    if not (detail.parents or detail.children):
+        return job_table(detail.job)
+    graph = Tree(Text(f"{detail.job.id} {detail.job.job} ") + state_text(detail.job.state),
+                 guide_style="dim")
+    if detail.parents:
+        parents = graph.add(Text("parents", style="bold"))
+        for parent in detail.parents:
+            parents.add(relative_label(parent))
+    if detail.children:
+        children = graph.add(Text("children", style="bold"))
+        _add_children(children, detail.children)
+        if detail.more_children:
+            children.add(Text(f"... and {detail.more_children} more", style="dim"))
+    return Group(job_table(detail.job), Text("Dependencies", style="bold"), graph)
+
+
+def _add_children(branch: Tree, children: list[Relative]) -> None:
+    for child in children:
+        _add_children(branch.add(relative_label(child)), child.children)
+
+
+def relative_label(node: Relative) -> Text:
+    if node.state is None:
+        return Text(f"{node.id} (record expired)", style="dim")
+    label = Text(f"{node.id} {node.job} ") + state_text(node.state)
+    if node.canceled_by_parent:
+        label.append(f" ({node.reason})", style="red")
+    elif node.reason:
+        label.append(f" ({node.reason})")
+    return label
 
 
 def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:

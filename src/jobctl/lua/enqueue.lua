@@ -1,8 +1,16 @@
--- ARGV: id, queue, run_at, unique_claim, parents_json, now, now_iso, field, value, ...
+-- ARGV: id, queue, run_at, unique_claim, parents_json, now, now_iso, run_claim, run_claim_owner,
+--       run_claim_ttl, field, value, ...
+-- run_claim (the scheduler's claim on one due time of a recurring entry, '' for none) is taken
+-- here, with the enqueue, so that a claim is never held by a run that was not stored.
 local id, queue, run_at, claim = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local parents = cjson.decode(ARGV[5])
 local now, now_iso = tonumber(ARGV[6]), ARGV[7]
+local run_claim, run_claim_owner, run_claim_ttl = ARGV[8], ARGV[9], ARGV[10]
 local key = job_key(id)
+
+if run_claim ~= '' and not redis.call('SET', run_claim, run_claim_owner, 'NX', 'EX', run_claim_ttl) then
+  return {'claimed', redis.call('GET', run_claim) or '', ''}
+end
 
 local status = redis.call('HGET', key, 'status')
 if status and ACTIVE[status] then return {'exists', id, status} end
@@ -27,7 +35,7 @@ if status then
 end
 
 local fields = {}
-for i = 8, #ARGV do table.insert(fields, ARGV[i]) end
+for i = 11, #ARGV do table.insert(fields, ARGV[i]) end
 redis.call('HSET', key, unpack(fields))
 if claim ~= '' then
   redis.call('SET', claim, id)

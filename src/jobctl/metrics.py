@@ -1,0 +1,132 @@
+"""Prometheus metrics: a collector that reads through the data API at scrape time.
+
+Nothing is counted in this process: every scrape reads the numbers the workers keep in Redis
+(queue depths, job-tracking counters and histograms, worker records), so any number of exporters
+on any hosts report the same values, and a scrape costs the same with a million queued jobs.
+
+    server = metrics.serve(url, config, port=9121)        # what `jobctl metrics` does
+    ...
+    server.shutdown()
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import partial
+from threading import Thread
+from typing import Callable, Iterator
+
+import redis
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from . import api, keys, registry
+from .config import QueuesConfig
+from .connection import connect
+from .errors import JobctlError
+
+
+def _registered_job_names() -> list[str]:
+    return [spec.name for spec in registry.all_jobs()]
+
+
+class JobctlCollector(Collector):
+    def __init__(self, connection_factory: Callable[[], redis.Redis], config: QueuesConfig,
+                 job_names: Callable[[], list[str]] = _registered_job_names):
+        self._connection_factory = connection_factory
+        self._connection: redis.Redis | None = None
+        self.config = config
+        self.job_names = job_names
+
+    def collect(self) -> Iterator:
+        up = GaugeMetricFamily("jobctl_redis_up", "1 when the last scrape read Redis, 0 when Redis did not answer.")
+        try:
+            if self._connection is None:
+                self._connection = self._connection_factory()
+            overview = api.overview(self._connection, self.config)
+            job_types = api.job_type_stats(self._connection, self.job_names(), history=0)
+        except (redis.RedisError, JobctlError):
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from _queue_metrics(overview)
+        yield from _job_type_metrics(job_types)
+
+
+def _queue_metrics(overview: api.Overview) -> Iterator:
+    depth = GaugeMetricFamily("jobctl_queue_jobs", "Jobs per queue and state.", labels=["queue", "state"])
+    latency = GaugeMetricFamily(
+        "jobctl_queue_latency_seconds", "Age of the oldest queued job (0 when none is queued).", labels=["queue"]
+    )
+    workers = GaugeMetricFamily("jobctl_workers", "Live workers per queue, busy or idle.", labels=["queue", "state"])
+    processed = CounterMetricFamily(
+        "jobctl_queue_jobs_processed", "Job executions per queue, by outcome (finished or failed).", labels=["queue", "outcome"]
+    )
+    for queue in overview.queues:
+        for state, count in queue.counts.items():
+            depth.add_metric([queue.name, state], count)
+        latency.add_metric([queue.name], queue.latency_seconds or 0.0)
+        workers.add_metric([queue.name, "busy"], queue.busy)
+        workers.add_metric([queue.name, "idle"], queue.workers - queue.busy)
+        processed.add_metric([queue.name, "finished"], queue.totals.successes)
+        processed.add_metric([queue.name, "failed"], queue.totals.failures)
+    return [depth, latency, workers, processed]
+
+
+def _job_type_metrics(job_types: list[api.JobTypeStats]) -> Iterator:
+    processed = CounterMetricFamily(
+        "jobctl_jobs_processed", "Job executions per job type, by outcome (finished or failed).", labels=["job", "outcome"]
+    )
+    retries = CounterMetricFamily("jobctl_job_retries", "Failed executions that were scheduled for a retry.", labels=["job"])
+    run_time = HistogramMetricFamily("jobctl_job_run_seconds", "How long executions ran.", labels=["job"])
+    bounds = (*keys.RUN_TIME_BUCKETS, float("inf"))
+    for job_type in job_types:
+        totals = job_type.totals
+        processed.add_metric([job_type.name, "finished"], totals.successes)
+        processed.add_metric([job_type.name, "failed"], totals.failures)
+        retries.add_metric([job_type.name], totals.retries)
+        cumulative, buckets = 0, []
+        for bound in bounds:  # stored per bucket; Prometheus buckets count everything up to `le`
+            cumulative += job_type.histogram.get(float(bound), 0)
+            buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", cumulative))
+        run_time.add_metric([job_type.name], buckets, totals.run_seconds)
+    return [processed, retries, run_time]
+
+
+@dataclass
+class MetricsServer:
+    """The HTTP server answering /metrics from a daemon thread."""
+
+    httpd: object
+    thread: Thread
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_port
+
+    def shutdown(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+def serve(
+    url_or_connection_factory: str | Callable[[], redis.Redis], config: QueuesConfig, port: int, host: str = "0.0.0.0",
+) -> MetricsServer:
+    """Serve /metrics on host:port (port 0: any free port, see .port) until .shutdown()."""
+    factory = url_or_connection_factory
+    if isinstance(factory, str):
+        factory = partial(connect, factory, check=False)
+    metrics_registry = CollectorRegistry(auto_describe=False)
+    metrics_registry.register(JobctlCollector(factory, config))
+    try:
+        httpd, thread = start_http_server(port, addr=host, registry=metrics_registry)
+    except OSError as exc:
+        raise JobctlError(f"metrics: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    # worker processes forked by the supervisor must not hold the listening socket open
+    os.register_at_fork(after_in_child=httpd.socket.close)
+    return MetricsServer(httpd, thread)

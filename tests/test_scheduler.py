@@ -1,0 +1,176 @@
+"""`jobctl scheduler` as an operator runs it: real processes against the real Redis, one or two at a
+time, killed, restarted, reloaded. Schedules' time logic (DST, time zones) is in test_schedule.py."""
+
+import re
+import signal
+import time
+from datetime import UTC, datetime
+
+from conftest import wait_for
+
+from jobctl.keys import SCHEDULER_HEARTBEAT as HEARTBEAT, SCHEDULER_NEXT_RUNS as NEXT_RUNS
+from jobctl.scheduler import latest_due
+from jobctl.schedule import parse_schedule
+
+
+def every_second(name: str, path, catch_up: str = "latest", enabled: bool = True) -> str:
+    return (
+        f"{name}:\n  job: record\n  args: [{str(path)!r}, {name!r}]\n  schedule: every 1 second\n"
+        f"  catch_up: {catch_up}\n  enabled: {str(enabled).lower()}\n"
+    )
+
+
+def dues(db, entry: str) -> list[int]:
+    """The due times (unix seconds) of the entry's runs that were enqueued, from their job ids."""
+    prefix = f"rq:job:cron:{entry}:"
+    return sorted(int(key.decode()[len(prefix):]) for key in db.scan_iter(f"{prefix}*") if b":" not in key[len(prefix):])
+
+
+def stop(process) -> str:
+    """SIGTERM the scheduler; it must exit 0. Returns what it logged."""
+    process.send_signal(signal.SIGTERM)
+    _, log = process.communicate(timeout=10)
+    assert process.returncode == 0, log
+    return log
+
+
+def test_two_schedulers_enqueue_each_due_time_once(project, db, tmp_path):
+    ran = tmp_path / "ran.txt"
+    project.write("recurring.yml", every_second("tick", ran))
+    schedulers = [project.start("scheduler"), project.start("scheduler")]
+    project.start("work")
+    wait_for(lambda: len(dues(db, "tick")) >= 11, timeout=20, message="eleven due times")
+    logs = [stop(s) for s in schedulers]
+    seen = dues(db, "tick")
+    assert seen == list(range(seen[0], seen[0] + len(seen))), f"a due time was skipped: {seen}"
+
+    enqueued = re.findall(r"enqueued cron:tick:(\d+)", "".join(logs))
+    assert sorted(map(int, enqueued)) == seen  # each due time enqueued once, by one of the two
+    # the worker finishes each run at once, so a second enqueue of a finished run would run again
+    wait_for(lambda: len(ran.read_text().split()) >= len(seen), message="every run to finish")
+    time.sleep(0.3)
+    assert len(ran.read_text().split()) == len(seen)
+
+
+def test_killed_scheduler_restarted_runs_the_latest_missed_run_once(project, db, tmp_path):
+    project.write("recurring.yml", every_second("tick", tmp_path / "ran.txt", catch_up="latest"))
+    first = project.start("scheduler")
+    wait_for(lambda: dues(db, "tick"), timeout=10, message="a first run")
+    first.kill()  # SIGKILL, by its PID
+    first.wait()
+    handled = dues(db, "tick")[-1]
+    time.sleep(4)  # several due times pass with no scheduler up
+
+    second = project.start("scheduler")
+    wait_for(lambda: dues(db, "tick")[-1] > handled + 5, timeout=10, message="runs after the restart")
+    log = stop(second)
+    count, last_missed = missed_runs(log)
+    assert count >= 2
+    after = [due for due in dues(db, "tick") if due > handled]
+    assert after[0] == last_missed  # the latest missed run, once; the ones before it skipped
+    assert after == list(range(last_missed, last_missed + len(after)))  # then every run on time
+
+
+def test_killed_scheduler_restarted_skips_missed_runs_with_catch_up_none(project, db, tmp_path):
+    project.write("recurring.yml", every_second("tick", tmp_path / "ran.txt", catch_up="none"))
+    first = project.start("scheduler")
+    wait_for(lambda: dues(db, "tick"), timeout=10, message="a first run")
+    first.kill()
+    first.wait()
+    handled = dues(db, "tick")[-1]
+    time.sleep(4)
+
+    second = project.start("scheduler")
+    wait_for(lambda: dues(db, "tick")[-1] > handled + 5, timeout=10, message="runs after the restart")
+    log = stop(second)
+    count, last_missed = missed_runs(log)
+    assert count >= 2 and "catch_up none: skipped" in log
+    after = [due for due in dues(db, "tick") if due > handled]
+    assert after[0] == last_missed + 1  # none of the missed runs; every run on time since
+    assert after == list(range(after[0], after[0] + len(after)))
+
+
+def missed_runs(log: str) -> tuple[int, int]:
+    """(how many, the latest one's unix time) from the scheduler's one line about missed runs."""
+    lines = re.findall(r"(\d+) missed runs \(due .+? to (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)Z\)", log)
+    assert len(lines) == 1, log
+    count, latest = lines[0]
+    return int(count), int(datetime.strptime(latest, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp())
+
+
+def test_sighup_reloads_and_an_invalid_file_keeps_the_schedule(project, db, tmp_path):
+    project.write("recurring.yml", every_second("first", tmp_path / "ran.txt"))
+    scheduler = project.start("scheduler")
+    wait_for(lambda: dues(db, "first"), timeout=10, message="the first entry's run")
+
+    project.write("recurring.yml", every_second("second", tmp_path / "ran.txt"))
+    scheduler.send_signal(signal.SIGHUP)
+    wait_for(lambda: dues(db, "second"), timeout=5, message="the reloaded entry's run")
+    reloaded_at = time.time()
+    assert db.hkeys(NEXT_RUNS) == [b"second"]
+
+    project.write("recurring.yml", "second:\n  job: record\n  schedule: every banana\n")
+    scheduler.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    invalid_at = time.time()
+    wait_for(lambda: dues(db, "second")[-1] > invalid_at + 1, timeout=5, message="runs after the invalid reload")
+    log = stop(scheduler)
+    assert max(dues(db, "first")) <= reloaded_at  # the removed entry stopped
+    assert "SIGHUP: reloaded 1 entries" in log
+    keeping = [line for line in log.splitlines() if "keeping the running schedule" in line]
+    assert len(keeping) == 1 and "'every banana'" in keeping[0] and "Traceback" not in log
+
+
+def test_next_runs_heartbeat_and_disabled_entries(project, db, tmp_path):
+    project.write(
+        "recurring.yml",
+        every_second("live", tmp_path / "ran.txt") + every_second("paused", tmp_path / "ran.txt", enabled=False)
+        + "nightly:\n  job: add\n  args: [1]\n  schedule: '30 2 * * *'\n  timezone: Europe/Paris\n",
+    )
+    scheduler = project.start("scheduler")
+    wait_for(lambda: len(dues(db, "live")) >= 2, timeout=10, message="two runs")
+    now = time.time()
+    next_runs = {k.decode(): int(v) for k, v in db.hgetall(NEXT_RUNS).items()}
+    assert set(next_runs) == {"live", "nightly"}
+    assert now < next_runs["live"] <= now + 1.5
+    nightly = parse_schedule("30 2 * * *", "Europe/Paris").next_after(datetime.fromtimestamp(now, UTC))
+    assert next_runs["nightly"] == int(nightly.timestamp())
+    assert abs(float(db.get(HEARTBEAT)) - now) < 1.5 and 0 < db.ttl(HEARTBEAT) <= 5
+    stop(scheduler)
+    assert dues(db, "paused") == [] and dues(db, "nightly") == []
+
+
+def test_redis_outage_logs_once_and_catches_up(project, tmp_path, redis_server):
+    import redis
+
+    server = redis_server("--appendonly", "yes")
+    client = redis.Redis.from_url(server.url)
+    project.write("recurring.yml", every_second("tick", tmp_path / "ran.txt"))
+    scheduler = project.start("scheduler", env={"REDIS_URL": server.url})
+    wait_for(lambda: dues(client, "tick"), timeout=10, message="a first run")
+    server.stop()
+    time.sleep(4)
+    server.start()
+    handled = max(dues(client, "tick"))
+    wait_for(lambda: dues(client, "tick")[-1] > time.time() - 1.5, timeout=10, message="runs after the outage")
+    log = stop(scheduler)
+    assert log.count("lost Redis at 127.0.0.1") == 1 and log.count("is back after") == 1, log
+    assert "redis://" not in log
+    count, last_missed = missed_runs(log)
+    after = [due for due in dues(client, "tick") if due > handled]
+    assert after[0] == last_missed and after == list(range(after[0], after[0] + len(after)))
+
+
+def test_scheduler_needs_its_file(project):
+    missing = project.run("scheduler")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == ["jobctl: error: recurring.yml: file not found"]
+
+
+def test_latest_due_looks_back_from_the_end():
+    every_second = parse_schedule("every 1 second")
+    start, end = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 8, 12, 0, 0, 500000, tzinfo=UTC)
+    assert latest_due(every_second, start, end) == datetime(2025, 1, 8, 12, tzinfo=UTC)
+    nightly = parse_schedule("30 2 * * *", "Europe/Paris")
+    assert latest_due(nightly, start, end) == datetime(2025, 1, 8, 1, 30, tzinfo=UTC)
+    assert latest_due(nightly, datetime(2025, 1, 8, 2, tzinfo=UTC), end) is None
