@@ -447,6 +447,21 @@ class Stats:
         return {"queues": [q.to_dict() for q in self.queues], "jobs": [j.to_dict() for j in self.jobs]}
 
 
+def tracked_job_names(connection: redis.Redis, registered: list[str]) -> list[str]:
+    """The job types to report: those this process registered and every one that ever ran anywhere."""
+    ran = {name.decode() for name in connection.smembers(keys.JOB_TYPES)}
+    return sorted(set(registered) | ran)
+
+
+def processed_counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]:
+    """Executions by (job, queue, outcome), outcome being finished or failed."""
+    counts = {}
+    for field, count in connection.hgetall(keys.PROCESSED).items():
+        job, queue, outcome = field.decode().rsplit("|", 2)
+        counts[(job, queue, outcome)] = int(count)
+    return counts
+
+
 def job_type_stats(connection: redis.Redis, names: list[str], history: int = keys.HISTORY_LENGTH) -> list[JobTypeStats]:
     """Counters, histogram and the latest `history` executions of each job type, in one round trip."""
     with connection.pipeline(transaction=False) as pipe:

@@ -181,13 +181,20 @@ def parse_run_at(delay: str | None, at: str | None, now: float) -> float | None:
 def work(
     ctx: typer.Context,
     queue: Optional[List[str]] = typer.Option(
-        None, "--queue", "-q", help="Serve only this queue (repeatable).", autocompletion=complete_queue
+        None, "--queue", "-q", autocompletion=complete_queue,
+        help="Serve only this queue. Repeated, the workers serve all the named queues together "
+        "(by weight where weights are set, else in priority order).",
     ),
     burst: bool = typer.Option(False, "--burst", help="Drain the queues (and retries due soon), then exit 0."),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Also serve Prometheus /metrics on this port."),
+    metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Address for --metrics-port."),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="This supervisor's name, for several on one host (default host.pid); `health --name` checks it."
+    ),
 ):
     """Start the configured worker processes per queue and supervise them.
 
-    Example: jobctl work --queue default --queue analytics
+    Example: jobctl work --queue default --queue analytics --metrics-port 9121
     """
     from . import logs
     from .supervisor import Supervisor
@@ -197,7 +204,18 @@ def work(
     settings.load_jobs()
     queues = settings.queues.select(queue)
     settings.connection  # fail now, with one line, if Redis does not answer
-    raise typer.Exit(Supervisor(settings.url, queues, burst=burst).run())
+    supervisor = Supervisor(settings.url, queues, burst=burst, shared=len(queue or []) > 1, **({"name": name} if name else {}))
+    exporter = None
+    if metrics_port is not None:
+        from . import metrics
+
+        exporter = metrics.serve(settings.url, settings.queues, metrics_port, metrics_host)
+    try:
+        code = supervisor.run()
+    finally:
+        if exporter:
+            exporter.shutdown()
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -216,6 +234,9 @@ def enqueue(
     depends_on: Optional[List[str]] = typer.Option(None, "--depends-on", help="Wait for this job to finish (repeatable)."),
     allow_failure: bool = typer.Option(False, "--allow-failure", help="Run even if a --depends-on parent dies."),
     wait: bool = typer.Option(False, "--wait", help="Follow the job to its end with a progress bar; exit 1 if it dies."),
+    from_file: Optional[str] = typer.Option(
+        None, "--from", help='Enqueue one job per line of this JSON-lines file ({"args": [...], "kwargs": {...}}; - for stdin).'
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the job as JSON."),
 ):
     """Put a registered job on its queue, now, later or after other jobs; print its id.
@@ -226,6 +247,11 @@ def enqueue(
 
     settings: Settings = ctx.obj
     settings.load_jobs()
+    if from_file is not None:
+        if args or kwarg or delay or at or job_id or unique or depends_on or wait:
+            raise UsageError("--from: give the arguments in the file; only --queue and --json go with it")
+        _enqueue_from(settings, job, from_file, queue, as_json)
+        return
     kwargs = parse_kwargs(kwarg or [])
     values = [parse_value(a) for a in args or []]
     run_at = parse_run_at(delay, at, time.time())
@@ -238,7 +264,7 @@ def enqueue(
         if as_json:
             _print_json({"id": duplicate.job_id, "state": duplicate.state, "duplicate": True})
         else:
-            errors.print(f"jobctl: not enqueued: job {duplicate.job_id} is already {duplicate.state}")
+            errors.print(f"jobctl: not enqueued: job {duplicate.job_id} is already {duplicate.state}", soft_wrap=True)
         raise typer.Exit(1)
     if not wait:
         if as_json:
@@ -252,6 +278,32 @@ def enqueue(
     else:
         console.print(views.job_table(final))
     raise typer.Exit(0 if final.state == "finished" else 1)
+
+
+def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, as_json: bool) -> None:
+    """`enqueue --from`: every line checked first, then stored in atomic batches with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .producer import calls_from_json_lines, enqueue_many
+
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--from {source}: cannot read: {exc.strerror}") from None
+    with stream:
+        calls = calls_from_json_lines(stream, "stdin" if source == "-" else source)
+    started = time.monotonic()
+    with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=errors, transient=True, disable=as_json) as bar:
+        task = bar.add_task("enqueue", total=len(calls))
+        stored = enqueue_many(settings.connection, settings.queues, job, calls, queue=queue,
+                              on_batch=lambda n: bar.advance(task, n))
+    elapsed = time.monotonic() - started
+    if as_json:
+        _print_json({"job": job, "stored": len(stored), "seconds": round(elapsed, 3), "ids": [j.id for j in stored]})
+    else:
+        queue_name = stored[0].queue if stored else (queue or "-")
+        console.print(f"stored {len(stored)} {job} jobs on {queue_name} in {elapsed:.2f}s", highlight=False)
 
 
 @app.command()

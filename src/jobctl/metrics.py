@@ -46,7 +46,9 @@ class JobctlCollector(Collector):
             if self._connection is None:
                 self._connection = self._connection_factory()
             overview = api.overview(self._connection, self.config)
-            job_types = api.job_type_stats(self._connection, self.job_names(), history=0)
+            names = api.tracked_job_names(self._connection, self.job_names())
+            job_types = api.job_type_stats(self._connection, names, history=0)
+            processed = api.processed_counts(self._connection)
         except (redis.RedisError, JobctlError):
             up.add_metric([], 0)
             yield up
@@ -54,6 +56,7 @@ class JobctlCollector(Collector):
         up.add_metric([], 1)
         yield up
         yield from _queue_metrics(overview)
+        yield _processed_metric(processed)
         yield from _job_type_metrics(job_types)
 
 
@@ -63,38 +66,38 @@ def _queue_metrics(overview: api.Overview) -> Iterator:
         "jobctl_queue_latency_seconds", "Age of the oldest queued job (0 when none is queued).", labels=["queue"]
     )
     workers = GaugeMetricFamily("jobctl_workers", "Live workers per queue, busy or idle.", labels=["queue", "state"])
-    processed = CounterMetricFamily(
-        "jobctl_queue_jobs_processed", "Job executions per queue, by outcome (finished or failed).", labels=["queue", "outcome"]
-    )
     for queue in overview.queues:
         for state, count in queue.counts.items():
             depth.add_metric([queue.name, state], count)
         latency.add_metric([queue.name], queue.latency_seconds or 0.0)
         workers.add_metric([queue.name, "busy"], queue.busy)
         workers.add_metric([queue.name, "idle"], queue.workers - queue.busy)
-        processed.add_metric([queue.name, "finished"], queue.totals.successes)
-        processed.add_metric([queue.name, "failed"], queue.totals.failures)
-    return [depth, latency, workers, processed]
+    return [depth, latency, workers]
+
+
+def _processed_metric(processed: dict[tuple[str, str, str], int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        "jobctl_jobs_processed", "Job executions by job type, queue and outcome (finished or failed).",
+        labels=["job", "queue", "outcome"],
+    )
+    for labels, count in sorted(processed.items()):
+        family.add_metric(list(labels), count)
+    return family
 
 
 def _job_type_metrics(job_types: list[api.JobTypeStats]) -> Iterator:
-    processed = CounterMetricFamily(
-        "jobctl_jobs_processed", "Job executions per job type, by outcome (finished or failed).", labels=["job", "outcome"]
-    )
     retries = CounterMetricFamily("jobctl_job_retries", "Failed executions that were scheduled for a retry.", labels=["job"])
     run_time = HistogramMetricFamily("jobctl_job_run_seconds", "How long executions ran.", labels=["job"])
     bounds = (*keys.RUN_TIME_BUCKETS, float("inf"))
     for job_type in job_types:
         totals = job_type.totals
-        processed.add_metric([job_type.name, "finished"], totals.successes)
-        processed.add_metric([job_type.name, "failed"], totals.failures)
         retries.add_metric([job_type.name], totals.retries)
         cumulative, buckets = 0, []
         for bound in bounds:  # stored per bucket; Prometheus buckets count everything up to `le`
             cumulative += job_type.histogram.get(float(bound), 0)
             buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", cumulative))
         run_time.add_metric([job_type.name], buckets, totals.run_seconds)
-    return [processed, retries, run_time]
+    return [retries, run_time]
 
 
 @dataclass

@@ -160,3 +160,24 @@ def enqueue_many(
     if batch:
         flush()
     return stored
+
+
+def calls_from_json_lines(lines: Iterable[str], source: str) -> list[tuple[list, dict]]:
+    """Parse `--from` input: one {"args": [...], "kwargs": {...}} object per line (blank lines
+    skipped). The whole input is checked before anything is stored; a bad line raises UsageError
+    naming its number."""
+    calls = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            call = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"--from {source}: line {number}: not JSON ({exc})") from None
+        if not isinstance(call, dict) or set(call) - {"args", "kwargs"}:
+            raise UsageError(f'--from {source}: line {number}: expected {{"args": [...], "kwargs": {{...}}}}')
+        args, kwargs = call.get("args", []), call.get("kwargs", {})
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise UsageError(f"--from {source}: line {number}: args must be a list and kwargs an object")
+        calls.append((args, kwargs))
+    return calls

@@ -1,19 +1,35 @@
-"""Where jobctl finds its Redis, its config files and its job modules: flags, then environment,
-then the defaults in the working directory."""
+"""Where jobctl finds its Redis, its config files and its job modules: flags, then environment
+(`REDIS_URL`, `JOBCTL_*`), then `queue.yml` / `recurring.yml` in the working directory, and
+where each value came from (`jobctl config` shows it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, fields
 from functools import cached_property
+from pathlib import Path
 
 import redis
+import yaml
 
 from . import registry
-from .config import QueuesConfig, RecurringEntry, load_queues, load_recurring
-from .connection import connect, resolve_url
+from .config import QueueConfig, QueuesConfig, RecurringEntry, load_queues, load_recurring
+from .connection import connect, embedded_socket, mask_url, resolve_url
 
 DEFAULT_CONFIG = "queue.yml"
 DEFAULT_RECURRING = "recurring.yml"
+DEFAULT_SOURCE = "default"
+
+# Settings of a queue that queue.yml can set (every QueueConfig field but its identity).
+QUEUE_SETTINGS = [f.name for f in fields(QueueConfig) if f.name not in ("name", "priority")]
+
+
+def flag_source(flag: str) -> str:
+    return f"flag {flag}"
+
+
+def env_source(variable: str) -> str:
+    return f"env {variable}"
 
 
 @dataclass
@@ -24,6 +40,10 @@ class Settings:
     recurring_given: bool = False
     job_modules: str | None = None
     verbose: bool = False
+    quiet: bool = False
+    # setting name (redis_url, config_path, recurring_path, job_modules) -> flag_source(...),
+    # env_source(...) or DEFAULT_SOURCE
+    sources: dict[str, str] = field(default_factory=dict)
     _jobs_loaded: bool = field(default=False, repr=False)
 
     @cached_property
@@ -47,3 +67,61 @@ class Settings:
     def recurring(self) -> list[RecurringEntry]:
         self.load_jobs()
         return load_recurring(self.recurring_path, self.queues, required=self.recurring_given)
+
+    def source(self, setting: str) -> str:
+        return self.sources.get(setting, DEFAULT_SOURCE)
+
+    def effective(self) -> dict:
+        """The effective configuration, each value with where it came from; secrets masked.
+
+        Validates queue.yml and recurring.yml on the way (a bad file raises ConfigError) but
+        never connects to Redis or starts the embedded one."""
+        from .store import DATABASE_URL_ENV, masked_database_url
+
+        if self.redis_url:
+            redis_value = mask_url(self.redis_url)
+        else:
+            redis_value = f"unix://{embedded_socket()} (embedded Redis, started on demand)"
+        recurring_exists = Path(self.recurring_path).exists()
+        entries = self.recurring()
+        return {
+            "redis_url": {"value": redis_value, "source": self.source("redis_url")},
+            "config": {"value": str(Path(self.config_path).resolve()), "source": self.source("config_path")},
+            "recurring": {
+                "value": str(Path(self.recurring_path).resolve()),
+                "source": self.source("recurring_path"),
+                "exists": recurring_exists,
+            },
+            "jobs": {"value": self.job_modules, "source": self.source("job_modules")},
+            "database_url": {
+                "value": masked_database_url(),
+                "source": env_source(DATABASE_URL_ENV) if os.environ.get(DATABASE_URL_ENV, "").strip() else DEFAULT_SOURCE,
+            },
+            "queues": self._queue_settings(),
+            "recurring_entries": [
+                {"name": e.name, "job": e.job, "queue": e.queue, "schedule": e.schedule.text, "timezone": e.timezone,
+                 "enabled": e.enabled}
+                for e in entries
+            ],
+        }
+
+    def _queue_settings(self) -> list[dict]:
+        config = self.queues  # validated: the raw document below is known to be well-formed
+        document = yaml.safe_load(Path(config.path).read_text())
+        defaults = document.get("defaults") or {}
+        where = Path(config.path).name
+        rows = []
+        for queue in config.queues.values():
+            own = document.get(queue.name) or {}
+            settings = {}
+            for name in QUEUE_SETTINGS:
+                if name in own:
+                    source = f"file {where}: queue {queue.name!r}"
+                elif name in defaults:
+                    source = f"file {where}: defaults"
+                else:
+                    source = DEFAULT_SOURCE
+                value = getattr(queue, name)
+                settings[name] = {"value": list(value) if isinstance(value, tuple) else value, "source": source}
+            rows.append({"name": queue.name, "priority": queue.priority, "settings": settings})
+        return rows

@@ -12,6 +12,7 @@ A second signal means now. Nothing is dropped either way.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -36,9 +37,9 @@ BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exitin
 
 @dataclass
 class Slot:
-    """One worker process the supervisor keeps running."""
+    """One worker process the supervisor keeps running, and the queues it serves."""
 
-    queue: QueueConfig
+    queues: list[QueueConfig]
     pid: int | None = None
     worker_name: str = ""
     started: float = 0.0
@@ -46,17 +47,42 @@ class Slot:
     restart_at: float = 0.0
     killed_for: str = ""  # why the supervisor killed it, for the job's error
 
+    @property
+    def label(self) -> str:
+        return ",".join(q.name for q in self.queues)
+
+    # a worker serving several queues takes the strictest of their process settings
+    @property
+    def shutdown_timeout(self) -> float:
+        return max(q.shutdown_timeout for q in self.queues)
+
+    @property
+    def max_jobs(self) -> int:
+        return min(q.max_jobs for q in self.queues)
+
+    @property
+    def max_memory(self) -> int | None:
+        return min((q.max_memory for q in self.queues if q.max_memory), default=None)
+
 
 @dataclass
 class Supervisor:
+    """`queues`: the queues to serve. Each gets `worker_count` workers of its own; with `shared`,
+    the workers (as many as their worker_counts add up to) serve all the queues together, in
+    priority order or, where weights are set, by weighted random choice (Sidekiq-style)."""
+
     url: str
     queues: list[QueueConfig]
     burst: bool = False
+    shared: bool = False
     name: str = field(default_factory=lambda: f"{socket.gethostname()}.{os.getpid()}")
 
     def __post_init__(self):
         self.log = logs.get()
-        self.slots = [Slot(q) for q in self.queues for _ in range(q.worker_count)]
+        if self.shared:
+            self.slots = [Slot(list(self.queues)) for _ in range(sum(q.worker_count for q in self.queues))]
+        else:
+            self.slots = [Slot([q]) for q in self.queues for _ in range(q.worker_count)]
         self.stop_requested = 0.0  # monotonic time of the first stop signal, 0 while running
         self.kill_now = False
         self.connection: redis.Redis | None = None
@@ -70,7 +96,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         counts = ", ".join(f"{q.name}={q.worker_count}" for q in self.queues)
-        self.log.info("supervisor %s: starting workers (%s)%s", self.name, counts, " in burst mode" if self.burst else "")
+        if self.shared:
+            counts = f"{len(self.slots)} serving {counts}"
+        logs.event(self.log, "supervisor.started", "supervisor %s: starting workers (%s)%s", self.name, counts,
+                   " in burst mode" if self.burst else "", supervisor=self.name, burst=self.burst)
         next_sweep = next_overrun_check = 0.0
         while True:
             self._reap()
@@ -92,7 +121,7 @@ class Supervisor:
                     self._begin_stop()
             time.sleep(TICK)
         self._guarded(lambda: self.connection.zrem(keys.SUPERVISORS, self.name))
-        self.log.info("supervisor %s: stopped", self.name)
+        logs.event(self.log, "supervisor.stopped", "supervisor %s: stopped", self.name, supervisor=self.name)
         return 0
 
     def _on_signal(self, signum, frame) -> None:
@@ -111,7 +140,7 @@ class Supervisor:
 
     def _enforce_shutdown_deadline(self) -> None:
         for slot in self.slots:
-            if slot.pid and (self.kill_now or time.monotonic() - self.stop_requested > slot.queue.shutdown_timeout):
+            if slot.pid and (self.kill_now or time.monotonic() - self.stop_requested > slot.shutdown_timeout):
                 self.log.warning("supervisor %s: killing worker %s, its job goes back to the queue", self.name, slot.worker_name)
                 _signal(slot.pid, signal.SIGKILL)
 
@@ -148,8 +177,8 @@ class Supervisor:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 worker = Worker(
-                    connect(self.url, check=False), [slot.queue], supervisor=self.name,
-                    max_jobs=slot.queue.max_jobs, max_memory=slot.queue.max_memory,
+                    connect(self.url, check=False), slot.queues, supervisor=self.name,
+                    max_jobs=slot.max_jobs, max_memory=slot.max_memory,
                 )
                 code = worker.run()
             except BaseException as exc:  # a worker must never return into the supervisor's loop
@@ -178,7 +207,7 @@ class Supervisor:
         outcome = self._guarded(
             lambda: self.transitions.recover(
                 slot.worker_name, time.time(), cause="crash" if crashed and not self.stop_requested else "shutdown",
-                crash_limit=slot.queue.crash_limit, how=how,
+                crash_limit=QueueConfig.crash_limit, how=how,
             )
         )
         if outcome is None:
@@ -187,9 +216,11 @@ class Supervisor:
             pass
         elif crashed and not self.stop_requested:
             requeued, buried = outcome
-            self.log.warning(
-                "worker %s (queue %s) died (%s); requeued %d job(s), %d dead after repeated crashes; restarting it",
-                slot.worker_name, slot.queue.name, how, requeued, buried,
+            logs.event(
+                self.log, "worker.died",
+                "worker %s (%s) died (%s); requeued %d job(s), %d dead after repeated crashes; restarting it",
+                slot.worker_name, slot.label, how, requeued, buried, level=logging.WARNING,
+                worker=slot.worker_name, queue=slot.label, how=how, requeued=requeued, buried=buried,
             )
         lived = time.monotonic() - slot.started
         slot.quick_deaths = slot.quick_deaths + 1 if crashed and lived < QUICK_DEATH else 0

@@ -10,6 +10,7 @@ supervisor once this worker's heartbeat lapses) to give back.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import random
 import signal
@@ -174,20 +175,26 @@ class Worker:
         while True:
             try:
                 result = action()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if self._redis_down_since is None:
-                    self._redis_down_since = time.monotonic()
-                    self.log.warning("worker %s: Redis connection lost (%s); retrying", self.name, type(exc).__name__)
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+                if not is_outage(exc):
+                    raise
+                self._on_redis_trouble(exc)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
             if self._redis_down_since is not None:
-                self.log.warning(
-                    "worker %s: Redis connection back after %.1fs", self.name, time.monotonic() - self._redis_down_since
-                )
+                down_for = time.monotonic() - self._redis_down_since
+                logs.event(self.log, "redis.back", "worker %s: Redis connection back after %.1fs", self.name, down_for,
+                           level=logging.WARNING, worker=self.name, down_seconds=round(down_for, 3))
                 self._redis_down_since = None
                 self._with_redis(self._register)
             return result
+
+    def _on_redis_trouble(self, exc: Exception) -> None:
+        if self._redis_down_since is None:
+            self._redis_down_since = time.monotonic()
+            logs.event(self.log, "redis.lost", "worker %s: Redis connection lost (%s); retrying",
+                       self.name, type(exc).__name__, level=logging.WARNING, worker=self.name)
 
     # --- fetching ----------------------------------------------------------------------------
 
@@ -273,7 +280,10 @@ class Worker:
                 base64.b64encode(result_json), run_seconds, job.name, history, self._next_from(fetch_next),
             )
         )
-        self.log.info("%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds)
+        logs.event(
+            self.log, "job.finished", "%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds,
+            job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), outcome="finished",
+        )
         return self._fetched(next_row)
 
     def _next_from(self, fetch_next: bool) -> list[str]:
@@ -303,12 +313,17 @@ class Worker:
                 next_from=self._next_from(fetch_next),
             )
         )
+        fields = dict(job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), attempt=job.attempt,
+                      error=error)
         if retry_at is None:
-            self.log.warning("%s %s [%s] dead: %s", job.name, job.id, job.queue, error)
+            logs.event(self.log, "job.dead", "%s %s [%s] dead: %s", job.name, job.id, job.queue, error,
+                       level=logging.WARNING, outcome="dead", **fields)
         else:
-            self.log.info(
-                "%s %s [%s] failed (attempt %d of %d), retry in %.1fs: %s",
-                job.name, job.id, job.queue, job.attempt, max_retries + 1, retry_at - time.time(), error,
+            retry_in = retry_at - time.time()
+            logs.event(
+                self.log, "job.retry", "%s %s [%s] failed (attempt %d of %d), retry in %.1fs: %s",
+                job.name, job.id, job.queue, job.attempt, max_retries + 1, retry_in, error,
+                outcome="retried", retry_in=round(retry_in, 3), **fields,
             )
         return self._fetched(next_row)
 
@@ -329,6 +344,14 @@ class Worker:
                 pass  # progress is advisory; never fail a job because it could not be shown
 
         return report
+
+
+def is_outage(exc: redis.RedisError) -> bool:
+    """Lost connection, or a failover that demoted the master (READONLY replies, or UNBLOCKED
+    for a command that was blocked on it): wait and retry, as for a lost connection."""
+    if isinstance(exc, redis.ResponseError):
+        return isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("UNBLOCKED")
+    return True
 
 
 class ResourceUsage:

@@ -66,6 +66,9 @@ local function record_execution(job_name, queue, worker, succeeded, run_seconds,
     redis.call('HSET', key, 'last_run_at', now)
     if not succeeded then redis.call('HSET', key, 'last_error', error_line, 'last_error_at', now) end
   end
+  local outcome = succeeded and 'finished' or 'failed'
+  redis.call('HINCRBY', 'jobctl:stats:processed', job_name .. '|' .. queue .. '|' .. outcome, 1)
+  redis.call('SADD', 'jobctl:stats:jobs', job_name)
   local bucket = '+Inf'
   for _, bound in ipairs(RUN_TIME_BUCKETS) do
     if seconds <= bound then bucket = tostring(bound) break end
@@ -157,8 +160,14 @@ local function start_next(worker, now, now_iso, moved_id, queues)
       if not id then return false end
     end
     local key = job_key(id)
+    local queue = redis.call('HGET', key, 'origin')
+    if queue and redis.call('SISMEMBER', 'jobctl:paused', queue) == 1 then
+      -- its queue was paused while the worker waited on it: give the job back, untouched
+      redis.call('LREM', active, 1, id)
+      redis.call('LPUSH', 'rq:queue:' .. queue, id)
+      return false
+    end
     if redis.call('HGET', key, 'status') == 'queued' then
-      local queue = redis.call('HGET', key, 'origin')
       local attempt = redis.call('HINCRBY', key, 'jobctl_attempts', 1)
       redis.call('HSET', key, 'status', 'started', 'started_at', now_iso, 'worker_name', worker,
         'last_heartbeat', now_iso, 'ended_at', '')

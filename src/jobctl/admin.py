@@ -1,0 +1,166 @@
+"""Queue and job administration: pause and resume queues, cancel jobs, purge ended jobs, and
+the health check that probes run. `jobctl pause|resume|cancel|purge|health` call these."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
+
+import redis
+
+from . import api, keys
+from .errors import RedisUnavailable, UnknownJob
+from .jobdata import RQ_STATUS
+from .transitions import Transitions
+
+HEARTBEAT_FRESH = 30.0  # seconds: a worker whose last heartbeat is older does not count as alive
+PURGE_BATCH = 1000  # registry entries per script call: each call holds Redis for about a millisecond
+CANCEL_REASON = "canceled by an operator"
+
+# the states `purge` deletes -> (their RQ status word, which names their registry; the registry key)
+PURGEABLE = {
+    "finished": ("finished", keys.finished),
+    "dead": (RQ_STATUS["dead"], keys.dead),
+    "canceled": ("canceled", keys.canceled),
+}
+_STATE_OF_STATUS = {status: state for state, status in RQ_STATUS.items()}
+
+
+# --- pause / resume ------------------------------------------------------------------------------
+
+
+def paused_queues(connection: redis.Redis) -> set[str]:
+    return {name.decode() for name in connection.smembers(keys.PAUSED)}
+
+
+def pause(connection: redis.Redis, queues: list[str]) -> list[str]:
+    """Pause the queues (workers stop fetching from them); returns those not already paused."""
+    return _change_paused(connection, queues, connection.sadd)
+
+
+def resume(connection: redis.Redis, queues: list[str]) -> list[str]:
+    """Resume paused queues; returns those that were paused."""
+    return _change_paused(connection, queues, connection.srem)
+
+
+def _change_paused(connection: redis.Redis, queues: list[str], change: Callable) -> list[str]:
+    return [queue for queue in queues if change(keys.PAUSED, queue)]
+
+
+# --- cancel --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cancellation:
+    job_id: str
+    state: str  # the state the job was in
+    canceled: bool
+    dependents: list[str] = field(default_factory=list)  # deferred jobs canceled with it
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cancel(connection: redis.Redis, job_id: str) -> Cancellation:
+    """Cancel a queued, scheduled or deferred job and the deferred jobs that depended on it.
+
+    A started job is not touched (`canceled` is False): it runs inside its worker's process,
+    which cannot be interrupted safely at an arbitrary point."""
+    status = Transitions(connection).cancel(job_id, time.time(), CANCEL_REASON)
+    if not status:
+        raise UnknownJob(f"no job with id {job_id!r}")
+    state = _STATE_OF_STATUS.get(status, status)
+    canceled = state in ("queued", "scheduled", "deferred")
+    return Cancellation(job_id, state, canceled, _canceled_with(connection, job_id) if canceled else [])
+
+
+def _canceled_with(connection: redis.Redis, job_id: str) -> list[str]:
+    """The dependents (and theirs) that the cascade canceled because of `job_id`."""
+    found, pending = [], [job_id]
+    while pending:
+        parent = pending.pop()
+        for raw in sorted(connection.smembers(keys.dependents(parent))):
+            child = raw.decode()
+            status, reason = connection.hmget(keys.job(child), "status", "jobctl_reason")
+            if status == b"canceled" and reason == f"parent {parent} is canceled".encode():
+                found.append(child)
+                pending.append(child)
+    return found
+
+
+# --- purge ---------------------------------------------------------------------------------------
+
+
+def purge(connection: redis.Redis, queue: str, state: str, cutoff: float, *, dry_run: bool) -> int:
+    """Delete the `state` jobs of `queue` that ended at or before `cutoff` (unix time); returns
+    how many were (or, with dry_run, would be) deleted.
+
+    A registry's score is a job's expiry time, its end plus its own ttl, and ttls differ from
+    job to job, so no score range selects "ended before X": the registry is walked with ZSCAN
+    in batches and each batch is checked and deleted by one short script (lua/purge.lua), so a
+    registry of millions never blocks Redis for long."""
+    transitions = Transitions(connection)
+    status, registry_key = PURGEABLE[state]
+    return sum(
+        transitions.purge(queue, status, batch, cutoff, dry_run=dry_run)
+        for batch in _batches(connection, registry_key(queue))
+    )
+
+
+def _batches(connection: redis.Redis, key: str) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for member, _score in connection.zscan_iter(key, count=PURGE_BATCH):
+        batch.append(member.decode())
+        if len(batch) == PURGE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# --- health --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Health:
+    healthy: bool
+    reason: str
+    host: str
+    supervisor: str | None
+    workers: int  # alive workers of this host (or of the named supervisor)
+    newest_heartbeat_age: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def health(
+    get_connection: Callable[[], redis.Redis], *, supervisor: str | None = None, redis_only: bool = False,
+    now: float | None = None,
+) -> Health:
+    """Healthy when Redis answers and this host's workers (or the named supervisor's) have sent
+    a heartbeat within HEARTBEAT_FRESH seconds."""
+    host = socket.gethostname()
+    try:
+        connection = get_connection()
+        workers = api.workers(connection)
+    except (RedisUnavailable, redis.RedisError) as exc:
+        reason = str(exc) if isinstance(exc, RedisUnavailable) else f"Redis failed: {type(exc).__name__}"
+        return Health(False, reason, host, supervisor, 0)
+    if redis_only:
+        return Health(True, "Redis answers", host, supervisor, 0)
+    now = time.time() if now is None else now
+    whose = f"supervisor {supervisor!r}" if supervisor else f"host {host!r}"
+    mine = [w for w in workers if (w.supervisor == supervisor if supervisor else w.host == host) and w.state != "gone"]
+    ages = sorted(now - w.last_heartbeat for w in mine if w.last_heartbeat is not None)
+    alive = [age for age in ages if age <= HEARTBEAT_FRESH]
+    if alive:
+        return Health(True, f"Redis answers; {len(alive)} worker(s) of {whose} heartbeating", host, supervisor,
+                      len(alive), round(alive[0], 1))
+    if ages:
+        reason = f"no worker of {whose} sent a heartbeat in the last {HEARTBEAT_FRESH:g}s (newest {ages[0]:.0f}s ago)"
+    else:
+        reason = f"no worker of {whose} is registered in Redis (is `jobctl work` running?)"
+    return Health(False, reason, host, supervisor, 0, round(ages[0], 1) if ages else None)

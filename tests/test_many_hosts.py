@@ -1,0 +1,62 @@
+"""Many supervisors, one Redis: two `jobctl work` share the queues with no job run twice, and
+when one of them dies with its workers (the host is gone) the other recovers its job once the
+lost workers' heartbeats lapse."""
+
+import os
+import signal
+from collections import Counter
+
+import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
+from conftest import child_pids, kill_quietly, wait_for
+from jobctl import api, keys
+from jobctl.config import load_queues
+from jobctl.producer import enqueue
+from jobctl.worker import HEARTBEAT_TTL
+
+JOBS = 200
+
+
+def start_two_supervisors(project, db):
+    supervisors = [project.start("work"), project.start("work")]
+    wait_for(lambda: db.scard(keys.WORKERS) == 6, message="two supervisors' workers registered")
+    return supervisors
+
+
+def test_two_supervisors_share_the_queues_and_run_each_job_once(project, db):
+    supervisors = start_two_supervisors(project, db)
+    config = load_queues(project.path / "queue.yml")
+    ids = [enqueue(db, config, "whoami").id for _ in range(JOBS)]
+    wait_for(lambda: all(j.state == "finished" for j in api.jobs(db, ids)), timeout=30, message="every job to finish")
+
+    jobs = api.jobs(db, ids)
+    assert all(job.attempts == 1 for job in jobs)
+    assert int(db.hget(keys.queue_stats("default"), "runs")) == JOBS  # executions, not just outcomes
+    ran_in = Counter(job.result for job in jobs)  # whoami returns the worker's pid
+    share = {n: sum(ran_in[pid] for pid in child_pids(s.pid)) for n, s in enumerate(supervisors)}
+    assert sum(share.values()) == JOBS
+    assert all(count > 0 for count in share.values()), share
+
+
+def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbeat_lapses(project, db, tmp_path):
+    """Slow by nature: waits out HEARTBEAT_TTL (20 s)."""
+    supervisors = start_two_supervisors(project, db)
+    marker = tmp_path / "started"
+    job_id = enqueue(db, load_queues(project.path / "queue.yml"), "slow", [str(marker), 2]).id
+    wait_for(marker.exists, message="the slow job to start")
+    first_pid = int(marker.read_text())
+    (holder,) = [s for s in supervisors if first_pid in child_pids(s.pid)]
+    (survivor,) = [s for s in supervisors if s is not holder]
+
+    for pid in [holder.pid, *child_pids(holder.pid)]:  # the whole host at once, no goodbyes
+        kill_quietly(pid, signal.SIGKILL)
+    holder.wait()
+    assert api.job(db, job_id).state == "started"  # nobody knows yet
+
+    wait_for(lambda: api.job(db, job_id).state == "finished", timeout=HEARTBEAT_TTL + 15,
+             message="the surviving supervisor to recover and rerun the job")
+    job = api.job(db, job_id)
+    assert int(marker.read_text()) in child_pids(survivor.pid)
+    assert any("worker crashed (heartbeat lost)" in e["error"] for e in job.errors)
+    assert job.attempts == 1  # an interrupted attempt does not use up a retry
+    assert survivor.poll() is None
+    os.kill(survivor.pid, 0)

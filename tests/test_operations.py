@@ -1,0 +1,286 @@
+"""The operator's commands as a user runs them: health, config, pause/resume, cancel, purge,
+shell completion, --quiet."""
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for
+from jobctl import keys
+
+JOBCTL = Path(sys.executable).parent / "jobctl"
+
+
+def enqueue(project, *args) -> str:
+    result = project.run("enqueue", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def show(project, job_id) -> dict:
+    result = project.run("show", job_id, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def one_line_error(result, code: int = 2) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr.strip()
+
+
+@pytest.mark.parametrize("command", ["health", "config", "pause", "resume", "cancel", "purge"])
+def test_every_new_command_has_help_with_an_example(project, command):
+    result = project.run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Example: jobctl" in result.stdout
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+def test_health_without_workers_is_unhealthy(project):
+    result = project.run("health")
+    assert "no worker of host" in one_line_error(result, code=1)
+    assert project.run("health", "--redis-only").returncode == 0
+
+
+def test_health_with_workers_running_is_healthy(project, db):
+    project.start("work")
+    wait_for(lambda: db.scard(keys.WORKERS) == 3, message="three workers registered")
+    result = project.run("health")
+    assert result.returncode == 0, result.stderr
+    assert "3 worker(s) of host" in result.stdout
+    verdict = json.loads(project.run("health", "--json").stdout)
+    assert verdict["healthy"] is True and verdict["workers"] == 3
+    assert verdict["newest_heartbeat_age"] < 30
+    supervisor = json.loads(project.run("status", "--json").stdout)["workers"][0]["supervisor"]
+    assert project.run("health", "--name", supervisor).returncode == 0
+    assert "supervisor 'someone-else'" in one_line_error(project.run("health", "--name", "someone-else"), code=1)
+
+
+def test_health_when_redis_is_unreachable_names_host_not_password(project):
+    result = project.run("--redis-url", "redis://:hunter2@127.0.0.1:1/0", "health")
+    error = one_line_error(result, code=1)
+    assert "cannot reach Redis at 127.0.0.1:1" in error and "hunter2" not in error
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+def test_config_shows_each_value_and_where_it_came_from(project, redis_url):
+    password_url = redis_url.replace("redis://", "redis://:hunter2@")
+    project.write("other.yml", "defaults: {timeout: 5m}\ndefault: {worker_count: 4}\n")
+    result = project.run("--config", "other.yml", "config", "--json", env={"REDIS_URL": password_url})
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stdout
+    config = json.loads(result.stdout)
+    assert config["redis_url"] == {"value": password_url.replace("hunter2", "***"), "source": "env REDIS_URL"}
+    assert config["config"] == {"value": str(project.path / "other.yml"), "source": "flag --config"}
+    assert config["jobs"] == {"value": "sample_jobs", "source": "env JOBCTL_JOBS"}
+    assert config["recurring"]["source"] == "default" and config["recurring"]["exists"] is False
+    (queue,) = config["queues"]
+    settings = queue["settings"]
+    assert settings["worker_count"] == {"value": 4, "source": "file other.yml: queue 'default'"}
+    assert settings["timeout"] == {"value": 300.0, "source": "file other.yml: defaults"}
+    assert settings["max_retries"] == {"value": 3, "source": "default"}
+
+    table = project.run("config", env={"REDIS_URL": password_url})
+    assert table.returncode == 0 and "hunter2" not in table.stdout
+    assert "env REDIS_URL" in table.stdout and "file queue.yml: queue 'analytics'" in table.stdout
+
+
+def test_config_reports_a_bad_queue_file_in_one_line(project):
+    project.write("queue.yml", "default: {worker_count: -1}\n")
+    assert "worker_count" in one_line_error(project.run("config"))
+
+
+# --- pause / resume -----------------------------------------------------------------------------
+
+
+def test_a_paused_queue_is_not_fetched_until_resumed(project, db):
+    assert project.run("pause", "default").stdout.strip() == ""  # notes go to stderr
+    assert db.sismember(keys.PAUSED, "default")
+    job_id = enqueue(project, "add", "1", "2")
+    project.start("work")
+    wait_for(lambda: db.scard(keys.WORKERS) == 3, message="workers registered")
+    time.sleep(1.5)  # workers are running and polling: a paused queue must not be served
+    assert show(project, job_id)["state"] == "queued"
+    status = json.loads(project.run("status", "--json").stdout)
+    assert {q["name"]: q["paused"] for q in status["queues"]} == {"default": True, "analytics": False}
+
+    resumed = project.run("resume", "default")
+    assert resumed.returncode == 0 and "resumed default" in resumed.stderr
+    wait_for(lambda: show(project, job_id)["state"] == "finished", message="the job to run after resume")
+    assert "default was not paused" in project.run("resume", "default").stderr
+
+
+def test_pause_refuses_an_unconfigured_queue(project, db):
+    error = one_line_error(project.run("pause", "nope"))
+    assert "pause: queue 'nope' is not configured" in error
+    assert not db.exists(keys.PAUSED)
+
+
+# --- cancel -----------------------------------------------------------------------------------
+
+
+def test_cancel_a_scheduled_job_and_its_dependents(project, db):
+    parent = enqueue(project, "add", "1", "--in", "1h")
+    child = enqueue(project, "add", "2", "--depends-on", parent)
+    grandchild = enqueue(project, "add", "3", "--depends-on", child)
+
+    result = project.run("cancel", parent)
+    assert result.returncode == 0, result.stderr
+    assert f"canceled {parent} (was scheduled); canceled with it: {child}, {grandchild}" in result.stdout
+    assert show(project, parent)["state"] == "canceled"
+    assert show(project, parent)["reason"] == "canceled by an operator"
+    assert show(project, grandchild)["reason"] == f"parent {child} is canceled"
+    assert db.zcard(keys.scheduled("default")) == 0 and db.zcard(keys.deferred("default")) == 0
+    assert db.zcard(keys.canceled("default")) == 3
+
+    again = project.run("cancel", parent)
+    assert again.returncode == 0 and "already canceled" in again.stderr
+
+
+def test_cancel_a_queued_job_removes_it_from_its_queue(project, db):
+    job_id = enqueue(project, "add", "1")
+    outcome = json.loads(project.run("cancel", job_id, "--json").stdout)
+    assert outcome == [{"job_id": job_id, "state": "queued", "canceled": True, "dependents": []}]
+    assert db.llen(keys.queue("default")) == 0
+    assert project.run("work", "--burst").returncode == 0
+    assert show(project, job_id)["state"] == "canceled"
+
+
+def test_cancel_refuses_a_running_job_and_an_ended_one(project, tmp_path):
+    marker = tmp_path / "started"
+    job_id = enqueue(project, "slow", str(marker), "2")
+    project.start("work")
+    wait_for(marker.exists, message="the slow job to start")
+    error = one_line_error(project.run("cancel", job_id), code=1)
+    assert f"cannot cancel {job_id}: it is running on" in error
+    wait_for(lambda: show(project, job_id)["state"] == "finished", message="the job to finish anyway")
+    assert "it already ended (finished)" in one_line_error(project.run("cancel", job_id), code=1)
+    assert "no job with id 'nope'" in one_line_error(project.run("cancel", "nope"))
+
+
+# --- purge ------------------------------------------------------------------------------------
+
+DAY = 86400
+
+
+def age_job(db, registry_key: str, job_id: str, ttl_field: str, days: float) -> None:
+    """Make a job look as if it ended `days` ago: its registry score is its end plus its ttl."""
+    ttl = int(db.hget(keys.job(job_id), ttl_field))
+    db.zadd(registry_key, {job_id: time.time() - days * DAY + ttl})
+
+
+def test_purge_deletes_only_old_jobs_of_the_state(project, db):
+    old_dead, new_dead = enqueue(project, "always_fails"), enqueue(project, "always_fails")
+    old_finished = enqueue(project, "add", "1")
+    project.run("work", "--burst")
+    age_job(db, keys.dead("default"), old_dead, "failure_ttl", 8)
+    age_job(db, keys.finished("default"), old_finished, "result_ttl", 8)
+
+    dry = project.run("purge", "default", "--state", "dead", "--older-than", "7d", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("would delete 1 dead job(s) of queue 'default' that ended before")
+    assert db.exists(keys.job(old_dead))
+
+    done = json.loads(project.run("purge", "default", "--state", "dead", "--older-than", "7d", "--yes", "--json").stdout)
+    assert done["deleted"] == 1 and done["dry_run"] is False
+    assert not db.exists(keys.job(old_dead)) and db.zscore(keys.dead("default"), old_dead) is None
+    assert show(project, new_dead)["state"] == "dead"
+    assert show(project, old_finished)["state"] == "finished"  # another state: untouched
+
+    assert project.run("purge", "default", "--state", "finished", "--older-than", "7d", "-y").returncode == 0
+    assert not db.exists(keys.job(old_finished)) and not db.exists(keys.results(old_finished))
+
+
+def test_purge_works_in_batches_and_keeps_jobs_that_moved_on(project, db):
+    count = 2500  # more than two batches
+    now = time.time()
+    with db.pipeline(transaction=False) as pipe:
+        for n in range(count):
+            job_id = f"bulk-{n}"
+            pipe.hset(keys.job(job_id), mapping={"status": "finished", "result_ttl": 3600, "origin": "default"})
+            pipe.zadd(keys.finished("default"), {job_id: now - 10 * DAY + 3600})
+        pipe.execute()
+    db.hset(keys.job("bulk-7"), "status", "queued")  # re-enqueued under its id meanwhile
+
+    result = project.run("--quiet", "purge", "default", "--state", "finished", "--older-than", "1d", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(count - 1)
+    assert db.zcard(keys.finished("default")) == 1
+    assert db.exists(keys.job("bulk-7")) and not db.exists(keys.job("bulk-8"))
+
+
+def test_purge_asks_first_and_refuses_without_a_terminal(project, db):
+    job_id = enqueue(project, "always_fails")
+    project.run("work", "--burst")
+    args = ("purge", "default", "--state", "dead", "--older-than", "0s")
+    assert "pass --yes" in one_line_error(project.run(*args))
+    assert "--state 'done': expected finished, dead, canceled" in one_line_error(
+        project.run("purge", "default", "--state", "done", "--older-than", "1d", "--yes"))
+    assert "--older-than 'soon'" in one_line_error(
+        project.run("purge", "default", "--state", "dead", "--older-than", "soon", "--yes"))
+
+    for answer, code, kept in (("n", 1, True), ("y", 0, False)):
+        controller, terminal = pty.openpty()
+        process = subprocess.Popen(project.command(*args), cwd=project.path, env=project.env, stdin=terminal,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.close(terminal)
+        os.write(controller, f"{answer}\n".encode())
+        out, err = process.communicate(timeout=30)
+        os.close(controller)
+        assert process.returncode == code, err
+        assert "Delete 1 dead job(s) of queue 'default'" in out
+        assert bool(db.exists(keys.job(job_id))) is kept
+
+
+# --- shell completion, --quiet ------------------------------------------------------------------
+
+
+def complete(project, words: str, env: dict | None = None) -> list[str]:
+    if not JOBCTL.exists():
+        pytest.skip("the jobctl console script is not installed in this environment")
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    result = subprocess.run(
+        [str(JOBCTL)], cwd=project.path, capture_output=True, text=True,
+        env={**project.env, **(env or {}), "_JOBCTL_COMPLETE": "complete_bash", "COMP_WORDS": words,
+             "COMP_CWORD": str(cword)},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_completion_of_job_and_queue_names_without_redis(project):
+    offline = {"REDIS_URL": "redis://127.0.0.1:1/0"}
+    assert complete(project, "jobctl enqueue a", offline) == ["add", "always_fails", "analytics"]
+    assert complete(project, "jobctl pause ", offline) == ["default", "analytics"]
+    assert complete(project, "jobctl enqueue add --queue an", offline) == ["analytics"]
+    assert complete(project, "jobctl work -q d", offline) == ["default"]
+    assert complete(project, "jobctl purge default --state d", offline) == ["dead"]
+    project.write("other.yml", "reports: {}\n")
+    assert complete(project, "jobctl --config other.yml resume ", offline) == ["reports"]
+
+
+def test_quiet_leaves_only_errors_and_essential_output(project):
+    job_id = enqueue(project, "add", "1")
+    worked = project.run("--quiet", "work", "--burst")
+    assert worked.returncode == 0 and worked.stderr == "", worked.stderr
+    assert project.run("work", "--burst").stderr  # without --quiet the supervisor logs
+    paused = project.run("--quiet", "pause", "default")
+    assert (paused.stdout, paused.stderr) == ("", "")
+    queued = project.run("--quiet", "enqueue", "add", "2")
+    assert len(queued.stdout.split()) == 1 and queued.stderr == ""
+    canceled = project.run("--quiet", "cancel", queued.stdout.strip())
+    assert canceled.stdout.strip() == queued.stdout.strip()
+    assert show(project, job_id)["state"] == "finished"
+    assert "--quiet and --verbose" in one_line_error(project.run("--quiet", "--verbose", "status"))
