@@ -58,5 +58,7 @@ def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbe
     assert int(marker.read_text()) in child_pids(survivor.pid)
     assert any("worker crashed (heartbeat lost)" in e["error"] for e in job.errors)
     assert job.attempts == 1  # an interrupted attempt does not use up a retry
+    lost = set(child_pids(holder.pid)) | {first_pid}
+    assert not any(w.pid in lost and w.state == "busy" for w in api.workers(db))  # not "busy forever"
     assert survivor.poll() is None
     os.kill(survivor.pid, 0)

@@ -57,3 +57,12 @@ def test_user_module_errors_are_config_errors(tmp_path, monkeypatch):
         registry.load("no_such_mod")
     with pytest.raises(ConfigError, match="job module 'broken_jobs_mod' failed on import: RuntimeError: boom"):
         registry.load("broken_jobs_mod")
+
+
+def test_builtin_jobs_resolve_to_what_they_declare():
+    registry.load()
+    for name in ("channel_sync", "analytics", "recommendations", "notifications", "visualize", "import", "upload"):
+        declared = registry.get(name)
+        resolved = registry.resolve(name)
+        assert resolved.func is not None and resolved.func.__module__ == declared.module
+        assert (resolved.queue, resolved.timeout) == (declared.queue, declared.timeout)

@@ -220,9 +220,11 @@ def test_status_json_counts_jobs_per_state(project):
     assert status["workers"] == []
 
 
-def test_workers_are_recycled_after_max_jobs(project):
+def test_workers_are_recycled_after_max_jobs(project, db):
     project.write("queue.yml", "default: {worker_count: 1, max_jobs: 2}\n")
-    ids = [enqueue(project, "whoami") for _ in range(5)]
+    calls = project.write("calls.jsonl", "{}\n" * 5)
+    assert project.run("enqueue", "whoami", "--from", str(calls)).returncode == 0
+    ids = [job_id.decode() for job_id in db.lrange("rq:queue:default", 0, -1)]
     assert project.run("work", "--burst").returncode == 0
-    pids = [show(project, job_id)["result"] for job_id in ids]
+    pids = [json.loads(db.hget(f"rq:job:{job_id}", "result")) for job_id in ids]
     assert pids[0] == pids[1] and pids[2] == pids[3] and len(set(pids)) == 3

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from . import api, builtin, logs, views
+from . import api, logs, views
 from .config import with_overrides
 from .connection import mask_url
 from .producer import enqueue
@@ -27,7 +27,9 @@ def run_demo(settings: Settings, console: Console) -> int:
     connection = settings.connection
     console.print(f"[bold]jobctl demo[/bold] on Redis {mask_url(settings.url)}", highlight=False)
 
-    batch = builtin.demo_batch()
+    from .builtin.demo import demo_batch, demo_summary
+
+    batch = demo_batch()
     enqueued = [enqueue(connection, config, name, args, kwargs) for name, args, kwargs in batch]
     console.print(f"enqueued {len(enqueued)} jobs; running the workers until the queues drain...\n")
 
@@ -36,7 +38,7 @@ def run_demo(settings: Settings, console: Console) -> int:
     console.print()
     console.print(outcome_table(api.jobs(connection, [job.id for job in enqueued]), console.width))
     console.print(views.status_tables(api.overview(connection, config)))
-    for line in builtin.demo_summary():
+    for line in demo_summary():
         console.print(line, highlight=False)
     return 0
 

@@ -1,8 +1,10 @@
 """The job registry: the only functions a worker will ever run, by name.
 
-Payloads name a registered job; nothing in a payload is ever imported. Built-in jobs are
-registered by importing `jobctl.builtin`; user jobs by importing the modules named with
-`--jobs` / `JOBCTL_JOBS`.
+Payloads name a registered job; nothing in a payload is ever imported. User jobs are registered
+by importing the modules named with `--jobs` / `JOBCTL_JOBS`. Built-in jobs are *declared* by
+`jobctl.builtin` (name, module, queue) and their modules imported on first use, so that a command
+such as `jobctl enqueue` does not pay for importing SQLAlchemy, and workers that never run a
+built-in job never load it.
 """
 
 from __future__ import annotations
@@ -23,18 +25,15 @@ DEFAULT_QUEUE = "default"
 @dataclass(frozen=True)
 class JobSpec:
     name: str
-    func: Callable
+    func: Callable | None  # None while only declared: see resolve()
     queue: str = DEFAULT_QUEUE
     max_retries: int | None = None  # None: the queue's max_retries
     timeout: float | None = None  # seconds; None: the queue's timeout
+    module: str = ""
 
     @property
     def signature(self) -> str:
-        return f"{self.name}{inspect.signature(self.func)}"
-
-    @property
-    def module(self) -> str:
-        return self.func.__module__
+        return f"{self.name}{inspect.signature(resolve(self.name).func)}"
 
 
 _jobs: dict[str, JobSpec] = {}
@@ -59,15 +58,42 @@ def job(
     seconds = parse_duration(timeout) if timeout is not None else None
 
     def register(func: Callable) -> Callable:
+        spec = JobSpec(name, func, queue, max_retries, seconds, func.__module__)
         existing = _jobs.get(name)
-        if existing and _qualname(existing.func) != _qualname(func):
+        if existing and existing.func is None:
+            if (existing.module, existing.queue, existing.max_retries, existing.timeout) != (
+                spec.module, queue, max_retries, seconds
+            ):
+                raise ValueError(f"job {name!r} is declared differently from its @job in {spec.module}")
+        elif existing and _qualname(existing.func) != _qualname(func):
             raise ValueError(
                 f"job name {name!r} is already registered by {_qualname(existing.func)}"
             )
-        _jobs[name] = JobSpec(name, func, queue, max_retries, seconds)
+        _jobs[name] = spec
         return func
 
     return register
+
+
+def declare(
+    name: str, module: str, *, queue: str = DEFAULT_QUEUE, max_retries: int | None = None, timeout: str | None = None
+) -> None:
+    """Register a job whose module is imported only when its function is needed (resolve());
+    the module's own @job must say the same."""
+    if name not in _jobs:
+        seconds = parse_duration(timeout) if timeout is not None else None
+        _jobs[name] = JobSpec(name, None, queue, max_retries, seconds, module)
+
+
+def resolve(name: str) -> JobSpec:
+    """The job's spec with its function, importing a declared job's module on first use."""
+    spec = get(name)
+    if spec.func is None:
+        importlib.import_module(spec.module)
+        spec = _jobs[name]
+        if spec.func is None:
+            raise ConfigError(f"module {spec.module} does not register the job {name!r} it was declared in")
+    return spec
 
 
 def _qualname(func: Callable) -> str:

@@ -29,9 +29,10 @@ from .worker import HEARTBEAT_TTL, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
 SWEEP_EVERY = 5.0  # seconds between looks for workers lost on other hosts
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 QUICK_DEATH = 1.0  # a worker dying this soon after its start, again and again, is restarted ever more slowly
 MAX_RESTART_DELAY = 5.0
-OVERRUN_GRACE = 10.0  # a job this far past its timeout (SIGALRM did not stop it) gets its worker killed
+OVERRUN_GRACE = 10.0  # at most this far past its timeout (SIGALRM did not stop it), a job's worker is killed
 BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
 
 
@@ -93,8 +94,8 @@ class Supervisor:
     def run(self) -> int:
         self.connection = connect(self.url)
         self.transitions = Transitions(self.connection)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._on_signal)
         counts = ", ".join(f"{q.name}={q.worker_count}" for q in self.queues)
         if self.shared:
             counts = f"{len(self.slots)} serving {counts}"
@@ -170,21 +171,25 @@ class Supervisor:
                 self._spawn(slot)
 
     def _spawn(self, slot: Slot) -> None:
+        # Stop signals wait until the new worker has its own handlers: delivered in between, they
+        # would run the supervisor's handler in the child and be lost.
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:  # the worker process
             code = 1
             try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
                 worker = Worker(
                     connect(self.url, check=False), slot.queues, supervisor=self.name,
                     max_jobs=slot.max_jobs, max_memory=slot.max_memory,
                 )
+                worker.handle_stop_signals()
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
                 code = worker.run()
             except BaseException as exc:  # a worker must never return into the supervisor's loop
                 logs.get().error("worker %s: stopped by %s: %s", os.getpid(), type(exc).__name__, exc)
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         slot.pid, slot.started = pid, time.monotonic()
         slot.worker_name = f"{socket.gethostname()}.{pid}"
 
@@ -241,12 +246,14 @@ class Supervisor:
             deadlines = pipe.execute()
         now = time.time()
         for slot, deadline in zip(running, deadlines):
-            if deadline and now > float(deadline) + OVERRUN_GRACE:
+            # the grace is the timeout itself, within 1-10 s: a 1 s job is not given 10 s more
+            grace = min(OVERRUN_GRACE, max(1.0, min(q.timeout for q in slot.queues)))
+            if deadline and now > float(deadline) + grace:
                 self.log.warning(
                     "supervisor %s: worker %s ran its job %.0fs past the timeout; killing it",
                     self.name, slot.worker_name, now - float(deadline),
                 )
-                slot.killed_for = f"killed {OVERRUN_GRACE:g}s after the job's timeout"
+                slot.killed_for = f"killed {grace:g}s after the job's timeout"
                 _signal(slot.pid, signal.SIGKILL)
 
     def _sweep(self) -> None:

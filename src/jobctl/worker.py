@@ -81,9 +81,13 @@ class Worker:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def run(self) -> int:
+    def handle_stop_signals(self) -> None:
+        """SIGTERM/SIGINT: finish the running job, take no new one."""
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
+
+    def run(self) -> int:
+        self.handle_stop_signals()
         self._with_redis(self._register)
         heartbeat = threading.Thread(target=self._heartbeat_loop, daemon=True)
         heartbeat.start()
@@ -257,7 +261,7 @@ class Worker:
         self.current_job = job.id
         started = time.perf_counter()
         try:
-            spec = registry.get(job.name) if registry.is_registered(job.name) else None
+            spec = registry.resolve(job.name) if registry.is_registered(job.name) else None
             if spec is None:
                 raise PermanentError(f"job {job.name!r} is not registered in this worker (check --jobs / JOBCTL_JOBS)")
             with executing(Execution(job.id, job.name, self._progress_reporter(job.id))), _time_limit(job.timeout):

@@ -2,7 +2,7 @@ import json
 import shutil
 
 from jobctl import PermanentError, registry
-from jobctl.builtin import demo_batch, demo_summary
+from jobctl.builtin.demo import demo_batch, demo_summary
 
 from .conftest import EXAMPLES
 
@@ -27,7 +27,7 @@ def test_the_batch_on_the_shipped_examples(workdir, store_backend):
     failures = []
     for name, args, kwargs in demo_batch():
         try:
-            registry.get(name).func(*args, **kwargs)
+            registry.resolve(name).func(*args, **kwargs)
         except PermanentError as exc:
             failures.append((name, str(exc)))
 
