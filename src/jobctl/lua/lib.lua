@@ -63,8 +63,11 @@ local function record_execution(job_name, queue, worker, succeeded, run_seconds,
     if seconds > (tonumber(redis.call('HGET', key, 'max_run_seconds')) or -1) then
       redis.call('HSET', key, 'max_run_seconds', seconds)
     end
-    redis.call('HSET', key, 'last_run_at', now)
-    if not succeeded then redis.call('HSET', key, 'last_error', error_line, 'last_error_at', now) end
+    if succeeded then
+      redis.call('HSET', key, 'last_run_at', now)
+    else
+      redis.call('HSET', key, 'last_run_at', now, 'last_error', error_line, 'last_error_at', now)
+    end
   end
   local outcome = succeeded and 'finished' or 'failed'
   redis.call('HINCRBY', 'jobctl:stats:processed', job_name .. '|' .. queue .. '|' .. outcome, 1)
@@ -147,7 +150,7 @@ end
 local function start_next(worker, now, now_iso, moved_id, queues)
   local active = 'jobctl:active:' .. worker
   while true do
-    local id = moved_id
+    local id, blocked = moved_id, moved_id ~= ''
     moved_id = ''
     if id == '' then
       id = false
@@ -160,23 +163,23 @@ local function start_next(worker, now, now_iso, moved_id, queues)
       if not id then return false end
     end
     local key = job_key(id)
-    local queue = redis.call('HGET', key, 'origin')
-    if queue and redis.call('SISMEMBER', 'jobctl:paused', queue) == 1 then
+    local job = redis.call('HMGET', key, 'origin', 'status', 'timeout', 'data', 'jobctl_max_retries')
+    local queue, status = job[1], job[2]
+    if blocked and queue and redis.call('SISMEMBER', 'jobctl:paused', queue) == 1 then
       -- its queue was paused while the worker waited on it: give the job back, untouched
       redis.call('LREM', active, 1, id)
       redis.call('LPUSH', 'rq:queue:' .. queue, id)
       return false
     end
-    if redis.call('HGET', key, 'status') == 'queued' then
+    if status == 'queued' then
       local attempt = redis.call('HINCRBY', key, 'jobctl_attempts', 1)
       redis.call('HSET', key, 'status', 'started', 'started_at', now_iso, 'worker_name', worker,
         'last_heartbeat', now_iso, 'ended_at', '')
       redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message')
-      local timeout = tonumber(redis.call('HGET', key, 'timeout')) or 180
+      local timeout = tonumber(job[3]) or 180
       redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + 60, id .. ':' .. attempt)
       redis.call('HSET', 'rq:worker:' .. worker, 'state', 'busy', 'current_job', id, 'jobctl_deadline', now + timeout)
-      return {id, queue, attempt, redis.call('HGET', key, 'data'), timeout,
-        redis.call('HGET', key, 'jobctl_max_retries') or ''}
+      return {id, queue, attempt, job[4], timeout, job[5] or ''}
     end
     -- canceled, expired or a stale duplicate entry: nothing to run, drop it and look again
     redis.call('LREM', active, 1, id)

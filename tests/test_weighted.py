@@ -1,0 +1,38 @@
+"""Workers serving several queues (`jobctl work --queue a --queue b`): weighted or strict order."""
+
+import json
+
+from jobctl.jobdata import parse_rq_time
+
+JOBS_PER_QUEUE = 600
+
+
+def run_both_queues(project, db, queue_yml: str) -> list[str]:
+    """Fill both queues, run one worker serving both, and return the queue of each execution in order."""
+    project.write("queue.yml", queue_yml)
+    calls = project.write("calls.jsonl", '{"args": [1]}\n' * JOBS_PER_QUEUE)
+    for queue in ("a", "b"):
+        stored = project.run("enqueue", "add", "--from", str(calls), "--queue", queue, "--json")
+        assert json.loads(stored.stdout)["stored"] == JOBS_PER_QUEUE, stored.stderr
+    burst = project.run("work", "--queue", "a", "--queue", "b", "--burst")
+    assert burst.returncode == 0, burst.stderr
+    started = []
+    for queue in ("a", "b"):
+        for job_id in db.zrange(f"rq:finished:{queue}", 0, -1):
+            started.append((parse_rq_time(db.hget(b"rq:job:" + job_id, "started_at")), queue))
+    assert len(started) == 2 * JOBS_PER_QUEUE
+    return [queue for _, queue in sorted(started)]
+
+
+def test_weights_share_the_worker_in_proportion(project, db):
+    order = run_both_queues(project, db, "a: {worker_count: 1, weight: 3}\nb: {worker_count: 0, weight: 1}\n")
+    first = order[:JOBS_PER_QUEUE]  # both queues still had jobs for all of these
+    share_of_a = first.count("a") / len(first)
+    print(f"share of queue a (weight 3 of 4) while both had jobs: {share_of_a:.3f}")
+    assert 0.68 <= share_of_a <= 0.82
+    assert "b" in order[:50]  # the lighter queue is served from the start: it does not starve
+
+
+def test_without_weights_the_order_is_strict(project, db):
+    order = run_both_queues(project, db, "a: {worker_count: 1}\nb: {worker_count: 0}\n")
+    assert order == ["a"] * JOBS_PER_QUEUE + ["b"] * JOBS_PER_QUEUE
