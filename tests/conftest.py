@@ -4,6 +4,7 @@ queue.yml, and jobctl run as a user runs it (a subprocess), stopped by its own P
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -72,7 +73,9 @@ class Project:
 
     def __init__(self, path: Path, redis_url: str | None):
         self.path = path
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("JOBCTL_") and k != "REDIS_URL"}
+        # a user's environment, minus what would point jobctl elsewhere or size its tables
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("JOBCTL_") and k not in ("REDIS_URL", "COLUMNS", "LINES")}
         self.env["JOBCTL_JOBS"] = "sample_jobs"
         if redis_url:
             self.env["REDIS_URL"] = redis_url
@@ -91,6 +94,18 @@ class Project:
             self.command(*args), cwd=self.path, env={**self.env, **(env or {})},
             capture_output=True, text=True, timeout=timeout,
         )
+
+    def enqueue(self, *args: str, env: dict | None = None) -> str:
+        """`jobctl enqueue ...`, which must succeed; returns the job id it printed."""
+        result = self.run("enqueue", *args, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def show(self, job_id: str, env: dict | None = None) -> dict:
+        """`jobctl show JOB_ID --json`, which must succeed."""
+        result = self.run("show", job_id, "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
 
     def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
         process = subprocess.Popen(

@@ -69,6 +69,7 @@ def test_jitter_adds_up_to_a_quarter():
         ("defaults: {max_retries: -2}\ndefault: {}", "queue.yml: defaults: key 'max_retries'"),
         ("default: 5", "queue.yml: queue 'default': expected a mapping of settings, got int"),
         ("- default", "queue.yml: expected a mapping of queue name to settings"),
+        ("on: {worker_count: 1}", 'queue.yml: queue name True: expected a string (quote it, e.g. "true":)'),
         ("", "queue.yml: expected a mapping of queue name to settings"),
     ],
 )
@@ -116,6 +117,7 @@ digest:
         ("x: {job: channel_sync, schedule: every 5 minutes, queue: nowhere}", "recurring.yml: entry 'x': key 'queue': queue 'nowhere' is not configured"),
         ("x: {job: channel_sync, schedule: every 5 minutes, args: 5}", "recurring.yml: entry 'x': key 'args': expected a list"),
         ("x: {job: channel_sync, schedule: every 5 minutes, every: 1}", "recurring.yml: entry 'x': unknown key 'every'"),
+        ("2024: {job: channel_sync, schedule: every 5 minutes}", "recurring.yml: entry 2024: expected a string"),
     ],
 )
 def test_recurring_errors(tmp_path, text, message):

@@ -12,18 +12,12 @@ from jobctl import api
 LATENESS_BOUND = 1.5  # seconds; the supervisor promotes due jobs every 0.2 s
 
 
-def enqueue(project, *args) -> str:
-    result = project.run("enqueue", *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def test_delayed_jobs_start_on_time(project, db):
     project.start("work")
     requested = time.time()
-    delayed = enqueue(project, "add", "1", "--in", "3s")
+    delayed = project.enqueue("add", "1", "--in", "3s")
     at = datetime.fromtimestamp(int(time.time()) + 4, timezone.utc)
-    timed = enqueue(project, "add", "2", "--at", at.isoformat())
+    timed = project.enqueue("add", "2", "--at", at.isoformat())
     waiting = api.jobs(db, [delayed, timed])
     assert [view.state for view in waiting] == ["scheduled", "scheduled"]
     run_at = waiting[0].scheduled_for  # --in counts from the enqueue command's own clock

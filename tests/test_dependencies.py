@@ -9,41 +9,29 @@ from conftest import wait_for
 from jobctl import api
 
 
-def enqueue(project, *args) -> str:
-    result = project.run("enqueue", *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def states(db, *job_ids) -> list[str]:
     """The jobs' states as `show` reports them, read in-process (a `show` subprocess per job is slow)."""
     return [view.state for view in api.jobs(db, list(job_ids))]
 
 
-def show(project, job_id) -> dict:
-    result = project.run("show", job_id, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def test_dead_parent_cancels_the_chain_below_it(project, db):
-    parent = enqueue(project, "refuses")
-    child = enqueue(project, "add", "1", "--depends-on", parent)
-    grandchild = enqueue(project, "add", "2", "--depends-on", child)
+    parent = project.enqueue("refuses")
+    child = project.enqueue("add", "1", "--depends-on", parent)
+    grandchild = project.enqueue("add", "2", "--depends-on", child)
     assert states(db, child, grandchild) == ["deferred", "deferred"]
 
     project.run("work", "--burst")
     assert states(db, parent) == ["dead"]
-    child_view, grandchild_view = show(project, child), show(project, grandchild)
+    child_view, grandchild_view = project.show(child), project.show(grandchild)
     assert (child_view["state"], child_view["reason"]) == ("canceled", f"parent {parent} is dead")
     assert (grandchild_view["state"], grandchild_view["reason"]) == ("canceled", f"parent {child} is canceled")
 
 
 def test_allow_failure_dependent_runs_after_a_dead_parent(project, db, tmp_path):
     log = tmp_path / "ran.txt"
-    parent = enqueue(project, "refuses")
-    tolerant = enqueue(project, "record", str(log), "cleanup", "--depends-on", parent, "--allow-failure")
-    strict = enqueue(project, "record", str(log), "report", "--depends-on", parent)
+    parent = project.enqueue("refuses")
+    tolerant = project.enqueue("record", str(log), "cleanup", "--depends-on", parent, "--allow-failure")
+    strict = project.enqueue("record", str(log), "report", "--depends-on", parent)
     project.run("work", "--burst")
     assert states(db, tolerant, strict) == ["finished", "canceled"]
     assert log.read_text().split() == ["cleanup"]
@@ -51,15 +39,15 @@ def test_allow_failure_dependent_runs_after_a_dead_parent(project, db, tmp_path)
 
 def test_requeued_parent_that_finishes_releases_its_chain(project, db, tmp_path):
     log = tmp_path / "ran.txt"
-    parent = enqueue(project, "flaky", str(tmp_path / "count"), "3")  # three failures, two retries: dead
-    child = enqueue(project, "record", str(log), "child", "--depends-on", parent)
-    grandchild = enqueue(project, "record", str(log), "grandchild", "--depends-on", child)
+    parent = project.enqueue("flaky", str(tmp_path / "count"), "3")  # three failures, two retries: dead
+    child = project.enqueue("record", str(log), "child", "--depends-on", parent)
+    grandchild = project.enqueue("record", str(log), "grandchild", "--depends-on", child)
     project.run("work", "--burst")
     assert states(db, parent, child, grandchild) == ["dead", "canceled", "canceled"]
 
     requeued = project.run("requeue-dead", "--job-id", parent, "--json")
     assert [j["id"] for j in json.loads(requeued.stdout)["requeued"]] == [parent]
-    waiting = [show(project, j) for j in (child, grandchild)]
+    waiting = [project.show(j) for j in (child, grandchild)]
     assert [(j["state"], j["reason"]) for j in waiting] == [("deferred", None), ("deferred", None)]
 
     project.run("work", "--burst")
@@ -69,18 +57,18 @@ def test_requeued_parent_that_finishes_releases_its_chain(project, db, tmp_path)
 
 def test_several_parents_and_show_lists_both_directions(project, db, tmp_path):
     log = tmp_path / "ran.txt"
-    first = enqueue(project, "slow", str(tmp_path / "started"), "2")
-    second = enqueue(project, "record", str(log), "second")
-    child = enqueue(project, "record", str(log), "child", "--depends-on", first, "--depends-on", second)
+    first = project.enqueue("slow", str(tmp_path / "started"), "2")
+    second = project.enqueue("record", str(log), "second")
+    child = project.enqueue("record", str(log), "child", "--depends-on", first, "--depends-on", second)
 
-    assert sorted(show(project, child)["depends_on"]) == sorted([first, second])
-    assert show(project, first)["dependents"] == [child]
+    assert sorted(project.show(child)["depends_on"]) == sorted([first, second])
+    assert project.show(first)["dependents"] == [child]
     project.start("work")
     wait_for(lambda: db.hget(f"rq:job:{second}", "status") == b"finished", message="the second parent")
     assert db.hget(f"rq:job:{first}", "status") == b"started"
-    assert show(project, child)["state"] == "deferred"  # one parent is not enough
+    assert project.show(child)["state"] == "deferred"  # one parent is not enough
     wait_for(lambda: states(db, child) == ["finished"], message="the child")
-    assert show(project, child)["started_at"] >= show(project, first)["ended_at"]
+    assert project.show(child)["started_at"] >= project.show(first)["ended_at"]
     assert log.read_text().split() == ["second", "child"]
 
 
@@ -94,7 +82,7 @@ def test_unknown_parent_is_refused(project):
 
 
 def test_unique_refused_while_scheduled(project):
-    first = enqueue(project, "add", "5", "--unique", "--in", "1h")
+    first = project.enqueue("add", "5", "--unique", "--in", "1h")
     again = project.run("enqueue", "add", "5", "--unique")
     assert again.returncode == 1
     assert " ".join(again.stderr.split()) == f"jobctl: not enqueued: job {first} is already scheduled"
@@ -104,7 +92,7 @@ def test_unique_refused_while_scheduled(project):
 
 def test_unique_refused_while_running_and_allowed_once_finished(project, db, tmp_path):
     marker = tmp_path / "started"
-    first = enqueue(project, "slow", str(marker), "4", "--unique")
+    first = project.enqueue("slow", str(marker), "4", "--unique")
     worker = project.start("work")
     wait_for(marker.exists, message="the job to start")
     running = project.run("enqueue", "slow", str(marker), "4", "--unique")
@@ -112,11 +100,11 @@ def test_unique_refused_while_running_and_allowed_once_finished(project, db, tmp
 
     wait_for(lambda: states(db, first) == ["finished"], message="the first copy to finish")
     worker.terminate()
-    second = enqueue(project, "slow", str(marker), "4", "--unique")
+    second = project.enqueue("slow", str(marker), "4", "--unique")
     assert second != first
 
 
 def test_unique_by_job_id(project):
-    enqueue(project, "add", "1", "--job-id", "report-2025-06", "--unique")
+    project.enqueue("add", "1", "--job-id", "report-2025-06", "--unique")
     other_args = project.run("enqueue", "add", "2", "--job-id", "report-2025-06", "--unique")
     assert other_args.returncode == 1 and "report-2025-06 is already queued" in " ".join(other_args.stderr.split())

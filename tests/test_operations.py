@@ -17,18 +17,6 @@ from jobctl import keys
 JOBCTL = Path(sys.executable).parent / "jobctl"
 
 
-def enqueue(project, *args) -> str:
-    result = project.run("enqueue", *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-def show(project, job_id) -> dict:
-    result = project.run("show", job_id, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def one_line_error(result, code: int = 2) -> str:
     assert result.returncode == code, (result.stdout, result.stderr)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -108,17 +96,17 @@ def test_config_reports_a_bad_queue_file_in_one_line(project):
 def test_a_paused_queue_is_not_fetched_until_resumed(project, db):
     assert project.run("pause", "default").stdout.strip() == ""  # notes go to stderr
     assert db.sismember(keys.PAUSED, "default")
-    job_id = enqueue(project, "add", "1", "2")
+    job_id = project.enqueue("add", "1", "2")
     project.start("work")
     wait_for(lambda: db.scard(keys.WORKERS) == 3, message="workers registered")
     time.sleep(1.5)  # workers are running and polling: a paused queue must not be served
-    assert show(project, job_id)["state"] == "queued"
+    assert project.show(job_id)["state"] == "queued"
     status = json.loads(project.run("status", "--json").stdout)
     assert {q["name"]: q["paused"] for q in status["queues"]} == {"default": True, "analytics": False}
 
     resumed = project.run("resume", "default")
     assert resumed.returncode == 0 and "resumed default" in resumed.stderr
-    wait_for(lambda: show(project, job_id)["state"] == "finished", message="the job to run after resume")
+    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to run after resume")
     assert "default was not paused" in project.run("resume", "default").stderr
 
 
@@ -132,16 +120,16 @@ def test_pause_refuses_an_unconfigured_queue(project, db):
 
 
 def test_cancel_a_scheduled_job_and_its_dependents(project, db):
-    parent = enqueue(project, "add", "1", "--in", "1h")
-    child = enqueue(project, "add", "2", "--depends-on", parent)
-    grandchild = enqueue(project, "add", "3", "--depends-on", child)
+    parent = project.enqueue("add", "1", "--in", "1h")
+    child = project.enqueue("add", "2", "--depends-on", parent)
+    grandchild = project.enqueue("add", "3", "--depends-on", child)
 
     result = project.run("cancel", parent)
     assert result.returncode == 0, result.stderr
     assert f"canceled {parent} (was scheduled); canceled with it: {child}, {grandchild}" in result.stdout
-    assert show(project, parent)["state"] == "canceled"
-    assert show(project, parent)["reason"] == "canceled by an operator"
-    assert show(project, grandchild)["reason"] == f"parent {child} is canceled"
+    assert project.show(parent)["state"] == "canceled"
+    assert project.show(parent)["reason"] == "canceled by an operator"
+    assert project.show(grandchild)["reason"] == f"parent {child} is canceled"
     assert db.zcard(keys.scheduled("default")) == 0 and db.zcard(keys.deferred("default")) == 0
     assert db.zcard(keys.canceled("default")) == 3
 
@@ -150,22 +138,22 @@ def test_cancel_a_scheduled_job_and_its_dependents(project, db):
 
 
 def test_cancel_a_queued_job_removes_it_from_its_queue(project, db):
-    job_id = enqueue(project, "add", "1")
+    job_id = project.enqueue("add", "1")
     outcome = json.loads(project.run("cancel", job_id, "--json").stdout)
     assert outcome == [{"job_id": job_id, "state": "queued", "canceled": True, "dependents": []}]
     assert db.llen(keys.queue("default")) == 0
     assert project.run("work", "--burst").returncode == 0
-    assert show(project, job_id)["state"] == "canceled"
+    assert project.show(job_id)["state"] == "canceled"
 
 
 def test_cancel_refuses_a_running_job_and_an_ended_one(project, tmp_path):
     marker = tmp_path / "started"
-    job_id = enqueue(project, "slow", str(marker), "2")
+    job_id = project.enqueue("slow", str(marker), "2")
     project.start("work")
     wait_for(marker.exists, message="the slow job to start")
     error = one_line_error(project.run("cancel", job_id), code=1)
     assert f"cannot cancel {job_id}: it is running on" in error
-    wait_for(lambda: show(project, job_id)["state"] == "finished", message="the job to finish anyway")
+    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to finish anyway")
     assert "it already ended (finished)" in one_line_error(project.run("cancel", job_id), code=1)
     assert "no job with id 'nope'" in one_line_error(project.run("cancel", "nope"))
 
@@ -182,8 +170,8 @@ def age_job(db, registry_key: str, job_id: str, ttl_field: str, days: float) -> 
 
 
 def test_purge_deletes_only_old_jobs_of_the_state(project, db):
-    old_dead, new_dead = enqueue(project, "always_fails"), enqueue(project, "always_fails")
-    old_finished = enqueue(project, "add", "1")
+    old_dead, new_dead = project.enqueue("always_fails"), project.enqueue("always_fails")
+    old_finished = project.enqueue("add", "1")
     project.run("work", "--burst")
     age_job(db, keys.dead("default"), old_dead, "failure_ttl", 8)
     age_job(db, keys.finished("default"), old_finished, "result_ttl", 8)
@@ -196,8 +184,8 @@ def test_purge_deletes_only_old_jobs_of_the_state(project, db):
     done = json.loads(project.run("purge", "default", "--state", "dead", "--older-than", "7d", "--yes", "--json").stdout)
     assert done["deleted"] == 1 and done["dry_run"] is False
     assert not db.exists(keys.job(old_dead)) and db.zscore(keys.dead("default"), old_dead) is None
-    assert show(project, new_dead)["state"] == "dead"
-    assert show(project, old_finished)["state"] == "finished"  # another state: untouched
+    assert project.show(new_dead)["state"] == "dead"
+    assert project.show(old_finished)["state"] == "finished"  # another state: untouched
 
     assert project.run("purge", "default", "--state", "finished", "--older-than", "7d", "-y").returncode == 0
     assert not db.exists(keys.job(old_finished)) and not db.exists(keys.results(old_finished))
@@ -222,7 +210,7 @@ def test_purge_works_in_batches_and_keeps_jobs_that_moved_on(project, db):
 
 
 def test_purge_asks_first_and_refuses_without_a_terminal(project, db):
-    job_id = enqueue(project, "always_fails")
+    job_id = project.enqueue("always_fails")
     project.run("work", "--burst")
     args = ("purge", "default", "--state", "dead", "--older-than", "0s")
     assert "pass --yes" in one_line_error(project.run(*args))
@@ -272,7 +260,7 @@ def test_completion_of_job_and_queue_names_without_redis(project):
 
 
 def test_quiet_leaves_only_errors_and_essential_output(project):
-    job_id = enqueue(project, "add", "1")
+    job_id = project.enqueue("add", "1")
     worked = project.run("--quiet", "work", "--burst")
     assert worked.returncode == 0 and worked.stderr == "", worked.stderr
     assert project.run("work", "--burst").stderr  # without --quiet the supervisor logs
@@ -282,5 +270,5 @@ def test_quiet_leaves_only_errors_and_essential_output(project):
     assert len(queued.stdout.split()) == 1 and queued.stderr == ""
     canceled = project.run("--quiet", "cancel", queued.stdout.strip())
     assert canceled.stdout.strip() == queued.stdout.strip()
-    assert show(project, job_id)["state"] == "finished"
+    assert project.show(job_id)["state"] == "finished"
     assert "--quiet and --verbose" in one_line_error(project.run("--quiet", "--verbose", "status"))

@@ -1,25 +1,12 @@
 """Fault injection on real processes and a real Redis: no accepted job is ever lost."""
 
-import json
 import os
 import signal
 import time
 
 import redis
 
-from conftest import child_pids, kill_quietly, wait_for
-
-
-def enqueue(project, *args, env=None) -> str:
-    result = project.run("enqueue", *args, env=env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-def show(project, job_id, env=None) -> dict:
-    result = project.run("show", job_id, "--json", env=env)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+from conftest import child_pids, wait_for
 
 
 def job_field(db, job_id, field):
@@ -31,11 +18,11 @@ def test_killed_worker_job_is_back_at_the_front_within_seconds(project, tmp_path
     project.write("queue.yml", "default: {worker_count: 1, shutdown_timeout: 1s}\n")
     marker = tmp_path / "marker"
     work = project.start("work")
-    victim_job = enqueue(project, "slow", str(marker), "30")
+    victim_job = project.enqueue("slow", str(marker), "30")
     victim = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start"))
     os.kill(work.pid, signal.SIGSTOP)  # freeze the supervisor so the queue can be seen before a new worker takes it
     try:
-        waiting = enqueue(project, "add", "1")
+        waiting = project.enqueue("add", "1")
         os.kill(victim, signal.SIGKILL)
         killed_at = time.monotonic()
     finally:
@@ -47,8 +34,8 @@ def test_killed_worker_job_is_back_at_the_front_within_seconds(project, tmp_path
     rerun_by = int(wait_for(lambda: marker.exists() and marker.read_text() != str(victim) and marker.read_text(),
                             message="the job to run again"))
     assert rerun_by != victim and rerun_by in child_pids(work.pid)
-    assert show(project, waiting)["state"] == "queued"
-    job = show(project, victim_job)
+    assert project.show(waiting)["state"] == "queued"
+    job = project.show(victim_job)
     assert job["state"] == "started" and job["crashes"] == 1
     assert job["errors"] == [{"attempt": 1, "at": job["errors"][0]["at"], "error": "worker crashed (signal 9)",
                               "worker": job["errors"][0]["worker"]}]
@@ -58,11 +45,11 @@ def test_poison_pill_is_dead_after_three_crashes_while_other_jobs_flow(project, 
     project.write("queue.yml", "default: {worker_count: 2}\n")
     log = tmp_path / "log"
     work = project.start("work")
-    poison = enqueue(project, "crash", "1")
+    poison = project.enqueue("crash", "1")
     calls = project.write("calls.jsonl", "".join(f'{{"args": ["{log}", "job-{n}"]}}\n' for n in range(20)))
     assert project.run("enqueue", "record", "--from", str(calls)).returncode == 0
-    wait_for(lambda: show(project, poison)["state"] == "dead", timeout=30, message="the poison pill to die")
-    job = show(project, poison)
+    wait_for(lambda: project.show(poison)["state"] == "dead", timeout=30, message="the poison pill to die")
+    job = project.show(poison)
     assert job["reason"] == "worker crashed (exit status 1) 3 times"
     assert job["crashes"] == 3
     wait_for(lambda: log.exists() and len(log.read_text().split()) == 20, message="the other jobs")
@@ -76,39 +63,39 @@ def test_shutdown_requeues_a_job_longer_than_shutdown_timeout(project, tmp_path,
     project.write("queue.yml", "default: {worker_count: 1, shutdown_timeout: 1s}\n")
     marker = tmp_path / "marker"
     work = project.start("work")
-    long_job = enqueue(project, "slow", str(marker), "4")
+    long_job = project.enqueue("slow", str(marker), "4")
     wait_for(marker.exists, message="the job to start")
     workers = child_pids(work.pid)
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=15) == 0
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
-    job = show(project, long_job)
+    job = project.show(long_job)
     assert job["state"] == "queued" and job["attempts"] == 0  # an interrupted attempt is not held against it
     assert db.lindex("rq:queue:default", 0).decode() == long_job
 
     marker.unlink()
     assert project.run("work", "--burst").returncode == 0
-    assert show(project, long_job)["state"] == "finished"
+    assert project.show(long_job)["state"] == "finished"
 
 
 def test_second_signal_stops_at_once_and_still_requeues(project, tmp_path):
     project.write("queue.yml", "default: {worker_count: 1, shutdown_timeout: 60s}\n")
     marker = tmp_path / "marker"
     work = project.start("work")
-    job_id = enqueue(project, "slow", str(marker), "30")
+    job_id = project.enqueue("slow", str(marker), "30")
     wait_for(marker.exists, message="the job to start")
     work.send_signal(signal.SIGINT)
     time.sleep(0.5)
     work.send_signal(signal.SIGINT)
     assert work.wait(timeout=10) == 0
-    assert show(project, job_id)["state"] == "queued"
+    assert project.show(job_id)["state"] == "queued"
 
 
 def test_job_ignoring_its_timeout_is_killed_and_retried(project):
     project.write("queue.yml", "default: {worker_count: 1, timeout: 1s, crash_limit: 1}\n")
     work = project.start("work")
-    job_id = enqueue(project, "stubborn", "60")
-    job = wait_for(lambda: (j := show(project, job_id))["state"] == "dead" and j, timeout=30, message="the kill")
+    job_id = project.enqueue("stubborn", "60")
+    job = wait_for(lambda: (j := project.show(job_id))["state"] == "dead" and j, timeout=30, message="the kill")
     assert job["reason"] == "worker crashed (killed 1s after the job's timeout) 1 times"
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=15) == 0
@@ -116,11 +103,11 @@ def test_job_ignoring_its_timeout_is_killed_and_retried(project):
 
 def test_worker_over_max_memory_is_recycled_after_its_job(project):
     project.write("queue.yml", "default: {worker_count: 1, max_memory: 150MB}\n")
-    first = enqueue(project, "hoard", "200")
-    second = enqueue(project, "whoami")
+    first = project.enqueue("hoard", "200")
+    second = project.enqueue("whoami")
     assert project.run("work", "--burst").returncode == 0
-    assert show(project, first)["state"] == "finished"
-    assert show(project, second)["result"] != show(project, first)["result"]  # a fresh process ran it
+    assert project.show(first)["state"] == "finished"
+    assert project.show(second)["result"] != project.show(first)["result"]  # a fresh process ran it
 
 
 def test_redis_restart_loses_nothing(project, tmp_path, redis_server):
@@ -132,7 +119,7 @@ def test_redis_restart_loses_nothing(project, tmp_path, redis_server):
     before = project.write("before.jsonl", "".join(f'{{"args": ["{log}", "before-{n}"]}}\n' for n in range(10)))
     assert project.run("enqueue", "record", "--from", str(before), env=env).returncode == 0
     marker = tmp_path / "marker"
-    during = enqueue(project, "slow", str(marker), "2", env=env)  # finishes while Redis is down
+    during = project.enqueue("slow", str(marker), "2", env=env)  # finishes while Redis is down
     wait_for(marker.exists, message="the slow job to start")
 
     server.stop()
@@ -147,7 +134,7 @@ def test_redis_restart_loses_nothing(project, tmp_path, redis_server):
     wait_for(lambda: restarted.zcard("rq:finished:default") == 21, message="every job to finish")
     lines = log.read_text().split()
     assert sorted(set(lines)) == sorted([f"before-{n}" for n in range(10)] + [f"after-{n}" for n in range(10)])
-    assert show(project, during, env=env)["result"] == 2
+    assert project.show(during, env=env)["result"] == 2
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=20) == 0
     stderr_lines = work.stderr.read().splitlines()

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+from conftest import wait_for
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry
@@ -35,8 +36,7 @@ def test_rq_reads_jobctl_jobs(project, db):
 
 def test_rq_info_sees_queues_and_workers(project, redis_url):
     project.run("enqueue", "add", "1")
-    work = project.start("work")
-    from conftest import wait_for
+    project.start("work")
 
     def info():
         return subprocess.run(

@@ -132,7 +132,7 @@ def test_next_runs_heartbeat_and_disabled_entries(project, db, tmp_path):
     now = time.time()
     next_runs = {k.decode(): int(v) for k, v in db.hgetall(NEXT_RUNS).items()}
     assert set(next_runs) == {"live", "nightly"}
-    assert now < next_runs["live"] <= now + 1.5
+    assert now - 1 <= next_runs["live"] <= now + 1.5  # the next second (or this one, if the pass lags)
     nightly = parse_schedule("30 2 * * *", "Europe/Paris").next_after(datetime.fromtimestamp(now, UTC))
     assert next_runs["nightly"] == int(nightly.timestamp())
     assert abs(float(db.get(HEARTBEAT)) - now) < 1.5 and 0 < db.ttl(HEARTBEAT) <= 5

@@ -6,12 +6,6 @@ import math
 from jobctl.api import run_time_percentile
 
 
-def enqueue(project, *args) -> str:
-    result = project.run("enqueue", *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def stats(project, *args) -> dict:
     result = project.run("stats", "--json", *args)
     assert result.returncode == 0, result.stderr
@@ -19,10 +13,10 @@ def stats(project, *args) -> dict:
 
 
 def test_stats_count_what_ran(project):
-    added = [enqueue(project, "add", "1", "-k", f"b={n}") for n in range(3)]
-    failing = enqueue(project, "always_fails")  # default: max_retries 2 -> 3 attempts, then dead
-    enqueue(project, "steps", "2", "-k", "pause=0.06")
-    enqueue(project, "add", "7", "--queue", "analytics")
+    added = [project.enqueue("add", "1", "-k", f"b={n}") for n in range(3)]
+    failing = project.enqueue("always_fails")  # default: max_retries 2 -> 3 attempts, then dead
+    project.enqueue("steps", "2", "-k", "pause=0.06")
+    project.enqueue("add", "7", "--queue", "analytics")
     assert project.run("work", "--burst").returncode == 0
 
     everything = stats(project)

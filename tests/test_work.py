@@ -8,26 +8,14 @@ import time
 from conftest import child_pids, wait_for
 
 
-def enqueue(project, *args) -> str:
-    result = project.run("enqueue", *args)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-def show(project, job_id) -> dict:
-    result = project.run("show", job_id, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
 def test_enqueue_work_show(project):
-    job_id = enqueue(project, "add", "2", "-k", "b=40")
-    assert show(project, job_id)["state"] == "queued"
+    job_id = project.enqueue("add", "2", "-k", "b=40")
+    assert project.show(job_id)["state"] == "queued"
 
     burst = project.run("work", "--burst")
     assert burst.returncode == 0, burst.stderr
 
-    job = show(project, job_id)
+    job = project.show(job_id)
     assert job["state"] == "finished"
     assert job["result"] == 42
     assert job["args"] == [2] and job["kwargs"] == {"b": 40}
@@ -36,18 +24,18 @@ def test_enqueue_work_show(project):
 
 
 def test_arguments_are_json_where_they_parse(project):
-    job_id = enqueue(project, "echo_kwargs", "7", "hello", "[1, 2]", "-k", 'opts={"deep": true}', "-k", "name=x")
+    job_id = project.enqueue("echo_kwargs", "7", "hello", "[1, 2]", "-k", 'opts={"deep": true}', "-k", "name=x")
     project.run("work", "--burst")
-    assert json.loads(show(project, job_id)["result"]) == {
+    assert json.loads(project.show(job_id)["result"]) == {
         "args": [7, "hello", [1, 2]], "kwargs": {"name": "x", "opts": {"deep": True}},
     }
 
 
 def test_retries_follow_max_retries_then_dead(project):
     # queue.yml: default has max_retries 2 -> three attempts in all
-    job_id = enqueue(project, "always_fails")
+    job_id = project.enqueue("always_fails")
     project.run("work", "--burst")
-    job = show(project, job_id)
+    job = project.show(job_id)
     assert job["state"] == "dead"
     assert job["attempts"] == 3
     assert [e["attempt"] for e in job["errors"]] == [1, 2, 3]
@@ -56,9 +44,9 @@ def test_retries_follow_max_retries_then_dead(project):
 
 
 def test_a_retry_that_succeeds(project, tmp_path):
-    job_id = enqueue(project, "flaky", str(tmp_path / "count"), "2")
+    job_id = project.enqueue("flaky", str(tmp_path / "count"), "2")
     project.run("work", "--burst")
-    job = show(project, job_id)
+    job = project.show(job_id)
     assert job["state"] == "finished"
     assert job["result"] == 3
     assert job["attempts"] == 3 and len(job["errors"]) == 2
@@ -67,18 +55,18 @@ def test_a_retry_that_succeeds(project, tmp_path):
 def test_retry_waits_for_its_backoff(project, tmp_path):
     project.write("queue.yml", "default: {worker_count: 1, max_retries: 1, retry_delay: 1500ms, backoff: fixed}\n")
     counter = tmp_path / "count"
-    job_id = enqueue(project, "flaky", str(counter), "1")
+    job_id = project.enqueue("flaky", str(counter), "1")
     project.run("work", "--burst")
-    job = show(project, job_id)
+    job = project.show(job_id)
     assert job["state"] == "finished"
     first_failure = job["errors"][0]["at"]
     assert job["started_at"] - first_failure >= 1.5
 
 
 def test_permanent_error_goes_straight_to_dead(project):
-    job_id = enqueue(project, "refuses")
+    job_id = project.enqueue("refuses")
     project.run("work", "--burst")
-    job = show(project, job_id)
+    job = project.show(job_id)
     assert job["state"] == "dead"
     assert job["attempts"] == 1
     assert job["reason"] == "permanent error: PermanentError: bad input, do not retry"
@@ -86,9 +74,9 @@ def test_permanent_error_goes_straight_to_dead(project):
 
 def test_timeout_counts_as_a_failure(project, tmp_path):
     project.write("queue.yml", "default: {worker_count: 1, max_retries: 0, timeout: 1s}\n")
-    job_id = enqueue(project, "slow", str(tmp_path / "marker"), "30")
+    job_id = project.enqueue("slow", str(tmp_path / "marker"), "30")
     project.run("work", "--burst")
-    job = show(project, job_id)
+    job = project.show(job_id)
     assert job["state"] == "dead"
     assert "timed out after 1s" in job["errors"][0]["error"]
 
@@ -96,7 +84,7 @@ def test_timeout_counts_as_a_failure(project, tmp_path):
 def test_killed_worker_is_restarted_and_its_job_recovered(project, tmp_path, db):
     marker = tmp_path / "marker"
     work = project.start("work", "--queue", "default")
-    job_id = enqueue(project, "slow", str(marker), "1")
+    job_id = project.enqueue("slow", str(marker), "1")
     victim = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start"))
     assert victim in child_pids(work.pid)
     marker.unlink()
@@ -106,8 +94,8 @@ def test_killed_worker_is_restarted_and_its_job_recovered(project, tmp_path, db)
     # the job runs again, in another worker process, and finishes
     rerun_by = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to run again"))
     assert rerun_by != victim
-    wait_for(lambda: show(project, job_id)["state"] == "finished", message="the job to finish")
-    job = show(project, job_id)
+    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to finish")
+    job = project.show(job_id)
     assert job["errors"][0]["error"] == "worker crashed (signal 9)"
     # the supervisor replaced the killed worker: two workers again, the victim gone
     wait_for(lambda: len(child_pids(work.pid)) == 2, message="a replacement worker")
@@ -120,24 +108,24 @@ def test_killed_worker_is_restarted_and_its_job_recovered(project, tmp_path, db)
 def test_sigterm_lets_the_running_job_finish(project, tmp_path):
     marker = tmp_path / "marker"
     work = project.start("work")
-    job_id = enqueue(project, "slow", str(marker), "1.5")
+    job_id = project.enqueue("slow", str(marker), "1.5")
     wait_for(marker.exists, message="the job to start")
     workers = child_pids(work.pid)
 
     work.send_signal(signal.SIGTERM)
 
     assert work.wait(timeout=15) == 0
-    assert show(project, job_id)["state"] == "finished"
+    assert project.show(job_id)["state"] == "finished"
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
 
 
 def test_scheduled_job_runs_at_its_time(project):
-    work = project.start("work")
+    project.start("work")
     enqueued_at = time.time()
-    job_id = enqueue(project, "add", "1", "--in", "2s")
-    assert show(project, job_id)["state"] == "scheduled"
-    wait_for(lambda: show(project, job_id)["state"] == "finished", message="the delayed job")
-    assert show(project, job_id)["started_at"] >= enqueued_at + 2
+    job_id = project.enqueue("add", "1", "--in", "2s")
+    assert project.show(job_id)["state"] == "scheduled"
+    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the delayed job")
+    assert project.show(job_id)["started_at"] >= enqueued_at + 2
 
 
 def test_wait_follows_the_job_and_exits_by_outcome(project):
@@ -153,7 +141,7 @@ def test_wait_follows_the_job_and_exits_by_outcome(project):
 
 
 def test_unique_refuses_a_second_copy(project):
-    first = enqueue(project, "add", "1", "--unique")
+    first = project.enqueue("add", "1", "--unique")
     second = project.run("enqueue", "add", "1", "--unique")
     assert second.returncode == 1
     assert first in second.stderr
@@ -162,39 +150,39 @@ def test_unique_refuses_a_second_copy(project):
 
 
 def test_job_id_in_use_is_refused(project):
-    assert enqueue(project, "add", "1", "--job-id", "nightly-1") == "nightly-1"
+    assert project.enqueue("add", "1", "--job-id", "nightly-1") == "nightly-1"
     again = project.run("enqueue", "add", "1", "--job-id", "nightly-1")
     assert again.returncode == 1 and "nightly-1 is already queued" in again.stderr
 
 
 def test_dependent_waits_for_its_parent(project, tmp_path):
     log = tmp_path / "order.log"
-    parent = enqueue(project, "record", str(log), "parent", "--in", "1s")
-    child = enqueue(project, "record", str(log), "child", "--depends-on", parent)
-    assert show(project, child)["state"] == "deferred"
+    parent = project.enqueue("record", str(log), "parent", "--in", "1s")
+    child = project.enqueue("record", str(log), "child", "--depends-on", parent)
+    assert project.show(child)["state"] == "deferred"
     project.run("work", "--burst")
     assert log.read_text().split() == ["parent", "child"]
-    assert show(project, child)["depends_on"] == [parent]
+    assert project.show(child)["depends_on"] == [parent]
 
 
 def test_dependents_of_a_dead_parent_are_canceled(project):
-    parent = enqueue(project, "refuses")
-    child = enqueue(project, "add", "1", "--depends-on", parent)
+    parent = project.enqueue("refuses")
+    child = project.enqueue("add", "1", "--depends-on", parent)
     project.run("work", "--burst")
-    job = show(project, child)
+    job = project.show(child)
     assert job["state"] == "canceled"
     assert job["reason"] == f"parent {parent} is dead"
 
 
 def test_requeue_dead_brings_jobs_back_once(project, tmp_path):
     counter = tmp_path / "count"
-    job_id = enqueue(project, "flaky", str(counter), "3")  # three failures, two retries: dead
+    job_id = project.enqueue("flaky", str(counter), "3")  # three failures, two retries: dead
     project.run("work", "--burst")
-    assert show(project, job_id)["state"] == "dead"
+    assert project.show(job_id)["state"] == "dead"
 
     dry = project.run("requeue-dead", "--all", "--dry-run", "--json")
     assert json.loads(dry.stdout)["requeued"][0]["id"] == job_id
-    assert show(project, job_id)["state"] == "dead"
+    assert project.show(job_id)["state"] == "dead"
 
     first = project.run("requeue-dead", "--queue", "default", "--json")
     second = project.run("requeue-dead", "--queue", "default", "--json")
@@ -202,14 +190,14 @@ def test_requeue_dead_brings_jobs_back_once(project, tmp_path):
     assert json.loads(second.stdout)["requeued"] == []
 
     project.run("work", "--burst")
-    job = show(project, job_id)
+    job = project.show(job_id)
     assert job["state"] == "finished" and job["result"] == 4
 
 
 def test_status_json_counts_jobs_per_state(project):
-    enqueue(project, "add", "1")
-    enqueue(project, "add", "2", "--in", "1h")
-    enqueue(project, "refuses")
+    project.enqueue("add", "1")
+    project.enqueue("add", "2", "--in", "1h")
+    project.enqueue("refuses")
     status = json.loads(project.run("status", "--json").stdout)
     default = next(q for q in status["queues"] if q["name"] == "default")
     assert (default["queued"], default["scheduled"], default["dead"]) == (2, 1, 0)

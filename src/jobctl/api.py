@@ -456,8 +456,8 @@ def tracked_job_names(connection: redis.Redis, registered: list[str]) -> list[st
 def processed_counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]:
     """Executions by (job, queue, outcome), outcome being finished or failed."""
     counts = {}
-    for field, count in connection.hgetall(keys.PROCESSED).items():
-        job, queue, outcome = field.decode().rsplit("|", 2)
+    for labels, count in connection.hgetall(keys.PROCESSED).items():
+        job, queue, outcome = labels.decode().rsplit("|", 2)
         counts[(job, queue, outcome)] = int(count)
     return counts
 

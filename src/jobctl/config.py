@@ -173,6 +173,12 @@ def _parse_queue_settings(path, entry: str, settings: Any) -> dict[str, Any]:
     return parsed
 
 
+def _check_name(path, what: str, name: Any) -> None:
+    # YAML reads bare on/off/yes/no/true and numbers as non-strings
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: {what} {name!r}: expected a string (quote it, e.g. \"{str(name).lower()}\":)")
+
+
 def load_queues(path: str | Path) -> QueuesConfig:
     """Load queue.yml: queue name -> settings, highest priority first, plus optional `defaults:`."""
     document = _read_yaml(path, required=True)
@@ -183,7 +189,8 @@ def load_queues(path: str | Path) -> QueuesConfig:
     for name, settings in document.items():
         if name == "defaults":
             continue
-        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        _check_name(path, "queue name", name)
+        if not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise ConfigError(f"{path}: queue name {name!r}: expected letters, digits, '_', '-' or '.'")
         parsed = _parse_queue_settings(path, f"queue {name!r}", settings)
         queues[name] = QueueConfig(name=name, priority=len(queues), **{**defaults, **parsed})
@@ -223,6 +230,7 @@ def load_recurring(path: str | Path, queues: QueuesConfig, required: bool = Fals
         raise ConfigError(f"{path}: expected a mapping of entry name to a recurring job")
     entries = []
     for name, spec in document.items():
+        _check_name(path, "entry", name)
         where = f"{path}: entry {name!r}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: expected a mapping with at least 'job' and 'schedule'")
@@ -255,7 +263,7 @@ def load_recurring(path: str | Path, queues: QueuesConfig, required: bool = Fals
         if catch_up not in CATCH_UP:
             raise ConfigError(f"{where}: key 'catch_up': expected latest or none, got {catch_up!r}")
         entries.append(
-            RecurringEntry(str(name), job_name, schedule, queue, tuple(args), kwargs, str(timezone), enabled, catch_up)
+            RecurringEntry(name, job_name, schedule, queue, tuple(args), kwargs, str(timezone), enabled, catch_up)
         )
     return entries
 

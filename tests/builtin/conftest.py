@@ -1,7 +1,7 @@
 """Fixtures for the built-in jobs: a scratch working directory, the store on SQLite and (when
 it answers) PostgreSQL, a small channel with hand-checkable numbers, and local HTTP/SMTP servers.
 
-PostgreSQL: a database `jobctl_test` is created on 127.0.0.1:5432 for the session and dropped
+PostgreSQL: a database `jobctl_test_<pid>` is created on 127.0.0.1:5432 for the session and dropped
 after it (`JOBCTL_TEST_POSTGRES_URL` points elsewhere: a server URL whose database we may use
 to create ours). Tests that take `store_backend` run once per backend; PostgreSQL runs are
 skipped when no server answers.
@@ -27,7 +27,7 @@ from jobctl.context import Execution, executing
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-TEST_DATABASE = "jobctl_test"
+TEST_DATABASE = f"jobctl_test_{os.getpid()}"  # one per test process: sessions may run side by side
 
 ENVIRONMENT = (
     "JOBCTL_DATABASE_URL", "YOUTUBE_API_KEY", "JOBCTL_YOUTUBE_API_URL", "JOBCTL_CHANNEL_SOURCE",
