@@ -216,3 +216,15 @@ def test_workers_are_recycled_after_max_jobs(project, db):
     assert project.run("work", "--burst").returncode == 0
     pids = [json.loads(db.hget(f"rq:job:{job_id}", "result")) for job_id in ids]
     assert pids[0] == pids[1] and pids[2] == pids[3] and len(set(pids)) == 3
+
+
+def test_requeue_dead_older_than(project):
+    job_id = project.enqueue("refuses")
+    project.run("work", "--burst")
+    too_recent = project.run("requeue-dead", "--all", "--older-than", "1h", "--json")
+    assert json.loads(too_recent.stdout)["requeued"] == []
+    old_enough = project.run("requeue-dead", "--all", "--older-than", "0s", "--json")
+    assert [j["id"] for j in json.loads(old_enough.stdout)["requeued"]] == [job_id]
+    assert project.show(job_id)["state"] == "queued"
+    bad = project.run("requeue-dead", "--all", "--older-than", "soon")
+    assert bad.returncode == 2 and "--older-than 'soon': expected a duration" in bad.stderr
