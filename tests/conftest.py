@@ -171,6 +171,7 @@ class RedisServer:
     def __init__(self, directory: Path, *options: str, tls: bool = False):
         self.directory, self.options, self.tls = directory, list(options), tls
         self.port = free_port()
+        self.started_once = False  # a restart keeps its port
         self.process: subprocess.Popen | None = None
 
     @property
@@ -178,13 +179,24 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
-        ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
-        self.process = subprocess.Popen(
-            ["redis-server", *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "", *self.options],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for(self._answers, message=f"redis-server on port {self.port}")
-        return self
+        """Start (or restart, on the same port) the server. A first start whose spare port was
+        taken meanwhile by another process tries another port."""
+        for _ in range(3):
+            ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
+            self.process = subprocess.Popen(
+                ["redis-server", *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
+                 "--logfile", str(self.directory / "redis.log"), *self.options],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            wait_for(lambda: self._answers() or self.process.poll() is not None, message=f"redis-server on port {self.port}")
+            if self.process.poll() is None:
+                self.started_once = True
+                return self
+            if self.started_once:
+                break
+            self.port = free_port()
+        log = (self.directory / "redis.log").read_text()[-500:] if (self.directory / "redis.log").exists() else ""
+        raise AssertionError(f"redis-server did not start on port {self.port}: {log}")
 
     def _answers(self) -> bool:
         try:
