@@ -30,7 +30,9 @@ def test_rq_reads_jobctl_jobs(project, db):
     assert job.started_at and job.ended_at and job.origin == "default"
     assert done in FinishedJobRegistry("default", connection=db).get_job_ids()
     assert dead in FailedJobRegistry("default", connection=db).get_job_ids()
-    assert Job.fetch(dead, connection=db, serializer=JSONSerializer).get_status() == "failed"
+    dead_job = Job.fetch(dead, connection=db, serializer=JSONSerializer)
+    assert dead_job.get_status() == "failed"
+    assert "PermanentError: bad input, do not retry" in dead_job.latest_result().exc_string
     assert later in ScheduledJobRegistry("default", connection=db).get_job_ids()
 
 

@@ -7,6 +7,7 @@ job is never in two places or none, whichever process dies at whichever moment.
 
 from __future__ import annotations
 
+import base64
 import json
 from functools import cache
 from importlib import resources
@@ -104,7 +105,7 @@ class Transitions:
             [
                 job_id, queue, worker, attempt, now, rq_time(now), verdict, retry_at or 0,
                 json.dumps(error_entry), exc_info, reason, run_seconds, job_name, json.dumps(history),
-                error_entry["error"], *next_from,
+                error_entry["error"], base64.b64encode(exc_info), *next_from,
             ],
         ) or None
 
