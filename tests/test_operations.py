@@ -110,6 +110,19 @@ def test_a_paused_queue_is_not_fetched_until_resumed(project, db):
     assert "default was not paused" in project.run("resume", "default").stderr
 
 
+def test_pausing_takes_effect_for_workers_already_waiting_on_the_queue(project, db):
+    project.start("work")
+    wait_for(lambda: db.scard(keys.WORKERS) == 3, message="workers registered")
+    time.sleep(0.5)  # idle, blocked in their fetch on the queue
+    assert project.run("pause", "default").returncode == 0
+    job_id = project.enqueue("add", "1", "2")
+    time.sleep(1.5)
+    assert project.show(job_id)["state"] == "queued"
+    assert db.lrange("rq:queue:default", 0, -1) == [job_id.encode()]  # given back, not held
+    assert project.run("resume", "default").returncode == 0
+    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to run after resume")
+
+
 def test_pause_refuses_an_unconfigured_queue(project, db):
     error = one_line_error(project.run("pause", "nope"))
     assert "pause: queue 'nope' is not configured" in error
