@@ -183,11 +183,12 @@ class RedisServer:
         taken meanwhile by another process tries another port."""
         for _ in range(3):
             ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
-            self.process = subprocess.Popen(
-                ["redis-server", *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
-                 "--logfile", str(self.directory / "redis.log"), *self.options],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
+            with open(self.directory / "redis.out", "ab") as output:
+                self.process = subprocess.Popen(
+                    ["redis-server", *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
+                     *self.options],
+                    stdout=output, stderr=subprocess.STDOUT,
+                )
             wait_for(lambda: self._answers() or self.process.poll() is not None, message=f"redis-server on port {self.port}")
             if self.process.poll() is None:
                 self.started_once = True
@@ -195,8 +196,8 @@ class RedisServer:
             if self.started_once:
                 break
             self.port = free_port()
-        log = (self.directory / "redis.log").read_text()[-500:] if (self.directory / "redis.log").exists() else ""
-        raise AssertionError(f"redis-server did not start on port {self.port}: {log}")
+        output = (self.directory / "redis.out").read_text(errors="replace")[-800:]
+        raise AssertionError(f"redis-server did not start on port {self.port}: {output}")
 
     def _answers(self) -> bool:
         try:
