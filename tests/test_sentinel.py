@@ -10,7 +10,7 @@ import pytest
 import redis
 
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
-from conftest import free_port, wait_for
+from conftest import REDIS_SERVER, free_port, wait_for
 from jobctl import admin, api, keys
 from jobctl.config import load_queues
 from jobctl.connection import connect, mask_url, parse_sentinel_url, where
@@ -79,7 +79,7 @@ def sentinel(tmp_path):
             f"sentinel down-after-milliseconds {SERVICE} 1000\n"
             f"sentinel failover-timeout {SERVICE} 5000\n"
         )
-        processes.append(subprocess.Popen(["redis-server", str(conf), "--sentinel"],
+        processes.append(subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         client = redis.Redis(port=port)
         wait_for(lambda: _answers(client), message=f"Sentinel on port {port}")
