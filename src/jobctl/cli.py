@@ -681,6 +681,17 @@ def _configured_queues(settings: Settings, names: list[str], command: str) -> li
     return names
 
 
+def _set_paused(settings: Settings, queues: list[str], paused: bool) -> None:
+    from . import admin
+
+    command = "pause" if paused else "resume"
+    names = _configured_queues(settings, queues, command)
+    changed = (admin.pause if paused else admin.resume)(settings.connection, names)
+    unchanged = "was already paused" if paused else "was not paused"
+    for name in names:
+        _notes(settings).print(f"{command}d {name}" if name in changed else f"{name} {unchanged}", highlight=False)
+
+
 @app.command()
 def pause(
     ctx: typer.Context,
@@ -691,13 +702,7 @@ def pause(
 
     Example: jobctl pause analytics
     """
-    from . import admin
-
-    settings: Settings = ctx.obj
-    names = _configured_queues(settings, queues, "pause")
-    changed = admin.pause(settings.connection, names)
-    for name in names:
-        _notes(settings).print(f"paused {name}" if name in changed else f"{name} was already paused", highlight=False)
+    _set_paused(ctx.obj, queues, paused=True)
 
 
 @app.command()
@@ -709,13 +714,7 @@ def resume(
 
     Example: jobctl resume analytics
     """
-    from . import admin
-
-    settings: Settings = ctx.obj
-    names = _configured_queues(settings, queues, "resume")
-    changed = admin.resume(settings.connection, names)
-    for name in names:
-        _notes(settings).print(f"resumed {name}" if name in changed else f"{name} was not paused", highlight=False)
+    _set_paused(ctx.obj, queues, paused=False)
 
 
 @app.command()
