@@ -1,5 +1,6 @@
-"""Queue and job administration: pause and resume queues, cancel jobs, purge ended jobs, and
-the health check that probes run. `jobctl pause|resume|cancel|purge|health` call these."""
+"""Queue and job administration: pause and resume queues, requeue dead jobs, cancel jobs, purge
+ended jobs, and the health check that probes run. `jobctl pause|resume|requeue-dead|cancel|purge|
+health` call these."""
 
 from __future__ import annotations
 
@@ -26,6 +27,30 @@ PURGEABLE = {
     "canceled": ("canceled", keys.canceled),
 }
 _STATE_OF_STATUS = {status: state for state, status in RQ_STATUS.items()}
+
+
+# --- requeue-dead ------------------------------------------------------------------------------
+
+
+def requeue_dead(
+    connection: redis.Redis, queues: list[str], job_ids: list[str], *, older_than: float | None = None,
+    dry_run: bool = False,
+) -> list[api.JobView]:
+    """Put dead jobs back on their queues with a fresh retry budget: every dead job of `queues`,
+    and the `job_ids` that are dead; with `older_than` (seconds), only those dead that long.
+    Returns the jobs requeued (with `dry_run`: those that would be). Idempotent: a job requeued
+    once is no longer dead."""
+    candidates = list(job_ids)
+    for queue in queues:
+        candidates += api.dead_job_ids(connection, queue)
+    dead = [job for job in api.jobs(connection, list(dict.fromkeys(candidates))) if job.state == "dead"]
+    if older_than is not None:
+        cutoff = time.time() - older_than
+        dead = [job for job in dead if (job.ended_at or 0) < cutoff]
+    if dry_run:
+        return dead
+    transitions = Transitions(connection)
+    return [job for job in dead if transitions.requeue_dead(job.id, time.time())]
 
 
 # --- pause / resume ------------------------------------------------------------------------------

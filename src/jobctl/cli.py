@@ -420,21 +420,14 @@ def requeue_dead(
 
     Example: jobctl requeue-dead --queue analytics --dry-run
     """
-    from .transitions import Transitions
+    from . import admin
 
     settings: Settings = ctx.obj
     if not (queue or job_id or all_queues):
         raise UsageError("requeue-dead: say which jobs: --queue Q, --job-id ID or --all")
-    connection = settings.connection
-    candidates = list(job_id or [])
-    for q in settings.queues.select(queue) if (queue or all_queues) else []:
-        candidates += api.dead_job_ids(connection, q.name)
-    dead = [j for j in api.jobs(connection, list(dict.fromkeys(candidates))) if j.state == "dead"]
-    if older_than:
-        cutoff = time.time() - _duration_option("--older-than", older_than)
-        dead = [j for j in dead if (j.ended_at or 0) < cutoff]
-    transitions = Transitions(connection)
-    requeued = dead if dry_run else [j for j in dead if transitions.requeue_dead(j.id, time.time())]
+    queues = [q.name for q in settings.queues.select(queue)] if (queue or all_queues) else []
+    age = _duration_option("--older-than", older_than) if older_than else None
+    requeued = admin.requeue_dead(settings.connection, queues, job_id or [], older_than=age, dry_run=dry_run)
     if as_json:
         _print_json({"dry_run": dry_run, "requeued": [{"id": j.id, "job": j.job, "queue": j.queue} for j in requeued]})
         return

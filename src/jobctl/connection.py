@@ -11,7 +11,6 @@ any Redis server; stop it with `kill $(cat .jobctl/redis.pid)`.
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 import subprocess
 import time
@@ -272,23 +271,3 @@ def _start_server(home: Path, socket: Path) -> None:
 def resolve_url(url: str | None, home: str | Path = EMBEDDED_HOME) -> str:
     """The URL to use: the one given, or the embedded Redis's (started on demand)."""
     return url or embedded_url(home)
-
-
-def embedded_pid(home: str | Path = EMBEDDED_HOME) -> int | None:
-    pidfile = Path(home) / "redis.pid"
-    try:
-        return int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def stop_embedded(home: str | Path = EMBEDDED_HOME) -> bool:
-    """Stop the embedded Redis under `home` (it saves its data first); True if one was running."""
-    pid = embedded_pid(home)
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 15)
-    except ProcessLookupError:
-        return False
-    return True

@@ -25,10 +25,6 @@ class Execution:
 _current: ContextVar[Execution | None] = ContextVar("jobctl_execution", default=None)
 
 
-def current_execution() -> Execution | None:
-    return _current.get()
-
-
 @contextlib.contextmanager
 def executing(execution: Execution) -> Iterator[Execution]:
     token = _current.set(execution)

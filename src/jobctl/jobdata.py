@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 STATES = ("queued", "scheduled", "deferred", "started", "finished", "dead", "canceled")
-ACTIVE_STATES = ("queued", "scheduled", "deferred", "started")
 
 # RQ's status words -> jobctl's states. RQ calls the dead set "failed".
 _STATE_OF_RQ_STATUS = {

@@ -48,21 +48,17 @@ class Transitions:
         unique_claim: str = "",
         parents: list[str] = (),
         run_claim: tuple[str, str, int] | None = None,
-        pipe=None,
-    ) -> tuple[str, str, str] | None:
+    ) -> tuple[str, str, str]:
         """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
         taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's),
         'unknown_parent' (the id is the missing parent's) or 'claimed' (`run_claim` = (key,
-        owner, ttl) was already held; the id is its holder). In a pipeline, returns None."""
+        owner, ttl) was already held; the id is its holder)."""
         flat: list[Any] = []
         for name, value in fields.items():
             flat += [name, value]
         claim_key, owner, ttl = run_claim or ("", "", 0)
         args = [job_id, queue, run_at, unique_claim, json.dumps(list(parents)), now, rq_time(now), claim_key, owner, ttl]
-        reply = self._run("enqueue", args + flat, pipe)
-        if pipe is not None:
-            return None
-        outcome, ident, state = reply
+        outcome, ident, state = self._run("enqueue", args + flat)
         return outcome.decode(), ident.decode(), state.decode()
 
     def enqueue_many(self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, pipe=None):
