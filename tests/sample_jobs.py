@@ -1,6 +1,7 @@
 """Jobs the integration tests run. Copied into each test's project directory and named with
 JOBCTL_JOBS, the way a user's own module is."""
 
+import asyncio
 import json
 import os
 import time
@@ -92,3 +93,75 @@ def hoard(megabytes: int) -> int:
     """Keep `megabytes` of memory alive in the worker after the job ends."""
     _hoard.append(bytearray(megabytes * 1024 * 1024))
     return os.getpid()
+
+
+@job("async_add")
+async def async_add(a: int, b: int = 0, pause: float = 0.01) -> int:
+    await asyncio.sleep(pause)
+    return a + b
+
+
+@job("overlap")
+def overlap(log: str, seconds: float) -> int:
+    """Append "start <t> <pid>" and "end <t> <pid>" lines: lets a test measure how many ran at once."""
+    with open(log, "a") as out:
+        out.write(f"start {time.time()} {os.getpid()}\n")
+    time.sleep(seconds)
+    with open(log, "a") as out:
+        out.write(f"end {time.time()} {os.getpid()}\n")
+    return os.getpid()
+
+
+@job("async_overlap")
+async def async_overlap(log: str, seconds: float) -> int:
+    with open(log, "a") as out:
+        out.write(f"start {time.time()} {os.getpid()}\n")
+    await asyncio.sleep(seconds)
+    with open(log, "a") as out:
+        out.write(f"end {time.time()} {os.getpid()}\n")
+    return os.getpid()
+
+
+@job("ticking")
+def ticking(log: str, seconds: float) -> None:
+    """Run Python code for `seconds` (an interruption lands between ticks); log "started", and
+    "finally" on the way out however it ends."""
+    with open(log, "a") as out:
+        out.write(f"started {os.getpid()}\n")
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        with open(log, "a") as out:
+            out.write("finally\n")
+
+
+@job("async_waiting")
+async def async_waiting(log: str, seconds: float) -> None:
+    with open(log, "a") as out:
+        out.write(f"started {os.getpid()}\n")
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        with open(log, "a") as out:
+            out.write("finally\n")
+
+
+@job("forks")
+def forks(log: str) -> str:
+    """Fork, and return in both processes, as a careless job would."""
+    pid = os.fork()
+    with open(log, "a") as out:
+        out.write(f"{'child' if pid == 0 else 'parent'} {os.getpid()}\n")
+    return "done"
+
+
+@job("returns")
+def returns(kind: str):
+    if kind == "set":
+        return {1, 2}
+    nested: list = []
+    for _ in range(100_000):
+        nested = [nested]
+    return nested

@@ -33,7 +33,8 @@ def every_state(project, db, config):
     burst = project.run("work", "--burst", "--queue", "default")
     assert burst.returncode == 0, burst.stderr
     # a worker of our own starts the oldest analytics job and holds it
-    assert Transitions(db).fetch("test-worker", ["analytics"], time.time())[0].decode() == jobs["started"]
+    db.hset(keys.worker("test-worker"), "jobctl_lease", "token")
+    assert Transitions(db).fetch("test-worker", "token", ["analytics"], time.time())[0][0].decode() == jobs["started"]
     return jobs
 
 

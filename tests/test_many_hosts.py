@@ -11,7 +11,7 @@ from conftest import child_pids, kill_quietly, wait_for
 from jobctl import api, keys
 from jobctl.config import load_queues
 from jobctl.producer import enqueue
-from jobctl.worker import HEARTBEAT_TTL
+from jobctl.worker import LEASE_TTL
 
 JOBS = 200
 
@@ -38,7 +38,7 @@ def test_two_supervisors_share_the_queues_and_run_each_job_once(project, db):
 
 
 def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbeat_lapses(project, db, tmp_path):
-    """Slow by nature: waits out HEARTBEAT_TTL (20 s)."""
+    """Slow by nature: waits out LEASE_TTL (20 s)."""
     supervisors = start_two_supervisors(project, db)
     marker = tmp_path / "started"
     job_id = enqueue(db, load_queues(project.path / "queue.yml"), "slow", [str(marker), 2]).id
@@ -52,11 +52,11 @@ def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbe
     holder.wait()
     assert api.job(db, job_id).state == "started"  # nobody knows yet
 
-    wait_for(lambda: api.job(db, job_id).state == "finished", timeout=HEARTBEAT_TTL + 15,
+    wait_for(lambda: api.job(db, job_id).state == "finished", timeout=LEASE_TTL + 15,
              message="the surviving supervisor to recover and rerun the job")
     job = api.job(db, job_id)
     assert int(marker.read_text()) in child_pids(survivor.pid)
-    assert any("worker crashed (heartbeat lost)" in e["error"] for e in job.errors)
+    assert any("worker lost (no heartbeat)" in e["error"] for e in job.errors)
     assert job.attempts == 1  # an interrupted attempt does not use up a retry
     lost = set(child_pids(holder.pid)) | {first_pid}
     assert not any(w.pid in lost and w.state == "busy" for w in api.workers(db))  # not "busy forever"

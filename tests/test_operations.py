@@ -153,20 +153,15 @@ def test_cancel_a_scheduled_job_and_its_dependents(project, db):
 def test_cancel_a_queued_job_removes_it_from_its_queue(project, db):
     job_id = project.enqueue("add", "1")
     outcome = json.loads(project.run("cancel", job_id, "--json").stdout)
-    assert outcome == [{"job_id": job_id, "state": "queued", "canceled": True, "dependents": []}]
+    assert outcome == [{"job_id": job_id, "state": "queued", "canceled": True, "dependents": [], "now": "canceled"}]
     assert db.llen(keys.queue("default")) == 0
     assert project.run("work", "--burst").returncode == 0
     assert project.show(job_id)["state"] == "canceled"
 
 
-def test_cancel_refuses_a_running_job_and_an_ended_one(project, tmp_path):
-    marker = tmp_path / "started"
-    job_id = project.enqueue("slow", str(marker), "2")
-    project.start("work")
-    wait_for(marker.exists, message="the slow job to start")
-    error = one_line_error(project.run("cancel", job_id), code=1)
-    assert f"cannot cancel {job_id}: it is running on" in error
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to finish anyway")
+def test_cancel_refuses_an_ended_job_and_an_unknown_one(project, tmp_path):
+    job_id = project.enqueue("add", "1")
+    assert project.run("work", "--burst").returncode == 0
     assert "it already ended (finished)" in one_line_error(project.run("cancel", job_id), code=1)
     assert "no job with id 'nope'" in one_line_error(project.run("cancel", "nope"))
 

@@ -96,7 +96,7 @@ def test_killed_worker_is_restarted_and_its_job_recovered(project, tmp_path, db)
     assert rerun_by != victim
     wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to finish")
     job = project.show(job_id)
-    assert job["errors"][0]["error"] == "worker crashed (signal 9)"
+    assert job["errors"][0]["error"] == "worker killed by signal 9 (SIGKILL)"
     # the supervisor replaced the killed worker: two workers again, the victim gone
     wait_for(lambda: len(child_pids(work.pid)) == 2, message="a replacement worker")
     assert victim not in child_pids(work.pid)

@@ -66,8 +66,11 @@ def pause(connection: redis.Redis, queues: list[str]) -> list[str]:
 
 
 def resume(connection: redis.Redis, queues: list[str]) -> list[str]:
-    """Resume paused queues; returns those that were paused."""
-    return _change_paused(connection, queues, connection.srem)
+    """Resume paused queues; returns those that were paused. Idle workers are woken at once."""
+    resumed = _change_paused(connection, queues, connection.srem)
+    for queue in resumed:
+        connection.publish(keys.wake(queue), "")
+    return resumed
 
 
 def _change_paused(connection: redis.Redis, queues: list[str], change: Callable) -> list[str]:
@@ -83,22 +86,34 @@ class Cancellation:
     state: str  # the state the job was in
     canceled: bool
     dependents: list[str] = field(default_factory=list)  # deferred jobs canceled with it
+    now: str = ""  # the state it is in after the cancel (a running job: once it stopped, or still started)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def cancel(connection: redis.Redis, job_id: str) -> Cancellation:
+STOP_WAIT = 10.0  # seconds `cancel` waits for a running job's worker to stop it
+
+
+def cancel(connection: redis.Redis, job_id: str, *, wait: float = STOP_WAIT) -> Cancellation:
     """Cancel a queued, scheduled or deferred job and the deferred jobs that depended on it.
 
-    A started job is not touched (`canceled` is False): it runs inside its worker's process,
-    which cannot be interrupted safely at an arbitrary point."""
+    A started job is stopped: its worker raises an exception inside it (its `finally` blocks
+    run) and records it canceled; this waits up to `wait` seconds for that. A job that ignores
+    the exception is killed with its worker after a grace period."""
     status = Transitions(connection).cancel(job_id, time.time(), CANCEL_REASON)
     if not status:
         raise UnknownJob(f"no job with id {job_id!r}")
     state = _STATE_OF_STATUS.get(status, status)
-    canceled = state in ("queued", "scheduled", "deferred")
-    return Cancellation(job_id, state, canceled, _canceled_with(connection, job_id) if canceled else [])
+    now = "canceled" if state in ("queued", "scheduled", "deferred") else state
+    if state == "started":
+        deadline = time.monotonic() + wait
+        while now == "started" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            raw = connection.hget(keys.job(job_id), "status")
+            now = _STATE_OF_STATUS.get(raw.decode(), raw.decode()) if raw else "canceled"
+    canceled = now == "canceled" and state != "canceled"
+    return Cancellation(job_id, state, canceled, _canceled_with(connection, job_id) if canceled else [], now)
 
 
 def _canceled_with(connection: redis.Redis, job_id: str) -> list[str]:

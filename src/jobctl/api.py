@@ -145,6 +145,8 @@ class WorkerSummary:
     queues: list[str]
     state: str  # idle | busy | gone (its heartbeat lapsed; its jobs are being recovered)
     current_job: str | None = None
+    jobs: list[str] = field(default_factory=list)  # every job in flight (up to `concurrency`)
+    concurrency: int = 1
     done: int = 0
     failed: int = 0
     birth: float | None = None
@@ -234,13 +236,14 @@ def queue_summaries(connection: redis.Redis, config: QueuesConfig, now: float | 
 
 def workers(connection: redis.Redis) -> list[WorkerSummary]:
     worker_keys = sorted(k.decode() for k in connection.smembers(keys.WORKERS))
+    names = [key.removeprefix(keys.worker("")) for key in worker_keys]
     with connection.pipeline(transaction=False) as pipe:
-        for key in worker_keys:
+        for key, name in zip(worker_keys, names):
             pipe.hgetall(key)
-        rows = pipe.execute()
+            pipe.lrange(keys.active(name), 0, -1)
+        replies = pipe.execute()
     summaries = []
-    for key, raw in zip(worker_keys, rows):
-        name = key.removeprefix(keys.worker(""))
+    for name, raw, in_flight in zip(names, replies[::2], replies[1::2]):
         if not raw:
             summaries.append(WorkerSummary(name, name.rsplit(".", 1)[0], None, [], "gone"))
             continue
@@ -251,8 +254,10 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
                 host=text.get("hostname", ""),
                 pid=int(text["pid"]) if text.get("pid") else None,
                 queues=[q for q in text.get("queues", "").split(",") if q],
-                state="busy" if text.get("current_job") else "idle",
-                current_job=text.get("current_job") or None,
+                state="busy" if in_flight else "idle",
+                current_job=in_flight[0].decode() if in_flight else None,
+                jobs=[job_id.decode() for job_id in in_flight],
+                concurrency=int(text.get("jobctl_concurrency") or 1),
                 done=int(text.get("successful_job_count") or 0),
                 failed=int(text.get("failed_job_count") or 0),
                 birth=parse_rq_time(text.get("birth")),
@@ -298,7 +303,7 @@ def jobs(connection: redis.Redis, job_ids: list[str]) -> list[JobView]:
         rows = pipe.execute()
     views = []
     for job_id, raw in zip(job_ids, rows):
-        if raw and b"data" in raw:
+        if raw and (b"data" in raw or b"status" in raw):  # not a stub a late progress report left
             views.append(JobView.from_hash(job_id, raw))
     return views
 
@@ -323,7 +328,7 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
             if queue in by_name and worker.state != "gone":
                 by_name[queue].workers += 1
                 by_name[queue].busy += worker.state == "busy"
-    running = jobs(connection, [w.current_job for w in all_workers if w.current_job])
+    running = jobs(connection, [job_id for w in all_workers for job_id in w.jobs])
     return Overview(queues, all_workers, running, recent_failures(connection), scheduler_status(connection), now)
 
 

@@ -713,12 +713,12 @@ def resume(
 @app.command()
 def cancel(
     ctx: typer.Context,
-    job_ids: List[str] = typer.Argument(..., help="Id(s) of queued, scheduled or deferred jobs."),
+    job_ids: List[str] = typer.Argument(..., help="Id(s) of queued, scheduled, deferred or running jobs."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ):
-    """Cancel jobs that have not started; their deferred dependents are canceled with them. A
-    started job is not stopped (it runs inside its worker; killing it could leave its work half
-    done): cancel refuses it and exits 1.
+    """Cancel jobs; their deferred dependents are canceled with them. A running job is stopped:
+    its worker raises an exception inside it (its `finally` blocks run) and it ends canceled;
+    cancel waits up to 10 s for that. Exits 1 for a job that had already ended.
 
     Example: jobctl cancel 0b5c9c1e-1f0a-4c1e-9a57-2f1c4e3b2a10
     """
@@ -730,24 +730,23 @@ def cancel(
     for job_id in job_ids:
         outcome = admin.cancel(connection, job_id)
         outcomes.append(outcome)
+        if as_json:
+            exit_code = exit_code or (0 if outcome.canceled or outcome.now in ("canceled", "started") else 1)
+            continue
         if outcome.canceled:
             also = f"; canceled with it: {', '.join(outcome.dependents)}" if outcome.dependents else ""
-            if not as_json:
-                console.print(job_id if settings.quiet else f"canceled {job_id} (was {outcome.state}){also}", highlight=False,
-                              soft_wrap=True)
+            how = "stopped while running" if outcome.state == "started" else f"was {outcome.state}"
+            console.print(job_id if settings.quiet else f"canceled {job_id} ({how}){also}", highlight=False,
+                          soft_wrap=True)
         elif outcome.state == "canceled":
-            if not as_json:
-                _notes(settings).print(f"{job_id} was already canceled", highlight=False)
+            _notes(settings).print(f"{job_id} was already canceled", highlight=False)
+        elif outcome.now == "started":
+            _notes(settings).print(f"asked the worker of {job_id} to stop it; it has not stopped yet (a job stuck "
+                                   "outside Python is killed with its worker after a grace period)", highlight=False)
         else:
             exit_code = 1
-            if outcome.state == "started":
-                worker = api.job(connection, job_id).worker or "its worker"
-                why = (f"it is running on {worker}; a running job cannot be stopped safely, it will finish, "
-                       "fail or time out on its own")
-            else:
-                why = f"it already ended ({outcome.state})"
-            if not as_json:
-                errors.print(f"jobctl: cannot cancel {job_id}: {why}", highlight=False, markup=False, soft_wrap=True)
+            why = f"it already ended ({outcome.now})"
+            errors.print(f"jobctl: cannot cancel {job_id}: {why}", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         _print_json([outcome.to_dict() for outcome in outcomes])
     raise typer.Exit(exit_code)

@@ -37,6 +37,7 @@ class QueueConfig:
     max_memory: int | None = None  # bytes of RSS above which a worker is recycled after its job
     shutdown_timeout: float = 25.0
     crash_limit: int = 3  # crashes of its worker after which a job is dead
+    concurrency: int = 1  # jobs one worker process runs at once (threads, or tasks of one event loop)
 
     def retry_delay_for(self, retry_number: int) -> float:
         """Seconds to wait before retry number `retry_number` (1 for the first retry)."""
@@ -112,6 +113,7 @@ _QUEUE_KEYS: dict[str, tuple[Any, str]] = {
     "max_memory": (_size, "a size like 512MB or 1GB"),
     "shutdown_timeout": (parse_duration, "a duration like 25s"),
     "crash_limit": (_count(1), "a whole number >= 1"),
+    "concurrency": (_count(1), "a whole number >= 1"),
 }
 
 

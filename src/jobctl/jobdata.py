@@ -54,20 +54,50 @@ def encode_payload(name: str, args: list, kwargs: dict) -> bytes:
     return zlib.compress(json.dumps([name, None, list(args), dict(kwargs)]).encode())
 
 
-def decode_payload(data: bytes) -> tuple[str, list, dict]:
+class PayloadError(ValueError):
+    """A job record whose payload jobctl cannot read; the message says what it is and what to do."""
+
+
+class ResultError(ValueError):
+    """A job's return value that JSON cannot encode: retrying cannot help."""
+
+
+_PICKLE_PROTOCOL_MARK = 0x80  # the first byte of every pickle of protocol 2 or later
+
+
+def decode_payload(data: bytes | None) -> tuple[str, list, dict]:
+    """(job name, args, kwargs) from a job's `data` field; raises PayloadError, never anything
+    else, for whatever another tool (or a hand) may have written there."""
+    if not data:
+        raise PayloadError("the job record has no payload (its 'data' field is missing or empty)")
     try:
         raw = zlib.decompress(data)
     except zlib.error:
         raw = data  # RQ also accepts an uncompressed payload
-    name, _instance, args, kwargs = json.loads(raw)
+    if raw[:1] == bytes([_PICKLE_PROTOCOL_MARK]):
+        raise PayloadError(
+            "payload is pickle (RQ's default serializer); jobctl runs JSON jobs: enqueue with "
+            "rq.serializers.JSONSerializer, or serve the queue with `engine: rq`"
+        )
+    try:
+        decoded = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise PayloadError("payload is neither JSON nor zlib-compressed JSON (not written by jobctl or RQ's JSONSerializer)") from None
+    if not (isinstance(decoded, list) and len(decoded) == 4 and isinstance(decoded[0], str) and decoded[0]
+            and isinstance(decoded[2], (list, type(None))) and isinstance(decoded[3], (dict, type(None)))):
+        raise PayloadError("payload is JSON of the wrong shape (expected [function name, null, args list, kwargs object])")
+    name, _instance, args, kwargs = decoded
     return name, list(args or ()), dict(kwargs or {})
 
 
 def encode_result(value: Any) -> bytes:
+    """The job's return value as JSON; raises ResultError when JSON cannot encode it."""
     try:
-        return json.dumps(value).encode()
-    except (TypeError, ValueError):
-        return json.dumps(repr(value)).encode()
+        return json.dumps(value, allow_nan=False).encode()
+    except (TypeError, ValueError, RecursionError) as exc:
+        kind = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)
+        raise ResultError(f"the job's result cannot be stored as JSON ({kind}); return plain data: "
+                          "dict, list, str, int, float, bool or None") from None
 
 
 def new_job_fields(
@@ -119,7 +149,35 @@ def _text(raw: dict[bytes, bytes], key: str) -> str | None:
 
 def _number(raw: dict[bytes, bytes], key: str, kind=float):
     value = raw.get(key.encode())
-    return kind(value) if value not in (None, b"") else None
+    try:
+        return kind(float(value)) if value not in (None, b"") else None
+    except ValueError:
+        return None
+
+
+def _json(value: bytes | None, default: Any) -> Any:
+    try:
+        return json.loads(value) if value else default
+    except (ValueError, RecursionError):
+        return default  # e.g. a result RQ pickled
+
+
+def _traceback(value: bytes | None) -> str | None:
+    """RQ keeps exc_info zlib-compressed, and reads it plain too."""
+    if not value:
+        return None
+    try:
+        value = zlib.decompress(value)
+    except zlib.error:
+        pass
+    return value.decode(errors="replace")
+
+
+def _time(value: bytes | None) -> float | None:
+    try:
+        return parse_rq_time(value)
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -150,13 +208,17 @@ class JobView:
     timeout: float | None = None
     depends_on: list[str] = field(default_factory=list)
     dependents: list[str] = field(default_factory=list)
+    unreadable: str | None = None  # why the payload could not be read (a record another tool wrote)
 
     @classmethod
     def from_hash(cls, job_id: str, raw: dict[bytes, bytes]) -> "JobView":
-        name, args, kwargs = decode_payload(raw[b"data"])
-        result_raw = raw.get(b"result")
-        exc = raw.get(b"exc_info")
-        errors = json.loads(raw.get(b"jobctl_errors") or b"[]")
+        """Never raises: a record another tool wrote shows what can be read, and why the rest
+        cannot (`unreadable`)."""
+        unreadable = None
+        try:
+            name, args, kwargs = decode_payload(raw.get(b"data"))
+        except PayloadError as exc:
+            name, args, kwargs, unreadable = _text(raw, "jobctl_job") or "(unreadable)", [], {}, str(exc)
         return cls(
             id=job_id,
             job=name,
@@ -166,20 +228,21 @@ class JobView:
             kwargs=kwargs,
             attempts=_number(raw, "jobctl_attempts", int) or 0,
             max_retries=_number(raw, "jobctl_max_retries", int) or 0,
-            errors=errors,
+            errors=_json(raw.get(b"jobctl_errors"), []),
             crashes=_number(raw, "jobctl_crashes", int) or 0,
             progress=_number(raw, "jobctl_progress"),
             progress_message=_text(raw, "jobctl_progress_message"),
-            result=json.loads(result_raw) if result_raw else None,
-            error=zlib.decompress(exc).decode() if exc else None,
+            result=_json(raw.get(b"result"), None),
+            error=_traceback(raw.get(b"exc_info")),
             reason=_text(raw, "jobctl_reason"),
             worker=_text(raw, "worker_name"),
-            created_at=parse_rq_time(raw.get(b"created_at")),
-            enqueued_at=parse_rq_time(raw.get(b"enqueued_at")),
-            started_at=parse_rq_time(raw.get(b"started_at")),
-            ended_at=parse_rq_time(raw.get(b"ended_at")),
+            created_at=_time(raw.get(b"created_at")),
+            enqueued_at=_time(raw.get(b"enqueued_at")),
+            started_at=_time(raw.get(b"started_at")),
+            ended_at=_time(raw.get(b"ended_at")),
             scheduled_for=_number(raw, "jobctl_scheduled_for"),
             timeout=_number(raw, "timeout"),
+            unreadable=unreadable,
         )
 
     @property
@@ -192,4 +255,6 @@ class JobView:
         data = dict(self.__dict__)
         if self.state != "finished":
             data.pop("result")
+        if self.unreadable is None:
+            data.pop("unreadable")
         return data

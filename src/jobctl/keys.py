@@ -70,6 +70,17 @@ def active(worker_name: str) -> str:
     return f"jobctl:active:{worker_name}"
 
 
+def wake(queue_name: str) -> str:
+    """Pub/sub channel: a message when a job lands on the empty queue, for idle workers."""
+    return f"jobctl:wake:{queue_name}"
+
+
+def commands(worker_name: str) -> str:
+    """RQ's pub/sub channel for a worker's commands ({"command": "stop-job", "job_id": ...}),
+    so that `jobctl cancel` and RQ's send_stop_job_command reach jobctl workers alike."""
+    return f"rq:pubsub:{worker_name}"
+
+
 def unique(claim: str) -> str:
     return f"jobctl:unique:{claim}"
 

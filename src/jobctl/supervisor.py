@@ -12,6 +12,7 @@ A second signal means now. Nothing is dropped either way.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -25,14 +26,14 @@ from . import keys, logs
 from .config import QueueConfig
 from .connection import connect
 from .transitions import Transitions
-from .worker import HEARTBEAT_TTL, Worker
+from .worker import EXIT_FENCED, EXIT_RECYCLE, LEASE_TTL, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
-SWEEP_EVERY = 5.0  # seconds between looks for workers lost on other hosts
+SWEEP_EVERY = min(5.0, LEASE_TTL / 4)  # seconds between looks for workers lost on other hosts
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 QUICK_DEATH = 1.0  # a worker dying this soon after its start, again and again, is restarted ever more slowly
 MAX_RESTART_DELAY = 5.0
-OVERRUN_GRACE = 10.0  # at most this far past its timeout (SIGALRM did not stop it), a job's worker is killed
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
 
 
@@ -47,6 +48,7 @@ class Slot:
     quick_deaths: int = 0  # consecutive deaths soon after start: slows restarts of a crash loop
     restart_at: float = 0.0
     killed_for: str = ""  # why the supervisor killed it, for the job's error
+    culprits: list[str] = field(default_factory=list)  # the overdue jobs it was killed for
 
     @property
     def label(self) -> str:
@@ -64,6 +66,10 @@ class Slot:
     @property
     def max_memory(self) -> int | None:
         return min((q.max_memory for q in self.queues if q.max_memory), default=None)
+
+    @property
+    def concurrency(self) -> int:
+        return min(q.concurrency for q in self.queues)
 
 
 @dataclass
@@ -88,6 +94,7 @@ class Supervisor:
         self.kill_now = False
         self.connection: redis.Redis | None = None
         self._redis_down = False
+        self._last_trouble = ""
 
     # --- main loop ---------------------------------------------------------------------------
 
@@ -149,7 +156,8 @@ class Supervisor:
         return any(slot.pid for slot in self.slots)
 
     def _guarded(self, action):
-        """Supervision goes on through a Redis outage: workers keep running, jobs wait."""
+        """Supervision goes on whatever a periodic duty meets (Redis away or out of memory, a
+        record it cannot handle): workers keep running, jobs wait, one log line per trouble."""
         try:
             result = action()
         except (redis.ConnectionError, redis.TimeoutError):
@@ -157,9 +165,16 @@ class Supervisor:
                 self.log.warning("supervisor %s: Redis connection lost; retrying", self.name)
                 self._redis_down = True
             return None
+        except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any one failure
+            trouble = f"{type(exc).__name__}: {exc}"
+            if trouble != self._last_trouble:
+                self.log.error("supervisor %s: %s failed (%s); going on", self.name, getattr(action, "__name__", "a duty"), trouble)
+                self._last_trouble = trouble
+            return None
         if self._redis_down:
             self.log.warning("supervisor %s: Redis connection back", self.name)
             self._redis_down = False
+        self._last_trouble = ""
         return result
 
     # --- worker processes --------------------------------------------------------------------
@@ -174,13 +189,21 @@ class Supervisor:
         # Stop signals wait until the new worker has its own handlers: delivered in between, they
         # would run the supervisor's handler in the child and be lost.
         previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        pid = os.fork()
+        supervisor_pid = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # EAGAIN, ENOMEM: try again later, the other workers go on
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            self.log.error("supervisor %s: cannot start a worker for %s (%s); retrying", self.name, slot.label, exc)
+            slot.restart_at = time.monotonic() + MAX_RESTART_DELAY
+            return
         if pid == 0:  # the worker process
             code = 1
             try:
+                _die_with_parent(supervisor_pid)
                 worker = Worker(
                     connect(self.url, check=False), slot.queues, supervisor=self.name,
-                    max_jobs=slot.max_jobs, max_memory=slot.max_memory,
+                    max_jobs=slot.max_jobs, max_memory=slot.max_memory, concurrency=slot.concurrency,
                 )
                 worker.handle_stop_signals()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
@@ -206,27 +229,29 @@ class Supervisor:
                 self._worker_exited(slot, status)
 
     def _worker_exited(self, slot: Slot, status: int) -> None:
-        how = slot.killed_for or _describe_exit(status)
-        slot.killed_for = ""
-        crashed = how != "exit status 0"
+        code = os.waitstatus_to_exitcode(status)
+        # A worker ends by itself only to be recycled, or after a stop the supervisor asked for:
+        # any other exit, status 0 included (a job that called os._exit(0)), is a crash.
+        clean = code == EXIT_RECYCLE or (code == 0 and bool(self.stop_requested))
+        how = slot.killed_for or _describe_exit(code)
+        culprits, slot.killed_for, slot.culprits = slot.culprits, "", []
+        crashed = not clean and not self.stop_requested
         outcome = self._guarded(
             lambda: self.transitions.recover(
-                slot.worker_name, time.time(), cause="crash" if crashed and not self.stop_requested else "shutdown",
-                crash_limit=QueueConfig.crash_limit, how=how,
+                slot.worker_name, time.time(), cause="crash" if crashed else "shutdown",
+                crash_limit=QueueConfig.crash_limit, how=how, culprits=culprits,
             )
         )
-        if outcome is None:
-            # Redis is away: the worker's in-flight list stays, and the sweep recovers it later
-            # once its heartbeat has lapsed.
-            pass
-        elif crashed and not self.stop_requested:
-            requeued, buried = outcome
+        if crashed:
+            requeued, buried = outcome or (0, 0)
             logs.event(
                 self.log, "worker.died",
-                "worker %s (%s) died (%s); requeued %d job(s), %d dead after repeated crashes; restarting it",
+                "worker %s (%s): %s; requeued %d job(s), %d dead after repeated crashes; restarting it",
                 slot.worker_name, slot.label, how, requeued, buried, level=logging.WARNING,
                 worker=slot.worker_name, queue=slot.label, how=how, requeued=requeued, buried=buried,
             )
+        # If Redis was away, the worker's in-flight list stays, and a sweep recovers it once its
+        # lease has lapsed.
         lived = time.monotonic() - slot.started
         slot.quick_deaths = slot.quick_deaths + 1 if crashed and lived < QUICK_DEATH else 0
         slot.restart_at = time.monotonic() + min(0.1 * 2 ** (slot.quick_deaths - 1), MAX_RESTART_DELAY) if slot.quick_deaths else 0
@@ -238,22 +263,21 @@ class Supervisor:
         self.transitions.promote([q.name for q in self.queues], time.time())
 
     def _kill_overruns(self) -> None:
-        """A job that ignores its timeout (stuck in C code, signals blocked) takes its worker with it."""
-        running = [slot for slot in self.slots if slot.pid and slot.worker_name]
-        with self.connection.pipeline(transaction=False) as pipe:
-            for slot in running:
-                pipe.hget(keys.worker(slot.worker_name), "jobctl_deadline")
-            deadlines = pipe.execute()
-        now = time.time()
-        for slot, deadline in zip(running, deadlines):
-            # the grace is the timeout itself, within 1-10 s: a 1 s job is not given 10 s more
-            grace = min(OVERRUN_GRACE, max(1.0, min(q.timeout for q in slot.queues)))
-            if deadline and now > float(deadline) + grace:
-                self.log.warning(
-                    "supervisor %s: worker %s ran its job %.0fs past the timeout; killing it",
-                    self.name, slot.worker_name, now - float(deadline),
-                )
-                slot.killed_for = f"killed {grace:g}s after the job's timeout"
+        """A job that ignores its timeout or a stop request (stuck in C code, or in a blocking
+        call in a thread) takes its worker with it; the other jobs that worker held go back to
+        their queues without it counting against them."""
+        by_name = {slot.worker_name: slot for slot in self.slots if slot.pid and slot.worker_name}
+        if not by_name:
+            return
+        killed: set[str] = set()
+        for worker, job_id, late in self.transitions.overdue(list(by_name), time.time()):
+            slot = by_name[worker]
+            slot.culprits.append(job_id)
+            if worker not in killed:
+                killed.add(worker)
+                self.log.warning("supervisor %s: job %s on worker %s is %.0fs past its deadline; killing the worker",
+                                 self.name, job_id, worker, late)
+                slot.killed_for = "worker killed after the job ignored its timeout"
                 _signal(slot.pid, signal.SIGKILL)
 
     def _sweep(self) -> None:
@@ -266,12 +290,12 @@ class Supervisor:
             name = raw.decode()
             if name not in own and not self.connection.exists(keys.worker(name)):
                 requeued, buried = self.transitions.recover(
-                    name, now, cause="crash", crash_limit=QueueConfig.crash_limit, how="heartbeat lost"
+                    name, now, cause="crash", crash_limit=QueueConfig.crash_limit, how="worker lost (no heartbeat)"
                 )
                 if requeued or buried:
                     self.log.warning(
                         "supervisor %s: worker %s stopped heartbeating (> %ss); requeued %d job(s), %d dead",
-                        self.name, name, HEARTBEAT_TTL, requeued, buried,
+                        self.name, name, LEASE_TTL, requeued, buried,
                     )
         with self.connection.pipeline() as pipe:
             for queue in self.queues:
@@ -298,7 +322,21 @@ def _signal(pid: int, signum: int) -> None:
         pass
 
 
-def _describe_exit(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"worker killed by signal {-code} ({signal.Signals(-code).name})"
+    if code == EXIT_FENCED:
+        return "worker lost its lease (frozen, or cut off from Redis)"
+    return f"worker exited (status {code})"
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this worker when its supervisor dies, even by kill -9, so no
+    worker goes on unsupervised beside a restarted supervisor's."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the lease still fences such a worker
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)

@@ -18,6 +18,17 @@ import redis
 from .jobdata import rq_time
 
 
+class LeaseLost(Exception):
+    """The worker's lease is gone (it was presumed dead and its jobs recovered): the script wrote
+    nothing, and the worker must end."""
+
+
+def _checked(reply: Any) -> Any:
+    if reply == b"fenced":
+        raise LeaseLost()
+    return reply
+
+
 @cache
 def _source(name: str) -> str:
     lua = resources.files("jobctl") / "lua"
@@ -70,45 +81,58 @@ class Transitions:
             args.extend(job)
         return self._run("enqueue_many", args, pipe)
 
-    def fetch(self, worker: str, queues: list[str], now: float, moved_id: str = "") -> list | None:
-        """Start the next job; returns [id, queue, attempt, data, timeout, max_retries] or None."""
-        return self._run("fetch", [worker, now, rq_time(now), moved_id, *queues]) or None
+    def fetch(self, worker: str, token: str, queues: list[str], now: float, count: int = 1) -> list:
+        """Start up to `count` jobs; returns their rows [id, queue, attempt, data, timeout,
+        max_retries]. Raises LeaseLost when the worker's lease is gone."""
+        return _checked(self._run("fetch", [worker, token, now, rq_time(now), count, *queues]))
 
     def succeed(
-        self, job_id, queue, worker, attempt, now, result_json, result_b64, run_seconds, job_name, history,
+        self, job_id, queue, worker, token, attempt, now, result_json, result_b64, run_seconds, job_name, history,
         next_from: list[str] = (),
     ) -> list | None:
         """Record a finished job (`history`: its execution record for job tracking) and, in the same
         round trip, start the worker's next job from the `next_from` queues; returns its row as
-        `fetch` does."""
-        return self._run(
+        `fetch` does, or None. Raises LeaseLost (and writes nothing) when the lease is gone."""
+        return _checked(self._run(
             "succeed",
             [
-                job_id, queue, worker, attempt, now, rq_time(now), result_json, result_b64, run_seconds, job_name,
-                json.dumps(history), *next_from,
+                job_id, queue, worker, token, attempt, now, rq_time(now), result_json, result_b64, run_seconds,
+                job_name, json.dumps(history), *next_from,
             ],
-        ) or None
+        )) or None
 
     def fail(
-        self, job_id, queue, worker, attempt, now, *, retry_at, error_entry, exc_info, reason, run_seconds, job_name,
-        history, next_from: list[str] = (),
+        self, job_id, queue, worker, token, attempt, now, *, verdict, retry_at, error_entry, exc_info, reason,
+        run_seconds, job_name, history, next_from: list[str] = (),
     ) -> list | None:
-        """Record a failed attempt: retried at `retry_at` (unix time), or dead when it is None;
-        then start the worker's next job as `succeed` does."""
-        verdict = "dead" if retry_at is None else "retry"
-        return self._run(
+        """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead' or
+        'canceled' (stopped while running); then start the worker's next job as `succeed` does."""
+        return _checked(self._run(
             "fail",
             [
-                job_id, queue, worker, attempt, now, rq_time(now), verdict, retry_at or 0,
+                job_id, queue, worker, token, attempt, now, rq_time(now), verdict, retry_at or 0,
                 json.dumps(error_entry), exc_info, reason, run_seconds, job_name, json.dumps(history),
                 error_entry["error"], base64.b64encode(exc_info), *next_from,
             ],
-        ) or None
+        )) or None
 
-    def recover(self, worker: str, now: float, *, cause: str, crash_limit: int, how: str) -> tuple[int, int]:
-        """Requeue (or bury, at crash_limit) the jobs a gone worker held; returns (requeued, buried)."""
-        requeued, buried = self._run("recover", [worker, now, rq_time(now), cause, crash_limit, how])
+    def heartbeat(self, worker: str, token: str, now_iso: str, ttl: int, cpu_percent: float, rss: int) -> list[str]:
+        """Renew the worker's lease; returns the ids of its in-flight jobs an operator asked to
+        stop. Raises LeaseLost when the lease is gone."""
+        return [job_id.decode() for job_id in _checked(self._run("heartbeat", [worker, token, now_iso, ttl, cpu_percent, rss]))]
+
+    def recover(
+        self, worker: str, now: float, *, cause: str, crash_limit: int, how: str, culprits: list[str] = ()
+    ) -> tuple[int, int]:
+        """Requeue (or bury, at crash_limit) the jobs a gone worker held; with `culprits`, only those
+        count the crash. Returns (requeued, buried)."""
+        requeued, buried = self._run("recover", [worker, now, rq_time(now), cause, crash_limit, how, *culprits])
         return int(requeued), int(buried)
+
+    def overdue(self, workers: list[str], now: float) -> list[tuple[str, str, float]]:
+        """(worker, job id, seconds past its deadline) of in-flight jobs past their grace period."""
+        flat = self._run("overdue", [now, *workers])
+        return [(flat[i].decode(), flat[i + 1].decode(), float(flat[i + 2])) for i in range(0, len(flat), 3)]
 
     def promote(self, queues: list[str], now: float) -> int:
         return int(self._run("promote", [now, rq_time(now), *queues]))
@@ -118,8 +142,8 @@ class Transitions:
 
     def cancel(self, job_id: str, now: float, reason: str) -> str:
         """Cancel a queued, scheduled or deferred job and, as for a dead parent, its deferred
-        dependents; returns the RQ status the job had ('' if there is no such job). A started
-        job is left as it is."""
+        dependents; ask the worker of a started job to stop it. Returns the RQ status the job had
+        ('' if there is no such job)."""
         return self._run("cancel", [job_id, now, rq_time(now), reason]).decode()
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:

@@ -104,16 +104,21 @@ def workers_table(view: Overview) -> Table:
     running = {j.id: j for j in view.running}
     ordered = sorted(view.workers, key=lambda w: (w.host, w.pid or 0))
     for index, w in enumerate(ordered):
-        job = running.get(w.current_job or "")
         first_of_host = index == 0 or ordered[index - 1].host != w.host
         last_of_host = index == len(ordered) - 1 or ordered[index + 1].host != w.host
-        grid.add_row(
-            w.host if first_of_host else "", str(w.pid or "-"), ",".join(w.queues), state_text(w.state),
-            f"{job.job} {job.id[:8]}" if job else "-", progress_cell(job) if job else "-", str(w.done), str(w.failed),
-            "-" if w.cpu_percent is None else f"{w.cpu_percent:.0f}%", size(w.rss_bytes),
-            format_duration(view.taken_at - w.birth) if w.birth else "-", ago(w.last_heartbeat, view.taken_at),
-            end_section=last_of_host,
-        )
+        # one line per job in flight (a worker with `concurrency` > 1 may run several)
+        in_flight = [running[job_id] for job_id in w.jobs if job_id in running] or [None]
+        for line, job in enumerate(in_flight):
+            first, last = line == 0, line == len(in_flight) - 1
+            grid.add_row(
+                w.host if first_of_host and first else "", str(w.pid or "-") if first else "",
+                ",".join(w.queues) if first else "", state_text(w.state) if first else "",
+                f"{job.job} {job.id[:8]}" if job else "-", progress_cell(job) if job else "-",
+                *((str(w.done), str(w.failed), "-" if w.cpu_percent is None else f"{w.cpu_percent:.0f}%", size(w.rss_bytes),
+                   format_duration(view.taken_at - w.birth) if w.birth else "-", ago(w.last_heartbeat, view.taken_at))
+                  if first else ("",) * 6),
+                end_section=last_of_host and last,
+            )
     if not view.workers:
         grid.caption = "no workers running: start them with `jobctl work`"
     return grid

@@ -1,15 +1,30 @@
-"""A worker process: fetches jobs from its queues and runs them in-process, one at a time.
+"""A worker process: fetches jobs from its queues and runs up to `concurrency` of them at once.
 
 The worker is long-lived (no fork per job) and recycled by its supervisor after `max_jobs`
-jobs. Each job id moves atomically from the queue into the worker's own in-flight list and
+jobs. Each job id moves atomically from its queue into the worker's own in-flight list and
 stays there until its outcome is written, so a worker that dies at any moment leaves behind
-exactly the job it held, for the supervisor (or, if the whole host is gone, any other
-supervisor once this worker's heartbeat lapses) to give back.
+exactly the jobs it held, for the supervisor (or, if the whole host is gone, any other
+supervisor once this worker's lease lapses) to give back.
+
+Threads of a worker process:
+- the main thread fetches (the dispatcher) and, with `concurrency: 1`, runs the job itself:
+  its outcome and the start of the next job share one round trip;
+- with `concurrency` > 1, a pool of that many threads each runs a job and then the next one it
+  fetched with the outcome, until its queues are empty;
+- the control thread renews the lease (heartbeat), hears wake-ups and stop commands on pub/sub,
+  times out pool threads' jobs, and watches memory;
+- an event-loop thread, on first use, runs `async def` jobs (see executor.py).
+
+Fencing (issue 11): the lease is a token in the worker's expiring hash. Every script the worker
+calls checks it, so a worker presumed dead writes nothing; and the worker ends itself (exit
+EXIT_FENCED) as soon as it sees it lost the lease, or could not renew it for its lifetime: a
+frozen or cut-off worker never finishes a job that has been given to another.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import random
@@ -19,30 +34,31 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import redis
 
 from . import keys, logs, registry
 from .config import QueueConfig
-from .context import Execution, executing
+from .context import Execution
 from .errors import PermanentError
-from .jobdata import decode_payload, encode_result, rq_time
-from .transitions import Transitions
+from .executor import Executor, JobStopped, JobTimeout, Running
+from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
+from .transitions import LeaseLost, Transitions
 
-HEARTBEAT_INTERVAL = 5.0
-HEARTBEAT_TTL = 20  # seconds without a heartbeat after which a worker counts as gone
-FETCH_BLOCK_SECONDS = 1  # how long an idle worker blocks before re-checking for a stop request
+# seconds a worker's lease lives without a heartbeat; then it counts as gone and its jobs are
+# recovered. JOBCTL_LEASE_TTL shortens it (tests) or lengthens it (hosts that pause for long).
+LEASE_TTL = max(2, int(os.environ.get("JOBCTL_LEASE_TTL", "20")))
+HEARTBEAT_INTERVAL = LEASE_TTL / 4
+IDLE_POLL = 1.0  # an idle worker looks again this often without a wake-up (RQ producers send none)
+CONTROL_TICK = 0.1  # how often the control thread checks pool threads' timeouts and memory
 
-
-class _StopWaiting(BaseException):
-    """Raised by the stop signal in a worker blocked waiting for a job, so it stops at once."""
-
-
-class JobTimeout(BaseException):
-    """Raised inside a job that ran past its timeout. A BaseException, so that a job's own
-    `except Exception` does not swallow it."""
+EXIT_RECYCLE = 100  # max_jobs or max_memory reached: the supervisor starts a fresh worker
+EXIT_FENCED = 101  # the lease was lost: this worker's jobs are (or will be) recovered elsewhere
 
 
 @dataclass
@@ -55,6 +71,7 @@ class FetchedJob:
     kwargs: dict
     timeout: float
     max_retries: int | None
+    unreadable: str | None = None  # why the payload could not be decoded
 
 
 def worker_name() -> str:
@@ -64,62 +81,83 @@ def worker_name() -> str:
 class Worker:
     def __init__(
         self, connection: redis.Redis, queues: list[QueueConfig], *, supervisor: str = "", max_jobs: int = 1000,
-        max_memory: int | None = None,
+        max_memory: int | None = None, concurrency: int = 1,
     ):
         self.connection = connection
         self.transitions = Transitions(connection)
         self.queues = {q.name: q for q in queues}
         self.name = worker_name()
+        self.pid = os.getpid()
+        self.token = uuid.uuid4().hex
         self.supervisor = supervisor
         self.max_jobs = max_jobs
         self.max_memory = max_memory
-        self.stopping = False
-        self.waiting = False  # blocked in BLMOVE: a stop signal may interrupt it
-        self.current_job: str | None = None
+        self.concurrency = concurrency
+        self.executor = Executor()
         self.log = logs.get()
+        self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
+        self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
+        self.running: dict[str, Running] = {}
+        self._started = 0  # jobs started, towards max_jobs
+        self._busy = 0  # jobs in flight
+        self._count_lock = threading.Lock()
+        self._woken = threading.Event()  # a job may be waiting, or a slot was freed, or a stop asked
+        self._lease_renewed = 0.0  # monotonic time of the latest renewal
         self._redis_down_since: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def handle_stop_signals(self) -> None:
-        """SIGTERM/SIGINT: finish the running job, take no new one."""
+        """SIGTERM/SIGINT: finish the running jobs, take no new one. SIGCONT: a worker that was
+        frozen past its lease ends at once, before its job can go on."""
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGCONT, lambda signum, frame: self._check_lease_age())
 
     def run(self) -> int:
         self.handle_stop_signals()
         self._with_redis(self._register)
-        heartbeat = threading.Thread(target=self._heartbeat_loop, daemon=True)
-        heartbeat.start()
-        done = 0
-        job = None
+        threading.Thread(target=self._control_loop, name="jobctl-control", daemon=True).start()
+        pool = ThreadPoolExecutor(self.concurrency, "jobctl-job") if self.concurrency > 1 else None
         try:
-            while not self.stopping and done < self.max_jobs:
-                if job is None:
-                    job = self._with_redis(self._fetch)
-                if job is not None:
-                    done += 1
-                    # the outcome and the start of the next job share one round trip
-                    job = self._execute(job, fetch_next=done < self.max_jobs)
-                    if job is None and self._over_memory():
-                        self.log.info("worker %s: recycling, RSS %d MB is over max_memory", self.name, rss_bytes() >> 20)
-                        break
-        except _StopWaiting:
-            # The reply of the interrupted BLMOVE was never read: drop that connection. If it
-            # did move a job into the in-flight list, the recovery below puts it back.
-            self.connection.connection_pool.disconnect()
-        # Leave cleanly: give back anything in flight (a job started but not run because a stop
-        # was asked meanwhile goes back to the front of its queue) and unregister.
+            self._dispatch(pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        # Leave cleanly: give back anything still in flight and unregister.
         self._with_redis(lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped"))
-        return 0
+        return EXIT_RECYCLE if self.recycling and not self.stopping else 0
 
-    def _over_memory(self) -> bool:
-        return bool(self.max_memory) and rss_bytes() > self.max_memory
+    def _dispatch(self, pool: ThreadPoolExecutor | None) -> None:
+        """Fetch jobs while there is room, and hand each to the main thread or a pool thread."""
+        while not self._finishing():
+            free = self.concurrency - self._busy
+            self._woken.clear()
+            rows = self._with_redis(lambda: self.transitions.fetch(self.name, self.token, self.fetch_order(), time.time(), free)) if free > 0 else []
+            if not rows:
+                self._woken.wait(IDLE_POLL)
+                continue
+            for row in rows:
+                job = self._job_from_row(row)
+                self._took(job)
+                if pool is None:
+                    self._process(job)
+                else:
+                    pool.submit(self._process, job)
+
+    def _took(self, job: FetchedJob) -> None:
+        with self._count_lock:
+            self._busy += 1
+            self._started += 1
+            if self._started >= self.max_jobs:
+                self.recycling = True
+
+    def _finishing(self) -> bool:
+        return self.stopping or self.recycling
 
     def _request_stop(self, signum, frame) -> None:
         self.stopping = True
-        if self.waiting:
-            raise _StopWaiting()
+        self._woken.set()
 
     def _register(self) -> None:
         now = time.time()
@@ -135,50 +173,110 @@ class Worker:
                     "pid": os.getpid(),
                     "hostname": socket.gethostname(),
                     "state": "idle",
-                    "current_job": "",
                     "successful_job_count": 0,
                     "failed_job_count": 0,
                     "total_working_time": 0,
                     "python_version": sys.version.split()[0],
                     "jobctl_supervisor": self.supervisor,
+                    "jobctl_concurrency": self.concurrency,
+                    "jobctl_lease": self.token,
                 },
             )
-            pipe.expire(key, HEARTBEAT_TTL)
+            pipe.expire(key, LEASE_TTL)
             pipe.sadd(keys.WORKERS, key)
             for queue in self.queues:
                 pipe.sadd(keys.workers_of_queue(queue), key)
                 pipe.sadd(keys.QUEUES, keys.queue(queue))  # so RQ's tools list it while empty
             pipe.sadd(keys.ACTIVE_WORKERS, self.name)
             pipe.execute()
+        self._lease_renewed = time.monotonic()
 
-    def _heartbeat_loop(self) -> None:
+    # --- the control thread --------------------------------------------------------------------
+
+    def _control_loop(self) -> None:
+        """Heartbeats, wake-ups and stop commands, timeouts of pool threads' jobs, memory."""
         usage = ResourceUsage()
+        pubsub: redis.client.PubSub | None = None
+        next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
         while True:
-            time.sleep(HEARTBEAT_INTERVAL)
-            now = rq_time(time.time())
-            cpu_percent, rss_bytes = usage.sample()
+            self._check_lease_age()
             try:
-                with self.connection.pipeline() as pipe:
-                    pipe.hset(
-                        keys.worker(self.name),
-                        mapping={"last_heartbeat": now, "jobctl_cpu_percent": cpu_percent, "jobctl_rss_bytes": rss_bytes},
-                    )
-                    pipe.expire(keys.worker(self.name), HEARTBEAT_TTL)
-                    if self.current_job:
-                        pipe.hset(keys.job(self.current_job), "last_heartbeat", now)
-                    pipe.execute()
+                if pubsub is None:
+                    pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(keys.commands(self.name), *(keys.wake(q) for q in self.queues))
+                    self._woken.set()  # a wake-up may have been missed while unsubscribed
+                message = pubsub.get_message(timeout=CONTROL_TICK)
+                while message is not None:
+                    self._on_message(message)
+                    message = pubsub.get_message(timeout=0)
+                if time.monotonic() >= next_heartbeat:
+                    next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
+                    self._heartbeat(*usage.sample())
             except redis.RedisError:
-                pass  # the main loop reports outages; heartbeats resume with the connection
+                # the dispatcher reports outages; the lease's age decides when to give up
+                if pubsub is not None:
+                    pubsub.close()
+                pubsub = None
+                time.sleep(CONTROL_TICK)
+            self.executor.interrupt_overdue(list(self.running.values()))
+            if self.max_memory and not self.recycling and rss_bytes() > self.max_memory:
+                self.log.info("worker %s: recycling after its jobs, RSS %d MB is over max_memory", self.name, rss_bytes() >> 20)
+                self.recycling = True
+                self._woken.set()
 
-    def _with_redis(self, action):
+    def _on_message(self, message: dict) -> None:
+        channel = message["channel"].decode()
+        if channel != keys.commands(self.name):
+            self._woken.set()
+            return
+        try:
+            command = json.loads(message["data"])
+        except ValueError:
+            return
+        if isinstance(command, dict) and command.get("command") == "stop-job":
+            self._stop(str(command.get("job_id")))
+
+    def _heartbeat(self, cpu_percent: float, rss: int) -> None:
+        renewing = time.monotonic()
+        try:
+            to_stop = self.transitions.heartbeat(self.name, self.token, rq_time(time.time()), LEASE_TTL, cpu_percent, rss)
+        except LeaseLost:
+            self._fence("its lease was taken (presumed dead)")
+        self._lease_renewed = renewing
+        for job_id in to_stop:
+            self._stop(job_id)
+
+    def _stop(self, job_id: str) -> None:
+        running = self.running.get(job_id)
+        if running is not None:
+            self.log.info("worker %s: stopping job %s at an operator's request", self.name, job_id)
+            self.executor.interrupt(running, JobStopped)
+
+    def _check_lease_age(self) -> None:
+        if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL:
+            self._fence(f"its lease was not renewed for over {LEASE_TTL}s (frozen, or cut off from Redis)")
+
+    def _fence(self, why: str) -> None:
+        """Another supervisor may already have given this worker's jobs to other workers: end at
+        once, without running another instruction of them."""
+        logs.event(self.log, "worker.fenced", "worker %s: %s; exiting, its jobs are recovered elsewhere", self.name, why,
+                   level=logging.WARNING, worker=self.name)
+        logging.shutdown()
+        os._exit(EXIT_FENCED)
+
+    # --- Redis outages -------------------------------------------------------------------------
+
+    def _with_redis(self, action: Callable[[], Any]) -> Any:
         """Run a Redis action, waiting out an outage: one line when it drops, one when it is back.
 
         Outcomes of finished jobs are written this way too, so a job that ended while Redis was
-        away has its result stored once Redis returns."""
+        briefly away has its result stored once Redis returns (a longer outage ends the lease)."""
         delay = 0.1
         while True:
             try:
                 result = action()
+            except LeaseLost:
+                self._fence("its lease was taken (presumed dead)")
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
                 if not is_outage(exc):
                     raise
@@ -191,13 +289,12 @@ class Worker:
                 logs.event(self.log, "redis.back", "worker %s: Redis connection back after %.1fs", self.name, down_for,
                            level=logging.WARNING, worker=self.name, down_seconds=round(down_for, 3))
                 self._redis_down_since = None
-                self._with_redis(self._register)
             return result
 
     def _on_redis_trouble(self, exc: Exception) -> None:
         if self._redis_down_since is None:
             self._redis_down_since = time.monotonic()
-            logs.event(self.log, "redis.lost", "worker %s: Redis connection lost (%s); retrying",
+            logs.event(self.log, "redis.lost", "worker %s: Redis unavailable (%s); retrying",
                        self.name, type(exc).__name__, level=logging.WARNING, worker=self.name)
 
     # --- fetching ----------------------------------------------------------------------------
@@ -212,36 +309,14 @@ class Worker:
         random.shuffle(pool)
         return list(dict.fromkeys(pool))
 
-    def _fetch(self) -> FetchedJob | None:
-        order = self.fetch_order()
-        row = self.transitions.fetch(self.name, order, time.time())
-        if row is None:
-            # Nothing waiting: block on the first queue not paused, so a new job starts at once.
-            paused = {q.decode() for q in self.connection.smembers(keys.PAUSED)}
-            serving = [q for q in order if q not in paused]
-            self.waiting = True
-            try:
-                if self.stopping:
-                    return None
-                if not serving:
-                    time.sleep(FETCH_BLOCK_SECONDS)
-                    return None
-                moved = self.connection.blmove(
-                    keys.queue(serving[0]), keys.active(self.name), FETCH_BLOCK_SECONDS, "LEFT", "RIGHT"
-                )
-            finally:
-                self.waiting = False
-            if moved is None:
-                return None
-            row = self.transitions.fetch(self.name, order, time.time(), moved_id=moved.decode())
-        return self._fetched(row)
-
     @staticmethod
-    def _fetched(row: list | None) -> FetchedJob | None:
-        if row is None:
-            return None
+    def _job_from_row(row: list) -> FetchedJob:
         job_id, queue, attempt, data, timeout, max_retries = row
-        name, args, kwargs = decode_payload(data)
+        try:
+            name, args, kwargs = decode_payload(data)
+            unreadable = None
+        except PayloadError as exc:
+            name, args, kwargs, unreadable = "?", [], {}, str(exc)
         return FetchedJob(
             id=job_id.decode(),
             queue=queue.decode(),
@@ -251,85 +326,124 @@ class Worker:
             kwargs=kwargs,
             timeout=float(timeout),
             max_retries=int(max_retries) if max_retries else None,
+            unreadable=unreadable,
         )
+
+    def _next_from(self) -> list[str]:
+        """The queues to start this thread's next job from with the outcome (none: stop here)."""
+        if self._finishing():
+            return []
+        with self._count_lock:
+            if self._started >= self.max_jobs:
+                return []
+        return self.fetch_order()
 
     # --- running -----------------------------------------------------------------------------
 
-    def _execute(self, job: FetchedJob, fetch_next: bool) -> FetchedJob | None:
-        """Run the job, record its outcome and (with `fetch_next`, unless a stop was asked) start
-        the next job in the same round trip; returns that next job."""
-        self.current_job = job.id
+    def _process(self, job: FetchedJob | None) -> None:
+        """Run the job, then each next job its outcome script started, until there is none."""
+        try:
+            while job is not None:
+                job = self._execute(job)
+                if job is not None:
+                    self._took(job)
+                with self._count_lock:
+                    self._busy -= 1
+        except BaseException:  # a bug here must not leave the dispatcher waiting for a slot
+            self.log.exception("worker %s: job processing failed", self.name)
+            os._exit(1)
+        finally:
+            self._woken.set()
+
+    def _execute(self, job: FetchedJob) -> FetchedJob | None:
+        """Run the job and record its outcome; returns the next job the outcome script started."""
+        running = self.running[job.id] = Running(job.id, job.timeout)
         started = time.perf_counter()
         try:
+            if job.unreadable:
+                raise PermanentError(job.unreadable)
             spec = registry.resolve(job.name) if registry.is_registered(job.name) else None
             if spec is None:
                 raise PermanentError(f"job {job.name!r} is not registered in this worker (check --jobs / JOBCTL_JOBS)")
-            with executing(Execution(job.id, job.name, self._progress_reporter(job.id))), _time_limit(job.timeout):
-                result = spec.func(*job.args, **job.kwargs)
-        except PermanentError as exc:
-            return self._record_failure(job, started, exc, permanent=True, fetch_next=fetch_next)
+            execution = Execution(job.id, job.name, self._progress_reporter(job.id))
+            result = self.executor.call(spec.func, job.args, job.kwargs, execution, running)
+            self._leave_if_forked()
+            result_json = encode_result(result)
+        except (PermanentError, ResultError) as exc:
+            return self._record_failure(job, started, exc, verdict="dead")
+        except JobStopped:
+            stopped = JobStopped("canceled while running")
+            return self._record_failure(job, started, stopped, verdict="canceled")
         except JobTimeout:
-            timeout = JobTimeout(f"timed out after {job.timeout:g}s")
-            return self._record_failure(job, started, timeout, permanent=False, fetch_next=fetch_next)
-        except (Exception, SystemExit) as exc:
-            return self._record_failure(job, started, exc, permanent=False, fetch_next=fetch_next)
+            return self._record_failure(job, started, JobTimeout(f"timed out after {job.timeout:g}s"))
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+            self._leave_if_forked()
+            return self._record_failure(job, started, exc)
         finally:
-            self.current_job = None
+            self.running.pop(job.id, None)
         run_seconds = time.perf_counter() - started
-        result_json = encode_result(result)
         history = self._history_entry(job, "finished", run_seconds)
         next_row = self._with_redis(
             lambda: self.transitions.succeed(
-                job.id, job.queue, self.name, job.attempt, time.time(), result_json,
-                base64.b64encode(result_json), run_seconds, job.name, history, self._next_from(fetch_next),
+                job.id, job.queue, self.name, self.token, job.attempt, time.time(), result_json,
+                base64.b64encode(result_json), run_seconds, job.name, history, self._next_from(),
             )
         )
         logs.event(
             self.log, "job.finished", "%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds,
             job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), outcome="finished",
         )
-        return self._fetched(next_row)
+        return self._job_from_row(next_row) if next_row else None
 
-    def _next_from(self, fetch_next: bool) -> list[str]:
-        return self.fetch_order() if fetch_next and not self.stopping and not self._over_memory() else []
+    def _leave_if_forked(self) -> None:
+        """A job that forked returns into this code in the child too: the child must not go on as
+        a second worker under this one's name (issue 11)."""
+        if os.getpid() != self.pid:
+            os._exit(0)
 
-    def _record_failure(
-        self, job: FetchedJob, started: float, exc: BaseException, *, permanent: bool, fetch_next: bool
-    ) -> FetchedJob | None:
+    def _record_failure(self, job: FetchedJob, started: float, exc: BaseException, verdict: str = "") -> FetchedJob | None:
+        """`verdict`: 'dead' (permanent), 'canceled' (stopped), or '' to retry while retries last."""
         run_seconds = time.perf_counter() - started
         queue = self.queues.get(job.queue)
         max_retries = job.max_retries if job.max_retries is not None else (queue.max_retries if queue else 0)
         error = f"{type(exc).__name__}: {exc}"
         retry_at = None
-        if not permanent and job.attempt <= max_retries and queue is not None:
-            retry_at = time.time() + queue.retry_delay_for(job.attempt)
-        if permanent:
+        if not verdict:
+            if job.attempt <= max_retries and queue is not None:
+                retry_at = time.time() + queue.retry_delay_for(job.attempt)
+                verdict = "retry"
+            else:
+                verdict = "dead"
+        if verdict == "canceled":
+            reason = "canceled while running"
+        elif retry_at is None and isinstance(exc, (PermanentError, ResultError)):
             reason = f"permanent error: {error}"
         else:
             reason = f"failed {job.attempt} time{'s' if job.attempt > 1 else ''}: {error}"
         entry = {"attempt": job.attempt, "at": time.time(), "error": error, "worker": self.name}
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
-        history = self._history_entry(job, "dead" if retry_at is None else "retried", run_seconds, error)
+        outcome = {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict]
+        history = self._history_entry(job, outcome, run_seconds, error)
         next_row = self._with_redis(
             lambda: self.transitions.fail(
-                job.id, job.queue, self.name, job.attempt, time.time(), retry_at=retry_at, error_entry=entry,
-                exc_info=exc_info, reason=reason, run_seconds=run_seconds, job_name=job.name, history=history,
-                next_from=self._next_from(fetch_next),
+                job.id, job.queue, self.name, self.token, job.attempt, time.time(), verdict=verdict, retry_at=retry_at,
+                error_entry=entry, exc_info=exc_info, reason=reason, run_seconds=run_seconds, job_name=job.name,
+                history=history, next_from=self._next_from(),
             )
         )
         fields = dict(job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), attempt=job.attempt,
                       error=error)
-        if retry_at is None:
-            logs.event(self.log, "job.dead", "%s %s [%s] dead: %s", job.name, job.id, job.queue, error,
-                       level=logging.WARNING, outcome="dead", **fields)
-        else:
+        if verdict == "retry":
             retry_in = retry_at - time.time()
             logs.event(
                 self.log, "job.retry", "%s %s [%s] failed (attempt %d of %d), retry in %.1fs: %s",
                 job.name, job.id, job.queue, job.attempt, max_retries + 1, retry_in, error,
                 outcome="retried", retry_in=round(retry_in, 3), **fields,
             )
-        return self._fetched(next_row)
+        else:
+            logs.event(self.log, f"job.{verdict}", "%s %s [%s] %s: %s", job.name, job.id, job.queue, verdict, error,
+                       level=logging.WARNING, outcome=verdict, **fields)
+        return self._job_from_row(next_row) if next_row else None
 
     def _history_entry(self, job: FetchedJob, outcome: str, run_seconds: float, error: str | None = None) -> dict:
         """One execution, as job tracking keeps it (keys.history)."""
@@ -351,10 +465,10 @@ class Worker:
 
 
 def is_outage(exc: redis.RedisError) -> bool:
-    """Lost connection, or a failover that demoted the master (READONLY replies, or UNBLOCKED
-    for a command that was blocked on it): wait and retry, as for a lost connection."""
+    """Lost connection, a failover that demoted the master (READONLY replies, or UNBLOCKED for a
+    command that was blocked on it), or Redis out of memory: wait and retry."""
     if isinstance(exc, redis.ResponseError):
-        return isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("UNBLOCKED")
+        return isinstance(exc, redis.ReadOnlyError) or str(exc).startswith(("UNBLOCKED", "OOM"))
     return True
 
 
@@ -379,23 +493,3 @@ def rss_bytes() -> int:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-class _time_limit:
-    """Raise JobTimeout in the job after `seconds` (SIGALRM; the job runs in the main thread)."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-
-    def __enter__(self):
-        if self.seconds > 0:
-            signal.signal(signal.SIGALRM, self._expired)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
-
-    def __exit__(self, *exc):
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        return False
-
-    @staticmethod
-    def _expired(signum, frame):
-        raise JobTimeout()

@@ -17,7 +17,7 @@ for i = first, #ARGV, 3 do
   local key = job_key(ARGV[i])
   redis.call('HSET', key, 'data', ARGV[i + 1], 'description', ARGV[i + 2], 'status', 'queued',
     'enqueued_at', now_iso, unpack(shared))
-  redis.call('RPUSH', queue_key, ARGV[i])
+  wake(queue, redis.call('RPUSH', queue_key, ARGV[i]))
   stored = stored + 1
 end
 redis.call('SADD', 'rq:queues', queue_key)

@@ -1,3 +1,13 @@
--- Start the next job for a worker. ARGV: worker, now, now_iso, moved_id, queue...
--- (see start_next in lib.lua). Returns the job's row, or false when there is nothing to run.
-return start_next(ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], queues_from(5))
+-- Start up to `count` jobs for a worker (see start_next in lib.lua).
+-- ARGV: worker, lease token, now, now_iso, count, queue...
+-- Returns 'fenced' when the worker lost its lease, else a list of job rows (maybe empty).
+local worker, token, now, now_iso, count = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+if not lease_holds(worker, token) then return 'fenced' end
+local queues = queues_from(6)
+local rows = {}
+for _ = 1, count do
+  local row = start_next(worker, now, now_iso, queues)
+  if not row then break end
+  table.insert(rows, row)
+end
+return rows

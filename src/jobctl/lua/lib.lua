@@ -11,11 +11,25 @@ local function release_unique(id)
   if claim and redis.call('GET', claim) == id then redis.call('DEL', claim) end
 end
 
+-- A queue that was empty just got a job: wake the workers idle on it (they subscribe to this
+-- channel; a busy worker fetches its next job in its outcome script and needs no wake-up).
+local function wake(queue, length)
+  if length == 1 then redis.call('PUBLISH', 'jobctl:wake:' .. queue, '') end
+end
+
 local function push_queued(id, queue, now_iso, front)
   redis.call('HSET', job_key(id), 'status', 'queued', 'enqueued_at', now_iso)
   redis.call('HDEL', job_key(id), 'jobctl_scheduled_for')
-  redis.call(front and 'LPUSH' or 'RPUSH', 'rq:queue:' .. queue, id)
+  wake(queue, redis.call(front and 'LPUSH' or 'RPUSH', 'rq:queue:' .. queue, id))
   redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
+end
+
+-- Fencing: a worker holds a lease, the token in its own hash, which lives as long as its
+-- heartbeats keep it alive. A worker presumed dead (hash expired or deleted by recovery) has
+-- lost it, and every script it calls then refuses to act (issue 11: a frozen worker woke up and
+-- ran a job a second time).
+local function lease_holds(worker, token)
+  return redis.call('HGET', 'rq:worker:' .. worker, 'jobctl_lease') == token
 end
 
 local function add_error(id, entry)
@@ -90,7 +104,18 @@ local function record_execution(job_name, queue, worker, succeeded, run_seconds,
   local worker_key = 'rq:worker:' .. worker
   redis.call('HINCRBY', worker_key, succeeded and 'successful_job_count' or 'failed_job_count', 1)
   redis.call('HINCRBYFLOAT', worker_key, 'total_working_time', seconds)
-  redis.call('HSET', worker_key, 'state', 'idle', 'current_job', '', 'jobctl_deadline', '')
+end
+
+-- The worker hash's RQ fields after a job left it: busy with another in-flight job, or idle
+-- with no current job (RQ's readers look up a current_job that is set).
+local function show_worker_state(worker)
+  local others = redis.call('LRANGE', 'jobctl:active:' .. worker, 0, 0)
+  if #others > 0 then
+    redis.call('HSET', 'rq:worker:' .. worker, 'state', 'busy', 'current_job', others[1])
+  else
+    redis.call('HSET', 'rq:worker:' .. worker, 'state', 'idle')
+    redis.call('HDEL', 'rq:worker:' .. worker, 'current_job')
+  end
 end
 
 local function cancel(id, reason, now, now_iso)
@@ -142,44 +167,41 @@ end
 local function leave_started(id, queue, worker, attempt)
   redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
   redis.call('LREM', 'jobctl:active:' .. worker, 1, id)
+  redis.call('HDEL', job_key(id), 'jobctl_deadline')
+  show_worker_state(worker)
 end
 
--- Start the next job for a worker: the one it already moved into its in-flight list with BLMOVE
--- (moved_id), or else the first job of the first queue in `queues` that is not paused.
--- Returns {id, queue, attempt, data, timeout, max_retries}, or false when there is nothing to run.
-local function start_next(worker, now, now_iso, moved_id, queues)
+-- Start the next job for a worker: the first job of the first queue in `queues` that is not
+-- paused, moved into the worker's in-flight list. Returns {id, queue, attempt, data, timeout,
+-- max_retries}, or false when there is nothing to run.
+local function start_next(worker, now, now_iso, queues)
   local active = 'jobctl:active:' .. worker
   while true do
-    local id, blocked = moved_id, moved_id ~= ''
-    moved_id = ''
-    if id == '' then
-      id = false
-      for _, queue in ipairs(queues) do
-        if redis.call('SISMEMBER', 'jobctl:paused', queue) == 0 then
-          id = redis.call('LMOVE', 'rq:queue:' .. queue, active, 'LEFT', 'RIGHT')
-          if id then break end
-        end
+    local id, from = false, nil
+    for _, queue in ipairs(queues) do
+      if redis.call('SISMEMBER', 'jobctl:paused', queue) == 0 then
+        id = redis.call('LMOVE', 'rq:queue:' .. queue, active, 'LEFT', 'RIGHT')
+        if id then from = queue break end
       end
-      if not id then return false end
     end
+    if not id then return false end
     local key = job_key(id)
     local job = redis.call('HMGET', key, 'origin', 'status', 'timeout', 'data', 'jobctl_max_retries')
     local queue, status = job[1], job[2]
-    if blocked and queue and redis.call('SISMEMBER', 'jobctl:paused', queue) == 1 then
-      -- its queue was paused while the worker waited on it: give the job back, untouched
-      redis.call('LREM', active, 1, id)
-      redis.call('LPUSH', 'rq:queue:' .. queue, id)
-      return false
-    end
     if status == 'queued' then
+      if not queue then
+        -- a record written by another tool without its queue: it is the one it was found on
+        queue = from
+        redis.call('HSET', key, 'origin', queue)
+      end
       local attempt = redis.call('HINCRBY', key, 'jobctl_attempts', 1)
-      redis.call('HSET', key, 'status', 'started', 'started_at', now_iso, 'worker_name', worker,
-        'last_heartbeat', now_iso, 'ended_at', '')
-      redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message')
       local timeout = tonumber(job[3]) or 180
+      redis.call('HSET', key, 'status', 'started', 'started_at', now_iso, 'worker_name', worker,
+        'last_heartbeat', now_iso, 'ended_at', '', 'jobctl_deadline', now + timeout)
+      redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested')
       redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + 60, id .. ':' .. attempt)
-      redis.call('HSET', 'rq:worker:' .. worker, 'state', 'busy', 'current_job', id, 'jobctl_deadline', now + timeout)
-      return {id, queue, attempt, job[4], timeout, job[5] or ''}
+      redis.call('HSET', 'rq:worker:' .. worker, 'state', 'busy', 'current_job', id)
+      return {id, queue, attempt, job[4] or '', timeout, job[5] or ''}
     end
     -- canceled, expired or a stale duplicate entry: nothing to run, drop it and look again
     redis.call('LREM', active, 1, id)

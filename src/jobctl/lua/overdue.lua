@@ -1,0 +1,23 @@
+-- The in-flight jobs, among the given workers', that ran past their deadline (their timeout, or
+-- the moment an operator asked to stop them) by more than a grace period: the timeout itself,
+-- within 1-10 s, so that a 1 s job is not given 10 s more. Their worker is killed: the job
+-- ignored the exception it was sent (stuck in C code, or a blocking call in a thread).
+-- ARGV: now, worker... Returns a flat list: worker, job id, seconds past the deadline, ...
+local now = tonumber(ARGV[1])
+local overdue = {}
+for i = 2, #ARGV do
+  local worker = ARGV[i]
+  for _, id in ipairs(redis.call('LRANGE', 'jobctl:active:' .. worker, 0, -1)) do
+    local job = redis.call('HMGET', job_key(id), 'jobctl_deadline', 'timeout')
+    local deadline = tonumber(job[1])
+    if deadline then
+      local grace = math.min(10, math.max(1, tonumber(job[2]) or 180))
+      if now > deadline + grace then
+        table.insert(overdue, worker)
+        table.insert(overdue, id)
+        table.insert(overdue, tostring(now - deadline))
+      end
+    end
+  end
+end
+return overdue

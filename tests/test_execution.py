@@ -1,0 +1,328 @@
+"""The execution core on real processes and a real Redis: concurrency (threads and asyncio),
+timeouts and stops in every model, fencing of frozen workers, process faults, foreign records
+and results JSON cannot hold."""
+
+import json
+import os
+import signal
+import time
+import zlib
+from pathlib import Path
+
+from conftest import child_pids, wait_for
+from jobctl import keys
+
+LEASE_ENV = {"JOBCTL_LEASE_TTL": "4"}  # a frozen worker is presumed dead after 4 s, not 20
+
+
+def max_overlap(log: Path) -> tuple[int, set[str]]:
+    """How many jobs of an `overlap` log ran at the same moment, and in which processes."""
+    events, pids = [], set()
+    for line in log.read_text().split("\n"):
+        if line:
+            kind, moment, pid = line.split()
+            events.append((float(moment), 1 if kind == "start" else -1))
+            pids.add(pid)
+    running = peak = 0
+    for _, change in sorted(events, key=lambda e: (e[0], e[1])):
+        running += change
+        peak = max(peak, running)
+    return peak, pids
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+# --- concurrency --------------------------------------------------------------------------------
+
+
+def test_async_jobs_are_awaited(project):
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    job_id = project.enqueue("async_add", "2", "3")
+    assert project.run("work", "--burst").returncode == 0
+    job = project.show(job_id)
+    assert (job["state"], job["result"]) == ("finished", 5)
+
+
+def test_one_process_runs_concurrency_threads_at_once(project, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 1, concurrency: 4}\n")
+    log = tmp_path / "log"
+    ids = [project.enqueue("overlap", str(log), "0.6") for _ in range(8)]
+    assert project.run("work", "--burst").returncode == 0
+    assert {project.show(i)["state"] for i in ids} == {"finished"}
+    peak, pids = max_overlap(log)
+    assert (peak, len(pids)) == (4, 1)
+
+
+def test_async_jobs_share_one_event_loop_up_to_concurrency(project, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 1, concurrency: 5}\n")
+    log = tmp_path / "log"
+    ids = [project.enqueue("async_overlap", str(log), "0.6") for _ in range(10)]
+    mixed = project.enqueue("add", "1", "2")
+    assert project.run("work", "--burst").returncode == 0
+    assert {project.show(i)["state"] for i in ids} == {"finished"}
+    assert project.show(mixed)["result"] == 3
+    peak, pids = max_overlap(log)
+    assert (peak, len(pids)) == (5, 1)
+
+
+def test_status_shows_every_job_in_flight(project, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 1, concurrency: 3}\n")
+    log = tmp_path / "log"
+    ids = [project.enqueue("ticking", str(log), "30") for _ in range(3)]
+    project.start("work")
+    wait_for(lambda: log.exists() and log.read_text().count("started") == 3, message="three jobs running")
+    status = json.loads(project.run("status", "--json").stdout)
+    (worker,) = status["workers"]
+    assert sorted(worker["jobs"]) == sorted(ids) and worker["concurrency"] == 3
+    assert status["queues"][0]["started"] == 3
+
+
+def test_kill_9_of_a_process_with_8_jobs_in_flight_puts_all_8_back_at_the_front(project, tmp_path, db):
+    project.write("queue.yml", "default: {worker_count: 1, concurrency: 8}\n")
+    log = tmp_path / "log"
+    ids = [project.enqueue("ticking", str(log), "60") for _ in range(8)]
+    work = project.start("work")
+    wait_for(lambda: log.exists() and log.read_text().count("started") == 8, message="eight jobs running")
+    (victim,) = child_pids(work.pid)
+    os.kill(work.pid, signal.SIGSTOP)  # hold the supervisor so the queue can be seen as recovery left it
+    try:
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: not alive(victim), message="the worker to die")
+    finally:
+        os.kill(work.pid, signal.SIGCONT)
+    wait_for(lambda: all(project.show(i)["crashes"] == 1 for i in ids), message="all eight recovered")
+    wait_for(lambda: log.read_text().count("started") == 16, message="all eight to run again")
+    for job_id in ids:
+        job = project.show(job_id)
+        assert job["state"] == "started" and job["errors"][0]["error"] == "worker killed by signal 9 (SIGKILL)"
+
+
+# --- timeouts -----------------------------------------------------------------------------------
+
+
+def test_timeouts_in_a_thread_and_in_asyncio(project, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 1, concurrency: 2, timeout: 1s, max_retries: 0}\n")
+    thread_log, async_log = tmp_path / "thread", tmp_path / "async"
+    in_thread = project.enqueue("ticking", str(thread_log), "30")
+    in_loop = project.enqueue("async_waiting", str(async_log), "30")
+    assert project.run("work", "--burst").returncode == 0
+    for job_id, log in ((in_thread, thread_log), (in_loop, async_log)):
+        job = project.show(job_id)
+        assert job["state"] == "dead" and job["errors"][0]["error"] == "JobTimeout: timed out after 1s"
+        assert log.read_text().endswith("finally\n")
+
+
+def test_a_thread_ignoring_its_timeout_takes_only_its_own_job_down(project, tmp_path, db):
+    project.write("queue.yml", "default: {worker_count: 1, concurrency: 2, timeout: 2s, max_retries: 0, crash_limit: 1}\n")
+    log = tmp_path / "log"
+    stuck = project.enqueue("slow", str(tmp_path / "marker"), "60")  # time.sleep: no Python instruction to interrupt
+    bystander = project.enqueue("ticking", str(log), "1.5")
+    project.start("work")
+    wait_for(lambda: project.show(stuck)["state"] == "dead", timeout=30, message="the stuck job to be killed")
+    assert project.show(stuck)["reason"] == "worker killed after the job ignored its timeout 1 time"
+    wait_for(lambda: project.show(bystander)["state"] == "finished", timeout=30, message="the bystander to finish")
+    assert project.show(bystander)["crashes"] == 0
+
+
+# --- stopping a running job ------------------------------------------------------------------------
+
+
+def test_cancel_stops_running_jobs_in_every_model(project, tmp_path):
+    for concurrency, job_name in ((1, "ticking"), (1, "slow"), (3, "ticking"), (3, "async_waiting")):
+        project.write("queue.yml", f"default: {{worker_count: 1, concurrency: {concurrency}}}\n")
+        log = tmp_path / f"{job_name}-{concurrency}"
+        if job_name == "slow":
+            job_id = project.enqueue("slow", str(log), "60")
+        else:
+            job_id = project.enqueue(job_name, str(log), "60")
+        child = project.enqueue("add", "1", "--depends-on", job_id)
+        after = project.enqueue("add", "2")
+        work = project.start("work")
+        wait_for(log.exists, message=f"{job_name} to start")
+        started = time.monotonic()
+        result = project.run("cancel", job_id)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"canceled {job_id} (stopped while running); canceled with it: {child}"
+        assert time.monotonic() - started < 8
+        job = project.show(job_id)
+        assert (job["state"], job["reason"]) == ("canceled", "canceled while running")
+        if job_name != "slow":
+            assert log.read_text().endswith("finally\n")
+        wait_for(lambda: project.show(after)["state"] == "finished", message="the worker to go on")
+        assert project.show(child)["state"] == "canceled"
+        work.send_signal(signal.SIGTERM)
+        assert work.wait(timeout=15) == 0
+
+
+# --- fencing ------------------------------------------------------------------------------------
+
+
+def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path, db):
+    """SIGSTOP the worker running a job past its lease, with a second supervisor on the same
+    Redis: the job runs to its end once, on the other supervisor; the frozen worker ends when
+    it wakes, writes nothing, and nothing stays in its in-flight list."""
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    log = tmp_path / "log"
+    first = project.start("work", env=LEASE_ENV)
+    wait_for(lambda: db.scard(keys.ACTIVE_WORKERS) == 1, message="the first worker")
+    job_id = project.enqueue("overlap", str(log), "6")
+    wait_for(lambda: log.exists(), message="the job to start")
+    frozen = int(log.read_text().split()[2])
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        project.start("work", env=LEASE_ENV)
+        wait_for(lambda: log.read_text().count("start") == 2, timeout=30, message="the other supervisor to run it")
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    wait_for(lambda: not alive(frozen), message="the frozen worker to end")
+    wait_for(lambda: project.show(job_id)["state"] == "finished", timeout=20, message="the job to finish")
+    ends = [line for line in log.read_text().split("\n") if line.startswith("end")]
+    assert len(ends) == 1 and ends[0].split()[2] != str(frozen)
+    assert not db.exists(keys.active(f"{os.uname().nodename}.{frozen}"))
+    assert first.poll() is None  # its supervisor restarted the worker and goes on
+    job = project.show(job_id)
+    assert job["errors"][0]["error"] in ("worker lost (no heartbeat)", "worker lost its lease (frozen, or cut off from Redis)")
+
+
+# --- process faults -----------------------------------------------------------------------------
+
+
+def test_a_job_calling_os_exit_0_is_a_crash(project):
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    job_id = project.enqueue("crash", "0")
+    project.start("work")
+    wait_for(lambda: project.show(job_id)["state"] == "dead", timeout=30, message="the job to be dead")
+    job = project.show(job_id)
+    assert (job["reason"], job["crashes"]) == ("worker exited (status 0) 3 times", 3)
+
+
+def test_a_forked_child_never_returns_into_the_worker(project, tmp_path, db):
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    log = tmp_path / "log"
+    job_id = project.enqueue("forks", str(log))
+    after = project.enqueue("add", "1")
+    work = project.start("work")
+    wait_for(lambda: project.show(after)["state"] == "finished", message="the next job")
+    assert project.show(job_id)["state"] == "finished"
+    child = int(next(line for line in log.read_text().split("\n") if line.startswith("child")).split()[1])
+    wait_for(lambda: not alive(child), message="the forked child to end")
+    assert db.hget(keys.job_stats("forks"), "runs") == b"1"
+    assert len(child_pids(work.pid)) == 1
+
+
+def test_kill_9_of_a_supervisor_leaves_no_worker_behind(project):
+    project.write("queue.yml", "default: {worker_count: 3}\n")
+    work = project.start("work")
+    workers = wait_for(lambda: len(child_pids(work.pid)) == 3 and child_pids(work.pid), message="three workers")
+    work.kill()
+    work.wait()
+    wait_for(lambda: not any(alive(pid) for pid in workers), message="the workers to die with their supervisor")
+
+
+def test_the_supervisor_survives_records_it_cannot_recover(project, db):
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    # a lost worker (no hash: its lease lapsed) holding a record without origin nor status
+    db.sadd(keys.ACTIVE_WORKERS, "elsewhere.1")
+    db.rpush(keys.active("elsewhere.1"), "broken")
+    db.hset(keys.job("broken"), "data", b"junk")
+    work = project.start("work", env=LEASE_ENV)
+    wait_for(lambda: not db.sismember(keys.ACTIVE_WORKERS, "elsewhere.1"), message="the sweep")
+    job_id = project.enqueue("add", "1", "2")
+    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the supervisor to go on")
+    assert work.poll() is None
+
+
+def test_a_failed_fork_is_retried(monkeypatch, tmp_path):
+    from jobctl import supervisor
+    from jobctl.config import QueueConfig
+
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    boss = supervisor.Supervisor("redis://127.0.0.1:1/0", [QueueConfig("default")])
+    slot = boss.slots[0]
+    boss._spawn(slot)
+    assert slot.pid is None and slot.restart_at > time.monotonic()
+
+
+# --- foreign records and results ----------------------------------------------------------------
+
+
+def test_records_jobctl_cannot_read_end_dead_with_a_reason(project, db):
+    from rq import Queue
+
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    pickled = Queue("default", connection=db).enqueue("add", 1).id  # RQ's default serializer: pickle
+
+    def foreign(job_id: str, **fields) -> str:
+        db.hset(keys.job(job_id), mapping={"status": "queued", "origin": "default", **fields})
+        db.rpush(keys.queue("default"), job_id)
+        return job_id
+
+    not_zlib = foreign("not-zlib", data=b"\x01\x02 not a payload")
+    wrong_shape = foreign("wrong-shape", data=zlib.compress(b'{"func": "add"}'))
+    no_data = foreign("no-data")
+    no_origin = "no-origin"
+    db.hset(keys.job(no_origin), mapping={"status": "queued", "data": zlib.compress(b'["add", null, [1, 2], {}]')})
+    db.rpush(keys.queue("default"), no_origin)
+    assert project.run("work", "--burst").returncode == 0
+    expected = {
+        pickled: "payload is pickle (RQ's default serializer)",
+        not_zlib: "payload is neither JSON nor zlib-compressed JSON",
+        wrong_shape: "payload is JSON of the wrong shape",
+        no_data: "the job record has no payload",
+    }
+    for job_id, reason in expected.items():
+        job = project.show(job_id)
+        assert job["state"] == "dead" and job["attempts"] == 1 and job["crashes"] == 0
+        assert reason in job["reason"] and job["reason"].startswith("permanent error")
+    assert project.show(no_origin)["result"] == 3  # found on `default`: that is its queue
+    for command in (["status"], ["status", "--json"], ["stats"], ["stats", "--json"], ["show", pickled]):
+        result = project.run(*command)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (command, result.stderr)
+    requeued = project.run("requeue-dead", "--queue", "default", "--json")
+    assert requeued.returncode == 0, requeued.stderr
+
+
+def test_results_json_cannot_hold_are_dead_at_once(project, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 1, max_retries: 3}\n")
+    ids = [project.enqueue("returns", kind) for kind in ("set", "deep")]
+    assert project.run("work", "--burst").returncode == 0
+    for job_id in ids:
+        job = project.show(job_id)
+        assert job["state"] == "dead" and job["attempts"] == 1 and job["crashes"] == 0
+        assert "the job's result cannot be stored as JSON" in job["reason"]
+
+
+def test_worker_lease_is_checked_by_every_transition(db):
+    """A fenced worker's scripts write nothing (unit test of the transitions on a real Redis)."""
+    from jobctl.transitions import LeaseLost, Transitions
+
+    transitions = Transitions(db)
+    db.rpush(keys.queue("default"), "j1")
+    db.hset(keys.job("j1"), mapping={"status": "queued", "origin": "default", "data": b"x"})
+    db.hset(keys.worker("w"), "jobctl_lease", "mine")
+    for token in ("stale", ""):
+        try:
+            transitions.fetch("w", token, ["default"], time.time())
+        except LeaseLost:
+            pass
+        else:
+            raise AssertionError("a stale token fetched")
+    assert db.llen(keys.queue("default")) == 1
+    (row,) = transitions.fetch("w", "mine", ["default"], time.time())
+    db.delete(keys.worker("w"))  # presumed dead: recovered elsewhere
+    try:
+        transitions.succeed("j1", "default", "w", "mine", row[2], time.time(), b"1", b"MQ==", 0.1, "add", {})
+    except LeaseLost:
+        pass
+    else:
+        raise AssertionError("a fenced worker wrote an outcome")
+    assert db.hget(keys.job("j1"), "status") == b"started"
