@@ -258,7 +258,7 @@ def complete(project, words: str, env: dict | None = None) -> list[str]:
 
 def test_completion_of_job_and_queue_names_without_redis(project):
     offline = {"REDIS_URL": "redis://127.0.0.1:1/0"}
-    assert complete(project, "jobctl enqueue a", offline) == ["add", "always_fails", "analytics"]
+    assert complete(project, "jobctl enqueue al", offline) == ["always_fails"]
     assert complete(project, "jobctl pause ", offline) == ["default", "analytics"]
     assert complete(project, "jobctl enqueue add --queue an", offline) == ["analytics"]
     assert complete(project, "jobctl work -q d", offline) == ["default"]
