@@ -22,7 +22,7 @@ def test_status_tables_after_a_failure(project):
 
 def test_json_log_lines(project):
     assert project.run("enqueue", "add", "1").returncode == 0
-    burst = project.run("--log-format", "json", "work", "--burst")
+    burst = project.run("--log-format", "json", "--verbose", "work", "--burst")  # a line per job: --verbose
     assert burst.returncode == 0, burst.stderr
     lines = [json.loads(line) for line in burst.stderr.splitlines()]
     assert lines and all({"time", "level", "event", "message"} <= set(line) for line in lines)

@@ -35,6 +35,7 @@ QUICK_DEATH = 1.0  # a worker dying this soon after its start, again and again, 
 MAX_RESTART_DELAY = 5.0
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
+PROMOTER_LEASE_MS = 2000  # a promoter that vanished is replaced within this long
 
 
 @dataclass
@@ -95,6 +96,7 @@ class Supervisor:
         self.connection: redis.Redis | None = None
         self._redis_down = False
         self._last_trouble = ""
+        self._next_promote_try = 0.0
 
     # --- main loop ---------------------------------------------------------------------------
 
@@ -129,6 +131,7 @@ class Supervisor:
                     self._begin_stop()
             time.sleep(TICK)
         self._guarded(lambda: self.connection.zrem(keys.SUPERVISORS, self.name))
+        self._guarded(lambda: self.transitions.promote(self.name, 0, time.time()))  # hand promotion over at once
         logs.event(self.log, "supervisor.stopped", "supervisor %s: stopped", self.name, supervisor=self.name)
         return 0
 
@@ -260,7 +263,11 @@ class Supervisor:
     # --- periodic duties ---------------------------------------------------------------------
 
     def _promote(self) -> None:
-        self.transitions.promote([q.name for q in self.queues], time.time())
+        """Every tick while this supervisor is the promoter; else a try to take over each second."""
+        if time.monotonic() < self._next_promote_try:
+            return
+        moved = self.transitions.promote(self.name, PROMOTER_LEASE_MS, time.time())
+        self._next_promote_try = 0.0 if moved is not None else time.monotonic() + 1.0
 
     def _kill_overruns(self) -> None:
         """A job that ignores its timeout or a stop request (stuck in C code, or in a blocking
@@ -281,27 +288,18 @@ class Supervisor:
                 _signal(slot.pid, signal.SIGKILL)
 
     def _sweep(self) -> None:
-        """Heartbeat; recover the jobs of workers (on any host) whose heartbeat lapsed; drop
-        expired entries from the finished/dead/canceled registries so counts stay true."""
+        """Heartbeat; recover the jobs of workers (on any host) whose lease lapsed; delete ended
+        jobs past their ttl (lua/sweep.lua, one round trip)."""
         now = time.time()
         self.connection.zadd(keys.SUPERVISORS, {self.name: now})
-        own = {slot.worker_name for slot in self.slots if slot.pid}  # alive: reaped, not swept
-        for raw in self.connection.smembers(keys.ACTIVE_WORKERS):
-            name = raw.decode()
-            if name not in own and not self.connection.exists(keys.worker(name)):
-                requeued, buried = self.transitions.recover(
-                    name, now, cause="crash", crash_limit=QueueConfig.crash_limit, how="worker lost (no heartbeat)"
-                )
-                if requeued or buried:
-                    self.log.warning(
-                        "supervisor %s: worker %s stopped heartbeating (> %ss); requeued %d job(s), %d dead",
-                        self.name, name, LEASE_TTL, requeued, buried,
-                    )
-        with self.connection.pipeline() as pipe:
-            for queue in self.queues:
-                for registry in (keys.finished, keys.dead, keys.canceled):
-                    pipe.zremrangebyscore(registry(queue.name), "-inf", now)
-            pipe.execute()
+        own = [slot.worker_name for slot in self.slots if slot.pid]  # alive: reaped, not swept
+        lost, requeued, buried, _ = self.transitions.sweep(own, [q.name for q in self.queues], now,
+                                                           crash_limit=QueueConfig.crash_limit)
+        if requeued or buried:
+            self.log.warning(
+                "supervisor %s: %d worker(s) stopped heartbeating (> %ss); requeued %d job(s), %d dead",
+                self.name, lost, LEASE_TTL, requeued, buried,
+            )
 
     def _drained(self) -> bool:
         horizon = time.time() + BURST_HORIZON

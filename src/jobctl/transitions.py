@@ -87,34 +87,34 @@ class Transitions:
         return _checked(self._run("fetch", [worker, token, now, rq_time(now), count, *queues]))
 
     def succeed(
-        self, job_id, queue, worker, token, attempt, now, result_json, result_b64, run_seconds, job_name, history,
+        self, job_id: str, queue: str, worker: str, attempt: int, now: float, result_json: bytes,
         next_from: list[str] = (),
     ) -> list | None:
-        """Record a finished job (`history`: its execution record for job tracking) and, in the same
-        round trip, start the worker's next job from the `next_from` queues; returns its row as
-        `fetch` does, or None. Raises LeaseLost (and writes nothing) when the lease is gone."""
+        """Record a finished job and, in the same round trip, start the worker's next job from the
+        `next_from` queues; returns its row as `fetch` does, or None. Raises LeaseLost (and writes
+        nothing) when the job was recovered from this worker."""
         return _checked(self._run(
             "succeed",
-            [
-                job_id, queue, worker, token, attempt, now, rq_time(now), result_json, result_b64, run_seconds,
-                job_name, json.dumps(history), *next_from,
-            ],
+            [job_id, queue, worker, attempt, now, rq_time(now), result_json, base64.b64encode(result_json), *next_from],
         )) or None
 
     def fail(
-        self, job_id, queue, worker, token, attempt, now, *, verdict, retry_at, error_entry, exc_info, reason,
-        run_seconds, job_name, history, next_from: list[str] = (),
+        self, job_id: str, queue: str, worker: str, attempt: int, now: float, *, verdict: str, retry_at: float | None,
+        error_entry: dict, exc_info: bytes, reason: str, next_from: list[str] = (),
     ) -> list | None:
         """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead' or
         'canceled' (stopped while running); then start the worker's next job as `succeed` does."""
         return _checked(self._run(
             "fail",
             [
-                job_id, queue, worker, token, attempt, now, rq_time(now), verdict, retry_at or 0,
-                json.dumps(error_entry), exc_info, reason, run_seconds, job_name, json.dumps(history),
-                error_entry["error"], base64.b64encode(exc_info), *next_from,
+                job_id, queue, worker, attempt, now, rq_time(now), verdict, retry_at or 0,
+                json.dumps(error_entry), exc_info, reason, base64.b64encode(exc_info), *next_from,
             ],
         )) or None
+
+    def track(self, payload: str) -> None:
+        """Flush a worker's job tracking (tracking.Tracker.payload)."""
+        self._run("track", [payload])
 
     def heartbeat(self, worker: str, token: str, now_iso: str, ttl: int, cpu_percent: float, rss: int) -> list[str]:
         """Renew the worker's lease; returns the ids of its in-flight jobs an operator asked to
@@ -134,8 +134,16 @@ class Transitions:
         flat = self._run("overdue", [now, *workers])
         return [(flat[i].decode(), flat[i + 1].decode(), float(flat[i + 2])) for i in range(0, len(flat), 3)]
 
-    def promote(self, queues: list[str], now: float) -> int:
-        return int(self._run("promote", [now, rq_time(now), *queues]))
+    def promote(self, supervisor: str, lease_ms: int, now: float) -> int | None:
+        """Queue the due scheduled jobs of every queue; None when another supervisor is the promoter."""
+        moved = int(self._run("promote", [supervisor, lease_ms, now, rq_time(now)]))
+        return None if moved < 0 else moved
+
+    def sweep(self, own_workers: list[str], queues: list[str], now: float, *, crash_limit: int, batch: int = 1000):
+        """Recover lost workers' jobs and delete ended jobs past their ttl; returns (lost workers,
+        requeued, buried, deleted)."""
+        reply = self._run("sweep", [now, rq_time(now), crash_limit, batch, len(own_workers), *own_workers, *queues])
+        return tuple(int(n) for n in reply)
 
     def requeue_dead(self, job_id: str, now: float) -> bool:
         return bool(self._run("requeue_dead", [job_id, now, rq_time(now)]))

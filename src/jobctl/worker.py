@@ -23,7 +23,6 @@ frozen or cut-off worker never finishes a job that has been given to another.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -42,12 +41,13 @@ from typing import Any, Callable
 
 import redis
 
-from . import keys, logs, registry
+from . import keys, logs, registry, tracking
 from .config import QueueConfig
 from .context import Execution
 from .errors import PermanentError
 from .executor import Executor, JobStopped, JobTimeout, Running
 from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
+from .tracking import Tracker
 from .transitions import LeaseLost, Transitions
 
 # seconds a worker's lease lives without a heartbeat; then it counts as gone and its jobs are
@@ -94,6 +94,7 @@ class Worker:
         self.max_memory = max_memory
         self.concurrency = concurrency
         self.executor = Executor()
+        self.tracker = Tracker(self.name)
         self.log = logs.get()
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
@@ -124,7 +125,8 @@ class Worker:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
-        # Leave cleanly: give back anything still in flight and unregister.
+        # Leave cleanly: flush job tracking, give back anything still in flight and unregister.
+        self._with_redis(self._flush)
         self._with_redis(lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped"))
         return EXIT_RECYCLE if self.recycling and not self.stopping else 0
 
@@ -198,6 +200,7 @@ class Worker:
         usage = ResourceUsage()
         pubsub: redis.client.PubSub | None = None
         next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
+        next_flush = next_memory_check = 0.0
         while True:
             self._check_lease_age()
             try:
@@ -212,6 +215,9 @@ class Worker:
                 if time.monotonic() >= next_heartbeat:
                     next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
                     self._heartbeat(*usage.sample())
+                if time.monotonic() >= next_flush:
+                    next_flush = time.monotonic() + tracking.FLUSH_INTERVAL
+                    self._flush()
             except redis.RedisError:
                 # the dispatcher reports outages; the lease's age decides when to give up
                 if pubsub is not None:
@@ -219,10 +225,17 @@ class Worker:
                 pubsub = None
                 time.sleep(CONTROL_TICK)
             self.executor.interrupt_overdue(list(self.running.values()))
-            if self.max_memory and not self.recycling and rss_bytes() > self.max_memory:
-                self.log.info("worker %s: recycling after its jobs, RSS %d MB is over max_memory", self.name, rss_bytes() >> 20)
-                self.recycling = True
-                self._woken.set()
+            if self.max_memory and not self.recycling and time.monotonic() >= next_memory_check:
+                next_memory_check = time.monotonic() + 1.0
+                if rss_bytes() > self.max_memory:
+                    self.log.info("worker %s: recycling after its jobs, RSS %d MB is over max_memory", self.name,
+                                  rss_bytes() >> 20)
+                    self.recycling = True
+                    self._woken.set()
+
+    def _flush(self) -> None:
+        """Job tracking and the worker's state, for views and RQ's readers (tracking.py)."""
+        tracking.flush(self.tracker, self.transitions, list(self.running))
 
     def _on_message(self, message: dict) -> None:
         channel = message["channel"].decode()
@@ -382,18 +395,22 @@ class Worker:
         finally:
             self.running.pop(job.id, None)
         run_seconds = time.perf_counter() - started
-        history = self._history_entry(job, "finished", run_seconds)
+        now = time.time()
         next_row = self._with_redis(
-            lambda: self.transitions.succeed(
-                job.id, job.queue, self.name, self.token, job.attempt, time.time(), result_json,
-                base64.b64encode(result_json), run_seconds, job.name, history, self._next_from(),
+            lambda: self.transitions.succeed(job.id, job.queue, self.name, job.attempt, now, result_json, self._next_from())
+        )
+        self._track(job, "finished", run_seconds, now)
+        if self.log.isEnabledFor(logging.DEBUG):  # one line per job only when asked (--verbose): issue 12
+            logs.event(
+                self.log, "job.finished", "%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds,
+                job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), outcome="finished",
+                level=logging.DEBUG,
             )
-        )
-        logs.event(
-            self.log, "job.finished", "%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds,
-            job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), outcome="finished",
-        )
         return self._job_from_row(next_row) if next_row else None
+
+    def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None = None) -> None:
+        self.tracker.record(tracking.Execution(job.id, job.name, job.queue, job.attempt, outcome, run_seconds, now,
+                                               error, job.args, job.kwargs))
 
     def _leave_if_forked(self) -> None:
         """A job that forked returns into this code in the child too: the child must not go on as
@@ -420,17 +437,16 @@ class Worker:
             reason = f"permanent error: {error}"
         else:
             reason = f"failed {job.attempt} time{'s' if job.attempt > 1 else ''}: {error}"
-        entry = {"attempt": job.attempt, "at": time.time(), "error": error, "worker": self.name}
+        now = time.time()
+        entry = {"attempt": job.attempt, "at": now, "error": error, "worker": self.name}
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
-        outcome = {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict]
-        history = self._history_entry(job, outcome, run_seconds, error)
         next_row = self._with_redis(
             lambda: self.transitions.fail(
-                job.id, job.queue, self.name, self.token, job.attempt, time.time(), verdict=verdict, retry_at=retry_at,
-                error_entry=entry, exc_info=exc_info, reason=reason, run_seconds=run_seconds, job_name=job.name,
-                history=history, next_from=self._next_from(),
+                job.id, job.queue, self.name, job.attempt, now, verdict=verdict, retry_at=retry_at,
+                error_entry=entry, exc_info=exc_info, reason=reason, next_from=self._next_from(),
             )
         )
+        self._track(job, {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict], run_seconds, now, error)
         fields = dict(job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), attempt=job.attempt,
                       error=error)
         if verdict == "retry":
@@ -444,14 +460,6 @@ class Worker:
             logs.event(self.log, f"job.{verdict}", "%s %s [%s] %s: %s", job.name, job.id, job.queue, verdict, error,
                        level=logging.WARNING, outcome=verdict, **fields)
         return self._job_from_row(next_row) if next_row else None
-
-    def _history_entry(self, job: FetchedJob, outcome: str, run_seconds: float, error: str | None = None) -> dict:
-        """One execution, as job tracking keeps it (keys.history)."""
-        return {
-            "id": job.id, "job": job.name, "queue": job.queue, "args": job.args, "kwargs": job.kwargs,
-            "attempt": job.attempt, "outcome": outcome, "run_seconds": round(run_seconds, 6),
-            "at": time.time(), "error": error, "worker": self.name,
-        }
 
     def _progress_reporter(self, job_id: str):
         def report(percent: float, message: str | None) -> None:

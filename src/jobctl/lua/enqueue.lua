@@ -46,6 +46,8 @@ if #parents > 0 then
   for _, parent in ipairs(parents) do
     redis.call('SADD', key .. ':dependencies', parent)
     redis.call('SADD', job_key(parent) .. ':dependents', id)
+    -- the parent's outcome script settles its dependents only when this flag says it has some
+    redis.call('HSET', job_key(parent), 'jobctl_dependents', 1)
   end
   local verdict, culprit = parents_verdict(id)
   if verdict == 'doomed' then

@@ -62,62 +62,6 @@ local function stats_count(job_name, queue, field, by)
   redis.call('HINCRBY', 'jobctl:stats:queue:' .. queue, field, by)
 end
 
--- Job tracking (keys.py describes these keys): counters per job type and queue, a run-time
--- histogram, 10-second throughput windows, the recent executions and failures, all bounded.
-local RUN_TIME_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
-local HISTORY_LENGTH = 100
-local THROUGHPUT_WINDOW = 10
-
-local function record_execution(job_name, queue, worker, succeeded, run_seconds, now, entry, error_line)
-  local seconds = tonumber(run_seconds)
-  for _, key in ipairs({'jobctl:stats:job:' .. job_name, 'jobctl:stats:queue:' .. queue}) do
-    redis.call('HINCRBY', key, 'runs', 1)
-    redis.call('HINCRBY', key, succeeded and 'successes' or 'failures', 1)
-    redis.call('HINCRBYFLOAT', key, 'run_seconds', seconds)
-    if seconds > (tonumber(redis.call('HGET', key, 'max_run_seconds')) or -1) then
-      redis.call('HSET', key, 'max_run_seconds', seconds)
-    end
-    if succeeded then
-      redis.call('HSET', key, 'last_run_at', now)
-    else
-      redis.call('HSET', key, 'last_run_at', now, 'last_error', error_line, 'last_error_at', now)
-    end
-  end
-  local outcome = succeeded and 'finished' or 'failed'
-  redis.call('HINCRBY', 'jobctl:stats:processed', job_name .. '|' .. queue .. '|' .. outcome, 1)
-  redis.call('SADD', 'jobctl:stats:jobs', job_name)
-  local bucket = '+Inf'
-  for _, bound in ipairs(RUN_TIME_BUCKETS) do
-    if seconds <= bound then bucket = tostring(bound) break end
-  end
-  redis.call('HINCRBY', 'jobctl:runtime:job:' .. job_name, bucket, 1)
-  local window = 'jobctl:throughput:' .. queue .. ':' .. math.floor(now / THROUGHPUT_WINDOW)
-  redis.call('HINCRBY', window, succeeded and 'finished' or 'failed', 1)
-  redis.call('HINCRBYFLOAT', window, 'run_seconds', seconds)
-  redis.call('EXPIRE', window, 180)
-  redis.call('LPUSH', 'jobctl:history:job:' .. job_name, entry)
-  redis.call('LTRIM', 'jobctl:history:job:' .. job_name, 0, HISTORY_LENGTH - 1)
-  if not succeeded then
-    redis.call('LPUSH', 'jobctl:failures', entry)
-    redis.call('LTRIM', 'jobctl:failures', 0, HISTORY_LENGTH - 1)
-  end
-  local worker_key = 'rq:worker:' .. worker
-  redis.call('HINCRBY', worker_key, succeeded and 'successful_job_count' or 'failed_job_count', 1)
-  redis.call('HINCRBYFLOAT', worker_key, 'total_working_time', seconds)
-end
-
--- The worker hash's RQ fields after a job left it: busy with another in-flight job, or idle
--- with no current job (RQ's readers look up a current_job that is set).
-local function show_worker_state(worker)
-  local others = redis.call('LRANGE', 'jobctl:active:' .. worker, 0, 0)
-  if #others > 0 then
-    redis.call('HSET', 'rq:worker:' .. worker, 'state', 'busy', 'current_job', others[1])
-  else
-    redis.call('HSET', 'rq:worker:' .. worker, 'state', 'idle')
-    redis.call('HDEL', 'rq:worker:' .. worker, 'current_job')
-  end
-end
-
 local function cancel(id, reason, now, now_iso)
   local key = job_key(id)
   local queue = hget(id, 'origin')
@@ -164,11 +108,13 @@ local function bury(id, queue, reason, now, now_iso)
   settle_dependents(id, now, now_iso)
 end
 
+-- The outcome scripts' first step: the job leaves the worker's in-flight list. This is also
+-- their fence: a job no longer there was recovered (its worker presumed dead, and the job maybe
+-- given to another), so the caller must write nothing and stop.
 local function leave_started(id, queue, worker, attempt)
+  if redis.call('LREM', 'jobctl:active:' .. worker, 1, id) == 0 then return false end
   redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
-  redis.call('LREM', 'jobctl:active:' .. worker, 1, id)
-  redis.call('HDEL', job_key(id), 'jobctl_deadline')
-  show_worker_state(worker)
+  return true
 end
 
 -- Start the next job for a worker: the first job of the first queue in `queues` that is not
@@ -186,26 +132,94 @@ local function start_next(worker, now, now_iso, queues)
     end
     if not id then return false end
     local key = job_key(id)
-    local job = redis.call('HMGET', key, 'origin', 'status', 'timeout', 'data', 'jobctl_max_retries')
+    local job = redis.call('HMGET', key, 'origin', 'status', 'timeout', 'data', 'jobctl_max_retries',
+      'jobctl_attempts', 'jobctl_progress', 'jobctl_stop_requested')
     local queue, status = job[1], job[2]
     if status == 'queued' then
+      local timeout = tonumber(job[3]) or 180
+      local attempt = (tonumber(job[6]) or 0) + 1
+      local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
+        'ended_at', '', 'jobctl_deadline', now + timeout, 'jobctl_attempts', attempt}
       if not queue then
         -- a record written by another tool without its queue: it is the one it was found on
         queue = from
-        redis.call('HSET', key, 'origin', queue)
+        table.insert(fields, 'origin')
+        table.insert(fields, queue)
       end
-      local attempt = redis.call('HINCRBY', key, 'jobctl_attempts', 1)
-      local timeout = tonumber(job[3]) or 180
-      redis.call('HSET', key, 'status', 'started', 'started_at', now_iso, 'worker_name', worker,
-        'last_heartbeat', now_iso, 'ended_at', '', 'jobctl_deadline', now + timeout)
-      redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested')
+      redis.call('HSET', key, unpack(fields))
+      if job[7] or job[8] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
       redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + 60, id .. ':' .. attempt)
-      redis.call('HSET', 'rq:worker:' .. worker, 'state', 'busy', 'current_job', id)
       return {id, queue, attempt, job[4] or '', timeout, job[5] or ''}
     end
     -- canceled, expired or a stale duplicate entry: nothing to run, drop it and look again
     redis.call('LREM', active, 1, id)
   end
+end
+
+-- Give back what a gone worker held. cause: 'crash' or 'shutdown'; crash_limit: for jobs that
+-- do not carry their own; how: 'worker killed by signal 9 (SIGKILL)', ...; culprit_list: when
+-- not empty (the worker was killed for these jobs' overruns), only they count a crash, and the
+-- other jobs it held go back as on a shutdown.
+-- A job interrupted by a crash goes back to the front of its queue and counts the crash; at
+-- crash_limit crashes it is dead (a poison pill must not crash-loop the fleet). Interrupted
+-- attempts do not use up the job's retries. A job an operator asked to stop ends canceled.
+-- Returns {requeued, buried}.
+local function recover_worker(worker, now, now_iso, cause, crash_limit, how, culprit_list)
+  local culprits = {}
+  for _, id in ipairs(culprit_list) do culprits[id] = true end
+  local blame_all = #culprit_list == 0
+  local active = 'jobctl:active:' .. worker
+  local worker_key = 'rq:worker:' .. worker
+  local queues = redis.call('HGET', worker_key, 'queues') or ''
+  local requeued, buried = 0, 0
+
+  while true do
+    local id = redis.call('RPOP', active)
+    if not id then break end
+    local status = hget(id, 'status')
+    local queue = hget(id, 'origin')
+    if (status == 'started' or status == 'queued') and queue then
+      local key = job_key(id)
+      if status == 'started' then
+        local attempt = hget(id, 'jobctl_attempts')
+        redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
+        redis.call('HINCRBY', key, 'jobctl_attempts', -1)
+        redis.call('HDEL', key, 'jobctl_deadline')
+      end
+      local crashes = 0
+      if status == 'started' and hget(id, 'jobctl_stop_requested') then
+        redis.call('HINCRBY', key, 'jobctl_attempts', 1)
+        cancel(id, 'canceled while running (' .. how .. ')', now, now_iso)
+        settle_dependents(id, now, now_iso)
+      else
+        if cause == 'crash' and status == 'started' and (blame_all or culprits[id]) then
+          crashes = redis.call('HINCRBY', key, 'jobctl_crashes', 1)
+          stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'crashes', 1)
+          add_error(id, {attempt = tonumber(hget(id, 'jobctl_attempts')) + 1, at = now,
+            error = how, worker = worker})
+        end
+        if crashes > 0 and crashes >= (tonumber(hget(id, 'jobctl_crash_limit')) or crash_limit) then
+          redis.call('HINCRBY', key, 'jobctl_attempts', 1)
+          local reason = how .. ' ' .. crashes .. (crashes == 1 and ' time' or ' times')
+          -- RQ's readers (rq-dashboard, Job.latest_result) show this as the job's exception
+          redis.call('HSET', key, 'exc_info', reason)
+          bury(id, queue, reason, now, now_iso)
+          buried = buried + 1
+        else
+          push_queued(id, queue, now_iso, true)
+          requeued = requeued + 1
+        end
+      end
+    end
+  end
+
+  for queue in string.gmatch(queues, '[^,]+') do
+    redis.call('SREM', 'rq:workers:' .. queue, worker_key)
+  end
+  redis.call('SREM', 'rq:workers', worker_key)
+  redis.call('SREM', 'jobctl:active-workers', worker)
+  redis.call('DEL', worker_key)
+  return {requeued, buried}
 end
 
 -- The queues given from ARGV[first] on, for the outcome scripts that also start the next job.

@@ -1,0 +1,37 @@
+-- A supervisor's periodic sweep, in one round trip:
+-- 1. recover the jobs of workers (on any host) whose lease lapsed: a worker in the active set
+--    without its hash, and not one of the caller's own live workers (those it reaps itself);
+-- 2. delete the finished, dead and canceled jobs of the given queues whose registry entry is
+--    due (their ttl passed), with their results stream: at most `batch` per queue and registry,
+--    so a backlog of millions never blocks Redis (the next sweep goes on). A job whose id was
+--    reused meanwhile is only taken out of the registry.
+-- ARGV: now, now_iso, crash_limit, batch, own_count, own worker..., queue...
+-- Returns {lost workers recovered, jobs requeued, jobs buried, jobs deleted}.
+local now, now_iso, crash_limit, batch = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local own_count = tonumber(ARGV[5])
+local own = {}
+for i = 6, 5 + own_count do own[ARGV[i]] = true end
+
+local lost, requeued, buried, deleted = 0, 0, 0, 0
+for _, worker in ipairs(redis.call('SMEMBERS', 'jobctl:active-workers')) do
+  if not own[worker] and redis.call('EXISTS', 'rq:worker:' .. worker) == 0 then
+    local outcome = recover_worker(worker, now, now_iso, 'crash', crash_limit, 'worker lost (no heartbeat)', {})
+    lost, requeued, buried = lost + 1, requeued + outcome[1], buried + outcome[2]
+  end
+end
+
+local REGISTRIES = {finished = 'rq:finished:', failed = 'rq:failed:', canceled = 'rq:canceled:'}
+for i = 6 + own_count, #ARGV do
+  local queue = ARGV[i]
+  for status, prefix in pairs(REGISTRIES) do
+    local registry = prefix .. queue
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', registry, '-inf', now, 'LIMIT', 0, batch)) do
+      redis.call('ZREM', registry, id)
+      if hget(id, 'status') == status then
+        redis.call('DEL', job_key(id), 'rq:results:' .. id, job_key(id) .. ':dependencies', job_key(id) .. ':dependents')
+        deleted = deleted + 1
+      end
+    end
+  end
+end
+return {lost, requeued, buried, deleted}
