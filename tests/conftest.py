@@ -239,6 +239,7 @@ class RedisServer:
                     [self.binary, *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
                      *self.options],
                     stdout=output, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+                    process_group=0,  # Ctrl-C reaches the tests, which then stop it, not the server
                 )
             wait_for(lambda: self._answers() or self.process.poll() is not None, message=f"redis-server on port {self.port}")
             if self.process.poll() is None:
