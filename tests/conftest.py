@@ -86,8 +86,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         except (redis.RedisError, ValueError) as exc:
             pytest.exit(f"JOBCTL_TEST_REDIS: cannot use {mask_url(url)}: {unavailable_reason(exc)}", returncode=2)
         if keys:
-            pytest.exit(f"JOBCTL_TEST_REDIS: database {mask_url(url)} holds {keys} keys; the tests flush "
-                        "their database, so they use only an empty one: name another", returncode=2)
+            pytest.exit(f"JOBCTL_TEST_REDIS: database {mask_url(url)} is not empty ({keys} keys); the tests "
+                        "flush their database, so they use only an empty one: name another", returncode=2)
 
 
 @pytest.fixture(scope="session")
