@@ -238,7 +238,8 @@ class RedisServer:
                 self.process = subprocess.Popen(
                     [self.binary, *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
                      *self.options],
-                    stdout=output, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+                    stdout=output, stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent,  # noqa: PLW1509 - it only calls prctl(2)
                     process_group=0,  # Ctrl-C reaches the tests, which then stop it, not the server
                 )
             wait_for(lambda: self._answers() or self.process.poll() is not None, message=f"redis-server on port {self.port}")
@@ -268,13 +269,17 @@ class RedisServer:
                 self.process.wait(timeout=5)
 
 
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+TEST_PROCESS = os.getpid()
 
 
 def die_with_parent() -> None:
     """Run in a child before it executes a server: the kernel sends it SIGTERM when the test
     process dies, however it dies (Ctrl-C, a crash, SIGKILL), so no server outlives its session."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != TEST_PROCESS:  # it died before the request took effect
+        os._exit(1)
 
 
 @pytest.fixture

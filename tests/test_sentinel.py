@@ -81,7 +81,7 @@ def sentinel(tmp_path):
         )
         processes.append(subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          preexec_fn=die_with_parent))
+                                          preexec_fn=die_with_parent))  # noqa: PLW1509 - only prctl(2)
         client = redis.Redis(port=port)
         wait_for(lambda: _answers(client), message=f"Sentinel on port {port}")
         return port
