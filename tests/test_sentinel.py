@@ -10,7 +10,7 @@ import pytest
 import redis
 
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
-from conftest import REDIS_SERVER, free_port, wait_for
+from conftest import REDIS_SERVER, die_with_parent, free_port, wait_for
 from jobctl import admin, api, keys
 from jobctl.config import load_queues
 from jobctl.connection import connect, mask_url, parse_sentinel_url, where
@@ -80,7 +80,8 @@ def sentinel(tmp_path):
             f"sentinel failover-timeout {SERVICE} 5000\n"
         )
         processes.append(subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          preexec_fn=die_with_parent))  # noqa: PLW1509 - only prctl(2)
         client = redis.Redis(port=port)
         wait_for(lambda: _answers(client), message=f"Sentinel on port {port}")
         return port

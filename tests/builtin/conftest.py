@@ -56,7 +56,10 @@ def postgres_url():
             conn.execute(text(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)"))
             conn.execute(text(f"CREATE DATABASE {TEST_DATABASE}"))
     except Exception as exc:  # no server, no rights: the PostgreSQL runs are skipped
-        yield None, f"PostgreSQL does not answer at {server.render_as_string()}: {exc}"
+        # psycopg's first line ends with the cause: "... port 5432 failed: Connection refused"
+        cause = str(getattr(exc, "orig", exc)).strip().split("\n")[0].split(": ")[-1].strip() or type(exc).__name__
+        yield None, (f"PostgreSQL not usable at {server.render_as_string()} ({cause}): start one there "
+                     "(apt-get install postgresql) or set JOBCTL_TEST_POSTGRES_URL")
         return
     yield server.set(database=TEST_DATABASE).render_as_string(hide_password=False), None
     with admin.connect() as conn:
