@@ -1,0 +1,157 @@
+"""What bench/throughput.py and bench/io_bound.py share: enqueue the same counter job
+(bench/counter.py) with each system's own producer, start the system's workers with its own
+defaults, and time the run from the workers' start to the last job done (start-up included),
+with the Redis commands and Redis CPU it took."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import counter  # noqa: E402
+
+POLL = 0.005  # how often the harness reads the counter
+
+
+@dataclass
+class Run:
+    system: str
+    jobs: int
+    wall_seconds: float  # workers' start to the last job done
+    own_seconds: float  # the first job's start to the last job's end, by the jobs' clocks
+    commands_per_job: float  # Redis commands (scripts' inner calls included), the harness's polls left out
+    redis_cpu_ms_per_job: float
+
+    @property
+    def rate(self) -> float:
+        return self.jobs / self.wall_seconds
+
+    @property
+    def own_rate(self) -> float:
+        return self.jobs / self.own_seconds
+
+
+def env(url: str, **extra: str) -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+            "JOBCTL_BENCH_REDIS_URL": url, **extra}
+
+
+def _redis_cpu(connection: redis.Redis) -> float:
+    info = connection.info("cpu")
+    return info["used_cpu_sys"] + info["used_cpu_user"]
+
+
+def _commands(connection: redis.Redis) -> int:
+    return sum(stats["calls"] for stats in connection.info("commandstats").values())
+
+
+def measure(system: str, url: str, jobs: int, start_workers, timeout: float = 900) -> Run:
+    """Start the workers (`start_workers()` returns their Popen list), wait for the counter to reach
+    `jobs`, stop them with SIGTERM."""
+    connection = redis.Redis.from_url(url)
+    connection.config_resetstat()
+    cpu_before = _redis_cpu(connection)
+    started = time.perf_counter()
+    processes = start_workers()
+    polls = 0
+    try:
+        deadline = time.monotonic() + timeout
+        while int(connection.get(counter.COUNTER) or 0) < jobs:
+            polls += 1
+            if time.monotonic() > deadline or any(p.poll() not in (None, 0) for p in processes):
+                raise SystemExit(f"{system}: only {connection.get(counter.COUNTER)} of {jobs} jobs ran")
+            time.sleep(POLL)
+        wall = time.perf_counter() - started
+        commands = _commands(connection) - polls - 1
+        cpu = _redis_cpu(connection) - cpu_before
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    first, last = (float(connection.get(key)) for key in (counter.FIRST, counter.LAST))
+    return Run(system, jobs, wall, last - first, commands / jobs, 1000 * cpu / jobs)
+
+
+def popen(command: list[str], url: str, cwd: str | Path = HERE, **extra_env: str) -> subprocess.Popen:
+    return subprocess.Popen(command, cwd=cwd, env=env(url, **extra_env), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+# --- each system: enqueue with its own producer, start its workers with its own defaults ---------
+
+
+def jobctl(url: str, jobs: int, queue_yml: str, job: str = "counter", pause: float = 0.0) -> Run:
+    from jobctl.config import load_queues
+    from jobctl.producer import enqueue_many
+
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    workdir = Path(tempfile.mkdtemp(prefix="jobctl-bench-"))
+    (workdir / "queue.yml").write_text(queue_yml)
+    enqueue_many(connection, load_queues(str(workdir / "queue.yml")), job, [([jobs, pause], {}) for _ in range(jobs)])
+    command = [sys.executable, "-m", "jobctl", "work"]
+    return measure(f"jobctl ({queue_yml.strip()})", url, jobs,
+                   lambda: [popen(command, url, cwd=workdir, REDIS_URL=url, JOBCTL_JOBS="counter")])
+
+
+def rq(url: str, jobs: int, pause: float = 0.0) -> Run:
+    from rq import Queue
+
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    queue = Queue("bench", connection=connection)
+    with connection.pipeline() as pipe:
+        queue.enqueue_many([Queue.prepare_data("counter.counter", args=(jobs, pause)) for _ in range(jobs)], pipeline=pipe)
+        pipe.execute()
+    command = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", "2", "-u", url, "bench"]
+    return measure("rq worker-pool -n 2", url, jobs, lambda: [popen(command, url)])
+
+
+def dramatiq(url: str, jobs: int, pause: float = 0.0) -> Run:
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    subprocess.run([sys.executable, "-c", f"import dramatiq_actors as d\nfor _ in range({jobs}): "
+                    f"d.counter_actor.send({jobs}, {pause})"], env=env(url), cwd=HERE, check=True)
+    command = [sys.executable, "-m", "dramatiq", "dramatiq_actors", "-p", "2", "-t", "8"]
+    return measure("dramatiq -p 2 -t 8", url, jobs, lambda: [popen(command, url)])
+
+
+def arq(url: str, jobs: int, max_jobs: int, pause: float) -> Run:
+    connection = redis.Redis.from_url(url)
+    connection.flushdb()
+    script = (
+        "import asyncio, arq_settings\n"
+        "from arq import create_pool\n"
+        "async def main():\n"
+        "    pool = await create_pool(arq_settings.WorkerSettings.redis_settings)\n"
+        f"    for _ in range({jobs}): await pool.enqueue_job('arq_counter', {jobs}, {pause})\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=env(url), cwd=HERE, check=True)
+    command = [sys.executable, "-m", "arq", "arq_settings.WorkerSettings"]
+    extra = {"JOBCTL_BENCH_ARQ_MAX_JOBS": str(max_jobs)}
+    return measure(f"arq, 2 processes, max_jobs {max_jobs}", url, jobs,
+                   lambda: [popen(command, url, **extra) for _ in range(2)])
+
+
+def report(runs: list[Run], reference: Run) -> None:
+    print(f"{'system':58s} {'jobs':>6s} {'jobs/s':>8s} {'own clock':>10s} {'cmds/job':>9s} {'redis µs/job':>13s} "
+          f"{'vs ' + reference.system.split()[0]:>10s}")
+    for run in runs:
+        print(f"{run.system:58s} {run.jobs:6d} {run.rate:8.0f} {run.own_rate:10.0f} {run.commands_per_job:9.1f} "
+              f"{1000 * run.redis_cpu_ms_per_job:13.0f} {run.rate / reference.rate:9.2f}x")
