@@ -88,7 +88,7 @@ def test_pickle_is_not_decoded_where_the_queue_is_not_rq_engine(legacy, db):
     job = Queue("default", connection=db).enqueue("rq_jobs.add", 1, 2)  # pickled, on a jobctl queue
     shown = legacy.show(job.id)
     assert (shown["job"], shown["args"]) == ("rq_jobs.add", [])
-    assert "not decoded" in shown["payload_note"]
+    assert "payload is pickle" in shown["unreadable"]
 
 
 def test_a_killed_rq_worker_is_restarted_and_its_job_not_lost(legacy, db, tmp_path):
