@@ -10,11 +10,10 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import QUEUE_YML, free_port, wait_for
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry
-
-from conftest import QUEUE_YML, free_port, wait_for
 
 # plain functions, no jobctl decorator: what an existing RQ app has
 RQ_JOBS = '''\
