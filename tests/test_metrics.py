@@ -45,15 +45,15 @@ def test_metrics_after_a_burst(project, server):
     assert value(samples, "jobctl_queue_jobs", queue="analytics", state="queued") == 1
     assert value(samples, "jobctl_queue_latency_seconds", queue="analytics") > 0
     assert value(samples, "jobctl_queue_latency_seconds", queue="default") == 0
-    assert value(samples, "jobctl_jobs_processed_total", job="add", queue="default", outcome="finished") == 2
-    assert value(samples, "jobctl_jobs_processed_total", job="always_fails", queue="default", outcome="failed") == 3
-    assert ("jobctl_jobs_processed_total", frozenset({"job": "add", "queue": "analytics", "outcome": "finished"}.items())) \
+    assert value(samples, "jobctl_jobs_processed_total", job_name="add", queue="default", outcome="finished") == 2
+    assert value(samples, "jobctl_jobs_processed_total", job_name="always_fails", queue="default", outcome="failed") == 3
+    assert ("jobctl_jobs_processed_total", frozenset({"job_name": "add", "queue": "analytics", "outcome": "finished"}.items())) \
         not in samples  # the analytics job was not run
-    assert value(samples, "jobctl_job_retries_total", job="always_fails") == 2
-    assert value(samples, "jobctl_job_run_seconds_count", job="add") == 2
+    assert value(samples, "jobctl_job_retries_total", job_name="always_fails") == 2
+    assert value(samples, "jobctl_job_run_seconds_count", job_name="add") == 2
     buckets = sorted(
         (float(dict(labels)["le"]), count) for (name, labels), count in samples.items()
-        if name == "jobctl_job_run_seconds_bucket" and dict(labels)["job"] == "add"
+        if name == "jobctl_job_run_seconds_bucket" and dict(labels)["job_name"] == "add"
     )
     assert buckets[-1] == (float("inf"), 2)
     assert [count for _, count in buckets] == sorted(count for _, count in buckets)  # cumulative
@@ -94,3 +94,15 @@ def test_port_in_use_is_a_one_line_error(project, server):
     assert taken.returncode == 2
     assert taken.stderr.strip().startswith(f"jobctl: error: metrics: cannot listen on 127.0.0.1:{server.port}:")
     assert scrape(server.port)  # the server that holds the port still answers
+
+
+def test_unserved_queue_gauge(project, server, db):
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    reports = Queue("reports", connection=db, serializer=JSONSerializer)  # RQ code; not in queue.yml
+    reports.enqueue("reports.build", 1)
+    reports.enqueue("reports.build", 2)
+    samples = scrape(server.port)
+    assert value(samples, "jobctl_unserved_jobs", queue="reports") == 2
+    assert ("jobctl_queue_jobs", frozenset({"queue": "reports", "state": "queued"}.items())) not in samples

@@ -1,10 +1,14 @@
 """Jobs enqueued and run by jobctl are ordinary RQ jobs: RQ's own API and `rq info` read them."""
 
+import json
+import os
+import signal
 import subprocess
 import sys
 
-from conftest import wait_for
-from rq import Queue
+import pytest
+from conftest import QUEUE_YML, wait_for
+from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
@@ -48,3 +52,42 @@ def test_rq_info_sees_queues_and_workers(project, redis_url):
 
     output = wait_for(lambda: (out := info()) and "3 workers" in out and out, message="rq info to list the workers")
     assert "default" in output and "analytics" in output
+
+
+def test_rq_readers_see_ip_address_no_dangling_current_job_and_dependency_ids(project, db):
+    parent = project.enqueue("add", "1")
+    child = project.enqueue("add", "2", "--depends-on", parent)
+    project.start("work", "--queue", "default")
+    wait_for(lambda: project.show(child)["state"] == "finished", message="parent and child to finish")
+
+    # the hash fields RQ's Job reads its parents from (Job.dependency_ids, the property, reads a set
+    # at rq:job::<id>:dependencies, with two colons, which RQ 2.12 writes and jobctl does not)
+    fetched = Job.fetch(child, connection=db, serializer=JSONSerializer)
+    assert [p.id for p in fetched.fetch_dependencies()] == [parent] and fetched.dependency.id == parent
+    workers = Worker.all(connection=db)
+    assert len(workers) == 2
+    for worker in workers:
+        assert worker.ip_address.startswith("127.0.0.1:")  # as Redis sees the worker's connection
+        assert worker.get_current_job() is None  # idle: no current_job field (an empty one raises NoSuchJobError)
+
+
+def test_unserved_queue_is_shown_with_a_warning(project, db):
+    Queue("reports", connection=db, serializer=JSONSerializer).enqueue("reports.build", 1)  # not in queue.yml
+    status = project.run("status")
+    assert "warning: 1 job(s) waiting on queue 'reports', which no worker serves" in " ".join(status.stdout.split())
+    unserved = json.loads(project.run("status", "--json").stdout)["unserved"]
+    assert [(q["name"], q["queued"]) for q in unserved] == [("reports", 1)]
+
+
+def test_a_crash_dead_job_carries_its_reason_where_rq_shows_exceptions(project, db, tmp_path):
+    project.write("queue.yml", QUEUE_YML.replace("shutdown_timeout: 10s", "shutdown_timeout: 10s\n  crash_limit: 1"))
+    marker = tmp_path / "started"
+    job_id = project.enqueue("slow", str(marker), "30")
+    project.start("work", "--queue", "default")
+    wait_for(marker.exists, message="the slow job to start")
+    worker = project.show(job_id)["worker"]
+    os.kill(int(worker.rsplit(".", 1)[1]), signal.SIGKILL)
+    wait_for(lambda: project.show(job_id)["state"] == "dead", message="the job to be dead after one crash")
+    # RQ's Job.exc_info (no failed result in the results stream: the job's exc_info field)
+    with pytest.warns(DeprecationWarning):
+        assert "signal 9" in Job.fetch(job_id, connection=db, serializer=JSONSerializer).exc_info

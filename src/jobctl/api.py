@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import redis
 
 from . import keys
-from .config import QueuesConfig
+from .config import QueueConfig, QueuesConfig
 from .errors import UnknownJob
-from .jobdata import STATES, JobView, parse_rq_time
+from .jobdata import STATES, JobView, parse_rq_time, stream_outcome
 
 _COUNTED = {
     "queued": None,  # a list: LLEN
@@ -127,6 +128,11 @@ class QueueSummary:
     latency_seconds: float | None = None  # age of the oldest queued job
     totals: Counters = field(default_factory=Counters)
 
+    @property
+    def waiting(self) -> int:
+        """Jobs that have not started yet."""
+        return sum(self.counts[state] for state in ("queued", "scheduled", "deferred"))
+
     def to_dict(self) -> dict:
         return {
             "name": self.name, "priority": self.priority, "weight": self.weight, **self.counts,
@@ -182,6 +188,7 @@ class Overview:
     running: list[JobView] = field(default_factory=list)
     failures: list[dict] = field(default_factory=list)  # newest first, keys.history's entries
     scheduler: SchedulerStatus | None = None  # None until a scheduler has written its keys
+    unserved: list[QueueSummary] = field(default_factory=list)  # see unserved_queues
     taken_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict:
@@ -191,16 +198,30 @@ class Overview:
             "running": [j.to_dict() for j in self.running],
             "failures": self.failures,
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,
+            "unserved": [{"name": q.name, **q.counts, "latency_seconds": q.latency_seconds} for q in self.unserved],
             "taken_at": self.taken_at,
         }
 
 
 def queue_summaries(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[QueueSummary]:
-    now = time.time() if now is None else now
+    return _summaries(connection, list(config.queues.values()), time.time() if now is None else now)
+
+
+def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[QueueSummary]:
+    """Queues that hold waiting jobs (queued, scheduled or deferred) but are not in queue.yml, so
+    no worker jobctl starts serves them: RQ code enqueuing on `Queue("reports")`, or a queue
+    removed from queue.yml with jobs left on it."""
+    prefix = keys.queue("")
+    names = sorted({key.decode().removeprefix(prefix) for key in connection.smembers(keys.QUEUES)} - set(config.queues))
+    summaries = _summaries(connection, [QueueConfig(name) for name in names], time.time() if now is None else now)
+    return [summary for summary in summaries if summary.waiting]
+
+
+def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -> list[QueueSummary]:
     current = int(now // keys.THROUGHPUT_WINDOW)
     windows = range(current - THROUGHPUT_WINDOWS + 1, current + 1)
     with connection.pipeline(transaction=False) as pipe:
-        for name in config.queues:
+        for name in (q.name for q in queues):
             for state, registry in _COUNTED.items():
                 if registry is None:
                     pipe.llen(keys.queue(name))
@@ -213,7 +234,7 @@ def queue_summaries(connection: redis.Redis, config: QueuesConfig, now: float | 
                 pipe.hmget(keys.throughput(name, window), "finished", "failed")
         replies = iter(pipe.execute())
     summaries, heads = [], []
-    for q in config.queues.values():
+    for q in queues:
         summary = QueueSummary(q.name, q.priority, q.weight, {state: int(next(replies)) for state in STATES})
         summary.paused = bool(next(replies))
         heads.append(next(replies))
@@ -248,15 +269,17 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
             summaries.append(WorkerSummary(name, name.rsplit(".", 1)[0], None, [], "gone"))
             continue
         text = {k.decode(): v.decode() for k, v in raw.items()}
+        # RQ's workers (engine: rq) keep no in-flight list, only their current_job
+        held = [job_id.decode() for job_id in in_flight] or ([text["current_job"]] if text.get("current_job") else [])
         summaries.append(
             WorkerSummary(
                 name=name,
                 host=text.get("hostname", ""),
                 pid=int(text["pid"]) if text.get("pid") else None,
                 queues=[q for q in text.get("queues", "").split(",") if q],
-                state="busy" if in_flight else "idle",
-                current_job=in_flight[0].decode() if in_flight else None,
-                jobs=[job_id.decode() for job_id in in_flight],
+                state="busy" if held else "idle",
+                current_job=held[0] if held else None,
+                jobs=held,
                 concurrency=int(text.get("jobctl_concurrency") or 1),
                 done=int(text.get("successful_job_count") or 0),
                 failed=int(text.get("failed_job_count") or 0),
@@ -295,8 +318,9 @@ def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
     return SchedulerStatus(_float(heartbeat), sorted(entries, key=lambda e: e.next_run))
 
 
-def jobs(connection: redis.Redis, job_ids: list[str]) -> list[JobView]:
-    """The jobs that still exist, in the order asked."""
+def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[str] = ()) -> list[JobView]:
+    """The jobs that still exist, in the order asked. Pickled payloads are decoded only for jobs
+    of `pickle_queues` (QueuesConfig.pickle_queues)."""
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))
@@ -304,15 +328,20 @@ def jobs(connection: redis.Redis, job_ids: list[str]) -> list[JobView]:
     views = []
     for job_id, raw in zip(job_ids, rows):
         if raw and (b"data" in raw or b"status" in raw):  # not a stub a late progress report left
-            views.append(JobView.from_hash(job_id, raw))
+            views.append(JobView.from_hash(job_id, raw, trust_pickle=_text(raw.get(b"origin")) in pickle_queues))
     return views
 
 
-def job(connection: redis.Redis, job_id: str) -> JobView:
-    found = jobs(connection, [job_id])
+def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = ()) -> JobView:
+    found = jobs(connection, [job_id], pickle_queues)
     if not found:
         raise UnknownJob(f"no job with id {job_id!r} (finished jobs are kept for their queue's result_ttl)")
     view = found[0]
+    if view.state in ("finished", "dead") and view.result is None and view.error is None:
+        # an RQ worker's job: its outcome is only in the results stream
+        latest = connection.xrevrange(keys.results(job_id), count=1)
+        if latest:
+            view.result, view.error = stream_outcome(latest[0][1], view.queue in pickle_queues)
     view.depends_on = sorted(m.decode() for m in connection.smembers(keys.dependencies(job_id)))
     view.dependents = sorted(m.decode() for m in connection.smembers(keys.dependents(job_id)))
     return view
@@ -328,8 +357,9 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
             if queue in by_name and worker.state != "gone":
                 by_name[queue].workers += 1
                 by_name[queue].busy += worker.state == "busy"
-    running = jobs(connection, [job_id for w in all_workers for job_id in w.jobs])
-    return Overview(queues, all_workers, running, recent_failures(connection), scheduler_status(connection), now)
+    running = jobs(connection, [job_id for w in all_workers for job_id in w.jobs], config.pickle_queues)
+    return Overview(queues, all_workers, running, recent_failures(connection), scheduler_status(connection),
+                    unserved_queues(connection, config, now), now)
 
 
 def dead_job_ids(connection: redis.Redis, queue: str) -> list[str]:
@@ -387,16 +417,16 @@ class JobDetail:
 
 
 def _relatives(connection: redis.Redis, ids: list[str]) -> list[Relative]:
-    found = {view.id: view for view in jobs(connection, ids)}
+    found = {view.id: view for view in jobs(connection, ids)}  # names and states only: no payload needed
     return [
         Relative(i, found[i].job, found[i].state, found[i].reason) if i in found else Relative(i, None, None)
         for i in ids
     ]
 
 
-def job_detail(connection: redis.Redis, job_id: str) -> JobDetail:
+def job_detail(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = ()) -> JobDetail:
     """A job with its parents and every job below it, level by level (one round trip a level)."""
-    view = job(connection, job_id)
+    view = job(connection, job_id, pickle_queues)
     detail = JobDetail(view, _relatives(connection, view.depends_on), _relatives(connection, view.dependents))
     level, listed = detail.children, {job_id, *view.dependents}
     while level:

@@ -203,6 +203,10 @@ def work(
     logs.setup(settings.verbose)
     settings.load_jobs()
     queues = settings.queues.select(queue)
+    if len(queue or []) > 1:
+        from .rq_engine import check_pool
+
+        check_pool(queues)
     settings.connection  # fail now, with one line, if Redis does not answer
     supervisor = Supervisor(settings.url, queues, burst=burst, shared=len(queue or []) > 1, **({"name": name} if name else {}))
     exporter = None
@@ -343,7 +347,7 @@ def show(
     Example: jobctl show 0b5c9c1e-1f0a-4c1e-9a57-2f1c4e3b2a10 --json
     """
     settings: Settings = ctx.obj
-    detail = api.job_detail(settings.connection, job_id)
+    detail = api.job_detail(settings.connection, job_id, settings.queues.pickle_queues)
     if as_json:
         _print_json(detail.to_dict())
     else:

@@ -7,6 +7,7 @@ expected; nothing starts on a bad file.
 from __future__ import annotations
 
 import difflib
+import os
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,9 @@ from .durations import parse_duration
 from .errors import ConfigError
 
 BACKOFFS = ("exponential", "linear", "fixed")
+ENGINES = ("jobctl", "rq")
+RQ_WORKER_CLASSES = ("Worker", "SimpleWorker")  # rq.Worker forks a work horse per job, as `rq worker` does
+SERIALIZERS = ("pickle", "json")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,15 @@ class QueueConfig:
     shutdown_timeout: float = 25.0
     crash_limit: int = 3  # crashes of its worker after which a job is dead
     concurrency: int = 1  # jobs one worker process runs at once (threads, or tasks of one event loop)
+    engine: str = "jobctl"  # "rq": served by real RQ workers (rq_engine.py)
+    rq_worker_class: str = "Worker"
+    serializer: str = "json"  # of an rq-engine queue's payloads; pickle is RQ's default
+
+    @property
+    def trusts_pickle(self) -> bool:
+        """Pickled payloads of this queue may be unpickled: the operator chose RQ's pickle here,
+        so whoever writes this Redis can run code in jobctl's processes."""
+        return self.engine == "rq" and self.serializer == "pickle"
 
     def retry_delay_for(self, retry_number: int) -> float:
         """Seconds to wait before retry number `retry_number` (1 for the first retry)."""
@@ -93,6 +106,15 @@ def _size(value: Any) -> int:
     raise ValueError
 
 
+def _one_of(choices: tuple[str, ...]):
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError
+        return value
+
+    return parse
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError
@@ -114,7 +136,11 @@ _QUEUE_KEYS: dict[str, tuple[Any, str]] = {
     "shutdown_timeout": (parse_duration, "a duration like 25s"),
     "crash_limit": (_count(1), "a whole number >= 1"),
     "concurrency": (_count(1), "a whole number >= 1"),
+    "engine": (_one_of(ENGINES), "jobctl or rq"),
+    "rq_worker_class": (_one_of(RQ_WORKER_CLASSES), "Worker or SimpleWorker"),
+    "serializer": (_one_of(SERIALIZERS), "pickle or json"),
 }
+_RQ_ENGINE_KEYS = ("rq_worker_class", "serializer")  # meaningless for the jobctl engine
 
 
 @dataclass(frozen=True)
@@ -130,6 +156,11 @@ class QueuesConfig:
                 f"{where}: queue {name!r} is not configured in {self.path} "
                 f"(configured: {', '.join(self.queues)}); a job on a queue no worker serves would wait forever"
             ) from None
+
+    @property
+    def pickle_queues(self) -> frozenset[str]:
+        """The queues whose pickled payloads jobctl may unpickle to show them."""
+        return frozenset(name for name, queue in self.queues.items() if queue.trusts_pickle)
 
     def select(self, names: list[str] | None) -> list[QueueConfig]:
         return [self.get(n) for n in names] if names else list(self.queues.values())
@@ -154,7 +185,9 @@ def _read_yaml(path: str | Path, required: bool) -> Any:
 def _check_keys(path, entry: str, settings: dict, known: dict) -> None:
     for key in settings:
         if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
+            # of the close matches, the one sharing the longest start: typos seldom hit the first letters
+            close = sorted(difflib.get_close_matches(str(key), list(known), n=3),
+                           key=lambda k: -len(os.path.commonprefix([k, str(key)])))
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
             raise ConfigError(f"{path}: {entry}: unknown key {key!r}{hint}")
 
@@ -181,6 +214,17 @@ def _check_name(path, what: str, name: Any) -> None:
         raise ConfigError(f"{path}: {what} {name!r}: expected a string (quote it, e.g. \"{str(name).lower()}\":)")
 
 
+def _engine_settings(path, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Check the engine-specific keys against the queue's engine; an rq-engine queue's payloads
+    are pickled unless `serializer: json` (RQ's own default)."""
+    if settings.get("engine", "jobctl") == "rq":
+        return {"serializer": "pickle", **settings}
+    for key in _RQ_ENGINE_KEYS:
+        if key in settings:
+            raise ConfigError(f"{path}: queue {name!r}: key {key!r} applies only to 'engine: rq' queues")
+    return settings
+
+
 def load_queues(path: str | Path) -> QueuesConfig:
     """Load queue.yml: queue name -> settings, highest priority first, plus optional `defaults:`."""
     document = _read_yaml(path, required=True)
@@ -195,7 +239,7 @@ def load_queues(path: str | Path) -> QueuesConfig:
         if not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise ConfigError(f"{path}: queue name {name!r}: expected letters, digits, '_', '-' or '.'")
         parsed = _parse_queue_settings(path, f"queue {name!r}", settings)
-        queues[name] = QueueConfig(name=name, priority=len(queues), **{**defaults, **parsed})
+        queues[name] = QueueConfig(name=name, priority=len(queues), **_engine_settings(path, name, {**defaults, **parsed}))
     if not queues:
         raise ConfigError(f"{path}: no queues configured")
     return QueuesConfig(str(path), queues)

@@ -3,12 +3,17 @@
 A job is stored as RQ 2.x stores one (`rq:job:<id>`, `data` = zlib-compressed JSON of
 `[func_name, None, args, kwargs]`, RQ's timestamp format and status words), so RQ's tools read
 it; jobctl's own bookkeeping lives in extra `jobctl_*` fields that RQ ignores. Payloads are JSON,
-never pickle, and `func_name` is the registered job name: nothing in a payload is importable.
+and `func_name` is the registered job name: nothing in a payload is importable. The exception:
+queues with `engine: rq` are served by RQ's own workers, and their payloads are RQ's (pickled,
+unless the queue says `serializer: json`), naming functions by import path; jobctl unpickles
+them only for such queues (QueueConfig.trusts_pickle).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import pickle
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -50,8 +55,16 @@ def parse_rq_time(text: str | bytes | None) -> float | None:
     return datetime.strptime(text, _RQ_TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()
 
 
-def encode_payload(name: str, args: list, kwargs: dict) -> bytes:
-    return zlib.compress(json.dumps([name, None, list(args), dict(kwargs)]).encode())
+def _serialized(value: Any, serializer: str) -> bytes:
+    """`value` as RQ's DefaultSerializer (pickle) or JSONSerializer writes it."""
+    if serializer == "pickle":
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return json.dumps(value).encode()
+
+
+def encode_payload(name: str, args: list, kwargs: dict, serializer: str = "json") -> bytes:
+    """RQ's `data` field: (func_name, instance, args, kwargs), serialized, zlib-compressed."""
+    return zlib.compress(_serialized((name, None, list(args), dict(kwargs)), serializer))
 
 
 class PayloadError(ValueError):
@@ -65,9 +78,10 @@ class ResultError(ValueError):
 _PICKLE_PROTOCOL_MARK = 0x80  # the first byte of every pickle of protocol 2 or later
 
 
-def decode_payload(data: bytes | None) -> tuple[str, list, dict]:
+def decode_payload(data: bytes | None, *, trust_pickle: bool = False) -> tuple[str, list, dict]:
     """(job name, args, kwargs) from a job's `data` field; raises PayloadError, never anything
-    else, for whatever another tool (or a hand) may have written there."""
+    else, for whatever another tool (or a hand) may have written there. A pickle is unpickled
+    only with `trust_pickle` (its queue's QueueConfig.trusts_pickle): unpickling runs code."""
     if not data:
         raise PayloadError("the job record has no payload (its 'data' field is missing or empty)")
     try:
@@ -75,6 +89,9 @@ def decode_payload(data: bytes | None) -> tuple[str, list, dict]:
     except zlib.error:
         raw = data  # RQ also accepts an uncompressed payload
     if raw[:1] == bytes([_PICKLE_PROTOCOL_MARK]):
+        if trust_pickle:
+            name, _instance, args, kwargs = pickle.loads(raw)
+            return name, list(args or ()), dict(kwargs or {})
         raise PayloadError(
             "payload is pickle (RQ's default serializer); jobctl runs JSON jobs: enqueue with "
             "rq.serializers.JSONSerializer, or serve the queue with `engine: rq`"
@@ -100,6 +117,14 @@ def encode_result(value: Any) -> bytes:
                           "dict, list, str, int, float, bool or None") from None
 
 
+def stream_outcome(entry: dict[bytes, bytes], trust_pickle: bool) -> tuple[Any, str | None]:
+    """(return value, traceback) of an entry of RQ's results stream (keys.results): base64 of the
+    serializer's bytes, base64 of zlib-compressed text. RQ's workers keep both only there."""
+    value, exc = entry.get(b"return_value"), entry.get(b"exc_string")
+    result = _result(base64.b64decode(value), trust_pickle) if value else None
+    return result, _traceback(base64.b64decode(exc)) if exc else None
+
+
 def new_job_fields(
     name: str,
     args: list,
@@ -114,20 +139,27 @@ def new_job_fields(
     crash_limit: int,
     allow_failure: bool = False,
     description: str | None = None,
+    func_name: str | None = None,
+    serializer: str = "json",
+    parents: list[str] = (),
 ) -> dict[str, Any]:
     """The hash fields of a job about to be stored; the enqueue script sets its status. Fields
-    RQ writes empty (callbacks, worker, start and end times) are left out: RQ reads them as unset."""
+    RQ writes empty (callbacks, worker, start and end times) are left out: RQ reads them as unset.
+    `func_name` and `serializer`: what the payload names and how it is serialized, for a queue
+    served by RQ's workers (the registered name, in JSON, otherwise)."""
     created = rq_time(now)
+    dependencies = {"dependency_ids": json.dumps(list(parents)), "dependency_id": parents[0]} if parents else {}
     return {
         "created_at": created,
         "enqueued_at": created,
-        "data": encode_payload(name, args, kwargs),
+        "data": encode_payload(func_name or name, args, kwargs, serializer),
         "origin": queue,
-        "description": description or describe(name, args, kwargs),
+        "description": description or describe(func_name or name, args, kwargs),
         "timeout": int(timeout),
         "result_ttl": int(result_ttl),
         "failure_ttl": int(failure_ttl),
-        "meta": b"{}",
+        "meta": _serialized({}, serializer),
+        **dependencies,  # as RQ stores them: Job.fetch(...).dependency_ids reads them
         "jobctl_job": name,
         "jobctl_max_retries": max_retries,
         "jobctl_attempts": 0,
@@ -173,6 +205,13 @@ def _traceback(value: bytes | None) -> str | None:
     return value.decode(errors="replace")
 
 
+def _result(value: bytes | None, trust_pickle: bool) -> Any:
+    """A result as jobctl stores it (JSON) or as an RQ worker does (pickled, on an rq-engine queue)."""
+    if value and value[:1] == bytes([_PICKLE_PROTOCOL_MARK]) and trust_pickle:
+        return pickle.loads(value)
+    return _json(value, None)
+
+
 def _time(value: bytes | None) -> float | None:
     try:
         return parse_rq_time(value)
@@ -211,14 +250,16 @@ class JobView:
     unreadable: str | None = None  # why the payload could not be read (a record another tool wrote)
 
     @classmethod
-    def from_hash(cls, job_id: str, raw: dict[bytes, bytes]) -> "JobView":
+    def from_hash(cls, job_id: str, raw: dict[bytes, bytes], trust_pickle: bool = False) -> "JobView":
         """Never raises: a record another tool wrote shows what can be read, and why the rest
-        cannot (`unreadable`)."""
+        cannot (`unreadable`). `trust_pickle`: see decode_payload."""
         unreadable = None
         try:
-            name, args, kwargs = decode_payload(raw.get(b"data"))
+            name, args, kwargs = decode_payload(raw.get(b"data"), trust_pickle=trust_pickle)
         except PayloadError as exc:
-            name, args, kwargs, unreadable = _text(raw, "jobctl_job") or "(unreadable)", [], {}, str(exc)
+            # RQ's description is the call as text ("myapp.jobs.add(1, 2)"): its name is safe to show
+            called = (_text(raw, "description") or "").split("(", 1)[0]
+            name, args, kwargs, unreadable = _text(raw, "jobctl_job") or called or "(unreadable)", [], {}, str(exc)
         return cls(
             id=job_id,
             job=name,
@@ -232,7 +273,7 @@ class JobView:
             crashes=_number(raw, "jobctl_crashes", int) or 0,
             progress=_number(raw, "jobctl_progress"),
             progress_message=_text(raw, "jobctl_progress_message"),
-            result=_json(raw.get(b"result"), None),
+            result=_result(raw.get(b"result"), trust_pickle),
             error=_traceback(raw.get(b"exc_info")),
             reason=_text(raw, "jobctl_reason"),
             worker=_text(raw, "worker_name"),

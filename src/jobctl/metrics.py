@@ -1,5 +1,8 @@
 """Prometheus metrics: a collector that reads through the data API at scrape time.
 
+The job type's label is `job_name`: Prometheus attaches its own `job` label (the scrape job)
+to every series and would rename ours to `exported_job`.
+
 Nothing is counted in this process: every scrape reads the numbers the workers keep in Redis
 (queue depths, job-tracking counters and histograms, worker records), so any number of exporters
 on any hosts report the same values, and a scrape costs the same with a million queued jobs.
@@ -66,19 +69,26 @@ def _queue_metrics(overview: api.Overview) -> Iterator:
         "jobctl_queue_latency_seconds", "Age of the oldest queued job (0 when none is queued).", labels=["queue"]
     )
     workers = GaugeMetricFamily("jobctl_workers", "Live workers per queue, busy or idle.", labels=["queue", "state"])
+    unserved = GaugeMetricFamily(
+        "jobctl_unserved_jobs",
+        "Jobs waiting (queued, scheduled, deferred) on queues that are not in queue.yml, so no worker serves them.",
+        labels=["queue"],
+    )
+    for queue in overview.unserved:
+        unserved.add_metric([queue.name], queue.waiting)
     for queue in overview.queues:
         for state, count in queue.counts.items():
             depth.add_metric([queue.name, state], count)
         latency.add_metric([queue.name], queue.latency_seconds or 0.0)
         workers.add_metric([queue.name, "busy"], queue.busy)
         workers.add_metric([queue.name, "idle"], queue.workers - queue.busy)
-    return [depth, latency, workers]
+    return [depth, latency, workers, unserved]
 
 
 def _processed_metric(processed: dict[tuple[str, str, str], int]) -> CounterMetricFamily:
     family = CounterMetricFamily(
         "jobctl_jobs_processed", "Job executions by job type, queue and outcome (finished or failed).",
-        labels=["job", "queue", "outcome"],
+        labels=["job_name", "queue", "outcome"],
     )
     for labels, count in sorted(processed.items()):
         family.add_metric(list(labels), count)
@@ -86,8 +96,10 @@ def _processed_metric(processed: dict[tuple[str, str, str], int]) -> CounterMetr
 
 
 def _job_type_metrics(job_types: list[api.JobTypeStats]) -> Iterator:
-    retries = CounterMetricFamily("jobctl_job_retries", "Failed executions that were scheduled for a retry.", labels=["job"])
-    run_time = HistogramMetricFamily("jobctl_job_run_seconds", "How long executions ran.", labels=["job"])
+    retries = CounterMetricFamily(
+        "jobctl_job_retries", "Failed executions that were scheduled for a retry.", labels=["job_name"]
+    )
+    run_time = HistogramMetricFamily("jobctl_job_run_seconds", "How long executions ran.", labels=["job_name"])
     bounds = (*keys.RUN_TIME_BUCKETS, float("inf"))
     for job_type in job_types:
         totals = job_type.totals

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import redis
 
 from . import keys, registry
-from .config import QueuesConfig
+from .config import QueueConfig, QueuesConfig
 from .errors import UsageError
 from .jobdata import describe, encode_payload, new_job_fields, new_job_id
 from .transitions import Transitions
@@ -47,8 +47,16 @@ def unique_claim(job_name: str, args: list, kwargs: dict) -> str:
     return keys.unique(hashlib.sha1(canonical.encode()).hexdigest())
 
 
+def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
+    """On a queue served by RQ's workers, a payload names the registered function by import path
+    (RQ imports it) in the queue's serializer; elsewhere, the registered name in JSON."""
+    if queue.engine != "rq":
+        return {}
+    return {"func_name": registry.import_path(registry.resolve(job_name).func), "serializer": queue.serializer}
+
+
 def _job_fields(config: QueuesConfig, job_name: str, args: list, kwargs: dict, queue: str | None,
-                now: float, allow_failure: bool = False) -> tuple[str, dict]:
+                now: float, allow_failure: bool = False, parents: list[str] = ()) -> tuple[str, dict]:
     """Validate one job and build its record: (queue name, hash fields)."""
     spec = registry.get(job_name)
     try:
@@ -68,6 +76,8 @@ def _job_fields(config: QueuesConfig, job_name: str, args: list, kwargs: dict, q
         max_retries=spec.max_retries if spec.max_retries is not None else queue_config.max_retries,
         crash_limit=queue_config.crash_limit,
         allow_failure=allow_failure,
+        parents=parents,
+        **rq_payload(queue_config, job_name),
     )
     return queue_config.name, fields
 
@@ -93,7 +103,7 @@ def enqueue(
     Raises UnknownJob, ConfigError (queue not configured), UsageError (unknown parent),
     DuplicateJob or AlreadyClaimed."""
     args, kwargs, now = list(args), dict(kwargs or {}), time.time()
-    queue_name, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure)
+    queue_name, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure, list(depends_on))
     explicit_id = job_id
     job_id = job_id or new_job_id()
     claim = ""
@@ -135,11 +145,13 @@ def enqueue_many(
     queue_name, shared = _job_fields(config, job_name, [], {}, queue, now)
     for per_job in ("data", "description"):
         del shared[per_job]
+    payload = rq_payload(config.get(queue_name), job_name)
+    call_name = payload.get("func_name", job_name)
     stored: list[Enqueued] = []
     batch: list[tuple[Enqueued, bytes]] = []
 
     def flush() -> None:
-        records = [(job.id, payload, describe(job_name, job.args, job.kwargs)) for job, payload in batch]
+        records = [(job.id, data, describe(call_name, job.args, job.kwargs)) for job, data in batch]
         with connection.pipeline(transaction=True) as pipe:
             transitions.enqueue_many(queue_name, shared, records, time.time(), pipe=pipe)
             pipe.execute()
@@ -151,10 +163,10 @@ def enqueue_many(
     for args, kwargs in calls:
         args, kwargs = list(args), dict(kwargs or {})
         try:
-            payload = encode_payload(job_name, args, kwargs)
+            data = encode_payload(call_name, args, kwargs, payload.get("serializer", "json"))
         except (TypeError, ValueError) as exc:
             raise UsageError(f"job arguments must be JSON: {exc}") from None
-        batch.append((Enqueued(new_job_id(), job_name, queue_name, "queued", args, kwargs, None), payload))
+        batch.append((Enqueued(new_job_id(), job_name, queue_name, "queued", args, kwargs, None), data))
         if len(batch) >= batch_size:
             flush()
     if batch:

@@ -65,9 +65,9 @@ def job(
                 spec.module, queue, max_retries, seconds
             ):
                 raise ValueError(f"job {name!r} is declared differently from its @job in {spec.module}")
-        elif existing and _qualname(existing.func) != _qualname(func):
+        elif existing and import_path(existing.func) != import_path(func):
             raise ValueError(
-                f"job name {name!r} is already registered by {_qualname(existing.func)}"
+                f"job name {name!r} is already registered by {import_path(existing.func)}"
             )
         _jobs[name] = spec
         return func
@@ -96,7 +96,8 @@ def resolve(name: str) -> JobSpec:
     return spec
 
 
-def _qualname(func: Callable) -> str:
+def import_path(func: Callable) -> str:
+    """Where the function is found by import, as RQ names functions (`myapp.jobs.resize_image`)."""
     return f"{func.__module__}.{func.__qualname__}"
 
 

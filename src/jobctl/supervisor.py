@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from . import keys, logs
+from . import keys, logs, rq_engine
 from .config import QueueConfig
 from .connection import connect
 from .transitions import Transitions
@@ -204,6 +204,8 @@ class Supervisor:
             code = 1
             try:
                 _die_with_parent(supervisor_pid)
+                if slot.queues[0].engine == "rq":  # RQ's own worker serves the queue (rq_engine.py)
+                    os._exit(rq_engine.run(self.url, slot.queues, max_jobs=slot.max_jobs, signal_mask=previous_mask))
                 worker = Worker(
                     connect(self.url, check=False), slot.queues, supervisor=self.name,
                     max_jobs=slot.max_jobs, max_memory=slot.max_memory, concurrency=slot.concurrency,
@@ -239,6 +241,8 @@ class Supervisor:
         how = slot.killed_for or _describe_exit(code)
         culprits, slot.killed_for, slot.culprits = slot.culprits, "", []
         crashed = not clean and not self.stop_requested
+        if not clean and slot.queues[0].engine == "rq":  # its job goes back RQ's way; recover() below unregisters it
+            self._guarded(lambda: rq_engine.give_back(self.connection, slot.worker_name, slot.queues, how))
         outcome = self._guarded(
             lambda: self.transitions.recover(
                 slot.worker_name, time.time(), cause="crash" if crashed else "shutdown",
@@ -307,6 +311,7 @@ class Supervisor:
             for queue in self.queues:
                 pipe.llen(keys.queue(queue.name))
                 pipe.zcount(keys.scheduled(queue.name), "-inf", horizon)
+                pipe.zcard(keys.started(queue.name))  # RQ's workers keep no in-flight list
             for slot in self.slots:
                 if slot.worker_name:
                     pipe.llen(keys.active(slot.worker_name))

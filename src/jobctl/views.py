@@ -91,12 +91,20 @@ def status_tables(view: Overview, failures: int = 5) -> Group:
             str(q.processed_last_minute - q.failed_last_minute), str(q.failed_last_minute),
             percent(q.totals.error_rate), format_duration(q.totals.avg_run_seconds), format_duration(q.latency_seconds),
         )
-    parts = [counts, activity, workers_table(view)]
+    parts = [counts, activity, *unserved_warnings(view), workers_table(view)]
     if view.failures:
         parts.append(failures_table(view.failures[:failures], view.taken_at))
     if view.scheduler:
         parts.append(scheduler_table(view))
     return Group(*parts)
+
+
+def unserved_warnings(view: Overview) -> list[Text]:
+    return [
+        Text(f"warning: {q.waiting} job(s) waiting on queue {q.name!r}, which no worker serves "
+             "(it is not in queue.yml)", style="bold yellow")
+        for q in view.unserved
+    ]
 
 
 def workers_table(view: Overview) -> Table:
@@ -268,8 +276,8 @@ def job_table(job: JobView) -> Table:
         ("job", job.job),
         ("queue", job.queue),
         ("state", state_text(job.state)),
-        ("args", json.dumps(job.args)),
-        ("kwargs", json.dumps(job.kwargs)),
+        ("args", json.dumps(job.args, default=repr)),  # unpickled arguments of an rq-engine job may be any object
+        ("kwargs", json.dumps(job.kwargs, default=repr)),
         ("attempts", f"{job.attempts} (max retries {job.max_retries})"),
         ("enqueued", when(job.enqueued_at)),
         ("started", when(job.started_at)),
@@ -285,12 +293,16 @@ def job_table(job: JobView) -> Table:
         rows.append(("worker", job.worker))
     if job.progress is not None:
         rows.append(("progress", progress_text(job)))
+    if job.unreadable:
+        rows.append(("payload", job.unreadable))
     if job.state == "finished":
-        rows.append(("result", json.dumps(job.result)))
+        rows.append(("result", json.dumps(job.result, default=repr)))
     if job.reason:
         rows.append(("reason", job.reason))
     for entry in job.errors:
         rows.append((f"attempt {entry.get('attempt')}", Text(str(entry.get("error")), style="red")))
+    if job.error and not job.errors:  # an RQ worker's failure: its traceback's last line
+        rows.append(("error", Text(job.error.strip().splitlines()[-1], style="red")))
     if job.depends_on:
         rows.append(("depends on", ", ".join(job.depends_on)))
     if job.dependents:

@@ -175,6 +175,7 @@ class Worker:
                     "pid": os.getpid(),
                     "hostname": socket.gethostname(),
                     "state": "idle",
+                    "ip_address": self.connection.client_info().get("addr", "unknown"),  # as Redis sees it, as RQ records it
                     "successful_job_count": 0,
                     "failed_job_count": 0,
                     "total_working_time": 0,
