@@ -79,7 +79,8 @@ class Executor:
     def _call_sync(self, func: Callable, args: list, kwargs: dict, running: Running) -> Any:
         if running.in_main_thread:
             self._main = running
-            signal.signal(signal.SIGALRM, self._on_alarm)
+            if signal.getsignal(signal.SIGALRM) != self._on_alarm:
+                signal.signal(signal.SIGALRM, self._on_alarm)
             if running.timeout > 0:
                 signal.setitimer(signal.ITIMER_REAL, running.timeout)
         try:
