@@ -3,7 +3,9 @@
     python bench/latency.py [--samples 300] [--redis-url redis://127.0.0.1:6379/14]
 
 One job at a time is enqueued and waited for; the latency is the job's started_at minus its
-enqueued_at, both written by the processes involved (same machine clock). The Redis database
+enqueued_at, both written by the processes involved (same machine clock). The jobctl worker
+serves two queues (`work --queue first --queue bench`) and the job lands on the second, where
+an idle worker blocked on its first queue only would notice it late. The Redis database
 given is flushed: use one that holds nothing else.
 """
 
@@ -49,9 +51,10 @@ def jobctl_latencies(url: str, samples: int) -> list[float]:
     connection.flushdb()
     config = QueuesConfig("bench", {"bench": QueueConfig("bench")})
     with tempfile.TemporaryDirectory() as workdir:
-        (Path(workdir) / "queue.yml").write_text("bench: {worker_count: 1}\n")
+        (Path(workdir) / "queue.yml").write_text("first: {worker_count: 1}\nbench: {worker_count: 0}\n")
         env = {**os.environ, "REDIS_URL": url, "JOBCTL_JOBS": "noop", "PYTHONPATH": str(HERE)}
-        work = subprocess.Popen([sys.executable, "-m", "jobctl", "work"], cwd=workdir, env=env,
+        work = subprocess.Popen([sys.executable, "-m", "jobctl", "work", "--queue", "first", "--queue", "bench"],
+                                cwd=workdir, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_idle_worker(connection)
@@ -106,7 +109,7 @@ def main() -> None:
     options = parser.parse_args()
     print(f"# python bench/latency.py --samples {options.samples} --redis-url {options.redis_url}")
     print(f"# {os.cpu_count()} cores, one idle worker, one job at a time")
-    for name, measure in (("rq worker (SimpleWorker)", rq_latencies), ("jobctl work", jobctl_latencies)):
+    for name, measure in (("rq worker (SimpleWorker)", rq_latencies), ("jobctl work, 2nd of 2 queues", jobctl_latencies)):
         p50, p99 = percentiles(measure(options.redis_url, options.samples))
         print(f"{name:28s} p50 {p50 * 1000:7.2f} ms   p99 {p99 * 1000:7.2f} ms")
     redis.Redis.from_url(options.redis_url).flushdb()
