@@ -84,6 +84,9 @@ local function record_execution(job_name, queue, worker, succeeded, run_seconds,
     end
   end
   local outcome = succeeded and 'finished' or 'failed'
+  local minutes = 'jobctl:minutes:' .. queue .. ':' .. math.floor(now / 86400)  -- keys.minutes
+  redis.call('HINCRBY', minutes, math.floor(now % 86400 / 60) .. ':' .. outcome, 1)
+  redis.call('EXPIRE', minutes, 691200)  -- keys.MINUTES_TTL: 8 days
   redis.call('HINCRBY', 'jobctl:stats:processed', job_name .. '|' .. queue .. '|' .. outcome, 1)
   redis.call('SADD', 'jobctl:stats:jobs', job_name)
   local bucket = '+Inf'
