@@ -8,13 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import free_port, wait_for
+
 from jobctl import api, keys
 
 CHROMIUM = shutil.which("chromium")
@@ -26,7 +25,7 @@ PAGES = {"overview": "/", "queues": "/queues", "jobs": "/jobs?state=queued", "sc
 if CHROMIUM is None:
     pytest.skip("chromium not found: apt-get install chromium", allow_module_level=True)
 
-import websocket  # noqa: E402  (a test-only dependency, needed only where Chromium is)
+import websocket
 
 
 class Page:

@@ -519,6 +519,7 @@ PAGE_SIZE = 50
 FILTER_WINDOW = 1000  # registry entries a filtered page looks through at most: a page stays fast
 # newest first where a registry's score grows with the end time; soonest first where it is a due time
 _NEWEST_FIRST = {"finished", "dead", "canceled"}
+_REGISTRIES = {state: registry for state, registry in _COUNTED.items() if registry is not None}  # all but queued
 
 
 @dataclass
@@ -556,16 +557,16 @@ def _state_length(pipe, state: str, queue: str) -> None:
     if state == "queued":
         pipe.llen(keys.queue(queue))
     else:
-        pipe.zcard(_COUNTED[state](queue))
+        pipe.zcard(_REGISTRIES[state](queue))
 
 
 def _state_range(pipe, state: str, queue: str, first: int, last: int) -> None:
     if state == "queued":
         pipe.lrange(keys.queue(queue), first, last)
     elif state in _NEWEST_FIRST:
-        pipe.zrevrange(_COUNTED[state](queue), first, last)
+        pipe.zrevrange(_REGISTRIES[state](queue), first, last)
     else:
-        pipe.zrange(_COUNTED[state](queue), first, last)
+        pipe.zrange(_REGISTRIES[state](queue), first, last)
 
 
 def _state_lengths(connection: redis.Redis, state: str, queues: list[str]) -> list[int]:

@@ -48,7 +48,7 @@ def bar_chart(data: Series) -> Markup:
     parts = []
     for index, (finished, failed) in enumerate(zip(data.finished, data.failed)):
         x = index * slot
-        base = plot
+        base: float = plot
         ago = (count - index) * data.minutes_per_bar
         for value, kind in ((finished, "finished"), (failed, "failed")):
             if value:
