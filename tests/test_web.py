@@ -186,6 +186,18 @@ def test_cancel_and_enqueue_now_of_scheduled_jobs(anonymous, project, db):
     assert db.zscore(keys.scheduled("default"), sooner) is None
 
 
+def test_cancel_stops_a_running_job(anonymous, project, db, tmp_path):
+    log = tmp_path / "ticks"
+    job_id = project.enqueue("ticking", str(log), "60")
+    project.start("work", "--queue", "default")
+    wait_for(log.exists, message="the job to start")
+    answer = anonymous.post(f"/api/jobs/{job_id}/cancel", headers=BEARER)
+    assert answer.status_code == 200 and answer.json()["canceled"] is True, answer.text
+    assert answer.json()["message"] == f"canceled {job_id} (stopped while running)"
+    assert (api.job(db, job_id).state, api.job(db, job_id).reason) == ("canceled", "canceled while running")
+    assert anonymous.post(f"/api/jobs/{job_id}/cancel", headers=BEARER).status_code == 409  # already ended
+
+
 def test_delete_a_job_removes_its_record_and_registry_entry(anonymous, project, db):
     [dead] = dead_jobs(project, db, "refuses")
     queued = enqueue(db, load(project), "add", [1]).id

@@ -80,15 +80,16 @@ def requeue(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome
 
 
 def cancel(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:
+    """A running job too: its worker stops it (admin.cancel waits a few seconds for that)."""
     outcome = admin.cancel(board.connection, params["job_id"])
     data = outcome.to_dict()
     if outcome.canceled:
+        how = " (stopped while running)" if outcome.state == "started" else ""
         also = f" and {len(outcome.dependents)} dependent job(s)" if outcome.dependents else ""
-        return Outcome(f"canceled {outcome.job_id}{also}", data)
-    if outcome.state == "started":
-        return Outcome(f"{outcome.job_id} is running: a running job cannot be stopped safely; it will finish, fail "
-                       "or time out on its own", data, CONFLICT)
-    return Outcome(f"{outcome.job_id} already ended ({outcome.state})", data, CONFLICT)
+        return Outcome(f"canceled {outcome.job_id}{how}{also}", data)
+    if outcome.now == "started":
+        return Outcome(f"asked the worker running {outcome.job_id} to stop it; it is still stopping", data)
+    return Outcome(f"{outcome.job_id} already ended ({outcome.now or outcome.state})", data, CONFLICT)
 
 
 def delete(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:

@@ -125,8 +125,9 @@ def workers(request: Request) -> Response:
     hosts: dict[str, list] = {}
     for worker in found:
         hosts.setdefault(worker.host or "?", []).append(worker)
-    return render(request, "workers.html", title="Workers", hosts=hosts, running=running, count=len(found),
-                  now=time.time())
+    concurrency = {q.name: q.concurrency for q in board.config.queues.values()}
+    return render(request, "workers.html", title="Workers", hosts=hosts, running=running, concurrency=concurrency,
+                  count=len(found), now=time.time())
 
 
 def stats(request: Request) -> Response:
