@@ -36,9 +36,17 @@ def longest_shutdown_timeout() -> float:
     return max([q.shutdown_timeout for q in queues] + [QueueConfig.shutdown_timeout])
 
 
-def test_there_is_a_unit_for_work_and_one_for_scheduler():
+def test_there_is_a_unit_for_work_scheduler_and_web():
     commands = {shlex.split(unit(path)["Service"]["ExecStart"])[1] for path in UNITS}
-    assert commands == {"work", "scheduler"}
+    assert commands == {"work", "scheduler", "web"}
+
+
+def test_the_web_unit_listens_on_localhost_with_its_token_from_a_file():
+    service = unit(DEPLOY / "systemd" / "jobctl-web.service")["Service"]
+    command = shlex.split(service["ExecStart"])
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert "/etc/jobctl/web.env" in service["EnvironmentFile"]
+    assert "JOBCTL_WEB_TOKEN" not in service.get("Environment", "")  # never in the unit itself
 
 
 @pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)
@@ -67,7 +75,7 @@ def test_units_pass_systemd_analyze_verify(path, tmp_path):
 
 def test_procfile_commands_are_jobctl_commands():
     processes = dict(line.split(":", 1) for line in (DEPLOY / "Procfile").read_text().splitlines() if line.strip())
-    assert set(processes) == {"worker", "scheduler"}
+    assert set(processes) == {"worker", "scheduler", "web"}
     for command in processes.values():
         program, *args = shlex.split(command)
         assert program == "jobctl"
@@ -76,10 +84,10 @@ def test_procfile_commands_are_jobctl_commands():
         assert "Example:" in result.stdout
 
 
-def test_compose_runs_redis_with_aof_workers_scheduler_and_dashboard():
+def test_compose_runs_redis_with_aof_workers_scheduler_and_web():
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", "worker", "scheduler", "dashboard"}
+    assert set(services) == {"redis", "worker", "scheduler", "web"}
 
     redis_command = services["redis"]["command"]
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
@@ -95,9 +103,12 @@ def test_compose_runs_redis_with_aof_workers_scheduler_and_dashboard():
         assert service["healthcheck"]["test"][1:3] == ["jobctl", "health"]
     assert parse_duration(services["worker"]["stop_grace_period"]) > longest_shutdown_timeout()
 
-    dashboard = services["dashboard"]
-    assert "--json" in dashboard["command"]  # jobctl's payloads are JSON, not pickle
-    assert "six" in dashboard["build"]["dockerfile_inline"].split()
+    web = services["web"]
+    assert web["command"][:2] == ["jobctl", "web"]
+    assert web["environment"]["REDIS_URL"].startswith("redis://redis:")
+    assert web["environment"]["JOBCTL_WEB_TOKEN"].startswith("${JOBCTL_WEB_TOKEN:?")  # required, never a default
+    assert web["ports"] == ["127.0.0.1:9181:9181"]  # the host's loopback only
+    assert "/login" in " ".join(web["healthcheck"]["test"])
 
 
 def test_dockerfile_installs_the_project_and_runs_jobctl():

@@ -12,8 +12,10 @@ from typing import Callable, Iterator
 import redis
 
 from . import api, keys
+from .config import QueuesConfig, RecurringEntry
 from .errors import RedisUnavailable, UnknownJob
 from .jobdata import RQ_STATUS
+from .producer import enqueue
 from .transitions import Transitions
 
 HEARTBEAT_FRESH = 30.0  # seconds: a worker whose last heartbeat is older does not count as alive
@@ -158,6 +160,55 @@ def _batches(connection: redis.Redis, key: str) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
+
+
+# --- delete, enqueue now, run a recurring entry now, act on every match (the dashboard) ------------
+
+_REGISTRY_OF_STATE = {"finished": "finished", "dead": RQ_STATUS["dead"], "canceled": "canceled"}
+
+
+def delete(connection: redis.Redis, job_ids: list[str]) -> list[str]:
+    """Delete jobs that are not running: a queued, scheduled or deferred job is canceled first
+    (its deferred dependents with it), then its record, results and registry entry go, through
+    the same script as `purge`. Returns the ids deleted; a started job is left alone."""
+    transitions, deleted, now = Transitions(connection), [], time.time()
+    for job in api.jobs(connection, job_ids):
+        state = job.state
+        if state in ("queued", "scheduled", "deferred"):
+            transitions.cancel(job.id, now, CANCEL_REASON)
+            state = "canceled"
+        # a cutoff just past now: whenever the job ended, the cancel above included
+        if state in _REGISTRY_OF_STATE and transitions.purge(job.queue, _REGISTRY_OF_STATE[state], [job.id], now + 60,
+                                                             dry_run=False):
+            deleted.append(job.id)
+    return deleted
+
+
+def enqueue_now(connection: redis.Redis, job_id: str) -> bool:
+    """Queue a scheduled job (delayed, or waiting for its retry) now; False if it is not scheduled."""
+    return Transitions(connection).enqueue_now(job_id, time.time())
+
+
+def run_recurring_now(connection: redis.Redis, config: QueuesConfig, entry: RecurringEntry) -> str:
+    """Enqueue a run of a recurring entry outside its schedule (its own job id: the scheduler's
+    next due run is unaffected); returns the job id."""
+    return enqueue(connection, config, entry.job, list(entry.args), entry.kwargs, queue=entry.queue).id
+
+
+def requeue_dead_matching(connection: redis.Redis, queues: list[str], where: api.JobFilter) -> int:
+    """Requeue every dead job of `queues` that matches; returns how many."""
+    return sum(
+        len(requeue_dead(connection, [], [job.id for job in batch]))
+        for queue in queues for batch in api.matching_job_batches(connection, "dead", queue, where)
+    )
+
+
+def delete_matching(connection: redis.Redis, state: str, queues: list[str], where: api.JobFilter) -> int:
+    """Delete every `state` job of `queues` that matches (not started ones); returns how many."""
+    return sum(
+        len(delete(connection, [job.id for job in batch]))
+        for queue in queues for batch in api.matching_job_batches(connection, state, queue, where)
+    )
 
 
 # --- health --------------------------------------------------------------------------------------

@@ -541,3 +541,185 @@ def stats(
     for entry in types:
         entry.recent = entry.recent[:recent]
     return Stats([QueueStats(n, Counters.from_hash(raw)) for n, raw in zip(queue_names, queue_rows)], types)
+
+
+# --- job lists: one state of some queues, a page at a time (the dashboard) -----------------------
+
+PAGE_SIZE = 50
+FILTER_WINDOW = 1000  # registry entries a filtered page looks through at most: a page stays fast
+# newest first where a registry's score grows with the end time; soonest first where it is a due time
+_NEWEST_FIRST = {"finished", "dead", "canceled"}
+_REGISTRIES = {state: registry for state, registry in _COUNTED.items() if registry is not None}  # all but queued
+
+
+@dataclass
+class JobFilter:
+    """What a job list is narrowed to: a job name, and text found in the id or the arguments."""
+
+    job: str | None = None
+    text: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.job or self.text)
+
+    def matches(self, view: JobView) -> bool:
+        if self.job and view.job != self.job:
+            return False
+        if self.text:
+            needle = self.text.lower()
+            haystack = f"{view.id} {json.dumps(view.args)} {json.dumps(view.kwargs)}".lower()
+            return needle in haystack
+        return True
+
+
+@dataclass
+class JobPage:
+    state: str
+    queues: list[str]
+    jobs: list[JobView]
+    total: int  # entries of the state in those queues (expired records included)
+    start: int  # position of the first entry looked at
+    next_start: int | None  # where the next page starts; None: this is the last
+    scanned: int  # entries looked at; with a filter at most FILTER_WINDOW
+
+
+def _state_length(pipe, state: str, queue: str) -> None:
+    if state == "queued":
+        pipe.llen(keys.queue(queue))
+    else:
+        pipe.zcard(_REGISTRIES[state](queue))
+
+
+def _state_range(pipe, state: str, queue: str, first: int, last: int) -> None:
+    if state == "queued":
+        pipe.lrange(keys.queue(queue), first, last)
+    elif state in _NEWEST_FIRST:
+        pipe.zrevrange(_REGISTRIES[state](queue), first, last)
+    else:
+        pipe.zrange(_REGISTRIES[state](queue), first, last)
+
+
+def _state_lengths(connection: redis.Redis, state: str, queues: list[str]) -> list[int]:
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            _state_length(pipe, state, queue)
+        return [int(n) for n in pipe.execute()]
+
+
+def _ids_at(connection: redis.Redis, state: str, queues: list[str], lengths: list[int], start: int, count: int) -> list[str]:
+    """The ids at positions [start, start + count) of the queues' `state` entries laid end to end
+    (queues in the order given): one LRANGE/ZRANGE per queue touched, in one round trip."""
+    with connection.pipeline(transaction=False) as pipe:
+        offset = 0
+        for queue, length in zip(queues, lengths):
+            first, last = max(start - offset, 0), min(start + count - offset, length) - 1
+            if first <= last:
+                _state_range(pipe, state, queue, first, last)
+            offset += length
+        ranges = pipe.execute()
+    # the started registry's members are "<id>:<attempt>"
+    ids = [m.decode() for members in ranges for m in members]
+    return [i.rsplit(":", 1)[0] for i in ids] if state == "started" else ids
+
+
+def job_page(
+    connection: redis.Redis, state: str, queues: list[str], *, start: int = 0, size: int = PAGE_SIZE,
+    where: JobFilter | None = None,
+) -> JobPage:
+    """A page of the `state` jobs of `queues`, from position `start`. Unfiltered, it costs one
+    range read and one pipelined read of `size` records, however long the registries are. With a
+    filter it looks through at most FILTER_WINDOW entries from `start` for `size` matches."""
+    if state not in STATES:
+        raise ValueError(f"unknown state {state!r}")
+    lengths = _state_lengths(connection, state, queues)
+    total = sum(lengths)
+    start = max(0, min(start, total))
+    if not where:
+        views = jobs(connection, _ids_at(connection, state, queues, lengths, start, size))
+        end = min(start + size, total)
+        return JobPage(state, queues, views, total, start, end if end < total else None, end - start)
+    ids = _ids_at(connection, state, queues, lengths, start, FILTER_WINDOW)
+    found, scanned = [], 0
+    for chunk_start in range(0, len(ids), size):
+        chunk = ids[chunk_start:chunk_start + size]
+        for view in jobs(connection, chunk):
+            if where.matches(view):
+                found.append(view)
+        scanned = chunk_start + len(chunk)
+        if len(found) >= size:
+            break
+    end = start + scanned
+    return JobPage(state, queues, found, total, start, end if end < total else None, scanned)
+
+
+def matching_job_batches(
+    connection: redis.Redis, state: str, queue: str, where: JobFilter, batch: int = FILTER_WINDOW,
+):
+    """Every `state` job of `queue` that matches, in batches, walking from the end of the
+    registry to its start: acting on a batch (requeue, delete) removes entries at or after the
+    current position only, so no entry is skipped."""
+    end = _state_lengths(connection, state, [queue])[0]
+    while end > 0:
+        start = max(0, end - batch)
+        views = jobs(connection, _ids_at(connection, state, [queue], [end], start, end - start))
+        yield [view for view in views if where.matches(view)]
+        end = start
+
+
+# --- per-minute history: the dashboard's throughput and failure charts --------------------------
+
+
+@dataclass
+class MinuteHistory:
+    first_minute: int  # unix time // 60 of the first minute
+    finished: list[int]  # executions that succeeded, one per minute, oldest first
+    failed: list[int]  # executions that failed (retried or dead)
+
+
+def minute_history(connection: redis.Redis, queues: list[str], minutes: int, now: float | None = None) -> MinuteHistory:
+    """The last `minutes` minutes (up to now) of the queues' executions, summed over the queues."""
+    current = int((time.time() if now is None else now) // 60)
+    first = current - minutes + 1
+    days = range(first // 1440, current // 1440 + 1)
+    with connection.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            for day in days:
+                pipe.hgetall(keys.minutes(queue, day))
+        replies = iter(pipe.execute())
+    history = MinuteHistory(first, [0] * minutes, [0] * minutes)
+    for _queue in queues:
+        for day in days:
+            for field_name, count in next(replies).items():
+                minute_of_day, outcome = field_name.decode().split(":")
+                index = day * 1440 + int(minute_of_day) - first
+                if 0 <= index < minutes:
+                    (history.finished if outcome == "finished" else history.failed)[index] += int(count)
+    return history
+
+
+# --- recurring entries: their last run as a job ---------------------------------------------------
+
+
+@dataclass
+class RecurringRun:
+    entry: str
+    next_run: float | None  # the scheduler's next due time; None where no scheduler runs it
+    last_due: float | None  # the latest due time a scheduler handled
+    last_job: JobView | None  # that run's job, while its record is kept
+
+
+def recurring_runs(connection: redis.Redis, entries: list[str]) -> dict[str, RecurringRun]:
+    status = scheduler_status(connection)
+    by_name = {e.entry: e for e in status.entries} if status else {}
+    with connection.pipeline(transaction=False) as pipe:
+        for name in entries:
+            pipe.get(keys.scheduler_last(name))
+        last_dues = [_float(value) for value in pipe.execute()]
+    last_ids = [keys.recurring_job_id(name, int(due)) for name, due in zip(entries, last_dues) if due is not None]
+    found = {view.id: view for view in jobs(connection, last_ids)}
+    runs = {}
+    for name, due in zip(entries, last_dues):
+        scheduled = by_name.get(name)
+        last_job = found.get(keys.recurring_job_id(name, int(due))) if due is not None else None
+        runs[name] = RecurringRun(name, scheduled.next_run if scheduled else None, due, last_job)
+    return runs

@@ -408,6 +408,23 @@ def metrics(
         server.shutdown()
 
 
+@app.command()
+def web(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond this machine, put TLS in front."),
+    port: int = typer.Option(9181, "--port", "-p", min=1, max=65535, help="Port to listen on."),
+    read_only: bool = typer.Option(False, "--read-only", help="Show everything, allow no action (they answer 403)."),
+):
+    """The dashboard: queues, jobs, the dead set, schedules, workers and stats, live, behind a
+    token (JOBCTL_WEB_TOKEN, or one generated and printed at start); a JSON API under /api.
+
+    Example: JOBCTL_WEB_TOKEN=$(openssl rand -hex 16) jobctl web --port 9181
+    """
+    from .web import serve
+
+    serve(ctx.obj, host, port, read_only=read_only)
+
+
 @app.command(name="requeue-dead")
 def requeue_dead(
     ctx: typer.Context,

@@ -139,6 +139,16 @@ def throughput(queue_name: str, window: int) -> str:
     return f"jobctl:throughput:{queue_name}:{window}"
 
 
+MINUTES_TTL = 8 * 86400  # seconds: seven days of per-minute history are always complete
+
+
+def minutes(queue_name: str, day: int) -> str:
+    """Hash for one UTC day (day = unix time // 86400) of a queue: "<minute of the day>:finished"
+    and "<minute of the day>:failed" -> executions in that minute. Expires after MINUTES_TTL;
+    the dashboard's throughput charts read it."""
+    return f"jobctl:minutes:{queue_name}:{day}"
+
+
 def history(job_name: str) -> str:
     """List, newest first: the last HISTORY_LENGTH executions of the job type, each a JSON object
     {id, job, queue, args, kwargs, attempt, outcome, run_seconds, at, error, worker}."""

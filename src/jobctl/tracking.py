@@ -97,6 +97,7 @@ class Tracker:
         processed: dict[str, int] = defaultdict(int)
         histograms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         windows: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        minutes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         history: dict[str, list[str]] = defaultdict(list)
         failures: list[str] = []
         done = failed = 0
@@ -117,6 +118,8 @@ class Tracker:
             window = windows[keys.throughput(run.queue, int(run.at // keys.THROUGHPUT_WINDOW))]
             window["finished" if run.succeeded else "failed"] += 1
             window["run_seconds"] += run.run_seconds
+            day, second_of_day = divmod(int(run.at), 86400)
+            minutes[keys.minutes(run.queue, day)][f"{second_of_day // 60}:{'finished' if run.succeeded else 'failed'}"] += 1
             entry = history_entry(run, self.worker)
             history[keys.history(run.job)].append(entry)
             if not run.succeeded:
@@ -130,6 +133,7 @@ class Tracker:
             "job_types_key": keys.JOB_TYPES, "job_types": sorted({run.job for run in executions}),
             "histograms": histograms,
             "windows": windows, "window_ttl": 3 * 60,
+            "minutes": minutes, "minutes_ttl": keys.MINUTES_TTL,
             # only the newest entries can survive the trim: send no more than that
             "history": {key: entries[-keys.HISTORY_LENGTH:] for key, entries in history.items()},
             "failures_key": keys.RECENT_FAILURES, "failures": failures[-keys.HISTORY_LENGTH:],

@@ -145,6 +145,10 @@ class Transitions:
         reply = self._run("sweep", [now, rq_time(now), crash_limit, batch, len(own_workers), *own_workers, *queues])
         return tuple(int(n) for n in reply)
 
+    def enqueue_now(self, job_id: str, now: float) -> bool:
+        """Queue a scheduled job ahead of its time; False if it is not scheduled."""
+        return bool(self._run("enqueue_now", [job_id, rq_time(now)]))
+
     def requeue_dead(self, job_id: str, now: float) -> bool:
         return bool(self._run("requeue_dead", [job_id, now, rq_time(now)]))
 

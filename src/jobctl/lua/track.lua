@@ -1,5 +1,5 @@
 -- Flush a worker's job tracking (tracking.py builds the argument, naming every key): add its
--- counters, histogram buckets, throughput windows and processed counts; push its executions
+-- counters, histogram buckets, throughput windows, per-minute history and processed counts; push its executions
 -- onto the capped histories; and show the worker's counts and state as RQ's readers expect.
 -- ARGV: the JSON payload of tracking.Tracker.payload. Returns nothing.
 local t = cjson.decode(ARGV[1])
@@ -25,6 +25,10 @@ for key, w in pairs(t.windows) do
   if w.failed then redis.call('HINCRBY', key, 'failed', w.failed) end
   redis.call('HINCRBYFLOAT', key, 'run_seconds', w.run_seconds)
   redis.call('EXPIRE', key, t.window_ttl)
+end
+for key, counts in pairs(t.minutes) do
+  for field, count in pairs(counts) do redis.call('HINCRBY', key, field, count) end
+  redis.call('EXPIRE', key, t.minutes_ttl)
 end
 for key, entries in pairs(t.history) do
   redis.call('LPUSH', key, unpack(entries))

@@ -1,0 +1,180 @@
+"""The dashboard's pages (server-rendered, readable without JavaScript), the login, and the JSON
+reads under /api, which return exactly what `status --json`, `show --json` and `stats --json` print.
+Everything is read through jobctl.api."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from .. import api
+from ..errors import UsageError
+from ..jobdata import STATES
+from . import charts
+from .app import FLASH_COOKIE, JSONBody, dashboard, render
+from .auth import COOKIE, SESSION_SECONDS
+
+HOUR, DAY = 60, 1440  # minutes
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name, "")
+    if not value:
+        return default
+    if not value.isdigit():
+        raise UsageError(f"?{name}={value!r}: expected a whole number")
+    return int(value)
+
+
+# --- login ---------------------------------------------------------------------------------------
+
+
+def _local(target: str | None) -> str:
+    """Only a path on this site is followed after login (no open redirect)."""
+    return target if target and target.startswith("/") and not target.startswith("//") else "/"
+
+
+async def login_form(request: Request) -> Response:
+    return render(request, "login.html", title="Log in", next=_local(request.query_params.get("next")), failed=False)
+
+
+async def login(request: Request) -> Response:
+    board = dashboard(request)
+    form = await request.form()
+    client = request.client.host if request.client else "-"
+    await board.auth.hold_back(client)
+    target = _local(str(form.get("next") or "/"))
+    if not board.auth.token_matches(str(form.get("token") or "")):
+        board.auth.failed(client)
+        return render(request, "login.html", 401, title="Log in", next=target, failed=True)
+    board.auth.succeeded(client)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE, board.auth.new_session(), max_age=SESSION_SECONDS, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+async def logout(request: Request) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict")
+    return response
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def overview(request: Request) -> Response:
+    board = dashboard(request)
+    view = api.overview(board.connection, board.config)
+    names = list(board.config.queues)
+    day = api.minute_history(board.connection, names, DAY, view.taken_at)
+    hour = api.MinuteHistory(day.first_minute + DAY - HOUR, day.finished[-HOUR:], day.failed[-HOUR:])
+    return render(
+        request, "overview.html", title="Overview", view=view, states=STATES, now=view.taken_at,
+        charts=[charts.series(hour, "Last hour", 1), charts.series(day, "Last day", 15)], bar_chart=charts.bar_chart,
+    )
+
+
+def queues(request: Request) -> Response:
+    board = dashboard(request)
+    return render(request, "queues.html", title="Queues", queues=api.queue_summaries(board.connection, board.config),
+                  states=STATES)
+
+
+def jobs(request: Request) -> Response:
+    board = dashboard(request)
+    state = request.query_params.get("state") or "queued"
+    if state not in STATES:
+        raise UsageError(f"?state={state!r}: expected one of {', '.join(STATES)}")
+    queue = request.query_params.get("queue") or ""
+    names = [board.config.get(queue, "?queue").name] if queue else list(board.config.queues)
+    where = api.JobFilter(request.query_params.get("job") or None, request.query_params.get("q") or None)
+    size = min(_int(request, "size", api.PAGE_SIZE), 500)
+    page = api.job_page(board.connection, state, names, start=_int(request, "start", 0), size=size, where=where)
+    return render(
+        request, "jobs.html", title=f"{state.capitalize()} jobs", page=page, state=state, queue=queue, where=where,
+        size=size, states=STATES, queue_names=list(board.config.queues), job_names=board.job_names,
+        window=api.FILTER_WINDOW, now=time.time(),
+    )
+
+
+def job(request: Request) -> Response:
+    board = dashboard(request)
+    detail = api.job_detail(board.connection, request.path_params["job_id"])
+    return render(request, "job.html", title=f"Job {detail.job.id}", detail=detail, job=detail.job, now=time.time())
+
+
+def recurring(request: Request) -> Response:
+    board = dashboard(request)
+    entries = board.settings.recurring()
+    runs = api.recurring_runs(board.connection, [entry.name for entry in entries])
+    now = datetime.now().astimezone()
+    rows = [(entry, entry.schedule.next_runs(now, 3), runs[entry.name]) for entry in entries]
+    return render(request, "recurring.html", title="Recurring", rows=rows, now=time.time(),
+                  path_of_file=board.settings.recurring_path)
+
+
+def workers(request: Request) -> Response:
+    board = dashboard(request)
+    found = api.workers(board.connection)
+    running = {j.id: j for j in api.jobs(board.connection, [w.current_job for w in found if w.current_job])}
+    hosts: dict[str, list] = {}
+    for worker in found:
+        hosts.setdefault(worker.host or "?", []).append(worker)
+    concurrency = {q.name: q.concurrency for q in board.config.queues.values()}
+    return render(request, "workers.html", title="Workers", hosts=hosts, running=running, concurrency=concurrency,
+                  count=len(found), now=time.time())
+
+
+def stats(request: Request) -> Response:
+    board = dashboard(request)
+    found = api.stats(board.connection, board.config, board.job_names)
+    return render(request, "stats.html", title="Stats", stats=found, now=time.time())
+
+
+# --- JSON reads: the CLI's --json, the same functions -------------------------------------------
+
+
+def status_json(request: Request) -> Response:
+    board = dashboard(request)
+    return JSONBody(api.overview(board.connection, board.config).to_dict())
+
+
+def job_json(request: Request) -> Response:
+    return JSONBody(api.job_detail(dashboard(request).connection, request.path_params["job_id"]).to_dict())
+
+
+def stats_json(request: Request) -> Response:
+    board = dashboard(request)
+    params = request.query_params
+    found = api.stats(board.connection, board.config, board.job_names, job=params.get("job") or None,
+                      queue=params.get("queue") or None, recent=_int(request, "recent", api.RECENT_EXECUTIONS))
+    return JSONBody(found.to_dict())
+
+
+def flash_redirect(target: str, message: str) -> Response:
+    """Back to the page an action came from, with one line saying what happened."""
+    response = RedirectResponse(_local(target), status_code=303)
+    response.set_cookie(FLASH_COOKIE, message[:300], max_age=60, httponly=True, samesite="strict")
+    return response
+
+
+routes = [
+    Route("/login", login_form, methods=["GET"]),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/", overview),
+    Route("/queues", queues),
+    Route("/jobs", jobs),
+    Route("/jobs/{job_id}", job),
+    Route("/recurring", recurring),
+    Route("/workers", workers),
+    Route("/stats", stats),
+    Route("/api/status", status_json),
+    Route("/api/jobs/{job_id}", job_json),
+    Route("/api/stats", stats_json),
+]

@@ -1,0 +1,365 @@
+"""`jobctl web` over HTTP against a real Redis: the login wall, CSRF, each action's effect in Redis,
+the pages, and /api/* equal to the CLI's --json output."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
+from conftest import free_port, wait_for
+from starlette.testclient import TestClient
+
+from jobctl import api, keys
+from jobctl.jobdata import encode_payload
+from jobctl.producer import enqueue
+from jobctl.settings import Settings
+from jobctl.web.app import Dashboard, create_app
+from jobctl.web.auth import COOKIE, FIRST_DELAY, Auth
+
+TOKEN = "test-token-0123456789"
+PAGES = ["/", "/queues", "/jobs?state=queued", "/jobs?state=scheduled", "/jobs?state=deferred", "/jobs?state=dead",
+         "/jobs?state=finished", "/recurring", "/workers", "/stats"]
+
+
+@pytest.fixture
+def settings(project, redis_url, monkeypatch):
+    monkeypatch.chdir(project.path)
+    return Settings(redis_url=redis_url, config_path=str(project.path / "queue.yml"),
+                    recurring_path=str(project.path / "recurring.yml"), job_modules="sample_jobs")
+
+
+def client_for(settings: Settings, read_only: bool = False) -> TestClient:
+    return TestClient(create_app(Dashboard(settings, Auth(TOKEN), read_only=read_only)), follow_redirects=False)
+
+
+@pytest.fixture
+def anonymous(settings):
+    with client_for(settings) as client:
+        yield client
+
+
+def log_in(client: TestClient) -> str:
+    """Log in through the login form; returns the page's CSRF token."""
+    answer = client.post("/login", data={"token": TOKEN, "next": "/queues"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/queues"
+    page = client.get("/queues")
+    assert page.status_code == 200
+    return page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+@pytest.fixture
+def browser(settings):
+    """A logged-in browser session: (client, csrf token)."""
+    with client_for(settings) as client:
+        yield client, log_in(client)
+
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def dead_jobs(project, db, *names: str) -> list[str]:
+    """Jobs that really died in a worker (PermanentError or retries exhausted)."""
+    ids = [enqueue(db, load(project), name).id for name in names]
+    burst = project.run("work", "--burst", "--queue", "default")
+    assert burst.returncode == 0, burst.stderr
+    assert all(api.job(db, i).state == "dead" for i in ids)
+    return ids
+
+
+def load(project):
+    from jobctl.config import load_queues
+
+    return load_queues(project.path / "queue.yml")
+
+
+# --- the login wall ----------------------------------------------------------------------------
+
+
+def test_without_a_token_pages_go_to_the_login_and_the_api_answers_401(anonymous, db):
+    page = anonymous.get("/jobs?state=dead")
+    assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fjobs%3Fstate%3Ddead"
+    assert anonymous.get("/api/status").status_code == 401
+    assert anonymous.post("/api/queues/default/pause").status_code == 401
+    assert not db.sismember(keys.PAUSED, "default")
+    login = anonymous.get("/login")
+    assert login.status_code == 200 and 'type="password"' in login.text
+    assert anonymous.get("/static/app.css").status_code == 200  # assets need no login
+
+
+def test_bearer_token_reads_and_acts_without_csrf(anonymous, db):
+    assert anonymous.get("/api/status", headers=BEARER).status_code == 200
+    answer = anonymous.post("/api/queues/default/pause", headers=BEARER)
+    assert answer.status_code == 200 and answer.json()["paused"] is True
+    assert db.sismember(keys.PAUSED, "default")
+    assert anonymous.post("/api/queues/default/resume", headers=BEARER).status_code == 200
+    assert not db.sismember(keys.PAUSED, "default")
+
+
+def test_a_wrong_token_is_refused_and_each_further_try_waits_longer(anonymous):
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert anonymous.get("/api/status", headers=wrong).status_code == 401
+    started = time.monotonic()
+    assert anonymous.get("/api/status", headers=wrong).status_code == 401
+    assert time.monotonic() - started >= FIRST_DELAY  # held back after the first failure
+    form = anonymous.post("/login", data={"token": "guess", "next": "/"})
+    assert form.status_code == 401 and "Wrong token" in form.text and COOKIE not in form.headers.get("set-cookie", "")
+    started = time.monotonic()
+    assert anonymous.get("/api/status", headers=BEARER).status_code == 200  # the right token, after the wait
+    assert time.monotonic() - started >= 2 * FIRST_DELAY
+    started = time.monotonic()
+    assert anonymous.get("/api/status", headers=BEARER).status_code == 200
+    assert time.monotonic() - started < FIRST_DELAY  # a success forgives
+
+
+def test_login_sets_a_signed_http_only_same_site_strict_cookie(anonymous):
+    answer = anonymous.post("/login", data={"token": TOKEN, "next": "//evil.example/"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/"  # no open redirect
+    cookie = answer.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert anonymous.get("/").status_code == 200
+    value = anonymous.cookies[COOKIE]
+    anonymous.cookies.set(COOKIE, value[:-1] + ("0" if value[-1] != "0" else "1"))  # tampered signature
+    assert anonymous.get("/").status_code == 303
+    assert anonymous.get("/api/status").status_code == 401
+
+
+def test_logout_ends_the_session(browser):
+    client, csrf = browser
+    assert client.post("/logout", data={"csrf": csrf}).status_code == 303
+    assert client.get("/").status_code == 303
+
+
+# --- CSRF and read-only --------------------------------------------------------------------------
+
+
+def test_a_session_post_without_the_csrf_token_is_refused(browser, db):
+    client, csrf = browser
+    assert client.post("/api/queues/default/pause", data={"next": "/queues"}).status_code == 403
+    assert client.post("/api/queues/default/pause", data={"csrf": "forged", "next": "/queues"}).status_code == 403
+    assert not db.sismember(keys.PAUSED, "default")
+    answer = client.post("/api/queues/default/pause", data={"csrf": csrf, "next": "/queues"})
+    assert answer.status_code == 303 and db.sismember(keys.PAUSED, "default")
+    assert "paused default" in client.get("/queues").text  # the one-line message on the page it came back to
+    # JavaScript sends the header instead, and gets JSON
+    answer = client.post("/api/queues/default/resume", headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 200 and answer.json()["paused"] is False
+    assert not db.sismember(keys.PAUSED, "default")
+
+
+def test_read_only_hides_and_refuses_actions(settings, project, db):
+    [job_id] = dead_jobs(project, db, "refuses")
+    with client_for(settings, read_only=True) as client:
+        csrf = log_in(client)
+        page = client.get(f"/jobs/{job_id}")
+        assert "Read-only" in page.text and "/requeue" not in page.text
+        assert "Requeue" not in client.get("/jobs?state=dead").text
+        assert client.post(f"/api/jobs/{job_id}/requeue", data={"csrf": csrf}).status_code == 403
+        assert client.post(f"/api/jobs/{job_id}/requeue", headers=BEARER).status_code == 403
+    assert api.job(db, job_id).state == "dead"
+
+
+# --- actions: their effect in Redis --------------------------------------------------------------
+
+
+def test_requeue_a_dead_job_puts_it_back_on_its_queue(browser, project, db):
+    client, csrf = browser
+    [job_id] = dead_jobs(project, db, "refuses")
+    answer = client.post(f"/api/jobs/{job_id}/requeue", data={"csrf": csrf, "next": "/jobs?state=dead"})
+    assert answer.status_code == 303
+    assert api.job(db, job_id).state == "queued"
+    assert job_id.encode() in db.lrange(keys.queue("default"), 0, -1)
+    assert db.zscore(keys.dead("default"), job_id) is None
+    # the API answers 409 for a job that is not dead
+    assert client.post(f"/api/jobs/{job_id}/requeue", headers=BEARER).status_code == 409
+
+
+def test_cancel_and_enqueue_now_of_scheduled_jobs(anonymous, project, db):
+    config = load(project)
+    later, sooner = (enqueue(db, config, "add", [n], run_at=time.time() + 3600).id for n in (1, 2))
+    answer = anonymous.post(f"/api/jobs/{later}/cancel", headers=BEARER)
+    assert answer.status_code == 200 and answer.json()["canceled"] is True
+    assert api.job(db, later).state == "canceled" and db.zscore(keys.canceled("default"), later) is not None
+    assert anonymous.post(f"/api/jobs/{sooner}/enqueue-now", headers=BEARER).status_code == 200
+    assert api.job(db, sooner).state == "queued" and db.lrange(keys.queue("default"), 0, -1) == [sooner.encode()]
+    assert db.zscore(keys.scheduled("default"), sooner) is None
+
+
+def test_cancel_stops_a_running_job(anonymous, project, db, tmp_path):
+    log = tmp_path / "ticks"
+    job_id = project.enqueue("ticking", str(log), "60")
+    project.start("work", "--queue", "default")
+    wait_for(log.exists, message="the job to start")
+    answer = anonymous.post(f"/api/jobs/{job_id}/cancel", headers=BEARER)
+    assert answer.status_code == 200 and answer.json()["canceled"] is True, answer.text
+    assert answer.json()["message"] == f"canceled {job_id} (stopped while running)"
+    assert (api.job(db, job_id).state, api.job(db, job_id).reason) == ("canceled", "canceled while running")
+    assert anonymous.post(f"/api/jobs/{job_id}/cancel", headers=BEARER).status_code == 409  # already ended
+
+
+def test_delete_a_job_removes_its_record_and_registry_entry(anonymous, project, db):
+    [dead] = dead_jobs(project, db, "refuses")
+    queued = enqueue(db, load(project), "add", [1]).id
+    for job_id in (dead, queued):
+        assert anonymous.post(f"/api/jobs/{job_id}/delete", headers=BEARER).status_code == 200
+        assert not db.exists(keys.job(job_id))
+    assert db.zcard(keys.dead("default")) == 0 and db.zcard(keys.canceled("default")) == 0
+    assert db.llen(keys.queue("default")) == 0
+    assert anonymous.post(f"/api/jobs/{dead}/delete", headers=BEARER).status_code == 404
+
+
+def test_purge_asks_with_the_count_then_deletes(browser, project, db):
+    client, csrf = browser
+    ids = dead_jobs(project, db, "refuses", "refuses")
+    form = {"csrf": csrf, "state": "dead", "older_than": "0s", "next": "/queues"}
+    confirm = client.post("/api/queues/default/purge", data=form)
+    assert confirm.status_code == 200 and "Delete <strong>2</strong> dead job(s)" in confirm.text
+    assert all(db.exists(keys.job(i)) for i in ids)  # asking deletes nothing
+    assert client.post("/api/queues/default/purge", data={**form, "confirm": "1"}).status_code == 303
+    assert not any(db.exists(keys.job(i)) for i in ids)
+
+
+def test_dead_set_requeue_selected_and_all_matching_a_filter(browser, project, db):
+    client, csrf = browser
+    refused = dead_jobs(project, db, "refuses", "refuses", "refuses")
+    failed = dead_jobs(project, db, "always_fails")
+    answer = client.post("/api/jobs/bulk", data={"csrf": csrf, "next": "/jobs?state=dead", "state": "dead",
+                                                 "action": "requeue", "ids": [refused[0]]})
+    assert answer.status_code == 303
+    assert [api.job(db, i).state for i in refused] == ["queued", "dead", "dead"]
+    answer = client.post("/api/jobs/bulk", data={"csrf": csrf, "next": "/jobs?state=dead", "state": "dead",
+                                                 "action": "requeue", "all": "1", "job": "refuses", "queue": ""})
+    assert answer.status_code == 303
+    assert [api.job(db, i).state for i in refused] == ["queued"] * 3
+    assert api.job(db, failed[0]).state == "dead"  # did not match the filter
+    answer = client.post("/api/jobs/bulk", headers=BEARER, data={"state": "dead", "action": "delete", "all": "1"})
+    assert answer.json()["deleted"] == 1 and not db.exists(keys.job(failed[0]))
+
+
+def test_run_a_recurring_entry_now(anonymous, project, db):
+    project.write("recurring.yml", "nightly_add:\n  job: add\n  args: [40, 2]\n  schedule: '0 3 * * *'\n")
+    answer = anonymous.post("/api/recurring/nightly_add/run", headers=BEARER)
+    assert answer.status_code == 200
+    job = api.job(db, answer.json()["id"])
+    assert (job.job, job.args, job.state) == ("add", [40, 2], "queued")
+    assert anonymous.post("/api/recurring/nope/run", headers=BEARER).status_code == 400
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+
+def without_moments(data):
+    """status --json minus what moves between two reads (the time it was taken)."""
+    data.pop("taken_at")
+    return data
+
+
+def test_api_answers_exactly_what_the_cli_prints(anonymous, project, db):
+    [dead] = dead_jobs(project, db, "refuses")
+    finished = enqueue(db, load(project), "add", [1], {"b": 2}).id
+    assert project.run("work", "--burst").returncode == 0
+    cli_status = json.loads(project.run("status", "--json").stdout)
+    assert without_moments(anonymous.get("/api/status", headers=BEARER).json()) == without_moments(cli_status)
+    for job_id in (dead, finished):
+        assert anonymous.get(f"/api/jobs/{job_id}", headers=BEARER).json() == project.show(job_id)
+    assert anonymous.get("/api/stats", headers=BEARER).json() == json.loads(project.run("stats", "--json").stdout)
+    cli = json.loads(project.run("stats", "--json", "--job", "add", "--recent", "1").stdout)
+    assert anonymous.get("/api/stats?job=add&recent=1", headers=BEARER).json() == cli
+    missing = anonymous.get("/api/jobs/no-such-job", headers=BEARER)
+    assert missing.status_code == 404 and "no job with id" in missing.json()["error"]
+
+
+def test_every_page_shows_the_jobs(browser, project, db):
+    client, _ = browser
+    [dead] = dead_jobs(project, db, "refuses")
+    scheduled = enqueue(db, load(project), "add", [7], run_at=time.time() + 600).id
+    project.write("recurring.yml", "nightly_add:\n  job: add\n  args: [40, 2]\n  schedule: '0 3 * * *'\n")
+    for path in PAGES:
+        page = client.get(path)
+        assert page.status_code == 200, (path, page.text[:500])
+        assert "<h1>" in page.text and "Log out" in page.text
+    assert dead in client.get("/jobs?state=dead").text and "bad input, do not retry" in client.get("/jobs?state=dead").text
+    assert scheduled in client.get("/jobs?state=scheduled").text
+    assert "nightly_add" in client.get("/recurring").text
+    assert "refuses" in client.get("/stats").text
+    job_page = client.get(f"/jobs/{dead}").text
+    assert "PermanentError" in job_page and "Requeue" in job_page  # the traceback and the action
+    assert client.get("/jobs/no-such-job").status_code == 404
+    assert client.get("/jobs?state=nonsense").status_code == 400
+    assert client.get("/jobs?state=dead&queue=nonsense").status_code == 400
+
+
+def test_overview_charts_count_executions_per_minute(browser, project, db):
+    client, _ = browser
+    dead_jobs(project, db, "refuses")
+    enqueue(db, load(project), "add", [1])
+    assert project.run("work", "--burst").returncode == 0
+    history = api.minute_history(db, ["default", "analytics"], 60)
+    assert (sum(history.finished), sum(history.failed)) == (1, 1)
+    day_key = keys.minutes("default", int(time.time() // 86400))
+    assert 0 < db.ttl(day_key) <= keys.MINUTES_TTL
+    page = client.get("/").text
+    assert "Last hour: <strong>2</strong> executions" in page and "1 failed" in page
+
+
+def fill_queue(db, count: int) -> list[str]:
+    ids = [f"fill-{n:05d}" for n in range(count)]
+    with db.pipeline(transaction=False) as pipe:
+        for n, job_id in enumerate(ids):
+            pipe.hset(keys.job(job_id), mapping={"data": encode_payload("add", [n], {}), "origin": "default",
+                                                 "status": "queued", "jobctl_job": "add"})
+        pipe.rpush(keys.queue("default"), *ids)
+        pipe.execute()
+    return ids
+
+
+def test_job_lists_page_and_a_filter_looks_through_a_bounded_window(browser, db):
+    client, _ = browser
+    ids = fill_queue(db, 2500)
+    page = client.get("/jobs?state=queued&queue=default&start=50").text
+    assert "2,500 queued job(s), showing 51–100" in page
+    assert ids[50] in page and ids[99] in page and ids[100] not in page and ids[49] not in page
+    assert 'href="/jobs?state=queued&amp;queue=default&amp;job=&amp;q=&amp;start=100"' in page
+    filtered = client.get("/jobs?state=queued&q=fill-02499").text
+    assert "Looked through entries 1–1,000 of 2,500" in filtered and "0 match" in filtered
+    assert "start=1000" in filtered and "Look further" in filtered
+    last_window = client.get("/jobs?state=queued&q=fill-02499&start=2000").text
+    assert ids[2499] in last_window and "1 match" in last_window
+    by_args = client.get("/jobs?state=queued&q=%5B1234%5D").text  # text in the arguments: [1234]
+    assert ids[1234] not in by_args  # beyond the first window
+    assert ids[1234] in client.get("/jobs?state=queued&q=%5B1234%5D&start=1000").text
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def test_jobctl_help_does_not_import_the_web_stack(project):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "jobctl", "--help"], cwd=project.path,
+                            env=project.env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert not {"starlette", "uvicorn", "jinja2"} & imported
+
+
+def test_web_command_prints_a_login_url_and_warns_beyond_localhost(project):
+    port = free_port()
+    process = project.start("web", "--host", "0.0.0.0", "--port", str(port))
+    import httpx
+
+    wait_for(lambda: _answers(httpx, port) or process.poll() is not None, message="jobctl web answering")
+    assert process.poll() is None
+    process.terminate()
+    out, err = process.communicate(timeout=15)
+    line = out.strip().splitlines()[0]
+    assert line.startswith(f"jobctl web: http://0.0.0.0:{port}/login#token=")
+    token = line.split("#token=", 1)[1].split()[0]
+    assert len(token) >= 24
+    assert "beyond this machine" in err and len([x for x in err.splitlines() if "beyond this machine" in x]) == 1
+
+
+def _answers(httpx, port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/login", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
