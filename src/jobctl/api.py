@@ -293,10 +293,16 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
     return summaries
 
 
+def newest_first(entries: list[bytes]) -> list[dict]:
+    """History entries in the order they ran: each worker pushes its own in batches (tracking.py),
+    so the list's order is the order of the flushes."""
+    return sorted((json.loads(entry) for entry in entries), key=lambda entry: entry.get("at") or 0, reverse=True)
+
+
 def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict]:
     """The latest failed executions, newest first: {id, job, queue, args, kwargs, attempt,
     outcome ('retried' | 'dead'), run_seconds, at, error, worker}."""
-    return [json.loads(entry) for entry in connection.lrange(keys.RECENT_FAILURES, 0, limit - 1)]
+    return newest_first(connection.lrange(keys.RECENT_FAILURES, 0, limit - 1))
 
 
 def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
@@ -508,7 +514,7 @@ def job_type_stats(connection: redis.Redis, names: list[str], history: int = key
         replies = iter(pipe.execute())
     return [
         JobTypeStats(name, Counters.from_hash(next(replies)), parse_histogram(next(replies)),
-                     [json.loads(entry) for entry in next(replies)] if history else [])
+                     newest_first(next(replies)) if history else [])
         for name in names
     ]
 
