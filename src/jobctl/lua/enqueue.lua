@@ -63,6 +63,7 @@ end
 if run_at > now then
   redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[3])
   redis.call('ZADD', 'rq:scheduled:' .. queue, run_at, id)
+  redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)  -- the promoter looks at every known queue
   return {'ok', id, 'scheduled'}
 end
 push_queued(id, queue, now_iso, false)

@@ -1,0 +1,203 @@
+"""Every transition script as a table of (state, event) -> next state and the keys it touches,
+on fakeredis with Lua: fast unit tests of the scripts' logic. The integration tests run the
+same scripts on a real Redis through real workers."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from jobctl import keys
+from jobctl.jobdata import new_job_fields
+from jobctl.transitions import LeaseLost, Transitions
+
+NOW = 1_800_000_000.0
+WORKER, TOKEN = "host.1", "lease-token"
+
+
+@pytest.fixture
+def redis_():
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def t(redis_) -> Transitions:
+    redis_.hset(keys.worker(WORKER), mapping={"jobctl_lease": TOKEN, "queues": "q"})
+    redis_.sadd(keys.ACTIVE_WORKERS, WORKER)
+    return Transitions(redis_)
+
+
+def enqueue(t: Transitions, job_id: str, *, run_at: float = 0, parents: list[str] = (), crash_limit: int = 3) -> str:
+    fields = new_job_fields("add", [1], {}, "q", now=NOW, timeout=30, result_ttl=60, failure_ttl=600,
+                            max_retries=2, crash_limit=crash_limit)
+    outcome, _, state = t.enqueue(job_id, "q", fields, now=NOW, run_at=run_at, parents=list(parents))
+    assert outcome == "ok"
+    return state
+
+
+def status(redis_, job_id: str) -> str:
+    return redis_.hget(keys.job(job_id), "status").decode()
+
+
+def start(t: Transitions, job_id: str) -> list:
+    (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW)
+    assert row[0].decode() == job_id
+    return row
+
+
+@pytest.mark.parametrize("run_at, parents, state, where", [
+    (0, [], "queued", keys.queue("q")),
+    (NOW + 60, [], "scheduled", keys.scheduled("q")),
+    (0, ["parent"], "deferred", keys.deferred("q")),
+])
+def test_enqueue(t, redis_, run_at, parents, state, where):
+    if parents:
+        enqueue(t, "parent")
+    assert enqueue(t, "j", run_at=run_at, parents=parents) == state
+    assert status(redis_, "j") == state
+    members = redis_.lrange(where, 0, -1) if where == keys.queue("q") else redis_.zrange(where, 0, -1)
+    assert b"j" in members
+
+
+def test_fetch_moves_the_job_into_the_workers_in_flight_list(t, redis_):
+    enqueue(t, "j")
+    row = start(t, "j")
+    assert (status(redis_, "j"), int(row[2])) == ("started", 1)
+    assert redis_.lrange(keys.active(WORKER), 0, -1) == [b"j"]
+    assert redis_.zrange(keys.started("q"), 0, -1) == [b"j:1"]
+    assert redis_.llen(keys.queue("q")) == 0
+
+
+def test_fetch_needs_the_lease(t, redis_):
+    enqueue(t, "j")
+    with pytest.raises(LeaseLost):
+        t.fetch(WORKER, "stale", ["q"], NOW)
+    assert redis_.llen(keys.queue("q")) == 1
+
+
+def test_fetch_skips_a_paused_queue(t, redis_):
+    enqueue(t, "j")
+    redis_.sadd(keys.PAUSED, "q")
+    assert t.fetch(WORKER, TOKEN, ["q"], NOW) == []
+
+
+def test_succeed_finishes_starts_the_next_and_queues_a_dependent(t, redis_):
+    enqueue(t, "j")
+    enqueue(t, "child", parents=["j"])
+    enqueue(t, "next")
+    row = start(t, "j")
+    following = t.succeed("j", "q", WORKER, int(row[2]), NOW, b"2", ["q"])
+    assert status(redis_, "j") == "finished" and redis_.hget(keys.job("j"), "result") == b"2"
+    assert redis_.zscore(keys.finished("q"), "j") == NOW + 60
+    assert redis_.xlen(keys.results("j")) == 1
+    assert following[0] == b"next" and status(redis_, "next") == "started"
+    assert status(redis_, "child") == "queued"
+    assert redis_.lrange(keys.active(WORKER), 0, -1) == [b"next"]
+
+
+def test_an_outcome_for_a_recovered_job_is_refused(t, redis_):
+    enqueue(t, "j")
+    row = start(t, "j")
+    t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="worker killed by signal 9 (SIGKILL)")
+    with pytest.raises(LeaseLost):
+        t.succeed("j", "q", WORKER, int(row[2]), NOW, b"2", ["q"])
+    assert status(redis_, "j") == "queued"
+
+
+@pytest.mark.parametrize("verdict, state, registry", [
+    ("retry", "scheduled", keys.scheduled),
+    ("dead", "failed", keys.dead),
+    ("canceled", "canceled", keys.canceled),
+])
+def test_fail(t, redis_, verdict, state, registry):
+    enqueue(t, "j")
+    enqueue(t, "child", parents=["j"])
+    row = start(t, "j")
+    t.fail("j", "q", WORKER, int(row[2]), NOW, verdict=verdict, retry_at=NOW + 10 if verdict == "retry" else None,
+           error_entry={"attempt": 1, "at": NOW, "error": "E: x", "worker": WORKER}, exc_info=b"tb", reason="why")
+    assert status(redis_, "j") == state
+    assert redis_.zscore(registry("q"), "j") is not None
+    assert redis_.llen(keys.active(WORKER)) == 0
+    assert status(redis_, "child") == ("deferred" if verdict == "retry" else "canceled")
+
+
+def test_recover_puts_the_job_back_at_the_front_and_buries_it_at_the_crash_limit(t, redis_):
+    enqueue(t, "j", crash_limit=2)
+    enqueue(t, "other")
+    for crash in (1, 2):
+        redis_.hset(keys.worker(WORKER), mapping={"jobctl_lease": TOKEN, "queues": "q"})
+        start(t, "j")
+        requeued, buried = t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="worker exited (status 0)")
+        assert redis_.hget(keys.job("j"), "jobctl_crashes") == str(crash).encode()
+    assert (requeued, buried) == (0, 1) and status(redis_, "j") == "failed"
+    assert redis_.hget(keys.job("j"), "jobctl_reason") == b"worker exited (status 0) 2 times"
+    assert not redis_.exists(keys.worker(WORKER)) and not redis_.sismember(keys.ACTIVE_WORKERS, WORKER)
+
+
+def test_recover_blames_only_the_culprits(t, redis_):
+    for job_id in ("stuck", "bystander"):
+        enqueue(t, job_id)
+    t.fetch(WORKER, TOKEN, ["q"], NOW, count=2)
+    t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="killed", culprits=["stuck"])
+    assert redis_.hget(keys.job("stuck"), "jobctl_crashes") == b"1"
+    assert redis_.hget(keys.job("bystander"), "jobctl_crashes") is None
+    assert redis_.lrange(keys.queue("q"), 0, -1) == [b"stuck", b"bystander"]
+
+
+def test_promote_queues_due_jobs_once_per_promoter(t, redis_):
+    enqueue(t, "j", run_at=NOW + 5)
+    assert t.promote("sup-a", 2000, NOW) == 0
+    assert t.promote("sup-b", 2000, NOW + 6) is None  # sup-a holds the promoter lease
+    assert t.promote("sup-a", 2000, NOW + 6) == 1 and status(redis_, "j") == "queued"
+
+
+@pytest.mark.parametrize("state", ["queued", "scheduled", "deferred", "started"])
+def test_cancel(t, redis_, state):
+    enqueue(t, "parent")
+    enqueue(t, "j", run_at=NOW + 60 if state == "scheduled" else 0, parents=["parent"] if state == "deferred" else [])
+    if state == "started":
+        redis_.lrem(keys.queue("q"), 0, "parent")
+        start(t, "j")
+    assert t.cancel("j", NOW, "by an operator") == state
+    if state == "started":  # its worker is asked to stop it
+        assert status(redis_, "j") == "started" and redis_.hget(keys.job("j"), "jobctl_stop_requested")
+    else:
+        assert status(redis_, "j") == "canceled" and redis_.zscore(keys.canceled("q"), "j") is not None
+
+
+def test_requeue_dead(t, redis_):
+    enqueue(t, "j")
+    row = start(t, "j")
+    t.fail("j", "q", WORKER, int(row[2]), NOW, verdict="dead", retry_at=None,
+           error_entry={"attempt": 1, "at": NOW, "error": "E", "worker": WORKER}, exc_info=b"tb", reason="why")
+    assert t.requeue_dead("j", NOW) and not t.requeue_dead("j", NOW)
+    assert status(redis_, "j") == "queued" and redis_.hget(keys.job("j"), "jobctl_attempts") == b"0"
+
+
+def test_sweep_recovers_lost_workers_and_deletes_expired_jobs(t, redis_):
+    enqueue(t, "j")
+    enqueue(t, "done")
+    redis_.hset(keys.job("done"), "status", "finished")
+    redis_.zadd(keys.finished("q"), {"done": NOW - 1})
+    start(t, "j")
+    redis_.delete(keys.worker(WORKER))  # its lease lapsed
+    assert t.sweep([], ["q"], NOW, crash_limit=3) == (1, 1, 0, 1)
+    assert status(redis_, "j") == "queued" and not redis_.exists(keys.job("done"))
+
+
+def test_heartbeat_renews_the_lease_and_reports_stop_requests(t, redis_):
+    enqueue(t, "j")
+    start(t, "j")
+    t.cancel("j", NOW, "by an operator")
+    assert t.heartbeat(WORKER, TOKEN, "now", 20, 1.0, 1) == ["j"]
+    assert 0 < redis_.ttl(keys.worker(WORKER)) <= 20
+    with pytest.raises(LeaseLost):
+        t.heartbeat(WORKER, "stale", "now", 20, 1.0, 1)
+
+
+def test_overdue_lists_jobs_past_their_grace(t, redis_):
+    enqueue(t, "j")
+    start(t, "j")  # timeout 30 s: grace 10 s
+    assert t.overdue([WORKER], NOW + 39) == []
+    assert [(w, j) for w, j, _ in t.overdue([WORKER], NOW + 41)] == [(WORKER, "j")]
+
