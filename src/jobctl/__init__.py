@@ -12,12 +12,15 @@ The public API for job authors:
     @on("user.signup")                     # `jobctl emit user.signup '{"user_id": 42}'`
     def send_welcome(payload: dict) -> None:
         ...
+
+    add_middleware(MyMiddleware())         # a jobctl.Middleware: around every job attempt
 """
 
 from .context import progress
 from .errors import PermanentError
 from .events import on
+from .middleware import Middleware, add_middleware
 from .registry import job
 
-__all__ = ["job", "on", "progress", "PermanentError"]
+__all__ = ["job", "on", "progress", "PermanentError", "Middleware", "add_middleware"]
 __version__ = "0.1.0"

@@ -191,16 +191,24 @@ def work(
     name: Optional[str] = typer.Option(
         None, "--name", help="This supervisor's name, for several on one host (default host.pid); `health --name` checks it."
     ),
+    statsd: Optional[str] = typer.Option(
+        None, "--statsd", envvar="JOBCTL_STATSD", show_envvar=True,
+        help="Send per-job timings and counters to StatsD at host:port (prefix: JOBCTL_STATSD_PREFIX, default jobctl).",
+    ),
 ):
     """Start the configured worker processes per queue and supervise them.
 
     Example: jobctl work --queue default --queue analytics --metrics-port 9121
     """
-    from . import logs
+    from . import logs, statsd_metrics
     from .supervisor import Supervisor
 
     settings: Settings = ctx.obj
     logs.setup(settings.verbose)
+    try:
+        statsd_metrics.configure(statsd)
+    except ValueError as exc:
+        raise UsageError(f"--statsd / JOBCTL_STATSD: {exc}") from None
     settings.load_jobs()
     queues = settings.queues.select(queue)
     if len(queue or []) > 1:
@@ -234,7 +242,10 @@ def enqueue(
     delay: Optional[str] = typer.Option(None, "--in", help="Run after this delay, e.g. 30s, 5m, 2h."),
     at: Optional[str] = typer.Option(None, "--at", help="Run at this ISO date-time."),
     job_id: Optional[str] = typer.Option(None, "--job-id", help="Use this job id (refused while a job with it is active)."),
-    unique: bool = typer.Option(False, "--unique", help="Refuse a second copy while one is queued, scheduled or running."),
+    unique: bool = typer.Option(
+        False, "--unique", help="Refuse a second copy while one is queued, scheduled or running (or, for a job with "
+        "@job(unique=DURATION), for that long). Default: the job's own unique option.",
+    ),
     depends_on: Optional[List[str]] = typer.Option(None, "--depends-on", help="Wait for this job to finish (repeatable)."),
     allow_failure: bool = typer.Option(False, "--allow-failure", help="Run even if a --depends-on parent dies."),
     wait: bool = typer.Option(False, "--wait", help="Follow the job to its end with a progress bar; exit 1 if it dies."),
@@ -262,13 +273,13 @@ def enqueue(
     try:
         queued = put(
             settings.connection, settings.queues, job, values, kwargs, queue=queue, run_at=run_at, job_id=job_id,
-            unique=unique, depends_on=depends_on or [], allow_failure=allow_failure,
+            unique=unique or None, depends_on=depends_on or [], allow_failure=allow_failure,
         )
     except DuplicateJob as duplicate:
         if as_json:
             _print_json({"id": duplicate.job_id, "state": duplicate.state, "duplicate": True})
         else:
-            errors.print(f"jobctl: not enqueued: job {duplicate.job_id} is already {duplicate.state}", soft_wrap=True)
+            errors.print(f"jobctl: not enqueued: {duplicate}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
     if not wait:
         if as_json:
@@ -295,7 +306,7 @@ def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, 
     except OSError as exc:
         raise UsageError(f"--from {source}: cannot read: {exc.strerror}") from None
     with stream:
-        calls = calls_from_json_lines(stream, "stdin" if source == "-" else source)
+        calls = calls_from_json_lines(stream, "stdin" if source == "-" else source, job)
     started = time.monotonic()
     with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=errors, transient=True, disable=as_json) as bar:
@@ -465,9 +476,9 @@ def scheduler(
     list_only: bool = typer.Option(False, "--list", help="Print each entry and its next three run times, then exit."),
     as_json: bool = typer.Option(False, "--json", help="With --list: print as JSON."),
 ):
-    """The daemon that enqueues recurring.yml's entries when they are due, once per due time
-    however many schedulers run (SIGHUP reloads the file, SIGTERM stops); --list prints each
-    entry's next runs.
+    """The daemon that enqueues recurring.yml's entries, and jobs declared with @job(cron=...), when
+    they are due, once per due time however many schedulers run (SIGHUP reloads the file, SIGTERM
+    stops); --list prints each entry's next runs.
 
     Example: jobctl scheduler --list
     """
@@ -491,7 +502,7 @@ def scheduler(
 
     logs.setup(settings.verbose)
 
-    def load() -> list:  # the daemon needs the file: a missing one is an error, at start and on SIGHUP
+    def load() -> list:  # a missing file is an error, at start and on SIGHUP, unless jobs declare cron=
         return load_recurring(settings.recurring_path, settings.queues, required=True)
 
     entries = load()

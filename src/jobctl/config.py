@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,10 @@ import yaml
 
 from .durations import parse_duration
 from .errors import ConfigError
+from .limits import Rate, parse_rate
+from .retries import EXPECTED as BACKOFF_EXPECTED
+from .retries import backoff_delay, parse_backoff
 
-BACKOFFS = ("exponential", "linear", "fixed")
 ENGINES = ("jobctl", "rq")
 RQ_WORKER_CLASSES = ("Worker", "SimpleWorker")  # rq.Worker forks a work horse per job, as `rq worker` does
 SERIALIZERS = ("pickle", "json")
@@ -45,6 +46,8 @@ class QueueConfig:
     engine: str = "jobctl"  # "rq": served by real RQ workers (rq_engine.py)
     rq_worker_class: str = "Worker"
     serializer: str = "json"  # of an rq-engine queue's payloads; pickle is RQ's default
+    rate_limit: Rate | None = None  # starts from this queue, across every host
+    max_size: int | None = None  # queued jobs beyond which enqueue is refused
 
     @property
     def trusts_pickle(self) -> bool:
@@ -54,18 +57,7 @@ class QueueConfig:
 
     def retry_delay_for(self, retry_number: int) -> float:
         """Seconds to wait before retry number `retry_number` (1 for the first retry)."""
-        if isinstance(self.backoff, tuple):
-            delay = self.backoff[min(retry_number, len(self.backoff)) - 1]
-        elif self.backoff == "exponential":
-            delay = self.retry_delay * 2 ** (retry_number - 1)
-        elif self.backoff == "linear":
-            delay = self.retry_delay * retry_number
-        else:
-            delay = self.retry_delay
-        if self.jitter:
-            # up to +25%, so that jobs that failed together do not retry in lockstep
-            delay *= 1 + random.random() * 0.25
-        return delay
+        return backoff_delay(self.backoff, self.retry_delay, retry_number, self.jitter)
 
 
 # key -> (parser, what the parser expects); parsers raise ValueError on bad values
@@ -76,14 +68,6 @@ def _count(minimum: int):
         return value
 
     return parse
-
-
-def _backoff(value: Any):
-    if value in BACKOFFS:
-        return value
-    if isinstance(value, list) and value:
-        return tuple(parse_duration(v) for v in value)
-    raise ValueError
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2, "g": 1024**3, "gb": 1024**3}
@@ -125,7 +109,7 @@ _QUEUE_KEYS: dict[str, tuple[Any, str]] = {
     "worker_count": (_count(0), "a whole number >= 0"),
     "max_retries": (_count(0), "a whole number >= 0"),
     "timeout": (parse_duration, "a duration like 30s, 5m, 2h"),
-    "backoff": (_backoff, "exponential, linear, fixed or a list of durations like [10s, 1m, 10m]"),
+    "backoff": (parse_backoff, BACKOFF_EXPECTED),
     "retry_delay": (parse_duration, "a duration like 500ms, 10s, 5m"),
     "jitter": (_flag, "true or false"),
     "weight": (_count(1), "a whole number >= 1"),
@@ -139,6 +123,8 @@ _QUEUE_KEYS: dict[str, tuple[Any, str]] = {
     "engine": (_one_of(ENGINES), "jobctl or rq"),
     "rq_worker_class": (_one_of(RQ_WORKER_CLASSES), "Worker or SimpleWorker"),
     "serializer": (_one_of(SERIALIZERS), "pickle or json"),
+    "rate_limit": (parse_rate, "a rate like 10/s, 600/m or 1000/h"),
+    "max_size": (_count(1), "a whole number >= 1"),
 }
 _RQ_ENGINE_KEYS = ("rq_worker_class", "serializer")  # meaningless for the jobctl engine
 
@@ -265,9 +251,28 @@ class RecurringEntry:
 
 
 def load_recurring(path: str | Path, queues: QueuesConfig, required: bool = False) -> list[RecurringEntry]:
-    """Load recurring.yml; job names must be registered and queues configured."""
+    """The recurring entries: recurring.yml's and those of jobs declared with @job(cron=...).
+    Job names must be registered, queues configured and arguments fit the job's signature.
+    `required`: a missing recurring.yml is an error, unless jobs declare entries of their own."""
+    from . import registry
+
+    declared = {
+        spec.name: RecurringEntry(spec.name, spec.name, spec.schedule, queues.get(spec.queue, where=f"job {spec.name!r} (cron=)").name,
+                                  timezone=spec.schedule.timezone, catch_up=spec.catch_up)
+        for spec in registry.all_jobs() if spec.schedule is not None
+    }
+    entries = _load_recurring_file(path, queues, required and not declared)
+    for entry in entries:
+        if entry.name in declared:
+            raise ConfigError(f"{path}: entry {entry.name!r}: the job {entry.name!r} declares a schedule of its own "
+                              "(@job(cron=...)) under the same name; rename the entry")
+    return entries + list(declared.values())
+
+
+def _load_recurring_file(path: str | Path, queues: QueuesConfig, required: bool) -> list[RecurringEntry]:
     from . import registry
     from .schedule import parse_schedule
+    from .signatures import ArgumentMismatch, check
 
     document = _read_yaml(path, required=required)
     if document is None:
@@ -308,6 +313,10 @@ def load_recurring(path: str | Path, queues: QueuesConfig, required: bool = Fals
         catch_up = spec.get("catch_up", "latest")
         if catch_up not in CATCH_UP:
             raise ConfigError(f"{where}: key 'catch_up': expected latest or none, got {catch_up!r}")
+        try:
+            check(registry.get(job_name), args, kwargs)
+        except ArgumentMismatch as exc:
+            raise ConfigError(f"{where}: keys 'args'/'kwargs': {exc}") from None
         entries.append(
             RecurringEntry(name, job_name, schedule, queue, tuple(args), kwargs, str(timezone), enabled, catch_up)
         )

@@ -26,23 +26,16 @@ class UnknownEvent(JobctlError):
     """An event no handler subscribed to: most likely a typo, or the handlers' module not loaded."""
 
 
-def on(
-    event: str,
-    *,
-    name: str | None = None,
-    queue: str = registry.DEFAULT_QUEUE,
-    max_retries: int | None = None,
-    timeout: float | str | None = None,
-) -> Callable[[Callable], Callable]:
+def on(event: str, *, name: str | None = None, **options: Any) -> Callable[[Callable], Callable]:
     """Subscribe a function to `event`; it runs as the job `<event>:<function name>` (or `name`)
-    with the emitted payload as its one argument. `queue`, `max_retries` and `timeout` are as
-    for @job."""
+    with the emitted payload as its one argument. `options` are @job's (queue, max_retries,
+    timeout, backoff, hooks, limits...)."""
     if not isinstance(event, str) or not event or any(c.isspace() for c in event):
         raise ValueError(f"an event name is a non-empty string without spaces, got {event!r}")
 
     def subscribe(func: Callable) -> Callable:
         job_name = name or f"{event}:{func.__name__}"
-        registry.job(job_name, queue=queue, max_retries=max_retries, timeout=timeout)(func)
+        registry.job(job_name, **options)(func)
         handlers = _subscriptions.setdefault(event, [])
         if job_name not in handlers:
             handlers.append(job_name)
@@ -67,12 +60,15 @@ def handlers_of(event: str) -> list[str]:
 def emit(connection: redis.Redis, config: QueuesConfig, event: str, payload: Any = None) -> list[Enqueued]:
     """Enqueue one job per handler of `event`, each with `payload` ({} when None) as its argument.
 
-    Every handler's queue is checked first, so a misconfigured one enqueues none of them.
-    Raises UnknownEvent, ConfigError or UsageError (a payload that is not JSON)."""
+    Every handler's queue and signature are checked first, so a misconfigured one enqueues none
+    of them. Raises UnknownEvent, ConfigError, ArgumentMismatch (a handler that does not take the
+    payload as its one argument) or UsageError (a payload that is not JSON)."""
     from .producer import enqueue
+    from .signatures import check
 
     handlers = handlers_of(event)
+    payload = {} if payload is None else payload
     for job_name in handlers:
         config.get(registry.get(job_name).queue, where=f"handler {job_name!r} of event {event!r}")
-    payload = {} if payload is None else payload
+        check(registry.get(job_name), [payload], {})
     return [enqueue(connection, config, job_name, [payload]) for job_name in handlers]

@@ -153,3 +153,39 @@ def history(job_name: str) -> str:
     """List, newest first: the last HISTORY_LENGTH executions of the job type, each a JSON object
     {id, job, queue, args, kwargs, attempt, outcome, run_seconds, at, error, worker}."""
     return f"jobctl:history:job:{job_name}"
+
+
+# --- rate and concurrency limits (limits.py; enforced by lua/lib.lua's may_start) --------------
+
+LIMITS = "jobctl:limits"  # hash written by every worker at its start: the fields below -> limit
+
+
+def job_rate_limit(job_name: str) -> str:
+    """Field of LIMITS: "count period_seconds" of the job type's rate_limit."""
+    return f"rate:job:{job_name}"
+
+
+def queue_rate_limit(queue_name: str) -> str:
+    """Field of LIMITS: "count period_seconds" of the queue's rate_limit."""
+    return f"rate:queue:{queue_name}"
+
+
+def job_concurrency_limit(job_name: str) -> str:
+    """Field of LIMITS: the job type's max_concurrency."""
+    return f"concurrency:job:{job_name}"
+
+
+def rate_window(field: str) -> str:
+    """Zset of the starts (member: job id and time, score: unix time) within the rate's period,
+    for the LIMITS field `field` (job_rate_limit or queue_rate_limit)."""
+    return f"jobctl:{field}"
+
+
+def rate_next(field: str) -> str:
+    """String, expiring: when the next job held back by that rate is to come back (spreads them)."""
+    return f"jobctl:{field}:next"
+
+
+def slots(job_name: str) -> str:
+    """Hash: job id -> worker name, for each running job of a type with max_concurrency."""
+    return f"jobctl:slots:{job_name}"

@@ -7,13 +7,14 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sized
 
 import redis
 
-from . import keys, registry
+from . import keys, registry, signatures
 from .config import QueueConfig, QueuesConfig
-from .errors import UsageError
+from .durations import format_duration
+from .errors import JobctlError, UsageError
 from .jobdata import describe, encode_payload, new_job_fields, new_job_id
 from .transitions import Transitions
 
@@ -25,9 +26,15 @@ class AlreadyClaimed(Exception):
 class DuplicateJob(Exception):
     """The job (same --job-id, or same name and arguments with --unique) is already active."""
 
-    def __init__(self, job_id: str, state: str):
-        super().__init__(f"job {job_id} is already {state}")
+    def __init__(self, job_id: str, state: str, message: str | None = None):
+        super().__init__(message or f"job {job_id} is already {state}")
         self.job_id, self.state = job_id, state
+
+
+class QueueFull(JobctlError):
+    """The queue holds its queue.yml max_size of queued jobs."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,8 @@ def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
 
 
 def _job_fields(config: QueuesConfig, job_name: str, args: list, kwargs: dict, queue: str | None,
-                now: float, allow_failure: bool = False, parents: list[str] = ()) -> tuple[str, dict]:
-    """Validate one job and build its record: (queue name, hash fields)."""
+                now: float, allow_failure: bool = False, parents: list[str] = ()) -> tuple[QueueConfig, dict]:
+    """Validate one job and build its record: (its queue, hash fields)."""
     spec = registry.get(job_name)
     try:
         json.dumps([args, kwargs])
@@ -79,7 +86,9 @@ def _job_fields(config: QueuesConfig, job_name: str, args: list, kwargs: dict, q
         parents=parents,
         **rq_payload(queue_config, job_name),
     )
-    return queue_config.name, fields
+    if not spec.keep_dead:
+        fields["jobctl_keep_dead"] = 0  # lua/lib.lua's bury deletes it instead
+    return queue_config, fields
 
 
 def enqueue(
@@ -92,34 +101,48 @@ def enqueue(
     queue: str | None = None,
     run_at: float | None = None,
     job_id: str | None = None,
-    unique: bool = False,
+    unique: bool | None = None,
     depends_on: list[str] = (),
     allow_failure: bool = False,
     run_claim: tuple[str, str, int] | None = None,
 ) -> Enqueued:
     """Store a registered job on a configured queue, now, at `run_at` or after its parents.
     `run_claim` (key, owner, ttl) is taken atomically with the enqueue (the scheduler's claim).
+    `unique` None: as the job's @job(unique=...) says.
 
-    Raises UnknownJob, ConfigError (queue not configured), UsageError (unknown parent),
-    DuplicateJob or AlreadyClaimed."""
+    Raises UnknownJob, ConfigError (queue not configured), ArgumentMismatch (a TypeError: the
+    arguments do not fit the job's signature), UsageError (unknown parent), DuplicateJob,
+    QueueFull or AlreadyClaimed."""
     args, kwargs, now = list(args), dict(kwargs or {}), time.time()
-    queue_name, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure, list(depends_on))
+    spec = registry.get(job_name)
+    signatures.check(spec, args, kwargs)
+    queue_config, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure, list(depends_on))
+    queue_name = queue_config.name
     explicit_id = job_id
     job_id = job_id or new_job_id()
     claim = ""
-    if unique:
+    if spec.unique if unique is None else unique:
         claim = keys.unique(explicit_id) if explicit_id else unique_claim(job_name, args, kwargs)
     outcome, ident, state = Transitions(connection).enqueue(
         job_id, queue_name, fields, now=now, run_at=run_at or 0, unique_claim=claim, parents=list(depends_on),
-        run_claim=run_claim,
+        run_claim=run_claim, unique_ttl=spec.unique_for or 0, max_size=queue_config.max_size or 0,
     )
     if outcome == "claimed":
         raise AlreadyClaimed(ident)
     if outcome in ("exists", "duplicate"):
         raise DuplicateJob(ident, state)
+    if outcome == "recent":
+        raise DuplicateJob(ident, "", f"job {ident}, a copy, was enqueued less than {format_duration(spec.unique_for)} ago "
+                                      f"(unique for {format_duration(spec.unique_for)}: {state}s to go)")
+    if outcome == "full":
+        raise QueueFull(_full(queue_name, int(state)))
     if outcome == "unknown_parent":
         raise UsageError(f"--depends-on: no job with id {ident!r}")
     return Enqueued(job_id, job_name, queue_name, state, args, kwargs, run_at)
+
+
+def _full(queue: str, queued: int) -> str:
+    return f"queue {queue!r} is full ({queued} queued)"
 
 
 BATCH_SIZE = 1000
@@ -138,11 +161,20 @@ def enqueue_many(
     """Store many jobs of one kind on one queue, `batch_size` per round trip.
 
     `calls` yields (args, kwargs). Each batch is stored whole or not at all; a bad call (not
-    JSON) raises UsageError before its batch is sent, so the batches before it stay stored and
-    nothing after it is written. `on_batch(n)` is told after each stored batch."""
+    JSON: UsageError; not fitting the signature: ArgumentMismatch) raises before its batch is
+    sent, so the batches before it stay stored and nothing after it is written; so does a batch
+    that would take the queue past its max_size (QueueFull). When `calls` is a list, all of it
+    is refused up front if it would. `on_batch(n)` is told after each stored batch."""
     transitions = Transitions(connection)
     now = time.time()
-    queue_name, shared = _job_fields(config, job_name, [], {}, queue, now)
+    spec = registry.get(job_name)
+    queue_config, shared = _job_fields(config, job_name, [], {}, queue, now)
+    queue_name, max_size = queue_config.name, queue_config.max_size or 0
+    if max_size and isinstance(calls, Sized):
+        queued = connection.llen(keys.queue(queue_name))
+        if queued + len(calls) > max_size:
+            raise QueueFull(f"{_full(queue_name, queued)}: {len(calls)} more would exceed its max_size of {max_size}; "
+                            "nothing enqueued")
     for per_job in ("data", "description"):
         del shared[per_job]
     payload = rq_payload(config.get(queue_name), job_name)
@@ -153,8 +185,10 @@ def enqueue_many(
     def flush() -> None:
         records = [(job.id, data, describe(call_name, job.args, job.kwargs)) for job, data in batch]
         with connection.pipeline(transaction=True) as pipe:
-            transitions.enqueue_many(queue_name, shared, records, time.time(), pipe=pipe)
-            pipe.execute()
+            transitions.enqueue_many(queue_name, shared, records, time.time(), pipe=pipe, max_size=max_size)
+            [outcome] = pipe.execute()
+        if isinstance(outcome, list):  # ['full', queued]
+            raise QueueFull(_full(queue_name, int(outcome[1])))
         stored.extend(job for job, _ in batch)
         if on_batch:
             on_batch(len(batch))
@@ -162,6 +196,7 @@ def enqueue_many(
 
     for args, kwargs in calls:
         args, kwargs = list(args), dict(kwargs or {})
+        signatures.check(spec, args, kwargs)
         try:
             data = encode_payload(call_name, args, kwargs, payload.get("serializer", "json"))
         except (TypeError, ValueError) as exc:
@@ -174,10 +209,11 @@ def enqueue_many(
     return stored
 
 
-def calls_from_json_lines(lines: Iterable[str], source: str) -> list[tuple[list, dict]]:
-    """Parse `--from` input: one {"args": [...], "kwargs": {...}} object per line (blank lines
-    skipped). The whole input is checked before anything is stored; a bad line raises UsageError
-    naming its number."""
+def calls_from_json_lines(lines: Iterable[str], source: str, job_name: str) -> list[tuple[list, dict]]:
+    """Parse `--from` input for the job: one {"args": [...], "kwargs": {...}} object per line (blank
+    lines skipped). The whole input is checked, arguments against the job's signature too, before
+    anything is stored; a bad line raises UsageError naming its number."""
+    spec = registry.get(job_name)
     calls = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -191,5 +227,9 @@ def calls_from_json_lines(lines: Iterable[str], source: str) -> list[tuple[list,
         args, kwargs = call.get("args", []), call.get("kwargs", {})
         if not isinstance(args, list) or not isinstance(kwargs, dict):
             raise UsageError(f"--from {source}: line {number}: args must be a list and kwargs an object")
+        try:
+            signatures.check(spec, args, kwargs)
+        except signatures.ArgumentMismatch as exc:
+            raise UsageError(f"--from {source}: line {number}: {exc}") from None
         calls.append((args, kwargs))
     return calls

@@ -14,10 +14,12 @@ import inspect
 import os
 import sys
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from .durations import parse_duration
 from .errors import ConfigError, UnknownJob
+from .limits import Rate, parse_rate
+from .retries import Backoff, parse_backoff
 
 DEFAULT_QUEUE = "default"
 
@@ -30,10 +32,25 @@ class JobSpec:
     max_retries: int | None = None  # None: the queue's max_retries
     timeout: float | None = None  # seconds; None: the queue's timeout
     module: str = ""
+    # the options below are @job's; the README's "Job options" table says what each one does
+    backoff: Backoff | None = None  # None: the queue's
+    retry_delay: float | None = None  # None: the queue's
+    unique: bool = False  # the default of enqueue's --unique
+    unique_for: float | None = None  # seconds a unique claim lasts; None: while the job is active
+    keep_dead: bool = True
+    rate_limit: Rate | None = None
+    max_concurrency: int | None = None
+    on_success: Callable[[Any, Any], Any] | None = None
+    on_failure: Callable[[Any, BaseException], Any] | None = None
+    on_dead: Callable[[Any, BaseException], Any] | None = None
+    schedule: Any = None  # jobctl.schedule.Schedule of `cron`: the job is also a recurring entry
+    catch_up: str = "latest"
 
     @property
     def signature(self) -> str:
-        return f"{self.name}{inspect.signature(resolve(self.name).func)}"
+        from .signatures import signature_of
+
+        return f"{self.name}{signature_of(self)}"
 
 
 _jobs: dict[str, JobSpec] = {}
@@ -45,20 +62,48 @@ def job(
     queue: str = DEFAULT_QUEUE,
     max_retries: int | None = None,
     timeout: float | str | None = None,
+    backoff: str | list | Callable[[int, BaseException], float] | None = None,
+    retry_delay: float | str | None = None,
+    unique: bool | float | str = False,
+    keep_dead: bool = True,
+    rate_limit: str | None = None,
+    max_concurrency: int | None = None,
+    on_success: Callable[[Any, Any], Any] | None = None,
+    on_failure: Callable[[Any, BaseException], Any] | None = None,
+    on_dead: Callable[[Any, BaseException], Any] | None = None,
+    cron: str | None = None,
+    timezone: str = "UTC",
+    catch_up: str = "latest",
 ) -> Callable[[Callable], Callable]:
     """Register a function as a job that `jobctl enqueue NAME ...` can run.
 
-    `timeout` takes seconds or a duration such as "5m"; `max_retries` and `timeout` override
-    the queue's settings for this job.
+    `timeout` takes seconds or a duration such as "5m"; `max_retries`, `timeout`, `backoff` and
+    `retry_delay` override the queue's settings for this job. The README's "Job options" table
+    describes every option. A bad option raises ValueError naming the job and the option.
     """
     if not name or not isinstance(name, str):
         raise ValueError("a job needs a non-empty string name")
     if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
         raise ValueError(f"job {name!r}: max_retries must be a non-negative integer")
     seconds = parse_duration(timeout) if timeout is not None else None
+    try:
+        options = _options(
+            backoff=backoff, retry_delay=retry_delay, unique=unique, keep_dead=keep_dead, rate_limit=rate_limit,
+            max_concurrency=max_concurrency, on_success=on_success, on_failure=on_failure, on_dead=on_dead,
+            cron=cron, timezone=timezone, catch_up=catch_up,
+        )
+    except ValueError as exc:
+        raise ValueError(f"job {name!r}: {exc}") from None
 
     def register(func: Callable) -> Callable:
-        spec = JobSpec(name, func, queue, max_retries, seconds, func.__module__)
+        spec = JobSpec(name, func, queue, max_retries, seconds, func.__module__, **options)
+        if spec.schedule is not None:
+            from .signatures import ArgumentMismatch, check
+
+            try:
+                check(spec, [], {})
+            except ArgumentMismatch as exc:
+                raise ValueError(f"{exc}; a job with cron= runs without arguments") from None
         existing = _jobs.get(name)
         if existing and existing.func is None:
             if (existing.module, existing.queue, existing.max_retries, existing.timeout) != (
@@ -73,6 +118,53 @@ def job(
         return func
 
     return register
+
+
+def _options(
+    *, backoff, retry_delay, unique, keep_dead, rate_limit, max_concurrency, on_success, on_failure, on_dead, cron,
+    timezone, catch_up,
+) -> dict[str, Any]:
+    """@job's options beyond queue, max_retries and timeout, checked: JobSpec's fields."""
+    options: dict[str, Any] = {}
+    if backoff is not None:
+        options["backoff"] = backoff if callable(backoff) else _checked("backoff", parse_backoff, backoff)
+    if retry_delay is not None:
+        options["retry_delay"] = _checked("retry_delay", parse_duration, retry_delay)
+    if unique is not False:
+        options["unique"] = True
+        if unique is not True:
+            options["unique_for"] = _checked("unique", parse_duration, unique)
+            if not options["unique_for"]:
+                raise ValueError(f"unique: expected True or a duration longer than zero, got {unique!r}")
+    if not isinstance(keep_dead, bool):
+        raise ValueError(f"keep_dead: expected True or False, got {keep_dead!r}")
+    options["keep_dead"] = keep_dead
+    if rate_limit is not None:
+        options["rate_limit"] = _checked("rate_limit", parse_rate, rate_limit)
+    if max_concurrency is not None:
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(f"max_concurrency: expected a whole number >= 1, got {max_concurrency!r}")
+        options["max_concurrency"] = max_concurrency
+    for hook, value in (("on_success", on_success), ("on_failure", on_failure), ("on_dead", on_dead)):
+        if value is not None and not callable(value):
+            raise ValueError(f"{hook}: expected a function, got {value!r}")
+        options[hook] = value
+    if cron is not None:
+        from .config import CATCH_UP
+        from .schedule import parse_schedule
+
+        options["schedule"] = _checked("cron", lambda text: parse_schedule(str(text), str(timezone)), cron)
+        if catch_up not in CATCH_UP:
+            raise ValueError(f"catch_up: expected latest or none, got {catch_up!r}")
+        options["catch_up"] = catch_up
+    return options
+
+
+def _checked(option: str, parse: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return parse(value)
+    except ValueError as exc:
+        raise ValueError(f"{option}: {exc}") from None
 
 
 def declare(

@@ -59,22 +59,31 @@ class Transitions:
         unique_claim: str = "",
         parents: list[str] = (),
         run_claim: tuple[str, str, int] | None = None,
+        unique_ttl: float = 0,
+        max_size: int = 0,
     ) -> tuple[str, str, str]:
         """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
         taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's),
-        'unknown_parent' (the id is the missing parent's) or 'claimed' (`run_claim` = (key,
-        owner, ttl) was already held; the id is its holder)."""
+        'recent' (the claim, held for `unique_ttl` seconds, is held; the id is the holder's, the
+        state the seconds it is still held), 'unknown_parent' (the id is the missing parent's),
+        'claimed' (`run_claim` = (key, owner, ttl) was already held; the id is its holder) or
+        'full' (the queue holds `max_size` jobs; the state is how many)."""
         flat: list[Any] = []
         for name, value in fields.items():
             flat += [name, value]
         claim_key, owner, ttl = run_claim or ("", "", 0)
-        args = [job_id, queue, run_at, unique_claim, json.dumps(list(parents)), now, rq_time(now), claim_key, owner, ttl]
+        args = [job_id, queue, run_at, unique_claim, json.dumps(list(parents)), now, rq_time(now), claim_key, owner, ttl,
+                unique_ttl, max_size or 0]
         outcome, ident, state = self._run("enqueue", args + flat)
         return outcome.decode(), ident.decode(), state.decode()
 
-    def enqueue_many(self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, pipe=None):
-        """Store new jobs (id, data, description) that share every other field, in one call."""
-        args: list[Any] = [queue, rq_time(now), len(shared)]
+    def enqueue_many(
+        self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, pipe=None,
+        max_size: int = 0,
+    ):
+        """Store new jobs (id, data, description) that share every other field, in one call: the
+        number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
+        args: list[Any] = [queue, rq_time(now), max_size or 0, len(shared)]
         for name, value in shared.items():
             args += [name, value]
         for job in jobs:
@@ -83,7 +92,7 @@ class Transitions:
 
     def fetch(self, worker: str, token: str, queues: list[str], now: float, count: int = 1) -> list:
         """Start up to `count` jobs; returns their rows [id, queue, attempt, data, timeout,
-        max_retries]. Raises LeaseLost when the worker's lease is gone."""
+        max_retries, created_at]. Raises LeaseLost when the worker's lease is gone."""
         return _checked(self._run("fetch", [worker, token, now, rq_time(now), count, *queues]))
 
     def succeed(

@@ -37,16 +37,17 @@ import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Callable
 
 import redis
 
-from . import keys, logs, registry, tracking
+from . import keys, limits, logs, middleware, registry, retries, signatures, tracking
 from .config import QueueConfig
 from .context import Execution
 from .errors import PermanentError
 from .executor import Executor, JobStopped, JobTimeout, Running
-from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
+from .jobdata import PayloadError, ResultError, decode_payload, encode_result, parse_rq_time, rq_time
 from .tracking import Tracker
 from .transitions import LeaseLost, Transitions
 
@@ -72,6 +73,13 @@ class FetchedJob:
     timeout: float
     max_retries: int | None
     unreadable: str | None = None  # why the payload could not be decoded
+    enqueued_at: float | None = None
+
+    @cached_property
+    def info(self) -> middleware.JobInfo:
+        """The job as middlewares and hooks see it."""
+        return middleware.JobInfo(self.id, self.name, self.queue, tuple(self.args), dict(self.kwargs), self.attempt,
+                                  self.enqueued_at)
 
 
 def worker_name() -> str:
@@ -96,6 +104,7 @@ class Worker:
         self.executor = Executor()
         self.tracker = Tracker(self.name)
         self.log = logs.get()
+        self.middleware = middleware.for_worker(self.log)
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
         self.running: dict[str, Running] = {}
@@ -191,6 +200,7 @@ class Worker:
                 pipe.sadd(keys.workers_of_queue(queue), key)
                 pipe.sadd(keys.QUEUES, keys.queue(queue))  # so RQ's tools list it while empty
             pipe.sadd(keys.ACTIVE_WORKERS, self.name)
+            limits.publish(pipe, self.queues.values())
             pipe.execute()
         self._lease_renewed = time.monotonic()
 
@@ -325,7 +335,7 @@ class Worker:
 
     @staticmethod
     def _job_from_row(row: list) -> FetchedJob:
-        job_id, queue, attempt, data, timeout, max_retries = row
+        job_id, queue, attempt, data, timeout, max_retries, created_at = row
         try:
             name, args, kwargs = decode_payload(data)
             unreadable = None
@@ -341,6 +351,7 @@ class Worker:
             timeout=float(timeout),
             max_retries=int(max_retries) if max_retries else None,
             unreadable=unreadable,
+            enqueued_at=_rq_time_or_none(created_at),
         )
 
     def _next_from(self) -> list[str]:
@@ -379,6 +390,8 @@ class Worker:
             spec = registry.resolve(job.name) if registry.is_registered(job.name) else None
             if spec is None:
                 raise PermanentError(f"job {job.name!r} is not registered in this worker (check --jobs / JOBCTL_JOBS)")
+            signatures.check_stored(spec, job.args, job.kwargs)
+            self.middleware.before_attempt(job.info)
             execution = Execution(job.id, job.name, self._progress_reporter(job.id))
             result = self.executor.call(spec.func, job.args, job.kwargs, execution, running)
             self._leave_if_forked()
@@ -407,6 +420,7 @@ class Worker:
                 job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), outcome="finished",
                 level=logging.DEBUG,
             )
+        self.middleware.after_attempt(job.info, result, None, run_seconds)
         return self._job_from_row(next_row) if next_row else None
 
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None = None) -> None:
@@ -428,7 +442,7 @@ class Worker:
         retry_at = None
         if not verdict:
             if job.attempt <= max_retries and queue is not None:
-                retry_at = time.time() + queue.retry_delay_for(job.attempt)
+                retry_at = time.time() + retries.retry_delay(job.name, queue, job.attempt, exc, self.log, job.id)
                 verdict = "retry"
             else:
                 verdict = "dead"
@@ -460,6 +474,11 @@ class Worker:
         else:
             logs.event(self.log, f"job.{verdict}", "%s %s [%s] %s: %s", job.name, job.id, job.queue, verdict, error,
                        level=logging.WARNING, outcome=verdict, **fields)
+        self.middleware.after_attempt(job.info, None, exc, run_seconds)
+        if verdict == "retry":
+            self.middleware.on_retry(job.info, exc, max(retry_at - time.time(), 0.0))
+        elif verdict == "dead":
+            self.middleware.on_dead(job.info, exc)
         return self._job_from_row(next_row) if next_row else None
 
     def _progress_reporter(self, job_id: str):
@@ -471,6 +490,13 @@ class Worker:
                 pass  # progress is advisory; never fail a job because it could not be shown
 
         return report
+
+
+def _rq_time_or_none(value: bytes) -> float | None:
+    try:
+        return parse_rq_time(value)
+    except ValueError:  # a record another tool wrote
+        return None
 
 
 def is_outage(exc: redis.RedisError) -> bool:

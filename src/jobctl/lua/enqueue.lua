@@ -1,12 +1,20 @@
 -- ARGV: id, queue, run_at, unique_claim, parents_json, now, now_iso, run_claim, run_claim_owner,
---       run_claim_ttl, field, value, ...
+--       run_claim_ttl, unique_ttl, max_size, field, value, ...
 -- run_claim (the scheduler's claim on one due time of a recurring entry, '' for none) is taken
 -- here, with the enqueue, so that a claim is never held by a run that was not stored.
+-- unique_ttl > 0: the unique claim is held that long, whatever becomes of the job (Sidekiq's
+-- unique_for); 0: while the job is active. max_size > 0: refused when the queue holds as many.
 local id, queue, run_at, claim = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local parents = cjson.decode(ARGV[5])
 local now, now_iso = tonumber(ARGV[6]), ARGV[7]
 local run_claim, run_claim_owner, run_claim_ttl = ARGV[8], ARGV[9], ARGV[10]
+local unique_ttl, max_size = tonumber(ARGV[11]), tonumber(ARGV[12])
 local key = job_key(id)
+
+if max_size > 0 then
+  local queued = redis.call('LLEN', 'rq:queue:' .. queue)
+  if queued >= max_size then return {'full', '', tostring(queued)} end
+end
 
 if run_claim ~= '' and not redis.call('SET', run_claim, run_claim_owner, 'NX', 'EX', run_claim_ttl) then
   return {'claimed', redis.call('GET', run_claim) or '', ''}
@@ -16,6 +24,7 @@ local status = redis.call('HGET', key, 'status')
 if status and ACTIVE[status] then return {'exists', id, status} end
 if claim ~= '' then
   local holder = redis.call('GET', claim)
+  if holder and unique_ttl > 0 then return {'recent', holder, tostring(redis.call('TTL', claim))} end
   if holder then
     local held = hget(holder, 'status')
     if held and ACTIVE[held] then return {'duplicate', holder, held} end
@@ -35,9 +44,11 @@ if status then
 end
 
 local fields = {}
-for i = 11, #ARGV do table.insert(fields, ARGV[i]) end
+for i = 13, #ARGV do table.insert(fields, ARGV[i]) end
 redis.call('HSET', key, unpack(fields))
-if claim ~= '' then
+if claim ~= '' and unique_ttl > 0 then
+  redis.call('SET', claim, id, 'EX', math.ceil(unique_ttl))
+elseif claim ~= '' then
   redis.call('SET', claim, id)
   redis.call('HSET', key, 'jobctl_unique', claim)
 end

@@ -62,6 +62,11 @@ local function stats_count(job_name, queue, field, by)
   redis.call('HINCRBY', 'jobctl:stats:queue:' .. queue, field, by)
 end
 
+-- A job's record, results and dependency sets.
+local function delete_job(id)
+  redis.call('DEL', job_key(id), 'rq:results:' .. id, job_key(id) .. ':dependencies', job_key(id) .. ':dependents')
+end
+
 local function cancel(id, reason, now, now_iso)
   local key = job_key(id)
   local queue = hget(id, 'origin')
@@ -106,6 +111,111 @@ local function bury(id, queue, reason, now, now_iso)
   release_unique(id)
   stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'dead', 1)
   settle_dependents(id, now, now_iso)
+  -- @job(keep_dead=False), Sidekiq's `dead: false`: not kept, once its dependents are settled
+  if hget(id, 'jobctl_keep_dead') == '0' then
+    redis.call('ZREM', 'rq:failed:' .. queue, id)
+    delete_job(id)
+  end
+end
+
+-- Rate and concurrency limits (jobctl/limits.py explains them and why they live in one hash
+-- written by the workers; keys.py names the keys). Rates are "count period_seconds".
+local LIMITS = 'jobctl:limits'
+local CONCURRENCY_RECHECK = 0.5  -- seconds before a job held back by max_concurrency is tried again
+local MAX_HELD_BACK = 1000  -- jobs one start_next may hold back: bounds the script's work
+
+-- The rate limit of a LIMITS field: (count, period) or nil, with its window pruned to the period.
+local function rate_of(field, now)
+  local limit = redis.call('HGET', LIMITS, field)
+  if not limit then return nil end
+  local count, period = string.match(limit, '^(%d+) ([%d%.e+-]+)$')
+  count, period = tonumber(count), tonumber(period)
+  redis.call('ZREMRANGEBYSCORE', 'jobctl:' .. field, '-inf', now - period)
+  return count, period
+end
+
+-- Seconds until one more start fits the rate (0: now).
+local function rate_wait(field, count, period, now)
+  local window = 'jobctl:' .. field
+  local started = redis.call('ZCARD', window)
+  if started < count then return 0 end
+  local freeing = redis.call('ZRANGE', window, started - count, started - count, 'WITHSCORES')
+  return math.max(tonumber(freeing[2]) + period - now, 0.001)
+end
+
+local function count_start(field, period, id, now)
+  local window = 'jobctl:' .. field
+  redis.call('ZADD', window, now, id .. ':' .. now)
+  redis.call('PEXPIRE', window, math.ceil(period * 1000) + 1000)
+end
+
+-- When a job held back by a rate comes back: when the rate allows, but after the previous one
+-- held back by it plus one interval (period / count), so that a backlog comes back spread out,
+-- not all at once to be held back again.
+local function rate_return(field, count, period, at, now)
+  local next_key = 'jobctl:' .. field .. ':next'
+  at = math.max(at, tonumber(redis.call('GET', next_key)) or 0)
+  redis.call('SET', next_key, at + period / count, 'PX', math.ceil((at - now + period) * 1000))
+  return at
+end
+
+-- Running jobs of the type, counting only slots whose worker still holds its lease.
+local function slots_held(slots)
+  local held = redis.call('HGETALL', slots)
+  local count = 0
+  for i = 1, #held, 2 do
+    if redis.call('EXISTS', 'rq:worker:' .. held[i + 1]) == 1 then
+      count = count + 1
+    else
+      redis.call('HDEL', slots, held[i])
+    end
+  end
+  return count
+end
+
+local function release_slot(id)
+  local slots = hget(id, 'jobctl_slot')
+  if slots then
+    redis.call('HDEL', slots, id)
+    redis.call('HDEL', job_key(id), 'jobctl_slot')
+  end
+end
+
+local function rate_allows(field, now)
+  local count, period = rate_of(field, now)
+  return not count or rate_wait(field, count, period, now) == 0
+end
+
+-- 0 when a job of the type `job_name`, fetched from `queue`, may start now (the start is then
+-- counted against the limits), else the unix time at which to try it again.
+local function may_start(id, job_name, queue, worker, now)
+  local max_running, slots = nil, nil
+  if job_name then
+    max_running = tonumber(redis.call('HGET', LIMITS, 'concurrency:job:' .. job_name))
+    slots = 'jobctl:slots:' .. job_name
+    if max_running and slots_held(slots) >= max_running then return now + CONCURRENCY_RECHECK end
+    local field = 'rate:job:' .. job_name
+    local count, period = rate_of(field, now)
+    if count then
+      local wait = rate_wait(field, count, period, now)
+      if wait > 0 then return rate_return(field, count, period, now + wait, now) end
+      count_start(field, period, id, now)
+    end
+  end
+  local count, period = rate_of('rate:queue:' .. queue, now)
+  if count then count_start('rate:queue:' .. queue, period, id, now) end
+  if max_running then
+    redis.call('HSET', slots, id, worker)
+    redis.call('HSET', job_key(id), 'jobctl_slot', slots)
+  end
+  return 0
+end
+
+-- A job that may not start yet waits in the scheduled set, its attempt unused; promotion brings
+-- it back (start_next takes it out of the worker's in-flight list).
+local function hold_back(id, queue, at)
+  redis.call('HSET', job_key(id), 'status', 'scheduled', 'jobctl_scheduled_for', at)
+  redis.call('ZADD', 'rq:scheduled:' .. queue, at, id)
 end
 
 -- The outcome scripts' first step: the job leaves the worker's in-flight list. This is also
@@ -114,18 +224,21 @@ end
 local function leave_started(id, queue, worker, attempt)
   if redis.call('LREM', 'jobctl:active:' .. worker, 1, id) == 0 then return false end
   redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
+  release_slot(id)
   return true
 end
 
 -- Start the next job for a worker: the first job of the first queue in `queues` that is not
--- paused, moved into the worker's in-flight list. Returns {id, queue, attempt, data, timeout,
--- max_retries}, or false when there is nothing to run.
+-- paused nor over its rate limit, and that its type's limits let start (see may_start), moved
+-- into the worker's in-flight list. Returns {id, queue, attempt, data, timeout, max_retries,
+-- created_at}, or false when there is nothing to run.
 local function start_next(worker, now, now_iso, queues)
   local active = 'jobctl:active:' .. worker
-  while true do
+  local held_back = 0
+  while held_back < MAX_HELD_BACK do
     local id, from = false, nil
     for _, queue in ipairs(queues) do
-      if redis.call('SISMEMBER', 'jobctl:paused', queue) == 0 then
+      if redis.call('SISMEMBER', 'jobctl:paused', queue) == 0 and rate_allows('rate:queue:' .. queue, now) then
         id = redis.call('LMOVE', 'rq:queue:' .. queue, active, 'LEFT', 'RIGHT')
         if id then from = queue break end
       end
@@ -133,9 +246,13 @@ local function start_next(worker, now, now_iso, queues)
     if not id then return false end
     local key = job_key(id)
     local job = redis.call('HMGET', key, 'origin', 'status', 'timeout', 'data', 'jobctl_max_retries',
-      'jobctl_attempts', 'jobctl_progress', 'jobctl_stop_requested')
+      'jobctl_attempts', 'jobctl_progress', 'jobctl_stop_requested', 'jobctl_job', 'created_at')
     local queue, status = job[1], job[2]
-    if status == 'queued' then
+    local hold_until = status == 'queued' and may_start(id, job[9], from, worker, now) or 0
+    if hold_until > 0 then
+      hold_back(id, queue or from, hold_until)
+      held_back = held_back + 1
+    elseif status == 'queued' then
       local timeout = tonumber(job[3]) or 180
       local attempt = (tonumber(job[6]) or 0) + 1
       local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
@@ -149,11 +266,12 @@ local function start_next(worker, now, now_iso, queues)
       redis.call('HSET', key, unpack(fields))
       if job[7] or job[8] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
       redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + 60, id .. ':' .. attempt)
-      return {id, queue, attempt, job[4] or '', timeout, job[5] or ''}
+      return {id, queue, attempt, job[4] or '', timeout, job[5] or '', job[10] or ''}
     end
-    -- canceled, expired or a stale duplicate entry: nothing to run, drop it and look again
+    -- held back, canceled, expired or a stale duplicate entry: not run now, drop it and look again
     redis.call('LREM', active, 1, id)
   end
+  return false
 end
 
 -- Give back what a gone worker held. cause: 'crash' or 'shutdown'; crash_limit: for jobs that
@@ -185,6 +303,7 @@ local function recover_worker(worker, now, now_iso, cause, crash_limit, how, cul
         redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
         redis.call('HINCRBY', key, 'jobctl_attempts', -1)
         redis.call('HDEL', key, 'jobctl_deadline')
+        release_slot(id)
       end
       local crashes = 0
       if status == 'started' and hget(id, 'jobctl_stop_requested') then

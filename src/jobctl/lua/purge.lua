@@ -20,8 +20,7 @@ for i = 5, #ARGV do
     if not status or score - ttl <= cutoff then
       if not dry_run then
         redis.call('ZREM', registry_key, id)
-        redis.call('DEL', job_key(id), 'rq:results:' .. id, job_key(id) .. ':dependencies',
-          job_key(id) .. ':dependents')
+        delete_job(id)
       end
       deleted = deleted + 1
     end

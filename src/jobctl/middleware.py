@@ -1,0 +1,101 @@
+"""Middleware: code that runs around every job attempt in the worker, Dramatiq-style.
+
+    from jobctl import Middleware, add_middleware
+
+    class ReportErrors(Middleware):
+        def after_attempt(self, job, result, exception, run_seconds):
+            if exception is not None:
+                sentry_sdk.capture_exception(exception)
+
+    add_middleware(ReportErrors())      # in a module named by --jobs / JOBCTL_JOBS
+
+The worker calls, in the thread that ran the job (for `async def` jobs too, so a slow
+middleware never blocks the event loop): `before_attempt` just before the job's function,
+then, once the outcome is stored, `after_attempt` (`exception` None on success) and, for a failed
+attempt, `on_retry` (another attempt follows in `delay` seconds) or `on_dead` (no more attempts).
+A job that an operator stopped while running reaches `after_attempt` with a JobStopped exception.
+@job's hooks (on_success, on_failure, on_dead) and StatsD are middlewares too. What a middleware
+raises is logged with the job id and changes nothing about the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """The job an attempt ran, as middlewares and hooks see it (read-only)."""
+
+    id: str
+    name: str
+    queue: str
+    args: tuple
+    kwargs: dict
+    attempt: int  # 1 for the first attempt
+    enqueued_at: float | None  # unix time its producer enqueued it (not when a retry was queued)
+
+
+class Middleware:
+    """Override the calls you need; each does nothing by default."""
+
+    def before_attempt(self, job: JobInfo) -> None:
+        pass
+
+    def after_attempt(self, job: JobInfo, result: Any, exception: BaseException | None, run_seconds: float) -> None:
+        pass
+
+    def on_retry(self, job: JobInfo, exception: BaseException, delay: float) -> None:
+        pass
+
+    def on_dead(self, job: JobInfo, exception: BaseException) -> None:
+        pass
+
+
+_added: list[Middleware] = []
+
+
+def add_middleware(middleware: Middleware) -> None:
+    """Run `middleware` around every job of the workers that import the calling module."""
+    if not isinstance(middleware, Middleware):
+        raise TypeError(f"add_middleware: expected a jobctl.Middleware, got {middleware!r}")
+    _added.append(middleware)
+
+
+class Chain:
+    """The worker's middlewares, each called in turn; their own errors are logged and go no further."""
+
+    def __init__(self, middlewares: list[Middleware], log: logging.Logger):
+        self.middlewares = middlewares
+        self.log = log
+
+    def _each(self, call: str, job: JobInfo, *args: Any) -> None:
+        for middleware in self.middlewares:
+            try:
+                getattr(middleware, call)(job, *args)
+            except Exception:  # noqa: BLE001 - a middleware never changes a job's outcome
+                self.log.exception("job %s (%s): %s.%s raised; the job's outcome stands",
+                                   job.id, job.name, type(middleware).__name__, call)
+
+    def before_attempt(self, job: JobInfo) -> None:
+        self._each("before_attempt", job)
+
+    def after_attempt(self, job: JobInfo, result: Any, exception: BaseException | None, run_seconds: float) -> None:
+        self._each("after_attempt", job, result, exception, run_seconds)
+
+    def on_retry(self, job: JobInfo, exception: BaseException, delay: float) -> None:
+        self._each("on_retry", job, exception, delay)
+
+    def on_dead(self, job: JobInfo, exception: BaseException) -> None:
+        self._each("on_dead", job, exception)
+
+
+def for_worker(log: logging.Logger) -> Chain:
+    """@job's hooks first, then the middlewares the job modules added, then StatsD if configured."""
+    from . import statsd_metrics
+    from .hooks import JobHooks
+
+    sender = statsd_metrics.configured()
+    return Chain([JobHooks(), *_added, *([sender] if sender else [])], log)
