@@ -165,3 +165,88 @@ def returns(kind: str):
     for _ in range(100_000):
         nested = [nested]
     return nested
+
+
+# --- job options (tests/test_job_options.py, test_limits.py) -----------------------------------
+
+
+def _note(path: str, line: str) -> None:
+    with open(path, "a") as out:
+        out.write(line + "\n")
+
+
+def _hook(kind: str):
+    """A hook that notes `kind attempt outcome` in the file named by the job's last argument."""
+    def hook(job, outcome) -> None:
+        _note(job.args[-1], f"{kind} {job.attempt} {outcome!r} {job.id} {job.name} {job.queue} {job.enqueued_at}")
+    return hook
+
+
+@job("hooked", max_retries=2, on_success=_hook("success"), on_failure=_hook("failure"), on_dead=_hook("dead"))
+def hooked(counter: str, failures: int, log: str) -> int:
+    return flaky(counter, failures)
+
+
+def _broken_hook(job, outcome) -> None:
+    raise RuntimeError("the hook itself is broken")
+
+
+@job("badly_hooked", on_success=_broken_hook, on_failure=_broken_hook, on_dead=_broken_hook, max_retries=0)
+def badly_hooked(fail: bool) -> str:
+    if fail:
+        raise ValueError("the job failed")
+    return "done"
+
+
+@job("discarded", keep_dead=False, max_retries=1, on_dead=_hook("dead"))
+def discarded(log: str) -> None:
+    raise RuntimeError("discard me")
+
+
+def _backoff_probe_delay(attempt: int, exception: BaseException) -> float:
+    _note(str(Path("backoff.log").resolve()), f"{attempt} {type(exception).__name__}")
+    return 0.1
+
+
+@job("backoff_probe", max_retries=2, backoff=_backoff_probe_delay)
+def backoff_probe() -> None:
+    raise LookupError("always")
+
+
+@job("slow_retry", max_retries=1, backoff="fixed", retry_delay="30s")
+def slow_retry() -> None:
+    raise RuntimeError("retry me in 30s")
+
+
+@job("unique_default", unique=True)
+def unique_default(key: str) -> str:
+    return key
+
+
+@job("unique_hour", unique="1h")
+def unique_hour(key: str) -> str:
+    return key
+
+
+@job("type_error_inside", max_retries=1)
+def type_error_inside() -> None:
+    len(5)  # a TypeError raised by the job's own code: an ordinary failure
+
+
+@job("limited_overlap", max_concurrency=2)
+def limited_overlap(log: str, seconds: float) -> int:
+    return overlap(log, seconds)
+
+
+@job("rate_limited", rate_limit="5/s")
+def rate_limited(n: int) -> int:
+    return n
+
+
+@job("limited_once_slow", max_concurrency=1)
+def limited_once_slow(marker: str) -> str:
+    """The first run writes its pid to `marker` and hangs; any later run returns at once."""
+    if not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        time.sleep(120)
+    return "done"
