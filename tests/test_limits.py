@@ -1,0 +1,130 @@
+"""Rate and concurrency limits, held in Redis across supervisors and with several jobs in flight
+per worker process; a worker killed while holding a slot gives it back; queue.yml's max_size."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+from conftest import child_pids, wait_for
+from jobctl import keys
+from test_execution import max_overlap
+
+TWO_HOSTS_QUEUE_YML = """\
+defaults: {retry_delay: 100ms, backoff: fixed, timeout: 30s, shutdown_timeout: 10s}
+default: {worker_count: 1, concurrency: 3, max_retries: 2}
+"""
+
+
+def states(project, ids) -> dict:
+    return {job_id: project.show(job_id)["state"] for job_id in ids}
+
+
+def all_finished(project, ids) -> bool:
+    return set(states(project, ids).values()) == {"finished"}
+
+
+def test_max_concurrency_holds_across_supervisors_and_threads(project, tmp_path):
+    project.write("queue.yml", TWO_HOSTS_QUEUE_YML)
+    log = tmp_path / "overlap.log"
+    ids = [project.enqueue("limited_overlap", str(log), "0.4") for _ in range(8)]
+    project.start("work")
+    project.start("work")  # 2 supervisors x 3 jobs in flight each: room for 6, the job allows 2
+    wait_for(lambda: all_finished(project, ids), timeout=60, message="every limited job finished")
+    peak, _ = max_overlap(log)
+    assert peak == 2
+    assert {project.show(i)["attempts"] for i in ids} == {1}  # held back without using an attempt
+
+
+def test_rate_limit_spreads_starts_and_does_not_block_the_queue(project):
+    project.write("queue.yml", TWO_HOSTS_QUEUE_YML)
+    limited = [project.enqueue("rate_limited", str(n)) for n in range(12)]
+    others = [project.enqueue("add", str(n), "1") for n in range(6)]
+    project.start("work")
+    project.start("work")
+    wait_for(lambda: all_finished(project, limited + others), timeout=60, message="every job finished")
+    starts = sorted(project.show(i)["started_at"] for i in limited)
+    # 5 per second: any 6 consecutive starts span at least a second
+    assert all(later - earlier >= 0.999 for earlier, later in zip(starts, starts[5:]))
+    assert starts[-1] - starts[0] >= 2
+    # the other jobs of the queue did not wait behind the limited ones
+    assert max(project.show(i)["ended_at"] for i in others) < starts[-1]
+
+
+def test_a_queue_rate_limit(project):
+    project.write("queue.yml", "default: {worker_count: 2, concurrency: 2, rate_limit: 4/s}\n")
+    ids = [project.enqueue("add", str(n), "1") for n in range(10)]
+    project.start("work")
+    wait_for(lambda: all_finished(project, ids), timeout=60, message="every job finished")
+    starts = sorted(project.show(i)["started_at"] for i in ids)
+    assert all(later - earlier >= 0.999 for earlier, later in zip(starts, starts[4:]))
+
+
+def test_a_worker_killed_holding_a_slot_gives_it_back(project, db, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 1, concurrency: 2}\n")
+    marker = tmp_path / "marker"
+    holder = project.enqueue("limited_once_slow", str(marker))
+    waiting = project.enqueue("limited_once_slow", str(marker))
+    project.start("work")
+    wait_for(marker.exists, message="the first job running")
+    wait_for(lambda: project.show(holder)["state"] == "started", message="the first job started")
+    assert project.show(waiting)["state"] in ("queued", "scheduled")  # max_concurrency 1: it waits
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    wait_for(lambda: all_finished(project, [holder, waiting]), timeout=30, message="both jobs finished")
+    assert db.hlen(keys.slots("limited_once_slow")) == 0
+
+
+def test_a_slot_ends_with_its_workers_lease_when_the_whole_host_is_gone(project, db, tmp_path):
+    project.write("queue.yml", "default: {worker_count: 1, concurrency: 2}\n")
+    lease = {"JOBCTL_LEASE_TTL": "3"}
+    marker = tmp_path / "marker"
+    holder = project.enqueue("limited_once_slow", str(marker))
+    first_host = project.start("work", env=lease)
+    wait_for(marker.exists, message="the first job running")
+    workers = child_pids(first_host.pid)
+    first_host.kill()  # kill -9: nothing on that host gives anything back; its workers die with it
+    first_host.wait()
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), message="its workers gone")
+    assert db.hlen(keys.slots("limited_once_slow")) == 1
+    # another job of the type, on another host: the slot counts no more once the lease lapsed
+    waiting = project.enqueue("limited_once_slow", str(marker))
+    project.start("work", env=lease)
+    wait_for(lambda: all_finished(project, [holder, waiting]), timeout=30, message="both jobs finished")
+
+
+# --- queue.yml max_size -----------------------------------------------------------------------------
+
+
+def test_a_full_queue_refuses_more(project, db, tmp_path):
+    project.write("queue.yml", "default: {max_size: 3}\n")
+    for n in range(3):
+        project.enqueue("add", str(n))
+    refused = project.run("enqueue", "add", "9")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "jobctl: error: queue 'default' is full (3 queued)"
+    assert db.llen(keys.queue("default")) == 3
+
+
+def test_enqueue_from_refuses_the_whole_file_when_it_would_overflow(project, db, tmp_path):
+    project.write("queue.yml", "default: {max_size: 5}\n")
+    project.enqueue("add", "1")
+    source = tmp_path / "calls.jsonl"
+    source.write_text("".join(json.dumps({"args": [n]}) + "\n" for n in range(5)))
+    refused = project.run("enqueue", "add", "--from", str(source))
+    assert refused.returncode == 1
+    assert "queue 'default' is full (1 queued): 5 more would exceed its max_size of 5; nothing enqueued" in refused.stderr
+    assert db.llen(keys.queue("default")) == 1
+    source.write_text("".join(json.dumps({"args": [n]}) + "\n" for n in range(4)))
+    assert project.run("enqueue", "add", "--from", str(source)).returncode == 0
+    assert db.llen(keys.queue("default")) == 5
+
+
+def test_bad_limits_in_queue_yml(project):
+    for settings, message in [
+        ("{rate_limit: fast}", "queue 'default': key 'rate_limit': expected a rate like 10/s, 600/m or 1000/h, got 'fast'"),
+        ("{max_size: 0}", "queue 'default': key 'max_size': expected a whole number >= 1, got 0"),
+    ]:
+        project.write("queue.yml", f"default: {settings}\n")
+        result = project.run("enqueue", "add", "1")
+        assert result.returncode == 2
+        assert message in result.stderr
