@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from conftest import child_pids, wait_for
-from jobctl import keys
+from jobctl import api, keys
 from test_execution import max_overlap
 
 TWO_HOSTS_QUEUE_YML = """\
@@ -16,47 +16,61 @@ default: {worker_count: 1, concurrency: 3, max_retries: 2}
 """
 
 
-def states(project, ids) -> dict:
-    return {job_id: project.show(job_id)["state"] for job_id in ids}
+def all_finished(db, ids) -> bool:
+    """Read from Redis: polling with `jobctl show` would start a process per job and look."""
+    return {db.hget(keys.job(job_id), "status") for job_id in ids} == {b"finished"}
 
 
-def all_finished(project, ids) -> bool:
-    return set(states(project, ids).values()) == {"finished"}
+def enqueue_many(project, tmp_path, job: str, calls: list[list]) -> list[str]:
+    """Enqueue one job per argument list in one `jobctl enqueue --from`; returns their ids."""
+    source = tmp_path / f"{job}.jsonl"
+    source.write_text("".join(json.dumps({"args": args}) + "\n" for args in calls))
+    result = project.run("enqueue", job, "--from", str(source), "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["ids"]
 
 
-def test_max_concurrency_holds_across_supervisors_and_threads(project, tmp_path):
+def shown(db, job_id: str) -> dict:
+    return api.job(db, job_id).to_dict()
+
+
+def started_at(db, ids) -> list[float]:
+    return sorted(shown(db, job_id)["started_at"] for job_id in ids)
+
+
+def test_max_concurrency_holds_across_supervisors_and_threads(project, db, tmp_path):
     project.write("queue.yml", TWO_HOSTS_QUEUE_YML)
     log = tmp_path / "overlap.log"
-    ids = [project.enqueue("limited_overlap", str(log), "0.4") for _ in range(8)]
+    ids = enqueue_many(project, tmp_path, "limited_overlap", [[str(log), 0.4]] * 8)
     project.start("work")
     project.start("work")  # 2 supervisors x 3 jobs in flight each: room for 6, the job allows 2
-    wait_for(lambda: all_finished(project, ids), timeout=60, message="every limited job finished")
+    wait_for(lambda: all_finished(db, ids), timeout=60, message="every limited job finished")
     peak, _ = max_overlap(log)
     assert peak == 2
-    assert {project.show(i)["attempts"] for i in ids} == {1}  # held back without using an attempt
+    assert {shown(db, i)["attempts"] for i in ids} == {1}  # held back without using an attempt
 
 
-def test_rate_limit_spreads_starts_and_does_not_block_the_queue(project):
+def test_rate_limit_spreads_starts_and_does_not_block_the_queue(project, db, tmp_path):
     project.write("queue.yml", TWO_HOSTS_QUEUE_YML)
-    limited = [project.enqueue("rate_limited", str(n)) for n in range(12)]
-    others = [project.enqueue("add", str(n), "1") for n in range(6)]
+    limited = enqueue_many(project, tmp_path, "rate_limited", [[n] for n in range(12)])
+    others = enqueue_many(project, tmp_path, "add", [[n, 1] for n in range(6)])
     project.start("work")
     project.start("work")
-    wait_for(lambda: all_finished(project, limited + others), timeout=60, message="every job finished")
-    starts = sorted(project.show(i)["started_at"] for i in limited)
+    wait_for(lambda: all_finished(db, limited + others), timeout=60, message="every job finished")
+    starts = started_at(db, limited)
     # 5 per second: any 6 consecutive starts span at least a second
     assert all(later - earlier >= 0.999 for earlier, later in zip(starts, starts[5:]))
     assert starts[-1] - starts[0] >= 2
     # the other jobs of the queue did not wait behind the limited ones
-    assert max(project.show(i)["ended_at"] for i in others) < starts[-1]
+    assert max(shown(db, i)["ended_at"] for i in others) < starts[-1]
 
 
-def test_a_queue_rate_limit(project):
+def test_a_queue_rate_limit(project, db, tmp_path):
     project.write("queue.yml", "default: {worker_count: 2, concurrency: 2, rate_limit: 4/s}\n")
-    ids = [project.enqueue("add", str(n), "1") for n in range(10)]
+    ids = enqueue_many(project, tmp_path, "add", [[n, 1] for n in range(10)])
     project.start("work")
-    wait_for(lambda: all_finished(project, ids), timeout=60, message="every job finished")
-    starts = sorted(project.show(i)["started_at"] for i in ids)
+    wait_for(lambda: all_finished(db, ids), timeout=60, message="every job finished")
+    starts = started_at(db, ids)
     assert all(later - earlier >= 0.999 for earlier, later in zip(starts, starts[4:]))
 
 
@@ -70,7 +84,7 @@ def test_a_worker_killed_holding_a_slot_gives_it_back(project, db, tmp_path):
     wait_for(lambda: project.show(holder)["state"] == "started", message="the first job started")
     assert project.show(waiting)["state"] in ("queued", "scheduled")  # max_concurrency 1: it waits
     os.kill(int(marker.read_text()), signal.SIGKILL)
-    wait_for(lambda: all_finished(project, [holder, waiting]), timeout=30, message="both jobs finished")
+    wait_for(lambda: all_finished(db, [holder, waiting]), timeout=30, message="both jobs finished")
     assert db.hlen(keys.slots("limited_once_slow")) == 0
 
 
@@ -89,7 +103,7 @@ def test_a_slot_ends_with_its_workers_lease_when_the_whole_host_is_gone(project,
     # another job of the type, on another host: the slot counts no more once the lease lapsed
     waiting = project.enqueue("limited_once_slow", str(marker))
     project.start("work", env=lease)
-    wait_for(lambda: all_finished(project, [holder, waiting]), timeout=30, message="both jobs finished")
+    wait_for(lambda: all_finished(db, [holder, waiting]), timeout=30, message="both jobs finished")
 
 
 # --- queue.yml max_size -----------------------------------------------------------------------------
