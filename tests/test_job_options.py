@@ -33,7 +33,7 @@ def test_a_backoff_callable_gets_the_attempt_and_the_exception(project):
 def test_retry_delay_and_backoff_of_the_job_override_the_queue(project):
     # the queue retries after 100ms; the job says 30s
     job_id = project.enqueue("slow_retry")
-    worker = project.start("work")
+    project.start("work")
     wait_for(lambda: project.show(job_id)["state"] == "scheduled", message="the first attempt failed")
     job = project.show(job_id)
     assert job["attempts"] == 1

@@ -3,8 +3,6 @@ and on dead, in the thread that ran the job (async jobs too); its own errors cha
 
 import json
 
-from conftest import wait_for  # noqa: F401 - the fixtures' module
-
 MIDDLEWARE = '''\
 import json
 import threading

@@ -10,7 +10,6 @@ built-in job never load it.
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import sys
 from dataclasses import dataclass
