@@ -157,27 +157,24 @@ def history(job_name: str) -> str:
 
 # --- rate and concurrency limits (limits.py; enforced by lua/lib.lua's may_start) --------------
 
-LIMITS = "jobctl:limits"  # hash written by every worker at its start: the fields below -> limit
-
-
 def job_rate_limit(job_name: str) -> str:
-    """Field of LIMITS: "count period_seconds" of the job type's rate_limit."""
+    """Limit name (limits.py): "count period_seconds" of the job type's rate_limit."""
     return f"rate:job:{job_name}"
 
 
 def queue_rate_limit(queue_name: str) -> str:
-    """Field of LIMITS: "count period_seconds" of the queue's rate_limit."""
+    """Limit name (limits.py): "count period_seconds" of the queue's rate_limit."""
     return f"rate:queue:{queue_name}"
 
 
 def job_concurrency_limit(job_name: str) -> str:
-    """Field of LIMITS: the job type's max_concurrency."""
+    """Limit name (limits.py): the job type's max_concurrency."""
     return f"concurrency:job:{job_name}"
 
 
 def rate_window(field: str) -> str:
     """Zset of the starts (member: job id and time, score: unix time) within the rate's period,
-    for the LIMITS field `field` (job_rate_limit or queue_rate_limit)."""
+    for the limit `field` (job_rate_limit or queue_rate_limit)."""
     return f"jobctl:{field}"
 
 

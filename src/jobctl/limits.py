@@ -12,11 +12,12 @@ the moment it may start (rate), or for a short while (concurrency); promotion br
 The worker goes on with the next job, so a limited job type never blocks the rest of its queue.
 A queue over its own rate limit is skipped as a whole: its jobs keep their order.
 
-Where the limits live: in one hash (keys.LIMITS) that every worker writes when it starts, from
-the code and queue.yml it runs, rather than in each job's record at enqueue. So a limit added or
-changed in a deploy holds at once for the jobs already waiting (the usual reason to add one is a
-backlog hammering an API), queue.yml's rate_limit needs no copy in every job, and jobs enqueued by
-RQ's own API obey their queue's. All hosts are expected to run the same code and queue.yml.
+Where the limits come from: each worker passes the limits of the code and queue.yml it runs to
+the fetch and outcome scripts, rather than each job's record carrying them from enqueue. So a
+limit added or changed in a deploy holds at once for the jobs already waiting (the usual reason
+to add one is a backlog hammering an API), queue.yml's rate_limit needs no copy in every job,
+jobs enqueued by RQ's own API obey their queue's, and a fleet without limits pays no Redis
+command for them. All hosts are expected to run the same code and queue.yml.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from . import keys
 from .durations import parse_duration
 
 if TYPE_CHECKING:
-    import redis
-
     from .config import QueueConfig
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|m|h|d|sec|second|min|minute|hour|day|\d+(?:\.\d+)?\s*(?:ms|s|m|h|d))\s*$")
@@ -60,28 +59,21 @@ def parse_rate(value: object) -> Rate:
 
 
 def limits_of(queues: Iterable[QueueConfig]) -> dict[str, str]:
-    """The limits hash's fields for every registered job and the given queues ('' = none)."""
+    """The limits of every registered job and of the given queues, as lua/lib.lua's `limits`
+    table reads them: "count period_seconds" for a rate, N for max_concurrency; none: left out."""
     from . import registry  # registry reads rates from here
 
     fields: dict[str, str] = {}
     for spec in registry.all_jobs():
-        fields[keys.job_rate_limit(spec.name)] = _rate_field(spec.rate_limit)
-        fields[keys.job_concurrency_limit(spec.name)] = str(spec.max_concurrency or "")
+        if spec.rate_limit:
+            fields[keys.job_rate_limit(spec.name)] = _rate_field(spec.rate_limit)
+        if spec.max_concurrency:
+            fields[keys.job_concurrency_limit(spec.name)] = str(spec.max_concurrency)
     for queue in queues:
-        fields[keys.queue_rate_limit(queue.name)] = _rate_field(queue.rate_limit)
+        if queue.rate_limit:
+            fields[keys.queue_rate_limit(queue.name)] = _rate_field(queue.rate_limit)
     return fields
 
 
-def _rate_field(rate: Rate | None) -> str:
-    return f"{rate.count} {rate.period:g}" if rate else ""
-
-
-def publish(pipe: redis.client.Pipeline, queues: Iterable[QueueConfig]) -> None:
-    """Write this worker's limits (a limit removed from the code is removed from Redis too)."""
-    fields = limits_of(queues)
-    current = {name: value for name, value in fields.items() if value}
-    removed = [name for name, value in fields.items() if not value]
-    if current:
-        pipe.hset(keys.LIMITS, mapping=current)
-    if removed:
-        pipe.hdel(keys.LIMITS, *removed)
+def _rate_field(rate: Rate) -> str:
+    return f"{rate.count} {rate.period:g}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -29,10 +30,37 @@ def _checked(reply: Any) -> Any:
     return reply
 
 
+_DEFINITION = re.compile(r"^local (?:function )?(\w+)", re.M)
+
+
+@cache
+def _lib() -> list[tuple[str, str]]:
+    """lua/lib.lua cut into its top-level definitions: (name, text with the comments above it)."""
+    lines = (resources.files("jobctl") / "lua" / "lib.lua").read_text().splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if _DEFINITION.match(line)]
+    cuts = []
+    for start in starts:
+        while start > 0 and lines[start - 1].startswith("--") and start - 1 not in starts:
+            start -= 1
+        cuts.append(start)
+    chunks = ["".join(lines[a:b]) for a, b in zip(cuts, cuts[1:] + [len(lines)])]
+    return [(_DEFINITION.search(chunk).group(1), chunk) for chunk in chunks]
+
+
 @cache
 def _source(name: str) -> str:
-    lua = resources.files("jobctl") / "lua"
-    return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    """The script with the part of lib.lua it uses: each call of a script runs its whole text,
+    so a script does not pay for defining what it never calls (issue 12)."""
+    body = (resources.files("jobctl") / "lua" / f"{name}.lua").read_text()
+    lib = _lib()
+    needed, text = set(), body
+    for _ in lib:  # to a fixed point: what the included definitions use is included too
+        used = {n for n, _ in lib if re.search(rf"\b{n}\b", text)}
+        if used == needed:
+            break
+        needed = used
+        text = body + "".join(chunk for n, chunk in lib if n in needed)
+    return "".join(chunk for n, chunk in lib if n in needed) + "\n" + body
 
 
 class Transitions:
@@ -90,26 +118,28 @@ class Transitions:
             args.extend(job)
         return self._run("enqueue_many", args, pipe)
 
-    def fetch(self, worker: str, token: str, queues: list[str], now: float, count: int = 1) -> list:
+    def fetch(self, worker: str, token: str, queues: list[str], now: float, count: int = 1, limits: str = "{}") -> list:
         """Start up to `count` jobs; returns their rows [id, queue, attempt, data, timeout,
-        max_retries, created_at]. Raises LeaseLost when the worker's lease is gone."""
-        return _checked(self._run("fetch", [worker, token, now, rq_time(now), count, *queues]))
+        max_retries, created_at]. `limits`: the worker's rate and concurrency limits, JSON
+        (limits.py). Raises LeaseLost when the worker's lease is gone."""
+        return _checked(self._run("fetch", [worker, token, now, rq_time(now), count, limits, *queues]))
 
     def succeed(
         self, job_id: str, queue: str, worker: str, attempt: int, now: float, result_json: bytes,
-        next_from: list[str] = (),
+        next_from: list[str] = (), limits: str = "{}",
     ) -> list | None:
         """Record a finished job and, in the same round trip, start the worker's next job from the
         `next_from` queues; returns its row as `fetch` does, or None. Raises LeaseLost (and writes
         nothing) when the job was recovered from this worker."""
         return _checked(self._run(
             "succeed",
-            [job_id, queue, worker, attempt, now, rq_time(now), result_json, base64.b64encode(result_json), *next_from],
+            [job_id, queue, worker, attempt, now, rq_time(now), result_json, base64.b64encode(result_json), limits,
+             *next_from],
         )) or None
 
     def fail(
         self, job_id: str, queue: str, worker: str, attempt: int, now: float, *, verdict: str, retry_at: float | None,
-        error_entry: dict, exc_info: bytes, reason: str, next_from: list[str] = (),
+        error_entry: dict, exc_info: bytes, reason: str, next_from: list[str] = (), limits: str = "{}",
     ) -> list | None:
         """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead' or
         'canceled' (stopped while running); then start the worker's next job as `succeed` does."""
@@ -117,7 +147,7 @@ class Transitions:
             "fail",
             [
                 job_id, queue, worker, attempt, now, rq_time(now), verdict, retry_at or 0,
-                json.dumps(error_entry), exc_info, reason, base64.b64encode(exc_info), *next_from,
+                json.dumps(error_entry), exc_info, reason, base64.b64encode(exc_info), limits, *next_from,
             ],
         )) or None
 

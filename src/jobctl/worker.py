@@ -105,6 +105,7 @@ class Worker:
         self.tracker = Tracker(self.name)
         self.log = logs.get()
         self.middleware = middleware.for_worker(self.log)
+        self.limits = json.dumps(limits.limits_of(queues))  # the fetch scripts' `limits` (limits.py)
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
         self.running: dict[str, Running] = {}
@@ -144,7 +145,7 @@ class Worker:
         while not self._finishing():
             free = self.concurrency - self._busy
             self._woken.clear()
-            rows = self._with_redis(lambda: self.transitions.fetch(self.name, self.token, self.fetch_order(), time.time(), free)) if free > 0 else []
+            rows = self._with_redis(lambda: self.transitions.fetch(self.name, self.token, self.fetch_order(), time.time(), free, self.limits)) if free > 0 else []
             if not rows:
                 self._woken.wait(IDLE_POLL)
                 continue
@@ -200,7 +201,6 @@ class Worker:
                 pipe.sadd(keys.workers_of_queue(queue), key)
                 pipe.sadd(keys.QUEUES, keys.queue(queue))  # so RQ's tools list it while empty
             pipe.sadd(keys.ACTIVE_WORKERS, self.name)
-            limits.publish(pipe, self.queues.values())
             pipe.execute()
         self._lease_renewed = time.monotonic()
 
@@ -411,7 +411,8 @@ class Worker:
         run_seconds = time.perf_counter() - started
         now = time.time()
         next_row = self._with_redis(
-            lambda: self.transitions.succeed(job.id, job.queue, self.name, job.attempt, now, result_json, self._next_from())
+            lambda: self.transitions.succeed(job.id, job.queue, self.name, job.attempt, now, result_json, self._next_from(),
+                                             self.limits)
         )
         self._track(job, "finished", run_seconds, now)
         if self.log.isEnabledFor(logging.DEBUG):  # one line per job only when asked (--verbose): issue 12
@@ -458,7 +459,7 @@ class Worker:
         next_row = self._with_redis(
             lambda: self.transitions.fail(
                 job.id, job.queue, self.name, job.attempt, now, verdict=verdict, retry_at=retry_at,
-                error_entry=entry, exc_info=exc_info, reason=reason, next_from=self._next_from(),
+                error_entry=entry, exc_info=exc_info, reason=reason, next_from=self._next_from(), limits=self.limits,
             )
         )
         self._track(job, {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict], run_seconds, now, error)

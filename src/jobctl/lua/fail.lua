@@ -3,13 +3,15 @@
 -- dependents; then start the worker's next job as succeed.lua does.
 -- ARGV: id, queue, worker, attempt, now, now_iso, verdict ('retry'|'dead'|'canceled'), retry_at,
 --       error_entry_json, exc_info (zlib), reason, exc_string (RQ's results-stream form of the
---       traceback), then the queues to start the worker's next job from (none: stop here).
+--       traceback), limits (JSON: see `limits` in lib.lua), then the queues to start the worker's
+--       next job from (none: stop here).
 -- Returns 'fenced' (nothing written: the job was recovered from this worker), or the next job's
 -- row, or false.
 local id, queue, worker, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, now_iso, verdict, retry_at = tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
 if not leave_started(id, queue, worker, attempt) then return 'fenced' end
 local key = job_key(id)
+release_slot(id, hget(id, 'jobctl_slot'))
 
 add_error(id, cjson.decode(ARGV[9]))
 redis.call('HSET', key, 'exc_info', ARGV[10], 'ended_at', now_iso)
@@ -27,4 +29,5 @@ elseif verdict == 'canceled' then
 else
   bury(id, queue, ARGV[11], now, now_iso)
 end
-return start_next(worker, now, now_iso, queues_from(13))
+limits = cjson.decode(ARGV[13])
+return start_next(worker, now, now_iso, queues_from(14))

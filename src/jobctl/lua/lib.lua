@@ -118,15 +118,17 @@ local function bury(id, queue, reason, now, now_iso)
   end
 end
 
--- Rate and concurrency limits (jobctl/limits.py explains them and why they live in one hash
--- written by the workers; keys.py names the keys). Rates are "count period_seconds".
-local LIMITS = 'jobctl:limits'
+-- Rate and concurrency limits (jobctl/limits.py explains them). The calling worker passes the
+-- limits of its jobs and queues (limits.py's fields -> "count period_seconds" for a rate, N for
+-- max_concurrency); a script sets `limits` from its argument before start_next runs. With no
+-- limit configured, checking them costs no Redis command (issue 12's budget per job).
+local limits = {}
 local CONCURRENCY_RECHECK = 0.5  -- seconds before a job held back by max_concurrency is tried again
 local MAX_HELD_BACK = 1000  -- jobs one start_next may hold back: bounds the script's work
 
 -- The rate limit of a LIMITS field: (count, period) or nil, with its window pruned to the period.
 local function rate_of(field, now)
-  local limit = redis.call('HGET', LIMITS, field)
+  local limit = limits[field]
   if not limit then return nil end
   local count, period = string.match(limit, '^(%d+) ([%d%.e+-]+)$')
   count, period = tonumber(count), tonumber(period)
@@ -173,8 +175,8 @@ local function slots_held(slots)
   return count
 end
 
-local function release_slot(id)
-  local slots = hget(id, 'jobctl_slot')
+-- `slots`: the job's jobctl_slot field, read by the caller with what else it reads of the job.
+local function release_slot(id, slots)
   if slots then
     redis.call('HDEL', slots, id)
     redis.call('HDEL', job_key(id), 'jobctl_slot')
@@ -191,7 +193,7 @@ end
 local function may_start(id, job_name, queue, worker, now)
   local max_running, slots = nil, nil
   if job_name then
-    max_running = tonumber(redis.call('HGET', LIMITS, 'concurrency:job:' .. job_name))
+    max_running = tonumber(limits['concurrency:job:' .. job_name])
     slots = 'jobctl:slots:' .. job_name
     if max_running and slots_held(slots) >= max_running then return now + CONCURRENCY_RECHECK end
     local field = 'rate:job:' .. job_name
@@ -224,7 +226,6 @@ end
 local function leave_started(id, queue, worker, attempt)
   if redis.call('LREM', 'jobctl:active:' .. worker, 1, id) == 0 then return false end
   redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
-  release_slot(id)
   return true
 end
 
@@ -303,7 +304,7 @@ local function recover_worker(worker, now, now_iso, cause, crash_limit, how, cul
         redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
         redis.call('HINCRBY', key, 'jobctl_attempts', -1)
         redis.call('HDEL', key, 'jobctl_deadline')
-        release_slot(id)
+        release_slot(id, hget(id, 'jobctl_slot'))
       end
       local crashes = 0
       if status == 'started' and hget(id, 'jobctl_stop_requested') then

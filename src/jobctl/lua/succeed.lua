@@ -1,6 +1,6 @@
 -- A job finished: record it and, in the same round trip, start the worker's next job.
--- ARGV: id, queue, worker, attempt, now, now_iso, result_json, result_b64, then the queues to
--- start the worker's next job from (none: stop here).
+-- ARGV: id, queue, worker, attempt, now, now_iso, result_json, result_b64, limits (JSON: see
+-- `limits` in lib.lua), then the queues to start the worker's next job from (none: stop here).
 -- Returns 'fenced' (nothing written: the job was recovered from this worker), or the next job's
 -- row, or false. Job tracking is not written here: the worker counts it (tracking.py).
 -- The job hash and its results stream get no EXPIRE here: the supervisors' sweep deletes them
@@ -9,7 +9,7 @@ local id, queue, worker, attempt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local now, now_iso = tonumber(ARGV[5]), ARGV[6]
 if not leave_started(id, queue, worker, attempt) then return 'fenced' end
 local key = job_key(id)
-local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents')
+local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot')
 redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'result', ARGV[7])
 -- RQ's Job.return_value() reads the results stream
 redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '~', 10, '*', 'type', 1, 'worker_name', worker,
@@ -18,4 +18,6 @@ local ttl = tonumber(job[1]) or 500
 if ttl > 0 then redis.call('ZADD', 'rq:finished:' .. queue, now + ttl, id) end
 if job[2] then release_unique(id) end
 if job[3] then settle_dependents(id, now, now_iso) end
-return start_next(worker, now, now_iso, queues_from(9))
+release_slot(id, job[4])
+limits = cjson.decode(ARGV[9])
+return start_next(worker, now, now_iso, queues_from(10))
