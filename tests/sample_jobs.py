@@ -52,6 +52,19 @@ def slow(marker: str, seconds: float) -> float:
     return seconds
 
 
+@job("gated")
+def gated(marker: str, gate: str, text: str = "") -> str:
+    """Write `marker` when it starts, print `text`, then wait (up to a minute) for the file `gate`:
+    a running job that a test ends when it is done looking at it."""
+    Path(marker).write_text(str(os.getpid()))
+    if text:
+        print(text, flush=True)
+    deadline = time.monotonic() + 60
+    while not Path(gate).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return text
+
+
 @job("steps")
 def steps(count: int, pause: float = 0.05) -> int:
     for step in range(1, count + 1):

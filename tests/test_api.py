@@ -108,7 +108,8 @@ def test_scheduler_panel_reads_the_schedulers_keys_only_when_present(project, db
     now = time.time()
     db.hset(keys.SCHEDULER_NEXT_RUNS, mapping={"nightly": now + 3600, "often": now + 30})
     db.set(keys.SCHEDULER_HEARTBEAT, now)
-    db.set(keys.scheduler_last("often"), int(now) - 30)
+    db.hset(keys.SCHEDULER_LAST_RUNS, "often", int(now) - 30)
+    db.set(keys.scheduler_last("nightly"), int(now))  # seen by a scheduler, never run: no last run
     status = api.scheduler_status(db)
     assert [(e.entry, e.next_run, e.last_run) for e in status.entries] == [
         ("often", now + 30, int(now) - 30), ("nightly", now + 3600, None),

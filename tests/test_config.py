@@ -60,11 +60,11 @@ def test_jitter_adds_up_to_a_quarter():
     "text, message",
     [
         ("default: {worker_count: 5\n  max_retries: 3", "queue.yml: malformed YAML at line 2"),
-        ("default: {worker_count: -1}", "queue.yml: queue 'default': key 'worker_count': expected a whole number >= 0, got -1"),
-        ("default: {worker_count: two}", "queue.yml: queue 'default': key 'worker_count': expected a whole number >= 0, got 'two'"),
-        ("default: {worker_count: 1.5}", "key 'worker_count': expected a whole number >= 0, got 1.5"),
+        ("default: {worker_count: -1}", "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 (for more jobs in flight per process, set `concurrency`), got -1"),
+        ("default: {worker_count: two}", "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 (for more jobs in flight per process, set `concurrency`), got 'two'"),
+        ("default: {worker_count: 1.5}", "key 'worker_count': expected a whole number from 0 to 64"),
         ("default: {workers: 2}", "queue.yml: queue 'default': unknown key 'workers' (did you mean 'worker_count'?)"),
-        ("default: {timeout: soon}", "queue.yml: queue 'default': key 'timeout': expected a duration like 30s, 5m, 2h, got 'soon'"),
+        ("default: {timeout: soon}", "queue.yml: queue 'default': key 'timeout': expected a duration above 0 like 1500ms, 30s, 5m, 2h, got 'soon'"),
         ("default: {backoff: random}", "key 'backoff': expected exponential, linear, fixed or a list of durations"),
         ("defaults: {max_retries: -2}\ndefault: {}", "queue.yml: defaults: key 'max_retries'"),
         ("default: 5", "queue.yml: queue 'default': expected a mapping of settings, got int"),
@@ -81,8 +81,9 @@ def test_queue_errors_name_file_entry_and_key(tmp_path, text, message):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="nowhere.yml: file not found"):
+    with pytest.raises(ConfigError) as error:
         load_queues(tmp_path / "nowhere.yml")
+    assert str(error.value) == f"nowhere.yml not found in {tmp_path} (run `jobctl init`, or pass --config / JOBCTL_CONFIG)"
 
 
 def test_recurring_entries(tmp_path):
@@ -131,5 +132,5 @@ def test_recurring_errors(tmp_path, text, message):
 def test_missing_recurring_file_is_empty_unless_named(tmp_path):
     queues = load_queues(write(tmp_path, SEED))
     assert load_recurring(tmp_path / "recurring.yml", queues) == []
-    with pytest.raises(ConfigError, match="file not found"):
+    with pytest.raises(ConfigError, match=r"recurring.yml not found in .* \(run `jobctl init`, or pass --recurring"):
         load_recurring(tmp_path / "recurring.yml", queues, required=True)

@@ -1,6 +1,7 @@
 """Delayed jobs (`enqueue --in` / `--at`) with nothing running but `jobctl work`: they start at
-their time, not before, and late by less than a second given a free worker. The lateness is
-printed (run with -s to see it); the bound asserted is deliberately generous."""
+their time, never before. Their lateness is printed (run with -s to see it); the supervisor
+promotes due jobs every 0.2 s, so it is well under a second on an idle machine, and the bound
+asserted only catches promotion that does not happen (a loaded machine delays every process)."""
 
 import time
 from datetime import datetime, timezone
@@ -9,19 +10,20 @@ from conftest import wait_for
 
 from jobctl import api
 
-LATENESS_BOUND = 1.5  # seconds; the supervisor promotes due jobs every 0.2 s
+LATENESS_BOUND = 15  # seconds: not a measure of punctuality, a check that promotion happens at all
 
 
 def test_delayed_jobs_start_on_time(project, db):
-    project.start("work")
     requested = time.time()
     delayed = project.enqueue("add", "1", "--in", "3s")
+    enqueued = time.time()
     at = datetime.fromtimestamp(int(time.time()) + 4, timezone.utc)
     timed = project.enqueue("add", "2", "--at", at.isoformat())
-    waiting = api.jobs(db, [delayed, timed])
+    waiting = api.jobs(db, [delayed, timed])  # no worker yet: both wait, however slow this machine is
     assert [view.state for view in waiting] == ["scheduled", "scheduled"]
     run_at = waiting[0].scheduled_for  # --in counts from the enqueue command's own clock
-    assert requested + 3 <= run_at < requested + 5 and waiting[1].scheduled_for == at.timestamp()
+    assert requested + 3 <= run_at <= enqueued + 3 and waiting[1].scheduled_for == at.timestamp()
+    project.start("work")
 
     wait_for(lambda: all(view.state == "finished" for view in api.jobs(db, [delayed, timed])), message="both jobs")
     delayed_view, timed_view = api.jobs(db, [delayed, timed])

@@ -57,7 +57,8 @@ def test_requeued_parent_that_finishes_releases_its_chain(project, db, tmp_path)
 
 def test_several_parents_and_show_lists_both_directions(project, db, tmp_path):
     log = tmp_path / "ran.txt"
-    first = project.enqueue("slow", str(tmp_path / "started"), "2")
+    gate = tmp_path / "gate"
+    first = project.enqueue("gated", str(tmp_path / "started"), str(gate))
     second = project.enqueue("record", str(log), "second")
     child = project.enqueue("record", str(log), "child", "--depends-on", first, "--depends-on", second)
 
@@ -67,6 +68,7 @@ def test_several_parents_and_show_lists_both_directions(project, db, tmp_path):
     wait_for(lambda: db.hget(f"rq:job:{second}", "status") == b"finished", message="the second parent")
     assert db.hget(f"rq:job:{first}", "status") == b"started"
     assert project.show(child)["state"] == "deferred"  # one parent is not enough
+    gate.touch()
     wait_for(lambda: states(db, child) == ["finished"], message="the child")
     assert project.show(child)["started_at"] >= project.show(first)["ended_at"]
     assert log.read_text().split() == ["second", "child"]

@@ -76,9 +76,10 @@ def test_config_shows_each_value_and_where_it_came_from(project, redis_url):
     assert config["recurring"]["source"] == "default" and config["recurring"]["exists"] is False
     (queue,) = config["queues"]
     settings = queue["settings"]
-    assert settings["worker_count"] == {"value": 4, "source": "file other.yml: queue 'default'"}
-    assert settings["timeout"] == {"value": 300.0, "source": "file other.yml: defaults"}
-    assert settings["max_retries"] == {"value": 3, "source": "default"}
+    assert settings["worker_count"] == {"value": 4, "text": "4", "source": "file other.yml: queue 'default'"}
+    assert settings["timeout"] == {"value": 300.0, "text": "5m", "source": "file other.yml: defaults"}
+    assert settings["max_retries"] == {"value": 3, "text": "3", "source": "default"}
+    assert settings["failure_ttl"]["text"] == "30d" and settings["jitter"]["text"] == "off"
 
     table = project.run("config", env={"REDIS_URL": password_url})
     assert table.returncode == 0 and "hunter2" not in table.stdout
@@ -153,7 +154,7 @@ def test_cancel_a_scheduled_job_and_its_dependents(project, db):
 def test_cancel_a_queued_job_removes_it_from_its_queue(project, db):
     job_id = project.enqueue("add", "1")
     outcome = json.loads(project.run("cancel", job_id, "--json").stdout)
-    assert outcome == [{"job_id": job_id, "state": "queued", "canceled": True, "dependents": [], "now": "canceled"}]
+    assert outcome == [{"job_id": job_id, "state": "queued", "canceled": True, "dependents": [], "now": "canceled", "error": None}]
     assert db.llen(keys.queue("default")) == 0
     assert project.run("work", "--burst").returncode == 0
     assert project.show(job_id)["state"] == "canceled"

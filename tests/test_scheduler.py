@@ -164,7 +164,8 @@ def test_redis_outage_logs_once_and_catches_up(project, tmp_path, redis_server):
 def test_scheduler_needs_its_file(project):
     missing = project.run("scheduler")
     assert missing.returncode == 2
-    assert missing.stderr.strip().splitlines() == ["jobctl: error: recurring.yml: file not found"]
+    assert missing.stderr.strip().splitlines() == [
+        f"jobctl: error: recurring.yml not found in {project.path} (run `jobctl init`, or pass --recurring / JOBCTL_RECURRING)"]
 
 
 def test_latest_due_looks_back_from_the_end():

@@ -85,10 +85,11 @@ def _change_paused(connection: redis.Redis, queues: list[str], change: Callable)
 @dataclass
 class Cancellation:
     job_id: str
-    state: str  # the state the job was in
+    state: str | None  # the state the job was in (None: no such job)
     canceled: bool
     dependents: list[str] = field(default_factory=list)  # deferred jobs canceled with it
     now: str = ""  # the state it is in after the cancel (a running job: once it stopped, or still started)
+    error: str | None = None  # why the id named no job
 
     def to_dict(self) -> dict:
         return asdict(self)

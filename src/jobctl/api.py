@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import redis
 
-from . import keys
+from . import joboutput, keys
 from .config import QueueConfig, QueuesConfig
-from .errors import UnknownJob
+from .errors import UnknownJob, UsageError
 from .jobdata import STATES, JobView, parse_rq_time, stream_outcome
+from .joboutput import AttemptOutput
 
 _COUNTED = {
     "queued": None,  # a list: LLEN
@@ -169,7 +171,7 @@ class WorkerSummary:
 class SchedulerEntry:
     entry: str
     next_run: float
-    last_run: float | None = None  # the latest due time a scheduler handled
+    last_run: float | None = None  # the due time of the latest run a scheduler enqueued (None: never ran)
 
 
 @dataclass
@@ -314,10 +316,7 @@ def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
     if not next_runs and heartbeat is None:
         return None
     names = [name.decode() for name in next_runs]
-    with connection.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.get(keys.scheduler_last(name))
-        last_runs = pipe.execute()
+    last_runs = connection.hmget(keys.SCHEDULER_LAST_RUNS, names) if names else []
     entries = [
         SchedulerEntry(name, float(next_runs[name.encode()]), _float(last)) for name, last in zip(names, last_runs)
     ]
@@ -336,6 +335,42 @@ def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[
         if raw and (b"data" in raw or b"status" in raw):  # not a stub a late progress report left
             views.append(JobView.from_hash(job_id, raw, trust_pickle=_text(raw.get(b"origin")) in pickle_queues))
     return views
+
+
+MIN_PREFIX = 6  # characters of a job id that `show`, `cancel` ... accept in its place
+_PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,160}")
+_SCAN_BATCH = 1000
+_AMBIGUOUS_LISTED = 10
+
+
+def resolve_job_id(connection: redis.Redis, text: str, option: str = "") -> str:
+    """The id of the one job whose id is `text` or starts with it (at least MIN_PREFIX
+    characters). UnknownJob when none matches; UsageError, listing them, when several do.
+
+    A prefix is looked up with SCAN MATCH rq:job:<prefix>*: no index to keep up to date, and
+    Redis walks its keyspace in bounded steps without blocking. `option` (e.g. --depends-on)
+    starts the error messages."""
+    where = f"{option}: " if option else ""
+    if not _PREFIX.fullmatch(text):
+        raise UsageError(f"{where}job id {text[:60]!r}: expected letters, digits, '_', '-', '.' (and ':' in cron:... ids)")
+    if keys.is_job_id(text) and connection.type(keys.job(text)) == b"hash":
+        return text
+    if len(text) < MIN_PREFIX:
+        raise UnknownJob(f"{where}no job with id {text!r} (an id prefix needs at least {MIN_PREFIX} characters)")
+    found: set[str] = set()
+    for key in connection.scan_iter(match=keys.job(text) + "*", count=_SCAN_BATCH):
+        ident = key.decode().removeprefix(keys.job(""))
+        if keys.is_job_id(ident):  # not rq:job:<id>:dependents and the like
+            found.add(ident)
+            if len(found) > _AMBIGUOUS_LISTED:
+                break
+    if not found:
+        raise UnknownJob(f"{where}no job with id {text!r}")
+    if len(found) > 1:
+        listed = sorted(found)[:_AMBIGUOUS_LISTED]
+        more = " ..." if len(found) > _AMBIGUOUS_LISTED else ""
+        raise UsageError(f"{where}job id prefix {text!r} is ambiguous: it matches {', '.join(listed)}{more}")
+    return found.pop()
 
 
 def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = ()) -> JobView:
@@ -401,6 +436,7 @@ class JobDetail:
     parents: list[Relative]
     children: list[Relative]  # each with its own children: the whole cascade below this job
     more_children: int = 0  # descendants not listed beyond GRAPH_LIMIT
+    attempts: list[AttemptOutput] = field(default_factory=list)  # what each attempt printed, its times and traceback
 
     @property
     def waited_seconds(self) -> float | None:
@@ -418,8 +454,34 @@ class JobDetail:
         return {
             **self.job.to_dict(), "waited_seconds": self.waited_seconds, "ran_seconds": self.ran_seconds,
             "parents": [p.to_dict() for p in self.parents], "children": [c.to_dict() for c in self.children],
-            "more_children": self.more_children,
+            "more_children": self.more_children, **attempt_timings(self.job, self.attempts),
+            "attempt_outputs": [a.to_dict() for a in self.attempts],
         }
+
+
+def attempt_timings(job: JobView, attempts: list[AttemptOutput]) -> dict:
+    """Timings across retries: first enqueued, total time waited in queues (before each
+    attempt, from the attempts' start and end times), and from first enqueued to the end. The
+    total wait is None when an attempt's times are missing (expired, or from before capture)."""
+    waited: float | None = 0.0
+    ready = job.created_at
+    by_number = {a.attempt: a for a in attempts}
+    for number in range(1, job.attempts + 1):
+        attempt = by_number.get(number)
+        started = job.started_at if number == job.attempts else attempt.started if attempt else None
+        if waited is None or ready is None or started is None:
+            waited = None
+            break
+        waited += max(0.0, started - ready)
+        ready = attempt.ended if attempt else None
+    if not job.attempts:
+        waited = None
+    end = job.ended_at if job.state in ("finished", "dead", "canceled") else None
+    return {
+        "first_enqueued_at": job.created_at,
+        "total_waited_seconds": waited,
+        "total_seconds": max(0.0, end - job.created_at) if end and job.created_at else None,
+    }
 
 
 def _relatives(connection: redis.Redis, ids: list[str]) -> list[Relative]:
@@ -433,7 +495,8 @@ def _relatives(connection: redis.Redis, ids: list[str]) -> list[Relative]:
 def job_detail(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = ()) -> JobDetail:
     """A job with its parents and every job below it, level by level (one round trip a level)."""
     view = job(connection, job_id, pickle_queues)
-    detail = JobDetail(view, _relatives(connection, view.depends_on), _relatives(connection, view.dependents))
+    detail = JobDetail(view, _relatives(connection, view.depends_on), _relatives(connection, view.dependents),
+                       attempts=joboutput.read(connection, view.id, list(range(1, view.attempts + 1))))
     level, listed = detail.children, {job_id, *view.dependents}
     while level:
         with connection.pipeline(transaction=False) as pipe:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import List, Optional
 
 import redis
@@ -15,7 +17,7 @@ import typer
 from rich.console import Console
 
 from . import api, views
-from .errors import JobctlError, UsageError
+from .errors import JobctlError, OperationFailed, UsageError
 from .settings import DEFAULT_CONFIG, DEFAULT_RECURRING, Settings
 
 app = typer.Typer(
@@ -24,11 +26,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=True,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
+# markup=False: ids, arguments, errors and progress messages are data, never Rich markup
+console = Console(markup=False)
 if not console.is_terminal and "COLUMNS" not in os.environ:
-    console = Console(width=120)  # piped or logged: do not squeeze tables into 80 columns
-errors = Console(stderr=True)
+    # piped or logged: the terminal's width where there is one (stderr), else a fixed 120 columns
+    console = Console(markup=False, width=os.get_terminal_size(2).columns if sys.stderr.isatty() else 120)
+errors = Console(stderr=True, markup=False)
 
 
 @app.callback()
@@ -54,6 +59,9 @@ def main_options(
         "plain", "--log-format", envvar="JOBCTL_LOG_FORMAT", show_envvar=True,
         help="Log lines of work/scheduler: plain, or json (one object per line).",
     ),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=lambda shown: _print_version(shown), help="Print the version and exit."
+    ),
 ):
     ctx.obj = Settings(
         redis_url=redis_url or None,
@@ -78,6 +86,14 @@ def main_options(
         logs.get().addFilter(lambda record: record.levelno >= logging.WARNING)
 
 
+def _print_version(shown: bool) -> None:
+    if shown:
+        from . import __version__
+
+        console.print(f"jobctl {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 def _option_sources(ctx: typer.Context, settings_of: dict[str, str]) -> dict[str, str]:
     """Where each global option's value came from, for `jobctl config`."""
     from .settings import DEFAULT_SOURCE, env_source, flag_source
@@ -98,7 +114,7 @@ def _option_sources(ctx: typer.Context, settings_of: dict[str, str]) -> dict[str
 
 def _notes(settings: Settings) -> Console:
     """Where progress and notes go: stderr, silent with --quiet."""
-    return Console(stderr=True, quiet=settings.quiet)
+    return Console(stderr=True, quiet=settings.quiet, markup=False)
 
 
 def _print_json(data) -> None:
@@ -178,6 +194,27 @@ def parse_run_at(delay: str | None, at: str | None, now: float) -> float | None:
 
 
 @app.command()
+def init(
+    directory: str = typer.Argument(".", help="Where to write the files (created if needed)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
+):
+    """Start a project: write a commented queue.yml, recurring.yml and example_jobs.py (a plain
+    job, an async one, one that reports progress). Never overwrites without --force.
+
+    Example: jobctl init myproject && cd myproject && JOBCTL_JOBS=example_jobs jobctl work
+    """
+    from .scaffold import write_project
+
+    written = write_project(directory, force=force)
+    for path in written:
+        console.print(f"wrote {path}", highlight=False)
+    here = written[0].parent
+    cd = "" if here == Path.cwd().resolve() else f"cd {here} && "
+    errors.print(f"next: {cd}JOBCTL_JOBS=example_jobs jobctl work   (and in another terminal: "
+                 f"{cd}JOBCTL_JOBS=example_jobs jobctl enqueue hello Ada --wait)", highlight=False, soft_wrap=True)
+
+
+@app.command()
 def work(
     ctx: typer.Context,
     queue: Optional[List[str]] = typer.Option(
@@ -241,39 +278,53 @@ def enqueue(
     ),
     delay: Optional[str] = typer.Option(None, "--in", help="Run after this delay, e.g. 30s, 5m, 2h."),
     at: Optional[str] = typer.Option(None, "--at", help="Run at this ISO date-time."),
-    job_id: Optional[str] = typer.Option(None, "--job-id", help="Use this job id (refused while a job with it is active)."),
+    job_id: Optional[str] = typer.Option(
+        None, "--job-id", help="Use this job id: 1-128 letters, digits, '_', '-', '.' (refused while a job with it is active)."
+    ),
     unique: bool = typer.Option(
         False, "--unique", help="Refuse a second copy while one is queued, scheduled or running (or, for a job with "
         "@job(unique=DURATION), for that long). Default: the job's own unique option.",
     ),
-    depends_on: Optional[List[str]] = typer.Option(None, "--depends-on", help="Wait for this job to finish (repeatable)."),
-    allow_failure: bool = typer.Option(False, "--allow-failure", help="Run even if a --depends-on parent dies."),
+    depends_on: Optional[List[str]] = typer.Option(
+        None, "--depends-on", help="Wait for this job (id or unique prefix) to finish (repeatable)."
+    ),
+    allow_failure: bool = typer.Option(False, "--allow-failure", help="With --depends-on: run even if a parent dies."),
     wait: bool = typer.Option(False, "--wait", help="Follow the job to its end with a progress bar; exit 1 if it dies."),
     from_file: Optional[str] = typer.Option(
         None, "--from", help='Enqueue one job per line of this JSON-lines file ({"args": [...], "kwargs": {...}}; - for stdin).'
     ),
+    skip: int = typer.Option(0, "--skip", min=0, help="With --from: skip the first N jobs (to resume an interrupted --from)."),
     as_json: bool = typer.Option(False, "--json", help="Print the job as JSON."),
 ):
     """Put a registered job on its queue, now, later or after other jobs; print its id.
 
-    Example: jobctl enqueue channel_sync UC_x5XG1OV2P6uZZ5FSM9Ttw --in 5m
+    Example: jobctl enqueue channel_sync UC5g8GxrZysRS2dAb4yieC9o --in 5m
     """
-    from .producer import DuplicateJob, enqueue as put
+    from .keys import JOB_ID
+    from .producer import ID_EXPECTED, DuplicateJob, enqueue as put
 
     settings: Settings = ctx.obj
-    settings.load_jobs()
     if from_file is not None:
-        if args or kwarg or delay or at or job_id or unique or depends_on or wait:
-            raise UsageError("--from: give the arguments in the file; only --queue and --json go with it")
-        _enqueue_from(settings, job, from_file, queue, as_json)
+        if args or kwarg or delay or at or job_id or unique or depends_on or allow_failure or wait:
+            raise UsageError("--from: give the arguments in the file; only --queue, --skip and --json go with it")
+        settings.load_jobs()
+        _enqueue_from(settings, job, from_file, queue, skip, as_json)
         return
+    if skip:
+        raise UsageError("--skip without --from: it skips lines of a --from file")
+    if allow_failure and not depends_on:
+        raise UsageError("--allow-failure without --depends-on: it says whether a job runs after a parent dies")
+    if job_id is not None and not JOB_ID.fullmatch(job_id):
+        raise UsageError(f"--job-id {job_id[:60]!r}: {ID_EXPECTED}")
+    settings.load_jobs()
     kwargs = parse_kwargs(kwarg or [])
     values = [parse_value(a) for a in args or []]
     run_at = parse_run_at(delay, at, time.time())
+    parents = [api.resolve_job_id(settings.connection, parent, "--depends-on") for parent in depends_on or []]
     try:
         queued = put(
             settings.connection, settings.queues, job, values, kwargs, queue=queue, run_at=run_at, job_id=job_id,
-            unique=unique or None, depends_on=depends_on or [], allow_failure=allow_failure,
+            unique=unique or None, depends_on=parents, allow_failure=allow_failure,
         )
     except DuplicateJob as duplicate:
         if as_json:
@@ -287,7 +338,14 @@ def enqueue(
         else:
             console.print(queued.id, highlight=False)
         return
-    final = views.follow(settings.connection, queued.id, _notes(settings))
+    if not as_json:
+        console.print(queued.id, highlight=False)  # first: a Ctrl-C or a lost terminal does not lose it
+    try:
+        final = views.follow(settings.connection, queued.id, _notes(settings))
+    except KeyboardInterrupt:
+        errors.print(f"jobctl: stopped following {queued.id}; the job goes on. Follow it with "
+                     f"`jobctl show {queued.id}` or `jobctl logs {queued.id} --follow`", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     if as_json:
         _print_json(final.to_dict())
     else:
@@ -295,10 +353,16 @@ def enqueue(
     raise typer.Exit(0 if final.state == "finished" else 1)
 
 
-def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, as_json: bool) -> None:
-    """`enqueue --from`: every line checked first, then stored in atomic batches with a progress bar."""
+class _Interrupted(Exception):
+    """SIGINT or SIGTERM during `enqueue --from`, raised between two stored batches."""
+
+
+def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, skip: int, as_json: bool) -> None:
+    """`enqueue --from`: every line checked first, then stored in atomic batches with a progress
+    bar. SIGINT/SIGTERM stop it between two batches and say how to resume."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .errors import RedisOutOfMemory
     from .producer import calls_from_json_lines, enqueue_many
 
     try:
@@ -306,13 +370,36 @@ def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, 
     except OSError as exc:
         raise UsageError(f"--from {source}: cannot read: {exc.strerror}") from None
     with stream:
-        calls = calls_from_json_lines(stream, "stdin" if source == "-" else source, job)
+        calls = calls_from_json_lines(stream, "stdin" if source == "-" else source, job)[skip:]
+    stored_count, stop_signal = skip, []
     started = time.monotonic()
-    with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=errors, transient=True, disable=as_json) as bar:
-        task = bar.add_task("enqueue", total=len(calls))
-        stored = enqueue_many(settings.connection, settings.queues, job, calls, queue=queue,
-                              on_batch=lambda n: bar.advance(task, n))
+
+    def on_batch(count: int) -> None:
+        nonlocal stored_count
+        stored_count += count
+        bar.advance(task, count)
+        if stop_signal:
+            raise _Interrupted
+
+    def resume_hint() -> str:
+        return f"resume with: jobctl enqueue {job} --from {source} --skip {stored_count}"
+
+    previous = {signum: signal.signal(signum, lambda signum, frame: stop_signal.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=errors, transient=True, disable=as_json) as bar:
+            task = bar.add_task("enqueue", total=len(calls))
+            stored = enqueue_many(settings.connection, settings.queues, job, calls, queue=queue, on_batch=on_batch)
+    except _Interrupted:
+        errors.print(f"jobctl: {signal.Signals(stop_signal[0]).name}: stored {stored_count} of {skip + len(calls)} jobs "
+                     f"from {source}; {resume_hint()}", highlight=False, soft_wrap=True)
+        raise typer.Exit(128 + stop_signal[0]) from None
+    except RedisOutOfMemory as exc:
+        raise RedisOutOfMemory(f"{exc}; {stored_count} of {skip + len(calls)} jobs were stored; {resume_hint()}") from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     elapsed = time.monotonic() - started
     if as_json:
         _print_json({"job": job, "stored": len(stored), "seconds": round(elapsed, 3), "ids": [j.id for j in stored]})
@@ -325,7 +412,7 @@ def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, 
 def status(
     ctx: typer.Context,
     live: bool = typer.Option(False, "--live", help="Keep a live view open; q or Ctrl-C to leave."),
-    interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between refreshes of --live."),
+    interval: Optional[float] = typer.Option(None, "--interval", min=0.1, help="Seconds between refreshes of --live [default: 1]."),
     as_json: bool = typer.Option(False, "--json", help="Print the same data as JSON."),
 ):
     """Queues (counts per state, throughput, error rate, latency), workers and their jobs,
@@ -334,35 +421,76 @@ def status(
     Example: jobctl status --json | jq '.queues[] | {name, queued, dead, latency_seconds}'
     """
     settings: Settings = ctx.obj
+    if live and as_json:
+        raise UsageError("--live and --json: the live view is for a terminal; --json prints the data once")
+    if interval is not None and not live:
+        raise UsageError("--interval without --live: it sets how often the live view refreshes")
     connection, config = settings.connection, settings.queues
     if as_json:
         _print_json(api.overview(connection, config).to_dict())
     elif live:
         try:
-            views.live_status(lambda: api.overview(connection, config), console, interval)
+            views.live_status(lambda: api.overview(connection, config), console, interval or 1.0)
         except KeyboardInterrupt:
             pass
     else:
-        console.print(views.status_tables(api.overview(connection, config)))
+        console.print(views.status_tables(api.overview(connection, config), width=console.width))
 
 
 @app.command()
 def show(
     ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The job id `enqueue` printed."),
+    job_id: str = typer.Argument(..., help="The job id `enqueue` printed, or a unique prefix of it (6+ characters)."),
+    all_attempts: bool = typer.Option(False, "--all", help="The traceback of every attempt, not only the last."),
     as_json: bool = typer.Option(False, "--json", help="Print the job as JSON."),
 ):
-    """Everything about one job: state, arguments, attempts and errors, timings, result, and its
-    dependency graph (parents, children, children canceled because a parent died).
+    """Everything about one job: state, arguments, attempts and errors, timings across retries,
+    result, the last traceback, its dependency graph (parents, children, children canceled
+    because a parent died) and the tail of what it printed.
 
-    Example: jobctl show 0b5c9c1e-1f0a-4c1e-9a57-2f1c4e3b2a10 --json
+    Example: jobctl show 0b5c9c1e --all
     """
     settings: Settings = ctx.obj
-    detail = api.job_detail(settings.connection, job_id, settings.queues.pickle_queues)
+    connection = settings.connection
+    detail = api.job_detail(connection, api.resolve_job_id(connection, job_id), settings.queues.pickle_queues)
     if as_json:
         _print_json(detail.to_dict())
     else:
-        console.print(views.job_detail_view(detail))
+        console.print(views.job_detail_view(detail, all_attempts))
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., help="The job id, or a unique prefix of it (6+ characters)."),
+    attempt: Optional[int] = typer.Option(None, "--attempt", "-a", min=1, help="Only this attempt [default: all]."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing the latest attempt's output until the job ends."),
+):
+    """What a job printed (stdout, stderr) and logged, per attempt: the last 64 KB of each.
+
+    Example: jobctl logs 0b5c9c1e --follow
+    """
+    from . import joboutput
+
+    settings: Settings = ctx.obj
+    connection = settings.connection
+    job = api.job(connection, api.resolve_job_id(connection, job_id))
+    if attempt is not None and attempt > max(job.attempts, 1):
+        raise UsageError(f"--attempt {attempt}: job {job.id} has had {job.attempts} attempt(s)")
+    numbers = [attempt] if attempt else list(range(1, job.attempts + 1))
+    notes = _notes(settings)
+    seen = {}
+    for output in joboutput.read(connection, job.id, numbers):
+        notes.print(f"--- attempt {output.attempt}" + (f" ({output.dropped} earlier bytes not kept)" if output.dropped else ""),
+                    highlight=False)
+        sys.stdout.write(output.text)
+        sys.stdout.flush()
+        seen[output.attempt] = output.written
+    if follow:
+        try:
+            views.follow_output(connection, job.id, attempt or max(job.attempts, 1), seen, notes, fixed=attempt is not None)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
 
 
 @app.command()
@@ -442,7 +570,7 @@ def requeue_dead(
     queue: Optional[List[str]] = typer.Option(
         None, "--queue", "-q", help="Only dead jobs of this queue (repeatable).", autocompletion=complete_queue
     ),
-    job_id: Optional[List[str]] = typer.Option(None, "--job-id", help="Only this dead job (repeatable)."),
+    job_id: Optional[List[str]] = typer.Option(None, "--job-id", help="Only this dead job, id or unique prefix (repeatable)."),
     all_queues: bool = typer.Option(False, "--all", help="Every dead job of every configured queue."),
     older_than: Optional[str] = typer.Option(None, "--older-than", help="Only jobs dead for longer than this, e.g. 1h."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be requeued; change nothing."),
@@ -459,7 +587,13 @@ def requeue_dead(
         raise UsageError("requeue-dead: say which jobs: --queue Q, --job-id ID or --all")
     queues = [q.name for q in settings.queues.select(queue)] if (queue or all_queues) else []
     age = _duration_option("--older-than", older_than) if older_than else None
-    requeued = admin.requeue_dead(settings.connection, queues, job_id or [], older_than=age, dry_run=dry_run)
+    connection = settings.connection
+    named = [api.job(connection, api.resolve_job_id(connection, given, "--job-id")) for given in job_id or []]
+    alive = [j for j in named if j.state != "dead"]
+    if alive:  # nothing is requeued when one of the jobs named is not dead
+        raise OperationFailed("requeue-dead: " + "; ".join(f"job {j.id} is {j.state}, not dead" for j in alive)
+                              + "; nothing requeued")
+    requeued = admin.requeue_dead(connection, queues, [j.id for j in named], older_than=age, dry_run=dry_run)
     if as_json:
         _print_json({"dry_run": dry_run, "requeued": [{"id": j.id, "job": j.job, "queue": j.queue} for j in requeued]})
         return
@@ -483,6 +617,8 @@ def scheduler(
     Example: jobctl scheduler --list
     """
     settings: Settings = ctx.obj
+    if as_json and not list_only:
+        raise UsageError("--json without --list: only the --list of entries prints JSON; the daemon logs (--log-format json)")
     entries = settings.recurring()
     if list_only:
         now = datetime.now().astimezone()
@@ -588,7 +724,7 @@ def emit(
 def search(
     query: str = typer.Argument(..., help="What to look for in the uploaded documents."),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Only this collection."),
-    top: int = typer.Option(5, "--top", "-k", min=1, help="How many chunks to return."),
+    top: int = typer.Option(5, "--top", "-n", min=1, help="How many chunks to return."),
     as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
 ):
     """Query the chunks that the upload job stored, best match first.
@@ -602,6 +738,11 @@ def search(
     hits = find(query, collection=collection, top=top)
     if as_json:
         _print_json(hits)
+        return
+    if not hits:
+        where = f" in collection {collection!r}" if collection else ""
+        console.print(f"no match for {query!r}{where} (documents are added with `jobctl enqueue upload PATH`)",
+                      highlight=False)
         return
     table = Table(title=f"Best matches for {query!r}", title_justify="left")
     for column in ("score", "document", "chunk", "text"):
@@ -684,7 +825,7 @@ def show_config(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
         queues.add_column(column)
     for queue in effective["queues"]:
         for index, (key, entry) in enumerate(queue["settings"].items()):
-            queues.add_row(queue["name"] if index == 0 else "", key, str(entry["value"]), entry["source"],
+            queues.add_row(queue["name"] if index == 0 else "", key, entry["text"], entry["source"],
                            end_section=index == len(queue["settings"]) - 1)
     console.print(general, queues)
     if effective["recurring_entries"]:
@@ -745,7 +886,7 @@ def resume(
 @app.command()
 def cancel(
     ctx: typer.Context,
-    job_ids: List[str] = typer.Argument(..., help="Id(s) of queued, scheduled, deferred or running jobs."),
+    job_ids: List[str] = typer.Argument(..., help="Id(s), or unique prefixes, of queued, scheduled, deferred or running jobs."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ):
     """Cancel jobs; their deferred dependents are canceled with them. A running job is stopped:
@@ -759,7 +900,15 @@ def cancel(
     settings: Settings = ctx.obj
     connection = settings.connection
     outcomes, exit_code = [], 0
-    for job_id in job_ids:
+    for given in job_ids:
+        try:
+            job_id = api.resolve_job_id(connection, given)
+        except JobctlError as exc:  # reported, and the other ids are still handled
+            exit_code = max(exit_code, exc.exit_code)
+            outcomes.append(admin.Cancellation(given, None, False, error=str(exc)))
+            if not as_json:
+                errors.print(f"jobctl: cannot cancel {given}: {exc}", highlight=False, soft_wrap=True)
+            continue
         outcome = admin.cancel(connection, job_id)
         outcomes.append(outcome)
         if as_json:
@@ -776,12 +925,12 @@ def cancel(
             _notes(settings).print(f"asked the worker of {job_id} to stop it; it has not stopped yet (a job stuck "
                                    "outside Python is killed with its worker after a grace period)", highlight=False)
         else:
-            exit_code = 1
+            exit_code = max(exit_code, 1)
             why = f"it already ended ({outcome.now})"
             errors.print(f"jobctl: cannot cancel {job_id}: {why}", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         _print_json([outcome.to_dict() for outcome in outcomes])
-    raise typer.Exit(exit_code)
+    raise typer.Exit(exit_code)  # 2 when an id was unknown or ambiguous, else 1 when a job could not be canceled
 
 
 def _complete_purge_state(incomplete: str) -> list[str]:
@@ -837,9 +986,43 @@ def purge(
         console.print(f"{'would delete' if dry_run else 'deleted'} {count} {what}", highlight=False)
 
 
+def global_options_first(argv: list[str]) -> list[str]:
+    """`jobctl status --quiet` read as `jobctl --quiet status`: the global options (--quiet,
+    --verbose, --redis-url, --config, ...) may also follow the command, as in git or kubectl."""
+    takes_value = {}
+    for param in typer.main.get_command(app).params:
+        for option in param.opts:
+            takes_value[option] = not getattr(param, "is_flag", False)
+    command = None
+    index = 0
+    while index < len(argv) and command is None:
+        token = argv[index]
+        if token == "--" or not token.startswith("-"):
+            command = index if token != "--" else None
+            break
+        index += 2 if takes_value.get(token) else 1
+    if command is None:
+        return argv
+    hoisted, rest, index = [], [], command + 1
+    while index < len(argv):
+        token = argv[index]
+        if token == "--":
+            rest += argv[index:]
+            break
+        name = token.split("=", 1)[0]
+        if name in takes_value:
+            width = 2 if takes_value[name] and "=" not in token else 1
+            hoisted += argv[index:index + width]
+            index += width
+        else:
+            rest.append(token)
+            index += 1
+    return argv[:command] + hoisted + [argv[command]] + rest
+
+
 def main() -> None:
     try:
-        app()
+        app(args=global_options_first(sys.argv[1:]), prog_name="jobctl")
     except JobctlError as exc:
         errors.print(f"jobctl: error: {exc}", highlight=False, markup=False, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -7,13 +7,13 @@ expected; nothing starts on a bad file.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import keys, yamlfile
 from .durations import parse_duration
 from .errors import ConfigError
 from .limits import Rate, parse_rate
@@ -23,6 +23,7 @@ from .retries import backoff_delay, parse_backoff
 ENGINES = ("jobctl", "rq")
 RQ_WORKER_CLASSES = ("Worker", "SimpleWorker")  # rq.Worker forks a work horse per job, as `rq worker` does
 SERIALIZERS = ("pickle", "json")
+MAX_WORKER_COUNT = 64  # worker processes per queue; more jobs in flight come from `concurrency`
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,11 @@ class QueueConfig:
 
 
 # key -> (parser, what the parser expects); parsers raise ValueError on bad values
-def _count(minimum: int):
+def _count(minimum: int, maximum: int | None = None):
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError
+        if maximum is not None and value > maximum:
             raise ValueError
         return value
 
@@ -85,7 +88,7 @@ def _size(value: Any) -> int:
             amount = float(digits)
         except ValueError:
             raise ValueError from None
-        if amount > 0 and unit in _SIZE_UNITS:
+        if amount > 0 and math.isfinite(amount) and unit in _SIZE_UNITS:
             return int(amount * _SIZE_UNITS[unit])
     raise ValueError
 
@@ -99,6 +102,13 @@ def _one_of(choices: tuple[str, ...]):
     return parse
 
 
+def _positive_duration(value: Any) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError
+    return seconds
+
+
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError
@@ -106,9 +116,13 @@ def _flag(value: Any) -> bool:
 
 
 _QUEUE_KEYS: dict[str, tuple[Any, str]] = {
-    "worker_count": (_count(0), "a whole number >= 0"),
+    "worker_count": (
+        _count(0, MAX_WORKER_COUNT),
+        f"a whole number from 0 to {MAX_WORKER_COUNT} (for more jobs in flight per process, set `concurrency`)",
+    ),
     "max_retries": (_count(0), "a whole number >= 0"),
-    "timeout": (parse_duration, "a duration like 30s, 5m, 2h"),
+    # 0 is refused rather than read as "no limit": a job that never ends holds its worker forever
+    "timeout": (_positive_duration, "a duration above 0 like 1500ms, 30s, 5m, 2h"),
     "backoff": (parse_backoff, BACKOFF_EXPECTED),
     "retry_delay": (parse_duration, "a duration like 500ms, 10s, 5m"),
     "jitter": (_flag, "true or false"),
@@ -127,6 +141,10 @@ _QUEUE_KEYS: dict[str, tuple[Any, str]] = {
     "max_size": (_count(1), "a whole number >= 1"),
 }
 _RQ_ENGINE_KEYS = ("rq_worker_class", "serializer")  # meaningless for the jobctl engine
+
+DURATION_SETTINGS = frozenset(
+    key for key, (parser, _) in _QUEUE_KEYS.items() if parser in (parse_duration, _positive_duration, parse_backoff)
+)
 
 
 @dataclass(frozen=True)
@@ -152,20 +170,8 @@ class QueuesConfig:
         return [self.get(n) for n in names] if names else list(self.queues.values())
 
 
-def _read_yaml(path: str | Path, required: bool) -> Any:
-    path = Path(path)
-    if not path.exists():
-        if required:
-            raise ConfigError(f"{path}: file not found")
-        return None
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise ConfigError(f"{path}: malformed YAML at {where}: {exc.problem}") from None
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+CONFIG_MISSING = "run `jobctl init`, or pass --config / JOBCTL_CONFIG"
+RECURRING_MISSING = "run `jobctl init`, or pass --recurring / JOBCTL_RECURRING"
 
 
 def _check_keys(path, entry: str, settings: dict, known: dict) -> None:
@@ -213,7 +219,7 @@ def _engine_settings(path, name: str, settings: dict[str, Any]) -> dict[str, Any
 
 def load_queues(path: str | Path) -> QueuesConfig:
     """Load queue.yml: queue name -> settings, highest priority first, plus optional `defaults:`."""
-    document = _read_yaml(path, required=True)
+    document = yamlfile.read(path, CONFIG_MISSING)
     if not isinstance(document, dict) or not document:
         raise ConfigError(f"{path}: expected a mapping of queue name to settings, e.g. 'default: {{worker_count: 2}}'")
     defaults = _parse_queue_settings(path, "defaults", document.get("defaults"))
@@ -274,7 +280,7 @@ def _load_recurring_file(path: str | Path, queues: QueuesConfig, required: bool)
     from .schedule import parse_schedule
     from .signatures import ArgumentMismatch, check
 
-    document = _read_yaml(path, required=required)
+    document = yamlfile.read(path, RECURRING_MISSING if required else None)
     if document is None:
         return []
     if not isinstance(document, dict):
@@ -282,6 +288,8 @@ def _load_recurring_file(path: str | Path, queues: QueuesConfig, required: bool)
     entries = []
     for name, spec in document.items():
         _check_name(path, "entry", name)
+        if not keys.JOB_ID.fullmatch(name):  # the entry names its runs' ids: cron:<entry>:<due>
+            raise ConfigError(f"{path}: entry {name[:60]!r}: expected a name of 1 to 128 letters, digits, '_', '-' or '.'")
         where = f"{path}: entry {name!r}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: expected a mapping with at least 'job' and 'schedule'")

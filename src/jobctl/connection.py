@@ -65,8 +65,11 @@ def mask_url(url: str) -> str:
         return url
     authority, slash, tail = rest.partition("/")
     userinfo, at, hosts = authority.rpartition("@")
-    if at and ":" in userinfo:
-        authority = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
+    if at:
+        # user:password@ keeps the user; a lone word (redis://s3cret@host) is often a password
+        # meant as one (older clients read it so): it is masked whole
+        user, colon, _ = userinfo.partition(":")
+        authority = f"{user}:***@{hosts}" if colon else f"***@{hosts}"
     path, question, query = tail.partition("?")
     if question:
         pairs = [(k, "***" if k in _SECRET_PARAMETERS else v) for k, v in parse_qsl(query, keep_blank_values=True)]
@@ -180,6 +183,13 @@ def ping(client: redis.Redis, url: str) -> None:
         ) from None
     except redis.RedisError as exc:
         raise RedisUnavailable(f"cannot reach Redis at {where(url)}: {unavailable_reason(exc)}") from None
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether Redis refused a write for want of memory (maxmemory with noeviction). Inside a
+    script Redis 6 reports it as the script's error, not as an OOM reply."""
+    return isinstance(exc, redis.OutOfMemoryError) or (
+        isinstance(exc, redis.ResponseError) and "OOM command not allowed" in str(exc))
 
 
 def unavailable_reason(exc: Exception) -> str:

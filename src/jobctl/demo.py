@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from . import api, logs, views
 from .config import with_overrides
@@ -25,7 +26,7 @@ def run_demo(settings: Settings, console: Console) -> int:
     settings.load_jobs()
     config = with_overrides(settings.queues, retry_delay=DEMO_RETRY_DELAY)
     connection = settings.connection
-    console.print(f"[bold]jobctl demo[/bold] on Redis {mask_url(settings.url)}", highlight=False)
+    console.print(Text.assemble(("jobctl demo", "bold"), f" on Redis {mask_url(settings.url)}"), highlight=False)
 
     from .builtin.demo import demo_batch, demo_summary
 
@@ -37,7 +38,7 @@ def run_demo(settings: Settings, console: Console) -> int:
 
     console.print()
     console.print(outcome_table(api.jobs(connection, [job.id for job in enqueued]), console.width))
-    console.print(views.status_tables(api.overview(connection, config)))
+    console.print(views.status_tables(api.overview(connection, config), width=console.width))
     for line in demo_summary():
         console.print(line, highlight=False)
     return 0

@@ -23,5 +23,15 @@ class UnknownJob(JobctlError):
     """A job name or job id that nothing knows about."""
 
 
+class OperationFailed(JobctlError):
+    """An operation that was valid but could not be carried out (exit status 1)."""
+
+    exit_code = 1
+
+
+class RedisOutOfMemory(OperationFailed):
+    """Redis refused a write: it is at its maxmemory with a noeviction policy."""
+
+
 class PermanentError(Exception):
     """Raise from a job to fail it without retrying: it goes straight to the dead set."""

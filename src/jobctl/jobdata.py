@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import pickle
 import uuid
 import zlib
@@ -155,7 +156,8 @@ def new_job_fields(
         "data": encode_payload(func_name or name, args, kwargs, serializer),
         "origin": queue,
         "description": description or describe(func_name or name, args, kwargs),
-        "timeout": int(timeout),
+        "timeout": max(1, math.ceil(timeout)),  # RQ reads whole seconds
+        "jobctl_timeout": repr(float(timeout)),  # what the worker enforces: 1500ms stays 1.5 s
         "result_ttl": int(result_ttl),
         "failure_ttl": int(failure_ttl),
         "meta": _serialized({}, serializer),
@@ -282,7 +284,7 @@ class JobView:
             started_at=_time(raw.get(b"started_at")),
             ended_at=_time(raw.get(b"ended_at")),
             scheduled_for=_number(raw, "jobctl_scheduled_for"),
-            timeout=_number(raw, "timeout"),
+            timeout=_number(raw, "jobctl_timeout") or _number(raw, "timeout"),
             unreadable=unreadable,
         )
 

@@ -6,11 +6,25 @@ worker's in-flight list (what makes crash recovery exact), uniqueness claims and
 The Lua scripts under `lua/` build the same names; `lua/lib.lua` mirrors this file.
 """
 
+import re
+
 QUEUES = "rq:queues"  # set of queue keys, as RQ keeps it
 WORKERS = "rq:workers"  # set of worker keys, as RQ keeps it
 SUPERVISORS = "jobctl:supervisors"  # zset: supervisor name -> last heartbeat (unix time)
 ACTIVE_WORKERS = "jobctl:active-workers"  # set of worker names that may hold in-flight jobs
 PAUSED = "jobctl:paused"  # set of queue names workers do not fetch from
+
+
+# A job id is part of its keys (rq:job:<id>, rq:job:<id>:dependents): ':' and glob characters
+# would let an id name another job's keys, so ids given from outside are held to this.
+JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# the ids jobctl makes itself for recurring runs: cron:<entry>:<due>, entry names held to JOB_ID
+RECURRING_JOB_ID = re.compile(r"cron:[A-Za-z0-9_.-]{1,128}:\d{1,12}")
+
+
+def is_job_id(text: str) -> bool:
+    """Whether `text` can name a job: an id given from outside, or a recurring run's."""
+    return bool(JOB_ID.fullmatch(text) or RECURRING_JOB_ID.fullmatch(text))
 
 
 def queue(name: str) -> str:
@@ -81,6 +95,17 @@ def commands(worker_name: str) -> str:
     return f"rq:pubsub:{worker_name}"
 
 
+def job_output(job_id: str, attempt: int) -> str:
+    """String: the last bytes (joboutput.OUTPUT_LIMIT) one attempt of the job printed and logged."""
+    return f"jobctl:output:{job_id}:{attempt}"
+
+
+def job_attempt(job_id: str, attempt: int) -> str:
+    """Hash of one attempt, written by joboutput: started, ended (unix time), written (bytes of
+    output in all), traceback (of the exception that ended it)."""
+    return f"jobctl:attempt:{job_id}:{attempt}"
+
+
 def unique(claim: str) -> str:
     return f"jobctl:unique:{claim}"
 
@@ -88,6 +113,7 @@ def unique(claim: str) -> str:
 # --- the scheduler (scheduler.py) -------------------------------------------------------------
 
 SCHEDULER_NEXT_RUNS = "jobctl:scheduler:next"  # hash: entry name -> next due time (unix seconds)
+SCHEDULER_LAST_RUNS = "jobctl:scheduler:ran"  # hash: entry name -> due time of the latest run enqueued
 SCHEDULER_HEARTBEAT = "jobctl:scheduler:heartbeat"  # string: unix time of the latest pass, expiring
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 
 LOGGER_NAME = "jobctl"
 FORMATS = ("plain", "json")
-_FIELDS = "jobctl_fields"  # the LogRecord attribute that carries an event's name and fields
+FIELDS = "jobctl_fields"  # the LogRecord attribute that carries an event's name and fields
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,7 +29,7 @@ class JsonFormatter(logging.Formatter):
         line = {
             "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
-            **getattr(record, _FIELDS, {"event": "log"}),
+            **getattr(record, FIELDS, {"event": "log"}),
             "message": record.getMessage(),
         }
         if record.exc_info:
@@ -64,7 +64,7 @@ def setup(verbose: bool = False, fmt: str | None = None) -> logging.Logger:
 def event(logger: logging.Logger, name: str, message: str, *args, level: int = logging.INFO, **fields) -> None:
     """Log one event: `message % args` is the plain line; `name` and `fields` (job_id, job,
     queue, duration, outcome, ...) are the JSON object's keys."""
-    logger.log(level, message, *args, extra={_FIELDS: {"event": name, **fields}})
+    logger.log(level, message, *args, extra={FIELDS: {"event": name, **fields}})
 
 
 def get() -> logging.Logger:

@@ -13,10 +13,15 @@ import redis
 
 from . import keys, registry, signatures
 from .config import QueueConfig, QueuesConfig
+from .connection import out_of_memory
 from .durations import format_duration
-from .errors import JobctlError, UsageError
+from .errors import JobctlError, RedisOutOfMemory, UsageError
 from .jobdata import describe, encode_payload, new_job_fields, new_job_id
 from .transitions import Transitions
+
+
+OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
+ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
 
 
 class AlreadyClaimed(Exception):
@@ -114,6 +119,9 @@ def enqueue(
     arguments do not fit the job's signature), UsageError (unknown parent), DuplicateJob,
     QueueFull or AlreadyClaimed."""
     args, kwargs, now = list(args), dict(kwargs or {}), time.time()
+    for ident, option in [(job_id, "--job-id"), *((parent, "--depends-on") for parent in depends_on)]:
+        if ident is not None and not keys.is_job_id(ident):
+            raise UsageError(f"{option} {ident[:60]!r}: {ID_EXPECTED}")
     spec = registry.get(job_name)
     signatures.check(spec, args, kwargs)
     queue_config, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure, list(depends_on))
@@ -123,10 +131,15 @@ def enqueue(
     claim = ""
     if spec.unique if unique is None else unique:
         claim = keys.unique(explicit_id) if explicit_id else unique_claim(job_name, args, kwargs)
-    outcome, ident, state = Transitions(connection).enqueue(
-        job_id, queue_name, fields, now=now, run_at=run_at or 0, unique_claim=claim, parents=list(depends_on),
-        run_claim=run_claim, unique_ttl=spec.unique_for or 0, max_size=queue_config.max_size or 0,
-    )
+    try:
+        outcome, ident, state = Transitions(connection).enqueue(
+            job_id, queue_name, fields, now=now, run_at=run_at or 0, unique_claim=claim, parents=list(depends_on),
+            run_claim=run_claim, unique_ttl=spec.unique_for or 0, max_size=queue_config.max_size or 0,
+        )
+    except redis.ResponseError as exc:
+        if out_of_memory(exc):
+            raise RedisOutOfMemory(OUT_OF_MEMORY + ": nothing was enqueued") from None
+        raise
     if outcome == "claimed":
         raise AlreadyClaimed(ident)
     if outcome in ("exists", "duplicate"):
@@ -186,7 +199,12 @@ def enqueue_many(
         records = [(job.id, data, describe(call_name, job.args, job.kwargs)) for job, data in batch]
         with connection.pipeline(transaction=True) as pipe:
             transitions.enqueue_many(queue_name, shared, records, time.time(), pipe=pipe, max_size=max_size)
-            [outcome] = pipe.execute()
+            try:
+                [outcome] = pipe.execute()
+            except redis.ResponseError as exc:
+                if out_of_memory(exc):
+                    raise RedisOutOfMemory(f"{OUT_OF_MEMORY}: this batch was not stored") from None
+                raise
         if isinstance(outcome, list):  # ['full', queued]
             raise QueueFull(_full(queue_name, int(outcome[1])))
         stored.extend(job for job, _ in batch)

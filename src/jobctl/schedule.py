@@ -67,6 +67,7 @@ _UNITS = {
 }
 _UNIT_BY_SPELLING = {spelling: unit for unit, spellings in _UNITS.items() for spelling in spellings}
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+MAX_INTERVAL_SECONDS = 100 * 365 * 86400
 
 
 class Schedule:
@@ -203,6 +204,8 @@ def _parse_interval(text: str, timezone: str, zone: ZoneInfo) -> Schedule:
     count = int(count_text or 1)
     if count < 1:
         raise ValueError(f"bad interval {text!r}: expected a count of at least 1")
+    if count * _UNIT_SECONDS.get(unit, 86400) > MAX_INTERVAL_SECONDS:  # beyond, date arithmetic overflows
+        raise ValueError(f"bad interval {text!r}: expected at most 100 years")
     if unit == "day":
         return DayIntervalSchedule(text, timezone, zone, count)
     return IntervalSchedule(text, timezone, zone, count, unit)

@@ -35,8 +35,8 @@ import redis
 
 from . import keys, logs
 from .config import QueuesConfig, RecurringEntry
-from .connection import where
-from .errors import JobctlError
+from .connection import out_of_memory, where
+from .errors import JobctlError, RedisOutOfMemory
 from .producer import AlreadyClaimed, DuplicateJob, enqueue
 
 HEARTBEAT_TTL = 5  # seconds: no pass for this long means no scheduler is running
@@ -126,13 +126,19 @@ class Scheduler:
                 self._reload()
             try:
                 pause = self._pass(time.time())
-            except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError) as exc:  # ReadOnly: a failover
+            # ReadOnly: a failover; out of memory: Redis refuses writes until memory is freed
+            except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.ResponseError,
+                    RedisOutOfMemory) as exc:
+                memory = isinstance(exc, RedisOutOfMemory) or out_of_memory(exc)
+                if isinstance(exc, redis.ResponseError) and not (memory or isinstance(exc, redis.ReadOnlyError)):
+                    raise
                 if down_since is None:
                     down_since = time.monotonic()
-                    self.log.warning(
-                        "scheduler %s: lost Redis at %s (%s); retrying, missed runs follow catch_up",
-                        self.name, where(self.url), type(exc).__name__,
-                    )
+                    if memory:
+                        trouble = f"Redis is out of memory (maxmemory) at {where(self.url)}"
+                    else:
+                        trouble = f"lost Redis at {where(self.url)} ({type(exc).__name__})"
+                    self.log.warning("scheduler %s: %s; retrying, missed runs follow catch_up", self.name, trouble)
                 self._previous_pass = None
                 pause = BACKOFF[min(failures, len(BACKOFF) - 1)]
                 failures += 1
@@ -232,9 +238,12 @@ class Scheduler:
                 )
             except (AlreadyClaimed, DuplicateJob):
                 return  # another scheduler stored this run
+            except RedisOutOfMemory:
+                raise  # the main loop backs off and tries this run again
             except JobctlError as exc:  # e.g. the job's module was changed under a running scheduler
                 self.log.error("scheduler %s: %s: run due %s not enqueued: %s", self.name, entry.name, _iso(_utc(due)), exc)
             else:
+                self.connection.hset(keys.SCHEDULER_LAST_RUNS, entry.name, due)
                 logs.event(
                     self.log, "scheduler.enqueued", "scheduler %s: %s: enqueued %s (due %s)",
                     self.name, entry.name, ident, _iso(_utc(due)), entry=entry.name, job_id=ident, job=entry.job,

@@ -10,10 +10,10 @@ from functools import cached_property
 from pathlib import Path
 
 import redis
-import yaml
 
-from . import registry
-from .config import QueueConfig, QueuesConfig, RecurringEntry, load_queues, load_recurring
+from . import registry, yamlfile
+from .config import DURATION_SETTINGS, QueueConfig, QueuesConfig, RecurringEntry, load_queues, load_recurring
+from .durations import format_exact
 from .connection import connect, embedded_socket, mask_url, resolve_url
 
 DEFAULT_CONFIG = "queue.yml"
@@ -32,6 +32,19 @@ def env_source(variable: str) -> str:
     return f"env {variable}"
 
 
+def setting_text(name: str, value) -> str:
+    """A queue setting as an operator writes it: 5m, 30d, off, [10s, 1m]."""
+    if value is None or value is False:
+        return "off"
+    if value is True:
+        return "on"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(setting_text(name, item) for item in value) + "]"
+    if name in DURATION_SETTINGS and isinstance(value, (int, float)):
+        return format_exact(value)
+    return str(value)
+
+
 @dataclass
 class Settings:
     redis_url: str | None = None
@@ -48,7 +61,12 @@ class Settings:
 
     @cached_property
     def url(self) -> str:
-        """The Redis URL in use (the embedded Redis's socket when none was given)."""
+        """The Redis URL in use (the embedded Redis's socket when none was given).
+
+        The embedded Redis belongs to a project directory: it is only started once that
+        directory's queue.yml is valid, so a mistyped directory leaves no server behind."""
+        if not self.redis_url:
+            self.queues
         return resolve_url(self.redis_url)
 
     @cached_property
@@ -107,7 +125,7 @@ class Settings:
 
     def _queue_settings(self) -> list[dict]:
         config = self.queues  # validated: the raw document below is known to be well-formed
-        document = yaml.safe_load(Path(config.path).read_text())
+        document = yamlfile.read(config.path, None)
         defaults = document.get("defaults") or {}
         where = Path(config.path).name
         rows = []
@@ -115,13 +133,16 @@ class Settings:
             own = document.get(queue.name) or {}
             settings = {}
             for name in QUEUE_SETTINGS:
-                if name in own:
+                written = own if name in own else defaults if name in defaults else None
+                if written is own:
                     source = f"file {where}: queue {queue.name!r}"
-                elif name in defaults:
+                elif written is defaults:
                     source = f"file {where}: defaults"
                 else:
                     source = DEFAULT_SOURCE
                 value = getattr(queue, name)
-                settings[name] = {"value": list(value) if isinstance(value, tuple) else value, "source": source}
+                text = setting_text(name, written[name] if written is not None else value)
+                settings[name] = {"value": list(value) if isinstance(value, tuple) else value, "text": text,
+                                  "source": source}
             rows.append({"name": queue.name, "priority": queue.priority, "settings": settings})
         return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import select
@@ -15,6 +16,7 @@ from typing import Callable
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
+from rich.measure import Measurement
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -23,6 +25,7 @@ from rich.tree import Tree
 from .api import JobDetail, Overview, Relative, Stats
 from .durations import format_duration
 from .jobdata import STATES, JobView
+from .joboutput import AttemptOutput
 
 STATE_STYLE = {
     "queued": "cyan",
@@ -55,11 +58,30 @@ def ago(moment: float | None, now: float | None = None) -> str:
     return format_duration(max(0.0, (now or time.time()) - moment)) + " ago"
 
 
+_NEVER_CUT = ("queue", "job", "id", "pid", "worker", "entry")
+_SHRINKING = ("error", "last error", "parameters", "progress")  # cut with an ellipsis rather than wrapped
+SHRINKING_WIDTH = 48
+
+
 def table(title: str, *columns: str, **options) -> Table:
     """The tables' common look: compact, so that status fits an 80-column terminal."""
     grid = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), **options)
     for column in columns:
-        grid.add_column(column, min_width=len(column), no_wrap=column in ("queue", "job", "id", "worker", "entry"))
+        grid.add_column(column, min_width=len(column), no_wrap=column in _NEVER_CUT,
+                        max_width=SHRINKING_WIDTH if column in _SHRINKING else None)
+    return grid
+
+
+def fit(grid: Table, width: int | None, less_important: tuple[str, ...]) -> Table:
+    """Leave out the `less_important` columns, in that order, while `grid` is wider than `width`
+    columns, so that what is left (ids, pids, names) is shown whole rather than cut."""
+    if width is None:
+        return grid
+    measuring = Console(width=width, file=io.StringIO())
+    for name in less_important:
+        if Measurement.get(measuring, measuring.options.update_width(10_000), grid).maximum <= width:
+            break
+        grid.columns = [column for column in grid.columns if column.header != name]
     return grid
 
 
@@ -76,9 +98,10 @@ def size(count: int | None) -> str:
         count /= 1024
 
 
-def status_tables(view: Overview, failures: int = 5) -> Group:
+def status_tables(view: Overview, failures: int = 5, width: int | None = None) -> Group:
     """Queues (counts per state, then activity), workers grouped by host with their current job
-    and its progress, the latest failures, and the scheduler's next runs once a scheduler runs."""
+    and its progress, the latest failures, and the scheduler's next runs once a scheduler runs;
+    each table narrowed to `width` columns by leaving out its less important columns."""
     counts = table("Queues", "queue")
     counts.add_column("workers", justify="right")
     for state in STATES:
@@ -91,11 +114,17 @@ def status_tables(view: Overview, failures: int = 5) -> Group:
             str(q.processed_last_minute - q.failed_last_minute), str(q.failed_last_minute),
             percent(q.totals.error_rate), format_duration(q.totals.avg_run_seconds), format_duration(q.latency_seconds),
         )
-    parts = [counts, activity, *unserved_warnings(view), workers_table(view)]
+    parts = [
+        fit(counts, width, ("canceled", "deferred", "scheduled", "finished")),
+        fit(activity, width, ("weight", "prio", "avg run", "err %")),
+        *unserved_warnings(view),
+        fit(workers_table(view), width, ("cpu", "rss", "up", "done", "fail", "beat", "host", "progress", "state")),
+    ]
     if view.failures:
-        parts.append(failures_table(view.failures[:failures], view.taken_at))
+        parts.append(fit(failures_table(view.failures[:failures], view.taken_at), width,
+                         ("attempt", "queue", "when", "outcome")))
     if view.scheduler:
-        parts.append(scheduler_table(view))
+        parts.append(fit(scheduler_table(view), width, ("in", "last run")))
     return Group(*parts)
 
 
@@ -192,7 +221,7 @@ def live_status(read: Callable[[], Overview], console: Console, interval: float)
     def frame() -> Group:
         view = read()
         title = Text.assemble(("jobctl status", "bold"), f"  {when(view.taken_at)}  every {interval:g}s  q to quit")
-        return Group(title, status_tables(view))
+        return Group(title, status_tables(view, width=console.width))
 
     with KeyPresses() as keys, Live(frame(), console=console, screen=True, auto_refresh=False,
                                     vertical_overflow="crop") as screen:
@@ -268,30 +297,40 @@ def progress_text(job: JobView) -> str:
     return f"{job.progress:.0f}%{message}"
 
 
-def job_table(job: JobView) -> Table:
-    grid = Table(show_header=False, title=f"Job {job.id}", title_justify="left", title_style="bold", box=box.SIMPLE)
+def job_table(job: JobView, timings: dict | None = None) -> Table:
+    """One job as a two-column table; `timings` (api.attempt_timings) adds the times across retries."""
+    grid = Table(show_header=False, title=Text(f"Job {job.id}"), title_justify="left", title_style="bold",
+                 box=box.SIMPLE)
     grid.add_column(style="bold")
     grid.add_column()
-    rows = [
+    retried = job.attempts > 1
+    last = " (last attempt)" if retried else ""
+    rows: list[tuple[str, str | Text]] = [
         ("job", job.job),
         ("queue", job.queue),
         ("state", state_text(job.state)),
         ("args", json.dumps(job.args, default=repr)),  # unpickled arguments of an rq-engine job may be any object
         ("kwargs", json.dumps(job.kwargs, default=repr)),
         ("attempts", f"{job.attempts} (max retries {job.max_retries})"),
-        ("enqueued", when(job.enqueued_at)),
-        ("started", when(job.started_at)),
-        ("ended", when(job.ended_at)),
     ]
+    if job.created_at and job.enqueued_at and job.enqueued_at - job.created_at >= 0.001:
+        rows += [("first enqueued", when(job.created_at)), ("last enqueued", when(job.enqueued_at))]
+    else:
+        rows.append(("enqueued", when(job.enqueued_at)))
+    rows += [(f"started{last}", when(job.started_at)), (f"ended{last}", when(job.ended_at))]
     if job.state == "scheduled" and job.scheduled_for:
         rows.append(("runs at", when(job.scheduled_for)))
     if job.started_at and job.enqueued_at:
-        rows.append(("waited", format_duration(max(0.0, job.started_at - job.enqueued_at))))
+        rows.append((f"waited{last}", format_duration(max(0.0, job.started_at - job.enqueued_at))))
     if job.started_at and job.ended_at:
-        rows.append(("ran", format_duration(max(0.0, job.ended_at - job.started_at))))
+        rows.append((f"ran{last}", format_duration(max(0.0, job.ended_at - job.started_at))))
+    if timings and retried and timings["total_waited_seconds"] is not None:
+        rows.append(("waited in all", format_duration(timings["total_waited_seconds"])))
+    if timings and timings["total_seconds"] is not None:
+        rows.append(("first enqueued to end", format_duration(timings["total_seconds"])))
     if job.worker:
         rows.append(("worker", job.worker))
-    if job.progress is not None:
+    if job.progress is not None and job.state == "started":  # an ended or requeued job's progress is history
         rows.append(("progress", progress_text(job)))
     if job.unreadable:
         rows.append(("payload", job.unreadable))
@@ -308,14 +347,46 @@ def job_table(job: JobView) -> Table:
     if job.dependents:
         rows.append(("dependents", ", ".join(job.dependents)))
     for label, value in rows:
-        grid.add_row(label, value)
+        grid.add_row(label, Text(value) if isinstance(value, str) else value)
     return grid
 
 
-def job_detail_view(detail: JobDetail):
-    """`show`: the job's table, then its dependency graph as a tree when it has one."""
-    if not (detail.parents or detail.children):
-        return job_table(detail.job)
+OUTPUT_TAIL_LINES = 20
+
+
+def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
+    """`show`: the job's table, its dependency graph as a tree when it has one, the traceback of
+    its last failed attempt (every attempt's with `all_attempts`) and the tail of its output."""
+    from .api import attempt_timings
+
+    attempts = detail.attempts
+    parts: list = [job_table(detail.job, attempt_timings(detail.job, attempts))]
+    if detail.parents or detail.children:
+        parts += [Text("Dependencies", style="bold"), dependency_tree(detail)]
+    parts += tracebacks(detail.job, attempts, all_attempts)
+    shown = [a for a in attempts if a.text]
+    if shown:
+        latest = shown[-1]
+        lines = latest.text.rstrip("\n").split("\n")
+        title = f"Output of attempt {latest.attempt}, last {min(len(lines), OUTPUT_TAIL_LINES)} lines " \
+                f"(all of it: jobctl logs {detail.job.id})"
+        parts += [Text(title, style="bold"), Text("\n".join(lines[-OUTPUT_TAIL_LINES:]))]
+    return Group(*parts)
+
+
+def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) -> list:
+    """The last failure's traceback (the job record keeps it), or with `all_attempts` the
+    traceback of every attempt that has one (the attempts' output records keep them)."""
+    found = [(a.attempt, a.traceback) for a in attempts if a.traceback] if all_attempts else []
+    if not found and job.error:
+        found = [(job.errors[-1].get("attempt") if job.errors else job.attempts, job.error)]
+    parts: list = []
+    for number, text in found:
+        parts += [Text(f"Traceback of attempt {number}", style="bold red"), Text(text.rstrip("\n"))]
+    return parts
+
+
+def dependency_tree(detail: JobDetail) -> Tree:
     graph = Tree(Text(f"{detail.job.id} {detail.job.job} ") + state_text(detail.job.state),
                  guide_style="dim")
     if detail.parents:
@@ -327,7 +398,7 @@ def job_detail_view(detail: JobDetail):
         _add_children(children, detail.children)
         if detail.more_children:
             children.add(Text(f"... and {detail.more_children} more", style="dim"))
-    return Group(job_table(detail.job), Text("Dependencies", style="bold"), graph)
+    return graph
 
 
 def _add_children(branch: Tree, children: list[Relative]) -> None:
@@ -353,7 +424,7 @@ def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
     from . import api
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
         console=console, transient=True,
     ) as bar:
         task = bar.add_task("queued", total=100)
@@ -370,3 +441,25 @@ def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
                 label += f" (attempt {job.attempts})"
             bar.update(task, description=f"{job.job} {label}", completed=job.progress or 0)
             time.sleep(poll)
+
+
+def follow_output(connection, job_id: str, attempt: int, seen: dict[int, int], notes: Console, *, fixed: bool,
+                  poll: float = 0.5) -> None:
+    """`logs --follow`: print the attempt's new output as it is stored, moving on to the next
+    attempt when the job is retried (unless `fixed`), until the job ends."""
+    from . import api, joboutput
+
+    while True:
+        job = api.job(connection, job_id)
+        text, seen[attempt], lost = joboutput.read_since(connection, job_id, attempt, seen.get(attempt, 0))
+        if lost:
+            notes.print(f"--- {lost} bytes not kept (more than the last {joboutput.OUTPUT_LIMIT} per attempt)", highlight=False)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if not fixed and job.attempts > attempt:
+            attempt += 1
+            notes.print(f"--- attempt {attempt}", highlight=False)
+            continue
+        if job.state in ("finished", "dead", "canceled") and not text:
+            return
+        time.sleep(poll)

@@ -25,7 +25,7 @@ from jobctl import store
 from jobctl.context import Execution, executing
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
+EXAMPLES = REPO / "src" / "jobctl" / "builtin" / "example_data"
 POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_DATABASE = f"jobctl_test_{os.getpid()}"  # one per test process: sessions may run side by side
 

@@ -1,5 +1,4 @@
 import json
-import shutil
 
 from jobctl import PermanentError, registry
 from jobctl.builtin.demo import demo_batch, demo_summary
@@ -23,7 +22,6 @@ def test_the_batch_runs_all_seven_jobs_with_syncs_first():
 
 
 def test_the_batch_on_the_shipped_examples(workdir, store_backend):
-    shutil.copytree(EXAMPLES, workdir / "examples")
     failures = []
     for name, args, kwargs in demo_batch():
         try:
@@ -33,8 +31,8 @@ def test_the_batch_on_the_shipped_examples(workdir, store_backend):
 
     assert failures == [
         ("channel_sync", "unknown channel 'UCnoSuchChannelInExports0': there is no "
-                         "examples/channels/UCnoSuchChannelInExports0.json"),
-        ("import", "import file examples/imports/missing.csv does not exist"),
+                         f"{EXAMPLES}/channels/UCnoSuchChannelInExports0.json"),
+        ("import", f"import file {EXAMPLES}/imports/missing.csv does not exist"),
     ]
     summary = demo_summary()
     assert summary[0].startswith("data: ")
@@ -42,7 +40,7 @@ def test_the_batch_on_the_shipped_examples(workdir, store_backend):
     assert summary[1] == ("rows: 32 channels, 196 daily snapshots, 90 videos, 4 analytics reports, "
                           "45 recommendations, 3 alerts, 5 documents, 13 chunks")
     assert sum(line.startswith(f"chart: {workdir}/.jobctl/charts/") for line in summary) == 4
-    assert any(line.endswith("missing.csv: failed, import file examples/imports/missing.csv does not exist")
+    assert any(line.endswith(f"missing.csv: failed, import file {EXAMPLES}/imports/missing.csv does not exist")
                for line in summary)
 
 

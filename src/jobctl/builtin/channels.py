@@ -8,7 +8,8 @@ Where channels come from (`JOBCTL_CHANNEL_SOURCE`):
   channel's 50 most recent uploads. 429, 5xx and timeouts are retried; an unknown channel,
   a 404 and a 403 (bad key, quota) are permanent.
 - `exports`, the default otherwise: a directory of JSON exports, `JOBCTL_CHANNELS_DIR`
-  (default `examples/channels` under the current directory), one `<channel id>.json` each:
+  (default: the four example channels shipped with jobctl, `builtin/example_data/channels`), one
+  `<channel id>.json` each:
   `{"channel": <youtube#channel>, "videos": [<youtube#video>...],
   "history": [{"capturedAt": ISO time, "statistics": <channel statistics>}...]}`.
   The resources have the API's shapes (counts are strings, durations ISO 8601), so both
@@ -33,10 +34,11 @@ from sqlalchemy.engine import Connection, Row
 from .. import progress, store
 from ..errors import PermanentError
 from ..registry import job
+from . import example_data
 from .http import request_json
 
 DEFAULT_YOUTUBE_API_URL = "https://www.googleapis.com/youtube/v3"
-DEFAULT_CHANNELS_DIR = Path("examples") / "channels"
+DEFAULT_CHANNELS_DIR = example_data.ROOT / "channels"
 RECENT_VIDEOS = 50  # the most one playlistItems page returns
 _CHANNEL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")

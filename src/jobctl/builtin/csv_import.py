@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 from .. import progress, store
 from ..errors import PermanentError
 from ..registry import job
+from . import example_data
 
 BATCH_SIZE = 1000
 
@@ -145,7 +146,8 @@ def import_csv(path: str, kind: str) -> dict:
     if kind not in KINDS:
         raise PermanentError(f"import kind must be one of {', '.join(KINDS)}, not {kind!r}")
     spec = KINDS[kind]
-    source = str(Path(path).resolve())
+    file = example_data.resolve(path)
+    source = str(file.resolve())
     import_key = (store.imports.c.source_path == source) & (store.imports.c.kind == kind)
     with store.engine().begin() as conn:
         store.upsert(conn, store.imports, [{
@@ -157,7 +159,7 @@ def import_csv(path: str, kind: str) -> dict:
             (store.import_rejections.c.source_path == source) & (store.import_rejections.c.kind == kind)
         ))
     try:
-        imported, rejected = _import_rows(Path(path), source, kind, spec, import_key)
+        imported, rejected = _import_rows(file, source, kind, spec, import_key)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, PermanentError) else f"{type(exc).__name__}: {exc}"
         with store.engine().begin() as conn:

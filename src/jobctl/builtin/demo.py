@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from .. import store
 
-# The channels shipped in examples/channels/ (one JSON export each).
+# The channels shipped in example_data/channels/ (one JSON export each).
 EXAMPLE_CHANNELS = (
     "UC5g8GxrZysRS2dAb4yieC9o",  # Kitchen Physics: crosses 100,000 subscribers on the last day
     "UCcUglfvhG7ti3kTv39TMW1u",  # Trailside Bikes: a view spike on the last day
@@ -15,10 +15,10 @@ EXAMPLE_CHANNELS = (
 )
 UNKNOWN_CHANNEL = "UCnoSuchChannelInExports0"
 EXAMPLE_DOCUMENTS = (
-    "examples/docs/retry-policy.md",
-    "examples/docs/queue-operations.html",
-    "examples/docs/incident-2025-03-upload-backlog.txt",
-    "examples/docs/youtube-quota-guide.pdf",
+    "example:docs/retry-policy.md",
+    "example:docs/queue-operations.html",
+    "example:docs/incident-2025-03-upload-backlog.txt",
+    "example:docs/youtube-quota-guide.pdf",
 )
 
 
@@ -31,11 +31,11 @@ def demo_batch() -> list[tuple[str, list, dict]]:
     """
     batch: list[tuple[str, list, dict]] = [("channel_sync", [channel], {}) for channel in EXAMPLE_CHANNELS]
     batch += [
-        ("import", ["examples/imports/channels.csv", "channels"], {}),
-        ("import", ["examples/imports/videos.csv", "videos"], {}),
+        ("import", ["example:imports/channels.csv", "channels"], {}),
+        ("import", ["example:imports/videos.csv", "videos"], {}),
     ]
     batch += [("upload", [path], {"collection": "demo"}) for path in EXAMPLE_DOCUMENTS]
-    batch.append(("upload", ["examples/docs/retry-policy.md"],
+    batch.append(("upload", ["example:docs/retry-policy.md"],
                   {"collection": "demo-paragraphs", "strategy": "paragraph", "chunk_size": 600}))
     for channel in EXAMPLE_CHANNELS:
         batch += [
@@ -46,7 +46,7 @@ def demo_batch() -> list[tuple[str, list, dict]]:
         ]
     batch += [
         ("channel_sync", [UNKNOWN_CHANNEL], {}),
-        ("import", ["examples/imports/missing.csv", "channels"], {}),
+        ("import", ["example:imports/missing.csv", "channels"], {}),
     ]
     return batch
 

@@ -32,6 +32,7 @@ from sqlalchemy import delete, select, update
 from .. import progress, store
 from ..errors import PermanentError
 from ..registry import job
+from . import example_data
 from .arguments import whole_number
 from .text import dot, embed, pack, unpack
 
@@ -50,7 +51,7 @@ def upload(
 ) -> dict:
     """Parse, chunk, embed and store a document so that `jobctl search` finds its passages."""
     chunk_size, chunk_overlap = _check_arguments(chunk_size, chunk_overlap, strategy)
-    file = Path(path)
+    file = example_data.resolve(path)
     document_id = hashlib.sha256(f"{collection}\0{file.resolve()}".encode()).hexdigest()[:24]
     format_ = FORMATS.get(file.suffix.lower())
     with store.engine().begin() as conn:

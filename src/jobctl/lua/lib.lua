@@ -247,14 +247,14 @@ local function start_next(worker, now, now_iso, queues)
     if not id then return false end
     local key = job_key(id)
     local job = redis.call('HMGET', key, 'origin', 'status', 'timeout', 'data', 'jobctl_max_retries',
-      'jobctl_attempts', 'jobctl_progress', 'jobctl_stop_requested', 'jobctl_job', 'created_at')
+      'jobctl_attempts', 'jobctl_progress', 'jobctl_stop_requested', 'jobctl_job', 'created_at', 'jobctl_timeout')
     local queue, status = job[1], job[2]
     local hold_until = status == 'queued' and may_start(id, job[9], from, worker, now) or 0
     if hold_until > 0 then
       hold_back(id, queue or from, hold_until)
       held_back = held_back + 1
     elseif status == 'queued' then
-      local timeout = tonumber(job[3]) or 180
+      local timeout = tonumber(job[11]) or tonumber(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
       local attempt = (tonumber(job[6]) or 0) + 1
       local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
         'ended_at', '', 'jobctl_deadline', now + timeout, 'jobctl_attempts', attempt}
@@ -267,7 +267,8 @@ local function start_next(worker, now, now_iso, queues)
       redis.call('HSET', key, unpack(fields))
       if job[7] or job[8] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
       redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + 60, id .. ':' .. attempt)
-      return {id, queue, attempt, job[4] or '', timeout, job[5] or '', job[10] or ''}
+      -- the timeout as a string: a Lua number in a reply loses its fraction
+      return {id, queue, attempt, job[4] or '', tostring(timeout), job[5] or '', job[10] or ''}
     end
     -- held back, canceled, expired or a stale duplicate entry: not run now, drop it and look again
     redis.call('LREM', active, 1, id)

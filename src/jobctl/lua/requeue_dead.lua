@@ -8,7 +8,7 @@ local queue = hget(id, 'origin')
 redis.call('ZREM', 'rq:failed:' .. queue, id)
 redis.call('PERSIST', key)
 redis.call('HSET', key, 'jobctl_attempts', 0, 'jobctl_crashes', 0, 'ended_at', '')
-redis.call('HDEL', key, 'jobctl_reason')
+redis.call('HDEL', key, 'jobctl_reason', 'jobctl_progress', 'jobctl_progress_message')
 push_queued(id, queue, now_iso, false)
 
 local pending = {id}

@@ -1,0 +1,78 @@
+"""Job ids as operators type them: unique prefixes everywhere an id is taken, ids that cannot
+name jobctl's own keys, and `enqueue --wait` that never loses the id."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from conftest import wait_for
+
+from jobctl import keys
+
+
+def error_of(result, code: int = 2) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_every_command_taking_a_job_id_takes_a_unique_prefix(project, db):
+    parent = project.enqueue("add", "1")
+    prefix = parent[:8]  # as the tables print it
+    assert project.show(prefix)["id"] == parent
+    child = project.enqueue("add", "2", "--depends-on", prefix)
+    assert project.show(child)["depends_on"] == [parent]
+    dead = project.enqueue("refuses")
+    assert project.run("work", "--burst").returncode == 0
+    assert project.run("logs", prefix).returncode == 0
+    requeued = project.run("requeue-dead", "--job-id", dead[:6], "--json")
+    assert json.loads(requeued.stdout)["requeued"][0]["id"] == dead
+    canceled = json.loads(project.run("cancel", dead[:7], "--json").stdout)
+    assert canceled[0]["job_id"] == dead and canceled[0]["canceled"]
+
+
+def test_an_ambiguous_or_short_prefix_is_refused(project):
+    for suffix in ("one", "two"):
+        project.enqueue("add", "1", "--job-id", f"nightly-{suffix}")
+    line = error_of(project.run("show", "nightly"))
+    assert line == "jobctl: error: job id prefix 'nightly' is ambiguous: it matches nightly-one, nightly-two"
+    assert "needs at least 6 characters" in error_of(project.run("show", "night"))
+    assert project.show("nightly-o")["id"] == "nightly-one"
+
+
+def test_job_ids_cannot_name_other_keys_and_are_printed_as_given(project, db):
+    parent = project.enqueue("add", "1", "--job-id", "p")
+    for bad in ("p:dependents", "a[b]?*", "x" * 129, "with space"):
+        line = error_of(project.run("enqueue", "add", "1", "--job-id", bad))
+        assert line.startswith("jobctl: error: --job-id") and "letters, digits" in line
+    assert error_of(project.run("enqueue", "add", "1", "--depends-on", "p:dependents")) == (
+        "jobctl: error: --depends-on: no job with id 'p:dependents'")
+    assert db.keys("rq:job:p:*") == [] and project.show(parent)["state"] == "queued"
+    marked = project.enqueue("echo_kwargs", "[bold]x[/bold]", "--job-id", "a.b_c-[d]".replace("[d]", "d"))
+    shown = project.run("show", marked)
+    assert '"[bold]x[/bold]"' in shown.stdout and "a.b_c-d" in shown.stdout
+
+
+def test_recurring_ids_still_pass(project, db):
+    project.write("recurring.yml", "often:\n  job: add\n  args: [1]\n  schedule: every 1 seconds\n")
+    project.start("scheduler")
+    wait_for(lambda: db.keys("rq:job:cron:often:*"), message="a recurring run")
+    ident = min(k.decode() for k in db.keys("rq:job:cron:often:*") if k.decode().count(":") == 4)
+    job_id = ident.removeprefix(keys.job(""))
+    assert project.show(job_id)["id"] == job_id
+    refused = project.run("enqueue", "add", "1", "--job-id", job_id)  # ':' is jobctl's own, not an operator's
+    assert "--job-id" in error_of(refused)
+
+
+def test_wait_prints_the_id_first_and_ctrl_c_says_how_to_follow(project):
+    waiting = project.start("enqueue", "add", "1", "--in", "1h", "--wait")
+    job_id = waiting.stdout.readline().strip()
+    assert project.show(job_id)["state"] == "scheduled"
+    waiting.send_signal(signal.SIGINT)
+    assert waiting.wait(timeout=15) == 130
+    stderr = waiting.stderr.read()
+    assert f"stopped following {job_id}; the job goes on" in stderr and f"jobctl logs {job_id} --follow" in stderr
+    assert project.show(job_id)["state"] == "scheduled"

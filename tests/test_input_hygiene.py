@@ -1,0 +1,195 @@
+"""Bad and hostile input, as an operator or a config file gives it: each refused with one line
+naming what is wrong and where (exit 2, or 1 where an operation failed), nothing started or
+half-written. Also the CLI's grammar: flags that would do nothing are refused, not ignored."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import redis
+from conftest import wait_for
+
+from jobctl import keys
+
+
+def error_of(result, code: int = 2) -> str:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0].removeprefix("jobctl: error: ")
+
+
+# --- queue.yml and recurring.yml --------------------------------------------------------------------
+
+
+def test_worker_count_is_bounded_and_nothing_starts(project, db):
+    project.write("queue.yml", "default: {worker_count: 100000}\n")
+    line = error_of(project.run("work", "--burst"))
+    assert line == ("queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 "
+                    "(for more jobs in flight per process, set `concurrency`), got 100000")
+    assert db.scard(keys.WORKERS) == 0
+
+
+def test_duplicate_keys_are_refused_with_both_lines(project):
+    project.write("queue.yml", "default: {worker_count: 1}\nanalytics: {}\ndefault: {worker_count: 9}\n")
+    assert error_of(project.run("config")) == (
+        "queue.yml: line 3, column 1: duplicate key 'default' (lines 1 and 3)")
+
+
+def test_yaml_aliases_are_refused_and_files_capped(project):
+    bomb = 'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: &c [*b, *b]\n'
+    project.write("recurring.yml", f"nightly:\n  job: add\n  args: [1]\n  schedule: every 1 days\n{bomb}")
+    assert error_of(project.run("scheduler", "--list")) == (
+        "recurring.yml: line 6, column 8: alias *a refused (write the value out; aliases can blow a file up)")
+    project.write("recurring.yml", "# padding\n" * 200_000)
+    assert "more than a config file may hold (1048576 bytes)" in error_of(project.run("scheduler", "--list"))
+
+
+def test_timeout_zero_is_refused_and_sub_second_durations_are_exact(project, db):
+    project.write("queue.yml", "default: {timeout: 0}\n")
+    assert error_of(project.run("enqueue", "add", "1")) == (
+        "queue.yml: queue 'default': key 'timeout': expected a duration above 0 like 1500ms, 30s, 5m, 2h, got 0")
+    project.write("queue.yml", "default: {timeout: 1500ms, retry_delay: 250ms}\n")
+    job_id = project.enqueue("add", "1")
+    assert project.show(job_id)["timeout"] == 1.5
+    config = json.loads(project.run("config", "--json").stdout)
+    assert config["queues"][0]["settings"]["retry_delay"] == {"value": 0.25, "text": "250ms",
+                                                              "source": "file queue.yml: queue 'default'"}
+
+
+def test_inf_and_nan_are_refused_when_loaded(project):
+    project.write("queue.yml", "default: {retry_delay: .inf}\n")
+    assert error_of(project.run("config")) == "queue.yml: line 1, column 24: '.inf' refused: expected a finite number"
+    project.write("queue.yml", "default: {}\n")
+    project.write("recurring.yml", "n:\n  job: add\n  args: [.nan]\n  schedule: every 1 days\n")
+    assert "'.nan' refused" in error_of(project.run("scheduler", "--list"))
+
+
+def test_schedule_overflow_is_refused(project):
+    project.write("recurring.yml", "n:\n  job: add\n  args: [1]\n  schedule: every 99999999999999999999 days\n")
+    assert error_of(project.run("scheduler", "--list")) == (
+        "recurring.yml: entry 'n': key 'schedule': bad interval 'every 99999999999999999999 days': expected at most 100 years")
+
+
+# --- Redis ----------------------------------------------------------------------------------------
+
+
+def test_out_of_memory_redis_refuses_enqueue_in_one_line(project, redis_server):
+    server = redis_server("--maxmemory", "1mb", "--maxmemory-policy", "noeviction")
+    client = redis.Redis.from_url(server.url)
+    client.config_set("maxmemory", "1")  # full whatever it holds: the test does not depend on sizes
+    env = {"REDIS_URL": server.url}
+    result = project.run("enqueue", "add", "1", env=env)
+    assert error_of(result, code=1) == "Redis is out of memory (maxmemory): nothing was enqueued"
+    assert client.llen(keys.queue("default")) == 0 and not client.keys("rq:job:*")
+
+
+def test_passwords_are_masked_in_every_url_form(project):
+    for url in ("redis://s3cret@127.0.0.1:1/0", "redis://:s3cret@127.0.0.1:1", "redis://user:s3cret@127.0.0.1:1",
+                "rediss://u:s3cret@127.0.0.1:1", "redis://127.0.0.1:1/0?password=s3cret",
+                "redis+sentinel://:s3cret@127.0.0.1:1,127.0.0.1:2/svc/0?sentinel_password=s3cret"):
+        shown = project.run("config", "--json", env={"REDIS_URL": url})
+        assert shown.returncode == 0, shown.stderr
+        assert "s3cret" not in shown.stdout and "***" in json.loads(shown.stdout)["redis_url"]["value"]
+        assert "s3cret" not in project.run("status", env={"REDIS_URL": url}).stderr
+
+
+# --- data is never Rich markup ---------------------------------------------------------------------
+
+
+def test_markup_in_arguments_and_errors_is_printed_as_is(project):
+    job_id = project.enqueue("echo_kwargs", "[red]x[/red]", "-k", "tag=[bold]")
+    shown = project.run("show", job_id).stdout
+    assert '"[red]x[/red]"' in shown and '"[bold]"' in shown
+    assert "[bold]" in error_of(project.run("enqueue", "add", "-k", "[bold]"))
+
+
+# --- requeue-dead and enqueue --from ---------------------------------------------------------------
+
+
+def test_requeue_dead_of_a_job_that_is_not_dead(project):
+    queued = project.enqueue("add", "1")
+    assert error_of(project.run("requeue-dead", "--job-id", queued), code=1) == (
+        f"requeue-dead: job {queued} is queued, not dead; nothing requeued")
+    assert error_of(project.run("requeue-dead", "--job-id", "unknown-job")) == (
+        "--job-id: no job with id 'unknown-job'")
+
+
+def test_sigterm_during_enqueue_from_says_how_many_were_stored_and_how_to_resume(project, db):
+    total = 300_000
+    lines = project.write("calls.jsonl", "".join(f'{{"args": [{n}]}}\n' for n in range(total)))
+    loading = project.start("enqueue", "add", "--from", lines.name)
+    wait_for(lambda: db.llen(keys.queue("default")) > 0, timeout=60, message="the first batch")
+    loading.send_signal(signal.SIGTERM)
+    assert loading.wait(timeout=30) == 128 + signal.SIGTERM
+    stored = db.llen(keys.queue("default"))
+    assert 0 < stored < total
+    assert loading.stderr.read().strip() == (
+        f"jobctl: SIGTERM: stored {stored} of {total} jobs from {lines.name}; "
+        f"resume with: jobctl enqueue add --from {lines.name} --skip {stored}")
+    resumed = project.run("enqueue", "add", "--from", lines.name, "--skip", str(stored), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert db.llen(keys.queue("default")) == total
+
+
+# --- one CLI grammar --------------------------------------------------------------------------------
+
+
+def test_version_help_and_global_options_after_the_command(project):
+    assert project.run("--version").stdout.strip().startswith("jobctl ")
+    assert project.run("-h").stdout.startswith("Usage: jobctl")
+    assert project.run("status", "-h").stdout.startswith("Usage: jobctl status")
+    job_id = project.enqueue("add", "1")
+    quiet_after = project.run("cancel", job_id, "--quiet")
+    assert quiet_after.returncode == 0 and quiet_after.stdout.strip() == job_id
+    assert project.run("config", "--json", "--config", "queue.yml").returncode == 0
+
+
+def test_ineffective_or_conflicting_flags_are_refused_naming_both(project):
+    refused = {
+        ("status", "--live", "--json"): "--live and --json",
+        ("status", "--interval", "2"): "--interval without --live",
+        ("enqueue", "add", "1", "--allow-failure"): "--allow-failure without --depends-on",
+        ("scheduler", "--json"): "--json without --list",
+        ("enqueue", "add", "--skip", "3"): "--skip without --from",
+    }
+    for args, start in refused.items():
+        assert error_of(project.run(*args)).startswith(start), args
+
+
+def test_cancel_of_several_ids_handles_and_reports_each(project):
+    queued = project.enqueue("add", "1")
+    result = project.run("cancel", queued, "nope-nope", "--json")
+    assert result.returncode == 2
+    first, second = json.loads(result.stdout)
+    assert (first["job_id"], first["canceled"]) == (queued, True)
+    assert (second["job_id"], second["state"], second["error"]) == ("nope-nope", None, "no job with id 'nope-nope'")
+    assert project.show(queued)["state"] == "canceled"
+
+
+def test_config_shows_durations_as_written(project):
+    project.write("queue.yml", "defaults: {timeout: 5m}\ndefault: {retry_delay: 1500ms}\n")
+    table = project.run("config").stdout
+    for written in (" 5m ", " 1500ms ", " 30d ", " off ", " 1h "):
+        assert written in table, written
+
+
+def test_the_scheduler_survives_an_out_of_memory_redis(project, redis_server):
+    server = redis_server("--maxmemory-policy", "noeviction")
+    client = redis.Redis.from_url(server.url)
+    client.config_set("maxmemory", "1")  # every write refused: Redis is "full" however little it holds
+    project.write("recurring.yml", "often:\n  job: add\n  args: [1]\n  schedule: every 1 seconds\n")
+    scheduler = project.start("scheduler", env={"REDIS_URL": server.url})
+    try:
+        wait_for(lambda: client.info("stats")["total_error_replies"] >= 3, message="the scheduler's writes refused")
+        assert scheduler.poll() is None and not client.keys("rq:job:*")
+        client.config_set("maxmemory", "0")
+        wait_for(lambda: client.keys("rq:job:cron:often:*"), timeout=30, message="a run once memory is free")
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        assert scheduler.wait(timeout=15) == 0
+    log = scheduler.stderr.read()
+    assert log.count("Redis is out of memory (maxmemory)") == 1, log
+    assert "Traceback" not in log

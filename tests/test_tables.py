@@ -1,0 +1,30 @@
+"""Tables fit the terminal: at 80 columns `status` leaves out less important columns rather than
+cutting ids and pids; piped output has a fixed width."""
+
+from __future__ import annotations
+
+from conftest import child_pids, wait_for
+
+
+def test_status_fits_80_columns_without_cutting_ids_or_pids(project, db, tmp_path):
+    marker, gate = tmp_path / "started", tmp_path / "gate"
+    work = project.start("work")
+    job_id = project.enqueue("gated", str(marker), str(gate))
+    failed = project.enqueue("refuses")
+    wait_for(marker.exists, message="the job to start")
+    wait_for(lambda: project.show(failed)["state"] == "dead", message="the failure")
+    try:
+        narrow = project.run("status", env={"COLUMNS": "80"})
+        assert narrow.returncode == 0, narrow.stderr
+        lines = narrow.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80
+        assert "…" not in narrow.stdout
+        assert f"gated {job_id[:8]}" in narrow.stdout and failed[:8] in narrow.stdout
+        for pid in child_pids(work.pid):
+            assert str(pid) in narrow.stdout
+        assert "canceled" not in narrow.stdout.split("Queue activity")[0]  # a count left out at 80 columns
+        piped = project.run("status")
+        assert max(len(line) for line in piped.stdout.splitlines()) <= 120
+        assert "canceled" in piped.stdout and " cpu " in piped.stdout  # room for every column
+    finally:
+        gate.touch()
