@@ -45,12 +45,13 @@ def test_a_missing_queue_yml_says_where_and_what_to_do_and_starts_nothing(projec
     empty.mkdir()
     env = {k: v for k, v in project.env.items() if k not in ("REDIS_URL", "JOBCTL_JOBS")}  # REDIS_URL unset: embedded
     for command in (["status"], ["work", "--burst"], ["enqueue", "add", "1"]):
-        result = subprocess.run(project.command(*command), cwd=empty, env=env, capture_output=True, text=True, timeout=60)
+        result = subprocess.run(project.command(*command), cwd=empty, env=env, capture_output=True, text=True, timeout=60,
+                                check=False)
         assert result.returncode == 2
         assert result.stderr.strip() == (f"jobctl: error: queue.yml not found in {empty} "
                                          "(run `jobctl init`, or pass --config / JOBCTL_CONFIG)")
     assert not (empty / ".jobctl").exists()
-    leftover = subprocess.run(["pgrep", "-f", str(empty / ".jobctl")], capture_output=True, text=True)
+    leftover = subprocess.run(["pgrep", "-f", str(empty / ".jobctl")], capture_output=True, text=True, check=False)
     assert leftover.stdout == "", "an embedded redis-server was left running"
 
 

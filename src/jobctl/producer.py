@@ -19,7 +19,6 @@ from .errors import JobctlError, RedisOutOfMemory, UsageError
 from .jobdata import describe, encode_payload, new_job_fields, new_job_id
 from .transitions import Transitions
 
-
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
 
