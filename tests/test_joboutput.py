@@ -45,12 +45,10 @@ def stored(db, job_id: str, attempt: int = 1) -> str:
 def test_threads_of_several_jobs_never_mix_lines(installed, db):
     worker_stdout, worker_stderr = installed()
     jobs = [f"job-{n}" for n in range(6)]
-    for job_id in jobs:
-        db.hset(keys.job(job_id), mapping={"result_ttl": 600, "failure_ttl": 900})
     start = threading.Barrier(len(jobs))
 
     def run(job_id: str) -> None:
-        with joboutput.capture(db, job_id, 1):
+        with joboutput.capture(db, job_id, 1, ttl=900):
             start.wait()
             for line in range(300):
                 print(f"{job_id} line {line}")

@@ -18,13 +18,14 @@ after a grace period (lua/overdue.lua).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import inspect
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from .context import Execution, executing
 
@@ -62,18 +63,20 @@ class Executor:
 
     # --- running -------------------------------------------------------------------------------
 
-    def call(self, func: Callable, args: list, kwargs: dict, execution: Execution, running: Running) -> Any:
+    def call(self, func: Callable, args: list, kwargs: dict, execution: Execution, running: Running,
+             output: Callable[[], ContextManager] = contextlib.nullcontext) -> Any:
         """Run the job to its end in the calling thread's name; raises what the job raised,
-        JobTimeout or JobStopped."""
+        JobTimeout or JobStopped. `output()` is opened where the job's code runs (its output
+        capture: joboutput.py), so that each job's prints stay its own."""
         if inspect.iscoroutinefunction(func):
-            return self._await(func(*args, **kwargs), execution, running)
+            return self._await(func(*args, **kwargs), execution, running, output)
         if running.timeout > 0:
             running.deadline = time.monotonic() + running.timeout
-        with executing(execution):
+        with executing(execution), output():
             result = self._call_sync(func, args, kwargs, running)
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             running.deadline = 0.0
-            return self._await(result, execution, running)
+            return self._await(result, execution, running, output)
         return result
 
     def _call_sync(self, func: Callable, args: list, kwargs: dict, running: Running) -> Any:
@@ -100,7 +103,7 @@ class Executor:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 self._main = None
 
-    def _await(self, awaitable: Any, execution: Execution, running: Running) -> Any:
+    def _await(self, awaitable: Any, execution: Execution, running: Running, output: Callable[[], ContextManager]) -> Any:
         loop = self._event_loop()
 
         async def supervised() -> Any:
@@ -108,7 +111,7 @@ class Executor:
             running.loop = loop
             if running.interruption is not None:
                 raise running.interruption()
-            with executing(execution):
+            with executing(execution), output():
                 try:
                     if running.timeout > 0:
                         async with asyncio.timeout(running.timeout):

@@ -8,7 +8,8 @@ that capture; everywhere else the proxies write straight to the original streams
 
 A capture keeps the last OUTPUT_LIMIT bytes of an attempt and stores them in Redis from a
 background thread at most every FLUSH_INTERVAL seconds, and once more when the attempt ends,
-so a chatty job costs one round trip per interval, not one per line. Each complete line is
+so a chatty job costs one round trip per interval, not one per line. An attempt that printed
+nothing and raised nothing stores nothing: a silent job costs no Redis command (issue 12). Each complete line is
 also logged on the worker's own log (event `job.output`, the job id in the line, and a field
 of its own in `--log-format json`), and the worker's log records carry the job id they were
 logged for.
@@ -46,6 +47,8 @@ class Capture:
 
     def __init__(self, connection: redis.Redis, job_id: str, attempt: int, ttl: int):
         self.connection, self.job_id, self.attempt, self.ttl = connection, job_id, attempt, ttl
+        self.started = time.time()
+        self._stored = False  # the attempt's first flush replaces what an attempt of that number stored before
         self._lock = threading.Lock()  # guards the buffers below
         self._flushing = threading.Lock()  # one flush at a time, so that appends keep their order
         self._pending = bytearray()  # written since the last flush
@@ -77,7 +80,11 @@ class Capture:
                 fresh, tail, written = bytes(self._pending), bytes(self._tail[-OUTPUT_LIMIT:]), self._written
                 self._pending.clear()
             output, attempt = keys.job_output(self.job_id, self.attempt), keys.job_attempt(self.job_id, self.attempt)
-            with self.connection.pipeline(transaction=False) as pipe:
+            with self.connection.pipeline(transaction=True) as pipe:
+                if not self._stored:
+                    # a dead job requeued counts its attempts again from 1: drop that attempt's output
+                    pipe.delete(output, attempt)
+                    attempt_fields = {"started": self.started, **attempt_fields}
                 if written <= OUTPUT_LIMIT:
                     pipe.append(output, fresh)
                 else:  # past the limit: the tail replaces what was stored
@@ -86,16 +93,11 @@ class Capture:
                 pipe.expire(output, self.ttl)
                 pipe.expire(attempt, self.ttl)
                 pipe.execute()
+            self._stored = True
 
-    def start(self) -> None:
-        """Store the attempt's start; what an attempt of the same number stored before (a dead
-        job requeued counts its attempts again from 1) is dropped."""
-        output, attempt = keys.job_output(self.job_id, self.attempt), keys.job_attempt(self.job_id, self.attempt)
-        with self.connection.pipeline(transaction=True) as pipe:
-            pipe.delete(output, attempt)
-            pipe.hset(attempt, mapping={"started": time.time(), "written": 0})
-            pipe.expire(attempt, self.ttl)
-            pipe.execute()
+    @property
+    def wrote(self) -> bool:
+        return self._written > 0
 
     def end_line(self, stream: str) -> None:
         with self._lock:
@@ -117,20 +119,13 @@ def current() -> Capture | None:
     return None if _echoing.get() else _current.get()
 
 
-def _ttl(connection: redis.Redis, job_id: str) -> int:
-    """As long as the job record may be kept: its result or failure ttl, whichever is longer."""
-    values = connection.hmget(keys.job(job_id), ["result_ttl", "failure_ttl"])
-    ttls = [int(float(v)) for v in values if v not in (None, b"")]
-    return max([t for t in ttls if t > 0], default=DEFAULT_TTL)
-
-
 @contextlib.contextmanager
-def capture(connection: redis.Redis, job_id: str, attempt: int) -> Iterator[Capture]:
-    """Capture the current thread's or task's output for this attempt of the job. An exception
-    leaving the block has its traceback stored with the attempt (`show --all` prints it)."""
+def capture(connection: redis.Redis, job_id: str, attempt: int, ttl: int = DEFAULT_TTL) -> Iterator[Capture]:
+    """Capture the current thread's or task's output for this attempt of the job, kept for `ttl`
+    seconds (the job's own). An exception leaving the block has its traceback stored with the
+    attempt (`show --all` prints it)."""
     _ensure_flusher()
-    active = Capture(connection, job_id, attempt, _ttl(connection, job_id))
-    active.start()
+    active = Capture(connection, job_id, attempt, ttl)
     token = _current.set(active)
     _active.add(active)
     fields: dict[str, object] = {}
@@ -144,8 +139,9 @@ def capture(connection: redis.Redis, job_id: str, attempt: int) -> Iterator[Capt
         _current.reset(token)
         _active.discard(active)
         active.end_line("stdout")
-        with contextlib.suppress(redis.RedisError):  # the job's outcome matters more than its output
-            active.flush(ended=time.time(), **fields)
+        if active.wrote or fields:
+            with contextlib.suppress(redis.RedisError):  # the job's outcome matters more than its output
+                active.flush(ended=time.time(), **fields)
 
 
 # --- process-wide plumbing: installed once per worker process -------------------------------------

@@ -23,6 +23,7 @@ frozen or cut-off worker never finishes a job that has been given to another.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -42,7 +43,7 @@ from typing import Any, Callable
 
 import redis
 
-from . import keys, limits, logs, middleware, registry, retries, signatures, tracking
+from . import joboutput, keys, limits, logs, middleware, registry, retries, signatures, tracking
 from .config import QueueConfig
 from .context import Execution
 from .errors import PermanentError
@@ -126,6 +127,7 @@ class Worker:
         signal.signal(signal.SIGCONT, lambda signum, frame: self._check_lease_age())
 
     def run(self) -> int:
+        joboutput.install()
         self.handle_stop_signals()
         self._with_redis(self._register)
         threading.Thread(target=self._control_loop, name="jobctl-control", daemon=True).start()
@@ -393,7 +395,7 @@ class Worker:
             signatures.check_stored(spec, job.args, job.kwargs)
             self.middleware.before_attempt(job.info)
             execution = Execution(job.id, job.name, self._progress_reporter(job.id))
-            result = self.executor.call(spec.func, job.args, job.kwargs, execution, running)
+            result = self.executor.call(spec.func, job.args, job.kwargs, execution, running, self._output_capture(job))
             self._leave_if_forked()
             result_json = encode_result(result)
         except (PermanentError, ResultError) as exc:
@@ -427,6 +429,12 @@ class Worker:
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None = None) -> None:
         self.tracker.record(tracking.Execution(job.id, job.name, job.queue, job.attempt, outcome, run_seconds, now,
                                                error, job.args, job.kwargs))
+
+    def _output_capture(self, job: FetchedJob) -> Callable[[], Any]:
+        """What the job prints and logs, kept with the attempt (joboutput.py), as long as the job."""
+        queue = self.queues.get(job.queue)
+        ttl = int(max(queue.result_ttl, queue.failure_ttl)) if queue else joboutput.DEFAULT_TTL
+        return functools.partial(joboutput.capture, self.connection, job.id, job.attempt, ttl)
 
     def _leave_if_forked(self) -> None:
         """A job that forked returns into this code in the child too: the child must not go on as
