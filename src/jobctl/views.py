@@ -91,12 +91,18 @@ def status_tables(view: Overview, failures: int = 5) -> Group:
             str(q.processed_last_minute - q.failed_last_minute), str(q.failed_last_minute),
             percent(q.totals.error_rate), format_duration(q.totals.avg_run_seconds), format_duration(q.latency_seconds),
         )
-    parts = [counts, activity, *unserved_warnings(view), workers_table(view)]
+    parts = [counts, activity, *suspension_warning(view), *unserved_warnings(view), workers_table(view)]
     if view.failures:
         parts.append(failures_table(view.failures[:failures], view.taken_at))
     if view.scheduler:
         parts.append(scheduler_table(view))
     return Group(*parts)
+
+
+def suspension_warning(view: Overview) -> list[Text]:
+    if not view.suspended:
+        return []
+    return [Text("suspended: workers take no new job (`rq suspend`; `rq resume` to go on)", style="bold yellow")]
 
 
 def unserved_warnings(view: Overview) -> list[Text]:
@@ -299,6 +305,8 @@ def job_table(job: JobView) -> Table:
         rows.append(("result", json.dumps(job.result, default=repr)))
     if job.reason:
         rows.append(("reason", job.reason))
+    if job.callback_error:
+        rows.append(("callback", job.callback_error))
     for entry in job.errors:
         rows.append((f"attempt {entry.get('attempt')}", Text(str(entry.get("error")), style="red")))
     if job.error and not job.errors:  # an RQ worker's failure: its traceback's last line
