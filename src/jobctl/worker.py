@@ -206,7 +206,8 @@ class Worker:
             pipe.sadd(keys.ACTIVE_WORKERS, self.name)
             if paths := registry.import_paths():  # views name jobs RQ enqueued by function reference
                 pipe.hset(keys.JOB_PATHS, mapping=paths)
-            pipe.execute()
+            pipe.exists(keys.SUSPENDED)  # before the first fetch; then the control thread looks
+            self.suspended = bool(pipe.execute()[-1])
         self._lease_renewed = time.monotonic()
 
     # --- the control thread --------------------------------------------------------------------
