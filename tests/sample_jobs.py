@@ -263,3 +263,11 @@ def limited_once_slow(marker: str) -> str:
         Path(marker).write_text(str(os.getpid()))
         time.sleep(120)
     return "done"
+
+
+@job("imported")
+def imported(module: str) -> bool:
+    """Whether the worker's process has imported `module`."""
+    import sys
+
+    return module in sys.modules

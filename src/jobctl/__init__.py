@@ -14,13 +14,16 @@ The public API for job authors:
         ...
 
     add_middleware(MyMiddleware())         # a jobctl.Middleware: around every job attempt
+    @callback                              # RQ's on_success/on_failure/on_stopped may name it
+    def notify(job, connection, result) -> None:
+        ...
 """
 
 from .context import progress
 from .errors import PermanentError
 from .events import on
 from .middleware import Middleware, add_middleware
-from .registry import job
+from .registry import callback, job
 
-__all__ = ["job", "on", "progress", "PermanentError", "Middleware", "add_middleware"]
+__all__ = ["Middleware", "PermanentError", "add_middleware", "callback", "job", "on", "progress"]
 __version__ = "0.1.0"

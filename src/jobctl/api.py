@@ -192,6 +192,7 @@ class Overview:
     scheduler: SchedulerStatus | None = None  # None until a scheduler has written its keys
     unserved: list[QueueSummary] = field(default_factory=list)  # see unserved_queues
     taken_at: float = field(default_factory=time.time)
+    suspended: bool = False  # RQ's `rq suspend`: workers take no new job
 
     def to_dict(self) -> dict:
         return {
@@ -202,6 +203,7 @@ class Overview:
             "scheduler": self.scheduler.to_dict() if self.scheduler else None,
             "unserved": [{"name": q.name, **q.counts, "latency_seconds": q.latency_seconds} for q in self.unserved],
             "taken_at": self.taken_at,
+            "suspended": self.suspended,
         }
 
 
@@ -327,13 +329,16 @@ def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[
     """The jobs that still exist, in the order asked. Pickled payloads are decoded only for jobs
     of `pickle_queues` (QueuesConfig.pickle_queues)."""
     with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.JOB_PATHS)
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))
-        rows = pipe.execute()
+        job_paths, *rows = pipe.execute()
+    import_paths = {path.decode(): name.decode() for path, name in job_paths.items()}
     views = []
     for job_id, raw in zip(job_ids, rows):
         if raw and (b"data" in raw or b"status" in raw):  # not a stub a late progress report left
-            views.append(JobView.from_hash(job_id, raw, trust_pickle=_text(raw.get(b"origin")) in pickle_queues))
+            views.append(JobView.from_hash(job_id, raw, trust_pickle=_text(raw.get(b"origin")) in pickle_queues,
+                                           import_paths=import_paths))
     return views
 
 
@@ -400,7 +405,7 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
                 by_name[queue].busy += worker.state == "busy"
     running = jobs(connection, [job_id for w in all_workers for job_id in w.jobs], config.pickle_queues)
     return Overview(queues, all_workers, running, recent_failures(connection), scheduler_status(connection),
-                    unserved_queues(connection, config, now), now)
+                    unserved_queues(connection, config, now), now, bool(connection.exists(keys.SUSPENDED)))
 
 
 def dead_job_ids(connection: redis.Redis, queue: str) -> list[str]:

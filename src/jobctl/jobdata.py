@@ -19,7 +19,7 @@ import uuid
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Mapping
 
 STATES = ("queued", "scheduled", "deferred", "started", "finished", "dead", "canceled")
 
@@ -250,14 +250,20 @@ class JobView:
     depends_on: list[str] = field(default_factory=list)
     dependents: list[str] = field(default_factory=list)
     unreadable: str | None = None  # why the payload could not be read (a record another tool wrote)
+    callback_error: str | None = None  # an RQ callback of the job that was refused or raised
 
     @classmethod
-    def from_hash(cls, job_id: str, raw: dict[bytes, bytes], trust_pickle: bool = False) -> "JobView":
+    def from_hash(
+        cls, job_id: str, raw: dict[bytes, bytes], trust_pickle: bool = False, import_paths: Mapping[str, str] = {},
+    ) -> "JobView":
         """Never raises: a record another tool wrote shows what can be read, and why the rest
-        cannot (`unreadable`). `trust_pickle`: see decode_payload."""
+        cannot (`unreadable`). `trust_pickle`: see decode_payload. `import_paths`: the registered
+        job names of functions that RQ's producers name by import path (keys.JOB_PATHS)."""
         unreadable = None
         try:
             name, args, kwargs = decode_payload(raw.get(b"data"), trust_pickle=trust_pickle)
+            if b"jobctl_job" not in raw:  # enqueued by RQ's API, maybe by function reference
+                name = import_paths.get(name, name)
         except PayloadError as exc:
             # RQ's description is the call as text ("myapp.jobs.add(1, 2)"): its name is safe to show
             called = (_text(raw, "description") or "").split("(", 1)[0]
@@ -286,6 +292,7 @@ class JobView:
             scheduled_for=_number(raw, "jobctl_scheduled_for"),
             timeout=_number(raw, "jobctl_timeout") or _number(raw, "timeout"),
             unreadable=unreadable,
+            callback_error=_text(raw, "jobctl_callback_error"),
         )
 
     @property
@@ -298,6 +305,7 @@ class JobView:
         data = dict(self.__dict__)
         if self.state != "finished":
             data.pop("result")
-        if self.unreadable is None:
-            data.pop("unreadable")
+        for optional in ("unreadable", "callback_error"):
+            if data[optional] is None:
+                data.pop(optional)
         return data

@@ -13,6 +13,8 @@ WORKERS = "rq:workers"  # set of worker keys, as RQ keeps it
 SUPERVISORS = "jobctl:supervisors"  # zset: supervisor name -> last heartbeat (unix time)
 ACTIVE_WORKERS = "jobctl:active-workers"  # set of worker names that may hold in-flight jobs
 PAUSED = "jobctl:paused"  # set of queue names workers do not fetch from
+SUSPENDED = "rq:suspended"  # RQ's `rq suspend` flag: while it exists, workers take no new job
+JOB_PATHS = "jobctl:job-paths"  # hash: import path of a registered job's function -> job name
 
 
 # A job id is part of its keys (rq:job:<id>, rq:job:<id>:dependents): ':' and glob characters

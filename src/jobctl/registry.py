@@ -53,6 +53,8 @@ class JobSpec:
 
 
 _jobs: dict[str, JobSpec] = {}
+_by_import_path: dict[str, str] = {}  # RQ's name for a registered function -> its job name
+_callbacks: dict[str, Callable] = {}  # import path -> function registered with @callback
 
 
 def job(
@@ -114,6 +116,7 @@ def job(
                 f"job name {name!r} is already registered by {import_path(existing.func)}"
             )
         _jobs[name] = spec
+        _by_import_path[import_path(func)] = name
         return func
 
     return register
@@ -166,6 +169,14 @@ def _checked(option: str, parse: Callable[[Any], Any], value: Any) -> Any:
         raise ValueError(f"{option}: {exc}") from None
 
 
+def callback(func: Callable) -> Callable:
+    """Register a function that RQ's `on_success`, `on_failure` or `on_stopped` may name
+    (`Callback(notify)` stores its import path): a worker runs only registered callbacks, and
+    registered jobs, never a path read from Redis."""
+    _callbacks[import_path(func)] = func
+    return func
+
+
 def declare(
     name: str, module: str, *, queue: str = DEFAULT_QUEUE, max_retries: int | None = None, timeout: str | None = None
 ) -> None:
@@ -185,6 +196,32 @@ def resolve(name: str) -> JobSpec:
         if spec.func is None:
             raise ConfigError(f"module {spec.module} does not register the job {name!r} it was declared in")
     return spec
+
+
+def stored(name: str) -> JobSpec | None:
+    """The job a payload names, resolved with its function: by its job name, or, for a job RQ's
+    producers enqueued by function reference (`q.enqueue(myapp.jobs.add, 1, 2)`), by the import
+    path of the function it is registered from. None when no registered job matches."""
+    if name not in _jobs:
+        module = name.rpartition(".")[0]
+        for declared in [spec for spec in _jobs.values() if spec.func is None and spec.module == module]:
+            resolve(declared.name)  # a module jobctl declares, whose @job registers its path
+        name = _by_import_path.get(name, name)
+    return resolve(name) if name in _jobs else None
+
+
+def callback_function(name: str) -> Callable | None:
+    """What an RQ callback name (an import path, or a job name) may run: a function registered with
+    @callback or as a job; None for anything else."""
+    if name in _callbacks:
+        return _callbacks[name]
+    spec = stored(name)
+    return spec.func if spec else None
+
+
+def import_paths() -> dict[str, str]:
+    """Import path -> job name, of the jobs whose functions are loaded."""
+    return dict(_by_import_path)
 
 
 def import_path(func: Callable) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from . import keys, logs, rq_engine
+from . import keys, logs
 from .config import QueueConfig
 from .connection import connect
 from .transitions import Transitions
@@ -205,6 +205,9 @@ class Supervisor:
             try:
                 _die_with_parent(supervisor_pid)
                 if slot.queues[0].engine == "rq":  # RQ's own worker serves the queue (rq_engine.py)
+                    # imported only here: jobctl's workers do without rq
+                    from . import rq_engine
+
                     os._exit(rq_engine.run(self.url, slot.queues, max_jobs=slot.max_jobs, signal_mask=previous_mask))
                 worker = Worker(
                     connect(self.url, check=False), slot.queues, supervisor=self.name,
@@ -242,6 +245,8 @@ class Supervisor:
         culprits, slot.killed_for, slot.culprits = slot.culprits, "", []
         crashed = not clean and not self.stop_requested
         if not clean and slot.queues[0].engine == "rq":  # its job goes back RQ's way; recover() below unregisters it
+            from . import rq_engine
+
             self._guarded(lambda: rq_engine.give_back(self.connection, slot.worker_name, slot.queues, how))
         outcome = self._guarded(
             lambda: self.transitions.recover(

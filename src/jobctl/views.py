@@ -117,6 +117,7 @@ def status_tables(view: Overview, failures: int = 5, width: int | None = None) -
     parts = [
         fit(counts, width, ("canceled", "deferred", "scheduled", "finished")),
         fit(activity, width, ("weight", "prio", "avg run", "err %")),
+        *suspension_warning(view),
         *unserved_warnings(view),
         fit(workers_table(view), width, ("cpu", "rss", "up", "done", "fail", "beat", "host", "progress", "state")),
     ]
@@ -126,6 +127,12 @@ def status_tables(view: Overview, failures: int = 5, width: int | None = None) -
     if view.scheduler:
         parts.append(fit(scheduler_table(view), width, ("in", "last run")))
     return Group(*parts)
+
+
+def suspension_warning(view: Overview) -> list[Text]:
+    if not view.suspended:
+        return []
+    return [Text("suspended: workers take no new job (`rq suspend`; `rq resume` to go on)", style="bold yellow")]
 
 
 def unserved_warnings(view: Overview) -> list[Text]:
@@ -338,6 +345,8 @@ def job_table(job: JobView, timings: dict | None = None) -> Table:
         rows.append(("result", json.dumps(job.result, default=repr)))
     if job.reason:
         rows.append(("reason", job.reason))
+    if job.callback_error:
+        rows.append(("callback", job.callback_error))
     for entry in job.errors:
         rows.append((f"attempt {entry.get('attempt')}", Text(str(entry.get("error")), style="red")))
     if job.error and not job.errors:  # an RQ worker's failure: its traceback's last line

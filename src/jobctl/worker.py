@@ -37,18 +37,19 @@ import traceback
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable
 
 import redis
 
-from . import joboutput, keys, limits, logs, middleware, registry, retries, signatures, tracking
+from . import joboutput, keys, limits, logs, middleware, registry, retries, rq_compat, signatures, tracking
 from .config import QueueConfig
 from .context import Execution
 from .errors import PermanentError
 from .executor import Executor, JobStopped, JobTimeout, Running
 from .jobdata import PayloadError, ResultError, decode_payload, encode_result, parse_rq_time, rq_time
+from .rq_compat import RqOptions
 from .tracking import Tracker
 from .transitions import LeaseLost, Transitions
 
@@ -75,6 +76,7 @@ class FetchedJob:
     max_retries: int | None
     unreadable: str | None = None  # why the payload could not be decoded
     enqueued_at: float | None = None
+    rq: RqOptions = field(default_factory=RqOptions)  # RQ's per-job options (Retry, callbacks), for jobs RQ's API enqueued
 
     @cached_property
     def info(self) -> middleware.JobInfo:
@@ -116,6 +118,7 @@ class Worker:
         self._woken = threading.Event()  # a job may be waiting, or a slot was freed, or a stop asked
         self._lease_renewed = 0.0  # monotonic time of the latest renewal
         self._redis_down_since: float | None = None
+        self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -147,7 +150,7 @@ class Worker:
         while not self._finishing():
             free = self.concurrency - self._busy
             self._woken.clear()
-            rows = self._with_redis(lambda: self.transitions.fetch(self.name, self.token, self.fetch_order(), time.time(), free, self.limits)) if free > 0 else []
+            rows = self._with_redis(lambda: self.transitions.fetch(self.name, self.token, self.fetch_order(), time.time(), free, self.limits)) if free > 0 and not self.suspended else []
             if not rows:
                 self._woken.wait(IDLE_POLL)
                 continue
@@ -203,7 +206,10 @@ class Worker:
                 pipe.sadd(keys.workers_of_queue(queue), key)
                 pipe.sadd(keys.QUEUES, keys.queue(queue))  # so RQ's tools list it while empty
             pipe.sadd(keys.ACTIVE_WORKERS, self.name)
-            pipe.execute()
+            if paths := registry.import_paths():  # views name jobs RQ enqueued by function reference
+                pipe.hset(keys.JOB_PATHS, mapping=paths)
+            pipe.exists(keys.SUSPENDED)  # before the first fetch; then the control thread looks
+            self.suspended = bool(pipe.execute()[-1])
         self._lease_renewed = time.monotonic()
 
     # --- the control thread --------------------------------------------------------------------
@@ -231,6 +237,7 @@ class Worker:
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + tracking.FLUSH_INTERVAL
                     self._flush()
+                    self._check_suspended()
             except redis.RedisError:
                 # the dispatcher reports outages; the lease's age decides when to give up
                 if pubsub is not None:
@@ -245,6 +252,14 @@ class Worker:
                                   rss_bytes() >> 20)
                     self.recycling = True
                     self._woken.set()
+
+    def _check_suspended(self) -> None:
+        """RQ's `rq suspend` / `rq resume`, looked at about once a second, not once per job."""
+        suspended = bool(self.connection.exists(keys.SUSPENDED))
+        if suspended != self.suspended:
+            self.log.info("worker %s: %s", self.name, "suspended (rq suspend): taking no new job" if suspended else "resumed")
+            self.suspended = suspended
+            self._woken.set()
 
     def _flush(self) -> None:
         """Job tracking and the worker's state, for views and RQ's readers (tracking.py)."""
@@ -337,7 +352,7 @@ class Worker:
 
     @staticmethod
     def _job_from_row(row: list) -> FetchedJob:
-        job_id, queue, attempt, data, timeout, max_retries, created_at = row
+        job_id, queue, attempt, data, timeout, max_retries, created_at, rq_options = row
         try:
             name, args, kwargs = decode_payload(data)
             unreadable = None
@@ -354,11 +369,12 @@ class Worker:
             max_retries=int(max_retries) if max_retries else None,
             unreadable=unreadable,
             enqueued_at=_rq_time_or_none(created_at),
+            rq=RqOptions.from_row(rq_options),
         )
 
     def _next_from(self) -> list[str]:
         """The queues to start this thread's next job from with the outcome (none: stop here)."""
-        if self._finishing():
+        if self._finishing() or self.suspended:
             return []
         with self._count_lock:
             if self._started >= self.max_jobs:
@@ -389,15 +405,19 @@ class Worker:
         try:
             if job.unreadable:
                 raise PermanentError(job.unreadable)
-            spec = registry.resolve(job.name) if registry.is_registered(job.name) else None
+            spec = registry.stored(job.name)
             if spec is None:
                 raise PermanentError(f"job {job.name!r} is not registered in this worker (check --jobs / JOBCTL_JOBS)")
+            job.name = spec.name  # an RQ producer may name it by its function's import path
             signatures.check_stored(spec, job.args, job.kwargs)
             self.middleware.before_attempt(job.info)
             execution = Execution(job.id, job.name, self._progress_reporter(job.id))
-            result = self.executor.call(spec.func, job.args, job.kwargs, execution, running, self._output_capture(job))
+            func = rq_compat.with_current_job(spec.func, job.id, self.connection)
+            result = self.executor.call(func, job.args, job.kwargs, execution, running, self._output_capture(job))
             self._leave_if_forked()
             result_json = encode_result(result)
+            if job.rq.on_success:
+                rq_compat.run_callback("on_success", job.rq.on_success, job.id, self.connection, (result,), self.log)
         except (PermanentError, ResultError) as exc:
             return self._record_failure(job, started, exc, verdict="dead")
         except JobStopped:
@@ -449,6 +469,10 @@ class Worker:
         max_retries = job.max_retries if job.max_retries is not None else (queue.max_retries if queue else 0)
         error = f"{type(exc).__name__}: {exc}"
         retry_at = None
+        self._failure_callback(job, exc, verdict)
+        if not verdict and job.rq.retries_left is not None:  # RQ's own Retry wins over the queue's retries
+            delay = job.rq.retry_delay()
+            verdict, retry_at = ("retry", time.time() + delay) if delay is not None else ("dead", None)
         if not verdict:
             if job.attempt <= max_retries and queue is not None:
                 retry_at = time.time() + retries.retry_delay(job.name, queue, job.attempt, exc, self.log, job.id)
@@ -490,10 +514,21 @@ class Worker:
             self.middleware.on_dead(job.info, exc)
         return self._job_from_row(next_row) if next_row else None
 
+    def _failure_callback(self, job: FetchedJob, exc: BaseException, verdict: str) -> None:
+        """RQ's on_stopped(job, connection) for a stopped job, else on_failure(job, connection, type,
+        value, traceback), as RQ calls them on every failed attempt."""
+        if verdict == "canceled" and job.rq.on_stopped:
+            rq_compat.run_callback("on_stopped", job.rq.on_stopped, job.id, self.connection, (), self.log)
+        elif verdict != "canceled" and job.rq.on_failure:
+            rq_compat.run_callback("on_failure", job.rq.on_failure, job.id, self.connection,
+                                   (type(exc), exc, exc.__traceback__), self.log)
+
     def _progress_reporter(self, job_id: str):
         def report(percent: float, message: str | None) -> None:
             fields = {"jobctl_progress": percent, "jobctl_progress_message": message or ""}
             try:
+                if meta := rq_compat.meta_with_progress(self.connection.hget(keys.job(job_id), "meta"), percent):
+                    fields["meta"] = meta
                 self.connection.hset(keys.job(job_id), mapping=fields)
             except redis.RedisError:
                 pass  # progress is advisory; never fail a job because it could not be shown

@@ -18,9 +18,12 @@ redis.call('HSET', key, 'exc_info', ARGV[10], 'ended_at', now_iso)
 -- RQ's Job.latest_result() and rq-dashboard read the traceback from the results stream
 redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '~', 10, '*', 'type', 2, 'worker_name', worker,
   'exc_string', ARGV[12], 'execution_ended_at', now)
-redis.call('EXPIRE', 'rq:results:' .. id, tonumber(hget(id, 'failure_ttl')) or 2592000)
+local failure_ttl = tonumber(hget(id, 'failure_ttl')) or 2592000
+if failure_ttl >= 0 then redis.call('EXPIRE', 'rq:results:' .. id, failure_ttl) end  -- -1: kept for ever
 if verdict == 'retry' then
   redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', retry_at)
+  -- RQ's Retry: the worker chose this retry from the job's own budget, which it uses up
+  if hget(id, 'retries_left') then redis.call('HINCRBY', key, 'retries_left', -1) end
   redis.call('ZADD', 'rq:scheduled:' .. queue, retry_at, id)
   stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'retries', 1)
 elseif verdict == 'canceled' then

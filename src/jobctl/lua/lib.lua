@@ -67,6 +67,17 @@ local function delete_job(id)
   redis.call('DEL', job_key(id), 'rq:results:' .. id, job_key(id) .. ':dependencies', job_key(id) .. ':dependents')
 end
 
+-- An ended job's registry entry, due (and its record expiring) `ttl` seconds from now; a
+-- negative ttl keeps it forever, as RQ's result_ttl/failure_ttl -1 does.
+local function keep_ended(id, registry, now, ttl)
+  if ttl < 0 then
+    redis.call('ZADD', registry, '+inf', id)
+  else
+    redis.call('ZADD', registry, now + ttl, id)
+    redis.call('EXPIRE', job_key(id), ttl)
+  end
+end
+
 local function cancel(id, reason, now, now_iso)
   local key = job_key(id)
   local queue = hget(id, 'origin')
@@ -75,8 +86,7 @@ local function cancel(id, reason, now, now_iso)
   redis.call('ZREM', 'rq:scheduled:' .. queue, id)
   redis.call('LREM', 'rq:queue:' .. queue, 0, id)
   redis.call('HSET', key, 'status', 'canceled', 'ended_at', now_iso, 'jobctl_reason', reason)
-  redis.call('ZADD', 'rq:canceled:' .. queue, now + ttl, id)
-  redis.call('EXPIRE', key, ttl)
+  keep_ended(id, 'rq:canceled:' .. queue, now, ttl)
   release_unique(id)
 end
 
@@ -105,9 +115,9 @@ end
 local function bury(id, queue, reason, now, now_iso)
   local key = job_key(id)
   local ttl = tonumber(hget(id, 'failure_ttl')) or 2592000
-  redis.call('HSET', key, 'status', 'failed', 'ended_at', now_iso, 'jobctl_reason', reason)
-  redis.call('ZADD', 'rq:failed:' .. queue, now + ttl, id)
-  redis.call('EXPIRE', key, ttl)
+  -- jobctl_dead: a job RQ's tools bring back (rq requeue) gets a fresh budget at its next start
+  redis.call('HSET', key, 'status', 'failed', 'ended_at', now_iso, 'jobctl_reason', reason, 'jobctl_dead', 1)
+  keep_ended(id, 'rq:failed:' .. queue, now, ttl)
   release_unique(id)
   stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'dead', 1)
   settle_dependents(id, now, now_iso)
@@ -229,10 +239,37 @@ local function leave_started(id, queue, worker, attempt)
   return true
 end
 
+-- A job whose hash RQ's Job wrote (its producer, or `rq requeue` saving it) carries RQ's per-job
+-- options (jobctl's own jobs skip this: success_callback_name is RQ's field alone). Returns them
+-- as {retries_left, retry_intervals, success, failure and stopped callback names} ('' when
+-- unset), the attempt the job starts, and the fields starting it sets besides jobctl's.
+local function rq_options(key, attempt)
+  local job = redis.call('HMGET', key, 'ttl', 'jobctl_dead', 'retries_left', 'jobctl_retries', 'retry_intervals',
+    'success_callback_name', 'failure_callback_name', 'stopped_callback_name')
+  local ttl, dead, retries_left, budget = job[1], job[2], job[3], job[4]
+  local fields = {}
+  if dead then
+    -- a dead job brought back by another tool (RQ's `rq requeue`): a fresh budget, as requeue-dead gives
+    attempt, retries_left = 1, budget or retries_left
+    fields = {'jobctl_crashes', 0}
+    if retries_left then fields = {'jobctl_crashes', 0, 'retries_left', retries_left} end
+    redis.call('HDEL', key, 'jobctl_dead', 'jobctl_reason')
+  end
+  if retries_left and not budget then
+    -- RQ's Retry(max=N): its budget, kept for a requeue to restore
+    table.insert(fields, 'jobctl_retries')
+    table.insert(fields, retries_left)
+  end
+  -- RQ's ttl (how long a job may wait) no longer applies once the job started, as in RQ
+  if ttl or dead then redis.call('PERSIST', key) end
+  return {retries_left or '', job[5] or '', job[6] or '', job[7] or '', job[8] or ''}, attempt, fields
+end
+
 -- Start the next job for a worker: the first job of the first queue in `queues` that is not
 -- paused nor over its rate limit, and that its type's limits let start (see may_start), moved
 -- into the worker's in-flight list. Returns {id, queue, attempt, data, timeout, max_retries,
--- created_at}, or false when there is nothing to run.
+-- created_at, rq}, or false when there is nothing to run; rq: the job's RQ options {retries_left,
+-- retry_intervals, success, failure and stopped callback names} ('' for jobctl's own jobs).
 local function start_next(worker, now, now_iso, queues)
   local active = 'jobctl:active:' .. worker
   local held_back = 0
@@ -247,7 +284,8 @@ local function start_next(worker, now, now_iso, queues)
     if not id then return false end
     local key = job_key(id)
     local job = redis.call('HMGET', key, 'origin', 'status', 'timeout', 'data', 'jobctl_max_retries',
-      'jobctl_attempts', 'jobctl_progress', 'jobctl_stop_requested', 'jobctl_job', 'created_at', 'jobctl_timeout')
+      'jobctl_attempts', 'jobctl_progress', 'jobctl_stop_requested', 'jobctl_job', 'created_at', 'jobctl_timeout',
+      'success_callback_name')
     local queue, status = job[1], job[2]
     local hold_until = status == 'queued' and may_start(id, job[9], from, worker, now) or 0
     if hold_until > 0 then
@@ -256,8 +294,14 @@ local function start_next(worker, now, now_iso, queues)
     elseif status == 'queued' then
       local timeout = tonumber(job[11]) or tonumber(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
       local attempt = (tonumber(job[6]) or 0) + 1
+      local rq, rq_fields = '', nil
+      if job[12] then rq, attempt, rq_fields = rq_options(key, attempt) end
+      -- RQ's job_timeout -1: no timeout
       local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
-        'ended_at', '', 'jobctl_deadline', now + timeout, 'jobctl_attempts', attempt}
+        'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt}
+      if rq_fields then
+        for _, value in ipairs(rq_fields) do table.insert(fields, value) end
+      end
       if not queue then
         -- a record written by another tool without its queue: it is the one it was found on
         queue = from
@@ -266,9 +310,9 @@ local function start_next(worker, now, now_iso, queues)
       end
       redis.call('HSET', key, unpack(fields))
       if job[7] or job[8] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
-      redis.call('ZADD', 'rq:wip:' .. queue, now + timeout + 60, id .. ':' .. attempt)
+      redis.call('ZADD', 'rq:wip:' .. queue, timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
       -- the timeout as a string: a Lua number in a reply loses its fraction
-      return {id, queue, attempt, job[4] or '', tostring(timeout), job[5] or '', job[10] or ''}
+      return {id, queue, attempt, job[4] or '', tostring(timeout), job[5] or '', job[10] or '', rq}
     end
     -- held back, canceled, expired or a stale duplicate entry: not run now, drop it and look again
     redis.call('LREM', active, 1, id)

@@ -8,7 +8,10 @@ local queue = hget(id, 'origin')
 redis.call('ZREM', 'rq:failed:' .. queue, id)
 redis.call('PERSIST', key)
 redis.call('HSET', key, 'jobctl_attempts', 0, 'jobctl_crashes', 0, 'ended_at', '')
-redis.call('HDEL', key, 'jobctl_reason', 'jobctl_progress', 'jobctl_progress_message')
+redis.call('HDEL', key, 'jobctl_reason', 'jobctl_dead', 'jobctl_progress', 'jobctl_progress_message')
+-- RQ's Retry budget too (start_next kept it)
+local retries = hget(id, 'jobctl_retries')
+if retries then redis.call('HSET', key, 'retries_left', retries) end
 push_queued(id, queue, now_iso, false)
 
 local pending = {id}

@@ -15,9 +15,12 @@ redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'result', ARG
 redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '~', 10, '*', 'type', 1, 'worker_name', worker,
   'return_value', ARGV[8], 'execution_ended_at', now)
 local ttl = tonumber(job[1]) or 500
-if ttl > 0 then redis.call('ZADD', 'rq:finished:' .. queue, now + ttl, id) end
+-- RQ's result_ttl: -1 keeps the job for ever (a registry entry that never falls due), 0 keeps nothing
+if ttl > 0 then redis.call('ZADD', 'rq:finished:' .. queue, now + ttl, id)
+elseif ttl < 0 then redis.call('ZADD', 'rq:finished:' .. queue, '+inf', id) end
 if job[2] then release_unique(id) end
 if job[3] then settle_dependents(id, now, now_iso) end
 release_slot(id, job[4])
+if ttl == 0 then delete_job(id) end
 limits = cjson.decode(ARGV[9])
 return start_next(worker, now, now_iso, queues_from(10))

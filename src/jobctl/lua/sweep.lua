@@ -28,7 +28,7 @@ for i = 6 + own_count, #ARGV do
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', registry, '-inf', now, 'LIMIT', 0, batch)) do
       redis.call('ZREM', registry, id)
       if hget(id, 'status') == status then
-        redis.call('DEL', job_key(id), 'rq:results:' .. id, job_key(id) .. ':dependencies', job_key(id) .. ':dependents')
+        delete_job(id)
         deleted = deleted + 1
       end
     end
