@@ -12,7 +12,7 @@ Threads of a worker process:
 - with `concurrency` > 1, a pool of that many threads each runs a job and then the next one it
   fetched with the outcome, until its queues are empty;
 - the control thread renews the lease (heartbeat), hears wake-ups and stop commands on pub/sub,
-  times out pool threads' jobs, and watches memory;
+  times out pool threads' jobs, and flushes job tracking;
 - an event-loop thread, on first use, runs `async def` jobs (see executor.py).
 
 Fencing (issue 11): the lease is a token in the worker's expiring hash. Every script the worker
@@ -58,6 +58,7 @@ from .transitions import LeaseLost, Transitions
 LEASE_TTL = max(2, int(os.environ.get("JOBCTL_LEASE_TTL", "20")))
 HEARTBEAT_INTERVAL = LEASE_TTL / 4
 IDLE_POLL = 1.0  # an idle worker looks again this often without a wake-up (RQ producers send none)
+MEMORY_CHECK = 0.1  # seconds between reads of the worker's RSS, when max_memory is set
 CONTROL_TICK = 0.1  # how often the control thread checks pool threads' timeouts and memory
 
 EXIT_RECYCLE = 100  # max_jobs or max_memory reached: the supervisor starts a fresh worker
@@ -117,6 +118,7 @@ class Worker:
         self._count_lock = threading.Lock()
         self._woken = threading.Event()  # a job may be waiting, or a slot was freed, or a stop asked
         self._lease_renewed = 0.0  # monotonic time of the latest renewal
+        self._next_memory_check = 0.0
         self._redis_down_since: float | None = None
         self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
 
@@ -215,11 +217,11 @@ class Worker:
     # --- the control thread --------------------------------------------------------------------
 
     def _control_loop(self) -> None:
-        """Heartbeats, wake-ups and stop commands, timeouts of pool threads' jobs, memory."""
+        """Heartbeats, wake-ups and stop commands, timeouts of pool threads' jobs, tracking flushes."""
         usage = ResourceUsage()
         pubsub: redis.client.PubSub | None = None
         next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
-        next_flush = next_memory_check = 0.0
+        next_flush = 0.0
         while True:
             self._check_lease_age()
             try:
@@ -245,13 +247,6 @@ class Worker:
                 pubsub = None
                 time.sleep(CONTROL_TICK)
             self.executor.interrupt_overdue(list(self.running.values()))
-            if self.max_memory and not self.recycling and time.monotonic() >= next_memory_check:
-                next_memory_check = time.monotonic() + 1.0
-                if rss_bytes() > self.max_memory:
-                    self.log.info("worker %s: recycling after its jobs, RSS %d MB is over max_memory", self.name,
-                                  rss_bytes() >> 20)
-                    self.recycling = True
-                    self._woken.set()
 
     def _check_suspended(self) -> None:
         """RQ's `rq suspend` / `rq resume`, looked at about once a second, not once per job."""
@@ -374,12 +369,25 @@ class Worker:
 
     def _next_from(self) -> list[str]:
         """The queues to start this thread's next job from with the outcome (none: stop here)."""
+        self._check_memory()
         if self._finishing() or self.suspended:
             return []
         with self._count_lock:
             if self._started >= self.max_jobs:
                 return []
         return self.fetch_order()
+
+    def _check_memory(self) -> None:
+        """Over max_memory after a job: finish the jobs in flight and be replaced. RSS is read at
+        most every MEMORY_CHECK seconds: /proc costs too much to read after every job."""
+        if not self.max_memory or self.recycling or time.monotonic() < self._next_memory_check:
+            return
+        self._next_memory_check = time.monotonic() + MEMORY_CHECK
+        rss = rss_bytes()
+        if rss > self.max_memory:
+            self.log.info("worker %s: recycling after its jobs, RSS %d MB is over max_memory", self.name, rss >> 20)
+            self.recycling = True
+            self._woken.set()
 
     # --- running -----------------------------------------------------------------------------
 
