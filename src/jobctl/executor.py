@@ -60,6 +60,7 @@ class Executor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_lock = threading.Lock()
         self._main: Running | None = None  # the job the main thread runs, for the SIGALRM handler
+        self._alarm_installed = False
 
     # --- running -------------------------------------------------------------------------------
 
@@ -82,8 +83,9 @@ class Executor:
     def _call_sync(self, func: Callable, args: list, kwargs: dict, running: Running) -> Any:
         if running.in_main_thread:
             self._main = running
-            if signal.getsignal(signal.SIGALRM) != self._on_alarm:
+            if not self._alarm_installed:  # once: signal.signal per job costs more than the job's bookkeeping
                 signal.signal(signal.SIGALRM, self._on_alarm)
+                self._alarm_installed = True
             if running.timeout > 0:
                 signal.setitimer(signal.ITIMER_REAL, running.timeout)
         try:

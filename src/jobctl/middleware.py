@@ -21,8 +21,10 @@ raises is logged with the job id and changes nothing about the job.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from .jobdata import parse_rq_time
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,15 @@ class JobInfo:
     args: tuple
     kwargs: dict
     attempt: int  # 1 for the first attempt
-    enqueued_at: float | None  # unix time its producer enqueued it (not when a retry was queued)
+    created_at: bytes = field(default=b"", repr=False)  # as stored: parsed only when asked for
+
+    @property
+    def enqueued_at(self) -> float | None:
+        """Unix time its producer enqueued it (not when a retry was queued)."""
+        try:
+            return parse_rq_time(self.created_at)
+        except ValueError:
+            return None
 
 
 class Middleware:

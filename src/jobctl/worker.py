@@ -48,7 +48,7 @@ from .config import QueueConfig
 from .context import Execution
 from .errors import PermanentError
 from .executor import Executor, JobStopped, JobTimeout, Running
-from .jobdata import PayloadError, ResultError, decode_payload, encode_result, parse_rq_time, rq_time
+from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
 from .rq_compat import RqOptions
 from .tracking import Tracker
 from .transitions import LeaseLost, Transitions
@@ -76,14 +76,14 @@ class FetchedJob:
     timeout: float
     max_retries: int | None
     unreadable: str | None = None  # why the payload could not be decoded
-    enqueued_at: float | None = None
+    created_at: bytes = b""  # RQ's time text, parsed only when a middleware asks (see info)
     rq: RqOptions = field(default_factory=RqOptions)  # RQ's per-job options (Retry, callbacks), for jobs RQ's API enqueued
 
     @cached_property
     def info(self) -> middleware.JobInfo:
         """The job as middlewares and hooks see it."""
         return middleware.JobInfo(self.id, self.name, self.queue, tuple(self.args), dict(self.kwargs), self.attempt,
-                                  self.enqueued_at)
+                                  self.created_at)
 
 
 def worker_name() -> str:
@@ -363,7 +363,7 @@ class Worker:
             timeout=float(timeout),
             max_retries=int(max_retries) if max_retries else None,
             unreadable=unreadable,
-            enqueued_at=_rq_time_or_none(created_at),
+            created_at=created_at,
             rq=RqOptions.from_row(rq_options),
         )
 
@@ -410,6 +410,7 @@ class Worker:
         """Run the job and record its outcome; returns the next job the outcome script started."""
         running = self.running[job.id] = Running(job.id, job.timeout)
         started = time.perf_counter()
+        spec = None
         try:
             if job.unreadable:
                 raise PermanentError(job.unreadable)
@@ -417,7 +418,6 @@ class Worker:
             if spec is None:
                 raise PermanentError(f"job {job.name!r} is not registered in this worker (check --jobs / JOBCTL_JOBS)")
             job.name = spec.name  # an RQ producer may name it by its function's import path
-            signatures.check_stored(spec, job.args, job.kwargs)
             self.middleware.before_attempt(job.info)
             execution = Execution(job.id, job.name, self._progress_reporter(job.id))
             func = rq_compat.with_current_job(spec.func, job.id, self.connection)
@@ -435,6 +435,14 @@ class Worker:
             return self._record_failure(job, started, JobTimeout(f"timed out after {job.timeout:g}s"))
         except (Exception, SystemExit, KeyboardInterrupt) as exc:
             self._leave_if_forked()
+            if isinstance(exc, TypeError) and spec is not None:
+                # Stored arguments that do not fit the signature (changed after enqueue) never will:
+                # dead at once. Checked only on a TypeError (a call that does not bind raises one
+                # before the job's body runs), so that a job that runs pays nothing for it.
+                try:
+                    signatures.check_stored(spec, job.args, job.kwargs)
+                except PermanentError as mismatch:
+                    return self._record_failure(job, started, mismatch, verdict="dead")
             return self._record_failure(job, started, exc)
         finally:
             self.running.pop(job.id, None)
@@ -542,13 +550,6 @@ class Worker:
                 pass  # progress is advisory; never fail a job because it could not be shown
 
         return report
-
-
-def _rq_time_or_none(value: bytes) -> float | None:
-    try:
-        return parse_rq_time(value)
-    except ValueError:  # a record another tool wrote
-        return None
 
 
 def is_outage(exc: redis.RedisError) -> bool:
