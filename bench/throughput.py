@@ -4,7 +4,8 @@
 
 Every system runs bench/counter.py's job (it increments one Redis counter) with 2 worker
 processes and its defaults: jobctl with queue.yml `bench: {worker_count: 2}` (so workers are
-recycled every 1,000 jobs, as by default), Dramatiq `-p 2 -t 8`, RQ `worker-pool -n 2` (RQ's
+recycled every 1,000 jobs, as by default; and again with `concurrency: 8`, Dramatiq's number of
+jobs in flight), Dramatiq `-p 2 -t 8`, RQ `worker-pool -n 2` (RQ's
 forking Worker, so it gets fewer jobs: --rq-jobs). The jobs are enqueued first, each with its
 system's own producer; the time runs from starting the workers (start-up counted) to the last
 job done. Also printed: jobs/s by the jobs' own clocks (first start to last end), Redis
@@ -35,11 +36,14 @@ def main() -> None:
     print(f"# python bench/throughput.py --jobs {options.jobs} --rq-jobs {options.rq_jobs} --redis-url {url}")
     print(f"# {os.cpu_count()} cores; wall time from starting the workers to the last job done")
     jobctl = harness.jobctl(url, options.jobs, "bench: {worker_count: 2}\n")
+    # as many jobs in flight as Dramatiq's default 2 x 8 threads
+    threaded = harness.jobctl(url, options.jobs, "bench: {worker_count: 2, concurrency: 8}\n")
     dramatiq = harness.dramatiq(url, options.jobs)
     rq = harness.rq(url, options.rq_jobs)
-    runs = [jobctl, dramatiq, rq]
+    runs = [jobctl, threaded, dramatiq, rq]
     harness.report(runs, jobctl)
-    print(f"jobctl / dramatiq: {jobctl.rate / dramatiq.rate:.2f}x   jobctl / rq: {jobctl.rate / rq.rate:.2f}x")
+    print(f"jobctl / dramatiq: {jobctl.rate / dramatiq.rate:.2f}x (concurrency 8: {threaded.rate / dramatiq.rate:.2f}x)"
+          f"   jobctl / rq: {jobctl.rate / rq.rate:.2f}x")
     if options.chart:
         write_chart(options.chart, runs)
     redis.Redis.from_url(url).flushdb()
