@@ -25,7 +25,7 @@ PAGES = {"overview": "/", "queues": "/queues", "jobs": "/jobs?state=queued", "sc
 if CHROMIUM is None:
     pytest.skip("chromium not found: apt-get install chromium", allow_module_level=True)
 
-import websocket
+import websocket  # noqa: E402  (a test dependency, imported once Chromium is known to be there)
 
 
 class Page:
