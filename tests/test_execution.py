@@ -51,26 +51,18 @@ def test_async_jobs_are_awaited(project):
     assert (job["state"], job["result"]) == ("finished", 5)
 
 
-def test_one_process_runs_concurrency_threads_at_once(project, tmp_path):
-    project.write("queue.yml", "default: {worker_count: 1, concurrency: 4}\n")
+@pytest.mark.parametrize("job_name, concurrency", [("overlap", 4), ("async_overlap", 5)])
+def test_one_process_runs_concurrency_jobs_at_once(project, tmp_path, job_name, concurrency):
+    """Plain functions on a pool of threads, `async def` jobs on one event loop; a queue may mix both."""
+    project.write("queue.yml", f"default: {{worker_count: 1, concurrency: {concurrency}}}\n")
     log = tmp_path / "log"
-    ids = [project.enqueue("overlap", str(log), "0.6") for _ in range(8)]
-    assert project.run("work", "--burst").returncode == 0
-    assert {project.show(i)["state"] for i in ids} == {"finished"}
-    peak, pids = max_overlap(log)
-    assert (peak, len(pids)) == (4, 1)
-
-
-def test_async_jobs_share_one_event_loop_up_to_concurrency(project, tmp_path):
-    project.write("queue.yml", "default: {worker_count: 1, concurrency: 5}\n")
-    log = tmp_path / "log"
-    ids = [project.enqueue("async_overlap", str(log), "0.6") for _ in range(10)]
-    mixed = project.enqueue("add", "1", "2")
+    ids = [project.enqueue(job_name, str(log), "0.6") for _ in range(2 * concurrency)]
+    mixed = project.enqueue("async_add" if job_name == "overlap" else "add", "1", "2")
     assert project.run("work", "--burst").returncode == 0
     assert {project.show(i)["state"] for i in ids} == {"finished"}
     assert project.show(mixed)["result"] == 3
     peak, pids = max_overlap(log)
-    assert (peak, len(pids)) == (5, 1)
+    assert (peak, len(pids)) == (concurrency, 1)
 
 
 def test_status_shows_every_job_in_flight(project, tmp_path):
