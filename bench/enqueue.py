@@ -49,15 +49,24 @@ def main() -> None:
 
     def rq_bulk():
         with connection.pipeline() as pipe:
-            rq_queue.enqueue_many([Queue.prepare_data("noop.noop", args=(n,)) for n in range(options.jobs)], pipeline=pipe)
+            rq_queue.enqueue_many(
+                [Queue.prepare_data("noop.noop", args=(n,)) for n in range(options.jobs)], pipeline=pipe
+            )
             pipe.execute()
 
     runs = [
         ("RQ enqueue, one by one", single, lambda: [rq_queue.enqueue("noop.noop", n) for n in range(single)]),
-        ("jobctl enqueue, one by one", single, lambda: [enqueue(connection, config, "noop", [n]) for n in range(single)]),
+        (
+            "jobctl enqueue, one by one",
+            single,
+            lambda: [enqueue(connection, config, "noop", [n]) for n in range(single)],
+        ),
         ("RQ enqueue_many, one pipeline", options.jobs, rq_bulk),
-        ("jobctl enqueue_many (--from)", options.jobs,
-         lambda: enqueue_many(connection, config, "noop", (([n], {}) for n in range(options.jobs)))),
+        (
+            "jobctl enqueue_many (--from)",
+            options.jobs,
+            lambda: enqueue_many(connection, config, "noop", (([n], {}) for n in range(options.jobs))),
+        ),
     ]
     results = {}
     for name, count, action in runs:
@@ -66,8 +75,10 @@ def main() -> None:
     connection.flushdb()
     for name, value in results.items():
         print(f"{name:34s} {value:9.0f} jobs/s")
-    print(f"bulk: jobctl {results['jobctl enqueue_many (--from)'] / results['RQ enqueue_many, one pipeline']:.2f}x RQ; "
-          f"one by one: jobctl {results['jobctl enqueue, one by one'] / results['RQ enqueue, one by one']:.2f}x RQ")
+    print(
+        f"bulk: jobctl {results['jobctl enqueue_many (--from)'] / results['RQ enqueue_many, one pipeline']:.2f}x RQ; "
+        f"one by one: jobctl {results['jobctl enqueue, one by one'] / results['RQ enqueue, one by one']:.2f}x RQ"
+    )
 
 
 if __name__ == "__main__":

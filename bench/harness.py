@@ -42,8 +42,12 @@ class Run:
 
 
 def env(url: str, **extra: str) -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-            "JOBCTL_BENCH_REDIS_URL": url, **extra}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "JOBCTL_BENCH_REDIS_URL": url,
+        **extra,
+    }
 
 
 def _redis_cpu(connection: redis.Redis) -> float:
@@ -88,8 +92,9 @@ def measure(system: str, url: str, jobs: int, start_workers, timeout: float = 90
 
 
 def popen(command: list[str], url: str, cwd: str | Path = HERE, **extra_env: str) -> subprocess.Popen:
-    return subprocess.Popen(command, cwd=cwd, env=env(url, **extra_env), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        command, cwd=cwd, env=env(url, **extra_env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 # --- each system: enqueue with its own producer, start its workers with its own defaults ---------
@@ -105,8 +110,12 @@ def jobctl(url: str, jobs: int, queue_yml: str, job: str = "counter", pause: flo
     (workdir / "queue.yml").write_text(queue_yml)
     enqueue_many(connection, load_queues(str(workdir / "queue.yml")), job, [([jobs, pause], {}) for _ in range(jobs)])
     command = [sys.executable, "-m", "jobctl", "work"]
-    return measure(f"jobctl ({queue_yml.strip()})", url, jobs,
-                   lambda: [popen(command, url, cwd=workdir, REDIS_URL=url, JOBCTL_JOBS="counter")])
+    return measure(
+        f"jobctl ({queue_yml.strip()})",
+        url,
+        jobs,
+        lambda: [popen(command, url, cwd=workdir, REDIS_URL=url, JOBCTL_JOBS="counter")],
+    )
 
 
 def rq(url: str, jobs: int, pause: float = 0.0) -> Run:
@@ -116,7 +125,9 @@ def rq(url: str, jobs: int, pause: float = 0.0) -> Run:
     connection.flushdb()
     queue = Queue("bench", connection=connection)
     with connection.pipeline() as pipe:
-        queue.enqueue_many([Queue.prepare_data("counter.counter", args=(jobs, pause)) for _ in range(jobs)], pipeline=pipe)
+        queue.enqueue_many(
+            [Queue.prepare_data("counter.counter", args=(jobs, pause)) for _ in range(jobs)], pipeline=pipe
+        )
         pipe.execute()
     command = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", "2", "-u", url, "bench"]
     return measure("rq worker-pool -n 2", url, jobs, lambda: [popen(command, url)])
@@ -125,8 +136,16 @@ def rq(url: str, jobs: int, pause: float = 0.0) -> Run:
 def dramatiq(url: str, jobs: int, pause: float = 0.0) -> Run:
     connection = redis.Redis.from_url(url)
     connection.flushdb()
-    subprocess.run([sys.executable, "-c", f"import dramatiq_actors as d\nfor _ in range({jobs}): "
-                    f"d.counter_actor.send({jobs}, {pause})"], env=env(url), cwd=HERE, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import dramatiq_actors as d\nfor _ in range({jobs}): d.counter_actor.send({jobs}, {pause})",
+        ],
+        env=env(url),
+        cwd=HERE,
+        check=True,
+    )
     command = [sys.executable, "-m", "dramatiq", "dramatiq_actors", "-p", "2", "-t", "8"]
     return measure("dramatiq -p 2 -t 8", url, jobs, lambda: [popen(command, url)])
 
@@ -145,13 +164,18 @@ def arq(url: str, jobs: int, max_jobs: int, pause: float) -> Run:
     subprocess.run([sys.executable, "-c", script], env=env(url), cwd=HERE, check=True)
     command = [sys.executable, "-m", "arq", "arq_settings.WorkerSettings"]
     extra = {"JOBCTL_BENCH_ARQ_MAX_JOBS": str(max_jobs)}
-    return measure(f"arq, 2 processes, max_jobs {max_jobs}", url, jobs,
-                   lambda: [popen(command, url, **extra) for _ in range(2)])
+    return measure(
+        f"arq, 2 processes, max_jobs {max_jobs}", url, jobs, lambda: [popen(command, url, **extra) for _ in range(2)]
+    )
 
 
 def report(runs: list[Run], reference: Run) -> None:
-    print(f"{'system':58s} {'jobs':>6s} {'jobs/s':>8s} {'own clock':>10s} {'cmds/job':>9s} {'redis µs/job':>13s} "
-          f"{'vs ' + reference.system.split()[0]:>10s}")
+    print(
+        f"{'system':58s} {'jobs':>6s} {'jobs/s':>8s} {'own clock':>10s} {'cmds/job':>9s} {'redis µs/job':>13s} "
+        f"{'vs ' + reference.system.split()[0]:>10s}"
+    )
     for run in runs:
-        print(f"{run.system:58s} {run.jobs:6d} {run.rate:8.0f} {run.own_rate:10.0f} {run.commands_per_job:9.1f} "
-              f"{1000 * run.redis_cpu_ms_per_job:13.0f} {run.rate / reference.rate:9.2f}x")
+        print(
+            f"{run.system:58s} {run.jobs:6d} {run.rate:8.0f} {run.own_rate:10.0f} {run.commands_per_job:9.1f} "
+            f"{1000 * run.redis_cpu_ms_per_job:13.0f} {run.rate / reference.rate:9.2f}x"
+        )

@@ -53,9 +53,13 @@ def jobctl_latencies(url: str, samples: int) -> list[float]:
     with tempfile.TemporaryDirectory() as workdir:
         (Path(workdir) / "queue.yml").write_text("first: {worker_count: 1}\nbench: {worker_count: 0}\n")
         env = {**os.environ, "REDIS_URL": url, "JOBCTL_JOBS": "noop", "PYTHONPATH": str(HERE)}
-        work = subprocess.Popen([sys.executable, "-m", "jobctl", "work", "--queue", "first", "--queue", "bench"],
-                                cwd=workdir, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        work = subprocess.Popen(
+            [sys.executable, "-m", "jobctl", "work", "--queue", "first", "--queue", "bench"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_idle_worker(connection)
             latencies = []
@@ -82,9 +86,22 @@ def rq_latencies(url: str, samples: int) -> list[float]:
     queue = Queue("bench", connection=connection, serializer=JSONSerializer)
     env = {**os.environ, "PYTHONPATH": str(HERE)}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "rq.cli", "worker", "-w", "rq.worker.SimpleWorker", "-u", url,
-         "-S", "rq.serializers.JSONSerializer", "bench"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "rq.cli",
+            "worker",
+            "-w",
+            "rq.worker.SimpleWorker",
+            "-u",
+            url,
+            "-S",
+            "rq.serializers.JSONSerializer",
+            "bench",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         wait_idle_worker(connection)
@@ -109,7 +126,10 @@ def main() -> None:
     options = parser.parse_args()
     print(f"# python bench/latency.py --samples {options.samples} --redis-url {options.redis_url}")
     print(f"# {os.cpu_count()} cores, one idle worker, one job at a time")
-    for name, measure in (("rq worker (SimpleWorker)", rq_latencies), ("jobctl work, 2nd of 2 queues", jobctl_latencies)):
+    for name, measure in (
+        ("rq worker (SimpleWorker)", rq_latencies),
+        ("jobctl work, 2nd of 2 queues", jobctl_latencies),
+    ):
         p50, p99 = percentiles(measure(options.redis_url, options.samples))
         print(f"{name:28s} p50 {p50 * 1000:7.2f} ms   p99 {p99 * 1000:7.2f} ms")
     redis.Redis.from_url(options.redis_url).flushdb()

@@ -53,10 +53,16 @@ def measure(url: str, jobs: int, concurrency: int) -> tuple[float, float, float,
     connection.flushdb()
     with tempfile.TemporaryDirectory() as workdir:
         (Path(workdir) / "queue.yml").write_text(
-            f"bench: {{worker_count: 1, concurrency: {concurrency}, max_jobs: 1000000000, result_ttl: 60}}\n")
+            f"bench: {{worker_count: 1, concurrency: {concurrency}, max_jobs: 1000000000, result_ttl: 60}}\n"
+        )
         env = {**os.environ, "REDIS_URL": url, "JOBCTL_JOBS": "noop", "PYTHONPATH": str(HERE)}
-        work = subprocess.Popen([sys.executable, "-m", "jobctl", "work"], cwd=workdir, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        work = subprocess.Popen(
+            [sys.executable, "-m", "jobctl", "work"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             pid = worker_pid(work.pid)
             time.sleep(2)
@@ -87,8 +93,10 @@ def main() -> None:
     print(f"# {os.cpu_count()} cores, one worker; growth counted from the first {WARM_UP} jobs on")
     for concurrency in (1, 8):
         idle, warm, peak, after = measure(options.redis_url, options.jobs, concurrency)
-        print(f"concurrency {concurrency}: idle {idle:5.1f} MB, after {WARM_UP} jobs {warm:5.1f} MB, peak {peak:5.1f} MB, "
-              f"after {options.jobs} {after:5.1f} MB (growth {after - warm:+.1f} MB)")
+        print(
+            f"concurrency {concurrency}: idle {idle:5.1f} MB, after {WARM_UP} jobs {warm:5.1f} MB, peak {peak:5.1f} MB, "
+            f"after {options.jobs} {after:5.1f} MB (growth {after - warm:+.1f} MB)"
+        )
 
 
 if __name__ == "__main__":

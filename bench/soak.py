@@ -49,8 +49,10 @@ def main() -> None:
 
     import noop  # noqa: F401  (registers the jobs)
 
-    print(f"# python bench/soak.py --jobs {options.jobs} --workers {options.workers} "
-          f"--kill-every {options.kill_every} --redis-url {options.redis_url}")
+    print(
+        f"# python bench/soak.py --jobs {options.jobs} --workers {options.workers} "
+        f"--kill-every {options.kill_every} --redis-url {options.redis_url}"
+    )
     print(f"# {os.cpu_count()} cores")
     connection = redis.Redis.from_url(options.redis_url)
     connection.flushdb()
@@ -62,10 +64,20 @@ def main() -> None:
     kills = 0
     with tempfile.TemporaryDirectory() as workdir:
         (Path(workdir) / "queue.yml").write_text(f"bench: {{worker_count: {options.workers}, max_jobs: 1000000000}}\n")
-        env = {**os.environ, "REDIS_URL": options.redis_url, "JOBCTL_JOBS": "noop", "PYTHONPATH": str(HERE),
-               "JOBCTL_BENCH_REDIS_URL": options.redis_url}
-        work = subprocess.Popen([sys.executable, "-m", "jobctl", "work"], cwd=workdir, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "REDIS_URL": options.redis_url,
+            "JOBCTL_JOBS": "noop",
+            "PYTHONPATH": str(HERE),
+            "JOBCTL_BENCH_REDIS_URL": options.redis_url,
+        }
+        work = subprocess.Popen(
+            [sys.executable, "-m", "jobctl", "work"],
+            cwd=workdir,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         started = time.monotonic()
         try:
             next_kill = time.monotonic() + options.kill_every
@@ -88,10 +100,14 @@ def main() -> None:
         for job_id in ids:
             pipe.hget(f"rq:job:{job_id}", "status")
         states = Counter(status.decode() if status else "missing" for status in pipe.execute())
-    print(f"ran {options.jobs} jobs in {elapsed:.1f}s ({options.jobs / elapsed:.0f} jobs/s) with {kills} workers killed")
+    print(
+        f"ran {options.jobs} jobs in {elapsed:.1f}s ({options.jobs / elapsed:.0f} jobs/s) with {kills} workers killed"
+    )
     print(f"job states: {dict(states)}")
-    print(f"executed exactly once: {histogram[1]}, more than once (a kill hit them mid-run): "
-          f"{sum(c for k, c in histogram.items() if k > 1)}, never: {histogram[0]}")
+    print(
+        f"executed exactly once: {histogram[1]}, more than once (a kill hit them mid-run): "
+        f"{sum(c for k, c in histogram.items() if k > 1)}, never: {histogram[0]}"
+    )
     connection.flushdb()
     if histogram[0] or states.get("finished", 0) != options.jobs:
         raise SystemExit("LOST JOBS")

@@ -32,8 +32,13 @@ JOB_TYPES = [f"job_{n}" for n in range(20)]
 
 
 def queues(prefix: str) -> QueuesConfig:
-    return QueuesConfig("bench", {f"{prefix}{name}": QueueConfig(f"{prefix}{name}", priority=i)
-                                  for i, name in enumerate(("default", "analytics"))})
+    return QueuesConfig(
+        "bench",
+        {
+            f"{prefix}{name}": QueueConfig(f"{prefix}{name}", priority=i)
+            for i, name in enumerate(("default", "analytics"))
+        },
+    )
 
 
 def fill(connection: redis.Redis, config: QueuesConfig, count: int) -> None:
@@ -57,11 +62,32 @@ def track(connection: redis.Redis) -> None:
     now = time.time()
     with connection.pipeline(transaction=False) as pipe:
         for name in JOB_TYPES:
-            pipe.hset(keys.job_stats(name), mapping={"runs": 1000, "successes": 990, "failures": 10,
-                                                      "run_seconds": 250.0, "max_run_seconds": 3.2, "last_run_at": now})
+            pipe.hset(
+                keys.job_stats(name),
+                mapping={
+                    "runs": 1000,
+                    "successes": 990,
+                    "failures": 10,
+                    "run_seconds": 250.0,
+                    "max_run_seconds": 3.2,
+                    "last_run_at": now,
+                },
+            )
             pipe.hset(keys.run_time_histogram(name), mapping={"0.1": 400, "0.25": 500, "1": 90, "5": 10})
-            entry = json.dumps({"id": "x", "job": name, "queue": "default", "args": [1], "kwargs": {},
-                                "attempt": 1, "outcome": "finished", "run_seconds": 0.2, "at": now, "error": None})
+            entry = json.dumps(
+                {
+                    "id": "x",
+                    "job": name,
+                    "queue": "default",
+                    "args": [1],
+                    "kwargs": {},
+                    "attempt": 1,
+                    "outcome": "finished",
+                    "run_seconds": 0.2,
+                    "at": now,
+                    "error": None,
+                }
+            )
             pipe.lpush(keys.history(name), *[entry] * keys.HISTORY_LENGTH)
         pipe.execute()
 
@@ -86,8 +112,10 @@ def main() -> None:
     for count, config in sizes.items():
         fill(connection, config, count)
     track(connection)
-    print(f"filled {sum(sizes):,} queued and {sum(max(1, c // 10) for c in sizes):,} dead job ids in "
-          f"{time.perf_counter() - started:.1f}s")
+    print(
+        f"filled {sum(sizes):,} queued and {sum(max(1, c // 10) for c in sizes):,} dead job ids in "
+        f"{time.perf_counter() - started:.1f}s"
+    )
     timings = {count: [] for count in sizes}
     for round_number in range(options.repeat + 5):  # interleaved, so that load on the machine hits both alike
         for count, config in sizes.items():
@@ -97,12 +125,18 @@ def main() -> None:
     connection.flushdb()
     median = {count: statistics.median(values) for count, values in timings.items()}
     for count in sizes:
-        print(f"{count:>9,} queued jobs (+{max(1, count // 10):,} dead): overview + stats refresh, "
-              f"median of {options.repeat}: {median[count] * 1000:.2f} ms")
+        print(
+            f"{count:>9,} queued jobs (+{max(1, count // 10):,} dead): overview + stats refresh, "
+            f"median of {options.repeat}: {median[count] * 1000:.2f} ms"
+        )
     print(f"ratio {options.jobs:,} / 10 jobs: {median[options.jobs] / median[10]:.2f}x")
-    print(f"redis {connection.info('server')['redis_version']}, {os.cpu_count()} cores, python {sys.version.split()[0]}")
-    print(f"reproduce: python bench/status_scale.py --jobs {options.jobs} --repeat {options.repeat} "
-          f"--redis-url {options.redis_url}")
+    print(
+        f"redis {connection.info('server')['redis_version']}, {os.cpu_count()} cores, python {sys.version.split()[0]}"
+    )
+    print(
+        f"reproduce: python bench/status_scale.py --jobs {options.jobs} --repeat {options.repeat} "
+        f"--redis-url {options.redis_url}"
+    )
 
 
 if __name__ == "__main__":

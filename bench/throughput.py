@@ -42,8 +42,10 @@ def main() -> None:
     rq = harness.rq(url, options.rq_jobs)
     runs = [jobctl, threaded, dramatiq, rq]
     harness.report(runs, jobctl)
-    print(f"jobctl / dramatiq: {jobctl.rate / dramatiq.rate:.2f}x (concurrency 8: {threaded.rate / dramatiq.rate:.2f}x)"
-          f"   jobctl / rq: {jobctl.rate / rq.rate:.2f}x")
+    print(
+        f"jobctl / dramatiq: {jobctl.rate / dramatiq.rate:.2f}x (concurrency 8: {threaded.rate / dramatiq.rate:.2f}x)"
+        f"   jobctl / rq: {jobctl.rate / rq.rate:.2f}x"
+    )
     if options.chart:
         write_chart(options.chart, runs)
     redis.Redis.from_url(url).flushdb()
@@ -67,7 +69,7 @@ def write_chart(path: str, runs: list[harness.Run]) -> None:
     Path(path).write_text(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
         f'font-size="13"><text x="10" y="18" font-weight="bold">Counter jobs per second, start-up included, '
-        f'2 worker processes, defaults, {os.cpu_count()} cores</text>{"".join(rows)}</svg>\n'
+        f"2 worker processes, defaults, {os.cpu_count()} cores</text>{''.join(rows)}</svg>\n"
     )
 
 

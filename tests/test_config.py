@@ -29,11 +29,16 @@ def test_seed_format_loads_unchanged(tmp_path):
 
 
 def test_defaults_block_and_optional_keys(tmp_path):
-    config = load_queues(write(tmp_path, """\
+    config = load_queues(
+        write(
+            tmp_path,
+            """\
 defaults: {timeout: 5m, retry_delay: 2s, backoff: linear, failure_ttl: 7d}
 fast: {worker_count: 1, timeout: 500ms, weight: 3, result_ttl: 1h, jitter: true}
 listed: {backoff: [10s, 1m, 10m], max_jobs: 50, shutdown_timeout: 30s, crash_limit: 5}
-"""))
+""",
+        )
+    )
     fast, listed = config.queues["fast"], config.queues["listed"]
     assert (fast.timeout, fast.retry_delay, fast.backoff, fast.weight, fast.result_ttl) == (0.5, 2, "linear", 3, 3600)
     assert fast.failure_ttl == 7 * 86400 and fast.jitter
@@ -43,7 +48,12 @@ listed: {backoff: [10s, 1m, 10m], max_jobs: 50, shutdown_timeout: 30s, crash_lim
 
 @pytest.mark.parametrize(
     "backoff, delays",
-    [("exponential", [10, 20, 40, 80]), ("linear", [10, 20, 30, 40]), ("fixed", [10, 10, 10, 10]), ((5, 60), [5, 60, 60, 60])],
+    [
+        ("exponential", [10, 20, 40, 80]),
+        ("linear", [10, 20, 30, 40]),
+        ("fixed", [10, 10, 10, 10]),
+        ((5, 60), [5, 60, 60, 60]),
+    ],
 )
 def test_retry_delays(backoff, delays):
     queue = QueueConfig("q", backoff=backoff, retry_delay=10)
@@ -60,11 +70,20 @@ def test_jitter_adds_up_to_a_quarter():
     "text, message",
     [
         ("default: {worker_count: 5\n  max_retries: 3", "queue.yml: malformed YAML at line 2"),
-        ("default: {worker_count: -1}", "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 (for more jobs in flight per process, set `concurrency`), got -1"),
-        ("default: {worker_count: two}", "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 (for more jobs in flight per process, set `concurrency`), got 'two'"),
+        (
+            "default: {worker_count: -1}",
+            "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 (for more jobs in flight per process, set `concurrency`), got -1",
+        ),
+        (
+            "default: {worker_count: two}",
+            "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 (for more jobs in flight per process, set `concurrency`), got 'two'",
+        ),
         ("default: {worker_count: 1.5}", "key 'worker_count': expected a whole number from 0 to 64"),
         ("default: {workers: 2}", "queue.yml: queue 'default': unknown key 'workers' (did you mean 'worker_count'?)"),
-        ("default: {timeout: soon}", "queue.yml: queue 'default': key 'timeout': expected a duration above 0 like 1500ms, 30s, 5m, 2h, got 'soon'"),
+        (
+            "default: {timeout: soon}",
+            "queue.yml: queue 'default': key 'timeout': expected a duration above 0 like 1500ms, 30s, 5m, 2h, got 'soon'",
+        ),
         ("default: {backoff: random}", "key 'backoff': expected exponential, linear, fixed or a list of durations"),
         ("defaults: {max_retries: -2}\ndefault: {}", "queue.yml: defaults: key 'max_retries'"),
         ("default: 5", "queue.yml: queue 'default': expected a mapping of settings, got int"),
@@ -83,13 +102,18 @@ def test_queue_errors_name_file_entry_and_key(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError) as error:
         load_queues(tmp_path / "nowhere.yml")
-    assert str(error.value) == f"nowhere.yml not found in {tmp_path} (run `jobctl init`, or pass --config / JOBCTL_CONFIG)"
+    assert (
+        str(error.value) == f"nowhere.yml not found in {tmp_path} (run `jobctl init`, or pass --config / JOBCTL_CONFIG)"
+    )
 
 
 def test_recurring_entries(tmp_path):
     registry.load()
     queues = load_queues(write(tmp_path, SEED))
-    entries = load_recurring(write(tmp_path, """\
+    entries = load_recurring(
+        write(
+            tmp_path,
+            """\
 sync_all_channels:
   job: channel_sync
   args: ["UC_x5XG1OV2P6uZZ5FSM9Ttw"]
@@ -102,10 +126,24 @@ digest:
   schedule: every 2 hours
   catch_up: none
   enabled: false
-""", "recurring.yml"), queues)
+""",
+            "recurring.yml",
+        ),
+        queues,
+    )
     sync, digest = entries
-    assert (sync.job, sync.args, sync.queue, sync.schedule.text) == ("channel_sync", ("UC_x5XG1OV2P6uZZ5FSM9Ttw",), "default", "*/15 * * * *")
-    assert (digest.queue, digest.kwargs, digest.catch_up, digest.enabled) == ("notifications", {"channel_id": "UC1"}, "none", False)
+    assert (sync.job, sync.args, sync.queue, sync.schedule.text) == (
+        "channel_sync",
+        ("UC_x5XG1OV2P6uZZ5FSM9Ttw",),
+        "default",
+        "*/15 * * * *",
+    )
+    assert (digest.queue, digest.kwargs, digest.catch_up, digest.enabled) == (
+        "notifications",
+        {"channel_id": "UC1"},
+        "none",
+        False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -114,10 +152,22 @@ digest:
         ("x: {job: channel_sync, schedule: '61 * * * *'}", "recurring.yml: entry 'x': key 'schedule':"),
         ("x: {job: nope, schedule: every 5 minutes}", "recurring.yml: entry 'x': key 'job': unknown job 'nope'"),
         ("x: {job: channel_sync}", "recurring.yml: entry 'x': missing key 'schedule'"),
-        ("x: {job: channel_sync, schedule: every 5 minutes, timezone: Mars/Base}", "recurring.yml: entry 'x': key 'timezone': unknown timezone 'Mars/Base'"),
-        ("x: {job: channel_sync, schedule: every 5 minutes, queue: nowhere}", "recurring.yml: entry 'x': key 'queue': queue 'nowhere' is not configured"),
-        ("x: {job: channel_sync, schedule: every 5 minutes, args: 5}", "recurring.yml: entry 'x': key 'args': expected a list"),
-        ("x: {job: channel_sync, schedule: every 5 minutes, every: 1}", "recurring.yml: entry 'x': unknown key 'every'"),
+        (
+            "x: {job: channel_sync, schedule: every 5 minutes, timezone: Mars/Base}",
+            "recurring.yml: entry 'x': key 'timezone': unknown timezone 'Mars/Base'",
+        ),
+        (
+            "x: {job: channel_sync, schedule: every 5 minutes, queue: nowhere}",
+            "recurring.yml: entry 'x': key 'queue': queue 'nowhere' is not configured",
+        ),
+        (
+            "x: {job: channel_sync, schedule: every 5 minutes, args: 5}",
+            "recurring.yml: entry 'x': key 'args': expected a list",
+        ),
+        (
+            "x: {job: channel_sync, schedule: every 5 minutes, every: 1}",
+            "recurring.yml: entry 'x': unknown key 'every'",
+        ),
         ("2024: {job: channel_sync, schedule: every 5 minutes}", "recurring.yml: entry 2024: expected a string"),
     ],
 )

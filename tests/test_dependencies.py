@@ -89,7 +89,11 @@ def test_unique_refused_while_scheduled(project):
     assert again.returncode == 1
     assert " ".join(again.stderr.split()) == f"jobctl: not enqueued: job {first} is already scheduled"
     as_json = project.run("enqueue", "add", "5", "--unique", "--json")
-    assert as_json.returncode == 1 and json.loads(as_json.stdout) == {"id": first, "state": "scheduled", "duplicate": True}
+    assert as_json.returncode == 1 and json.loads(as_json.stdout) == {
+        "id": first,
+        "state": "scheduled",
+        "duplicate": True,
+    }
 
 
 def test_unique_refused_while_running_and_allowed_once_finished(project, db, tmp_path):

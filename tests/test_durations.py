@@ -5,7 +5,17 @@ from jobctl.durations import format_duration, parse_duration
 
 @pytest.mark.parametrize(
     "text, seconds",
-    [("500ms", 0.5), ("10s", 10), ("5m", 300), ("2h", 7200), ("1d", 86400), ("1.5s", 1.5), (30, 30), ("45", 45), (0.25, 0.25)],
+    [
+        ("500ms", 0.5),
+        ("10s", 10),
+        ("5m", 300),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1.5s", 1.5),
+        (30, 30),
+        ("45", 45),
+        (0.25, 0.25),
+    ],
 )
 def test_parse(text, seconds):
     assert parse_duration(text) == seconds
@@ -18,4 +28,10 @@ def test_parse_rejects(bad):
 
 
 def test_format():
-    assert [format_duration(s) for s in (0.0123, 12.34, 245, 7800, 90000)] == ["12ms", "12.3s", "4m05s", "2h10m", "1d1h"]
+    assert [format_duration(s) for s in (0.0123, 12.34, 245, 7800, 90000)] == [
+        "12ms",
+        "12.3s",
+        "4m05s",
+        "2h10m",
+        "1d1h",
+    ]

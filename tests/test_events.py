@@ -5,7 +5,7 @@ import json
 
 from jobctl import api
 
-HANDLERS = '''\
+HANDLERS = """\
 import json
 from pathlib import Path
 
@@ -24,7 +24,7 @@ def track_signup(payload: dict) -> str:
         raise RuntimeError("tracking is down")
     Path(payload["outbox"], "tracked.json").write_text(json.dumps(payload))
     return "tracked"
-'''
+"""
 
 
 def with_handlers(project):
@@ -39,7 +39,8 @@ def test_emit_fans_out_to_every_handler(project, db, tmp_path):
     assert emitted.returncode == 0, emitted.stderr
     jobs = json.loads(emitted.stdout)["jobs"]
     assert [(j["job"], j["queue"], j["state"]) for j in jobs] == [
-        ("user.signup:send_welcome", "default", "queued"), ("user.signup:track_signup", "analytics", "queued"),
+        ("user.signup:send_welcome", "default", "queued"),
+        ("user.signup:track_signup", "analytics", "queued"),
     ]
     assert project.run("work", "--burst").returncode == 0
     assert [view.result for view in api.jobs(db, [j["id"] for j in jobs])] == ["welcomed", "tracked"]

@@ -113,7 +113,9 @@ def test_timeouts_in_a_thread_and_in_asyncio(project, tmp_path):
 
 
 def test_a_thread_ignoring_its_timeout_takes_only_its_own_job_down(project, tmp_path, db):
-    project.write("queue.yml", "default: {worker_count: 1, concurrency: 2, timeout: 2s, max_retries: 0, crash_limit: 1}\n")
+    project.write(
+        "queue.yml", "default: {worker_count: 1, concurrency: 2, timeout: 2s, max_retries: 0, crash_limit: 1}\n"
+    )
     log = tmp_path / "log"
     stuck = project.enqueue("slow", str(tmp_path / "marker"), "60")  # time.sleep: no Python instruction to interrupt
     bystander = project.enqueue("ticking", str(log), "1.5")
@@ -181,7 +183,10 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
     assert not db.exists(keys.active(f"{os.uname().nodename}.{frozen}"))
     assert first.poll() is None  # its supervisor restarted the worker and goes on
     job = project.show(job_id)
-    assert job["errors"][0]["error"] in ("worker lost (no heartbeat)", "worker lost its lease (frozen, or cut off from Redis)")
+    assert job["errors"][0]["error"] in (
+        "worker lost (no heartbeat)",
+        "worker lost its lease (frozen, or cut off from Redis)",
+    )
 
 
 # --- process faults -----------------------------------------------------------------------------

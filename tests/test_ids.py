@@ -49,7 +49,8 @@ def test_job_ids_cannot_name_other_keys_and_are_printed_as_given(project, db):
         line = error_of(project.run("enqueue", "add", "1", "--job-id", bad))
         assert line.startswith("jobctl: error: --job-id") and "letters, digits" in line
     assert error_of(project.run("enqueue", "add", "1", "--depends-on", "p:dependents")) == (
-        "jobctl: error: --depends-on: no job with id 'p:dependents'")
+        "jobctl: error: --depends-on: no job with id 'p:dependents'"
+    )
     assert db.keys("rq:job:p:*") == [] and project.show(parent)["state"] == "queued"
     marked = project.enqueue("echo_kwargs", "[bold]x[/bold]", "--job-id", "a.b_c-[d]".replace("[d]", "d"))
     shown = project.run("show", marked)

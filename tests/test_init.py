@@ -18,8 +18,10 @@ def test_init_writes_a_project_that_runs_and_never_overwrites(project, tmp_path)
 
     again = project.run("init", "fresh")
     assert again.returncode == 1
-    assert again.stderr.strip() == (f"jobctl: error: init: queue.yml, recurring.yml, example_jobs.py already exist in "
-                                    f"{fresh}; nothing written (--force overwrites)")
+    assert again.stderr.strip() == (
+        f"jobctl: error: init: queue.yml, recurring.yml, example_jobs.py already exist in "
+        f"{fresh}; nothing written (--force overwrites)"
+    )
     (fresh / "queue.yml").write_text("mine: {}\n")
     assert project.run("init", "fresh", "--force").returncode == 0
     assert "worker_count" in (fresh / "queue.yml").read_text()
@@ -27,8 +29,15 @@ def test_init_writes_a_project_that_runs_and_never_overwrites(project, tmp_path)
     env = {"JOBCTL_JOBS": "example_jobs"}
 
     def run(*args: str) -> subprocess.CompletedProcess:  # jobctl run inside the new project
-        return subprocess.run(project.command(*args), cwd=fresh, env={**project.env, **env},
-                              capture_output=True, text=True, timeout=120, check=False)
+        return subprocess.run(
+            project.command(*args),
+            cwd=fresh,
+            env={**project.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     listed = run("scheduler", "--list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -45,11 +54,13 @@ def test_a_missing_queue_yml_says_where_and_what_to_do_and_starts_nothing(projec
     empty.mkdir()
     env = {k: v for k, v in project.env.items() if k not in ("REDIS_URL", "JOBCTL_JOBS")}  # REDIS_URL unset: embedded
     for command in (["status"], ["work", "--burst"], ["enqueue", "add", "1"]):
-        result = subprocess.run(project.command(*command), cwd=empty, env=env, capture_output=True, text=True, timeout=60,
-                                check=False)
+        result = subprocess.run(
+            project.command(*command), cwd=empty, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         assert result.returncode == 2
-        assert result.stderr.strip() == (f"jobctl: error: queue.yml not found in {empty} "
-                                         "(run `jobctl init`, or pass --config / JOBCTL_CONFIG)")
+        assert result.stderr.strip() == (
+            f"jobctl: error: queue.yml not found in {empty} (run `jobctl init`, or pass --config / JOBCTL_CONFIG)"
+        )
     assert not (empty / ".jobctl").exists()
     leftover = subprocess.run(["pgrep", "-f", str(empty / ".jobctl")], capture_output=True, text=True, check=False)
     assert leftover.stdout == "", "an embedded redis-server was left running"

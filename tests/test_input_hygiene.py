@@ -27,22 +27,24 @@ def error_of(result, code: int = 2) -> str:
 def test_worker_count_is_bounded_and_nothing_starts(project, db):
     project.write("queue.yml", "default: {worker_count: 100000}\n")
     line = error_of(project.run("work", "--burst"))
-    assert line == ("queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 "
-                    "(for more jobs in flight per process, set `concurrency`), got 100000")
+    assert line == (
+        "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 "
+        "(for more jobs in flight per process, set `concurrency`), got 100000"
+    )
     assert db.scard(keys.WORKERS) == 0
 
 
 def test_duplicate_keys_are_refused_with_both_lines(project):
     project.write("queue.yml", "default: {worker_count: 1}\nanalytics: {}\ndefault: {worker_count: 9}\n")
-    assert error_of(project.run("config")) == (
-        "queue.yml: line 3, column 1: duplicate key 'default' (lines 1 and 3)")
+    assert error_of(project.run("config")) == ("queue.yml: line 3, column 1: duplicate key 'default' (lines 1 and 3)")
 
 
 def test_yaml_aliases_are_refused_and_files_capped(project):
     bomb = 'a: &a ["x", "x"]\nb: &b [*a, *a]\nc: &c [*b, *b]\n'
     project.write("recurring.yml", f"nightly:\n  job: add\n  args: [1]\n  schedule: every 1 days\n{bomb}")
     assert error_of(project.run("scheduler", "--list")) == (
-        "recurring.yml: line 6, column 8: alias *a refused (write the value out; aliases can blow a file up)")
+        "recurring.yml: line 6, column 8: alias *a refused (write the value out; aliases can blow a file up)"
+    )
     project.write("recurring.yml", "# padding\n" * 200_000)
     assert "more than a config file may hold (1048576 bytes)" in error_of(project.run("scheduler", "--list"))
 
@@ -50,13 +52,17 @@ def test_yaml_aliases_are_refused_and_files_capped(project):
 def test_timeout_zero_is_refused_and_sub_second_durations_are_exact(project, db):
     project.write("queue.yml", "default: {timeout: 0}\n")
     assert error_of(project.run("enqueue", "add", "1")) == (
-        "queue.yml: queue 'default': key 'timeout': expected a duration above 0 like 1500ms, 30s, 5m, 2h, got 0")
+        "queue.yml: queue 'default': key 'timeout': expected a duration above 0 like 1500ms, 30s, 5m, 2h, got 0"
+    )
     project.write("queue.yml", "default: {timeout: 1500ms, retry_delay: 250ms}\n")
     job_id = project.enqueue("add", "1")
     assert project.show(job_id)["timeout"] == 1.5
     config = json.loads(project.run("config", "--json").stdout)
-    assert config["queues"][0]["settings"]["retry_delay"] == {"value": 0.25, "text": "250ms",
-                                                              "source": "file queue.yml: queue 'default'"}
+    assert config["queues"][0]["settings"]["retry_delay"] == {
+        "value": 0.25,
+        "text": "250ms",
+        "source": "file queue.yml: queue 'default'",
+    }
 
 
 def test_inf_and_nan_are_refused_when_loaded(project):
@@ -70,7 +76,8 @@ def test_inf_and_nan_are_refused_when_loaded(project):
 def test_schedule_overflow_is_refused(project):
     project.write("recurring.yml", "n:\n  job: add\n  args: [1]\n  schedule: every 99999999999999999999 days\n")
     assert error_of(project.run("scheduler", "--list")) == (
-        "recurring.yml: entry 'n': key 'schedule': bad interval 'every 99999999999999999999 days': expected at most 100 years")
+        "recurring.yml: entry 'n': key 'schedule': bad interval 'every 99999999999999999999 days': expected at most 100 years"
+    )
 
 
 # --- Redis ----------------------------------------------------------------------------------------
@@ -87,9 +94,14 @@ def test_out_of_memory_redis_refuses_enqueue_in_one_line(project, redis_server):
 
 
 def test_passwords_are_masked_in_every_url_form(project):
-    for url in ("redis://s3cret@127.0.0.1:1/0", "redis://:s3cret@127.0.0.1:1", "redis://user:s3cret@127.0.0.1:1",
-                "rediss://u:s3cret@127.0.0.1:1", "redis://127.0.0.1:1/0?password=s3cret",
-                "redis+sentinel://:s3cret@127.0.0.1:1,127.0.0.1:2/svc/0?sentinel_password=s3cret"):
+    for url in (
+        "redis://s3cret@127.0.0.1:1/0",
+        "redis://:s3cret@127.0.0.1:1",
+        "redis://user:s3cret@127.0.0.1:1",
+        "rediss://u:s3cret@127.0.0.1:1",
+        "redis://127.0.0.1:1/0?password=s3cret",
+        "redis+sentinel://:s3cret@127.0.0.1:1,127.0.0.1:2/svc/0?sentinel_password=s3cret",
+    ):
         shown = project.run("config", "--json", env={"REDIS_URL": url})
         assert shown.returncode == 0, shown.stderr
         assert "s3cret" not in shown.stdout and "***" in json.loads(shown.stdout)["redis_url"]["value"]
@@ -112,9 +124,11 @@ def test_markup_in_arguments_and_errors_is_printed_as_is(project):
 def test_requeue_dead_of_a_job_that_is_not_dead(project):
     queued = project.enqueue("add", "1")
     assert error_of(project.run("requeue-dead", "--job-id", queued), code=1) == (
-        f"requeue-dead: job {queued} is queued, not dead; nothing requeued")
+        f"requeue-dead: job {queued} is queued, not dead; nothing requeued"
+    )
     assert error_of(project.run("requeue-dead", "--job-id", "unknown-job")) == (
-        "--job-id: no job with id 'unknown-job'")
+        "--job-id: no job with id 'unknown-job'"
+    )
 
 
 def test_sigterm_during_enqueue_from_says_how_many_were_stored_and_how_to_resume(project, db):
@@ -128,7 +142,8 @@ def test_sigterm_during_enqueue_from_says_how_many_were_stored_and_how_to_resume
     assert 0 < stored < total
     assert loading.stderr.read().strip() == (
         f"jobctl: SIGTERM: stored {stored} of {total} jobs from {lines.name}; "
-        f"resume with: jobctl enqueue add --from {lines.name} --skip {stored}")
+        f"resume with: jobctl enqueue add --from {lines.name} --skip {stored}"
+    )
     resumed = project.run("enqueue", "add", "--from", lines.name, "--skip", str(stored), timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert db.llen(keys.queue("default")) == total
@@ -184,8 +199,10 @@ def test_the_scheduler_survives_an_out_of_memory_redis(project, redis_server):
     scheduler = project.start("scheduler", env={"REDIS_URL": server.url})
     try:
         # OOM replies only: redis-py's connection handshake (CLIENT SETINFO) draws error replies too
-        wait_for(lambda: client.info("errorstats").get("errorstat_OOM", {}).get("count", 0) >= 3,
-                 message="the scheduler's writes refused")
+        wait_for(
+            lambda: client.info("errorstats").get("errorstat_OOM", {}).get("count", 0) >= 3,
+            message="the scheduler's writes refused",
+        )
         assert scheduler.poll() is None and not client.keys("rq:job:*")
         client.config_set("maxmemory", "0")
         wait_for(lambda: client.keys("rq:job:cron:often:*"), timeout=30, message="a run once memory is free")

@@ -88,7 +88,9 @@ def test_hooks_with_retries_that_end_in_success(project, tmp_path):
     assert project.show(job_id)["state"] == "finished"
     calls = [line.split(" ", 3)[:3] for line in lines(log)]
     assert calls == [
-        ["failure", "1", "RuntimeError('flaky"], ["failure", "2", "RuntimeError('flaky"], ["success", "3", "3"],
+        ["failure", "1", "RuntimeError('flaky"],
+        ["failure", "2", "RuntimeError('flaky"],
+        ["success", "3", "3"],
     ]
     # the job as hooks see it: id, name, queue, when it was enqueued
     *_, job_id_seen, name, queue, enqueued_at = lines(log)[-1].split(" ")
@@ -102,7 +104,10 @@ def test_on_failure_each_attempt_and_on_dead_once(project, tmp_path):
     assert project.run("work", "--burst").returncode == 0
     assert project.show(job_id)["state"] == "dead"
     assert [line.split(" ")[:2] for line in lines(log)] == [
-        ["failure", "1"], ["failure", "2"], ["failure", "3"], ["dead", "3"],
+        ["failure", "1"],
+        ["failure", "2"],
+        ["failure", "3"],
+        ["dead", "3"],
     ]
 
 
@@ -123,11 +128,14 @@ def test_a_hooks_own_error_is_logged_with_the_job_id_and_changes_nothing(project
 # --- argument checks ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("arguments, problem", [
-    (["1", "2", "3"], "takes 2 positional arguments but 3 were given (extra: 3)"),
-    ([], "missing a required argument: 'a'"),
-    (["1", "-k", "c=2"], "got an unexpected keyword argument 'c'"),
-])
+@pytest.mark.parametrize(
+    "arguments, problem",
+    [
+        (["1", "2", "3"], "takes 2 positional arguments but 3 were given (extra: 3)"),
+        ([], "missing a required argument: 'a'"),
+        (["1", "-k", "c=2"], "got an unexpected keyword argument 'c'"),
+    ],
+)
 def test_enqueue_refuses_arguments_that_do_not_fit(project, db, arguments, problem):
     result = project.run("enqueue", "add", *arguments)
     assert result.returncode == 2
@@ -139,8 +147,10 @@ def test_builtin_jobs_are_checked_too(project):
     # the issue's case: "--in 5 minutes" read as `--in 5` and an argument "minutes"
     result = project.run("enqueue", "analytics", "UC5g", "--in", "5", "minutes")
     assert result.returncode == 2
-    assert "job 'analytics': takes 1 positional argument but 2 were given (extra: \"minutes\"); " \
-           "signature: analytics(channel_id: str) -> dict" in result.stderr
+    assert (
+        "job 'analytics': takes 1 positional argument but 2 were given (extra: \"minutes\"); "
+        "signature: analytics(channel_id: str) -> dict" in result.stderr
+    )
 
 
 def test_enqueue_from_names_the_line_and_stores_nothing(project, db, tmp_path):
@@ -162,7 +172,7 @@ def test_the_python_api_raises_type_error(project, db):
     assert db.llen("rq:queue:default") == 0
 
 
-EMIT_HANDLERS = '''\
+EMIT_HANDLERS = """\
 from jobctl import on
 
 @on("order.paid")
@@ -172,7 +182,7 @@ def receipt(payload: dict) -> str:
 @on("order.paid")
 def ledger(payload: dict, account: str) -> str:
     return account
-'''
+"""
 
 
 def test_emit_refuses_before_enqueueing_any_handler(project, db):
@@ -187,14 +197,26 @@ def test_scheduler_list_refuses_an_entry_whose_args_do_not_fit(project):
     project.write("recurring.yml", "sums:\n  job: add\n  args: [1, 2, 3]\n  schedule: every 1 minute\n")
     result = project.run("scheduler", "--list")
     assert result.returncode == 2
-    assert "recurring.yml: entry 'sums': keys 'args'/'kwargs': job 'add': takes 2 positional arguments but 3 " \
-           "were given (extra: 3)" in result.stderr
+    assert (
+        "recurring.yml: entry 'sums': keys 'args'/'kwargs': job 'add': takes 2 positional arguments but 3 "
+        "were given (extra: 3)" in result.stderr
+    )
 
 
 def test_stored_arguments_that_no_longer_fit_are_dead_at_once(project, db):
     # enqueued before the job's signature changed: written as an older producer would have
-    fields = new_job_fields("add", [1, 2, 3], {}, "default", now=time.time(), timeout=30, result_ttl=60,
-                            failure_ttl=600, max_retries=2, crash_limit=3)
+    fields = new_job_fields(
+        "add",
+        [1, 2, 3],
+        {},
+        "default",
+        now=time.time(),
+        timeout=30,
+        result_ttl=60,
+        failure_ttl=600,
+        max_retries=2,
+        crash_limit=3,
+    )
     Transitions(db).enqueue("old-add", "default", fields, now=time.time())
     inside = project.enqueue("type_error_inside")
     assert project.run("work", "--burst").returncode == 0
@@ -207,7 +229,7 @@ def test_stored_arguments_that_no_longer_fit_are_dead_at_once(project, db):
 
 # --- cron= --------------------------------------------------------------------------------------
 
-CRON_JOBS = '''\
+CRON_JOBS = """\
 import time
 from pathlib import Path
 
@@ -218,7 +240,7 @@ def tick() -> float:
     with open(Path("ticks.log").resolve(), "a") as out:
         out.write(f"{time.time()}\\n")
     return time.time()
-'''
+"""
 
 
 def test_a_cron_job_is_a_recurring_entry_run_once_per_due_time(project, db):
@@ -227,7 +249,12 @@ def test_a_cron_job_is_a_recurring_entry_run_once_per_due_time(project, db):
     listed = project.run("scheduler", "--list", "--json", env=env)  # no recurring.yml needed
     assert listed.returncode == 0, listed.stderr
     [entry] = json.loads(listed.stdout)
-    assert (entry["name"], entry["job"], entry["schedule"], entry["queue"]) == ("tick", "tick", "every 1 second", "default")
+    assert (entry["name"], entry["job"], entry["schedule"], entry["queue"]) == (
+        "tick",
+        "tick",
+        "every 1 second",
+        "default",
+    )
     project.start("scheduler", env=env)
     project.start("scheduler", env=env)  # a second scheduler adds no run
     project.start("work", env=env)
@@ -257,16 +284,19 @@ def test_a_cron_job_must_take_no_arguments(project):
 # --- bad options --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"rate_limit": "fast"}, "job 'bad': rate_limit: expected a rate like 10/s, 600/m or 1000/h, got 'fast'"),
-    ({"max_concurrency": 0}, "job 'bad': max_concurrency: expected a whole number >= 1, got 0"),
-    ({"unique": "soon"}, "job 'bad': unique: expected a duration"),
-    ({"backoff": "random"}, "job 'bad': backoff: expected exponential, linear, fixed or a list of durations"),
-    ({"keep_dead": "no"}, "job 'bad': keep_dead: expected True or False"),
-    ({"on_dead": "print"}, "job 'bad': on_dead: expected a function"),
-    ({"cron": "61 * * * *"}, "job 'bad': cron:"),
-    ({"cron": "every 1 minute", "catch_up": "all"}, "job 'bad': catch_up: expected latest or none"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"rate_limit": "fast"}, "job 'bad': rate_limit: expected a rate like 10/s, 600/m or 1000/h, got 'fast'"),
+        ({"max_concurrency": 0}, "job 'bad': max_concurrency: expected a whole number >= 1, got 0"),
+        ({"unique": "soon"}, "job 'bad': unique: expected a duration"),
+        ({"backoff": "random"}, "job 'bad': backoff: expected exponential, linear, fixed or a list of durations"),
+        ({"keep_dead": "no"}, "job 'bad': keep_dead: expected True or False"),
+        ({"on_dead": "print"}, "job 'bad': on_dead: expected a function"),
+        ({"cron": "61 * * * *"}, "job 'bad': cron:"),
+        ({"cron": "every 1 minute", "catch_up": "all"}, "job 'bad': catch_up: expected latest or none"),
+    ],
+)
 def test_bad_options_are_refused_at_import(options, message):
     with pytest.raises(ValueError) as error:
         registry.job("bad", **options)

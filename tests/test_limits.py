@@ -126,7 +126,9 @@ def test_enqueue_from_refuses_the_whole_file_when_it_would_overflow(project, db,
     source.write_text("".join(json.dumps({"args": [n]}) + "\n" for n in range(5)))
     refused = project.run("enqueue", "add", "--from", str(source))
     assert refused.returncode == 1
-    assert "queue 'default' is full (1 queued): 5 more would exceed its max_size of 5; nothing enqueued" in refused.stderr
+    assert (
+        "queue 'default' is full (1 queued): 5 more would exceed its max_size of 5; nothing enqueued" in refused.stderr
+    )
     assert db.llen(keys.queue("default")) == 1
     source.write_text("".join(json.dumps({"args": [n]}) + "\n" for n in range(4)))
     assert project.run("enqueue", "add", "--from", str(source)).returncode == 0
@@ -135,7 +137,10 @@ def test_enqueue_from_refuses_the_whole_file_when_it_would_overflow(project, db,
 
 def test_bad_limits_in_queue_yml(project):
     for settings, message in [
-        ("{rate_limit: fast}", "queue 'default': key 'rate_limit': expected a rate like 10/s, 600/m or 1000/h, got 'fast'"),
+        (
+            "{rate_limit: fast}",
+            "queue 'default': key 'rate_limit': expected a rate like 10/s, 600/m or 1000/h, got 'fast'",
+        ),
         ("{max_size: 0}", "queue 'default': key 'max_size': expected a whole number >= 1, got 0"),
     ]:
         project.write("queue.yml", f"default: {settings}\n")

@@ -53,8 +53,11 @@ def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbe
     holder.wait()
     assert api.job(db, job_id).state == "started"  # nobody knows yet
 
-    wait_for(lambda: api.job(db, job_id).state == "finished", timeout=LEASE_TTL + 15,
-             message="the surviving supervisor to recover and rerun the job")
+    wait_for(
+        lambda: api.job(db, job_id).state == "finished",
+        timeout=LEASE_TTL + 15,
+        message="the surviving supervisor to recover and rerun the job",
+    )
     job = api.job(db, job_id)
     assert int(marker.read_text()) in child_pids(survivor.pid)
     assert any("worker lost (no heartbeat)" in e["error"] for e in job.errors)

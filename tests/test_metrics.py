@@ -46,13 +46,18 @@ def test_metrics_after_a_burst(project, server):
     assert value(samples, "jobctl_queue_latency_seconds", queue="analytics") > 0
     assert value(samples, "jobctl_queue_latency_seconds", queue="default") == 0
     assert value(samples, "jobctl_jobs_processed_total", job_name="add", queue="default", outcome="finished") == 2
-    assert value(samples, "jobctl_jobs_processed_total", job_name="always_fails", queue="default", outcome="failed") == 3
-    assert ("jobctl_jobs_processed_total", frozenset({"job_name": "add", "queue": "analytics", "outcome": "finished"}.items())) \
-        not in samples  # the analytics job was not run
+    assert (
+        value(samples, "jobctl_jobs_processed_total", job_name="always_fails", queue="default", outcome="failed") == 3
+    )
+    assert (
+        "jobctl_jobs_processed_total",
+        frozenset({"job_name": "add", "queue": "analytics", "outcome": "finished"}.items()),
+    ) not in samples  # the analytics job was not run
     assert value(samples, "jobctl_job_retries_total", job_name="always_fails") == 2
     assert value(samples, "jobctl_job_run_seconds_count", job_name="add") == 2
     buckets = sorted(
-        (float(dict(labels)["le"]), count) for (name, labels), count in samples.items()
+        (float(dict(labels)["le"]), count)
+        for (name, labels), count in samples.items()
         if name == "jobctl_job_run_seconds_bucket" and dict(labels)["job_name"] == "add"
     )
     assert buckets[-1] == (float("inf"), 2)
@@ -73,15 +78,19 @@ def test_metrics_command_sees_busy_workers(project, tmp_path):
             samples = scrape(port)
         except OSError:
             return None  # not listening yet
-        counts = (value(samples, "jobctl_workers", queue="default", state="busy"),
-                  value(samples, "jobctl_workers", queue="default", state="idle"))
+        counts = (
+            value(samples, "jobctl_workers", queue="default", state="busy"),
+            value(samples, "jobctl_workers", queue="default", state="idle"),
+        )
         return counts == (1, 1)
 
     wait_for(busy_and_idle, timeout=10, interval=0.2, message="one busy and one idle worker in /metrics")
 
 
 def test_redis_down_is_reported_not_raised(project):
-    dead_end = metrics.serve(f"redis://127.0.0.1:{free_port()}/0", load_queues(project.path / "queue.yml"), 0, "127.0.0.1")
+    dead_end = metrics.serve(
+        f"redis://127.0.0.1:{free_port()}/0", load_queues(project.path / "queue.yml"), 0, "127.0.0.1"
+    )
     try:
         samples = scrape(dead_end.port)
     finally:

@@ -47,7 +47,7 @@ def which_thread() -> str:
     return threading.current_thread().name
 '''
 
-SENTRY_LIKE = '''\
+SENTRY_LIKE = """\
 import sentry_sdk
 
 from jobctl import Middleware, add_middleware
@@ -60,13 +60,13 @@ class ReportErrors(Middleware):
 
 
 add_middleware(ReportErrors())
-'''
+"""
 
-FAKE_SENTRY_SDK = '''\
+FAKE_SENTRY_SDK = """\
 def capture_exception(exception):
     with open("captured.txt", "a") as out:
         out.write(f"{type(exception).__name__}: {exception}\\n")
-'''
+"""
 
 
 def journal(project) -> list[dict]:
@@ -75,7 +75,9 @@ def journal(project) -> list[dict]:
 
 def test_middleware_around_attempts_retries_and_death(project):
     project.write("journal_middleware.py", MIDDLEWARE)
-    project.write("queue.yml", "default: {worker_count: 1, concurrency: 2, max_retries: 1, retry_delay: 100ms, backoff: fixed}\n")
+    project.write(
+        "queue.yml", "default: {worker_count: 1, concurrency: 2, max_retries: 1, retry_delay: 100ms, backoff: fixed}\n"
+    )
     env = {"JOBCTL_JOBS": "sample_jobs,journal_middleware"}
     fine = project.enqueue("which_thread", env=env)
     failing = project.enqueue("always_fails", env=env)
@@ -89,8 +91,12 @@ def test_middleware_around_attempts_retries_and_death(project):
     # in the thread that ran the job
     assert before["thread"] == after["thread"] == after["result"]
     assert [(c["call"], c["attempt"]) for c in calls if c["id"] == failing] == [
-        ("before_attempt", 1), ("after_attempt", 1), ("on_retry", 1),
-        ("before_attempt", 2), ("after_attempt", 2), ("on_dead", 2),
+        ("before_attempt", 1),
+        ("after_attempt", 1),
+        ("on_retry", 1),
+        ("before_attempt", 2),
+        ("after_attempt", 2),
+        ("on_dead", 2),
     ]
     assert "ValueError('this job always fails')" in [c for c in calls if c["call"] == "on_dead"][0]["exception"]
     assert f"job {fine} (which_thread): Broken.before_attempt raised; the job's outcome stands" in run.stderr

@@ -154,7 +154,9 @@ def test_cancel_a_scheduled_job_and_its_dependents(project, db):
 def test_cancel_a_queued_job_removes_it_from_its_queue(project, db):
     job_id = project.enqueue("add", "1")
     outcome = json.loads(project.run("cancel", job_id, "--json").stdout)
-    assert outcome == [{"job_id": job_id, "state": "queued", "canceled": True, "dependents": [], "now": "canceled", "error": None}]
+    assert outcome == [
+        {"job_id": job_id, "state": "queued", "canceled": True, "dependents": [], "now": "canceled", "error": None}
+    ]
     assert db.llen(keys.queue("default")) == 0
     assert project.run("work", "--burst").returncode == 0
     assert project.show(job_id)["state"] == "canceled"
@@ -190,7 +192,9 @@ def test_purge_deletes_only_old_jobs_of_the_state(project, db):
     assert dry.stdout.startswith("would delete 1 dead job(s) of queue 'default' that ended before")
     assert db.exists(keys.job(old_dead))
 
-    done = json.loads(project.run("purge", "default", "--state", "dead", "--older-than", "7d", "--yes", "--json").stdout)
+    done = json.loads(
+        project.run("purge", "default", "--state", "dead", "--older-than", "7d", "--yes", "--json").stdout
+    )
     assert done["deleted"] == 1 and done["dry_run"] is False
     assert not db.exists(keys.job(old_dead)) and db.zscore(keys.dead("default"), old_dead) is None
     assert project.show(new_dead)["state"] == "dead"
@@ -224,14 +228,23 @@ def test_purge_asks_first_and_refuses_without_a_terminal(project, db):
     args = ("purge", "default", "--state", "dead", "--older-than", "0s")
     assert "pass --yes" in one_line_error(project.run(*args))
     assert "--state 'done': expected finished, dead, canceled" in one_line_error(
-        project.run("purge", "default", "--state", "done", "--older-than", "1d", "--yes"))
+        project.run("purge", "default", "--state", "done", "--older-than", "1d", "--yes")
+    )
     assert "--older-than 'soon'" in one_line_error(
-        project.run("purge", "default", "--state", "dead", "--older-than", "soon", "--yes"))
+        project.run("purge", "default", "--state", "dead", "--older-than", "soon", "--yes")
+    )
 
     for answer, code, kept in (("n", 1, True), ("y", 0, False)):
         controller, terminal = pty.openpty()
-        process = subprocess.Popen(project.command(*args), cwd=project.path, env=project.env, stdin=terminal,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            project.command(*args),
+            cwd=project.path,
+            env=project.env,
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         os.close(terminal)
         os.write(controller, f"{answer}\n".encode())
         out, err = process.communicate(timeout=30)
@@ -249,9 +262,17 @@ def complete(project, words: str, env: dict | None = None) -> list[str]:
         pytest.skip("the jobctl console script is not installed in this environment")
     cword = len(words.split()) - (0 if words.endswith(" ") else 1)
     result = subprocess.run(
-        [str(JOBCTL)], cwd=project.path, capture_output=True, text=True,
-        env={**project.env, **(env or {}), "_JOBCTL_COMPLETE": "complete_bash", "COMP_WORDS": words,
-             "COMP_CWORD": str(cword)},
+        [str(JOBCTL)],
+        cwd=project.path,
+        capture_output=True,
+        text=True,
+        env={
+            **project.env,
+            **(env or {}),
+            "_JOBCTL_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(cword),
+        },
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.split()

@@ -23,6 +23,7 @@ def test_one_name_one_function():
         pass
 
     with pytest.raises(ValueError, match="already registered"):
+
         @registry.job("test_taken")
         def second():
             pass

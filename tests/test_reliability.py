@@ -31,14 +31,24 @@ def test_killed_worker_job_is_back_at_the_front_within_seconds(project, tmp_path
     recovered_in = time.monotonic() - killed_at
     assert recovered_in < 5, f"recovered in {recovered_in:.1f}s"
     # the interrupted job went back to the FRONT: it starts again before the job queued meanwhile
-    rerun_by = int(wait_for(lambda: marker.exists() and marker.read_text() != str(victim) and marker.read_text(),
-                            message="the job to run again"))
+    rerun_by = int(
+        wait_for(
+            lambda: marker.exists() and marker.read_text() != str(victim) and marker.read_text(),
+            message="the job to run again",
+        )
+    )
     assert rerun_by != victim and rerun_by in child_pids(work.pid)
     assert project.show(waiting)["state"] == "queued"
     job = project.show(victim_job)
     assert job["state"] == "started" and job["crashes"] == 1
-    assert job["errors"] == [{"attempt": 1, "at": job["errors"][0]["at"], "error": "worker killed by signal 9 (SIGKILL)",
-                              "worker": job["errors"][0]["worker"]}]
+    assert job["errors"] == [
+        {
+            "attempt": 1,
+            "at": job["errors"][0]["at"],
+            "error": "worker killed by signal 9 (SIGKILL)",
+            "worker": job["errors"][0]["worker"],
+        }
+    ]
 
 
 def test_poison_pill_is_dead_after_three_crashes_while_other_jobs_flow(project, tmp_path, db):

@@ -47,7 +47,8 @@ def test_rq_info_sees_queues_and_workers(project, redis_url):
     def info():
         return subprocess.run(
             [sys.executable, "-m", "rq.cli", "info", "-u", redis_url, "-S", "rq.serializers.JSONSerializer"],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         ).stdout
 
     output = wait_for(lambda: (out := info()) and "3 workers" in out and out, message="rq info to list the workers")

@@ -60,8 +60,11 @@ def test_pickled_jobs_run_on_rq_workers_with_the_queues_retries(legacy, db, tmp_
     assert Job.fetch(adds.id, connection=db).return_value() == 42
 
     # max_retries 2 from queue.yml, fixed 100ms backoff: three runs, then failed (RQ's dead set)
-    wait_for(lambda: failing.id in FailedJobRegistry("legacy", connection=db).get_job_ids(), timeout=20,
-             message="the failing job to be dead after its retries")
+    wait_for(
+        lambda: failing.id in FailedJobRegistry("legacy", connection=db).get_job_ids(),
+        timeout=20,
+        message="the failing job to be dead after its retries",
+    )
     assert (tmp_path / "fails").read_text().count("ran") == 3
     assert Job.fetch(failing.id, connection=db).retries_left == 0
 
@@ -73,8 +76,11 @@ def test_pickled_jobs_run_on_rq_workers_with_the_queues_retries(legacy, db, tmp_
 
     # requeue-dead gives it the queue's retry budget afresh: three more runs
     assert legacy.run("requeue-dead", "--queue", "legacy").returncode == 0
-    wait_for(lambda: (tmp_path / "fails").read_text().count("ran") == 6 and failing.get_status(refresh=True) == "failed",
-             timeout=20, message="three more runs after requeue-dead")
+    wait_for(
+        lambda: (tmp_path / "fails").read_text().count("ran") == 6 and failing.get_status(refresh=True) == "failed",
+        timeout=20,
+        message="three more runs after requeue-dead",
+    )
 
     status = json.loads(legacy.run("status", "--json").stdout)
     counts = {q["name"]: q for q in status["queues"]}["legacy"]
@@ -99,7 +105,9 @@ def test_a_killed_rq_worker_is_restarted_and_its_job_not_lost(legacy, db, tmp_pa
     os.kill(int(victim.rsplit(".", 1)[1]), signal.SIGKILL)
 
     # given back at once (not after RQ's ~90 s), retried by a new worker, run to its end
-    wait_for(lambda: job.get_status(refresh=True) == "finished", timeout=20, message="the job to finish after the crash")
+    wait_for(
+        lambda: job.get_status(refresh=True) == "finished", timeout=20, message="the job to finish after the crash"
+    )
     assert runs.read_text() == "started\nstarted\n"  # the first run's work horse died with its worker
     assert Job.fetch(job.id, connection=db).worker_name != victim
     live = [key.decode() for key in db.smembers("rq:workers")]
@@ -138,8 +146,20 @@ def dashboard(legacy, redis_url):
     pytest.importorskip("rq_dashboard")
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "rq_dashboard", "--json", "--bind", "127.0.0.1", "--port", str(port), "--redis-url", redis_url],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "rq_dashboard",
+            "--json",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--redis-url",
+            redis_url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     legacy.started.append(process)  # stopped by PID with the test's other processes
     return f"http://127.0.0.1:{port}"

@@ -40,8 +40,12 @@ def fetch(db, job_id: str) -> Job:
 
 
 def rq_cli(redis_url: str, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "rq.cli", *args, "-u", redis_url, "-S", "json"], check=True,
-                   capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "rq.cli", *args, "-u", redis_url, "-S", "json"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def callbacks(db) -> list:
@@ -99,7 +103,9 @@ def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, 
     wait_for(lambda: rq_project.show(dead_briefly)["state"] == "dead", message="the failing jobs to die")
     failed = FailedJobRegistry("default", connection=db)
     assert db.zscore(failed.key, dead_forever) == math.inf and db.ttl(f"rq:job:{dead_forever}") == -1
-    assert 90 < db.zscore(failed.key, dead_briefly) - time.time() <= 100 and 90 < db.ttl(f"rq:job:{dead_briefly}") <= 100
+    assert (
+        90 < db.zscore(failed.key, dead_briefly) - time.time() <= 100 and 90 < db.ttl(f"rq:job:{dead_briefly}") <= 100
+    )
 
 
 def test_job_timeout_and_meta(rq_project, queue, db, tmp_path):
@@ -148,8 +154,13 @@ def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, 
     refused = queue.enqueue("add", 5, on_success=Callback("rq_api_jobs.not_registered")).id
     broken = queue.enqueue("add", 6, on_success=Callback("rq_api_jobs.broken_callback")).id
     log = tmp_path / "log"
-    stopped = queue.enqueue("ticking", str(log), 60, on_stopped=Callback("rq_api_jobs.note_stopped"),
-                            on_failure=Callback("rq_api_jobs.note_failure")).id
+    stopped = queue.enqueue(
+        "ticking",
+        str(log),
+        60,
+        on_stopped=Callback("rq_api_jobs.note_stopped"),
+        on_failure=Callback("rq_api_jobs.note_failure"),
+    ).id
     rq_project.start("work", "--queue", "default")
 
     wait_for(lambda: log.exists() and "started" in log.read_text(), message="the ticking job to start")
@@ -159,24 +170,31 @@ def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, 
 
     for job_id in (succeeded, failed, refused, broken):
         wait_for(lambda: rq_project.show(job_id)["state"] in ("finished", "dead"), message="the jobs to end")
-    assert sorted(callbacks(db)) == sorted([
-        ["success", succeeded, 3],
-        ["failure", failed, "PermanentError", "bad input, do not retry", True],
-        ["stopped", stopped],  # on_failure is not called for a stopped job, as in RQ
-    ])
+    assert sorted(callbacks(db)) == sorted(
+        [
+            ["success", succeeded, 3],
+            ["failure", failed, "PermanentError", "bad input, do not retry", True],
+            ["stopped", stopped],  # on_failure is not called for a stopped job, as in RQ
+        ]
+    )
     shown = rq_project.show(refused)
     assert shown["state"] == "finished" and shown["result"] == 5
     assert "on_success callback 'rq_api_jobs.not_registered' refused" in shown["callback_error"]
     shown = rq_project.show(broken)
     assert shown["state"] == "finished" and shown["result"] == 6
-    assert shown["callback_error"] == "on_success callback 'rq_api_jobs.broken_callback' raised RuntimeError: a bug in the callback"
+    assert (
+        shown["callback_error"]
+        == "on_success callback 'rq_api_jobs.broken_callback' raised RuntimeError: a bug in the callback"
+    )
 
 
 def test_rq_suspend_and_resume(rq_project, queue, redis_url, tmp_path):
     rq_cli(redis_url, "suspend")
     rq_project.start("work", "--queue", "default")
-    wait_for(lambda: len(json.loads(rq_project.run("status", "--json").stdout)["workers"]) == 2,
-             message="the workers to register (they look for the suspension then)")
+    wait_for(
+        lambda: len(json.loads(rq_project.run("status", "--json").stdout)["workers"]) == 2,
+        message="the workers to register (they look for the suspension then)",
+    )
     status = json.loads(rq_project.run("status", "--json").stdout)
     assert status["suspended"] is True
     assert "suspended: workers take no new job" in rq_project.run("status").stdout
@@ -216,12 +234,16 @@ def test_rq_requeue_gives_a_fresh_retry_budget(rq_project, queue, db, redis_url,
     plain = queue.enqueue("flaky", str(tmp_path / "plain"), 4).id
     own = queue.enqueue("flaky", str(tmp_path / "own"), 3, retry=Retry(max=1)).id  # 2 attempts a round
     rq_project.start("work", "--queue", "default")
-    wait_for(lambda: rq_project.show(plain)["state"] == rq_project.show(own)["state"] == "dead",
-             message="both jobs to use up their retries")
+    wait_for(
+        lambda: rq_project.show(plain)["state"] == rq_project.show(own)["state"] == "dead",
+        message="both jobs to use up their retries",
+    )
     assert (rq_project.show(plain)["attempts"], rq_project.show(own)["attempts"]) == (3, 2)
 
     rq_cli(redis_url, "requeue", "--queue", "default", "--all")
-    wait_for(lambda: rq_project.show(plain)["state"] == rq_project.show(own)["state"] == "finished",
-             message="both requeued jobs to succeed within their fresh budget")
+    wait_for(
+        lambda: rq_project.show(plain)["state"] == rq_project.show(own)["state"] == "finished",
+        message="both requeued jobs to succeed within their fresh budget",
+    )
     assert (fetch(db, plain).return_value(), fetch(db, own).return_value()) == (5, 4)
     assert (rq_project.show(plain)["attempts"], rq_project.show(own)["attempts"]) == (2, 2)

@@ -178,55 +178,109 @@ def test_cron_due_between_is_half_open() -> None:
     "zone, expression, after, until, expected",
     [
         # Paris spring forward: 02:30 does not exist on 30 Mar, runs once at 03:00 CEST
-        (PARIS, "30 2 * * *", utc(2025, 3, 29), utc(2025, 4, 1), [
-            utc(2025, 3, 29, 1, 30),  # 02:30 CET
-            utc(2025, 3, 30, 1, 0),  # 03:00 CEST, the first valid instant after the gap
-            utc(2025, 3, 31, 0, 30),  # 02:30 CEST
-        ]),
+        (
+            PARIS,
+            "30 2 * * *",
+            utc(2025, 3, 29),
+            utc(2025, 4, 1),
+            [
+                utc(2025, 3, 29, 1, 30),  # 02:30 CET
+                utc(2025, 3, 30, 1, 0),  # 03:00 CEST, the first valid instant after the gap
+                utc(2025, 3, 31, 0, 30),  # 02:30 CEST
+            ],
+        ),
         # Paris fall back: 02:30 happens twice on 26 Oct, runs at the first (CEST) only
-        (PARIS, "30 2 * * *", utc(2025, 10, 25), utc(2025, 10, 28), [
-            utc(2025, 10, 25, 0, 30),  # 02:30 CEST
-            utc(2025, 10, 26, 0, 30),  # 02:30 CEST, not again at 01:30Z (02:30 CET)
-            utc(2025, 10, 27, 1, 30),  # 02:30 CET
-        ]),
+        (
+            PARIS,
+            "30 2 * * *",
+            utc(2025, 10, 25),
+            utc(2025, 10, 28),
+            [
+                utc(2025, 10, 25, 0, 30),  # 02:30 CEST
+                utc(2025, 10, 26, 0, 30),  # 02:30 CEST, not again at 01:30Z (02:30 CET)
+                utc(2025, 10, 27, 1, 30),  # 02:30 CET
+            ],
+        ),
         # Paris: 01:30 is outside both transitions, once a day at the local time
-        (PARIS, "30 1 * * *", utc(2025, 3, 29), utc(2025, 3, 31, 12), [
-            utc(2025, 3, 29, 0, 30),
-            utc(2025, 3, 30, 0, 30),
-            utc(2025, 3, 30, 23, 30),  # 01:30 CEST on 31 Mar
-        ]),
-        (PARIS, "30 1 * * *", utc(2025, 10, 25), utc(2025, 10, 28), [
-            utc(2025, 10, 25, 23, 30),  # 01:30 CEST on 26 Oct, before the fall-back
-            utc(2025, 10, 27, 0, 30),  # 01:30 CET
-        ]),
+        (
+            PARIS,
+            "30 1 * * *",
+            utc(2025, 3, 29),
+            utc(2025, 3, 31, 12),
+            [
+                utc(2025, 3, 29, 0, 30),
+                utc(2025, 3, 30, 0, 30),
+                utc(2025, 3, 30, 23, 30),  # 01:30 CEST on 31 Mar
+            ],
+        ),
+        (
+            PARIS,
+            "30 1 * * *",
+            utc(2025, 10, 25),
+            utc(2025, 10, 28),
+            [
+                utc(2025, 10, 25, 23, 30),  # 01:30 CEST on 26 Oct, before the fall-back
+                utc(2025, 10, 27, 0, 30),  # 01:30 CET
+            ],
+        ),
         # New York spring forward: 02:30 does not exist on 9 Mar, runs once at 03:00 EDT
-        (NEW_YORK, "30 2 * * *", utc(2025, 3, 8), utc(2025, 3, 11), [
-            utc(2025, 3, 8, 7, 30),  # 02:30 EST
-            utc(2025, 3, 9, 7, 0),  # 03:00 EDT
-            utc(2025, 3, 10, 6, 30),  # 02:30 EDT
-        ]),
-        (NEW_YORK, "30 2 * * *", utc(2025, 11, 1), utc(2025, 11, 4), [
-            utc(2025, 11, 1, 6, 30),  # 02:30 EDT
-            utc(2025, 11, 2, 7, 30),  # 02:30 EST, once: 02:xx is not repeated in New York
-            utc(2025, 11, 3, 7, 30),
-        ]),
-        (NEW_YORK, "30 1 * * *", utc(2025, 3, 8), utc(2025, 3, 11), [
-            utc(2025, 3, 8, 6, 30),  # 01:30 EST
-            utc(2025, 3, 9, 6, 30),  # 01:30 EST, just before the jump
-            utc(2025, 3, 10, 5, 30),  # 01:30 EDT
-        ]),
+        (
+            NEW_YORK,
+            "30 2 * * *",
+            utc(2025, 3, 8),
+            utc(2025, 3, 11),
+            [
+                utc(2025, 3, 8, 7, 30),  # 02:30 EST
+                utc(2025, 3, 9, 7, 0),  # 03:00 EDT
+                utc(2025, 3, 10, 6, 30),  # 02:30 EDT
+            ],
+        ),
+        (
+            NEW_YORK,
+            "30 2 * * *",
+            utc(2025, 11, 1),
+            utc(2025, 11, 4),
+            [
+                utc(2025, 11, 1, 6, 30),  # 02:30 EDT
+                utc(2025, 11, 2, 7, 30),  # 02:30 EST, once: 02:xx is not repeated in New York
+                utc(2025, 11, 3, 7, 30),
+            ],
+        ),
+        (
+            NEW_YORK,
+            "30 1 * * *",
+            utc(2025, 3, 8),
+            utc(2025, 3, 11),
+            [
+                utc(2025, 3, 8, 6, 30),  # 01:30 EST
+                utc(2025, 3, 9, 6, 30),  # 01:30 EST, just before the jump
+                utc(2025, 3, 10, 5, 30),  # 01:30 EDT
+            ],
+        ),
         # New York fall back: 01:30 happens twice on 2 Nov, runs at the first (EDT) only
-        (NEW_YORK, "30 1 * * *", utc(2025, 11, 1), utc(2025, 11, 4), [
-            utc(2025, 11, 1, 5, 30),  # 01:30 EDT
-            utc(2025, 11, 2, 5, 30),  # 01:30 EDT, not again at 06:30Z (01:30 EST)
-            utc(2025, 11, 3, 6, 30),  # 01:30 EST
-        ]),
+        (
+            NEW_YORK,
+            "30 1 * * *",
+            utc(2025, 11, 1),
+            utc(2025, 11, 4),
+            [
+                utc(2025, 11, 1, 5, 30),  # 01:30 EDT
+                utc(2025, 11, 2, 5, 30),  # 01:30 EDT, not again at 06:30Z (01:30 EST)
+                utc(2025, 11, 3, 6, 30),  # 01:30 EST
+            ],
+        ),
         # two times inside the gap both move to 03:00: one run there, not two
-        (PARIS, "0,30 2 * * *", utc(2025, 3, 29, 12), utc(2025, 3, 31, 1), [
-            utc(2025, 3, 30, 1, 0),
-            utc(2025, 3, 31, 0, 0),
-            utc(2025, 3, 31, 0, 30),
-        ]),
+        (
+            PARIS,
+            "0,30 2 * * *",
+            utc(2025, 3, 29, 12),
+            utc(2025, 3, 31, 1),
+            [
+                utc(2025, 3, 30, 1, 0),
+                utc(2025, 3, 31, 0, 0),
+                utc(2025, 3, 31, 0, 30),
+            ],
+        ),
     ],
 )
 def test_dst_daily_fixed_time(zone: str, expression: str, after: datetime, until: datetime, expected: list) -> None:

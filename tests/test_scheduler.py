@@ -23,7 +23,9 @@ def every_second(name: str, path, catch_up: str = "latest", enabled: bool = True
 def dues(db, entry: str) -> list[int]:
     """The due times (unix seconds) of the entry's runs that were enqueued, from their job ids."""
     prefix = f"rq:job:cron:{entry}:"
-    return sorted(int(key.decode()[len(prefix):]) for key in db.scan_iter(f"{prefix}*") if b":" not in key[len(prefix):])
+    return sorted(
+        int(key.decode()[len(prefix) :]) for key in db.scan_iter(f"{prefix}*") if b":" not in key[len(prefix) :]
+    )
 
 
 def stop(process) -> str:
@@ -124,7 +126,8 @@ def test_sighup_reloads_and_an_invalid_file_keeps_the_schedule(project, db, tmp_
 def test_next_runs_heartbeat_and_disabled_entries(project, db, tmp_path):
     project.write(
         "recurring.yml",
-        every_second("live", tmp_path / "ran.txt") + every_second("paused", tmp_path / "ran.txt", enabled=False)
+        every_second("live", tmp_path / "ran.txt")
+        + every_second("paused", tmp_path / "ran.txt", enabled=False)
         + "nightly:\n  job: add\n  args: [1]\n  schedule: '30 2 * * *'\n  timezone: Europe/Paris\n",
     )
     scheduler = project.start("scheduler")
@@ -165,7 +168,8 @@ def test_scheduler_needs_its_file(project):
     missing = project.run("scheduler")
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
-        f"jobctl: error: recurring.yml not found in {project.path} (run `jobctl init`, or pass --recurring / JOBCTL_RECURRING)"]
+        f"jobctl: error: recurring.yml not found in {project.path} (run `jobctl init`, or pass --recurring / JOBCTL_RECURRING)"
+    ]
 
 
 def test_latest_due_looks_back_from_the_end():

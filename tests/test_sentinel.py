@@ -79,9 +79,14 @@ def sentinel(tmp_path):
             f"sentinel down-after-milliseconds {SERVICE} 1000\n"
             f"sentinel failover-timeout {SERVICE} 5000\n"
         )
-        processes.append(subprocess.Popen([REDIS_SERVER, str(conf), "--sentinel"],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          preexec_fn=die_with_parent))  # noqa: PLW1509 - only prctl(2)
+        processes.append(
+            subprocess.Popen(
+                [REDIS_SERVER, str(conf), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
+        )  # noqa: PLW1509 - only prctl(2)
         client = redis.Redis(port=port)
         wait_for(lambda: _answers(client), message=f"Sentinel on port {port}")
         return port
@@ -111,10 +116,14 @@ def test_enqueue_work_and_show_survive_a_failover(project, redis_server, sentine
     replica = redis_server("--replicaof", "127.0.0.1", str(master.port))
     sentinel_port = sentinel(master.port)
     watcher = redis.Redis(port=sentinel_port, decode_responses=True)
-    wait_for(lambda: redis.Redis(port=replica.port).info("replication")["master_link_status"] == "up",
-             message="the replica to sync")
-    wait_for(lambda: any(r["master-link-status"] == "ok" for r in watcher.sentinel_slaves(SERVICE)),
-             message="the Sentinel to know the replica")
+    wait_for(
+        lambda: redis.Redis(port=replica.port).info("replication")["master_link_status"] == "up",
+        message="the replica to sync",
+    )
+    wait_for(
+        lambda: any(r["master-link-status"] == "ok" for r in watcher.sentinel_slaves(SERVICE)),
+        message="the Sentinel to know the replica",
+    )
 
     # a Sentinel that is down comes first in the list: clients move on to the next one
     url = f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{sentinel_port}/{SERVICE}/0"
@@ -143,8 +152,11 @@ def test_enqueue_work_and_show_survive_a_failover(project, redis_server, sentine
     after = project.run("enqueue", "add", "5", "5")
     assert after.returncode == 0, after.stderr
     everything = acknowledged + [after.stdout.strip()]
-    wait_for(lambda: all(job.state == "finished" for job in api.jobs(client, everything)), timeout=20,
-             message="the running supervisor to run every job on the new master")
+    wait_for(
+        lambda: all(job.state == "finished" for job in api.jobs(client, everything)),
+        timeout=20,
+        message="the running supervisor to run every job on the new master",
+    )
     assert supervisor.poll() is None
     shown = json.loads(project.run("show", after.stdout.strip(), "--json").stdout)
     assert shown["result"] == 10 and shown["attempts"] == 1

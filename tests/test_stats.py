@@ -28,7 +28,9 @@ def test_stats_count_what_ran(project):
     assert (fails["runs"], fails["failures"], fails["retries"], fails["dead"], fails["error_rate"]) == (3, 3, 2, 1, 1.0)
     assert fails["last_error"] == "ValueError: this job always fails"
     assert [(r["id"], r["attempt"], r["outcome"]) for r in fails["recent"]] == [
-        (failing, 3, "dead"), (failing, 2, "retried"), (failing, 1, "retried"),
+        (failing, 3, "dead"),
+        (failing, 2, "retried"),
+        (failing, 1, "retried"),
     ]
     steps = jobs["steps"]
     assert steps["max_run_seconds"] >= 0.12
@@ -44,7 +46,10 @@ def test_stats_count_what_ran(project):
     assert all(r["outcome"] == "finished" for r in recent)
     # the two queues' workers run side by side, so only the set of executions is certain
     assert sorted(((r["queue"], r["args"], r["kwargs"]) for r in recent), key=repr) == [
-        ("analytics", [7], {}), ("default", [1], {"b": 0}), ("default", [1], {"b": 1}), ("default", [1], {"b": 2}),
+        ("analytics", [7], {}),
+        ("default", [1], {"b": 0}),
+        ("default", [1], {"b": 1}),
+        ("default", [1], {"b": 2}),
     ]
     assert {r["id"] for r in recent if r["queue"] == "default"} == set(added)
     assert len(stats(project, "--job", "add", "--recent", "2")["jobs"][0]["recent"]) == 2

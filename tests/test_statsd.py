@@ -36,14 +36,20 @@ def test_timings_and_counters_per_job(project, listener):
     assert project.run("work", "--burst", env=env).returncode == 0
     metrics = received(listener, lambda m: "shop.job.always_fails.dead:1|c" in m and "shop.job.add.finished:1|c" in m)
     counters = sorted(m for m in metrics if m.endswith("|c"))
-    assert counters == sorted([
-        "shop.job.add.finished:1|c",
-        "shop.job.always_fails.failed:1|c", "shop.job.always_fails.failed:1|c",
-        "shop.job.always_fails.retried:1|c", "shop.job.always_fails.dead:1|c",
-    ])
+    assert counters == sorted(
+        [
+            "shop.job.add.finished:1|c",
+            "shop.job.always_fails.failed:1|c",
+            "shop.job.always_fails.failed:1|c",
+            "shop.job.always_fails.retried:1|c",
+            "shop.job.always_fails.dead:1|c",
+        ]
+    )
     timings = [m for m in metrics if m.endswith("|ms")]
     assert sorted(t.split(":")[0] for t in timings) == [
-        "shop.job.add.run_time", "shop.job.always_fails.run_time", "shop.job.always_fails.run_time",
+        "shop.job.add.run_time",
+        "shop.job.always_fails.run_time",
+        "shop.job.always_fails.run_time",
     ]
     assert all(0 <= float(t.split(":")[1][:-3]) < 5000 for t in timings)
 
@@ -65,4 +71,7 @@ def test_a_statsd_that_cannot_be_reached_never_affects_a_job(project):
 def test_a_bad_statsd_address_is_refused(project):
     result = project.run("work", "--burst", "--statsd", "localhost")
     assert result.returncode == 2
-    assert "jobctl: error: --statsd / JOBCTL_STATSD: expected host:port like 127.0.0.1:8125, got 'localhost'" in result.stderr
+    assert (
+        "jobctl: error: --statsd / JOBCTL_STATSD: expected host:port like 127.0.0.1:8125, got 'localhost'"
+        in result.stderr
+    )

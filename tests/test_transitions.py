@@ -28,8 +28,9 @@ def t(redis_) -> Transitions:
 
 
 def enqueue(t: Transitions, job_id: str, *, run_at: float = 0, parents: list[str] = (), crash_limit: int = 3) -> str:
-    fields = new_job_fields("add", [1], {}, "q", now=NOW, timeout=30, result_ttl=60, failure_ttl=600,
-                            max_retries=2, crash_limit=crash_limit)
+    fields = new_job_fields(
+        "add", [1], {}, "q", now=NOW, timeout=30, result_ttl=60, failure_ttl=600, max_retries=2, crash_limit=crash_limit
+    )
     outcome, _, state = t.enqueue(job_id, "q", fields, now=NOW, run_at=run_at, parents=list(parents))
     assert outcome == "ok"
     return state
@@ -45,11 +46,14 @@ def start(t: Transitions, job_id: str) -> list:
     return row
 
 
-@pytest.mark.parametrize("run_at, parents, state, where", [
-    (0, [], "queued", keys.queue("q")),
-    (NOW + 60, [], "scheduled", keys.scheduled("q")),
-    (0, ["parent"], "deferred", keys.deferred("q")),
-])
+@pytest.mark.parametrize(
+    "run_at, parents, state, where",
+    [
+        (0, [], "queued", keys.queue("q")),
+        (NOW + 60, [], "scheduled", keys.scheduled("q")),
+        (0, ["parent"], "deferred", keys.deferred("q")),
+    ],
+)
 def test_enqueue(t, redis_, run_at, parents, state, where):
     if parents:
         enqueue(t, "parent")
@@ -104,17 +108,30 @@ def test_an_outcome_for_a_recovered_job_is_refused(t, redis_):
     assert status(redis_, "j") == "queued"
 
 
-@pytest.mark.parametrize("verdict, state, registry", [
-    ("retry", "scheduled", keys.scheduled),
-    ("dead", "failed", keys.dead),
-    ("canceled", "canceled", keys.canceled),
-])
+@pytest.mark.parametrize(
+    "verdict, state, registry",
+    [
+        ("retry", "scheduled", keys.scheduled),
+        ("dead", "failed", keys.dead),
+        ("canceled", "canceled", keys.canceled),
+    ],
+)
 def test_fail(t, redis_, verdict, state, registry):
     enqueue(t, "j")
     enqueue(t, "child", parents=["j"])
     row = start(t, "j")
-    t.fail("j", "q", WORKER, int(row[2]), NOW, verdict=verdict, retry_at=NOW + 10 if verdict == "retry" else None,
-           error_entry={"attempt": 1, "at": NOW, "error": "E: x", "worker": WORKER}, exc_info=b"tb", reason="why")
+    t.fail(
+        "j",
+        "q",
+        WORKER,
+        int(row[2]),
+        NOW,
+        verdict=verdict,
+        retry_at=NOW + 10 if verdict == "retry" else None,
+        error_entry={"attempt": 1, "at": NOW, "error": "E: x", "worker": WORKER},
+        exc_info=b"tb",
+        reason="why",
+    )
     assert status(redis_, "j") == state
     assert redis_.zscore(registry("q"), "j") is not None
     assert redis_.llen(keys.active(WORKER)) == 0
@@ -168,8 +185,18 @@ def test_cancel(t, redis_, state):
 def test_requeue_dead(t, redis_):
     enqueue(t, "j")
     row = start(t, "j")
-    t.fail("j", "q", WORKER, int(row[2]), NOW, verdict="dead", retry_at=None,
-           error_entry={"attempt": 1, "at": NOW, "error": "E", "worker": WORKER}, exc_info=b"tb", reason="why")
+    t.fail(
+        "j",
+        "q",
+        WORKER,
+        int(row[2]),
+        NOW,
+        verdict="dead",
+        retry_at=None,
+        error_entry={"attempt": 1, "at": NOW, "error": "E", "worker": WORKER},
+        exc_info=b"tb",
+        reason="why",
+    )
     assert t.requeue_dead("j", NOW) and not t.requeue_dead("j", NOW)
     assert status(redis_, "j") == "queued" and redis_.hget(keys.job("j"), "jobctl_attempts") == b"0"
 
@@ -200,4 +227,3 @@ def test_overdue_lists_jobs_past_their_grace(t, redis_):
     start(t, "j")  # timeout 30 s: grace 10 s
     assert t.overdue([WORKER], NOW + 39) == []
     assert [(w, j) for w, j, _ in t.overdue([WORKER], NOW + 41)] == [(WORKER, "j")]
-

@@ -48,12 +48,30 @@ def test_an_event_is_one_json_object_with_its_fields():
     handler.setFormatter(logs.JsonFormatter())
     logger.addHandler(handler)
     try:
-        logs.event(logger, "job.finished", "%s %s [%s] finished in %.3fs", "add", "j1", "default", 0.25,
-                   job_id="j1", job="add", queue="default", duration=0.25, outcome="finished")
+        logs.event(
+            logger,
+            "job.finished",
+            "%s %s [%s] finished in %.3fs",
+            "add",
+            "j1",
+            "default",
+            0.25,
+            job_id="j1",
+            job="add",
+            queue="default",
+            duration=0.25,
+            outcome="finished",
+        )
     finally:
         logger.removeHandler(handler)
     line = json.loads(out.getvalue())
     assert {k: line[k] for k in ("level", "event", "job_id", "job", "queue", "duration", "outcome", "message")} == {
-        "level": "info", "event": "job.finished", "job_id": "j1", "job": "add", "queue": "default",
-        "duration": 0.25, "outcome": "finished", "message": "add j1 [default] finished in 0.250s",
+        "level": "info",
+        "event": "job.finished",
+        "job_id": "j1",
+        "job": "add",
+        "queue": "default",
+        "duration": 0.25,
+        "outcome": "finished",
+        "message": "add j1 [default] finished in 0.250s",
     }

@@ -19,15 +19,29 @@ from jobctl.web.app import Dashboard, create_app
 from jobctl.web.auth import COOKIE, FIRST_DELAY, Auth
 
 TOKEN = "test-token-0123456789"
-PAGES = ["/", "/queues", "/jobs?state=queued", "/jobs?state=scheduled", "/jobs?state=deferred", "/jobs?state=dead",
-         "/jobs?state=finished", "/recurring", "/workers", "/stats"]
+PAGES = [
+    "/",
+    "/queues",
+    "/jobs?state=queued",
+    "/jobs?state=scheduled",
+    "/jobs?state=deferred",
+    "/jobs?state=dead",
+    "/jobs?state=finished",
+    "/recurring",
+    "/workers",
+    "/stats",
+]
 
 
 @pytest.fixture
 def settings(project, redis_url, monkeypatch):
     monkeypatch.chdir(project.path)
-    return Settings(redis_url=redis_url, config_path=str(project.path / "queue.yml"),
-                    recurring_path=str(project.path / "recurring.yml"), job_modules="sample_jobs")
+    return Settings(
+        redis_url=redis_url,
+        config_path=str(project.path / "queue.yml"),
+        recurring_path=str(project.path / "recurring.yml"),
+        job_modules="sample_jobs",
+    )
 
 
 def client_for(settings: Settings, read_only: bool = False) -> TestClient:
@@ -223,12 +237,24 @@ def test_dead_set_requeue_selected_and_all_matching_a_filter(browser, project, d
     client, csrf = browser
     refused = dead_jobs(project, db, "refuses", "refuses", "refuses")
     failed = dead_jobs(project, db, "always_fails")
-    answer = client.post("/api/jobs/bulk", data={"csrf": csrf, "next": "/jobs?state=dead", "state": "dead",
-                                                 "action": "requeue", "ids": [refused[0]]})
+    answer = client.post(
+        "/api/jobs/bulk",
+        data={"csrf": csrf, "next": "/jobs?state=dead", "state": "dead", "action": "requeue", "ids": [refused[0]]},
+    )
     assert answer.status_code == 303
     assert [api.job(db, i).state for i in refused] == ["queued", "dead", "dead"]
-    answer = client.post("/api/jobs/bulk", data={"csrf": csrf, "next": "/jobs?state=dead", "state": "dead",
-                                                 "action": "requeue", "all": "1", "job": "refuses", "queue": ""})
+    answer = client.post(
+        "/api/jobs/bulk",
+        data={
+            "csrf": csrf,
+            "next": "/jobs?state=dead",
+            "state": "dead",
+            "action": "requeue",
+            "all": "1",
+            "job": "refuses",
+            "queue": "",
+        },
+    )
     assert answer.status_code == 303
     assert [api.job(db, i).state for i in refused] == ["queued"] * 3
     assert api.job(db, failed[0]).state == "dead"  # did not match the filter
@@ -278,7 +304,9 @@ def test_every_page_shows_the_jobs(browser, project, db):
         page = client.get(path)
         assert page.status_code == 200, (path, page.text[:500])
         assert "<h1>" in page.text and "Log out" in page.text
-    assert dead in client.get("/jobs?state=dead").text and "bad input, do not retry" in client.get("/jobs?state=dead").text
+    assert (
+        dead in client.get("/jobs?state=dead").text and "bad input, do not retry" in client.get("/jobs?state=dead").text
+    )
     assert scheduled in client.get("/jobs?state=scheduled").text
     assert "nightly_add" in client.get("/recurring").text
     assert "refuses" in client.get("/stats").text
@@ -306,8 +334,15 @@ def fill_queue(db, count: int) -> list[str]:
     ids = [f"fill-{n:05d}" for n in range(count)]
     with db.pipeline(transaction=False) as pipe:
         for n, job_id in enumerate(ids):
-            pipe.hset(keys.job(job_id), mapping={"data": encode_payload("add", [n], {}), "origin": "default",
-                                                 "status": "queued", "jobctl_job": "add"})
+            pipe.hset(
+                keys.job(job_id),
+                mapping={
+                    "data": encode_payload("add", [n], {}),
+                    "origin": "default",
+                    "status": "queued",
+                    "jobctl_job": "add",
+                },
+            )
         pipe.rpush(keys.queue("default"), *ids)
         pipe.execute()
     return ids
@@ -334,8 +369,14 @@ def test_job_lists_page_and_a_filter_looks_through_a_bounded_window(browser, db)
 
 
 def test_jobctl_help_does_not_import_the_web_stack(project):
-    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "jobctl", "--help"], cwd=project.path,
-                            env=project.env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "jobctl", "--help"],
+        cwd=project.path,
+        env=project.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
     assert not {"starlette", "uvicorn", "jinja2"} & imported

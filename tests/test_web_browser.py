@@ -18,9 +18,17 @@ from jobctl import api, keys
 
 CHROMIUM = shutil.which("chromium")
 TOKEN = "browser-test-token-42"
-PAGES = {"overview": "/", "queues": "/queues", "jobs": "/jobs?state=queued", "scheduled": "/jobs?state=scheduled",
-         "deferred": "/jobs?state=deferred", "dead": "/jobs?state=dead", "recurring": "/recurring",
-         "workers": "/workers", "stats": "/stats"}
+PAGES = {
+    "overview": "/",
+    "queues": "/queues",
+    "jobs": "/jobs?state=queued",
+    "scheduled": "/jobs?state=scheduled",
+    "deferred": "/jobs?state=deferred",
+    "dead": "/jobs?state=dead",
+    "recurring": "/recurring",
+    "workers": "/workers",
+    "stats": "/stats",
+}
 
 if CHROMIUM is None:
     pytest.skip("chromium not found: apt-get install chromium", allow_module_level=True)
@@ -50,8 +58,9 @@ class Page:
         return result["result"].get("value")
 
     def loaded(self, path: str) -> bool:
-        return self.evaluate(f"location.pathname + location.search === {json.dumps(path)} "
-                             "&& document.readyState === 'complete'")
+        return self.evaluate(
+            f"location.pathname + location.search === {json.dumps(path)} && document.readyState === 'complete'"
+        )
 
     def open(self, url: str, path: str) -> None:
         self.send("Page.navigate", url=url)
@@ -59,8 +68,10 @@ class Page:
 
     def click(self, selector: str) -> None:
         """A real mouse click in the middle of the element (pressed and released)."""
-        box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView(); "
-                            "const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        box = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); e.scrollIntoView(); "
+            "const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
         for kind in ("mousePressed", "mouseReleased"):
             self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
 
@@ -82,16 +93,30 @@ class Page:
 def chromium(tmp_path):
     profile = tmp_path / "chromium-profile"
     process = subprocess.Popen(
-        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-         "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1280,800", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-extensions",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={profile}",
+            "--window-size=1280,800",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         active = profile / "DevToolsActivePort"
         wait_for(lambda: active.exists() and active.read_text().strip(), timeout=30, message="Chromium's DevTools port")
         port = active.read_text().split()[0]
-        targets = wait_for(lambda: [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json()
-                                    if t["type"] == "page"], message="a Chromium tab")
+        targets = wait_for(
+            lambda: [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page"],
+            message="a Chromium tab",
+        )
         page = Page(targets[0]["webSocketDebuggerUrl"])
         page.send("Page.enable")
         page.size(1280, 800)
@@ -155,16 +180,23 @@ def test_log_in_open_every_page_and_requeue_a_dead_job_by_clicking(project, db, 
     wait_for(lambda: api.job(db, dead[0]).state == "queued", message="the clicked job queued again")
     assert dead[0].encode() in db.lrange(keys.queue("default"), 0, -1)
     assert api.job(db, dead[1]).state == "dead"
-    wait_for(lambda: chromium.evaluate("(document.querySelector('.flash') || {}).textContent || ''")
-             == f"requeued {dead[0]}", message="the message after the click")
+    wait_for(
+        lambda: (
+            chromium.evaluate("(document.querySelector('.flash') || {}).textContent || ''") == f"requeued {dead[0]}"
+        ),
+        message="the message after the click",
+    )
     chromium.screenshot(shots / "dead-after-requeue.png")
 
     # live: the overview follows Redis without a reload
     chromium.open(f"{dashboard}/", "/")
     chromium.evaluate("window.notReloaded = true")
     db.sadd(keys.PAUSED, "analytics")
-    wait_for(lambda: chromium.evaluate("document.querySelector('#overview-queues').innerText.includes('paused')"),
-             timeout=10, message="the overview showing the paused queue")
+    wait_for(
+        lambda: chromium.evaluate("document.querySelector('#overview-queues').innerText.includes('paused')"),
+        timeout=10,
+        message="the overview showing the paused queue",
+    )
     assert chromium.evaluate("window.notReloaded === true")
     chromium.screenshot(shots / "overview-live.png")
 

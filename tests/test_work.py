@@ -27,7 +27,8 @@ def test_arguments_are_json_where_they_parse(project):
     job_id = project.enqueue("echo_kwargs", "7", "hello", "[1, 2]", "-k", 'opts={"deep": true}', "-k", "name=x")
     project.run("work", "--burst")
     assert json.loads(project.show(job_id)["result"]) == {
-        "args": [7, "hello", [1, 2]], "kwargs": {"name": "x", "opts": {"deep": True}},
+        "args": [7, "hello", [1, 2]],
+        "kwargs": {"name": "x", "opts": {"deep": True}},
     }
 
 

@@ -35,7 +35,11 @@ _STATE_OF_STATUS = {status: state for state, status in RQ_STATUS.items()}
 
 
 def requeue_dead(
-    connection: redis.Redis, queues: list[str], job_ids: list[str], *, older_than: float | None = None,
+    connection: redis.Redis,
+    queues: list[str],
+    job_ids: list[str],
+    *,
+    older_than: float | None = None,
     dry_run: bool = False,
 ) -> list[api.JobView]:
     """Put dead jobs back on their queues with a fresh retry budget: every dead job of `queues`,
@@ -179,8 +183,9 @@ def delete(connection: redis.Redis, job_ids: list[str]) -> list[str]:
             transitions.cancel(job.id, now, CANCEL_REASON)
             state = "canceled"
         # a cutoff just past now: whenever the job ended, the cancel above included
-        if state in _REGISTRY_OF_STATE and transitions.purge(job.queue, _REGISTRY_OF_STATE[state], [job.id], now + 60,
-                                                             dry_run=False):
+        if state in _REGISTRY_OF_STATE and transitions.purge(
+            job.queue, _REGISTRY_OF_STATE[state], [job.id], now + 60, dry_run=False
+        ):
             deleted.append(job.id)
     return deleted
 
@@ -200,7 +205,8 @@ def requeue_dead_matching(connection: redis.Redis, queues: list[str], where: api
     """Requeue every dead job of `queues` that matches; returns how many."""
     return sum(
         len(requeue_dead(connection, [], [job.id for job in batch]))
-        for queue in queues for batch in api.matching_job_batches(connection, "dead", queue, where)
+        for queue in queues
+        for batch in api.matching_job_batches(connection, "dead", queue, where)
     )
 
 
@@ -208,7 +214,8 @@ def delete_matching(connection: redis.Redis, state: str, queues: list[str], wher
     """Delete every `state` job of `queues` that matches (not started ones); returns how many."""
     return sum(
         len(delete(connection, [job.id for job in batch]))
-        for queue in queues for batch in api.matching_job_batches(connection, state, queue, where)
+        for queue in queues
+        for batch in api.matching_job_batches(connection, state, queue, where)
     )
 
 
@@ -229,7 +236,10 @@ class Health:
 
 
 def health(
-    get_connection: Callable[[], redis.Redis], *, supervisor: str | None = None, redis_only: bool = False,
+    get_connection: Callable[[], redis.Redis],
+    *,
+    supervisor: str | None = None,
+    redis_only: bool = False,
     now: float | None = None,
 ) -> Health:
     """Healthy when Redis answers and this host's workers (or the named supervisor's) have sent
@@ -249,8 +259,14 @@ def health(
     ages = sorted(now - w.last_heartbeat for w in mine if w.last_heartbeat is not None)
     alive = [age for age in ages if age <= HEARTBEAT_FRESH]
     if alive:
-        return Health(True, f"Redis answers; {len(alive)} worker(s) of {whose} heartbeating", host, supervisor,
-                      len(alive), round(alive[0], 1))
+        return Health(
+            True,
+            f"Redis answers; {len(alive)} worker(s) of {whose} heartbeating",
+            host,
+            supervisor,
+            len(alive),
+            round(alive[0], 1),
+        )
     if ages:
         reason = f"no worker of {whose} sent a heartbeat in the last {HEARTBEAT_FRESH:g}s (newest {ages[0]:.0f}s ago)"
     else:

@@ -38,6 +38,7 @@ RECENT_FAILURES = 10
 RECENT_EXECUTIONS = 10
 GRAPH_LIMIT = 200  # dependents shown by `show`: a fan-out of thousands is summarized, not listed
 
+
 def _text(value: bytes | None) -> str | None:
     return value.decode() if value else None
 
@@ -69,7 +70,10 @@ class Counters:
     def from_hash(cls, raw: dict[bytes, bytes]) -> "Counters":
         text = {k.decode(): v.decode() for k, v in raw.items()}
         return cls(
-            **{name: int(text.get(name) or 0) for name in ("runs", "successes", "failures", "retries", "dead", "crashes")},
+            **{
+                name: int(text.get(name) or 0)
+                for name in ("runs", "successes", "failures", "retries", "dead", "crashes")
+            },
             run_seconds=float(text.get("run_seconds") or 0),
             max_run_seconds=_float(text.get("max_run_seconds")),
             last_run_at=_float(text.get("last_run_at")),
@@ -137,10 +141,17 @@ class QueueSummary:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "priority": self.priority, "weight": self.weight, **self.counts,
-            "workers": self.workers, "busy": self.busy, "paused": self.paused,
-            "processed_last_minute": self.processed_last_minute, "failed_last_minute": self.failed_last_minute,
-            "error_rate": self.totals.error_rate, "avg_run_seconds": self.totals.avg_run_seconds,
+            "name": self.name,
+            "priority": self.priority,
+            "weight": self.weight,
+            **self.counts,
+            "workers": self.workers,
+            "busy": self.busy,
+            "paused": self.paused,
+            "processed_last_minute": self.processed_last_minute,
+            "failed_last_minute": self.failed_last_minute,
+            "error_rate": self.totals.error_rate,
+            "avg_run_seconds": self.totals.avg_run_seconds,
             "latency_seconds": self.latency_seconds,
         }
 
@@ -337,8 +348,11 @@ def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[
     views = []
     for job_id, raw in zip(job_ids, rows):
         if raw and (b"data" in raw or b"status" in raw):  # not a stub a late progress report left
-            views.append(JobView.from_hash(job_id, raw, trust_pickle=_text(raw.get(b"origin")) in pickle_queues,
-                                           import_paths=import_paths))
+            views.append(
+                JobView.from_hash(
+                    job_id, raw, trust_pickle=_text(raw.get(b"origin")) in pickle_queues, import_paths=import_paths
+                )
+            )
     return views
 
 
@@ -357,7 +371,9 @@ def resolve_job_id(connection: redis.Redis, text: str, option: str = "") -> str:
     starts the error messages."""
     where = f"{option}: " if option else ""
     if not _PREFIX.fullmatch(text):
-        raise UsageError(f"{where}job id {text[:60]!r}: expected letters, digits, '_', '-', '.' (and ':' in cron:... ids)")
+        raise UsageError(
+            f"{where}job id {text[:60]!r}: expected letters, digits, '_', '-', '.' (and ':' in cron:... ids)"
+        )
     if keys.is_job_id(text) and connection.type(keys.job(text)) == b"hash":
         return text
     if len(text) < MIN_PREFIX:
@@ -404,8 +420,16 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
                 by_name[queue].workers += 1
                 by_name[queue].busy += worker.state == "busy"
     running = jobs(connection, [job_id for w in all_workers for job_id in w.jobs], config.pickle_queues)
-    return Overview(queues, all_workers, running, recent_failures(connection), scheduler_status(connection),
-                    unserved_queues(connection, config, now), now, bool(connection.exists(keys.SUSPENDED)))
+    return Overview(
+        queues,
+        all_workers,
+        running,
+        recent_failures(connection),
+        scheduler_status(connection),
+        unserved_queues(connection, config, now),
+        now,
+        bool(connection.exists(keys.SUSPENDED)),
+    )
 
 
 def dead_job_ids(connection: redis.Redis, queue: str) -> list[str]:
@@ -431,8 +455,14 @@ class Relative:
         return self.state == "canceled" and (self.reason or "").startswith("parent ")
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "job": self.job, "state": self.state, "reason": self.reason,
-                "canceled_by_parent": self.canceled_by_parent, "children": [c.to_dict() for c in self.children]}
+        return {
+            "id": self.id,
+            "job": self.job,
+            "state": self.state,
+            "reason": self.reason,
+            "canceled_by_parent": self.canceled_by_parent,
+            "children": [c.to_dict() for c in self.children],
+        }
 
 
 @dataclass
@@ -457,9 +487,13 @@ class JobDetail:
 
     def to_dict(self) -> dict:
         return {
-            **self.job.to_dict(), "waited_seconds": self.waited_seconds, "ran_seconds": self.ran_seconds,
-            "parents": [p.to_dict() for p in self.parents], "children": [c.to_dict() for c in self.children],
-            "more_children": self.more_children, **attempt_timings(self.job, self.attempts),
+            **self.job.to_dict(),
+            "waited_seconds": self.waited_seconds,
+            "ran_seconds": self.ran_seconds,
+            "parents": [p.to_dict() for p in self.parents],
+            "children": [c.to_dict() for c in self.children],
+            "more_children": self.more_children,
+            **attempt_timings(self.job, self.attempts),
             "attempt_outputs": [a.to_dict() for a in self.attempts],
         }
 
@@ -500,8 +534,12 @@ def _relatives(connection: redis.Redis, ids: list[str]) -> list[Relative]:
 def job_detail(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = ()) -> JobDetail:
     """A job with its parents and every job below it, level by level (one round trip a level)."""
     view = job(connection, job_id, pickle_queues)
-    detail = JobDetail(view, _relatives(connection, view.depends_on), _relatives(connection, view.dependents),
-                       attempts=joboutput.read(connection, view.id, list(range(1, view.attempts + 1))))
+    detail = JobDetail(
+        view,
+        _relatives(connection, view.depends_on),
+        _relatives(connection, view.dependents),
+        attempts=joboutput.read(connection, view.id, list(range(1, view.attempts + 1))),
+    )
     level, listed = detail.children, {job_id, *view.dependents}
     while level:
         with connection.pipeline(transaction=False) as pipe:
@@ -534,8 +572,13 @@ class JobTypeStats:
         return run_time_percentile(self.histogram, quantile, self.totals.max_run_seconds)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, **self.totals.to_dict(), "p50_run_seconds": self.percentile(0.5),
-                "p95_run_seconds": self.percentile(0.95), "recent": self.recent}
+        return {
+            "name": self.name,
+            **self.totals.to_dict(),
+            "p50_run_seconds": self.percentile(0.5),
+            "p95_run_seconds": self.percentile(0.95),
+            "recent": self.recent,
+        }
 
 
 @dataclass
@@ -581,15 +624,24 @@ def job_type_stats(connection: redis.Redis, names: list[str], history: int = key
                 pipe.lrange(keys.history(name), 0, history - 1)
         replies = iter(pipe.execute())
     return [
-        JobTypeStats(name, Counters.from_hash(next(replies)), parse_histogram(next(replies)),
-                     newest_first(next(replies)) if history else [])
+        JobTypeStats(
+            name,
+            Counters.from_hash(next(replies)),
+            parse_histogram(next(replies)),
+            newest_first(next(replies)) if history else [],
+        )
         for name in names
     ]
 
 
 def stats(
-    connection: redis.Redis, config: QueuesConfig, job_names: list[str], *,
-    job: str | None = None, queue: str | None = None, recent: int = RECENT_EXECUTIONS,
+    connection: redis.Redis,
+    config: QueuesConfig,
+    job_names: list[str],
+    *,
+    job: str | None = None,
+    queue: str | None = None,
+    recent: int = RECENT_EXECUTIONS,
 ) -> Stats:
     """Job tracking for the registered job types (`job_names`) and the configured queues.
 
@@ -680,7 +732,9 @@ def _state_lengths(connection: redis.Redis, state: str, queues: list[str]) -> li
         return [int(n) for n in pipe.execute()]
 
 
-def _ids_at(connection: redis.Redis, state: str, queues: list[str], lengths: list[int], start: int, count: int) -> list[str]:
+def _ids_at(
+    connection: redis.Redis, state: str, queues: list[str], lengths: list[int], start: int, count: int
+) -> list[str]:
     """The ids at positions [start, start + count) of the queues' `state` entries laid end to end
     (queues in the order given): one LRANGE/ZRANGE per queue touched, in one round trip."""
     with connection.pipeline(transaction=False) as pipe:
@@ -697,7 +751,12 @@ def _ids_at(connection: redis.Redis, state: str, queues: list[str], lengths: lis
 
 
 def job_page(
-    connection: redis.Redis, state: str, queues: list[str], *, start: int = 0, size: int = PAGE_SIZE,
+    connection: redis.Redis,
+    state: str,
+    queues: list[str],
+    *,
+    start: int = 0,
+    size: int = PAGE_SIZE,
     where: JobFilter | None = None,
 ) -> JobPage:
     """A page of the `state` jobs of `queues`, from position `start`. Unfiltered, it costs one
@@ -715,7 +774,7 @@ def job_page(
     ids = _ids_at(connection, state, queues, lengths, start, FILTER_WINDOW)
     found, scanned = [], 0
     for chunk_start in range(0, len(ids), size):
-        chunk = ids[chunk_start:chunk_start + size]
+        chunk = ids[chunk_start : chunk_start + size]
         for view in jobs(connection, chunk):
             if where.matches(view):
                 found.append(view)
@@ -727,7 +786,11 @@ def job_page(
 
 
 def matching_job_batches(
-    connection: redis.Redis, state: str, queue: str, where: JobFilter, batch: int = FILTER_WINDOW,
+    connection: redis.Redis,
+    state: str,
+    queue: str,
+    where: JobFilter,
+    batch: int = FILTER_WINDOW,
 ):
     """Every `state` job of `queue` that matches, in batches, walking from the end of the
     registry to its start: acting on a batch (requeue, delete) removes entries at or after the

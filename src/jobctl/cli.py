@@ -40,27 +40,45 @@ errors = Console(stderr=True, markup=False)
 def main_options(
     ctx: typer.Context,
     redis_url: Optional[str] = typer.Option(
-        None, "--redis-url", envvar="REDIS_URL", show_envvar=True,
+        None,
+        "--redis-url",
+        envvar="REDIS_URL",
+        show_envvar=True,
         help="Redis URL (redis://, rediss://, unix://, valkey://, redis+sentinel://h:p,h:p/service/db). "
         "Default: the embedded Redis under .jobctl/.",
     ),
-    config: str = typer.Option(DEFAULT_CONFIG, "--config", envvar="JOBCTL_CONFIG", show_envvar=True, help="queue.yml to read."),
+    config: str = typer.Option(
+        DEFAULT_CONFIG, "--config", envvar="JOBCTL_CONFIG", show_envvar=True, help="queue.yml to read."
+    ),
     recurring: Optional[str] = typer.Option(
-        None, "--recurring", envvar="JOBCTL_RECURRING", show_envvar=True, help="recurring.yml to read. [default: recurring.yml]"
+        None,
+        "--recurring",
+        envvar="JOBCTL_RECURRING",
+        show_envvar=True,
+        help="recurring.yml to read. [default: recurring.yml]",
     ),
     jobs: Optional[str] = typer.Option(
         None, "--jobs", envvar="JOBCTL_JOBS", show_envvar=True, help="Comma-separated modules that register your jobs."
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="More log output."),
     quiet: bool = typer.Option(
-        False, "--quiet", help="Only errors, warnings and the essential output (ids, tables, JSON); no progress or notes."
+        False,
+        "--quiet",
+        help="Only errors, warnings and the essential output (ids, tables, JSON); no progress or notes.",
     ),
     log_format: str = typer.Option(
-        "plain", "--log-format", envvar="JOBCTL_LOG_FORMAT", show_envvar=True,
+        "plain",
+        "--log-format",
+        envvar="JOBCTL_LOG_FORMAT",
+        show_envvar=True,
         help="Log lines of work/scheduler: plain, or json (one object per line).",
     ),
     version: bool = typer.Option(
-        False, "--version", is_eager=True, callback=lambda shown: _print_version(shown), help="Print the version and exit."
+        False,
+        "--version",
+        is_eager=True,
+        callback=lambda shown: _print_version(shown),
+        help="Print the version and exit.",
     ),
 ):
     ctx.obj = Settings(
@@ -71,8 +89,10 @@ def main_options(
         job_modules=jobs,
         verbose=verbose,
         quiet=quiet,
-        sources=_option_sources(ctx, {"redis_url": "redis_url", "config": "config_path",
-                                      "recurring": "recurring_path", "jobs": "job_modules"}),
+        sources=_option_sources(
+            ctx,
+            {"redis_url": "redis_url", "config": "config_path", "recurring": "recurring_path", "jobs": "job_modules"},
+        ),
     )
     from . import logs
 
@@ -210,26 +230,40 @@ def init(
         console.print(f"wrote {path}", highlight=False)
     here = written[0].parent
     cd = "" if here == Path.cwd().resolve() else f"cd {here} && "
-    errors.print(f"next: {cd}JOBCTL_JOBS=example_jobs jobctl work   (and in another terminal: "
-                 f"{cd}JOBCTL_JOBS=example_jobs jobctl enqueue hello Ada --wait)", highlight=False, soft_wrap=True)
+    errors.print(
+        f"next: {cd}JOBCTL_JOBS=example_jobs jobctl work   (and in another terminal: "
+        f"{cd}JOBCTL_JOBS=example_jobs jobctl enqueue hello Ada --wait)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
 def work(
     ctx: typer.Context,
     queue: Optional[List[str]] = typer.Option(
-        None, "--queue", "-q", autocompletion=complete_queue,
+        None,
+        "--queue",
+        "-q",
+        autocompletion=complete_queue,
         help="Serve only this queue. Repeated, the workers serve all the named queues together "
         "(by weight where weights are set, else in priority order).",
     ),
     burst: bool = typer.Option(False, "--burst", help="Drain the queues (and retries due soon), then exit 0."),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Also serve Prometheus /metrics on this port."),
+    metrics_port: Optional[int] = typer.Option(
+        None, "--metrics-port", help="Also serve Prometheus /metrics on this port."
+    ),
     metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Address for --metrics-port."),
     name: Optional[str] = typer.Option(
-        None, "--name", help="This supervisor's name, for several on one host (default host.pid); `health --name` checks it."
+        None,
+        "--name",
+        help="This supervisor's name, for several on one host (default host.pid); `health --name` checks it.",
     ),
     statsd: Optional[str] = typer.Option(
-        None, "--statsd", envvar="JOBCTL_STATSD", show_envvar=True,
+        None,
+        "--statsd",
+        envvar="JOBCTL_STATSD",
+        show_envvar=True,
         help="Send per-job timings and counters to StatsD at host:port (prefix: JOBCTL_STATSD_PREFIX, default jobctl).",
     ),
 ):
@@ -253,7 +287,9 @@ def work(
 
         check_pool(queues)
     settings.connection  # fail now, with one line, if Redis does not answer
-    supervisor = Supervisor(settings.url, queues, burst=burst, shared=len(queue or []) > 1, **({"name": name} if name else {}))
+    supervisor = Supervisor(
+        settings.url, queues, burst=burst, shared=len(queue or []) > 1, **({"name": name} if name else {})
+    )
     exporter = None
     if metrics_port is not None:
         from . import metrics
@@ -279,21 +315,31 @@ def enqueue(
     delay: Optional[str] = typer.Option(None, "--in", help="Run after this delay, e.g. 30s, 5m, 2h."),
     at: Optional[str] = typer.Option(None, "--at", help="Run at this ISO date-time."),
     job_id: Optional[str] = typer.Option(
-        None, "--job-id", help="Use this job id: 1-128 letters, digits, '_', '-', '.' (refused while a job with it is active)."
+        None,
+        "--job-id",
+        help="Use this job id: 1-128 letters, digits, '_', '-', '.' (refused while a job with it is active).",
     ),
     unique: bool = typer.Option(
-        False, "--unique", help="Refuse a second copy while one is queued, scheduled or running (or, for a job with "
+        False,
+        "--unique",
+        help="Refuse a second copy while one is queued, scheduled or running (or, for a job with "
         "@job(unique=DURATION), for that long). Default: the job's own unique option.",
     ),
     depends_on: Optional[List[str]] = typer.Option(
         None, "--depends-on", help="Wait for this job (id or unique prefix) to finish (repeatable)."
     ),
     allow_failure: bool = typer.Option(False, "--allow-failure", help="With --depends-on: run even if a parent dies."),
-    wait: bool = typer.Option(False, "--wait", help="Follow the job to its end with a progress bar; exit 1 if it dies."),
-    from_file: Optional[str] = typer.Option(
-        None, "--from", help='Enqueue one job per line of this JSON-lines file ({"args": [...], "kwargs": {...}}; - for stdin).'
+    wait: bool = typer.Option(
+        False, "--wait", help="Follow the job to its end with a progress bar; exit 1 if it dies."
     ),
-    skip: int = typer.Option(0, "--skip", min=0, help="With --from: skip the first N jobs (to resume an interrupted --from)."),
+    from_file: Optional[str] = typer.Option(
+        None,
+        "--from",
+        help='Enqueue one job per line of this JSON-lines file ({"args": [...], "kwargs": {...}}; - for stdin).',
+    ),
+    skip: int = typer.Option(
+        0, "--skip", min=0, help="With --from: skip the first N jobs (to resume an interrupted --from)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the job as JSON."),
 ):
     """Put a registered job on its queue, now, later or after other jobs; print its id.
@@ -323,8 +369,17 @@ def enqueue(
     parents = [api.resolve_job_id(settings.connection, parent, "--depends-on") for parent in depends_on or []]
     try:
         queued = put(
-            settings.connection, settings.queues, job, values, kwargs, queue=queue, run_at=run_at, job_id=job_id,
-            unique=unique or None, depends_on=parents, allow_failure=allow_failure,
+            settings.connection,
+            settings.queues,
+            job,
+            values,
+            kwargs,
+            queue=queue,
+            run_at=run_at,
+            job_id=job_id,
+            unique=unique or None,
+            depends_on=parents,
+            allow_failure=allow_failure,
         )
     except DuplicateJob as duplicate:
         if as_json:
@@ -343,8 +398,12 @@ def enqueue(
     try:
         final = views.follow(settings.connection, queued.id, _notes(settings))
     except KeyboardInterrupt:
-        errors.print(f"jobctl: stopped following {queued.id}; the job goes on. Follow it with "
-                     f"`jobctl show {queued.id}` or `jobctl logs {queued.id} --follow`", highlight=False, soft_wrap=True)
+        errors.print(
+            f"jobctl: stopped following {queued.id}; the job goes on. Follow it with "
+            f"`jobctl show {queued.id}` or `jobctl logs {queued.id} --follow`",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(130) from None
     if as_json:
         _print_json(final.to_dict())
@@ -384,19 +443,34 @@ def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, 
     def resume_hint() -> str:
         return f"resume with: jobctl enqueue {job} --from {source} --skip {stored_count}"
 
-    previous = {signum: signal.signal(signum, lambda signum, frame: stop_signal.append(signum))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: stop_signal.append(signum))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        with Progress(TextColumn("enqueue"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=errors, transient=True, disable=as_json) as bar:
+        with Progress(
+            TextColumn("enqueue"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=errors,
+            transient=True,
+            disable=as_json,
+        ) as bar:
             task = bar.add_task("enqueue", total=len(calls))
             stored = enqueue_many(settings.connection, settings.queues, job, calls, queue=queue, on_batch=on_batch)
     except _Interrupted:
-        errors.print(f"jobctl: {signal.Signals(stop_signal[0]).name}: stored {stored_count} of {skip + len(calls)} jobs "
-                     f"from {source}; {resume_hint()}", highlight=False, soft_wrap=True)
+        errors.print(
+            f"jobctl: {signal.Signals(stop_signal[0]).name}: stored {stored_count} of {skip + len(calls)} jobs "
+            f"from {source}; {resume_hint()}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(128 + stop_signal[0]) from None
     except RedisOutOfMemory as exc:
-        raise RedisOutOfMemory(f"{exc}; {stored_count} of {skip + len(calls)} jobs were stored; {resume_hint()}") from None
+        raise RedisOutOfMemory(
+            f"{exc}; {stored_count} of {skip + len(calls)} jobs were stored; {resume_hint()}"
+        ) from None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -412,7 +486,9 @@ def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, 
 def status(
     ctx: typer.Context,
     live: bool = typer.Option(False, "--live", help="Keep a live view open; q or Ctrl-C to leave."),
-    interval: Optional[float] = typer.Option(None, "--interval", min=0.1, help="Seconds between refreshes of --live [default: 1]."),
+    interval: Optional[float] = typer.Option(
+        None, "--interval", min=0.1, help="Seconds between refreshes of --live [default: 1]."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the same data as JSON."),
 ):
     """Queues (counts per state, throughput, error rate, latency), workers and their jobs,
@@ -464,7 +540,9 @@ def logs(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., help="The job id, or a unique prefix of it (6+ characters)."),
     attempt: Optional[int] = typer.Option(None, "--attempt", "-a", min=1, help="Only this attempt [default: all]."),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing the latest attempt's output until the job ends."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing the latest attempt's output until the job ends."
+    ),
 ):
     """What a job printed (stdout, stderr) and logged, per attempt: the last 64 KB of each.
 
@@ -481,14 +559,18 @@ def logs(
     notes = _notes(settings)
     seen = {}
     for output in joboutput.read(connection, job.id, numbers):
-        notes.print(f"--- attempt {output.attempt}" + (f" ({output.dropped} earlier bytes not kept)" if output.dropped else ""),
-                    highlight=False)
+        notes.print(
+            f"--- attempt {output.attempt}" + (f" ({output.dropped} earlier bytes not kept)" if output.dropped else ""),
+            highlight=False,
+        )
         sys.stdout.write(output.text)
         sys.stdout.flush()
         seen[output.attempt] = output.written
     if follow:
         try:
-            views.follow_output(connection, job.id, attempt or max(job.attempts, 1), seen, notes, fixed=attempt is not None)
+            views.follow_output(
+                connection, job.id, attempt or max(job.attempts, 1), seen, notes, fixed=attempt is not None
+            )
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
 
@@ -537,7 +619,9 @@ def metrics(
     settings.load_jobs()
     settings.connection  # fail now, with one line, if Redis does not answer
     server = exporter.serve(settings.url, settings.queues, port, host)
-    _notes(settings).print(f"jobctl: serving metrics on http://{host}:{server.port}/metrics (Ctrl-C to stop)", highlight=False)
+    _notes(settings).print(
+        f"jobctl: serving metrics on http://{host}:{server.port}/metrics (Ctrl-C to stop)", highlight=False
+    )
     try:
         while True:
             time.sleep(3600)
@@ -550,7 +634,9 @@ def metrics(
 @app.command()
 def web(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; beyond this machine, put TLS in front."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; beyond this machine, put TLS in front."
+    ),
     port: int = typer.Option(9181, "--port", "-p", min=1, max=65535, help="Port to listen on."),
     read_only: bool = typer.Option(False, "--read-only", help="Show everything, allow no action (they answer 403)."),
 ):
@@ -570,9 +656,13 @@ def requeue_dead(
     queue: Optional[List[str]] = typer.Option(
         None, "--queue", "-q", help="Only dead jobs of this queue (repeatable).", autocompletion=complete_queue
     ),
-    job_id: Optional[List[str]] = typer.Option(None, "--job-id", help="Only this dead job, id or unique prefix (repeatable)."),
+    job_id: Optional[List[str]] = typer.Option(
+        None, "--job-id", help="Only this dead job, id or unique prefix (repeatable)."
+    ),
     all_queues: bool = typer.Option(False, "--all", help="Every dead job of every configured queue."),
-    older_than: Optional[str] = typer.Option(None, "--older-than", help="Only jobs dead for longer than this, e.g. 1h."),
+    older_than: Optional[str] = typer.Option(
+        None, "--older-than", help="Only jobs dead for longer than this, e.g. 1h."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be requeued; change nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the requeued ids as JSON."),
 ):
@@ -591,8 +681,9 @@ def requeue_dead(
     named = [api.job(connection, api.resolve_job_id(connection, given, "--job-id")) for given in job_id or []]
     alive = [j for j in named if j.state != "dead"]
     if alive:  # nothing is requeued when one of the jobs named is not dead
-        raise OperationFailed("requeue-dead: " + "; ".join(f"job {j.id} is {j.state}, not dead" for j in alive)
-                              + "; nothing requeued")
+        raise OperationFailed(
+            "requeue-dead: " + "; ".join(f"job {j.id} is {j.state}, not dead" for j in alive) + "; nothing requeued"
+        )
     requeued = admin.requeue_dead(connection, queues, [j.id for j in named], older_than=age, dry_run=dry_run)
     if as_json:
         _print_json({"dry_run": dry_run, "requeued": [{"id": j.id, "job": j.job, "queue": j.queue} for j in requeued]})
@@ -618,17 +709,28 @@ def scheduler(
     """
     settings: Settings = ctx.obj
     if as_json and not list_only:
-        raise UsageError("--json without --list: only the --list of entries prints JSON; the daemon logs (--log-format json)")
+        raise UsageError(
+            "--json without --list: only the --list of entries prints JSON; the daemon logs (--log-format json)"
+        )
     entries = settings.recurring()
     if list_only:
         now = datetime.now().astimezone()
         rows = [(entry, entry.schedule.next_runs(now, 3)) for entry in entries]
         if as_json:
-            _print_json([
-                {"name": e.name, "job": e.job, "queue": e.queue, "schedule": e.schedule.text, "timezone": e.timezone,
-                 "enabled": e.enabled, "next_runs": [t.isoformat() for t in runs]}
-                for e, runs in rows
-            ])
+            _print_json(
+                [
+                    {
+                        "name": e.name,
+                        "job": e.job,
+                        "queue": e.queue,
+                        "schedule": e.schedule.text,
+                        "timezone": e.timezone,
+                        "enabled": e.enabled,
+                        "next_runs": [t.isoformat() for t in runs],
+                    }
+                    for e, runs in rows
+                ]
+            )
         else:
             console.print(views.recurring_table(rows))
         return
@@ -666,11 +768,18 @@ def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
         for handler in handlers:
             events_of.setdefault(handler, []).append(event)
     if as_json:
-        _print_json([
-            {"name": s.name, "queue": s.queue, "signature": s.signature, "module": s.module,
-             "events": events_of.get(s.name, [])}
-            for s in specs
-        ])
+        _print_json(
+            [
+                {
+                    "name": s.name,
+                    "queue": s.queue,
+                    "signature": s.signature,
+                    "module": s.module,
+                    "events": events_of.get(s.name, []),
+                }
+                for s in specs
+            ]
+        )
         return
     table = Table(title="Registered jobs", title_justify="left")
     for column in ("job", "queue", "signature", "module"):
@@ -692,7 +801,9 @@ def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
 def emit(
     ctx: typer.Context,
     event: str = typer.Argument(..., help="The event name, as given to @on(...)."),
-    payload: Optional[str] = typer.Argument(None, help="The payload, JSON (default {}); each handler gets it as its argument."),
+    payload: Optional[str] = typer.Argument(
+        None, help="The payload, JSON (default {}); each handler gets it as its argument."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the enqueued jobs as JSON."),
 ):
     """Enqueue one job per handler subscribed to EVENT (with @on), the payload as its argument;
@@ -709,12 +820,14 @@ def emit(
         try:
             value = json.loads(payload)
         except ValueError as exc:
-            raise UsageError(f"emit: payload {payload[:60]!r} is not JSON ({exc}); expected e.g. '{{\"user_id\": 42}}'") from None
+            raise UsageError(
+                f"emit: payload {payload[:60]!r} is not JSON ({exc}); expected e.g. '{{\"user_id\": 42}}'"
+            ) from None
     enqueued = events.emit(settings.connection, settings.queues, event, value)
     if as_json:
-        _print_json({"event": event, "jobs": [
-            {"id": e.id, "job": e.job, "queue": e.queue, "state": e.state} for e in enqueued
-        ]})
+        _print_json(
+            {"event": event, "jobs": [{"id": e.id, "job": e.job, "queue": e.queue, "state": e.state} for e in enqueued]}
+        )
     else:
         for e in enqueued:
             console.print(e.id, highlight=False)
@@ -741,8 +854,9 @@ def search(
         return
     if not hits:
         where = f" in collection {collection!r}" if collection else ""
-        console.print(f"no match for {query!r}{where} (documents are added with `jobctl enqueue upload PATH`)",
-                      highlight=False)
+        console.print(
+            f"no match for {query!r}{where} (documents are added with `jobctl enqueue upload PATH`)", highlight=False
+        )
         return
     table = Table(title=f"Best matches for {query!r}", title_justify="left")
     for column in ("score", "document", "chunk", "text"):
@@ -774,7 +888,9 @@ def health(
         None, "--name", help="Check the workers of this supervisor (its name in `status`) instead of this host's."
     ),
     redis_only: bool = typer.Option(
-        False, "--redis-only", help="Only check that Redis answers (for hosts that run no workers: scheduler, producers)."
+        False,
+        "--redis-only",
+        help="Only check that Redis answers (for hosts that run no workers: scheduler, producers).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ):
@@ -825,15 +941,22 @@ def show_config(ctx: typer.Context, as_json: bool = typer.Option(False, "--json"
         queues.add_column(column)
     for queue in effective["queues"]:
         for index, (key, entry) in enumerate(queue["settings"].items()):
-            queues.add_row(queue["name"] if index == 0 else "", key, entry["text"], entry["source"],
-                           end_section=index == len(queue["settings"]) - 1)
+            queues.add_row(
+                queue["name"] if index == 0 else "",
+                key,
+                entry["text"],
+                entry["source"],
+                end_section=index == len(queue["settings"]) - 1,
+            )
     console.print(general, queues)
     if effective["recurring_entries"]:
         recurring = Table(title="Recurring entries", title_justify="left")
         for column in ("name", "job", "queue", "schedule", "timezone", "enabled"):
             recurring.add_column(column)
         for e in effective["recurring_entries"]:
-            recurring.add_row(e["name"], e["job"], e["queue"], e["schedule"], e["timezone"], "yes" if e["enabled"] else "no")
+            recurring.add_row(
+                e["name"], e["job"], e["queue"], e["schedule"], e["timezone"], "yes" if e["enabled"] else "no"
+            )
         console.print(recurring)
 
 
@@ -886,7 +1009,9 @@ def resume(
 @app.command()
 def cancel(
     ctx: typer.Context,
-    job_ids: List[str] = typer.Argument(..., help="Id(s), or unique prefixes, of queued, scheduled, deferred or running jobs."),
+    job_ids: List[str] = typer.Argument(
+        ..., help="Id(s), or unique prefixes, of queued, scheduled, deferred or running jobs."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
 ):
     """Cancel jobs; their deferred dependents are canceled with them. A running job is stopped:
@@ -917,13 +1042,17 @@ def cancel(
         if outcome.canceled:
             also = f"; canceled with it: {', '.join(outcome.dependents)}" if outcome.dependents else ""
             how = "stopped while running" if outcome.state == "started" else f"was {outcome.state}"
-            console.print(job_id if settings.quiet else f"canceled {job_id} ({how}){also}", highlight=False,
-                          soft_wrap=True)
+            console.print(
+                job_id if settings.quiet else f"canceled {job_id} ({how}){also}", highlight=False, soft_wrap=True
+            )
         elif outcome.state == "canceled":
             _notes(settings).print(f"{job_id} was already canceled", highlight=False)
         elif outcome.now == "started":
-            _notes(settings).print(f"asked the worker of {job_id} to stop it; it has not stopped yet (a job stuck "
-                                   "outside Python is killed with its worker after a grace period)", highlight=False)
+            _notes(settings).print(
+                f"asked the worker of {job_id} to stop it; it has not stopped yet (a job stuck "
+                "outside Python is killed with its worker after a grace period)",
+                highlight=False,
+            )
         else:
             exit_code = max(exit_code, 1)
             why = f"it already ended ({outcome.now})"
@@ -944,7 +1073,9 @@ def purge(
     ctx: typer.Context,
     queue: str = typer.Argument(..., help="The queue whose ended jobs to delete.", autocompletion=complete_queue),
     state: str = typer.Option(..., "--state", help="finished, dead or canceled.", autocompletion=_complete_purge_state),
-    older_than: str = typer.Option(..., "--older-than", help="Only jobs that ended longer ago than this: 7d, 12h, 0s (all)."),
+    older_than: str = typer.Option(
+        ..., "--older-than", help="Only jobs that ended longer ago than this: 7d, 12h, 0s (all)."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be deleted; delete nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed without a terminal)."),
     as_json: bool = typer.Option(False, "--json", help="Print the outcome as JSON."),
@@ -978,8 +1109,15 @@ def purge(
             raise typer.Exit(1)
         count = admin.purge(connection, queue, state, cutoff, dry_run=False)
     if as_json:
-        _print_json({"queue": queue, "state": state, "ended_before": cutoff, "dry_run": dry_run,
-                     "would_delete" if dry_run else "deleted": count})
+        _print_json(
+            {
+                "queue": queue,
+                "state": state,
+                "ended_before": cutoff,
+                "dry_run": dry_run,
+                "would_delete" if dry_run else "deleted": count,
+            }
+        )
     elif settings.quiet:
         console.print(str(count))
     else:
@@ -1012,7 +1150,7 @@ def global_options_first(argv: list[str]) -> list[str]:
         name = token.split("=", 1)[0]
         if name in takes_value:
             width = 2 if takes_value[name] and "=" not in token else 1
-            hoisted += argv[index:index + width]
+            hoisted += argv[index : index + width]
             index += width
         else:
             rest.append(token)
@@ -1029,5 +1167,7 @@ def main() -> None:
     except redis.ConnectionError as exc:
         from .connection import unavailable_reason
 
-        errors.print(f"jobctl: error: lost the connection to Redis: {unavailable_reason(exc)}", highlight=False, markup=False)
+        errors.print(
+            f"jobctl: error: lost the connection to Redis: {unavailable_reason(exc)}", highlight=False, markup=False
+        )
         sys.exit(2)

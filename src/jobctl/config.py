@@ -83,7 +83,7 @@ def _size(value: Any) -> int:
     if isinstance(value, str):
         number = value.strip().rstrip("bBiI")  # 512MB, 512MiB and 512M mean the same here
         digits = number.rstrip("kKmMgG")
-        unit = number[len(digits):].lower()
+        unit = number[len(digits) :].lower()
         try:
             amount = float(digits)
         except ValueError:
@@ -178,8 +178,10 @@ def _check_keys(path, entry: str, settings: dict, known: dict) -> None:
     for key in settings:
         if key not in known:
             # of the close matches, the one sharing the longest start: typos seldom hit the first letters
-            close = sorted(difflib.get_close_matches(str(key), list(known), n=3),
-                           key=lambda k: -len(os.path.commonprefix([k, str(key)])))
+            close = sorted(
+                difflib.get_close_matches(str(key), list(known), n=3),
+                key=lambda k: -len(os.path.commonprefix([k, str(key)])),
+            )
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
             raise ConfigError(f"{path}: {entry}: unknown key {key!r}{hint}")
 
@@ -203,7 +205,7 @@ def _parse_queue_settings(path, entry: str, settings: Any) -> dict[str, Any]:
 def _check_name(path, what: str, name: Any) -> None:
     # YAML reads bare on/off/yes/no/true and numbers as non-strings
     if not isinstance(name, str):
-        raise ConfigError(f"{path}: {what} {name!r}: expected a string (quote it, e.g. \"{str(name).lower()}\":)")
+        raise ConfigError(f'{path}: {what} {name!r}: expected a string (quote it, e.g. "{str(name).lower()}":)')
 
 
 def _engine_settings(path, name: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -231,7 +233,9 @@ def load_queues(path: str | Path) -> QueuesConfig:
         if not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
             raise ConfigError(f"{path}: queue name {name!r}: expected letters, digits, '_', '-' or '.'")
         parsed = _parse_queue_settings(path, f"queue {name!r}", settings)
-        queues[name] = QueueConfig(name=name, priority=len(queues), **_engine_settings(path, name, {**defaults, **parsed}))
+        queues[name] = QueueConfig(
+            name=name, priority=len(queues), **_engine_settings(path, name, {**defaults, **parsed})
+        )
     if not queues:
         raise ConfigError(f"{path}: no queues configured")
     return QueuesConfig(str(path), queues)
@@ -263,15 +267,24 @@ def load_recurring(path: str | Path, queues: QueuesConfig, required: bool = Fals
     from . import registry
 
     declared = {
-        spec.name: RecurringEntry(spec.name, spec.name, spec.schedule, queues.get(spec.queue, where=f"job {spec.name!r} (cron=)").name,
-                                  timezone=spec.schedule.timezone, catch_up=spec.catch_up)
-        for spec in registry.all_jobs() if spec.schedule is not None
+        spec.name: RecurringEntry(
+            spec.name,
+            spec.name,
+            spec.schedule,
+            queues.get(spec.queue, where=f"job {spec.name!r} (cron=)").name,
+            timezone=spec.schedule.timezone,
+            catch_up=spec.catch_up,
+        )
+        for spec in registry.all_jobs()
+        if spec.schedule is not None
     }
     entries = _load_recurring_file(path, queues, required and not declared)
     for entry in entries:
         if entry.name in declared:
-            raise ConfigError(f"{path}: entry {entry.name!r}: the job {entry.name!r} declares a schedule of its own "
-                              "(@job(cron=...)) under the same name; rename the entry")
+            raise ConfigError(
+                f"{path}: entry {entry.name!r}: the job {entry.name!r} declares a schedule of its own "
+                "(@job(cron=...)) under the same name; rename the entry"
+            )
     return entries + list(declared.values())
 
 
@@ -289,7 +302,9 @@ def _load_recurring_file(path: str | Path, queues: QueuesConfig, required: bool)
     for name, spec in document.items():
         _check_name(path, "entry", name)
         if not keys.JOB_ID.fullmatch(name):  # the entry names its runs' ids: cron:<entry>:<due>
-            raise ConfigError(f"{path}: entry {name[:60]!r}: expected a name of 1 to 128 letters, digits, '_', '-' or '.'")
+            raise ConfigError(
+                f"{path}: entry {name[:60]!r}: expected a name of 1 to 128 letters, digits, '_', '-' or '.'"
+            )
         where = f"{path}: entry {name!r}"
         if not isinstance(spec, dict):
             raise ConfigError(f"{where}: expected a mapping with at least 'job' and 'schedule'")

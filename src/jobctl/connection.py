@@ -151,7 +151,7 @@ def connect(url: str, *, check: bool = True) -> redis.Redis:
         if is_sentinel_url(url):
             client = _sentinel_master(parse_sentinel_url(url), options)
         else:
-            client = redis.Redis.from_url(SCHEMES[scheme][0] + url[len(scheme):], **options)
+            client = redis.Redis.from_url(SCHEMES[scheme][0] + url[len(scheme) :], **options)
     except ValueError as exc:
         raise RedisUnavailable(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
     if check:
@@ -162,12 +162,21 @@ def connect(url: str, *, check: bool = True) -> redis.Redis:
 def _sentinel_master(target: SentinelTarget, options: dict) -> redis.Redis:
     # no retries per Sentinel: the next one in the list is the retry, and a Sentinel that is down
     # must not cost seconds of backoff on every master lookup
-    sentinel_options = {"socket_connect_timeout": 2, "socket_timeout": 2, "ssl": target.tls, "retry": Retry(NoBackoff(), 0)}
+    sentinel_options = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 2,
+        "ssl": target.tls,
+        "retry": Retry(NoBackoff(), 0),
+    }
     if target.sentinel_password:
         sentinel_options["password"] = target.sentinel_password
     sentinel = Sentinel(target.sentinels, sentinel_kwargs=sentinel_options)
     return sentinel.master_for(
-        target.service, db=target.db, username=target.username, password=target.password, ssl=target.tls,
+        target.service,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
         **options,
     )
 
@@ -189,7 +198,8 @@ def out_of_memory(exc: BaseException) -> bool:
     """Whether Redis refused a write for want of memory (maxmemory with noeviction). Inside a
     script Redis 6 reports it as the script's error, not as an OOM reply."""
     return isinstance(exc, redis.OutOfMemoryError) or (
-        isinstance(exc, redis.ResponseError) and "OOM command not allowed" in str(exc))
+        isinstance(exc, redis.ResponseError) and "OOM command not allowed" in str(exc)
+    )
 
 
 def unavailable_reason(exc: Exception) -> str:
@@ -252,17 +262,27 @@ def _start_server(home: Path, socket: Path) -> None:
     socket.unlink(missing_ok=True)
     command = [
         _redis_server_binary(),
-        "--port", "0",
-        "--unixsocket", str(socket),
-        "--unixsocketperm", "700",
-        "--dir", str(home),
-        "--daemonize", "yes",
-        "--pidfile", str(home / "redis.pid"),
-        "--logfile", str(home / "redis.log"),
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(home),
+        "--daemonize",
+        "yes",
+        "--pidfile",
+        str(home / "redis.pid"),
+        "--logfile",
+        str(home / "redis.log"),
         # persistence: an append-only file fsynced every second, so a restart loses no queued job
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--save", "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:

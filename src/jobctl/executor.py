@@ -64,8 +64,15 @@ class Executor:
 
     # --- running -------------------------------------------------------------------------------
 
-    def call(self, func: Callable, args: list, kwargs: dict, execution: Execution, running: Running,
-             output: Callable[[], ContextManager] = contextlib.nullcontext) -> Any:
+    def call(
+        self,
+        func: Callable,
+        args: list,
+        kwargs: dict,
+        execution: Execution,
+        running: Running,
+        output: Callable[[], ContextManager] = contextlib.nullcontext,
+    ) -> Any:
         """Run the job to its end in the calling thread's name; raises what the job raised,
         JobTimeout or JobStopped. `output()` is opened where the job's code runs (its output
         capture: joboutput.py), so that each job's prints stay its own."""
@@ -105,7 +112,9 @@ class Executor:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 self._main = None
 
-    def _await(self, awaitable: Any, execution: Execution, running: Running, output: Callable[[], ContextManager]) -> Any:
+    def _await(
+        self, awaitable: Any, execution: Execution, running: Running, output: Callable[[], ContextManager]
+    ) -> Any:
         loop = self._event_loop()
 
         async def supervised() -> Any:

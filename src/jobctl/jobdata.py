@@ -100,10 +100,20 @@ def decode_payload(data: bytes | None, *, trust_pickle: bool = False) -> tuple[s
     try:
         decoded = json.loads(raw)
     except (ValueError, RecursionError):
-        raise PayloadError("payload is neither JSON nor zlib-compressed JSON (not written by jobctl or RQ's JSONSerializer)") from None
-    if not (isinstance(decoded, list) and len(decoded) == 4 and isinstance(decoded[0], str) and decoded[0]
-            and isinstance(decoded[2], (list, type(None))) and isinstance(decoded[3], (dict, type(None)))):
-        raise PayloadError("payload is JSON of the wrong shape (expected [function name, null, args list, kwargs object])")
+        raise PayloadError(
+            "payload is neither JSON nor zlib-compressed JSON (not written by jobctl or RQ's JSONSerializer)"
+        ) from None
+    if not (
+        isinstance(decoded, list)
+        and len(decoded) == 4
+        and isinstance(decoded[0], str)
+        and decoded[0]
+        and isinstance(decoded[2], (list, type(None)))
+        and isinstance(decoded[3], (dict, type(None)))
+    ):
+        raise PayloadError(
+            "payload is JSON of the wrong shape (expected [function name, null, args list, kwargs object])"
+        )
     name, _instance, args, kwargs = decoded
     return name, list(args or ()), dict(kwargs or {})
 
@@ -114,8 +124,10 @@ def encode_result(value: Any) -> bytes:
         return json.dumps(value, allow_nan=False).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         kind = "too deeply nested" if isinstance(exc, RecursionError) else str(exc)
-        raise ResultError(f"the job's result cannot be stored as JSON ({kind}); return plain data: "
-                          "dict, list, str, int, float, bool or None") from None
+        raise ResultError(
+            f"the job's result cannot be stored as JSON ({kind}); return plain data: "
+            "dict, list, str, int, float, bool or None"
+        ) from None
 
 
 def stream_outcome(entry: dict[bytes, bytes], trust_pickle: bool) -> tuple[Any, str | None]:
@@ -254,7 +266,11 @@ class JobView:
 
     @classmethod
     def from_hash(
-        cls, job_id: str, raw: dict[bytes, bytes], trust_pickle: bool = False, import_paths: Mapping[str, str] = {},
+        cls,
+        job_id: str,
+        raw: dict[bytes, bytes],
+        trust_pickle: bool = False,
+        import_paths: Mapping[str, str] = {},
     ) -> "JobView":
         """Never raises: a record another tool wrote shows what can be read, and why the rest
         cannot (`unreadable`). `trust_pickle`: see decode_payload. `import_paths`: the registered

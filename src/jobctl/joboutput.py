@@ -270,11 +270,16 @@ def read(connection: redis.Redis, job_id: str, attempts: list[int]) -> list[Atte
         if output is None and not fields:
             continue
         text = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
-        found.append(AttemptOutput(
-            attempt, (output or b"").decode(errors="replace"), int(text.get("written") or 0),
-            float(text["started"]) if text.get("started") else None,
-            float(text["ended"]) if text.get("ended") else None, text.get("traceback"),
-        ))
+        found.append(
+            AttemptOutput(
+                attempt,
+                (output or b"").decode(errors="replace"),
+                int(text.get("written") or 0),
+                float(text["started"]) if text.get("started") else None,
+                float(text["ended"]) if text.get("ended") else None,
+                text.get("traceback"),
+            )
+        )
     return found
 
 

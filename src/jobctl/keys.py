@@ -185,6 +185,7 @@ def history(job_name: str) -> str:
 
 # --- rate and concurrency limits (limits.py; enforced by lua/lib.lua's may_start) --------------
 
+
 def job_rate_limit(job_name: str) -> str:
     """Limit name (limits.py): "count period_seconds" of the job type's rate_limit."""
     return f"rate:job:{job_name}"

@@ -33,7 +33,18 @@ if TYPE_CHECKING:
     from .config import QueueConfig
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|m|h|d|sec|second|min|minute|hour|day|\d+(?:\.\d+)?\s*(?:ms|s|m|h|d))\s*$")
-_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+_PERIODS = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+    "d": 86400,
+    "day": 86400,
+}
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,12 @@ def _registered_job_names() -> list[str]:
 
 
 class JobctlCollector(Collector):
-    def __init__(self, connection_factory: Callable[[], redis.Redis], config: QueuesConfig,
-                 job_names: Callable[[], list[str]] = _registered_job_names):
+    def __init__(
+        self,
+        connection_factory: Callable[[], redis.Redis],
+        config: QueuesConfig,
+        job_names: Callable[[], list[str]] = _registered_job_names,
+    ):
         self._connection_factory = connection_factory
         self._connection: redis.Redis | None = None
         self.config = config
@@ -87,7 +91,8 @@ def _queue_metrics(overview: api.Overview) -> Iterator:
 
 def _processed_metric(processed: dict[tuple[str, str, str], int]) -> CounterMetricFamily:
     family = CounterMetricFamily(
-        "jobctl_jobs_processed", "Job executions by job type, queue and outcome (finished or failed).",
+        "jobctl_jobs_processed",
+        "Job executions by job type, queue and outcome (finished or failed).",
         labels=["job_name", "queue", "outcome"],
     )
     for labels, count in sorted(processed.items()):
@@ -130,7 +135,10 @@ class MetricsServer:
 
 
 def serve(
-    url_or_connection_factory: str | Callable[[], redis.Redis], config: QueuesConfig, port: int, host: str = "0.0.0.0",
+    url_or_connection_factory: str | Callable[[], redis.Redis],
+    config: QueuesConfig,
+    port: int,
+    host: str = "0.0.0.0",
 ) -> MetricsServer:
     """Serve /metrics on host:port (port 0: any free port, see .port) until .shutdown()."""
     factory = url_or_connection_factory

@@ -86,8 +86,13 @@ class Chain:
             try:
                 getattr(middleware, call)(job, *args)
             except Exception:  # noqa: BLE001 - a middleware never changes a job's outcome
-                self.log.exception("job %s (%s): %s.%s raised; the job's outcome stands",
-                                   job.id, job.name, type(middleware).__name__, call)
+                self.log.exception(
+                    "job %s (%s): %s.%s raised; the job's outcome stands",
+                    job.id,
+                    job.name,
+                    type(middleware).__name__,
+                    call,
+                )
 
     def before_attempt(self, job: JobInfo) -> None:
         self._each("before_attempt", job)

@@ -66,8 +66,16 @@ def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
     return {"func_name": registry.import_path(registry.resolve(job_name).func), "serializer": queue.serializer}
 
 
-def _job_fields(config: QueuesConfig, job_name: str, args: list, kwargs: dict, queue: str | None,
-                now: float, allow_failure: bool = False, parents: list[str] = ()) -> tuple[QueueConfig, dict]:
+def _job_fields(
+    config: QueuesConfig,
+    job_name: str,
+    args: list,
+    kwargs: dict,
+    queue: str | None,
+    now: float,
+    allow_failure: bool = False,
+    parents: list[str] = (),
+) -> tuple[QueueConfig, dict]:
     """Validate one job and build its record: (its queue, hash fields)."""
     spec = registry.get(job_name)
     try:
@@ -132,8 +140,16 @@ def enqueue(
         claim = keys.unique(explicit_id) if explicit_id else unique_claim(job_name, args, kwargs)
     try:
         outcome, ident, state = Transitions(connection).enqueue(
-            job_id, queue_name, fields, now=now, run_at=run_at or 0, unique_claim=claim, parents=list(depends_on),
-            run_claim=run_claim, unique_ttl=spec.unique_for or 0, max_size=queue_config.max_size or 0,
+            job_id,
+            queue_name,
+            fields,
+            now=now,
+            run_at=run_at or 0,
+            unique_claim=claim,
+            parents=list(depends_on),
+            run_claim=run_claim,
+            unique_ttl=spec.unique_for or 0,
+            max_size=queue_config.max_size or 0,
         )
     except redis.ResponseError as exc:
         if out_of_memory(exc):
@@ -144,8 +160,12 @@ def enqueue(
     if outcome in ("exists", "duplicate"):
         raise DuplicateJob(ident, state)
     if outcome == "recent":
-        raise DuplicateJob(ident, "", f"job {ident}, a copy, was enqueued less than {format_duration(spec.unique_for)} ago "
-                                      f"(unique for {format_duration(spec.unique_for)}: {state}s to go)")
+        raise DuplicateJob(
+            ident,
+            "",
+            f"job {ident}, a copy, was enqueued less than {format_duration(spec.unique_for)} ago "
+            f"(unique for {format_duration(spec.unique_for)}: {state}s to go)",
+        )
     if outcome == "full":
         raise QueueFull(_full(queue_name, int(state)))
     if outcome == "unknown_parent":
@@ -185,8 +205,10 @@ def enqueue_many(
     if max_size and isinstance(calls, Sized):
         queued = int(connection.llen(keys.queue(queue_name)))  # type: ignore[arg-type]
         if queued + len(calls) > max_size:
-            raise QueueFull(f"{_full(queue_name, queued)}: {len(calls)} more would exceed its max_size of {max_size}; "
-                            "nothing enqueued")
+            raise QueueFull(
+                f"{_full(queue_name, queued)}: {len(calls)} more would exceed its max_size of {max_size}; "
+                "nothing enqueued"
+            )
     for per_job in ("data", "description"):
         del shared[per_job]
     payload = rq_payload(config.get(queue_name), job_name)

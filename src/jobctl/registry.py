@@ -89,9 +89,18 @@ def job(
     seconds = parse_duration(timeout) if timeout is not None else None
     try:
         options = _options(
-            backoff=backoff, retry_delay=retry_delay, unique=unique, keep_dead=keep_dead, rate_limit=rate_limit,
-            max_concurrency=max_concurrency, on_success=on_success, on_failure=on_failure, on_dead=on_dead,
-            cron=cron, timezone=timezone, catch_up=catch_up,
+            backoff=backoff,
+            retry_delay=retry_delay,
+            unique=unique,
+            keep_dead=keep_dead,
+            rate_limit=rate_limit,
+            max_concurrency=max_concurrency,
+            on_success=on_success,
+            on_failure=on_failure,
+            on_dead=on_dead,
+            cron=cron,
+            timezone=timezone,
+            catch_up=catch_up,
         )
     except ValueError as exc:
         raise ValueError(f"job {name!r}: {exc}") from None
@@ -108,13 +117,14 @@ def job(
         existing = _jobs.get(name)
         if existing and existing.func is None:
             if (existing.module, existing.queue, existing.max_retries, existing.timeout) != (
-                spec.module, queue, max_retries, seconds
+                spec.module,
+                queue,
+                max_retries,
+                seconds,
             ):
                 raise ValueError(f"job {name!r} is declared differently from its @job in {spec.module}")
         elif existing and import_path(existing.func) != import_path(func):
-            raise ValueError(
-                f"job name {name!r} is already registered by {import_path(existing.func)}"
-            )
+            raise ValueError(f"job name {name!r} is already registered by {import_path(existing.func)}")
         _jobs[name] = spec
         _by_import_path[import_path(func)] = name
         return func
@@ -123,8 +133,19 @@ def job(
 
 
 def _options(
-    *, backoff, retry_delay, unique, keep_dead, rate_limit, max_concurrency, on_success, on_failure, on_dead, cron,
-    timezone, catch_up,
+    *,
+    backoff,
+    retry_delay,
+    unique,
+    keep_dead,
+    rate_limit,
+    max_concurrency,
+    on_success,
+    on_failure,
+    on_dead,
+    cron,
+    timezone,
+    catch_up,
 ) -> dict[str, Any]:
     """@job's options beyond queue, max_retries and timeout, checked: JobSpec's fields."""
     options: dict[str, Any] = {}
@@ -259,6 +280,5 @@ def load(job_modules: str | None = None) -> None:
             raise ConfigError(f"--jobs/JOBCTL_JOBS: cannot import job module {module!r}: {exc}") from None
         except Exception as exc:  # a user module that fails on import must not show a traceback
             raise ConfigError(
-                f"--jobs/JOBCTL_JOBS: job module {module!r} failed on import: "
-                f"{type(exc).__name__}: {exc}"
+                f"--jobs/JOBCTL_JOBS: job module {module!r} failed on import: {type(exc).__name__}: {exc}"
             ) from None

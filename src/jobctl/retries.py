@@ -44,8 +44,9 @@ def backoff_delay(backoff: str | tuple[float, ...], base: float, retry_number: i
     return delay
 
 
-def retry_delay(job_name: str, queue: QueueConfig, attempt: int, exception: BaseException,
-                log: logging.Logger, job_id: str) -> float:
+def retry_delay(
+    job_name: str, queue: QueueConfig, attempt: int, exception: BaseException, log: logging.Logger, job_id: str
+) -> float:
     """The delay before retrying `attempt` (1-based) of a job: the job's backoff where it has one,
     else the queue's. A callable backoff that raises or returns nonsense falls back to the queue's."""
     from . import registry

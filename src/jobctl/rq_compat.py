@@ -55,7 +55,9 @@ class RqOptions:
         return cls(
             int(retries_left) if retries_left else None,
             [int(i) for i in parsed] if isinstance(parsed, list) and parsed else None,
-            on_success, on_failure, on_stopped,
+            on_success,
+            on_failure,
+            on_stopped,
         )
 
     def retry_delay(self) -> float | None:
@@ -84,6 +86,7 @@ def with_current_job(func: Callable, job_id: str, connection: redis.Redis) -> Ca
 
     _route(_job_stack)
     if inspect.iscoroutinefunction(func):
+
         @functools.wraps(func)
         async def call_async(*args: Any, **kwargs: Any) -> Any:
             with _on_stack(_job_stack, job_id, connection):
@@ -150,16 +153,16 @@ def _lazy_job_class() -> type:
 # --- callbacks -------------------------------------------------------------------------------
 
 
-def run_callback(
-    kind: str, name: str, job_id: str, connection: redis.Redis, args: tuple, log: logging.Logger
-) -> None:
+def run_callback(kind: str, name: str, job_id: str, connection: redis.Redis, args: tuple, log: logging.Logger) -> None:
     """Run the job's on_success/on_failure/on_stopped callback `name` with RQ's arguments (job,
     connection, *args). A callback that is not registered is refused, and one that raises is
     logged: either way the reason is recorded on the job, whose outcome it never changes."""
     func = registry.callback_function(name)
     if func is None:
-        problem = (f"{kind} callback {name!r} refused: not a registered job nor a function registered "
-                   "with @jobctl.callback (a worker never imports a path read from Redis)")
+        problem = (
+            f"{kind} callback {name!r} refused: not a registered job nor a function registered "
+            "with @jobctl.callback (a worker never imports a path read from Redis)"
+        )
     else:
         try:
             func(lazy_job(job_id, connection), connection, *args)

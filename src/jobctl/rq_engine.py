@@ -95,7 +95,9 @@ class _QueueSettings:
             if budget:
                 job.retries_left = budget
                 job.retry_intervals = [settings.retry_delay_for(n) for n in range(1, budget + 1)]
-                fields.update(retries_left=budget, retry_intervals=json.dumps(job.retry_intervals), **{QUEUE_RETRIES: 1})
+                fields.update(
+                    retries_left=budget, retry_intervals=json.dumps(job.retry_intervals), **{QUEUE_RETRIES: 1}
+                )
         if job.failure_ttl is None:
             job.failure_ttl = int(settings.failure_ttl)
             fields["failure_ttl"] = job.failure_ttl
@@ -128,8 +130,11 @@ def run(url: str, queues: list[QueueConfig], *, max_jobs: int, signal_mask: set[
     first = queues[0]
     queue_class = type("JobctlQueue", (Queue,), {"DEFAULT_TIMEOUT": int(max(q.timeout for q in queues))})
     worker = _JOBCTL_CLASSES[first.rq_worker_class](
-        [q.name for q in queues], name=worker_name(), connection=connect(url, check=False),
-        serializer=SERIALIZERS[first.serializer], queue_class=queue_class,
+        [q.name for q in queues],
+        name=worker_name(),
+        connection=connect(url, check=False),
+        serializer=SERIALIZERS[first.serializer],
+        queue_class=queue_class,
         default_result_ttl=int(max(q.result_ttl for q in queues)),
     )
     worker.jobctl_queues = {q.name: q for q in queues}
@@ -147,19 +152,36 @@ def give_back(connection: redis.Redis, worker: str, queues: list[QueueConfig], h
     given_back = None
     if job_id:
         job_id = job_id.decode()
-        job = Job.fetch(job_id, connection=connection, serializer=serializer) if connection.exists(keys.job(job_id)) else None
+        job = (
+            Job.fetch(job_id, connection=connection, serializer=serializer)
+            if connection.exists(keys.job(job_id))
+            else None
+        )
         if job is not None and job.get_status() == JobStatus.STARTED and job.worker_name == worker:
             registry = StartedJobRegistry(job.origin, connection=connection, serializer=serializer)
             # its executions expire now: RQ's own cleanup then retries or fails exactly this job
-            entries = [entry for entry, _ in connection.zscan_iter(registry.key) if entry.decode().startswith(f"{job_id}:")]
+            entries = [
+                entry for entry, _ in connection.zscan_iter(registry.key) if entry.decode().startswith(f"{job_id}:")
+            ]
             if entries:
                 connection.zadd(registry.key, dict.fromkeys(entries, 0), xx=True)
                 registry.cleanup(timestamp=0)
                 if job.get_status() == JobStatus.FAILED:
                     connection.hset(job.key, "jobctl_reason", f"its worker {worker} died ({how})")
                 given_back = job_id
-                logs.event(logs.get(), "job.given_back", "RQ worker %s died (%s); its job %s is %s", worker, how, job_id,
-                           job.get_status(), level=logging.WARNING, worker=worker, job_id=job_id, how=how)
+                logs.event(
+                    logs.get(),
+                    "job.given_back",
+                    "RQ worker %s died (%s); its job %s is %s",
+                    worker,
+                    how,
+                    job_id,
+                    job.get_status(),
+                    level=logging.WARNING,
+                    worker=worker,
+                    job_id=job_id,
+                    how=how,
+                )
     found = Worker.find_by_key(keys.worker(worker), connection=connection, serializer=serializer)
     if found is not None:
         found.register_death()

@@ -196,7 +196,9 @@ def _zone(timezone: str) -> ZoneInfo:
 def _parse_interval(text: str, timezone: str, zone: ZoneInfo) -> Schedule:
     match = _INTERVAL.fullmatch(text.strip())
     if not match:
-        raise ValueError(f"bad interval {text!r}: expected 'every N seconds|minutes|hours|days', e.g. 'every 30 seconds'")
+        raise ValueError(
+            f"bad interval {text!r}: expected 'every N seconds|minutes|hours|days', e.g. 'every 30 seconds'"
+        )
     count_text, spelling = match.groups()
     unit = _UNIT_BY_SPELLING.get(spelling.lower())
     if unit is None:

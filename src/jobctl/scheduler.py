@@ -116,7 +116,10 @@ class Scheduler:
         signal.signal(signal.SIGHUP, self._on_hangup)
         self.log.info(
             "scheduler %s: started with %d entries from %s on Redis at %s",
-            self.name, len(self.entries), self.source, where(self.url),
+            self.name,
+            len(self.entries),
+            self.source,
+            where(self.url),
         )
         down_since: float | None = None
         failures = 0
@@ -127,8 +130,13 @@ class Scheduler:
             try:
                 pause = self._pass(time.time())
             # ReadOnly: a failover; out of memory: Redis refuses writes until memory is freed
-            except (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, redis.ResponseError,
-                    RedisOutOfMemory) as exc:
+            except (
+                redis.ConnectionError,
+                redis.TimeoutError,
+                redis.ReadOnlyError,
+                redis.ResponseError,
+                RedisOutOfMemory,
+            ) as exc:
                 memory = isinstance(exc, RedisOutOfMemory) or out_of_memory(exc)
                 if isinstance(exc, redis.ResponseError) and not (memory or isinstance(exc, redis.ReadOnlyError)):
                     raise
@@ -145,7 +153,9 @@ class Scheduler:
             else:
                 if down_since is not None:
                     self.log.warning(
-                        "scheduler %s: Redis at %s is back after %.1fs", self.name, where(self.url),
+                        "scheduler %s: Redis at %s is back after %.1fs",
+                        self.name,
+                        where(self.url),
                         time.monotonic() - down_since,
                     )
                     down_since, failures = None, 0
@@ -196,7 +206,9 @@ class Scheduler:
             self.connection.set(keys.scheduler_last(entry.name), int(now), nx=True)
             return
         if not entry.enabled:
-            self._raise_last(keys=[keys.scheduler_last(entry.name)], args=[int(now)])  # enabling it later misses nothing
+            self._raise_last(
+                keys=[keys.scheduler_last(entry.name)], args=[int(now)]
+            )  # enabling it later misses nothing
             return
         on_time_from = float(last)
         if resumed and now - ON_TIME > last:
@@ -216,9 +228,19 @@ class Scheduler:
         due = int(latest.timestamp())
         action = "running the last one once" if entry.catch_up == "latest" else "skipped"
         logs.event(
-            self.log, "scheduler.missed", "scheduler %s: %s: %s missed runs (%s); catch_up %s: %s",
-            self.name, entry.name, count, span, entry.catch_up, action,
-            entry=entry.name, missed=len(missed), first_due=int(missed[0].timestamp()), last_due=due,
+            self.log,
+            "scheduler.missed",
+            "scheduler %s: %s: %s missed runs (%s); catch_up %s: %s",
+            self.name,
+            entry.name,
+            count,
+            span,
+            entry.catch_up,
+            action,
+            entry=entry.name,
+            missed=len(missed),
+            first_due=int(missed[0].timestamp()),
+            last_due=due,
             catch_up=entry.catch_up,
         )
         if entry.catch_up == "latest":
@@ -233,21 +255,38 @@ class Scheduler:
         if not handled:
             try:
                 enqueue(
-                    self.connection, self.config, entry.job, list(entry.args), entry.kwargs,
-                    queue=entry.queue, job_id=ident, run_claim=(keys.scheduler_claim(entry.name, due), self.name, CLAIM_TTL),
+                    self.connection,
+                    self.config,
+                    entry.job,
+                    list(entry.args),
+                    entry.kwargs,
+                    queue=entry.queue,
+                    job_id=ident,
+                    run_claim=(keys.scheduler_claim(entry.name, due), self.name, CLAIM_TTL),
                 )
             except (AlreadyClaimed, DuplicateJob):
                 return  # another scheduler stored this run
             except RedisOutOfMemory:
                 raise  # the main loop backs off and tries this run again
             except JobctlError as exc:  # e.g. the job's module was changed under a running scheduler
-                self.log.error("scheduler %s: %s: run due %s not enqueued: %s", self.name, entry.name, _iso(_utc(due)), exc)
+                self.log.error(
+                    "scheduler %s: %s: run due %s not enqueued: %s", self.name, entry.name, _iso(_utc(due)), exc
+                )
             else:
                 self.connection.hset(keys.SCHEDULER_LAST_RUNS, entry.name, due)
                 logs.event(
-                    self.log, "scheduler.enqueued", "scheduler %s: %s: enqueued %s (due %s)",
-                    self.name, entry.name, ident, _iso(_utc(due)), entry=entry.name, job_id=ident, job=entry.job,
-                    queue=entry.queue, due=due,
+                    self.log,
+                    "scheduler.enqueued",
+                    "scheduler %s: %s: enqueued %s (due %s)",
+                    self.name,
+                    entry.name,
+                    ident,
+                    _iso(_utc(due)),
+                    entry=entry.name,
+                    job_id=ident,
+                    job=entry.job,
+                    queue=entry.queue,
+                    due=due,
                 )
         self._raise_last(keys=[keys.scheduler_last(entry.name)], args=[due])
 

@@ -113,12 +113,20 @@ class Settings:
             "jobs": {"value": self.job_modules, "source": self.source("job_modules")},
             "database_url": {
                 "value": masked_database_url(),
-                "source": env_source(DATABASE_URL_ENV) if os.environ.get(DATABASE_URL_ENV, "").strip() else DEFAULT_SOURCE,
+                "source": env_source(DATABASE_URL_ENV)
+                if os.environ.get(DATABASE_URL_ENV, "").strip()
+                else DEFAULT_SOURCE,
             },
             "queues": self._queue_settings(),
             "recurring_entries": [
-                {"name": e.name, "job": e.job, "queue": e.queue, "schedule": e.schedule.text, "timezone": e.timezone,
-                 "enabled": e.enabled}
+                {
+                    "name": e.name,
+                    "job": e.job,
+                    "queue": e.queue,
+                    "schedule": e.schedule.text,
+                    "timezone": e.timezone,
+                    "enabled": e.enabled,
+                }
                 for e in entries
             ],
         }
@@ -142,7 +150,10 @@ class Settings:
                     source = DEFAULT_SOURCE
                 value = getattr(queue, name)
                 text = setting_text(name, written[name] if written is not None else value)
-                settings[name] = {"value": list(value) if isinstance(value, tuple) else value, "text": text,
-                                  "source": source}
+                settings[name] = {
+                    "value": list(value) if isinstance(value, tuple) else value,
+                    "text": text,
+                    "source": source,
+                }
             rows.append({"name": queue.name, "priority": queue.priority, "settings": settings})
         return rows

@@ -32,7 +32,9 @@ def check(spec: JobSpec, args: list | tuple, kwargs: dict) -> None:
     try:
         signature.bind(*args, **kwargs)
     except TypeError as exc:
-        raise ArgumentMismatch(f"job {spec.name!r}: {_problem(signature, args, exc)}; signature: {spec.name}{signature}") from None
+        raise ArgumentMismatch(
+            f"job {spec.name!r}: {_problem(signature, args, exc)}; signature: {spec.name}{signature}"
+        ) from None
 
 
 def check_stored(spec: JobSpec, args: list, kwargs: dict) -> None:
@@ -97,8 +99,14 @@ def _find_job_function(name: str, module: str) -> ast.FunctionDef | ast.AsyncFun
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for decorator in node.decorator_list:
-                if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name) and decorator.func.id == "job"
-                        and decorator.args and isinstance(decorator.args[0], ast.Constant) and decorator.args[0].value == name):
+                if (
+                    isinstance(decorator, ast.Call)
+                    and isinstance(decorator.func, ast.Name)
+                    and decorator.func.id == "job"
+                    and decorator.args
+                    and isinstance(decorator.args[0], ast.Constant)
+                    and decorator.args[0].value == name
+                ):
                     return node
     return None
 
@@ -108,10 +116,14 @@ def _from_ast(arguments: ast.arguments, returns: ast.expr | None) -> inspect.Sig
     parameters = []
 
     def add(arg: ast.arg, kind: Any, default: ast.expr | None = None) -> None:
-        parameters.append(P(
-            arg.arg, kind, default=P.empty if default is None else _Source(default),
-            annotation=P.empty if arg.annotation is None else _Source(arg.annotation),
-        ))
+        parameters.append(
+            P(
+                arg.arg,
+                kind,
+                default=P.empty if default is None else _Source(default),
+                annotation=P.empty if arg.annotation is None else _Source(arg.annotation),
+            )
+        )
 
     positional = arguments.posonlyargs + arguments.args
     defaults = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
@@ -123,4 +135,6 @@ def _from_ast(arguments: ast.arguments, returns: ast.expr | None) -> inspect.Sig
         add(arg, P.KEYWORD_ONLY, default)
     if arguments.kwarg:
         add(arguments.kwarg, P.VAR_KEYWORD)
-    return inspect.Signature(parameters, return_annotation=inspect.Signature.empty if returns is None else _Source(returns))
+    return inspect.Signature(
+        parameters, return_annotation=inspect.Signature.empty if returns is None else _Source(returns)
+    )

@@ -108,8 +108,16 @@ class Supervisor:
         counts = ", ".join(f"{q.name}={q.worker_count}" for q in self.queues)
         if self.shared:
             counts = f"{len(self.slots)} serving {counts}"
-        logs.event(self.log, "supervisor.started", "supervisor %s: starting workers (%s)%s", self.name, counts,
-                   " in burst mode" if self.burst else "", supervisor=self.name, burst=self.burst)
+        logs.event(
+            self.log,
+            "supervisor.started",
+            "supervisor %s: starting workers (%s)%s",
+            self.name,
+            counts,
+            " in burst mode" if self.burst else "",
+            supervisor=self.name,
+            burst=self.burst,
+        )
         next_sweep = next_overrun_check = 0.0
         while True:
             self._reap()
@@ -152,7 +160,9 @@ class Supervisor:
     def _enforce_shutdown_deadline(self) -> None:
         for slot in self.slots:
             if slot.pid and (self.kill_now or time.monotonic() - self.stop_requested > slot.shutdown_timeout):
-                self.log.warning("supervisor %s: killing worker %s, its job goes back to the queue", self.name, slot.worker_name)
+                self.log.warning(
+                    "supervisor %s: killing worker %s, its job goes back to the queue", self.name, slot.worker_name
+                )
                 _signal(slot.pid, signal.SIGKILL)
 
     def _alive(self) -> bool:
@@ -171,7 +181,9 @@ class Supervisor:
         except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any one failure
             trouble = f"{type(exc).__name__}: {exc}"
             if trouble != self._last_trouble:
-                self.log.error("supervisor %s: %s failed (%s); going on", self.name, getattr(action, "__name__", "a duty"), trouble)
+                self.log.error(
+                    "supervisor %s: %s failed (%s); going on", self.name, getattr(action, "__name__", "a duty"), trouble
+                )
                 self._last_trouble = trouble
             return None
         if self._redis_down:
@@ -210,8 +222,12 @@ class Supervisor:
 
                     os._exit(rq_engine.run(self.url, slot.queues, max_jobs=slot.max_jobs, signal_mask=previous_mask))
                 worker = Worker(
-                    connect(self.url, check=False), slot.queues, supervisor=self.name,
-                    max_jobs=slot.max_jobs, max_memory=slot.max_memory, concurrency=slot.concurrency,
+                    connect(self.url, check=False),
+                    slot.queues,
+                    supervisor=self.name,
+                    max_jobs=slot.max_jobs,
+                    max_memory=slot.max_memory,
+                    concurrency=slot.concurrency,
                 )
                 worker.handle_stop_signals()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
@@ -250,23 +266,39 @@ class Supervisor:
             self._guarded(lambda: rq_engine.give_back(self.connection, slot.worker_name, slot.queues, how))
         outcome = self._guarded(
             lambda: self.transitions.recover(
-                slot.worker_name, time.time(), cause="crash" if crashed else "shutdown",
-                crash_limit=QueueConfig.crash_limit, how=how, culprits=culprits,
+                slot.worker_name,
+                time.time(),
+                cause="crash" if crashed else "shutdown",
+                crash_limit=QueueConfig.crash_limit,
+                how=how,
+                culprits=culprits,
             )
         )
         if crashed:
             requeued, buried = outcome or (0, 0)
             logs.event(
-                self.log, "worker.died",
+                self.log,
+                "worker.died",
                 "worker %s (%s): %s; requeued %d job(s), %d dead after repeated crashes; restarting it",
-                slot.worker_name, slot.label, how, requeued, buried, level=logging.WARNING,
-                worker=slot.worker_name, queue=slot.label, how=how, requeued=requeued, buried=buried,
+                slot.worker_name,
+                slot.label,
+                how,
+                requeued,
+                buried,
+                level=logging.WARNING,
+                worker=slot.worker_name,
+                queue=slot.label,
+                how=how,
+                requeued=requeued,
+                buried=buried,
             )
         # If Redis was away, the worker's in-flight list stays, and a sweep recovers it once its
         # lease has lapsed.
         lived = time.monotonic() - slot.started
         slot.quick_deaths = slot.quick_deaths + 1 if crashed and lived < QUICK_DEATH else 0
-        slot.restart_at = time.monotonic() + min(0.1 * 2 ** (slot.quick_deaths - 1), MAX_RESTART_DELAY) if slot.quick_deaths else 0
+        slot.restart_at = (
+            time.monotonic() + min(0.1 * 2 ** (slot.quick_deaths - 1), MAX_RESTART_DELAY) if slot.quick_deaths else 0
+        )
         slot.pid = None
 
     # --- periodic duties ---------------------------------------------------------------------
@@ -291,8 +323,13 @@ class Supervisor:
             slot.culprits.append(job_id)
             if worker not in killed:
                 killed.add(worker)
-                self.log.warning("supervisor %s: job %s on worker %s is %.0fs past its deadline; killing the worker",
-                                 self.name, job_id, worker, late)
+                self.log.warning(
+                    "supervisor %s: job %s on worker %s is %.0fs past its deadline; killing the worker",
+                    self.name,
+                    job_id,
+                    worker,
+                    late,
+                )
                 slot.killed_for = "worker killed after the job ignored its timeout"
                 _signal(slot.pid, signal.SIGKILL)
 
@@ -302,12 +339,17 @@ class Supervisor:
         now = time.time()
         self.connection.zadd(keys.SUPERVISORS, {self.name: now})
         own = [slot.worker_name for slot in self.slots if slot.pid]  # alive: reaped, not swept
-        lost, requeued, buried, _ = self.transitions.sweep(own, [q.name for q in self.queues], now,
-                                                           crash_limit=QueueConfig.crash_limit)
+        lost, requeued, buried, _ = self.transitions.sweep(
+            own, [q.name for q in self.queues], now, crash_limit=QueueConfig.crash_limit
+        )
         if requeued or buried:
             self.log.warning(
                 "supervisor %s: %d worker(s) stopped heartbeating (> %ss); requeued %d job(s), %d dead",
-                self.name, lost, LEASE_TTL, requeued, buried,
+                self.name,
+                lost,
+                LEASE_TTL,
+                requeued,
+                buried,
             )
 
     def _drained(self) -> bool:

@@ -62,11 +62,22 @@ def history_entry(execution: Execution, worker: str) -> str:
     size = len(json.dumps([args, kwargs], default=str))
     if size > HISTORY_ARGS_LIMIT:
         args, kwargs = f"({size} bytes of arguments, not kept)", {}
-    return json.dumps({
-        "id": execution.job_id, "job": execution.job, "queue": execution.queue, "args": args, "kwargs": kwargs,
-        "attempt": execution.attempt, "outcome": execution.outcome, "run_seconds": round(execution.run_seconds, 6),
-        "at": execution.at, "error": execution.error, "worker": worker,
-    }, default=str)
+    return json.dumps(
+        {
+            "id": execution.job_id,
+            "job": execution.job,
+            "queue": execution.queue,
+            "args": args,
+            "kwargs": kwargs,
+            "attempt": execution.attempt,
+            "outcome": execution.outcome,
+            "run_seconds": round(execution.run_seconds, 6),
+            "at": execution.at,
+            "error": execution.error,
+            "worker": worker,
+        },
+        default=str,
+    )
 
 
 class Tracker:
@@ -104,8 +115,17 @@ class Tracker:
         working = 0.0
         for run in executions:
             for key in (keys.job_stats(run.job), keys.queue_stats(run.queue)):
-                c = counters.setdefault(key, {"runs": 0, "successes": 0, "failures": 0, "run_seconds": 0.0,
-                                              "max_run_seconds": 0.0, "last_run_at": 0.0})
+                c = counters.setdefault(
+                    key,
+                    {
+                        "runs": 0,
+                        "successes": 0,
+                        "failures": 0,
+                        "run_seconds": 0.0,
+                        "max_run_seconds": 0.0,
+                        "last_run_at": 0.0,
+                    },
+                )
                 c["runs"] += 1
                 c["successes" if run.succeeded else "failures"] += 1
                 c["run_seconds"] += run.run_seconds
@@ -119,7 +139,9 @@ class Tracker:
             window["finished" if run.succeeded else "failed"] += 1
             window["run_seconds"] += run.run_seconds
             day, second_of_day = divmod(int(run.at), 86400)
-            minutes[keys.minutes(run.queue, day)][f"{second_of_day // 60}:{'finished' if run.succeeded else 'failed'}"] += 1
+            minutes[keys.minutes(run.queue, day)][
+                f"{second_of_day // 60}:{'finished' if run.succeeded else 'failed'}"
+            ] += 1
             entry = history_entry(run, self.worker)
             history[keys.history(run.job)].append(entry)
             if not run.succeeded:
@@ -127,20 +149,30 @@ class Tracker:
             done += run.succeeded
             failed += not run.succeeded
             working += run.run_seconds
-        return json.dumps({
-            "counters": counters,
-            "processed_key": keys.PROCESSED, "processed": processed,
-            "job_types_key": keys.JOB_TYPES, "job_types": sorted({run.job for run in executions}),
-            "histograms": histograms,
-            "windows": windows, "window_ttl": 3 * 60,
-            "minutes": minutes, "minutes_ttl": keys.MINUTES_TTL,
-            # only the newest entries can survive the trim: send no more than that
-            "history": {key: entries[-keys.HISTORY_LENGTH:] for key, entries in history.items()},
-            "failures_key": keys.RECENT_FAILURES, "failures": failures[-keys.HISTORY_LENGTH:],
-            "history_length": keys.HISTORY_LENGTH,
-            "worker_key": keys.worker(self.worker), "done": done, "failed": failed, "working": working,
-            "current_job": current_jobs[0] if current_jobs else "",
-        })
+        return json.dumps(
+            {
+                "counters": counters,
+                "processed_key": keys.PROCESSED,
+                "processed": processed,
+                "job_types_key": keys.JOB_TYPES,
+                "job_types": sorted({run.job for run in executions}),
+                "histograms": histograms,
+                "windows": windows,
+                "window_ttl": 3 * 60,
+                "minutes": minutes,
+                "minutes_ttl": keys.MINUTES_TTL,
+                # only the newest entries can survive the trim: send no more than that
+                "history": {key: entries[-keys.HISTORY_LENGTH :] for key, entries in history.items()},
+                "failures_key": keys.RECENT_FAILURES,
+                "failures": failures[-keys.HISTORY_LENGTH :],
+                "history_length": keys.HISTORY_LENGTH,
+                "worker_key": keys.worker(self.worker),
+                "done": done,
+                "failed": failed,
+                "working": working,
+                "current_job": current_jobs[0] if current_jobs else "",
+            }
+        )
 
 
 def flush(tracker: Tracker, transitions: Any, current_jobs: list[str]) -> None:

@@ -100,13 +100,30 @@ class Transitions:
         for name, value in fields.items():
             flat += [name, value]
         claim_key, owner, ttl = run_claim or ("", "", 0)
-        args = [job_id, queue, run_at, unique_claim, json.dumps(list(parents)), now, rq_time(now), claim_key, owner, ttl,
-                unique_ttl, max_size or 0]
+        args = [
+            job_id,
+            queue,
+            run_at,
+            unique_claim,
+            json.dumps(list(parents)),
+            now,
+            rq_time(now),
+            claim_key,
+            owner,
+            ttl,
+            unique_ttl,
+            max_size or 0,
+        ]
         outcome, ident, state = self._run("enqueue", args + flat)
         return outcome.decode(), ident.decode(), state.decode()
 
     def enqueue_many(
-        self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, pipe=None,
+        self,
+        queue: str,
+        shared: dict[str, Any],
+        jobs: list[tuple[str, bytes, str]],
+        now: float,
+        pipe=None,
         max_size: int = 0,
     ):
         """Store new jobs (id, data, description) that share every other field, in one call: the
@@ -125,31 +142,82 @@ class Transitions:
         return _checked(self._run("fetch", [worker, token, now, rq_time(now), count, limits, *queues]))
 
     def succeed(
-        self, job_id: str, queue: str, worker: str, attempt: int, now: float, result_json: bytes,
-        next_from: list[str] = (), limits: str = "{}",
+        self,
+        job_id: str,
+        queue: str,
+        worker: str,
+        attempt: int,
+        now: float,
+        result_json: bytes,
+        next_from: list[str] = (),
+        limits: str = "{}",
     ) -> list | None:
         """Record a finished job and, in the same round trip, start the worker's next job from the
         `next_from` queues; returns its row as `fetch` does, or None. Raises LeaseLost (and writes
         nothing) when the job was recovered from this worker."""
-        return _checked(self._run(
-            "succeed",
-            [job_id, queue, worker, attempt, now, rq_time(now), result_json, base64.b64encode(result_json), limits,
-             *next_from],
-        )) or None
+        return (
+            _checked(
+                self._run(
+                    "succeed",
+                    [
+                        job_id,
+                        queue,
+                        worker,
+                        attempt,
+                        now,
+                        rq_time(now),
+                        result_json,
+                        base64.b64encode(result_json),
+                        limits,
+                        *next_from,
+                    ],
+                )
+            )
+            or None
+        )
 
     def fail(
-        self, job_id: str, queue: str, worker: str, attempt: int, now: float, *, verdict: str, retry_at: float | None,
-        error_entry: dict, exc_info: bytes, reason: str, next_from: list[str] = (), limits: str = "{}",
+        self,
+        job_id: str,
+        queue: str,
+        worker: str,
+        attempt: int,
+        now: float,
+        *,
+        verdict: str,
+        retry_at: float | None,
+        error_entry: dict,
+        exc_info: bytes,
+        reason: str,
+        next_from: list[str] = (),
+        limits: str = "{}",
     ) -> list | None:
         """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead' or
         'canceled' (stopped while running); then start the worker's next job as `succeed` does."""
-        return _checked(self._run(
-            "fail",
-            [
-                job_id, queue, worker, attempt, now, rq_time(now), verdict, retry_at or 0,
-                json.dumps(error_entry), exc_info, reason, base64.b64encode(exc_info), limits, *next_from,
-            ],
-        )) or None
+        return (
+            _checked(
+                self._run(
+                    "fail",
+                    [
+                        job_id,
+                        queue,
+                        worker,
+                        attempt,
+                        now,
+                        rq_time(now),
+                        verdict,
+                        retry_at or 0,
+                        json.dumps(error_entry),
+                        exc_info,
+                        reason,
+                        base64.b64encode(exc_info),
+                        limits,
+                        *next_from,
+                    ],
+                )
+            )
+            or None
+        )
 
     def track(self, payload: str) -> None:
         """Flush a worker's job tracking (tracking.Tracker.payload)."""
@@ -158,7 +226,10 @@ class Transitions:
     def heartbeat(self, worker: str, token: str, now_iso: str, ttl: int, cpu_percent: float, rss: int) -> list[str]:
         """Renew the worker's lease; returns the ids of its in-flight jobs an operator asked to
         stop. Raises LeaseLost when the lease is gone."""
-        return [job_id.decode() for job_id in _checked(self._run("heartbeat", [worker, token, now_iso, ttl, cpu_percent, rss]))]
+        return [
+            job_id.decode()
+            for job_id in _checked(self._run("heartbeat", [worker, token, now_iso, ttl, cpu_percent, rss]))
+        ]
 
     def recover(
         self, worker: str, now: float, *, cause: str, crash_limit: int, how: str, culprits: list[str] = ()

@@ -67,8 +67,12 @@ def table(title: str, *columns: str, **options) -> Table:
     """The tables' common look: compact, so that status fits an 80-column terminal."""
     grid = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), **options)
     for column in columns:
-        grid.add_column(column, min_width=len(column), no_wrap=column in _NEVER_CUT,
-                        max_width=SHRINKING_WIDTH if column in _SHRINKING else None)
+        grid.add_column(
+            column,
+            min_width=len(column),
+            no_wrap=column in _NEVER_CUT,
+            max_width=SHRINKING_WIDTH if column in _SHRINKING else None,
+        )
     return grid
 
 
@@ -110,9 +114,14 @@ def status_tables(view: Overview, failures: int = 5, width: int | None = None) -
     for q in view.queues:
         counts.add_row(q.name, f"{q.busy}/{q.workers}", *(str(q.counts[s]) for s in STATES))
         activity.add_row(
-            q.name + (" (paused)" if q.paused else ""), str(q.priority), str(q.weight or "-"),
-            str(q.processed_last_minute - q.failed_last_minute), str(q.failed_last_minute),
-            percent(q.totals.error_rate), format_duration(q.totals.avg_run_seconds), format_duration(q.latency_seconds),
+            q.name + (" (paused)" if q.paused else ""),
+            str(q.priority),
+            str(q.weight or "-"),
+            str(q.processed_last_minute - q.failed_last_minute),
+            str(q.failed_last_minute),
+            percent(q.totals.error_rate),
+            format_duration(q.totals.avg_run_seconds),
+            format_duration(q.latency_seconds),
         )
     parts = [
         fit(counts, width, ("canceled", "deferred", "scheduled", "finished")),
@@ -122,8 +131,9 @@ def status_tables(view: Overview, failures: int = 5, width: int | None = None) -
         fit(workers_table(view), width, ("cpu", "rss", "up", "done", "fail", "beat", "host", "progress", "state")),
     ]
     if view.failures:
-        parts.append(fit(failures_table(view.failures[:failures], view.taken_at), width,
-                         ("attempt", "queue", "when", "outcome")))
+        parts.append(
+            fit(failures_table(view.failures[:failures], view.taken_at), width, ("attempt", "queue", "when", "outcome"))
+        )
     if view.scheduler:
         parts.append(fit(scheduler_table(view), width, ("in", "last run")))
     return Group(*parts)
@@ -137,14 +147,18 @@ def suspension_warning(view: Overview) -> list[Text]:
 
 def unserved_warnings(view: Overview) -> list[Text]:
     return [
-        Text(f"warning: {q.waiting} job(s) waiting on queue {q.name!r}, which no worker serves "
-             "(it is not in queue.yml)", style="bold yellow")
+        Text(
+            f"warning: {q.waiting} job(s) waiting on queue {q.name!r}, which no worker serves (it is not in queue.yml)",
+            style="bold yellow",
+        )
         for q in view.unserved
     ]
 
 
 def workers_table(view: Overview) -> Table:
-    grid = table("Workers", "host", "pid", "queue", "state", "job", "progress", "done", "fail", "cpu", "rss", "up", "beat")
+    grid = table(
+        "Workers", "host", "pid", "queue", "state", "job", "progress", "done", "fail", "cpu", "rss", "up", "beat"
+    )
     running = {j.id: j for j in view.running}
     ordered = sorted(view.workers, key=lambda w: (w.host, w.pid or 0))
     for index, w in enumerate(ordered):
@@ -155,12 +169,24 @@ def workers_table(view: Overview) -> Table:
         for line, job in enumerate(in_flight):
             first, last = line == 0, line == len(in_flight) - 1
             grid.add_row(
-                w.host if first_of_host and first else "", str(w.pid or "-") if first else "",
-                ",".join(w.queues) if first else "", state_text(w.state) if first else "",
-                f"{job.job} {job.id[:8]}" if job else "-", progress_cell(job) if job else "-",
-                *((str(w.done), str(w.failed), "-" if w.cpu_percent is None else f"{w.cpu_percent:.0f}%", size(w.rss_bytes),
-                   format_duration(view.taken_at - w.birth) if w.birth else "-", ago(w.last_heartbeat, view.taken_at))
-                  if first else ("",) * 6),
+                w.host if first_of_host and first else "",
+                str(w.pid or "-") if first else "",
+                ",".join(w.queues) if first else "",
+                state_text(w.state) if first else "",
+                f"{job.job} {job.id[:8]}" if job else "-",
+                progress_cell(job) if job else "-",
+                *(
+                    (
+                        str(w.done),
+                        str(w.failed),
+                        "-" if w.cpu_percent is None else f"{w.cpu_percent:.0f}%",
+                        size(w.rss_bytes),
+                        format_duration(view.taken_at - w.birth) if w.birth else "-",
+                        ago(w.last_heartbeat, view.taken_at),
+                    )
+                    if first
+                    else ("",) * 6
+                ),
                 end_section=last_of_host and last,
             )
     if not view.workers:
@@ -172,7 +198,9 @@ def progress_cell(job: JobView):
     if job.progress is None:
         return Text("running", style="yellow")
     cell = Table.grid(padding=(0, 1))
-    cell.add_row(ProgressBar(total=100, completed=job.progress, width=10), Text(progress_text(job), overflow="ellipsis"))
+    cell.add_row(
+        ProgressBar(total=100, completed=job.progress, width=10), Text(progress_text(job), overflow="ellipsis")
+    )
     return cell
 
 
@@ -180,8 +208,12 @@ def failures_table(failures: list[dict], now: float) -> Table:
     grid = table("Recent failures", "when", "job", "id", "queue", "attempt", "outcome", "error")
     for entry in failures:
         grid.add_row(
-            ago(entry.get("at"), now), entry.get("job", "-"), str(entry.get("id", ""))[:8], entry.get("queue", "-"),
-            str(entry.get("attempt", "-")), state_text(entry.get("outcome", "-")),
+            ago(entry.get("at"), now),
+            entry.get("job", "-"),
+            str(entry.get("id", ""))[:8],
+            entry.get("queue", "-"),
+            str(entry.get("attempt", "-")),
+            state_text(entry.get("outcome", "-")),
             _error_cell(entry.get("error")),
         )
     return grid
@@ -191,9 +223,17 @@ def scheduler_table(view: Overview) -> Table:
     scheduler = view.scheduler
     grid = table("Scheduler", "entry", "next run", "in", "last run")
     for entry in scheduler.entries:
-        grid.add_row(entry.entry, when(entry.next_run), format_duration(max(0.0, entry.next_run - view.taken_at)),
-                     when(entry.last_run))
-    grid.caption = "no scheduler running" if scheduler.heartbeat is None else f"last pass {ago(scheduler.heartbeat, view.taken_at)}"
+        grid.add_row(
+            entry.entry,
+            when(entry.next_run),
+            format_duration(max(0.0, entry.next_run - view.taken_at)),
+            when(entry.last_run),
+        )
+    grid.caption = (
+        "no scheduler running"
+        if scheduler.heartbeat is None
+        else f"last pass {ago(scheduler.heartbeat, view.taken_at)}"
+    )
     return grid
 
 
@@ -230,8 +270,10 @@ def live_status(read: Callable[[], Overview], console: Console, interval: float)
         title = Text.assemble(("jobctl status", "bold"), f"  {when(view.taken_at)}  every {interval:g}s  q to quit")
         return Group(title, status_tables(view, width=console.width))
 
-    with KeyPresses() as keys, Live(frame(), console=console, screen=True, auto_refresh=False,
-                                    vertical_overflow="crop") as screen:
+    with (
+        KeyPresses() as keys,
+        Live(frame(), console=console, screen=True, auto_refresh=False, vertical_overflow="crop") as screen,
+    ):
         while "q" not in keys.wait(interval).lower():
             screen.update(frame(), refresh=True)
 
@@ -243,24 +285,44 @@ def stats_tables(stats: Stats, recent: int = 10) -> Group:
         queues = table("Queues", "queue", *columns, "avg run", "max run", "last run", "last error")
         for q in stats.queues:
             t = q.totals
-            queues.add_row(q.name, *_counter_cells(t), format_duration(t.avg_run_seconds),
-                           format_duration(t.max_run_seconds), ago(t.last_run_at), _error_cell(t.last_error))
+            queues.add_row(
+                q.name,
+                *_counter_cells(t),
+                format_duration(t.avg_run_seconds),
+                format_duration(t.max_run_seconds),
+                ago(t.last_run_at),
+                _error_cell(t.last_error),
+            )
         parts.append(queues)
     jobs = table("Job types", "job", *columns, "p50", "p95", "max run", "last run", "last error")
     for j in stats.jobs:
         t = j.totals
-        jobs.add_row(j.name, *_counter_cells(t), format_duration(j.percentile(0.5)), format_duration(j.percentile(0.95)),
-                     format_duration(t.max_run_seconds), ago(t.last_run_at), _error_cell(t.last_error))
+        jobs.add_row(
+            j.name,
+            *_counter_cells(t),
+            format_duration(j.percentile(0.5)),
+            format_duration(j.percentile(0.95)),
+            format_duration(t.max_run_seconds),
+            ago(t.last_run_at),
+            _error_cell(t.last_error),
+        )
     if not stats.jobs:
         jobs.caption = "no executions recorded yet"
     parts.append(jobs)
     executions = sorted((run for j in stats.jobs for run in j.recent), key=lambda run: run.get("at") or 0, reverse=True)
     if executions:
-        grid = table("Recent executions", "when", "job", "id", "queue", "attempt", "outcome", "ran", "parameters", "error")
+        grid = table(
+            "Recent executions", "when", "job", "id", "queue", "attempt", "outcome", "ran", "parameters", "error"
+        )
         for run in executions[:recent]:
             grid.add_row(
-                ago(run.get("at")), run.get("job", "-"), str(run.get("id", ""))[:8], run.get("queue", "-"),
-                str(run.get("attempt", "-")), state_text(run.get("outcome", "-")), format_duration(run.get("run_seconds")),
+                ago(run.get("at")),
+                run.get("job", "-"),
+                str(run.get("id", ""))[:8],
+                run.get("queue", "-"),
+                str(run.get("attempt", "-")),
+                state_text(run.get("outcome", "-")),
+                format_duration(run.get("run_seconds")),
                 Text(parameters(run.get("args") or [], run.get("kwargs") or {}), overflow="ellipsis", no_wrap=True),
                 _error_cell(run.get("error")),
             )
@@ -306,8 +368,9 @@ def progress_text(job: JobView) -> str:
 
 def job_table(job: JobView, timings: dict | None = None) -> Table:
     """One job as a two-column table; `timings` (api.attempt_timings) adds the times across retries."""
-    grid = Table(show_header=False, title=Text(f"Job {job.id}"), title_justify="left", title_style="bold",
-                 box=box.SIMPLE)
+    grid = Table(
+        show_header=False, title=Text(f"Job {job.id}"), title_justify="left", title_style="bold", box=box.SIMPLE
+    )
     grid.add_column(style="bold")
     grid.add_column()
     retried = job.attempts > 1
@@ -377,8 +440,10 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
     if shown:
         latest = shown[-1]
         lines = latest.text.rstrip("\n").split("\n")
-        title = f"Output of attempt {latest.attempt}, last {min(len(lines), OUTPUT_TAIL_LINES)} lines " \
-                f"(all of it: jobctl logs {detail.job.id})"
+        title = (
+            f"Output of attempt {latest.attempt}, last {min(len(lines), OUTPUT_TAIL_LINES)} lines "
+            f"(all of it: jobctl logs {detail.job.id})"
+        )
         parts += [Text(title, style="bold"), Text("\n".join(lines[-OUTPUT_TAIL_LINES:]))]
     return Group(*parts)
 
@@ -396,8 +461,7 @@ def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) 
 
 
 def dependency_tree(detail: JobDetail) -> Tree:
-    graph = Tree(Text(f"{detail.job.id} {detail.job.job} ") + state_text(detail.job.state),
-                 guide_style="dim")
+    graph = Tree(Text(f"{detail.job.id} {detail.job.job} ") + state_text(detail.job.state), guide_style="dim")
     if detail.parents:
         parents = graph.add(Text("parents", style="bold"))
         for parent in detail.parents:
@@ -433,8 +497,12 @@ def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
     from . import api
 
     with Progress(
-        TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as bar:
         task = bar.add_task("queued", total=100)
         while True:
@@ -452,8 +520,9 @@ def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
             time.sleep(poll)
 
 
-def follow_output(connection, job_id: str, attempt: int, seen: dict[int, int], notes: Console, *, fixed: bool,
-                  poll: float = 0.5) -> None:
+def follow_output(
+    connection, job_id: str, attempt: int, seen: dict[int, int], notes: Console, *, fixed: bool, poll: float = 0.5
+) -> None:
     """`logs --follow`: print the attempt's new output as it is stored, moving on to the next
     attempt when the job is retried (unless `fixed`), until the job ends."""
     from . import api, joboutput
@@ -462,7 +531,9 @@ def follow_output(connection, job_id: str, attempt: int, seen: dict[int, int], n
         job = api.job(connection, job_id)
         text, seen[attempt], lost = joboutput.read_since(connection, job_id, attempt, seen.get(attempt, 0))
         if lost:
-            notes.print(f"--- {lost} bytes not kept (more than the last {joboutput.OUTPUT_LIMIT} per attempt)", highlight=False)
+            notes.print(
+                f"--- {lost} bytes not kept (more than the last {joboutput.OUTPUT_LIMIT} per attempt)", highlight=False
+            )
         sys.stdout.write(text)
         sys.stdout.flush()
         if not fixed and job.attempts > attempt:

@@ -77,13 +77,16 @@ class FetchedJob:
     max_retries: int | None
     unreadable: str | None = None  # why the payload could not be decoded
     created_at: bytes = b""  # RQ's time text, parsed only when a middleware asks (see info)
-    rq: RqOptions = field(default_factory=RqOptions)  # RQ's per-job options (Retry, callbacks), for jobs RQ's API enqueued
+    rq: RqOptions = field(
+        default_factory=RqOptions
+    )  # RQ's per-job options (Retry, callbacks), for jobs RQ's API enqueued
 
     @cached_property
     def info(self) -> middleware.JobInfo:
         """The job as middlewares and hooks see it."""
-        return middleware.JobInfo(self.id, self.name, self.queue, tuple(self.args), dict(self.kwargs), self.attempt,
-                                  self.created_at)
+        return middleware.JobInfo(
+            self.id, self.name, self.queue, tuple(self.args), dict(self.kwargs), self.attempt, self.created_at
+        )
 
 
 def worker_name() -> str:
@@ -92,8 +95,14 @@ def worker_name() -> str:
 
 class Worker:
     def __init__(
-        self, connection: redis.Redis, queues: list[QueueConfig], *, supervisor: str = "", max_jobs: int = 1000,
-        max_memory: int | None = None, concurrency: int = 1,
+        self,
+        connection: redis.Redis,
+        queues: list[QueueConfig],
+        *,
+        supervisor: str = "",
+        max_jobs: int = 1000,
+        max_memory: int | None = None,
+        concurrency: int = 1,
     ):
         self.connection = connection
         self.transitions = Transitions(connection)
@@ -144,7 +153,9 @@ class Worker:
                 pool.shutdown(wait=True)
         # Leave cleanly: flush job tracking, give back anything still in flight and unregister.
         self._with_redis(self._flush)
-        self._with_redis(lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped"))
+        self._with_redis(
+            lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped")
+        )
         return EXIT_RECYCLE if self.recycling and not self.stopping else 0
 
     def _dispatch(self, pool: ThreadPoolExecutor | None) -> None:
@@ -152,7 +163,15 @@ class Worker:
         while not self._finishing():
             free = self.concurrency - self._busy
             self._woken.clear()
-            rows = self._with_redis(lambda: self.transitions.fetch(self.name, self.token, self.fetch_order(), time.time(), free, self.limits)) if free > 0 and not self.suspended else []
+            rows = (
+                self._with_redis(
+                    lambda: self.transitions.fetch(
+                        self.name, self.token, self.fetch_order(), time.time(), free, self.limits
+                    )
+                )
+                if free > 0 and not self.suspended
+                else []
+            )
             if not rows:
                 self._woken.wait(IDLE_POLL)
                 continue
@@ -192,7 +211,9 @@ class Worker:
                     "pid": os.getpid(),
                     "hostname": socket.gethostname(),
                     "state": "idle",
-                    "ip_address": self.connection.client_info().get("addr", "unknown"),  # as Redis sees it, as RQ records it
+                    "ip_address": self.connection.client_info().get(
+                        "addr", "unknown"
+                    ),  # as Redis sees it, as RQ records it
                     "successful_job_count": 0,
                     "failed_job_count": 0,
                     "total_working_time": 0,
@@ -252,7 +273,9 @@ class Worker:
         """RQ's `rq suspend` / `rq resume`, looked at about once a second, not once per job."""
         suspended = bool(self.connection.exists(keys.SUSPENDED))
         if suspended != self.suspended:
-            self.log.info("worker %s: %s", self.name, "suspended (rq suspend): taking no new job" if suspended else "resumed")
+            self.log.info(
+                "worker %s: %s", self.name, "suspended (rq suspend): taking no new job" if suspended else "resumed"
+            )
             self.suspended = suspended
             self._woken.set()
 
@@ -275,7 +298,9 @@ class Worker:
     def _heartbeat(self, cpu_percent: float, rss: int) -> None:
         renewing = time.monotonic()
         try:
-            to_stop = self.transitions.heartbeat(self.name, self.token, rq_time(time.time()), LEASE_TTL, cpu_percent, rss)
+            to_stop = self.transitions.heartbeat(
+                self.name, self.token, rq_time(time.time()), LEASE_TTL, cpu_percent, rss
+            )
         except LeaseLost:
             self._fence("its lease was taken (presumed dead)")
         self._lease_renewed = renewing
@@ -295,8 +320,15 @@ class Worker:
     def _fence(self, why: str) -> None:
         """Another supervisor may already have given this worker's jobs to other workers: end at
         once, without running another instruction of them."""
-        logs.event(self.log, "worker.fenced", "worker %s: %s; exiting, its jobs are recovered elsewhere", self.name, why,
-                   level=logging.WARNING, worker=self.name)
+        logs.event(
+            self.log,
+            "worker.fenced",
+            "worker %s: %s; exiting, its jobs are recovered elsewhere",
+            self.name,
+            why,
+            level=logging.WARNING,
+            worker=self.name,
+        )
         logging.shutdown()
         os._exit(EXIT_FENCED)
 
@@ -322,16 +354,31 @@ class Worker:
                 continue
             if self._redis_down_since is not None:
                 down_for = time.monotonic() - self._redis_down_since
-                logs.event(self.log, "redis.back", "worker %s: Redis connection back after %.1fs", self.name, down_for,
-                           level=logging.WARNING, worker=self.name, down_seconds=round(down_for, 3))
+                logs.event(
+                    self.log,
+                    "redis.back",
+                    "worker %s: Redis connection back after %.1fs",
+                    self.name,
+                    down_for,
+                    level=logging.WARNING,
+                    worker=self.name,
+                    down_seconds=round(down_for, 3),
+                )
                 self._redis_down_since = None
             return result
 
     def _on_redis_trouble(self, exc: Exception) -> None:
         if self._redis_down_since is None:
             self._redis_down_since = time.monotonic()
-            logs.event(self.log, "redis.lost", "worker %s: Redis unavailable (%s); retrying",
-                       self.name, type(exc).__name__, level=logging.WARNING, worker=self.name)
+            logs.event(
+                self.log,
+                "redis.lost",
+                "worker %s: Redis unavailable (%s); retrying",
+                self.name,
+                type(exc).__name__,
+                level=logging.WARNING,
+                worker=self.name,
+            )
 
     # --- fetching ----------------------------------------------------------------------------
 
@@ -449,22 +496,36 @@ class Worker:
         run_seconds = time.perf_counter() - started
         now = time.time()
         next_row = self._with_redis(
-            lambda: self.transitions.succeed(job.id, job.queue, self.name, job.attempt, now, result_json, self._next_from(),
-                                             self.limits)
+            lambda: self.transitions.succeed(
+                job.id, job.queue, self.name, job.attempt, now, result_json, self._next_from(), self.limits
+            )
         )
         self._track(job, "finished", run_seconds, now)
         if self.log.isEnabledFor(logging.DEBUG):  # one line per job only when asked (--verbose): issue 12
             logs.event(
-                self.log, "job.finished", "%s %s [%s] finished in %.3fs", job.name, job.id, job.queue, run_seconds,
-                job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), outcome="finished",
+                self.log,
+                "job.finished",
+                "%s %s [%s] finished in %.3fs",
+                job.name,
+                job.id,
+                job.queue,
+                run_seconds,
+                job_id=job.id,
+                job=job.name,
+                queue=job.queue,
+                duration=round(run_seconds, 6),
+                outcome="finished",
                 level=logging.DEBUG,
             )
         self.middleware.after_attempt(job.info, result, None, run_seconds)
         return self._job_from_row(next_row) if next_row else None
 
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None = None) -> None:
-        self.tracker.record(tracking.Execution(job.id, job.name, job.queue, job.attempt, outcome, run_seconds, now,
-                                               error, job.args, job.kwargs))
+        self.tracker.record(
+            tracking.Execution(
+                job.id, job.name, job.queue, job.attempt, outcome, run_seconds, now, error, job.args, job.kwargs
+            )
+        )
 
     def _output_capture(self, job: FetchedJob) -> Callable[[], Any]:
         """What the job prints and logs, kept with the attempt (joboutput.py), as long as the job."""
@@ -478,7 +539,9 @@ class Worker:
         if os.getpid() != self.pid:
             os._exit(0)
 
-    def _record_failure(self, job: FetchedJob, started: float, exc: BaseException, verdict: str = "") -> FetchedJob | None:
+    def _record_failure(
+        self, job: FetchedJob, started: float, exc: BaseException, verdict: str = ""
+    ) -> FetchedJob | None:
         """`verdict`: 'dead' (permanent), 'canceled' (stopped), or '' to retry while retries last."""
         run_seconds = time.perf_counter() - started
         queue = self.queues.get(job.queue)
@@ -506,23 +569,60 @@ class Worker:
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
         next_row = self._with_redis(
             lambda: self.transitions.fail(
-                job.id, job.queue, self.name, job.attempt, now, verdict=verdict, retry_at=retry_at,
-                error_entry=entry, exc_info=exc_info, reason=reason, next_from=self._next_from(), limits=self.limits,
+                job.id,
+                job.queue,
+                self.name,
+                job.attempt,
+                now,
+                verdict=verdict,
+                retry_at=retry_at,
+                error_entry=entry,
+                exc_info=exc_info,
+                reason=reason,
+                next_from=self._next_from(),
+                limits=self.limits,
             )
         )
         self._track(job, {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict], run_seconds, now, error)
-        fields = dict(job_id=job.id, job=job.name, queue=job.queue, duration=round(run_seconds, 6), attempt=job.attempt,
-                      error=error)
+        fields = dict(
+            job_id=job.id,
+            job=job.name,
+            queue=job.queue,
+            duration=round(run_seconds, 6),
+            attempt=job.attempt,
+            error=error,
+        )
         if verdict == "retry":
             retry_in = retry_at - time.time()
             logs.event(
-                self.log, "job.retry", "%s %s [%s] failed (attempt %d of %d), retry in %.1fs: %s",
-                job.name, job.id, job.queue, job.attempt, max_retries + 1, retry_in, error,
-                outcome="retried", retry_in=round(retry_in, 3), **fields,
+                self.log,
+                "job.retry",
+                "%s %s [%s] failed (attempt %d of %d), retry in %.1fs: %s",
+                job.name,
+                job.id,
+                job.queue,
+                job.attempt,
+                max_retries + 1,
+                retry_in,
+                error,
+                outcome="retried",
+                retry_in=round(retry_in, 3),
+                **fields,
             )
         else:
-            logs.event(self.log, f"job.{verdict}", "%s %s [%s] %s: %s", job.name, job.id, job.queue, verdict, error,
-                       level=logging.WARNING, outcome=verdict, **fields)
+            logs.event(
+                self.log,
+                f"job.{verdict}",
+                "%s %s [%s] %s: %s",
+                job.name,
+                job.id,
+                job.queue,
+                verdict,
+                error,
+                level=logging.WARNING,
+                outcome=verdict,
+                **fields,
+            )
         self.middleware.after_attempt(job.info, None, exc, run_seconds)
         if verdict == "retry":
             self.middleware.on_retry(job.info, exc, max(retry_at - time.time(), 0.0))
@@ -536,8 +636,9 @@ class Worker:
         if verdict == "canceled" and job.rq.on_stopped:
             rq_compat.run_callback("on_stopped", job.rq.on_stopped, job.id, self.connection, (), self.log)
         elif verdict != "canceled" and job.rq.on_failure:
-            rq_compat.run_callback("on_failure", job.rq.on_failure, job.id, self.connection,
-                                   (type(exc), exc, exc.__traceback__), self.log)
+            rq_compat.run_callback(
+                "on_failure", job.rq.on_failure, job.id, self.connection, (type(exc), exc, exc.__traceback__), self.log
+            )
 
     def _progress_reporter(self, job_id: str):
         def report(percent: float, message: str | None) -> None:

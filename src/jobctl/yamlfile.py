@@ -28,8 +28,10 @@ class StrictLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise _Refused(problem=f"alias *{event.anchor} refused (write the value out; aliases can blow a file up)",
-                           problem_mark=event.start_mark)
+            raise _Refused(
+                problem=f"alias *{event.anchor} refused (write the value out; aliases can blow a file up)",
+                problem_mark=event.start_mark,
+            )
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
@@ -39,8 +41,10 @@ class StrictLoader(yaml.SafeLoader):
             line = key_node.start_mark.line + 1
             try:
                 if key in first_line:
-                    raise _Refused(problem=f"duplicate key {key!r} (lines {first_line[key]} and {line})",
-                                   problem_mark=key_node.start_mark)
+                    raise _Refused(
+                        problem=f"duplicate key {key!r} (lines {first_line[key]} and {line})",
+                        problem_mark=key_node.start_mark,
+                    )
                 first_line[key] = line
             except TypeError:  # an unhashable key: SafeConstructor reports it below
                 break

@@ -30,9 +30,16 @@ POSTGRES_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TEST_DATABASE = f"jobctl_test_{os.getpid()}"  # one per test process: sessions may run side by side
 
 ENVIRONMENT = (
-    "JOBCTL_DATABASE_URL", "YOUTUBE_API_KEY", "JOBCTL_YOUTUBE_API_URL", "JOBCTL_CHANNEL_SOURCE",
-    "JOBCTL_CHANNELS_DIR", "JOBCTL_NOTIFY", "JOBCTL_WEBHOOK_URL", "JOBCTL_SMTP_URL",
-    "JOBCTL_NOTIFY_EMAIL_TO", "JOBCTL_NOTIFY_EMAIL_FROM",
+    "JOBCTL_DATABASE_URL",
+    "YOUTUBE_API_KEY",
+    "JOBCTL_YOUTUBE_API_URL",
+    "JOBCTL_CHANNEL_SOURCE",
+    "JOBCTL_CHANNELS_DIR",
+    "JOBCTL_NOTIFY",
+    "JOBCTL_WEBHOOK_URL",
+    "JOBCTL_SMTP_URL",
+    "JOBCTL_NOTIFY_EMAIL_TO",
+    "JOBCTL_NOTIFY_EMAIL_FROM",
 )
 
 
@@ -58,8 +65,13 @@ def postgres_url():
     except Exception as exc:  # no server, no rights: the PostgreSQL runs are skipped
         # psycopg's first line ends with the cause: "... port 5432 failed: Connection refused"
         cause = str(getattr(exc, "orig", exc)).strip().split("\n")[0].split(": ")[-1].strip() or type(exc).__name__
-        yield None, (f"PostgreSQL not usable at {server.render_as_string()} ({cause}): start one there "
-                     "(apt-get install postgresql) or set JOBCTL_TEST_POSTGRES_URL")
+        yield (
+            None,
+            (
+                f"PostgreSQL not usable at {server.render_as_string()} ({cause}): start one there "
+                "(apt-get install postgresql) or set JOBCTL_TEST_POSTGRES_URL"
+            ),
+        )
         return
     yield server.set(database=TEST_DATABASE).render_as_string(hide_password=False), None
     with admin.connect() as conn:
@@ -138,11 +150,20 @@ def channel_resource(channel_id: str = CHANNEL_ID, title: str = "Small Test Kitc
     return {
         "kind": "youtube#channel",
         "id": channel_id,
-        "snippet": {"title": title, "description": "A test channel", "customUrl": "@smalltest",
-                    "publishedAt": "2019-02-03T10:00:00Z", "country": "GB"},
+        "snippet": {
+            "title": title,
+            "description": "A test channel",
+            "customUrl": "@smalltest",
+            "publishedAt": "2019-02-03T10:00:00Z",
+            "country": "GB",
+        },
         "contentDetails": {"relatedPlaylists": {"uploads": "UU" + channel_id[2:]}},
-        "statistics": {"viewCount": str(views), "subscriberCount": str(subscribers),
-                       "hiddenSubscriberCount": False, "videoCount": str(len(SMALL_VIDEOS))},
+        "statistics": {
+            "viewCount": str(views),
+            "subscriberCount": str(subscribers),
+            "hiddenSubscriberCount": False,
+            "videoCount": str(len(SMALL_VIDEOS)),
+        },
     }
 
 
@@ -151,8 +172,13 @@ def video_resources(channel_id: str = CHANNEL_ID) -> list[dict]:
         {
             "kind": "youtube#video",
             "id": f"vid{index:08d}",
-            "snippet": {"publishedAt": _iso(published), "channelId": channel_id, "title": title,
-                        "description": "", "tags": []},
+            "snippet": {
+                "publishedAt": _iso(published),
+                "channelId": channel_id,
+                "title": title,
+                "description": "",
+                "tags": [],
+            },
             "contentDetails": {"duration": "PT7M30S"},
             "statistics": {"viewCount": str(views), "likeCount": str(likes), "commentCount": str(comments)},
         }
@@ -169,8 +195,10 @@ def small_channel(workdir, monkeypatch) -> str:
         "channel": channel_resource(),
         "videos": video_resources(),
         "history": [
-            {"capturedAt": f"{day.isoformat()}T06:00:00Z",
-             "statistics": {"viewCount": str(views), "subscriberCount": str(subscribers), "videoCount": "6"}}
+            {
+                "capturedAt": f"{day.isoformat()}T06:00:00Z",
+                "statistics": {"viewCount": str(views), "subscriberCount": str(subscribers), "videoCount": "6"},
+            }
             for day, subscribers, views in small_history()
         ],
     }
@@ -225,13 +253,20 @@ class FakeServer:
             return 403, {"error": {"code": 403, "message": "API key not valid. Please pass a valid API key."}}
         if path == "/youtube/v3/channels":
             found = [self.channels[i] for i in query["id"][0].split(",") if i in self.channels]
-            return 200, {"kind": "youtube#channelListResponse", "pageInfo": {"totalResults": len(found)},
-                         "items": found}
+            return 200, {
+                "kind": "youtube#channelListResponse",
+                "pageInfo": {"totalResults": len(found)},
+                "items": found,
+            }
         if path == "/youtube/v3/playlistItems":
             channel_id = "UC" + query["playlistId"][0][2:]
             if channel_id not in self.videos:
-                return 404, {"error": {"code": 404, "message": "The playlist identified with the request's "
-                                                               "playlistId parameter cannot be found."}}
+                return 404, {
+                    "error": {
+                        "code": 404,
+                        "message": "The playlist identified with the request's playlistId parameter cannot be found.",
+                    }
+                }
             return 200, {"items": [{"contentDetails": {"videoId": v["id"]}} for v in self.videos[channel_id]]}
         if path == "/youtube/v3/videos":
             wanted = set(query["id"][0].split(","))

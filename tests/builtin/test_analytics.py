@@ -21,11 +21,17 @@ def test_growth_engagement_and_cadence_of_the_small_channel(synced_channel, run_
     # (600 + 400 + 250 + 120 + 45 + 10) interactions / 30,000 views
     assert result["engagement_rate"] == 0.0475
     assert [(v["title"], v["engagement_rate"]) for v in result["top_videos"][:3]] == [
-        ("Sourdough basics", 0.05), ("Sourdough starter tips", 0.05), ("Knife skills for beginners", 0.05),
+        ("Sourdough basics", 0.05),
+        ("Sourdough starter tips", 0.05),
+        ("Knife skills for beginners", 0.05),
     ]
     # six uploads in the 28 days, 7, 3, 2, 5 and 7 days apart, the last on the last day
-    assert result["cadence"] == {"uploads_28d": 6, "uploads_per_week": 1.5,
-                                 "mean_days_between_uploads": 4.8, "days_since_last_upload": 0}
+    assert result["cadence"] == {
+        "uploads_28d": 6,
+        "uploads_per_week": 1.5,
+        "mean_days_between_uploads": 4.8,
+        "days_since_last_upload": 0,
+    }
     assert run_job.progress.percents == [10, 40, 80, 100]
 
 
@@ -43,8 +49,9 @@ def test_the_report_is_stored_once_per_channel(synced_channel):
 
 def test_a_short_history_has_no_window_growth_yet(synced_channel):
     with store.engine().begin() as conn:
-        conn.execute(store.channel_snapshots.delete().where(
-            store.channel_snapshots.c.snapshot_date < date(2025, 5, 25)))
+        conn.execute(
+            store.channel_snapshots.delete().where(store.channel_snapshots.c.snapshot_date < date(2025, 5, 25))
+        )
     result = analytics(synced_channel)
     assert result["subscriber_growth"] == {"7d": None, "28d": None}
 

@@ -19,9 +19,14 @@ def test_export_sync_stores_every_day_and_every_video(small_channel, store_backe
     result = run_job(channel_sync, small_channel)
 
     assert result == {
-        "channel_id": CHANNEL_ID, "title": "Small Test Kitchen", "source": "exports",
-        "snapshots": 29, "videos": 6, "snapshot_date": "2025-05-29",
-        "subscribers": 1010, "views": 82000,
+        "channel_id": CHANNEL_ID,
+        "title": "Small Test Kitchen",
+        "source": "exports",
+        "snapshots": 29,
+        "videos": 6,
+        "snapshot_date": "2025-05-29",
+        "subscribers": 1010,
+        "views": 82000,
     }
     assert (count(store.channels), count(store.channel_snapshots), count(store.videos)) == (1, 29, 6)
     assert run_job.progress.percents == [10, 60, 100]
@@ -57,7 +62,9 @@ def test_youtube_sync_stores_todays_snapshot_and_the_uploads(youtube, store_back
     assert result["snapshot_date"] == store.utcnow().date().isoformat()
     assert (result["subscribers"], result["views"]) == (1010, 82000)
     assert youtube.requests == [
-        "GET /youtube/v3/channels", "GET /youtube/v3/playlistItems", "GET /youtube/v3/videos",
+        "GET /youtube/v3/channels",
+        "GET /youtube/v3/playlistItems",
+        "GET /youtube/v3/videos",
     ]
     assert count(store.videos) == 6
 

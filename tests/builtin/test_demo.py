@@ -5,8 +5,15 @@ from jobctl.builtin.demo import demo_batch, demo_summary
 
 from .conftest import EXAMPLES
 
-QUEUES = {"channel_sync": "default", "analytics": "analytics", "recommendations": "recommendations",
-          "notifications": "notifications", "visualize": "default", "import": "default", "upload": "default"}
+QUEUES = {
+    "channel_sync": "default",
+    "analytics": "analytics",
+    "recommendations": "recommendations",
+    "notifications": "notifications",
+    "visualize": "default",
+    "import": "default",
+    "upload": "default",
+}
 
 
 def test_every_builtin_job_is_registered_on_its_queue():
@@ -30,18 +37,25 @@ def test_the_batch_on_the_shipped_examples(workdir, store_backend):
             failures.append((name, str(exc)))
 
     assert failures == [
-        ("channel_sync", "unknown channel 'UCnoSuchChannelInExports0': there is no "
-                         f"{EXAMPLES}/channels/UCnoSuchChannelInExports0.json"),
+        (
+            "channel_sync",
+            "unknown channel 'UCnoSuchChannelInExports0': there is no "
+            f"{EXAMPLES}/channels/UCnoSuchChannelInExports0.json",
+        ),
         ("import", f"import file {EXAMPLES}/imports/missing.csv does not exist"),
     ]
     summary = demo_summary()
     assert summary[0].startswith("data: ")
     # 4 synced + 28 imported channels; 4 x 42 days + 28 imported snapshots; 50 synced + 40 imported videos
-    assert summary[1] == ("rows: 32 channels, 196 daily snapshots, 90 videos, 4 analytics reports, "
-                          "45 recommendations, 3 alerts, 5 documents, 13 chunks")
+    assert summary[1] == (
+        "rows: 32 channels, 196 daily snapshots, 90 videos, 4 analytics reports, "
+        "45 recommendations, 3 alerts, 5 documents, 13 chunks"
+    )
     assert sum(line.startswith(f"chart: {workdir}/.jobctl/charts/") for line in summary) == 4
-    assert any(line.endswith(f"missing.csv: failed, import file {EXAMPLES}/imports/missing.csv does not exist")
-               for line in summary)
+    assert any(
+        line.endswith(f"missing.csv: failed, import file {EXAMPLES}/imports/missing.csv does not exist")
+        for line in summary
+    )
 
 
 def test_batch_entries_survive_a_json_payload():

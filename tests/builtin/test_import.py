@@ -12,7 +12,7 @@ HEADER = "video_id,channel_id,title,published_at,duration_seconds,views,likes,co
 CHANNEL = "UCsmallTestChannel000001"
 GOOD = [
     f"aaaaaaaaaa1,{CHANNEL},First video,2025-05-01T10:00:00Z,300,1000,50,5\n",
-    f"aaaaaaaaaa2,{CHANNEL},\"Second, with a comma\",2025-05-02T10:00:00+02:00,600,2000,80,10\n",
+    f'aaaaaaaaaa2,{CHANNEL},"Second, with a comma",2025-05-02T10:00:00+02:00,600,2000,80,10\n',
     f"aaaaaaaaaa3,{CHANNEL},Third video,2025-05-03,60,0,0,0\n",
 ]
 BAD = [
@@ -26,8 +26,11 @@ BAD = [
 
 def rejections():
     with store.engine().connect() as conn:
-        return conn.execute(select(store.import_rejections.c.line_number, store.import_rejections.c.reason)
-                            .order_by(store.import_rejections.c.line_number)).all()
+        return conn.execute(
+            select(store.import_rejections.c.line_number, store.import_rejections.c.reason).order_by(
+                store.import_rejections.c.line_number
+            )
+        ).all()
 
 
 def import_status(kind):
@@ -40,13 +43,22 @@ def test_bad_rows_are_kept_aside_with_line_and_reason(store_backend, workdir, ru
 
     result = run_job(import_csv, "videos.csv", "videos")
 
-    assert result == {"path": "videos.csv", "kind": "videos", "status": "completed",
-                      "rows": 8, "imported": 3, "rejected": 5}
+    assert result == {
+        "path": "videos.csv",
+        "kind": "videos",
+        "status": "completed",
+        "rows": 8,
+        "imported": 3,
+        "rejected": 5,
+    }
     assert rejections() == [
         (5, "video_id: 'bad' is not a video id (11 characters)"),
         (6, "likes (500) exceed views (100)"),
-        (7, "title is empty; published_at: 'yesterday' is not an ISO 8601 time; "
-            "duration_seconds: -3 is negative; views: '1k' is not a whole number"),
+        (
+            7,
+            "title is empty; published_at: 'yesterday' is not an ISO 8601 time; "
+            "duration_seconds: -3 is negative; views: '1k' is not a whole number",
+        ),
         (8, "duplicate video_id aaaaaaaaaa1, first seen on line 2"),
         (9, "has 9 fields, expected 8"),
     ]
@@ -59,7 +71,12 @@ def test_bad_rows_are_kept_aside_with_line_and_reason(store_backend, workdir, ru
     ]
     status = import_status("videos")
     assert (status.status, status.total_rows, status.imported_rows, status.rejected_rows, status.error) == (
-        "completed", 8, 3, 5, None)
+        "completed",
+        8,
+        3,
+        5,
+        None,
+    )
     assert run_job.progress.percents == [99, 100]
 
 

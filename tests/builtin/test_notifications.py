@@ -18,8 +18,11 @@ EXPECTED_ALERTS = [
 
 def deliveries() -> list[tuple[str, str]]:
     with store.engine().connect() as conn:
-        return conn.execute(select(store.alert_deliveries.c.alert_key, store.alert_deliveries.c.notifier)
-                            .order_by(store.alert_deliveries.c.alert_key)).all()
+        return conn.execute(
+            select(store.alert_deliveries.c.alert_key, store.alert_deliveries.c.notifier).order_by(
+                store.alert_deliveries.c.alert_key
+            )
+        ).all()
 
 
 def test_log_alerts_are_sent_once_across_reruns(synced_channel, caplog, run_job):
@@ -48,8 +51,12 @@ def test_webhook_failure_is_retried_and_each_alert_posted_exactly_once(synced_ch
     retry = notifications(synced_channel)  # what the runner does next
     assert (retry["sent"], retry["already_sent"]) == (5, 1)
     assert [hook["message"] for hook in fake_server.webhooks] == EXPECTED_ALERTS
-    assert fake_server.webhooks[0] == {"channel_id": synced_channel, "key": "milestone:1000",
-                                       "kind": "milestone", "message": EXPECTED_ALERTS[0]}
+    assert fake_server.webhooks[0] == {
+        "channel_id": synced_channel,
+        "key": "milestone:1000",
+        "kind": "milestone",
+        "message": EXPECTED_ALERTS[0],
+    }
     notifications(synced_channel)
     assert len(fake_server.webhooks) == 3
 
@@ -66,7 +73,9 @@ def test_email_alerts_go_through_smtp_once(synced_channel, smtp_server, monkeypa
     assert len(smtp_server.messages) == 3
     first = smtp_server.messages[0]
     assert (first.mail_from, first.rcpt_tos) == ("alerts@example.com", ["ops@example.com", "owner@example.com"])
-    assert message_from_bytes(first.content, policy=policy.default)["Subject"].strip() == f"[jobctl] {EXPECTED_ALERTS[0]}"
+    assert (
+        message_from_bytes(first.content, policy=policy.default)["Subject"].strip() == f"[jobctl] {EXPECTED_ALERTS[0]}"
+    )
 
 
 def test_a_sync_failing_three_times_in_a_row_alerts_once(synced_channel, monkeypatch, tmp_path):
@@ -93,8 +102,15 @@ def test_misconfigured_notifiers_are_permanent(synced_channel, monkeypatch):
         notifications(synced_channel)
 
 
-@pytest.mark.parametrize("before, after, crossed", [
-    (985, 1010, 1000), (1900, 2100, 2000), (4000, 12000, 10000), (99_000, 99_999, None), (1000, 1001, None),
-])
+@pytest.mark.parametrize(
+    "before, after, crossed",
+    [
+        (985, 1010, 1000),
+        (1900, 2100, 2000),
+        (4000, 12000, 10000),
+        (99_000, 99_999, None),
+        (1000, 1001, None),
+    ],
+)
 def test_milestones(before, after, crossed):
     assert crossed_milestone(before, after) == crossed

@@ -19,8 +19,14 @@ def test_sqlite_store_lives_under_dot_jobctl_in_wal_mode(workdir):
 
 
 def test_upsert_twice_leaves_one_row_with_the_latest_values(store_backend):
-    row = {"channel_id": "UCx", "snapshot_date": date(2025, 5, 1), "subscribers": 10, "views": 100,
-           "video_count": 1, "captured_at": datetime(2025, 5, 1, 6, tzinfo=timezone.utc)}
+    row = {
+        "channel_id": "UCx",
+        "snapshot_date": date(2025, 5, 1),
+        "subscribers": 10,
+        "views": 100,
+        "video_count": 1,
+        "captured_at": datetime(2025, 5, 1, 6, tzinfo=timezone.utc),
+    }
     with store.engine().begin() as conn:
         store.upsert(conn, store.channel_snapshots, [row])
         store.upsert(conn, store.channel_snapshots, [{**row, "subscribers": 11}])
@@ -33,4 +39,3 @@ def test_postgres_urls_use_psycopg_3_and_passwords_are_masked(monkeypatch):
     monkeypatch.setenv("JOBCTL_DATABASE_URL", "postgresql://app:s3cret@db.internal:5432/jobs")
     assert store.database_url() == "postgresql+psycopg://app:s3cret@db.internal:5432/jobs"
     assert store.masked_database_url() == "postgresql+psycopg://app:***@db.internal:5432/jobs"
-

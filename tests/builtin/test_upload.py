@@ -11,12 +11,15 @@ from .conftest import EXAMPLES
 STAGES = [10, 30, 50, 70, 90, 100]
 
 
-@pytest.mark.parametrize("name, fmt, title, chunks", [
-    ("retry-policy.md", "markdown", "Retry policy for background jobs", 3),
-    ("queue-operations.html", "html", "Queue operations runbook", 2),
-    ("incident-2025-03-upload-backlog.txt", "text", "Incident report: upload backlog of 14 March 2025", 2),
-    ("youtube-quota-guide.pdf", "pdf", "YouTube Data API quota guide", 2),
-])
+@pytest.mark.parametrize(
+    "name, fmt, title, chunks",
+    [
+        ("retry-policy.md", "markdown", "Retry policy for background jobs", 3),
+        ("queue-operations.html", "html", "Queue operations runbook", 2),
+        ("incident-2025-03-upload-backlog.txt", "text", "Incident report: upload backlog of 14 March 2025", 2),
+        ("youtube-quota-guide.pdf", "pdf", "YouTube Data API quota guide", 2),
+    ],
+)
 def test_each_format_goes_through_every_stage(store_backend, run_job, name, fmt, title, chunks):
     result = run_job(upload, str(EXAMPLES / "docs" / name))
 
@@ -41,8 +44,12 @@ def test_html_scripts_and_markdown_syntax_are_not_indexed(store_backend):
 
 
 def test_search_finds_the_passage_that_answers(store_backend):
-    for document in ("retry-policy.md", "queue-operations.html", "youtube-quota-guide.pdf",
-                     "incident-2025-03-upload-backlog.txt"):
+    for document in (
+        "retry-policy.md",
+        "queue-operations.html",
+        "youtube-quota-guide.pdf",
+        "incident-2025-03-upload-backlog.txt",
+    ):
         upload(str(EXAMPLES / "docs" / document), collection="docs", chunk_size=400, chunk_overlap=50)
 
     best = search("search.list costs 100 units", collection="docs", top=3)[0]

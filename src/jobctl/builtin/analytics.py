@@ -38,20 +38,22 @@ def analytics(channel_id: str) -> dict:
         store.upsert(
             conn,
             store.analytics_reports,
-            [{
-                "channel_id": channel_id,
-                "as_of": date.fromisoformat(report["as_of"]),
-                "subscribers": report["subscribers"],
-                "views": report["views"],
-                "subscriber_growth_7d": report["subscriber_growth"]["7d"],
-                "subscriber_growth_28d": report["subscriber_growth"]["28d"],
-                "view_growth_7d": report["view_growth"]["7d"],
-                "view_growth_28d": report["view_growth"]["28d"],
-                "engagement_rate": report["engagement_rate"],
-                "uploads_per_week": report["cadence"]["uploads_per_week"],
-                "report": report,
-                "computed_at": store.utcnow(),
-            }],
+            [
+                {
+                    "channel_id": channel_id,
+                    "as_of": date.fromisoformat(report["as_of"]),
+                    "subscribers": report["subscribers"],
+                    "views": report["views"],
+                    "subscriber_growth_7d": report["subscriber_growth"]["7d"],
+                    "subscriber_growth_28d": report["subscriber_growth"]["28d"],
+                    "view_growth_7d": report["view_growth"]["7d"],
+                    "view_growth_28d": report["view_growth"]["28d"],
+                    "engagement_rate": report["engagement_rate"],
+                    "uploads_per_week": report["cadence"]["uploads_per_week"],
+                    "report": report,
+                    "computed_at": store.utcnow(),
+                }
+            ],
         )
     progress(100, "analysed")
     summary = {key: value for key, value in report.items() if key not in ("daily_growth", "videos")}
@@ -94,11 +96,13 @@ def daily_growth(snapshots: Sequence) -> list[dict]:
     growth = []
     for before, after in zip(snapshots, snapshots[1:]):
         days = (after.snapshot_date - before.snapshot_date).days
-        growth.append({
-            "date": after.snapshot_date.isoformat(),
-            "subscribers": round((after.subscribers - before.subscribers) / days, 1),
-            "views": round((after.views - before.views) / days, 1),
-        })
+        growth.append(
+            {
+                "date": after.snapshot_date.isoformat(),
+                "subscribers": round((after.subscribers - before.subscribers) / days, 1),
+                "views": round((after.views - before.views) / days, 1),
+            }
+        )
     return growth
 
 

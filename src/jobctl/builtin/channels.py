@@ -73,9 +73,7 @@ class YouTubeSource:
             raise PermanentError(f"YouTube has no channel {channel_id!r}")
         resource = found["items"][0]
         uploads = resource["contentDetails"]["relatedPlaylists"]["uploads"]
-        playlist = self._get(
-            "playlistItems", part="contentDetails", playlistId=uploads, maxResults=RECENT_VIDEOS
-        )
+        playlist = self._get("playlistItems", part="contentDetails", playlistId=uploads, maxResults=RECENT_VIDEOS)
         video_ids = [item["contentDetails"]["videoId"] for item in playlist.get("items", [])]
         video_resources = []
         if video_ids:
@@ -153,14 +151,16 @@ def channel_sync(channel_id: str) -> dict:
         store.upsert(
             conn,
             store.sync_status,
-            [{
-                "channel_id": channel_id,
-                "last_attempt_at": now,
-                "last_success_at": now,
-                "consecutive_failures": 0,
-                "failing_since": None,
-                "last_error": None,
-            }],
+            [
+                {
+                    "channel_id": channel_id,
+                    "last_attempt_at": now,
+                    "last_success_at": now,
+                    "consecutive_failures": 0,
+                    "failing_since": None,
+                    "last_error": None,
+                }
+            ],
         )
     latest = max(snapshots, key=lambda snapshot: snapshot["snapshot_date"])
     progress(100, "synced")
@@ -179,20 +179,20 @@ def channel_sync(channel_id: str) -> dict:
 def _record_failure(channel_id: str, error: str) -> None:
     now = store.utcnow()
     with store.engine().begin() as conn:
-        previous = conn.execute(
-            select(store.sync_status).where(store.sync_status.c.channel_id == channel_id)
-        ).first()
+        previous = conn.execute(select(store.sync_status).where(store.sync_status.c.channel_id == channel_id)).first()
         store.upsert(
             conn,
             store.sync_status,
-            [{
-                "channel_id": channel_id,
-                "last_attempt_at": now,
-                "last_success_at": previous.last_success_at if previous else None,
-                "consecutive_failures": (previous.consecutive_failures if previous else 0) + 1,
-                "failing_since": (previous and previous.failing_since) or now,
-                "last_error": error,
-            }],
+            [
+                {
+                    "channel_id": channel_id,
+                    "last_attempt_at": now,
+                    "last_success_at": previous.last_success_at if previous else None,
+                    "consecutive_failures": (previous.consecutive_failures if previous else 0) + 1,
+                    "failing_since": (previous and previous.failing_since) or now,
+                    "last_error": error,
+                }
+            ],
         )
 
 
@@ -282,8 +282,5 @@ def load_videos(conn: Connection, channel_id: str) -> list[Row]:
 
 
 def channel_title(conn: Connection, channel_id: str) -> str:
-    title = conn.execute(
-        select(store.channels.c.title).where(store.channels.c.channel_id == channel_id)
-    ).scalar()
+    title = conn.execute(select(store.channels.c.title).where(store.channels.c.channel_id == channel_id)).scalar()
     return title or channel_id
-

@@ -98,15 +98,31 @@ def _write_channels(conn: Connection, rows: list[dict]) -> None:
     store.upsert(
         conn,
         store.channels,
-        [{"channel_id": r["channel_id"], "title": r["title"], "country": r["country"],
-          "source": "import", "updated_at": now} for r in rows],
+        [
+            {
+                "channel_id": r["channel_id"],
+                "title": r["title"],
+                "country": r["country"],
+                "source": "import",
+                "updated_at": now,
+            }
+            for r in rows
+        ],
     )
     store.upsert(
         conn,
         store.channel_snapshots,
-        [{"channel_id": r["channel_id"], "snapshot_date": r["snapshot_date"],
-          "subscribers": r["subscribers"], "views": r["views"], "video_count": r["video_count"],
-          "captured_at": datetime.combine(r["snapshot_date"], time(), timezone.utc)} for r in rows],
+        [
+            {
+                "channel_id": r["channel_id"],
+                "snapshot_date": r["snapshot_date"],
+                "subscribers": r["subscribers"],
+                "views": r["views"],
+                "video_count": r["video_count"],
+                "captured_at": datetime.combine(r["snapshot_date"], time(), timezone.utc),
+            }
+            for r in rows
+        ],
     )
 
 
@@ -124,16 +140,29 @@ def _check_video(row: dict) -> str | None:
 KINDS = {
     "channels": ImportKind(
         key="channel_id",
-        columns={"channel_id": _channel_id, "title": _text, "country": _country,
-                 "subscribers": _count, "views": _count, "video_count": _count,
-                 "snapshot_date": _day},
+        columns={
+            "channel_id": _channel_id,
+            "title": _text,
+            "country": _country,
+            "subscribers": _count,
+            "views": _count,
+            "video_count": _count,
+            "snapshot_date": _day,
+        },
         write=_write_channels,
     ),
     "videos": ImportKind(
         key="video_id",
-        columns={"video_id": _video_id, "channel_id": _channel_id, "title": _text,
-                 "published_at": _moment, "duration_seconds": _count, "views": _count,
-                 "likes": _count, "comments": _count},
+        columns={
+            "video_id": _video_id,
+            "channel_id": _channel_id,
+            "title": _text,
+            "published_at": _moment,
+            "duration_seconds": _count,
+            "views": _count,
+            "likes": _count,
+            "comments": _count,
+        },
         write=_write_videos,
         check=_check_video,
     ),
@@ -150,28 +179,50 @@ def import_csv(path: str, kind: str) -> dict:
     source = str(file.resolve())
     import_key = (store.imports.c.source_path == source) & (store.imports.c.kind == kind)
     with store.engine().begin() as conn:
-        store.upsert(conn, store.imports, [{
-            "source_path": source, "kind": kind, "status": "processing", "total_rows": 0,
-            "imported_rows": 0, "rejected_rows": 0, "error": None,
-            "started_at": store.utcnow(), "finished_at": None,
-        }])
-        conn.execute(delete(store.import_rejections).where(
-            (store.import_rejections.c.source_path == source) & (store.import_rejections.c.kind == kind)
-        ))
+        store.upsert(
+            conn,
+            store.imports,
+            [
+                {
+                    "source_path": source,
+                    "kind": kind,
+                    "status": "processing",
+                    "total_rows": 0,
+                    "imported_rows": 0,
+                    "rejected_rows": 0,
+                    "error": None,
+                    "started_at": store.utcnow(),
+                    "finished_at": None,
+                }
+            ],
+        )
+        conn.execute(
+            delete(store.import_rejections).where(
+                (store.import_rejections.c.source_path == source) & (store.import_rejections.c.kind == kind)
+            )
+        )
     try:
         imported, rejected = _import_rows(file, source, kind, spec, import_key)
     except Exception as exc:
         reason = str(exc) if isinstance(exc, PermanentError) else f"{type(exc).__name__}: {exc}"
         with store.engine().begin() as conn:
-            conn.execute(update(store.imports).where(import_key).values(
-                status="failed", error=reason, finished_at=store.utcnow()))
+            conn.execute(
+                update(store.imports)
+                .where(import_key)
+                .values(status="failed", error=reason, finished_at=store.utcnow())
+            )
         raise
     with store.engine().begin() as conn:
-        conn.execute(update(store.imports).where(import_key).values(
-            status="completed", finished_at=store.utcnow()))
+        conn.execute(update(store.imports).where(import_key).values(status="completed", finished_at=store.utcnow()))
     progress(100, f"imported {imported} rows, rejected {rejected}")
-    return {"path": path, "kind": kind, "status": "completed", "rows": imported + rejected,
-            "imported": imported, "rejected": rejected}
+    return {
+        "path": path,
+        "kind": kind,
+        "status": "completed",
+        "rows": imported + rejected,
+        "imported": imported,
+        "rejected": rejected,
+    }
 
 
 def _import_rows(path: Path, source: str, kind: str, spec: ImportKind, import_key) -> tuple[int, int]:
@@ -192,17 +243,20 @@ def _import_rows(path: Path, source: str, kind: str, spec: ImportKind, import_ke
             good = [row for _, row, reason in batch if reason is None]
             bad = [
                 {"source_path": source, "kind": kind, "line_number": line, "reason": reason, "row": row}
-                for line, row, reason in batch if reason is not None
+                for line, row, reason in batch
+                if reason is not None
             ]
             imported += len(good)
             rejected += len(bad)
             with store.engine().begin() as conn:
                 spec.write(conn, good)
                 store.upsert(conn, store.import_rejections, bad)
-                conn.execute(update(store.imports).where(import_key).values(
-                    total_rows=total, imported_rows=imported, rejected_rows=rejected))
-            progress(min(99, 100 * (imported + rejected) / max(total, 1)),
-                     f"{imported + rejected} of {total} rows")
+                conn.execute(
+                    update(store.imports)
+                    .where(import_key)
+                    .values(total_rows=total, imported_rows=imported, rejected_rows=rejected)
+                )
+            progress(min(99, 100 * (imported + rejected) / max(total, 1)), f"{imported + rejected} of {total} rows")
     return imported, rejected
 
 

@@ -35,8 +35,13 @@ def demo_batch() -> list[tuple[str, list, dict]]:
         ("import", ["example:imports/videos.csv", "videos"], {}),
     ]
     batch += [("upload", [path], {"collection": "demo"}) for path in EXAMPLE_DOCUMENTS]
-    batch.append(("upload", ["example:docs/retry-policy.md"],
-                  {"collection": "demo-paragraphs", "strategy": "paragraph", "chunk_size": 600}))
+    batch.append(
+        (
+            "upload",
+            ["example:docs/retry-policy.md"],
+            {"collection": "demo-paragraphs", "strategy": "paragraph", "chunk_size": 600},
+        )
+    )
     for channel in EXAMPLE_CHANNELS:
         batch += [
             ("analytics", [channel], {}),
@@ -54,10 +59,14 @@ def demo_batch() -> list[tuple[str, list, dict]]:
 def demo_summary() -> list[str]:
     """Where the demo's results went: the store, row counts, rejected rows and the charts."""
     counted = (
-        ("channels", store.channels), ("daily snapshots", store.channel_snapshots),
-        ("videos", store.videos), ("analytics reports", store.analytics_reports),
-        ("recommendations", store.recommendations), ("alerts", store.alerts),
-        ("documents", store.documents), ("chunks", store.chunks),
+        ("channels", store.channels),
+        ("daily snapshots", store.channel_snapshots),
+        ("videos", store.videos),
+        ("analytics reports", store.analytics_reports),
+        ("recommendations", store.recommendations),
+        ("alerts", store.alerts),
+        ("documents", store.documents),
+        ("chunks", store.chunks),
     )
     with store.engine().connect() as conn:
         counts = {label: conn.execute(select(func.count()).select_from(table)).scalar() for label, table in counted}
@@ -68,8 +77,11 @@ def demo_summary() -> list[str]:
         "rows: " + ", ".join(f"{count} {label}" for label, count in counts.items()),
     ]
     for row in imports:
-        detail = (f"{row.imported_rows} imported, {row.rejected_rows} rejected (see import_rejections)"
-                  if row.status != "failed" else row.error)
+        detail = (
+            f"{row.imported_rows} imported, {row.rejected_rows} rejected (see import_rejections)"
+            if row.status != "failed"
+            else row.error
+        )
         lines.append(f"import {row.kind} {row.source_path}: {row.status}, {detail}")
     lines += [f"chart: {path}" for path in charts]
     lines.append('search the uploaded documents: jobctl search "retry backoff" --collection demo')

@@ -110,10 +110,13 @@ def configured_notifiers() -> list:
             notifiers.append(WebhookNotifier(_required("JOBCTL_WEBHOOK_URL", "webhook")))
         elif name == "email":
             recipients = [r.strip() for r in _required("JOBCTL_NOTIFY_EMAIL_TO", "email").split(",")]
-            notifiers.append(EmailNotifier(
-                _required("JOBCTL_SMTP_URL", "email"), [r for r in recipients if r],
-                os.environ.get("JOBCTL_NOTIFY_EMAIL_FROM") or "jobctl@localhost",
-            ))
+            notifiers.append(
+                EmailNotifier(
+                    _required("JOBCTL_SMTP_URL", "email"),
+                    [r for r in recipients if r],
+                    os.environ.get("JOBCTL_NOTIFY_EMAIL_FROM") or "jobctl@localhost",
+                )
+            )
         else:
             raise PermanentError(f"JOBCTL_NOTIFY: unknown notifier {name!r} (known: log, webhook, email)")
     return notifiers
@@ -135,18 +138,26 @@ def notifications(channel_id: str) -> dict:
         snapshots = load_snapshots(conn, channel_id)
         videos = load_videos(conn, channel_id)
         title = channel_title(conn, channel_id)
-        status = conn.execute(
-            select(store.sync_status).where(store.sync_status.c.channel_id == channel_id)
-        ).first()
+        status = conn.execute(select(store.sync_status).where(store.sync_status.c.channel_id == channel_id)).first()
     alerts = detect(channel_id, title, snapshots, videos, status)
     progress(40, f"{len(alerts)} alert(s) detected")
     now = store.utcnow()
     with store.engine().begin() as conn:
-        store.upsert(conn, store.alerts, [
-            {"channel_id": channel_id, "alert_key": alert.key, "kind": alert.kind,
-             "message": alert.message, "detected_at": now}
-            for alert in alerts
-        ], update=False)  # keep when it was first detected
+        store.upsert(
+            conn,
+            store.alerts,
+            [
+                {
+                    "channel_id": channel_id,
+                    "alert_key": alert.key,
+                    "kind": alert.kind,
+                    "message": alert.message,
+                    "detected_at": now,
+                }
+                for alert in alerts
+            ],
+            update=False,
+        )  # keep when it was first detected
     sent = already_sent = 0
     for alert in alerts:
         for notifier in notifiers:
@@ -155,10 +166,19 @@ def notifications(channel_id: str) -> dict:
                 continue
             notifier.send(alert)
             with store.engine().begin() as conn:
-                store.upsert(conn, store.alert_deliveries, [{
-                    "channel_id": channel_id, "alert_key": alert.key,
-                    "notifier": notifier.name, "delivered_at": store.utcnow(),
-                }], update=False)
+                store.upsert(
+                    conn,
+                    store.alert_deliveries,
+                    [
+                        {
+                            "channel_id": channel_id,
+                            "alert_key": alert.key,
+                            "notifier": notifier.name,
+                            "delivered_at": store.utcnow(),
+                        }
+                    ],
+                    update=False,
+                )
             sent += 1
     progress(100, f"{sent} notification(s) sent")
     return {
@@ -173,13 +193,16 @@ def notifications(channel_id: str) -> dict:
 def _delivered(alert: Alert, notifier: str) -> bool:
     deliveries = store.alert_deliveries.c
     with store.engine().connect() as conn:
-        return conn.execute(
-            select(deliveries.alert_key).where(
-                (deliveries.channel_id == alert.channel_id)
-                & (deliveries.alert_key == alert.key)
-                & (deliveries.notifier == notifier)
-            )
-        ).first() is not None
+        return (
+            conn.execute(
+                select(deliveries.alert_key).where(
+                    (deliveries.channel_id == alert.channel_id)
+                    & (deliveries.alert_key == alert.key)
+                    & (deliveries.notifier == notifier)
+                )
+            ).first()
+            is not None
+        )
 
 
 def detect(channel_id: str, title: str, snapshots: Sequence, videos: Sequence, status) -> list[Alert]:
@@ -190,26 +213,44 @@ def detect(channel_id: str, title: str, snapshots: Sequence, videos: Sequence, s
         previous = snapshots[-2]
         milestone = crossed_milestone(previous.subscribers, latest.subscribers)
         if milestone:
-            alerts.append(Alert(channel_id, f"milestone:{milestone}", "milestone",
-                                f"{title} passed {milestone:,} subscribers "
-                                f"({latest.subscribers:,} on {latest.snapshot_date})"))
+            alerts.append(
+                Alert(
+                    channel_id,
+                    f"milestone:{milestone}",
+                    "milestone",
+                    f"{title} passed {milestone:,} subscribers ({latest.subscribers:,} on {latest.snapshot_date})",
+                )
+            )
         gains = [after.views - before.views for before, after in zip(snapshots, snapshots[1:])]
         baseline = gains[:-1][-SPIKE_BASELINE_DAYS:]
         if len(baseline) >= SPIKE_MIN_BASELINE_DAYS and fmean(baseline) > 0:
             ratio = gains[-1] / fmean(baseline)
             if ratio >= SPIKE_FACTOR:
-                alerts.append(Alert(channel_id, f"view_spike:{latest.snapshot_date}", "view_spike",
-                                    f"{title} gained {gains[-1]:,} views on {latest.snapshot_date}, "
-                                    f"{ratio:.1f}x its recent daily average"))
+                alerts.append(
+                    Alert(
+                        channel_id,
+                        f"view_spike:{latest.snapshot_date}",
+                        "view_spike",
+                        f"{title} gained {gains[-1]:,} views on {latest.snapshot_date}, "
+                        f"{ratio:.1f}x its recent daily average",
+                    )
+                )
         for video in videos:
             if store.as_utc(video.published_at).date() > previous.snapshot_date:
-                alerts.append(Alert(channel_id, f"new_video:{video.video_id}", "new_video",
-                                    f"{title} published \"{video.title}\""))
+                alerts.append(
+                    Alert(channel_id, f"new_video:{video.video_id}", "new_video", f'{title} published "{video.title}"')
+                )
     if status is not None and status.consecutive_failures >= FAILING_SYNCS:
         since = store.as_utc(status.failing_since)
-        alerts.append(Alert(channel_id, f"sync_failing:{since.isoformat()}", "sync_failing",
-                            f"syncing {title} failed {status.consecutive_failures} times in a row "
-                            f"since {since:%Y-%m-%d %H:%M} UTC: {status.last_error}"))
+        alerts.append(
+            Alert(
+                channel_id,
+                f"sync_failing:{since.isoformat()}",
+                "sync_failing",
+                f"syncing {title} failed {status.consecutive_failures} times in a row "
+                f"since {since:%Y-%m-%d %H:%M} UTC: {status.last_error}",
+            )
+        )
     return alerts
 
 

@@ -46,18 +46,29 @@ def recommendations(channel_id: str, top_n: int = 5) -> dict:
     with store.engine().begin() as conn:
         conn.execute(delete(store.recommendations).where(store.recommendations.c.channel_id == channel_id))
         rows = [
-            {"channel_id": channel_id, "kind": kind, "rank": position, "item": entry["item"],
-             "score": entry["score"], "detail": entry["detail"], "computed_at": now}
+            {
+                "channel_id": channel_id,
+                "kind": kind,
+                "rank": position,
+                "item": entry["item"],
+                "score": entry["score"],
+                "detail": entry["detail"],
+                "computed_at": now,
+            }
             for kind, entries in ranked.items()
             for position, entry in enumerate(entries, start=1)
         ]
         if rows:
             conn.execute(store.recommendations.insert(), rows)
     progress(100, "recommended")
-    return {"channel_id": channel_id, "videos": len(videos), **{
-        kind: [{"item": entry["item"], "score": entry["score"]} for entry in entries]
-        for kind, entries in ranked.items()
-    }}
+    return {
+        "channel_id": channel_id,
+        "videos": len(videos),
+        **{
+            kind: [{"item": entry["item"], "score": entry["score"]} for entry in entries]
+            for kind, entries in ranked.items()
+        },
+    }
 
 
 def rank(videos: Sequence, top_n: int) -> dict[str, list[dict]]:
@@ -91,8 +102,11 @@ def _keywords(videos: Sequence, average: float) -> list[dict]:
 
 def _ranked(groups: dict[str, list[int]], average: float) -> list[dict]:
     entries = [
-        {"item": name, "score": round(fmean(views) / average, 3),
-         "detail": {"videos": len(views), "mean_views": round(fmean(views))}}
+        {
+            "item": name,
+            "score": round(fmean(views) / average, 3),
+            "detail": {"videos": len(views), "mean_views": round(fmean(views))},
+        }
         for name, views in groups.items()
     ]
     # Ties: the group with more videos is the better evidence, then a stable name order.
@@ -102,20 +116,21 @@ def _ranked(groups: dict[str, list[int]], average: float) -> list[dict]:
 def _similar_to_best(videos: Sequence) -> list[dict]:
     by_views = sorted(videos, key=lambda video: video.views, reverse=True)
     best, others = by_views[:BEST_VIDEOS], by_views[BEST_VIDEOS:]
-    vectors = tfidf_vectors([
-        " ".join([video.title, " ".join(video.tags or []), video.description or ""])
-        for video in best + others
-    ])
-    best_vectors, other_vectors = vectors[:len(best)], vectors[len(best):]
+    vectors = tfidf_vectors(
+        [" ".join([video.title, " ".join(video.tags or []), video.description or ""]) for video in best + others]
+    )
+    best_vectors, other_vectors = vectors[: len(best)], vectors[len(best) :]
     entries = []
     for video, vector in zip(others, other_vectors):
         similarity, closest = max(
             (sparse_cosine(vector, hit_vector), hit.title) for hit, hit_vector in zip(best, best_vectors)
         )
         if similarity > 0:
-            entries.append({
-                "item": video.title,
-                "score": round(similarity, 3),
-                "detail": {"video_id": video.video_id, "views": video.views, "similar_to": closest},
-            })
+            entries.append(
+                {
+                    "item": video.title,
+                    "score": round(similarity, 3),
+                    "detail": {"video_id": video.video_id, "views": video.views, "similar_to": closest},
+                }
+            )
     return sorted(entries, key=lambda e: (-e["score"], e["item"]))

@@ -28,11 +28,7 @@ STOPWORDS = frozenset(
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words and numbers, stopwords and one-letter tokens left out."""
-    return [
-        word
-        for word in _WORD.findall(text.lower())
-        if len(word) > 1 and word not in STOPWORDS
-    ]
+    return [word for word in _WORD.findall(text.lower()) if len(word) > 1 and word not in STOPWORDS]
 
 
 def embed(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
@@ -68,8 +64,7 @@ def tfidf_vectors(documents: list[str]) -> list[dict[str, float]]:
     vectors = []
     for count in counts:
         weights = {
-            word: times * (math.log((1 + total) / (1 + document_frequency[word])) + 1)
-            for word, times in count.items()
+            word: times * (math.log((1 + total) / (1 + document_frequency[word])) + 1) for word, times in count.items()
         }
         norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
         vectors.append({word: w / norm for word, w in weights.items()})

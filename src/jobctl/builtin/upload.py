@@ -37,8 +37,7 @@ from .arguments import whole_number
 from .text import dot, embed, pack, unpack
 
 STRATEGIES = ("fixed", "paragraph")
-FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html",
-           ".htm": "html", ".pdf": "pdf"}
+FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".pdf": "pdf"}
 
 
 @job("upload", queue="default", timeout="10m")
@@ -55,31 +54,53 @@ def upload(
     document_id = hashlib.sha256(f"{collection}\0{file.resolve()}".encode()).hexdigest()[:24]
     format_ = FORMATS.get(file.suffix.lower())
     with store.engine().begin() as conn:
-        store.upsert(conn, store.documents, [{
-            "document_id": document_id, "collection": collection, "path": str(file),
-            "title": None, "format": format_ or file.suffix.lower().lstrip(".") or "unknown",
-            "status": "processing", "chunk_count": 0, "strategy": strategy,
-            "chunk_size": chunk_size, "chunk_overlap": chunk_overlap, "error": None,
-            "registered_at": store.utcnow(), "completed_at": None,
-        }])
+        store.upsert(
+            conn,
+            store.documents,
+            [
+                {
+                    "document_id": document_id,
+                    "collection": collection,
+                    "path": str(file),
+                    "title": None,
+                    "format": format_ or file.suffix.lower().lstrip(".") or "unknown",
+                    "status": "processing",
+                    "chunk_count": 0,
+                    "strategy": strategy,
+                    "chunk_size": chunk_size,
+                    "chunk_overlap": chunk_overlap,
+                    "error": None,
+                    "registered_at": store.utcnow(),
+                    "completed_at": None,
+                }
+            ],
+        )
     try:
         return _ingest(file, format_, document_id, collection, chunk_size, chunk_overlap, strategy)
     except Exception as exc:
         with store.engine().begin() as conn:
-            conn.execute(update(store.documents)
-                         .where(store.documents.c.document_id == document_id)
-                         .values(status="failed", error=f"{type(exc).__name__}: {exc}"))
+            conn.execute(
+                update(store.documents)
+                .where(store.documents.c.document_id == document_id)
+                .values(status="failed", error=f"{type(exc).__name__}: {exc}")
+            )
         raise
 
 
-def _ingest(file: Path, format_: str | None, document_id: str, collection: str,
-            chunk_size: int, chunk_overlap: int, strategy: str) -> dict:
+def _ingest(
+    file: Path,
+    format_: str | None,
+    document_id: str,
+    collection: str,
+    chunk_size: int,
+    chunk_overlap: int,
+    strategy: str,
+) -> dict:
     progress(10, f"parsing {file.name}")
     if not file.is_file():
         raise PermanentError(f"document {file} does not exist")
     if format_ is None:
-        raise PermanentError(
-            f"cannot parse {file.name}: supported formats are {', '.join(sorted(FORMATS))}")
+        raise PermanentError(f"cannot parse {file.name}: supported formats are {', '.join(sorted(FORMATS))}")
     title, paragraphs = PARSERS[format_](file)
     if not paragraphs:
         raise PermanentError(f"{file} has no text to index (a scanned PDF needs OCR first)")
@@ -96,22 +117,37 @@ def _ingest(file: Path, format_: str | None, document_id: str, collection: str,
     progress(70, "storing chunks and vectors")
     with store.engine().begin() as conn:
         conn.execute(delete(store.chunks).where(store.chunks.c.document_id == document_id))
-        conn.execute(store.chunks.insert(), [
-            {"document_id": document_id, "chunk_index": index, "collection": collection,
-             "text": piece, "embedding": vector}
-            for index, (piece, vector) in enumerate(zip(pieces, vectors))
-        ])
+        conn.execute(
+            store.chunks.insert(),
+            [
+                {
+                    "document_id": document_id,
+                    "chunk_index": index,
+                    "collection": collection,
+                    "text": piece,
+                    "embedding": vector,
+                }
+                for index, (piece, vector) in enumerate(zip(pieces, vectors))
+            ],
+        )
 
     progress(90, "finalizing")
     with store.engine().begin() as conn:
-        conn.execute(update(store.documents)
-                     .where(store.documents.c.document_id == document_id)
-                     .values(status="completed", title=title, chunk_count=len(pieces),
-                             completed_at=store.utcnow()))
+        conn.execute(
+            update(store.documents)
+            .where(store.documents.c.document_id == document_id)
+            .values(status="completed", title=title, chunk_count=len(pieces), completed_at=store.utcnow())
+        )
     progress(100, "done")
-    return {"document_id": document_id, "path": str(file), "collection": collection,
-            "format": format_, "title": title, "chunks": len(pieces),
-            "characters": sum(len(paragraph) for paragraph in paragraphs)}
+    return {
+        "document_id": document_id,
+        "path": str(file),
+        "collection": collection,
+        "format": format_,
+        "title": title,
+        "chunks": len(pieces),
+        "characters": sum(len(paragraph) for paragraph in paragraphs),
+    }
 
 
 def search(query: str, collection: str | None = None, top: int = 5) -> list[dict]:
@@ -120,8 +156,14 @@ def search(query: str, collection: str | None = None, top: int = 5) -> list[dict
     if not any(wanted):
         return []
     statement = (
-        select(store.chunks.c.chunk_index, store.chunks.c.text, store.chunks.c.embedding,
-               store.documents.c.path, store.documents.c.title, store.documents.c.collection)
+        select(
+            store.chunks.c.chunk_index,
+            store.chunks.c.text,
+            store.chunks.c.embedding,
+            store.documents.c.path,
+            store.documents.c.title,
+            store.documents.c.collection,
+        )
         .join(store.documents, store.documents.c.document_id == store.chunks.c.document_id)
         .where(store.documents.c.status == "completed")
     )
@@ -131,8 +173,14 @@ def search(query: str, collection: str | None = None, top: int = 5) -> list[dict
         scored = [(dot(wanted, unpack(row.embedding)), row) for row in conn.execute(statement)]
     scored = sorted((pair for pair in scored if pair[0] > 0), key=lambda pair: pair[0], reverse=True)
     return [
-        {"score": round(score, 4), "document": row.path, "title": row.title,
-         "collection": row.collection, "chunk_index": row.chunk_index, "text": row.text}
+        {
+            "score": round(score, 4),
+            "document": row.path,
+            "title": row.title,
+            "collection": row.collection,
+            "chunk_index": row.chunk_index,
+            "text": row.text,
+        }
         for score, row in scored[:top]
     ]
 
@@ -194,9 +242,33 @@ def _paragraphs(text: str) -> list[str]:
 class _HTMLText(HTMLParser):
     """The readable text of an HTML page: block elements become paragraphs, scripts vanish."""
 
-    BLOCKS = {"p", "div", "section", "article", "header", "footer", "main", "nav", "aside", "li",
-              "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "pre",
-              "blockquote", "dt", "dd", "figcaption"}
+    BLOCKS = {
+        "p",
+        "div",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "main",
+        "nav",
+        "aside",
+        "li",
+        "ul",
+        "ol",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "tr",
+        "table",
+        "pre",
+        "blockquote",
+        "dt",
+        "dd",
+        "figcaption",
+    }
     HIDDEN = {"script", "style", "noscript", "template"}
 
     def __init__(self) -> None:

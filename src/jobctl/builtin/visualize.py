@@ -56,11 +56,26 @@ def visualize(channel_id: str) -> dict:
                 stale.unlink(missing_ok=True)
     progress(80, "recording the chart")
     with store.engine().begin() as conn:
-        store.upsert(conn, store.charts, [{"channel_id": channel_id, "path": str(path),
-                                           "content_hash": content_hash, "rendered_at": store.utcnow()}])
+        store.upsert(
+            conn,
+            store.charts,
+            [
+                {
+                    "channel_id": channel_id,
+                    "path": str(path),
+                    "content_hash": content_hash,
+                    "rendered_at": store.utcnow(),
+                }
+            ],
+        )
     progress(100, "rendered" if not cached else "unchanged: cached chart")
-    return {"channel_id": channel_id, "path": str(path), "cached": cached,
-            "days": len(snapshots), "top_videos": len(top)}
+    return {
+        "channel_id": channel_id,
+        "path": str(path),
+        "cached": cached,
+        "days": len(snapshots),
+        "top_videos": len(top),
+    }
 
 
 def render_svg(data: dict) -> str:

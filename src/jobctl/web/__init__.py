@@ -43,8 +43,11 @@ def serve(settings: Settings, host: str, port: int, *, read_only: bool = False) 
     login = f"http://{shown_host}:{port}/login"
     log = logs.get()
     if not is_loopback(host):
-        log.warning("jobctl web: listening on %s, beyond this machine: put TLS (a reverse proxy) in front, or the "
-                    "token and session cookie cross the network in clear", host)
+        log.warning(
+            "jobctl web: listening on %s, beyond this machine: put TLS (a reverse proxy) in front, or the "
+            "token and session cookie cross the network in clear",
+            host,
+        )
     mode = " (read-only)" if read_only else ""
     if given:
         print(f"jobctl web{mode}: {login} (token: ${TOKEN_ENV})", flush=True)

@@ -162,9 +162,18 @@ def purge(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:
     what = f"{state} job(s) of {name} that ended more than {older_than} ago"
     if not form.get("confirm"):
         count = admin.purge(board.connection, name, state, cutoff, dry_run=True)
-        return Outcome(f"would delete {count} {what}", {"would_delete": count},
-                       confirm={"queue": name, "state": state, "older_than": older_than, "count": count, "what": what,
-                                "back": str(form.get("next") or "/queues")})
+        return Outcome(
+            f"would delete {count} {what}",
+            {"would_delete": count},
+            confirm={
+                "queue": name,
+                "state": state,
+                "older_than": older_than,
+                "count": count,
+                "what": what,
+                "back": str(form.get("next") or "/queues"),
+            },
+        )
     count = admin.purge(board.connection, name, state, cutoff, dry_run=False)
     return Outcome(f"deleted {count} {what}", {"deleted": count})
 

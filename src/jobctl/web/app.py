@@ -40,12 +40,19 @@ class Dashboard:
     templates: Environment = field(init=False)
 
     def __post_init__(self) -> None:
-        self.templates = Environment(loader=PackageLoader("jobctl.web", "templates"),
-                                     autoescape=select_autoescape(default=True))
+        self.templates = Environment(
+            loader=PackageLoader("jobctl.web", "templates"), autoescape=select_autoescape(default=True)
+        )
         self.templates.filters.update(
-            when=views.when, ago=views.ago, percent=views.percent, size=views.size, parameters=views.parameters,
-            progress_text=views.progress_text, tojson_pretty=lambda v: json.dumps(v, indent=2, default=str),
-            duration=format_duration, quote=quote,
+            when=views.when,
+            ago=views.ago,
+            percent=views.percent,
+            size=views.size,
+            parameters=views.parameters,
+            progress_text=views.progress_text,
+            tojson_pretty=lambda v: json.dumps(v, indent=2, default=str),
+            duration=format_duration,
+            quote=quote,
         )
 
     @property
@@ -85,8 +92,14 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     session = session_of(request)
     flash = request.cookies.get(FLASH_COOKIE)
     page = board.templates.get_template(template).render(
-        request=request, read_only=board.read_only, csrf=board.auth.csrf_token(session) if session else "",
-        flash=flash, poll=POLL_MILLISECONDS, here=_here(request), nav_current=_nav_current(request), **context,
+        request=request,
+        read_only=board.read_only,
+        csrf=board.auth.csrf_token(session) if session else "",
+        flash=flash,
+        poll=POLL_MILLISECONDS,
+        here=_here(request),
+        nav_current=_nav_current(request),
+        **context,
     )
     response = HTMLResponse(page, status_code=status_code)
     if flash:

@@ -29,8 +29,9 @@ class Series:
 
 def series(history: MinuteHistory, title: str, minutes_per_bar: int) -> Series:
     """Minutes summed into bars of `minutes_per_bar` minutes, oldest first."""
+
     def bars(counts: list[int]) -> list[int]:
-        return [sum(counts[i:i + minutes_per_bar]) for i in range(0, len(counts), minutes_per_bar)]
+        return [sum(counts[i : i + minutes_per_bar]) for i in range(0, len(counts), minutes_per_bar)]
 
     return Series(title, minutes_per_bar, bars(history.finished), bars(history.failed))
 
@@ -63,7 +64,7 @@ def bar_chart(data: Series) -> Markup:
     return Markup(
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(label)}">'
         f'<line class="axis" x1="0" y1="{plot}" x2="{WIDTH}" y2="{plot}"/>'
-        f'{"".join(parts)}'
+        f"{''.join(parts)}"
         f'<text x="2" y="12">peak {peak if any(data.finished) or any(data.failed) else 0} / {_span(data.minutes_per_bar)}</text>'
         f'<text x="2" y="{HEIGHT - 4}">-{span}</text>'
         f'<text x="{WIDTH - 2}" y="{HEIGHT - 4}" text-anchor="end">now</text>'

@@ -53,8 +53,14 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", 401, title="Log in", next=target, failed=True)
     board.auth.succeeded(client)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, board.auth.new_session(), max_age=SESSION_SECONDS, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+    response.set_cookie(
+        COOKIE,
+        board.auth.new_session(),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -74,15 +80,26 @@ def overview(request: Request) -> Response:
     day = api.minute_history(board.connection, names, DAY, view.taken_at)
     hour = api.MinuteHistory(day.first_minute + DAY - HOUR, day.finished[-HOUR:], day.failed[-HOUR:])
     return render(
-        request, "overview.html", title="Overview", view=view, states=STATES, now=view.taken_at,
-        charts=[charts.series(hour, "Last hour", 1), charts.series(day, "Last day", 15)], bar_chart=charts.bar_chart,
+        request,
+        "overview.html",
+        title="Overview",
+        view=view,
+        states=STATES,
+        now=view.taken_at,
+        charts=[charts.series(hour, "Last hour", 1), charts.series(day, "Last day", 15)],
+        bar_chart=charts.bar_chart,
     )
 
 
 def queues(request: Request) -> Response:
     board = dashboard(request)
-    return render(request, "queues.html", title="Queues", queues=api.queue_summaries(board.connection, board.config),
-                  states=STATES)
+    return render(
+        request,
+        "queues.html",
+        title="Queues",
+        queues=api.queue_summaries(board.connection, board.config),
+        states=STATES,
+    )
 
 
 def jobs(request: Request) -> Response:
@@ -96,9 +113,19 @@ def jobs(request: Request) -> Response:
     size = min(_int(request, "size", api.PAGE_SIZE), 500)
     page = api.job_page(board.connection, state, names, start=_int(request, "start", 0), size=size, where=where)
     return render(
-        request, "jobs.html", title=f"{state.capitalize()} jobs", page=page, state=state, queue=queue, where=where,
-        size=size, states=STATES, queue_names=list(board.config.queues), job_names=board.job_names,
-        window=api.FILTER_WINDOW, now=time.time(),
+        request,
+        "jobs.html",
+        title=f"{state.capitalize()} jobs",
+        page=page,
+        state=state,
+        queue=queue,
+        where=where,
+        size=size,
+        states=STATES,
+        queue_names=list(board.config.queues),
+        job_names=board.job_names,
+        window=api.FILTER_WINDOW,
+        now=time.time(),
     )
 
 
@@ -114,8 +141,14 @@ def recurring(request: Request) -> Response:
     runs = api.recurring_runs(board.connection, [entry.name for entry in entries])
     now = datetime.now().astimezone()
     rows = [(entry, entry.schedule.next_runs(now, 3), runs[entry.name]) for entry in entries]
-    return render(request, "recurring.html", title="Recurring", rows=rows, now=time.time(),
-                  path_of_file=board.settings.recurring_path)
+    return render(
+        request,
+        "recurring.html",
+        title="Recurring",
+        rows=rows,
+        now=time.time(),
+        path_of_file=board.settings.recurring_path,
+    )
 
 
 def workers(request: Request) -> Response:
@@ -126,8 +159,16 @@ def workers(request: Request) -> Response:
     for worker in found:
         hosts.setdefault(worker.host or "?", []).append(worker)
     concurrency = {q.name: q.concurrency for q in board.config.queues.values()}
-    return render(request, "workers.html", title="Workers", hosts=hosts, running=running, concurrency=concurrency,
-                  count=len(found), now=time.time())
+    return render(
+        request,
+        "workers.html",
+        title="Workers",
+        hosts=hosts,
+        running=running,
+        concurrency=concurrency,
+        count=len(found),
+        now=time.time(),
+    )
 
 
 def stats(request: Request) -> Response:
@@ -151,8 +192,14 @@ def job_json(request: Request) -> Response:
 def stats_json(request: Request) -> Response:
     board = dashboard(request)
     params = request.query_params
-    found = api.stats(board.connection, board.config, board.job_names, job=params.get("job") or None,
-                      queue=params.get("queue") or None, recent=_int(request, "recent", api.RECENT_EXECUTIONS))
+    found = api.stats(
+        board.connection,
+        board.config,
+        board.job_names,
+        job=params.get("job") or None,
+        queue=params.get("queue") or None,
+        recent=_int(request, "recent", api.RECENT_EXECUTIONS),
+    )
     return JSONBody(found.to_dict())
 
 
