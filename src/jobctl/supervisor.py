@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -105,6 +106,7 @@ class Supervisor:
         self.transitions = Transitions(self.connection)
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
+        self._wake_on_signals()
         counts = ", ".join(f"{q.name}={q.worker_count}" for q in self.queues)
         if self.shared:
             counts = f"{len(self.slots)} serving {counts}"
@@ -137,11 +139,29 @@ class Supervisor:
                 if self.burst and self._guarded(self._drained):
                     self.log.info("supervisor %s: queues drained, stopping (burst)", self.name)
                     self._begin_stop()
-            time.sleep(TICK)
+            self._sleep(TICK)
         self._guarded(lambda: self.connection.zrem(keys.SUPERVISORS, self.name))
         self._guarded(lambda: self.transitions.promote(self.name, 0, time.time()))  # hand promotion over at once
         logs.event(self.log, "supervisor.stopped", "supervisor %s: stopped", self.name, supervisor=self.name)
         return 0
+
+    def _wake_on_signals(self) -> None:
+        """A worker's exit (SIGCHLD) or a stop signal ends the supervisor's sleep at once: a
+        recycled worker is replaced, and a crashed one's jobs go back, without waiting for the
+        next tick (issue 12: with the default max_jobs, waiting cost ~10% of throughput)."""
+        self._wakeup = os.pipe()
+        for fd in self._wakeup:
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wakeup[1], warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # a handler, so that it reaches the pipe
+
+    def _sleep(self, seconds: float) -> None:
+        if select.select([self._wakeup[0]], [], [], seconds)[0]:
+            try:
+                while os.read(self._wakeup[0], 512):
+                    pass
+            except BlockingIOError:
+                pass
 
     def _on_signal(self, signum, frame) -> None:
         if self.stop_requested:
@@ -216,6 +236,10 @@ class Supervisor:
             code = 1
             try:
                 _die_with_parent(supervisor_pid)
+                signal.set_wakeup_fd(-1)
+                for fd in self._wakeup:
+                    os.close(fd)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a job's own children are its business
                 if slot.queues[0].engine == "rq":  # RQ's own worker serves the queue (rq_engine.py)
                     # imported only here: jobctl's workers do without rq
                     from . import rq_engine
