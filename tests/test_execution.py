@@ -303,7 +303,7 @@ def test_results_json_cannot_hold_are_dead_at_once(project, tmp_path):
 def test_a_fenced_worker_writes_nothing(db):
     """Fetching needs the lease; an outcome needs the job still in the worker's in-flight list,
     which recovery empties (unit test of the scripts on a real Redis)."""
-    from jobctl.transitions import LeaseLost, Transitions
+    from jobctl.transitions import GoOn, LeaseLost, Transitions
 
     transitions = Transitions(db)
     db.rpush(keys.queue("default"), "j1")
@@ -318,6 +318,6 @@ def test_a_fenced_worker_writes_nothing(db):
     db.delete(keys.worker("w"))  # the lease lapsed: a sweep recovers the job
     assert transitions.sweep([], ["default"], time.time(), crash_limit=3)[:2] == (1, 1)
     with pytest.raises(LeaseLost):
-        transitions.succeed("j1", "default", "w", int(row[2]), time.time(), b"1", ["default"])
+        transitions.succeed("j1", "default", "w", int(row[2]), time.time(), b"1", GoOn(["default"]))
     assert db.hget(keys.job("j1"), "status") == b"queued" and db.lrange(keys.queue("default"), 0, -1) == [b"j1"]
     assert not db.exists(keys.active("w"))

@@ -9,7 +9,7 @@ import pytest
 
 from jobctl import keys
 from jobctl.jobdata import new_job_fields
-from jobctl.transitions import LeaseLost, Transitions
+from jobctl.transitions import GoOn, LeaseLost, Transitions
 
 NOW = 1_800_000_000.0
 WORKER, TOKEN = "host.1", "lease-token"
@@ -90,7 +90,7 @@ def test_succeed_finishes_starts_the_next_and_queues_a_dependent(t, redis_):
     enqueue(t, "child", parents=["j"])
     enqueue(t, "next")
     row = start(t, "j")
-    following = t.succeed("j", "q", WORKER, int(row[2]), NOW, b"2", ["q"])
+    following = t.succeed("j", "q", WORKER, int(row[2]), NOW, b"2", GoOn(["q"])).row
     assert status(redis_, "j") == "finished" and redis_.hget(keys.job("j"), "result") == b"2"
     assert redis_.zscore(keys.finished("q"), "j") == NOW + 60
     assert redis_.xlen(keys.results("j")) == 1
@@ -104,7 +104,7 @@ def test_an_outcome_for_a_recovered_job_is_refused(t, redis_):
     row = start(t, "j")
     t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="worker killed by signal 9 (SIGKILL)")
     with pytest.raises(LeaseLost):
-        t.succeed("j", "q", WORKER, int(row[2]), NOW, b"2", ["q"])
+        t.succeed("j", "q", WORKER, int(row[2]), NOW, b"2", GoOn(["q"]))
     assert status(redis_, "j") == "queued"
 
 
@@ -131,6 +131,7 @@ def test_fail(t, redis_, verdict, state, registry):
         error_entry={"attempt": 1, "at": NOW, "error": "E: x", "worker": WORKER},
         exc_info=b"tb",
         reason="why",
+        go_on=GoOn([]),
     )
     assert status(redis_, "j") == state
     assert redis_.zscore(registry("q"), "j") is not None
@@ -196,6 +197,7 @@ def test_requeue_dead(t, redis_):
         error_entry={"attempt": 1, "at": NOW, "error": "E", "worker": WORKER},
         exc_info=b"tb",
         reason="why",
+        go_on=GoOn([]),
     )
     assert t.requeue_dead("j", NOW) and not t.requeue_dead("j", NOW)
     assert status(redis_, "j") == "queued" and redis_.hget(keys.job("j"), "jobctl_attempts") == b"0"
@@ -227,3 +229,54 @@ def test_overdue_lists_jobs_past_their_grace(t, redis_):
     start(t, "j")  # timeout 30 s: grace 10 s
     assert t.overdue([WORKER], NOW + 39) == []
     assert [(w, j) for w, j, _ in t.overdue([WORKER], NOW + 41)] == [(WORKER, "j")]
+
+
+def test_an_outcome_reserves_the_next_job_and_the_following_outcome_starts_it(t, redis_):
+    """Concurrency 1 pipelining (go_on in lib.lua): a reserved job stays 'queued' in the worker's
+    in-flight list until the outcome of the job before it starts it."""
+    for job_id in ("a", "b", "c"):
+        enqueue(t, job_id)
+    row = start(t, "a")
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], reserve=True))
+    assert reply.row[0] == b"b" and reply.reserved[0] == b"c" and reply.started is None
+    assert status(redis_, "b") == "started" and status(redis_, "c") == "queued"
+    assert redis_.lrange(keys.active(WORKER), 0, -1) == [b"b", b"c"]
+    assert redis_.llen(keys.queue("q")) == 0
+    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW + 1, b"2", GoOn(["q"], start=("c", "q"), reserve=True))
+    assert reply.started == 1 and reply.row is None and reply.reserved is None
+    assert status(redis_, "c") == "started" and redis_.hget(keys.job("c"), "jobctl_deadline") == b"1800000031"
+    assert redis_.zscore(keys.started("q"), "c:1") is not None
+
+
+def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_):
+    for job_id in ("a", "b"):
+        enqueue(t, job_id)
+    row = start(t, "a")
+    redis_.sadd(keys.workers_of_queue("q"), keys.worker(WORKER))
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn([], reserve=True))
+    assert reply.row is None and reply.reserved is None  # a worker that stops starts and reserves nothing
+    redis_.lmove(keys.queue("q"), keys.active(WORKER), "LEFT", "RIGHT")  # b reserved
+    pubsub = redis_.pubsub()
+    pubsub.subscribe(keys.commands(WORKER))
+    assert t.cancel("b", NOW, "by an operator") == "queued"
+    messages = [m for m in iter(lambda: pubsub.get_message(timeout=0.1), None) if m["type"] == "message"]
+    assert [m["data"] for m in messages] == [b'{"command":"stop-job","job_id":"b"}']
+    enqueue(t, "c")
+    (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW)
+    reply = t.succeed("c", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], start=("b", "q")))
+    assert reply.started is None and status(redis_, "b") == "canceled"
+    assert redis_.llen(keys.active(WORKER)) == 0
+
+
+def test_a_reserved_job_goes_back_to_the_front_when_released_or_its_worker_dies(t, redis_):
+    for job_id in ("a", "b", "c"):
+        enqueue(t, job_id)
+    row = start(t, "a")
+    t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], reserve=True))  # starts b, reserves c
+    assert t.release(WORKER, "c", "q", NOW) and not t.release(WORKER, "c", "q", NOW)
+    assert redis_.lrange(keys.queue("q"), 0, -1) == [b"c"] and status(redis_, "c") == "queued"
+    redis_.lmove(keys.queue("q"), keys.active(WORKER), "LEFT", "RIGHT")  # c reserved again
+    t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="worker killed by signal 9 (SIGKILL)")
+    assert redis_.lrange(keys.queue("q"), 0, -1) == [b"b", b"c"]  # in the order they were taken
+    assert redis_.hget(keys.job("c"), "jobctl_crashes") is None  # it never ran: no crash counts against it
+    assert redis_.hget(keys.job("b"), "jobctl_crashes") == b"1"

@@ -48,6 +48,7 @@ class Running:
     thread: int = field(default_factory=threading.get_ident)
     in_main_thread: bool = field(default_factory=lambda: threading.current_thread() is threading.main_thread())
     deadline: float = 0.0  # monotonic; 0 = none
+    since: float = field(default_factory=time.monotonic)
     task: asyncio.Task | None = None
     loop: asyncio.AbstractEventLoop | None = None
     in_user_code: bool = False

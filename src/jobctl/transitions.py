@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
@@ -63,18 +65,83 @@ def _source(name: str) -> str:
     return "".join(chunk for n, chunk in lib if n in needed) + "\n" + body
 
 
+@dataclass
+class GoOn:
+    """How an outcome script goes on after recording a job (go_on in lua/lib.lua)."""
+
+    queues: list[str]  # the queues to take the next job from; none: the worker stops after this job
+    limits: dict[str, Any] = field(default_factory=dict)  # the worker's rate and concurrency limits (limits.py)
+    start: tuple[str, str] | None = None  # (id, queue) of the reserved job the worker has just started
+    reserve: bool = False  # also reserve one more job, to start without waiting when this one ends
+
+    def named(self) -> dict[str, Any]:
+        named: dict[str, Any] = {"queues": self.queues, "limits": self.limits, "reserve": self.reserve}
+        if self.start:
+            named["start"], named["start_queue"] = self.start
+        return named
+
+
+class Next(NamedTuple):
+    """An outcome script's reply (go_on in lua/lib.lua)."""
+
+    started: int | None  # the attempt of the reserved job it started; None: that job was canceled or deleted
+    row: list | None  # the job it started, when no reserved one was given
+    reserved: list | None  # the job it reserved
+
+    @classmethod
+    def of(cls, reply: list) -> Next:
+        started, row, reserved = _checked(reply)
+        return cls(int(started) if started else None, row or None, reserved or None)
+
+
 class Transitions:
     """The scripts, bound to one Redis connection."""
 
     def __init__(self, connection: redis.Redis):
         self.connection = connection
         self._scripts: dict[str, Any] = {}
+        self._own: redis.connection.Connection | None = None
 
-    def _run(self, name: str, args: list, pipe=None) -> Any:
+    def _script(self, name: str) -> Any:
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.connection.register_script(_source(name))
-        return script(keys=[], args=args, client=pipe)
+        return script
+
+    def _run(self, name: str, args: list, pipe=None) -> Any:
+        return self._script(name)(keys=[], args=args, client=pipe)
+
+    def _send(self, name: str, args: list) -> Callable[[], Any]:
+        """Send a script on a connection of its own without waiting; the function returned reads
+        its reply (pipelining: the worker runs its next job meanwhile, issue 12). Only one thread
+        may use this. If the reply cannot be read, the function, called again, runs the script
+        once more and waits: as for any call, a retry after the script did run finds its job gone
+        and raises LeaseLost."""
+        script = self._script(name)
+        if self._own is None:
+            self._own = self.connection.connection_pool.get_connection()
+        own = self._own
+        try:
+            own.send_command("EVALSHA", script.sha, 0, *args)
+        except redis.RedisError:
+            own.disconnect()
+            return lambda: script(keys=[], args=args)
+        sent = True
+
+        def reply() -> Any:
+            nonlocal sent
+            if not sent:
+                return script(keys=[], args=args)
+            sent = False
+            try:
+                return own.read_response()
+            except redis.exceptions.NoScriptError:  # Redis restarted: the script did not run
+                return script(keys=[], args=args)
+            except redis.RedisError:
+                own.disconnect()
+                raise
+
+        return reply
 
     def enqueue(
         self,
@@ -135,11 +202,22 @@ class Transitions:
             args.extend(job)
         return self._run("enqueue_many", args, pipe)
 
-    def fetch(self, worker: str, token: str, queues: list[str], now: float, count: int = 1, limits: str = "{}") -> list:
+    def fetch(
+        self, worker: str, token: str, queues: list[str], now: float, count: int = 1, limits: dict | None = None
+    ) -> list:
         """Start up to `count` jobs; returns their rows [id, queue, attempt, data, timeout,
-        max_retries, created_at]. `limits`: the worker's rate and concurrency limits, JSON
+        max_retries, created_at, rq]. `limits`: the worker's rate and concurrency limits
         (limits.py). Raises LeaseLost when the worker's lease is gone."""
-        return _checked(self._run("fetch", [worker, token, now, rq_time(now), count, limits, *queues]))
+        named = {
+            "worker": worker,
+            "token": token,
+            "now": now,
+            "now_iso": rq_time(now),
+            "count": count,
+            "queues": queues,
+            "limits": limits or {},
+        }
+        return _checked(self._run("fetch", [json.dumps(named)]))
 
     def succeed(
         self,
@@ -149,32 +227,23 @@ class Transitions:
         attempt: int,
         now: float,
         result_json: bytes,
-        next_from: list[str] = (),
-        limits: str = "{}",
-    ) -> list | None:
-        """Record a finished job and, in the same round trip, start the worker's next job from the
-        `next_from` queues; returns its row as `fetch` does, or None. Raises LeaseLost (and writes
-        nothing) when the job was recovered from this worker."""
-        return (
-            _checked(
-                self._run(
-                    "succeed",
-                    [
-                        job_id,
-                        queue,
-                        worker,
-                        attempt,
-                        now,
-                        rq_time(now),
-                        result_json,
-                        base64.b64encode(result_json),
-                        limits,
-                        *next_from,
-                    ],
-                )
-            )
-            or None
-        )
+        go_on: GoOn,
+        *,
+        wait: bool = True,
+    ) -> Any:
+        """Record a finished job and, in the same round trip, go on as `go_on` says; returns the
+        reply (Next), or with wait=False a function that waits for it. Raises LeaseLost (and
+        writes nothing) when the job was recovered from this worker."""
+        named = {
+            "id": job_id,
+            "queue": queue,
+            "worker": worker,
+            "attempt": attempt,
+            "now": now,
+            "now_iso": rq_time(now),
+            **go_on.named(),
+        }
+        return self._outcome("succeed", [json.dumps(named), result_json, base64.b64encode(result_json)], wait)
 
     def fail(
         self,
@@ -189,35 +258,35 @@ class Transitions:
         error_entry: dict,
         exc_info: bytes,
         reason: str,
-        next_from: list[str] = (),
-        limits: str = "{}",
-    ) -> list | None:
+        go_on: GoOn,
+        wait: bool = True,
+    ) -> Any:
         """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead' or
-        'canceled' (stopped while running); then start the worker's next job as `succeed` does."""
-        return (
-            _checked(
-                self._run(
-                    "fail",
-                    [
-                        job_id,
-                        queue,
-                        worker,
-                        attempt,
-                        now,
-                        rq_time(now),
-                        verdict,
-                        retry_at or 0,
-                        json.dumps(error_entry),
-                        exc_info,
-                        reason,
-                        base64.b64encode(exc_info),
-                        limits,
-                        *next_from,
-                    ],
-                )
-            )
-            or None
-        )
+        'canceled' (stopped while running); then go on as `succeed` does."""
+        named = {
+            "id": job_id,
+            "queue": queue,
+            "worker": worker,
+            "attempt": attempt,
+            "now": now,
+            "now_iso": rq_time(now),
+            "verdict": verdict,
+            "retry_at": retry_at or 0,
+            "error": error_entry,
+            "reason": reason,
+            **go_on.named(),
+        }
+        return self._outcome("fail", [json.dumps(named), exc_info, base64.b64encode(exc_info)], wait)
+
+    def _outcome(self, name: str, args: list, wait: bool) -> Any:
+        if wait:
+            return Next.of(self._run(name, args))
+        reply = self._send(name, args)
+        return lambda: Next.of(reply())
+
+    def release(self, worker: str, job_id: str, queue: str, now: float) -> bool:
+        """Give back a job the worker reserved and did not start (lua/release.lua)."""
+        return bool(self._run("release", [worker, job_id, queue, rq_time(now)]))
 
     def track(self, payload: str) -> None:
         """Flush a worker's job tracking (tracking.Tracker.payload)."""

@@ -51,7 +51,7 @@ from .executor import Executor, JobStopped, JobTimeout, Running
 from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
 from .rq_compat import RqOptions
 from .tracking import Tracker
-from .transitions import LeaseLost, Transitions
+from .transitions import GoOn, LeaseLost, Next, Transitions
 
 # seconds a worker's lease lives without a heartbeat; then it counts as gone and its jobs are
 # recovered. JOBCTL_LEASE_TTL shortens it (tests) or lengthens it (hosts that pause for long).
@@ -60,6 +60,9 @@ HEARTBEAT_INTERVAL = LEASE_TTL / 4
 IDLE_POLL = 1.0  # an idle worker looks again this often without a wake-up (RQ producers send none)
 MEMORY_CHECK = 0.1  # seconds between reads of the worker's RSS, when max_memory is set
 CONTROL_TICK = 0.1  # how often the control thread checks pool threads' timeouts and memory
+# A job reserved behind the running one (concurrency 1: see _finish) goes back to its queue once
+# the running job has run this long: another worker may start it sooner.
+RESERVATION_HOLD = 0.05
 
 EXIT_RECYCLE = 100  # max_jobs or max_memory reached: the supervisor starts a fresh worker
 EXIT_FENCED = 101  # the lease was lost: this worker's jobs are (or will be) recovered elsewhere
@@ -118,7 +121,7 @@ class Worker:
         self.tracker = Tracker(self.name)
         self.log = logs.get()
         self.middleware = middleware.for_worker(self.log)
-        self.limits = json.dumps(limits.limits_of(queues))  # the fetch scripts' `limits` (limits.py)
+        self.limits = limits.limits_of(queues)  # the fetch scripts' `limits` (limits.py)
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
         self.running: dict[str, Running] = {}
@@ -130,6 +133,14 @@ class Worker:
         self._next_memory_check = 0.0
         self._redis_down_since: float | None = None
         self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
+        # concurrency 1 (see _finish): the job reserved to run next, the reply of the outcome sent
+        # last (unread), or that reply read early by the control thread when it gave back the
+        # reservation; _hold guards them, and stop requests against the start of a job.
+        self._reserved: FetchedJob | None = None
+        self._pending: Callable[[], Next] | None = None
+        self._early: Next | None = None
+        self._hold = threading.Lock()
+        self._stop_early: dict[str, float] = {}  # stop requests for jobs not running (yet): id -> when
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -268,6 +279,7 @@ class Worker:
                 pubsub = None
                 time.sleep(CONTROL_TICK)
             self.executor.interrupt_overdue(list(self.running.values()))
+            self._release_if_running_long()
 
     def _check_suspended(self) -> None:
         """RQ's `rq suspend` / `rq resume`, looked at about once a second, not once per job."""
@@ -308,10 +320,33 @@ class Worker:
             self._stop(job_id)
 
     def _stop(self, job_id: str) -> None:
-        running = self.running.get(job_id)
-        if running is not None:
-            self.log.info("worker %s: stopping job %s at an operator's request", self.name, job_id)
-            self.executor.interrupt(running, JobStopped)
+        with self._hold:
+            running = self.running.get(job_id)
+            if running is None:  # reserved and about to start (the cancel raced it): it must not run
+                now = time.monotonic()
+                self._stop_early = {id_: at for id_, at in self._stop_early.items() if now - at < 60}
+                self._stop_early[job_id] = now
+                return
+        self.log.info("worker %s: stopping job %s at an operator's request", self.name, job_id)
+        self.executor.interrupt(running, JobStopped)
+
+    def _release_if_running_long(self) -> None:
+        """The main thread's job runs long: give back the job reserved behind it (see _finish)."""
+        running = next(iter(list(self.running.values())), None) if self.concurrency == 1 else None
+        if running is None or self._pending is None or time.monotonic() - running.since < RESERVATION_HOLD:
+            return
+        with self._hold:
+            if self._pending is None:
+                return
+            try:
+                reply = self._pending()
+            except LeaseLost:
+                self._fence("its lease was taken (presumed dead)")
+            self._pending = None
+            if reply.reserved:
+                job = self._job_from_row(reply.reserved)
+                self.transitions.release(self.name, job.id, job.queue, time.time())
+            self._early = reply._replace(reserved=None)
 
     def _check_lease_age(self) -> None:
         if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL:
@@ -454,11 +489,15 @@ class Worker:
             self._woken.set()
 
     def _execute(self, job: FetchedJob) -> FetchedJob | None:
-        """Run the job and record its outcome; returns the next job the outcome script started."""
-        running = self.running[job.id] = Running(job.id, job.timeout)
+        """Run the job and record its outcome; returns the next job to run."""
+        with self._hold:
+            running = self.running[job.id] = Running(job.id, job.timeout)
+            stopped_early = self._stop_early.pop(job.id, None) is not None
         started = time.perf_counter()
         spec = None
         try:
+            if stopped_early:
+                raise JobStopped()
             if job.unreadable:
                 raise PermanentError(job.unreadable)
             spec = registry.stored(job.name)
@@ -495,10 +534,11 @@ class Worker:
             self.running.pop(job.id, None)
         run_seconds = time.perf_counter() - started
         now = time.time()
-        next_row = self._with_redis(
-            lambda: self.transitions.succeed(
-                job.id, job.queue, self.name, job.attempt, now, result_json, self._next_from(), self.limits
-            )
+        follow = self._finish(
+            job,
+            lambda go_on, wait: self.transitions.succeed(
+                job.id, job.queue, self.name, job.attempt, now, result_json, go_on, wait=wait
+            ),
         )
         self._track(job, "finished", run_seconds, now)
         if self.log.isEnabledFor(logging.DEBUG):  # one line per job only when asked (--verbose): issue 12
@@ -518,7 +558,63 @@ class Worker:
                 level=logging.DEBUG,
             )
         self.middleware.after_attempt(job.info, result, None, run_seconds)
-        return self._job_from_row(next_row) if next_row else None
+        return follow
+
+    def _finish(self, job: FetchedJob, record: Callable[[GoOn, bool], Any]) -> FetchedJob | None:
+        """Record the job's outcome with `record(go_on, wait)` (an outcome script) and return the
+        next job to run, which the same round trip started.
+
+        With concurrency 1, the outcome script also reserves the job after that one (lua/lib.lua,
+        go_on): when a job ends, its outcome is sent without waiting and the reserved job starts
+        at once; the reply, read when that one ends, marks it started and brings the next
+        reservation. A worker running short jobs thus never waits for Redis between them (issue
+        12). A reserved job is in the worker's in-flight list but still 'queued': a crash gives it
+        back without counting against it, a cancel reaches the worker (cancel.lua), and the
+        control thread gives it back when the running job runs long (RESERVATION_HOLD)."""
+        go_on = GoOn(self._next_from(), self.limits)
+        if self.concurrency > 1:  # pool threads go one job at a time
+            return self._job_of(self._with_redis(lambda: record(go_on, True)).row)
+        with self._hold:
+            reply, pending = self._early, self._pending
+            self._early = self._pending = None
+        if pending is not None:
+            reply = self._with_redis(pending)
+        if reply is not None:  # the reply of the outcome that started this job
+            if reply.reserved:
+                self._reserved = self._job_from_row(reply.reserved)
+            if reply.started is None:
+                logs.event(
+                    self.log,
+                    "job.gone",
+                    "%s %s [%s] was canceled or deleted as it started; its outcome is not recorded",
+                    job.name,
+                    job.id,
+                    job.queue,
+                    level=logging.WARNING,
+                    job_id=job.id,
+                    queue=job.queue,
+                )
+                return self._give_back_reservation()
+            job.attempt = reply.started
+        reserved, self._reserved = self._reserved, None
+        if reserved is not None and go_on.queues:
+            go_on.start, go_on.reserve = (reserved.id, reserved.queue), True
+            self._pending = self._with_redis(lambda: record(go_on, False))
+            return reserved
+        go_on.reserve = bool(go_on.queues)
+        reply = self._with_redis(lambda: record(go_on, True))
+        self._reserved = reserved or (self._job_from_row(reply.reserved) if reply.reserved else None)
+        if not go_on.queues:
+            self._give_back_reservation()
+        return self._job_of(reply.row)
+
+    def _give_back_reservation(self) -> None:
+        reserved, self._reserved = self._reserved, None
+        if reserved is not None:
+            self._with_redis(lambda: self.transitions.release(self.name, reserved.id, reserved.queue, time.time()))
+
+    def _job_of(self, row: list | None) -> FetchedJob | None:
+        return self._job_from_row(row) if row else None
 
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None = None) -> None:
         self.tracker.record(
@@ -567,8 +663,9 @@ class Worker:
         now = time.time()
         entry = {"attempt": job.attempt, "at": now, "error": error, "worker": self.name}
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
-        next_row = self._with_redis(
-            lambda: self.transitions.fail(
+        follow = self._finish(
+            job,
+            lambda go_on, wait: self.transitions.fail(
                 job.id,
                 job.queue,
                 self.name,
@@ -579,9 +676,9 @@ class Worker:
                 error_entry=entry,
                 exc_info=exc_info,
                 reason=reason,
-                next_from=self._next_from(),
-                limits=self.limits,
-            )
+                go_on=go_on,
+                wait=wait,
+            ),
         )
         self._track(job, {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict], run_seconds, now, error)
         fields = dict(
@@ -628,7 +725,7 @@ class Worker:
             self.middleware.on_retry(job.info, exc, max(retry_at - time.time(), 0.0))
         elif verdict == "dead":
             self.middleware.on_dead(job.info, exc)
-        return self._job_from_row(next_row) if next_row else None
+        return follow
 
     def _failure_callback(self, job: FetchedJob, exc: BaseException, verdict: str) -> None:
         """RQ's on_stopped(job, connection) for a stopped job, else on_failure(job, connection, type,

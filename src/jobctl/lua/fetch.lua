@@ -1,13 +1,13 @@
 -- Start up to `count` jobs for a worker (see start_next in lib.lua).
--- ARGV: worker, lease token, now, now_iso, count, limits (JSON: see `limits` in lib.lua), queue...
+-- ARGV: the arguments by name (JSON: worker, token (its lease), now, now_iso, count, queues,
+-- limits: see `limits` in lib.lua).
 -- Returns 'fenced' when the worker lost its lease, else a list of job rows (maybe empty).
-local worker, token, now, now_iso, count = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
-if not lease_holds(worker, token) then return 'fenced' end
-limits = cjson.decode(ARGV[6])
-local queues = queues_from(7)
+local args = cjson.decode(ARGV[1])
+if not lease_holds(args.worker, args.token) then return 'fenced' end
+limits = args.limits
 local rows = {}
-for _ = 1, count do
-  local row = start_next(worker, now, now_iso, queues)
+for _ = 1, args.count do
+  local row = start_next(args.worker, args.now, args.now_iso, args.queues)
   if not row then break end
   table.insert(rows, row)
 end

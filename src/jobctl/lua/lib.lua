@@ -242,8 +242,9 @@ end
 -- A job whose hash RQ's Job wrote (its producer, or `rq requeue` saving it) carries RQ's per-job
 -- options (jobctl's own jobs skip this: success_callback_name is RQ's field alone). Returns them
 -- as {retries_left, retry_intervals, success, failure and stopped callback names} ('' when
--- unset), the attempt the job starts, and the fields starting it sets besides jobctl's.
-local function rq_options(key, attempt)
+-- unset), the attempt the job starts, and the fields starting it sets besides jobctl's; `write`:
+-- also make the changes starting it makes (false for a reservation, which only reads).
+local function rq_options(key, attempt, write)
   local job = redis.call('HMGET', key, 'ttl', 'jobctl_dead', 'retries_left', 'jobctl_retries', 'retry_intervals',
     'success_callback_name', 'failure_callback_name', 'stopped_callback_name')
   local ttl, dead, retries_left, budget = job[1], job[2], job[3], job[4]
@@ -253,7 +254,7 @@ local function rq_options(key, attempt)
     attempt, retries_left = 1, budget or retries_left
     fields = {'jobctl_crashes', 0}
     if retries_left then fields = {'jobctl_crashes', 0, 'retries_left', retries_left} end
-    redis.call('HDEL', key, 'jobctl_dead', 'jobctl_reason')
+    if write then redis.call('HDEL', key, 'jobctl_dead', 'jobctl_reason') end
   end
   if retries_left and not budget then
     -- RQ's Retry(max=N): its budget, kept for a requeue to restore
@@ -261,16 +262,19 @@ local function rq_options(key, attempt)
     table.insert(fields, retries_left)
   end
   -- RQ's ttl (how long a job may wait) no longer applies once the job started, as in RQ
-  if ttl or dead then redis.call('PERSIST', key) end
+  if write and (ttl or dead) then redis.call('PERSIST', key) end
   return {retries_left or '', job[5] or '', job[6] or '', job[7] or '', job[8] or ''}, attempt, fields
 end
 
--- Start the next job for a worker: the first job of the first queue in `queues` that is not
+-- What taking and starting a job read of it, in one HMGET.
+local JOB_FIELDS = {'origin', 'status', 'timeout', 'data', 'jobctl_max_retries', 'jobctl_attempts', 'jobctl_progress',
+  'jobctl_stop_requested', 'jobctl_job', 'created_at', 'jobctl_timeout', 'success_callback_name'}
+
+-- Take the next job a worker may start: the first job of the first queue in `queues` that is not
 -- paused nor over its rate limit, and that its type's limits let start (see may_start), moved
--- into the worker's in-flight list. Returns {id, queue, attempt, data, timeout, max_retries,
--- created_at, rq}, or false when there is nothing to run; rq: the job's RQ options {retries_left,
--- retry_intervals, success, failure and stopped callback names} ('' for jobctl's own jobs).
-local function start_next(worker, now, now_iso, queues)
+-- into the worker's in-flight list with its status still 'queued'. Returns its id, the queue it
+-- came from and its JOB_FIELDS, or nil when there is nothing to run.
+local function take_next(worker, now, queues)
   local active = 'jobctl:active:' .. worker
   local held_back = 0
   while held_back < MAX_HELD_BACK do
@@ -281,43 +285,94 @@ local function start_next(worker, now, now_iso, queues)
         if id then from = queue break end
       end
     end
-    if not id then return false end
-    local key = job_key(id)
-    local job = redis.call('HMGET', key, 'origin', 'status', 'timeout', 'data', 'jobctl_max_retries',
-      'jobctl_attempts', 'jobctl_progress', 'jobctl_stop_requested', 'jobctl_job', 'created_at', 'jobctl_timeout',
-      'success_callback_name')
-    local queue, status = job[1], job[2]
+    if not id then return nil end
+    local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS))
+    local status = job[2]
     local hold_until = status == 'queued' and may_start(id, job[9], from, worker, now) or 0
     if hold_until > 0 then
-      hold_back(id, queue or from, hold_until)
+      hold_back(id, job[1] or from, hold_until)
       held_back = held_back + 1
     elseif status == 'queued' then
-      local timeout = tonumber(job[11]) or tonumber(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
-      local attempt = (tonumber(job[6]) or 0) + 1
-      local rq, rq_fields = '', nil
-      if job[12] then rq, attempt, rq_fields = rq_options(key, attempt) end
-      -- RQ's job_timeout -1: no timeout
-      local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
-        'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt}
-      if rq_fields then
-        for _, value in ipairs(rq_fields) do table.insert(fields, value) end
-      end
-      if not queue then
-        -- a record written by another tool without its queue: it is the one it was found on
-        queue = from
-        table.insert(fields, 'origin')
-        table.insert(fields, queue)
-      end
-      redis.call('HSET', key, unpack(fields))
-      if job[7] or job[8] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
-      redis.call('ZADD', 'rq:wip:' .. queue, timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
-      -- the timeout as a string: a Lua number in a reply loses its fraction
-      return {id, queue, attempt, job[4] or '', tostring(timeout), job[5] or '', job[10] or '', rq}
+      return id, from, job
     end
     -- held back, canceled, expired or a stale duplicate entry: not run now, drop it and look again
     redis.call('LREM', active, 1, id)
   end
-  return false
+  return nil
+end
+
+-- The row a worker runs a taken job from: {id, queue, attempt, data, timeout, max_retries,
+-- created_at, rq}; rq: the job's RQ options {retries_left, retry_intervals, success, failure and
+-- stopped callback names} ('' for jobctl's own jobs). With `start`, the job is also started:
+-- status 'started' in its hash and RQ's started registry, its deadline set from `now`.
+local function job_row(id, from, job, worker, now, now_iso, start)
+  local key = job_key(id)
+  local queue = job[1] or from  -- a record written by another tool without its queue: the one it was found on
+  local timeout = tonumber(job[11]) or tonumber(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
+  local attempt = (tonumber(job[6]) or 0) + 1
+  local rq, rq_fields = '', nil
+  if job[12] then rq, attempt, rq_fields = rq_options(key, attempt, start) end
+  if start then
+    -- RQ's job_timeout -1: no timeout
+    local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
+      'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt}
+    if rq_fields then
+      for _, value in ipairs(rq_fields) do table.insert(fields, value) end
+    end
+    if not job[1] then
+      table.insert(fields, 'origin')
+      table.insert(fields, queue)
+    end
+    redis.call('HSET', key, unpack(fields))
+    if job[7] or job[8] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
+    redis.call('ZADD', 'rq:wip:' .. queue, timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
+  end
+  -- the timeout as a string: a Lua number in a reply loses its fraction
+  return {id, queue, attempt, job[4] or '', tostring(timeout), job[5] or '', job[10] or '', rq}
+end
+
+-- Start the next job for a worker (see take_next): its row, or false when there is none.
+local function start_next(worker, now, now_iso, queues)
+  local id, from, job = take_next(worker, now, queues)
+  if not id then return false end
+  return job_row(id, from, job, worker, now, now_iso, true)
+end
+
+-- Start the job a worker reserved (see go_on): its attempt, or false when the job is no longer
+-- queued (canceled or deleted since: the worker then records nothing for it).
+local function start_reserved(id, queue, worker, now, now_iso)
+  local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS))
+  if job[2] ~= 'queued' then
+    redis.call('LREM', 'jobctl:active:' .. worker, 1, id)
+    return false
+  end
+  return job_row(id, queue, job, worker, now, now_iso, true)[3]
+end
+
+-- How the outcome scripts go on after recording a job, as the worker's arguments say:
+--   args.queues: the queues to go on from (empty: the worker stops after this job);
+--   args.start, args.start_queue: the job reserved last time, which the worker started at
+--     args.now: mark it started (the reply's first item: its attempt, or false);
+--   otherwise a job is started here (the reply's second item: its row, or false);
+--   args.reserve: also take one more job and reserve it, unstarted (the reply's third item: its
+--     row, or false), for the worker to start without waiting when this one ends. A worker
+--     running short jobs one at a time thus never waits for Redis between jobs (issue 12); it
+--     gives a reservation back when its job runs long (release.lua).
+--   args.limits: the worker's rate and concurrency limits (see `limits`).
+local function go_on(args)
+  limits = args.limits
+  local worker, now, now_iso = args.worker, args.now, args.now_iso
+  local started, row, reserved = false, false, false
+  if args.start then
+    started = start_reserved(args.start, args.start_queue, worker, now, now_iso)
+  elseif #args.queues > 0 then
+    row = start_next(worker, now, now_iso, args.queues)
+  end
+  if args.reserve and #args.queues > 0 then
+    local id, from, job = take_next(worker, now, args.queues)
+    if id then reserved = job_row(id, from, job, worker, now, now_iso, false) end
+  end
+  return {started, row, reserved}
 end
 
 -- Give back what a gone worker held. cause: 'crash' or 'shutdown'; crash_limit: for jobs that
@@ -385,11 +440,4 @@ local function recover_worker(worker, now, now_iso, cause, crash_limit, how, cul
   redis.call('SREM', 'jobctl:active-workers', worker)
   redis.call('DEL', worker_key)
   return {requeued, buried}
-end
-
--- The queues given from ARGV[first] on, for the outcome scripts that also start the next job.
-local function queues_from(first)
-  local queues = {}
-  for i = first, #ARGV do table.insert(queues, ARGV[i]) end
-  return queues
 end
