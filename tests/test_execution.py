@@ -97,6 +97,48 @@ def test_kill_9_of_a_process_with_8_jobs_in_flight_puts_all_8_back_at_the_front(
         assert job["state"] == "started" and job["errors"][0]["error"] == "worker killed by signal 9 (SIGKILL)"
 
 
+# --- reservations (concurrency 1: the next job is reserved while one runs) ----------------------
+
+
+def test_a_job_reserved_behind_a_long_one_goes_back_to_its_queue(project, tmp_path, db):
+    """The job reserved behind a running one goes back to the front of its queue once the running
+    one turns out long, for any worker to take; it then runs there, once."""
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    log = tmp_path / "log"
+    project.enqueue("add", "1", "2")
+    long = project.enqueue("ticking", str(log), "2")
+    behind = project.enqueue("record", str(tmp_path / "behind"), "ran")
+    project.start("work")
+    wait_for(log.exists, message="the long job to start")
+    wait_for(lambda: db.lrange(keys.queue("default"), 0, -1) == [behind.encode()], message="the reservation given back")
+    assert project.show(behind)["state"] == "queued" and project.show(long)["state"] == "started"
+    wait_for(lambda: project.show(behind)["state"] == "finished", message="the job behind to run")
+    assert (tmp_path / "behind").read_text() == "ran\n" and project.show(behind)["crashes"] == 0
+
+
+def test_kill_9_between_short_jobs_blames_only_the_running_job(project, tmp_path, db):
+    """Short jobs run pipelined, each with the next one reserved: kill -9 at any moment loses
+    nothing, and only the job that was running counts a crash (the reserved one never ran)."""
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    out = tmp_path / "out"
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"args": [str(out), str(n)]}) + "\n" for n in range(400)))
+    assert project.run("enqueue", "record", "--from", str(jobs)).returncode == 0
+    work = project.start("work")
+    wait_for(lambda: out.exists() and len(out.read_text().split()) >= 100, message="100 jobs done")
+    (victim,) = child_pids(work.pid)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: out.exists() and len(set(out.read_text().split())) == 400, timeout=60, message="all 400 done")
+    ran = out.read_text().split()
+    assert len(ran) <= 401  # the job interrupted by the kill may have run to its end before it
+    crashes = sum(
+        int(db.hget(keys.job(job_id), "jobctl_crashes") or 0)
+        for job_id in map(bytes.decode, db.keys("rq:job:*"))
+        if ":" not in job_id[7:]
+    )
+    assert crashes <= 1
+
+
 # --- timeouts -----------------------------------------------------------------------------------
 
 

@@ -135,12 +135,13 @@ class Worker:
         self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
         # concurrency 1 (see _finish): the job reserved to run next, the reply of the outcome sent
         # last (unread), or that reply read early by the control thread when it gave back the
-        # reservation; _hold guards them, and stop requests against the start of a job.
+        # reservation; _hold guards them between the main and control threads.
         self._reserved: FetchedJob | None = None
         self._pending: Callable[[], Next] | None = None
         self._early: Next | None = None
         self._hold = threading.Lock()
         self._stop_early: dict[str, float] = {}  # stop requests for jobs not running (yet): id -> when
+        self._starting = threading.Lock()  # a stop request against the start of its job
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -320,7 +321,7 @@ class Worker:
             self._stop(job_id)
 
     def _stop(self, job_id: str) -> None:
-        with self._hold:
+        with self._starting:
             running = self.running.get(job_id)
             if running is None:  # reserved and about to start (the cancel raced it): it must not run
                 now = time.monotonic()
@@ -333,20 +334,25 @@ class Worker:
     def _release_if_running_long(self) -> None:
         """The main thread's job runs long: give back the job reserved behind it (see _finish)."""
         running = next(iter(list(self.running.values())), None) if self.concurrency == 1 else None
-        if running is None or self._pending is None or time.monotonic() - running.since < RESERVATION_HOLD:
+        if running is None or time.monotonic() - running.since < RESERVATION_HOLD:
             return
-        with self._hold:
-            if self._pending is None:
-                return
-            try:
-                reply = self._pending()
-            except LeaseLost:
-                self._fence("its lease was taken (presumed dead)")
-            self._pending = None
-            if reply.reserved:
-                job = self._job_from_row(reply.reserved)
-                self.transitions.release(self.name, job.id, job.queue, time.time())
-            self._early = reply._replace(reserved=None)
+        if not self._hold.acquire(blocking=False):  # the main thread is between jobs
+            return
+        try:
+            if self._pending is not None:
+                try:
+                    reply = self._pending()
+                except LeaseLost:
+                    self._fence("its lease was taken (presumed dead)")
+                self._pending = None
+                self._early = reply._replace(reserved=None)
+                if reply.reserved:
+                    self._reserved = self._job_from_row(reply.reserved)
+            reserved, self._reserved = self._reserved, None
+            if reserved is not None:
+                self.transitions.release(self.name, reserved.id, reserved.queue, time.time())
+        finally:
+            self._hold.release()
 
     def _check_lease_age(self) -> None:
         if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL:
@@ -490,7 +496,7 @@ class Worker:
 
     def _execute(self, job: FetchedJob) -> FetchedJob | None:
         """Run the job and record its outcome; returns the next job to run."""
-        with self._hold:
+        with self._starting:
             running = self.running[job.id] = Running(job.id, job.timeout)
             stopped_early = self._stop_early.pop(job.id, None) is not None
         started = time.perf_counter()
@@ -574,15 +580,14 @@ class Worker:
         go_on = GoOn(self._next_from(), self.limits)
         if self.concurrency > 1:  # pool threads go one job at a time
             return self._job_of(self._with_redis(lambda: record(go_on, True)).row)
-        with self._hold:
+        with self._hold:  # against the control thread giving the reservation back meanwhile
             reply, pending = self._early, self._pending
             self._early = self._pending = None
-        if pending is not None:
-            reply = self._with_redis(pending)
-        if reply is not None:  # the reply of the outcome that started this job
-            if reply.reserved:
+            if pending is not None:
+                reply = self._with_redis(pending)
+            if reply is not None and reply.reserved:  # the reply of the outcome that started this job
                 self._reserved = self._job_from_row(reply.reserved)
-            if reply.started is None:
+            if reply is not None and reply.started is None:
                 logs.event(
                     self.log,
                     "job.gone",
@@ -594,19 +599,22 @@ class Worker:
                     job_id=job.id,
                     queue=job.queue,
                 )
-                return self._give_back_reservation()
-            job.attempt = reply.started
-        reserved, self._reserved = self._reserved, None
-        if reserved is not None and go_on.queues:
-            go_on.start, go_on.reserve = (reserved.id, reserved.queue), True
-            self._pending = self._with_redis(lambda: record(go_on, False))
-            return reserved
-        go_on.reserve = bool(go_on.queues)
-        reply = self._with_redis(lambda: record(go_on, True))
-        self._reserved = reserved or (self._job_from_row(reply.reserved) if reply.reserved else None)
-        if not go_on.queues:
-            self._give_back_reservation()
-        return self._job_of(reply.row)
+                self._give_back_reservation()
+                return None
+            if reply is not None:
+                job.attempt = reply.started
+            if self._reserved is not None and go_on.queues:
+                reserved, self._reserved = self._reserved, None
+                go_on.start, go_on.reserve = (reserved.id, reserved.queue), True
+                self._pending = self._with_redis(lambda: record(go_on, False))
+                return reserved
+            go_on.reserve = bool(go_on.queues) and self._reserved is None
+            reply = self._with_redis(lambda: record(go_on, True))
+            if reply.reserved:
+                self._reserved = self._job_from_row(reply.reserved)
+            if not go_on.queues:
+                self._give_back_reservation()
+            return self._job_of(reply.row)
 
     def _give_back_reservation(self) -> None:
         reserved, self._reserved = self._reserved, None
