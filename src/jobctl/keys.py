@@ -3,10 +3,12 @@
 The `rq:` keys are RQ's own layout (RQ 2.x), so `rq info`, rq-dashboard and `rq.job.Job.fetch`
 see jobctl's queues, workers and jobs. The `jobctl:` keys hold what RQ has no place for: each
 worker's in-flight list (what makes crash recovery exact), uniqueness claims and job tracking.
-The Lua scripts under `lua/` build the same names; `lua/lib.lua` mirrors this file.
+The Lua scripts under `lua/` build the same names from LUA below (issue 17: they used to agree
+by copy).
 """
 
 import re
+from collections.abc import Callable
 
 QUEUES = "rq:queues"  # set of queue keys, as RQ keeps it
 WORKERS = "rq:workers"  # set of worker keys, as RQ keeps it
@@ -15,6 +17,7 @@ ACTIVE_WORKERS = "jobctl:active-workers"  # set of worker names that may hold in
 PAUSED = "jobctl:paused"  # set of queue names workers do not fetch from
 SUSPENDED = "rq:suspended"  # RQ's `rq suspend` flag: while it exists, workers take no new job
 JOB_PATHS = "jobctl:job-paths"  # hash: import path of a registered job's function -> job name
+PROMOTER = "jobctl:promoter"  # string, expiring: the supervisor that promotes due jobs (a lease)
 
 
 # A job id is part of its keys (rq:job:<id>, rq:job:<id>:dependents): ':' and glob characters
@@ -215,3 +218,51 @@ def rate_next(field: str) -> str:
 def slots(job_name: str) -> str:
     """Hash: job id -> worker name, for each running job of a type with max_concurrency."""
     return f"jobctl:slots:{job_name}"
+
+
+# --- what the Lua scripts know of this file ------------------------------------------------------
+
+# How long an ended job is kept when its record does not say (a record another tool wrote):
+RQ_RESULT_TTL = 500  # RQ's default result_ttl, for finished jobs
+FAILURE_TTL = 30 * 86400  # the queues' default failure_ttl (config.py), for dead and canceled jobs
+
+
+def ended(status: str, queue_name: str) -> str:
+    """The registry of the queue's ended jobs of an RQ status: finished, failed (dead) or canceled."""
+    return {"finished": finished, "failed": dead, "canceled": canceled}[status](queue_name)
+
+
+# Lua name -> the key function (of one argument) or constant it stands for. transitions.py writes
+# them as Lua definitions before each script that uses them: a function `job_key(id)` built from
+# job() here, a constant `QUEUES`.
+LUA: dict[str, Callable[[str], str] | str | int] = {
+    "job_key": job,
+    "results_key": results,
+    "dependents_key": dependents,
+    "dependencies_key": dependencies,
+    "queue_key": queue,
+    "started_key": started,
+    "scheduled_key": scheduled,
+    "deferred_key": deferred,
+    "finished_key": finished,
+    "dead_key": dead,
+    "canceled_key": canceled,
+    "worker_key": worker,
+    "workers_of_queue_key": workers_of_queue,
+    "active_key": active,
+    "wake_channel": wake,
+    "commands_channel": commands,
+    "unique_key": unique,
+    "job_stats_key": job_stats,
+    "queue_stats_key": queue_stats,
+    "slots_key": slots,
+    "rate_window_key": rate_window,
+    "rate_next_key": rate_next,
+    "QUEUES": QUEUES,
+    "WORKERS": WORKERS,
+    "ACTIVE_WORKERS": ACTIVE_WORKERS,
+    "PAUSED": PAUSED,
+    "PROMOTER": PROMOTER,
+    "RQ_RESULT_TTL": RQ_RESULT_TTL,
+    "FAILURE_TTL": FAILURE_TTL,
+}

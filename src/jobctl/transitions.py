@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import redis
 
+from . import keys
 from .jobdata import rq_time
 
 
@@ -35,10 +36,30 @@ def _checked(reply: Any) -> Any:
 _DEFINITION = re.compile(r"^local (?:function )?(\w+)", re.M)
 
 
+def _lua_keys() -> str:
+    """keys.LUA as Lua definitions: `local function job_key(x) return 'rq:job:' .. x end`, ..."""
+    lines = []
+    for name, value in keys.LUA.items():
+        if callable(value):
+            before, after = value("\0").split("\0")
+            body = " .. ".join(part for part in (_lua_string(before), "x", _lua_string(after)) if part)
+            lines.append(f"local function {name}(x) return {body} end\n")
+        else:
+            lines.append(f"local {name} = {_lua_string(value) if isinstance(value, str) else value}\n")
+    return "".join(lines)
+
+
+def _lua_string(text: str) -> str:
+    assert re.fullmatch(r"[\w:.-]*", text), text  # key names need no escaping
+    return f"'{text}'" if text else ""
+
+
 @cache
 def _lib() -> list[tuple[str, str]]:
-    """lua/lib.lua cut into its top-level definitions: (name, text with the comments above it)."""
-    lines = (resources.files("jobctl") / "lua" / "lib.lua").read_text().splitlines(keepends=True)
+    """keys.LUA and lua/lib.lua cut into their top-level definitions: (name, text with the
+    comments above it)."""
+    lib = _lua_keys() + (resources.files("jobctl") / "lua" / "lib.lua").read_text()
+    lines = lib.splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if _DEFINITION.match(line)]
     cuts = []
     for start in starts:

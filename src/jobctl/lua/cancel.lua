@@ -9,15 +9,15 @@ local id, now, now_iso, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local status = hget(id, 'status')
 if not status then return '' end
 local function tell_worker(worker)
-  redis.call('PUBLISH', 'rq:pubsub:' .. worker, cjson.encode({command = 'stop-job', job_id = id}))
+  redis.call('PUBLISH', commands_channel(worker), cjson.encode({command = 'stop-job', job_id = id}))
 end
 if status == 'queued' or status == 'scheduled' or status == 'deferred' then
   if status == 'queued' then
     -- reserved by a worker (lua/lib.lua, go_on), it may be starting right now: tell the worker
     local queue = hget(id, 'origin') or ''
-    for _, worker_key in ipairs(redis.call('SMEMBERS', 'rq:workers:' .. queue)) do
-      local worker = string.sub(worker_key, #'rq:worker:' + 1)
-      if redis.call('LPOS', 'jobctl:active:' .. worker, id) then tell_worker(worker) end
+    for _, member in ipairs(redis.call('SMEMBERS', workers_of_queue_key(queue))) do
+      local worker = string.sub(member, #worker_key('') + 1)
+      if redis.call('LPOS', active_key(worker), id) then tell_worker(worker) end
     end
   end
   cancel(id, reason, now, now_iso)

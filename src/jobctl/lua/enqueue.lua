@@ -12,7 +12,7 @@ local unique_ttl, max_size = tonumber(ARGV[11]), tonumber(ARGV[12])
 local key = job_key(id)
 
 if max_size > 0 then
-  local queued = redis.call('LLEN', 'rq:queue:' .. queue)
+  local queued = redis.call('LLEN', queue_key(queue))
   if queued >= max_size then return {'full', '', tostring(queued)} end
 end
 
@@ -38,9 +38,9 @@ if status then
   -- the id is reused after its job ended: forget the old run
   local old_queue = redis.call('HGET', key, 'origin')
   for _, registry in ipairs({'finished', 'failed', 'canceled'}) do
-    redis.call('ZREM', 'rq:' .. registry .. ':' .. old_queue, id)
+    redis.call('ZREM', ended_key(registry, old_queue), id)
   end
-  redis.call('DEL', key, 'rq:results:' .. id, key .. ':dependencies')
+  redis.call('DEL', key, results_key(id), dependencies_key(id))
 end
 
 local fields = {}
@@ -55,8 +55,8 @@ end
 
 if #parents > 0 then
   for _, parent in ipairs(parents) do
-    redis.call('SADD', key .. ':dependencies', parent)
-    redis.call('SADD', job_key(parent) .. ':dependents', id)
+    redis.call('SADD', dependencies_key(id), parent)
+    redis.call('SADD', dependents_key(parent), id)
     -- the parent's outcome script settles its dependents only when this flag says it has some
     redis.call('HSET', job_key(parent), 'jobctl_dependents', 1)
   end
@@ -66,15 +66,15 @@ if #parents > 0 then
     return {'ok', id, 'canceled'}
   elseif verdict == 'waiting' then
     redis.call('HSET', key, 'status', 'deferred')
-    redis.call('ZADD', 'rq:deferred:' .. queue, '+inf', id)
+    redis.call('ZADD', deferred_key(queue), '+inf', id)
     return {'ok', id, 'deferred'}
   end
 end
 
 if run_at > now then
   redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[3])
-  redis.call('ZADD', 'rq:scheduled:' .. queue, run_at, id)
-  redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)  -- the promoter looks at every known queue
+  redis.call('ZADD', scheduled_key(queue), run_at, id)
+  redis.call('SADD', QUEUES, queue_key(queue))  -- the promoter looks at every known queue
   return {'ok', id, 'scheduled'}
 end
 push_queued(id, queue, now_iso, false)

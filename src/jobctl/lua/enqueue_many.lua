@@ -7,9 +7,9 @@ local queue, now_iso, max_size, field_count = ARGV[1], ARGV[2], tonumber(ARGV[3]
 local shared = {}
 for i = 5, 4 + 2 * field_count do table.insert(shared, ARGV[i]) end
 local first = 5 + 2 * field_count
-local queue_key = 'rq:queue:' .. queue
+local list = queue_key(queue)
 if max_size > 0 then
-  local queued = redis.call('LLEN', queue_key)
+  local queued = redis.call('LLEN', list)
   if queued + (#ARGV - first + 1) / 3 > max_size then return {'full', queued} end
 end
 for i = first, #ARGV, 3 do
@@ -22,8 +22,8 @@ for i = first, #ARGV, 3 do
   local key = job_key(ARGV[i])
   redis.call('HSET', key, 'data', ARGV[i + 1], 'description', ARGV[i + 2], 'status', 'queued',
     'enqueued_at', now_iso, unpack(shared))
-  wake(queue, redis.call('RPUSH', queue_key, ARGV[i]))
+  wake(queue, redis.call('RPUSH', list, ARGV[i]))
   stored = stored + 1
 end
-redis.call('SADD', 'rq:queues', queue_key)
+redis.call('SADD', QUEUES, list)
 return stored

@@ -3,6 +3,6 @@
 local id, now_iso = ARGV[1], ARGV[2]
 if hget(id, 'status') ~= 'scheduled' then return 0 end
 local queue = hget(id, 'origin')
-redis.call('ZREM', 'rq:scheduled:' .. queue, id)
+redis.call('ZREM', scheduled_key(queue), id)
 push_queued(id, queue, now_iso, false)
 return 1

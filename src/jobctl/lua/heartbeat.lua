@@ -5,11 +5,10 @@
 -- Returns 'fenced' when the lease is lost, else the ids of in-flight jobs to stop.
 local worker, token, now_iso, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if not lease_holds(worker, token) then return 'fenced' end
-local worker_key = 'rq:worker:' .. worker
-redis.call('HSET', worker_key, 'last_heartbeat', now_iso, 'jobctl_cpu_percent', ARGV[5], 'jobctl_rss_bytes', ARGV[6])
-redis.call('EXPIRE', worker_key, ttl)
+redis.call('HSET', worker_key(worker), 'last_heartbeat', now_iso, 'jobctl_cpu_percent', ARGV[5], 'jobctl_rss_bytes', ARGV[6])
+redis.call('EXPIRE', worker_key(worker), ttl)
 local stop = {}
-for _, id in ipairs(redis.call('LRANGE', 'jobctl:active:' .. worker, 0, -1)) do
+for _, id in ipairs(redis.call('LRANGE', active_key(worker), 0, -1)) do
   redis.call('HSET', job_key(id), 'last_heartbeat', now_iso)
   if hget(id, 'jobctl_stop_requested') then table.insert(stop, id) end
 end

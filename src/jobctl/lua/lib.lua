@@ -1,7 +1,14 @@
--- Shared by every transition script (prepended to each). Key names mirror jobctl/keys.py.
+-- Shared by the transition scripts: each gets the definitions here, and of keys.py's LUA, that it
+-- uses (transitions.py). Keys are built only by keys.py's functions (job_key, queue_key...).
 -- Each script is one state transition, atomic in Redis: a job is always in exactly one place.
 
-local function job_key(id) return 'rq:job:' .. id end
+-- The registry of a queue's ended jobs of an RQ status (keys.ended).
+local function ended_key(status, queue)
+  if status == 'finished' then return finished_key(queue) end
+  if status == 'failed' then return dead_key(queue) end
+  return canceled_key(queue)
+end
+
 local ACTIVE = {queued = true, scheduled = true, deferred = true, started = true}
 
 local function hget(id, field) return redis.call('HGET', job_key(id), field) end
@@ -14,14 +21,14 @@ end
 -- A queue that was empty just got a job: wake the workers idle on it (they subscribe to this
 -- channel; a busy worker fetches its next job in its outcome script and needs no wake-up).
 local function wake(queue, length)
-  if length == 1 then redis.call('PUBLISH', 'jobctl:wake:' .. queue, '') end
+  if length == 1 then redis.call('PUBLISH', wake_channel(queue), '') end
 end
 
 local function push_queued(id, queue, now_iso, front)
   redis.call('HSET', job_key(id), 'status', 'queued', 'enqueued_at', now_iso)
   redis.call('HDEL', job_key(id), 'jobctl_scheduled_for')
-  wake(queue, redis.call(front and 'LPUSH' or 'RPUSH', 'rq:queue:' .. queue, id))
-  redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
+  wake(queue, redis.call(front and 'LPUSH' or 'RPUSH', queue_key(queue), id))
+  redis.call('SADD', QUEUES, queue_key(queue))
 end
 
 -- Fencing: a worker holds a lease, the token in its own hash, which lives as long as its
@@ -29,7 +36,7 @@ end
 -- lost it, and every script it calls then refuses to act (issue 11: a frozen worker woke up and
 -- ran a job a second time).
 local function lease_holds(worker, token)
-  return redis.call('HGET', 'rq:worker:' .. worker, 'jobctl_lease') == token
+  return redis.call('HGET', worker_key(worker), 'jobctl_lease') == token
 end
 
 local function add_error(id, entry)
@@ -43,7 +50,7 @@ end
 local function parents_verdict(id)
   local allow_failure = hget(id, 'jobctl_allow_failure') == '1'
   local verdict = 'ready'
-  for _, parent in ipairs(redis.call('SMEMBERS', job_key(id) .. ':dependencies')) do
+  for _, parent in ipairs(redis.call('SMEMBERS', dependencies_key(id))) do
     local status = hget(parent, 'status')
     -- a parent whose record expired finished long ago (dead jobs outlive finished ones)
     if status and status ~= 'finished' then
@@ -58,13 +65,13 @@ local function parents_verdict(id)
 end
 
 local function stats_count(job_name, queue, field, by)
-  redis.call('HINCRBY', 'jobctl:stats:job:' .. job_name, field, by)
-  redis.call('HINCRBY', 'jobctl:stats:queue:' .. queue, field, by)
+  redis.call('HINCRBY', job_stats_key(job_name), field, by)
+  redis.call('HINCRBY', queue_stats_key(queue), field, by)
 end
 
 -- A job's record, results and dependency sets.
 local function delete_job(id)
-  redis.call('DEL', job_key(id), 'rq:results:' .. id, job_key(id) .. ':dependencies', job_key(id) .. ':dependents')
+  redis.call('DEL', job_key(id), results_key(id), dependencies_key(id), dependents_key(id))
 end
 
 -- An ended job's registry entry, due (and its record expiring) `ttl` seconds from now; a
@@ -81,12 +88,12 @@ end
 local function cancel(id, reason, now, now_iso)
   local key = job_key(id)
   local queue = hget(id, 'origin')
-  local ttl = tonumber(hget(id, 'failure_ttl')) or 2592000
-  redis.call('ZREM', 'rq:deferred:' .. queue, id)
-  redis.call('ZREM', 'rq:scheduled:' .. queue, id)
-  redis.call('LREM', 'rq:queue:' .. queue, 0, id)
+  local ttl = tonumber(hget(id, 'failure_ttl')) or FAILURE_TTL
+  redis.call('ZREM', deferred_key(queue), id)
+  redis.call('ZREM', scheduled_key(queue), id)
+  redis.call('LREM', queue_key(queue), 0, id)
   redis.call('HSET', key, 'status', 'canceled', 'ended_at', now_iso, 'jobctl_reason', reason)
-  keep_ended(id, 'rq:canceled:' .. queue, now, ttl)
+  keep_ended(id, canceled_key(queue), now, ttl)
   release_unique(id)
 end
 
@@ -96,12 +103,12 @@ local function settle_dependents(parent_id, now, now_iso)
   local pending = {parent_id}
   while #pending > 0 do
     local parent = table.remove(pending)
-    for _, child in ipairs(redis.call('SMEMBERS', job_key(parent) .. ':dependents')) do
+    for _, child in ipairs(redis.call('SMEMBERS', dependents_key(parent))) do
       if hget(child, 'status') == 'deferred' then
         local verdict, culprit = parents_verdict(child)
         if verdict == 'ready' then
           local queue = hget(child, 'origin')
-          redis.call('ZREM', 'rq:deferred:' .. queue, child)
+          redis.call('ZREM', deferred_key(queue), child)
           push_queued(child, queue, now_iso, false)
         elseif verdict == 'doomed' then
           cancel(child, 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled'), now, now_iso)
@@ -114,16 +121,16 @@ end
 
 local function bury(id, queue, reason, now, now_iso)
   local key = job_key(id)
-  local ttl = tonumber(hget(id, 'failure_ttl')) or 2592000
+  local ttl = tonumber(hget(id, 'failure_ttl')) or FAILURE_TTL
   -- jobctl_dead: a job RQ's tools bring back (rq requeue) gets a fresh budget at its next start
   redis.call('HSET', key, 'status', 'failed', 'ended_at', now_iso, 'jobctl_reason', reason, 'jobctl_dead', 1)
-  keep_ended(id, 'rq:failed:' .. queue, now, ttl)
+  keep_ended(id, dead_key(queue), now, ttl)
   release_unique(id)
   stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'dead', 1)
   settle_dependents(id, now, now_iso)
   -- @job(keep_dead=False), Sidekiq's `dead: false`: not kept, once its dependents are settled
   if hget(id, 'jobctl_keep_dead') == '0' then
-    redis.call('ZREM', 'rq:failed:' .. queue, id)
+    redis.call('ZREM', dead_key(queue), id)
     delete_job(id)
   end
 end
@@ -142,13 +149,13 @@ local function rate_of(field, now)
   if not limit then return nil end
   local count, period = string.match(limit, '^(%d+) ([%d%.e+-]+)$')
   count, period = tonumber(count), tonumber(period)
-  redis.call('ZREMRANGEBYSCORE', 'jobctl:' .. field, '-inf', now - period)
+  redis.call('ZREMRANGEBYSCORE', rate_window_key(field), '-inf', now - period)
   return count, period
 end
 
 -- Seconds until one more start fits the rate (0: now).
 local function rate_wait(field, count, period, now)
-  local window = 'jobctl:' .. field
+  local window = rate_window_key(field)
   local started = redis.call('ZCARD', window)
   if started < count then return 0 end
   local freeing = redis.call('ZRANGE', window, started - count, started - count, 'WITHSCORES')
@@ -156,7 +163,7 @@ local function rate_wait(field, count, period, now)
 end
 
 local function count_start(field, period, id, now)
-  local window = 'jobctl:' .. field
+  local window = rate_window_key(field)
   redis.call('ZADD', window, now, id .. ':' .. now)
   redis.call('PEXPIRE', window, math.ceil(period * 1000) + 1000)
 end
@@ -165,7 +172,7 @@ end
 -- held back by it plus one interval (period / count), so that a backlog comes back spread out,
 -- not all at once to be held back again.
 local function rate_return(field, count, period, at, now)
-  local next_key = 'jobctl:' .. field .. ':next'
+  local next_key = rate_next_key(field)
   at = math.max(at, tonumber(redis.call('GET', next_key)) or 0)
   redis.call('SET', next_key, at + period / count, 'PX', math.ceil((at - now + period) * 1000))
   return at
@@ -176,7 +183,7 @@ local function slots_held(slots)
   local held = redis.call('HGETALL', slots)
   local count = 0
   for i = 1, #held, 2 do
-    if redis.call('EXISTS', 'rq:worker:' .. held[i + 1]) == 1 then
+    if redis.call('EXISTS', worker_key(held[i + 1])) == 1 then
       count = count + 1
     else
       redis.call('HDEL', slots, held[i])
@@ -204,7 +211,7 @@ local function may_start(id, job_name, queue, worker, now)
   local max_running, slots = nil, nil
   if job_name then
     max_running = tonumber(limits['concurrency:job:' .. job_name])
-    slots = 'jobctl:slots:' .. job_name
+    slots = slots_key(job_name)
     if max_running and slots_held(slots) >= max_running then return now + CONCURRENCY_RECHECK end
     local field = 'rate:job:' .. job_name
     local count, period = rate_of(field, now)
@@ -227,15 +234,15 @@ end
 -- it back (start_next takes it out of the worker's in-flight list).
 local function hold_back(id, queue, at)
   redis.call('HSET', job_key(id), 'status', 'scheduled', 'jobctl_scheduled_for', at)
-  redis.call('ZADD', 'rq:scheduled:' .. queue, at, id)
+  redis.call('ZADD', scheduled_key(queue), at, id)
 end
 
 -- The outcome scripts' first step: the job leaves the worker's in-flight list. This is also
 -- their fence: a job no longer there was recovered (its worker presumed dead, and the job maybe
 -- given to another), so the caller must write nothing and stop.
 local function leave_started(id, queue, worker, attempt)
-  if redis.call('LREM', 'jobctl:active:' .. worker, 1, id) == 0 then return false end
-  redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
+  if redis.call('LREM', active_key(worker), 1, id) == 0 then return false end
+  redis.call('ZREM', started_key(queue), id .. ':' .. attempt)
   return true
 end
 
@@ -275,13 +282,13 @@ local JOB_FIELDS = {'origin', 'status', 'timeout', 'data', 'jobctl_max_retries',
 -- into the worker's in-flight list with its status still 'queued'. Returns its id, the queue it
 -- came from and its JOB_FIELDS, or nil when there is nothing to run.
 local function take_next(worker, now, queues)
-  local active = 'jobctl:active:' .. worker
+  local active = active_key(worker)
   local held_back = 0
   while held_back < MAX_HELD_BACK do
     local id, from = false, nil
     for _, queue in ipairs(queues) do
-      if redis.call('SISMEMBER', 'jobctl:paused', queue) == 0 and rate_allows('rate:queue:' .. queue, now) then
-        id = redis.call('LMOVE', 'rq:queue:' .. queue, active, 'LEFT', 'RIGHT')
+      if redis.call('SISMEMBER', PAUSED, queue) == 0 and rate_allows('rate:queue:' .. queue, now) then
+        id = redis.call('LMOVE', queue_key(queue), active, 'LEFT', 'RIGHT')
         if id then from = queue break end
       end
     end
@@ -325,7 +332,7 @@ local function job_row(id, from, job, worker, now, now_iso, start)
     end
     redis.call('HSET', key, unpack(fields))
     if job[7] or job[8] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
-    redis.call('ZADD', 'rq:wip:' .. queue, timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
+    redis.call('ZADD', started_key(queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
   end
   -- the timeout as a string: a Lua number in a reply loses its fraction
   return {id, queue, attempt, job[4] or '', tostring(timeout), job[5] or '', job[10] or '', rq}
@@ -343,7 +350,7 @@ end
 local function start_reserved(id, queue, worker, now, now_iso)
   local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS))
   if job[2] ~= 'queued' then
-    redis.call('LREM', 'jobctl:active:' .. worker, 1, id)
+    redis.call('LREM', active_key(worker), 1, id)
     return false
   end
   return job_row(id, queue, job, worker, now, now_iso, true)[3]
@@ -387,9 +394,8 @@ local function recover_worker(worker, now, now_iso, cause, crash_limit, how, cul
   local culprits = {}
   for _, id in ipairs(culprit_list) do culprits[id] = true end
   local blame_all = #culprit_list == 0
-  local active = 'jobctl:active:' .. worker
-  local worker_key = 'rq:worker:' .. worker
-  local queues = redis.call('HGET', worker_key, 'queues') or ''
+  local active = active_key(worker)
+    local queues = redis.call('HGET', worker_key(worker), 'queues') or ''
   local requeued, buried = 0, 0
 
   while true do
@@ -401,7 +407,7 @@ local function recover_worker(worker, now, now_iso, cause, crash_limit, how, cul
       local key = job_key(id)
       if status == 'started' then
         local attempt = hget(id, 'jobctl_attempts')
-        redis.call('ZREM', 'rq:wip:' .. queue, id .. ':' .. attempt)
+        redis.call('ZREM', started_key(queue), id .. ':' .. attempt)
         redis.call('HINCRBY', key, 'jobctl_attempts', -1)
         redis.call('HDEL', key, 'jobctl_deadline')
         release_slot(id, hget(id, 'jobctl_slot'))
@@ -434,10 +440,10 @@ local function recover_worker(worker, now, now_iso, cause, crash_limit, how, cul
   end
 
   for queue in string.gmatch(queues, '[^,]+') do
-    redis.call('SREM', 'rq:workers:' .. queue, worker_key)
+    redis.call('SREM', workers_of_queue_key(queue), worker_key(worker))
   end
-  redis.call('SREM', 'rq:workers', worker_key)
-  redis.call('SREM', 'jobctl:active-workers', worker)
-  redis.call('DEL', worker_key)
+  redis.call('SREM', WORKERS, worker_key(worker))
+  redis.call('SREM', ACTIVE_WORKERS, worker)
+  redis.call('DEL', worker_key(worker))
   return {requeued, buried}
 end

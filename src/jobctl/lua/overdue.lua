@@ -7,7 +7,7 @@ local now = tonumber(ARGV[1])
 local overdue = {}
 for i = 2, #ARGV do
   local worker = ARGV[i]
-  for _, id in ipairs(redis.call('LRANGE', 'jobctl:active:' .. worker, 0, -1)) do
+  for _, id in ipairs(redis.call('LRANGE', active_key(worker), 0, -1)) do
     local job = redis.call('HMGET', job_key(id), 'jobctl_deadline', 'timeout', 'status')
     local deadline = tonumber(job[1])
     if deadline and job[3] == 'started' then  -- a reserved job, not started yet, keeps an old attempt's deadline

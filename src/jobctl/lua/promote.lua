@@ -5,19 +5,19 @@
 -- ARGV: supervisor, lease_ms (0: give the lease up, as a stopping supervisor does), now, now_iso.
 -- Returns how many were queued, or -1 when another supervisor holds the lease.
 local me, lease_ms, now, now_iso = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local holder = redis.call('GET', 'jobctl:promoter')
+local holder = redis.call('GET', PROMOTER)
 if holder and holder ~= me then return -1 end
 if lease_ms == '0' then
-  if holder then redis.call('DEL', 'jobctl:promoter') end
+  if holder then redis.call('DEL', PROMOTER) end
   return 0
 end
-redis.call('SET', 'jobctl:promoter', me, 'PX', lease_ms)
+redis.call('SET', PROMOTER, me, 'PX', lease_ms)
 local moved = 0
-for _, queue_key in ipairs(redis.call('SMEMBERS', 'rq:queues')) do
-  local queue = string.sub(queue_key, #'rq:queue:' + 1)
-  local due = redis.call('ZRANGEBYSCORE', 'rq:scheduled:' .. queue, '-inf', now, 'LIMIT', 0, 1000)
+for _, member in ipairs(redis.call('SMEMBERS', QUEUES)) do
+  local queue = string.sub(member, #queue_key('') + 1)
+  local due = redis.call('ZRANGEBYSCORE', scheduled_key(queue), '-inf', now, 'LIMIT', 0, 1000)
   for _, id in ipairs(due) do
-    redis.call('ZREM', 'rq:scheduled:' .. queue, id)
+    redis.call('ZREM', scheduled_key(queue), id)
     if hget(id, 'status') == 'scheduled' then
       push_queued(id, queue, now_iso, false)
       moved = moved + 1

@@ -6,9 +6,9 @@
 -- ARGV: queue, registry ('finished'|'failed'|'canceled'), cutoff, dry_run ('1'|'0'), id...
 -- Returns how many jobs were (or, in a dry run, would be) deleted.
 local queue, registry, cutoff, dry_run = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local registry_key = 'rq:' .. registry .. ':' .. queue
-local ttl_field, default_ttl = 'failure_ttl', 2592000
-if registry == 'finished' then ttl_field, default_ttl = 'result_ttl', 500 end
+local registry_key = ended_key(registry, queue)
+local ttl_field, default_ttl = 'failure_ttl', FAILURE_TTL
+if registry == 'finished' then ttl_field, default_ttl = 'result_ttl', RQ_RESULT_TTL end
 local deleted = 0
 for i = 5, #ARGV do
   local id = ARGV[i]

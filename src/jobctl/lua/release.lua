@@ -2,6 +2,6 @@
 -- out long: the reserved job goes back to the front of its queue, for any worker to start.
 -- ARGV: worker, id, queue, now_iso. Returns 1, or 0 when the job was no longer reserved there.
 local worker, id, queue, now_iso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('LREM', 'jobctl:active:' .. worker, 1, id) == 0 then return 0 end
+if redis.call('LREM', active_key(worker), 1, id) == 0 then return 0 end
 if hget(id, 'status') == 'queued' then push_queued(id, queue, now_iso, true) end
 return 1

@@ -5,7 +5,7 @@ local id, now, now_iso = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if hget(id, 'status') ~= 'failed' then return 0 end
 local key = job_key(id)
 local queue = hget(id, 'origin')
-redis.call('ZREM', 'rq:failed:' .. queue, id)
+redis.call('ZREM', dead_key(queue), id)
 redis.call('PERSIST', key)
 redis.call('HSET', key, 'jobctl_attempts', 0, 'jobctl_crashes', 0, 'ended_at', '')
 redis.call('HDEL', key, 'jobctl_reason', 'jobctl_dead', 'jobctl_progress', 'jobctl_progress_message')
@@ -17,15 +17,15 @@ push_queued(id, queue, now_iso, false)
 local pending = {id}
 while #pending > 0 do
   local parent = table.remove(pending)
-  for _, child in ipairs(redis.call('SMEMBERS', job_key(parent) .. ':dependents')) do
+  for _, child in ipairs(redis.call('SMEMBERS', dependents_key(parent))) do
     local reason = hget(child, 'jobctl_reason') or ''
     if hget(child, 'status') == 'canceled' and string.sub(reason, 1, 7) == 'parent ' then
       local child_queue = hget(child, 'origin')
-      redis.call('ZREM', 'rq:canceled:' .. child_queue, child)
+      redis.call('ZREM', canceled_key(child_queue), child)
       redis.call('PERSIST', job_key(child))
       redis.call('HSET', job_key(child), 'status', 'deferred', 'ended_at', '')
       redis.call('HDEL', job_key(child), 'jobctl_reason')
-      redis.call('ZADD', 'rq:deferred:' .. child_queue, '+inf', child)
+      redis.call('ZADD', deferred_key(child_queue), '+inf', child)
       table.insert(pending, child)
     end
   end

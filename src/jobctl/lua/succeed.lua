@@ -12,12 +12,12 @@ local key = job_key(id)
 local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot')
 redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'result', ARGV[2])
 -- RQ's Job.return_value() reads the results stream
-redis.call('XADD', 'rq:results:' .. id, 'MAXLEN', '~', 10, '*', 'type', 1, 'worker_name', worker,
+redis.call('XADD', results_key(id), 'MAXLEN', '~', 10, '*', 'type', 1, 'worker_name', worker,
   'return_value', ARGV[3], 'execution_ended_at', now)
-local ttl = tonumber(job[1]) or 500
+local ttl = tonumber(job[1]) or RQ_RESULT_TTL
 -- RQ's result_ttl: -1 keeps the job for ever (a registry entry that never falls due), 0 keeps nothing
-if ttl > 0 then redis.call('ZADD', 'rq:finished:' .. queue, now + ttl, id)
-elseif ttl < 0 then redis.call('ZADD', 'rq:finished:' .. queue, '+inf', id) end
+if ttl > 0 then redis.call('ZADD', finished_key(queue), now + ttl, id)
+elseif ttl < 0 then redis.call('ZADD', finished_key(queue), '+inf', id) end
 if job[2] then release_unique(id) end
 if job[3] then settle_dependents(id, now, now_iso) end
 release_slot(id, job[4])

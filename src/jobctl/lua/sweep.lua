@@ -13,18 +13,17 @@ local own = {}
 for i = 6, 5 + own_count do own[ARGV[i]] = true end
 
 local lost, requeued, buried, deleted = 0, 0, 0, 0
-for _, worker in ipairs(redis.call('SMEMBERS', 'jobctl:active-workers')) do
-  if not own[worker] and redis.call('EXISTS', 'rq:worker:' .. worker) == 0 then
+for _, worker in ipairs(redis.call('SMEMBERS', ACTIVE_WORKERS)) do
+  if not own[worker] and redis.call('EXISTS', worker_key(worker)) == 0 then
     local outcome = recover_worker(worker, now, now_iso, 'crash', crash_limit, 'worker lost (no heartbeat)', {})
     lost, requeued, buried = lost + 1, requeued + outcome[1], buried + outcome[2]
   end
 end
 
-local REGISTRIES = {finished = 'rq:finished:', failed = 'rq:failed:', canceled = 'rq:canceled:'}
 for i = 6 + own_count, #ARGV do
   local queue = ARGV[i]
-  for status, prefix in pairs(REGISTRIES) do
-    local registry = prefix .. queue
+  for _, status in ipairs({'finished', 'failed', 'canceled'}) do
+    local registry = ended_key(status, queue)
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', registry, '-inf', now, 'LIMIT', 0, batch)) do
       redis.call('ZREM', registry, id)
       if hget(id, 'status') == status then
