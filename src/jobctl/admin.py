@@ -130,8 +130,8 @@ def _canceled_with(connection: redis.Redis, job_id: str) -> list[str]:
         parent = pending.pop()
         for raw in sorted(connection.smembers(keys.dependents(parent))):
             child = raw.decode()
-            status, reason = connection.hmget(keys.job(child), "status", "jobctl_reason")
-            if status == b"canceled" and reason == f"parent {parent} is canceled".encode():
+            status, canceled_by = connection.hmget(keys.job(child), "status", "jobctl_canceled_by")
+            if status == b"canceled" and canceled_by == parent.encode():
                 found.append(child)
                 pending.append(child)
     return found

@@ -447,12 +447,13 @@ class Relative:
     job: str | None  # None: the record expired (a parent that finished long ago)
     state: str | None
     reason: str | None = None
+    canceled_by: str | None = None  # the parent whose end canceled it
     children: list["Relative"] = field(default_factory=list)
 
     @property
     def canceled_by_parent(self) -> bool:
         """Canceled because a parent died (or was canceled): the failure cascade."""
-        return self.state == "canceled" and (self.reason or "").startswith("parent ")
+        return self.state == "canceled" and self.canceled_by is not None
 
     def to_dict(self) -> dict:
         return {
@@ -526,7 +527,9 @@ def attempt_timings(job: JobView, attempts: list[AttemptOutput]) -> dict:
 def _relatives(connection: redis.Redis, ids: list[str]) -> list[Relative]:
     found = {view.id: view for view in jobs(connection, ids)}  # names and states only: no payload needed
     return [
-        Relative(i, found[i].job, found[i].state, found[i].reason) if i in found else Relative(i, None, None)
+        Relative(i, found[i].job, found[i].state, found[i].reason, found[i].canceled_by)
+        if i in found
+        else Relative(i, None, None)
         for i in ids
     ]
 

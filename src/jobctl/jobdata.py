@@ -252,6 +252,7 @@ class JobView:
     result: Any = None
     error: str | None = None
     reason: str | None = None
+    canceled_by: str | None = None  # the parent whose end canceled this job (the failure cascade)
     worker: str | None = None
     created_at: float | None = None
     enqueued_at: float | None = None
@@ -300,6 +301,7 @@ class JobView:
             result=_result(raw.get(b"result"), trust_pickle),
             error=_traceback(raw.get(b"exc_info")),
             reason=_text(raw, "jobctl_reason"),
+            canceled_by=_text(raw, "jobctl_canceled_by"),
             worker=_text(raw, "worker_name"),
             created_at=_time(raw.get(b"created_at")),
             enqueued_at=_time(raw.get(b"enqueued_at")),
@@ -321,7 +323,7 @@ class JobView:
         data = dict(self.__dict__)
         if self.state != "finished":
             data.pop("result")
-        for optional in ("unreadable", "callback_error"):
+        for optional in ("unreadable", "callback_error", "canceled_by"):
             if data[optional] is None:
                 data.pop(optional)
         return data

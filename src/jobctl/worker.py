@@ -153,8 +153,9 @@ class Worker:
         signal.signal(signal.SIGCONT, lambda signum, frame: self._check_lease_age())
 
     def run(self) -> int:
+        """Serve until stopped (handle_stop_signals first: the supervisor installs the handlers
+        before it unblocks stop signals in the new process)."""
         joboutput.install()
-        self.handle_stop_signals()
         self._with_redis(self._register)
         threading.Thread(target=self._control_loop, name="jobctl-control", daemon=True).start()
         pool = ThreadPoolExecutor(self.concurrency, "jobctl-job") if self.concurrency > 1 else None

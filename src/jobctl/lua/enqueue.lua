@@ -62,7 +62,7 @@ if #parents > 0 then
   end
   local verdict, culprit = parents_verdict(id)
   if verdict == 'doomed' then
-    cancel(id, 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled'), now, now_iso)
+    cancel_for_parent(id, culprit, now, now_iso)
     return {'ok', id, 'canceled'}
   elseif verdict == 'waiting' then
     redis.call('HSET', key, 'status', 'deferred')

@@ -97,6 +97,13 @@ local function cancel(id, reason, now, now_iso)
   release_unique(id)
 end
 
+-- A dependent that can no longer run: canceled, naming in jobctl_canceled_by the parent that
+-- doomed it (requeue-dead brings such dependents back with their parent).
+local function cancel_for_parent(id, culprit, now, now_iso)
+  cancel(id, 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled'), now, now_iso)
+  redis.call('HSET', job_key(id), 'jobctl_canceled_by', culprit)
+end
+
 -- After a parent ended: queue the deferred children it was the last to wait for, and cancel
 -- (with their own children: the failure cascade) those that can no longer run.
 local function settle_dependents(parent_id, now, now_iso)
@@ -111,7 +118,7 @@ local function settle_dependents(parent_id, now, now_iso)
           redis.call('ZREM', deferred_key(queue), child)
           push_queued(child, queue, now_iso, false)
         elseif verdict == 'doomed' then
-          cancel(child, 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled'), now, now_iso)
+          cancel_for_parent(child, culprit, now, now_iso)
           table.insert(pending, child)
         end
       end

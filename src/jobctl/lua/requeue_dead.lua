@@ -18,13 +18,12 @@ local pending = {id}
 while #pending > 0 do
   local parent = table.remove(pending)
   for _, child in ipairs(redis.call('SMEMBERS', dependents_key(parent))) do
-    local reason = hget(child, 'jobctl_reason') or ''
-    if hget(child, 'status') == 'canceled' and string.sub(reason, 1, 7) == 'parent ' then
+    if hget(child, 'status') == 'canceled' and hget(child, 'jobctl_canceled_by') then
       local child_queue = hget(child, 'origin')
       redis.call('ZREM', canceled_key(child_queue), child)
       redis.call('PERSIST', job_key(child))
       redis.call('HSET', job_key(child), 'status', 'deferred', 'ended_at', '')
-      redis.call('HDEL', job_key(child), 'jobctl_reason')
+      redis.call('HDEL', job_key(child), 'jobctl_reason', 'jobctl_canceled_by')
       redis.call('ZADD', deferred_key(child_queue), '+inf', child)
       table.insert(pending, child)
     end
