@@ -106,13 +106,13 @@ def test_a_job_reserved_behind_a_long_one_goes_back_to_its_queue(project, tmp_pa
     project.write("queue.yml", "default: {worker_count: 1}\n")
     log = tmp_path / "log"
     project.enqueue("add", "1", "2")
-    long = project.enqueue("ticking", str(log), "2")
+    long = project.enqueue("ticking", str(log), "8")
     behind = project.enqueue("record", str(tmp_path / "behind"), "ran")
     project.start("work")
     wait_for(log.exists, message="the long job to start")
     wait_for(lambda: db.lrange(keys.queue("default"), 0, -1) == [behind.encode()], message="the reservation given back")
     assert project.show(behind)["state"] == "queued" and project.show(long)["state"] == "started"
-    wait_for(lambda: project.show(behind)["state"] == "finished", message="the job behind to run")
+    wait_for(lambda: project.show(behind)["state"] == "finished", timeout=30, message="the job behind to run")
     assert (tmp_path / "behind").read_text() == "ran\n" and project.show(behind)["crashes"] == 0
 
 
@@ -137,6 +137,25 @@ def test_kill_9_between_short_jobs_blames_only_the_running_job(project, tmp_path
         if ":" not in job_id[7:]
     )
     assert crashes <= 1
+
+
+def test_pause_stops_a_busy_worker_within_a_second(project, tmp_path, db):
+    """Workers learn of pauses on start, on wake-ups and once a second (not in every fetch): a
+    worker draining short jobs stops taking them from a paused queue within about a second."""
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    out = tmp_path / "out"
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"args": [str(out), str(n)], "kwargs": {}}) + "\n" for n in range(20000)))
+    assert project.run("enqueue", "record", "--from", str(jobs)).returncode == 0
+    project.start("work")
+    wait_for(lambda: out.exists() and len(out.read_text().split()) >= 50, message="50 jobs done")
+    assert project.run("pause", "default").returncode == 0
+    time.sleep(1.5)
+    done = len(out.read_text().split())
+    time.sleep(1.0)
+    assert len(out.read_text().split()) == done and db.llen(keys.queue("default")) > 0
+    assert project.run("resume", "default").returncode == 0
+    wait_for(lambda: len(out.read_text().split()) > done, message="jobs to run again after resume")
 
 
 # --- timeouts -----------------------------------------------------------------------------------

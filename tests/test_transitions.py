@@ -79,12 +79,6 @@ def test_fetch_needs_the_lease(t, redis_):
     assert redis_.llen(keys.queue("q")) == 1
 
 
-def test_fetch_skips_a_paused_queue(t, redis_):
-    enqueue(t, "j")
-    redis_.sadd(keys.PAUSED, "q")
-    assert t.fetch(WORKER, TOKEN, ["q"], NOW) == []
-
-
 def test_succeed_finishes_starts_the_next_and_queues_a_dependent(t, redis_):
     enqueue(t, "j")
     enqueue(t, "child", parents=["j"])

@@ -261,7 +261,6 @@ LUA: dict[str, Callable[[str], str] | str | int] = {
     "QUEUES": QUEUES,
     "WORKERS": WORKERS,
     "ACTIVE_WORKERS": ACTIVE_WORKERS,
-    "PAUSED": PAUSED,
     "PROMOTER": PROMOTER,
     "RQ_RESULT_TTL": RQ_RESULT_TTL,
     "FAILURE_TTL": FAILURE_TTL,

@@ -133,6 +133,9 @@ class Worker:
         self._next_memory_check = 0.0
         self._redis_down_since: float | None = None
         self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
+        # `jobctl pause`d queues, not fetched from: looked at on start, on wake-ups and once a second,
+        # instead of in every fetch script (issue 12: a Redis command per job)
+        self.paused: frozenset[str] = frozenset()
         # concurrency 1 (see _finish): the job reserved to run next, the reply of the outcome sent
         # last (unread), or that reply read early by the control thread when it gave back the
         # reservation; _hold guards them between the main and control threads.
@@ -244,8 +247,11 @@ class Worker:
             pipe.sadd(keys.ACTIVE_WORKERS, self.name)
             if paths := registry.import_paths():  # views name jobs RQ enqueued by function reference
                 pipe.hset(keys.JOB_PATHS, mapping=paths)
-            pipe.exists(keys.SUSPENDED)  # before the first fetch; then the control thread looks
-            self.suspended = bool(pipe.execute()[-1])
+            # before the first fetch; then the control thread looks
+            pipe.exists(keys.SUSPENDED)
+            pipe.smembers(keys.PAUSED)
+            suspended, paused = pipe.execute()[-2:]
+        self.suspended, self.paused = bool(suspended), frozenset(q.decode() for q in paused)
         self._lease_renewed = time.monotonic()
 
     # --- the control thread --------------------------------------------------------------------
@@ -273,7 +279,7 @@ class Worker:
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + tracking.FLUSH_INTERVAL
                     self._flush()
-                    self._check_suspended()
+                    self._check_pauses()
             except redis.RedisError:
                 # the dispatcher reports outages; the lease's age decides when to give up
                 if pubsub is not None:
@@ -283,9 +289,15 @@ class Worker:
             self.executor.interrupt_overdue(list(self.running.values()))
             self._release_if_running_long()
 
-    def _check_suspended(self) -> None:
-        """RQ's `rq suspend` / `rq resume`, looked at about once a second, not once per job."""
-        suspended = bool(self.connection.exists(keys.SUSPENDED))
+    def _check_pauses(self) -> None:
+        """`jobctl pause` and RQ's `rq suspend`, looked at about once a second and on wake-ups,
+        not once per job."""
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.SUSPENDED)
+            pipe.smembers(keys.PAUSED)
+            suspended, paused = pipe.execute()
+        self.paused = frozenset(q.decode() for q in paused)
+        suspended = bool(suspended)
         if suspended != self.suspended:
             self.log.info(
                 "worker %s: %s", self.name, "suspended (rq suspend): taking no new job" if suspended else "resumed"
@@ -299,7 +311,8 @@ class Worker:
 
     def _on_message(self, message: dict) -> None:
         channel = message["channel"].decode()
-        if channel != keys.commands(self.name):
+        if channel != keys.commands(self.name):  # a job landed on an empty queue: maybe a paused one
+            self._check_pauses()
             self._woken.set()
             return
         try:
@@ -426,8 +439,8 @@ class Worker:
 
     def fetch_order(self) -> list[str]:
         """Strict priority order, or Sidekiq-style weighted random order when weights are set."""
-        queues = list(self.queues.values())
-        if len(queues) == 1 or not any(q.weight for q in queues):
+        queues = [q for q in self.queues.values() if q.name not in self.paused]
+        if len(queues) <= 1 or not any(q.weight for q in queues):
             return [q.name for q in queues]
         # each queue's chance of being tried first is proportional to its weight
         pool = [q.name for q in queues for _ in range(q.weight or 1)]

@@ -284,8 +284,8 @@ end
 local JOB_FIELDS = {'origin', 'status', 'timeout', 'data', 'jobctl_max_retries', 'jobctl_attempts', 'jobctl_progress',
   'jobctl_stop_requested', 'jobctl_job', 'created_at', 'jobctl_timeout', 'success_callback_name'}
 
--- Take the next job a worker may start: the first job of the first queue in `queues` that is not
--- paused nor over its rate limit, and that its type's limits let start (see may_start), moved
+-- Take the next job a worker may start: the first job of the first queue in `queues` (the worker
+-- leaves out paused ones) that is not over its rate limit, and that its type's limits let start (see may_start), moved
 -- into the worker's in-flight list with its status still 'queued'. Returns its id, the queue it
 -- came from and its JOB_FIELDS, or nil when there is nothing to run.
 local function take_next(worker, now, queues)
@@ -294,7 +294,7 @@ local function take_next(worker, now, queues)
   while held_back < MAX_HELD_BACK do
     local id, from = false, nil
     for _, queue in ipairs(queues) do
-      if redis.call('SISMEMBER', PAUSED, queue) == 0 and rate_allows('rate:queue:' .. queue, now) then
+      if rate_allows('rate:queue:' .. queue, now) then
         id = redis.call('LMOVE', queue_key(queue), active, 'LEFT', 'RIGHT')
         if id then from = queue break end
       end
