@@ -180,7 +180,7 @@ def _check_keys(path, entry: str, settings: dict, known: dict) -> None:
             # of the close matches, the one sharing the longest start: typos seldom hit the first letters
             close = sorted(
                 difflib.get_close_matches(str(key), list(known), n=3),
-                key=lambda k: -len(os.path.commonprefix([k, str(key)])),
+                key=lambda k: -len(os.path.commonprefix([k, str(key)])),  # noqa: RUF071 - key names, not paths
             )
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
             raise ConfigError(f"{path}: {entry}: unknown key {key!r}{hint}")

@@ -123,7 +123,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     parameters = dict(parse_qsl(query))
     unknown = set(parameters) - {"sentinel_password"}
     if unknown:
-        raise ValueError(f"unknown parameter {sorted(unknown)[0]!r} (known: sentinel_password)")
+        raise ValueError(f"unknown parameter {min(unknown)!r} (known: sentinel_password)")
     return SentinelTarget(
         sentinels=sentinels,
         service=unquote(service),

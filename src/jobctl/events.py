@@ -8,7 +8,8 @@ handler failing neither blocks nor repeats the others.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from . import registry
 from .errors import JobctlError

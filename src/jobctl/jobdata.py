@@ -12,14 +12,16 @@ them only for such queues (QueueConfig.trusts_pickle).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import pickle
 import uuid
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 STATES = ("queued", "scheduled", "deferred", "started", "finished", "dead", "canceled")
 
@@ -45,7 +47,7 @@ def new_job_id() -> str:
 
 
 def rq_time(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime(_RQ_TIME_FORMAT)
+    return datetime.fromtimestamp(moment, UTC).strftime(_RQ_TIME_FORMAT)
 
 
 def parse_rq_time(text: str | bytes | None) -> float | None:
@@ -53,7 +55,7 @@ def parse_rq_time(text: str | bytes | None) -> float | None:
         return None
     if isinstance(text, bytes):
         text = text.decode()
-    return datetime.strptime(text, _RQ_TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, _RQ_TIME_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def _serialized(value: Any, serializer: str) -> bytes:
@@ -212,10 +214,8 @@ def _traceback(value: bytes | None) -> str | None:
     """RQ keeps exc_info zlib-compressed, and reads it plain too."""
     if not value:
         return None
-    try:
+    with contextlib.suppress(zlib.error):
         value = zlib.decompress(value)
-    except zlib.error:
-        pass
     return value.decode(errors="replace")
 
 
@@ -271,7 +271,7 @@ class JobView:
         raw: dict[bytes, bytes],
         trust_pickle: bool = False,
         import_paths: Mapping[str, str] = {},
-    ) -> "JobView":
+    ) -> JobView:
         """Never raises: a record another tool wrote shows what can be read, and why the rest
         cannot (`unreadable`). `trust_pickle`: see decode_payload. `import_paths`: the registered
         job names of functions that RQ's producers name by import path (keys.JOB_PATHS)."""

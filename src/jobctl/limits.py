@@ -23,8 +23,9 @@ command for them. All hosts are expected to run the same code and queue.yml.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from . import keys
 from .durations import parse_duration

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 LOGGER_NAME = "jobctl"
 FORMATS = ("plain", "json")
@@ -27,7 +27,7 @@ FIELDS = "jobctl_fields"  # the LogRecord attribute that carries an event's name
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             **getattr(record, FIELDS, {"event": "log"}),
             "message": record.getMessage(),

@@ -15,10 +15,10 @@ on any hosts report the same values, and a scrape costs the same with a million 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from threading import Thread
-from typing import Callable, Iterator
 
 import redis
 from prometheus_client import start_http_server

@@ -85,7 +85,7 @@ class Chain:
         for middleware in self.middlewares:
             try:
                 getattr(middleware, call)(job, *args)
-            except Exception:  # noqa: BLE001 - a middleware never changes a job's outcome
+            except Exception:  # a middleware never changes a job's outcome
                 self.log.exception(
                     "job %s (%s): %s.%s raised; the job's outcome stands",
                     job.id,

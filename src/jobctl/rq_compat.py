@@ -22,8 +22,9 @@ import inspect
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import redis
 
@@ -167,13 +168,11 @@ def run_callback(kind: str, name: str, job_id: str, connection: redis.Redis, arg
         try:
             func(lazy_job(job_id, connection), connection, *args)
             return
-        except Exception as exc:  # a callback never changes the job's outcome
+        except Exception as exc:  # noqa: BLE001 - a callback never changes the job's outcome
             problem = f"{kind} callback {name!r} raised {type(exc).__name__}: {exc}"
     log.warning("job %s: %s", job_id, problem)
-    try:
+    with contextlib.suppress(redis.RedisError):  # the log line has it
         connection.hset(keys.job(job_id), CALLBACK_ERROR_FIELD, problem)
-    except redis.RedisError:
-        pass  # the log line has it
 
 
 def meta_with_progress(raw_meta: bytes | None, percent: float) -> str | None:

@@ -28,8 +28,8 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Callable
 
 import redis
 

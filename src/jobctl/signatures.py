@@ -12,7 +12,7 @@ import ast
 import importlib.util
 import inspect
 import json
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .errors import JobctlError, PermanentError
@@ -60,7 +60,7 @@ def signature_of(spec: JobSpec) -> inspect.Signature:
     return _declared_signature(spec.name, spec.module)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _signature(func: Any) -> inspect.Signature:
     try:  # annotations as types, not strings, under `from __future__ import annotations`
         return inspect.signature(func, eval_str=True)
@@ -78,7 +78,7 @@ class _Source:
         return self.text
 
 
-@lru_cache(maxsize=None)
+@cache
 def _declared_signature(name: str, module: str) -> inspect.Signature:
     """The signature of the function a module registers as `name`, read from its source; the
     module is imported only when its source cannot be read or does not show it plainly."""
