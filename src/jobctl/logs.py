@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 LOGGER_NAME = "jobctl"
 FORMATS = ("plain", "json")
@@ -61,7 +62,9 @@ def setup(verbose: bool = False, fmt: str | None = None) -> logging.Logger:
     return logger
 
 
-def event(logger: logging.Logger, name: str, message: str, *args, level: int = logging.INFO, **fields) -> None:
+def event(
+    logger: logging.Logger, name: str, message: str, *args: object, level: int = logging.INFO, **fields: Any
+) -> None:
     """Log one event: `message % args` is the plain line; `name` and `fields` (job_id, job,
     queue, duration, outcome, ...) are the JSON object's keys."""
     logger.log(level, message, *args, extra={FIELDS: {"event": name, **fields}})

@@ -34,8 +34,8 @@ class JobInfo:
     id: str
     name: str
     queue: str
-    args: tuple
-    kwargs: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     attempt: int  # 1 for the first attempt
     created_at: bytes = field(default=b"", repr=False)  # as stored: parsed only when asked for
 

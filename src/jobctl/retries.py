@@ -22,7 +22,7 @@ Backoff = str | tuple[float, ...] | Callable[[int, BaseException], float]
 
 def parse_backoff(value: Any) -> str | tuple[float, ...]:
     """A backoff name, or a list of durations (the last one repeats); raises ValueError."""
-    if value in BACKOFFS:
+    if isinstance(value, str) and value in BACKOFFS:
         return value
     if isinstance(value, (list, tuple)) and value:
         return tuple(parse_duration(v) for v in value)

@@ -12,6 +12,7 @@ import ast
 import importlib.util
 import inspect
 import json
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ class ArgumentMismatch(JobctlError, TypeError):
     TypeError for Python callers."""
 
 
-def check(spec: JobSpec, args: list | tuple, kwargs: dict) -> None:
+def check(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     """Raise ArgumentMismatch naming the job, the missing or extra parameter and the signature."""
     signature = signature_of(spec)
     try:
@@ -37,7 +38,7 @@ def check(spec: JobSpec, args: list | tuple, kwargs: dict) -> None:
         ) from None
 
 
-def check_stored(spec: JobSpec, args: list, kwargs: dict) -> None:
+def check_stored(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     """In the worker, before the call: stored arguments that no longer fit will never fit, so
     the job is dead at once (PermanentError), not retried."""
     try:
@@ -46,7 +47,7 @@ def check_stored(spec: JobSpec, args: list, kwargs: dict) -> None:
         raise PermanentError(f"{exc} (the job's signature changed after it was enqueued?)") from None
 
 
-def _problem(signature: inspect.Signature, args: list | tuple, error: TypeError) -> str:
+def _problem(signature: inspect.Signature, args: Sequence[Any], error: TypeError) -> str:
     if str(error) != "too many positional arguments":
         return str(error)  # names the missing, unexpected or doubled parameter
     takes = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in signature.parameters.values())
@@ -61,7 +62,7 @@ def signature_of(spec: JobSpec) -> inspect.Signature:
 
 
 @cache
-def _signature(func: Any) -> inspect.Signature:
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
     try:  # annotations as types, not strings, under `from __future__ import annotations`
         return inspect.signature(func, eval_str=True)
     except Exception:  # noqa: BLE001 - an annotation that names what is not importable
