@@ -2,9 +2,9 @@
 (max_jobs) from JOBCTL_BENCH_ARQ_MAX_JOBS."""
 
 import os
+from typing import ClassVar
 
 from arq.connections import RedisSettings
-
 from counter import URL, async_counter
 
 
@@ -13,6 +13,6 @@ async def arq_counter(ctx: dict, total: int, pause: float = 0.0) -> int:
 
 
 class WorkerSettings:
-    functions = [arq_counter]
+    functions: ClassVar = [arq_counter]  # arq reads the class attributes
     redis_settings = RedisSettings.from_dsn(URL)
     max_jobs = int(os.environ.get("JOBCTL_BENCH_ARQ_MAX_JOBS", "10"))

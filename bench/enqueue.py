@@ -34,13 +34,12 @@ def main() -> None:
     print(f"# python bench/enqueue.py --jobs {options.jobs} --redis-url {options.redis_url}")
     print(f"# {os.cpu_count()} cores")
 
+    import noop  # noqa: F401
     from rq import Queue
     from rq.serializers import JSONSerializer
 
     from jobctl.config import QueueConfig, QueuesConfig
     from jobctl.producer import enqueue, enqueue_many
-
-    import noop  # noqa: F401
 
     connection = redis.Redis.from_url(options.redis_url)
     config = QueuesConfig("bench", {"bench": QueueConfig("bench")})

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-import redis
-
 import harness
+import redis
 
 
 def main() -> None:

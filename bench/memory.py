@@ -44,10 +44,10 @@ WARM_UP = 1000  # jobs after which a worker has imported and cached what its job
 
 def measure(url: str, jobs: int, concurrency: int) -> tuple[float, float, float, float]:
     """(idle RSS, RSS after WARM_UP jobs, peak, RSS after all jobs), in MB, of one worker."""
+    import noop  # noqa: F401
+
     from jobctl.config import QueueConfig, QueuesConfig
     from jobctl.producer import enqueue_many
-
-    import noop  # noqa: F401
 
     connection = redis.Redis.from_url(url)
     connection.flushdb()

@@ -10,6 +10,7 @@ Redis database given is flushed: use one that holds nothing else.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import signal
@@ -29,10 +30,8 @@ sys.path.insert(0, str(HERE))
 def worker_pids(supervisor: int) -> list[int]:
     children = []
     for task in Path(f"/proc/{supervisor}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):
             children += [int(pid) for pid in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return children
 
 
@@ -44,10 +43,10 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
     options = parser.parse_args()
 
+    import noop  # noqa: F401  (registers the jobs)
+
     from jobctl.config import QueueConfig, QueuesConfig
     from jobctl.producer import enqueue_many
-
-    import noop  # noqa: F401  (registers the jobs)
 
     print(
         f"# python bench/soak.py --jobs {options.jobs} --workers {options.workers} "

@@ -20,9 +20,8 @@ import argparse
 import os
 from pathlib import Path
 
-import redis
-
 import harness
+import redis
 
 
 def main() -> None:

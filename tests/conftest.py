@@ -4,6 +4,7 @@ stopped by its own PID afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -202,18 +203,14 @@ class Project:
 def child_pids(pid: int) -> list[int]:
     children = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
+        with contextlib.suppress(OSError):
             children += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
     return children
 
 
 def kill_quietly(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def wait_for(condition, timeout: float = 15, interval: float = 0.05, message: str = "condition"):
@@ -246,7 +243,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "RedisServer":
+    def start(self) -> RedisServer:
         """Start (or restart, on the same port) the server. A first start whose spare port was
         taken meanwhile by another process tries another port."""
         for _ in range(3):
@@ -266,7 +263,7 @@ class RedisServer:
                     ],
                     stdout=output,
                     stderr=subprocess.STDOUT,
-                    preexec_fn=die_with_parent,  # noqa: PLW1509 - it only calls prctl(2)
+                    preexec_fn=die_with_parent,  # it only calls prctl(2)
                     process_group=0,  # Ctrl-C reaches the tests, which then stop it, not the server
                 )
             wait_for(

@@ -5,8 +5,8 @@ import json
 import time
 
 import pytest
-
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
+
 from jobctl import api, keys
 from jobctl.config import load_queues
 from jobctl.producer import enqueue

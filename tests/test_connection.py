@@ -5,8 +5,8 @@ import signal
 import subprocess
 
 import pytest
-
 from conftest import TESTS, Project, kill_quietly, wait_for
+
 from jobctl.connection import connect, mask_url, where
 from jobctl.errors import RedisUnavailable
 
@@ -82,7 +82,7 @@ def test_concurrent_first_use_starts_one_server(embedded_project):
     project = embedded_project
     starts = [project.start("status", "--json") for _ in range(4)]
     for process in starts:
-        out, err = process.communicate(timeout=30)
+        _out, err = process.communicate(timeout=30)
         assert process.returncode == 0, err
     servers = [p for p in os.listdir("/proc") if p.isdigit() and _is_redis_of(p, project.path)]
     assert len(servers) == 1
@@ -90,7 +90,8 @@ def test_concurrent_first_use_starts_one_server(embedded_project):
 
 def _is_redis_of(pid: str, home) -> bool:
     try:
-        cmdline = open(f"/proc/{pid}/cmdline").read()
+        with open(f"/proc/{pid}/cmdline") as file:
+            cmdline = file.read()
     except OSError:
         return False
     return "redis-server" in cmdline and str(home) in cmdline

@@ -4,7 +4,7 @@ promotes due jobs every 0.2 s, so it is well under a second on an idle machine, 
 asserted only catches promotion that does not happen (a loaded machine delays every process)."""
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from conftest import wait_for
 
@@ -17,7 +17,7 @@ def test_delayed_jobs_start_on_time(project, db):
     requested = time.time()
     delayed = project.enqueue("add", "1", "--in", "3s")
     enqueued = time.time()
-    at = datetime.fromtimestamp(int(time.time()) + 4, timezone.utc)
+    at = datetime.fromtimestamp(int(time.time()) + 4, UTC)
     timed = project.enqueue("add", "2", "--at", at.isoformat())
     waiting = api.jobs(db, [delayed, timed])  # no worker yet: both wait, however slow this machine is
     assert [view.state for view in waiting] == ["scheduled", "scheduled"]

@@ -65,7 +65,7 @@ def test_units_pass_systemd_analyze_verify(path, tmp_path):
         pytest.skip("systemd-analyze is not installed")
     # the unit as installed on this machine: this venv's jobctl, a directory and user that exist
     text = path.read_text().replace("/srv/jobctl/.venv/bin/jobctl", str(JOBCTL)).replace("/srv/jobctl", str(tmp_path))
-    text = re.sub(r"^(User|Group)=.*$", r"\1=root", text, flags=re.M)
+    text = re.sub(r"^(User|Group)=.*$", r"\1=root", text, flags=re.MULTILINE)
     installed = tmp_path / path.name
     installed.write_text(text)
     result = subprocess.run(["systemd-analyze", "verify", str(installed)], capture_output=True, text=True)

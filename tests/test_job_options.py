@@ -6,8 +6,8 @@ import json
 import time
 
 import pytest
-
 from conftest import wait_for
+
 from jobctl import registry
 from jobctl.config import load_queues
 from jobctl.jobdata import new_job_fields

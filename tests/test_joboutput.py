@@ -98,7 +98,7 @@ def test_output_is_bounded_and_a_failure_keeps_its_traceback(installed, db):
     with pytest.raises(ZeroDivisionError), joboutput.capture(db, "chatty", 1):
         for line in range(20_000):
             print(f"line {line:06d} " + "x" * 20)
-        1 / 0
+        1 / 0  # noqa: B018 - raises inside the capture
     (attempt,) = joboutput.read(db, "chatty", [1])
     assert len(attempt.text.encode()) == joboutput.OUTPUT_LIMIT
     assert attempt.text.endswith(f"line {19_999:06d} {'x' * 20}\n")
@@ -134,10 +134,9 @@ def test_logs_and_show_print_what_the_job_wrote(project, db):
     job_id = project.enqueue("refuses")
     assert project.run("work", "--burst").returncode == 0
     # what the worker's capture stores around the attempt (the worker's wiring is tested with it)
-    with pytest.raises(ValueError):
-        with joboutput.capture(db, job_id, 1):
-            joboutput.current().write("fetching [bold]page[/bold] 1\nfetching page 2\n", "stdout")
-            raise ValueError("page 3 is missing")
+    with pytest.raises(ValueError), joboutput.capture(db, job_id, 1):
+        joboutput.current().write("fetching [bold]page[/bold] 1\nfetching page 2\n", "stdout")
+        raise ValueError("page 3 is missing")
 
     logs_result = project.run("logs", job_id[:8])
     assert logs_result.returncode == 0, logs_result.stderr

@@ -7,8 +7,9 @@ import signal
 from pathlib import Path
 
 from conftest import child_pids, wait_for
-from jobctl import api, keys
 from test_execution import max_overlap
+
+from jobctl import api, keys
 
 TWO_HOSTS_QUEUE_YML = """\
 defaults: {retry_delay: 100ms, backoff: fixed, timeout: 30s, shutdown_timeout: 10s}

@@ -8,6 +8,7 @@ from collections import Counter
 
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 from conftest import child_pids, kill_quietly, wait_for
+
 from jobctl import api, keys
 from jobctl.config import load_queues
 from jobctl.producer import enqueue

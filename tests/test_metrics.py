@@ -3,10 +3,10 @@
 import urllib.request
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 import sample_jobs  # noqa: F401  (the exporter reports the registered job types)
 from conftest import free_port, wait_for
+from prometheus_client.parser import text_string_to_metric_families
+
 from jobctl import metrics
 from jobctl.config import load_queues
 

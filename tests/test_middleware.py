@@ -98,7 +98,7 @@ def test_middleware_around_attempts_retries_and_death(project):
         ("after_attempt", 2),
         ("on_dead", 2),
     ]
-    assert "ValueError('this job always fails')" in [c for c in calls if c["call"] == "on_dead"][0]["exception"]
+    assert "ValueError('this job always fails')" in next(c for c in calls if c["call"] == "on_dead")["exception"]
     assert f"job {fine} (which_thread): Broken.before_attempt raised; the job's outcome stands" in run.stderr
 
 

@@ -31,7 +31,7 @@ def test_one_name_one_function():
 
 def test_unknown_job_lists_the_registered_ones():
     registry.load()
-    with pytest.raises(UnknownJob, match="unknown job 'nope' \\(registered jobs: .*channel_sync"):
+    with pytest.raises(UnknownJob, match=r"unknown job 'nope' \(registered jobs: .*channel_sync"):
         registry.get("nope")
 
 

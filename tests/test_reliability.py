@@ -5,7 +5,6 @@ import signal
 import time
 
 import redis
-
 from conftest import child_pids, wait_for
 
 

@@ -9,14 +9,13 @@ import sys
 import time
 
 import pytest
+import sample_jobs
 from conftest import QUEUE_YML, TESTS, wait_for
 from rq import Callback, Queue, Retry
 from rq.command import send_stop_job_command
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 from rq.serializers import JSONSerializer
-
-import sample_jobs
 
 CALLBACKS = "test:callbacks"
 
@@ -132,10 +131,12 @@ def test_current_job_in_threads_and_async_jobs_and_progress_in_meta(rq_project, 
     rq_project.start("work", "--queue", "together")
 
     for job_id in async_ids:
-        wait_for(lambda: fetch(db, job_id).get_status() == "finished", message="the async jobs to finish")
+        wait_for(lambda job_id=job_id: fetch(db, job_id).get_status() == "finished", message="the async jobs to finish")
         assert fetch(db, job_id).return_value() == job_id  # each saw itself, though they ran at once
     for n, job_id in enumerate(threaded):
-        wait_for(lambda: fetch(db, job_id).get_status() == "finished", message="the threaded jobs to finish")
+        wait_for(
+            lambda job_id=job_id: fetch(db, job_id).get_status() == "finished", message="the threaded jobs to finish"
+        )
         assert fetch(db, job_id).meta == {"n": str(n)}
     wait_for(lambda: fetch(db, progressing).get_status() == "finished", message="the progress job to finish")
     assert fetch(db, progressing).return_value() == {"progress": 40.0}
@@ -169,7 +170,9 @@ def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, 
     assert log.read_text().endswith("finally\n")
 
     for job_id in (succeeded, failed, refused, broken):
-        wait_for(lambda: rq_project.show(job_id)["state"] in ("finished", "dead"), message="the jobs to end")
+        wait_for(
+            lambda job_id=job_id: rq_project.show(job_id)["state"] in ("finished", "dead"), message="the jobs to end"
+        )
     assert sorted(callbacks(db)) == sorted(
         [
             ["success", succeeded, 3],

@@ -69,14 +69,18 @@ def test_parse_keeps_the_timezone() -> None:
         (
             "0 0 * * funday",
             "UTC",
-            "bad cron expression '0 0 * * funday': day-of-week 'funday' is not a number 0-7, "
-            "a range (1-5), a list (1,3), a step (*/15) or *",
+            (
+                "bad cron expression '0 0 * * funday': day-of-week 'funday' is not a number 0-7, "
+                "a range (1-5), a list (1,3), a step (*/15) or *"
+            ),
         ),
         (
             "*/0 * * * *",
             "UTC",
-            "bad cron expression '*/0 * * * *': minute '*/0' is not a number 0-59, "
-            "a range (1-5), a list (1,3), a step (*/15) or *",
+            (
+                "bad cron expression '*/0 * * * *': minute '*/0' is not a number 0-59, "
+                "a range (1-5), a list (1,3), a step (*/15) or *"
+            ),
         ),
         ("0 0 30 2 *", "UTC", "bad cron expression '0 0 30 2 *': day-of-month 30 never occurs in month 2"),
         (
@@ -87,8 +91,10 @@ def test_parse_keeps_the_timezone() -> None:
         (
             "0 0 0 * * * *",
             "UTC",
-            "bad cron expression '0 0 0 * * * *': expected five fields "
-            "(minute hour day-of-month month day-of-week), got 7",
+            (
+                "bad cron expression '0 0 0 * * * *': expected five fields "
+                "(minute hour day-of-month month day-of-week), got 7"
+            ),
         ),
         ("@fortnightly", "UTC", "unknown cron alias '@fortnightly': expected one of @hourly, @daily, @midnight"),
         ("every 0 minutes", "UTC", "bad interval 'every 0 minutes': expected a count of at least 1"),

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 from conftest import wait_for
 
-from jobctl.keys import SCHEDULER_HEARTBEAT as HEARTBEAT, SCHEDULER_NEXT_RUNS as NEXT_RUNS
-from jobctl.scheduler import latest_due
+from jobctl.keys import SCHEDULER_HEARTBEAT as HEARTBEAT
+from jobctl.keys import SCHEDULER_NEXT_RUNS as NEXT_RUNS
 from jobctl.schedule import parse_schedule
+from jobctl.scheduler import latest_due
 
 
 def every_second(name: str, path, catch_up: str = "latest", enabled: bool = True) -> str:
@@ -159,7 +160,7 @@ def test_redis_outage_logs_once_and_catches_up(project, tmp_path, redis_server):
     log = stop(scheduler)
     assert log.count("lost Redis at 127.0.0.1") == 1 and log.count("is back after") == 1, log
     assert "redis://" not in log
-    count, last_missed = missed_runs(log)
+    _count, last_missed = missed_runs(log)
     after = [due for due in dues(client, "tick") if due > handled]
     assert after[0] == last_missed and after == list(range(after[0], after[0] + len(after)))
 

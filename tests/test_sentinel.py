@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 import redis
-
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 from conftest import REDIS_SERVER, die_with_parent, free_port, wait_for
+
 from jobctl import admin, api, keys
 from jobctl.config import load_queues
 from jobctl.connection import connect, mask_url, parse_sentinel_url, where
@@ -84,9 +84,9 @@ def sentinel(tmp_path):
                 [REDIS_SERVER, str(conf), "--sentinel"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
+                preexec_fn=die_with_parent,  # it only calls prctl(2)
             )
-        )  # noqa: PLW1509 - only prctl(2)
+        )
         client = redis.Redis(port=port)
         wait_for(lambda: _answers(client), message=f"Sentinel on port {port}")
         return port
@@ -151,7 +151,7 @@ def test_enqueue_work_and_show_survive_a_failover(project, redis_server, sentine
     assert project.run("resume", "default").returncode == 0
     after = project.run("enqueue", "add", "5", "5")
     assert after.returncode == 0, after.stderr
-    everything = acknowledged + [after.stdout.strip()]
+    everything = [*acknowledged, after.stdout.strip()]
     wait_for(
         lambda: all(job.state == "finished" for job in api.jobs(client, everything)),
         timeout=20,

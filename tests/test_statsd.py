@@ -1,5 +1,6 @@
 """StatsD: what a worker sends, read from a UDP socket the test listens on."""
 
+import contextlib
 import socket
 import time
 
@@ -21,10 +22,8 @@ def received(sock, until, timeout: float = 20) -> list[str]:
     deadline = time.monotonic() + timeout
     while not until(metrics):
         assert time.monotonic() < deadline, f"timed out; received {metrics}"
-        try:
+        with contextlib.suppress(TimeoutError):
             metrics += sock.recv(65536).decode().splitlines()
-        except socket.timeout:
-            pass
     return metrics
 
 

@@ -1,6 +1,7 @@
 """`status --live` in a pseudo-terminal while a worker runs a job that reports progress: it
 draws the queue, the running job and its progress, and leaves with exit status 0 on Ctrl-C or q."""
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -13,7 +14,6 @@ import termios
 import time
 
 import pytest
-
 from conftest import kill_quietly
 
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>78]")
@@ -54,10 +54,8 @@ class Terminal:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             select.select([self.fd], [], [], 0.1)
-            try:
+            with contextlib.suppress(OSError):
                 self.screen += os.read(self.fd, 65536)  # keep draining: the child never blocks writing
-            except OSError:
-                pass
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
                 self.pid = 0

@@ -18,8 +18,10 @@ def run_both_queues(project, db, queue_yml: str) -> list[str]:
     assert burst.returncode == 0, burst.stderr
     started = []
     for queue in ("a", "b"):
-        for job_id in db.zrange(f"rq:finished:{queue}", 0, -1):
-            started.append((parse_rq_time(db.hget(b"rq:job:" + job_id, "started_at")), queue))
+        started.extend(
+            (parse_rq_time(db.hget(b"rq:job:" + job_id, "started_at")), queue)
+            for job_id in db.zrange(f"rq:finished:{queue}", 0, -1)
+        )
     assert len(started) == 2 * JOBS_PER_QUEUE
     return [queue for _, queue in sorted(started)]
 

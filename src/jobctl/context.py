@@ -8,9 +8,9 @@ caller opened an execution of its own with a listener.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 ProgressListener = Callable[[float, "str | None"], None]
 

@@ -8,7 +8,8 @@ handler failing neither blocks nor repeats the others.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import registry
 from .errors import JobctlError
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # `from jobctl import on` in a job module stays light: no Red
     from .config import QueuesConfig
     from .producer import Enqueued
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 _subscriptions: dict[str, list[str]] = {}  # event -> handler job names, in registration order
 
 
@@ -26,14 +29,14 @@ class UnknownEvent(JobctlError):
     """An event no handler subscribed to: most likely a typo, or the handlers' module not loaded."""
 
 
-def on(event: str, *, name: str | None = None, **options: Any) -> Callable[[Callable], Callable]:
+def on(event: str, *, name: str | None = None, **options: Any) -> Callable[[_F], _F]:
     """Subscribe a function to `event`; it runs as the job `<event>:<function name>` (or `name`)
     with the emitted payload as its one argument. `options` are @job's (queue, max_retries,
     timeout, backoff, hooks, limits...)."""
     if not isinstance(event, str) or not event or any(c.isspace() for c in event):
         raise ValueError(f"an event name is a non-empty string without spaces, got {event!r}")
 
-    def subscribe(func: Callable) -> Callable:
+    def subscribe(func: _F) -> _F:
         job_name = name or f"{event}:{func.__name__}"
         registry.job(job_name, **options)(func)
         handlers = _subscriptions.setdefault(event, [])

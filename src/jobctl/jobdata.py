@@ -12,14 +12,16 @@ them only for such queues (QueueConfig.trusts_pickle).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import pickle
 import uuid
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any, overload
 
 STATES = ("queued", "scheduled", "deferred", "started", "finished", "dead", "canceled")
 
@@ -45,7 +47,7 @@ def new_job_id() -> str:
 
 
 def rq_time(moment: float) -> str:
-    return datetime.fromtimestamp(moment, timezone.utc).strftime(_RQ_TIME_FORMAT)
+    return datetime.fromtimestamp(moment, UTC).strftime(_RQ_TIME_FORMAT)
 
 
 def parse_rq_time(text: str | bytes | None) -> float | None:
@@ -53,7 +55,7 @@ def parse_rq_time(text: str | bytes | None) -> float | None:
         return None
     if isinstance(text, bytes):
         text = text.decode()
-    return datetime.strptime(text, _RQ_TIME_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(text, _RQ_TIME_FORMAT).replace(tzinfo=UTC).timestamp()
 
 
 def _serialized(value: Any, serializer: str) -> bytes:
@@ -63,7 +65,7 @@ def _serialized(value: Any, serializer: str) -> bytes:
     return json.dumps(value).encode()
 
 
-def encode_payload(name: str, args: list, kwargs: dict, serializer: str = "json") -> bytes:
+def encode_payload(name: str, args: Iterable[Any], kwargs: Mapping[str, Any], serializer: str = "json") -> bytes:
     """RQ's `data` field: (func_name, instance, args, kwargs), serialized, zlib-compressed."""
     return zlib.compress(_serialized((name, None, list(args), dict(kwargs)), serializer))
 
@@ -79,7 +81,7 @@ class ResultError(ValueError):
 _PICKLE_PROTOCOL_MARK = 0x80  # the first byte of every pickle of protocol 2 or later
 
 
-def decode_payload(data: bytes | None, *, trust_pickle: bool = False) -> tuple[str, list, dict]:
+def decode_payload(data: bytes | None, *, trust_pickle: bool = False) -> tuple[str, list[Any], dict[str, Any]]:
     """(job name, args, kwargs) from a job's `data` field; raises PayloadError, never anything
     else, for whatever another tool (or a hand) may have written there. A pickle is unpickled
     only with `trust_pickle` (its queue's QueueConfig.trusts_pickle): unpickling runs code."""
@@ -140,8 +142,8 @@ def stream_outcome(entry: dict[bytes, bytes], trust_pickle: bool) -> tuple[Any, 
 
 def new_job_fields(
     name: str,
-    args: list,
-    kwargs: dict,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
     queue: str,
     *,
     now: float,
@@ -154,7 +156,7 @@ def new_job_fields(
     description: str | None = None,
     func_name: str | None = None,
     serializer: str = "json",
-    parents: list[str] = (),
+    parents: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The hash fields of a job about to be stored; the enqueue script sets its status. Fields
     RQ writes empty (callbacks, worker, start and end times) are left out: RQ reads them as unset.
@@ -182,7 +184,7 @@ def new_job_fields(
     }
 
 
-def describe(name: str, args: list, kwargs: dict) -> str:
+def describe(name: str, args: Iterable[Any], kwargs: Mapping[str, Any]) -> str:
     """RQ's job description: the call as text, as `rq info` and rq-dashboard show it."""
     parts = [json.dumps(a) for a in args] + [f"{k}={json.dumps(v)}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
@@ -193,10 +195,16 @@ def _text(raw: dict[bytes, bytes], key: str) -> str | None:
     return value.decode() if value else None
 
 
-def _number(raw: dict[bytes, bytes], key: str, kind=float):
+@overload
+def _number(raw: dict[bytes, bytes], key: str) -> float | None: ...
+@overload
+def _number(raw: dict[bytes, bytes], key: str, kind: type[int]) -> int | None: ...
+def _number(raw: dict[bytes, bytes], key: str, kind: type[float] | type[int] = float) -> float | None:
     value = raw.get(key.encode())
+    if not value:
+        return None
     try:
-        return kind(float(value)) if value not in (None, b"") else None
+        return kind(float(value))
     except ValueError:
         return None
 
@@ -212,10 +220,8 @@ def _traceback(value: bytes | None) -> str | None:
     """RQ keeps exc_info zlib-compressed, and reads it plain too."""
     if not value:
         return None
-    try:
+    with contextlib.suppress(zlib.error):
         value = zlib.decompress(value)
-    except zlib.error:
-        pass
     return value.decode(errors="replace")
 
 
@@ -241,11 +247,11 @@ class JobView:
     job: str
     queue: str
     state: str
-    args: list = field(default_factory=list)
-    kwargs: dict = field(default_factory=dict)
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
     max_retries: int = 0
-    errors: list[dict] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # {attempt, at, worker, error} (lua/lib.lua)
     crashes: int = 0
     progress: float | None = None
     progress_message: str | None = None
@@ -272,7 +278,7 @@ class JobView:
         raw: dict[bytes, bytes],
         trust_pickle: bool = False,
         import_paths: Mapping[str, str] = {},
-    ) -> "JobView":
+    ) -> JobView:
         """Never raises: a record another tool wrote shows what can be read, and why the rest
         cannot (`unreadable`). `trust_pickle`: see decode_payload. `import_paths`: the registered
         job names of functions that RQ's producers name by import path (keys.JOB_PATHS)."""
@@ -316,7 +322,8 @@ class JobView:
     @property
     def last_error_line(self) -> str | None:
         if self.errors:
-            return self.errors[-1].get("error")
+            error: str | None = self.errors[-1].get("error")
+            return error
         return self.reason
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,9 +26,10 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any, TextIO
 
 import redis
 
@@ -71,7 +72,7 @@ class Capture:
         for line in lines:
             _echo(self.job_id, line, stream)
 
-    def flush(self, **attempt_fields: object) -> None:
+    def flush(self, **attempt_fields: float | str) -> None:
         """Store what was written since the last flush (and `attempt_fields`) in one round trip."""
         with self._flushing:
             with self._lock:
@@ -89,7 +90,8 @@ class Capture:
                     pipe.append(output, fresh)
                 else:  # past the limit: the tail replaces what was stored
                     pipe.set(output, tail)
-                pipe.hset(attempt, mapping={"written": written, **attempt_fields})
+                # redis-py 8 types the mapping's keys invariantly, refusing str keys (redis-py 5 does not)
+                pipe.hset(attempt, mapping={"written": written, **attempt_fields})  # type: ignore[dict-item, unused-ignore]
                 pipe.expire(output, self.ttl)
                 pipe.expire(attempt, self.ttl)
                 pipe.execute()
@@ -128,7 +130,7 @@ def capture(connection: redis.Redis, job_id: str, attempt: int, ttl: int = DEFAU
     active = Capture(connection, job_id, attempt, ttl)
     token = _current.set(active)
     _active.add(active)
-    fields: dict[str, object] = {}
+    fields: dict[str, float | str] = {}
     try:
         yield active
     except BaseException as exc:
@@ -150,7 +152,7 @@ def capture(connection: redis.Redis, job_id: str, attempt: int, ttl: int = DEFAU
 class _StreamProxy:
     """sys.stdout / sys.stderr: to the current job's capture, or to the original stream."""
 
-    def __init__(self, original, name: str):
+    def __init__(self, original: TextIO, name: str):
         self._original, self._name = original, name
 
     def write(self, text: str) -> int:
@@ -160,7 +162,7 @@ class _StreamProxy:
         active.write(text, self._name)
         return len(text)
 
-    def writelines(self, lines) -> None:
+    def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.write(line)
 
@@ -168,7 +170,7 @@ class _StreamProxy:
         if current() is None:
             self._original.flush()
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._original, name)
 
 
@@ -253,7 +255,7 @@ class AttemptOutput:
         """Bytes written before the kept tail."""
         return max(0, self.written - len(self.text.encode("utf-8", errors="replace")))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "dropped": self.dropped}
 
 

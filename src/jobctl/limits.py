@@ -23,8 +23,9 @@ command for them. All hosts are expected to run the same code and queue.yml.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from . import keys
 from .durations import parse_duration
@@ -59,8 +60,7 @@ class Rate:
 
 def parse_rate(value: object) -> Rate:
     """A rate: "10/s", "600/m", "1000/h", "5/d" or "3/10s"; raises ValueError."""
-    match = _RATE.match(value) if isinstance(value, str) else None
-    if not match or int(match.group(1)) < 1:
+    if not isinstance(value, str) or not (match := _RATE.match(value)) or int(match.group(1)) < 1:
         raise ValueError(f"expected a rate like 10/s, 600/m or 1000/h, got {value!r}")
     unit = match.group(2)
     period = _PERIODS[unit] if unit in _PERIODS else parse_duration(unit.replace(" ", ""))

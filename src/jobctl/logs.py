@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any
 
 LOGGER_NAME = "jobctl"
 FORMATS = ("plain", "json")
@@ -27,7 +28,7 @@ FIELDS = "jobctl_fields"  # the LogRecord attribute that carries an event's name
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             **getattr(record, FIELDS, {"event": "log"}),
             "message": record.getMessage(),
@@ -61,7 +62,9 @@ def setup(verbose: bool = False, fmt: str | None = None) -> logging.Logger:
     return logger
 
 
-def event(logger: logging.Logger, name: str, message: str, *args, level: int = logging.INFO, **fields) -> None:
+def event(
+    logger: logging.Logger, name: str, message: str, *args: object, level: int = logging.INFO, **fields: Any
+) -> None:
     """Log one event: `message % args` is the plain line; `name` and `fields` (job_id, job,
     queue, duration, outcome, ...) are the JSON object's keys."""
     logger.log(level, message, *args, extra={FIELDS: {"event": name, **fields}})

@@ -15,20 +15,24 @@ on any hosts report the same values, and a scrape costs the same with a million 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from threading import Thread
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import redis
 from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from . import api, keys, registry
 from .config import QueuesConfig
 from .connection import connect
 from .errors import JobctlError
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 
 def _registered_job_names() -> list[str]:
@@ -47,7 +51,7 @@ class JobctlCollector(Collector):
         self.config = config
         self.job_names = job_names
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("jobctl_redis_up", "1 when the last scrape read Redis, 0 when Redis did not answer.")
         try:
             if self._connection is None:
@@ -67,7 +71,7 @@ class JobctlCollector(Collector):
         yield from _job_type_metrics(job_types)
 
 
-def _queue_metrics(overview: api.Overview) -> Iterator:
+def _queue_metrics(overview: api.Overview) -> list[GaugeMetricFamily]:
     depth = GaugeMetricFamily("jobctl_queue_jobs", "Jobs per queue and state.", labels=["queue", "state"])
     latency = GaugeMetricFamily(
         "jobctl_queue_latency_seconds", "Age of the oldest queued job (0 when none is queued).", labels=["queue"]
@@ -100,7 +104,7 @@ def _processed_metric(processed: dict[tuple[str, str, str], int]) -> CounterMetr
     return family
 
 
-def _job_type_metrics(job_types: list[api.JobTypeStats]) -> Iterator:
+def _job_type_metrics(job_types: list[api.JobTypeStats]) -> list[Metric]:
     retries = CounterMetricFamily(
         "jobctl_job_retries", "Failed executions that were scheduled for a retry.", labels=["job_name"]
     )
@@ -121,7 +125,7 @@ def _job_type_metrics(job_types: list[api.JobTypeStats]) -> Iterator:
 class MetricsServer:
     """The HTTP server answering /metrics from a daemon thread."""
 
-    httpd: object
+    httpd: WSGIServer
     thread: Thread
 
     @property

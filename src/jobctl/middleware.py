@@ -34,8 +34,8 @@ class JobInfo:
     id: str
     name: str
     queue: str
-    args: tuple
-    kwargs: dict
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
     attempt: int  # 1 for the first attempt
     created_at: bytes = field(default=b"", repr=False)  # as stored: parsed only when asked for
 
@@ -85,7 +85,7 @@ class Chain:
         for middleware in self.middlewares:
             try:
                 getattr(middleware, call)(job, *args)
-            except Exception:  # noqa: BLE001 - a middleware never changes a job's outcome
+            except Exception:  # a middleware never changes a job's outcome
                 self.log.exception(
                     "job %s (%s): %s.%s raised; the job's outcome stands",
                     job.id,

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import TYPE_CHECKING, Any, Callable, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .durations import parse_duration
 
@@ -16,12 +17,12 @@ if TYPE_CHECKING:
 BACKOFFS = ("exponential", "linear", "fixed")
 EXPECTED = "exponential, linear, fixed or a list of durations like [10s, 1m, 10m]"
 
-Backoff = Union[str, tuple[float, ...], Callable[[int, BaseException], float]]
+Backoff = str | tuple[float, ...] | Callable[[int, BaseException], float]
 
 
 def parse_backoff(value: Any) -> str | tuple[float, ...]:
     """A backoff name, or a list of durations (the last one repeats); raises ValueError."""
-    if value in BACKOFFS:
+    if isinstance(value, str) and value in BACKOFFS:
         return value
     if isinstance(value, (list, tuple)) and value:
         return tuple(parse_duration(v) for v in value)
@@ -57,7 +58,7 @@ def retry_delay(
     if callable(backoff):
         try:
             return max(0.0, float(backoff(attempt, exception)))
-        except Exception:  # noqa: BLE001 - a user's callable must not lose the retry
+        except Exception:  # a user's callable must not lose the retry
             log.exception("job %s: its backoff callable failed; using the queue's backoff", job_id)
             backoff = queue.backoff
     return backoff_delay(backoff, base, attempt, queue.jitter)

@@ -22,8 +22,9 @@ import inspect
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import redis
 
@@ -77,7 +78,7 @@ _frame: contextvars.ContextVar[object | None] = contextvars.ContextVar("jobctl_r
 _routed = False
 
 
-def with_current_job(func: Callable, job_id: str, connection: redis.Redis) -> Callable:
+def with_current_job(func: Callable[..., Any], job_id: str, connection: redis.Redis) -> Callable[..., Any]:
     """`func`, wrapped so that rq.get_current_job() returns the job while it runs, when this process
     has imported rq; `func` itself otherwise (nothing to pay for jobs that do not use RQ)."""
     if "rq.job" not in sys.modules:
@@ -144,7 +145,7 @@ def _lazy_job_class() -> type:
         def __getattribute__(self, name: str) -> Any:
             if object.__getattribute__(self, "_jobctl_unread"):
                 object.__setattr__(self, "_jobctl_unread", False)
-                self.refresh()
+                self.refresh()  # type: ignore[no-untyped-call]  # unannotated in rq
             return object.__getattribute__(self, name)
 
     return CurrentJob
@@ -153,7 +154,9 @@ def _lazy_job_class() -> type:
 # --- callbacks -------------------------------------------------------------------------------
 
 
-def run_callback(kind: str, name: str, job_id: str, connection: redis.Redis, args: tuple, log: logging.Logger) -> None:
+def run_callback(
+    kind: str, name: str, job_id: str, connection: redis.Redis, args: tuple[Any, ...], log: logging.Logger
+) -> None:
     """Run the job's on_success/on_failure/on_stopped callback `name` with RQ's arguments (job,
     connection, *args). A callback that is not registered is refused, and one that raises is
     logged: either way the reason is recorded on the job, whose outcome it never changes."""
@@ -167,13 +170,11 @@ def run_callback(kind: str, name: str, job_id: str, connection: redis.Redis, arg
         try:
             func(lazy_job(job_id, connection), connection, *args)
             return
-        except Exception as exc:  # a callback never changes the job's outcome
+        except Exception as exc:  # noqa: BLE001 - a callback never changes the job's outcome
             problem = f"{kind} callback {name!r} raised {type(exc).__name__}: {exc}"
     log.warning("job %s: %s", job_id, problem)
-    try:
+    with contextlib.suppress(redis.RedisError):  # the log line has it
         connection.hset(keys.job(job_id), CALLBACK_ERROR_FIELD, problem)
-    except redis.RedisError:
-        pass  # the log line has it
 
 
 def meta_with_progress(raw_meta: bytes | None, percent: float) -> str | None:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
-from rq.serializers import DefaultSerializer, JSONSerializer
+from rq.serializers import DefaultSerializer, JSONSerializer, Serializer
 
 from . import keys, logs
 from .config import QueueConfig
@@ -35,7 +36,7 @@ from .worker import (  # RQ workers are named as jobctl's: host.pid
     worker_name,
 )
 
-SERIALIZERS = {"pickle": DefaultSerializer, "json": JSONSerializer}
+SERIALIZERS: dict[str, Serializer] = {"pickle": DefaultSerializer, "json": JSONSerializer}
 WORKER_CLASSES = {"Worker": Worker, "SimpleWorker": SimpleWorker}
 # set on a job whose retries_left came from its queue's max_retries, not from its own Retry:
 # `requeue-dead` (which zeroes jobctl_attempts) then gives it a fresh budget from the queue again
@@ -54,38 +55,44 @@ def check_pool(queues: list[QueueConfig]) -> None:
             )
 
 
-class _QueueSettings:
+if TYPE_CHECKING:  # the type checker sees the mixin as the RQ worker it is mixed into
+    from rq.worker import BaseWorker as _RqWorker
+else:
+    _RqWorker = object
+
+
+class _QueueSettings(_RqWorker):
     """What jobctl adds to RQ's worker classes (mixed in before them)."""
 
     jobctl_queues: dict[str, QueueConfig]
     jobctl_signal_mask: set[signal.Signals] | None = None  # restored once RQ's handlers are in place
     jobctl_stop_asked = False
 
-    def request_stop(self, signum, frame) -> None:
+    def request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.jobctl_stop_asked = True
-        super().request_stop(signum, frame)  # type: ignore[misc]
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # unannotated in rq
 
-    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any):
+    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> tuple[Job, Queue] | None:
         # Stop signals stayed blocked from the fork until now, when RQ's work loop has its own
         # handlers and catches the StopRequested a pending SIGTERM raises.
         if self.jobctl_signal_mask is not None:
             mask, self.jobctl_signal_mask = self.jobctl_signal_mask, None
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        return super().dequeue_job_and_maintain_ttl(*args, **kwargs)  # type: ignore[misc]
+        return super().dequeue_job_and_maintain_ttl(*args, **kwargs)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         self._apply_queue_settings(job)
-        super().execute_job(job, queue)  # type: ignore[misc]
+        super().execute_job(job, queue)
 
     def _apply_queue_settings(self, job: Job) -> None:
         """Count the attempt; give a job without a Retry of its own the queue's retry budget and
         intervals (RQ's Retry fields, so RQ's own failure handling retries it), and the queue's
         failure_ttl where the job has none."""
         settings = self.jobctl_queues.get(job.origin)
-        connection: redis.Redis = self.connection  # type: ignore[attr-defined]
+        connection = self.connection
         with connection.pipeline() as pipe:
             pipe.hincrby(job.key, "jobctl_attempts", 1)
-            pipe.hmget(job.key, QUEUE_RETRIES, "jobctl_max_retries")
+            pipe.hmget(job.key, [QUEUE_RETRIES, "jobctl_max_retries"])
             attempt, (from_queue, own_limit) = pipe.execute()
         if settings is None:
             return
@@ -94,7 +101,8 @@ class _QueueSettings:
             budget = int(own_limit) if own_limit else settings.max_retries  # @job(max_retries=) wins
             if budget:
                 job.retries_left = budget
-                job.retry_intervals = [settings.retry_delay_for(n) for n in range(1, budget + 1)]
+                # RQ types the intervals as whole seconds; it waits fractional ones as well
+                job.retry_intervals = [settings.retry_delay_for(n) for n in range(1, budget + 1)]  # type: ignore[misc]
                 fields.update(
                     retries_left=budget, retry_intervals=json.dumps(job.retry_intervals), **{QUEUE_RETRIES: 1}
                 )
@@ -102,15 +110,17 @@ class _QueueSettings:
             job.failure_ttl = int(settings.failure_ttl)
             fields["failure_ttl"] = job.failure_ttl
         if fields:
-            connection.hset(job.key, mapping=fields)
+            # redis-py 8 types the mapping's keys invariantly, refusing str keys (redis-py 5 does not)
+            connection.hset(job.key, mapping=fields)  # type: ignore[arg-type, unused-ignore]
 
     def setup_work_horse_signals(self) -> None:
         from .supervisor import _die_with_parent
 
-        super().setup_work_horse_signals()  # type: ignore[misc]
+        super().setup_work_horse_signals()  # type: ignore[no-untyped-call]  # unannotated in rq
         # The work horse dies with its worker: when the supervisor finds the worker dead and gives
         # its job back, no orphaned horse may still be running it.
-        _die_with_parent(self.pid)  # type: ignore[attr-defined]  (the worker's pid, from before the fork)
+        assert self.pid is not None  # the worker's pid, from before the fork (None only for a worker read back)
+        _die_with_parent(self.pid)
 
 
 class JobctlWorker(_QueueSettings, Worker):
@@ -148,10 +158,10 @@ def give_back(connection: redis.Redis, worker: str, queues: list[QueueConfig], h
     retries left, else failed), now rather than after RQ's ~90 s, and the worker is unregistered.
     Returns the id of the job given back."""
     serializer = SERIALIZERS[queues[0].serializer]
-    job_id = connection.hget(keys.worker(worker), "current_job")
+    current = cast("bytes | None", connection.hget(keys.worker(worker), "current_job"))
     given_back = None
-    if job_id:
-        job_id = job_id.decode()
+    if current:
+        job_id = current.decode()
         job = (
             Job.fetch(job_id, connection=connection, serializer=serializer)
             if connection.exists(keys.job(job_id))
@@ -184,5 +194,5 @@ def give_back(connection: redis.Redis, worker: str, queues: list[QueueConfig], h
                 )
     found = Worker.find_by_key(keys.worker(worker), connection=connection, serializer=serializer)
     if found is not None:
-        found.register_death()
+        found.register_death()  # type: ignore[no-untyped-call]  # unannotated in rq
     return given_back

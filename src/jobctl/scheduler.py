@@ -28,8 +28,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, cast
 
 import redis
 
@@ -38,6 +40,9 @@ from .config import QueuesConfig, RecurringEntry
 from .connection import out_of_memory, where
 from .errors import JobctlError, RedisOutOfMemory
 from .producer import AlreadyClaimed, DuplicateJob, enqueue
+
+if TYPE_CHECKING:
+    from .schedule import Schedule
 
 HEARTBEAT_TTL = 5  # seconds: no pass for this long means no scheduler is running
 MAX_PAUSE = 1.0  # seconds between passes at most, so that "every 1 second" runs on time
@@ -68,7 +73,7 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def latest_due(schedule, after: datetime, until: datetime) -> datetime | None:
+def latest_due(schedule: Schedule, after: datetime, until: datetime) -> datetime | None:
     """The most recent due time t with after < t <= until (due_between returns the oldest ones):
     look back through windows that double in length, so a long outage costs a few steps."""
     window = 1.0
@@ -164,11 +169,11 @@ class Scheduler:
         self.log.info("scheduler %s: %s, stopped", self.name, signal.Signals(self._stop_signal).name)
         return 0
 
-    def _on_stop(self, signum, frame) -> None:
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self._stop_signal = signum
         self._wake.set()
 
-    def _on_hangup(self, signum, frame) -> None:
+    def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
         self._reload_requested = True
         self._wake.set()
 
@@ -193,7 +198,8 @@ class Scheduler:
         with self.connection.pipeline(transaction=True) as pipe:
             pipe.delete(keys.SCHEDULER_NEXT_RUNS)
             if next_runs:
-                pipe.hset(keys.SCHEDULER_NEXT_RUNS, mapping=next_runs)
+                # redis-py 8 types the mapping's keys invariantly, refusing str keys (redis-py 5 does not)
+                pipe.hset(keys.SCHEDULER_NEXT_RUNS, mapping=next_runs)  # type: ignore[arg-type, unused-ignore]
             pipe.set(keys.SCHEDULER_HEARTBEAT, f"{now:.3f}", ex=HEARTBEAT_TTL)
             pipe.execute()
         until_next = min(next_runs.values(), default=now + MAX_PAUSE) - time.time()
@@ -273,7 +279,7 @@ class Scheduler:
                     "scheduler %s: %s: run due %s not enqueued: %s", self.name, entry.name, _iso(_utc(due)), exc
                 )
             else:
-                self.connection.hset(keys.SCHEDULER_LAST_RUNS, entry.name, due)
+                self.connection.hset(keys.SCHEDULER_LAST_RUNS, entry.name, str(due))
                 logs.event(
                     self.log,
                     "scheduler.enqueued",
@@ -291,5 +297,5 @@ class Scheduler:
         self._raise_last(keys=[keys.scheduler_last(entry.name)], args=[due])
 
     def _last(self, entry: str) -> int | None:
-        value = self.connection.get(keys.scheduler_last(entry))
+        value = cast("bytes | None", self.connection.get(keys.scheduler_last(entry)))
         return int(value) if value is not None else None

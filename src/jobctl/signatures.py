@@ -12,7 +12,8 @@ import ast
 import importlib.util
 import inspect
 import json
-from functools import lru_cache
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from .errors import JobctlError, PermanentError
@@ -26,7 +27,7 @@ class ArgumentMismatch(JobctlError, TypeError):
     TypeError for Python callers."""
 
 
-def check(spec: JobSpec, args: list | tuple, kwargs: dict) -> None:
+def check(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     """Raise ArgumentMismatch naming the job, the missing or extra parameter and the signature."""
     signature = signature_of(spec)
     try:
@@ -37,7 +38,7 @@ def check(spec: JobSpec, args: list | tuple, kwargs: dict) -> None:
         ) from None
 
 
-def check_stored(spec: JobSpec, args: list, kwargs: dict) -> None:
+def check_stored(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     """In the worker, before the call: stored arguments that no longer fit will never fit, so
     the job is dead at once (PermanentError), not retried."""
     try:
@@ -46,7 +47,7 @@ def check_stored(spec: JobSpec, args: list, kwargs: dict) -> None:
         raise PermanentError(f"{exc} (the job's signature changed after it was enqueued?)") from None
 
 
-def _problem(signature: inspect.Signature, args: list | tuple, error: TypeError) -> str:
+def _problem(signature: inspect.Signature, args: Sequence[Any], error: TypeError) -> str:
     if str(error) != "too many positional arguments":
         return str(error)  # names the missing, unexpected or doubled parameter
     takes = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in signature.parameters.values())
@@ -60,8 +61,8 @@ def signature_of(spec: JobSpec) -> inspect.Signature:
     return _declared_signature(spec.name, spec.module)
 
 
-@lru_cache(maxsize=None)
-def _signature(func: Any) -> inspect.Signature:
+@cache
+def _signature(func: Callable[..., Any]) -> inspect.Signature:
     try:  # annotations as types, not strings, under `from __future__ import annotations`
         return inspect.signature(func, eval_str=True)
     except Exception:  # noqa: BLE001 - an annotation that names what is not importable
@@ -78,7 +79,7 @@ class _Source:
         return self.text
 
 
-@lru_cache(maxsize=None)
+@cache
 def _declared_signature(name: str, module: str) -> inspect.Signature:
     """The signature of the function a module registers as `name`, read from its source; the
     module is imported only when its source cannot be read or does not show it plainly."""

@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from .errors import ConfigError
 
@@ -25,16 +27,16 @@ class _Refused(yaml.MarkedYAMLError):
 
 
 class StrictLoader(yaml.SafeLoader):
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
             raise _Refused(
                 problem=f"alias *{event.anchor} refused (write the value out; aliases can blow a file up)",
                 problem_mark=event.start_mark,
             )
         return super().compose_node(parent, index)
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         first_line: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
@@ -50,15 +52,16 @@ class StrictLoader(yaml.SafeLoader):
                 break
         return super().construct_mapping(node, deep)
 
-    def construct_yaml_float(self, node):
+    def construct_yaml_float(self, node: ScalarNode) -> float:
         value = super().construct_yaml_float(node)
         if not math.isfinite(value):
             raise _Refused(problem=f"{node.value!r} refused: expected a finite number", problem_mark=node.start_mark)
         return value
 
 
+# SafeLoader's table holds SafeConstructor's function; mappings need no such line, because
+# SafeConstructor.construct_yaml_map calls self.construct_mapping, which is the method above
 StrictLoader.add_constructor("tag:yaml.org,2002:float", StrictLoader.construct_yaml_float)
-StrictLoader.add_constructor("tag:yaml.org,2002:map", StrictLoader.construct_yaml_map)
 
 
 def read(path: str | Path, missing: str | None) -> Any:

@@ -13,7 +13,7 @@ import json
 import os
 import socket
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -62,7 +62,7 @@ def postgres_url():
         with admin.connect() as conn:
             conn.execute(text(f"DROP DATABASE IF EXISTS {TEST_DATABASE} WITH (FORCE)"))
             conn.execute(text(f"CREATE DATABASE {TEST_DATABASE}"))
-    except Exception as exc:  # no server, no rights: the PostgreSQL runs are skipped
+    except Exception as exc:  # noqa: BLE001 - no server, no rights: the PostgreSQL runs are skipped
         # psycopg's first line ends with the cause: "... port 5432 failed: Connection refused"
         cause = str(getattr(exc, "orig", exc)).strip().split("\n")[0].split(": ")[-1].strip() or type(exc).__name__
         yield (
@@ -132,12 +132,12 @@ def small_history() -> list[tuple[date, int, int]]:
 
 # title, published (UTC), views, likes, comments: 30,000 views in all, 5,000 on average
 SMALL_VIDEOS = [
-    ("Sourdough basics", datetime(2025, 5, 5, 17, 0, tzinfo=timezone.utc), 12_000, 500, 100),  # Monday
-    ("Sourdough starter tips", datetime(2025, 5, 12, 17, 0, tzinfo=timezone.utc), 8_000, 300, 100),  # Monday
-    ("Knife skills for beginners", datetime(2025, 5, 15, 9, 0, tzinfo=timezone.utc), 5_000, 200, 50),  # Thursday
-    ("Sourdough pizza at home", datetime(2025, 5, 17, 17, 0, tzinfo=timezone.utc), 3_000, 90, 30),  # Saturday
-    ("Weeknight pasta", datetime(2025, 5, 22, 9, 0, tzinfo=timezone.utc), 1_500, 40, 5),  # Thursday
-    ("Pasta night", datetime(2025, 5, 29, 3, 0, tzinfo=timezone.utc), 500, 10, 0),  # Thursday, last day
+    ("Sourdough basics", datetime(2025, 5, 5, 17, 0, tzinfo=UTC), 12_000, 500, 100),  # Monday
+    ("Sourdough starter tips", datetime(2025, 5, 12, 17, 0, tzinfo=UTC), 8_000, 300, 100),  # Monday
+    ("Knife skills for beginners", datetime(2025, 5, 15, 9, 0, tzinfo=UTC), 5_000, 200, 50),  # Thursday
+    ("Sourdough pizza at home", datetime(2025, 5, 17, 17, 0, tzinfo=UTC), 3_000, 90, 30),  # Saturday
+    ("Weeknight pasta", datetime(2025, 5, 22, 9, 0, tzinfo=UTC), 1_500, 40, 5),  # Thursday
+    ("Pasta night", datetime(2025, 5, 29, 3, 0, tzinfo=UTC), 500, 10, 0),  # Thursday, last day
 ]
 
 

@@ -113,8 +113,9 @@ def test_youtube_unreachable_is_retryable(store_backend, monkeypatch):
 
 
 def test_shipped_exports_sync(store_backend, monkeypatch):
-    from .conftest import EXAMPLES
     from jobctl.builtin.demo import EXAMPLE_CHANNELS
+
+    from .conftest import EXAMPLES
 
     monkeypatch.setenv("JOBCTL_CHANNELS_DIR", str(EXAMPLES / "channels"))
     results = [channel_sync(channel) for channel in EXAMPLE_CHANNELS]

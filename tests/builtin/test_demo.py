@@ -39,8 +39,10 @@ def test_the_batch_on_the_shipped_examples(workdir, store_backend):
     assert failures == [
         (
             "channel_sync",
-            "unknown channel 'UCnoSuchChannelInExports0': there is no "
-            f"{EXAMPLES}/channels/UCnoSuchChannelInExports0.json",
+            (
+                "unknown channel 'UCnoSuchChannelInExports0': there is no "
+                f"{EXAMPLES}/channels/UCnoSuchChannelInExports0.json"
+            ),
         ),
         ("import", f"import file {EXAMPLES}/imports/missing.csv does not exist"),
     ]

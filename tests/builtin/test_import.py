@@ -56,8 +56,10 @@ def test_bad_rows_are_kept_aside_with_line_and_reason(store_backend, workdir, ru
         (6, "likes (500) exceed views (100)"),
         (
             7,
-            "title is empty; published_at: 'yesterday' is not an ISO 8601 time; "
-            "duration_seconds: -3 is negative; views: '1k' is not a whole number",
+            (
+                "title is empty; published_at: 'yesterday' is not an ISO 8601 time; "
+                "duration_seconds: -3 is negative; views: '1k' is not a whole number"
+            ),
         ),
         (8, "duplicate video_id aaaaaaaaaa1, first seen on line 2"),
         (9, "has 9 fields, expected 8"),
@@ -114,7 +116,7 @@ def test_wrong_header_fails_permanently_and_is_recorded(store_backend, workdir):
 
 
 def test_missing_file_and_unknown_kind_are_permanent(store_backend):
-    with pytest.raises(PermanentError, match="import file nowhere.csv does not exist"):
+    with pytest.raises(PermanentError, match=r"import file nowhere\.csv does not exist"):
         import_csv("nowhere.csv", "channels")
     assert import_status("channels").status == "failed"
     with pytest.raises(PermanentError, match="import kind must be one of channels, videos"):

@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import inspect, select, text
 
@@ -25,7 +25,7 @@ def test_upsert_twice_leaves_one_row_with_the_latest_values(store_backend):
         "subscribers": 10,
         "views": 100,
         "video_count": 1,
-        "captured_at": datetime(2025, 5, 1, 6, tzinfo=timezone.utc),
+        "captured_at": datetime(2025, 5, 1, 6, tzinfo=UTC),
     }
     with store.engine().begin() as conn:
         store.upsert(conn, store.channel_snapshots, [row])

@@ -73,13 +73,13 @@ def test_uploading_again_replaces_the_chunks(store_backend, workdir):
 
 
 def test_bad_input_is_permanent_and_marks_the_document_failed(store_backend, workdir):
-    with pytest.raises(PermanentError, match="document missing.txt does not exist"):
+    with pytest.raises(PermanentError, match=r"document missing\.txt does not exist"):
         upload("missing.txt")
     (workdir / "sheet.xlsx").write_bytes(b"PK")
-    with pytest.raises(PermanentError, match="cannot parse sheet.xlsx: supported formats are"):
+    with pytest.raises(PermanentError, match=r"cannot parse sheet\.xlsx: supported formats are"):
         upload("sheet.xlsx")
     (workdir / "broken.pdf").write_bytes(b"not a pdf at all")
-    with pytest.raises(PermanentError, match="broken.pdf"):
+    with pytest.raises(PermanentError, match=r"broken\.pdf"):
         upload("broken.pdf")
     with pytest.raises(PermanentError, match="strategy must be one of fixed, paragraph"):
         upload("missing.txt", strategy="sentences")

@@ -20,7 +20,7 @@ def test_chart_is_an_svg_of_the_history_and_top_videos(synced_channel, workdir, 
     texts = [element.text for element in root.iter(f"{SVG}text")]
     assert "Small Test Kitchen" in texts and "Sourdough basics" in texts
     assert {"2025-05-01", "2025-05-29", "1.0K", "850", "82.0K"} <= set(texts)
-    subscribers, views = root.iter(f"{SVG}polyline")
+    subscribers, _views = root.iter(f"{SVG}polyline")
     assert len(subscribers.get("points").split()) == 29
     assert len(list(root.iter(f"{SVG}rect"))) == 1 + 2 + 6  # background, two line frames, six bars
     assert run_job.progress.percents == [10, 40, 80, 100]

@@ -36,8 +36,8 @@ def serve(settings: Settings, host: str, port: int, *, read_only: bool = False) 
     given = os.environ.get(TOKEN_ENV, "").strip()
     token = given or secrets.token_urlsafe(24)
     board = Dashboard(settings, Auth(token), read_only=read_only)
-    board.job_names  # import the job modules now: a broken one fails at start, in one line
-    settings.connection  # fail now, with one line, if Redis does not answer
+    board.job_names  # noqa: B018 - import the job modules now: a broken one fails at start, in one line
+    settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
     app = create_app(board)
     shown_host = f"[{host}]" if ":" in host else host
     login = f"http://{shown_host}:{port}/login"

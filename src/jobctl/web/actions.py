@@ -9,7 +9,7 @@ names a `next` page is sent back there with a one-line message; anything else ge
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ class Outcome:
 Handler = Callable[[Dashboard, dict[str, str], FormData], Outcome]
 
 
-def action(handler: Handler) -> Callable:
+def action(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         board = dashboard(request)
         if board.read_only:

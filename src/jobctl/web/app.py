@@ -70,7 +70,8 @@ class Dashboard:
 
 
 def dashboard(request: Request) -> Dashboard:
-    return request.app.state.dashboard
+    board: Dashboard = request.app.state.dashboard  # set by create_app
+    return board
 
 
 class JSONBody(Response):

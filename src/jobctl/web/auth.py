@@ -92,7 +92,7 @@ class Auth:
             entry = self._failures[client] = Failures(0, now, now)
         entry.count += 1
         entry.last = now
-        delay = min(MAX_DELAY, FIRST_DELAY * 2 ** (entry.count - 1))
+        delay: float = min(MAX_DELAY, FIRST_DELAY * 2 ** (entry.count - 1))  # int ** int is typed Any
         entry.next_allowed = max(entry.next_allowed, now) + delay
         return delay
 

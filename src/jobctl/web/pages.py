@@ -155,7 +155,7 @@ def workers(request: Request) -> Response:
     board = dashboard(request)
     found = api.workers(board.connection)
     running = {j.id: j for j in api.jobs(board.connection, [w.current_job for w in found if w.current_job])}
-    hosts: dict[str, list] = {}
+    hosts: dict[str, list[api.WorkerSummary]] = {}
     for worker in found:
         hosts.setdefault(worker.host or "?", []).append(worker)
     concurrency = {q.name: q.concurrency for q in board.config.queues.values()}
