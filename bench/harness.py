@@ -6,6 +6,7 @@ with the Redis commands and Redis CPU it took."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ class Run:
     own_seconds: float  # the first job's start to the last job's end, by the jobs' clocks
     commands_per_job: float  # Redis commands (scripts' inner calls included), the harness's polls left out
     redis_cpu_ms_per_job: float
+    workers_cpu_ms_per_job: float = 0.0  # CPU of the system's own processes (workers, supervisor), start-up included
 
     @property
     def rate(self) -> float:
@@ -65,6 +67,7 @@ def measure(system: str, url: str, jobs: int, start_workers, timeout: float = 90
     connection = redis.Redis.from_url(url)
     connection.config_resetstat()
     cpu_before = _redis_cpu(connection)
+    children_before = _children_cpu()
     started = time.perf_counter()
     processes = start_workers()
     polls = 0
@@ -88,7 +91,15 @@ def measure(system: str, url: str, jobs: int, start_workers, timeout: float = 90
             except subprocess.TimeoutExpired:
                 process.kill()
     first, last = (float(connection.get(key)) for key in (counter.FIRST, counter.LAST))
-    return Run(system, jobs, wall, last - first, commands / jobs, 1000 * cpu / jobs)
+    workers_cpu = _children_cpu() - children_before
+    return Run(system, jobs, wall, last - first, commands / jobs, 1000 * cpu / jobs, 1000 * workers_cpu / jobs)
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's children that ended, and of theirs (a supervisor waits for its
+    workers): what a system's processes cost, whatever else runs on the machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def popen(command: list[str], url: str, cwd: str | Path = HERE, **extra_env: str) -> subprocess.Popen:
@@ -172,10 +183,11 @@ def arq(url: str, jobs: int, max_jobs: int, pause: float) -> Run:
 def report(runs: list[Run], reference: Run) -> None:
     print(
         f"{'system':58s} {'jobs':>6s} {'jobs/s':>8s} {'own clock':>10s} {'cmds/job':>9s} {'redis µs/job':>13s} "
-        f"{'vs ' + reference.system.split()[0]:>10s}"
+        f"{'workers µs/job':>15s} {'vs ' + reference.system.split()[0]:>10s}"
     )
     for run in runs:
         print(
             f"{run.system:58s} {run.jobs:6d} {run.rate:8.0f} {run.own_rate:10.0f} {run.commands_per_job:9.1f} "
-            f"{1000 * run.redis_cpu_ms_per_job:13.0f} {run.rate / reference.rate:9.2f}x"
+            f"{1000 * run.redis_cpu_ms_per_job:13.0f} {1000 * run.workers_cpu_ms_per_job:15.0f} "
+            f"{run.rate / reference.rate:9.2f}x"
         )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from . import keys, logs
+from . import keys, logs, transitions
 from .config import QueueConfig
 from .connection import connect
 from .transitions import Transitions
@@ -104,6 +104,7 @@ class Supervisor:
     def run(self) -> int:
         self.connection = connect(self.url)
         self.transitions = Transitions(self.connection)
+        transitions.preload()  # once here, not in every forked worker
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
         self._wake_on_signals()

@@ -54,20 +54,30 @@ def _lua_string(text: str) -> str:
     return f"'{text}'" if text else ""
 
 
+_WORD = re.compile(r"\w+")
+_COMMENT = re.compile(r"--[^\n]*")
+
+
+def _words(lua: str) -> frozenset[str]:
+    """The names Lua code uses (comments left out: prose names definitions it does not call)."""
+    return frozenset(_WORD.findall(_COMMENT.sub("", lua)))
+
+
 @cache
-def _lib() -> list[tuple[str, str]]:
+def _lib() -> list[tuple[str, str, frozenset[str]]]:
     """keys.LUA and lua/lib.lua cut into their top-level definitions: (name, text with the
-    comments above it)."""
+    comments above it, the words in it)."""
     lib = _lua_keys() + (resources.files("jobctl") / "lua" / "lib.lua").read_text()
     lines = lib.splitlines(keepends=True)
-    starts = [i for i, line in enumerate(lines) if _DEFINITION.match(line)]
+    defined = [(i, found.group(1)) for i, line in enumerate(lines) if (found := _DEFINITION.match(line))]
+    starts = [i for i, _ in defined]
     cuts = []
     for start in starts:
         while start > 0 and lines[start - 1].startswith("--") and start - 1 not in starts:
             start -= 1
         cuts.append(start)
     chunks = ["".join(lines[a:b]) for a, b in zip(cuts, cuts[1:] + [len(lines)])]
-    return [(_DEFINITION.search(chunk).group(1), chunk) for chunk in chunks]
+    return [(name, chunk, _words(chunk)) for (_, name), chunk in zip(defined, chunks)]
 
 
 @cache
@@ -76,14 +86,22 @@ def _source(name: str) -> str:
     so a script does not pay for defining what it never calls (issue 12)."""
     body = (resources.files("jobctl") / "lua" / f"{name}.lua").read_text()
     lib = _lib()
-    needed, text = set(), body
-    for _ in lib:  # to a fixed point: what the included definitions use is included too
-        used = {n for n, _ in lib if re.search(rf"\b{n}\b", text)}
-        if used == needed:
-            break
-        needed = used
-        text = body + "".join(chunk for n, chunk in lib if n in needed)
-    return "".join(chunk for n, chunk in lib if n in needed) + "\n" + body
+    uses = {definition: words for definition, _, words in lib}
+    needed: set[str] = set()
+    pending = set(_words(body) & uses.keys())
+    while pending:  # what the included definitions use is included too
+        definition = pending.pop()
+        needed.add(definition)
+        pending |= (uses[definition] & uses.keys()) - needed
+    return "".join(chunk for definition, chunk, _ in lib if definition in needed) + "\n" + body
+
+
+def preload() -> None:
+    """Build every script's text now: a process that forks workers does it once for all of them
+    (issue 12: each worker built them again, tens of milliseconds per recycled worker)."""
+    for script in (resources.files("jobctl") / "lua").iterdir():
+        if script.name.endswith(".lua") and script.name != "lib.lua":
+            _source(script.name.removesuffix(".lua"))
 
 
 @dataclass
