@@ -10,8 +10,8 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from conftest import child_pids, wait_for
+
 from jobctl import keys
 
 LEASE_ENV = {"JOBCTL_LEASE_TTL": "4"}  # a frozen worker is presumed dead after 4 s, not 20
@@ -211,7 +211,7 @@ def test_cancel_stops_running_jobs_in_every_model(project, tmp_path):
         assert (job["state"], job["reason"]) == ("canceled", "canceled while running")
         if job_name != "slow":
             assert log.read_text().endswith("finally\n")
-        wait_for(lambda: project.show(after)["state"] == "finished", message="the worker to go on")
+        wait_for(lambda: project.show(after)["state"] == "finished", message="the worker to go on")  # noqa: B023 - called in this iteration
         assert project.show(child)["state"] == "canceled"
         work.send_signal(signal.SIGTERM)
         assert work.wait(timeout=15) == 0

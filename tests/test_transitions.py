@@ -4,12 +4,14 @@ same scripts on a real Redis through real workers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import fakeredis
 import pytest
 
 from jobctl import keys
 from jobctl.jobdata import new_job_fields
-from jobctl.transitions import GoOn, LeaseLost, Transitions
+from jobctl.transitions import GoOn, LeaseLost, Row, Transitions
 
 NOW = 1_800_000_000.0
 WORKER, TOKEN = "host.1", "lease-token"
@@ -27,11 +29,13 @@ def t(redis_) -> Transitions:
     return Transitions(redis_)
 
 
-def enqueue(t: Transitions, job_id: str, *, run_at: float = 0, parents: list[str] = (), crash_limit: int = 3) -> str:
+def enqueue(
+    t: Transitions, job_id: str, *, run_at: float = 0, parents: Sequence[str] = (), crash_limit: int = 3
+) -> str:
     fields = new_job_fields(
         "add", [1], {}, "q", now=NOW, timeout=30, result_ttl=60, failure_ttl=600, max_retries=2, crash_limit=crash_limit
     )
-    outcome, _, state = t.enqueue(job_id, "q", fields, now=NOW, run_at=run_at, parents=list(parents))
+    outcome, _, state = t.enqueue(job_id, "q", fields, now=NOW, run_at=run_at, parents=parents)
     assert outcome == "ok"
     return state
 
@@ -40,7 +44,7 @@ def status(redis_, job_id: str) -> str:
     return redis_.hget(keys.job(job_id), "status").decode()
 
 
-def start(t: Transitions, job_id: str) -> list:
+def start(t: Transitions, job_id: str) -> Row:
     (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW)
     assert row[0].decode() == job_id
     return row

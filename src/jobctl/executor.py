@@ -24,8 +24,10 @@ import inspect
 import signal
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager
+from types import FrameType
+from typing import Any
 
 from .context import Execution, executing
 
@@ -49,7 +51,7 @@ class Running:
     in_main_thread: bool = field(default_factory=lambda: threading.current_thread() is threading.main_thread())
     deadline: float = 0.0  # monotonic; 0 = none
     since: float = field(default_factory=time.monotonic)
-    task: asyncio.Task | None = None
+    task: asyncio.Task[Any] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     in_user_code: bool = False
     interruption: type[BaseException] | None = None
@@ -67,12 +69,12 @@ class Executor:
 
     def call(
         self,
-        func: Callable,
-        args: list,
-        kwargs: dict,
+        func: Callable[..., Any],
+        args: list[Any],
+        kwargs: dict[str, Any],
         execution: Execution,
         running: Running,
-        output: Callable[[], ContextManager] = contextlib.nullcontext,
+        output: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> Any:
         """Run the job to its end in the calling thread's name; raises what the job raised,
         JobTimeout or JobStopped. `output()` is opened where the job's code runs (its output
@@ -88,7 +90,7 @@ class Executor:
             return self._await(result, execution, running, output)
         return result
 
-    def _call_sync(self, func: Callable, args: list, kwargs: dict, running: Running) -> Any:
+    def _call_sync(self, func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], running: Running) -> Any:
         if running.in_main_thread:
             self._main = running
             if not self._alarm_installed:  # once: signal.signal per job costs more than the job's bookkeeping
@@ -114,7 +116,11 @@ class Executor:
                 self._main = None
 
     def _await(
-        self, awaitable: Any, execution: Execution, running: Running, output: Callable[[], ContextManager]
+        self,
+        awaitable: Awaitable[Any],
+        execution: Execution,
+        running: Running,
+        output: Callable[[], contextlib.AbstractContextManager[object]],
     ) -> Any:
         loop = self._event_loop()
 
@@ -171,7 +177,7 @@ class Executor:
             if running.deadline and now > running.deadline and not running.in_main_thread and running.task is None:
                 self.interrupt(running, JobTimeout)
 
-    def _on_alarm(self, signum: int, frame: Any) -> None:
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         running = self._main
         if running is not None and running.in_user_code:
             raise (running.interruption or JobTimeout)()

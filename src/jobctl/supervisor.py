@@ -12,6 +12,7 @@ A second signal means now. Nothing is dropped either way.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -19,7 +20,10 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import TypeVar, cast
 
 import redis
 
@@ -37,6 +41,8 @@ MAX_RESTART_DELAY = 5.0
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
 PROMOTER_LEASE_MS = 2000  # a promoter that vanished is replaced within this long
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -86,7 +92,7 @@ class Supervisor:
     shared: bool = False
     name: str = field(default_factory=lambda: f"{socket.gethostname()}.{os.getpid()}")
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.log = logs.get()
         if self.shared:
             self.slots = [Slot(list(self.queues)) for _ in range(sum(q.worker_count for q in self.queues))]
@@ -94,7 +100,6 @@ class Supervisor:
             self.slots = [Slot([q]) for q in self.queues for _ in range(q.worker_count)]
         self.stop_requested = 0.0  # monotonic time of the first stop signal, 0 while running
         self.kill_now = False
-        self.connection: redis.Redis | None = None
         self._redis_down = False
         self._last_trouble = ""
         self._next_promote_try = 0.0
@@ -102,6 +107,7 @@ class Supervisor:
     # --- main loop ---------------------------------------------------------------------------
 
     def run(self) -> int:
+        # set here, not in __post_init__: constructing a Supervisor touches no Redis
         self.connection = connect(self.url)
         self.transitions = Transitions(self.connection)
         transitions.preload()  # once here, not in every forked worker
@@ -164,7 +170,7 @@ class Supervisor:
             except BlockingIOError:
                 pass
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_requested:
             self.log.warning("supervisor %s: second signal, stopping workers now", self.name)
             self.kill_now = True
@@ -189,7 +195,7 @@ class Supervisor:
     def _alive(self) -> bool:
         return any(slot.pid for slot in self.slots)
 
-    def _guarded(self, action):
+    def _guarded(self, action: Callable[[], T]) -> T | None:
         """Supervision goes on whatever a periodic duty meets (Redis away or out of memory, a
         record it cannot handle): workers keep running, jobs wait, one log line per trouble."""
         try:
@@ -224,7 +230,8 @@ class Supervisor:
     def _spawn(self, slot: Slot) -> None:
         # Stop signals wait until the new worker has its own handlers: delivered in between, they
         # would run the supervisor's handler in the child and be lost.
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        # Signals members, as rq_engine.run takes them (typeshed also allows ints: signals without a name)
+        previous_mask = cast("set[signal.Signals]", signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS))
         supervisor_pid = os.getpid()
         try:
             pid = os.fork()
@@ -257,7 +264,7 @@ class Supervisor:
                 worker.handle_stop_signals()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
                 code = worker.run()
-            except BaseException as exc:  # a worker must never return into the supervisor's loop
+            except BaseException as exc:  # noqa: BLE001 - a worker must never return into the supervisor's loop
                 logs.get().error("worker %s: stopped by %s: %s", os.getpid(), type(exc).__name__, exc)
             finally:
                 os._exit(code)
@@ -356,6 +363,7 @@ class Supervisor:
                     late,
                 )
                 slot.killed_for = "worker killed after the job ignored its timeout"
+                assert slot.pid is not None  # by_name holds running workers only
                 _signal(slot.pid, signal.SIGKILL)
 
     def _sweep(self) -> None:
@@ -391,10 +399,8 @@ class Supervisor:
 
 
 def _signal(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _describe_exit(code: int) -> str:

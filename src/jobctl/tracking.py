@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
+from .transitions import Transitions
 
 FLUSH_INTERVAL = 1.0  # seconds between flushes
 HISTORY_ARGS_LIMIT = 1024  # bytes of JSON arguments a history entry keeps (a bulk payload is elided)
@@ -39,8 +40,8 @@ class Execution:
     run_seconds: float
     at: float
     error: str | None
-    args: list
-    kwargs: dict
+    args: list[Any]
+    kwargs: dict[str, Any]
 
     @property
     def succeeded(self) -> bool:
@@ -57,8 +58,8 @@ def bucket_label(seconds: float) -> str:
 
 def history_entry(execution: Execution, worker: str) -> str:
     """keys.history's JSON entry; arguments beyond HISTORY_ARGS_LIMIT are replaced by their size."""
-    args: Any = execution.args
-    kwargs: Any = execution.kwargs
+    args: list[Any] | str = execution.args
+    kwargs = execution.kwargs
     size = len(json.dumps([args, kwargs], default=str))
     if size > HISTORY_ARGS_LIMIT:
         args, kwargs = f"({size} bytes of arguments, not kept)", {}
@@ -175,7 +176,7 @@ class Tracker:
         )
 
 
-def flush(tracker: Tracker, transitions: Any, current_jobs: list[str]) -> None:
+def flush(tracker: Tracker, transitions: Transitions, current_jobs: list[str]) -> None:
     """Write what the tracker holds; on failure give it back and re-raise."""
     executions = tracker.take()
     try:

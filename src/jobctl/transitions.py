@@ -10,16 +10,23 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import redis
+from redis.client import Pipeline
+from redis.commands.core import Script
 
 from . import keys
 from .jobdata import rq_time
+
+# A job's row, as the scripts reply it (job_row in lua/lib.lua): [id, queue, attempt (int), data,
+# timeout (text), max_retries, created_at, rq (RQ's options: a list, or b'')], bytes where no type
+# is given; read by Worker._job_from_row.
+Row = list[Any]
 
 
 class LeaseLost(Exception):
@@ -33,7 +40,7 @@ def _checked(reply: Any) -> Any:
     return reply
 
 
-_DEFINITION = re.compile(r"^local (?:function )?(\w+)", re.M)
+_DEFINITION = re.compile(r"^local (?:function )?(\w+)", re.MULTILINE)
 
 
 def _lua_keys() -> str:
@@ -76,7 +83,7 @@ def _lib() -> list[tuple[str, str, frozenset[str]]]:
         while start > 0 and lines[start - 1].startswith("--") and start - 1 not in starts:
             start -= 1
         cuts.append(start)
-    chunks = ["".join(lines[a:b]) for a, b in zip(cuts, cuts[1:] + [len(lines)])]
+    chunks = ["".join(lines[a:b]) for a, b in zip(cuts, [*cuts[1:], len(lines)])]
     return [(name, chunk, _words(chunk)) for (_, name), chunk in zip(defined, chunks)]
 
 
@@ -109,7 +116,7 @@ class GoOn:
     """How an outcome script goes on after recording a job (go_on in lua/lib.lua)."""
 
     queues: list[str]  # the queues to take the next job from; none: the worker stops after this job
-    limits: dict[str, Any] = field(default_factory=dict)  # the worker's rate and concurrency limits (limits.py)
+    limits: dict[str, str] = field(default_factory=dict)  # the worker's rate and concurrency limits (limits.py)
     start: tuple[str, str] | None = None  # (id, queue) of the reserved job the worker has just started
     reserve: bool = False  # also reserve one more job, to start without waiting when this one ends
 
@@ -124,13 +131,24 @@ class Next(NamedTuple):
     """An outcome script's reply (go_on in lua/lib.lua)."""
 
     started: int | None  # the attempt of the reserved job it started; None: that job was canceled or deleted
-    row: list | None  # the job it started, when no reserved one was given
-    reserved: list | None  # the job it reserved
+    row: Row | None  # the job it started, when no reserved one was given
+    reserved: Row | None  # the job it reserved
 
     @classmethod
-    def of(cls, reply: list) -> Next:
+    def of(cls, reply: list[Any]) -> Next:
         started, row, reserved = _checked(reply)
         return cls(int(started) if started else None, row or None, reserved or None)
+
+
+class _Wire(Protocol):
+    """What _send does with a connection of its own: a redis.connection.Connection, whose methods
+    redis-py leaves unannotated."""
+
+    def send_command(self, *args: Any) -> None: ...
+
+    def read_response(self) -> Any: ...
+
+    def disconnect(self) -> None: ...
 
 
 class Transitions:
@@ -138,19 +156,19 @@ class Transitions:
 
     def __init__(self, connection: redis.Redis):
         self.connection = connection
-        self._scripts: dict[str, Any] = {}
-        self._own: redis.connection.Connection | None = None
+        self._scripts: dict[str, Script] = {}
+        self._own: _Wire | None = None
 
-    def _script(self, name: str) -> Any:
+    def _script(self, name: str) -> Script:
         script = self._scripts.get(name)
         if script is None:
             script = self._scripts[name] = self.connection.register_script(_source(name))
         return script
 
-    def _run(self, name: str, args: list, pipe=None) -> Any:
+    def _run(self, name: str, args: list[Any], pipe: Pipeline | None = None) -> Any:
         return self._script(name)(keys=[], args=args, client=pipe)
 
-    def _send(self, name: str, args: list) -> Callable[[], Any]:
+    def _send(self, name: str, args: list[Any]) -> Callable[[], Any]:
         """Send a script on a connection of its own without waiting; the function returned reads
         its reply (pipelining: the worker runs its next job meanwhile, issue 12). Only one thread
         may use this. If the reply cannot be read, the function, called again, runs the script
@@ -191,7 +209,7 @@ class Transitions:
         now: float,
         run_at: float = 0,
         unique_claim: str = "",
-        parents: list[str] = (),
+        parents: Sequence[str] = (),
         run_claim: tuple[str, str, int] | None = None,
         unique_ttl: float = 0,
         max_size: int = 0,
@@ -229,11 +247,12 @@ class Transitions:
         shared: dict[str, Any],
         jobs: list[tuple[str, bytes, str]],
         now: float,
-        pipe=None,
+        pipe: Pipeline | None = None,
         max_size: int = 0,
-    ):
+    ) -> Any:
         """Store new jobs (id, data, description) that share every other field, in one call: the
-        number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
+        number stored, or ['full', jobs queued] when they would take the queue past `max_size`
+        (with `pipe`: the pipeline, whose execute() gives that reply)."""
         args: list[Any] = [queue, rq_time(now), max_size or 0, len(shared)]
         for name, value in shared.items():
             args += [name, value]
@@ -242,8 +261,14 @@ class Transitions:
         return self._run("enqueue_many", args, pipe)
 
     def fetch(
-        self, worker: str, token: str, queues: list[str], now: float, count: int = 1, limits: dict | None = None
-    ) -> list:
+        self,
+        worker: str,
+        token: str,
+        queues: list[str],
+        now: float,
+        count: int = 1,
+        limits: dict[str, str] | None = None,
+    ) -> list[Row]:
         """Start up to `count` jobs; returns their rows [id, queue, attempt, data, timeout,
         max_retries, created_at, rq]. `limits`: the worker's rate and concurrency limits
         (limits.py). Raises LeaseLost when the worker's lease is gone."""
@@ -256,7 +281,8 @@ class Transitions:
             "queues": queues,
             "limits": limits or {},
         }
-        return _checked(self._run("fetch", [json.dumps(named)]))
+        rows: list[Row] = _checked(self._run("fetch", [json.dumps(named)]))
+        return rows
 
     def succeed(
         self,
@@ -269,7 +295,7 @@ class Transitions:
         go_on: GoOn,
         *,
         wait: bool = True,
-    ) -> Any:
+    ) -> Next | Callable[[], Next]:
         """Record a finished job and, in the same round trip, go on as `go_on` says; returns the
         reply (Next), or with wait=False a function that waits for it. Raises LeaseLost (and
         writes nothing) when the job was recovered from this worker."""
@@ -294,12 +320,12 @@ class Transitions:
         *,
         verdict: str,
         retry_at: float | None,
-        error_entry: dict,
+        error_entry: dict[str, Any],
         exc_info: bytes,
         reason: str,
         go_on: GoOn,
         wait: bool = True,
-    ) -> Any:
+    ) -> Next | Callable[[], Next]:
         """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead' or
         'canceled' (stopped while running); then go on as `succeed` does."""
         named = {
@@ -317,7 +343,7 @@ class Transitions:
         }
         return self._outcome("fail", [json.dumps(named), exc_info, base64.b64encode(exc_info)], wait)
 
-    def _outcome(self, name: str, args: list, wait: bool) -> Any:
+    def _outcome(self, name: str, args: list[Any], wait: bool) -> Next | Callable[[], Next]:
         if wait:
             return Next.of(self._run(name, args))
         reply = self._send(name, args)
@@ -340,7 +366,7 @@ class Transitions:
         ]
 
     def recover(
-        self, worker: str, now: float, *, cause: str, crash_limit: int, how: str, culprits: list[str] = ()
+        self, worker: str, now: float, *, cause: str, crash_limit: int, how: str, culprits: Sequence[str] = ()
     ) -> tuple[int, int]:
         """Requeue (or bury, at crash_limit) the jobs a gone worker held; with `culprits`, only those
         count the crash. Returns (requeued, buried)."""
@@ -357,11 +383,15 @@ class Transitions:
         moved = int(self._run("promote", [supervisor, lease_ms, now, rq_time(now)]))
         return None if moved < 0 else moved
 
-    def sweep(self, own_workers: list[str], queues: list[str], now: float, *, crash_limit: int, batch: int = 1000):
+    def sweep(
+        self, own_workers: list[str], queues: list[str], now: float, *, crash_limit: int, batch: int = 1000
+    ) -> tuple[int, int, int, int]:
         """Recover lost workers' jobs and delete ended jobs past their ttl; returns (lost workers,
         requeued, buried, deleted)."""
-        reply = self._run("sweep", [now, rq_time(now), crash_limit, batch, len(own_workers), *own_workers, *queues])
-        return tuple(int(n) for n in reply)
+        lost, requeued, buried, deleted = self._run(
+            "sweep", [now, rq_time(now), crash_limit, batch, len(own_workers), *own_workers, *queues]
+        )
+        return int(lost), int(requeued), int(buried), int(deleted)
 
     def enqueue_now(self, job_id: str, now: float) -> bool:
         """Queue a scheduled job ahead of its time; False if it is not scheduled."""
@@ -374,7 +404,8 @@ class Transitions:
         """Cancel a queued, scheduled or deferred job and, as for a dead parent, its deferred
         dependents; ask the worker of a started job to stop it. Returns the RQ status the job had
         ('' if there is no such job)."""
-        return self._run("cancel", [job_id, now, rq_time(now), reason]).decode()
+        status: bytes = self._run("cancel", [job_id, now, rq_time(now), reason])
+        return status.decode()
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
         """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that

@@ -36,12 +36,16 @@ import time
 import traceback
 import uuid
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from types import FrameType
+from typing import Any, NoReturn, TypeVar, cast
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from . import joboutput, keys, limits, logs, middleware, registry, retries, rq_compat, signatures, tracking
 from .config import QueueConfig
@@ -51,7 +55,7 @@ from .executor import Executor, JobStopped, JobTimeout, Running
 from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
 from .rq_compat import RqOptions
 from .tracking import Tracker
-from .transitions import GoOn, LeaseLost, Next, Transitions
+from .transitions import GoOn, LeaseLost, Next, Row, Transitions
 
 # seconds a worker's lease lives without a heartbeat; then it counts as gone and its jobs are
 # recovered. JOBCTL_LEASE_TTL shortens it (tests) or lengthens it (hosts that pause for long).
@@ -67,6 +71,8 @@ RESERVATION_HOLD = 0.05
 EXIT_RECYCLE = 100  # max_jobs or max_memory reached: the supervisor starts a fresh worker
 EXIT_FENCED = 101  # the lease was lost: this worker's jobs are (or will be) recovered elsewhere
 
+T = TypeVar("T")
+
 
 @dataclass
 class FetchedJob:
@@ -74,8 +80,8 @@ class FetchedJob:
     queue: str
     attempt: int
     name: str
-    args: list
-    kwargs: dict
+    args: list[Any]
+    kwargs: dict[str, Any]
     timeout: float
     max_retries: int | None
     unreadable: str | None = None  # why the payload could not be decoded
@@ -182,7 +188,12 @@ class Worker:
             rows = (
                 self._with_redis(
                     lambda: self.transitions.fetch(
-                        self.name, self.token, self.fetch_order(), time.time(), free, self.limits
+                        self.name,
+                        self.token,
+                        self.fetch_order(),
+                        time.time(),
+                        free,  # noqa: B023 - called at once, in this iteration
+                        self.limits,
                     )
                 )
                 if free > 0 and not self.suspended
@@ -209,7 +220,7 @@ class Worker:
     def _finishing(self) -> bool:
         return self.stopping or self.recycling
 
-    def _request_stop(self, signum, frame) -> None:
+    def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
         self._woken.set()
 
@@ -227,9 +238,8 @@ class Worker:
                     "pid": os.getpid(),
                     "hostname": socket.gethostname(),
                     "state": "idle",
-                    "ip_address": self.connection.client_info().get(
-                        "addr", "unknown"
-                    ),  # as Redis sees it, as RQ records it
+                    # as Redis sees it, as RQ records it; redis-py 5 types every reply as maybe awaitable
+                    "ip_address": self.connection.client_info().get("addr", "unknown"),  # type: ignore[union-attr, unused-ignore]
                     "successful_job_count": 0,
                     "failed_job_count": 0,
                     "total_working_time": 0,
@@ -246,7 +256,8 @@ class Worker:
                 pipe.sadd(keys.QUEUES, keys.queue(queue))  # so RQ's tools list it while empty
             pipe.sadd(keys.ACTIVE_WORKERS, self.name)
             if paths := registry.import_paths():  # views name jobs RQ enqueued by function reference
-                pipe.hset(keys.JOB_PATHS, mapping=paths)
+                # redis-py 8 wants Mapping[FieldT, ...], whose key type is invariant: a dict[str, str] is refused
+                pipe.hset(keys.JOB_PATHS, mapping=paths)  # type: ignore[arg-type, unused-ignore]
             # before the first fetch; then the control thread looks
             pipe.exists(keys.SUSPENDED)
             pipe.smembers(keys.PAUSED)
@@ -266,7 +277,7 @@ class Worker:
             self._check_lease_age()
             try:
                 if pubsub is None:
-                    pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+                    pubsub = self.connection.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call, unused-ignore]  # unannotated in redis-py 8
                     pubsub.subscribe(keys.commands(self.name), *(keys.wake(q) for q in self.queues))
                     self._woken.set()  # a wake-up may have been missed while unsubscribed
                 message = pubsub.get_message(timeout=CONTROL_TICK)
@@ -309,7 +320,7 @@ class Worker:
         """Job tracking and the worker's state, for views and RQ's readers (tracking.py)."""
         tracking.flush(self.tracker, self.transitions, list(self.running))
 
-    def _on_message(self, message: dict) -> None:
+    def _on_message(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode()
         if channel != keys.commands(self.name):  # a job landed on an empty queue: maybe a paused one
             self._check_pauses()
@@ -372,7 +383,7 @@ class Worker:
         if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL:
             self._fence(f"its lease was not renewed for over {LEASE_TTL}s (frozen, or cut off from Redis)")
 
-    def _fence(self, why: str) -> None:
+    def _fence(self, why: str) -> NoReturn:
         """Another supervisor may already have given this worker's jobs to other workers: end at
         once, without running another instruction of them."""
         logs.event(
@@ -389,7 +400,7 @@ class Worker:
 
     # --- Redis outages -------------------------------------------------------------------------
 
-    def _with_redis(self, action: Callable[[], Any]) -> Any:
+    def _with_redis(self, action: Callable[[], T]) -> T:
         """Run a Redis action, waiting out an outage: one line when it drops, one when it is back.
 
         Outcomes of finished jobs are written this way too, so a job that ended while Redis was
@@ -448,7 +459,7 @@ class Worker:
         return list(dict.fromkeys(pool))
 
     @staticmethod
-    def _job_from_row(row: list) -> FetchedJob:
+    def _job_from_row(row: Row) -> FetchedJob:
         job_id, queue, attempt, data, timeout, max_retries, created_at, rq_options = row
         try:
             name, args, kwargs = decode_payload(data)
@@ -526,7 +537,8 @@ class Worker:
             job.name = spec.name  # an RQ producer may name it by its function's import path
             self.middleware.before_attempt(job.info)
             execution = Execution(job.id, job.name, self._progress_reporter(job.id))
-            func = rq_compat.with_current_job(spec.func, job.id, self.connection)
+            # stored() resolves the function: a spec's func is None only while it is merely declared
+            func = rq_compat.with_current_job(cast("Callable[..., Any]", spec.func), job.id, self.connection)
             result = self.executor.call(func, job.args, job.kwargs, execution, running, self._output_capture(job))
             self._leave_if_forked()
             result_json = encode_result(result)
@@ -539,7 +551,7 @@ class Worker:
             return self._record_failure(job, started, stopped, verdict="canceled")
         except JobTimeout:
             return self._record_failure(job, started, JobTimeout(f"timed out after {job.timeout:g}s"))
-        except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - whatever the job raised is its outcome
             self._leave_if_forked()
             if isinstance(exc, TypeError) and spec is not None:
                 # Stored arguments that do not fit the signature (changed after enqueue) never will:
@@ -580,6 +592,8 @@ class Worker:
         self.middleware.after_attempt(job.info, result, None, run_seconds)
         return follow
 
+    # record(go_on, wait): Transitions.succeed or fail, bound to the job; with wait it returns the
+    # reply (Next), without a function that reads it: Any, as a lambda's type cannot depend on wait
     def _finish(self, job: FetchedJob, record: Callable[[GoOn, bool], Any]) -> FetchedJob | None:
         """Record the job's outcome with `record(go_on, wait)` (an outcome script) and return the
         next job to run, which the same round trip started.
@@ -599,23 +613,23 @@ class Worker:
             self._early = self._pending = None
             if pending is not None:
                 reply = self._with_redis(pending)
-            if reply is not None and reply.reserved:  # the reply of the outcome that started this job
-                self._reserved = self._job_from_row(reply.reserved)
-            if reply is not None and reply.started is None:
-                logs.event(
-                    self.log,
-                    "job.gone",
-                    "%s %s [%s] was canceled or deleted as it started; its outcome is not recorded",
-                    job.name,
-                    job.id,
-                    job.queue,
-                    level=logging.WARNING,
-                    job_id=job.id,
-                    queue=job.queue,
-                )
-                self._give_back_reservation()
-                return None
-            if reply is not None:
+            if reply is not None:  # the reply of the outcome that started this job
+                if reply.reserved:
+                    self._reserved = self._job_from_row(reply.reserved)
+                if reply.started is None:
+                    logs.event(
+                        self.log,
+                        "job.gone",
+                        "%s %s [%s] was canceled or deleted as it started; its outcome is not recorded",
+                        job.name,
+                        job.id,
+                        job.queue,
+                        level=logging.WARNING,
+                        job_id=job.id,
+                        queue=job.queue,
+                    )
+                    self._give_back_reservation()
+                    return None
                 job.attempt = reply.started
             if self._reserved is not None and go_on.queues:
                 reserved, self._reserved = self._reserved, None
@@ -635,7 +649,7 @@ class Worker:
         if reserved is not None:
             self._with_redis(lambda: self.transitions.release(self.name, reserved.id, reserved.queue, time.time()))
 
-    def _job_of(self, row: list | None) -> FetchedJob | None:
+    def _job_of(self, row: Row | None) -> FetchedJob | None:
         return self._job_from_row(row) if row else None
 
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None = None) -> None:
@@ -645,7 +659,7 @@ class Worker:
             )
         )
 
-    def _output_capture(self, job: FetchedJob) -> Callable[[], Any]:
+    def _output_capture(self, job: FetchedJob) -> Callable[[], AbstractContextManager[object]]:
         """What the job prints and logs, kept with the attempt (joboutput.py), as long as the job."""
         queue = self.queues.get(job.queue)
         ttl = int(max(queue.result_ttl, queue.failure_ttl)) if queue else joboutput.DEFAULT_TTL
@@ -703,15 +717,15 @@ class Worker:
             ),
         )
         self._track(job, {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict], run_seconds, now, error)
-        fields = dict(
-            job_id=job.id,
-            job=job.name,
-            queue=job.queue,
-            duration=round(run_seconds, 6),
-            attempt=job.attempt,
-            error=error,
-        )
-        if verdict == "retry":
+        fields: dict[str, Any] = {
+            "job_id": job.id,
+            "job": job.name,
+            "queue": job.queue,
+            "duration": round(run_seconds, 6),
+            "attempt": job.attempt,
+            "error": error,
+        }
+        if retry_at is not None:  # verdict 'retry'
             retry_in = retry_at - time.time()
             logs.event(
                 self.log,
@@ -743,7 +757,7 @@ class Worker:
                 **fields,
             )
         self.middleware.after_attempt(job.info, None, exc, run_seconds)
-        if verdict == "retry":
+        if retry_at is not None:  # verdict 'retry'
             self.middleware.on_retry(job.info, exc, max(retry_at - time.time(), 0.0))
         elif verdict == "dead":
             self.middleware.on_dead(job.info, exc)
@@ -759,11 +773,13 @@ class Worker:
                 "on_failure", job.rq.on_failure, job.id, self.connection, (type(exc), exc, exc.__traceback__), self.log
             )
 
-    def _progress_reporter(self, job_id: str):
+    def _progress_reporter(self, job_id: str) -> Callable[[float, str | None], None]:
         def report(percent: float, message: str | None) -> None:
-            fields = {"jobctl_progress": percent, "jobctl_progress_message": message or ""}
+            fields: dict[FieldT, EncodableT] = {"jobctl_progress": percent, "jobctl_progress_message": message or ""}
             try:
-                if meta := rq_compat.meta_with_progress(self.connection.hget(keys.job(job_id), "meta"), percent):
+                # the connection does not decode replies: bytes, which redis-py's types do not know
+                raw_meta = self.connection.hget(keys.job(job_id), "meta")
+                if meta := rq_compat.meta_with_progress(raw_meta, percent):  # type: ignore[arg-type]
                     fields["meta"] = meta
                 self.connection.hset(keys.job(job_id), mapping=fields)
             except redis.RedisError:
@@ -783,7 +799,7 @@ def is_outage(exc: redis.RedisError) -> bool:
 class ResourceUsage:
     """CPU use since the last sample (percent of one core) and resident memory, of this process."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._cpu, self._wall = time.process_time(), time.monotonic()
 
     def sample(self) -> tuple[float, int]:
