@@ -147,5 +147,5 @@ def test_redis_restart_loses_nothing(project, tmp_path, redis_server):
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=20) == 0
     stderr_lines = work.stderr.read().splitlines()
-    assert any("Redis connection lost" in line for line in stderr_lines)
-    assert any("Redis connection back" in line for line in stderr_lines)
+    assert any("lost Redis at 127.0.0.1" in line for line in stderr_lines)
+    assert any("is back after" in line for line in stderr_lines)

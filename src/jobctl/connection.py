@@ -11,6 +11,7 @@ any Redis server; stop it with `kill $(cat .jobctl/redis.pid)`.
 from __future__ import annotations
 
 import fcntl
+import logging
 import shutil
 import subprocess
 import time
@@ -24,7 +25,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
-from .errors import RedisUnavailable
+from . import logs
+from .errors import RedisOutOfMemory, RedisUnavailable
 
 EMBEDDED_HOME = ".jobctl"
 _SOCKET_PATH_LIMIT = 100  # unix socket paths are limited to ~107 bytes
@@ -305,3 +307,56 @@ def _start_server(home: Path, socket: Path) -> None:
 def resolve_url(url: str | None, home: str | Path = EMBEDDED_HOME) -> str:
     """The URL to use: the one given, or the embedded Redis's (started on demand)."""
     return url or embedded_url(home)
+
+
+class RedisOutage:
+    """How a long-lived process (worker, supervisor, scheduler) waits out Redis being away: which
+    errors mean "wait and retry", one log line when Redis goes away and one when it is back, and
+    how long to wait between tries (issue 17: each had its own)."""
+
+    DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds before each next try
+
+    def __init__(self, log: logging.Logger, who: str, url: str = "") -> None:
+        self.log, self.who = log, who
+        self.at = f" at {where(url)}" if url else ""
+        self.since: float | None = None  # monotonic time it went away
+        self.failures = 0
+
+    @staticmethod
+    def covers(exc: BaseException) -> bool:
+        """A lost connection, a failover that demoted the master (READONLY replies, or UNBLOCKED
+        for a command that was blocked on it), or Redis out of memory."""
+        if isinstance(exc, redis.ResponseError):
+            return isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("UNBLOCKED") or out_of_memory(exc)
+        return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, RedisOutOfMemory))
+
+    def failed(self, exc: BaseException) -> float:
+        """Note a failed try (one line the first time); returns how long to wait before the next."""
+        if self.since is None:
+            self.since = time.monotonic()
+            full = out_of_memory(exc) or isinstance(exc, RedisOutOfMemory)
+            trouble = (
+                f"Redis is out of memory (maxmemory){self.at}"
+                if full
+                else f"lost Redis{self.at} ({type(exc).__name__})"
+            )
+            logs.event(self.log, "redis.lost", "%s: %s; retrying", self.who, trouble, level=logging.WARNING)
+        delay = self.DELAYS[min(self.failures, len(self.DELAYS) - 1)]
+        self.failures += 1
+        return delay
+
+    def ok(self) -> None:
+        """Note a try that worked (one line if Redis was away)."""
+        if self.since is not None:
+            down = time.monotonic() - self.since
+            logs.event(
+                self.log,
+                "redis.back",
+                "%s: Redis%s is back after %.1fs",
+                self.who,
+                self.at,
+                down,
+                level=logging.WARNING,
+                down_seconds=round(down, 3),
+            )
+            self.since, self.failures = None, 0

@@ -37,7 +37,7 @@ import redis
 
 from . import keys, logs
 from .config import QueuesConfig, RecurringEntry
-from .connection import out_of_memory, where
+from .connection import RedisOutage, where
 from .errors import JobctlError, RedisOutOfMemory
 from .producer import AlreadyClaimed, DuplicateJob, enqueue
 
@@ -51,7 +51,6 @@ STALLED = 5.0  # a scheduler whose previous pass is this old was effectively dow
 # the claim only has to outlive a scheduler that read `last` just before the winner raised it;
 # after winning, a scheduler checks `last` and the job record again, so a minute is plenty
 CLAIM_TTL = 60
-BACKOFF = (0.5, 1, 2, 5)  # seconds between attempts while Redis is away
 _LOOKUP_LIMIT = 1000  # due times fetched at once when looking for the latest missed one
 
 # `last` only ever moves forward, whichever scheduler writes it and in whichever order
@@ -126,44 +125,20 @@ class Scheduler:
             self.source,
             where(self.url),
         )
-        down_since: float | None = None
-        failures = 0
+        outage = RedisOutage(self.log, f"scheduler {self.name}", self.url)
         while self._stop_signal is None:
             if self._reload_requested:
                 self._reload_requested = False
                 self._reload()
             try:
                 pause = self._pass(time.time())
-            # ReadOnly: a failover; out of memory: Redis refuses writes until memory is freed
-            except (
-                redis.ConnectionError,
-                redis.TimeoutError,
-                redis.ReadOnlyError,
-                redis.ResponseError,
-                RedisOutOfMemory,
-            ) as exc:
-                memory = isinstance(exc, RedisOutOfMemory) or out_of_memory(exc)
-                if isinstance(exc, redis.ResponseError) and not (memory or isinstance(exc, redis.ReadOnlyError)):
+            except Exception as exc:
+                if not RedisOutage.covers(exc):
                     raise
-                if down_since is None:
-                    down_since = time.monotonic()
-                    if memory:
-                        trouble = f"Redis is out of memory (maxmemory) at {where(self.url)}"
-                    else:
-                        trouble = f"lost Redis at {where(self.url)} ({type(exc).__name__})"
-                    self.log.warning("scheduler %s: %s; retrying, missed runs follow catch_up", self.name, trouble)
-                self._previous_pass = None
-                pause = BACKOFF[min(failures, len(BACKOFF) - 1)]
-                failures += 1
+                self._previous_pass = None  # missed runs follow catch_up
+                pause = max(outage.failed(exc), 0.5)
             else:
-                if down_since is not None:
-                    self.log.warning(
-                        "scheduler %s: Redis at %s is back after %.1fs",
-                        self.name,
-                        where(self.url),
-                        time.monotonic() - down_since,
-                    )
-                    down_since, failures = None, 0
+                outage.ok()
             self._wake.wait(pause)
             self._wake.clear()
         self.log.info("scheduler %s: %s, stopped", self.name, signal.Signals(self._stop_signal).name)

@@ -25,11 +25,9 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TypeVar, cast
 
-import redis
-
 from . import keys, logs, transitions
 from .config import QueueConfig
-from .connection import connect
+from .connection import RedisOutage, connect
 from .transitions import Transitions
 from .worker import EXIT_FENCED, EXIT_RECYCLE, LEASE_TTL, Worker
 
@@ -100,7 +98,7 @@ class Supervisor:
             self.slots = [Slot([q]) for q in self.queues for _ in range(q.worker_count)]
         self.stop_requested = 0.0  # monotonic time of the first stop signal, 0 while running
         self.kill_now = False
-        self._redis_down = False
+        self.outage = RedisOutage(self.log, f"supervisor {self.name}", self.url)
         self._last_trouble = ""
         self._next_promote_try = 0.0
 
@@ -200,12 +198,10 @@ class Supervisor:
         record it cannot handle): workers keep running, jobs wait, one log line per trouble."""
         try:
             result = action()
-        except (redis.ConnectionError, redis.TimeoutError):
-            if not self._redis_down:
-                self.log.warning("supervisor %s: Redis connection lost; retrying", self.name)
-                self._redis_down = True
-            return None
         except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any one failure
+            if RedisOutage.covers(exc):
+                self.outage.failed(exc)  # the supervisor's tick paces its tries
+                return None
             trouble = f"{type(exc).__name__}: {exc}"
             if trouble != self._last_trouble:
                 self.log.error(
@@ -213,9 +209,7 @@ class Supervisor:
                 )
                 self._last_trouble = trouble
             return None
-        if self._redis_down:
-            self.log.warning("supervisor %s: Redis connection back", self.name)
-            self._redis_down = False
+        self.outage.ok()
         self._last_trouble = ""
         return result
 
@@ -260,6 +254,7 @@ class Supervisor:
                     max_jobs=slot.max_jobs,
                     max_memory=slot.max_memory,
                     concurrency=slot.concurrency,
+                    url=self.url,
                 )
                 worker.handle_stop_signals()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)

@@ -49,6 +49,7 @@ from redis.typing import EncodableT, FieldT
 
 from . import joboutput, keys, limits, logs, middleware, registry, retries, rq_compat, signatures, tracking
 from .config import QueueConfig
+from .connection import RedisOutage
 from .context import Execution
 from .errors import PermanentError
 from .executor import Executor, JobStopped, JobTimeout, Running
@@ -112,6 +113,7 @@ class Worker:
         max_jobs: int = 1000,
         max_memory: int | None = None,
         concurrency: int = 1,
+        url: str = "",
     ):
         self.connection = connection
         self.transitions = Transitions(connection)
@@ -137,7 +139,7 @@ class Worker:
         self._woken = threading.Event()  # a job may be waiting, or a slot was freed, or a stop asked
         self._lease_renewed = 0.0  # monotonic time of the latest renewal
         self._next_memory_check = 0.0
-        self._redis_down_since: float | None = None
+        self.outage = RedisOutage(self.log, f"worker {self.name}", url)
         self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
         # `jobctl pause`d queues, not fetched from: looked at on start, on wake-ups and once a second,
         # instead of in every fetch script (issue 12: a Redis command per job)
@@ -401,50 +403,22 @@ class Worker:
     # --- Redis outages -------------------------------------------------------------------------
 
     def _with_redis(self, action: Callable[[], T]) -> T:
-        """Run a Redis action, waiting out an outage: one line when it drops, one when it is back.
+        """Run a Redis action, waiting out an outage (connection.RedisOutage).
 
         Outcomes of finished jobs are written this way too, so a job that ended while Redis was
         briefly away has its result stored once Redis returns (a longer outage ends the lease)."""
-        delay = 0.1
         while True:
             try:
                 result = action()
             except LeaseLost:
                 self._fence("its lease was taken (presumed dead)")
-            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
-                if not is_outage(exc):
+            except redis.RedisError as exc:
+                if not RedisOutage.covers(exc):
                     raise
-                self._on_redis_trouble(exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                time.sleep(self.outage.failed(exc))
                 continue
-            if self._redis_down_since is not None:
-                down_for = time.monotonic() - self._redis_down_since
-                logs.event(
-                    self.log,
-                    "redis.back",
-                    "worker %s: Redis connection back after %.1fs",
-                    self.name,
-                    down_for,
-                    level=logging.WARNING,
-                    worker=self.name,
-                    down_seconds=round(down_for, 3),
-                )
-                self._redis_down_since = None
+            self.outage.ok()
             return result
-
-    def _on_redis_trouble(self, exc: Exception) -> None:
-        if self._redis_down_since is None:
-            self._redis_down_since = time.monotonic()
-            logs.event(
-                self.log,
-                "redis.lost",
-                "worker %s: Redis unavailable (%s); retrying",
-                self.name,
-                type(exc).__name__,
-                level=logging.WARNING,
-                worker=self.name,
-            )
 
     # --- fetching ----------------------------------------------------------------------------
 
@@ -786,14 +760,6 @@ class Worker:
                 pass  # progress is advisory; never fail a job because it could not be shown
 
         return report
-
-
-def is_outage(exc: redis.RedisError) -> bool:
-    """Lost connection, a failover that demoted the master (READONLY replies, or UNBLOCKED for a
-    command that was blocked on it), or Redis out of memory: wait and retry."""
-    if isinstance(exc, redis.ResponseError):
-        return isinstance(exc, redis.ReadOnlyError) or str(exc).startswith(("UNBLOCKED", "OOM"))
-    return True
 
 
 class ResourceUsage:
