@@ -11,8 +11,8 @@ from conftest import child_pids, kill_quietly, wait_for
 
 from jobctl import api, keys
 from jobctl.config import load_queues
+from jobctl.liveness import LEASE_TTL
 from jobctl.producer import enqueue
-from jobctl.worker import LEASE_TTL
 
 JOBS = 200
 

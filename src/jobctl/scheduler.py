@@ -39,12 +39,12 @@ from . import keys, logs
 from .config import QueuesConfig, RecurringEntry
 from .connection import RedisOutage, where
 from .errors import JobctlError, RedisOutOfMemory
+from .liveness import LEASE_TTL
 from .producer import AlreadyClaimed, DuplicateJob, enqueue
 
 if TYPE_CHECKING:
     from .schedule import Schedule
 
-HEARTBEAT_TTL = 5  # seconds: no pass for this long means no scheduler is running
 MAX_PAUSE = 1.0  # seconds between passes at most, so that "every 1 second" runs on time
 ON_TIME = 2.0  # a due time less than this old at a (re)start is not missed: a live scheduler is on it
 STALLED = 5.0  # a scheduler whose previous pass is this old was effectively down (suspended, stuck)
@@ -175,7 +175,7 @@ class Scheduler:
             if next_runs:
                 # redis-py 8 types the mapping's keys invariantly, refusing str keys (redis-py 5 does not)
                 pipe.hset(keys.SCHEDULER_NEXT_RUNS, mapping=next_runs)  # type: ignore[arg-type, unused-ignore]
-            pipe.set(keys.SCHEDULER_HEARTBEAT, f"{now:.3f}", ex=HEARTBEAT_TTL)
+            pipe.set(keys.SCHEDULER_HEARTBEAT, f"{now:.3f}", ex=LEASE_TTL)
             pipe.execute()
         until_next = min(next_runs.values(), default=now + MAX_PAUSE) - time.time()
         return min(max(until_next, 0.0), MAX_PAUSE) + 0.005  # just past the due second

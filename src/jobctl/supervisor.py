@@ -28,8 +28,9 @@ from typing import TypeVar, cast
 from . import keys, logs, transitions
 from .config import QueueConfig
 from .connection import RedisOutage, connect
+from .liveness import LEASE_TTL
 from .transitions import Transitions
-from .worker import EXIT_FENCED, EXIT_RECYCLE, LEASE_TTL, Worker
+from .worker import EXIT_FENCED, EXIT_RECYCLE, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
 SWEEP_EVERY = min(5.0, LEASE_TTL / 4)  # seconds between looks for workers lost on other hosts

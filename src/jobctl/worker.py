@@ -54,14 +54,11 @@ from .context import Execution
 from .errors import PermanentError
 from .executor import Executor, JobStopped, JobTimeout, Running
 from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
+from .liveness import HEARTBEAT_INTERVAL, LEASE_TTL
 from .rq_compat import RqOptions
 from .tracking import Tracker
 from .transitions import GoOn, LeaseLost, Next, Row, Transitions
 
-# seconds a worker's lease lives without a heartbeat; then it counts as gone and its jobs are
-# recovered. JOBCTL_LEASE_TTL shortens it (tests) or lengthens it (hosts that pause for long).
-LEASE_TTL = max(2, int(os.environ.get("JOBCTL_LEASE_TTL", "20")))
-HEARTBEAT_INTERVAL = LEASE_TTL / 4
 IDLE_POLL = 1.0  # an idle worker looks again this often without a wake-up (RQ producers send none)
 MEMORY_CHECK = 0.1  # seconds between reads of the worker's RSS, when max_memory is set
 CONTROL_TICK = 0.1  # how often the control thread checks pool threads' timeouts and memory
