@@ -2,7 +2,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from jobctl.cli import parse_kwargs, parse_run_at, parse_value
+from jobctl.cli.jobs import parse_kwargs, parse_run_at, parse_value
 from jobctl.errors import UsageError
 
 

@@ -62,10 +62,6 @@ def requeue_dead(
 # --- pause / resume ------------------------------------------------------------------------------
 
 
-def paused_queues(connection: redis.Redis) -> set[str]:
-    return {name.decode() for name in connection.smembers(keys.PAUSED)}
-
-
 def pause(connection: redis.Redis, queues: list[str]) -> list[str]:
     """Pause the queues (workers stop fetching from them); returns those not already paused."""
     return _change_paused(connection, queues, connection.sadd)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import registry
-from .errors import JobctlError
+from .errors import UnknownEvent
 
 if TYPE_CHECKING:  # `from jobctl import on` in a job module stays light: no Redis client imported
     import redis
@@ -20,10 +20,6 @@ if TYPE_CHECKING:  # `from jobctl import on` in a job module stays light: no Red
     from .producer import Enqueued
 
 _subscriptions: dict[str, list[str]] = {}  # event -> handler job names, in registration order
-
-
-class UnknownEvent(JobctlError):
-    """An event no handler subscribed to: most likely a typo, or the handlers' module not loaded."""
 
 
 def on(event: str, *, name: str | None = None, **options: Any) -> Callable[[Callable], Callable]:

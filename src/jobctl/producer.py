@@ -15,30 +15,12 @@ from . import keys, registry, signatures
 from .config import QueueConfig, QueuesConfig
 from .connection import out_of_memory
 from .durations import format_duration
-from .errors import JobctlError, RedisOutOfMemory, UsageError
+from .errors import AlreadyClaimed, DuplicateJob, QueueFull, RedisOutOfMemory, UsageError
 from .jobdata import describe, encode_payload, new_job_fields, new_job_id
 from .transitions import Transitions
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
-
-
-class AlreadyClaimed(Exception):
-    """The run claim given to `enqueue` is held: another scheduler stored this run."""
-
-
-class DuplicateJob(Exception):
-    """The job (same --job-id, or same name and arguments with --unique) is already active."""
-
-    def __init__(self, job_id: str, state: str, message: str | None = None):
-        super().__init__(message or f"job {job_id} is already {state}")
-        self.job_id, self.state = job_id, state
-
-
-class QueueFull(JobctlError):
-    """The queue holds its queue.yml max_size of queued jobs."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The job registry: the only functions a worker will ever run, by name.
 
-Payloads name a registered job; nothing in a payload is ever imported. User jobs are registered
-by importing the modules named with `--jobs` / `JOBCTL_JOBS`. Built-in jobs are *declared* by
-`jobctl.builtin` (name, module, queue) and their modules imported on first use, so that a command
-such as `jobctl enqueue` does not pay for importing SQLAlchemy, and workers that never run a
-built-in job never load it.
+Payloads name a registered job; nothing in a payload is ever imported. Jobs are registered by
+importing their modules: the built-in jobs' package (`jobctl.builtin`), then the modules named
+with `--jobs` / `JOBCTL_JOBS`. A module registers a job with @job, or *declares* it (declare():
+name, module, queue) so that the module is imported only when its function is needed: the
+built-in jobs do, so that a command such as `jobctl enqueue` does not pay for importing
+SQLAlchemy, and workers that never run a built-in job never load it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from .limits import Rate, parse_rate
 from .retries import Backoff, parse_backoff
 
 DEFAULT_QUEUE = "default"
+# The built-in jobs: a job package like the user's, loaded first. Named, not imported: it
+# depends on the core, never the reverse.
+BUILTIN_JOBS = "jobctl.builtin"
 
 
 @dataclass(frozen=True)
@@ -268,12 +272,11 @@ def all_jobs() -> list[JobSpec]:
 
 def load(job_modules: str | None = None) -> None:
     """Register the built-in jobs and the user's modules (comma-separated dotted names)."""
-    importlib.import_module("jobctl.builtin")
     modules = [m.strip() for m in (job_modules or "").split(",") if m.strip()]
     if modules and os.getcwd() not in sys.path and "" not in sys.path:
         # Like `python -m`, user modules are found relative to the working directory.
         sys.path.insert(0, os.getcwd())
-    for module in modules:
+    for module in [BUILTIN_JOBS, *modules]:
         try:
             importlib.import_module(module)
         except ImportError as exc:

@@ -15,15 +15,10 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobctlError, PermanentError
+from .errors import ArgumentMismatch, PermanentError
 
 if TYPE_CHECKING:
     from .registry import JobSpec
-
-
-class ArgumentMismatch(JobctlError, TypeError):
-    """Arguments that do not fit the job's signature: exit status 2 on the command line, a
-    TypeError for Python callers."""
 
 
 def check(spec: JobSpec, args: list | tuple, kwargs: dict) -> None:

@@ -1,4 +1,8 @@
-"""Rich renderings of the data API's records: the tables `status`, `show` and `demo` print."""
+"""Rich renderings of what the commands print: the data API's records (`status`, `show`,
+`stats`, `demo`), the configuration (`config`), the registered jobs (`jobs`) and search hits
+(`search`), and the progress bars of `enqueue --wait` and `enqueue --from`. The CLI calls these
+and prints what they return; the dashboard (web/) uses the formatting helpers.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import sys
 import termios
 import time
 import tty
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group
@@ -22,10 +28,15 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from .api import JobDetail, Overview, Relative, Stats
 from .durations import format_duration
 from .jobdata import STATES, JobView
-from .joboutput import AttemptOutput
+
+if TYPE_CHECKING:
+    import redis
+
+    from .api import JobDetail, Overview, Relative, Stats
+    from .joboutput import AttemptOutput
+    from .registry import JobSpec
 
 STATE_STYLE = {
     "queued": "cyan",
@@ -359,6 +370,16 @@ def outcome_text(job: JobView) -> str:
     return json.dumps(job.result)
 
 
+def outcome_table(jobs: list[JobView], width: int) -> Table:
+    """`demo`'s table of the jobs it ran: each one's state, attempts and result or error."""
+    grid = table("Demo jobs", "job", "id", "state", "attempts")
+    # the other columns take about 50 characters; the outcome gets what is left, on one line
+    grid.add_column("result or error", no_wrap=True, overflow="ellipsis", max_width=max(20, min(64, width - 52)))
+    for job in jobs:
+        grid.add_row(job.job, job.id[:8], state_text(job.state), str(job.attempts), outcome_text(job))
+    return grid
+
+
 def progress_text(job: JobView) -> str:
     if job.progress is None:
         return "-"
@@ -490,7 +511,7 @@ def relative_label(node: Relative) -> Text:
     return label
 
 
-def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
+def follow(connection: redis.Redis, job_id: str, console: Console, poll: float = 0.2) -> JobView:
     """Follow a job to its end with a progress bar fed by `jobctl.progress`; returns its last view."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -521,7 +542,14 @@ def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
 
 
 def follow_output(
-    connection, job_id: str, attempt: int, seen: dict[int, int], notes: Console, *, fixed: bool, poll: float = 0.5
+    connection: redis.Redis,
+    job_id: str,
+    attempt: int,
+    seen: dict[int, int],
+    notes: Console,
+    *,
+    fixed: bool,
+    poll: float = 0.5,
 ) -> None:
     """`logs --follow`: print the attempt's new output as it is stored, moving on to the next
     attempt when the job is retried (unless `fixed`), until the job ends."""
@@ -543,3 +571,116 @@ def follow_output(
         if job.state in ("finished", "dead", "canceled") and not text:
             return
         time.sleep(poll)
+
+
+@contextmanager
+def batch_progress(
+    label: str, total: int, console: Console, *, disable: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar of `total` items (`enqueue --from`), gone when done; yields advance(n)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=disable,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda count: bar.advance(task, count)
+
+
+# --- what is configured and registered, and search hits ------------------------------------------
+
+
+def config_tables(effective: dict[str, Any]) -> list[Table]:
+    """`config`: the general settings, every queue's settings, and the recurring entries (if any),
+    each value with where it came from (Settings.effective)."""
+    general = Table(title="Configuration", title_justify="left")
+    for column in ("setting", "value", "source"):
+        general.add_column(column)
+    for key, entry in effective.items():
+        if key in ("queues", "recurring_entries"):
+            continue
+        value = "-" if entry["value"] is None else entry["value"]
+        if entry.get("exists") is False:
+            value += " (absent)"
+        general.add_row(key, value, entry["source"])
+    queues = Table(title="Queues", title_justify="left")
+    for column in ("queue", "setting", "value", "source"):
+        queues.add_column(column)
+    for queue in effective["queues"]:
+        for index, (key, entry) in enumerate(queue["settings"].items()):
+            queues.add_row(
+                queue["name"] if index == 0 else "",
+                key,
+                entry["text"],
+                entry["source"],
+                end_section=index == len(queue["settings"]) - 1,
+            )
+    if not effective["recurring_entries"]:
+        return [general, queues]
+    recurring = Table(title="Recurring entries", title_justify="left")
+    for column in ("name", "job", "queue", "schedule", "timezone", "enabled"):
+        recurring.add_column(column)
+    for e in effective["recurring_entries"]:
+        recurring.add_row(
+            e["name"], e["job"], e["queue"], e["schedule"], e["timezone"], "yes" if e["enabled"] else "no"
+        )
+    return [general, queues, recurring]
+
+
+def registered_jobs(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """`jobs --json`: each registered job with its queue, signature, module and the events it handles."""
+    events_of = _events_of(subscriptions)
+    return [
+        {
+            "name": s.name,
+            "queue": s.queue,
+            "signature": s.signature,
+            "module": s.module,
+            "events": events_of.get(s.name, []),
+        }
+        for s in specs
+    ]
+
+
+def jobs_tables(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -> list[Table]:
+    """`jobs`: the registered jobs, and the event subscriptions when there are some."""
+    grid = Table(title="Registered jobs", title_justify="left")
+    for column in ("job", "queue", "signature", "module"):
+        grid.add_column(column)
+    for s in specs:
+        grid.add_row(s.name, s.queue, s.signature, s.module)
+    if not _events_of(subscriptions):
+        return [grid]
+    queue_of = {s.name: s.queue for s in specs}
+    handlers = Table(title="Event subscriptions (jobctl emit EVENT)", title_justify="left")
+    for column in ("event", "handler job", "queue"):
+        handlers.add_column(column)
+    for event, names in subscriptions.items():
+        for name in names:
+            handlers.add_row(event, name, queue_of[name])
+    return [grid, handlers]
+
+
+def _events_of(subscriptions: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Handler job name -> the events it is subscribed to."""
+    events_of: dict[str, list[str]] = {}
+    for event, handlers in subscriptions.items():
+        for handler in handlers:
+            events_of.setdefault(handler, []).append(event)
+    return events_of
+
+
+def search_table(query: str, hits: list[dict[str, Any]]) -> Table:
+    """`search`: the best matching chunks, their score, document and the start of their text."""
+    grid = Table(title=f"Best matches for {query!r}", title_justify="left")
+    for column in ("score", "document", "chunk", "text"):
+        grid.add_column(column)
+    for hit in hits:
+        grid.add_row(f"{hit['score']:.3f}", hit["document"], str(hit["chunk_index"]), hit["text"][:200])
+    return grid

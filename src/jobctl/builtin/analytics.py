@@ -16,8 +16,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Sequence
 
-from .. import progress, store
-from ..registry import job
+from .. import job, progress
+from . import store
 from .channels import load_snapshots, load_videos
 
 WINDOWS = (7, 28)

@@ -31,10 +31,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Row
 
-from .. import progress, store
-from ..errors import PermanentError
-from ..registry import job
-from . import example_data
+from .. import PermanentError, job, progress
+from . import example_data, store
 from .http import request_json
 
 DEFAULT_YOUTUBE_API_URL = "https://www.googleapis.com/youtube/v3"

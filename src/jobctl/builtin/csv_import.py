@@ -30,10 +30,8 @@ from typing import Callable, Iterator
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection
 
-from .. import progress, store
-from ..errors import PermanentError
-from ..registry import job
-from . import example_data
+from .. import PermanentError, job, progress
+from . import example_data, store
 
 BATCH_SIZE = 1000
 

@@ -36,9 +36,8 @@ from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
 
-from .. import progress, store
-from ..errors import PermanentError
-from ..registry import job
+from .. import PermanentError, job, progress
+from . import store
 from .channels import channel_title, load_snapshots, load_videos
 from .http import request_json
 

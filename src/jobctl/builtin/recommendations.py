@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 
 from sqlalchemy import delete
 
-from .. import progress, store
-from ..registry import job
+from .. import job, progress
+from . import store
 from .arguments import whole_number
 from .channels import load_snapshots, load_videos
 from .text import sparse_cosine, tfidf_vectors, tokenize

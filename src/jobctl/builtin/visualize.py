@@ -15,8 +15,8 @@ import os
 from html import escape
 from pathlib import Path
 
-from .. import progress, store
-from ..registry import job
+from .. import job, progress
+from . import store
 from .channels import channel_title, load_snapshots, load_videos
 
 CHARTS_DIR = Path(".jobctl") / "charts"

@@ -41,6 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from ..settings import DEFAULT_SOURCE, env_source
+
 DATABASE_URL_ENV = "JOBCTL_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path(".jobctl") / "jobctl.db"
 
@@ -226,6 +228,12 @@ def database_url() -> str:
 def masked_database_url() -> str:
     """The store's URL as it is safe to print: any password replaced by ***."""
     return make_url(database_url()).render_as_string(hide_password=True)
+
+
+def database_url_row() -> dict[str, str]:
+    """`jobctl config`'s database_url row: the masked URL and where it came from."""
+    given = os.environ.get(DATABASE_URL_ENV, "").strip()
+    return {"value": masked_database_url(), "source": env_source(DATABASE_URL_ENV) if given else DEFAULT_SOURCE}
 
 
 def engine() -> Engine:
