@@ -15,14 +15,16 @@ import re
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-
-import redis
+from typing import TYPE_CHECKING
 
 from . import joboutput, keys
 from .config import QueueConfig, QueuesConfig
 from .errors import UnknownJob, UsageError
 from .jobdata import STATES, JobView, parse_rq_time, stream_outcome
 from .joboutput import AttemptOutput
+
+if TYPE_CHECKING:
+    import redis
 
 _COUNTED = {
     "queued": None,  # a list: LLEN

@@ -21,18 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group
-from rich.live import Live
 from rich.measure import Measurement
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
 from .durations import format_duration
 from .jobdata import STATES, JobView
 
 if TYPE_CHECKING:
     import redis
+    from rich.tree import Tree
 
     from .api import JobDetail, Overview, Relative, Stats
     from .joboutput import AttemptOutput
@@ -275,6 +274,7 @@ class KeyPresses:
 def live_status(read: Callable[[], Overview], console: Console, interval: float) -> None:
     """The live view: redrawn in place every `interval` seconds on the terminal's alternate
     screen, cropped to its height, until `q` (or Ctrl-C, which raises KeyboardInterrupt)."""
+    from rich.live import Live  # only the live view needs it
 
     def frame() -> Group:
         view = read()
@@ -482,6 +482,8 @@ def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) 
 
 
 def dependency_tree(detail: JobDetail) -> Tree:
+    from rich.tree import Tree
+
     graph = Tree(Text(f"{detail.job.id} {detail.job.job} ") + state_text(detail.job.state), guide_style="dim")
     if detail.parents:
         parents = graph.add(Text("parents", style="bold"))

@@ -17,7 +17,6 @@ else at the top; each command imports what it needs (Redis, YAML, Rich) when it 
 
 from __future__ import annotations
 
-import logging
 import sys
 
 import typer
@@ -95,6 +94,8 @@ def main_options(
             {"redis_url": "redis_url", "config": "config_path", "recurring": "recurring_path", "jobs": "job_modules"},
         ),
     )
+    import logging
+
     from .. import logs
 
     if quiet and verbose:

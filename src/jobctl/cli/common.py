@@ -60,6 +60,12 @@ def say(text: str, *, soft_wrap: bool = False) -> None:
     console().print(text, highlight=False, soft_wrap=soft_wrap)
 
 
+def print_plain(text: str) -> None:
+    """A line known to be plain text (a job id: letters, digits, '_', '-', '.', ':'), printed as
+    Rich would print it, without importing Rich: `enqueue` prints nothing else."""
+    sys.stdout.write(text + "\n")
+
+
 def fail(message: str) -> None:
     """An error line, `jobctl: <message>`, on stderr; the command decides the exit status."""
     errors().print(f"jobctl: {message}", highlight=False, soft_wrap=True)

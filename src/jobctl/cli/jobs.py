@@ -11,9 +11,20 @@ from typing import Any
 
 import typer
 
-from ..errors import Interrupted, JobctlError, UsageError
+from ..errors import DuplicateJob, Interrupted, JobctlError, UsageError
 from ..settings import Settings
-from .common import complete_job, complete_queue, console, duration_option, errors, fail, notes, print_json, say
+from .common import (
+    complete_job,
+    complete_queue,
+    console,
+    duration_option,
+    errors,
+    fail,
+    notes,
+    print_json,
+    print_plain,
+    say,
+)
 
 # --- argument parsing --------------------------------------------------------------------------
 
@@ -95,8 +106,6 @@ def enqueue(
 
     Example: jobctl enqueue channel_sync UC5g8GxrZysRS2dAb4yieC9o --in 5m
     """
-    from .. import api, views
-    from ..errors import DuplicateJob
     from ..keys import JOB_ID
     from ..producer import ID_EXPECTED
     from ..producer import enqueue as put
@@ -118,7 +127,11 @@ def enqueue(
     kwargs = parse_kwargs(kwarg or [])
     values = [parse_value(a) for a in args or []]
     run_at = parse_run_at(delay, at, time.time())
-    parents = [api.resolve_job_id(settings.connection, parent, "--depends-on") for parent in depends_on or []]
+    parents: list[str] = []
+    if depends_on:
+        from ..api import resolve_job_id
+
+        parents = [resolve_job_id(settings.connection, parent, "--depends-on") for parent in depends_on]
     try:
         queued = put(
             settings.connection,
@@ -141,12 +154,16 @@ def enqueue(
         raise typer.Exit(1) from None
     if not wait:
         if as_json:
-            print_json(api.job(settings.connection, queued.id).to_dict())
+            from ..api import job as job_view
+
+            print_json(job_view(settings.connection, queued.id).to_dict())
         else:
-            say(queued.id)
+            print_plain(queued.id)
         return
+    from .. import views
+
     if not as_json:
-        say(queued.id)  # first: a Ctrl-C or a lost terminal does not lose it
+        print_plain(queued.id)  # first: a Ctrl-C or a lost terminal does not lose it
     try:
         final = views.follow(settings.connection, queued.id, notes(settings))
     except KeyboardInterrupt:
@@ -366,7 +383,7 @@ def emit(
         )
     else:
         for e in enqueued:
-            say(e.id)
+            print_plain(e.id)
 
 
 def search(
