@@ -58,7 +58,7 @@ def cli(module: str, *args: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=21, help="runs of each command (after %d warm-up runs)" % WARM_UP)
+    parser.add_argument("--runs", type=int, default=21, help=f"runs of each command (after {WARM_UP} warm-up runs)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     options = parser.parse_args()
     connection = redis.Redis.from_url(options.redis_url)

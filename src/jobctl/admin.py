@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
 
 import redis
 

@@ -69,7 +69,7 @@ class Counters:
     last_error_at: float | None = None
 
     @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes]) -> "Counters":
+    def from_hash(cls, raw: dict[bytes, bytes]) -> Counters:
         text = {k.decode(): v.decode() for k, v in raw.items()}
         return cls(
             **{
@@ -239,7 +239,7 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
     windows = range(current - THROUGHPUT_WINDOWS + 1, current + 1)
     with connection.pipeline(transaction=False) as pipe:
         for name in (q.name for q in queues):
-            for state, registry in _COUNTED.items():
+            for registry in _COUNTED.values():
                 if registry is None:
                     pipe.llen(keys.queue(name))
                 else:
@@ -449,7 +449,7 @@ class Relative:
     job: str | None  # None: the record expired (a parent that finished long ago)
     state: str | None
     reason: str | None = None
-    children: list["Relative"] = field(default_factory=list)
+    children: list[Relative] = field(default_factory=list)
 
     @property
     def canceled_by_parent(self) -> bool:
@@ -774,12 +774,11 @@ def job_page(
         end = min(start + size, total)
         return JobPage(state, queues, views, total, start, end if end < total else None, end - start)
     ids = _ids_at(connection, state, queues, lengths, start, FILTER_WINDOW)
-    found, scanned = [], 0
+    found: list[JobView] = []
+    scanned = 0
     for chunk_start in range(0, len(ids), size):
         chunk = ids[chunk_start : chunk_start + size]
-        for view in jobs(connection, chunk):
-            if where.matches(view):
-                found.append(view)
+        found.extend(view for view in jobs(connection, chunk) if where.matches(view))
         scanned = chunk_start + len(chunk)
         if len(found) >= size:
             break

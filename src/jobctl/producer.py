@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sized
 
 import redis
 

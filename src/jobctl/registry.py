@@ -13,8 +13,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .durations import parse_duration
 from .errors import ConfigError, UnknownJob
@@ -281,7 +282,7 @@ def load(job_modules: str | None = None) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise ConfigError(f"--jobs/JOBCTL_JOBS: cannot import job module {module!r}: {exc}") from None
-        except Exception as exc:  # a user module that fails on import must not show a traceback
+        except Exception as exc:  # noqa: BLE001 - a user module that fails on import must not show a traceback
             raise ConfigError(
                 f"--jobs/JOBCTL_JOBS: job module {module!r} failed on import: {type(exc).__name__}: {exc}"
             ) from None

@@ -16,7 +16,7 @@ import time
 import tty
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -59,7 +59,7 @@ def state_text(state: str) -> Text:
 def when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def ago(moment: float | None, now: float | None = None) -> str:
@@ -108,8 +108,9 @@ def size(count: int | None) -> str:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024 or unit == "GiB":
-            return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
+            break
         count /= 1024
+    return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
 
 
 def status_tables(view: Overview, failures: int = 5, width: int | None = None) -> Group:
@@ -251,7 +252,7 @@ class KeyPresses:
     """Key presses from the terminal, one at a time (cbreak mode) and without blocking; the
     terminal's settings are restored on exit. Without a terminal, waiting is just sleeping."""
 
-    def __enter__(self) -> "KeyPresses":
+    def __enter__(self) -> KeyPresses:
         self.fd = sys.stdin.fileno() if sys.stdin.isatty() else None
         if self.fd is not None:
             self.saved = termios.tcgetattr(self.fd)

@@ -255,7 +255,7 @@ def parse_iso_duration(value: str) -> int:
 
 
 def _parse_time(value: str) -> datetime:
-    return store.as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    return store.as_utc(datetime.fromisoformat(value))
 
 
 def load_snapshots(conn: Connection, channel_id: str) -> list[Row]:

@@ -16,8 +16,8 @@ rows); the top `top_n` of each kind are stored and returned.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from statistics import fmean
-from typing import Callable, Sequence
 
 from sqlalchemy import delete
 

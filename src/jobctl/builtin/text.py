@@ -22,7 +22,7 @@ STOPWORDS = frozenset(
     """a about after all also an and any are as at be because been before but by can could
     did do does for from had has have how i if in into is it its just me more most my no not
     of on or our out over so than that the their them then there these they this to too up
-    us vs was we were what when which who why will with you your""".split()
+    us vs was we were what when which who why will with you your""".split()  # noqa: SIM905 - reads as prose
 )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import ClassVar
 
 from markdown_it import MarkdownIt
 from pypdf import PdfReader
@@ -205,7 +206,7 @@ def _paragraphs(text: str) -> list[str]:
 class _HTMLText(HTMLParser):
     """The readable text of an HTML page: block elements become paragraphs, scripts vanish."""
 
-    BLOCKS = {
+    BLOCKS: ClassVar[set[str]] = {
         "p",
         "div",
         "section",
@@ -232,7 +233,7 @@ class _HTMLText(HTMLParser):
         "dd",
         "figcaption",
     }
-    HIDDEN = {"script", "style", "noscript", "template"}
+    HIDDEN: ClassVar[set[str]] = {"script", "style", "noscript", "template"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from datetime import datetime
@@ -50,10 +51,8 @@ def status(
     from .. import views
 
     if live:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C leaves the live view, like q
             views.live_status(lambda: api.overview(connection, config), console(), interval or 1.0)
-        except KeyboardInterrupt:
-            pass
     else:
         console().print(views.status_tables(api.overview(connection, config), width=console().width))
 
