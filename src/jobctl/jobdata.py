@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from .errors import PayloadError, ResultError
+from .errors import PayloadError as PayloadError  # re-exported: the worker imports these two from here
+from .errors import ResultError as ResultError
 
 STATES = ("queued", "scheduled", "deferred", "started", "finished", "dead", "canceled")
 

@@ -15,7 +15,8 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import ArgumentMismatch, PermanentError
+from .errors import ArgumentMismatch as ArgumentMismatch  # re-exported: config.py imports it from here
+from .errors import PermanentError
 
 if TYPE_CHECKING:
     from .registry import JobSpec

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     import redis
     from rich.tree import Tree
 
-    from .api import JobDetail, Overview, Relative, Stats
+    from .api import Counters, JobDetail, Overview, Relative, Stats
+    from .config import RecurringEntry
     from .joboutput import AttemptOutput
     from .registry import JobSpec
 
@@ -73,7 +74,7 @@ _SHRINKING = ("error", "last error", "parameters", "progress")  # cut with an el
 SHRINKING_WIDTH = 48
 
 
-def table(title: str, *columns: str, **options) -> Table:
+def table(title: str, *columns: str, **options: Any) -> Table:
     """The tables' common look: compact, so that status fits an 80-column terminal."""
     grid = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), **options)
     for column in columns:
@@ -103,7 +104,7 @@ def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.1f}%"
 
 
-def size(count: int | None) -> str:
+def size(count: float | None) -> str:
     if count is None:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -134,7 +135,7 @@ def status_tables(view: Overview, failures: int = 5, width: int | None = None) -
             format_duration(q.totals.avg_run_seconds),
             format_duration(q.latency_seconds),
         )
-    parts = [
+    parts: list[RenderableType] = [
         fit(counts, width, ("canceled", "deferred", "scheduled", "finished")),
         fit(activity, width, ("weight", "prio", "avg run", "err %")),
         *suspension_warning(view),
@@ -176,7 +177,7 @@ def workers_table(view: Overview) -> Table:
         first_of_host = index == 0 or ordered[index - 1].host != w.host
         last_of_host = index == len(ordered) - 1 or ordered[index + 1].host != w.host
         # one line per job in flight (a worker with `concurrency` > 1 may run several)
-        in_flight = [running[job_id] for job_id in w.jobs if job_id in running] or [None]
+        in_flight: list[JobView | None] = [running[job_id] for job_id in w.jobs if job_id in running] or [None]
         for line, job in enumerate(in_flight):
             first, last = line == 0, line == len(in_flight) - 1
             grid.add_row(
@@ -205,7 +206,7 @@ def workers_table(view: Overview) -> Table:
     return grid
 
 
-def progress_cell(job: JobView):
+def progress_cell(job: JobView) -> RenderableType:
     if job.progress is None:
         return Text("running", style="yellow")
     cell = Table.grid(padding=(0, 1))
@@ -215,7 +216,7 @@ def progress_cell(job: JobView):
     return cell
 
 
-def failures_table(failures: list[dict], now: float) -> Table:
+def failures_table(failures: list[dict[str, Any]], now: float) -> Table:
     grid = table("Recent failures", "when", "job", "id", "queue", "attempt", "outcome", "error")
     for entry in failures:
         grid.add_row(
@@ -232,6 +233,7 @@ def failures_table(failures: list[dict], now: float) -> Table:
 
 def scheduler_table(view: Overview) -> Table:
     scheduler = view.scheduler
+    assert scheduler is not None  # shown once a scheduler has run
     grid = table("Scheduler", "entry", "next run", "in", "last run")
     for entry in scheduler.entries:
         grid.add_row(
@@ -259,7 +261,7 @@ class KeyPresses:
             tty.setcbreak(self.fd)  # keeps ISIG: Ctrl-C still raises KeyboardInterrupt
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
@@ -342,19 +344,19 @@ def stats_tables(stats: Stats, recent: int = 10) -> Group:
     return Group(*parts)
 
 
-def _counter_cells(t) -> list[str]:
+def _counter_cells(t: Counters) -> list[str]:
     return [str(t.runs), str(t.successes), str(t.failures), str(t.retries), str(t.dead), percent(t.error_rate)]
 
 
-def _error_cell(error: str | None):
+def _error_cell(error: str | None) -> Text:
     return Text(error or "-", style="red" if error else "", overflow="ellipsis", no_wrap=True)
 
 
-def parameters(args: list, kwargs: dict) -> str:
+def parameters(args: list[Any], kwargs: dict[str, Any]) -> str:
     return ", ".join([json.dumps(a) for a in args] + [f"{k}={json.dumps(v)}" for k, v in kwargs.items()])
 
 
-def recurring_table(rows) -> Table:
+def recurring_table(rows: list[tuple[RecurringEntry, list[datetime]]]) -> Table:
     grid = table("Recurring jobs", "entry", "job", "queue", "schedule", "next runs")
     for entry, runs in rows:
         schedule = entry.schedule.describe() + ("" if entry.enabled else " (disabled)")
@@ -388,7 +390,7 @@ def progress_text(job: JobView) -> str:
     return f"{job.progress:.0f}%{message}"
 
 
-def job_table(job: JobView, timings: dict | None = None) -> Table:
+def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
     """One job as a two-column table; `timings` (api.attempt_timings) adds the times across retries."""
     grid = Table(
         show_header=False, title=Text(f"Job {job.id}"), title_justify="left", title_style="bold", box=box.SIMPLE
@@ -454,7 +456,7 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
     from .api import attempt_timings
 
     attempts = detail.attempts
-    parts: list = [job_table(detail.job, attempt_timings(detail.job, attempts))]
+    parts: list[RenderableType] = [job_table(detail.job, attempt_timings(detail.job, attempts))]
     if detail.parents or detail.children:
         parts += [Text("Dependencies", style="bold"), dependency_tree(detail)]
     parts += tracebacks(detail.job, attempts, all_attempts)
@@ -470,13 +472,13 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
     return Group(*parts)
 
 
-def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) -> list:
+def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) -> list[Text]:
     """The last failure's traceback (the job record keeps it), or with `all_attempts` the
     traceback of every attempt that has one (the attempts' output records keep them)."""
-    found = [(a.attempt, a.traceback) for a in attempts if a.traceback] if all_attempts else []
+    found: list[tuple[Any, str]] = [(a.attempt, a.traceback) for a in attempts if a.traceback] if all_attempts else []
     if not found and job.error:
         found = [(job.errors[-1].get("attempt") if job.errors else job.attempts, job.error)]
-    parts: list = []
+    parts: list[Text] = []
     for number, text in found:
         parts += [Text(f"Traceback of attempt {number}", style="bold red"), Text(text.rstrip("\n"))]
     return parts

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -257,7 +258,7 @@ def dispose_engines() -> None:
 
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
-        Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)
+        Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
         created = create_engine(url)
         event.listen(created, "connect", _configure_sqlite)
         event.listen(created, "begin", _begin_immediate)
@@ -271,7 +272,7 @@ def _create(url: str) -> Engine:
     return created
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself rather than the driver's deferred BEGIN.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
