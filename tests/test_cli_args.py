@@ -1,8 +1,8 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from jobctl.cli import parse_kwargs, parse_run_at, parse_value
+from jobctl.cli.jobs import parse_kwargs, parse_run_at, parse_value
 from jobctl.errors import UsageError
 
 
@@ -36,10 +36,7 @@ def test_kwargs():
 def test_run_at():
     now = 1_000_000.0
     assert parse_run_at("5m", None, now) == now + 300
-    assert (
-        parse_run_at(None, "2026-05-01T09:30:00+00:00", now)
-        == datetime(2026, 5, 1, 9, 30, tzinfo=timezone.utc).timestamp()
-    )
+    assert parse_run_at(None, "2026-05-01T09:30:00+00:00", now) == datetime(2026, 5, 1, 9, 30, tzinfo=UTC).timestamp()
     assert parse_run_at(None, None, now) is None
     with pytest.raises(UsageError, match="--in 'soon': expected a duration"):
         parse_run_at("soon", None, now)

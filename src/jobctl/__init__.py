@@ -19,11 +19,41 @@ The public API for job authors:
         ...
 """
 
-from .context import progress
-from .errors import PermanentError
-from .events import on
-from .middleware import Middleware, add_middleware
-from .registry import callback, job
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .context import progress
+    from .errors import PermanentError
+    from .events import on
+    from .middleware import Middleware, add_middleware
+    from .registry import callback, job
 
 __all__ = ["Middleware", "PermanentError", "add_middleware", "callback", "job", "on", "progress"]
 __version__ = "0.1.0"
+
+# Each name is imported from its module on first use, not with the package: every `jobctl.x`
+# import starts here, and `jobctl --help` has no use for the registry or the job context.
+_MODULE_OF = {
+    "progress": "context",
+    "PermanentError": "errors",
+    "on": "events",
+    "Middleware": "middleware",
+    "add_middleware": "middleware",
+    "callback": "registry",
+    "job": "registry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'jobctl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_MODULE_OF])

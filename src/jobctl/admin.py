@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator
+from typing import Any, cast
 
 import redis
 
 from . import api, keys
 from .config import QueuesConfig, RecurringEntry
 from .errors import RedisUnavailable, UnknownJob
-from .jobdata import RQ_STATUS
+from .jobdata import RQ_STATUS, JobView
 from .producer import enqueue
 from .transitions import Transitions
 
@@ -41,7 +42,7 @@ def requeue_dead(
     *,
     older_than: float | None = None,
     dry_run: bool = False,
-) -> list[api.JobView]:
+) -> list[JobView]:
     """Put dead jobs back on their queues with a fresh retry budget: every dead job of `queues`,
     and the `job_ids` that are dead; with `older_than` (seconds), only those dead that long.
     Returns the jobs requeued (with `dry_run`: those that would be). Idempotent: a job requeued
@@ -62,10 +63,6 @@ def requeue_dead(
 # --- pause / resume ------------------------------------------------------------------------------
 
 
-def paused_queues(connection: redis.Redis) -> set[str]:
-    return {name.decode() for name in connection.smembers(keys.PAUSED)}
-
-
 def pause(connection: redis.Redis, queues: list[str]) -> list[str]:
     """Pause the queues (workers stop fetching from them); returns those not already paused."""
     return _change_paused(connection, queues, connection.sadd)
@@ -79,7 +76,7 @@ def resume(connection: redis.Redis, queues: list[str]) -> list[str]:
     return resumed
 
 
-def _change_paused(connection: redis.Redis, queues: list[str], change: Callable) -> list[str]:
+def _change_paused(connection: redis.Redis, queues: list[str], change: Callable[[str, str], Any]) -> list[str]:
     return [queue for queue in queues if change(keys.PAUSED, queue)]
 
 
@@ -95,7 +92,7 @@ class Cancellation:
     now: str = ""  # the state it is in after the cancel (a running job: once it stopped, or still started)
     error: str | None = None  # why the id named no job
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -117,7 +114,7 @@ def cancel(connection: redis.Redis, job_id: str, *, wait: float = STOP_WAIT) -> 
         deadline = time.monotonic() + wait
         while now == "started" and time.monotonic() < deadline:
             time.sleep(0.05)
-            raw = connection.hget(keys.job(job_id), "status")
+            raw = cast("bytes | None", connection.hget(keys.job(job_id), "status"))
             now = _STATE_OF_STATUS.get(raw.decode(), raw.decode()) if raw else "canceled"
     canceled = now == "canceled" and state != "canceled"
     return Cancellation(job_id, state, canceled, _canceled_with(connection, job_id) if canceled else [], now)
@@ -125,12 +122,15 @@ def cancel(connection: redis.Redis, job_id: str, *, wait: float = STOP_WAIT) -> 
 
 def _canceled_with(connection: redis.Redis, job_id: str) -> list[str]:
     """The dependents (and theirs) that the cascade canceled because of `job_id`."""
-    found, pending = [], [job_id]
+    found: list[str] = []
+    pending = [job_id]
     while pending:
         parent = pending.pop()
-        for raw in sorted(connection.smembers(keys.dependents(parent))):
+        for raw in sorted(cast("set[bytes]", connection.smembers(keys.dependents(parent)))):
             child = raw.decode()
-            status, canceled_by = connection.hmget(keys.job(child), "status", "jobctl_canceled_by")
+            status, canceled_by = cast(
+                "list[bytes | None]", connection.hmget(keys.job(child), ["status", "jobctl_canceled_by"])
+            )
             if status == b"canceled" and canceled_by == parent.encode():
                 found.append(child)
                 pending.append(child)
@@ -231,7 +231,7 @@ class Health:
     workers: int  # alive workers of this host (or of the named supervisor)
     newest_heartbeat_age: float | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -13,16 +13,18 @@ import json
 import math
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-
-import redis
+from typing import TYPE_CHECKING, Any, cast
 
 from . import joboutput, keys
 from .config import QueueConfig, QueuesConfig
 from .errors import UnknownJob, UsageError
 from .jobdata import STATES, JobView, parse_rq_time, stream_outcome
 from .joboutput import AttemptOutput
+
+if TYPE_CHECKING:
+    import redis
 
 _COUNTED = {
     "queued": None,  # a list: LLEN
@@ -67,7 +69,7 @@ class Counters:
     last_error_at: float | None = None
 
     @classmethod
-    def from_hash(cls, raw: dict[bytes, bytes]) -> "Counters":
+    def from_hash(cls, raw: dict[bytes, bytes]) -> Counters:
         text = {k.decode(): v.decode() for k, v in raw.items()}
         return cls(
             **{
@@ -90,7 +92,7 @@ class Counters:
     def avg_run_seconds(self) -> float | None:
         return self.run_seconds / self.runs if self.runs else None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "error_rate": self.error_rate, "avg_run_seconds": self.avg_run_seconds}
 
 
@@ -109,7 +111,9 @@ def run_time_percentile(histogram: dict[float, int], quantile: float, max_second
     for upper in (*keys.RUN_TIME_BUCKETS, math.inf):
         count = histogram.get(float(upper), 0)
         if count and seen + count >= rank:
-            top = max_seconds if upper == math.inf else upper  # the open bucket ends at the max
+            top = (
+                max_seconds if upper == math.inf and max_seconds is not None else upper
+            )  # the open bucket ends at the max
             value = lower + (top - lower) * (rank - seen) / count
             return min(value, max_seconds) if max_seconds is not None else value
         seen += count
@@ -139,7 +143,7 @@ class QueueSummary:
         """Jobs that have not started yet."""
         return sum(self.counts[state] for state in ("queued", "scheduled", "deferred"))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "priority": self.priority,
@@ -174,7 +178,7 @@ class WorkerSummary:
     cpu_percent: float | None = None
     rss_bytes: int | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
@@ -190,7 +194,7 @@ class SchedulerStatus:
     heartbeat: float | None  # the scheduler's last tick, unix time
     entries: list[SchedulerEntry]  # soonest first
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"heartbeat": self.heartbeat, "entries": [e.__dict__ for e in self.entries]}
 
 
@@ -199,13 +203,13 @@ class Overview:
     queues: list[QueueSummary]
     workers: list[WorkerSummary]
     running: list[JobView] = field(default_factory=list)
-    failures: list[dict] = field(default_factory=list)  # newest first, keys.history's entries
+    failures: list[dict[str, Any]] = field(default_factory=list)  # newest first, keys.history's entries
     scheduler: SchedulerStatus | None = None  # None until a scheduler has written its keys
     unserved: list[QueueSummary] = field(default_factory=list)  # see unserved_queues
     taken_at: float = field(default_factory=time.time)
     suspended: bool = False  # RQ's `rq suspend`: workers take no new job
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "queues": [q.to_dict() for q in self.queues],
             "workers": [w.to_dict() for w in self.workers],
@@ -227,7 +231,8 @@ def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | 
     no worker jobctl starts serves them: RQ code enqueuing on `Queue("reports")`, or a queue
     removed from queue.yml with jobs left on it."""
     prefix = keys.queue("")
-    names = sorted({key.decode().removeprefix(prefix) for key in connection.smembers(keys.QUEUES)} - set(config.queues))
+    known = cast("set[bytes]", connection.smembers(keys.QUEUES))
+    names = sorted({key.decode().removeprefix(prefix) for key in known} - set(config.queues))
     summaries = _summaries(connection, [QueueConfig(name) for name in names], time.time() if now is None else now)
     return [summary for summary in summaries if summary.waiting]
 
@@ -237,7 +242,7 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
     windows = range(current - THROUGHPUT_WINDOWS + 1, current + 1)
     with connection.pipeline(transaction=False) as pipe:
         for name in (q.name for q in queues):
-            for state, registry in _COUNTED.items():
+            for registry in _COUNTED.values():
                 if registry is None:
                     pipe.llen(keys.queue(name))
                 else:
@@ -246,7 +251,7 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
             pipe.lindex(keys.queue(name), 0)
             pipe.hgetall(keys.queue_stats(name))
             for window in windows:
-                pipe.hmget(keys.throughput(name, window), "finished", "failed")
+                pipe.hmget(keys.throughput(name, window), ["finished", "failed"])
         replies = iter(pipe.execute())
     summaries, heads = [], []
     for q in queues:
@@ -271,7 +276,7 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
 
 
 def workers(connection: redis.Redis) -> list[WorkerSummary]:
-    worker_keys = sorted(k.decode() for k in connection.smembers(keys.WORKERS))
+    worker_keys = sorted(k.decode() for k in cast("set[bytes]", connection.smembers(keys.WORKERS)))
     names = [key.removeprefix(keys.worker("")) for key in worker_keys]
     with connection.pipeline(transaction=False) as pipe:
         for key, name in zip(worker_keys, names):
@@ -308,16 +313,16 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
     return summaries
 
 
-def newest_first(entries: list[bytes]) -> list[dict]:
+def newest_first(entries: list[bytes]) -> list[dict[str, Any]]:
     """History entries in the order they ran: each worker pushes its own in batches (tracking.py),
     so the list's order is the order of the flushes."""
     return sorted((json.loads(entry) for entry in entries), key=lambda entry: entry.get("at") or 0, reverse=True)
 
 
-def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict]:
+def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict[str, Any]]:
     """The latest failed executions, newest first: {id, job, queue, args, kwargs, attempt,
     outcome ('retried' | 'dead'), run_seconds, at, error, worker}."""
-    return newest_first(connection.lrange(keys.RECENT_FAILURES, 0, limit - 1))
+    return newest_first(cast("list[bytes]", connection.lrange(keys.RECENT_FAILURES, 0, limit - 1)))
 
 
 def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
@@ -329,7 +334,7 @@ def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
     if not next_runs and heartbeat is None:
         return None
     names = [name.decode() for name in next_runs]
-    last_runs = connection.hmget(keys.SCHEDULER_LAST_RUNS, names) if names else []
+    last_runs = cast("list[bytes | None]", connection.hmget(keys.SCHEDULER_LAST_RUNS, names)) if names else []
     entries = [
         SchedulerEntry(name, float(next_runs[name.encode()]), _float(last)) for name, last in zip(names, last_runs)
     ]
@@ -401,11 +406,11 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
     view = found[0]
     if view.state in ("finished", "dead") and view.result is None and view.error is None:
         # an RQ worker's job: its outcome is only in the results stream
-        latest = connection.xrevrange(keys.results(job_id), count=1)
+        latest = cast("list[tuple[bytes, dict[bytes, bytes]]]", connection.xrevrange(keys.results(job_id), count=1))
         if latest:
             view.result, view.error = stream_outcome(latest[0][1], view.queue in pickle_queues)
-    view.depends_on = sorted(m.decode() for m in connection.smembers(keys.dependencies(job_id)))
-    view.dependents = sorted(m.decode() for m in connection.smembers(keys.dependents(job_id)))
+    view.depends_on = sorted(m.decode() for m in cast("set[bytes]", connection.smembers(keys.dependencies(job_id))))
+    view.dependents = sorted(m.decode() for m in cast("set[bytes]", connection.smembers(keys.dependents(job_id))))
     return view
 
 
@@ -433,7 +438,7 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
 
 
 def dead_job_ids(connection: redis.Redis, queue: str) -> list[str]:
-    return [m.decode() for m in connection.zrange(keys.dead(queue), 0, -1)]
+    return [m.decode() for m in cast("list[bytes]", connection.zrange(keys.dead(queue), 0, -1))]
 
 
 # --- show: one job and its dependency graph -------------------------------------------------------
@@ -448,14 +453,14 @@ class Relative:
     state: str | None
     reason: str | None = None
     canceled_by: str | None = None  # the parent whose end canceled it
-    children: list["Relative"] = field(default_factory=list)
+    children: list[Relative] = field(default_factory=list)
 
     @property
     def canceled_by_parent(self) -> bool:
         """Canceled because a parent died (or was canceled): the failure cascade."""
         return self.state == "canceled" and self.canceled_by is not None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "job": self.job,
@@ -486,7 +491,7 @@ class JobDetail:
             return max(0.0, self.job.ended_at - self.job.started_at)
         return None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             **self.job.to_dict(),
             "waited_seconds": self.waited_seconds,
@@ -499,7 +504,7 @@ class JobDetail:
         }
 
 
-def attempt_timings(job: JobView, attempts: list[AttemptOutput]) -> dict:
+def attempt_timings(job: JobView, attempts: list[AttemptOutput]) -> dict[str, Any]:
     """Timings across retries: first enqueued, total time waited in queues (before each
     attempt, from the attempts' start and end times), and from first enqueued to the end. The
     total wait is None when an attempt's times are missing (expired, or from before capture)."""
@@ -569,12 +574,12 @@ class JobTypeStats:
     name: str
     totals: Counters
     histogram: dict[float, int]  # non-cumulative runs per bucket upper bound
-    recent: list[dict]  # newest first, keys.history's entries
+    recent: list[dict[str, Any]]  # newest first, keys.history's entries
 
     def percentile(self, quantile: float) -> float | None:
         return run_time_percentile(self.histogram, quantile, self.totals.max_run_seconds)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             **self.totals.to_dict(),
@@ -589,7 +594,7 @@ class QueueStats:
     name: str
     totals: Counters
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.totals.to_dict()}
 
 
@@ -598,20 +603,20 @@ class Stats:
     queues: list[QueueStats]
     jobs: list[JobTypeStats]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"queues": [q.to_dict() for q in self.queues], "jobs": [j.to_dict() for j in self.jobs]}
 
 
 def tracked_job_names(connection: redis.Redis, registered: list[str]) -> list[str]:
     """The job types to report: those this process registered and every one that ever ran anywhere."""
-    ran = {name.decode() for name in connection.smembers(keys.JOB_TYPES)}
+    ran = {name.decode() for name in cast("set[bytes]", connection.smembers(keys.JOB_TYPES))}
     return sorted(set(registered) | ran)
 
 
 def processed_counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]:
     """Executions by (job, queue, outcome), outcome being finished or failed."""
     counts = {}
-    for labels, count in connection.hgetall(keys.PROCESSED).items():
+    for labels, count in cast("dict[bytes, bytes]", connection.hgetall(keys.PROCESSED)).items():
         job, queue, outcome = labels.decode().rsplit("|", 2)
         counts[(job, queue, outcome)] = int(count)
     return counts
@@ -712,14 +717,14 @@ class JobPage:
     scanned: int  # entries looked at; with a filter at most FILTER_WINDOW
 
 
-def _state_length(pipe, state: str, queue: str) -> None:
+def _state_length(pipe: redis.client.Pipeline, state: str, queue: str) -> None:
     if state == "queued":
         pipe.llen(keys.queue(queue))
     else:
         pipe.zcard(_REGISTRIES[state](queue))
 
 
-def _state_range(pipe, state: str, queue: str, first: int, last: int) -> None:
+def _state_range(pipe: redis.client.Pipeline, state: str, queue: str, first: int, last: int) -> None:
     if state == "queued":
         pipe.lrange(keys.queue(queue), first, last)
     elif state in _NEWEST_FIRST:
@@ -775,12 +780,11 @@ def job_page(
         end = min(start + size, total)
         return JobPage(state, queues, views, total, start, end if end < total else None, end - start)
     ids = _ids_at(connection, state, queues, lengths, start, FILTER_WINDOW)
-    found, scanned = [], 0
+    found: list[JobView] = []
+    scanned = 0
     for chunk_start in range(0, len(ids), size):
         chunk = ids[chunk_start : chunk_start + size]
-        for view in jobs(connection, chunk):
-            if where.matches(view):
-                found.append(view)
+        found.extend(view for view in jobs(connection, chunk) if where.matches(view))
         scanned = chunk_start + len(chunk)
         if len(found) >= size:
             break
@@ -794,7 +798,7 @@ def matching_job_batches(
     queue: str,
     where: JobFilter,
     batch: int = FILTER_WINDOW,
-):
+) -> Iterator[list[JobView]]:
     """Every `state` job of `queue` that matches, in batches, walking from the end of the
     registry to its start: acting on a batch (requeue, delete) removes entries at or after the
     current position only, so no entry is skipped."""

@@ -1,4 +1,12 @@
-"""The exceptions jobctl raises, and the one jobs raise to say "do not retry"."""
+"""The exceptions jobctl raises, and the one jobs raise to say "do not retry".
+
+Every exception of the core is defined here (the worker's control-flow exceptions aside:
+executor.JobTimeout and JobStopped, transitions.LeaseLost), so that a caller finds in one place
+what it may have to catch. Those deriving from JobctlError are reported by the CLI as one line
+with their exit status; the others are caught by the code that called.
+"""
+
+from __future__ import annotations
 
 
 class JobctlError(Exception):
@@ -23,6 +31,15 @@ class UnknownJob(JobctlError):
     """A job name or job id that nothing knows about."""
 
 
+class UnknownEvent(JobctlError):
+    """An event no handler subscribed to: most likely a typo, or the handlers' module not loaded."""
+
+
+class ArgumentMismatch(JobctlError, TypeError):
+    """Arguments that do not fit the job's signature: exit status 2 on the command line, a
+    TypeError for Python callers."""
+
+
 class OperationFailed(JobctlError):
     """An operation that was valid but could not be carried out (exit status 1)."""
 
@@ -31,6 +48,35 @@ class OperationFailed(JobctlError):
 
 class RedisOutOfMemory(OperationFailed):
     """Redis refused a write: it is at its maxmemory with a noeviction policy."""
+
+
+class QueueFull(OperationFailed):
+    """The queue holds its queue.yml max_size of queued jobs."""
+
+
+class DuplicateJob(Exception):
+    """The job (same --job-id, or same name and arguments with --unique) is already active."""
+
+    def __init__(self, job_id: str, state: str, message: str | None = None):
+        super().__init__(message or f"job {job_id} is already {state}")
+        self.job_id, self.state = job_id, state
+
+
+class AlreadyClaimed(Exception):
+    """The run claim given to `enqueue` is held: another scheduler stored this run."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived during a long operation (`enqueue --from`); raised where it is
+    safe to stop, between two stored batches."""
+
+
+class PayloadError(ValueError):
+    """A job record whose payload jobctl cannot read; the message says what it is and what to do."""
+
+
+class ResultError(ValueError):
+    """A job's return value that JSON cannot encode: retrying cannot help."""
 
 
 class PermanentError(Exception):

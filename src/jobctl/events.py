@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import registry
-from .errors import JobctlError
+from .errors import UnknownEvent
 
 if TYPE_CHECKING:  # `from jobctl import on` in a job module stays light: no Redis client imported
     import redis
@@ -23,10 +23,6 @@ if TYPE_CHECKING:  # `from jobctl import on` in a job module stays light: no Red
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _subscriptions: dict[str, list[str]] = {}  # event -> handler job names, in registration order
-
-
-class UnknownEvent(JobctlError):
-    """An event no handler subscribed to: most likely a typo, or the handlers' module not loaded."""
 
 
 def on(event: str, *, name: str | None = None, **options: Any) -> Callable[[_F], _F]:

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, overload
 
+from .errors import PayloadError as PayloadError  # re-exported: the worker imports these two from here
+from .errors import ResultError as ResultError
+
 STATES = ("queued", "scheduled", "deferred", "started", "finished", "dead", "canceled")
 
 # RQ's status words -> jobctl's states. RQ calls the dead set "failed".
@@ -68,14 +71,6 @@ def _serialized(value: Any, serializer: str) -> bytes:
 def encode_payload(name: str, args: Iterable[Any], kwargs: Mapping[str, Any], serializer: str = "json") -> bytes:
     """RQ's `data` field: (func_name, instance, args, kwargs), serialized, zlib-compressed."""
     return zlib.compress(_serialized((name, None, list(args), dict(kwargs)), serializer))
-
-
-class PayloadError(ValueError):
-    """A job record whose payload jobctl cannot read; the message says what it is and what to do."""
-
-
-class ResultError(ValueError):
-    """A job's return value that JSON cannot encode: retrying cannot help."""
 
 
 _PICKLE_PROTOCOL_MARK = 0x80  # the first byte of every pickle of protocol 2 or later

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sized
+from typing import Any
 
 import redis
 
@@ -15,30 +16,16 @@ from . import keys, registry, signatures
 from .config import QueueConfig, QueuesConfig
 from .connection import out_of_memory
 from .durations import format_duration
-from .errors import JobctlError, RedisOutOfMemory, UsageError
+from .errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the scheduler imports these two from here
+from .errors import ArgumentMismatch, QueueFull, RedisOutOfMemory, UsageError
+from .errors import DuplicateJob as DuplicateJob
 from .jobdata import describe, encode_payload, new_job_fields, new_job_id
 from .transitions import Transitions
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
 
-
-class AlreadyClaimed(Exception):
-    """The run claim given to `enqueue` is held: another scheduler stored this run."""
-
-
-class DuplicateJob(Exception):
-    """The job (same --job-id, or same name and arguments with --unique) is already active."""
-
-    def __init__(self, job_id: str, state: str, message: str | None = None):
-        super().__init__(message or f"job {job_id} is already {state}")
-        self.job_id, self.state = job_id, state
-
-
-class QueueFull(JobctlError):
-    """The queue holds its queue.yml max_size of queued jobs."""
-
-    exit_code = 1
+Call = tuple[list[Any], dict[str, Any]]  # the arguments of one job: (args, kwargs)
 
 
 @dataclass(frozen=True)
@@ -47,12 +34,12 @@ class Enqueued:
     job: str
     queue: str
     state: str
-    args: list
-    kwargs: dict
+    args: list[Any]
+    kwargs: dict[str, Any]
     run_at: float | None
 
 
-def unique_claim(job_name: str, args: list, kwargs: dict) -> str:
+def unique_claim(job_name: str, args: list[Any], kwargs: dict[str, Any]) -> str:
     """The uniqueness key of a job without an explicit id: its name and its arguments."""
     canonical = json.dumps([job_name, args, kwargs], sort_keys=True, separators=(",", ":"))
     return keys.unique(hashlib.sha1(canonical.encode()).hexdigest())
@@ -63,19 +50,21 @@ def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
     (RQ imports it) in the queue's serializer; elsewhere, the registered name in JSON."""
     if queue.engine != "rq":
         return {}
-    return {"func_name": registry.import_path(registry.resolve(job_name).func), "serializer": queue.serializer}
+    func = registry.resolve(job_name).func
+    assert func is not None  # resolve() imports it or raises
+    return {"func_name": registry.import_path(func), "serializer": queue.serializer}
 
 
 def _job_fields(
     config: QueuesConfig,
     job_name: str,
-    args: list,
-    kwargs: dict,
+    args: list[Any],
+    kwargs: dict[str, Any],
     queue: str | None,
     now: float,
     allow_failure: bool = False,
-    parents: list[str] = (),
-) -> tuple[QueueConfig, dict]:
+    parents: Sequence[str] = (),
+) -> tuple[QueueConfig, dict[str, Any]]:
     """Validate one job and build its record: (its queue, hash fields)."""
     spec = registry.get(job_name)
     try:
@@ -95,7 +84,7 @@ def _job_fields(
         max_retries=spec.max_retries if spec.max_retries is not None else queue_config.max_retries,
         crash_limit=queue_config.crash_limit,
         allow_failure=allow_failure,
-        parents=parents,
+        parents=list(parents),
         **rq_payload(queue_config, job_name),
     )
     if not spec.keep_dead:
@@ -107,14 +96,14 @@ def enqueue(
     connection: redis.Redis,
     config: QueuesConfig,
     job_name: str,
-    args: list = (),
-    kwargs: dict | None = None,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
     *,
     queue: str | None = None,
     run_at: float | None = None,
     job_id: str | None = None,
     unique: bool | None = None,
-    depends_on: list[str] = (),
+    depends_on: Sequence[str] = (),
     allow_failure: bool = False,
     run_claim: tuple[str, str, int] | None = None,
 ) -> Enqueued:
@@ -184,7 +173,7 @@ def enqueue_many(
     connection: redis.Redis,
     config: QueuesConfig,
     job_name: str,
-    calls: Iterable[tuple[list, dict]],
+    calls: Iterable[Call],
     *,
     queue: str | None = None,
     batch_size: int = BATCH_SIZE,
@@ -248,12 +237,12 @@ def enqueue_many(
     return stored
 
 
-def calls_from_json_lines(lines: Iterable[str], source: str, job_name: str) -> list[tuple[list, dict]]:
+def calls_from_json_lines(lines: Iterable[str], source: str, job_name: str) -> list[Call]:
     """Parse `--from` input for the job: one {"args": [...], "kwargs": {...}} object per line (blank
     lines skipped). The whole input is checked, arguments against the job's signature too, before
     anything is stored; a bad line raises UsageError naming its number."""
     spec = registry.get(job_name)
-    calls = []
+    calls: list[Call] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -268,7 +257,7 @@ def calls_from_json_lines(lines: Iterable[str], source: str, job_name: str) -> l
             raise UsageError(f"--from {source}: line {number}: args must be a list and kwargs an object")
         try:
             signatures.check(spec, args, kwargs)
-        except signatures.ArgumentMismatch as exc:
+        except ArgumentMismatch as exc:
             raise UsageError(f"--from {source}: line {number}: {exc}") from None
         calls.append((args, kwargs))
     return calls

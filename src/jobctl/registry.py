@@ -1,10 +1,11 @@
 """The job registry: the only functions a worker will ever run, by name.
 
-Payloads name a registered job; nothing in a payload is ever imported. User jobs are registered
-by importing the modules named with `--jobs` / `JOBCTL_JOBS`. Built-in jobs are *declared* by
-`jobctl.builtin` (name, module, queue) and their modules imported on first use, so that a command
-such as `jobctl enqueue` does not pay for importing SQLAlchemy, and workers that never run a
-built-in job never load it.
+Payloads name a registered job; nothing in a payload is ever imported. Jobs are registered by
+importing their modules: the built-in jobs' package (`jobctl.builtin`), then the modules named
+with `--jobs` / `JOBCTL_JOBS`. A module registers a job with @job, or *declares* it (declare():
+name, module, queue) so that the module is imported only when its function is needed: the
+built-in jobs do, so that a command such as `jobctl enqueue` does not pay for importing
+SQLAlchemy, and workers that never run a built-in job never load it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 from .durations import parse_duration
 from .errors import ConfigError, UnknownJob
@@ -21,12 +23,17 @@ from .limits import Rate, parse_rate
 from .retries import Backoff, parse_backoff
 
 DEFAULT_QUEUE = "default"
+# The built-in jobs: a job package like the user's, loaded first. Named, not imported: it
+# depends on the core, never the reverse.
+BUILTIN_JOBS = "jobctl.builtin"
+
+Function = TypeVar("Function", bound=Callable[..., Any])  # @job and @callback return what they are given
 
 
 @dataclass(frozen=True)
 class JobSpec:
     name: str
-    func: Callable | None  # None while only declared: see resolve()
+    func: Callable[..., Any] | None  # None while only declared: see resolve()
     queue: str = DEFAULT_QUEUE
     max_retries: int | None = None  # None: the queue's max_retries
     timeout: float | None = None  # seconds; None: the queue's timeout
@@ -54,7 +61,7 @@ class JobSpec:
 
 _jobs: dict[str, JobSpec] = {}
 _by_import_path: dict[str, str] = {}  # RQ's name for a registered function -> its job name
-_callbacks: dict[str, Callable] = {}  # import path -> function registered with @callback
+_callbacks: dict[str, Callable[..., Any]] = {}  # import path -> function registered with @callback
 
 
 def job(
@@ -63,7 +70,7 @@ def job(
     queue: str = DEFAULT_QUEUE,
     max_retries: int | None = None,
     timeout: float | str | None = None,
-    backoff: str | list | Callable[[int, BaseException], float] | None = None,
+    backoff: str | list[Any] | Callable[[int, BaseException], float] | None = None,
     retry_delay: float | str | None = None,
     unique: bool | float | str = False,
     keep_dead: bool = True,
@@ -75,7 +82,7 @@ def job(
     cron: str | None = None,
     timezone: str = "UTC",
     catch_up: str = "latest",
-) -> Callable[[Callable], Callable]:
+) -> Callable[[Function], Function]:
     """Register a function as a job that `jobctl enqueue NAME ...` can run.
 
     `timeout` takes seconds or a duration such as "5m"; `max_retries`, `timeout`, `backoff` and
@@ -105,10 +112,11 @@ def job(
     except ValueError as exc:
         raise ValueError(f"job {name!r}: {exc}") from None
 
-    def register(func: Callable) -> Callable:
+    def register(func: Function) -> Function:
         spec = JobSpec(name, func, queue, max_retries, seconds, func.__module__, **options)
         if spec.schedule is not None:
-            from .signatures import ArgumentMismatch, check
+            from .errors import ArgumentMismatch
+            from .signatures import check
 
             try:
                 check(spec, [], {})
@@ -123,7 +131,7 @@ def job(
                 seconds,
             ):
                 raise ValueError(f"job {name!r} is declared differently from its @job in {spec.module}")
-        elif existing and import_path(existing.func) != import_path(func):
+        elif existing and existing.func and import_path(existing.func) != import_path(func):
             raise ValueError(f"job name {name!r} is already registered by {import_path(existing.func)}")
         _jobs[name] = spec
         _by_import_path[import_path(func)] = name
@@ -134,18 +142,18 @@ def job(
 
 def _options(
     *,
-    backoff,
-    retry_delay,
-    unique,
-    keep_dead,
-    rate_limit,
-    max_concurrency,
-    on_success,
-    on_failure,
-    on_dead,
-    cron,
-    timezone,
-    catch_up,
+    backoff: Any,
+    retry_delay: Any,
+    unique: Any,
+    keep_dead: Any,
+    rate_limit: Any,
+    max_concurrency: Any,
+    on_success: Any,
+    on_failure: Any,
+    on_dead: Any,
+    cron: Any,
+    timezone: Any,
+    catch_up: Any,
 ) -> dict[str, Any]:
     """@job's options beyond queue, max_retries and timeout, checked: JobSpec's fields."""
     options: dict[str, Any] = {}
@@ -190,7 +198,7 @@ def _checked(option: str, parse: Callable[[Any], Any], value: Any) -> Any:
         raise ValueError(f"{option}: {exc}") from None
 
 
-def callback(func: Callable) -> Callable:
+def callback(func: Function) -> Function:
     """Register a function that RQ's `on_success`, `on_failure` or `on_stopped` may name
     (`Callback(notify)` stores its import path): a worker runs only registered callbacks, and
     registered jobs, never a path read from Redis."""
@@ -231,7 +239,7 @@ def stored(name: str) -> JobSpec | None:
     return resolve(name) if name in _jobs else None
 
 
-def callback_function(name: str) -> Callable | None:
+def callback_function(name: str) -> Callable[..., Any] | None:
     """What an RQ callback name (an import path, or a job name) may run: a function registered with
     @callback or as a job; None for anything else."""
     if name in _callbacks:
@@ -245,7 +253,7 @@ def import_paths() -> dict[str, str]:
     return dict(_by_import_path)
 
 
-def import_path(func: Callable) -> str:
+def import_path(func: Callable[..., Any]) -> str:
     """Where the function is found by import, as RQ names functions (`myapp.jobs.resize_image`)."""
     return f"{func.__module__}.{func.__qualname__}"
 
@@ -268,17 +276,16 @@ def all_jobs() -> list[JobSpec]:
 
 def load(job_modules: str | None = None) -> None:
     """Register the built-in jobs and the user's modules (comma-separated dotted names)."""
-    importlib.import_module("jobctl.builtin")
     modules = [m.strip() for m in (job_modules or "").split(",") if m.strip()]
     if modules and os.getcwd() not in sys.path and "" not in sys.path:
         # Like `python -m`, user modules are found relative to the working directory.
         sys.path.insert(0, os.getcwd())
-    for module in modules:
+    for module in [BUILTIN_JOBS, *modules]:
         try:
             importlib.import_module(module)
         except ImportError as exc:
             raise ConfigError(f"--jobs/JOBCTL_JOBS: cannot import job module {module!r}: {exc}") from None
-        except Exception as exc:  # a user module that fails on import must not show a traceback
+        except Exception as exc:
             raise ConfigError(
                 f"--jobs/JOBCTL_JOBS: job module {module!r} failed on import: {type(exc).__name__}: {exc}"
             ) from None

@@ -1,27 +1,36 @@
 """Where jobctl finds its Redis, its config files and its job modules: flags, then environment
 (`REDIS_URL`, `JOBCTL_*`), then `queue.yml` / `recurring.yml` in the working directory, and
-where each value came from (`jobctl config` shows it)."""
+where each value came from (`jobctl config` shows it).
+
+Importing it is cheap: Redis, YAML and the job registry are imported when a command first needs
+them (`jobctl --help` needs none of them).
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import redis
+if TYPE_CHECKING:
+    import redis
 
-from . import registry, yamlfile
-from .config import DURATION_SETTINGS, QueueConfig, QueuesConfig, RecurringEntry, load_queues, load_recurring
-from .durations import format_exact
-from .connection import connect, embedded_socket, mask_url, resolve_url
+    from .config import QueuesConfig, RecurringEntry
 
 DEFAULT_CONFIG = "queue.yml"
 DEFAULT_RECURRING = "recurring.yml"
 DEFAULT_SOURCE = "default"
 
-# Settings of a queue that queue.yml can set (every QueueConfig field but its identity).
-QUEUE_SETTINGS = [f.name for f in fields(QueueConfig) if f.name not in ("name", "priority")]
+# `jobctl config` rows that job packages add after the core's (the built-in jobs' database_url):
+# name -> what reads the row, {"value": ..., "source": ...}, when it is shown
+_package_rows: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def config_row(name: str, read: Callable[[], dict[str, Any]]) -> None:
+    """Show a job package's own setting in `jobctl config`, read by `read` each time it is shown."""
+    _package_rows[name] = read
 
 
 def flag_source(flag: str) -> str:
@@ -32,8 +41,11 @@ def env_source(variable: str) -> str:
     return f"env {variable}"
 
 
-def setting_text(name: str, value) -> str:
+def setting_text(name: str, value: Any) -> str:
     """A queue setting as an operator writes it: 5m, 30d, off, [10s, 1m]."""
+    from .config import DURATION_SETTINGS
+    from .durations import format_exact
+
     if value is None or value is False:
         return "off"
     if value is True:
@@ -43,6 +55,18 @@ def setting_text(name: str, value) -> str:
     if name in DURATION_SETTINGS and isinstance(value, (int, float)):
         return format_exact(value)
     return str(value)
+
+
+def entry_fields(entry: RecurringEntry) -> dict[str, Any]:
+    """A recurring entry as `config --json` and `scheduler --list --json` show it."""
+    return {
+        "name": entry.name,
+        "job": entry.job,
+        "queue": entry.queue,
+        "schedule": entry.schedule.text,
+        "timezone": entry.timezone,
+        "enabled": entry.enabled,
+    }
 
 
 @dataclass
@@ -65,36 +89,46 @@ class Settings:
 
         The embedded Redis belongs to a project directory: it is only started once that
         directory's queue.yml is valid, so a mistyped directory leaves no server behind."""
+        from .connection import resolve_url
+
         if not self.redis_url:
             self.queues
         return resolve_url(self.redis_url)
 
     @cached_property
     def connection(self) -> redis.Redis:
+        from .connection import connect
+
         return connect(self.url)
 
     @cached_property
     def queues(self) -> QueuesConfig:
+        from .config import load_queues
+
         return load_queues(self.config_path)
 
     def load_jobs(self) -> None:
         if not self._jobs_loaded:
+            from . import registry
+
             registry.load(self.job_modules)
             self._jobs_loaded = True
 
     def recurring(self) -> list[RecurringEntry]:
+        from .config import load_recurring
+
         self.load_jobs()
         return load_recurring(self.recurring_path, self.queues, required=self.recurring_given)
 
     def source(self, setting: str) -> str:
         return self.sources.get(setting, DEFAULT_SOURCE)
 
-    def effective(self) -> dict:
+    def effective(self) -> dict[str, Any]:
         """The effective configuration, each value with where it came from; secrets masked.
 
         Validates queue.yml and recurring.yml on the way (a bad file raises ConfigError) but
         never connects to Redis or starts the embedded one."""
-        from .store import DATABASE_URL_ENV, masked_database_url
+        from .connection import embedded_socket, mask_url
 
         if self.redis_url:
             redis_value = mask_url(self.redis_url)
@@ -111,36 +145,28 @@ class Settings:
                 "exists": recurring_exists,
             },
             "jobs": {"value": self.job_modules, "source": self.source("job_modules")},
-            "database_url": {
-                "value": masked_database_url(),
-                "source": env_source(DATABASE_URL_ENV)
-                if os.environ.get(DATABASE_URL_ENV, "").strip()
-                else DEFAULT_SOURCE,
-            },
+            **{name: read() for name, read in _package_rows.items()},
             "queues": self._queue_settings(),
-            "recurring_entries": [
-                {
-                    "name": e.name,
-                    "job": e.job,
-                    "queue": e.queue,
-                    "schedule": e.schedule.text,
-                    "timezone": e.timezone,
-                    "enabled": e.enabled,
-                }
-                for e in entries
-            ],
+            "recurring_entries": [entry_fields(e) for e in entries],
         }
 
-    def _queue_settings(self) -> list[dict]:
+    def _queue_settings(self) -> list[dict[str, Any]]:
+        from dataclasses import fields
+
+        from . import yamlfile
+        from .config import QueueConfig
+
         config = self.queues  # validated: the raw document below is known to be well-formed
+        # the settings queue.yml can set: every QueueConfig field but the queue's identity
+        names = [f.name for f in fields(QueueConfig) if f.name not in ("name", "priority")]
         document = yamlfile.read(config.path, None)
         defaults = document.get("defaults") or {}
         where = Path(config.path).name
-        rows = []
+        rows: list[dict[str, Any]] = []
         for queue in config.queues.values():
             own = document.get(queue.name) or {}
-            settings = {}
-            for name in QUEUE_SETTINGS:
+            settings: dict[str, dict[str, Any]] = {}
+            for name in names:
                 written = own if name in own else defaults if name in defaults else None
                 if written is own:
                     source = f"file {where}: queue {queue.name!r}"

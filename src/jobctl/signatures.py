@@ -16,15 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from .errors import JobctlError, PermanentError
+from .errors import ArgumentMismatch as ArgumentMismatch  # re-exported: config.py imports it from here
+from .errors import PermanentError
 
 if TYPE_CHECKING:
     from .registry import JobSpec
-
-
-class ArgumentMismatch(JobctlError, TypeError):
-    """Arguments that do not fit the job's signature: exit status 2 on the command line, a
-    TypeError for Python callers."""
 
 
 def check(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:

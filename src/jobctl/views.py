@@ -1,4 +1,8 @@
-"""Rich renderings of the data API's records: the tables `status`, `show` and `demo` print."""
+"""Rich renderings of what the commands print: the data API's records (`status`, `show`,
+`stats`, `demo`), the configuration (`config`), the registered jobs (`jobs`) and search hits
+(`search`), and the progress bars of `enqueue --wait` and `enqueue --from`. The CLI calls these
+and prints what they return; the dashboard (web/) uses the formatting helpers.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +14,29 @@ import sys
 import termios
 import time
 import tty
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from rich import box
-from rich.console import Console, Group
-from rich.live import Live
+from rich.console import Console, Group, RenderableType
 from rich.measure import Measurement
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
-from rich.tree import Tree
 
-from .api import JobDetail, Overview, Relative, Stats
 from .durations import format_duration
 from .jobdata import STATES, JobView
-from .joboutput import AttemptOutput
+
+if TYPE_CHECKING:
+    import redis
+    from rich.tree import Tree
+
+    from .api import Counters, JobDetail, Overview, Relative, Stats
+    from .config import RecurringEntry
+    from .joboutput import AttemptOutput
+    from .registry import JobSpec
 
 STATE_STYLE = {
     "queued": "cyan",
@@ -49,7 +60,7 @@ def state_text(state: str) -> Text:
 def when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def ago(moment: float | None, now: float | None = None) -> str:
@@ -63,7 +74,7 @@ _SHRINKING = ("error", "last error", "parameters", "progress")  # cut with an el
 SHRINKING_WIDTH = 48
 
 
-def table(title: str, *columns: str, **options) -> Table:
+def table(title: str, *columns: str, **options: Any) -> Table:
     """The tables' common look: compact, so that status fits an 80-column terminal."""
     grid = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), **options)
     for column in columns:
@@ -93,13 +104,14 @@ def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.1f}%"
 
 
-def size(count: int | None) -> str:
+def size(count: float | None) -> str:
     if count is None:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):
         if count < 1024 or unit == "GiB":
-            return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
+            break
         count /= 1024
+    return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
 
 
 def status_tables(view: Overview, failures: int = 5, width: int | None = None) -> Group:
@@ -123,7 +135,7 @@ def status_tables(view: Overview, failures: int = 5, width: int | None = None) -
             format_duration(q.totals.avg_run_seconds),
             format_duration(q.latency_seconds),
         )
-    parts = [
+    parts: list[RenderableType] = [
         fit(counts, width, ("canceled", "deferred", "scheduled", "finished")),
         fit(activity, width, ("weight", "prio", "avg run", "err %")),
         *suspension_warning(view),
@@ -165,7 +177,7 @@ def workers_table(view: Overview) -> Table:
         first_of_host = index == 0 or ordered[index - 1].host != w.host
         last_of_host = index == len(ordered) - 1 or ordered[index + 1].host != w.host
         # one line per job in flight (a worker with `concurrency` > 1 may run several)
-        in_flight = [running[job_id] for job_id in w.jobs if job_id in running] or [None]
+        in_flight: list[JobView | None] = [running[job_id] for job_id in w.jobs if job_id in running] or [None]
         for line, job in enumerate(in_flight):
             first, last = line == 0, line == len(in_flight) - 1
             grid.add_row(
@@ -194,7 +206,7 @@ def workers_table(view: Overview) -> Table:
     return grid
 
 
-def progress_cell(job: JobView):
+def progress_cell(job: JobView) -> RenderableType:
     if job.progress is None:
         return Text("running", style="yellow")
     cell = Table.grid(padding=(0, 1))
@@ -204,7 +216,7 @@ def progress_cell(job: JobView):
     return cell
 
 
-def failures_table(failures: list[dict], now: float) -> Table:
+def failures_table(failures: list[dict[str, Any]], now: float) -> Table:
     grid = table("Recent failures", "when", "job", "id", "queue", "attempt", "outcome", "error")
     for entry in failures:
         grid.add_row(
@@ -221,6 +233,7 @@ def failures_table(failures: list[dict], now: float) -> Table:
 
 def scheduler_table(view: Overview) -> Table:
     scheduler = view.scheduler
+    assert scheduler is not None  # shown once a scheduler has run
     grid = table("Scheduler", "entry", "next run", "in", "last run")
     for entry in scheduler.entries:
         grid.add_row(
@@ -241,14 +254,14 @@ class KeyPresses:
     """Key presses from the terminal, one at a time (cbreak mode) and without blocking; the
     terminal's settings are restored on exit. Without a terminal, waiting is just sleeping."""
 
-    def __enter__(self) -> "KeyPresses":
+    def __enter__(self) -> KeyPresses:
         self.fd = sys.stdin.fileno() if sys.stdin.isatty() else None
         if self.fd is not None:
             self.saved = termios.tcgetattr(self.fd)
             tty.setcbreak(self.fd)  # keeps ISIG: Ctrl-C still raises KeyboardInterrupt
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
@@ -264,6 +277,7 @@ class KeyPresses:
 def live_status(read: Callable[[], Overview], console: Console, interval: float) -> None:
     """The live view: redrawn in place every `interval` seconds on the terminal's alternate
     screen, cropped to its height, until `q` (or Ctrl-C, which raises KeyboardInterrupt)."""
+    from rich.live import Live  # only the live view needs it
 
     def frame() -> Group:
         view = read()
@@ -330,19 +344,19 @@ def stats_tables(stats: Stats, recent: int = 10) -> Group:
     return Group(*parts)
 
 
-def _counter_cells(t) -> list[str]:
+def _counter_cells(t: Counters) -> list[str]:
     return [str(t.runs), str(t.successes), str(t.failures), str(t.retries), str(t.dead), percent(t.error_rate)]
 
 
-def _error_cell(error: str | None):
+def _error_cell(error: str | None) -> Text:
     return Text(error or "-", style="red" if error else "", overflow="ellipsis", no_wrap=True)
 
 
-def parameters(args: list, kwargs: dict) -> str:
+def parameters(args: list[Any], kwargs: dict[str, Any]) -> str:
     return ", ".join([json.dumps(a) for a in args] + [f"{k}={json.dumps(v)}" for k, v in kwargs.items()])
 
 
-def recurring_table(rows) -> Table:
+def recurring_table(rows: list[tuple[RecurringEntry, list[datetime]]]) -> Table:
     grid = table("Recurring jobs", "entry", "job", "queue", "schedule", "next runs")
     for entry, runs in rows:
         schedule = entry.schedule.describe() + ("" if entry.enabled else " (disabled)")
@@ -359,6 +373,16 @@ def outcome_text(job: JobView) -> str:
     return json.dumps(job.result)
 
 
+def outcome_table(jobs: list[JobView], width: int) -> Table:
+    """`demo`'s table of the jobs it ran: each one's state, attempts and result or error."""
+    grid = table("Demo jobs", "job", "id", "state", "attempts")
+    # the other columns take about 50 characters; the outcome gets what is left, on one line
+    grid.add_column("result or error", no_wrap=True, overflow="ellipsis", max_width=max(20, min(64, width - 52)))
+    for job in jobs:
+        grid.add_row(job.job, job.id[:8], state_text(job.state), str(job.attempts), outcome_text(job))
+    return grid
+
+
 def progress_text(job: JobView) -> str:
     if job.progress is None:
         return "-"
@@ -366,7 +390,7 @@ def progress_text(job: JobView) -> str:
     return f"{job.progress:.0f}%{message}"
 
 
-def job_table(job: JobView, timings: dict | None = None) -> Table:
+def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
     """One job as a two-column table; `timings` (api.attempt_timings) adds the times across retries."""
     grid = Table(
         show_header=False, title=Text(f"Job {job.id}"), title_justify="left", title_style="bold", box=box.SIMPLE
@@ -432,7 +456,7 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
     from .api import attempt_timings
 
     attempts = detail.attempts
-    parts: list = [job_table(detail.job, attempt_timings(detail.job, attempts))]
+    parts: list[RenderableType] = [job_table(detail.job, attempt_timings(detail.job, attempts))]
     if detail.parents or detail.children:
         parts += [Text("Dependencies", style="bold"), dependency_tree(detail)]
     parts += tracebacks(detail.job, attempts, all_attempts)
@@ -448,19 +472,21 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
     return Group(*parts)
 
 
-def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) -> list:
+def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) -> list[Text]:
     """The last failure's traceback (the job record keeps it), or with `all_attempts` the
     traceback of every attempt that has one (the attempts' output records keep them)."""
-    found = [(a.attempt, a.traceback) for a in attempts if a.traceback] if all_attempts else []
+    found: list[tuple[Any, str]] = [(a.attempt, a.traceback) for a in attempts if a.traceback] if all_attempts else []
     if not found and job.error:
         found = [(job.errors[-1].get("attempt") if job.errors else job.attempts, job.error)]
-    parts: list = []
+    parts: list[Text] = []
     for number, text in found:
         parts += [Text(f"Traceback of attempt {number}", style="bold red"), Text(text.rstrip("\n"))]
     return parts
 
 
 def dependency_tree(detail: JobDetail) -> Tree:
+    from rich.tree import Tree
+
     graph = Tree(Text(f"{detail.job.id} {detail.job.job} ") + state_text(detail.job.state), guide_style="dim")
     if detail.parents:
         parents = graph.add(Text("parents", style="bold"))
@@ -490,7 +516,7 @@ def relative_label(node: Relative) -> Text:
     return label
 
 
-def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
+def follow(connection: redis.Redis, job_id: str, console: Console, poll: float = 0.2) -> JobView:
     """Follow a job to its end with a progress bar fed by `jobctl.progress`; returns its last view."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
@@ -521,7 +547,14 @@ def follow(connection, job_id: str, console, poll: float = 0.2) -> JobView:
 
 
 def follow_output(
-    connection, job_id: str, attempt: int, seen: dict[int, int], notes: Console, *, fixed: bool, poll: float = 0.5
+    connection: redis.Redis,
+    job_id: str,
+    attempt: int,
+    seen: dict[int, int],
+    notes: Console,
+    *,
+    fixed: bool,
+    poll: float = 0.5,
 ) -> None:
     """`logs --follow`: print the attempt's new output as it is stored, moving on to the next
     attempt when the job is retried (unless `fixed`), until the job ends."""
@@ -543,3 +576,116 @@ def follow_output(
         if job.state in ("finished", "dead", "canceled") and not text:
             return
         time.sleep(poll)
+
+
+@contextmanager
+def batch_progress(
+    label: str, total: int, console: Console, *, disable: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar of `total` items (`enqueue --from`), gone when done; yields advance(n)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=disable,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda count: bar.advance(task, count)
+
+
+# --- what is configured and registered, and search hits ------------------------------------------
+
+
+def config_tables(effective: dict[str, Any]) -> list[Table]:
+    """`config`: the general settings, every queue's settings, and the recurring entries (if any),
+    each value with where it came from (Settings.effective)."""
+    general = Table(title="Configuration", title_justify="left")
+    for column in ("setting", "value", "source"):
+        general.add_column(column)
+    for key, entry in effective.items():
+        if key in ("queues", "recurring_entries"):
+            continue
+        value = "-" if entry["value"] is None else entry["value"]
+        if entry.get("exists") is False:
+            value += " (absent)"
+        general.add_row(key, value, entry["source"])
+    queues = Table(title="Queues", title_justify="left")
+    for column in ("queue", "setting", "value", "source"):
+        queues.add_column(column)
+    for queue in effective["queues"]:
+        for index, (key, entry) in enumerate(queue["settings"].items()):
+            queues.add_row(
+                queue["name"] if index == 0 else "",
+                key,
+                entry["text"],
+                entry["source"],
+                end_section=index == len(queue["settings"]) - 1,
+            )
+    if not effective["recurring_entries"]:
+        return [general, queues]
+    recurring = Table(title="Recurring entries", title_justify="left")
+    for column in ("name", "job", "queue", "schedule", "timezone", "enabled"):
+        recurring.add_column(column)
+    for e in effective["recurring_entries"]:
+        recurring.add_row(
+            e["name"], e["job"], e["queue"], e["schedule"], e["timezone"], "yes" if e["enabled"] else "no"
+        )
+    return [general, queues, recurring]
+
+
+def registered_jobs(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """`jobs --json`: each registered job with its queue, signature, module and the events it handles."""
+    events_of = _events_of(subscriptions)
+    return [
+        {
+            "name": s.name,
+            "queue": s.queue,
+            "signature": s.signature,
+            "module": s.module,
+            "events": events_of.get(s.name, []),
+        }
+        for s in specs
+    ]
+
+
+def jobs_tables(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -> list[Table]:
+    """`jobs`: the registered jobs, and the event subscriptions when there are some."""
+    grid = Table(title="Registered jobs", title_justify="left")
+    for column in ("job", "queue", "signature", "module"):
+        grid.add_column(column)
+    for s in specs:
+        grid.add_row(s.name, s.queue, s.signature, s.module)
+    if not _events_of(subscriptions):
+        return [grid]
+    queue_of = {s.name: s.queue for s in specs}
+    handlers = Table(title="Event subscriptions (jobctl emit EVENT)", title_justify="left")
+    for column in ("event", "handler job", "queue"):
+        handlers.add_column(column)
+    for event, names in subscriptions.items():
+        for name in names:
+            handlers.add_row(event, name, queue_of[name])
+    return [grid, handlers]
+
+
+def _events_of(subscriptions: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Handler job name -> the events it is subscribed to."""
+    events_of: dict[str, list[str]] = {}
+    for event, handlers in subscriptions.items():
+        for handler in handlers:
+            events_of.setdefault(handler, []).append(event)
+    return events_of
+
+
+def search_table(query: str, hits: list[dict[str, Any]]) -> Table:
+    """`search`: the best matching chunks, their score, document and the start of their text."""
+    grid = Table(title=f"Best matches for {query!r}", title_justify="left")
+    for column in ("score", "document", "chunk", "text"):
+        grid.add_column(column)
+    for hit in hits:
+        grid.add_row(f"{hit['score']:.3f}", hit["document"], str(hit["chunk_index"]), hit["text"][:200])
+    return grid

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from jobctl import store
+from jobctl.builtin import store
 from jobctl.context import Execution, executing
 
 REPO = Path(__file__).resolve().parents[2]

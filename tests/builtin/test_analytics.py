@@ -3,7 +3,8 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from jobctl import PermanentError, store
+from jobctl import PermanentError
+from jobctl.builtin import store
 from jobctl.builtin.analytics import analytics
 from jobctl.builtin.channels import NoSnapshotsYet
 

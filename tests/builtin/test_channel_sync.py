@@ -3,7 +3,8 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from jobctl import PermanentError, store
+from jobctl import PermanentError
+from jobctl.builtin import store
 from jobctl.builtin.channels import channel_sync, parse_iso_duration
 from jobctl.builtin.http import TransientHTTPError
 

@@ -3,7 +3,8 @@ import csv
 import pytest
 from sqlalchemy import select
 
-from jobctl import PermanentError, store
+from jobctl import PermanentError
+from jobctl.builtin import store
 from jobctl.builtin.csv_import import import_csv
 
 from .conftest import EXAMPLES

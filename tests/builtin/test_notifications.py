@@ -4,7 +4,8 @@ from email import message_from_bytes, policy
 import pytest
 from sqlalchemy import func, select
 
-from jobctl import PermanentError, store
+from jobctl import PermanentError
+from jobctl.builtin import store
 from jobctl.builtin.channels import channel_sync
 from jobctl.builtin.http import TransientHTTPError
 from jobctl.builtin.notifications import crossed_milestone, notifications

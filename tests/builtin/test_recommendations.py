@@ -1,6 +1,6 @@
 from sqlalchemy import select
 
-from jobctl import store
+from jobctl.builtin import store
 from jobctl.builtin.recommendations import recommendations
 
 

@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy import inspect, select, text
 
-from jobctl import store
+from jobctl.builtin import store
 
 
 def test_tables_are_created_on_first_use(store_backend):

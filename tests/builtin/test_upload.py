@@ -3,8 +3,10 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from jobctl import PermanentError, store
-from jobctl.builtin.upload import fixed_chunks, paragraph_chunks, search, upload
+from jobctl import PermanentError
+from jobctl.builtin import store
+from jobctl.builtin.search import search
+from jobctl.builtin.upload import fixed_chunks, paragraph_chunks, upload
 
 from .conftest import EXAMPLES
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from jobctl import store
+from jobctl.builtin import store
 from jobctl.builtin.visualize import compact, visualize
 
 SVG = "{http://www.w3.org/2000/svg}"

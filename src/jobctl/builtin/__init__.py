@@ -1,13 +1,18 @@
 """The built-in jobs: channel_sync, analytics, recommendations, notifications, visualize, import
-and upload. Real work on real data, stored through `jobctl.store` (SQLite under .jobctl/ by
-default); each module's docstring says what its job reads, writes and which environment
-variables it takes.
+and upload. Real work on real data, stored through `jobctl.builtin.store` (SQLite under .jobctl/
+by default); each module's docstring says what its job reads, writes and which environment
+variables it takes. `jobctl search` (search.py) and `jobctl demo` (demo.py) go with them.
 
-Importing this package declares them (registry.declare); each module is imported, and its
-@job registers the function, the first time the job is needed.
+A job package like the user's: it depends on the core and the core never imports it (registry.load
+imports it first among the job modules). Its jobs are declared here (registry.declare) and each
+module is imported, and its @job registers the function, the first time the job is needed, so
+that importing this package costs no SQLAlchemy, psycopg or pypdf.
 """
 
+from __future__ import annotations
+
 from ..registry import declare
+from ..settings import config_row
 
 declare("channel_sync", "jobctl.builtin.channels", queue="default", timeout="5m")
 declare("analytics", "jobctl.builtin.analytics", queue="analytics")
@@ -16,3 +21,12 @@ declare("notifications", "jobctl.builtin.notifications", queue="notifications")
 declare("visualize", "jobctl.builtin.visualize", queue="default")
 declare("import", "jobctl.builtin.csv_import", queue="default", timeout="30m")
 declare("upload", "jobctl.builtin.upload", queue="default", timeout="10m")
+
+
+def _database_url() -> dict[str, str]:
+    from .store import database_url_row
+
+    return database_url_row()
+
+
+config_row("database_url", _database_url)

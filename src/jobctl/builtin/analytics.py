@@ -13,11 +13,12 @@ on every run, so a re-run leaves the same row). Definitions, all as of the lates
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Sequence
+from itertools import pairwise
 
-from .. import progress, store
-from ..registry import job
+from .. import job, progress
+from . import store
 from .channels import load_snapshots, load_videos
 
 WINDOWS = (7, 28)
@@ -94,7 +95,7 @@ def build_report(snapshots: Sequence, videos: Sequence) -> dict:
 
 def daily_growth(snapshots: Sequence) -> list[dict]:
     growth = []
-    for before, after in zip(snapshots, snapshots[1:]):
+    for before, after in pairwise(snapshots):
         days = (after.snapshot_date - before.snapshot_date).days
         growth.append(
             {
@@ -122,7 +123,7 @@ def engagement_rate(interactions: int, views: int) -> float | None:
 def upload_cadence(published: list[date], as_of: date) -> dict:
     published = sorted(published)
     recent = [day for day in published if as_of - timedelta(days=28) < day <= as_of]
-    gaps = [(later - earlier).days for earlier, later in zip(published, published[1:])]
+    gaps = [(later - earlier).days for earlier, later in pairwise(published)]
     return {
         "uploads_28d": len(recent),
         "uploads_per_week": round(len(recent) / 4, 2),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import PermanentError
+from .. import PermanentError
 
 
 def whole_number(name: str, value: object, minimum: int = 0) -> int:

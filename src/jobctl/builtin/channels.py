@@ -31,10 +31,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Row
 
-from .. import progress, store
-from ..errors import PermanentError
-from ..registry import job
-from . import example_data
+from .. import PermanentError, job, progress
+from . import example_data, store
 from .http import request_json
 
 DEFAULT_YOUTUBE_API_URL = "https://www.googleapis.com/youtube/v3"
@@ -257,7 +255,7 @@ def parse_iso_duration(value: str) -> int:
 
 
 def _parse_time(value: str) -> datetime:
-    return store.as_utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+    return store.as_utc(datetime.fromisoformat(value))
 
 
 def load_snapshots(conn: Connection, channel_id: str) -> list[Row]:

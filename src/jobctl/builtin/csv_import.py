@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator
 
 from sqlalchemy import delete, update
 from sqlalchemy.engine import Connection
 
-from .. import progress, store
-from ..errors import PermanentError
-from ..registry import job
-from . import example_data
+from .. import PermanentError, job, progress
+from . import example_data, store
 
 BATCH_SIZE = 1000
 
@@ -74,7 +72,7 @@ def _day(value: str) -> date:
 
 def _moment(value: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO 8601 time") from None
     return store.as_utc(parsed)
@@ -119,7 +117,7 @@ def _write_channels(conn: Connection, rows: list[dict]) -> None:
                 "subscribers": r["subscribers"],
                 "views": r["views"],
                 "video_count": r["video_count"],
-                "captured_at": datetime.combine(r["snapshot_date"], time(), timezone.utc),
+                "captured_at": datetime.combine(r["snapshot_date"], time(), UTC),
             }
             for r in rows
         ],

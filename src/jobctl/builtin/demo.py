@@ -1,10 +1,27 @@
-"""What `jobctl demo` runs on the shipped examples, and what it tells the user afterwards."""
+"""`jobctl demo`: the whole system in one command, on the embedded Redis unless REDIS_URL is set.
+
+It enqueues a realistic batch of every built-in job on the shipped examples (some failing on
+purpose), runs the configured workers in burst mode until the queues drain, and prints what
+happened. Retry delays are shortened to a quarter second so the failures play out in seconds.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.console import Console
+from rich.text import Text
 from sqlalchemy import func, select
 
-from .. import store
+from .. import api, logs, views
+from ..config import with_overrides
+from ..connection import mask_url
+from ..producer import enqueue
+from ..settings import Settings
+from ..supervisor import Supervisor
+from . import store
+
+DEMO_RETRY_DELAY = 0.25
 
 # The channels shipped in example_data/channels/ (one JSON export each).
 EXAMPLE_CHANNELS = (
@@ -22,14 +39,16 @@ EXAMPLE_DOCUMENTS = (
 )
 
 
-def demo_batch() -> list[tuple[str, list, dict]]:
+def demo_batch() -> list[tuple[str, list[Any], dict[str, Any]]]:
     """(job name, args, kwargs) for every job the demo enqueues, in enqueue order.
 
     Syncs come first; the jobs that read synced data raise a retryable "no snapshots yet"
     error if they still run before the sync, and succeed on retry. Two entries fail on
     purpose and end up dead: an unknown channel and a missing import file (PermanentErrors).
     """
-    batch: list[tuple[str, list, dict]] = [("channel_sync", [channel], {}) for channel in EXAMPLE_CHANNELS]
+    batch: list[tuple[str, list[Any], dict[str, Any]]] = [
+        ("channel_sync", [channel], {}) for channel in EXAMPLE_CHANNELS
+    ]
     batch += [
         ("import", ["example:imports/channels.csv", "channels"], {}),
         ("import", ["example:imports/videos.csv", "videos"], {}),
@@ -86,3 +105,24 @@ def demo_summary() -> list[str]:
     lines += [f"chart: {path}" for path in charts]
     lines.append('search the uploaded documents: jobctl search "retry backoff" --collection demo')
     return lines
+
+
+def run_demo(settings: Settings, console: Console) -> int:
+    """Enqueue demo_batch(), run the workers until the queues drain, print what happened."""
+    logs.setup(settings.verbose)
+    settings.load_jobs()
+    config = with_overrides(settings.queues, retry_delay=DEMO_RETRY_DELAY)
+    connection = settings.connection
+    console.print(Text.assemble(("jobctl demo", "bold"), f" on Redis {mask_url(settings.url)}"), highlight=False)
+
+    enqueued = [enqueue(connection, config, name, args, kwargs) for name, args, kwargs in demo_batch()]
+    console.print(f"enqueued {len(enqueued)} jobs; running the workers until the queues drain...\n")
+
+    Supervisor(settings.url, list(config.queues.values()), burst=True).run()
+
+    console.print()
+    console.print(views.outcome_table(api.jobs(connection, [job.id for job in enqueued]), console.width))
+    console.print(views.status_tables(api.overview(connection, config), width=console.width))
+    for line in demo_summary():
+        console.print(line, highlight=False)
+    return 0

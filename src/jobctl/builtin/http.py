@@ -12,7 +12,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from ..errors import PermanentError
+from .. import PermanentError
 
 DEFAULT_TIMEOUT = 15.0
 

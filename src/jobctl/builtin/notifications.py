@@ -28,17 +28,17 @@ from __future__ import annotations
 import logging
 import os
 import smtplib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from email.message import EmailMessage
+from itertools import pairwise
 from statistics import fmean
-from typing import Sequence
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
 
-from .. import progress, store
-from ..errors import PermanentError
-from ..registry import job
+from .. import PermanentError, job, progress
+from . import store
 from .channels import channel_title, load_snapshots, load_videos
 from .http import request_json
 
@@ -221,7 +221,7 @@ def detect(channel_id: str, title: str, snapshots: Sequence, videos: Sequence, s
                     f"{title} passed {milestone:,} subscribers ({latest.subscribers:,} on {latest.snapshot_date})",
                 )
             )
-        gains = [after.views - before.views for before, after in zip(snapshots, snapshots[1:])]
+        gains = [after.views - before.views for before, after in pairwise(snapshots)]
         baseline = gains[:-1][-SPIKE_BASELINE_DAYS:]
         if len(baseline) >= SPIKE_MIN_BASELINE_DAYS and fmean(baseline) > 0:
             ratio = gains[-1] / fmean(baseline)
@@ -235,11 +235,11 @@ def detect(channel_id: str, title: str, snapshots: Sequence, videos: Sequence, s
                         f"{ratio:.1f}x its recent daily average",
                     )
                 )
-        for video in videos:
-            if store.as_utc(video.published_at).date() > previous.snapshot_date:
-                alerts.append(
-                    Alert(channel_id, f"new_video:{video.video_id}", "new_video", f'{title} published "{video.title}"')
-                )
+        alerts.extend(
+            Alert(channel_id, f"new_video:{video.video_id}", "new_video", f'{title} published "{video.title}"')
+            for video in videos
+            if store.as_utc(video.published_at).date() > previous.snapshot_date
+        )
     if status is not None and status.consecutive_failures >= FAILING_SYNCS:
         since = store.as_utc(status.failing_since)
         alerts.append(

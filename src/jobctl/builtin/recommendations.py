@@ -16,13 +16,13 @@ rows); the top `top_n` of each kind are stored and returned.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from statistics import fmean
-from typing import Callable, Sequence
 
 from sqlalchemy import delete
 
-from .. import progress, store
-from ..registry import job
+from .. import job, progress
+from . import store
 from .arguments import whole_number
 from .channels import load_snapshots, load_videos
 from .text import sparse_cosine, tfidf_vectors, tokenize

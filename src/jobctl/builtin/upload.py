@@ -1,4 +1,4 @@
-"""upload: turn a document into searchable chunks; search(): the chunks that best match a query.
+"""upload: turn a document into searchable chunks (search.py finds the ones that match a query).
 
 The pipeline of the seed's upload worker, with its progress stages:
 
@@ -23,18 +23,17 @@ from __future__ import annotations
 import hashlib
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import ClassVar
 
 from markdown_it import MarkdownIt
 from pypdf import PdfReader
 from pypdf.errors import PdfReadError
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
-from .. import progress, store
-from ..errors import PermanentError
-from ..registry import job
-from . import example_data
+from .. import PermanentError, job, progress
+from . import example_data, store
 from .arguments import whole_number
-from .text import dot, embed, pack, unpack
+from .text import embed, pack
 
 STRATEGIES = ("fixed", "paragraph")
 FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".pdf": "pdf"}
@@ -150,41 +149,6 @@ def _ingest(
     }
 
 
-def search(query: str, collection: str | None = None, top: int = 5) -> list[dict]:
-    """The `top` chunks of completed documents most similar to the query, best first."""
-    wanted = embed(query)
-    if not any(wanted):
-        return []
-    statement = (
-        select(
-            store.chunks.c.chunk_index,
-            store.chunks.c.text,
-            store.chunks.c.embedding,
-            store.documents.c.path,
-            store.documents.c.title,
-            store.documents.c.collection,
-        )
-        .join(store.documents, store.documents.c.document_id == store.chunks.c.document_id)
-        .where(store.documents.c.status == "completed")
-    )
-    if collection is not None:
-        statement = statement.where(store.chunks.c.collection == collection)
-    with store.engine().connect() as conn:
-        scored = [(dot(wanted, unpack(row.embedding)), row) for row in conn.execute(statement)]
-    scored = sorted((pair for pair in scored if pair[0] > 0), key=lambda pair: pair[0], reverse=True)
-    return [
-        {
-            "score": round(score, 4),
-            "document": row.path,
-            "title": row.title,
-            "collection": row.collection,
-            "chunk_index": row.chunk_index,
-            "text": row.text,
-        }
-        for score, row in scored[:top]
-    ]
-
-
 def _check_arguments(chunk_size: object, chunk_overlap: object, strategy: str) -> tuple[int, int]:
     if strategy not in STRATEGIES:
         raise PermanentError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -242,7 +206,7 @@ def _paragraphs(text: str) -> list[str]:
 class _HTMLText(HTMLParser):
     """The readable text of an HTML page: block elements become paragraphs, scripts vanish."""
 
-    BLOCKS = {
+    BLOCKS: ClassVar[set[str]] = {
         "p",
         "div",
         "section",
@@ -269,7 +233,7 @@ class _HTMLText(HTMLParser):
         "dd",
         "figcaption",
     }
-    HIDDEN = {"script", "style", "noscript", "template"}
+    HIDDEN: ClassVar[set[str]] = {"script", "style", "noscript", "template"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

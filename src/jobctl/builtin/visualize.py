@@ -15,8 +15,8 @@ import os
 from html import escape
 from pathlib import Path
 
-from .. import progress, store
-from ..registry import job
+from .. import job, progress
+from . import store
 from .channels import channel_title, load_snapshots, load_videos
 
 CHARTS_DIR = Path(".jobctl") / "charts"
@@ -81,8 +81,10 @@ def visualize(channel_id: str) -> dict:
 def render_svg(data: dict) -> str:
     height = 3 * PANEL_HEIGHT + 2 * MARGIN
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-        f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">',
+        (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+            f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">'
+        ),
         f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
         f'<text x="{MARGIN}" y="32" font-size="18" font-weight="bold">{escape(data["title"])}</text>',
     ]
@@ -118,7 +120,7 @@ def _line_panel(label: str, days: list[str], values: list[int], color: str, top:
 def _bar_panel(label: str, bars: list[list], top: int) -> list[str]:
     parts = [f'<text x="{MARGIN}" y="{top + 18}" font-weight="bold">{label}</text>']
     if not bars:
-        return parts + [f'<text x="{MARGIN}" y="{top + 46}">no videos synced</text>']
+        return [*parts, f'<text x="{MARGIN}" y="{top + 46}">no videos synced</text>']
     label_width, bar_left = 330, MARGIN + 340
     bar_space = WIDTH - bar_left - MARGIN - 50
     row_height = (PANEL_HEIGHT + MARGIN - 40) / len(bars)
@@ -128,10 +130,14 @@ def _bar_panel(label: str, bars: list[list], top: int) -> list[str]:
         shown = title if len(title) <= 48 else title[:47] + "…"
         bar = max(views / most * bar_space, 1)
         parts += [
-            f'<text x="{MARGIN + label_width}" y="{y + row_height * 0.65:.1f}" text-anchor="end">'
-            f"{escape(shown)}</text>",
-            f'<rect x="{bar_left}" y="{y + 2:.1f}" width="{bar:.1f}" height="{row_height - 4:.1f}" '
-            f'fill="{COLORS["bars"]}"/>',
+            (
+                f'<text x="{MARGIN + label_width}" y="{y + row_height * 0.65:.1f}" text-anchor="end">'
+                f"{escape(shown)}</text>"
+            ),
+            (
+                f'<rect x="{bar_left}" y="{y + 2:.1f}" width="{bar:.1f}" height="{row_height - 4:.1f}" '
+                f'fill="{COLORS["bars"]}"/>'
+            ),
             f'<text x="{bar_left + bar + 4:.1f}" y="{y + row_height * 0.65:.1f}">{compact(views)}</text>',
         ]
     return parts

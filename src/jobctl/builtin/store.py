@@ -15,9 +15,10 @@ Timestamps are stored in UTC; SQLite hands them back naive, so read them through
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -40,6 +41,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+
+from ..settings import DEFAULT_SOURCE, env_source
 
 DATABASE_URL_ENV = "JOBCTL_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path(".jobctl") / "jobctl.db"
@@ -228,6 +231,12 @@ def masked_database_url() -> str:
     return make_url(database_url()).render_as_string(hide_password=True)
 
 
+def database_url_row() -> dict[str, str]:
+    """`jobctl config`'s database_url row: the masked URL and where it came from."""
+    given = os.environ.get(DATABASE_URL_ENV, "").strip()
+    return {"value": masked_database_url(), "source": env_source(DATABASE_URL_ENV) if given else DEFAULT_SOURCE}
+
+
 def engine() -> Engine:
     """The engine for the configured store, its tables created on first use.
 
@@ -249,7 +258,7 @@ def dispose_engines() -> None:
 
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
-        Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)
+        Path(make_url(url).database or "").parent.mkdir(parents=True, exist_ok=True)
         created = create_engine(url)
         event.listen(created, "connect", _configure_sqlite)
         event.listen(created, "begin", _begin_immediate)
@@ -263,7 +272,7 @@ def _create(url: str) -> Engine:
     return created
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event issue BEGIN itself rather than the driver's deferred BEGIN.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -309,7 +318,7 @@ def upsert(
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -317,5 +326,5 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

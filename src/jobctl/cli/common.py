@@ -1,0 +1,119 @@
+"""What the command modules share: where output goes, the option checks several commands make,
+and shell completion.
+
+Rich is imported when something is first printed, not when the CLI is imported: `jobctl --help`
+and shell completion never load it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import JobctlError, UsageError
+from ..settings import DEFAULT_CONFIG, Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..config import QueueConfig
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+@cache
+def console() -> Console:
+    """Standard output: ids, tables, JSON. markup=False: ids, arguments, errors and progress
+    messages are data, never Rich markup."""
+    from rich.console import Console
+
+    out = Console(markup=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        # piped or logged: the terminal's width where there is one (stderr), else a fixed 120 columns
+        out = Console(markup=False, width=os.get_terminal_size(2).columns if sys.stderr.isatty() else 120)
+    return out
+
+
+@cache
+def errors() -> Console:
+    """Standard error, for errors: never silenced by --quiet."""
+    from rich.console import Console
+
+    return Console(stderr=True, markup=False)
+
+
+def notes(settings: Settings) -> Console:
+    """Where progress and notes go: stderr, silent with --quiet."""
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=settings.quiet, markup=False)
+
+
+def say(text: str, *, soft_wrap: bool = False) -> None:
+    """One line of the command's output, printed as it is (no highlighting)."""
+    console().print(text, highlight=False, soft_wrap=soft_wrap)
+
+
+def print_plain(text: str) -> None:
+    """A line known to be plain text (a job id: letters, digits, '_', '-', '.', ':'), printed as
+    Rich would print it, without importing Rich: `enqueue` prints nothing else."""
+    sys.stdout.write(text + "\n")
+
+
+def fail(message: str) -> None:
+    """An error line, `jobctl: <message>`, on stderr; the command decides the exit status."""
+    errors().print(f"jobctl: {message}", highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- option checks -----------------------------------------------------------------------------
+
+
+def duration_option(option: str, text: str) -> float:
+    """Seconds of a duration option (30s, 5m, 2h, 7d); UsageError naming the option otherwise."""
+    from ..durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"{option} {text!r}: {exc}") from None
+
+
+def configured_queues(settings: Settings, names: list[str], where: str) -> list[QueueConfig]:
+    """The queue.yml settings of the queues named (by an option or a command: `where`);
+    ConfigError naming `where` and the configured queues for a queue that is not configured."""
+    return [settings.queues.get(name, where=where) for name in names]
+
+
+# --- shell completion: from queue.yml and the job registry, without Redis ---------------------
+
+
+def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Queue names from queue.yml (the --config in effect on the command line being completed)."""
+    from ..config import load_queues
+
+    try:
+        names = load_queues(ctx.find_root().params.get("config") or DEFAULT_CONFIG).queues
+    except JobctlError:
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
+def complete_job(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Registered job names (built-in and --jobs modules), each with its queue as help."""
+    from .. import registry
+
+    try:
+        registry.load(ctx.find_root().params.get("jobs"))
+    except JobctlError:
+        return []
+    return [(spec.name, f"queue {spec.queue}") for spec in registry.all_jobs() if spec.name.startswith(incomplete)]

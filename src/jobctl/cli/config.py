@@ -1,0 +1,43 @@
+"""What is configured and registered, read without Redis: config, jobs."""
+
+from __future__ import annotations
+
+import typer
+
+from ..settings import Settings
+from .common import console, print_json
+
+
+def config(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """The effective configuration (Redis URL, files, job modules, every queue setting, recurring
+    entries) and where each value came from: flag, env, file or default. Passwords are masked.
+
+    Example: jobctl config --json | jq '.queues[] | {name, workers: .settings.worker_count.value}'
+    """
+    settings: Settings = ctx.obj
+    effective = settings.effective()
+    if as_json:
+        print_json(effective)
+        return
+    from .. import views
+
+    for table in views.config_tables(effective):
+        console().print(table)
+
+
+def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """The registered job names, their queues and signatures.
+
+    Example: JOBCTL_JOBS=myapp.jobs jobctl jobs
+    """
+    from .. import registry, views
+    from ..events import subscriptions
+
+    settings: Settings = ctx.obj
+    settings.load_jobs()
+    specs, handlers = registry.all_jobs(), subscriptions()
+    if as_json:
+        print_json(views.registered_jobs(specs, handlers))
+    else:
+        for table in views.jobs_tables(specs, handlers):
+            console().print(table)

@@ -1,0 +1,202 @@
+"""What runs until it is stopped (work, scheduler, metrics, web, demo), and init, which sets up the
+project they run in."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from ..errors import UsageError
+from ..settings import Settings
+from .common import complete_queue, console, errors, notes, print_json
+
+
+def init(
+    directory: str = typer.Argument(".", help="Where to write the files (created if needed)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that exist."),
+) -> None:
+    """Start a project: write a commented queue.yml, recurring.yml and example_jobs.py (a plain
+    job, an async one, one that reports progress). Never overwrites without --force.
+
+    Example: jobctl init myproject && cd myproject && JOBCTL_JOBS=example_jobs jobctl work
+    """
+    from ..scaffold import write_project
+
+    written = write_project(directory, force=force)
+    for path in written:
+        console().print(f"wrote {path}", highlight=False)
+    here = written[0].parent
+    cd = "" if here == Path.cwd().resolve() else f"cd {here} && "
+    errors().print(
+        f"next: {cd}JOBCTL_JOBS=example_jobs jobctl work   (and in another terminal: "
+        f"{cd}JOBCTL_JOBS=example_jobs jobctl enqueue hello Ada --wait)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def work(
+    ctx: typer.Context,
+    queue: list[str] | None = typer.Option(
+        None,
+        "--queue",
+        "-q",
+        autocompletion=complete_queue,
+        help="Serve only this queue. Repeated, the workers serve all the named queues together "
+        "(by weight where weights are set, else in priority order).",
+    ),
+    burst: bool = typer.Option(False, "--burst", help="Drain the queues (and retries due soon), then exit 0."),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="Also serve Prometheus /metrics on this port."
+    ),
+    metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Address for --metrics-port."),
+    name: str | None = typer.Option(
+        None,
+        "--name",
+        help="This supervisor's name, for several on one host (default host.pid); `health --name` checks it.",
+    ),
+    statsd: str | None = typer.Option(
+        None,
+        "--statsd",
+        envvar="JOBCTL_STATSD",
+        show_envvar=True,
+        help="Send per-job timings and counters to StatsD at host:port (prefix: JOBCTL_STATSD_PREFIX, default jobctl).",
+    ),
+) -> None:
+    """Start the configured worker processes per queue and supervise them.
+
+    Example: jobctl work --queue default --queue analytics --metrics-port 9121
+    """
+    from .. import logs, statsd_metrics
+    from ..supervisor import Supervisor
+
+    settings: Settings = ctx.obj
+    logs.setup(settings.verbose)
+    try:
+        statsd_metrics.configure(statsd)
+    except ValueError as exc:
+        raise UsageError(f"--statsd / JOBCTL_STATSD: {exc}") from None
+    settings.load_jobs()
+    queues = settings.queues.select(queue)
+    if len(queue or []) > 1:
+        from ..rq_engine import check_pool
+
+        check_pool(queues)
+    settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
+    supervisor = Supervisor(
+        settings.url, queues, burst=burst, shared=len(queue or []) > 1, **({"name": name} if name else {})
+    )
+    exporter = None
+    if metrics_port is not None:
+        from .. import metrics
+
+        exporter = metrics.serve(settings.url, settings.queues, metrics_port, metrics_host)
+    try:
+        code = supervisor.run()
+    finally:
+        if exporter:
+            exporter.shutdown()
+    raise typer.Exit(code)
+
+
+def scheduler(
+    ctx: typer.Context,
+    list_only: bool = typer.Option(False, "--list", help="Print each entry and its next three run times, then exit."),
+    as_json: bool = typer.Option(False, "--json", help="With --list: print as JSON."),
+) -> None:
+    """The daemon that enqueues recurring.yml's entries, and jobs declared with @job(cron=...), when
+    they are due, once per due time however many schedulers run (SIGHUP reloads the file, SIGTERM
+    stops); --list prints each entry's next runs.
+
+    Example: jobctl scheduler --list
+    """
+    settings: Settings = ctx.obj
+    if as_json and not list_only:
+        raise UsageError(
+            "--json without --list: only the --list of entries prints JSON; the daemon logs (--log-format json)"
+        )
+    entries = settings.recurring()
+    if list_only:
+        now = datetime.now().astimezone()
+        rows = [(entry, entry.schedule.next_runs(now, 3)) for entry in entries]
+        if as_json:
+            from ..settings import entry_fields
+
+            print_json([{**entry_fields(e), "next_runs": [t.isoformat() for t in runs]} for e, runs in rows])
+        else:
+            from .. import views
+
+            console().print(views.recurring_table(rows))
+        return
+    from .. import logs
+    from ..config import RecurringEntry, load_recurring
+    from ..scheduler import Scheduler
+
+    logs.setup(settings.verbose)
+
+    def load() -> list[RecurringEntry]:  # a missing file is an error, at start and on SIGHUP, unless jobs declare cron=
+        return load_recurring(settings.recurring_path, settings.queues, required=True)
+
+    entries = load()
+    connection = settings.connection  # fail now, with one line, if Redis does not answer
+    raise typer.Exit(Scheduler(connection, settings.url, settings.queues, entries, load, settings.recurring_path).run())
+
+
+def metrics(
+    ctx: typer.Context,
+    port: int = typer.Option(9121, "--port", "-p", min=0, max=65535, help="Port to serve /metrics on."),
+    host: str = typer.Option("0.0.0.0", "--host", help="Address to listen on."),
+) -> None:
+    """Serve Prometheus metrics on /metrics, read from Redis at each scrape (queue depth per
+    state, jobs processed, run-time histogram, retries, workers busy/idle, latency).
+
+    Example: jobctl metrics --port 9121 --host 127.0.0.1
+    """
+    from .. import metrics as exporter
+
+    settings: Settings = ctx.obj
+    settings.load_jobs()
+    settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
+    server = exporter.serve(settings.url, settings.queues, port, host)
+    notes(settings).print(
+        f"jobctl: serving metrics on http://{host}:{server.port}/metrics (Ctrl-C to stop)", highlight=False
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+
+
+def web(
+    ctx: typer.Context,
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; beyond this machine, put TLS in front."
+    ),
+    port: int = typer.Option(9181, "--port", "-p", min=1, max=65535, help="Port to listen on."),
+    read_only: bool = typer.Option(False, "--read-only", help="Show everything, allow no action (they answer 403)."),
+) -> None:
+    """The dashboard: queues, jobs, the dead set, schedules, workers and stats, live, behind a
+    token (JOBCTL_WEB_TOKEN, or one generated and printed at start); a JSON API under /api.
+
+    Example: JOBCTL_WEB_TOKEN=$(openssl rand -hex 16) jobctl web --port 9181
+    """
+    from ..web import serve
+
+    serve(ctx.obj, host, port, read_only=read_only)
+
+
+def demo(ctx: typer.Context) -> None:
+    """The whole system in one command: enqueue a realistic batch, run the workers until the
+    queues drain, print the status tables. Uses the embedded Redis unless REDIS_URL is set.
+
+    Example: jobctl demo
+    """
+    from ..builtin.demo import run_demo
+
+    raise typer.Exit(run_demo(ctx.obj, console()))
