@@ -192,7 +192,7 @@ def enqueue_many(
     queue_config, shared = _job_fields(config, job_name, [], {}, queue, now)
     queue_name, max_size = queue_config.name, queue_config.max_size or 0
     if max_size and isinstance(calls, Sized):
-        queued = int(connection.llen(keys.queue(queue_name)))  # type: ignore[arg-type]
+        queued = int(connection.llen(keys.queue(queue_name)))  # type: ignore[arg-type, unused-ignore]  # redis-py 5 types it as possibly async
         if queued + len(calls) > max_size:
             raise QueueFull(
                 f"{_full(queue_name, queued)}: {len(calls)} more would exceed its max_size of {max_size}; "

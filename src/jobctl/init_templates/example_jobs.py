@@ -37,7 +37,7 @@ async def countdown(seconds: int = 3) -> int:
 
 
 @job("crunch", queue="low", max_retries=2)
-def crunch(count: int = 10) -> dict:
+def crunch(count: int = 10) -> dict[str, int]:
     """A job that reports progress: `enqueue --wait`, `status` and `show` display it."""
     total = 0
     for step in range(1, count + 1):
