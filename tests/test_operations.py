@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for
+
 from jobctl import keys
 
 JOBCTL = Path(sys.executable).parent / "jobctl"

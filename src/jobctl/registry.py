@@ -285,7 +285,7 @@ def load(job_modules: str | None = None) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise ConfigError(f"--jobs/JOBCTL_JOBS: cannot import job module {module!r}: {exc}") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a job module may raise anything on import: one clear line
             raise ConfigError(
                 f"--jobs/JOBCTL_JOBS: job module {module!r} failed on import: {type(exc).__name__}: {exc}"
             ) from None

@@ -92,7 +92,7 @@ class Settings:
         from .connection import resolve_url
 
         if not self.redis_url:
-            self.queues
+            _ = self.queues  # loading queue.yml validates it before an embedded Redis is started
         return resolve_url(self.redis_url)
 
     @cached_property
