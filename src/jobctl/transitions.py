@@ -220,25 +220,25 @@ class Transitions:
         state the seconds it is still held), 'unknown_parent' (the id is the missing parent's),
         'claimed' (`run_claim` = (key, owner, ttl) was already held; the id is its holder) or
         'full' (the queue holds `max_size` jobs; the state is how many)."""
-        flat: list[Any] = []
-        for name, value in fields.items():
-            flat += [name, value]
         claim_key, owner, ttl = run_claim or ("", "", 0)
-        args = [
-            job_id,
-            queue,
-            run_at,
-            unique_claim,
-            json.dumps(list(parents)),
-            now,
-            rq_time(now),
-            claim_key,
-            owner,
-            ttl,
-            unique_ttl,
-            max_size or 0,
-        ]
-        outcome, ident, state = self._run("enqueue", args + flat)
+        named = {
+            "id": job_id,
+            "queue": queue,
+            "run_at": run_at,
+            "unique_claim": unique_claim,
+            "parents": list(parents),
+            "now": now,
+            "now_iso": rq_time(now),
+            "run_claim": claim_key,
+            "run_claim_owner": owner,
+            "run_claim_ttl": ttl,
+            "unique_ttl": unique_ttl,
+            "max_size": max_size or 0,
+        }
+        args: list[Any] = [json.dumps(named)]
+        for name, value in fields.items():
+            args += [name, value]
+        outcome, ident, state = self._run("enqueue", args)
         return outcome.decode(), ident.decode(), state.decode()
 
     def enqueue_many(

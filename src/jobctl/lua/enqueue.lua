@@ -1,14 +1,15 @@
--- ARGV: id, queue, run_at, unique_claim, parents_json, now, now_iso, run_claim, run_claim_owner,
---       run_claim_ttl, unique_ttl, max_size, field, value, ...
+-- ARGV: the arguments by name (JSON: id, queue, run_at, unique_claim, parents, now, now_iso,
+--       run_claim, run_claim_owner, run_claim_ttl, unique_ttl, max_size), then field, value, ...
+--       of the record (a payload is bytes: it does not travel in JSON).
 -- run_claim (the scheduler's claim on one due time of a recurring entry, '' for none) is taken
 -- here, with the enqueue, so that a claim is never held by a run that was not stored.
 -- unique_ttl > 0: the unique claim is held that long, whatever becomes of the job (Sidekiq's
 -- unique_for); 0: while the job is active. max_size > 0: refused when the queue holds as many.
-local id, queue, run_at, claim = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local parents = cjson.decode(ARGV[5])
-local now, now_iso = tonumber(ARGV[6]), ARGV[7]
-local run_claim, run_claim_owner, run_claim_ttl = ARGV[8], ARGV[9], ARGV[10]
-local unique_ttl, max_size = tonumber(ARGV[11]), tonumber(ARGV[12])
+local args = cjson.decode(ARGV[1])
+local id, queue, run_at, claim = args.id, args.queue, args.run_at, args.unique_claim
+local parents, now, now_iso = args.parents, args.now, args.now_iso
+local run_claim, run_claim_owner, run_claim_ttl = args.run_claim, args.run_claim_owner, args.run_claim_ttl
+local unique_ttl, max_size = args.unique_ttl, args.max_size
 local key = job_key(id)
 
 if max_size > 0 then
@@ -44,7 +45,7 @@ if status then
 end
 
 local fields = {}
-for i = 13, #ARGV do table.insert(fields, ARGV[i]) end
+for i = 2, #ARGV do table.insert(fields, ARGV[i]) end
 redis.call('HSET', key, unpack(fields))
 if claim ~= '' and unique_ttl > 0 then
   redis.call('SET', claim, id, 'EX', math.ceil(unique_ttl))
@@ -72,7 +73,7 @@ if #parents > 0 then
 end
 
 if run_at > now then
-  redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[3])
+  redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', run_at)
   redis.call('ZADD', scheduled_key(queue), run_at, id)
   redis.call('SADD', QUEUES, queue_key(queue))  -- the promoter looks at every known queue
   return {'ok', id, 'scheduled'}
