@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 from conftest import child_pids, wait_for
-from test_execution import max_overlap
+from test_worker import max_overlap
 
 from jobctl import api, keys
 
