@@ -113,7 +113,8 @@ def window_growth(snapshots: Sequence, field: str, days: int) -> int | None:
     baseline = [snapshot for snapshot in snapshots if snapshot.snapshot_date <= start]
     if not baseline:
         return None
-    return getattr(latest, field) - getattr(baseline[-1], field)
+    growth: int = getattr(latest, field) - getattr(baseline[-1], field)
+    return growth
 
 
 def engagement_rate(interactions: int, views: int) -> float | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -84,8 +85,12 @@ class YouTubeSource:
             videos=[video_row(channel_id, video) for video in video_resources],
         )
 
-    def _get(self, endpoint: str, **params) -> dict:
-        return request_json("GET", f"{self.base_url}/{endpoint}", params={**params, "key": self.api_key})
+    def _get(self, endpoint: str, **params: object) -> dict:
+        answer = request_json("GET", f"{self.base_url}/{endpoint}", params={**params, "key": self.api_key})
+        if not isinstance(answer, dict):
+            # the API always answers an object: anything else is a glitch, so an ordinary (retried) error
+            raise ValueError(f"YouTube's {endpoint} answer is not a JSON object")
+        return answer
 
 
 class ExportDirectorySource:
@@ -258,7 +263,7 @@ def _parse_time(value: str) -> datetime:
     return store.as_utc(datetime.fromisoformat(value))
 
 
-def load_snapshots(conn: Connection, channel_id: str) -> list[Row]:
+def load_snapshots(conn: Connection, channel_id: str) -> Sequence[Row]:
     """The channel's snapshots, oldest first; NoSnapshotsYet (retryable) when there are none."""
     rows = conn.execute(
         select(store.channel_snapshots)
@@ -270,7 +275,7 @@ def load_snapshots(conn: Connection, channel_id: str) -> list[Row]:
     return rows
 
 
-def load_videos(conn: Connection, channel_id: str) -> list[Row]:
+def load_videos(conn: Connection, channel_id: str) -> Sequence[Row]:
     """The channel's stored videos, oldest first."""
     return conn.execute(
         select(store.videos)

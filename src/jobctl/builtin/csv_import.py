@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, time
 from itertools import islice
 from pathlib import Path
 
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.engine import Connection
 
 from .. import PermanentError, job, progress
@@ -223,7 +223,9 @@ def import_csv(path: str, kind: str) -> dict:
     }
 
 
-def _import_rows(path: Path, source: str, kind: str, spec: ImportKind, import_key) -> tuple[int, int]:
+def _import_rows(
+    path: Path, source: str, kind: str, spec: ImportKind, import_key: ColumnElement[bool]
+) -> tuple[int, int]:
     if not path.is_file():
         raise PermanentError(f"import file {path} does not exist")
     with path.open(newline="", encoding="utf-8-sig") as counting:

@@ -33,9 +33,11 @@ from dataclasses import asdict, dataclass
 from email.message import EmailMessage
 from itertools import pairwise
 from statistics import fmean
+from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
+from sqlalchemy.engine import Row
 
 from .. import PermanentError, job, progress
 from . import store
@@ -56,6 +58,12 @@ class Alert:
     key: str
     kind: str
     message: str
+
+
+class Notifier(Protocol):
+    name: str
+
+    def send(self, alert: Alert) -> None: ...
 
 
 class LogNotifier:
@@ -80,9 +88,11 @@ class EmailNotifier:
 
     def __init__(self, smtp_url: str, recipients: list[str], sender: str):
         parts = urlsplit(smtp_url)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        host = parts.hostname
+        if parts.scheme not in ("smtp", "smtps") or not host:
             raise PermanentError(f"JOBCTL_SMTP_URL must look like smtp://host:port, not {smtp_url!r}")
         self.parts = parts
+        self.host = host
         self.recipients = recipients
         self.sender = sender
 
@@ -94,15 +104,15 @@ class EmailNotifier:
         message.set_content(f"{alert.message}\n\nchannel: {alert.channel_id}\nalert: {alert.key}\n")
         client = smtplib.SMTP_SSL if self.parts.scheme == "smtps" else smtplib.SMTP
         # Connection failures are OSErrors: ordinary exceptions, so the job is retried.
-        with client(self.parts.hostname, self.parts.port or 0, timeout=15) as smtp:
+        with client(self.host, self.parts.port or 0, timeout=15) as smtp:
             if self.parts.username:
                 smtp.login(unquote(self.parts.username), unquote(self.parts.password or ""))
             smtp.send_message(message)
 
 
-def configured_notifiers() -> list:
+def configured_notifiers() -> list[Notifier]:
     names = [name.strip() for name in os.environ.get("JOBCTL_NOTIFY", "log").split(",") if name.strip()]
-    notifiers = []
+    notifiers: list[Notifier] = []
     for name in names:
         if name == "log":
             notifiers.append(LogNotifier())
@@ -205,7 +215,7 @@ def _delivered(alert: Alert, notifier: str) -> bool:
         )
 
 
-def detect(channel_id: str, title: str, snapshots: Sequence, videos: Sequence, status) -> list[Alert]:
+def detect(channel_id: str, title: str, snapshots: Sequence, videos: Sequence, status: Row | None) -> list[Alert]:
     """Every rule's alerts for the channel, from snapshot rows (oldest first) and video rows."""
     alerts = []
     latest = snapshots[-1]
@@ -241,6 +251,8 @@ def detect(channel_id: str, title: str, snapshots: Sequence, videos: Sequence, s
             if store.as_utc(video.published_at).date() > previous.snapshot_date
         )
     if status is not None and status.consecutive_failures >= FAILING_SYNCS:
+        # a nullable column, but _record_failure sets it with a channel's first failed sync
+        assert status.failing_since is not None, f"sync_status of {channel_id} is failing without failing_since"
         since = store.as_utc(status.failing_since)
         alerts.append(
             Alert(

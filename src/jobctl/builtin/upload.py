@@ -244,7 +244,7 @@ class _HTMLText(HTMLParser):
         self._in_title = False
         self._heading = "before"  # then "inside" and "after" the first <h1>
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "title":
             self._in_title = True
         elif tag in self.HIDDEN:
@@ -254,7 +254,7 @@ class _HTMLText(HTMLParser):
         if tag == "h1" and self._heading == "before":
             self._heading = "inside"
 
-    def handle_endtag(self, tag):
+    def handle_endtag(self, tag: str) -> None:
         if tag == "title":
             self._in_title = False
         elif tag in self.HIDDEN:
@@ -264,7 +264,7 @@ class _HTMLText(HTMLParser):
         if tag == "h1" and self._heading == "inside":
             self._heading = "after"
 
-    def handle_data(self, data):
+    def handle_data(self, data: str) -> None:
         if self._in_title:
             self.title.append(data)
         elif not self._hidden:
