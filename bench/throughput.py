@@ -1,6 +1,6 @@
 """Throughput, like for like: jobctl, Dramatiq and RQ on the same job with their own defaults.
 
-    python bench/throughput.py [--jobs 20000] [--rq-jobs 1000] [--redis-url redis://127.0.0.1:6379/14] [--chart docs/throughput.svg]
+    python bench/throughput.py [--jobs 20000] [--rq-jobs 1000] [--rounds 3] [--redis-url redis://127.0.0.1:6379/14] [--chart docs/throughput.svg]
 
 Every system runs bench/counter.py's job (it increments one Redis counter) with 2 worker
 processes and its defaults: jobctl with queue.yml `bench: {worker_count: 2}` (so workers are
@@ -10,8 +10,10 @@ forking Worker, so it gets fewer jobs: --rq-jobs). The jobs are enqueued first, 
 system's own producer; the time runs from starting the workers (start-up counted) to the last
 job done. Also printed: jobs/s by the jobs' own clocks (first start to last end), Redis
 commands per job (scripts' inner calls counted, as INFO commandstats counts them; the job's own
-INCR is one of them) and Redis CPU per job. The Redis database given is flushed: use one that
-holds nothing else.
+INCR is one of them), Redis CPU per job and the CPU of the system's own processes per job
+(start-up included). The systems run one after the other, `--rounds` times over; each system's
+round with the median rate is shown (on a 2-core machine, runs differ by 10-20%). The Redis
+database given is flushed: use one that holds nothing else.
 """
 
 from __future__ import annotations
@@ -29,17 +31,27 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--rq-jobs", type=int, default=1000)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each system; the median is shown")
     parser.add_argument("--chart", help="also write an SVG bar chart of the results to this file")
     options = parser.parse_args()
     url = options.redis_url
-    print(f"# python bench/throughput.py --jobs {options.jobs} --rq-jobs {options.rq_jobs} --redis-url {url}")
+    print(
+        f"# python bench/throughput.py --jobs {options.jobs} --rq-jobs {options.rq_jobs} --rounds {options.rounds} "
+        f"--redis-url {url}"
+    )
     print(f"# {os.cpu_count()} cores; wall time from starting the workers to the last job done")
-    jobctl = harness.jobctl(url, options.jobs, "bench: {worker_count: 2}\n")
-    # as many jobs in flight as Dramatiq's default 2 x 8 threads
-    threaded = harness.jobctl(url, options.jobs, "bench: {worker_count: 2, concurrency: 8}\n")
-    dramatiq = harness.dramatiq(url, options.jobs)
-    rq = harness.rq(url, options.rq_jobs)
-    runs = [jobctl, threaded, dramatiq, rq]
+    systems = [
+        lambda: harness.jobctl(url, options.jobs, "bench: {worker_count: 2}\n"),
+        # as many jobs in flight as Dramatiq's default 2 x 8 threads
+        lambda: harness.jobctl(url, options.jobs, "bench: {worker_count: 2, concurrency: 8}\n"),
+        lambda: harness.dramatiq(url, options.jobs),
+        lambda: harness.rq(url, options.rq_jobs),
+    ]
+    rounds = [[run() for run in systems] for _ in range(options.rounds)]
+    runs = [median(list(of_system)) for of_system in zip(*rounds)]
+    jobctl, threaded, dramatiq, rq = runs
+    for i, of_round in enumerate(rounds, 1):
+        print(f"# round {i}, jobs/s in the table's order: " + ", ".join(f"{run.rate:.0f}" for run in of_round))
     harness.report(runs, jobctl)
     print(
         f"jobctl / dramatiq: {jobctl.rate / dramatiq.rate:.2f}x (concurrency 8: {threaded.rate / dramatiq.rate:.2f}x)"
@@ -48,6 +60,10 @@ def main() -> None:
     if options.chart:
         write_chart(options.chart, runs)
     redis.Redis.from_url(url).flushdb()
+
+
+def median(runs: list[harness.Run]) -> harness.Run:
+    return sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
 
 
 def write_chart(path: str, runs: list[harness.Run]) -> None:
