@@ -10,8 +10,9 @@ import fakeredis
 import pytest
 
 from jobctl import keys
+from jobctl.errors import LeaseLost
 from jobctl.jobdata import new_job_fields
-from jobctl.transitions import GoOn, LeaseLost, Row, Transitions
+from jobctl.transitions import GoOn, Row, Transitions
 
 NOW = 1_800_000_000.0
 WORKER, TOKEN = "host.1", "lease-token"

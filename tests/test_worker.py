@@ -364,7 +364,8 @@ def test_results_json_cannot_hold_are_dead_at_once(project, tmp_path):
 def test_a_fenced_worker_writes_nothing(db):
     """Fetching needs the lease; an outcome needs the job still in the worker's in-flight list,
     which recovery empties (unit test of the scripts on a real Redis)."""
-    from jobctl.transitions import GoOn, LeaseLost, Transitions
+    from jobctl.errors import LeaseLost
+    from jobctl.transitions import GoOn, Transitions
 
     transitions = Transitions(db)
     db.rpush(keys.queue("default"), "j1")

@@ -16,10 +16,10 @@ from . import api, keys
 from .config import QueuesConfig, RecurringEntry
 from .errors import RedisUnavailable, UnknownJob
 from .jobdata import RQ_STATUS, JobView
+from .liveness import LEASE_TTL
 from .producer import enqueue
 from .transitions import Transitions
 
-HEARTBEAT_FRESH = 30.0  # seconds: a worker whose last heartbeat is older does not count as alive
 PURGE_BATCH = 1000  # registry entries per script call: each call holds Redis for about a millisecond
 CANCEL_REASON = "canceled by an operator"
 
@@ -243,7 +243,7 @@ def health(
     now: float | None = None,
 ) -> Health:
     """Healthy when Redis answers and this host's workers (or the named supervisor's) have sent
-    a heartbeat within HEARTBEAT_FRESH seconds."""
+    a heartbeat within LEASE_TTL seconds."""
     host = socket.gethostname()
     try:
         connection = get_connection()
@@ -257,7 +257,7 @@ def health(
     whose = f"supervisor {supervisor!r}" if supervisor else f"host {host!r}"
     mine = [w for w in workers if (w.supervisor == supervisor if supervisor else w.host == host) and w.state != "gone"]
     ages = sorted(now - w.last_heartbeat for w in mine if w.last_heartbeat is not None)
-    alive = [age for age in ages if age <= HEARTBEAT_FRESH]
+    alive = [age for age in ages if age <= LEASE_TTL]
     if alive:
         return Health(
             True,
@@ -268,7 +268,7 @@ def health(
             round(alive[0], 1),
         )
     if ages:
-        reason = f"no worker of {whose} sent a heartbeat in the last {HEARTBEAT_FRESH:g}s (newest {ages[0]:.0f}s ago)"
+        reason = f"no worker of {whose} sent a heartbeat in the last {LEASE_TTL:g}s (newest {ages[0]:.0f}s ago)"
     else:
         reason = f"no worker of {whose} is registered in Redis (is `jobctl work` running?)"
     return Health(False, reason, host, supervisor, 0, round(ages[0], 1) if ages else None)

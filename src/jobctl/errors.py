@@ -1,8 +1,7 @@
 """The exceptions jobctl raises, and the one jobs raise to say "do not retry".
 
-Every exception of the core is defined here (the worker's control-flow exceptions aside:
-executor.JobTimeout and JobStopped, transitions.LeaseLost), so that a caller finds in one place
-what it may have to catch. Those deriving from JobctlError are reported by the CLI as one line
+Every exception of the core is defined here, so that a caller finds in one place what it may
+have to catch. Those deriving from JobctlError are reported by the CLI as one line
 with their exit status; the others are caught by the code that called.
 """
 
@@ -81,3 +80,20 @@ class ResultError(ValueError):
 
 class PermanentError(Exception):
     """Raise from a job to fail it without retrying: it goes straight to the dead set."""
+
+
+# --- the worker's own control flow (worker.py, executor.py) ---------------------------------------
+
+
+class JobTimeout(BaseException):
+    """Raised inside a job that ran past its timeout. A BaseException, so that a job's own
+    `except Exception` does not swallow it."""
+
+
+class JobStopped(BaseException):
+    """Raised inside a job an operator asked to stop (`jobctl cancel`, RQ's send_stop_job_command)."""
+
+
+class LeaseLost(Exception):
+    """The worker's lease is gone (it was presumed dead and its jobs recovered): the script wrote
+    nothing, and the worker must end."""

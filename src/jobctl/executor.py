@@ -30,15 +30,7 @@ from types import FrameType
 from typing import Any
 
 from .context import Execution, executing
-
-
-class JobTimeout(BaseException):
-    """Raised inside a job that ran past its timeout. A BaseException, so that a job's own
-    `except Exception` does not swallow it."""
-
-
-class JobStopped(BaseException):
-    """Raised inside a job an operator asked to stop (`jobctl cancel`, RQ's send_stop_job_command)."""
+from .errors import JobStopped, JobTimeout
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import registry
-from .executor import JobStopped
+from .errors import JobStopped
 from .middleware import JobInfo, Middleware
 
 

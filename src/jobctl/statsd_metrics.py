@@ -12,7 +12,7 @@ import os
 import re
 from typing import Any
 
-from .executor import JobStopped
+from .errors import JobStopped
 from .middleware import JobInfo, Middleware
 
 ADDRESS_ENV = "JOBCTL_STATSD"

@@ -21,17 +21,13 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 
 from . import keys
+from .errors import LeaseLost
 from .jobdata import rq_time
 
 # A job's row, as the scripts reply it (job_row in lua/lib.lua): [id, queue, attempt (int), data,
 # timeout (text), max_retries, created_at, rq (RQ's options: a list, or b'')], bytes where no type
 # is given; read by Worker._job_from_row.
 Row = list[Any]
-
-
-class LeaseLost(Exception):
-    """The worker's lease is gone (it was presumed dead and its jobs recovered): the script wrote
-    nothing, and the worker must end."""
 
 
 def _checked(reply: Any) -> Any:

@@ -51,13 +51,13 @@ from . import joboutput, keys, limits, logs, middleware, registry, retries, rq_c
 from .config import QueueConfig
 from .connection import RedisOutage
 from .context import Execution
-from .errors import PermanentError
-from .executor import Executor, JobStopped, JobTimeout, Running
+from .errors import JobStopped, JobTimeout, LeaseLost, PermanentError
+from .executor import Executor, Running
 from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
 from .liveness import HEARTBEAT_INTERVAL, LEASE_TTL
 from .rq_compat import RqOptions
 from .tracking import Tracker
-from .transitions import GoOn, LeaseLost, Next, Row, Transitions
+from .transitions import GoOn, Next, Row, Transitions
 
 IDLE_POLL = 1.0  # an idle worker looks again this often without a wake-up (RQ producers send none)
 MEMORY_CHECK = 0.1  # seconds between reads of the worker's RSS, when max_memory is set
