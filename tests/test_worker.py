@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import child_pids, wait_for
 
-from jobctl import keys
+from jobctl import keys, tracking
 
 LEASE_ENV = {"JOBCTL_LEASE_TTL": "4"}  # a frozen worker is presumed dead after 4 s, not 20
 
@@ -272,6 +272,9 @@ def test_a_forked_child_never_returns_into_the_worker(project, tmp_path, db):
     assert project.show(job_id)["state"] == "finished"
     child = int(next(line for line in log.read_text().split("\n") if line.startswith("child")).split()[1])
     wait_for(lambda: not alive(child), message="the forked child to end")
+    # job tracking is flushed about once a second: one run counted, and still one a flush later
+    wait_for(lambda: db.hget(keys.job_stats("forks"), "runs"), message="the run counted")
+    time.sleep(2 * tracking.FLUSH_INTERVAL)
     assert db.hget(keys.job_stats("forks"), "runs") == b"1"
     assert len(child_pids(work.pid)) == 1
 
