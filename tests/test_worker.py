@@ -140,7 +140,7 @@ def test_kill_9_between_short_jobs_blames_only_the_running_job(project, tmp_path
 
 
 def test_pause_stops_a_busy_worker_within_a_second(project, tmp_path, db):
-    """Workers learn of pauses on start, on wake-ups and once a second (not in every fetch): a
+    """Workers learn of pauses on start, from pause and resume (pub/sub) and once a second (not in every fetch): a
     worker draining short jobs stops taking them from a paused queue within about a second."""
     project.write("queue.yml", "default: {worker_count: 1}\n")
     out = tmp_path / "out"

@@ -69,15 +69,17 @@ def pause(connection: redis.Redis, queues: list[str]) -> list[str]:
 
 
 def resume(connection: redis.Redis, queues: list[str]) -> list[str]:
-    """Resume paused queues; returns those that were paused. Idle workers are woken at once."""
-    resumed = _change_paused(connection, queues, connection.srem)
-    for queue in resumed:
-        connection.publish(keys.wake(queue), "")
-    return resumed
+    """Resume paused queues; returns those that were paused."""
+    return _change_paused(connection, queues, connection.srem)
 
 
 def _change_paused(connection: redis.Redis, queues: list[str], change: Callable[[str, str], Any]) -> list[str]:
-    return [queue for queue in queues if change(keys.PAUSED, queue)]
+    """Workers serving a changed queue hear of it at once on its wake channel (a busy worker
+    that misses it looks again within a second)."""
+    changed = [queue for queue in queues if change(keys.PAUSED, queue)]
+    for queue in changed:
+        connection.publish(keys.wake(queue), keys.PAUSES_CHANGED)
+    return changed
 
 
 # --- cancel --------------------------------------------------------------------------------------

@@ -90,8 +90,12 @@ def active(worker_name: str) -> str:
 
 
 def wake(queue_name: str) -> str:
-    """Pub/sub channel: a message when a job lands on the empty queue, for idle workers."""
+    """Pub/sub channel: a message when a job lands on the empty queue, for idle workers, and
+    PAUSES_CHANGED when the queue is paused or resumed."""
     return f"jobctl:wake:{queue_name}"
+
+
+PAUSES_CHANGED = "pauses"  # on a queue's wake channel: workers look at the paused queues again
 
 
 def commands(worker_name: str) -> str:

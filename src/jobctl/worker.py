@@ -138,8 +138,8 @@ class Worker:
         self._next_memory_check = 0.0
         self.outage = RedisOutage(self.log, f"worker {self.name}", url)
         self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
-        # `jobctl pause`d queues, not fetched from: looked at on start, on wake-ups and once a second,
-        # instead of in every fetch script (issue 12: a Redis command per job)
+        # `jobctl pause`d queues, not fetched from: looked at on start, when pause or resume
+        # publishes, and once a second, instead of in every fetch script (issue 12: a command per job)
         self.paused: frozenset[str] = frozenset()
         # concurrency 1 (see _finish): the job reserved to run next, the reply of the outcome sent
         # last (unread), or that reply read early by the control thread when it gave back the
@@ -300,8 +300,8 @@ class Worker:
             self._release_if_running_long()
 
     def _check_pauses(self) -> None:
-        """`jobctl pause` and RQ's `rq suspend`, looked at about once a second and on wake-ups,
-        not once per job."""
+        """`jobctl pause` and RQ's `rq suspend`, looked at about once a second and when pause or
+        resume publishes, not once per job."""
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.exists(keys.SUSPENDED)
             pipe.smembers(keys.PAUSED)
@@ -321,8 +321,9 @@ class Worker:
 
     def _on_message(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode()
-        if channel != keys.commands(self.name):  # a job landed on an empty queue: maybe a paused one
-            self._check_pauses()
+        if channel != keys.commands(self.name):  # a job landed on an empty queue, or pauses changed
+            if message["data"] == keys.PAUSES_CHANGED.encode():
+                self._check_pauses()
             self._woken.set()
             return
         try:
