@@ -51,6 +51,23 @@ def start(t: Transitions, job_id: str) -> Row:
     return row
 
 
+def fail(t: Transitions, row: Row, verdict: str, retry_at: float | None = None) -> None:
+    """The worker's outcome for a failed attempt of the started job `row`, going on with nothing."""
+    t.fail(
+        row[0].decode(),
+        "q",
+        WORKER,
+        int(row[2]),
+        NOW,
+        verdict=verdict,
+        retry_at=retry_at,
+        error_entry={"attempt": 1, "at": NOW, "error": "E: x", "worker": WORKER},
+        exc_info=b"tb",
+        reason="why",
+        go_on=GoOn([]),
+    )
+
+
 @pytest.mark.parametrize(
     "run_at, parents, state, where",
     [
@@ -118,20 +135,7 @@ def test_an_outcome_for_a_recovered_job_is_refused(t, redis_):
 def test_fail(t, redis_, verdict, state, registry):
     enqueue(t, "j")
     enqueue(t, "child", parents=["j"])
-    row = start(t, "j")
-    t.fail(
-        "j",
-        "q",
-        WORKER,
-        int(row[2]),
-        NOW,
-        verdict=verdict,
-        retry_at=NOW + 10 if verdict == "retry" else None,
-        error_entry={"attempt": 1, "at": NOW, "error": "E: x", "worker": WORKER},
-        exc_info=b"tb",
-        reason="why",
-        go_on=GoOn([]),
-    )
+    fail(t, start(t, "j"), verdict, retry_at=NOW + 10 if verdict == "retry" else None)
     assert status(redis_, "j") == state
     assert redis_.zscore(registry("q"), "j") is not None
     assert redis_.llen(keys.active(WORKER)) == 0
@@ -184,20 +188,7 @@ def test_cancel(t, redis_, state):
 
 def test_requeue_dead(t, redis_):
     enqueue(t, "j")
-    row = start(t, "j")
-    t.fail(
-        "j",
-        "q",
-        WORKER,
-        int(row[2]),
-        NOW,
-        verdict="dead",
-        retry_at=None,
-        error_entry={"attempt": 1, "at": NOW, "error": "E", "worker": WORKER},
-        exc_info=b"tb",
-        reason="why",
-        go_on=GoOn([]),
-    )
+    fail(t, start(t, "j"), "dead")
     assert t.requeue_dead("j", NOW) and not t.requeue_dead("j", NOW)
     assert status(redis_, "j") == "queued" and redis_.hget(keys.job("j"), "jobctl_attempts") == b"0"
 

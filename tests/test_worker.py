@@ -139,6 +139,35 @@ def test_kill_9_between_short_jobs_blames_only_the_running_job(project, tmp_path
     assert crashes <= 1
 
 
+def test_a_worker_frozen_between_short_jobs_never_runs_one_given_to_another(project, tmp_path, db):
+    """SIGSTOP past the lease while a worker runs short jobs, each with the next one reserved, and
+    a second supervisor on the same Redis: every job ends exactly once, the reserved one
+    included; the frozen worker writes nothing after it wakes."""
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    logs_dir = tmp_path / "runs"
+    logs_dir.mkdir()
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"args": [str(logs_dir / str(n)), 0.005]}) + "\n" for n in range(300)))
+    assert project.run("enqueue", "overlap", "--from", str(jobs)).returncode == 0
+    first = project.start("work", env=LEASE_ENV)
+    wait_for(lambda: len(list(logs_dir.iterdir())) >= 50, message="50 jobs started")
+    (frozen,) = child_pids(first.pid)
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        project.start("work", env=LEASE_ENV)
+        wait_for(lambda: db.zcard(keys.finished("default")) == 300, timeout=60, message="all 300 to finish elsewhere")
+        woke = time.time()
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    wait_for(lambda: not alive(frozen), message="the frozen worker to end")
+    for log in logs_dir.iterdir():
+        ends = [line.split() for line in log.read_text().split("\n") if line.startswith("end")]
+        assert len(ends) == 1, (log.name, ends)  # a job that ran to its end twice ran twice
+        assert not (ends[0][2] == str(frozen) and float(ends[0][1]) >= woke)
+    assert len(list(logs_dir.iterdir())) == 300
+    assert not db.exists(keys.active(f"{os.uname().nodename}.{frozen}"))
+
+
 def test_pause_stops_a_busy_worker_within_a_second(project, tmp_path, db):
     """Workers learn of pauses on start, from pause and resume (pub/sub) and once a second (not in every fetch): a
     worker draining short jobs stops taking them from a paused queue within about a second."""

@@ -295,16 +295,7 @@ class Transitions:
         """Record a finished job and, in the same round trip, go on as `go_on` says; returns the
         reply (Next), or with wait=False a function that waits for it. Raises LeaseLost (and
         writes nothing) when the job was recovered from this worker."""
-        named = {
-            "id": job_id,
-            "queue": queue,
-            "worker": worker,
-            "attempt": attempt,
-            "now": now,
-            "now_iso": rq_time(now),
-            **go_on.named(),
-        }
-        return self._outcome("succeed", [json.dumps(named), result_json, base64.b64encode(result_json)], wait)
+        return self._outcome("succeed", job_id, queue, worker, attempt, now, go_on, result_json, wait)
 
     def fail(
         self,
@@ -324,25 +315,43 @@ class Transitions:
     ) -> Next | Callable[[], Next]:
         """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead' or
         'canceled' (stopped while running); then go on as `succeed` does."""
-        named = {
-            "id": job_id,
-            "queue": queue,
-            "worker": worker,
-            "attempt": attempt,
-            "now": now,
-            "now_iso": rq_time(now),
-            "verdict": verdict,
-            "retry_at": retry_at or 0,
-            "error": error_entry,
-            "reason": reason,
-            **go_on.named(),
-        }
-        return self._outcome("fail", [json.dumps(named), exc_info, base64.b64encode(exc_info)], wait)
+        return self._outcome(
+            "fail",
+            job_id,
+            queue,
+            worker,
+            attempt,
+            now,
+            go_on,
+            exc_info,
+            wait,
+            verdict=verdict,
+            retry_at=retry_at or 0,
+            error=error_entry,
+            reason=reason,
+        )
 
-    def _outcome(self, name: str, args: list[Any], wait: bool) -> Next | Callable[[], Next]:
+    def _outcome(
+        self,
+        script: str,
+        job_id: str,
+        queue: str,
+        worker: str,
+        attempt: int,
+        now: float,
+        go_on: GoOn,
+        blob: bytes,
+        wait: bool,
+        **named: Any,
+    ) -> Next | Callable[[], Next]:
+        """Call an outcome script: its arguments by name, then `blob` (the result, or the
+        traceback) as is and base64-encoded (RQ's results-stream form)."""
+        named.update(id=job_id, queue=queue, worker=worker, attempt=attempt, now=now, now_iso=rq_time(now))
+        named.update(go_on.named())
+        args = [json.dumps(named), blob, base64.b64encode(blob)]
         if wait:
-            return Next.of(self._run(name, args))
-        reply = self._send(name, args)
+            return Next.of(self._run(script, args))
+        reply = self._send(script, args)
         return lambda: Next.of(reply())
 
     def release(self, worker: str, job_id: str, queue: str, now: float) -> bool:

@@ -604,6 +604,10 @@ class Worker:
                     return None
                 job.attempt = reply.started
             if self._reserved is not None and go_on.queues:
+                # The reserved job starts before Redis confirms this outcome (which would fence a
+                # worker presumed dead): a lease that may have lapsed (a pause without SIGCONT)
+                # ends the worker here instead, before it runs a job perhaps given to another.
+                self._check_lease_age()
                 reserved, self._reserved = self._reserved, None
                 go_on.start, go_on.reserve = (reserved.id, reserved.queue), True
                 self._pending = self._with_redis(lambda: record(go_on, False))
