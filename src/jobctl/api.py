@@ -289,8 +289,11 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
             summaries.append(WorkerSummary(name, name.rsplit(".", 1)[0], None, [], "gone"))
             continue
         text = {k.decode(): v.decode() for k, v in raw.items()}
-        # RQ's workers (engine: rq) keep no in-flight list, only their current_job
-        held = [job_id.decode() for job_id in in_flight] or ([text["current_job"]] if text.get("current_job") else [])
+        held = [job_id.decode() for job_id in in_flight]
+        if "jobctl_lease" not in text and text.get("current_job"):
+            # RQ's workers (engine: rq) keep no in-flight list, only their current_job; a jobctl
+            # worker's current_job lags up to a second behind its in-flight list (tracking.py)
+            held = [text["current_job"]]
         summaries.append(
             WorkerSummary(
                 name=name,

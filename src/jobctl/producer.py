@@ -207,14 +207,12 @@ def enqueue_many(
 
     def flush() -> None:
         records = [(job.id, data, describe(call_name, job.args, job.kwargs)) for job, data in batch]
-        with connection.pipeline(transaction=True) as pipe:
-            transitions.enqueue_many(queue_name, shared, records, time.time(), pipe=pipe, max_size=max_size)
-            try:
-                [outcome] = pipe.execute()
-            except redis.ResponseError as exc:
-                if out_of_memory(exc):
-                    raise RedisOutOfMemory(f"{OUT_OF_MEMORY}: this batch was not stored") from None
-                raise
+        try:
+            outcome = transitions.enqueue_many(queue_name, shared, records, time.time(), max_size=max_size)
+        except redis.ResponseError as exc:
+            if out_of_memory(exc):
+                raise RedisOutOfMemory(f"{OUT_OF_MEMORY}: this batch was not stored") from None
+            raise
         if isinstance(outcome, list):  # ['full', queued]
             raise QueueFull(_full(queue_name, int(outcome[1])))
         stored.extend(job for job, _ in batch)

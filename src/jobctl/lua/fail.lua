@@ -15,7 +15,7 @@ release_slot(id, hget(id, 'jobctl_slot'))
 add_error(id, args.error)
 redis.call('HSET', key, 'exc_info', ARGV[2], 'ended_at', now_iso)
 -- RQ's Job.latest_result() and rq-dashboard read the traceback from the results stream
-redis.call('XADD', results_key(id), 'MAXLEN', '~', 10, '*', 'type', 2, 'worker_name', worker,
+redis.call('XADD', results_key(id), 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name', worker,
   'exc_string', ARGV[3], 'execution_ended_at', now)
 local failure_ttl = tonumber(hget(id, 'failure_ttl')) or FAILURE_TTL
 if failure_ttl >= 0 then redis.call('EXPIRE', results_key(id), failure_ttl) end  -- -1: kept for ever

@@ -1,6 +1,9 @@
--- Shared by the transition scripts: each gets the definitions here, and of keys.py's LUA, that it
--- uses (transitions.py). Keys are built only by keys.py's functions (job_key, queue_key...).
+-- Shared by the transition scripts (transitions.py). On Redis 7 all of it, with keys.py's LUA, is
+-- one library of functions, defined once; by EVALSHA (Redis 6) each script gets the definitions
+-- it uses. Keys are built only by keys.py's functions (job_key, queue_key...).
 -- Each script is one state transition, atomic in Redis: a job is always in exactly one place.
+-- Constant numbers on the hot path are given to redis.call as strings: Redis writes out a Lua
+-- number with printf's %.17g, a few thousand instructions each (issue 12).
 
 -- The registry of a queue's ended jobs of an RQ status (keys.ended).
 local function ended_key(status, queue)
@@ -248,7 +251,7 @@ end
 -- their fence: a job no longer there was recovered (its worker presumed dead, and the job maybe
 -- given to another), so the caller must write nothing and stop.
 local function leave_started(id, queue, worker, attempt)
-  if redis.call('LREM', active_key(worker), 1, id) == 0 then return false end
+  if redis.call('LREM', active_key(worker), '1', id) == 0 then return false end
   redis.call('ZREM', started_key(queue), id .. ':' .. attempt)
   return true
 end
@@ -280,9 +283,11 @@ local function rq_options(key, attempt, write)
   return {retries_left or '', job[5] or '', job[6] or '', job[7] or '', job[8] or ''}, attempt, fields
 end
 
--- What taking and starting a job read of it, in one HMGET.
-local JOB_FIELDS = {'origin', 'status', 'timeout', 'data', 'jobctl_max_retries', 'jobctl_attempts', 'jobctl_progress',
-  'jobctl_stop_requested', 'jobctl_job', 'created_at', 'jobctl_timeout', 'success_callback_name'}
+-- What taking a job reads of it, in one HMGET: first what starting it needs (the first
+-- START_FIELDS: a reserved job is started from these alone), then what its row adds.
+local JOB_FIELDS = {'origin', 'status', 'timeout', 'jobctl_timeout', 'jobctl_attempts', 'jobctl_progress',
+  'jobctl_stop_requested', 'success_callback_name', 'data', 'jobctl_max_retries', 'created_at', 'jobctl_job'}
+local START_FIELDS = 8
 
 -- Take the next job a worker may start: the first job of the first queue in `queues` (the worker
 -- leaves out paused ones) that is not over its rate limit, and that its type's limits let start (see may_start), moved
@@ -302,7 +307,7 @@ local function take_next(worker, now, queues)
     if not id then return nil end
     local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS))
     local status = job[2]
-    local hold_until = status == 'queued' and may_start(id, job[9], from, worker, now) or 0
+    local hold_until = status == 'queued' and may_start(id, job[12], from, worker, now) or 0
     if hold_until > 0 then
       hold_back(id, job[1] or from, hold_until)
       held_back = held_back + 1
@@ -315,17 +320,16 @@ local function take_next(worker, now, queues)
   return nil
 end
 
--- The row a worker runs a taken job from: {id, queue, attempt, data, timeout, max_retries,
--- created_at, rq}; rq: the job's RQ options {retries_left, retry_intervals, success, failure and
--- stopped callback names} ('' for jobctl's own jobs). With `start`, the job is also started:
--- status 'started' in its hash and RQ's started registry, its deadline set from `now`.
-local function job_row(id, from, job, worker, now, now_iso, start)
+-- A taken job's queue, timeout, attempt and RQ options {retries_left, retry_intervals, success,
+-- failure and stopped callback names} ('' for jobctl's own jobs). With `start`, the job is also
+-- started: status 'started' in its hash and RQ's started registry, its deadline set from `now`.
+local function job_start(id, from, job, worker, now, now_iso, start)
   local key = job_key(id)
   local queue = job[1] or from  -- a record written by another tool without its queue: the one it was found on
-  local timeout = tonumber(job[11]) or tonumber(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
-  local attempt = (tonumber(job[6]) or 0) + 1
+  local timeout = tonumber(job[4]) or tonumber(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
+  local attempt = (tonumber(job[5]) or 0) + 1
   local rq, rq_fields = '', nil
-  if job[12] then rq, attempt, rq_fields = rq_options(key, attempt, start) end
+  if job[8] then rq, attempt, rq_fields = rq_options(key, attempt, start) end
   if start then
     -- RQ's job_timeout -1: no timeout
     local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
@@ -338,11 +342,18 @@ local function job_row(id, from, job, worker, now, now_iso, start)
       table.insert(fields, queue)
     end
     redis.call('HSET', key, unpack(fields))
-    if job[7] or job[8] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
+    if job[6] or job[7] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
     redis.call('ZADD', started_key(queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
   end
+  return queue, timeout, attempt, rq
+end
+
+-- The row a worker runs a taken job from (see job_start): {id, queue, attempt, data, timeout,
+-- max_retries, created_at, rq}.
+local function job_row(id, from, job, worker, now, now_iso, start)
+  local queue, timeout, attempt, rq = job_start(id, from, job, worker, now, now_iso, start)
   -- the timeout as a string: a Lua number in a reply loses its fraction
-  return {id, queue, attempt, job[4] or '', tostring(timeout), job[5] or '', job[10] or '', rq}
+  return {id, queue, attempt, job[9] or '', tostring(timeout), job[10] or '', job[11] or '', rq}
 end
 
 -- Start the next job for a worker (see take_next): its row, or false when there is none.
@@ -355,12 +366,13 @@ end
 -- Start the job a worker reserved (see go_on): its attempt, or false when the job is no longer
 -- queued (canceled or deleted since: the worker then records nothing for it).
 local function start_reserved(id, queue, worker, now, now_iso)
-  local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS))
+  local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS, 1, START_FIELDS))
   if job[2] ~= 'queued' then
     redis.call('LREM', active_key(worker), 1, id)
     return false
   end
-  return job_row(id, queue, job, worker, now, now_iso, true)[3]
+  local _, _, attempt = job_start(id, queue, job, worker, now, now_iso, true)
+  return attempt
 end
 
 -- How the outcome scripts go on after recording a job, as the worker's arguments say:

@@ -12,7 +12,7 @@ local key = job_key(id)
 local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot')
 redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'result', ARGV[2])
 -- RQ's Job.return_value() reads the results stream
-redis.call('XADD', results_key(id), 'MAXLEN', '~', 10, '*', 'type', 1, 'worker_name', worker,
+redis.call('XADD', results_key(id), 'MAXLEN', '~', '10', '*', 'type', '1', 'worker_name', worker,
   'return_value', ARGV[3], 'execution_ended_at', now)
 local ttl = tonumber(job[1]) or RQ_RESULT_TTL
 -- RQ's result_ttl: -1 keeps the job for ever (a registry entry that never falls due), 0 keeps nothing
