@@ -12,10 +12,11 @@ print what they return (views.py renders it).
 - cli/common.py: output consoles, shared option checks, shell completion
 
 Start-up matters (`jobctl --help` in about a tenth of a second): modules import Typer and little
-else at the top; each command imports what it needs (Redis, YAML, Rich) when it runs.
+else at the top; each command imports what it needs (Redis, YAML, Rich) when it runs. The
+command modules do without `from __future__ import annotations`: Typer reads every command's
+signature on every start, and evaluating annotations written as strings took ~13 ms of it.
 """
 
-from __future__ import annotations
 
 import sys
 

@@ -1,6 +1,5 @@
 """What is configured and registered, read without Redis: config, jobs."""
 
-from __future__ import annotations
 
 import typer
 

@@ -1,6 +1,5 @@
 """One job at a time: enqueue, show, logs, cancel, emit, search."""
 
-from __future__ import annotations
 
 import json
 import signal

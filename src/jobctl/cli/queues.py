@@ -1,6 +1,5 @@
 """Queues and their operation: status, stats, health, pause, resume, purge, requeue-dead."""
 
-from __future__ import annotations
 
 import contextlib
 import sys
