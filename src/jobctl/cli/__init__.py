@@ -17,7 +17,6 @@ command modules do without `from __future__ import annotations`: Typer reads eve
 signature on every start, and evaluating annotations written as strings took ~13 ms of it.
 """
 
-
 import sys
 
 import typer

@@ -1,6 +1,5 @@
 """What is configured and registered, read without Redis: config, jobs."""
 
-
 import typer
 
 from ..settings import Settings

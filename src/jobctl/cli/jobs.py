@@ -1,6 +1,5 @@
 """One job at a time: enqueue, show, logs, cancel, emit, search."""
 
-
 import json
 import signal
 import sys

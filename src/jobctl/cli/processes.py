@@ -1,7 +1,6 @@
 """What runs until it is stopped (work, scheduler, metrics, web, demo), and init, which sets up the
 project they run in."""
 
-
 import time
 from datetime import datetime
 from pathlib import Path

@@ -1,6 +1,5 @@
 """Queues and their operation: status, stats, health, pause, resume, purge, requeue-dead."""
 
-
 import contextlib
 import sys
 import time
