@@ -28,3 +28,22 @@ def test_status_fits_80_columns_without_cutting_ids_or_pids(project, db, tmp_pat
         assert "canceled" in piped.stdout and " cpu " in piped.stdout  # room for every column
     finally:
         gate.touch()
+
+
+def test_the_consoles_print_data_as_given_never_as_markup_or_emoji(capsys):
+    """Rich would turn :thumbs_up: into an emoji and [bold] into style: arguments, results and
+    error texts printed by the CLI (tables included) are data."""
+    from rich.table import Table
+
+    from jobctl.cli.common import console, errors
+
+    text = ":thumbs_up: [bold]x[/bold]"
+    table = Table()
+    table.add_column("args")
+    table.add_row(text)
+    console().print(text)
+    console().print(table)
+    errors().print(text)
+    out, err = capsys.readouterr()
+    assert out.count(text) == 2
+    assert text in err

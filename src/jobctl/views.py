@@ -92,7 +92,7 @@ def fit(grid: Table, width: int | None, less_important: tuple[str, ...]) -> Tabl
     columns, so that what is left (ids, pids, names) is shown whole rather than cut."""
     if width is None:
         return grid
-    measuring = Console(width=width, file=io.StringIO())
+    measuring = Console(width=width, file=io.StringIO(), markup=False, emoji=False)  # as the output consoles
     for name in less_important:
         if Measurement.get(measuring, measuring.options.update_width(10_000), grid).maximum <= width:
             break

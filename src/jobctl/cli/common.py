@@ -29,14 +29,14 @@ if TYPE_CHECKING:
 
 @cache
 def console() -> Console:
-    """Standard output: ids, tables, JSON. markup=False: ids, arguments, errors and progress
-    messages are data, never Rich markup."""
+    """Standard output: ids, tables, JSON. markup=False, emoji=False: ids, arguments, errors and
+    progress messages are data, never Rich markup or :emoji: codes."""
     from rich.console import Console
 
-    out = Console(markup=False)
+    out = Console(markup=False, emoji=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         # piped or logged: the terminal's width where there is one (stderr), else a fixed 120 columns
-        out = Console(markup=False, width=os.get_terminal_size(2).columns if sys.stderr.isatty() else 120)
+        out = Console(markup=False, emoji=False, width=os.get_terminal_size(2).columns if sys.stderr.isatty() else 120)
     return out
 
 
@@ -45,14 +45,14 @@ def errors() -> Console:
     """Standard error, for errors: never silenced by --quiet."""
     from rich.console import Console
 
-    return Console(stderr=True, markup=False)
+    return Console(stderr=True, markup=False, emoji=False)
 
 
 def notes(settings: Settings) -> Console:
     """Where progress and notes go: stderr, silent with --quiet."""
     from rich.console import Console
 
-    return Console(stderr=True, quiet=settings.quiet, markup=False)
+    return Console(stderr=True, quiet=settings.quiet, markup=False, emoji=False)
 
 
 def say(text: str, *, soft_wrap: bool = False) -> None:
