@@ -1,0 +1,103 @@
+"""Redis's own work per job, counted in instructions: jobctl and Dramatiq on the same job.
+
+    python bench/redis_instructions.py [--jobs 3000]
+
+Redis CPU time per job (bench/throughput.py) swings by 20 % from run to run on a shared 2-core
+machine. This benchmark runs a redis-server of its own under valgrind's callgrind, which counts
+the instructions Redis executes (user space: the commands, the Lua scripts, the parsing of
+requests; not the kernel's share of the network), the same count whatever else the machine does.
+Each system runs bench/throughput.py's counter job with its defaults (jobctl: queue.yml
+`bench: {worker_count: 2}`; Dramatiq `-p 2 -t 8`); the count runs from starting the workers to
+the last job done, start-up included. Redis is much slower under valgrind, so use a few
+thousand jobs. Needs valgrind (apt-get install valgrind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import harness
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def instructions_per_job(pid: int, directory: str, run) -> tuple[float, harness.Run]:
+    """Run `run()` (a harness system, which times its workers with harness.measure) and count the
+    instructions Redis executed during its measure()."""
+    measure = harness.measure
+
+    def counted(*args, **kwargs) -> harness.Run:
+        subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+        result = measure(*args, **kwargs)
+        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+        return result
+
+    harness.measure = counted
+    try:
+        result = run()
+    finally:
+        harness.measure = measure
+    dump = max(glob.glob(os.path.join(directory, "callgrind.out.*")), key=os.path.getmtime)
+    with open(dump) as lines:
+        total = next(int(line.split()[1]) for line in lines if line.startswith("summary:"))
+    return total / result.jobs, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=3000)
+    options = parser.parse_args()
+    if not (shutil.which("valgrind") and shutil.which("redis-server")):
+        raise SystemExit("needs valgrind and redis-server: apt-get install valgrind redis-server")
+    print(f"# python bench/redis_instructions.py --jobs {options.jobs}")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with tempfile.TemporaryDirectory(prefix="jobctl-callgrind-") as directory:
+        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/callgrind.out.%p"]
+        server = subprocess.Popen(
+            [*valgrind, "redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("redis-server under valgrind did not start") from None
+                    time.sleep(0.5)
+            systems = {
+                "jobctl (bench: {worker_count: 2})": lambda: harness.jobctl(
+                    url, options.jobs, "bench: {worker_count: 2}\n"
+                ),
+                "dramatiq -p 2 -t 8": lambda: harness.dramatiq(url, options.jobs),
+            }
+            counts = {}
+            for name, run in systems.items():
+                counts[name], result = instructions_per_job(server.pid, directory, run)
+                print(
+                    f"{name:40s} {counts[name]:>10,.0f} Redis instructions per job  ({result.commands_per_job:.1f} commands)"
+                )
+            jobctl, dramatiq = counts.values()
+            print(f"jobctl / dramatiq: {jobctl / dramatiq:.2f}x")
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
