@@ -238,6 +238,19 @@ def test_an_outcome_reserves_the_next_job_and_the_following_outcome_starts_it(t,
     assert redis_.zscore(keys.started("q"), "c:1") is not None
 
 
+def test_scripts_redis_lost_are_loaded_again_by_the_next_call(t, redis_):
+    """A restart without persistence (here FUNCTION FLUSH) loses the library of functions: the
+    next call loads it again, an outcome sent without waiting for its reply too."""
+    for job_id in ("a", "b"):
+        enqueue(t, job_id)
+    redis_.function_flush()
+    row = start(t, "a")
+    redis_.function_flush()
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"]), wait=False)()
+    assert reply.row[0] == b"b"
+    assert (status(redis_, "a"), status(redis_, "b")) == ("finished", "started")
+
+
 def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_):
     for job_id in ("a", "b"):
         enqueue(t, job_id)
