@@ -46,8 +46,11 @@ def refuses() -> None:
 
 @job("slow")
 def slow(marker: str, seconds: float) -> float:
-    """Write the worker's pid to `marker` when it starts, then take `seconds`."""
-    Path(marker).write_text(str(os.getpid()))
+    """Write the worker's pid to `marker` when it starts, then take `seconds`. The marker appears
+    with the pid in it (written aside, then renamed): a test that sees it can read the pid."""
+    aside = Path(f"{marker}.{os.getpid()}")
+    aside.write_text(str(os.getpid()))
+    aside.rename(marker)
     time.sleep(seconds)
     return seconds
 
