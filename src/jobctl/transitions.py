@@ -70,7 +70,7 @@ def _words(lua: str) -> frozenset[str]:
 def _lib() -> list[tuple[str, str, frozenset[str]]]:
     """keys.LUA and lua/lib.lua cut into their top-level definitions: (name, text with the
     comments above it, the words in it)."""
-    lib = _lua_keys() + (resources.files("jobctl") / "lua" / "lib.lua").read_text()
+    lib = _lua_keys() + _text("lib")
     lines = lib.splitlines(keepends=True)
     defined = [(i, found.group(1)) for i, line in enumerate(lines) if (found := _DEFINITION.match(line))]
     starts = [i for i, _ in defined]
@@ -87,7 +87,7 @@ def _lib() -> list[tuple[str, str, frozenset[str]]]:
 def _source(name: str) -> str:
     """The script, for EVALSHA, with the part of lib.lua it uses: each call of a script runs its
     whole text, so a script does not pay for defining what it never calls (issue 12)."""
-    body = (resources.files("jobctl") / "lua" / f"{name}.lua").read_text()
+    body = _text(name)
     lib = _lib()
     uses = {definition: words for definition, _, words in lib}
     needed: set[str] = set()
@@ -99,12 +99,27 @@ def _source(name: str) -> str:
     return "".join(chunk for definition, chunk, _ in lib if definition in needed) + "\n" + body
 
 
+@cache
+def _text(name: str) -> str:
+    """lua/<name>.lua as shipped."""
+    return (resources.files("jobctl") / "lua" / f"{name}.lua").read_text()
+
+
+@cache
 def _script_names() -> list[str]:
     return sorted(
         script.name.removesuffix(".lua")
         for script in (resources.files("jobctl") / "lua").iterdir()
         if script.name.endswith(".lua") and script.name != "lib.lua"
     )
+
+
+@cache
+def _version() -> str:
+    """The scripts' version, a hash of what the library is made of: a command line process, which
+    calls a script or two, does not build the whole library to know its functions' names."""
+    made_of = _lua_keys() + _text("lib") + "".join(_text(name) for name in _script_names())
+    return hashlib.sha1(made_of.encode()).hexdigest()[:12]
 
 
 # Scripts that only read: as functions, Redis runs them when it is out of memory, as it does such
@@ -116,33 +131,30 @@ def _flags(script: str) -> str:
     return "'no-writes'" if script in _NO_WRITES else ""
 
 
-@cache
-def _library() -> tuple[str, str]:
-    """Every script as a function of one Redis library (Redis 7), and the library's version.
+def _library() -> str:
+    """Every script as a function of one Redis library (Redis 7).
 
     A script run by EVALSHA defines again, on every call, each Lua function it uses; a library's
     definitions are made once, when it is loaded (issue 12: 13 % of Redis's instructions per job,
     counted with callgrind). The functions are named `jobctl_<version>_<script>`, so that
     processes of two jobctl versions on one Redis (a rolling deploy) each call their own."""
-    bodies = {name: (resources.files("jobctl") / "lua" / f"{name}.lua").read_text() for name in _script_names()}
     definitions = "".join(chunk for _, chunk, _ in _lib())
-    version = hashlib.sha1((definitions + "".join(bodies.values())).encode()).hexdigest()[:12]
     functions = "".join(
-        f"redis.register_function{{function_name='jobctl_{version}_{name}', flags={{{_flags(name)}}}, "
-        f"callback=function(KEYS, ARGV)\n{body}\nend}}\n"
-        for name, body in bodies.items()
+        f"redis.register_function{{function_name='{_function(name)}', flags={{{_flags(name)}}}, "
+        f"callback=function(KEYS, ARGV)\n{_text(name)}\nend}}\n"
+        for name in _script_names()
     )
-    return f"#!lua name=jobctl_{version}\n{definitions}\n{functions}", version
+    return f"#!lua name=jobctl_{_version()}\n{definitions}\n{functions}"
 
 
 def _function(script: str) -> str:
-    return f"jobctl_{_library()[1]}_{script}"
+    return f"jobctl_{_version()}_{script}"
 
 
 def preload() -> None:
     """Build every script's text now: a process that forks workers does it once for all of them
     (issue 12: each worker built them again, tens of milliseconds per recycled worker)."""
-    _library()
+    _version()
     for name in _script_names():
         _source(name)
 
@@ -232,7 +244,7 @@ class Transitions:
         """Load the library after a call found its function missing; where the server has no
         functions (or this user may not load them), go on with EVALSHA."""
         try:
-            self.connection.function_load(_library()[0])
+            self.connection.function_load(_library())
         except redis.ResponseError as exc:
             if "already exists" in str(exc):  # another process loaded it meanwhile
                 return
