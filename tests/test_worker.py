@@ -139,6 +139,30 @@ def test_kill_9_between_short_jobs_blames_only_the_running_job(project, tmp_path
     assert crashes <= 1
 
 
+def test_scripts_lost_by_redis_between_short_jobs_are_loaded_again_and_every_job_runs_once(project, tmp_path, db):
+    """Redis 7 loses the library of functions (FUNCTION FLUSH; likewise a restart without
+    persistence) three times while a worker runs short jobs with the next one reserved and its
+    outcome sent without waiting: each time the worker loads it again, the calls that found no
+    function ran nothing, and every job runs exactly once."""
+    if not db.info("server")["redis_version"].startswith("7"):
+        pytest.skip("Redis 6 has no functions")
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    logs_dir = tmp_path / "runs"
+    logs_dir.mkdir()
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"args": [str(logs_dir / str(n)), 0.005]}) + "\n" for n in range(400)))
+    assert project.run("enqueue", "overlap", "--from", str(jobs)).returncode == 0
+    project.start("work")
+    for done in (50, 150, 250):
+        wait_for(lambda: len(list(logs_dir.iterdir())) >= done, message=f"{done} jobs started")  # noqa: B023
+        db.function_flush()
+        wait_for(lambda: db.function_list(), message="the worker to load the library again")
+        assert len(list(logs_dir.iterdir())) < 400  # it was still running jobs
+    wait_for(lambda: db.zcard(keys.finished("default")) == 400, timeout=60, message="all 400 done")
+    for log in logs_dir.iterdir():
+        assert sorted(line.split()[0] for line in log.read_text().splitlines()) == ["end", "start"], log.name
+
+
 def test_a_worker_frozen_between_short_jobs_never_runs_one_given_to_another(project, tmp_path, db):
     """SIGSTOP past the lease while a worker runs short jobs, each with the next one reserved, and
     a second supervisor on the same Redis: every job ends exactly once, the reserved one
