@@ -139,6 +139,18 @@ def test_kill_9_between_short_jobs_blames_only_the_running_job(project, tmp_path
     assert crashes <= 1
 
 
+def enqueue_short_jobs(project, tmp_path, count: int) -> Path:
+    """`count` 5 ms `overlap` jobs for one worker (`concurrency: 1`, so each runs with the next
+    one reserved), each logging its start and end to its own file; returns their directory."""
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    logs_dir = tmp_path / "runs"
+    logs_dir.mkdir()
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"args": [str(logs_dir / str(n)), 0.005]}) + "\n" for n in range(count)))
+    assert project.run("enqueue", "overlap", "--from", str(jobs)).returncode == 0
+    return logs_dir
+
+
 def test_scripts_lost_by_redis_between_short_jobs_are_loaded_again_and_every_job_runs_once(project, tmp_path, db):
     """Redis 7 loses the library of functions (FUNCTION FLUSH; likewise a restart without
     persistence) three times while a worker runs short jobs with the next one reserved and its
@@ -146,12 +158,7 @@ def test_scripts_lost_by_redis_between_short_jobs_are_loaded_again_and_every_job
     function ran nothing, and every job runs exactly once."""
     if not db.info("server")["redis_version"].startswith("7"):
         pytest.skip("Redis 6 has no functions")
-    project.write("queue.yml", "default: {worker_count: 1}\n")
-    logs_dir = tmp_path / "runs"
-    logs_dir.mkdir()
-    jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text("".join(json.dumps({"args": [str(logs_dir / str(n)), 0.005]}) + "\n" for n in range(400)))
-    assert project.run("enqueue", "overlap", "--from", str(jobs)).returncode == 0
+    logs_dir = enqueue_short_jobs(project, tmp_path, 400)
     project.start("work")
     for done in (50, 150, 250):
         wait_for(lambda: len(list(logs_dir.iterdir())) >= done, message=f"{done} jobs started")  # noqa: B023
@@ -169,12 +176,7 @@ def test_a_worker_frozen_between_short_jobs_never_runs_one_given_to_another(proj
     and the frozen worker writes nothing after it wakes. Only the job it was running may run
     again: it may have ended before the stop landed, its outcome not yet in Redis (at least once,
     as after kill -9)."""
-    project.write("queue.yml", "default: {worker_count: 1}\n")
-    logs_dir = tmp_path / "runs"
-    logs_dir.mkdir()
-    jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text("".join(json.dumps({"args": [str(logs_dir / str(n)), 0.005]}) + "\n" for n in range(300)))
-    assert project.run("enqueue", "overlap", "--from", str(jobs)).returncode == 0
+    logs_dir = enqueue_short_jobs(project, tmp_path, 300)
     first = project.start("work", env=LEASE_ENV)
     wait_for(lambda: len(list(logs_dir.iterdir())) >= 50, message="50 jobs started")
     (frozen,) = child_pids(first.pid)
