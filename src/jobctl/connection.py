@@ -175,9 +175,10 @@ def _sentinel_master(target: SentinelTarget, options: dict[str, Any]) -> redis.R
     }
     if target.sentinel_password:
         sentinel_options["password"] = target.sentinel_password
-    # redis-py leaves Sentinel's methods unannotated (redis/sentinel.py)
-    sentinel = Sentinel(target.sentinels, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call]
-    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    # redis-py leaves Sentinel's methods unannotated before 8.2 (redis/sentinel.py): the ignore
+    # must hold on both sides of that release
+    sentinel = Sentinel(target.sentinels, sentinel_kwargs=sentinel_options)  # type: ignore[no-untyped-call, unused-ignore]
+    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call, unused-ignore]
         target.service,
         db=target.db,
         username=target.username,
