@@ -497,7 +497,7 @@ class Transitions:
         dependents; ask the worker of a started job to stop it. Returns the RQ status the job had
         ('' if there is no such job)."""
         status: bytes = self._run("cancel", [job_id, now, rq_time(now), reason])
-        return status.decode()
+        return status.decode(errors="replace")  # a status another tool wrote may be any bytes
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
         """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that

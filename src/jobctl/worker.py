@@ -438,6 +438,10 @@ class Worker:
             unreadable = None
         except PayloadError as exc:
             name, args, kwargs, unreadable = "?", [], {}, str(exc)
+        try:
+            rq = RqOptions.from_row(rq_options)
+        except (ValueError, TypeError) as exc:  # RQ's fields hand-edited or another tool's: not its options
+            rq, unreadable = RqOptions(), unreadable or f"the job's RQ options cannot be read ({exc})"
         return FetchedJob(
             id=job_id.decode(),
             queue=queue.decode(),
@@ -449,7 +453,7 @@ class Worker:
             max_retries=int(max_retries) if max_retries else None,
             unreadable=unreadable,
             created_at=created_at,
-            rq=RqOptions.from_row(rq_options),
+            rq=rq,
         )
 
     def _next_from(self) -> list[str]:
