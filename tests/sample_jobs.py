@@ -153,6 +153,23 @@ def ticking(log: str, seconds: float) -> None:
             out.write("finally\n")
 
 
+@job("ticks")
+def ticks(log: str, seconds: float) -> None:
+    """Append "tick <unix time> <pid>" about every 10 ms for `seconds`: when its code ran."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _note(log, f"tick {time.time()} {os.getpid()}")
+        time.sleep(0.01)
+
+
+@job("async_ticks")
+async def async_ticks(log: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _note(log, f"tick {time.time()} {os.getpid()}")
+        await asyncio.sleep(0.01)
+
+
 @job("async_waiting")
 async def async_waiting(log: str, seconds: float) -> None:
     with open(log, "a") as out:

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import child_pids, wait_for
+from conftest import child_pids, kill_quietly, wait_for
 
 from jobctl import keys, tracking
 
@@ -186,7 +186,7 @@ def test_a_worker_frozen_between_short_jobs_never_runs_one_given_to_another(proj
         project.start("work", env=LEASE_ENV)
         wait_for(lambda: db.zcard(keys.finished("default")) == 300, timeout=60, message="all 300 to finish elsewhere")
     finally:
-        os.kill(frozen, signal.SIGCONT)
+        kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
     wait_for(lambda: not alive(frozen), message="the frozen worker to end")
     ran_again = []
     for log in logs_dir.iterdir():
@@ -302,7 +302,7 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
         project.start("work", env=LEASE_ENV)
         wait_for(lambda: log.read_text().count("start") == 2, timeout=30, message="the other supervisor to run it")
     finally:
-        os.kill(frozen, signal.SIGCONT)
+        kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
     wait_for(lambda: not alive(frozen), message="the frozen worker to end")
     wait_for(lambda: project.show(job_id)["state"] == "finished", timeout=20, message="the job to finish")
     ends = [line for line in log.read_text().split("\n") if line.startswith("end")]
@@ -312,8 +312,36 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
     job = project.show(job_id)
     assert job["errors"][0]["error"] in (
         "worker lost (no heartbeat)",
-        "worker lost its lease (frozen, or cut off from Redis)",
+        "worker killed by signal 9 (SIGKILL)",  # by the kernel, at its lease's end (leasekill.py)
     )
+
+
+@pytest.mark.parametrize(
+    "job_name, concurrency",
+    [("ticks", 1), ("ticks", 8), ("async_ticks", 1)],
+    ids=["main thread", "pool threads", "asyncio"],
+)
+def test_a_worker_frozen_past_its_lease_runs_no_more_of_its_jobs(project, tmp_path, db, job_name, concurrency):
+    """SIGSTOP a worker whose jobs run Python code without pause, until its lease lapses, then
+    SIGCONT: not one more line of its jobs runs in it (the kernel killed it while frozen)."""
+    project.write("queue.yml", f"default: {{worker_count: 1, concurrency: {concurrency}}}\n")
+    logs = [tmp_path / f"log{n}" for n in range(concurrency)]
+    for log in logs:
+        project.enqueue(job_name, str(log), "60")
+    work = project.start("work", env=LEASE_ENV)
+    wait_for(lambda: all(log.exists() for log in logs), message="every job running")
+    (frozen,) = child_pids(work.pid)
+    os.kill(frozen, signal.SIGSTOP)
+    stopped = time.time()
+    try:
+        name = f"{os.uname().nodename}.{frozen}"
+        wait_for(lambda: not db.exists(keys.worker(name)), timeout=30, message="the lease to lapse")
+    finally:
+        kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
+    wait_for(lambda: not alive(frozen), message="the frozen worker to end")
+    for log in logs:
+        ticks = [float(at) for _, at, pid in map(str.split, log.read_text().splitlines()) if pid == str(frozen)]
+        assert ticks and max(ticks) < stopped, (log.name, max(ticks) - stopped)
 
 
 # --- process faults -----------------------------------------------------------------------------

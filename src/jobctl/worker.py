@@ -18,7 +18,9 @@ Threads of a worker process:
 Fencing (issue 11): the lease is a token in the worker's expiring hash. Every script the worker
 calls checks it, so a worker presumed dead writes nothing; and the worker ends itself (exit
 EXIT_FENCED) as soon as it sees it lost the lease, or could not renew it for its lifetime: a
-frozen or cut-off worker never finishes a job that has been given to another.
+frozen or cut-off worker never finishes a job that has been given to another. A worker frozen
+past its lease is killed by the kernel while still frozen (leasekill.py): on Linux it runs no
+instruction of a job after its lease lapsed, whichever thread runs the job.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from .context import Execution
 from .errors import JobStopped, JobTimeout, LeaseLost, PermanentError
 from .executor import Executor, Running
 from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
+from .leasekill import LeaseKill
 from .liveness import HEARTBEAT_INTERVAL, LEASE_TTL
 from .rq_compat import RqOptions
 from .tracking import Tracker
@@ -65,6 +68,10 @@ CONTROL_TICK = 0.1  # how often the control thread checks pool threads' timeouts
 # A job reserved behind the running one (concurrency 1: see _finish) goes back to its queue once
 # the running job has run this long: another worker may start it sooner.
 RESERVATION_HOLD = 0.05
+
+# The worker fences itself (exit EXIT_FENCED, with a log line) this long before its lease lapses
+# without renewal; at the lapse itself the kernel kills it (leasekill.py), frozen or not.
+FENCE_EARLY = min(1.0, HEARTBEAT_INTERVAL / 2)
 
 EXIT_RECYCLE = 100  # max_jobs or max_memory reached: the supervisor starts a fresh worker
 EXIT_FENCED = 101  # the lease was lost: this worker's jobs are (or will be) recovered elsewhere
@@ -135,6 +142,7 @@ class Worker:
         self._count_lock = threading.Lock()
         self._woken = threading.Event()  # a job may be waiting, or a slot was freed, or a stop asked
         self._lease_renewed = 0.0  # monotonic time of the latest renewal
+        self._lease_kill: LeaseKill | None = None  # made in run(): a timer is the process's that makes it
         self._next_memory_check = 0.0
         self.outage = RedisOutage(self.log, f"worker {self.name}", url)
         self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
@@ -164,6 +172,7 @@ class Worker:
         """Serve until stopped (handle_stop_signals first: the supervisor installs the handlers
         before it unblocks stop signals in the new process)."""
         joboutput.install()
+        self._lease_kill = LeaseKill()
         self._with_redis(self._register)
         threading.Thread(target=self._control_loop, name="jobctl-control", daemon=True).start()
         pool = ThreadPoolExecutor(self.concurrency, "jobctl-job") if self.concurrency > 1 else None
@@ -260,9 +269,10 @@ class Worker:
             # before the first fetch; then the control thread looks
             pipe.exists(keys.SUSPENDED)
             pipe.smembers(keys.PAUSED)
+            renewing = time.monotonic()  # before Redis sets the lease's expiry: it lapses here first
             suspended, paused = pipe.execute()[-2:]
         self.suspended, self.paused = bool(suspended), frozenset(q.decode() for q in paused)
-        self._lease_renewed = time.monotonic()
+        self._renewed(renewing)
 
     # --- the control thread --------------------------------------------------------------------
 
@@ -341,7 +351,7 @@ class Worker:
             )
         except LeaseLost:
             self._fence("its lease was taken (presumed dead)")
-        self._lease_renewed = renewing
+        self._renewed(renewing)
         for job_id in to_stop:
             self._stop(job_id)
 
@@ -379,9 +389,15 @@ class Worker:
         finally:
             self._hold.release()
 
+    def _renewed(self, at: float) -> None:
+        """The lease was renewed at `at` (monotonic, taken before the renewal was sent)."""
+        self._lease_renewed = at
+        if self._lease_kill is not None:
+            self._lease_kill.arm(at + LEASE_TTL - time.monotonic())
+
     def _check_lease_age(self) -> None:
-        if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL:
-            self._fence(f"its lease was not renewed for over {LEASE_TTL}s (frozen, or cut off from Redis)")
+        if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL - FENCE_EARLY:
+            self._fence(f"its lease was not renewed for {LEASE_TTL - FENCE_EARLY:g}s (frozen, or cut off from Redis)")
 
     def _fence(self, why: str) -> NoReturn:
         """Another supervisor may already have given this worker's jobs to other workers: end at
