@@ -222,6 +222,16 @@ def hooked(counter: str, failures: int, log: str) -> int:
     return flaky(counter, failures)
 
 
+def _slow_hook(job, outcome) -> None:
+    time.sleep(job.args[0])
+
+
+@job("slow_hooked", on_success=_slow_hook)
+def slow_hooked(hook_seconds: float) -> float:
+    """Return at once; its on_success hook takes `hook_seconds`."""
+    return hook_seconds
+
+
 def _broken_hook(job, outcome) -> None:
     raise RuntimeError("the hook itself is broken")
 

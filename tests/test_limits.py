@@ -162,7 +162,9 @@ def test_a_limited_job_reserved_and_given_back_releases_its_slot(project, db, tm
     limited = project.enqueue("limited_once_slow", str(marker))
     project.start("work")
     wait_for(log.exists, message="the long job to start")
-    wait_for(lambda: db.lrange(keys.queue("default"), 0, -1) == [limited.encode()], message="the reservation given back")
+    wait_for(
+        lambda: db.lrange(keys.queue("default"), 0, -1) == [limited.encode()], message="the reservation given back"
+    )
     project.start("work")  # another worker, free
     wait_for(lambda: all_finished(db, [limited]), timeout=30, message="the limited job to run elsewhere")
     assert shown(db, long)["state"] == "started"

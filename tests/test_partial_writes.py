@@ -109,7 +109,9 @@ def places(db: redis.Redis, job_id: str) -> list[tuple[str, bytes]]:
             found += [(kind, owner)] * db.lrange(key, 0, -1).count(job_id.encode())
         elif kind_of_key == b"zset":
             members = db.zrange(key, 0, -1)
-            hits = sum(m == job_id.encode() or (kind == "wip" and m.rsplit(b":", 1)[0] == job_id.encode()) for m in members)
+            hits = sum(
+                m == job_id.encode() or (kind == "wip" and m.rsplit(b":", 1)[0] == job_id.encode()) for m in members
+            )
             found += [(kind, owner)] * hits
     return found
 

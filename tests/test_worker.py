@@ -253,6 +253,22 @@ def test_a_thread_ignoring_its_timeout_takes_only_its_own_job_down(project, tmp_
     assert project.show(bystander)["crashes"] == 0
 
 
+def test_a_slow_hook_is_never_charged_to_the_next_job(project):
+    """concurrency 1 starts the next job with the outcome: a hook far slower than the next job's
+    timeout and grace must not get the worker killed for it (the next job, crash_limit 1,
+    was buried dead without having run)."""
+    project.write("queue.yml", "default: {worker_count: 1, timeout: 1s, crash_limit: 1, max_retries: 0}\n")
+    project.enqueue("add", "1")  # so that the hooked job starts from an outcome, one reserved behind it
+    hooked = project.enqueue("slow_hooked", "5")
+    behind = project.enqueue("add", "2")
+    project.start("work")
+    wait_for(lambda: project.show(behind)["state"] in ("finished", "dead"), timeout=30, message="the job behind")
+    job = project.show(behind)
+    assert (job["state"], job["crashes"]) == ("finished", 0), job
+    assert job["result"] == 2
+    assert project.show(hooked)["state"] == "finished"
+
+
 # --- stopping a running job ------------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ _SIGEV_SIGNAL = 0
 
 class _Sigevent(ctypes.Structure):
     # struct sigevent on Linux: sigval, signo, notify, then a 48-byte union (64 bytes in all)
-    _fields_ = [  # noqa: RUF012 - ctypes reads it from the class
+    _fields_ = [
         ("sigev_value", ctypes.c_void_p),
         ("sigev_signo", ctypes.c_int),
         ("sigev_notify", ctypes.c_int),
@@ -32,11 +32,11 @@ class _Sigevent(ctypes.Structure):
 
 
 class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]  # noqa: RUF012
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 class _Itimerspec(ctypes.Structure):
-    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]  # noqa: RUF012
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
 class LeaseKill:

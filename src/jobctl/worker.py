@@ -156,6 +156,7 @@ class Worker:
         self._pending: Callable[[], Next] | None = None
         self._early: Next | None = None
         self._hold = threading.Lock()
+        self._hooks_since = 0.0  # monotonic: when the hooks of the job that just ended began (0: none run)
         self._stop_early: dict[str, float] = {}  # stop requests for jobs not running (yet): id -> when
         self._starting = threading.Lock()  # a stop request against the start of its job
 
@@ -367,9 +368,11 @@ class Worker:
         self.executor.interrupt(running, JobStopped)
 
     def _release_if_running_long(self) -> None:
-        """The main thread's job runs long: give back the job reserved behind it (see _finish)."""
+        """The main thread's job, or its hooks, run long: give back the job reserved behind it
+        (see _finish)."""
         running = next(iter(list(self.running.values())), None) if self.concurrency == 1 else None
-        if running is None or time.monotonic() - running.since < RESERVATION_HOLD:
+        since = running.since if running is not None else self._hooks_since
+        if not since or time.monotonic() - since < RESERVATION_HOLD:
             return
         if not self._hold.acquire(blocking=False):  # the main thread is between jobs
             return
@@ -563,6 +566,7 @@ class Worker:
             lambda go_on, wait: self.transitions.succeed(
                 job.id, job.queue, self.name, job.attempt, now, result_json, go_on, wait=wait
             ),
+            lambda: self.middleware.after_attempt(job.info, result, None, run_seconds),
         )
         self._track(job, "finished", run_seconds, now)
         if self.log.isEnabledFor(logging.DEBUG):  # one line per job only when asked (--verbose): issue 12
@@ -581,14 +585,16 @@ class Worker:
                 outcome="finished",
                 level=logging.DEBUG,
             )
-        self.middleware.after_attempt(job.info, result, None, run_seconds)
         return follow
 
     # record(go_on, wait): Transitions.succeed or fail, bound to the job; with wait it returns the
     # reply (Next), without a function that reads it: Any, as a lambda's type cannot depend on wait
-    def _finish(self, job: FetchedJob, record: Callable[[GoOn, bool], Any]) -> FetchedJob | None:
-        """Record the job's outcome with `record(go_on, wait)` (an outcome script) and return the
-        next job to run, which the same round trip started.
+    def _finish(
+        self, job: FetchedJob, record: Callable[[GoOn, bool], Any], after: Callable[[], None]
+    ) -> FetchedJob | None:
+        """Record the job's outcome with `record(go_on, wait)` (an outcome script), run `after`
+        (the middlewares and hooks, once the outcome is stored) and return the next job to run,
+        which the same round trip started.
 
         With concurrency 1, the outcome script also reserves the job after that one (lua/lib.lua,
         go_on): when a job ends, its outcome is sent without waiting and the reserved job starts
@@ -596,33 +602,70 @@ class Worker:
         reservation. A worker running short jobs thus never waits for Redis between them (issue
         12). A reserved job is in the worker's in-flight list but still 'queued': a crash gives it
         back without counting against it, a cancel reaches the worker (cancel.lua), and the
-        control thread gives it back when the running job runs long (RESERVATION_HOLD)."""
+        control thread gives it back when the running job runs long (RESERVATION_HOLD).
+
+        When `after` may take time (a hook, a middleware of the user's), the outcome is recorded
+        alone, `after` runs, and only then does the next job start (lua/go_on.lua): the next
+        job's deadline never runs while a hook does (a slow hook got the worker killed, the
+        crash charged to a job that had not started)."""
+        if self.concurrency == 1:
+            with self._hold:  # against the control thread giving the reservation back meanwhile
+                if not self._settle_previous(job):
+                    after()
+                    return None
+        if self.middleware.waits_after(job.name):
+            self._with_redis(lambda: record(GoOn([], self.limits), True))
+            self._hooks_since = time.monotonic()
+            try:
+                after()
+            finally:
+                self._hooks_since = 0.0
+            follow = self._go_on(self._go_on_only)
+        else:
+            follow = self._go_on(record)
+            after()
+        return follow
+
+    def _settle_previous(self, job: FetchedJob) -> bool:
+        """Read the reply of the outcome that started this job (concurrency 1): the reservation
+        it made, and this job's attempt. False when the job was canceled or deleted as it started."""
+        reply, pending = self._early, self._pending
+        self._early = self._pending = None
+        if pending is not None:
+            reply = self._with_redis(pending)
+        if reply is None:
+            return True
+        if reply.reserved:
+            self._reserved = self._job_from_row(reply.reserved)
+        if reply.started is None:
+            logs.event(
+                self.log,
+                "job.gone",
+                "%s %s [%s] was canceled or deleted as it started; its outcome is not recorded",
+                job.name,
+                job.id,
+                job.queue,
+                level=logging.WARNING,
+                job_id=job.id,
+                queue=job.queue,
+            )
+            self._give_back_reservation()
+            return False
+        job.attempt = reply.started
+        return True
+
+    def _go_on_only(self, go_on: GoOn, wait: bool) -> Any:
+        """Go on as an outcome script would, with no outcome (see _finish)."""
+        if not go_on.queues:  # stopping after this job: nothing to start (a reservation is given back)
+            return Next(None, None, None)
+        return self.transitions.go_on(self.name, self.token, go_on, time.time(), wait=wait)
+
+    def _go_on(self, record: Callable[[GoOn, bool], Any]) -> FetchedJob | None:
+        """Send `record` going on with the next job (see _finish); returns that job."""
         go_on = GoOn(self._next_from(), self.limits)
         if self.concurrency > 1:  # pool threads go one job at a time
             return self._job_of(self._with_redis(lambda: record(go_on, True)).row)
-        with self._hold:  # against the control thread giving the reservation back meanwhile
-            reply, pending = self._early, self._pending
-            self._early = self._pending = None
-            if pending is not None:
-                reply = self._with_redis(pending)
-            if reply is not None:  # the reply of the outcome that started this job
-                if reply.reserved:
-                    self._reserved = self._job_from_row(reply.reserved)
-                if reply.started is None:
-                    logs.event(
-                        self.log,
-                        "job.gone",
-                        "%s %s [%s] was canceled or deleted as it started; its outcome is not recorded",
-                        job.name,
-                        job.id,
-                        job.queue,
-                        level=logging.WARNING,
-                        job_id=job.id,
-                        queue=job.queue,
-                    )
-                    self._give_back_reservation()
-                    return None
-                job.attempt = reply.started
+        with self._hold:
             if self._reserved is not None and go_on.queues:
                 # The reserved job starts before Redis confirms this outcome (which would fence a
                 # worker presumed dead): a lease that may have lapsed (a pause without SIGCONT)
@@ -711,6 +754,7 @@ class Worker:
                 go_on=go_on,
                 wait=wait,
             ),
+            functools.partial(self._after_failure, job, exc, retry_at, verdict, run_seconds),
         )
         self._track(job, {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict], run_seconds, now, error)
         fields: dict[str, Any] = {
@@ -752,12 +796,16 @@ class Worker:
                 outcome=verdict,
                 **fields,
             )
+        return follow
+
+    def _after_failure(
+        self, job: FetchedJob, exc: BaseException, retry_at: float | None, verdict: str, run_seconds: float
+    ) -> None:
         self.middleware.after_attempt(job.info, None, exc, run_seconds)
         if retry_at is not None:  # verdict 'retry'
             self.middleware.on_retry(job.info, exc, max(retry_at - time.time(), 0.0))
         elif verdict == "dead":
             self.middleware.on_dead(job.info, exc)
-        return follow
 
     def _failure_callback(self, job: FetchedJob, exc: BaseException, verdict: str) -> None:
         """RQ's on_stopped(job, connection) for a stopped job, else on_failure(job, connection, type,
