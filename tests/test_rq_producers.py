@@ -149,6 +149,14 @@ def test_workers_whose_jobs_do_not_use_rq_never_import_it(project):
     assert project.show(job_id)["result"] is False
 
 
+def test_current_job_when_the_job_imports_rq_inside_its_body(project, db):
+    # the first job imports rq while it runs; the second finds it imported already
+    first, second = project.enqueue("rq_current_job"), project.enqueue("rq_current_job")
+    project.run("work", "--burst", "--queue", "default")
+    assert [project.show(job_id)["result"] for job_id in (first, second)] == [first, second]
+    assert fetch(db, first).return_value() == first
+
+
 def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, queue, db, tmp_path):
     succeeded = queue.enqueue("add", 1, 2, on_success=Callback("rq_api_jobs.note_success")).id
     failed = queue.enqueue("refuses", on_failure=Callback("rq_api_jobs.note_failure")).id
