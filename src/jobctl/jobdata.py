@@ -158,7 +158,15 @@ def new_job_fields(
     `func_name` and `serializer`: what the payload names and how it is serialized, for a queue
     served by RQ's workers (the registered name, in JSON, otherwise)."""
     created = rq_time(now)
-    dependencies = {"dependency_ids": json.dumps(list(parents)), "dependency_id": parents[0]} if parents else {}
+    dependencies = (
+        {
+            "dependency_ids": json.dumps(list(parents)),
+            "dependency_id": parents[0],
+            "allow_dependency_failures": int(allow_failure),
+        }
+        if parents
+        else {}
+    )
     return {
         "created_at": created,
         "enqueued_at": created,
@@ -170,12 +178,11 @@ def new_job_fields(
         "result_ttl": int(result_ttl),
         "failure_ttl": int(failure_ttl),
         "meta": _serialized({}, serializer),
-        **dependencies,  # as RQ stores them: Job.fetch(...).dependency_ids reads them
+        **dependencies,  # as RQ stores them, so RQ's Job and RQ's workers read them
         "jobctl_job": name,
         "jobctl_max_retries": max_retries,
         "jobctl_attempts": 0,
         "jobctl_crash_limit": crash_limit,
-        "jobctl_allow_failure": int(allow_failure),
     }
 
 

@@ -55,6 +55,13 @@ def dependents(job_id: str) -> str:
 
 
 def dependencies(job_id: str) -> str:
+    """Set of the job's parents, where RQ 2.x keeps it (Job.dependencies_key: two colons)."""
+    return f"rq:job::{job_id}:dependencies"
+
+
+def old_dependencies(job_id: str) -> str:
+    """Where jobctl kept a job's parents before it wrote RQ's set: deferred jobs stored by an earlier
+    version still wait there, so both are read."""
     return f"rq:job:{job_id}:dependencies"
 
 
@@ -255,6 +262,7 @@ LUA: dict[str, Callable[[str], str] | str | int] = {
     "results_key": results,
     "dependents_key": dependents,
     "dependencies_key": dependencies,
+    "old_dependencies_key": old_dependencies,
     "queue_key": queue,
     "started_key": started,
     "scheduled_key": scheduled,
