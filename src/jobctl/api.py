@@ -412,7 +412,7 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
         latest = cast("list[tuple[bytes, dict[bytes, bytes]]]", connection.xrevrange(keys.results(job_id), count=1))
         if latest:
             view.result, view.error = stream_outcome(latest[0][1], view.queue in pickle_queues)
-    parents = connection.sunion(keys.dependencies(job_id), keys.old_dependencies(job_id))
+    parents = connection.sunion([keys.dependencies(job_id), keys.old_dependencies(job_id)])
     view.depends_on = sorted(m.decode() for m in cast("set[bytes]", parents))
     view.dependents = sorted(m.decode() for m in cast("set[bytes]", connection.smembers(keys.dependents(job_id))))
     return view
