@@ -211,6 +211,21 @@ def _number(raw: dict[bytes, bytes], key: str, kind: type[float] | type[int] = f
         return None
 
 
+def _max_retries(raw: dict[bytes, bytes]) -> int | None:
+    """The retries the job is allowed, by the rule its worker applies (worker.py): RQ's own Retry
+    first (its budget, kept in jobctl_retries once a jobctl worker started it, else retries_left;
+    not the queue's budget an RQ worker gave it, rq_engine.QUEUE_RETRIES), then the max_retries
+    jobctl stored with it. None when the record says nothing: a job RQ's API enqueued without a
+    Retry, which its queue's max_retries govern."""
+    if b"jobctl_queue_retries" not in raw:
+        own = _number(raw, "jobctl_retries", int)
+        if own is None:
+            own = _number(raw, "retries_left", int)
+        if own is not None:
+            return own
+    return _number(raw, "jobctl_max_retries", int)
+
+
 def _json(value: bytes | None, default: Any) -> Any:
     try:
         return json.loads(value) if value else default
@@ -252,7 +267,7 @@ class JobView:
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
-    max_retries: int = 0
+    max_retries: int | None = None  # None: the record does not say, its queue's max_retries apply
     errors: list[dict[str, Any]] = field(default_factory=list)  # {attempt, at, worker, error} (lua/lib.lua)
     crashes: int = 0
     progress: float | None = None
@@ -301,7 +316,7 @@ class JobView:
             args=args,
             kwargs=kwargs,
             attempts=_number(raw, "jobctl_attempts", int) or 0,
-            max_retries=_number(raw, "jobctl_max_retries", int) or 0,
+            max_retries=_max_retries(raw),
             errors=_json(raw.get(b"jobctl_errors"), []),
             crashes=_number(raw, "jobctl_crashes", int) or 0,
             progress=_number(raw, "jobctl_progress"),
