@@ -15,10 +15,12 @@ import sample_jobs
 from conftest import QUEUE_YML, TESTS, wait_for
 from rq import Callback, Queue, Retry, Worker
 from rq.command import send_stop_job_command
-from rq.job import Job
+from rq.job import Job, get_current_job
 from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegistry
 from rq.results import Result
 from rq.serializers import JSONSerializer
+
+from jobctl import rq_compat
 
 CALLBACKS = "test:callbacks"
 
@@ -206,6 +208,16 @@ def test_current_job_when_the_job_imports_rq_inside_its_body(project, db):
     project.run("work", "--burst", "--queue", "default")
     assert [project.show(job_id)["result"] for job_id in (first, second)] == [first, second]
     assert fetch(db, first).return_value() == first
+
+
+def test_current_job_of_a_recurring_run_stored_by_an_earlier_version_is_none(db):
+    # cron:<entry>:<due> ids, which RQ's Job refuses, may still be queued after an upgrade: the
+    # job runs, without a current RQ job, instead of dying on RQ's "Job ID must only contain ..."
+    current_id = rq_compat.with_current_job(lambda: get_current_job() and get_current_job().id, "cron:old:1", db)
+    assert current_id() is None
+    Queue("default", connection=db, serializer=JSONSerializer).enqueue("add", 1, job_id="cron-new-1")
+    assert rq_compat.with_current_job(lambda: get_current_job().id, "cron-new-1", db)() == "cron-new-1"
+    assert get_current_job() is None  # outside a job
 
 
 def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, queue, db, tmp_path):
