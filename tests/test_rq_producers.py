@@ -107,14 +107,21 @@ def test_retries_counted_as_the_rule_that_applies_and_a_retried_success_as_rq_le
     assert "RuntimeError: flaky failure 1" in rq_project.run("show", own_id, "--all").stdout
 
 
-def test_a_job_rqs_api_canceled_is_kept_as_rq_keeps_it(rq_project, queue, db):
+def test_a_job_rqs_api_canceled_is_kept_as_rq_keeps_it_and_its_dependents_settled(rq_project, queue, db):
     canceled = queue.enqueue("add", 1, 2)
+    strict = rq_project.enqueue("add", "3", "--depends-on", canceled.id)
+    tolerant = rq_project.enqueue("add", "4", "--depends-on", canceled.id, "--allow-failure")
     canceled.cancel()
     brief = queue.enqueue("add", 3, result_ttl=1).id
     rq_project.start("work", "--queue", "default", env={"JOBCTL_LEASE_TTL": "4"})  # a sweep every second
     wait_for(lambda: not db.exists(f"rq:job:{brief}"), message="a sweep after the cancel's entry was due")
     assert fetch(db, canceled.id).get_status() == "canceled"
     assert canceled.id in CanceledJobRegistry("default", connection=db)
+    wait_for(lambda: rq_project.show(tolerant)["state"] == "finished", message="the tolerant dependent to run")
+    assert (rq_project.show(strict)["state"], rq_project.show(strict)["reason"]) == (
+        "canceled",
+        f"parent {canceled.id} is canceled",
+    )
 
 
 def test_a_suspended_idle_worker_says_so_to_rq(rq_project, redis_url, db):
