@@ -499,9 +499,7 @@ def test_jobctl_help_does_not_import_the_web_stack(project):
 def test_web_command_prints_a_login_url_and_warns_beyond_localhost(project):
     port = free_port()
     process = project.start("web", "--host", "0.0.0.0", "--port", str(port))
-    import httpx
-
-    wait_for(lambda: _answers(httpx, port) or process.poll() is not None, message="jobctl web answering")
+    wait_for(lambda: _answers(port) or process.poll() is not None, message="jobctl web answering")
     assert process.poll() is None
     process.terminate()
     out, err = process.communicate(timeout=15)
@@ -512,8 +510,63 @@ def test_web_command_prints_a_login_url_and_warns_beyond_localhost(project):
     assert "beyond this machine" in err and len([x for x in err.splitlines() if "beyond this machine" in x]) == 1
 
 
-def _answers(httpx, port: int) -> bool:
+def _answers(port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/login", timeout=0.5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def start_dashboard(project, *options: str) -> tuple[subprocess.Popen, str]:
+    """`jobctl web` on a free port with TOKEN, answering; the process and its base URL."""
+    port = free_port()
+    process = project.start("web", "--port", str(port), *options, env={"JOBCTL_WEB_TOKEN": TOKEN})
+    wait_for(lambda: _answers(port) or process.poll() is not None, message="jobctl web answering")
+    assert process.poll() is None, process.communicate()
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    ("options", "seen_from", "secure"),
+    [
+        ((), "127.0.0.1", False),  # by default a local proxy's headers are not believed either
+        (("--forwarded-allow-ips", "127.0.0.1"), "198.51.100.9", True),
+    ],
+)
+def test_forwarded_headers_are_believed_only_from_the_proxies_named(project, options, seen_from, secure):
+    process, base = start_dashboard(project, *options)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        login = client.post("/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"})
+        assert login.status_code == 303 and ("Secure" in login.headers["set-cookie"]) is secure
+        before = time.monotonic()
+        for claimed in ("203.0.113.7", "198.51.100.9"):  # a fresh address at each try, if believed
+            assert client.get("/api/status", headers={**WRONG, "X-Forwarded-For": claimed}).status_code == 401
+        if not options:  # both tries from 127.0.0.1: the second waited twice as long as the first
+            assert time.monotonic() - before >= FIRST_DELAY * (1 + 2)
+    process.terminate()
+    _, err = process.communicate(timeout=15)
+    wrong = [line for line in err.splitlines() if "wrong token from" in line]
+    assert len(wrong) == 2 and f"wrong token from {seen_from} ({1 if options else 2} from there" in wrong[1], err
+
+
+def test_a_token_shorter_than_16_characters_is_refused_at_start(project):
+    result = project.run("web", "--port", str(free_port()), env={"JOBCTL_WEB_TOKEN": "x" * 15}, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "jobctl: error: $JOBCTL_WEB_TOKEN has 15 characters: it needs at least 16 (e.g. $(openssl rand -hex "
+        "16)), or leave it unset for a generated one"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "names"),
+    [
+        ("--forwarded-allow-ips", "127.0.0.1,proxy.local", "'proxy.local' is not an IP address or network"),
+        ("--forwarded-allow-ips", "10.0.0.1/8", "'10.0.0.1/8' is not an IP address or network"),
+        ("--allowed-hosts", "dash.example,evil*.example", "'evil*.example' is not a host name"),
+    ],
+)
+def test_a_bad_proxy_or_host_list_is_refused_in_one_line(project, option, value, names):
+    result = project.run("web", "--port", str(free_port()), option, value, env={"JOBCTL_WEB_TOKEN": TOKEN}, timeout=30)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert option in result.stderr and names in result.stderr
