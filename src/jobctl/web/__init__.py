@@ -114,7 +114,7 @@ def serve(
     else:
         print(f"jobctl web{mode}: {login}#token={token} (generated token; set {TOKEN_ENV} to choose one)", flush=True)
     # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: every client of a local
-    # proxy, or any process on this host, could then claim any address (test_web_security.py)
+    # proxy, or any process on this host, could then claim any address (test_web.py pins it)
     uvicorn.run(
         app,
         host=host,

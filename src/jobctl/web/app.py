@@ -174,7 +174,7 @@ class LoginWall:
             response: Response = _unauthorized("wrong token")
         else:
             try:
-                session = await self._open_session(request)
+                session = await self._cookie_session(request)
             except (redis.RedisError, RedisUnavailable) as exc:  # outside the routes' handlers: it would be a 500
                 await JSONBody({"error": redis_failed(exc)}, status_code=503)(scope, receive, send)
                 return
@@ -185,7 +185,7 @@ class LoginWall:
             response = self._not_logged_in(request)
         await response(scope, receive, send)
 
-    async def _open_session(self, request: Request) -> str | None:
+    async def _cookie_session(self, request: Request) -> str | None:
         cookie = request.cookies.get(COOKIE)
         if not cookie:
             return None
