@@ -8,14 +8,14 @@ the same Redis and token, keeps them. The CSRF token of a session is another HMA
 
 Wrong tries. The token is compared first, in constant time, and a right token is never held
 back: however many wrong tries arrive, from wherever (behind a proxy every client has the proxy's
-address), they cannot lock the operator out. Grafana locks an account after 5 failures, which
-lets anyone lock its owner out; Flower and rq-dashboard do not limit tries; Sidekiq's Web UI
-leaves login to the application it is mounted in. Here each wrong try is logged with the
-client's address and answered after a delay that grows with that address's recent failures
-(FIRST_DELAY, doubling, at most MAX_DELAY): a script trying tokens one after another is slowed to
-one try per MAX_DELAY. Tries sent in parallel are not slowed in total (the delays overlap), and
-an answer that does not come at once tells a wrong token anyway: against those the defence is the
-token's length (MIN_TOKEN_LENGTH is checked at start).
+address), they cannot lock the operator out. (Grafana refuses a user's logins for minutes after
+5 failures, so anyone can lock a known user out; Flower and rq-dashboard do not limit tries;
+Sidekiq's Web UI leaves login to the application it is mounted in.) Here each wrong try is logged
+with the client's address and answered after a delay that grows with that address's recent
+failures (FIRST_DELAY, doubling, at most MAX_DELAY; a right token does not reset it): a script
+trying tokens one after another is slowed to one try per MAX_DELAY. Tries sent in parallel are
+not slowed in total (the delays overlap), and an answer that does not come at once tells a wrong
+token anyway: against those the defence is the token's length (MIN_TOKEN_LENGTH, checked at start).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .. import keys, logs
 
 COOKIE = "jobctl_session"
 SESSION_SECONDS = 12 * 3600
-SESSION_ID_BYTES = 32
+SESSION_ID_BYTES = 32  # random bytes of a session id: 43 characters in the cookie
 FIRST_DELAY = 0.5  # seconds before a client's first wrong try is answered; doubled at each further one
 MAX_DELAY = 10.0
 FORGET_AFTER = 900.0  # seconds without a wrong try after which a client starts afresh
