@@ -160,7 +160,7 @@ def test_login_sets_an_http_only_same_site_strict_session_cookie(anonymous):
 
 def test_logout_closes_the_session_for_every_copy_of_its_cookie(browser, settings, db):
     client, csrf = browser
-    [session_key] = db.scan_iter("jobctl:web-session:*")
+    [session_key] = db.scan_iter(keys.web_session("*"))
     assert 0 < db.ttl(session_key) <= SESSION_SECONDS
     copied = client.cookies[COOKIE]
     assert client.post("/logout", data={"csrf": csrf}).status_code == 303
