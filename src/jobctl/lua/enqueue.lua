@@ -43,7 +43,7 @@ if status then
     redis.call('ZREM', ended_key(registry, old_queue), id)
     redis.call('ZREM', ended_key(registry, queue), id)
   end
-  redis.call('DEL', key, results_key(id), dependencies_key(id))
+  redis.call('DEL', key, results_key(id), dependencies_key(id), old_dependencies_key(id))
 end
 
 local fields = {}
