@@ -45,6 +45,8 @@ FIELDS = [
     "jobctl_crash_limit",
     "jobctl_keep_dead",
     "jobctl_allow_failure",
+    "allow_dependency_failures",
+    "jobctl_reason",
     "jobctl_canceled_by",
     "jobctl_retries",
     "jobctl_deadline",
@@ -304,6 +306,22 @@ SCENARIOS: dict[str, tuple[Setup, Run, str | None, list[str]]] = {
         lambda j: j.t.promote("me", 5000, NOW),
         None,
         ["a"],
+    ),
+    "promote, adopting a child RQ deferred": (
+        lambda j: (deferred(j, "child", parent="a"), j.db.zadd(keys.deferred(QUEUE), {"child": NOW}), j.dead("a")),
+        lambda j: j.t.promote("me", 5000, NOW),
+        None,
+        ["child", "a"],
+    ),
+    "sweep of a job RQ canceled": (
+        lambda j: (
+            deferred(j, "child", parent="a"),
+            j.record("a", status="canceled"),
+            j.db.zadd(keys.canceled(QUEUE), {"a": NOW - 1}),
+        ),
+        lambda j: j.t.sweep([], [QUEUE], NOW, crash_limit=3),
+        None,
+        ["a", "child"],
     ),
     "purge": (
         lambda j: (j.started("a"), j.t.succeed("a", QUEUE, WORKER, 1, NOW - 10_000, b"3", GoOn([]))),
