@@ -393,3 +393,25 @@ def test_a_spoiled_field_leaves_every_job_in_one_place(db, scenario, field):
             assert_in_one_place(db, job_id, spoiled_origin=field == "origin")
         if ends_as is not None and field not in PRESENCE_MATTERS:
             assert db.hget(keys.job(jobs[0]), "status") == ends_as.encode(), (scenario, field, kind)
+
+
+@pytest.mark.parametrize("kind", SPOILED)
+def test_spoiled_limit_registries_and_worker_fields_stop_no_job(db, kind):
+    """What limits keep (a job type's slots, a rate's window and next return) and a worker's own
+    fields, spoiled: a limited job is still taken, and a crashed worker's jobs still go back."""
+    value = SPOILED[kind]
+    db.hset(keys.worker(WORKER), mapping={"jobctl_lease": TOKEN, "queues": value})
+    db.sadd(keys.ACTIVE_WORKERS, WORKER)
+    rate = keys.job_rate_limit("add")
+    db.hset(keys.slots("add"), mapping={"ghost": value, value: WORKER})
+    db.set(keys.rate_next(rate), value)
+    db.zadd(keys.rate_window(rate), {value: NOW - 100})
+    j = Jobs(db, Transitions(db))
+    j.queued("a")
+    limits = {**LIMITS, rate: "5 1"}
+    (row,) = j.t.fetch(WORKER, TOKEN, [QUEUE], NOW, 1, limits)
+    assert row[0] == b"a" and db.hget(keys.job("a"), "status") == b"started"
+    j.t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="killed")
+    assert db.hget(keys.job("a"), "status") == b"queued"
+    assert_in_one_place(db, "a", spoiled_origin=False)
+    assert not db.hexists(keys.slots("add"), "a")
