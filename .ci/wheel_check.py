@@ -61,13 +61,14 @@ def check_files(expected_list: Path) -> None:
 
 def check_job() -> None:
     from jobctl import api, producer
+    from jobctl.jobdata import JobView
     from jobctl.settings import Settings
 
     settings = Settings(job_modules="example_jobs")
     settings.load_jobs()
     enqueued = producer.enqueue(settings.connection, settings.queues, "hello", ["wheel"])
 
-    def ended() -> api.JobView | None:
+    def ended() -> JobView | None:
         view = api.job(settings.connection, enqueued.id)
         return view if view.state in ("finished", "dead", "canceled") else None
 
