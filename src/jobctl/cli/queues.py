@@ -94,7 +94,8 @@ def health(
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """For container and load-balancer probes: exit 0 when Redis answers and this host's workers
-    sent a heartbeat in the last 30 s, 1 otherwise, with one line saying why.
+    sent a heartbeat within their lease (20 s, JOBCTL_LEASE_TTL), 1 otherwise, with one line
+    saying why.
 
     Example: jobctl health || echo "jobctl workers on $(hostname) are down"
     """
