@@ -17,6 +17,7 @@ import typer
 
 from ..errors import JobctlError, UsageError
 from ..settings import DEFAULT_CONFIG, Settings
+from ..terminal import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,8 +57,9 @@ def notes(settings: Settings) -> Console:
 
 
 def say(text: str, *, soft_wrap: bool = False) -> None:
-    """One line of the command's output, printed as it is (no highlighting)."""
-    console().print(text, highlight=False, soft_wrap=soft_wrap)
+    """One line of the command's output, printed as it is (no highlighting), but for control
+    characters, escaped: it may hold a job's name or a record's id (terminal.printable)."""
+    console().print(printable(text), highlight=False, soft_wrap=soft_wrap)
 
 
 def print_plain(text: str) -> None:
@@ -67,8 +69,9 @@ def print_plain(text: str) -> None:
 
 
 def fail(message: str) -> None:
-    """An error line, `jobctl: <message>`, on stderr; the command decides the exit status."""
-    errors().print(f"jobctl: {message}", highlight=False, soft_wrap=True)
+    """An error line, `jobctl: <message>`, on stderr (control characters escaped, as by `say`);
+    the command decides the exit status."""
+    errors().print(printable(f"jobctl: {message}"), highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import DuplicateJob, Interrupted, JobctlError, UsageError
 from ..settings import Settings
+from ..terminal import printable
 from .common import (
     complete_job,
     complete_queue,
@@ -288,7 +289,7 @@ def logs(
             f"--- attempt {output.attempt}" + (f" ({output.dropped} earlier bytes not kept)" if output.dropped else ""),
             highlight=False,
         )
-        sys.stdout.write(output.text)
+        sys.stdout.write(printable(output.text, lines=True))
         sys.stdout.flush()
         seen[output.attempt] = output.written
     if follow:
@@ -339,11 +340,13 @@ def cancel(
             how = "stopped while running" if outcome.state == "started" else f"was {outcome.state}"
             say(job_id if settings.quiet else f"canceled {job_id} ({how}){also}", soft_wrap=True)
         elif outcome.state == "canceled":
-            notes(settings).print(f"{job_id} was already canceled", highlight=False)
+            notes(settings).print(printable(f"{job_id} was already canceled"), highlight=False)
         elif outcome.now == "started":
             notes(settings).print(
-                f"asked the worker of {job_id} to stop it; it has not stopped yet (a job stuck "
-                "outside Python is killed with its worker after a grace period)",
+                printable(
+                    f"asked the worker of {job_id} to stop it; it has not stopped yet (a job stuck "
+                    "outside Python is killed with its worker after a grace period)"
+                ),
                 highlight=False,
             )
         else:
