@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,12 @@ def say(text: str, *, soft_wrap: bool = False) -> None:
     console().print(printable(text), highlight=False, soft_wrap=soft_wrap)
 
 
+def say_lines(lines: Iterable[str]) -> None:
+    """Lines of the command's output, control characters escaped as by `say`, written at once
+    rather than a Rich print each (about a millisecond a line: requeue-dead may list millions)."""
+    sys.stdout.write("".join(printable(line) + "\n" for line in lines))
+
+
 def print_plain(text: str) -> None:
     """A line known to be plain text (a job id: letters, digits, '_', '-', '.', ':'), printed as
     Rich would print it, without importing Rich: `enqueue` prints nothing else."""
@@ -76,6 +83,15 @@ def fail(message: str) -> None:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_json_list(head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
+    """One JSON object: `head`'s keys, then `key` with the list of `items`, each written as it
+    comes, so that the list is never held whole."""
+    sys.stdout.write(json.dumps(head, default=str)[:-1] + (", " if head else "") + json.dumps(key) + ": [")
+    for index, item in enumerate(items):
+        sys.stdout.write(("\n  " if index == 0 else ",\n  ") + json.dumps(item, default=str))
+    sys.stdout.write("\n]}\n")
 
 
 # --- option checks -----------------------------------------------------------------------------
