@@ -297,3 +297,14 @@ def test_unique_claims_the_call_however_it_is_spelled(project, db):
     for other in (["6"], ["5", "1"], ["true"]):  # true is not 1: JSON types differ
         assert project.run("enqueue", "add", *other, "--unique").returncode == 0, other
     assert db.llen(keys.queue("default")) == 4
+
+
+def test_a_declared_jobs_defaults_are_read_from_its_source_for_the_claim():
+    from jobctl import registry, signatures
+
+    registry.load(None)
+    spec = registry.get("recommendations")  # declared: its signature is read from its module's source
+    assert spec.func is None
+    spellings = [(["UC1"], {}), (["UC1", 5], {}), ([], {"channel_id": "UC1", "top_n": 5.0})]
+    assert [signatures.bound_call(spec, args, kwargs) for args, kwargs in spellings] == [{"channel_id": "UC1"}] * 3
+    assert signatures.bound_call(spec, ["UC1", 6], {}) == {"channel_id": "UC1", "top_n": 6}
