@@ -77,3 +77,14 @@ def test_wait_prints_the_id_first_and_ctrl_c_says_how_to_follow(project):
     stderr = waiting.stderr.read()
     assert f"stopped following {job_id}; the job goes on" in stderr and f"jobctl logs {job_id} --follow" in stderr
     assert project.show(job_id)["state"] == "scheduled"
+
+
+def test_ctrl_c_the_moment_the_id_is_shown_still_says_how_to_follow(project):
+    # a Ctrl-C as soon as the id appears, while the progress bar is still being set up: it once
+    # escaped as a KeyboardInterrupt through Rich and left the command hung or killed by SIGINT
+    for _ in range(3):
+        waiting = project.start("enqueue", "add", "1", "--in", "1h", "--wait")
+        job_id = waiting.stdout.readline().strip()
+        waiting.send_signal(signal.SIGINT)
+        assert waiting.wait(timeout=15) == 130
+        assert f"stopped following {job_id}; the job goes on" in waiting.stderr.read()

@@ -236,6 +236,11 @@ def ended(status: str, queue_name: str) -> str:
     return {"finished": finished, "failed": dead, "canceled": canceled}[status](queue_name)
 
 
+def web_session(digest: str) -> str:
+    """An open dashboard session, named by an HMAC of its id (web/auth.py); it expires with it."""
+    return f"jobctl:web-session:{digest}"
+
+
 # Lua name -> the key function (of one argument) or constant it stands for. transitions.py writes
 # them as Lua definitions before each script that uses them: a function `job_key(id)` built from
 # job() here, a constant `QUEUES`.
