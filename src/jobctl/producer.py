@@ -50,6 +50,12 @@ def unique_claim(spec: registry.JobSpec, args: list[Any], kwargs: dict[str, Any]
 def check_arguments(job_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     """Raise UsageError naming the first argument that is not strict JSON data (strictjson.py):
     not JSON at all, a non-finite number (NaN, Infinity), or nested beyond MAX_DEPTH."""
+    try:
+        text = json.dumps([args, kwargs], allow_nan=False)
+        if strictjson.brackets(text) <= strictjson.MAX_DEPTH:
+            return  # the common case, checked at C speed (`enqueue --from` checks millions)
+    except (TypeError, ValueError, RecursionError):
+        pass  # which argument, and why, is found below
     named = [(f"argument {n}", value) for n, value in enumerate(args, start=1)]
     named += [(f"keyword argument {key!r}", value) for key, value in kwargs.items()]
     for where, value in named:
