@@ -64,6 +64,20 @@ def test_search_hits_and_markup_are_shown_as_data():
     assert shown.count("\\x1b]0;pwned") == 3 and "[red]x[/red]" in shown
 
 
+def test_demo_results_and_dependency_graphs_are_shown_as_data():
+    from jobctl.api import JobDetail, Relative
+    from jobctl.jobdata import JobView
+
+    finished = JobView("j1", "add", "default", "finished", result={"note": HOSTILE + "result"})
+    shown = rendered(views.outcome_table([finished], 200))
+    parent = Relative("p1", HOSTILE + "parent", "dead", reason=HOSTILE + "reason")
+    child = Relative("c1", "add", "canceled", reason=f"parent p1 is dead {HOSTILE}", canceled_by="p1")
+    shown += rendered(views.dependency_tree(JobDetail(finished, [parent], [child])))
+    assert "\x1b]0;pwned" not in shown and "\u202e" not in shown
+    for part in ("result", "parent", "reason"):
+        assert ESCAPED + part in shown, part
+
+
 def no_raw_controls(result) -> str:
     """stdout and stderr of a command that printed hostile text: no ESC, BEL or bidi override."""
     both = result.stdout + result.stderr
