@@ -450,13 +450,14 @@ def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
     grid.add_column()
     retried = job.attempts > 1
     last = " (last attempt)" if retried else ""
+    max_retries = "its queue's" if job.max_retries is None else job.max_retries  # no config to say
     rows: list[tuple[str, str | Text]] = [
         ("job", job.job),
         ("queue", job.queue),
         ("state", state_text(job.state)),
         ("args", json.dumps(job.args, default=repr)),  # unpickled arguments of an rq-engine job may be any object
         ("kwargs", json.dumps(job.kwargs, default=repr)),
-        ("attempts", f"{job.attempts} (max retries {job.max_retries})"),
+        ("attempts", f"{job.attempts} (max retries {max_retries})"),
     ]
     if job.created_at and job.enqueued_at and job.enqueued_at - job.created_at >= 0.001:
         rows += [("first enqueued", when(job.created_at)), ("last enqueued", when(job.enqueued_at))]
@@ -524,11 +525,14 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
 
 
 def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) -> list[Text]:
-    """The last failure's traceback (the job record keeps it), or with `all_attempts` the
-    traceback of every attempt that has one (the attempts' output records keep them)."""
-    found: list[tuple[Any, str]] = [(a.attempt, a.traceback) for a in attempts if a.traceback] if all_attempts else []
-    if not found and job.error:
+    """The last failure's traceback (the job record keeps it; once a retried job finished, as RQ
+    leaves it, only its attempt's output record does), or with `all_attempts` the traceback of
+    every attempt that has one (the attempts' output records keep them)."""
+    found: list[tuple[Any, str]] = [(a.attempt, a.traceback) for a in attempts if a.traceback]
+    if job.error and not (all_attempts and found):
         found = [(job.errors[-1].get("attempt") if job.errors else job.attempts, job.error)]
+    elif not all_attempts:
+        found = found[-1:]
     parts: list[Text] = []
     for number, text in found:
         parts += [data(f"Traceback of attempt {number}", style="bold red"), lines(text.rstrip("\n"))]

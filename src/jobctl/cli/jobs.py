@@ -255,7 +255,9 @@ def show(
 
     settings: Settings = ctx.obj
     connection = settings.connection
-    detail = api.job_detail(connection, api.resolve_job_id(connection, job_id), settings.queues.pickle_queues)
+    detail = api.job_detail(
+        connection, api.resolve_job_id(connection, job_id), settings.queues.pickle_queues, settings.queues
+    )
     if as_json:
         print_json(detail.to_dict())
     else:

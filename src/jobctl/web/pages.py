@@ -136,7 +136,7 @@ def jobs(request: Request) -> Response:
 
 def job(request: Request) -> Response:
     board = dashboard(request)
-    detail = api.job_detail(board.connection, request.path_params["job_id"])
+    detail = api.job_detail(board.connection, request.path_params["job_id"], config=board.config)
     return render(request, "job.html", title=f"Job {detail.job.id}", detail=detail, job=detail.job, now=time.time())
 
 
@@ -191,7 +191,8 @@ def status_json(request: Request) -> Response:
 
 
 def job_json(request: Request) -> Response:
-    return JSONBody(api.job_detail(dashboard(request).connection, request.path_params["job_id"]).to_dict())
+    board = dashboard(request)
+    return JSONBody(api.job_detail(board.connection, request.path_params["job_id"], config=board.config).to_dict())
 
 
 def stats_json(request: Request) -> Response:
