@@ -17,7 +17,9 @@ from .common import (
     fail,
     notes,
     print_json,
+    print_json_list,
     say,
+    say_lines,
 )
 
 
@@ -235,11 +237,17 @@ def requeue_dead(
         raise OperationFailed(
             "requeue-dead: " + "; ".join(f"job {j.id} is {j.state}, not dead" for j in alive) + "; nothing requeued"
         )
-    requeued = admin.requeue_dead(connection, queues, [j.id for j in named], older_than=age, dry_run=dry_run)
+    batches = admin.requeue_dead_batches(
+        connection, queues, [j.id for j in named], older_than=age, dry_run=dry_run
+    )  # printed as they come: --all may mean millions of jobs
     if as_json:
-        print_json({"dry_run": dry_run, "requeued": [{"id": j.id, "job": j.job, "queue": j.queue} for j in requeued]})
+        requeued = ({"id": j.id, "job": j.job, "queue": j.queue} for batch in batches for j in batch)
+        print_json_list({"dry_run": dry_run}, "requeued", requeued)
         return
-    for j in requeued:
-        say(j.id if settings.quiet else f"{'would requeue' if dry_run else 'requeued'} {j.id} {j.job} [{j.queue}]")
+    count = 0
+    for batch in batches:
+        count += len(batch)
+        verb = "would requeue" if dry_run else "requeued"
+        say_lines(j.id if settings.quiet else f"{verb} {j.id} {j.job} [{j.queue}]" for j in batch)
     if not settings.quiet:
-        say(f"{len(requeued)} dead job(s) {'would be ' if dry_run else ''}requeued")
+        say(f"{count} dead job(s) {'would be ' if dry_run else ''}requeued")
