@@ -287,7 +287,7 @@ SCENARIOS: dict[str, tuple[Setup, Run, str | None, list[str]]] = {
     ),
     "requeue-dead, with a dependent": (
         lambda j: (deferred(j, "child", parent="a"), j.dead("a")),
-        lambda j: j.t.requeue_dead("a", NOW),
+        lambda j: j.t.requeue_dead(["a"], NOW),
         None,
         ["a", "child"],
     ),
