@@ -1,12 +1,13 @@
-"""A worker's lease enforced by the kernel: a POSIX timer that sends the worker SIGKILL the moment
-its lease lapses, pushed back at each renewal.
+"""A worker's lease enforced by the kernel: a POSIX timer that sends the worker SIGKILL just before
+its lease can lapse, pushed back at each renewal.
 
 A worker frozen past its lease (SIGSTOP, a paused VM or container) must not run one more
 instruction of a job that may already run elsewhere. Checking the lease's age in Python cannot
 promise that: when the process is continued every thread resumes at once, and a job's thread may
 hold the GIL before any check runs. SIGKILL is delivered to a stopped process too, so the kernel
-ends it while it is still frozen, at the moment the lease lapses; a worker cut off from Redis
-dies the same way (worker.py fences itself a little earlier, with a log line, when it can).
+ends it while it is still frozen, just before the lease can lapse in Redis (worker.py,
+KILL_EARLY); a worker cut off from Redis dies the same way (it fences itself a little earlier,
+with a log line, when it can).
 
 Linux only (timer_create with a signal of one's choice); elsewhere `arm` does nothing and the
 worker's own checks remain (worker.py: the control thread, SIGCONT, before each reserved job).

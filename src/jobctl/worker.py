@@ -69,9 +69,13 @@ CONTROL_TICK = 0.1  # how often the control thread checks pool threads' timeouts
 # the running job has run this long: another worker may start it sooner.
 RESERVATION_HOLD = 0.05
 
-# The worker fences itself (exit EXIT_FENCED, with a log line) this long before its lease lapses
-# without renewal; at the lapse itself the kernel kills it (leasekill.py), frozen or not.
-FENCE_EARLY = min(1.0, HEARTBEAT_INTERVAL / 2)
+# The kernel kills the worker (leasekill.py), frozen or not, this long before its lease could
+# lapse in Redis: the lease's start is taken before Redis receives the renewal, and this covers
+# the two clocks running at slightly different rates (NTP slews a clock by up to 0.05 %). A test
+# that woke a frozen worker as soon as Redis showed its lease gone caught it alive with no margin.
+KILL_EARLY = 0.25
+# The worker fences itself (exit EXIT_FENCED, with a log line) earlier still, when it can.
+FENCE_EARLY = 2 * KILL_EARLY
 
 EXIT_RECYCLE = 100  # max_jobs or max_memory reached: the supervisor starts a fresh worker
 EXIT_FENCED = 101  # the lease was lost: this worker's jobs are (or will be) recovered elsewhere
@@ -396,7 +400,7 @@ class Worker:
         """The lease was renewed at `at` (monotonic, taken before the renewal was sent)."""
         self._lease_renewed = at
         if self._lease_kill is not None:
-            self._lease_kill.arm(at + LEASE_TTL - time.monotonic())
+            self._lease_kill.arm(at + LEASE_TTL - KILL_EARLY - time.monotonic())
 
     def _check_lease_age(self) -> None:
         if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL - FENCE_EARLY:
