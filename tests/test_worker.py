@@ -40,6 +40,16 @@ def alive(pid: int) -> bool:
         return False
 
 
+def all_threads_stopped(pid: int) -> bool:
+    """Every thread of the process stopped by SIGSTOP (a thread running on another CPU takes a
+    moment to hear it)."""
+    try:
+        stats = [(task / "stat").read_text() for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:  # a thread ended as it was read
+        return False
+    return all(stat.rsplit(")", 1)[1].split()[0] == "T" for stat in stats)
+
+
 # --- concurrency --------------------------------------------------------------------------------
 
 
@@ -348,6 +358,7 @@ def test_a_worker_frozen_past_its_lease_runs_no_more_of_its_jobs(project, tmp_pa
     wait_for(lambda: all(log.exists() for log in logs), message="every job running")
     (frozen,) = child_pids(work.pid)
     os.kill(frozen, signal.SIGSTOP)
+    wait_for(lambda: all_threads_stopped(frozen), message="every thread of the worker stopped")
     stopped = time.time()
     try:
         name = f"{os.uname().nodename}.{frozen}"
