@@ -32,7 +32,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import AsyncJob, Call, Client, Job, call, connect, get
+    from .client import AsyncJob, Call, Client, Job, aget, call, connect, get
     from .context import progress
     from .errors import (
         ArgumentMismatch,
@@ -70,6 +70,7 @@ __all__ = [
     "Progress",
     "RedisUnavailable",
     "add_middleware",
+    "aget",
     "call",
     "callback",
     "connect",
@@ -87,6 +88,7 @@ _MODULE_OF = {
     "Call": "client",
     "Client": "client",
     "Job": "client",
+    "aget": "client",
     "call": "client",
     "connect": "client",
     "get": "client",

@@ -197,6 +197,10 @@ class Client:
             except UnknownJob as exc:
                 raise JobNotFound(str(exc)) from None
 
+    async def aget(self, job_id_or_prefix: str) -> Handle[Any]:
+        """get() for asyncio (the lookup runs in a thread: a prefix is found with SCAN)."""
+        return await asyncio.to_thread(self.get, job_id_or_prefix)
+
     def enqueue(self, job: JobFunction[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
         """`job.enqueue(...)` on this client's Redis."""
         return job.options(client=self).enqueue(*args, **kwargs)
@@ -258,6 +262,11 @@ def use_worker_client(client: Client | None) -> None:
 def get(job_id_or_prefix: str) -> Handle[Any]:
     """A handle on any job, from the default client (Client.get)."""
     return current_client().get(job_id_or_prefix)
+
+
+async def aget(job_id_or_prefix: str) -> Handle[Any]:
+    """get() for asyncio."""
+    return await current_client().aget(job_id_or_prefix)
 
 
 # --- the job object ---------------------------------------------------------------------------
