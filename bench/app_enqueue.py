@@ -78,6 +78,7 @@ def many(url: str, count: int) -> tuple[float, float]:
 
 
 def result_latency(url: str, samples: int) -> list[float]:
+    from harness import popen
     from noop import noop
 
     import jobctl
@@ -85,14 +86,7 @@ def result_latency(url: str, samples: int) -> list[float]:
     jobctl.connect(url, _config())
     with tempfile.TemporaryDirectory() as workdir:
         (Path(workdir) / "queue.yml").write_text("bench: {worker_count: 1}\n")
-        env = {**os.environ, "REDIS_URL": url, "JOBCTL_JOBS": "noop", "PYTHONPATH": str(HERE)}
-        work = subprocess.Popen(
-            [sys.executable, "-m", "jobctl", "work"],
-            cwd=workdir,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        work = popen([sys.executable, "-m", "jobctl", "work"], url, workdir, REDIS_URL=url, JOBCTL_JOBS="noop")
         try:
             noop.enqueue(0).result(timeout=60)  # the worker is up
             latencies = []

@@ -139,6 +139,10 @@ class Client:
         loop = asyncio.get_running_loop()
         pair = self._async.get(loop)
         if pair is None:
+            if self._given is not None and not self._url:
+                raise ConfigError(
+                    "the asyncio forms need the Redis URL of a Client made from a connection: Client(url, connection=...)"
+                )
             connection = async_connect(self.url, socket_timeout=self.socket_timeout)
             pair = self._async[loop] = (connection, AsyncTransitions(connection))
         return pair
@@ -455,9 +459,10 @@ class JobFunction(Generic[P, R]):
         with client.translated_errors(), self._named_faults(args, kwargs):
             request = producer.prepare(client.config, self.name, args, kwargs, **self._given(run_at))
             with producer.refused_out_of_memory("nothing was enqueued"):
-                reply = await client.async_transitions().enqueue(**request.call)
-            job = producer.settle(request, reply)
-        return Handle(job.id, client)
+                job = request.job
+                reply = await client.async_transitions().enqueue(job.id, job.queue, request.fields, **request.named)
+            stored = producer.settle(request, reply)
+        return Handle(stored.id, client)
 
     def _given(self, run_at: float | None) -> producer.EnqueueOptions:
         options = self._options

@@ -68,8 +68,12 @@ class Handle(Generic[R]):
 
     def progress(self) -> Progress:
         """What the job last reported with jobctl.progress()."""
-        self.client.refuse_in_event_loop("progress", "astatus")
+        self.client.refuse_in_event_loop("progress", "aprogress")
         view = self._found(self._look_sync())
+        return Progress(view.progress, view.progress_message)
+
+    async def aprogress(self) -> Progress:
+        view = self._found(await self._look_async())
         return Progress(view.progress, view.progress_message)
 
     def result(self, timeout: float | None = None) -> R:
@@ -94,7 +98,7 @@ class Handle(Generic[R]):
                 look = await self._look_async()
                 if self._ended(look):
                     return self._outcome(look)
-                connection = await self.client.async_connection()
+                connection = self.client.async_connection()
                 await connection.xread({keys.results(self.id): look.last_entry}, block=_block_ms(deadline, self.id))
 
     # --- acting ----------------------------------------------------------------------------------
@@ -126,7 +130,7 @@ class Handle(Generic[R]):
             return self._look(*pipe.execute())
 
     async def _look_async(self) -> _Look:
-        connection = await self.client.async_connection()
+        connection = self.client.async_connection()
         with self.client.translated_errors():
             async with connection.pipeline(transaction=False) as pipe:
                 pipe.hgetall(keys.job(self.id))

@@ -21,7 +21,7 @@ from .errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the schedul
 from .errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownParent, UsageError
 from .errors import DuplicateJob as DuplicateJob
 from .jobdata import describe, encode_payload, new_job_fields, new_job_id
-from .transitions import Transitions
+from .transitions import EnqueueNamed, Transitions
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -107,12 +107,13 @@ def _job_fields(
 
 @dataclass(frozen=True)
 class Request:
-    """A job checked and ready to store: Transitions.enqueue's arguments (`call`), and what
-    settle() turns the script's reply into."""
+    """A job checked and ready to store: Transitions.enqueue's arguments (its id and queue,
+    `fields` and `named`), and what settle() turns the script's reply into."""
 
     job: Enqueued  # the job as stored, its state still to come
     spec: registry.JobSpec
-    call: dict[str, Any]
+    fields: dict[str, Any]
+    named: EnqueueNamed
 
 
 class EnqueueOptions(TypedDict, total=False):
@@ -147,7 +148,7 @@ def enqueue(
     QueueFull or AlreadyClaimed."""
     request = prepare(config, job_name, args, kwargs, **options)
     with refused_out_of_memory("nothing was enqueued"):
-        reply = Transitions(connection).enqueue(**request.call)
+        reply = Transitions(connection).enqueue(request.job.id, request.job.queue, request.fields, **request.named)
     return settle(request, reply)
 
 
@@ -159,7 +160,7 @@ def prepare(
     **options: Unpack[EnqueueOptions],
 ) -> Request:
     """What enqueue() checks and builds before it writes anything (the asyncio client calls
-    the script itself with `call`, then settle())."""
+    the script itself with the request, then settle())."""
     job_id, depends_on = options.get("job_id"), options.get("depends_on", ())
     args, kwargs, now = list(args), dict(kwargs or {}), time.time()
     for ident, option in [(job_id, "--job-id"), *((parent, "--depends-on") for parent in depends_on)]:
@@ -186,10 +187,7 @@ def prepare(
     if spec.unique if unique is None else unique:
         claim = keys.unique(explicit_id) if explicit_id else unique_claim(job_name, args, kwargs)
     run_at = options.get("run_at")
-    call = {
-        "job_id": job_id,
-        "queue": queue_name,
-        "fields": fields,
+    named: EnqueueNamed = {
         "now": now,
         "run_at": run_at or 0,
         "unique_claim": claim,
@@ -198,7 +196,7 @@ def prepare(
         "unique_ttl": spec.unique_for or 0,
         "max_size": queue_config.max_size or 0,
     }
-    return Request(Enqueued(job_id, job_name, queue_name, "", args, kwargs, run_at), spec, call)
+    return Request(Enqueued(job_id, job_name, queue_name, "", args, kwargs, run_at), spec, fields, named)
 
 
 @contextlib.contextmanager

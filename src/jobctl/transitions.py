@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Required, TypedDict, Unpack
 
 import redis
 
@@ -262,62 +262,69 @@ class _Scripts:
             self._functions = False
 
 
+Reply = tuple[Any, "redis.ResponseError | None"]  # a command's reply, or its error reply
+
+
+def _advance(dialogue: Dialogue, reply: Reply) -> tuple[bool, Any]:
+    """Hand the dialogue a reply: (False, the next command) or (True, the script's reply)."""
+    value, error = reply
+    try:
+        return False, dialogue.send(value) if error is None else dialogue.throw(error)
+    except StopIteration as done:
+        return True, done.value
+
+
 def _drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
-    reply: Any = None
-    error: redis.ResponseError | None = None
-    while True:
+    done, value = _advance(dialogue, (None, None))
+    while not done:
         try:
-            command = dialogue.send(reply) if error is None else dialogue.throw(error)
-        except StopIteration as done:
-            return done.value
-        try:
-            reply, error = execute(*command), None
+            reply: Reply = (execute(*value), None)
         except redis.ResponseError as exc:
-            reply, error = None, exc
+            reply = (None, exc)
+        done, value = _advance(dialogue, reply)
+    return value
 
 
 async def _adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
-    reply: Any = None
-    error: redis.ResponseError | None = None
-    while True:
+    done, value = _advance(dialogue, (None, None))
+    while not done:
         try:
-            command = dialogue.send(reply) if error is None else dialogue.throw(error)
-        except StopIteration as done:
-            return done.value
-        try:
-            reply, error = await execute(*command), None
+            reply: Reply = (await execute(*value), None)
         except redis.ResponseError as exc:
-            reply, error = None, exc
+            reply = (None, exc)
+        done, value = _advance(dialogue, reply)
+    return value
 
 
-def enqueue_args(
-    job_id: str,
-    queue: str,
-    fields: dict[str, Any],
-    *,
-    now: float,
-    run_at: float = 0,
-    unique_claim: str = "",
-    parents: Sequence[str] = (),
-    run_claim: tuple[str, str, int] | None = None,
-    unique_ttl: float = 0,
-    max_size: int = 0,
-) -> list[Any]:
+class EnqueueNamed(TypedDict, total=False):
+    """lua/enqueue.lua's arguments beside the job's id, queue and fields (see Transitions.enqueue)."""
+
+    now: Required[float]
+    run_at: float
+    unique_claim: str
+    parents: Sequence[str]
+    run_claim: tuple[str, str, int] | None
+    unique_ttl: float
+    max_size: int
+
+
+def enqueue_args(job_id: str, queue: str, fields: dict[str, Any], **given: Unpack[EnqueueNamed]) -> list[Any]:
     """lua/enqueue.lua's arguments (see Transitions.enqueue)."""
-    claim_key, owner, ttl = run_claim or ("", "", 0)
+    now = given["now"]
+    claim_key, owner, ttl = given.get("run_claim") or ("", "", 0)
     named = {
         "id": job_id,
         "queue": queue,
-        "run_at": run_at,
-        "unique_claim": unique_claim,
-        "parents": list(parents),
+        "run_at": given.get("run_at", 0),
+        "unique_claim": given.get("unique_claim", ""),
+        "parents": list(given.get("parents", ())),
         "now": now,
         "now_iso": rq_time(now),
         "run_claim": claim_key,
         "run_claim_owner": owner,
         "run_claim_ttl": ttl,
-        "unique_ttl": unique_ttl,
-        "max_size": max_size or 0,
+        "unique_ttl": given.get("unique_ttl", 0),
+        "max_size": given.get("max_size", 0) or 0,
     }
     args: list[Any] = [json.dumps(named)]
     for name, value in fields.items():
@@ -353,7 +360,9 @@ class AsyncTransitions(_Scripts):
     async def _run(self, name: str, args: list[Any]) -> Any:
         return await _adrive(self._calls(name, args), self.connection.execute_command)
 
-    async def enqueue(self, job_id: str, queue: str, fields: dict[str, Any], **named: Any) -> tuple[str, str, str]:
+    async def enqueue(
+        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
+    ) -> tuple[str, str, str]:
         """Transitions.enqueue."""
         return enqueue_reply(await self._run("enqueue", enqueue_args(job_id, queue, fields, **named)))
 
@@ -409,18 +418,7 @@ class Transitions(_Scripts):
         return reply
 
     def enqueue(
-        self,
-        job_id: str,
-        queue: str,
-        fields: dict[str, Any],
-        *,
-        now: float,
-        run_at: float = 0,
-        unique_claim: str = "",
-        parents: Sequence[str] = (),
-        run_claim: tuple[str, str, int] | None = None,
-        unique_ttl: float = 0,
-        max_size: int = 0,
+        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
     ) -> tuple[str, str, str]:
         """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
         taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's),
@@ -428,23 +426,7 @@ class Transitions(_Scripts):
         state the seconds it is still held), 'unknown_parent' (the id is the missing parent's),
         'claimed' (`run_claim` = (key, owner, ttl) was already held; the id is its holder) or
         'full' (the queue holds `max_size` jobs; the state is how many)."""
-        return enqueue_reply(
-            self._run(
-                "enqueue",
-                enqueue_args(
-                    job_id,
-                    queue,
-                    fields,
-                    now=now,
-                    run_at=run_at,
-                    unique_claim=unique_claim,
-                    parents=parents,
-                    run_claim=run_claim,
-                    unique_ttl=unique_ttl,
-                    max_size=max_size,
-                ),
-            )
-        )
+        return enqueue_reply(self._run("enqueue", enqueue_args(job_id, queue, fields, **named)))
 
     def enqueue_many(
         self,
