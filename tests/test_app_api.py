@@ -185,7 +185,9 @@ def test_asyncio_forms(client, worker):
         with pytest.raises(jobctl.BlockingCall, match=r"use await \.aenqueue"):
             app_add.enqueue(1)
         await asyncio.to_thread(worker.drain)
-        return await handle.aresult(timeout=5), [await h.aresult() for h in many], await later.astatus()
+        outcome = await handle.aresult(timeout=5), [await h.aresult() for h in many], await later.astatus()
+        await client.aclose()
+        return outcome
 
     assert asyncio.run(app()) == (3, [0, 1, 2], "scheduled")
 

@@ -137,14 +137,16 @@ class Client:
 
         self._check_fork()
         loop = asyncio.get_running_loop()
-        pair = self._async.get(loop)
-        if pair is None:
-            if self._given is not None and not self._url:
-                raise ConfigError(
-                    "the asyncio forms need the Redis URL of a Client made from a connection: Client(url, connection=...)"
-                )
-            connection = async_connect(self.url, socket_timeout=self.socket_timeout)
-            pair = self._async[loop] = (connection, AsyncTransitions(connection))
+        with self._lock:  # event loops in several threads
+            pair = self._async.get(loop)
+            if pair is None:
+                if self._given is not None and not self._url:
+                    raise ConfigError(
+                        "the asyncio forms need the Redis URL of a Client made from a connection: "
+                        "Client(url, connection=...)"
+                    )
+                connection = async_connect(self.url, socket_timeout=self.socket_timeout)
+                pair = self._async[loop] = (connection, AsyncTransitions(connection))
         return pair
 
     def _check_fork(self) -> None:
@@ -213,10 +215,17 @@ class Client:
         return await job.options(client=self).aenqueue(*args, **kwargs)
 
     def close(self) -> None:
-        """Close this process's connections (an asyncio app closes its own with `aclose`)."""
+        """Close this process's blocking connections (those of an event loop: aclose())."""
         if self._connection is not None and self._given is None:
             self._connection.close()
             self._connection = None
+
+    async def aclose(self) -> None:
+        """Close the running event loop's connections (an ASGI app's shutdown)."""
+        with self._lock:
+            pair = self._async.pop(asyncio.get_running_loop(), None)
+        if pair is not None:
+            await pair[0].aclose()
 
 
 _default: Client | None = None
