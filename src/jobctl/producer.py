@@ -3,12 +3,11 @@ the demo and the Python API."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
 import redis
@@ -148,7 +147,7 @@ def enqueue(
     QueueFull or AlreadyClaimed."""
     request = prepare(config, job_name, args, kwargs, **options)
     with refused_out_of_memory("nothing was enqueued"):
-        reply = Transitions(connection).enqueue(request.job.id, request.job.queue, request.fields, **request.named)
+        reply = Transitions.of(connection).enqueue(request.job.id, request.job.queue, request.fields, **request.named)
     return settle(request, reply)
 
 
@@ -199,15 +198,19 @@ def prepare(
     return Request(Enqueued(job_id, job_name, queue_name, "", args, kwargs, run_at), spec, fields, named)
 
 
-@contextlib.contextmanager
-def refused_out_of_memory(what_was_done: str) -> Iterator[None]:
-    """Redis refusing a script's writes for want of memory, as RedisOutOfMemory saying `what_was_done`."""
-    try:
-        yield
-    except redis.ResponseError as exc:
-        if out_of_memory(exc):
-            raise RedisOutOfMemory(f"{OUT_OF_MEMORY}: {what_was_done}") from None
-        raise
+class refused_out_of_memory:
+    """Redis refusing a script's writes for want of memory, as RedisOutOfMemory saying
+    `what_was_done`. A class, not @contextmanager: it is on every enqueue's path."""
+
+    def __init__(self, what_was_done: str):
+        self.what_was_done = what_was_done
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and out_of_memory(exc):
+            raise RedisOutOfMemory(f"{OUT_OF_MEMORY}: {self.what_was_done}") from None
 
 
 def settle(request: Request, reply: tuple[str, str, str]) -> Enqueued:
@@ -229,7 +232,8 @@ def settle(request: Request, reply: tuple[str, str, str]) -> Enqueued:
         raise QueueFull(_full(queue_name, int(state)))
     if outcome == "unknown_parent":
         raise UnknownParent(ident)
-    return replace(request.job, state=state)
+    job = request.job
+    return Enqueued(job.id, job.job, job.queue, state, job.args, job.kwargs, job.run_at)
 
 
 def _full(queue: str, queued: int) -> str:
@@ -257,7 +261,7 @@ def enqueue_many(
     sent, so the batches before it stay stored and nothing after it is written; so does a batch
     that would take the queue past its max_size (QueueFull). When `calls` is a list, all of it
     is refused up front if it would. `on_batch(n)` is told after each stored batch."""
-    transitions = Transitions(connection)
+    transitions = Transitions.of(connection)
     batches = Batches(config, job_name, calls, queue=queue, batch_size=batch_size, overrides=overrides)
     queue_name, max_size = batches.queue, batches.max_size
     if max_size and isinstance(calls, Sized):

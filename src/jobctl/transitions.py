@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -373,6 +374,9 @@ class AsyncTransitions(_Scripts):
         return await self._run("enqueue_many", enqueue_many_args(queue, shared, jobs, now, max_size))
 
 
+_kept: weakref.WeakKeyDictionary[redis.Redis, Transitions] = weakref.WeakKeyDictionary()  # see Transitions.of
+
+
 class Transitions(_Scripts):
     """The scripts, bound to one Redis connection."""
 
@@ -380,6 +384,16 @@ class Transitions(_Scripts):
         super().__init__()
         self.connection = connection
         self._own: _Wire | None = None
+
+    @classmethod
+    def of(cls, connection: redis.Redis) -> Transitions:
+        """The connection's own Transitions, kept with it: an application enqueueing on one
+        connection learns once that the server has no functions (Redis 6), not on every call
+        (that took three round trips per job)."""
+        found = _kept.get(connection)
+        if found is None:
+            found = _kept[connection] = cls(connection)
+        return found
 
     def _run(self, name: str, args: list[Any]) -> Any:
         return _drive(self._calls(name, args), self.connection.execute_command)
