@@ -103,6 +103,8 @@ def test_bad_arguments_raise_before_anything_is_written(client, db):
         app_add.options(queue="elsewhere").enqueue(1)
     with pytest.raises(ValueError, match=r"options\(job_id='a b'\): expected 1 to 128"):
         app_add.options(job_id="a b")
+    with pytest.raises(ValueError, match="ids are the scheduler's own"):
+        app_add.options(job_id="cron-nightly-1767225600")
     with pytest.raises(ValueError, match="aware"):
         app_add.enqueue_at(datetime.now(), 1)
     assert db.dbsize() == 0

@@ -351,8 +351,10 @@ class JobFunction(Generic[P, R]):
                 raise ValueError(f"options(queue={queue!r}): expected letters, digits, '_', '-' or '.'")
             changes["queue"] = queue
         if job_id is not None:
-            if not isinstance(job_id, str) or not keys.is_job_id(job_id):
+            if not isinstance(job_id, str) or not keys.JOB_ID.fullmatch(job_id):
                 raise ValueError(f"options(job_id={str(job_id)[:60]!r}): {producer.ID_EXPECTED}")
+            if keys.RECURRING_JOB_ID.fullmatch(job_id):  # the scheduler would skip that run
+                raise ValueError(f"options(job_id={job_id!r}): cron-<entry>-<due> ids are the scheduler's own")
             changes["job_id"] = job_id
         if unique is not None:
             changes["unique"] = _flag("unique", unique)

@@ -160,7 +160,7 @@ def prepare(
 ) -> Request:
     """What enqueue() checks and builds before it writes anything (the asyncio client calls
     the script itself with the request, then settle())."""
-    job_id, depends_on = options.get("job_id"), options.get("depends_on", ())
+    job_id, depends_on, run_claim = options.get("job_id"), options.get("depends_on", ()), options.get("run_claim")
     args, kwargs, now = list(args), dict(kwargs or {}), time.time()
     for ident, option in [(job_id, "--job-id"), *((parent, "--depends-on") for parent in depends_on)]:
         if ident is not None and not keys.is_job_id(ident):
@@ -194,7 +194,7 @@ def prepare(
         "run_at": run_at or 0,
         "unique_claim": claim,
         "parents": list(depends_on),
-        "run_claim": options.get("run_claim"),
+        "run_claim": run_claim,
         "unique_ttl": spec.unique_for or 0,
         "max_size": queue_config.max_size or 0,
     }
