@@ -282,3 +282,10 @@ def test_on_redis_6_a_client_learns_once_that_there_are_no_functions(redis_serve
     # the first FCALL and FUNCTION LOAD found a server without functions (refused, as unknown
     # commands); every enqueue after them is one EVALSHA
     assert (calls, refused) == (3, 2)
+
+
+def test_result_waits_in_steps_shorter_than_the_socket_timeout(redis_url, client):
+    impatient = Client(redis_url, client.config, socket_timeout=0.4)
+    handle = impatient.enqueue(app_add, 1)
+    with pytest.raises(TimeoutError):  # not RedisUnavailable: the blocking reads end before the socket times out
+        handle.result(timeout=1.5)

@@ -88,7 +88,7 @@ class Handle(Generic[R]):
                 if self._ended(look):
                     return self._outcome(look)
                 connection = self.client.connection
-                connection.xread({keys.results(self.id): look.last_entry}, block=_block_ms(deadline, self.id))
+                connection.xread({keys.results(self.id): look.last_entry}, block=self._block_ms(deadline))
 
     async def aresult(self, timeout: float | None = None) -> R:
         """result() for asyncio: waits without blocking the event loop."""
@@ -99,7 +99,7 @@ class Handle(Generic[R]):
                 if self._ended(look):
                     return self._outcome(look)
                 connection = self.client.async_connection()
-                await connection.xread({keys.results(self.id): look.last_entry}, block=_block_ms(deadline, self.id))
+                await connection.xread({keys.results(self.id): look.last_entry}, block=self._block_ms(deadline))
 
     # --- acting ----------------------------------------------------------------------------------
 
@@ -155,6 +155,18 @@ class Handle(Generic[R]):
             )
         return look.view
 
+    def _block_ms(self, deadline: float | None) -> int:
+        """How long the next XREAD may block: until the deadline, RECHECK at most, and less than
+        the client's socket timeout (a longer block would read as Redis not answering);
+        TimeoutError once the deadline has passed."""
+        longest = min(RECHECK, self.client.socket_timeout / 2)
+        if deadline is None:
+            return max(1, int(longest * 1000))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"job {self.id} has not ended in time")
+        return max(1, int(min(remaining, longest) * 1000))  # 0 would block for ever
+
     def _ended(self, look: _Look) -> bool:
         return self._found(look).state in ENDED
 
@@ -170,14 +182,3 @@ class Handle(Generic[R]):
 
 def _last_line(traceback: str | None) -> str:
     return traceback.strip().splitlines()[-1] if traceback and traceback.strip() else ""
-
-
-def _block_ms(deadline: float | None, job_id: str) -> int:
-    """How long the next XREAD may block: until the deadline, at most RECHECK; TimeoutError
-    once the deadline has passed."""
-    if deadline is None:
-        return int(RECHECK * 1000)
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError(f"job {job_id} has not ended in time")
-    return max(1, int(min(remaining, RECHECK) * 1000))  # 0 would block for ever
