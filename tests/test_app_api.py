@@ -20,7 +20,7 @@ from rq.utils import resolve_function_reference
 
 import jobctl
 from jobctl import keys, producer, testing
-from jobctl.client import Client
+from jobctl.client import Client, set_default
 from jobctl.config import load_queues
 
 
@@ -289,3 +289,29 @@ def test_result_waits_in_steps_shorter_than_the_socket_timeout(redis_url, client
     handle = impatient.enqueue(app_add, 1)
     with pytest.raises(TimeoutError):  # not RedisUnavailable: the blocking reads end before the socket times out
         handle.result(timeout=1.5)
+
+
+def test_connect_reads_redis_url_and_jobctl_config_as_the_cli_does(redis_url, tmp_path, monkeypatch, db):
+    (tmp_path / "elsewhere.yml").write_text("default: {max_retries: 7}\n")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("JOBCTL_CONFIG", str(tmp_path / "elsewhere.yml"))
+    previous = set_default(None)
+    try:
+        jobctl.connect()
+        handle = app_add.enqueue(1)
+    finally:
+        set_default(previous)
+    assert db.hget(keys.job(handle.id), "jobctl_max_retries") == b"7"
+
+
+def test_threads_share_one_client(client, db):
+    def enqueue_some() -> None:
+        for n in range(50):
+            app_add.enqueue(n)
+
+    threads = [threading.Thread(target=enqueue_some) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert db.llen(keys.queue("default")) == 400
