@@ -28,10 +28,10 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from . import logs
+from .errors import RedisOutOfMemory, RedisUnavailable
 
 if TYPE_CHECKING:
     import redis.asyncio
-from .errors import RedisOutOfMemory, RedisUnavailable
 
 EMBEDDED_HOME = ".jobctl"
 _SOCKET_PATH_LIMIT = 100  # unix socket paths are limited to ~107 bytes

@@ -63,6 +63,7 @@ from .transitions import GoOn, Next, Row, Transitions
 IDLE_POLL = 1.0  # an idle worker looks again this often without a wake-up (RQ producers send none)
 MEMORY_CHECK = 0.1  # seconds between reads of the worker's RSS, when max_memory is set
 CONTROL_TICK = 0.1  # how often the control thread checks pool threads' timeouts and memory
+CONTROL_JOIN = 1.0  # seconds run() waits for the control thread to end after the last job
 # A job reserved behind the running one (concurrency 1: see _finish) goes back to its queue once
 # the running job has run this long: another worker may start it sooner.
 RESERVATION_HOLD = 0.05
@@ -193,7 +194,8 @@ class Worker:
                 pool.shutdown(wait=True)
             use_worker_client(None)
             self._ended.set()
-            control.join()
+            # bounded: a control thread stuck on a Redis that vanished must not hold the shutdown
+            control.join(timeout=CONTROL_JOIN)
         # Leave cleanly: flush job tracking, give back anything still in flight and unregister.
         self._with_redis(self._flush)
         self._with_redis(
