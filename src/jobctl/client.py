@@ -519,13 +519,11 @@ class JobFunction(Generic[P, R]):
         """The producer's refusals, said in the Python API's words."""
         try:
             yield
-        except NotJSON:
+        except NotJSON as refused:
             where = ""
             if given is not None:  # the call that failed is the last one the producer took
                 where, (args, kwargs) = f"calls[{given.taken - 1}]: ", given.last
-            raise NotJSON(
-                f"job {self.name!r}: {where}{unencodable(args, kwargs or {})}; nothing was enqueued"
-            ) from None
+            raise not_json(self.name, args, kwargs or {}, refused, where) from None
         except UnknownParent as exc:
             raise JobNotFound(f"depends_on: no job with id {exc.job_id!r}; nothing was enqueued") from None
 
@@ -591,8 +589,19 @@ _METHODS = (
 # --- argument checks ---------------------------------------------------------------------------
 
 
-def unencodable(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
-    """Where the first value JSON cannot carry is, and what it is: "kwargs['when'] is a datetime"."""
+def not_json(job_name: str, args: Sequence[Any], kwargs: dict[str, Any], refused: NotJSON, where: str = "") -> NotJSON:
+    """The producer's NotJSON in the Python API's words: the value's path in the call
+    (`kwargs['when']`); the producer's own words where no single value is at fault (nested
+    too deep: strictjson.py)."""
+    problem = unencodable(args, kwargs)
+    if problem is None:
+        return refused
+    return NotJSON(f"job {job_name!r}: {where}{problem}; nothing was enqueued")
+
+
+def unencodable(args: Sequence[Any], kwargs: dict[str, Any]) -> str | None:
+    """Where the first value JSON cannot carry is, and what it is: "kwargs['when'] is a datetime"
+    (None: each value is JSON data)."""
     pending: list[tuple[str, Any]] = [
         *((f"args[{i}]", value) for i, value in enumerate(args)),
         *((f"kwargs[{key!r}]", value) for key, value in kwargs.items()),
@@ -611,8 +620,11 @@ def unencodable(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
                     return f"{path} has a key of type {type(key).__name__}, which JSON cannot carry"
             pending[:0] = [(f"{path}[{key!r}]", item) for key, item in value.items()]
         else:
-            return f"{path} is a {type(value).__name__}, which JSON cannot carry (pass plain data: str, int, float, bool, None, lists and dicts)"
-    return "the arguments cannot be stored as JSON"
+            return (
+                f"{path} is a {type(value).__name__}, which JSON cannot carry "
+                "(pass plain data: str, int, float, bool, None, lists and dicts)"
+            )
+    return None
 
 
 def _flag(option: str, value: Any) -> bool:

@@ -37,8 +37,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import keys, registry, signatures, worker
-from .client import Client, current_client, inline_mode, set_default
+from . import keys, producer, registry, signatures, worker
+from .client import Client, current_client, inline_mode, not_json, set_default
 from .context import Execution, executing
 from .errors import BlockingCall, NotJSON, ResultError
 from .handle import Handle, _Look
@@ -179,11 +179,10 @@ def _inline_job(
     signatures.check(spec, args, kwargs)
     queue = client.config.get(spec.queue, where=f"job {name!r}").name
     try:
-        _, stored_args, stored_kwargs = decode_payload(encode_payload(name, args, kwargs))
-    except (TypeError, ValueError):
-        from .client import unencodable
-
-        raise NotJSON(f"job {name!r}: {unencodable(args, kwargs)}; nothing was enqueued") from None
+        producer.check_arguments(name, args, kwargs)
+    except NotJSON as refused:
+        raise not_json(name, args, kwargs, refused) from None
+    _, stored_args, stored_kwargs = decode_payload(encode_payload(name, args, kwargs))
     view = JobView(new_job_id(), name, queue, "started", stored_args, stored_kwargs, attempts=1)
     assert spec.func is not None  # resolve() loads it
     return InlineHandle(view, client), spec.func, stored_args, stored_kwargs
