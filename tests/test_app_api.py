@@ -95,6 +95,13 @@ def test_bad_arguments_raise_before_anything_is_written(client, db):
         app_add.enqueue(b=1)
     with pytest.raises(TypeError, match=r"job 'app_echo': kwargs\['queue'\]\[0\] is a datetime"):
         app_echo.enqueue(1, queue=[datetime.now(UTC)])
+    with pytest.raises(TypeError, match=r"job 'app_echo': args\[0\]\['x'\] is nan, which JSON cannot carry"):
+        app_echo.enqueue({"x": float("nan")})
+    deep: list = []
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(TypeError, match="job 'app_echo': argument 1: must be JSON: nested deeper than"):
+        app_echo.enqueue(deep)
     with pytest.raises(TypeError, match=r"calls\[1\]: args\[0\] is a set"):
         app_echo.enqueue_many([(1,), ({1},)])
     with pytest.raises(jobctl.JobNotFound, match="depends_on: no job with id 'nope'"):
@@ -243,6 +250,8 @@ def test_inline_runs_the_job_after_the_same_checks(monkeypatch, tmp_path):
         assert app_async_add.enqueue(1, 2).result() == 3
         with pytest.raises(TypeError, match="kwargs\\['queue'\\] is a datetime"):
             app_echo.enqueue(1, queue=datetime.now(UTC))
+        with pytest.raises(TypeError, match=r"args\[0\] is inf"):
+            app_echo.enqueue(float("inf"))
         failed = app_fails.enqueue("inline")
         with pytest.raises(jobctl.JobFailed, match="ValueError: inline"):
             failed.result()
