@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 from . import joboutput, keys
 from .config import QueueConfig, QueuesConfig
 from .errors import UnknownJob, UsageError
-from .jobdata import STATES, JobView, parse_rq_time, stream_outcome
+from .jobdata import STATES, JobView, number_value, parse_rq_time, stream_outcome, text_value
 from .joboutput import AttemptOutput
 
 if TYPE_CHECKING:
@@ -41,12 +41,14 @@ RECENT_EXECUTIONS = 10
 GRAPH_LIMIT = 200  # dependents shown by `show`: a fan-out of thousands is summarized, not listed
 
 
-def _text(value: bytes | None) -> str | None:
-    return value.decode() if value else None
+def _count(value: bytes | str | None) -> int:
+    """A counter's value: 0 when missing or not a number (written by another tool, or a hand)."""
+    return number_value(value, int) or 0
 
 
-def _float(value: bytes | str | None) -> float | None:
-    return float(value) if value not in (None, b"", "") else None
+def _name(value: bytes) -> str:
+    """A name or id read from Redis (a key, a member, a field name), shown whatever its bytes."""
+    return value.decode(errors="replace")
 
 
 # --- job tracking counters -----------------------------------------------------------------------
@@ -70,17 +72,14 @@ class Counters:
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> Counters:
-        text = {k.decode(): v.decode() for k, v in raw.items()}
+        text = {_name(k): v for k, v in raw.items()}
         return cls(
-            **{
-                name: int(text.get(name) or 0)
-                for name in ("runs", "successes", "failures", "retries", "dead", "crashes")
-            },
-            run_seconds=float(text.get("run_seconds") or 0),
-            max_run_seconds=_float(text.get("max_run_seconds")),
-            last_run_at=_float(text.get("last_run_at")),
-            last_error=text.get("last_error") or None,
-            last_error_at=_float(text.get("last_error_at")),
+            **{name: _count(text.get(name)) for name in ("runs", "successes", "failures", "retries", "dead", "crashes")},
+            run_seconds=number_value(text.get("run_seconds")) or 0.0,
+            max_run_seconds=number_value(text.get("max_run_seconds")),
+            last_run_at=number_value(text.get("last_run_at")),
+            last_error=text_value(text.get("last_error")),
+            last_error_at=number_value(text.get("last_error_at")),
         )
 
     @property
@@ -97,8 +96,10 @@ class Counters:
 
 
 def parse_histogram(raw: dict[bytes, bytes]) -> dict[float, int]:
-    """keys.run_time_histogram's hash -> {upper bound (math.inf last): runs in that bucket}."""
-    return {float(bound): int(count) for bound, count in raw.items()}
+    """keys.run_time_histogram's hash -> {upper bound (math.inf last): runs in that bucket}; a
+    field that is not a bucket's bound is left out."""
+    buckets = {number_value(bound) or (math.inf if bound == b"+Inf" else None): count for bound, count in raw.items()}
+    return {bound: _count(count) for bound, count in buckets.items() if bound is not None}
 
 
 def run_time_percentile(histogram: dict[float, int], quantile: float, max_seconds: float | None) -> float | None:
@@ -185,7 +186,7 @@ class WorkerSummary:
 @dataclass
 class SchedulerEntry:
     entry: str
-    next_run: float
+    next_run: float | None  # None: not a time (written by another tool)
     last_run: float | None = None  # the due time of the latest run a scheduler enqueued (None: never ran)
 
 
@@ -232,7 +233,7 @@ def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | 
     removed from queue.yml with jobs left on it."""
     prefix = keys.queue("")
     known = cast("set[bytes]", connection.smembers(keys.QUEUES))
-    names = sorted({key.decode().removeprefix(prefix) for key in known} - set(config.queues))
+    names = sorted({_name(key).removeprefix(prefix) for key in known} - set(config.queues))
     summaries = _summaries(connection, [QueueConfig(name) for name in names], time.time() if now is None else now)
     return [summary for summary in summaries if summary.waiting]
 
@@ -261,10 +262,10 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
         summary.totals = Counters.from_hash(next(replies))
         for _ in windows:
             finished, failed = next(replies)
-            summary.processed_last_minute += int(finished or 0) + int(failed or 0)
-            summary.failed_last_minute += int(failed or 0)
+            summary.processed_last_minute += _count(finished) + _count(failed)
+            summary.failed_last_minute += _count(failed)
         summaries.append(summary)
-    waiting = [(summary, head.decode()) for summary, head in zip(summaries, heads) if head]
+    waiting = [(summary, _name(head)) for summary, head in zip(summaries, heads) if head]
     with connection.pipeline(transaction=False) as pipe:
         for _, head in waiting:
             pipe.hget(keys.job(head), "enqueued_at")
@@ -276,7 +277,7 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
 
 
 def workers(connection: redis.Redis) -> list[WorkerSummary]:
-    worker_keys = sorted(k.decode() for k in cast("set[bytes]", connection.smembers(keys.WORKERS)))
+    worker_keys = sorted(_name(k) for k in cast("set[bytes]", connection.smembers(keys.WORKERS)))
     names = [key.removeprefix(keys.worker("")) for key in worker_keys]
     with connection.pipeline(transaction=False) as pipe:
         for key, name in zip(worker_keys, names):
@@ -288,8 +289,8 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
         if not raw:
             summaries.append(WorkerSummary(name, name.rsplit(".", 1)[0], None, [], "gone"))
             continue
-        text = {k.decode(): v.decode() for k, v in raw.items()}
-        held = [job_id.decode() for job_id in in_flight]
+        text = {_name(k): _name(v) for k, v in raw.items()}
+        held = [_name(job_id) for job_id in in_flight]
         if "jobctl_lease" not in text and text.get("current_job"):
             # RQ's workers (engine: rq) keep no in-flight list, only their current_job; a jobctl
             # worker's current_job lags up to a second behind its in-flight list (tracking.py)
@@ -298,28 +299,58 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
             WorkerSummary(
                 name=name,
                 host=text.get("hostname", ""),
-                pid=int(text["pid"]) if text.get("pid") else None,
+                pid=number_value(text.get("pid"), int),
                 queues=[q for q in text.get("queues", "").split(",") if q],
                 state="busy" if held else "idle",
                 current_job=held[0] if held else None,
                 jobs=held,
-                concurrency=int(text.get("jobctl_concurrency") or 1),
-                done=int(text.get("successful_job_count") or 0),
-                failed=int(text.get("failed_job_count") or 0),
+                concurrency=number_value(text.get("jobctl_concurrency"), int) or 1,
+                done=_count(text.get("successful_job_count")),
+                failed=_count(text.get("failed_job_count")),
                 birth=parse_rq_time(text.get("birth")),
                 last_heartbeat=parse_rq_time(text.get("last_heartbeat")),
                 supervisor=text.get("jobctl_supervisor", ""),
-                cpu_percent=_float(text.get("jobctl_cpu_percent")),
-                rss_bytes=int(text["jobctl_rss_bytes"]) if text.get("jobctl_rss_bytes") else None,
+                cpu_percent=number_value(text.get("jobctl_cpu_percent")),
+                rss_bytes=number_value(text.get("jobctl_rss_bytes"), int),
             )
         )
     return summaries
 
 
+_HISTORY_TYPES: dict[str, type | tuple[type, ...]] = {
+    **dict.fromkeys(("id", "job", "queue", "outcome", "error", "worker"), str),
+    **dict.fromkeys(("at", "run_seconds"), (int, float)),
+    "attempt": int,
+    "args": list,
+    "kwargs": dict,
+}
+
+
+def _history_entry(raw: bytes) -> dict[str, Any] | None:
+    """One execution as tracking.py records it, keeping only the values of the expected type
+    (another tool's or a hand's entry shows what it can); None for what is not a JSON object."""
+    try:
+        entry = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict):
+        return None
+    kept = {
+        name: value
+        for name, value in entry.items()
+        if name in _HISTORY_TYPES and isinstance(value, _HISTORY_TYPES[name]) and not isinstance(value, bool)
+    }
+    for name in ("at", "run_seconds"):  # JSON has no NaN or infinity, but Python's json reads them
+        if name in kept and not math.isfinite(kept[name]):
+            del kept[name]
+    return kept
+
+
 def newest_first(entries: list[bytes]) -> list[dict[str, Any]]:
     """History entries in the order they ran: each worker pushes its own in batches (tracking.py),
     so the list's order is the order of the flushes."""
-    return sorted((json.loads(entry) for entry in entries), key=lambda entry: entry.get("at") or 0, reverse=True)
+    found = [entry for entry in map(_history_entry, entries) if entry is not None]
+    return sorted(found, key=lambda entry: entry.get("at") or 0, reverse=True)
 
 
 def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict[str, Any]]:
@@ -336,12 +367,15 @@ def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
         next_runs, heartbeat = pipe.execute()
     if not next_runs and heartbeat is None:
         return None
-    names = [name.decode() for name in next_runs]
-    last_runs = cast("list[bytes | None]", connection.hmget(keys.SCHEDULER_LAST_RUNS, names)) if names else []
+    fields = list(next_runs)
+    last_runs = cast("list[bytes | None]", connection.hmget(keys.SCHEDULER_LAST_RUNS, fields)) if fields else []
     entries = [
-        SchedulerEntry(name, float(next_runs[name.encode()]), _float(last)) for name, last in zip(names, last_runs)
+        SchedulerEntry(_name(field), number_value(next_runs[field]), number_value(last))
+        for field, last in zip(fields, last_runs)
     ]
-    return SchedulerStatus(_float(heartbeat), sorted(entries, key=lambda e: e.next_run))
+    # an entry whose next run is not a time (another tool's) is listed last
+    entries.sort(key=lambda e: (e.next_run is None, e.next_run or 0.0))
+    return SchedulerStatus(number_value(heartbeat), entries)
 
 
 def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[str] = ()) -> list[JobView]:
@@ -352,13 +386,13 @@ def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))
         job_paths, *rows = pipe.execute()
-    import_paths = {path.decode(): name.decode() for path, name in job_paths.items()}
+    import_paths = {_name(path): _name(name) for path, name in job_paths.items()}
     views = []
     for job_id, raw in zip(job_ids, rows):
         if raw and (b"data" in raw or b"status" in raw):  # not a stub a late progress report left
             views.append(
                 JobView.from_hash(
-                    job_id, raw, trust_pickle=_text(raw.get(b"origin")) in pickle_queues, import_paths=import_paths
+                    job_id, raw, trust_pickle=text_value(raw.get(b"origin")) in pickle_queues, import_paths=import_paths
                 )
             )
     return views
@@ -388,7 +422,7 @@ def resolve_job_id(connection: redis.Redis, text: str, option: str = "") -> str:
         raise UnknownJob(f"{where}no job with id {text!r} (an id prefix needs at least {MIN_PREFIX} characters)")
     found: set[str] = set()
     for key in connection.scan_iter(match=keys.job(text) + "*", count=_SCAN_BATCH):
-        ident = key.decode().removeprefix(keys.job(""))
+        ident = _name(key).removeprefix(keys.job(""))
         if keys.is_job_id(ident):  # not rq:job:<id>:dependents and the like
             found.add(ident)
             if len(found) > _AMBIGUOUS_LISTED:
@@ -412,8 +446,8 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
         latest = cast("list[tuple[bytes, dict[bytes, bytes]]]", connection.xrevrange(keys.results(job_id), count=1))
         if latest:
             view.result, view.error = stream_outcome(latest[0][1], view.queue in pickle_queues)
-    view.depends_on = sorted(m.decode() for m in cast("set[bytes]", connection.smembers(keys.dependencies(job_id))))
-    view.dependents = sorted(m.decode() for m in cast("set[bytes]", connection.smembers(keys.dependents(job_id))))
+    view.depends_on = sorted(map(_name, cast("set[bytes]", connection.smembers(keys.dependencies(job_id)))))
+    view.dependents = sorted(map(_name, cast("set[bytes]", connection.smembers(keys.dependents(job_id)))))
     return view
 
 
@@ -441,7 +475,7 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
 
 
 def dead_job_ids(connection: redis.Redis, queue: str) -> list[str]:
-    return [m.decode() for m in cast("list[bytes]", connection.zrange(keys.dead(queue), 0, -1))]
+    return [_name(m) for m in cast("list[bytes]", connection.zrange(keys.dead(queue), 0, -1))]
 
 
 # --- show: one job and its dependency graph -------------------------------------------------------
@@ -556,7 +590,7 @@ def job_detail(connection: redis.Redis, job_id: str, pickle_queues: Collection[s
         with connection.pipeline(transaction=False) as pipe:
             for node in level:
                 pipe.smembers(keys.dependents(node.id))
-            below = [sorted(m.decode() for m in members) for members in pipe.execute()]
+            below = [sorted(map(_name, members)) for members in pipe.execute()]
         next_level = []
         for node, child_ids in zip(level, below):
             fresh = [c for c in child_ids if c not in listed]
@@ -612,16 +646,18 @@ class Stats:
 
 def tracked_job_names(connection: redis.Redis, registered: list[str]) -> list[str]:
     """The job types to report: those this process registered and every one that ever ran anywhere."""
-    ran = {name.decode() for name in cast("set[bytes]", connection.smembers(keys.JOB_TYPES))}
+    ran = {_name(name) for name in cast("set[bytes]", connection.smembers(keys.JOB_TYPES))}
     return sorted(set(registered) | ran)
 
 
 def processed_counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]:
-    """Executions by (job, queue, outcome), outcome being finished or failed."""
+    """Executions by (job, queue, outcome), outcome being finished or failed; a field not of that
+    form is left out."""
     counts = {}
     for labels, count in cast("dict[bytes, bytes]", connection.hgetall(keys.PROCESSED)).items():
-        job, queue, outcome = labels.decode().rsplit("|", 2)
-        counts[(job, queue, outcome)] = int(count)
+        job, queue, outcome = (["", "", ""] + _name(labels).rsplit("|", 2))[-3:]
+        if job and outcome in ("finished", "failed"):
+            counts[(job, queue, outcome)] = _count(count)
     return counts
 
 
@@ -757,7 +793,7 @@ def _ids_at(
             offset += length
         ranges = pipe.execute()
     # the started registry's members are "<id>:<attempt>"
-    ids = [m.decode() for members in ranges for m in members]
+    ids = [_name(m) for members in ranges for m in members]
     return [i.rsplit(":", 1)[0] for i in ids] if state == "started" else ids
 
 
@@ -837,10 +873,13 @@ def minute_history(connection: redis.Redis, queues: list[str], minutes: int, now
     for _queue in queues:
         for day in days:
             for field_name, count in next(replies).items():
-                minute_of_day, outcome = field_name.decode().split(":")
-                index = day * 1440 + int(minute_of_day) - first
+                minute_of_day, _, outcome = _name(field_name).partition(":")
+                minute = number_value(minute_of_day, int)
+                if minute is None or outcome not in ("finished", "failed"):
+                    continue  # not a field keys.minutes names
+                index = day * 1440 + minute - first
                 if 0 <= index < minutes:
-                    (history.finished if outcome == "finished" else history.failed)[index] += int(count)
+                    (history.finished if outcome == "finished" else history.failed)[index] += _count(count)
     return history
 
 
@@ -861,12 +900,12 @@ def recurring_runs(connection: redis.Redis, entries: list[str]) -> dict[str, Rec
     with connection.pipeline(transaction=False) as pipe:
         for name in entries:
             pipe.get(keys.scheduler_last(name))
-        last_dues = [_float(value) for value in pipe.execute()]
-    last_ids = [keys.recurring_job_id(name, int(due)) for name, due in zip(entries, last_dues) if due is not None]
+        last_dues = [number_value(value, int) for value in pipe.execute()]
+    last_ids = [keys.recurring_job_id(name, due) for name, due in zip(entries, last_dues) if due is not None]
     found = {view.id: view for view in jobs(connection, last_ids)}
     runs = {}
     for name, due in zip(entries, last_dues):
         scheduled = by_name.get(name)
-        last_job = found.get(keys.recurring_job_id(name, int(due))) if due is not None else None
+        last_job = found.get(keys.recurring_job_id(name, due)) if due is not None else None
         runs[name] = RecurringRun(name, scheduled.next_run if scheduled else None, due, last_job)
     return runs

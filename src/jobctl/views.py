@@ -60,7 +60,10 @@ def state_text(state: str) -> Text:
 def when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # a number another tool wrote: no date has it
+        return f"? ({moment:g})"
 
 
 def ago(moment: float | None, now: float | None = None) -> str:
@@ -239,7 +242,7 @@ def scheduler_table(view: Overview) -> Table:
         grid.add_row(
             entry.entry,
             when(entry.next_run),
-            format_duration(max(0.0, entry.next_run - view.taken_at)),
+            format_duration(None if entry.next_run is None else max(0.0, entry.next_run - view.taken_at)),
             when(entry.last_run),
         )
     grid.caption = (

@@ -154,18 +154,17 @@ def recurring(request: Request) -> Response:
 def workers(request: Request) -> Response:
     board = dashboard(request)
     found = api.workers(board.connection)
-    running = {j.id: j for j in api.jobs(board.connection, [w.current_job for w in found if w.current_job])}
+    in_flight = [job_id for worker in found for job_id in worker.jobs]
+    running = {j.id: j for j in api.jobs(board.connection, in_flight, board.config.pickle_queues)}
     hosts: dict[str, list[api.WorkerSummary]] = {}
     for worker in found:
         hosts.setdefault(worker.host or "?", []).append(worker)
-    concurrency = {q.name: q.concurrency for q in board.config.queues.values()}
     return render(
         request,
         "workers.html",
         title="Workers",
         hosts=hosts,
         running=running,
-        concurrency=concurrency,
         count=len(found),
         now=time.time(),
     )
