@@ -317,7 +317,7 @@ def test_every_reader_survives_every_field_of_every_key(fleet, readers, db):
     several different ones."""
     plan = targets(db, fleet.dump)
     keys_of = {kind: [key for key in sorted(fleet.dump) if kind_of(key) == kind] for kind in plan}
-    passes = max(len(what) for what in plan.values()) * 2
+    passes = max(len(what) for what in plan.values())
     failures = []
     for number in range(passes):
         restore(db, fleet.dump)
@@ -331,3 +331,40 @@ def test_every_reader_survives_every_field_of_every_key(fleet, readers, db):
         except AssertionError as exc:
             failures.append(f"pass {number} ({'; '.join(done)}):\n{exc}")
     assert not failures, "\n\n".join(failures)
+    # what a user sees, as the last pass left the records: no traceback of jobctl's own
+    running = fleet.job_ids[4]
+    for args in (["status"], ["status", "--json"], ["stats"], ["show", running], ["logs", running]):
+        result = fleet.project.run(*args)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
+
+
+def test_an_rq_worker_born_without_microseconds_is_shown(project, db, monkeypatch):
+    """RQ's utcparse reads a time without microseconds (its older format); so do the readers.
+    A real `jobctl` run each: status, status --json and health; and the dashboard and metrics."""
+    import rq
+
+    worker = rq.Worker([rq.Queue("default", connection=db)], connection=db, name="rq-old-birth")
+    worker.register_birth()
+    born = time.time() - 3600
+    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(born))
+    db.hset(keys.worker("rq-old-birth"), mapping={"birth": moment, "last_heartbeat": moment})
+
+    status = project.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    [shown] = json.loads(status.stdout)["workers"]
+    assert shown["birth"] == pytest.approx(int(born)) and shown["last_heartbeat"] == pytest.approx(int(born))
+    table = project.run("status")
+    assert table.returncode == 0 and "rq-old-birth" not in table.stderr and "1h" in table.stdout, table.stderr
+    health = project.run("health")  # the worker's heartbeat is an hour old: unhealthy, said in one line
+    assert (health.returncode, health.stdout) == (1, "") and "Traceback" not in health.stderr
+    assert health.stderr.startswith("jobctl: unhealthy: no worker of host")
+
+    monkeypatch.chdir(project.path)
+    settings = Settings(redis_url=project.env["REDIS_URL"], config_path=str(project.path / "queue.yml"))
+    with TestClient(create_app(Dashboard(settings, Auth(TOKEN)))) as web:
+        for path in ("/", "/workers", "/queues", "/api/status"):
+            assert web.get(path, headers=BEARER).status_code == 200, path
+        assert "1h00m" in web.get("/workers", headers=BEARER).text  # up for an hour
+    collector = CollectorRegistry(auto_describe=False)
+    collector.register(JobctlCollector(lambda: db, settings.queues))
+    assert 'jobctl_workers{queue="default",state="idle"} 1.0' in generate_latest(collector).decode()

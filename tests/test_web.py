@@ -403,3 +403,24 @@ def _answers(httpx, port: int) -> bool:
         return httpx.get(f"http://127.0.0.1:{port}/login", timeout=0.5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_workers_and_queues_pages_with_workers_running(browser, project, db, tmp_path):
+    """The pages a fleet is watched on, while it runs: the Workers page lists each worker with
+    its concurrency and running job, the Queues page counts each queue's workers."""
+    client, _ = browser
+    marker, gate = tmp_path / "marker", tmp_path / "gate"
+    running = enqueue(db, load(project), "gated", [str(marker), str(gate)]).id
+    project.start("work", "--queue", "default")
+    try:
+        wait_for(marker.exists, timeout=30, message="the gated job running")
+        wait_for(lambda: len(api.workers(db)) == 2, message="both workers of default registered")
+        page = client.get("/workers")
+        assert page.status_code == 200, page.text[:500]
+        assert "2 worker process(es)" in page.text and running in page.text
+        queues = client.get("/queues")
+        assert queues.status_code == 200
+        default_row = queues.text.split('<th scope="row">default</th>', 1)[1].split("</tr>", 1)[0]
+        assert '<td class="num">1/2</td>' in default_row  # busy/total: one runs the gated job
+    finally:
+        gate.write_text("")

@@ -451,16 +451,28 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
     return view
 
 
-def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
-    now = time.time()
-    queues = queue_summaries(connection, config, now)
-    all_workers = workers(connection)
+def count_workers(queues: list[QueueSummary], found: list[WorkerSummary]) -> None:
+    """Set each queue's live workers and how many of them are busy."""
     by_name = {q.name: q for q in queues}
-    for worker in all_workers:
+    for worker in found:
         for queue in worker.queues:
             if queue in by_name and worker.state != "gone":
                 by_name[queue].workers += 1
                 by_name[queue].busy += worker.state == "busy"
+
+
+def queues_with_workers(connection: redis.Redis, config: QueuesConfig) -> list[QueueSummary]:
+    """The configured queues' summaries, their workers counted (the dashboard's Queues page)."""
+    queues = queue_summaries(connection, config)
+    count_workers(queues, workers(connection))
+    return queues
+
+
+def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
+    now = time.time()
+    queues = queue_summaries(connection, config, now)
+    all_workers = workers(connection)
+    count_workers(queues, all_workers)
     running = jobs(connection, [job_id for w in all_workers for job_id in w.jobs], config.pickle_queues)
     return Overview(
         queues,

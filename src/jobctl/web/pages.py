@@ -97,7 +97,7 @@ def queues(request: Request) -> Response:
         request,
         "queues.html",
         title="Queues",
-        queues=api.queue_summaries(board.connection, board.config),
+        queues=api.queues_with_workers(board.connection, board.config),
         states=STATES,
     )
 
