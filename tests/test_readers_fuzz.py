@@ -23,7 +23,6 @@ import traceback
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import redis
@@ -34,7 +33,7 @@ from prometheus_client.registry import CollectorRegistry
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from jobctl import keys
+from jobctl import admin, keys
 from jobctl.cli import app
 from jobctl.config import load_queues
 from jobctl.errors import JobctlError
@@ -82,15 +81,16 @@ BAD_SCORES = [float("inf"), float("-inf"), 0.0, -1.0, 1e300]
 class Fleet:
     """The copied keys and what the readers are asked about."""
 
-    dump: dict[bytes, tuple[bytes, int]]  # key -> (DUMP, ttl in ms or 0)
-    job_ids: list[str]
+    dump: dict[bytes, bytes]  # key -> its DUMP
+    job_ids: list[str]  # one job of each state, and RQ's
+    running: str  # the job its worker was running when the keys were copied
     project: Project
 
 
-def restore(db: redis.Redis, dump: dict[bytes, tuple[bytes, int]]) -> None:
+def restore(db: redis.Redis, dump: dict[bytes, bytes]) -> None:
     db.flushdb()
     with db.pipeline(transaction=False) as pipe:
-        for key, (value, _ttl) in dump.items():
+        for key, value in dump.items():
             pipe.restore(key, 0, value)  # no expiry: the copy holds still while the readers look
         pipe.execute()
 
@@ -142,6 +142,8 @@ def fleet(tmp_path_factory, session_redis) -> Iterator[Fleet]:
         running = enqueue(db, config, "gated", [str(path / "marker"), str(path / "gate"), "printed line"]).id
         waiting.append(enqueue(db, config, "add", [7], depends_on=[running]).id)
         waiting.append(enqueue(db, config, "add", [8], queue="analytics").id)
+        canceled = enqueue(db, config, "add", [9], queue="analytics").id
+        assert admin.cancel(db, canceled).canceled
         rq_ids = write_rq_records(db)
         write_scheduler_keys(db, time.time())
         project.start("work", "--queue", "default")
@@ -151,16 +153,17 @@ def fleet(tmp_path_factory, session_redis) -> Iterator[Fleet]:
             lambda: any(db.hget(k, "current_job") for k in db.smembers(keys.WORKERS)),
             message="the worker's current job in its hash",
         )
-        dump = {key: (db.dump(key), max(db.pttl(key), 0)) for key in db.keys("*")}
+        dump = {key: db.dump(key) for key in db.keys("*")}
         (path / "gate").write_text("")
         project.stop_all()
-        yield Fleet(dump, [*ended, running, *waiting, *rq_ids], project)
+        yield Fleet(dump, [*ended, running, *waiting, canceled, *rq_ids], running, project)
     finally:
         project.stop_all()
         db.flushdb()
 
 
 # --- the readers --------------------------------------------------------------------------------
+
 
 def raised_at(error: BaseException) -> str:
     """Where in jobctl an exception was raised: the innermost frame of jobctl's own code."""
@@ -249,9 +252,16 @@ def readers(fleet, session_redis, monkeypatch) -> Iterator[Readers]:
 # --- what gets corrupted: every field of every kind of key --------------------------------------
 
 _ID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}")
-_NAMED = re.compile(rb"^(rq:worker|rq:workers|rq:queue|rq:wip|rq:scheduled|rq:deferred|rq:finished|rq:failed|"
-                    rb"rq:canceled|jobctl:active|jobctl:stats:job|jobctl:stats:queue|jobctl:runtime:job|"
-                    rb"jobctl:history:job|jobctl:minutes|jobctl:throughput|jobctl:scheduler:last):[^:]+")
+_NAMED = re.compile(
+    rb"^(rq:worker|rq:workers|rq:queue|rq:wip|rq:scheduled|rq:deferred|rq:finished|rq:failed|"
+    rb"rq:canceled|jobctl:active|jobctl:stats:job|jobctl:stats:queue|jobctl:runtime:job|"
+    rb"jobctl:history:job|jobctl:minutes|jobctl:throughput|jobctl:scheduler:last):[^:]+"
+)
+# fields the readers read that no record of the fleet happens to have
+_ABSENT_FIELDS = {
+    "rq:job:<id>": ["jobctl_progress", "jobctl_progress_message", "jobctl_crashes", "jobctl_canceled_by"],
+    "rq:worker:<name>": ["jobctl_cpu_percent", "jobctl_rss_bytes"],
+}
 # hashes whose field names are data (job names, buckets, minutes, labels), not a fixed set
 _DATA_FIELDS = re.compile(r"job-paths|stats:processed|minutes|runtime|scheduler:(next|ran)")
 
@@ -262,11 +272,11 @@ def kind_of(key: bytes) -> str:
     return re.sub(rb":\d+(?=:|$)", b":<n>", kind).decode()
 
 
-def targets(db: redis.Redis, dump: dict[bytes, tuple[bytes, int]]) -> dict[str, list[str]]:
+def targets(db: redis.Redis, dump: dict[bytes, bytes]) -> dict[str, list[str]]:
     """Kind of key -> what can be corrupted in it: each field (a hash's, a stream entry's), a
     foreign field, the members, the scores, the value."""
     restore(db, dump)
-    found: dict[str, set[str]] = {}
+    found = {kind: {f"field {name}" for name in names} for kind, names in _ABSENT_FIELDS.items()}
     for key in dump:
         kind, key_type = kind_of(key), db.type(key).decode()
         what = found.setdefault(kind, set())
@@ -292,7 +302,7 @@ def corrupt(db: redis.Redis, keys_of_kind: list[bytes], what: str, offset: int) 
         if what == "foreign field":
             db.hset(key, value or b"-", value)
         elif what == "all fields":
-            db.hset(key, mapping={name: value for name in db.hkeys(key)})
+            db.hset(key, mapping=dict.fromkeys(db.hkeys(key), value))
         elif what.startswith("field "):
             db.hset(key, what.removeprefix("field "), value)
         elif what.startswith("entry "):
@@ -332,7 +342,7 @@ def test_every_reader_survives_every_field_of_every_key(fleet, readers, db):
             failures.append(f"pass {number} ({'; '.join(done)}):\n{exc}")
     assert not failures, "\n\n".join(failures)
     # what a user sees, as the last pass left the records: no traceback of jobctl's own
-    running = fleet.job_ids[4]
+    running = fleet.running
     for args in (["status"], ["status", "--json"], ["stats"], ["show", running], ["logs", running]):
         result = fleet.project.run(*args)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)

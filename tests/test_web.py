@@ -2,6 +2,8 @@
 the pages, and /api/* equal to the CLI's --json output."""
 
 import json
+import random
+import string
 import subprocess
 import sys
 import time
@@ -424,3 +426,31 @@ def test_workers_and_queues_pages_with_workers_running(browser, project, db, tmp
         assert '<td class="num">1/2</td>' in default_row  # busy/total: one runs the gated job
     finally:
         gate.write_text("")
+
+
+def test_job_lists_show_a_bounded_escaped_preview_of_long_arguments(browser, settings, db):
+    """A list row shows the start of a job's arguments, escaped, whatever their size; the job's
+    page shows the first SHOWN_CHARS characters and links its JSON, which has all of them."""
+    from jobctl.web.pages import PREVIEW_CHARS, SHOWN_CHARS
+
+    client, _ = browser
+    letters = "<b>&" + "".join(random.Random(1).choices(string.ascii_letters, k=3_000_000))  # barely compressible
+    repeated = "<i>" + "y" * 5_000_000  # compresses to a few KB: the list still decompresses no more than it shows
+    big = [enqueue(db, settings.queues, "echo_kwargs", [text], {"note": "tail"}).id for text in (letters, repeated)]
+    small = enqueue(db, settings.queues, "add", [1], {"b": 2}).id
+
+    page = client.get("/jobs?state=queued")
+    assert page.status_code == 200
+    assert len(page.content) < 60_000  # was 8 MB: every argument in full
+    assert "&#34;&lt;b&gt;&amp;" in page.text and "<b>&" not in page.text  # escaped
+    assert "&#34;&lt;i&gt;yyy" in page.text
+    assert letters[:PREVIEW_CHARS] not in page.text  # a preview, not the argument
+    assert "1, b=2" in page.text  # a short call is shown as it is
+    assert all(job_id in page.text for job_id in [*big, small])
+    found = client.get("/jobs?state=queued&q=<b>%26")  # the filter looks in the preview
+    assert big[0] in found.text and big[1] not in found.text
+
+    job_page = client.get(f"/jobs/{big[0]}")
+    assert job_page.status_code == 200 and len(job_page.content) < SHOWN_CHARS * 2
+    assert "characters: all of it in" in job_page.text and f'href="/api/jobs/{big[0]}"' in job_page.text
+    assert client.get(f"/api/jobs/{big[0]}").json()["args"] == [letters]

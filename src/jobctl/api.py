@@ -9,10 +9,12 @@ pipelined round trips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import time
+import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -74,7 +76,9 @@ class Counters:
     def from_hash(cls, raw: dict[bytes, bytes]) -> Counters:
         text = {_name(k): v for k, v in raw.items()}
         return cls(
-            **{name: _count(text.get(name)) for name in ("runs", "successes", "failures", "retries", "dead", "crashes")},
+            **{
+                name: _count(text.get(name)) for name in ("runs", "successes", "failures", "retries", "dead", "crashes")
+            },
             run_seconds=number_value(text.get("run_seconds")) or 0.0,
             max_run_seconds=number_value(text.get("max_run_seconds")),
             last_run_at=number_value(text.get("last_run_at")),
@@ -321,7 +325,7 @@ _HISTORY_TYPES: dict[str, type | tuple[type, ...]] = {
     **dict.fromkeys(("id", "job", "queue", "outcome", "error", "worker"), str),
     **dict.fromkeys(("at", "run_seconds"), (int, float)),
     "attempt": int,
-    "args": list,
+    "args": (list, str),  # a string: tracking.py's note that they were too long to keep
     "kwargs": dict,
 }
 
@@ -335,7 +339,7 @@ def _history_entry(raw: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(entry, dict):
         return None
-    kept = {
+    kept: dict[str, Any] = {
         name: value
         for name, value in entry.items()
         if name in _HISTORY_TYPES and isinstance(value, _HISTORY_TYPES[name]) and not isinstance(value, bool)
@@ -667,8 +671,9 @@ def processed_counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]
     form is left out."""
     counts = {}
     for labels, count in cast("dict[bytes, bytes]", connection.hgetall(keys.PROCESSED)).items():
-        job, queue, outcome = (["", "", ""] + _name(labels).rsplit("|", 2))[-3:]
-        if job and outcome in ("finished", "failed"):
+        parts = _name(labels).rsplit("|", 2)
+        if len(parts) == 3 and parts[2] in ("finished", "failed"):
+            job, queue, outcome = parts
             counts[(job, queue, outcome)] = _count(count)
     return counts
 
@@ -737,6 +742,90 @@ _NEWEST_FIRST = {"finished", "dead", "canceled"}
 _REGISTRIES = {state: registry for state, registry in _COUNTED.items() if registry is not None}  # all but queued
 
 
+LIST_FIELD_BYTES = 16 * 1024  # of each field of a job record a list reads at most
+# Run inside Redis: each record's fields, each value cut to ARGV[1] bytes and followed by its full
+# length, so that a list of jobs costs the same whether their arguments are 20 bytes or 20 MB.
+# A key that is not a hash (another tool's) reads as no record.
+_CAPPED_RECORDS = """
+local cap = tonumber(ARGV[1])
+local records = {}
+for i, key in ipairs(KEYS) do
+  local record = {}
+  if redis.call('TYPE', key).ok == 'hash' then
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      local value = redis.call('HGET', key, field)
+      table.insert(record, field)
+      table.insert(record, string.sub(value, 1, cap))
+      table.insert(record, #value)
+    end
+  end
+  records[i] = record
+end
+return records
+"""
+# the start of a payload's JSON, [name, null, [args...], {kwargs}], up to its arguments
+_PAYLOAD_HEAD = re.compile(r'\[\s*("(?:[^"\\]|\\.)*")\s*,\s*null\s*,\s*\[')
+
+
+@dataclass
+class ListedJobs:
+    """Jobs as a list shows them. A job whose arguments are longer than a list reads has none in
+    its view (args and kwargs empty); `previews` has the start of them, as JSON text, by id."""
+
+    views: list[JobView]
+    previews: dict[str, str] = field(default_factory=dict)
+
+
+def _arguments_start(data: bytes) -> tuple[bool, str]:
+    """(whether `data`, as read, is a whole payload of at most LIST_FIELD_BYTES once
+    decompressed; the start of its arguments as text). Decompresses no more than that."""
+    inflate = zlib.decompressobj()
+    try:
+        text, whole = inflate.decompress(data, LIST_FIELD_BYTES), inflate.eof
+    except zlib.error:  # RQ also accepts an uncompressed payload
+        text, whole = data[:LIST_FIELD_BYTES], len(data) <= LIST_FIELD_BYTES
+    if text[:1] == b"\x80":
+        return whole, "(pickled arguments)"
+    shown = text.decode(errors="replace")
+    head = _PAYLOAD_HEAD.match(shown)
+    return whole, shown[head.end() :] if head else shown
+
+
+def listed_jobs(connection: redis.Redis, job_ids: list[str]) -> ListedJobs:
+    """The jobs that still exist, in the order asked, read in bounded memory: at most
+    LIST_FIELD_BYTES of each field of each record (a field longer than that reads as missing,
+    the arguments as a preview). Pickled payloads are not decoded: a list shows no unpickled value."""
+    if not job_ids:
+        return ListedJobs([])
+    read_capped = connection.register_script(_CAPPED_RECORDS)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.JOB_PATHS)
+        read_capped(keys=[keys.job(job_id) for job_id in job_ids], args=[LIST_FIELD_BYTES], client=pipe)
+        job_paths, records = pipe.execute()
+    import_paths = {_name(path): _name(name) for path, name in job_paths.items()}
+    listed = ListedJobs([])
+    for job_id, record in zip(job_ids, records):
+        triples = [record[n : n + 3] for n in range(0, len(record), 3)]
+        raw = {name: value for name, value, length in triples if length == len(value)}
+        if not (b"data" in raw or b"status" in raw or any(name == b"data" for name, *_ in triples)):
+            continue  # no record, or a stub a late progress report left
+        data = next((value for name, value, _ in triples if name == b"data"), None)
+        whole, preview = _arguments_start(data) if data is not None else (True, "")
+        if whole:
+            listed.views.append(JobView.from_hash(job_id, raw, import_paths=import_paths))
+            continue
+        raw.pop(b"data", None)
+        view = JobView.from_hash(job_id, raw, import_paths=import_paths)
+        view.unreadable = None  # not read, rather than unreadable: the job's own page reads it
+        head = _PAYLOAD_HEAD.match(preview) if b"jobctl_job" not in raw else None
+        if head:  # enqueued by RQ's API: the name is the payload's
+            with contextlib.suppress(ValueError):
+                view.job = import_paths.get(json.loads(head.group(1)), json.loads(head.group(1)))
+        listed.views.append(view)
+        listed.previews[job_id] = preview
+    return listed
+
+
 @dataclass
 class JobFilter:
     """What a job list is narrowed to: a job name, and text found in the id or the arguments."""
@@ -747,14 +836,18 @@ class JobFilter:
     def __bool__(self) -> bool:
         return bool(self.job or self.text)
 
-    def matches(self, view: JobView) -> bool:
+    def matches(self, view: JobView, preview: str | None = None) -> bool:
+        """`preview`: the start of the arguments of a job whose view has none (ListedJobs)."""
         if self.job and view.job != self.job:
             return False
         if self.text:
             needle = self.text.lower()
-            haystack = f"{view.id} {json.dumps(view.args)} {json.dumps(view.kwargs)}".lower()
-            return needle in haystack
+            arguments = preview if preview is not None else f"{json.dumps(view.args)} {json.dumps(view.kwargs)}"
+            return needle in f"{view.id} {arguments}".lower()
         return True
+
+    def select(self, listed: ListedJobs) -> list[JobView]:
+        return [view for view in listed.views if self.matches(view, listed.previews.get(view.id))]
 
 
 @dataclass
@@ -766,6 +859,7 @@ class JobPage:
     start: int  # position of the first entry looked at
     next_start: int | None  # where the next page starts; None: this is the last
     scanned: int  # entries looked at; with a filter at most FILTER_WINDOW
+    previews: dict[str, str] = field(default_factory=dict)  # see ListedJobs
 
 
 def _state_length(pipe: redis.client.Pipeline, state: str, queue: str) -> None:
@@ -827,20 +921,27 @@ def job_page(
     total = sum(lengths)
     start = max(0, min(start, total))
     if not where:
-        views = jobs(connection, _ids_at(connection, state, queues, lengths, start, size))
+        listed = listed_jobs(connection, _ids_at(connection, state, queues, lengths, start, size))
         end = min(start + size, total)
-        return JobPage(state, queues, views, total, start, end if end < total else None, end - start)
+        return JobPage(
+            state, queues, listed.views, total, start, end if end < total else None, end - start, listed.previews
+        )
     ids = _ids_at(connection, state, queues, lengths, start, FILTER_WINDOW)
     found: list[JobView] = []
+    previews: dict[str, str] = {}
     scanned = 0
     for chunk_start in range(0, len(ids), size):
         chunk = ids[chunk_start : chunk_start + size]
-        found.extend(view for view in jobs(connection, chunk) if where.matches(view))
+        listed = listed_jobs(connection, chunk)
+        found.extend(where.select(listed))
+        previews.update(listed.previews)
         scanned = chunk_start + len(chunk)
         if len(found) >= size:
             break
     end = start + scanned
-    return JobPage(state, queues, found, total, start, end if end < total else None, scanned)
+    shown = {view.id for view in found}
+    previews = {job_id: text for job_id, text in previews.items() if job_id in shown}
+    return JobPage(state, queues, found, total, start, end if end < total else None, scanned, previews)
 
 
 def matching_job_batches(
@@ -856,8 +957,7 @@ def matching_job_batches(
     end = _state_lengths(connection, state, [queue])[0]
     while end > 0:
         start = max(0, end - batch)
-        views = jobs(connection, _ids_at(connection, state, [queue], [end], start, end - start))
-        yield [view for view in views if where.matches(view)]
+        yield where.select(listed_jobs(connection, _ids_at(connection, state, [queue], [end], start, end - start)))
         end = start
 
 

@@ -84,7 +84,7 @@ def number_value(value: bytes | str | None, kind: type[int]) -> int | None: ...
 def number_value(value: bytes | str | None, kind: type[float] | type[int] = float) -> float | None:
     """A field's number, None when missing, not a number, infinite or NaN."""
     try:
-        number = float(value) if value not in (None, b"", "") else math.nan  # type: ignore[arg-type]
+        number = float(value or "nan")
     except (TypeError, ValueError):
         return None
     return kind(number) if math.isfinite(number) else None
@@ -120,7 +120,7 @@ def decode_payload(data: bytes | None, *, trust_pickle: bool = False) -> tuple[s
             try:
                 name, _instance, args, kwargs = pickle.loads(raw)
                 return str(name), list(args or ()), dict(kwargs or {})
-            except Exception as exc:  # unpickling foreign bytes can raise anything
+            except Exception as exc:  # noqa: BLE001 - unpickling foreign bytes can raise anything
                 raise PayloadError(f"payload is a pickle that cannot be read: {type(exc).__name__}") from None
         raise PayloadError(
             "payload is pickle (RQ's default serializer); jobctl runs JSON jobs: enqueue with "
@@ -227,14 +227,6 @@ def _text(raw: dict[bytes, bytes], key: str) -> str | None:
     return text_value(raw.get(key.encode()))
 
 
-@overload
-def _number(raw: dict[bytes, bytes], key: str) -> float | None: ...
-@overload
-def _number(raw: dict[bytes, bytes], key: str, kind: type[int]) -> int | None: ...
-def _number(raw: dict[bytes, bytes], key: str, kind: type[float] | type[int] = float) -> float | None:
-    return number_value(raw.get(key.encode()), kind)
-
-
 def _json(value: bytes | None, default: Any) -> Any:
     """The JSON in a field; `default` when missing, not JSON (e.g. a result RQ pickled), or (for
     a list or dict default) not of the default's type."""
@@ -274,7 +266,7 @@ def _result(value: bytes | None, trust_pickle: bool) -> Any:
     if value and value[:1] == bytes([_PICKLE_PROTOCOL_MARK]) and trust_pickle:
         try:
             return pickle.loads(value)
-        except Exception:  # unpickling foreign bytes can raise anything: the result is unknown
+        except Exception:  # noqa: BLE001 - unpickling foreign bytes can raise anything: no result shown
             return None
     return _json(value, None)
 
@@ -338,11 +330,11 @@ class JobView:
             state=_STATE_OF_RQ_STATUS.get(_text(raw, "status") or "queued", "queued"),
             args=args,
             kwargs=kwargs,
-            attempts=_number(raw, "jobctl_attempts", int) or 0,
-            max_retries=_number(raw, "jobctl_max_retries", int) or 0,
+            attempts=number_value(raw.get(b"jobctl_attempts"), int) or 0,
+            max_retries=number_value(raw.get(b"jobctl_max_retries"), int) or 0,
             errors=_errors(raw.get(b"jobctl_errors")),
-            crashes=_number(raw, "jobctl_crashes", int) or 0,
-            progress=_number(raw, "jobctl_progress"),
+            crashes=number_value(raw.get(b"jobctl_crashes"), int) or 0,
+            progress=number_value(raw.get(b"jobctl_progress")),
             progress_message=_text(raw, "jobctl_progress_message"),
             result=_result(raw.get(b"result"), trust_pickle),
             error=_traceback(raw.get(b"exc_info")),
@@ -353,8 +345,8 @@ class JobView:
             enqueued_at=parse_rq_time(raw.get(b"enqueued_at")),
             started_at=parse_rq_time(raw.get(b"started_at")),
             ended_at=parse_rq_time(raw.get(b"ended_at")),
-            scheduled_for=_number(raw, "jobctl_scheduled_for"),
-            timeout=_number(raw, "jobctl_timeout") or _number(raw, "timeout"),
+            scheduled_for=number_value(raw.get(b"jobctl_scheduled_for")),
+            timeout=number_value(raw.get(b"jobctl_timeout")) or number_value(raw.get(b"timeout")),
             unreadable=unreadable,
             callback_error=_text(raw, "jobctl_callback_error"),
         )

@@ -355,8 +355,13 @@ def _error_cell(error: str | None) -> Text:
     return Text(error or "-", style="red" if error else "", overflow="ellipsis", no_wrap=True)
 
 
-def parameters(args: list[Any], kwargs: dict[str, Any]) -> str:
-    return ", ".join([json.dumps(a) for a in args] + [f"{k}={json.dumps(v)}" for k, v in kwargs.items()])
+def parameters(args: list[Any] | str, kwargs: dict[str, Any]) -> str:
+    """A call's arguments as text; `args` a string: job tracking's note that they were not kept."""
+    if isinstance(args, str):
+        return args
+    return ", ".join(
+        [json.dumps(a, default=repr) for a in args] + [f"{k}={json.dumps(v, default=repr)}" for k, v in kwargs.items()]
+    )
 
 
 def recurring_table(rows: list[tuple[RecurringEntry, list[datetime]]]) -> Table:
