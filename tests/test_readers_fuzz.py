@@ -279,7 +279,7 @@ def targets(db: redis.Redis, dump: dict[bytes, bytes]) -> dict[str, list[str]]:
     found = {kind: {f"field {name}" for name in names} for kind, names in _ABSENT_FIELDS.items()}
     for key in dump:
         kind, key_type = kind_of(key), db.type(key).decode()
-        what = found.setdefault(kind, set())
+        what = found.setdefault(kind, {"another type"})
         if key_type == "hash":
             what.update({"all fields", "foreign field"} if _DATA_FIELDS.search(kind) else {"foreign field"})
             if not _DATA_FIELDS.search(kind):
@@ -299,7 +299,13 @@ def corrupt(db: redis.Redis, keys_of_kind: list[bytes], what: str, offset: int) 
     for index, key in enumerate(keys_of_kind):
         value = BAD_VALUES[(offset + index) % len(BAD_VALUES)]
         key_type = db.type(key).decode()
-        if what == "foreign field":
+        if what == "another type":  # a key of the name holding another kind of value
+            db.delete(key)
+            if key_type == "string":
+                db.rpush(key, value)
+            else:
+                db.set(key, value)
+        elif what == "foreign field":
             db.hset(key, value or b"-", value)
         elif what == "all fields":
             db.hset(key, mapping=dict.fromkeys(db.hkeys(key), value))

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import joboutput, keys
 from .config import QueueConfig, QueuesConfig
+from .connection import read_one, read_replies
 from .errors import UnknownJob, UsageError
 from .jobdata import STATES, JobView, number_value, parse_rq_time, stream_outcome, text_value
 from .joboutput import AttemptOutput
@@ -236,7 +237,7 @@ def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | 
     no worker jobctl starts serves them: RQ code enqueuing on `Queue("reports")`, or a queue
     removed from queue.yml with jobs left on it."""
     prefix = keys.queue("")
-    known = cast("set[bytes]", connection.smembers(keys.QUEUES))
+    known = cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.QUEUES)))
     names = sorted({_name(key).removeprefix(prefix) for key in known} - set(config.queues))
     summaries = _summaries(connection, [QueueConfig(name) for name in names], time.time() if now is None else now)
     return [summary for summary in summaries if summary.waiting]
@@ -257,7 +258,7 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
             pipe.hgetall(keys.queue_stats(name))
             for window in windows:
                 pipe.hmget(keys.throughput(name, window), ["finished", "failed"])
-        replies = iter(pipe.execute())
+        replies = iter(read_replies(pipe))
     summaries, heads = [], []
     for q in queues:
         summary = QueueSummary(q.name, q.priority, q.weight, {state: int(next(replies)) for state in STATES})
@@ -273,7 +274,7 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
     with connection.pipeline(transaction=False) as pipe:
         for _, head in waiting:
             pipe.hget(keys.job(head), "enqueued_at")
-        enqueued = pipe.execute()
+        enqueued = read_replies(pipe)
     for (summary, _), enqueued_at in zip(waiting, enqueued):
         moment = parse_rq_time(enqueued_at)
         summary.latency_seconds = max(0.0, now - moment) if moment is not None else None
@@ -281,13 +282,15 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
 
 
 def workers(connection: redis.Redis) -> list[WorkerSummary]:
-    worker_keys = sorted(_name(k) for k in cast("set[bytes]", connection.smembers(keys.WORKERS)))
+    worker_keys = sorted(
+        _name(k) for k in cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.WORKERS)))
+    )
     names = [key.removeprefix(keys.worker("")) for key in worker_keys]
     with connection.pipeline(transaction=False) as pipe:
         for key, name in zip(worker_keys, names):
             pipe.hgetall(key)
             pipe.lrange(keys.active(name), 0, -1)
-        replies = pipe.execute()
+        replies = read_replies(pipe)
     summaries = []
     for name, raw, in_flight in zip(names, replies[::2], replies[1::2]):
         if not raw:
@@ -360,7 +363,9 @@ def newest_first(entries: list[bytes]) -> list[dict[str, Any]]:
 def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict[str, Any]]:
     """The latest failed executions, newest first: {id, job, queue, args, kwargs, attempt,
     outcome ('retried' | 'dead'), run_seconds, at, error, worker}."""
-    return newest_first(cast("list[bytes]", connection.lrange(keys.RECENT_FAILURES, 0, limit - 1)))
+    return newest_first(
+        cast("list[bytes]", read_one(connection, lambda pipe: pipe.lrange(keys.RECENT_FAILURES, 0, limit - 1)))
+    )
 
 
 def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
@@ -368,11 +373,15 @@ def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.SCHEDULER_NEXT_RUNS)
         pipe.get(keys.SCHEDULER_HEARTBEAT)
-        next_runs, heartbeat = pipe.execute()
+        next_runs, heartbeat = read_replies(pipe)
     if not next_runs and heartbeat is None:
         return None
     fields = list(next_runs)
-    last_runs = cast("list[bytes | None]", connection.hmget(keys.SCHEDULER_LAST_RUNS, fields)) if fields else []
+    last_runs = (
+        cast("list[bytes | None]", read_one(connection, lambda pipe: pipe.hmget(keys.SCHEDULER_LAST_RUNS, fields)))
+        if fields
+        else []
+    )
     entries = [
         SchedulerEntry(_name(field), number_value(next_runs[field]), number_value(last))
         for field, last in zip(fields, last_runs)
@@ -389,7 +398,7 @@ def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[
         pipe.hgetall(keys.JOB_PATHS)
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))
-        job_paths, *rows = pipe.execute()
+        job_paths, *rows = read_replies(pipe)
     import_paths = {_name(path): _name(name) for path, name in job_paths.items()}
     views = []
     for job_id, raw in zip(job_ids, rows):
@@ -447,11 +456,18 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
     view = found[0]
     if view.state in ("finished", "dead") and view.result is None and view.error is None:
         # an RQ worker's job: its outcome is only in the results stream
-        latest = cast("list[tuple[bytes, dict[bytes, bytes]]]", connection.xrevrange(keys.results(job_id), count=1))
+        latest = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            read_one(connection, lambda pipe: pipe.xrevrange(keys.results(job_id), count=1)),
+        )
         if latest:
             view.result, view.error = stream_outcome(latest[0][1], view.queue in pickle_queues)
-    view.depends_on = sorted(map(_name, cast("set[bytes]", connection.smembers(keys.dependencies(job_id)))))
-    view.dependents = sorted(map(_name, cast("set[bytes]", connection.smembers(keys.dependents(job_id)))))
+    view.depends_on = sorted(
+        map(_name, cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.dependencies(job_id)))))
+    )
+    view.dependents = sorted(
+        map(_name, cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.dependents(job_id)))))
+    )
     return view
 
 
@@ -491,7 +507,9 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
 
 
 def dead_job_ids(connection: redis.Redis, queue: str) -> list[str]:
-    return [_name(m) for m in cast("list[bytes]", connection.zrange(keys.dead(queue), 0, -1))]
+    return [
+        _name(m) for m in cast("list[bytes]", read_one(connection, lambda pipe: pipe.zrange(keys.dead(queue), 0, -1)))
+    ]
 
 
 # --- show: one job and its dependency graph -------------------------------------------------------
@@ -606,7 +624,7 @@ def job_detail(connection: redis.Redis, job_id: str, pickle_queues: Collection[s
         with connection.pipeline(transaction=False) as pipe:
             for node in level:
                 pipe.smembers(keys.dependents(node.id))
-            below = [sorted(map(_name, members)) for members in pipe.execute()]
+            below = [sorted(map(_name, members)) for members in read_replies(pipe)]
         next_level = []
         for node, child_ids in zip(level, below):
             fresh = [c for c in child_ids if c not in listed]
@@ -662,7 +680,7 @@ class Stats:
 
 def tracked_job_names(connection: redis.Redis, registered: list[str]) -> list[str]:
     """The job types to report: those this process registered and every one that ever ran anywhere."""
-    ran = {_name(name) for name in cast("set[bytes]", connection.smembers(keys.JOB_TYPES))}
+    ran = {_name(name) for name in cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.JOB_TYPES)))}
     return sorted(set(registered) | ran)
 
 
@@ -670,7 +688,9 @@ def processed_counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]
     """Executions by (job, queue, outcome), outcome being finished or failed; a field not of that
     form is left out."""
     counts = {}
-    for labels, count in cast("dict[bytes, bytes]", connection.hgetall(keys.PROCESSED)).items():
+    for labels, count in cast(
+        "dict[bytes, bytes]", read_one(connection, lambda pipe: pipe.hgetall(keys.PROCESSED))
+    ).items():
         parts = _name(labels).rsplit("|", 2)
         if len(parts) == 3 and parts[2] in ("finished", "failed"):
             job, queue, outcome = parts
@@ -686,7 +706,7 @@ def job_type_stats(connection: redis.Redis, names: list[str], history: int = key
             pipe.hgetall(keys.run_time_histogram(name))
             if history:
                 pipe.lrange(keys.history(name), 0, history - 1)
-        replies = iter(pipe.execute())
+        replies = iter(read_replies(pipe))
     return [
         JobTypeStats(
             name,
@@ -716,7 +736,7 @@ def stats(
     with connection.pipeline(transaction=False) as pipe:
         for name in queue_names:
             pipe.hgetall(keys.queue_stats(name))
-        queue_rows = pipe.execute()
+        queue_rows = read_replies(pipe)
     # filtering by queue looks through the whole capped history; otherwise the latest are enough
     types = job_type_stats(connection, [job] if job else job_names, keys.HISTORY_LENGTH if queue else recent)
     if job and not types[0].totals.runs and job not in job_names:
@@ -801,7 +821,7 @@ def listed_jobs(connection: redis.Redis, job_ids: list[str]) -> ListedJobs:
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.JOB_PATHS)
         read_capped(keys=[keys.job(job_id) for job_id in job_ids], args=[LIST_FIELD_BYTES], client=pipe)
-        job_paths, records = pipe.execute()
+        job_paths, records = read_replies(pipe)
     import_paths = {_name(path): _name(name) for path, name in job_paths.items()}
     listed = ListedJobs([])
     for job_id, record in zip(job_ids, records):
@@ -882,7 +902,7 @@ def _state_lengths(connection: redis.Redis, state: str, queues: list[str]) -> li
     with connection.pipeline(transaction=False) as pipe:
         for queue in queues:
             _state_length(pipe, state, queue)
-        return [int(n) for n in pipe.execute()]
+        return [int(n) for n in read_replies(pipe)]
 
 
 def _ids_at(
@@ -897,7 +917,7 @@ def _ids_at(
             if first <= last:
                 _state_range(pipe, state, queue, first, last)
             offset += length
-        ranges = pipe.execute()
+        ranges = read_replies(pipe)
     # the started registry's members are "<id>:<attempt>"
     ids = [_name(m) for members in ranges for m in members]
     return [i.rsplit(":", 1)[0] for i in ids] if state == "started" else ids
@@ -980,7 +1000,7 @@ def minute_history(connection: redis.Redis, queues: list[str], minutes: int, now
         for queue in queues:
             for day in days:
                 pipe.hgetall(keys.minutes(queue, day))
-        replies = iter(pipe.execute())
+        replies = iter(read_replies(pipe))
     history = MinuteHistory(first, [0] * minutes, [0] * minutes)
     for _queue in queues:
         for day in days:
@@ -1012,7 +1032,7 @@ def recurring_runs(connection: redis.Redis, entries: list[str]) -> dict[str, Rec
     with connection.pipeline(transaction=False) as pipe:
         for name in entries:
             pipe.get(keys.scheduler_last(name))
-        last_dues = [number_value(value, int) for value in pipe.execute()]
+        last_dues = [number_value(value, int) for value in read_replies(pipe)]
     last_ids = [keys.recurring_job_id(name, due) for name, due in zip(entries, last_dues) if due is not None]
     found = {view.id: view for view in jobs(connection, last_ids)}
     runs = {}

@@ -34,6 +34,7 @@ from typing import Any, TextIO
 import redis
 
 from . import keys, logs
+from .connection import read_replies
 from .jobdata import number_value, text_value
 
 OUTPUT_LIMIT = 64 * 1024  # bytes kept per attempt: the tail, where the reason for a failure is
@@ -266,7 +267,7 @@ def read(connection: redis.Redis, job_id: str, attempts: list[int]) -> list[Atte
         for attempt in attempts:
             pipe.get(keys.job_output(job_id, attempt))
             pipe.hgetall(keys.job_attempt(job_id, attempt))
-        replies = iter(pipe.execute())
+        replies = iter(read_replies(pipe))
     found = []
     for attempt in attempts:
         output, fields = next(replies), next(replies)
@@ -291,7 +292,7 @@ def read_since(connection: redis.Redis, job_id: str, attempt: int, seen: int) ->
     with connection.pipeline(transaction=False) as pipe:
         pipe.get(keys.job_output(job_id, attempt))
         pipe.hget(keys.job_attempt(job_id, attempt), "written")
-        output, written = pipe.execute()
+        output, written = read_replies(pipe)
     data, total = output or b"", number_value(written, int) or 0
     new = total - seen
     if new <= 0:
