@@ -4,12 +4,13 @@ every kind of key jobctl reads, and every reader run over them (`status`, `statu
 API, the metrics exporter). Each shows what it can, and never answers with a traceback or a 500.
 
 The records start as real ones: jobs run by a real worker (finished, retried, dead, scheduled,
-deferred, and one running while the keys are copied, so its worker, lease and in-flight list are
-live), an RQ job run by RQ's own worker (pickled, with its results stream), an RQ worker and the
-scheduler's keys. Every key is copied once (DUMP) and put back (RESTORE) before each case, and
-each case corrupts one field (or member, or score) of every key of one kind at once. The readers
-run in this process (the Typer app, the Starlette app, the Prometheus collector); a few real
-`jobctl` runs at the end check what a user sees."""
+deferred, canceled, and one running while the keys are copied, so its worker, lease and
+in-flight list are live), RQ jobs run by RQ's own worker (pickled, with their results stream),
+an RQ worker and the scheduler's keys. Every key is copied once (DUMP) and put back (RESTORE)
+before each pass; each pass corrupts one thing (a field, a foreign field, a member, a score, the
+value, or the key's type) of every key of every kind, and runs every reader. The readers run in
+this process (the Typer app, the Starlette app, the Prometheus collector); a few real `jobctl`
+runs at the end check what a user sees."""
 
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ FUZZ_QUEUE_YML = QUEUE_YML + "legacy: {engine: rq, worker_count: 1, max_retries:
 # What another tool, an older version or a hand may leave in a field: empty, not UTF-8, not a
 # number, numbers out of range, JSON of the wrong shape, RQ's pickle, RQ's time without
 # microseconds, markup, and a zlib bomb's little sister.
+MARKUP = "<script>alert(1)</script>"
 BAD_VALUES: list[bytes] = [
     b"",
     b"\xff\xfe not utf-8 \x80",
@@ -69,7 +71,7 @@ BAD_VALUES: list[bytes] = [
     base64.b64encode(b"\x80\x05garbage"),
     zlib.compress(b"[1, 2"),
     zlib.compress(b"\x80\x05garbage-pickle"),
-    b"<script>alert(1)</script>[bold]x[/bold]\x1b[31m",
+    MARKUP.encode() + b"[bold]x[/bold]\x1b[31m",
 ]
 BAD_SCORES = [float("inf"), float("-inf"), 0.0, -1.0, 1e300]
 
@@ -224,6 +226,8 @@ class Readers:
         except Exception as exc:  # the TestClient raises what the app did not handle: a 500
             raise AssertionError(f"GET {path} raised {exc!r} at {raised_at(exc)}") from exc
         assert answer.status_code in (200, 404), f"GET {path}: {answer.status_code} {answer.text[:500]}"
+        if not path.startswith("/api/"):
+            assert MARKUP not in answer.text, f"GET {path}: a record's markup reached the page unescaped"
 
     def expect_metrics(self) -> None:
         try:
