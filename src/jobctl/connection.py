@@ -370,7 +370,7 @@ class RedisOutage:
 # tool, or a hand, wrote under one of jobctl's names): what it returns from a missing key.
 _MISSING: dict[str, Callable[[tuple[Any, ...]], Any]] = {
     "HGETALL": lambda args: {},
-    "SMEMBERS": lambda args: set(),
+    **dict.fromkeys(("SMEMBERS", "SUNION"), lambda args: set()),
     **dict.fromkeys(("LRANGE", "ZRANGE", "ZREVRANGE", "XREVRANGE", "XRANGE"), lambda args: []),
     **dict.fromkeys(("LLEN", "ZCARD", "SCARD", "SISMEMBER", "HLEN"), lambda args: 0),
     **dict.fromkeys(("GET", "HGET", "LINDEX"), lambda args: None),

@@ -196,7 +196,15 @@ def new_job_fields(
     `func_name` and `serializer`: what the payload names and how it is serialized, for a queue
     served by RQ's workers (the registered name, in JSON, otherwise)."""
     created = rq_time(now)
-    dependencies = {"dependency_ids": json.dumps(list(parents)), "dependency_id": parents[0]} if parents else {}
+    dependencies = (
+        {
+            "dependency_ids": json.dumps(list(parents)),
+            "dependency_id": parents[0],
+            "allow_dependency_failures": int(allow_failure),
+        }
+        if parents
+        else {}
+    )
     return {
         "created_at": created,
         "enqueued_at": created,
@@ -208,12 +216,11 @@ def new_job_fields(
         "result_ttl": int(result_ttl),
         "failure_ttl": int(failure_ttl),
         "meta": _serialized({}, serializer),
-        **dependencies,  # as RQ stores them: Job.fetch(...).dependency_ids reads them
+        **dependencies,  # as RQ stores them, so RQ's Job and RQ's workers read them
         "jobctl_job": name,
         "jobctl_max_retries": max_retries,
         "jobctl_attempts": 0,
         "jobctl_crash_limit": crash_limit,
-        "jobctl_allow_failure": int(allow_failure),
     }
 
 
@@ -225,6 +232,21 @@ def describe(name: str, args: Iterable[Any], kwargs: Mapping[str, Any]) -> str:
 
 def _text(raw: dict[bytes, bytes], key: str) -> str | None:
     return text_value(raw.get(key.encode()))
+
+
+def _max_retries(raw: dict[bytes, bytes]) -> int | None:
+    """The retries the job is allowed, by the rule its worker applies (worker.py): RQ's own Retry
+    first (its budget, kept in jobctl_retries once a jobctl worker started it, else retries_left;
+    not the queue's budget an RQ worker gave it, rq_engine.QUEUE_RETRIES), then the max_retries
+    jobctl stored with it. None when the record says nothing: a job RQ's API enqueued without a
+    Retry, which its queue's max_retries govern."""
+    if b"jobctl_queue_retries" not in raw:
+        own = number_value(raw.get(b"jobctl_retries"), int)
+        if own is None:
+            own = number_value(raw.get(b"retries_left"), int)
+        if own is not None:
+            return own
+    return number_value(raw.get(b"jobctl_max_retries"), int)
 
 
 def _json(value: bytes | None, default: Any) -> Any:
@@ -282,7 +304,7 @@ class JobView:
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
-    max_retries: int = 0
+    max_retries: int | None = None  # None: the record does not say, its queue's max_retries apply
     errors: list[dict[str, Any]] = field(default_factory=list)  # {attempt, at, worker, error} (lua/lib.lua)
     crashes: int = 0
     progress: float | None = None
@@ -331,7 +353,7 @@ class JobView:
             args=args,
             kwargs=kwargs,
             attempts=number_value(raw.get(b"jobctl_attempts"), int) or 0,
-            max_retries=number_value(raw.get(b"jobctl_max_retries"), int) or 0,
+            max_retries=_max_retries(raw),
             errors=_errors(raw.get(b"jobctl_errors")),
             crashes=number_value(raw.get(b"jobctl_crashes"), int) or 0,
             progress=number_value(raw.get(b"jobctl_progress")),
