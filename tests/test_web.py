@@ -574,10 +574,12 @@ def test_a_bad_proxy_or_host_list_is_refused_in_one_line(project, option, value,
 
 def test_workers_and_queues_pages_with_workers_running(browser, project, db, tmp_path):
     """The pages a fleet is watched on, while it runs: the Workers page lists each worker with
-    its concurrency and running job, the Queues page counts each queue's workers."""
+    its concurrency and running job, the Queues page counts each queue's workers; the overview
+    and the Workers page read the running job's long argument no further than a list does."""
     client, _ = browser
     marker, gate = tmp_path / "marker", tmp_path / "gate"
-    running = enqueue(db, load(project), "gated", [str(marker), str(gate)]).id
+    long_text = "".join(random.Random(2).choices(string.ascii_letters, k=2_000_000))  # barely compressible
+    running = enqueue(db, load(project), "gated", [str(marker), str(gate)], {"text": long_text}).id
     project.start("work", "--queue", "default")
     try:
         wait_for(marker.exists, timeout=30, message="the gated job running")
@@ -589,6 +591,11 @@ def test_workers_and_queues_pages_with_workers_running(browser, project, db, tmp
         assert queues.status_code == 200
         default_row = queues.text.split('<th scope="row">default</th>', 1)[1].split("</tr>", 1)[0]
         assert '<td class="num">1/2</td>' in default_row  # busy/total: one runs the gated job
+        for path in ("/", "/workers"):  # what Redis sent while the page was read: not the argument
+            sent = db.info("stats")["total_net_output_bytes"]
+            assert client.get(path).status_code == 200
+            assert db.info("stats")["total_net_output_bytes"] - sent < 200_000, path
+        assert [job["kwargs"] for job in client.get("/api/status").json()["running"]] == [{"text": long_text}]
     finally:
         gate.write_text("")
 

@@ -487,12 +487,20 @@ def queues_with_workers(connection: redis.Redis, config: QueuesConfig) -> list[Q
     return queues
 
 
-def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
+def overview(connection: redis.Redis, config: QueuesConfig, *, running_in_full: bool = True) -> Overview:
+    """`running_in_full=False`: the running jobs read as a list reads them (listed_jobs: no
+    arguments beyond LIST_FIELD_BYTES), for a view that shows none (the dashboard's overview,
+    the metrics) and is read every few seconds."""
     now = time.time()
     queues = queue_summaries(connection, config, now)
     all_workers = workers(connection)
     count_workers(queues, all_workers)
-    running = jobs(connection, [job_id for w in all_workers for job_id in w.jobs], config.pickle_queues)
+    in_flight = [job_id for w in all_workers for job_id in w.jobs]
+    running = (
+        jobs(connection, in_flight, config.pickle_queues)
+        if running_in_full
+        else listed_jobs(connection, in_flight).views
+    )
     return Overview(
         queues,
         all_workers,

@@ -84,7 +84,7 @@ async def logout(request: Request) -> Response:
 
 def overview(request: Request) -> Response:
     board = dashboard(request)
-    view = api.overview(board.connection, board.config)
+    view = api.overview(board.connection, board.config, running_in_full=False)
     names = list(board.config.queues)
     day = api.minute_history(board.connection, names, DAY, view.taken_at)
     hour = api.MinuteHistory(day.first_minute + DAY - HOUR, day.finished[-HOUR:], day.failed[-HOUR:])
