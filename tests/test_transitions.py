@@ -189,8 +189,10 @@ def test_cancel(t, redis_, state):
 def test_requeue_dead(t, redis_):
     enqueue(t, "j")
     fail(t, start(t, "j"), "dead")
-    assert t.requeue_dead("j", NOW) and not t.requeue_dead("j", NOW)
+    redis_.hset(keys.job("foreign"), "status", "failed")  # another tool's dead record, without a queue
+    assert t.requeue_dead(["foreign", "j", "nope"], NOW) == ["j"] and t.requeue_dead(["j"], NOW) == []
     assert status(redis_, "j") == "queued" and redis_.hget(keys.job("j"), "jobctl_attempts") == b"0"
+    assert status(redis_, "foreign") == "failed"
 
 
 def test_sweep_recovers_lost_workers_and_deletes_expired_jobs(t, redis_):

@@ -1,32 +1,39 @@
--- Bring a dead job back to its queue with a fresh retry budget, and put back the dependents
--- its death canceled. Idempotent: a job that is no longer dead is left alone.
--- ARGV: id, now, now_iso. Returns 1 if requeued, 0 if it was not dead.
-local id, now, now_iso = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-if hget(id, 'status') ~= 'failed' then return 0 end
-local key = job_key(id)
-local queue = hget(id, 'origin')
-redis.call('ZREM', dead_key(queue), id)
-redis.call('PERSIST', key)
-redis.call('HSET', key, 'jobctl_attempts', 0, 'jobctl_crashes', 0, 'ended_at', '')
-redis.call('HDEL', key, 'jobctl_reason', 'jobctl_dead', 'jobctl_progress', 'jobctl_progress_message')
--- RQ's Retry budget too (start_next kept it)
-local retries = hget(id, 'jobctl_retries')
-if retries then redis.call('HSET', key, 'retries_left', retries) end
-push_queued(id, queue, now_iso, false)
+-- Bring dead jobs back to their queues with a fresh retry budget, and put back the dependents
+-- their deaths canceled. Idempotent: a job that is no longer dead is left alone, and so is a
+-- record without a queue (another tool's), checked before anything is written for it.
+-- ARGV: now_iso, id... Returns the ids requeued.
+local now_iso = ARGV[1]
+local requeued = {}
+for index = 2, #ARGV do
+  local id = ARGV[index]
+  local queue = hget(id, 'origin')
+  if hget(id, 'status') == 'failed' and queue then
+    local key = job_key(id)
+    redis.call('ZREM', dead_key(queue), id)
+    redis.call('PERSIST', key)
+    redis.call('HSET', key, 'jobctl_attempts', 0, 'jobctl_crashes', 0, 'ended_at', '')
+    redis.call('HDEL', key, 'jobctl_reason', 'jobctl_dead', 'jobctl_progress', 'jobctl_progress_message')
+    -- RQ's Retry budget too (start_next kept it)
+    local retries = hget(id, 'jobctl_retries')
+    if retries then redis.call('HSET', key, 'retries_left', retries) end
+    push_queued(id, queue, now_iso, false)
 
-local pending = {id}
-while #pending > 0 do
-  local parent = table.remove(pending)
-  for _, child in ipairs(redis.call('SMEMBERS', dependents_key(parent))) do
-    if hget(child, 'status') == 'canceled' and hget(child, 'jobctl_canceled_by') then
-      local child_queue = hget(child, 'origin')
-      redis.call('ZREM', canceled_key(child_queue), child)
-      redis.call('PERSIST', job_key(child))
-      redis.call('HSET', job_key(child), 'status', 'deferred', 'ended_at', '')
-      redis.call('HDEL', job_key(child), 'jobctl_reason', 'jobctl_canceled_by')
-      redis.call('ZADD', deferred_key(child_queue), '+inf', child)
-      table.insert(pending, child)
+    local pending = {id}
+    while #pending > 0 do
+      local parent = table.remove(pending)
+      for _, child in ipairs(redis.call('SMEMBERS', dependents_key(parent))) do
+        local child_queue = hget(child, 'origin')
+        if hget(child, 'status') == 'canceled' and hget(child, 'jobctl_canceled_by') and child_queue then
+          redis.call('ZREM', canceled_key(child_queue), child)
+          redis.call('PERSIST', job_key(child))
+          redis.call('HSET', job_key(child), 'status', 'deferred', 'ended_at', '')
+          redis.call('HDEL', job_key(child), 'jobctl_reason', 'jobctl_canceled_by')
+          redis.call('ZADD', deferred_key(child_queue), '+inf', child)
+          table.insert(pending, child)
+        end
+      end
     end
+    table.insert(requeued, id)
   end
 end
-return 1
+return requeued
