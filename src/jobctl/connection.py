@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -391,3 +392,35 @@ class RedisOutage:
                 down_seconds=round(down, 3),
             )
             self.since, self.failures = None, 0
+
+
+# What a read returns from a key that holds another type of value than it reads (a key another
+# tool, or a hand, wrote under one of jobctl's names): what it returns from a missing key.
+_MISSING: dict[str, Callable[[tuple[Any, ...]], Any]] = {
+    "HGETALL": lambda args: {},
+    **dict.fromkeys(("SMEMBERS", "SUNION"), lambda args: set()),
+    **dict.fromkeys(("LRANGE", "ZRANGE", "ZREVRANGE", "XREVRANGE", "XRANGE"), lambda args: []),
+    **dict.fromkeys(("LLEN", "ZCARD", "SCARD", "SISMEMBER", "HLEN"), lambda args: 0),
+    **dict.fromkeys(("GET", "HGET", "LINDEX"), lambda args: None),
+    "HMGET": lambda args: [None] * (len(args) - 2),
+}
+
+
+def read_replies(pipe: redis.client.Pipeline) -> list[Any]:
+    """The replies of a pipeline of reads, a key of another type reading as missing: a reader
+    shows what it can of the other keys (tests/test_readers_fuzz.py). Other errors are raised."""
+    commands = [args for args, _options in pipe.command_stack]
+    replies = pipe.execute(raise_on_error=False)
+    for index, (args, reply) in enumerate(zip(commands, replies)):
+        if isinstance(reply, redis.ResponseError) and str(reply).startswith("WRONGTYPE"):
+            replies[index] = _MISSING[str(args[0]).upper()](args)
+        elif isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def read_one(connection: redis.Redis, command: Callable[[redis.client.Pipeline], object]) -> Any:
+    """One read, as read_replies reads: read_one(connection, lambda pipe: pipe.smembers(key))."""
+    with connection.pipeline(transaction=False) as pipe:
+        command(pipe)
+        return read_replies(pipe)[0]
