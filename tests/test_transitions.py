@@ -193,6 +193,22 @@ def test_requeue_dead(t, redis_):
     assert status(redis_, "j") == "queued" and redis_.hget(keys.job("j"), "jobctl_attempts") == b"0"
 
 
+def test_requeue_dead_brings_back_only_the_dependents_no_other_parent_dooms(t, redis_):
+    """A job waiting for two parents is canceled when one dies: requeueing that parent while the
+    other one is dead too must not bring it back to wait for a parent that is still dead."""
+    for parent in ("p1", "p2"):
+        enqueue(t, parent)
+        fail(t, start(t, parent), "dead")
+    assert enqueue(t, "child", parents=["p1", "p2"]) == "canceled"
+    culprit = redis_.hget(keys.job("child"), "jobctl_canceled_by").decode()  # the first found dead
+    other = {"p1": "p2", "p2": "p1"}[culprit]
+    assert t.requeue_dead(culprit, NOW)
+    assert status(redis_, "child") == "canceled" and redis_.zscore(keys.canceled("q"), "child") is not None
+    assert redis_.hget(keys.job("child"), "jobctl_canceled_by") == other.encode()  # what still dooms it
+    assert t.requeue_dead(other, NOW)
+    assert status(redis_, "child") == "deferred" and redis_.zscore(keys.deferred("q"), "child") is not None
+
+
 def test_sweep_recovers_lost_workers_and_deletes_expired_jobs(t, redis_):
     enqueue(t, "j")
     enqueue(t, "done")

@@ -102,8 +102,11 @@ end
 
 -- A dependent that can no longer run: canceled, naming in jobctl_canceled_by the parent that
 -- doomed it (requeue-dead brings such dependents back with their parent).
+local function doomed_by(culprit)
+  return 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled')
+end
 local function cancel_for_parent(id, culprit, now, now_iso)
-  cancel(id, 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled'), now, now_iso)
+  cancel(id, doomed_by(culprit), now, now_iso)
   redis.call('HSET', job_key(id), 'jobctl_canceled_by', culprit)
 end
 

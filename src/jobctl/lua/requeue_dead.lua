@@ -14,11 +14,19 @@ local retries = hget(id, 'jobctl_retries')
 if retries then redis.call('HSET', key, 'retries_left', retries) end
 push_queued(id, queue, now_iso, false)
 
+-- A dependent comes back only if this death (or its own parent's, down the cascade) canceled it
+-- and no other parent still dooms it; if one does, it stays canceled, naming that parent.
 local pending = {id}
 while #pending > 0 do
   local parent = table.remove(pending)
   for _, child in ipairs(redis.call('SMEMBERS', dependents_key(parent))) do
-    if hget(child, 'status') == 'canceled' and hget(child, 'jobctl_canceled_by') then
+    local verdict, culprit = nil, nil
+    if hget(child, 'status') == 'canceled' and hget(child, 'jobctl_canceled_by') == parent then
+      verdict, culprit = parents_verdict(child)
+    end
+    if verdict == 'doomed' then
+      redis.call('HSET', job_key(child), 'jobctl_canceled_by', culprit, 'jobctl_reason', doomed_by(culprit))
+    elseif verdict then
       local child_queue = hget(child, 'origin')
       redis.call('ZREM', canceled_key(child_queue), child)
       redis.call('PERSIST', job_key(child))
