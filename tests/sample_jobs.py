@@ -276,3 +276,12 @@ def imported(module: str) -> bool:
     import sys
 
     return module in sys.modules
+
+
+@job("rq_current_job")
+def rq_current_job() -> str | None:
+    """The id rq.get_current_job() gives, rq imported here, inside the job (nothing imported it before)."""
+    from rq import get_current_job
+
+    current = get_current_job()
+    return current.id if current is not None else None

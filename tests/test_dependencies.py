@@ -5,6 +5,9 @@ cases (one parent, one duplicate) are in test_work.py."""
 import json
 
 from conftest import wait_for
+from rq import Queue
+from rq.job import Dependency, Job
+from rq.serializers import JSONSerializer
 
 from jobctl import api
 
@@ -114,3 +117,52 @@ def test_unique_by_job_id(project):
     project.enqueue("add", "1", "--job-id", "report-2025-06", "--unique")
     other_args = project.run("enqueue", "add", "2", "--job-id", "report-2025-06", "--unique")
     assert other_args.returncode == 1 and "report-2025-06 is already queued" in " ".join(other_args.stderr.split())
+
+
+def test_dependencies_written_by_rq_are_honoured_and_jobctls_are_read_by_rq(project, db, tmp_path):
+    log = tmp_path / "ran.txt"
+    queue = Queue("default", connection=db, serializer=JSONSerializer)  # RQ's own API
+    good, bad = queue.enqueue("add", 1, 2), queue.enqueue("refuses")
+    after_good = queue.enqueue("record", str(log), "after-good", depends_on=good)
+    after_bad = queue.enqueue("record", str(log), "after-bad", depends_on=bad)
+    tolerant = queue.enqueue("record", str(log), "tolerant", depends_on=Dependency(jobs=[bad], allow_failure=True))
+    # a jobctl parent with a jobctl child (which marks it) and an RQ child: settled alike
+    shared = project.enqueue("refuses")
+    jobctl_child = project.enqueue("add", "1", "--depends-on", shared)
+    rq_child = queue.enqueue("record", str(log), "rq-child", depends_on=shared)
+    # both parents of a jobctl child, as RQ reads them (Job.dependency_ids reads RQ's own set)
+    both = project.enqueue("add", "2", "--depends-on", good.id, "--depends-on", jobctl_child)
+    fetched = Job.fetch(both, connection=db, serializer=JSONSerializer)
+    assert sorted(fetched.dependency_ids) == sorted([good.id, jobctl_child])
+    assert not fetched.dependencies_are_met()
+    assert project.show(after_good.id)["depends_on"] == [good.id]
+
+    project.start("work")
+    wait_for(
+        lambda: (
+            states(db, after_good.id, after_bad.id, tolerant.id, rq_child.id, both)
+            == ["finished", "canceled", "finished", "canceled", "canceled"]
+        ),
+        message="the RQ-enqueued children to be settled",
+    )
+    assert sorted(log.read_text().split()) == ["after-good", "tolerant"]
+    assert project.show(after_bad.id)["reason"] == f"parent {bad.id} is dead"
+    assert Job.fetch(after_bad.id, connection=db, serializer=JSONSerializer).get_status() == "canceled"
+
+    # a child RQ stores after its parent died is settled too (its parent no longer runs a script)
+    late = queue.enqueue("record", str(log), "late", depends_on=bad)
+    late_tolerant = queue.enqueue("record", str(log), "late-tolerant", depends_on=Dependency([bad], allow_failure=True))
+    wait_for(lambda: states(db, late.id, late_tolerant.id) == ["canceled", "finished"], message="the late children")
+
+
+def test_a_child_deferred_by_an_earlier_version_still_waits_for_its_parents(project, db):
+    # an earlier jobctl kept a job's parents at rq:job:<id>:dependencies (one colon) and its
+    # allow-failure flag in a field of its own
+    ran, waiting = project.enqueue("add", "1"), project.enqueue("add", "2", "--in", "1h")
+    child = project.enqueue("add", "3", "--depends-on", ran, "--depends-on", waiting)
+    db.rename(f"rq:job::{child}:dependencies", f"rq:job:{child}:dependencies")
+    db.hdel(f"rq:job:{child}", "allow_dependency_failures")
+    db.hset(f"rq:job:{child}", "jobctl_allow_failure", 0)
+    project.run("work", "--burst")
+    assert states(db, ran, waiting, child) == ["finished", "scheduled", "deferred"]
+    assert project.show(child)["depends_on"] == sorted([ran, waiting])

@@ -205,7 +205,7 @@ def test_the_scheduler_survives_an_out_of_memory_redis(project, redis_server):
         )
         assert scheduler.poll() is None and not client.keys("rq:job:*")
         client.config_set("maxmemory", "0")
-        wait_for(lambda: client.keys("rq:job:cron:often:*"), timeout=30, message="a run once memory is free")
+        wait_for(lambda: client.keys("rq:job:cron-often-*"), timeout=30, message="a run once memory is free")
     finally:
         scheduler.send_signal(signal.SIGTERM)
         assert scheduler.wait(timeout=15) == 0

@@ -260,8 +260,8 @@ def test_a_cron_job_is_a_recurring_entry_run_once_per_due_time(project, db):
     project.start("work", env=env)
     ticks = project.path / "ticks.log"
     wait_for(lambda: len(lines(ticks)) >= 3, message="three ticks")
-    runs = sorted(key.decode() for key in db.keys("rq:job:cron:tick:*"))
-    dues = [int(run.rsplit(":", 1)[1]) for run in runs]
+    runs = [key.decode() for key in db.keys("rq:job:cron-tick-*") if key.count(b":") == 2]
+    dues = [int(run.rsplit("-", 1)[1]) for run in runs]
     assert len(dues) == len(set(dues))
 
 

@@ -61,10 +61,10 @@ def test_rq_readers_see_ip_address_no_dangling_current_job_and_dependency_ids(pr
     project.start("work", "--queue", "default")
     wait_for(lambda: project.show(child)["state"] == "finished", message="parent and child to finish")
 
-    # the hash fields RQ's Job reads its parents from (Job.dependency_ids, the property, reads a set
-    # at rq:job::<id>:dependencies, with two colons, which RQ 2.12 writes and jobctl does not)
+    # the hash fields RQ's Job reads its parents from, and RQ's set (rq:job::<id>:dependencies)
     fetched = Job.fetch(child, connection=db, serializer=JSONSerializer)
     assert [p.id for p in fetched.fetch_dependencies()] == [parent] and fetched.dependency.id == parent
+    assert fetched.dependency_ids == [parent] and fetched.dependencies_are_met()
     workers = Worker.all(connection=db)
     assert len(workers) == 2
     for worker in workers:

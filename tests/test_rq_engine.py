@@ -140,6 +140,17 @@ def test_jobctl_enqueue_and_cancel_on_an_rq_engine_queue(legacy, db):
     assert Job.fetch(later, connection=db).get_status() == "canceled"
 
 
+def test_rq_workers_hold_a_jobctl_child_until_all_its_parents_finished(legacy, db):
+    first = legacy.enqueue("add", "1", "--queue", "legacy")
+    later = legacy.enqueue("add", "2", "--queue", "legacy", "--in", "1h")
+    child = legacy.enqueue("add", "3", "--queue", "legacy", "--depends-on", first, "--depends-on", later)
+    behind = legacy.enqueue("add", "4", "--queue", "legacy")  # one RQ worker: done after first's dependents
+    legacy.start("work", "--queue", "legacy")
+    wait_for(lambda: Job.fetch(behind, connection=db).get_status() == "finished", message="the jobs before it")
+    assert Job.fetch(first, connection=db).get_status() == "finished"
+    assert Job.fetch(child, connection=db).get_status() == "deferred"  # RQ read its other parent
+
+
 @pytest.fixture
 def dashboard(legacy, redis_url):
     """rq-dashboard 0.9.0, as an operator starts it against jobctl's Redis."""

@@ -3,7 +3,9 @@ enqueues, a real `jobctl work` runs, and what RQ's options promise is what happe
 
 import json
 import math
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -11,11 +13,14 @@ import time
 import pytest
 import sample_jobs
 from conftest import QUEUE_YML, TESTS, wait_for
-from rq import Callback, Queue, Retry
+from rq import Callback, Queue, Retry, Worker
 from rq.command import send_stop_job_command
-from rq.job import Job
-from rq.registry import FailedJobRegistry, FinishedJobRegistry
+from rq.job import Job, get_current_job
+from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegistry
+from rq.results import Result
 from rq.serializers import JSONSerializer
+
+from jobctl import rq_compat
 
 CALLBACKS = "test:callbacks"
 
@@ -73,6 +78,61 @@ def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project
     assert (job.retries_left, job.return_value()) == (0, 4)
     wait_for(lambda: rq_project.show(short)["state"] == "dead", message="the job with one retry to die")
     assert rq_project.show(short)["attempts"] == 2 and fetch(db, short).retries_left == 0
+
+
+def test_retries_counted_as_the_rule_that_applies_and_a_retried_success_as_rq_leaves_it(rq_project, db, tmp_path):
+    # "together" allows no retry: the job's own Retry does; "default" allows 2, a job without its own
+    own = Queue("together", connection=db, serializer=JSONSerializer)
+    own_id = own.enqueue("flaky", str(tmp_path / "own"), 2, retry=Retry(max=3)).id
+    plain = Queue("default", connection=db, serializer=JSONSerializer).enqueue("flaky", str(tmp_path / "plain"), 1).id
+    assert (rq_project.show(own_id)["max_retries"], rq_project.show(plain)["max_retries"]) == (3, 2)
+    assert "attempts 0 (max retries 2)" in " ".join(rq_project.run("show", plain).stdout.split())
+    worker = rq_project.start("work", "--queue", "together", "--queue", "default")
+    for job_id in (own_id, plain):
+        wait_for(lambda job_id=job_id: fetch(db, job_id).get_status() == "finished", message="the retried jobs")
+    worker.send_signal(signal.SIGTERM)
+    log = worker.communicate(timeout=30)[1]
+    attempts = sorted(re.findall(r"flaky (\S+) \[\w+\] failed \(attempt (\d) of (\d)\)", log))
+    assert attempts == sorted([(own_id, "1", "4"), (own_id, "2", "4"), (plain, "1", "3")])
+
+    # as RQ leaves a job that finished after retries: no exc_info, one successful result
+    for job_id in (own_id, plain):
+        job = fetch(db, job_id)
+        assert [result.type for result in job.results()] == [Result.Type.SUCCESSFUL]
+        with pytest.warns(DeprecationWarning):
+            assert job.exc_info is None
+    # jobctl's show still has the tracebacks of the failed attempts
+    shown = rq_project.run("show", own_id).stdout
+    assert "Traceback of attempt 2" in shown and "RuntimeError: flaky failure 2" in shown
+    assert "RuntimeError: flaky failure 1" in rq_project.run("show", own_id, "--all").stdout
+
+
+def test_a_job_rqs_api_canceled_is_kept_as_rq_keeps_it_and_its_dependents_settled(rq_project, queue, db):
+    canceled = queue.enqueue("add", 1, 2)
+    strict = rq_project.enqueue("add", "3", "--depends-on", canceled.id)
+    tolerant = rq_project.enqueue("add", "4", "--depends-on", canceled.id, "--allow-failure")
+    canceled.cancel()
+    brief = queue.enqueue("add", 3, result_ttl=1).id
+    rq_project.start("work", "--queue", "default", env={"JOBCTL_LEASE_TTL": "4"})  # a sweep every second
+    wait_for(lambda: not db.exists(f"rq:job:{brief}"), message="a sweep after the cancel's entry was due")
+    assert fetch(db, canceled.id).get_status() == "canceled"
+    assert canceled.id in CanceledJobRegistry("default", connection=db)
+    wait_for(lambda: rq_project.show(tolerant)["state"] == "finished", message="the tolerant dependent to run")
+    assert (rq_project.show(strict)["state"], rq_project.show(strict)["reason"]) == (
+        "canceled",
+        f"parent {canceled.id} is canceled",
+    )
+
+
+def test_a_suspended_idle_worker_says_so_to_rq(rq_project, redis_url, db):
+    rq_project.start("work", "--queue", "default")
+    wait_for(lambda: len(Worker.all(connection=db)) == 2, message="the workers")
+    rq_cli(redis_url, "suspend")
+    wait_for(
+        lambda: {w.get_state() for w in Worker.all(connection=db)} == {"suspended"}, message="RQ's suspended state"
+    )
+    rq_cli(redis_url, "resume")
+    wait_for(lambda: {w.get_state() for w in Worker.all(connection=db)} == {"idle"}, message="idle again")
 
 
 def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, tmp_path):
@@ -147,6 +207,24 @@ def test_workers_whose_jobs_do_not_use_rq_never_import_it(project):
     job_id = project.enqueue("imported", "rq")
     project.run("work", "--burst", "--queue", "default")
     assert project.show(job_id)["result"] is False
+
+
+def test_current_job_when_the_job_imports_rq_inside_its_body(project, db):
+    # the first job imports rq while it runs; the second finds it imported already
+    first, second = project.enqueue("rq_current_job"), project.enqueue("rq_current_job")
+    project.run("work", "--burst", "--queue", "default")
+    assert [project.show(job_id)["result"] for job_id in (first, second)] == [first, second]
+    assert fetch(db, first).return_value() == first
+
+
+def test_current_job_of_a_recurring_run_stored_by_an_earlier_version_is_none(db):
+    # cron:<entry>:<due> ids, which RQ's Job refuses, may still be queued after an upgrade: the
+    # job runs, without a current RQ job, instead of dying on RQ's "Job ID must only contain ..."
+    current_id = rq_compat.with_current_job(lambda: get_current_job() and get_current_job().id, "cron:old:1", db)
+    assert current_id() is None
+    Queue("default", connection=db, serializer=JSONSerializer).enqueue("add", 1, job_id="cron-new-1")
+    assert rq_compat.with_current_job(lambda: get_current_job().id, "cron-new-1", db)() == "cron-new-1"
+    assert get_current_job() is None  # outside a job
 
 
 def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, queue, db, tmp_path):

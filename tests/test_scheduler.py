@@ -2,11 +2,14 @@
 time, killed, restarted, reloaded. Schedules' time logic (DST, time zones) is in test_schedule.py."""
 
 import re
+import shutil
 import signal
 import time
 from datetime import UTC, datetime
 
-from conftest import wait_for
+from conftest import QUEUE_YML, TESTS, wait_for
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from jobctl.keys import SCHEDULER_HEARTBEAT as HEARTBEAT
 from jobctl.keys import SCHEDULER_NEXT_RUNS as NEXT_RUNS
@@ -24,7 +27,7 @@ def every_second(name: str, path, catch_up: str = "latest", enabled: bool = True
 
 def dues(db, entry: str) -> list[int]:
     """The due times (unix seconds) of the entry's runs that were enqueued, from their job ids."""
-    prefix = f"rq:job:cron:{entry}:"
+    prefix = f"rq:job:cron-{entry}-"
     return sorted(
         int(key.decode()[len(prefix) :]) for key in db.scan_iter(f"{prefix}*") if b":" not in key[len(prefix) :]
     )
@@ -48,7 +51,7 @@ def test_two_schedulers_enqueue_each_due_time_once(project, db, tmp_path):
     seen = dues(db, "tick")
     assert seen == list(range(seen[0], seen[0] + len(seen))), f"a due time was skipped: {seen}"
 
-    enqueued = re.findall(r"enqueued cron:tick:(\d+)", "".join(logs))
+    enqueued = re.findall(r"enqueued cron-tick-(\d+)", "".join(logs))
     assert sorted(map(int, enqueued)) == seen  # each due time enqueued once, by one of the two
     # the worker finishes each run at once, so a second enqueue of a finished run would run again
     wait_for(lambda: len(ran.read_text().split()) >= len(seen), message="every run to finish")
@@ -181,3 +184,29 @@ def test_latest_due_looks_back_from_the_end():
     nightly = parse_schedule("30 2 * * *", "Europe/Paris")
     assert latest_due(nightly, start, end) == datetime(2025, 1, 8, 1, 30, tzinfo=UTC)
     assert latest_due(nightly, datetime(2025, 1, 8, 2, tzinfo=UTC), end) is None
+
+
+def test_recurring_runs_have_ids_rq_takes_on_both_engines(project, db):
+    # a job module that uses RQ's API (get_current_job builds RQ's Job of the run's id), a name with
+    # a '.' (which RQ's ids refuse), and an `engine: rq` queue, whose RQ workers fetch the run by id
+    shutil.copy(TESTS / "rq_api_jobs.py", project.path / "rq_api_jobs.py")
+    env = {"JOBCTL_JOBS": "sample_jobs,rq_api_jobs"}
+    project.write("queue.yml", QUEUE_YML + "legacy: {engine: rq, worker_count: 1, serializer: json}\n")
+    project.write(
+        "recurring.yml",
+        "meta.noted:\n  job: uses_meta\n  args: [k, v]\n  schedule: every 1 second\n"
+        "legacy_add:\n  job: add\n  args: [40, 2]\n  queue: legacy\n  schedule: every 1 second\n",
+    )
+    project.start("scheduler", env=env)
+    project.start("work", env=env)
+
+    def finished(pattern: str) -> list[Job]:
+        runs = [key.decode().removeprefix("rq:job:") for key in db.keys(pattern) if key.count(b":") == 2]
+        jobs = [Job.fetch(run, connection=db, serializer=JSONSerializer) for run in runs]
+        return [job for job in jobs if job.get_status() == "finished"]
+
+    noted = wait_for(lambda: finished("rq:job:cron-meta_*"), message="a run that reads its current RQ job")[0]
+    assert re.fullmatch(r"cron-meta_noted_[0-9a-f]{8}-\d+", noted.id)
+    assert noted.return_value() == {"id": noted.id, "seen": {}}
+    legacy_run = wait_for(lambda: finished("rq:job:cron-legacy_add-*"), message="a run on RQ's workers")[0]
+    assert legacy_run.return_value() == 42

@@ -99,6 +99,14 @@ def test_live_view_draws_the_running_job_and_its_progress(project, terminal):
     assert live.exit_status() == 0
 
 
+def test_sigint_from_elsewhere_leaves_the_live_view(project, terminal):
+    live = terminal("status", "--live", "--interval", "0.2")
+    live.read_until(r"q to quit")
+    os.kill(live.pid, signal.SIGINT)
+    assert live.exit_status() == 0
+    assert live.screen.rstrip().endswith(b"\x1b[?1049l")
+
+
 def test_q_leaves_the_live_view(project, terminal):
     live = terminal("status", "--live", "--interval", "0.2")
     live.read_until(r"q to quit")

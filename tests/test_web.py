@@ -1,11 +1,14 @@
-"""`jobctl web` over HTTP against a real Redis: the login wall, CSRF, each action's effect in Redis,
-the pages, and /api/* equal to the CLI's --json output."""
+"""`jobctl web` over HTTP against a real Redis: the login wall, sessions, CSRF, the Host check and
+security headers, each action's effect in Redis, the pages, and /api/* equal to the CLI's --json
+output."""
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 from conftest import free_port, wait_for
@@ -16,7 +19,7 @@ from jobctl.jobdata import encode_payload
 from jobctl.producer import enqueue
 from jobctl.settings import Settings
 from jobctl.web.app import Dashboard, create_app
-from jobctl.web.auth import COOKIE, FIRST_DELAY, Auth
+from jobctl.web.auth import COOKIE, FIRST_DELAY, MAX_DELAY, SESSION_SECONDS, Auth
 
 TOKEN = "test-token-0123456789"
 PAGES = [
@@ -44,8 +47,9 @@ def settings(project, redis_url, monkeypatch):
     )
 
 
-def client_for(settings: Settings, read_only: bool = False) -> TestClient:
-    return TestClient(create_app(Dashboard(settings, Auth(TOKEN), read_only=read_only)), follow_redirects=False)
+def client_for(settings: Settings, read_only: bool = False, token: str = TOKEN, **options) -> TestClient:
+    app = create_app(Dashboard(settings, Auth(token), read_only=read_only, **options))
+    return TestClient(app, base_url="http://localhost:9181", follow_redirects=False)
 
 
 @pytest.fixture
@@ -71,6 +75,7 @@ def browser(settings):
 
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+WRONG = {"Authorization": "Bearer not-the-token"}
 
 
 def dead_jobs(project, db, *names: str) -> list[str]:
@@ -112,36 +117,145 @@ def test_bearer_token_reads_and_acts_without_csrf(anonymous, db):
 
 
 def test_a_wrong_token_is_refused_and_each_further_try_waits_longer(anonymous):
-    wrong = {"Authorization": "Bearer not-the-token"}
-    # the client's n-th try after a failure is not answered before the previous failure plus
-    # FIRST_DELAY * 2**(n-1): bounds measured from before the first try hold however slow the machine
+    # the n-th wrong try from one address is answered FIRST_DELAY * 2**(n-1) after it was sent:
+    # bounds measured from before the first try hold however slow the machine
     before = time.monotonic()
-    assert anonymous.get("/api/status", headers=wrong).status_code == 401
-    assert anonymous.get("/api/status", headers=wrong).status_code == 401
-    assert time.monotonic() - before >= FIRST_DELAY  # held back after the first failure
+    assert anonymous.get("/api/status", headers=WRONG).status_code == 401
+    assert time.monotonic() - before >= FIRST_DELAY
+    assert anonymous.get("/api/status", headers=WRONG).status_code == 401
+    assert time.monotonic() - before >= FIRST_DELAY * (1 + 2)
     form = anonymous.post("/login", data={"token": "guess", "next": "/"})
     assert form.status_code == 401 and "Wrong token" in form.text and COOKIE not in form.headers.get("set-cookie", "")
-    assert time.monotonic() - before >= FIRST_DELAY * (1 + 2)
-    assert anonymous.get("/api/status", headers=BEARER).status_code == 200  # the right token, after the wait
     assert time.monotonic() - before >= FIRST_DELAY * (1 + 2 + 4)
+    assert anonymous.get("/api/status", headers=BEARER).status_code == 200
 
 
-def test_login_sets_a_signed_http_only_same_site_strict_cookie(anonymous):
+def test_wrong_tries_in_parallel_from_one_address_do_not_lock_the_right_token_out(settings):
+    """Behind a proxy every client has its address: wrong tries sent at once must not add up to a
+    wait for the operator, whose right token is checked first and never held back."""
+    app = create_app(Dashboard(settings, Auth(TOKEN)))
+
+    async def tries() -> tuple[list[int], int]:
+        transport = httpx.ASGITransport(app=app)  # every request from 127.0.0.1
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+            wrong = await asyncio.gather(*(client.get("/api/status", headers=WRONG) for _ in range(5)))
+            # each wrong try waited at most MAX_DELAY; the right one does not wait for them all
+            right = await asyncio.wait_for(client.get("/api/status", headers=BEARER), MAX_DELAY)
+        return [answer.status_code for answer in wrong], right.status_code
+
+    assert asyncio.run(tries()) == ([401] * 5, 200)
+
+
+def test_login_sets_an_http_only_same_site_strict_session_cookie(anonymous):
     answer = anonymous.post("/login", data={"token": TOKEN, "next": "//evil.example/"})
     assert answer.status_code == 303 and answer.headers["location"] == "/"  # no open redirect
     cookie = answer.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert anonymous.get("/").status_code == 200
     value = anonymous.cookies[COOKIE]
-    anonymous.cookies.set(COOKIE, value[:-1] + ("0" if value[-1] != "0" else "1"))  # tampered signature
+    anonymous.cookies.set(COOKIE, value[:-1] + ("A" if value[-1] != "A" else "B"))  # a session never opened
     assert anonymous.get("/").status_code == 303
     assert anonymous.get("/api/status").status_code == 401
 
 
-def test_logout_ends_the_session(browser):
+def test_logout_closes_the_session_for_every_copy_of_its_cookie(browser, settings, db):
     client, csrf = browser
+    [session_key] = db.scan_iter(keys.web_session("*"))
+    assert 0 < db.ttl(session_key) <= SESSION_SECONDS
+    copied = client.cookies[COOKIE]
     assert client.post("/logout", data={"csrf": csrf}).status_code == 303
     assert client.get("/").status_code == 303
+    assert not db.exists(session_key)
+    with client_for(settings) as thief:
+        thief.cookies.set(COOKIE, copied)
+        assert thief.get("/").status_code == 303
+        assert thief.get("/api/status").status_code == 401
+        assert thief.post("/api/queues/default/pause", data={"csrf": csrf}).status_code == 401
+    assert not db.sismember(keys.PAUSED, "default")
+
+
+def test_logout_needs_the_csrf_token(browser):
+    client, csrf = browser
+    assert client.post("/logout").status_code == 403
+    assert client.post("/logout", data={"csrf": "forged"}).status_code == 403
+    assert client.get("/").status_code == 200  # still logged in
+    assert client.post("/logout", headers={"X-CSRF-Token": csrf}).status_code == 303
+    assert client.get("/").status_code == 303
+
+
+def test_a_session_outlives_a_restart_with_the_same_token_but_not_a_new_token(browser, settings):
+    client, _ = browser
+    cookie = client.cookies[COOKIE]
+    for token, status in ((TOKEN, 200), (TOKEN + "-changed", 303)):
+        with client_for(settings, token=token) as restarted:
+            restarted.cookies.set(COOKIE, cookie)
+            assert restarted.get("/").status_code == status
+
+
+def test_a_session_check_while_redis_is_down_answers_503(project, redis_server, monkeypatch):
+    server = redis_server()
+    monkeypatch.chdir(project.path)
+    settings = Settings(redis_url=server.url, config_path=str(project.path / "queue.yml"), job_modules="sample_jobs")
+    with client_for(settings) as client:
+        log_in(client)
+        server.stop()
+        page, status = client.get("/"), client.get("/api/status")
+    assert (page.status_code, status.status_code) == (503, 503)
+    assert "Redis failed" in status.json()["error"]
+
+
+# --- the Host check and the headers of every answer ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed", "status"),
+    [
+        ("localhost:9181", (), 200),
+        ("127.0.0.1:9181", (), 200),
+        ("[::1]:9181", (), 200),
+        ("192.0.2.8", (), 200),  # an address cannot be rebound to another site
+        ("evil.example", (), 400),  # a page of evil.example whose name now points at 127.0.0.1
+        ("localhost.evil.example:9181", (), 400),
+        ("dash.example.com", ("dash.example.com",), 200),
+        ("a.jobs.example", ("*.jobs.example",), 200),
+        ("jobs.example", ("*.jobs.example",), 400),
+        ("anything.example", ("*",), 200),
+    ],
+)
+def test_a_host_header_naming_another_site_is_refused(settings, host, allowed, status):
+    with client_for(settings, allowed_hosts=allowed) as client:
+        login = client.get("/login", headers={"Host": host})
+        assert login.status_code == status, login.text
+        assert client.get("/api/status", headers={**BEARER, "Host": host}).status_code == status
+        if status == 400:
+            assert "Invalid host header" in login.text
+
+
+def test_every_answer_carries_the_security_headers(browser, settings):
+    client, _ = browser
+    with client_for(settings) as anonymous:
+        answers = {
+            "login page": anonymous.get("/login"),
+            "redirect to the login": anonymous.get("/queues"),
+            "401": anonymous.get("/api/status"),
+            "refused Host": anonymous.get("/login", headers={"Host": "evil.example"}),
+            "static file": anonymous.get("/static/app.css"),
+        }
+    answers |= {
+        "page": client.get("/queues"),
+        "JSON": client.get("/api/status"),
+        "404 page": client.get("/jobs/no-such-job"),
+        "action": client.post("/api/queues/default/pause", data={"next": "/queues"}),  # 403: no CSRF token
+    }
+    for what, answer in answers.items():
+        policy = answer.headers.get("content-security-policy", "")
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy, what
+        assert "unsafe" not in policy, what
+        assert answer.headers.get("x-content-type-options") == "nosniff", what
+        assert answer.headers.get("referrer-policy") == "no-referrer", what
+        assert answer.headers.get("x-frame-options") == "DENY", what
+        cache = answer.headers.get("cache-control", "")
+        assert (cache == "no-store") == (what != "static file"), (what, cache)
 
 
 # --- CSRF and read-only --------------------------------------------------------------------------
@@ -385,9 +499,7 @@ def test_jobctl_help_does_not_import_the_web_stack(project):
 def test_web_command_prints_a_login_url_and_warns_beyond_localhost(project):
     port = free_port()
     process = project.start("web", "--host", "0.0.0.0", "--port", str(port))
-    import httpx
-
-    wait_for(lambda: _answers(httpx, port) or process.poll() is not None, message="jobctl web answering")
+    wait_for(lambda: _answers(port) or process.poll() is not None, message="jobctl web answering")
     assert process.poll() is None
     process.terminate()
     out, err = process.communicate(timeout=15)
@@ -398,8 +510,61 @@ def test_web_command_prints_a_login_url_and_warns_beyond_localhost(project):
     assert "beyond this machine" in err and len([x for x in err.splitlines() if "beyond this machine" in x]) == 1
 
 
-def _answers(httpx, port: int) -> bool:
+def _answers(port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/login", timeout=0.5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def start_dashboard(project, *options: str) -> tuple[subprocess.Popen, str]:
+    """`jobctl web` on a free port with TOKEN, answering; the process and its base URL."""
+    port = free_port()
+    process = project.start("web", "--port", str(port), *options, env={"JOBCTL_WEB_TOKEN": TOKEN})
+    wait_for(lambda: _answers(port) or process.poll() is not None, message="jobctl web answering")
+    assert process.poll() is None, process.communicate()
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    ("options", "seen_from", "secure"),
+    [
+        ((), "127.0.0.1", False),  # by default a local proxy's headers are not believed either
+        (("--forwarded-allow-ips", "127.0.0.1"), "198.51.100.9", True),
+    ],
+)
+def test_forwarded_headers_are_believed_only_from_the_proxies_named(project, options, seen_from, secure):
+    process, base = start_dashboard(project, *options)
+    with httpx.Client(base_url=base, timeout=30) as client:
+        login = client.post("/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"})
+        assert login.status_code == 303 and ("Secure" in login.headers["set-cookie"]) is secure
+        before = time.monotonic()
+        for claimed in ("203.0.113.7", "198.51.100.9"):  # a fresh address at each try, if believed
+            assert client.get("/api/status", headers={**WRONG, "X-Forwarded-For": claimed}).status_code == 401
+        if not options:  # both tries from 127.0.0.1: the second waited twice as long as the first
+            assert time.monotonic() - before >= FIRST_DELAY * (1 + 2)
+    process.terminate()
+    _, err = process.communicate(timeout=15)
+    wrong = [line for line in err.splitlines() if "wrong token from" in line]
+    assert len(wrong) == 2 and f"wrong token from {seen_from} ({1 if options else 2} from there" in wrong[1], err
+
+
+def test_a_token_shorter_than_16_characters_is_refused_at_start(project):
+    result = project.run("web", "--port", str(free_port()), env={"JOBCTL_WEB_TOKEN": "x" * 15}, timeout=30)
+    assert result.returncode == 2 and result.stdout == ""
+    [line] = result.stderr.splitlines()
+    assert line.startswith("jobctl: error: $JOBCTL_WEB_TOKEN has 15 characters: it needs at least 16 "), line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "names"),
+    [
+        ("--forwarded-allow-ips", "127.0.0.1,proxy.local", "'proxy.local' is not an IP address or network"),
+        ("--forwarded-allow-ips", "10.0.0.1/8", "'10.0.0.1/8' is not an IP address or network"),
+        ("--allowed-hosts", "dash.example,evil*.example", "'evil*.example' is not a host name"),
+    ],
+)
+def test_a_bad_proxy_or_host_list_is_refused_in_one_line(project, option, value, names):
+    result = project.run("web", "--port", str(free_port()), option, value, env={"JOBCTL_WEB_TOKEN": TOKEN}, timeout=30)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert option in result.stderr and names in result.stderr

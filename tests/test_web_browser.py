@@ -208,3 +208,21 @@ def test_log_in_open_every_page_and_requeue_a_dead_job_by_clicking(project, db, 
     chromium.open(f"{dashboard}/jobs/{dead[1]}", f"/jobs/{dead[1]}")
     chromium.screenshot(shots / "job-phone.png")
     assert all((shots / f"{name}.png").stat().st_size > 10_000 for name in PAGES)
+
+
+def test_every_page_keeps_to_the_content_security_policy(project, db, chromium, dashboard):
+    """The server forbids inline scripts and styles (CSP): the pages must not need any. Logging in by
+    the #token URL runs app.js; every page then records no CSP violation."""
+    chromium.send(
+        "Page.addScriptToEvaluateOnNewDocument",
+        source="window.violations = []; document.addEventListener('securitypolicyviolation', "
+        "e => window.violations.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));",
+    )
+    dead = project.enqueue("refuses")
+    assert project.run("work", "--burst").returncode == 0
+    chromium.send("Page.navigate", url=f"{dashboard}/login#token={TOKEN}")
+    wait_for(lambda: chromium.loaded("/"), message="app.js logging in with the token of the URL")
+    for path in [*PAGES.values(), f"/jobs/{dead}"]:
+        chromium.open(f"{dashboard}{path}", path)
+        assert chromium.evaluate("window.violations") == [], path
+        assert chromium.evaluate("document.styleSheets[0].cssRules.length") > 0, path  # app.css applied

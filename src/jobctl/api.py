@@ -412,7 +412,8 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
         latest = cast("list[tuple[bytes, dict[bytes, bytes]]]", connection.xrevrange(keys.results(job_id), count=1))
         if latest:
             view.result, view.error = stream_outcome(latest[0][1], view.queue in pickle_queues)
-    view.depends_on = sorted(m.decode() for m in cast("set[bytes]", connection.smembers(keys.dependencies(job_id))))
+    parents = connection.sunion([keys.dependencies(job_id), keys.old_dependencies(job_id)])
+    view.depends_on = sorted(m.decode() for m in cast("set[bytes]", parents))
     view.dependents = sorted(m.decode() for m in cast("set[bytes]", connection.smembers(keys.dependents(job_id))))
     return view
 
@@ -542,9 +543,15 @@ def _relatives(connection: redis.Redis, ids: list[str]) -> list[Relative]:
     ]
 
 
-def job_detail(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = ()) -> JobDetail:
-    """A job with its parents and every job below it, level by level (one round trip a level)."""
+def job_detail(
+    connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (), config: QueuesConfig | None = None
+) -> JobDetail:
+    """A job with its parents and every job below it, level by level (one round trip a level).
+    `config`: for the max retries of a job whose record does not carry them (RQ's API enqueued it
+    without a Retry), its queue's, as the worker applies them."""
     view = job(connection, job_id, pickle_queues)
+    if view.max_retries is None and config is not None and view.queue in config.queues:
+        view.max_retries = config.queues[view.queue].max_retries
     detail = JobDetail(
         view,
         _relatives(connection, view.depends_on),

@@ -305,7 +305,7 @@ def _load_recurring_file(path: str | Path, queues: QueuesConfig, required: bool)
     entries = []
     for name, spec in document.items():
         _check_name(path, "entry", name)
-        if not keys.JOB_ID.fullmatch(name):  # the entry names its runs' ids: cron:<entry>:<due>
+        if not keys.JOB_ID.fullmatch(name):  # the entry names its runs' ids (keys.recurring_job_id)
             raise ConfigError(
                 f"{path}: entry {name[:60]!r}: expected a name of 1 to 128 letters, digits, '_', '-' or '.'"
             )

@@ -158,7 +158,15 @@ def new_job_fields(
     `func_name` and `serializer`: what the payload names and how it is serialized, for a queue
     served by RQ's workers (the registered name, in JSON, otherwise)."""
     created = rq_time(now)
-    dependencies = {"dependency_ids": json.dumps(list(parents)), "dependency_id": parents[0]} if parents else {}
+    dependencies = (
+        {
+            "dependency_ids": json.dumps(list(parents)),
+            "dependency_id": parents[0],
+            "allow_dependency_failures": int(allow_failure),
+        }
+        if parents
+        else {}
+    )
     return {
         "created_at": created,
         "enqueued_at": created,
@@ -170,12 +178,11 @@ def new_job_fields(
         "result_ttl": int(result_ttl),
         "failure_ttl": int(failure_ttl),
         "meta": _serialized({}, serializer),
-        **dependencies,  # as RQ stores them: Job.fetch(...).dependency_ids reads them
+        **dependencies,  # as RQ stores them, so RQ's Job and RQ's workers read them
         "jobctl_job": name,
         "jobctl_max_retries": max_retries,
         "jobctl_attempts": 0,
         "jobctl_crash_limit": crash_limit,
-        "jobctl_allow_failure": int(allow_failure),
     }
 
 
@@ -202,6 +209,21 @@ def _number(raw: dict[bytes, bytes], key: str, kind: type[float] | type[int] = f
         return kind(float(value))
     except ValueError:
         return None
+
+
+def _max_retries(raw: dict[bytes, bytes]) -> int | None:
+    """The retries the job is allowed, by the rule its worker applies (worker.py): RQ's own Retry
+    first (its budget, kept in jobctl_retries once a jobctl worker started it, else retries_left;
+    not the queue's budget an RQ worker gave it, rq_engine.QUEUE_RETRIES), then the max_retries
+    jobctl stored with it. None when the record says nothing: a job RQ's API enqueued without a
+    Retry, which its queue's max_retries govern."""
+    if b"jobctl_queue_retries" not in raw:
+        own = _number(raw, "jobctl_retries", int)
+        if own is None:
+            own = _number(raw, "retries_left", int)
+        if own is not None:
+            return own
+    return _number(raw, "jobctl_max_retries", int)
 
 
 def _json(value: bytes | None, default: Any) -> Any:
@@ -245,7 +267,7 @@ class JobView:
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
-    max_retries: int = 0
+    max_retries: int | None = None  # None: the record does not say, its queue's max_retries apply
     errors: list[dict[str, Any]] = field(default_factory=list)  # {attempt, at, worker, error} (lua/lib.lua)
     crashes: int = 0
     progress: float | None = None
@@ -294,7 +316,7 @@ class JobView:
             args=args,
             kwargs=kwargs,
             attempts=_number(raw, "jobctl_attempts", int) or 0,
-            max_retries=_number(raw, "jobctl_max_retries", int) or 0,
+            max_retries=_max_retries(raw),
             errors=_json(raw.get(b"jobctl_errors"), []),
             crashes=_number(raw, "jobctl_crashes", int) or 0,
             progress=_number(raw, "jobctl_progress"),

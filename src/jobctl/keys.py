@@ -7,6 +7,7 @@ The Lua scripts under `lua/` build the same names from LUA below (issue 17: they
 by copy).
 """
 
+import hashlib
 import re
 from collections.abc import Callable
 
@@ -23,13 +24,18 @@ PROMOTER = "jobctl:promoter"  # string, expiring: the supervisor that promotes d
 # A job id is part of its keys (rq:job:<id>, rq:job:<id>:dependents): ':' and glob characters
 # would let an id name another job's keys, so ids given from outside are held to this.
 JOB_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-# the ids jobctl makes itself for recurring runs: cron:<entry>:<due>, entry names held to JOB_ID
-RECURRING_JOB_ID = re.compile(r"cron:[A-Za-z0-9_.-]{1,128}:\d{1,12}")
+# RQ's own rule for a job id (rq.job.JOB_ID_PATTERN): RQ's Job refuses any other id
+RQ_JOB_ID = re.compile(r"[A-Za-z0-9_-]+")
+# the ids jobctl makes itself for recurring runs (recurring_job_id), entry names held to JOB_ID
+RECURRING_JOB_ID = re.compile(r"cron-[A-Za-z0-9_-]{1,138}-\d{1,12}")
+# what they were before they became valid RQ ids, cron:<entry>:<due>: runs stored by an earlier
+# version may still be in Redis, to be shown, canceled and run
+OLD_RECURRING_JOB_ID = re.compile(r"cron:[A-Za-z0-9_.-]{1,128}:\d{1,12}")
 
 
 def is_job_id(text: str) -> bool:
     """Whether `text` can name a job: an id given from outside, or a recurring run's."""
-    return bool(JOB_ID.fullmatch(text) or RECURRING_JOB_ID.fullmatch(text))
+    return bool(JOB_ID.fullmatch(text) or RECURRING_JOB_ID.fullmatch(text) or OLD_RECURRING_JOB_ID.fullmatch(text))
 
 
 def queue(name: str) -> str:
@@ -49,6 +55,13 @@ def dependents(job_id: str) -> str:
 
 
 def dependencies(job_id: str) -> str:
+    """Set of the job's parents, where RQ 2.x keeps it (Job.dependencies_key: two colons)."""
+    return f"rq:job::{job_id}:dependencies"
+
+
+def old_dependencies(job_id: str) -> str:
+    """Where jobctl kept a job's parents before it wrote RQ's set: deferred jobs stored by an earlier
+    version still wait there, so both are read."""
     return f"rq:job:{job_id}:dependencies"
 
 
@@ -137,8 +150,13 @@ def scheduler_last(entry: str) -> str:
 
 
 def recurring_job_id(entry: str, due: int) -> str:
-    """Every run of a recurring entry has an id of its own."""
-    return f"cron:{entry}:{due}"
+    """Every run of a recurring entry has an id of its own, cron-<entry>-<due>, which RQ's Job
+    accepts (RQ refuses ':' and '.'). An entry name with a '.' gets '_' for it and 8 hex digits of
+    the name's digest, so that entries 'a.b' and 'a_b' never share ids."""
+    if RQ_JOB_ID.fullmatch(entry):
+        return f"cron-{entry}-{due}"
+    digest = hashlib.sha256(entry.encode()).hexdigest()[:8]
+    return f"cron-{entry.replace('.', '_')}_{digest}-{due}"
 
 
 # --- job tracking, written by lua/lib.lua's record_execution, bounded in size -------------------
@@ -236,6 +254,11 @@ def ended(status: str, queue_name: str) -> str:
     return {"finished": finished, "failed": dead, "canceled": canceled}[status](queue_name)
 
 
+def web_session(digest: str) -> str:
+    """An open dashboard session, named by an HMAC of its id (web/auth.py); it expires with it."""
+    return f"jobctl:web-session:{digest}"
+
+
 # Lua name -> the key function (of one argument) or constant it stands for. transitions.py writes
 # them as Lua definitions before each script that uses them: a function `job_key(id)` built from
 # job() here, a constant `QUEUES`.
@@ -244,6 +267,7 @@ LUA: dict[str, Callable[[str], str] | str | int] = {
     "results_key": results,
     "dependents_key": dependents,
     "dependencies_key": dependencies,
+    "old_dependencies_key": old_dependencies,
     "queue_key": queue,
     "started_key": started,
     "scheduled_key": scheduled,

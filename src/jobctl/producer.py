@@ -118,6 +118,9 @@ def enqueue(
     for ident, option in [(job_id, "--job-id"), *((parent, "--depends-on") for parent in depends_on)]:
         if ident is not None and not keys.is_job_id(ident):
             raise UsageError(f"{option} {ident[:60]!r}: {ID_EXPECTED}")
+    if job_id is not None and run_claim is None and keys.RECURRING_JOB_ID.fullmatch(job_id):
+        # a job stored under a future run's id would make the scheduler skip that run
+        raise UsageError(f"--job-id {job_id!r}: cron-<entry>-<due> ids are the scheduler's own")
     spec = registry.get(job_name)
     signatures.check(spec, args, kwargs)
     queue_config, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure, list(depends_on))

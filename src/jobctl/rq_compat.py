@@ -7,10 +7,10 @@ applies them here, the way RQ's worker does, with one difference: a callback run
 name is a registered job or a function registered with `@jobctl.callback`, never an import of a
 path read from Redis.
 
-`rq.get_current_job()` works inside a job when the worker's process has imported rq (a job
-module that uses RQ's API did): RQ's job stack then holds, around the call, an `rq.job.Job` that
-reads its hash from Redis only if the job uses it. Workers whose jobs never touch RQ neither
-import it nor pay for it.
+`rq.get_current_job()` works inside a job whenever rq is imported (by the job's module, or inside
+the job's body): RQ's job stack answers with an `rq.job.Job` of the running job that reads its
+hash from Redis only if the job uses it. Workers whose jobs never touch RQ neither import it nor
+pay for it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import inspect
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,56 +78,121 @@ class RqOptions:
 
 # --- rq.get_current_job() --------------------------------------------------------------------
 
-_frame: contextvars.ContextVar[object | None] = contextvars.ContextVar("jobctl_rq_frame", default=None)
-_routed = False
+
+@dataclass
+class _Running:
+    """The job an execution runs, as rq.get_current_job() returns it."""
+
+    job_id: str
+    connection: redis.Redis
+    rq_job: Any = None  # its rq.job.Job, made on the first call
+
+    def current(self) -> Any:
+        if self.rq_job is None:
+            try:
+                self.rq_job = lazy_job(self.job_id, self.connection)
+            except ValueError:  # an id RQ's Job refuses: a recurring run stored as cron:<entry>:<due>
+                return None
+        return self.rq_job
+
+
+# per execution: each async job's task and each pool thread has its own
+_running: contextvars.ContextVar[_Running | None] = contextvars.ContextVar("jobctl_rq_job", default=None)
 
 
 def with_current_job(func: Callable[..., Any], job_id: str, connection: redis.Redis) -> Callable[..., Any]:
-    """`func`, wrapped so that rq.get_current_job() returns the job while it runs, when this process
-    has imported rq; `func` itself otherwise (nothing to pay for jobs that do not use RQ)."""
-    if "rq.job" not in sys.modules:
-        return func
-    from rq.job import _job_stack
-
-    _route(_job_stack)
+    """`func`, wrapped so that rq.get_current_job() returns the job while it runs, whenever rq is
+    imported: before the job runs, or inside its body (tests/test_rq_producers.py). Nothing of RQ is
+    imported or read for jobs that do not use it."""
+    _watch_rq()
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
         async def call_async(*args: Any, **kwargs: Any) -> Any:
-            with _on_stack(_job_stack, job_id, connection):
+            token = _running.set(_Running(job_id, connection))
+            try:
                 return await func(*args, **kwargs)
+            finally:
+                _running.reset(token)
 
         return call_async
 
     @functools.wraps(func)
     def call(*args: Any, **kwargs: Any) -> Any:
-        with _on_stack(_job_stack, job_id, connection):
+        token = _running.set(_Running(job_id, connection))
+        try:
             return func(*args, **kwargs)
+        finally:
+            _running.reset(token)
 
     return call
 
 
-@contextlib.contextmanager
-def _on_stack(stack: Any, job_id: str, connection: redis.Redis) -> Iterator[None]:
-    """The job on top of RQ's job stack, in a frame of this execution's own."""
-    token = _frame.set(object())
-    stack.push(lazy_job(job_id, connection))
-    try:
-        yield
-    finally:
-        stack.pop()
-        _frame.reset(token)
+_watching = False
 
 
-def _route(stack: Any) -> None:
-    """RQ's job stack is per thread; jobctl runs several async jobs on one event-loop thread, so the
-    stack is made per execution (a context variable each job's task or thread has its own of)."""
-    global _routed
-    if _routed:
+def _watch_rq() -> None:
+    """RQ's get_current_job() returns the top of RQ's job stack (rq.job._job_stack): make that stack
+    fall back to the running execution's job, now if rq.job is imported, else when it is."""
+    global _watching
+    if _watching:
         return
-    per_thread = stack.__ident_func__
-    stack.__ident_func__ = lambda: _frame.get() or per_thread()
-    _routed = True
+    _watching = True
+    if "rq.job" in sys.modules:
+        _adopt(sys.modules["rq.job"])
+    else:
+        sys.meta_path.insert(0, _RqJobImport())
+
+
+def _adopt(rq_job_module: Any) -> None:
+    rq_job_module._job_stack.__class__ = _stack_class()
+
+
+@functools.cache
+def _stack_class() -> type:
+    from rq.local import LocalStack
+
+    class CurrentJobStack(LocalStack):
+        @property
+        def top(self) -> Any:
+            pushed = super().top  # a job RQ's own Job.perform() runs in this process
+            if pushed is not None:
+                return pushed
+            running = _running.get()
+            return running.current() if running is not None else None
+
+    return CurrentJobStack
+
+
+class _RqJobImport(importlib.abc.MetaPathFinder):
+    """Adopts RQ's job stack as soon as rq.job is imported (a job importing rq inside its body)."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "rq.job":
+            return None
+        with contextlib.suppress(ValueError):  # another thread's import got here first
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _AdoptingLoader(spec.loader)
+        return spec
+
+
+class _AdoptingLoader(importlib.abc.Loader):
+    """rq.job's own loader, which adopts the module's job stack once the module has run."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        self.loader.exec_module(module)
+        _adopt(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source and the like: the module's own loader's
+        return getattr(self.loader, name)
 
 
 def lazy_job(job_id: str, connection: redis.Redis) -> Any:

@@ -7,8 +7,12 @@ is enqueued once, by whichever scheduler claims it first.
   same atomic step that stores the run, so a claim is never held by a run that was not stored (a
   scheduler dying mid-way loses nothing); a scheduler that loses the race leaves that due time to
   the winner. The job id is
-  deterministic, `cron:<entry>:<due>` (unix seconds), so the enqueue script also refuses a second
-  copy while the first is active, and every run of an entry has its own id (runs never share one).
+  deterministic, `cron-<entry>-<due>` (unix seconds; keys.recurring_job_id), so the enqueue script
+  also refuses a second copy while the first is active, and every run of an entry has its own id
+  (runs never share one). It is a valid RQ id, so RQ's Job and an `engine: rq` queue's workers take
+  it. The claim's key does not depend on the id's form: a scheduler of an earlier version, whose
+  ids were `cron:<entry>:<due>`, running beside this one during an upgrade, never enqueues a due
+  time this one did, nor the reverse.
 - **Progress.** `jobctl:scheduler:last:<entry>` holds the latest due time handled (only ever
   raised, atomically), so every scheduler, and one restarted later, starts where the others left.
 - **Missed runs.** On the first pass after this scheduler (re)started, lost Redis or was stalled,

@@ -103,8 +103,9 @@ class Tracker:
         with self._lock:
             self._pending[:0] = executions
 
-    def payload(self, executions: list[Execution], current_jobs: list[str]) -> str:
-        """The script's one argument: every key to change and by how much."""
+    def payload(self, executions: list[Execution], current_jobs: list[str], suspended: bool = False) -> str:
+        """The script's one argument: every key to change and by how much. `suspended`: the worker
+        takes no new job (`rq suspend`), the state RQ's worker shows while idle then."""
         counters: dict[str, dict[str, Any]] = {}
         processed: dict[str, int] = defaultdict(int)
         histograms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -172,15 +173,16 @@ class Tracker:
                 "failed": failed,
                 "working": working,
                 "current_job": current_jobs[0] if current_jobs else "",
+                "idle_state": "suspended" if suspended else "idle",
             }
         )
 
 
-def flush(tracker: Tracker, transitions: Transitions, current_jobs: list[str]) -> None:
+def flush(tracker: Tracker, transitions: Transitions, current_jobs: list[str], suspended: bool = False) -> None:
     """Write what the tracker holds; on failure give it back and re-raise."""
     executions = tracker.take()
     try:
-        transitions.track(tracker.payload(executions, current_jobs))
+        transitions.track(tracker.payload(executions, current_jobs, suspended))
     except BaseException:
         tracker.give_back(executions)
         raise

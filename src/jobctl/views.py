@@ -10,8 +10,10 @@ import io
 import json
 import os
 import select
+import signal
 import sys
 import termios
+import threading
 import time
 import tty
 from collections.abc import Callable, Iterator
@@ -250,25 +252,42 @@ def scheduler_table(view: Overview) -> Table:
     return grid
 
 
+@contextmanager
+def ctrl_c() -> Iterator[threading.Event]:
+    """SIGINT as an event that a waiting loop checks between two reads, instead of a
+    KeyboardInterrupt: raised anywhere, it could land inside Rich's refresh or a Redis reply and
+    leave the command hung or killed by the signal under load (tests/test_ids.py's Ctrl-C test)."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class KeyPresses:
-    """Key presses from the terminal, one at a time (cbreak mode) and without blocking; the
-    terminal's settings are restored on exit. Without a terminal, waiting is just sleeping."""
+    """Key presses from the terminal, one at a time (cbreak mode, Ctrl-C read as a key rather
+    than sent as SIGINT) and without blocking; the terminal's settings are restored on exit.
+    Without a terminal, waiting is just sleeping."""
 
     def __enter__(self) -> KeyPresses:
         self.fd = sys.stdin.fileno() if sys.stdin.isatty() else None
         if self.fd is not None:
             self.saved = termios.tcgetattr(self.fd)
-            tty.setcbreak(self.fd)  # keeps ISIG: Ctrl-C still raises KeyboardInterrupt
+            tty.setcbreak(self.fd)
+            mode = termios.tcgetattr(self.fd)
+            mode[3] &= ~termios.ISIG  # local modes: Ctrl-C arrives as the key \x03
+            termios.tcsetattr(self.fd, termios.TCSANOW, mode)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
-    def wait(self, seconds: float) -> str:
+    def wait(self, seconds: float, stop: threading.Event) -> str:
         """What was typed within `seconds` ('' if nothing); returns as soon as a key is pressed."""
         if self.fd is None:
-            time.sleep(seconds)
+            stop.wait(seconds)
             return ""
         ready, _, _ = select.select([self.fd], [], [], seconds)
         return os.read(self.fd, 64).decode(errors="replace") if ready else ""
@@ -276,7 +295,7 @@ class KeyPresses:
 
 def live_status(read: Callable[[], Overview], console: Console, interval: float) -> None:
     """The live view: redrawn in place every `interval` seconds on the terminal's alternate
-    screen, cropped to its height, until `q` (or Ctrl-C, which raises KeyboardInterrupt)."""
+    screen, cropped to its height, until `q` or Ctrl-C (a SIGINT from elsewhere too)."""
     from rich.live import Live  # only the live view needs it
 
     def frame() -> Group:
@@ -285,10 +304,14 @@ def live_status(read: Callable[[], Overview], console: Console, interval: float)
         return Group(title, status_tables(view, width=console.width))
 
     with (
+        ctrl_c() as stop,
         KeyPresses() as keys,
         Live(frame(), console=console, screen=True, auto_refresh=False, vertical_overflow="crop") as screen,
     ):
-        while "q" not in keys.wait(interval).lower():
+        while not stop.is_set():
+            typed = keys.wait(interval, stop).lower()
+            if "q" in typed or "\x03" in typed or stop.is_set():
+                return
             screen.update(frame(), refresh=True)
 
 
@@ -399,13 +422,14 @@ def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
     grid.add_column()
     retried = job.attempts > 1
     last = " (last attempt)" if retried else ""
+    max_retries = "its queue's" if job.max_retries is None else job.max_retries  # no config to say
     rows: list[tuple[str, str | Text]] = [
         ("job", job.job),
         ("queue", job.queue),
         ("state", state_text(job.state)),
         ("args", json.dumps(job.args, default=repr)),  # unpickled arguments of an rq-engine job may be any object
         ("kwargs", json.dumps(job.kwargs, default=repr)),
-        ("attempts", f"{job.attempts} (max retries {job.max_retries})"),
+        ("attempts", f"{job.attempts} (max retries {max_retries})"),
     ]
     if job.created_at and job.enqueued_at and job.enqueued_at - job.created_at >= 0.001:
         rows += [("first enqueued", when(job.created_at)), ("last enqueued", when(job.enqueued_at))]
@@ -473,11 +497,14 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
 
 
 def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) -> list[Text]:
-    """The last failure's traceback (the job record keeps it), or with `all_attempts` the
-    traceback of every attempt that has one (the attempts' output records keep them)."""
-    found: list[tuple[Any, str]] = [(a.attempt, a.traceback) for a in attempts if a.traceback] if all_attempts else []
-    if not found and job.error:
+    """The last failure's traceback (the job record keeps it; once a retried job finished, as RQ
+    leaves it, only its attempt's output record does), or with `all_attempts` the traceback of
+    every attempt that has one (the attempts' output records keep them)."""
+    found: list[tuple[Any, str]] = [(a.attempt, a.traceback) for a in attempts if a.traceback]
+    if job.error and not (all_attempts and found):
         found = [(job.errors[-1].get("attempt") if job.errors else job.attempts, job.error)]
+    elif not all_attempts:
+        found = found[-1:]
     parts: list[Text] = []
     for number, text in found:
         parts += [Text(f"Traceback of attempt {number}", style="bold red"), Text(text.rstrip("\n"))]
@@ -516,8 +543,11 @@ def relative_label(node: Relative) -> Text:
     return label
 
 
-def follow(connection: redis.Redis, job_id: str, console: Console, poll: float = 0.2) -> JobView:
-    """Follow a job to its end with a progress bar fed by `jobctl.progress`; returns its last view."""
+def follow(
+    connection: redis.Redis, job_id: str, console: Console, stop: threading.Event, poll: float = 0.2
+) -> JobView | None:
+    """Follow a job to its end with a progress bar fed by `jobctl.progress`; returns its last
+    view, or None once `stop` is set (by `ctrl_c()`)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from . import api
@@ -531,7 +561,7 @@ def follow(connection: redis.Redis, job_id: str, console: Console, poll: float =
         transient=True,
     ) as bar:
         task = bar.add_task("queued", total=100)
-        while True:
+        while not stop.is_set():
             job = api.job(connection, job_id)
             if job.state in ("finished", "dead", "canceled"):
                 return job
@@ -543,7 +573,8 @@ def follow(connection: redis.Redis, job_id: str, console: Console, poll: float =
             if job.attempts > 1:
                 label += f" (attempt {job.attempts})"
             bar.update(task, description=f"{job.job} {label}", completed=job.progress or 0)
-            time.sleep(poll)
+            stop.wait(poll)
+    return None
 
 
 def follow_output(
@@ -555,27 +586,30 @@ def follow_output(
     *,
     fixed: bool,
     poll: float = 0.5,
-) -> None:
+) -> bool:
     """`logs --follow`: print the attempt's new output as it is stored, moving on to the next
-    attempt when the job is retried (unless `fixed`), until the job ends."""
+    attempt when the job is retried (unless `fixed`), until the job ends (True) or Ctrl-C (False)."""
     from . import api, joboutput
 
-    while True:
-        job = api.job(connection, job_id)
-        text, seen[attempt], lost = joboutput.read_since(connection, job_id, attempt, seen.get(attempt, 0))
-        if lost:
-            notes.print(
-                f"--- {lost} bytes not kept (more than the last {joboutput.OUTPUT_LIMIT} per attempt)", highlight=False
-            )
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        if not fixed and job.attempts > attempt:
-            attempt += 1
-            notes.print(f"--- attempt {attempt}", highlight=False)
-            continue
-        if job.state in ("finished", "dead", "canceled") and not text:
-            return
-        time.sleep(poll)
+    with ctrl_c() as stop:
+        while not stop.is_set():
+            job = api.job(connection, job_id)
+            text, seen[attempt], lost = joboutput.read_since(connection, job_id, attempt, seen.get(attempt, 0))
+            if lost:
+                notes.print(
+                    f"--- {lost} bytes not kept (more than the last {joboutput.OUTPUT_LIMIT} per attempt)",
+                    highlight=False,
+                )
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            if not fixed and job.attempts > attempt:
+                attempt += 1
+                notes.print(f"--- attempt {attempt}", highlight=False)
+                continue
+            if job.state in ("finished", "dead", "canceled") and not text:
+                return True
+            stop.wait(poll)
+    return False
 
 
 @contextmanager

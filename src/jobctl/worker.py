@@ -317,7 +317,7 @@ class Worker:
 
     def _flush(self) -> None:
         """Job tracking and the worker's state, for views and RQ's readers (tracking.py)."""
-        tracking.flush(self.tracker, self.transitions, list(self.running))
+        tracking.flush(self.tracker, self.transitions, list(self.running), self.suspended)
 
     def _on_message(self, message: dict[str, Any]) -> None:
         channel = message["channel"].decode()
@@ -703,6 +703,10 @@ class Worker:
         }
         if retry_at is not None:  # verdict 'retry'
             retry_in = retry_at - time.time()
+            # the attempts allowed by the rule that chose this retry: RQ's own Retry (the retries
+            # it had left at this attempt's start), or the job's or queue's max_retries
+            own_retries = job.rq.retries_left
+            allowed = job.attempt + own_retries if own_retries is not None else max_retries + 1
             logs.event(
                 self.log,
                 "job.retry",
@@ -711,7 +715,7 @@ class Worker:
                 job.id,
                 job.queue,
                 job.attempt,
-                max_retries + 1,
+                allowed,
                 retry_in,
                 error,
                 outcome="retried",

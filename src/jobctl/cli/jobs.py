@@ -160,16 +160,16 @@ def enqueue(
         return
     from .. import views
 
-    if not as_json:
-        print_plain(queued.id)  # first: a Ctrl-C or a lost terminal does not lose it
-    try:
-        final = views.follow(settings.connection, queued.id, notes(settings))
-    except KeyboardInterrupt:
+    with views.ctrl_c() as stop:  # from before the id is printed: a Ctrl-C once it is shown says what to do
+        if not as_json:
+            print_plain(queued.id)  # first: a Ctrl-C or a lost terminal does not lose it
+        final = views.follow(settings.connection, queued.id, notes(settings), stop)
+    if final is None:
         fail(
             f"stopped following {queued.id}; the job goes on. Follow it with "
             f"`jobctl show {queued.id}` or `jobctl logs {queued.id} --follow`"
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(130)
     if as_json:
         print_json(final.to_dict())
     else:
@@ -249,7 +249,9 @@ def show(
 
     settings: Settings = ctx.obj
     connection = settings.connection
-    detail = api.job_detail(connection, api.resolve_job_id(connection, job_id), settings.queues.pickle_queues)
+    detail = api.job_detail(
+        connection, api.resolve_job_id(connection, job_id), settings.queues.pickle_queues, settings.queues
+    )
     if as_json:
         print_json(detail.to_dict())
     else:
@@ -286,13 +288,10 @@ def logs(
         sys.stdout.write(output.text)
         sys.stdout.flush()
         seen[output.attempt] = output.written
-    if follow:
-        try:
-            views.follow_output(
-                connection, job.id, attempt or max(job.attempts, 1), seen, progress, fixed=attempt is not None
-            )
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+    if follow and not views.follow_output(
+        connection, job.id, attempt or max(job.attempts, 1), seen, progress, fixed=attempt is not None
+    ):
+        raise typer.Exit(130)  # Ctrl-C
 
 
 def cancel(

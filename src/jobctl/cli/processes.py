@@ -178,15 +178,39 @@ def web(
     ),
     port: int = typer.Option(9181, "--port", "-p", min=1, max=65535, help="Port to listen on."),
     read_only: bool = typer.Option(False, "--read-only", help="Show everything, allow no action (they answer 403)."),
+    allowed_hosts: str | None = typer.Option(
+        None,
+        "--allowed-hosts",
+        envvar="JOBCTL_WEB_ALLOWED_HOSTS",
+        show_envvar=True,
+        help="Comma-separated host names browsers may reach the dashboard by (name.example, *.example, "
+        "or * for any), besides IP addresses and localhost; other Host headers get 400.",
+    ),
+    forwarded_allow_ips: str | None = typer.Option(
+        None,
+        "--forwarded-allow-ips",
+        envvar="JOBCTL_WEB_FORWARDED_ALLOW_IPS",
+        show_envvar=True,
+        help="Comma-separated addresses or networks of your reverse proxies (or * for any): only from "
+        "them are X-Forwarded-For and X-Forwarded-Proto believed. Default: from none.",
+    ),
 ) -> None:
     """The dashboard: queues, jobs, the dead set, schedules, workers and stats, live, behind a
-    token (JOBCTL_WEB_TOKEN, or one generated and printed at start); a JSON API under /api.
+    token (JOBCTL_WEB_TOKEN, at least 16 characters, or one generated and printed at start); a
+    JSON API under /api.
 
     Example: JOBCTL_WEB_TOKEN=$(openssl rand -hex 16) jobctl web --port 9181
     """
-    from ..web import serve
+    from ..web import parse_host_names, parse_proxy_addresses, serve
 
-    serve(ctx.obj, host, port, read_only=read_only)
+    serve(
+        ctx.obj,
+        host,
+        port,
+        read_only=read_only,
+        hosts=parse_host_names(allowed_hosts),
+        proxies=parse_proxy_addresses(forwarded_allow_ips),
+    )
 
 
 def demo(ctx: typer.Context) -> None:

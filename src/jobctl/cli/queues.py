@@ -1,6 +1,5 @@
 """Queues and their operation: status, stats, health, pause, resume, purge, requeue-dead."""
 
-import contextlib
 import sys
 import time
 from datetime import datetime
@@ -49,8 +48,7 @@ def status(
     from .. import views
 
     if live:
-        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C leaves the live view, like q
-            views.live_status(lambda: api.overview(connection, config), console(), interval or 1.0)
+        views.live_status(lambda: api.overview(connection, config), console(), interval or 1.0)
     else:
         console().print(views.status_tables(api.overview(connection, config), width=console().width))
 

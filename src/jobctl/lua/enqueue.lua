@@ -41,7 +41,7 @@ if status then
   for _, registry in ipairs({'finished', 'failed', 'canceled'}) do
     redis.call('ZREM', ended_key(registry, old_queue), id)
   end
-  redis.call('DEL', key, results_key(id), dependencies_key(id))
+  redis.call('DEL', key, results_key(id), dependencies_key(id), old_dependencies_key(id))
 end
 
 local fields = {}

@@ -48,16 +48,26 @@ local function add_error(id, entry)
   redis.call('HSET', job_key(id), 'jobctl_errors', cjson.encode(errors))
 end
 
--- 'ready' when every parent finished (or, for allow_failure jobs, ended at all),
--- 'doomed' when a parent died and failure is not allowed, 'waiting' otherwise.
+-- A job's parents: RQ's set, and the one jobctl kept before it wrote RQ's (a job deferred by an
+-- earlier version).
+local function parents_of(id)
+  return redis.call('SUNION', dependencies_key(id), old_dependencies_key(id))
+end
+
+-- 'ready' when every parent finished (or, for jobs that allow failure, ended at all),
+-- 'doomed' when a parent died, was canceled or stopped and failure is not allowed, 'waiting'
+-- otherwise. Failure is allowed by RQ's allow_dependency_failures (what RQ's Dependency(...,
+-- allow_failure=True) and `jobctl enqueue --allow-failure` write), or by the field an earlier
+-- jobctl wrote.
 local function parents_verdict(id)
-  local allow_failure = hget(id, 'jobctl_allow_failure') == '1'
+  local allow = redis.call('HMGET', job_key(id), 'allow_dependency_failures', 'jobctl_allow_failure')
+  local allow_failure = allow[1] == '1' or allow[2] == '1'
   local verdict = 'ready'
-  for _, parent in ipairs(redis.call('SMEMBERS', dependencies_key(id))) do
+  for _, parent in ipairs(parents_of(id)) do
     local status = hget(parent, 'status')
     -- a parent whose record expired finished long ago (dead jobs outlive finished ones)
     if status and status ~= 'finished' then
-      if status == 'failed' or status == 'canceled' then
+      if status == 'failed' or status == 'canceled' or status == 'stopped' then
         if not allow_failure then return 'doomed', parent end
       else
         verdict = 'waiting'
@@ -74,7 +84,7 @@ end
 
 -- A job's record, results and dependency sets.
 local function delete_job(id)
-  redis.call('DEL', job_key(id), results_key(id), dependencies_key(id), dependents_key(id))
+  redis.call('DEL', job_key(id), results_key(id), dependencies_key(id), old_dependencies_key(id), dependents_key(id))
 end
 
 -- An ended job's registry entry, due (and its record expiring) `ttl` seconds from now; a
@@ -127,6 +137,39 @@ local function settle_dependents(parent_id, now, now_iso)
           cancel_for_parent(child, culprit, now, now_iso)
           table.insert(pending, child)
         end
+      end
+    end
+  end
+end
+
+-- Deferred jobs RQ's own Queue.enqueue(depends_on=...) stored, on `queue`: RQ scores its deferred
+-- registry's entries with their creation time where jobctl scores '+inf', and marks no parent.
+-- Each is adopted once: its parents are marked (their outcome script then settles it, see
+-- succeed.lua), its entry gets jobctl's score, and it is settled now if its parents already
+-- allow (one may have ended before). A child queued here leaves its parents' dependents sets, as
+-- RQ's enqueue_dependents does with those it queues: an RQ worker ending a parent meanwhile
+-- (engine: rq) then does not queue it a second time.
+local function adopt_deferred(queue, now, now_iso)
+  local registry = deferred_key(queue)
+  for _, child in ipairs(redis.call('ZRANGEBYSCORE', registry, '-inf', '(+inf', 'LIMIT', 0, 1000)) do
+    if hget(child, 'status') ~= 'deferred' then
+      redis.call('ZREM', registry, child)
+    else
+      redis.call('ZADD', registry, '+inf', child)
+      local parents = parents_of(child)
+      for _, parent in ipairs(parents) do
+        if redis.call('EXISTS', job_key(parent)) == 1 then
+          redis.call('HSET', job_key(parent), 'jobctl_dependents', 1)
+        end
+      end
+      local verdict, culprit = parents_verdict(child)
+      if verdict == 'ready' then
+        for _, parent in ipairs(parents) do redis.call('SREM', dependents_key(parent), child) end
+        redis.call('ZREM', registry, child)
+        push_queued(child, queue, now_iso, false)
+      elseif verdict == 'doomed' then
+        cancel_for_parent(child, culprit, now, now_iso)
+        settle_dependents(child, now, now_iso)
       end
     end
   end

@@ -1,5 +1,5 @@
 -- Queue the scheduled jobs (delayed, or waiting for a retry) whose time has come, on every queue
--- jobctl knows. One supervisor at a time does it (the promoter: a lease renewed on each call),
+-- jobctl knows, and adopt the deferred jobs RQ's own API stored (adopt_deferred in lib.lua). One supervisor at a time does it (the promoter: a lease renewed on each call),
 -- so promotion does not multiply with the number of supervisors; the others only try to take
 -- the lease over now and then, and do when its holder is gone.
 -- ARGV: supervisor, lease_ms (0: give the lease up, as a stopping supervisor does), now, now_iso.
@@ -23,5 +23,6 @@ for _, member in ipairs(redis.call('SMEMBERS', QUEUES)) do
       moved = moved + 1
     end
   end
+  adopt_deferred(queue, now, now_iso)
 end
 return moved

@@ -11,6 +11,13 @@ if not leave_started(id, queue, worker, args.attempt) then return 'fenced' end
 local key = job_key(id)
 local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot')
 redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'result', ARGV[2])
+if args.attempt > 1 then
+  -- a retried job that finished, as RQ leaves one: no exc_info (Job.exc_info None) and only this
+  -- outcome in its results stream (RQ's worker records no result for an attempt it retries);
+  -- each attempt's traceback stays in its own record (joboutput.py)
+  redis.call('HDEL', key, 'exc_info')
+  redis.call('DEL', results_key(id))
+end
 -- RQ's Job.return_value() reads the results stream
 redis.call('XADD', results_key(id), 'MAXLEN', '~', '10', '*', 'type', '1', 'worker_name', worker,
   'return_value', ARGV[3], 'execution_ended_at', now)

@@ -4,7 +4,8 @@
 -- 2. delete the finished, dead and canceled jobs of the given queues whose registry entry is
 --    due (their ttl passed), with their results stream: at most `batch` per queue and registry,
 --    so a backlog of millions never blocks Redis (the next sweep goes on). A job whose id was
---    reused meanwhile is only taken out of the registry.
+--    reused meanwhile is only taken out of the registry. A job RQ's own API canceled is kept,
+--    and its dependents settled.
 -- ARGV: now, now_iso, crash_limit, batch, own_count, own worker..., queue...
 -- Returns {lost workers recovered, jobs requeued, jobs buried, jobs deleted}.
 local now, now_iso, crash_limit, batch = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -25,10 +26,19 @@ for i = 6 + own_count, #ARGV do
   for _, status in ipairs({'finished', 'failed', 'canceled'}) do
     local registry = ended_key(status, queue)
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', registry, '-inf', now, 'LIMIT', 0, batch)) do
-      redis.call('ZREM', registry, id)
-      if hget(id, 'status') == status then
-        delete_job(id)
-        deleted = deleted + 1
+      local job = redis.call('HMGET', job_key(id), 'status', 'jobctl_reason')
+      if status == 'canceled' and job[1] == 'canceled' and not job[2] then
+        -- canceled by RQ's job.cancel(), which scores the entry with the time of the cancel and
+        -- keeps the job for ever (RQ never expires its canceled registry): kept, as in RQ; its
+        -- deferred dependents are settled as when jobctl cancels a job (RQ's cancel leaves them)
+        redis.call('ZADD', registry, '+inf', id)
+        settle_dependents(id, now, now_iso)
+      else
+        redis.call('ZREM', registry, id)
+        if job[1] == status then
+          delete_job(id)
+          deleted = deleted + 1
+        end
       end
     end
   end

@@ -47,7 +47,7 @@ if redis.call('EXISTS', t.worker_key) == 1 then
   if t.current_job ~= '' then
     redis.call('HSET', t.worker_key, 'state', 'busy', 'current_job', t.current_job)
   else
-    redis.call('HSET', t.worker_key, 'state', 'idle')
+    redis.call('HSET', t.worker_key, 'state', t.idle_state)  -- 'suspended' as RQ's worker shows it
     redis.call('HDEL', t.worker_key, 'current_job')
   end
 end

@@ -2,17 +2,24 @@
 
 Pages read through jobctl.api and act through jobctl.admin, the same functions the CLI calls.
 Starlette, Jinja2 and uvicorn are imported here only, never by `jobctl --help` or other commands.
+The login and its limits are in auth.py, the Host check and security headers in security.py.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 
+from ..errors import UsageError
 from ..settings import Settings
 
 TOKEN_ENV = "JOBCTL_WEB_TOKEN"
+# The token is what stops guessing (wrong tries are slowed per address, but tries sent in parallel
+# are not: see auth.py), so a short one is refused at start. A generated token has 32 characters.
+MIN_TOKEN_LENGTH = 16
+HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")  # name.example, *.example
 
 
 def is_loopback(host: str) -> bool:
@@ -24,9 +31,58 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(settings: Settings, host: str, port: int, *, read_only: bool = False) -> None:
+def parse_host_names(text: str | None) -> tuple[str, ...]:
+    """Comma-separated host names the Host header may carry besides IP addresses and localhost:
+    `name.example`, `*.example` (any name under it), or `*` (any name at all)."""
+    names = tuple(name.strip().lower() for name in (text or "").split(",") if name.strip())
+    for name in names:
+        if name != "*" and not HOST_PATTERN.fullmatch(name):
+            raise UsageError(
+                f"--allowed-hosts / JOBCTL_WEB_ALLOWED_HOSTS: {name!r} is not a host name "
+                "(expected name.example, *.example or *)"
+            )
+    return names
+
+
+def parse_proxy_addresses(text: str | None) -> list[str]:
+    """Comma-separated addresses or networks of the proxies whose X-Forwarded-For/-Proto are
+    believed, or `*` for any: the list uvicorn takes. Empty: forwarded headers are ignored."""
+    items = [item.strip() for item in (text or "").split(",") if item.strip()]
+    if items == ["*"]:
+        return items
+    for item in items:
+        parse = ipaddress.ip_network if "/" in item else ipaddress.ip_address
+        try:
+            parse(item)
+        except ValueError:
+            raise UsageError(
+                f"--forwarded-allow-ips / JOBCTL_WEB_FORWARDED_ALLOW_IPS: {item!r} is not an IP address or "
+                "network (e.g. 127.0.0.1,10.0.0.0/8; or * alone, for any)"
+            ) from None
+    return items
+
+
+def check_token(token: str) -> None:
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise UsageError(
+            f"${TOKEN_ENV} has {len(token)} characters: it needs at least {MIN_TOKEN_LENGTH} "
+            "(e.g. $(openssl rand -hex 16)), or leave it unset for a generated one"
+        )
+
+
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    read_only: bool = False,
+    hosts: tuple[str, ...] = (),
+    proxies: list[str] | None = None,
+) -> None:
     """Run the dashboard until Ctrl-C/SIGTERM. The token comes from JOBCTL_WEB_TOKEN, or is
-    generated and printed once, in a login URL whose #fragment never reaches a server or a log."""
+    generated and printed once, in a login URL whose #fragment never reaches a server or a log.
+    `hosts`: names the Host header may carry (parse_host_names()); `proxies`: whose forwarded
+    headers to believe (parse_proxy_addresses()), none by default."""
     import uvicorn
 
     from .. import logs
@@ -34,23 +90,37 @@ def serve(settings: Settings, host: str, port: int, *, read_only: bool = False) 
     from .auth import Auth
 
     given = os.environ.get(TOKEN_ENV, "").strip()
+    if given:
+        check_token(given)
     token = given or secrets.token_urlsafe(24)
-    board = Dashboard(settings, Auth(token), read_only=read_only)
+    log = logs.setup(settings.verbose)
+    # the name it was told to listen on is a name browsers may use (an address passes anyway)
+    board = Dashboard(settings, Auth(token), read_only=read_only, allowed_hosts=(*hosts, host.lower()))
     board.job_names  # noqa: B018 - import the job modules now: a broken one fails at start, in one line
     settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
     app = create_app(board)
     shown_host = f"[{host}]" if ":" in host else host
     login = f"http://{shown_host}:{port}/login"
-    log = logs.get()
     if not is_loopback(host):
         log.warning(
             "jobctl web: listening on %s, beyond this machine: put TLS (a reverse proxy) in front, or the "
-            "token and session cookie cross the network in clear",
+            "token and session cookie cross the network in clear%s",
             host,
+            "" if hosts else "; browse to it by IP address, or name its host names with --allowed-hosts",
         )
     mode = " (read-only)" if read_only else ""
     if given:
         print(f"jobctl web{mode}: {login} (token: ${TOKEN_ENV})", flush=True)
     else:
         print(f"jobctl web{mode}: {login}#token={token} (generated token; set {TOKEN_ENV} to choose one)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True, server_header=False)
+    # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: every client of a local
+    # proxy, or any process on this host, could then claim any address (test_web.py pins it)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        server_header=False,
+    )

@@ -23,7 +23,7 @@ from .. import admin, api
 from ..durations import parse_duration
 from ..errors import UsageError
 from ..jobdata import STATES
-from .app import Dashboard, JSONBody, dashboard, error_page, render, session_of
+from .app import Dashboard, JSONBody, csrf_refusal, dashboard, error_page, render, session_of
 from .pages import flash_redirect
 
 CONFLICT = 409  # the job is not in a state the action applies to
@@ -46,10 +46,9 @@ def action(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         if board.read_only:
             return error_page(request, 403, "this dashboard is read-only (jobctl web --read-only): actions are off")
         form = await request.form()
+        if refusal := csrf_refusal(request, form):
+            return refusal
         session = session_of(request)
-        sent = request.headers.get("x-csrf-token") or form.get("csrf")
-        if session is not None and not board.auth.csrf_matches(session, sent if isinstance(sent, str) else None):
-            return error_page(request, 403, "missing or wrong CSRF token: reload the page and try again")
         outcome = await run_in_threadpool(handler, board, request.path_params, form)
         if session is not None and outcome.confirm is not None:
             return render(request, "purge_confirm.html", title="Confirm purge", **outcome.confirm)

@@ -1,5 +1,6 @@
-"""The dashboard's Starlette application: the login wall in front of every page and API call,
-templates and static files shipped in the package, and the routes of pages.py and actions.py."""
+"""The dashboard's Starlette application: the Host check and security headers (security.py), the
+login wall in front of every page and API call, templates and static files shipped in the
+package, and the routes of pages.py and actions.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from urllib.parse import quote
 import redis
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -24,7 +27,8 @@ from ..config import QueuesConfig
 from ..durations import format_duration
 from ..errors import JobctlError, RedisUnavailable, UnknownJob
 from ..settings import Settings
-from .auth import COOKIE, Auth
+from .auth import COOKIE, Auth, client_address
+from .security import HostCheck, SecurityHeaders
 
 FLASH_COOKIE = "jobctl_flash"
 POLL_MILLISECONDS = 2000
@@ -37,6 +41,7 @@ class Dashboard:
     settings: Settings
     auth: Auth
     read_only: bool = False
+    allowed_hosts: tuple[str, ...] = ()  # Host names besides IP addresses and localhost (security.py)
     templates: Environment = field(init=False)
 
     def __post_init__(self) -> None:
@@ -127,15 +132,30 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     return render(request, "error.html", status_code, title=f"Error {status_code}", message=message)
 
 
+def csrf_refusal(request: Request, form: FormData) -> Response | None:
+    """403 for a browser session's POST without its CSRF token (the `csrf` form field, or the
+    X-CSRF-Token header from JavaScript); None when it has it, or for a Bearer call (no cookie,
+    nothing a foreign page can make a browser send)."""
+    session = session_of(request)
+    sent = request.headers.get("x-csrf-token") or form.get("csrf")
+    if session is None or dashboard(request).auth.csrf_matches(session, sent):
+        return None
+    return error_page(request, 403, "missing or wrong CSRF token: reload the page and try again")
+
+
+def redis_failed(exc: Exception) -> str:
+    return f"Redis failed: {type(exc).__name__}; retry in a moment"
+
+
 class LoginWall:
-    """Every request but the login page and static files needs the token: a session cookie, or
-    `Authorization: Bearer <token>` (request.state.session is then None). Failed tries are held
-    back per client, doubling each time."""
+    """Every request but the login page and static files needs the token: a session cookie whose
+    session is open in Redis, or `Authorization: Bearer <token>` (request.state.session is then
+    None). A wrong token is answered late (auth.py); a right one never waits."""
 
     OPEN = ("/login", "/static/")
 
-    def __init__(self, app: ASGIApp, auth: Auth):
-        self.app, self.auth = app, auth
+    def __init__(self, app: ASGIApp, board: Dashboard):
+        self.app, self.board = app, board
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.OPEN):
@@ -143,26 +163,39 @@ class LoginWall:
             return
         request = Request(scope)
         state = scope.setdefault("state", {})
-        client = request.client.host if request.client else "-"
-        token = self.auth.bearer(request)
+        auth = self.board.auth
+        token = auth.bearer(request)
         if token is not None:
-            await self.auth.hold_back(client)
-            if self.auth.token_matches(token):
-                self.auth.succeeded(client)
+            if auth.token_matches(token):
                 state["session"] = None
                 await self.app(scope, receive, send)
                 return
-            self.auth.failed(client)
+            await auth.failed(client_address(request))
             response: Response = _unauthorized("wrong token")
-        elif session := self.auth.session_id(request.cookies.get(COOKIE)):
-            state["session"] = session
-            await self.app(scope, receive, send)
-            return
-        elif request.method == "GET" and not scope["path"].startswith("/api/"):
-            response = RedirectResponse(f"/login?next={quote(_here(request), safe='')}", status_code=303)
         else:
-            response = _unauthorized("log in first, or send Authorization: Bearer <token>")
+            try:
+                session = await self._cookie_session(request)
+            except (redis.RedisError, RedisUnavailable) as exc:  # outside the routes' handlers: it would be a 500
+                await JSONBody({"error": redis_failed(exc)}, status_code=503)(scope, receive, send)
+                return
+            if session:
+                state["session"] = session
+                await self.app(scope, receive, send)
+                return
+            response = self._not_logged_in(request)
         await response(scope, receive, send)
+
+    async def _cookie_session(self, request: Request) -> str | None:
+        cookie = request.cookies.get(COOKIE)
+        if not cookie:
+            return None
+        return await run_in_threadpool(self.board.auth.session_id, self.board.connection, cookie)
+
+    @staticmethod
+    def _not_logged_in(request: Request) -> Response:
+        if request.method == "GET" and not request.url.path.startswith("/api/"):
+            return RedirectResponse(f"/login?next={quote(_here(request), safe='')}", status_code=303)
+        return _unauthorized("log in first, or send Authorization: Bearer <token>")
 
 
 def _unauthorized(message: str) -> Response:
@@ -177,11 +210,15 @@ def create_app(board: Dashboard) -> Starlette:
         return error_page(request, status, str(exc))
 
     async def redis_error(request: Request, exc: Exception) -> Response:
-        return error_page(request, 503, f"Redis failed: {type(exc).__name__}; retry in a moment")
+        return error_page(request, 503, redis_failed(exc))
 
     app = Starlette(
         routes=[*pages.routes, *actions.routes, Mount("/static", StaticFiles(packages=[("jobctl.web", "static")]))],
-        middleware=[Middleware(LoginWall, auth=board.auth)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(HostCheck, allowed=board.allowed_hosts),
+            Middleware(LoginWall, board=board),
+        ],
         exception_handlers={JobctlError: known_error, redis.RedisError: redis_error},
     )
     app.state.dashboard = board

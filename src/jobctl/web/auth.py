@@ -1,9 +1,21 @@
-"""The dashboard's login: one shared token, signed session cookies, CSRF tokens, and failed tries
-slowed down per client.
+"""The dashboard's login: one shared token, sessions kept in Redis, CSRF tokens, and wrong tries
+answered late.
 
-A session cookie is `<session id>.<expiry>.<HMAC>`, signed with a key derived from the token:
-changing JOBCTL_WEB_TOKEN logs every browser out, restarting with the same token does not. The
-CSRF token of a session is another HMAC of its id, so nothing is stored server-side.
+A session is a random id in an HttpOnly cookie. Redis keeps an HMAC of it, keyed by the token,
+for SESSION_SECONDS: logging out deletes it, so a copied cookie dies too; changing
+JOBCTL_WEB_TOKEN logs every browser out; restarting with the same token, or a second dashboard on
+the same Redis and token, keeps them. The CSRF token of a session is another HMAC of its id.
+
+Wrong tries. The token is compared first, in constant time, and a right token is never held
+back: however many wrong tries arrive, from wherever (behind a proxy every client has the proxy's
+address), they cannot lock the operator out. (Grafana refuses a user's logins for minutes after
+5 failures, so anyone can lock a known user out; Flower and rq-dashboard do not limit tries;
+Sidekiq's Web UI leaves login to the application it is mounted in.) Here each wrong try is logged
+with the client's address and answered after a delay that grows with that address's recent
+failures (FIRST_DELAY, doubling, at most MAX_DELAY; a right token does not reset it): a script
+trying tokens one after another is slowed to one try per MAX_DELAY. Tries sent in parallel are
+not slowed in total (the delays overlap), and an answer that does not come at once tells a wrong
+token anyway: against those the defence is the token's length (MIN_TOKEN_LENGTH, checked at start).
 """
 
 from __future__ import annotations
@@ -15,33 +27,51 @@ import secrets
 import time
 from dataclasses import dataclass
 
+import redis
 from starlette.requests import Request
+
+from .. import keys, logs
 
 COOKIE = "jobctl_session"
 SESSION_SECONDS = 12 * 3600
-FIRST_DELAY = 0.5  # seconds a client waits after its first failed try; doubled at each further one
+SESSION_ID_BYTES = 32  # random bytes of a session id: 43 characters in the cookie
+FIRST_DELAY = 0.5  # seconds before a client's first wrong try is answered; doubled at each further one
 MAX_DELAY = 10.0
-FORGET_AFTER = 900.0  # seconds without a failed try after which a client starts afresh
-MAX_CLIENTS = 10_000  # clients remembered at once: the table of failed tries stays bounded
+FORGET_AFTER = 900.0  # seconds without a wrong try after which a client starts afresh
+MAX_CLIENTS = 10_000  # clients remembered at once: the table of wrong tries stays bounded
 
 
 @dataclass
 class Failures:
     count: int
-    next_allowed: float  # monotonic time before which this client's next try is held back
-    last: float
+    delay: float  # how long this client's last wrong try waited
+    last: float  # monotonic time of that try
+
+
+def client_address(request: Request) -> str:
+    """The peer's address: a proxy's own unless `jobctl web --forwarded-allow-ips` names it."""
+    return request.client.host if request.client else "-"
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")  # a lone surrogate in a form field is not a 500
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(_utf8(text)).digest()
 
 
 class Auth:
     def __init__(self, token: str):
-        self.token = token
+        self._token_digest = _digest(token)
         self._key = hmac.new(token.encode(), b"jobctl web session", hashlib.sha256).digest()
         self._failures: dict[str, Failures] = {}
 
     # --- the token ---------------------------------------------------------------------------
 
     def token_matches(self, candidate: str | None) -> bool:
-        return candidate is not None and hmac.compare_digest(candidate.encode(), self.token.encode())
+        # digests of equal length: the time taken tells neither the token nor its length
+        return candidate is not None and hmac.compare_digest(_digest(candidate), self._token_digest)
 
     @staticmethod
     def bearer(request: Request) -> str | None:
@@ -53,51 +83,48 @@ class Auth:
     def _sign(self, text: str) -> str:
         return hmac.new(self._key, text.encode(), hashlib.sha256).hexdigest()
 
-    def new_session(self) -> str:
-        body = f"{secrets.token_urlsafe(18)}.{int(time.time()) + SESSION_SECONDS}"
-        return f"{body}.{self._sign(body)}"
+    def _session_key(self, session: str) -> str:
+        return keys.web_session(self._sign(f"session {session}"))
 
-    def session_id(self, cookie: str | None) -> str | None:
-        """The session id of a valid, unexpired cookie; None otherwise."""
-        if not cookie or cookie.count(".") != 2:
+    def open_session(self, connection: redis.Redis) -> str:
+        session = secrets.token_urlsafe(SESSION_ID_BYTES)
+        connection.set(self._session_key(session), 1, ex=SESSION_SECONDS)
+        return session
+
+    def session_id(self, connection: redis.Redis, cookie: str | None) -> str | None:
+        """The session id of a cookie whose session is open; None otherwise."""
+        if not cookie or len(cookie) > 2 * SESSION_ID_BYTES:  # longer than any id handed out
             return None
-        session, expiry, signature = cookie.split(".")
-        if not hmac.compare_digest(signature, self._sign(f"{session}.{expiry}")):
-            return None
-        return session if expiry.isdigit() and int(expiry) > time.time() else None
+        return cookie if connection.exists(self._session_key(cookie)) else None
+
+    def close_session(self, connection: redis.Redis, session: str) -> None:
+        connection.delete(self._session_key(session))
 
     def csrf_token(self, session: str) -> str:
         return self._sign(f"csrf {session}")
 
-    def csrf_matches(self, session: str, candidate: str | None) -> bool:
-        return candidate is not None and hmac.compare_digest(candidate, self.csrf_token(session))
+    def csrf_matches(self, session: str, candidate: object) -> bool:
+        return isinstance(candidate, str) and hmac.compare_digest(_utf8(candidate), _utf8(self.csrf_token(session)))
 
-    # --- failed tries ------------------------------------------------------------------------
+    # --- wrong tries -------------------------------------------------------------------------
 
-    async def hold_back(self, client: str) -> None:
-        """Wait until this client may try again: after failed tries, every try is delayed."""
-        entry = self._failures.get(client)
-        if entry:
-            wait = entry.next_allowed - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-
-    def failed(self, client: str) -> float:
-        """Count a failed try; returns the delay the client's next try will wait."""
+    async def failed(self, client: str) -> None:
+        """Count a wrong try from `client`, log it, and return only after its delay."""
         now = time.monotonic()
         entry = self._failures.get(client)
         if entry is None or now - entry.last > FORGET_AFTER:
             if len(self._failures) >= MAX_CLIENTS:
                 self._forget_old(now)
-            entry = self._failures[client] = Failures(0, now, now)
-        entry.count += 1
-        entry.last = now
-        delay: float = min(MAX_DELAY, FIRST_DELAY * 2 ** (entry.count - 1))  # int ** int is typed Any
-        entry.next_allowed = max(entry.next_allowed, now) + delay
-        return delay
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+            entry = self._failures[client] = Failures(1, FIRST_DELAY, now)
+        else:
+            entry.count, entry.delay, entry.last = entry.count + 1, min(MAX_DELAY, entry.delay * 2), now
+        logs.get().warning(
+            "jobctl web: wrong token from %s (%d from there lately; answered after %.1fs)",
+            client,
+            entry.count,
+            entry.delay,
+        )
+        await asyncio.sleep(entry.delay)
 
     def _forget_old(self, now: float) -> None:
         # the forgotten ones, or (a flood of clients all failing now) everyone: memory stays bounded

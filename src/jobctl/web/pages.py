@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -15,8 +16,8 @@ from .. import api
 from ..errors import UsageError
 from ..jobdata import STATES
 from . import charts
-from .app import FLASH_COOKIE, JSONBody, dashboard, render
-from .auth import COOKIE, SESSION_SECONDS
+from .app import FLASH_COOKIE, JSONBody, csrf_refusal, dashboard, render, session_of
+from .auth import COOKIE, SESSION_SECONDS, client_address
 
 HOUR, DAY = 60, 1440  # minutes
 
@@ -45,17 +46,15 @@ async def login_form(request: Request) -> Response:
 async def login(request: Request) -> Response:
     board = dashboard(request)
     form = await request.form()
-    client = request.client.host if request.client else "-"
-    await board.auth.hold_back(client)
     target = _local(str(form.get("next") or "/"))
     if not board.auth.token_matches(str(form.get("token") or "")):
-        board.auth.failed(client)
+        await board.auth.failed(client_address(request))
         return render(request, "login.html", 401, title="Log in", next=target, failed=True)
-    board.auth.succeeded(client)
+    session = await run_in_threadpool(board.auth.open_session, board.connection)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
-        board.auth.new_session(),
+        session,
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="strict",
@@ -65,6 +64,12 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """Closes the session in Redis, so the cookie is dead wherever it was copied."""
+    board = dashboard(request)
+    if refusal := csrf_refusal(request, await request.form()):
+        return refusal
+    if session := session_of(request):
+        await run_in_threadpool(board.auth.close_session, board.connection, session)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, httponly=True, samesite="strict")
     return response
@@ -131,7 +136,7 @@ def jobs(request: Request) -> Response:
 
 def job(request: Request) -> Response:
     board = dashboard(request)
-    detail = api.job_detail(board.connection, request.path_params["job_id"])
+    detail = api.job_detail(board.connection, request.path_params["job_id"], config=board.config)
     return render(request, "job.html", title=f"Job {detail.job.id}", detail=detail, job=detail.job, now=time.time())
 
 
@@ -186,7 +191,8 @@ def status_json(request: Request) -> Response:
 
 
 def job_json(request: Request) -> Response:
-    return JSONBody(api.job_detail(dashboard(request).connection, request.path_params["job_id"]).to_dict())
+    board = dashboard(request)
+    return JSONBody(api.job_detail(board.connection, request.path_params["job_id"], config=board.config).to_dict())
 
 
 def stats_json(request: Request) -> Response:
