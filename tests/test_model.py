@@ -413,6 +413,8 @@ class CoreModel(RuleBasedStateMachine):
             EVENTS["reservation started" if job.status == "queued" else "reservation found canceled"] += 1
             if job.status != "queued":
                 worker.active.remove(job.id)
+                if not job.deleted:
+                    self.release_slot(job)
             else:
                 started = self.job_start(job, worker)
         elif go_on.queues:
@@ -920,95 +922,90 @@ class CoreModel(RuleBasedStateMachine):
     # --- invariants ----------------------------------------------------------------------------
 
     @invariant()
-    def redis_matches_the_model(self) -> None:
-        for queue in QUEUES:
-            assert self.ids(self.db.lrange(keys.queue(queue), 0, -1)) == self.queues[queue], f"queue {queue}"
-            scheduled = {m.decode(): s for m, s in self.db.zrange(keys.scheduled(queue), 0, -1, withscores=True)}
-            expect = {j.id: j.due for j in self.jobs.values() if self.is_(j, "scheduled", queue)}
-            assert scheduled == expect, f"scheduled {queue}"
-            for status, key in [("deferred", keys.deferred), *((s, lambda q, s=s: keys.ended(s, q)) for s in ENDED)]:
-                found = set(self.ids(self.db.zrange(key(queue), 0, -1)))
-                assert found == {j.id for j in self.jobs.values() if self.is_(j, status, queue)}, f"{status} {queue}"
-            started = set(self.ids(self.db.zrange(keys.started(queue), 0, -1)))
-            assert started == {f"{j.id}:{j.attempts}" for j in self.jobs.values() if self.is_(j, "started", queue)}
-        for worker in self.workers.values():
-            assert self.ids(self.db.lrange(keys.active(worker.name), 0, -1)) == worker.active, f"worker {worker.name}"
-            assert bool(self.db.exists(keys.worker(worker.name))) == worker.lease
-            assert bool(self.db.sismember(keys.ACTIVE_WORKERS, worker.name)) == worker.listed
-        for job in self.jobs.values():
-            status = self.db.hget(keys.job(job.id), "status")
-            assert (status.decode() if status else None) == (None if job.deleted else job.status), f"job {job.id}"
-        slots = {k.decode(): v.decode() for k, v in self.db.hgetall(keys.slots(LIMITED)).items()}
-        assert slots == self.slots, "concurrency slots"
-        claims = {k.decode(): self.db.get(k).decode() for k in self.db.scan_iter(keys.unique("*"))}
-        assert claims == self.claims, "unique claims"
+    def invariants_hold(self) -> None:
+        """Every invariant, on one read of Redis (two round trips: a step costs little more)."""
+        redis_state = RedisState.read(self.db)
+        self.redis_matches_the_model(redis_state)
+        self.every_job_is_in_exactly_the_place_its_status_names(redis_state)
+        self.in_flight_lists_belong_to_live_workers(redis_state)
+        self.no_slot_outlives_its_holder(redis_state)
+        self.dependents_run_only_when_their_parents_allow()
+        self.one_active_copy_per_unique_claim()
 
-    @staticmethod
-    def ids(raw: list[bytes]) -> list[str]:
-        return [i.decode() for i in raw]
+    def redis_matches_the_model(self, redis_state: RedisState) -> None:
+        for queue in QUEUES:
+            assert redis_state.lists.get(keys.queue(queue), []) == self.queues[queue], f"queue {queue}"
+            expect = {j.id: j.due for j in self.jobs.values() if self.is_(j, "scheduled", queue)}
+            assert redis_state.zsets.get(keys.scheduled(queue), {}) == expect, f"scheduled {queue}"
+            for status in ("deferred", *ENDED):
+                key = keys.deferred(queue) if status == "deferred" else keys.ended(status, queue)
+                expected = {j.id for j in self.jobs.values() if self.is_(j, status, queue)}
+                assert set(redis_state.zsets.get(key, {})) == expected, f"{status} {queue}"
+            started = {f"{j.id}:{j.attempts}" for j in self.jobs.values() if self.is_(j, "started", queue)}
+            assert set(redis_state.zsets.get(keys.started(queue), {})) == started, f"started {queue}"
+        for worker in self.workers.values():
+            assert redis_state.lists.get(keys.active(worker.name), []) == worker.active, f"worker {worker.name}"
+            assert (keys.worker(worker.name) in redis_state.hashes) == worker.lease, f"worker {worker.name}'s lease"
+            assert (worker.name in redis_state.listed) == worker.listed, f"worker {worker.name} in ACTIVE_WORKERS"
+        for job in self.jobs.values():
+            record = redis_state.hashes.get(keys.job(job.id))
+            status = record.get("status") if record is not None else None
+            assert status == (None if job.deleted else job.status), f"job {job.id}"
+        assert redis_state.hashes.get(keys.slots(LIMITED), {}) == self.slots, "concurrency slots"
+        assert redis_state.claims == self.claims, "unique claims"
 
     @staticmethod
     def is_(job: Job, status: str, queue: str) -> bool:
         return not job.deleted and job.status == status and job.queue == queue
 
-    @invariant()
-    def every_job_is_in_exactly_the_place_its_status_names(self) -> None:
+    def every_job_is_in_exactly_the_place_its_status_names(self, redis_state: RedisState) -> None:
         """Read from Redis alone: where each job id is found, against its record's status."""
         places: dict[str, list[str]] = {}
-
-        def found(ids: list[bytes], place: str) -> None:
-            for raw in ids:
-                places.setdefault(raw.decode().split(":")[0], []).append(place)
-
-        for queue in QUEUES:
-            found(self.db.lrange(keys.queue(queue), 0, -1), f"queue:{queue}")
-            found(self.db.zrange(keys.started(queue), 0, -1), f"started:{queue}")
-            for status, key in [("scheduled", keys.scheduled), ("deferred", keys.deferred)]:
-                found(self.db.zrange(key(queue), 0, -1), f"{status}:{queue}")
-            for status in ENDED:
-                found(self.db.zrange(keys.ended(status, queue), 0, -1), f"{status}:{queue}")
-        for key in self.db.scan_iter(keys.active("*")):
-            found(self.db.lrange(key, 0, -1), "active:" + key.decode().removeprefix(keys.active("")))
-        reservations = {w.reserved[0]: w.name for w in self.workers.values() if w.reserved}
-        for key in self.db.scan_iter(keys.job("*")):
-            if key.count(b":") != 2:
-                continue  # a job's dependents or dependencies set
-            job_id = key.decode().removeprefix(keys.job(""))
-            status, origin, worker = (v and v.decode() for v in self.db.hmget(key, "status", "origin", "worker_name"))
+        for key, members in [*redis_state.lists.items(), *redis_state.zsets.items()]:
+            place = key.removeprefix("rq:").removeprefix("jobctl:")  # queue:q, wip:q, active:w...
+            for member in members:
+                places.setdefault(member.split(":")[0], []).append(place)
+        reservations = {w.reserved[0]: f"active:{w.name}" for w in self.workers.values() if w.reserved}
+        for key, record in redis_state.hashes.items():
+            if not key.startswith(keys.job("")):
+                continue
+            job_id = key.removeprefix(keys.job(""))
+            status, origin = record.get("status"), record.get("origin")
             where = sorted(places.pop(job_id, []))
             assert status in (*ACTIVE, *ENDED), f"job {job_id}: a record without a status ({status})"
             expected = {
-                "started": sorted([f"active:{worker}", f"started:{origin}"]),
+                "started": sorted([f"active:{record.get('worker_name')}", f"wip:{origin}"]),
                 "queued": [f"queue:{origin}"],
+                "failed": [f"failed:{origin}"],
             }.get(status, [f"{status}:{origin}"])
+            reserved = reservations.get(job_id)
             if status == "queued" and where and where[0].startswith("active:"):
-                expected = [f"active:{reservations.get(job_id)}"]  # a reservation
-            elif status in ENDED and reservations.get(job_id) and f"active:{reservations[job_id]}" in where:
-                expected = sorted([*expected, f"active:{reservations[job_id]}"])  # a reservation canceled meanwhile
+                expected = [str(reserved)]  # a reservation
+            elif status in ENDED and reserved in where:
+                expected = sorted([*expected, str(reserved)])  # a reservation canceled meanwhile
             assert where == expected, f"job {job_id} ({status}) is in {where}, expected {expected}"
         # a reservation canceled, then deleted with its ended record, stays an id in its worker's
         # list until the worker drops it
-        stale = {job_id: where for job_id, where in places.items() if where != [f"active:{reservations.get(job_id)}"]}
+        stale = {job_id: where for job_id, where in places.items() if where != [reservations.get(job_id)]}
         assert not stale, f"ids of no job in {stale}"
 
-    @invariant()
-    def in_flight_lists_belong_to_live_workers(self) -> None:
-        listed = {m.decode() for m in self.db.smembers(keys.ACTIVE_WORKERS)}
-        for key in self.db.scan_iter(keys.active("*")):
-            worker = key.decode().removeprefix(keys.active(""))
-            assert worker in listed, f"worker {worker}'s in-flight list is out of the sweep's sight"
-            if self.swept:
-                assert self.db.exists(keys.worker(worker)), f"worker {worker} holds jobs without a lease after a sweep"
+    def in_flight_lists_belong_to_live_workers(self, redis_state: RedisState) -> None:
+        for key in redis_state.lists:
+            if key.startswith(keys.active("")):
+                worker = key.removeprefix(keys.active(""))
+                assert worker in redis_state.listed, f"worker {worker}'s in-flight list is out of the sweep's sight"
+                if self.swept:
+                    assert keys.worker(worker) in redis_state.hashes, (
+                        f"worker {worker} holds jobs without a lease after a sweep"
+                    )
 
-    @invariant()
-    def no_slot_outlives_its_holder(self) -> None:
-        for job_id, worker in self.db.hgetall(keys.slots(LIMITED)).items():
-            if self.db.exists(keys.worker(worker)) and job_id.decode() not in self.leaked_slots:
-                assert self.db.lpos(keys.active(worker.decode()), job_id) is not None, (
-                    f"worker {worker.decode()} holds a slot for job {job_id.decode()}, which it no longer holds"
+    def no_slot_outlives_its_holder(self, redis_state: RedisState) -> None:
+        for job_id, worker in redis_state.hashes.get(keys.slots(LIMITED), {}).items():
+            if keys.worker(worker) in redis_state.hashes and job_id not in self.leaked_slots:
+                assert job_id in redis_state.lists.get(keys.active(worker), []), (
+                    f"worker {worker} holds a slot for job {job_id}, which it no longer holds"
                 )
 
-    @invariant()
     def dependents_run_only_when_their_parents_allow(self) -> None:
         for job in self.jobs.values():
             if job.deleted or not job.parents:
@@ -1022,13 +1019,56 @@ class CoreModel(RuleBasedStateMachine):
                 assert all(s in allowed for s in job.released_when.split(",")), (job.id, job.released_when)
                 job.released_when = ""
 
-    @invariant()
     def one_active_copy_per_unique_claim(self) -> None:
         active: dict[str, str] = {}
         for job in self.jobs.values():
             if job.claim and not job.deleted and job.status in ACTIVE:
                 assert job.claim not in active, f"jobs {active[job.claim]} and {job.id} are active copies"
                 active[job.claim] = job.id
+
+
+@dataclass
+class RedisState:
+    """What the invariants read of Redis: the lists (queues, in-flight lists) and sorted sets
+    (scheduled, deferred, started and ended registries) of job ids, the hashes of jobs, workers
+    and slots, the set of workers the sweep looks at, and the uniqueness claims."""
+
+    lists: dict[str, list[str]]
+    zsets: dict[str, dict[str, float]]
+    hashes: dict[str, dict[str, str]]
+    listed: set[str]
+    claims: dict[str, str]
+
+    @classmethod
+    def read(cls, connection: redis.Redis) -> RedisState:
+        found = [key.decode() for key in connection.scan_iter(count=10_000)]
+        lists = [k for k in found if k.startswith((keys.queue(""), keys.active("")))]
+        registries = (keys.scheduled, keys.deferred, keys.started, keys.finished, keys.dead, keys.canceled)
+        zsets = [k for k in found if k.startswith(tuple(r("") for r in registries))]
+        hashes = [
+            k
+            for k in found
+            if (k.startswith(keys.job("")) and k.count(":") == 2) or k.startswith((keys.worker(""), keys.slots("")))
+        ]
+        claims = [k for k in found if k.startswith(keys.unique(""))]
+        with connection.pipeline(transaction=False) as pipe:
+            for key in lists:
+                pipe.lrange(key, 0, -1)
+            for key in zsets:
+                pipe.zrange(key, 0, -1, withscores=True)
+            for key in hashes:
+                pipe.hgetall(key)
+            pipe.smembers(keys.ACTIVE_WORKERS)
+            for key in claims:
+                pipe.get(key)
+            replies = iter(pipe.execute())
+        return cls(
+            lists={key: [m.decode() for m in next(replies)] for key in lists},
+            zsets={key: {m.decode(): score for m, score in next(replies)} for key in zsets},
+            hashes={key: {f.decode(): v.decode(errors="replace") for f, v in next(replies).items()} for key in hashes},
+            listed={m.decode() for m in next(replies)},
+            claims={key: next(replies).decode() for key in claims},
+        )
 
 
 @pytest.fixture

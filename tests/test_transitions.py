@@ -287,6 +287,23 @@ def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_):
     assert redis_.llen(keys.active(WORKER)) == 0
 
 
+def test_a_reserved_job_canceled_before_it_starts_gives_back_its_concurrency_slot(t, redis_):
+    """With max_concurrency a reservation takes a slot; a reservation canceled before it starts is
+    dropped by the next outcome, and its slot with it: a slot kept would hold back every job of
+    the type for as long as the worker lives."""
+    limits = {keys.job_concurrency_limit("add"): "2"}
+    for job_id in ("a", "b", "c"):
+        enqueue(t, job_id)
+    (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW, limits=limits)
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], limits, reserve=True))
+    assert (reply.row[0], reply.reserved[0]) == (b"b", b"c")  # b started, c reserved
+    assert set(redis_.hgetall(keys.slots("add"))) == {b"b", b"c"}
+    assert t.cancel("c", NOW, "by an operator") == "queued"
+    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW, b"1", GoOn(["q"], limits, start=("c", "q")))
+    assert reply.started is None and redis_.llen(keys.active(WORKER)) == 0
+    assert redis_.hgetall(keys.slots("add")) == {}
+
+
 def test_a_reserved_job_goes_back_to_the_front_when_released_or_its_worker_dies(t, redis_):
     for job_id in ("a", "b", "c"):
         enqueue(t, job_id)

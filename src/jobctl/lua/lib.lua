@@ -415,6 +415,7 @@ local function start_reserved(id, queue, worker, now, now_iso)
   local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS, 1, START_FIELDS))
   if job[2] ~= 'queued' then
     redis.call('LREM', active_key(worker), 1, id)
+    release_slot(id, hget(id, 'jobctl_slot'))  -- the slot its reservation took (may_start)
     return false
   end
   local _, _, attempt = job_start(id, queue, job, worker, now, now_iso, true)
