@@ -91,10 +91,10 @@ RESULT_TTL, FAILURE_TTL = 60, 600
 MQ1 = QueueConfig(
     "mq1", max_retries=1, crash_limit=CRASH_LIMIT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, timeout=30
 )
-QUEUES = {"mq1": MQ1, "mq2": dataclasses.replace(MQ1, name="mq2", rate_limit=parse_rate("3/10s"))}
+QUEUE_RATE, JOB_RATE = parse_rate("3/10s"), parse_rate("2/10s")
+QUEUES = {"mq1": MQ1, "mq2": dataclasses.replace(MQ1, name="mq2", rate_limit=QUEUE_RATE)}
 CONFIG = QueuesConfig("model queue.yml", QUEUES)
-PERIODS = {keys.queue_rate_limit("mq2"): 10.0, keys.job_rate_limit("model_rated"): 10.0}
-RATES = {keys.queue_rate_limit("mq2"): 3, keys.job_rate_limit("model_rated"): 2}
+RATES = {keys.queue_rate_limit("mq2"): QUEUE_RATE, keys.job_rate_limit("model_rated"): JOB_RATE}
 LIMITED = "model_limited"
 MALFORMED = b"not json"
 CONCURRENCY_RECHECK = 0.5  # lib.lua: a job held back by max_concurrency is tried again this much later
@@ -110,7 +110,7 @@ def model_limited(n: int) -> int:
     return n
 
 
-@registry.job("model_rated", rate_limit="2/10s")
+@registry.job("model_rated", rate_limit=str(JOB_RATE))
 def model_rated(n: int) -> int:
     return n
 
@@ -242,11 +242,16 @@ CONCURRENCY = st.sampled_from([1, 1, 3])
 
 
 class CoreModel(RuleBasedStateMachine):
-    def __init__(self, connection: redis.Redis) -> None:
+    """Each example starts from an empty database; each step calls the real code, then works out
+    in the model what that call must have done, and checks its reply against it."""
+
+    def __init__(self, redis_url: str) -> None:
         super().__init__()
-        self.db = connection
+        # a client of its own, closed at teardown: the pipelined outcome takes a connection of its
+        # own from the pool (Transitions._send) and keeps it
+        self.db = redis.Redis.from_url(redis_url)
         self.db.flushdb()
-        self.t = Transitions(connection)
+        self.t = Transitions(self.db)
         CLOCK.now, CLOCK.next_id = NOW, 1000
         self.jobs: dict[str, Job] = {}
         self.workers: dict[str, ModelWorker] = {}
@@ -255,7 +260,7 @@ class CoreModel(RuleBasedStateMachine):
         self.slots: dict[str, str] = {}  # job id -> worker name (jobctl:slots:model_limited)
         self.leaked_slots: set[str] = set()  # KNOWN_BUG_RELEASE_KEEPS_SLOT
         self.claims: dict[str, str] = {}  # unique claim key -> job id
-        self.rate_starts: dict[str, list[float]] = {name: [] for name in PERIODS}
+        self.rate_starts: dict[str, list[float]] = {name: [] for name in RATES}
         self.worker_numbers = iter(range(1, 1_000_000))
         EVENTS["examples"] += 1
         self.swept = False
@@ -337,11 +342,11 @@ class CoreModel(RuleBasedStateMachine):
         self.settle_dependents(job.id)
 
     def window(self, limit: str) -> list[float]:
-        starts = self.rate_starts[limit] = [t for t in self.rate_starts[limit] if t > self.now - PERIODS[limit]]
+        starts = self.rate_starts[limit] = [t for t in self.rate_starts[limit] if t > self.now - RATES[limit].period]
         return starts
 
     def rate_full(self, limit: str, limits: dict[str, str]) -> bool:
-        return limit in limits and len(self.window(limit)) >= RATES[limit]
+        return limit in limits and len(self.window(limit)) >= RATES[limit].count
 
     def slots_held(self) -> int:
         for job_id, worker in list(self.slots.items()):
@@ -519,12 +524,8 @@ class CoreModel(RuleBasedStateMachine):
         self, kind: str, queue: str, delay: float, argument: int, parents: list[int], allow_failure: bool
     ) -> None:
         self.tick()
-        # unique jobs claim on their arguments; they take no part in dependencies (their claim is
-        # theirs alone, whatever their id)
-        candidates = [j.id for j in self.jobs.values() if not j.claim]
-        parent_ids = (
-            sorted({candidates[i % len(candidates)] for i in parents}) if candidates and kind != "model_unique" else []
-        )
+        candidates = list(self.jobs)  # deleted ones too: refused as unknown
+        parent_ids = sorted({candidates[i % len(candidates)] for i in parents}) if candidates else []
         run_at = self.now + delay if delay else None
         claim = producer.unique_claim(kind, [argument], {}) if kind == "model_unique" else ""
         holder = self.live(self.claims.get(claim, ""))
@@ -843,14 +844,21 @@ class CoreModel(RuleBasedStateMachine):
     @precondition(lambda self: self.any_job("failed"))
     @rule(pick=st.integers(0, 1000), dead=st.booleans())
     def requeue_dead(self, pick: int, dead: bool) -> None:
-        """Requeue a dead job (or `dead` False: any job, which only a dead one is)."""
+        """Requeue a dead job (or `dead` False: any job, which only a dead one is), unless a copy of
+        it (unique) is active."""
         self.tick()
         job = self.pick_job(pick, "failed") if dead else self.pick_job(pick)
+        copy = self.live(self.claims.get(job.claim, ""))
         requeued = admin.requeue_dead(self.db, [], [job.id])
-        assert [j.id for j in requeued] == ([job.id] if self.live(job.id) and job.status == "failed" else [])
+        expected = (
+            self.live(job.id) and job.status == "failed" and not (copy and copy.id != job.id and copy.status in ACTIVE)
+        )
+        assert [j.id for j in requeued] == ([job.id] if expected else [])
         if not requeued:
             return
         EVENTS["requeue dead"] += 1
+        if job.claim:
+            self.claims[job.claim] = job.id
         job.attempts = job.crashes = 0
         self.push_queued(job)
         pending = [job.id]
@@ -860,9 +868,12 @@ class CoreModel(RuleBasedStateMachine):
                 child = self.live(child_id)
                 if child and child.status == "canceled" and child.canceled_by == parent_id:
                     verdict, culprit = self.parents_verdict(child)
+                    copy = self.live(self.claims.get(child.claim, ""))
                     if verdict == "doomed":
                         child.canceled_by = culprit  # another parent still dooms it
-                    else:
+                    elif not (copy and copy.id != child_id and copy.status in ACTIVE):  # else a unique copy runs
+                        if child.claim:
+                            self.claims[child.claim] = child_id
                         child.status, child.canceled_by, child.ended_score = "deferred", None, None
                         pending.append(child_id)
 
@@ -918,6 +929,9 @@ class CoreModel(RuleBasedStateMachine):
         self.tick()
         EVENTS["malformed field written"] += 1
         self.db.hset(keys.job(self.pick_job(pick, "started").id), "jobctl_errors", MALFORMED)
+
+    def teardown(self) -> None:
+        self.db.close()
 
     # --- invariants ----------------------------------------------------------------------------
 
@@ -1080,10 +1094,10 @@ def model_clock(monkeypatch):
     monkeypatch.setattr(producer, "new_job_id", CLOCK.new_job_id)
 
 
-def test_the_core_follows_its_model(db, model_clock):
+def test_the_core_follows_its_model(redis_url, model_clock):
     EVENTS.clear()
     run_state_machine_as_test(
-        lambda: CoreModel(db),
+        lambda: CoreModel(redis_url),
         settings=settings(
             max_examples=EXAMPLES,
             stateful_step_count=STEPS,

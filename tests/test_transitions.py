@@ -31,13 +31,23 @@ def t(redis_) -> Transitions:
 
 
 def enqueue(
-    t: Transitions, job_id: str, *, run_at: float = 0, parents: Sequence[str] = (), crash_limit: int = 3
+    t: Transitions,
+    job_id: str,
+    *,
+    run_at: float = 0,
+    parents: Sequence[str] = (),
+    crash_limit: int = 3,
+    unique_claim: str = "",
+    outcome: str = "ok",
 ) -> str:
+    """Store a job (the enqueue's outcome must be `outcome`); returns its state."""
     fields = new_job_fields(
         "add", [1], {}, "q", now=NOW, timeout=30, result_ttl=60, failure_ttl=600, max_retries=2, crash_limit=crash_limit
     )
-    outcome, _, state = t.enqueue(job_id, "q", fields, now=NOW, run_at=run_at, parents=parents)
-    assert outcome == "ok"
+    replied, _, state = t.enqueue(
+        job_id, "q", fields, now=NOW, run_at=run_at, parents=parents, unique_claim=unique_claim
+    )
+    assert replied == outcome
     return state
 
 
@@ -207,6 +217,30 @@ def test_requeue_dead_brings_back_only_the_dependents_no_other_parent_dooms(t, r
     assert redis_.hget(keys.job("child"), "jobctl_canceled_by") == other.encode()  # what still dooms it
     assert t.requeue_dead(other, NOW)
     assert status(redis_, "child") == "deferred" and redis_.zscore(keys.deferred("q"), "child") is not None
+
+
+def test_requeue_dead_keeps_a_unique_job_unique(t, redis_):
+    """A unique job requeued from the dead set (or a unique dependent its death canceled) holds its
+    claim again, so a copy is refused while it is active; and it is not requeued while a copy
+    enqueued after its death is active."""
+    claim = keys.unique("u")
+    enqueue(t, "a", unique_claim=claim)
+    fail(t, start(t, "a"), "dead")
+    assert t.requeue_dead("a", NOW)
+    enqueue(t, "copy", unique_claim=claim, outcome="duplicate")
+    fail(t, start(t, "a"), "dead")
+    enqueue(t, "copy", unique_claim=claim)
+    assert not t.requeue_dead("a", NOW)
+    assert status(redis_, "a") == "failed" and redis_.get(claim) == b"copy"
+    # a unique dependent its parent's death canceled comes back with its claim too
+    other = keys.unique("v")
+    enqueue(t, "p")
+    assert enqueue(t, "child", parents=["p"], unique_claim=other) == "deferred"
+    redis_.lrem(keys.queue("q"), 0, "copy")  # so that p is the next job started
+    fail(t, start(t, "p"), "dead")
+    assert status(redis_, "child") == "canceled" and redis_.get(other) is None
+    assert t.requeue_dead("p", NOW)
+    assert status(redis_, "child") == "deferred" and redis_.get(other) == b"child"
 
 
 def test_sweep_recovers_lost_workers_and_deletes_expired_jobs(t, redis_):

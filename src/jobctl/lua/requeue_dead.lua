@@ -1,8 +1,18 @@
 -- Bring a dead job back to its queue with a fresh retry budget, and put back the dependents
 -- its death canceled. Idempotent: a job that is no longer dead is left alone.
--- ARGV: id, now, now_iso. Returns 1 if requeued, 0 if it was not dead.
+-- A unique job (or dependent) takes its claim again; while a copy enqueued after it ended is
+-- active, it stays as it is (two active copies is what unique refuses).
+-- ARGV: id, now, now_iso. Returns 1 if requeued, 0 if it was not dead (or a copy is active).
 local id, now, now_iso = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-if hget(id, 'status') ~= 'failed' then return 0 end
+local function reclaim(job)
+  local claim = hget(job, 'jobctl_unique')
+  if not claim then return true end
+  local holder = redis.call('GET', claim)
+  if holder and holder ~= job and ACTIVE[hget(holder, 'status') or ''] then return false end
+  redis.call('SET', claim, job)
+  return true
+end
+if hget(id, 'status') ~= 'failed' or not reclaim(id) then return 0 end
 local key = job_key(id)
 local queue = hget(id, 'origin')
 redis.call('ZREM', dead_key(queue), id)
@@ -26,7 +36,7 @@ while #pending > 0 do
     end
     if verdict == 'doomed' then
       redis.call('HSET', job_key(child), 'jobctl_canceled_by', culprit, 'jobctl_reason', doomed_by(culprit))
-    elseif verdict then
+    elseif verdict and reclaim(child) then
       local child_queue = hget(child, 'origin')
       redis.call('ZREM', canceled_key(child_queue), child)
       redis.call('PERSIST', job_key(child))
