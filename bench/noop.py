@@ -23,3 +23,9 @@ def tally(n: int) -> int:
         _tally_connection = redis.Redis.from_url(os.environ["JOBCTL_BENCH_REDIS_URL"])
     _tally_connection.hincrby("jobctl:bench:executions", n, 1)
     return n
+
+
+@job("fails", queue="bench", max_retries=0)
+def fails(n: int = 0) -> None:
+    """Dies at once with an ordinary traceback (bench/requeue_dead.py clones its dead record)."""
+    raise RuntimeError(f"job {n} failed")

@@ -8,7 +8,8 @@ from jobctl.errors import UsageError
 
 def test_values_are_json_where_they_parse():
     assert [
-        parse_value(v) for v in ["5", "2.5", "true", "null", "[1, 2]", '{"a": 1}', "UC_x5", "hello world", '"5"']
+        parse_value(v, "argument")
+        for v in ["5", "2.5", "true", "null", "[1, 2]", '{"a": 1}', "UC_x5", "hello world", '"5"']
     ] == [
         5,
         2.5,
@@ -20,6 +21,19 @@ def test_values_are_json_where_they_parse():
         "hello world",
         "5",
     ]
+
+
+def test_values_that_are_no_strict_json_stay_strings():
+    assert [parse_value(v, "argument") for v in ["NaN", "Infinity", "-Infinity", "1e999", "[1, NaN]", "-1e999"]] == [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e999",
+        "[1, NaN]",
+        "-1e999",
+    ]
+    with pytest.raises(UsageError, match=r"^argument 3: nested deeper than 100 levels"):
+        parse_value("[" * 5000 + "]" * 5000, "argument 3")
 
 
 def test_kwargs():

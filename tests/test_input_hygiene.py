@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 
+import pytest
 import redis
 from conftest import wait_for
 
@@ -212,3 +213,98 @@ def test_the_scheduler_survives_an_out_of_memory_redis(project, redis_server):
     log = scheduler.stderr.read()
     assert log.count("Redis is out of memory (maxmemory)") == 1, log
     assert "Traceback" not in log
+
+
+# --- deep nesting, non-finite numbers, unique calls however spelled ---------------------------------
+
+
+def test_deeply_nested_config_is_one_line_naming_the_file(project):
+    project.write("queue.yml", "default: " + "[" * 10_000 + "]" * 10_000 + "\n")  # 20 KB: under the size cap
+    assert error_of(project.run("config")) == (
+        "queue.yml: line 1, column 109: nested deeper than 100 levels of lists and objects"
+    )
+    project.write("queue.yml", "default: {}\n")
+    project.write(
+        "recurring.yml", "n:\n  job: echo_kwargs\n  args: " + "[" * 150 + "]" * 150 + "\n  schedule: every 1 days\n"
+    )
+    assert "recurring.yml: line 3, column 107: nested deeper than 100" in error_of(project.run("scheduler", "--list"))
+
+
+def test_deeply_nested_arguments_are_refused_naming_the_argument(project, db):
+    deep = "[" * 5000 + "]" * 5000
+    assert error_of(project.run("enqueue", "echo_kwargs", "1", deep)) == (
+        "argument 2: nested deeper than 100 levels of lists and objects"
+    )
+    assert error_of(project.run("enqueue", "echo_kwargs", "-k", f"x={deep}")) == (
+        "-k/--kwarg x: nested deeper than 100 levels of lists and objects"
+    )
+    project.write("calls.jsonl", '{"args": [1]}\n{"args": [' + deep + "]}\n")
+    assert error_of(project.run("enqueue", "echo_kwargs", "--from", "calls.jsonl")) == (
+        "--from calls.jsonl: line 2: nested deeper than 100 levels of lists and objects"
+    )
+    assert "nested deeper than 100" in error_of(project.run("emit", "user.signup", deep))
+    just_under = "[" * 100 + "]" * 100  # the limit itself is accepted
+    assert project.run("enqueue", "echo_kwargs", just_under).returncode == 0
+    assert db.llen(keys.queue("default")) == 1
+
+
+def test_producers_refuse_deep_and_non_finite_arguments(project, redis_url):
+    from jobctl import registry
+    from jobctl.config import load_queues
+    from jobctl.errors import UsageError
+    from jobctl.producer import enqueue, enqueue_many
+
+    registry.load("sample_jobs")
+    connection, config = redis.Redis.from_url(redis_url), load_queues(project.path / "queue.yml")
+    deep: list = []
+    for _ in range(150):  # under Python's recursion limit: json.dumps alone would take it
+        deep = [deep]
+    for args, kwargs, problem in (
+        ([deep], {}, "job 'echo_kwargs': argument 1: must be JSON: nested deeper than 100 levels"),
+        ([1, [float("nan")]], {}, "job 'echo_kwargs': argument 2: must be JSON: nan is not a JSON number"),
+        ([], {"x": float("inf")}, "job 'echo_kwargs': keyword argument 'x': must be JSON: inf is not a JSON number"),
+    ):
+        with pytest.raises(UsageError) as refused:
+            enqueue(connection, config, "echo_kwargs", args, kwargs)
+        assert str(refused.value).startswith(problem)
+        with pytest.raises(UsageError) as refused:
+            enqueue_many(connection, config, "echo_kwargs", [(args, kwargs)])
+        assert str(refused.value).startswith(problem)
+    assert not connection.keys("rq:job:*")
+
+
+def test_nan_infinity_and_huge_numbers_stay_strings(project):
+    job_id = project.enqueue("echo_kwargs", "--", "NaN", "Infinity", "-Infinity", "1e999", "[1, NaN]", "2.5")
+    assert project.show(job_id)["args"] == ["NaN", "Infinity", "-Infinity", "1e999", "[1, NaN]", 2.5]
+    assert project.run("work", "--burst").returncode == 0
+    shown = project.show(job_id)
+    assert shown["state"] == "finished"
+    assert json.loads(shown["result"])["args"] == ["NaN", "Infinity", "-Infinity", "1e999", "[1, NaN]", 2.5]
+    project.write("calls.jsonl", '{"args": [1]}\n{"args": [NaN]}\n')
+    assert error_of(project.run("enqueue", "echo_kwargs", "--from", "calls.jsonl")) == (
+        "--from calls.jsonl: line 2: NaN is not a JSON number (JSON numbers are finite)"
+    )
+    assert "1e999 is out of range" in error_of(project.run("emit", "user.signup", '{"n": 1e999}'))
+
+
+def test_unique_claims_the_call_however_it_is_spelled(project, db):
+    first = project.enqueue("add", "5", "--unique")
+    for spelling in (["5"], ["-k", "a=5"], ["5.0"], ["5", "0"], ["-k", "b=0", "-k", "a=5.0"]):
+        again = project.run("enqueue", "add", *spelling, "--unique")
+        assert again.returncode == 1 and again.stderr.strip() == (
+            f"jobctl: not enqueued: job {first} is already queued"
+        ), spelling
+    for other in (["6"], ["5", "1"], ["true"]):  # true is not 1: JSON types differ
+        assert project.run("enqueue", "add", *other, "--unique").returncode == 0, other
+    assert db.llen(keys.queue("default")) == 4
+
+
+def test_a_declared_jobs_defaults_are_read_from_its_source_for_the_claim():
+    from jobctl import registry, signatures
+
+    registry.load(None)
+    spec = registry.get("recommendations")  # declared: its signature is read from its module's source
+    assert spec.func is None
+    spellings = [(["UC1"], {}), (["UC1", 5], {}), ([], {"channel_id": "UC1", "top_n": 5.0})]
+    assert [signatures.bound_call(spec, args, kwargs) for args, kwargs in spellings] == [{"channel_id": "UC1"}] * 3
+    assert signatures.bound_call(spec, ["UC1", 6], {}) == {"channel_id": "UC1", "top_n": 6}

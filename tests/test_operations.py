@@ -302,3 +302,48 @@ def test_quiet_leaves_only_errors_and_essential_output(project):
     assert canceled.stdout.strip() == queued.stdout.strip()
     assert project.show(job_id)["state"] == "finished"
     assert "--quiet and --verbose" in one_line_error(project.run("--quiet", "--verbose", "status"))
+
+
+PEAK_RSS = (
+    "import resource, subprocess, sys; code = subprocess.run(sys.argv[1:]).returncode; "
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)"
+)
+
+
+def test_requeue_dead_all_streams_in_batches_in_bounded_memory(project, db):
+    """1,001 dead jobs with 100 KB tracebacks (100 MB of records): `requeue-dead --all` lists
+    and requeues each once, reading a batch at a time and never their tracebacks: its peak
+    resident size stays far below what reading them all took (over 250 MB)."""
+    template = project.enqueue("refuses")
+    assert project.run("work", "--burst").returncode == 0
+    fields = {**db.hgetall(keys.job(template)), b"exc_info": b"Traceback (most recent call last):\n" + b"x" * 100_000}
+    [(_, expires)] = db.zrange(keys.dead("default"), 0, -1, withscores=True)
+    ids = [template] + [f"dead-{n}" for n in range(1000)]
+    with db.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hset(keys.job(job_id), mapping=fields)
+        pipe.zadd(keys.dead("default"), dict.fromkeys(ids, expires))
+        pipe.execute()
+
+    def requeue_dead(*options: str) -> tuple[list[str], float]:
+        """The ids listed, and the command's peak RSS in MB, measured by a process that runs
+        only it (a child's ru_maxrss starts from its parent's size at the fork: pytest's)."""
+        measured = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS, *project.command("requeue-dead", "--all", "--json", *options)],
+            cwd=project.path,
+            env=project.env,
+            capture_output=True,
+            text=True,
+        )
+        assert measured.returncode == 0, measured.stderr
+        listed = json.loads(measured.stdout)["requeued"]
+        assert {(j["job"], j["queue"]) for j in listed} <= {("refuses", "default")}
+        return [j["id"] for j in listed], int(measured.stderr.split()[-1]) / 1024
+
+    would, peak = requeue_dead("--dry-run")
+    assert sorted(would) == sorted(ids) and peak < 100, peak
+    assert db.zcard(keys.dead("default")) == len(ids) and db.llen(keys.queue("default")) == 0
+    requeued, peak = requeue_dead()
+    assert sorted(requeued) == sorted(ids) and peak < 100, peak
+    assert db.zcard(keys.dead("default")) == 0 and db.llen(keys.queue("default")) == len(ids)
+    assert requeue_dead()[0] == []  # nothing left dead

@@ -199,8 +199,10 @@ def test_cancel(t, redis_, state):
 def test_requeue_dead(t, redis_):
     enqueue(t, "j")
     fail(t, start(t, "j"), "dead")
-    assert t.requeue_dead("j", NOW) and not t.requeue_dead("j", NOW)
+    redis_.hset(keys.job("foreign"), "status", "failed")  # another tool's dead record, without a queue
+    assert t.requeue_dead(["foreign", "j", "nope"], NOW) == ["j"] and t.requeue_dead(["j"], NOW) == []
     assert status(redis_, "j") == "queued" and redis_.hget(keys.job("j"), "jobctl_attempts") == b"0"
+    assert status(redis_, "foreign") == "failed"
 
 
 def test_requeue_dead_brings_back_only_the_dependents_no_other_parent_dooms(t, redis_):
@@ -212,10 +214,10 @@ def test_requeue_dead_brings_back_only_the_dependents_no_other_parent_dooms(t, r
     assert enqueue(t, "child", parents=["p1", "p2"]) == "canceled"
     culprit = redis_.hget(keys.job("child"), "jobctl_canceled_by").decode()  # the first found dead
     other = {"p1": "p2", "p2": "p1"}[culprit]
-    assert t.requeue_dead(culprit, NOW)
+    assert t.requeue_dead([culprit], NOW)
     assert status(redis_, "child") == "canceled" and redis_.zscore(keys.canceled("q"), "child") is not None
     assert redis_.hget(keys.job("child"), "jobctl_canceled_by") == other.encode()  # what still dooms it
-    assert t.requeue_dead(other, NOW)
+    assert t.requeue_dead([other], NOW)
     assert status(redis_, "child") == "deferred" and redis_.zscore(keys.deferred("q"), "child") is not None
 
 
@@ -226,11 +228,11 @@ def test_requeue_dead_keeps_a_unique_job_unique(t, redis_):
     claim = keys.unique("u")
     enqueue(t, "a", unique_claim=claim)
     fail(t, start(t, "a"), "dead")
-    assert t.requeue_dead("a", NOW)
+    assert t.requeue_dead(["a"], NOW)
     enqueue(t, "copy", unique_claim=claim, outcome="duplicate")
     fail(t, start(t, "a"), "dead")
     enqueue(t, "copy", unique_claim=claim)
-    assert not t.requeue_dead("a", NOW)
+    assert not t.requeue_dead(["a"], NOW)
     assert status(redis_, "a") == "failed" and redis_.get(claim) == b"copy"
     # a unique dependent its parent's death canceled comes back with its claim too
     other = keys.unique("v")
@@ -239,7 +241,7 @@ def test_requeue_dead_keeps_a_unique_job_unique(t, redis_):
     redis_.lrem(keys.queue("q"), 0, "copy")  # so that p is the next job started
     fail(t, start(t, "p"), "dead")
     assert status(redis_, "child") == "canceled" and redis_.get(other) is None
-    assert t.requeue_dead("p", NOW)
+    assert t.requeue_dead(["p"], NOW)
     assert status(redis_, "child") == "deferred" and redis_.get(other) == b"child"
 
 

@@ -4,6 +4,7 @@ health` call these."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from .producer import enqueue
 from .transitions import Transitions
 
 PURGE_BATCH = 1000  # registry entries per script call: each call holds Redis for about a millisecond
+REQUEUE_BATCH = 500  # dead jobs read, and requeued by one script call, at a time
 CANCEL_REASON = "canceled by an operator"
 
 # the states `purge` deletes -> (their RQ status word, which names their registry; the registry key)
@@ -46,18 +48,67 @@ def requeue_dead(
     """Put dead jobs back on their queues with a fresh retry budget: every dead job of `queues`,
     and the `job_ids` that are dead; with `older_than` (seconds), only those dead that long.
     Returns the jobs requeued (with `dry_run`: those that would be). Idempotent: a job requeued
-    once is no longer dead."""
-    candidates = list(job_ids)
-    for queue in queues:
-        candidates += api.dead_job_ids(connection, queue)
-    dead = [job for job in api.jobs(connection, list(dict.fromkeys(candidates))) if job.state == "dead"]
-    if older_than is not None:
-        cutoff = time.time() - older_than
-        dead = [job for job in dead if (job.ended_at or 0) < cutoff]
-    if dry_run:
-        return dead
+    once is no longer dead. For many jobs, requeue_dead_batches holds one batch at a time."""
+    batches = requeue_dead_batches(connection, queues, job_ids, older_than=older_than, dry_run=dry_run)
+    return [job for batch in batches for job in batch]
+
+
+def requeue_dead_batches(
+    connection: redis.Redis,
+    queues: list[str],
+    job_ids: list[str],
+    *,
+    older_than: float | None = None,
+    dry_run: bool = False,
+    batch_size: int = REQUEUE_BATCH,
+) -> Iterator[list[JobView]]:
+    """requeue_dead, a batch at a time: the dead registries are walked with ZSCAN, `batch_size`
+    records read and requeued by one script call per batch, so memory stays that of one batch
+    however many jobs are dead (100,000 took 687 MB read all at once), and Redis is never held
+    for long. Yields each batch's jobs requeued (with `dry_run`: those that would be)."""
     transitions = Transitions(connection)
-    return [job for job in dead if transitions.requeue_dead(job.id, time.time())]
+    named = set(job_ids)
+    batches = [job_ids[start : start + batch_size] for start in range(0, len(job_ids), batch_size)]
+    scanned = (
+        [job_id for job_id in batch if job_id not in named]  # each job once
+        for queue in queues
+        for batch in _batches(connection, keys.dead(queue), batch_size)
+    )
+    for batch in itertools.chain(batches, scanned):
+        dead = _dead_among(connection, batch)
+        if older_than is not None:
+            cutoff = time.time() - older_than
+            dead = [job for job in dead if (job.ended_at or 0) < cutoff]
+        if dry_run or not dead:
+            yield dead
+            continue
+        requeued = set(transitions.requeue_dead([job.id for job in dead], time.time()))
+        yield [job for job in dead if job.id in requeued]
+
+
+# what requeue-dead reads of a record jobctl wrote: never its payload, traceback or result,
+# which may be megabytes each
+_LISTED = ("status", "origin", "ended_at", "jobctl_job")
+
+
+def _dead_among(connection: redis.Redis, job_ids: list[str]) -> list[JobView]:
+    """The dead jobs among `job_ids`, each read as far as requeue-dead shows it (id, job name,
+    queue, end; JobView.from_hash reads what there is). A record another tool wrote names its
+    job only in its payload: it is read whole."""
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), _LISTED)
+        rows = pipe.execute()
+    dead, foreign = [], []
+    for job_id, values in zip(job_ids, rows):
+        raw = {name.encode(): value for name, value in zip(_LISTED, values) if value}
+        if raw.get(b"status") != RQ_STATUS["dead"].encode():
+            continue
+        if b"jobctl_job" in raw:
+            dead.append(JobView.from_hash(job_id, raw))
+        else:
+            foreign.append(job_id)
+    return dead + [job for job in api.jobs(connection, foreign) if job.state == "dead"]
 
 
 # --- pause / resume ------------------------------------------------------------------------------
@@ -158,11 +209,13 @@ def purge(connection: redis.Redis, queue: str, state: str, cutoff: float, *, dry
     )
 
 
-def _batches(connection: redis.Redis, key: str) -> Iterator[list[str]]:
+def _batches(connection: redis.Redis, key: str, size: int = PURGE_BATCH) -> Iterator[list[str]]:
+    """The members of a sorted set, `size` at a time (ZSCAN: a member present throughout is
+    returned, whatever is added or removed meanwhile)."""
     batch: list[str] = []
-    for member, _score in connection.zscan_iter(key, count=PURGE_BATCH):
+    for member, _score in connection.zscan_iter(key, count=size):
         batch.append(member.decode())
-        if len(batch) == PURGE_BATCH:
+        if len(batch) == size:
             yield batch
             batch = []
     if batch:

@@ -20,6 +20,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from .terminal import printable
+
 LOGGER_NAME = "jobctl"
 FORMATS = ("plain", "json")
 FIELDS = "jobctl_fields"  # the LogRecord attribute that carries an event's name and fields
@@ -38,10 +40,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class PlainFormatter(logging.Formatter):
+    """Readable lines, with the control characters of what jobs control (their names, error
+    messages, tracebacks) escaped: they go to an operator's terminal (terminal.printable)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-5s %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), lines=True)
+
+
 def _formatter(fmt: str) -> logging.Formatter:
-    if fmt == "json":
-        return JsonFormatter()
-    return logging.Formatter("%(asctime)s %(levelname)-5s %(message)s", "%H:%M:%S")
+    return JsonFormatter() if fmt == "json" else PlainFormatter()
 
 
 def setup(verbose: bool = False, fmt: str | None = None) -> logging.Logger:

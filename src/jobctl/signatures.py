@@ -34,6 +34,59 @@ def check(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None
         ) from None
 
 
+def bound_call(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The call as the job receives it, however it is spelled: parameter name -> value, each
+    argument bound to its parameter (`u 5` and `u -k x=5` are both {"x": 5}), `*args` as a list
+    and `**kwargs` as an object under their own names. An argument equal to its parameter's
+    default is left out, as an argument not given: `add(1)` and `add(1, 0)` are one call, and a
+    parameter added later with a default leaves earlier calls unchanged. Values compare as JSON
+    numbers do, by value (5 and 5.0 are one value; true is not 1). Raises ArgumentMismatch."""
+    check(spec, args, kwargs)
+    bound = signature_of(spec).bind(*args, **kwargs)
+    call = {}
+    for name, parameter in bound.signature.parameters.items():
+        if name not in bound.arguments:
+            continue
+        value = _canonical(bound.arguments[name])
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            if value:  # empty: nothing was passed to it
+                call[name] = value
+        elif parameter.default is parameter.empty or _as_json(value) != _as_json(_canonical_default(parameter.default)):
+            call[name] = value
+    return call
+
+
+def _as_json(value: Any) -> str:
+    """For comparing values as JSON does: true and 1 differ (in Python True == 1)."""
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+def _canonical(value: Any) -> Any:
+    """`value` with its integral floats as ints (5.0 -> 5) and tuples as lists, for comparing
+    calls as JSON values."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    return value
+
+
+_NO_VALUE = object()  # a default that is not a literal: no argument is taken as equal to it (repr differs)
+
+
+def _canonical_default(default: Any) -> Any:
+    """A parameter's default, canonical; a default read from a module's source (_Source) is its
+    literal value, or _NO_VALUE when the source is an expression."""
+    if isinstance(default, _Source):
+        try:
+            default = ast.literal_eval(default.text)
+        except (ValueError, SyntaxError):
+            return _NO_VALUE
+    return _canonical(default)
+
+
 def check_stored(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
     """In the worker, before the call: stored arguments that no longer fit will never fit, so
     the job is dead at once (PermanentError), not retried."""

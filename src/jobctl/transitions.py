@@ -489,8 +489,10 @@ class Transitions:
         """Queue a scheduled job ahead of its time; False if it is not scheduled."""
         return bool(self._run("enqueue_now", [job_id, rq_time(now)]))
 
-    def requeue_dead(self, job_id: str, now: float) -> bool:
-        return bool(self._run("requeue_dead", [job_id, now, rq_time(now)]))
+    def requeue_dead(self, job_ids: list[str], now: float) -> list[str]:
+        """Requeue the dead jobs among `job_ids` (and the dependents their deaths canceled), in
+        one call; returns the ids requeued (a job no longer dead is left alone)."""
+        return [job_id.decode() for job_id in self._run("requeue_dead", [rq_time(now), *job_ids])]
 
     def cancel(self, job_id: str, now: float, reason: str) -> str:
         """Cancel a queued, scheduled or deferred job and, as for a dead parent, its deferred

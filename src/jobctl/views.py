@@ -2,6 +2,11 @@
 `stats`, `demo`), the configuration (`config`), the registered jobs (`jobs`) and search hits
 (`search`), and the progress bars of `enqueue --wait` and `enqueue --from`. The CLI calls these
 and prints what they return; the dashboard (web/) uses the formatting helpers.
+
+Every text shown here may come from a job or a record another tool wrote: it reaches the
+terminal only through `data` (one line) or `lines` (several), which escape its control
+characters (terminal.printable) and never read it as markup, and every table is a DataTable,
+whose text cells go through `data`.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from rich.text import Text
 
 from .durations import format_duration
 from .jobdata import STATES, JobView
+from .terminal import printable
 
 if TYPE_CHECKING:
     import redis
+    from rich.style import StyleType
     from rich.tree import Tree
 
     from .api import Counters, JobDetail, Overview, Relative, Stats
@@ -55,8 +62,27 @@ STATE_STYLE = {
 }
 
 
+def data(value: object, style: str = "", **options: Any) -> Text:
+    """One line of text a job or a record controls, its control characters escaped."""
+    return Text(printable(str(value)), style=style, **options)
+
+
+def lines(text: str, style: str = "") -> Text:
+    """Several lines of such text (a traceback, output): line breaks kept, the rest escaped."""
+    return Text(printable(text, lines=True), style=style)
+
+
+class DataTable(Table):
+    """A table whose text cells are data (see `data`); other renderables are added as they are."""
+
+    def add_row(self, *cells: RenderableType | None, style: StyleType | None = None, end_section: bool = False) -> None:
+        super().add_row(
+            *(data(cell) if isinstance(cell, str) else cell for cell in cells), style=style, end_section=end_section
+        )
+
+
 def state_text(state: str) -> Text:
-    return Text(state, style=STATE_STYLE.get(state, ""))
+    return data(state, style=STATE_STYLE.get(state, ""))
 
 
 def when(moment: float | None) -> str:
@@ -78,7 +104,9 @@ SHRINKING_WIDTH = 48
 
 def table(title: str, *columns: str, **options: Any) -> Table:
     """The tables' common look: compact, so that status fits an 80-column terminal."""
-    grid = Table(title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), **options)
+    grid = DataTable(
+        title=title, title_justify="left", title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), **options
+    )
     for column in columns:
         grid.add_column(
             column,
@@ -211,9 +239,9 @@ def workers_table(view: Overview) -> Table:
 def progress_cell(job: JobView) -> RenderableType:
     if job.progress is None:
         return Text("running", style="yellow")
-    cell = Table.grid(padding=(0, 1))
+    cell = DataTable.grid(padding=(0, 1))
     cell.add_row(
-        ProgressBar(total=100, completed=job.progress, width=10), Text(progress_text(job), overflow="ellipsis")
+        ProgressBar(total=100, completed=job.progress, width=10), data(progress_text(job), overflow="ellipsis")
     )
     return cell
 
@@ -360,7 +388,7 @@ def stats_tables(stats: Stats, recent: int = 10) -> Group:
                 str(run.get("attempt", "-")),
                 state_text(run.get("outcome", "-")),
                 format_duration(run.get("run_seconds")),
-                Text(parameters(run.get("args") or [], run.get("kwargs") or {}), overflow="ellipsis", no_wrap=True),
+                data(parameters(run.get("args") or [], run.get("kwargs") or {}), overflow="ellipsis", no_wrap=True),
                 _error_cell(run.get("error")),
             )
         parts.append(grid)
@@ -372,7 +400,7 @@ def _counter_cells(t: Counters) -> list[str]:
 
 
 def _error_cell(error: str | None) -> Text:
-    return Text(error or "-", style="red" if error else "", overflow="ellipsis", no_wrap=True)
+    return data(error or "-", style="red" if error else "", overflow="ellipsis", no_wrap=True)
 
 
 def parameters(args: list[Any], kwargs: dict[str, Any]) -> str:
@@ -415,8 +443,8 @@ def progress_text(job: JobView) -> str:
 
 def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
     """One job as a two-column table; `timings` (api.attempt_timings) adds the times across retries."""
-    grid = Table(
-        show_header=False, title=Text(f"Job {job.id}"), title_justify="left", title_style="bold", box=box.SIMPLE
+    grid = DataTable(
+        show_header=False, title=data(f"Job {job.id}"), title_justify="left", title_style="bold", box=box.SIMPLE
     )
     grid.add_column(style="bold")
     grid.add_column()
@@ -459,15 +487,15 @@ def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
     if job.callback_error:
         rows.append(("callback", job.callback_error))
     for entry in job.errors:
-        rows.append((f"attempt {entry.get('attempt')}", Text(str(entry.get("error")), style="red")))
+        rows.append((f"attempt {entry.get('attempt')}", data(entry.get("error"), style="red")))
     if job.error and not job.errors:  # an RQ worker's failure: its traceback's last line
-        rows.append(("error", Text(job.error.strip().splitlines()[-1], style="red")))
+        rows.append(("error", data(job.error.strip().splitlines()[-1], style="red")))
     if job.depends_on:
         rows.append(("depends on", ", ".join(job.depends_on)))
     if job.dependents:
         rows.append(("dependents", ", ".join(job.dependents)))
     for label, value in rows:
-        grid.add_row(label, Text(value) if isinstance(value, str) else value)
+        grid.add_row(label, value)
     return grid
 
 
@@ -487,12 +515,12 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
     shown = [a for a in attempts if a.text]
     if shown:
         latest = shown[-1]
-        lines = latest.text.rstrip("\n").split("\n")
+        output = latest.text.rstrip("\n").split("\n")
         title = (
-            f"Output of attempt {latest.attempt}, last {min(len(lines), OUTPUT_TAIL_LINES)} lines "
+            f"Output of attempt {latest.attempt}, last {min(len(output), OUTPUT_TAIL_LINES)} lines "
             f"(all of it: jobctl logs {detail.job.id})"
         )
-        parts += [Text(title, style="bold"), Text("\n".join(lines[-OUTPUT_TAIL_LINES:]))]
+        parts += [data(title, style="bold"), lines("\n".join(output[-OUTPUT_TAIL_LINES:]))]
     return Group(*parts)
 
 
@@ -507,14 +535,14 @@ def tracebacks(job: JobView, attempts: list[AttemptOutput], all_attempts: bool) 
         found = found[-1:]
     parts: list[Text] = []
     for number, text in found:
-        parts += [Text(f"Traceback of attempt {number}", style="bold red"), Text(text.rstrip("\n"))]
+        parts += [data(f"Traceback of attempt {number}", style="bold red"), lines(text.rstrip("\n"))]
     return parts
 
 
 def dependency_tree(detail: JobDetail) -> Tree:
     from rich.tree import Tree
 
-    graph = Tree(Text(f"{detail.job.id} {detail.job.job} ") + state_text(detail.job.state), guide_style="dim")
+    graph = Tree(data(f"{detail.job.id} {detail.job.job} ") + state_text(detail.job.state), guide_style="dim")
     if detail.parents:
         parents = graph.add(Text("parents", style="bold"))
         for parent in detail.parents:
@@ -534,12 +562,12 @@ def _add_children(branch: Tree, children: list[Relative]) -> None:
 
 def relative_label(node: Relative) -> Text:
     if node.state is None:
-        return Text(f"{node.id} (record expired)", style="dim")
-    label = Text(f"{node.id} {node.job} ") + state_text(node.state)
+        return data(f"{node.id} (record expired)", style="dim")
+    label = data(f"{node.id} {node.job} ") + state_text(node.state)
     if node.canceled_by_parent:
-        label.append(f" ({node.reason})", style="red")
+        label.append(data(f" ({node.reason})", style="red"))
     elif node.reason:
-        label.append(f" ({node.reason})")
+        label.append(data(f" ({node.reason})"))
     return label
 
 
@@ -572,7 +600,7 @@ def follow(
                 label = job.progress_message
             if job.attempts > 1:
                 label += f" (attempt {job.attempts})"
-            bar.update(task, description=f"{job.job} {label}", completed=job.progress or 0)
+            bar.update(task, description=printable(f"{job.job} {label}"), completed=job.progress or 0)
             stop.wait(poll)
     return None
 
@@ -600,7 +628,7 @@ def follow_output(
                     f"--- {lost} bytes not kept (more than the last {joboutput.OUTPUT_LIMIT} per attempt)",
                     highlight=False,
                 )
-            sys.stdout.write(text)
+            sys.stdout.write(printable(text, lines=True))
             sys.stdout.flush()
             if not fixed and job.attempts > attempt:
                 attempt += 1
@@ -638,7 +666,7 @@ def batch_progress(
 def config_tables(effective: dict[str, Any]) -> list[Table]:
     """`config`: the general settings, every queue's settings, and the recurring entries (if any),
     each value with where it came from (Settings.effective)."""
-    general = Table(title="Configuration", title_justify="left")
+    general = DataTable(title="Configuration", title_justify="left")
     for column in ("setting", "value", "source"):
         general.add_column(column)
     for key, entry in effective.items():
@@ -648,7 +676,7 @@ def config_tables(effective: dict[str, Any]) -> list[Table]:
         if entry.get("exists") is False:
             value += " (absent)"
         general.add_row(key, value, entry["source"])
-    queues = Table(title="Queues", title_justify="left")
+    queues = DataTable(title="Queues", title_justify="left")
     for column in ("queue", "setting", "value", "source"):
         queues.add_column(column)
     for queue in effective["queues"]:
@@ -662,7 +690,7 @@ def config_tables(effective: dict[str, Any]) -> list[Table]:
             )
     if not effective["recurring_entries"]:
         return [general, queues]
-    recurring = Table(title="Recurring entries", title_justify="left")
+    recurring = DataTable(title="Recurring entries", title_justify="left")
     for column in ("name", "job", "queue", "schedule", "timezone", "enabled"):
         recurring.add_column(column)
     for e in effective["recurring_entries"]:
@@ -689,7 +717,7 @@ def registered_jobs(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -
 
 def jobs_tables(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -> list[Table]:
     """`jobs`: the registered jobs, and the event subscriptions when there are some."""
-    grid = Table(title="Registered jobs", title_justify="left")
+    grid = DataTable(title="Registered jobs", title_justify="left")
     for column in ("job", "queue", "signature", "module"):
         grid.add_column(column)
     for s in specs:
@@ -697,7 +725,7 @@ def jobs_tables(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -> li
     if not _events_of(subscriptions):
         return [grid]
     queue_of = {s.name: s.queue for s in specs}
-    handlers = Table(title="Event subscriptions (jobctl emit EVENT)", title_justify="left")
+    handlers = DataTable(title="Event subscriptions (jobctl emit EVENT)", title_justify="left")
     for column in ("event", "handler job", "queue"):
         handlers.add_column(column)
     for event, names in subscriptions.items():
@@ -717,7 +745,7 @@ def _events_of(subscriptions: dict[str, list[str]]) -> dict[str, list[str]]:
 
 def search_table(query: str, hits: list[dict[str, Any]]) -> Table:
     """`search`: the best matching chunks, their score, document and the start of their text."""
-    grid = Table(title=f"Best matches for {query!r}", title_justify="left")
+    grid = DataTable(title=data(f"Best matches for {query!r}"), title_justify="left")
     for column in ("score", "document", "chunk", "text"):
         grid.add_column(column)
     for hit in hits:

@@ -4,6 +4,8 @@
 - aliases (`*name`) are refused: they are how a small file expands to gigabytes (a "billion
   laughs"), and queue.yml has `defaults:` for sharing settings;
 - `.inf` and `.nan` are refused: no setting or job argument means them, and JSON cannot carry them;
+- lists and mappings nested deeper than strictjson.MAX_DEPTH are refused (PyYAML composes
+  nodes recursively: a 20 KB file of brackets raised RecursionError);
 - a file above MAX_BYTES is refused before it is parsed.
 """
 
@@ -18,6 +20,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from .errors import ConfigError
+from .strictjson import MAX_DEPTH, TOO_DEEP
 
 MAX_BYTES = 1024 * 1024
 
@@ -27,6 +30,10 @@ class _Refused(yaml.MarkedYAMLError):
 
 
 class StrictLoader(yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0  # lists and mappings open around the node being composed
+
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
@@ -34,7 +41,15 @@ class StrictLoader(yaml.SafeLoader):
                 problem=f"alias *{event.anchor} refused (write the value out; aliases can blow a file up)",
                 problem_mark=event.start_mark,
             )
-        return super().compose_node(parent, index)
+        if not self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent):
+            return super().compose_node(parent, index)
+        if self.depth == MAX_DEPTH:
+            raise _Refused(problem=TOO_DEEP, problem_mark=self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         first_line: dict[Any, int] = {}

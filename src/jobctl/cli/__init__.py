@@ -24,7 +24,7 @@ import typer
 from ..errors import JobctlError, UsageError
 from ..settings import DEFAULT_CONFIG, DEFAULT_RECURRING, Settings
 from . import config, jobs, processes, queues
-from .common import console, errors
+from .common import console, errors, fail
 
 app = typer.Typer(
     help="A job runner over RQ and Redis: supervised workers, retries with backoff, a dead set, cron.",
@@ -200,7 +200,7 @@ def main() -> None:
     try:
         command.main(args=global_options_first(sys.argv[1:], takes_value), prog_name="jobctl")
     except JobctlError as exc:
-        errors().print(f"jobctl: error: {exc}", highlight=False, soft_wrap=True)
+        fail(f"error: {exc}")
         sys.exit(exc.exit_code)
     except Exception as exc:
         redis = sys.modules.get("redis")  # only a command that imported Redis can lose its connection

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import typer
 
 from ..errors import JobctlError, UsageError
 from ..settings import DEFAULT_CONFIG, Settings
+from ..terminal import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,8 +58,15 @@ def notes(settings: Settings) -> Console:
 
 
 def say(text: str, *, soft_wrap: bool = False) -> None:
-    """One line of the command's output, printed as it is (no highlighting)."""
-    console().print(text, highlight=False, soft_wrap=soft_wrap)
+    """One line of the command's output, printed as it is (no highlighting), but for control
+    characters, escaped: it may hold a job's name or a record's id (terminal.printable)."""
+    console().print(printable(text), highlight=False, soft_wrap=soft_wrap)
+
+
+def say_lines(lines: Iterable[str]) -> None:
+    """Lines of the command's output, control characters escaped as by `say`, written at once
+    rather than a Rich print each (about a millisecond a line: requeue-dead may list millions)."""
+    sys.stdout.write("".join(printable(line) + "\n" for line in lines))
 
 
 def print_plain(text: str) -> None:
@@ -67,12 +76,22 @@ def print_plain(text: str) -> None:
 
 
 def fail(message: str) -> None:
-    """An error line, `jobctl: <message>`, on stderr; the command decides the exit status."""
-    errors().print(f"jobctl: {message}", highlight=False, soft_wrap=True)
+    """An error line, `jobctl: <message>`, on stderr (control characters escaped, as by `say`);
+    the command decides the exit status."""
+    errors().print(printable(f"jobctl: {message}"), highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def print_json_list(head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
+    """One JSON object: `head`'s keys, then `key` with the list of `items`, each written as it
+    comes, so that the list is never held whole."""
+    sys.stdout.write(json.dumps(head, default=str)[:-1] + (", " if head else "") + json.dumps(key) + ": [")
+    for index, item in enumerate(items):
+        sys.stdout.write(("\n  " if index == 0 else ",\n  ") + json.dumps(item, default=str))
+    sys.stdout.write("\n]}\n")
 
 
 # --- option checks -----------------------------------------------------------------------------

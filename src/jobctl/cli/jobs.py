@@ -1,6 +1,5 @@
 """One job at a time: enqueue, show, logs, cancel, emit, search."""
 
-import json
 import signal
 import sys
 import time
@@ -11,6 +10,7 @@ import typer
 
 from ..errors import DuplicateJob, Interrupted, JobctlError, UsageError
 from ..settings import Settings
+from ..terminal import printable
 from .common import (
     complete_job,
     complete_queue,
@@ -27,10 +27,16 @@ from .common import (
 # --- argument parsing --------------------------------------------------------------------------
 
 
-def parse_value(text: str) -> Any:
-    """A command-line value: JSON where it parses (5, true, [1,2], {"a":1}), a string otherwise."""
+def parse_value(text: str, where: str) -> Any:
+    """A command-line value: strict JSON where it parses (5, true, [1,2], {"a":1}), a string
+    otherwise: NaN, Infinity and 1e999 too, which are no JSON numbers (strictjson.py). JSON
+    nested beyond strictjson.MAX_DEPTH is refused with a UsageError naming `where`."""
+    from .. import strictjson
+
     try:
-        return json.loads(text)
+        return strictjson.loads(text)
+    except strictjson.TooDeep as exc:
+        raise UsageError(f"{where}: {exc}") from None
     except ValueError:
         return text
 
@@ -41,7 +47,7 @@ def parse_kwargs(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UsageError(f"-k/--kwarg {pair!r}: expected key=value")
-        kwargs[key] = parse_value(value)
+        kwargs[key] = parse_value(value, f"-k/--kwarg {key}")
     return kwargs
 
 
@@ -123,7 +129,7 @@ def enqueue(
         raise UsageError(f"--job-id {job_id[:60]!r}: {ID_EXPECTED}")
     settings.load_jobs()
     kwargs = parse_kwargs(kwarg or [])
-    values = [parse_value(a) for a in args or []]
+    values = [parse_value(a, f"argument {number}") for number, a in enumerate(args or [], start=1)]
     run_at = parse_run_at(delay, at, time.time())
     parents: list[str] = []
     if depends_on:
@@ -285,7 +291,7 @@ def logs(
             f"--- attempt {output.attempt}" + (f" ({output.dropped} earlier bytes not kept)" if output.dropped else ""),
             highlight=False,
         )
-        sys.stdout.write(output.text)
+        sys.stdout.write(printable(output.text, lines=True))
         sys.stdout.flush()
         seen[output.attempt] = output.written
     if follow and not views.follow_output(
@@ -333,11 +339,13 @@ def cancel(
             how = "stopped while running" if outcome.state == "started" else f"was {outcome.state}"
             say(job_id if settings.quiet else f"canceled {job_id} ({how}){also}", soft_wrap=True)
         elif outcome.state == "canceled":
-            notes(settings).print(f"{job_id} was already canceled", highlight=False)
+            notes(settings).print(printable(f"{job_id} was already canceled"), highlight=False)
         elif outcome.now == "started":
             notes(settings).print(
-                f"asked the worker of {job_id} to stop it; it has not stopped yet (a job stuck "
-                "outside Python is killed with its worker after a grace period)",
+                printable(
+                    f"asked the worker of {job_id} to stop it; it has not stopped yet (a job stuck "
+                    "outside Python is killed with its worker after a grace period)"
+                ),
                 highlight=False,
             )
         else:
@@ -367,8 +375,10 @@ def emit(
     settings.load_jobs()
     value = None
     if payload is not None:
+        from .. import strictjson
+
         try:
-            value = json.loads(payload)
+            value = strictjson.loads(payload)
         except ValueError as exc:
             raise UsageError(
                 f"emit: payload {payload[:60]!r} is not JSON ({exc}); expected e.g. '{{\"user_id\": 42}}'"

@@ -17,7 +17,9 @@ from .common import (
     fail,
     notes,
     print_json,
+    print_json_list,
     say,
+    say_lines,
 )
 
 
@@ -94,7 +96,8 @@ def health(
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """For container and load-balancer probes: exit 0 when Redis answers and this host's workers
-    sent a heartbeat in the last 30 s, 1 otherwise, with one line saying why.
+    sent a heartbeat within their lease (20 s, JOBCTL_LEASE_TTL), 1 otherwise, with one line
+    saying why.
 
     Example: jobctl health || echo "jobctl workers on $(hostname) are down"
     """
@@ -234,11 +237,17 @@ def requeue_dead(
         raise OperationFailed(
             "requeue-dead: " + "; ".join(f"job {j.id} is {j.state}, not dead" for j in alive) + "; nothing requeued"
         )
-    requeued = admin.requeue_dead(connection, queues, [j.id for j in named], older_than=age, dry_run=dry_run)
+    batches = admin.requeue_dead_batches(
+        connection, queues, [j.id for j in named], older_than=age, dry_run=dry_run
+    )  # printed as they come: --all may mean millions of jobs
     if as_json:
-        print_json({"dry_run": dry_run, "requeued": [{"id": j.id, "job": j.job, "queue": j.queue} for j in requeued]})
+        requeued = ({"id": j.id, "job": j.job, "queue": j.queue} for batch in batches for j in batch)
+        print_json_list({"dry_run": dry_run}, "requeued", requeued)
         return
-    for j in requeued:
-        say(j.id if settings.quiet else f"{'would requeue' if dry_run else 'requeued'} {j.id} {j.job} [{j.queue}]")
+    count = 0
+    for batch in batches:
+        count += len(batch)
+        verb = "would requeue" if dry_run else "requeued"
+        say_lines(j.id if settings.quiet else f"{verb} {j.id} {j.job} [{j.queue}]" for j in batch)
     if not settings.quiet:
-        say(f"{len(requeued)} dead job(s) {'would be ' if dry_run else ''}requeued")
+        say(f"{count} dead job(s) {'would be ' if dry_run else ''}requeued")
