@@ -18,11 +18,12 @@ After every step it checks:
 - every in-flight list belongs to a worker the sweep looks at, and right after a sweep only to
   workers whose lease is alive;
 - no concurrency slot is held by a live worker for a job it no longer holds;
-- a deferred job has a parent still to end, and a job that waited for its parents runs only once
-  they all finished (or, with allow_failure, ended);
+- a deferred job has a parent still to end and none that dooms it, and a job that waited for its
+  parents is released only once they all finished (or, with allow_failure, ended);
 - at most one active job holds a uniqueness claim.
 A worker that lost its lease and whose jobs were recovered is fenced: each of its calls is
-refused and the whole database is compared before and after it (nothing changed).
+refused and the whole database is compared before and after it (nothing changed); so is the
+retry of an outcome whose reply was lost, and a script that raises on a malformed field.
 
 Time: the scripts take the time as an argument, so the model has a clock of its own, given to
 them, and to the producer and admin functions in place of time.time(); every step moves it on a
@@ -31,8 +32,10 @@ Redis keeps every set of them as an intset and iterates it in order (as the mode
 
 Bounded for CI: 50 examples of up to 30 steps each (a few seconds). To run as long as you want:
     JOBCTL_MODEL_EXAMPLES=2000 python -m pytest -q tests/test_model.py
-(JOBCTL_MODEL_STEPS sets the steps per example.) A failure prints the shortest sequence of steps
-Hypothesis found that breaks an invariant.
+(JOBCTL_MODEL_STEPS sets the steps per example; the test prints how many examples and steps ran
+and what they did with -s.) A failure prints the shortest sequence of steps Hypothesis found that
+breaks an invariant. JOBCTL_MODEL_KNOWN_BUGS (see below) checks the behaviour of fixes not merged
+yet.
 """
 
 from __future__ import annotations
@@ -275,7 +278,6 @@ class CoreModel(RuleBasedStateMachine):
         """Every step happens a little later than the previous one."""
         CLOCK.now += 0.01
         self.swept = False
-        EVENTS["steps"] += 1
 
     def live(self, job_id: str) -> Job | None:
         job = self.jobs.get(job_id)
@@ -730,16 +732,11 @@ class CoreModel(RuleBasedStateMachine):
                 else:
                     self.release_slot(job)
 
-    @precondition(lambda self: self.any_worker(reserves))
-    @rule(index=st.integers(0, 10))
-    def release_reservation(self, index: int) -> None:
-        """The worker's job runs long: its control thread gives the reservation back."""
-        self.tick()
-        self.give_back(self.pick_worker(index, reserves))
-
     @precondition(lambda self: self.any_worker(alive))
-    @rule(index=st.integers(0, 10))
-    def heartbeat(self, index: int) -> None:
+    @rule(index=st.integers(0, 10), running_long=st.booleans())
+    def control_thread(self, index: int, running_long: bool) -> None:
+        """A worker's control thread beats its heartbeat and, when the job it runs runs long
+        (`running_long`), gives its reservation back."""
         self.tick()
         worker = self.pick_worker(index, alive)
 
@@ -751,13 +748,23 @@ class CoreModel(RuleBasedStateMachine):
             return
         stop = [i for i in worker.active if (job := self.live(i)) and job.stop_requested]
         assert beat() == stop
+        if running_long:
+            self.give_back(worker)
 
     @precondition(lambda self: self.any_worker(is_listed))
-    @rule(index=st.integers(0, 10))
-    def crash(self, index: int) -> None:
-        """The worker process dies (or fenced itself) and its supervisor reaps it."""
+    @rule(index=st.integers(0, 10), fault=st.sampled_from(["killed", "frozen past its lease"]))
+    def worker_fault(self, index: int, fault: str) -> None:
+        """A worker process dies (or ended itself, fenced) and its supervisor reaps it; or it is
+        frozen (or cut off) past its lease, and Redis expires its hash."""
         self.tick()
-        worker = self.pick_worker(index, is_listed)
+        if fault == "killed":
+            self.crash(self.pick_worker(index, is_listed))
+        elif self.any_worker(holds_lease):
+            worker = self.pick_worker(index, holds_lease)
+            self.db.delete(keys.worker(worker.name))
+            worker.lease = False
+
+    def crash(self, worker: ModelWorker) -> None:
         outcome = self.unless_it_errs(
             lambda: self.t.recover(worker.name, self.now, cause="crash", crash_limit=3, how="killed by the model")
         )
@@ -766,19 +773,7 @@ class CoreModel(RuleBasedStateMachine):
         assert outcome == self.recover(worker, "crash")
         worker.exited = True
 
-    @precondition(lambda self: self.any_worker(holds_lease))
-    @rule(index=st.integers(0, 10))
-    def lease_expires(self, index: int) -> None:
-        """The worker is frozen (or cut off) past its lease: Redis expires its hash."""
-        self.tick()
-        worker = self.pick_worker(index, holds_lease)
-        self.db.delete(keys.worker(worker.name))
-        worker.lease = False
-
-    @precondition(lambda self: self.any_worker(lambda w: w.listed and not w.lease) or self.any_job(*ENDED))
-    @rule()
     def sweep(self) -> None:
-        self.tick()
         swept = self.unless_it_errs(lambda: self.t.sweep([], list(QUEUES), self.now, crash_limit=3))
         if swept is None:
             return
@@ -819,11 +814,24 @@ class CoreModel(RuleBasedStateMachine):
         self.record_outcome(worker, next(iter(worker.running)), verdict, stop=False, drop_reply=True)
 
     @precondition(lambda self: self.any_job())
-    @rule(pick=st.integers(0, 1000), active=st.booleans())
-    def cancel_job(self, pick: int, active: bool) -> None:
-        """Cancel an active job (or, `active` False, any job: an ended one stays as it is)."""
+    @rule(
+        action=st.sampled_from(["cancel", "requeue-dead", "enqueue-now", "pause or resume"]),
+        pick=st.integers(0, 1000),
+        aimed=st.booleans(),
+    )
+    def operator(self, action: str, pick: int, aimed: bool) -> None:
+        """An operator acts on a job: `aimed`, on one the action is for (an active job to cancel, a
+        dead one to requeue, a scheduled one to queue now), else on any job, which the action
+        leaves as it is if it is not for it; or pauses or resumes a queue (`aimed`: twice)."""
         self.tick()
-        job = self.pick_job(pick, *ACTIVE) if active and self.any_job(*ACTIVE) else self.pick_job(pick)
+        if action == "pause or resume":
+            self.pause_or_resume(list(QUEUES)[pick % len(QUEUES)], aimed)
+            return
+        statuses = {"cancel": ACTIVE, "requeue-dead": ("failed",), "enqueue-now": ("scheduled",)}[action]
+        job = self.pick_job(pick, *statuses) if aimed and self.any_job(*statuses) else self.pick_job(pick)
+        {"cancel": self.cancel_job, "requeue-dead": self.requeue_dead, "enqueue-now": self.enqueue_now}[action](job)
+
+    def cancel_job(self, job: Job) -> None:
         if job.deleted:
             with pytest.raises(UnknownJob):
                 admin.cancel(self.db, job.id, wait=0)
@@ -841,13 +849,8 @@ class CoreModel(RuleBasedStateMachine):
         elif status == "started":
             job.stop_requested = True
 
-    @precondition(lambda self: self.any_job("failed"))
-    @rule(pick=st.integers(0, 1000), dead=st.booleans())
-    def requeue_dead(self, pick: int, dead: bool) -> None:
-        """Requeue a dead job (or `dead` False: any job, which only a dead one is), unless a copy of
-        it (unique) is active."""
-        self.tick()
-        job = self.pick_job(pick, "failed") if dead else self.pick_job(pick)
+    def requeue_dead(self, job: Job) -> None:
+        """Only a dead job is requeued, and not while a copy of it (unique) is active."""
         copy = self.live(self.claims.get(job.claim, ""))
         requeued = admin.requeue_dead(self.db, [], [job.id])
         expected = (
@@ -877,10 +880,8 @@ class CoreModel(RuleBasedStateMachine):
                         child.status, child.canceled_by, child.ended_score = "deferred", None, None
                         pending.append(child_id)
 
-    @rule(queue=st.sampled_from(list(QUEUES)), again=st.booleans())
     def pause_or_resume(self, queue: str, again: bool) -> None:
         """Pause the queue, or resume it if it is paused; `again`: also repeat the call (a no-op)."""
-        self.tick()
         pause = queue not in self.paused
         change = admin.pause if pause else admin.resume
         assert change(self.db, [queue]) == [queue]
@@ -888,10 +889,7 @@ class CoreModel(RuleBasedStateMachine):
             assert change(self.db, [queue]) == []
         (self.paused.add if pause else self.paused.discard)(queue)
 
-    @precondition(lambda self: self.any_job("scheduled"))
-    @rule()
     def promote(self) -> None:
-        self.tick()
         due = sorted(
             (
                 j
@@ -905,21 +903,24 @@ class CoreModel(RuleBasedStateMachine):
             self.push_queued(job)
         assert self.t.promote(SUPERVISOR, 60_000, self.now) == len(due)
 
-    @precondition(lambda self: self.any_job("scheduled"))
-    @rule(pick=st.integers(0, 1000), scheduled=st.booleans())
-    def enqueue_now(self, pick: int, scheduled: bool) -> None:
-        """Queue a scheduled job now (or, `scheduled` False, any job: only a scheduled one moves)."""
-        self.tick()
-        job = self.pick_job(pick, "scheduled") if scheduled else self.pick_job(pick)
+    def enqueue_now(self, job: Job) -> None:
+        """Only a scheduled job is queued ahead of its time."""
         scheduled = self.live(job.id) is not None and job.status == "scheduled"
         assert admin.enqueue_now(self.db, job.id) == scheduled
         if scheduled:
             self.queues[job.queue].append(job.id)
             job.status, job.due = "queued", None
 
-    @rule(seconds=st.sampled_from([0.3, 1, 6, 12, 61, 700]))
-    def time_passes(self, seconds: float) -> None:
+    @rule(seconds=st.sampled_from([0, 0.3, 1, 6, 12, 61, 700]), promote=st.booleans(), sweep=st.booleans())
+    def time_passes(self, seconds: float, promote: bool, sweep: bool) -> None:
+        """Time passes; a supervisor promotes the due scheduled jobs (`promote`) and sweeps (`sweep`):
+        recovers the workers whose lease lapsed and deletes the ended jobs past their ttl."""
+        self.tick()
         CLOCK.now += seconds
+        if promote:
+            self.promote()
+        if sweep:
+            self.sweep()
 
     @precondition(lambda self: not KNOWN_BUG_BAD_ERRORS_FIELD_ORPHANS and self.any_job("started"))
     @rule(pick=st.integers(0, 1000))
@@ -938,6 +939,7 @@ class CoreModel(RuleBasedStateMachine):
     @invariant()
     def invariants_hold(self) -> None:
         """Every invariant, on one read of Redis (two round trips: a step costs little more)."""
+        EVENTS["steps"] += 1
         redis_state = RedisState.read(self.db)
         self.redis_matches_the_model(redis_state)
         self.every_job_is_in_exactly_the_place_its_status_names(redis_state)
