@@ -529,7 +529,7 @@ class CoreModel(RuleBasedStateMachine):
         candidates = list(self.jobs)  # deleted ones too: refused as unknown
         parent_ids = sorted({candidates[i % len(candidates)] for i in parents}) if candidates else []
         run_at = self.now + delay if delay else None
-        claim = producer.unique_claim(kind, [argument], {}) if kind == "model_unique" else ""
+        claim = producer.unique_claim(registry.get(kind), [argument], {}) if kind == "model_unique" else ""
         holder = self.live(self.claims.get(claim, ""))
         missing = next((p for p in parent_ids if not self.live(p)), None)
         try:
