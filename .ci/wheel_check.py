@@ -7,7 +7,8 @@ in an empty directory, then this script there).
 - every file of the package's source (EXPECTED_FILES: `git ls-files src/jobctl`) is installed,
   so a Lua script, template, static file, example file or init template left out of
   package-data fails here rather than on a user's machine;
-- a job enqueued from Python is run by `jobctl work` and its result comes back;
+- a job enqueued from Python (`hello.enqueue(...)`, `handle.result()`) is run by `jobctl work`
+  and its result comes back;
 - the dashboard (`jobctl web`) answers its login page, a page behind the token and a static file.
 
 It uses the embedded Redis that `jobctl demo` started in this directory (.ci/run stops it).
@@ -60,22 +61,14 @@ def check_files(expected_list: Path) -> None:
 
 
 def check_job() -> None:
-    from jobctl import api, producer
-    from jobctl.jobdata import JobView
-    from jobctl.settings import Settings
+    """The three lines a user writes (docs/enqueue.md): the job object's enqueue and its handle."""
+    import example_jobs
 
-    settings = Settings(job_modules="example_jobs")
-    settings.load_jobs()
-    enqueued = producer.enqueue(settings.connection, settings.queues, "hello", ["wheel"])
-
-    def ended() -> JobView | None:
-        view = api.job(settings.connection, enqueued.id)
-        return view if view.state in ("finished", "dead", "canceled") else None
-
-    view = wait_for(f"job {enqueued.id}", ended)
-    if (view.state, view.result) != ("finished", "hello, wheel"):
-        fail(f"job {enqueued.id} ended {view.state} with {view.result!r} ({view.reason or view.error})")
-    print(f"wheel check: job {enqueued.id} finished with {view.result!r}")
+    handle = example_jobs.hello.enqueue("wheel")
+    result = handle.result(timeout=DEADLINE)
+    if result != "hello, wheel":
+        fail(f"job {handle.id} finished with {result!r}")
+    print(f"wheel check: job {handle.id} enqueued from Python finished with {result!r}")
 
 
 def check_dashboard(port: int, token: str) -> None:

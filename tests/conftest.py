@@ -5,22 +5,23 @@ stopped by its own PID afterwards."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 
+from jobctl import testing
 from jobctl.connection import mask_url, unavailable_reason
+from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
+from jobctl.testing import free_port as free_port
+from jobctl.testing import wait_for as wait_for
 
 TESTS = Path(__file__).parent
 # JOBCTL_TEST_REDIS: an existing Redis the developer names for the tests (the first test process
@@ -217,99 +218,11 @@ def kill_quietly(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-def wait_for(condition, timeout: float = 15, interval: float = 0.05, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """A redis-server of the test's own on a spare port, stopped and restarted by its PID."""
+class RedisServer(testing.RedisServer):
+    """A redis-server of the test's own (jobctl.testing's), by default the tests' REDIS_SERVER."""
 
     def __init__(self, directory: Path, *options: str, tls: bool = False, binary: str | None = None):
-        self.directory, self.options, self.tls = directory, list(options), tls
-        self.binary = binary or (TLS_REDIS_SERVER if tls else REDIS_SERVER)
-        self.port = free_port()
-        self.started_once = False  # a restart keeps its port
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        """Start (or restart, on the same port) the server. A first start whose spare port was
-        taken meanwhile by another process tries another port."""
-        for _ in range(3):
-            ports = ["--port", "0", "--tls-port", str(self.port)] if self.tls else ["--port", str(self.port)]
-            with open(self.directory / "redis.out", "ab") as output:
-                self.process = subprocess.Popen(
-                    [
-                        self.binary,
-                        *ports,
-                        "--bind",
-                        "127.0.0.1",
-                        "--dir",
-                        str(self.directory),
-                        "--save",
-                        "",
-                        *self.options,
-                    ],
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=die_with_parent,  # it only calls prctl(2)
-                    process_group=0,  # Ctrl-C reaches the tests, which then stop it, not the server
-                )
-            wait_for(
-                lambda: self._answers() or self.process.poll() is not None, message=f"redis-server on port {self.port}"
-            )
-            if self.process.poll() is None:
-                self.started_once = True
-                return self
-            if self.started_once:
-                break
-            self.port = free_port()
-        output = (self.directory / "redis.out").read_text(errors="replace")[-800:]
-        raise AssertionError(f"redis-server did not start on port {self.port}: {output}")
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
-prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
-TEST_PROCESS = os.getpid()
-
-
-def die_with_parent() -> None:
-    """Run in a child before it executes a server: the kernel sends it SIGTERM when the test
-    process dies, however it dies (Ctrl-C, a crash, SIGKILL), so no server outlives its session."""
-    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != TEST_PROCESS:  # it died before the request took effect
-        os._exit(1)
+        super().__init__(directory, *options, tls=tls, binary=binary or (TLS_REDIS_SERVER if tls else REDIS_SERVER))
 
 
 @pytest.fixture

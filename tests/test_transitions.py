@@ -31,13 +31,23 @@ def t(redis_) -> Transitions:
 
 
 def enqueue(
-    t: Transitions, job_id: str, *, run_at: float = 0, parents: Sequence[str] = (), crash_limit: int = 3
+    t: Transitions,
+    job_id: str,
+    *,
+    run_at: float = 0,
+    parents: Sequence[str] = (),
+    crash_limit: int = 3,
+    unique_claim: str = "",
+    outcome: str = "ok",
 ) -> str:
+    """Store a job (the enqueue's outcome must be `outcome`); returns its state."""
     fields = new_job_fields(
         "add", [1], {}, "q", now=NOW, timeout=30, result_ttl=60, failure_ttl=600, max_retries=2, crash_limit=crash_limit
     )
-    outcome, _, state = t.enqueue(job_id, "q", fields, now=NOW, run_at=run_at, parents=parents)
-    assert outcome == "ok"
+    replied, _, state = t.enqueue(
+        job_id, "q", fields, now=NOW, run_at=run_at, parents=parents, unique_claim=unique_claim
+    )
+    assert replied == outcome
     return state
 
 
@@ -214,6 +224,46 @@ def test_requeue_dead(t, redis_):
     assert status(redis_, "foreign") == "failed"
 
 
+def test_requeue_dead_brings_back_only_the_dependents_no_other_parent_dooms(t, redis_):
+    """A job waiting for two parents is canceled when one dies: requeueing that parent while the
+    other one is dead too must not bring it back to wait for a parent that is still dead."""
+    for parent in ("p1", "p2"):
+        enqueue(t, parent)
+        fail(t, start(t, parent), "dead")
+    assert enqueue(t, "child", parents=["p1", "p2"]) == "canceled"
+    culprit = redis_.hget(keys.job("child"), "jobctl_canceled_by").decode()  # the first found dead
+    other = {"p1": "p2", "p2": "p1"}[culprit]
+    assert t.requeue_dead([culprit], NOW)
+    assert status(redis_, "child") == "canceled" and redis_.zscore(keys.canceled("q"), "child") is not None
+    assert redis_.hget(keys.job("child"), "jobctl_canceled_by") == other.encode()  # what still dooms it
+    assert t.requeue_dead([other], NOW)
+    assert status(redis_, "child") == "deferred" and redis_.zscore(keys.deferred("q"), "child") is not None
+
+
+def test_requeue_dead_keeps_a_unique_job_unique(t, redis_):
+    """A unique job requeued from the dead set (or a unique dependent its death canceled) holds its
+    claim again, so a copy is refused while it is active; and it is not requeued while a copy
+    enqueued after its death is active."""
+    claim = keys.unique("u")
+    enqueue(t, "a", unique_claim=claim)
+    fail(t, start(t, "a"), "dead")
+    assert t.requeue_dead(["a"], NOW)
+    enqueue(t, "copy", unique_claim=claim, outcome="duplicate")
+    fail(t, start(t, "a"), "dead")
+    enqueue(t, "copy", unique_claim=claim)
+    assert not t.requeue_dead(["a"], NOW)
+    assert status(redis_, "a") == "failed" and redis_.get(claim) == b"copy"
+    # a unique dependent its parent's death canceled comes back with its claim too
+    other = keys.unique("v")
+    enqueue(t, "p")
+    assert enqueue(t, "child", parents=["p"], unique_claim=other) == "deferred"
+    redis_.lrem(keys.queue("q"), 0, "copy")  # so that p is the next job started
+    fail(t, start(t, "p"), "dead")
+    assert status(redis_, "child") == "canceled" and redis_.get(other) is None
+    assert t.requeue_dead(["p"], NOW)
+    assert status(redis_, "child") == "deferred" and redis_.get(other) == b"child"
+
+
 def test_sweep_recovers_lost_workers_and_deletes_expired_jobs(t, redis_):
     enqueue(t, "j")
     enqueue(t, "done")
@@ -290,6 +340,23 @@ def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_):
     reply = t.succeed("c", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], start=("b", "q")))
     assert reply.started is None and status(redis_, "b") == "canceled"
     assert redis_.llen(keys.active(WORKER)) == 0
+
+
+def test_a_reserved_job_canceled_before_it_starts_gives_back_its_concurrency_slot(t, redis_):
+    """With max_concurrency a reservation takes a slot; a reservation canceled before it starts is
+    dropped by the next outcome, and its slot with it: a slot kept would hold back every job of
+    the type for as long as the worker lives."""
+    limits = {keys.job_concurrency_limit("add"): "2"}
+    for job_id in ("a", "b", "c"):
+        enqueue(t, job_id)
+    (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW, limits=limits)
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], limits, reserve=True))
+    assert (reply.row[0], reply.reserved[0]) == (b"b", b"c")  # b started, c reserved
+    assert set(redis_.hgetall(keys.slots("add"))) == {b"b", b"c"}
+    assert t.cancel("c", NOW, "by an operator") == "queued"
+    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW, b"1", GoOn(["q"], limits, start=("c", "q")))
+    assert reply.started is None and redis_.llen(keys.active(WORKER)) == 0
+    assert redis_.hgetall(keys.slots("add")) == {}
 
 
 def test_a_reserved_job_goes_back_to_the_front_when_released_or_its_worker_dies(t, redis_):

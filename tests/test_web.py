@@ -4,6 +4,8 @@ output."""
 
 import asyncio
 import json
+import random
+import string
 import subprocess
 import sys
 import time
@@ -568,3 +570,59 @@ def test_a_bad_proxy_or_host_list_is_refused_in_one_line(project, option, value,
     result = project.run("web", "--port", str(free_port()), option, value, env={"JOBCTL_WEB_TOKEN": TOKEN}, timeout=30)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
     assert option in result.stderr and names in result.stderr
+
+
+def test_workers_and_queues_pages_with_workers_running(browser, project, db, tmp_path):
+    """The pages a fleet is watched on, while it runs: the Workers page lists each worker with
+    its concurrency and running job, the Queues page counts each queue's workers; the overview
+    and the Workers page read the running job's long argument no further than a list does."""
+    client, _ = browser
+    marker, gate = tmp_path / "marker", tmp_path / "gate"
+    long_text = "".join(random.Random(2).choices(string.ascii_letters, k=2_000_000))  # barely compressible
+    running = enqueue(db, load(project), "gated", [str(marker), str(gate)], {"text": long_text}).id
+    project.start("work", "--queue", "default")
+    try:
+        wait_for(marker.exists, timeout=30, message="the gated job running")
+        wait_for(lambda: len(api.workers(db)) == 2, message="both workers of default registered")
+        page = client.get("/workers")
+        assert page.status_code == 200, page.text[:500]
+        assert "2 worker process(es)" in page.text and running in page.text
+        queues = client.get("/queues")
+        assert queues.status_code == 200
+        default_row = queues.text.split('<th scope="row">default</th>', 1)[1].split("</tr>", 1)[0]
+        assert '<td class="num">1/2</td>' in default_row  # busy/total: one runs the gated job
+        for path in ("/", "/workers"):  # what Redis sent while the page was read: not the argument
+            sent = db.info("stats")["total_net_output_bytes"]
+            assert client.get(path).status_code == 200
+            assert db.info("stats")["total_net_output_bytes"] - sent < 200_000, path
+        assert [job["kwargs"] for job in client.get("/api/status").json()["running"]] == [{"text": long_text}]
+    finally:
+        gate.write_text("")
+
+
+def test_job_lists_show_a_bounded_escaped_preview_of_long_arguments(browser, settings, db):
+    """A list row shows the start of a job's arguments, escaped, whatever their size; the job's
+    page shows the first SHOWN_CHARS characters and links its JSON, which has all of them."""
+    from jobctl.web.pages import PREVIEW_CHARS, SHOWN_CHARS
+
+    client, _ = browser
+    letters = "<b>&" + "".join(random.Random(1).choices(string.ascii_letters, k=3_000_000))  # barely compressible
+    repeated = "<i>" + "y" * 5_000_000  # compresses to a few KB: the list still decompresses no more than it shows
+    big = [enqueue(db, settings.queues, "echo_kwargs", [text], {"note": "tail"}).id for text in (letters, repeated)]
+    small = enqueue(db, settings.queues, "add", [1], {"b": 2}).id
+
+    page = client.get("/jobs?state=queued")
+    assert page.status_code == 200
+    assert len(page.content) < 60_000  # was 8 MB: every argument in full
+    assert "&#34;&lt;b&gt;&amp;" in page.text and "<b>&" not in page.text  # escaped
+    assert "&#34;&lt;i&gt;yyy" in page.text
+    assert letters[:PREVIEW_CHARS] not in page.text  # a preview, not the argument
+    assert "1, b=2" in page.text  # a short call is shown as it is
+    assert all(job_id in page.text for job_id in [*big, small])
+    found = client.get("/jobs?state=queued&q=<b>%26")  # the filter looks in the preview
+    assert big[0] in found.text and big[1] not in found.text
+
+    job_page = client.get(f"/jobs/{big[0]}")
+    assert job_page.status_code == 200 and len(job_page.content) < SHOWN_CHARS * 2
+    assert "characters: all of it in" in job_page.text and f'href="/api/jobs/{big[0]}"' in job_page.text
+    assert client.get(f"/api/jobs/{big[0]}").json()["args"] == [letters]

@@ -1,6 +1,7 @@
 """`jobctl web` in a real browser: Debian's Chromium, headless, driven over the DevTools protocol.
 It logs in through the login page, opens every page at 1280x800 and at a phone's width, requeues a
-dead job by clicking its button, sees a page update in place, and saves screenshots."""
+dead job by clicking its button, sees a page update in place, and saves screenshots; and, with
+workers running jobs, checks every page's numbers against `status --json`."""
 
 import base64
 import json
@@ -226,3 +227,140 @@ def test_every_page_keeps_to_the_content_security_policy(project, db, chromium, 
         chromium.open(f"{dashboard}{path}", path)
         assert chromium.evaluate("window.violations") == [], path
         assert chromium.evaluate("document.styleSheets[0].cssRules.length") > 0, path  # app.css applied
+
+
+FLEET_YML = """\
+defaults: {timeout: 5m, shutdown_timeout: 10s, retry_delay: 100ms, backoff: fixed}
+default: {worker_count: 2, max_retries: 0}
+analytics: {worker_count: 1}
+reports: {worker_count: 1, concurrency: 2}
+"""
+# what the page shows, read from the DOM: queue name -> its cells' texts, and the headings' numbers
+READ_OVERVIEW = """(() => {
+  const rows = {};
+  document.querySelectorAll('#overview-queues tbody tr').forEach(row => {
+    rows[row.querySelector('th a').textContent] = [...row.querySelectorAll('td')].map(cell => cell.innerText.trim());
+  });
+  return {rows, running: document.querySelector('#running-title').textContent,
+          running_rows: document.querySelectorAll('#overview-running tbody tr').length};
+})()"""
+READ_QUEUES = """(() => {
+  const rows = {};
+  document.querySelectorAll('#queues-table tbody tr').forEach(row => {
+    rows[row.querySelector('th').textContent] = [...row.querySelectorAll('td.num')].map(cell => cell.innerText.trim());
+  });
+  return rows;
+})()"""
+READ_WORKERS = """(() => ({
+  summary: document.querySelector('#workers-live p').textContent,
+  rows: [...document.querySelectorAll('#workers-live tbody tr')].map(row => ({
+    name: row.cells[0].innerText.trim(), concurrency: row.cells[3].innerText.trim(),
+    state: row.cells[4].innerText.trim(),
+    jobs: [...row.cells[5].querySelectorAll('a')].map(link => link.textContent)})),
+}))()"""
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def test_every_page_shows_what_status_json_shows_while_workers_run_jobs(project, db, chromium, dashboard, tmp_path):
+    """A live fleet: a supervisor's four workers on three queues (one with two threads) hold five
+    jobs running until the test opens a gate, with more queued, scheduled and dead behind them.
+    Each page's numbers equal `status --json` (and `stats --json`) taken while the page shows;
+    once the gate opens and the jobs end, the overview follows without a reload."""
+    project.write("queue.yml", FLEET_YML)
+    dead = project.enqueue("refuses")
+    assert project.run("work", "--burst", "--queue", "default").returncode == 0
+    gate = tmp_path / "gate"
+    markers = []
+    for queue, count in (("default", 4), ("analytics", 2), ("reports", 3)):
+        for n in range(count):
+            markers.append(tmp_path / f"{queue}-{n}")
+            project.enqueue("gated", str(markers[-1]), str(gate), "--queue", queue)
+    project.enqueue("add", "1", "--in", "1h", "--queue", "analytics")
+    project.start("work")
+    try:
+        # two on default, one on analytics, two threads of reports: five running, the rest held back
+        wait_for(lambda: sum(m.exists() for m in markers) == 5, timeout=60, message="five gated jobs running")
+        status = wait_for(
+            lambda: (s := json.loads(project.run("status", "--json").stdout)) and len(s["running"]) == 5 and s,
+            message="status --json showing the five running jobs",
+        )
+        stats = json.loads(project.run("stats", "--json").stdout)
+        queues = {q["name"]: q for q in status["queues"]}
+        assert sum(q["started"] for q in queues.values()) == 5 and queues["default"]["dead"] == 1
+
+        chromium.open(f"{dashboard}/login#token={TOKEN}", "/")
+        shown = chromium.evaluate(READ_OVERVIEW)
+        for name, queue in queues.items():
+            cells = shown["rows"][name]
+            assert [number(c) for c in cells[:7]] == [queue[s] for s in api.STATES], name
+            assert cells[7] == f"{queue['busy']}/{queue['workers']}", name
+        live = [w for w in status["workers"] if w["state"] != "gone"]
+        assert shown["running"] == f"Running now (5 of {len(live)} workers)" and shown["running_rows"] == 5
+
+        chromium.open(f"{dashboard}/queues", "/queues")
+        for name, cells in chromium.evaluate(READ_QUEUES).items():
+            queue = queues[name]
+            expected = [queue["queued"], queue["scheduled"], queue["started"], queue["dead"]]
+            assert [number(c) for c in cells[:4]] == expected and cells[4] == f"{queue['busy']}/{queue['workers']}"
+
+        for state in api.STATES:
+            path = f"/jobs?state={state}"
+            chromium.open(f"{dashboard}{path}", path)
+            total = sum(q[state] for q in queues.values())
+            summary = chromium.evaluate("document.querySelector('#jobs-list .summary').textContent")
+            assert f"{total:,} {state} job(s)" in " ".join(summary.split()), (state, summary)
+            assert chromium.evaluate("document.querySelectorAll('#jobs-list tbody tr td a.mono').length") == total
+        running_ids = {job["id"] for job in status["running"]}
+        chromium.open(f"{dashboard}/jobs?state=started", "/jobs?state=started")
+        listed = chromium.evaluate("[...document.querySelectorAll('#jobs-list tbody a.mono')].map(a => a.textContent)")
+        assert set(listed) == running_ids
+
+        chromium.open(f"{dashboard}/workers", "/workers")
+        workers = chromium.evaluate(READ_WORKERS)
+        assert workers["summary"].startswith(f"{len(status['workers'])} worker process(es)")
+        by_name = {w["name"]: w for w in status["workers"]}
+        assert {row["name"] for row in workers["rows"]} == set(by_name)
+        for row in workers["rows"]:
+            worker = by_name[row["name"]]
+            assert row["state"] == worker["state"] and row["jobs"] == worker["jobs"], row
+            assert number(row["concurrency"]) == worker["concurrency"]
+        assert sum(len(row["jobs"]) for row in workers["rows"]) == sum(len(w["jobs"]) for w in live)
+
+        chromium.open(f"{dashboard}/stats", "/stats")
+        runs = chromium.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('#stats-live table')[0].querySelectorAll('tbody tr')]"
+            ".map(row => [row.querySelector('th').innerText.trim(), row.cells[1].innerText.trim()]))"
+        )
+        assert {name: number(count) for name, count in runs.items()} == {j["name"]: j["runs"] for j in stats["jobs"]}
+
+        some_running = min(running_ids)
+        chromium.open(f"{dashboard}/jobs/{some_running}", f"/jobs/{some_running}")
+        headline = chromium.evaluate("document.querySelector('.headline').innerText")
+        assert headline.startswith("started gated on") and "running on" in headline
+        chromium.open(f"{dashboard}/jobs/{dead}", f"/jobs/{dead}")
+        assert chromium.evaluate("document.querySelector('.headline').innerText").startswith("dead refuses")
+
+        # the gate opens: every gated job ends; the overview, left open, catches up by itself
+        chromium.open(f"{dashboard}/", "/")
+        gate.write_text("")
+        ended = wait_for(
+            lambda: (
+                (s := json.loads(project.run("status", "--json").stdout))
+                and not s["running"]
+                and {q["name"]: q["finished"] for q in s["queues"]} == {"default": 4, "analytics": 2, "reports": 3}
+                and s
+            ),
+            timeout=60,
+            message="every gated job finished",
+        )
+
+        def overview_matches() -> bool:
+            rows = chromium.evaluate(READ_OVERVIEW)["rows"]
+            return all([number(c) for c in rows[q["name"]][:7]] == [q[s] for s in api.STATES] for q in ended["queues"])
+
+        wait_for(overview_matches, timeout=15, message="the overview showing the ended jobs without a reload")
+    finally:
+        gate.write_text("")

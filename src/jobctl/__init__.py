@@ -1,5 +1,12 @@
 """jobctl: a command-line job runner over RQ and Redis.
 
+The public API for applications (see client.py, handle.py, testing.py):
+
+    import jobctl
+    jobctl.connect()                       # REDIS_URL and queue.yml, as the CLI reads them
+    handle = resize_image.enqueue("a.png")  # resize_image.options(queue="bulk").enqueue(...)
+    handle.result(timeout=30)              # or: await resize_image.aenqueue(...); await handle.aresult()
+
 The public API for job authors:
 
     from jobctl import job, on, progress, PermanentError
@@ -25,20 +32,79 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .client import AsyncJob, Call, Client, Job, aget, call, connect, get
     from .context import progress
-    from .errors import PermanentError
+    from .errors import (
+        ArgumentMismatch,
+        BlockingCall,
+        ConfigError,
+        DuplicateJob,
+        JobCanceled,
+        JobFailed,
+        JobNotFound,
+        NotJSON,
+        PermanentError,
+        RedisUnavailable,
+    )
     from .events import on
+    from .handle import Handle, Progress
     from .middleware import Middleware, add_middleware
     from .registry import callback, job
 
-__all__ = ["Middleware", "PermanentError", "add_middleware", "callback", "job", "on", "progress"]
+__all__ = [
+    "ArgumentMismatch",
+    "AsyncJob",
+    "BlockingCall",
+    "Call",
+    "Client",
+    "ConfigError",
+    "DuplicateJob",
+    "Handle",
+    "Job",
+    "JobCanceled",
+    "JobFailed",
+    "JobNotFound",
+    "Middleware",
+    "NotJSON",
+    "PermanentError",
+    "Progress",
+    "RedisUnavailable",
+    "add_middleware",
+    "aget",
+    "call",
+    "callback",
+    "connect",
+    "get",
+    "job",
+    "on",
+    "progress",
+]
 __version__ = "0.1.0"
 
 # Each name is imported from its module on first use, not with the package: every `jobctl.x`
 # import starts here, and `jobctl --help` has no use for the registry or the job context.
 _MODULE_OF = {
+    "AsyncJob": "client",
+    "Call": "client",
+    "Client": "client",
+    "Job": "client",
+    "aget": "client",
+    "call": "client",
+    "connect": "client",
+    "get": "client",
     "progress": "context",
+    "ArgumentMismatch": "errors",
+    "BlockingCall": "errors",
+    "ConfigError": "errors",
+    "DuplicateJob": "errors",
+    "JobCanceled": "errors",
+    "JobFailed": "errors",
+    "JobNotFound": "errors",
+    "NotJSON": "errors",
     "PermanentError": "errors",
+    "RedisUnavailable": "errors",
+    "Handle": "handle",
+    "Progress": "handle",
     "on": "events",
     "Middleware": "middleware",
     "add_middleware": "middleware",

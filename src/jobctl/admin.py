@@ -211,10 +211,13 @@ def purge(connection: redis.Redis, queue: str, state: str, cutoff: float, *, dry
 
 def _batches(connection: redis.Redis, key: str, size: int = PURGE_BATCH) -> Iterator[list[str]]:
     """The members of a sorted set, `size` at a time (ZSCAN: a member present throughout is
-    returned, whatever is added or removed meanwhile)."""
+    returned, whatever is added or removed meanwhile). A key of another type (another tool's)
+    has none; a member that is not UTF-8 is read with replacements, naming no job."""
+    if connection.type(key) not in (b"zset", b"none"):
+        return
     batch: list[str] = []
     for member, _score in connection.zscan_iter(key, count=size):
-        batch.append(member.decode())
+        batch.append(member.decode(errors="replace"))
         if len(batch) == size:
             yield batch
             batch = []

@@ -9,18 +9,21 @@ pipelined round trips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
 import time
+import zlib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from . import joboutput, keys
 from .config import QueueConfig, QueuesConfig
+from .connection import read_one, read_replies
 from .errors import UnknownJob, UsageError
-from .jobdata import STATES, JobView, parse_rq_time, stream_outcome
+from .jobdata import STATES, JobView, number_value, parse_rq_time, stream_outcome, text_value
 from .joboutput import AttemptOutput
 
 if TYPE_CHECKING:
@@ -41,12 +44,14 @@ RECENT_EXECUTIONS = 10
 GRAPH_LIMIT = 200  # dependents shown by `show`: a fan-out of thousands is summarized, not listed
 
 
-def _text(value: bytes | None) -> str | None:
-    return value.decode() if value else None
+def _count(value: bytes | str | None) -> int:
+    """A counter's value: 0 when missing or not a number (written by another tool, or a hand)."""
+    return number_value(value, int) or 0
 
 
-def _float(value: bytes | str | None) -> float | None:
-    return float(value) if value not in (None, b"", "") else None
+def _name(value: bytes) -> str:
+    """A name or id read from Redis (a key, a member, a field name), shown whatever its bytes."""
+    return value.decode(errors="replace")
 
 
 # --- job tracking counters -----------------------------------------------------------------------
@@ -70,17 +75,16 @@ class Counters:
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> Counters:
-        text = {k.decode(): v.decode() for k, v in raw.items()}
+        text = {_name(k): v for k, v in raw.items()}
         return cls(
             **{
-                name: int(text.get(name) or 0)
-                for name in ("runs", "successes", "failures", "retries", "dead", "crashes")
+                name: _count(text.get(name)) for name in ("runs", "successes", "failures", "retries", "dead", "crashes")
             },
-            run_seconds=float(text.get("run_seconds") or 0),
-            max_run_seconds=_float(text.get("max_run_seconds")),
-            last_run_at=_float(text.get("last_run_at")),
-            last_error=text.get("last_error") or None,
-            last_error_at=_float(text.get("last_error_at")),
+            run_seconds=number_value(text.get("run_seconds")) or 0.0,
+            max_run_seconds=number_value(text.get("max_run_seconds")),
+            last_run_at=number_value(text.get("last_run_at")),
+            last_error=text_value(text.get("last_error")),
+            last_error_at=number_value(text.get("last_error_at")),
         )
 
     @property
@@ -97,8 +101,10 @@ class Counters:
 
 
 def parse_histogram(raw: dict[bytes, bytes]) -> dict[float, int]:
-    """keys.run_time_histogram's hash -> {upper bound (math.inf last): runs in that bucket}."""
-    return {float(bound): int(count) for bound, count in raw.items()}
+    """keys.run_time_histogram's hash -> {upper bound (math.inf last): runs in that bucket}; a
+    field that is not a bucket's bound is left out."""
+    buckets = {number_value(bound) or (math.inf if bound == b"+Inf" else None): count for bound, count in raw.items()}
+    return {bound: _count(count) for bound, count in buckets.items() if bound is not None}
 
 
 def run_time_percentile(histogram: dict[float, int], quantile: float, max_seconds: float | None) -> float | None:
@@ -185,7 +191,7 @@ class WorkerSummary:
 @dataclass
 class SchedulerEntry:
     entry: str
-    next_run: float
+    next_run: float | None  # None: not a time (written by another tool)
     last_run: float | None = None  # the due time of the latest run a scheduler enqueued (None: never ran)
 
 
@@ -231,8 +237,8 @@ def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | 
     no worker jobctl starts serves them: RQ code enqueuing on `Queue("reports")`, or a queue
     removed from queue.yml with jobs left on it."""
     prefix = keys.queue("")
-    known = cast("set[bytes]", connection.smembers(keys.QUEUES))
-    names = sorted({key.decode().removeprefix(prefix) for key in known} - set(config.queues))
+    known = cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.QUEUES)))
+    names = sorted({_name(key).removeprefix(prefix) for key in known} - set(config.queues))
     summaries = _summaries(connection, [QueueConfig(name) for name in names], time.time() if now is None else now)
     return [summary for summary in summaries if summary.waiting]
 
@@ -252,7 +258,7 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
             pipe.hgetall(keys.queue_stats(name))
             for window in windows:
                 pipe.hmget(keys.throughput(name, window), ["finished", "failed"])
-        replies = iter(pipe.execute())
+        replies = iter(read_replies(pipe))
     summaries, heads = [], []
     for q in queues:
         summary = QueueSummary(q.name, q.priority, q.weight, {state: int(next(replies)) for state in STATES})
@@ -261,14 +267,14 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
         summary.totals = Counters.from_hash(next(replies))
         for _ in windows:
             finished, failed = next(replies)
-            summary.processed_last_minute += int(finished or 0) + int(failed or 0)
-            summary.failed_last_minute += int(failed or 0)
+            summary.processed_last_minute += _count(finished) + _count(failed)
+            summary.failed_last_minute += _count(failed)
         summaries.append(summary)
-    waiting = [(summary, head.decode()) for summary, head in zip(summaries, heads) if head]
+    waiting = [(summary, _name(head)) for summary, head in zip(summaries, heads) if head]
     with connection.pipeline(transaction=False) as pipe:
         for _, head in waiting:
             pipe.hget(keys.job(head), "enqueued_at")
-        enqueued = pipe.execute()
+        enqueued = read_replies(pipe)
     for (summary, _), enqueued_at in zip(waiting, enqueued):
         moment = parse_rq_time(enqueued_at)
         summary.latency_seconds = max(0.0, now - moment) if moment is not None else None
@@ -276,20 +282,22 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
 
 
 def workers(connection: redis.Redis) -> list[WorkerSummary]:
-    worker_keys = sorted(k.decode() for k in cast("set[bytes]", connection.smembers(keys.WORKERS)))
+    worker_keys = sorted(
+        _name(k) for k in cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.WORKERS)))
+    )
     names = [key.removeprefix(keys.worker("")) for key in worker_keys]
     with connection.pipeline(transaction=False) as pipe:
         for key, name in zip(worker_keys, names):
             pipe.hgetall(key)
             pipe.lrange(keys.active(name), 0, -1)
-        replies = pipe.execute()
+        replies = read_replies(pipe)
     summaries = []
     for name, raw, in_flight in zip(names, replies[::2], replies[1::2]):
         if not raw:
             summaries.append(WorkerSummary(name, name.rsplit(".", 1)[0], None, [], "gone"))
             continue
-        text = {k.decode(): v.decode() for k, v in raw.items()}
-        held = [job_id.decode() for job_id in in_flight]
+        text = {_name(k): _name(v) for k, v in raw.items()}
+        held = [_name(job_id) for job_id in in_flight]
         if "jobctl_lease" not in text and text.get("current_job"):
             # RQ's workers (engine: rq) keep no in-flight list, only their current_job; a jobctl
             # worker's current_job lags up to a second behind its in-flight list (tracking.py)
@@ -298,34 +306,66 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
             WorkerSummary(
                 name=name,
                 host=text.get("hostname", ""),
-                pid=int(text["pid"]) if text.get("pid") else None,
+                pid=number_value(text.get("pid"), int),
                 queues=[q for q in text.get("queues", "").split(",") if q],
                 state="busy" if held else "idle",
                 current_job=held[0] if held else None,
                 jobs=held,
-                concurrency=int(text.get("jobctl_concurrency") or 1),
-                done=int(text.get("successful_job_count") or 0),
-                failed=int(text.get("failed_job_count") or 0),
+                concurrency=number_value(text.get("jobctl_concurrency"), int) or 1,
+                done=_count(text.get("successful_job_count")),
+                failed=_count(text.get("failed_job_count")),
                 birth=parse_rq_time(text.get("birth")),
                 last_heartbeat=parse_rq_time(text.get("last_heartbeat")),
                 supervisor=text.get("jobctl_supervisor", ""),
-                cpu_percent=_float(text.get("jobctl_cpu_percent")),
-                rss_bytes=int(text["jobctl_rss_bytes"]) if text.get("jobctl_rss_bytes") else None,
+                cpu_percent=number_value(text.get("jobctl_cpu_percent")),
+                rss_bytes=number_value(text.get("jobctl_rss_bytes"), int),
             )
         )
     return summaries
 
 
+_HISTORY_TYPES: dict[str, type | tuple[type, ...]] = {
+    **dict.fromkeys(("id", "job", "queue", "outcome", "error", "worker"), str),
+    **dict.fromkeys(("at", "run_seconds"), (int, float)),
+    "attempt": int,
+    "args": (list, str),  # a string: tracking.py's note that they were too long to keep
+    "kwargs": dict,
+}
+
+
+def _history_entry(raw: bytes) -> dict[str, Any] | None:
+    """One execution as tracking.py records it, keeping only the values of the expected type
+    (another tool's or a hand's entry shows what it can); None for what is not a JSON object."""
+    try:
+        entry = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(entry, dict):
+        return None
+    kept: dict[str, Any] = {
+        name: value
+        for name, value in entry.items()
+        if name in _HISTORY_TYPES and isinstance(value, _HISTORY_TYPES[name]) and not isinstance(value, bool)
+    }
+    for name in ("at", "run_seconds"):  # JSON has no NaN or infinity, but Python's json reads them
+        if name in kept and not math.isfinite(kept[name]):
+            del kept[name]
+    return kept
+
+
 def newest_first(entries: list[bytes]) -> list[dict[str, Any]]:
     """History entries in the order they ran: each worker pushes its own in batches (tracking.py),
     so the list's order is the order of the flushes."""
-    return sorted((json.loads(entry) for entry in entries), key=lambda entry: entry.get("at") or 0, reverse=True)
+    found = [entry for entry in map(_history_entry, entries) if entry is not None]
+    return sorted(found, key=lambda entry: entry.get("at") or 0, reverse=True)
 
 
 def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict[str, Any]]:
     """The latest failed executions, newest first: {id, job, queue, args, kwargs, attempt,
     outcome ('retried' | 'dead'), run_seconds, at, error, worker}."""
-    return newest_first(cast("list[bytes]", connection.lrange(keys.RECENT_FAILURES, 0, limit - 1)))
+    return newest_first(
+        cast("list[bytes]", read_one(connection, lambda pipe: pipe.lrange(keys.RECENT_FAILURES, 0, limit - 1)))
+    )
 
 
 def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
@@ -333,15 +373,22 @@ def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.SCHEDULER_NEXT_RUNS)
         pipe.get(keys.SCHEDULER_HEARTBEAT)
-        next_runs, heartbeat = pipe.execute()
+        next_runs, heartbeat = read_replies(pipe)
     if not next_runs and heartbeat is None:
         return None
-    names = [name.decode() for name in next_runs]
-    last_runs = cast("list[bytes | None]", connection.hmget(keys.SCHEDULER_LAST_RUNS, names)) if names else []
+    fields = list(next_runs)
+    last_runs = (
+        cast("list[bytes | None]", read_one(connection, lambda pipe: pipe.hmget(keys.SCHEDULER_LAST_RUNS, fields)))
+        if fields
+        else []
+    )
     entries = [
-        SchedulerEntry(name, float(next_runs[name.encode()]), _float(last)) for name, last in zip(names, last_runs)
+        SchedulerEntry(_name(field), number_value(next_runs[field]), number_value(last))
+        for field, last in zip(fields, last_runs)
     ]
-    return SchedulerStatus(_float(heartbeat), sorted(entries, key=lambda e: e.next_run))
+    # an entry whose next run is not a time (another tool's) is listed last
+    entries.sort(key=lambda e: (e.next_run is None, e.next_run or 0.0))
+    return SchedulerStatus(number_value(heartbeat), entries)
 
 
 def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[str] = ()) -> list[JobView]:
@@ -351,14 +398,14 @@ def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[
         pipe.hgetall(keys.JOB_PATHS)
         for job_id in job_ids:
             pipe.hgetall(keys.job(job_id))
-        job_paths, *rows = pipe.execute()
-    import_paths = {path.decode(): name.decode() for path, name in job_paths.items()}
+        job_paths, *rows = read_replies(pipe)
+    import_paths = {_name(path): _name(name) for path, name in job_paths.items()}
     views = []
     for job_id, raw in zip(job_ids, rows):
         if raw and (b"data" in raw or b"status" in raw):  # not a stub a late progress report left
             views.append(
                 JobView.from_hash(
-                    job_id, raw, trust_pickle=_text(raw.get(b"origin")) in pickle_queues, import_paths=import_paths
+                    job_id, raw, trust_pickle=text_value(raw.get(b"origin")) in pickle_queues, import_paths=import_paths
                 )
             )
     return views
@@ -388,7 +435,7 @@ def resolve_job_id(connection: redis.Redis, text: str, option: str = "") -> str:
         raise UnknownJob(f"{where}no job with id {text!r} (an id prefix needs at least {MIN_PREFIX} characters)")
     found: set[str] = set()
     for key in connection.scan_iter(match=keys.job(text) + "*", count=_SCAN_BATCH):
-        ident = key.decode().removeprefix(keys.job(""))
+        ident = _name(key).removeprefix(keys.job(""))
         if keys.is_job_id(ident):  # not rq:job:<id>:dependents and the like
             found.add(ident)
             if len(found) > _AMBIGUOUS_LISTED:
@@ -409,26 +456,51 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
     view = found[0]
     if view.state in ("finished", "dead") and view.result is None and view.error is None:
         # an RQ worker's job: its outcome is only in the results stream
-        latest = cast("list[tuple[bytes, dict[bytes, bytes]]]", connection.xrevrange(keys.results(job_id), count=1))
+        latest = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            read_one(connection, lambda pipe: pipe.xrevrange(keys.results(job_id), count=1)),
+        )
         if latest:
             view.result, view.error = stream_outcome(latest[0][1], view.queue in pickle_queues)
-    parents = connection.sunion([keys.dependencies(job_id), keys.old_dependencies(job_id)])
-    view.depends_on = sorted(m.decode() for m in cast("set[bytes]", parents))
-    view.dependents = sorted(m.decode() for m in cast("set[bytes]", connection.smembers(keys.dependents(job_id))))
+    parents = read_one(connection, lambda pipe: pipe.sunion([keys.dependencies(job_id), keys.old_dependencies(job_id)]))
+    view.depends_on = sorted(map(_name, cast("set[bytes]", parents)))
+    view.dependents = sorted(
+        map(_name, cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.dependents(job_id)))))
+    )
     return view
 
 
-def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
-    now = time.time()
-    queues = queue_summaries(connection, config, now)
-    all_workers = workers(connection)
+def count_workers(queues: list[QueueSummary], found: list[WorkerSummary]) -> None:
+    """Set each queue's live workers and how many of them are busy."""
     by_name = {q.name: q for q in queues}
-    for worker in all_workers:
+    for worker in found:
         for queue in worker.queues:
             if queue in by_name and worker.state != "gone":
                 by_name[queue].workers += 1
                 by_name[queue].busy += worker.state == "busy"
-    running = jobs(connection, [job_id for w in all_workers for job_id in w.jobs], config.pickle_queues)
+
+
+def queues_with_workers(connection: redis.Redis, config: QueuesConfig) -> list[QueueSummary]:
+    """The configured queues' summaries, their workers counted (the dashboard's Queues page)."""
+    queues = queue_summaries(connection, config)
+    count_workers(queues, workers(connection))
+    return queues
+
+
+def overview(connection: redis.Redis, config: QueuesConfig, *, running_in_full: bool = True) -> Overview:
+    """`running_in_full=False`: the running jobs read as a list reads them (listed_jobs: no
+    arguments beyond LIST_FIELD_BYTES), for a view that shows none (the dashboard's overview,
+    the metrics) and is read every few seconds."""
+    now = time.time()
+    queues = queue_summaries(connection, config, now)
+    all_workers = workers(connection)
+    count_workers(queues, all_workers)
+    in_flight = [job_id for w in all_workers for job_id in w.jobs]
+    running = (
+        jobs(connection, in_flight, config.pickle_queues)
+        if running_in_full
+        else listed_jobs(connection, in_flight).views
+    )
     return Overview(
         queues,
         all_workers,
@@ -442,7 +514,9 @@ def overview(connection: redis.Redis, config: QueuesConfig) -> Overview:
 
 
 def dead_job_ids(connection: redis.Redis, queue: str) -> list[str]:
-    return [m.decode() for m in cast("list[bytes]", connection.zrange(keys.dead(queue), 0, -1))]
+    return [
+        _name(m) for m in cast("list[bytes]", read_one(connection, lambda pipe: pipe.zrange(keys.dead(queue), 0, -1)))
+    ]
 
 
 # --- show: one job and its dependency graph -------------------------------------------------------
@@ -563,7 +637,7 @@ def job_detail(
         with connection.pipeline(transaction=False) as pipe:
             for node in level:
                 pipe.smembers(keys.dependents(node.id))
-            below = [sorted(m.decode() for m in members) for members in pipe.execute()]
+            below = [sorted(map(_name, members)) for members in read_replies(pipe)]
         next_level = []
         for node, child_ids in zip(level, below):
             fresh = [c for c in child_ids if c not in listed]
@@ -619,16 +693,21 @@ class Stats:
 
 def tracked_job_names(connection: redis.Redis, registered: list[str]) -> list[str]:
     """The job types to report: those this process registered and every one that ever ran anywhere."""
-    ran = {name.decode() for name in cast("set[bytes]", connection.smembers(keys.JOB_TYPES))}
+    ran = {_name(name) for name in cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.JOB_TYPES)))}
     return sorted(set(registered) | ran)
 
 
 def processed_counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]:
-    """Executions by (job, queue, outcome), outcome being finished or failed."""
+    """Executions by (job, queue, outcome), outcome being finished or failed; a field not of that
+    form is left out."""
     counts = {}
-    for labels, count in cast("dict[bytes, bytes]", connection.hgetall(keys.PROCESSED)).items():
-        job, queue, outcome = labels.decode().rsplit("|", 2)
-        counts[(job, queue, outcome)] = int(count)
+    for labels, count in cast(
+        "dict[bytes, bytes]", read_one(connection, lambda pipe: pipe.hgetall(keys.PROCESSED))
+    ).items():
+        parts = _name(labels).rsplit("|", 2)
+        if len(parts) == 3 and parts[2] in ("finished", "failed"):
+            job, queue, outcome = parts
+            counts[(job, queue, outcome)] = _count(count)
     return counts
 
 
@@ -640,7 +719,7 @@ def job_type_stats(connection: redis.Redis, names: list[str], history: int = key
             pipe.hgetall(keys.run_time_histogram(name))
             if history:
                 pipe.lrange(keys.history(name), 0, history - 1)
-        replies = iter(pipe.execute())
+        replies = iter(read_replies(pipe))
     return [
         JobTypeStats(
             name,
@@ -670,7 +749,7 @@ def stats(
     with connection.pipeline(transaction=False) as pipe:
         for name in queue_names:
             pipe.hgetall(keys.queue_stats(name))
-        queue_rows = pipe.execute()
+        queue_rows = read_replies(pipe)
     # filtering by queue looks through the whole capped history; otherwise the latest are enough
     types = job_type_stats(connection, [job] if job else job_names, keys.HISTORY_LENGTH if queue else recent)
     if job and not types[0].totals.runs and job not in job_names:
@@ -696,6 +775,90 @@ _NEWEST_FIRST = {"finished", "dead", "canceled"}
 _REGISTRIES = {state: registry for state, registry in _COUNTED.items() if registry is not None}  # all but queued
 
 
+LIST_FIELD_BYTES = 16 * 1024  # of each field of a job record a list reads at most
+# Run inside Redis: each record's fields, each value cut to ARGV[1] bytes and followed by its full
+# length, so that a list of jobs costs the same whether their arguments are 20 bytes or 20 MB.
+# A key that is not a hash (another tool's) reads as no record.
+_CAPPED_RECORDS = """
+local cap = tonumber(ARGV[1])
+local records = {}
+for i, key in ipairs(KEYS) do
+  local record = {}
+  if redis.call('TYPE', key).ok == 'hash' then
+    for _, field in ipairs(redis.call('HKEYS', key)) do
+      local value = redis.call('HGET', key, field)
+      table.insert(record, field)
+      table.insert(record, string.sub(value, 1, cap))
+      table.insert(record, #value)
+    end
+  end
+  records[i] = record
+end
+return records
+"""
+# the start of a payload's JSON, [name, null, [args...], {kwargs}], up to its arguments
+_PAYLOAD_HEAD = re.compile(r'\[\s*("(?:[^"\\]|\\.)*")\s*,\s*null\s*,\s*\[')
+
+
+@dataclass
+class ListedJobs:
+    """Jobs as a list shows them. A job whose arguments are longer than a list reads has none in
+    its view (args and kwargs empty); `previews` has the start of them, as JSON text, by id."""
+
+    views: list[JobView]
+    previews: dict[str, str] = field(default_factory=dict)
+
+
+def _arguments_start(data: bytes) -> tuple[bool, str]:
+    """(whether `data`, as read, is a whole payload of at most LIST_FIELD_BYTES once
+    decompressed; the start of its arguments as text). Decompresses no more than that."""
+    inflate = zlib.decompressobj()
+    try:
+        text, whole = inflate.decompress(data, LIST_FIELD_BYTES), inflate.eof
+    except zlib.error:  # RQ also accepts an uncompressed payload
+        text, whole = data[:LIST_FIELD_BYTES], len(data) <= LIST_FIELD_BYTES
+    if text[:1] == b"\x80":
+        return whole, "(pickled arguments)"
+    shown = text.decode(errors="replace")
+    head = _PAYLOAD_HEAD.match(shown)
+    return whole, shown[head.end() :] if head else shown
+
+
+def listed_jobs(connection: redis.Redis, job_ids: list[str]) -> ListedJobs:
+    """The jobs that still exist, in the order asked, read in bounded memory: at most
+    LIST_FIELD_BYTES of each field of each record (a field longer than that reads as missing,
+    the arguments as a preview). Pickled payloads are not decoded: a list shows no unpickled value."""
+    if not job_ids:
+        return ListedJobs([])
+    read_capped = connection.register_script(_CAPPED_RECORDS)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.JOB_PATHS)
+        read_capped(keys=[keys.job(job_id) for job_id in job_ids], args=[LIST_FIELD_BYTES], client=pipe)
+        job_paths, records = read_replies(pipe)
+    import_paths = {_name(path): _name(name) for path, name in job_paths.items()}
+    listed = ListedJobs([])
+    for job_id, record in zip(job_ids, records):
+        triples = [record[n : n + 3] for n in range(0, len(record), 3)]
+        raw = {name: value for name, value, length in triples if length == len(value)}
+        if not (b"data" in raw or b"status" in raw or any(name == b"data" for name, *_ in triples)):
+            continue  # no record, or a stub a late progress report left
+        data = next((value for name, value, _ in triples if name == b"data"), None)
+        whole, preview = _arguments_start(data) if data is not None else (True, "")
+        if whole:
+            listed.views.append(JobView.from_hash(job_id, raw, import_paths=import_paths))
+            continue
+        raw.pop(b"data", None)
+        view = JobView.from_hash(job_id, raw, import_paths=import_paths)
+        view.unreadable = None  # not read, rather than unreadable: the job's own page reads it
+        head = _PAYLOAD_HEAD.match(preview) if b"jobctl_job" not in raw else None
+        if head:  # enqueued by RQ's API: the name is the payload's
+            with contextlib.suppress(ValueError):
+                view.job = import_paths.get(json.loads(head.group(1)), json.loads(head.group(1)))
+        listed.views.append(view)
+        listed.previews[job_id] = preview
+    return listed
+
+
 @dataclass
 class JobFilter:
     """What a job list is narrowed to: a job name, and text found in the id or the arguments."""
@@ -706,14 +869,18 @@ class JobFilter:
     def __bool__(self) -> bool:
         return bool(self.job or self.text)
 
-    def matches(self, view: JobView) -> bool:
+    def matches(self, view: JobView, preview: str | None = None) -> bool:
+        """`preview`: the start of the arguments of a job whose view has none (ListedJobs)."""
         if self.job and view.job != self.job:
             return False
         if self.text:
             needle = self.text.lower()
-            haystack = f"{view.id} {json.dumps(view.args)} {json.dumps(view.kwargs)}".lower()
-            return needle in haystack
+            arguments = preview if preview is not None else f"{json.dumps(view.args)} {json.dumps(view.kwargs)}"
+            return needle in f"{view.id} {arguments}".lower()
         return True
+
+    def select(self, listed: ListedJobs) -> list[JobView]:
+        return [view for view in listed.views if self.matches(view, listed.previews.get(view.id))]
 
 
 @dataclass
@@ -725,6 +892,7 @@ class JobPage:
     start: int  # position of the first entry looked at
     next_start: int | None  # where the next page starts; None: this is the last
     scanned: int  # entries looked at; with a filter at most FILTER_WINDOW
+    previews: dict[str, str] = field(default_factory=dict)  # see ListedJobs
 
 
 def _state_length(pipe: redis.client.Pipeline, state: str, queue: str) -> None:
@@ -747,7 +915,7 @@ def _state_lengths(connection: redis.Redis, state: str, queues: list[str]) -> li
     with connection.pipeline(transaction=False) as pipe:
         for queue in queues:
             _state_length(pipe, state, queue)
-        return [int(n) for n in pipe.execute()]
+        return [int(n) for n in read_replies(pipe)]
 
 
 def _ids_at(
@@ -762,9 +930,9 @@ def _ids_at(
             if first <= last:
                 _state_range(pipe, state, queue, first, last)
             offset += length
-        ranges = pipe.execute()
+        ranges = read_replies(pipe)
     # the started registry's members are "<id>:<attempt>"
-    ids = [m.decode() for members in ranges for m in members]
+    ids = [_name(m) for members in ranges for m in members]
     return [i.rsplit(":", 1)[0] for i in ids] if state == "started" else ids
 
 
@@ -786,20 +954,27 @@ def job_page(
     total = sum(lengths)
     start = max(0, min(start, total))
     if not where:
-        views = jobs(connection, _ids_at(connection, state, queues, lengths, start, size))
+        listed = listed_jobs(connection, _ids_at(connection, state, queues, lengths, start, size))
         end = min(start + size, total)
-        return JobPage(state, queues, views, total, start, end if end < total else None, end - start)
+        return JobPage(
+            state, queues, listed.views, total, start, end if end < total else None, end - start, listed.previews
+        )
     ids = _ids_at(connection, state, queues, lengths, start, FILTER_WINDOW)
     found: list[JobView] = []
+    previews: dict[str, str] = {}
     scanned = 0
     for chunk_start in range(0, len(ids), size):
         chunk = ids[chunk_start : chunk_start + size]
-        found.extend(view for view in jobs(connection, chunk) if where.matches(view))
+        listed = listed_jobs(connection, chunk)
+        found.extend(where.select(listed))
+        previews.update(listed.previews)
         scanned = chunk_start + len(chunk)
         if len(found) >= size:
             break
     end = start + scanned
-    return JobPage(state, queues, found, total, start, end if end < total else None, scanned)
+    shown = {view.id for view in found}
+    previews = {job_id: text for job_id, text in previews.items() if job_id in shown}
+    return JobPage(state, queues, found, total, start, end if end < total else None, scanned, previews)
 
 
 def matching_job_batches(
@@ -815,8 +990,7 @@ def matching_job_batches(
     end = _state_lengths(connection, state, [queue])[0]
     while end > 0:
         start = max(0, end - batch)
-        views = jobs(connection, _ids_at(connection, state, [queue], [end], start, end - start))
-        yield [view for view in views if where.matches(view)]
+        yield where.select(listed_jobs(connection, _ids_at(connection, state, [queue], [end], start, end - start)))
         end = start
 
 
@@ -839,15 +1013,18 @@ def minute_history(connection: redis.Redis, queues: list[str], minutes: int, now
         for queue in queues:
             for day in days:
                 pipe.hgetall(keys.minutes(queue, day))
-        replies = iter(pipe.execute())
+        replies = iter(read_replies(pipe))
     history = MinuteHistory(first, [0] * minutes, [0] * minutes)
     for _queue in queues:
         for day in days:
             for field_name, count in next(replies).items():
-                minute_of_day, outcome = field_name.decode().split(":")
-                index = day * 1440 + int(minute_of_day) - first
+                minute_of_day, _, outcome = _name(field_name).partition(":")
+                minute = number_value(minute_of_day, int)
+                if minute is None or outcome not in ("finished", "failed"):
+                    continue  # not a field keys.minutes names
+                index = day * 1440 + minute - first
                 if 0 <= index < minutes:
-                    (history.finished if outcome == "finished" else history.failed)[index] += int(count)
+                    (history.finished if outcome == "finished" else history.failed)[index] += _count(count)
     return history
 
 
@@ -868,12 +1045,12 @@ def recurring_runs(connection: redis.Redis, entries: list[str]) -> dict[str, Rec
     with connection.pipeline(transaction=False) as pipe:
         for name in entries:
             pipe.get(keys.scheduler_last(name))
-        last_dues = [_float(value) for value in pipe.execute()]
-    last_ids = [keys.recurring_job_id(name, int(due)) for name, due in zip(entries, last_dues) if due is not None]
+        last_dues = [number_value(value, int) for value in read_replies(pipe)]
+    last_ids = [keys.recurring_job_id(name, due) for name, due in zip(entries, last_dues) if due is not None]
     found = {view.id: view for view in jobs(connection, last_ids)}
     runs = {}
     for name, due in zip(entries, last_dues):
         scheduled = by_name.get(name)
-        last_job = found.get(keys.recurring_job_id(name, int(due))) if due is not None else None
+        last_job = found.get(keys.recurring_job_id(name, due)) if due is not None else None
         runs[name] = RecurringRun(name, scheduled.next_run if scheduled else None, due, last_job)
     return runs

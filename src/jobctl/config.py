@@ -223,6 +223,11 @@ def _engine_settings(path: str | Path, name: str, settings: dict[str, Any]) -> d
     return settings
 
 
+def is_queue_name(name: str) -> bool:
+    """Letters, digits, '_', '-' and '.': a queue name fits in its keys and on a command line."""
+    return name.replace("_", "").replace("-", "").replace(".", "").isalnum()
+
+
 def load_queues(path: str | Path) -> QueuesConfig:
     """Load queue.yml: queue name -> settings, highest priority first, plus optional `defaults:`."""
     document = yamlfile.read(path, CONFIG_MISSING)
@@ -234,7 +239,7 @@ def load_queues(path: str | Path) -> QueuesConfig:
         if name == "defaults":
             continue
         _check_name(path, "queue name", name)
-        if not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        if not is_queue_name(name):
             raise ConfigError(f"{path}: queue name {name!r}: expected letters, digits, '_', '-' or '.'")
         parsed = _parse_queue_settings(path, f"queue {name!r}", settings)
         queues[name] = QueueConfig(

@@ -17,9 +17,10 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
@@ -29,6 +30,9 @@ from redis.sentinel import MasterNotFoundError, Sentinel
 
 from . import logs
 from .errors import RedisOutOfMemory, RedisUnavailable
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 EMBEDDED_HOME = ".jobctl"
 _SOCKET_PATH_LIMIT = 100  # unix socket paths are limited to ~107 bytes
@@ -140,18 +144,14 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     )
 
 
-def connect(url: str, *, check: bool = True) -> redis.Redis:
+def connect(url: str, *, check: bool = True, socket_timeout: float | None = None) -> redis.Redis:
     """A client for `url`; with `check`, fail now with a one-line error if Redis does not answer.
+    `socket_timeout`: seconds a command may wait for its reply (None: as long as it takes).
 
     A Sentinel URL gives a client bound to the service's current master: after a failover its
     connections fail once and reconnect to the master the Sentinels name then."""
+    options = _client_options(url, socket_timeout)
     scheme = _scheme(url)
-    if scheme not in SCHEMES:
-        raise RedisUnavailable(
-            f"invalid Redis URL {mask_url(url)!r}: unknown scheme {scheme!r} (expected one of {', '.join(SCHEMES)})"
-        )
-    tcp = {} if scheme == "unix" else {"socket_keepalive": True}
-    options = {"socket_connect_timeout": 5, "health_check_interval": 30, **tcp}
     try:
         if is_sentinel_url(url):
             client = _sentinel_master(parse_sentinel_url(url), options)
@@ -162,6 +162,30 @@ def connect(url: str, *, check: bool = True) -> redis.Redis:
     if check:
         ping(client, url)
     return client
+
+
+def async_connect(url: str, *, socket_timeout: float | None = None) -> redis.asyncio.Redis:
+    """An asyncio client for `url` (not a Sentinel URL), with connect()'s options."""
+    import redis.asyncio
+
+    options = _client_options(url, socket_timeout)
+    if is_sentinel_url(url):
+        raise RedisUnavailable(f"{mask_url(url)}: the asyncio client does not support Sentinel URLs yet")
+    scheme = _scheme(url)
+    try:
+        return redis.asyncio.Redis.from_url(SCHEMES[scheme][0] + url[len(scheme) :], **options)
+    except ValueError as exc:
+        raise RedisUnavailable(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
+
+
+def _client_options(url: str, socket_timeout: float | None) -> dict[str, Any]:
+    scheme = _scheme(url)
+    if scheme not in SCHEMES:
+        raise RedisUnavailable(
+            f"invalid Redis URL {mask_url(url)!r}: unknown scheme {scheme!r} (expected one of {', '.join(SCHEMES)})"
+        )
+    tcp = {} if scheme == "unix" else {"socket_keepalive": True}
+    return {"socket_connect_timeout": 5, "socket_timeout": socket_timeout, "health_check_interval": 30, **tcp}
 
 
 def _sentinel_master(target: SentinelTarget, options: dict[str, Any]) -> redis.Redis:
@@ -192,14 +216,19 @@ def _sentinel_master(target: SentinelTarget, options: dict[str, Any]) -> redis.R
 def ping(client: redis.Redis, url: str) -> None:
     try:
         client.ping()
-    except redis.AuthenticationError:
-        raise RedisUnavailable(f"Redis at {where(url)} refused the credentials in the URL") from None
-    except MasterNotFoundError:
-        raise RedisUnavailable(
-            f"cannot reach Redis via {where(url)}: no Sentinel answered with a master for the service"
-        ) from None
     except redis.RedisError as exc:
-        raise RedisUnavailable(f"cannot reach Redis at {where(url)}: {unavailable_reason(exc)}") from None
+        raise unavailable(exc, url) from None
+
+
+def unavailable(exc: redis.RedisError, url: str) -> RedisUnavailable:
+    """The one-line error for a Redis that failed to answer (never the password)."""
+    if isinstance(exc, redis.AuthenticationError):
+        return RedisUnavailable(f"Redis at {where(url)} refused the credentials in the URL")
+    if isinstance(exc, MasterNotFoundError):
+        return RedisUnavailable(
+            f"cannot reach Redis via {where(url)}: no Sentinel answered with a master for the service"
+        )
+    return RedisUnavailable(f"cannot reach Redis at {where(url)}: {unavailable_reason(exc)}")
 
 
 def out_of_memory(exc: BaseException) -> bool:
@@ -363,3 +392,35 @@ class RedisOutage:
                 down_seconds=round(down, 3),
             )
             self.since, self.failures = None, 0
+
+
+# What a read returns from a key that holds another type of value than it reads (a key another
+# tool, or a hand, wrote under one of jobctl's names): what it returns from a missing key.
+_MISSING: dict[str, Callable[[tuple[Any, ...]], Any]] = {
+    "HGETALL": lambda args: {},
+    **dict.fromkeys(("SMEMBERS", "SUNION"), lambda args: set()),
+    **dict.fromkeys(("LRANGE", "ZRANGE", "ZREVRANGE", "XREVRANGE", "XRANGE"), lambda args: []),
+    **dict.fromkeys(("LLEN", "ZCARD", "SCARD", "SISMEMBER", "HLEN"), lambda args: 0),
+    **dict.fromkeys(("GET", "HGET", "LINDEX"), lambda args: None),
+    "HMGET": lambda args: [None] * (len(args) - 2),
+}
+
+
+def read_replies(pipe: redis.client.Pipeline) -> list[Any]:
+    """The replies of a pipeline of reads, a key of another type reading as missing: a reader
+    shows what it can of the other keys (tests/test_readers_fuzz.py). Other errors are raised."""
+    commands = [args for args, _options in pipe.command_stack]
+    replies = pipe.execute(raise_on_error=False)
+    for index, (args, reply) in enumerate(zip(commands, replies)):
+        if isinstance(reply, redis.ResponseError) and str(reply).startswith("WRONGTYPE"):
+            replies[index] = _MISSING[str(args[0]).upper()](args)
+        elif isinstance(reply, Exception):
+            raise reply
+    return replies
+
+
+def read_one(connection: redis.Redis, command: Callable[[redis.client.Pipeline], object]) -> Any:
+    """One read, as read_replies reads: read_one(connection, lambda pipe: pipe.smembers(key))."""
+    with connection.pipeline(transaction=False) as pipe:
+        command(pipe)
+        return read_replies(pipe)[0]

@@ -11,6 +11,10 @@ import contextlib
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .client import Client
 
 ProgressListener = Callable[[float, "str | None"], None]
 
@@ -20,6 +24,7 @@ class Execution:
     job_id: str
     job_name: str
     on_progress: ProgressListener
+    client: Client | None = None  # what the job's own enqueues use: its worker's connection
 
 
 _current: ContextVar[Execution | None] = ContextVar("jobctl_execution", default=None)
@@ -32,6 +37,11 @@ def executing(execution: Execution) -> Iterator[Execution]:
         yield execution
     finally:
         _current.reset(token)
+
+
+def current() -> Execution | None:
+    """The job running in this context (thread or task), if any."""
+    return _current.get()
 
 
 def progress(percent: float, message: str | None = None) -> None:

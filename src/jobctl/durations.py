@@ -44,8 +44,8 @@ def format_exact(seconds: float) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """The short human form used in tables: 850ms, 12.3s, 4m05s, 2h10m, 3d4h."""
-    if seconds is None:
+    """The short human form used in tables: 850ms, 12.3s, 4m05s, 2h10m, 3d4h ('-': unknown)."""
+    if seconds is None or not math.isfinite(seconds):
         return "-"
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms"

@@ -22,12 +22,24 @@ class UsageError(JobctlError):
     """A command-line argument is invalid; the message names the argument."""
 
 
+class NotJSON(UsageError, TypeError):
+    """A job argument JSON cannot carry (a datetime, a set, an object): nothing was enqueued."""
+
+
 class RedisUnavailable(JobctlError):
     """Redis does not answer; the message names host and port, never the password."""
 
 
 class UnknownJob(JobctlError):
     """A job name or job id that nothing knows about."""
+
+
+class UnknownParent(UsageError):
+    """A job given as a dependency (--depends-on, depends_on=) does not exist: nothing was enqueued."""
+
+    def __init__(self, job_id: str):
+        super().__init__(f"--depends-on: no job with id {job_id!r}")
+        self.job_id = job_id
 
 
 class UnknownEvent(JobctlError):
@@ -76,6 +88,40 @@ class PayloadError(ValueError):
 
 class ResultError(ValueError):
     """A job's return value that JSON cannot encode: retrying cannot help."""
+
+
+class JobNotFound(UnknownJob, LookupError):
+    """No job has this id (any more): its record expired after its ttl, or was deleted."""
+
+
+class JobFailed(Exception):
+    """The job is dead (its retries are used up, or it raised PermanentError): `error_type` and
+    `message` are those of the exception that ended its last attempt, `traceback` its text."""
+
+    def __init__(self, job_id: str, error_type: str, message: str, traceback: str):
+        super().__init__(
+            f"job {job_id} failed: {error_type}: {message}" if message else f"job {job_id} failed: {error_type}"
+        )
+        self.job_id, self.error_type, self.message, self.traceback = job_id, error_type, message, traceback
+
+    @classmethod
+    def from_line(cls, job_id: str, line: str, traceback: str) -> JobFailed:
+        """From an error line as the worker records it: "ValueError: the message"."""
+        error_type, _, message = line.partition(": ")
+        return cls(job_id, error_type, message, traceback)
+
+
+class JobCanceled(Exception):
+    """The job was canceled (by an operator, or with a parent that failed) before it ended."""
+
+    def __init__(self, job_id: str, reason: str):
+        super().__init__(f"job {job_id} was canceled: {reason}")
+        self.job_id, self.reason = job_id, reason
+
+
+class BlockingCall(RuntimeError):
+    """A blocking call of the Python API made from inside a running event loop: it would stop
+    every other task of the loop while it waits; the message names the async form to await."""
 
 
 class PermanentError(Exception):

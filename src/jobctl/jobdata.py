@@ -12,6 +12,7 @@ them only for such queues (QueueConfig.trusts_pickle).
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
 import math
@@ -53,12 +54,40 @@ def rq_time(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime(_RQ_TIME_FORMAT)
 
 
+# RQ's utcparse reads both: its own format, and the one without microseconds of older records
+_RQ_TIME_FORMATS = (_RQ_TIME_FORMAT, "%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_rq_time(text: str | bytes | None) -> float | None:
-    if not text:
+    """Unix time of a timestamp in RQ's formats; None when missing or not one of them (a reader
+    shows an unknown time rather than fail on a record another tool wrote)."""
+    moment = text_value(text)
+    for form in _RQ_TIME_FORMATS:
+        try:
+            return datetime.strptime(moment or "", form).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    return None
+
+
+def text_value(value: str | bytes | None) -> str | None:
+    """A field's text, None when missing or empty; bytes that are not UTF-8 are shown replaced."""
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    return value or None
+
+
+@overload
+def number_value(value: bytes | str | None) -> float | None: ...
+@overload
+def number_value(value: bytes | str | None, kind: type[int]) -> int | None: ...
+def number_value(value: bytes | str | None, kind: type[float] | type[int] = float) -> float | None:
+    """A field's number, None when missing, not a number, infinite or NaN."""
+    try:
+        number = float(value or "nan")
+    except (TypeError, ValueError):
         return None
-    if isinstance(text, bytes):
-        text = text.decode()
-    return datetime.strptime(text, _RQ_TIME_FORMAT).replace(tzinfo=UTC).timestamp()
+    return kind(number) if math.isfinite(number) else None
 
 
 def _serialized(value: Any, serializer: str) -> bytes:
@@ -88,8 +117,11 @@ def decode_payload(data: bytes | None, *, trust_pickle: bool = False) -> tuple[s
         raw = data  # RQ also accepts an uncompressed payload
     if raw[:1] == bytes([_PICKLE_PROTOCOL_MARK]):
         if trust_pickle:
-            name, _instance, args, kwargs = pickle.loads(raw)
-            return name, list(args or ()), dict(kwargs or {})
+            try:
+                name, _instance, args, kwargs = pickle.loads(raw)
+                return str(name), list(args or ()), dict(kwargs or {})
+            except Exception as exc:  # noqa: BLE001 - unpickling foreign bytes can raise anything
+                raise PayloadError(f"payload is a pickle that cannot be read: {type(exc).__name__}") from None
         raise PayloadError(
             "payload is pickle (RQ's default serializer); jobctl runs JSON jobs: enqueue with "
             "rq.serializers.JSONSerializer, or serve the queue with `engine: rq`"
@@ -130,9 +162,15 @@ def encode_result(value: Any) -> bytes:
 def stream_outcome(entry: dict[bytes, bytes], trust_pickle: bool) -> tuple[Any, str | None]:
     """(return value, traceback) of an entry of RQ's results stream (keys.results): base64 of the
     serializer's bytes, base64 of zlib-compressed text. RQ's workers keep both only there."""
-    value, exc = entry.get(b"return_value"), entry.get(b"exc_string")
-    result = _result(base64.b64decode(value), trust_pickle) if value else None
-    return result, _traceback(base64.b64decode(exc)) if exc else None
+    value, exc = _base64(entry.get(b"return_value")), _base64(entry.get(b"exc_string"))
+    return _result(value, trust_pickle), _traceback(exc)
+
+
+def _base64(value: bytes | None) -> bytes | None:
+    try:
+        return base64.b64decode(value) if value else None
+    except binascii.Error:
+        return None
 
 
 def new_job_fields(
@@ -193,22 +231,7 @@ def describe(name: str, args: Iterable[Any], kwargs: Mapping[str, Any]) -> str:
 
 
 def _text(raw: dict[bytes, bytes], key: str) -> str | None:
-    value = raw.get(key.encode())
-    return value.decode() if value else None
-
-
-@overload
-def _number(raw: dict[bytes, bytes], key: str) -> float | None: ...
-@overload
-def _number(raw: dict[bytes, bytes], key: str, kind: type[int]) -> int | None: ...
-def _number(raw: dict[bytes, bytes], key: str, kind: type[float] | type[int] = float) -> float | None:
-    value = raw.get(key.encode())
-    if not value:
-        return None
-    try:
-        return kind(float(value))
-    except ValueError:
-        return None
+    return text_value(raw.get(key.encode()))
 
 
 def _max_retries(raw: dict[bytes, bytes]) -> int | None:
@@ -218,19 +241,37 @@ def _max_retries(raw: dict[bytes, bytes]) -> int | None:
     jobctl stored with it. None when the record says nothing: a job RQ's API enqueued without a
     Retry, which its queue's max_retries govern."""
     if b"jobctl_queue_retries" not in raw:
-        own = _number(raw, "jobctl_retries", int)
+        own = number_value(raw.get(b"jobctl_retries"), int)
         if own is None:
-            own = _number(raw, "retries_left", int)
+            own = number_value(raw.get(b"retries_left"), int)
         if own is not None:
             return own
-    return _number(raw, "jobctl_max_retries", int)
+    return number_value(raw.get(b"jobctl_max_retries"), int)
 
 
 def _json(value: bytes | None, default: Any) -> Any:
+    """The JSON in a field; `default` when missing, not JSON (e.g. a result RQ pickled), or (for
+    a list or dict default) not of the default's type."""
     try:
-        return json.loads(value) if value else default
+        decoded = json.loads(value) if value else default
     except (ValueError, RecursionError):
-        return default  # e.g. a result RQ pickled
+        return default
+    return decoded if default is None or isinstance(decoded, type(default)) else default
+
+
+def _errors(value: bytes | None) -> list[dict[str, Any]]:
+    """The failed attempts (lua/lib.lua's add_error): {attempt, at, worker, error}, each value of
+    the type the readers show, whatever another tool wrote."""
+    return [
+        {
+            "attempt": number_value(str(entry.get("attempt")), int),
+            "at": number_value(str(entry.get("at"))),
+            "worker": None if entry.get("worker") is None else str(entry["worker"]),
+            "error": None if entry.get("error") is None else str(entry["error"]),
+        }
+        for entry in _json(value, [])
+        if isinstance(entry, dict)
+    ]
 
 
 def _traceback(value: bytes | None) -> str | None:
@@ -245,15 +286,11 @@ def _traceback(value: bytes | None) -> str | None:
 def _result(value: bytes | None, trust_pickle: bool) -> Any:
     """A result as jobctl stores it (JSON) or as an RQ worker does (pickled, on an rq-engine queue)."""
     if value and value[:1] == bytes([_PICKLE_PROTOCOL_MARK]) and trust_pickle:
-        return pickle.loads(value)
+        try:
+            return pickle.loads(value)
+        except Exception:  # noqa: BLE001 - unpickling foreign bytes can raise anything: no result shown
+            return None
     return _json(value, None)
-
-
-def _time(value: bytes | None) -> float | None:
-    try:
-        return parse_rq_time(value)
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -315,23 +352,23 @@ class JobView:
             state=_STATE_OF_RQ_STATUS.get(_text(raw, "status") or "queued", "queued"),
             args=args,
             kwargs=kwargs,
-            attempts=_number(raw, "jobctl_attempts", int) or 0,
+            attempts=number_value(raw.get(b"jobctl_attempts"), int) or 0,
             max_retries=_max_retries(raw),
-            errors=_json(raw.get(b"jobctl_errors"), []),
-            crashes=_number(raw, "jobctl_crashes", int) or 0,
-            progress=_number(raw, "jobctl_progress"),
+            errors=_errors(raw.get(b"jobctl_errors")),
+            crashes=number_value(raw.get(b"jobctl_crashes"), int) or 0,
+            progress=number_value(raw.get(b"jobctl_progress")),
             progress_message=_text(raw, "jobctl_progress_message"),
             result=_result(raw.get(b"result"), trust_pickle),
             error=_traceback(raw.get(b"exc_info")),
             reason=_text(raw, "jobctl_reason"),
             canceled_by=_text(raw, "jobctl_canceled_by"),
             worker=_text(raw, "worker_name"),
-            created_at=_time(raw.get(b"created_at")),
-            enqueued_at=_time(raw.get(b"enqueued_at")),
-            started_at=_time(raw.get(b"started_at")),
-            ended_at=_time(raw.get(b"ended_at")),
-            scheduled_for=_number(raw, "jobctl_scheduled_for"),
-            timeout=_number(raw, "jobctl_timeout") or _number(raw, "timeout"),
+            created_at=parse_rq_time(raw.get(b"created_at")),
+            enqueued_at=parse_rq_time(raw.get(b"enqueued_at")),
+            started_at=parse_rq_time(raw.get(b"started_at")),
+            ended_at=parse_rq_time(raw.get(b"ended_at")),
+            scheduled_for=number_value(raw.get(b"jobctl_scheduled_for")),
+            timeout=number_value(raw.get(b"jobctl_timeout")) or number_value(raw.get(b"timeout")),
             unreadable=unreadable,
             callback_error=_text(raw, "jobctl_callback_error"),
         )

@@ -34,6 +34,8 @@ from typing import Any, TextIO
 import redis
 
 from . import keys, logs
+from .connection import read_replies
+from .jobdata import number_value, text_value
 
 OUTPUT_LIMIT = 64 * 1024  # bytes kept per attempt: the tail, where the reason for a failure is
 FLUSH_INTERVAL = 0.5
@@ -265,21 +267,20 @@ def read(connection: redis.Redis, job_id: str, attempts: list[int]) -> list[Atte
         for attempt in attempts:
             pipe.get(keys.job_output(job_id, attempt))
             pipe.hgetall(keys.job_attempt(job_id, attempt))
-        replies = iter(pipe.execute())
+        replies = iter(read_replies(pipe))
     found = []
     for attempt in attempts:
         output, fields = next(replies), next(replies)
         if output is None and not fields:
             continue
-        text = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
         found.append(
             AttemptOutput(
                 attempt,
                 (output or b"").decode(errors="replace"),
-                int(text.get("written") or 0),
-                float(text["started"]) if text.get("started") else None,
-                float(text["ended"]) if text.get("ended") else None,
-                text.get("traceback"),
+                number_value(fields.get(b"written"), int) or 0,
+                number_value(fields.get(b"started")),
+                number_value(fields.get(b"ended")),
+                text_value(fields.get(b"traceback")),
             )
         )
     return found
@@ -291,8 +292,8 @@ def read_since(connection: redis.Redis, job_id: str, attempt: int, seen: int) ->
     with connection.pipeline(transaction=False) as pipe:
         pipe.get(keys.job_output(job_id, attempt))
         pipe.hget(keys.job_attempt(job_id, attempt), "written")
-        output, written = pipe.execute()
-    data, total = output or b"", int(written or 0)
+        output, written = read_replies(pipe)
+    data, total = output or b"", number_value(written, int) or 0
     new = total - seen
     if new <= 0:
         return "", seen, 0

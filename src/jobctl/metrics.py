@@ -56,7 +56,7 @@ class JobctlCollector(Collector):
         try:
             if self._connection is None:
                 self._connection = self._connection_factory()
-            overview = api.overview(self._connection, self.config)
+            overview = api.overview(self._connection, self.config, running_in_full=False)
             names = api.tracked_job_names(self._connection, self.job_names())
             job_types = api.job_type_stats(self._connection, names, history=0)
             processed = api.processed_counts(self._connection)

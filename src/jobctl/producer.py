@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import redis
 
@@ -17,10 +17,10 @@ from .config import QueueConfig, QueuesConfig
 from .connection import out_of_memory
 from .durations import format_duration
 from .errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the scheduler imports these two from here
-from .errors import ArgumentMismatch, QueueFull, RedisOutOfMemory, UsageError
+from .errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownParent, UsageError
 from .errors import DuplicateJob as DuplicateJob
 from .jobdata import describe, encode_payload, new_job_fields, new_job_id
-from .transitions import Transitions
+from .transitions import EnqueueNamed, Transitions
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -39,6 +39,15 @@ class Enqueued:
     run_at: float | None
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """Settings a caller gives one enqueue, over the job's @job options and its queue's."""
+
+    timeout: float | None = None  # seconds
+    max_retries: int | None = None
+    result_ttl: float | None = None  # seconds
+
+
 def unique_claim(spec: registry.JobSpec, args: list[Any], kwargs: dict[str, Any]) -> str:
     """The uniqueness key of a job without an explicit id: its name and its call as bound to its
     signature (signatures.bound_call), so that `u 5`, `u -k x=5` and `u 5.0` claim one key."""
@@ -48,7 +57,7 @@ def unique_claim(spec: registry.JobSpec, args: list[Any], kwargs: dict[str, Any]
 
 
 def check_arguments(job_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-    """Raise UsageError naming the first argument that is not strict JSON data (strictjson.py):
+    """Raise NotJSON (a UsageError) naming the first argument that is not strict JSON data (strictjson.py):
     not JSON at all, a non-finite number (NaN, Infinity), or nested beyond MAX_DEPTH."""
     try:
         text = json.dumps([args, kwargs], allow_nan=False)
@@ -63,7 +72,7 @@ def check_arguments(job_name: str, args: Sequence[Any], kwargs: Mapping[str, Any
             strictjson.check(value)  # first: json.dumps recurses, and would accept NaN
             json.dumps(value)
         except (TypeError, ValueError) as exc:
-            raise UsageError(f"job {job_name!r}: {where}: must be JSON: {exc}") from None
+            raise NotJSON(f"job {job_name!r}: {where}: must be JSON: {exc}") from None
 
 
 def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
@@ -85,6 +94,7 @@ def _job_fields(
     now: float,
     allow_failure: bool = False,
     parents: Sequence[str] = (),
+    overrides: Overrides = Overrides(),
 ) -> tuple[QueueConfig, dict[str, Any]]:
     """Validate one job and build its record: (its queue, hash fields)."""
     spec = registry.get(job_name)
@@ -96,10 +106,12 @@ def _job_fields(
         kwargs,
         queue_config.name,
         now=now,
-        timeout=spec.timeout or queue_config.timeout,
-        result_ttl=queue_config.result_ttl,
+        timeout=overrides.timeout or spec.timeout or queue_config.timeout,
+        result_ttl=queue_config.result_ttl if overrides.result_ttl is None else overrides.result_ttl,
         failure_ttl=queue_config.failure_ttl,
-        max_retries=spec.max_retries if spec.max_retries is not None else queue_config.max_retries,
+        max_retries=next(
+            n for n in (overrides.max_retries, spec.max_retries, queue_config.max_retries) if n is not None
+        ),
         crash_limit=queue_config.crash_limit,
         allow_failure=allow_failure,
         parents=list(parents),
@@ -110,28 +122,63 @@ def _job_fields(
     return queue_config, fields
 
 
+@dataclass(frozen=True)
+class Request:
+    """A job checked and ready to store: Transitions.enqueue's arguments (its id and queue,
+    `fields` and `named`), and what settle() turns the script's reply into."""
+
+    job: Enqueued  # the job as stored, its state still to come
+    spec: registry.JobSpec
+    fields: dict[str, Any]
+    named: EnqueueNamed
+
+
+class EnqueueOptions(TypedDict, total=False):
+    """enqueue()'s options (see there)."""
+
+    queue: str | None
+    run_at: float | None
+    job_id: str | None
+    unique: bool | None
+    depends_on: Sequence[str]
+    allow_failure: bool
+    run_claim: tuple[str, str, int] | None
+    overrides: Overrides
+
+
 def enqueue(
     connection: redis.Redis,
     config: QueuesConfig,
     job_name: str,
     args: Sequence[Any] = (),
     kwargs: dict[str, Any] | None = None,
-    *,
-    queue: str | None = None,
-    run_at: float | None = None,
-    job_id: str | None = None,
-    unique: bool | None = None,
-    depends_on: Sequence[str] = (),
-    allow_failure: bool = False,
-    run_claim: tuple[str, str, int] | None = None,
+    **options: Unpack[EnqueueOptions],
 ) -> Enqueued:
-    """Store a registered job on a configured queue, now, at `run_at` or after its parents.
+    """Store a registered job on a configured queue (`queue`: another than the job's), now, at
+    `run_at` or after its parents (`depends_on`, with `allow_failure`: even if one dies).
+    `job_id`: an id of the caller's. `unique` None: as the job's @job(unique=...) says.
     `run_claim` (key, owner, ttl) is taken atomically with the enqueue (the scheduler's claim).
-    `unique` None: as the job's @job(unique=...) says.
+    `overrides`: settings of this one job.
 
     Raises UnknownJob, ConfigError (queue not configured), ArgumentMismatch (a TypeError: the
-    arguments do not fit the job's signature), UsageError (unknown parent), DuplicateJob,
+    arguments do not fit the job's signature), UsageError (bad id), UnknownParent, DuplicateJob,
     QueueFull or AlreadyClaimed."""
+    request = prepare(config, job_name, args, kwargs, **options)
+    with refused_out_of_memory("nothing was enqueued"):
+        reply = Transitions.of(connection).enqueue(request.job.id, request.job.queue, request.fields, **request.named)
+    return settle(request, reply)
+
+
+def prepare(
+    config: QueuesConfig,
+    job_name: str,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    **options: Unpack[EnqueueOptions],
+) -> Request:
+    """What enqueue() checks and builds before it writes anything (the asyncio client calls
+    the script itself with the request, then settle())."""
+    job_id, depends_on, run_claim = options.get("job_id"), options.get("depends_on", ()), options.get("run_claim")
     args, kwargs, now = list(args), dict(kwargs or {}), time.time()
     for ident, option in [(job_id, "--job-id"), *((parent, "--depends-on") for parent in depends_on)]:
         if ident is not None and not keys.is_job_id(ident):
@@ -141,30 +188,56 @@ def enqueue(
         raise UsageError(f"--job-id {job_id!r}: cron-<entry>-<due> ids are the scheduler's own")
     spec = registry.get(job_name)
     signatures.check(spec, args, kwargs)
-    queue_config, fields = _job_fields(config, job_name, args, kwargs, queue, now, allow_failure, list(depends_on))
+    queue_config, fields = _job_fields(
+        config,
+        job_name,
+        args,
+        kwargs,
+        options.get("queue"),
+        now,
+        options.get("allow_failure", False),
+        list(depends_on),
+        options.get("overrides", Overrides()),
+    )
     queue_name = queue_config.name
     explicit_id = job_id
     job_id = job_id or new_job_id()
     claim = ""
+    unique = options.get("unique")
     if spec.unique if unique is None else unique:
         claim = keys.unique(explicit_id) if explicit_id else unique_claim(spec, args, kwargs)
-    try:
-        outcome, ident, state = Transitions(connection).enqueue(
-            job_id,
-            queue_name,
-            fields,
-            now=now,
-            run_at=run_at or 0,
-            unique_claim=claim,
-            parents=list(depends_on),
-            run_claim=run_claim,
-            unique_ttl=spec.unique_for or 0,
-            max_size=queue_config.max_size or 0,
-        )
-    except redis.ResponseError as exc:
-        if out_of_memory(exc):
-            raise RedisOutOfMemory(OUT_OF_MEMORY + ": nothing was enqueued") from None
-        raise
+    run_at = options.get("run_at")
+    named: EnqueueNamed = {
+        "now": now,
+        "run_at": run_at or 0,
+        "unique_claim": claim,
+        "parents": list(depends_on),
+        "run_claim": run_claim,
+        "unique_ttl": spec.unique_for or 0,
+        "max_size": queue_config.max_size or 0,
+    }
+    return Request(Enqueued(job_id, job_name, queue_name, "", args, kwargs, run_at), spec, fields, named)
+
+
+class refused_out_of_memory:
+    """Redis refusing a script's writes for want of memory, as RedisOutOfMemory saying
+    `what_was_done`. A class, not @contextmanager: it is on every enqueue's path."""
+
+    def __init__(self, what_was_done: str):
+        self.what_was_done = what_was_done
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and out_of_memory(exc):
+            raise RedisOutOfMemory(f"{OUT_OF_MEMORY}: {self.what_was_done}") from None
+
+
+def settle(request: Request, reply: tuple[str, str, str]) -> Enqueued:
+    """The stored job, from lua/enqueue.lua's reply; or the exception its refusal means."""
+    outcome, ident, state = reply
+    spec, queue_name = request.spec, request.job.queue
     if outcome == "claimed":
         raise AlreadyClaimed(ident)
     if outcome in ("exists", "duplicate"):
@@ -179,8 +252,9 @@ def enqueue(
     if outcome == "full":
         raise QueueFull(_full(queue_name, int(state)))
     if outcome == "unknown_parent":
-        raise UsageError(f"--depends-on: no job with id {ident!r}")
-    return Enqueued(job_id, job_name, queue_name, state, args, kwargs, run_at)
+        raise UnknownParent(ident)
+    job = request.job
+    return Enqueued(job.id, job.job, job.queue, state, job.args, job.kwargs, job.run_at)
 
 
 def _full(queue: str, queued: int) -> str:
@@ -199,6 +273,7 @@ def enqueue_many(
     queue: str | None = None,
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
+    overrides: Overrides = Overrides(),
 ) -> list[Enqueued]:
     """Store many jobs of one kind on one queue, `batch_size` per round trip.
 
@@ -207,11 +282,9 @@ def enqueue_many(
     sent, so the batches before it stay stored and nothing after it is written; so does a batch
     that would take the queue past its max_size (QueueFull). When `calls` is a list, all of it
     is refused up front if it would. `on_batch(n)` is told after each stored batch."""
-    transitions = Transitions(connection)
-    now = time.time()
-    spec = registry.get(job_name)
-    queue_config, shared = _job_fields(config, job_name, [], {}, queue, now)
-    queue_name, max_size = queue_config.name, queue_config.max_size or 0
+    transitions = Transitions.of(connection)
+    batches = Batches(config, job_name, calls, queue=queue, batch_size=batch_size, overrides=overrides)
+    queue_name, max_size = batches.queue, batches.max_size
     if max_size and isinstance(calls, Sized):
         queued = int(connection.llen(keys.queue(queue_name)))  # type: ignore[arg-type, unused-ignore]  # redis-py 5 types it as possibly async
         if queued + len(calls) > max_size:
@@ -219,39 +292,76 @@ def enqueue_many(
                 f"{_full(queue_name, queued)}: {len(calls)} more would exceed its max_size of {max_size}; "
                 "nothing enqueued"
             )
-    for per_job in ("data", "description"):
-        del shared[per_job]
-    payload = rq_payload(config.get(queue_name), job_name)
-    call_name = payload.get("func_name", job_name)
     stored: list[Enqueued] = []
-    batch: list[tuple[Enqueued, bytes]] = []
-
-    def flush() -> None:
-        records = [(job.id, data, describe(call_name, job.args, job.kwargs)) for job, data in batch]
-        try:
-            outcome = transitions.enqueue_many(queue_name, shared, records, time.time(), max_size=max_size)
-        except redis.ResponseError as exc:
-            if out_of_memory(exc):
-                raise RedisOutOfMemory(f"{OUT_OF_MEMORY}: this batch was not stored") from None
-            raise
-        if isinstance(outcome, list):  # ['full', queued]
-            raise QueueFull(_full(queue_name, int(outcome[1])))
-        stored.extend(job for job, _ in batch)
+    for batch in batches:
+        with refused_out_of_memory("this batch was not stored"):
+            outcome = transitions.enqueue_many(*batch.call())
+        stored += batch.settle(outcome)
         if on_batch:
-            on_batch(len(batch))
-        batch.clear()
-
-    for args, kwargs in calls:
-        args, kwargs = list(args), dict(kwargs or {})
-        signatures.check(spec, args, kwargs)
-        check_arguments(job_name, args, kwargs)
-        data = encode_payload(call_name, args, kwargs, payload.get("serializer", "json"))
-        batch.append((Enqueued(new_job_id(), job_name, queue_name, "queued", args, kwargs, None), data))
-        if len(batch) >= batch_size:
-            flush()
-    if batch:
-        flush()
+            on_batch(len(batch.jobs))
     return stored
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Jobs for one call of lua/enqueue_many.lua: Transitions.enqueue_many's arguments (`call()`),
+    and what settle() makes of its reply."""
+
+    jobs: list[Enqueued]
+    queue: str
+    shared: dict[str, Any]
+    records: list[tuple[str, bytes, str]]  # (id, data, description)
+    max_size: int
+
+    def call(self) -> tuple[str, dict[str, Any], list[tuple[str, bytes, str]], float, int]:
+        return self.queue, self.shared, self.records, time.time(), self.max_size
+
+    def settle(self, outcome: Any) -> list[Enqueued]:
+        if isinstance(outcome, list):  # ['full', queued]
+            raise QueueFull(_full(self.queue, int(outcome[1])))
+        return self.jobs
+
+
+class Batches:
+    """enqueue_many's jobs, checked and built, `batch_size` at a time (the asyncio client stores
+    them itself). Iterating raises, for a bad call, before the batch it would be in."""
+
+    def __init__(
+        self,
+        config: QueuesConfig,
+        job_name: str,
+        calls: Iterable[Call],
+        *,
+        queue: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        overrides: Overrides = Overrides(),
+    ):
+        self.spec = registry.get(job_name)
+        queue_config, self.shared = _job_fields(config, job_name, [], {}, queue, time.time(), overrides=overrides)
+        self.queue, self.max_size = queue_config.name, queue_config.max_size or 0
+        for per_job in ("data", "description"):
+            del self.shared[per_job]
+        self.payload = rq_payload(config.get(self.queue), job_name)
+        self.job_name, self.calls, self.batch_size = job_name, calls, batch_size
+
+    def __iter__(self) -> Iterator[Batch]:
+        call_name = self.payload.get("func_name", self.job_name)
+        batch: list[tuple[Enqueued, bytes]] = []
+        for args, kwargs in self.calls:
+            args, kwargs = list(args), dict(kwargs or {})
+            signatures.check(self.spec, args, kwargs)
+            check_arguments(self.job_name, args, kwargs)
+            data = encode_payload(call_name, args, kwargs, self.payload.get("serializer", "json"))
+            batch.append((Enqueued(new_job_id(), self.job_name, self.queue, "queued", args, kwargs, None), data))
+            if len(batch) >= self.batch_size:
+                yield self._batch(batch, call_name)
+                batch = []
+        if batch:
+            yield self._batch(batch, call_name)
+
+    def _batch(self, batch: list[tuple[Enqueued, bytes]], call_name: str) -> Batch:
+        records = [(job.id, data, describe(call_name, job.args, job.kwargs)) for job, data in batch]
+        return Batch([job for job, _ in batch], self.queue, self.shared, records, self.max_size)
 
 
 def calls_from_json_lines(lines: Iterable[str], source: str, job_name: str) -> list[Call]:

@@ -13,21 +13,36 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
 
 from .durations import parse_duration
 from .errors import ConfigError, UnknownJob
 from .limits import Rate, parse_rate
 from .retries import Backoff, parse_backoff
 
+if TYPE_CHECKING:
+    from .client import AsyncJob, Job
+
 DEFAULT_QUEUE = "default"
 # The built-in jobs: a job package like the user's, loaded first. Named, not imported: it
 # depends on the core, never the reverse.
 BUILTIN_JOBS = "jobctl.builtin"
 
-Function = TypeVar("Function", bound=Callable[..., Any])  # @job and @callback return what they are given
+Function = TypeVar("Function", bound=Callable[..., Any])  # @callback returns what it is given
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class JobDecorator(Protocol):
+    """What @job(...) returns: it gives back the function itself, with its enqueue methods
+    (client.bind), typed with the function's parameters and return type (client.Job)."""
+
+    @overload  # an async def matches both: the first one wins, as intended
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncJob[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
+    def __call__(self, func: Callable[P, R], /) -> Job[P, R]: ...
 
 
 @dataclass(frozen=True)
@@ -82,8 +97,9 @@ def job(
     cron: str | None = None,
     timezone: str = "UTC",
     catch_up: str = "latest",
-) -> Callable[[Function], Function]:
-    """Register a function as a job that `jobctl enqueue NAME ...` can run.
+) -> JobDecorator:
+    """Register a function as a job that `jobctl enqueue NAME ...` can run, and that application
+    code enqueues with `func.enqueue(...)` (client.JobFunction's methods, bound to it).
 
     `timeout` takes seconds or a duration such as "5m"; `max_retries`, `timeout`, `backoff` and
     `retry_delay` override the queue's settings for this job. The README's "Job options" table
@@ -112,7 +128,9 @@ def job(
     except ValueError as exc:
         raise ValueError(f"job {name!r}: {exc}") from None
 
-    def register(func: Function) -> Function:
+    def register(func: Callable[..., Any]) -> Any:
+        from .client import bind
+
         spec = JobSpec(name, func, queue, max_retries, seconds, func.__module__, **options)
         if spec.schedule is not None:
             from .errors import ArgumentMismatch
@@ -135,9 +153,10 @@ def job(
             raise ValueError(f"job name {name!r} is already registered by {import_path(existing.func)}")
         _jobs[name] = spec
         _by_import_path[import_path(func)] = name
+        bind(name, func)
         return func
 
-    return register
+    return cast("JobDecorator", register)
 
 
 def _options(

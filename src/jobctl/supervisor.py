@@ -26,7 +26,7 @@ from types import FrameType
 from typing import TypeVar, cast
 
 from . import keys, logs, transitions
-from .config import QueueConfig
+from .config import QueueConfig, QueuesConfig
 from .connection import RedisOutage, connect
 from .liveness import LEASE_TTL
 from .transitions import Transitions
@@ -89,6 +89,7 @@ class Supervisor:
     queues: list[QueueConfig]
     burst: bool = False
     shared: bool = False
+    config: QueuesConfig | None = None  # every queue, for the enqueues of the jobs run (jobctl.Client)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}.{os.getpid()}")
 
     def __post_init__(self) -> None:
@@ -256,6 +257,7 @@ class Supervisor:
                     max_memory=slot.max_memory,
                     concurrency=slot.concurrency,
                     url=self.url,
+                    config=self.config,
                 )
                 worker.handle_stop_signals()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)

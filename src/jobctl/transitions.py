@@ -11,18 +11,21 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Required, TypedDict, Unpack
 
 import redis
-from redis.commands.core import Script
 
 from . import keys
 from .errors import LeaseLost
 from .jobdata import rq_time
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 # A job's row, as the scripts reply it (job_row in lua/lib.lua): [id, queue, attempt (int), data,
 # timeout (text), max_retries, created_at, rq (RQ's options: a list, or b'')], bytes where no type
@@ -151,6 +154,12 @@ def _function(script: str) -> str:
     return f"jobctl_{_version()}_{script}"
 
 
+@cache
+def _sha(script: str) -> str:
+    """The SHA1 EVALSHA names the script's text by."""
+    return hashlib.sha1(_source(script).encode()).hexdigest()
+
+
 def preload() -> None:
     """Build every script's text now: a process that forks workers does it once for all of them
     (issue 12: each worker built them again, tens of milliseconds per recycled worker)."""
@@ -206,51 +215,188 @@ class _Wire(Protocol):
     def disconnect(self) -> None: ...
 
 
-class Transitions:
-    """The scripts, bound to one Redis connection: called as the library's functions (_library),
-    or by EVALSHA where the server has no functions (Redis 6, the embedded Redis's)."""
+Command = tuple[Any, ...]  # a Redis command and its arguments, as execute_command takes them
+# A script call as a dialogue with Redis (sans I/O): it yields commands, is sent their replies (or
+# thrown their error replies) and returns the script's reply. Transitions runs it with redis-py's
+# blocking client, AsyncTransitions with its asyncio one: one way to call a script for both.
+Dialogue = Generator[Command, Any, Any]
 
-    def __init__(self, connection: redis.Redis):
-        self.connection = connection
+
+class _Scripts:
+    """How a script is called on one server: as a function of the library (_library), or by
+    EVALSHA where the server has no functions (Redis 6, the embedded Redis's)."""
+
+    def __init__(self) -> None:
         self._functions = True  # until the server shows it has none
-        self._scripts: dict[str, Script] = {}
-        self._own: _Wire | None = None
-
-    def _script(self, name: str) -> Script:
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = self.connection.register_script(_source(name))
-        return script
 
     def _call(self, name: str) -> tuple[str, ...]:
         """The command, without its arguments, that calls a script (for _send)."""
         if self._functions:
             return ("FCALL", _function(name), "0")
-        return ("EVALSHA", self._script(name).sha, "0")
+        return ("EVALSHA", _sha(name), "0")
 
-    def _run(self, name: str, args: list[Any]) -> Any:
+    def _calls(self, name: str, args: list[Any]) -> Dialogue:
         if self._functions:
             try:
-                return self.connection.fcall(_function(name), 0, *args)
+                return (yield (*self._call(name), *args))
             except redis.ResponseError as exc:
                 if not _undefined(exc):
                     raise
-                self._load_library()
+            yield from self._load_library()
             if self._functions:
-                return self.connection.fcall(_function(name), 0, *args)
-        return self._script(name)(keys=[], args=args)
+                return (yield (*self._call(name), *args))
+        try:
+            return (yield (*self._call(name), *args))
+        except redis.exceptions.NoScriptError:  # Redis restarted, or never ran it: EVAL caches it too
+            return (yield ("EVAL", _source(name), "0", *args))
 
-    def _load_library(self) -> None:
+    def _load_library(self) -> Dialogue:
         """Load the library after a call found its function missing; where the server has no
         functions (or this user may not load them), go on with EVALSHA."""
         try:
-            self.connection.function_load(_library())
+            yield ("FUNCTION LOAD", _library())
         except redis.ResponseError as exc:
             if "already exists" in str(exc):  # another process loaded it meanwhile
                 return
             if not (_undefined(exc) or isinstance(exc, redis.exceptions.NoPermissionError)):
                 raise
             self._functions = False
+
+
+Reply = tuple[Any, "redis.ResponseError | None"]  # a command's reply, or its error reply
+
+
+def _advance(dialogue: Dialogue, reply: Reply) -> tuple[bool, Any]:
+    """Hand the dialogue a reply: (False, the next command) or (True, the script's reply)."""
+    value, error = reply
+    try:
+        return False, dialogue.send(value) if error is None else dialogue.throw(error)
+    except StopIteration as done:
+        return True, done.value
+
+
+def _drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
+    done, value = _advance(dialogue, (None, None))
+    while not done:
+        try:
+            reply: Reply = (execute(*value), None)
+        except redis.ResponseError as exc:
+            reply = (None, exc)
+        done, value = _advance(dialogue, reply)
+    return value
+
+
+async def _adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
+    done, value = _advance(dialogue, (None, None))
+    while not done:
+        try:
+            reply: Reply = (await execute(*value), None)
+        except redis.ResponseError as exc:
+            reply = (None, exc)
+        done, value = _advance(dialogue, reply)
+    return value
+
+
+class EnqueueNamed(TypedDict, total=False):
+    """lua/enqueue.lua's arguments beside the job's id, queue and fields (see Transitions.enqueue)."""
+
+    now: Required[float]
+    run_at: float
+    unique_claim: str
+    parents: Sequence[str]
+    run_claim: tuple[str, str, int] | None
+    unique_ttl: float
+    max_size: int
+
+
+def enqueue_args(job_id: str, queue: str, fields: dict[str, Any], **given: Unpack[EnqueueNamed]) -> list[Any]:
+    """lua/enqueue.lua's arguments (see Transitions.enqueue)."""
+    now = given["now"]
+    claim_key, owner, ttl = given.get("run_claim") or ("", "", 0)
+    named = {
+        "id": job_id,
+        "queue": queue,
+        "run_at": given.get("run_at", 0),
+        "unique_claim": given.get("unique_claim", ""),
+        "parents": list(given.get("parents", ())),
+        "now": now,
+        "now_iso": rq_time(now),
+        "run_claim": claim_key,
+        "run_claim_owner": owner,
+        "run_claim_ttl": ttl,
+        "unique_ttl": given.get("unique_ttl", 0),
+        "max_size": given.get("max_size", 0) or 0,
+    }
+    args: list[Any] = [json.dumps(named)]
+    for name, value in fields.items():
+        args += [name, value]
+    return args
+
+
+def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:
+    outcome, ident, state = reply
+    return outcome.decode(), ident.decode(), state.decode()
+
+
+def enqueue_many_args(
+    queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, max_size: int = 0
+) -> list[Any]:
+    """lua/enqueue_many.lua's arguments (see Transitions.enqueue_many)."""
+    args: list[Any] = [queue, rq_time(now), max_size or 0, len(shared)]
+    for name, value in shared.items():
+        args += [name, value]
+    for job in jobs:
+        args.extend(job)
+    return args
+
+
+class AsyncTransitions(_Scripts):
+    """The scripts an asyncio application calls (enqueue), on redis-py's asyncio client, called
+    the same way as Transitions calls them."""
+
+    def __init__(self, connection: redis.asyncio.Redis) -> None:
+        super().__init__()
+        self.connection = connection
+
+    async def _run(self, name: str, args: list[Any]) -> Any:
+        return await _adrive(self._calls(name, args), self.connection.execute_command)
+
+    async def enqueue(
+        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
+    ) -> tuple[str, str, str]:
+        """Transitions.enqueue."""
+        return enqueue_reply(await self._run("enqueue", enqueue_args(job_id, queue, fields, **named)))
+
+    async def enqueue_many(
+        self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, max_size: int = 0
+    ) -> Any:
+        """Transitions.enqueue_many."""
+        return await self._run("enqueue_many", enqueue_many_args(queue, shared, jobs, now, max_size))
+
+
+_kept: weakref.WeakKeyDictionary[redis.Redis, Transitions] = weakref.WeakKeyDictionary()  # see Transitions.of
+
+
+class Transitions(_Scripts):
+    """The scripts, bound to one Redis connection."""
+
+    def __init__(self, connection: redis.Redis):
+        super().__init__()
+        self.connection = connection
+        self._own: _Wire | None = None
+
+    @classmethod
+    def of(cls, connection: redis.Redis) -> Transitions:
+        """The connection's own Transitions, kept with it: an application enqueueing on one
+        connection learns once that the server has no functions (Redis 6), not on every call
+        (that took three round trips per job)."""
+        found = _kept.get(connection)
+        if found is None:
+            found = _kept[connection] = cls(connection)
+        return found
+
+    def _run(self, name: str, args: list[Any]) -> Any:
+        return _drive(self._calls(name, args), self.connection.execute_command)
 
     def _send(self, name: str, args: list[Any]) -> Callable[[], Any]:
         """Send a script on a connection of its own without waiting; the function returned reads
@@ -286,18 +432,7 @@ class Transitions:
         return reply
 
     def enqueue(
-        self,
-        job_id: str,
-        queue: str,
-        fields: dict[str, Any],
-        *,
-        now: float,
-        run_at: float = 0,
-        unique_claim: str = "",
-        parents: Sequence[str] = (),
-        run_claim: tuple[str, str, int] | None = None,
-        unique_ttl: float = 0,
-        max_size: int = 0,
+        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
     ) -> tuple[str, str, str]:
         """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
         taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's),
@@ -305,26 +440,7 @@ class Transitions:
         state the seconds it is still held), 'unknown_parent' (the id is the missing parent's),
         'claimed' (`run_claim` = (key, owner, ttl) was already held; the id is its holder) or
         'full' (the queue holds `max_size` jobs; the state is how many)."""
-        claim_key, owner, ttl = run_claim or ("", "", 0)
-        named = {
-            "id": job_id,
-            "queue": queue,
-            "run_at": run_at,
-            "unique_claim": unique_claim,
-            "parents": list(parents),
-            "now": now,
-            "now_iso": rq_time(now),
-            "run_claim": claim_key,
-            "run_claim_owner": owner,
-            "run_claim_ttl": ttl,
-            "unique_ttl": unique_ttl,
-            "max_size": max_size or 0,
-        }
-        args: list[Any] = [json.dumps(named)]
-        for name, value in fields.items():
-            args += [name, value]
-        outcome, ident, state = self._run("enqueue", args)
-        return outcome.decode(), ident.decode(), state.decode()
+        return enqueue_reply(self._run("enqueue", enqueue_args(job_id, queue, fields, **named)))
 
     def enqueue_many(
         self,
@@ -336,12 +452,7 @@ class Transitions:
     ) -> Any:
         """Store new jobs (id, data, description) that share every other field, in one call: the
         number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
-        args: list[Any] = [queue, rq_time(now), max_size or 0, len(shared)]
-        for name, value in shared.items():
-            args += [name, value]
-        for job in jobs:
-            args.extend(job)
-        return self._run("enqueue_many", args)
+        return self._run("enqueue_many", enqueue_many_args(queue, shared, jobs, now, max_size))
 
     def fetch(
         self,

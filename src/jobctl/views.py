@@ -88,7 +88,10 @@ def state_text(state: str) -> Text:
 def when(moment: float | None) -> str:
     if moment is None:
         return "-"
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # a number another tool wrote: no date has it
+        return f"? ({moment:g})"
 
 
 def ago(moment: float | None, now: float | None = None) -> str:
@@ -269,7 +272,7 @@ def scheduler_table(view: Overview) -> Table:
         grid.add_row(
             entry.entry,
             when(entry.next_run),
-            format_duration(max(0.0, entry.next_run - view.taken_at)),
+            format_duration(None if entry.next_run is None else max(0.0, entry.next_run - view.taken_at)),
             when(entry.last_run),
         )
     grid.caption = (
@@ -403,8 +406,13 @@ def _error_cell(error: str | None) -> Text:
     return data(error or "-", style="red" if error else "", overflow="ellipsis", no_wrap=True)
 
 
-def parameters(args: list[Any], kwargs: dict[str, Any]) -> str:
-    return ", ".join([json.dumps(a) for a in args] + [f"{k}={json.dumps(v)}" for k, v in kwargs.items()])
+def parameters(args: list[Any] | str, kwargs: dict[str, Any]) -> str:
+    """A call's arguments as text; `args` a string: job tracking's note that they were not kept."""
+    if isinstance(args, str):
+        return args
+    return ", ".join(
+        [json.dumps(a, default=repr) for a in args] + [f"{k}={json.dumps(v, default=repr)}" for k, v in kwargs.items()]
+    )
 
 
 def recurring_table(rows: list[tuple[RecurringEntry, list[datetime]]]) -> Table:

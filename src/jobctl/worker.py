@@ -50,7 +50,8 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from . import joboutput, keys, limits, logs, middleware, registry, retries, rq_compat, signatures, tracking
-from .config import QueueConfig
+from .client import Client, use_worker_client
+from .config import QueueConfig, QueuesConfig
 from .connection import RedisOutage
 from .context import Execution
 from .errors import JobStopped, JobTimeout, LeaseLost, PermanentError
@@ -65,6 +66,7 @@ from .transitions import GoOn, Next, Row, Transitions
 IDLE_POLL = 1.0  # an idle worker looks again this often without a wake-up (RQ producers send none)
 MEMORY_CHECK = 0.1  # seconds between reads of the worker's RSS, when max_memory is set
 CONTROL_TICK = 0.1  # how often the control thread checks pool threads' timeouts and memory
+CONTROL_JOIN = 1.0  # seconds run() waits for the control thread to end after the last job
 # A job reserved behind the running one (concurrency 1: see _finish) goes back to its queue once
 # the running job has run this long: another worker may start it sooner.
 RESERVATION_HOLD = 0.05
@@ -122,8 +124,17 @@ class Worker:
         max_memory: int | None = None,
         concurrency: int = 1,
         url: str = "",
+        config: QueuesConfig | None = None,
+        burst: bool = False,
+        capture_output: bool = True,
     ):
+        """`config`: the queues a job's own enqueues go by (None: as jobctl.Client finds them).
+        `burst`: return once the queues are empty, instead of waiting for more jobs (the
+        in-process worker of jobctl.testing). `capture_output`: route what jobs print into their
+        attempts (joboutput.py), which takes over the process's stdout and stderr."""
         self.connection = connection
+        self.client = Client(url or None, config, connection=connection)
+        self.burst, self.capture_output = burst, capture_output
         self.transitions = Transitions(connection)
         self.queues = {q.name: q for q in queues}
         self.name = worker_name()
@@ -163,6 +174,12 @@ class Worker:
         self._hooks_since = 0.0  # monotonic: when the hooks of the job that just ended began (0: none run)
         self._stop_early: dict[str, float] = {}  # stop requests for jobs not running (yet): id -> when
         self._starting = threading.Lock()  # a stop request against the start of its job
+        self._ended = threading.Event()  # run() has returned: the control thread ends too
+
+    @property
+    def started(self) -> int:
+        """Jobs this worker started."""
+        return self._started
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -176,16 +193,23 @@ class Worker:
     def run(self) -> int:
         """Serve until stopped (handle_stop_signals first: the supervisor installs the handlers
         before it unblocks stop signals in the new process)."""
-        joboutput.install()
+        if self.capture_output:
+            joboutput.install()
         self._lease_kill = LeaseKill()
         self._with_redis(self._register)
-        threading.Thread(target=self._control_loop, name="jobctl-control", daemon=True).start()
+        control = threading.Thread(target=self._control_loop, name="jobctl-control", daemon=True)
+        control.start()
         pool = ThreadPoolExecutor(self.concurrency, "jobctl-job") if self.concurrency > 1 else None
+        use_worker_client(self.client)  # a job's enqueues, also from threads it starts
         try:
             self._dispatch(pool)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
+            use_worker_client(None)
+            self._ended.set()
+            # bounded: a control thread stuck on a Redis that vanished must not hold the shutdown
+            control.join(timeout=CONTROL_JOIN)
         # Leave cleanly: flush job tracking, give back anything still in flight and unregister.
         self._with_redis(self._flush)
         self._with_redis(
@@ -213,6 +237,8 @@ class Worker:
                 else []
             )
             if not rows:
+                if self.burst and free == self.concurrency and not self.suspended:
+                    return  # nothing in flight, nothing to fetch
                 self._woken.wait(IDLE_POLL)
                 continue
             for row in rows:
@@ -287,7 +313,7 @@ class Worker:
         pubsub: redis.client.PubSub | None = None
         next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
         next_flush = 0.0
-        while True:
+        while not self._ended.is_set():
             self._check_lease_age()
             try:
                 if pubsub is None:
@@ -313,6 +339,8 @@ class Worker:
                 time.sleep(CONTROL_TICK)
             self.executor.interrupt_overdue(list(self.running.values()))
             self._release_if_running_long()
+        if pubsub is not None:
+            pubsub.close()
 
     def _check_pauses(self) -> None:
         """`jobctl pause` and RQ's `rq suspend`, looked at about once a second and when pause or
@@ -535,7 +563,7 @@ class Worker:
                 raise PermanentError(f"job {job.name!r} is not registered in this worker (check --jobs / JOBCTL_JOBS)")
             job.name = spec.name  # an RQ producer may name it by its function's import path
             self.middleware.before_attempt(job.info)
-            execution = Execution(job.id, job.name, self._progress_reporter(job.id))
+            execution = Execution(job.id, job.name, self._progress_reporter(job.id), self.client)
             # stored() resolves the function: a spec's func is None only while it is merely declared
             func = rq_compat.with_current_job(cast("Callable[..., Any]", spec.func), job.id, self.connection)
             result = self.executor.call(func, job.args, job.kwargs, execution, running, self._output_capture(job))

@@ -85,7 +85,12 @@ def work(
         check_pool(queues)
     settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
     supervisor = Supervisor(
-        settings.url, queues, burst=burst, shared=len(queue or []) > 1, **({"name": name} if name else {})
+        settings.url,
+        queues,
+        burst=burst,
+        shared=len(queue or []) > 1,
+        config=settings.queues,
+        **({"name": name} if name else {}),
     )
     exporter = None
     if metrics_port is not None:

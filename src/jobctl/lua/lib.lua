@@ -162,8 +162,11 @@ end
 
 -- A dependent that can no longer run: canceled, naming in jobctl_canceled_by the parent that
 -- doomed it (requeue-dead brings such dependents back with their parent).
+local function doomed_by(culprit)
+  return 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled')
+end
 local function cancel_for_parent(id, culprit, now, now_iso)
-  cancel(id, 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled'), now, now_iso)
+  cancel(id, doomed_by(culprit), now, now_iso)
   redis.call('HSET', job_key(id), 'jobctl_canceled_by', culprit)
 end
 
@@ -477,7 +480,7 @@ local function start_reserved(id, queue, worker, now, now_iso)
   local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS, 1, START_FIELDS))
   if job[2] ~= 'queued' then
     redis.call('LREM', active_key(worker), 1, id)
-    release_slot(id, redis.call('HGET', job_key(id), 'jobctl_slot'))
+    release_slot(id, hget(id, 'jobctl_slot'))  -- the slot its reservation took (may_start)
     return false
   end
   local _, _, attempt = job_start(id, queue, job, worker, now, now_iso, true)

@@ -55,7 +55,6 @@ class Dashboard:
             size=views.size,
             parameters=views.parameters,
             progress_text=views.progress_text,
-            tojson_pretty=lambda v: json.dumps(v, indent=2, default=str),
             duration=format_duration,
             quote=quote,
         )

@@ -4,8 +4,11 @@ Everything is read through jobctl.api."""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,6 +23,7 @@ from .app import FLASH_COOKIE, JSONBody, csrf_refusal, dashboard, render, sessio
 from .auth import COOKIE, SESSION_SECONDS, client_address
 
 HOUR, DAY = 60, 1440  # minutes
+PREVIEW_CHARS = 200  # of a job's arguments a list row shows, on hover
 
 
 def _int(request: Request, name: str, default: int) -> int:
@@ -80,7 +84,7 @@ async def logout(request: Request) -> Response:
 
 def overview(request: Request) -> Response:
     board = dashboard(request)
-    view = api.overview(board.connection, board.config)
+    view = api.overview(board.connection, board.config, running_in_full=False)
     names = list(board.config.queues)
     day = api.minute_history(board.connection, names, DAY, view.taken_at)
     hour = api.MinuteHistory(day.first_minute + DAY - HOUR, day.finished[-HOUR:], day.failed[-HOUR:])
@@ -102,7 +106,7 @@ def queues(request: Request) -> Response:
         request,
         "queues.html",
         title="Queues",
-        queues=api.queue_summaries(board.connection, board.config),
+        queues=api.queues_with_workers(board.connection, board.config),
         states=STATES,
     )
 
@@ -130,14 +134,45 @@ def jobs(request: Request) -> Response:
         queue_names=list(board.config.queues),
         job_names=board.job_names,
         window=api.FILTER_WINDOW,
+        preview_chars=PREVIEW_CHARS,
         now=time.time(),
     )
+
+
+SHOWN_CHARS = 64 * 1024  # of a job's arguments, result or traceback its page shows; all of it: /api/jobs/<id>
+
+
+@dataclass
+class Shown:
+    """A value as a job's page shows it: its start, and how long it is in all."""
+
+    text: str
+    length: int
+
+    @property
+    def cut(self) -> bool:
+        return self.length > len(self.text)
+
+
+def shown(value: Any) -> Shown:
+    text = value if isinstance(value, str) else json.dumps(value, indent=2, default=str)
+    return Shown(text[:SHOWN_CHARS], len(text))
 
 
 def job(request: Request) -> Response:
     board = dashboard(request)
     detail = api.job_detail(board.connection, request.path_params["job_id"], config=board.config)
-    return render(request, "job.html", title=f"Job {detail.job.id}", detail=detail, job=detail.job, now=time.time())
+    view = detail.job
+    return render(
+        request,
+        "job.html",
+        title=f"Job {view.id}",
+        detail=detail,
+        job=view,
+        shown={"args": shown(view.args), "kwargs": shown(view.kwargs), "result": shown(view.result)},
+        traceback=shown(view.error) if view.error else None,
+        now=time.time(),
+    )
 
 
 def recurring(request: Request) -> Response:
@@ -159,18 +194,17 @@ def recurring(request: Request) -> Response:
 def workers(request: Request) -> Response:
     board = dashboard(request)
     found = api.workers(board.connection)
-    running = {j.id: j for j in api.jobs(board.connection, [w.current_job for w in found if w.current_job])}
+    in_flight = [job_id for worker in found for job_id in worker.jobs]
+    running = {j.id: j for j in api.listed_jobs(board.connection, in_flight).views}
     hosts: dict[str, list[api.WorkerSummary]] = {}
     for worker in found:
         hosts.setdefault(worker.host or "?", []).append(worker)
-    concurrency = {q.name: q.concurrency for q in board.config.queues.values()}
     return render(
         request,
         "workers.html",
         title="Workers",
         hosts=hosts,
         running=running,
-        concurrency=concurrency,
         count=len(found),
         now=time.time(),
     )

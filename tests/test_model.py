@@ -1,0 +1,1113 @@
+"""A model of jobctl's core, checked mechanically against the real transition scripts.
+
+A Hypothesis rule-based state machine drives the scripts of lua/ (through transitions.py, and the
+producer, admin and worker functions that call them) on this test process's real Redis, through
+random interleavings of: enqueue (plain, scheduled, unique, with dependencies across queues,
+limited by rate and by concurrency), fetch and reservation, success, failure and retry, a worker
+crashing, a lease expiring and the sweep, a frozen worker waking, cancel (queued, reserved,
+running), requeue-dead, pause and resume, promotion, and a script interrupted midway (a reply lost
+with its connection; a malformed field). Alongside, a Python model says where every job must be.
+
+After every step it checks:
+- Redis holds exactly what the model says: each job's status, the order of every queue, every
+  worker's in-flight list, the scheduled, deferred, started and ended registries, the
+  concurrency slots and the uniqueness claims;
+- every job is in exactly one place, the one its status names (a queued job in its queue or, as a
+  reservation, in one worker's in-flight list; a started one in its worker's list and the started
+  registry; and so on), and every record has a status;
+- every in-flight list belongs to a worker the sweep looks at, and right after a sweep only to
+  workers whose lease is alive;
+- no concurrency slot is held by a live worker for a job it no longer holds;
+- a deferred job has a parent still to end and none that dooms it, and a job that waited for its
+  parents is released only once they all finished (or, with allow_failure, ended);
+- at most one active job holds a uniqueness claim.
+A worker that lost its lease and whose jobs were recovered is fenced: each of its calls is
+refused and the whole database is compared before and after it (nothing changed); so is the
+retry of an outcome whose reply was lost, and a script that raises on a malformed field.
+
+Time: the scripts take the time as an argument, so the model has a clock of its own, given to
+them, and to the producer and admin functions in place of time.time(); every step moves it on a
+little, some steps a lot (retries, rate windows, ttls falling due). Job ids are numbers, so that
+Redis keeps every set of them as an intset and iterates it in order (as the model does).
+
+Bounded for CI: 50 examples of up to 30 steps each (a few seconds). To run as long as you want:
+    JOBCTL_MODEL_EXAMPLES=2000 python -m pytest -q tests/test_model.py
+(JOBCTL_MODEL_STEPS sets the steps per example; the test prints how many examples and steps ran
+and what they did with -s.) A failure prints the shortest sequence of steps Hypothesis found that
+breaks an invariant. JOBCTL_MODEL_KNOWN_BUGS (see below) checks the behaviour of fixes not merged
+yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import types
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypothesis.strategies as st
+import pytest
+import redis
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from jobctl import admin, keys, producer, registry
+from jobctl.config import QueueConfig, QueuesConfig
+from jobctl.errors import DuplicateJob, LeaseLost, UnknownJob, UsageError
+from jobctl.limits import parse_rate
+from jobctl.liveness import LEASE_TTL
+from jobctl.transitions import GoOn, Next, Transitions
+from jobctl.worker import Worker
+
+EXAMPLES = int(os.environ.get("JOBCTL_MODEL_EXAMPLES", "50"))
+STEPS = int(os.environ.get("JOBCTL_MODEL_STEPS", "30"))
+
+# Known bugs being fixed elsewhere: while a flag is True the model expects (and steps around) what
+# main does today. JOBCTL_MODEL_KNOWN_BUGS=all (or a comma-separated list of the names below)
+# checks the behaviour the fixes must give instead.
+CHECK_KNOWN_BUGS = set(os.environ.get("JOBCTL_MODEL_KNOWN_BUGS", "").split(","))
+# "bad-errors-field": fail.lua (and recover.lua, through lib.lua's add_error) raise on a
+# jobctl_errors field that is not JSON after taking the job out of the in-flight list, which
+# orphans it. While True, the step that writes such a field is skipped.
+KNOWN_BUG_BAD_ERRORS_FIELD_ORPHANS = not CHECK_KNOWN_BUGS & {"all", "bad-errors-field"}
+# "release-slot": release.lua does not give back the concurrency slot a reservation took. While
+# True, the model expects the slot to stay (and count) for as long as the worker lives.
+KNOWN_BUG_RELEASE_KEEPS_SLOT = not CHECK_KNOWN_BUGS & {"all", "release-slot"}
+
+NOW = 1_800_000_000.0
+SUPERVISOR = "model-supervisor"
+ACTIVE = ("queued", "scheduled", "deferred", "started")
+ENDED = ("finished", "failed", "canceled")
+CRASH_LIMIT = 2
+RESULT_TTL, FAILURE_TTL = 60, 600
+MQ1 = QueueConfig(
+    "mq1", max_retries=1, crash_limit=CRASH_LIMIT, result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL, timeout=30
+)
+QUEUE_RATE, JOB_RATE = parse_rate("3/10s"), parse_rate("2/10s")
+QUEUES = {"mq1": MQ1, "mq2": dataclasses.replace(MQ1, name="mq2", rate_limit=QUEUE_RATE)}
+CONFIG = QueuesConfig("model queue.yml", QUEUES)
+RATES = {keys.queue_rate_limit("mq2"): QUEUE_RATE, keys.job_rate_limit("model_rated"): JOB_RATE}
+LIMITED = "model_limited"
+MALFORMED = b"not json"
+CONCURRENCY_RECHECK = 0.5  # lib.lua: a job held back by max_concurrency is tried again this much later
+
+
+@registry.job("model_plain")
+def model_plain(n: int) -> int:
+    return n
+
+
+@registry.job(LIMITED, max_concurrency=1)
+def model_limited(n: int) -> int:
+    return n
+
+
+@registry.job("model_rated", rate_limit=str(JOB_RATE))
+def model_rated(n: int) -> int:
+    return n
+
+
+@registry.job("model_unique", unique=True)
+def model_unique(n: int) -> int:
+    return n
+
+
+KINDS = ["model_plain", LIMITED, "model_rated", "model_unique"]
+
+
+class Clock:
+    """The model's time, given to the producer and admin functions in place of time.time()."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+        self.next_id = 1000
+
+    def time(self) -> float:
+        return self.now
+
+    def new_job_id(self) -> str:
+        self.next_id += 1
+        return str(self.next_id)
+
+
+CLOCK = Clock()
+EVENTS: Counter[str] = Counter()  # what the steps did, for the summary the test prints
+
+
+@dataclass
+class Job:
+    id: str
+    kind: str
+    queue: str
+    status: str
+    parents: list[str]
+    allow_failure: bool
+    claim: str = ""
+    attempts: int = 0
+    crashes: int = 0
+    due: float | None = None  # scheduled for
+    ended_score: float | None = None  # its ended registry's score
+    stop_requested: bool = False
+    canceled_by: str | None = None
+    children: list[str] = field(default_factory=list)
+    deleted: bool = False
+    released_when: str = ""  # the parents' statuses when it left deferred (checked once)
+
+
+@dataclass
+class ModelWorker:
+    """A worker process as the model sees it: the real Worker object (its registration, limits and
+    fetch order), what Redis should hold for it, and what the process believes it runs."""
+
+    worker: Worker
+    name: str
+    concurrency: int
+    lease: bool = True  # its hash (the lease) exists
+    listed: bool = True  # in ACTIVE_WORKERS: the sweep looks at it
+    exited: bool = False  # the process is gone (crashed, or fenced itself)
+    active: list[str] = field(default_factory=list)  # jobctl:active:<name>, in order
+    running: dict[str, int] = field(default_factory=dict)  # job id -> attempt, as the process believes
+    reserved: tuple[str, str] | None = None  # (id, queue) of its reservation (concurrency 1)
+
+
+# which workers a step can act on
+def alive(w: ModelWorker) -> bool:
+    return not w.exited
+
+
+def has_room(w: ModelWorker) -> bool:
+    return not w.exited and len(w.running) < w.concurrency and w.reserved is None
+
+
+def runs_jobs(w: ModelWorker) -> bool:
+    return not w.exited and bool(w.running)
+
+
+def holds_lease(w: ModelWorker) -> bool:
+    return w.lease
+
+
+def is_listed(w: ModelWorker) -> bool:
+    return w.listed
+
+
+def lost_its_lease(w: ModelWorker) -> bool:
+    return not w.exited and not w.lease
+
+
+def reserves(w: ModelWorker) -> bool:
+    return not w.exited and w.lease and w.reserved is not None
+
+
+def pipelines(w: ModelWorker) -> bool:
+    """A worker of concurrency 1, which sends its outcomes without waiting (Worker._finish)."""
+    return not w.exited and w.lease and w.concurrency == 1 and bool(w.running)
+
+
+def snapshot(connection: redis.Redis) -> dict[bytes, Any]:
+    """Every key and its value: a call that must change nothing is checked against it."""
+    found: dict[bytes, Any] = {}
+    for key in connection.scan_iter(count=1000):
+        kind = connection.type(key)
+        if kind == b"hash":
+            found[key] = connection.hgetall(key)
+        elif kind == b"list":
+            found[key] = connection.lrange(key, 0, -1)
+        elif kind == b"set":
+            found[key] = connection.smembers(key)
+        elif kind == b"zset":
+            found[key] = connection.zrange(key, 0, -1, withscores=True)
+        elif kind == b"stream":
+            found[key] = connection.xrange(key)
+        else:
+            found[key] = connection.get(key)
+    return found
+
+
+def number_order(ids: list[str] | set[str]) -> list[str]:
+    """How Redis iterates an intset: in numeric order."""
+    return sorted(ids, key=int)
+
+
+SERVED = st.sampled_from([["mq1", "mq2"], ["mq2", "mq1"], ["mq1"], ["mq2"]])  # a worker's queues, in order
+CONCURRENCY = st.sampled_from([1, 1, 3])
+
+
+class CoreModel(RuleBasedStateMachine):
+    """Each example starts from an empty database; each step calls the real code, then works out
+    in the model what that call must have done, and checks its reply against it."""
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__()
+        # a client of its own, closed at teardown: the pipelined outcome takes a connection of its
+        # own from the pool (Transitions._send) and keeps it
+        self.db = redis.Redis.from_url(redis_url)
+        self.db.flushdb()
+        self.t = Transitions(self.db)
+        CLOCK.now, CLOCK.next_id = NOW, 1000
+        self.jobs: dict[str, Job] = {}
+        self.workers: dict[str, ModelWorker] = {}
+        self.queues: dict[str, list[str]] = {q: [] for q in QUEUES}
+        self.paused: set[str] = set()
+        self.slots: dict[str, str] = {}  # job id -> worker name (jobctl:slots:model_limited)
+        self.leaked_slots: set[str] = set()  # KNOWN_BUG_RELEASE_KEEPS_SLOT
+        self.claims: dict[str, str] = {}  # unique claim key -> job id
+        self.rate_starts: dict[str, list[float]] = {name: [] for name in RATES}
+        self.worker_numbers = iter(range(1, 1_000_000))
+        EVENTS["examples"] += 1
+        self.swept = False
+
+    # --- the model's transitions (what lua/*.lua must do) ------------------------------------------
+
+    @property
+    def now(self) -> float:
+        return CLOCK.now
+
+    def tick(self) -> None:
+        """Every step happens a little later than the previous one."""
+        CLOCK.now += 0.01
+        self.swept = False
+
+    def live(self, job_id: str) -> Job | None:
+        job = self.jobs.get(job_id)
+        return job if job and not job.deleted else None
+
+    def push_queued(self, job: Job, front: bool = False) -> None:
+        job.status, job.due = "queued", None
+        if front:
+            self.queues[job.queue].insert(0, job.id)
+        else:
+            self.queues[job.queue].append(job.id)
+
+    def release_unique(self, job: Job) -> None:
+        if job.claim and self.claims.get(job.claim) == job.id:
+            del self.claims[job.claim]
+
+    def end(self, job: Job, status: str) -> None:
+        job.status = status
+        job.ended_score = self.now + (RESULT_TTL if status == "finished" else FAILURE_TTL)
+        job.due = None
+        self.release_unique(job)
+
+    def cancel(self, job: Job) -> None:
+        """lib.lua's cancel: out of its queue, scheduled and deferred sets (an in-flight list keeps
+        a reservation: its worker drops it)."""
+        self.queues[job.queue] = [i for i in self.queues[job.queue] if i != job.id]
+        self.end(job, "canceled")
+
+    def parents_verdict(self, job: Job) -> tuple[str, str | None]:
+        verdict = "ready"
+        for parent_id in number_order(job.parents):
+            parent = self.live(parent_id)
+            if parent and parent.status != "finished":
+                if parent.status in ("failed", "canceled"):
+                    if not job.allow_failure:
+                        return "doomed", parent_id
+                else:
+                    verdict = "waiting"
+        return verdict, None
+
+    def cancel_for_parent(self, job: Job, culprit: str) -> None:
+        self.cancel(job)
+        job.canceled_by = culprit
+
+    def settle_dependents(self, parent_id: str) -> None:
+        pending = [parent_id]
+        while pending:
+            parent = self.jobs[pending.pop()]
+            for child_id in number_order(parent.children):
+                child = self.live(child_id)
+                if child and child.status == "deferred":
+                    verdict, culprit = self.parents_verdict(child)
+                    EVENTS[f"dependent {verdict}"] += 1
+                    if verdict == "ready":
+                        child.released_when = ",".join(self.jobs[p].status for p in child.parents)
+                        self.push_queued(child)
+                    elif verdict == "doomed":
+                        assert culprit
+                        self.cancel_for_parent(child, culprit)
+                        pending.append(child_id)
+
+    def bury(self, job: Job) -> None:
+        self.end(job, "failed")
+        self.settle_dependents(job.id)
+
+    def window(self, limit: str) -> list[float]:
+        starts = self.rate_starts[limit] = [t for t in self.rate_starts[limit] if t > self.now - RATES[limit].period]
+        return starts
+
+    def rate_full(self, limit: str, limits: dict[str, str]) -> bool:
+        return limit in limits and len(self.window(limit)) >= RATES[limit].count
+
+    def slots_held(self) -> int:
+        for job_id, worker in list(self.slots.items()):
+            if not self.workers[worker].lease:
+                del self.slots[job_id]
+                self.leaked_slots.discard(job_id)
+        return len(self.slots)
+
+    def may_start(self, job: Job, queue: str, worker: ModelWorker) -> float | None:
+        """None when the job may start now (counted against its limits), else when to try again
+        (None for a rate: Redis's spread of returns is read back by the caller)."""
+        limits = worker.worker.limits
+        limited = keys.job_concurrency_limit(job.kind) in limits
+        if limited and self.slots_held() >= int(limits[keys.job_concurrency_limit(job.kind)]):
+            return self.now + CONCURRENCY_RECHECK
+        job_rate = keys.job_rate_limit(job.kind)
+        if job_rate in limits:
+            if self.rate_full(job_rate, limits):
+                return -1.0  # held back by its rate: the time is read from Redis
+            self.rate_starts[job_rate].append(self.now)
+        queue_rate = keys.queue_rate_limit(queue)
+        if queue_rate in limits:
+            self.window(queue_rate)
+            self.rate_starts[queue_rate].append(self.now)
+        if limited:
+            self.slots[job.id] = worker.name
+        return None
+
+    def take_next(self, worker: ModelWorker, queues: list[str]) -> Job | None:
+        """lib.lua's take_next: the next job the worker may start, into its in-flight list."""
+        while True:
+            source = next(
+                (
+                    q
+                    for q in queues
+                    if not self.rate_full(keys.queue_rate_limit(q), worker.worker.limits) and self.queues[q]
+                ),
+                None,
+            )
+            if source is None:
+                return None
+            job = self.jobs[self.queues[source].pop(0)]
+            hold = self.may_start(job, source, worker) if job.status == "queued" else None
+            if hold is None and job.status == "queued":
+                worker.active.append(job.id)
+                return job
+            if hold is not None:
+                EVENTS["held back by a " + ("rate" if hold < 0 else "concurrency limit")] += 1
+                job.status = "scheduled"
+                job.due = hold if hold > 0 else self.redis_due(job)
+                assert job.due > self.now, (job.id, job.due, self.now)
+
+    def redis_due(self, job: Job) -> float:
+        score = self.db.zscore(keys.scheduled(job.queue), job.id)
+        assert score is not None, f"job {job.id} held back by a rate is not scheduled"
+        return float(score)
+
+    def job_start(self, job: Job, worker: ModelWorker) -> int:
+        job.status, job.stop_requested = "started", False
+        job.attempts += 1
+        worker.running[job.id] = job.attempts
+        return job.attempts
+
+    def go_on(self, worker: ModelWorker, go_on: GoOn) -> tuple[int | None, str | None, str | None]:
+        started: int | None = None
+        row = reserved = None
+        if go_on.start:
+            job = self.jobs[go_on.start[0]]
+            EVENTS["reservation started" if job.status == "queued" else "reservation found canceled"] += 1
+            if job.status != "queued":
+                worker.active.remove(job.id)
+                if not job.deleted:
+                    self.release_slot(job)
+            else:
+                started = self.job_start(job, worker)
+        elif go_on.queues:
+            taken = self.take_next(worker, go_on.queues)
+            if taken:
+                self.job_start(taken, worker)
+                row = taken.id
+        if go_on.reserve and go_on.queues:
+            taken = self.take_next(worker, go_on.queues)
+            reserved = taken.id if taken else None
+        return started, row, reserved
+
+    def release_slot(self, job: Job) -> None:
+        self.slots.pop(job.id, None)
+        self.leaked_slots.discard(job.id)
+
+    def recover(self, worker: ModelWorker, cause: str) -> tuple[int, int]:
+        """lib.lua's recover_worker."""
+        requeued = buried = 0
+        while worker.active:
+            job = self.live(worker.active.pop())
+            if job is None or job.status not in ("started", "queued"):
+                continue
+            EVENTS[f"recovered ({job.status})"] += 1
+            was_started = job.status == "started"
+            if was_started:
+                job.attempts -= 1
+                self.release_slot(job)
+            if was_started and job.stop_requested:
+                job.attempts += 1
+                self.cancel(job)
+                self.settle_dependents(job.id)
+                continue
+            crashes = 0
+            if cause == "crash" and was_started:
+                job.crashes += 1
+                crashes = job.crashes
+            if crashes >= CRASH_LIMIT:
+                job.attempts += 1
+                self.bury(job)
+                buried += 1
+            else:
+                self.push_queued(job, front=True)
+                requeued += 1
+        worker.lease = worker.listed = False
+        return requeued, buried
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def pick_worker(self, index: int, which: Callable[[ModelWorker], bool]) -> ModelWorker:
+        """One of the workers `which` accepts (the rule's precondition says there is one)."""
+        found = [w for w in self.workers.values() if which(w)]
+        return found[index % len(found)]
+
+    def any_worker(self, which: Callable[[ModelWorker], bool]) -> bool:
+        return any(which(w) for w in self.workers.values())
+
+    def pick_job(self, index: int, *statuses: str) -> Job:
+        """One of the jobs with one of `statuses` (any job, deleted ones too, if none is given)."""
+        found = [j for j in self.jobs.values() if not statuses or (not j.deleted and j.status in statuses)]
+        return found[index % len(found)]
+
+    def any_job(self, *statuses: str) -> bool:
+        return any(not statuses or (not j.deleted and j.status in statuses) for j in self.jobs.values())
+
+    def fetch_order(self, worker: ModelWorker) -> list[str]:
+        worker.worker._check_pauses()  # as its control thread does when pauses change
+        order = worker.worker.fetch_order()
+        assert order == [q for q in worker.worker.queues if q not in self.paused]
+        return order
+
+    @initialize(queues=SERVED, concurrency=CONCURRENCY)
+    def first_worker(self, queues: list[str], concurrency: int) -> None:
+        self.start_worker(queues, concurrency)
+
+    @initialize(
+        backlog=st.lists(st.tuples(st.sampled_from(KINDS), st.sampled_from(list(QUEUES))), min_size=1, max_size=6)
+    )
+    def first_jobs(self, backlog: list[tuple[str, str]]) -> None:
+        for kind, queue in backlog:
+            self.enqueue(kind, queue, delay=0, argument=0, parents=[], allow_failure=False)
+
+    @precondition(lambda self: sum(map(alive, self.workers.values())) < 4)
+    @rule(queues=SERVED, concurrency=CONCURRENCY)
+    def start_worker(self, queues: list[str], concurrency: int) -> None:
+        self.tick()
+        worker = Worker(self.db, [QUEUES[q] for q in queues], supervisor=SUPERVISOR, concurrency=concurrency)
+        # a number, so that the sweep goes through ACTIVE_WORKERS (an intset) in the model's order
+        worker.name = str(next(self.worker_numbers))
+        worker._register()
+        self.workers[worker.name] = ModelWorker(worker, worker.name, concurrency)
+
+    @rule(
+        kind=st.sampled_from(KINDS),
+        queue=st.sampled_from(list(QUEUES)),
+        delay=st.sampled_from([0, 0, 0, 2, 30]),
+        argument=st.integers(0, 2),
+        parents=st.lists(st.integers(0, 1000), max_size=2, unique=True),
+        allow_failure=st.booleans(),
+    )
+    def enqueue(
+        self, kind: str, queue: str, delay: float, argument: int, parents: list[int], allow_failure: bool
+    ) -> None:
+        self.tick()
+        candidates = list(self.jobs)  # deleted ones too: refused as unknown
+        parent_ids = sorted({candidates[i % len(candidates)] for i in parents}) if candidates else []
+        run_at = self.now + delay if delay else None
+        claim = producer.unique_claim(registry.get(kind), [argument], {}) if kind == "model_unique" else ""
+        holder = self.live(self.claims.get(claim, ""))
+        missing = next((p for p in parent_ids if not self.live(p)), None)
+        try:
+            enqueued = producer.enqueue(
+                self.db,
+                CONFIG,
+                kind,
+                [argument],
+                queue=queue,
+                run_at=run_at,
+                depends_on=parent_ids,
+                allow_failure=allow_failure,
+            )
+        except DuplicateJob as exc:
+            EVENTS["duplicate refused"] += 1
+            assert holder and holder.status in ACTIVE and exc.job_id == holder.id, (exc, holder)
+            return
+        except UsageError as exc:
+            EVENTS["unknown parent refused"] += 1
+            assert missing and missing in str(exc), (exc, missing)
+            return
+        assert not (claim and holder and holder.status in ACTIVE), f"a copy of {holder} was enqueued"
+        assert missing is None, f"enqueued behind {missing}, which no longer exists"
+        job = self.jobs[enqueued.id] = Job(enqueued.id, kind, queue, "", parent_ids, allow_failure, claim=claim)
+        if claim:
+            self.claims[claim] = job.id
+        for parent in parent_ids:
+            self.jobs[parent].children.append(job.id)
+        verdict, culprit = self.parents_verdict(job) if parent_ids else ("ready", None)
+        if verdict == "doomed":
+            assert culprit
+            self.cancel_for_parent(job, culprit)
+        elif verdict == "waiting":
+            job.status = "deferred"
+        elif run_at:
+            job.status, job.due = "scheduled", run_at
+        else:
+            self.push_queued(job)
+        assert enqueued.state == job.status
+        EVENTS[f"enqueued {job.status}"] += 1
+
+    def can_work(self, worker: ModelWorker) -> bool:
+        return runs_jobs(worker) or (has_room(worker) and self.any_job("queued"))
+
+    @precondition(lambda self: self.any_worker(self.can_work))
+    @rule(
+        index=st.integers(0, 10),
+        fetch_first=st.booleans(),
+        count=st.integers(1, 3),
+        pick=st.integers(0, 10),
+        verdict=st.sampled_from(["finished", "retry", "dead", "canceled"]),
+        stop=st.booleans(),
+    )
+    def work(self, index: int, fetch_first: bool, count: int, pick: int, verdict: str, stop: bool) -> None:
+        """A worker's next step: fetch up to `count` jobs if it has room (with jobs running, if
+        `fetch_first`), or record the outcome `verdict` of one it runs and, in the same round trip,
+        go on (`stop`: it is stopping, and takes no next job)."""
+        self.tick()
+        worker = self.pick_worker(index, self.can_work)
+        if worker.running and not (fetch_first and has_room(worker) and self.any_job("queued")):
+            self.record_outcome(worker, list(worker.running)[pick % len(worker.running)], verdict, stop)
+        else:
+            self.fetch(worker, min(count, worker.concurrency - len(worker.running)))
+
+    def fetch(self, worker: ModelWorker, count: int) -> None:
+        if not worker.lease:
+            self.fenced(lambda: self.t.fetch(worker.name, worker.worker.token, ["mq1"], self.now, count), worker)
+            return
+        order = self.fetch_order(worker)
+        rows = self.t.fetch(worker.name, worker.worker.token, order, self.now, count, worker.worker.limits)
+        expected = []
+        for _ in range(count):
+            job = self.take_next(worker, order)
+            if job is None:
+                break
+            expected.append((job.id, self.job_start(job, worker)))
+        assert [(r[0].decode(), int(r[2])) for r in rows] == expected
+        EVENTS["fetched"] += len(rows)
+
+    def fenced(self, call: Any, worker: ModelWorker) -> None:
+        """A worker whose lease is gone is refused and changes nothing; then it exits."""
+        EVENTS["fenced"] += 1
+        before = snapshot(self.db)
+        with pytest.raises(LeaseLost):
+            call()
+        assert snapshot(self.db) == before, "a fenced call changed Redis"
+        worker.exited = True
+
+    def record_outcome(
+        self, worker: ModelWorker, job_id: str, verdict: str, stop: bool, drop_reply: bool = False
+    ) -> None:
+        attempt = worker.running.pop(job_id)
+        queues = [] if stop else self.fetch_order(worker)
+        go_on = GoOn(queues, worker.worker.limits)
+        if worker.concurrency == 1:  # as Worker._finish goes on
+            if worker.reserved and queues:
+                go_on.start, go_on.reserve = worker.reserved, True
+            else:
+                go_on.reserve = bool(queues) and worker.reserved is None
+        job = self.jobs[job_id]
+        retry_at = self.now + 5
+
+        def call(wait: bool) -> Any:
+            if verdict == "finished":
+                return self.t.succeed(job_id, job.queue, worker.name, attempt, self.now, b"1", go_on, wait=wait)
+            entry = {"attempt": attempt, "at": self.now, "error": "E: model", "worker": worker.name}
+            return self.t.fail(
+                job_id, job.queue, worker.name, attempt, self.now, verdict=verdict, retry_at=retry_at,
+                error_entry=entry, exc_info=b"tb", reason="model", go_on=go_on, wait=wait,
+            )  # fmt: skip
+
+        if job_id not in worker.active:  # recovered from this worker
+            self.fenced(lambda: call(True), worker)
+            return
+        EVENTS[f"outcome {verdict}" + (" (reply lost)" if drop_reply else "")] += 1
+        if drop_reply:
+            reply = self.reply_lost(worker, job_id, call)
+        elif (reply := self.unless_it_errs(lambda: call(True))) is None:
+            worker.exited = True  # Worker._process: an error it does not expect ends the process
+            return
+        worker.active.remove(job_id)
+        self.release_slot(job)
+        if verdict == "finished":
+            self.end(job, "finished")
+            self.settle_dependents(job_id)
+        elif verdict == "retry":
+            job.status, job.due = "scheduled", retry_at
+        elif verdict == "canceled":
+            self.cancel(job)
+            self.settle_dependents(job_id)
+        else:
+            self.bury(job)
+        started, row, reserved = self.go_on(worker, go_on)
+        if reply is not None:  # a lost reply: what the script did is checked in Redis (the invariants)
+            assert isinstance(reply, Next)
+            replied = (
+                reply.started,
+                reply.row and reply.row[0].decode(),
+                reply.reserved and reply.reserved[0].decode(),
+            )
+            assert replied == (started, row, reserved)
+        if go_on.start:
+            worker.reserved = None
+        if reserved:
+            worker.reserved = (reserved, self.jobs[reserved].queue)
+        if drop_reply:
+            worker.exited = True  # it fenced itself: its supervisor reaps it (crash)
+            return
+        if go_on.start and started is None:  # Worker._finish: the job was canceled as it started
+            self.give_back(worker)
+        if not queues:
+            self.give_back(worker)
+
+    def reply_lost(self, worker: ModelWorker, job_id: str, call: Any) -> None:
+        """The outcome is sent without waiting (Worker._finish, concurrency 1), it runs, and its
+        connection drops before the reply is read: the worker's retry finds the job gone (it is
+        recorded, once) and is refused, and the worker fences itself."""
+        pending = call(False)
+        deadline = time.monotonic() + 10
+        while self.db.lpos(keys.active(worker.name), job_id) is not None:
+            assert time.monotonic() < deadline, "the outcome sent never ran"
+            time.sleep(0.001)
+        # the connection drops with the reply unread (Transitions._send's connection of its own)
+        assert self.t._own is not None
+        self.t._own.disconnect()
+        with pytest.raises(redis.ConnectionError):
+            pending()
+        after = snapshot(self.db)
+        with pytest.raises(LeaseLost):
+            pending()  # Worker._with_redis calls it again after an outage
+        assert snapshot(self.db) == after, "the retried outcome wrote again"
+
+    def unless_it_errs(self, call: Any) -> Any:
+        """Call a script that may meet a malformed field: it either does its work or raises having
+        written nothing (a script that raises keeps the writes it made before). None if it raised."""
+        before = snapshot(self.db)
+        try:
+            return call()
+        except redis.ResponseError:
+            EVENTS["script error"] += 1
+            assert snapshot(self.db) == before, "a script raised after writing part of its work"
+            return None
+
+    def give_back(self, worker: ModelWorker) -> None:
+        """release.lua: the reservation goes back to the front of its queue."""
+        if worker.reserved is None:
+            return
+        EVENTS["reservation given back"] += 1
+        job_id, queue = worker.reserved
+        worker.reserved = None
+        assert self.t.release(worker.name, job_id, queue, self.now) == (job_id in worker.active)
+        if job_id in worker.active:
+            worker.active.remove(job_id)
+            job = self.jobs[job_id]
+            if job.status == "queued":
+                self.push_queued(job, front=True)
+            if job_id in self.slots:
+                if KNOWN_BUG_RELEASE_KEEPS_SLOT:
+                    self.leaked_slots.add(job_id)
+                else:
+                    self.release_slot(job)
+
+    @precondition(lambda self: self.any_worker(alive))
+    @rule(index=st.integers(0, 10), running_long=st.booleans())
+    def control_thread(self, index: int, running_long: bool) -> None:
+        """A worker's control thread beats its heartbeat and, when the job it runs runs long
+        (`running_long`), gives its reservation back."""
+        self.tick()
+        worker = self.pick_worker(index, alive)
+
+        def beat() -> list[str]:
+            return self.t.heartbeat(worker.name, worker.worker.token, "now", LEASE_TTL, 0.0, 0)
+
+        if not worker.lease:
+            self.fenced(beat, worker)
+            return
+        stop = [i for i in worker.active if (job := self.live(i)) and job.stop_requested]
+        assert beat() == stop
+        if running_long:
+            self.give_back(worker)
+
+    @precondition(lambda self: self.any_worker(is_listed))
+    @rule(index=st.integers(0, 10), fault=st.sampled_from(["killed", "frozen past its lease"]))
+    def worker_fault(self, index: int, fault: str) -> None:
+        """A worker process dies (or ended itself, fenced) and its supervisor reaps it; or it is
+        frozen (or cut off) past its lease, and Redis expires its hash."""
+        self.tick()
+        if fault == "killed":
+            self.crash(self.pick_worker(index, is_listed))
+        elif self.any_worker(holds_lease):
+            worker = self.pick_worker(index, holds_lease)
+            self.db.delete(keys.worker(worker.name))
+            worker.lease = False
+
+    def crash(self, worker: ModelWorker) -> None:
+        outcome = self.unless_it_errs(
+            lambda: self.t.recover(worker.name, self.now, cause="crash", crash_limit=3, how="killed by the model")
+        )
+        if outcome is None:
+            return
+        assert outcome == self.recover(worker, "crash")
+        worker.exited = True
+
+    def sweep(self) -> None:
+        swept = self.unless_it_errs(lambda: self.t.sweep([], list(QUEUES), self.now, crash_limit=3))
+        if swept is None:
+            return
+        lost = requeued = buried = 0
+        for name in number_order([w.name for w in self.workers.values() if w.listed and not w.lease]):
+            r, b = self.recover(self.workers[name], "crash")
+            lost, requeued, buried = lost + 1, requeued + r, buried + b
+        deleted = 0
+        for job in self.jobs.values():
+            if not job.deleted and job.status in ENDED and job.ended_score is not None and job.ended_score <= self.now:
+                EVENTS["deleted by the sweep"] += 1
+                job.deleted = True
+                deleted += 1
+        assert swept == (lost, requeued, buried, deleted)
+        self.swept = True
+
+    @precondition(lambda self: self.any_worker(lost_its_lease))
+    @rule(index=st.integers(0, 10), pick=st.integers(0, 10), action=st.sampled_from(["heartbeat", "fetch", "outcome"]))
+    def frozen_worker_wakes(self, index: int, pick: int, action: str) -> None:
+        """A worker whose lease lapsed wakes: its late writes must be fenced once its jobs were
+        recovered (an outcome for a job still in its own list is its to write)."""
+        self.tick()
+        worker = self.pick_worker(index, lost_its_lease)
+        if action == "outcome" and worker.running:
+            self.record_outcome(worker, list(worker.running)[pick % len(worker.running)], "finished", stop=True)
+        elif action == "fetch":
+            self.fenced(lambda: self.t.fetch(worker.name, worker.worker.token, ["mq1"], self.now), worker)
+        else:
+            self.fenced(lambda: self.t.heartbeat(worker.name, worker.worker.token, "now", LEASE_TTL, 0.0, 0), worker)
+
+    @precondition(lambda self: self.any_worker(pipelines))
+    @rule(index=st.integers(0, 10), verdict=st.sampled_from(["finished", "retry"]))
+    def reply_lost_with_its_connection(self, index: int, verdict: str) -> None:
+        self.tick()
+        worker = self.pick_worker(index, pipelines)
+        if self.db.hget(keys.job(next(iter(worker.running))), "jobctl_errors") == MALFORMED:
+            return  # the script errs: malformed_errors_field checks that case
+        self.record_outcome(worker, next(iter(worker.running)), verdict, stop=False, drop_reply=True)
+
+    @precondition(lambda self: self.any_job())
+    @rule(
+        action=st.sampled_from(["cancel", "requeue-dead", "enqueue-now", "pause or resume"]),
+        pick=st.integers(0, 1000),
+        aimed=st.booleans(),
+    )
+    def operator(self, action: str, pick: int, aimed: bool) -> None:
+        """An operator acts on a job: `aimed`, on one the action is for (an active job to cancel, a
+        dead one to requeue, a scheduled one to queue now), else on any job, which the action
+        leaves as it is if it is not for it; or pauses or resumes a queue (`aimed`: twice)."""
+        self.tick()
+        if action == "pause or resume":
+            self.pause_or_resume(list(QUEUES)[pick % len(QUEUES)], aimed)
+            return
+        statuses = {"cancel": ACTIVE, "requeue-dead": ("failed",), "enqueue-now": ("scheduled",)}[action]
+        job = self.pick_job(pick, *statuses) if aimed and self.any_job(*statuses) else self.pick_job(pick)
+        {"cancel": self.cancel_job, "requeue-dead": self.requeue_dead, "enqueue-now": self.enqueue_now}[action](job)
+
+    def cancel_job(self, job: Job) -> None:
+        if job.deleted:
+            with pytest.raises(UnknownJob):
+                admin.cancel(self.db, job.id, wait=0)
+            return
+        status = job.status
+        EVENTS[f"cancel {status}"] += 1
+        canceled = admin.cancel(self.db, job.id, wait=0)
+        assert canceled.state == {"failed": "dead"}.get(status, status)
+        if status in ("queued", "scheduled", "deferred"):
+            before = {j.id for j in self.jobs.values() if j.status == "canceled"}
+            self.cancel(job)
+            self.settle_dependents(job.id)
+            cascade = {j.id for j in self.jobs.values() if j.status == "canceled" and j.canceled_by} - before
+            assert canceled.canceled and set(canceled.dependents) == cascade
+        elif status == "started":
+            job.stop_requested = True
+
+    def requeue_dead(self, job: Job) -> None:
+        """Only a dead job is requeued, and not while a copy of it (unique) is active."""
+        copy = self.live(self.claims.get(job.claim, ""))
+        requeued = admin.requeue_dead(self.db, [], [job.id])
+        expected = (
+            self.live(job.id) and job.status == "failed" and not (copy and copy.id != job.id and copy.status in ACTIVE)
+        )
+        assert [j.id for j in requeued] == ([job.id] if expected else [])
+        if not requeued:
+            return
+        EVENTS["requeue dead"] += 1
+        if job.claim:
+            self.claims[job.claim] = job.id
+        job.attempts = job.crashes = 0
+        self.push_queued(job)
+        pending = [job.id]
+        while pending:
+            parent_id = pending.pop()
+            for child_id in number_order(self.jobs[parent_id].children):
+                child = self.live(child_id)
+                if child and child.status == "canceled" and child.canceled_by == parent_id:
+                    verdict, culprit = self.parents_verdict(child)
+                    copy = self.live(self.claims.get(child.claim, ""))
+                    if verdict == "doomed":
+                        child.canceled_by = culprit  # another parent still dooms it
+                    elif not (copy and copy.id != child_id and copy.status in ACTIVE):  # else a unique copy runs
+                        if child.claim:
+                            self.claims[child.claim] = child_id
+                        child.status, child.canceled_by, child.ended_score = "deferred", None, None
+                        pending.append(child_id)
+
+    def pause_or_resume(self, queue: str, again: bool) -> None:
+        """Pause the queue, or resume it if it is paused; `again`: also repeat the call (a no-op)."""
+        pause = queue not in self.paused
+        change = admin.pause if pause else admin.resume
+        assert change(self.db, [queue]) == [queue]
+        if again:
+            assert change(self.db, [queue]) == []
+        (self.paused.add if pause else self.paused.discard)(queue)
+
+    def promote(self) -> None:
+        due = sorted(
+            (
+                j
+                for j in self.jobs.values()
+                if not j.deleted and j.status == "scheduled" and j.due is not None and j.due <= self.now
+            ),
+            key=lambda j: (j.due, j.id),
+        )
+        EVENTS["promoted"] += len(due)
+        for job in due:
+            self.push_queued(job)
+        assert self.t.promote(SUPERVISOR, 60_000, self.now) == len(due)
+
+    def enqueue_now(self, job: Job) -> None:
+        """Only a scheduled job is queued ahead of its time."""
+        scheduled = self.live(job.id) is not None and job.status == "scheduled"
+        assert admin.enqueue_now(self.db, job.id) == scheduled
+        if scheduled:
+            self.queues[job.queue].append(job.id)
+            job.status, job.due = "queued", None
+
+    @rule(seconds=st.sampled_from([0, 0.3, 1, 6, 12, 61, 700]), promote=st.booleans(), sweep=st.booleans())
+    def time_passes(self, seconds: float, promote: bool, sweep: bool) -> None:
+        """Time passes; a supervisor promotes the due scheduled jobs (`promote`) and sweeps (`sweep`):
+        recovers the workers whose lease lapsed and deletes the ended jobs past their ttl."""
+        self.tick()
+        CLOCK.now += seconds
+        if promote:
+            self.promote()
+        if sweep:
+            self.sweep()
+
+    @precondition(lambda self: not KNOWN_BUG_BAD_ERRORS_FIELD_ORPHANS and self.any_job("started"))
+    @rule(pick=st.integers(0, 1000))
+    def malformed_errors_field(self, pick: int) -> None:
+        """Another tool (or a hand) writes a jobctl_errors that is not JSON into a started job; the
+        next script to read it (its failure, or its worker's recovery) must not lose the job."""
+        self.tick()
+        EVENTS["malformed field written"] += 1
+        self.db.hset(keys.job(self.pick_job(pick, "started").id), "jobctl_errors", MALFORMED)
+
+    def teardown(self) -> None:
+        self.db.close()
+
+    # --- invariants ----------------------------------------------------------------------------
+
+    @invariant()
+    def invariants_hold(self) -> None:
+        """Every invariant, on one read of Redis (two round trips: a step costs little more)."""
+        EVENTS["steps"] += 1
+        redis_state = RedisState.read(self.db)
+        self.redis_matches_the_model(redis_state)
+        self.every_job_is_in_exactly_the_place_its_status_names(redis_state)
+        self.in_flight_lists_belong_to_live_workers(redis_state)
+        self.no_slot_outlives_its_holder(redis_state)
+        self.dependents_run_only_when_their_parents_allow()
+        self.one_active_copy_per_unique_claim()
+
+    def redis_matches_the_model(self, redis_state: RedisState) -> None:
+        for queue in QUEUES:
+            assert redis_state.lists.get(keys.queue(queue), []) == self.queues[queue], f"queue {queue}"
+            expect = {j.id: j.due for j in self.jobs.values() if self.is_(j, "scheduled", queue)}
+            assert redis_state.zsets.get(keys.scheduled(queue), {}) == expect, f"scheduled {queue}"
+            for status in ("deferred", *ENDED):
+                key = keys.deferred(queue) if status == "deferred" else keys.ended(status, queue)
+                expected = {j.id for j in self.jobs.values() if self.is_(j, status, queue)}
+                assert set(redis_state.zsets.get(key, {})) == expected, f"{status} {queue}"
+            started = {f"{j.id}:{j.attempts}" for j in self.jobs.values() if self.is_(j, "started", queue)}
+            assert set(redis_state.zsets.get(keys.started(queue), {})) == started, f"started {queue}"
+        for worker in self.workers.values():
+            assert redis_state.lists.get(keys.active(worker.name), []) == worker.active, f"worker {worker.name}"
+            assert (keys.worker(worker.name) in redis_state.hashes) == worker.lease, f"worker {worker.name}'s lease"
+            assert (worker.name in redis_state.listed) == worker.listed, f"worker {worker.name} in ACTIVE_WORKERS"
+        for job in self.jobs.values():
+            record = redis_state.hashes.get(keys.job(job.id))
+            status = record.get("status") if record is not None else None
+            assert status == (None if job.deleted else job.status), f"job {job.id}"
+        assert redis_state.hashes.get(keys.slots(LIMITED), {}) == self.slots, "concurrency slots"
+        assert redis_state.claims == self.claims, "unique claims"
+
+    @staticmethod
+    def is_(job: Job, status: str, queue: str) -> bool:
+        return not job.deleted and job.status == status and job.queue == queue
+
+    def every_job_is_in_exactly_the_place_its_status_names(self, redis_state: RedisState) -> None:
+        """Read from Redis alone: where each job id is found, against its record's status."""
+        places: dict[str, list[str]] = {}
+        for key, members in [*redis_state.lists.items(), *redis_state.zsets.items()]:
+            place = key.removeprefix("rq:").removeprefix("jobctl:")  # queue:q, wip:q, active:w...
+            for member in members:
+                places.setdefault(member.split(":")[0], []).append(place)
+        reservations = {w.reserved[0]: f"active:{w.name}" for w in self.workers.values() if w.reserved}
+        for key, record in redis_state.hashes.items():
+            if not key.startswith(keys.job("")):
+                continue
+            job_id = key.removeprefix(keys.job(""))
+            status, origin = record.get("status"), record.get("origin")
+            where = sorted(places.pop(job_id, []))
+            assert status in (*ACTIVE, *ENDED), f"job {job_id}: a record without a status ({status})"
+            expected = {
+                "started": sorted([f"active:{record.get('worker_name')}", f"wip:{origin}"]),
+                "queued": [f"queue:{origin}"],
+                "failed": [f"failed:{origin}"],
+            }.get(status, [f"{status}:{origin}"])
+            reserved = reservations.get(job_id)
+            if status == "queued" and where and where[0].startswith("active:"):
+                expected = [str(reserved)]  # a reservation
+            elif status in ENDED and reserved in where:
+                expected = sorted([*expected, str(reserved)])  # a reservation canceled meanwhile
+            assert where == expected, f"job {job_id} ({status}) is in {where}, expected {expected}"
+        # a reservation canceled, then deleted with its ended record, stays an id in its worker's
+        # list until the worker drops it
+        stale = {job_id: where for job_id, where in places.items() if where != [reservations.get(job_id)]}
+        assert not stale, f"ids of no job in {stale}"
+
+    def in_flight_lists_belong_to_live_workers(self, redis_state: RedisState) -> None:
+        for key in redis_state.lists:
+            if key.startswith(keys.active("")):
+                worker = key.removeprefix(keys.active(""))
+                assert worker in redis_state.listed, f"worker {worker}'s in-flight list is out of the sweep's sight"
+                if self.swept:
+                    assert keys.worker(worker) in redis_state.hashes, (
+                        f"worker {worker} holds jobs without a lease after a sweep"
+                    )
+
+    def no_slot_outlives_its_holder(self, redis_state: RedisState) -> None:
+        for job_id, worker in redis_state.hashes.get(keys.slots(LIMITED), {}).items():
+            if keys.worker(worker) in redis_state.hashes and job_id not in self.leaked_slots:
+                assert job_id in redis_state.lists.get(keys.active(worker), []), (
+                    f"worker {worker} holds a slot for job {job_id}, which it no longer holds"
+                )
+
+    def dependents_run_only_when_their_parents_allow(self) -> None:
+        for job in self.jobs.values():
+            if job.deleted or not job.parents:
+                continue
+            parents = [self.live(p) for p in job.parents]
+            if job.status == "deferred":
+                assert any(p and p.status in ACTIVE for p in parents), f"job {job.id} waits for parents that ended"
+                assert self.parents_verdict(job)[0] == "waiting", f"job {job.id} waits, but a parent dooms it"
+            if job.released_when:
+                allowed = ("finished", *(ENDED if job.allow_failure else ()))
+                assert all(s in allowed for s in job.released_when.split(",")), (job.id, job.released_when)
+                job.released_when = ""
+
+    def one_active_copy_per_unique_claim(self) -> None:
+        active: dict[str, str] = {}
+        for job in self.jobs.values():
+            if job.claim and not job.deleted and job.status in ACTIVE:
+                assert job.claim not in active, f"jobs {active[job.claim]} and {job.id} are active copies"
+                active[job.claim] = job.id
+
+
+@dataclass
+class RedisState:
+    """What the invariants read of Redis: the lists (queues, in-flight lists) and sorted sets
+    (scheduled, deferred, started and ended registries) of job ids, the hashes of jobs, workers
+    and slots, the set of workers the sweep looks at, and the uniqueness claims."""
+
+    lists: dict[str, list[str]]
+    zsets: dict[str, dict[str, float]]
+    hashes: dict[str, dict[str, str]]
+    listed: set[str]
+    claims: dict[str, str]
+
+    @classmethod
+    def read(cls, connection: redis.Redis) -> RedisState:
+        found = [key.decode() for key in connection.scan_iter(count=10_000)]
+        lists = [k for k in found if k.startswith((keys.queue(""), keys.active("")))]
+        registries = (keys.scheduled, keys.deferred, keys.started, keys.finished, keys.dead, keys.canceled)
+        zsets = [k for k in found if k.startswith(tuple(r("") for r in registries))]
+        hashes = [
+            k
+            for k in found
+            if (k.startswith(keys.job("")) and k.count(":") == 2) or k.startswith((keys.worker(""), keys.slots("")))
+        ]
+        claims = [k for k in found if k.startswith(keys.unique(""))]
+        with connection.pipeline(transaction=False) as pipe:
+            for key in lists:
+                pipe.lrange(key, 0, -1)
+            for key in zsets:
+                pipe.zrange(key, 0, -1, withscores=True)
+            for key in hashes:
+                pipe.hgetall(key)
+            pipe.smembers(keys.ACTIVE_WORKERS)
+            for key in claims:
+                pipe.get(key)
+            replies = iter(pipe.execute())
+        return cls(
+            lists={key: [m.decode() for m in next(replies)] for key in lists},
+            zsets={key: {m.decode(): score for m, score in next(replies)} for key in zsets},
+            hashes={key: {f.decode(): v.decode(errors="replace") for f, v in next(replies).items()} for key in hashes},
+            listed={m.decode() for m in next(replies)},
+            claims={key: next(replies).decode() for key in claims},
+        )
+
+
+@pytest.fixture
+def model_clock(monkeypatch):
+    """The producer's and admin's time.time() and the producer's job ids, from the model."""
+    clock = types.SimpleNamespace(time=CLOCK.time, monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(producer, "time", clock)
+    monkeypatch.setattr(admin, "time", clock)
+    monkeypatch.setattr(producer, "new_job_id", CLOCK.new_job_id)
+
+
+def test_the_core_follows_its_model(redis_url, model_clock):
+    EVENTS.clear()
+    run_state_machine_as_test(
+        lambda: CoreModel(redis_url),
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=STEPS,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
+    print(
+        f"model: {EVENTS['examples']} examples, {EVENTS['steps']} steps; "
+        + ", ".join(f"{name}: {count}" for name, count in sorted(EVENTS.items()) if name not in ("examples", "steps"))
+    )
