@@ -153,6 +153,23 @@ def ticking(log: str, seconds: float) -> None:
             out.write("finally\n")
 
 
+@job("ticks")
+def ticks(log: str, seconds: float) -> None:
+    """Append "tick <unix time> <pid>" about every 10 ms for `seconds`: when its code ran."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _note(log, f"tick {time.time()} {os.getpid()}")
+        time.sleep(0.01)
+
+
+@job("async_ticks")
+async def async_ticks(log: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _note(log, f"tick {time.time()} {os.getpid()}")
+        await asyncio.sleep(0.01)
+
+
 @job("async_waiting")
 async def async_waiting(log: str, seconds: float) -> None:
     with open(log, "a") as out:
@@ -203,6 +220,16 @@ def _hook(kind: str):
 @job("hooked", max_retries=2, on_success=_hook("success"), on_failure=_hook("failure"), on_dead=_hook("dead"))
 def hooked(counter: str, failures: int, log: str) -> int:
     return flaky(counter, failures)
+
+
+def _slow_hook(job, outcome) -> None:
+    time.sleep(job.args[0])
+
+
+@job("slow_hooked", on_success=_slow_hook)
+def slow_hooked(hook_seconds: float) -> float:
+    """Return at once; its on_success hook takes `hook_seconds`."""
+    return hook_seconds
 
 
 def _broken_hook(job, outcome) -> None:

@@ -148,3 +148,23 @@ def test_bad_limits_in_queue_yml(project):
         result = project.run("enqueue", "add", "1")
         assert result.returncode == 2
         assert message in result.stderr
+
+
+def test_a_limited_job_reserved_and_given_back_releases_its_slot(project, db, tmp_path):
+    """concurrency 1: a max_concurrency job reserved behind a long job takes a slot; when the
+    reservation is given back, so is the slot, and another worker runs the job while the long
+    one still runs."""
+    project.write("queue.yml", "default: {worker_count: 1}\n")
+    log, marker = tmp_path / "log", tmp_path / "marker"
+    marker.write_text("")  # limited_once_slow returns at once
+    project.enqueue("add", "1", "2")
+    long = project.enqueue("ticking", str(log), "60")
+    limited = project.enqueue("limited_once_slow", str(marker))
+    project.start("work")
+    wait_for(log.exists, message="the long job to start")
+    wait_for(
+        lambda: db.lrange(keys.queue("default"), 0, -1) == [limited.encode()], message="the reservation given back"
+    )
+    project.start("work")  # another worker, free
+    wait_for(lambda: all_finished(db, [limited]), timeout=30, message="the limited job to run elsewhere")
+    assert shown(db, long)["state"] == "started"

@@ -125,6 +125,25 @@ def test_succeed_finishes_starts_the_next_and_queues_a_dependent(t, redis_):
     assert redis_.lrange(keys.active(WORKER), 0, -1) == [b"next"]
 
 
+def test_go_on_after_an_outcome_recorded_alone_starts_the_reserved_job_then(t, redis_):
+    """A job with hooks: its outcome is recorded going on with nothing, the hooks run, and only
+    then is the job reserved behind it started (its deadline from that moment), with the lease."""
+    for job_id in ("before", "j", "reserved", "after"):
+        enqueue(t, job_id)
+    start(t, "before")
+    reply = t.succeed("before", "q", WORKER, 1, NOW, b"2", GoOn(["q"], reserve=True))
+    assert (reply.row[0], reply.reserved[0]) == (b"j", b"reserved")
+    t.succeed("j", "q", WORKER, 1, NOW + 1, b"2", GoOn([]))
+    assert status(redis_, "reserved") == "queued"  # not started while the hooks run
+    with pytest.raises(LeaseLost):
+        t.go_on(WORKER, "stale", GoOn(["q"], start=("reserved", "q"), reserve=True), NOW + 30)
+    assert status(redis_, "reserved") == "queued"
+    reply = t.go_on(WORKER, TOKEN, GoOn(["q"], start=("reserved", "q"), reserve=True), NOW + 30)
+    assert (reply.started, reply.reserved[0]) == (1, b"after")
+    assert status(redis_, "reserved") == "started"
+    assert float(redis_.hget(keys.job("reserved"), "jobctl_deadline")) == NOW + 30 + 30
+
+
 def test_an_outcome_for_a_recovered_job_is_refused(t, redis_):
     enqueue(t, "j")
     row = start(t, "j")

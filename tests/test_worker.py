@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import child_pids, wait_for
+from conftest import child_pids, kill_quietly, wait_for
 
 from jobctl import keys, tracking
 
@@ -38,6 +38,16 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except OSError:
         return False
+
+
+def all_threads_stopped(pid: int) -> bool:
+    """Every thread of the process stopped by SIGSTOP (a thread running on another CPU takes a
+    moment to hear it)."""
+    try:
+        stats = [(task / "stat").read_text() for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:  # a thread ended as it was read
+        return False
+    return all(stat.rsplit(")", 1)[1].split()[0] == "T" for stat in stats)
 
 
 # --- concurrency --------------------------------------------------------------------------------
@@ -186,7 +196,7 @@ def test_a_worker_frozen_between_short_jobs_never_runs_one_given_to_another(proj
         project.start("work", env=LEASE_ENV)
         wait_for(lambda: db.zcard(keys.finished("default")) == 300, timeout=60, message="all 300 to finish elsewhere")
     finally:
-        os.kill(frozen, signal.SIGCONT)
+        kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
     wait_for(lambda: not alive(frozen), message="the frozen worker to end")
     ran_again = []
     for log in logs_dir.iterdir():
@@ -253,6 +263,22 @@ def test_a_thread_ignoring_its_timeout_takes_only_its_own_job_down(project, tmp_
     assert project.show(bystander)["crashes"] == 0
 
 
+def test_a_slow_hook_is_never_charged_to_the_next_job(project):
+    """concurrency 1 starts the next job with the outcome: a hook far slower than the next job's
+    timeout and grace must not get the worker killed for it (the next job, crash_limit 1,
+    was buried dead without having run)."""
+    project.write("queue.yml", "default: {worker_count: 1, timeout: 1s, crash_limit: 1, max_retries: 0}\n")
+    project.enqueue("add", "1")  # so that the hooked job starts from an outcome, one reserved behind it
+    hooked = project.enqueue("slow_hooked", "5")
+    behind = project.enqueue("add", "2")
+    project.start("work")
+    wait_for(lambda: project.show(behind)["state"] in ("finished", "dead"), timeout=30, message="the job behind")
+    job = project.show(behind)
+    assert (job["state"], job["crashes"]) == ("finished", 0), job
+    assert job["result"] == 2
+    assert project.show(hooked)["state"] == "finished"
+
+
 # --- stopping a running job ------------------------------------------------------------------------
 
 
@@ -302,7 +328,7 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
         project.start("work", env=LEASE_ENV)
         wait_for(lambda: log.read_text().count("start") == 2, timeout=30, message="the other supervisor to run it")
     finally:
-        os.kill(frozen, signal.SIGCONT)
+        kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
     wait_for(lambda: not alive(frozen), message="the frozen worker to end")
     wait_for(lambda: project.show(job_id)["state"] == "finished", timeout=20, message="the job to finish")
     ends = [line for line in log.read_text().split("\n") if line.startswith("end")]
@@ -312,8 +338,37 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
     job = project.show(job_id)
     assert job["errors"][0]["error"] in (
         "worker lost (no heartbeat)",
-        "worker lost its lease (frozen, or cut off from Redis)",
+        "worker killed by signal 9 (SIGKILL)",  # by the kernel, at its lease's end (leasekill.py)
     )
+
+
+@pytest.mark.parametrize(
+    "job_name, concurrency",
+    [("ticks", 1), ("ticks", 8), ("async_ticks", 1)],
+    ids=["main thread", "pool threads", "asyncio"],
+)
+def test_a_worker_frozen_past_its_lease_runs_no_more_of_its_jobs(project, tmp_path, db, job_name, concurrency):
+    """SIGSTOP a worker whose jobs run Python code without pause, until its lease lapses, then
+    SIGCONT: not one more line of its jobs runs in it (the kernel killed it while frozen)."""
+    project.write("queue.yml", f"default: {{worker_count: 1, concurrency: {concurrency}}}\n")
+    logs = [tmp_path / f"log{n}" for n in range(concurrency)]
+    for log in logs:
+        project.enqueue(job_name, str(log), "60")
+    work = project.start("work", env=LEASE_ENV)
+    wait_for(lambda: all(log.exists() for log in logs), message="every job running")
+    (frozen,) = child_pids(work.pid)
+    os.kill(frozen, signal.SIGSTOP)
+    wait_for(lambda: all_threads_stopped(frozen), message="every thread of the worker stopped")
+    stopped = time.time()
+    try:
+        name = f"{os.uname().nodename}.{frozen}"
+        wait_for(lambda: not db.exists(keys.worker(name)), timeout=30, message="the lease to lapse")
+    finally:
+        kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
+    wait_for(lambda: not alive(frozen), message="the frozen worker to end")
+    for log in logs:
+        ticks = [float(at) for _, at, pid in map(str.split, log.read_text().splitlines()) if pid == str(frozen)]
+        assert ticks and max(ticks) < stopped, (log.name, max(ticks) - stopped)
 
 
 # --- process faults -----------------------------------------------------------------------------

@@ -8,10 +8,14 @@ from typing import Any
 
 from . import registry
 from .errors import JobStopped
-from .middleware import JobInfo, Middleware
+from .middleware import AfterHooks, JobInfo
 
 
-class JobHooks(Middleware):
+class JobHooks(AfterHooks):
+    def waits_after(self, job_name: str) -> bool:
+        spec = _spec(job_name)
+        return spec is not None and bool(spec.on_success or spec.on_failure or spec.on_dead)
+
     def after_attempt(self, job: JobInfo, result: Any, exception: BaseException | None, run_seconds: float) -> None:
         spec = _spec(job.name)
         if spec is None:

@@ -74,12 +74,27 @@ def add_middleware(middleware: Middleware) -> None:
     _added.append(middleware)
 
 
-class Chain:
-    """The worker's middlewares, each called in turn; their own errors are logged and go no further."""
+_AFTER = ("after_attempt", "on_retry", "on_dead")
 
-    def __init__(self, middlewares: list[Middleware], log: logging.Logger):
+
+class Chain:
+    """The worker's middlewares, each called in turn; their own errors are logged and go no further.
+    `instant`: those that never wait (StatsD's one datagram), for `waits_after`."""
+
+    def __init__(self, middlewares: list[Middleware], log: logging.Logger, instant: tuple[Middleware, ...] = ()):
         self.middlewares = middlewares
         self.log = log
+        # the middlewares that run code of the user's after an attempt (a job's hooks: per job)
+        self._after = [
+            m
+            for m in middlewares
+            if m not in instant and any(getattr(type(m), call) is not getattr(Middleware, call) for call in _AFTER)
+        ]
+
+    def waits_after(self, job_name: str) -> bool:
+        """Whether anything after an attempt of `job_name` may take time: the worker then starts
+        the next job only once it has run (worker.py, _finish)."""
+        return any(m.waits_after(job_name) if isinstance(m, AfterHooks) else True for m in self._after)
 
     def _each(self, call: str, job: JobInfo, *args: Any) -> None:
         for middleware in self.middlewares:
@@ -107,10 +122,18 @@ class Chain:
         self._each("on_dead", job, exception)
 
 
+class AfterHooks(Middleware):
+    """A middleware whose calls after an attempt run only for some job types (@job's hooks)."""
+
+    def waits_after(self, job_name: str) -> bool:
+        raise NotImplementedError
+
+
 def for_worker(log: logging.Logger) -> Chain:
     """@job's hooks first, then the middlewares the job modules added, then StatsD if configured."""
     from . import statsd_metrics
     from .hooks import JobHooks
 
     sender = statsd_metrics.configured()
-    return Chain([JobHooks(), *_added, *([sender] if sender else [])], log)
+    senders = (sender,) if sender else ()
+    return Chain([JobHooks(), *_added, *senders], log, instant=senders)

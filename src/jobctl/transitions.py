@@ -552,6 +552,18 @@ class Transitions(_Scripts):
         reply = self._send(script, args)
         return lambda: Next.of(reply())
 
+    def go_on(
+        self, worker: str, token: str, go_on: GoOn, now: float, *, wait: bool = True
+    ) -> Next | Callable[[], Next]:
+        """Go on as an outcome script does, without an outcome (lua/go_on.lua: the worker recorded
+        it before running the job's hooks). Raises LeaseLost when the worker's lease is gone."""
+        named = {"worker": worker, "token": token, "now": now, "now_iso": rq_time(now), **go_on.named()}
+        args = [json.dumps(named)]
+        if wait:
+            return Next.of(self._run("go_on", args))
+        reply = self._send("go_on", args)
+        return lambda: Next.of(reply())
+
     def release(self, worker: str, job_id: str, queue: str, now: float) -> bool:
         """Give back a job the worker reserved and did not start (lua/release.lua)."""
         return bool(self._run("release", [worker, job_id, queue, rq_time(now)]))
@@ -610,7 +622,7 @@ class Transitions(_Scripts):
         dependents; ask the worker of a started job to stop it. Returns the RQ status the job had
         ('' if there is no such job)."""
         status: bytes = self._run("cancel", [job_id, now, rq_time(now), reason])
-        return status.decode()
+        return status.decode(errors="replace")  # a status another tool wrote may be any bytes
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
         """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that

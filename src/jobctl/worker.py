@@ -18,7 +18,9 @@ Threads of a worker process:
 Fencing (issue 11): the lease is a token in the worker's expiring hash. Every script the worker
 calls checks it, so a worker presumed dead writes nothing; and the worker ends itself (exit
 EXIT_FENCED) as soon as it sees it lost the lease, or could not renew it for its lifetime: a
-frozen or cut-off worker never finishes a job that has been given to another.
+frozen or cut-off worker never finishes a job that has been given to another. A worker frozen
+past its lease is killed by the kernel while still frozen (leasekill.py): on Linux it runs no
+instruction of a job after its lease lapsed, whichever thread runs the job.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from .context import Execution
 from .errors import JobStopped, JobTimeout, LeaseLost, PermanentError
 from .executor import Executor, Running
 from .jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
+from .leasekill import LeaseKill
 from .liveness import HEARTBEAT_INTERVAL, LEASE_TTL
 from .rq_compat import RqOptions
 from .tracking import Tracker
@@ -67,6 +70,14 @@ CONTROL_JOIN = 1.0  # seconds run() waits for the control thread to end after th
 # A job reserved behind the running one (concurrency 1: see _finish) goes back to its queue once
 # the running job has run this long: another worker may start it sooner.
 RESERVATION_HOLD = 0.05
+
+# The kernel kills the worker (leasekill.py), frozen or not, this long before its lease could
+# lapse in Redis: the lease's start is taken before Redis receives the renewal, and this covers
+# the two clocks running at slightly different rates (NTP slews a clock by up to 0.05 %). A test
+# that woke a frozen worker as soon as Redis showed its lease gone caught it alive with no margin.
+KILL_EARLY = 0.25
+# The worker fences itself (exit EXIT_FENCED, with a log line) earlier still, when it can.
+FENCE_EARLY = 2 * KILL_EARLY
 
 EXIT_RECYCLE = 100  # max_jobs or max_memory reached: the supervisor starts a fresh worker
 EXIT_FENCED = 101  # the lease was lost: this worker's jobs are (or will be) recovered elsewhere
@@ -146,6 +157,7 @@ class Worker:
         self._count_lock = threading.Lock()
         self._woken = threading.Event()  # a job may be waiting, or a slot was freed, or a stop asked
         self._lease_renewed = 0.0  # monotonic time of the latest renewal
+        self._lease_kill: LeaseKill | None = None  # made in run(): a timer is the process's that makes it
         self._next_memory_check = 0.0
         self.outage = RedisOutage(self.log, f"worker {self.name}", url)
         self.suspended = False  # `rq suspend`: take no new job until `rq resume` (the control thread looks)
@@ -159,6 +171,7 @@ class Worker:
         self._pending: Callable[[], Next] | None = None
         self._early: Next | None = None
         self._hold = threading.Lock()
+        self._hooks_since = 0.0  # monotonic: when the hooks of the job that just ended began (0: none run)
         self._stop_early: dict[str, float] = {}  # stop requests for jobs not running (yet): id -> when
         self._starting = threading.Lock()  # a stop request against the start of its job
         self._ended = threading.Event()  # run() has returned: the control thread ends too
@@ -182,6 +195,7 @@ class Worker:
         before it unblocks stop signals in the new process)."""
         if self.capture_output:
             joboutput.install()
+        self._lease_kill = LeaseKill()
         self._with_redis(self._register)
         control = threading.Thread(target=self._control_loop, name="jobctl-control", daemon=True)
         control.start()
@@ -286,9 +300,10 @@ class Worker:
             # before the first fetch; then the control thread looks
             pipe.exists(keys.SUSPENDED)
             pipe.smembers(keys.PAUSED)
+            renewing = time.monotonic()  # before Redis sets the lease's expiry: it lapses here first
             suspended, paused = pipe.execute()[-2:]
         self.suspended, self.paused = bool(suspended), frozenset(q.decode() for q in paused)
-        self._lease_renewed = time.monotonic()
+        self._renewed(renewing)
 
     # --- the control thread --------------------------------------------------------------------
 
@@ -369,7 +384,7 @@ class Worker:
             )
         except LeaseLost:
             self._fence("its lease was taken (presumed dead)")
-        self._lease_renewed = renewing
+        self._renewed(renewing)
         for job_id in to_stop:
             self._stop(job_id)
 
@@ -385,9 +400,11 @@ class Worker:
         self.executor.interrupt(running, JobStopped)
 
     def _release_if_running_long(self) -> None:
-        """The main thread's job runs long: give back the job reserved behind it (see _finish)."""
+        """The main thread's job, or its hooks, run long: give back the job reserved behind it
+        (see _finish)."""
         running = next(iter(list(self.running.values())), None) if self.concurrency == 1 else None
-        if running is None or time.monotonic() - running.since < RESERVATION_HOLD:
+        since = running.since if running is not None else self._hooks_since
+        if not since or time.monotonic() - since < RESERVATION_HOLD:
             return
         if not self._hold.acquire(blocking=False):  # the main thread is between jobs
             return
@@ -407,9 +424,15 @@ class Worker:
         finally:
             self._hold.release()
 
+    def _renewed(self, at: float) -> None:
+        """The lease was renewed at `at` (monotonic, taken before the renewal was sent)."""
+        self._lease_renewed = at
+        if self._lease_kill is not None:
+            self._lease_kill.arm(at + LEASE_TTL - KILL_EARLY - time.monotonic())
+
     def _check_lease_age(self) -> None:
-        if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL:
-            self._fence(f"its lease was not renewed for over {LEASE_TTL}s (frozen, or cut off from Redis)")
+        if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL - FENCE_EARLY:
+            self._fence(f"its lease was not renewed for {LEASE_TTL - FENCE_EARLY:g}s (frozen, or cut off from Redis)")
 
     def _fence(self, why: str) -> NoReturn:
         """Another supervisor may already have given this worker's jobs to other workers: end at
@@ -466,6 +489,10 @@ class Worker:
             unreadable = None
         except PayloadError as exc:
             name, args, kwargs, unreadable = "?", [], {}, str(exc)
+        try:
+            rq = RqOptions.from_row(rq_options)
+        except (ValueError, TypeError) as exc:  # RQ's fields hand-edited or another tool's: not its options
+            rq, unreadable = RqOptions(), unreadable or f"the job's RQ options cannot be read ({exc})"
         return FetchedJob(
             id=job_id.decode(),
             queue=queue.decode(),
@@ -477,7 +504,7 @@ class Worker:
             max_retries=int(max_retries) if max_retries else None,
             unreadable=unreadable,
             created_at=created_at,
-            rq=RqOptions.from_row(rq_options),
+            rq=rq,
         )
 
     def _next_from(self) -> list[str]:
@@ -571,6 +598,7 @@ class Worker:
             lambda go_on, wait: self.transitions.succeed(
                 job.id, job.queue, self.name, job.attempt, now, result_json, go_on, wait=wait
             ),
+            lambda: self.middleware.after_attempt(job.info, result, None, run_seconds),
         )
         self._track(job, "finished", run_seconds, now)
         if self.log.isEnabledFor(logging.DEBUG):  # one line per job only when asked (--verbose): issue 12
@@ -589,14 +617,16 @@ class Worker:
                 outcome="finished",
                 level=logging.DEBUG,
             )
-        self.middleware.after_attempt(job.info, result, None, run_seconds)
         return follow
 
     # record(go_on, wait): Transitions.succeed or fail, bound to the job; with wait it returns the
     # reply (Next), without a function that reads it: Any, as a lambda's type cannot depend on wait
-    def _finish(self, job: FetchedJob, record: Callable[[GoOn, bool], Any]) -> FetchedJob | None:
-        """Record the job's outcome with `record(go_on, wait)` (an outcome script) and return the
-        next job to run, which the same round trip started.
+    def _finish(
+        self, job: FetchedJob, record: Callable[[GoOn, bool], Any], after: Callable[[], None]
+    ) -> FetchedJob | None:
+        """Record the job's outcome with `record(go_on, wait)` (an outcome script), run `after`
+        (the middlewares and hooks, once the outcome is stored) and return the next job to run,
+        which the same round trip started.
 
         With concurrency 1, the outcome script also reserves the job after that one (lua/lib.lua,
         go_on): when a job ends, its outcome is sent without waiting and the reserved job starts
@@ -604,33 +634,70 @@ class Worker:
         reservation. A worker running short jobs thus never waits for Redis between them (issue
         12). A reserved job is in the worker's in-flight list but still 'queued': a crash gives it
         back without counting against it, a cancel reaches the worker (cancel.lua), and the
-        control thread gives it back when the running job runs long (RESERVATION_HOLD)."""
+        control thread gives it back when the running job runs long (RESERVATION_HOLD).
+
+        When `after` may take time (a hook, a middleware of the user's), the outcome is recorded
+        alone, `after` runs, and only then does the next job start (lua/go_on.lua): the next
+        job's deadline never runs while a hook does (a slow hook got the worker killed, the
+        crash charged to a job that had not started)."""
+        if self.concurrency == 1:
+            with self._hold:  # against the control thread giving the reservation back meanwhile
+                if not self._settle_previous(job):
+                    after()
+                    return None
+        if self.middleware.waits_after(job.name):
+            self._with_redis(lambda: record(GoOn([], self.limits), True))
+            self._hooks_since = time.monotonic()
+            try:
+                after()
+            finally:
+                self._hooks_since = 0.0
+            follow = self._go_on(self._go_on_only)
+        else:
+            follow = self._go_on(record)
+            after()
+        return follow
+
+    def _settle_previous(self, job: FetchedJob) -> bool:
+        """Read the reply of the outcome that started this job (concurrency 1): the reservation
+        it made, and this job's attempt. False when the job was canceled or deleted as it started."""
+        reply, pending = self._early, self._pending
+        self._early = self._pending = None
+        if pending is not None:
+            reply = self._with_redis(pending)
+        if reply is None:
+            return True
+        if reply.reserved:
+            self._reserved = self._job_from_row(reply.reserved)
+        if reply.started is None:
+            logs.event(
+                self.log,
+                "job.gone",
+                "%s %s [%s] was canceled or deleted as it started; its outcome is not recorded",
+                job.name,
+                job.id,
+                job.queue,
+                level=logging.WARNING,
+                job_id=job.id,
+                queue=job.queue,
+            )
+            self._give_back_reservation()
+            return False
+        job.attempt = reply.started
+        return True
+
+    def _go_on_only(self, go_on: GoOn, wait: bool) -> Any:
+        """Go on as an outcome script would, with no outcome (see _finish)."""
+        if not go_on.queues:  # stopping after this job: nothing to start (a reservation is given back)
+            return Next(None, None, None)
+        return self.transitions.go_on(self.name, self.token, go_on, time.time(), wait=wait)
+
+    def _go_on(self, record: Callable[[GoOn, bool], Any]) -> FetchedJob | None:
+        """Send `record` going on with the next job (see _finish); returns that job."""
         go_on = GoOn(self._next_from(), self.limits)
         if self.concurrency > 1:  # pool threads go one job at a time
             return self._job_of(self._with_redis(lambda: record(go_on, True)).row)
-        with self._hold:  # against the control thread giving the reservation back meanwhile
-            reply, pending = self._early, self._pending
-            self._early = self._pending = None
-            if pending is not None:
-                reply = self._with_redis(pending)
-            if reply is not None:  # the reply of the outcome that started this job
-                if reply.reserved:
-                    self._reserved = self._job_from_row(reply.reserved)
-                if reply.started is None:
-                    logs.event(
-                        self.log,
-                        "job.gone",
-                        "%s %s [%s] was canceled or deleted as it started; its outcome is not recorded",
-                        job.name,
-                        job.id,
-                        job.queue,
-                        level=logging.WARNING,
-                        job_id=job.id,
-                        queue=job.queue,
-                    )
-                    self._give_back_reservation()
-                    return None
-                job.attempt = reply.started
+        with self._hold:
             if self._reserved is not None and go_on.queues:
                 # The reserved job starts before Redis confirms this outcome (which would fence a
                 # worker presumed dead): a lease that may have lapsed (a pause without SIGCONT)
@@ -719,6 +786,7 @@ class Worker:
                 go_on=go_on,
                 wait=wait,
             ),
+            functools.partial(self._after_failure, job, exc, retry_at, verdict, run_seconds),
         )
         self._track(job, {"retry": "retried", "dead": "dead", "canceled": "canceled"}[verdict], run_seconds, now, error)
         fields: dict[str, Any] = {
@@ -764,12 +832,16 @@ class Worker:
                 outcome=verdict,
                 **fields,
             )
+        return follow
+
+    def _after_failure(
+        self, job: FetchedJob, exc: BaseException, retry_at: float | None, verdict: str, run_seconds: float
+    ) -> None:
         self.middleware.after_attempt(job.info, None, exc, run_seconds)
         if retry_at is not None:  # verdict 'retry'
             self.middleware.on_retry(job.info, exc, max(retry_at - time.time(), 0.0))
         elif verdict == "dead":
             self.middleware.on_dead(job.info, exc)
-        return follow
 
     def _failure_callback(self, job: FetchedJob, exc: BaseException, verdict: str) -> None:
         """RQ's on_stopped(job, connection) for a stopped job, else on_failure(job, connection, type,

@@ -36,10 +36,12 @@ for _, parent in ipairs(parents) do
 end
 
 if status then
-  -- the id is reused after its job ended: forget the old run
-  local old_queue = redis.call('HGET', key, 'origin')
+  -- the id is reused after its job ended: forget the old run, in its registries and in this
+  -- queue's (a record whose origin was changed since, or lost, names another)
+  local old_queue = redis.call('HGET', key, 'origin') or queue
   for _, registry in ipairs({'finished', 'failed', 'canceled'}) do
     redis.call('ZREM', ended_key(registry, old_queue), id)
+    redis.call('ZREM', ended_key(registry, queue), id)
   end
   redis.call('DEL', key, results_key(id), dependencies_key(id), old_dependencies_key(id))
 end

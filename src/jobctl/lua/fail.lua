@@ -17,12 +17,12 @@ redis.call('HSET', key, 'exc_info', ARGV[2], 'ended_at', now_iso)
 -- RQ's Job.latest_result() and rq-dashboard read the traceback from the results stream
 redis.call('XADD', results_key(id), 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name', worker,
   'exc_string', ARGV[3], 'execution_ended_at', now)
-local failure_ttl = tonumber(hget(id, 'failure_ttl')) or FAILURE_TTL
+local failure_ttl = whole(hget(id, 'failure_ttl')) or FAILURE_TTL
 if failure_ttl >= 0 then redis.call('EXPIRE', results_key(id), failure_ttl) end  -- -1: kept for ever
 if verdict == 'retry' then
   redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', retry_at)
   -- RQ's Retry: the worker chose this retry from the job's own budget, which it uses up
-  if hget(id, 'retries_left') then redis.call('HINCRBY', key, 'retries_left', -1) end
+  if hget(id, 'retries_left') then incr(key, 'retries_left', -1) end
   redis.call('ZADD', scheduled_key(queue), retry_at, id)
   stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'retries', 1)
 elseif verdict == 'canceled' then

@@ -14,11 +14,46 @@ end
 
 local ACTIVE = {queued = true, scheduled = true, deferred = true, started = true}
 
+-- A record may hold what another tool, or a hand, wrote: a script never raises on a value it
+-- reads once it has written anything (Redis keeps the writes made before an error, which would
+-- leave a job outside every list: tests/test_partial_writes.py). These read a field as a number
+-- only when it is finite, and as a whole number only when EXPIRE and ZADD take it; else nil.
+local function finite(value)
+  local n = tonumber(value)  -- Lua's tonumber takes 'nan', 'inf' and '1e999'
+  if n and n == n and n ~= math.huge and n ~= -math.huge then return n end
+  return nil
+end
+
+local function whole(value)
+  local n = finite(value)
+  if n and n == math.floor(n) and math.abs(n) < 1e15 then return n end
+  return nil
+end
+
+-- HINCRBY (or `command`, HINCRBYFLOAT) on a field another tool may have spoiled: one that is not
+-- a number starts again from `by` (a key that is not a hash at all, a counter of jobctl's
+-- bookkeeping, is left alone).
+local function incr(key, field, by, command)
+  local count = redis.pcall(command or 'HINCRBY', key, field, by)
+  if type(count) == 'table' then
+    count = by
+    redis.pcall('HSET', key, field, by)
+  end
+  return count
+end
+
+-- A key named by a field of the record (a unique claim, a concurrency slot): used only when it
+-- is one of jobctl's keys of that kind (`prefix`), never any key a spoiled field names.
+local function named_key(value, prefix)
+  if value and string.sub(value, 1, #prefix) == prefix then return value end
+  return nil
+end
+
 local function hget(id, field) return redis.call('HGET', job_key(id), field) end
 
 local function release_unique(id)
-  local claim = hget(id, 'jobctl_unique')
-  if claim and redis.call('GET', claim) == id then redis.call('DEL', claim) end
+  local claim = named_key(hget(id, 'jobctl_unique'), unique_key(''))
+  if claim and redis.pcall('GET', claim) == id then redis.call('DEL', claim) end
 end
 
 -- A queue that was empty just got a job: wake the workers idle on it (they subscribe to this
@@ -42,10 +77,15 @@ local function lease_holds(worker, token)
   return redis.call('HGET', worker_key(worker), 'jobctl_lease') == token
 end
 
+-- A list another tool spoiled (not JSON, not a list, or not one JSON can hold again) starts over.
 local function add_error(id, entry)
-  local errors = cjson.decode(hget(id, 'jobctl_errors') or '[]')
+  local ok, errors = pcall(cjson.decode, hget(id, 'jobctl_errors') or '[]')
+  if not ok or type(errors) ~= 'table' or (next(errors) ~= nil and errors[1] == nil) then errors = {} end
   table.insert(errors, entry)
-  redis.call('HSET', job_key(id), 'jobctl_errors', cjson.encode(errors))
+  local encoded
+  ok, encoded = pcall(cjson.encode, errors)
+  if not ok then encoded = cjson.encode({entry}) end
+  redis.call('HSET', job_key(id), 'jobctl_errors', encoded)
 end
 
 -- A job's parents: RQ's set, and the one jobctl kept before it wrote RQ's (a job deferred by an
@@ -78,8 +118,8 @@ local function parents_verdict(id)
 end
 
 local function stats_count(job_name, queue, field, by)
-  redis.call('HINCRBY', job_stats_key(job_name), field, by)
-  redis.call('HINCRBY', queue_stats_key(queue), field, by)
+  incr(job_stats_key(job_name), field, by)
+  incr(queue_stats_key(queue), field, by)
 end
 
 -- A job's record, results and dependency sets.
@@ -98,10 +138,20 @@ local function keep_ended(id, registry, now, ttl)
   end
 end
 
+-- `slots`: the job's jobctl_slot field, read by the caller with what else it reads of the job.
+local function release_slot(id, slots)
+  slots = named_key(slots, slots_key(''))
+  if slots then
+    redis.pcall('HDEL', slots, id)
+    redis.call('HDEL', job_key(id), 'jobctl_slot')
+  end
+end
+
 local function cancel(id, reason, now, now_iso)
   local key = job_key(id)
   local queue = hget(id, 'origin')
-  local ttl = tonumber(hget(id, 'failure_ttl')) or FAILURE_TTL
+  local ttl = whole(hget(id, 'failure_ttl')) or FAILURE_TTL
+  release_slot(id, hget(id, 'jobctl_slot'))  -- held by a reservation
   redis.call('ZREM', deferred_key(queue), id)
   redis.call('ZREM', scheduled_key(queue), id)
   redis.call('LREM', queue_key(queue), 0, id)
@@ -177,7 +227,7 @@ end
 
 local function bury(id, queue, reason, now, now_iso)
   local key = job_key(id)
-  local ttl = tonumber(hget(id, 'failure_ttl')) or FAILURE_TTL
+  local ttl = whole(hget(id, 'failure_ttl')) or FAILURE_TTL
   -- jobctl_dead: a job RQ's tools bring back (rq requeue) gets a fresh budget at its next start
   redis.call('HSET', key, 'status', 'failed', 'ended_at', now_iso, 'jobctl_reason', reason, 'jobctl_dead', 1)
   keep_ended(id, dead_key(queue), now, ttl)
@@ -229,31 +279,26 @@ end
 -- not all at once to be held back again.
 local function rate_return(field, count, period, at, now)
   local next_key = rate_next_key(field)
-  at = math.max(at, tonumber(redis.call('GET', next_key)) or 0)
+  at = math.max(at, finite(redis.call('GET', next_key)) or 0)
   redis.call('SET', next_key, at + period / count, 'PX', math.ceil((at - now + period) * 1000))
   return at
 end
 
--- Running jobs of the type, counting only slots whose worker still holds its lease.
+-- Running jobs of the type, counting only slots whose worker still holds its lease and its job:
+-- a slot whose holder is gone by any path (a reservation given back or canceled, a record
+-- deleted) counts no more.
 local function slots_held(slots)
   local held = redis.call('HGETALL', slots)
   local count = 0
   for i = 1, #held, 2 do
-    if redis.call('EXISTS', worker_key(held[i + 1])) == 1 then
+    local worker = held[i + 1]
+    if redis.call('EXISTS', worker_key(worker)) == 1 and redis.call('LPOS', active_key(worker), held[i]) then
       count = count + 1
     else
       redis.call('HDEL', slots, held[i])
     end
   end
   return count
-end
-
--- `slots`: the job's jobctl_slot field, read by the caller with what else it reads of the job.
-local function release_slot(id, slots)
-  if slots then
-    redis.call('HDEL', slots, id)
-    redis.call('HDEL', job_key(id), 'jobctl_slot')
-  end
 end
 
 local function rate_allows(field, now)
@@ -302,6 +347,23 @@ local function leave_started(id, queue, worker, attempt)
   return true
 end
 
+-- A started job leaves RQ's started registry, whose entry names its attempt; when the record's
+-- attempt was spoiled since it started, the entry is found by its id.
+local function leave_started_registry(id, queue, attempt)
+  local registry = started_key(queue)
+  if whole(attempt) then
+    redis.call('ZREM', registry, id .. ':' .. whole(attempt))
+    return
+  end
+  local pattern = string.gsub(id, '[%*%?%[%]\\]', '\\%0') .. ':*'
+  local cursor = '0'
+  repeat
+    local page = redis.call('ZSCAN', registry, cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = page[1]
+    for i = 1, #page[2], 2 do redis.call('ZREM', registry, page[2][i]) end
+  until cursor == '0'
+end
+
 -- A job whose hash RQ's Job wrote (its producer, or `rq requeue` saving it) carries RQ's per-job
 -- options (jobctl's own jobs skip this: success_callback_name is RQ's field alone). Returns them
 -- as {retries_left, retry_intervals, success, failure and stopped callback names} ('' when
@@ -310,7 +372,7 @@ end
 local function rq_options(key, attempt, write)
   local job = redis.call('HMGET', key, 'ttl', 'jobctl_dead', 'retries_left', 'jobctl_retries', 'retry_intervals',
     'success_callback_name', 'failure_callback_name', 'stopped_callback_name')
-  local ttl, dead, retries_left, budget = job[1], job[2], job[3], job[4]
+  local ttl, dead, retries_left, budget = job[1], job[2], whole(job[3]), whole(job[4])
   local fields = {}
   if dead then
     -- a dead job brought back by another tool (RQ's `rq requeue`): a fresh budget, as requeue-dead gives
@@ -326,7 +388,7 @@ local function rq_options(key, attempt, write)
   end
   -- RQ's ttl (how long a job may wait) no longer applies once the job started, as in RQ
   if write and (ttl or dead) then redis.call('PERSIST', key) end
-  return {retries_left or '', job[5] or '', job[6] or '', job[7] or '', job[8] or ''}, attempt, fields
+  return {tostring(retries_left or ''), job[5] or '', job[6] or '', job[7] or '', job[8] or ''}, attempt, fields
 end
 
 -- What taking a job reads of it, in one HMGET: first what starting it needs (the first
@@ -371,9 +433,12 @@ end
 -- started: status 'started' in its hash and RQ's started registry, its deadline set from `now`.
 local function job_start(id, from, job, worker, now, now_iso, start)
   local key = job_key(id)
-  local queue = job[1] or from  -- a record written by another tool without its queue: the one it was found on
-  local timeout = tonumber(job[4]) or tonumber(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
-  local attempt = (tonumber(job[5]) or 0) + 1
+  -- the queue it was found on, which is its origin; a record without one (another tool's) or with
+  -- another (spoiled) is given it
+  local queue = from
+  local timeout = finite(job[4]) or finite(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
+  if timeout > 1e9 then timeout = 0 end  -- over 30 years: none (a timer cannot be set that far)
+  local attempt = (whole(job[5]) or 0) + 1
   local rq, rq_fields = '', nil
   if job[8] then rq, attempt, rq_fields = rq_options(key, attempt, start) end
   if start then
@@ -383,7 +448,7 @@ local function job_start(id, from, job, worker, now, now_iso, start)
     if rq_fields then
       for _, value in ipairs(rq_fields) do table.insert(fields, value) end
     end
-    if not job[1] then
+    if job[1] ~= from then
       table.insert(fields, 'origin')
       table.insert(fields, queue)
     end
@@ -399,7 +464,7 @@ end
 local function job_row(id, from, job, worker, now, now_iso, start)
   local queue, timeout, attempt, rq = job_start(id, from, job, worker, now, now_iso, start)
   -- the timeout as a string: a Lua number in a reply loses its fraction
-  return {id, queue, attempt, job[9] or '', tostring(timeout), job[10] or '', job[11] or '', rq}
+  return {id, queue, attempt, job[9] or '', tostring(timeout), tostring(whole(job[10]) or ''), job[11] or '', rq}
 end
 
 -- Start the next job for a worker (see take_next): its row, or false when there is none.
@@ -472,26 +537,24 @@ local function recover_worker(worker, now, now_iso, cause, crash_limit, how, cul
     if (status == 'started' or status == 'queued') and queue then
       local key = job_key(id)
       if status == 'started' then
-        local attempt = hget(id, 'jobctl_attempts')
-        redis.call('ZREM', started_key(queue), id .. ':' .. attempt)
-        redis.call('HINCRBY', key, 'jobctl_attempts', -1)
+        leave_started_registry(id, queue, hget(id, 'jobctl_attempts'))
+        redis.call('HSET', key, 'jobctl_attempts', (whole(hget(id, 'jobctl_attempts')) or 1) - 1)
         redis.call('HDEL', key, 'jobctl_deadline')
-        release_slot(id, hget(id, 'jobctl_slot'))
       end
+      release_slot(id, hget(id, 'jobctl_slot'))  -- a reserved job holds one too
       local crashes = 0
       if status == 'started' and hget(id, 'jobctl_stop_requested') then
-        redis.call('HINCRBY', key, 'jobctl_attempts', 1)
+        incr(key, 'jobctl_attempts', 1)
         cancel(id, 'canceled while running (' .. how .. ')', now, now_iso)
         settle_dependents(id, now, now_iso)
       else
         if cause == 'crash' and status == 'started' and (blame_all or culprits[id]) then
-          crashes = redis.call('HINCRBY', key, 'jobctl_crashes', 1)
+          crashes = incr(key, 'jobctl_crashes', 1)
           stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'crashes', 1)
-          add_error(id, {attempt = tonumber(hget(id, 'jobctl_attempts')) + 1, at = now,
-            error = how, worker = worker})
+          add_error(id, {attempt = whole(hget(id, 'jobctl_attempts')) + 1, at = now, error = how, worker = worker})
         end
-        if crashes > 0 and crashes >= (tonumber(hget(id, 'jobctl_crash_limit')) or crash_limit) then
-          redis.call('HINCRBY', key, 'jobctl_attempts', 1)
+        if crashes > 0 and crashes >= (finite(hget(id, 'jobctl_crash_limit')) or crash_limit) then
+          incr(key, 'jobctl_attempts', 1)
           local reason = how .. ' ' .. crashes .. (crashes == 1 and ' time' or ' times')
           -- RQ's readers (rq-dashboard, Job.latest_result) show this as the job's exception
           redis.call('HSET', key, 'exc_info', reason)

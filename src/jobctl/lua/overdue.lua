@@ -9,9 +9,9 @@ for i = 2, #ARGV do
   local worker = ARGV[i]
   for _, id in ipairs(redis.call('LRANGE', active_key(worker), 0, -1)) do
     local job = redis.call('HMGET', job_key(id), 'jobctl_deadline', 'timeout', 'status')
-    local deadline = tonumber(job[1])
+    local deadline = finite(job[1])
     if deadline and job[3] == 'started' then  -- a reserved job, not started yet, keeps an old attempt's deadline
-      local grace = math.min(10, math.max(1, tonumber(job[2]) or 180))
+      local grace = math.min(10, math.max(1, finite(job[2]) or 180))
       if now > deadline + grace then
         table.insert(overdue, worker)
         table.insert(overdue, id)

@@ -16,7 +16,7 @@ for i = 5, #ARGV do
   local status = hget(id, 'status')
   -- an entry whose job expired is garbage whatever its age; one whose job moved on is not ours
   if score and (not status or status == registry) then
-    local ttl = tonumber(hget(id, ttl_field)) or default_ttl
+    local ttl = finite(hget(id, ttl_field)) or default_ttl
     if not status or score - ttl <= cutoff then
       if not dry_run then
         redis.call('ZREM', registry_key, id)

@@ -21,7 +21,7 @@ end
 -- RQ's Job.return_value() reads the results stream
 redis.call('XADD', results_key(id), 'MAXLEN', '~', '10', '*', 'type', '1', 'worker_name', worker,
   'return_value', ARGV[3], 'execution_ended_at', now)
-local ttl = tonumber(job[1]) or RQ_RESULT_TTL
+local ttl = whole(job[1]) or RQ_RESULT_TTL
 -- RQ's result_ttl: -1 keeps the job for ever (a registry entry that never falls due), 0 keeps nothing
 if ttl > 0 then redis.call('ZADD', finished_key(queue), now + ttl, id)
 elseif ttl < 0 then redis.call('ZADD', finished_key(queue), '+inf', id) end

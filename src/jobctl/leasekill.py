@@ -1,0 +1,68 @@
+"""A worker's lease enforced by the kernel: a POSIX timer that sends the worker SIGKILL just before
+its lease can lapse, pushed back at each renewal.
+
+A worker frozen past its lease (SIGSTOP, a paused VM or container) must not run one more
+instruction of a job that may already run elsewhere. Checking the lease's age in Python cannot
+promise that: when the process is continued every thread resumes at once, and a job's thread may
+hold the GIL before any check runs. SIGKILL is delivered to a stopped process too, so the kernel
+ends it while it is still frozen, just before the lease can lapse in Redis (worker.py,
+KILL_EARLY); a worker cut off from Redis dies the same way (it fences itself a little earlier,
+with a log line, when it can).
+
+Linux only (timer_create with a signal of one's choice); elsewhere `arm` does nothing and the
+worker's own checks remain (worker.py: the control thread, SIGCONT, before each reserved job).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import time
+
+_SIGEV_SIGNAL = 0
+
+
+class _Sigevent(ctypes.Structure):
+    # struct sigevent on Linux: sigval, signo, notify, then a 48-byte union (64 bytes in all)
+    _fields_ = [
+        ("sigev_value", ctypes.c_void_p),
+        ("sigev_signo", ctypes.c_int),
+        ("sigev_notify", ctypes.c_int),
+        ("_union", ctypes.c_int * 12),
+    ]
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class LeaseKill:
+    """The kernel timer of one process; create it in the process it is to kill (timers are not
+    inherited across fork)."""
+
+    def __init__(self) -> None:
+        self._timer: ctypes.c_void_p | None = None
+        self._libc: ctypes.CDLL | None = None
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            clock = time.CLOCK_BOOTTIME  # counts time suspended too: a lease lapses in a suspend
+        except (OSError, AttributeError):  # no libc to load, or not Linux
+            return
+        event = _Sigevent(sigev_signo=signal.SIGKILL, sigev_notify=_SIGEV_SIGNAL)
+        timer = ctypes.c_void_p()
+        if libc.timer_create(clock, ctypes.byref(event), ctypes.byref(timer)) != 0:
+            return
+        self._timer, self._libc = timer, libc
+
+    def arm(self, seconds: float) -> None:
+        """SIGKILL this process `seconds` from now, unless armed again before."""
+        if self._timer is None or self._libc is None:
+            return
+        seconds = max(seconds, 0.001)  # 0 would disarm it
+        whole = int(seconds)
+        spec = _Itimerspec(it_value=_Timespec(whole, int((seconds - whole) * 1e9)))
+        self._libc.timer_settime(self._timer, 0, ctypes.byref(spec), None)
