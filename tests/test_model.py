@@ -34,8 +34,7 @@ Bounded for CI: 50 examples of up to 30 steps each (a few seconds). To run as lo
     JOBCTL_MODEL_EXAMPLES=2000 python -m pytest -q tests/test_model.py
 (JOBCTL_MODEL_STEPS sets the steps per example; the test prints how many examples and steps ran
 and what they did with -s.) A failure prints the shortest sequence of steps Hypothesis found that
-breaks an invariant. JOBCTL_MODEL_KNOWN_BUGS (see below) checks the behaviour of fixes not merged
-yet.
+breaks an invariant.
 """
 
 from __future__ import annotations
@@ -72,18 +71,6 @@ from jobctl.worker import Worker
 
 EXAMPLES = int(os.environ.get("JOBCTL_MODEL_EXAMPLES", "50"))
 STEPS = int(os.environ.get("JOBCTL_MODEL_STEPS", "30"))
-
-# Known bugs being fixed elsewhere: while a flag is True the model expects (and steps around) what
-# main does today. JOBCTL_MODEL_KNOWN_BUGS=all (or a comma-separated list of the names below)
-# checks the behaviour the fixes must give instead.
-CHECK_KNOWN_BUGS = set(os.environ.get("JOBCTL_MODEL_KNOWN_BUGS", "").split(","))
-# "bad-errors-field": fail.lua (and recover.lua, through lib.lua's add_error) raise on a
-# jobctl_errors field that is not JSON after taking the job out of the in-flight list, which
-# orphans it. While True, the step that writes such a field is skipped.
-KNOWN_BUG_BAD_ERRORS_FIELD_ORPHANS = not CHECK_KNOWN_BUGS & {"all", "bad-errors-field"}
-# "release-slot": release.lua does not give back the concurrency slot a reservation took. While
-# True, the model expects the slot to stay (and count) for as long as the worker lives.
-KNOWN_BUG_RELEASE_KEEPS_SLOT = not CHECK_KNOWN_BUGS & {"all", "release-slot"}
 
 NOW = 1_800_000_000.0
 SUPERVISOR = "model-supervisor"
@@ -261,7 +248,6 @@ class CoreModel(RuleBasedStateMachine):
         self.queues: dict[str, list[str]] = {q: [] for q in QUEUES}
         self.paused: set[str] = set()
         self.slots: dict[str, str] = {}  # job id -> worker name (jobctl:slots:model_limited)
-        self.leaked_slots: set[str] = set()  # KNOWN_BUG_RELEASE_KEEPS_SLOT
         self.claims: dict[str, str] = {}  # unique claim key -> job id
         self.rate_starts: dict[str, list[float]] = {name: [] for name in RATES}
         self.worker_numbers = iter(range(1, 1_000_000))
@@ -301,9 +287,10 @@ class CoreModel(RuleBasedStateMachine):
         self.release_unique(job)
 
     def cancel(self, job: Job) -> None:
-        """lib.lua's cancel: out of its queue, scheduled and deferred sets (an in-flight list keeps
-        a reservation: its worker drops it)."""
+        """lib.lua's cancel: out of its queue, scheduled and deferred sets, and a reservation's
+        slot given back (the in-flight list keeps the reservation: its worker drops it)."""
         self.queues[job.queue] = [i for i in self.queues[job.queue] if i != job.id]
+        self.release_slot(job)
         self.end(job, "canceled")
 
     def parents_verdict(self, job: Job) -> tuple[str, str | None]:
@@ -354,7 +341,6 @@ class CoreModel(RuleBasedStateMachine):
         for job_id, worker in list(self.slots.items()):
             if not self.workers[worker].lease:
                 del self.slots[job_id]
-                self.leaked_slots.discard(job_id)
         return len(self.slots)
 
     def may_start(self, job: Job, queue: str, worker: ModelWorker) -> float | None:
@@ -436,7 +422,6 @@ class CoreModel(RuleBasedStateMachine):
 
     def release_slot(self, job: Job) -> None:
         self.slots.pop(job.id, None)
-        self.leaked_slots.discard(job.id)
 
     def recover(self, worker: ModelWorker, cause: str) -> tuple[int, int]:
         """lib.lua's recover_worker."""
@@ -447,9 +432,9 @@ class CoreModel(RuleBasedStateMachine):
                 continue
             EVENTS[f"recovered ({job.status})"] += 1
             was_started = job.status == "started"
+            self.release_slot(job)  # a reserved job's slot too: it goes back to its queue
             if was_started:
                 job.attempts -= 1
-                self.release_slot(job)
             if was_started and job.stop_requested:
                 job.attempts += 1
                 self.cancel(job)
@@ -727,10 +712,7 @@ class CoreModel(RuleBasedStateMachine):
             if job.status == "queued":
                 self.push_queued(job, front=True)
             if job_id in self.slots:
-                if KNOWN_BUG_RELEASE_KEEPS_SLOT:
-                    self.leaked_slots.add(job_id)
-                else:
-                    self.release_slot(job)
+                self.release_slot(job)
 
     @precondition(lambda self: self.any_worker(alive))
     @rule(index=st.integers(0, 10), running_long=st.booleans())
@@ -922,7 +904,7 @@ class CoreModel(RuleBasedStateMachine):
         if sweep:
             self.sweep()
 
-    @precondition(lambda self: not KNOWN_BUG_BAD_ERRORS_FIELD_ORPHANS and self.any_job("started"))
+    @precondition(lambda self: self.any_job("started"))
     @rule(pick=st.integers(0, 1000))
     def malformed_errors_field(self, pick: int) -> None:
         """Another tool (or a hand) writes a jobctl_errors that is not JSON into a started job; the
@@ -1017,7 +999,7 @@ class CoreModel(RuleBasedStateMachine):
 
     def no_slot_outlives_its_holder(self, redis_state: RedisState) -> None:
         for job_id, worker in redis_state.hashes.get(keys.slots(LIMITED), {}).items():
-            if keys.worker(worker) in redis_state.hashes and job_id not in self.leaked_slots:
+            if keys.worker(worker) in redis_state.hashes:
                 assert job_id in redis_state.lists.get(keys.active(worker), []), (
                     f"worker {worker} holds a slot for job {job_id}, which it no longer holds"
                 )
