@@ -72,7 +72,7 @@ def requeue_dead_batches(
     scanned = (
         [job_id for job_id in batch if job_id not in named]  # each job once
         for queue in queues
-        for batch in _batches(connection, keys.dead(queue), batch_size)
+        for batch in _batches(connection, keys.dead(queue), batch_size, removing=not dry_run)
     )
     for batch in itertools.chain(batches, scanned):
         dead = _dead_among(connection, batch)
@@ -209,20 +209,33 @@ def purge(connection: redis.Redis, queue: str, state: str, cutoff: float, *, dry
     )
 
 
-def _batches(connection: redis.Redis, key: str, size: int = PURGE_BATCH) -> Iterator[list[str]]:
-    """The members of a sorted set, `size` at a time (ZSCAN: a member present throughout is
-    returned, whatever is added or removed meanwhile). A key of another type (another tool's)
-    has none; a member that is not UTF-8 is read with replacements, naming no job."""
+def _batches(
+    connection: redis.Redis, key: str, size: int = PURGE_BATCH, *, removing: bool = True
+) -> Iterator[list[str]]:
+    """The members of a sorted set, `size` at a time. A walk `removing` what it reads uses ZSCAN
+    (a member present throughout is returned, whatever is added or removed meanwhile; it may
+    return one twice, which the walk's own script finds already moved); a walk that removes
+    nothing reads by rank, each member once (ZSCAN listed a job twice in a dry run while Redis
+    was rehashing the set: tests/test_operations.py's requeue-dead test). A key of another
+    type (another tool's) has none; a member that is not UTF-8 is read with replacements,
+    naming no job."""
     if connection.type(key) not in (b"zset", b"none"):
         return
-    batch: list[str] = []
+    if not removing:
+        for start in itertools.count(0, size):
+            members = connection.zrange(key, start, start + size - 1)
+            if members:
+                yield [member.decode(errors="replace") for member in members if isinstance(member, bytes)]
+            if len(members) < size:
+                return
+    batch: dict[str, None] = {}  # a member ZSCAN repeats within a batch is taken once
     for member, _score in connection.zscan_iter(key, count=size):
-        batch.append(member.decode(errors="replace"))
+        batch[member.decode(errors="replace")] = None
         if len(batch) == size:
-            yield batch
-            batch = []
+            yield list(batch)
+            batch = {}
     if batch:
-        yield batch
+        yield list(batch)
 
 
 # --- delete, enqueue now, run a recurring entry now, act on every match (the dashboard) ------------
