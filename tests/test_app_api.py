@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -324,3 +326,23 @@ def test_threads_share_one_client(client, db):
     for thread in threads:
         thread.join()
     assert db.llen(keys.queue("default")) == 400
+
+
+def test_a_process_with_an_in_process_worker_outlives_its_lease(redis_url, tmp_path):
+    # the kernel timer that kills a `jobctl work` worker frozen past its lease is not armed for
+    # an in-process worker: it once killed the test process (pytest's own) a lease after drain()
+    (tmp_path / "queue.yml").write_text(QUEUE_YML)
+    script = f"""
+import time, app_jobs
+from jobctl import testing
+from jobctl.client import Client
+client = Client({redis_url!r}, {str(tmp_path / "queue.yml")!r})
+with testing.default_client(client):
+    handle = app_jobs.app_add.enqueue(2, 3)
+    assert testing.Worker(client=client).drain() == 1 and handle.result(timeout=5) == 5
+time.sleep(3)  # past the lease of 2 s
+print("alive")
+"""
+    environment = {**os.environ, "JOBCTL_LEASE_TTL": "2", "PYTHONPATH": os.pathsep.join([str(TESTS), "src"])}
+    ran = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, timeout=60)
+    assert (ran.returncode, ran.stdout.strip()) == (0, "alive"), ran.stderr

@@ -258,6 +258,7 @@ class Supervisor:
                     concurrency=slot.concurrency,
                     url=self.url,
                     config=self.config,
+                    kill_past_lease=True,
                 )
                 worker.handle_stop_signals()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)

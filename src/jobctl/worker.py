@@ -127,14 +127,19 @@ class Worker:
         config: QueuesConfig | None = None,
         burst: bool = False,
         capture_output: bool = True,
+        kill_past_lease: bool = False,
     ):
         """`config`: the queues a job's own enqueues go by (None: as jobctl.Client finds them).
         `burst`: return once the queues are empty, instead of waiting for more jobs (the
         in-process worker of jobctl.testing). `capture_output`: route what jobs print into their
-        attempts (joboutput.py), which takes over the process's stdout and stderr."""
+        attempts (joboutput.py), which takes over the process's stdout and stderr.
+        `kill_past_lease`: the kernel kills this process just before its lease can lapse
+        (leasekill.py); only for a process that is nothing but this worker (`jobctl work`'s),
+        never one that outlives it, such as a test process with an in-process worker (its timer
+        killed pytest's own processes once the worker had returned)."""
         self.connection = connection
         self.client = Client(url or None, config, connection=connection)
-        self.burst, self.capture_output = burst, capture_output
+        self.burst, self.capture_output, self.kill_past_lease = burst, capture_output, kill_past_lease
         self.transitions = Transitions(connection)
         self.queues = {q.name: q for q in queues}
         self.name = worker_name()
@@ -195,7 +200,7 @@ class Worker:
         before it unblocks stop signals in the new process)."""
         if self.capture_output:
             joboutput.install()
-        self._lease_kill = LeaseKill()
+        self._lease_kill = LeaseKill() if self.kill_past_lease else None
         self._with_redis(self._register)
         control = threading.Thread(target=self._control_loop, name="jobctl-control", daemon=True)
         control.start()
