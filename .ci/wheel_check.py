@@ -62,6 +62,7 @@ def check_files(expected_list: Path) -> None:
 
 def check_job() -> None:
     """The three lines a user writes (docs/enqueue.md): the job object's enqueue and its handle."""
+    sys.path.insert(0, os.getcwd())  # the project `jobctl init` made, as an app imports its own jobs
     import example_jobs
 
     handle = example_jobs.hello.enqueue("wheel")
