@@ -371,3 +371,33 @@ def test_a_reserved_job_goes_back_to_the_front_when_released_or_its_worker_dies(
     assert redis_.lrange(keys.queue("q"), 0, -1) == [b"b", b"c"]  # in the order they were taken
     assert redis_.hget(keys.job("c"), "jobctl_crashes") is None  # it never ran: no crash counts against it
     assert redis_.hget(keys.job("b"), "jobctl_crashes") == b"1"
+
+
+def test_a_reserved_job_without_an_origin_is_given_its_queue_and_never_lost(t, redis_):
+    """A record another tool wrote without `origin`, reserved behind the running job: a crash
+    gives it back to the queue it was taken from (it was once left `queued` in no list)."""
+    for job_id in ("before", "j", "foreign"):
+        enqueue(t, job_id)
+    redis_.hdel(keys.job("foreign"), "origin")
+    start(t, "before")
+    reply = t.succeed("before", "q", WORKER, 1, NOW, b"2", GoOn(["q"], reserve=True))
+    assert (reply.row[0], reply.reserved[0]) == (b"j", b"foreign")
+    assert redis_.hget(keys.job("foreign"), "origin") == b"q"
+    t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="killed")
+    assert status(redis_, "foreign") == "queued" and b"foreign" in redis_.lrange(keys.queue("q"), 0, -1)
+
+
+def test_requeue_dead_never_writes_a_claim_field_that_names_another_key(t, redis_):
+    """A hand-edited `jobctl_unique` naming another of jobctl's keys (the promoter's lease) or a
+    key of another type: requeue-dead neither overwrites it nor stops halfway."""
+    redis_.set(keys.PROMOTER, "a supervisor", ex=10)
+    enqueue(t, "a")
+    fail(t, start(t, "a"), "dead")
+    redis_.hset(keys.job("a"), "jobctl_unique", keys.PROMOTER)
+    assert t.requeue_dead(["a"], NOW) == ["a"]
+    assert redis_.get(keys.PROMOTER) == b"a supervisor" and redis_.ttl(keys.PROMOTER) > 0
+    claim = keys.unique("wrong-type")
+    redis_.rpush(claim, "x")
+    fail(t, start(t, "a"), "dead")
+    redis_.hset(keys.job("a"), "jobctl_unique", claim)
+    assert t.requeue_dead(["a"], NOW) == ["a"] and status(redis_, "a") == "queued"

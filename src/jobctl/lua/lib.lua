@@ -415,9 +415,16 @@ local function take_next(worker, now, queues)
     if not id then return nil end
     local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS))
     local status = job[2]
+    if status == 'queued' and job[1] ~= from then
+      -- the queue it was found on is its origin: a record without one (another tool's) or with
+      -- another (spoiled) is given it before anything else, so that a reservation recovered,
+      -- canceled or held back is found on a queue (it was lost in no list without one)
+      redis.call('HSET', job_key(id), 'origin', from)
+      job[1] = from
+    end
     local hold_until = status == 'queued' and may_start(id, job[12], from, worker, now) or 0
     if hold_until > 0 then
-      hold_back(id, job[1] or from, hold_until)
+      hold_back(id, from, hold_until)
       held_back = held_back + 1
     elseif status == 'queued' then
       return id, from, job
@@ -433,9 +440,7 @@ end
 -- started: status 'started' in its hash and RQ's started registry, its deadline set from `now`.
 local function job_start(id, from, job, worker, now, now_iso, start)
   local key = job_key(id)
-  -- the queue it was found on, which is its origin; a record without one (another tool's) or with
-  -- another (spoiled) is given it
-  local queue = from
+  local queue = from  -- its origin (take_next made it so)
   local timeout = finite(job[4]) or finite(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
   if timeout > 1e9 then timeout = 0 end  -- over 30 years: none (a timer cannot be set that far)
   local attempt = (whole(job[5]) or 0) + 1
@@ -447,10 +452,6 @@ local function job_start(id, from, job, worker, now, now_iso, start)
       'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt}
     if rq_fields then
       for _, value in ipairs(rq_fields) do table.insert(fields, value) end
-    end
-    if job[1] ~= from then
-      table.insert(fields, 'origin')
-      table.insert(fields, queue)
     end
     redis.call('HSET', key, unpack(fields))
     if job[6] or job[7] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end

@@ -7,9 +7,11 @@
 local now_iso = ARGV[1]
 -- false, with nothing written, while another active job holds the job's uniqueness claim
 local function reclaim(id)
-  local claim = hget(id, 'jobctl_unique')
+  -- only a key of jobctl's claims: a hand-edited field must not make this overwrite another key
+  local claim = named_key(hget(id, 'jobctl_unique'), unique_key(''))
   if not claim then return true end
-  local holder = redis.call('GET', claim)
+  local holder = redis.pcall('GET', claim)  -- a claim key of another type: no holder
+  if type(holder) ~= 'string' then holder = nil end
   if holder and holder ~= id and ACTIVE[hget(holder, 'status') or ''] then return false end
   redis.call('SET', claim, id)
   return true
