@@ -47,16 +47,19 @@ class LeaseKill:
     def __init__(self) -> None:
         self._timer: ctypes.c_void_p | None = None
         self._libc: ctypes.CDLL | None = None
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            clock = time.CLOCK_BOOTTIME  # counts time suspended too: a lease lapses in a suspend
-        except (OSError, AttributeError):  # no libc to load, or not Linux
-            return
         event = _Sigevent(sigev_signo=signal.SIGKILL, sigev_notify=_SIGEV_SIGNAL)
         timer = ctypes.c_void_p()
-        if libc.timer_create(clock, ctypes.byref(event), ctypes.byref(timer)) != 0:
+        # timer_create is in libc since glibc 2.34, in librt before (Debian 11, RHEL 8, Ubuntu
+        # 20.04): a lookup that fails must leave the worker its own checks, not stop it starting
+        for library in (None, "librt.so.1"):
+            try:
+                libc = ctypes.CDLL(library, use_errno=True)
+                created = libc.timer_create(time.CLOCK_BOOTTIME, ctypes.byref(event), ctypes.byref(timer))
+            except (OSError, AttributeError):  # no such library or function, or not Linux
+                continue
+            if created == 0:
+                self._timer, self._libc = timer, libc
             return
-        self._timer, self._libc = timer, libc
 
     def arm(self, seconds: float) -> None:
         """SIGKILL this process `seconds` from now, unless armed again before."""

@@ -336,6 +336,9 @@ class Worker:
                     next_flush = time.monotonic() + tracking.FLUSH_INTERVAL
                     self._flush()
                     self._check_pauses()
+                # in the try: a Redis drop while a job runs long must not end the control thread
+                # (no more heartbeats, stops or pool timeouts for the rest of the job)
+                self._release_if_running_long()
             except redis.RedisError:
                 # the dispatcher reports outages; the lease's age decides when to give up
                 if pubsub is not None:
@@ -343,7 +346,6 @@ class Worker:
                 pubsub = None
                 time.sleep(CONTROL_TICK)
             self.executor.interrupt_overdue(list(self.running.values()))
-            self._release_if_running_long()
         if pubsub is not None:
             pubsub.close()
 
@@ -423,9 +425,10 @@ class Worker:
                 self._early = reply._replace(reserved=None)
                 if reply.reserved:
                     self._reserved = self._job_from_row(reply.reserved)
-            reserved, self._reserved = self._reserved, None
-            if reserved is not None:
+            if self._reserved is not None:
+                reserved = self._reserved
                 self.transitions.release(self.name, reserved.id, reserved.queue, time.time())
+                self._reserved = None  # only once given back: a failed release is tried again
         finally:
             self._hold.release()
 
