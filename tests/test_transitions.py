@@ -4,6 +4,8 @@ same scripts on a real Redis through real workers."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Sequence
 
 import fakeredis
@@ -401,3 +403,15 @@ def test_requeue_dead_never_writes_a_claim_field_that_names_another_key(t, redis
     fail(t, start(t, "a"), "dead")
     redis_.hset(keys.job("a"), "jobctl_unique", claim)
     assert t.requeue_dead(["a"], NOW) == ["a"] and status(redis_, "a") == "queued"
+
+
+def test_a_connection_and_its_kept_transitions_are_freed_together():
+    """Transitions.of keeps one Transitions per connection (it learns once that a server has no
+    functions): an application making a connection per request must not keep them all."""
+    connections = [fakeredis.FakeRedis() for _ in range(3)]
+    for connection in connections:
+        assert Transitions.of(connection) is Transitions.of(connection)
+    alive = [weakref.ref(connection) for connection in connections]
+    del connection, connections
+    gc.collect()
+    assert [ref() for ref in alive] == [None, None, None]

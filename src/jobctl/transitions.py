@@ -11,7 +11,6 @@ import base64
 import hashlib
 import json
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -374,7 +373,7 @@ class AsyncTransitions(_Scripts):
         return await self._run("enqueue_many", enqueue_many_args(queue, shared, jobs, now, max_size))
 
 
-_kept: weakref.WeakKeyDictionary[redis.Redis, Transitions] = weakref.WeakKeyDictionary()  # see Transitions.of
+_KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
 
 
 class Transitions(_Scripts):
@@ -389,10 +388,13 @@ class Transitions(_Scripts):
     def of(cls, connection: redis.Redis) -> Transitions:
         """The connection's own Transitions, kept with it: an application enqueueing on one
         connection learns once that the server has no functions (Redis 6), not on every call
-        (that took three round trips per job)."""
-        found = _kept.get(connection)
-        if found is None:
-            found = _kept[connection] = cls(connection)
+        (that took three round trips per job). Kept on the connection itself, so that both go
+        together: a weak map from connection to Transitions never let either go (its value holds
+        its key)."""
+        found = getattr(connection, _KEPT, None)
+        if not isinstance(found, cls):
+            found = cls(connection)
+            setattr(connection, _KEPT, found)
         return found
 
     def _run(self, name: str, args: list[Any]) -> Any:
