@@ -104,6 +104,14 @@ def test_bad_arguments_raise_before_anything_is_written(client, db):
         deep = [deep]
     with pytest.raises(TypeError, match="job 'app_echo': argument 1: must be JSON: nested deeper than"):
         app_echo.enqueue(deep)
+    itself: list = [1, {"b": 2}]
+    itself.append(itself)  # a list containing itself: refused, not walked for ever
+    with pytest.raises(TypeError, match="job 'app_echo': argument 1: must be JSON: nested deeper than"):
+        app_echo.enqueue(itself)
+    with pytest.raises(TypeError, match=r'takes 2 positional arguments but 3 were given \(extra: "\{4\}"\)'):
+        app_echo.enqueue(1, 2, {4})
+    with pytest.raises(TypeError, match=r"args\[0\]\[1\] is a set"):  # the first bad value, in order
+        app_echo.enqueue([1, {2}, {3: {4}}], queue=[{5}])
     with pytest.raises(TypeError, match=r"calls\[1\]: args\[0\] is a set"):
         app_echo.enqueue_many([(1,), ({1},)])
     with pytest.raises(jobctl.JobNotFound, match="depends_on: no job with id 'nope'"):

@@ -37,6 +37,7 @@ from .durations import parse_duration
 from .errors import ConfigError, JobNotFound, NotJSON, UnknownJob, UnknownParent
 from .handle import Handle
 from .settings import DEFAULT_CONFIG
+from .strictjson import MAX_DEPTH
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -601,24 +602,28 @@ def not_json(job_name: str, args: Sequence[Any], kwargs: dict[str, Any], refused
 
 def unencodable(args: Sequence[Any], kwargs: dict[str, Any]) -> str | None:
     """Where the first value JSON cannot carry is, and what it is: "kwargs['when'] is a datetime"
-    (None: each value is JSON data)."""
-    pending: list[tuple[str, Any]] = [
-        *((f"args[{i}]", value) for i, value in enumerate(args)),
-        *((f"kwargs[{key!r}]", value) for key, value in kwargs.items()),
+    (None: each value is JSON data, or the values nest too deep to say: the producer's words).
+    A walk down to strictjson.MAX_DEPTH only: a list that contains itself once kept it forever."""
+    # a stack of (path, value, depth), the first value on top: paths come in the call's order
+    pending: list[tuple[str, Any, int]] = [
+        *((f"kwargs[{key!r}]", value, 1) for key, value in reversed(kwargs.items())),
+        *((f"args[{i}]", value, 1) for i, value in reversed(list(enumerate(args)))),
     ]
     while pending:
-        path, value = pending.pop(0)
+        path, value, depth = pending.pop()
         if value is None or isinstance(value, (str, int, float)):
             if isinstance(value, float) and not math.isfinite(value):
                 return f"{path} is {value!r}, which JSON cannot carry"
             continue
+        if isinstance(value, (list, tuple, dict)) and depth > MAX_DEPTH:
+            return None
         if isinstance(value, (list, tuple)):
-            pending[:0] = [(f"{path}[{i}]", item) for i, item in enumerate(value)]
+            pending.extend((f"{path}[{i}]", item, depth + 1) for i, item in reversed(list(enumerate(value))))
         elif isinstance(value, dict):
             for key in value:
                 if not isinstance(key, (str, int, float, bool)) and key is not None:
                     return f"{path} has a key of type {type(key).__name__}, which JSON cannot carry"
-            pending[:0] = [(f"{path}[{key!r}]", item) for key, item in value.items()]
+            pending.extend((f"{path}[{key!r}]", item, depth + 1) for key, item in reversed(value.items()))
         else:
             return (
                 f"{path} is a {type(value).__name__}, which JSON cannot carry "

@@ -100,7 +100,8 @@ def _problem(signature: inspect.Signature, args: Sequence[Any], error: TypeError
     if str(error) != "too many positional arguments":
         return str(error)  # names the missing, unexpected or doubled parameter
     takes = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in signature.parameters.values())
-    extra = ", ".join(json.dumps(value) for value in args[takes:])
+    # repr for what JSON cannot show (a set from Python code): the message must not fail itself
+    extra = ", ".join(json.dumps(value, default=repr) for value in args[takes:])
     return f"takes {takes} positional argument{'s' if takes != 1 else ''} but {len(args)} were given (extra: {extra})"
 
 
