@@ -231,15 +231,20 @@ class GoOn:
     start: tuple[str, str] | None = None  # (id, queue) of the reserved job the worker has just started
     reserve: bool = False  # also reserve one more job, to start without waiting when this one ends
 
-    def named(self) -> dict[str, Any]:
-        named: dict[str, Any] = {"queues": self.queues, "limits": self.limits, "reserve": self.reserve}
-        if self.start:
-            named["start"], named["start_queue"] = self.start
-        return named
+    def arguments(self) -> list[Any]:
+        """go_on's ARGV (go_on_args in lua/lib.lua): start, start_queue, reserve, limits, queues."""
+        start, start_queue = self.start or ("", "")
+        return [start, start_queue, "1" if self.reserve else "0", _limits(self.limits), *self.queues]
 
     def keyed(self) -> tuple[str, ...]:
         """The queues whose keys the script is given (go_on_queues in lua/lib.lua)."""
-        return (*self.queues, self.start[1]) if self.start else tuple(self.queues)
+        if self.start and self.start[1] not in self.queues:
+            return (*self.queues, self.start[1])
+        return tuple(self.queues)
+
+
+def _limits(limits: dict[str, str]) -> str:
+    return json.dumps(limits) if limits else ""
 
 
 # The prefixes a script builds a key from when the key depends on what it reads (a job id taken
@@ -299,6 +304,19 @@ def _queue_keys(queues: tuple[str, ...]) -> tuple[str, ...]:
             keys.rate_window(keys.queue_rate_limit(queue)),
         )
     )
+
+
+@lru_cache(maxsize=256)
+def _outcome_keys(script: str, worker: str, queue: str, keyed: tuple[str, ...]) -> tuple[str, ...]:
+    """An outcome script's KEYS (succeed.lua, fail.lua)."""
+    if script == "succeed":
+        own = (keys.active(worker), keys.started(queue), keys.finished(queue))
+        prefixes: tuple[str, ...] = (_DEFERRED, _CANCELED, keys.QUEUES)
+    else:
+        own = (keys.active(worker), keys.started(queue), keys.scheduled(queue))
+        prefixes = (_DEFERRED, _FAILED, _CANCELED, keys.QUEUES, _JOB_STATS, _QUEUE_STATS)
+    shared = (_JOB, _RESULTS, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE, _UNIQUE, _QUEUE, _SCHEDULED)
+    return (*own, *shared, *prefixes, *_queue_keys(keyed))
 
 
 class Next(NamedTuple):
@@ -597,17 +615,9 @@ class Transitions(_Scripts):
         """Start up to `count` jobs; returns their rows [id, queue, attempt, data, timeout,
         max_retries, created_at, rq]. `limits`: the worker's rate and concurrency limits
         (limits.py). Raises LeaseLost when the worker's lease is gone."""
-        named = {
-            "worker": worker,
-            "token": token,
-            "now": now,
-            "now_iso": rq_time(now),
-            "count": count,
-            "queues": queues,
-            "limits": limits or {},
-        }
         names = (keys.worker(worker), keys.active(worker), *_TAKE, *_queue_keys(tuple(queues)))
-        rows: list[Row] = _checked(self._run("fetch", names, [json.dumps(named)]))
+        args = [token, worker, now, rq_time(now), count, _limits(limits or {}), *queues]
+        rows: list[Row] = _checked(self._run("fetch", names, args))
         return rows
 
     def succeed(
@@ -655,10 +665,7 @@ class Transitions(_Scripts):
             go_on,
             exc_info,
             wait,
-            verdict=verdict,
-            retry_at=retry_at or 0,
-            error=error_entry,
-            reason=reason,
+            [verdict, retry_at or 0, json.dumps(error_entry), reason],
         )
 
     def _outcome(
@@ -672,33 +679,13 @@ class Transitions(_Scripts):
         go_on: GoOn,
         blob: bytes,
         wait: bool,
-        **named: Any,
+        outcome: Sequence[Any] = (),
     ) -> Next | Callable[[], Next]:
-        """Call an outcome script: its arguments by name, then `blob` (the result, or the
-        traceback) as is and base64-encoded (RQ's results-stream form)."""
-        named.update(id=job_id, queue=queue, worker=worker, attempt=attempt, now=now, now_iso=rq_time(now))
-        named.update(go_on.named())
-        args = [json.dumps(named), blob, base64.b64encode(blob), _WAKE]
-        if script == "succeed":
-            own = (keys.active(worker), keys.started(queue), keys.finished(queue))
-            prefixes: tuple[str, ...] = (_DEFERRED, _CANCELED, keys.QUEUES)
-        else:
-            own = (keys.active(worker), keys.started(queue), keys.scheduled(queue))
-            prefixes = (_DEFERRED, _FAILED, _CANCELED, keys.QUEUES, _JOB_STATS, _QUEUE_STATS)
-        names = (
-            *own,
-            _JOB,
-            _RESULTS,
-            _SLOTS,
-            _JOB_RATE,
-            _WORKER,
-            _ACTIVE,
-            _UNIQUE,
-            _QUEUE,
-            _SCHEDULED,
-            *prefixes,
-            *_queue_keys(go_on.keyed()),
-        )
+        """Call an outcome script: the job, `blob` (the result, or the traceback) as is and
+        base64-encoded (RQ's results-stream form), the `outcome`'s own arguments, then go_on's."""
+        args = [job_id, queue, worker, attempt, now, rq_time(now), blob, base64.b64encode(blob), _WAKE]
+        args += [*outcome, *go_on.arguments()]
+        names = _outcome_keys(script, worker, queue, go_on.keyed())
         if wait:
             return Next.of(self._run(script, names, args))
         reply = self._send(script, names, args)
@@ -709,8 +696,7 @@ class Transitions(_Scripts):
     ) -> Next | Callable[[], Next]:
         """Go on as an outcome script does, without an outcome (lua/go_on.lua: the worker recorded
         it before running the job's hooks). Raises LeaseLost when the worker's lease is gone."""
-        named = {"worker": worker, "token": token, "now": now, "now_iso": rq_time(now), **go_on.named()}
-        args = [json.dumps(named)]
+        args = [token, worker, now, rq_time(now), *go_on.arguments()]
         names = (keys.worker(worker), keys.active(worker), *_TAKE, *_queue_keys(go_on.keyed()))
         if wait:
             return Next.of(self._run("go_on", names, args))

@@ -19,32 +19,41 @@
     KEYS[17] 'jobctl:stats:job:' prefix, KEYS[18] 'jobctl:stats:queue:' prefix: stats hashes
     KEYS[19...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
                 scheduled set and rate window
-    ARGV[1] the arguments by name (JSON): id, queue, worker, attempt, now, now_iso, verdict
-            ('retry'|'dead'|'canceled'), retry_at, error (the attempt's entry), reason, and go_on's
-    ARGV[2] exc_info (zlib)
-    ARGV[3] exc_string (RQ's results-stream form of the traceback)
-    ARGV[4] 'jobctl:wake:' prefix of queues' wake channels
+    ARGV[1] job id
+    ARGV[2] its queue
+    ARGV[3] worker
+    ARGV[4] attempt
+    ARGV[5] now (unix time)
+    ARGV[6] now_iso
+    ARGV[7] exc_info (zlib)
+    ARGV[8] exc_string (RQ's results-stream form of the traceback)
+    ARGV[9] 'jobctl:wake:' prefix of queues' wake channels
+    ARGV[10] verdict ('retry'|'dead'|'canceled')
+    ARGV[11] retry_at (unix time; 0 unless a retry)
+    ARGV[12] the attempt's error entry (JSON)
+    ARGV[13] reason
+    ARGV[14...] go_on's (go_on_args in lib.lua): start, start_queue, reserve, limits, queues...
   Output:
     {started, row, reserved} go_on's reply
     Refusal.FENCED the job was recovered from this worker: nothing written
 ]]
 --- @include "lib"
-local args = cjson.decode(ARGV[1])
-local id, queue, worker, now, now_iso = args.id, args.queue, args.worker, args.now, args.now_iso
-local verdict, retry_at, reason = args.verdict, args.retry_at, args.reason
-if not leave_started(id, KEYS[1], KEYS[2], args.attempt) then return Refusal.FENCED end
+local id, queue, worker, attempt, now, now_iso = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local verdict, retry_at, reason = ARGV[10], tonumber(ARGV[11]), ARGV[13]
+if not leave_started(id, KEYS[1], KEYS[2], attempt) then return Refusal.FENCED end
+local args = go_on_args(ARGV, 14, worker, now, now_iso)
 local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS[6], job_rate = KEYS[7],
   worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11], scheduled = KEYS[12],
   deferred = KEYS[13], failed = KEYS[14], canceled = KEYS[15], queues = KEYS[16], job_stats = KEYS[17],
-  queue_stats = KEYS[18], by_queue = queue_keys(KEYS, 19, go_on_queues(args)), wake = ARGV[4]}
+  queue_stats = KEYS[18], by_queue = queue_keys(KEYS, 19, go_on_queues(args)), wake = ARGV[9]}
 local key = job_key(k, id)
 release_slot(k, id, hget(k, id, 'jobctl_slot'))
 
-add_error(k, id, args.error)
-redis.call('HSET', key, 'exc_info', ARGV[2], 'ended_at', now_iso)
+add_error(k, id, cjson.decode(ARGV[12]))
+redis.call('HSET', key, 'exc_info', ARGV[7], 'ended_at', now_iso)
 -- RQ's Job.latest_result() and rq-dashboard read the traceback from the results stream
 redis.call('XADD', results_key(k, id), 'MAXLEN', '~', '10', '*', 'type', '2', 'worker_name', worker,
-  'exc_string', ARGV[3], 'execution_ended_at', now)
+  'exc_string', ARGV[8], 'execution_ended_at', now)
 local failure_ttl = whole(hget(k, id, 'failure_ttl')) or FAILURE_TTL
 if failure_ttl >= 0 then redis.call('EXPIRE', results_key(k, id), failure_ttl) end  -- -1: kept for ever
 if verdict == 'retry' then

@@ -11,14 +11,18 @@
     KEYS[7] 'jobctl:active:' prefix: their in-flight lists
     KEYS[8...] for each queue of go_on_queues (lib.lua: the queues, then start_queue), in order:
                its list, started registry, scheduled set and rate window
-    ARGV[1] the arguments by name (JSON): worker, token (its lease), now, now_iso, and go_on's
+    ARGV[1] lease token
+    ARGV[2] worker
+    ARGV[3] now (unix time)
+    ARGV[4] now_iso
+    ARGV[5...] go_on's (go_on_args in lib.lua): start, start_queue, reserve, limits, queues...
   Output:
     {started, row, reserved} go_on's reply
     Refusal.FENCED the worker's lease is gone: nothing written
 ]]
 --- @include "lib"
-local args = cjson.decode(ARGV[1])
-if not lease_holds(KEYS[1], args.token) then return Refusal.FENCED end
+if not lease_holds(KEYS[1], ARGV[1]) then return Refusal.FENCED end
+local args = go_on_args(ARGV, 5, ARGV[2], tonumber(ARGV[3]), ARGV[4])
 local k = {active_list = KEYS[2], job = KEYS[3], slots = KEYS[4], job_rate = KEYS[5], worker = KEYS[6],
   active = KEYS[7], by_queue = queue_keys(KEYS, 8, go_on_queues(args))}
 return go_on(k, args)

@@ -545,9 +545,26 @@ end
 --     running short jobs one at a time thus never waits for Redis between jobs (issue 12); it
 --     gives a reservation back when its job runs long (release.lua).
 --   args.limits: the worker's rate and concurrency limits (see `limits`).
--- The queues whose keys the caller passes (queue_keys): args.queues, then args.start_queue.
+-- go_on_args reads them from ARGV[first] on: start ('' for none), start_queue, reserve
+-- ('1'|'0'), limits (JSON; '' for none), then the queues (transitions.py, GoOn.arguments).
+-- Positional, not one JSON object: decoding that cost more than the rest of the call's
+-- arguments together (callgrind).
+local function go_on_args(argv, first, worker, now, now_iso)
+  local queues = {}
+  for i = first + 4, #argv do queues[#queues + 1] = argv[i] end
+  local start, limits_json = argv[first], argv[first + 3]
+  return {worker = worker, now = now, now_iso = now_iso, start = start ~= '' and start or nil,
+    start_queue = argv[first + 1], reserve = argv[first + 2] == '1', queues = queues,
+    limits = limits_json ~= '' and cjson.decode(limits_json) or {}}
+end
+
+-- The queues whose keys the caller passes (queue_keys): args.queues, then args.start_queue when
+-- it is not one of them (GoOn.keyed).
 local function go_on_queues(args)
   if not args.start then return args.queues end
+  for _, queue in ipairs(args.queues) do
+    if queue == args.start_queue then return args.queues end
+  end
   local queues = {unpack(args.queues)}
   table.insert(queues, args.start_queue)
   return queues
