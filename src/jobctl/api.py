@@ -270,15 +270,27 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
             summary.processed_last_minute += _count(finished) + _count(failed)
             summary.failed_last_minute += _count(failed)
         summaries.append(summary)
-    waiting = [(summary, _name(head)) for summary, head in zip(summaries, heads) if head]
+    latencies = head_waits(connection, {summary.name: head for summary, head in zip(summaries, heads)}, now)
+    for summary in summaries:
+        summary.latency_seconds = latencies[summary.name]
+    return summaries
+
+
+def head_waits(connection: redis.Redis, heads: dict[str, bytes | None], now: float) -> dict[str, float | None]:
+    """Each queue's latency: how long the job at the head of its list (LINDEX 0, the oldest
+    queued) has waited since its enqueued_at; None for an empty queue or a time that does not
+    read. `heads`: queue name -> the head's id. One round trip (the supervisor's autoscaling and
+    the status read it)."""
+    waiting = [(queue, _name(head)) for queue, head in heads.items() if head]
     with connection.pipeline(transaction=False) as pipe:
         for _, head in waiting:
             pipe.hget(keys.job(head), "enqueued_at")
         enqueued = read_replies(pipe)
-    for (summary, _), enqueued_at in zip(waiting, enqueued):
+    waits: dict[str, float | None] = dict.fromkeys(heads)
+    for (queue, _), enqueued_at in zip(waiting, enqueued):
         moment = parse_rq_time(enqueued_at)
-        summary.latency_seconds = max(0.0, now - moment) if moment is not None else None
-    return summaries
+        waits[queue] = max(0.0, now - moment) if moment is not None else None
+    return waits
 
 
 def workers(connection: redis.Redis) -> list[WorkerSummary]:
