@@ -138,11 +138,21 @@ class QueueSummary:
     counts: dict[str, int]
     workers: int = 0
     busy: int = 0
+    # the range queue.yml gives `jobctl work` for it (each supervisor's: see Pool in supervisor.py)
+    min_workers: int | None = None
+    max_workers: int | None = None
     paused: bool = False
     processed_last_minute: int = 0
     failed_last_minute: int = 0
     latency_seconds: float | None = None  # age of the oldest queued job
     totals: Counters = field(default_factory=Counters)
+
+    @property
+    def worker_range(self) -> str:
+        """`2..10` for an elastic queue, '' for a fixed count."""
+        if self.min_workers is None or self.min_workers == self.max_workers:
+            return ""
+        return f"{self.min_workers}..{self.max_workers}"
 
     @property
     def waiting(self) -> int:
@@ -156,6 +166,8 @@ class QueueSummary:
             "weight": self.weight,
             **self.counts,
             "workers": self.workers,
+            "min_workers": self.min_workers,
+            "max_workers": self.max_workers,
             "busy": self.busy,
             "paused": self.paused,
             "processed_last_minute": self.processed_last_minute,
@@ -229,7 +241,10 @@ class Overview:
 
 
 def queue_summaries(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[QueueSummary]:
-    return _summaries(connection, list(config.queues.values()), time.time() if now is None else now)
+    summaries = _summaries(connection, list(config.queues.values()), time.time() if now is None else now)
+    for summary, queue in zip(summaries, config.queues.values()):
+        summary.min_workers, summary.max_workers = queue.min_workers, queue.max_workers
+    return summaries
 
 
 def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[QueueSummary]:

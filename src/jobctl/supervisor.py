@@ -532,11 +532,12 @@ class Supervisor:
         logs.event(
             self.log,
             "supervisor.scaled",
-            "supervisor %s: scaled %s %d → %d workers: %s",
+            "supervisor %s: scaled %s %d → %d %s: %s",
             self.name,
             pool.label,
             before,
             after,
+            "worker" if after == 1 else "workers",
             reason,
             supervisor=self.name,
             queue=pool.label,
