@@ -60,6 +60,8 @@ def test_a_backlog_grows_the_workers_to_the_top_and_idleness_brings_them_back(pr
     wait_for(lambda: queue_status(project)["workers"] == 1, timeout=30, message="the first worker")
     status = queue_status(project)
     assert (status["min_workers"], status["max_workers"]) == (1, 4)
+    table = project.run("status")
+    assert table.returncode == 0 and "0/1 of 1..4" in table.stdout, table.stdout
 
     log = tmp_path / "naps.log"
     ids = enqueue_naps(project, log, 200, 0.2)
