@@ -94,6 +94,32 @@ def test_a_backlog_grows_the_workers_to_the_top_and_idleness_brings_them_back(pr
         assert b"jobctl_crashes" not in record and b"jobctl_errors" not in record
 
 
+def test_a_worker_stopped_between_short_jobs_gives_back_its_reservation(project, db, tmp_path):
+    """What retiring a worker asks of it (SIGTERM) while it runs short jobs, each with the next
+    one reserved behind it (concurrency 1): it finishes its job and gives back all it held
+    itself, leaving nothing for the supervisor to requeue (a worker that left its reservation
+    in flight fails this), no attempt counted, no crash."""
+    project.write("queue.yml", elastic_yml("1"))
+    work = project.start("work")
+    log = tmp_path / "naps.log"
+    ids = enqueue_naps(project, log, 300, 0.02)
+    wait_for(lambda: log.exists() and log.read_text().count("end ") >= 30, timeout=60, message="30 jobs done")
+    (stopped,) = child_pids(work.pid)
+    os.kill(stopped, signal.SIGTERM)
+
+    wait_for(lambda: ended_once(log, 300), timeout=120, interval=0.2, message="every job to end")
+    wait_for(lambda: queue_status(project)["finished"] == 300, timeout=30, message="every outcome stored")
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+    stderr = work.communicate()[1]
+    # the supervisor did not ask for that stop: it restarts the worker, and finds nothing left
+    assert f".{stopped} (default): worker exited (status 0); requeued 0 job(s)" in stderr, stderr
+    for job_id in ids:
+        record = db.hgetall(f"rq:job:{job_id}")
+        assert record[b"jobctl_attempts"] == b"1"
+        assert b"jobctl_crashes" not in record and b"jobctl_errors" not in record
+
+
 def latest_starts(log: Path) -> dict[int, float]:
     """Per worker pid, when the latest job it started began (unix time)."""
     starts: dict[int, float] = {}
