@@ -94,6 +94,27 @@ def test_a_backlog_grows_the_workers_to_the_top_and_idleness_brings_them_back(pr
         assert b"jobctl_crashes" not in record and b"jobctl_errors" not in record
 
 
+def test_two_supervisors_each_scale_their_own_workers(project, tmp_path):
+    """Two `jobctl work` on one Redis (two hosts) read the same backlog: each grows its own
+    workers to its own top, and each retires its own idle ones back to its own bottom."""
+    project.write("queue.yml", elastic_yml("1..3", scale_down_idle="1s"))
+    hosts = {name: project.start("work", "--name", name) for name in ("host-a", "host-b")}
+    wait_for(lambda: queue_status(project)["workers"] == 2, timeout=30, message="one worker per supervisor")
+    log = tmp_path / "naps.log"
+    enqueue_naps(project, log, 150, 0.2)
+
+    wait_for(lambda: queue_status(project)["workers"] == 6, timeout=60, interval=0.2, message="three workers each")
+    wait_for(lambda: ended_once(log, 150), timeout=120, interval=0.2, message="every job to end")
+    wait_for(lambda: queue_status(project)["workers"] == 2, timeout=60, interval=0.2, message="one worker each")
+    for name, work in hosts.items():
+        assert len(child_pids(work.pid)) == 1, name
+        work.send_signal(signal.SIGTERM)
+        assert work.wait(timeout=30) == 0
+        steps = scaling_steps(work.communicate()[1])
+        assert max(after for _, after, _ in steps) == 3 and steps[-1][1] == 1, (name, steps)
+        assert all(abs(after - before) == 1 for before, after, _ in steps), (name, steps)
+
+
 def test_a_worker_stopped_between_short_jobs_gives_back_its_reservation(project, db, tmp_path):
     """What retiring a worker asks of it (SIGTERM) while it runs short jobs, each with the next
     one reserved behind it (concurrency 1): it finishes its job and gives back all it held
