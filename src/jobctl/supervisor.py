@@ -100,7 +100,7 @@ class Pool:
         return max(q.scale_down_idle for q in self.queues)
 
 
-@dataclass
+@dataclass(eq=False)  # one process's place: removed from the list by identity, never by equal fields
 class Slot:
     """One worker process the supervisor keeps running, and the pool whose queues it serves."""
 
