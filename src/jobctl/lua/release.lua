@@ -19,5 +19,7 @@ local id, queue, now_iso = ARGV[1], ARGV[2], ARGV[3]
 local k = {by_queue = {[queue] = {queue = KEYS[2]}}, job = KEYS[3], slots = KEYS[4], queues = KEYS[5], wake = ARGV[4]}
 if redis.call('LREM', KEYS[1], 1, id) == 0 then return 0 end
 release_slot(k, id, hget(k, id, 'jobctl_slot'))  -- a reservation of a limited job held one
-if hget(k, id, 'status') == 'queued' then push_queued(k, id, queue, now_iso, true) end
+-- It kept waiting all along: it keeps its enqueued_at, whose age is the queue's latency (a fresh
+-- one at the head hid how long the queue's jobs wait from status and from autoscaling).
+if hget(k, id, 'status') == 'queued' then push_queued(k, id, queue, hget(k, id, 'enqueued_at') or now_iso, true) end
 return 1
