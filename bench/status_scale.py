@@ -23,9 +23,10 @@ import time
 
 import redis
 
-from jobctl import api, keys
-from jobctl.config import QueueConfig, QueuesConfig
-from jobctl.jobdata import rq_time
+from jobctl.api import reads as api
+from jobctl.config.queues import QueueConfig, QueuesConfig
+from jobctl.store import keys
+from jobctl.store.jobdata import rq_time
 
 CHUNK = 10_000
 JOB_TYPES = [f"job_{n}" for n in range(20)]

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from jobctl import keys
-from jobctl.jobdata import encode_payload, rq_time
-from jobctl.settings import Settings
+from jobctl.config.settings import Settings
+from jobctl.store import keys
+from jobctl.store.jobdata import encode_payload, rq_time
 
 CHUNK = 10_000
 TARGET_MS = 200

@@ -7,10 +7,11 @@ import time
 import pytest
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 
-from jobctl import api, keys
-from jobctl.config import load_queues
-from jobctl.producer import enqueue
-from jobctl.transitions import Transitions
+from jobctl.api import reads as api
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
+from jobctl.store import keys
+from jobctl.store.transitions import Transitions
 
 
 @pytest.fixture

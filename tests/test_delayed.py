@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from conftest import wait_for
 
-from jobctl import api
+from jobctl.api import reads as api
 
 LATENESS_BOUND = 15  # seconds: not a measure of punctuality, a check that promotion happens at all
 

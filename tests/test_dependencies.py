@@ -9,7 +9,7 @@ from rq import Queue
 from rq.job import Dependency, Job
 from rq.serializers import JSONSerializer
 
-from jobctl import api
+from jobctl.api import reads as api
 
 
 def states(db, *job_ids) -> list[str]:

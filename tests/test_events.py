@@ -3,7 +3,7 @@ fanning one event out to one job per handler, each with its own retries."""
 
 import json
 
-from jobctl import api
+from jobctl.api import reads as api
 
 HANDLERS = """\
 import json

@@ -8,11 +8,11 @@ import time
 import pytest
 from conftest import wait_for
 
-from jobctl import registry
-from jobctl.config import load_queues
-from jobctl.jobdata import new_job_fields
-from jobctl.producer import enqueue
-from jobctl.transitions import Transitions
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
+from jobctl.jobs import catalogue as registry
+from jobctl.store.jobdata import new_job_fields
+from jobctl.store.transitions import Transitions
 
 
 def lines(path) -> list[str]:

@@ -9,7 +9,8 @@ from pathlib import Path
 from conftest import child_pids, wait_for
 from test_worker import max_overlap
 
-from jobctl import api, keys
+from jobctl.api import reads as api
+from jobctl.store import keys
 
 TWO_HOSTS_QUEUE_YML = """\
 defaults: {retry_delay: 100ms, backoff: fixed, timeout: 30s, shutdown_timeout: 10s}

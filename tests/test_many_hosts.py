@@ -9,10 +9,11 @@ from collections import Counter
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 from conftest import child_pids, kill_quietly, wait_for
 
-from jobctl import api, keys
-from jobctl.config import load_queues
-from jobctl.liveness import LEASE_TTL
-from jobctl.producer import enqueue
+from jobctl.api import reads as api
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
+from jobctl.options.liveness import LEASE_TTL
+from jobctl.store import keys
 
 JOBS = 200
 

@@ -61,13 +61,15 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from jobctl import admin, keys, producer, registry
-from jobctl.config import QueueConfig, QueuesConfig
+from jobctl.api import admin, producer
+from jobctl.config.queues import QueueConfig, QueuesConfig
 from jobctl.errors import DuplicateJob, LeaseLost, UnknownJob, UsageError
-from jobctl.limits import parse_rate
-from jobctl.liveness import LEASE_TTL
-from jobctl.transitions import GoOn, Next, Transitions
-from jobctl.worker import Worker
+from jobctl.jobs import catalogue as registry
+from jobctl.jobs.limits import parse_rate
+from jobctl.options.liveness import LEASE_TTL
+from jobctl.runtime.worker import Worker
+from jobctl.store import keys
+from jobctl.store.transitions import GoOn, Next, Transitions
 
 EXAMPLES = int(os.environ.get("JOBCTL_MODEL_EXAMPLES", "50"))
 STEPS = int(os.environ.get("JOBCTL_MODEL_STEPS", "30"))

@@ -2,8 +2,8 @@ import sys
 
 import pytest
 
-from jobctl import registry
 from jobctl.errors import ConfigError, UnknownJob
+from jobctl.jobs import catalogue as registry
 
 
 def test_decorator_registers_with_settings():

@@ -11,11 +11,13 @@ import redis
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 from conftest import REDIS_SERVER, die_with_parent, free_port, wait_for
 
-from jobctl import admin, api, keys
-from jobctl.config import load_queues
-from jobctl.connection import connect, mask_url, parse_sentinel_url, where
+from jobctl.api import admin
+from jobctl.api import reads as api
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
 from jobctl.errors import RedisUnavailable
-from jobctl.producer import enqueue
+from jobctl.store import keys
+from jobctl.store.connection import connect, mask_url, parse_sentinel_url, where
 
 SERVICE = "jobs-ha"
 

@@ -13,8 +13,9 @@ from conftest import wait_for
 from rich.console import Console
 from test_status_live import terminal as terminal
 
-from jobctl import keys, views
-from jobctl.jobdata import encode_payload
+from jobctl.cli import views
+from jobctl.store import keys
+from jobctl.store.jobdata import encode_payload
 from jobctl.terminal import printable
 
 # a window title (OSC 0, ended by BEL), a screen clear (CSI 2J), a bidi override
@@ -65,8 +66,8 @@ def test_search_hits_and_markup_are_shown_as_data():
 
 
 def test_demo_results_and_dependency_graphs_are_shown_as_data():
-    from jobctl.api import JobDetail, Relative
-    from jobctl.jobdata import JobView
+    from jobctl.api.reads import JobDetail, Relative
+    from jobctl.store.jobdata import JobView
 
     finished = JobView("j1", "add", "default", "finished", result={"note": HOSTILE + "result"})
     shown = rendered(views.outcome_table([finished], 200))

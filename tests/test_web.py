@@ -16,10 +16,11 @@ import sample_jobs  # noqa: F401  (registers the sample jobs in this process, fo
 from conftest import free_port, wait_for
 from starlette.testclient import TestClient
 
-from jobctl import api, keys
-from jobctl.jobdata import encode_payload
-from jobctl.producer import enqueue
-from jobctl.settings import Settings
+from jobctl.api import reads as api
+from jobctl.api.producer import enqueue
+from jobctl.config.settings import Settings
+from jobctl.store import keys
+from jobctl.store.jobdata import encode_payload
 from jobctl.web.app import Dashboard, create_app
 from jobctl.web.auth import COOKIE, FIRST_DELAY, MAX_DELAY, SESSION_SECONDS, Auth
 
@@ -90,7 +91,7 @@ def dead_jobs(project, db, *names: str) -> list[str]:
 
 
 def load(project):
-    from jobctl.config import load_queues
+    from jobctl.config.queues import load_queues
 
     return load_queues(project.path / "queue.yml")
 

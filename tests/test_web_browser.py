@@ -15,7 +15,8 @@ import httpx
 import pytest
 from conftest import free_port, wait_for
 
-from jobctl import api, keys
+from jobctl.api import reads as api
+from jobctl.store import keys
 
 CHROMIUM = shutil.which("chromium")
 TOKEN = "browser-test-token-42"

@@ -37,12 +37,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import keys, producer, registry, signatures, worker
-from .client import Client, current_client, inline_mode, not_json, set_default
-from .context import Execution, executing
+from .api import producer
+from .api.client import Client, current_client, inline_mode, not_json, set_default
+from .api.handle import Handle, _Look
 from .errors import BlockingCall, NotJSON, ResultError
-from .handle import Handle, _Look
-from .jobdata import JobView, decode_payload, encode_payload, encode_result, new_job_id
+from .jobs import catalogue, signatures
+from .jobs.context import Execution, executing
+from .runtime import worker
+from .store import keys
+from .store.jobdata import JobView, decode_payload, encode_payload, encode_result, new_job_id
 
 T = TypeVar("T")
 
@@ -113,7 +116,7 @@ class Worker:
     def _promote(self, now: float) -> int:
         """Queue the scheduled jobs due by `now` (as the supervisor does), then give the
         promoter's lease back at once."""
-        from .transitions import Transitions
+        from .store.transitions import Transitions
 
         transitions = Transitions(self.client.connection)
         with self.client.translated_errors():
@@ -175,7 +178,7 @@ class InlineHandle(Handle[T]):
 def _inline_job(
     name: str, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client
 ) -> tuple[InlineHandle[Any], Callable[..., Any], list[Any], dict[str, Any]]:
-    spec = registry.resolve(name)
+    spec = catalogue.resolve(name)
     signatures.check(spec, args, kwargs)
     queue = client.config.get(spec.queue, where=f"job {name!r}").name
     try:
@@ -262,7 +265,7 @@ def die_with_parent() -> None:
 
 
 def redis_server_binary() -> str:
-    from .connection import _redis_server_binary
+    from .store.connection import _redis_server_binary
 
     return _redis_server_binary()
 

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from jobctl.builtin import store
-from jobctl.context import Execution, executing
+from jobctl.jobs.context import Execution, executing
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "src" / "jobctl" / "builtin" / "example_data"

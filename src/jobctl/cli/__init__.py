@@ -21,8 +21,8 @@ import sys
 
 import typer
 
+from ..config.settings import DEFAULT_CONFIG, DEFAULT_RECURRING, Settings
 from ..errors import JobctlError, UsageError
-from ..settings import DEFAULT_CONFIG, DEFAULT_RECURRING, Settings
 from . import config, jobs, processes, queues
 from .common import console, errors, fail
 
@@ -118,7 +118,7 @@ def _print_version(shown: bool) -> None:
 
 def _option_sources(ctx: typer.Context, settings_of: dict[str, str]) -> dict[str, str]:
     """Where each global option's value came from, for `jobctl config`."""
-    from ..settings import DEFAULT_SOURCE, env_source, flag_source
+    from ..config.settings import DEFAULT_SOURCE, env_source, flag_source
 
     sources = {}
     for param in ctx.command.params:
@@ -206,7 +206,7 @@ def main() -> None:
         redis = sys.modules.get("redis")  # only a command that imported Redis can lose its connection
         if redis is None or not isinstance(exc, redis.ConnectionError):
             raise
-        from ..connection import unavailable_reason
+        from ..store.connection import unavailable_reason
 
         errors().print(f"jobctl: error: lost the connection to Redis: {unavailable_reason(exc)}", highlight=False)
         sys.exit(2)

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ..config.settings import DEFAULT_CONFIG, Settings
 from ..errors import JobctlError, UsageError
-from ..settings import DEFAULT_CONFIG, Settings
 from ..terminal import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..config import QueueConfig
+    from ..config.queues import QueueConfig
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def print_json_list(head: dict[str, Any], key: str, items: Iterable[Any]) -> Non
 
 def duration_option(option: str, text: str) -> float:
     """Seconds of a duration option (30s, 5m, 2h, 7d); UsageError naming the option otherwise."""
-    from ..durations import parse_duration
+    from ..options.durations import parse_duration
 
     try:
         return parse_duration(text)
@@ -118,7 +118,7 @@ def configured_queues(settings: Settings, names: list[str], where: str) -> list[
 
 def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:
     """Queue names from queue.yml (the --config in effect on the command line being completed)."""
-    from ..config import load_queues
+    from ..config.queues import load_queues
 
     try:
         names = load_queues(ctx.find_root().params.get("config") or DEFAULT_CONFIG).queues
@@ -129,10 +129,10 @@ def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:
 
 def complete_job(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """Registered job names (built-in and --jobs modules), each with its queue as help."""
-    from .. import registry
+    from ..jobs import catalogue
 
     try:
-        registry.load(ctx.find_root().params.get("jobs"))
+        catalogue.load(ctx.find_root().params.get("jobs"))
     except JobctlError:
         return []
-    return [(spec.name, f"queue {spec.queue}") for spec in registry.all_jobs() if spec.name.startswith(incomplete)]
+    return [(spec.name, f"queue {spec.queue}") for spec in catalogue.all_jobs() if spec.name.startswith(incomplete)]

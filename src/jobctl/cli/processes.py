@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
+from ..config.settings import Settings
 from ..errors import UsageError
-from ..settings import Settings
 from .common import complete_queue, console, errors, notes, print_json
 
 
@@ -21,7 +21,7 @@ def init(
 
     Example: jobctl init myproject && cd myproject && JOBCTL_JOBS=example_jobs jobctl work
     """
-    from ..scaffold import write_project
+    from .scaffold import write_project
 
     written = write_project(directory, force=force)
     for path in written:
@@ -68,8 +68,9 @@ def work(
 
     Example: jobctl work --queue default --queue analytics --metrics-port 9121
     """
-    from .. import logs, statsd_metrics
-    from ..supervisor import Supervisor
+    from .. import logs
+    from ..middleware import statsd_metrics
+    from ..runtime.supervisor import Supervisor
 
     settings: Settings = ctx.obj
     logs.setup(settings.verbose)
@@ -80,7 +81,7 @@ def work(
     settings.load_jobs()
     queues = settings.queues.select(queue)
     if len(queue or []) > 1:
-        from ..rq_engine import check_pool
+        from ..runtime.rq_engine import check_pool
 
         check_pool(queues)
     settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
@@ -94,7 +95,7 @@ def work(
     )
     exporter = None
     if metrics_port is not None:
-        from .. import metrics
+        from ..web import metrics
 
         exporter = metrics.serve(settings.url, settings.queues, metrics_port, metrics_host)
     try:
@@ -126,17 +127,17 @@ def scheduler(
         now = datetime.now().astimezone()
         rows = [(entry, entry.schedule.next_runs(now, 3)) for entry in entries]
         if as_json:
-            from ..settings import entry_fields
+            from ..config.settings import entry_fields
 
             print_json([{**entry_fields(e), "next_runs": [t.isoformat() for t in runs]} for e, runs in rows])
         else:
-            from .. import views
+            from . import views
 
             console().print(views.recurring_table(rows))
         return
     from .. import logs
-    from ..config import RecurringEntry, load_recurring
-    from ..scheduler import Scheduler
+    from ..config.queues import RecurringEntry, load_recurring
+    from ..runtime.scheduler import Scheduler
 
     logs.setup(settings.verbose)
 
@@ -158,7 +159,7 @@ def metrics(
 
     Example: jobctl metrics --port 9121 --host 127.0.0.1
     """
-    from .. import metrics as exporter
+    from ..web import metrics as exporter
 
     settings: Settings = ctx.obj
     settings.load_jobs()
@@ -224,6 +225,6 @@ def demo(ctx: typer.Context) -> None:
 
     Example: jobctl demo
     """
-    from ..builtin.demo import run_demo
+    from .demo import run_demo
 
     raise typer.Exit(run_demo(ctx.obj, console()))

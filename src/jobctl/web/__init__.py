@@ -1,6 +1,6 @@
 """`jobctl web`: the dashboard, behind a token, with a JSON API under /api.
 
-Pages read through jobctl.api and act through jobctl.admin, the same functions the CLI calls.
+Pages read through jobctl.api.reads and act through jobctl.api.admin, the same functions the CLI calls.
 Starlette, Jinja2 and uvicorn are imported here only, never by `jobctl --help` or other commands.
 The login and its limits are in auth.py, the Host check and security headers in security.py.
 """
@@ -12,8 +12,8 @@ import os
 import re
 import secrets
 
+from ..config.settings import Settings
 from ..errors import UsageError
-from ..settings import Settings
 
 TOKEN_ENV = "JOBCTL_WEB_TOKEN"
 # The token is what stops guessing (wrong tries are slowed per address, but tries sent in parallel

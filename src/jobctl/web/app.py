@@ -22,11 +22,12 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import registry, views
-from ..config import QueuesConfig
-from ..durations import format_duration
+from ..cli import views
+from ..config.queues import QueuesConfig
+from ..config.settings import Settings
 from ..errors import JobctlError, RedisUnavailable, UnknownJob
-from ..settings import Settings
+from ..jobs import catalogue
+from ..options.durations import format_duration
 from .auth import COOKIE, Auth, client_address
 from .security import HostCheck, SecurityHeaders
 
@@ -70,7 +71,7 @@ class Dashboard:
     @cached_property
     def job_names(self) -> list[str]:
         self.settings.load_jobs()
-        return [spec.name for spec in registry.all_jobs()]
+        return [spec.name for spec in catalogue.all_jobs()]
 
 
 def dashboard(request: Request) -> Dashboard:
