@@ -86,8 +86,9 @@ def main() -> int:
 
     from starlette.testclient import TestClient
 
-    from jobctl.web.app import Dashboard, create_app
+    from jobctl.web.app import create_app
     from jobctl.web.auth import Auth
+    from jobctl.web.board import Dashboard
 
     connection = redis.Redis.from_url(options.redis_url)
     if not options.no_fill:

@@ -41,8 +41,9 @@ from jobctl.config.queues import load_queues
 from jobctl.config.settings import Settings
 from jobctl.errors import JobctlError
 from jobctl.store import keys
-from jobctl.web.app import Dashboard, create_app
+from jobctl.web.app import create_app
 from jobctl.web.auth import Auth
+from jobctl.web.board import Dashboard
 from jobctl.web.metrics import JobctlCollector
 
 TOKEN = "fuzz-token-0123456789"

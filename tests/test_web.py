@@ -21,8 +21,9 @@ from jobctl.api.producer import enqueue
 from jobctl.config.settings import Settings
 from jobctl.store import keys
 from jobctl.store.jobdata import encode_payload
-from jobctl.web.app import Dashboard, create_app
+from jobctl.web.app import create_app
 from jobctl.web.auth import COOKIE, FIRST_DELAY, MAX_DELAY, SESSION_SECONDS, Auth
+from jobctl.web.board import Dashboard
 
 TOKEN = "test-token-0123456789"
 PAGES = [

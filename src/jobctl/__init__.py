@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api.client import AsyncJob, Call, Client, Job, aget, call, connect, get
+    from .api.decorators import job
     from .api.events import on
     from .api.handle import Handle, Progress
     from .errors import (
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
         PermanentError,
         RedisUnavailable,
     )
-    from .jobs.catalogue import callback, job
+    from .jobs.catalogue import callback
     from .jobs.context import progress
     from .middleware.base import Middleware, add_middleware
 
@@ -109,7 +110,7 @@ _MODULE_OF = {
     "Middleware": "middleware.base",
     "add_middleware": "middleware.base",
     "callback": "jobs.catalogue",
-    "job": "jobs.catalogue",
+    "job": "api.decorators",
 }
 
 

@@ -21,7 +21,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -312,8 +312,16 @@ class CallOptions:
     client: Client | None = None
 
 
-# the inline() of jobctl.testing: while set, enqueue runs the job at once in the caller
-inline_mode: ContextVar[bool] = ContextVar("jobctl_inline", default=False)
+@dataclass(frozen=True)
+class InlineRunner:
+    """How jobctl.testing.inline() runs a job at once in the caller instead of enqueueing it."""
+
+    run: Callable[[str, tuple[Any, ...], dict[str, Any], Client], Handle[Any]]
+    arun: Callable[[str, tuple[Any, ...], dict[str, Any], Client], Awaitable[Handle[Any]]]
+
+
+# set by jobctl.testing.inline(): while set, enqueue runs the job at once in the caller
+inline_mode: ContextVar[InlineRunner | None] = ContextVar("jobctl_inline", default=None)
 
 
 class JobFunction(Generic[P, R]):
@@ -456,10 +464,8 @@ class JobFunction(Generic[P, R]):
     def _enqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], run_at: float | None) -> Handle[R]:
         client = self._client()
         client.refuse_in_event_loop("enqueue", "aenqueue")
-        if inline_mode.get():
-            from ..testing import run_inline
-
-            return run_inline(self.name, args, kwargs, client)
+        if inline := inline_mode.get():
+            return inline.run(self.name, args, kwargs, client)
         options = self._options
         try:  # not the context managers around the others: this is the hot path (bench/app_enqueue.py)
             job = producer.enqueue(
@@ -483,10 +489,8 @@ class JobFunction(Generic[P, R]):
 
     async def _aenqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], run_at: float | None) -> Handle[R]:
         client = self._client()
-        if inline_mode.get():
-            from ..testing import arun_inline
-
-            return await arun_inline(self.name, args, kwargs, client)
+        if inline := inline_mode.get():
+            return await inline.arun(self.name, args, kwargs, client)
         with client.translated_errors(), self._named_faults(args, kwargs):
             request = producer.prepare(client.config, self.name, args, kwargs, **self._given(run_at))
             with producer.refused_out_of_memory("nothing was enqueued"):

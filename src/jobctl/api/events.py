@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import UnknownEvent
 from ..jobs import catalogue
+from ..jobs.signatures import check
+from .decorators import job
+from .producer import Enqueued, enqueue
 
-if TYPE_CHECKING:  # `from jobctl import on` in a job module stays light: no Redis client imported
+if TYPE_CHECKING:
     import redis
 
     from ..config.queues import QueuesConfig
-    from .producer import Enqueued
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -34,7 +36,7 @@ def on(event: str, *, name: str | None = None, **options: Any) -> Callable[[_F],
 
     def subscribe(func: _F) -> _F:
         job_name = name or f"{event}:{func.__name__}"
-        catalogue.job(job_name, **options)(func)
+        job(job_name, **options)(func)
         handlers = _subscriptions.setdefault(event, [])
         if job_name not in handlers:
             handlers.append(job_name)
@@ -62,9 +64,6 @@ def emit(connection: redis.Redis, config: QueuesConfig, event: str, payload: Any
     Every handler's queue and signature are checked first, so a misconfigured one enqueues none
     of them. Raises UnknownEvent, ConfigError, ArgumentMismatch (a handler that does not take the
     payload as its one argument) or UsageError (a payload that is not JSON)."""
-    from ..jobs.signatures import check
-    from .producer import enqueue
-
     handlers = handlers_of(event)
     payload = {} if payload is None else payload
     for job_name in handlers:

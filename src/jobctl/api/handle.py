@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, cast
 from ..errors import JobCanceled, JobFailed, JobNotFound
 from ..store import keys
 from ..store.jobdata import JobView, stream_outcome
+from . import admin
 
 if TYPE_CHECKING:
     from .client import Client
@@ -106,8 +107,6 @@ class Handle(Generic[R]):
     def cancel(self) -> bool:
         """Cancel the job (and the deferred jobs that depend on it); a running job is stopped,
         waiting a few seconds for its worker to confirm. True when it is canceled now."""
-        from . import admin
-
         self.client.refuse_in_event_loop("cancel", "")
         with self.client.translated_errors():
             cancellation = admin.cancel(self.client.connection, self.id)
@@ -115,8 +114,6 @@ class Handle(Generic[R]):
 
     def requeue(self) -> bool:
         """Put the job back on its queue with a fresh retry budget, if it is dead; True if it was."""
-        from . import admin
-
         self.client.refuse_in_event_loop("requeue", "")
         with self.client.translated_errors():
             return bool(admin.requeue_dead(self.client.connection, [], [self.id]))

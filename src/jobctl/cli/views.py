@@ -23,7 +23,7 @@ import time
 import tty
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -33,6 +33,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from ..api.formats import ago, parameters, percent, progress_text, size, when
+from ..jobs.signatures import described
 from ..options.durations import format_duration
 from ..store.jobdata import STATES, JobView
 from ..terminal import printable
@@ -85,21 +87,6 @@ def state_text(state: str) -> Text:
     return data(state, style=STATE_STYLE.get(state, ""))
 
 
-def when(moment: float | None) -> str:
-    if moment is None:
-        return "-"
-    try:
-        return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, ValueError, OSError):  # a number another tool wrote: no date has it
-        return f"? ({moment:g})"
-
-
-def ago(moment: float | None, now: float | None = None) -> str:
-    if moment is None:
-        return "-"
-    return format_duration(max(0.0, (now or time.time()) - moment)) + " ago"
-
-
 _NEVER_CUT = ("queue", "job", "id", "pid", "worker", "entry")
 _SHRINKING = ("error", "last error", "parameters", "progress")  # cut with an ellipsis rather than wrapped
 SHRINKING_WIDTH = 48
@@ -131,20 +118,6 @@ def fit(grid: Table, width: int | None, less_important: tuple[str, ...]) -> Tabl
             break
         grid.columns = [column for column in grid.columns if column.header != name]
     return grid
-
-
-def percent(fraction: float | None) -> str:
-    return "-" if fraction is None else f"{100 * fraction:.1f}%"
-
-
-def size(count: float | None) -> str:
-    if count is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            break
-        count /= 1024
-    return f"{count:.0f}{unit}" if unit == "B" else f"{count:.1f}{unit}"
 
 
 def status_tables(view: Overview, failures: int = 5, width: int | None = None) -> Group:
@@ -406,15 +379,6 @@ def _error_cell(error: str | None) -> Text:
     return data(error or "-", style="red" if error else "", overflow="ellipsis", no_wrap=True)
 
 
-def parameters(args: list[Any] | str, kwargs: dict[str, Any]) -> str:
-    """A call's arguments as text; `args` a string: job tracking's note that they were not kept."""
-    if isinstance(args, str):
-        return args
-    return ", ".join(
-        [json.dumps(a, default=repr) for a in args] + [f"{k}={json.dumps(v, default=repr)}" for k, v in kwargs.items()]
-    )
-
-
 def recurring_table(rows: list[tuple[RecurringEntry, list[datetime]]]) -> Table:
     grid = table("Recurring jobs", "entry", "job", "queue", "schedule", "next runs")
     for entry, runs in rows:
@@ -440,13 +404,6 @@ def outcome_table(jobs: list[JobView], width: int) -> Table:
     for job in jobs:
         grid.add_row(job.job, job.id[:8], state_text(job.state), str(job.attempts), outcome_text(job))
     return grid
-
-
-def progress_text(job: JobView) -> str:
-    if job.progress is None:
-        return "-"
-    message = f" {job.progress_message}" if job.progress_message else ""
-    return f"{job.progress:.0f}%{message}"
 
 
 def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
@@ -716,7 +673,7 @@ def registered_jobs(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -
         {
             "name": s.name,
             "queue": s.queue,
-            "signature": s.signature,
+            "signature": described(s),
             "module": s.module,
             "events": events_of.get(s.name, []),
         }
@@ -730,7 +687,7 @@ def jobs_tables(specs: list[JobSpec], subscriptions: dict[str, list[str]]) -> li
     for column in ("job", "queue", "signature", "module"):
         grid.add_column(column)
     for s in specs:
-        grid.add_row(s.name, s.queue, s.signature, s.module)
+        grid.add_row(s.name, s.queue, described(s), s.module)
     if not _events_of(subscriptions):
         return [grid]
     queue_of = {s.name: s.queue for s in specs}

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..jobs.limits import Rate, parse_rate
-from ..middleware.retries import EXPECTED as BACKOFF_EXPECTED
-from ..middleware.retries import backoff_delay, parse_backoff
+from ..jobs import catalogue
+from ..jobs.signatures import ArgumentMismatch, check
+from ..options.backoff import EXPECTED as BACKOFF_EXPECTED
+from ..options.backoff import backoff_delay, parse_backoff
 from ..options.durations import parse_duration
+from ..options.rates import Rate, parse_rate
+from ..options.schedule import CATCH_UP, parse_schedule
 from ..store import keys
 from . import yamlfile
 
@@ -253,7 +256,6 @@ def load_queues(path: str | Path) -> QueuesConfig:
 
 # --- recurring.yml ---------------------------------------------------------------------------
 
-CATCH_UP = ("latest", "none")
 _RECURRING_KEYS = {"job", "args", "kwargs", "queue", "schedule", "timezone", "enabled", "catch_up"}
 
 
@@ -274,8 +276,6 @@ def load_recurring(path: str | Path, queues: QueuesConfig, required: bool = Fals
     """The recurring entries: recurring.yml's and those of jobs declared with @job(cron=...).
     Job names must be registered, queues configured and arguments fit the job's signature.
     `required`: a missing recurring.yml is an error, unless jobs declare entries of their own."""
-    from ..jobs import catalogue
-
     declared = {
         spec.name: RecurringEntry(
             spec.name,
@@ -299,10 +299,6 @@ def load_recurring(path: str | Path, queues: QueuesConfig, required: bool = Fals
 
 
 def _load_recurring_file(path: str | Path, queues: QueuesConfig, required: bool) -> list[RecurringEntry]:
-    from ..jobs import catalogue
-    from ..jobs.signatures import ArgumentMismatch, check
-    from ..options.schedule import parse_schedule
-
     document = yamlfile.read(path, RECURRING_MISSING if required else None)
     if document is None:
         return []

@@ -13,17 +13,15 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import Any, TypeVar, cast
 
 from ..errors import ConfigError, UnknownJob
-from ..middleware.retries import Backoff, parse_backoff
+from ..options.backoff import Backoff, parse_backoff
 from ..options.durations import parse_duration
-from .limits import Rate, parse_rate
-
-if TYPE_CHECKING:
-    from ..api.client import AsyncJob, Job
+from ..options.rates import Rate, parse_rate
+from ..options.schedule import CATCH_UP, parse_schedule
 
 DEFAULT_QUEUE = "default"
 # The built-in jobs: a job package like the user's, loaded first. Named, not imported: it
@@ -31,18 +29,6 @@ DEFAULT_QUEUE = "default"
 BUILTIN_JOBS = "jobctl.builtin"
 
 Function = TypeVar("Function", bound=Callable[..., Any])  # @callback returns what it is given
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class JobDecorator(Protocol):
-    """What @job(...) returns: it gives back the function itself, with its enqueue methods
-    (client.bind), typed with the function's parameters and return type (client.Job)."""
-
-    @overload  # an async def matches both: the first one wins, as intended
-    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncJob[P, R]: ...  # type: ignore[overload-overlap]
-    @overload
-    def __call__(self, func: Callable[P, R], /) -> Job[P, R]: ...
 
 
 @dataclass(frozen=True)
@@ -67,99 +53,32 @@ class JobSpec:
     schedule: Any = None  # jobctl.options.schedule.Schedule of `cron`: the job is also a recurring entry
     catch_up: str = "latest"
 
-    @property
-    def signature(self) -> str:
-        from .signatures import signature_of
-
-        return f"{self.name}{signature_of(self)}"
-
 
 _jobs: dict[str, JobSpec] = {}
 _by_import_path: dict[str, str] = {}  # RQ's name for a registered function -> its job name
 _callbacks: dict[str, Callable[..., Any]] = {}  # import path -> function registered with @callback
 
 
-def job(
-    name: str,
-    *,
-    queue: str = DEFAULT_QUEUE,
-    max_retries: int | None = None,
-    timeout: float | str | None = None,
-    backoff: str | list[Any] | Callable[[int, BaseException], float] | None = None,
-    retry_delay: float | str | None = None,
-    unique: bool | float | str = False,
-    keep_dead: bool = True,
-    rate_limit: str | None = None,
-    max_concurrency: int | None = None,
-    on_success: Callable[[Any, Any], Any] | None = None,
-    on_failure: Callable[[Any, BaseException], Any] | None = None,
-    on_dead: Callable[[Any, BaseException], Any] | None = None,
-    cron: str | None = None,
-    timezone: str = "UTC",
-    catch_up: str = "latest",
-) -> JobDecorator:
-    """Register a function as a job that `jobctl enqueue NAME ...` can run, and that application
-    code enqueues with `func.enqueue(...)` (client.JobFunction's methods, bound to it).
-
-    `timeout` takes seconds or a duration such as "5m"; `max_retries`, `timeout`, `backoff` and
-    `retry_delay` override the queue's settings for this job. The README's "Job options" table
-    describes every option. A bad option raises ValueError naming the job and the option.
-    """
-    if not name or not isinstance(name, str):
-        raise ValueError("a job needs a non-empty string name")
-    if max_retries is not None and (not isinstance(max_retries, int) or max_retries < 0):
-        raise ValueError(f"job {name!r}: max_retries must be a non-negative integer")
-    seconds = parse_duration(timeout) if timeout is not None else None
-    try:
-        options = _options(
-            backoff=backoff,
-            retry_delay=retry_delay,
-            unique=unique,
-            keep_dead=keep_dead,
-            rate_limit=rate_limit,
-            max_concurrency=max_concurrency,
-            on_success=on_success,
-            on_failure=on_failure,
-            on_dead=on_dead,
-            cron=cron,
-            timezone=timezone,
-            catch_up=catch_up,
-        )
-    except ValueError as exc:
-        raise ValueError(f"job {name!r}: {exc}") from None
-
-    def register(func: Callable[..., Any]) -> Any:
-        from ..api.client import bind
-
-        spec = JobSpec(name, func, queue, max_retries, seconds, func.__module__, **options)
-        if spec.schedule is not None:
-            from ..errors import ArgumentMismatch
-            from .signatures import check
-
-            try:
-                check(spec, [], {})
-            except ArgumentMismatch as exc:
-                raise ValueError(f"{exc}; a job with cron= runs without arguments") from None
-        existing = _jobs.get(name)
-        if existing and existing.func is None:
-            if (existing.module, existing.queue, existing.max_retries, existing.timeout) != (
-                spec.module,
-                queue,
-                max_retries,
-                seconds,
-            ):
-                raise ValueError(f"job {name!r} is declared differently from its @job in {spec.module}")
-        elif existing and existing.func and import_path(existing.func) != import_path(func):
-            raise ValueError(f"job name {name!r} is already registered by {import_path(existing.func)}")
-        _jobs[name] = spec
-        _by_import_path[import_path(func)] = name
-        bind(name, func)
-        return func
-
-    return cast("JobDecorator", register)
+def add(spec: JobSpec) -> None:
+    """Register `spec` (its function given): as declared, if it was; raises ValueError when its
+    name is taken by another function or it differs from its declaration."""
+    name, func = spec.name, cast("Callable[..., Any]", spec.func)
+    existing = _jobs.get(name)
+    if existing and existing.func is None:
+        if (existing.module, existing.queue, existing.max_retries, existing.timeout) != (
+            spec.module,
+            spec.queue,
+            spec.max_retries,
+            spec.timeout,
+        ):
+            raise ValueError(f"job {name!r} is declared differently from its @job in {spec.module}")
+    elif existing and existing.func and import_path(existing.func) != import_path(func):
+        raise ValueError(f"job name {name!r} is already registered by {import_path(existing.func)}")
+    _jobs[name] = spec
+    _by_import_path[import_path(func)] = name
 
 
-def _options(
+def job_options(
     *,
     backoff: Any,
     retry_delay: Any,
@@ -174,7 +93,8 @@ def _options(
     timezone: Any,
     catch_up: Any,
 ) -> dict[str, Any]:
-    """@job's options beyond queue, max_retries and timeout, checked: JobSpec's fields."""
+    """@job's options beyond queue, max_retries and timeout, checked: JobSpec's fields. Raises
+    ValueError naming the option."""
     options: dict[str, Any] = {}
     if backoff is not None:
         options["backoff"] = backoff if callable(backoff) else _checked("backoff", parse_backoff, backoff)
@@ -200,9 +120,6 @@ def _options(
             raise ValueError(f"{hook}: expected a function, got {value!r}")
         options[hook] = value
     if cron is not None:
-        from ..config.queues import CATCH_UP
-        from ..options.schedule import parse_schedule
-
         options["schedule"] = _checked("cron", lambda text: parse_schedule(str(text), str(timezone)), cron)
         if catch_up not in CATCH_UP:
             raise ValueError(f"catch_up: expected latest or none, got {catch_up!r}")

@@ -1,7 +1,7 @@
 """Arguments checked against a job's signature, on every way in (enqueue, `--from`, emit,
 recurring entries) and once more in the worker before the call (the code may have changed since).
 
-A built-in job is declared without importing its module (registry.declare): its signature is
+A built-in job is declared without importing its module (catalogue.declare): its signature is
 read from the module's source, so that `jobctl enqueue` does not pay a second of SQLAlchemy
 imports to check two arguments.
 """
@@ -14,13 +14,12 @@ import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..errors import ArgumentMismatch as ArgumentMismatch  # re-exported: config.py imports it from here
+from ..errors import ArgumentMismatch as ArgumentMismatch  # re-exported: config/queues.py imports it from here
 from ..errors import PermanentError
-
-if TYPE_CHECKING:
-    from .catalogue import JobSpec
+from . import catalogue
+from .catalogue import JobSpec
 
 
 def check(spec: JobSpec, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
@@ -105,6 +104,11 @@ def _problem(signature: inspect.Signature, args: Sequence[Any], error: TypeError
     return f"takes {takes} positional argument{'s' if takes != 1 else ''} but {len(args)} were given (extra: {extra})"
 
 
+def described(spec: JobSpec) -> str:
+    """The job's name and signature, as `jobctl jobs` shows them: "resize(path: str, width: int = 800)"."""
+    return f"{spec.name}{signature_of(spec)}"
+
+
 def signature_of(spec: JobSpec) -> inspect.Signature:
     if spec.func is not None:
         return _signature(spec.func)
@@ -135,9 +139,7 @@ def _declared_signature(name: str, module: str) -> inspect.Signature:
     module is imported only when its source cannot be read or does not show it plainly."""
     function = _find_job_function(name, module)
     if function is None:
-        from .catalogue import resolve
-
-        return _signature(resolve(name).func)
+        return _signature(catalogue.resolve(name).func)
     return _from_ast(function.args, function.returns)
 
 

@@ -74,6 +74,11 @@ def add_middleware(middleware: Middleware) -> None:
     _added.append(middleware)
 
 
+def added() -> list[Middleware]:
+    """The middlewares add_middleware registered, in order."""
+    return list(_added)
+
+
 _AFTER = ("after_attempt", "on_retry", "on_dead")
 
 
@@ -127,13 +132,3 @@ class AfterHooks(Middleware):
 
     def waits_after(self, job_name: str) -> bool:
         raise NotImplementedError
-
-
-def for_worker(log: logging.Logger) -> Chain:
-    """@job's hooks first, then the middlewares the job modules added, then StatsD if configured."""
-    from . import statsd_metrics
-    from .hooks import JobHooks
-
-    sender = statsd_metrics.configured()
-    senders = (sender,) if sender else ()
-    return Chain([JobHooks(), *_added, *senders], log, instant=senders)

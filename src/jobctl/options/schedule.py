@@ -267,3 +267,7 @@ def _aware(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be a timezone-aware datetime, got naive {moment.isoformat()}")
     return moment
+
+
+# what a recurring entry does about the runs it missed while no scheduler ran: the latest one, or none
+CATCH_UP = ("latest", "none")

@@ -1,5 +1,6 @@
-"""A worker's lease enforced by the kernel: a POSIX timer that sends the worker SIGKILL just before
-its lease can lapse, pushed back at each renewal.
+"""Processes the kernel kills for jobctl. A worker's lease enforced by the kernel: a POSIX timer
+that sends the worker SIGKILL just before its lease can lapse, pushed back at each renewal; and
+a worker (or an RQ work horse) that dies with the process that started it (die_with_parent).
 
 A worker frozen past its lease (SIGSTOP, a paused VM or container) must not run one more
 instruction of a job that may already run elsewhere. Checking the lease's age in Python cannot
@@ -16,6 +17,7 @@ worker's own checks remain (worker.py: the control thread, SIGCONT, before each 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import time
 
@@ -69,3 +71,19 @@ class LeaseKill:
         whole = int(seconds)
         spec = _Itimerspec(it_value=_Timespec(whole, int((seconds - whole) * 1e9)))
         self._libc.timer_settime(self._timer, 0, ctypes.byref(spec), None)
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this process when `parent` dies, even by kill -9: a worker when its
+    supervisor dies (so no worker goes on unsupervised beside a restarted supervisor's), an RQ work
+    horse when its worker dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the lease still fences such a worker
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)

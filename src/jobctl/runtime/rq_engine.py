@@ -32,6 +32,7 @@ from ..config.queues import QueueConfig
 from ..errors import ConfigError
 from ..store import keys
 from ..store.connection import connect
+from .leasekill import die_with_parent
 from .worker import EXIT_RECYCLE, worker_name
 
 SERIALIZERS: dict[str, Serializer] = {"pickle": DefaultSerializer, "json": JSONSerializer}
@@ -112,13 +113,11 @@ class _QueueSettings(_RqWorker):
             connection.hset(job.key, mapping=fields)  # type: ignore[arg-type, unused-ignore]
 
     def setup_work_horse_signals(self) -> None:
-        from .supervisor import _die_with_parent
-
         super().setup_work_horse_signals()  # type: ignore[no-untyped-call]  # unannotated in rq
         # The work horse dies with its worker: when the supervisor finds the worker dead and gives
         # its job back, no orphaned horse may still be running it.
         assert self.pid is not None  # the worker's pid, from before the fork (None only for a worker read back)
-        _die_with_parent(self.pid)
+        die_with_parent(self.pid)
 
 
 class JobctlWorker(_QueueSettings, Worker):

@@ -13,7 +13,6 @@ A second signal means now. Nothing is dropped either way.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import select
@@ -31,6 +30,7 @@ from ..options.liveness import LEASE_TTL
 from ..store import keys, transitions
 from ..store.connection import RedisOutage, connect
 from ..store.transitions import Transitions
+from .leasekill import die_with_parent
 from .worker import EXIT_FENCED, EXIT_RECYCLE, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
@@ -38,7 +38,6 @@ SWEEP_EVERY = min(5.0, LEASE_TTL / 4)  # seconds between looks for workers lost 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 QUICK_DEATH = 1.0  # a worker dying this soon after its start, again and again, is restarted ever more slowly
 MAX_RESTART_DELAY = 5.0
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
 PROMOTER_LEASE_MS = 2000  # a promoter that vanished is replaced within this long
 
@@ -240,7 +239,7 @@ class Supervisor:
         if pid == 0:  # the worker process
             code = 1
             try:
-                _die_with_parent(supervisor_pid)
+                die_with_parent(supervisor_pid)
                 signal.set_wakeup_fd(-1)
                 for fd in self._wakeup:
                     os.close(fd)
@@ -409,15 +408,3 @@ def _describe_exit(code: int) -> str:
     if code == EXIT_FENCED:
         return "worker lost its lease (frozen, or cut off from Redis)"
     return f"worker exited (status {code})"
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this worker when its supervisor dies, even by kill -9, so no
-    worker goes on unsupervised beside a restarted supervisor's."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the lease still fences such a worker
-        return
-    if os.getppid() != parent:  # it died before the request took effect
-        os._exit(1)

@@ -51,11 +51,12 @@ from redis.typing import EncodableT, FieldT
 
 from .. import logs
 from ..api.client import Client, use_worker_client
+from ..config import limits
 from ..config.queues import QueueConfig, QueuesConfig
 from ..errors import JobStopped, JobTimeout, LeaseLost, PermanentError
-from ..jobs import catalogue, limits, signatures
+from ..jobs import catalogue, signatures
 from ..jobs.context import Execution
-from ..middleware import base, retries, rq_compat
+from ..middleware import base, retries, rq_compat, stack
 from ..middleware.rq_compat import RqOptions
 from ..options.liveness import HEARTBEAT_INTERVAL, LEASE_TTL
 from ..store import joboutput, keys
@@ -156,7 +157,7 @@ class Worker:
         self.executor = Executor()
         self.tracker = Tracker(self.name)
         self.log = logs.get()
-        self.middleware = base.for_worker(self.log)
+        self.middleware = stack.for_worker(self.log)
         self.limits = limits.limits_of(queues)  # the fetch scripts' `limits` (limits.py)
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE

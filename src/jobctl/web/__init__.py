@@ -86,8 +86,9 @@ def serve(
     import uvicorn
 
     from .. import logs
-    from .app import Dashboard, create_app
+    from .app import create_app
     from .auth import Auth
+    from .board import Dashboard
 
     given = os.environ.get(TOKEN_ENV, "").strip()
     if given:

@@ -23,7 +23,7 @@ from ..api import admin, reads
 from ..errors import UsageError
 from ..options.durations import parse_duration
 from ..store.jobdata import STATES
-from .app import Dashboard, JSONBody, csrf_refusal, dashboard, error_page, render, session_of
+from .board import Dashboard, JSONBody, csrf_refusal, dashboard, error_page, render, session_of
 from .pages import flash_redirect
 
 CONFLICT = 409  # the job is not in a state the action applies to

@@ -19,8 +19,8 @@ from ..api import reads
 from ..errors import UsageError
 from ..store.jobdata import STATES
 from . import charts
-from .app import FLASH_COOKIE, JSONBody, csrf_refusal, dashboard, render, session_of
 from .auth import COOKIE, SESSION_SECONDS, client_address
+from .board import FLASH_COOKIE, JSONBody, csrf_refusal, dashboard, render, session_of
 
 HOUR, DAY = 60, 1440  # minutes
 PREVIEW_CHARS = 200  # of a job's arguments a list row shows, on hover

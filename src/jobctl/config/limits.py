@@ -22,58 +22,20 @@ command for them. All hosts are expected to run the same code and queue.yml.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..options.durations import parse_duration
+from ..jobs import catalogue
+from ..options.rates import Rate
 from ..store import keys
 
 if TYPE_CHECKING:
-    from ..config.queues import QueueConfig
-
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|m|h|d|sec|second|min|minute|hour|day|\d+(?:\.\d+)?\s*(?:ms|s|m|h|d))\s*$")
-_PERIODS = {
-    "s": 1,
-    "sec": 1,
-    "second": 1,
-    "m": 60,
-    "min": 60,
-    "minute": 60,
-    "h": 3600,
-    "hour": 3600,
-    "d": 86400,
-    "day": 86400,
-}
-
-
-@dataclass(frozen=True)
-class Rate:
-    count: int
-    period: float  # seconds
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def parse_rate(value: object) -> Rate:
-    """A rate: "10/s", "600/m", "1000/h", "5/d" or "3/10s"; raises ValueError."""
-    if not isinstance(value, str) or not (match := _RATE.match(value)) or int(match.group(1)) < 1:
-        raise ValueError(f"expected a rate like 10/s, 600/m or 1000/h, got {value!r}")
-    unit = match.group(2)
-    period = _PERIODS[unit] if unit in _PERIODS else parse_duration(unit.replace(" ", ""))
-    if period <= 0:
-        raise ValueError(f"expected a rate over a period longer than zero, got {value!r}")
-    return Rate(int(match.group(1)), float(period), value.strip())
+    from .queues import QueueConfig
 
 
 def limits_of(queues: Iterable[QueueConfig]) -> dict[str, str]:
     """The limits of every registered job and of the given queues, as lua/lib.lua's `limits`
     table reads them: "count period_seconds" for a rate, N for max_concurrency; none: left out."""
-    from . import catalogue  # registry reads rates from here
-
     fields: dict[str, str] = {}
     for spec in catalogue.all_jobs():
         if spec.rate_limit:
