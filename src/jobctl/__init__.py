@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api.client import AsyncJob, Call, Client, Job, aget, call, connect, get
+    from .api.context import progress
     from .api.decorators import job
     from .api.events import on
     from .api.handle import Handle, Progress
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
         RedisUnavailable,
     )
     from .jobs.catalogue import callback
-    from .jobs.context import progress
     from .middleware.base import Middleware, add_middleware
 
 __all__ = [
@@ -93,7 +93,7 @@ _MODULE_OF = {
     "call": "api.client",
     "connect": "api.client",
     "get": "api.client",
-    "progress": "jobs.context",
+    "progress": "api.context",
     "ArgumentMismatch": "errors",
     "BlockingCall": "errors",
     "ConfigError": "errors",

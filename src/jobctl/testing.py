@@ -39,10 +39,10 @@ from typing import Any, TypeVar
 
 from .api import producer
 from .api.client import Client, InlineRunner, current_client, inline_mode, not_json, set_default
+from .api.context import Execution, executing
 from .api.handle import Handle, _Look
 from .errors import BlockingCall, NotJSON, ResultError
 from .jobs import catalogue, signatures
-from .jobs.context import Execution, executing
 from .runtime import worker
 from .runtime.leasekill import PR_SET_PDEATHSIG
 from .store import keys

@@ -34,11 +34,10 @@ import redis
 from ..config.queues import QueueConfig, QueuesConfig, is_queue_name, load_queues
 from ..config.settings import DEFAULT_CONFIG
 from ..errors import ConfigError, JobNotFound, NotJSON, UnknownJob, UnknownParent
-from ..jobs import context
 from ..options.durations import parse_duration
 from ..options.strictjson import MAX_DEPTH
 from ..store import keys
-from . import producer
+from . import context, producer
 from .handle import Handle
 
 if TYPE_CHECKING:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from ..api.context import Execution, executing
 from ..errors import JobStopped, JobTimeout
-from ..jobs.context import Execution, executing
 
 
 @dataclass

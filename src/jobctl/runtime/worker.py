@@ -51,11 +51,11 @@ from redis.typing import EncodableT, FieldT
 
 from .. import logs
 from ..api.client import Client, use_worker_client
+from ..api.context import Execution
 from ..config import limits
 from ..config.queues import QueueConfig, QueuesConfig
 from ..errors import JobStopped, JobTimeout, LeaseLost, PermanentError
 from ..jobs import catalogue, signatures
-from ..jobs.context import Execution
 from ..middleware import base, retries, rq_compat, stack
 from ..middleware.rq_compat import RqOptions
 from ..options.liveness import HEARTBEAT_INTERVAL, LEASE_TTL

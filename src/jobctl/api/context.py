@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..api.client import Client
+    from .client import Client
 
 ProgressListener = Callable[[float, "str | None"], None]
 
