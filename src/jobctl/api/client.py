@@ -33,12 +33,16 @@ import redis
 
 from ..config.queues import QueueConfig, QueuesConfig, is_queue_name, load_queues
 from ..config.settings import DEFAULT_CONFIG
-from ..errors import ConfigError, JobNotFound, NotJSON, UnknownJob, UnknownParent
+from ..errors import BlockingCall, ConfigError, JobNotFound, NotJSON, UnknownJob, UnknownParent
 from ..options.durations import parse_duration
 from ..options.strictjson import MAX_DEPTH
 from ..store import keys
+from ..store.connection import async_connect, mask_url, resolve_url, unavailable
+from ..store.connection import connect as connect_redis
+from ..store.transitions import AsyncTransitions
 from . import context, producer
 from .handle import Handle
+from .reads import resolve_job_id
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -93,13 +97,11 @@ class Client:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        from ..store.connection import mask_url
 
         return f"<jobctl.Client {mask_url(self._url) if self._url else 'default Redis'}>"
 
     @cached_property
     def url(self) -> str:
-        from ..store.connection import resolve_url
 
         return resolve_url(self._url or os.environ.get("REDIS_URL") or None)
 
@@ -119,11 +121,9 @@ class Client:
         """This process's redis-py client (one connection pool per process)."""
         self._check_fork()
         if self._connection is None:
-            from ..store.connection import connect
-
             with self._lock:
                 if self._connection is None:
-                    self._connection = connect(self.url, check=False, socket_timeout=self.socket_timeout)
+                    self._connection = connect_redis(self.url, check=False, socket_timeout=self.socket_timeout)
         return self._connection
 
     def async_connection(self) -> redis.asyncio.Redis:
@@ -134,8 +134,6 @@ class Client:
         return self._async_pair()[1]
 
     def _async_pair(self) -> tuple[redis.asyncio.Redis, AsyncTransitions]:
-        from ..store.connection import async_connect
-        from ..store.transitions import AsyncTransitions
 
         self._check_fork()
         loop = asyncio.get_running_loop()
@@ -175,8 +173,6 @@ class Client:
         try:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            from ..store.connection import unavailable
-
             raise unavailable(exc, self._url or os.environ.get("REDIS_URL") or "the embedded Redis") from None
 
     @staticmethod
@@ -186,7 +182,6 @@ class Client:
             asyncio.get_running_loop()
         except RuntimeError:
             return
-        from ..errors import BlockingCall
 
         instead = f"await .{async_form}(...)" if async_form else "await asyncio.to_thread(...) around it"
         raise BlockingCall(f"{call}() blocks, and this thread runs an event loop: use {instead} instead")
@@ -196,8 +191,6 @@ class Client:
     def get(self, job_id_or_prefix: str) -> Handle[Any]:
         """A handle on any job (also one the CLI or RQ enqueued), by its id or a unique prefix
         of it (at least 6 characters). Raises JobNotFound."""
-        from .reads import resolve_job_id
-
         self.refuse_in_event_loop("get", "")
         with self.translated_errors():
             try:

@@ -21,6 +21,7 @@ import sys
 
 import typer
 
+from .. import __version__, logs
 from ..config.settings import DEFAULT_CONFIG, DEFAULT_RECURRING, Settings
 from ..errors import JobctlError, UsageError
 from . import config, jobs, processes, queues
@@ -96,8 +97,6 @@ def main_options(
     )
     import logging
 
-    from .. import logs
-
     if quiet and verbose:
         raise UsageError("--quiet and --verbose: give one or the other")
     if log_format not in logs.FORMATS:
@@ -110,14 +109,13 @@ def main_options(
 
 def _print_version(shown: bool) -> None:
     if shown:
-        from .. import __version__
-
         console().print(f"jobctl {__version__}", highlight=False)
         raise typer.Exit()
 
 
 def _option_sources(ctx: typer.Context, settings_of: dict[str, str]) -> dict[str, str]:
     """Where each global option's value came from, for `jobctl config`."""
+    # imported here, not at start-up: only this command needs it
     from ..config.settings import DEFAULT_SOURCE, env_source, flag_source
 
     sources = {}
@@ -206,6 +204,7 @@ def main() -> None:
         redis = sys.modules.get("redis")  # only a command that imported Redis can lose its connection
         if redis is None or not isinstance(exc, redis.ConnectionError):
             raise
+        # imported here, not at start-up: only this command needs it
         from ..store.connection import unavailable_reason
 
         errors().print(f"jobctl: error: lost the connection to Redis: {unavailable_reason(exc)}", highlight=False)

@@ -18,6 +18,7 @@ import typer
 
 from ..config.settings import DEFAULT_CONFIG, Settings
 from ..errors import JobctlError, UsageError
+from ..options.durations import parse_duration
 from ..terminal import printable
 
 if TYPE_CHECKING:
@@ -99,8 +100,6 @@ def print_json_list(head: dict[str, Any], key: str, items: Iterable[Any]) -> Non
 
 def duration_option(option: str, text: str) -> float:
     """Seconds of a duration option (30s, 5m, 2h, 7d); UsageError naming the option otherwise."""
-    from ..options.durations import parse_duration
-
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -118,6 +117,7 @@ def configured_queues(settings: Settings, names: list[str], where: str) -> list[
 
 def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:
     """Queue names from queue.yml (the --config in effect on the command line being completed)."""
+    # imported here, not at start-up: only this command needs it
     from ..config.queues import load_queues
 
     try:
@@ -129,6 +129,7 @@ def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:
 
 def complete_job(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """Registered job names (built-in and --jobs modules), each with its queue as help."""
+    # imported here, not at start-up: only this command needs it
     from ..jobs import catalogue
 
     try:

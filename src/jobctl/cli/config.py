@@ -17,6 +17,7 @@ def config(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     if as_json:
         print_json(effective)
         return
+    # imported here, not at start-up: only this command needs it
     from . import views
 
     for table in views.config_tables(effective):
@@ -28,6 +29,7 @@ def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
 
     Example: JOBCTL_JOBS=myapp.jobs jobctl jobs
     """
+    # imported here, not at start-up: only this command needs it
     from ..api.events import subscriptions
     from ..jobs import catalogue
     from . import views

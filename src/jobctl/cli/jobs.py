@@ -9,7 +9,9 @@ from typing import Any
 import typer
 
 from ..config.settings import Settings
-from ..errors import DuplicateJob, Interrupted, JobctlError, UsageError
+from ..errors import DuplicateJob, Interrupted, JobctlError, RedisOutOfMemory, UsageError
+from ..options import strictjson
+from ..store.keys import JOB_ID
 from ..terminal import printable
 from .common import (
     complete_job,
@@ -31,8 +33,6 @@ def parse_value(text: str, where: str) -> Any:
     """A command-line value: strict JSON where it parses (5, true, [1,2], {"a":1}), a string
     otherwise: NaN, Infinity and 1e999 too, which are no JSON numbers (strictjson.py). JSON
     nested beyond strictjson.MAX_DEPTH is refused with a UsageError naming `where`."""
-    from ..options import strictjson
-
     try:
         return strictjson.loads(text)
     except strictjson.TooDeep as exc:
@@ -110,9 +110,9 @@ def enqueue(
 
     Example: jobctl enqueue channel_sync UC5g8GxrZysRS2dAb4yieC9o --in 5m
     """
+    # imported here, not at start-up: only this command needs it
     from ..api.producer import ID_EXPECTED
     from ..api.producer import enqueue as put
-    from ..store.keys import JOB_ID
 
     settings: Settings = ctx.obj
     if from_file is not None:
@@ -133,6 +133,7 @@ def enqueue(
     run_at = parse_run_at(delay, at, time.time())
     parents: list[str] = []
     if depends_on:
+        # imported here, not at start-up: only this command needs it
         from ..api.reads import resolve_job_id
 
         parents = [resolve_job_id(settings.connection, parent, "--depends-on") for parent in depends_on]
@@ -158,12 +159,14 @@ def enqueue(
         raise typer.Exit(1) from None
     if not wait:
         if as_json:
+            # imported here, not at start-up: only this command needs it
             from ..api.reads import job as job_view
 
             print_json(job_view(settings.connection, queued.id).to_dict())
         else:
             print_plain(queued.id)
         return
+    # imported here, not at start-up: only this command needs it
     from . import views
 
     with views.ctrl_c() as stop:  # from before the id is printed: a Ctrl-C once it is shown says what to do
@@ -186,8 +189,8 @@ def enqueue(
 def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, skip: int, as_json: bool) -> None:
     """`enqueue --from`: every line checked first, then stored in atomic batches with a progress
     bar. SIGINT/SIGTERM stop it between two batches and say how to resume."""
+    # imported here, not at start-up: only this command needs it
     from ..api.producer import calls_from_json_lines, enqueue_many
-    from ..errors import RedisOutOfMemory
     from .views import batch_progress
 
     try:
@@ -251,6 +254,7 @@ def show(
 
     Example: jobctl show 0b5c9c1e --all
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import reads
     from . import views
 
@@ -277,6 +281,7 @@ def logs(
 
     Example: jobctl logs 0b5c9c1e --follow
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import reads
     from ..store import joboutput
     from . import views
@@ -316,6 +321,7 @@ def cancel(
 
     Example: jobctl cancel 0b5c9c1e-1f0a-4c1e-9a57-2f1c4e3b2a10
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import admin, reads
 
     settings: Settings = ctx.obj
@@ -372,14 +378,13 @@ def emit(
 
     Example: jobctl emit user.signup '{"user_id": 42, "email": "ada@example.com"}'
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import events
 
     settings: Settings = ctx.obj
     settings.load_jobs()
     value = None
     if payload is not None:
-        from ..options import strictjson
-
         try:
             value = strictjson.loads(payload)
         except ValueError as exc:
@@ -406,6 +411,7 @@ def search(
 
     Example: jobctl search "how often should a job be retried" --collection demo
     """
+    # imported here, not at start-up: only this command needs it
     from ..builtin.search import search as find
     from . import views
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from .. import logs
 from ..config.settings import Settings
 from ..errors import UsageError
 from .common import complete_queue, console, errors, notes, print_json
@@ -21,6 +22,7 @@ def init(
 
     Example: jobctl init myproject && cd myproject && JOBCTL_JOBS=example_jobs jobctl work
     """
+    # imported here, not at start-up: only this command needs it
     from .scaffold import write_project
 
     written = write_project(directory, force=force)
@@ -68,7 +70,7 @@ def work(
 
     Example: jobctl work --queue default --queue analytics --metrics-port 9121
     """
-    from .. import logs
+    # imported here, not at start-up: only this command needs it
     from ..middleware import statsd_metrics
     from ..runtime.supervisor import Supervisor
 
@@ -81,6 +83,7 @@ def work(
     settings.load_jobs()
     queues = settings.queues.select(queue)
     if len(queue or []) > 1:
+        # imported here, not at start-up: only this command needs it
         from ..runtime.rq_engine import check_pool
 
         check_pool(queues)
@@ -95,6 +98,7 @@ def work(
     )
     exporter = None
     if metrics_port is not None:
+        # imported here, not at start-up: only this command needs it
         from ..web import metrics
 
         exporter = metrics.serve(settings.url, settings.queues, metrics_port, metrics_host)
@@ -127,15 +131,17 @@ def scheduler(
         now = datetime.now().astimezone()
         rows = [(entry, entry.schedule.next_runs(now, 3)) for entry in entries]
         if as_json:
+            # imported here, not at start-up: only this command needs it
             from ..config.settings import entry_fields
 
             print_json([{**entry_fields(e), "next_runs": [t.isoformat() for t in runs]} for e, runs in rows])
         else:
+            # imported here, not at start-up: only this command needs it
             from . import views
 
             console().print(views.recurring_table(rows))
         return
-    from .. import logs
+    # imported here, not at start-up: only this command needs it
     from ..config.queues import RecurringEntry, load_recurring
     from ..runtime.scheduler import Scheduler
 
@@ -159,6 +165,7 @@ def metrics(
 
     Example: jobctl metrics --port 9121 --host 127.0.0.1
     """
+    # imported here, not at start-up: only this command needs it
     from ..web import metrics as exporter
 
     settings: Settings = ctx.obj
@@ -207,6 +214,7 @@ def web(
 
     Example: JOBCTL_WEB_TOKEN=$(openssl rand -hex 16) jobctl web --port 9181
     """
+    # imported here, not at start-up: only this command needs it
     from ..web import parse_host_names, parse_proxy_addresses, serve
 
     serve(
@@ -225,6 +233,7 @@ def demo(ctx: typer.Context) -> None:
 
     Example: jobctl demo
     """
+    # imported here, not at start-up: only this command needs it
     from .demo import run_demo
 
     raise typer.Exit(run_demo(ctx.obj, console()))

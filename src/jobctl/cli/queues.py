@@ -36,6 +36,7 @@ def status(
 
     Example: jobctl status --json | jq '.queues[] | {name, queued, dead, latency_seconds}'
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import reads
 
     settings: Settings = ctx.obj
@@ -47,6 +48,7 @@ def status(
     if as_json:
         print_json(reads.overview(connection, config).to_dict())
         return
+    # imported here, not at start-up: only this command needs it
     from . import views
 
     if live:
@@ -69,6 +71,7 @@ def stats(
 
     Example: jobctl stats --job channel_sync --json | jq '.jobs[0] | {runs, error_rate, p95_run_seconds}'
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import reads
     from ..jobs import catalogue
 
@@ -79,6 +82,7 @@ def stats(
     if as_json:
         print_json(found.to_dict())
     else:
+        # imported here, not at start-up: only this command needs it
         from . import views
 
         console().print(views.stats_tables(found, recent))
@@ -102,6 +106,7 @@ def health(
 
     Example: jobctl health || echo "jobctl workers on $(hostname) are down"
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import admin
 
     settings: Settings = ctx.obj
@@ -117,6 +122,7 @@ def health(
 
 
 def _set_paused(settings: Settings, queues: list[str], paused: bool) -> None:
+    # imported here, not at start-up: only this command needs it
     from ..api import admin
 
     command = "pause" if paused else "resume"
@@ -151,6 +157,7 @@ def resume(
 
 
 def _complete_purge_state(incomplete: str) -> list[str]:
+    # imported here, not at start-up: only this command needs it
     from ..api.admin import PURGEABLE
 
     return [state for state in PURGEABLE if state.startswith(incomplete)]
@@ -172,6 +179,7 @@ def purge(
 
     Example: jobctl purge analytics --state dead --older-than 7d --dry-run
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import admin
 
     settings: Settings = ctx.obj
@@ -224,6 +232,7 @@ def requeue_dead(
 
     Example: jobctl requeue-dead --queue analytics --dry-run
     """
+    # imported here, not at start-up: only this command needs it
     from ..api import admin, reads
 
     settings: Settings = ctx.obj

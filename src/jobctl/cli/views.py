@@ -470,6 +470,7 @@ OUTPUT_TAIL_LINES = 20
 def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
     """`show`: the job's table, its dependency graph as a tree when it has one, the traceback of
     its last failed attempt (every attempt's with `all_attempts`) and the tail of its output."""
+    # redis-py: loaded by the views that read Redis, not by `jobctl config` or `jobctl jobs`
     from ..api.reads import attempt_timings
 
     attempts = detail.attempts
@@ -543,6 +544,7 @@ def follow(
     view, or None once `stop` is set (by `ctrl_c()`)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+    # redis-py: loaded by the views that read Redis, not by `jobctl config` or `jobctl jobs`
     from ..api import reads
 
     with Progress(
@@ -582,6 +584,7 @@ def follow_output(
 ) -> bool:
     """`logs --follow`: print the attempt's new output as it is stored, moving on to the next
     attempt when the job is retried (unless `fixed`), until the job ends (True) or Ctrl-C (False)."""
+    # redis-py: loaded by the views that read Redis, not by `jobctl config` or `jobctl jobs`
     from ..api import reads
     from ..store import joboutput
 

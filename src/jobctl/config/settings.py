@@ -14,6 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..options.durations import format_exact
+
 if TYPE_CHECKING:
     import redis
 
@@ -43,7 +45,7 @@ def env_source(variable: str) -> str:
 
 def setting_text(name: str, value: Any) -> str:
     """A queue setting as an operator writes it: 5m, 30d, off, [10s, 1m]."""
-    from ..options.durations import format_exact
+    # PyYAML (queues.py reads queue.yml): imported on first use, not at the CLI's start-up
     from .queues import DURATION_SETTINGS
 
     if value is None or value is False:
@@ -89,6 +91,7 @@ class Settings:
 
         The embedded Redis belongs to a project directory: it is only started once that
         directory's queue.yml is valid, so a mistyped directory leaves no server behind."""
+        # redis-py: imported on first use, not at the CLI's start-up
         from ..store.connection import resolve_url
 
         if not self.redis_url:
@@ -97,24 +100,28 @@ class Settings:
 
     @cached_property
     def connection(self) -> redis.Redis:
+        # redis-py: imported on first use, not at the CLI's start-up
         from ..store.connection import connect
 
         return connect(self.url)
 
     @cached_property
     def queues(self) -> QueuesConfig:
+        # PyYAML (queues.py reads queue.yml): imported on first use, not at the CLI's start-up
         from .queues import load_queues
 
         return load_queues(self.config_path)
 
     def load_jobs(self) -> None:
         if not self._jobs_loaded:
+            # the job catalogue (and its cron parser): imported on first use, not at start-up
             from ..jobs import catalogue
 
             catalogue.load(self.job_modules)
             self._jobs_loaded = True
 
     def recurring(self) -> list[RecurringEntry]:
+        # PyYAML (queues.py reads queue.yml): imported on first use, not at the CLI's start-up
         from .queues import load_recurring
 
         self.load_jobs()
@@ -128,6 +135,7 @@ class Settings:
 
         Validates queue.yml and recurring.yml on the way (a bad file raises ConfigError) but
         never connects to Redis or starts the embedded one."""
+        # redis-py: imported on first use, not at the CLI's start-up
         from ..store.connection import embedded_socket, mask_url
 
         if self.redis_url:
@@ -153,6 +161,7 @@ class Settings:
     def _queue_settings(self) -> list[dict[str, Any]]:
         from dataclasses import fields
 
+        # PyYAML (queues.py reads queue.yml): imported on first use, not at the CLI's start-up
         from . import yamlfile
         from .queues import QueueConfig
 

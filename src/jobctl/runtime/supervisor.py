@@ -292,6 +292,7 @@ class Supervisor:
         culprits, slot.killed_for, slot.culprits = slot.culprits, "", []
         crashed = not clean and not self.stop_requested
         if not clean and slot.queues[0].engine == "rq":  # its job goes back RQ's way; recover() below unregisters it
+            # imported only here: jobctl's workers do without rq
             from . import rq_engine
 
             self._guarded(lambda: rq_engine.give_back(self.connection, slot.worker_name, slot.queues, how))

@@ -12,6 +12,7 @@ import os
 import re
 import secrets
 
+from .. import logs
 from ..config.settings import Settings
 from ..errors import UsageError
 
@@ -83,9 +84,9 @@ def serve(
     generated and printed once, in a login URL whose #fragment never reaches a server or a log.
     `hosts`: names the Host header may carry (parse_host_names()); `proxies`: whose forwarded
     headers to believe (parse_proxy_addresses()), none by default."""
+    # Starlette, Jinja2 and uvicorn: loaded when the dashboard starts, not with the CLI
     import uvicorn
 
-    from .. import logs
     from .app import create_app
     from .auth import Auth
     from .board import Dashboard
