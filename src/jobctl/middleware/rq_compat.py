@@ -1,4 +1,4 @@
-"""What code written for RQ expects of the worker that runs its jobs (issue 14).
+"""What code written for RQ expects of the worker that runs its jobs (tests/test_rq_compat.py).
 
 A job RQ's own API enqueued with JSONSerializer may carry RQ's per-job options in its hash:
 a `Retry` budget (`retries_left`, `retry_intervals`), callbacks (`success_callback_name`, ...)

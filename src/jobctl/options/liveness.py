@@ -1,6 +1,6 @@
 """How long a jobctl process counts as alive without a sign of life. Workers (their lease),
-supervisors, the scheduler and the health check all use this one window (issue 17: they had
-three, of 20, 30 and 5 seconds). JOBCTL_LEASE_TTL shortens it (tests) or lengthens it (hosts
+supervisors, the scheduler and the health check all use this one window, so none of them counts
+a process as dead while another still counts it as alive. JOBCTL_LEASE_TTL shortens it (tests) or lengthens it (hosts
 that pause for long)."""
 
 import os

@@ -155,7 +155,7 @@ class Supervisor:
     def _wake_on_signals(self) -> None:
         """A worker's exit (SIGCHLD) or a stop signal ends the supervisor's sleep at once: a
         recycled worker is replaced, and a crashed one's jobs go back, without waiting for the
-        next tick (issue 12: with the default max_jobs, waiting cost ~10% of throughput)."""
+        next tick (with the default max_jobs, waiting for it cost ~10% of throughput: bench/throughput.py)."""
         self._wakeup = os.pipe()
         for fd in self._wakeup:
             os.set_blocking(fd, False)

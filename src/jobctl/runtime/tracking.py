@@ -1,7 +1,8 @@
 """Job tracking, counted in memory by each worker and flushed to Redis about once a second.
 
 Sidekiq counts processed and failed jobs in memory and writes them with its heartbeat; jobctl
-does the same for all of its job tracking (issue 12): counters per job type and per queue, the
+does the same for all of its job tracking, to keep Redis commands per job few
+(bench/redis_instructions.py): counters per job type and per queue, the
 run-time histogram, the throughput windows, the recent executions and failures, and the
 worker's own job counts and state. The outcome scripts then do only what a job's safety needs,
 and the numbers `status`, `stats`, the metrics and the dashboard read stay exact: a flush that

@@ -344,7 +344,7 @@ def resolve_url(url: str | None, home: str | Path = EMBEDDED_HOME) -> str:
 class RedisOutage:
     """How a long-lived process (worker, supervisor, scheduler) waits out Redis being away: which
     errors mean "wait and retry", one log line when Redis goes away and one when it is back, and
-    how long to wait between tries (issue 17: each had its own)."""
+    how long to wait between tries: the same for every one of them."""
 
     DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # seconds before each next try
 

@@ -9,7 +9,7 @@ that capture; everywhere else the proxies write straight to the original streams
 A capture keeps the last OUTPUT_LIMIT bytes of an attempt and stores them in Redis from a
 background thread at most every FLUSH_INTERVAL seconds, and once more when the attempt ends,
 so a chatty job costs one round trip per interval, not one per line. An attempt that printed
-nothing and raised nothing stores nothing: a silent job costs no Redis command (issue 12). Each complete line is
+nothing and raised nothing stores nothing: a silent job costs no Redis command. Each complete line is
 also logged on the worker's own log (event `job.output`, the job id in the line, and a field
 of its own in `--log-format json`), and the worker's log records carry the job id they were
 logged for.

@@ -3,8 +3,8 @@
 The `rq:` keys are RQ's own layout (RQ 2.x), so `rq info`, rq-dashboard and `rq.job.Job.fetch`
 see jobctl's queues, workers and jobs. The `jobctl:` keys hold what RQ has no place for: each
 worker's in-flight list (what makes crash recovery exact), uniqueness claims and job tracking.
-The Lua scripts under `lua/` build the same names from LUA below (issue 17: they used to agree
-by copy).
+The Lua scripts under `lua/` build the same names from LUA below (transitions.py writes them
+as Lua definitions), not from copies of them.
 """
 
 import hashlib
