@@ -1,5 +1,5 @@
 """The data API against a real Redis: known numbers of jobs in every state, read back through
-api.overview / api.job_detail and through `status --json` / `show --json`, exactly."""
+api.overview / jobdetail.job_detail and through `status --json` / `show --json`, exactly."""
 
 import json
 import time

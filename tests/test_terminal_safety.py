@@ -66,7 +66,7 @@ def test_search_hits_and_markup_are_shown_as_data():
 
 
 def test_demo_results_and_dependency_graphs_are_shown_as_data():
-    from jobctl.api.reads import JobDetail, Relative
+    from jobctl.api.jobdetail import JobDetail, Relative
     from jobctl.store.jobdata import JobView
 
     finished = JobView("j1", "add", "default", "finished", result={"note": HOSTILE + "result"})

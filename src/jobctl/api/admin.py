@@ -19,7 +19,7 @@ from ..options.liveness import LEASE_TTL
 from ..store import keys
 from ..store.jobdata import RQ_STATUS, JobView
 from ..store.transitions import Transitions
-from . import reads
+from . import joblists, reads, records
 from .producer import enqueue
 
 PURGE_BATCH = 1000  # registry entries per script call: each call holds Redis for about a millisecond
@@ -109,7 +109,7 @@ def _dead_among(connection: redis.Redis, job_ids: list[str]) -> list[JobView]:
             dead.append(JobView.from_hash(job_id, raw))
         else:
             foreign.append(job_id)
-    return dead + [job for job in reads.jobs(connection, foreign) if job.state == "dead"]
+    return dead + [job for job in records.jobs(connection, foreign) if job.state == "dead"]
 
 
 # --- pause / resume ------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def delete(connection: redis.Redis, job_ids: list[str]) -> list[str]:
     (its deferred dependents with it), then its record, results and registry entry go, through
     the same script as `purge`. Returns the ids deleted; a started job is left alone."""
     transitions, deleted, now = Transitions(connection), [], time.time()
-    for job in reads.jobs(connection, job_ids):
+    for job in records.jobs(connection, job_ids):
         state = job.state
         if state in ("queued", "scheduled", "deferred"):
             transitions.cancel(job.id, now, CANCEL_REASON)
@@ -273,21 +273,21 @@ def run_recurring_now(connection: redis.Redis, config: QueuesConfig, entry: Recu
     return enqueue(connection, config, entry.job, list(entry.args), entry.kwargs, queue=entry.queue).id
 
 
-def requeue_dead_matching(connection: redis.Redis, queues: list[str], where: reads.JobFilter) -> int:
+def requeue_dead_matching(connection: redis.Redis, queues: list[str], where: joblists.JobFilter) -> int:
     """Requeue every dead job of `queues` that matches; returns how many."""
     return sum(
         len(requeue_dead(connection, [], [job.id for job in batch]))
         for queue in queues
-        for batch in reads.matching_job_batches(connection, "dead", queue, where)
+        for batch in joblists.matching_job_batches(connection, "dead", queue, where)
     )
 
 
-def delete_matching(connection: redis.Redis, state: str, queues: list[str], where: reads.JobFilter) -> int:
+def delete_matching(connection: redis.Redis, state: str, queues: list[str], where: joblists.JobFilter) -> int:
     """Delete every `state` job of `queues` that matches (not started ones); returns how many."""
     return sum(
         len(delete(connection, [job.id for job in batch]))
         for queue in queues
-        for batch in reads.matching_job_batches(connection, state, queue, where)
+        for batch in joblists.matching_job_batches(connection, state, queue, where)
     )
 
 

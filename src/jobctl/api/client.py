@@ -42,7 +42,7 @@ from ..store.connection import connect as connect_redis
 from ..store.transitions import AsyncTransitions
 from . import context, producer
 from .handle import Handle
-from .reads import resolve_job_id
+from .records import resolve_job_id
 
 if TYPE_CHECKING:
     import redis.asyncio

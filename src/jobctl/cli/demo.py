@@ -14,7 +14,7 @@ from rich.text import Text
 from sqlalchemy import func, select
 
 from .. import logs
-from ..api import reads
+from ..api import reads, records
 from ..api.producer import enqueue
 from ..builtin import store
 from ..config.queues import with_overrides
@@ -123,7 +123,7 @@ def run_demo(settings: Settings, console: Console) -> int:
     Supervisor(settings.url, list(config.queues.values()), burst=True).run()
 
     console.print()
-    console.print(views.outcome_table(reads.jobs(connection, [job.id for job in enqueued]), console.width))
+    console.print(views.outcome_table(records.jobs(connection, [job.id for job in enqueued]), console.width))
     console.print(views.status_tables(reads.overview(connection, config), width=console.width))
     for line in demo_summary():
         console.print(line, highlight=False)

@@ -134,7 +134,7 @@ def enqueue(
     parents: list[str] = []
     if depends_on:
         # imported here, not at start-up: only this command needs it
-        from ..api.reads import resolve_job_id
+        from ..api.records import resolve_job_id
 
         parents = [resolve_job_id(settings.connection, parent, "--depends-on") for parent in depends_on]
     try:
@@ -160,7 +160,7 @@ def enqueue(
     if not wait:
         if as_json:
             # imported here, not at start-up: only this command needs it
-            from ..api.reads import job as job_view
+            from ..api.records import job as job_view
 
             print_json(job_view(settings.connection, queued.id).to_dict())
         else:
@@ -255,13 +255,13 @@ def show(
     Example: jobctl show 0b5c9c1e --all
     """
     # imported here, not at start-up: only this command needs it
-    from ..api import reads
+    from ..api import jobdetail, records
     from . import views
 
     settings: Settings = ctx.obj
     connection = settings.connection
-    detail = reads.job_detail(
-        connection, reads.resolve_job_id(connection, job_id), settings.queues.pickle_queues, settings.queues
+    detail = jobdetail.job_detail(
+        connection, records.resolve_job_id(connection, job_id), settings.queues.pickle_queues, settings.queues
     )
     if as_json:
         print_json(detail.to_dict())
@@ -282,13 +282,13 @@ def logs(
     Example: jobctl logs 0b5c9c1e --follow
     """
     # imported here, not at start-up: only this command needs it
-    from ..api import reads
+    from ..api import records
     from ..store import joboutput
     from . import views
 
     settings: Settings = ctx.obj
     connection = settings.connection
-    job = reads.job(connection, reads.resolve_job_id(connection, job_id))
+    job = records.job(connection, records.resolve_job_id(connection, job_id))
     if attempt is not None and attempt > max(job.attempts, 1):
         raise UsageError(f"--attempt {attempt}: job {job.id} has had {job.attempts} attempt(s)")
     numbers = [attempt] if attempt else list(range(1, job.attempts + 1))
@@ -322,7 +322,7 @@ def cancel(
     Example: jobctl cancel 0b5c9c1e-1f0a-4c1e-9a57-2f1c4e3b2a10
     """
     # imported here, not at start-up: only this command needs it
-    from ..api import admin, reads
+    from ..api import admin, records
 
     settings: Settings = ctx.obj
     connection = settings.connection
@@ -330,7 +330,7 @@ def cancel(
     exit_code = 0
     for given in job_ids:
         try:
-            job_id = reads.resolve_job_id(connection, given)
+            job_id = records.resolve_job_id(connection, given)
         except JobctlError as exc:  # reported, and the other ids are still handled
             exit_code = max(exit_code, exc.exit_code)
             outcomes.append(admin.Cancellation(given, None, False, error=str(exc)))

@@ -72,13 +72,13 @@ def stats(
     Example: jobctl stats --job channel_sync --json | jq '.jobs[0] | {runs, error_rate, p95_run_seconds}'
     """
     # imported here, not at start-up: only this command needs it
-    from ..api import reads
+    from ..api import jobstats
     from ..jobs import catalogue
 
     settings: Settings = ctx.obj
     settings.load_jobs()
     names = [spec.name for spec in catalogue.all_jobs()]
-    found = reads.stats(settings.connection, settings.queues, names, job=job, queue=queue, recent=recent)
+    found = jobstats.stats(settings.connection, settings.queues, names, job=job, queue=queue, recent=recent)
     if as_json:
         print_json(found.to_dict())
     else:
@@ -233,7 +233,7 @@ def requeue_dead(
     Example: jobctl requeue-dead --queue analytics --dry-run
     """
     # imported here, not at start-up: only this command needs it
-    from ..api import admin, reads
+    from ..api import admin, records
 
     settings: Settings = ctx.obj
     if not (queue or job_id or all_queues):
@@ -241,7 +241,7 @@ def requeue_dead(
     queues = [q.name for q in settings.queues.select(queue)] if (queue or all_queues) else []
     age = duration_option("--older-than", older_than) if older_than else None
     connection = settings.connection
-    named = [reads.job(connection, reads.resolve_job_id(connection, given, "--job-id")) for given in job_id or []]
+    named = [records.job(connection, records.resolve_job_id(connection, given, "--job-id")) for given in job_id or []]
     alive = [j for j in named if j.state != "dead"]
     if alive:  # nothing is requeued when one of the jobs named is not dead
         raise OperationFailed(

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
     from rich.style import StyleType
     from rich.tree import Tree
 
-    from ..api.reads import Counters, JobDetail, Overview, Relative, Stats
+    from ..api.jobdetail import JobDetail, Relative
+    from ..api.jobstats import Stats
+    from ..api.reads import Counters, Overview
     from ..config.queues import RecurringEntry
     from ..jobs.catalogue import JobSpec
     from ..store.joboutput import AttemptOutput
@@ -407,7 +409,7 @@ def outcome_table(jobs: list[JobView], width: int) -> Table:
 
 
 def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
-    """One job as a two-column table; `timings` (reads.attempt_timings) adds the times across retries."""
+    """One job as a two-column table; `timings` (jobdetail.attempt_timings) adds the times across retries."""
     grid = DataTable(
         show_header=False, title=data(f"Job {job.id}"), title_justify="left", title_style="bold", box=box.SIMPLE
     )
@@ -471,7 +473,7 @@ def job_detail_view(detail: JobDetail, all_attempts: bool = False) -> Group:
     """`show`: the job's table, its dependency graph as a tree when it has one, the traceback of
     its last failed attempt (every attempt's with `all_attempts`) and the tail of its output."""
     # redis-py: loaded by the views that read Redis, not by `jobctl config` or `jobctl jobs`
-    from ..api.reads import attempt_timings
+    from ..api.jobdetail import attempt_timings
 
     attempts = detail.attempts
     parts: list[RenderableType] = [job_table(detail.job, attempt_timings(detail.job, attempts))]
@@ -545,7 +547,7 @@ def follow(
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     # redis-py: loaded by the views that read Redis, not by `jobctl config` or `jobctl jobs`
-    from ..api import reads
+    from ..api import records
 
     with Progress(
         TextColumn("{task.description}", markup=False),
@@ -557,7 +559,7 @@ def follow(
     ) as bar:
         task = bar.add_task("queued", total=100)
         while not stop.is_set():
-            job = reads.job(connection, job_id)
+            job = records.job(connection, job_id)
             if job.state in ("finished", "dead", "canceled"):
                 return job
             label = job.state
@@ -585,12 +587,12 @@ def follow_output(
     """`logs --follow`: print the attempt's new output as it is stored, moving on to the next
     attempt when the job is retried (unless `fixed`), until the job ends (True) or Ctrl-C (False)."""
     # redis-py: loaded by the views that read Redis, not by `jobctl config` or `jobctl jobs`
-    from ..api import reads
+    from ..api import records
     from ..store import joboutput
 
     with ctrl_c() as stop:
         while not stop.is_set():
-            job = reads.job(connection, job_id)
+            job = records.job(connection, job_id)
             text, seen[attempt], lost = joboutput.read_since(connection, job_id, attempt, seen.get(attempt, 0))
             if lost:
                 notes.print(

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..api import admin, reads
+from ..api import admin, joblists, records
 from ..errors import UsageError
 from ..options.durations import parse_duration
 from ..store.jobdata import STATES
@@ -93,7 +93,7 @@ def cancel(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:
 
 def delete(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:
     job_id = params["job_id"]
-    reads.job(board.connection, job_id)  # 404 for an unknown id
+    records.job(board.connection, job_id)  # 404 for an unknown id
     if admin.delete(board.connection, [job_id]):
         return Outcome(f"deleted {job_id}", {"deleted": [job_id]})
     return Outcome(f"{job_id} is running: it can be deleted once it ended", {"deleted": []}, CONFLICT)
@@ -117,7 +117,7 @@ def bulk(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:
         raise UsageError("only dead jobs can be requeued")
     connection = board.connection
     if form.get("all"):
-        where = reads.JobFilter(str(form.get("job") or "") or None, str(form.get("q") or "") or None)
+        where = joblists.JobFilter(str(form.get("job") or "") or None, str(form.get("q") or "") or None)
         queues = _filtered_queues(board, form)
         if verb == "requeue":
             count = admin.requeue_dead_matching(connection, queues, where)

@@ -26,7 +26,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from ..api import reads
+from ..api import jobstats, reads
 from ..config.queues import QueuesConfig
 from ..errors import JobctlError
 from ..jobs import catalogue
@@ -59,9 +59,9 @@ class JobctlCollector(Collector):
             if self._connection is None:
                 self._connection = self._connection_factory()
             overview = reads.overview(self._connection, self.config, running_in_full=False)
-            names = reads.tracked_job_names(self._connection, self.job_names())
-            job_types = reads.job_type_stats(self._connection, names, history=0)
-            processed = reads.processed_counts(self._connection)
+            names = jobstats.tracked_job_names(self._connection, self.job_names())
+            job_types = jobstats.job_type_stats(self._connection, names, history=0)
+            processed = jobstats.processed_counts(self._connection)
         except (redis.RedisError, JobctlError):
             up.add_metric([], 0)
             yield up
@@ -106,7 +106,7 @@ def _processed_metric(processed: dict[tuple[str, str, str], int]) -> CounterMetr
     return family
 
 
-def _job_type_metrics(job_types: list[reads.JobTypeStats]) -> list[Metric]:
+def _job_type_metrics(job_types: list[jobstats.JobTypeStats]) -> list[Metric]:
     retries = CounterMetricFamily(
         "jobctl_job_retries", "Failed executions that were scheduled for a retry.", labels=["job_name"]
     )

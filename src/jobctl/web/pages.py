@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..api import reads
+from ..api import jobdetail, joblists, jobstats, reads, records
 from ..errors import UsageError
 from ..store.jobdata import STATES
 from . import charts
@@ -86,8 +86,8 @@ def overview(request: Request) -> Response:
     board = dashboard(request)
     view = reads.overview(board.connection, board.config, running_in_full=False)
     names = list(board.config.queues)
-    day = reads.minute_history(board.connection, names, DAY, view.taken_at)
-    hour = reads.MinuteHistory(day.first_minute + DAY - HOUR, day.finished[-HOUR:], day.failed[-HOUR:])
+    day = jobstats.minute_history(board.connection, names, DAY, view.taken_at)
+    hour = jobstats.MinuteHistory(day.first_minute + DAY - HOUR, day.finished[-HOUR:], day.failed[-HOUR:])
     return render(
         request,
         "overview.html",
@@ -118,9 +118,9 @@ def jobs(request: Request) -> Response:
         raise UsageError(f"?state={state!r}: expected one of {', '.join(STATES)}")
     queue = request.query_params.get("queue") or ""
     names = [board.config.get(queue, "?queue").name] if queue else list(board.config.queues)
-    where = reads.JobFilter(request.query_params.get("job") or None, request.query_params.get("q") or None)
-    size = min(_int(request, "size", reads.PAGE_SIZE), 500)
-    page = reads.job_page(board.connection, state, names, start=_int(request, "start", 0), size=size, where=where)
+    where = joblists.JobFilter(request.query_params.get("job") or None, request.query_params.get("q") or None)
+    size = min(_int(request, "size", joblists.PAGE_SIZE), 500)
+    page = joblists.job_page(board.connection, state, names, start=_int(request, "start", 0), size=size, where=where)
     return render(
         request,
         "jobs.html",
@@ -133,7 +133,7 @@ def jobs(request: Request) -> Response:
         states=STATES,
         queue_names=list(board.config.queues),
         job_names=board.job_names,
-        window=reads.FILTER_WINDOW,
+        window=joblists.FILTER_WINDOW,
         preview_chars=PREVIEW_CHARS,
         now=time.time(),
     )
@@ -161,7 +161,7 @@ def shown(value: Any) -> Shown:
 
 def job(request: Request) -> Response:
     board = dashboard(request)
-    detail = reads.job_detail(board.connection, request.path_params["job_id"], config=board.config)
+    detail = jobdetail.job_detail(board.connection, request.path_params["job_id"], config=board.config)
     view = detail.job
     return render(
         request,
@@ -178,7 +178,7 @@ def job(request: Request) -> Response:
 def recurring(request: Request) -> Response:
     board = dashboard(request)
     entries = board.settings.recurring()
-    runs = reads.recurring_runs(board.connection, [entry.name for entry in entries])
+    runs = jobstats.recurring_runs(board.connection, [entry.name for entry in entries])
     now = datetime.now().astimezone()
     rows = [(entry, entry.schedule.next_runs(now, 3), runs[entry.name]) for entry in entries]
     return render(
@@ -195,7 +195,7 @@ def workers(request: Request) -> Response:
     board = dashboard(request)
     found = reads.workers(board.connection)
     in_flight = [job_id for worker in found for job_id in worker.jobs]
-    running = {j.id: j for j in reads.listed_jobs(board.connection, in_flight).views}
+    running = {j.id: j for j in records.listed_jobs(board.connection, in_flight).views}
     hosts: dict[str, list[reads.WorkerSummary]] = {}
     for worker in found:
         hosts.setdefault(worker.host or "?", []).append(worker)
@@ -212,7 +212,7 @@ def workers(request: Request) -> Response:
 
 def stats(request: Request) -> Response:
     board = dashboard(request)
-    found = reads.stats(board.connection, board.config, board.job_names)
+    found = jobstats.stats(board.connection, board.config, board.job_names)
     return render(request, "stats.html", title="Stats", stats=found, now=time.time())
 
 
@@ -226,19 +226,21 @@ def status_json(request: Request) -> Response:
 
 def job_json(request: Request) -> Response:
     board = dashboard(request)
-    return JSONBody(reads.job_detail(board.connection, request.path_params["job_id"], config=board.config).to_dict())
+    return JSONBody(
+        jobdetail.job_detail(board.connection, request.path_params["job_id"], config=board.config).to_dict()
+    )
 
 
 def stats_json(request: Request) -> Response:
     board = dashboard(request)
     params = request.query_params
-    found = reads.stats(
+    found = jobstats.stats(
         board.connection,
         board.config,
         board.job_names,
         job=params.get("job") or None,
         queue=params.get("queue") or None,
-        recent=_int(request, "recent", reads.RECENT_EXECUTIONS),
+        recent=_int(request, "recent", jobstats.RECENT_EXECUTIONS),
     )
     return JSONBody(found.to_dict())
 
