@@ -21,7 +21,7 @@ from ..config.queues import with_overrides
 from ..config.settings import Settings
 from ..runtime.supervisor import Supervisor
 from ..store.connection import mask_url
-from . import views
+from . import jobviews, views
 
 DEMO_RETRY_DELAY = 0.25
 
@@ -123,7 +123,7 @@ def run_demo(settings: Settings, console: Console) -> int:
     Supervisor(settings.url, list(config.queues.values()), burst=True).run()
 
     console.print()
-    console.print(views.outcome_table(records.jobs(connection, [job.id for job in enqueued]), console.width))
+    console.print(jobviews.outcome_table(records.jobs(connection, [job.id for job in enqueued]), console.width))
     console.print(views.status_tables(reads.overview(connection, config), width=console.width))
     for line in demo_summary():
         console.print(line, highlight=False)

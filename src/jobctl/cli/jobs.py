@@ -167,12 +167,12 @@ def enqueue(
             print_plain(queued.id)
         return
     # imported here, not at start-up: only this command needs it
-    from . import views
+    from . import jobviews, views
 
     with views.ctrl_c() as stop:  # from before the id is printed: a Ctrl-C once it is shown says what to do
         if not as_json:
             print_plain(queued.id)  # first: a Ctrl-C or a lost terminal does not lose it
-        final = views.follow(settings.connection, queued.id, notes(settings), stop)
+        final = jobviews.follow(settings.connection, queued.id, notes(settings), stop)
     if final is None:
         fail(
             f"stopped following {queued.id}; the job goes on. Follow it with "
@@ -182,7 +182,7 @@ def enqueue(
     if as_json:
         print_json(final.to_dict())
     else:
-        console().print(views.job_table(final))
+        console().print(jobviews.job_table(final))
     raise typer.Exit(0 if final.state == "finished" else 1)
 
 
@@ -191,7 +191,7 @@ def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, 
     bar. SIGINT/SIGTERM stop it between two batches and say how to resume."""
     # imported here, not at start-up: only this command needs it
     from ..api.producer import calls_from_json_lines, enqueue_many
-    from .views import batch_progress
+    from .jobviews import batch_progress
 
     try:
         stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115 - closed below
@@ -256,7 +256,7 @@ def show(
     """
     # imported here, not at start-up: only this command needs it
     from ..api import jobdetail, records
-    from . import views
+    from . import jobviews
 
     settings: Settings = ctx.obj
     connection = settings.connection
@@ -266,7 +266,7 @@ def show(
     if as_json:
         print_json(detail.to_dict())
     else:
-        console().print(views.job_detail_view(detail, all_attempts))
+        console().print(jobviews.job_detail_view(detail, all_attempts))
 
 
 def logs(
@@ -284,7 +284,7 @@ def logs(
     # imported here, not at start-up: only this command needs it
     from ..api import records
     from ..store import joboutput
-    from . import views
+    from . import jobviews
 
     settings: Settings = ctx.obj
     connection = settings.connection
@@ -302,7 +302,7 @@ def logs(
         sys.stdout.write(printable(output.text, lines=True))
         sys.stdout.flush()
         seen[output.attempt] = output.written
-    if follow and not views.follow_output(
+    if follow and not jobviews.follow_output(
         connection, job.id, attempt or max(job.attempts, 1), seen, progress, fixed=attempt is not None
     ):
         raise typer.Exit(130)  # Ctrl-C
