@@ -9,8 +9,8 @@ import re
 import fakeredis
 import pytest
 
-from jobctl import keys, transitions
-from jobctl.transitions import Refusal
+from jobctl.store import keys, transitions
+from jobctl.store.transitions import Refusal
 
 SCRIPTS = transitions._script_names()
 LUA_FILES = [*SCRIPTS, *(file for file in transitions._included_files() if file != "constants")]
