@@ -334,8 +334,8 @@ class Next(NamedTuple):
 
 
 class _Wire(Protocol):
-    """What _send does with a connection of its own: a redis.connection.Connection, whose methods
-    redis-py leaves unannotated."""
+    """What _send and _execute do with a connection of their own: a redis.connection.Connection,
+    whose methods redis-py leaves unannotated."""
 
     encoder: Encoder
 
@@ -562,7 +562,25 @@ class Transitions(_Scripts):
         return found
 
     def _run(self, name: str, names: Sequence[str], args: Sequence[Any]) -> Any:
-        return _drive(self._calls(name, names, args), self.connection.execute_command)
+        return _drive(self._calls(name, names, args), self._execute)
+
+    def _execute(self, *command: Any) -> Any:
+        """execute_command, but a script call is packed by _packed (its command and KEYS once)."""
+        execute: Callable[..., Any] = self.connection.execute_command
+        if command[0] not in ("FCALL", "EVALSHA"):
+            return execute(*command)
+        pool = self.connection.connection_pool
+        connection = pool.get_connection()
+        own: _Wire = connection
+        try:
+            end = 3 + int(command[2])  # the command, the script, the number of keys, the keys
+            own.send_packed_command([_packed(own.encoder, command[:end], command[end:])])
+            return own.read_response()
+        except (redis.ConnectionError, redis.TimeoutError):
+            own.disconnect()
+            return execute(*command)  # with the client's retries, as before
+        finally:
+            pool.release(connection)
 
     def _send(self, name: str, names: Sequence[str], args: Sequence[Any]) -> Callable[[], Any]:
         """Send a script on a connection of its own without waiting; the function returned reads
