@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -228,26 +228,35 @@ class _Scripts:
     def __init__(self) -> None:
         self._functions = True  # until the server shows it has none
 
-    def _call(self, name: str) -> tuple[str, ...]:
-        """The command, without its arguments, that calls a script (for _send)."""
+    def _call(self, name: str, keys: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The command, without its arguments, that calls a script with `keys` (its KEYS)."""
         if self._functions:
-            return ("FCALL", _function(name), "0")
-        return ("EVALSHA", _sha(name), "0")
+            return ("FCALL", _function(name), len(keys), *keys)
+        return ("EVALSHA", _sha(name), len(keys), *keys)
 
-    def _calls(self, name: str, args: list[Any]) -> Dialogue:
+    def _calls(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Dialogue:
         if self._functions:
             try:
-                return (yield (*self._call(name), *args))
+                return (yield (*self._call(name, keys), *args))
             except redis.ResponseError as exc:
                 if not _undefined(exc):
                     raise
             yield from self._load_library()
             if self._functions:
-                return (yield (*self._call(name), *args))
+                return (yield (*self._call(name, keys), *args))
         try:
-            return (yield (*self._call(name), *args))
+            return (yield (*self._call(name, keys), *args))
         except redis.exceptions.NoScriptError:  # Redis restarted, or never ran it: EVAL caches it too
-            return (yield ("EVAL", _source(name), "0", *args))
+            return (yield ("EVAL", _source(name), len(keys), *keys, *args))
+
+    def enqueue_many(
+        self, queue: str, now: float, fields: bytes, jobs: list[tuple[str, bytes, str]], max_size: int = 0
+    ) -> Dialogue:
+        """Store new jobs (id, data, description) that share every other field (`fields`, as
+        pack_fields makes them), in one call of lua/enqueue_many.lua: the dialogue (drive() or
+        adrive() runs it) whose reply is the number stored, or ['full', jobs queued] when they
+        would take the queue past `max_size`."""
+        return self._calls("enqueue_many", enqueue_many_args(queue, now, fields, jobs, max_size), (keys.queue(queue),))
 
     def _load_library(self) -> Dialogue:
         """Load the library after a call found its function missing; where the server has no
@@ -274,7 +283,8 @@ def _advance(dialogue: Dialogue, reply: Reply) -> tuple[bool, Any]:
         return True, done.value
 
 
-def _drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
+def drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
+    """Run a dialogue with a blocking client's execute_command: its reply."""
     done, value = _advance(dialogue, (None, None))
     while not done:
         try:
@@ -285,7 +295,8 @@ def _drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
     return value
 
 
-async def _adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
+async def adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
+    """drive() with an asyncio client's execute_command."""
     done, value = _advance(dialogue, (None, None))
     while not done:
         try:
@@ -308,28 +319,72 @@ class EnqueueNamed(TypedDict, total=False):
     max_size: int
 
 
-def enqueue_args(job_id: str, queue: str, fields: dict[str, Any], **given: Unpack[EnqueueNamed]) -> list[Any]:
-    """lua/enqueue.lua's arguments (see Transitions.enqueue)."""
-    now = given["now"]
-    claim_key, owner, ttl = given.get("run_claim") or ("", "", 0)
-    named = {
-        "id": job_id,
-        "queue": queue,
-        "run_at": given.get("run_at", 0),
-        "unique_claim": given.get("unique_claim", ""),
-        "parents": list(given.get("parents", ())),
-        "now": now,
-        "now_iso": rq_time(now),
-        "run_claim": claim_key,
-        "run_claim_owner": owner,
-        "run_claim_ttl": ttl,
-        "unique_ttl": given.get("unique_ttl", 0),
-        "max_size": given.get("max_size", 0) or 0,
-    }
-    args: list[Any] = [json.dumps(named)]
-    for name, value in fields.items():
-        args += [name, value]
-    return args
+def pack_fields(fields: Mapping[str, Any]) -> bytes:
+    """Record fields as lua/enqueue.lua's ARGV[9]: a JSON array of strings name, value, ..., each
+    value's bytes as redis-py would send them (a number as its repr, text in UTF-8) standing in
+    the JSON text as they are, but for the characters JSON escapes (quote, backslash, control
+    characters): Lua's cjson takes bytes above 127 as they are, so that a pickled `meta` travels
+    too."""
+    items = [_bytes(item).decode("latin-1") for pair in fields.items() for item in pair]
+    return json.dumps(items, ensure_ascii=False).encode("latin-1")
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value).encode()
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"a record field cannot be {type(value).__name__}: {value!r}")
+
+
+class EnqueueShared(NamedTuple):
+    """What lua/enqueue.lua is given alike for every job of one kind, queue and options: its
+    ARGV[8] and ARGV[9], built once (producer.Template) rather than for each job."""
+
+    queue: str
+    queue_key: str
+    settings: str  # ARGV[8]: JSON {queue, max_size, unique_ttl, parents}
+    fields: bytes  # ARGV[9] (pack_fields): the record's fields other than the call's own
+
+    @classmethod
+    def of(
+        cls,
+        queue: str,
+        fields: Mapping[str, Any],
+        *,
+        parents: Sequence[str] = (),
+        unique_ttl: float = 0,
+        max_size: int = 0,
+    ) -> EnqueueShared:
+        settings = {"queue": queue, "max_size": max_size or 0, "unique_ttl": unique_ttl or 0, "parents": list(parents)}
+        return cls(queue, keys.queue(queue), json.dumps(settings), pack_fields(fields))
+
+
+class EnqueueCall(NamedTuple):
+    """One call of lua/enqueue.lua: its KEYS and ARGV (see its header)."""
+
+    keys: tuple[str, str]
+    args: list[Any]
+
+    @classmethod
+    def of(
+        cls,
+        shared: EnqueueShared,
+        job_id: str,
+        now: float,
+        data: bytes,
+        description: str,
+        *,
+        run_at: float = 0,
+        unique_claim: str = "",
+        run_claim: tuple[str, str, int] | None = None,
+    ) -> EnqueueCall:
+        args = [job_id, now, rq_time(now), run_at or 0, data, description, unique_claim, shared.settings, shared.fields]
+        if run_claim:
+            args += run_claim
+        return cls((keys.job(job_id), shared.queue_key), args)
 
 
 def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:
@@ -337,13 +392,32 @@ def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:
     return outcome.decode(), ident.decode(), state.decode()
 
 
+def _generic_call(job_id: str, queue: str, fields: Mapping[str, Any], **given: Unpack[EnqueueNamed]) -> EnqueueCall:
+    """A job given as its whole record (jobdata.new_job_fields) as lua/enqueue.lua takes it."""
+    shared = {name: value for name, value in fields.items() if name not in ("data", "description")}
+    return EnqueueCall.of(
+        EnqueueShared.of(
+            queue,
+            shared,
+            parents=given.get("parents", ()),
+            unique_ttl=given.get("unique_ttl", 0),
+            max_size=given.get("max_size", 0),
+        ),
+        job_id,
+        given["now"],
+        fields.get("data", b""),
+        fields.get("description", ""),
+        run_at=given.get("run_at", 0),
+        unique_claim=given.get("unique_claim", ""),
+        run_claim=given.get("run_claim"),
+    )
+
+
 def enqueue_many_args(
-    queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, max_size: int = 0
+    queue: str, now: float, fields: bytes, jobs: list[tuple[str, bytes, str]], max_size: int = 0
 ) -> list[Any]:
-    """lua/enqueue_many.lua's arguments (see Transitions.enqueue_many)."""
-    args: list[Any] = [queue, rq_time(now), max_size or 0, len(shared)]
-    for name, value in shared.items():
-        args += [name, value]
+    """lua/enqueue_many.lua's ARGV (see Transitions.enqueue_many); `fields` as pack_fields makes them."""
+    args: list[Any] = [queue, rq_time(now), max_size or 0, fields]
     for job in jobs:
         args.extend(job)
     return args
@@ -357,20 +431,12 @@ class AsyncTransitions(_Scripts):
         super().__init__()
         self.connection = connection
 
-    async def _run(self, name: str, args: list[Any]) -> Any:
-        return await _adrive(self._calls(name, args), self.connection.execute_command)
+    async def _run(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Any:
+        return await adrive(self._calls(name, args, keys), self.connection.execute_command)
 
-    async def enqueue(
-        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
-    ) -> tuple[str, str, str]:
-        """Transitions.enqueue."""
-        return enqueue_reply(await self._run("enqueue", enqueue_args(job_id, queue, fields, **named)))
-
-    async def enqueue_many(
-        self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, max_size: int = 0
-    ) -> Any:
-        """Transitions.enqueue_many."""
-        return await self._run("enqueue_many", enqueue_many_args(queue, shared, jobs, now, max_size))
+    async def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
+        """Transitions.enqueue_call."""
+        return enqueue_reply(await self._run("enqueue", call.args, call.keys))
 
 
 _KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
@@ -397,8 +463,8 @@ class Transitions(_Scripts):
             setattr(connection, _KEPT, found)
         return found
 
-    def _run(self, name: str, args: list[Any]) -> Any:
-        return _drive(self._calls(name, args), self.connection.execute_command)
+    def _run(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Any:
+        return drive(self._calls(name, args, keys), self.connection.execute_command)
 
     def _send(self, name: str, args: list[Any]) -> Callable[[], Any]:
         """Send a script on a connection of its own without waiting; the function returned reads
@@ -434,27 +500,20 @@ class Transitions(_Scripts):
         return reply
 
     def enqueue(
-        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
+        self, job_id: str, queue: str, fields: Mapping[str, Any], **named: Unpack[EnqueueNamed]
     ) -> tuple[str, str, str]:
-        """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
-        taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's),
-        'recent' (the claim, held for `unique_ttl` seconds, is held; the id is the holder's, the
-        state the seconds it is still held), 'unknown_parent' (the id is the missing parent's),
-        'claimed' (`run_claim` = (key, owner, ttl) was already held; the id is its holder) or
-        'full' (the queue holds `max_size` jobs; the state is how many)."""
-        return enqueue_reply(self._run("enqueue", enqueue_args(job_id, queue, fields, **named)))
+        """Store a job given as its whole record (jobdata.new_job_fields). Returns (outcome, job id,
+        state); outcome is 'ok', 'exists' (the id is taken by an active job), 'duplicate' (the
+        unique claim is held; the id is the holder's), 'recent' (the claim, held for `unique_ttl`
+        seconds, is held; the id is the holder's, the state the seconds it is still held),
+        'unknown_parent' (the id is the missing parent's), 'claimed' (`run_claim` = (key, owner,
+        ttl) was already held; the id is its holder) or 'full' (the queue holds `max_size` jobs;
+        the state is how many)."""
+        return self.enqueue_call(_generic_call(job_id, queue, fields, **named))
 
-    def enqueue_many(
-        self,
-        queue: str,
-        shared: dict[str, Any],
-        jobs: list[tuple[str, bytes, str]],
-        now: float,
-        max_size: int = 0,
-    ) -> Any:
-        """Store new jobs (id, data, description) that share every other field, in one call: the
-        number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
-        return self._run("enqueue_many", enqueue_many_args(queue, shared, jobs, now, max_size))
+    def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
+        """enqueue() of a job whose shared part was built once (EnqueueShared): the producer's way."""
+        return enqueue_reply(self._run("enqueue", call.args, call.keys))
 
     def fetch(
         self,
