@@ -401,7 +401,7 @@ class JobFunction(Generic[P, R]):
             return [self._enqueue(args, kwargs, None) for args, kwargs in _calls(calls)]
         given = _Calls(calls)
         with client.translated_errors(), self._named_faults(given=given):
-            storing = producer.store_many(Transitions.of(client.connection), self.template(client), given)
+            storing = producer.store_many(Transitions.of(client.connection), self._template_of(client), given)
             stored = drive(storing, client.connection.execute_command)
         return [Handle(job_id, client) for job_id in stored.ids]
 
@@ -425,7 +425,7 @@ class JobFunction(Generic[P, R]):
         with client.translated_errors(), self._named_faults(given=given):
             connection, transitions = client.async_pair()
             stored = await adrive(
-                producer.store_many(transitions, self.template(client), given), connection.execute_command
+                producer.store_many(transitions, self._template_of(client), given), connection.execute_command
             )
         return [Handle(job_id, client) for job_id in stored.ids]
 
@@ -434,7 +434,7 @@ class JobFunction(Generic[P, R]):
     def _client(self) -> Client:
         return self._options.client or current_client()
 
-    def template(self, client: Client) -> producer.Template:
+    def _template_of(self, client: Client) -> producer.Template:
         """What every enqueue through this job object shares on `client`'s queue settings (its
         queue, the record's shared fields: producer.Template), built once and kept; again only for
         another client's settings or when the job was registered anew."""
@@ -460,7 +460,7 @@ class JobFunction(Generic[P, R]):
             return run_inline(self.name, args, kwargs, client)
         options = self._options
         try:  # not the context managers around the others: this is the hot path (bench/app_enqueue.py)
-            request = self.template(client).request(
+            request = self._template_of(client).request(
                 args, kwargs, job_id=options.job_id, unique=options.unique, run_at=run_at
             )
             job = producer.store(client.connection, request)
@@ -477,7 +477,7 @@ class JobFunction(Generic[P, R]):
             return await arun_inline(self.name, args, kwargs, client)
         options = self._options
         with client.translated_errors(), self._named_faults(args, kwargs):
-            request = self.template(client).request(
+            request = self._template_of(client).request(
                 args, kwargs, job_id=options.job_id, unique=options.unique, run_at=run_at
             )
             with producer.refused_out_of_memory("nothing was enqueued"):

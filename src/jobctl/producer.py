@@ -20,7 +20,7 @@ from .errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the schedul
 from .errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownParent, UsageError
 from .errors import DuplicateJob as DuplicateJob
 from .jobdata import compress, describe, encode_payload, new_job_id, shared_job_fields
-from .transitions import AsyncTransitions, Dialogue, EnqueueCall, EnqueueShared, Transitions, drive
+from .transitions import AsyncTransitions, Batch, Dialogue, EnqueueCall, EnqueueShared, Transitions, drive
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -321,9 +321,11 @@ def _full(queue: str, queued: int) -> str:
 
 
 # Jobs per call of lua/enqueue_many.lua: a call takes a few milliseconds of Redis (other clients
-# wait meanwhile) and its memory is bounded by this; its round trip is a few microseconds a job.
-# The script pushes a batch's ids in one RPUSH, whose arguments Lua's unpack takes up to ~8,000.
+# wait meanwhile) and the memory of a batch; its round trip costs a few microseconds a job.
+# The script checks and pushes a batch's ids in one EXISTS and one RPUSH, whose arguments Lua's
+# unpack takes up to ~8,000: batches are at most LARGEST_BATCH.
 BATCH_SIZE = 1000
+LARGEST_BATCH = 5000
 
 
 class Stored(NamedTuple):
@@ -379,28 +381,31 @@ def store_many(
             outcome = yield from scripts.enqueue_many(queue, time.time(), template.shared.fields, batch, max_size)
         if isinstance(outcome, list):  # ['full', queued]
             raise QueueFull(_full(queue, int(outcome[1])))
-        stored += [job_id for job_id, _, _ in batch]
+        stored += batch.ids
         if on_batch:
-            on_batch(len(batch))
+            on_batch(len(batch.ids))
     return Stored(queue, stored)
 
 
 class Batches:
-    """enqueue_many's jobs, checked and built, `batch_size` at a time: (id, data, description) of
-    each. Iterating raises, for a bad call, before the batch it would be in."""
+    """enqueue_many's jobs, checked and built, `batch_size` at a time (transitions.Batch).
+    Iterating raises, for a bad call, before the batch it would be in."""
 
     def __init__(self, template: Template, calls: Iterable[Call], batch_size: int = BATCH_SIZE):
-        self.template, self.calls, self.batch_size = template, calls, batch_size
+        self.template, self.calls, self.batch_size = template, calls, min(batch_size, LARGEST_BATCH)
 
-    def __iter__(self) -> Iterator[list[tuple[str, bytes, str]]]:
+    def __iter__(self) -> Iterator[Batch]:
         call, size = self.template.call, self.batch_size
-        batch: list[tuple[str, bytes, str]] = []
+        batch = Batch([], [], [])
         for args, kwargs in self.calls:
-            batch.append((new_job_id(), *call(args, kwargs or {})))
-            if len(batch) >= size:
+            data, description = call(args, kwargs or {})
+            batch.ids.append(new_job_id())
+            batch.payloads.append(data)
+            batch.descriptions.append(description)
+            if len(batch.ids) >= size:
                 yield batch
-                batch = []
-        if batch:
+                batch = Batch([], [], [])
+        if batch.ids:
             yield batch
 
 

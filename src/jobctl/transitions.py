@@ -249,14 +249,11 @@ class _Scripts:
         except redis.exceptions.NoScriptError:  # Redis restarted, or never ran it: EVAL caches it too
             return (yield ("EVAL", _source(name), len(keys), *keys, *args))
 
-    def enqueue_many(
-        self, queue: str, now: float, fields: bytes, jobs: list[tuple[str, bytes, str]], max_size: int = 0
-    ) -> Dialogue:
-        """Store new jobs (id, data, description) that share every other field (`fields`, as
-        pack_fields makes them), in one call of lua/enqueue_many.lua: the dialogue (drive() or
-        adrive() runs it) whose reply is the number stored, or ['full', jobs queued] when they
-        would take the queue past `max_size`."""
-        return self._calls("enqueue_many", enqueue_many_args(queue, now, fields, jobs, max_size), (keys.queue(queue),))
+    def enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Dialogue:
+        """Store new jobs that share every other field (`fields`, as pack_fields makes them), in one
+        call of lua/enqueue_many.lua: the dialogue (drive() or adrive() runs it) whose reply is the
+        number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
+        return self._calls("enqueue_many", enqueue_many_args(queue, now, fields, batch, max_size), (keys.queue(queue),))
 
     def _load_library(self) -> Dialogue:
         """Load the library after a call found its function missing; where the server has no
@@ -321,12 +318,15 @@ class EnqueueNamed(TypedDict, total=False):
 
 def pack_fields(fields: Mapping[str, Any]) -> bytes:
     """Record fields as lua/enqueue.lua's ARGV[9]: a JSON array of strings name, value, ..., each
-    value's bytes as redis-py would send them (a number as its repr, text in UTF-8) standing in
-    the JSON text as they are, but for the characters JSON escapes (quote, backslash, control
-    characters): Lua's cjson takes bytes above 127 as they are, so that a pickled `meta` travels
-    too."""
-    items = [_bytes(item).decode("latin-1") for pair in fields.items() for item in pair]
-    return json.dumps(items, ensure_ascii=False).encode("latin-1")
+    value's bytes as redis-py would send them (a number as its repr, text in UTF-8): raw_json."""
+    return raw_json([_bytes(item) for pair in fields.items() for item in pair])
+
+
+def raw_json(items: list[bytes]) -> bytes:
+    """A JSON array of byte strings for Lua's cjson, each string's bytes standing in the text as
+    they are but for the characters JSON escapes (quote, backslash, control characters): cjson
+    takes bytes above 127 as they are, so that a pickle or a compressed payload travels too."""
+    return json.dumps([item.decode("latin-1") for item in items], ensure_ascii=False).encode("latin-1")
 
 
 def _bytes(value: Any) -> bytes:
@@ -413,14 +413,25 @@ def _generic_call(job_id: str, queue: str, fields: Mapping[str, Any], **given: U
     )
 
 
-def enqueue_many_args(
-    queue: str, now: float, fields: bytes, jobs: list[tuple[str, bytes, str]], max_size: int = 0
-) -> list[Any]:
-    """lua/enqueue_many.lua's ARGV (see Transitions.enqueue_many); `fields` as pack_fields makes them."""
-    args: list[Any] = [queue, rq_time(now), max_size or 0, fields]
-    for job in jobs:
-        args.extend(job)
-    return args
+def enqueue_many_args(queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> list[Any]:
+    """lua/enqueue_many.lua's ARGV (see _Scripts.enqueue_many); `fields` as pack_fields makes them."""
+    return [
+        queue,
+        rq_time(now),
+        max_size or 0,
+        fields,
+        json.dumps(batch.ids),
+        json.dumps(batch.descriptions),
+        raw_json(batch.payloads),
+    ]
+
+
+class Batch(NamedTuple):
+    """New jobs for one call of lua/enqueue_many.lua: their ids, payloads (`data`) and descriptions."""
+
+    ids: list[str]
+    payloads: list[bytes]
+    descriptions: list[str]
 
 
 class AsyncTransitions(_Scripts):
