@@ -38,7 +38,7 @@ from .errors import ConfigError, JobNotFound, NotJSON, UnknownJob, UnknownParent
 from .handle import Handle
 from .settings import DEFAULT_CONFIG
 from .strictjson import MAX_DEPTH
-from .transitions import AsyncTransitions, Transitions, adrive, drive
+from .transitions import AsyncTransitions, Transitions, adrive_on, drive_on
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -402,7 +402,7 @@ class JobFunction(Generic[P, R]):
         given = _Calls(calls)
         with client.translated_errors(), self._named_faults(given=given):
             storing = producer.store_many(Transitions.of(client.connection), self._template_of(client), given)
-            stored = drive(storing, client.connection.execute_command)
+            stored = drive_on(storing, client.connection)
         return [Handle(job_id, client) for job_id in stored.ids]
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
@@ -424,9 +424,7 @@ class JobFunction(Generic[P, R]):
         given = _Calls(calls)
         with client.translated_errors(), self._named_faults(given=given):
             connection, transitions = client.async_pair()
-            stored = await adrive(
-                producer.store_many(transitions, self._template_of(client), given), connection.execute_command
-            )
+            stored = await adrive_on(producer.store_many(transitions, self._template_of(client), given), connection)
         return [Handle(job_id, client) for job_id in stored.ids]
 
     # --- the one path -------------------------------------------------------------------------

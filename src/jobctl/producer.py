@@ -20,7 +20,7 @@ from .errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the schedul
 from .errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownParent, UsageError
 from .errors import DuplicateJob as DuplicateJob
 from .jobdata import compress, describe, encode_payload, new_job_id, shared_job_fields
-from .transitions import AsyncTransitions, Batch, Dialogue, EnqueueCall, EnqueueShared, Transitions, drive
+from .transitions import AsyncTransitions, Batch, EnqueueCall, EnqueueShared, Pipelined, Transitions, drive_on
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -354,8 +354,7 @@ def enqueue_many(
     that would take the queue past its max_size (QueueFull). When `calls` is a list, all of it
     is refused up front if it would. `on_batch(n)` is told after each stored batch."""
     template = Template(config, job_name, queue=queue, overrides=overrides)
-    storing = store_many(Transitions.of(connection), template, calls, batch_size, on_batch)
-    stored: Stored = drive(storing, connection.execute_command)
+    stored: Stored = drive_on(store_many(Transitions.of(connection), template, calls, batch_size, on_batch), connection)
     return stored
 
 
@@ -365,10 +364,13 @@ def store_many(
     calls: Iterable[Call],
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
-) -> Dialogue:
-    """enqueue_many as a dialogue with Redis (transitions.Dialogue), which drive() runs with the
-    blocking client and adrive() with the asyncio one: one loop for both."""
-    queue, max_size = template.queue, template.max_size
+) -> Pipelined:
+    """enqueue_many as a dialogue with Redis (transitions.Pipelined), which drive_on() runs with
+    the blocking client and adrive_on() with the asyncio one: one loop for both. Each batch is
+    sent before the next one is built and its reply read after that, so that Python builds a
+    batch while Redis stores the one before; a bad call still raises before its batch is sent,
+    once the batch before it is stored."""
+    queue, max_size, fields = template.queue, template.max_size, template.shared.fields
     if max_size and isinstance(calls, Sized):
         queued = int((yield ("LLEN", keys.queue(queue))))
         if queued + len(calls) > max_size:
@@ -376,15 +378,26 @@ def store_many(
                 f"{_full(queue, queued)}: {len(calls)} more would exceed its max_size of {max_size}; nothing enqueued"
             )
     stored: list[str] = []
-    for batch in Batches(template, calls, batch_size):
-        with refused_out_of_memory("this batch was not stored"):
-            outcome = yield from scripts.enqueue_many(queue, time.time(), template.shared.fields, batch, max_size)
-        if isinstance(outcome, list):  # ['full', queued]
-            raise QueueFull(_full(queue, int(outcome[1])))
-        stored += batch.ids
-        if on_batch:
-            on_batch(len(batch.ids))
-    return Stored(queue, stored)
+    batches = iter(Batches(template, calls, batch_size))
+    sent: tuple[Batch, float] | None = None  # the batch sent, its reply still to read
+    while True:
+        try:
+            batch = next(batches, None)  # builds the next batch, or raises for a bad call in it
+        finally:
+            if sent is not None:
+                with refused_out_of_memory("this batch was not stored"):
+                    outcome = yield from scripts.received_enqueue_many(queue, sent[1], fields, sent[0], max_size)
+                if isinstance(outcome, list):  # ['full', queued]
+                    raise QueueFull(_full(queue, int(outcome[1])))
+                stored += sent[0].ids
+                if on_batch:
+                    on_batch(len(sent[0].ids))
+                sent = None
+        if batch is None:
+            return Stored(queue, stored)
+        now = time.time()
+        yield scripts.send_enqueue_many(queue, now, fields, batch, max_size)
+        sent = (batch, now)
 
 
 class Batches:

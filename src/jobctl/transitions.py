@@ -214,6 +214,16 @@ class _Wire(Protocol):
     def disconnect(self) -> None: ...
 
 
+class _AsyncWire(Protocol):
+    """_Wire of redis-py's asyncio client."""
+
+    async def send_command(self, *args: Any) -> None: ...
+
+    async def read_response(self) -> Any: ...
+
+    async def disconnect(self) -> None: ...
+
+
 Command = tuple[Any, ...]  # a Redis command and its arguments, as execute_command takes them
 # A script call as a dialogue with Redis (sans I/O): it yields commands, is sent their replies (or
 # thrown their error replies) and returns the script's reply. Transitions runs it with redis-py's
@@ -255,6 +265,24 @@ class _Scripts:
         number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
         return self._calls("enqueue_many", enqueue_many_args(queue, now, fields, batch, max_size), (keys.queue(queue),))
 
+    def send_enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Send:
+        """enqueue_many's call, to send without waiting; received_enqueue_many reads its reply."""
+        args = enqueue_many_args(queue, now, fields, batch, max_size)
+        return Send((*self._call("enqueue_many", (keys.queue(queue),)), *args))
+
+    def received_enqueue_many(
+        self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0
+    ) -> Pipelined:
+        """The reply of the call send_enqueue_many made with the same arguments; where the script
+        was not defined (never loaded, Redis restarted, no functions), nothing ran: the call is
+        made again as enqueue_many, which loads it."""
+        try:
+            return (yield RECEIVE)
+        except redis.ResponseError as exc:
+            if not _undefined(exc):
+                raise
+        return (yield from self.enqueue_many(queue, now, fields, batch, max_size))
+
     def _load_library(self) -> Dialogue:
         """Load the library after a call found its function missing; where the server has no
         functions (or this user may not load them), go on with EVALSHA."""
@@ -271,7 +299,7 @@ class _Scripts:
 Reply = tuple[Any, "redis.ResponseError | None"]  # a command's reply, or its error reply
 
 
-def _advance(dialogue: Dialogue, reply: Reply) -> tuple[bool, Any]:
+def _advance(dialogue: Pipelined, reply: Reply) -> tuple[bool, Any]:
     """Hand the dialogue a reply: (False, the next command) or (True, the script's reply)."""
     value, error = reply
     try:
@@ -302,6 +330,77 @@ async def adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> 
             reply = (None, exc)
         done, value = _advance(dialogue, reply)
     return value
+
+
+class Send(NamedTuple):
+    """A command a Pipelined dialogue sends without waiting for its reply: it goes on meanwhile
+    (builds the next batch while Redis stores this one) and reads the reply by yielding RECEIVE."""
+
+    command: Command
+
+
+class Receive:
+    """What a Pipelined dialogue yields to read the reply of the command it sent (RECEIVE)."""
+
+
+RECEIVE = Receive()
+# A dialogue that may also send a command without waiting (Send) and read its reply later
+# (RECEIVE): drive_on() and adrive_on() run it, on one connection of their own.
+Pipelined = Generator[Command | Send | Receive, Any, Any]
+
+
+def drive_on(dialogue: Pipelined, client: redis.Redis) -> Any:
+    """Run a Pipelined dialogue on a connection of `client`'s pool, taken for the whole of it."""
+    pool = client.connection_pool
+    taken = pool.get_connection()
+    connection: _Wire = taken
+    try:
+        done, value = _advance(dialogue, (None, None))
+        while not done:
+            try:
+                if isinstance(value, Send):
+                    connection.send_command(*value.command)
+                    reply: Reply = (None, None)
+                else:
+                    if not isinstance(value, Receive):
+                        connection.send_command(*value)
+                    reply = (connection.read_response(), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            done, value = _advance(dialogue, reply)
+        return value
+    except BaseException:
+        connection.disconnect()  # a reply may be left unread
+        raise
+    finally:
+        pool.release(taken)
+
+
+async def adrive_on(dialogue: Pipelined, client: redis.asyncio.Redis) -> Any:
+    """drive_on() with an asyncio client."""
+    pool = client.connection_pool
+    taken = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    connection: _AsyncWire = taken
+    try:
+        done, value = _advance(dialogue, (None, None))
+        while not done:
+            try:
+                if isinstance(value, Send):
+                    await connection.send_command(*value.command)
+                    reply: Reply = (None, None)
+                else:
+                    if not isinstance(value, Receive):
+                        await connection.send_command(*value)
+                    reply = (await connection.read_response(), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            done, value = _advance(dialogue, reply)
+        return value
+    except BaseException:
+        await connection.disconnect()  # a reply may be left unread
+        raise
+    finally:
+        await pool.release(taken)
 
 
 class EnqueueNamed(TypedDict, total=False):
@@ -340,13 +439,13 @@ def _bytes(value: Any) -> bytes:
 
 
 class EnqueueShared(NamedTuple):
-    """What lua/enqueue.lua is given alike for every job of one kind, queue and options: its
-    ARGV[8] and ARGV[9], built once (producer.Template) rather than for each job."""
+    """What lua/enqueue.lua is given alike for every job of one kind, queue and options (its
+    ARGV[8] to ARGV[12]), built once (producer.Template) rather than for each job."""
 
     queue: str
     queue_key: str
-    settings: str  # ARGV[8]: JSON {queue, max_size, unique_ttl, parents}
     fields: bytes  # ARGV[9] (pack_fields): the record's fields other than the call's own
+    argv: tuple[bytes, ...]  # ARGV[8] to ARGV[12]
 
     @classmethod
     def of(
@@ -358,8 +457,15 @@ class EnqueueShared(NamedTuple):
         unique_ttl: float = 0,
         max_size: int = 0,
     ) -> EnqueueShared:
-        settings = {"queue": queue, "max_size": max_size or 0, "unique_ttl": unique_ttl or 0, "parents": list(parents)}
-        return cls(queue, keys.queue(queue), json.dumps(settings), pack_fields(fields))
+        packed = pack_fields(fields)
+        argv = (
+            queue.encode(),
+            packed,
+            _bytes(max_size or 0),
+            _bytes(unique_ttl or 0),
+            json.dumps(list(parents)).encode() if parents else b"",
+        )
+        return cls(queue, keys.queue(queue), packed, argv)
 
 
 class EnqueueCall(NamedTuple):
@@ -381,7 +487,7 @@ class EnqueueCall(NamedTuple):
         unique_claim: str = "",
         run_claim: tuple[str, str, int] | None = None,
     ) -> EnqueueCall:
-        args = [job_id, now, rq_time(now), run_at or 0, data, description, unique_claim, shared.settings, shared.fields]
+        args = [job_id, now, rq_time(now), run_at or 0, data, description, unique_claim, *shared.argv]
         if run_claim:
             args += run_claim
         return cls((keys.job(job_id), shared.queue_key), args)

@@ -2,12 +2,12 @@
 -- KEYS[1] the job's hash (rq:job:<id>), KEYS[2] its queue's list (rq:queue:<queue>).
 -- ARGV[1] id, ARGV[2] now (unix time), ARGV[3] now in RQ's format (created_at, enqueued_at),
 -- ARGV[4] run_at (unix time; 0: now), ARGV[5] data (the payload), ARGV[6] description,
--- ARGV[7] the unique claim's key ('': none),
--- ARGV[8] what every job of its kind shares, JSON: {queue, max_size (0: none), unique_ttl, parents},
--- ARGV[9] the rest of the record, shared too: a JSON array of strings name, value, ... in which
---         bytes above 127 stand as they are (transitions.pack_fields: a pickle travels too),
--- ARGV[10], ARGV[11], ARGV[12] (only for the scheduler) run claim: key, owner, ttl.
--- ARGV[8] and ARGV[9] are built once per kind of job (producer.Template), not per call.
+-- ARGV[7] the unique claim's key ('': none); then what every job of its kind shares, built once
+-- per kind (producer.Template), not per call: ARGV[8] queue, ARGV[9] the rest of the record, a
+-- JSON array of strings name, value, ... in which bytes above 127 stand as they are
+-- (transitions.raw_json: a pickle travels too), ARGV[10] max_size (0: none), ARGV[11] unique_ttl,
+-- ARGV[12] the parents' ids, a JSON array ('': none);
+-- ARGV[13], ARGV[14], ARGV[15] (only for the scheduler) run claim: key, owner, ttl.
 -- Replies: {'ok', id, 'queued' | 'scheduled' | 'deferred' | 'canceled'} | {'full', '', jobs queued}
 --   | {'claimed', run claim's holder, ''} | {'exists', id, status} | {'duplicate', holder, status}
 --   | {'recent', holder, seconds the claim is still held} | {'unknown_parent', parent, ''}
@@ -17,17 +17,17 @@
 -- unique_for); 0: while the job is active. max_size > 0: refused when the queue holds as many.
 local key, list = KEYS[1], KEYS[2]
 local id, now, now_iso, run_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local claim = ARGV[7]
-local shared = cjson.decode(ARGV[8])
-local queue, max_size, unique_ttl, parents = shared.queue, shared.max_size, shared.unique_ttl, shared.parents
+local claim, queue, max_size, unique_ttl = ARGV[7], ARGV[8], tonumber(ARGV[10]), tonumber(ARGV[11])
+local parents = {}
+if ARGV[12] ~= '' then parents = cjson.decode(ARGV[12]) end
 
 if max_size > 0 then
   local queued = redis.call('LLEN', list)
   if queued >= max_size then return {'full', '', tostring(queued)} end
 end
 
-local run_claim = ARGV[10]
-if run_claim and not redis.call('SET', run_claim, ARGV[11], 'NX', 'EX', ARGV[12]) then
+local run_claim = ARGV[13]
+if run_claim and not redis.call('SET', run_claim, ARGV[14], 'NX', 'EX', ARGV[15]) then
   return {'claimed', redis.call('GET', run_claim) or '', ''}
 end
 
@@ -61,11 +61,14 @@ end
 
 -- the record in one HSET: the shared fields, then the call's (a later field wins)
 local record = cjson.decode(ARGV[9])
-local function add(...)
-  for _, value in ipairs({...}) do record[#record + 1] = value end
+local n = #record
+record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'created_at', now_iso, 'enqueued_at', now_iso
+record[n + 5], record[n + 6], record[n + 7], record[n + 8] = 'data', ARGV[5], 'description', ARGV[6]
+n = n + 8
+if claim ~= '' and unique_ttl <= 0 then
+  record[n + 1], record[n + 2] = 'jobctl_unique', claim
+  n = n + 2
 end
-add('created_at', now_iso, 'enqueued_at', now_iso, 'data', ARGV[5], 'description', ARGV[6])
-if claim ~= '' and unique_ttl <= 0 then add('jobctl_unique', claim) end
 local function claimed()
   if claim ~= '' and unique_ttl > 0 then
     redis.call('SET', claim, id, 'EX', math.ceil(unique_ttl))
@@ -76,14 +79,14 @@ end
 
 if #parents == 0 then
   if run_at > now then
-    add('status', 'scheduled', 'jobctl_scheduled_for', ARGV[4])
+    record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[4]
     redis.call('HSET', key, unpack(record))
     claimed()
     redis.call('ZADD', scheduled_key(queue), ARGV[4], id)
     redis.call('SADD', QUEUES, list)  -- the promoter looks at every known queue
     return {'ok', id, 'scheduled'}
   end
-  add('status', 'queued')
+  record[n + 1], record[n + 2] = 'status', 'queued'
   redis.call('HSET', key, unpack(record))
   claimed()
   wake(queue, redis.call('RPUSH', list, id))

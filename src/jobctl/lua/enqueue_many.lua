@@ -2,7 +2,7 @@
 -- KEYS[1] the queue's list (rq:queue:<queue>).
 -- ARGV[1] queue, ARGV[2] now in RQ's format (created_at, enqueued_at), ARGV[3] max_size (0: none),
 -- ARGV[4] the fields every job shares, as enqueue.lua's ARGV[9] (a JSON array of strings name,
--- value, ...), then JSON arrays with an item per job: ARGV[5] ids, ARGV[6] descriptions,
+-- value, ...: transitions.raw_json), then JSON arrays with an item per job: ARGV[5] ids, ARGV[6] descriptions,
 -- ARGV[7] payloads (`data`; bytes above 127 stand in the JSON text as they are, as in ARGV[4]).
 -- Fresh ids only: an id already in use is an error, and the whole batch is then refused (one
 -- script: nothing of it is written); so is a batch that would take the queue past max_size.
