@@ -28,8 +28,10 @@ ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
 Call = tuple[list[Any], dict[str, Any]]  # the arguments of one job: (args, kwargs)
 
 
-@dataclass(frozen=True)
-class Enqueued:
+class Enqueued(NamedTuple):
+    """A job as stored (a NamedTuple: made on every enqueue, a frozen dataclass costs a few times
+    as much)."""
+
     id: str
     job: str
     queue: str

@@ -149,6 +149,7 @@ def _library() -> str:
     return f"#!lua name=jobctl_{_version()}\n{definitions}\n{functions}"
 
 
+@cache
 def _function(script: str) -> str:
     return f"jobctl_{_version()}_{script}"
 
