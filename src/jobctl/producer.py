@@ -19,7 +19,7 @@ from .durations import format_duration
 from .errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the scheduler imports these two from here
 from .errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownParent, UsageError
 from .errors import DuplicateJob as DuplicateJob
-from .jobdata import compress, describe, encode_payload, new_job_id, shared_job_fields
+from .jobdata import compress, describe, encode_payload, new_job_id, new_job_ids, shared_job_fields
 from .transitions import AsyncTransitions, Batch, EnqueueCall, EnqueueShared, Pipelined, Transitions, drive_on
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
@@ -411,17 +411,17 @@ class Batches:
 
     def __iter__(self) -> Iterator[Batch]:
         call, size = self.template.call, self.batch_size
-        batch = Batch([], [], [])
+        payloads: list[bytes] = []
+        descriptions: list[str] = []
         for args, kwargs in self.calls:
             data, description = call(args, kwargs or {})
-            batch.ids.append(new_job_id())
-            batch.payloads.append(data)
-            batch.descriptions.append(description)
-            if len(batch.ids) >= size:
-                yield batch
-                batch = Batch([], [], [])
-        if batch.ids:
-            yield batch
+            payloads.append(data)
+            descriptions.append(description)
+            if len(payloads) >= size:
+                yield Batch(new_job_ids(len(payloads)), payloads, descriptions)
+                payloads, descriptions = [], []
+        if payloads:
+            yield Batch(new_job_ids(len(payloads)), payloads, descriptions)
 
 
 def calls_from_json_lines(lines: Iterable[str], source: str, job_name: str) -> list[Call]:
