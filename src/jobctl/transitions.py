@@ -264,12 +264,13 @@ class _Scripts:
         """Store new jobs that share every other field (`fields`, as pack_fields makes them), in one
         call of lua/enqueue_many.lua: the dialogue (drive() or adrive() runs it) whose reply is the
         number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
-        return self._calls("enqueue_many", enqueue_many_args(queue, now, fields, batch, max_size), (keys.queue(queue),))
+        args = enqueue_many_args(queue, now, fields, batch, max_size)
+        return self._calls("enqueue_many", args, (keys.queue(queue), keys.ENQUEUE_TEMPLATE))
 
     def send_enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Send:
         """enqueue_many's call, to send without waiting; received_enqueue_many reads its reply."""
         args = enqueue_many_args(queue, now, fields, batch, max_size)
-        return Send((*self._call("enqueue_many", (keys.queue(queue),)), *args))
+        return Send((*self._call("enqueue_many", (keys.queue(queue), keys.ENQUEUE_TEMPLATE)), *args))
 
     def received_enqueue_many(
         self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0

@@ -1,13 +1,15 @@
 -- Store a batch of new jobs of one kind on one queue (`jobctl enqueue --from`, enqueue_many).
--- KEYS[1] the queue's list (rq:queue:<queue>).
+-- KEYS[1] the queue's list (rq:queue:<queue>), KEYS[2] a hash the script makes and deletes:
+-- the fields the jobs share, which each record is copied from (keys.ENQUEUE_TEMPLATE).
 -- ARGV[1] queue, ARGV[2] now in RQ's format (created_at, enqueued_at), ARGV[3] max_size (0: none),
 -- ARGV[4] the fields every job shares, as enqueue.lua's ARGV[9] (a JSON array of strings name,
--- value, ...: transitions.raw_json), then JSON arrays with an item per job: ARGV[5] ids, ARGV[6] descriptions,
--- ARGV[7] payloads (`data`; bytes above 127 stand in the JSON text as they are, as in ARGV[4]).
+-- value, ...: transitions.raw_json), then JSON arrays with an item per job: ARGV[5] ids,
+-- ARGV[6] descriptions, ARGV[7] payloads (`data`; bytes above 127 stand in the JSON text as
+-- they are, as in ARGV[4]).
 -- Fresh ids only: an id already in use is an error, and the whole batch is then refused (one
 -- script: nothing of it is written); so is a batch that would take the queue past max_size.
 -- Replies: the number stored | {'full', jobs queued}.
-local list = KEYS[1]
+local list, template = KEYS[1], KEYS[2]
 local queue, now_iso, max_size = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ids, descriptions, payloads = cjson.decode(ARGV[5]), cjson.decode(ARGV[6]), cjson.decode(ARGV[7])
 if #ids == 0 then return 0 end
@@ -26,11 +28,14 @@ end
 local record = cjson.decode(ARGV[4])
 local n = #record
 record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'created_at', now_iso, 'enqueued_at', now_iso
-record[n + 5], record[n + 6], record[n + 7], record[n + 9] = 'status', 'queued', 'data', 'description'
+record[n + 5], record[n + 6] = 'status', 'queued'
+redis.call('DEL', template)  -- left by a call that failed halfway (out of memory)
+redis.call('HSET', template, unpack(record))
 for i, key in ipairs(job_keys) do
-  record[n + 8], record[n + 10] = payloads[i], descriptions[i]
-  redis.call('HSET', key, unpack(record))
+  redis.call('COPY', template, key)
+  redis.call('HSET', key, 'data', payloads[i], 'description', descriptions[i])
 end
+redis.call('DEL', template)
 wake(queue, redis.call('RPUSH', list, unpack(ids)) - #ids + 1)  -- the length after the first
 redis.call('SADD', QUEUES, list)
 return #ids
