@@ -211,45 +211,18 @@ def _base64(value: bytes | None) -> bytes | None:
 
 
 def new_job_fields(
-    name: str,
-    args: Sequence[Any],
-    kwargs: Mapping[str, Any],
-    queue: str,
-    *,
-    now: float,
-    timeout: float,
-    result_ttl: float,
-    failure_ttl: float,
-    max_retries: int,
-    crash_limit: int,
-    allow_failure: bool = False,
-    description: str | None = None,
-    func_name: str | None = None,
-    serializer: str = "json",
-    parents: Sequence[str] = (),
+    name: str, args: Sequence[Any], kwargs: Mapping[str, Any], queue: str, *, now: float, **shared: Any
 ) -> dict[str, Any]:
-    """The hash fields of a job about to be stored; the enqueue script sets its status. Fields
-    RQ writes empty (callbacks, worker, start and end times) are left out: RQ reads them as unset.
-    `func_name` and `serializer`: what the payload names and how it is serialized, for a queue
-    served by RQ's workers (the registered name, in JSON, otherwise)."""
+    """A job's whole record as stored (but its status, which the enqueue script sets): the call's
+    fields, and the ones shared_job_fields(name, queue, **shared) makes. The producer builds the
+    shared ones once per kind of job (producer.Template); this is the record in one piece."""
     created = rq_time(now)
     return {
         "created_at": created,
         "enqueued_at": created,
-        "data": encode_payload(func_name or name, args, kwargs, serializer),
-        "description": description or describe(func_name or name, args, kwargs),
-        **shared_job_fields(
-            name,
-            queue,
-            timeout=timeout,
-            result_ttl=result_ttl,
-            failure_ttl=failure_ttl,
-            max_retries=max_retries,
-            crash_limit=crash_limit,
-            allow_failure=allow_failure,
-            serializer=serializer,
-            parents=parents,
-        ),
+        "data": encode_payload(name, args, kwargs, shared.get("serializer", "json")),
+        "description": describe(name, args, kwargs),
+        **shared_job_fields(name, queue, **shared),
     }
 
 
@@ -266,8 +239,11 @@ def shared_job_fields(
     serializer: str = "json",
     parents: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The fields of new_job_fields that every job of one kind, queue and options shares: all
-    but the call (data, description) and its times (created_at, enqueued_at)."""
+    """The hash fields that every job of one kind, queue and options shares: all but the call's
+    (data, description), its times (created_at, enqueued_at) and its status, which the enqueue
+    scripts write. Fields RQ writes empty (callbacks, worker, start and end times) are left out:
+    RQ reads them as unset. `serializer`: how the payload and `meta` are serialized (JSON, or on a
+    queue served by RQ's workers, its serializer)."""
     dependencies = (
         {
             "dependency_ids": json.dumps(list(parents)),
