@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from jobctl import testing
-from jobctl.connection import mask_url, unavailable_reason
+from jobctl.store.connection import mask_url, unavailable_reason
 from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
 from jobctl.testing import free_port as free_port
 from jobctl.testing import wait_for as wait_for

@@ -21,9 +21,11 @@ from conftest import QUEUE_YML, REDIS6_SERVER, TESTS, free_port, wait_for
 from rq.utils import resolve_function_reference
 
 import jobctl
-from jobctl import keys, producer, testing
-from jobctl.client import Client, set_default
-from jobctl.config import load_queues
+from jobctl import testing
+from jobctl.api import producer
+from jobctl.api.client import Client, set_default
+from jobctl.config.queues import load_queues
+from jobctl.store import keys
 
 
 @pytest.fixture
@@ -343,7 +345,7 @@ def test_a_process_with_an_in_process_worker_outlives_its_lease(redis_url, tmp_p
     script = f"""
 import time, app_jobs
 from jobctl import testing
-from jobctl.client import Client
+from jobctl.api.client import Client
 client = Client({redis_url!r}, {str(tmp_path / "queue.yml")!r})
 with testing.default_client(client):
     handle = app_jobs.app_add.enqueue(2, 3)

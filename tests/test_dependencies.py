@@ -9,12 +9,12 @@ from rq import Queue
 from rq.job import Dependency, Job
 from rq.serializers import JSONSerializer
 
-from jobctl import api
+from jobctl.api import records
 
 
 def states(db, *job_ids) -> list[str]:
     """The jobs' states as `show` reports them, read in-process (a `show` subprocess per job is slow)."""
-    return [view.state for view in api.jobs(db, list(job_ids))]
+    return [view.state for view in records.jobs(db, list(job_ids))]
 
 
 def test_dead_parent_cancels_the_chain_below_it(project, db):

@@ -12,7 +12,7 @@ import pytest
 import redis
 from conftest import wait_for
 
-from jobctl import keys
+from jobctl.store import keys
 
 
 def error_of(result, code: int = 2) -> str:
@@ -30,8 +30,9 @@ def test_worker_count_is_bounded_and_nothing_starts(project, db):
     project.write("queue.yml", "default: {worker_count: 100000}\n")
     line = error_of(project.run("work", "--burst"))
     assert line == (
-        "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 "
-        "(for more jobs in flight per process, set `concurrency`), got 100000"
+        "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64, "
+        "or a range like 2..10 with 1 <= min <= max <= 64 (for more jobs in flight per process, "
+        "set `concurrency`), got 100000"
     )
     assert db.scard(keys.WORKERS) == 0
 
@@ -250,10 +251,10 @@ def test_deeply_nested_arguments_are_refused_naming_the_argument(project, db):
 
 
 def test_producers_refuse_deep_and_non_finite_arguments(project, redis_url):
-    from jobctl import registry
-    from jobctl.config import load_queues
+    from jobctl.api.producer import enqueue, enqueue_many
+    from jobctl.config.queues import load_queues
     from jobctl.errors import UsageError
-    from jobctl.producer import enqueue, enqueue_many
+    from jobctl.jobs import catalogue as registry
 
     registry.load("sample_jobs")
     connection, config = redis.Redis.from_url(redis_url), load_queues(project.path / "queue.yml")
@@ -301,7 +302,8 @@ def test_unique_claims_the_call_however_it_is_spelled(project, db):
 
 
 def test_a_declared_jobs_defaults_are_read_from_its_source_for_the_claim():
-    from jobctl import registry, signatures
+    from jobctl.jobs import catalogue as registry
+    from jobctl.jobs import signatures
 
     registry.load(None)
     # as declared, before its module is imported (an earlier test in this process may have run

@@ -8,11 +8,11 @@ import time
 import pytest
 from conftest import wait_for
 
-from jobctl import registry
-from jobctl.config import load_queues
-from jobctl.jobdata import new_job_fields
-from jobctl.producer import enqueue
-from jobctl.transitions import Transitions
+import jobctl
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
+from jobctl.store.jobdata import new_job_fields
+from jobctl.store.transitions import Transitions
 
 
 def lines(path) -> list[str]:
@@ -163,7 +163,7 @@ def test_enqueue_from_names_the_line_and_stores_nothing(project, db, tmp_path):
 
 
 def test_the_python_api_raises_type_error(project, db):
-    @registry.job("api_checked")
+    @jobctl.job("api_checked")
     def api_checked(a: int) -> int:
         return a
 
@@ -299,5 +299,5 @@ def test_a_cron_job_must_take_no_arguments(project):
 )
 def test_bad_options_are_refused_at_import(options, message):
     with pytest.raises(ValueError) as error:
-        registry.job("bad", **options)
+        jobctl.job("bad", **options)
     assert message in str(error.value)

@@ -20,7 +20,7 @@ from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegis
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from jobctl import rq_compat
+from jobctl.middleware import rq_compat
 
 CALLBACKS = "test:callbacks"
 

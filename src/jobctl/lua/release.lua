@@ -1,8 +1,0 @@
--- A worker gives back the job it reserved (see go_on in lib.lua) because its running job turned
--- out long: the reserved job goes back to the front of its queue, for any worker to start.
--- ARGV: worker, id, queue, now_iso. Returns 1, or 0 when the job was no longer reserved there.
-local worker, id, queue, now_iso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if redis.call('LREM', active_key(worker), 1, id) == 0 then return 0 end
-release_slot(id, hget(id, 'jobctl_slot'))  -- a reservation of a limited job held one
-if hget(id, 'status') == 'queued' then push_queued(id, queue, now_iso, true) end
-return 1
