@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache, lru_cache
@@ -198,6 +198,7 @@ def _library() -> str:
     return f"#!lua name=jobctl_{_version()}\n{definitions}\n{functions}"
 
 
+@cache
 def _function(script: str) -> str:
     return f"jobctl_{_version()}_{script}"
 
@@ -334,16 +335,28 @@ class Next(NamedTuple):
 
 
 class _Wire(Protocol):
-    """What _send and _execute do with a connection of their own: a redis.connection.Connection,
-    whose methods redis-py leaves unannotated."""
+    """What _send, _execute and drive_on do with a connection of their own: a
+    redis.connection.Connection, whose methods redis-py leaves unannotated."""
 
     encoder: Encoder
+
+    def send_command(self, *args: Any) -> None: ...
 
     def send_packed_command(self, command: list[bytes]) -> None: ...
 
     def read_response(self) -> Any: ...
 
     def disconnect(self) -> None: ...
+
+
+class _AsyncWire(Protocol):
+    """_Wire of redis-py's asyncio client."""
+
+    async def send_command(self, *args: Any) -> None: ...
+
+    async def read_response(self) -> Any: ...
+
+    async def disconnect(self) -> None: ...
 
 
 Command = tuple[Any, ...]  # a Redis command and its arguments, as execute_command takes them
@@ -360,26 +373,51 @@ class _Scripts:
     def __init__(self) -> None:
         self._functions = True  # until the server shows it has none
 
-    def _call(self, name: str, names: Sequence[str], args: Sequence[Any]) -> Command:
-        """The command that calls a script with its KEYS (`names`) and ARGV."""
+    def _call(self, name: str, keys: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The command, without its arguments, that calls a script with `keys` (its KEYS)."""
         if self._functions:
-            return ("FCALL", _function(name), len(names), *names, *args)
-        return ("EVALSHA", _sha(name), len(names), *names, *args)
+            return ("FCALL", _function(name), len(keys), *keys)
+        return ("EVALSHA", _sha(name), len(keys), *keys)
 
-    def _calls(self, name: str, names: Sequence[str], args: Sequence[Any]) -> Dialogue:
+    def _calls(self, name: str, args: Sequence[Any], keys: Sequence[str] = ()) -> Dialogue:
         if self._functions:
             try:
-                return (yield self._call(name, names, args))
+                return (yield (*self._call(name, keys), *args))
             except redis.ResponseError as exc:
                 if not _undefined(exc):
                     raise
             yield from self._load_library()
             if self._functions:
-                return (yield self._call(name, names, args))
+                return (yield (*self._call(name, keys), *args))
         try:
-            return (yield self._call(name, names, args))
+            return (yield (*self._call(name, keys), *args))
         except redis.exceptions.NoScriptError:  # Redis restarted, or never ran it: EVAL caches it too
-            return (yield ("EVAL", _source(name), len(names), *names, *args))
+            return (yield ("EVAL", _source(name), len(keys), *keys, *args))
+
+    def enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Dialogue:
+        """Store new jobs that share every other field (`fields`, as pack_fields makes them), in one
+        call of lua/enqueue_many.lua: the dialogue (drive() or adrive() runs it) whose reply is the
+        number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
+        args = enqueue_many_args(queue, now, fields, batch, max_size)
+        return self._calls("enqueue_many", args, (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES))
+
+    def send_enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Send:
+        """enqueue_many's call, to send without waiting; received_enqueue_many reads its reply."""
+        args = enqueue_many_args(queue, now, fields, batch, max_size)
+        return Send((*self._call("enqueue_many", (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES)), *args))
+
+    def received_enqueue_many(
+        self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0
+    ) -> Pipelined:
+        """The reply of the call send_enqueue_many made with the same arguments; where the script
+        was not defined (never loaded, Redis restarted, no functions), nothing ran: the call is
+        made again as enqueue_many, which loads it."""
+        try:
+            return (yield RECEIVE)
+        except redis.ResponseError as exc:
+            if not _undefined(exc):
+                raise
+        return (yield from self.enqueue_many(queue, now, fields, batch, max_size))
 
     def _load_library(self) -> Dialogue:
         """Load the library after a call found its function missing; where the server has no
@@ -397,7 +435,7 @@ class _Scripts:
 Reply = tuple[Any, "redis.ResponseError | None"]  # a command's reply, or its error reply
 
 
-def _advance(dialogue: Dialogue, reply: Reply) -> tuple[bool, Any]:
+def _advance(dialogue: Pipelined, reply: Reply) -> tuple[bool, Any]:
     """Hand the dialogue a reply: (False, the next command) or (True, the script's reply)."""
     value, error = reply
     try:
@@ -406,7 +444,8 @@ def _advance(dialogue: Dialogue, reply: Reply) -> tuple[bool, Any]:
         return True, done.value
 
 
-def _drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
+def drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
+    """Run a dialogue with a blocking client's execute_command: its reply."""
     done, value = _advance(dialogue, (None, None))
     while not done:
         try:
@@ -417,7 +456,8 @@ def _drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
     return value
 
 
-async def _adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
+async def adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
+    """drive() with an asyncio client's execute_command."""
     done, value = _advance(dialogue, (None, None))
     while not done:
         try:
@@ -426,6 +466,77 @@ async def _adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) ->
             reply = (None, exc)
         done, value = _advance(dialogue, reply)
     return value
+
+
+class Send(NamedTuple):
+    """A command a Pipelined dialogue sends without waiting for its reply: it goes on meanwhile
+    (builds the next batch while Redis stores this one) and reads the reply by yielding RECEIVE."""
+
+    command: Command
+
+
+class Receive:
+    """What a Pipelined dialogue yields to read the reply of the command it sent (RECEIVE)."""
+
+
+RECEIVE = Receive()
+# A dialogue that may also send a command without waiting (Send) and read its reply later
+# (RECEIVE): drive_on() and adrive_on() run it, on one connection of their own.
+Pipelined = Generator[Command | Send | Receive, Any, Any]
+
+
+def drive_on(dialogue: Pipelined, client: redis.Redis) -> Any:
+    """Run a Pipelined dialogue on a connection of `client`'s pool, taken for the whole of it."""
+    pool = client.connection_pool
+    taken = pool.get_connection()
+    connection: _Wire = taken
+    try:
+        done, value = _advance(dialogue, (None, None))
+        while not done:
+            try:
+                if isinstance(value, Send):
+                    connection.send_command(*value.command)
+                    reply: Reply = (None, None)
+                else:
+                    if not isinstance(value, Receive):
+                        connection.send_command(*value)
+                    reply = (connection.read_response(), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            done, value = _advance(dialogue, reply)
+        return value
+    except BaseException:
+        connection.disconnect()  # a reply may be left unread
+        raise
+    finally:
+        pool.release(taken)
+
+
+async def adrive_on(dialogue: Pipelined, client: redis.asyncio.Redis) -> Any:
+    """drive_on() with an asyncio client."""
+    pool = client.connection_pool
+    taken = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    connection: _AsyncWire = taken
+    try:
+        done, value = _advance(dialogue, (None, None))
+        while not done:
+            try:
+                if isinstance(value, Send):
+                    await connection.send_command(*value.command)
+                    reply: Reply = (None, None)
+                else:
+                    if not isinstance(value, Receive):
+                        await connection.send_command(*value)
+                    reply = (await connection.read_response(), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            done, value = _advance(dialogue, reply)
+        return value
+    except BaseException:
+        await connection.disconnect()  # a reply may be left unread
+        raise
+    finally:
+        await pool.release(taken)
 
 
 class EnqueueNamed(TypedDict, total=False):
@@ -440,45 +551,100 @@ class EnqueueNamed(TypedDict, total=False):
     max_size: int
 
 
-Call = tuple[Sequence[str], list[Any]]  # a script's KEYS and ARGV
+def pack_fields(fields: Mapping[str, Any]) -> bytes:
+    """Record fields as lua/enqueue.lua's ARGV[9]: a JSON array of strings name, value, ..., each
+    value's bytes as redis-py would send them (a number as its repr, text in UTF-8): raw_json."""
+    return raw_json([_bytes(item) for pair in fields.items() for item in pair])
 
 
-def enqueue_args(job_id: str, queue: str, fields: dict[str, Any], **given: Unpack[EnqueueNamed]) -> Call:
-    """lua/enqueue.lua's KEYS and arguments (see Transitions.enqueue)."""
-    now = given["now"]
-    claim_key, owner, ttl = given.get("run_claim") or ("", "", 0)
-    names = (
+def raw_json(items: list[bytes]) -> bytes:
+    """A JSON array of byte strings for Lua's cjson, each string's bytes standing in the text as
+    they are but for the characters JSON escapes (quote, backslash, control characters): cjson
+    takes bytes above 127 as they are, so that a pickle or a compressed payload travels too."""
+    return json.dumps([item.decode("latin-1") for item in items], ensure_ascii=False).encode("latin-1")
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value).encode()
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"a record field cannot be {type(value).__name__}: {value!r}")
+
+
+class EnqueueShared(NamedTuple):
+    """What lua/enqueue.lua is given alike for every job of one kind, queue and options (its
+    ARGV[8] to ARGV[13]), built once (producer.Template) rather than for each job."""
+
+    queue: str
+    queue_key: str
+    fields: bytes  # ARGV[9] (pack_fields): the record's fields other than the call's own
+    argv: tuple[bytes, ...]  # ARGV[8] to ARGV[13]
+
+    @classmethod
+    def of(
+        cls,
+        queue: str,
+        fields: Mapping[str, Any],
+        *,
+        parents: Sequence[str] = (),
+        unique_ttl: float = 0,
+        max_size: int = 0,
+    ) -> EnqueueShared:
+        packed = pack_fields(fields)
+        argv = (
+            queue.encode(),
+            packed,
+            _bytes(max_size or 0),
+            _bytes(unique_ttl or 0),
+            json.dumps(list(parents)).encode() if parents else b"",
+            _WAKE.encode(),
+        )
+        return cls(queue, keys.queue(queue), packed, argv)
+
+
+@lru_cache(maxsize=256)
+def _enqueue_keys(queue: str) -> tuple[str, ...]:
+    """lua/enqueue.lua's KEYS after the job's hash and its queue's list."""
+    return (
         _JOB,
         _RESULTS,
-        keys.queue(queue),
         keys.scheduled(queue),
         keys.deferred(queue),
         keys.QUEUES,
-        given.get("unique_claim", ""),
-        claim_key,
         _FINISHED,
         _FAILED,
         _CANCELED,
         _UNIQUE,
         _SLOTS,
     )
-    named = {
-        "id": job_id,
-        "queue": queue,
-        "run_at": given.get("run_at", 0),
-        "parents": list(given.get("parents", ())),
-        "now": now,
-        "now_iso": rq_time(now),
-        "run_claim_owner": owner,
-        "run_claim_ttl": ttl,
-        "unique_ttl": given.get("unique_ttl", 0),
-        "max_size": given.get("max_size", 0) or 0,
-        "wake": _WAKE,
-    }
-    args: list[Any] = [json.dumps(named)]
-    for name, value in fields.items():
-        args += [name, value]
-    return names, args
+
+
+class EnqueueCall(NamedTuple):
+    """One call of lua/enqueue.lua: its KEYS and ARGV (see its header)."""
+
+    keys: tuple[str, ...]
+    args: list[Any]
+
+    @classmethod
+    def of(
+        cls,
+        shared: EnqueueShared,
+        job_id: str,
+        now: float,
+        data: bytes,
+        description: str,
+        *,
+        run_at: float = 0,
+        unique_claim: str = "",
+        run_claim: tuple[str, str, int] | None = None,
+    ) -> EnqueueCall:
+        args = [job_id, now, rq_time(now), run_at or 0, data, description, unique_claim, *shared.argv]
+        if run_claim:
+            args += run_claim
+        return cls((keys.job(job_id), shared.queue_key, *_enqueue_keys(shared.queue)), args)
 
 
 def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:
@@ -487,16 +653,47 @@ def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:
     return outcome if outcome == "ok" else Refusal(outcome), ident, state
 
 
-def enqueue_many_args(
-    queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, max_size: int = 0
-) -> Call:
-    """lua/enqueue_many.lua's KEYS and arguments (see Transitions.enqueue_many)."""
-    args: list[Any] = [queue, rq_time(now), max_size or 0, _WAKE, len(shared)]
-    for name, value in shared.items():
-        args += [name, value]
-    for job in jobs:
-        args.extend(job)
-    return (keys.queue(queue), _JOB, keys.QUEUES), args
+def _generic_call(job_id: str, queue: str, fields: Mapping[str, Any], **given: Unpack[EnqueueNamed]) -> EnqueueCall:
+    """A job given as its whole record (jobdata.new_job_fields) as lua/enqueue.lua takes it."""
+    shared = {name: value for name, value in fields.items() if name not in ("data", "description")}
+    return EnqueueCall.of(
+        EnqueueShared.of(
+            queue,
+            shared,
+            parents=given.get("parents", ()),
+            unique_ttl=given.get("unique_ttl", 0),
+            max_size=given.get("max_size", 0),
+        ),
+        job_id,
+        given["now"],
+        fields.get("data", b""),
+        fields.get("description", ""),
+        run_at=given.get("run_at", 0),
+        unique_claim=given.get("unique_claim", ""),
+        run_claim=given.get("run_claim"),
+    )
+
+
+def enqueue_many_args(queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> list[Any]:
+    """lua/enqueue_many.lua's ARGV (see _Scripts.enqueue_many); `fields` as pack_fields makes them."""
+    return [
+        queue,
+        rq_time(now),
+        max_size or 0,
+        fields,
+        json.dumps(batch.ids),
+        json.dumps(batch.descriptions),
+        raw_json(batch.payloads),
+        _WAKE,
+    ]
+
+
+class Batch(NamedTuple):
+    """New jobs for one call of lua/enqueue_many.lua: their ids, payloads (`data`) and descriptions."""
+
+    ids: list[str]
+    payloads: list[bytes]
+    descriptions: list[str]
 
 
 class AsyncTransitions(_Scripts):
@@ -507,20 +704,12 @@ class AsyncTransitions(_Scripts):
         super().__init__()
         self.connection = connection
 
-    async def _run(self, name: str, names: Sequence[str], args: Sequence[Any]) -> Any:
-        return await _adrive(self._calls(name, names, args), self.connection.execute_command)
+    async def _run(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Any:
+        return await adrive(self._calls(name, args, keys), self.connection.execute_command)
 
-    async def enqueue(
-        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
-    ) -> tuple[str, str, str]:
-        """Transitions.enqueue."""
-        return enqueue_reply(await self._run("enqueue", *enqueue_args(job_id, queue, fields, **named)))
-
-    async def enqueue_many(
-        self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, max_size: int = 0
-    ) -> Any:
-        """Transitions.enqueue_many."""
-        return await self._run("enqueue_many", *enqueue_many_args(queue, shared, jobs, now, max_size))
+    async def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
+        """Transitions.enqueue_call."""
+        return enqueue_reply(await self._run("enqueue", call.args, call.keys))
 
 
 _KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
@@ -561,8 +750,8 @@ class Transitions(_Scripts):
             setattr(connection, _KEPT, found)
         return found
 
-    def _run(self, name: str, names: Sequence[str], args: Sequence[Any]) -> Any:
-        return _drive(self._calls(name, names, args), self._execute)
+    def _run(self, name: str, args: Sequence[Any], keys: Sequence[str] = ()) -> Any:
+        return drive(self._calls(name, args, keys), self._execute)
 
     def _execute(self, *command: Any) -> Any:
         """execute_command, but a script call is packed by _packed (its command and KEYS once)."""
@@ -592,23 +781,23 @@ class Transitions(_Scripts):
             self._own = self.connection.connection_pool.get_connection()
         own = self._own
         try:
-            own.send_packed_command([_packed(own.encoder, self._call(name, names, ()), args)])
+            own.send_packed_command([_packed(own.encoder, self._call(name, names), args)])
         except redis.RedisError:
             own.disconnect()
-            return lambda: self._run(name, names, args)
+            return lambda: self._run(name, args, names)
         sent = True
 
         def reply() -> Any:
             nonlocal sent
             if not sent:
-                return self._run(name, names, args)
+                return self._run(name, args, names)
             sent = False
             try:
                 return own.read_response()
             except redis.ResponseError as exc:
                 if not _undefined(exc):
                     raise
-                return self._run(name, names, args)  # nothing ran (Redis restarted): load it and run it
+                return self._run(name, args, names)  # nothing ran (Redis restarted): load it and run it
             except redis.RedisError:
                 own.disconnect()
                 raise
@@ -616,27 +805,20 @@ class Transitions(_Scripts):
         return reply
 
     def enqueue(
-        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
+        self, job_id: str, queue: str, fields: Mapping[str, Any], **named: Unpack[EnqueueNamed]
     ) -> tuple[str, str, str]:
-        """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
-        taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's),
-        'recent' (the claim, held for `unique_ttl` seconds, is held; the id is the holder's, the
-        state the seconds it is still held), 'unknown_parent' (the id is the missing parent's),
-        'claimed' (`run_claim` = (key, owner, ttl) was already held; the id is its holder) or
-        'full' (the queue holds `max_size` jobs; the state is how many)."""
-        return enqueue_reply(self._run("enqueue", *enqueue_args(job_id, queue, fields, **named)))
+        """Store a job given as its whole record (jobdata.new_job_fields). Returns (outcome, job id,
+        state); outcome is 'ok', 'exists' (the id is taken by an active job), 'duplicate' (the
+        unique claim is held; the id is the holder's), 'recent' (the claim, held for `unique_ttl`
+        seconds, is held; the id is the holder's, the state the seconds it is still held),
+        'unknown_parent' (the id is the missing parent's), 'claimed' (`run_claim` = (key, owner,
+        ttl) was already held; the id is its holder) or 'full' (the queue holds `max_size` jobs;
+        the state is how many)."""
+        return self.enqueue_call(_generic_call(job_id, queue, fields, **named))
 
-    def enqueue_many(
-        self,
-        queue: str,
-        shared: dict[str, Any],
-        jobs: list[tuple[str, bytes, str]],
-        now: float,
-        max_size: int = 0,
-    ) -> Any:
-        """Store new jobs (id, data, description) that share every other field, in one call: the
-        number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
-        return self._run("enqueue_many", *enqueue_many_args(queue, shared, jobs, now, max_size))
+    def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
+        """enqueue() of a job whose shared part was built once (EnqueueShared): the producer's way."""
+        return enqueue_reply(self._run("enqueue", call.args, call.keys))
 
     def fetch(
         self,
@@ -652,7 +834,7 @@ class Transitions(_Scripts):
         (limits.py). Raises LeaseLost when the worker's lease is gone."""
         names = (keys.worker(worker), keys.active(worker), *_TAKE, *_queue_keys(tuple(queues)))
         args = [token, worker, now, rq_time(now), count, _limits(limits or {}), *queues]
-        rows: list[Row] = _checked(self._run("fetch", names, args))
+        rows: list[Row] = _checked(self._run("fetch", args, names))
         return rows
 
     def succeed(
@@ -722,7 +904,7 @@ class Transitions(_Scripts):
         args += [*outcome, *go_on.arguments()]
         names = _outcome_keys(script, worker, queue, go_on.keyed())
         if wait:
-            return Next.of(self._run(script, names, args))
+            return Next.of(self._run(script, args, names))
         reply = self._send(script, names, args)
         return lambda: Next.of(reply())
 
@@ -734,18 +916,18 @@ class Transitions(_Scripts):
         args = [token, worker, now, rq_time(now), *go_on.arguments()]
         names = (keys.worker(worker), keys.active(worker), *_TAKE, *_queue_keys(go_on.keyed()))
         if wait:
-            return Next.of(self._run("go_on", names, args))
+            return Next.of(self._run("go_on", args, names))
         reply = self._send("go_on", names, args)
         return lambda: Next.of(reply())
 
     def release(self, worker: str, job_id: str, queue: str, now: float) -> bool:
         """Give back a job the worker reserved and did not start (lua/release.lua)."""
         names = (keys.active(worker), keys.queue(queue), _JOB, _SLOTS, keys.QUEUES)
-        return bool(self._run("release", names, [job_id, queue, rq_time(now), _WAKE]))
+        return bool(self._run("release", [job_id, queue, rq_time(now), _WAKE], names))
 
     def track(self, names: Sequence[str], payload: str) -> None:
         """Flush a worker's job tracking (tracking.Tracker.payload: the keys, and what to write)."""
-        self._run("track", names, [payload])
+        self._run("track", [payload], names)
 
     def heartbeat(self, worker: str, token: str, now_iso: str, ttl: int, cpu_percent: float, rss: int) -> list[str]:
         """Renew the worker's lease; returns the ids of its in-flight jobs an operator asked to
@@ -755,8 +937,8 @@ class Transitions(_Scripts):
             for job_id in _checked(
                 self._run(
                     "heartbeat",
-                    (keys.worker(worker), keys.active(worker), _JOB),
                     [token, now_iso, ttl, cpu_percent, rss],
+                    (keys.worker(worker), keys.active(worker), _JOB),
                 )
             )
         ]
@@ -768,19 +950,19 @@ class Transitions(_Scripts):
         count the crash. Returns (requeued, buried)."""
         names = (keys.worker(worker), keys.active(worker), *_RECOVER, keys.ACTIVE_WORKERS)
         requeued, buried = self._run(
-            "recover", names, [worker, now, rq_time(now), cause, crash_limit, how, _WAKE, *culprits]
+            "recover", [worker, now, rq_time(now), cause, crash_limit, how, _WAKE, *culprits], names
         )
         return int(requeued), int(buried)
 
     def overdue(self, workers: list[str], now: float) -> list[tuple[str, str, float]]:
         """(worker, job id, seconds past its deadline) of in-flight jobs past their grace period."""
-        flat = self._run("overdue", (_JOB, *map(keys.active, workers)), [now, *workers])
+        flat = self._run("overdue", [now, *workers], (_JOB, *map(keys.active, workers)))
         return [(flat[i].decode(), flat[i + 1].decode(), float(flat[i + 2])) for i in range(0, len(flat), 3)]
 
     def promote(self, supervisor: str, lease_ms: int, now: float) -> int | None:
         """Queue the due scheduled jobs of every queue; None when another supervisor is the promoter."""
         names = (keys.PROMOTER, keys.QUEUES, _JOB, _QUEUE, _SCHEDULED, _DEFERRED, _CANCELED, _UNIQUE, _SLOTS)
-        moved = self._run("promote", names, [supervisor, lease_ms, now, rq_time(now), _WAKE])
+        moved = self._run("promote", [supervisor, lease_ms, now, rq_time(now), _WAKE], names)
         return None if _refusal(moved) is Refusal.NOT_PROMOTER else int(moved)
 
     def sweep(
@@ -791,21 +973,21 @@ class Transitions(_Scripts):
         registries = [keys.ended(status, queue) for queue in queues for status in ("finished", "failed", "canceled")]
         lost, requeued, buried, deleted = self._run(
             "sweep",
-            (keys.ACTIVE_WORKERS, _WORKER, _ACTIVE, *_RECOVER, *registries),
             [now, rq_time(now), crash_limit, batch, _WAKE, len(own_workers), *own_workers, *queues],
+            (keys.ACTIVE_WORKERS, _WORKER, _ACTIVE, *_RECOVER, *registries),
         )
         return int(lost), int(requeued), int(buried), int(deleted)
 
     def enqueue_now(self, job_id: str, now: float) -> bool:
         """Queue a scheduled job ahead of its time; False if it is not scheduled."""
         names = (_JOB, _QUEUE, _SCHEDULED, keys.QUEUES)
-        return bool(self._run("enqueue_now", names, [job_id, rq_time(now), _WAKE]))
+        return bool(self._run("enqueue_now", [job_id, rq_time(now), _WAKE], names))
 
     def requeue_dead(self, job_ids: list[str], now: float) -> list[str]:
         """Requeue the dead jobs among `job_ids` (and the dependents their deaths canceled), in
         one call; returns the ids requeued (a job no longer dead is left alone)."""
         names = (_JOB, _QUEUE, _FAILED, _CANCELED, _DEFERRED, keys.QUEUES, _UNIQUE)
-        return [job_id.decode() for job_id in self._run("requeue_dead", names, [rq_time(now), _WAKE, *job_ids])]
+        return [job_id.decode() for job_id in self._run("requeue_dead", [rq_time(now), _WAKE, *job_ids], names)]
 
     def cancel(self, job_id: str, now: float, reason: str) -> str:
         """Cancel a queued, scheduled or deferred job and, as for a dead parent, its deferred
@@ -824,11 +1006,11 @@ class Transitions(_Scripts):
             _WORKER,
             _ACTIVE,
         )
-        status: bytes = self._run("cancel", names, [job_id, now, rq_time(now), reason, _WAKE, _COMMANDS])
+        status: bytes = self._run("cancel", [job_id, now, rq_time(now), reason, _WAKE, _COMMANDS], names)
         return status.decode(errors="replace")  # a status another tool wrote may be any bytes
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
         """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that
         ended at or before `cutoff`; returns how many (would be) deleted."""
         names = (keys.ended(registry, queue), _JOB, _RESULTS)
-        return int(self._run("purge", names, [registry, cutoff, "1" if dry_run else "0", *ids]))
+        return int(self._run("purge", [registry, cutoff, "1" if dry_run else "0", *ids], names))

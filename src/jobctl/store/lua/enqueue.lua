@@ -1,54 +1,66 @@
---[[ Store a job: queued, scheduled (run_at in the future) or deferred behind its parents (or
-  canceled with them, when a parent already died), unless one of its claims refuses it.
-  run_claim (the scheduler's claim on one due time of a recurring entry) is taken here, with the
-  enqueue, so that a claim is never held by a run that was not stored. unique_ttl > 0: the
+--[[ Store one job (producer.py: `jobctl enqueue`, the Python API, the scheduler, `emit`): queued,
+  scheduled, deferred behind its parents (or canceled with them), unless a claim refuses it.
+  The run claim (the scheduler's claim on one due time of a recurring entry) is taken here, with
+  the enqueue, so that a claim is never held by a run that was not stored. unique_ttl > 0: the
   unique claim is held that long, whatever becomes of the job (Sidekiq's unique_for); 0: while
   the job is active. max_size > 0: refused when the queue holds as many.
   Input:
-    KEYS[1] 'rq:job:' prefix: the job's hash and dependency sets, its parents', a claim holder's
-    KEYS[2] 'rq:results:' prefix: the results stream of the id's previous run
-    KEYS[3] the queue's list, KEYS[4] its scheduled set, KEYS[5] its deferred set
-    KEYS[6] 'rq:queues' set of known queues
-    KEYS[7] the unique claim ('' for none)
-    KEYS[8] the run claim ('' for none)
-    KEYS[9] 'rq:finished:' prefix, KEYS[10] 'rq:failed:' prefix, KEYS[11] 'rq:canceled:' prefix:
+    KEYS[1] the job's hash (rq:job:<id>)
+    KEYS[2] its queue's list (rq:queue:<queue>)
+    KEYS[3] 'rq:job:' prefix: its parents' hashes and dependency sets, a claim holder's
+    KEYS[4] 'rq:results:' prefix: the results stream of the id's previous run
+    KEYS[5] the queue's scheduled set, KEYS[6] its deferred set
+    KEYS[7] 'rq:queues' set of known queues
+    KEYS[8] 'rq:finished:' prefix, KEYS[9] 'rq:failed:' prefix, KEYS[10] 'rq:canceled:' prefix:
       the registries of the queue and of the id's previous run's queue (read from its record)
-    KEYS[12] 'jobctl:unique:' prefix: uniqueness claims
-    KEYS[13] 'jobctl:slots:' prefix: concurrency slots
-    ARGV[1] the arguments by name (JSON): id, queue, run_at, parents, now, now_iso,
-            run_claim_owner, run_claim_ttl, unique_ttl, max_size, wake (the 'jobctl:wake:'
-            prefix of queues' wake channels)
-    ARGV[2...] field, value, ... of the record (a payload is bytes: it does not travel in JSON)
+    KEYS[11] 'jobctl:unique:' prefix, KEYS[12] 'jobctl:slots:' prefix (a job canceled with a parent)
+    ARGV[1] id
+    ARGV[2] now (unix time)
+    ARGV[3] now in RQ's format (created_at, enqueued_at)
+    ARGV[4] run_at (unix time; 0: now)
+    ARGV[5] data (the payload)
+    ARGV[6] description
+    ARGV[7] the unique claim's key ('': none)
+    then what every job of its kind shares, built once per kind (producer.Template):
+    ARGV[8] queue
+    ARGV[9] the rest of the record, a JSON array of strings name, value, ... in which bytes above
+            127 stand as they are (transitions.raw_json: a pickle travels too)
+    ARGV[10] max_size (0: none)
+    ARGV[11] unique_ttl
+    ARGV[12] the parents' ids, a JSON array ('': none)
+    ARGV[13] 'jobctl:wake:' prefix of queues' wake channels
+    ARGV[14] run claim's key, ARGV[15] its owner, ARGV[16] its ttl (only for the scheduler)
   Output:
     {'ok', id, state} stored: 'queued', 'scheduled', 'deferred' or 'canceled'
     {Refusal.FULL, '', jobs queued} the queue holds max_size jobs
-    {Refusal.CLAIMED, holder, ''} the run claim was held
-    {Refusal.EXISTS, id, state} the id is taken by an active job
+    {Refusal.CLAIMED, run claim's holder, ''} the run claim was held
+    {Refusal.EXISTS, id, status} the id is taken by an active job
+    {Refusal.DUPLICATE, holder, status} the unique claim is held by an active job
     {Refusal.RECENT, holder, seconds} the unique claim, held for unique_ttl, is held
-    {Refusal.DUPLICATE, holder, state} the unique claim is held by an active job
     {Refusal.UNKNOWN_PARENT, parent, ''} a parent does not exist
 ]]
 --- @include "lib"
-local args = cjson.decode(ARGV[1])
-local id, queue, run_at, claim = args.id, args.queue, args.run_at, KEYS[7]
-local parents, now, now_iso = args.parents, args.now, args.now_iso
-local run_claim, run_claim_owner, run_claim_ttl = KEYS[8], args.run_claim_owner, args.run_claim_ttl
-local unique_ttl, max_size = args.unique_ttl, args.max_size
-local k = {job = KEYS[1], results = KEYS[2], by_queue = {[queue] = {queue = KEYS[3], scheduled = KEYS[4],
-  deferred = KEYS[5]}}, queues = KEYS[6], finished = KEYS[9], failed = KEYS[10], canceled = KEYS[11],
-  unique = KEYS[12], slots = KEYS[13], wake = args.wake}
-local key = job_key(k, id)
+local key, list = KEYS[1], KEYS[2]
+local id, now, now_iso, run_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local claim, queue, max_size, unique_ttl = ARGV[7], ARGV[8], tonumber(ARGV[10]), tonumber(ARGV[11])
+local k = {job = KEYS[3], results = KEYS[4], by_queue = {[queue] = {queue = list, scheduled = KEYS[5],
+  deferred = KEYS[6]}}, queues = KEYS[7], finished = KEYS[8], failed = KEYS[9], canceled = KEYS[10],
+  unique = KEYS[11], slots = KEYS[12], wake = ARGV[13]}
+local parents = {}
+if ARGV[12] ~= '' then parents = cjson.decode(ARGV[12]) end
 
 if max_size > 0 then
-  local queued = redis.call('LLEN', KEYS[3])
+  local queued = redis.call('LLEN', list)
   if queued >= max_size then return {Refusal.FULL, '', tostring(queued)} end
 end
 
-if run_claim ~= '' and not redis.call('SET', run_claim, run_claim_owner, 'NX', 'EX', run_claim_ttl) then
+local run_claim = ARGV[14]
+if run_claim and not redis.call('SET', run_claim, ARGV[15], 'NX', 'EX', ARGV[16]) then
   return {Refusal.CLAIMED, redis.call('GET', run_claim) or '', ''}
 end
 
-local status = redis.call('HGET', key, 'status')
+local old = redis.call('HMGET', key, 'status', 'jobctl_scheduled_for')
+local status = old[1]
 if status and ACTIVE[status] then return {Refusal.EXISTS, id, status} end
 if claim ~= '' then
   local holder = redis.call('GET', claim)
@@ -71,40 +83,66 @@ if status then
     redis.call('ZREM', ended_key(k, registry, queue), id)
   end
   redis.call('DEL', key, results_key(k, id), dependencies_key(k, id), old_dependencies_key(k, id))
+elseif old[2] then
+  redis.call('HDEL', key, 'jobctl_scheduled_for')  -- a record without a status, of another tool
 end
 
-local fields = {}
-for i = 2, #ARGV do table.insert(fields, ARGV[i]) end
-redis.call('HSET', key, unpack(fields))
-if claim ~= '' and unique_ttl > 0 then
-  redis.call('SET', claim, id, 'EX', math.ceil(unique_ttl))
-elseif claim ~= '' then
-  redis.call('SET', claim, id)
-  redis.call('HSET', key, 'jobctl_unique', claim)
+-- the record in one HSET: the shared fields, then the call's (a later field wins)
+local record = cjson.decode(ARGV[9])
+local n = #record
+record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'created_at', now_iso, 'enqueued_at', now_iso
+record[n + 5], record[n + 6], record[n + 7], record[n + 8] = 'data', ARGV[5], 'description', ARGV[6]
+n = n + 8
+if claim ~= '' and unique_ttl <= 0 then
+  record[n + 1], record[n + 2] = 'jobctl_unique', claim
+  n = n + 2
 end
-
-if #parents > 0 then
-  for _, parent in ipairs(parents) do
-    redis.call('SADD', dependencies_key(k, id), parent)
-    redis.call('SADD', dependents_key(k, parent), id)
-    -- the parent's outcome script settles its dependents only when this flag says it has some
-    redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)
-  end
-  local verdict, culprit = parents_verdict(k, id)
-  if verdict == 'doomed' then
-    cancel_for_parent(k, id, culprit, now, now_iso)
-    return {'ok', id, 'canceled'}
-  elseif verdict == 'waiting' then
-    redis.call('HSET', key, 'status', 'deferred')
-    redis.call('ZADD', KEYS[5], '+inf', id)
-    return {'ok', id, 'deferred'}
+local function claimed()
+  if claim ~= '' and unique_ttl > 0 then
+    redis.call('SET', claim, id, 'EX', math.ceil(unique_ttl))
+  elseif claim ~= '' then
+    redis.call('SET', claim, id)
   end
 end
 
+if #parents == 0 then
+  if run_at > now then
+    record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[4]
+    redis.call('HSET', key, unpack(record))
+    claimed()
+    redis.call('ZADD', KEYS[5], ARGV[4], id)
+    redis.call('SADD', k.queues, list)  -- the promoter looks at every known queue
+    return {'ok', id, 'scheduled'}
+  end
+  record[n + 1], record[n + 2] = 'status', 'queued'
+  redis.call('HSET', key, unpack(record))
+  claimed()
+  wake(k, queue, redis.call('RPUSH', list, id))
+  redis.call('SADD', k.queues, list)
+  return {'ok', id, 'queued'}
+end
+
+redis.call('HSET', key, unpack(record))
+claimed()
+for _, parent in ipairs(parents) do
+  redis.call('SADD', dependencies_key(k, id), parent)
+  redis.call('SADD', dependents_key(k, parent), id)
+  -- the parent's outcome script settles its dependents only when this flag says it has some
+  redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)
+end
+local verdict, culprit = parents_verdict(k, id)
+if verdict == 'doomed' then
+  cancel_for_parent(k, id, culprit, now, now_iso)
+  return {'ok', id, 'canceled'}
+elseif verdict == 'waiting' then
+  redis.call('HSET', key, 'status', 'deferred')
+  redis.call('ZADD', KEYS[6], '+inf', id)
+  return {'ok', id, 'deferred'}
+end
 if run_at > now then
-  redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', run_at)
-  redis.call('ZADD', KEYS[4], run_at, id)
-  redis.call('SADD', k.queues, KEYS[3])  -- the promoter looks at every known queue
+  redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[4])
+  redis.call('ZADD', KEYS[5], ARGV[4], id)
+  redis.call('SADD', k.queues, list)
   return {'ok', id, 'scheduled'}
 end
 push_queued(k, id, queue, now_iso, false)

@@ -1,44 +1,53 @@
 --[[ Store a batch of new jobs of one kind on one queue (`jobctl enqueue --from`, enqueue_many).
-  Fresh ids only: an id already in use is an error, and the whole batch (one MULTI/EXEC) is then
-  refused; so is a batch that would take the queue past max_size.
+  Fresh ids only: an id already in use is an error, and the whole batch is then refused (one
+  script: nothing of it is written); so is a batch that would take the queue past max_size.
   Input:
-    KEYS[1] the queue's list
-    KEYS[2] 'rq:job:' prefix: the jobs' hashes
-    KEYS[3] 'rq:queues' set of known queues
+    KEYS[1] the queue's list (rq:queue:<queue>)
+    KEYS[2] a hash the script makes and deletes: the fields the jobs share, which each record is
+            copied from (keys.ENQUEUE_TEMPLATE)
+    KEYS[3] 'rq:job:' prefix: the jobs' hashes
+    KEYS[4] 'rq:queues' set of known queues
     ARGV[1] queue
-    ARGV[2] now_iso
+    ARGV[2] now in RQ's format (created_at, enqueued_at)
     ARGV[3] max_size (0: none)
-    ARGV[4] 'jobctl:wake:' prefix of queues' wake channels
-    ARGV[5] field_count
-    ARGV[6...] field, value, ... (the fields every job shares), then for each job: id, data,
-               description
+    ARGV[4] the fields every job shares, as in enqueue.lua's record (a JSON array of strings name,
+            value, ...: transitions.raw_json)
+    ARGV[5] ids, ARGV[6] descriptions, ARGV[7] payloads (`data`; bytes above 127 stand in the
+            JSON text as they are, as in ARGV[4]): JSON arrays with an item per job
+    ARGV[8] 'jobctl:wake:' prefix of queues' wake channels
   Output:
     stored the number of jobs stored
     {Refusal.FULL, jobs queued} the batch would take the queue past max_size
 ]]
 --- @include "lib"
-local queue, now_iso, max_size, field_count = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
-local k = {job = KEYS[2], wake = ARGV[4]}
-local shared = {}
-for i = 6, 5 + 2 * field_count do table.insert(shared, ARGV[i]) end
-local first = 6 + 2 * field_count
-local list = KEYS[1]
+local list, template = KEYS[1], KEYS[2]
+local k = {job = KEYS[3], wake = ARGV[8]}
+local queue, now_iso, max_size = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ids, descriptions, payloads = cjson.decode(ARGV[5]), cjson.decode(ARGV[6]), cjson.decode(ARGV[7])
+if #ids == 0 then return 0 end
 if max_size > 0 then
   local queued = redis.call('LLEN', list)
-  if queued + (#ARGV - first + 1) / 3 > max_size then return {Refusal.FULL, queued} end
+  if queued + #ids > max_size then return {Refusal.FULL, queued} end
 end
-for i = first, #ARGV, 3 do
-  if redis.call('EXISTS', job_key(k, ARGV[i])) == 1 then
-    return redis.error_reply('job id ' .. ARGV[i] .. ' is already in use')
+-- one EXISTS for the batch (unpack takes a few thousand values: producer.BATCH_SIZE is below)
+local job_keys = {}
+for i, id in ipairs(ids) do job_keys[i] = job_key(k, id) end
+if redis.call('EXISTS', unpack(job_keys)) > 0 then
+  for i, id in ipairs(ids) do
+    if redis.call('EXISTS', job_keys[i]) == 1 then return redis.error_reply('job id ' .. id .. ' is already in use') end
   end
 end
-local stored = 0
-for i = first, #ARGV, 3 do
-  local key = job_key(k, ARGV[i])
-  redis.call('HSET', key, 'data', ARGV[i + 1], 'description', ARGV[i + 2], 'status', 'queued',
-    'enqueued_at', now_iso, unpack(shared))
-  wake(k, queue, redis.call('RPUSH', list, ARGV[i]))
-  stored = stored + 1
+local record = cjson.decode(ARGV[4])
+local n = #record
+record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'created_at', now_iso, 'enqueued_at', now_iso
+record[n + 5], record[n + 6] = 'status', 'queued'
+redis.call('DEL', template)  -- left by a call that failed halfway (out of memory)
+redis.call('HSET', template, unpack(record))
+for i, key in ipairs(job_keys) do
+  redis.call('COPY', template, key)
+  redis.call('HSET', key, 'data', payloads[i], 'description', descriptions[i])
 end
-redis.call('SADD', KEYS[3], list)
-return stored
+redis.call('DEL', template)
+wake(k, queue, redis.call('RPUSH', list, unpack(ids)) - #ids + 1)  -- the length after the first
+redis.call('SADD', KEYS[4], list)
+return #ids
