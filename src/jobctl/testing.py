@@ -48,6 +48,7 @@ T = TypeVar("T")
 
 PROMOTER_LEASE_MS = 1000
 DRAIN_BATCH = 100_000  # jobs per worker.Worker run of drain(): more only cost a second run
+WAIT_POLL = 0.5  # seconds: drain(wait=) looks again at least this often for jobs that became due
 
 
 # --- the in-process worker -----------------------------------------------------------------------
@@ -68,18 +69,26 @@ class Worker:
     def client(self) -> Client:
         return self._client or current_client()
 
-    def drain(self, advance: float | timedelta = 0) -> int:
-        """Run jobs until the queues are empty and no scheduled job (delayed, or waiting for its
-        retry) is due; `advance`: count as due those due within that many seconds (a job
-        enqueued with enqueue_in("1h") runs with drain(advance=3600)). Returns how many jobs ran."""
-        ahead = advance.total_seconds() if isinstance(advance, timedelta) else float(advance)
+    def drain(self, advance: float | timedelta = 0, wait: float | timedelta = 0) -> int:
+        """Run jobs until the queues are empty and no scheduled job (delayed, waiting for its
+        retry, or held back by a rate or concurrency limit) is due; `advance`: count as due
+        those due within that many seconds (a job enqueued with enqueue_in("1h") runs with
+        drain(advance=3600)); `wait`: wait for those due within that many seconds more and run
+        each at its time (retries after their real delays, limited jobs as the limit lets them
+        start), as `jobctl work --burst` waits for those due within a minute. Returns how many
+        jobs ran."""
+        ahead, horizon = _seconds(advance), _seconds(wait)
         ran = 0
         while True:
             moved = self._promote(time.time() + ahead)
             started = self._run(max_jobs=DRAIN_BATCH)
             ran += started
-            if not (moved or started):
+            if moved or started:
+                continue
+            due = self._next_due()
+            if due is None or due > time.time() + ahead + horizon:
                 return ran
+            time.sleep(min(max(due - ahead - time.time(), 0), WAIT_POLL))
 
     def run_one(self) -> bool:
         """Run the next job (due scheduled jobs included), if there is one; whether one ran."""
@@ -103,6 +112,14 @@ class Worker:
             runner.run()
         return runner.started
 
+    def _next_due(self) -> float | None:
+        """When the first scheduled job of the worker's queues is due (unix time), if any."""
+        with self.client.translated_errors(), self.client.connection.pipeline(transaction=False) as pipe:
+            for name in self.queue_names or self._known_queues():
+                pipe.zrange(keys.scheduled(name), 0, 0, withscores=True)
+            firsts = [score for first in pipe.execute() for _member, score in first]
+        return min(firsts, default=None)
+
     def _known_queues(self) -> list[str]:
         configured = list(self.client.config.queues)
         if configured:
@@ -120,6 +137,10 @@ class Worker:
             moved = transitions.promote(f"testing.{os.getpid()}", PROMOTER_LEASE_MS, now) or 0
             transitions.promote(f"testing.{os.getpid()}", 0, now)
         return moved
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 # --- inline --------------------------------------------------------------------------------------
