@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from jobctl import testing
+from jobctl.client import Client
 from jobctl.connection import mask_url, unavailable_reason
 from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
 from jobctl.testing import free_port as free_port
@@ -267,3 +268,23 @@ def project(tmp_path, redis_url):
     shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
     yield p
     p.stop_all()
+
+
+@pytest.fixture
+def in_process(project, monkeypatch):
+    """in_process(queues=None, concurrency=1): a jobctl.testing.Worker in this process, the same
+    worker code as `jobctl work` runs without its supervisor, on the project's Redis and its
+    queue.yml as the test left it, run from the project's directory (where its jobs write
+    relative paths). For tests of what happens to jobs; tests of processes use project.start."""
+    import sample_jobs  # noqa: F401  (registers the sample jobs in this process)
+
+    monkeypatch.chdir(project.path)
+    clients: list[Client] = []
+
+    def worker(queues: list[str] | None = None, concurrency: int = 1) -> testing.Worker:
+        clients.append(Client(project.env["REDIS_URL"], project.path / "queue.yml"))
+        return testing.Worker(queues, concurrency, client=clients[-1])
+
+    yield worker
+    for client in clients:
+        client.close()
