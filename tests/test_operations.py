@@ -151,20 +151,20 @@ def test_cancel_a_scheduled_job_and_its_dependents(project, db):
     assert again.returncode == 0 and "already canceled" in again.stderr
 
 
-def test_cancel_a_queued_job_removes_it_from_its_queue(project, db):
+def test_cancel_a_queued_job_removes_it_from_its_queue(project, in_process, db):
     job_id = project.enqueue("add", "1")
     outcome = json.loads(project.run("cancel", job_id, "--json").stdout)
     assert outcome == [
         {"job_id": job_id, "state": "queued", "canceled": True, "dependents": [], "now": "canceled", "error": None}
     ]
     assert db.llen(keys.queue("default")) == 0
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain() == 0
     assert project.show(job_id)["state"] == "canceled"
 
 
-def test_cancel_refuses_an_ended_job_and_an_unknown_one(project, tmp_path):
+def test_cancel_refuses_an_ended_job_and_an_unknown_one(project, in_process):
     job_id = project.enqueue("add", "1")
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain() == 1
     assert "it already ended (finished)" in one_line_error(project.run("cancel", job_id), code=1)
     assert "no job with id 'nope'" in one_line_error(project.run("cancel", "nope"))
 
@@ -180,10 +180,10 @@ def age_job(db, registry_key: str, job_id: str, ttl_field: str, days: float) -> 
     db.zadd(registry_key, {job_id: time.time() - days * DAY + ttl})
 
 
-def test_purge_deletes_only_old_jobs_of_the_state(project, db):
+def test_purge_deletes_only_old_jobs_of_the_state(project, in_process, db):
     old_dead, new_dead = project.enqueue("always_fails"), project.enqueue("always_fails")
     old_finished = project.enqueue("add", "1")
-    project.run("work", "--burst")
+    in_process().drain(wait=60)
     age_job(db, keys.dead("default"), old_dead, "failure_ttl", 8)
     age_job(db, keys.finished("default"), old_finished, "result_ttl", 8)
 
@@ -222,9 +222,9 @@ def test_purge_works_in_batches_and_keeps_jobs_that_moved_on(project, db):
     assert db.exists(keys.job("bulk-7")) and not db.exists(keys.job("bulk-8"))
 
 
-def test_purge_asks_first_and_refuses_without_a_terminal(project, db):
+def test_purge_asks_first_and_refuses_without_a_terminal(project, in_process, db):
     job_id = project.enqueue("always_fails")
-    project.run("work", "--burst")
+    in_process().drain(wait=60)
     args = ("purge", "default", "--state", "dead", "--older-than", "0s")
     assert "pass --yes" in one_line_error(project.run(*args))
     assert "--state 'done': expected finished, dead, canceled" in one_line_error(
@@ -310,12 +310,12 @@ PEAK_RSS = (
 )
 
 
-def test_requeue_dead_all_streams_in_batches_in_bounded_memory(project, db):
+def test_requeue_dead_all_streams_in_batches_in_bounded_memory(project, in_process, db):
     """1,001 dead jobs with 100 KB tracebacks (100 MB of records): `requeue-dead --all` lists
     and requeues each once, reading a batch at a time and never their tracebacks: its peak
     resident size stays far below what reading them all took (over 250 MB)."""
     template = project.enqueue("refuses")
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain() == 1
     fields = {**db.hgetall(keys.job(template)), b"exc_info": b"Traceback (most recent call last):\n" + b"x" * 100_000}
     [(_, expires)] = db.zrange(keys.dead("default"), 0, -1, withscores=True)
     ids = [template] + [f"dead-{n}" for n in range(1000)]
