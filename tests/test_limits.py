@@ -1,5 +1,6 @@
 """Rate and concurrency limits, held in Redis across supervisors and with several jobs in flight
-per worker process; a worker killed while holding a slot gives it back; queue.yml's max_size."""
+per worker process (a queue's rate limit with the in-process worker); a worker killed while
+holding a slot gives it back; queue.yml's max_size."""
 
 import json
 import os
@@ -66,11 +67,11 @@ def test_rate_limit_spreads_starts_and_does_not_block_the_queue(project, db, tmp
     assert max(shown(db, i)["ended_at"] for i in others) < starts[-1]
 
 
-def test_a_queue_rate_limit(project, db, tmp_path):
+def test_a_queue_rate_limit(project, in_process, db, tmp_path):
     project.write("queue.yml", "default: {worker_count: 2, concurrency: 2, rate_limit: 4/s}\n")
     ids = enqueue_many(project, tmp_path, "add", [[n, 1] for n in range(10)])
-    project.start("work")
-    wait_for(lambda: all_finished(db, ids), timeout=60, message="every job finished")
+    assert in_process(concurrency=4).drain(wait=60) == 10  # as many in flight as the two workers of 2
+    assert all_finished(db, ids)
     starts = started_at(db, ids)
     assert all(later - earlier >= 0.999 for earlier, later in zip(starts, starts[4:]))
 

@@ -48,7 +48,7 @@ T = TypeVar("T")
 
 PROMOTER_LEASE_MS = 1000
 DRAIN_BATCH = 100_000  # jobs per worker.Worker run of drain(): more only cost a second run
-WAIT_POLL = 0.5  # seconds: drain(wait=) looks again at least this often for jobs that became due
+WAIT_POLL = 0.1  # seconds: drain(wait=) looks again at least this often for jobs that may start
 
 
 # --- the in-process worker -----------------------------------------------------------------------
@@ -73,11 +73,12 @@ class Worker:
         """Run jobs until the queues are empty and no scheduled job (delayed, waiting for its
         retry, or held back by a rate or concurrency limit) is due; `advance`: count as due
         those due within that many seconds (a job enqueued with enqueue_in("1h") runs with
-        drain(advance=3600)); `wait`: wait for those due within that many seconds more and run
-        each at its time (retries after their real delays, limited jobs as the limit lets them
-        start), as `jobctl work --burst` waits for those due within a minute. Returns how many
-        jobs ran."""
-        ahead, horizon = _seconds(advance), _seconds(wait)
+        drain(advance=3600)); `wait`: wait up to that many seconds for the jobs that may not
+        start yet and run each when it may (a retry after its real delay, a job held back by a
+        limit as the limit lets it start), as `jobctl work --burst` waits up to a minute.
+        Returns how many jobs ran."""
+        ahead = _seconds(advance)
+        deadline = time.time() + _seconds(wait)
         ran = 0
         while True:
             moved = self._promote(time.time() + ahead)
@@ -85,10 +86,13 @@ class Worker:
             ran += started
             if moved or started:
                 continue
-            due = self._next_due()
-            if due is None or due > time.time() + ahead + horizon:
+            queued, due = self._waiting()
+            now = time.time()
+            if now >= deadline or not (queued or (due is not None and due - ahead <= deadline)):
                 return ran
-            time.sleep(min(max(due - ahead - time.time(), 0), WAIT_POLL))
+            # queued jobs a queue's rate limit holds: look again soon; else sleep until one is due
+            pause = WAIT_POLL if queued or due is None else due - ahead - now
+            time.sleep(min(max(pause, 0), WAIT_POLL, deadline - now))
 
     def run_one(self) -> bool:
         """Run the next job (due scheduled jobs included), if there is one; whether one ran."""
@@ -112,13 +116,18 @@ class Worker:
             runner.run()
         return runner.started
 
-    def _next_due(self) -> float | None:
-        """When the first scheduled job of the worker's queues is due (unix time), if any."""
+    def _waiting(self) -> tuple[int, float | None]:
+        """Jobs of the worker's queues still queued, and when the first scheduled one is due
+        (unix time; None: none is)."""
+        names = self.queue_names or self._known_queues()
         with self.client.translated_errors(), self.client.connection.pipeline(transaction=False) as pipe:
-            for name in self.queue_names or self._known_queues():
+            for name in names:
+                pipe.llen(keys.queue(name))
                 pipe.zrange(keys.scheduled(name), 0, 0, withscores=True)
-            firsts = [score for first in pipe.execute() for _member, score in first]
-        return min(firsts, default=None)
+            replies = pipe.execute()
+        queued = sum(replies[0::2])
+        firsts = [score for first in replies[1::2] for _member, score in first]
+        return queued, min(firsts, default=None)
 
     def _known_queues(self) -> list[str]:
         configured = list(self.client.config.queues)
