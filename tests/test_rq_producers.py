@@ -1,5 +1,6 @@
 """`jobctl work` is a drop-in for `rq worker` on JSON jobs: RQ's own API (rq 2.12, JSONSerializer)
-enqueues, a real `jobctl work` runs, and what RQ's options promise is what happens."""
+enqueues, a real `jobctl work` runs (or its worker code in this process, where only what happens
+to the jobs is asserted), and what RQ's options promise is what happens."""
 
 import json
 import math
@@ -8,9 +9,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+import rq_api_jobs  # noqa: F401  (registers the RQ-API jobs in this process, for the in-process worker)
 import sample_jobs
 from conftest import QUEUE_YML, TESTS, wait_for
 from rq import Callback, Queue, Retry, Worker
@@ -20,7 +23,7 @@ from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegis
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from jobctl import rq_compat
+from jobctl import api, rq_compat
 
 CALLBACKS = "test:callbacks"
 
@@ -56,11 +59,12 @@ def callbacks(db) -> list:
     return [json.loads(entry) for entry in db.lrange(CALLBACKS, 0, -1)]
 
 
-def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project, queue, db, tmp_path):
+def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project, in_process, queue, db, tmp_path):
     # the queue allows 2 retries: the job's own Retry gives it 3, then 1
     survivor = queue.enqueue("flaky", str(tmp_path / "survivor"), 3, retry=Retry(max=3, interval=[1, 2])).id
     short = queue.enqueue("flaky", str(tmp_path / "short"), 2, retry=Retry(max=1)).id
-    rq_project.start("work", "--queue", "default")
+    working = threading.Thread(target=in_process(["default"], concurrency=2).drain, kwargs={"wait": 60}, daemon=True)
+    working.start()
 
     waits = set()  # (retries_left, seconds from the failure to the retry), as each retry waits
 
@@ -76,8 +80,9 @@ def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project
     assert waits == {(2, 1), (1, 1), (0, 2)}
     job = fetch(db, survivor)
     assert (job.retries_left, job.return_value()) == (0, 4)
-    wait_for(lambda: rq_project.show(short)["state"] == "dead", message="the job with one retry to die")
-    assert rq_project.show(short)["attempts"] == 2 and fetch(db, short).retries_left == 0
+    working.join(timeout=60)
+    assert api.job(db, short).state == "dead"
+    assert api.job(db, short).attempts == 2 and fetch(db, short).retries_left == 0
 
 
 def test_retries_counted_as_the_rule_that_applies_and_a_retried_success_as_rq_leaves_it(rq_project, db, tmp_path):
@@ -167,40 +172,38 @@ def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, 
     )
 
 
-def test_job_timeout_and_meta(rq_project, queue, db, tmp_path):
+def test_job_timeout_and_meta(rq_project, in_process, queue, db, tmp_path):
     timed_out = queue.enqueue("slow", str(tmp_path / "a"), 30, job_timeout=1, retry=Retry(max=1)).id
     unlimited = queue.enqueue("slow", str(tmp_path / "b"), 2.5, job_timeout=-1).id  # RQ: -1 is no timeout
     with_meta = queue.enqueue("uses_meta", "seen_by", "job", meta={"from": "producer"}).id
-    rq_project.start("work", "--queue", "default")
+    assert in_process(["default"], concurrency=2).drain(wait=60) == 4
 
-    wait_for(lambda: rq_project.show(timed_out)["state"] == "dead", timeout=30, message="the job to time out twice")
-    assert [e["error"] for e in rq_project.show(timed_out)["errors"]] == ["JobTimeout: timed out after 1s"] * 2
-    wait_for(lambda: rq_project.show(unlimited)["state"] == "finished", message="the job without timeout to finish")
-    assert rq_project.show(unlimited)["errors"] == []  # not taken for an overrun
+    assert api.job(db, timed_out).state == "dead"
+    assert [e["error"] for e in api.job(db, timed_out).errors] == ["JobTimeout: timed out after 1s"] * 2
+    assert api.job(db, unlimited).state == "finished"
+    assert api.job(db, unlimited).errors == []  # not taken for an overrun
 
     job = fetch(db, with_meta)
     assert job.return_value() == {"id": with_meta, "seen": {"from": "producer"}}
     assert job.meta == {"from": "producer", "seen_by": "job"}
 
 
-def test_current_job_in_threads_and_async_jobs_and_progress_in_meta(rq_project, db):
+def test_current_job_in_threads_and_async_jobs_and_progress_in_meta(rq_project, in_process, db):
     queue = Queue("together", connection=db, serializer=JSONSerializer)
     async_ids = [queue.enqueue("async_current_id", 0.3).id for _ in range(4)]
     threaded = [queue.enqueue("uses_meta", "n", str(n)).id for n in range(4)]
     progressing = queue.enqueue("progress_in_meta").id
-    rq_project.start("work", "--queue", "together")
+    assert in_process(["together"], concurrency=4).drain() == 9  # queue.yml: together runs 4 at once
 
     for job_id in async_ids:
-        wait_for(lambda job_id=job_id: fetch(db, job_id).get_status() == "finished", message="the async jobs to finish")
+        assert fetch(db, job_id).get_status() == "finished"
         assert fetch(db, job_id).return_value() == job_id  # each saw itself, though they ran at once
     for n, job_id in enumerate(threaded):
-        wait_for(
-            lambda job_id=job_id: fetch(db, job_id).get_status() == "finished", message="the threaded jobs to finish"
-        )
+        assert fetch(db, job_id).get_status() == "finished"
         assert fetch(db, job_id).meta == {"n": str(n)}
-    wait_for(lambda: fetch(db, progressing).get_status() == "finished", message="the progress job to finish")
+    assert fetch(db, progressing).get_status() == "finished"
     assert fetch(db, progressing).return_value() == {"progress": 40.0}
-    assert rq_project.show(progressing)["progress"] == 40.0
+    assert api.job(db, progressing).progress == 40.0
 
 
 def test_workers_whose_jobs_do_not_use_rq_never_import_it(project):
@@ -310,21 +313,17 @@ def test_a_job_enqueued_by_function_reference_runs_as_its_registered_job(rq_proj
     wait_for(lambda: runs_of_add() == 1, message="the run to be counted under its job name")
 
 
-def test_rq_requeue_gives_a_fresh_retry_budget(rq_project, queue, db, redis_url, tmp_path):
+def test_rq_requeue_gives_a_fresh_retry_budget(rq_project, in_process, queue, db, redis_url, tmp_path):
     # the queue allows 3 attempts; the job succeeds at its fifth
     plain = queue.enqueue("flaky", str(tmp_path / "plain"), 4).id
     own = queue.enqueue("flaky", str(tmp_path / "own"), 3, retry=Retry(max=1)).id  # 2 attempts a round
-    rq_project.start("work", "--queue", "default")
-    wait_for(
-        lambda: rq_project.show(plain)["state"] == rq_project.show(own)["state"] == "dead",
-        message="both jobs to use up their retries",
-    )
-    assert (rq_project.show(plain)["attempts"], rq_project.show(own)["attempts"]) == (3, 2)
+    worker = in_process(["default"])
+    worker.drain(wait=60)
+    assert [job.state for job in api.jobs(db, [plain, own])] == ["dead", "dead"]
+    assert (api.job(db, plain).attempts, api.job(db, own).attempts) == (3, 2)
 
     rq_cli(redis_url, "requeue", "--queue", "default", "--all")
-    wait_for(
-        lambda: rq_project.show(plain)["state"] == rq_project.show(own)["state"] == "finished",
-        message="both requeued jobs to succeed within their fresh budget",
-    )
+    worker.drain(wait=60)
+    assert [job.state for job in api.jobs(db, [plain, own])] == ["finished", "finished"]
     assert (fetch(db, plain).return_value(), fetch(db, own).return_value()) == (5, 4)
-    assert (rq_project.show(plain)["attempts"], rq_project.show(own)["attempts"]) == (2, 2)
+    assert (api.job(db, plain).attempts, api.job(db, own).attempts) == (2, 2)
