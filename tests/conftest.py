@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from jobctl import testing
+from jobctl import api, testing
 from jobctl.client import Client
 from jobctl.connection import mask_url, unavailable_reason
 from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
@@ -204,6 +204,12 @@ class Project:
                 for pid in children:  # workers of a supervisor that was itself killed
                     kill_quietly(pid, signal.SIGKILL)
             process.communicate()
+
+
+def state(db: redis.Redis, job_id: str) -> str:
+    """The job's state as `jobctl show` reports it, read in this process: what a test polls
+    while it waits (a `show` subprocess per look kept a core busy for the whole wait)."""
+    return api.job(db, job_id).state
 
 
 def child_pids(pid: int) -> list[int]:

@@ -7,7 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-from conftest import child_pids, wait_for
+from conftest import child_pids, state, wait_for
 from test_worker import max_overlap
 
 from jobctl import api, keys
@@ -83,7 +83,7 @@ def test_a_worker_killed_holding_a_slot_gives_it_back(project, db, tmp_path):
     waiting = project.enqueue("limited_once_slow", str(marker))
     project.start("work")
     wait_for(marker.exists, message="the first job running")
-    wait_for(lambda: project.show(holder)["state"] == "started", message="the first job started")
+    wait_for(lambda: state(db, holder) == "started", message="the first job started")
     assert project.show(waiting)["state"] in ("queued", "scheduled")  # max_concurrency 1: it waits
     os.kill(int(marker.read_text()), signal.SIGKILL)
     wait_for(lambda: all_finished(db, [holder, waiting]), timeout=30, message="both jobs finished")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import state, wait_for
 
 from jobctl import keys
 
@@ -107,7 +107,7 @@ def test_a_paused_queue_is_not_fetched_until_resumed(project, db):
 
     resumed = project.run("resume", "default")
     assert resumed.returncode == 0 and "resumed default" in resumed.stderr
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to run after resume")
+    wait_for(lambda: state(db, job_id) == "finished", message="the job to run after resume")
     assert "default was not paused" in project.run("resume", "default").stderr
 
 
@@ -121,7 +121,7 @@ def test_pausing_takes_effect_for_workers_already_waiting_on_the_queue(project, 
     assert project.show(job_id)["state"] == "queued"
     assert db.lrange("rq:queue:default", 0, -1) == [job_id.encode()]  # given back, not held
     assert project.run("resume", "default").returncode == 0
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to run after resume")
+    wait_for(lambda: state(db, job_id) == "finished", message="the job to run after resume")
 
 
 def test_pause_refuses_an_unconfigured_queue(project, db):

@@ -15,7 +15,7 @@ import time
 import pytest
 import rq_api_jobs  # noqa: F401  (registers the RQ-API jobs in this process, for the in-process worker)
 import sample_jobs
-from conftest import QUEUE_YML, TESTS, wait_for
+from conftest import QUEUE_YML, TESTS, state, wait_for
 from rq import Callback, Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.job import Job, get_current_job
@@ -122,7 +122,7 @@ def test_a_job_rqs_api_canceled_is_kept_as_rq_keeps_it_and_its_dependents_settle
     wait_for(lambda: not db.exists(f"rq:job:{brief}"), message="a sweep after the cancel's entry was due")
     assert fetch(db, canceled.id).get_status() == "canceled"
     assert canceled.id in CanceledJobRegistry("default", connection=db)
-    wait_for(lambda: rq_project.show(tolerant)["state"] == "finished", message="the tolerant dependent to run")
+    wait_for(lambda: state(db, tolerant) == "finished", message="the tolerant dependent to run")
     assert (rq_project.show(strict)["state"], rq_project.show(strict)["reason"]) == (
         "canceled",
         f"parent {canceled.id} is canceled",
@@ -153,7 +153,7 @@ def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, 
     wait_for(lambda: not db.exists(f"rq:job:{expired}"), message="the job with ttl=1 to expire unstarted")
 
     rq_project.start("work", "--queue", "default", env={"JOBCTL_LEASE_TTL": "4"})  # a sweep every second
-    wait_for(lambda: rq_project.show(waiting)["state"] == "finished", message="the jobs to run")
+    wait_for(lambda: state(db, waiting) == "finished", message="the jobs to run")
     assert ran.read_text() == "waited\n"  # the expired job never ran
     assert db.ttl(f"rq:job:{waiting}") == -1  # started: its ttl no longer applies, as RQ's perform() does
 
@@ -164,7 +164,7 @@ def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, 
     assert fetch(db, forever).return_value() == 2  # swept around, never deleted
     assert db.ttl(f"rq:job:{forever}") == -1
 
-    wait_for(lambda: rq_project.show(dead_briefly)["state"] == "dead", message="the failing jobs to die")
+    wait_for(lambda: state(db, dead_briefly) == "dead", message="the failing jobs to die")
     failed = FailedJobRegistry("default", connection=db)
     assert db.zscore(failed.key, dead_forever) == math.inf and db.ttl(f"rq:job:{dead_forever}") == -1
     assert (
@@ -247,13 +247,11 @@ def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, 
 
     wait_for(lambda: log.exists() and "started" in log.read_text(), message="the ticking job to start")
     send_stop_job_command(db, stopped, serializer=JSONSerializer)  # RQ's own way to stop a running job
-    wait_for(lambda: rq_project.show(stopped)["state"] == "canceled", message="the job to stop")
+    wait_for(lambda: state(db, stopped) == "canceled", message="the job to stop")
     assert log.read_text().endswith("finally\n")
 
     for job_id in (succeeded, failed, refused, broken):
-        wait_for(
-            lambda job_id=job_id: rq_project.show(job_id)["state"] in ("finished", "dead"), message="the jobs to end"
-        )
+        wait_for(lambda job_id=job_id: state(db, job_id) in ("finished", "dead"), message="the jobs to end")
     assert sorted(callbacks(db)) == sorted(
         [
             ["success", succeeded, 3],
@@ -272,7 +270,7 @@ def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, 
     )
 
 
-def test_rq_suspend_and_resume(rq_project, queue, redis_url, tmp_path):
+def test_rq_suspend_and_resume(rq_project, queue, redis_url, tmp_path, db):
     rq_cli(redis_url, "suspend")
     rq_project.start("work", "--queue", "default")
     wait_for(
@@ -287,7 +285,7 @@ def test_rq_suspend_and_resume(rq_project, queue, redis_url, tmp_path):
     assert rq_project.show(job_id)["state"] == "queued"
 
     rq_cli(redis_url, "resume")
-    wait_for(lambda: rq_project.show(job_id)["state"] == "finished", message="the job to run once resumed")
+    wait_for(lambda: state(db, job_id) == "finished", message="the job to run once resumed")
     assert json.loads(rq_project.run("status", "--json").stdout)["suspended"] is False
 
 

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import child_pids, wait_for
+from conftest import child_pids, state, wait_for
 
 from jobctl import api
 
@@ -99,7 +99,7 @@ def test_killed_worker_is_restarted_and_its_job_recovered(project, tmp_path, db)
     # the job runs again, in another worker process, and finishes
     rerun_by = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to run again"))
     assert rerun_by != victim
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to finish")
+    wait_for(lambda: state(db, job_id) == "finished", message="the job to finish")
     job = project.show(job_id)
     assert job["errors"][0]["error"] == "worker killed by signal 9 (SIGKILL)"
     # the supervisor replaced the killed worker: two workers again, the victim gone
@@ -124,13 +124,13 @@ def test_sigterm_lets_the_running_job_finish(project, tmp_path):
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
 
 
-def test_scheduled_job_runs_at_its_time(project):
+def test_scheduled_job_runs_at_its_time(project, db):
     enqueued_at = time.time()
     job_id = project.enqueue("add", "1", "--in", "2s")
     waiting = project.show(job_id)  # no worker yet: nothing can have run it, however slow this machine is
     assert waiting["state"] == "scheduled" and waiting["scheduled_for"] >= enqueued_at + 2
     project.start("work")
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the delayed job")
+    wait_for(lambda: state(db, job_id) == "finished", message="the delayed job")
     assert project.show(job_id)["started_at"] >= waiting["scheduled_for"]
 
 
