@@ -189,19 +189,20 @@ class Project:
         self.started.append(process)
         return process
 
-    def stop_all(self) -> None:
-        """Stop what this test started, by PID: SIGTERM, then SIGKILL for it and its children."""
+    def stop_all(self, grace: float = 15) -> None:
+        """Stop what this test started, by PID: SIGTERM, then after `grace` seconds SIGKILL for it
+        and every process under it (workers, a job's own children, an embedded redis-server)."""
         for process in self.started:
             if process.poll() is None:
-                children = child_pids(process.pid)
+                descendants = descendant_pids(process.pid)
                 process.send_signal(signal.SIGTERM)
                 try:
-                    process.wait(timeout=15)
+                    process.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
-                    for pid in [process.pid, *children]:
-                        kill_quietly(pid, signal.SIGKILL)
+                    descendants += descendant_pids(process.pid)
+                    kill_quietly(process.pid, signal.SIGKILL)
                     process.wait(timeout=5)
-                for pid in children:  # workers of a supervisor that was itself killed
+                for pid in descendants:  # what a supervisor that was itself killed left behind
                     kill_quietly(pid, signal.SIGKILL)
             process.communicate()
 
@@ -218,6 +219,11 @@ def child_pids(pid: int) -> list[int]:
         with contextlib.suppress(OSError):
             children += [int(c) for c in (task / "children").read_text().split()]
     return children
+
+
+def descendant_pids(pid: int) -> list[int]:
+    children = child_pids(pid)
+    return children + [grandchild for child in children for grandchild in descendant_pids(child)]
 
 
 def kill_quietly(pid: int, signum: int) -> None:
@@ -273,7 +279,9 @@ def project(tmp_path, redis_url):
     p.write("queue.yml", QUEUE_YML)
     shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
     yield p
-    p.stop_all()
+    # the test is over: what it started is not watched any more, so a process that does not stop
+    # promptly on SIGTERM (a frozen worker, a job inside its shutdown_timeout) is killed
+    p.stop_all(grace=2)
 
 
 @pytest.fixture
