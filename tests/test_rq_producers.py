@@ -172,16 +172,17 @@ def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, 
     )
 
 
-def test_job_timeout_and_meta(rq_project, in_process, queue, db, tmp_path):
+def test_job_timeout_and_meta(rq_project, queue, db, tmp_path):
+    # worker processes: a job past its timeout that goes on sleeping is ended with its process
     timed_out = queue.enqueue("slow", str(tmp_path / "a"), 30, job_timeout=1, retry=Retry(max=1)).id
     unlimited = queue.enqueue("slow", str(tmp_path / "b"), 2.5, job_timeout=-1).id  # RQ: -1 is no timeout
     with_meta = queue.enqueue("uses_meta", "seen_by", "job", meta={"from": "producer"}).id
-    assert in_process(["default"], concurrency=2).drain(wait=60) == 4
+    rq_project.start("work", "--queue", "default")
 
-    assert api.job(db, timed_out).state == "dead"
-    assert [e["error"] for e in api.job(db, timed_out).errors] == ["JobTimeout: timed out after 1s"] * 2
-    assert api.job(db, unlimited).state == "finished"
-    assert api.job(db, unlimited).errors == []  # not taken for an overrun
+    wait_for(lambda: state(db, timed_out) == "dead", timeout=30, message="the job to time out twice")
+    assert [e["error"] for e in rq_project.show(timed_out)["errors"]] == ["JobTimeout: timed out after 1s"] * 2
+    wait_for(lambda: state(db, unlimited) == "finished", message="the job without timeout to finish")
+    assert rq_project.show(unlimited)["errors"] == []  # not taken for an overrun
 
     job = fetch(db, with_meta)
     assert job.return_value() == {"id": with_meta, "seen": {"from": "producer"}}
