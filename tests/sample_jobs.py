@@ -312,3 +312,16 @@ def rq_current_job() -> str | None:
 
     current = get_current_job()
     return current.id if current is not None else None
+
+
+# --- elastic workers (tests/test_autoscale.py) ---------------------------------------------------
+
+
+@job("nap")
+def nap(log: str, text: str, seconds: float) -> str:
+    """Note `start <text> <pid> <time>` in `log`, take `seconds`, then note `end <text>`: a test
+    sees which worker runs what since when, and counts the runs that went to their end."""
+    _note(log, f"start {text} {os.getpid()} {time.time()}")
+    time.sleep(seconds)
+    _note(log, f"end {text}")
+    return text

@@ -22,6 +22,8 @@ def assert_one_line_error(result, *fragments):
             ["queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64", "got -1"],
         ),
         ("default: {worker_count: lots}", ["queue 'default': key 'worker_count'", "got 'lots'"]),
+        ("default: {worker_count: 4..2}", ["queue.yml: queue 'default': key 'worker_count'", "range", "got '4..2'"]),
+        ("defaults: {scale_down_idle: 0s}\ndefault: {}", ["queue.yml: defaults: key 'scale_down_idle'", "got '0s'"]),
         ("default: {max_retry: 1}", ["queue 'default': unknown key 'max_retry' (did you mean 'max_retries'?)"]),
     ],
 )

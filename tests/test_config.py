@@ -72,11 +72,11 @@ def test_jitter_adds_up_to_a_quarter():
         ("default: {worker_count: 5\n  max_retries: 3", "queue.yml: malformed YAML at line 2"),
         (
             "default: {worker_count: -1}",
-            "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 (for more jobs in flight per process, set `concurrency`), got -1",
+            "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64, or a range like 2..10 with 1 <= min <= max <= 64 (for more jobs in flight per process, set `concurrency`), got -1",
         ),
         (
             "default: {worker_count: two}",
-            "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 (for more jobs in flight per process, set `concurrency`), got 'two'",
+            "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64, or a range like 2..10 with 1 <= min <= max <= 64 (for more jobs in flight per process, set `concurrency`), got 'two'",
         ),
         ("default: {worker_count: 1.5}", "key 'worker_count': expected a whole number from 0 to 64"),
         ("default: {workers: 2}", "queue.yml: queue 'default': unknown key 'workers' (did you mean 'worker_count'?)"),
@@ -93,6 +93,79 @@ def test_jitter_adds_up_to_a_quarter():
     ],
 )
 def test_queue_errors_name_file_entry_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as error:
+        load_queues(write(tmp_path, text))
+    assert message in str(error.value).replace(str(tmp_path) + "/", "")
+    assert "\n" not in str(error.value)
+
+
+def test_worker_count_range_and_scaling_thresholds(tmp_path):
+    config = load_queues(
+        write(
+            tmp_path,
+            """\
+defaults: {worker_count: 1..4, scale_down_idle: 2m}
+elastic: {scale_up_latency: 1500ms, scale_up_backlog: 5}
+fixed: {worker_count: 3}
+wide: {worker_count: " 2 .. 64 "}
+""",
+        )
+    )
+    elastic, fixed, wide = config.queues["elastic"], config.queues["fixed"], config.queues["wide"]
+    assert (elastic.min_workers, elastic.max_workers, str(elastic.worker_count)) == (1, 4, "1..4")
+    assert (elastic.scale_up_latency, elastic.scale_up_backlog, elastic.scale_down_idle) == (1.5, 5, 120)
+    assert (fixed.worker_count, fixed.min_workers, fixed.max_workers) == (3, 3, 3)  # a queue's own key wins
+    assert (wide.min_workers, wide.max_workers) == (2, 64)
+    # the documented defaults
+    assert (fixed.scale_up_latency, fixed.scale_up_backlog, fixed.scale_down_idle) == (5, 20, 120)
+    assert (QueueConfig.scale_up_latency, QueueConfig.scale_up_backlog, QueueConfig.scale_down_idle) == (5, 20, 60)
+
+
+RANGE_EXPECTED = (
+    "expected a whole number from 0 to 64, or a range like 2..10 with 1 <= min <= max <= 64 "
+    "(for more jobs in flight per process, set `concurrency`)"
+)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "default: {worker_count: 5..2}",
+            f"queue.yml: queue 'default': key 'worker_count': {RANGE_EXPECTED}, got '5..2'",
+        ),
+        (
+            "default: {worker_count: 0..3}",
+            f"queue.yml: queue 'default': key 'worker_count': {RANGE_EXPECTED}, got '0..3'",
+        ),
+        ("default: {worker_count: -2..3}", f"key 'worker_count': {RANGE_EXPECTED}, got '-2..3'"),
+        ("default: {worker_count: 1..65}", f"key 'worker_count': {RANGE_EXPECTED}, got '1..65'"),
+        ("default: {worker_count: 1.5..3}", f"key 'worker_count': {RANGE_EXPECTED}, got '1.5..3'"),
+        ("default: {worker_count: 1...3}", f"key 'worker_count': {RANGE_EXPECTED}, got '1...3'"),
+        ("default: {worker_count: 2-10}", f"key 'worker_count': {RANGE_EXPECTED}, got '2-10'"),
+        ("defaults: {worker_count: 3..1}\ndefault: {}", "queue.yml: defaults: key 'worker_count'"),
+        (
+            "default: {scale_up_latency: 0s}",
+            "queue.yml: queue 'default': key 'scale_up_latency': expected a duration above 0 like 500ms, 5s, 1m, got '0s'",
+        ),
+        ("default: {scale_up_latency: -5}", "queue.yml: queue 'default': key 'scale_up_latency': expected a duration"),
+        (
+            "default: {scale_up_backlog: 0}",
+            "queue.yml: queue 'default': key 'scale_up_backlog': expected a whole number >= 1 (queued jobs per worker), got 0",
+        ),
+        ("default: {scale_up_backlog: 2.5}", "queue 'default': key 'scale_up_backlog': expected a whole number >= 1"),
+        (
+            "defaults: {scale_down_idle: 0}\ndefault: {}",
+            "queue.yml: defaults: key 'scale_down_idle': expected a duration above 0",
+        ),
+        ("default: {scale_down_idle: never}", "queue 'default': key 'scale_down_idle': expected a duration above 0"),
+        (
+            "default: {scale_up_latncy: 5s}",
+            "queue 'default': unknown key 'scale_up_latncy' (did you mean 'scale_up_latency'?)",
+        ),
+    ],
+)
+def test_bad_ranges_and_thresholds_name_file_entry_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as error:
         load_queues(write(tmp_path, text))
     assert message in str(error.value).replace(str(tmp_path) + "/", "")

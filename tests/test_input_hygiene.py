@@ -30,8 +30,9 @@ def test_worker_count_is_bounded_and_nothing_starts(project, db):
     project.write("queue.yml", "default: {worker_count: 100000}\n")
     line = error_of(project.run("work", "--burst"))
     assert line == (
-        "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64 "
-        "(for more jobs in flight per process, set `concurrency`), got 100000"
+        "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64, "
+        "or a range like 2..10 with 1 <= min <= max <= 64 (for more jobs in flight per process, "
+        "set `concurrency`), got 100000"
     )
     assert db.scard(keys.WORKERS) == 0
 

@@ -115,3 +115,16 @@ def test_unserved_queue_gauge(project, server, db):
     samples = scrape(server.port)
     assert value(samples, "jobctl_unserved_jobs", queue="reports") == 2
     assert ("jobctl_queue_jobs", frozenset({"queue": "reports", "state": "queued"}.items())) not in samples
+
+
+def test_worker_count_range_gauges(project):
+    project.write("queue.yml", "default: {worker_count: 1..4}\nanalytics: {worker_count: 2}\n")
+    started = metrics.serve(project.env["REDIS_URL"], load_queues(project.path / "queue.yml"), 0, "127.0.0.1")
+    try:
+        samples = scrape(started.port)
+    finally:
+        started.shutdown()
+    assert value(samples, "jobctl_queue_min_workers", queue="default") == 1
+    assert value(samples, "jobctl_queue_max_workers", queue="default") == 4
+    assert value(samples, "jobctl_queue_min_workers", queue="analytics") == 2  # a fixed count is its own range
+    assert value(samples, "jobctl_queue_max_workers", queue="analytics") == 2

@@ -626,3 +626,18 @@ def test_job_lists_show_a_bounded_escaped_preview_of_long_arguments(browser, set
     assert job_page.status_code == 200 and len(job_page.content) < SHOWN_CHARS * 2
     assert "characters: all of it in" in job_page.text and f'href="/api/jobs/{big[0]}"' in job_page.text
     assert client.get(f"/api/jobs/{big[0]}").json()["args"] == [letters]
+
+
+def test_queues_page_and_overview_show_an_elastic_range(settings, project):
+    project.write("queue.yml", "default: {worker_count: 1..4}\nanalytics: {worker_count: 2}\n")
+    with client_for(settings) as client:
+        log_in(client)
+        for path in ("/queues", "/"):
+            page = client.get(path)
+            assert page.status_code == 200
+            default_row = page.text.split(">default</", 1)[1].split("</tr>", 1)[0]
+            assert "0/0 <span" in default_row and "of 1..4</span>" in default_row, default_row
+            analytics_row = page.text.split(">analytics</", 1)[1].split("</tr>", 1)[0]
+            assert '<td class="num">0/0</td>' in analytics_row  # a fixed count shows no range
+        default = next(q for q in client.get("/api/status").json()["queues"] if q["name"] == "default")
+        assert (default["workers"], default["min_workers"], default["max_workers"]) == (0, 1, 4)

@@ -138,11 +138,21 @@ class QueueSummary:
     counts: dict[str, int]
     workers: int = 0
     busy: int = 0
+    # the range queue.yml gives `jobctl work` for it (each supervisor's: see Pool in supervisor.py)
+    min_workers: int | None = None
+    max_workers: int | None = None
     paused: bool = False
     processed_last_minute: int = 0
     failed_last_minute: int = 0
     latency_seconds: float | None = None  # age of the oldest queued job
     totals: Counters = field(default_factory=Counters)
+
+    @property
+    def worker_range(self) -> str:
+        """`2..10` for an elastic queue, '' for a fixed count."""
+        if self.min_workers is None or self.min_workers == self.max_workers:
+            return ""
+        return f"{self.min_workers}..{self.max_workers}"
 
     @property
     def waiting(self) -> int:
@@ -156,6 +166,8 @@ class QueueSummary:
             "weight": self.weight,
             **self.counts,
             "workers": self.workers,
+            "min_workers": self.min_workers,
+            "max_workers": self.max_workers,
             "busy": self.busy,
             "paused": self.paused,
             "processed_last_minute": self.processed_last_minute,
@@ -229,7 +241,10 @@ class Overview:
 
 
 def queue_summaries(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[QueueSummary]:
-    return _summaries(connection, list(config.queues.values()), time.time() if now is None else now)
+    summaries = _summaries(connection, list(config.queues.values()), time.time() if now is None else now)
+    for summary, queue in zip(summaries, config.queues.values()):
+        summary.min_workers, summary.max_workers = queue.min_workers, queue.max_workers
+    return summaries
 
 
 def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[QueueSummary]:
@@ -270,15 +285,27 @@ def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -
             summary.processed_last_minute += _count(finished) + _count(failed)
             summary.failed_last_minute += _count(failed)
         summaries.append(summary)
-    waiting = [(summary, _name(head)) for summary, head in zip(summaries, heads) if head]
+    latencies = head_waits(connection, {summary.name: head for summary, head in zip(summaries, heads)}, now)
+    for summary in summaries:
+        summary.latency_seconds = latencies[summary.name]
+    return summaries
+
+
+def head_waits(connection: redis.Redis, heads: dict[str, bytes | None], now: float) -> dict[str, float | None]:
+    """Each queue's latency: how long the job at the head of its list (LINDEX 0, the oldest
+    queued) has waited since its enqueued_at; None for an empty queue or a time that does not
+    read. `heads`: queue name -> the head's id. One round trip (the supervisor's autoscaling and
+    the status read it)."""
+    waiting = [(queue, _name(head)) for queue, head in heads.items() if head]
     with connection.pipeline(transaction=False) as pipe:
         for _, head in waiting:
             pipe.hget(keys.job(head), "enqueued_at")
         enqueued = read_replies(pipe)
-    for (summary, _), enqueued_at in zip(waiting, enqueued):
+    waits: dict[str, float | None] = dict.fromkeys(heads)
+    for (queue, _), enqueued_at in zip(waiting, enqueued):
         moment = parse_rq_time(enqueued_at)
-        summary.latency_seconds = max(0.0, now - moment) if moment is not None else None
-    return summaries
+        waits[queue] = max(0.0, now - moment) if moment is not None else None
+    return waits
 
 
 def workers(connection: redis.Redis) -> list[WorkerSummary]:

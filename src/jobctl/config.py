@@ -9,10 +9,11 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import keys, yamlfile
 from .durations import parse_duration
@@ -30,11 +31,25 @@ SERIALIZERS = ("pickle", "json")
 MAX_WORKER_COUNT = 64  # worker processes per queue; more jobs in flight come from `concurrency`
 
 
+class WorkerRange(NamedTuple):
+    """`worker_count: 2..10`: the supervisor scales the queue's workers between these
+    (supervisor.py, Pool); a plain number is a fixed count."""
+
+    minimum: int
+    maximum: int
+
+    def __str__(self) -> str:
+        return f"{self.minimum}..{self.maximum}"
+
+
 @dataclass(frozen=True)
 class QueueConfig:
     name: str
     priority: int = 0  # position in queue.yml, 0 = highest
-    worker_count: int = 1
+    worker_count: int | WorkerRange = 1  # a range: elastic, between its bounds (supervisor.py)
+    scale_up_latency: float = 5.0  # elastic: a worker is added when the oldest queued job waited this long
+    scale_up_backlog: int = 20  # elastic: ... or when more jobs than this per worker are queued
+    scale_down_idle: float = 60.0  # elastic: a worker idle this long is retired
     max_retries: int = 3
     timeout: float = 180.0
     backoff: str | tuple[float, ...] = "exponential"
@@ -53,6 +68,14 @@ class QueueConfig:
     serializer: str = "json"  # of an rq-engine queue's payloads; pickle is RQ's default
     rate_limit: Rate | None = None  # starts from this queue, across every host
     max_size: int | None = None  # queued jobs beyond which enqueue is refused
+
+    @property
+    def min_workers(self) -> int:
+        return self.worker_count.minimum if isinstance(self.worker_count, WorkerRange) else self.worker_count
+
+    @property
+    def max_workers(self) -> int:
+        return self.worker_count.maximum if isinstance(self.worker_count, WorkerRange) else self.worker_count
 
     @property
     def trusts_pickle(self) -> bool:
@@ -106,6 +129,23 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
+_RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
+WORKER_COUNT_EXPECTED = (
+    f"a whole number from 0 to {MAX_WORKER_COUNT}, or a range like 2..10 with 1 <= min <= max <= {MAX_WORKER_COUNT} "
+    "(for more jobs in flight per process, set `concurrency`)"
+)
+
+
+def _worker_count(value: Any) -> int | WorkerRange:
+    """A fixed count (0 to 64: 0 serves the queue on other hosts only) or a range `min..max`."""
+    if isinstance(value, str) and (match := _RANGE.match(value)):
+        minimum, maximum = int(match[1]), int(match[2])
+        if not 1 <= minimum <= maximum <= MAX_WORKER_COUNT:
+            raise ValueError
+        return WorkerRange(minimum, maximum)
+    return _count(0, MAX_WORKER_COUNT)(value)
+
+
 def _positive_duration(value: Any) -> float:
     seconds = parse_duration(value)
     if seconds <= 0:
@@ -120,10 +160,11 @@ def _flag(value: Any) -> bool:
 
 
 _QUEUE_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "worker_count": (
-        _count(0, MAX_WORKER_COUNT),
-        f"a whole number from 0 to {MAX_WORKER_COUNT} (for more jobs in flight per process, set `concurrency`)",
-    ),
+    "worker_count": (_worker_count, WORKER_COUNT_EXPECTED),
+    # 0 is refused: a threshold of 0 would add workers with nothing waiting, or retire busy ones
+    "scale_up_latency": (_positive_duration, "a duration above 0 like 500ms, 5s, 1m"),
+    "scale_up_backlog": (_count(1), "a whole number >= 1 (queued jobs per worker)"),
+    "scale_down_idle": (_positive_duration, "a duration above 0 like 10s, 1m, 5m"),
     "max_retries": (_count(0), "a whole number >= 0"),
     # 0 is refused rather than read as "no limit": a job that never ends holds its worker forever
     "timeout": (_positive_duration, "a duration above 0 like 1500ms, 30s, 5m, 2h"),

@@ -77,6 +77,14 @@ def _queue_metrics(overview: api.Overview) -> list[GaugeMetricFamily]:
         "jobctl_queue_latency_seconds", "Age of the oldest queued job (0 when none is queued).", labels=["queue"]
     )
     workers = GaugeMetricFamily("jobctl_workers", "Live workers per queue, busy or idle.", labels=["queue", "state"])
+    bounds = {
+        bound: GaugeMetricFamily(
+            f"jobctl_queue_{bound}_workers",
+            f"The {word} of the queue's worker_count range in queue.yml, per `jobctl work` (a fixed count: that count).",
+            labels=["queue"],
+        )
+        for bound, word in (("min", "bottom"), ("max", "top"))
+    }
     unserved = GaugeMetricFamily(
         "jobctl_unserved_jobs",
         "Jobs waiting (queued, scheduled, deferred) on queues that are not in queue.yml, so no worker serves them.",
@@ -90,7 +98,10 @@ def _queue_metrics(overview: api.Overview) -> list[GaugeMetricFamily]:
         latency.add_metric([queue.name], queue.latency_seconds or 0.0)
         workers.add_metric([queue.name, "busy"], queue.busy)
         workers.add_metric([queue.name, "idle"], queue.workers - queue.busy)
-    return [depth, latency, workers, unserved]
+        for bound, family in bounds.items():
+            if (value := getattr(queue, f"{bound}_workers")) is not None:
+                family.add_metric([queue.name], value)
+    return [depth, latency, workers, *bounds.values(), unserved]
 
 
 def _processed_metric(processed: dict[tuple[str, str, str], int]) -> CounterMetricFamily:

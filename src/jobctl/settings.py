@@ -43,9 +43,11 @@ def env_source(variable: str) -> str:
 
 def setting_text(name: str, value: Any) -> str:
     """A queue setting as an operator writes it: 5m, 30d, off, [10s, 1m]."""
-    from .config import DURATION_SETTINGS
+    from .config import DURATION_SETTINGS, WorkerRange
     from .durations import format_exact
 
+    if isinstance(value, WorkerRange):  # before the tuples: written 2..10
+        return str(value)
     if value is None or value is False:
         return "off"
     if value is True:
@@ -154,7 +156,7 @@ class Settings:
         from dataclasses import fields
 
         from . import yamlfile
-        from .config import QueueConfig
+        from .config import QueueConfig, WorkerRange
 
         config = self.queues  # validated: the raw document below is known to be well-formed
         # the settings queue.yml can set: every QueueConfig field but the queue's identity
@@ -176,6 +178,8 @@ class Settings:
                     source = DEFAULT_SOURCE
                 value = getattr(queue, name)
                 text = setting_text(name, written[name] if written is not None else value)
+                if isinstance(value, WorkerRange):
+                    value = str(value)  # as written: 2..10
                 settings[name] = {
                     "value": list(value) if isinstance(value, tuple) else value,
                     "text": text,

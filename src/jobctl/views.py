@@ -157,7 +157,8 @@ def status_tables(view: Overview, failures: int = 5, width: int | None = None) -
         counts.add_column(state, justify="right", style=STATE_STYLE[state])
     activity = table("Queue activity", "queue", "prio", "weight", "done/min", "fail/min", "err %", "avg run", "latency")
     for q in view.queues:
-        counts.add_row(q.name, f"{q.busy}/{q.workers}", *(str(q.counts[s]) for s in STATES))
+        elastic = f" of {q.worker_range}" if q.worker_range else ""
+        counts.add_row(q.name, f"{q.busy}/{q.workers}{elastic}", *(str(q.counts[s]) for s in STATES))
         activity.add_row(
             q.name + (" (paused)" if q.paused else ""),
             str(q.priority),

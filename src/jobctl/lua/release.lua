@@ -4,5 +4,7 @@
 local worker, id, queue, now_iso = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('LREM', active_key(worker), 1, id) == 0 then return 0 end
 release_slot(id, hget(id, 'jobctl_slot'))  -- a reservation of a limited job held one
-if hget(id, 'status') == 'queued' then push_queued(id, queue, now_iso, true) end
+-- It kept waiting all along: it keeps its enqueued_at, whose age is the queue's latency (a fresh
+-- one at the head hid how long the queue's jobs wait from status and from autoscaling).
+if hget(id, 'status') == 'queued' then push_queued(id, queue, hget(id, 'enqueued_at') or now_iso, true) end
 return 1
