@@ -125,7 +125,7 @@ def newest_redis_server() -> str:
 
 
 def _config() -> object:
-    from jobctl.config import QueueConfig, QueuesConfig
+    from jobctl.config.queues import QueueConfig, QueuesConfig
 
     return QueuesConfig("bench", {"bench": QueueConfig("bench")})
 

@@ -2,7 +2,7 @@
 
     python bench/enqueue.py [--jobs 20000] [--redis-url redis://127.0.0.1:6379/14]
 
-Bulk is `jobctl.producer.enqueue_many` (what `jobctl enqueue --from` uses) against RQ's
+Bulk is `jobctl.api.producer.enqueue_many` (what `jobctl enqueue --from` uses) against RQ's
 `Queue.enqueue_many` in one pipeline. The Redis database given is flushed.
 """
 
@@ -38,8 +38,8 @@ def main() -> None:
     from rq import Queue
     from rq.serializers import JSONSerializer
 
-    from jobctl.config import QueueConfig, QueuesConfig
-    from jobctl.producer import enqueue, enqueue_many
+    from jobctl.api.producer import enqueue, enqueue_many
+    from jobctl.config.queues import QueueConfig, QueuesConfig
 
     connection = redis.Redis.from_url(options.redis_url)
     config = QueuesConfig("bench", {"bench": QueueConfig("bench")})

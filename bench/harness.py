@@ -122,8 +122,8 @@ def popen(command: list[str], url: str, cwd: str | Path = HERE, **extra_env: str
 
 
 def jobctl(url: str, jobs: int, queue_yml: str, job: str = "counter", pause: float = 0.0) -> Run:
-    from jobctl.config import load_queues
-    from jobctl.producer import enqueue_many
+    from jobctl.api.producer import enqueue_many
+    from jobctl.config.queues import load_queues
 
     compile_jobctl()
     connection = redis.Redis.from_url(url)

@@ -43,9 +43,9 @@ def wait_idle_worker(connection: redis.Redis) -> None:
 def jobctl_latencies(url: str, samples: int) -> list[float]:
     import noop  # noqa: F401
 
-    from jobctl.config import QueueConfig, QueuesConfig
-    from jobctl.jobdata import parse_rq_time
-    from jobctl.producer import enqueue
+    from jobctl.api.producer import enqueue
+    from jobctl.config.queues import QueueConfig, QueuesConfig
+    from jobctl.store.jobdata import parse_rq_time
 
     connection = redis.Redis.from_url(url)
     connection.flushdb()

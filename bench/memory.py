@@ -46,8 +46,8 @@ def measure(url: str, jobs: int, concurrency: int) -> tuple[float, float, float,
     """(idle RSS, RSS after WARM_UP jobs, peak, RSS after all jobs), in MB, of one worker."""
     import noop  # noqa: F401
 
-    from jobctl.config import QueueConfig, QueuesConfig
-    from jobctl.producer import enqueue_many
+    from jobctl.api.producer import enqueue_many
+    from jobctl.config.queues import QueueConfig, QueuesConfig
 
     connection = redis.Redis.from_url(url)
     connection.flushdb()

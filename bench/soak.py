@@ -45,8 +45,8 @@ def main() -> None:
 
     import noop  # noqa: F401  (registers the jobs)
 
-    from jobctl.config import QueueConfig, QueuesConfig
-    from jobctl.producer import enqueue_many
+    from jobctl.api.producer import enqueue_many
+    from jobctl.config.queues import QueueConfig, QueuesConfig
 
     print(
         f"# python bench/soak.py --jobs {options.jobs} --workers {options.workers} "

@@ -10,7 +10,7 @@ likewise for rq.cli), in a scratch directory with a queue.yml for jobctl, and th
 alternate, so that other load on the machine hits both alike. Printed: the median wall time of
 each, its median CPU time (user + system: steadier than wall time on a busy machine) and the
 ratio jobctl / RQ (below 1: jobctl starts faster), and `jobctl --help` against its budget of
-150 ms (issue 12). The Redis database given is flushed at the end: use one that holds nothing
+150 ms. The Redis database given is flushed at the end: use one that holds nothing
 else.
 """
 
@@ -29,7 +29,7 @@ from pathlib import Path
 import redis
 
 HERE = Path(__file__).resolve().parent
-HELP_BUDGET = 0.150  # seconds: issue 12's bound for `jobctl --help`
+HELP_BUDGET = 0.150  # seconds: the bound for `jobctl --help`, a command typed by hand
 WARM_UP = 2  # runs of each command left out: they write the .pyc files and fill the page cache
 
 

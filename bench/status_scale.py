@@ -3,7 +3,7 @@
     python bench/status_scale.py [--jobs 1000000] [--repeat 200] [--redis-url redis://127.0.0.1:6379/14]
 
 What `status`, `status --live`, `stats` and `/metrics` do on every refresh (api.overview plus
-api.stats) must not depend on how many jobs there are: counts come from LLEN/ZCARD and counters,
+jobstats.stats) must not depend on how many jobs there are: counts come from LLEN/ZCARD and counters,
 never from scanning job hashes. The script fills one pair of queues with 10 job ids and another
 with N (pipelined RPUSH; the oldest job also gets its hash, for the latency figure), each with
 a tenth as many dead ids, shares one set of job tracking records (20 job types with counters,
@@ -23,9 +23,11 @@ import time
 
 import redis
 
-from jobctl import api, keys
-from jobctl.config import QueueConfig, QueuesConfig
-from jobctl.jobdata import rq_time
+from jobctl.api import jobstats
+from jobctl.api import reads as api
+from jobctl.config.queues import QueueConfig, QueuesConfig
+from jobctl.store import keys
+from jobctl.store.jobdata import rq_time
 
 CHUNK = 10_000
 JOB_TYPES = [f"job_{n}" for n in range(20)]
@@ -95,7 +97,7 @@ def track(connection: redis.Redis) -> None:
 def refresh(connection: redis.Redis, config: QueuesConfig) -> float:
     started = time.perf_counter()
     api.overview(connection, config)
-    api.stats(connection, config, JOB_TYPES)
+    jobstats.stats(connection, config, JOB_TYPES)
     return time.perf_counter() - started
 
 

@@ -24,9 +24,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from jobctl import keys
-from jobctl.jobdata import encode_payload, rq_time
-from jobctl.settings import Settings
+from jobctl.config.settings import Settings
+from jobctl.store import keys
+from jobctl.store.jobdata import encode_payload, rq_time
 
 CHUNK = 10_000
 TARGET_MS = 200
@@ -86,8 +86,9 @@ def main() -> int:
 
     from starlette.testclient import TestClient
 
-    from jobctl.web.app import Dashboard, create_app
+    from jobctl.web.app import create_app
     from jobctl.web.auth import Auth
+    from jobctl.web.board import Dashboard
 
     connection = redis.Redis.from_url(options.redis_url)
     if not options.no_fill:

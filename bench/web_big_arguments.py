@@ -29,8 +29,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import redis
 
-from jobctl import keys
-from jobctl.jobdata import encode_payload, rq_time
+from jobctl.store import keys
+from jobctl.store.jobdata import encode_payload, rq_time
 
 TOKEN = "bench-token-0123456789"
 

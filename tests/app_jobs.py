@@ -4,7 +4,7 @@ import asyncio
 import threading
 
 from jobctl import job, progress
-from jobctl.client import current_client
+from jobctl.api.client import current_client
 
 
 @job("app_add", queue="default")

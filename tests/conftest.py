@@ -17,9 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import redis
 
-from jobctl import api, testing
-from jobctl.client import Client
-from jobctl.connection import mask_url, unavailable_reason
+from jobctl import testing
+from jobctl.api import records
+from jobctl.api.client import Client
+from jobctl.store.connection import mask_url, unavailable_reason
 from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
 from jobctl.testing import free_port as free_port
 from jobctl.testing import wait_for as wait_for
@@ -210,7 +211,7 @@ class Project:
 def state(db: redis.Redis, job_id: str) -> str:
     """The job's state as `jobctl show` reports it, read in this process: what a test polls
     while it waits (a `show` subprocess per look kept a core busy for the whole wait)."""
-    return api.job(db, job_id).state
+    return records.job(db, job_id).state
 
 
 def child_pids(pid: int) -> list[int]:

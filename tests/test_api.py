@@ -1,5 +1,5 @@
 """The data API against a real Redis: known numbers of jobs in every state, read back through
-api.overview / api.job_detail and through `status --json` / `show --json`, exactly."""
+api.overview / jobdetail.job_detail and through `status --json` / `show --json`, exactly."""
 
 import json
 import time
@@ -7,10 +7,11 @@ import time
 import pytest
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 
-from jobctl import api, keys
-from jobctl.config import load_queues
-from jobctl.producer import enqueue
-from jobctl.transitions import Transitions
+from jobctl.api import reads as api
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
+from jobctl.store import keys
+from jobctl.store.transitions import Transitions
 
 
 @pytest.fixture

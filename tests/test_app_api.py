@@ -22,9 +22,11 @@ from conftest import QUEUE_YML, REDIS6_SERVER, TESTS, free_port, wait_for
 from rq.utils import resolve_function_reference
 
 import jobctl
-from jobctl import api, keys, producer, testing
-from jobctl.client import Client, set_default
-from jobctl.config import load_queues
+from jobctl import testing
+from jobctl.api import producer, records
+from jobctl.api.client import Client, set_default
+from jobctl.config.queues import load_queues
+from jobctl.store import keys
 
 
 @pytest.fixture
@@ -92,7 +94,7 @@ def test_drain_waits_for_retries_due_within_wait_and_runs_them_at_their_time(red
     assert worker.drain() == 1  # its retry is due in a second
     assert handle.status() == "scheduled"
     assert worker.drain(wait=5) == 2
-    view = api.job(db, handle.id)
+    view = records.job(db, handle.id)
     assert (view.state, view.attempts) == ("dead", 3)
     failures = [error["at"] for error in view.errors]
     assert all(later - earlier >= 1 for earlier, later in pairwise(failures))  # each retry at its time
@@ -361,7 +363,7 @@ def test_a_process_with_an_in_process_worker_outlives_its_lease(redis_url, tmp_p
     script = f"""
 import time, app_jobs
 from jobctl import testing
-from jobctl.client import Client
+from jobctl.api.client import Client
 client = Client({redis_url!r}, {str(tmp_path / "queue.yml")!r})
 with testing.default_client(client):
     handle = app_jobs.app_add.enqueue(2, 3)

@@ -12,10 +12,10 @@ from pathlib import Path
 from conftest import child_pids, wait_for
 
 from jobctl import logs
-from jobctl.config import QueueConfig
-from jobctl.connection import connect
-from jobctl.supervisor import Slot, Supervisor
-from jobctl.transitions import Transitions
+from jobctl.config.queues import QueueConfig
+from jobctl.runtime.supervisor import Slot, Supervisor
+from jobctl.store.connection import connect
+from jobctl.store.transitions import Transitions
 
 SCALED = re.compile(r"scaled default (\d+) → (\d+) workers?: (.+)$")
 

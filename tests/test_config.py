@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import registry
-from jobctl.config import QueueConfig, load_queues, load_recurring
+from jobctl.config.queues import QueueConfig, load_queues, load_recurring
 from jobctl.errors import ConfigError
+from jobctl.jobs import catalogue as registry
 
 SEED = """\
 default:        {worker_count: 5,  max_retries: 3}

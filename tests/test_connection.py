@@ -7,8 +7,8 @@ import subprocess
 import pytest
 from conftest import TESTS, Project, kill_quietly, wait_for
 
-from jobctl.connection import connect, mask_url, where
 from jobctl.errors import RedisUnavailable
+from jobctl.store.connection import connect, mask_url, where
 
 
 def test_mask_url_hides_the_password():

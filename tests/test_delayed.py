@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from conftest import wait_for
 
-from jobctl import api
+from jobctl.api import records
 
 LATENESS_BOUND = 15  # seconds: not a measure of punctuality, a check that promotion happens at all
 
@@ -19,14 +19,14 @@ def test_delayed_jobs_start_on_time(project, db):
     enqueued = time.time()
     at = datetime.fromtimestamp(int(time.time()) + 4, UTC)
     timed = project.enqueue("add", "2", "--at", at.isoformat())
-    waiting = api.jobs(db, [delayed, timed])  # no worker yet: both wait, however slow this machine is
+    waiting = records.jobs(db, [delayed, timed])  # no worker yet: both wait, however slow this machine is
     assert [view.state for view in waiting] == ["scheduled", "scheduled"]
     run_at = waiting[0].scheduled_for  # --in counts from the enqueue command's own clock
     assert requested + 3 <= run_at <= enqueued + 3 and waiting[1].scheduled_for == at.timestamp()
     project.start("work")
 
-    wait_for(lambda: all(view.state == "finished" for view in api.jobs(db, [delayed, timed])), message="both jobs")
-    delayed_view, timed_view = api.jobs(db, [delayed, timed])
+    wait_for(lambda: all(view.state == "finished" for view in records.jobs(db, [delayed, timed])), message="both jobs")
+    delayed_view, timed_view = records.jobs(db, [delayed, timed])
     delayed_late = delayed_view.started_at - run_at
     timed_late = timed_view.started_at - at.timestamp()
     print(f"\nlateness: --in {delayed_late:.3f}s, --at {timed_late:.3f}s")

@@ -11,7 +11,7 @@ from rq import Queue
 from rq.job import Dependency, Job
 from rq.serializers import JSONSerializer
 
-from jobctl import api
+from jobctl.api import records
 
 
 def background(worker) -> threading.Thread:
@@ -23,7 +23,7 @@ def background(worker) -> threading.Thread:
 
 def states(db, *job_ids) -> list[str]:
     """The jobs' states as `show` reports them, read in-process (a `show` subprocess per job is slow)."""
-    return [view.state for view in api.jobs(db, list(job_ids))]
+    return [view.state for view in records.jobs(db, list(job_ids))]
 
 
 def test_dead_parent_cancels_the_chain_below_it(project, in_process, db):
@@ -34,7 +34,7 @@ def test_dead_parent_cancels_the_chain_below_it(project, in_process, db):
 
     assert in_process().drain(wait=60) == 1
     assert states(db, parent) == ["dead"]
-    child_view, grandchild_view = api.job(db, child), api.job(db, grandchild)
+    child_view, grandchild_view = records.job(db, child), records.job(db, grandchild)
     assert (child_view.state, child_view.reason) == ("canceled", f"parent {parent} is dead")
     assert (grandchild_view.state, grandchild_view.reason) == ("canceled", f"parent {child} is canceled")
 
@@ -60,7 +60,7 @@ def test_requeued_parent_that_finishes_releases_its_chain(project, in_process, d
 
     requeued = project.run("requeue-dead", "--job-id", parent, "--json")
     assert [j["id"] for j in json.loads(requeued.stdout)["requeued"]] == [parent]
-    waiting = api.jobs(db, [child, grandchild])
+    waiting = records.jobs(db, [child, grandchild])
     assert [(j.state, j.reason) for j in waiting] == [("deferred", None), ("deferred", None)]
 
     worker.drain(wait=60)
@@ -84,7 +84,7 @@ def test_several_parents_and_show_lists_both_directions(project, in_process, db,
     gate.touch()
     working.join(timeout=60)
     assert states(db, child) == ["finished"]
-    assert api.job(db, child).started_at >= api.job(db, first).ended_at
+    assert records.job(db, child).started_at >= records.job(db, first).ended_at
     assert log.read_text().split() == ["second", "child"]
 
 

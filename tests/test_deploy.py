@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobctl.config import QueueConfig, load_queues
-from jobctl.durations import parse_duration
+from jobctl.config.queues import QueueConfig, load_queues
+from jobctl.options.durations import parse_duration
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"

@@ -1,6 +1,6 @@
 import pytest
 
-from jobctl.durations import format_duration, parse_duration
+from jobctl.options.durations import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

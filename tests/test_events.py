@@ -3,7 +3,7 @@ fanning one event out to one job per handler, each with its own retries."""
 
 import json
 
-from jobctl import api
+from jobctl.api import records
 
 HANDLERS = """\
 import json
@@ -43,7 +43,7 @@ def test_emit_fans_out_to_every_handler(project, db, tmp_path):
         ("user.signup:track_signup", "analytics", "queued"),
     ]
     assert project.run("work", "--burst").returncode == 0
-    assert [view.result for view in api.jobs(db, [j["id"] for j in jobs])] == ["welcomed", "tracked"]
+    assert [view.result for view in records.jobs(db, [j["id"] for j in jobs])] == ["welcomed", "tracked"]
     assert json.loads((tmp_path / "welcome.json").read_text()) == payload
     assert json.loads((tmp_path / "tracked.json").read_text()) == payload
 
@@ -54,7 +54,7 @@ def test_each_handler_has_its_own_retries(project, db, tmp_path):
     ids = emitted.stdout.split()
     assert emitted.returncode == 0 and len(ids) == 2
     project.run("work", "--burst")
-    welcome, tracking = api.jobs(db, ids)
+    welcome, tracking = records.jobs(db, ids)
     assert (welcome.state, welcome.attempts) == ("finished", 1)
     assert (tracking.state, tracking.attempts) == ("dead", 1)  # max_retries=0: its own budget, no retry
 
@@ -89,4 +89,4 @@ def test_a_payload_that_is_not_json_is_refused(project, db):
 def test_emit_without_a_payload_sends_an_empty_object(project, db):
     with_handlers(project)
     ids = project.run("emit", "user.signup").stdout.split()
-    assert [view.args for view in api.jobs(db, ids)] == [[{}], [{}]]
+    assert [view.args for view in records.jobs(db, ids)] == [[{}], [{}]]

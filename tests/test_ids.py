@@ -8,7 +8,7 @@ import signal
 
 from conftest import wait_for
 
-from jobctl import keys
+from jobctl.store import keys
 
 
 def error_of(result, code: int = 2) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from jobctl.builtin.demo import EXAMPLE_CHANNELS
+from jobctl.cli.demo import EXAMPLE_CHANNELS
 
 
 def test_init_writes_a_project_that_runs_and_never_overwrites(project, tmp_path):

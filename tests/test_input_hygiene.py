@@ -12,7 +12,7 @@ import pytest
 import redis
 from conftest import wait_for
 
-from jobctl import keys
+from jobctl.store import keys
 
 
 def error_of(result, code: int = 2) -> str:
@@ -251,10 +251,10 @@ def test_deeply_nested_arguments_are_refused_naming_the_argument(project, db):
 
 
 def test_producers_refuse_deep_and_non_finite_arguments(project, redis_url):
-    from jobctl import registry
-    from jobctl.config import load_queues
+    from jobctl.api.producer import enqueue, enqueue_many
+    from jobctl.config.queues import load_queues
     from jobctl.errors import UsageError
-    from jobctl.producer import enqueue, enqueue_many
+    from jobctl.jobs import catalogue as registry
 
     registry.load("sample_jobs")
     connection, config = redis.Redis.from_url(redis_url), load_queues(project.path / "queue.yml")
@@ -302,7 +302,8 @@ def test_unique_claims_the_call_however_it_is_spelled(project, db):
 
 
 def test_a_declared_jobs_defaults_are_read_from_its_source_for_the_claim():
-    from jobctl import registry, signatures
+    from jobctl.jobs import catalogue as registry
+    from jobctl.jobs import signatures
 
     registry.load(None)
     # as declared, before its module is imported (an earlier test in this process may have run

@@ -9,11 +9,12 @@ import time
 import pytest
 from conftest import wait_for
 
-from jobctl import api, registry
-from jobctl.config import load_queues
-from jobctl.jobdata import new_job_fields
-from jobctl.producer import enqueue
-from jobctl.transitions import Transitions
+import jobctl
+from jobctl.api import records
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
+from jobctl.store.jobdata import new_job_fields
+from jobctl.store.transitions import Transitions
 
 
 def lines(path) -> list[str]:
@@ -26,8 +27,8 @@ def lines(path) -> list[str]:
 def test_a_backoff_callable_gets_the_attempt_and_the_exception(project, in_process, db):
     job_id = project.enqueue("backoff_probe")
     assert in_process().drain(wait=60) == 3
-    assert api.job(db, job_id).state == "dead"
-    assert api.job(db, job_id).attempts == 3
+    assert records.job(db, job_id).state == "dead"
+    assert records.job(db, job_id).attempts == 3
     assert lines(project.path / "backoff.log") == ["1 LookupError", "2 LookupError"]
 
 
@@ -35,7 +36,7 @@ def test_retry_delay_and_backoff_of_the_job_override_the_queue(project, in_proce
     # the queue retries after 100ms; the job says 30s
     job_id = project.enqueue("slow_retry")
     assert in_process().drain(wait=1) == 1  # its retry is not due within the queue's delay
-    job = api.job(db, job_id)
+    job = records.job(db, job_id)
     assert job.state == "scheduled"
     assert job.attempts == 1
     assert job.scheduled_for - time.time() > 20
@@ -57,7 +58,7 @@ def test_unique_true_is_the_jobs_default_for_enqueue(project, in_process):
 def test_unique_for_a_duration_refuses_copies_after_the_job_ended(project, in_process, db):
     first = project.enqueue("unique_hour", "a")
     assert in_process().drain() == 1
-    assert api.job(db, first).state == "finished"
+    assert records.job(db, first).state == "finished"
     again = project.run("enqueue", "unique_hour", "a")
     assert again.returncode == 1
     assert f"not enqueued: job {first}, a copy, was enqueued less than 1h00m ago" in again.stderr
@@ -86,7 +87,7 @@ def test_hooks_with_retries_that_end_in_success(project, in_process, db, tmp_pat
     before = time.time()
     job_id = project.enqueue("hooked", str(tmp_path / "counter"), "2", str(log))
     assert in_process().drain(wait=60) == 3
-    assert api.job(db, job_id).state == "finished"
+    assert records.job(db, job_id).state == "finished"
     calls = [line.split(" ", 3)[:3] for line in lines(log)]
     assert calls == [
         ["failure", "1", "RuntimeError('flaky"],
@@ -103,7 +104,7 @@ def test_on_failure_each_attempt_and_on_dead_once(project, in_process, db, tmp_p
     log = tmp_path / "hooks.log"
     job_id = project.enqueue("hooked", str(tmp_path / "counter"), "10", str(log))
     assert in_process().drain(wait=60) == 3
-    assert api.job(db, job_id).state == "dead"
+    assert records.job(db, job_id).state == "dead"
     assert [line.split(" ")[:2] for line in lines(log)] == [
         ["failure", "1"],
         ["failure", "2"],
@@ -164,7 +165,7 @@ def test_enqueue_from_names_the_line_and_stores_nothing(project, db, tmp_path):
 
 
 def test_the_python_api_raises_type_error(project, db):
-    @registry.job("api_checked")
+    @jobctl.job("api_checked")
     def api_checked(a: int) -> int:
         return a
 
@@ -221,11 +222,11 @@ def test_stored_arguments_that_no_longer_fit_are_dead_at_once(project, in_proces
     Transitions(db).enqueue("old-add", "default", fields, now=time.time())
     inside = project.enqueue("type_error_inside")
     assert in_process().drain(wait=60) == 3
-    old = api.job(db, "old-add")
+    old = records.job(db, "old-add")
     assert (old.state, old.attempts) == ("dead", 1)
     assert old.reason.startswith("permanent error: PermanentError: job 'add': takes 2 positional arguments")
     # a TypeError raised by the job's own code is an ordinary failure, retried
-    assert api.job(db, inside).attempts == 2
+    assert records.job(db, inside).attempts == 2
 
 
 # --- cron= --------------------------------------------------------------------------------------
@@ -300,5 +301,5 @@ def test_a_cron_job_must_take_no_arguments(project):
 )
 def test_bad_options_are_refused_at_import(options, message):
     with pytest.raises(ValueError) as error:
-        registry.job("bad", **options)
+        jobctl.job("bad", **options)
     assert message in str(error.value)

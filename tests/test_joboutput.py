@@ -1,4 +1,4 @@
-"""Job output capture (jobctl.joboutput) in one process: threads and asyncio tasks of several
+"""Job output capture (jobctl.store.joboutput) in one process: threads and asyncio tasks of several
 jobs print and log at the same time, each job's stored output holds its own lines only."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import threading
 import pytest
 from conftest import wait_for
 
-from jobctl import joboutput, keys, logs
+from jobctl import logs
+from jobctl.store import joboutput, keys
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from pathlib import Path
 from conftest import child_pids, state, wait_for
 from test_worker import max_overlap
 
-from jobctl import api, keys
+from jobctl.api import records
+from jobctl.store import keys
 
 TWO_HOSTS_QUEUE_YML = """\
 defaults: {retry_delay: 100ms, backoff: fixed, timeout: 30s, shutdown_timeout: 10s}
@@ -33,7 +34,7 @@ def enqueue_many(project, tmp_path, job: str, calls: list[list]) -> list[str]:
 
 
 def shown(db, job_id: str) -> dict:
-    return api.job(db, job_id).to_dict()
+    return records.job(db, job_id).to_dict()
 
 
 def started_at(db, ids) -> list[float]:

@@ -9,9 +9,11 @@ from collections import Counter
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 from conftest import child_pids, kill_quietly, wait_for
 
-from jobctl import api, keys
-from jobctl.config import load_queues
-from jobctl.producer import enqueue
+from jobctl.api import reads as api
+from jobctl.api import records
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
+from jobctl.store import keys
 
 JOBS = 200
 LEASE_TTL = 4  # seconds: lost workers' heartbeats lapse after 4 s, not the default 20
@@ -28,9 +30,11 @@ def test_two_supervisors_share_the_queues_and_run_each_job_once(project, db):
     supervisors = start_two_supervisors(project, db)
     config = load_queues(project.path / "queue.yml")
     ids = [enqueue(db, config, "whoami").id for _ in range(JOBS)]
-    wait_for(lambda: all(j.state == "finished" for j in api.jobs(db, ids)), timeout=30, message="every job to finish")
+    wait_for(
+        lambda: all(j.state == "finished" for j in records.jobs(db, ids)), timeout=30, message="every job to finish"
+    )
 
-    jobs = api.jobs(db, ids)
+    jobs = records.jobs(db, ids)
     assert all(job.attempts == 1 for job in jobs)
     # executions, not just outcomes; job tracking is flushed by each worker about once a second
     wait_for(lambda: int(db.hget(keys.queue_stats("default"), "runs") or 0) == JOBS, message="tracking flushed")
@@ -53,14 +57,14 @@ def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbe
     for pid in [holder.pid, *child_pids(holder.pid)]:  # the whole host at once, no goodbyes
         kill_quietly(pid, signal.SIGKILL)
     holder.wait()
-    assert api.job(db, job_id).state == "started"  # nobody knows yet
+    assert records.job(db, job_id).state == "started"  # nobody knows yet
 
     wait_for(
-        lambda: api.job(db, job_id).state == "finished",
+        lambda: records.job(db, job_id).state == "finished",
         timeout=LEASE_TTL + 15,
         message="the surviving supervisor to recover and rerun the job",
     )
-    job = api.job(db, job_id)
+    job = records.job(db, job_id)
     assert int(marker.read_text()) in child_pids(survivor.pid)
     assert any("worker lost (no heartbeat)" in e["error"] for e in job.errors)
     assert job.attempts == 1  # an interrupted attempt does not use up a retry

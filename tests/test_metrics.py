@@ -7,8 +7,8 @@ import sample_jobs  # noqa: F401  (the exporter reports the registered job types
 from conftest import free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from jobctl import metrics
-from jobctl.config import load_queues
+from jobctl.config.queues import load_queues
+from jobctl.web import metrics
 
 
 def scrape(port: int) -> dict:

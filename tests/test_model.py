@@ -61,13 +61,16 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from jobctl import admin, keys, producer, registry
-from jobctl.config import QueueConfig, QueuesConfig
+import jobctl
+from jobctl.api import admin, producer
+from jobctl.config.queues import QueueConfig, QueuesConfig
 from jobctl.errors import DuplicateJob, LeaseLost, UnknownJob, UsageError
-from jobctl.limits import parse_rate
-from jobctl.liveness import LEASE_TTL
-from jobctl.transitions import GoOn, Next, Transitions
-from jobctl.worker import Worker
+from jobctl.jobs import catalogue as registry
+from jobctl.options.liveness import LEASE_TTL
+from jobctl.options.rates import parse_rate
+from jobctl.runtime.worker import Worker
+from jobctl.store import keys
+from jobctl.store.transitions import GoOn, Next, Transitions
 
 EXAMPLES = int(os.environ.get("JOBCTL_MODEL_EXAMPLES", "50"))
 STEPS = int(os.environ.get("JOBCTL_MODEL_STEPS", "30"))
@@ -90,22 +93,22 @@ MALFORMED = b"not json"
 CONCURRENCY_RECHECK = 0.5  # lib.lua: a job held back by max_concurrency is tried again this much later
 
 
-@registry.job("model_plain")
+@jobctl.job("model_plain")
 def model_plain(n: int) -> int:
     return n
 
 
-@registry.job(LIMITED, max_concurrency=1)
+@jobctl.job(LIMITED, max_concurrency=1)
 def model_limited(n: int) -> int:
     return n
 
 
-@registry.job("model_rated", rate_limit=str(JOB_RATE))
+@jobctl.job("model_rated", rate_limit=str(JOB_RATE))
 def model_rated(n: int) -> int:
     return n
 
 
-@registry.job("model_unique", unique=True)
+@jobctl.job("model_unique", unique=True)
 def model_unique(n: int) -> int:
     return n
 

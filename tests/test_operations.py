@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import state, wait_for
 
-from jobctl import keys
+from jobctl.store import keys
 
 JOBCTL = Path(sys.executable).parent / "jobctl"
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pytest
 import redis
 
-from jobctl import keys
-from jobctl.jobdata import rq_time
-from jobctl.transitions import GoOn, Transitions
-from jobctl.worker import Worker
+from jobctl.runtime.worker import Worker
+from jobctl.store import keys
+from jobctl.store.jobdata import rq_time
+from jobctl.store.transitions import GoOn, Transitions
 
 WORKER, TOKEN, QUEUE = "host.1", "lease", "default"
 NOW = time.time()

@@ -36,15 +36,17 @@ from starlette.testclient import TestClient
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from jobctl import admin, keys
+from jobctl.api import admin
+from jobctl.api.producer import enqueue
 from jobctl.cli import app
-from jobctl.config import load_queues
+from jobctl.config.queues import load_queues
+from jobctl.config.settings import Settings
 from jobctl.errors import JobctlError
-from jobctl.metrics import JobctlCollector
-from jobctl.producer import enqueue
-from jobctl.settings import Settings
-from jobctl.web.app import Dashboard, create_app
+from jobctl.store import keys
+from jobctl.web.app import create_app
 from jobctl.web.auth import Auth
+from jobctl.web.board import Dashboard
+from jobctl.web.metrics import JobctlCollector
 
 TOKEN = "fuzz-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

@@ -2,29 +2,31 @@ import sys
 
 import pytest
 
-from jobctl import registry
+import jobctl
 from jobctl.errors import ConfigError, UnknownJob
+from jobctl.jobs import catalogue as registry
+from jobctl.jobs import signatures
 
 
 def test_decorator_registers_with_settings():
-    @registry.job("test_resize", queue="analytics", max_retries=1, timeout="2m")
+    @jobctl.job("test_resize", queue="analytics", max_retries=1, timeout="2m")
     def resize(path: str, width: int = 800) -> dict:
         return {}
 
     spec = registry.get("test_resize")
     assert (spec.queue, spec.max_retries, spec.timeout) == ("analytics", 1, 120)
-    assert spec.signature == "test_resize(path: str, width: int = 800) -> dict"
+    assert signatures.described(spec) == "test_resize(path: str, width: int = 800) -> dict"
     assert resize("x") == {}  # the function itself is unchanged
 
 
 def test_one_name_one_function():
-    @registry.job("test_taken")
+    @jobctl.job("test_taken")
     def first():
         pass
 
     with pytest.raises(ValueError, match="already registered"):
 
-        @registry.job("test_taken")
+        @jobctl.job("test_taken")
         def second():
             pass
 

@@ -23,7 +23,8 @@ from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegis
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from jobctl import api, rq_compat
+from jobctl.api import records
+from jobctl.middleware import rq_compat
 
 CALLBACKS = "test:callbacks"
 
@@ -81,8 +82,8 @@ def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project
     job = fetch(db, survivor)
     assert (job.retries_left, job.return_value()) == (0, 4)
     working.join(timeout=60)
-    assert api.job(db, short).state == "dead"
-    assert api.job(db, short).attempts == 2 and fetch(db, short).retries_left == 0
+    assert records.job(db, short).state == "dead"
+    assert records.job(db, short).attempts == 2 and fetch(db, short).retries_left == 0
 
 
 def test_retries_counted_as_the_rule_that_applies_and_a_retried_success_as_rq_leaves_it(rq_project, db, tmp_path):
@@ -204,7 +205,7 @@ def test_current_job_in_threads_and_async_jobs_and_progress_in_meta(rq_project, 
         assert fetch(db, job_id).meta == {"n": str(n)}
     assert fetch(db, progressing).get_status() == "finished"
     assert fetch(db, progressing).return_value() == {"progress": 40.0}
-    assert api.job(db, progressing).progress == 40.0
+    assert records.job(db, progressing).progress == 40.0
 
 
 def test_workers_whose_jobs_do_not_use_rq_never_import_it(project):
@@ -318,11 +319,11 @@ def test_rq_requeue_gives_a_fresh_retry_budget(rq_project, in_process, queue, db
     own = queue.enqueue("flaky", str(tmp_path / "own"), 3, retry=Retry(max=1)).id  # 2 attempts a round
     worker = in_process(["default"])
     worker.drain(wait=60)
-    assert [job.state for job in api.jobs(db, [plain, own])] == ["dead", "dead"]
-    assert (api.job(db, plain).attempts, api.job(db, own).attempts) == (3, 2)
+    assert [job.state for job in records.jobs(db, [plain, own])] == ["dead", "dead"]
+    assert (records.job(db, plain).attempts, records.job(db, own).attempts) == (3, 2)
 
     rq_cli(redis_url, "requeue", "--queue", "default", "--all")
     worker.drain(wait=60)
-    assert [job.state for job in api.jobs(db, [plain, own])] == ["finished", "finished"]
+    assert [job.state for job in records.jobs(db, [plain, own])] == ["finished", "finished"]
     assert (fetch(db, plain).return_value(), fetch(db, own).return_value()) == (5, 4)
-    assert (api.job(db, plain).attempts, api.job(db, own).attempts) == (2, 2)
+    assert (records.job(db, plain).attempts, records.job(db, own).attempts) == (2, 2)

@@ -1,4 +1,4 @@
-"""Unit tests of jobctl.schedule with fixed clocks: parsing, due times, DST, interval anchoring.
+"""Unit tests of jobctl.options.schedule with fixed clocks: parsing, due times, DST, interval anchoring.
 
 DST dates used (2025):
   Europe/Paris      spring forward Sun 30 Mar 02:00 CET -> 03:00 CEST (01:00Z);
@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobctl.schedule import parse_schedule
+from jobctl.options.schedule import parse_schedule
 
 PARIS = "Europe/Paris"
 NEW_YORK = "America/New_York"

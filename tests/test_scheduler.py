@@ -11,11 +11,11 @@ from conftest import QUEUE_YML, TESTS, wait_for
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from jobctl.keys import SCHEDULER_HEARTBEAT as HEARTBEAT
-from jobctl.keys import SCHEDULER_NEXT_RUNS as NEXT_RUNS
-from jobctl.liveness import LEASE_TTL
-from jobctl.schedule import parse_schedule
-from jobctl.scheduler import latest_due
+from jobctl.options.liveness import LEASE_TTL
+from jobctl.options.schedule import parse_schedule
+from jobctl.runtime.scheduler import latest_due
+from jobctl.store.keys import SCHEDULER_HEARTBEAT as HEARTBEAT
+from jobctl.store.keys import SCHEDULER_NEXT_RUNS as NEXT_RUNS
 
 
 def every_second(name: str, path, catch_up: str = "latest", enabled: bool = True) -> str:

@@ -11,11 +11,12 @@ import redis
 import sample_jobs  # noqa: F401  (registers the sample jobs in this process, for enqueue)
 from conftest import REDIS_SERVER, die_with_parent, free_port, wait_for
 
-from jobctl import admin, api, keys
-from jobctl.config import load_queues
-from jobctl.connection import connect, mask_url, parse_sentinel_url, where
+from jobctl.api import admin, records
+from jobctl.api.producer import enqueue
+from jobctl.config.queues import load_queues
 from jobctl.errors import RedisUnavailable
-from jobctl.producer import enqueue
+from jobctl.store import keys
+from jobctl.store.connection import connect, mask_url, parse_sentinel_url, where
 
 SERVICE = "jobs-ha"
 
@@ -147,13 +148,13 @@ def test_enqueue_work_and_show_survive_a_failover(project, redis_server, sentine
     master.process.wait()
     wait_for(lambda: promoted(watcher, replica.port), timeout=20, message="the Sentinel to promote the replica")
 
-    assert [job.state for job in api.jobs(client, acknowledged)] == ["queued"] * 20  # nothing lost
+    assert [job.state for job in records.jobs(client, acknowledged)] == ["queued"] * 20  # nothing lost
     assert project.run("resume", "default").returncode == 0
     after = project.run("enqueue", "add", "5", "5")
     assert after.returncode == 0, after.stderr
     everything = [*acknowledged, after.stdout.strip()]
     wait_for(
-        lambda: all(job.state == "finished" for job in api.jobs(client, everything)),
+        lambda: all(job.state == "finished" for job in records.jobs(client, everything)),
         timeout=20,
         message="the running supervisor to run every job on the new master",
     )

@@ -3,7 +3,7 @@
 import json
 import math
 
-from jobctl.api import run_time_percentile
+from jobctl.api.reads import run_time_percentile
 
 
 def stats(project, *args) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conftest import child_pids, wait_for
 
-from jobctl import keys
+from jobctl.store import keys
 
 
 def test_status_fits_80_columns_without_cutting_ids_or_pids(project, db, tmp_path):

@@ -13,8 +13,9 @@ from conftest import state, wait_for
 from rich.console import Console
 from test_status_live import terminal as terminal
 
-from jobctl import keys, views
-from jobctl.jobdata import encode_payload
+from jobctl.cli import jobviews, views
+from jobctl.store import keys
+from jobctl.store.jobdata import encode_payload
 from jobctl.terminal import printable
 
 # a window title (OSC 0, ended by BEL), a screen clear (CSI 2J), a bidi override
@@ -65,14 +66,14 @@ def test_search_hits_and_markup_are_shown_as_data():
 
 
 def test_demo_results_and_dependency_graphs_are_shown_as_data():
-    from jobctl.api import JobDetail, Relative
-    from jobctl.jobdata import JobView
+    from jobctl.api.jobdetail import JobDetail, Relative
+    from jobctl.store.jobdata import JobView
 
     finished = JobView("j1", "add", "default", "finished", result={"note": HOSTILE + "result"})
-    shown = rendered(views.outcome_table([finished], 200))
+    shown = rendered(jobviews.outcome_table([finished], 200))
     parent = Relative("p1", HOSTILE + "parent", "dead", reason=HOSTILE + "reason")
     child = Relative("c1", "add", "canceled", reason=f"parent p1 is dead {HOSTILE}", canceled_by="p1")
-    shown += rendered(views.dependency_tree(JobDetail(finished, [parent], [child])))
+    shown += rendered(jobviews.dependency_tree(JobDetail(finished, [parent], [child])))
     assert "\x1b]0;pwned" not in shown and "\u202e" not in shown
     for part in ("result", "parent", "reason"):
         assert ESCAPED + part in shown, part

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import fakeredis
 import pytest
 
-from jobctl import keys
 from jobctl.errors import LeaseLost
-from jobctl.jobdata import new_job_fields
-from jobctl.transitions import GoOn, Row, Transitions
+from jobctl.store import keys
+from jobctl.store.jobdata import new_job_fields
+from jobctl.store.transitions import GoOn, Row, Transitions
 
 NOW = 1_800_000_000.0
 WORKER, TOKEN = "host.1", "lease-token"

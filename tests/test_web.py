@@ -16,12 +16,15 @@ import sample_jobs  # noqa: F401  (registers the sample jobs in this process, fo
 from conftest import free_port, wait_for
 from starlette.testclient import TestClient
 
-from jobctl import api, keys
-from jobctl.jobdata import encode_payload
-from jobctl.producer import enqueue
-from jobctl.settings import Settings
-from jobctl.web.app import Dashboard, create_app
+from jobctl.api import jobstats, records
+from jobctl.api import reads as api
+from jobctl.api.producer import enqueue
+from jobctl.config.settings import Settings
+from jobctl.store import keys
+from jobctl.store.jobdata import encode_payload
+from jobctl.web.app import create_app
 from jobctl.web.auth import COOKIE, FIRST_DELAY, MAX_DELAY, SESSION_SECONDS, Auth
+from jobctl.web.board import Dashboard
 
 TOKEN = "test-token-0123456789"
 PAGES = [
@@ -85,12 +88,12 @@ def dead_jobs(project, db, *names: str) -> list[str]:
     ids = [enqueue(db, load(project), name).id for name in names]
     burst = project.run("work", "--burst", "--queue", "default")
     assert burst.returncode == 0, burst.stderr
-    assert all(api.job(db, i).state == "dead" for i in ids)
+    assert all(records.job(db, i).state == "dead" for i in ids)
     return ids
 
 
 def load(project):
-    from jobctl.config import load_queues
+    from jobctl.config.queues import load_queues
 
     return load_queues(project.path / "queue.yml")
 
@@ -286,7 +289,7 @@ def test_read_only_hides_and_refuses_actions(settings, project, db):
         assert "Requeue" not in client.get("/jobs?state=dead").text
         assert client.post(f"/api/jobs/{job_id}/requeue", data={"csrf": csrf}).status_code == 403
         assert client.post(f"/api/jobs/{job_id}/requeue", headers=BEARER).status_code == 403
-    assert api.job(db, job_id).state == "dead"
+    assert records.job(db, job_id).state == "dead"
 
 
 # --- actions: their effect in Redis --------------------------------------------------------------
@@ -297,7 +300,7 @@ def test_requeue_a_dead_job_puts_it_back_on_its_queue(browser, project, db):
     [job_id] = dead_jobs(project, db, "refuses")
     answer = client.post(f"/api/jobs/{job_id}/requeue", data={"csrf": csrf, "next": "/jobs?state=dead"})
     assert answer.status_code == 303
-    assert api.job(db, job_id).state == "queued"
+    assert records.job(db, job_id).state == "queued"
     assert job_id.encode() in db.lrange(keys.queue("default"), 0, -1)
     assert db.zscore(keys.dead("default"), job_id) is None
     # the API answers 409 for a job that is not dead
@@ -309,9 +312,9 @@ def test_cancel_and_enqueue_now_of_scheduled_jobs(anonymous, project, db):
     later, sooner = (enqueue(db, config, "add", [n], run_at=time.time() + 3600).id for n in (1, 2))
     answer = anonymous.post(f"/api/jobs/{later}/cancel", headers=BEARER)
     assert answer.status_code == 200 and answer.json()["canceled"] is True
-    assert api.job(db, later).state == "canceled" and db.zscore(keys.canceled("default"), later) is not None
+    assert records.job(db, later).state == "canceled" and db.zscore(keys.canceled("default"), later) is not None
     assert anonymous.post(f"/api/jobs/{sooner}/enqueue-now", headers=BEARER).status_code == 200
-    assert api.job(db, sooner).state == "queued" and db.lrange(keys.queue("default"), 0, -1) == [sooner.encode()]
+    assert records.job(db, sooner).state == "queued" and db.lrange(keys.queue("default"), 0, -1) == [sooner.encode()]
     assert db.zscore(keys.scheduled("default"), sooner) is None
 
 
@@ -323,7 +326,7 @@ def test_cancel_stops_a_running_job(anonymous, project, db, tmp_path):
     answer = anonymous.post(f"/api/jobs/{job_id}/cancel", headers=BEARER)
     assert answer.status_code == 200 and answer.json()["canceled"] is True, answer.text
     assert answer.json()["message"] == f"canceled {job_id} (stopped while running)"
-    assert (api.job(db, job_id).state, api.job(db, job_id).reason) == ("canceled", "canceled while running")
+    assert (records.job(db, job_id).state, records.job(db, job_id).reason) == ("canceled", "canceled while running")
     assert anonymous.post(f"/api/jobs/{job_id}/cancel", headers=BEARER).status_code == 409  # already ended
 
 
@@ -358,7 +361,7 @@ def test_dead_set_requeue_selected_and_all_matching_a_filter(browser, project, d
         data={"csrf": csrf, "next": "/jobs?state=dead", "state": "dead", "action": "requeue", "ids": [refused[0]]},
     )
     assert answer.status_code == 303
-    assert [api.job(db, i).state for i in refused] == ["queued", "dead", "dead"]
+    assert [records.job(db, i).state for i in refused] == ["queued", "dead", "dead"]
     answer = client.post(
         "/api/jobs/bulk",
         data={
@@ -372,8 +375,8 @@ def test_dead_set_requeue_selected_and_all_matching_a_filter(browser, project, d
         },
     )
     assert answer.status_code == 303
-    assert [api.job(db, i).state for i in refused] == ["queued"] * 3
-    assert api.job(db, failed[0]).state == "dead"  # did not match the filter
+    assert [records.job(db, i).state for i in refused] == ["queued"] * 3
+    assert records.job(db, failed[0]).state == "dead"  # did not match the filter
     answer = client.post("/api/jobs/bulk", headers=BEARER, data={"state": "dead", "action": "delete", "all": "1"})
     assert answer.json()["deleted"] == 1 and not db.exists(keys.job(failed[0]))
 
@@ -382,7 +385,7 @@ def test_run_a_recurring_entry_now(anonymous, project, db):
     project.write("recurring.yml", "nightly_add:\n  job: add\n  args: [40, 2]\n  schedule: '0 3 * * *'\n")
     answer = anonymous.post("/api/recurring/nightly_add/run", headers=BEARER)
     assert answer.status_code == 200
-    job = api.job(db, answer.json()["id"])
+    job = records.job(db, answer.json()["id"])
     assert (job.job, job.args, job.state) == ("add", [40, 2], "queued")
     assert anonymous.post("/api/recurring/nope/run", headers=BEARER).status_code == 400
 
@@ -438,7 +441,7 @@ def test_overview_charts_count_executions_per_minute(browser, project, db):
     dead_jobs(project, db, "refuses")
     enqueue(db, load(project), "add", [1])
     assert project.run("work", "--burst").returncode == 0
-    history = api.minute_history(db, ["default", "analytics"], 60)
+    history = jobstats.minute_history(db, ["default", "analytics"], 60)
     assert (sum(history.finished), sum(history.failed)) == (1, 1)
     day_key = keys.minutes("default", int(time.time() // 86400))
     assert 0 < db.ttl(day_key) <= keys.MINUTES_TTL

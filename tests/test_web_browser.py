@@ -15,7 +15,9 @@ import httpx
 import pytest
 from conftest import free_port, wait_for
 
-from jobctl import api, keys
+from jobctl.api import reads as api
+from jobctl.api import records
+from jobctl.store import keys
 
 CHROMIUM = shutil.which("chromium")
 TOKEN = "browser-test-token-42"
@@ -178,9 +180,9 @@ def test_log_in_open_every_page_and_requeue_a_dead_job_by_clicking(project, db, 
     chromium.open(f"{dashboard}/jobs?state=dead", "/jobs?state=dead")
     assert all(job_id in chromium.evaluate("document.body.innerText") for job_id in dead)
     chromium.click(f'button[aria-label="Requeue {dead[0]}"]')
-    wait_for(lambda: api.job(db, dead[0]).state == "queued", message="the clicked job queued again")
+    wait_for(lambda: records.job(db, dead[0]).state == "queued", message="the clicked job queued again")
     assert dead[0].encode() in db.lrange(keys.queue("default"), 0, -1)
-    assert api.job(db, dead[1]).state == "dead"
+    assert records.job(db, dead[1]).state == "dead"
     wait_for(
         lambda: (
             chromium.evaluate("(document.querySelector('.flash') || {}).textContent || ''") == f"requeued {dead[0]}"

@@ -2,7 +2,7 @@
 
 import json
 
-from jobctl.jobdata import parse_rq_time
+from jobctl.store.jobdata import parse_rq_time
 
 JOBS_PER_QUEUE = 600
 

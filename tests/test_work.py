@@ -9,7 +9,7 @@ import time
 
 from conftest import child_pids, state, wait_for
 
-from jobctl import api
+from jobctl.api import records
 
 
 def test_enqueue_work_show(project):
@@ -30,7 +30,7 @@ def test_enqueue_work_show(project):
 def test_arguments_are_json_where_they_parse(project, in_process, db):
     job_id = project.enqueue("echo_kwargs", "7", "hello", "[1, 2]", "-k", 'opts={"deep": true}', "-k", "name=x")
     in_process().drain()
-    assert json.loads(api.job(db, job_id).result) == {
+    assert json.loads(records.job(db, job_id).result) == {
         "args": [7, "hello", [1, 2]],
         "kwargs": {"name": "x", "opts": {"deep": True}},
     }
@@ -40,7 +40,7 @@ def test_retries_follow_max_retries_then_dead(project, in_process, db):
     # queue.yml: default has max_retries 2 -> three attempts in all
     job_id = project.enqueue("always_fails")
     in_process().drain(wait=60)
-    job = api.job(db, job_id)
+    job = records.job(db, job_id)
     assert job.state == "dead"
     assert job.attempts == 3
     assert [e["attempt"] for e in job.errors] == [1, 2, 3]
@@ -51,7 +51,7 @@ def test_retries_follow_max_retries_then_dead(project, in_process, db):
 def test_a_retry_that_succeeds(project, in_process, db, tmp_path):
     job_id = project.enqueue("flaky", str(tmp_path / "count"), "2")
     in_process().drain(wait=60)
-    job = api.job(db, job_id)
+    job = records.job(db, job_id)
     assert job.state == "finished"
     assert job.result == 3
     assert job.attempts == 3 and len(job.errors) == 2
@@ -62,7 +62,7 @@ def test_retry_waits_for_its_backoff(project, in_process, db, tmp_path):
     counter = tmp_path / "count"
     job_id = project.enqueue("flaky", str(counter), "1")
     in_process().drain(wait=60)
-    job = api.job(db, job_id)
+    job = records.job(db, job_id)
     assert job.state == "finished"
     first_failure = job.errors[0]["at"]
     assert job.started_at - first_failure >= 1.5
@@ -71,7 +71,7 @@ def test_retry_waits_for_its_backoff(project, in_process, db, tmp_path):
 def test_permanent_error_goes_straight_to_dead(project, in_process, db):
     job_id = project.enqueue("refuses")
     in_process().drain(wait=60)
-    job = api.job(db, job_id)
+    job = records.job(db, job_id)
     assert job.state == "dead"
     assert job.attempts == 1
     assert job.reason == "permanent error: PermanentError: bad input, do not retry"
@@ -81,7 +81,7 @@ def test_timeout_counts_as_a_failure(project, in_process, db, tmp_path):
     project.write("queue.yml", "default: {worker_count: 1, max_retries: 0, timeout: 1s}\n")
     job_id = project.enqueue("slow", str(tmp_path / "marker"), "30")
     in_process().drain(wait=60)
-    job = api.job(db, job_id)
+    job = records.job(db, job_id)
     assert job.state == "dead"
     assert "timed out after 1s" in job.errors[0]["error"]
 
@@ -168,14 +168,14 @@ def test_dependent_waits_for_its_parent(project, in_process, db, tmp_path):
     assert project.show(child)["state"] == "deferred"
     in_process().drain(wait=60)
     assert log.read_text().split() == ["parent", "child"]
-    assert api.job(db, child).depends_on == [parent]
+    assert records.job(db, child).depends_on == [parent]
 
 
 def test_dependents_of_a_dead_parent_are_canceled(project, in_process, db):
     parent = project.enqueue("refuses")
     child = project.enqueue("add", "1", "--depends-on", parent)
     in_process().drain(wait=60)
-    job = api.job(db, child)
+    job = records.job(db, child)
     assert job.state == "canceled"
     assert job.reason == f"parent {parent} is dead"
 
@@ -185,11 +185,11 @@ def test_requeue_dead_brings_jobs_back_once(project, in_process, db, tmp_path):
     job_id = project.enqueue("flaky", str(counter), "3")  # three failures, two retries: dead
     worker = in_process()
     worker.drain(wait=60)
-    assert api.job(db, job_id).state == "dead"
+    assert records.job(db, job_id).state == "dead"
 
     dry = project.run("requeue-dead", "--all", "--dry-run", "--json")
     assert json.loads(dry.stdout)["requeued"][0]["id"] == job_id
-    assert api.job(db, job_id).state == "dead"
+    assert records.job(db, job_id).state == "dead"
 
     first = project.run("requeue-dead", "--queue", "default", "--json")
     second = project.run("requeue-dead", "--queue", "default", "--json")
@@ -197,7 +197,7 @@ def test_requeue_dead_brings_jobs_back_once(project, in_process, db, tmp_path):
     assert json.loads(second.stdout)["requeued"] == []
 
     worker.drain(wait=60)
-    job = api.job(db, job_id)
+    job = records.job(db, job_id)
     assert job.state == "finished" and job.result == 4
 
 

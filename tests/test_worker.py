@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import child_pids, kill_quietly, state, wait_for
 
-from jobctl import api, keys, tracking
+from jobctl.api import records
+from jobctl.runtime import tracking
+from jobctl.store import keys
 
 LEASE_ENV = {"JOBCTL_LEASE_TTL": "4"}  # a frozen worker is presumed dead after 4 s, not 20
 
@@ -100,7 +102,7 @@ def test_kill_9_of_a_process_with_8_jobs_in_flight_puts_all_8_back_at_the_front(
         wait_for(lambda: not alive(victim), message="the worker to die")
     finally:
         os.kill(work.pid, signal.SIGCONT)
-    wait_for(lambda: all(job.crashes == 1 for job in api.jobs(db, ids)), message="all eight recovered")
+    wait_for(lambda: all(job.crashes == 1 for job in records.jobs(db, ids)), message="all eight recovered")
     wait_for(lambda: log.read_text().count("started") == 16, message="all eight to run again")
     for job_id in ids:
         job = project.show(job_id)
@@ -423,8 +425,8 @@ def test_the_supervisor_survives_records_it_cannot_recover(project, db):
 
 
 def test_a_failed_fork_is_retried(monkeypatch, tmp_path):
-    from jobctl import supervisor
-    from jobctl.config import QueueConfig
+    from jobctl.config.queues import QueueConfig
+    from jobctl.runtime import supervisor
 
     def no_fork():
         raise BlockingIOError(11, "Resource temporarily unavailable")
@@ -489,7 +491,7 @@ def test_a_fenced_worker_writes_nothing(db):
     """Fetching needs the lease; an outcome needs the job still in the worker's in-flight list,
     which recovery empties (unit test of the scripts on a real Redis)."""
     from jobctl.errors import LeaseLost
-    from jobctl.transitions import GoOn, Transitions
+    from jobctl.store.transitions import GoOn, Transitions
 
     transitions = Transitions(db)
     db.rpush(keys.queue("default"), "j1")

@@ -1,6 +1,6 @@
 """jobctl: a command-line job runner over RQ and Redis.
 
-The public API for applications (see client.py, handle.py, testing.py):
+The public API for applications (see api/client.py, api/handle.py, testing.py):
 
     import jobctl
     jobctl.connect()                       # REDIS_URL and queue.yml, as the CLI reads them
@@ -32,8 +32,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import AsyncJob, Call, Client, Job, aget, call, connect, get
-    from .context import progress
+    from .api.client import AsyncJob, Call, Client, Job, aget, call, connect, get
+    from .api.context import progress
+    from .api.decorators import job
+    from .api.events import on
+    from .api.handle import Handle, Progress
     from .errors import (
         ArgumentMismatch,
         BlockingCall,
@@ -46,10 +49,8 @@ if TYPE_CHECKING:
         PermanentError,
         RedisUnavailable,
     )
-    from .events import on
-    from .handle import Handle, Progress
-    from .middleware import Middleware, add_middleware
-    from .registry import callback, job
+    from .jobs.catalogue import callback
+    from .middleware.base import Middleware, add_middleware
 
 __all__ = [
     "ArgumentMismatch",
@@ -82,17 +83,17 @@ __all__ = [
 __version__ = "0.1.0"
 
 # Each name is imported from its module on first use, not with the package: every `jobctl.x`
-# import starts here, and `jobctl --help` has no use for the registry or the job context.
+# import starts here, and `jobctl --help` has no use for the job catalogue or the job context.
 _MODULE_OF = {
-    "AsyncJob": "client",
-    "Call": "client",
-    "Client": "client",
-    "Job": "client",
-    "aget": "client",
-    "call": "client",
-    "connect": "client",
-    "get": "client",
-    "progress": "context",
+    "AsyncJob": "api.client",
+    "Call": "api.client",
+    "Client": "api.client",
+    "Job": "api.client",
+    "aget": "api.client",
+    "call": "api.client",
+    "connect": "api.client",
+    "get": "api.client",
+    "progress": "api.context",
     "ArgumentMismatch": "errors",
     "BlockingCall": "errors",
     "ConfigError": "errors",
@@ -103,13 +104,13 @@ _MODULE_OF = {
     "NotJSON": "errors",
     "PermanentError": "errors",
     "RedisUnavailable": "errors",
-    "Handle": "handle",
-    "Progress": "handle",
-    "on": "events",
-    "Middleware": "middleware",
-    "add_middleware": "middleware",
-    "callback": "registry",
-    "job": "registry",
+    "Handle": "api.handle",
+    "Progress": "api.handle",
+    "on": "api.events",
+    "Middleware": "middleware.base",
+    "add_middleware": "middleware.base",
+    "callback": "jobs.catalogue",
+    "job": "api.decorators",
 }
 
 

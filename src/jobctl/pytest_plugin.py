@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .client import Client
+from .api.client import Client
 from .testing import RedisServer, Worker, default_client
 
 FAKEREDIS_MARKER = "jobctl_fakeredis"

@@ -37,12 +37,18 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import keys, producer, registry, signatures, worker
-from .client import Client, current_client, inline_mode, not_json, set_default
-from .context import Execution, executing
+from .api import producer
+from .api.client import Client, InlineRunner, current_client, inline_mode, not_json, set_default
+from .api.context import Execution, executing
+from .api.handle import Handle, _Look
 from .errors import BlockingCall, NotJSON, ResultError
-from .handle import Handle, _Look
-from .jobdata import JobView, decode_payload, encode_payload, encode_result, new_job_id
+from .jobs import catalogue, signatures
+from .runtime import worker
+from .runtime.leasekill import PR_SET_PDEATHSIG
+from .store import keys
+from .store.connection import _redis_server_binary
+from .store.jobdata import JobView, decode_payload, encode_payload, encode_result, new_job_id
+from .store.transitions import Transitions
 
 T = TypeVar("T")
 
@@ -139,8 +145,6 @@ class Worker:
     def _promote(self, now: float) -> int:
         """Queue the scheduled jobs due by `now` (as the supervisor does), then give the
         promoter's lease back at once."""
-        from .transitions import Transitions
-
         transitions = Transitions(self.client.connection)
         with self.client.translated_errors():
             moved = transitions.promote(f"testing.{os.getpid()}", PROMOTER_LEASE_MS, now) or 0
@@ -159,7 +163,7 @@ def _seconds(value: float | timedelta) -> float:
 def inline() -> Iterator[None]:
     """Within the block, enqueue runs the job at once, in the caller, and returns a handle on its
     outcome (no Redis is used). See this module's docstring for what it does not do."""
-    token = inline_mode.set(True)
+    token = inline_mode.set(InlineRunner(run_inline, arun_inline))
     try:
         yield
     finally:
@@ -205,7 +209,7 @@ class InlineHandle(Handle[T]):
 def _inline_job(
     name: str, args: tuple[Any, ...], kwargs: dict[str, Any], client: Client
 ) -> tuple[InlineHandle[Any], Callable[..., Any], list[Any], dict[str, Any]]:
-    spec = registry.resolve(name)
+    spec = catalogue.resolve(name)
     signatures.check(spec, args, kwargs)
     queue = client.config.get(spec.queue, where=f"job {name!r}").name
     try:
@@ -278,7 +282,6 @@ def free_port() -> int:
         return port
 
 
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 _prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
 _LAUNCHER = os.getpid()
 
@@ -292,8 +295,6 @@ def die_with_parent() -> None:
 
 
 def redis_server_binary() -> str:
-    from .connection import _redis_server_binary
-
     return _redis_server_binary()
 
 

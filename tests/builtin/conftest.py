@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
+from jobctl.api.context import Execution, executing
 from jobctl.builtin import store
-from jobctl.context import Execution, executing
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "src" / "jobctl" / "builtin" / "example_data"

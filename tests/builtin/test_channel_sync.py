@@ -114,7 +114,7 @@ def test_youtube_unreachable_is_retryable(store_backend, monkeypatch):
 
 
 def test_shipped_exports_sync(store_backend, monkeypatch):
-    from jobctl.builtin.demo import EXAMPLE_CHANNELS
+    from jobctl.cli.demo import EXAMPLE_CHANNELS
 
     from .conftest import EXAMPLES
 

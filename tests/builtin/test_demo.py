@@ -1,7 +1,8 @@
 import json
 
-from jobctl import PermanentError, registry
-from jobctl.builtin.demo import demo_batch, demo_summary
+from jobctl import PermanentError
+from jobctl.cli.demo import demo_batch, demo_summary
+from jobctl.jobs import catalogue as registry
 
 from .conftest import EXAMPLES
 

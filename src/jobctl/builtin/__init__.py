@@ -11,8 +11,8 @@ that importing this package costs no SQLAlchemy, psycopg or pypdf.
 
 from __future__ import annotations
 
-from ..registry import declare
-from ..settings import config_row
+from ..config.settings import config_row
+from ..jobs.catalogue import declare
 
 declare("channel_sync", "jobctl.builtin.channels", queue="default", timeout="5m")
 declare("analytics", "jobctl.builtin.analytics", queue="analytics")

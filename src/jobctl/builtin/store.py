@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from ..settings import DEFAULT_SOURCE, env_source
+from ..config.settings import DEFAULT_SOURCE, env_source
 
 DATABASE_URL_ENV = "JOBCTL_DATABASE_URL"
 DEFAULT_SQLITE_PATH = Path(".jobctl") / "jobctl.db"

@@ -21,8 +21,9 @@ import sys
 
 import typer
 
+from .. import __version__, logs
+from ..config.settings import DEFAULT_CONFIG, DEFAULT_RECURRING, Settings
 from ..errors import JobctlError, UsageError
-from ..settings import DEFAULT_CONFIG, DEFAULT_RECURRING, Settings
 from . import config, jobs, processes, queues
 from .common import console, errors, fail
 
@@ -96,8 +97,6 @@ def main_options(
     )
     import logging
 
-    from .. import logs
-
     if quiet and verbose:
         raise UsageError("--quiet and --verbose: give one or the other")
     if log_format not in logs.FORMATS:
@@ -110,15 +109,14 @@ def main_options(
 
 def _print_version(shown: bool) -> None:
     if shown:
-        from .. import __version__
-
         console().print(f"jobctl {__version__}", highlight=False)
         raise typer.Exit()
 
 
 def _option_sources(ctx: typer.Context, settings_of: dict[str, str]) -> dict[str, str]:
     """Where each global option's value came from, for `jobctl config`."""
-    from ..settings import DEFAULT_SOURCE, env_source, flag_source
+    # imported here, not at start-up: only this command needs it
+    from ..config.settings import DEFAULT_SOURCE, env_source, flag_source
 
     sources = {}
     for param in ctx.command.params:
@@ -206,7 +204,8 @@ def main() -> None:
         redis = sys.modules.get("redis")  # only a command that imported Redis can lose its connection
         if redis is None or not isinstance(exc, redis.ConnectionError):
             raise
-        from ..connection import unavailable_reason
+        # imported here, not at start-up: only this command needs it
+        from ..store.connection import unavailable_reason
 
         errors().print(f"jobctl: error: lost the connection to Redis: {unavailable_reason(exc)}", highlight=False)
         sys.exit(2)

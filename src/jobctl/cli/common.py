@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ..config.settings import DEFAULT_CONFIG, Settings
 from ..errors import JobctlError, UsageError
-from ..settings import DEFAULT_CONFIG, Settings
+from ..options.durations import parse_duration
 from ..terminal import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from ..config import QueueConfig
+    from ..config.queues import QueueConfig
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -99,8 +100,6 @@ def print_json_list(head: dict[str, Any], key: str, items: Iterable[Any]) -> Non
 
 def duration_option(option: str, text: str) -> float:
     """Seconds of a duration option (30s, 5m, 2h, 7d); UsageError naming the option otherwise."""
-    from ..durations import parse_duration
-
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -118,7 +117,8 @@ def configured_queues(settings: Settings, names: list[str], where: str) -> list[
 
 def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:
     """Queue names from queue.yml (the --config in effect on the command line being completed)."""
-    from ..config import load_queues
+    # imported here, not at start-up: only this command needs it
+    from ..config.queues import load_queues
 
     try:
         names = load_queues(ctx.find_root().params.get("config") or DEFAULT_CONFIG).queues
@@ -129,10 +129,11 @@ def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:
 
 def complete_job(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
     """Registered job names (built-in and --jobs modules), each with its queue as help."""
-    from .. import registry
+    # imported here, not at start-up: only this command needs it
+    from ..jobs import catalogue
 
     try:
-        registry.load(ctx.find_root().params.get("jobs"))
+        catalogue.load(ctx.find_root().params.get("jobs"))
     except JobctlError:
         return []
-    return [(spec.name, f"queue {spec.queue}") for spec in registry.all_jobs() if spec.name.startswith(incomplete)]
+    return [(spec.name, f"queue {spec.queue}") for spec in catalogue.all_jobs() if spec.name.startswith(incomplete)]

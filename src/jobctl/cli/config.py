@@ -2,7 +2,7 @@
 
 import typer
 
-from ..settings import Settings
+from ..config.settings import Settings
 from .common import console, print_json
 
 
@@ -17,7 +17,8 @@ def config(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
     if as_json:
         print_json(effective)
         return
-    from .. import views
+    # imported here, not at start-up: only this command needs it
+    from . import views
 
     for table in views.config_tables(effective):
         console().print(table)
@@ -28,12 +29,14 @@ def jobs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help=
 
     Example: JOBCTL_JOBS=myapp.jobs jobctl jobs
     """
-    from .. import registry, views
-    from ..events import subscriptions
+    # imported here, not at start-up: only this command needs it
+    from ..api.events import subscriptions
+    from ..jobs import catalogue
+    from . import views
 
     settings: Settings = ctx.obj
     settings.load_jobs()
-    specs, handlers = registry.all_jobs(), subscriptions()
+    specs, handlers = catalogue.all_jobs(), subscriptions()
     if as_json:
         print_json(views.registered_jobs(specs, handlers))
     else:

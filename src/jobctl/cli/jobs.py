@@ -8,8 +8,10 @@ from typing import Any
 
 import typer
 
-from ..errors import DuplicateJob, Interrupted, JobctlError, UsageError
-from ..settings import Settings
+from ..config.settings import Settings
+from ..errors import DuplicateJob, Interrupted, JobctlError, RedisOutOfMemory, UsageError
+from ..options import strictjson
+from ..store.keys import JOB_ID
 from ..terminal import printable
 from .common import (
     complete_job,
@@ -31,8 +33,6 @@ def parse_value(text: str, where: str) -> Any:
     """A command-line value: strict JSON where it parses (5, true, [1,2], {"a":1}), a string
     otherwise: NaN, Infinity and 1e999 too, which are no JSON numbers (strictjson.py). JSON
     nested beyond strictjson.MAX_DEPTH is refused with a UsageError naming `where`."""
-    from .. import strictjson
-
     try:
         return strictjson.loads(text)
     except strictjson.TooDeep as exc:
@@ -110,9 +110,9 @@ def enqueue(
 
     Example: jobctl enqueue channel_sync UC5g8GxrZysRS2dAb4yieC9o --in 5m
     """
-    from ..keys import JOB_ID
-    from ..producer import ID_EXPECTED
-    from ..producer import enqueue as put
+    # imported here, not at start-up: only this command needs it
+    from ..api.producer import ID_EXPECTED
+    from ..api.producer import enqueue as put
 
     settings: Settings = ctx.obj
     if from_file is not None:
@@ -133,7 +133,8 @@ def enqueue(
     run_at = parse_run_at(delay, at, time.time())
     parents: list[str] = []
     if depends_on:
-        from ..api import resolve_job_id
+        # imported here, not at start-up: only this command needs it
+        from ..api.records import resolve_job_id
 
         parents = [resolve_job_id(settings.connection, parent, "--depends-on") for parent in depends_on]
     try:
@@ -158,18 +159,20 @@ def enqueue(
         raise typer.Exit(1) from None
     if not wait:
         if as_json:
-            from ..api import job as job_view
+            # imported here, not at start-up: only this command needs it
+            from ..api.records import job as job_view
 
             print_json(job_view(settings.connection, queued.id).to_dict())
         else:
             print_plain(queued.id)
         return
-    from .. import views
+    # imported here, not at start-up: only this command needs it
+    from . import jobviews, views
 
     with views.ctrl_c() as stop:  # from before the id is printed: a Ctrl-C once it is shown says what to do
         if not as_json:
             print_plain(queued.id)  # first: a Ctrl-C or a lost terminal does not lose it
-        final = views.follow(settings.connection, queued.id, notes(settings), stop)
+        final = jobviews.follow(settings.connection, queued.id, notes(settings), stop)
     if final is None:
         fail(
             f"stopped following {queued.id}; the job goes on. Follow it with "
@@ -179,16 +182,16 @@ def enqueue(
     if as_json:
         print_json(final.to_dict())
     else:
-        console().print(views.job_table(final))
+        console().print(jobviews.job_table(final))
     raise typer.Exit(0 if final.state == "finished" else 1)
 
 
 def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, skip: int, as_json: bool) -> None:
     """`enqueue --from`: every line checked first, then stored in atomic batches with a progress
     bar. SIGINT/SIGTERM stop it between two batches and say how to resume."""
-    from ..errors import RedisOutOfMemory
-    from ..producer import calls_from_json_lines, enqueue_many
-    from ..views import batch_progress
+    # imported here, not at start-up: only this command needs it
+    from ..api.producer import calls_from_json_lines, enqueue_many
+    from .jobviews import batch_progress
 
     try:
         stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115 - closed below
@@ -251,17 +254,19 @@ def show(
 
     Example: jobctl show 0b5c9c1e --all
     """
-    from .. import api, views
+    # imported here, not at start-up: only this command needs it
+    from ..api import jobdetail, records
+    from . import jobviews
 
     settings: Settings = ctx.obj
     connection = settings.connection
-    detail = api.job_detail(
-        connection, api.resolve_job_id(connection, job_id), settings.queues.pickle_queues, settings.queues
+    detail = jobdetail.job_detail(
+        connection, records.resolve_job_id(connection, job_id), settings.queues.pickle_queues, settings.queues
     )
     if as_json:
         print_json(detail.to_dict())
     else:
-        console().print(views.job_detail_view(detail, all_attempts))
+        console().print(jobviews.job_detail_view(detail, all_attempts))
 
 
 def logs(
@@ -276,11 +281,14 @@ def logs(
 
     Example: jobctl logs 0b5c9c1e --follow
     """
-    from .. import api, joboutput, views
+    # imported here, not at start-up: only this command needs it
+    from ..api import records
+    from ..store import joboutput
+    from . import jobviews
 
     settings: Settings = ctx.obj
     connection = settings.connection
-    job = api.job(connection, api.resolve_job_id(connection, job_id))
+    job = records.job(connection, records.resolve_job_id(connection, job_id))
     if attempt is not None and attempt > max(job.attempts, 1):
         raise UsageError(f"--attempt {attempt}: job {job.id} has had {job.attempts} attempt(s)")
     numbers = [attempt] if attempt else list(range(1, job.attempts + 1))
@@ -294,7 +302,7 @@ def logs(
         sys.stdout.write(printable(output.text, lines=True))
         sys.stdout.flush()
         seen[output.attempt] = output.written
-    if follow and not views.follow_output(
+    if follow and not jobviews.follow_output(
         connection, job.id, attempt or max(job.attempts, 1), seen, progress, fixed=attempt is not None
     ):
         raise typer.Exit(130)  # Ctrl-C
@@ -313,7 +321,8 @@ def cancel(
 
     Example: jobctl cancel 0b5c9c1e-1f0a-4c1e-9a57-2f1c4e3b2a10
     """
-    from .. import admin, api
+    # imported here, not at start-up: only this command needs it
+    from ..api import admin, records
 
     settings: Settings = ctx.obj
     connection = settings.connection
@@ -321,7 +330,7 @@ def cancel(
     exit_code = 0
     for given in job_ids:
         try:
-            job_id = api.resolve_job_id(connection, given)
+            job_id = records.resolve_job_id(connection, given)
         except JobctlError as exc:  # reported, and the other ids are still handled
             exit_code = max(exit_code, exc.exit_code)
             outcomes.append(admin.Cancellation(given, None, False, error=str(exc)))
@@ -369,14 +378,13 @@ def emit(
 
     Example: jobctl emit user.signup '{"user_id": 42, "email": "ada@example.com"}'
     """
-    from .. import events
+    # imported here, not at start-up: only this command needs it
+    from ..api import events
 
     settings: Settings = ctx.obj
     settings.load_jobs()
     value = None
     if payload is not None:
-        from .. import strictjson
-
         try:
             value = strictjson.loads(payload)
         except ValueError as exc:
@@ -403,8 +411,9 @@ def search(
 
     Example: jobctl search "how often should a job be retried" --collection demo
     """
-    from .. import views
+    # imported here, not at start-up: only this command needs it
     from ..builtin.search import search as find
+    from . import views
 
     hits = find(query, collection=collection, top=top)
     if as_json:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
+from .. import logs
+from ..config.settings import Settings
 from ..errors import UsageError
-from ..settings import Settings
 from .common import complete_queue, console, errors, notes, print_json
 
 
@@ -21,7 +22,8 @@ def init(
 
     Example: jobctl init myproject && cd myproject && JOBCTL_JOBS=example_jobs jobctl work
     """
-    from ..scaffold import write_project
+    # imported here, not at start-up: only this command needs it
+    from .scaffold import write_project
 
     written = write_project(directory, force=force)
     for path in written:
@@ -68,8 +70,9 @@ def work(
 
     Example: jobctl work --queue default --queue analytics --metrics-port 9121
     """
-    from .. import logs, statsd_metrics
-    from ..supervisor import Supervisor
+    # imported here, not at start-up: only this command needs it
+    from ..middleware import statsd_metrics
+    from ..runtime.supervisor import Supervisor
 
     settings: Settings = ctx.obj
     logs.setup(settings.verbose)
@@ -80,7 +83,8 @@ def work(
     settings.load_jobs()
     queues = settings.queues.select(queue)
     if len(queue or []) > 1:
-        from ..rq_engine import check_pool
+        # imported here, not at start-up: only this command needs it
+        from ..runtime.rq_engine import check_pool
 
         check_pool(queues)
     settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
@@ -94,7 +98,8 @@ def work(
     )
     exporter = None
     if metrics_port is not None:
-        from .. import metrics
+        # imported here, not at start-up: only this command needs it
+        from ..web import metrics
 
         exporter = metrics.serve(settings.url, settings.queues, metrics_port, metrics_host)
     try:
@@ -126,17 +131,19 @@ def scheduler(
         now = datetime.now().astimezone()
         rows = [(entry, entry.schedule.next_runs(now, 3)) for entry in entries]
         if as_json:
-            from ..settings import entry_fields
+            # imported here, not at start-up: only this command needs it
+            from ..config.settings import entry_fields
 
             print_json([{**entry_fields(e), "next_runs": [t.isoformat() for t in runs]} for e, runs in rows])
         else:
-            from .. import views
+            # imported here, not at start-up: only this command needs it
+            from . import views
 
             console().print(views.recurring_table(rows))
         return
-    from .. import logs
-    from ..config import RecurringEntry, load_recurring
-    from ..scheduler import Scheduler
+    # imported here, not at start-up: only this command needs it
+    from ..config.queues import RecurringEntry, load_recurring
+    from ..runtime.scheduler import Scheduler
 
     logs.setup(settings.verbose)
 
@@ -158,7 +165,8 @@ def metrics(
 
     Example: jobctl metrics --port 9121 --host 127.0.0.1
     """
-    from .. import metrics as exporter
+    # imported here, not at start-up: only this command needs it
+    from ..web import metrics as exporter
 
     settings: Settings = ctx.obj
     settings.load_jobs()
@@ -206,6 +214,7 @@ def web(
 
     Example: JOBCTL_WEB_TOKEN=$(openssl rand -hex 16) jobctl web --port 9181
     """
+    # imported here, not at start-up: only this command needs it
     from ..web import parse_host_names, parse_proxy_addresses, serve
 
     serve(
@@ -224,6 +233,7 @@ def demo(ctx: typer.Context) -> None:
 
     Example: jobctl demo
     """
-    from ..builtin.demo import run_demo
+    # imported here, not at start-up: only this command needs it
+    from .demo import run_demo
 
     raise typer.Exit(run_demo(ctx.obj, console()))

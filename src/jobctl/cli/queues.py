@@ -6,8 +6,8 @@ from datetime import datetime
 
 import typer
 
+from ..config.settings import Settings
 from ..errors import OperationFailed, UsageError
-from ..settings import Settings
 from .common import (
     complete_job,
     complete_queue,
@@ -36,7 +36,8 @@ def status(
 
     Example: jobctl status --json | jq '.queues[] | {name, queued, dead, latency_seconds}'
     """
-    from .. import api
+    # imported here, not at start-up: only this command needs it
+    from ..api import reads
 
     settings: Settings = ctx.obj
     if live and as_json:
@@ -45,14 +46,15 @@ def status(
         raise UsageError("--interval without --live: it sets how often the live view refreshes")
     connection, config = settings.connection, settings.queues
     if as_json:
-        print_json(api.overview(connection, config).to_dict())
+        print_json(reads.overview(connection, config).to_dict())
         return
-    from .. import views
+    # imported here, not at start-up: only this command needs it
+    from . import views
 
     if live:
-        views.live_status(lambda: api.overview(connection, config), console(), interval or 1.0)
+        views.live_status(lambda: reads.overview(connection, config), console(), interval or 1.0)
     else:
-        console().print(views.status_tables(api.overview(connection, config), width=console().width))
+        console().print(views.status_tables(reads.overview(connection, config), width=console().width))
 
 
 def stats(
@@ -69,16 +71,19 @@ def stats(
 
     Example: jobctl stats --job channel_sync --json | jq '.jobs[0] | {runs, error_rate, p95_run_seconds}'
     """
-    from .. import api, registry
+    # imported here, not at start-up: only this command needs it
+    from ..api import jobstats
+    from ..jobs import catalogue
 
     settings: Settings = ctx.obj
     settings.load_jobs()
-    names = [spec.name for spec in registry.all_jobs()]
-    found = api.stats(settings.connection, settings.queues, names, job=job, queue=queue, recent=recent)
+    names = [spec.name for spec in catalogue.all_jobs()]
+    found = jobstats.stats(settings.connection, settings.queues, names, job=job, queue=queue, recent=recent)
     if as_json:
         print_json(found.to_dict())
     else:
-        from .. import views
+        # imported here, not at start-up: only this command needs it
+        from . import views
 
         console().print(views.stats_tables(found, recent))
 
@@ -101,7 +106,8 @@ def health(
 
     Example: jobctl health || echo "jobctl workers on $(hostname) are down"
     """
-    from .. import admin
+    # imported here, not at start-up: only this command needs it
+    from ..api import admin
 
     settings: Settings = ctx.obj
     report = admin.health(lambda: settings.connection, supervisor=name, redis_only=redis_only)
@@ -116,7 +122,8 @@ def health(
 
 
 def _set_paused(settings: Settings, queues: list[str], paused: bool) -> None:
-    from .. import admin
+    # imported here, not at start-up: only this command needs it
+    from ..api import admin
 
     command = "pause" if paused else "resume"
     configured_queues(settings, queues, command)
@@ -150,7 +157,8 @@ def resume(
 
 
 def _complete_purge_state(incomplete: str) -> list[str]:
-    from ..admin import PURGEABLE
+    # imported here, not at start-up: only this command needs it
+    from ..api.admin import PURGEABLE
 
     return [state for state in PURGEABLE if state.startswith(incomplete)]
 
@@ -171,7 +179,8 @@ def purge(
 
     Example: jobctl purge analytics --state dead --older-than 7d --dry-run
     """
-    from .. import admin
+    # imported here, not at start-up: only this command needs it
+    from ..api import admin
 
     settings: Settings = ctx.obj
     if state not in admin.PURGEABLE:
@@ -223,7 +232,8 @@ def requeue_dead(
 
     Example: jobctl requeue-dead --queue analytics --dry-run
     """
-    from .. import admin, api
+    # imported here, not at start-up: only this command needs it
+    from ..api import admin, records
 
     settings: Settings = ctx.obj
     if not (queue or job_id or all_queues):
@@ -231,7 +241,7 @@ def requeue_dead(
     queues = [q.name for q in settings.queues.select(queue)] if (queue or all_queues) else []
     age = duration_option("--older-than", older_than) if older_than else None
     connection = settings.connection
-    named = [api.job(connection, api.resolve_job_id(connection, given, "--job-id")) for given in job_id or []]
+    named = [records.job(connection, records.resolve_job_id(connection, given, "--job-id")) for given in job_id or []]
     alive = [j for j in named if j.state != "dead"]
     if alive:  # nothing is requeued when one of the jobs named is not dead
         raise OperationFailed(

@@ -1,6 +1,6 @@
 """`jobctl web`: the dashboard, behind a token, with a JSON API under /api.
 
-Pages read through jobctl.api and act through jobctl.admin, the same functions the CLI calls.
+Pages read through jobctl.api.reads and act through jobctl.api.admin, the same functions the CLI calls.
 Starlette, Jinja2 and uvicorn are imported here only, never by `jobctl --help` or other commands.
 The login and its limits are in auth.py, the Host check and security headers in security.py.
 """
@@ -12,8 +12,9 @@ import os
 import re
 import secrets
 
+from .. import logs
+from ..config.settings import Settings
 from ..errors import UsageError
-from ..settings import Settings
 
 TOKEN_ENV = "JOBCTL_WEB_TOKEN"
 # The token is what stops guessing (wrong tries are slowed per address, but tries sent in parallel
@@ -83,11 +84,12 @@ def serve(
     generated and printed once, in a login URL whose #fragment never reaches a server or a log.
     `hosts`: names the Host header may carry (parse_host_names()); `proxies`: whose forwarded
     headers to believe (parse_proxy_addresses()), none by default."""
+    # Starlette, Jinja2 and uvicorn: loaded when the dashboard starts, not with the CLI
     import uvicorn
 
-    from .. import logs
-    from .app import Dashboard, create_app
+    from .app import create_app
     from .auth import Auth
+    from .board import Dashboard
 
     given = os.environ.get(TOKEN_ENV, "").strip()
     if given:

@@ -1,4 +1,4 @@
-"""The dashboard's actions: POST only, each acting through jobctl.admin.
+"""The dashboard's actions: POST only, each acting through jobctl.api.admin.
 
 A browser session must send its CSRF token (the `csrf` form field, or the X-CSRF-Token header
 from JavaScript); a Bearer-authenticated call carries no cookie, so it needs none. A form that
@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import admin, api
-from ..durations import parse_duration
+from ..api import admin, joblists, records
 from ..errors import UsageError
-from ..jobdata import STATES
-from .app import Dashboard, JSONBody, csrf_refusal, dashboard, error_page, render, session_of
+from ..options.durations import parse_duration
+from ..store.jobdata import STATES
+from .board import Dashboard, JSONBody, csrf_refusal, dashboard, error_page, render, session_of
 from .pages import flash_redirect
 
 CONFLICT = 409  # the job is not in a state the action applies to
@@ -93,7 +93,7 @@ def cancel(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:
 
 def delete(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:
     job_id = params["job_id"]
-    api.job(board.connection, job_id)  # 404 for an unknown id
+    records.job(board.connection, job_id)  # 404 for an unknown id
     if admin.delete(board.connection, [job_id]):
         return Outcome(f"deleted {job_id}", {"deleted": [job_id]})
     return Outcome(f"{job_id} is running: it can be deleted once it ended", {"deleted": []}, CONFLICT)
@@ -117,7 +117,7 @@ def bulk(board: Dashboard, params: dict[str, str], form: FormData) -> Outcome:
         raise UsageError("only dead jobs can be requeued")
     connection = board.connection
     if form.get("all"):
-        where = api.JobFilter(str(form.get("job") or "") or None, str(form.get("q") or "") or None)
+        where = joblists.JobFilter(str(form.get("job") or "") or None, str(form.get("q") or "") or None)
         queues = _filtered_queues(board, form)
         if verb == "requeue":
             count = admin.requeue_dead_matching(connection, queues, where)

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import redis
 from starlette.requests import Request
 
-from .. import keys, logs
+from .. import logs
+from ..store import keys
 
 COOKIE = "jobctl_session"
 SESSION_SECONDS = 12 * 3600

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from ..api import MinuteHistory
+from ..api.jobstats import MinuteHistory
 
 WIDTH, HEIGHT, AXIS = 600, 140, 18  # viewBox units; the SVG scales to its container
 

@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import api
+from ..api import jobdetail, joblists, jobstats, reads, records
 from ..errors import UsageError
-from ..jobdata import STATES
+from ..store.jobdata import STATES
 from . import charts
-from .app import FLASH_COOKIE, JSONBody, csrf_refusal, dashboard, render, session_of
 from .auth import COOKIE, SESSION_SECONDS, client_address
+from .board import FLASH_COOKIE, JSONBody, csrf_refusal, dashboard, render, session_of
 
 HOUR, DAY = 60, 1440  # minutes
 PREVIEW_CHARS = 200  # of a job's arguments a list row shows, on hover
@@ -84,10 +84,10 @@ async def logout(request: Request) -> Response:
 
 def overview(request: Request) -> Response:
     board = dashboard(request)
-    view = api.overview(board.connection, board.config, running_in_full=False)
+    view = reads.overview(board.connection, board.config, running_in_full=False)
     names = list(board.config.queues)
-    day = api.minute_history(board.connection, names, DAY, view.taken_at)
-    hour = api.MinuteHistory(day.first_minute + DAY - HOUR, day.finished[-HOUR:], day.failed[-HOUR:])
+    day = jobstats.minute_history(board.connection, names, DAY, view.taken_at)
+    hour = jobstats.MinuteHistory(day.first_minute + DAY - HOUR, day.finished[-HOUR:], day.failed[-HOUR:])
     return render(
         request,
         "overview.html",
@@ -106,7 +106,7 @@ def queues(request: Request) -> Response:
         request,
         "queues.html",
         title="Queues",
-        queues=api.queues_with_workers(board.connection, board.config),
+        queues=reads.queues_with_workers(board.connection, board.config),
         states=STATES,
     )
 
@@ -118,9 +118,9 @@ def jobs(request: Request) -> Response:
         raise UsageError(f"?state={state!r}: expected one of {', '.join(STATES)}")
     queue = request.query_params.get("queue") or ""
     names = [board.config.get(queue, "?queue").name] if queue else list(board.config.queues)
-    where = api.JobFilter(request.query_params.get("job") or None, request.query_params.get("q") or None)
-    size = min(_int(request, "size", api.PAGE_SIZE), 500)
-    page = api.job_page(board.connection, state, names, start=_int(request, "start", 0), size=size, where=where)
+    where = joblists.JobFilter(request.query_params.get("job") or None, request.query_params.get("q") or None)
+    size = min(_int(request, "size", joblists.PAGE_SIZE), 500)
+    page = joblists.job_page(board.connection, state, names, start=_int(request, "start", 0), size=size, where=where)
     return render(
         request,
         "jobs.html",
@@ -133,7 +133,7 @@ def jobs(request: Request) -> Response:
         states=STATES,
         queue_names=list(board.config.queues),
         job_names=board.job_names,
-        window=api.FILTER_WINDOW,
+        window=joblists.FILTER_WINDOW,
         preview_chars=PREVIEW_CHARS,
         now=time.time(),
     )
@@ -161,7 +161,7 @@ def shown(value: Any) -> Shown:
 
 def job(request: Request) -> Response:
     board = dashboard(request)
-    detail = api.job_detail(board.connection, request.path_params["job_id"], config=board.config)
+    detail = jobdetail.job_detail(board.connection, request.path_params["job_id"], config=board.config)
     view = detail.job
     return render(
         request,
@@ -178,7 +178,7 @@ def job(request: Request) -> Response:
 def recurring(request: Request) -> Response:
     board = dashboard(request)
     entries = board.settings.recurring()
-    runs = api.recurring_runs(board.connection, [entry.name for entry in entries])
+    runs = jobstats.recurring_runs(board.connection, [entry.name for entry in entries])
     now = datetime.now().astimezone()
     rows = [(entry, entry.schedule.next_runs(now, 3), runs[entry.name]) for entry in entries]
     return render(
@@ -193,10 +193,10 @@ def recurring(request: Request) -> Response:
 
 def workers(request: Request) -> Response:
     board = dashboard(request)
-    found = api.workers(board.connection)
+    found = reads.workers(board.connection)
     in_flight = [job_id for worker in found for job_id in worker.jobs]
-    running = {j.id: j for j in api.listed_jobs(board.connection, in_flight).views}
-    hosts: dict[str, list[api.WorkerSummary]] = {}
+    running = {j.id: j for j in records.listed_jobs(board.connection, in_flight).views}
+    hosts: dict[str, list[reads.WorkerSummary]] = {}
     for worker in found:
         hosts.setdefault(worker.host or "?", []).append(worker)
     return render(
@@ -212,7 +212,7 @@ def workers(request: Request) -> Response:
 
 def stats(request: Request) -> Response:
     board = dashboard(request)
-    found = api.stats(board.connection, board.config, board.job_names)
+    found = jobstats.stats(board.connection, board.config, board.job_names)
     return render(request, "stats.html", title="Stats", stats=found, now=time.time())
 
 
@@ -221,24 +221,26 @@ def stats(request: Request) -> Response:
 
 def status_json(request: Request) -> Response:
     board = dashboard(request)
-    return JSONBody(api.overview(board.connection, board.config).to_dict())
+    return JSONBody(reads.overview(board.connection, board.config).to_dict())
 
 
 def job_json(request: Request) -> Response:
     board = dashboard(request)
-    return JSONBody(api.job_detail(board.connection, request.path_params["job_id"], config=board.config).to_dict())
+    return JSONBody(
+        jobdetail.job_detail(board.connection, request.path_params["job_id"], config=board.config).to_dict()
+    )
 
 
 def stats_json(request: Request) -> Response:
     board = dashboard(request)
     params = request.query_params
-    found = api.stats(
+    found = jobstats.stats(
         board.connection,
         board.config,
         board.job_names,
         job=params.get("job") or None,
         queue=params.get("queue") or None,
-        recent=_int(request, "recent", api.RECENT_EXECUTIONS),
+        recent=_int(request, "recent", jobstats.RECENT_EXECUTIONS),
     )
     return JSONBody(found.to_dict())
 

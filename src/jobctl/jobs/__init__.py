@@ -1,0 +1,1 @@
+"""What a job is: the catalogue of registered and declared jobs, and their signatures."""

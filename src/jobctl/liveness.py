@@ -1,9 +1,0 @@
-"""How long a jobctl process counts as alive without a sign of life. Workers (their lease),
-supervisors, the scheduler and the health check all use this one window (issue 17: they had
-three, of 20, 30 and 5 seconds). JOBCTL_LEASE_TTL shortens it (tests) or lengthens it (hosts
-that pause for long)."""
-
-import os
-
-LEASE_TTL = max(2, int(os.environ.get("JOBCTL_LEASE_TTL", "20")))
-HEARTBEAT_INTERVAL = LEASE_TTL / 4  # how often a process renews its sign of life

@@ -1,0 +1,576 @@
+"""`jobctl work`: start the configured worker processes, keep them running, stop them cleanly.
+
+The supervisor forks `worker_count` long-lived worker processes per queue and then, a few
+times a second: reaps workers that exited (giving back the job a crashed one held, and starting
+a replacement), promotes scheduled and retry-delayed jobs whose time has come, and every few
+seconds recovers the in-flight jobs of workers on any host whose heartbeat lapsed.
+
+Elastic queues (`worker_count: 2..10`): once a second the supervisor adds a worker to a queue
+whose oldest job waited longer than `scale_up_latency` or whose queued jobs per worker exceed
+`scale_up_backlog`, up to the range's top; and retires, one at a time down to the bottom, a
+worker idle for `scale_down_idle`. A worker is retired as a stop is asked (SIGTERM): it takes
+no new job, finishes any it started meanwhile, gives back the job it had reserved, and exits;
+nothing it held counts as a crash. Each supervisor scales only its own workers, within its
+own range, from what it reads in Redis (see Pool).
+
+Shutdown (SIGTERM/SIGINT): workers stop fetching and finish their job; after
+`shutdown_timeout` the rest are killed and their jobs go back to the front of their queues.
+A second signal means now. Nothing is dropped either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TypeVar, cast
+
+from .. import logs
+from ..api import reads
+from ..config.queues import QueueConfig, QueuesConfig
+from ..options.durations import format_exact
+from ..options.liveness import LEASE_TTL
+from ..store import keys, transitions
+from ..store.connection import RedisOutage, connect, read_replies
+from ..store.transitions import Transitions
+from .leasekill import die_with_parent
+from .worker import EXIT_FENCED, EXIT_RECYCLE, Worker
+
+TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
+SWEEP_EVERY = min(5.0, LEASE_TTL / 4)  # seconds between looks for workers lost on other hosts
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+QUICK_DEATH = 1.0  # a worker dying this soon after its start, again and again, is restarted ever more slowly
+MAX_RESTART_DELAY = 5.0
+BURST_HORIZON = 60.0  # in --burst, wait for retries due this soon before exiting
+PROMOTER_LEASE_MS = 2000  # a promoter that vanished is replaced within this long
+# Seconds between scaling passes: a pool grows or shrinks by at most one worker per pass. A
+# worker idle this long also shows that its pool's jobs wait for something other than a worker
+# (a pause, a rate limit, max_concurrency): the pool does not grow then.
+SCALE_EVERY = 1.0
+
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Pool:
+    """The workers that serve the same queues and scale together: one queue's, or with `shared`
+    those of all the queues served together, whose ranges add up. Its thresholds are the most
+    eager of its queues' to grow, the most patient to shrink.
+
+    Several supervisors (hosts) on one Redis each scale their own pool of a queue: they read the
+    same latency and backlog, so each grows its own workers, within its own range, while the
+    queue waits; each retires only its own idle workers. A queue's workers thus lie between
+    the sum of the ranges' bottoms and the sum of their tops, and no supervisor acts on
+    another's workers."""
+
+    queues: list[QueueConfig]
+
+    @property
+    def label(self) -> str:
+        return ",".join(q.name for q in self.queues)
+
+    @property
+    def minimum(self) -> int:
+        return sum(q.min_workers for q in self.queues)
+
+    @property
+    def maximum(self) -> int:
+        return sum(q.max_workers for q in self.queues)
+
+    @property
+    def elastic(self) -> bool:
+        return self.minimum < self.maximum
+
+    @property
+    def scale_up_latency(self) -> float:
+        return min(q.scale_up_latency for q in self.queues)
+
+    @property
+    def scale_up_backlog(self) -> int:
+        return min(q.scale_up_backlog for q in self.queues)
+
+    @property
+    def scale_down_idle(self) -> float:
+        return max(q.scale_down_idle for q in self.queues)
+
+
+@dataclass(eq=False)  # one process's place: removed from the list by identity, never by equal fields
+class Slot:
+    """One worker process the supervisor keeps running, and the pool whose queues it serves."""
+
+    pool: Pool
+    pid: int | None = None
+    worker_name: str = ""
+    started: float = 0.0
+    quick_deaths: int = 0  # consecutive deaths soon after start: slows restarts of a crash loop
+    restart_at: float = 0.0
+    killed_for: str = ""  # why the supervisor killed it, for the job's error
+    culprits: list[str] = field(default_factory=list)  # the overdue jobs it was killed for
+    retiring: bool = False  # asked to stop by scaling down: not restarted once it exits
+    idle_since: float = 0.0  # monotonic: since when its worker is seen idle (0: busy), elastic pools only
+    activity: tuple[object, ...] = ()  # its worker's job counts as last read, to see it worked in between
+
+    @property
+    def queues(self) -> list[QueueConfig]:
+        return self.pool.queues
+
+    @property
+    def label(self) -> str:
+        return self.pool.label
+
+    # a worker serving several queues takes the strictest of their process settings
+    @property
+    def shutdown_timeout(self) -> float:
+        return max(q.shutdown_timeout for q in self.queues)
+
+    @property
+    def max_jobs(self) -> int:
+        return min(q.max_jobs for q in self.queues)
+
+    @property
+    def max_memory(self) -> int | None:
+        return min((q.max_memory for q in self.queues if q.max_memory), default=None)
+
+    @property
+    def concurrency(self) -> int:
+        return min(q.concurrency for q in self.queues)
+
+
+@dataclass
+class Supervisor:
+    """`queues`: the queues to serve. Each gets `worker_count` workers of its own; with `shared`,
+    the workers (as many as their worker_counts add up to) serve all the queues together, in
+    priority order or, where weights are set, by weighted random choice (Sidekiq-style)."""
+
+    url: str
+    queues: list[QueueConfig]
+    burst: bool = False
+    shared: bool = False
+    config: QueuesConfig | None = None  # every queue, for the enqueues of the jobs run (jobctl.Client)
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}.{os.getpid()}")
+
+    def __post_init__(self) -> None:
+        self.log = logs.get()
+        self.pools = [Pool(list(self.queues))] if self.shared else [Pool([q]) for q in self.queues]
+        self.slots = [Slot(pool) for pool in self.pools for _ in range(pool.minimum)]
+        self.stop_requested = 0.0  # monotonic time of the first stop signal, 0 while running
+        self.kill_now = False
+        self.outage = RedisOutage(self.log, f"supervisor {self.name}", self.url)
+        self._last_trouble = ""
+        self._next_promote_try = 0.0
+
+    # --- main loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        # set here, not in __post_init__: constructing a Supervisor touches no Redis
+        self.connection = connect(self.url)
+        self.transitions = Transitions(self.connection)
+        transitions.preload()  # once here, not in every forked worker
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._on_signal)
+        self._wake_on_signals()
+        counts = ", ".join(f"{q.name}={q.worker_count}" for q in self.queues)
+        if self.shared:
+            counts = f"{len(self.slots)} serving {counts}"
+        logs.event(
+            self.log,
+            "supervisor.started",
+            "supervisor %s: starting workers (%s)%s",
+            self.name,
+            counts,
+            " in burst mode" if self.burst else "",
+            supervisor=self.name,
+            burst=self.burst,
+        )
+        next_sweep = next_overrun_check = next_scale = 0.0
+        while True:
+            self._reap()
+            if self.stop_requested:
+                if not self._alive():
+                    break
+                self._enforce_shutdown_deadline()
+            else:
+                if time.monotonic() >= next_scale:
+                    self._guarded(self._scale)
+                    next_scale = time.monotonic() + SCALE_EVERY
+                self._start_missing()
+                self._guarded(self._promote)
+                if time.monotonic() >= next_sweep:
+                    self._guarded(self._sweep)
+                    next_sweep = time.monotonic() + SWEEP_EVERY
+                if time.monotonic() >= next_overrun_check:
+                    self._guarded(self._kill_overruns)
+                    next_overrun_check = time.monotonic() + 1
+                if self.burst and self._guarded(self._drained):
+                    self.log.info("supervisor %s: queues drained, stopping (burst)", self.name)
+                    self._begin_stop()
+            self._sleep(TICK)
+        self._guarded(lambda: self.connection.zrem(keys.SUPERVISORS, self.name))
+        self._guarded(lambda: self.transitions.promote(self.name, 0, time.time()))  # hand promotion over at once
+        logs.event(self.log, "supervisor.stopped", "supervisor %s: stopped", self.name, supervisor=self.name)
+        return 0
+
+    def _wake_on_signals(self) -> None:
+        """A worker's exit (SIGCHLD) or a stop signal ends the supervisor's sleep at once: a
+        recycled worker is replaced, and a crashed one's jobs go back, without waiting for the
+        next tick (with the default max_jobs, waiting for it cost ~10% of throughput: bench/throughput.py)."""
+        self._wakeup = os.pipe()
+        for fd in self._wakeup:
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(self._wakeup[1], warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # a handler, so that it reaches the pipe
+
+    def _sleep(self, seconds: float) -> None:
+        if select.select([self._wakeup[0]], [], [], seconds)[0]:
+            try:
+                while os.read(self._wakeup[0], 512):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop_requested:
+            self.log.warning("supervisor %s: second signal, stopping workers now", self.name)
+            self.kill_now = True
+        else:
+            self.log.info("supervisor %s: %s, finishing running jobs", self.name, signal.Signals(signum).name)
+            self._begin_stop()
+
+    def _begin_stop(self) -> None:
+        self.stop_requested = time.monotonic()
+        for slot in self.slots:
+            if slot.pid:
+                _signal(slot.pid, signal.SIGTERM)
+
+    def _enforce_shutdown_deadline(self) -> None:
+        for slot in self.slots:
+            if slot.pid and (self.kill_now or time.monotonic() - self.stop_requested > slot.shutdown_timeout):
+                self.log.warning(
+                    "supervisor %s: killing worker %s, its job goes back to the queue", self.name, slot.worker_name
+                )
+                _signal(slot.pid, signal.SIGKILL)
+
+    def _alive(self) -> bool:
+        return any(slot.pid for slot in self.slots)
+
+    def _guarded(self, action: Callable[[], T]) -> T | None:
+        """Supervision goes on whatever a periodic duty meets (Redis away or out of memory, a
+        record it cannot handle): workers keep running, jobs wait, one log line per trouble."""
+        try:
+            result = action()
+        except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any one failure
+            if RedisOutage.covers(exc):
+                self.outage.failed(exc)  # the supervisor's tick paces its tries
+                return None
+            trouble = f"{type(exc).__name__}: {exc}"
+            if trouble != self._last_trouble:
+                self.log.error(
+                    "supervisor %s: %s failed (%s); going on", self.name, getattr(action, "__name__", "a duty"), trouble
+                )
+                self._last_trouble = trouble
+            return None
+        self.outage.ok()
+        self._last_trouble = ""
+        return result
+
+    # --- worker processes --------------------------------------------------------------------
+
+    def _start_missing(self) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.pid is None and now >= slot.restart_at:
+                self._spawn(slot)
+
+    def _spawn(self, slot: Slot) -> None:
+        # Stop signals wait until the new worker has its own handlers: delivered in between, they
+        # would run the supervisor's handler in the child and be lost.
+        # Signals members, as rq_engine.run takes them (typeshed also allows ints: signals without a name)
+        previous_mask = cast("set[signal.Signals]", signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS))
+        supervisor_pid = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # EAGAIN, ENOMEM: try again later, the other workers go on
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+            self.log.error("supervisor %s: cannot start a worker for %s (%s); retrying", self.name, slot.label, exc)
+            slot.restart_at = time.monotonic() + MAX_RESTART_DELAY
+            return
+        if pid == 0:  # the worker process
+            code = 1
+            try:
+                die_with_parent(supervisor_pid)
+                signal.set_wakeup_fd(-1)
+                for fd in self._wakeup:
+                    os.close(fd)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a job's own children are its business
+                if slot.queues[0].engine == "rq":  # RQ's own worker serves the queue (rq_engine.py)
+                    # imported only here: jobctl's workers do without rq
+                    from . import rq_engine
+
+                    os._exit(rq_engine.run(self.url, slot.queues, max_jobs=slot.max_jobs, signal_mask=previous_mask))
+                worker = Worker(
+                    connect(self.url, check=False),
+                    slot.queues,
+                    supervisor=self.name,
+                    max_jobs=slot.max_jobs,
+                    max_memory=slot.max_memory,
+                    concurrency=slot.concurrency,
+                    url=self.url,
+                    config=self.config,
+                    kill_past_lease=True,
+                )
+                worker.handle_stop_signals()
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+                code = worker.run()
+            except BaseException as exc:  # noqa: BLE001 - a worker must never return into the supervisor's loop
+                logs.get().error("worker %s: stopped by %s: %s", os.getpid(), type(exc).__name__, exc)
+            finally:
+                os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        slot.pid, slot.started = pid, time.monotonic()
+        slot.worker_name = f"{socket.gethostname()}.{pid}"
+        slot.idle_since, slot.activity = slot.started, ()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            slot = next((s for s in self.slots if s.pid == pid), None)
+            if slot is not None:
+                self._worker_exited(slot, status)
+
+    def _worker_exited(self, slot: Slot, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        # A worker ends by itself only to be recycled, or after a stop the supervisor asked for:
+        # any other exit, status 0 included (a job that called os._exit(0)), is a crash.
+        clean = code == EXIT_RECYCLE or (code == 0 and (bool(self.stop_requested) or slot.retiring))
+        how = slot.killed_for or _describe_exit(code)
+        culprits, slot.killed_for, slot.culprits = slot.culprits, "", []
+        crashed = not clean and not self.stop_requested
+        if not clean and slot.queues[0].engine == "rq":  # its job goes back RQ's way; recover() below unregisters it
+            # imported only here: jobctl's workers do without rq
+            from . import rq_engine
+
+            self._guarded(lambda: rq_engine.give_back(self.connection, slot.worker_name, slot.queues, how))
+        outcome = self._guarded(
+            lambda: self.transitions.recover(
+                slot.worker_name,
+                time.time(),
+                cause="crash" if crashed else "shutdown",
+                crash_limit=QueueConfig.crash_limit,
+                how=how,
+                culprits=culprits,
+            )
+        )
+        if crashed:
+            requeued, buried = outcome or (0, 0)
+            logs.event(
+                self.log,
+                "worker.died",
+                "worker %s (%s): %s; requeued %d job(s), %d dead after repeated crashes; %s",
+                slot.worker_name,
+                slot.label,
+                how,
+                requeued,
+                buried,
+                "not restarting it (it was being retired)" if slot.retiring else "restarting it",
+                level=logging.WARNING,
+                worker=slot.worker_name,
+                queue=slot.label,
+                how=how,
+                requeued=requeued,
+                buried=buried,
+            )
+        # If Redis was away, the worker's in-flight list stays, and a sweep recovers it once its
+        # lease has lapsed.
+        if slot.retiring:  # scaled down: its place goes with it
+            self.slots.remove(slot)
+            return
+        lived = time.monotonic() - slot.started
+        slot.quick_deaths = slot.quick_deaths + 1 if crashed and lived < QUICK_DEATH else 0
+        slot.restart_at = (
+            time.monotonic() + min(0.1 * 2 ** (slot.quick_deaths - 1), MAX_RESTART_DELAY) if slot.quick_deaths else 0
+        )
+        slot.pid = None
+
+    # --- periodic duties ---------------------------------------------------------------------
+
+    def _promote(self) -> None:
+        """Every tick while this supervisor is the promoter; else a try to take over each second."""
+        if time.monotonic() < self._next_promote_try:
+            return
+        moved = self.transitions.promote(self.name, PROMOTER_LEASE_MS, time.time())
+        self._next_promote_try = 0.0 if moved is not None else time.monotonic() + 1.0
+
+    def _kill_overruns(self) -> None:
+        """A job that ignores its timeout or a stop request (stuck in C code, or in a blocking
+        call in a thread) takes its worker with it; the other jobs that worker held go back to
+        their queues without it counting against them."""
+        by_name = {slot.worker_name: slot for slot in self.slots if slot.pid and slot.worker_name}
+        if not by_name:
+            return
+        killed: set[str] = set()
+        for worker, job_id, late in self.transitions.overdue(list(by_name), time.time()):
+            slot = by_name[worker]
+            slot.culprits.append(job_id)
+            if worker not in killed:
+                killed.add(worker)
+                self.log.warning(
+                    "supervisor %s: job %s on worker %s is %.0fs past its deadline; killing the worker",
+                    self.name,
+                    job_id,
+                    worker,
+                    late,
+                )
+                slot.killed_for = "worker killed after the job ignored its timeout"
+                assert slot.pid is not None  # by_name holds running workers only
+                _signal(slot.pid, signal.SIGKILL)
+
+    def _sweep(self) -> None:
+        """Heartbeat; recover the jobs of workers (on any host) whose lease lapsed; delete ended
+        jobs past their ttl (lua/sweep.lua, one round trip)."""
+        now = time.time()
+        self.connection.zadd(keys.SUPERVISORS, {self.name: now})
+        own = [slot.worker_name for slot in self.slots if slot.pid]  # alive: reaped, not swept
+        lost, requeued, buried, _ = self.transitions.sweep(
+            own, [q.name for q in self.queues], now, crash_limit=QueueConfig.crash_limit
+        )
+        if requeued or buried:
+            self.log.warning(
+                "supervisor %s: %d worker(s) stopped heartbeating (> %ss); requeued %d job(s), %d dead",
+                self.name,
+                lost,
+                LEASE_TTL,
+                requeued,
+                buried,
+            )
+
+    def _scale(self) -> None:
+        """Read each elastic pool's queues and workers (one round trip, and one more for the
+        latencies), then grow or shrink each pool by one worker where its thresholds say so."""
+        pools = [pool for pool in self.pools if pool.elastic]
+        if not pools:
+            return
+        watched = [s for s in self.slots if s.pool.elastic and s.pid and s.worker_name and not s.retiring]
+        names = [q.name for pool in pools for q in pool.queues]
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.PAUSED)
+            pipe.exists(keys.SUSPENDED)
+            for name in names:
+                pipe.llen(keys.queue(name))
+                pipe.lindex(keys.queue(name), 0)
+            for slot in watched:
+                pipe.llen(keys.active(slot.worker_name))  # jobctl's workers: running and reserved jobs
+                # RQ's workers keep no in-flight list: their state; and the job counts of both,
+                # which change when a worker ran a job between two passes
+                pipe.hmget(keys.worker(slot.worker_name), ["state", "successful_job_count", "failed_job_count"])
+            replies = iter(read_replies(pipe))
+        paused = {name.decode(errors="replace") for name in next(replies)}
+        suspended = bool(next(replies))
+        queued: dict[str, int] = {}
+        heads: dict[str, bytes | None] = {}
+        for name in names:
+            queued[name], heads[name] = int(next(replies)), next(replies)
+        now = time.monotonic()
+        for slot in watched:
+            in_flight, (state, *counts) = next(replies), next(replies)
+            if in_flight or state == b"busy":
+                slot.idle_since = 0.0
+            elif not slot.idle_since or tuple(counts) != slot.activity:
+                slot.idle_since = now
+            slot.activity = tuple(counts)
+        waits = reads.head_waits(self.connection, heads, time.time())
+        for pool in pools:
+            open_queues = [q.name for q in pool.queues if q.name not in paused]
+            backlog = sum(queued[name] for name in open_queues)
+            oldest = max((w for name in open_queues if (w := waits[name]) is not None), default=None)
+            self._scale_pool(pool, backlog, oldest, suspended, now)
+
+    def _scale_pool(self, pool: Pool, backlog: int, oldest: float | None, suspended: bool, now: float) -> None:
+        members = [slot for slot in self.slots if slot.pool is pool]
+        staying = [slot for slot in members if not slot.retiring]
+        count = len(staying)
+        idle = sorted((slot for slot in staying if slot.pid and slot.idle_since), key=lambda slot: slot.idle_since)
+        reason = ""
+        if oldest is not None and oldest > pool.scale_up_latency:
+            reason = f"oldest job waited {oldest:.1f}s (scale_up_latency {format_exact(pool.scale_up_latency)})"
+        elif backlog > pool.scale_up_backlog * count:
+            reason = (
+                f"{backlog} jobs queued, {backlog / max(count, 1):.1f} per worker "
+                f"(scale_up_backlog {pool.scale_up_backlog})"
+            )
+        waiting_anyway = bool(idle) and now - idle[0].idle_since >= SCALE_EVERY  # see SCALE_EVERY
+        if reason and count < pool.maximum and not suspended and not waiting_anyway:
+            self.slots.append(Slot(pool))
+            self._scaled(pool, count, count + 1, reason)
+            return
+        if count <= pool.minimum or len(members) > count or not idle:  # one retirement at a time
+            return
+        idlest = idle[0]
+        idle_for = now - idlest.idle_since
+        if idle_for < pool.scale_down_idle:
+            return
+        assert idlest.pid is not None  # idle holds started workers only
+        idlest.retiring = True
+        _signal(idlest.pid, signal.SIGTERM)  # graceful: see the module's docstring
+        self._scaled(
+            pool,
+            count,
+            count - 1,
+            f"worker {idlest.worker_name} idle for {idle_for:.1f}s (scale_down_idle {format_exact(pool.scale_down_idle)})",
+        )
+
+    def _scaled(self, pool: Pool, before: int, after: int, reason: str) -> None:
+        logs.event(
+            self.log,
+            "supervisor.scaled",
+            "supervisor %s: scaled %s %d → %d %s: %s",
+            self.name,
+            pool.label,
+            before,
+            after,
+            "worker" if after == 1 else "workers",
+            reason,
+            supervisor=self.name,
+            queue=pool.label,
+            workers_before=before,
+            workers=after,
+            min_workers=pool.minimum,
+            max_workers=pool.maximum,
+            reason=reason,
+        )
+
+    def _drained(self) -> bool:
+        horizon = time.time() + BURST_HORIZON
+        with self.connection.pipeline() as pipe:
+            for queue in self.queues:
+                pipe.llen(keys.queue(queue.name))
+                pipe.zcount(keys.scheduled(queue.name), "-inf", horizon)
+                pipe.zcard(keys.started(queue.name))  # RQ's workers keep no in-flight list
+            for slot in self.slots:
+                if slot.worker_name:
+                    pipe.llen(keys.active(slot.worker_name))
+            return not any(pipe.execute())
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"worker killed by signal {-code} ({signal.Signals(-code).name})"
+    if code == EXIT_FENCED:
+        return "worker lost its lease (frozen, or cut off from Redis)"
+    return f"worker exited (status {code})"

@@ -1,0 +1,189 @@
+"""Job tracking, counted in memory by each worker and flushed to Redis about once a second.
+
+Sidekiq counts processed and failed jobs in memory and writes them with its heartbeat; jobctl
+does the same for all of its job tracking, to keep Redis commands per job few
+(bench/redis_instructions.py): counters per job type and per queue, the
+run-time histogram, the throughput windows, the recent executions and failures, and the
+worker's own job counts and state. The outcome scripts then do only what a job's safety needs,
+and the numbers `status`, `stats`, the metrics and the dashboard read stay exact: a flush that
+fails is added back and tried again, and a crashed worker delays at most one flush interval of
+statistics (it never loses a job).
+
+One flush is one script call (lua/track.lua), whose keys and fields are named here from
+keys.py, so the script knows no key name of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from ..store import keys
+from ..store.transitions import Transitions
+
+FLUSH_INTERVAL = 1.0  # seconds between flushes
+HISTORY_ARGS_LIMIT = 1024  # bytes of JSON arguments a history entry keeps (a bulk payload is elided)
+_BUCKET_LABELS = [f"{bound:g}" for bound in keys.RUN_TIME_BUCKETS] + ["+Inf"]
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One finished attempt, as a worker records it."""
+
+    job_id: str
+    job: str
+    queue: str
+    attempt: int
+    outcome: str  # finished | retried | dead | canceled
+    run_seconds: float
+    at: float
+    error: str | None
+    args: list[Any]
+    kwargs: dict[str, Any]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome == "finished"
+
+
+def bucket_label(seconds: float) -> str:
+    """The run-time histogram bucket of a run: its upper bound, as keys.run_time_histogram names it."""
+    for bound, label in zip(keys.RUN_TIME_BUCKETS, _BUCKET_LABELS):
+        if seconds <= bound:
+            return label
+    return "+Inf"
+
+
+def history_entry(execution: Execution, worker: str) -> str:
+    """keys.history's JSON entry; arguments beyond HISTORY_ARGS_LIMIT are replaced by their size."""
+    args: list[Any] | str = execution.args
+    kwargs = execution.kwargs
+    size = len(json.dumps([args, kwargs], default=str))
+    if size > HISTORY_ARGS_LIMIT:
+        args, kwargs = f"({size} bytes of arguments, not kept)", {}
+    return json.dumps(
+        {
+            "id": execution.job_id,
+            "job": execution.job,
+            "queue": execution.queue,
+            "args": args,
+            "kwargs": kwargs,
+            "attempt": execution.attempt,
+            "outcome": execution.outcome,
+            "run_seconds": round(execution.run_seconds, 6),
+            "at": execution.at,
+            "error": execution.error,
+            "worker": worker,
+        },
+        default=str,
+    )
+
+
+class Tracker:
+    """What one worker process ran since its last flush."""
+
+    def __init__(self, worker: str):
+        self.worker = worker
+        self._lock = threading.Lock()
+        self._pending: list[Execution] = []
+
+    def record(self, execution: Execution) -> None:
+        with self._lock:
+            self._pending.append(execution)
+
+    def take(self) -> list[Execution]:
+        with self._lock:
+            taken, self._pending = self._pending, []
+        return taken
+
+    def give_back(self, executions: list[Execution]) -> None:
+        """A flush failed: its executions are counted in the next one."""
+        with self._lock:
+            self._pending[:0] = executions
+
+    def payload(self, executions: list[Execution], current_jobs: list[str], suspended: bool = False) -> str:
+        """The script's one argument: every key to change and by how much. `suspended`: the worker
+        takes no new job (`rq suspend`), the state RQ's worker shows while idle then."""
+        counters: dict[str, dict[str, Any]] = {}
+        processed: dict[str, int] = defaultdict(int)
+        histograms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        windows: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        minutes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        history: dict[str, list[str]] = defaultdict(list)
+        failures: list[str] = []
+        done = failed = 0
+        working = 0.0
+        for run in executions:
+            for key in (keys.job_stats(run.job), keys.queue_stats(run.queue)):
+                c = counters.setdefault(
+                    key,
+                    {
+                        "runs": 0,
+                        "successes": 0,
+                        "failures": 0,
+                        "run_seconds": 0.0,
+                        "max_run_seconds": 0.0,
+                        "last_run_at": 0.0,
+                    },
+                )
+                c["runs"] += 1
+                c["successes" if run.succeeded else "failures"] += 1
+                c["run_seconds"] += run.run_seconds
+                c["max_run_seconds"] = max(c["max_run_seconds"], run.run_seconds)
+                c["last_run_at"] = max(c["last_run_at"], run.at)
+                if not run.succeeded:
+                    c["last_error"], c["last_error_at"] = run.error or "", run.at
+            processed[f"{run.job}|{run.queue}|{'finished' if run.succeeded else 'failed'}"] += 1
+            histograms[keys.run_time_histogram(run.job)][bucket_label(run.run_seconds)] += 1
+            window = windows[keys.throughput(run.queue, int(run.at // keys.THROUGHPUT_WINDOW))]
+            window["finished" if run.succeeded else "failed"] += 1
+            window["run_seconds"] += run.run_seconds
+            day, second_of_day = divmod(int(run.at), 86400)
+            minutes[keys.minutes(run.queue, day)][
+                f"{second_of_day // 60}:{'finished' if run.succeeded else 'failed'}"
+            ] += 1
+            entry = history_entry(run, self.worker)
+            history[keys.history(run.job)].append(entry)
+            if not run.succeeded:
+                failures.append(entry)
+            done += run.succeeded
+            failed += not run.succeeded
+            working += run.run_seconds
+        return json.dumps(
+            {
+                "counters": counters,
+                "processed_key": keys.PROCESSED,
+                "processed": processed,
+                "job_types_key": keys.JOB_TYPES,
+                "job_types": sorted({run.job for run in executions}),
+                "histograms": histograms,
+                "windows": windows,
+                "window_ttl": 3 * 60,
+                "minutes": minutes,
+                "minutes_ttl": keys.MINUTES_TTL,
+                # only the newest entries can survive the trim: send no more than that
+                "history": {key: entries[-keys.HISTORY_LENGTH :] for key, entries in history.items()},
+                "failures_key": keys.RECENT_FAILURES,
+                "failures": failures[-keys.HISTORY_LENGTH :],
+                "history_length": keys.HISTORY_LENGTH,
+                "worker_key": keys.worker(self.worker),
+                "done": done,
+                "failed": failed,
+                "working": working,
+                "current_job": current_jobs[0] if current_jobs else "",
+                "idle_state": "suspended" if suspended else "idle",
+            }
+        )
+
+
+def flush(tracker: Tracker, transitions: Transitions, current_jobs: list[str], suspended: bool = False) -> None:
+    """Write what the tracker holds; on failure give it back and re-raise."""
+    executions = tracker.take()
+    try:
+        transitions.track(tracker.payload(executions, current_jobs, suspended))
+    except BaseException:
+        tracker.give_back(executions)
+        raise
