@@ -32,6 +32,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .api.breakers import breaker
     from .api.client import AsyncJob, Call, Client, Job, aget, call, connect, get
     from .api.context import progress
     from .api.decorators import job
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from .errors import (
         ArgumentMismatch,
         BlockingCall,
+        BreakerOpen,
         ConfigError,
         DuplicateJob,
         JobCanceled,
@@ -56,6 +58,7 @@ __all__ = [
     "ArgumentMismatch",
     "AsyncJob",
     "BlockingCall",
+    "BreakerOpen",
     "Call",
     "Client",
     "ConfigError",
@@ -72,6 +75,7 @@ __all__ = [
     "RedisUnavailable",
     "add_middleware",
     "aget",
+    "breaker",
     "call",
     "callback",
     "connect",
@@ -94,7 +98,9 @@ _MODULE_OF = {
     "connect": "api.client",
     "get": "api.client",
     "progress": "api.context",
+    "breaker": "api.breakers",
     "ArgumentMismatch": "errors",
+    "BreakerOpen": "errors",
     "BlockingCall": "errors",
     "ConfigError": "errors",
     "DuplicateJob": "errors",

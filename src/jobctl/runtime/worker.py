@@ -50,11 +50,12 @@ import redis
 from redis.typing import EncodableT, FieldT
 
 from .. import logs
+from ..api import breakers
 from ..api.client import Client, use_worker_client
 from ..api.context import Execution
 from ..config import limits
 from ..config.queues import QueueConfig, QueuesConfig
-from ..errors import JobStopped, JobTimeout, LeaseLost, PermanentError
+from ..errors import BreakerOpen, JobStopped, JobTimeout, LeaseLost, PermanentError
 from ..jobs import catalogue, signatures
 from ..middleware import base, retries, rq_compat, stack
 from ..middleware.rq_compat import RqOptions
@@ -158,7 +159,8 @@ class Worker:
         self.tracker = Tracker(self.name)
         self.log = logs.get()
         self.middleware = stack.for_worker(self.log)
-        self.limits = limits.limits_of(queues)  # the fetch scripts' `limits` (limits.py)
+        limits.check_breakers(self.client.config)
+        self.limits = limits.limits_of(queues, self.client.config.breakers)  # the scripts' `limits` (limits.py)
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
         self.running: dict[str, Running] = {}
@@ -576,7 +578,7 @@ class Worker:
                 raise PermanentError(f"job {job.name!r} is not registered in this worker (check --jobs / JOBCTL_JOBS)")
             job.name = spec.name  # an RQ producer may name it by its function's import path
             self.middleware.before_attempt(job.info)
-            execution = Execution(job.id, job.name, self._progress_reporter(job.id), self.client)
+            execution = Execution(job.id, job.name, self._progress_reporter(job.id), self.client, self.name)
             # stored() resolves the function: a spec's func is None only while it is merely declared
             func = rq_compat.with_current_job(cast("Callable[..., Any]", spec.func), job.id, self.connection)
             result = self.executor.call(func, job.args, job.kwargs, execution, running, self._output_capture(job))
@@ -586,6 +588,8 @@ class Worker:
                 rq_compat.run_callback("on_success", job.rq.on_success, job.id, self.connection, (result,), self.log)
         except (PermanentError, ResultError) as exc:
             return self._record_failure(job, started, exc, verdict="dead")
+        except BreakerOpen as exc:
+            return self._defer(job, started, exc)
         except JobStopped:
             stopped = JobStopped("canceled while running")
             return self._record_failure(job, started, stopped, verdict="canceled")
@@ -608,8 +612,8 @@ class Worker:
         now = time.time()
         follow = self._finish(
             job,
-            lambda go_on, wait: self.transitions.succeed(
-                job.id, job.queue, self.name, job.attempt, now, result_json, go_on, wait=wait
+            lambda go_on, wait: self._heard(
+                self.transitions.succeed(job.id, job.queue, self.name, job.attempt, now, result_json, go_on, wait=wait)
             ),
             lambda: self.middleware.after_attempt(job.info, result, None, run_seconds),
         )
@@ -785,19 +789,22 @@ class Worker:
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
         follow = self._finish(
             job,
-            lambda go_on, wait: self.transitions.fail(
-                job.id,
-                job.queue,
-                self.name,
-                job.attempt,
-                now,
-                verdict=verdict,
-                retry_at=retry_at,
-                error_entry=entry,
-                exc_info=exc_info,
-                reason=reason,
-                go_on=go_on,
-                wait=wait,
+            lambda go_on, wait: self._heard(
+                self.transitions.fail(
+                    job.id,
+                    job.queue,
+                    self.name,
+                    job.attempt,
+                    now,
+                    verdict=verdict,
+                    retry_at=retry_at,
+                    error_entry=entry,
+                    exc_info=exc_info,
+                    reason=reason,
+                    go_on=go_on,
+                    breaker=None if verdict == "canceled" else self._breaker_counts(job, exc),
+                    wait=wait,
+                )
             ),
             functools.partial(self._after_failure, job, exc, retry_at, verdict, run_seconds),
         )
@@ -845,6 +852,69 @@ class Worker:
                 outcome=verdict,
                 **fields,
             )
+        return follow
+
+    def _breaker_counts(self, job: FetchedJob, exc: BaseException) -> bool:
+        """Whether the job's breaker counts `exc` as a failure (config/limits.py); not when a
+        `with jobctl.breaker(...)` block already counted it."""
+        spec = catalogue.stored(job.name)
+        settings = self.client.config.breakers.get(spec.breaker) if spec is not None and spec.breaker else None
+        return settings is not None and not hasattr(exc, breakers.COUNTED) and settings.counts(exc)
+
+    def _heard(self, reply: Next | Callable[[], Next]) -> Next | Callable[[], Next]:
+        """An outcome script's reply (or the function that reads it), logging what the outcome
+        did to the job's breaker once the reply is read: one line when it opened or closed."""
+        if callable(reply):
+            read = reply
+            return lambda: self._logged(read())
+        return self._logged(reply)
+
+    def _logged(self, reply: Next) -> Next:
+        breakers.log_event(self.log, reply.breaker, f"worker {self.name}")
+        return reply
+
+    def _defer(self, job: FetchedJob, started: float, exc: BreakerOpen) -> FetchedJob | None:
+        """The job met an open breaker (BreakerOpen escaped it): back in the scheduled set until
+        the breaker may let it run, its attempt unused (lua/fail.lua, verdict 'deferred')."""
+        self._leave_if_forked()
+        run_seconds = time.perf_counter() - started
+        now = time.time()
+        follow = self._finish(
+            job,
+            lambda go_on, wait: self._heard(
+                self.transitions.fail(
+                    job.id,
+                    job.queue,
+                    self.name,
+                    job.attempt,
+                    now,
+                    verdict="deferred",
+                    retry_at=max(exc.until, now),
+                    error_entry={},
+                    exc_info=b"",
+                    reason="",
+                    go_on=go_on,
+                    wait=wait,
+                )
+            ),
+            lambda: None,
+        )
+        logs.event(
+            self.log,
+            "job.deferred",
+            "%s %s [%s] deferred %.1fs: %s",
+            job.name,
+            job.id,
+            job.queue,
+            max(exc.until - now, 0.0),
+            exc,
+            job_id=job.id,
+            job=job.name,
+            queue=job.queue,
+            duration=round(run_seconds, 6),
+            outcome="deferred",
+            breaker=exc.name,
+        )
         return follow
 
     def _after_failure(

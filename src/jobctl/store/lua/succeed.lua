@@ -16,7 +16,8 @@
     KEYS[11] 'rq:queue:' prefix, KEYS[12] 'rq:scheduled:' prefix, KEYS[13] 'rq:deferred:' prefix,
       KEYS[14] 'rq:canceled:' prefix: the lists and registries of its dependents' queues
     KEYS[15] 'rq:queues' set of known queues
-    KEYS[16...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
+    KEYS[16] 'jobctl:breaker:' prefix: circuit breakers' hashes (the job's breaker records it)
+    KEYS[17...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
                 scheduled set and rate window
     ARGV[1] job id
     ARGV[2] its queue
@@ -29,7 +30,8 @@
     ARGV[9] 'jobctl:wake:' prefix of queues' wake channels
     ARGV[10...] go_on's (go_on_args in lib.lua): start, start_queue, reserve, limits, queues...
   Output:
-    {started, row, reserved} go_on's reply
+    {started, row, reserved, breaker} go_on's reply, and what the job's breaker did: 'closed <name>'
+      (this was its half-open trial) or ''
     Refusal.FENCED the job was recovered from this worker: nothing written
 ]]
 --- @include "lib"
@@ -38,8 +40,8 @@ if not leave_started(id, KEYS[1], KEYS[2], attempt) then return Refusal.FENCED e
 local args = go_on_args(ARGV, 10, worker, now, now_iso)
 local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS[6], job_rate = KEYS[7],
   worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11], scheduled = KEYS[12],
-  deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], by_queue = queue_keys(KEYS, 16, go_on_queues(args)),
-  wake = ARGV[9]}
+  deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], breaker = KEYS[16],
+  by_queue = queue_keys(KEYS, 17, go_on_queues(args)), wake = ARGV[9]}
 local key = job_key(k, id)
 local finished = KEYS[3]
 local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot')
@@ -61,5 +63,8 @@ elseif ttl < 0 then redis.call('ZADD', finished, '+inf', id) end
 if job[2] then release_unique(k, id) end
 if job[3] then settle_dependents(k, id, now, now_iso) end
 release_slot(k, id, job[4])
+local breaker = job_breaker_outcome(k, args.limits, id, false, now)
 if ttl == 0 then delete_job(k, id) end
-return go_on(k, args)
+local reply = go_on(k, args)
+reply[4] = breaker
+return reply
