@@ -41,7 +41,7 @@ class Refusal(StrEnum):
 
     FENCED = "fenced"  # the worker's lease, or its hold on the job, is gone (LeaseLost)
     NOT_PROMOTER = "not_promoter"  # another supervisor holds the promoter's lease
-    # enqueue's (Transitions.enqueue says what each replies with it)
+    # enqueue's (Transitions.enqueue_call says what each replies with it)
     FULL = "full"
     CLAIMED = "claimed"
     EXISTS = "exists"
