@@ -347,6 +347,9 @@ def _load_breakers(path: str | Path, document: Any) -> dict[str, BreakerConfig]:
         _check_name(path, "breaker name", name)
         if not is_queue_name(name):
             raise ConfigError(f"{path}: breaker name {name!r}: expected letters, digits, '_', '-' or '.'")
+        if isinstance(settings, dict):
+            # YAML 1.1 (PyYAML) reads a bare `on:` key as true
+            settings = {"on" if key is True else key: value for key, value in settings.items()}
         parsed = _parse_queue_settings(path, f"breaker {name!r}", settings, _BREAKER_KEYS)
         breakers[name] = BreakerConfig(name, **parsed)
     return breakers

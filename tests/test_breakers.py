@@ -1,0 +1,103 @@
+"""Circuit breakers across real supervisors on one Redis: failures open one fleet-wide, its
+jobs wait out the cool-down without spending an attempt, one trial closes it, and a trial whose
+worker is killed -9 does not leave it half-open."""
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from conftest import TESTS, state, wait_for
+
+from jobctl.api import records
+
+QUEUE_YML = """\
+defaults: {{retry_delay: 100ms, backoff: fixed, timeout: 60s, shutdown_timeout: 5s}}
+default: {{worker_count: 1, concurrency: {concurrency}}}
+breakers:
+  store: {{failures: {failures}, window: 60s, cooldown: {cooldown}, on: [ConnectionError]}}
+"""
+JOBS = {"JOBCTL_JOBS": "breaker_jobs"}
+
+
+def setup(project, failures: int = 5, cooldown: str = "3s", concurrency: int = 1) -> tuple[Path, Path]:
+    project.write("queue.yml", QUEUE_YML.format(failures=failures, cooldown=cooldown, concurrency=concurrency))
+    shutil.copy(TESTS / "breaker_jobs.py", project.path / "breaker_jobs.py")
+    mode, log = project.path / "mode", project.path / "calls.log"
+    log.write_text("")
+    return mode, log
+
+
+def breaker(project) -> dict:
+    """The breaker `store` as `jobctl status --json` shows it."""
+    result = project.run("status", "--json", env=JOBS)
+    assert result.returncode == 0, result.stderr
+    (shown,) = [b for b in json.loads(result.stdout)["breakers"] if b["name"] == "store"]
+    return shown
+
+
+def calls(log: Path) -> list[tuple[str, float]]:
+    return [(what, float(at)) for what, at in (line.split() for line in log.read_text().splitlines())]
+
+
+def attempts(db, job_id: str) -> int:
+    return records.job(db, job_id).to_dict()["attempts"]
+
+
+def test_failures_open_it_fleet_wide_waiting_jobs_spend_no_attempt_and_a_trial_closes_it(project, db):
+    mode, log = setup(project)
+    mode.write_text("fail")
+    failing = [project.enqueue("store_call", str(mode), str(log), env=JOBS) for _ in range(5)]
+    project.start("work", env=JOBS)
+    wait_for(lambda: all(state(db, i) == "dead" for i in failing), timeout=60, message="5 failed calls")
+    opened = breaker(project)
+    assert opened["state"] == "open" and opened["opens"] == 1
+    # the store is back, but the breaker stays open for its cool-down, on every host
+    mode.write_text("ok")
+    project.start("work", env=JOBS)  # a second supervisor on the same Redis
+    waiting = [project.enqueue("store_call", str(mode), str(log), env=JOBS) for _ in range(3)]
+    wait_for(lambda: all(state(db, i) == "finished" for i in waiting), timeout=60, message="the waiting calls ran")
+    starts = sorted(at for what, at in calls(log) if what == "start")[5:]
+    assert min(starts) >= opened["open_until"]  # no job of the breaker started during the cool-down
+    assert [attempts(db, i) for i in waiting] == [1, 1, 1]  # waiting spent no attempt
+    # one trial (half-open) ran alone; its success closed the breaker, then the rest ran
+    trial_end = min(at for what, at in calls(log) if what == "end")
+    assert sorted(starts)[1] >= trial_end
+    closed = breaker(project)
+    assert closed["state"] == "closed" and closed["opens"] == 1
+
+
+def test_a_trial_whose_worker_is_killed_does_not_leave_it_half_open(project, db):
+    mode, log = setup(project, failures=1, cooldown="1s")
+    mode.write_text("fail")
+    failed = project.enqueue("store_call", str(mode), str(log), env=JOBS)
+    project.start("work", env=JOBS)
+    wait_for(lambda: state(db, failed) == "dead", message="the failed call")
+    assert breaker(project)["state"] == "open"
+    mode.write_text("hang")
+    marker = project.path / "trial.pid"
+    trial = project.enqueue("store_call", str(mode), str(log), str(marker), env=JOBS)
+    other = project.enqueue("store_call", str(mode), str(log), env=JOBS)
+    wait_for(marker.exists, timeout=30, message="the trial running")
+    assert breaker(project)["state"] == "half_open" and state(db, other) in ("queued", "scheduled")
+    mode.write_text("ok")
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    wait_for(lambda: state(db, trial) == state(db, other) == "finished", timeout=60, message="both calls ran")
+    assert breaker(project)["state"] == "closed"
+
+
+def test_a_block_opens_it_and_a_job_meeting_it_open_is_deferred_without_an_attempt(project, db):
+    mode, log = setup(project, failures=2, cooldown="2s")
+    mode.write_text("fail")
+    failing = [project.enqueue("store_block", str(mode), str(log), env=JOBS) for _ in range(2)]
+    project.start("work", env=JOBS)
+    wait_for(lambda: all(state(db, i) == "dead" for i in failing), message="2 failed blocks")
+    opened = breaker(project)
+    assert opened["state"] == "open"
+    mode.write_text("ok")
+    deferred = project.enqueue("store_block", str(mode), str(log), env=JOBS)
+    wait_for(lambda: state(db, deferred) == "finished", timeout=60, message="the deferred job ran")
+    assert attempts(db, deferred) == 1
+    assert max(at for _, at in calls(log)) >= opened["open_until"]
+    assert breaker(project)["state"] == "closed"
