@@ -101,3 +101,15 @@ def test_a_block_opens_it_and_a_job_meeting_it_open_is_deferred_without_an_attem
     assert attempts(db, deferred) == 1
     assert max(at for _, at in calls(log)) >= opened["open_until"]
     assert breaker(project)["state"] == "closed"
+
+
+def test_a_job_naming_an_undeclared_breaker_is_one_line_and_exit_2(project):
+    setup(project)
+    project.write("queue.yml", "default: {}\nbreakers: {other: {}}\n")
+    for command in (("work", "--burst"), ("enqueue", "store_call", "m", "l")):
+        result = project.run(*command, env=JOBS)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stderr.strip() == (
+            "jobctl: error: queue.yml: job 'store_call' (breaker_jobs): key 'breaker': 'store' is not declared "
+            "under 'breakers:' (declared: other)"
+        )
