@@ -9,8 +9,11 @@ import signal
 from pathlib import Path
 
 from conftest import TESTS, state, wait_for
+from test_metrics import scrape, value
 
 from jobctl.api import records
+from jobctl.config.queues import load_queues
+from jobctl.web import metrics
 
 QUEUE_YML = """\
 defaults: {{retry_delay: 100ms, backoff: fixed, timeout: 60s, shutdown_timeout: 5s}}
@@ -95,6 +98,14 @@ def test_a_block_opens_it_and_a_job_meeting_it_open_is_deferred_without_an_attem
     wait_for(lambda: all(state(db, i) == "dead" for i in failing), message="2 failed blocks")
     opened = breaker(project)
     assert opened["state"] == "open"
+    server = metrics.serve(project.env["REDIS_URL"], load_queues(project.path / "queue.yml"), 0, "127.0.0.1")
+    try:
+        samples = scrape(server.port)
+    finally:
+        server.shutdown()
+    assert value(samples, "jobctl_breaker_state", breaker="store", state="open") == 1
+    assert value(samples, "jobctl_breaker_state", breaker="store", state="closed") == 0
+    assert value(samples, "jobctl_breaker_opens_total", breaker="store") == 1
     mode.write_text("ok")
     deferred = project.enqueue("store_block", str(mode), str(log), env=JOBS)
     wait_for(lambda: state(db, deferred) == "finished", timeout=60, message="the deferred job ran")
