@@ -6,13 +6,16 @@ import json
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
+import pytest
 from conftest import TESTS, state, wait_for
 from test_metrics import scrape, value
 
 from jobctl.api import records
 from jobctl.config.queues import load_queues
+from jobctl.store import keys
 from jobctl.web import metrics
 
 QUEUE_YML = """\
@@ -32,11 +35,11 @@ def setup(project, failures: int = 5, cooldown: str = "3s", concurrency: int = 1
     return mode, log
 
 
-def breaker(project) -> dict:
-    """The breaker `store` as `jobctl status --json` shows it."""
+def breaker(project, name: str = "store") -> dict:
+    """The breaker `name` as `jobctl status --json` shows it."""
     result = project.run("status", "--json", env=JOBS)
     assert result.returncode == 0, result.stderr
-    (shown,) = [b for b in json.loads(result.stdout)["breakers"] if b["name"] == "store"]
+    (shown,) = [b for b in json.loads(result.stdout)["breakers"] if b["name"] == name]
     return shown
 
 
@@ -124,3 +127,20 @@ def test_a_job_naming_an_undeclared_breaker_is_one_line_and_exit_2(project):
             "jobctl: error: queue.yml: job 'store_call' (breaker_jobs): key 'breaker': 'store' is not declared "
             "under 'breakers:' (declared: other)"
         )
+
+
+def test_the_builtin_upload_waits_out_its_stores_breaker_without_an_attempt(project, db):
+    """jobctl init's queue.yml declares `document_store`, which the built-in upload job calls its
+    store behind: open, an upload is deferred to the end of the cool-down, its attempt unused."""
+    shutil.copy(TESTS.parent / "src/jobctl/cli/init_templates/queue.yml", project.path / "queue.yml")
+    until = time.time() + 300
+    db.hset(keys.breaker("document_store"), mapping={"state": "open", "opened_at": time.time(), "open_until": until})
+    job_id = project.enqueue("upload", "example:docs/retry-policy.md")
+    assert project.run("work", "--burst", "--queue", "default").returncode == 0
+    assert state(db, job_id) == "scheduled" and attempts(db, job_id) == 0
+    assert db.zscore(keys.scheduled("default"), job_id) == pytest.approx(until)
+    db.hset(keys.breaker("document_store"), "open_until", time.time())  # the cool-down is over
+    db.zadd(keys.scheduled("default"), {job_id: time.time()})
+    assert project.run("work", "--burst", "--queue", "default").returncode == 0
+    assert state(db, job_id) == "finished" and attempts(db, job_id) == 1
+    assert breaker(project, "document_store")["state"] == "closed"  # the upload was the trial: it closed the breaker

@@ -31,10 +31,12 @@ COUNTED = "_jobctl_breaker_counted"
 
 
 @contextlib.contextmanager
-def breaker(name: str, client: Client | None = None) -> Iterator[None]:
+def breaker(name: str, client: Client | None = None, *, optional: bool = False) -> Iterator[None]:
     """Run the block under the breaker `name` (declared in queue.yml). Raises BreakerOpen, and
-    does not run the block, while the breaker is open; ConfigError when it is not declared.
-    `client`: outside a job, where the breaker lives (default: jobctl.connect()'s)."""
+    does not run the block, while the breaker is open; ConfigError when it is not declared,
+    unless `optional` (the block then runs unguarded: code shipped to projects that may not
+    declare it, such as the built-in upload job). `client`: outside a job, where the breaker
+    lives (default: jobctl.connect()'s)."""
     execution = context.current()
     if client is None:
         # imported here: a job module that only names the breaker needs no Redis client at import
@@ -42,6 +44,9 @@ def breaker(name: str, client: Client | None = None) -> Iterator[None]:
 
         client = execution.client if execution is not None and execution.client is not None else connect()
     config = client.config
+    if name not in config.breakers and optional:
+        yield
+        return
     if name not in config.breakers:
         raise ConfigError(
             f"{config.path}: breaker {name!r} is not declared under 'breakers:' "
