@@ -789,22 +789,15 @@ class Worker:
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
         follow = self._finish(
             job,
-            lambda go_on, wait: self._heard(
-                self.transitions.fail(
-                    job.id,
-                    job.queue,
-                    self.name,
-                    job.attempt,
-                    now,
-                    verdict=verdict,
-                    retry_at=retry_at,
-                    error_entry=entry,
-                    exc_info=exc_info,
-                    reason=reason,
-                    go_on=go_on,
-                    breaker=None if verdict == "canceled" else self._breaker_counts(job, exc),
-                    wait=wait,
-                )
+            self._failed(
+                job,
+                now,
+                verdict=verdict,
+                retry_at=retry_at,
+                error_entry=entry,
+                exc_info=exc_info,
+                reason=reason,
+                breaker=None if verdict == "canceled" else self._breaker_counts(job, exc),
             ),
             functools.partial(self._after_failure, job, exc, retry_at, verdict, run_seconds),
         )
@@ -854,6 +847,12 @@ class Worker:
             )
         return follow
 
+    def _failed(self, job: FetchedJob, now: float, **outcome: Any) -> Callable[[GoOn, bool], Any]:
+        """`record` for _finish: Transitions.fail with the job and `outcome`'s keyword arguments."""
+        return lambda go_on, wait: self._heard(
+            self.transitions.fail(job.id, job.queue, self.name, job.attempt, now, go_on=go_on, wait=wait, **outcome)
+        )
+
     def _breaker_counts(self, job: FetchedJob, exc: BaseException) -> bool:
         """Whether the job's breaker counts `exc` as a failure (config/limits.py); not when a
         `with jobctl.breaker(...)` block already counted it."""
@@ -881,21 +880,8 @@ class Worker:
         now = time.time()
         follow = self._finish(
             job,
-            lambda go_on, wait: self._heard(
-                self.transitions.fail(
-                    job.id,
-                    job.queue,
-                    self.name,
-                    job.attempt,
-                    now,
-                    verdict="deferred",
-                    retry_at=max(exc.until, now),
-                    error_entry={},
-                    exc_info=b"",
-                    reason="",
-                    go_on=go_on,
-                    wait=wait,
-                )
+            self._failed(
+                job, now, verdict="deferred", retry_at=max(exc.until, now), error_entry={}, exc_info=b"", reason=""
             ),
             lambda: None,
         )
