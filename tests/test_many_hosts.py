@@ -13,7 +13,7 @@ from jobctl.api import reads as api
 from jobctl.api import records
 from jobctl.api.producer import enqueue
 from jobctl.config.queues import load_queues
-from jobctl.options.liveness import LEASE_TTL
+from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.store import keys
 
 JOBS = 200
@@ -44,7 +44,7 @@ def test_two_supervisors_share_the_queues_and_run_each_job_once(project, db):
 
 
 def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbeat_lapses(project, db, tmp_path):
-    """Slow by nature: waits out LEASE_TTL (20 s)."""
+    """Slow by nature: waits out DEFAULT_LEASE_TTL (20 s)."""
     supervisors = start_two_supervisors(project, db)
     marker = tmp_path / "started"
     job_id = enqueue(db, load_queues(project.path / "queue.yml"), "slow", [str(marker), 2]).id
@@ -60,7 +60,7 @@ def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbe
 
     wait_for(
         lambda: records.job(db, job_id).state == "finished",
-        timeout=LEASE_TTL + 15,
+        timeout=DEFAULT_LEASE_TTL + 15,
         message="the surviving supervisor to recover and rerun the job",
     )
     job = records.job(db, job_id)

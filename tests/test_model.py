@@ -66,7 +66,7 @@ from jobctl.api import admin, producer
 from jobctl.config.queues import QueueConfig, QueuesConfig
 from jobctl.errors import DuplicateJob, LeaseLost, UnknownJob, UsageError
 from jobctl.jobs import catalogue as registry
-from jobctl.options.liveness import LEASE_TTL
+from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.options.rates import parse_rate
 from jobctl.runtime.worker import Worker
 from jobctl.store import keys
@@ -726,7 +726,7 @@ class CoreModel(RuleBasedStateMachine):
         worker = self.pick_worker(index, alive)
 
         def beat() -> list[str]:
-            return self.t.heartbeat(worker.name, worker.worker.token, "now", LEASE_TTL, 0.0, 0)
+            return self.t.heartbeat(worker.name, worker.worker.token, "now", DEFAULT_LEASE_TTL, 0.0, 0)
 
         if not worker.lease:
             self.fenced(beat, worker)
@@ -787,7 +787,9 @@ class CoreModel(RuleBasedStateMachine):
         elif action == "fetch":
             self.fenced(lambda: self.t.fetch(worker.name, worker.worker.token, ["mq1"], self.now), worker)
         else:
-            self.fenced(lambda: self.t.heartbeat(worker.name, worker.worker.token, "now", LEASE_TTL, 0.0, 0), worker)
+            self.fenced(
+                lambda: self.t.heartbeat(worker.name, worker.worker.token, "now", DEFAULT_LEASE_TTL, 0.0, 0), worker
+            )
 
     @precondition(lambda self: self.any_worker(pipelines))
     @rule(index=st.integers(0, 10), verdict=st.sampled_from(["finished", "retry"]))

@@ -71,13 +71,12 @@ def work(
     Example: jobctl work --queue default --queue analytics --metrics-port 9121
     """
     # imported here, not at start-up: only this command needs it
-    from ..middleware import statsd_metrics
     from ..runtime.supervisor import Supervisor
 
     settings: Settings = ctx.obj
     logs.setup(settings.verbose)
     try:
-        statsd_metrics.configure(statsd)
+        settings.use_statsd(statsd)
     except ValueError as exc:
         raise UsageError(f"--statsd / JOBCTL_STATSD: {exc}") from None
     settings.load_jobs()
@@ -94,6 +93,8 @@ def work(
         burst=burst,
         shared=len(queue or []) > 1,
         config=settings.queues,
+        lease_ttl=settings.lease_ttl,
+        statsd=settings.statsd,
         **({"name": name} if name else {}),
     )
     exporter = None
@@ -132,7 +133,7 @@ def scheduler(
         rows = [(entry, entry.schedule.next_runs(now, 3)) for entry in entries]
         if as_json:
             # imported here, not at start-up: only this command needs it
-            from ..config.settings import entry_fields
+            from .configview import entry_fields
 
             print_json([{**entry_fields(e), "next_runs": [t.isoformat() for t in runs]} for e, runs in rows])
         else:
@@ -152,7 +153,17 @@ def scheduler(
 
     entries = load()
     connection = settings.connection  # fail now, with one line, if Redis does not answer
-    raise typer.Exit(Scheduler(connection, settings.url, settings.queues, entries, load, settings.recurring_path).run())
+    raise typer.Exit(
+        Scheduler(
+            connection,
+            settings.url,
+            settings.queues,
+            entries,
+            load,
+            settings.recurring_path,
+            lease_ttl=settings.lease_ttl,
+        ).run()
+    )
 
 
 def metrics(
