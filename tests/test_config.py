@@ -4,7 +4,7 @@ import pytest
 
 from jobctl.config.queues import QueueConfig, load_queues, load_recurring
 from jobctl.errors import ConfigError
-from jobctl.jobs import catalogue as registry
+from jobctl.jobs import catalogue
 
 SEED = """\
 default:        {worker_count: 5,  max_retries: 3}
@@ -181,7 +181,7 @@ def test_missing_file(tmp_path):
 
 
 def test_recurring_entries(tmp_path):
-    registry.load()
+    catalogue.load()
     queues = load_queues(write(tmp_path, SEED))
     entries = load_recurring(
         write(
@@ -245,7 +245,7 @@ digest:
     ],
 )
 def test_recurring_errors(tmp_path, text, message):
-    registry.load()
+    catalogue.load()
     queues = load_queues(write(tmp_path, SEED))
     with pytest.raises(ConfigError) as error:
         load_recurring(write(tmp_path, text, "recurring.yml"), queues)

@@ -65,7 +65,7 @@ import jobctl
 from jobctl.api import admin, producer
 from jobctl.config.queues import QueueConfig, QueuesConfig
 from jobctl.errors import DuplicateJob, LeaseLost, UnknownJob, UsageError
-from jobctl.jobs import catalogue as registry
+from jobctl.jobs import catalogue
 from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.options.rates import parse_rate
 from jobctl.runtime.worker import Worker
@@ -517,7 +517,7 @@ class CoreModel(RuleBasedStateMachine):
         candidates = list(self.jobs)  # deleted ones too: refused as unknown
         parent_ids = sorted({candidates[i % len(candidates)] for i in parents}) if candidates else []
         run_at = self.now + delay if delay else None
-        claim = producer.unique_claim(registry.get(kind), [argument], {}) if kind == "model_unique" else ""
+        claim = producer.unique_claim(catalogue.get(kind), [argument], {}) if kind == "model_unique" else ""
         holder = self.live(self.claims.get(claim, ""))
         missing = next((p for p in parent_ids if not self.live(p)), None)
         try:

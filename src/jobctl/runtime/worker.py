@@ -745,7 +745,7 @@ class Worker:
 
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None = None) -> None:
         self.tracker.record(
-            tracking.Execution(
+            tracking.AttemptRecord(
                 job.id, job.name, job.queue, job.attempt, outcome, run_seconds, now, error, job.args, job.kwargs
             )
         )
