@@ -1,6 +1,7 @@
 """What runs until it is stopped (work, scheduler, metrics, web, demo), and init, which sets up the
 project they run in."""
 
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -226,7 +227,7 @@ def web(
     Example: JOBCTL_WEB_TOKEN=$(openssl rand -hex 16) jobctl web --port 9181
     """
     # imported here, not at start-up: only this command needs it
-    from ..web import parse_host_names, parse_proxy_addresses, serve
+    from ..web import TOKEN_ENV, parse_host_names, parse_proxy_addresses, serve
 
     serve(
         ctx.obj,
@@ -235,6 +236,7 @@ def web(
         read_only=read_only,
         hosts=parse_host_names(allowed_hosts),
         proxies=parse_proxy_addresses(forwarded_allow_ips),
+        token=os.environ.get(TOKEN_ENV, ""),  # a secret: from the environment, never a flag (ps shows flags)
     )
 
 
