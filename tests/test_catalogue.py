@@ -68,3 +68,15 @@ def test_builtin_jobs_resolve_to_what_they_declare():
         resolved = catalogue.resolve(name)
         assert resolved.func is not None and resolved.func.__module__ == declared.module
         assert (resolved.queue, resolved.timeout) == (declared.queue, declared.timeout)
+
+
+def test_a_catalogue_of_its_own_holds_its_jobs_apart_from_the_process_catalogue():
+    def crop(path: str) -> str:
+        return path
+
+    own = catalogue.Catalogue()
+    own.add(catalogue.JobSpec("test_own_crop", crop, module=crop.__module__))
+    assert own.get("test_own_crop").func is crop and "test_own_crop" in own
+    assert not catalogue.is_registered("test_own_crop")
+    with pytest.raises(UnknownJob, match="registered jobs: none"):
+        catalogue.Catalogue().get("test_own_crop")
