@@ -53,7 +53,7 @@ local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS
 local key = job_key(k, id)
 release_slot(k, id, hget(k, id, 'jobctl_slot'))
 local counted = ({['1'] = true, ['0'] = false})[ARGV[14]]
-local breaker = job_breaker_outcome(k, args.limits, id, counted, now)
+local breaker = job_breaker_outcome(k, args.limits, id, hget(k, id, 'jobctl_breaker'), counted, now)
 if verdict == 'deferred' then
   -- it never got to run its call: the attempt is given back, as when a limit holds a job back
   redis.call('HSET', key, 'jobctl_attempts', (whole(hget(k, id, 'jobctl_attempts')) or 1) - 1)

@@ -430,10 +430,11 @@ local function breaker_outcome(k, key, settings, id, failed, now)
   return ''
 end
 
--- The outcome scripts' breaker step: the job's breaker (the record's jobctl_breaker, set when it
--- started) records the attempt (breaker_outcome); '' when it has none.
-local function job_breaker_outcome(k, settings, id, failed, now)
-  local key = named_key(hget(k, id, 'jobctl_breaker'), k.breaker)
+-- The outcome scripts' breaker step: the job's breaker (`field`: the record's jobctl_breaker, set
+-- when it started, read by the caller with what else it reads of the job) records the attempt
+-- (breaker_outcome); '' when it has none.
+local function job_breaker_outcome(k, settings, id, field, failed, now)
+  local key = named_key(field, k.breaker)
   if not key then return '' end
   return breaker_outcome(k, key, settings, id, failed, now)
 end

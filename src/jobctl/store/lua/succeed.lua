@@ -44,7 +44,7 @@ local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS
   by_queue = queue_keys(KEYS, 17, go_on_queues(args)), wake = ARGV[9]}
 local key = job_key(k, id)
 local finished = KEYS[3]
-local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot')
+local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot', 'jobctl_breaker')
 redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'result', ARGV[7])
 if tonumber(attempt) > 1 then
   -- a retried job that finished, as RQ leaves one: no exc_info (Job.exc_info None) and only this
@@ -63,7 +63,7 @@ elseif ttl < 0 then redis.call('ZADD', finished, '+inf', id) end
 if job[2] then release_unique(k, id) end
 if job[3] then settle_dependents(k, id, now, now_iso) end
 release_slot(k, id, job[4])
-local breaker = job_breaker_outcome(k, args.limits, id, false, now)
+local breaker = job_breaker_outcome(k, args.limits, id, job[5], false, now)
 if ttl == 0 then delete_job(k, id) end
 local reply = go_on(k, args)
 reply[4] = breaker
