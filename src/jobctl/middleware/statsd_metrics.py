@@ -44,6 +44,8 @@ def configured() -> StatsdSender | None:
 
 
 class StatsdSender(Middleware):
+    instant = True  # one UDP datagram, never waited for
+
     def __init__(self, host: str, port: int, prefix: str):
         self.host, self.port, self.prefix = host, port, prefix
         self._client: Any = None

@@ -40,8 +40,9 @@ from ..options.liveness import LEASE_TTL
 from ..store import keys, transitions
 from ..store.connection import RedisOutage, connect, read_replies
 from ..store.transitions import Transitions
+from .lease import EXIT_FENCED
 from .leasekill import die_with_parent
-from .worker import EXIT_FENCED, EXIT_RECYCLE, Worker
+from .worker import EXIT_RECYCLE, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
 SWEEP_EVERY = min(5.0, LEASE_TTL / 4)  # seconds between looks for workers lost on other hosts
