@@ -94,6 +94,26 @@ def test_enqueue_many_in_batches_returns_handles_in_order(client, worker, db):
     assert [h.result() for h in handles[:4]] == [1, 1, 3, 3]
 
 
+def test_enqueue_many_keeps_the_batches_before_a_bad_call_and_writes_nothing_after(client, db):
+    # batches of 1,000, each sent before the next is built: the bad call is in the third, found
+    # while Redis stores the second, which is stored (and told) before the refusal is raised
+    calls = [(n,) for n in range(3500)]
+    calls[2100] = ({1},)
+    with pytest.raises(TypeError, match=r"calls\[2100\]: args\[0\] is a set"):
+        app_add.enqueue_many(calls)
+    stored = db.lrange(keys.queue("default"), 0, -1)
+    assert len(stored) == 2000
+    assert sorted(db.keys("rq:job:*")) == sorted(keys.job(job_id.decode()).encode() for job_id in stored)
+    told: list[int] = []
+    given = [([n], {}) for n in range(3500)]
+    given[2100] = (["x", "y", "z"], {})
+    with pytest.raises(TypeError, match="takes 2 positional arguments but 3 were given"):
+        producer.enqueue_many(client.connection, client.config, "app_add", given, on_batch=told.append)
+    assert told == [1000, 1000] and db.llen(keys.queue("default")) == 4000
+    handles = app_add.enqueue_many([(n,) for n in range(1500)])  # the connection is fit for use
+    assert db.llen(keys.queue("default")) == 5500 and handles[-1].status() == "queued"
+
+
 def test_bad_arguments_raise_before_anything_is_written(client, db):
     with pytest.raises(TypeError, match=r"job 'app_add': missing a required argument: 'a'; signature: app_add\(a: int"):
         app_add.enqueue(b=1)

@@ -34,20 +34,19 @@ import redis
 from ..config.queues import QueueConfig, QueuesConfig, is_queue_name, load_queues
 from ..config.settings import DEFAULT_CONFIG
 from ..errors import BlockingCall, ConfigError, JobNotFound, NotJSON, UnknownJob, UnknownParent
+from ..jobs import catalogue
 from ..options.durations import parse_duration
 from ..options.strictjson import MAX_DEPTH
 from ..store import keys
 from ..store.connection import async_connect, mask_url, resolve_url, unavailable
 from ..store.connection import connect as connect_redis
-from ..store.transitions import AsyncTransitions
+from ..store.transitions import AsyncTransitions, Transitions, adrive_on, drive_on
 from . import context, producer
 from .handle import Handle
 from .records import resolve_job_id
 
 if TYPE_CHECKING:
     import redis.asyncio
-
-    from ..store.transitions import AsyncTransitions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -128,12 +127,10 @@ class Client:
 
     def async_connection(self) -> redis.asyncio.Redis:
         """This process's asyncio client for the running event loop."""
-        return self._async_pair()[0]
+        return self.async_pair()[0]
 
-    def async_transitions(self) -> AsyncTransitions:
-        return self._async_pair()[1]
-
-    def _async_pair(self) -> tuple[redis.asyncio.Redis, AsyncTransitions]:
+    def async_pair(self) -> tuple[redis.asyncio.Redis, AsyncTransitions]:
+        """This process's asyncio client for the running event loop, and its scripts."""
 
         self._check_fork()
         loop = asyncio.get_running_loop()
@@ -325,6 +322,7 @@ class JobFunction(Generic[P, R]):
 
     def __init__(self, name: str, func: Callable[..., Any], options: CallOptions | None = None):
         self.name, self.func, self._options = name, func, options or CallOptions()
+        self._template: producer.Template | None = None  # see template()
 
     def __repr__(self) -> str:
         return f"<jobctl job {self.name!r}>"
@@ -406,15 +404,9 @@ class JobFunction(Generic[P, R]):
             return [self._enqueue(args, kwargs, None) for args, kwargs in _calls(calls)]
         given = _Calls(calls)
         with client.translated_errors(), self._named_faults(given=given):
-            stored = producer.enqueue_many(
-                client.connection,
-                client.config,
-                self.name,
-                given,
-                queue=self._options.queue,
-                overrides=self._options.overrides,
-            )
-        return [Handle(job.id, client) for job in stored]
+            storing = producer.store_many(Transitions.of(client.connection), self._template_of(client), given)
+            stored = drive_on(storing, client.connection)
+        return [Handle(job_id, client) for job_id in stored.ids]
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
         """enqueue() for asyncio: the script call does not block the event loop."""
@@ -432,26 +424,33 @@ class JobFunction(Generic[P, R]):
         self._many_options()
         if inline_mode.get():
             return [await self._aenqueue(args, kwargs, None) for args, kwargs in _calls(calls)]
-        transitions = client.async_transitions()
-        handles: list[Handle[R]] = []
         given = _Calls(calls)
         with client.translated_errors(), self._named_faults(given=given):
-            for batch in producer.Batches(
-                client.config,
-                self.name,
-                given,
-                queue=self._options.queue,
-                overrides=self._options.overrides,
-            ):
-                with producer.refused_out_of_memory("this batch was not stored"):
-                    outcome = await transitions.enqueue_many(*batch.call())
-                handles += [Handle(job.id, client) for job in batch.settle(outcome)]
-        return handles
+            connection, transitions = client.async_pair()
+            stored = await adrive_on(producer.store_many(transitions, self._template_of(client), given), connection)
+        return [Handle(job_id, client) for job_id in stored.ids]
 
     # --- the one path -------------------------------------------------------------------------
 
     def _client(self) -> Client:
         return self._options.client or current_client()
+
+    def _template_of(self, client: Client) -> producer.Template:
+        """What every enqueue through this job object shares on `client`'s queue settings (its
+        queue, the record's shared fields: producer.Template), built once and kept; again only for
+        another client's settings or when the job was registered anew."""
+        template, config = self._template, client.config
+        if template is None or template.config is not config or template.spec is not catalogue.get(self.name):
+            options = self._options
+            template = self._template = producer.Template(
+                config,
+                self.name,
+                queue=options.queue,
+                parents=options.depends_on,
+                allow_failure=options.allow_failure,
+                overrides=options.overrides,
+            )
+        return template
 
     def _enqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], run_at: float | None) -> Handle[R]:
         client = self._client()
@@ -460,20 +459,10 @@ class JobFunction(Generic[P, R]):
             return inline.run(self.name, args, kwargs, client)
         options = self._options
         try:  # not the context managers around the others: this is the hot path (bench/app_enqueue.py)
-            job = producer.enqueue(
-                client.connection,
-                client.config,
-                self.name,
-                args,
-                kwargs,
-                queue=options.queue,
-                run_at=run_at,
-                job_id=options.job_id,
-                unique=options.unique,
-                depends_on=options.depends_on,
-                allow_failure=options.allow_failure,
-                overrides=options.overrides,
+            request = self._template_of(client).request(
+                args, kwargs, job_id=options.job_id, unique=options.unique, run_at=run_at
             )
+            job = producer.store(client.connection, request)
         except (redis.ConnectionError, redis.TimeoutError, NotJSON, UnknownParent) as exc:
             with client.translated_errors(), self._named_faults(args, kwargs):
                 raise exc from None
@@ -483,25 +472,15 @@ class JobFunction(Generic[P, R]):
         client = self._client()
         if inline := inline_mode.get():
             return await inline.arun(self.name, args, kwargs, client)
+        options = self._options
         with client.translated_errors(), self._named_faults(args, kwargs):
-            request = producer.prepare(client.config, self.name, args, kwargs, **self._given(run_at))
+            request = self._template_of(client).request(
+                args, kwargs, job_id=options.job_id, unique=options.unique, run_at=run_at
+            )
             with producer.refused_out_of_memory("nothing was enqueued"):
-                job = request.job
-                reply = await client.async_transitions().enqueue(job.id, job.queue, request.fields, **request.named)
+                reply = await client.async_pair()[1].enqueue_call(request.call)
             stored = producer.settle(request, reply)
         return Handle(stored.id, client)
-
-    def _given(self, run_at: float | None) -> producer.EnqueueOptions:
-        options = self._options
-        return {
-            "queue": options.queue,
-            "run_at": run_at,
-            "job_id": options.job_id,
-            "unique": options.unique,
-            "depends_on": options.depends_on,
-            "allow_failure": options.allow_failure,
-            "overrides": options.overrides,
-        }
 
     def _many_options(self) -> None:
         options = self._options

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any, TypedDict, Unpack
+from typing import Any, NamedTuple, TypedDict, Unpack
 
 import redis
 
@@ -21,8 +21,8 @@ from ..options import strictjson
 from ..options.durations import format_duration
 from ..store import keys
 from ..store.connection import out_of_memory
-from ..store.jobdata import describe, encode_payload, new_job_fields, new_job_id
-from ..store.transitions import EnqueueNamed, Transitions
+from ..store.jobdata import compress, describe, encode_payload, new_job_id, new_job_ids, shared_job_fields
+from ..store.transitions import AsyncTransitions, Batch, EnqueueCall, EnqueueShared, Pipelined, Transitions, drive_on
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -30,8 +30,10 @@ ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
 Call = tuple[list[Any], dict[str, Any]]  # the arguments of one job: (args, kwargs)
 
 
-@dataclass(frozen=True)
-class Enqueued:
+class Enqueued(NamedTuple):
+    """A job as stored (a NamedTuple: made on every enqueue, a frozen dataclass costs a few times
+    as much)."""
+
     id: str
     job: str
     queue: str
@@ -58,13 +60,18 @@ def unique_claim(spec: catalogue.JobSpec, args: list[Any], kwargs: dict[str, Any
     return keys.unique(hashlib.sha1(canonical.encode()).hexdigest())
 
 
-def check_arguments(job_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-    """Raise NotJSON (a UsageError) naming the first argument that is not strict JSON data (strictjson.py):
-    not JSON at all, a non-finite number (NaN, Infinity), or nested beyond MAX_DEPTH."""
+_STRICT = json.JSONEncoder(allow_nan=False)  # json.dumps(..., allow_nan=False) makes one per call
+
+
+def check_arguments(job_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """The call as JSON, `[args, kwargs]` (json.dumps's text); raise NotJSON (a UsageError) naming
+    the first argument that is not strict JSON data (strictjson.py): not JSON at all, a
+    non-finite number (NaN, Infinity), or nested beyond MAX_DEPTH."""
+    text = None
     try:
-        text = json.dumps([args, kwargs], allow_nan=False)
+        text = _STRICT.encode([args, kwargs])
         if strictjson.brackets(text) <= strictjson.MAX_DEPTH:
-            return  # the common case, checked at C speed (`enqueue --from` checks millions)
+            return text  # the common case, checked at C speed (`enqueue --from` checks millions)
     except (TypeError, ValueError, RecursionError):
         pass  # which argument, and why, is found below
     named = [(f"argument {n}", value) for n, value in enumerate(args, start=1)]
@@ -75,6 +82,9 @@ def check_arguments(job_name: str, args: Sequence[Any], kwargs: Mapping[str, Any
             json.dumps(value)
         except (TypeError, ValueError) as exc:
             raise NotJSON(f"job {job_name!r}: {where}: must be JSON: {exc}") from None
+    if text is None:  # each argument is JSON, and yet the call is not (nested too deep together)
+        raise NotJSON(f"job {job_name!r}: the arguments are {strictjson.TOO_DEEP}")
+    return text  # many brackets, inside strings or across arguments: none nests too deep
 
 
 def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
@@ -87,52 +97,119 @@ def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
     return {"func_name": catalogue.import_path(func), "serializer": queue.serializer}
 
 
-def _job_fields(
-    config: QueuesConfig,
-    job_name: str,
-    args: list[Any],
-    kwargs: dict[str, Any],
-    queue: str | None,
-    now: float,
-    allow_failure: bool = False,
-    parents: Sequence[str] = (),
-    overrides: Overrides = Overrides(),
-) -> tuple[QueueConfig, dict[str, Any]]:
-    """Validate one job and build its record: (its queue, hash fields)."""
-    spec = catalogue.get(job_name)
-    check_arguments(job_name, args, kwargs)
-    queue_config = config.get(queue or spec.queue, where="--queue" if queue else f"job {job_name!r}")
-    fields = new_job_fields(
-        job_name,
-        args,
-        kwargs,
-        queue_config.name,
-        now=now,
-        timeout=overrides.timeout or spec.timeout or queue_config.timeout,
-        result_ttl=queue_config.result_ttl if overrides.result_ttl is None else overrides.result_ttl,
-        failure_ttl=queue_config.failure_ttl,
-        max_retries=next(
-            n for n in (overrides.max_retries, spec.max_retries, queue_config.max_retries) if n is not None
-        ),
-        crash_limit=queue_config.crash_limit,
-        allow_failure=allow_failure,
-        parents=list(parents),
-        **rq_payload(queue_config, job_name),
-    )
-    if not spec.keep_dead:
-        fields["jobctl_keep_dead"] = 0  # lua/lib.lua's bury deletes it instead
-    return queue_config, fields
+class Template:
+    """What every enqueue of one job on one queue with one set of options shares, checked and
+    built once: the job's spec and queue, the record's fields other than the call's and the
+    script's shared arguments (transitions.EnqueueShared). A job object keeps its own
+    (client.JobFunction), so that an enqueue from Python builds only the call's own part: its
+    id, payload, description and time (bench/app_enqueue.py).
+
+    Raises UnknownJob, ConfigError (queue not configured) or UsageError (a bad parent id)."""
+
+    def __init__(
+        self,
+        config: QueuesConfig,
+        job_name: str,
+        *,
+        queue: str | None = None,
+        parents: Sequence[str] = (),
+        allow_failure: bool = False,
+        overrides: Overrides = Overrides(),
+    ):
+        for parent in parents:
+            if not keys.is_job_id(parent):
+                raise UsageError(f"--depends-on {parent[:60]!r}: {ID_EXPECTED}")
+        spec = catalogue.get(job_name)
+        self.config, self.spec = config, spec
+        queue_config = config.get(queue or spec.queue, where="--queue" if queue else f"job {job_name!r}")
+        self.job_name, self.queue, self.max_size = job_name, queue_config.name, queue_config.max_size or 0
+        payload = rq_payload(queue_config, job_name)
+        self.call_name, self.serializer = payload.get("func_name", job_name), payload.get("serializer", "json")
+        self.fields = shared_job_fields(
+            job_name,
+            queue_config.name,
+            timeout=overrides.timeout or spec.timeout or queue_config.timeout,
+            result_ttl=queue_config.result_ttl if overrides.result_ttl is None else overrides.result_ttl,
+            failure_ttl=queue_config.failure_ttl,
+            max_retries=next(
+                n for n in (overrides.max_retries, spec.max_retries, queue_config.max_retries) if n is not None
+            ),
+            crash_limit=queue_config.crash_limit,
+            allow_failure=allow_failure,
+            serializer=self.serializer,
+            parents=list(parents),
+        )
+        if not spec.keep_dead:
+            self.fields["jobctl_keep_dead"] = 0  # lua/lib.lua's bury deletes it instead
+        self.shared = EnqueueShared.of(
+            self.queue, self.fields, parents=parents, unique_ttl=spec.unique_for or 0, max_size=self.max_size
+        )
+        # the calls that need no binding to fit: positional arguments only, as many as it takes
+        self._positional = signatures.positional_range(signatures.signature_of(spec))
+        self._payload_head = f"[{json.dumps(self.call_name)}, null, ".encode()
+
+    def call(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[bytes, str]:
+        """The call's `data` and `description` fields; raises ArgumentMismatch (the arguments do not
+        fit the job's signature) or NotJSON."""
+        fewest, most = self._positional
+        if kwargs or not fewest <= len(args) <= most:
+            signatures.check(self.spec, args, kwargs)
+        text = check_arguments(self.job_name, args, kwargs)
+        if self.serializer != "json":
+            return encode_payload(self.call_name, args, kwargs, self.serializer), describe(self.call_name, args, kwargs)
+        # json.dumps of (name, None, args, kwargs) is the head and the text of [args, kwargs]
+        data = compress(self._payload_head + text[1:].encode())
+        if kwargs:
+            return data, describe(self.call_name, args, kwargs)
+        return data, f"{self.call_name}({text[2:-6]})"  # describe()'s text: the args list's items
+
+    def request(
+        self,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        *,
+        job_id: str | None = None,
+        unique: bool | None = None,
+        run_at: float | None = None,
+        run_claim: tuple[str, str, int] | None = None,
+    ) -> Request:
+        """One job of this kind checked and ready to store (store()). `unique` None: as the job's
+        @job(unique=...) says. Raises ArgumentMismatch, NotJSON or UsageError (a bad id)."""
+        if job_id is not None:
+            if not keys.is_job_id(job_id):
+                raise UsageError(f"--job-id {job_id[:60]!r}: {ID_EXPECTED}")
+            if run_claim is None and keys.RECURRING_JOB_ID.fullmatch(job_id):
+                # a job stored under a future run's id would make the scheduler skip that run
+                raise UsageError(f"--job-id {job_id!r}: cron-<entry>-<due> ids are the scheduler's own")
+        args, kwargs = list(args), dict(kwargs)
+        data, description = self.call(args, kwargs)
+        claim = ""
+        if self.spec.unique if unique is None else unique:
+            claim = keys.unique(job_id) if job_id else unique_claim(self.spec, args, kwargs)
+        job_id = job_id or new_job_id()
+        call = EnqueueCall.of(
+            self.shared,
+            job_id,
+            time.time(),
+            data,
+            description,
+            run_at=run_at or 0,
+            unique_claim=claim,
+            run_claim=run_claim,
+        )
+        return Request(job_id, args, kwargs, run_at, self, call)
 
 
-@dataclass(frozen=True)
-class Request:
-    """A job checked and ready to store: Transitions.enqueue's arguments (its id and queue,
-    `fields` and `named`), and what settle() turns the script's reply into."""
+class Request(NamedTuple):
+    """A job checked and ready to store: the script's call (transitions.EnqueueCall), and what
+    settle() turns its reply into."""
 
-    job: Enqueued  # the job as stored, its state still to come
-    spec: catalogue.JobSpec
-    fields: dict[str, Any]
-    named: EnqueueNamed
+    id: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    run_at: float | None
+    template: Template
+    call: EnqueueCall
 
 
 class EnqueueOptions(TypedDict, total=False):
@@ -165,10 +242,7 @@ def enqueue(
     Raises UnknownJob, ConfigError (queue not configured), ArgumentMismatch (a TypeError: the
     arguments do not fit the job's signature), UsageError (bad id), UnknownParent, DuplicateJob,
     QueueFull or AlreadyClaimed."""
-    request = prepare(config, job_name, args, kwargs, **options)
-    with refused_out_of_memory("nothing was enqueued"):
-        reply = Transitions.of(connection).enqueue(request.job.id, request.job.queue, request.fields, **request.named)
-    return settle(request, reply)
+    return store(connection, prepare(config, job_name, args, kwargs, **options))
 
 
 def prepare(
@@ -178,47 +252,30 @@ def prepare(
     kwargs: dict[str, Any] | None = None,
     **options: Unpack[EnqueueOptions],
 ) -> Request:
-    """What enqueue() checks and builds before it writes anything (the asyncio client calls
-    the script itself with the request, then settle())."""
-    job_id, depends_on, run_claim = options.get("job_id"), options.get("depends_on", ()), options.get("run_claim")
-    args, kwargs, now = list(args), dict(kwargs or {}), time.time()
-    for ident, option in [(job_id, "--job-id"), *((parent, "--depends-on") for parent in depends_on)]:
-        if ident is not None and not keys.is_job_id(ident):
-            raise UsageError(f"{option} {ident[:60]!r}: {ID_EXPECTED}")
-    if job_id is not None and run_claim is None and keys.RECURRING_JOB_ID.fullmatch(job_id):
-        # a job stored under a future run's id would make the scheduler skip that run
-        raise UsageError(f"--job-id {job_id!r}: cron-<entry>-<due> ids are the scheduler's own")
-    spec = catalogue.get(job_name)
-    signatures.check(spec, args, kwargs)
-    queue_config, fields = _job_fields(
+    """What enqueue() checks and builds before it writes anything."""
+    template = Template(
         config,
         job_name,
-        args,
-        kwargs,
-        options.get("queue"),
-        now,
-        options.get("allow_failure", False),
-        list(depends_on),
-        options.get("overrides", Overrides()),
+        queue=options.get("queue"),
+        parents=options.get("depends_on", ()),
+        allow_failure=options.get("allow_failure", False),
+        overrides=options.get("overrides", Overrides()),
     )
-    queue_name = queue_config.name
-    explicit_id = job_id
-    job_id = job_id or new_job_id()
-    claim = ""
-    unique = options.get("unique")
-    if spec.unique if unique is None else unique:
-        claim = keys.unique(explicit_id) if explicit_id else unique_claim(spec, args, kwargs)
-    run_at = options.get("run_at")
-    named: EnqueueNamed = {
-        "now": now,
-        "run_at": run_at or 0,
-        "unique_claim": claim,
-        "parents": list(depends_on),
-        "run_claim": run_claim,
-        "unique_ttl": spec.unique_for or 0,
-        "max_size": queue_config.max_size or 0,
-    }
-    return Request(Enqueued(job_id, job_name, queue_name, "", args, kwargs, run_at), spec, fields, named)
+    return template.request(
+        args,
+        kwargs or {},
+        job_id=options.get("job_id"),
+        unique=options.get("unique"),
+        run_at=options.get("run_at"),
+        run_claim=options.get("run_claim"),
+    )
+
+
+def store(connection: redis.Redis, request: Request) -> Enqueued:
+    """Write a prepared job (lua/enqueue.lua); the job as stored, or the exception its refusal means."""
+    with refused_out_of_memory("nothing was enqueued"):
+        reply = Transitions.of(connection).enqueue_call(request.call)
+    return settle(request, reply)
 
 
 class refused_out_of_memory:
@@ -239,7 +296,12 @@ class refused_out_of_memory:
 def settle(request: Request, reply: tuple[str, str, str]) -> Enqueued:
     """The stored job, from lua/enqueue.lua's reply; or the exception its refusal means."""
     outcome, ident, state = reply
-    spec, queue_name = request.spec, request.job.queue
+    template = request.template
+    if outcome == "ok":
+        return Enqueued(
+            request.id, template.job_name, template.queue, state, request.args, request.kwargs, request.run_at
+        )
+    unique_for = template.spec.unique_for
     if outcome == "claimed":
         raise AlreadyClaimed(ident)
     if outcome in ("exists", "duplicate"):
@@ -248,22 +310,33 @@ def settle(request: Request, reply: tuple[str, str, str]) -> Enqueued:
         raise DuplicateJob(
             ident,
             "",
-            f"job {ident}, a copy, was enqueued less than {format_duration(spec.unique_for)} ago "
-            f"(unique for {format_duration(spec.unique_for)}: {state}s to go)",
+            f"job {ident}, a copy, was enqueued less than {format_duration(unique_for)} ago "
+            f"(unique for {format_duration(unique_for)}: {state}s to go)",
         )
     if outcome == "full":
-        raise QueueFull(_full(queue_name, int(state)))
+        raise QueueFull(_full(template.queue, int(state)))
     if outcome == "unknown_parent":
         raise UnknownParent(ident)
-    job = request.job
-    return Enqueued(job.id, job.job, job.queue, state, job.args, job.kwargs, job.run_at)
+    raise AssertionError(f"lua/enqueue.lua replied {reply!r}")  # pragma: no cover
 
 
 def _full(queue: str, queued: int) -> str:
     return f"queue {queue!r} is full ({queued} queued)"
 
 
+# Jobs per call of lua/enqueue_many.lua: a call takes a few milliseconds of Redis (other clients
+# wait meanwhile) and the memory of a batch; its round trip costs a few microseconds a job.
+# The script checks and pushes a batch's ids in one EXISTS and one RPUSH, whose arguments Lua's
+# unpack takes up to ~8,000: batches are at most LARGEST_BATCH.
 BATCH_SIZE = 1000
+LARGEST_BATCH = 5000
+
+
+class Stored(NamedTuple):
+    """What enqueue_many stored: the queue and the ids, in order."""
+
+    queue: str
+    ids: list[str]
 
 
 def enqueue_many(
@@ -276,7 +349,7 @@ def enqueue_many(
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
     overrides: Overrides = Overrides(),
-) -> list[Enqueued]:
+) -> Stored:
     """Store many jobs of one kind on one queue, `batch_size` per round trip.
 
     `calls` yields (args, kwargs). Each batch is stored whole or not at all; a bad call (not
@@ -284,86 +357,73 @@ def enqueue_many(
     sent, so the batches before it stay stored and nothing after it is written; so does a batch
     that would take the queue past its max_size (QueueFull). When `calls` is a list, all of it
     is refused up front if it would. `on_batch(n)` is told after each stored batch."""
-    transitions = Transitions.of(connection)
-    batches = Batches(config, job_name, calls, queue=queue, batch_size=batch_size, overrides=overrides)
-    queue_name, max_size = batches.queue, batches.max_size
-    if max_size and isinstance(calls, Sized):
-        queued = int(connection.llen(keys.queue(queue_name)))  # type: ignore[arg-type, unused-ignore]  # redis-py 5 types it as possibly async
-        if queued + len(calls) > max_size:
-            raise QueueFull(
-                f"{_full(queue_name, queued)}: {len(calls)} more would exceed its max_size of {max_size}; "
-                "nothing enqueued"
-            )
-    stored: list[Enqueued] = []
-    for batch in batches:
-        with refused_out_of_memory("this batch was not stored"):
-            outcome = transitions.enqueue_many(*batch.call())
-        stored += batch.settle(outcome)
-        if on_batch:
-            on_batch(len(batch.jobs))
+    template = Template(config, job_name, queue=queue, overrides=overrides)
+    stored: Stored = drive_on(store_many(Transitions.of(connection), template, calls, batch_size, on_batch), connection)
     return stored
 
 
-@dataclass(frozen=True)
-class Batch:
-    """Jobs for one call of lua/enqueue_many.lua: Transitions.enqueue_many's arguments (`call()`),
-    and what settle() makes of its reply."""
-
-    jobs: list[Enqueued]
-    queue: str
-    shared: dict[str, Any]
-    records: list[tuple[str, bytes, str]]  # (id, data, description)
-    max_size: int
-
-    def call(self) -> tuple[str, dict[str, Any], list[tuple[str, bytes, str]], float, int]:
-        return self.queue, self.shared, self.records, time.time(), self.max_size
-
-    def settle(self, outcome: Any) -> list[Enqueued]:
-        if isinstance(outcome, list):  # ['full', queued]
-            raise QueueFull(_full(self.queue, int(outcome[1])))
-        return self.jobs
+def store_many(
+    scripts: Transitions | AsyncTransitions,
+    template: Template,
+    calls: Iterable[Call],
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
+) -> Pipelined:
+    """enqueue_many as a dialogue with Redis (transitions.Pipelined), which drive_on() runs with
+    the blocking client and adrive_on() with the asyncio one: one loop for both. Each batch is
+    sent before the next one is built and its reply read after that, so that Python builds a
+    batch while Redis stores the one before; a bad call still raises before its batch is sent,
+    once the batch before it is stored."""
+    queue, max_size, fields = template.queue, template.max_size, template.shared.fields
+    if max_size and isinstance(calls, Sized):
+        queued = int((yield ("LLEN", keys.queue(queue))))
+        if queued + len(calls) > max_size:
+            raise QueueFull(
+                f"{_full(queue, queued)}: {len(calls)} more would exceed its max_size of {max_size}; nothing enqueued"
+            )
+    stored: list[str] = []
+    batches = iter(Batches(template, calls, batch_size))
+    sent: tuple[Batch, float] | None = None  # the batch sent, its reply still to read
+    while True:
+        try:
+            batch = next(batches, None)  # builds the next batch, or raises for a bad call in it
+        finally:
+            if sent is not None:
+                with refused_out_of_memory("this batch was not stored"):
+                    outcome = yield from scripts.received_enqueue_many(queue, sent[1], fields, sent[0], max_size)
+                if isinstance(outcome, list):  # ['full', queued]
+                    raise QueueFull(_full(queue, int(outcome[1])))
+                stored += sent[0].ids
+                if on_batch:
+                    on_batch(len(sent[0].ids))
+                sent = None
+        if batch is None:
+            return Stored(queue, stored)
+        now = time.time()
+        yield scripts.send_enqueue_many(queue, now, fields, batch, max_size)
+        sent = (batch, now)
 
 
 class Batches:
-    """enqueue_many's jobs, checked and built, `batch_size` at a time (the asyncio client stores
-    them itself). Iterating raises, for a bad call, before the batch it would be in."""
+    """enqueue_many's jobs, checked and built, `batch_size` at a time (transitions.Batch).
+    Iterating raises, for a bad call, before the batch it would be in."""
 
-    def __init__(
-        self,
-        config: QueuesConfig,
-        job_name: str,
-        calls: Iterable[Call],
-        *,
-        queue: str | None = None,
-        batch_size: int = BATCH_SIZE,
-        overrides: Overrides = Overrides(),
-    ):
-        self.spec = catalogue.get(job_name)
-        queue_config, self.shared = _job_fields(config, job_name, [], {}, queue, time.time(), overrides=overrides)
-        self.queue, self.max_size = queue_config.name, queue_config.max_size or 0
-        for per_job in ("data", "description"):
-            del self.shared[per_job]
-        self.payload = rq_payload(config.get(self.queue), job_name)
-        self.job_name, self.calls, self.batch_size = job_name, calls, batch_size
+    def __init__(self, template: Template, calls: Iterable[Call], batch_size: int = BATCH_SIZE):
+        self.template, self.calls, self.batch_size = template, calls, min(batch_size, LARGEST_BATCH)
 
     def __iter__(self) -> Iterator[Batch]:
-        call_name = self.payload.get("func_name", self.job_name)
-        batch: list[tuple[Enqueued, bytes]] = []
+        call, size = self.template.call, self.batch_size
+        payloads: list[bytes] = []
+        descriptions: list[str] = []
         for args, kwargs in self.calls:
-            args, kwargs = list(args), dict(kwargs or {})
-            signatures.check(self.spec, args, kwargs)
-            check_arguments(self.job_name, args, kwargs)
-            data = encode_payload(call_name, args, kwargs, self.payload.get("serializer", "json"))
-            batch.append((Enqueued(new_job_id(), self.job_name, self.queue, "queued", args, kwargs, None), data))
-            if len(batch) >= self.batch_size:
-                yield self._batch(batch, call_name)
-                batch = []
-        if batch:
-            yield self._batch(batch, call_name)
-
-    def _batch(self, batch: list[tuple[Enqueued, bytes]], call_name: str) -> Batch:
-        records = [(job.id, data, describe(call_name, job.args, job.kwargs)) for job, data in batch]
-        return Batch([job for job, _ in batch], self.queue, self.shared, records, self.max_size)
+            data, description = call(args, kwargs or {})
+            payloads.append(data)
+            descriptions.append(description)
+            if len(payloads) >= size:
+                yield Batch(new_job_ids(len(payloads)), payloads, descriptions)
+                payloads, descriptions = [], []
+        if payloads:
+            yield Batch(new_job_ids(len(payloads)), payloads, descriptions)
 
 
 def calls_from_json_lines(lines: Iterable[str], source: str, job_name: str) -> list[Call]:

@@ -236,10 +236,9 @@ def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, 
             signal.signal(signum, handler)
     elapsed = time.monotonic() - started
     if as_json:
-        print_json({"job": job, "stored": len(stored), "seconds": round(elapsed, 3), "ids": [j.id for j in stored]})
+        print_json({"job": job, "stored": len(stored.ids), "seconds": round(elapsed, 3), "ids": stored.ids})
     else:
-        queue_name = stored[0].queue if stored else (queue or "-")
-        say(f"stored {len(stored)} {job} jobs on {queue_name} in {elapsed:.2f}s")
+        say(f"stored {len(stored.ids)} {job} jobs on {stored.queue} in {elapsed:.2f}s")
 
 
 def show(

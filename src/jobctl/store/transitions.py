@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -149,6 +149,7 @@ def _library() -> str:
     return f"#!lua name=jobctl_{_version()}\n{definitions}\n{functions}"
 
 
+@cache
 def _function(script: str) -> str:
     return f"jobctl_{_version()}_{script}"
 
@@ -214,6 +215,16 @@ class _Wire(Protocol):
     def disconnect(self) -> None: ...
 
 
+class _AsyncWire(Protocol):
+    """_Wire of redis-py's asyncio client."""
+
+    async def send_command(self, *args: Any) -> None: ...
+
+    async def read_response(self) -> Any: ...
+
+    async def disconnect(self) -> None: ...
+
+
 Command = tuple[Any, ...]  # a Redis command and its arguments, as execute_command takes them
 # A script call as a dialogue with Redis (sans I/O): it yields commands, is sent their replies (or
 # thrown their error replies) and returns the script's reply. Transitions runs it with redis-py's
@@ -228,26 +239,51 @@ class _Scripts:
     def __init__(self) -> None:
         self._functions = True  # until the server shows it has none
 
-    def _call(self, name: str) -> tuple[str, ...]:
-        """The command, without its arguments, that calls a script (for _send)."""
+    def _call(self, name: str, keys: Sequence[str] = ()) -> tuple[Any, ...]:
+        """The command, without its arguments, that calls a script with `keys` (its KEYS)."""
         if self._functions:
-            return ("FCALL", _function(name), "0")
-        return ("EVALSHA", _sha(name), "0")
+            return ("FCALL", _function(name), len(keys), *keys)
+        return ("EVALSHA", _sha(name), len(keys), *keys)
 
-    def _calls(self, name: str, args: list[Any]) -> Dialogue:
+    def _calls(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Dialogue:
         if self._functions:
             try:
-                return (yield (*self._call(name), *args))
+                return (yield (*self._call(name, keys), *args))
             except redis.ResponseError as exc:
                 if not _undefined(exc):
                     raise
             yield from self._load_library()
             if self._functions:
-                return (yield (*self._call(name), *args))
+                return (yield (*self._call(name, keys), *args))
         try:
-            return (yield (*self._call(name), *args))
+            return (yield (*self._call(name, keys), *args))
         except redis.exceptions.NoScriptError:  # Redis restarted, or never ran it: EVAL caches it too
-            return (yield ("EVAL", _source(name), "0", *args))
+            return (yield ("EVAL", _source(name), len(keys), *keys, *args))
+
+    def enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Dialogue:
+        """Store new jobs that share every other field (`fields`, as pack_fields makes them), in one
+        call of lua/enqueue_many.lua: the dialogue (drive() or adrive() runs it) whose reply is the
+        number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
+        args = enqueue_many_args(queue, now, fields, batch, max_size)
+        return self._calls("enqueue_many", args, (keys.queue(queue), keys.ENQUEUE_TEMPLATE))
+
+    def send_enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Send:
+        """enqueue_many's call, to send without waiting; received_enqueue_many reads its reply."""
+        args = enqueue_many_args(queue, now, fields, batch, max_size)
+        return Send((*self._call("enqueue_many", (keys.queue(queue), keys.ENQUEUE_TEMPLATE)), *args))
+
+    def received_enqueue_many(
+        self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0
+    ) -> Pipelined:
+        """The reply of the call send_enqueue_many made with the same arguments; where the script
+        was not defined (never loaded, Redis restarted, no functions), nothing ran: the call is
+        made again as enqueue_many, which loads it."""
+        try:
+            return (yield RECEIVE)
+        except redis.ResponseError as exc:
+            if not _undefined(exc):
+                raise
+        return (yield from self.enqueue_many(queue, now, fields, batch, max_size))
 
     def _load_library(self) -> Dialogue:
         """Load the library after a call found its function missing; where the server has no
@@ -265,7 +301,7 @@ class _Scripts:
 Reply = tuple[Any, "redis.ResponseError | None"]  # a command's reply, or its error reply
 
 
-def _advance(dialogue: Dialogue, reply: Reply) -> tuple[bool, Any]:
+def _advance(dialogue: Pipelined, reply: Reply) -> tuple[bool, Any]:
     """Hand the dialogue a reply: (False, the next command) or (True, the script's reply)."""
     value, error = reply
     try:
@@ -274,7 +310,8 @@ def _advance(dialogue: Dialogue, reply: Reply) -> tuple[bool, Any]:
         return True, done.value
 
 
-def _drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
+def drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
+    """Run a dialogue with a blocking client's execute_command: its reply."""
     done, value = _advance(dialogue, (None, None))
     while not done:
         try:
@@ -285,7 +322,8 @@ def _drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
     return value
 
 
-async def _adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
+async def adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
+    """drive() with an asyncio client's execute_command."""
     done, value = _advance(dialogue, (None, None))
     while not done:
         try:
@@ -294,6 +332,77 @@ async def _adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) ->
             reply = (None, exc)
         done, value = _advance(dialogue, reply)
     return value
+
+
+class Send(NamedTuple):
+    """A command a Pipelined dialogue sends without waiting for its reply: it goes on meanwhile
+    (builds the next batch while Redis stores this one) and reads the reply by yielding RECEIVE."""
+
+    command: Command
+
+
+class Receive:
+    """What a Pipelined dialogue yields to read the reply of the command it sent (RECEIVE)."""
+
+
+RECEIVE = Receive()
+# A dialogue that may also send a command without waiting (Send) and read its reply later
+# (RECEIVE): drive_on() and adrive_on() run it, on one connection of their own.
+Pipelined = Generator[Command | Send | Receive, Any, Any]
+
+
+def drive_on(dialogue: Pipelined, client: redis.Redis) -> Any:
+    """Run a Pipelined dialogue on a connection of `client`'s pool, taken for the whole of it."""
+    pool = client.connection_pool
+    taken = pool.get_connection()
+    connection: _Wire = taken
+    try:
+        done, value = _advance(dialogue, (None, None))
+        while not done:
+            try:
+                if isinstance(value, Send):
+                    connection.send_command(*value.command)
+                    reply: Reply = (None, None)
+                else:
+                    if not isinstance(value, Receive):
+                        connection.send_command(*value)
+                    reply = (connection.read_response(), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            done, value = _advance(dialogue, reply)
+        return value
+    except BaseException:
+        connection.disconnect()  # a reply may be left unread
+        raise
+    finally:
+        pool.release(taken)
+
+
+async def adrive_on(dialogue: Pipelined, client: redis.asyncio.Redis) -> Any:
+    """drive_on() with an asyncio client."""
+    pool = client.connection_pool
+    taken = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    connection: _AsyncWire = taken
+    try:
+        done, value = _advance(dialogue, (None, None))
+        while not done:
+            try:
+                if isinstance(value, Send):
+                    await connection.send_command(*value.command)
+                    reply: Reply = (None, None)
+                else:
+                    if not isinstance(value, Receive):
+                        await connection.send_command(*value)
+                    reply = (await connection.read_response(), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            done, value = _advance(dialogue, reply)
+        return value
+    except BaseException:
+        await connection.disconnect()  # a reply may be left unread
+        raise
+    finally:
+        await pool.release(taken)
 
 
 class EnqueueNamed(TypedDict, total=False):
@@ -308,28 +417,82 @@ class EnqueueNamed(TypedDict, total=False):
     max_size: int
 
 
-def enqueue_args(job_id: str, queue: str, fields: dict[str, Any], **given: Unpack[EnqueueNamed]) -> list[Any]:
-    """lua/enqueue.lua's arguments (see Transitions.enqueue)."""
-    now = given["now"]
-    claim_key, owner, ttl = given.get("run_claim") or ("", "", 0)
-    named = {
-        "id": job_id,
-        "queue": queue,
-        "run_at": given.get("run_at", 0),
-        "unique_claim": given.get("unique_claim", ""),
-        "parents": list(given.get("parents", ())),
-        "now": now,
-        "now_iso": rq_time(now),
-        "run_claim": claim_key,
-        "run_claim_owner": owner,
-        "run_claim_ttl": ttl,
-        "unique_ttl": given.get("unique_ttl", 0),
-        "max_size": given.get("max_size", 0) or 0,
-    }
-    args: list[Any] = [json.dumps(named)]
-    for name, value in fields.items():
-        args += [name, value]
-    return args
+def pack_fields(fields: Mapping[str, Any]) -> bytes:
+    """Record fields as lua/enqueue.lua's ARGV[9]: a JSON array of strings name, value, ..., each
+    value's bytes as redis-py would send them (a number as its repr, text in UTF-8): raw_json."""
+    return raw_json([_bytes(item) for pair in fields.items() for item in pair])
+
+
+def raw_json(items: list[bytes]) -> bytes:
+    """A JSON array of byte strings for Lua's cjson, each string's bytes standing in the text as
+    they are but for the characters JSON escapes (quote, backslash, control characters): cjson
+    takes bytes above 127 as they are, so that a pickle or a compressed payload travels too."""
+    return json.dumps([item.decode("latin-1") for item in items], ensure_ascii=False).encode("latin-1")
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value).encode()
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"a record field cannot be {type(value).__name__}: {value!r}")
+
+
+class EnqueueShared(NamedTuple):
+    """What lua/enqueue.lua is given alike for every job of one kind, queue and options (its
+    ARGV[8] to ARGV[12]), built once (producer.Template) rather than for each job."""
+
+    queue: str
+    queue_key: str
+    fields: bytes  # ARGV[9] (pack_fields): the record's fields other than the call's own
+    argv: tuple[bytes, ...]  # ARGV[8] to ARGV[12]
+
+    @classmethod
+    def of(
+        cls,
+        queue: str,
+        fields: Mapping[str, Any],
+        *,
+        parents: Sequence[str] = (),
+        unique_ttl: float = 0,
+        max_size: int = 0,
+    ) -> EnqueueShared:
+        packed = pack_fields(fields)
+        argv = (
+            queue.encode(),
+            packed,
+            _bytes(max_size or 0),
+            _bytes(unique_ttl or 0),
+            json.dumps(list(parents)).encode() if parents else b"",
+        )
+        return cls(queue, keys.queue(queue), packed, argv)
+
+
+class EnqueueCall(NamedTuple):
+    """One call of lua/enqueue.lua: its KEYS and ARGV (see its header)."""
+
+    keys: tuple[str, str]
+    args: list[Any]
+
+    @classmethod
+    def of(
+        cls,
+        shared: EnqueueShared,
+        job_id: str,
+        now: float,
+        data: bytes,
+        description: str,
+        *,
+        run_at: float = 0,
+        unique_claim: str = "",
+        run_claim: tuple[str, str, int] | None = None,
+    ) -> EnqueueCall:
+        args = [job_id, now, rq_time(now), run_at or 0, data, description, unique_claim, *shared.argv]
+        if run_claim:
+            args += run_claim
+        return cls((keys.job(job_id), shared.queue_key), args)
 
 
 def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:
@@ -337,16 +500,46 @@ def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:
     return outcome.decode(), ident.decode(), state.decode()
 
 
-def enqueue_many_args(
-    queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, max_size: int = 0
-) -> list[Any]:
-    """lua/enqueue_many.lua's arguments (see Transitions.enqueue_many)."""
-    args: list[Any] = [queue, rq_time(now), max_size or 0, len(shared)]
-    for name, value in shared.items():
-        args += [name, value]
-    for job in jobs:
-        args.extend(job)
-    return args
+def _generic_call(job_id: str, queue: str, fields: Mapping[str, Any], **given: Unpack[EnqueueNamed]) -> EnqueueCall:
+    """A job given as its whole record (jobdata.new_job_fields) as lua/enqueue.lua takes it."""
+    shared = {name: value for name, value in fields.items() if name not in ("data", "description")}
+    return EnqueueCall.of(
+        EnqueueShared.of(
+            queue,
+            shared,
+            parents=given.get("parents", ()),
+            unique_ttl=given.get("unique_ttl", 0),
+            max_size=given.get("max_size", 0),
+        ),
+        job_id,
+        given["now"],
+        fields.get("data", b""),
+        fields.get("description", ""),
+        run_at=given.get("run_at", 0),
+        unique_claim=given.get("unique_claim", ""),
+        run_claim=given.get("run_claim"),
+    )
+
+
+def enqueue_many_args(queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> list[Any]:
+    """lua/enqueue_many.lua's ARGV (see _Scripts.enqueue_many); `fields` as pack_fields makes them."""
+    return [
+        queue,
+        rq_time(now),
+        max_size or 0,
+        fields,
+        json.dumps(batch.ids),
+        json.dumps(batch.descriptions),
+        raw_json(batch.payloads),
+    ]
+
+
+class Batch(NamedTuple):
+    """New jobs for one call of lua/enqueue_many.lua: their ids, payloads (`data`) and descriptions."""
+
+    ids: list[str]
+    payloads: list[bytes]
+    descriptions: list[str]
 
 
 class AsyncTransitions(_Scripts):
@@ -357,20 +550,12 @@ class AsyncTransitions(_Scripts):
         super().__init__()
         self.connection = connection
 
-    async def _run(self, name: str, args: list[Any]) -> Any:
-        return await _adrive(self._calls(name, args), self.connection.execute_command)
+    async def _run(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Any:
+        return await adrive(self._calls(name, args, keys), self.connection.execute_command)
 
-    async def enqueue(
-        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
-    ) -> tuple[str, str, str]:
-        """Transitions.enqueue."""
-        return enqueue_reply(await self._run("enqueue", enqueue_args(job_id, queue, fields, **named)))
-
-    async def enqueue_many(
-        self, queue: str, shared: dict[str, Any], jobs: list[tuple[str, bytes, str]], now: float, max_size: int = 0
-    ) -> Any:
-        """Transitions.enqueue_many."""
-        return await self._run("enqueue_many", enqueue_many_args(queue, shared, jobs, now, max_size))
+    async def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
+        """Transitions.enqueue_call."""
+        return enqueue_reply(await self._run("enqueue", call.args, call.keys))
 
 
 _KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
@@ -397,8 +582,8 @@ class Transitions(_Scripts):
             setattr(connection, _KEPT, found)
         return found
 
-    def _run(self, name: str, args: list[Any]) -> Any:
-        return _drive(self._calls(name, args), self.connection.execute_command)
+    def _run(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Any:
+        return drive(self._calls(name, args, keys), self.connection.execute_command)
 
     def _send(self, name: str, args: list[Any]) -> Callable[[], Any]:
         """Send a script on a connection of its own without waiting; the function returned reads
@@ -434,27 +619,20 @@ class Transitions(_Scripts):
         return reply
 
     def enqueue(
-        self, job_id: str, queue: str, fields: dict[str, Any], **named: Unpack[EnqueueNamed]
+        self, job_id: str, queue: str, fields: Mapping[str, Any], **named: Unpack[EnqueueNamed]
     ) -> tuple[str, str, str]:
-        """Store a job. Returns (outcome, job id, state); outcome is 'ok', 'exists' (the id is
-        taken by an active job), 'duplicate' (the unique claim is held; the id is the holder's),
-        'recent' (the claim, held for `unique_ttl` seconds, is held; the id is the holder's, the
-        state the seconds it is still held), 'unknown_parent' (the id is the missing parent's),
-        'claimed' (`run_claim` = (key, owner, ttl) was already held; the id is its holder) or
-        'full' (the queue holds `max_size` jobs; the state is how many)."""
-        return enqueue_reply(self._run("enqueue", enqueue_args(job_id, queue, fields, **named)))
+        """Store a job given as its whole record (jobdata.new_job_fields). Returns (outcome, job id,
+        state); outcome is 'ok', 'exists' (the id is taken by an active job), 'duplicate' (the
+        unique claim is held; the id is the holder's), 'recent' (the claim, held for `unique_ttl`
+        seconds, is held; the id is the holder's, the state the seconds it is still held),
+        'unknown_parent' (the id is the missing parent's), 'claimed' (`run_claim` = (key, owner,
+        ttl) was already held; the id is its holder) or 'full' (the queue holds `max_size` jobs;
+        the state is how many)."""
+        return self.enqueue_call(_generic_call(job_id, queue, fields, **named))
 
-    def enqueue_many(
-        self,
-        queue: str,
-        shared: dict[str, Any],
-        jobs: list[tuple[str, bytes, str]],
-        now: float,
-        max_size: int = 0,
-    ) -> Any:
-        """Store new jobs (id, data, description) that share every other field, in one call: the
-        number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
-        return self._run("enqueue_many", enqueue_many_args(queue, shared, jobs, now, max_size))
+    def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
+        """enqueue() of a job whose shared part was built once (EnqueueShared): the producer's way."""
+        return enqueue_reply(self._run("enqueue", call.args, call.keys))
 
     def fetch(
         self,

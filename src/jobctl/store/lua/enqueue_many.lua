@@ -1,29 +1,41 @@
 -- Store a batch of new jobs of one kind on one queue (`jobctl enqueue --from`, enqueue_many).
--- ARGV: queue, now_iso, max_size (0: none), field_count, field, value, ... (the fields every job
--- shares), then for each job: id, data, description. Fresh ids only: an id already in use is an
--- error, and the whole batch (one MULTI/EXEC) is then refused; so is a batch that would take the
--- queue past max_size. Returns the number stored, or {'full', jobs queued}.
-local queue, now_iso, max_size, field_count = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local shared = {}
-for i = 5, 4 + 2 * field_count do table.insert(shared, ARGV[i]) end
-local first = 5 + 2 * field_count
-local list = queue_key(queue)
+-- KEYS[1] the queue's list (rq:queue:<queue>), KEYS[2] a hash the script makes and deletes:
+-- the fields the jobs share, which each record is copied from (keys.ENQUEUE_TEMPLATE).
+-- ARGV[1] queue, ARGV[2] now in RQ's format (created_at, enqueued_at), ARGV[3] max_size (0: none),
+-- ARGV[4] the fields every job shares, as enqueue.lua's ARGV[9] (a JSON array of strings name,
+-- value, ...: transitions.raw_json), then JSON arrays with an item per job: ARGV[5] ids,
+-- ARGV[6] descriptions, ARGV[7] payloads (`data`; bytes above 127 stand in the JSON text as
+-- they are, as in ARGV[4]).
+-- Fresh ids only: an id already in use is an error, and the whole batch is then refused (one
+-- script: nothing of it is written); so is a batch that would take the queue past max_size.
+-- Replies: the number stored | {'full', jobs queued}.
+local list, template = KEYS[1], KEYS[2]
+local queue, now_iso, max_size = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ids, descriptions, payloads = cjson.decode(ARGV[5]), cjson.decode(ARGV[6]), cjson.decode(ARGV[7])
+if #ids == 0 then return 0 end
 if max_size > 0 then
   local queued = redis.call('LLEN', list)
-  if queued + (#ARGV - first + 1) / 3 > max_size then return {'full', queued} end
+  if queued + #ids > max_size then return {'full', queued} end
 end
-for i = first, #ARGV, 3 do
-  if redis.call('EXISTS', job_key(ARGV[i])) == 1 then
-    return redis.error_reply('job id ' .. ARGV[i] .. ' is already in use')
+-- one EXISTS for the batch (unpack takes a few thousand values: producer.BATCH_SIZE is below)
+local job_keys = {}
+for i, id in ipairs(ids) do job_keys[i] = job_key(id) end
+if redis.call('EXISTS', unpack(job_keys)) > 0 then
+  for i, id in ipairs(ids) do
+    if redis.call('EXISTS', job_keys[i]) == 1 then return redis.error_reply('job id ' .. id .. ' is already in use') end
   end
 end
-local stored = 0
-for i = first, #ARGV, 3 do
-  local key = job_key(ARGV[i])
-  redis.call('HSET', key, 'data', ARGV[i + 1], 'description', ARGV[i + 2], 'status', 'queued',
-    'enqueued_at', now_iso, unpack(shared))
-  wake(queue, redis.call('RPUSH', list, ARGV[i]))
-  stored = stored + 1
+local record = cjson.decode(ARGV[4])
+local n = #record
+record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'created_at', now_iso, 'enqueued_at', now_iso
+record[n + 5], record[n + 6] = 'status', 'queued'
+redis.call('DEL', template)  -- left by a call that failed halfway (out of memory)
+redis.call('HSET', template, unpack(record))
+for i, key in ipairs(job_keys) do
+  redis.call('COPY', template, key)
+  redis.call('HSET', key, 'data', payloads[i], 'description', descriptions[i])
 end
+redis.call('DEL', template)
+wake(queue, redis.call('RPUSH', list, unpack(ids)) - #ids + 1)  -- the length after the first
 redis.call('SADD', QUEUES, list)
-return stored
+return #ids
