@@ -18,6 +18,8 @@ import pytest
 import redis
 
 from jobctl import testing
+from jobctl.api import records
+from jobctl.api.client import Client
 from jobctl.store.connection import mask_url, unavailable_reason
 from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
 from jobctl.testing import free_port as free_port
@@ -206,6 +208,12 @@ class Project:
             process.communicate()
 
 
+def state(db: redis.Redis, job_id: str) -> str:
+    """The job's state as `jobctl show` reports it, read in this process: what a test polls
+    while it waits (a `show` subprocess per look kept a core busy for the whole wait)."""
+    return records.job(db, job_id).state
+
+
 def child_pids(pid: int) -> list[int]:
     children = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
@@ -275,3 +283,23 @@ def project(tmp_path, redis_url):
     # the test is over: what it started is not watched any more, so a process that does not stop
     # promptly on SIGTERM (a frozen worker, a job inside its shutdown_timeout) is killed
     p.stop_all(grace=2)
+
+
+@pytest.fixture
+def in_process(project, monkeypatch):
+    """in_process(queues=None, concurrency=1): a jobctl.testing.Worker in this process, the same
+    worker code as `jobctl work` runs without its supervisor, on the project's Redis and its
+    queue.yml as the test left it, run from the project's directory (where its jobs write
+    relative paths). For tests of what happens to jobs; tests of processes use project.start."""
+    import sample_jobs  # noqa: F401  (registers the sample jobs in this process)
+
+    monkeypatch.chdir(project.path)
+    clients: list[Client] = []
+
+    def worker(queues: list[str] | None = None, concurrency: int = 1) -> testing.Worker:
+        clients.append(Client(project.env["REDIS_URL"], project.path / "queue.yml"))
+        return testing.Worker(queues, concurrency, client=clients[-1])
+
+    yield worker
+    for client in clients:
+        client.close()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import app_jobs
 import pytest
@@ -22,7 +23,7 @@ from rq.utils import resolve_function_reference
 
 import jobctl
 from jobctl import testing
-from jobctl.api import producer
+from jobctl.api import producer, records
 from jobctl.api.client import Client, set_default
 from jobctl.config.queues import load_queues
 from jobctl.store import keys
@@ -83,6 +84,23 @@ def test_enqueue_in_and_at_wait_for_their_time(client, worker):
     assert (at.result(), also.result(), later.status()) == (2, 3, "scheduled")
     assert worker.drain(advance=3600) == 1
     assert later.result() == 1
+
+
+def test_drain_waits_for_retries_due_within_wait_and_runs_them_at_their_time(redis_url, tmp_path, db):
+    (tmp_path / "queue.yml").write_text("default: {max_retries: 2, retry_delay: 1s, backoff: fixed}\n")
+    client = Client(redis_url, tmp_path / "queue.yml")
+    worker = testing.Worker(client=client)
+    handle = client.enqueue(app_fails, "again")
+    assert worker.drain() == 1  # its retry is due in a second
+    assert handle.status() == "scheduled"
+    assert worker.drain(wait=5) == 2
+    view = records.job(db, handle.id)
+    assert (view.state, view.attempts) == ("dead", 3)
+    failures = [error["at"] for error in view.errors]
+    assert all(later - earlier >= 1 for earlier, later in pairwise(failures))  # each retry at its time
+    later = app_add.options(client=client).enqueue_in("1h", 1)
+    assert worker.drain(wait=5) == 0 and later.status() == "scheduled"  # due later than it waits for
+    client.close()
 
 
 def test_enqueue_many_in_batches_returns_handles_in_order(client, worker, db):

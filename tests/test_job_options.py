@@ -1,6 +1,7 @@
-"""@job's options as a user sees them on a real Redis with real workers: backoff and retry_delay
-per job, unique (while active, or for a duration), keep_dead=False, the hooks with retries, cron=
-entries, and arguments checked against the job's signature on every way in."""
+"""@job's options as a user sees them on a real Redis with the real worker code (in this process,
+where only what happens to the job is asserted): backoff and retry_delay per job, unique (while
+active, or for a duration), keep_dead=False, the hooks with retries, cron= entries, and
+arguments checked against the job's signature on every way in."""
 
 import json
 import time
@@ -9,6 +10,7 @@ import pytest
 from conftest import wait_for
 
 import jobctl
+from jobctl.api import records
 from jobctl.api.producer import enqueue
 from jobctl.config.queues import load_queues
 from jobctl.store.jobdata import new_job_fields
@@ -22,41 +24,41 @@ def lines(path) -> list[str]:
 # --- retries ------------------------------------------------------------------------------------
 
 
-def test_a_backoff_callable_gets_the_attempt_and_the_exception(project):
+def test_a_backoff_callable_gets_the_attempt_and_the_exception(project, in_process, db):
     job_id = project.enqueue("backoff_probe")
-    assert project.run("work", "--burst").returncode == 0
-    assert project.show(job_id)["state"] == "dead"
-    assert project.show(job_id)["attempts"] == 3
+    assert in_process().drain(wait=60) == 3
+    assert records.job(db, job_id).state == "dead"
+    assert records.job(db, job_id).attempts == 3
     assert lines(project.path / "backoff.log") == ["1 LookupError", "2 LookupError"]
 
 
-def test_retry_delay_and_backoff_of_the_job_override_the_queue(project):
+def test_retry_delay_and_backoff_of_the_job_override_the_queue(project, in_process, db):
     # the queue retries after 100ms; the job says 30s
     job_id = project.enqueue("slow_retry")
-    project.start("work")
-    wait_for(lambda: project.show(job_id)["state"] == "scheduled", message="the first attempt failed")
-    job = project.show(job_id)
-    assert job["attempts"] == 1
-    assert job["scheduled_for"] - time.time() > 20
+    assert in_process().drain(wait=1) == 1  # its retry is not due within the queue's delay
+    job = records.job(db, job_id)
+    assert job.state == "scheduled"
+    assert job.attempts == 1
+    assert job.scheduled_for - time.time() > 20
 
 
 # --- unique -------------------------------------------------------------------------------------
 
 
-def test_unique_true_is_the_jobs_default_for_enqueue(project):
+def test_unique_true_is_the_jobs_default_for_enqueue(project, in_process):
     first = project.enqueue("unique_default", "a")
     again = project.run("enqueue", "unique_default", "a")
     assert again.returncode == 1
     assert f"not enqueued: job {first} is already queued" in again.stderr
     project.enqueue("unique_default", "b")  # other arguments, another job
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain() == 2
     project.enqueue("unique_default", "a")  # the first one ended: its claim is gone
 
 
-def test_unique_for_a_duration_refuses_copies_after_the_job_ended(project):
+def test_unique_for_a_duration_refuses_copies_after_the_job_ended(project, in_process, db):
     first = project.enqueue("unique_hour", "a")
-    assert project.run("work", "--burst").returncode == 0
-    assert project.show(first)["state"] == "finished"
+    assert in_process().drain() == 1
+    assert records.job(db, first).state == "finished"
     again = project.run("enqueue", "unique_hour", "a")
     assert again.returncode == 1
     assert f"not enqueued: job {first}, a copy, was enqueued less than 1h00m ago" in again.stderr
@@ -66,10 +68,10 @@ def test_unique_for_a_duration_refuses_copies_after_the_job_ended(project):
 # --- keep_dead ----------------------------------------------------------------------------------
 
 
-def test_keep_dead_false_deletes_the_job_after_its_last_attempt_and_runs_on_dead(project, tmp_path):
+def test_keep_dead_false_deletes_the_job_after_its_last_attempt_and_runs_on_dead(project, in_process, tmp_path):
     log = tmp_path / "hooks.log"
     job_id = project.enqueue("discarded", str(log))
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain(wait=60) == 2
     assert project.run("show", job_id).returncode != 0  # not kept
     status = json.loads(project.run("status", "--json").stdout)
     assert {q["name"]: q["dead"] for q in status["queues"]}["default"] == 0
@@ -80,12 +82,12 @@ def test_keep_dead_false_deletes_the_job_after_its_last_attempt_and_runs_on_dead
 # --- hooks --------------------------------------------------------------------------------------
 
 
-def test_hooks_with_retries_that_end_in_success(project, tmp_path):
+def test_hooks_with_retries_that_end_in_success(project, in_process, db, tmp_path):
     log = tmp_path / "hooks.log"
     before = time.time()
     job_id = project.enqueue("hooked", str(tmp_path / "counter"), "2", str(log))
-    assert project.run("work", "--burst").returncode == 0
-    assert project.show(job_id)["state"] == "finished"
+    assert in_process().drain(wait=60) == 3
+    assert records.job(db, job_id).state == "finished"
     calls = [line.split(" ", 3)[:3] for line in lines(log)]
     assert calls == [
         ["failure", "1", "RuntimeError('flaky"],
@@ -98,11 +100,11 @@ def test_hooks_with_retries_that_end_in_success(project, tmp_path):
     assert before - 1 < float(enqueued_at) < time.time()
 
 
-def test_on_failure_each_attempt_and_on_dead_once(project, tmp_path):
+def test_on_failure_each_attempt_and_on_dead_once(project, in_process, db, tmp_path):
     log = tmp_path / "hooks.log"
     job_id = project.enqueue("hooked", str(tmp_path / "counter"), "10", str(log))
-    assert project.run("work", "--burst").returncode == 0
-    assert project.show(job_id)["state"] == "dead"
+    assert in_process().drain(wait=60) == 3
+    assert records.job(db, job_id).state == "dead"
     assert [line.split(" ")[:2] for line in lines(log)] == [
         ["failure", "1"],
         ["failure", "2"],
@@ -203,7 +205,7 @@ def test_scheduler_list_refuses_an_entry_whose_args_do_not_fit(project):
     )
 
 
-def test_stored_arguments_that_no_longer_fit_are_dead_at_once(project, db):
+def test_stored_arguments_that_no_longer_fit_are_dead_at_once(project, in_process, db):
     # enqueued before the job's signature changed: written as an older producer would have
     fields = new_job_fields(
         "add",
@@ -219,12 +221,12 @@ def test_stored_arguments_that_no_longer_fit_are_dead_at_once(project, db):
     )
     Transitions(db).enqueue("old-add", "default", fields, now=time.time())
     inside = project.enqueue("type_error_inside")
-    assert project.run("work", "--burst").returncode == 0
-    old = project.show("old-add")
-    assert (old["state"], old["attempts"]) == ("dead", 1)
-    assert old["reason"].startswith("permanent error: PermanentError: job 'add': takes 2 positional arguments")
+    assert in_process().drain(wait=60) == 3
+    old = records.job(db, "old-add")
+    assert (old.state, old.attempts) == ("dead", 1)
+    assert old.reason.startswith("permanent error: PermanentError: job 'add': takes 2 positional arguments")
     # a TypeError raised by the job's own code is an ordinary failure, retried
-    assert project.show(inside)["attempts"] == 2
+    assert records.job(db, inside).attempts == 2
 
 
 # --- cron= --------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Rate and concurrency limits, held in Redis across supervisors and with several jobs in flight
-per worker process; a worker killed while holding a slot gives it back; queue.yml's max_size."""
+per worker process (a queue's rate limit with the in-process worker); a worker killed while
+holding a slot gives it back; queue.yml's max_size."""
 
 import json
 import os
 import signal
 from pathlib import Path
 
-from conftest import child_pids, wait_for
+from conftest import child_pids, state, wait_for
 from test_worker import max_overlap
 
 from jobctl.api import records
@@ -67,11 +68,11 @@ def test_rate_limit_spreads_starts_and_does_not_block_the_queue(project, db, tmp
     assert max(shown(db, i)["ended_at"] for i in others) < starts[-1]
 
 
-def test_a_queue_rate_limit(project, db, tmp_path):
+def test_a_queue_rate_limit(project, in_process, db, tmp_path):
     project.write("queue.yml", "default: {worker_count: 2, concurrency: 2, rate_limit: 4/s}\n")
     ids = enqueue_many(project, tmp_path, "add", [[n, 1] for n in range(10)])
-    project.start("work")
-    wait_for(lambda: all_finished(db, ids), timeout=60, message="every job finished")
+    assert in_process(concurrency=4).drain(wait=60) == 10  # as many in flight as the two workers of 2
+    assert all_finished(db, ids)
     starts = started_at(db, ids)
     assert all(later - earlier >= 0.999 for earlier, later in zip(starts, starts[4:]))
 
@@ -83,7 +84,7 @@ def test_a_worker_killed_holding_a_slot_gives_it_back(project, db, tmp_path):
     waiting = project.enqueue("limited_once_slow", str(marker))
     project.start("work")
     wait_for(marker.exists, message="the first job running")
-    wait_for(lambda: project.show(holder)["state"] == "started", message="the first job started")
+    wait_for(lambda: state(db, holder) == "started", message="the first job started")
     assert project.show(waiting)["state"] in ("queued", "scheduled")  # max_concurrency 1: it waits
     os.kill(int(marker.read_text()), signal.SIGKILL)
     wait_for(lambda: all_finished(db, [holder, waiting]), timeout=30, message="both jobs finished")

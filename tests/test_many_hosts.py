@@ -13,14 +13,15 @@ from jobctl.api import reads as api
 from jobctl.api import records
 from jobctl.api.producer import enqueue
 from jobctl.config.queues import load_queues
-from jobctl.options.liveness import LEASE_TTL
 from jobctl.store import keys
 
 JOBS = 200
+LEASE_TTL = 4  # seconds: lost workers' heartbeats lapse after 4 s, not the default 20
+LEASE_ENV = {"JOBCTL_LEASE_TTL": str(LEASE_TTL)}
 
 
-def start_two_supervisors(project, db):
-    supervisors = [project.start("work"), project.start("work")]
+def start_two_supervisors(project, db, env: dict | None = None):
+    supervisors = [project.start("work", env=env), project.start("work", env=env)]
     wait_for(lambda: db.scard(keys.WORKERS) == 6, message="two supervisors' workers registered")
     return supervisors
 
@@ -44,8 +45,8 @@ def test_two_supervisors_share_the_queues_and_run_each_job_once(project, db):
 
 
 def test_a_lost_hosts_job_is_recovered_by_the_other_supervisor_after_the_heartbeat_lapses(project, db, tmp_path):
-    """Slow by nature: waits out LEASE_TTL (20 s)."""
-    supervisors = start_two_supervisors(project, db)
+    """Waits out the lease (LEASE_TTL, shortened for the test through JOBCTL_LEASE_TTL)."""
+    supervisors = start_two_supervisors(project, db, env=LEASE_ENV)
     marker = tmp_path / "started"
     job_id = enqueue(db, load_queues(project.path / "queue.yml"), "slow", [str(marker), 2]).id
     wait_for(marker.exists, message="the slow job to start")

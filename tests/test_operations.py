@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from conftest import state, wait_for
 
 from jobctl.store import keys
 
@@ -107,7 +107,7 @@ def test_a_paused_queue_is_not_fetched_until_resumed(project, db):
 
     resumed = project.run("resume", "default")
     assert resumed.returncode == 0 and "resumed default" in resumed.stderr
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to run after resume")
+    wait_for(lambda: state(db, job_id) == "finished", message="the job to run after resume")
     assert "default was not paused" in project.run("resume", "default").stderr
 
 
@@ -121,7 +121,7 @@ def test_pausing_takes_effect_for_workers_already_waiting_on_the_queue(project, 
     assert project.show(job_id)["state"] == "queued"
     assert db.lrange("rq:queue:default", 0, -1) == [job_id.encode()]  # given back, not held
     assert project.run("resume", "default").returncode == 0
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to run after resume")
+    wait_for(lambda: state(db, job_id) == "finished", message="the job to run after resume")
 
 
 def test_pause_refuses_an_unconfigured_queue(project, db):
@@ -151,20 +151,20 @@ def test_cancel_a_scheduled_job_and_its_dependents(project, db):
     assert again.returncode == 0 and "already canceled" in again.stderr
 
 
-def test_cancel_a_queued_job_removes_it_from_its_queue(project, db):
+def test_cancel_a_queued_job_removes_it_from_its_queue(project, in_process, db):
     job_id = project.enqueue("add", "1")
     outcome = json.loads(project.run("cancel", job_id, "--json").stdout)
     assert outcome == [
         {"job_id": job_id, "state": "queued", "canceled": True, "dependents": [], "now": "canceled", "error": None}
     ]
     assert db.llen(keys.queue("default")) == 0
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain() == 0
     assert project.show(job_id)["state"] == "canceled"
 
 
-def test_cancel_refuses_an_ended_job_and_an_unknown_one(project, tmp_path):
+def test_cancel_refuses_an_ended_job_and_an_unknown_one(project, in_process):
     job_id = project.enqueue("add", "1")
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain() == 1
     assert "it already ended (finished)" in one_line_error(project.run("cancel", job_id), code=1)
     assert "no job with id 'nope'" in one_line_error(project.run("cancel", "nope"))
 
@@ -180,10 +180,10 @@ def age_job(db, registry_key: str, job_id: str, ttl_field: str, days: float) -> 
     db.zadd(registry_key, {job_id: time.time() - days * DAY + ttl})
 
 
-def test_purge_deletes_only_old_jobs_of_the_state(project, db):
+def test_purge_deletes_only_old_jobs_of_the_state(project, in_process, db):
     old_dead, new_dead = project.enqueue("always_fails"), project.enqueue("always_fails")
     old_finished = project.enqueue("add", "1")
-    project.run("work", "--burst")
+    in_process().drain(wait=60)
     age_job(db, keys.dead("default"), old_dead, "failure_ttl", 8)
     age_job(db, keys.finished("default"), old_finished, "result_ttl", 8)
 
@@ -222,9 +222,9 @@ def test_purge_works_in_batches_and_keeps_jobs_that_moved_on(project, db):
     assert db.exists(keys.job("bulk-7")) and not db.exists(keys.job("bulk-8"))
 
 
-def test_purge_asks_first_and_refuses_without_a_terminal(project, db):
+def test_purge_asks_first_and_refuses_without_a_terminal(project, in_process, db):
     job_id = project.enqueue("always_fails")
-    project.run("work", "--burst")
+    in_process().drain(wait=60)
     args = ("purge", "default", "--state", "dead", "--older-than", "0s")
     assert "pass --yes" in one_line_error(project.run(*args))
     assert "--state 'done': expected finished, dead, canceled" in one_line_error(
@@ -310,12 +310,12 @@ PEAK_RSS = (
 )
 
 
-def test_requeue_dead_all_streams_in_batches_in_bounded_memory(project, db):
+def test_requeue_dead_all_streams_in_batches_in_bounded_memory(project, in_process, db):
     """1,001 dead jobs with 100 KB tracebacks (100 MB of records): `requeue-dead --all` lists
     and requeues each once, reading a batch at a time and never their tracebacks: its peak
     resident size stays far below what reading them all took (over 250 MB)."""
     template = project.enqueue("refuses")
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain() == 1
     fields = {**db.hgetall(keys.job(template)), b"exc_info": b"Traceback (most recent call last):\n" + b"x" * 100_000}
     [(_, expires)] = db.zrange(keys.dead("default"), 0, -1, withscores=True)
     ids = [template] + [f"dead-{n}" for n in range(1000)]

@@ -6,7 +6,7 @@ import time
 
 import pytest
 import redis
-from conftest import REDIS6_SERVER, TLS_REDIS_SERVER, child_pids, wait_for
+from conftest import REDIS6_SERVER, TLS_REDIS_SERVER, child_pids, state, wait_for
 
 
 def job_field(db, job_id, field):
@@ -58,7 +58,7 @@ def test_poison_pill_is_dead_after_three_crashes_while_other_jobs_flow(project, 
     poison = project.enqueue("crash", "1")
     calls = project.write("calls.jsonl", "".join(f'{{"args": ["{log}", "job-{n}"]}}\n' for n in range(20)))
     assert project.run("enqueue", "record", "--from", str(calls)).returncode == 0
-    wait_for(lambda: project.show(poison)["state"] == "dead", timeout=30, message="the poison pill to die")
+    wait_for(lambda: state(db, poison) == "dead", timeout=30, message="the poison pill to die")
     job = project.show(poison)
     assert job["reason"] == "worker exited (status 1) 3 times"
     assert job["crashes"] == 3
@@ -101,11 +101,12 @@ def test_second_signal_stops_at_once_and_still_requeues(project, tmp_path):
     assert project.show(job_id)["state"] == "queued"
 
 
-def test_job_ignoring_its_timeout_is_killed_and_retried(project):
+def test_job_ignoring_its_timeout_is_killed_and_retried(project, db):
     project.write("queue.yml", "default: {worker_count: 1, timeout: 1s, crash_limit: 1}\n")
     work = project.start("work")
     job_id = project.enqueue("stubborn", "60")
-    job = wait_for(lambda: (j := project.show(job_id))["state"] == "dead" and j, timeout=30, message="the kill")
+    wait_for(lambda: state(db, job_id) == "dead", timeout=30, message="the kill")
+    job = project.show(job_id)
     assert job["reason"] == "worker killed after the job ignored its timeout 1 time"
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=15) == 0

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import QUEUE_YML, wait_for
+from conftest import QUEUE_YML, state, wait_for
 from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry
@@ -59,7 +59,7 @@ def test_rq_readers_see_ip_address_no_dangling_current_job_and_dependency_ids(pr
     parent = project.enqueue("add", "1")
     child = project.enqueue("add", "2", "--depends-on", parent)
     project.start("work", "--queue", "default")
-    wait_for(lambda: project.show(child)["state"] == "finished", message="parent and child to finish")
+    wait_for(lambda: state(db, child) == "finished", message="parent and child to finish")
 
     # the hash fields RQ's Job reads its parents from, and RQ's set (rq:job::<id>:dependencies)
     fetched = Job.fetch(child, connection=db, serializer=JSONSerializer)
@@ -93,7 +93,7 @@ def test_a_crash_dead_job_carries_its_reason_where_rq_shows_exceptions(project, 
     wait_for(marker.exists, message="the slow job to start")
     worker = project.show(job_id)["worker"]
     os.kill(int(worker.rsplit(".", 1)[1]), signal.SIGKILL)
-    wait_for(lambda: project.show(job_id)["state"] == "dead", message="the job to be dead after one crash")
+    wait_for(lambda: state(db, job_id) == "dead", message="the job to be dead after one crash")
     # RQ's Job.exc_info (no failed result in the results stream: the job's exc_info field)
     with pytest.warns(DeprecationWarning):
         assert "signal 9" in Job.fetch(job_id, connection=db, serializer=JSONSerializer).exc_info

@@ -1,5 +1,6 @@
 """`jobctl work` is a drop-in for `rq worker` on JSON jobs: RQ's own API (rq 2.12, JSONSerializer)
-enqueues, a real `jobctl work` runs, and what RQ's options promise is what happens."""
+enqueues, a real `jobctl work` runs (or its worker code in this process, where only what happens
+to the jobs is asserted), and what RQ's options promise is what happens."""
 
 import json
 import math
@@ -8,11 +9,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+import rq_api_jobs  # noqa: F401  (registers the RQ-API jobs in this process, for the in-process worker)
 import sample_jobs
-from conftest import QUEUE_YML, TESTS, wait_for
+from conftest import QUEUE_YML, TESTS, state, wait_for
 from rq import Callback, Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.job import Job, get_current_job
@@ -20,6 +23,7 @@ from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegis
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
+from jobctl.api import records
 from jobctl.middleware import rq_compat
 
 CALLBACKS = "test:callbacks"
@@ -56,11 +60,12 @@ def callbacks(db) -> list:
     return [json.loads(entry) for entry in db.lrange(CALLBACKS, 0, -1)]
 
 
-def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project, queue, db, tmp_path):
+def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project, in_process, queue, db, tmp_path):
     # the queue allows 2 retries: the job's own Retry gives it 3, then 1
     survivor = queue.enqueue("flaky", str(tmp_path / "survivor"), 3, retry=Retry(max=3, interval=[1, 2])).id
     short = queue.enqueue("flaky", str(tmp_path / "short"), 2, retry=Retry(max=1)).id
-    rq_project.start("work", "--queue", "default")
+    working = threading.Thread(target=in_process(["default"], concurrency=2).drain, kwargs={"wait": 60}, daemon=True)
+    working.start()
 
     waits = set()  # (retries_left, seconds from the failure to the retry), as each retry waits
 
@@ -76,8 +81,9 @@ def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project
     assert waits == {(2, 1), (1, 1), (0, 2)}
     job = fetch(db, survivor)
     assert (job.retries_left, job.return_value()) == (0, 4)
-    wait_for(lambda: rq_project.show(short)["state"] == "dead", message="the job with one retry to die")
-    assert rq_project.show(short)["attempts"] == 2 and fetch(db, short).retries_left == 0
+    working.join(timeout=60)
+    assert records.job(db, short).state == "dead"
+    assert records.job(db, short).attempts == 2 and fetch(db, short).retries_left == 0
 
 
 def test_retries_counted_as_the_rule_that_applies_and_a_retried_success_as_rq_leaves_it(rq_project, db, tmp_path):
@@ -117,7 +123,7 @@ def test_a_job_rqs_api_canceled_is_kept_as_rq_keeps_it_and_its_dependents_settle
     wait_for(lambda: not db.exists(f"rq:job:{brief}"), message="a sweep after the cancel's entry was due")
     assert fetch(db, canceled.id).get_status() == "canceled"
     assert canceled.id in CanceledJobRegistry("default", connection=db)
-    wait_for(lambda: rq_project.show(tolerant)["state"] == "finished", message="the tolerant dependent to run")
+    wait_for(lambda: state(db, tolerant) == "finished", message="the tolerant dependent to run")
     assert (rq_project.show(strict)["state"], rq_project.show(strict)["reason"]) == (
         "canceled",
         f"parent {canceled.id} is canceled",
@@ -148,7 +154,7 @@ def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, 
     wait_for(lambda: not db.exists(f"rq:job:{expired}"), message="the job with ttl=1 to expire unstarted")
 
     rq_project.start("work", "--queue", "default", env={"JOBCTL_LEASE_TTL": "4"})  # a sweep every second
-    wait_for(lambda: rq_project.show(waiting)["state"] == "finished", message="the jobs to run")
+    wait_for(lambda: state(db, waiting) == "finished", message="the jobs to run")
     assert ran.read_text() == "waited\n"  # the expired job never ran
     assert db.ttl(f"rq:job:{waiting}") == -1  # started: its ttl no longer applies, as RQ's perform() does
 
@@ -159,7 +165,7 @@ def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, 
     assert fetch(db, forever).return_value() == 2  # swept around, never deleted
     assert db.ttl(f"rq:job:{forever}") == -1
 
-    wait_for(lambda: rq_project.show(dead_briefly)["state"] == "dead", message="the failing jobs to die")
+    wait_for(lambda: state(db, dead_briefly) == "dead", message="the failing jobs to die")
     failed = FailedJobRegistry("default", connection=db)
     assert db.zscore(failed.key, dead_forever) == math.inf and db.ttl(f"rq:job:{dead_forever}") == -1
     assert (
@@ -168,14 +174,15 @@ def test_result_ttl_zero_and_forever_ttl_and_failure_ttl(rq_project, queue, db, 
 
 
 def test_job_timeout_and_meta(rq_project, queue, db, tmp_path):
+    # worker processes: a job past its timeout that goes on sleeping is ended with its process
     timed_out = queue.enqueue("slow", str(tmp_path / "a"), 30, job_timeout=1, retry=Retry(max=1)).id
     unlimited = queue.enqueue("slow", str(tmp_path / "b"), 2.5, job_timeout=-1).id  # RQ: -1 is no timeout
     with_meta = queue.enqueue("uses_meta", "seen_by", "job", meta={"from": "producer"}).id
     rq_project.start("work", "--queue", "default")
 
-    wait_for(lambda: rq_project.show(timed_out)["state"] == "dead", timeout=30, message="the job to time out twice")
+    wait_for(lambda: state(db, timed_out) == "dead", timeout=30, message="the job to time out twice")
     assert [e["error"] for e in rq_project.show(timed_out)["errors"]] == ["JobTimeout: timed out after 1s"] * 2
-    wait_for(lambda: rq_project.show(unlimited)["state"] == "finished", message="the job without timeout to finish")
+    wait_for(lambda: state(db, unlimited) == "finished", message="the job without timeout to finish")
     assert rq_project.show(unlimited)["errors"] == []  # not taken for an overrun
 
     job = fetch(db, with_meta)
@@ -183,24 +190,22 @@ def test_job_timeout_and_meta(rq_project, queue, db, tmp_path):
     assert job.meta == {"from": "producer", "seen_by": "job"}
 
 
-def test_current_job_in_threads_and_async_jobs_and_progress_in_meta(rq_project, db):
+def test_current_job_in_threads_and_async_jobs_and_progress_in_meta(rq_project, in_process, db):
     queue = Queue("together", connection=db, serializer=JSONSerializer)
     async_ids = [queue.enqueue("async_current_id", 0.3).id for _ in range(4)]
     threaded = [queue.enqueue("uses_meta", "n", str(n)).id for n in range(4)]
     progressing = queue.enqueue("progress_in_meta").id
-    rq_project.start("work", "--queue", "together")
+    assert in_process(["together"], concurrency=4).drain() == 9  # queue.yml: together runs 4 at once
 
     for job_id in async_ids:
-        wait_for(lambda job_id=job_id: fetch(db, job_id).get_status() == "finished", message="the async jobs to finish")
+        assert fetch(db, job_id).get_status() == "finished"
         assert fetch(db, job_id).return_value() == job_id  # each saw itself, though they ran at once
     for n, job_id in enumerate(threaded):
-        wait_for(
-            lambda job_id=job_id: fetch(db, job_id).get_status() == "finished", message="the threaded jobs to finish"
-        )
+        assert fetch(db, job_id).get_status() == "finished"
         assert fetch(db, job_id).meta == {"n": str(n)}
-    wait_for(lambda: fetch(db, progressing).get_status() == "finished", message="the progress job to finish")
+    assert fetch(db, progressing).get_status() == "finished"
     assert fetch(db, progressing).return_value() == {"progress": 40.0}
-    assert rq_project.show(progressing)["progress"] == 40.0
+    assert records.job(db, progressing).progress == 40.0
 
 
 def test_workers_whose_jobs_do_not_use_rq_never_import_it(project):
@@ -244,13 +249,11 @@ def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, 
 
     wait_for(lambda: log.exists() and "started" in log.read_text(), message="the ticking job to start")
     send_stop_job_command(db, stopped, serializer=JSONSerializer)  # RQ's own way to stop a running job
-    wait_for(lambda: rq_project.show(stopped)["state"] == "canceled", message="the job to stop")
+    wait_for(lambda: state(db, stopped) == "canceled", message="the job to stop")
     assert log.read_text().endswith("finally\n")
 
     for job_id in (succeeded, failed, refused, broken):
-        wait_for(
-            lambda job_id=job_id: rq_project.show(job_id)["state"] in ("finished", "dead"), message="the jobs to end"
-        )
+        wait_for(lambda job_id=job_id: state(db, job_id) in ("finished", "dead"), message="the jobs to end")
     assert sorted(callbacks(db)) == sorted(
         [
             ["success", succeeded, 3],
@@ -269,7 +272,7 @@ def test_callbacks_run_when_registered_and_never_change_the_outcome(rq_project, 
     )
 
 
-def test_rq_suspend_and_resume(rq_project, queue, redis_url, tmp_path):
+def test_rq_suspend_and_resume(rq_project, queue, redis_url, tmp_path, db):
     rq_cli(redis_url, "suspend")
     rq_project.start("work", "--queue", "default")
     wait_for(
@@ -284,7 +287,7 @@ def test_rq_suspend_and_resume(rq_project, queue, redis_url, tmp_path):
     assert rq_project.show(job_id)["state"] == "queued"
 
     rq_cli(redis_url, "resume")
-    wait_for(lambda: rq_project.show(job_id)["state"] == "finished", message="the job to run once resumed")
+    wait_for(lambda: state(db, job_id) == "finished", message="the job to run once resumed")
     assert json.loads(rq_project.run("status", "--json").stdout)["suspended"] is False
 
 
@@ -310,21 +313,17 @@ def test_a_job_enqueued_by_function_reference_runs_as_its_registered_job(rq_proj
     wait_for(lambda: runs_of_add() == 1, message="the run to be counted under its job name")
 
 
-def test_rq_requeue_gives_a_fresh_retry_budget(rq_project, queue, db, redis_url, tmp_path):
+def test_rq_requeue_gives_a_fresh_retry_budget(rq_project, in_process, queue, db, redis_url, tmp_path):
     # the queue allows 3 attempts; the job succeeds at its fifth
     plain = queue.enqueue("flaky", str(tmp_path / "plain"), 4).id
     own = queue.enqueue("flaky", str(tmp_path / "own"), 3, retry=Retry(max=1)).id  # 2 attempts a round
-    rq_project.start("work", "--queue", "default")
-    wait_for(
-        lambda: rq_project.show(plain)["state"] == rq_project.show(own)["state"] == "dead",
-        message="both jobs to use up their retries",
-    )
-    assert (rq_project.show(plain)["attempts"], rq_project.show(own)["attempts"]) == (3, 2)
+    worker = in_process(["default"])
+    worker.drain(wait=60)
+    assert [job.state for job in records.jobs(db, [plain, own])] == ["dead", "dead"]
+    assert (records.job(db, plain).attempts, records.job(db, own).attempts) == (3, 2)
 
     rq_cli(redis_url, "requeue", "--queue", "default", "--all")
-    wait_for(
-        lambda: rq_project.show(plain)["state"] == rq_project.show(own)["state"] == "finished",
-        message="both requeued jobs to succeed within their fresh budget",
-    )
+    worker.drain(wait=60)
+    assert [job.state for job in records.jobs(db, [plain, own])] == ["finished", "finished"]
     assert (fetch(db, plain).return_value(), fetch(db, own).return_value()) == (5, 4)
-    assert (rq_project.show(plain)["attempts"], rq_project.show(own)["attempts"]) == (2, 2)
+    assert (records.job(db, plain).attempts, records.job(db, own).attempts) == (2, 2)

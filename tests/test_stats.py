@@ -12,12 +12,12 @@ def stats(project, *args) -> dict:
     return json.loads(result.stdout)
 
 
-def test_stats_count_what_ran(project):
+def test_stats_count_what_ran(project, in_process):
     added = [project.enqueue("add", "1", "-k", f"b={n}") for n in range(3)]
     failing = project.enqueue("always_fails")  # default: max_retries 2 -> 3 attempts, then dead
     project.enqueue("steps", "2", "-k", "pause=0.06")
     project.enqueue("add", "7", "--queue", "analytics")
-    assert project.run("work", "--burst").returncode == 0
+    assert in_process().drain(wait=60) == 8  # the worker code of `jobctl work`, in this process
 
     everything = stats(project)
     jobs = {j["name"]: j for j in everything["jobs"]}
@@ -44,7 +44,7 @@ def test_stats_count_what_ran(project):
     assert only_add["queues"] == [] and [j["name"] for j in only_add["jobs"]] == ["add"]
     recent = only_add["jobs"][0]["recent"]
     assert all(r["outcome"] == "finished" for r in recent)
-    # the two queues' workers run side by side, so only the set of executions is certain
+    # the order the worker takes the two queues' jobs in is not the point: only the set is checked
     assert sorted(((r["queue"], r["args"], r["kwargs"]) for r in recent), key=repr) == [
         ("analytics", [7], {}),
         ("default", [1], {"b": 0}),

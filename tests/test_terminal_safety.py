@@ -9,7 +9,7 @@ import signal
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import state, wait_for
 from rich.console import Console
 from test_status_live import terminal as terminal
 
@@ -113,7 +113,7 @@ def hostile_project(project, db):
     return project
 
 
-def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tmp_path):
+def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tmp_path, db):
     project = hostile_project
     gate = tmp_path / "gate"
     worker = project.start("work")
@@ -133,7 +133,7 @@ def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tm
     gate.touch()
     assert waiting.exit_status() == 1  # the job died: its table is printed
     assert ESCAPED + "error" in drawn_safely(waiting.screen)
-    wait_for(lambda: project.show(job_id)["state"] == "dead", message="the job dead")
+    wait_for(lambda: state(db, job_id) == "dead", message="the job dead")
 
     shown = no_raw_controls(project.run("show", job_id, "--all"))
     for part in ("error", "output"):

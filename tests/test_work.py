@@ -1,11 +1,15 @@
-"""`jobctl work` as a user runs it: jobs enqueued from the CLI run in supervised worker processes."""
+"""Jobs enqueued from the CLI and run as `jobctl work` runs them: in supervised worker processes
+where the test is about them (a burst, a kill, a stop, promotion, --wait, recycling), else by the
+same worker code in this process (retries, timeouts, dependencies, requeue-dead)."""
 
 import json
 import os
 import signal
 import time
 
-from conftest import child_pids, wait_for
+from conftest import child_pids, state, wait_for
+
+from jobctl.api import records
 
 
 def test_enqueue_work_show(project):
@@ -23,63 +27,63 @@ def test_enqueue_work_show(project):
     assert job["worker"]
 
 
-def test_arguments_are_json_where_they_parse(project):
+def test_arguments_are_json_where_they_parse(project, in_process, db):
     job_id = project.enqueue("echo_kwargs", "7", "hello", "[1, 2]", "-k", 'opts={"deep": true}', "-k", "name=x")
-    project.run("work", "--burst")
-    assert json.loads(project.show(job_id)["result"]) == {
+    in_process().drain()
+    assert json.loads(records.job(db, job_id).result) == {
         "args": [7, "hello", [1, 2]],
         "kwargs": {"name": "x", "opts": {"deep": True}},
     }
 
 
-def test_retries_follow_max_retries_then_dead(project):
+def test_retries_follow_max_retries_then_dead(project, in_process, db):
     # queue.yml: default has max_retries 2 -> three attempts in all
     job_id = project.enqueue("always_fails")
-    project.run("work", "--burst")
-    job = project.show(job_id)
-    assert job["state"] == "dead"
-    assert job["attempts"] == 3
-    assert [e["attempt"] for e in job["errors"]] == [1, 2, 3]
-    assert all("this job always fails" in e["error"] for e in job["errors"])
-    assert "Traceback" in job["error"]
+    in_process().drain(wait=60)
+    job = records.job(db, job_id)
+    assert job.state == "dead"
+    assert job.attempts == 3
+    assert [e["attempt"] for e in job.errors] == [1, 2, 3]
+    assert all("this job always fails" in e["error"] for e in job.errors)
+    assert "Traceback" in job.error
 
 
-def test_a_retry_that_succeeds(project, tmp_path):
+def test_a_retry_that_succeeds(project, in_process, db, tmp_path):
     job_id = project.enqueue("flaky", str(tmp_path / "count"), "2")
-    project.run("work", "--burst")
-    job = project.show(job_id)
-    assert job["state"] == "finished"
-    assert job["result"] == 3
-    assert job["attempts"] == 3 and len(job["errors"]) == 2
+    in_process().drain(wait=60)
+    job = records.job(db, job_id)
+    assert job.state == "finished"
+    assert job.result == 3
+    assert job.attempts == 3 and len(job.errors) == 2
 
 
-def test_retry_waits_for_its_backoff(project, tmp_path):
+def test_retry_waits_for_its_backoff(project, in_process, db, tmp_path):
     project.write("queue.yml", "default: {worker_count: 1, max_retries: 1, retry_delay: 1500ms, backoff: fixed}\n")
     counter = tmp_path / "count"
     job_id = project.enqueue("flaky", str(counter), "1")
-    project.run("work", "--burst")
-    job = project.show(job_id)
-    assert job["state"] == "finished"
-    first_failure = job["errors"][0]["at"]
-    assert job["started_at"] - first_failure >= 1.5
+    in_process().drain(wait=60)
+    job = records.job(db, job_id)
+    assert job.state == "finished"
+    first_failure = job.errors[0]["at"]
+    assert job.started_at - first_failure >= 1.5
 
 
-def test_permanent_error_goes_straight_to_dead(project):
+def test_permanent_error_goes_straight_to_dead(project, in_process, db):
     job_id = project.enqueue("refuses")
-    project.run("work", "--burst")
-    job = project.show(job_id)
-    assert job["state"] == "dead"
-    assert job["attempts"] == 1
-    assert job["reason"] == "permanent error: PermanentError: bad input, do not retry"
+    in_process().drain(wait=60)
+    job = records.job(db, job_id)
+    assert job.state == "dead"
+    assert job.attempts == 1
+    assert job.reason == "permanent error: PermanentError: bad input, do not retry"
 
 
-def test_timeout_counts_as_a_failure(project, tmp_path):
+def test_timeout_counts_as_a_failure(project, in_process, db, tmp_path):
     project.write("queue.yml", "default: {worker_count: 1, max_retries: 0, timeout: 1s}\n")
     job_id = project.enqueue("slow", str(tmp_path / "marker"), "30")
-    project.run("work", "--burst")
-    job = project.show(job_id)
-    assert job["state"] == "dead"
-    assert "timed out after 1s" in job["errors"][0]["error"]
+    in_process().drain(wait=60)
+    job = records.job(db, job_id)
+    assert job.state == "dead"
+    assert "timed out after 1s" in job.errors[0]["error"]
 
 
 def test_killed_worker_is_restarted_and_its_job_recovered(project, tmp_path, db):
@@ -95,7 +99,7 @@ def test_killed_worker_is_restarted_and_its_job_recovered(project, tmp_path, db)
     # the job runs again, in another worker process, and finishes
     rerun_by = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to run again"))
     assert rerun_by != victim
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the job to finish")
+    wait_for(lambda: state(db, job_id) == "finished", message="the job to finish")
     job = project.show(job_id)
     assert job["errors"][0]["error"] == "worker killed by signal 9 (SIGKILL)"
     # the supervisor replaced the killed worker: two workers again, the victim gone
@@ -120,13 +124,13 @@ def test_sigterm_lets_the_running_job_finish(project, tmp_path):
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
 
 
-def test_scheduled_job_runs_at_its_time(project):
+def test_scheduled_job_runs_at_its_time(project, db):
     enqueued_at = time.time()
     job_id = project.enqueue("add", "1", "--in", "2s")
     waiting = project.show(job_id)  # no worker yet: nothing can have run it, however slow this machine is
     assert waiting["state"] == "scheduled" and waiting["scheduled_for"] >= enqueued_at + 2
     project.start("work")
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the delayed job")
+    wait_for(lambda: state(db, job_id) == "finished", message="the delayed job")
     assert project.show(job_id)["started_at"] >= waiting["scheduled_for"]
 
 
@@ -157,43 +161,44 @@ def test_job_id_in_use_is_refused(project):
     assert again.returncode == 1 and "nightly-1 is already queued" in again.stderr
 
 
-def test_dependent_waits_for_its_parent(project, tmp_path):
+def test_dependent_waits_for_its_parent(project, in_process, db, tmp_path):
     log = tmp_path / "order.log"
     parent = project.enqueue("record", str(log), "parent", "--in", "1s")
     child = project.enqueue("record", str(log), "child", "--depends-on", parent)
     assert project.show(child)["state"] == "deferred"
-    project.run("work", "--burst")
+    in_process().drain(wait=60)
     assert log.read_text().split() == ["parent", "child"]
-    assert project.show(child)["depends_on"] == [parent]
+    assert records.job(db, child).depends_on == [parent]
 
 
-def test_dependents_of_a_dead_parent_are_canceled(project):
+def test_dependents_of_a_dead_parent_are_canceled(project, in_process, db):
     parent = project.enqueue("refuses")
     child = project.enqueue("add", "1", "--depends-on", parent)
-    project.run("work", "--burst")
-    job = project.show(child)
-    assert job["state"] == "canceled"
-    assert job["reason"] == f"parent {parent} is dead"
+    in_process().drain(wait=60)
+    job = records.job(db, child)
+    assert job.state == "canceled"
+    assert job.reason == f"parent {parent} is dead"
 
 
-def test_requeue_dead_brings_jobs_back_once(project, tmp_path):
+def test_requeue_dead_brings_jobs_back_once(project, in_process, db, tmp_path):
     counter = tmp_path / "count"
     job_id = project.enqueue("flaky", str(counter), "3")  # three failures, two retries: dead
-    project.run("work", "--burst")
-    assert project.show(job_id)["state"] == "dead"
+    worker = in_process()
+    worker.drain(wait=60)
+    assert records.job(db, job_id).state == "dead"
 
     dry = project.run("requeue-dead", "--all", "--dry-run", "--json")
     assert json.loads(dry.stdout)["requeued"][0]["id"] == job_id
-    assert project.show(job_id)["state"] == "dead"
+    assert records.job(db, job_id).state == "dead"
 
     first = project.run("requeue-dead", "--queue", "default", "--json")
     second = project.run("requeue-dead", "--queue", "default", "--json")
     assert [j["id"] for j in json.loads(first.stdout)["requeued"]] == [job_id]
     assert json.loads(second.stdout)["requeued"] == []
 
-    project.run("work", "--burst")
-    job = project.show(job_id)
-    assert job["state"] == "finished" and job["result"] == 4
+    worker.drain(wait=60)
+    job = records.job(db, job_id)
+    assert job.state == "finished" and job.result == 4
 
 
 def test_status_json_counts_jobs_per_state(project):
@@ -220,9 +225,9 @@ def test_workers_are_recycled_after_max_jobs(project, db):
     assert pids[0] == pids[1] and pids[2] == pids[3] and len(set(pids)) == 3
 
 
-def test_requeue_dead_older_than(project):
+def test_requeue_dead_older_than(project, in_process):
     job_id = project.enqueue("refuses")
-    project.run("work", "--burst")
+    in_process().drain()
     too_recent = project.run("requeue-dead", "--all", "--older-than", "1h", "--json")
     assert json.loads(too_recent.stdout)["requeued"] == []
     old_enough = project.run("requeue-dead", "--all", "--older-than", "0s", "--json")

@@ -10,8 +10,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import child_pids, kill_quietly, wait_for
+from conftest import child_pids, kill_quietly, state, wait_for
 
+from jobctl.api import records
 from jobctl.runtime import tracking
 from jobctl.store import keys
 
@@ -101,7 +102,7 @@ def test_kill_9_of_a_process_with_8_jobs_in_flight_puts_all_8_back_at_the_front(
         wait_for(lambda: not alive(victim), message="the worker to die")
     finally:
         os.kill(work.pid, signal.SIGCONT)
-    wait_for(lambda: all(project.show(i)["crashes"] == 1 for i in ids), message="all eight recovered")
+    wait_for(lambda: all(job.crashes == 1 for job in records.jobs(db, ids)), message="all eight recovered")
     wait_for(lambda: log.read_text().count("started") == 16, message="all eight to run again")
     for job_id in ids:
         job = project.show(job_id)
@@ -123,7 +124,7 @@ def test_a_job_reserved_behind_a_long_one_goes_back_to_its_queue(project, tmp_pa
     wait_for(log.exists, message="the long job to start")
     wait_for(lambda: db.lrange(keys.queue("default"), 0, -1) == [behind.encode()], message="the reservation given back")
     assert project.show(behind)["state"] == "queued" and project.show(long)["state"] == "started"
-    wait_for(lambda: project.show(behind)["state"] == "finished", timeout=30, message="the job behind to run")
+    wait_for(lambda: state(db, behind) == "finished", timeout=30, message="the job behind to run")
     assert (tmp_path / "behind").read_text() == "ran\n" and project.show(behind)["crashes"] == 0
 
 
@@ -258,13 +259,13 @@ def test_a_thread_ignoring_its_timeout_takes_only_its_own_job_down(project, tmp_
     stuck = project.enqueue("slow", str(tmp_path / "marker"), "60")  # time.sleep: no Python instruction to interrupt
     bystander = project.enqueue("ticking", str(log), "1.5")
     project.start("work")
-    wait_for(lambda: project.show(stuck)["state"] == "dead", timeout=30, message="the stuck job to be killed")
+    wait_for(lambda: state(db, stuck) == "dead", timeout=30, message="the stuck job to be killed")
     assert project.show(stuck)["reason"] == "worker killed after the job ignored its timeout 1 time"
-    wait_for(lambda: project.show(bystander)["state"] == "finished", timeout=30, message="the bystander to finish")
+    wait_for(lambda: state(db, bystander) == "finished", timeout=30, message="the bystander to finish")
     assert project.show(bystander)["crashes"] == 0
 
 
-def test_a_slow_hook_is_never_charged_to_the_next_job(project):
+def test_a_slow_hook_is_never_charged_to_the_next_job(project, db):
     """concurrency 1 starts the next job with the outcome: a hook far slower than the next job's
     timeout and grace must not get the worker killed for it (the next job, crash_limit 1,
     was buried dead without having run)."""
@@ -273,7 +274,7 @@ def test_a_slow_hook_is_never_charged_to_the_next_job(project):
     hooked = project.enqueue("slow_hooked", "5")
     behind = project.enqueue("add", "2")
     project.start("work")
-    wait_for(lambda: project.show(behind)["state"] in ("finished", "dead"), timeout=30, message="the job behind")
+    wait_for(lambda: state(db, behind) in ("finished", "dead"), timeout=30, message="the job behind")
     job = project.show(behind)
     assert (job["state"], job["crashes"]) == ("finished", 0), job
     assert job["result"] == 2
@@ -283,7 +284,7 @@ def test_a_slow_hook_is_never_charged_to_the_next_job(project):
 # --- stopping a running job ------------------------------------------------------------------------
 
 
-def test_cancel_stops_running_jobs_in_every_model(project, tmp_path):
+def test_cancel_stops_running_jobs_in_every_model(project, tmp_path, db):
     for concurrency, job_name in ((1, "ticking"), (1, "slow"), (3, "ticking"), (3, "async_waiting")):
         project.write("queue.yml", f"default: {{worker_count: 1, concurrency: {concurrency}}}\n")
         log = tmp_path / f"{job_name}-{concurrency}"
@@ -304,7 +305,7 @@ def test_cancel_stops_running_jobs_in_every_model(project, tmp_path):
         assert (job["state"], job["reason"]) == ("canceled", "canceled while running")
         if job_name != "slow":
             assert log.read_text().endswith("finally\n")
-        wait_for(lambda: project.show(after)["state"] == "finished", message="the worker to go on")  # noqa: B023 - called in this iteration
+        wait_for(lambda: state(db, after) == "finished", message="the worker to go on")  # noqa: B023 - called in this iteration
         assert project.show(child)["state"] == "canceled"
         work.send_signal(signal.SIGTERM)
         assert work.wait(timeout=15) == 0
@@ -331,7 +332,7 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
     finally:
         kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
     wait_for(lambda: not alive(frozen), message="the frozen worker to end")
-    wait_for(lambda: project.show(job_id)["state"] == "finished", timeout=20, message="the job to finish")
+    wait_for(lambda: state(db, job_id) == "finished", timeout=20, message="the job to finish")
     ends = [line for line in log.read_text().split("\n") if line.startswith("end")]
     assert len(ends) == 1 and ends[0].split()[2] != str(frozen)
     assert not db.exists(keys.active(f"{os.uname().nodename}.{frozen}"))
@@ -375,11 +376,11 @@ def test_a_worker_frozen_past_its_lease_runs_no_more_of_its_jobs(project, tmp_pa
 # --- process faults -----------------------------------------------------------------------------
 
 
-def test_a_job_calling_os_exit_0_is_a_crash(project):
+def test_a_job_calling_os_exit_0_is_a_crash(project, db):
     project.write("queue.yml", "default: {worker_count: 1}\n")
     job_id = project.enqueue("crash", "0")
     project.start("work")
-    wait_for(lambda: project.show(job_id)["state"] == "dead", timeout=30, message="the job to be dead")
+    wait_for(lambda: state(db, job_id) == "dead", timeout=30, message="the job to be dead")
     job = project.show(job_id)
     assert (job["reason"], job["crashes"]) == ("worker exited (status 0) 3 times", 3)
 
@@ -390,7 +391,7 @@ def test_a_forked_child_never_returns_into_the_worker(project, tmp_path, db):
     job_id = project.enqueue("forks", str(log))
     after = project.enqueue("add", "1")
     work = project.start("work")
-    wait_for(lambda: project.show(after)["state"] == "finished", message="the next job")
+    wait_for(lambda: state(db, after) == "finished", message="the next job")
     assert project.show(job_id)["state"] == "finished"
     child = int(next(line for line in log.read_text().split("\n") if line.startswith("child")).split()[1])
     wait_for(lambda: not alive(child), message="the forked child to end")
@@ -419,7 +420,7 @@ def test_the_supervisor_survives_records_it_cannot_recover(project, db):
     work = project.start("work", env=LEASE_ENV)
     wait_for(lambda: not db.sismember(keys.ACTIVE_WORKERS, "elsewhere.1"), message="the sweep")
     job_id = project.enqueue("add", "1", "2")
-    wait_for(lambda: project.show(job_id)["state"] == "finished", message="the supervisor to go on")
+    wait_for(lambda: state(db, job_id) == "finished", message="the supervisor to go on")
     assert work.poll() is None
 
 

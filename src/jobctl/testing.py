@@ -54,6 +54,7 @@ T = TypeVar("T")
 
 PROMOTER_LEASE_MS = 1000
 DRAIN_BATCH = 100_000  # jobs per worker.Worker run of drain(): more only cost a second run
+WAIT_POLL = 0.1  # seconds: drain(wait=) looks again at least this often for jobs that may start
 
 
 # --- the in-process worker -----------------------------------------------------------------------
@@ -74,18 +75,30 @@ class Worker:
     def client(self) -> Client:
         return self._client or current_client()
 
-    def drain(self, advance: float | timedelta = 0) -> int:
-        """Run jobs until the queues are empty and no scheduled job (delayed, or waiting for its
-        retry) is due; `advance`: count as due those due within that many seconds (a job
-        enqueued with enqueue_in("1h") runs with drain(advance=3600)). Returns how many jobs ran."""
-        ahead = advance.total_seconds() if isinstance(advance, timedelta) else float(advance)
+    def drain(self, advance: float | timedelta = 0, wait: float | timedelta = 0) -> int:
+        """Run jobs until the queues are empty and no scheduled job (delayed, waiting for its
+        retry, or held back by a rate or concurrency limit) is due; `advance`: count as due
+        those due within that many seconds (a job enqueued with enqueue_in("1h") runs with
+        drain(advance=3600)); `wait`: wait up to that many seconds for the jobs that may not
+        start yet and run each when it may (a retry after its real delay, a job held back by a
+        limit as the limit lets it start), as `jobctl work --burst` waits up to a minute.
+        Returns how many jobs ran."""
+        ahead = _seconds(advance)
+        deadline = time.time() + _seconds(wait)
         ran = 0
         while True:
             moved = self._promote(time.time() + ahead)
             started = self._run(max_jobs=DRAIN_BATCH)
             ran += started
-            if not (moved or started):
+            if moved or started:
+                continue
+            queued, due = self._waiting()
+            now = time.time()
+            if now >= deadline or not (queued or (due is not None and due - ahead <= deadline)):
                 return ran
+            # queued jobs a queue's rate limit holds: look again soon; else sleep until one is due
+            pause = WAIT_POLL if queued or due is None else due - ahead - now
+            time.sleep(min(max(pause, 0), WAIT_POLL, deadline - now))
 
     def run_one(self) -> bool:
         """Run the next job (due scheduled jobs included), if there is one; whether one ran."""
@@ -109,6 +122,19 @@ class Worker:
             runner.run()
         return runner.started
 
+    def _waiting(self) -> tuple[int, float | None]:
+        """Jobs of the worker's queues still queued, and when the first scheduled one is due
+        (unix time; None: none is)."""
+        names = self.queue_names or self._known_queues()
+        with self.client.translated_errors(), self.client.connection.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.llen(keys.queue(name))
+                pipe.zrange(keys.scheduled(name), 0, 0, withscores=True)
+            replies = pipe.execute()
+        queued = sum(replies[0::2])
+        firsts = [score for first in replies[1::2] for _member, score in first]
+        return queued, min(firsts, default=None)
+
     def _known_queues(self) -> list[str]:
         configured = list(self.client.config.queues)
         if configured:
@@ -124,6 +150,10 @@ class Worker:
             moved = transitions.promote(f"testing.{os.getpid()}", PROMOTER_LEASE_MS, now) or 0
             transitions.promote(f"testing.{os.getpid()}", 0, now)
         return moved
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
 # --- inline --------------------------------------------------------------------------------------
