@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..store.jobdata import RqOptions, parse_rq_time
 
@@ -65,7 +65,7 @@ class Verdict:
     """What becomes of a failed attempt (the retry policy's decision): `outcome` 'retry' at
     `retry_at` (unix time), 'dead' (no attempt follows) or 'canceled' (an operator stopped it)."""
 
-    outcome: str
+    outcome: Literal["retry", "dead", "canceled"]
     retry_at: float | None = None
     reason: str = ""  # as the dead set and `jobctl show` tell it
     allowed: int = 0  # the attempts the rule that decided allows (the retry's log line)
@@ -148,7 +148,6 @@ class Chain:
     """The worker's middlewares, each called in turn; their own errors are logged and go no further."""
 
     def __init__(self, middlewares: list[Middleware], log: logging.Logger):
-        self.middlewares = middlewares
         self.log = log
         # per call, the middlewares that make it (a call nobody overrides costs nothing)
         self._makers = {call: [m for m in middlewares if _overrides(m, call)] for call in _CALLS}
