@@ -22,7 +22,16 @@ from ..options.durations import format_duration
 from ..store import keys
 from ..store.connection import out_of_memory
 from ..store.jobdata import compress, describe, encode_payload, new_job_id, new_job_ids, shared_job_fields
-from ..store.transitions import AsyncTransitions, Batch, EnqueueCall, EnqueueShared, Pipelined, Transitions, drive_on
+from ..store.transitions import (
+    AsyncTransitions,
+    Batch,
+    EnqueueCall,
+    EnqueueShared,
+    Pipelined,
+    Refusal,
+    Transitions,
+    drive_on,
+)
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -302,21 +311,22 @@ def settle(request: Request, reply: tuple[str, str, str]) -> Enqueued:
             request.id, template.job_name, template.queue, state, request.args, request.kwargs, request.run_at
         )
     unique_for = template.spec.unique_for
-    if outcome == "claimed":
-        raise AlreadyClaimed(ident)
-    if outcome in ("exists", "duplicate"):
-        raise DuplicateJob(ident, state)
-    if outcome == "recent":
-        raise DuplicateJob(
-            ident,
-            "",
-            f"job {ident}, a copy, was enqueued less than {format_duration(unique_for)} ago "
-            f"(unique for {format_duration(unique_for)}: {state}s to go)",
-        )
-    if outcome == "full":
-        raise QueueFull(_full(template.queue, int(state)))
-    if outcome == "unknown_parent":
-        raise UnknownParent(ident)
+    match outcome:
+        case Refusal.CLAIMED:
+            raise AlreadyClaimed(ident)
+        case Refusal.EXISTS | Refusal.DUPLICATE:
+            raise DuplicateJob(ident, state)
+        case Refusal.RECENT:
+            raise DuplicateJob(
+                ident,
+                "",
+                f"job {ident}, a copy, was enqueued less than {format_duration(unique_for)} ago "
+                f"(unique for {format_duration(unique_for)}: {state}s to go)",
+            )
+        case Refusal.FULL:
+            raise QueueFull(_full(template.queue, int(state)))
+        case Refusal.UNKNOWN_PARENT:
+            raise UnknownParent(ident)
     raise AssertionError(f"lua/enqueue.lua replied {reply!r}")  # pragma: no cover
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,9 +105,12 @@ class Tracker:
         with self._lock:
             self._pending[:0] = executions
 
-    def payload(self, executions: list[Execution], current_jobs: list[str], suspended: bool = False) -> str:
-        """The script's one argument: every key to change and by how much. `suspended`: the worker
-        takes no new job (`rq suspend`), the state RQ's worker shows while idle then."""
+    def payload(
+        self, executions: list[Execution], current_jobs: list[str], suspended: bool = False
+    ) -> tuple[list[str], str]:
+        """The script's KEYS and its one argument: every key to change and by how much, each key
+        named by its index in KEYS (lua/track.lua). `suspended`: the worker takes no new job
+        (`rq suspend`), the state RQ's worker shows while idle then."""
         counters: dict[str, dict[str, Any]] = {}
         processed: dict[str, int] = defaultdict(int)
         histograms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -152,24 +156,30 @@ class Tracker:
             done += run.succeeded
             failed += not run.succeeded
             working += run.run_seconds
-        return json.dumps(
+        named = [keys.PROCESSED, keys.JOB_TYPES, keys.RECENT_FAILURES, keys.worker(self.worker)]
+
+        def by_index(by_key: Mapping[str, Any]) -> dict[str, Any]:
+            """The same values, each under the index (1-based) its key gets in KEYS."""
+            indexed = {}
+            for key, value in by_key.items():
+                named.append(key)
+                indexed[str(len(named))] = value
+            return indexed
+
+        return named, json.dumps(
             {
-                "counters": counters,
-                "processed_key": keys.PROCESSED,
+                "counters": by_index(counters),
                 "processed": processed,
-                "job_types_key": keys.JOB_TYPES,
                 "job_types": sorted({run.job for run in executions}),
-                "histograms": histograms,
-                "windows": windows,
+                "histograms": by_index(histograms),
+                "windows": by_index(windows),
                 "window_ttl": 3 * 60,
-                "minutes": minutes,
+                "minutes": by_index(minutes),
                 "minutes_ttl": keys.MINUTES_TTL,
                 # only the newest entries can survive the trim: send no more than that
-                "history": {key: entries[-keys.HISTORY_LENGTH :] for key, entries in history.items()},
-                "failures_key": keys.RECENT_FAILURES,
+                "history": by_index({key: entries[-keys.HISTORY_LENGTH :] for key, entries in history.items()}),
                 "failures": failures[-keys.HISTORY_LENGTH :],
                 "history_length": keys.HISTORY_LENGTH,
-                "worker_key": keys.worker(self.worker),
                 "done": done,
                 "failed": failed,
                 "working": working,
@@ -183,7 +193,7 @@ def flush(tracker: Tracker, transitions: Transitions, current_jobs: list[str], s
     """Write what the tracker holds; on failure give it back and re-raise."""
     executions = tracker.take()
     try:
-        transitions.track(tracker.payload(executions, current_jobs, suspended))
+        transitions.track(*tracker.payload(executions, current_jobs, suspended))
     except BaseException:
         tracker.give_back(executions)
         raise

@@ -3,13 +3,13 @@
 The `rq:` keys are RQ's own layout (RQ 2.x), so `rq info`, rq-dashboard and `rq.job.Job.fetch`
 see jobctl's queues, workers and jobs. The `jobctl:` keys hold what RQ has no place for: each
 worker's in-flight list (what makes crash recovery exact), uniqueness claims and job tracking.
-The Lua scripts under `lua/` build the same names from LUA below (transitions.py writes them
-as Lua definitions), not from copies of them.
+The Lua scripts under `lua/` are given these names (transitions.py passes them in KEYS; a key
+that depends on what a script reads, it builds from a prefix given the same way), so that the
+names are made here alone, never agreed on by copy.
 """
 
 import hashlib
 import re
-from collections.abc import Callable
 
 QUEUES = "rq:queues"  # set of queue keys, as RQ keeps it
 WORKERS = "rq:workers"  # set of worker keys, as RQ keeps it
@@ -260,39 +260,3 @@ def ended(status: str, queue_name: str) -> str:
 def web_session(digest: str) -> str:
     """An open dashboard session, named by an HMAC of its id (web/auth.py); it expires with it."""
     return f"jobctl:web-session:{digest}"
-
-
-# Lua name -> the key function (of one argument) or constant it stands for. transitions.py writes
-# them as Lua definitions before each script that uses them: a function `job_key(id)` built from
-# job() here, a constant `QUEUES`.
-LUA: dict[str, Callable[[str], str] | str | int] = {
-    "job_key": job,
-    "results_key": results,
-    "dependents_key": dependents,
-    "dependencies_key": dependencies,
-    "old_dependencies_key": old_dependencies,
-    "queue_key": queue,
-    "started_key": started,
-    "scheduled_key": scheduled,
-    "deferred_key": deferred,
-    "finished_key": finished,
-    "dead_key": dead,
-    "canceled_key": canceled,
-    "worker_key": worker,
-    "workers_of_queue_key": workers_of_queue,
-    "active_key": active,
-    "wake_channel": wake,
-    "commands_channel": commands,
-    "unique_key": unique,
-    "job_stats_key": job_stats,
-    "queue_stats_key": queue_stats,
-    "slots_key": slots,
-    "rate_window_key": rate_window,
-    "rate_next_key": rate_next,
-    "QUEUES": QUEUES,
-    "WORKERS": WORKERS,
-    "ACTIVE_WORKERS": ACTIVE_WORKERS,
-    "PROMOTER": PROMOTER,
-    "RQ_RESULT_TTL": RQ_RESULT_TTL,
-    "FAILURE_TTL": FAILURE_TTL,
-}

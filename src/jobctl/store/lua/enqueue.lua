@@ -1,49 +1,77 @@
--- Store one job (producer.py: `jobctl enqueue`, the Python API, the scheduler, `emit`).
--- KEYS[1] the job's hash (rq:job:<id>), KEYS[2] its queue's list (rq:queue:<queue>).
--- ARGV[1] id, ARGV[2] now (unix time), ARGV[3] now in RQ's format (created_at, enqueued_at),
--- ARGV[4] run_at (unix time; 0: now), ARGV[5] data (the payload), ARGV[6] description,
--- ARGV[7] the unique claim's key ('': none); then what every job of its kind shares, built once
--- per kind (producer.Template), not per call: ARGV[8] queue, ARGV[9] the rest of the record, a
--- JSON array of strings name, value, ... in which bytes above 127 stand as they are
--- (transitions.raw_json: a pickle travels too), ARGV[10] max_size (0: none), ARGV[11] unique_ttl,
--- ARGV[12] the parents' ids, a JSON array ('': none);
--- ARGV[13], ARGV[14], ARGV[15] (only for the scheduler) run claim: key, owner, ttl.
--- Replies: {'ok', id, 'queued' | 'scheduled' | 'deferred' | 'canceled'} | {'full', '', jobs queued}
---   | {'claimed', run claim's holder, ''} | {'exists', id, status} | {'duplicate', holder, status}
---   | {'recent', holder, seconds the claim is still held} | {'unknown_parent', parent, ''}
--- The run claim (the scheduler's claim on one due time of a recurring entry) is taken here, with
--- the enqueue, so that a claim is never held by a run that was not stored.
--- unique_ttl > 0: the unique claim is held that long, whatever becomes of the job (Sidekiq's
--- unique_for); 0: while the job is active. max_size > 0: refused when the queue holds as many.
+--[[ Store one job (producer.py: `jobctl enqueue`, the Python API, the scheduler, `emit`): queued,
+  scheduled, deferred behind its parents (or canceled with them), unless a claim refuses it.
+  The run claim (the scheduler's claim on one due time of a recurring entry) is taken here, with
+  the enqueue, so that a claim is never held by a run that was not stored. unique_ttl > 0: the
+  unique claim is held that long, whatever becomes of the job (Sidekiq's unique_for); 0: while
+  the job is active. max_size > 0: refused when the queue holds as many.
+  Input:
+    KEYS[1] the job's hash (rq:job:<id>)
+    KEYS[2] its queue's list (rq:queue:<queue>)
+    KEYS[3] 'rq:job:' prefix: its parents' hashes and dependency sets, a claim holder's
+    KEYS[4] 'rq:results:' prefix: the results stream of the id's previous run
+    KEYS[5] the queue's scheduled set, KEYS[6] its deferred set
+    KEYS[7] 'rq:queues' set of known queues
+    KEYS[8] 'rq:finished:' prefix, KEYS[9] 'rq:failed:' prefix, KEYS[10] 'rq:canceled:' prefix:
+      the registries of the queue and of the id's previous run's queue (read from its record)
+    KEYS[11] 'jobctl:unique:' prefix, KEYS[12] 'jobctl:slots:' prefix (a job canceled with a parent)
+    ARGV[1] id
+    ARGV[2] now (unix time)
+    ARGV[3] now in RQ's format (created_at, enqueued_at)
+    ARGV[4] run_at (unix time; 0: now)
+    ARGV[5] data (the payload)
+    ARGV[6] description
+    ARGV[7] the unique claim's key ('': none)
+    then what every job of its kind shares, built once per kind (producer.Template):
+    ARGV[8] queue
+    ARGV[9] the rest of the record, a JSON array of strings name, value, ... in which bytes above
+            127 stand as they are (transitions.raw_json: a pickle travels too)
+    ARGV[10] max_size (0: none)
+    ARGV[11] unique_ttl
+    ARGV[12] the parents' ids, a JSON array ('': none)
+    ARGV[13] 'jobctl:wake:' prefix of queues' wake channels
+    ARGV[14] run claim's key, ARGV[15] its owner, ARGV[16] its ttl (only for the scheduler)
+  Output:
+    {'ok', id, state} stored: 'queued', 'scheduled', 'deferred' or 'canceled'
+    {Refusal.FULL, '', jobs queued} the queue holds max_size jobs
+    {Refusal.CLAIMED, run claim's holder, ''} the run claim was held
+    {Refusal.EXISTS, id, status} the id is taken by an active job
+    {Refusal.DUPLICATE, holder, status} the unique claim is held by an active job
+    {Refusal.RECENT, holder, seconds} the unique claim, held for unique_ttl, is held
+    {Refusal.UNKNOWN_PARENT, parent, ''} a parent does not exist
+]]
+--- @include "lib"
 local key, list = KEYS[1], KEYS[2]
 local id, now, now_iso, run_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local claim, queue, max_size, unique_ttl = ARGV[7], ARGV[8], tonumber(ARGV[10]), tonumber(ARGV[11])
+local k = {job = KEYS[3], results = KEYS[4], by_queue = {[queue] = {queue = list, scheduled = KEYS[5],
+  deferred = KEYS[6]}}, queues = KEYS[7], finished = KEYS[8], failed = KEYS[9], canceled = KEYS[10],
+  unique = KEYS[11], slots = KEYS[12], wake = ARGV[13]}
 local parents = {}
 if ARGV[12] ~= '' then parents = cjson.decode(ARGV[12]) end
 
 if max_size > 0 then
   local queued = redis.call('LLEN', list)
-  if queued >= max_size then return {'full', '', tostring(queued)} end
+  if queued >= max_size then return {Refusal.FULL, '', tostring(queued)} end
 end
 
-local run_claim = ARGV[13]
-if run_claim and not redis.call('SET', run_claim, ARGV[14], 'NX', 'EX', ARGV[15]) then
-  return {'claimed', redis.call('GET', run_claim) or '', ''}
+local run_claim = ARGV[14]
+if run_claim and not redis.call('SET', run_claim, ARGV[15], 'NX', 'EX', ARGV[16]) then
+  return {Refusal.CLAIMED, redis.call('GET', run_claim) or '', ''}
 end
 
 local old = redis.call('HMGET', key, 'status', 'jobctl_scheduled_for')
 local status = old[1]
-if status and ACTIVE[status] then return {'exists', id, status} end
+if status and ACTIVE[status] then return {Refusal.EXISTS, id, status} end
 if claim ~= '' then
   local holder = redis.call('GET', claim)
-  if holder and unique_ttl > 0 then return {'recent', holder, tostring(redis.call('TTL', claim))} end
+  if holder and unique_ttl > 0 then return {Refusal.RECENT, holder, tostring(redis.call('TTL', claim))} end
   if holder then
-    local held = hget(holder, 'status')
-    if held and ACTIVE[held] then return {'duplicate', holder, held} end
+    local held = hget(k, holder, 'status')
+    if held and ACTIVE[held] then return {Refusal.DUPLICATE, holder, held} end
   end
 end
 for _, parent in ipairs(parents) do
-  if redis.call('EXISTS', job_key(parent)) == 0 then return {'unknown_parent', parent, ''} end
+  if redis.call('EXISTS', job_key(k, parent)) == 0 then return {Refusal.UNKNOWN_PARENT, parent, ''} end
 end
 
 if status then
@@ -51,10 +79,10 @@ if status then
   -- queue's (a record whose origin was changed since, or lost, names another)
   local old_queue = redis.call('HGET', key, 'origin') or queue
   for _, registry in ipairs({'finished', 'failed', 'canceled'}) do
-    redis.call('ZREM', ended_key(registry, old_queue), id)
-    redis.call('ZREM', ended_key(registry, queue), id)
+    redis.call('ZREM', ended_key(k, registry, old_queue), id)
+    redis.call('ZREM', ended_key(k, registry, queue), id)
   end
-  redis.call('DEL', key, results_key(id), dependencies_key(id), old_dependencies_key(id))
+  redis.call('DEL', key, results_key(k, id), dependencies_key(k, id), old_dependencies_key(k, id))
 elseif old[2] then
   redis.call('HDEL', key, 'jobctl_scheduled_for')  -- a record without a status, of another tool
 end
@@ -82,40 +110,40 @@ if #parents == 0 then
     record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[4]
     redis.call('HSET', key, unpack(record))
     claimed()
-    redis.call('ZADD', scheduled_key(queue), ARGV[4], id)
-    redis.call('SADD', QUEUES, list)  -- the promoter looks at every known queue
+    redis.call('ZADD', KEYS[5], ARGV[4], id)
+    redis.call('SADD', k.queues, list)  -- the promoter looks at every known queue
     return {'ok', id, 'scheduled'}
   end
   record[n + 1], record[n + 2] = 'status', 'queued'
   redis.call('HSET', key, unpack(record))
   claimed()
-  wake(queue, redis.call('RPUSH', list, id))
-  redis.call('SADD', QUEUES, list)
+  wake(k, queue, redis.call('RPUSH', list, id))
+  redis.call('SADD', k.queues, list)
   return {'ok', id, 'queued'}
 end
 
 redis.call('HSET', key, unpack(record))
 claimed()
 for _, parent in ipairs(parents) do
-  redis.call('SADD', dependencies_key(id), parent)
-  redis.call('SADD', dependents_key(parent), id)
+  redis.call('SADD', dependencies_key(k, id), parent)
+  redis.call('SADD', dependents_key(k, parent), id)
   -- the parent's outcome script settles its dependents only when this flag says it has some
-  redis.call('HSET', job_key(parent), 'jobctl_dependents', 1)
+  redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)
 end
-local verdict, culprit = parents_verdict(id)
+local verdict, culprit = parents_verdict(k, id)
 if verdict == 'doomed' then
-  cancel_for_parent(id, culprit, now, now_iso)
+  cancel_for_parent(k, id, culprit, now, now_iso)
   return {'ok', id, 'canceled'}
 elseif verdict == 'waiting' then
   redis.call('HSET', key, 'status', 'deferred')
-  redis.call('ZADD', deferred_key(queue), '+inf', id)
+  redis.call('ZADD', KEYS[6], '+inf', id)
   return {'ok', id, 'deferred'}
 end
 if run_at > now then
   redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[4])
-  redis.call('ZADD', scheduled_key(queue), ARGV[4], id)
-  redis.call('SADD', QUEUES, list)
+  redis.call('ZADD', KEYS[5], ARGV[4], id)
+  redis.call('SADD', k.queues, list)
   return {'ok', id, 'scheduled'}
 end
-push_queued(id, queue, now_iso, false)
+push_queued(k, id, queue, now_iso, false)
 return {'ok', id, 'queued'}

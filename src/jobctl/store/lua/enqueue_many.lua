@@ -1,25 +1,37 @@
--- Store a batch of new jobs of one kind on one queue (`jobctl enqueue --from`, enqueue_many).
--- KEYS[1] the queue's list (rq:queue:<queue>), KEYS[2] a hash the script makes and deletes:
--- the fields the jobs share, which each record is copied from (keys.ENQUEUE_TEMPLATE).
--- ARGV[1] queue, ARGV[2] now in RQ's format (created_at, enqueued_at), ARGV[3] max_size (0: none),
--- ARGV[4] the fields every job shares, as enqueue.lua's ARGV[9] (a JSON array of strings name,
--- value, ...: transitions.raw_json), then JSON arrays with an item per job: ARGV[5] ids,
--- ARGV[6] descriptions, ARGV[7] payloads (`data`; bytes above 127 stand in the JSON text as
--- they are, as in ARGV[4]).
--- Fresh ids only: an id already in use is an error, and the whole batch is then refused (one
--- script: nothing of it is written); so is a batch that would take the queue past max_size.
--- Replies: the number stored | {'full', jobs queued}.
+--[[ Store a batch of new jobs of one kind on one queue (`jobctl enqueue --from`, enqueue_many).
+  Fresh ids only: an id already in use is an error, and the whole batch is then refused (one
+  script: nothing of it is written); so is a batch that would take the queue past max_size.
+  Input:
+    KEYS[1] the queue's list (rq:queue:<queue>)
+    KEYS[2] a hash the script makes and deletes: the fields the jobs share, which each record is
+            copied from (keys.ENQUEUE_TEMPLATE)
+    KEYS[3] 'rq:job:' prefix: the jobs' hashes
+    KEYS[4] 'rq:queues' set of known queues
+    ARGV[1] queue
+    ARGV[2] now in RQ's format (created_at, enqueued_at)
+    ARGV[3] max_size (0: none)
+    ARGV[4] the fields every job shares, as in enqueue.lua's record (a JSON array of strings name,
+            value, ...: transitions.raw_json)
+    ARGV[5] ids, ARGV[6] descriptions, ARGV[7] payloads (`data`; bytes above 127 stand in the
+            JSON text as they are, as in ARGV[4]): JSON arrays with an item per job
+    ARGV[8] 'jobctl:wake:' prefix of queues' wake channels
+  Output:
+    stored the number of jobs stored
+    {Refusal.FULL, jobs queued} the batch would take the queue past max_size
+]]
+--- @include "lib"
 local list, template = KEYS[1], KEYS[2]
+local k = {job = KEYS[3], wake = ARGV[8]}
 local queue, now_iso, max_size = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ids, descriptions, payloads = cjson.decode(ARGV[5]), cjson.decode(ARGV[6]), cjson.decode(ARGV[7])
 if #ids == 0 then return 0 end
 if max_size > 0 then
   local queued = redis.call('LLEN', list)
-  if queued + #ids > max_size then return {'full', queued} end
+  if queued + #ids > max_size then return {Refusal.FULL, queued} end
 end
 -- one EXISTS for the batch (unpack takes a few thousand values: producer.BATCH_SIZE is below)
 local job_keys = {}
-for i, id in ipairs(ids) do job_keys[i] = job_key(id) end
+for i, id in ipairs(ids) do job_keys[i] = job_key(k, id) end
 if redis.call('EXISTS', unpack(job_keys)) > 0 then
   for i, id in ipairs(ids) do
     if redis.call('EXISTS', job_keys[i]) == 1 then return redis.error_reply('job id ' .. id .. ' is already in use') end
@@ -36,6 +48,6 @@ for i, key in ipairs(job_keys) do
   redis.call('HSET', key, 'data', payloads[i], 'description', descriptions[i])
 end
 redis.call('DEL', template)
-wake(queue, redis.call('RPUSH', list, unpack(ids)) - #ids + 1)  -- the length after the first
-redis.call('SADD', QUEUES, list)
+wake(k, queue, redis.call('RPUSH', list, unpack(ids)) - #ids + 1)  -- the length after the first
+redis.call('SADD', KEYS[4], list)
 return #ids

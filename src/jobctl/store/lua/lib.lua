@@ -1,15 +1,57 @@
--- Shared by the transition scripts (transitions.py). On Redis 7 all of it, with keys.py's LUA, is
--- one library of functions, defined once; by EVALSHA (Redis 6) each script gets the definitions
--- it uses. Keys are built only by keys.py's functions (job_key, queue_key...).
+-- Shared by the transition scripts (transitions.py); a script takes it with `--- @include "lib"`.
+-- On Redis 7 all of it is one library of functions, defined once; by EVALSHA (Redis 6) each
+-- script gets the definitions it uses.
 -- Each script is one state transition, atomic in Redis: a job is always in exactly one place.
 -- Constant numbers on the hot path are given to redis.call as strings: Redis writes out a Lua
--- number with printf's %.17g, a few thousand instructions each (issue 12).
+-- number with printf's %.17g, a few thousand instructions each (bench/redis_instructions.py).
+--- @include "constants"
+
+-- Keys. A script is given in KEYS every key it touches (keys.py names them), and for a key that
+-- depends on what it reads (a job id taken from a list, a queue read from a record) the prefix
+-- it is built from. It gathers them by name into a table, `k`, which these functions take
+-- first (each script's header lists its KEYS):
+--   k.job, k.results           prefixes of job hashes ('rq:job:'; with the id and a suffix, the
+--                              job's dependency sets) and results streams
+--   k.queue, k.started, k.scheduled, k.deferred, k.finished, k.failed, k.canceled
+--                              prefixes of a queue's list and registries
+--   k.by_queue[queue][kind]    the same, passed for one queue named in the arguments (a worker's
+--                              queues); `rate` there: the queue's rate window
+--   k.unique, k.slots, k.job_rate, k.job_stats, k.queue_stats, k.worker, k.active,
+--   k.workers_of_queue         prefixes of claims, concurrency slots, job types' rate windows,
+--                              stats hashes, worker hashes, in-flight lists, queues' worker sets
+--   k.queues, k.workers, k.active_workers, k.promoter   keys of their own
+--   k.wake, k.commands         prefixes of pub/sub channels (not keys: given in ARGV)
+local function job_key(k, id) return k.job .. id end
+local function results_key(k, id) return k.results .. id end
+local function dependents_key(k, id) return k.job .. id .. ':dependents' end
+-- RQ 2.x's set of a job's parents (Job.dependencies_key: two colons), and where jobctl kept them
+-- before it wrote RQ's
+local function dependencies_key(k, id) return k.job .. ':' .. id .. ':dependencies' end
+local function old_dependencies_key(k, id) return k.job .. id .. ':dependencies' end
+
+-- A key of a queue of one kind ('queue': its list, 'started', 'scheduled', 'deferred',
+-- 'finished', 'failed', 'canceled': its registries, 'rate': its rate window): the one passed for
+-- that queue, else built from the kind's prefix (a queue read from a record).
+local function queue_key(k, kind, queue)
+  local passed = k.by_queue and k.by_queue[queue]
+  return passed and passed[kind] or k[kind] .. queue
+end
+
+-- k.by_queue of a worker's queues, from KEYS[first] on: four keys for each queue of `queues`, in
+-- order: its list, started registry, scheduled set and rate window (transitions.py, _queue_keys).
+local function queue_keys(keys, first, queues)
+  local by_queue = {}
+  for i, queue in ipairs(queues) do
+    local at = first + 4 * (i - 1)
+    by_queue[queue] = {queue = keys[at], started = keys[at + 1], scheduled = keys[at + 2], rate = keys[at + 3]}
+  end
+  return by_queue
+end
 
 -- The registry of a queue's ended jobs of an RQ status (keys.ended).
-local function ended_key(status, queue)
-  if status == 'finished' then return finished_key(queue) end
-  if status == 'failed' then return dead_key(queue) end
-  return canceled_key(queue)
+local function ended_key(k, status, queue)
+  if status == 'finished' or status == 'failed' then return queue_key(k, status, queue) end
+  return queue_key(k, 'canceled', queue)
 end
 
 local ACTIVE = {queued = true, scheduled = true, deferred = true, started = true}
@@ -49,49 +91,50 @@ local function named_key(value, prefix)
   return nil
 end
 
-local function hget(id, field) return redis.call('HGET', job_key(id), field) end
+local function hget(k, id, field) return redis.call('HGET', job_key(k, id), field) end
 
-local function release_unique(id)
-  local claim = named_key(hget(id, 'jobctl_unique'), unique_key(''))
+local function release_unique(k, id)
+  local claim = named_key(hget(k, id, 'jobctl_unique'), k.unique)
   if claim and redis.pcall('GET', claim) == id then redis.call('DEL', claim) end
 end
 
 -- A queue that was empty just got a job: wake the workers idle on it (they subscribe to this
 -- channel; a busy worker fetches its next job in its outcome script and needs no wake-up).
-local function wake(queue, length)
-  if length == 1 then redis.call('PUBLISH', wake_channel(queue), '') end
+local function wake(k, queue, length)
+  if length == 1 then redis.call('PUBLISH', k.wake .. queue, '') end
 end
 
-local function push_queued(id, queue, now_iso, front)
-  redis.call('HSET', job_key(id), 'status', 'queued', 'enqueued_at', now_iso)
-  redis.call('HDEL', job_key(id), 'jobctl_scheduled_for')
-  wake(queue, redis.call(front and 'LPUSH' or 'RPUSH', queue_key(queue), id))
-  redis.call('SADD', QUEUES, queue_key(queue))
+local function push_queued(k, id, queue, now_iso, front)
+  local list = queue_key(k, 'queue', queue)
+  redis.call('HSET', job_key(k, id), 'status', 'queued', 'enqueued_at', now_iso)
+  redis.call('HDEL', job_key(k, id), 'jobctl_scheduled_for')
+  wake(k, queue, redis.call(front and 'LPUSH' or 'RPUSH', list, id))
+  redis.call('SADD', k.queues, list)
 end
 
 -- Fencing: a worker holds a lease, the token in its own hash, which lives as long as its
 -- heartbeats keep it alive. A worker presumed dead (hash expired or deleted by recovery) has
--- lost it, and every script it calls then refuses to act (issue 11: a frozen worker woke up and
--- ran a job a second time).
-local function lease_holds(worker, token)
-  return redis.call('HGET', worker_key(worker), 'jobctl_lease') == token
+-- lost it, and every script it calls then refuses to act: a frozen worker that wakes up must not
+-- run a job a second time (test_worker.py's frozen-worker tests).
+local function lease_holds(worker_key, token)
+  return redis.call('HGET', worker_key, 'jobctl_lease') == token
 end
 
 -- A list another tool spoiled (not JSON, not a list, or not one JSON can hold again) starts over.
-local function add_error(id, entry)
-  local ok, errors = pcall(cjson.decode, hget(id, 'jobctl_errors') or '[]')
+local function add_error(k, id, entry)
+  local ok, errors = pcall(cjson.decode, hget(k, id, 'jobctl_errors') or '[]')
   if not ok or type(errors) ~= 'table' or (next(errors) ~= nil and errors[1] == nil) then errors = {} end
   table.insert(errors, entry)
   local encoded
   ok, encoded = pcall(cjson.encode, errors)
   if not ok then encoded = cjson.encode({entry}) end
-  redis.call('HSET', job_key(id), 'jobctl_errors', encoded)
+  redis.call('HSET', job_key(k, id), 'jobctl_errors', encoded)
 end
 
 -- A job's parents: RQ's set, and the one jobctl kept before it wrote RQ's (a job deferred by an
 -- earlier version).
-local function parents_of(id)
-  return redis.call('SUNION', dependencies_key(id), old_dependencies_key(id))
+local function parents_of(k, id)
+  return redis.call('SUNION', dependencies_key(k, id), old_dependencies_key(k, id))
 end
 
 -- 'ready' when every parent finished (or, for jobs that allow failure, ended at all),
@@ -99,12 +142,12 @@ end
 -- otherwise. Failure is allowed by RQ's allow_dependency_failures (what RQ's Dependency(...,
 -- allow_failure=True) and `jobctl enqueue --allow-failure` write), or by the field an earlier
 -- jobctl wrote.
-local function parents_verdict(id)
-  local allow = redis.call('HMGET', job_key(id), 'allow_dependency_failures', 'jobctl_allow_failure')
+local function parents_verdict(k, id)
+  local allow = redis.call('HMGET', job_key(k, id), 'allow_dependency_failures', 'jobctl_allow_failure')
   local allow_failure = allow[1] == '1' or allow[2] == '1'
   local verdict = 'ready'
-  for _, parent in ipairs(parents_of(id)) do
-    local status = hget(parent, 'status')
+  for _, parent in ipairs(parents_of(k, id)) do
+    local status = hget(k, parent, 'status')
     -- a parent whose record expired finished long ago (dead jobs outlive finished ones)
     if status and status ~= 'finished' then
       if status == 'failed' or status == 'canceled' or status == 'stopped' then
@@ -117,74 +160,75 @@ local function parents_verdict(id)
   return verdict, nil
 end
 
-local function stats_count(job_name, queue, field, by)
-  incr(job_stats_key(job_name), field, by)
-  incr(queue_stats_key(queue), field, by)
+local function stats_count(k, job_name, queue, field, by)
+  incr(k.job_stats .. job_name, field, by)
+  incr(k.queue_stats .. queue, field, by)
 end
 
 -- A job's record, results and dependency sets.
-local function delete_job(id)
-  redis.call('DEL', job_key(id), results_key(id), dependencies_key(id), old_dependencies_key(id), dependents_key(id))
+local function delete_job(k, id)
+  redis.call('DEL', job_key(k, id), results_key(k, id), dependencies_key(k, id), old_dependencies_key(k, id),
+    dependents_key(k, id))
 end
 
 -- An ended job's registry entry, due (and its record expiring) `ttl` seconds from now; a
 -- negative ttl keeps it forever, as RQ's result_ttl/failure_ttl -1 does.
-local function keep_ended(id, registry, now, ttl)
+local function keep_ended(k, id, registry, now, ttl)
   if ttl < 0 then
     redis.call('ZADD', registry, '+inf', id)
   else
     redis.call('ZADD', registry, now + ttl, id)
-    redis.call('EXPIRE', job_key(id), ttl)
+    redis.call('EXPIRE', job_key(k, id), ttl)
   end
 end
 
 -- `slots`: the job's jobctl_slot field, read by the caller with what else it reads of the job.
-local function release_slot(id, slots)
-  slots = named_key(slots, slots_key(''))
+local function release_slot(k, id, slots)
+  slots = named_key(slots, k.slots)
   if slots then
     redis.pcall('HDEL', slots, id)
-    redis.call('HDEL', job_key(id), 'jobctl_slot')
+    redis.call('HDEL', job_key(k, id), 'jobctl_slot')
   end
 end
 
-local function cancel(id, reason, now, now_iso)
-  local key = job_key(id)
-  local queue = hget(id, 'origin')
-  local ttl = whole(hget(id, 'failure_ttl')) or FAILURE_TTL
-  release_slot(id, hget(id, 'jobctl_slot'))  -- held by a reservation
-  redis.call('ZREM', deferred_key(queue), id)
-  redis.call('ZREM', scheduled_key(queue), id)
-  redis.call('LREM', queue_key(queue), 0, id)
+local function cancel(k, id, reason, now, now_iso)
+  local key = job_key(k, id)
+  local queue = hget(k, id, 'origin')
+  local ttl = whole(hget(k, id, 'failure_ttl')) or FAILURE_TTL
+  release_slot(k, id, hget(k, id, 'jobctl_slot'))  -- held by a reservation
+  redis.call('ZREM', queue_key(k, 'deferred', queue), id)
+  redis.call('ZREM', queue_key(k, 'scheduled', queue), id)
+  redis.call('LREM', queue_key(k, 'queue', queue), 0, id)
   redis.call('HSET', key, 'status', 'canceled', 'ended_at', now_iso, 'jobctl_reason', reason)
-  keep_ended(id, canceled_key(queue), now, ttl)
-  release_unique(id)
+  keep_ended(k, id, queue_key(k, 'canceled', queue), now, ttl)
+  release_unique(k, id)
 end
 
 -- A dependent that can no longer run: canceled, naming in jobctl_canceled_by the parent that
 -- doomed it (requeue-dead brings such dependents back with their parent).
-local function doomed_by(culprit)
-  return 'parent ' .. culprit .. ' is ' .. (hget(culprit, 'status') == 'failed' and 'dead' or 'canceled')
+local function doomed_by(k, culprit)
+  return 'parent ' .. culprit .. ' is ' .. (hget(k, culprit, 'status') == 'failed' and 'dead' or 'canceled')
 end
-local function cancel_for_parent(id, culprit, now, now_iso)
-  cancel(id, doomed_by(culprit), now, now_iso)
-  redis.call('HSET', job_key(id), 'jobctl_canceled_by', culprit)
+local function cancel_for_parent(k, id, culprit, now, now_iso)
+  cancel(k, id, doomed_by(k, culprit), now, now_iso)
+  redis.call('HSET', job_key(k, id), 'jobctl_canceled_by', culprit)
 end
 
 -- After a parent ended: queue the deferred children it was the last to wait for, and cancel
 -- (with their own children: the failure cascade) those that can no longer run.
-local function settle_dependents(parent_id, now, now_iso)
+local function settle_dependents(k, parent_id, now, now_iso)
   local pending = {parent_id}
   while #pending > 0 do
     local parent = table.remove(pending)
-    for _, child in ipairs(redis.call('SMEMBERS', dependents_key(parent))) do
-      if hget(child, 'status') == 'deferred' then
-        local verdict, culprit = parents_verdict(child)
+    for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
+      if hget(k, child, 'status') == 'deferred' then
+        local verdict, culprit = parents_verdict(k, child)
         if verdict == 'ready' then
-          local queue = hget(child, 'origin')
-          redis.call('ZREM', deferred_key(queue), child)
-          push_queued(child, queue, now_iso, false)
+          local queue = hget(k, child, 'origin')
+          redis.call('ZREM', queue_key(k, 'deferred', queue), child)
+          push_queued(k, child, queue, now_iso, false)
         elseif verdict == 'doomed' then
-          cancel_for_parent(child, culprit, now, now_iso)
+          cancel_for_parent(k, child, culprit, now, now_iso)
           table.insert(pending, child)
         end
       end
@@ -199,77 +243,77 @@ end
 -- allow (one may have ended before). A child queued here leaves its parents' dependents sets, as
 -- RQ's enqueue_dependents does with those it queues: an RQ worker ending a parent meanwhile
 -- (engine: rq) then does not queue it a second time.
-local function adopt_deferred(queue, now, now_iso)
-  local registry = deferred_key(queue)
+local function adopt_deferred(k, queue, now, now_iso)
+  local registry = queue_key(k, 'deferred', queue)
   for _, child in ipairs(redis.call('ZRANGEBYSCORE', registry, '-inf', '(+inf', 'LIMIT', 0, 1000)) do
-    if hget(child, 'status') ~= 'deferred' then
+    if hget(k, child, 'status') ~= 'deferred' then
       redis.call('ZREM', registry, child)
     else
       redis.call('ZADD', registry, '+inf', child)
-      local parents = parents_of(child)
+      local parents = parents_of(k, child)
       for _, parent in ipairs(parents) do
-        if redis.call('EXISTS', job_key(parent)) == 1 then
-          redis.call('HSET', job_key(parent), 'jobctl_dependents', 1)
+        if redis.call('EXISTS', job_key(k, parent)) == 1 then
+          redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)
         end
       end
-      local verdict, culprit = parents_verdict(child)
+      local verdict, culprit = parents_verdict(k, child)
       if verdict == 'ready' then
-        for _, parent in ipairs(parents) do redis.call('SREM', dependents_key(parent), child) end
+        for _, parent in ipairs(parents) do redis.call('SREM', dependents_key(k, parent), child) end
         redis.call('ZREM', registry, child)
-        push_queued(child, queue, now_iso, false)
+        push_queued(k, child, queue, now_iso, false)
       elseif verdict == 'doomed' then
-        cancel_for_parent(child, culprit, now, now_iso)
-        settle_dependents(child, now, now_iso)
+        cancel_for_parent(k, child, culprit, now, now_iso)
+        settle_dependents(k, child, now, now_iso)
       end
     end
   end
 end
 
-local function bury(id, queue, reason, now, now_iso)
-  local key = job_key(id)
-  local ttl = whole(hget(id, 'failure_ttl')) or FAILURE_TTL
+local function bury(k, id, queue, reason, now, now_iso)
+  local key = job_key(k, id)
+  local ttl = whole(hget(k, id, 'failure_ttl')) or FAILURE_TTL
   -- jobctl_dead: a job RQ's tools bring back (rq requeue) gets a fresh budget at its next start
   redis.call('HSET', key, 'status', 'failed', 'ended_at', now_iso, 'jobctl_reason', reason, 'jobctl_dead', 1)
-  keep_ended(id, dead_key(queue), now, ttl)
-  release_unique(id)
-  stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'dead', 1)
-  settle_dependents(id, now, now_iso)
+  keep_ended(k, id, queue_key(k, 'failed', queue), now, ttl)
+  release_unique(k, id)
+  stats_count(k, hget(k, id, 'jobctl_job') or 'unknown', queue, 'dead', 1)
+  settle_dependents(k, id, now, now_iso)
   -- @job(keep_dead=False), Sidekiq's `dead: false`: not kept, once its dependents are settled
-  if hget(id, 'jobctl_keep_dead') == '0' then
-    redis.call('ZREM', dead_key(queue), id)
-    delete_job(id)
+  if hget(k, id, 'jobctl_keep_dead') == '0' then
+    redis.call('ZREM', queue_key(k, 'failed', queue), id)
+    delete_job(k, id)
   end
 end
 
 -- Rate and concurrency limits (jobctl/limits.py explains them). The calling worker passes the
 -- limits of its jobs and queues (limits.py's fields -> "count period_seconds" for a rate, N for
 -- max_concurrency); a script sets `limits` from its argument before start_next runs. With no
--- limit configured, checking them costs no Redis command (issue 12's budget per job).
+-- limit configured, checking them costs no Redis command (the per-job budget bench/throughput.py
+-- measures).
 local limits = {}
 local CONCURRENCY_RECHECK = 0.5  -- seconds before a job held back by max_concurrency is tried again
 local MAX_HELD_BACK = 1000  -- jobs one start_next may hold back: bounds the script's work
 
--- The rate limit of a LIMITS field: (count, period) or nil, with its window pruned to the period.
-local function rate_of(field, now)
+-- The rate limit of a LIMITS field: (count, period) or nil, with its window (keys.rate_window)
+-- pruned to the period.
+local function rate_of(field, window, now)
   local limit = limits[field]
   if not limit then return nil end
   local count, period = string.match(limit, '^(%d+) ([%d%.e+-]+)$')
   count, period = tonumber(count), tonumber(period)
-  redis.call('ZREMRANGEBYSCORE', rate_window_key(field), '-inf', now - period)
+  redis.call('ZREMRANGEBYSCORE', window, '-inf', now - period)
   return count, period
 end
 
 -- Seconds until one more start fits the rate (0: now).
-local function rate_wait(field, count, period, now)
-  local window = rate_window_key(field)
+local function rate_wait(window, count, period, now)
   local started = redis.call('ZCARD', window)
   if started < count then return 0 end
   local freeing = redis.call('ZRANGE', window, started - count, started - count, 'WITHSCORES')
   return math.max(tonumber(freeing[2]) + period - now, 0.001)
 end
 
-local function count_start(field, period, id, now)
-  local window = rate_window_key(field)
+local function count_start(window, period, id, now)
   redis.call('ZADD', window, now, id .. ':' .. now)
   redis.call('PEXPIRE', window, math.ceil(period * 1000) + 1000)
 end
@@ -277,8 +321,8 @@ end
 -- When a job held back by a rate comes back: when the rate allows, but after the previous one
 -- held back by it plus one interval (period / count), so that a backlog comes back spread out,
 -- not all at once to be held back again.
-local function rate_return(field, count, period, at, now)
-  local next_key = rate_next_key(field)
+local function rate_return(window, count, period, at, now)
+  local next_key = window .. ':next'  -- keys.rate_next
   at = math.max(at, finite(redis.call('GET', next_key)) or 0)
   redis.call('SET', next_key, at + period / count, 'PX', math.ceil((at - now + period) * 1000))
   return at
@@ -287,12 +331,12 @@ end
 -- Running jobs of the type, counting only slots whose worker still holds its lease and its job:
 -- a slot whose holder is gone by any path (a reservation given back or canceled, a record
 -- deleted) counts no more.
-local function slots_held(slots)
+local function slots_held(k, slots)
   local held = redis.call('HGETALL', slots)
   local count = 0
   for i = 1, #held, 2 do
     local worker = held[i + 1]
-    if redis.call('EXISTS', worker_key(worker)) == 1 and redis.call('LPOS', active_key(worker), held[i]) then
+    if redis.call('EXISTS', k.worker .. worker) == 1 and redis.call('LPOS', k.active .. worker, held[i]) then
       count = count + 1
     else
       redis.call('HDEL', slots, held[i])
@@ -301,56 +345,58 @@ local function slots_held(slots)
   return count
 end
 
-local function rate_allows(field, now)
-  local count, period = rate_of(field, now)
-  return not count or rate_wait(field, count, period, now) == 0
+local function rate_allows(field, window, now)
+  local count, period = rate_of(field, window, now)
+  return not count or rate_wait(window, count, period, now) == 0
 end
 
 -- 0 when a job of the type `job_name`, fetched from `queue`, may start now (the start is then
 -- counted against the limits), else the unix time at which to try it again.
-local function may_start(id, job_name, queue, worker, now)
+local function may_start(k, id, job_name, queue, worker, now)
   local max_running, slots = nil, nil
   if job_name then
     max_running = tonumber(limits['concurrency:job:' .. job_name])
-    slots = slots_key(job_name)
-    if max_running and slots_held(slots) >= max_running then return now + CONCURRENCY_RECHECK end
-    local field = 'rate:job:' .. job_name
-    local count, period = rate_of(field, now)
+    slots = k.slots .. job_name
+    if max_running and slots_held(k, slots) >= max_running then return now + CONCURRENCY_RECHECK end
+    local window = k.job_rate .. job_name
+    local count, period = rate_of('rate:job:' .. job_name, window, now)
     if count then
-      local wait = rate_wait(field, count, period, now)
-      if wait > 0 then return rate_return(field, count, period, now + wait, now) end
-      count_start(field, period, id, now)
+      local wait = rate_wait(window, count, period, now)
+      if wait > 0 then return rate_return(window, count, period, now + wait, now) end
+      count_start(window, period, id, now)
     end
   end
-  local count, period = rate_of('rate:queue:' .. queue, now)
-  if count then count_start('rate:queue:' .. queue, period, id, now) end
+  local window = queue_key(k, 'rate', queue)
+  local count, period = rate_of('rate:queue:' .. queue, window, now)
+  if count then count_start(window, period, id, now) end
   if max_running then
     redis.call('HSET', slots, id, worker)
-    redis.call('HSET', job_key(id), 'jobctl_slot', slots)
+    redis.call('HSET', job_key(k, id), 'jobctl_slot', slots)
   end
   return 0
 end
 
 -- A job that may not start yet waits in the scheduled set, its attempt unused; promotion brings
 -- it back (start_next takes it out of the worker's in-flight list).
-local function hold_back(id, queue, at)
-  redis.call('HSET', job_key(id), 'status', 'scheduled', 'jobctl_scheduled_for', at)
-  redis.call('ZADD', scheduled_key(queue), at, id)
+local function hold_back(k, id, queue, at)
+  redis.call('HSET', job_key(k, id), 'status', 'scheduled', 'jobctl_scheduled_for', at)
+  redis.call('ZADD', queue_key(k, 'scheduled', queue), at, id)
 end
 
 -- The outcome scripts' first step: the job leaves the worker's in-flight list. This is also
 -- their fence: a job no longer there was recovered (its worker presumed dead, and the job maybe
 -- given to another), so the caller must write nothing and stop.
-local function leave_started(id, queue, worker, attempt)
-  if redis.call('LREM', active_key(worker), '1', id) == 0 then return false end
-  redis.call('ZREM', started_key(queue), id .. ':' .. attempt)
+-- `active`: the worker's in-flight list; `registry`: the started registry of the job's queue.
+local function leave_started(id, active, registry, attempt)
+  if redis.call('LREM', active, '1', id) == 0 then return false end
+  redis.call('ZREM', registry, id .. ':' .. attempt)
   return true
 end
 
 -- A started job leaves RQ's started registry, whose entry names its attempt; when the record's
 -- attempt was spoiled since it started, the entry is found by its id.
-local function leave_started_registry(id, queue, attempt)
-  local registry = started_key(queue)
+local function leave_started_registry(k, id, queue, attempt)
+  local registry = queue_key(k, 'started', queue)
   if whole(attempt) then
     redis.call('ZREM', registry, id .. ':' .. whole(attempt))
     return
@@ -398,33 +444,35 @@ local JOB_FIELDS = {'origin', 'status', 'timeout', 'jobctl_timeout', 'jobctl_att
 local START_FIELDS = 8
 
 -- Take the next job a worker may start: the first job of the first queue in `queues` (the worker
--- leaves out paused ones) that is not over its rate limit, and that its type's limits let start (see may_start), moved
--- into the worker's in-flight list with its status still 'queued'. Returns its id, the queue it
--- came from and its JOB_FIELDS, or nil when there is nothing to run.
-local function take_next(worker, now, queues)
-  local active = active_key(worker)
+-- leaves out paused ones; their keys passed in k.by_queue) that is not over its rate limit, and
+-- that its type's limits let start (see may_start), moved into the worker's in-flight list
+-- (k.active_list) with its status still 'queued'. Returns its id, the queue it came from and its
+-- JOB_FIELDS, or nil when there is nothing to run.
+local function take_next(k, worker, now, queues)
+  local active = k.active_list
   local held_back = 0
   while held_back < MAX_HELD_BACK do
     local id, from = false, nil
     for _, queue in ipairs(queues) do
-      if rate_allows('rate:queue:' .. queue, now) then
-        id = redis.call('LMOVE', queue_key(queue), active, 'LEFT', 'RIGHT')
+      local passed = k.by_queue[queue]
+      if rate_allows('rate:queue:' .. queue, passed.rate, now) then
+        id = redis.call('LMOVE', passed.queue, active, 'LEFT', 'RIGHT')
         if id then from = queue break end
       end
     end
     if not id then return nil end
-    local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS))
+    local job = redis.call('HMGET', job_key(k, id), unpack(JOB_FIELDS))
     local status = job[2]
     if status == 'queued' and job[1] ~= from then
       -- the queue it was found on is its origin: a record without one (another tool's) or with
       -- another (spoiled) is given it before anything else, so that a reservation recovered,
       -- canceled or held back is found on a queue (it was lost in no list without one)
-      redis.call('HSET', job_key(id), 'origin', from)
+      redis.call('HSET', job_key(k, id), 'origin', from)
       job[1] = from
     end
-    local hold_until = status == 'queued' and may_start(id, job[12], from, worker, now) or 0
+    local hold_until = status == 'queued' and may_start(k, id, job[12], from, worker, now) or 0
     if hold_until > 0 then
-      hold_back(id, from, hold_until)
+      hold_back(k, id, from, hold_until)
       held_back = held_back + 1
     elseif status == 'queued' then
       return id, from, job
@@ -438,8 +486,8 @@ end
 -- A taken job's queue, timeout, attempt and RQ options {retries_left, retry_intervals, success,
 -- failure and stopped callback names} ('' for jobctl's own jobs). With `start`, the job is also
 -- started: status 'started' in its hash and RQ's started registry, its deadline set from `now`.
-local function job_start(id, from, job, worker, now, now_iso, start)
-  local key = job_key(id)
+local function job_start(k, id, from, job, worker, now, now_iso, start)
+  local key = job_key(k, id)
   local queue = from  -- its origin (take_next made it so)
   local timeout = finite(job[4]) or finite(job[3]) or 180  -- jobctl_timeout: exact, 1.5 stays 1.5
   if timeout > 1e9 then timeout = 0 end  -- over 30 years: none (a timer cannot be set that far)
@@ -455,36 +503,36 @@ local function job_start(id, from, job, worker, now, now_iso, start)
     end
     redis.call('HSET', key, unpack(fields))
     if job[6] or job[7] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
-    redis.call('ZADD', started_key(queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
+    redis.call('ZADD', queue_key(k, 'started', queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
   end
   return queue, timeout, attempt, rq
 end
 
 -- The row a worker runs a taken job from (see job_start): {id, queue, attempt, data, timeout,
 -- max_retries, created_at, rq}.
-local function job_row(id, from, job, worker, now, now_iso, start)
-  local queue, timeout, attempt, rq = job_start(id, from, job, worker, now, now_iso, start)
+local function job_row(k, id, from, job, worker, now, now_iso, start)
+  local queue, timeout, attempt, rq = job_start(k, id, from, job, worker, now, now_iso, start)
   -- the timeout as a string: a Lua number in a reply loses its fraction
   return {id, queue, attempt, job[9] or '', tostring(timeout), tostring(whole(job[10]) or ''), job[11] or '', rq}
 end
 
 -- Start the next job for a worker (see take_next): its row, or false when there is none.
-local function start_next(worker, now, now_iso, queues)
-  local id, from, job = take_next(worker, now, queues)
+local function start_next(k, worker, now, now_iso, queues)
+  local id, from, job = take_next(k, worker, now, queues)
   if not id then return false end
-  return job_row(id, from, job, worker, now, now_iso, true)
+  return job_row(k, id, from, job, worker, now, now_iso, true)
 end
 
 -- Start the job a worker reserved (see go_on): its attempt, or false when the job is no longer
 -- queued (canceled or deleted since: the worker then records nothing for it).
-local function start_reserved(id, queue, worker, now, now_iso)
-  local job = redis.call('HMGET', job_key(id), unpack(JOB_FIELDS, 1, START_FIELDS))
+local function start_reserved(k, id, queue, worker, now, now_iso)
+  local job = redis.call('HMGET', job_key(k, id), unpack(JOB_FIELDS, 1, START_FIELDS))
   if job[2] ~= 'queued' then
-    redis.call('LREM', active_key(worker), 1, id)
-    release_slot(id, hget(id, 'jobctl_slot'))  -- the slot its reservation took (may_start)
+    redis.call('LREM', k.active_list, 1, id)
+    release_slot(k, id, hget(k, id, 'jobctl_slot'))  -- the slot its reservation took (may_start)
     return false
   end
-  local _, _, attempt = job_start(id, queue, job, worker, now, now_iso, true)
+  local _, _, attempt = job_start(k, id, queue, job, worker, now, now_iso, true)
   return attempt
 end
 
@@ -495,21 +543,47 @@ end
 --   otherwise a job is started here (the reply's second item: its row, or false);
 --   args.reserve: also take one more job and reserve it, unstarted (the reply's third item: its
 --     row, or false), for the worker to start without waiting when this one ends. A worker
---     running short jobs one at a time thus never waits for Redis between jobs (issue 12); it
+--     running short jobs one at a time thus never waits for Redis between jobs; it
 --     gives a reservation back when its job runs long (release.lua).
 --   args.limits: the worker's rate and concurrency limits (see `limits`).
-local function go_on(args)
+-- go_on_args reads them from ARGV[first] on: start ('' for none), start_queue, reserve
+-- ('1'|'0'), limits (JSON; '' for none), then the queues (transitions.py, GoOn.arguments).
+-- Positional, not one JSON object: decoding that cost more than the rest of the call's
+-- arguments together (callgrind).
+local function go_on_args(argv, first, worker, now, now_iso)
+  local queues = {}
+  for i = first + 4, #argv do queues[#queues + 1] = argv[i] end
+  local start, limits_json = argv[first], argv[first + 3]
+  return {worker = worker, now = now, now_iso = now_iso, start = start ~= '' and start or nil,
+    start_queue = argv[first + 1], reserve = argv[first + 2] == '1', queues = queues,
+    limits = limits_json ~= '' and cjson.decode(limits_json) or {}}
+end
+
+-- The queues whose keys the caller passes (queue_keys): args.queues, then args.start_queue when
+-- it is not one of them (GoOn.keyed).
+local function go_on_queues(args)
+  if not args.start then return args.queues end
+  for _, queue in ipairs(args.queues) do
+    if queue == args.start_queue then return args.queues end
+  end
+  local queues = {unpack(args.queues)}
+  table.insert(queues, args.start_queue)
+  return queues
+end
+
+-- k.by_queue holds the keys of go_on_queues(args).
+local function go_on(k, args)
   limits = args.limits
   local worker, now, now_iso = args.worker, args.now, args.now_iso
   local started, row, reserved = false, false, false
   if args.start then
-    started = start_reserved(args.start, args.start_queue, worker, now, now_iso)
+    started = start_reserved(k, args.start, args.start_queue, worker, now, now_iso)
   elseif #args.queues > 0 then
-    row = start_next(worker, now, now_iso, args.queues)
+    row = start_next(k, worker, now, now_iso, args.queues)
   end
   if args.reserve and #args.queues > 0 then
-    local id, from, job = take_next(worker, now, args.queues)
-    if id then reserved = job_row(id, from, job, worker, now, now_iso, false) end
+    local id, from, job = take_next(k, worker, now, args.queues)
+    if id then reserved = job_row(k, id, from, job, worker, now, now_iso, false) end
   end
   return {started, row, reserved}
 end
@@ -521,48 +595,48 @@ end
 -- A job interrupted by a crash goes back to the front of its queue and counts the crash; at
 -- crash_limit crashes it is dead (a poison pill must not crash-loop the fleet). Interrupted
 -- attempts do not use up the job's retries. A job an operator asked to stop ends canceled.
--- Returns {requeued, buried}.
-local function recover_worker(worker, now, now_iso, cause, crash_limit, how, culprit_list)
+-- The worker's hash and in-flight list: `worker_key`, `active` (k.worker and k.active are not
+-- used for them). Returns {requeued, buried}.
+local function recover_worker(k, worker, worker_key, active, now, now_iso, cause, crash_limit, how, culprit_list)
   local culprits = {}
   for _, id in ipairs(culprit_list) do culprits[id] = true end
   local blame_all = #culprit_list == 0
-  local active = active_key(worker)
-    local queues = redis.call('HGET', worker_key(worker), 'queues') or ''
+  local queues = redis.call('HGET', worker_key, 'queues') or ''
   local requeued, buried = 0, 0
 
   while true do
     local id = redis.call('RPOP', active)
     if not id then break end
-    local status = hget(id, 'status')
-    local queue = hget(id, 'origin')
+    local status = hget(k, id, 'status')
+    local queue = hget(k, id, 'origin')
     if (status == 'started' or status == 'queued') and queue then
-      local key = job_key(id)
+      local key = job_key(k, id)
       if status == 'started' then
-        leave_started_registry(id, queue, hget(id, 'jobctl_attempts'))
-        redis.call('HSET', key, 'jobctl_attempts', (whole(hget(id, 'jobctl_attempts')) or 1) - 1)
+        leave_started_registry(k, id, queue, hget(k, id, 'jobctl_attempts'))
+        redis.call('HSET', key, 'jobctl_attempts', (whole(hget(k, id, 'jobctl_attempts')) or 1) - 1)
         redis.call('HDEL', key, 'jobctl_deadline')
       end
-      release_slot(id, hget(id, 'jobctl_slot'))  -- a reserved job holds one too
+      release_slot(k, id, hget(k, id, 'jobctl_slot'))  -- a reserved job holds one too
       local crashes = 0
-      if status == 'started' and hget(id, 'jobctl_stop_requested') then
+      if status == 'started' and hget(k, id, 'jobctl_stop_requested') then
         incr(key, 'jobctl_attempts', 1)
-        cancel(id, 'canceled while running (' .. how .. ')', now, now_iso)
-        settle_dependents(id, now, now_iso)
+        cancel(k, id, 'canceled while running (' .. how .. ')', now, now_iso)
+        settle_dependents(k, id, now, now_iso)
       else
         if cause == 'crash' and status == 'started' and (blame_all or culprits[id]) then
           crashes = incr(key, 'jobctl_crashes', 1)
-          stats_count(hget(id, 'jobctl_job') or 'unknown', queue, 'crashes', 1)
-          add_error(id, {attempt = whole(hget(id, 'jobctl_attempts')) + 1, at = now, error = how, worker = worker})
+          stats_count(k, hget(k, id, 'jobctl_job') or 'unknown', queue, 'crashes', 1)
+          add_error(k, id, {attempt = whole(hget(k, id, 'jobctl_attempts')) + 1, at = now, error = how, worker = worker})
         end
-        if crashes > 0 and crashes >= (finite(hget(id, 'jobctl_crash_limit')) or crash_limit) then
+        if crashes > 0 and crashes >= (finite(hget(k, id, 'jobctl_crash_limit')) or crash_limit) then
           incr(key, 'jobctl_attempts', 1)
           local reason = how .. ' ' .. crashes .. (crashes == 1 and ' time' or ' times')
           -- RQ's readers (rq-dashboard, Job.latest_result) show this as the job's exception
           redis.call('HSET', key, 'exc_info', reason)
-          bury(id, queue, reason, now, now_iso)
+          bury(k, id, queue, reason, now, now_iso)
           buried = buried + 1
         else
-          push_queued(id, queue, now_iso, true)
+          push_queued(k, id, queue, now_iso, true)
           requeued = requeued + 1
         end
       end
@@ -570,10 +644,10 @@ local function recover_worker(worker, now, now_iso, cause, crash_limit, how, cul
   end
 
   for queue in string.gmatch(queues, '[^,]+') do
-    redis.call('SREM', workers_of_queue_key(queue), worker_key(worker))
+    redis.call('SREM', k.workers_of_queue .. queue, worker_key)
   end
-  redis.call('SREM', WORKERS, worker_key(worker))
-  redis.call('SREM', ACTIVE_WORKERS, worker)
-  redis.call('DEL', worker_key(worker))
+  redis.call('SREM', k.workers, worker_key)
+  redis.call('SREM', k.active_workers, worker)
+  redis.call('DEL', worker_key)
   return {requeued, buried}
 end

@@ -1,28 +1,49 @@
--- Queue the scheduled jobs (delayed, or waiting for a retry) whose time has come, on every queue
--- jobctl knows, and adopt the deferred jobs RQ's own API stored (adopt_deferred in lib.lua). One supervisor at a time does it (the promoter: a lease renewed on each call),
--- so promotion does not multiply with the number of supervisors; the others only try to take
--- the lease over now and then, and do when its holder is gone.
--- ARGV: supervisor, lease_ms (0: give the lease up, as a stopping supervisor does), now, now_iso.
--- Returns how many were queued, or -1 when another supervisor holds the lease.
+--[[ Queue the scheduled jobs (delayed, or waiting for a retry) whose time has come, on every queue
+  jobctl knows, and adopt the deferred jobs RQ's own API stored (adopt_deferred in lib.lua). One
+  supervisor at a time does it (the promoter: a lease renewed on each call), so promotion does
+  not multiply with the number of supervisors; the others only try to take the lease over now
+  and then, and do when its holder is gone. Every queue in one call: the queues are read from
+  KEYS[2], so their keys are built from prefixes.
+  Input:
+    KEYS[1] the promoter lease
+    KEYS[2] 'rq:queues' set of known queues (queue list keys)
+    KEYS[3] 'rq:job:' prefix: the hashes of the jobs moved, settled or canceled
+    KEYS[4] 'rq:queue:' prefix, KEYS[5] 'rq:scheduled:' prefix, KEYS[6] 'rq:deferred:' prefix,
+      KEYS[7] 'rq:canceled:' prefix: each known queue's list and registries
+    KEYS[8] 'jobctl:unique:' prefix: uniqueness claims of canceled dependents
+    KEYS[9] 'jobctl:slots:' prefix: concurrency slots
+    ARGV[1] supervisor
+    ARGV[2] lease_ms (0: give the lease up, as a stopping supervisor does)
+    ARGV[3] now (unix time)
+    ARGV[4] now_iso
+    ARGV[5] 'jobctl:wake:' prefix of queues' wake channels
+  Output:
+    moved how many jobs were queued
+    Refusal.NOT_PROMOTER another supervisor holds the lease: nothing written
+]]
+--- @include "lib"
 local me, lease_ms, now, now_iso = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local holder = redis.call('GET', PROMOTER)
-if holder and holder ~= me then return -1 end
+local k = {promoter = KEYS[1], queues = KEYS[2], job = KEYS[3], queue = KEYS[4], scheduled = KEYS[5],
+  deferred = KEYS[6], canceled = KEYS[7], unique = KEYS[8], slots = KEYS[9], wake = ARGV[5]}
+local holder = redis.call('GET', k.promoter)
+if holder and holder ~= me then return Refusal.NOT_PROMOTER end
 if lease_ms == '0' then
-  if holder then redis.call('DEL', PROMOTER) end
+  if holder then redis.call('DEL', k.promoter) end
   return 0
 end
-redis.call('SET', PROMOTER, me, 'PX', lease_ms)
+redis.call('SET', k.promoter, me, 'PX', lease_ms)
 local moved = 0
-for _, member in ipairs(redis.call('SMEMBERS', QUEUES)) do
-  local queue = string.sub(member, #queue_key('') + 1)
-  local due = redis.call('ZRANGEBYSCORE', scheduled_key(queue), '-inf', now, 'LIMIT', 0, 1000)
+for _, member in ipairs(redis.call('SMEMBERS', k.queues)) do
+  local queue = string.sub(member, #k.queue + 1)
+  local scheduled = queue_key(k, 'scheduled', queue)
+  local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, 1000)
   for _, id in ipairs(due) do
-    redis.call('ZREM', scheduled_key(queue), id)
-    if hget(id, 'status') == 'scheduled' then
-      push_queued(id, queue, now_iso, false)
+    redis.call('ZREM', scheduled, id)
+    if hget(k, id, 'status') == 'scheduled' then
+      push_queued(k, id, queue, now_iso, false)
       moved = moved + 1
     end
   end
-  adopt_deferred(queue, now, now_iso)
+  adopt_deferred(k, queue, now, now_iso)
 end
 return moved

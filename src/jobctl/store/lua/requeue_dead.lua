@@ -1,55 +1,70 @@
--- Bring dead jobs back to their queues with a fresh retry budget, and put back the dependents
--- their deaths canceled, unless another parent still dooms them. Idempotent: a job that is no
--- longer dead is left alone, and so is a record without a queue (another tool's), checked before
--- anything is written for it. A unique job (or dependent) takes its claim again; while a copy
--- enqueued after it ended is active, it stays as it is (two active copies is what unique refuses).
--- ARGV: now_iso, id... Returns the ids requeued.
+--[[ Bring dead jobs back to their queues with a fresh retry budget, and put back the dependents
+  their deaths canceled, unless another parent still dooms them. Idempotent: a job that is no
+  longer dead is left alone, and so is a record without a queue (another tool's), checked before
+  anything is written for it. A unique job (or dependent) takes its claim again; while a copy
+  enqueued after it ended is active, it stays as it is (two active copies is what unique refuses).
+  Input:
+    KEYS[1] 'rq:job:' prefix: the jobs' hashes, their dependents' and those parents'
+    KEYS[2] 'rq:queue:' prefix, KEYS[3] 'rq:failed:' prefix, KEYS[4] 'rq:canceled:' prefix,
+      KEYS[5] 'rq:deferred:' prefix: the list and registries of each job's queue and each
+      dependent's, read from their records
+    KEYS[6] 'rq:queues' set of known queues
+    KEYS[7] 'jobctl:unique:' prefix: uniqueness claims
+    ARGV[1] now_iso
+    ARGV[2] 'jobctl:wake:' prefix of queues' wake channels
+    ARGV[3...] job ids
+  Output:
+    {id, ...} the ids requeued
+]]
+--- @include "lib"
 local now_iso = ARGV[1]
+local k = {job = KEYS[1], queue = KEYS[2], failed = KEYS[3], canceled = KEYS[4], deferred = KEYS[5],
+  queues = KEYS[6], unique = KEYS[7], wake = ARGV[2]}
 -- false, with nothing written, while another active job holds the job's uniqueness claim
 local function reclaim(id)
   -- only a key of jobctl's claims: a hand-edited field must not make this overwrite another key
-  local claim = named_key(hget(id, 'jobctl_unique'), unique_key(''))
+  local claim = named_key(hget(k, id, 'jobctl_unique'), k.unique)
   if not claim then return true end
   local holder = redis.pcall('GET', claim)  -- a claim key of another type: no holder
   if type(holder) ~= 'string' then holder = nil end
-  if holder and holder ~= id and ACTIVE[hget(holder, 'status') or ''] then return false end
+  if holder and holder ~= id and ACTIVE[hget(k, holder, 'status') or ''] then return false end
   redis.call('SET', claim, id)
   return true
 end
 local requeued = {}
-for index = 2, #ARGV do
+for index = 3, #ARGV do
   local id = ARGV[index]
-  local queue = hget(id, 'origin')
-  if hget(id, 'status') == 'failed' and queue and reclaim(id) then
-    local key = job_key(id)
-    redis.call('ZREM', dead_key(queue), id)
+  local queue = hget(k, id, 'origin')
+  if hget(k, id, 'status') == 'failed' and queue and reclaim(id) then
+    local key = job_key(k, id)
+    redis.call('ZREM', queue_key(k, 'failed', queue), id)
     redis.call('PERSIST', key)
     redis.call('HSET', key, 'jobctl_attempts', 0, 'jobctl_crashes', 0, 'ended_at', '')
     redis.call('HDEL', key, 'jobctl_reason', 'jobctl_dead', 'jobctl_progress', 'jobctl_progress_message')
     -- RQ's Retry budget too (start_next kept it)
-    local retries = hget(id, 'jobctl_retries')
+    local retries = hget(k, id, 'jobctl_retries')
     if retries then redis.call('HSET', key, 'retries_left', retries) end
-    push_queued(id, queue, now_iso, false)
+    push_queued(k, id, queue, now_iso, false)
 
     -- a dependent comes back only if this death (or its own parent's, down the cascade) canceled
     -- it; if another parent still dooms it, it stays canceled, naming that parent
     local pending = {id}
     while #pending > 0 do
       local parent = table.remove(pending)
-      for _, child in ipairs(redis.call('SMEMBERS', dependents_key(parent))) do
-        local child_queue = hget(child, 'origin')
+      for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
+        local child_queue = hget(k, child, 'origin')
         local verdict, culprit = nil, nil
-        if hget(child, 'status') == 'canceled' and hget(child, 'jobctl_canceled_by') == parent and child_queue then
-          verdict, culprit = parents_verdict(child)
+        if hget(k, child, 'status') == 'canceled' and hget(k, child, 'jobctl_canceled_by') == parent and child_queue then
+          verdict, culprit = parents_verdict(k, child)
         end
         if verdict == 'doomed' then
-          redis.call('HSET', job_key(child), 'jobctl_canceled_by', culprit, 'jobctl_reason', doomed_by(culprit))
+          redis.call('HSET', job_key(k, child), 'jobctl_canceled_by', culprit, 'jobctl_reason', doomed_by(k, culprit))
         elseif verdict and reclaim(child) then
-          redis.call('ZREM', canceled_key(child_queue), child)
-          redis.call('PERSIST', job_key(child))
-          redis.call('HSET', job_key(child), 'status', 'deferred', 'ended_at', '')
-          redis.call('HDEL', job_key(child), 'jobctl_reason', 'jobctl_canceled_by')
-          redis.call('ZADD', deferred_key(child_queue), '+inf', child)
+          redis.call('ZREM', queue_key(k, 'canceled', child_queue), child)
+          redis.call('PERSIST', job_key(k, child))
+          redis.call('HSET', job_key(k, child), 'status', 'deferred', 'ended_at', '')
+          redis.call('HDEL', job_key(k, child), 'jobctl_reason', 'jobctl_canceled_by')
+          redis.call('ZADD', queue_key(k, 'deferred', child_queue), '+inf', child)
           table.insert(pending, child)
         end
       end
