@@ -47,7 +47,7 @@ class Control:
         self.running: dict[str, Running] = {}  # the jobs in flight, by id
         self.suspended = False  # `rq suspend`: take no new job until `rq resume`
         # `jobctl pause`d queues, not fetched from: looked at on start, when pause or resume
-        # publishes, and once a second, instead of in every fetch script (issue 12: a command per job)
+        # publishes, and once a second, instead of in every fetch script (a command per job)
         self.paused: frozenset[str] = frozenset()
         self.woken = threading.Event()  # a job may be waiting, or a slot was freed, or a stop asked
         self.ended = threading.Event()  # the worker's run() has returned: the control thread ends too

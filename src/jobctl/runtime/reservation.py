@@ -5,10 +5,10 @@ An outcome script (lua/succeed.lua, lua/fail.lua) also starts the job the thread
 lib.lua, go_on). With concurrency 1 it reserves the job after that one too: when a job ends, its
 outcome is sent without waiting and the reserved job starts at once; the reply, read when that
 one ends, marks it started and brings the next reservation. A worker running short jobs thus
-never waits for Redis between them (issue 12). A reserved job is in the worker's in-flight list
-but still 'queued': a crash gives it back without counting against it, a cancel reaches the
-worker (cancel.lua), and the control thread gives it back (lua/release.lua) once the running
-job, or the hooks after it, have run RESERVATION_HOLD: another worker may start it sooner.
+never waits for Redis between them (bench/throughput.py). A reserved job is in the worker's
+in-flight list but still 'queued': a crash gives it back without counting against it, a cancel
+reaches the worker (cancel.lua), and the control thread gives it back (lua/release.lua) once the
+running job, or the hooks after it, have run RESERVATION_HOLD: another worker may start it sooner.
 
 When what runs after an outcome may take time (a hook, a middleware of the user's:
 middleware.base.Chain.waits_after), the outcome is stored alone, the hooks run, and only then

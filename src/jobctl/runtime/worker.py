@@ -428,6 +428,6 @@ class Worker:
 
     def _leave_if_forked(self) -> None:
         """A job that forked returns into this code in the child too: the child must not go on as
-        a second worker under this one's name (issue 11)."""
+        a second worker under this one's name (test_a_forked_child_never_returns_into_the_worker)."""
         if os.getpid() != self.pid:
             os._exit(0)
