@@ -4,6 +4,7 @@ and on dead, in the thread that ran the job (async jobs too); its own errors cha
 import json
 import logging
 
+import redis
 from app_jobs import app_add
 from conftest import QUEUE_YML
 
@@ -137,6 +138,25 @@ def test_the_readmes_error_tracker_example(project):
     assert (project.path / "captured.txt").read_text().splitlines() == ["ValueError: this job always fails"] * 2
 
 
+def test_a_worker_given_middlewares_of_its_own_runs_those_not_the_process_ones():
+    from jobctl import add_middleware
+    from jobctl.config.settings import StatsdTarget
+    from jobctl.middleware import stack
+    from jobctl.middleware.base import Middlewares
+    from jobctl.middleware.statsd_metrics import StatsdSender
+
+    own, everyones = Middleware(), Middleware()
+    add_middleware(everyones)
+    mine = Middlewares()
+    mine.add(own)
+    target = StatsdTarget("127.0.0.1", 8125, "app")
+    chain = stack.for_worker(logging.getLogger("test"), target, {}, redis.Redis(), added=mine)
+    assert own in chain.middlewares and everyones not in chain.middlewares
+    sender = chain.middlewares[-1]
+    assert isinstance(sender, StatsdSender) and (sender.host, sender.port, sender.prefix) == ("127.0.0.1", 8125, "app")
+    assert everyones in stack.for_worker(logging.getLogger("test"), None, {}, redis.Redis()).middlewares
+
+
 # --- how long a worker waits for its middlewares ---------------------------------------------
 
 ROUND_TRIP_JOBS = 40
@@ -164,7 +184,7 @@ def script_calls(db) -> int:
 
 def scripts_for_jobs(redis_url, tmp_path, db, monkeypatch, middlewares: list) -> int:
     """Redis script calls of an in-process worker (concurrency 1) running ROUND_TRIP_JOBS jobs."""
-    monkeypatch.setattr(base, "_added", middlewares)
+    monkeypatch.setattr(base.middlewares, "_added", middlewares)  # the process's, which workers run
     (tmp_path / "queue.yml").write_text(QUEUE_YML)
     client = Client(redis_url, tmp_path / "queue.yml")
     with testing.default_client(client):

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -121,19 +122,29 @@ class Middleware:
         """Once the outcome is stored, after every middleware's after_attempt, on_retry or on_dead."""
 
 
-_added: list[Middleware] = []
+class Middlewares:
+    """The middlewares added to run around every job of a worker, in the order they were added.
+    A process has one (`middlewares`, what add_middleware adds to); a test or a second app in
+    the same process may give its workers another."""
+
+    def __init__(self) -> None:
+        self._added: list[Middleware] = []
+
+    def add(self, middleware: Middleware) -> None:
+        if not isinstance(middleware, Middleware):
+            raise TypeError(f"add_middleware: expected a jobctl.Middleware, got {middleware!r}")
+        self._added.append(middleware)
+
+    def __iter__(self) -> Iterator[Middleware]:
+        return iter(list(self._added))
+
+
+middlewares = Middlewares()  # the process's: the job modules' add_middleware calls add to it
 
 
 def add_middleware(middleware: Middleware) -> None:
     """Run `middleware` around every job of the workers that import the calling module."""
-    if not isinstance(middleware, Middleware):
-        raise TypeError(f"add_middleware: expected a jobctl.Middleware, got {middleware!r}")
-    _added.append(middleware)
-
-
-def added() -> list[Middleware]:
-    """The middlewares add_middleware registered, in order."""
-    return list(_added)
+    middlewares.add(middleware)
 
 
 _CALLS = ("before_attempt", "after_attempt", "on_retry", "on_dead", "decide", "before_outcome", "after_outcome")
@@ -148,6 +159,7 @@ class Chain:
     """The worker's middlewares, each called in turn; their own errors are logged and go no further."""
 
     def __init__(self, middlewares: list[Middleware], log: logging.Logger):
+        self.middlewares = middlewares
         self.log = log
         # per call, the middlewares that make it (a call nobody overrides costs nothing)
         self._makers = {call: [m for m in middlewares if _overrides(m, call)] for call in _CALLS}

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from . import statsd_metrics
-from .base import Chain, added
+from ..config.settings import StatsdTarget
+from .base import Chain, Middlewares, middlewares
 from .eventlog import EventLog
 from .hooks import JobHooks
 from .retries import Retries
 from .rq_compat import RqCallbacks
+from .statsd_metrics import StatsdSender
 
 if TYPE_CHECKING:
     import redis
@@ -18,12 +19,16 @@ if TYPE_CHECKING:
     from ..config.queues import QueueConfig
 
 
-def for_worker(log: logging.Logger, queues: dict[str, QueueConfig], connection: redis.Redis) -> Chain:
-    """The retry policy first (its verdict is the outcome the others hear), RQ's callbacks, @job's
-    hooks, the middlewares the job modules added, StatsD if configured, and the log line last
-    (after every hook, as the outcome's last word)."""
-    sender = statsd_metrics.configured()
-    senders = [sender] if sender else []
-    return Chain(
-        [Retries(queues, log), RqCallbacks(connection, log), JobHooks(), *added(), *senders, EventLog(log)], log
-    )
+def for_worker(
+    log: logging.Logger,
+    statsd: StatsdTarget | None,
+    queues: dict[str, QueueConfig],
+    connection: redis.Redis,
+    added: Middlewares = middlewares,
+) -> Chain:
+    """jobctl's own first: the retry policy (its verdict is the outcome the others hear), RQ's
+    callbacks and the log line (after_outcome: it follows every other middleware's calls after
+    the attempt); then @job's hooks, the middlewares the job modules added, and StatsD if given."""
+    senders = [StatsdSender(statsd)] if statsd else []
+    own = [Retries(queues, log), RqCallbacks(connection, log), EventLog(log)]
+    return Chain([*own, JobHooks(), *added, *senders], log)

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from ..errors import JobStopped, LeaseLost
-from ..options.liveness import HEARTBEAT_INTERVAL, LEASE_TTL
+from ..options.liveness import heartbeat_interval
 from ..store import keys
 from ..store.jobdata import rq_time
 from ..store.transitions import Transitions
@@ -67,7 +67,7 @@ class Control:
         """The thread: until the worker's run() returns."""
         usage = ResourceUsage()
         pubsub: redis.client.PubSub | None = None
-        next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
+        next_heartbeat = time.monotonic() + heartbeat_interval(self.lease.ttl)
         next_flush = 0.0
         while not self.ended.is_set():
             self.lease.check_age()
@@ -81,7 +81,7 @@ class Control:
                     self._on_message(message)
                     message = pubsub.get_message(timeout=0)
                 if time.monotonic() >= next_heartbeat:
-                    next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
+                    next_heartbeat = time.monotonic() + heartbeat_interval(self.lease.ttl)
                     self._heartbeat(*usage.sample())
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + tracking.FLUSH_INTERVAL
@@ -138,7 +138,7 @@ class Control:
         renewing = time.monotonic()
         try:
             to_stop = self.transitions.heartbeat(
-                self.worker, self.lease.token, rq_time(time.time()), LEASE_TTL, cpu_percent, rss
+                self.worker, self.lease.token, rq_time(time.time()), self.lease.ttl, cpu_percent, rss
             )
         except LeaseLost:
             self.lease.taken()

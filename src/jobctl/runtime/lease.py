@@ -22,7 +22,6 @@ import redis
 
 from .. import logs
 from ..errors import LeaseLost
-from ..options.liveness import LEASE_TTL
 from ..store.connection import RedisOutage
 from .leasekill import LeaseKill
 
@@ -40,8 +39,9 @@ T = TypeVar("T")
 
 
 class Lease:
-    def __init__(self, worker: str, log: logging.Logger, url: str):
-        self.worker, self.log = worker, log
+    def __init__(self, worker: str, log: logging.Logger, url: str, ttl: int):
+        """`ttl`: the lease's lifetime in seconds (options/liveness.py)."""
+        self.worker, self.log, self.ttl = worker, log, ttl
         self.token = uuid.uuid4().hex
         self.outage = RedisOutage(log, f"worker {worker}", url)
         self.kill: LeaseKill | None = None  # the kernel's timer, for a process that is nothing but the worker
@@ -51,12 +51,12 @@ class Lease:
         """The lease was renewed at `at` (monotonic, taken before the renewal was sent)."""
         self._renewed = at
         if self.kill is not None:
-            self.kill.arm(at + LEASE_TTL - KILL_EARLY - time.monotonic())
+            self.kill.arm(at + self.ttl - KILL_EARLY - time.monotonic())
 
     def check_age(self) -> None:
         """Fence when the lease may have lapsed (renewed too long ago)."""
-        if self._renewed and time.monotonic() - self._renewed > LEASE_TTL - FENCE_EARLY:
-            self.fence(f"its lease was not renewed for {LEASE_TTL - FENCE_EARLY:g}s (frozen, or cut off from Redis)")
+        if self._renewed and time.monotonic() - self._renewed > self.ttl - FENCE_EARLY:
+            self.fence(f"its lease was not renewed for {self.ttl - FENCE_EARLY:g}s (frozen, or cut off from Redis)")
 
     def fence(self, why: str) -> NoReturn:
         """Another supervisor may already have given this worker's jobs to other workers: end at

@@ -44,11 +44,12 @@ from ..api.client import Client, use_worker_client
 from ..api.context import Execution
 from ..config import limits
 from ..config.queues import QueueConfig, QueuesConfig
+from ..config.settings import StatsdTarget
 from ..errors import JobStopped, JobTimeout, PermanentError
 from ..jobs import catalogue, signatures
 from ..middleware import rq_compat, stack
 from ..middleware.base import Attempt
-from ..options.liveness import LEASE_TTL
+from ..options.liveness import DEFAULT_LEASE_TTL
 from ..store import joboutput, keys, progress
 from ..store.jobdata import encode_result, rq_time
 from ..store.transitions import Transitions
@@ -92,6 +93,8 @@ class Worker:
         burst: bool = False,
         capture_output: bool = True,
         kill_past_lease: bool = False,
+        lease_ttl: int = DEFAULT_LEASE_TTL,
+        statsd: StatsdTarget | None = None,
     ):
         """`config`: the queues a job's own enqueues go by (None: as jobctl.Client finds them).
         `burst`: return once the queues are empty, instead of waiting for more jobs (the
@@ -100,7 +103,8 @@ class Worker:
         `kill_past_lease`: the kernel kills this process just before its lease can lapse
         (leasekill.py); only for a process that is nothing but this worker (`jobctl work`'s),
         never one that outlives it, such as a test process with an in-process worker (its timer
-        killed pytest's own processes once the worker had returned)."""
+        killed pytest's own processes once the worker had returned). `lease_ttl`: the liveness
+        window (options/liveness.py). `statsd`: where to send StatsD metrics (None: nowhere)."""
         self.connection = connection
         self.client = Client(url or None, config, connection=connection)
         self.burst, self.capture_output, self.kill_past_lease = burst, capture_output, kill_past_lease
@@ -115,7 +119,8 @@ class Worker:
         self.executor = Executor()
         self.tracker = Tracker(self.name)
         self.log = logs.get()
-        self.middleware = stack.for_worker(self.log, self.queues, connection)
+        self.lease_ttl = lease_ttl
+        self.middleware = stack.for_worker(self.log, statsd, self.queues, connection)
         self.limits = limits.limits_of(queues)  # the fetch scripts' `limits` (limits.py)
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
@@ -123,7 +128,7 @@ class Worker:
         self._busy = 0  # jobs in flight
         self._count_lock = threading.Lock()
         self._next_memory_check = 0.0
-        self.lease = Lease(self.name, self.log, url)
+        self.lease = Lease(self.name, self.log, url, lease_ttl)
         self.reservation = Reservation(
             self.transitions, self.lease, self.limits, concurrency, self._next_from, self.log
         )
@@ -257,7 +262,7 @@ class Worker:
                     "jobctl_lease": self.token,
                 },
             )
-            pipe.expire(key, LEASE_TTL)
+            pipe.expire(key, self.lease_ttl)
             pipe.sadd(keys.WORKERS, key)
             for queue in self.queues:
                 pipe.sadd(keys.workers_of_queue(queue), key)
@@ -415,7 +420,7 @@ class Worker:
 
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None) -> None:
         self.tracker.record(
-            tracking.Execution(
+            tracking.AttemptRecord(
                 job.id, job.name, job.queue, job.attempt, outcome, run_seconds, now, error, job.args, job.kwargs
             )
         )
