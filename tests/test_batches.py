@@ -1,0 +1,158 @@
+"""Batches (api/batches.py, lua/lib.lua's batch_ended): jobs enqueued together, callbacks once
+all of them ended. Semantics on the in-process worker; crashes with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import batch_jobs
+import pytest
+from batch_jobs import CALLS, batch_add, batch_dies, batch_flaky, batch_nester, batch_report, batch_success
+from conftest import QUEUE_YML
+
+import jobctl
+from jobctl import testing
+from jobctl.api.client import Client
+from jobctl.errors import UnknownBatch, UnknownJob, UsageError
+from jobctl.store import keys
+
+
+@pytest.fixture
+def client(redis_url, tmp_path):
+    (tmp_path / "queue.yml").write_text(QUEUE_YML)
+    client = Client(redis_url, tmp_path / "queue.yml")
+    with testing.default_client(client):
+        yield client
+    client.close()
+
+
+@pytest.fixture
+def worker(client):
+    return testing.Worker(client=client)
+
+
+def calls(client: Client) -> list[dict]:
+    return [json.loads(raw) for raw in client.connection.lrange(CALLS, 0, -1)]
+
+
+def test_callbacks_run_once_every_job_ended_with_the_counts(client, worker):
+    with jobctl.batch(on_complete=batch_report, on_success="batch_success", description="adds") as b:
+        handles = [batch_add.enqueue(n, 1) for n in range(3)]
+        handles += batch_add.enqueue_many([(10,), (20,)])
+    assert client.connection.hget(keys.job(handles[0].id), "jobctl_batch") == b.id.encode()
+    shown = b.show()
+    assert (shown.total, shown.pending, shown.sealed, shown.complete) == (5, 5, True, False)
+    worker.drain()
+    counts = {"batch_id": b.id, "total": 5, "succeeded": 5, "failed": 0}
+    assert sorted(calls(client), key=lambda c: c["callback"]) == [
+        {"callback": "complete", **counts},
+        {"callback": "success", **counts},
+    ]
+    shown = b.show()
+    assert (shown.pending, shown.succeeded, shown.complete, shown.generation) == (0, 5, True, 1)
+    assert shown.callback_ids == {
+        "complete": [f"batch-{b.id}-complete-1"],
+        "success": [f"batch-{b.id}-success-1"],
+    }
+    assert jobctl.get(f"batch-{b.id}-complete-1").status() == "finished"
+    worker.drain()
+    assert len(calls(client)) == 2  # nothing more, however often the due callbacks are looked for
+
+
+def test_a_callback_waits_for_the_block_to_end(client, worker):
+    with jobctl.batch(on_complete=batch_report) as b:
+        batch_add.enqueue(1)
+        worker.drain()  # the only job so far ended, but more may come: not complete
+        assert calls(client) == [] and not b.show().complete
+        batch_add.enqueue(2)
+    worker.drain()
+    assert [c["total"] for c in calls(client)] == [2]
+
+
+def test_a_job_retried_then_finished_counts_once(client, worker):
+    with jobctl.batch(on_complete=batch_report, on_success=batch_success) as b:
+        batch_flaky.enqueue("a")
+        batch_add.enqueue(1)
+    worker.drain(wait=5)
+    assert {c["callback"] for c in calls(client)} == {"complete", "success"}
+    assert all((c["total"], c["succeeded"], c["failed"]) == (2, 2, 0) for c in calls(client))
+    assert client.connection.get("tests:flaky:a") == b"2"  # it was retried
+    assert b.show().failed_ids == []
+
+
+def test_a_dead_job_completes_the_batch_but_not_its_success(client, worker):
+    with jobctl.batch(on_complete=batch_report, on_success=batch_success) as b:
+        dead = batch_dies.enqueue("tests:switch")
+        batch_add.enqueue(1)
+    worker.drain()
+    assert calls(client) == [{"callback": "complete", "batch_id": b.id, "total": 2, "succeeded": 1, "failed": 1}]
+    assert b.show().failed_ids == [dead.id]
+
+
+def test_requeue_dead_reopens_the_batch_and_its_callbacks_follow(client, worker):
+    with jobctl.batch(on_complete=batch_report, on_success=batch_success) as b:
+        dead = batch_dies.enqueue("tests:switch")
+    worker.drain()
+    client.connection.set("tests:switch", 1)
+    assert dead.requeue()
+    shown = b.show()
+    assert (shown.pending, shown.failed, shown.complete, shown.failed_ids) == (1, 0, False, [])
+    worker.drain()
+    assert dead.status() == "finished"
+    assert [(c["callback"], c["succeeded"], c["failed"]) for c in calls(client)] == [
+        ("complete", 0, 1),  # the first completion
+        ("complete", 1, 0),  # the second: on_complete runs per completion, on_success at the first success
+        ("success", 1, 0),
+    ]
+    assert b.show().callback_ids["complete"] == [f"batch-{b.id}-complete-1", f"batch-{b.id}-complete-2"]
+
+
+def test_a_job_of_the_batch_adds_jobs_to_it(client, worker):
+    with jobctl.batch(on_complete=batch_report) as b:
+        batch_nester.enqueue(3)
+    worker.drain()
+    assert calls(client) == [{"callback": "complete", "batch_id": b.id, "total": 4, "succeeded": 4, "failed": 0}]
+
+
+def test_an_empty_batch_completes_when_sealed(client, worker):
+    with jobctl.batch(on_complete=batch_report, on_success=batch_success) as b:
+        pass
+    assert b.show().complete
+    worker.drain()
+    assert {(c["callback"], c["total"]) for c in calls(client)} == {("complete", 0), ("success", 0)}
+
+
+def test_the_async_form(client, worker):
+    async def enqueue() -> str:
+        async with jobctl.batch(on_complete=batch_report) as b:
+            await batch_add.aenqueue(1)
+            await batch_add.aenqueue_many([(2,), (3,)])
+        return b.id
+
+    batch_id = asyncio.run(enqueue())
+    worker.drain()
+    assert calls(client) == [{"callback": "complete", "batch_id": batch_id, "total": 3, "succeeded": 3, "failed": 0}]
+
+
+def test_jobs_outside_the_block_do_not_join(client, worker):
+    with jobctl.batch(on_complete=batch_report) as b:
+        batch_add.enqueue(1)
+    outside = batch_add.enqueue(2)
+    assert client.connection.hget(keys.job(outside.id), "jobctl_batch") is None
+    assert b.show().total == 1
+
+
+def test_bad_callbacks_and_unknown_batches_are_refused_and_write_nothing(client):
+    with pytest.raises(UnknownJob, match="unknown job 'nope'"):
+        jobctl.batch(on_complete="nope")
+    with pytest.raises(UsageError, match="must take the keyword arguments batch_id"):
+        jobctl.batch(on_success=batch_jobs.batch_not_a_callback)
+    with pytest.raises(UnknownBatch, match="batch 'missing' does not exist"), jobctl.batch("missing"):
+        pass
+    assert client.connection.keys("*") == []
+    with jobctl.batch() as b:
+        pass
+    with pytest.raises(UnknownBatch, match="is complete"), jobctl.batch(b.id):
+        pass
+    assert client.connection.keys("rq:job:*") == []
