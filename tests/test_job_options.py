@@ -8,12 +8,12 @@ import time
 
 import pytest
 from conftest import wait_for
+from stored import new_job_fields, store_job
 
 import jobctl
 from jobctl.api import records
 from jobctl.api.producer import enqueue
 from jobctl.config.queues import load_queues
-from jobctl.store.jobdata import new_job_fields
 from jobctl.store.transitions import Transitions
 
 
@@ -219,7 +219,7 @@ def test_stored_arguments_that_no_longer_fit_are_dead_at_once(project, in_proces
         max_retries=2,
         crash_limit=3,
     )
-    Transitions(db).enqueue("old-add", "default", fields, now=time.time())
+    store_job(Transitions(db), "old-add", "default", fields, now=time.time())
     inside = project.enqueue("type_error_inside")
     assert in_process().drain(wait=60) == 3
     old = records.job(db, "old-add")

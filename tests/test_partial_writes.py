@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 import redis
+from stored import store_job
 
 from jobctl.runtime.worker import Worker
 from jobctl.store import keys
@@ -343,7 +344,7 @@ SCENARIOS: dict[str, tuple[Setup, Run, str | None, list[str]]] = {
     ),
     "enqueue, reusing an ended job's id": (
         lambda j: (j.started("a"), j.t.succeed("a", QUEUE, WORKER, 1, NOW, b"3", GoOn([]))),
-        lambda j: j.t.enqueue("a", QUEUE, {"data": PAYLOAD, "jobctl_job": "add"}, now=NOW),
+        lambda j: store_job(j.t, "a", QUEUE, {"data": PAYLOAD, "jobctl_job": "add"}, now=NOW),
         "queued",
         ["a"],
     ),

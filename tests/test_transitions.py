@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import fakeredis
 import pytest
+from stored import new_job_fields, store_job
 
 from jobctl.errors import LeaseLost
 from jobctl.store import keys
-from jobctl.store.jobdata import new_job_fields
 from jobctl.store.transitions import GoOn, Row, Transitions
 
 NOW = 1_800_000_000.0
@@ -46,8 +46,8 @@ def enqueue(
     fields = new_job_fields(
         "add", [1], {}, "q", now=NOW, timeout=30, result_ttl=60, failure_ttl=600, max_retries=2, crash_limit=crash_limit
     )
-    replied, _, state = t.enqueue(
-        job_id, "q", fields, now=NOW, run_at=run_at, parents=parents, unique_claim=unique_claim
+    replied, _, state = store_job(
+        t, job_id, "q", fields, now=NOW, run_at=run_at, parents=parents, unique_claim=unique_claim
     )
     assert replied == outcome
     return state

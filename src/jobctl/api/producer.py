@@ -23,7 +23,16 @@ from ..options.durations import format_duration
 from ..store import keys
 from ..store.connection import out_of_memory
 from ..store.jobdata import compress, describe, encode_payload, new_job_id, new_job_ids, shared_job_fields
-from ..store.transitions import AsyncTransitions, Batch, EnqueueCall, EnqueueShared, Pipelined, Transitions, drive_on
+from ..store.transitions import (
+    AsyncTransitions,
+    Batch,
+    EnqueueCall,
+    EnqueueShared,
+    Pipelined,
+    Refusal,
+    Transitions,
+    drive_on,
+)
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -318,23 +327,24 @@ def settle(request: Request, reply: tuple[str, str, str]) -> Enqueued:
             request.id, template.job_name, template.queue, state, request.args, request.kwargs, request.run_at
         )
     unique_for = template.spec.unique_for
-    if outcome == "claimed":
-        raise AlreadyClaimed(ident)
-    if outcome in ("exists", "duplicate"):
-        raise DuplicateJob(ident, state)
-    if outcome == "recent":
-        raise DuplicateJob(
-            ident,
-            "",
-            f"job {ident}, a copy, was enqueued less than {format_duration(unique_for)} ago "
-            f"(unique for {format_duration(unique_for)}: {state}s to go)",
-        )
-    if outcome == "full":
-        raise QueueFull(_full(template.queue, int(state)))
-    if outcome == "unknown_parent":
-        raise UnknownParent(ident)
-    if outcome in ("unknown_batch", "batch_complete"):
-        raise UnknownBatch(ident, complete=outcome == "batch_complete")
+    match outcome:
+        case Refusal.CLAIMED:
+            raise AlreadyClaimed(ident)
+        case Refusal.EXISTS | Refusal.DUPLICATE:
+            raise DuplicateJob(ident, state)
+        case Refusal.RECENT:
+            raise DuplicateJob(
+                ident,
+                "",
+                f"job {ident}, a copy, was enqueued less than {format_duration(unique_for)} ago "
+                f"(unique for {format_duration(unique_for)}: {state}s to go)",
+            )
+        case Refusal.FULL:
+            raise QueueFull(_full(template.queue, int(state)))
+        case Refusal.UNKNOWN_PARENT:
+            raise UnknownParent(ident)
+        case Refusal.UNKNOWN_BATCH | Refusal.BATCH_COMPLETE:
+            raise UnknownBatch(ident, complete=outcome is Refusal.BATCH_COMPLETE)
     raise AssertionError(f"lua/enqueue.lua replied {reply!r}")  # pragma: no cover
 
 
@@ -411,9 +421,9 @@ def store_many(
                     outcome = yield from scripts.received_enqueue_many(queue, sent[1], fields, sent[0], max_size)
                 if isinstance(outcome, list):  # ['full', queued], [unknown_batch|batch_complete, batch]
                     refusal, detail = (part.decode() if isinstance(part, bytes) else part for part in outcome)
-                    if refusal != "full":
-                        raise UnknownBatch(detail, complete=refusal == "batch_complete")
-                    raise QueueFull(_full(queue, int(detail)))
+                    if Refusal(refusal) is Refusal.FULL:
+                        raise QueueFull(_full(queue, int(detail)))
+                    raise UnknownBatch(detail, complete=Refusal(refusal) is Refusal.BATCH_COMPLETE)
                 stored += sent[0].ids
                 if on_batch:
                     on_batch(len(sent[0].ids))

@@ -210,22 +210,6 @@ def _base64(value: bytes | None) -> bytes | None:
         return None
 
 
-def new_job_fields(
-    name: str, args: Sequence[Any], kwargs: Mapping[str, Any], queue: str, *, now: float, **shared: Any
-) -> dict[str, Any]:
-    """A job's whole record as stored (but its status, which the enqueue script sets): the call's
-    fields, and the ones shared_job_fields(name, queue, **shared) makes. The producer builds the
-    shared ones once per kind of job (producer.Template); this is the record in one piece."""
-    created = rq_time(now)
-    return {
-        "created_at": created,
-        "enqueued_at": created,
-        "data": encode_payload(name, args, kwargs, shared.get("serializer", "json")),
-        "description": describe(name, args, kwargs),
-        **shared_job_fields(name, queue, **shared),
-    }
-
-
 def shared_job_fields(
     name: str,
     queue: str,

@@ -5,7 +5,7 @@ see jobctl's queues, workers and jobs. The `jobctl:` keys hold what RQ has no pl
 worker's in-flight list (what makes crash recovery exact), uniqueness claims and job tracking.
 The Lua scripts under `lua/` are given these names (transitions.py passes them in KEYS; a key
 that depends on what a script reads, it builds from a prefix given the same way), so that the
-names are made here alone (issue 17: they used to agree by copy).
+names are made here alone, never agreed on by copy.
 """
 
 import hashlib

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache, lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, Required, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import redis
 from redis._parsers.encoders import Encoder
@@ -41,7 +41,7 @@ class Refusal(StrEnum):
 
     FENCED = "fenced"  # the worker's lease, or its hold on the job, is gone (LeaseLost)
     NOT_PROMOTER = "not_promoter"  # another supervisor holds the promoter's lease
-    # enqueue's (Transitions.enqueue says what each replies with it)
+    # enqueue's (Transitions.enqueue_call says what each replies with it)
     FULL = "full"
     CLAIMED = "claimed"
     EXISTS = "exists"
@@ -130,8 +130,7 @@ def _definitions(file: str) -> list[tuple[str, str, frozenset[str]]]:
 @cache
 def _source(name: str) -> str:
     """The script, for EVALSHA, with the definitions it uses of the files it includes: each call
-    of a script runs its whole text, so a script does not pay for defining what it never calls
-    (issue 12)."""
+    of a script runs its whole text, so a script does not pay for defining what it never calls."""
     body = _text(name)
     definitions = [definition for file in _includes(name) for definition in _definitions(file)]
     uses = {definition: words for definition, _, words in definitions}
@@ -188,8 +187,8 @@ def _library() -> str:
     """Every script as a function of one Redis library (Redis 7).
 
     A script run by EVALSHA defines again, on every call, each Lua function it uses; a library's
-    definitions are made once, when it is loaded (issue 12: 13 % of Redis's instructions per job,
-    counted with callgrind). The functions are named `jobctl_<version>_<script>`, so that
+    definitions are made once, when it is loaded (13 % of Redis's instructions per job, counted
+    with callgrind by bench/redis_instructions.py). The functions are named `jobctl_<version>_<script>`, so that
     processes of two jobctl versions on one Redis (a rolling deploy) each call their own."""
     definitions = "".join(chunk for file in _included_files() for _, chunk, _ in _definitions(file))
     functions = "".join(
@@ -213,7 +212,7 @@ def _sha(script: str) -> str:
 
 def preload() -> None:
     """Build every script's text now: a process that forks workers does it once for all of them
-    (issue 12: each worker built them again, tens of milliseconds per recycled worker)."""
+    (each worker built them again, tens of milliseconds per recycled worker: bench/startup.py)."""
     _version()
     for name in _script_names():
         _source(name)
@@ -547,18 +546,6 @@ async def adrive_on(dialogue: Pipelined, client: redis.asyncio.Redis) -> Any:
         await pool.release(taken)
 
 
-class EnqueueNamed(TypedDict, total=False):
-    """lua/enqueue.lua's arguments beside the job's id, queue and fields (see Transitions.enqueue)."""
-
-    now: Required[float]
-    run_at: float
-    unique_claim: str
-    parents: Sequence[str]
-    run_claim: tuple[str, str, int] | None
-    unique_ttl: float
-    max_size: int
-
-
 def pack_fields(fields: Mapping[str, Any]) -> bytes:
     """Record fields as lua/enqueue.lua's ARGV[9]: a JSON array of strings name, value, ..., each
     value's bytes as redis-py would send them (a number as its repr, text in UTF-8): raw_json."""
@@ -664,28 +651,6 @@ def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:
     return outcome if outcome == "ok" else Refusal(outcome), ident, state
 
 
-def _generic_call(job_id: str, queue: str, fields: Mapping[str, Any], **given: Unpack[EnqueueNamed]) -> EnqueueCall:
-    """A job given as its whole record (jobdata.new_job_fields) as lua/enqueue.lua takes it."""
-    shared = {name: value for name, value in fields.items() if name not in ("data", "description")}
-    return EnqueueCall.of(
-        EnqueueShared.of(
-            queue,
-            shared,
-            parents=given.get("parents", ()),
-            unique_ttl=given.get("unique_ttl", 0),
-            max_size=given.get("max_size", 0),
-            batch=str(fields.get("jobctl_batch", "")),
-        ),
-        job_id,
-        given["now"],
-        fields.get("data", b""),
-        fields.get("description", ""),
-        run_at=given.get("run_at", 0),
-        unique_claim=given.get("unique_claim", ""),
-        run_claim=given.get("run_claim"),
-    )
-
-
 def enqueue_many_args(queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> list[Any]:
     """lua/enqueue_many.lua's ARGV (see _Scripts.enqueue_many); `fields` as pack_fields makes them."""
     return [
@@ -789,7 +754,7 @@ class Transitions(_Scripts):
 
     def _send(self, name: str, names: Sequence[str], args: Sequence[Any]) -> Callable[[], Any]:
         """Send a script on a connection of its own without waiting; the function returned reads
-        its reply (pipelining: the worker runs its next job meanwhile, issue 12). Only one thread
+        its reply (pipelining: the worker runs its next job meanwhile). Only one thread
         may use this. If the reply cannot be read, the function, called again, runs the script
         once more and waits: as for any call, a retry after the script did run finds its job gone
         and raises LeaseLost."""
@@ -820,20 +785,14 @@ class Transitions(_Scripts):
 
         return reply
 
-    def enqueue(
-        self, job_id: str, queue: str, fields: Mapping[str, Any], **named: Unpack[EnqueueNamed]
-    ) -> tuple[str, str, str]:
-        """Store a job given as its whole record (jobdata.new_job_fields). Returns (outcome, job id,
-        state); outcome is 'ok', 'exists' (the id is taken by an active job), 'duplicate' (the
+    def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
+        """Store a job whose shared part was built once (EnqueueShared). Returns (outcome, job
+        id, state); outcome is 'ok', 'exists' (the id is taken by an active job), 'duplicate' (the
         unique claim is held; the id is the holder's), 'recent' (the claim, held for `unique_ttl`
         seconds, is held; the id is the holder's, the state the seconds it is still held),
         'unknown_parent' (the id is the missing parent's), 'claimed' (`run_claim` = (key, owner,
         ttl) was already held; the id is its holder) or 'full' (the queue holds `max_size` jobs;
         the state is how many)."""
-        return self.enqueue_call(_generic_call(job_id, queue, fields, **named))
-
-    def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
-        """enqueue() of a job whose shared part was built once (EnqueueShared): the producer's way."""
         return enqueue_reply(self._run("enqueue", call.args, call.keys))
 
     def fetch(

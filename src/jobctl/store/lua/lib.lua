@@ -3,7 +3,7 @@
 -- script gets the definitions it uses.
 -- Each script is one state transition, atomic in Redis: a job is always in exactly one place.
 -- Constant numbers on the hot path are given to redis.call as strings: Redis writes out a Lua
--- number with printf's %.17g, a few thousand instructions each (issue 12).
+-- number with printf's %.17g, a few thousand instructions each (bench/redis_instructions.py).
 --- @include "constants"
 
 -- Keys. A script is given in KEYS every key it touches (keys.py names them), and for a key that
@@ -116,8 +116,8 @@ end
 
 -- Fencing: a worker holds a lease, the token in its own hash, which lives as long as its
 -- heartbeats keep it alive. A worker presumed dead (hash expired or deleted by recovery) has
--- lost it, and every script it calls then refuses to act (issue 11: a frozen worker woke up and
--- ran a job a second time).
+-- lost it, and every script it calls then refuses to act: a frozen worker that wakes up must not
+-- run a job a second time (test_worker.py's frozen-worker tests).
 local function lease_holds(worker_key, token)
   return redis.call('HGET', worker_key, 'jobctl_lease') == token
 end
@@ -344,7 +344,8 @@ end
 -- Rate and concurrency limits (jobctl/limits.py explains them). The calling worker passes the
 -- limits of its jobs and queues (limits.py's fields -> "count period_seconds" for a rate, N for
 -- max_concurrency); a script sets `limits` from its argument before start_next runs. With no
--- limit configured, checking them costs no Redis command (issue 12's budget per job).
+-- limit configured, checking them costs no Redis command (the per-job budget bench/throughput.py
+-- measures).
 local limits = {}
 local CONCURRENCY_RECHECK = 0.5  -- seconds before a job held back by max_concurrency is tried again
 local MAX_HELD_BACK = 1000  -- jobs one start_next may hold back: bounds the script's work
@@ -598,7 +599,7 @@ end
 --   otherwise a job is started here (the reply's second item: its row, or false);
 --   args.reserve: also take one more job and reserve it, unstarted (the reply's third item: its
 --     row, or false), for the worker to start without waiting when this one ends. A worker
---     running short jobs one at a time thus never waits for Redis between jobs (issue 12); it
+--     running short jobs one at a time thus never waits for Redis between jobs; it
 --     gives a reservation back when its job runs long (release.lua).
 --   args.limits: the worker's rate and concurrency limits (see `limits`).
 -- go_on_args reads them from ARGV[first] on: start ('' for none), start_queue, reserve
