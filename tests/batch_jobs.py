@@ -2,6 +2,7 @@
 so that a test counts how often each ran, and with what."""
 
 import json
+import time
 
 import jobctl
 from jobctl import PermanentError, job
@@ -16,6 +17,15 @@ def batch_report(batch_id: str, total: int, succeeded: int, failed: int) -> None
     current_client().connection.rpush(CALLS, json.dumps(call))
 
 
+@job("batch_report_pending")
+def batch_report_pending(batch_id: str, total: int, succeeded: int, failed: int) -> None:
+    """batch_report, with how many jobs of the batch were pending as it ran."""
+    connection = current_client().connection
+    pending = int(connection.hget(f"jobctl:batch:{batch_id}", "pending") or -1)
+    call = {"batch_id": batch_id, "total": total, "succeeded": succeeded, "failed": failed, "pending": pending}
+    connection.rpush(CALLS, json.dumps(call))
+
+
 @job("batch_success")
 def batch_success(batch_id: str, total: int, succeeded: int, failed: int) -> None:
     call = {"callback": "success", "batch_id": batch_id, "total": total, "succeeded": succeeded, "failed": failed}
@@ -25,6 +35,11 @@ def batch_success(batch_id: str, total: int, succeeded: int, failed: int) -> Non
 @job("batch_add")
 def batch_add(a: int, b: int = 0) -> int:
     return a + b
+
+
+@job("batch_sleep")
+def batch_sleep(seconds: float) -> None:
+    time.sleep(seconds)
 
 
 @job("batch_flaky", max_retries=2)

@@ -5,11 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+import re
+import shutil
+import signal
+import time
 
 import batch_jobs
 import pytest
-from batch_jobs import CALLS, batch_add, batch_dies, batch_flaky, batch_nester, batch_report, batch_success
-from conftest import QUEUE_YML
+from batch_jobs import (
+    CALLS,
+    batch_add,
+    batch_dies,
+    batch_flaky,
+    batch_nester,
+    batch_report,
+    batch_sleep,
+    batch_success,
+)
+from conftest import QUEUE_YML, TESTS, child_pids, kill_quietly, wait_for
 
 import jobctl
 from jobctl import testing
@@ -156,3 +170,73 @@ def test_bad_callbacks_and_unknown_batches_are_refused_and_write_nothing(client)
     with pytest.raises(UnknownBatch, match="is complete"), jobctl.batch(b.id):
         pass
     assert client.connection.keys("rq:job:*") == []
+
+
+# --- the command line, and real processes -------------------------------------------------------
+
+
+@pytest.fixture
+def batch_project(project):
+    shutil.copy(TESTS / "batch_jobs.py", project.path / "batch_jobs.py")
+    project.env["JOBCTL_JOBS"] = "sample_jobs,batch_jobs"
+    client = Client(project.env["REDIS_URL"], project.path / "queue.yml")
+    with testing.default_client(client):
+        yield project
+    client.close()
+
+
+def test_enqueue_batch_joins_and_batch_show_and_show_name_it(batch_project, db):
+    with jobctl.batch(on_complete=batch_report, description="from the shell") as b:
+        job_id = batch_project.enqueue("batch_add", "1", "--batch", b.id)
+        lines = batch_project.path / "calls.jsonl"
+        lines.write_text('{"args": [2]}\n{"args": [3]}\n')
+        assert batch_project.run("enqueue", "batch_add", "--from", str(lines), "--batch", b.id).returncode == 0
+    assert batch_project.show(job_id)["batch"] == b.id
+    shown = json.loads(batch_project.run("batch", "show", b.id, "--json").stdout)
+    assert (shown["total"], shown["pending"], shown["sealed"], shown["complete"]) == (3, 3, True, False)
+    assert shown["description"] == "from the shell"
+    assert shown["callbacks"] == {"complete": {"job": "batch_report", "job_ids": []}}
+    assert batch_project.run("work", "--burst").returncode == 0
+    shown = json.loads(batch_project.run("batch", "show", b.id, "--json").stdout)
+    assert (shown["pending"], shown["succeeded"], shown["complete"]) == (0, 3, True)
+    assert shown["callbacks"]["complete"]["job_ids"] == [f"batch-{b.id}-complete-1"]
+    table = batch_project.run("batch", "show", b.id).stdout
+    assert "3: 0 pending, 3 finished, 0 failed" in table and f"batch-{b.id}-complete-1" in table
+    assert re.search(rf"\bbatch +{b.id} \(jobctl batch show", batch_project.run("show", job_id).stdout)
+
+
+def test_an_unknown_batch_is_one_line_and_exit_2(batch_project, db):
+    for command in (["enqueue", "batch_add", "1", "--batch", "nope"], ["batch", "show", "nope"]):
+        result = batch_project.run(*command)
+        assert (result.returncode, result.stderr) == (2, "jobctl: error: batch 'nope' does not exist\n")
+    assert db.keys("rq:job:*") == []
+
+
+def test_on_complete_runs_once_after_the_last_job_under_kill_9_on_two_supervisors(batch_project, db):
+    batch_project.write("queue.yml", "default: {worker_count: 2, crash_limit: 3}\n")
+    client = Client(batch_project.env["REDIS_URL"], batch_project.path / "queue.yml")
+    with testing.default_client(client), jobctl.batch(on_complete="batch_report_pending") as b:
+        batch_sleep.enqueue_many([(0.01,) for _ in range(500)])
+    client.close()
+    supervisors = [batch_project.start("work"), batch_project.start("work")]
+    chance = random.Random(7)
+    kills = 0
+    while db.hget(keys.batch(b.id), "complete") != b"1":
+        workers = [pid for supervisor in supervisors for pid in child_pids(supervisor.pid)]
+        if workers:
+            kill_quietly(chance.choice(workers), signal.SIGKILL)
+            kills += 1
+        time.sleep(chance.uniform(0.05, 0.3))
+    wait_for(lambda: db.llen(CALLS) >= 1, message="the callback to run")
+    callback = f"batch-{b.id}-complete-1"
+    wait_for(lambda: db.hget(keys.job(callback), "status") == b"finished", message="the callback to finish")
+    assert db.zcard(keys.BATCHES_DUE) == 0  # nothing left that could store it again
+    (call,) = calls_of(db)
+    assert kills > 0
+    assert call["pending"] == 0 and call["total"] == 500 and call["succeeded"] + call["failed"] == 500
+    ended = sum(db.zcard(keys.ended(status, "default")) for status in ("finished", "failed", "canceled"))
+    assert ended == 501  # every job of the batch ended, and the callback once
+
+
+def calls_of(db) -> list[dict]:
+    return [json.loads(raw) for raw in db.lrange(CALLS, 0, -1)]

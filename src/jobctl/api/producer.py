@@ -377,6 +377,7 @@ def enqueue_many(
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
     overrides: Overrides = Overrides(),
+    batch: str | None = None,
 ) -> Stored:
     """Store many jobs of one kind on one queue, `batch_size` per round trip.
 
@@ -384,8 +385,9 @@ def enqueue_many(
     JSON: UsageError; not fitting the signature: ArgumentMismatch) raises before its batch is
     sent, so the batches before it stay stored and nothing after it is written; so does a batch
     that would take the queue past its max_size (QueueFull). When `calls` is a list, all of it
-    is refused up front if it would. `on_batch(n)` is told after each stored batch."""
-    template = Template(config, job_name, queue=queue, overrides=overrides)
+    is refused up front if it would. `on_batch(n)` is told after each stored batch. `batch`: the
+    batch (api/batches.py) the jobs join (None: the caller's, if any)."""
+    template = Template(config, job_name, queue=queue, overrides=overrides, batch=batch)
     stored: Stored = drive_on(store_many(Transitions.of(connection), template, calls, batch_size, on_batch), connection)
     return stored
 
