@@ -22,6 +22,7 @@ def show(
     """
     # imported here, not at start-up: only this command needs them
     from rich import box
+    from rich.text import Text
 
     from ..api.batches import read
     from ..api.formats import when
@@ -38,7 +39,7 @@ def show(
     grid.add_column(style="bold")
     grid.add_column()
     state = "complete" if batch.complete else "sealed, running" if batch.sealed else "open (jobs may still join)"
-    rows = [
+    rows: list[tuple[str, str | Text]] = [
         ("description", data(batch.description or "-")),
         ("state", state),
         ("created", when(batch.created_at)),
