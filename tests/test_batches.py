@@ -24,12 +24,17 @@ from batch_jobs import (
     batch_success,
 )
 from conftest import QUEUE_YML, TESTS, child_pids, kill_quietly, wait_for
+from starlette.testclient import TestClient
 
 import jobctl
 from jobctl import testing
 from jobctl.api.client import Client
+from jobctl.config.settings import Settings
 from jobctl.errors import UnknownBatch, UnknownJob, UsageError
 from jobctl.store import keys
+from jobctl.web.app import create_app
+from jobctl.web.auth import Auth
+from jobctl.web.board import Dashboard
 
 
 @pytest.fixture
@@ -240,3 +245,26 @@ def test_on_complete_runs_once_after_the_last_job_under_kill_9_on_two_supervisor
 
 def calls_of(db) -> list[dict]:
     return [json.loads(raw) for raw in db.lrange(CALLS, 0, -1)]
+
+
+def test_the_dashboard_links_a_jobs_page_to_its_batchs_page(batch_project, redis_url, monkeypatch):
+    monkeypatch.chdir(batch_project.path)
+    settings = Settings(
+        redis_url=redis_url,
+        config_path=str(batch_project.path / "queue.yml"),
+        recurring_path=str(batch_project.path / "recurring.yml"),
+        job_modules="sample_jobs,batch_jobs",
+    )
+    with jobctl.batch(on_complete=batch_report, description="nightly sync") as b:
+        dead = batch_dies.enqueue("tests:switch")
+    testing.Worker().drain()
+    app = create_app(Dashboard(settings, Auth("test-token-0123456789"), read_only=True))
+    with TestClient(app, base_url="http://localhost:9181", follow_redirects=False) as web:
+        web.post("/login", data={"token": "test-token-0123456789", "next": "/"})
+        job_page = web.get(f"/jobs/{dead.id}").text
+        assert f'href="/batches/{b.id}"' in job_page
+        page = web.get(f"/batches/{b.id}")
+        assert page.status_code == 200
+        for shown in ("nightly sync", "complete", f'href="/jobs/{dead.id}"', f"batch-{b.id}-complete-1"):
+            assert shown in page.text
+        assert web.get("/batches/nope").status_code == 404
