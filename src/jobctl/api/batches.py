@@ -176,6 +176,12 @@ class batch:
             with client.translated_errors():
                 await client.async_pair()[1].seal_batch(self.id, time.time())
 
+    def job_ids(self) -> list[str]:
+        """The ids of the batch's jobs, sorted (the callbacks are not among them)."""
+        with self.client.translated_errors():
+            members: set[bytes] = self.client.connection.smembers(keys.batch_jobs(self.id))  # type: ignore[assignment]
+        return sorted(member.decode() for member in members)
+
     def show(self) -> BatchView:
         """The batch as `jobctl batch show` shows it."""
         with self.client.translated_errors():

@@ -173,6 +173,11 @@ def batch(batch_id: str) -> str:
     return f"jobctl:batch:{batch_id}"
 
 
+def batch_jobs(batch_id: str) -> str:
+    """Set: the ids of the batch's jobs."""
+    return f"{batch(batch_id)}:jobs"
+
+
 def batch_failed(batch_id: str) -> str:
     """Set: the ids of the batch's jobs that ended dead or canceled."""
     return f"{batch(batch_id)}:failed"

@@ -14,7 +14,7 @@
     KEYS[8] 'rq:finished:' prefix, KEYS[9] 'rq:failed:' prefix, KEYS[10] 'rq:canceled:' prefix:
       the registries of the queue and of the id's previous run's queue (read from its record)
     KEYS[11] 'jobctl:unique:' prefix, KEYS[12] 'jobctl:slots:' prefix (a job canceled with a parent)
-    KEYS[13] 'jobctl:batch:' prefix: the batch the job joins (api/batches.py),
+    KEYS[13] 'jobctl:batch:' prefix: the hash and job set of the batch the job joins (api/batches.py),
       KEYS[14] 'jobctl:batches-due' set of batch callbacks due (a job canceled with a parent)
     ARGV[1] id
     ARGV[2] now (unix time)
@@ -86,7 +86,7 @@ for _, parent in ipairs(parents) do
   if redis.call('EXISTS', job_key(k, parent)) == 0 then return {Refusal.UNKNOWN_PARENT, parent, ''} end
 end
 
-if batch ~= '' then batch_joined(k, batch, 1) end
+if batch ~= '' then batch_joined(k, batch, {id}) end
 if status then
   -- the id is reused after its job ended: forget the old run, in its registries and in this
   -- queue's (a record whose origin was changed since, or lost, names another)

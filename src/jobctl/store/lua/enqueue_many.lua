@@ -7,7 +7,8 @@
             copied from (keys.ENQUEUE_TEMPLATE)
     KEYS[3] 'rq:job:' prefix: the jobs' hashes
     KEYS[4] 'rq:queues' set of known queues
-    KEYS[5] 'jobctl:batch:' prefix: the batch the jobs join (the shared fields' jobctl_batch)
+    KEYS[5] 'jobctl:batch:' prefix: the hash and job set of the batch the jobs join (the shared
+      fields' jobctl_batch)
     ARGV[1] queue
     ARGV[2] now in RQ's format (created_at, enqueued_at)
     ARGV[3] max_size (0: none)
@@ -50,7 +51,7 @@ if batch then
   local state = batch_state(k, batch)
   if not state[1] then return {Refusal.UNKNOWN_BATCH, batch} end
   if state[2] == '1' then return {Refusal.BATCH_COMPLETE, batch} end
-  batch_joined(k, batch, #ids)
+  batch_joined(k, batch, ids)
 end
 record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'created_at', now_iso, 'enqueued_at', now_iso
 record[n + 5], record[n + 6] = 'status', 'queued'

@@ -221,9 +221,10 @@ end
 -- New jobs join a batch: one that exists (its total set) and is not complete (a job of the batch
 -- that is still running keeps it open, and may add more); the enqueue scripts check both first.
 local function batch_state(k, batch) return redis.call('HMGET', k.batch .. batch, 'total', 'complete') end
-local function batch_joined(k, batch, count)
-  redis.call('HINCRBY', k.batch .. batch, 'total', count)
-  redis.call('HINCRBY', k.batch .. batch, 'pending', count)
+local function batch_joined(k, batch, ids)
+  redis.call('HINCRBY', k.batch .. batch, 'total', #ids)
+  redis.call('HINCRBY', k.batch .. batch, 'pending', #ids)
+  redis.call('SADD', k.batch .. batch .. ':jobs', unpack(ids))
 end
 
 -- A job of a batch ended for good: 'succeeded' or 'failed' (dead or canceled).
