@@ -45,7 +45,7 @@ async def async_counter(total: int, pause: float = 0.0) -> int:
     return _note(_connection.incr(COUNTER), total)
 
 
-try:  # jobctl's registry, when jobctl imports this module (JOBCTL_JOBS=counter)
+try:  # jobctl's catalogue, when jobctl imports this module (JOBCTL_JOBS=counter)
     from jobctl import job
 
     job("counter", queue="bench")(counter)

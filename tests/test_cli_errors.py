@@ -84,3 +84,11 @@ def test_unreachable_redis_names_host_and_port_never_the_password(project):
     for args in (["status"], ["enqueue", "add", "1"], ["work", "--burst"]):
         line = assert_one_line_error(project.run(*args, env={"REDIS_URL": url}), "cannot reach Redis at 127.0.0.1:1")
         assert "s3cret" not in line
+
+
+def test_a_lease_ttl_that_is_not_whole_seconds_is_refused_by_every_command(project):
+    for args in (["health"], ["work", "--burst"], ["config"]):
+        assert_one_line_error(
+            project.run(*args, env={"JOBCTL_LEASE_TTL": "20s"}),
+            "jobctl: error: JOBCTL_LEASE_TTL: expected whole seconds, like 20, got '20s'",
+        )

@@ -4,7 +4,7 @@ import pytest
 
 from jobctl.config.queues import QueueConfig, load_queues, load_recurring
 from jobctl.errors import ConfigError
-from jobctl.jobs import catalogue as registry
+from jobctl.jobs import catalogue
 
 SEED = """\
 default:        {worker_count: 5,  max_retries: 3}
@@ -181,7 +181,7 @@ def test_missing_file(tmp_path):
 
 
 def test_recurring_entries(tmp_path):
-    registry.load()
+    catalogue.load()
     queues = load_queues(write(tmp_path, SEED))
     entries = load_recurring(
         write(
@@ -245,7 +245,7 @@ digest:
     ],
 )
 def test_recurring_errors(tmp_path, text, message):
-    registry.load()
+    catalogue.load()
     queues = load_queues(write(tmp_path, SEED))
     with pytest.raises(ConfigError) as error:
         load_recurring(write(tmp_path, text, "recurring.yml"), queues)
@@ -257,3 +257,27 @@ def test_missing_recurring_file_is_empty_unless_named(tmp_path):
     assert load_recurring(tmp_path / "recurring.yml", queues) == []
     with pytest.raises(ConfigError, match=r"recurring.yml not found in .* \(run `jobctl init`, or pass --recurring"):
         load_recurring(tmp_path / "recurring.yml", queues, required=True)
+
+
+def test_settings_take_the_values_given_over_the_environment_and_say_where_each_came_from():
+    from jobctl.config.settings import Settings
+
+    environ = {"REDIS_URL": "redis://env:6379/0", "JOBCTL_JOBS": "myapp.jobs", "JOBCTL_LEASE_TTL": "1"}
+    settings = Settings.build(environ, redis_url="redis://flag:6379/0", sources={"redis_url": "flag --redis-url"})
+    assert (settings.redis_url, settings.job_modules, settings.lease_ttl) == ("redis://flag:6379/0", "myapp.jobs", 2)
+    assert settings.source("redis_url") == "flag --redis-url" and settings.source("job_modules") == "env JOBCTL_JOBS"
+    assert Settings.build({}).lease_ttl == 20 and Settings.build({}).source("job_modules") == "default"
+    with pytest.raises(ConfigError, match="JOBCTL_LEASE_TTL: expected whole seconds"):
+        Settings.build({"JOBCTL_LEASE_TTL": "soon"})
+
+
+def test_a_client_builds_its_settings_as_the_cli_does(monkeypatch, tmp_path):
+    from jobctl.api.client import Client
+
+    monkeypatch.setenv("REDIS_URL", "redis://env-host:6379/0")
+    monkeypatch.setenv("JOBCTL_LEASE_TTL", "7")
+    monkeypatch.setenv("JOBCTL_CONFIG", str(write(tmp_path, SEED)))
+    client = Client()
+    assert (client.url, client.settings.lease_ttl) == ("redis://env-host:6379/0", 7)
+    assert list(client.config.queues) == ["default", "analytics", "recommendations", "notifications"]
+    assert Client("redis://given:6379/0").url == "redis://given:6379/0"

@@ -1,6 +1,6 @@
 """The core without the built-in jobs: every module outside jobctl/builtin/ and jobctl/web/
 imports and runs with SQLAlchemy, psycopg and pypdf missing, imports nothing of jobctl.builtin
-(registry.load names it, like a user's job module), and `jobctl --help` loads neither Redis,
+(catalogue.load names it, like a user's job module), and `jobctl --help` loads neither Redis,
 Rich nor YAML."""
 
 from __future__ import annotations

@@ -254,9 +254,9 @@ def test_producers_refuse_deep_and_non_finite_arguments(project, redis_url):
     from jobctl.api.producer import enqueue, enqueue_many
     from jobctl.config.queues import load_queues
     from jobctl.errors import UsageError
-    from jobctl.jobs import catalogue as registry
+    from jobctl.jobs import catalogue
 
-    registry.load("sample_jobs")
+    catalogue.load("sample_jobs")
     connection, config = redis.Redis.from_url(redis_url), load_queues(project.path / "queue.yml")
     deep: list = []
     for _ in range(150):  # under Python's recursion limit: json.dumps alone would take it
@@ -302,13 +302,12 @@ def test_unique_claims_the_call_however_it_is_spelled(project, db):
 
 
 def test_a_declared_jobs_defaults_are_read_from_its_source_for_the_claim():
-    from jobctl.jobs import catalogue as registry
-    from jobctl.jobs import signatures
+    from jobctl.jobs import catalogue, signatures
 
-    registry.load(None)
+    catalogue.load(None)
     # as declared, before its module is imported (an earlier test in this process may have run
     # it): the signature is then read from the module's source
-    spec = dataclasses.replace(registry.get("recommendations"), func=None)
+    spec = dataclasses.replace(catalogue.get("recommendations"), func=None)
     spellings = [(["UC1"], {}), (["UC1", 5], {}), ([], {"channel_id": "UC1", "top_n": 5.0})]
     assert [signatures.bound_call(spec, args, kwargs) for args, kwargs in spellings] == [{"channel_id": "UC1"}] * 3
     assert signatures.bound_call(spec, ["UC1", 6], {}) == {"channel_id": "UC1", "top_n": 6}

@@ -124,3 +124,23 @@ def test_the_readmes_error_tracker_example(project):
     project.enqueue("add", "1", env=env)
     assert project.run("work", "--burst", env=env).returncode == 0
     assert (project.path / "captured.txt").read_text().splitlines() == ["ValueError: this job always fails"] * 2
+
+
+def test_a_worker_given_middlewares_of_its_own_runs_those_not_the_process_ones():
+    import logging
+
+    from jobctl import Middleware, add_middleware
+    from jobctl.config.settings import StatsdTarget
+    from jobctl.middleware import stack
+    from jobctl.middleware.base import Middlewares
+    from jobctl.middleware.statsd_metrics import StatsdSender
+
+    own, everyones = Middleware(), Middleware()
+    add_middleware(everyones)
+    mine = Middlewares()
+    mine.add(own)
+    chain = stack.for_worker(logging.getLogger("test"), StatsdTarget("127.0.0.1", 8125, "app"), added=mine)
+    assert own in chain.middlewares and everyones not in chain.middlewares
+    sender = chain.middlewares[-1]
+    assert isinstance(sender, StatsdSender) and (sender.host, sender.port, sender.prefix) == ("127.0.0.1", 8125, "app")
+    assert everyones in stack.for_worker(logging.getLogger("test"), None).middlewares

@@ -65,8 +65,8 @@ import jobctl
 from jobctl.api import admin, producer
 from jobctl.config.queues import QueueConfig, QueuesConfig
 from jobctl.errors import DuplicateJob, LeaseLost, UnknownJob, UsageError
-from jobctl.jobs import catalogue as registry
-from jobctl.options.liveness import LEASE_TTL
+from jobctl.jobs import catalogue
+from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.options.rates import parse_rate
 from jobctl.runtime.worker import Worker
 from jobctl.store import keys
@@ -517,7 +517,7 @@ class CoreModel(RuleBasedStateMachine):
         candidates = list(self.jobs)  # deleted ones too: refused as unknown
         parent_ids = sorted({candidates[i % len(candidates)] for i in parents}) if candidates else []
         run_at = self.now + delay if delay else None
-        claim = producer.unique_claim(registry.get(kind), [argument], {}) if kind == "model_unique" else ""
+        claim = producer.unique_claim(catalogue.get(kind), [argument], {}) if kind == "model_unique" else ""
         holder = self.live(self.claims.get(claim, ""))
         missing = next((p for p in parent_ids if not self.live(p)), None)
         try:
@@ -726,7 +726,7 @@ class CoreModel(RuleBasedStateMachine):
         worker = self.pick_worker(index, alive)
 
         def beat() -> list[str]:
-            return self.t.heartbeat(worker.name, worker.worker.token, "now", LEASE_TTL, 0.0, 0)
+            return self.t.heartbeat(worker.name, worker.worker.token, "now", DEFAULT_LEASE_TTL, 0.0, 0)
 
         if not worker.lease:
             self.fenced(beat, worker)
@@ -787,7 +787,9 @@ class CoreModel(RuleBasedStateMachine):
         elif action == "fetch":
             self.fenced(lambda: self.t.fetch(worker.name, worker.worker.token, ["mq1"], self.now), worker)
         else:
-            self.fenced(lambda: self.t.heartbeat(worker.name, worker.worker.token, "now", LEASE_TTL, 0.0, 0), worker)
+            self.fenced(
+                lambda: self.t.heartbeat(worker.name, worker.worker.token, "now", DEFAULT_LEASE_TTL, 0.0, 0), worker
+            )
 
     @precondition(lambda self: self.any_worker(pipelines))
     @rule(index=st.integers(0, 10), verdict=st.sampled_from(["finished", "retry"]))

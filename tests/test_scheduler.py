@@ -11,7 +11,7 @@ from conftest import QUEUE_YML, TESTS, wait_for
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from jobctl.options.liveness import LEASE_TTL
+from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.options.schedule import parse_schedule
 from jobctl.runtime.scheduler import latest_due
 from jobctl.store.keys import SCHEDULER_HEARTBEAT as HEARTBEAT
@@ -143,7 +143,7 @@ def test_next_runs_heartbeat_and_disabled_entries(project, db, tmp_path):
     assert now - 1 <= next_runs["live"] <= now + 1.5  # the next second (or this one, if the pass lags)
     nightly = parse_schedule("30 2 * * *", "Europe/Paris").next_after(datetime.fromtimestamp(now, UTC))
     assert next_runs["nightly"] == int(nightly.timestamp())
-    assert abs(float(db.get(HEARTBEAT)) - now) < 1.5 and 0 < db.ttl(HEARTBEAT) <= LEASE_TTL
+    assert abs(float(db.get(HEARTBEAT)) - now) < 1.5 and 0 < db.ttl(HEARTBEAT) <= DEFAULT_LEASE_TTL
     stop(scheduler)
     assert dues(db, "paused") == [] and dues(db, "nightly") == []
 

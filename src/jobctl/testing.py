@@ -118,6 +118,7 @@ class Worker:
                 config=client.config,
                 burst=True,
                 capture_output=False,
+                lease_ttl=client.settings.lease_ttl,
             )
             runner.run()
         return runner.started

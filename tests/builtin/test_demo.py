@@ -2,7 +2,7 @@ import json
 
 from jobctl import PermanentError
 from jobctl.cli.demo import demo_batch, demo_summary
-from jobctl.jobs import catalogue as registry
+from jobctl.jobs import catalogue
 
 from .conftest import EXAMPLES
 
@@ -18,7 +18,7 @@ QUEUES = {
 
 
 def test_every_builtin_job_is_registered_on_its_queue():
-    assert {name: registry.get(name).queue for name in QUEUES} == QUEUES
+    assert {name: catalogue.get(name).queue for name in QUEUES} == QUEUES
 
 
 def test_the_batch_runs_all_seven_jobs_with_syncs_first():
@@ -33,7 +33,7 @@ def test_the_batch_on_the_shipped_examples(workdir, store_backend):
     failures = []
     for name, args, kwargs in demo_batch():
         try:
-            registry.resolve(name).func(*args, **kwargs)
+            catalogue.resolve(name).func(*args, **kwargs)
         except PermanentError as exc:
             failures.append((name, str(exc)))
 

@@ -15,7 +15,6 @@ import redis
 
 from ..config.queues import QueuesConfig, RecurringEntry
 from ..errors import RedisUnavailable, UnknownJob
-from ..options.liveness import LEASE_TTL
 from ..store import keys
 from ..store.jobdata import RQ_STATUS, JobView
 from ..store.transitions import Transitions
@@ -310,12 +309,13 @@ class Health:
 def health(
     get_connection: Callable[[], redis.Redis],
     *,
+    lease_ttl: float,
     supervisor: str | None = None,
     redis_only: bool = False,
     now: float | None = None,
 ) -> Health:
     """Healthy when Redis answers and this host's workers (or the named supervisor's) have sent
-    a heartbeat within LEASE_TTL seconds."""
+    a heartbeat within `lease_ttl` seconds (the liveness window, options/liveness.py)."""
     host = socket.gethostname()
     try:
         connection = get_connection()
@@ -329,7 +329,7 @@ def health(
     whose = f"supervisor {supervisor!r}" if supervisor else f"host {host!r}"
     mine = [w for w in workers if (w.supervisor == supervisor if supervisor else w.host == host) and w.state != "gone"]
     ages = sorted(now - w.last_heartbeat for w in mine if w.last_heartbeat is not None)
-    alive = [age for age in ages if age <= LEASE_TTL]
+    alive = [age for age in ages if age <= lease_ttl]
     if alive:
         return Health(
             True,
@@ -340,7 +340,7 @@ def health(
             round(alive[0], 1),
         )
     if ages:
-        reason = f"no worker of {whose} sent a heartbeat in the last {LEASE_TTL:g}s (newest {ages[0]:.0f}s ago)"
+        reason = f"no worker of {whose} sent a heartbeat in the last {lease_ttl:g}s (newest {ages[0]:.0f}s ago)"
     else:
         reason = f"no worker of {whose} is registered in Redis (is `jobctl work` running?)"
     return Health(False, reason, host, supervisor, 0, round(ages[0], 1) if ages else None)

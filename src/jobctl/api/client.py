@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, ParamSpec, Self, Typ
 import redis
 
 from ..config.queues import QueueConfig, QueuesConfig, is_queue_name, load_queues
-from ..config.settings import DEFAULT_CONFIG
+from ..config.settings import DEFAULT_SOURCE, Settings
 from ..errors import BlockingCall, ConfigError, JobNotFound, NotJSON, UnknownJob, UnknownParent
 from ..jobs import catalogue
 from ..options.durations import parse_duration
@@ -100,19 +100,23 @@ class Client:
         return f"<jobctl.Client {mask_url(self._url) if self._url else 'default Redis'}>"
 
     @cached_property
-    def url(self) -> str:
+    def settings(self) -> Settings:
+        """This client's settings, built as the CLI builds its own (Settings.build): the url and
+        config given, else REDIS_URL and JOBCTL_CONFIG, read from the environment on first use."""
+        path = None if self._config is None or isinstance(self._config, QueuesConfig) else os.fspath(self._config)
+        return Settings.build(os.environ, redis_url=self._url, config_path=path)
 
-        return resolve_url(self._url or os.environ.get("REDIS_URL") or None)
+    @cached_property
+    def url(self) -> str:
+        return resolve_url(self.settings.redis_url)
 
     @cached_property
     def config(self) -> QueuesConfig:
         if isinstance(self._config, QueuesConfig):
             return self._config
-        path = self._config or os.environ.get("JOBCTL_CONFIG")
-        if path:
-            return load_queues(os.fspath(path))
-        if Path(DEFAULT_CONFIG).exists():
-            return load_queues(DEFAULT_CONFIG)
+        settings = self.settings
+        if self._config or settings.source("config_path") != DEFAULT_SOURCE or Path(settings.config_path).exists():
+            return load_queues(settings.config_path)
         return DefaultQueues("(no queue.yml: the defaults)")
 
     @property
@@ -170,7 +174,7 @@ class Client:
         try:
             yield
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise unavailable(exc, self._url or os.environ.get("REDIS_URL") or "the embedded Redis") from None
+            raise unavailable(exc, self.settings.redis_url or "the embedded Redis") from None
 
     @staticmethod
     def refuse_in_event_loop(call: str, async_form: str) -> None:

@@ -24,7 +24,31 @@ if TYPE_CHECKING:
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-_subscriptions: dict[str, list[str]] = {}  # event -> handler job names, in registration order
+
+class Subscriptions:
+    """Events -> the job names of their handlers, in the order they subscribed."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, list[str]] = {}
+
+    def add(self, event: str, job_name: str) -> None:
+        handlers = self._handlers.setdefault(event, [])
+        if job_name not in handlers:
+            handlers.append(job_name)
+
+    def all(self) -> dict[str, list[str]]:
+        """Every event and its handler job names, events sorted by name."""
+        return {event: list(handlers) for event, handlers in sorted(self._handlers.items())}
+
+    def handlers_of(self, event: str) -> list[str]:
+        handlers = self._handlers.get(event)
+        if not handlers:
+            known = ", ".join(sorted(self._handlers)) or "none"
+            raise UnknownEvent(f"no handler subscribes to event {event!r} (events with handlers: {known})")
+        return list(handlers)
+
+
+default_subscriptions = Subscriptions()  # the process's: @on subscribes into it, emit() reads it
 
 
 def on(event: str, *, name: str | None = None, **options: Any) -> Callable[[_F], _F]:
@@ -37,25 +61,14 @@ def on(event: str, *, name: str | None = None, **options: Any) -> Callable[[_F],
     def subscribe(func: _F) -> _F:
         job_name = name or f"{event}:{func.__name__}"
         job(job_name, **options)(func)
-        handlers = _subscriptions.setdefault(event, [])
-        if job_name not in handlers:
-            handlers.append(job_name)
+        default_subscriptions.add(event, job_name)
         return func
 
     return subscribe
 
 
-def subscriptions() -> dict[str, list[str]]:
-    """Every event and its handler job names, events sorted by name."""
-    return {event: list(handlers) for event, handlers in sorted(_subscriptions.items())}
-
-
-def handlers_of(event: str) -> list[str]:
-    handlers = _subscriptions.get(event)
-    if not handlers:
-        known = ", ".join(sorted(_subscriptions)) or "none"
-        raise UnknownEvent(f"no handler subscribes to event {event!r} (events with handlers: {known})")
-    return list(handlers)
+subscriptions = default_subscriptions.all  # the process's events and their handlers
+handlers_of = default_subscriptions.handlers_of
 
 
 def emit(connection: redis.Redis, config: QueuesConfig, event: str, payload: Any = None) -> list[Enqueued]:

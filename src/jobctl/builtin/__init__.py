@@ -4,8 +4,8 @@ on real data, stored through `jobctl.builtin.store` (SQLite under .jobctl/ by de
 module's docstring says what its job reads, writes and which environment variables it takes.
 `jobctl search` (search.py) and `jobctl demo` (demo.py) go with them.
 
-A job package like the user's: it depends on the core and the core never imports it (registry.load
-imports it first among the job modules). Its jobs are declared here (registry.declare) and each
+A job package like the user's: it depends on the core and the core never imports it (catalogue.load
+imports it first among the job modules). Its jobs are declared here (catalogue.declare) and each
 module is imported, and its @job registers the function, the first time the job is needed, so
 that importing this package costs no SQLAlchemy, psycopg or pypdf.
 """

@@ -17,12 +17,13 @@ command modules do without `from __future__ import annotations`: Typer reads eve
 signature on every start, and evaluating annotations written as strings took ~13 ms of it.
 """
 
+import os
 import sys
 
 import typer
 
 from .. import __version__, logs
-from ..config.settings import DEFAULT_CONFIG, DEFAULT_RECURRING, Settings
+from ..config.settings import DEFAULT_CONFIG, Settings
 from ..errors import JobctlError, UsageError
 from . import batches, config, jobs, processes, queues
 from .common import console, errors, fail
@@ -82,11 +83,13 @@ def main_options(
         help="Print the version and exit.",
     ),
 ) -> None:
-    ctx.obj = Settings(
+    # the one settings object of this process: the flags above (with the environment variables
+    # Typer read for them), then the rest of the environment, read here once
+    ctx.obj = Settings.build(
+        os.environ,
         redis_url=redis_url or None,
         config_path=config,
-        recurring_path=recurring or DEFAULT_RECURRING,
-        recurring_given=recurring is not None,
+        recurring_path=recurring,
         job_modules=jobs,
         verbose=verbose,
         quiet=quiet,

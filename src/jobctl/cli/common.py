@@ -112,7 +112,7 @@ def configured_queues(settings: Settings, names: list[str], where: str) -> list[
     return [settings.queues.get(name, where=where) for name in names]
 
 
-# --- shell completion: from queue.yml and the job registry, without Redis ---------------------
+# --- shell completion: from queue.yml and the job catalogue, without Redis --------------------
 
 
 def complete_queue(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -12,8 +12,11 @@ def config(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", hel
 
     Example: jobctl config --json | jq '.queues[] | {name, workers: .settings.worker_count.value}'
     """
+    # imported here, not at start-up: only this command needs it (PyYAML, redis-py)
+    from .configview import effective as effective_settings
+
     settings: Settings = ctx.obj
-    effective = settings.effective()
+    effective = effective_settings(settings)
     if as_json:
         print_json(effective)
         return

@@ -120,7 +120,7 @@ def run_demo(settings: Settings, console: Console) -> int:
     enqueued = [enqueue(connection, config, name, args, kwargs) for name, args, kwargs in demo_batch()]
     console.print(f"enqueued {len(enqueued)} jobs; running the workers until the queues drain...\n")
 
-    Supervisor(settings.url, list(config.queues.values()), burst=True).run()
+    Supervisor(settings.url, list(config.queues.values()), burst=True, lease_ttl=settings.lease_ttl).run()
 
     console.print()
     console.print(jobviews.outcome_table(records.jobs(connection, [job.id for job in enqueued]), console.width))

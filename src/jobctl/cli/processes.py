@@ -1,6 +1,7 @@
 """What runs until it is stopped (work, scheduler, metrics, web, demo), and init, which sets up the
 project they run in."""
 
+import os
 import time
 from datetime import datetime
 from pathlib import Path
@@ -71,13 +72,12 @@ def work(
     Example: jobctl work --queue default --queue analytics --metrics-port 9121
     """
     # imported here, not at start-up: only this command needs it
-    from ..middleware import statsd_metrics
     from ..runtime.supervisor import Supervisor
 
     settings: Settings = ctx.obj
     logs.setup(settings.verbose)
     try:
-        statsd_metrics.configure(statsd)
+        settings.use_statsd(statsd)
     except ValueError as exc:
         raise UsageError(f"--statsd / JOBCTL_STATSD: {exc}") from None
     settings.load_jobs()
@@ -94,6 +94,8 @@ def work(
         burst=burst,
         shared=len(queue or []) > 1,
         config=settings.queues,
+        lease_ttl=settings.lease_ttl,
+        statsd=settings.statsd,
         **({"name": name} if name else {}),
     )
     exporter = None
@@ -132,7 +134,7 @@ def scheduler(
         rows = [(entry, entry.schedule.next_runs(now, 3)) for entry in entries]
         if as_json:
             # imported here, not at start-up: only this command needs it
-            from ..config.settings import entry_fields
+            from .configview import entry_fields
 
             print_json([{**entry_fields(e), "next_runs": [t.isoformat() for t in runs]} for e, runs in rows])
         else:
@@ -152,7 +154,17 @@ def scheduler(
 
     entries = load()
     connection = settings.connection  # fail now, with one line, if Redis does not answer
-    raise typer.Exit(Scheduler(connection, settings.url, settings.queues, entries, load, settings.recurring_path).run())
+    raise typer.Exit(
+        Scheduler(
+            connection,
+            settings.url,
+            settings.queues,
+            entries,
+            load,
+            settings.recurring_path,
+            lease_ttl=settings.lease_ttl,
+        ).run()
+    )
 
 
 def metrics(
@@ -215,7 +227,7 @@ def web(
     Example: JOBCTL_WEB_TOKEN=$(openssl rand -hex 16) jobctl web --port 9181
     """
     # imported here, not at start-up: only this command needs it
-    from ..web import parse_host_names, parse_proxy_addresses, serve
+    from ..web import TOKEN_ENV, parse_host_names, parse_proxy_addresses, serve
 
     serve(
         ctx.obj,
@@ -224,6 +236,7 @@ def web(
         read_only=read_only,
         hosts=parse_host_names(allowed_hosts),
         proxies=parse_proxy_addresses(forwarded_allow_ips),
+        token=os.environ.get(TOKEN_ENV, ""),  # a secret: from the environment, never a flag (ps shows flags)
     )
 
 

@@ -110,7 +110,9 @@ def health(
     from ..api import admin
 
     settings: Settings = ctx.obj
-    report = admin.health(lambda: settings.connection, supervisor=name, redis_only=redis_only)
+    report = admin.health(
+        lambda: settings.connection, lease_ttl=settings.lease_ttl, supervisor=name, redis_only=redis_only
+    )
     if as_json:
         print_json(report.to_dict())
     elif report.healthy:

@@ -389,7 +389,7 @@ def recurring_table(rows: list[tuple[RecurringEntry, list[datetime]]]) -> Table:
 
 def config_tables(effective: dict[str, Any]) -> list[Table]:
     """`config`: the general settings, every queue's settings, and the recurring entries (if any),
-    each value with where it came from (Settings.effective)."""
+    each value with where it came from (configview.effective)."""
     general = DataTable(title="Configuration", title_justify="left")
     for column in ("setting", "value", "source"):
         general.add_column(column)

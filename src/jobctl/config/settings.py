@@ -1,20 +1,26 @@
-"""Where jobctl finds its Redis, its config files and its job modules: flags, then environment
-(`REDIS_URL`, `JOBCTL_*`), then `queue.yml` / `recurring.yml` in the working directory, and
-where each value came from (`jobctl config` shows it).
+"""Where jobctl finds its Redis, its config files and its job modules, and the process settings
+every jobctl process shares (the liveness window, StatsD): flags, then environment (`REDIS_URL`,
+`JOBCTL_*`), then `queue.yml` / `recurring.yml` in the working directory, with where each value
+came from (`jobctl config` shows it).
 
-Importing it is cheap: Redis, YAML and the job registry are imported when a command first needs
+One Settings object is built per process, by its entry point (the CLI's global options,
+`jobctl.connect()` / `Client`), from the flags and the environment it is given
+(`Settings.build`); the code below the entry points receives it, or the values it holds, and
+never reads the environment itself.
+
+Importing it is cheap: Redis, YAML and the job catalogue are imported when a command first needs
 them (`jobctl --help` needs none of them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..options.durations import format_exact
+from ..errors import ConfigError
+from ..options.liveness import DEFAULT_LEASE_TTL, parse_lease_ttl
 
 if TYPE_CHECKING:
     import redis
@@ -24,15 +30,39 @@ if TYPE_CHECKING:
 DEFAULT_CONFIG = "queue.yml"
 DEFAULT_RECURRING = "recurring.yml"
 DEFAULT_SOURCE = "default"
+DEFAULT_STATSD_PREFIX = "jobctl"
+# the environment variable of each setting the environment may give
+ENVIRONMENT = {
+    "redis_url": "REDIS_URL",
+    "config_path": "JOBCTL_CONFIG",
+    "recurring_path": "JOBCTL_RECURRING",
+    "job_modules": "JOBCTL_JOBS",
+    "lease_ttl": "JOBCTL_LEASE_TTL",
+    "statsd_prefix": "JOBCTL_STATSD_PREFIX",
+}
 
-# `jobctl config` rows that job packages add after the core's (the built-in jobs' database_url):
-# name -> what reads the row, {"value": ..., "source": ...}, when it is shown
-_package_rows: dict[str, Callable[[], dict[str, Any]]] = {}
+
+class PackageRows:
+    """`jobctl config` rows that job packages add after the core's (the built-in jobs'
+    database_url): name -> what reads the row, {"value": ..., "source": ...}, when it is shown."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, Callable[[], dict[str, Any]]] = {}
+
+    def add(self, name: str, read: Callable[[], dict[str, Any]]) -> None:
+        self._rows[name] = read
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """Each row as it reads now, in the order they were added."""
+        return {name: read() for name, read in self._rows.items()}
+
+
+package_rows = PackageRows()  # the process's: job packages add to it on import, `jobctl config` shows it
 
 
 def config_row(name: str, read: Callable[[], dict[str, Any]]) -> None:
     """Show a job package's own setting in `jobctl config`, read by `read` each time it is shown."""
-    _package_rows[name] = read
+    package_rows.add(name, read)
 
 
 def flag_source(flag: str) -> str:
@@ -43,38 +73,28 @@ def env_source(variable: str) -> str:
     return f"env {variable}"
 
 
-def setting_text(name: str, value: Any) -> str:
-    """A queue setting as an operator writes it: 5m, 30d, off, [10s, 1m]."""
-    # PyYAML (queues.py reads queue.yml): imported on first use, not at the CLI's start-up
-    from .queues import DURATION_SETTINGS, WorkerRange
+@dataclass(frozen=True)
+class StatsdTarget:
+    """Where workers send StatsD metrics (middleware/statsd_metrics.py)."""
 
-    if isinstance(value, WorkerRange):  # before the tuples: written 2..10
-        return str(value)
-    if value is None or value is False:
-        return "off"
-    if value is True:
-        return "on"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(setting_text(name, item) for item in value) + "]"
-    if name in DURATION_SETTINGS and isinstance(value, (int, float)):
-        return format_exact(value)
-    return str(value)
+    host: str
+    port: int
+    prefix: str = DEFAULT_STATSD_PREFIX
 
-
-def entry_fields(entry: RecurringEntry) -> dict[str, Any]:
-    """A recurring entry as `config --json` and `scheduler --list --json` show it."""
-    return {
-        "name": entry.name,
-        "job": entry.job,
-        "queue": entry.queue,
-        "schedule": entry.schedule.text,
-        "timezone": entry.timezone,
-        "enabled": entry.enabled,
-    }
+    @classmethod
+    def parse(cls, text: str, prefix: str = DEFAULT_STATSD_PREFIX) -> StatsdTarget:
+        """host:port; raises ValueError."""
+        host, sep, port = text.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port like 127.0.0.1:8125, got {text!r}")
+        return cls(host.strip("[]"), int(port), prefix.strip() or DEFAULT_STATSD_PREFIX)
 
 
 @dataclass
 class Settings:
+    """Everything a jobctl process is told from outside: where Redis, the config files and the
+    job modules are, the liveness window, where StatsD is, and how much to log."""
+
     redis_url: str | None = None
     config_path: str = DEFAULT_CONFIG
     recurring_path: str = DEFAULT_RECURRING
@@ -82,10 +102,66 @@ class Settings:
     job_modules: str | None = None
     verbose: bool = False
     quiet: bool = False
+    # seconds a process counts as alive without a sign of life (options/liveness.py)
+    lease_ttl: int = DEFAULT_LEASE_TTL
+    statsd: StatsdTarget | None = None  # None: no StatsD metrics (use_statsd)
+    statsd_prefix: str = DEFAULT_STATSD_PREFIX
     # setting name (redis_url, config_path, recurring_path, job_modules) -> flag_source(...),
     # env_source(...) or DEFAULT_SOURCE
     sources: dict[str, str] = field(default_factory=dict)
     _jobs_loaded: bool = field(default=False, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        redis_url: str | None = None,
+        config_path: str | None = None,
+        recurring_path: str | None = None,
+        job_modules: str | None = None,
+        verbose: bool = False,
+        quiet: bool = False,
+        sources: dict[str, str] | None = None,
+    ) -> Settings:
+        """The settings from the values given (flags, arguments), else from `environ` (the
+        process's environment, read once here), else the defaults. `sources`: where the values
+        given came from (the CLI's flags); those read from `environ` are recorded as such.
+        Raises ConfigError for a value the environment gives that is not valid."""
+        found = dict(sources or {})
+
+        def pick(setting: str, given: str | None) -> str | None:
+            if given:
+                return given
+            value = environ.get(ENVIRONMENT[setting], "").strip() or None
+            if value is not None:
+                found.setdefault(setting, env_source(ENVIRONMENT[setting]))
+            return value
+
+        lease_ttl = DEFAULT_LEASE_TTL
+        if text := pick("lease_ttl", None):
+            try:
+                lease_ttl = parse_lease_ttl(text)
+            except ValueError as exc:
+                raise ConfigError(f"{ENVIRONMENT['lease_ttl']}: {exc}") from None
+        recurring = pick("recurring_path", recurring_path)
+        return cls(
+            redis_url=pick("redis_url", redis_url),
+            config_path=pick("config_path", config_path) or DEFAULT_CONFIG,
+            recurring_path=recurring or DEFAULT_RECURRING,
+            recurring_given=recurring is not None,
+            job_modules=pick("job_modules", job_modules),
+            verbose=verbose,
+            quiet=quiet,
+            lease_ttl=lease_ttl,
+            statsd_prefix=pick("statsd_prefix", None) or DEFAULT_STATSD_PREFIX,
+            sources=found,
+        )
+
+    def use_statsd(self, address: str | None) -> None:
+        """Send StatsD metrics to `address` (host:port, `jobctl work --statsd` or JOBCTL_STATSD,
+        which only `work` reads; None: send none). Raises ValueError."""
+        self.statsd = StatsdTarget.parse(address, self.statsd_prefix) if address else None
 
     @cached_property
     def url(self) -> str:
@@ -131,68 +207,3 @@ class Settings:
 
     def source(self, setting: str) -> str:
         return self.sources.get(setting, DEFAULT_SOURCE)
-
-    def effective(self) -> dict[str, Any]:
-        """The effective configuration, each value with where it came from; secrets masked.
-
-        Validates queue.yml and recurring.yml on the way (a bad file raises ConfigError) but
-        never connects to Redis or starts the embedded one."""
-        # redis-py: imported on first use, not at the CLI's start-up
-        from ..store.connection import embedded_socket, mask_url
-
-        if self.redis_url:
-            redis_value = mask_url(self.redis_url)
-        else:
-            redis_value = f"unix://{embedded_socket()} (embedded Redis, started on demand)"
-        recurring_exists = Path(self.recurring_path).exists()
-        entries = self.recurring()
-        return {
-            "redis_url": {"value": redis_value, "source": self.source("redis_url")},
-            "config": {"value": str(Path(self.config_path).resolve()), "source": self.source("config_path")},
-            "recurring": {
-                "value": str(Path(self.recurring_path).resolve()),
-                "source": self.source("recurring_path"),
-                "exists": recurring_exists,
-            },
-            "jobs": {"value": self.job_modules, "source": self.source("job_modules")},
-            **{name: read() for name, read in _package_rows.items()},
-            "queues": self._queue_settings(),
-            "recurring_entries": [entry_fields(e) for e in entries],
-        }
-
-    def _queue_settings(self) -> list[dict[str, Any]]:
-        from dataclasses import fields
-
-        # PyYAML (queues.py reads queue.yml): imported on first use, not at the CLI's start-up
-        from . import yamlfile
-        from .queues import QueueConfig, WorkerRange
-
-        config = self.queues  # validated: the raw document below is known to be well-formed
-        # the settings queue.yml can set: every QueueConfig field but the queue's identity
-        names = [f.name for f in fields(QueueConfig) if f.name not in ("name", "priority")]
-        document = yamlfile.read(config.path, None)
-        defaults = document.get("defaults") or {}
-        where = Path(config.path).name
-        rows: list[dict[str, Any]] = []
-        for queue in config.queues.values():
-            own = document.get(queue.name) or {}
-            settings: dict[str, dict[str, Any]] = {}
-            for name in names:
-                written = own if name in own else defaults if name in defaults else None
-                if written is own:
-                    source = f"file {where}: queue {queue.name!r}"
-                elif written is defaults:
-                    source = f"file {where}: defaults"
-                else:
-                    source = DEFAULT_SOURCE
-                value = getattr(queue, name)
-                text = setting_text(name, written[name] if written is not None else value)
-                if isinstance(value, WorkerRange):
-                    value = str(value)  # as written: 2..10
-                settings[name] = {
-                    "value": list(value) if isinstance(value, tuple) else value,
-                    "text": text,
-                    "source": source,
-                }
-            rows.append({"name": queue.name, "priority": queue.priority, "settings": settings})
-        return rows

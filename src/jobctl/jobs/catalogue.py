@@ -1,8 +1,10 @@
-"""The job registry: the only functions a worker will ever run, by name.
+"""The job catalogue: the only functions a worker will ever run, by name.
 
 Payloads name a registered job; nothing in a payload is ever imported. Jobs are registered by
 importing their modules: the built-in jobs' package (`jobctl.builtin`), then the modules named
-with `--jobs` / `JOBCTL_JOBS`. A module registers a job with @job, or *declares* it (declare():
+with `--jobs` / `JOBCTL_JOBS`. They register into a Catalogue: the process's own (`default_catalogue`,
+what @job, @callback and declare() add to, and what the module's functions below read) unless
+given another; a test or a second app in one process may keep its own. A module registers a job with @job, or *declares* it (declare():
 name, module, queue) so that the module is imported only when its function is needed: the
 built-in jobs do, so that a command such as `jobctl enqueue` does not pay for importing
 SQLAlchemy, and workers that never run a built-in job never load it.
@@ -52,30 +54,6 @@ class JobSpec:
     on_dead: Callable[[Any, BaseException], Any] | None = None
     schedule: Any = None  # jobctl.options.schedule.Schedule of `cron`: the job is also a recurring entry
     catch_up: str = "latest"
-
-
-_jobs: dict[str, JobSpec] = {}
-_by_import_path: dict[str, str] = {}  # RQ's name for a registered function -> its job name
-_callbacks: dict[str, Callable[..., Any]] = {}  # import path -> function registered with @callback
-
-
-def add(spec: JobSpec) -> None:
-    """Register `spec` (its function given): as declared, if it was; raises ValueError when its
-    name is taken by another function or it differs from its declaration."""
-    name, func = spec.name, cast("Callable[..., Any]", spec.func)
-    existing = _jobs.get(name)
-    if existing and existing.func is None:
-        if (existing.module, existing.queue, existing.max_retries, existing.timeout) != (
-            spec.module,
-            spec.queue,
-            spec.max_retries,
-            spec.timeout,
-        ):
-            raise ValueError(f"job {name!r} is declared differently from its @job in {spec.module}")
-    elif existing and existing.func and import_path(existing.func) != import_path(func):
-        raise ValueError(f"job name {name!r} is already registered by {import_path(existing.func)}")
-    _jobs[name] = spec
-    _by_import_path[import_path(func)] = name
 
 
 def job_options(
@@ -134,80 +112,124 @@ def _checked(option: str, parse: Callable[[Any], Any], value: Any) -> Any:
         raise ValueError(f"{option}: {exc}") from None
 
 
-def callback(func: Function) -> Function:
-    """Register a function that RQ's `on_success`, `on_failure` or `on_stopped` may name
-    (`Callback(notify)` stores its import path): a worker runs only registered callbacks, and
-    registered jobs, never a path read from Redis."""
-    _callbacks[import_path(func)] = func
-    return func
+class Catalogue:
+    """Job names -> their JobSpecs, the import paths of their functions, and the functions
+    registered with @callback."""
 
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobSpec] = {}
+        self._by_import_path: dict[str, str] = {}  # RQ's name for a registered function -> its job name
+        self._callbacks: dict[str, Callable[..., Any]] = {}  # import path -> function registered with @callback
 
-def declare(
-    name: str, module: str, *, queue: str = DEFAULT_QUEUE, max_retries: int | None = None, timeout: str | None = None
-) -> None:
-    """Register a job whose module is imported only when its function is needed (resolve());
-    the module's own @job must say the same."""
-    if name not in _jobs:
-        seconds = parse_duration(timeout) if timeout is not None else None
-        _jobs[name] = JobSpec(name, None, queue, max_retries, seconds, module)
+    def add(self, spec: JobSpec) -> None:
+        """Register `spec` (its function given): as declared, if it was; raises ValueError when its
+        name is taken by another function or it differs from its declaration."""
+        name, func = spec.name, cast("Callable[..., Any]", spec.func)
+        existing = self._jobs.get(name)
+        if existing and existing.func is None:
+            if (existing.module, existing.queue, existing.max_retries, existing.timeout) != (
+                spec.module,
+                spec.queue,
+                spec.max_retries,
+                spec.timeout,
+            ):
+                raise ValueError(f"job {name!r} is declared differently from its @job in {spec.module}")
+        elif existing and existing.func and import_path(existing.func) != import_path(func):
+            raise ValueError(f"job name {name!r} is already registered by {import_path(existing.func)}")
+        self._jobs[name] = spec
+        self._by_import_path[import_path(func)] = name
 
+    def callback(self, func: Function) -> Function:
+        """Register a function that RQ's `on_success`, `on_failure` or `on_stopped` may name
+        (`Callback(notify)` stores its import path): a worker runs only registered callbacks, and
+        registered jobs, never a path read from Redis."""
+        self._callbacks[import_path(func)] = func
+        return func
 
-def resolve(name: str) -> JobSpec:
-    """The job's spec with its function, importing a declared job's module on first use."""
-    spec = get(name)
-    if spec.func is None:
-        importlib.import_module(spec.module)
-        spec = _jobs[name]
+    def declare(
+        self,
+        name: str,
+        module: str,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        max_retries: int | None = None,
+        timeout: str | None = None,
+    ) -> None:
+        """Register a job whose module is imported only when its function is needed (resolve());
+        the module's own @job must say the same."""
+        if name not in self._jobs:
+            seconds = parse_duration(timeout) if timeout is not None else None
+            self._jobs[name] = JobSpec(name, None, queue, max_retries, seconds, module)
+
+    def resolve(self, name: str) -> JobSpec:
+        """The job's spec with its function, importing a declared job's module on first use."""
+        spec = self.get(name)
         if spec.func is None:
-            raise ConfigError(f"module {spec.module} does not register the job {name!r} it was declared in")
-    return spec
+            importlib.import_module(spec.module)
+            spec = self._jobs[name]
+            if spec.func is None:
+                raise ConfigError(f"module {spec.module} does not register the job {name!r} it was declared in")
+        return spec
+
+    def stored(self, name: str) -> JobSpec | None:
+        """The job a payload names, resolved with its function: by its job name, or, for a job RQ's
+        producers enqueued by function reference (`q.enqueue(myapp.jobs.add, 1, 2)`), by the import
+        path of the function it is registered from. None when no registered job matches."""
+        if name not in self._jobs:
+            module = name.rpartition(".")[0]
+            for declared in [spec for spec in self._jobs.values() if spec.func is None and spec.module == module]:
+                self.resolve(declared.name)  # a module jobctl declares, whose @job registers its path
+            name = self._by_import_path.get(name, name)
+        return self.resolve(name) if name in self._jobs else None
+
+    def callback_function(self, name: str) -> Callable[..., Any] | None:
+        """What an RQ callback name (an import path, or a job name) may run: a function registered
+        with @callback or as a job; None for anything else."""
+        if name in self._callbacks:
+            return self._callbacks[name]
+        spec = self.stored(name)
+        return spec.func if spec else None
+
+    def import_paths(self) -> dict[str, str]:
+        """Import path -> job name, of the jobs whose functions are loaded."""
+        return dict(self._by_import_path)
+
+    def get(self, name: str) -> JobSpec:
+        try:
+            return self._jobs[name]
+        except KeyError:
+            known = ", ".join(sorted(self._jobs)) or "none"
+            raise UnknownJob(f"unknown job {name!r} (registered jobs: {known})") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._jobs
+
+    def all_jobs(self) -> list[JobSpec]:
+        return sorted(self._jobs.values(), key=lambda spec: spec.name)
 
 
-def stored(name: str) -> JobSpec | None:
-    """The job a payload names, resolved with its function: by its job name, or, for a job RQ's
-    producers enqueued by function reference (`q.enqueue(myapp.jobs.add, 1, 2)`), by the import
-    path of the function it is registered from. None when no registered job matches."""
-    if name not in _jobs:
-        module = name.rpartition(".")[0]
-        for declared in [spec for spec in _jobs.values() if spec.func is None and spec.module == module]:
-            resolve(declared.name)  # a module jobctl declares, whose @job registers its path
-        name = _by_import_path.get(name, name)
-    return resolve(name) if name in _jobs else None
+default_catalogue = Catalogue()  # the process's: @job, @callback and declare() register into it
+
+# the process's catalogue, as the rest of jobctl reads it
+add = default_catalogue.add
+callback = default_catalogue.callback
+declare = default_catalogue.declare
+resolve = default_catalogue.resolve
+stored = default_catalogue.stored
+callback_function = default_catalogue.callback_function
+import_paths = default_catalogue.import_paths
+get = default_catalogue.get
+all_jobs = default_catalogue.all_jobs
 
 
-def callback_function(name: str) -> Callable[..., Any] | None:
-    """What an RQ callback name (an import path, or a job name) may run: a function registered with
-    @callback or as a job; None for anything else."""
-    if name in _callbacks:
-        return _callbacks[name]
-    spec = stored(name)
-    return spec.func if spec else None
-
-
-def import_paths() -> dict[str, str]:
-    """Import path -> job name, of the jobs whose functions are loaded."""
-    return dict(_by_import_path)
+def is_registered(name: str) -> bool:
+    """Whether the process's catalogue has a job of that name."""
+    return name in default_catalogue
 
 
 def import_path(func: Callable[..., Any]) -> str:
     """Where the function is found by import, as RQ names functions (`myapp.jobs.resize_image`)."""
     return f"{func.__module__}.{func.__qualname__}"
-
-
-def get(name: str) -> JobSpec:
-    try:
-        return _jobs[name]
-    except KeyError:
-        known = ", ".join(sorted(_jobs)) or "none"
-        raise UnknownJob(f"unknown job {name!r} (registered jobs: {known})") from None
-
-
-def is_registered(name: str) -> bool:
-    return name in _jobs
-
-
-def all_jobs() -> list[JobSpec]:
-    return sorted(_jobs.values(), key=lambda spec: spec.name)
 
 
 def load(job_modules: str | None = None) -> None:

@@ -21,6 +21,7 @@ raises is logged with the job id and changes nothing about the job.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,19 +65,29 @@ class Middleware:
         pass
 
 
-_added: list[Middleware] = []
+class Middlewares:
+    """The middlewares added to run around every job of a worker, in the order they were added.
+    A process has one (`middlewares`, what add_middleware adds to); a test or a second app in
+    the same process may give its workers another."""
+
+    def __init__(self) -> None:
+        self._added: list[Middleware] = []
+
+    def add(self, middleware: Middleware) -> None:
+        if not isinstance(middleware, Middleware):
+            raise TypeError(f"add_middleware: expected a jobctl.Middleware, got {middleware!r}")
+        self._added.append(middleware)
+
+    def __iter__(self) -> Iterator[Middleware]:
+        return iter(list(self._added))
+
+
+middlewares = Middlewares()  # the process's: the job modules' add_middleware calls add to it
 
 
 def add_middleware(middleware: Middleware) -> None:
     """Run `middleware` around every job of the workers that import the calling module."""
-    if not isinstance(middleware, Middleware):
-        raise TypeError(f"add_middleware: expected a jobctl.Middleware, got {middleware!r}")
-    _added.append(middleware)
-
-
-def added() -> list[Middleware]:
-    """The middlewares add_middleware registered, in order."""
-    return list(_added)
+    middlewares.add(middleware)
 
 
 _AFTER = ("after_attempt", "on_retry", "on_dead")

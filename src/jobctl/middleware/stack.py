@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from . import statsd_metrics
-from .base import Chain, added
+from ..config.settings import StatsdTarget
+from .base import Chain, Middlewares, middlewares
 from .hooks import JobHooks
+from .statsd_metrics import StatsdSender
 
 
-def for_worker(log: logging.Logger) -> Chain:
-    """@job's hooks first, then the middlewares the job modules added, then StatsD if configured."""
-    sender = statsd_metrics.configured()
-    senders = (sender,) if sender else ()
-    return Chain([JobHooks(), *added(), *senders], log, instant=senders)
+def for_worker(log: logging.Logger, statsd: StatsdTarget | None, added: Middlewares = middlewares) -> Chain:
+    """@job's hooks first, then the middlewares the job modules added, then StatsD if given."""
+    senders = (StatsdSender(statsd),) if statsd else ()
+    return Chain([JobHooks(), *added, *senders], log, instant=senders)

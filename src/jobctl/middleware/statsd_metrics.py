@@ -2,50 +2,26 @@
 `<prefix>.job.<name>.finished|failed|retried|dead`, sent over UDP by the workers.
 
 `JOBCTL_STATSD=host:port` (or `jobctl work --statsd host:port`) turns it on, JOBCTL_STATSD_PREFIX
-sets the prefix (default `jobctl`). The client is pystatsd (`statsd` on PyPI); UDP never waits
+sets the prefix (default `jobctl`): the settings read them (config/settings.py, StatsdTarget) and
+each worker is given the target. The client is pystatsd (`statsd` on PyPI); UDP never waits
 for the server, and a send that fails is dropped: metrics never affect a job.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
+from ..config.settings import StatsdTarget
 from ..errors import JobStopped
 from .base import JobInfo, Middleware
 
-ADDRESS_ENV = "JOBCTL_STATSD"
-PREFIX_ENV = "JOBCTL_STATSD_PREFIX"
-DEFAULT_PREFIX = "jobctl"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")  # ':', '|' and '@' are StatsD's separators
-
-_address: tuple[str, int] | None = None
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """host:port; raises ValueError."""
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected host:port like 127.0.0.1:8125, got {text!r}")
-    return host.strip("[]"), int(port)
-
-
-def configure(address: str | None) -> None:
-    """Send to `address` (host:port) from the workers started after this call; None: do not."""
-    global _address
-    _address = parse_address(address) if address else None
-
-
-def configured() -> StatsdSender | None:
-    if _address is None:
-        return None
-    return StatsdSender(*_address, prefix=os.environ.get(PREFIX_ENV, "").strip() or DEFAULT_PREFIX)
 
 
 class StatsdSender(Middleware):
-    def __init__(self, host: str, port: int, prefix: str):
-        self.host, self.port, self.prefix = host, port, prefix
+    def __init__(self, target: StatsdTarget):
+        self.host, self.port, self.prefix = target.host, target.port, target.prefix
         self._client: Any = None
 
     def _send(self, send: str, job: JobInfo, metric: str, *value: Any) -> None:

@@ -43,7 +43,7 @@ from .. import logs
 from ..api.producer import AlreadyClaimed, DuplicateJob, enqueue
 from ..config.queues import QueuesConfig, RecurringEntry
 from ..errors import JobctlError, RedisOutOfMemory
-from ..options.liveness import LEASE_TTL
+from ..options.liveness import DEFAULT_LEASE_TTL
 from ..store import keys
 from ..store.connection import RedisOutage, where
 
@@ -102,8 +102,12 @@ class Scheduler:
         entries: list[RecurringEntry],
         reload: Callable[[], list[RecurringEntry]],
         source: str,
+        *,
+        lease_ttl: int = DEFAULT_LEASE_TTL,
     ):
+        """`lease_ttl`: how long its heartbeat shows it alive (options/liveness.py)."""
         self.connection = connection
+        self.lease_ttl = lease_ttl
         self.url = url
         self.config = config
         self.entries = entries
@@ -180,7 +184,7 @@ class Scheduler:
             if next_runs:
                 # redis-py 8 types the mapping's keys invariantly, refusing str keys (redis-py 5 does not)
                 pipe.hset(keys.SCHEDULER_NEXT_RUNS, mapping=next_runs)  # type: ignore[arg-type, unused-ignore]
-            pipe.set(keys.SCHEDULER_HEARTBEAT, f"{now:.3f}", ex=LEASE_TTL)
+            pipe.set(keys.SCHEDULER_HEARTBEAT, f"{now:.3f}", ex=self.lease_ttl)
             pipe.execute()
         until_next = min(next_runs.values(), default=now + MAX_PAUSE) - time.time()
         return min(max(until_next, 0.0), MAX_PAUSE) + 0.005  # just past the due second

@@ -36,8 +36,9 @@ from .. import logs
 from ..api import batches, reads
 from ..api.client import DefaultQueues
 from ..config.queues import QueueConfig, QueuesConfig
+from ..config.settings import StatsdTarget
 from ..options.durations import format_exact
-from ..options.liveness import LEASE_TTL
+from ..options.liveness import DEFAULT_LEASE_TTL, heartbeat_interval
 from ..store import keys, transitions
 from ..store.connection import RedisOutage, connect, read_replies
 from ..store.transitions import Transitions
@@ -45,7 +46,7 @@ from .leasekill import die_with_parent
 from .worker import EXIT_FENCED, EXIT_RECYCLE, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
-SWEEP_EVERY = min(5.0, LEASE_TTL / 4)  # seconds between looks for workers lost on other hosts
+MAX_SWEEP_EVERY = 5.0  # seconds between looks for workers lost on other hosts, at most
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 QUICK_DEATH = 1.0  # a worker dying this soon after its start, again and again, is restarted ever more slowly
 MAX_RESTART_DELAY = 5.0
@@ -155,6 +156,8 @@ class Supervisor:
     burst: bool = False
     shared: bool = False
     config: QueuesConfig | None = None  # every queue, for the enqueues of the jobs run (jobctl.Client)
+    lease_ttl: int = DEFAULT_LEASE_TTL  # the liveness window (options/liveness.py), its workers' too
+    statsd: StatsdTarget | None = None  # where its workers send StatsD metrics
     name: str = field(default_factory=lambda: f"{socket.gethostname()}.{os.getpid()}")
 
     def __post_init__(self) -> None:
@@ -205,7 +208,7 @@ class Supervisor:
                 self._guarded(self._promote)
                 if time.monotonic() >= next_sweep:
                     self._guarded(self._sweep)
-                    next_sweep = time.monotonic() + SWEEP_EVERY
+                    next_sweep = time.monotonic() + min(MAX_SWEEP_EVERY, heartbeat_interval(self.lease_ttl))
                 if time.monotonic() >= next_overrun_check:
                     self._guarded(self._kill_overruns)
                     next_overrun_check = time.monotonic() + 1
@@ -325,6 +328,8 @@ class Supervisor:
                     url=self.url,
                     config=self.config,
                     kill_past_lease=True,
+                    lease_ttl=self.lease_ttl,
+                    statsd=self.statsd,
                 )
                 worker.handle_stop_signals()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
@@ -455,7 +460,7 @@ class Supervisor:
                 "supervisor %s: %d worker(s) stopped heartbeating (> %ss); requeued %d job(s), %d dead",
                 self.name,
                 lost,
-                LEASE_TTL,
+                self.lease_ttl,
                 requeued,
                 buried,
             )

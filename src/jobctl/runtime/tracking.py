@@ -3,7 +3,7 @@
 Sidekiq counts processed and failed jobs in memory and writes them with its heartbeat; jobctl
 does the same for all of its job tracking, to keep Redis commands per job few
 (bench/redis_instructions.py): counters per job type and per queue, the
-run-time histogram, the throughput windows, the recent executions and failures, and the
+run-time histogram, the throughput windows, the recent attempts and failures, and the
 worker's own job counts and state. The outcome scripts then do only what a job's safety needs,
 and the numbers `status`, `stats`, the metrics and the dashboard read stay exact: a flush that
 fails is added back and tried again, and a crashed worker delays at most one flush interval of
@@ -31,7 +31,7 @@ _BUCKET_LABELS = [f"{bound:g}" for bound in keys.RUN_TIME_BUCKETS] + ["+Inf"]
 
 
 @dataclass(frozen=True)
-class Execution:
+class AttemptRecord:
     """One finished attempt, as a worker records it."""
 
     job_id: str
@@ -58,25 +58,25 @@ def bucket_label(seconds: float) -> str:
     return "+Inf"
 
 
-def history_entry(execution: Execution, worker: str) -> str:
+def history_entry(record: AttemptRecord, worker: str) -> str:
     """keys.history's JSON entry; arguments beyond HISTORY_ARGS_LIMIT are replaced by their size."""
-    args: list[Any] | str = execution.args
-    kwargs = execution.kwargs
+    args: list[Any] | str = record.args
+    kwargs = record.kwargs
     size = len(json.dumps([args, kwargs], default=str))
     if size > HISTORY_ARGS_LIMIT:
         args, kwargs = f"({size} bytes of arguments, not kept)", {}
     return json.dumps(
         {
-            "id": execution.job_id,
-            "job": execution.job,
-            "queue": execution.queue,
+            "id": record.job_id,
+            "job": record.job,
+            "queue": record.queue,
             "args": args,
             "kwargs": kwargs,
-            "attempt": execution.attempt,
-            "outcome": execution.outcome,
-            "run_seconds": round(execution.run_seconds, 6),
-            "at": execution.at,
-            "error": execution.error,
+            "attempt": record.attempt,
+            "outcome": record.outcome,
+            "run_seconds": round(record.run_seconds, 6),
+            "at": record.at,
+            "error": record.error,
             "worker": worker,
         },
         default=str,
@@ -89,24 +89,24 @@ class Tracker:
     def __init__(self, worker: str):
         self.worker = worker
         self._lock = threading.Lock()
-        self._pending: list[Execution] = []
+        self._pending: list[AttemptRecord] = []
 
-    def record(self, execution: Execution) -> None:
+    def record(self, attempt: AttemptRecord) -> None:
         with self._lock:
-            self._pending.append(execution)
+            self._pending.append(attempt)
 
-    def take(self) -> list[Execution]:
+    def take(self) -> list[AttemptRecord]:
         with self._lock:
             taken, self._pending = self._pending, []
         return taken
 
-    def give_back(self, executions: list[Execution]) -> None:
-        """A flush failed: its executions are counted in the next one."""
+    def give_back(self, attempts: list[AttemptRecord]) -> None:
+        """A flush failed: its attempts are counted in the next one."""
         with self._lock:
-            self._pending[:0] = executions
+            self._pending[:0] = attempts
 
     def payload(
-        self, executions: list[Execution], current_jobs: list[str], suspended: bool = False
+        self, attempts: list[AttemptRecord], current_jobs: list[str], suspended: bool = False
     ) -> tuple[list[str], str]:
         """The script's KEYS and its one argument: every key to change and by how much, each key
         named by its index in KEYS (lua/track.lua). `suspended`: the worker takes no new job
@@ -120,7 +120,7 @@ class Tracker:
         failures: list[str] = []
         done = failed = 0
         working = 0.0
-        for run in executions:
+        for run in attempts:
             for key in (keys.job_stats(run.job), keys.queue_stats(run.queue)):
                 c = counters.setdefault(
                     key,
@@ -170,7 +170,7 @@ class Tracker:
             {
                 "counters": by_index(counters),
                 "processed": processed,
-                "job_types": sorted({run.job for run in executions}),
+                "job_types": sorted({run.job for run in attempts}),
                 "histograms": by_index(histograms),
                 "windows": by_index(windows),
                 "window_ttl": 3 * 60,
@@ -191,9 +191,9 @@ class Tracker:
 
 def flush(tracker: Tracker, transitions: Transitions, current_jobs: list[str], suspended: bool = False) -> None:
     """Write what the tracker holds; on failure give it back and re-raise."""
-    executions = tracker.take()
+    attempts = tracker.take()
     try:
-        transitions.track(*tracker.payload(executions, current_jobs, suspended))
+        transitions.track(*tracker.payload(attempts, current_jobs, suspended))
     except BaseException:
-        tracker.give_back(executions)
+        tracker.give_back(attempts)
         raise

@@ -54,11 +54,12 @@ from ..api.client import Client, use_worker_client
 from ..api.context import Execution
 from ..config import limits
 from ..config.queues import QueueConfig, QueuesConfig
+from ..config.settings import StatsdTarget
 from ..errors import JobStopped, JobTimeout, LeaseLost, PermanentError
 from ..jobs import catalogue, signatures
 from ..middleware import base, retries, rq_compat, stack
 from ..middleware.rq_compat import RqOptions
-from ..options.liveness import HEARTBEAT_INTERVAL, LEASE_TTL
+from ..options.liveness import DEFAULT_LEASE_TTL, heartbeat_interval
 from ..store import joboutput, keys
 from ..store.connection import RedisOutage
 from ..store.jobdata import PayloadError, ResultError, decode_payload, encode_result, rq_time
@@ -133,6 +134,8 @@ class Worker:
         burst: bool = False,
         capture_output: bool = True,
         kill_past_lease: bool = False,
+        lease_ttl: int = DEFAULT_LEASE_TTL,
+        statsd: StatsdTarget | None = None,
     ):
         """`config`: the queues a job's own enqueues go by (None: as jobctl.Client finds them).
         `burst`: return once the queues are empty, instead of waiting for more jobs (the
@@ -141,7 +144,8 @@ class Worker:
         `kill_past_lease`: the kernel kills this process just before its lease can lapse
         (leasekill.py); only for a process that is nothing but this worker (`jobctl work`'s),
         never one that outlives it, such as a test process with an in-process worker (its timer
-        killed pytest's own processes once the worker had returned)."""
+        killed pytest's own processes once the worker had returned). `lease_ttl`: the liveness
+        window (options/liveness.py). `statsd`: where to send StatsD metrics (None: nowhere)."""
         self.connection = connection
         self.client = Client(url or None, config, connection=connection)
         self.burst, self.capture_output, self.kill_past_lease = burst, capture_output, kill_past_lease
@@ -157,7 +161,8 @@ class Worker:
         self.executor = Executor()
         self.tracker = Tracker(self.name)
         self.log = logs.get()
-        self.middleware = stack.for_worker(self.log)
+        self.lease_ttl = lease_ttl
+        self.middleware = stack.for_worker(self.log, statsd)
         self.limits = limits.limits_of(queues)  # the fetch scripts' `limits` (limits.py)
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
@@ -298,7 +303,7 @@ class Worker:
                     "jobctl_lease": self.token,
                 },
             )
-            pipe.expire(key, LEASE_TTL)
+            pipe.expire(key, self.lease_ttl)
             pipe.sadd(keys.WORKERS, key)
             for queue in self.queues:
                 pipe.sadd(keys.workers_of_queue(queue), key)
@@ -321,7 +326,7 @@ class Worker:
         """Heartbeats, wake-ups and stop commands, timeouts of pool threads' jobs, tracking flushes."""
         usage = ResourceUsage()
         pubsub: redis.client.PubSub | None = None
-        next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
+        next_heartbeat = time.monotonic() + heartbeat_interval(self.lease_ttl)
         next_flush = 0.0
         while not self._ended.is_set():
             self._check_lease_age()
@@ -335,7 +340,7 @@ class Worker:
                     self._on_message(message)
                     message = pubsub.get_message(timeout=0)
                 if time.monotonic() >= next_heartbeat:
-                    next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL
+                    next_heartbeat = time.monotonic() + heartbeat_interval(self.lease_ttl)
                     self._heartbeat(*usage.sample())
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + tracking.FLUSH_INTERVAL
@@ -392,7 +397,7 @@ class Worker:
         renewing = time.monotonic()
         try:
             to_stop = self.transitions.heartbeat(
-                self.name, self.token, rq_time(time.time()), LEASE_TTL, cpu_percent, rss
+                self.name, self.token, rq_time(time.time()), self.lease_ttl, cpu_percent, rss
             )
         except LeaseLost:
             self._fence("its lease was taken (presumed dead)")
@@ -441,11 +446,13 @@ class Worker:
         """The lease was renewed at `at` (monotonic, taken before the renewal was sent)."""
         self._lease_renewed = at
         if self._lease_kill is not None:
-            self._lease_kill.arm(at + LEASE_TTL - KILL_EARLY - time.monotonic())
+            self._lease_kill.arm(at + self.lease_ttl - KILL_EARLY - time.monotonic())
 
     def _check_lease_age(self) -> None:
-        if self._lease_renewed and time.monotonic() - self._lease_renewed > LEASE_TTL - FENCE_EARLY:
-            self._fence(f"its lease was not renewed for {LEASE_TTL - FENCE_EARLY:g}s (frozen, or cut off from Redis)")
+        if self._lease_renewed and time.monotonic() - self._lease_renewed > self.lease_ttl - FENCE_EARLY:
+            self._fence(
+                f"its lease was not renewed for {self.lease_ttl - FENCE_EARLY:g}s (frozen, or cut off from Redis)"
+            )
 
     def _fence(self, why: str) -> NoReturn:
         """Another supervisor may already have given this worker's jobs to other workers: end at
@@ -738,7 +745,7 @@ class Worker:
 
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None = None) -> None:
         self.tracker.record(
-            tracking.Execution(
+            tracking.AttemptRecord(
                 job.id, job.name, job.queue, job.attempt, outcome, run_seconds, now, error, job.args, job.kwargs
             )
         )

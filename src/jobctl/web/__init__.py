@@ -8,7 +8,6 @@ The login and its limits are in auth.py, the Host check and security headers in 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import secrets
 
@@ -79,9 +78,10 @@ def serve(
     read_only: bool = False,
     hosts: tuple[str, ...] = (),
     proxies: list[str] | None = None,
+    token: str = "",
 ) -> None:
-    """Run the dashboard until Ctrl-C/SIGTERM. The token comes from JOBCTL_WEB_TOKEN, or is
-    generated and printed once, in a login URL whose #fragment never reaches a server or a log.
+    """Run the dashboard until Ctrl-C/SIGTERM. The token is `token` (JOBCTL_WEB_TOKEN, as the
+    command read it), or when empty one generated and printed once, in a login URL whose #fragment never reaches a server or a log.
     `hosts`: names the Host header may carry (parse_host_names()); `proxies`: whose forwarded
     headers to believe (parse_proxy_addresses()), none by default."""
     # Starlette, Jinja2 and uvicorn: loaded when the dashboard starts, not with the CLI
@@ -91,7 +91,7 @@ def serve(
     from .auth import Auth
     from .board import Dashboard
 
-    given = os.environ.get(TOKEN_ENV, "").strip()
+    given = token.strip()
     if given:
         check_token(given)
     token = given or secrets.token_urlsafe(24)

@@ -161,10 +161,10 @@ def serve(
     factory = url_or_connection_factory
     if isinstance(factory, str):
         factory = partial(connect, factory, check=False)
-    metrics_registry = CollectorRegistry(auto_describe=False)
-    metrics_registry.register(JobctlCollector(factory, config))
+    collectors = CollectorRegistry(auto_describe=False)
+    collectors.register(JobctlCollector(factory, config))
     try:
-        httpd, thread = start_http_server(port, addr=host, registry=metrics_registry)
+        httpd, thread = start_http_server(port, addr=host, registry=collectors)
     except OSError as exc:
         raise JobctlError(f"metrics: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     # worker processes forked by the supervisor must not hold the listening socket open
