@@ -28,6 +28,7 @@ from starlette.testclient import TestClient
 
 import jobctl
 from jobctl import testing
+from jobctl.api import batches
 from jobctl.api.client import Client
 from jobctl.config.settings import Settings
 from jobctl.errors import UnknownBatch, UnknownJob, UsageError
@@ -268,3 +269,17 @@ def test_the_dashboard_links_a_jobs_page_to_its_batchs_page(batch_project, redis
         for shown in ("nightly sync", "complete", f'href="/jobs/{dead.id}"', f"batch-{b.id}-complete-1"):
             assert shown in page.text
         assert web.get("/batches/nope").status_code == 404
+
+
+def test_a_callback_this_process_cannot_store_stays_due_and_the_others_are_stored(client):
+    with jobctl.batch(on_complete=batch_report) as first:
+        pass
+    client.connection.hset(keys.batch(first.id), "on_complete", "unregistered_here")
+    with jobctl.batch(on_complete=batch_report) as second:
+        pass
+    with pytest.raises(UnknownJob, match="unregistered_here"):
+        batches.enqueue_due(client.connection, client.config, "test")
+    assert jobctl.get(f"batch-{second.id}-complete-1").status() == "queued"
+    with pytest.raises(jobctl.JobNotFound):
+        jobctl.get(f"batch-{first.id}-complete-1")
+    assert client.connection.zcard(keys.BATCHES_DUE) == 1  # it waits for a process that can store it

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlreadyClaimed, UnknownBatch, UsageError
+from ..errors import AlreadyClaimed, JobctlError, UnknownBatch, UsageError
 from ..jobs import catalogue, signatures
 from ..store import keys
 from ..store.jobdata import new_job_id
@@ -262,8 +262,11 @@ def enqueue_due(connection: redis.Redis, config: QueuesConfig, owner: str) -> in
     """Store the batch callbacks that completions marked due (lua/lib.lua, batch_check); returns
     how many were stored. Each is stored with a claim on (batch, callback, generation) taken by
     the enqueue script in the same step, then leaves the due set: a caller that dies between
-    the two leaves it due, and the next caller's enqueue finds the claim and only removes it."""
+    the two leaves it due, and the next caller's enqueue finds the claim and only removes it.
+    A callback this process cannot store (its job not registered here, its queue not configured)
+    stays due, and the first such error is raised once the others are stored."""
     stored = 0
+    refused: JobctlError | None = None
     entries: list[bytes] = connection.zrange(keys.BATCHES_DUE, 0, DUE_PER_CALL - 1)  # type: ignore[assignment]
     for entry in entries:
         batch_id, kind, generation, total, succeeded, failed = json.loads(entry)
@@ -282,5 +285,10 @@ def enqueue_due(connection: redis.Redis, config: QueuesConfig, owner: str) -> in
                 stored += 1
             except AlreadyClaimed:
                 pass  # stored before, by this process or another
+            except JobctlError as exc:
+                refused = refused or exc
+                continue
         connection.zrem(keys.BATCHES_DUE, entry)
+    if refused:
+        raise refused
     return stored
