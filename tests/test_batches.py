@@ -283,3 +283,13 @@ def test_a_callback_this_process_cannot_store_stays_due_and_the_others_are_store
     with pytest.raises(jobctl.JobNotFound):
         jobctl.get(f"batch-{first.id}-complete-1")
     assert client.connection.zcard(keys.BATCHES_DUE) == 1  # it waits for a process that can store it
+
+
+def test_a_job_of_a_queue_rq_serves_cannot_join_a_batch(client, tmp_path):
+    (tmp_path / "queue.yml").write_text(QUEUE_YML + "rq_queue: {engine: rq}\n")
+    rq_client = Client(client.url, tmp_path / "queue.yml")
+    refused = pytest.raises(UsageError, match="served by RQ's workers, which do not count batches")
+    with testing.default_client(rq_client), jobctl.batch() as b, refused:
+        batch_add.options(queue="rq_queue").enqueue(1)
+    assert b.show().total == 0
+    rq_client.close()

@@ -157,6 +157,11 @@ class Template:
         if not spec.keep_dead:
             self.fields["jobctl_keep_dead"] = 0  # lua/lib.lua's bury deletes it instead
         self.batch = (current_batch.get() if batch is None else batch) or ""
+        if self.batch and queue_config.engine == "rq":
+            raise UsageError(
+                f"queue {self.queue!r} is served by RQ's workers, which do not count batches: "
+                f"job {job_name!r} cannot join batch {self.batch!r}"
+            )
         if self.batch:
             self.fields["jobctl_batch"] = self.batch  # lua/lib.lua's batch_ended counts its outcome
         self.shared = EnqueueShared.of(
