@@ -168,8 +168,9 @@ BATCHES_DUE = "jobctl:batches-due"  # sorted set: JSON [batch, callback, generat
 
 
 def batch(batch_id: str) -> str:
-    """Hash: a batch's counts (total, pending, succeeded, failed), sealed, complete, generation,
-    its callbacks' job names (on_complete, on_success), description, created_at."""
+    """Hash: a batch's counts (total, pending, succeeded, failed), sealed, complete, generation
+    (completions so far), completed_at, success_due (the generation on_success was due at), its
+    callbacks' job names (on_complete, on_success), description, created_at."""
     return f"jobctl:batch:{batch_id}"
 
 
