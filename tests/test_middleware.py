@@ -2,6 +2,18 @@
 and on dead, in the thread that ran the job (async jobs too); its own errors change nothing."""
 
 import json
+import logging
+
+import redis
+from app_jobs import app_add
+from conftest import QUEUE_YML
+
+from jobctl import Middleware, testing
+from jobctl.api.client import Client
+from jobctl.config.queues import QueueConfig
+from jobctl.middleware import base
+from jobctl.middleware.base import Attempt, Chain, JobInfo, Verdict
+from jobctl.middleware.retries import Retries
 
 MIDDLEWARE = '''\
 import json
@@ -127,9 +139,7 @@ def test_the_readmes_error_tracker_example(project):
 
 
 def test_a_worker_given_middlewares_of_its_own_runs_those_not_the_process_ones():
-    import logging
-
-    from jobctl import Middleware, add_middleware
+    from jobctl import add_middleware
     from jobctl.config.settings import StatsdTarget
     from jobctl.middleware import stack
     from jobctl.middleware.base import Middlewares
@@ -139,8 +149,79 @@ def test_a_worker_given_middlewares_of_its_own_runs_those_not_the_process_ones()
     add_middleware(everyones)
     mine = Middlewares()
     mine.add(own)
-    chain = stack.for_worker(logging.getLogger("test"), StatsdTarget("127.0.0.1", 8125, "app"), added=mine)
+    target = StatsdTarget("127.0.0.1", 8125, "app")
+    chain = stack.for_worker(logging.getLogger("test"), target, {}, redis.Redis(), added=mine)
     assert own in chain.middlewares and everyones not in chain.middlewares
     sender = chain.middlewares[-1]
     assert isinstance(sender, StatsdSender) and (sender.host, sender.port, sender.prefix) == ("127.0.0.1", 8125, "app")
-    assert everyones in stack.for_worker(logging.getLogger("test"), None).middlewares
+    assert everyones in stack.for_worker(logging.getLogger("test"), None, {}, redis.Redis()).middlewares
+
+
+# --- how long a worker waits for its middlewares ---------------------------------------------
+
+ROUND_TRIP_JOBS = 40
+
+
+class Noting(Middleware):
+    """Counts the attempts it heard of: code of the user's after every attempt."""
+
+    def __init__(self) -> None:
+        self.heard = 0
+
+    def after_attempt(self, job, result, exception, run_seconds):
+        self.heard += 1
+
+
+class InstantNoting(Noting):
+    instant = True
+
+
+def script_calls(db) -> int:
+    """The scripts Redis ran (a worker's round trips: an outcome, a fetch, a go-on, a flush...)."""
+    stats = db.info("commandstats")
+    return sum(stats.get(f"cmdstat_{command}", {}).get("calls", 0) for command in ("fcall", "evalsha", "eval"))
+
+
+def scripts_for_jobs(redis_url, tmp_path, db, monkeypatch, middlewares: list) -> int:
+    """Redis script calls of an in-process worker (concurrency 1) running ROUND_TRIP_JOBS jobs."""
+    monkeypatch.setattr(base.middlewares, "_added", middlewares)  # the process's, which workers run
+    (tmp_path / "queue.yml").write_text(QUEUE_YML)
+    client = Client(redis_url, tmp_path / "queue.yml")
+    with testing.default_client(client):
+        for n in range(ROUND_TRIP_JOBS):
+            app_add.enqueue(n, 1)
+        before = script_calls(db)
+        assert testing.Worker("default", client=client).drain() == ROUND_TRIP_JOBS
+        calls = script_calls(db) - before
+    client.close()
+    return calls
+
+
+def test_an_instant_middleware_costs_no_round_trip(redis_url, tmp_path, db, monkeypatch):
+    """A middleware declared instant lets the worker send each outcome and start the next job in
+    one round trip, as with no middleware at all; one that may wait after an attempt costs a
+    second round trip per job (the outcome is stored, the middleware runs, then the next job
+    starts). Before `instant`, any middleware of the user's cost the second."""
+    plain = scripts_for_jobs(redis_url, tmp_path, db, monkeypatch, [])
+    instant, waiting = InstantNoting(), Noting()
+    with_instant = scripts_for_jobs(redis_url, tmp_path, db, monkeypatch, [instant])
+    with_waiting = scripts_for_jobs(redis_url, tmp_path, db, monkeypatch, [waiting])
+    assert instant.heard == waiting.heard == ROUND_TRIP_JOBS
+    # a flush of job tracking more or less (once a second) is all that may differ
+    assert with_instant <= plain + 2, (plain, with_instant)
+    assert with_waiting >= plain + ROUND_TRIP_JOBS - 2, (plain, with_waiting)
+
+
+def test_the_first_middleware_that_decides_a_failed_attempt_wins():
+    """The retry policy is a middleware: the chain asks each in turn; without one, no retry."""
+
+    class NeverRetry(Middleware):
+        def decide(self, attempt):
+            return Verdict("dead", reason="never")
+
+    queue = QueueConfig("default", max_retries=5)
+    log = logging.getLogger("test")
+    attempt = Attempt(JobInfo("id", "app_add", "default", (), {}, 1), exception=ValueError("boom"))
+    assert Chain([Retries({"default": queue}, log)], log).decide(attempt).outcome == "retry"
+    assert Chain([NeverRetry(), Retries({"default": queue}, log)], log).decide(attempt).reason == "never"
+    assert Chain([], log).decide(attempt) == Verdict("dead", reason="ValueError: boom")

@@ -501,7 +501,7 @@ class CoreModel(RuleBasedStateMachine):
         return any(not statuses or (not j.deleted and j.status in statuses) for j in self.jobs.values())
 
     def fetch_order(self, worker: ModelWorker) -> list[str]:
-        worker.worker._check_pauses()  # as its control thread does when pauses change
+        worker.worker.control.check_pauses()  # as its control thread does when pauses change
         order = worker.worker.fetch_order()
         assert order == [q for q in worker.worker.queues if q not in self.paused]
         return order

@@ -15,7 +15,7 @@ import pytest
 import redis
 from stored import store_job
 
-from jobctl.runtime.worker import Worker
+from jobctl.runtime.fetched import job_from_row
 from jobctl.store import keys
 from jobctl.store.jobdata import rq_time
 from jobctl.store.transitions import GoOn, Transitions
@@ -389,7 +389,7 @@ def test_a_spoiled_field_leaves_every_job_in_one_place(db, scenario, field):
             assert snapshot(db) == before, f"{scenario}, {field} {kind}: raised after writing: {exc}"
             continue
         for row in rows_of(reply):
-            Worker._job_from_row(row)  # the worker reads what it was given without raising
+            job_from_row(row)  # the worker reads what it was given without raising
         for job_id in jobs:
             assert_in_one_place(db, job_id, spoiled_origin=field == "origin")
         if ends_as is not None and field not in PRESENCE_MATTERS:

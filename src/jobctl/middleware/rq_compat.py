@@ -2,10 +2,11 @@
 
 A job RQ's own API enqueued with JSONSerializer may carry RQ's per-job options in its hash:
 a `Retry` budget (`retries_left`, `retry_intervals`), callbacks (`success_callback_name`, ...)
-and `meta`. jobctl's worker fetches those fields with the job (lua/lib.lua start_next) and
-applies them here, the way RQ's worker does, with one difference: a callback runs only when its
-name is a registered job or a function registered with `@jobctl.callback`, never an import of a
-path read from Redis.
+and `meta`. jobctl's worker fetches those fields with the job (lua/lib.lua start_next,
+store/jobdata.py RqOptions) and applies them the way RQ's worker does: the Retry in retries.py,
+the callbacks here (RqCallbacks), with one difference: a callback runs only when its name is a
+registered job or a function registered with `@jobctl.callback`, never an import of a path read
+from Redis. Progress goes to meta["progress"] too (store/progress.py).
 
 `rq.get_current_job()` works inside a job whenever rq is imported (by the job's module, or inside
 the job's body): RQ's job stack answers with an `rq.job.Job` of the running job that reads its
@@ -22,7 +23,6 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import inspect
-import json
 import logging
 import sys
 import types
@@ -32,49 +32,12 @@ from typing import Any
 
 import redis
 
+from ..errors import JobStopped
 from ..jobs import catalogue
 from ..store import keys
+from .base import Attempt, Middleware
 
 CALLBACK_ERROR_FIELD = "jobctl_callback_error"  # why a callback was refused or what it raised
-
-
-@dataclass(frozen=True)
-class RqOptions:
-    """RQ's per-job options, as start_next returns them."""
-
-    retries_left: int | None = None  # None: no Retry of its own (the queue's retries apply)
-    retry_intervals: list[int] | None = None
-    on_success: str = ""
-    on_failure: str = ""
-    on_stopped: str = ""
-
-    @classmethod
-    def from_row(cls, fields: list[bytes] | bytes) -> RqOptions:
-        """From start_next's row: its RQ options, or b'' for a job RQ's Job never wrote."""
-        if not isinstance(fields, list):
-            return cls()
-        retries_left, intervals, on_success, on_failure, on_stopped = (f.decode() for f in fields)
-        try:
-            parsed = json.loads(intervals) if intervals else None
-        except ValueError:
-            parsed = None
-        return cls(
-            int(retries_left) if retries_left else None,
-            [int(i) for i in parsed] if isinstance(parsed, list) and parsed else None,
-            on_success,
-            on_failure,
-            on_stopped,
-        )
-
-    def retry_delay(self) -> float | None:
-        """Seconds until the next attempt under the job's own Retry, or None when its budget is
-        used up. The interval is RQ's (Job.get_retry_interval): with fewer intervals than
-        retries, the first ones repeat, e.g. Retry(max=3, interval=[1, 2]) waits 1, 1, then 2 s."""
-        if not self.retries_left or self.retries_left <= 0:
-            return None
-        if not self.retry_intervals:
-            return 0.0
-        return float(self.retry_intervals[max(len(self.retry_intervals) - self.retries_left, 0)])
 
 
 # --- rq.get_current_job() --------------------------------------------------------------------
@@ -224,6 +187,29 @@ def _lazy_job_class() -> type:
 # --- callbacks -------------------------------------------------------------------------------
 
 
+class RqCallbacks(Middleware):
+    """RQ's per-job callbacks, called as RQ's worker calls them, before the attempt's outcome is
+    stored: on_success(job, connection, result); on every failed attempt on_failure(job,
+    connection, type, value, traceback), or on_stopped(job, connection) for a job an operator
+    stopped."""
+
+    def __init__(self, connection: redis.Redis, log: logging.Logger):
+        self.connection, self.log = connection, log
+
+    def before_outcome(self, attempt: Attempt) -> None:
+        job_id, rq, exc = attempt.job.id, attempt.rq, attempt.exception
+        if exc is None:
+            if rq.on_success:
+                run_callback("on_success", rq.on_success, job_id, self.connection, (attempt.result,), self.log)
+        elif isinstance(exc, JobStopped):
+            if rq.on_stopped:
+                run_callback("on_stopped", rq.on_stopped, job_id, self.connection, (), self.log)
+        elif rq.on_failure:
+            run_callback(
+                "on_failure", rq.on_failure, job_id, self.connection, (type(exc), exc, exc.__traceback__), self.log
+            )
+
+
 def run_callback(
     kind: str, name: str, job_id: str, connection: redis.Redis, args: tuple[Any, ...], log: logging.Logger
 ) -> None:
@@ -245,16 +231,3 @@ def run_callback(
     log.warning("job %s: %s", job_id, problem)
     with contextlib.suppress(redis.RedisError):  # the log line has it
         connection.hset(keys.job(job_id), CALLBACK_ERROR_FIELD, problem)
-
-
-def meta_with_progress(raw_meta: bytes | None, percent: float) -> str | None:
-    """The job's meta with meta["progress"] set, where RQ's readers look for it; None when meta is
-    not a JSON object (jobctl and RQ's JSONSerializer store JSON)."""
-    try:
-        meta = json.loads(raw_meta) if raw_meta else {}
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(meta, dict):
-        return None
-    meta["progress"] = percent
-    return json.dumps(meta)

@@ -20,6 +20,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")  # ':', '|' and '@' are StatsD's separa
 
 
 class StatsdSender(Middleware):
+    instant = True  # one UDP datagram, never waited for
+
     def __init__(self, target: StatsdTarget):
         self.host, self.port, self.prefix = target.host, target.port, target.prefix
         self._client: Any = None

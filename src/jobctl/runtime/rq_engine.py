@@ -30,6 +30,7 @@ from rq.serializers import DefaultSerializer, JSONSerializer, Serializer
 from .. import logs
 from ..config.queues import QueueConfig
 from ..errors import ConfigError
+from ..middleware import retries
 from ..store import keys
 from ..store.connection import connect
 from .leasekill import die_with_parent
@@ -97,11 +98,11 @@ class _QueueSettings(_RqWorker):
             return
         fields: dict[str, Any] = {}
         if job.retries_left is None or (from_queue and attempt == 1):
-            budget = int(own_limit) if own_limit else settings.max_retries  # @job(max_retries=) wins
+            budget = retries.budget(int(own_limit) if own_limit else None, settings)
             if budget:
                 job.retries_left = budget
                 # RQ types the intervals as whole seconds; it waits fractional ones as well
-                job.retry_intervals = [settings.retry_delay_for(n) for n in range(1, budget + 1)]  # type: ignore[misc]
+                job.retry_intervals = retries.rq_intervals(settings, budget)  # type: ignore[assignment]
                 fields.update(
                     retries_left=budget, retry_intervals=json.dumps(job.retry_intervals), **{QUEUE_RETRIES: 1}
                 )

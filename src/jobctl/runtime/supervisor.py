@@ -42,8 +42,9 @@ from ..options.liveness import DEFAULT_LEASE_TTL, heartbeat_interval
 from ..store import keys, transitions
 from ..store.connection import RedisOutage, connect, read_replies
 from ..store.transitions import Transitions
+from .lease import EXIT_FENCED
 from .leasekill import die_with_parent
-from .worker import EXIT_FENCED, EXIT_RECYCLE, Worker
+from .worker import EXIT_RECYCLE, Worker
 
 TICK = 0.2  # seconds between supervision passes: bounds how late a scheduled job starts
 MAX_SWEEP_EVERY = 5.0  # seconds between looks for workers lost on other hosts, at most

@@ -196,6 +196,36 @@ def encode_result(value: Any) -> bytes:
         ) from None
 
 
+@dataclass(frozen=True)
+class RqOptions:
+    """RQ's per-job options of a job RQ's own API enqueued (a `Retry` budget, callbacks), as
+    start_next returns them with the job (lua/lib.lua rq_options)."""
+
+    retries_left: int | None = None  # None: no Retry of its own (the queue's retries apply)
+    retry_intervals: list[int] | None = None
+    on_success: str = ""
+    on_failure: str = ""
+    on_stopped: str = ""
+
+    @classmethod
+    def from_row(cls, fields: list[bytes] | bytes) -> RqOptions:
+        """From start_next's row: its RQ options, or b'' for a job RQ's Job never wrote."""
+        if not isinstance(fields, list):
+            return cls()
+        retries_left, intervals, on_success, on_failure, on_stopped = (f.decode() for f in fields)
+        try:
+            parsed = json.loads(intervals) if intervals else None
+        except ValueError:
+            parsed = None
+        return cls(
+            int(retries_left) if retries_left else None,
+            [int(i) for i in parsed] if isinstance(parsed, list) and parsed else None,
+            on_success,
+            on_failure,
+            on_stopped,
+        )
+
+
 def stream_outcome(entry: dict[bytes, bytes], trust_pickle: bool) -> tuple[Any, str | None]:
     """(return value, traceback) of an entry of RQ's results stream (keys.results): base64 of the
     serializer's bytes, base64 of zlib-compressed text. RQ's workers keep both only there."""

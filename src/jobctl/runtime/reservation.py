@@ -1,0 +1,170 @@
+"""How a job's outcome is stored and the worker's next job started, in one round trip; with
+concurrency 1, the reservation protocol.
+
+An outcome script (lua/succeed.lua, lua/fail.lua) also starts the job the thread runs next (lua/
+lib.lua, go_on). With concurrency 1 it reserves the job after that one too: when a job ends, its
+outcome is sent without waiting and the reserved job starts at once; the reply, read when that
+one ends, marks it started and brings the next reservation. A worker running short jobs thus
+never waits for Redis between them (bench/throughput.py). A reserved job is in the worker's
+in-flight list but still 'queued': a crash gives it back without counting against it, a cancel
+reaches the worker (cancel.lua), and the control thread gives it back (lua/release.lua) once the
+running job, or the hooks after it, have run RESERVATION_HOLD: another worker may start it sooner.
+
+When what runs after an outcome may take time (a hook, a middleware of the user's:
+middleware.base.Chain.waits_after), the outcome is stored alone, the hooks run, and only then
+does the next job start (lua/go_on.lua): the next job's deadline never runs while a hook does (a
+slow hook got the worker killed, the crash charged to a job that had not started).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .. import logs
+from ..errors import LeaseLost
+from ..store.transitions import GoOn, Next, Transitions
+from .fetched import FetchedJob, job_from_row, job_of
+from .lease import Lease
+
+RESERVATION_HOLD = 0.05
+
+# record(go_on, wait): Transitions.succeed or fail, bound to the job; with wait it returns the
+# reply (Next), without a function that reads it: Any, as a lambda's type cannot depend on wait
+Record = Callable[[GoOn, bool], Any]
+
+
+class Reservation:
+    def __init__(
+        self,
+        transitions: Transitions,
+        lease: Lease,
+        limits: dict[str, str],
+        concurrency: int,
+        next_from: Callable[[], list[str]],
+        log: logging.Logger,
+    ):
+        """`next_from()`: the queues to start the thread's next job from (none: stop after this one)."""
+        self.transitions, self.lease, self.limits, self.log = transitions, lease, limits, log
+        self.worker = lease.worker
+        self.concurrency, self.next_from = concurrency, next_from
+        # concurrency 1: the job reserved to run next, the reply of the outcome sent last
+        # (unread), or that reply read early by the control thread when it gave back the
+        # reservation; _hold guards them between the main and control threads.
+        self._reserved: FetchedJob | None = None
+        self._pending: Callable[[], Next] | None = None
+        self._early: Next | None = None
+        self._hold = threading.Lock()
+        self._hooks_since = 0.0  # monotonic: when the hooks of the job that just ended began (0: none run)
+
+    def finish(self, job: FetchedJob, record: Record, after: Callable[[], None], waits: bool) -> FetchedJob | None:
+        """Store the job's outcome with `record`, run `after` (the middlewares, once the outcome
+        is stored; `waits`: they may take time) and return the next job to run, which the same
+        round trip started."""
+        if self.concurrency == 1:
+            with self._hold:  # against the control thread giving the reservation back meanwhile
+                if not self._settle_previous(job):
+                    after()
+                    return None
+        if not waits:
+            follow = self._go_on(record)
+            after()
+            return follow
+        self.lease.call(lambda: record(GoOn([], self.limits), True))
+        self._hooks_since = time.monotonic()
+        try:
+            after()
+        finally:
+            self._hooks_since = 0.0
+        return self._go_on(self._go_on_only)
+
+    def _settle_previous(self, job: FetchedJob) -> bool:
+        """Read the reply of the outcome that started this job (concurrency 1): the reservation
+        it made, and this job's attempt. False when the job was canceled or deleted as it started."""
+        reply, pending = self._early, self._pending
+        self._early = self._pending = None
+        if pending is not None:
+            reply = self.lease.call(pending)
+        if reply is None:
+            return True
+        if reply.reserved:
+            self._reserved = job_from_row(reply.reserved)
+        if reply.started is None:
+            logs.event(
+                self.log,
+                "job.gone",
+                "%s %s [%s] was canceled or deleted as it started; its outcome is not recorded",
+                job.name,
+                job.id,
+                job.queue,
+                level=logging.WARNING,
+                job_id=job.id,
+                queue=job.queue,
+            )
+            self.give_back()
+            return False
+        job.attempt = reply.started
+        return True
+
+    def _go_on_only(self, go_on: GoOn, wait: bool) -> Any:
+        """Go on as an outcome script would, with no outcome (the hooks ran in between)."""
+        if not go_on.queues:  # stopping after this job: nothing to start (a reservation is given back)
+            return Next(None, None, None)
+        return self.transitions.go_on(self.worker, self.lease.token, go_on, time.time(), wait=wait)
+
+    def _go_on(self, record: Record) -> FetchedJob | None:
+        """Send `record` going on with the next job; returns that job."""
+        go_on = GoOn(self.next_from(), self.limits)
+        if self.concurrency > 1:  # pool threads go one job at a time
+            return job_of(self.lease.call(lambda: record(go_on, True)).row)
+        with self._hold:
+            if self._reserved is not None and go_on.queues:
+                # The reserved job starts before Redis confirms this outcome (which would fence a
+                # worker presumed dead): a lease that may have lapsed (a pause without SIGCONT)
+                # ends the worker here instead, before it runs a job perhaps given to another.
+                self.lease.check_age()
+                reserved, self._reserved = self._reserved, None
+                go_on.start, go_on.reserve = (reserved.id, reserved.queue), True
+                self._pending = self.lease.call(lambda: record(go_on, False))
+                return reserved
+            go_on.reserve = bool(go_on.queues) and self._reserved is None
+            reply = self.lease.call(lambda: record(go_on, True))
+            if reply.reserved:
+                self._reserved = job_from_row(reply.reserved)
+            if not go_on.queues:
+                self.give_back()
+            return job_of(reply.row)
+
+    def give_back(self) -> None:
+        """Give the reserved job back to its queue."""
+        reserved, self._reserved = self._reserved, None
+        if reserved is not None:
+            self.lease.call(lambda: self.transitions.release(self.worker, reserved.id, reserved.queue, time.time()))
+
+    def release_if_running_long(self, running_since: float) -> None:
+        """The control thread: the main thread's job (running since `running_since`, monotonic;
+        0: none), or its hooks, ran long: give back the job reserved behind it."""
+        since = running_since or self._hooks_since
+        if not since or time.monotonic() - since < RESERVATION_HOLD:
+            return
+        if not self._hold.acquire(blocking=False):  # the main thread is between jobs
+            return
+        try:
+            if self._pending is not None:
+                try:
+                    reply = self._pending()
+                except LeaseLost:
+                    self.lease.taken()
+                self._pending = None
+                self._early = reply._replace(reserved=None)
+                if reply.reserved:
+                    self._reserved = job_from_row(reply.reserved)
+            if self._reserved is not None:
+                reserved = self._reserved
+                self.transitions.release(self.worker, reserved.id, reserved.queue, time.time())
+                self._reserved = None  # only once given back: a failed release is tried again
+        finally:
+            self._hold.release()
