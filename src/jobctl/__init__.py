@@ -32,6 +32,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .api.batches import batch
     from .api.breakers import breaker
     from .api.client import AsyncJob, Call, Client, Job, aget, call, connect, get
     from .api.context import progress
@@ -75,6 +76,7 @@ __all__ = [
     "RedisUnavailable",
     "add_middleware",
     "aget",
+    "batch",
     "breaker",
     "call",
     "callback",
@@ -97,6 +99,7 @@ _MODULE_OF = {
     "call": "api.client",
     "connect": "api.client",
     "get": "api.client",
+    "batch": "api.batches",
     "progress": "api.context",
     "breaker": "api.breakers",
     "ArgumentMismatch": "errors",

@@ -48,6 +48,8 @@ class Refusal(StrEnum):
     RECENT = "recent"
     DUPLICATE = "duplicate"
     UNKNOWN_PARENT = "unknown_parent"
+    UNKNOWN_BATCH = "unknown_batch"  # and seal_batch's
+    BATCH_COMPLETE = "batch_complete"
 
 
 def _refusal(reply: Any) -> Refusal | None:
@@ -270,6 +272,8 @@ _WORKERS_OF_QUEUE = keys.workers_of_queue("")
 _WAKE = keys.wake("")  # channels: given in ARGV
 _COMMANDS = keys.commands("")
 _BREAKER = keys.breaker("")
+_BATCH = keys.batch("")
+_BATCHES = (_BATCH, keys.BATCHES_DUE)  # what a job's final outcome touches in its batch
 
 # KEYS after each script's own first ones (see each script's header)
 _TAKE = (_JOB, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE, _BREAKER)  # what taking a job touches (fetch, go_on)
@@ -289,6 +293,7 @@ _RECOVER = (  # what recovering a worker's jobs touches (recover, sweep)
     _WORKERS_OF_QUEUE,
     keys.QUEUES,
     keys.WORKERS,
+    *_BATCHES,
 )
 
 
@@ -317,6 +322,7 @@ def _outcome_keys(script: str, worker: str, queue: str, keyed: tuple[str, ...]) 
     else:
         own = (keys.active(worker), keys.started(queue), keys.scheduled(queue))
         prefixes = (_DEFERRED, _FAILED, _CANCELED, keys.QUEUES, _JOB_STATS, _QUEUE_STATS)
+    prefixes += _BATCHES
     shared = (_JOB, _RESULTS, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE, _UNIQUE, _QUEUE, _SCHEDULED)
     return (*own, *shared, *prefixes, _BREAKER, *_queue_keys(keyed))
 
@@ -405,12 +411,14 @@ class _Scripts:
         call of lua/enqueue_many.lua: the dialogue (drive() or adrive() runs it) whose reply is the
         number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
         args = enqueue_many_args(queue, now, fields, batch, max_size)
-        return self._calls("enqueue_many", args, (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES))
+        return self._calls("enqueue_many", args, (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES, _BATCH))
 
     def send_enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Send:
         """enqueue_many's call, to send without waiting; received_enqueue_many reads its reply."""
         args = enqueue_many_args(queue, now, fields, batch, max_size)
-        return Send((*self._call("enqueue_many", (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES)), *args))
+        return Send(
+            (*self._call("enqueue_many", (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES, _BATCH)), *args)
+        )
 
     def received_enqueue_many(
         self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0
@@ -570,12 +578,12 @@ def _bytes(value: Any) -> bytes:
 
 class EnqueueShared(NamedTuple):
     """What lua/enqueue.lua is given alike for every job of one kind, queue and options (its
-    ARGV[8] to ARGV[13]), built once (producer.Template) rather than for each job."""
+    ARGV[8] to ARGV[14]), built once (producer.Template) rather than for each job."""
 
     queue: str
     queue_key: str
     fields: bytes  # ARGV[9] (pack_fields): the record's fields other than the call's own
-    argv: tuple[bytes, ...]  # ARGV[8] to ARGV[13]
+    argv: tuple[bytes, ...]  # ARGV[8] to ARGV[14]
 
     @classmethod
     def of(
@@ -586,6 +594,7 @@ class EnqueueShared(NamedTuple):
         parents: Sequence[str] = (),
         unique_ttl: float = 0,
         max_size: int = 0,
+        batch: str = "",
     ) -> EnqueueShared:
         packed = pack_fields(fields)
         argv = (
@@ -595,6 +604,7 @@ class EnqueueShared(NamedTuple):
             _bytes(unique_ttl or 0),
             json.dumps(list(parents)).encode() if parents else b"",
             _WAKE.encode(),
+            batch.encode(),
         )
         return cls(queue, keys.queue(queue), packed, argv)
 
@@ -613,6 +623,7 @@ def _enqueue_keys(queue: str) -> tuple[str, ...]:
         _CANCELED,
         _UNIQUE,
         _SLOTS,
+        *_BATCHES,
     )
 
 
@@ -683,6 +694,10 @@ class AsyncTransitions(_Scripts):
     async def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
         """Transitions.enqueue_call."""
         return enqueue_reply(await self._run("enqueue", call.args, call.keys))
+
+    async def seal_batch(self, batch_id: str, now: float) -> bool:
+        """Transitions.seal_batch."""
+        return _refusal(await self._run("seal_batch", [batch_id, now], _BATCHES)) is not Refusal.UNKNOWN_BATCH
 
 
 _KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
@@ -948,7 +963,7 @@ class Transitions(_Scripts):
 
     def promote(self, supervisor: str, lease_ms: int, now: float) -> int | None:
         """Queue the due scheduled jobs of every queue; None when another supervisor is the promoter."""
-        names = (keys.PROMOTER, keys.QUEUES, _JOB, _QUEUE, _SCHEDULED, _DEFERRED, _CANCELED, _UNIQUE, _SLOTS)
+        names = (keys.PROMOTER, keys.QUEUES, _JOB, _QUEUE, _SCHEDULED, _DEFERRED, _CANCELED, _UNIQUE, _SLOTS, *_BATCHES)
         moved = self._run("promote", [supervisor, lease_ms, now, rq_time(now), _WAKE], names)
         return None if _refusal(moved) is Refusal.NOT_PROMOTER else int(moved)
 
@@ -973,7 +988,7 @@ class Transitions(_Scripts):
     def requeue_dead(self, job_ids: list[str], now: float) -> list[str]:
         """Requeue the dead jobs among `job_ids` (and the dependents their deaths canceled), in
         one call; returns the ids requeued (a job no longer dead is left alone)."""
-        names = (_JOB, _QUEUE, _FAILED, _CANCELED, _DEFERRED, keys.QUEUES, _UNIQUE)
+        names = (_JOB, _QUEUE, _FAILED, _CANCELED, _DEFERRED, keys.QUEUES, _UNIQUE, _BATCH)
         return [job_id.decode() for job_id in self._run("requeue_dead", [rq_time(now), _WAKE, *job_ids], names)]
 
     def cancel(self, job_id: str, now: float, reason: str) -> str:
@@ -992,9 +1007,15 @@ class Transitions(_Scripts):
             _WORKERS_OF_QUEUE,
             _WORKER,
             _ACTIVE,
+            *_BATCHES,
         )
         status: bytes = self._run("cancel", [job_id, now, rq_time(now), reason, _WAKE, _COMMANDS], names)
         return status.decode(errors="replace")  # a status another tool wrote may be any bytes
+
+    def seal_batch(self, batch_id: str, now: float) -> bool:
+        """Seal a batch (lua/seal_batch.lua): it completes once nothing of it is pending, at once if
+        nothing is. False: there is no such batch."""
+        return _refusal(self._run("seal_batch", [batch_id, now], _BATCHES)) is not Refusal.UNKNOWN_BATCH
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
         """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that
