@@ -281,3 +281,55 @@ def test_a_client_builds_its_settings_as_the_cli_does(monkeypatch, tmp_path):
     assert (client.url, client.settings.lease_ttl) == ("redis://env-host:6379/0", 7)
     assert list(client.config.queues) == ["default", "analytics", "recommendations", "notifications"]
     assert Client("redis://given:6379/0").url == "redis://given:6379/0"
+
+
+# --- breakers: ------------------------------------------------------------------------------------
+
+
+def test_breakers_are_read_with_their_defaults_and_are_no_queue(tmp_path):
+    config = load_queues(
+        write(
+            tmp_path,
+            "default: {}\nbreakers:\n  store: {failures: 3, window: 2m, cooldown: 10s, on: [ConnectionError]}\n  any: {}\n",
+        )
+    )
+    assert list(config.queues) == ["default"]
+    store, default = config.breakers["store"], config.breakers["any"]
+    assert (store.failures, store.window, store.cooldown, store.on) == (3, 120.0, 10.0, ("ConnectionError",))
+    assert (default.failures, default.window, default.cooldown, default.on) == (5, 60.0, 30.0, ())
+    # `on` matches along the exception's MRO; without `on`, every exception counts
+    assert store.counts(ConnectionRefusedError()) and not store.counts(ValueError())
+    assert default.counts(ValueError())
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "breakers: {store: {failures: 0}}",
+            "queue.yml: breaker 'store': key 'failures': expected a whole number >= 1, got 0",
+        ),
+        (
+            "breakers: {store: {failures: -5}}",
+            "queue.yml: breaker 'store': key 'failures': expected a whole number >= 1, got -5",
+        ),
+        ("breakers: {store: {window: soon}}", "queue.yml: breaker 'store': key 'window': expected a duration above 0"),
+        (
+            "breakers: {store: {cooldown: 0s}}",
+            "queue.yml: breaker 'store': key 'cooldown': expected a duration above 0",
+        ),
+        (
+            "breakers: {store: {on: ConnectionError}}",
+            "queue.yml: breaker 'store': key 'on': expected a list of exception",
+        ),
+        ("breakers: {store: {fails: 3}}", "queue.yml: breaker 'store': unknown key 'fails' (did you mean 'failures'?)"),
+        ("breakers: {store: 3}", "queue.yml: breaker 'store': expected a mapping of settings, got int"),
+        ("breakers: [store]", "queue.yml: breakers: expected a mapping of breaker name to settings, got list"),
+        ("breakers: {'a b': {}}", "queue.yml: breaker name 'a b': expected letters, digits"),
+    ],
+)
+def test_breaker_errors_name_file_entry_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as error:
+        load_queues(write(tmp_path, "default: {}\n" + text))
+    assert message in str(error.value).replace(str(tmp_path) + "/", "")
+    assert "\n" not in str(error.value)

@@ -68,7 +68,8 @@ from hypothesis.stateful import (
 
 import jobctl
 from jobctl.api import admin, producer
-from jobctl.config.queues import QueueConfig, QueuesConfig
+from jobctl.config import limits
+from jobctl.config.queues import BreakerConfig, QueueConfig, QueuesConfig
 from jobctl.errors import DuplicateJob, LeaseLost, UnknownBatch, UnknownJob, UsageError
 from jobctl.jobs import catalogue
 from jobctl.options.liveness import DEFAULT_LEASE_TTL
@@ -96,6 +97,16 @@ RATES = {keys.queue_rate_limit("mq2"): QUEUE_RATE, keys.job_rate_limit("model_ra
 LIMITED = "model_limited"
 MALFORMED = b"not json"
 CONCURRENCY_RECHECK = 0.5  # lib.lua: a job held back by max_concurrency is tried again this much later
+# A circuit breaker on model_breaker's jobs: every worker is given its limits as if its queue.yml
+# declared it and the job named it (the job is registered without breaker=: this process's
+# catalogue is shared with tests whose queue.yml declares no breaker). Every failure counts.
+BREAKER_JOB, BREAKER = "model_breaker", "mbreaker"
+BREAKER_SETTINGS = BreakerConfig(BREAKER, failures=2, window=60.0, cooldown=3.0)
+BREAKER_LIMITS = {
+    keys.job_breaker(BREAKER_JOB): BREAKER,
+    keys.breaker_settings(BREAKER): limits.breaker_field(BREAKER_SETTINGS),
+}
+BREAKER_RECHECK = 1.0  # lib.lua: a job held back behind another's trial is tried again this much later
 
 
 @jobctl.job("model_plain")
@@ -118,7 +129,12 @@ def model_unique(n: int) -> int:
     return n
 
 
-KINDS = ["model_plain", LIMITED, "model_rated", "model_unique"]
+@jobctl.job(BREAKER_JOB)
+def model_breaker(n: int) -> int:
+    return n
+
+
+KINDS = ["model_plain", LIMITED, "model_rated", "model_unique", BREAKER_JOB]
 BATCH = "model-batch"
 
 
@@ -159,6 +175,20 @@ class Job:
     children: list[str] = field(default_factory=list)
     deleted: bool = False
     released_when: str = ""  # the parents' statuses when it left deferred (checked once)
+    under_breaker: bool = False  # started under the breaker (its record's jobctl_breaker)
+    taken_at: float | None = None  # when it last went into a worker's in-flight list
+
+
+@dataclass
+class ModelBreaker:
+    """lib.lua's breaker hash and failures window (keys.breaker)."""
+
+    state: str = "closed"
+    opened_at: float = 0.0
+    open_until: float = 0.0
+    trial: str | None = None
+    trial_worker: str | None = None
+    failures: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -259,6 +289,7 @@ class CoreModel(RuleBasedStateMachine):
         self.slots: dict[str, str] = {}  # job id -> worker name (jobctl:slots:model_limited)
         self.claims: dict[str, str] = {}  # unique claim key -> job id
         self.rate_starts: dict[str, list[float]] = {name: [] for name in RATES}
+        self.breaker = ModelBreaker()
         self.worker_numbers = iter(range(1, 1_000_000))
         EVENTS["examples"] += 1
         self.swept = False
@@ -375,6 +406,8 @@ class CoreModel(RuleBasedStateMachine):
         """None when the job may start now (counted against its limits), else when to try again
         (None for a rate: Redis's spread of returns is read back by the caller)."""
         limits = worker.worker.limits
+        if job.kind == BREAKER_JOB and (wait := self.breaker_wait(job)) is not None:
+            return wait
         limited = keys.job_concurrency_limit(job.kind) in limits
         if limited and self.slots_held() >= int(limits[keys.job_concurrency_limit(job.kind)]):
             return self.now + CONCURRENCY_RECHECK
@@ -389,7 +422,50 @@ class CoreModel(RuleBasedStateMachine):
             self.rate_starts[queue_rate].append(self.now)
         if limited:
             self.slots[job.id] = worker.name
+        if job.kind == BREAKER_JOB:
+            if self.breaker.state == "open":  # half-open: it is the trial
+                self.breaker.trial, self.breaker.trial_worker = job.id, worker.name
+            job.under_breaker = True
         return None
+
+    def breaker_wait(self, job: Job) -> float | None:
+        """lib.lua's breaker_wait: None when the breaker lets the job start, else when to try again."""
+        b = self.breaker
+        if b.state != "open":
+            return None
+        if self.now < b.open_until:
+            return b.open_until
+        if b.trial is not None and b.trial != job.id:
+            holder = self.workers[str(b.trial_worker)]
+            if holder.lease and b.trial in holder.active:
+                return self.now + BREAKER_RECHECK
+            b.trial = b.trial_worker = None  # its holder is gone: dropped
+        return None
+
+    def breaker_outcome(self, job: Job, failed: bool | None) -> str:
+        """lib.lua's breaker_outcome for an attempt of `job`: every failure counts, a cancel has no
+        verdict. Returns what the outcome script replies."""
+        b = self.breaker
+        if not job.under_breaker:
+            return ""
+        trial = b.trial == job.id
+        if trial:
+            b.trial = b.trial_worker = None
+        if failed is None or (b.state == "open" and not trial):
+            return ""
+        if b.state == "open" and not failed:
+            b.state = "closed"
+            EVENTS["breaker closed by its trial"] += 1
+            return f"closed {BREAKER}"
+        if b.state != "open":
+            if not failed:
+                return ""
+            b.failures = [at for at in [*b.failures, self.now] if at > self.now - BREAKER_SETTINGS.window]
+            if len(b.failures) < BREAKER_SETTINGS.failures:
+                return ""
+        EVENTS["breaker opened"] += 1
+        b.state, b.opened_at, b.open_until, b.failures = "open", self.now, self.now + BREAKER_SETTINGS.cooldown, []
+        return f"opened {BREAKER}"
 
     def take_next(self, worker: ModelWorker, queues: list[str]) -> Job | None:
         """lib.lua's take_next: the next job the worker may start, into its in-flight list."""
@@ -408,9 +484,11 @@ class CoreModel(RuleBasedStateMachine):
             hold = self.may_start(job, source, worker) if job.status == "queued" else None
             if hold is None and job.status == "queued":
                 worker.active.append(job.id)
+                job.taken_at = self.now
                 return job
             if hold is not None:
-                EVENTS["held back by a " + ("rate" if hold < 0 else "concurrency limit")] += 1
+                held_by = "breaker" if job.kind == BREAKER_JOB else "concurrency limit"
+                EVENTS["held back by a " + ("rate" if hold < 0 else held_by)] += 1
                 job.status = "scheduled"
                 job.due = hold if hold > 0 else self.redis_due(job)
                 assert job.due > self.now, (job.id, job.due, self.now)
@@ -524,6 +602,7 @@ class CoreModel(RuleBasedStateMachine):
         worker = Worker(self.db, [QUEUES[q] for q in queues], supervisor=SUPERVISOR, concurrency=concurrency)
         # a number, so that the sweep goes through ACTIVE_WORKERS (an intset) in the model's order
         worker.name = str(next(self.worker_numbers))
+        worker.limits.update(BREAKER_LIMITS)
         worker._register()
         self.workers[worker.name] = ModelWorker(worker, worker.name, concurrency)
 
@@ -668,6 +747,7 @@ class CoreModel(RuleBasedStateMachine):
             return self.t.fail(
                 job_id, job.queue, worker.name, attempt, self.now, verdict=verdict, retry_at=retry_at,
                 error_entry=entry, exc_info=b"tb", reason="model", go_on=go_on, wait=wait,
+                breaker=None if verdict == "canceled" else True,
             )  # fmt: skip
 
         if job_id not in worker.active:  # recovered from this worker
@@ -681,6 +761,7 @@ class CoreModel(RuleBasedStateMachine):
             return
         worker.active.remove(job_id)
         self.release_slot(job)
+        breaker = self.breaker_outcome(job, {"finished": False, "canceled": None}.get(verdict, True))
         if verdict == "finished":
             self.end(job, "finished")
             self.settle_dependents(job_id)
@@ -700,6 +781,7 @@ class CoreModel(RuleBasedStateMachine):
                 reply.reserved and reply.reserved[0].decode(),
             )
             assert replied == (started, row, reserved)
+            assert reply.breaker == breaker
         if go_on.start:
             worker.reserved = None
         if reserved:
@@ -980,6 +1062,7 @@ class CoreModel(RuleBasedStateMachine):
         self.every_job_is_in_exactly_the_place_its_status_names(redis_state)
         self.in_flight_lists_belong_to_live_workers(redis_state)
         self.no_slot_outlives_its_holder(redis_state)
+        self.at_most_one_trial_while_open()
         self.dependents_run_only_when_their_parents_allow()
         self.one_active_copy_per_unique_claim()
         self.the_batch_counts_final_outcomes_and_completes_once_per_generation()
@@ -1004,6 +1087,8 @@ class CoreModel(RuleBasedStateMachine):
             status = record.get("status") if record is not None else None
             assert status == (None if job.deleted else job.status), f"job {job.id}"
         assert redis_state.hashes.get(keys.slots(LIMITED), {}) == self.slots, "concurrency slots"
+        breaker = redis_state.hashes.get(keys.breaker(BREAKER), {})
+        assert (breaker.get("state", "closed"), breaker.get("trial")) == (self.breaker.state, self.breaker.trial)
         assert redis_state.claims == self.claims, "unique claims"
 
     @staticmethod
@@ -1040,6 +1125,20 @@ class CoreModel(RuleBasedStateMachine):
         # list until the worker drops it
         stale = {job_id: where for job_id, where in places.items() if where != [reservations.get(job_id)]}
         assert not stale, f"ids of no job in {stale}"
+
+    def at_most_one_trial_while_open(self) -> None:
+        """While the breaker is open (or half-open), at most one of its jobs taken since it opened
+        is in a live worker's in-flight list: its one trial, fleet-wide."""
+        if self.breaker.state != "open":
+            return
+        taken = [
+            job.id
+            for w in self.workers.values()
+            if w.lease
+            for job in map(self.jobs.__getitem__, w.active)
+            if job.kind == BREAKER_JOB and job.taken_at is not None and job.taken_at >= self.breaker.opened_at
+        ]
+        assert len(taken) <= 1, f"breaker trials {taken}"
 
     def in_flight_lists_belong_to_live_workers(self, redis_state: RedisState) -> None:
         for key in redis_state.lists:
@@ -1125,7 +1224,9 @@ class RedisState:
         hashes = [
             k
             for k in found
-            if (k.startswith(keys.job("")) and k.count(":") == 2) or k.startswith((keys.worker(""), keys.slots("")))
+            if (k.startswith(keys.job("")) and k.count(":") == 2)
+            or k.startswith((keys.worker(""), keys.slots("")))
+            or k == keys.breaker(BREAKER)
         ]
         claims = [k for k in found if k.startswith(keys.unique(""))]
         with connection.pipeline(transaction=False) as pipe:

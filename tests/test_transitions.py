@@ -415,3 +415,136 @@ def test_a_connection_and_its_kept_transitions_are_freed_together():
     del connection, connections
     gc.collect()
     assert [ref() for ref in alive] == [None, None, None]
+
+
+# --- circuit breakers (config/limits.py) ---------------------------------------------------------
+
+BREAKER = {keys.job_breaker("add"): "store", keys.breaker_settings("store"): "2 60.0 30.0"}
+
+
+def fail_counted(t: Transitions, job_id: str, now: float, counted: bool | None = True) -> str:
+    """Start `job_id` (the next job) and fail it for good, its breaker counting the failure; returns
+    what the breaker did."""
+    (row,) = t.fetch(WORKER, TOKEN, ["q"], now, limits=BREAKER)
+    assert row[0].decode() == job_id
+    reply = t.fail(
+        job_id,
+        "q",
+        WORKER,
+        int(row[2]),
+        now,
+        verdict="dead",
+        retry_at=None,
+        error_entry={},
+        exc_info=b"tb",
+        reason="why",
+        go_on=GoOn([], BREAKER),
+        breaker=counted,
+    )
+    return reply.breaker
+
+
+def test_a_breaker_opens_at_its_failures_and_holds_its_jobs_back_without_an_attempt(t, redis_):
+    for job_id in ("a", "b", "c"):
+        enqueue(t, job_id)
+    assert fail_counted(t, "a", NOW) == ""
+    assert fail_counted(t, "b", NOW + 1) == "opened store"
+    assert redis_.hget(keys.breaker("store"), "state") == b"open"
+    assert float(redis_.hget(keys.breaker("store"), "open_until")) == NOW + 31
+    assert t.fetch(WORKER, TOKEN, ["q"], NOW + 2, limits=BREAKER) == []
+    # c waits for the end of the cool-down, its attempt unused
+    assert status(redis_, "c") == "scheduled" and redis_.zscore(keys.scheduled("q"), "c") == NOW + 31
+    assert redis_.hget(keys.job("c"), "jobctl_attempts") in (None, b"0")
+
+
+def test_a_failure_the_breaker_does_not_count_leaves_it_closed(t, redis_):
+    for job_id in ("a", "b"):
+        enqueue(t, job_id)
+    assert fail_counted(t, "a", NOW, counted=False) == ""
+    assert fail_counted(t, "b", NOW, counted=False) == ""
+    assert redis_.hget(keys.breaker("store"), "state") is None
+
+
+def test_failures_older_than_the_window_do_not_count(t, redis_):
+    for job_id in ("a", "b"):
+        enqueue(t, job_id)
+    assert fail_counted(t, "a", NOW) == ""
+    assert fail_counted(t, "b", NOW + 61) == ""
+    assert redis_.zcard(keys.breaker_failures("store")) == 1
+
+
+def open_breaker(redis_, until: float) -> None:
+    redis_.hset(keys.breaker("store"), mapping={"state": "open", "opened_at": until - 30, "open_until": until})
+
+
+def test_half_open_one_trial_decides_success_closes(t, redis_):
+    open_breaker(redis_, NOW)
+    for job_id in ("a", "b"):
+        enqueue(t, job_id)
+    rows = t.fetch(WORKER, TOKEN, ["q"], NOW, count=2, limits=BREAKER)
+    assert [row[0] for row in rows] == [b"a"]  # the trial; b waits for its verdict
+    assert redis_.hget(keys.breaker("store"), "trial") == b"a"
+    assert status(redis_, "b") == "scheduled"
+    reply = t.succeed("a", "q", WORKER, int(rows[0][2]), NOW, b"1", GoOn([], BREAKER))
+    assert reply.breaker == "closed store"
+    assert redis_.hget(keys.breaker("store"), "state") == b"closed"
+    assert redis_.hget(keys.breaker("store"), "trial") is None
+
+
+def test_half_open_a_failed_trial_opens_it_for_another_cooldown(t, redis_):
+    open_breaker(redis_, NOW)
+    enqueue(t, "a")
+    assert fail_counted(t, "a", NOW + 5) == "opened store"
+    assert float(redis_.hget(keys.breaker("store"), "open_until")) == NOW + 35
+    assert redis_.hget(keys.breaker("store"), "opens") == b"1"
+
+
+def test_a_trial_whose_worker_is_gone_no_longer_holds_the_breaker(t, redis_):
+    """A trial is held like a concurrency slot: recovery of its worker (kill -9) frees it, so the
+    next job becomes the trial instead of the breaker staying half-open for good."""
+    open_breaker(redis_, NOW)
+    for job_id in ("a", "b"):
+        enqueue(t, job_id)
+    (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW, limits=BREAKER)
+    assert row[0] == b"a"
+    t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="worker killed by signal 9 (SIGKILL)")
+    redis_.hset(keys.worker(WORKER), mapping={"jobctl_lease": TOKEN, "queues": "q"})  # a new worker
+    assert redis_.hget(keys.breaker("store"), "trial") == b"a"
+    assert t.cancel("a", NOW, "by an operator") == "queued"
+    redis_.zrem(keys.scheduled("q"), "b")  # b, held back behind the trial, comes back
+    redis_.rpush(keys.queue("q"), "b")
+    redis_.hset(keys.job("b"), "status", "queued")
+    (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW + 1, limits=BREAKER)
+    assert row[0] == b"b" and redis_.hget(keys.breaker("store"), "trial") == b"b"
+
+
+def test_a_deferred_job_goes_back_to_the_scheduled_set_with_its_attempt_unused(t, redis_):
+    enqueue(t, "a")
+    row = start(t, "a")
+    assert row[2] in (1, b"1")
+    t.fail(
+        "a",
+        "q",
+        WORKER,
+        1,
+        NOW,
+        verdict="deferred",
+        retry_at=NOW + 30,
+        error_entry={},
+        exc_info=b"",
+        reason="",
+        go_on=GoOn([]),
+    )
+    assert status(redis_, "a") == "scheduled" and redis_.zscore(keys.scheduled("q"), "a") == NOW + 30
+    assert redis_.hget(keys.job("a"), "jobctl_attempts") == b"0"
+    assert redis_.hget(keys.job("a"), "jobctl_errors") is None
+
+
+def test_a_block_is_refused_while_open_and_holds_the_trial_when_half_open(t, redis_):
+    open_breaker(redis_, NOW + 10)
+    assert t.breaker_enter("store", "2 60.0 30.0", "j", WORKER, NOW) == NOW + 10
+    redis_.rpush(keys.active(WORKER), "j")
+    assert t.breaker_enter("store", "2 60.0 30.0", "j", WORKER, NOW + 10) is None
+    assert redis_.hget(keys.breaker("store"), "trial") == b"j"
+    assert t.breaker_enter("store", "2 60.0 30.0", "other", WORKER, NOW + 10) == NOW + 11
+    assert t.breaker_record("store", "2 60.0 30.0", "j", WORKER, NOW + 10, failed=False) == "closed store"

@@ -644,3 +644,16 @@ def test_queues_page_and_overview_show_an_elastic_range(settings, project):
             assert '<td class="num">0/0</td>' in analytics_row  # a fixed count shows no range
         default = next(q for q in client.get("/api/status").json()["queues"] if q["name"] == "default")
         assert (default["workers"], default["min_workers"], default["max_workers"]) == (0, 1, 4)
+
+
+def test_the_overview_shows_a_badge_per_circuit_breaker(settings, project, db):
+    project.write("queue.yml", "default: {}\nbreakers: {store: {cooldown: 5m}, mail: {}}\n")
+    db.hset(keys.breaker("store"), mapping={"state": "open", "opened_at": time.time(), "open_until": time.time() + 300})
+    with client_for(settings) as client:
+        log_in(client)
+        page = client.get("/")
+        assert page.status_code == 200
+        assert '<span class="state state-breaker-open"' in page.text and ">store: open</span>" in page.text
+        assert ">mail: closed</span>" in page.text
+        shown = {b["name"]: b["state"] for b in client.get("/api/status").json()["breakers"]}
+        assert shown == {"store": "open", "mail": "closed"}

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api.batches import batch
+    from .api.breakers import breaker
     from .api.client import AsyncJob, Call, Client, Job, aget, call, connect, get
     from .api.context import progress
     from .api.decorators import job
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from .errors import (
         ArgumentMismatch,
         BlockingCall,
+        BreakerOpen,
         ConfigError,
         DuplicateJob,
         JobCanceled,
@@ -57,6 +59,7 @@ __all__ = [
     "ArgumentMismatch",
     "AsyncJob",
     "BlockingCall",
+    "BreakerOpen",
     "Call",
     "Client",
     "ConfigError",
@@ -74,6 +77,7 @@ __all__ = [
     "add_middleware",
     "aget",
     "batch",
+    "breaker",
     "call",
     "callback",
     "connect",
@@ -97,7 +101,9 @@ _MODULE_OF = {
     "get": "api.client",
     "batch": "api.batches",
     "progress": "api.context",
+    "breaker": "api.breakers",
     "ArgumentMismatch": "errors",
+    "BreakerOpen": "errors",
     "BlockingCall": "errors",
     "ConfigError": "errors",
     "DuplicateJob": "errors",

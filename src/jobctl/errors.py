@@ -121,6 +121,16 @@ class JobFailed(Exception):
         return cls(job_id, error_type, message, traceback)
 
 
+class BreakerOpen(Exception):
+    """A circuit breaker is open (queue.yml `breakers:`): `with jobctl.breaker(name):` raised it
+    instead of running its block. Let it escape the job: the worker then defers the job to
+    `until` (unix time, when the breaker may let it run) without using an attempt."""
+
+    def __init__(self, name: str, until: float):
+        super().__init__(f"circuit breaker {name!r} is open")
+        self.name, self.until = name, until
+
+
 class JobCanceled(Exception):
     """The job was canceled (by an operator, or with a parent that failed) before it ended."""
 

@@ -25,6 +25,7 @@ class Execution:
     job_name: str
     on_progress: ProgressListener
     client: Client | None = None  # what the job's own enqueues use: its worker's connection
+    worker: str = ""  # the worker running it (a breaker's trial is tied to it: api/breakers.py)
 
 
 _current: ContextVar[Execution | None] = ContextVar("jobctl_execution", default=None)

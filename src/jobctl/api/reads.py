@@ -194,6 +194,53 @@ class SchedulerStatus:
 
 
 @dataclass
+class BreakerSummary:
+    """A circuit breaker of queue.yml's `breakers:` as Redis holds it (keys.breaker)."""
+
+    name: str
+    state: str  # closed | open | half_open (open, its cool-down over: one trial job decides)
+    failures: int  # counted failures within its window (closed)
+    threshold: int  # the failures that open it
+    opened_at: float | None
+    open_until: float | None
+    opens: int  # how many times it opened
+    trial: str | None  # the job holding its half-open trial
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def breakers(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[BreakerSummary]:
+    """queue.yml's breakers and their state, in one pipelined round trip."""
+    now = time.time() if now is None else now
+    with connection.pipeline(transaction=False) as pipe:
+        for name, breaker in config.breakers.items():
+            pipe.hmget(keys.breaker(name), "state", "opened_at", "open_until", "opens", "trial")
+            pipe.zcount(keys.breaker_failures(name), now - breaker.window, "+inf")
+        replies = read_replies(pipe)
+    summaries = []
+    for (name, breaker), fields, failures in zip(config.breakers.items(), replies[::2], replies[1::2]):
+        state, opened_at, open_until, opens, trial = fields
+        until = number_value(open_until)
+        shown = "closed"
+        if text_value(state) == "open":
+            shown = "open" if until is None or now < until else "half_open"
+        summaries.append(
+            BreakerSummary(
+                name,
+                shown,
+                int(failures) if shown == "closed" else 0,
+                breaker.failures,
+                number_value(opened_at) if shown != "closed" else None,
+                until if shown != "closed" else None,
+                number_value(opens, int) or 0,
+                text_value(trial),
+            )
+        )
+    return summaries
+
+
+@dataclass
 class Overview:
     queues: list[QueueSummary]
     workers: list[WorkerSummary]
@@ -203,9 +250,11 @@ class Overview:
     unserved: list[QueueSummary] = field(default_factory=list)  # see unserved_queues
     taken_at: float = field(default_factory=time.time)
     suspended: bool = False  # RQ's `rq suspend`: workers take no new job
+    breakers: list[BreakerSummary] = field(default_factory=list)  # queue.yml's circuit breakers
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "breakers": [b.to_dict() for b in self.breakers],
             "queues": [q.to_dict() for q in self.queues],
             "workers": [w.to_dict() for w in self.workers],
             "running": [j.to_dict() for j in self.running],
@@ -435,6 +484,7 @@ def overview(connection: redis.Redis, config: QueuesConfig, *, running_in_full: 
         unserved_queues(connection, config, now),
         now,
         bool(connection.exists(keys.SUSPENDED)),
+        breakers(connection, config, now),
     )
 
 

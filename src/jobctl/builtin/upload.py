@@ -16,6 +16,10 @@ The pipeline of the seed's upload worker, with its progress stages:
 A document's id is a hash of its collection and absolute path, so uploading the same file again
 replaces its chunks rather than adding a copy. A missing file, an unsupported format, a PDF
 without text or invalid chunking arguments are PermanentErrors.
+
+The document store is called behind the circuit breaker `document_store` when queue.yml declares
+it (`jobctl init`'s does): once the store keeps failing, uploads wait out its cool-down in the
+scheduled set, their attempts unused, instead of each failing against a store that is down.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ from pypdf import PdfReader
 from pypdf.errors import PdfReadError
 from sqlalchemy import delete, update
 
-from .. import PermanentError, job, progress
+from .. import PermanentError, breaker, job, progress
 from . import example_data, store
 from .arguments import whole_number
 from .text import embed, pack
 
 STRATEGIES = ("fixed", "paragraph")
+STORE_BREAKER = "document_store"  # queue.yml's breaker on the store, used when declared
 FORMATS = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".pdf": "pdf"}
 
 
@@ -49,6 +54,11 @@ def upload(
 ) -> dict:
     """Parse, chunk, embed and store a document so that `jobctl search` finds its passages."""
     chunk_size, chunk_overlap = _check_arguments(chunk_size, chunk_overlap, strategy)
+    with breaker(STORE_BREAKER, optional=True):
+        return _upload(path, collection, chunk_size, chunk_overlap, strategy)
+
+
+def _upload(path: str, collection: str, chunk_size: int, chunk_overlap: int, strategy: str) -> dict:
     file = example_data.resolve(path)
     document_id = hashlib.sha256(f"{collection}\0{file.resolve()}".encode()).hexdigest()[:24]
     format_ = FORMATS.get(file.suffix.lower())

@@ -149,9 +149,30 @@ def status_tables(view: Overview, failures: int = 5, width: int | None = None) -
         parts.append(
             fit(failures_table(view.failures[:failures], view.taken_at), width, ("attempt", "queue", "when", "outcome"))
         )
+    if view.breakers:
+        parts.append(fit(breakers_table(view), width, ("opens", "trial")))
     if view.scheduler:
         parts.append(fit(scheduler_table(view), width, ("in", "last run")))
     return Group(*parts)
+
+
+BREAKER_STYLE = {"closed": "green", "open": "bold red", "half_open": "yellow"}
+
+
+def breakers_table(view: Overview) -> Table:
+    """queue.yml's circuit breakers: state, failures in the window, until when open."""
+    shown = table("Circuit breakers", "breaker", "state", "failures", "open for", "opens", "trial")
+    for b in view.breakers:
+        left = format_duration(max(b.open_until - view.taken_at, 0.0)) if b.open_until is not None else "-"
+        shown.add_row(
+            b.name,
+            Text(b.state.replace("_", "-"), style=BREAKER_STYLE[b.state]),
+            f"{b.failures}/{b.threshold}",
+            left,
+            str(b.opens),
+            printable(b.trial) if b.trial else "-",
+        )
+    return shown
 
 
 def suspension_warning(view: Overview) -> list[Text]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..errors import ConfigError
+from ..errors import BreakerOpen, ConfigError, JobStopped
 from ..jobs import catalogue
 from ..jobs.signatures import ArgumentMismatch, check
 from ..options.backoff import EXPECTED as BACKOFF_EXPECTED
@@ -197,9 +197,43 @@ DURATION_SETTINGS = frozenset(
 
 
 @dataclass(frozen=True)
+class BreakerConfig:
+    """A circuit breaker of queue.yml's `breakers:` (config/limits.py says how it works)."""
+
+    name: str
+    failures: int = 5  # failures within `window` that open it
+    window: float = 60.0  # seconds
+    cooldown: float = 30.0  # seconds it stays open before one trial job may run
+    on: tuple[str, ...] = ()  # exception class names that count (along the MRO); none: every exception
+
+    def counts(self, exc: BaseException) -> bool:
+        """Whether `exc` is a failure this breaker counts: one of `on` (by class name along its
+        MRO), or any exception without `on`; never a breaker refusing (BreakerOpen) or an
+        operator stopping the job (JobStopped)."""
+        if isinstance(exc, (BreakerOpen, JobStopped)):
+            return False
+        return not self.on or any(cls.__name__ in self.on for cls in type(exc).__mro__)
+
+
+def _exception_names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(n, str) and n.isidentifier() for n in value):
+        raise ValueError
+    return tuple(value)
+
+
+_BREAKER_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "failures": (_count(1), "a whole number >= 1"),
+    "window": (_positive_duration, "a duration above 0 like 30s, 1m"),
+    "cooldown": (_positive_duration, "a duration above 0 like 10s, 30s, 5m"),
+    "on": (_exception_names, "a list of exception class names like [ConnectionError, TimeoutError]"),
+}
+
+
+@dataclass(frozen=True)
 class QueuesConfig:
     path: str
     queues: dict[str, QueueConfig] = field(default_factory=dict)  # in priority order
+    breakers: dict[str, BreakerConfig] = field(default_factory=dict)  # queue.yml's `breakers:`
 
     def get(self, name: str, where: str = "--queue") -> QueueConfig:
         try:
@@ -235,15 +269,17 @@ def _check_keys(path: str | Path, entry: str, settings: dict[Any, Any], known: C
             raise ConfigError(f"{path}: {entry}: unknown key {key!r}{hint}")
 
 
-def _parse_queue_settings(path: str | Path, entry: str, settings: Any) -> dict[str, Any]:
+def _parse_queue_settings(
+    path: str | Path, entry: str, settings: Any, known: dict[str, tuple[Callable[[Any], Any], str]] = _QUEUE_KEYS
+) -> dict[str, Any]:
     if settings is None:
         return {}
     if not isinstance(settings, dict):
         raise ConfigError(f"{path}: {entry}: expected a mapping of settings, got {type(settings).__name__}")
-    _check_keys(path, entry, settings, _QUEUE_KEYS)
+    _check_keys(path, entry, settings, known)
     parsed = {}
     for key, value in settings.items():
-        parser, expected = _QUEUE_KEYS[key]
+        parser, expected = known[key]
         try:
             parsed[key] = parser(value)
         except ValueError:
@@ -281,7 +317,7 @@ def load_queues(path: str | Path) -> QueuesConfig:
     defaults = _parse_queue_settings(path, "defaults", document.get("defaults"))
     queues: dict[str, QueueConfig] = {}
     for name, settings in document.items():
-        if name == "defaults":
+        if name in RESERVED_KEYS:
             continue
         _check_name(path, "queue name", name)
         if not is_queue_name(name):
@@ -292,7 +328,31 @@ def load_queues(path: str | Path) -> QueuesConfig:
         )
     if not queues:
         raise ConfigError(f"{path}: no queues configured")
-    return QueuesConfig(str(path), queues)
+    return QueuesConfig(str(path), queues, _load_breakers(path, document.get("breakers")))
+
+
+RESERVED_KEYS = ("defaults", "breakers")  # queue.yml's top-level keys that are not queues
+
+
+def _load_breakers(path: str | Path, document: Any) -> dict[str, BreakerConfig]:
+    """queue.yml's `breakers:`: name -> {failures, window, cooldown, on}."""
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(
+            f"{path}: breakers: expected a mapping of breaker name to settings, got {type(document).__name__}"
+        )
+    breakers = {}
+    for name, settings in document.items():
+        _check_name(path, "breaker name", name)
+        if not is_queue_name(name):
+            raise ConfigError(f"{path}: breaker name {name!r}: expected letters, digits, '_', '-' or '.'")
+        if isinstance(settings, dict):
+            # YAML 1.1 (PyYAML) reads a bare `on:` key as true
+            settings = {"on" if key is True else key: value for key, value in settings.items()}
+        parsed = _parse_queue_settings(path, f"breaker {name!r}", settings, _BREAKER_KEYS)
+        breakers[name] = BreakerConfig(name, **parsed)
+    return breakers
 
 
 # --- recurring.yml ---------------------------------------------------------------------------

@@ -194,9 +194,12 @@ class Settings:
         if not self._jobs_loaded:
             # the job catalogue (and its cron parser): imported on first use, not at start-up
             from ..jobs import catalogue
+            from .limits import check_breakers
 
             catalogue.load(self.job_modules)
             self._jobs_loaded = True
+            if any(spec.breaker for spec in catalogue.all_jobs()):
+                check_breakers(self.queues)  # a breaker a job names must be declared in queue.yml
 
     def recurring(self) -> list[RecurringEntry]:
         # PyYAML (queues.py reads queue.yml): imported on first use, not at the CLI's start-up

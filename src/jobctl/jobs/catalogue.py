@@ -49,6 +49,7 @@ class JobSpec:
     keep_dead: bool = True
     rate_limit: Rate | None = None
     max_concurrency: int | None = None
+    breaker: str | None = None  # a circuit breaker of queue.yml's `breakers:` (config/limits.py)
     on_success: Callable[[Any, Any], Any] | None = None
     on_failure: Callable[[Any, BaseException], Any] | None = None
     on_dead: Callable[[Any, BaseException], Any] | None = None
@@ -64,6 +65,7 @@ def job_options(
     keep_dead: Any,
     rate_limit: Any,
     max_concurrency: Any,
+    breaker: Any,
     on_success: Any,
     on_failure: Any,
     on_dead: Any,
@@ -93,6 +95,10 @@ def job_options(
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValueError(f"max_concurrency: expected a whole number >= 1, got {max_concurrency!r}")
         options["max_concurrency"] = max_concurrency
+    if breaker is not None:
+        if not isinstance(breaker, str) or not breaker:
+            raise ValueError(f"breaker: expected the name of a breaker declared in queue.yml, got {breaker!r}")
+        options["breaker"] = breaker
     for hook, value in (("on_success", on_success), ("on_failure", on_failure), ("on_dead", on_dead)):
         if value is not None and not callable(value):
             raise ValueError(f"{hook}: expected a function, got {value!r}")

@@ -40,19 +40,20 @@ from typing import Any, cast
 import redis
 
 from .. import logs
+from ..api import breakers
 from ..api.client import Client, use_worker_client
 from ..api.context import Execution
 from ..config import limits
 from ..config.queues import QueueConfig, QueuesConfig
 from ..config.settings import StatsdTarget
-from ..errors import JobStopped, JobTimeout, PermanentError
+from ..errors import BreakerOpen, JobStopped, JobTimeout, PermanentError
 from ..jobs import catalogue, signatures
 from ..middleware import rq_compat, stack
 from ..middleware.base import Attempt
 from ..options.liveness import DEFAULT_LEASE_TTL
 from ..store import joboutput, keys, progress
 from ..store.jobdata import encode_result, rq_time
-from ..store.transitions import Transitions
+from ..store.transitions import Next, Transitions
 from . import tracking
 from .control import Control, rss_bytes
 from .executor import Executor
@@ -121,7 +122,8 @@ class Worker:
         self.log = logs.get()
         self.lease_ttl = lease_ttl
         self.middleware = stack.for_worker(self.log, statsd, self.queues, connection)
-        self.limits = limits.limits_of(queues)  # the fetch scripts' `limits` (limits.py)
+        limits.check_breakers(self.client.config)
+        self.limits = limits.limits_of(queues, self.client.config.breakers)  # the scripts' `limits` (limits.py)
         self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
         self._started = 0  # jobs started, towards max_jobs
@@ -346,13 +348,16 @@ class Worker:
             job.name = spec.name  # an RQ producer may name it by its function's import path
             self.middleware.before_attempt(job.info)
             execution = Execution(
-                job.id, job.name, functools.partial(progress.write, self.connection, job.id), self.client
+                job.id, job.name, functools.partial(progress.write, self.connection, job.id), self.client, self.name
             )
             # stored() resolves the function: a spec's func is None only while it is merely declared
             func = rq_compat.with_current_job(cast("Callable[..., Any]", spec.func), job.id, self.connection)
             result = self.executor.call(func, job.args, job.kwargs, execution, running, self._output_capture(job))
             self._leave_if_forked()
             result_json = encode_result(result)
+        except BreakerOpen as exc:
+            self._leave_if_forked()
+            return self._defer(job, exc, time.perf_counter() - started)
         except _JOB_RAISED as exc:
             self._leave_if_forked()
             run_seconds = time.perf_counter() - started
@@ -398,25 +403,73 @@ class Worker:
         """The outcome script's call for the attempt (lua/succeed.lua, lua/fail.lua)."""
         exc, verdict = attempt.exception, attempt.verdict
         if exc is None or verdict is None:
-            return lambda go_on, wait: self.transitions.succeed(
-                job.id, job.queue, self.name, job.attempt, now, result_json, go_on, wait=wait
+            return lambda go_on, wait: self._heard(
+                self.transitions.succeed(job.id, job.queue, self.name, job.attempt, now, result_json, go_on, wait=wait)
             )
         entry = {"attempt": job.attempt, "at": now, "error": attempt.error, "worker": self.name}
         exc_info = zlib.compress("".join(traceback.format_exception(exc)).encode())
-        return lambda go_on, wait: self.transitions.fail(
-            job.id,
-            job.queue,
-            self.name,
-            job.attempt,
+        return self._failed(
+            job,
             now,
             verdict=verdict.outcome,
             retry_at=verdict.retry_at,
             error_entry=entry,
             exc_info=exc_info,
             reason=verdict.reason,
-            go_on=go_on,
-            wait=wait,
+            breaker=None if verdict.outcome == "canceled" else self._breaker_counts(job, exc),
         )
+
+    def _failed(self, job: FetchedJob, now: float, **outcome: Any) -> Record:
+        """Transitions.fail bound to the job and `outcome`'s keyword arguments."""
+        return lambda go_on, wait: self._heard(
+            self.transitions.fail(job.id, job.queue, self.name, job.attempt, now, go_on=go_on, wait=wait, **outcome)
+        )
+
+    def _breaker_counts(self, job: FetchedJob, exc: BaseException) -> bool:
+        """Whether the job's breaker counts `exc` as a failure (config/limits.py); not when a
+        `with jobctl.breaker(...)` block already counted it."""
+        spec = catalogue.stored(job.name)
+        settings = self.client.config.breakers.get(spec.breaker) if spec is not None and spec.breaker else None
+        return settings is not None and not hasattr(exc, breakers.COUNTED) and settings.counts(exc)
+
+    def _heard(self, reply: Next | Callable[[], Next]) -> Next | Callable[[], Next]:
+        """An outcome script's reply (or the function that reads it), logging what the outcome
+        did to the job's breaker once the reply is read: one line when it opened or closed."""
+        if callable(reply):
+            read = reply
+            return lambda: self._logged(read())
+        return self._logged(reply)
+
+    def _logged(self, reply: Next) -> Next:
+        breakers.log_event(self.log, reply.breaker, f"worker {self.name}")
+        return reply
+
+    def _defer(self, job: FetchedJob, exc: BreakerOpen, run_seconds: float) -> FetchedJob | None:
+        """The job met an open breaker (BreakerOpen escaped it): back in the scheduled set until
+        the breaker may let it run, its attempt unused (lua/fail.lua, verdict 'deferred'); no
+        middleware hears an outcome, as there is none."""
+        now = time.time()
+        record = self._failed(
+            job, now, verdict="deferred", retry_at=max(exc.until, now), error_entry={}, exc_info=b"", reason=""
+        )
+        follow = self.reservation.finish(job, record, lambda: None, False)
+        logs.event(
+            self.log,
+            "job.deferred",
+            "%s %s [%s] deferred %.1fs: %s",
+            job.name,
+            job.id,
+            job.queue,
+            max(exc.until - now, 0.0),
+            exc,
+            job_id=job.id,
+            job=job.name,
+            queue=job.queue,
+            duration=round(run_seconds, 6),
+            outcome="deferred",
+            breaker=exc.name,
+        )
+        return follow
 
     def _track(self, job: FetchedJob, outcome: str, run_seconds: float, now: float, error: str | None) -> None:
         self.tracker.record(

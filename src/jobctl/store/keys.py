@@ -277,6 +277,31 @@ def slots(job_name: str) -> str:
     return f"jobctl:slots:{job_name}"
 
 
+# --- circuit breakers (config/limits.py; enforced by lua/lib.lua's may_start, recorded by the
+# outcome scripts and breaker.lua) -----------------------------------------------------------------
+
+
+def job_breaker(job_name: str) -> str:
+    """Limit name (limits.py): the name of the job type's breaker."""
+    return f"breaker:job:{job_name}"
+
+
+def breaker_settings(breaker_name: str) -> str:
+    """Limit name (limits.py): "failures window_seconds cooldown_seconds" of a breaker."""
+    return f"breaker:{breaker_name}"
+
+
+def breaker(breaker_name: str) -> str:
+    """Hash: state (closed|open), opened_at, open_until, opens (how many times it opened), the
+    half-open trial's job (trial) and worker (trial_worker)."""
+    return f"jobctl:breaker:{breaker_name}"
+
+
+def breaker_failures(breaker_name: str) -> str:
+    """Zset of the counted failures (member: job id and time, score: unix time) within the window."""
+    return f"{breaker(breaker_name)}:failures"
+
+
 # --- what the Lua scripts know of this file ------------------------------------------------------
 
 # How long an ended job is kept when its record does not say (a record another tool wrote):

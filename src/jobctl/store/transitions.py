@@ -271,11 +271,12 @@ _ACTIVE = keys.active("")
 _WORKERS_OF_QUEUE = keys.workers_of_queue("")
 _WAKE = keys.wake("")  # channels: given in ARGV
 _COMMANDS = keys.commands("")
+_BREAKER = keys.breaker("")
 _BATCH = keys.batch("")
 _BATCHES = (_BATCH, keys.BATCHES_DUE)  # what a job's final outcome touches in its batch
 
 # KEYS after each script's own first ones (see each script's header)
-_TAKE = (_JOB, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE)  # what taking a job touches (fetch, go_on)
+_TAKE = (_JOB, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE, _BREAKER)  # what taking a job touches (fetch, go_on)
 _RECOVER = (  # what recovering a worker's jobs touches (recover, sweep)
     _JOB,
     _RESULTS,
@@ -323,7 +324,7 @@ def _outcome_keys(script: str, worker: str, queue: str, keyed: tuple[str, ...]) 
         prefixes = (_DEFERRED, _FAILED, _CANCELED, keys.QUEUES, _JOB_STATS, _QUEUE_STATS)
     prefixes += _BATCHES
     shared = (_JOB, _RESULTS, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE, _UNIQUE, _QUEUE, _SCHEDULED)
-    return (*own, *shared, *prefixes, *_queue_keys(keyed))
+    return (*own, *shared, *prefixes, _BREAKER, *_queue_keys(keyed))
 
 
 class Next(NamedTuple):
@@ -332,11 +333,17 @@ class Next(NamedTuple):
     started: int | None  # the attempt of the reserved job it started; None: that job was canceled or deleted
     row: Row | None  # the job it started, when no reserved one was given
     reserved: Row | None  # the job it reserved
+    breaker: str = ""  # what the outcome did to the job's circuit breaker: 'opened NAME', 'closed NAME' or ''
 
     @classmethod
     def of(cls, reply: list[Any]) -> Next:
-        started, row, reserved = _checked(reply)
-        return cls(int(started) if started else None, row or None, reserved or None)
+        started, row, reserved, *breaker = _checked(reply)
+        return cls(int(started) if started else None, row or None, reserved or None, _reply_text(breaker))
+
+
+def _reply_text(reply: list[Any]) -> str:
+    """An optional last item of a reply, as text ('' when absent)."""
+    return (reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])) if reply else ""
 
 
 class _Wire(Protocol):
@@ -843,10 +850,13 @@ class Transitions(_Scripts):
         exc_info: bytes,
         reason: str,
         go_on: GoOn,
+        breaker: bool | None = None,
         wait: bool = True,
     ) -> Next | Callable[[], Next]:
-        """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead' or
-        'canceled' (stopped while running); then go on as `succeed` does."""
+        """Record a failed attempt: `verdict` 'retry' (at `retry_at`, unix time), 'dead',
+        'canceled' (stopped while running) or 'deferred' (its breaker is open: back at
+        `retry_at`, its attempt unused); then go on as `succeed` does. `breaker`: for the job's
+        circuit breaker, True a failure it counts, False one it does not, None no verdict."""
         return self._outcome(
             "fail",
             job_id,
@@ -857,7 +867,7 @@ class Transitions(_Scripts):
             go_on,
             exc_info,
             wait,
-            [verdict, retry_at or 0, json.dumps(error_entry), reason],
+            [verdict, retry_at or 0, json.dumps(error_entry), reason, {True: "1", False: "0", None: ""}[breaker]],
         )
 
     def _outcome(
@@ -894,6 +904,23 @@ class Transitions(_Scripts):
             return Next.of(self._run("go_on", args, names))
         reply = self._send("go_on", names, args)
         return lambda: Next.of(reply())
+
+    def breaker_enter(self, name: str, settings: str, job_id: str, worker: str, now: float) -> float | None:
+        """May a `with jobctl.breaker(name):` block run (lua/breaker.lua)? None: yes (half-open,
+        `job_id` holds the trial); else the unix time at which the breaker may let it."""
+        reply = self._run("breaker", ["enter", job_id, worker, now, settings, ""], self._breaker_keys(name))
+        until = float(reply)
+        return until if until > 0 else None
+
+    def breaker_record(self, name: str, settings: str, job_id: str, worker: str, now: float, failed: bool) -> str:
+        """Record how a block ended: `failed`, a failure the breaker counts. Returns 'opened NAME',
+        'closed NAME' or ''."""
+        args = ["record", job_id, worker, now, settings, "1" if failed else "0"]
+        return _reply_text([self._run("breaker", args, self._breaker_keys(name))])
+
+    @staticmethod
+    def _breaker_keys(name: str) -> tuple[str, ...]:
+        return (keys.breaker(name), _WORKER, _ACTIVE, _BREAKER)
 
     def release(self, worker: str, job_id: str, queue: str, now: float) -> bool:
         """Give back a job the worker reserved and did not start (lua/release.lua)."""

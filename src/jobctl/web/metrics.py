@@ -69,6 +69,7 @@ class JobctlCollector(Collector):
         up.add_metric([], 1)
         yield up
         yield from _queue_metrics(overview)
+        yield from _breaker_metrics(overview.breakers)
         yield _processed_metric(processed)
         yield from _job_type_metrics(job_types)
 
@@ -104,6 +105,27 @@ def _queue_metrics(overview: reads.Overview) -> list[GaugeMetricFamily]:
             if (value := getattr(queue, f"{bound}_workers")) is not None:
                 family.add_metric([queue.name], value)
     return [depth, latency, workers, *bounds.values(), unserved]
+
+
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+def _breaker_metrics(breakers: list[reads.BreakerSummary]) -> list[Metric]:
+    state = GaugeMetricFamily(
+        "jobctl_breaker_state",
+        "1 for the state each circuit breaker of queue.yml is in (closed, open, half_open), 0 for the others.",
+        labels=["breaker", "state"],
+    )
+    opens = CounterMetricFamily(
+        "jobctl_breaker_opens",
+        "Times each circuit breaker opened (a failed half-open trial included).",
+        labels=["breaker"],
+    )
+    for breaker in breakers:
+        for name in BREAKER_STATES:
+            state.add_metric([breaker.name, name], 1 if breaker.state == name else 0)
+        opens.add_metric([breaker.name], breaker.opens)
+    return [state, opens]
 
 
 def _processed_metric(processed: dict[tuple[str, str, str], int]) -> CounterMetricFamily:

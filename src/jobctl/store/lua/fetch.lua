@@ -7,7 +7,8 @@
     KEYS[5] 'jobctl:rate:job:' prefix: job types' rate windows
     KEYS[6] 'rq:worker:' prefix: the hashes of the workers holding slots
     KEYS[7] 'jobctl:active:' prefix: their in-flight lists
-    KEYS[8...] for each queue of ARGV's queues, in order: its list, started registry, scheduled
+    KEYS[8] 'jobctl:breaker:' prefix: circuit breakers' hashes
+    KEYS[9...] for each queue of ARGV's queues, in order: its list, started registry, scheduled
                set and rate window
     ARGV[1] lease token
     ARGV[2] worker
@@ -26,7 +27,7 @@ local worker, now, now_iso, count = ARGV[2], tonumber(ARGV[3]), ARGV[4], tonumbe
 local queues = {}
 for i = 7, #ARGV do queues[#queues + 1] = ARGV[i] end
 local k = {active_list = KEYS[2], job = KEYS[3], slots = KEYS[4], job_rate = KEYS[5], worker = KEYS[6],
-  active = KEYS[7], by_queue = queue_keys(KEYS, 8, queues)}
+  active = KEYS[7], breaker = KEYS[8], by_queue = queue_keys(KEYS, 9, queues)}
 limits = ARGV[6] ~= '' and cjson.decode(ARGV[6]) or {}
 local rows = {}
 for _ = 1, count do

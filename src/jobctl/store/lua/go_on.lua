@@ -9,7 +9,8 @@
     KEYS[5] 'jobctl:rate:job:' prefix: job types' rate windows
     KEYS[6] 'rq:worker:' prefix: the hashes of the workers holding slots
     KEYS[7] 'jobctl:active:' prefix: their in-flight lists
-    KEYS[8...] for each queue of go_on_queues (lib.lua: the queues, then start_queue), in order:
+    KEYS[8] 'jobctl:breaker:' prefix: circuit breakers' hashes
+    KEYS[9...] for each queue of go_on_queues (lib.lua: the queues, then start_queue), in order:
                its list, started registry, scheduled set and rate window
     ARGV[1] lease token
     ARGV[2] worker
@@ -24,5 +25,5 @@
 if not lease_holds(KEYS[1], ARGV[1]) then return Refusal.FENCED end
 local args = go_on_args(ARGV, 5, ARGV[2], tonumber(ARGV[3]), ARGV[4])
 local k = {active_list = KEYS[2], job = KEYS[3], slots = KEYS[4], job_rate = KEYS[5], worker = KEYS[6],
-  active = KEYS[7], by_queue = queue_keys(KEYS, 8, go_on_queues(args))}
+  active = KEYS[7], breaker = KEYS[8], by_queue = queue_keys(KEYS, 9, go_on_queues(args))}
 return go_on(k, args)

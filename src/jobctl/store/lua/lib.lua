@@ -19,6 +19,7 @@
 --   k.unique, k.slots, k.job_rate, k.job_stats, k.queue_stats, k.worker, k.active,
 --   k.workers_of_queue         prefixes of claims, concurrency slots, job types' rate windows,
 --                              stats hashes, worker hashes, in-flight lists, queues' worker sets
+--   k.breaker                  prefix of circuit breakers' hashes (keys.breaker)
 --   k.queues, k.workers, k.active_workers, k.promoter   keys of their own
 --   k.batch, k.batches_due     prefix of batches' hashes ('jobctl:batch:'), the set of batch
 --                              callbacks due (every script that ends or requeues a job has them)
@@ -402,6 +403,99 @@ local function slots_held(k, slots)
   return count
 end
 
+-- Circuit breakers (config/limits.py explains them). limits['breaker:job:<job>'] names the job
+-- type's breaker, limits['breaker:<name>'] holds its "failures window cooldown"; its hash is
+-- k.breaker .. name (keys.breaker): state 'open' from opened_at to open_until, then half-open
+-- (still 'open', its cool-down over) until one trial ends.
+local BREAKER_RECHECK = 1  -- seconds before a job held back by another job's trial is tried again
+
+-- The breaker's hash of the job type, or nil.
+local function breaker_key(k, job_name)
+  local name = job_name and limits['breaker:job:' .. job_name]
+  return name and k.breaker .. name or nil
+end
+
+-- Whether another job holds the breaker's trial, counting only a holder whose worker still holds
+-- its lease and the job (as slots_held does): a trial whose job was recovered, given back or
+-- canceled is dropped, so the breaker is never stuck half-open.
+local function trial_held(k, key, id)
+  local trial = redis.call('HMGET', key, 'trial', 'trial_worker')
+  if not trial[1] or trial[1] == id then return false end
+  if trial[2] and redis.call('EXISTS', k.worker .. trial[2]) == 1 and redis.call('LPOS', k.active .. trial[2], trial[1]) then
+    return true
+  end
+  redis.call('HDEL', key, 'trial', 'trial_worker')
+  return false
+end
+
+-- 0 when the breaker lets job `id` start (half-open: as its trial), else when to try it again.
+local function breaker_wait(k, key, id, now)
+  local state = redis.call('HMGET', key, 'state', 'open_until')
+  if state[1] ~= 'open' then return 0 end
+  local open_until = finite(state[2]) or 0
+  if now < open_until then return open_until end
+  if trial_held(k, key, id) then return now + BREAKER_RECHECK end
+  return 0
+end
+
+-- Job `id` (run by `worker`) starts under the breaker: half-open, it is the trial.
+local function breaker_start(k, key, id, worker)
+  if redis.call('HGET', key, 'state') == 'open' then redis.call('HSET', key, 'trial', id, 'trial_worker', worker) end
+end
+
+local function breaker_open(key, now, cooldown)
+  redis.call('HSET', key, 'state', 'open', 'opened_at', now, 'open_until', now + cooldown)
+  redis.call('HINCRBY', key, 'opens', 1)
+  redis.call('HDEL', key, 'trial', 'trial_worker')
+  redis.call('DEL', key .. ':failures')  -- keys.breaker_failures
+end
+
+-- Record an attempt of job `id` under the breaker `key` (named in `settings`: the `limits` of the
+-- caller): `failed` true for a failure the breaker counts, false for any other end of the call,
+-- nil for none (canceled, deferred: the trial is given up). Returns 'opened <name>',
+-- 'closed <name>' or ''.
+-- A trial's end decides: success closes, failure opens for another cool-down. Closed, a failure
+-- is counted in the window; `failures` of them open it.
+local function breaker_outcome(k, key, settings, id, failed, now)
+  local name = string.sub(key, #k.breaker + 1)
+  local failures, window, cooldown = string.match(settings['breaker:' .. name] or '', '^(%d+) ([%d%.e+-]+) ([%d%.e+-]+)$')
+  local state = redis.call('HMGET', key, 'state', 'trial')
+  local trial = state[2] == id
+  if trial then redis.call('HDEL', key, 'trial', 'trial_worker') end
+  if failed == nil or not failures then return '' end
+  failures, window, cooldown = tonumber(failures), tonumber(window), tonumber(cooldown)
+  if state[1] == 'open' then
+    -- an attempt started before it opened ends: not a verdict; the trial's is
+    if not trial then return '' end
+    if failed then
+      breaker_open(key, now, cooldown)
+      return 'opened ' .. name
+    end
+    redis.call('HSET', key, 'state', 'closed')
+    redis.call('HDEL', key, 'opened_at', 'open_until')
+    return 'closed ' .. name
+  end
+  if not failed then return '' end
+  local failures_key = key .. ':failures'
+  redis.call('ZADD', failures_key, now, id .. ':' .. now)
+  redis.call('ZREMRANGEBYSCORE', failures_key, '-inf', now - window)
+  redis.call('PEXPIRE', failures_key, math.ceil(window * 1000) + 1000)
+  if redis.call('ZCARD', failures_key) >= failures then
+    breaker_open(key, now, cooldown)
+    return 'opened ' .. name
+  end
+  return ''
+end
+
+-- The outcome scripts' breaker step: the job's breaker (`field`: the record's jobctl_breaker, set
+-- when it started, read by the caller with what else it reads of the job) records the attempt
+-- (breaker_outcome); '' when it has none.
+local function job_breaker_outcome(k, settings, id, field, failed, now)
+  local key = named_key(field, k.breaker)
+  if not key then return '' end
+  return breaker_outcome(k, key, settings, id, failed, now)
+end
+
 local function rate_allows(field, window, now)
   local count, period = rate_of(field, window, now)
   return not count or rate_wait(window, count, period, now) == 0
@@ -411,6 +505,11 @@ end
 -- counted against the limits), else the unix time at which to try it again.
 local function may_start(k, id, job_name, queue, worker, now)
   local max_running, slots = nil, nil
+  local breaker = breaker_key(k, job_name)
+  if breaker then
+    local wait = breaker_wait(k, breaker, id, now)
+    if wait > 0 then return wait end
+  end
   if job_name then
     max_running = tonumber(limits['concurrency:job:' .. job_name])
     slots = k.slots .. job_name
@@ -429,6 +528,10 @@ local function may_start(k, id, job_name, queue, worker, now)
   if max_running then
     redis.call('HSET', slots, id, worker)
     redis.call('HSET', job_key(k, id), 'jobctl_slot', slots)
+  end
+  if breaker then
+    breaker_start(k, breaker, id, worker)
+    redis.call('HSET', job_key(k, id), 'jobctl_breaker', breaker)
   end
   return 0
 end

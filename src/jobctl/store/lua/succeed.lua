@@ -18,7 +18,8 @@
     KEYS[15] 'rq:queues' set of known queues
     KEYS[16] 'jobctl:batch:' prefix: batches' hashes and failed sets,
       KEYS[17] 'jobctl:batches-due' set of batch callbacks due
-    KEYS[18...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
+    KEYS[18] 'jobctl:breaker:' prefix: circuit breakers' hashes (the job's breaker records it)
+    KEYS[19...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
                 scheduled set and rate window
     ARGV[1] job id
     ARGV[2] its queue
@@ -31,7 +32,8 @@
     ARGV[9] 'jobctl:wake:' prefix of queues' wake channels
     ARGV[10...] go_on's (go_on_args in lib.lua): start, start_queue, reserve, limits, queues...
   Output:
-    {started, row, reserved} go_on's reply
+    {started, row, reserved, breaker} go_on's reply, and what the job's breaker did: 'closed <name>'
+      (this was its half-open trial) or ''
     Refusal.FENCED the job was recovered from this worker: nothing written
 ]]
 --- @include "lib"
@@ -41,11 +43,12 @@ local args = go_on_args(ARGV, 10, worker, now, now_iso)
 local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS[6], job_rate = KEYS[7],
   worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11], scheduled = KEYS[12],
   deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], batch = KEYS[16], batches_due = KEYS[17],
-  by_queue = queue_keys(KEYS, 18, go_on_queues(args)),
+  breaker = KEYS[18], by_queue = queue_keys(KEYS, 19, go_on_queues(args)),
   wake = ARGV[9]}
 local key = job_key(k, id)
 local finished = KEYS[3]
-local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot', 'jobctl_batch')
+local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot', 'jobctl_batch',
+  'jobctl_breaker')
 redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'result', ARGV[7])
 if tonumber(attempt) > 1 then
   -- a retried job that finished, as RQ leaves one: no exc_info (Job.exc_info None) and only this
@@ -65,5 +68,8 @@ if job[2] then release_unique(k, id) end
 if job[3] then settle_dependents(k, id, now, now_iso) end
 release_slot(k, id, job[4])
 if job[5] then batch_ended(k, id, 'succeeded', now) end
+local breaker = job_breaker_outcome(k, args.limits, id, job[6], false, now)
 if ttl == 0 then delete_job(k, id) end
-return go_on(k, args)
+local reply = go_on(k, args)
+reply[4] = breaker
+return reply
