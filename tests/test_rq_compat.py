@@ -65,8 +65,8 @@ def test_rq_readers_see_ip_address_no_dangling_current_job_and_dependency_ids(pr
     fetched = Job.fetch(child, connection=db, serializer=JSONSerializer)
     assert [p.id for p in fetched.fetch_dependencies()] == [parent] and fetched.dependency.id == parent
     assert fetched.dependency_ids == [parent] and fetched.dependencies_are_met()
-    workers = Worker.all(connection=db)
-    assert len(workers) == 2
+    # both workers registered (the first may finish both jobs before the second has started)
+    workers = wait_for(lambda: len(found := Worker.all(connection=db)) == 2 and found, message="both workers")
     for worker in workers:
         assert worker.ip_address.startswith("127.0.0.1:")  # as Redis sees the worker's connection
     # idle: no current_job field (an empty one raises NoSuchJobError); the field is written by the
