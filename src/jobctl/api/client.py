@@ -40,7 +40,8 @@ from ..options.strictjson import MAX_DEPTH
 from ..store import keys
 from ..store.connection import async_connect, mask_url, resolve_url, unavailable
 from ..store.connection import connect as connect_redis
-from ..store.transitions import AsyncTransitions, Transitions, adrive_on, drive_on
+from ..store.transitions import AsyncTransitions, Transitions
+from ..store.wire import adrive_on, drive_on
 from . import context, producer
 from .handle import Handle
 from .records import resolve_job_id

@@ -38,7 +38,7 @@ from ..config.queues import QueueConfig, QueuesConfig
 from ..config.settings import StatsdTarget
 from ..options.durations import format_exact
 from ..options.liveness import DEFAULT_LEASE_TTL, heartbeat_interval
-from ..store import keys, transitions
+from ..store import keys, scripts
 from ..store.connection import RedisOutage, connect, read_replies
 from ..store.transitions import Transitions
 from .lease import EXIT_FENCED
@@ -176,7 +176,7 @@ class Supervisor:
         # set here, not in __post_init__: constructing a Supervisor touches no Redis
         self.connection = connect(self.url)
         self.transitions = Transitions(self.connection)
-        transitions.preload()  # once here, not in every forked worker
+        scripts.preload()  # once here, not in every forked worker
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
         self._wake_on_signals()
