@@ -104,7 +104,7 @@ class Template:
     """What every enqueue of one job on one queue with one set of options shares, checked and
     built once: the job's spec and queue, the record's fields other than the call's and the
     script's shared arguments (enqueue_calls.EnqueueShared). A job object keeps its own
-    (client.JobFunction), so that an enqueue from Python builds only the call's own part: its
+    (jobfunction.JobFunction), so that an enqueue from Python builds only the call's own part: its
     id, payload, description and time (bench/app_enqueue.py).
 
     Raises UnknownJob, ConfigError (queue not configured) or UsageError (a bad parent id)."""
