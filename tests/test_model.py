@@ -5,8 +5,9 @@ producer, admin and worker functions that call them) on this test process's real
 random interleavings of: enqueue (plain, scheduled, unique, with dependencies across queues,
 limited by rate and by concurrency), fetch and reservation, success, failure and retry, a worker
 crashing, a lease expiring and the sweep, a frozen worker waking, cancel (queued, reserved,
-running), requeue-dead, pause and resume, promotion, and a script interrupted midway (a reply lost
-with its connection; a malformed field). Alongside, a Python model says where every job must be.
+running), requeue-dead, pause and resume, promotion, a batch (jobs joining it, its seal), and a
+script interrupted midway (a reply lost with its connection; a malformed field). Alongside, a
+Python model says where every job must be.
 
 After every step it checks:
 - Redis holds exactly what the model says: each job's status, the order of every queue, every
@@ -20,7 +21,10 @@ After every step it checks:
 - no concurrency slot is held by a live worker for a job it no longer holds;
 - a deferred job has a parent still to end and none that dooms it, and a job that waited for its
   parents is released only once they all finished (or, with allow_failure, ended);
-- at most one active job holds a uniqueness claim.
+- at most one active job holds a uniqueness claim;
+- the batch's counts are its jobs' final outcomes (pending + succeeded + failed == total), it is
+  complete exactly while sealed with nothing pending, and its callbacks are due once per
+  completion (on_complete each generation, on_success at most once, with nothing failed).
 A worker that lost its lease and whose jobs were recovered is fenced: each of its calls is
 refused and the whole database is compared before and after it (nothing changed); so is the
 retry of an outcome whose reply was lost, and a script that raises on a malformed field.
@@ -40,6 +44,7 @@ breaks an invariant.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 import types
@@ -64,7 +69,7 @@ from hypothesis.stateful import (
 import jobctl
 from jobctl.api import admin, producer
 from jobctl.config.queues import QueueConfig, QueuesConfig
-from jobctl.errors import DuplicateJob, LeaseLost, UnknownJob, UsageError
+from jobctl.errors import DuplicateJob, LeaseLost, UnknownBatch, UnknownJob, UsageError
 from jobctl.jobs import catalogue
 from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.options.rates import parse_rate
@@ -114,6 +119,7 @@ def model_unique(n: int) -> int:
 
 
 KINDS = ["model_plain", LIMITED, "model_rated", "model_unique"]
+BATCH = "model-batch"
 
 
 class Clock:
@@ -256,6 +262,25 @@ class CoreModel(RuleBasedStateMachine):
         self.worker_numbers = iter(range(1, 1_000_000))
         EVENTS["examples"] += 1
         self.swept = False
+        # one batch per example, as api/batches.py makes it; its callbacks are only marked due here
+        # (their enqueue, api/batches.enqueue_due, is not a transition)
+        self.db.hset(
+            keys.batch(BATCH),
+            mapping={
+                "total": 0,
+                "pending": 0,
+                "succeeded": 0,
+                "failed": 0,
+                "sealed": 0,
+                "complete": 0,
+                "generation": 0,
+                "on_complete": "model_plain",
+                "on_success": "model_plain",
+            },
+        )
+        self.batch_members: set[str] = set()
+        self.batch_sealed = self.batch_complete = False
+        self.batch_completions = 0
 
     # --- the model's transitions (what lua/*.lua must do) ------------------------------------------
 
@@ -509,9 +534,17 @@ class CoreModel(RuleBasedStateMachine):
         argument=st.integers(0, 2),
         parents=st.lists(st.integers(0, 1000), max_size=2, unique=True),
         allow_failure=st.booleans(),
+        in_batch=st.booleans(),
     )
     def enqueue(
-        self, kind: str, queue: str, delay: float, argument: int, parents: list[int], allow_failure: bool
+        self,
+        kind: str,
+        queue: str,
+        delay: float,
+        argument: int,
+        parents: list[int],
+        allow_failure: bool,
+        in_batch: bool = False,
     ) -> None:
         self.tick()
         candidates = list(self.jobs)  # deleted ones too: refused as unknown
@@ -530,7 +563,12 @@ class CoreModel(RuleBasedStateMachine):
                 run_at=run_at,
                 depends_on=parent_ids,
                 allow_failure=allow_failure,
+                batch=BATCH if in_batch else "",
             )
+        except UnknownBatch:
+            EVENTS["complete batch refused a job"] += 1
+            assert in_batch and self.batch_complete, "refused by a batch that is not complete"
+            return
         except DuplicateJob as exc:
             EVENTS["duplicate refused"] += 1
             assert holder and holder.status in ACTIVE and exc.job_id == holder.id, (exc, holder)
@@ -541,9 +579,12 @@ class CoreModel(RuleBasedStateMachine):
             return
         assert not (claim and holder and holder.status in ACTIVE), f"a copy of {holder} was enqueued"
         assert missing is None, f"enqueued behind {missing}, which no longer exists"
+        assert not (in_batch and self.batch_complete), "a complete batch took a job"
         job = self.jobs[enqueued.id] = Job(enqueued.id, kind, queue, "", parent_ids, allow_failure, claim=claim)
         if claim:
             self.claims[claim] = job.id
+        if in_batch:
+            self.batch_members.add(job.id)
         for parent in parent_ids:
             self.jobs[parent].children.append(job.id)
         verdict, culprit = self.parents_verdict(job) if parent_ids else ("ready", None)
@@ -918,6 +959,13 @@ class CoreModel(RuleBasedStateMachine):
         EVENTS["malformed field written"] += 1
         self.db.hset(keys.job(self.pick_job(pick, "started").id), "jobctl_errors", MALFORMED)
 
+    @precondition(lambda self: not self.batch_sealed)
+    @rule()
+    def seal_batch(self) -> None:
+        self.tick()
+        assert self.t.seal_batch(BATCH, self.now)
+        self.batch_sealed = True
+
     def teardown(self) -> None:
         self.db.close()
 
@@ -934,6 +982,7 @@ class CoreModel(RuleBasedStateMachine):
         self.no_slot_outlives_its_holder(redis_state)
         self.dependents_run_only_when_their_parents_allow()
         self.one_active_copy_per_unique_claim()
+        self.the_batch_counts_final_outcomes_and_completes_once_per_generation()
 
     def redis_matches_the_model(self, redis_state: RedisState) -> None:
         for queue in QUEUES:
@@ -1028,6 +1077,31 @@ class CoreModel(RuleBasedStateMachine):
             if job.claim and not job.deleted and job.status in ACTIVE:
                 assert job.claim not in active, f"jobs {active[job.claim]} and {job.id} are active copies"
                 active[job.claim] = job.id
+
+    def the_batch_counts_final_outcomes_and_completes_once_per_generation(self) -> None:
+        statuses = Counter(self.jobs[job_id].status for job_id in self.batch_members)
+        pending = sum(statuses[status] for status in ACTIVE)
+        succeeded, failed = statuses["finished"], statuses["failed"] + statuses["canceled"]
+        complete = self.batch_sealed and pending == 0
+        if complete and not self.batch_complete:
+            self.batch_completions += 1
+            EVENTS["batch completed"] += 1
+        self.batch_complete = complete
+        fields = {name.decode(): value.decode() for name, value in self.db.hgetall(keys.batch(BATCH)).items()}
+        counts = {name: int(fields[name]) for name in ("total", "pending", "succeeded", "failed", "generation")}
+        assert counts == {
+            "total": len(self.batch_members),
+            "pending": pending,
+            "succeeded": succeeded,
+            "failed": failed,
+            "generation": self.batch_completions,
+        }, "batch counts"
+        assert fields["complete"] == ("1" if complete else "0"), "batch complete"
+        due = [json.loads(entry) for entry in self.db.zrange(keys.BATCHES_DUE, 0, -1)]
+        generations = sorted(generation for _, kind, generation, *_ in due if kind == "complete")
+        assert generations == list(range(1, self.batch_completions + 1)), "on_complete once per completion"
+        successes = [entry for entry in due if entry[1] == "success"]
+        assert len(successes) <= 1 and all(entry[5] == 0 for entry in successes), "on_success once, all finished"
 
 
 @dataclass

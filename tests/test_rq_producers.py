@@ -25,6 +25,7 @@ from rq.serializers import JSONSerializer
 
 from jobctl.api import records
 from jobctl.middleware import rq_compat
+from jobctl.store.jobdata import parse_rq_time
 
 CALLBACKS = "test:callbacks"
 
@@ -70,9 +71,9 @@ def test_a_jobs_own_retry_wins_over_the_queues_and_moves_retries_left(rq_project
     waits = set()  # (retries_left, seconds from the failure to the retry), as each retry waits
 
     def finished() -> bool:
-        raw = db.hgetall(f"rq:job:{survivor}")
+        raw = db.hgetall(f"rq:job:{survivor}")  # one read: the retry may start (ended_at cleared) meanwhile
         if raw[b"status"] == b"scheduled":
-            ended = fetch(db, survivor).ended_at.timestamp()
+            ended = parse_rq_time(raw[b"ended_at"])
             waits.add((int(raw[b"retries_left"]), round(float(raw[b"jobctl_scheduled_for"]) - ended)))
         return raw[b"status"] == b"finished"
 

@@ -12,7 +12,7 @@ from typing import Any
 from mkdocs.exceptions import PluginError
 
 PAGE = "cli.md"
-MARKER = re.compile(r"<!-- help(?:: ([a-z-]+))? -->")
+MARKER = re.compile(r"<!-- help(?:: ([a-z-]+(?: [a-z-]+)?))? -->")  # a command, or a group's
 WIDTH = 100
 
 
@@ -29,15 +29,15 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
     def help_block(match: re.Match[str]) -> str:
         command = match.group(1)
-        if command is not None and command not in commands:
+        if command is not None and command.split()[0] not in commands:
             raise PluginError(f"{PAGE}: {match.group(0)} names no command of jobctl ({', '.join(commands)})")
-        arguments = [command, "--help"] if command else ["--help"]
+        arguments = [*command.split(), "--help"] if command else ["--help"]
         result = runner.invoke(app, arguments, prog_name="jobctl", env={"COLUMNS": str(WIDTH)}, terminal_width=WIDTH)
         if result.exit_code != 0:
             raise PluginError(f"{PAGE}: jobctl {' '.join(arguments)} exited {result.exit_code}: {result.output}")
         return f"```text\n{result.output.rstrip()}\n```"
 
-    documented = {match.group(1) for match in MARKER.finditer(markdown)}
+    documented = {match.group(1).split()[0] for match in MARKER.finditer(markdown) if match.group(1)}
     undocumented = [command for command in commands if command not in documented]
     if undocumented:
         raise PluginError(f"{PAGE}: no <!-- help: COMMAND --> section for {', '.join(undocumented)}")

@@ -32,6 +32,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .api.batches import batch
     from .api.client import Client, aget, connect, get
     from .api.context import progress
     from .api.decorators import job
@@ -73,6 +74,7 @@ __all__ = [
     "RedisUnavailable",
     "add_middleware",
     "aget",
+    "batch",
     "call",
     "callback",
     "connect",
@@ -94,6 +96,7 @@ _MODULE_OF = {
     "call": "api.jobfunction",
     "connect": "api.client",
     "get": "api.client",
+    "batch": "api.batches",
     "progress": "api.context",
     "ArgumentMismatch": "errors",
     "BlockingCall": "errors",

@@ -42,6 +42,16 @@ class UnknownParent(UsageError):
         self.job_id = job_id
 
 
+class UnknownBatch(UsageError, LookupError):
+    """A batch (--batch, jobctl.batch(id)) that does not exist, or is complete and so takes no
+    more jobs: nothing was enqueued."""
+
+    def __init__(self, batch_id: str, complete: bool = False):
+        what = "is complete: it takes no more jobs" if complete else "does not exist"
+        super().__init__(f"batch {batch_id!r} {what}")
+        self.batch_id = batch_id
+
+
 class UnknownEvent(JobctlError):
     """An event no handler subscribed to: most likely a typo, or the handlers' module not loaded."""
 

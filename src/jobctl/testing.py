@@ -37,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .api import producer
+from .api import batches, producer
 from .api.client import Client, current_client, set_default
 from .api.context import Execution, executing
 from .api.handle import Handle, _Look
@@ -145,12 +145,14 @@ class Worker:
         return sorted(member.decode().removeprefix(keys.queue("")) for member in members)  # type: ignore[union-attr]
 
     def _promote(self, now: float) -> int:
-        """Queue the scheduled jobs due by `now` (as the supervisor does), then give the
-        promoter's lease back at once."""
-        transitions = Transitions(self.client.connection)
-        with self.client.translated_errors():
+        """Queue the scheduled jobs due by `now` and the callbacks of the batches completed (as
+        the supervisor does), then give the promoter's lease back at once."""
+        client = self.client
+        transitions = Transitions(client.connection)
+        with client.translated_errors():
             moved = transitions.promote(f"testing.{os.getpid()}", PROMOTER_LEASE_MS, now) or 0
             transitions.promote(f"testing.{os.getpid()}", 0, now)
+            moved += batches.enqueue_due(client.connection, client.config, f"testing.{os.getpid()}")
         return moved
 
 

@@ -199,8 +199,13 @@ class JobFunction(Generic[P, R]):
         """What every enqueue through this job object shares on `client`'s queue settings (its
         queue, the record's shared fields: producer.Template), built once and kept; again only for
         another client's settings or when the job was registered anew."""
-        template, config = self._template, client.config
-        if template is None or template.config is not config or template.spec is not catalogue.get(self.name):
+        template, config, batch = self._template, client.config, producer.current_batch.get() or ""
+        if (
+            template is None
+            or template.config is not config
+            or template.spec is not catalogue.get(self.name)
+            or template.batch != batch
+        ):
             options = self._options
             template = self._template = producer.Template(
                 config,
@@ -209,6 +214,7 @@ class JobFunction(Generic[P, R]):
                 parents=options.depends_on,
                 allow_failure=options.allow_failure,
                 overrides=options.overrides,
+                batch=batch,
             )
         return template
 

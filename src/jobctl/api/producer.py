@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypedDict, Unpack
 
@@ -14,7 +15,7 @@ import redis
 
 from ..config.queues import QueueConfig, QueuesConfig
 from ..errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the scheduler imports these two from here
-from ..errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownParent, UsageError
+from ..errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownBatch, UnknownParent, UsageError
 from ..errors import DuplicateJob as DuplicateJob
 from ..jobs import catalogue, signatures
 from ..options import strictjson
@@ -31,6 +32,9 @@ OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
 
 Call = tuple[list[Any], dict[str, Any]]  # the arguments of one job: (args, kwargs)
+
+# The batch (api/batches.py) the jobs enqueued here join: set inside `with jobctl.batch(...)`.
+current_batch: ContextVar[str | None] = ContextVar("jobctl_batch", default=None)
 
 
 class Enqueued(NamedTuple):
@@ -103,7 +107,8 @@ def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
 class Template:
     """What every enqueue of one job on one queue with one set of options shares, checked and
     built once: the job's spec and queue, the record's fields other than the call's and the
-    script's shared arguments (enqueue_calls.EnqueueShared). A job object keeps its own
+    script's shared arguments (enqueue_calls.EnqueueShared); `batch`: the batch its jobs join
+    (api/batches.py; None: the one the caller is in, if any). A job object keeps its own
     (jobfunction.JobFunction), so that an enqueue from Python builds only the call's own part: its
     id, payload, description and time (bench/app_enqueue.py).
 
@@ -118,6 +123,7 @@ class Template:
         parents: Sequence[str] = (),
         allow_failure: bool = False,
         overrides: Overrides = Overrides(),
+        batch: str | None = None,
     ):
         for parent in parents:
             if not keys.is_job_id(parent):
@@ -144,8 +150,21 @@ class Template:
         )
         if not spec.keep_dead:
             self.fields["jobctl_keep_dead"] = 0  # lua/lib.lua's bury deletes it instead
+        self.batch = (current_batch.get() if batch is None else batch) or ""
+        if self.batch and queue_config.engine == "rq":
+            raise UsageError(
+                f"queue {self.queue!r} is served by RQ's workers, which do not count batches: "
+                f"job {job_name!r} cannot join batch {self.batch!r}"
+            )
+        if self.batch:
+            self.fields["jobctl_batch"] = self.batch  # lua/lib.lua's batch_ended counts its outcome
         self.shared = EnqueueShared.of(
-            self.queue, self.fields, parents=parents, unique_ttl=spec.unique_for or 0, max_size=self.max_size
+            self.queue,
+            self.fields,
+            parents=parents,
+            unique_ttl=spec.unique_for or 0,
+            max_size=self.max_size,
+            batch=self.batch,
         )
         # the calls that need no binding to fit: positional arguments only, as many as it takes
         self._positional = signatures.positional_range(signatures.signature_of(spec))
@@ -226,6 +245,7 @@ class EnqueueOptions(TypedDict, total=False):
     allow_failure: bool
     run_claim: tuple[str, str, int] | None
     overrides: Overrides
+    batch: str | None
 
 
 def enqueue(
@@ -240,7 +260,7 @@ def enqueue(
     `run_at` or after its parents (`depends_on`, with `allow_failure`: even if one dies).
     `job_id`: an id of the caller's. `unique` None: as the job's @job(unique=...) says.
     `run_claim` (key, owner, ttl) is taken atomically with the enqueue (the scheduler's claim).
-    `overrides`: settings of this one job.
+    `overrides`: settings of this one job. `batch`: the batch it joins (None: the caller's, if any).
 
     Raises UnknownJob, ConfigError (queue not configured), ArgumentMismatch (a TypeError: the
     arguments do not fit the job's signature), UsageError (bad id), UnknownParent, DuplicateJob,
@@ -263,6 +283,7 @@ def prepare(
         parents=options.get("depends_on", ()),
         allow_failure=options.get("allow_failure", False),
         overrides=options.get("overrides", Overrides()),
+        batch=options.get("batch"),
     )
     return template.request(
         args,
@@ -321,6 +342,8 @@ def settle(request: Request, reply: tuple[str, str, str]) -> Enqueued:
             raise QueueFull(_full(template.queue, int(state)))
         case Refusal.UNKNOWN_PARENT:
             raise UnknownParent(ident)
+        case Refusal.UNKNOWN_BATCH | Refusal.BATCH_COMPLETE:
+            raise UnknownBatch(ident, complete=outcome is Refusal.BATCH_COMPLETE)
     raise AssertionError(f"lua/enqueue.lua replied {reply!r}")  # pragma: no cover
 
 
@@ -353,6 +376,7 @@ def enqueue_many(
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
     overrides: Overrides = Overrides(),
+    batch: str | None = None,
 ) -> Stored:
     """Store many jobs of one kind on one queue, `batch_size` per round trip.
 
@@ -360,8 +384,9 @@ def enqueue_many(
     JSON: UsageError; not fitting the signature: ArgumentMismatch) raises before its batch is
     sent, so the batches before it stay stored and nothing after it is written; so does a batch
     that would take the queue past its max_size (QueueFull). When `calls` is a list, all of it
-    is refused up front if it would. `on_batch(n)` is told after each stored batch."""
-    template = Template(config, job_name, queue=queue, overrides=overrides)
+    is refused up front if it would. `on_batch(n)` is told after each stored batch. `batch`: the
+    batch (api/batches.py) the jobs join (None: the caller's, if any)."""
+    template = Template(config, job_name, queue=queue, overrides=overrides, batch=batch)
     stored: Stored = drive_on(store_many(Transitions.of(connection), template, calls, batch_size, on_batch), connection)
     return stored
 
@@ -395,8 +420,11 @@ def store_many(
             if sent is not None:
                 with refused_out_of_memory("this batch was not stored"):
                     outcome = yield from scripts.received_enqueue_many(queue, sent[1], fields, sent[0], max_size)
-                if isinstance(outcome, list):  # ['full', queued]
-                    raise QueueFull(_full(queue, int(outcome[1])))
+                if isinstance(outcome, list):  # ['full', queued], [unknown_batch|batch_complete, batch]
+                    refusal, detail = (part.decode() if isinstance(part, bytes) else part for part in outcome)
+                    if Refusal(refusal) is Refusal.FULL:
+                        raise QueueFull(_full(queue, int(detail)))
+                    raise UnknownBatch(detail, complete=Refusal(refusal) is Refusal.BATCH_COMPLETE)
                 stored += sent[0].ids
                 if on_batch:
                     on_batch(len(sent[0].ids))

@@ -1,7 +1,8 @@
-"""The built-in jobs: channel_sync, analytics, recommendations, notifications, visualize, import
-and upload. Real work on real data, stored through `jobctl.builtin.store` (SQLite under .jobctl/
-by default); each module's docstring says what its job reads, writes and which environment
-variables it takes. `jobctl search` (search.py) and `jobctl demo` (demo.py) go with them.
+"""The built-in jobs: channel_sync, analytics, sync_channels (a batch of channel_syncs, then
+analytics for each), recommendations, notifications, visualize, import and upload. Real work
+on real data, stored through `jobctl.builtin.store` (SQLite under .jobctl/ by default); each
+module's docstring says what its job reads, writes and which environment variables it takes.
+`jobctl search` (search.py) and `jobctl demo` (demo.py) go with them.
 
 A job package like the user's: it depends on the core and the core never imports it (catalogue.load
 imports it first among the job modules). Its jobs are declared here (catalogue.declare) and each
@@ -16,6 +17,8 @@ from ..jobs.catalogue import declare
 
 declare("channel_sync", "jobctl.builtin.channels", queue="default", timeout="5m")
 declare("analytics", "jobctl.builtin.analytics", queue="analytics")
+declare("sync_channels", "jobctl.builtin.channel_batch", queue="default")
+declare("analytics_synced", "jobctl.builtin.channel_batch", queue="analytics")
 declare("recommendations", "jobctl.builtin.recommendations", queue="recommendations")
 declare("notifications", "jobctl.builtin.notifications", queue="notifications")
 declare("visualize", "jobctl.builtin.visualize", queue="default")

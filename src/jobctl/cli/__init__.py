@@ -25,7 +25,7 @@ import typer
 from .. import __version__, logs
 from ..config.settings import DEFAULT_CONFIG, Settings
 from ..errors import JobctlError, UsageError
-from . import config, jobs, processes, queues
+from . import batches, config, jobs, processes, queues
 from .common import console, errors, fail
 
 app = typer.Typer(
@@ -160,6 +160,7 @@ for command in (
     queues.purge,
 ):
     app.command()(command)
+app.add_typer(batches.app, name="batch")
 
 
 def global_options_first(argv: list[str], takes_value: dict[str, bool]) -> list[str]:

@@ -104,6 +104,9 @@ def enqueue(
     skip: int = typer.Option(
         0, "--skip", min=0, help="With --from: skip the first N jobs (to resume an interrupted --from)."
     ),
+    batch: str | None = typer.Option(
+        None, "--batch", help="Add the job (or the --from jobs) to this batch, made with jobctl.batch() in Python."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the job as JSON."),
 ) -> None:
     """Put a registered job on its queue, now, later or after other jobs; print its id.
@@ -117,9 +120,11 @@ def enqueue(
     settings: Settings = ctx.obj
     if from_file is not None:
         if args or kwarg or delay or at or job_id or unique or depends_on or allow_failure or wait:
-            raise UsageError("--from: give the arguments in the file; only --queue, --skip and --json go with it")
+            raise UsageError(
+                "--from: give the arguments in the file; only --queue, --skip, --batch and --json go with it"
+            )
         settings.load_jobs()
-        _enqueue_from(settings, job, from_file, queue, skip, as_json)
+        _enqueue_from(settings, job, from_file, queue, skip, as_json, batch)
         return
     if skip:
         raise UsageError("--skip without --from: it skips lines of a --from file")
@@ -150,6 +155,7 @@ def enqueue(
             unique=unique or None,
             depends_on=parents,
             allow_failure=allow_failure,
+            batch=batch or "",
         )
     except DuplicateJob as duplicate:
         if as_json:
@@ -186,7 +192,9 @@ def enqueue(
     raise typer.Exit(0 if final.state == "finished" else 1)
 
 
-def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, skip: int, as_json: bool) -> None:
+def _enqueue_from(
+    settings: Settings, job: str, source: str, queue: str | None, skip: int, as_json: bool, batch: str | None
+) -> None:
     """`enqueue --from`: every line checked first, then stored in atomic batches with a progress
     bar. SIGINT/SIGTERM stop it between two batches and say how to resume."""
     # imported here, not at start-up: only this command needs it
@@ -220,7 +228,9 @@ def _enqueue_from(settings: Settings, job: str, source: str, queue: str | None, 
                 if stop_signal:
                     raise Interrupted
 
-            stored = enqueue_many(settings.connection, settings.queues, job, calls, queue=queue, on_batch=on_batch)
+            stored = enqueue_many(
+                settings.connection, settings.queues, job, calls, queue=queue, on_batch=on_batch, batch=batch or ""
+            )
     except Interrupted:
         fail(
             f"{signal.Signals(stop_signal[0]).name}: stored {stored_count} of {skip + len(calls)} jobs "

@@ -100,6 +100,8 @@ def job_table(job: JobView, timings: dict[str, Any] | None = None) -> Table:
         rows.append((f"attempt {entry.get('attempt')}", data(entry.get("error"), style="red")))
     if job.error and not job.errors:  # an RQ worker's failure: its traceback's last line
         rows.append(("error", data(job.error.strip().splitlines()[-1], style="red")))
+    if job.batch:
+        rows.append(("batch", f"{job.batch} (jobctl batch show {job.batch})"))
     if job.depends_on:
         rows.append(("depends on", ", ".join(job.depends_on)))
     if job.dependents:

@@ -32,6 +32,8 @@ from types import FrameType
 from typing import TypeVar, cast
 
 from .. import logs
+from ..api import batches
+from ..api.client import DefaultQueues
 from ..config.queues import QueueConfig, QueuesConfig
 from ..config.settings import StatsdTarget
 from ..options.liveness import DEFAULT_LEASE_TTL, heartbeat_interval
@@ -326,6 +328,10 @@ class Supervisor:
             return
         moved = self.transitions.promote(self.name, PROMOTER_LEASE_MS, time.time())
         self._next_promote_try = 0.0 if moved is not None else time.monotonic() + 1.0
+        if moved is not None:  # the promoter also stores the callbacks of batches completed
+            batches.enqueue_due(
+                self.connection, self.config or DefaultQueues("(no queue.yml: the defaults)"), self.name
+            )
 
     def _kill_overruns(self) -> None:
         """A job that ignores its timeout or a stop request (stuck in C code, or in a blocking

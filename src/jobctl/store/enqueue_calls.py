@@ -10,19 +10,19 @@ from typing import Any, NamedTuple
 
 from . import keys
 from .jobdata import rq_time
-from .script_keys import _CANCELED, _FAILED, _FINISHED, _JOB, _RESULTS, _SLOTS, _UNIQUE, _WAKE
+from .script_keys import _BATCHES, _CANCELED, _FAILED, _FINISHED, _JOB, _RESULTS, _SLOTS, _UNIQUE, _WAKE
 from .scripts import Refusal
 from .wire import _bytes, pack_fields, raw_json
 
 
 class EnqueueShared(NamedTuple):
     """What lua/enqueue.lua is given alike for every job of one kind, queue and options (its
-    ARGV[8] to ARGV[13]), built once (producer.Template) rather than for each job."""
+    ARGV[8] to ARGV[14]), built once (producer.Template) rather than for each job."""
 
     queue: str
     queue_key: str
     fields: bytes  # ARGV[9] (pack_fields): the record's fields other than the call's own
-    argv: tuple[bytes, ...]  # ARGV[8] to ARGV[13]
+    argv: tuple[bytes, ...]  # ARGV[8] to ARGV[14]
 
     @classmethod
     def of(
@@ -33,6 +33,7 @@ class EnqueueShared(NamedTuple):
         parents: Sequence[str] = (),
         unique_ttl: float = 0,
         max_size: int = 0,
+        batch: str = "",
     ) -> EnqueueShared:
         packed = pack_fields(fields)
         argv = (
@@ -42,6 +43,7 @@ class EnqueueShared(NamedTuple):
             _bytes(unique_ttl or 0),
             json.dumps(list(parents)).encode() if parents else b"",
             _WAKE.encode(),
+            batch.encode(),
         )
         return cls(queue, keys.queue(queue), packed, argv)
 
@@ -60,6 +62,7 @@ def _enqueue_keys(queue: str) -> tuple[str, ...]:
         _CANCELED,
         _UNIQUE,
         _SLOTS,
+        *_BATCHES,
     )
 
 

@@ -382,6 +382,7 @@ class JobView:
     dependents: list[str] = field(default_factory=list)
     unreadable: str | None = None  # why the payload could not be read (a record another tool wrote)
     callback_error: str | None = None  # an RQ callback of the job that was refused or raised
+    batch: str | None = None  # the batch it belongs to (api/batches.py)
 
     @classmethod
     def from_hash(
@@ -429,6 +430,7 @@ class JobView:
             timeout=number_value(raw.get(b"jobctl_timeout")) or number_value(raw.get(b"timeout")),
             unreadable=unreadable,
             callback_error=_text(raw, "jobctl_callback_error"),
+            batch=_text(raw, "jobctl_batch"),
         )
 
     @property
@@ -442,7 +444,7 @@ class JobView:
         data = dict(self.__dict__)
         if self.state != "finished":
             data.pop("result")
-        for optional in ("unreadable", "callback_error", "canceled_by"):
+        for optional in ("unreadable", "callback_error", "canceled_by", "batch"):
             if data[optional] is None:
                 data.pop(optional)
         return data

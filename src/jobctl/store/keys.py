@@ -162,6 +162,38 @@ def recurring_job_id(entry: str, due: int) -> str:
     return f"cron-{entry.replace('.', '_')}_{digest}-{due}"
 
 
+# --- batches (api/batches.py; counted by lua/lib.lua's batch_ended) ------------------------------
+
+BATCHES_DUE = "jobctl:batches-due"  # sorted set: JSON [batch, callback, generation, counts...] -> when due
+
+
+def batch(batch_id: str) -> str:
+    """Hash: a batch's counts (total, pending, succeeded, failed), sealed, complete, generation
+    (completions so far), completed_at, success_due (the generation on_success was due at), its
+    callbacks' job names (on_complete, on_success), description, created_at."""
+    return f"jobctl:batch:{batch_id}"
+
+
+def batch_jobs(batch_id: str) -> str:
+    """Set: the ids of the batch's jobs."""
+    return f"{batch(batch_id)}:jobs"
+
+
+def batch_failed(batch_id: str) -> str:
+    """Set: the ids of the batch's jobs that ended dead or canceled."""
+    return f"{batch(batch_id)}:failed"
+
+
+def batch_claim(batch_id: str, callback: str, generation: int) -> str:
+    """Held (SET NX with the callback's enqueue) once the callback of that completion is stored."""
+    return f"{batch(batch_id)}:claim:{callback}:{generation}"
+
+
+def batch_callback_id(batch_id: str, callback: str, generation: int) -> str:
+    """The callback job's id: batch-<id>-<complete|success>-<generation>."""
+    return f"batch-{batch_id}-{callback}-{generation}"
+
+
 # --- job tracking, written by lua/lib.lua's record_execution, bounded in size -------------------
 
 RECENT_FAILURES = "jobctl:failures"  # list, newest first: the last 100 failed executions (JSON)

@@ -28,6 +28,8 @@ _ACTIVE = keys.active("")
 _WORKERS_OF_QUEUE = keys.workers_of_queue("")
 _WAKE = keys.wake("")  # channels: given in ARGV
 _COMMANDS = keys.commands("")
+_BATCH = keys.batch("")
+_BATCHES = (_BATCH, keys.BATCHES_DUE)  # what a job's final outcome touches in its batch
 
 
 # KEYS after each script's own first ones (see each script's header)
@@ -48,6 +50,7 @@ _RECOVER = (  # what recovering a worker's jobs touches (recover, sweep)
     _WORKERS_OF_QUEUE,
     keys.QUEUES,
     keys.WORKERS,
+    *_BATCHES,
 )
 
 
@@ -76,5 +79,6 @@ def _outcome_keys(script: str, worker: str, queue: str, keyed: tuple[str, ...]) 
     else:
         own = (keys.active(worker), keys.started(queue), keys.scheduled(queue))
         prefixes = (_DEFERRED, _FAILED, _CANCELED, keys.QUEUES, _JOB_STATS, _QUEUE_STATS)
+    prefixes += _BATCHES
     shared = (_JOB, _RESULTS, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE, _UNIQUE, _QUEUE, _SCHEDULED)
     return (*own, *shared, *prefixes, *_queue_keys(keyed))

@@ -29,6 +29,8 @@ class Refusal(StrEnum):
     RECENT = "recent"
     DUPLICATE = "duplicate"
     UNKNOWN_PARENT = "unknown_parent"
+    UNKNOWN_BATCH = "unknown_batch"  # and seal_batch's
+    BATCH_COMPLETE = "batch_complete"
 
 
 def _constants() -> str:

@@ -21,6 +21,8 @@ from .enqueue_calls import Batch, EnqueueCall, enqueue_many_args, enqueue_reply
 from .jobdata import rq_time
 from .script_keys import (
     _ACTIVE,
+    _BATCH,
+    _BATCHES,
     _CANCELED,
     _COMMANDS,
     _DEFERRED,
@@ -143,12 +145,14 @@ class _Scripts:
         call of lua/enqueue_many.lua: the dialogue (drive() or adrive() runs it) whose reply is the
         number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
         args = enqueue_many_args(queue, now, fields, batch, max_size)
-        return self._calls("enqueue_many", args, (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES))
+        return self._calls("enqueue_many", args, (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES, _BATCH))
 
     def send_enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Send:
         """enqueue_many's call, to send without waiting; received_enqueue_many reads its reply."""
         args = enqueue_many_args(queue, now, fields, batch, max_size)
-        return Send((*self._call("enqueue_many", (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES)), *args))
+        return Send(
+            (*self._call("enqueue_many", (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES, _BATCH)), *args)
+        )
 
     def received_enqueue_many(
         self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0
@@ -190,6 +194,10 @@ class AsyncTransitions(_Scripts):
     async def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
         """Transitions.enqueue_call."""
         return enqueue_reply(await self._run("enqueue", call.args, call.keys))
+
+    async def seal_batch(self, batch_id: str, now: float) -> bool:
+        """Transitions.seal_batch."""
+        return _refusal(await self._run("seal_batch", [batch_id, now], _BATCHES)) is not Refusal.UNKNOWN_BATCH
 
 
 _KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
@@ -421,7 +429,7 @@ class Transitions(_Scripts):
 
     def promote(self, supervisor: str, lease_ms: int, now: float) -> int | None:
         """Queue the due scheduled jobs of every queue; None when another supervisor is the promoter."""
-        names = (keys.PROMOTER, keys.QUEUES, _JOB, _QUEUE, _SCHEDULED, _DEFERRED, _CANCELED, _UNIQUE, _SLOTS)
+        names = (keys.PROMOTER, keys.QUEUES, _JOB, _QUEUE, _SCHEDULED, _DEFERRED, _CANCELED, _UNIQUE, _SLOTS, *_BATCHES)
         moved = self._run("promote", [supervisor, lease_ms, now, rq_time(now), _WAKE], names)
         return None if _refusal(moved) is Refusal.NOT_PROMOTER else int(moved)
 
@@ -446,7 +454,7 @@ class Transitions(_Scripts):
     def requeue_dead(self, job_ids: list[str], now: float) -> list[str]:
         """Requeue the dead jobs among `job_ids` (and the dependents their deaths canceled), in
         one call; returns the ids requeued (a job no longer dead is left alone)."""
-        names = (_JOB, _QUEUE, _FAILED, _CANCELED, _DEFERRED, keys.QUEUES, _UNIQUE)
+        names = (_JOB, _QUEUE, _FAILED, _CANCELED, _DEFERRED, keys.QUEUES, _UNIQUE, _BATCH)
         return [job_id.decode() for job_id in self._run("requeue_dead", [rq_time(now), _WAKE, *job_ids], names)]
 
     def cancel(self, job_id: str, now: float, reason: str) -> str:
@@ -465,9 +473,15 @@ class Transitions(_Scripts):
             _WORKERS_OF_QUEUE,
             _WORKER,
             _ACTIVE,
+            *_BATCHES,
         )
         status: bytes = self._run("cancel", [job_id, now, rq_time(now), reason, _WAKE, _COMMANDS], names)
         return status.decode(errors="replace")  # a status another tool wrote may be any bytes
+
+    def seal_batch(self, batch_id: str, now: float) -> bool:
+        """Seal a batch (lua/seal_batch.lua): it completes once nothing of it is pending, at once if
+        nothing is. False: there is no such batch."""
+        return _refusal(self._run("seal_batch", [batch_id, now], _BATCHES)) is not Refusal.UNKNOWN_BATCH
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
         """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that

@@ -16,7 +16,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..errors import JobctlError, RedisUnavailable, UnknownJob
+from ..errors import JobctlError, RedisUnavailable, UnknownBatch, UnknownJob
 from . import actions, pages
 from .auth import COOKIE, client_address
 from .board import Dashboard, JSONBody, error_page, here, redis_failed
@@ -80,7 +80,9 @@ def _unauthorized(message: str) -> Response:
 
 def create_app(board: Dashboard) -> Starlette:
     async def known_error(request: Request, exc: Exception) -> Response:
-        status = 404 if isinstance(exc, UnknownJob) else 503 if isinstance(exc, RedisUnavailable) else 400
+        status = (
+            404 if isinstance(exc, UnknownJob | UnknownBatch) else 503 if isinstance(exc, RedisUnavailable) else 400
+        )
         return error_page(request, status, str(exc))
 
     async def redis_error(request: Request, exc: Exception) -> Response:

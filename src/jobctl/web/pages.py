@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from ..api import jobdetail, joblists, jobstats, reads, records
+from ..api import batches, jobdetail, joblists, jobstats, reads, records
 from ..errors import UsageError
 from ..store.jobdata import STATES
 from . import charts
@@ -175,6 +175,12 @@ def job(request: Request) -> Response:
     )
 
 
+def batch(request: Request) -> Response:
+    board = dashboard(request)
+    view = batches.read(board.connection, request.path_params["batch_id"])
+    return render(request, "batch.html", title=f"Batch {view.id}", batch=view)
+
+
 def recurring(request: Request) -> Response:
     board = dashboard(request)
     entries = board.settings.recurring()
@@ -260,6 +266,7 @@ routes = [
     Route("/queues", queues),
     Route("/jobs", jobs),
     Route("/jobs/{job_id}", job),
+    Route("/batches/{batch_id}", batch),
     Route("/recurring", recurring),
     Route("/workers", workers),
     Route("/stats", stats),

@@ -15,6 +15,8 @@
     KEYS[9] 'rq:workers:' prefix: the worker set of the job's queue (a queued job may be reserved)
     KEYS[10] 'rq:worker:' prefix: the worker keys that set holds
     KEYS[11] 'jobctl:active:' prefix: those workers' in-flight lists
+    KEYS[12] 'jobctl:batch:' prefix: batches' hashes and failed sets,
+      KEYS[13] 'jobctl:batches-due' set of batch callbacks due
     ARGV[1] job id
     ARGV[2] now (unix time)
     ARGV[3] now_iso
@@ -28,7 +30,8 @@
 --- @include "lib"
 local id, now, now_iso, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local k = {job = KEYS[1], queue = KEYS[2], scheduled = KEYS[3], deferred = KEYS[4], canceled = KEYS[5],
-  queues = KEYS[6], unique = KEYS[7], slots = KEYS[8], wake = ARGV[5]}
+  queues = KEYS[6], unique = KEYS[7], slots = KEYS[8], batch = KEYS[12],
+  batches_due = KEYS[13], wake = ARGV[5]}
 local status = hget(k, id, 'status')
 if not status then return '' end
 local function tell_worker(worker)

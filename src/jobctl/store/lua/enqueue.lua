@@ -14,6 +14,8 @@
     KEYS[8] 'rq:finished:' prefix, KEYS[9] 'rq:failed:' prefix, KEYS[10] 'rq:canceled:' prefix:
       the registries of the queue and of the id's previous run's queue (read from its record)
     KEYS[11] 'jobctl:unique:' prefix, KEYS[12] 'jobctl:slots:' prefix (a job canceled with a parent)
+    KEYS[13] 'jobctl:batch:' prefix: the hash and job set of the batch the job joins (api/batches.py),
+      KEYS[14] 'jobctl:batches-due' set of batch callbacks due (a job canceled with a parent)
     ARGV[1] id
     ARGV[2] now (unix time)
     ARGV[3] now in RQ's format (created_at, enqueued_at)
@@ -29,7 +31,8 @@
     ARGV[11] unique_ttl
     ARGV[12] the parents' ids, a JSON array ('': none)
     ARGV[13] 'jobctl:wake:' prefix of queues' wake channels
-    ARGV[14] run claim's key, ARGV[15] its owner, ARGV[16] its ttl (only for the scheduler)
+    ARGV[14] the batch the job joins ('': none; the record's jobctl_batch names it too)
+    ARGV[15] run claim's key, ARGV[16] its owner, ARGV[17] its ttl (only for the scheduler)
   Output:
     {'ok', id, state} stored: 'queued', 'scheduled', 'deferred' or 'canceled'
     {Refusal.FULL, '', jobs queued} the queue holds max_size jobs
@@ -38,6 +41,8 @@
     {Refusal.DUPLICATE, holder, status} the unique claim is held by an active job
     {Refusal.RECENT, holder, seconds} the unique claim, held for unique_ttl, is held
     {Refusal.UNKNOWN_PARENT, parent, ''} a parent does not exist
+    {Refusal.UNKNOWN_BATCH, batch, ''} the batch does not exist
+    {Refusal.BATCH_COMPLETE, batch, ''} the batch is complete
 ]]
 --- @include "lib"
 local key, list = KEYS[1], KEYS[2]
@@ -45,7 +50,7 @@ local id, now, now_iso, run_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(A
 local claim, queue, max_size, unique_ttl = ARGV[7], ARGV[8], tonumber(ARGV[10]), tonumber(ARGV[11])
 local k = {job = KEYS[3], results = KEYS[4], by_queue = {[queue] = {queue = list, scheduled = KEYS[5],
   deferred = KEYS[6]}}, queues = KEYS[7], finished = KEYS[8], failed = KEYS[9], canceled = KEYS[10],
-  unique = KEYS[11], slots = KEYS[12], wake = ARGV[13]}
+  unique = KEYS[11], slots = KEYS[12], batch = KEYS[13], batches_due = KEYS[14], wake = ARGV[13]}
 local parents = {}
 if ARGV[12] ~= '' then parents = cjson.decode(ARGV[12]) end
 
@@ -54,8 +59,15 @@ if max_size > 0 then
   if queued >= max_size then return {Refusal.FULL, '', tostring(queued)} end
 end
 
-local run_claim = ARGV[14]
-if run_claim and not redis.call('SET', run_claim, ARGV[15], 'NX', 'EX', ARGV[16]) then
+local batch = ARGV[14]
+if batch ~= '' then
+  local state = batch_state(k, batch)
+  if not state[1] then return {Refusal.UNKNOWN_BATCH, batch, ''} end
+  if state[2] == '1' then return {Refusal.BATCH_COMPLETE, batch, ''} end
+end
+
+local run_claim = ARGV[15]
+if run_claim and not redis.call('SET', run_claim, ARGV[16], 'NX', 'EX', ARGV[17]) then
   return {Refusal.CLAIMED, redis.call('GET', run_claim) or '', ''}
 end
 
@@ -74,6 +86,7 @@ for _, parent in ipairs(parents) do
   if redis.call('EXISTS', job_key(k, parent)) == 0 then return {Refusal.UNKNOWN_PARENT, parent, ''} end
 end
 
+if batch ~= '' then batch_joined(k, batch, {id}) end
 if status then
   -- the id is reused after its job ended: forget the old run, in its registries and in this
   -- queue's (a record whose origin was changed since, or lost, names another)

@@ -7,6 +7,8 @@
             copied from (keys.ENQUEUE_TEMPLATE)
     KEYS[3] 'rq:job:' prefix: the jobs' hashes
     KEYS[4] 'rq:queues' set of known queues
+    KEYS[5] 'jobctl:batch:' prefix: the hash and job set of the batch the jobs join (the shared
+      fields' jobctl_batch)
     ARGV[1] queue
     ARGV[2] now in RQ's format (created_at, enqueued_at)
     ARGV[3] max_size (0: none)
@@ -18,10 +20,12 @@
   Output:
     stored the number of jobs stored
     {Refusal.FULL, jobs queued} the batch would take the queue past max_size
+    {Refusal.UNKNOWN_BATCH, batch} the batch (api/batches.py) the jobs would join does not exist
+    {Refusal.BATCH_COMPLETE, batch} it is complete
 ]]
 --- @include "lib"
 local list, template = KEYS[1], KEYS[2]
-local k = {job = KEYS[3], wake = ARGV[8]}
+local k = {job = KEYS[3], batch = KEYS[5], wake = ARGV[8]}
 local queue, now_iso, max_size = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ids, descriptions, payloads = cjson.decode(ARGV[5]), cjson.decode(ARGV[6]), cjson.decode(ARGV[7])
 if #ids == 0 then return 0 end
@@ -39,6 +43,16 @@ if redis.call('EXISTS', unpack(job_keys)) > 0 then
 end
 local record = cjson.decode(ARGV[4])
 local n = #record
+local batch
+for i = 1, n, 2 do
+  if record[i] == 'jobctl_batch' then batch = record[i + 1] end
+end
+if batch then
+  local state = batch_state(k, batch)
+  if not state[1] then return {Refusal.UNKNOWN_BATCH, batch} end
+  if state[2] == '1' then return {Refusal.BATCH_COMPLETE, batch} end
+  batch_joined(k, batch, ids)
+end
 record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'created_at', now_iso, 'enqueued_at', now_iso
 record[n + 5], record[n + 6] = 'status', 'queued'
 redis.call('DEL', template)  -- left by a call that failed halfway (out of memory)

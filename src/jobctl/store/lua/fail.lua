@@ -17,7 +17,9 @@
       the job's queue (read from its record when canceled) and of its dependents' queues
     KEYS[16] 'rq:queues' set of known queues
     KEYS[17] 'jobctl:stats:job:' prefix, KEYS[18] 'jobctl:stats:queue:' prefix: stats hashes
-    KEYS[19...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
+    KEYS[19] 'jobctl:batch:' prefix: batches' hashes and failed sets,
+      KEYS[20] 'jobctl:batches-due' set of batch callbacks due
+    KEYS[21...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
                 scheduled set and rate window
     ARGV[1] job id
     ARGV[2] its queue
@@ -45,7 +47,8 @@ local args = go_on_args(ARGV, 14, worker, now, now_iso)
 local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS[6], job_rate = KEYS[7],
   worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11], scheduled = KEYS[12],
   deferred = KEYS[13], failed = KEYS[14], canceled = KEYS[15], queues = KEYS[16], job_stats = KEYS[17],
-  queue_stats = KEYS[18], by_queue = queue_keys(KEYS, 19, go_on_queues(args)), wake = ARGV[9]}
+  queue_stats = KEYS[18], batch = KEYS[19], batches_due = KEYS[20],
+  by_queue = queue_keys(KEYS, 21, go_on_queues(args)), wake = ARGV[9]}
 local key = job_key(k, id)
 release_slot(k, id, hget(k, id, 'jobctl_slot'))
 

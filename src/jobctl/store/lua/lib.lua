@@ -20,6 +20,8 @@
 --   k.workers_of_queue         prefixes of claims, concurrency slots, job types' rate windows,
 --                              stats hashes, worker hashes, in-flight lists, queues' worker sets
 --   k.queues, k.workers, k.active_workers, k.promoter   keys of their own
+--   k.batch, k.batches_due     prefix of batches' hashes ('jobctl:batch:'), the set of batch
+--                              callbacks due (every script that ends or requeues a job has them)
 --   k.wake, k.commands         prefixes of pub/sub channels (not keys: given in ARGV)
 local function job_key(k, id) return k.job .. id end
 local function results_key(k, id) return k.results .. id end
@@ -191,6 +193,59 @@ local function release_slot(k, id, slots)
   end
 end
 
+-- Batches (api/batches.py). A batch's hash counts its jobs' final outcomes: pending, succeeded,
+-- failed (dead or canceled; their ids in its failed set). The script whose outcome leaves a
+-- sealed batch with nothing pending completes it, in the same atomic step: it starts the next
+-- completion generation and marks the callbacks of that generation due in k.batches_due, with
+-- the counts they are called with; api/batches.enqueue_due stores each under a claim of its own
+-- (once per batch, callback and generation), whichever process does it and however often.
+-- on_complete is due at every completion, on_success at the first one with nothing failed.
+local function batch_check(k, batch, now)
+  local key = k.batch .. batch
+  local b = redis.call('HMGET', key, 'sealed', 'pending', 'complete', 'total', 'succeeded', 'failed', 'on_complete',
+    'on_success', 'success_due')
+  if b[1] ~= '1' or tonumber(b[2]) > 0 or b[3] == '1' then return end
+  local generation = redis.call('HINCRBY', key, 'generation', 1)
+  redis.call('HSET', key, 'complete', 1, 'completed_at', now)
+  local function due(kind)
+    redis.call('ZADD', k.batches_due, now, cjson.encode({batch, kind, generation, tonumber(b[4]), tonumber(b[5]),
+      tonumber(b[6])}))
+  end
+  if (b[7] or '') ~= '' then due('complete') end
+  if (b[8] or '') ~= '' and tonumber(b[6]) == 0 and not b[9] then
+    redis.call('HSET', key, 'success_due', generation)
+    due('success')
+  end
+end
+
+-- New jobs join a batch: one that exists (its total set) and is not complete (a job of the batch
+-- that is still running keeps it open, and may add more); the enqueue scripts check both first.
+local function batch_state(k, batch) return redis.call('HMGET', k.batch .. batch, 'total', 'complete') end
+local function batch_joined(k, batch, ids)
+  redis.call('HINCRBY', k.batch .. batch, 'total', #ids)
+  redis.call('HINCRBY', k.batch .. batch, 'pending', #ids)
+  redis.call('SADD', k.batch .. batch .. ':jobs', unpack(ids))
+end
+
+-- A job of a batch ended for good: 'succeeded' or 'failed' (dead or canceled).
+local function batch_ended(k, id, outcome, now)
+  local batch = hget(k, id, 'jobctl_batch')
+  if not batch or redis.call('EXISTS', k.batch .. batch) == 0 then return end
+  redis.call('HINCRBY', k.batch .. batch, 'pending', -1)
+  redis.call('HINCRBY', k.batch .. batch, outcome, 1)
+  if outcome == 'failed' then redis.call('SADD', k.batch .. batch .. ':failed', id) end
+  batch_check(k, batch, now)
+end
+
+-- A dead or canceled job of a batch is back (requeue-dead): the batch is open again.
+local function batch_reopened(k, id)
+  local batch = hget(k, id, 'jobctl_batch')
+  if not batch or redis.call('SREM', k.batch .. batch .. ':failed', id) == 0 then return end
+  redis.call('HINCRBY', k.batch .. batch, 'failed', -1)
+  redis.call('HINCRBY', k.batch .. batch, 'pending', 1)
+  redis.call('HSET', k.batch .. batch, 'complete', 0)
+end
+
 local function cancel(k, id, reason, now, now_iso)
   local key = job_key(k, id)
   local queue = hget(k, id, 'origin')
@@ -202,6 +257,7 @@ local function cancel(k, id, reason, now, now_iso)
   redis.call('HSET', key, 'status', 'canceled', 'ended_at', now_iso, 'jobctl_reason', reason)
   keep_ended(k, id, queue_key(k, 'canceled', queue), now, ttl)
   release_unique(k, id)
+  batch_ended(k, id, 'failed', now)
 end
 
 -- A dependent that can no longer run: canceled, naming in jobctl_canceled_by the parent that
@@ -277,6 +333,7 @@ local function bury(k, id, queue, reason, now, now_iso)
   keep_ended(k, id, queue_key(k, 'failed', queue), now, ttl)
   release_unique(k, id)
   stats_count(k, hget(k, id, 'jobctl_job') or 'unknown', queue, 'dead', 1)
+  batch_ended(k, id, 'failed', now)
   settle_dependents(k, id, now, now_iso)
   -- @job(keep_dead=False), Sidekiq's `dead: false`: not kept, once its dependents are settled
   if hget(k, id, 'jobctl_keep_dead') == '0' then

@@ -13,7 +13,9 @@
     KEYS[15] 'rq:workers:' prefix: the worker sets of the queues the worker's hash names
     KEYS[16] 'rq:queues' set of known queues
     KEYS[17] 'rq:workers' set of worker hashes
-    KEYS[18] 'jobctl:active-workers' set
+    KEYS[18] 'jobctl:batch:' prefix: batches' hashes and failed sets,
+      KEYS[19] 'jobctl:batches-due' set of batch callbacks due
+    KEYS[20] 'jobctl:active-workers' set
     ARGV[1] worker
     ARGV[2] now (unix time)
     ARGV[3] now_iso
@@ -29,7 +31,8 @@
 local k = {job = KEYS[3], results = KEYS[4], queue = KEYS[5], started = KEYS[6], scheduled = KEYS[7],
   deferred = KEYS[8], failed = KEYS[9], canceled = KEYS[10], unique = KEYS[11], slots = KEYS[12],
   job_stats = KEYS[13], queue_stats = KEYS[14], workers_of_queue = KEYS[15], queues = KEYS[16],
-  workers = KEYS[17], active_workers = KEYS[18], wake = ARGV[7]}
+  workers = KEYS[17], batch = KEYS[18], batches_due = KEYS[19],
+  active_workers = KEYS[20], wake = ARGV[7]}
 local culprits = {}
 for i = 8, #ARGV do table.insert(culprits, ARGV[i]) end
 return recover_worker(k, ARGV[1], KEYS[1], KEYS[2], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6],

@@ -10,6 +10,7 @@
       dependent's, read from their records
     KEYS[6] 'rq:queues' set of known queues
     KEYS[7] 'jobctl:unique:' prefix: uniqueness claims
+    KEYS[8] 'jobctl:batch:' prefix: batches' hashes and failed sets
     ARGV[1] now_iso
     ARGV[2] 'jobctl:wake:' prefix of queues' wake channels
     ARGV[3...] job ids
@@ -19,7 +20,7 @@
 --- @include "lib"
 local now_iso = ARGV[1]
 local k = {job = KEYS[1], queue = KEYS[2], failed = KEYS[3], canceled = KEYS[4], deferred = KEYS[5],
-  queues = KEYS[6], unique = KEYS[7], wake = ARGV[2]}
+  queues = KEYS[6], unique = KEYS[7], batch = KEYS[8], wake = ARGV[2]}
 -- false, with nothing written, while another active job holds the job's uniqueness claim
 local function reclaim(id)
   -- only a key of jobctl's claims: a hand-edited field must not make this overwrite another key
@@ -45,6 +46,7 @@ for index = 3, #ARGV do
     local retries = hget(k, id, 'jobctl_retries')
     if retries then redis.call('HSET', key, 'retries_left', retries) end
     push_queued(k, id, queue, now_iso, false)
+    batch_reopened(k, id)
 
     -- a dependent comes back only if this death (or its own parent's, down the cascade) canceled
     -- it; if another parent still dooms it, it stays canceled, naming that parent
@@ -65,6 +67,7 @@ for index = 3, #ARGV do
           redis.call('HSET', job_key(k, child), 'status', 'deferred', 'ended_at', '')
           redis.call('HDEL', job_key(k, child), 'jobctl_reason', 'jobctl_canceled_by')
           redis.call('ZADD', queue_key(k, 'deferred', child_queue), '+inf', child)
+          batch_reopened(k, child)
           table.insert(pending, child)
         end
       end

@@ -16,7 +16,9 @@
     KEYS[11] 'rq:queue:' prefix, KEYS[12] 'rq:scheduled:' prefix, KEYS[13] 'rq:deferred:' prefix,
       KEYS[14] 'rq:canceled:' prefix: the lists and registries of its dependents' queues
     KEYS[15] 'rq:queues' set of known queues
-    KEYS[16...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
+    KEYS[16] 'jobctl:batch:' prefix: batches' hashes and failed sets,
+      KEYS[17] 'jobctl:batches-due' set of batch callbacks due
+    KEYS[18...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
                 scheduled set and rate window
     ARGV[1] job id
     ARGV[2] its queue
@@ -38,11 +40,12 @@ if not leave_started(id, KEYS[1], KEYS[2], attempt) then return Refusal.FENCED e
 local args = go_on_args(ARGV, 10, worker, now, now_iso)
 local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS[6], job_rate = KEYS[7],
   worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11], scheduled = KEYS[12],
-  deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], by_queue = queue_keys(KEYS, 16, go_on_queues(args)),
+  deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], batch = KEYS[16], batches_due = KEYS[17],
+  by_queue = queue_keys(KEYS, 18, go_on_queues(args)),
   wake = ARGV[9]}
 local key = job_key(k, id)
 local finished = KEYS[3]
-local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot')
+local job = redis.call('HMGET', key, 'result_ttl', 'jobctl_unique', 'jobctl_dependents', 'jobctl_slot', 'jobctl_batch')
 redis.call('HSET', key, 'status', 'finished', 'ended_at', now_iso, 'result', ARGV[7])
 if tonumber(attempt) > 1 then
   -- a retried job that finished, as RQ leaves one: no exc_info (Job.exc_info None) and only this
@@ -61,5 +64,6 @@ elseif ttl < 0 then redis.call('ZADD', finished, '+inf', id) end
 if job[2] then release_unique(k, id) end
 if job[3] then settle_dependents(k, id, now, now_iso) end
 release_slot(k, id, job[4])
+if job[5] then batch_ended(k, id, 'succeeded', now) end
 if ttl == 0 then delete_job(k, id) end
 return go_on(k, args)

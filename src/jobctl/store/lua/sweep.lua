@@ -21,7 +21,9 @@
     KEYS[16] 'rq:workers:' prefix: the worker sets of a lost worker's queues
     KEYS[17] 'rq:queues' set of known queues
     KEYS[18] 'rq:workers' set of worker hashes
-    KEYS[19...] for each queue of ARGV's queues, in order: its finished, failed and canceled
+    KEYS[19] 'jobctl:batch:' prefix: batches' hashes and failed sets,
+      KEYS[20] 'jobctl:batches-due' set of batch callbacks due
+    KEYS[21...] for each queue of ARGV's queues, in order: its finished, failed and canceled
                 registries
     ARGV[1] now (unix time)
     ARGV[2] now_iso
@@ -41,10 +43,11 @@ for i = 7, 6 + own_count do own[ARGV[i]] = true end
 local k = {active_workers = KEYS[1], worker = KEYS[2], active = KEYS[3], job = KEYS[4], results = KEYS[5],
   queue = KEYS[6], started = KEYS[7], scheduled = KEYS[8], deferred = KEYS[9], failed = KEYS[10],
   canceled = KEYS[11], unique = KEYS[12], slots = KEYS[13], job_stats = KEYS[14], queue_stats = KEYS[15],
-  workers_of_queue = KEYS[16], queues = KEYS[17], workers = KEYS[18], by_queue = {}, wake = ARGV[5]}
+  workers_of_queue = KEYS[16], queues = KEYS[17], workers = KEYS[18], batch = KEYS[19], batches_due = KEYS[20],
+  by_queue = {}, wake = ARGV[5]}
 local queues = {}
 for i = 7 + own_count, #ARGV do
-  local at = 19 + 3 * #queues
+  local at = 21 + 3 * #queues
   table.insert(queues, ARGV[i])
   k.by_queue[ARGV[i]] = {finished = KEYS[at], failed = KEYS[at + 1], canceled = KEYS[at + 2]}
 end

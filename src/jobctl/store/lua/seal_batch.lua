@@ -1,0 +1,19 @@
+--[[ Seal a batch (api/batches.py: its `with` block ended): from now on it completes once
+  nothing of it is pending, at once if nothing is (an empty batch, or one whose jobs all ended
+  already); a job of the batch may still add jobs to it while it runs.
+  Input:
+    KEYS[1] 'jobctl:batch:' prefix: the batch's hash
+    KEYS[2] 'jobctl:batches-due' set of batch callbacks due
+    ARGV[1] batch id
+    ARGV[2] now (unix time)
+  Output:
+    1 sealed (again: nothing changes)
+    Refusal.UNKNOWN_BATCH there is no such batch: nothing written
+]]
+--- @include "lib"
+local k = {batch = KEYS[1], batches_due = KEYS[2]}
+local batch = ARGV[1]
+if redis.call('EXISTS', k.batch .. batch) == 0 then return Refusal.UNKNOWN_BATCH end
+redis.call('HSET', k.batch .. batch, 'sealed', 1)
+batch_check(k, batch, tonumber(ARGV[2]))
+return 1
