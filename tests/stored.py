@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jobctl.store.enqueue_calls import EnqueueCall, EnqueueShared
 from jobctl.store.jobdata import describe, encode_payload, rq_time, shared_job_fields
-from jobctl.store.transitions import EnqueueCall, EnqueueShared, Transitions
+from jobctl.store.transitions import Transitions
 
 
 def new_job_fields(

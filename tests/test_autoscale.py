@@ -13,7 +13,8 @@ from conftest import child_pids, wait_for
 
 from jobctl import logs
 from jobctl.config.queues import QueueConfig
-from jobctl.runtime.supervisor import Slot, Supervisor
+from jobctl.runtime.scaling import Slot
+from jobctl.runtime.supervisor import Supervisor
 from jobctl.store.connection import connect
 from jobctl.store.transitions import Transitions
 

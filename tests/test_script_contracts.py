@@ -1,5 +1,5 @@
 """Each Lua script states its contract in a header (the KEYS and ARGV it takes, the replies it
-gives), names the files it includes, and refuses with codes of transitions.Refusal: these tests
+gives), names the files it includes, and refuses with codes of scripts.Refusal: these tests
 hold the scripts' text to it, so that a header cannot drift from its script."""
 
 from __future__ import annotations
@@ -9,19 +9,19 @@ import re
 import fakeredis
 import pytest
 
-from jobctl.store import keys, transitions
-from jobctl.store.transitions import Refusal
+from jobctl.store import keys, scripts
+from jobctl.store.scripts import Refusal
 
-SCRIPTS = transitions._script_names()
-LUA_FILES = [*SCRIPTS, *(file for file in transitions._included_files() if file != "constants")]
+SCRIPTS = scripts._script_names()
+LUA_FILES = [*SCRIPTS, *(file for file in scripts._included_files() if file != "constants")]
 HEADER = re.compile(r"\A--\[\[(.*?)\]\]\n", re.DOTALL)
 
 
 def header_and_body(script: str) -> tuple[str, str]:
-    text = transitions._text(script)
+    text = scripts._text(script)
     found = HEADER.match(text)
     assert found, f"{script}.lua does not begin with a --[[ header ]]"
-    return found.group(1), transitions._COMMENT.sub("", text[found.end() :])
+    return found.group(1), scripts._COMMENT.sub("", text[found.end() :])
 
 
 def indices(text: str, table: str) -> tuple[set[int], int | None]:
@@ -63,7 +63,7 @@ def test_every_refusal_in_the_lua_is_named_from_the_enum(file: str) -> None:
     """Lua names a refusal as Refusal.<NAME>, the table generated from the enum: a member that
     does not exist is caught here, and a refusal spelled as a bare string (which could drift
     from Python's) is not allowed."""
-    code = transitions._COMMENT.sub("", transitions._text(file))
+    code = scripts._COMMENT.sub("", scripts._text(file))
     assert set(re.findall(r"Refusal\.(\w+)", code)) <= set(Refusal.__members__)
     strings = set(re.findall(r"'([^'\n]*)'", code)) | set(re.findall(r'"([^"\n]*)"', code))
     assert not strings & {refusal.value for refusal in Refusal}
@@ -72,7 +72,7 @@ def test_every_refusal_in_the_lua_is_named_from_the_enum(file: str) -> None:
 def test_the_generated_refusals_are_the_enums() -> None:
     """The Lua table the scripts include, run: it holds every member, with its value."""
     db = fakeredis.FakeRedis()
-    source = transitions._text("constants") + "local out = {} for name, value in pairs(Refusal) do "
+    source = scripts._text("constants") + "local out = {} for name, value in pairs(Refusal) do "
     source += "table.insert(out, name .. '=' .. value) end return out"
     assert sorted(entry.decode() for entry in db.eval(source, 0)) == sorted(f"{r.name}={r.value}" for r in Refusal)
 
@@ -82,15 +82,12 @@ def test_a_script_includes_what_it_uses(script: str) -> None:
     """What a script calls is defined in a file it includes (`--- @include "lib"`), not found by
     the loader anywhere."""
     _, body = header_and_body(script)
-    included = transitions._includes(script)
+    included = scripts._includes(script)
     elsewhere = {
-        name
-        for file in transitions._included_files()
-        if file not in included
-        for name, _, _ in transitions._definitions(file)
+        name for file in scripts._included_files() if file not in included for name, _, _ in scripts._definitions(file)
     }
-    assert not transitions._words(body) & elsewhere
-    assert re.search(r'^--- @include "\w+"$', transitions._text(script), re.MULTILINE) or not included
+    assert not scripts._words(body) & elsewhere
+    assert re.search(r'^--- @include "\w+"$', scripts._text(script), re.MULTILINE) or not included
 
 
 def test_the_keys_lua_builds_from_a_prefix_are_keys_py_names() -> None:
@@ -98,7 +95,7 @@ def test_the_keys_lua_builds_from_a_prefix_are_keys_py_names() -> None:
     given; they name what keys.py names."""
     db = fakeredis.FakeRedis()
     wanted = ["dependents_key", "dependencies_key", "old_dependencies_key"]
-    chunks = {name: chunk for name, chunk, _ in transitions._definitions("lib")}
+    chunks = {name: chunk for name, chunk, _ in scripts._definitions("lib")}
     source = "".join(chunks[name] for name in wanted)
     source += "local k = {job = KEYS[1]} return {dependents_key(k, 'j'), dependencies_key(k, 'j'), "
     source += "old_dependencies_key(k, 'j')}"

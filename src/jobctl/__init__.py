@@ -1,6 +1,6 @@
 """jobctl: a command-line job runner over RQ and Redis.
 
-The public API for applications (see api/client.py, api/handle.py, testing.py):
+The public API for applications (see api/client.py, api/jobfunction.py, api/handle.py, testing.py):
 
     import jobctl
     jobctl.connect()                       # REDIS_URL and queue.yml, as the CLI reads them
@@ -34,11 +34,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .api.batches import batch
     from .api.breakers import breaker
-    from .api.client import AsyncJob, Call, Client, Job, aget, call, connect, get
+    from .api.client import Client, aget, connect, get
     from .api.context import progress
     from .api.decorators import job
     from .api.events import on
     from .api.handle import Handle, Progress
+    from .api.jobfunction import AsyncJob, Call, Job, call
     from .errors import (
         ArgumentMismatch,
         BlockingCall,
@@ -91,12 +92,12 @@ __version__ = "0.1.0"
 # Each name is imported from its module on first use, not with the package: every `jobctl.x`
 # import starts here, and `jobctl --help` has no use for the job catalogue or the job context.
 _MODULE_OF = {
-    "AsyncJob": "api.client",
-    "Call": "api.client",
+    "AsyncJob": "api.jobfunction",
+    "Call": "api.jobfunction",
     "Client": "api.client",
-    "Job": "api.client",
+    "Job": "api.jobfunction",
     "aget": "api.client",
-    "call": "api.client",
+    "call": "api.jobfunction",
     "connect": "api.client",
     "get": "api.client",
     "batch": "api.batches",

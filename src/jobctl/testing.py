@@ -38,9 +38,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .api import batches, producer
-from .api.client import Client, InlineRunner, current_client, inline_mode, not_json, set_default
+from .api.client import Client, current_client, set_default
 from .api.context import Execution, executing
 from .api.handle import Handle, _Look
+from .api.jobfunction import InlineRunner, inline_mode, not_json
 from .errors import BlockingCall, NotJSON, ResultError
 from .jobs import catalogue, signatures
 from .runtime import worker

@@ -1,5 +1,5 @@
 """@job: registers a function in the job catalogue (jobs/catalogue.py) and gives it the enqueue
-methods of the Python API (client.JobFunction's, bound by client.bind)."""
+methods of the Python API (jobfunction.JobFunction's, bound by jobfunction.bind)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..jobs import catalogue
 from ..jobs.catalogue import JobSpec
 from ..jobs.signatures import check
 from ..options.durations import parse_duration
-from .client import AsyncJob, Job, bind
+from .jobfunction import AsyncJob, Job, bind
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -19,7 +19,7 @@ R = TypeVar("R")
 
 class JobDecorator(Protocol):
     """What @job(...) returns: it gives back the function itself, with its enqueue methods
-    (client.bind), typed with the function's parameters and return type (client.Job)."""
+    (jobfunction.bind), typed with the function's parameters and return type (jobfunction.Job)."""
 
     @overload  # an async def matches both: the first one wins, as intended
     def __call__(self, func: Callable[P, Coroutine[Any, Any, R]], /) -> AsyncJob[P, R]: ...  # type: ignore[overload-overlap]
@@ -48,7 +48,7 @@ def job(
     catch_up: str = "latest",
 ) -> JobDecorator:
     """Register a function as a job that `jobctl enqueue NAME ...` can run, and that application
-    code enqueues with `func.enqueue(...)` (client.JobFunction's methods, bound to it).
+    code enqueues with `func.enqueue(...)` (jobfunction.JobFunction's methods, bound to it).
 
     `timeout` takes seconds or a duration such as "5m"; `max_retries`, `timeout`, `backoff` and
     `retry_delay` override the queue's settings for this job. The README's "Job options" table

@@ -22,17 +22,11 @@ from ..options import strictjson
 from ..options.durations import format_duration
 from ..store import keys
 from ..store.connection import out_of_memory
+from ..store.enqueue_calls import Batch, EnqueueCall, EnqueueShared
 from ..store.jobdata import compress, describe, encode_payload, new_job_id, new_job_ids, shared_job_fields
-from ..store.transitions import (
-    AsyncTransitions,
-    Batch,
-    EnqueueCall,
-    EnqueueShared,
-    Pipelined,
-    Refusal,
-    Transitions,
-    drive_on,
-)
+from ..store.scripts import Refusal
+from ..store.transitions import AsyncTransitions, Transitions
+from ..store.wire import Pipelined, drive_on
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -113,9 +107,9 @@ def rq_payload(queue: QueueConfig, job_name: str) -> dict[str, str]:
 class Template:
     """What every enqueue of one job on one queue with one set of options shares, checked and
     built once: the job's spec and queue, the record's fields other than the call's and the
-    script's shared arguments (transitions.EnqueueShared); `batch`: the batch its jobs join
+    script's shared arguments (enqueue_calls.EnqueueShared); `batch`: the batch its jobs join
     (api/batches.py; None: the one the caller is in, if any). A job object keeps its own
-    (client.JobFunction), so that an enqueue from Python builds only the call's own part: its
+    (jobfunction.JobFunction), so that an enqueue from Python builds only the call's own part: its
     id, payload, description and time (bench/app_enqueue.py).
 
     Raises UnknownJob, ConfigError (queue not configured) or UsageError (a bad parent id)."""
@@ -229,7 +223,7 @@ class Template:
 
 
 class Request(NamedTuple):
-    """A job checked and ready to store: the script's call (transitions.EnqueueCall), and what
+    """A job checked and ready to store: the script's call (enqueue_calls.EnqueueCall), and what
     settle() turns its reply into."""
 
     id: str
@@ -404,7 +398,7 @@ def store_many(
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
 ) -> Pipelined:
-    """enqueue_many as a dialogue with Redis (transitions.Pipelined), which drive_on() runs with
+    """enqueue_many as a dialogue with Redis (wire.Pipelined), which drive_on() runs with
     the blocking client and adrive_on() with the asyncio one: one loop for both. Each batch is
     sent before the next one is built and its reply read after that, so that Python builds a
     batch while Redis stores the one before; a bad call still raises before its batch is sent,
@@ -443,7 +437,7 @@ def store_many(
 
 
 class Batches:
-    """enqueue_many's jobs, checked and built, `batch_size` at a time (transitions.Batch).
+    """enqueue_many's jobs, checked and built, `batch_size` at a time (enqueue_calls.Batch).
     Iterating raises, for a bad call, before the batch it would be in."""
 
     def __init__(self, template: Template, calls: Iterable[Call], batch_size: int = BATCH_SIZE):

@@ -115,7 +115,7 @@ class QueueSummary:
     counts: dict[str, int]
     workers: int = 0
     busy: int = 0
-    # the range queue.yml gives `jobctl work` for it (each supervisor's: see Pool in supervisor.py)
+    # the range queue.yml gives `jobctl work` for it (each supervisor's: see Pool in runtime/scaling.py)
     min_workers: int | None = None
     max_workers: int | None = None
     paused: bool = False

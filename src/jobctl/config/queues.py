@@ -37,7 +37,7 @@ MAX_WORKER_COUNT = 64  # worker processes per queue; more jobs in flight come fr
 
 class WorkerRange(NamedTuple):
     """`worker_count: 2..10`: the supervisor scales the queue's workers between these
-    (supervisor.py, Pool); a plain number is a fixed count."""
+    (scaling.py, Pool); a plain number is a fixed count."""
 
     minimum: int
     maximum: int
@@ -50,7 +50,7 @@ class WorkerRange(NamedTuple):
 class QueueConfig:
     name: str
     priority: int = 0  # position in queue.yml, 0 = highest
-    worker_count: int | WorkerRange = 1  # a range: elastic, between its bounds (supervisor.py)
+    worker_count: int | WorkerRange = 1  # a range: elastic, between its bounds (scaling.py)
     scale_up_latency: float = 5.0  # elastic: a worker is added when the oldest queued job waited this long
     scale_up_backlog: int = 20  # elastic: ... or when more jobs than this per worker are queued
     scale_down_idle: float = 60.0  # elastic: a worker idle this long is retired

@@ -26,7 +26,7 @@
     then what every job of its kind shares, built once per kind (producer.Template):
     ARGV[8] queue
     ARGV[9] the rest of the record, a JSON array of strings name, value, ... in which bytes above
-            127 stand as they are (transitions.raw_json: a pickle travels too)
+            127 stand as they are (wire.raw_json: a pickle travels too)
     ARGV[10] max_size (0: none)
     ARGV[11] unique_ttl
     ARGV[12] the parents' ids, a JSON array ('': none)

@@ -13,7 +13,7 @@
     ARGV[2] now in RQ's format (created_at, enqueued_at)
     ARGV[3] max_size (0: none)
     ARGV[4] the fields every job shares, as in enqueue.lua's record (a JSON array of strings name,
-            value, ...: transitions.raw_json)
+            value, ...: wire.raw_json)
     ARGV[5] ids, ARGV[6] descriptions, ARGV[7] payloads (`data`; bytes above 127 stand in the
             JSON text as they are, as in ARGV[4]): JSON arrays with an item per job
     ARGV[8] 'jobctl:wake:' prefix of queues' wake channels

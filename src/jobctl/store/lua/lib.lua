@@ -41,7 +41,7 @@ local function queue_key(k, kind, queue)
 end
 
 -- k.by_queue of a worker's queues, from KEYS[first] on: four keys for each queue of `queues`, in
--- order: its list, started registry, scheduled set and rate window (transitions.py, _queue_keys).
+-- order: its list, started registry, scheduled set and rate window (script_keys.py, _queue_keys).
 local function queue_keys(keys, first, queues)
   local by_queue = {}
   for i, queue in ipairs(queues) do

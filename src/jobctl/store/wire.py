@@ -1,0 +1,192 @@
+"""Scripts' calls on the wire: a call as a dialogue with Redis (sans I/O) and what runs it on a
+blocking or an asyncio client, pipelined (Send, RECEIVE) on a connection of its own; the
+commands packed by hand, and the record's fields packed for the scripts' JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import redis
+from redis._parsers.encoders import Encoder
+
+if TYPE_CHECKING:
+    import redis.asyncio
+
+
+class _Wire(Protocol):
+    """What _send, _execute and drive_on do with a connection of their own: a
+    redis.connection.Connection, whose methods redis-py leaves unannotated."""
+
+    encoder: Encoder
+
+    def send_command(self, *args: Any) -> None: ...
+
+    def send_packed_command(self, command: list[bytes]) -> None: ...
+
+    def read_response(self) -> Any: ...
+
+    def disconnect(self) -> None: ...
+
+
+class _AsyncWire(Protocol):
+    """_Wire of redis-py's asyncio client."""
+
+    async def send_command(self, *args: Any) -> None: ...
+
+    async def read_response(self) -> Any: ...
+
+    async def disconnect(self) -> None: ...
+
+
+Command = tuple[Any, ...]  # a Redis command and its arguments, as execute_command takes them
+# A script call as a dialogue with Redis (sans I/O): it yields commands, is sent their replies (or
+# thrown their error replies) and returns the script's reply. Transitions runs it with redis-py's
+# blocking client, AsyncTransitions with its asyncio one: one way to call a script for both.
+Dialogue = Generator[Command, Any, Any]
+
+
+Reply = tuple[Any, "redis.ResponseError | None"]  # a command's reply, or its error reply
+
+
+def _advance(dialogue: Pipelined, reply: Reply) -> tuple[bool, Any]:
+    """Hand the dialogue a reply: (False, the next command) or (True, the script's reply)."""
+    value, error = reply
+    try:
+        return False, dialogue.send(value) if error is None else dialogue.throw(error)
+    except StopIteration as done:
+        return True, done.value
+
+
+def drive(dialogue: Dialogue, execute: Callable[..., Any]) -> Any:
+    """Run a dialogue with a blocking client's execute_command: its reply."""
+    done, value = _advance(dialogue, (None, None))
+    while not done:
+        try:
+            reply: Reply = (execute(*value), None)
+        except redis.ResponseError as exc:
+            reply = (None, exc)
+        done, value = _advance(dialogue, reply)
+    return value
+
+
+async def adrive(dialogue: Dialogue, execute: Callable[..., Awaitable[Any]]) -> Any:
+    """drive() with an asyncio client's execute_command."""
+    done, value = _advance(dialogue, (None, None))
+    while not done:
+        try:
+            reply: Reply = (await execute(*value), None)
+        except redis.ResponseError as exc:
+            reply = (None, exc)
+        done, value = _advance(dialogue, reply)
+    return value
+
+
+class Send(NamedTuple):
+    """A command a Pipelined dialogue sends without waiting for its reply: it goes on meanwhile
+    (builds the next batch while Redis stores this one) and reads the reply by yielding RECEIVE."""
+
+    command: Command
+
+
+class Receive:
+    """What a Pipelined dialogue yields to read the reply of the command it sent (RECEIVE)."""
+
+
+RECEIVE = Receive()
+# A dialogue that may also send a command without waiting (Send) and read its reply later
+# (RECEIVE): drive_on() and adrive_on() run it, on one connection of their own.
+Pipelined = Generator[Command | Send | Receive, Any, Any]
+
+
+def drive_on(dialogue: Pipelined, client: redis.Redis) -> Any:
+    """Run a Pipelined dialogue on a connection of `client`'s pool, taken for the whole of it."""
+    pool = client.connection_pool
+    taken = pool.get_connection()
+    connection: _Wire = taken
+    try:
+        done, value = _advance(dialogue, (None, None))
+        while not done:
+            try:
+                if isinstance(value, Send):
+                    connection.send_command(*value.command)
+                    reply: Reply = (None, None)
+                else:
+                    if not isinstance(value, Receive):
+                        connection.send_command(*value)
+                    reply = (connection.read_response(), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            done, value = _advance(dialogue, reply)
+        return value
+    except BaseException:
+        connection.disconnect()  # a reply may be left unread
+        raise
+    finally:
+        pool.release(taken)
+
+
+async def adrive_on(dialogue: Pipelined, client: redis.asyncio.Redis) -> Any:
+    """drive_on() with an asyncio client."""
+    pool = client.connection_pool
+    taken = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    connection: _AsyncWire = taken
+    try:
+        done, value = _advance(dialogue, (None, None))
+        while not done:
+            try:
+                if isinstance(value, Send):
+                    await connection.send_command(*value.command)
+                    reply: Reply = (None, None)
+                else:
+                    if not isinstance(value, Receive):
+                        await connection.send_command(*value)
+                    reply = (await connection.read_response(), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            done, value = _advance(dialogue, reply)
+        return value
+    except BaseException:
+        await connection.disconnect()  # a reply may be left unread
+        raise
+    finally:
+        await pool.release(taken)
+
+
+def pack_fields(fields: Mapping[str, Any]) -> bytes:
+    """Record fields as lua/enqueue.lua's ARGV[9]: a JSON array of strings name, value, ..., each
+    value's bytes as redis-py would send them (a number as its repr, text in UTF-8): raw_json."""
+    return raw_json([_bytes(item) for pair in fields.items() for item in pair])
+
+
+def raw_json(items: list[bytes]) -> bytes:
+    """A JSON array of byte strings for Lua's cjson, each string's bytes standing in the text as
+    they are but for the characters JSON escapes (quote, backslash, control characters): cjson
+    takes bytes above 127 as they are, so that a pickle or a compressed payload travels too."""
+    return json.dumps([item.decode("latin-1") for item in items], ensure_ascii=False).encode("latin-1")
+
+
+def _bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value).encode()
+    if isinstance(value, str):
+        return value.encode()
+    raise TypeError(f"a record field cannot be {type(value).__name__}: {value!r}")
+
+
+@lru_cache(maxsize=256)
+def _packed_head(encoder: Encoder, command: Command) -> bytes:
+    """A command's words in Redis's protocol, without the array's length."""
+    return b"".join(b"$%d\r\n%s\r\n" % (len(word), word) for word in map(encoder.encode, command))
+
+
+def _packed(encoder: Encoder, command: Command, args: Sequence[Any]) -> bytes:
+    """`command` (a script's call and KEYS, the same for every job of a worker: packed once) and
+    `args` in Redis's protocol. redis-py packs a word in about 8,000 instructions, and a call has
+    dozens (callgrind)."""
+    words = b"".join(b"$%d\r\n%s\r\n" % (len(arg), arg) for arg in map(encoder.encode, args))
+    return b"*%d\r\n%s%s" % (len(command) + len(args), _packed_head(encoder, command), words)
