@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import app_jobs
+import fakeredis
 import pytest
 from app_jobs import app_add, app_async_add, app_echo, app_fails, app_progress
 from conftest import QUEUE_YML, REDIS6_SERVER, TESTS, free_port, wait_for
@@ -394,3 +395,16 @@ print("alive")
     environment = {**os.environ, "JOBCTL_LEASE_TTL": "2", "PYTHONPATH": os.pathsep.join([str(TESTS), "src"])}
     ran = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, timeout=60)
     assert (ran.returncode, ran.stdout.strip()) == (0, "alive"), ran.stderr
+
+
+def test_a_worker_on_a_given_connection_starts_no_embedded_redis(monkeypatch, tmp_path):
+    # a client made from a connection (the pytest plugin's fakeredis) has no URL: the in-process
+    # worker must not resolve one, which started a redis-server in the working directory and left it
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    client = Client(connection=fakeredis.FakeRedis())
+    with testing.default_client(client):
+        handle = app_add.enqueue(2, 3)
+        assert testing.Worker(client=client).drain() == 1
+        assert handle.result() == 5
+    assert not (tmp_path / ".jobctl").exists()

@@ -115,7 +115,9 @@ class Worker:
                 client.config.select(self.queue_names or self._known_queues()),
                 max_jobs=max_jobs,
                 concurrency=self.concurrency,
-                url=client.url,
+                # a client made from a connection (fakeredis) has no URL of its own: resolving one
+                # would start the embedded Redis in the working directory
+                url=client.url if not client.given_connection else (client.settings.redis_url or ""),
                 config=client.config,
                 burst=True,
                 capture_output=False,
