@@ -293,3 +293,21 @@ def test_a_job_of_a_queue_rq_serves_cannot_join_a_batch(client, tmp_path):
         batch_add.options(queue="rq_queue").enqueue(1)
     assert b.show().total == 0
     rq_client.close()
+
+
+def test_an_entry_no_batch_wrote_is_dropped_and_holds_back_no_callback(client):
+    client.connection.zadd(keys.BATCHES_DUE, {b"not json": 0, b'["b", "sideways", 1, 0, 0, 0]': 0, b"[1]": 0})
+    with jobctl.batch(on_complete=batch_report) as b:
+        pass
+    assert batches.enqueue_due(client.connection, client.config, "test") == 1
+    assert jobctl.get(f"batch-{b.id}-complete-1").status() == "queued"
+    assert client.connection.zcard(keys.BATCHES_DUE) == 0
+
+
+def test_batch_show_reads_hand_edited_counts_as_zero(batch_project, db):
+    db.hset(keys.batch("edited"), mapping={"total": "abc", "pending": "-3", "generation": "x", "created_at": "soon"})
+    shown = batch_project.run("batch", "show", "edited", "--json")
+    assert shown.returncode == 0, shown.stderr
+    view = json.loads(shown.stdout)
+    assert (view["total"], view["pending"], view["generation"], view["created_at"]) == (0, 0, 0, None)
+    assert batch_project.run("batch", "show", "edited").returncode == 0

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AlreadyClaimed, JobctlError, UnknownBatch, UsageError
 from ..jobs import catalogue, signatures
 from ..store import keys
-from ..store.jobdata import new_job_id
+from ..store.jobdata import new_job_id, number_value
 from ..store.transitions import Transitions
 from . import context, producer
 from .client import Client, current_client
@@ -235,8 +235,8 @@ def read(connection: redis.Redis, batch_id: str) -> BatchView:
         raise UnknownBatch(batch_id)
     fields = {name.decode(): value.decode(errors="replace") for name, value in raw.items()}
 
-    def count(name: str) -> int:
-        return int(fields.get(name) or 0)
+    def count(name: str) -> int:  # a hand-edited or foreign field reads as 0, never a traceback
+        return max(number_value(fields.get(name), int) or 0, 0)
 
     generation = count("generation")
     callbacks = {kind: fields[f"on_{kind}"] for kind in CALLBACKS if fields.get(f"on_{kind}")}
@@ -254,7 +254,7 @@ def read(connection: redis.Redis, batch_id: str) -> BatchView:
         failed_ids=sorted(member.decode(errors="replace") for member in failed_ids),
         callbacks=callbacks,
         callback_ids={kind: [keys.batch_callback_id(batch_id, kind, n) for n in runs[kind]] for kind in callbacks},
-        created_at=float(fields["created_at"]) if fields.get("created_at") else None,
+        created_at=number_value(fields.get("created_at")),
     )
 
 
@@ -269,7 +269,15 @@ def enqueue_due(connection: redis.Redis, config: QueuesConfig, owner: str) -> in
     refused: JobctlError | None = None
     entries: list[bytes] = connection.zrange(keys.BATCHES_DUE, 0, DUE_PER_CALL - 1)  # type: ignore[assignment]
     for entry in entries:
-        batch_id, kind, generation, total, succeeded, failed = json.loads(entry)
+        try:
+            batch_id, kind, generation, total, succeeded, failed = json.loads(entry)
+            if kind not in CALLBACKS or not isinstance(batch_id, str):
+                raise ValueError(entry)
+        except (ValueError, TypeError):
+            # not an entry batch_check wrote (another tool's, a hand edit): no process could ever
+            # store it, and left at the head it would hold back every due callback behind it
+            connection.zrem(keys.BATCHES_DUE, entry)
+            continue
         name: bytes | None = connection.hget(keys.batch(batch_id), f"on_{kind}")  # type: ignore[assignment]
         if name:
             try:
