@@ -333,3 +333,17 @@ def test_breaker_errors_name_file_entry_and_key(tmp_path, text, message):
         load_queues(write(tmp_path, "default: {}\n" + text))
     assert message in str(error.value).replace(str(tmp_path) + "/", "")
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("returned", [float("inf"), float("nan"), "soon"])
+def test_a_backoff_callable_returning_no_finite_delay_falls_back_to_the_queues(returned, tmp_path):
+    import logging
+
+    from jobctl import job
+    from jobctl.middleware.retries import retry_delay
+
+    @job("backoff_nonsense", backoff=lambda attempt, exception: returned)
+    def backoff_nonsense() -> None: ...
+
+    queue = load_queues(write(tmp_path, "default: {retry_delay: 3s, backoff: fixed}\n")).queues["default"]
+    assert retry_delay("backoff_nonsense", queue, 1, ValueError(), logging.getLogger("test"), "j") == 3.0

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AlreadyClaimed, JobctlError, UnknownBatch, UsageError
 from ..jobs import catalogue, signatures
 from ..store import keys
+from ..store.connection import read_replies
 from ..store.jobdata import new_job_id, number_value
 from ..store.transitions import Transitions
 from . import context, producer
@@ -230,7 +231,7 @@ def read(connection: redis.Redis, batch_id: str) -> BatchView:
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.batch(batch_id))
         pipe.smembers(keys.batch_failed(batch_id))
-        raw, failed_ids = pipe.execute()
+        raw, failed_ids = read_replies(pipe)  # a key of another type reads as missing
     if not raw:
         raise UnknownBatch(batch_id)
     fields = {name.decode(): value.decode(errors="replace") for name, value in raw.items()}

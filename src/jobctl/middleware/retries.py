@@ -14,6 +14,7 @@ stored (lua/fail.lua carries the verdict out). Dramatiq's Retries middleware is 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -92,7 +93,10 @@ def retry_delay(
     base = spec.retry_delay if spec is not None and spec.retry_delay is not None else queue.retry_delay
     if callable(backoff):
         try:
-            return max(0.0, float(backoff(attempt, exception)))
+            delay = float(backoff(attempt, exception))
+            if not math.isfinite(delay):  # inf would hold the job back for ever, NaN retry at once
+                raise ValueError(f"the delay it returned is {delay}")
+            return max(0.0, delay)
         except Exception:  # a user's callable must not lose the retry
             log.exception("job %s: its backoff callable failed; using the queue's backoff", job_id)
             backoff = queue.backoff

@@ -400,7 +400,7 @@ _MISSING: dict[str, Callable[[tuple[Any, ...]], Any]] = {
     "HGETALL": lambda args: {},
     **dict.fromkeys(("SMEMBERS", "SUNION"), lambda args: set()),
     **dict.fromkeys(("LRANGE", "ZRANGE", "ZREVRANGE", "XREVRANGE", "XRANGE"), lambda args: []),
-    **dict.fromkeys(("LLEN", "ZCARD", "SCARD", "SISMEMBER", "HLEN"), lambda args: 0),
+    **dict.fromkeys(("LLEN", "ZCARD", "ZCOUNT", "SCARD", "SISMEMBER", "HLEN"), lambda args: 0),
     **dict.fromkeys(("GET", "HGET", "LINDEX"), lambda args: None),
     "HMGET": lambda args: [None] * (len(args) - 2),
 }

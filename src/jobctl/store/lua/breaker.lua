@@ -17,6 +17,7 @@
 --- @include "lib"
 local key, id, worker, now = KEYS[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local k = {worker = KEYS[2], active = KEYS[3], breaker = KEYS[4]}
+if not breaker_hash(key) then return ARGV[1] == 'enter' and '0' or '' end  -- not a breaker's hash: none
 if ARGV[1] == 'enter' then
   local wait = breaker_wait(k, key, id, now)
   if wait > 0 then return tostring(wait) end

@@ -409,10 +409,18 @@ end
 -- (still 'open', its cool-down over) until one trial ends.
 local BREAKER_RECHECK = 1  -- seconds before a job held back by another job's trial is tried again
 
+-- A breaker's hash, or nil when its name holds another type of value (another tool's key, a hand
+-- edit): the breaker is then ignored rather than a script failing after it moved a job.
+local function breaker_hash(key)
+  local kind = redis.call('TYPE', key).ok
+  if kind == 'hash' or kind == 'none' then return key end
+  return nil
+end
+
 -- The breaker's hash of the job type, or nil.
 local function breaker_key(k, job_name)
   local name = job_name and limits['breaker:job:' .. job_name]
-  return name and k.breaker .. name or nil
+  return name and breaker_hash(k.breaker .. name) or nil
 end
 
 -- Whether another job holds the breaker's trial, counting only a holder whose worker still holds
@@ -477,6 +485,7 @@ local function breaker_outcome(k, key, settings, id, failed, now)
   end
   if not failed then return '' end
   local failures_key = key .. ':failures'
+  if redis.call('TYPE', failures_key).ok ~= 'zset' then redis.call('DEL', failures_key) end  -- jobctl's own name
   redis.call('ZADD', failures_key, now, id .. ':' .. now)
   redis.call('ZREMRANGEBYSCORE', failures_key, '-inf', now - window)
   redis.call('PEXPIRE', failures_key, math.ceil(window * 1000) + 1000)
@@ -492,6 +501,7 @@ end
 -- (breaker_outcome); '' when it has none.
 local function job_breaker_outcome(k, settings, id, field, failed, now)
   local key = named_key(field, k.breaker)
+  key = key and breaker_hash(key)
   if not key then return '' end
   return breaker_outcome(k, key, settings, id, failed, now)
 end
