@@ -311,3 +311,21 @@ def test_batch_show_reads_hand_edited_counts_as_zero(batch_project, db):
     view = json.loads(shown.stdout)
     assert (view["total"], view["pending"], view["generation"], view["created_at"]) == (0, 0, 0, None)
     assert batch_project.run("batch", "show", "edited").returncode == 0
+
+
+@pytest.mark.parametrize("spoiled", ["pending", "failed", "total", "generation"])
+def test_a_spoiled_count_in_the_batch_leaves_the_job_and_its_dependents_in_their_places(client, worker, spoiled):
+    # a counter another tool or a hand wrote as text: the outcome script must not stop halfway
+    # (the dead parent in no list but failed, its child deferred for ever)
+    with jobctl.batch(on_complete=batch_report) as b:
+        dead = batch_dies.enqueue("tests:switch")
+    child = batch_add.options(depends_on=dead).enqueue(1)
+    client.connection.hset(keys.batch(b.id), spoiled, "abc")
+    worker.drain()
+    assert (dead.status(), child.status()) == ("dead", "canceled")
+    assert client.connection.zscore(keys.dead("default"), dead.id) is not None
+    client.connection.set("tests:switch", 1)
+    assert dead.requeue()  # reopening reads the same counts
+    worker.drain()
+    assert dead.status() == "finished"
+    assert b.show().generation >= 1

@@ -457,6 +457,24 @@ def test_a_breaker_opens_at_its_failures_and_holds_its_jobs_back_without_an_atte
     assert redis_.hget(keys.job("c"), "jobctl_attempts") in (None, b"0")
 
 
+@pytest.mark.parametrize("spoil", ["opens", "failures key", "breaker key"])
+def test_a_spoiled_breaker_never_stops_an_outcome_halfway(t, redis_, spoil):
+    # another tool's value in the breaker's hash or under its names: the failed job still ends
+    # in its place (dead, in the failed registry) rather than in no list at all
+    if spoil == "opens":
+        redis_.hset(keys.breaker("store"), "opens", "abc")
+    elif spoil == "failures key":
+        redis_.set(keys.breaker_failures("store"), "not a sorted set")
+    else:
+        redis_.set(keys.breaker("store"), "not a hash")
+    for job_id in ("a", "b"):
+        enqueue(t, job_id)
+    fail_counted(t, "a", NOW)
+    fail_counted(t, "b", NOW + 1)
+    for job_id in ("a", "b"):
+        assert status(redis_, job_id) == "failed" and redis_.zscore(keys.dead("q"), job_id) is not None
+
+
 def test_a_failure_the_breaker_does_not_count_leaves_it_closed(t, redis_):
     for job_id in ("a", "b"):
         enqueue(t, job_id)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 CALLBACKS = ("complete", "success")
 CLAIM_TTL = 7 * 86400  # seconds a callback's claim outlives its enqueue: far beyond any retry of it
 DUE_PER_CALL = 100  # due callbacks stored per enqueue_due call
+SHOWN_GENERATIONS = 10  # on_complete runs a batch view lists: the latest ones
 
 
 def _callback_name(callback: Any, option: str) -> str:
@@ -241,7 +242,11 @@ def read(connection: redis.Redis, batch_id: str) -> BatchView:
 
     generation = count("generation")
     callbacks = {kind: fields[f"on_{kind}"] for kind in CALLBACKS if fields.get(f"on_{kind}")}
-    runs = {"complete": range(1, generation + 1), "success": [count("success_due")] if count("success_due") else []}
+    # the latest completions' callbacks only: a hand-edited generation of 1e12 must not be listed
+    runs = {
+        "complete": range(max(generation - SHOWN_GENERATIONS, 0) + 1, generation + 1),
+        "success": [count("success_due")] if count("success_due") else [],
+    }
     return BatchView(
         id=batch_id,
         description=fields.get("description", ""),

@@ -205,15 +205,15 @@ local function batch_check(k, batch, now)
   local key = k.batch .. batch
   local b = redis.call('HMGET', key, 'sealed', 'pending', 'complete', 'total', 'succeeded', 'failed', 'on_complete',
     'on_success', 'success_due')
-  if b[1] ~= '1' or tonumber(b[2]) > 0 or b[3] == '1' then return end
-  local generation = redis.call('HINCRBY', key, 'generation', 1)
+  if b[1] ~= '1' or (whole(b[2]) or 0) > 0 or b[3] == '1' then return end
+  local generation = incr(key, 'generation', 1)
   redis.call('HSET', key, 'complete', 1, 'completed_at', now)
   local function due(kind)
-    redis.call('ZADD', k.batches_due, now, cjson.encode({batch, kind, generation, tonumber(b[4]), tonumber(b[5]),
-      tonumber(b[6])}))
+    redis.call('ZADD', k.batches_due, now, cjson.encode({batch, kind, generation, whole(b[4]) or 0, whole(b[5]) or 0,
+      whole(b[6]) or 0}))
   end
   if (b[7] or '') ~= '' then due('complete') end
-  if (b[8] or '') ~= '' and tonumber(b[6]) == 0 and not b[9] then
+  if (b[8] or '') ~= '' and (whole(b[6]) or 0) == 0 and not b[9] then
     redis.call('HSET', key, 'success_due', generation)
     due('success')
   end
@@ -223,27 +223,31 @@ end
 -- that is still running keeps it open, and may add more); the enqueue scripts check both first.
 local function batch_state(k, batch) return redis.call('HMGET', k.batch .. batch, 'total', 'complete') end
 local function batch_joined(k, batch, ids)
-  redis.call('HINCRBY', k.batch .. batch, 'total', #ids)
-  redis.call('HINCRBY', k.batch .. batch, 'pending', #ids)
+  incr(k.batch .. batch, 'total', #ids)
+  incr(k.batch .. batch, 'pending', #ids)
   redis.call('SADD', k.batch .. batch .. ':jobs', unpack(ids))
 end
 
 -- A job of a batch ended for good: 'succeeded' or 'failed' (dead or canceled).
 local function batch_ended(k, id, outcome, now)
   local batch = hget(k, id, 'jobctl_batch')
-  if not batch or redis.call('EXISTS', k.batch .. batch) == 0 then return end
-  redis.call('HINCRBY', k.batch .. batch, 'pending', -1)
-  redis.call('HINCRBY', k.batch .. batch, outcome, 1)
-  if outcome == 'failed' then redis.call('SADD', k.batch .. batch .. ':failed', id) end
+  -- another tool's key under the batch's name (not a hash) is no batch; its counts and failed set
+  -- are written so that a spoiled one never stops the outcome script halfway (incr, pcall)
+  if not batch or redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return end
+  incr(k.batch .. batch, 'pending', -1)
+  incr(k.batch .. batch, outcome, 1)
+  if outcome == 'failed' then redis.pcall('SADD', k.batch .. batch .. ':failed', id) end
   batch_check(k, batch, now)
 end
 
 -- A dead or canceled job of a batch is back (requeue-dead): the batch is open again.
 local function batch_reopened(k, id)
   local batch = hget(k, id, 'jobctl_batch')
-  if not batch or redis.call('SREM', k.batch .. batch .. ':failed', id) == 0 then return end
-  redis.call('HINCRBY', k.batch .. batch, 'failed', -1)
-  redis.call('HINCRBY', k.batch .. batch, 'pending', 1)
+  if not batch then return end
+  local removed = redis.pcall('SREM', k.batch .. batch .. ':failed', id)
+  if removed ~= 1 or redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return end
+  incr(k.batch .. batch, 'failed', -1)
+  incr(k.batch .. batch, 'pending', 1)
   redis.call('HSET', k.batch .. batch, 'complete', 0)
 end
 
@@ -453,7 +457,7 @@ end
 
 local function breaker_open(key, now, cooldown)
   redis.call('HSET', key, 'state', 'open', 'opened_at', now, 'open_until', now + cooldown)
-  redis.call('HINCRBY', key, 'opens', 1)
+  incr(key, 'opens', 1)
   redis.call('HDEL', key, 'trial', 'trial_worker')
   redis.call('DEL', key .. ':failures')  -- keys.breaker_failures
 end

@@ -13,7 +13,7 @@
 --- @include "lib"
 local k = {batch = KEYS[1], batches_due = KEYS[2]}
 local batch = ARGV[1]
-if redis.call('EXISTS', k.batch .. batch) == 0 then return Refusal.UNKNOWN_BATCH end
+if redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return Refusal.UNKNOWN_BATCH end  -- another tool's key is none
 redis.call('HSET', k.batch .. batch, 'sealed', 1)
 batch_check(k, batch, tonumber(ARGV[2]))
 return 1
