@@ -205,6 +205,18 @@ class Cluster:
                 node.start()
         self.wait_whole()
 
+    def wait_replicated(self) -> None:
+        """Wait until each replica has every write its master has taken so far."""
+
+        def replicated() -> bool:
+            return all(
+                int(self.replica_of(master).info("replication")["slave_repl_offset"])
+                >= int(master.info("replication")["master_repl_offset"])
+                for master in self.masters()
+            )
+
+        wait_for(replicated, timeout=30, message="the replicas to catch up with their masters")
+
     def flush(self) -> None:
         for node in self.masters():
             with node.client() as client:

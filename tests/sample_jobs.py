@@ -23,6 +23,18 @@ def record(path: str, text: str) -> str:
     return text
 
 
+@job("span")
+def span(path: str, name: str, seconds: float = 0.0) -> str:
+    """Append "start NAME", then `seconds` later "end NAME", to a file (each line one append):
+    lets a test see from the job's side whether two runs of one job overlapped."""
+    for mark in ("start", "end"):
+        with open(path, "a") as out:
+            out.write(f"{mark} {name}\n")
+        if mark == "start":
+            time.sleep(seconds)
+    return name
+
+
 @job("flaky")
 def flaky(counter: str, failures: int) -> int:
     """Fail the first `failures` attempts, then succeed; the attempt count lives in a file."""
