@@ -205,6 +205,7 @@ class JobFunction(Generic[P, R]):
             or template.config is not config
             or template.spec is not catalogue.get(self.name)
             or template.batch != batch
+            or template.layout is not client.layout
         ):
             options = self._options
             template = self._template = producer.Template(
@@ -215,6 +216,7 @@ class JobFunction(Generic[P, R]):
                 allow_failure=options.allow_failure,
                 overrides=options.overrides,
                 batch=batch,
+                layout=client.layout,
             )
         return template
 

@@ -69,6 +69,15 @@ class Layout:
             raise ValueError("a key of a job, job type or worker needs its queue on a Redis Cluster")
         return f"{{{queue_name}}}:"
 
+    def queue_named(self, key: str) -> str | None:
+        """The queue whose list `key` is (a member of RQ's set of queues), or None."""
+        name = key.removeprefix("rq:queue:")
+        if name == key:
+            return None
+        if self.cluster:
+            return name[1:-1] if name.startswith("{") and name.endswith("}") and len(name) > 2 else None
+        return name
+
     # --- a queue's list and registries ---
 
     def queue(self, name: str) -> str:

@@ -211,6 +211,7 @@ class Transitions(_Scripts):
         super().__init__(keys.layout_of(connection))
         self.connection = connection
         self._own: _Wire | None = None
+        self._registered: set[str] = set()
 
     @classmethod
     def of(cls, connection: redis.Redis) -> Transitions:
@@ -282,6 +283,13 @@ class Transitions(_Scripts):
                 raise
 
         return reply
+
+    def register_queue(self, queue: str) -> None:
+        """Add `queue` to RQ's set of known queues, once per connection: on a cluster the
+        enqueue scripts cannot (the set is in no queue's slot)."""
+        if queue not in self._registered:
+            self.connection.sadd(keys.QUEUES, self.layout.queue(queue))
+            self._registered.add(queue)
 
     def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
         """Store a job whose shared part was built once (EnqueueShared). Returns (outcome, job
@@ -469,6 +477,8 @@ class Transitions(_Scripts):
         requeued, buried = self._run(
             "recover", [worker, now, rq_time(now), cause, crash_limit, how, _WAKE, *culprits], names
         )
+        if self.layout.cluster:  # RQ's set of workers is in no queue's slot: the script leaves it
+            self.connection.srem(keys.WORKERS, self.layout.worker(worker, queue))
         return int(requeued), int(buried)
 
     def overdue(self, workers: list[str], now: float, queue: str = "") -> list[tuple[str, str, float]]:
