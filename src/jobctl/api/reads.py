@@ -420,9 +420,14 @@ def newest_first(entries: list[bytes]) -> list[dict[str, Any]]:
 def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict[str, Any]]:
     """The latest failed executions, newest first: {id, job, queue, args, kwargs, attempt,
     outcome ('retried' | 'dead'), run_seconds, at, error, worker}."""
-    return newest_first(
-        cast("list[bytes]", read_one(connection, lambda pipe: pipe.lrange(keys.RECENT_FAILURES, 0, limit - 1)))
-    )
+    layout = keys.layout_of(connection)
+    # on a cluster each queue keeps its own, in its slot
+    lists = [layout.recent_failures(q) for q in known_queues(connection)] if layout.cluster else [keys.RECENT_FAILURES]
+    with connection.pipeline(transaction=False) as pipe:
+        for key in lists:
+            pipe.lrange(key, 0, limit - 1)
+        entries = [entry for found in read_replies(pipe) for entry in found]
+    return newest_first(entries)[:limit]
 
 
 def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:
