@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import time
 
 import pytest
 import redis
@@ -118,7 +117,9 @@ def test_retries_dead_requeue_and_cancel(cproject, tmp_path, node):
 
 
 def test_scheduled_jobs_are_promoted_per_queue(cproject, node):
-    soon = [cproject.enqueue("add", str(n), "--queue", queue, "--in", "1s") for n, queue in enumerate(("emails", "bulk"))]
+    soon = [
+        cproject.enqueue("add", str(n), "--queue", queue, "--in", "1s") for n, queue in enumerate(("emails", "bulk"))
+    ]
     assert {job_state(node, job_id) for job_id in soon} == {"scheduled"}
     work = cproject.start("work")
     wait_for(lambda: all(job_state(node, job_id) == "finished" for job_id in soon), message="the jobs to run")
@@ -133,8 +134,10 @@ def test_dependencies_within_a_queue_and_refused_across_queues(cproject, node):
     across = cproject.run("enqueue", "add", "3", "--queue", "reports", "--depends-on", parent)
     assert across.returncode == 2
     assert across.stderr.strip().splitlines() == [
-        f"jobctl: error: --depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own queue; "
-        f"{parent} is on queue 'emails', the new job on 'reports'"
+        (
+            f"jobctl: error: --depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own "
+            f"queue; {parent} is on queue 'emails', the new job on 'reports'"
+        )
     ]
     assert cproject.run("work", "--burst").returncode == 0
     assert job_state(node, parent) == job_state(node, child) == "finished"
@@ -203,6 +206,6 @@ def test_one_redis_keeps_rqs_layout(tmp_path, redis_url, db):
     assert p.run("work", "--burst").returncode == 0
     assert db.exists(f"rq:job:{job_id}", f"rq:results:{job_id}") == 2
     assert db.zscore("rq:finished:default", job_id) is not None
-    assert not [key for key in db.keys() if b"{" in key]
+    assert not [key for key in db.scan_iter() if b"{" in key]
     fetched = Job.fetch(job_id, connection=db, serializer=JSONSerializer)
     assert fetched.get_status() == "finished" and fetched.return_value() == 42
