@@ -94,6 +94,8 @@ class Supervisor:
             raise ConfigError(
                 "on a Redis Cluster a worker serves one queue: a shared pool of workers is not supported yet"
             )
+        if self.layout.cluster and any(q.engine == "rq" for q in self.queues):
+            raise ConfigError("engine: rq queues cannot run on a Redis Cluster: RQ's workers do not support one")
         scripts.preload()  # once here, not in every forked worker
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
