@@ -105,6 +105,11 @@ class Cluster:
         """A URL naming one node (a master when the session starts), as a user's REDIS_URL does."""
         return self.nodes[0].url
 
+    @property
+    def urls(self) -> list[str]:
+        """The URL of each master, to reach the cluster through each of them."""
+        return [master.url for master in self.masters()]
+
     def start(self) -> Cluster:
         for node in self.nodes:
             node.start()
@@ -221,6 +226,8 @@ class Cluster:
         for node in self.masters():
             with node.client() as client:
                 client.flushall()
+                # jobctl loads its scripts where they are missing: each test shows it does
+                client.script_flush()
 
     # --- what tests do to it -----------------------------------------------------------------
 

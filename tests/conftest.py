@@ -285,6 +285,16 @@ def redis_cluster(session_cluster) -> Cluster:
     return session_cluster
 
 
+@pytest.fixture
+def cluster_project(tmp_path, redis_cluster):
+    """A project (the sample jobs, queue.yml) whose REDIS_URL names one node of the cluster."""
+    p = Project(tmp_path, redis_cluster.url)
+    p.write("queue.yml", QUEUE_YML)
+    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    yield p
+    p.stop_all(grace=2)
+
+
 def require_chromium() -> str:
     """The path of a Chromium for tests that drive a browser; skips the test when there is none."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):

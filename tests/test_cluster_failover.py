@@ -7,7 +7,6 @@ each appends "start NAME" and "end NAME" to one file), and nobody restarts the w
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from cluster import slot_of
-from conftest import TESTS, Project, wait_for
+from conftest import Project, wait_for
 from redis.cluster import RedisCluster
 
 import jobctl
@@ -37,25 +36,17 @@ billing: {worker_count: 1, concurrency: 4}
 
 
 @pytest.fixture
-def cluster_project(tmp_path, redis_cluster):
-    """A project whose REDIS_URL names one node of the cluster, and jobctl.connect() to it in
-    this process; skipped while jobctl does not see the cluster (cluster mode)."""
-    client = jobctl.connect(redis_cluster.url, config=write_project(tmp_path))
+def jobctl_cluster(cluster_project, redis_cluster):
+    """The cluster's project with the queues above, and jobctl.connect() to the cluster in this
+    process; skipped while jobctl does not see the cluster (cluster mode)."""
+    config = cluster_project.write("queue.yml", QUEUE_YML)
+    client = jobctl.connect(redis_cluster.url, config)
     if not isinstance(client.connection, RedisCluster):
         client.close()
         pytest.skip("needs cluster mode: jobctl does not detect the Redis Cluster at REDIS_URL yet")
-    project = Project(tmp_path, redis_cluster.url)
-    yield project
-    project.stop_all(grace=2)
+    yield cluster_project
     jobctl.set_default(None)
     client.close()
-
-
-def write_project(path: Path) -> Path:
-    shutil.copy(TESTS / "sample_jobs.py", path / "sample_jobs.py")
-    config = path / "queue.yml"
-    config.write_text(QUEUE_YML)
-    return config
 
 
 def enqueue(log: Path, queue: str, names: range) -> None:
@@ -117,25 +108,25 @@ def assert_every_job_ended_once_at_a_time(project: Project, spans: Spans, expect
     assert "Traceback" not in stderr, stderr
 
 
-def test_failover_under_load_loses_no_job(cluster_project, redis_cluster, tmp_path):
+def test_failover_under_load_loses_no_job(jobctl_cluster, redis_cluster, tmp_path):
     spans = Spans(tmp_path / "spans")
     for queue in QUEUES:
         enqueue(spans.log, queue, range(2000))
     # every enqueue is on the replicas: what the failover may lose is only what the workers did
     redis_cluster.wait_replicated()
-    work = cluster_project.start("work")
+    work = jobctl_cluster.start("work")
     wait_for(lambda: len(spans.ended()) >= 1500, timeout=120, interval=0.2, message="1,500 jobs to end")
     redis_cluster.kill_master(redis_cluster.master_of_slot(slot_of("{emails}")))
     assert len(spans.ended()) < 6000, "the run was over before the master was killed"
     expected = {f"{queue}-{n}" for queue in QUEUES for n in range(2000)}
-    assert_every_job_ended_once_at_a_time(cluster_project, spans, expected, work)
+    assert_every_job_ended_once_at_a_time(jobctl_cluster, spans, expected, work)
 
 
-def test_a_queue_slot_moved_while_workers_run_loses_nothing(cluster_project, redis_cluster, tmp_path):
+def test_a_queue_slot_moved_while_workers_run_loses_nothing(jobctl_cluster, redis_cluster, tmp_path):
     spans = Spans(tmp_path / "spans")
     for queue in QUEUES:
         enqueue(spans.log, queue, range(500))
-    work = cluster_project.start("work")
+    work = jobctl_cluster.start("work")
     wait_for(lambda: len(spans.ended()) >= 300, timeout=120, interval=0.2, message="300 jobs to end")
     slot = slot_of("{emails}")
     source = redis_cluster.master_of_slot(slot)
@@ -147,4 +138,4 @@ def test_a_queue_slot_moved_while_workers_run_loses_nothing(cluster_project, red
         enqueuing.result(timeout=60)
     assert redis_cluster.master_of_slot(slot) is target
     expected = {f"{queue}-{n}" for queue in QUEUES for n in range(500)} | {f"emails-{n}" for n in range(500, 1000)}
-    assert_every_job_ended_once_at_a_time(cluster_project, spans, expected, work)
+    assert_every_job_ended_once_at_a_time(jobctl_cluster, spans, expected, work)

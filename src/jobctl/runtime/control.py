@@ -138,7 +138,13 @@ class Control:
         renewing = time.monotonic()
         try:
             to_stop = self.transitions.heartbeat(
-                self.worker, self.lease.token, rq_time(time.time()), self.lease.ttl, cpu_percent, rss
+                self.worker,
+                self.lease.token,
+                rq_time(time.time()),
+                self.lease.ttl,
+                cpu_percent,
+                rss,
+                self.tracker.home,
             )
         except LeaseLost:
             self.lease.taken()

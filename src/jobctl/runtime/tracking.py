@@ -86,8 +86,10 @@ def history_entry(record: AttemptRecord, worker: str) -> str:
 class Tracker:
     """What one worker process ran since its last flush."""
 
-    def __init__(self, worker: str):
-        self.worker = worker
+    def __init__(self, worker: str, layout: keys.Layout = keys.PLAIN, home: str = ""):
+        """`home`: on a Redis Cluster (`layout`), the one queue the worker serves, whose slot holds
+        what it counts (keys.Layout)."""
+        self.worker, self.layout, self.home = worker, layout, home
         self._lock = threading.Lock()
         self._pending: list[AttemptRecord] = []
 
@@ -120,8 +122,9 @@ class Tracker:
         failures: list[str] = []
         done = failed = 0
         working = 0.0
+        layout, home = self.layout, self.home
         for run in attempts:
-            for key in (keys.job_stats(run.job), keys.queue_stats(run.queue)):
+            for key in (layout.job_stats(run.job, home), layout.queue_stats(run.queue)):
                 c = counters.setdefault(
                     key,
                     {
@@ -141,22 +144,27 @@ class Tracker:
                 if not run.succeeded:
                     c["last_error"], c["last_error_at"] = run.error or "", run.at
             processed[f"{run.job}|{run.queue}|{'finished' if run.succeeded else 'failed'}"] += 1
-            histograms[keys.run_time_histogram(run.job)][bucket_label(run.run_seconds)] += 1
-            window = windows[keys.throughput(run.queue, int(run.at // keys.THROUGHPUT_WINDOW))]
+            histograms[layout.run_time_histogram(run.job, home)][bucket_label(run.run_seconds)] += 1
+            window = windows[layout.throughput(run.queue, int(run.at // keys.THROUGHPUT_WINDOW))]
             window["finished" if run.succeeded else "failed"] += 1
             window["run_seconds"] += run.run_seconds
             day, second_of_day = divmod(int(run.at), 86400)
-            minutes[keys.minutes(run.queue, day)][
+            minutes[layout.minutes(run.queue, day)][
                 f"{second_of_day // 60}:{'finished' if run.succeeded else 'failed'}"
             ] += 1
             entry = history_entry(run, self.worker)
-            history[keys.history(run.job)].append(entry)
+            history[layout.history(run.job, home)].append(entry)
             if not run.succeeded:
                 failures.append(entry)
             done += run.succeeded
             failed += not run.succeeded
             working += run.run_seconds
-        named = [keys.PROCESSED, keys.JOB_TYPES, keys.RECENT_FAILURES, keys.worker(self.worker)]
+        named = [
+            layout.processed(home),
+            layout.job_types(home),
+            layout.recent_failures(home),
+            layout.worker(self.worker, home),
+        ]
 
         def by_index(by_key: Mapping[str, Any]) -> dict[str, Any]:
             """The same values, each under the index (1-based) its key gets in KEYS."""

@@ -46,7 +46,7 @@ from ..api.context import Execution
 from ..config import limits
 from ..config.queues import QueueConfig, QueuesConfig
 from ..config.settings import StatsdTarget
-from ..errors import BreakerOpen, JobStopped, JobTimeout, PermanentError
+from ..errors import BreakerOpen, ConfigError, JobStopped, JobTimeout, PermanentError
 from ..jobs import catalogue, signatures
 from ..middleware import rq_compat, stack
 from ..middleware.base import Attempt
@@ -110,6 +110,14 @@ class Worker:
         self.client = Client(url or None, config, connection=connection)
         self.burst, self.capture_output, self.kill_past_lease = burst, capture_output, kill_past_lease
         self.transitions = Transitions(connection)
+        self.layout = self.transitions.layout
+        if self.layout.cluster and len(queues) != 1:
+            raise ConfigError(
+                f"on a Redis Cluster a worker serves one queue, not {', '.join(q.name for q in queues)}: "
+                "give each queue workers of its own (no shared pool)"
+            )
+        # on a cluster, the queue whose slot holds the worker's keys (keys.Layout)
+        self.home = queues[0].name if self.layout.cluster else ""
         self.queues = {q.name: q for q in queues}
         self.name = worker_name()
         self.pid = os.getpid()
@@ -118,7 +126,7 @@ class Worker:
         self.max_memory = max_memory
         self.concurrency = concurrency
         self.executor = Executor()
-        self.tracker = Tracker(self.name)
+        self.tracker = Tracker(self.name, self.layout, self.home)
         self.log = logs.get()
         self.lease_ttl = lease_ttl
         self.middleware = stack.for_worker(self.log, statsd, self.queues, connection)
@@ -188,7 +196,9 @@ class Worker:
         # Leave cleanly: flush job tracking, give back anything still in flight and unregister.
         self.lease.call(self.control.flush)
         self.lease.call(
-            lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped")
+            lambda: self.transitions.recover(
+                self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped", queue=self.home
+            )
         )
         return EXIT_RECYCLE if self.recycling and not self.stopping else 0
 
@@ -241,8 +251,10 @@ class Worker:
 
     def _register(self) -> None:
         now = time.time()
-        key = keys.worker(self.name)
-        with self.connection.pipeline() as pipe:
+        layout, home = self.layout, self.home
+        key = layout.worker(self.name, home)
+        # one transaction on one Redis; a cluster's keys are in several slots
+        with self.connection.pipeline(transaction=not layout.cluster) as pipe:
             pipe.delete(key)
             pipe.hset(
                 key,
@@ -267,9 +279,9 @@ class Worker:
             pipe.expire(key, self.lease_ttl)
             pipe.sadd(keys.WORKERS, key)
             for queue in self.queues:
-                pipe.sadd(keys.workers_of_queue(queue), key)
-                pipe.sadd(keys.QUEUES, keys.queue(queue))  # so RQ's tools list it while empty
-            pipe.sadd(keys.ACTIVE_WORKERS, self.name)
+                pipe.sadd(layout.workers_of_queue(queue), key)
+                pipe.sadd(keys.QUEUES, layout.queue(queue))  # so RQ's tools list it while empty
+            pipe.sadd(layout.active_workers(home), self.name)
             if paths := catalogue.import_paths():  # views name jobs RQ enqueued by function reference
                 # redis-py 8 wants Mapping[FieldT, ...], whose key type is invariant: a dict[str, str] is refused
                 pipe.hset(keys.JOB_PATHS, mapping=paths)  # type: ignore[arg-type, unused-ignore]
@@ -348,7 +360,11 @@ class Worker:
             job.name = spec.name  # an RQ producer may name it by its function's import path
             self.middleware.before_attempt(job.info)
             execution = Execution(
-                job.id, job.name, functools.partial(progress.write, self.connection, job.id), self.client, self.name
+                job.id,
+                job.name,
+                functools.partial(progress.write, self.connection, job.id, queue=job.queue),
+                self.client,
+                self.name,
             )
             # stored() resolves the function: a spec's func is None only while it is merely declared
             func = rq_compat.with_current_job(cast("Callable[..., Any]", spec.func), job.id, self.connection)
@@ -482,7 +498,7 @@ class Worker:
         """What the job prints and logs, kept with the attempt (joboutput.py), as long as the job."""
         queue = self.queues.get(job.queue)
         ttl = int(max(queue.result_ttl, queue.failure_ttl)) if queue else joboutput.DEFAULT_TTL
-        return functools.partial(joboutput.capture, self.connection, job.id, job.attempt, ttl)
+        return functools.partial(joboutput.capture, self.connection, job.id, job.attempt, ttl, job.queue)
 
     def _leave_if_forked(self) -> None:
         """A job that forked returns into this code in the child too: the child must not go on as

@@ -1,0 +1,189 @@
+"""jobctl on a Redis Cluster (3 masters, started by tests/cluster.py), as a user runs it: the CLI
+and the Python API pointed at any node, `jobctl work` processes, a worker killed with -9. And on
+one Redis, RQ's layout as it was: RQ's own Job reads what jobctl stores."""
+
+import json
+import os
+import shutil
+import signal
+
+import pytest
+import redis
+from conftest import QUEUE_YML, TESTS, Project, wait_for
+
+import jobctl
+from jobctl.store import keys
+from jobctl.store.connection import connect
+
+QUEUES_YML = """\
+defaults:
+  retry_delay: 100ms
+  backoff: fixed
+  timeout: 30s
+  shutdown_timeout: 5s
+default: {worker_count: 1, max_retries: 1}
+emails:  {worker_count: 1, max_retries: 1}
+reports: {worker_count: 1, max_retries: 1}
+bulk:    {worker_count: 1, max_retries: 1}
+"""
+
+
+@pytest.fixture
+def cproject(cluster_project):
+    cluster_project.write("queue.yml", QUEUES_YML)
+    return cluster_project
+
+
+@pytest.fixture
+def node(redis_cluster):
+    """A cluster client of the test's own."""
+    client = connect(redis_cluster.urls[0])
+    yield client
+    client.close()
+
+
+def job_state(node, job_id: str) -> str | None:
+    """The job's state as jobctl records it, read in this process (a `show` per poll would keep a
+    core busy)."""
+    for queue in ("default", "emails", "reports", "bulk"):
+        status = node.hget(keys.CLUSTER.job(job_id, queue), "status")
+        if status is not None:
+            return {"failed": "dead"}.get(status.decode(), status.decode())
+    return None
+
+
+def test_jobs_of_several_queues_run_through_any_node(cproject, redis_cluster, node):
+    first = cproject.enqueue("add", "1", "2", "--queue", "emails")
+    second = cproject.enqueue("add", "3", "4", "--queue", "reports", env={"REDIS_URL": redis_cluster.urls[1]})
+    third = cproject.enqueue("add", "5", "6", "--queue", "bulk", env={"REDIS_URL": redis_cluster.urls[2]})
+    # each queue's keys carry its hash tag: the queues spread over the masters
+    owners = {node.keyslot(keys.CLUSTER.queue(q)) for q in ("emails", "reports", "bulk")}
+    assert len(owners) == 3
+    used = [redis.Redis.from_url(url).dbsize() for url in redis_cluster.urls]
+    assert sum(1 for count in used if count) >= 2, used
+
+    burst = cproject.run("work", "--burst")
+    assert burst.returncode == 0, burst.stderr
+
+    for job_id, result, queue in ((first, 3, "emails"), (second, 7, "reports"), (third, 11, "bulk")):
+        job = cproject.show(job_id[:8], env={"REDIS_URL": redis_cluster.urls[2]})
+        assert (job["state"], job["result"], job["queue"]) == ("finished", result, queue)
+    status = cproject.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    counts = {q["name"]: q["finished"] for q in json.loads(status.stdout)["queues"]}
+    assert counts == {"default": 0, "emails": 1, "reports": 1, "bulk": 1}
+
+
+def test_retries_dead_requeue_and_cancel(cproject, tmp_path, node):
+    counter = tmp_path / "counter"
+    flaky = cproject.enqueue("flaky", str(counter), "1", "--queue", "reports")
+    doomed = cproject.enqueue("always_fails", "--queue", "emails")
+    later = cproject.enqueue("add", "1", "--queue", "bulk", "--in", "1h")
+    canceled = cproject.run("cancel", later)
+    assert canceled.returncode == 0, canceled.stderr
+    assert job_state(node, later) == "canceled"
+
+    assert cproject.run("work", "--burst").returncode == 0
+    assert cproject.show(flaky)["state"] == "finished" and cproject.show(flaky)["attempts"] == 2
+    dead = cproject.show(doomed)
+    assert dead["state"] == "dead" and dead["attempts"] == 2
+
+    requeued = cproject.run("requeue-dead", "--queue", "emails")
+    assert requeued.returncode == 0, requeued.stderr
+    assert job_state(node, doomed) == "queued"
+    assert node.lrange(keys.CLUSTER.queue("emails"), 0, -1) == [doomed.encode()]
+
+
+def test_scheduled_jobs_are_promoted_per_queue(cproject, node):
+    soon = [
+        cproject.enqueue("add", str(n), "--queue", queue, "--in", "1s") for n, queue in enumerate(("emails", "bulk"))
+    ]
+    assert {job_state(node, job_id) for job_id in soon} == {"scheduled"}
+    work = cproject.start("work")
+    wait_for(lambda: all(job_state(node, job_id) == "finished" for job_id in soon), message="the jobs to run")
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_dependencies_within_a_queue_and_refused_across_queues(cproject, node):
+    parent = cproject.enqueue("add", "1", "--queue", "emails")
+    child = cproject.enqueue("add", "2", "--queue", "emails", "--depends-on", parent)
+    assert job_state(node, child) == "deferred"
+    across = cproject.run("enqueue", "add", "3", "--queue", "reports", "--depends-on", parent)
+    assert across.returncode == 2
+    assert across.stderr.strip().splitlines() == [
+        (
+            f"jobctl: error: --depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own "
+            f"queue; {parent} is on queue 'emails', the new job on 'reports'"
+        )
+    ]
+    assert cproject.run("work", "--burst").returncode == 0
+    assert job_state(node, parent) == job_state(node, child) == "finished"
+
+
+def test_unique_jobs_and_batches(cproject):
+    first = cproject.enqueue("add", "9", "--queue", "bulk", "--unique")
+    again = cproject.run("enqueue", "add", "9", "--queue", "bulk", "--unique")
+    assert again.returncode != 0 and first in again.stderr
+    batch = cproject.run("enqueue", "add", "1", "--batch", "nightly")
+    assert batch.returncode == 2
+    assert "batches are not supported on a Redis Cluster yet" in batch.stderr
+
+
+def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_path, node):
+    marker = tmp_path / "marker"
+    work = cproject.start("work")
+    victim_job = cproject.enqueue("slow", str(marker), "1", "--queue", "reports")
+    victim = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start"))
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: job_state(node, victim_job) == "finished", message="the job to run again and finish")
+    job = cproject.show(victim_job)
+    assert job["crashes"] == 1 and job["attempts"] == 1
+    assert job["errors"][0]["error"] == "worker killed by signal 9 (SIGKILL)"
+    assert int(marker.read_text()) != victim
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+    assert not node.smembers(keys.WORKERS)  # every worker unregistered on its way out
+
+
+def test_the_application_api_through_any_node(cproject, redis_cluster, monkeypatch):
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    work = cproject.start("work")
+    client = jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
+    handle = sample_jobs.add.enqueue(20, 22)
+    assert handle.result(timeout=60) == 42
+    found = jobctl.get(handle.id[:10])
+    assert found.status() == "finished" and found.result(timeout=5) == 42
+    assert client.layout is keys.CLUSTER
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_a_worker_serves_one_queue_on_a_cluster(cproject):
+    result = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports")
+    assert result.returncode == 2
+    assert "on a Redis Cluster a worker serves one queue" in result.stderr
+
+
+# --- one Redis: RQ's layout, byte for byte ------------------------------------------------------
+
+
+def test_one_redis_keeps_rqs_layout(tmp_path, redis_url, db):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    p = Project(tmp_path, redis_url)
+    p.write("queue.yml", QUEUE_YML)
+    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    job_id = p.enqueue("add", "40", "2")
+    assert db.lrange("rq:queue:default", 0, -1) == [job_id.encode()]
+    assert db.smembers("rq:queues") == {b"rq:queue:default"}
+    assert p.run("work", "--burst").returncode == 0
+    assert db.exists(f"rq:job:{job_id}", f"rq:results:{job_id}") == 2
+    assert db.zscore("rq:finished:default", job_id) is not None
+    assert not [key for key in db.scan_iter() if b"{" in key]
+    fetched = Job.fetch(job_id, connection=db, serializer=JSONSerializer)
+    assert fetched.get_status() == "finished" and fetched.return_value() == 42
