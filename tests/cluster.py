@@ -38,7 +38,7 @@ class Node(RedisServer):
     restart, is how a killed master comes back as a member)."""
 
     def __init__(self, directory: Path, binary: str):
-        directory.mkdir()
+        directory.mkdir(parents=True)
         super().__init__(
             directory,
             "--appendonly",
@@ -95,10 +95,12 @@ class Node(RedisServer):
 
 
 class Cluster:
-    """The cluster's 6 nodes, `binary` their redis-server."""
+    """The cluster's nodes: 3 masters, each with `replicas` replicas (the tests' 1; bench/cluster.py
+    measures masters alone); `binary` their redis-server."""
 
-    def __init__(self, directory: Path, binary: str):
-        self.nodes = [Node(directory / f"node-{n}", binary) for n in range(2 * MASTERS)]
+    def __init__(self, directory: Path, binary: str, replicas: int = 1):
+        self.replicas = replicas
+        self.nodes = [Node(directory / f"node-{n}", binary) for n in range((1 + replicas) * MASTERS)]
 
     @property
     def url(self) -> str:
@@ -120,7 +122,7 @@ class Cluster:
                 "create",
                 *(node.address for node in self.nodes),
                 "--cluster-replicas",
-                "1",
+                str(self.replicas),
                 "--cluster-yes",
             ],
             capture_output=True,
@@ -170,8 +172,8 @@ class Cluster:
     # --- keeping it whole and empty ----------------------------------------------------------
 
     def whole(self) -> bool:
-        """Every node up, agreeing the cluster is ok, with 3 masters each followed by one replica
-        that has finished syncing."""
+        """Every node up, agreeing the cluster is ok, with 3 masters each followed by its replicas,
+        each finished syncing."""
         try:
             if not all(node.alive for node in self.nodes):
                 return False
@@ -193,7 +195,7 @@ class Cluster:
                     replication["master_link_status"] != "up" or replication["master_sync_in_progress"]
                 ):
                     return False
-            return all(master.info("replication")["connected_slaves"] == 1 for master in masters)
+            return all(master.info("replication")["connected_slaves"] == self.replicas for master in masters)
         except redis.RedisError:
             return False
 
