@@ -148,57 +148,80 @@ def main() -> None:
         f"{', '.join(QUEUES)}; wall time from starting jobctl work to the last job done"
     )
     harness.compile_jobctl()
+    cluster_module = test_cluster_module()
     with tempfile.TemporaryDirectory(prefix="jobctl-bench-cluster-") as scratch:
         directory = Path(scratch)
         (directory / "one").mkdir()
         (directory / "work").mkdir()
         one = RedisServer(directory / "one", "--appendonly", "no", binary=options.redis_server)
-        cluster = test_cluster_module().Cluster(directory / "cluster", options.redis_server, replicas=0)
+        alone = cluster_module.Node(directory / "alone", options.redis_server)
+        cluster = cluster_module.Cluster(directory / "cluster", options.redis_server, replicas=0)
         try:
             one.start()
+            start_alone(alone)
             cluster.start()
-            masters = cluster.masters()
-            one_client = redis.Redis(port=one.port)
-            master_clients = [redis.Redis(port=master.port) for master in masters]
-            idle_from = [cpu(master) for master in [one_client, *master_clients]]
+            systems = [
+                ("one Redis", one.url, [redis.Redis(port=one.port)]),
+                ("1 master", alone.url, [redis.Redis(port=alone.port)]),
+                ("3 masters", cluster.url, [redis.Redis(port=master.port) for master in cluster.masters()]),
+            ]
+            idle_from = [[cpu(master) for master in masters] for _, _, masters in systems]
             time.sleep(2)
-            idle = [(cpu(master) - start) / 2 * 1000 for master, start in zip([one_client, *master_clients], idle_from)]
             print(
-                f"# idle Redis CPU, ms/s: one Redis {idle[0]:.1f}; masters " + ", ".join(f"{ms:.1f}" for ms in idle[1:])
+                "# idle Redis CPU, ms/s: "
+                + "; ".join(
+                    f"{system} "
+                    + ", ".join(f"{(cpu(master) - start) * 500:.1f}" for master, start in zip(masters, before))
+                    for (system, _, masters), before in zip(systems, idle_from)
+                )
             )
             rounds = []
             for number in range(1, options.rounds + 1):
-                pair = (
-                    measure("one Redis", one.url, [one_client], options.jobs, directory / "work"),
-                    measure("3 masters", cluster.url, master_clients, options.jobs, directory / "work"),
+                rounds.append(
+                    [
+                        measure(system, url, masters, options.jobs, directory / "work")
+                        for system, url, masters in systems
+                    ]
                 )
-                rounds.append(pair)
-                print(f"# round {number}, jobs/s: one Redis {pair[0].rate:.0f}, cluster {pair[1].rate:.0f}")
+                print(f"# round {number}, jobs/s: " + ", ".join(f"{run.system} {run.rate:.0f}" for run in rounds[-1]))
         finally:
             one.stop()
+            alone.stop()
             cluster.stop()
-    single, spread = (median(list(runs)) for runs in zip(*rounds))
-    report(single, spread)
+    report([median(list(runs)) for runs in zip(*rounds)])
 
 
-def report(single: Run, spread: Run) -> None:
+def start_alone(node) -> None:
+    """A cluster of one master serving every slot: jobctl in cluster mode (its layout, the cluster
+    client, scripts by EVALSHA on a cluster-enabled server) with nothing spread."""
+    node.start()
+    node.ask("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
+    harness_wait = time.monotonic() + 30
+    while node.cluster_state() != "ok":
+        if time.monotonic() > harness_wait:
+            raise SystemExit("the 1-master cluster did not come up")
+        time.sleep(0.1)
+
+
+def report(runs: list[Run]) -> None:
     print(
-        f"{'system':10s} {'jobs':>6s} {'jobs/s':>7s} {'enqueue µs/job':>24s} {'run µs/job per master':>24s} "
+        f"{'system':10s} {'jobs':>6s} {'jobs/s':>7s} {'enqueue µs/job':>20s} {'run µs/job per master':>24s} "
         f"{'run µs/job total':>17s} {'cmds/job':>9s} {'scripts/job':>12s} {'µs/script':>10s} {'workers µs/job':>15s}"
     )
-    for run in (single, spread):
+    for run in runs:
         print(
-            f"{run.system:10s} {run.jobs:6d} {run.rate:7.0f} {' '.join(f'{us:5.0f}' for us in run.enqueue_us):>24s} "
+            f"{run.system:10s} {run.jobs:6d} {run.rate:7.0f} {' '.join(f'{us:4.0f}' for us in run.enqueue_us):>20s} "
             f"{' '.join(f'{us:5.0f}' for us in run.work_us):>24s} {sum(run.work_us):17.0f} {run.commands:9.1f} "
             f"{run.script_calls:12.2f} {run.script_us:10.1f} {run.workers_us:15.0f}"
         )
+    single, alone, spread = runs
     reference = single.work_us[0]
     per_master = ", ".join(f"{us / reference:.2f}" for us in spread.work_us)
     print(
-        f"cluster / one Redis, Redis CPU per job of the run: per master {per_master} (1/3 = 0.33); "
-        f"total {sum(spread.work_us) / reference:.2f}; enqueue total "
-        f"{sum(spread.enqueue_us) / single.enqueue_us[0]:.2f}; workers {spread.workers_us / single.workers_us:.2f}; "
-        f"jobs/s {spread.rate / single.rate:.2f}"
+        f"3 masters / one Redis, Redis CPU per job of the run: per master {per_master} (1/3 = 0.33), "
+        f"total {sum(spread.work_us) / reference:.2f}; 1 master / one Redis {alone.work_us[0] / reference:.2f}; "
+        f"3 masters' total / 1 master {sum(spread.work_us) / alone.work_us[0]:.2f}; workers' CPU "
+        f"{spread.workers_us / single.workers_us:.2f}; jobs/s {spread.rate / single.rate:.2f}"
     )
 
 
