@@ -209,3 +209,51 @@ def test_one_redis_keeps_rqs_layout(tmp_path, redis_url, db):
     assert not [key for key in db.scan_iter() if b"{" in key]
     fetched = Job.fetch(job_id, connection=db, serializer=JSONSerializer)
     assert fetched.get_status() == "finished" and fetched.return_value() == 42
+
+
+def test_pause_resume_many_and_timeouts(cproject, tmp_path, node):
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML.replace("bulk:    {worker_count: 1, max_retries: 1}", "bulk: {timeout: 1s, max_retries: 0}"),
+    )
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text('{"args": [1, 2]}\n{"args": [3, 4]}\n')
+    many = cproject.run("enqueue", "add", "--from", str(calls), "--queue", "emails")
+    assert many.returncode == 0, many.stderr
+    assert node.llen(keys.CLUSTER.queue("emails")) == 2
+    overrun = cproject.enqueue("slow", str(tmp_path / "marker"), "30", "--queue", "bulk")
+    assert cproject.run("pause", "emails").returncode == 0
+
+    assert cproject.run("work", "--burst", "--queue", "bulk").returncode == 0
+    job = cproject.show(overrun)
+    assert job["state"] == "dead" and "timed out" in job["error"].lower()
+
+    work = cproject.start("work", "--queue", "emails")
+    # a worker reads the paused queues when it registers, before its first fetch
+    wait_for(lambda: node.smembers(keys.WORKERS), message="the worker to register")
+    queued = node.lrange(keys.CLUSTER.queue("emails"), 0, -1)
+    assert len(queued) == 2 and job_state(node, queued[0].decode()) == "queued"
+    assert cproject.run("resume", "emails").returncode == 0
+    wait_for(lambda: all(job_state(node, raw.decode()) == "finished" for raw in queued), message="the jobs to run")
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_the_asyncio_api_on_a_cluster(cproject, cluster, monkeypatch):
+    import asyncio
+
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    work = cproject.start("work", "--queue", "default")
+    jobctl.connect(cluster.urls[2], cproject.path / "queue.yml")
+
+    async def run() -> list[int]:
+        one = await sample_jobs.add.aenqueue(1, 2)
+        many = await sample_jobs.add.aenqueue_many([(3, 4), (5, 6)])
+        return [await handle.aresult(timeout=60) for handle in (one, *many)]
+
+    assert asyncio.run(run()) == [3, 7, 11]
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
