@@ -94,6 +94,11 @@ def test_jobs_of_several_queues_run_through_any_node(cproject, cluster, node):
     assert status.returncode == 0, status.stderr
     counts = {q["name"]: q["finished"] for q in json.loads(status.stdout)["queues"]}
     assert counts == {"default": 0, "emails": 1, "reports": 1, "bulk": 1}
+    stats = cproject.run("stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    (added,) = [job for job in json.loads(stats.stdout)["jobs"] if job["name"] == "add"]
+    # kept per queue on a cluster, added up
+    assert (added["runs"], added["successes"], len(added["recent"])) == (3, 3, 3)
 
 
 def test_retries_dead_requeue_and_cancel(cproject, tmp_path, node):
