@@ -262,3 +262,21 @@ def test_the_asyncio_api_on_a_cluster(cproject, cluster, monkeypatch):
     assert asyncio.run(run()) == [3, 7, 11]
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=30) == 0
+
+
+def test_max_concurrency_per_queue_and_a_slot_given_back_after_kill_9(cproject, tmp_path, node):
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML.replace("reports: {worker_count: 1, max_retries: 1}", "reports: {worker_count: 1, concurrency: 2}"),
+    )
+    marker = tmp_path / "marker"
+    holder = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
+    waiting = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
+    cproject.start("work", "--queue", "reports")
+    wait_for(lambda: job_state(node, holder) == "started" and marker.exists(), message="the first job running")
+    assert job_state(node, waiting) in ("queued", "scheduled")  # max_concurrency 1 on the queue: it waits
+    slots = keys.CLUSTER.slots("limited_once_slow", "reports")
+    assert node.hgetall(slots) == {holder.encode(): node.hget(keys.CLUSTER.job(holder, "reports"), "worker_name")}
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    wait_for(lambda: job_state(node, holder) == job_state(node, waiting) == "finished", message="both jobs finished")
+    assert node.hlen(slots) == 0
