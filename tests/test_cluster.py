@@ -280,3 +280,45 @@ def test_max_concurrency_per_queue_and_a_slot_given_back_after_kill_9(cproject, 
     os.kill(int(marker.read_text()), signal.SIGKILL)
     wait_for(lambda: job_state(node, holder) == job_state(node, waiting) == "finished", message="both jobs finished")
     assert node.hlen(slots) == 0
+
+
+def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from jobctl.config.queues import load_queues
+    from jobctl.config.settings import Settings
+    from jobctl.web.app import create_app
+    from jobctl.web.auth import Auth
+    from jobctl.web.board import Dashboard
+    from jobctl.web.metrics import JobctlCollector
+
+    done = cproject.enqueue("add", "1", "2", "--queue", "reports")
+    failed = cproject.enqueue("always_fails", "--queue", "bulk")
+    assert cproject.run("work", "--burst").returncode == 0
+    monkeypatch.chdir(cproject.path)
+    settings = Settings(redis_url=cluster.urls[1], config_path="queue.yml", job_modules="sample_jobs")
+    token = "t" * 20
+    with TestClient(create_app(Dashboard(settings, Auth(token))), base_url="http://localhost:9181") as client:
+        pages = {
+            page: client.get(page, headers={"Authorization": f"Bearer {token}"})
+            for page in (
+                "/",
+                "/queues",
+                "/workers",
+                "/stats",
+                "/jobs?state=finished",
+                "/jobs?state=dead",
+                f"/jobs/{done}",
+            )
+        }
+    assert {page: answer.status_code for page, answer in pages.items()} == dict.fromkeys(pages, 200)
+    assert done in pages["/jobs?state=finished"].text and failed in pages["/jobs?state=dead"].text
+
+    collector = JobctlCollector(lambda: connect(cluster.urls[2]), load_queues(str(cproject.path / "queue.yml")))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in collector.collect() for s in m.samples}
+    assert samples[("jobctl_redis_up", ())] == 1
+    processed = {labels: value for (name, labels), value in samples.items() if name == "jobctl_jobs_processed_total"}
+    assert processed == {
+        (("job_name", "add"), ("outcome", "finished"), ("queue", "reports")): 1,
+        (("job_name", "always_fails"), ("outcome", "failed"), ("queue", "bulk")): 2,
+    }
