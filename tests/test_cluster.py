@@ -189,10 +189,23 @@ def test_the_application_api_through_any_node(cproject, cluster, monkeypatch):
     assert work.wait(timeout=30) == 0
 
 
-def test_a_worker_serves_one_queue_on_a_cluster(cproject):
-    result = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports")
-    assert result.returncode == 2
-    assert "on a Redis Cluster a worker serves one queue" in result.stderr
+def test_a_worker_of_several_queues_fetches_them_in_priority_order(cproject, node):
+    cproject.write(
+        "queue.yml", QUEUES_YML.replace("reports: {worker_count: 1, max_retries: 1}", "reports: {worker_count: 0}")
+    )
+    low = [cproject.enqueue("add", str(n), "--queue", "reports") for n in range(3)]
+    high = [cproject.enqueue("add", str(n), "--queue", "emails") for n in range(3)]
+    # one worker serving both queues, emails first: its lists and leases are in both queues' slots
+    burst = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports")
+    assert burst.returncode == 0, burst.stderr
+    assert "1 serving emails=1, reports=0" in burst.stderr
+
+    def started(job_id: str, queue: str) -> bytes:
+        return node.hget(keys.CLUSTER.job(job_id, queue), "started_at")
+
+    assert all(job_state(node, job_id) == "finished" for job_id in low + high)
+    assert max(started(job_id, "emails") for job_id in high) < min(started(job_id, "reports") for job_id in low)
+    assert not node.smembers(keys.WORKERS)
 
 
 # --- one Redis: RQ's layout, byte for byte ------------------------------------------------------
