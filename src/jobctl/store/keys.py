@@ -10,8 +10,8 @@ names are made here alone, never agreed on by copy.
 On a Redis Cluster (Layout, CLUSTER) every key that belongs to a queue carries the queue's hash
 tag right after its fixed prefix (rq:queue:{emails}, rq:job:{emails}:<id>): a script's keys
 then share one slot, and different queues spread over the masters. A job type's state (stats,
-history, concurrency slots, rate windows) is kept per queue there, and so is a worker's (a
-worker serves one queue). RQ's own layout, PLAIN, is what every other Redis gets, byte for byte;
+history, concurrency slots, rate windows) is kept per queue there, and so is a worker's (its
+hash, lease and in-flight list, in the slot of each of its queues). RQ's own layout, PLAIN, is what every other Redis gets, byte for byte;
 the module's functions are PLAIN's.
 """
 
@@ -140,7 +140,7 @@ class Layout:
     def unique(self, claim: str, queue_name: str = "") -> str:
         return f"jobctl:unique:{self.scope(queue_name)}{claim}"
 
-    # --- a worker's (a worker of a cluster serves one queue, whose slot holds its keys) ---
+    # --- a worker's (on a cluster, in the slot of each queue it serves) ---
 
     def worker(self, name: str, queue_name: str = "") -> str:
         return f"rq:worker:{self.scope(queue_name)}{name}"
