@@ -10,7 +10,7 @@ import signal
 import pytest
 import redis
 from cluster import Cluster, missing
-from conftest import QUEUE_YML, TESTS, Project, wait_for
+from conftest import QUEUE_YML, TESTS, Project, descendant_pids, kill_quietly, wait_for
 
 import jobctl
 from jobctl.store import keys
@@ -335,3 +335,23 @@ def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
         (("job_name", "add"), ("outcome", "finished"), ("queue", "reports")): 1,
         (("job_name", "always_fails"), ("outcome", "failed"), ("queue", "bulk")): 2,
     }
+
+
+def test_a_host_gone_whole_is_swept_by_another(cproject, tmp_path, node):
+    lease = {"JOBCTL_LEASE_TTL": "3"}
+    marker = tmp_path / "marker"
+    first_host = cproject.start("work", "--queue", "reports", env=lease)
+    job_id = cproject.enqueue("slow", str(marker), "1", "--queue", "reports")
+    wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start")
+    for pid in [*descendant_pids(first_host.pid), first_host.pid]:  # the supervisor and its workers, at once
+        kill_quietly(pid, signal.SIGKILL)
+    first_host.wait(timeout=10)
+    gone = node.smembers(keys.WORKERS)
+    assert len(gone) == 1
+    second_host = cproject.start("work", "--queue", "reports", env=lease)
+    wait_for(lambda: job_state(node, job_id) == "finished", message="the lost worker's job to run again")
+    wait_for(lambda: not gone & node.smembers(keys.WORKERS), message="the lost worker to leave RQ's set of workers")
+    assert cproject.show(job_id)["crashes"] == 1
+    second_host.send_signal(signal.SIGTERM)
+    assert second_host.wait(timeout=30) == 0
+    assert not node.smembers(keys.WORKERS)

@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis
 
@@ -553,7 +553,9 @@ class Transitions(_Scripts):
         """Recover lost workers' jobs and delete ended jobs past their ttl; returns (lost workers,
         requeued, buried, deleted). On a cluster, one queue's (`queues`: that one)."""
         self._one_queue(queues)
-        p = self._keys(queues[0] if self.layout.cluster else "")
+        home = queues[0] if self.layout.cluster else ""
+        p = self._keys(home)
+        gone = self._gone_workers(home, own_workers) if self.layout.cluster else []
         statuses = ("finished", "failed", "canceled")
         registries = [self.layout.ended(status, queue) for queue in queues for status in statuses]
         lost, requeued, buried, deleted = self._run(
@@ -561,7 +563,22 @@ class Transitions(_Scripts):
             [now, rq_time(now), crash_limit, batch, _WAKE, len(own_workers), *own_workers, *queues],
             (p.active_workers, p.worker, p.active, *p.recover, *registries),
         )
+        if gone:  # RQ's set of workers is in no queue's slot: the script leaves it
+            self.connection.srem(keys.WORKERS, *gone)
         return int(lost), int(requeued), int(buried), int(deleted)
+
+    def _gone_workers(self, queue: str, own_workers: list[str]) -> list[str]:
+        """On a cluster, the hashes (in RQ's set of workers) of the queue's workers whose lease
+        lapsed, which the sweep recovers (a worker writes its hash before it joins the queue's set
+        of active workers, in the same slot: one registering is never taken for one gone)."""
+        members = cast("set[bytes]", self.connection.smembers(self.layout.active_workers(queue)))
+        names = [name.decode(errors="replace") for name in members]
+        names = [name for name in names if name not in own_workers]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(self.layout.worker(name, queue))
+            found = pipe.execute()
+        return [self.layout.worker(name, queue) for name, exists in zip(names, found) if not exists]
 
     def enqueue_now(self, job_id: str, now: float, queue: str = "") -> bool:
         """Queue a scheduled job ahead of its time; False if it is not scheduled. `queue`: the
