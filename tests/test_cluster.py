@@ -355,3 +355,15 @@ def test_a_host_gone_whole_is_swept_by_another(cproject, tmp_path, node):
     second_host.send_signal(signal.SIGTERM)
     assert second_host.wait(timeout=30) == 0
     assert not node.smembers(keys.WORKERS)
+
+
+def test_cancel_stops_a_running_job(cproject, tmp_path, node):
+    marker = tmp_path / "marker"
+    work = cproject.start("work", "--queue", "bulk")
+    job_id = cproject.enqueue("slow", str(marker), "60", "--queue", "bulk")
+    wait_for(marker.exists, message="the job to start")
+    canceled = cproject.run("cancel", job_id[:10], "--json")
+    assert canceled.returncode == 0, canceled.stderr
+    assert job_state(node, job_id) == "canceled"
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
