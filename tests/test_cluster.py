@@ -9,7 +9,7 @@ import signal
 
 import pytest
 import redis
-from conftest import QUEUE_YML, TESTS, Project, wait_for
+from conftest import QUEUE_YML, TESTS, Project, descendant_pids, kill_quietly, wait_for
 
 import jobctl
 from jobctl.store import keys
@@ -72,6 +72,11 @@ def test_jobs_of_several_queues_run_through_any_node(cproject, redis_cluster, no
     assert status.returncode == 0, status.stderr
     counts = {q["name"]: q["finished"] for q in json.loads(status.stdout)["queues"]}
     assert counts == {"default": 0, "emails": 1, "reports": 1, "bulk": 1}
+    stats = cproject.run("stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    (added,) = [job for job in json.loads(stats.stdout)["jobs"] if job["name"] == "add"]
+    # kept per queue on a cluster, added up
+    assert (added["runs"], added["successes"], len(added["recent"])) == (3, 3, 3)
 
 
 def test_retries_dead_requeue_and_cancel(cproject, tmp_path, node):
@@ -162,10 +167,23 @@ def test_the_application_api_through_any_node(cproject, redis_cluster, monkeypat
     assert work.wait(timeout=30) == 0
 
 
-def test_a_worker_serves_one_queue_on_a_cluster(cproject):
-    result = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports")
-    assert result.returncode == 2
-    assert "on a Redis Cluster a worker serves one queue" in result.stderr
+def test_a_worker_of_several_queues_fetches_them_in_priority_order(cproject, node):
+    cproject.write(
+        "queue.yml", QUEUES_YML.replace("reports: {worker_count: 1, max_retries: 1}", "reports: {worker_count: 0}")
+    )
+    low = [cproject.enqueue("add", str(n), "--queue", "reports") for n in range(3)]
+    high = [cproject.enqueue("add", str(n), "--queue", "emails") for n in range(3)]
+    # one worker serving both queues, emails first: its lists and leases are in both queues' slots
+    burst = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports")
+    assert burst.returncode == 0, burst.stderr
+    assert "1 serving emails=1, reports=0" in burst.stderr
+
+    def started(job_id: str, queue: str) -> bytes:
+        return node.hget(keys.CLUSTER.job(job_id, queue), "started_at")
+
+    assert all(job_state(node, job_id) == "finished" for job_id in low + high)
+    assert max(started(job_id, "emails") for job_id in high) < min(started(job_id, "reports") for job_id in low)
+    assert not node.smembers(keys.WORKERS)
 
 
 # --- one Redis: RQ's layout, byte for byte ------------------------------------------------------
@@ -187,3 +205,143 @@ def test_one_redis_keeps_rqs_layout(tmp_path, redis_url, db):
     assert not [key for key in db.scan_iter() if b"{" in key]
     fetched = Job.fetch(job_id, connection=db, serializer=JSONSerializer)
     assert fetched.get_status() == "finished" and fetched.return_value() == 42
+
+
+def test_pause_resume_many_and_timeouts(cproject, tmp_path, node):
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML.replace("bulk:    {worker_count: 1, max_retries: 1}", "bulk: {timeout: 1s, max_retries: 0}"),
+    )
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text('{"args": [1, 2]}\n{"args": [3, 4]}\n')
+    many = cproject.run("enqueue", "add", "--from", str(calls), "--queue", "emails")
+    assert many.returncode == 0, many.stderr
+    assert node.llen(keys.CLUSTER.queue("emails")) == 2
+    overrun = cproject.enqueue("slow", str(tmp_path / "marker"), "30", "--queue", "bulk")
+    assert cproject.run("pause", "emails").returncode == 0
+
+    assert cproject.run("work", "--burst", "--queue", "bulk").returncode == 0
+    job = cproject.show(overrun)
+    assert job["state"] == "dead" and "timed out" in job["error"].lower()
+
+    work = cproject.start("work", "--queue", "emails")
+    # a worker reads the paused queues when it registers, before its first fetch
+    wait_for(lambda: node.smembers(keys.WORKERS), message="the worker to register")
+    queued = node.lrange(keys.CLUSTER.queue("emails"), 0, -1)
+    assert len(queued) == 2 and job_state(node, queued[0].decode()) == "queued"
+    assert cproject.run("resume", "emails").returncode == 0
+    wait_for(lambda: all(job_state(node, raw.decode()) == "finished" for raw in queued), message="the jobs to run")
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_the_asyncio_api_on_a_cluster(cproject, redis_cluster, monkeypatch):
+    import asyncio
+
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    work = cproject.start("work", "--queue", "default")
+    jobctl.connect(redis_cluster.urls[2], cproject.path / "queue.yml")
+
+    async def run() -> list[int]:
+        one = await sample_jobs.add.aenqueue(1, 2)
+        many = await sample_jobs.add.aenqueue_many([(3, 4), (5, 6)])
+        return [await handle.aresult(timeout=60) for handle in (one, *many)]
+
+    assert asyncio.run(run()) == [3, 7, 11]
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_max_concurrency_per_queue_and_a_slot_given_back_after_kill_9(cproject, tmp_path, node):
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML.replace("reports: {worker_count: 1, max_retries: 1}", "reports: {worker_count: 1, concurrency: 2}"),
+    )
+    marker = tmp_path / "marker"
+    holder = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
+    waiting = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
+    cproject.start("work", "--queue", "reports")
+    wait_for(lambda: job_state(node, holder) == "started" and marker.exists(), message="the first job running")
+    assert job_state(node, waiting) in ("queued", "scheduled")  # max_concurrency 1 on the queue: it waits
+    slots = keys.CLUSTER.slots("limited_once_slow", "reports")
+    assert node.hgetall(slots) == {holder.encode(): node.hget(keys.CLUSTER.job(holder, "reports"), "worker_name")}
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    wait_for(lambda: job_state(node, holder) == job_state(node, waiting) == "finished", message="both jobs finished")
+    assert node.hlen(slots) == 0
+
+
+def test_dashboard_and_metrics_read_every_queue(cproject, redis_cluster, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from jobctl.config.queues import load_queues
+    from jobctl.config.settings import Settings
+    from jobctl.web.app import create_app
+    from jobctl.web.auth import Auth
+    from jobctl.web.board import Dashboard
+    from jobctl.web.metrics import JobctlCollector
+
+    done = cproject.enqueue("add", "1", "2", "--queue", "reports")
+    failed = cproject.enqueue("always_fails", "--queue", "bulk")
+    assert cproject.run("work", "--burst").returncode == 0
+    monkeypatch.chdir(cproject.path)
+    settings = Settings(redis_url=redis_cluster.urls[1], config_path="queue.yml", job_modules="sample_jobs")
+    token = "t" * 20
+    with TestClient(create_app(Dashboard(settings, Auth(token))), base_url="http://localhost:9181") as client:
+        pages = {
+            page: client.get(page, headers={"Authorization": f"Bearer {token}"})
+            for page in (
+                "/",
+                "/queues",
+                "/workers",
+                "/stats",
+                "/jobs?state=finished",
+                "/jobs?state=dead",
+                f"/jobs/{done}",
+            )
+        }
+    assert {page: answer.status_code for page, answer in pages.items()} == dict.fromkeys(pages, 200)
+    assert done in pages["/jobs?state=finished"].text and failed in pages["/jobs?state=dead"].text
+
+    collector = JobctlCollector(lambda: connect(redis_cluster.urls[2]), load_queues(str(cproject.path / "queue.yml")))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in collector.collect() for s in m.samples}
+    assert samples[("jobctl_redis_up", ())] == 1
+    processed = {labels: value for (name, labels), value in samples.items() if name == "jobctl_jobs_processed_total"}
+    assert processed == {
+        (("job_name", "add"), ("outcome", "finished"), ("queue", "reports")): 1,
+        (("job_name", "always_fails"), ("outcome", "failed"), ("queue", "bulk")): 2,
+    }
+
+
+def test_a_host_gone_whole_is_swept_by_another(cproject, tmp_path, node):
+    lease = {"JOBCTL_LEASE_TTL": "3"}
+    marker = tmp_path / "marker"
+    first_host = cproject.start("work", "--queue", "reports", env=lease)
+    job_id = cproject.enqueue("slow", str(marker), "1", "--queue", "reports")
+    wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start")
+    for pid in [*descendant_pids(first_host.pid), first_host.pid]:  # the supervisor and its workers, at once
+        kill_quietly(pid, signal.SIGKILL)
+    first_host.wait(timeout=10)
+    gone = node.smembers(keys.WORKERS)
+    assert len(gone) == 1
+    second_host = cproject.start("work", "--queue", "reports", env=lease)
+    wait_for(lambda: job_state(node, job_id) == "finished", message="the lost worker's job to run again")
+    wait_for(lambda: not gone & node.smembers(keys.WORKERS), message="the lost worker to leave RQ's set of workers")
+    assert cproject.show(job_id)["crashes"] == 1
+    second_host.send_signal(signal.SIGTERM)
+    assert second_host.wait(timeout=30) == 0
+    assert not node.smembers(keys.WORKERS)
+
+
+def test_cancel_stops_a_running_job(cproject, tmp_path, node):
+    marker = tmp_path / "marker"
+    work = cproject.start("work", "--queue", "bulk")
+    job_id = cproject.enqueue("slow", str(marker), "60", "--queue", "bulk")
+    wait_for(marker.exists, message="the job to start")
+    canceled = cproject.run("cancel", job_id[:10], "--json")
+    assert canceled.returncode == 0, canceled.stderr
+    assert job_state(node, job_id) == "canceled"
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0

@@ -65,6 +65,20 @@ class Counters:
             last_error_at=number_value(text.get("last_error_at")),
         )
 
+    @classmethod
+    def combined(cls, parts: list[Counters]) -> Counters:
+        """The counters of a job type kept per queue (on a Redis Cluster), added up."""
+        total = cls()
+        for part in parts:
+            for name in ("runs", "successes", "failures", "retries", "dead", "crashes", "run_seconds"):
+                setattr(total, name, getattr(total, name) + getattr(part, name))
+            for name in ("max_run_seconds", "last_run_at"):
+                values = [v for v in (getattr(total, name), getattr(part, name)) if v is not None]
+                setattr(total, name, max(values) if values else None)
+            if part.last_error_at is not None and (total.last_error_at or 0) <= part.last_error_at:
+                total.last_error, total.last_error_at = part.last_error, part.last_error_at
+        return total
+
     @property
     def error_rate(self) -> float | None:
         """Failed executions / executions, since tracking began."""

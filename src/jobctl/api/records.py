@@ -191,13 +191,22 @@ def listed_jobs(connection: redis.Redis, job_ids: list[str]) -> ListedJobs:
     if not job_ids:
         return ListedJobs([])
     read_capped = connection.register_script(_CAPPED_RECORDS)
+    layout, where = keys.layout_of(connection), locate(connection, job_ids)
+    by_queue: dict[str, list[str]] = {}  # one call per queue: its slot's, on a cluster
+    for job_id in job_ids:
+        if job_id in where:
+            by_queue.setdefault(where[job_id], []).append(job_id)
+    if layout.cluster:  # a cluster's pipeline does not load a script it finds missing: every master gets it first
+        connection.script_load(_CAPPED_RECORDS)
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.JOB_PATHS)
-        read_capped(keys=[keys.job(job_id) for job_id in job_ids], args=[LIST_FIELD_BYTES], client=pipe)
-        job_paths, records = read_replies(pipe)
+        for queue, ids in by_queue.items():
+            read_capped(keys=[layout.job(job_id, queue) for job_id in ids], args=[LIST_FIELD_BYTES], client=pipe)
+        job_paths, *found = read_replies(pipe)
+    read = {job_id: record for ids, records in zip(by_queue.values(), found) for job_id, record in zip(ids, records)}
     import_paths = {text_of(path): text_of(name) for path, name in job_paths.items()}
     listed = ListedJobs([])
-    for job_id, record in zip(job_ids, records):
+    for job_id, record in ((job_id, read[job_id]) for job_id in job_ids if job_id in read):
         triples = [record[n : n + 3] for n in range(0, len(record), 3)]
         raw = {name: value for name, value, length in triples if length == len(value)}
         if not (b"data" in raw or b"status" in raw or any(name == b"data" for name, *_ in triples)):

@@ -90,10 +90,6 @@ class Supervisor:
         self.connection = connect(self.url)
         self.transitions = Transitions(self.connection)
         self.layout = self.transitions.layout
-        if self.layout.cluster and any(len(pool.queues) > 1 for pool in self.pools):
-            raise ConfigError(
-                "on a Redis Cluster a worker serves one queue: a shared pool of workers is not supported yet"
-            )
         if self.layout.cluster and any(q.engine == "rq" for q in self.queues):
             raise ConfigError("engine: rq queues cannot run on a Redis Cluster: RQ's workers do not support one")
         scripts.preload()  # once here, not in every forked worker
@@ -288,17 +284,7 @@ class Supervisor:
             from . import rq_engine
 
             self._guarded(lambda: rq_engine.give_back(self.connection, slot.worker_name, slot.queues, how))
-        outcome = self._guarded(
-            lambda: self.transitions.recover(
-                slot.worker_name,
-                time.time(),
-                cause="crash" if crashed else "shutdown",
-                crash_limit=QueueConfig.crash_limit,
-                how=how,
-                culprits=culprits,
-                queue=self._home(slot.queues),
-            )
-        )
+        outcome = self._guarded(lambda: self._recover(slot, "crash" if crashed else "shutdown", how, culprits))
         if crashed:
             requeued, buried = outcome or (0, 0)
             logs.event(
@@ -355,7 +341,7 @@ class Supervisor:
             found
             for queue in self._each_queue()
             for found in self.transitions.overdue(
-                [name for name, slot in by_name.items() if self._home(slot.queues) == queue], time.time(), queue
+                [name for name, slot in by_name.items() if queue in self._homes(slot.queues)], time.time(), queue
             )
         ]
         for worker, job_id, late in late_jobs:
@@ -407,12 +393,30 @@ class Supervisor:
                 pipe.zcard(layout.started(queue.name))  # RQ's workers keep no in-flight list
             for slot in self.slots:
                 if slot.worker_name:
-                    pipe.llen(layout.active(slot.worker_name, self._home(slot.queues)))
+                    for home in self._homes(slot.queues):
+                        pipe.llen(layout.active(slot.worker_name, home))
             return not any(pipe.execute())
 
-    def _home(self, queues: list[QueueConfig]) -> str:
-        """The queue whose slot holds a worker's keys on a cluster ('' on one Redis)."""
-        return queues[0].name if self.layout.cluster else ""
+    def _recover(self, slot: Slot, cause: str, how: str, culprits: list[str]) -> tuple[int, int]:
+        """Give back what a gone worker held (one call per queue on a cluster): (requeued, buried)."""
+        requeued = buried = 0
+        for home in self._homes(slot.queues):
+            back, dead = self.transitions.recover(
+                slot.worker_name,
+                time.time(),
+                cause=cause,
+                crash_limit=QueueConfig.crash_limit,
+                how=how,
+                culprits=culprits,
+                queue=home,
+            )
+            requeued, buried = requeued + back, buried + dead
+        return requeued, buried
+
+    def _homes(self, queues: list[QueueConfig]) -> list[str]:
+        """The queues whose slots hold a worker's keys on a cluster (worker.py, homes); on one
+        Redis one set of keys ('')."""
+        return [q.name for q in queues] if self.layout.cluster else [""]
 
     def _each_queue(self) -> list[str]:
         """The queues the per-queue duties (promotion, sweep, overruns) go over one call each: on

@@ -86,10 +86,10 @@ def history_entry(record: AttemptRecord, worker: str) -> str:
 class Tracker:
     """What one worker process ran since its last flush."""
 
-    def __init__(self, worker: str, layout: keys.Layout = keys.PLAIN, home: str = ""):
-        """`home`: on a Redis Cluster (`layout`), the one queue the worker serves, whose slot holds
-        what it counts (keys.Layout)."""
-        self.worker, self.layout, self.home = worker, layout, home
+    def __init__(self, worker: str, layout: keys.Layout = keys.PLAIN, homes: tuple[str, ...] = ("",)):
+        """`homes`: on a Redis Cluster (`layout`), the queues the worker serves, each slot of which
+        holds what it counts of that queue (keys.Layout); on one Redis, one ('')."""
+        self.worker, self.layout, self.homes = worker, layout, homes
         self._lock = threading.Lock()
         self._pending: list[AttemptRecord] = []
 
@@ -108,11 +108,12 @@ class Tracker:
             self._pending[:0] = attempts
 
     def payload(
-        self, attempts: list[AttemptRecord], current_jobs: list[str], suspended: bool = False
+        self, attempts: list[AttemptRecord], current_jobs: list[str], suspended: bool = False, home: str = ""
     ) -> tuple[list[str], str]:
         """The script's KEYS and its one argument: every key to change and by how much, each key
         named by its index in KEYS (lua/track.lua). `suspended`: the worker takes no new job
-        (`rq suspend`), the state RQ's worker shows while idle then."""
+        (`rq suspend`), the state RQ's worker shows while idle then. `home`: the queue of the
+        attempts, on a cluster."""
         counters: dict[str, dict[str, Any]] = {}
         processed: dict[str, int] = defaultdict(int)
         histograms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -122,7 +123,7 @@ class Tracker:
         failures: list[str] = []
         done = failed = 0
         working = 0.0
-        layout, home = self.layout, self.home
+        layout = self.layout
         for run in attempts:
             for key in (layout.job_stats(run.job, home), layout.queue_stats(run.queue)):
                 c = counters.setdefault(
@@ -198,10 +199,14 @@ class Tracker:
 
 
 def flush(tracker: Tracker, transitions: Transitions, current_jobs: list[str], suspended: bool = False) -> None:
-    """Write what the tracker holds; on failure give it back and re-raise."""
-    attempts = tracker.take()
+    """Write what the tracker holds (one call per queue on a cluster); on failure give back what
+    was not written and re-raise."""
+    pending = tracker.take()
     try:
-        transitions.track(*tracker.payload(attempts, current_jobs, suspended))
+        for home in tracker.homes:
+            mine = [run for run in pending if not home or run.queue == home]
+            transitions.track(*tracker.payload(mine, current_jobs, suspended, home))
+            pending = [run for run in pending if home and run.queue != home]
     except BaseException:
-        tracker.give_back(attempts)
+        tracker.give_back(pending)
         raise

@@ -47,7 +47,7 @@ _echoing: ContextVar[bool] = ContextVar("jobctl_output_echoing", default=False)
 
 
 class Capture:
-    """One attempt's output: buffered here, flushed to keys.job_output / keys.job_attempt."""
+    """One attempt's output: buffered here, flushed to keys.Layout.job_output / job_attempt."""
 
     def __init__(self, connection: redis.Redis, job_id: str, attempt: int, ttl: int, queue: str = ""):
         self.connection, self.job_id, self.attempt, self.ttl = connection, job_id, attempt, ttl

@@ -10,8 +10,8 @@ names are made here alone, never agreed on by copy.
 On a Redis Cluster (Layout, CLUSTER) every key that belongs to a queue carries the queue's hash
 tag right after its fixed prefix (rq:queue:{emails}, rq:job:{emails}:<id>): a script's keys
 then share one slot, and different queues spread over the masters. A job type's state (stats,
-history, concurrency slots, rate windows) is kept per queue there, and so is a worker's (a
-worker serves one queue). RQ's own layout, PLAIN, is what every other Redis gets, byte for byte;
+history, concurrency slots, rate windows) is kept per queue there, and so is a worker's (its
+hash, lease and in-flight list, in the slot of each of its queues). RQ's own layout, PLAIN, is what every other Redis gets, byte for byte;
 the module's functions are PLAIN's.
 """
 
@@ -140,7 +140,7 @@ class Layout:
     def unique(self, claim: str, queue_name: str = "") -> str:
         return f"jobctl:unique:{self.scope(queue_name)}{claim}"
 
-    # --- a worker's (a worker of a cluster serves one queue, whose slot holds its keys) ---
+    # --- a worker's (on a cluster, in the slot of each queue it serves) ---
 
     def worker(self, name: str, queue_name: str = "") -> str:
         return f"rq:worker:{self.scope(queue_name)}{name}"
@@ -226,11 +226,11 @@ class Layout:
 
     def job_rate_window(self, job_name: str, queue_name: str = "") -> str:
         """The rate window (rate_window) of the job type's rate_limit."""
-        return f"jobctl:rate:job:{self.scope(queue_name)}{job_name}"
+        return rate_window(job_rate_limit(f"{self.scope(queue_name)}{job_name}"))
 
     def queue_rate_window(self, queue_name: str) -> str:
         """The rate window (rate_window) of the queue's rate_limit."""
-        return f"jobctl:rate:queue:{self.tag(queue_name)}"
+        return rate_window(queue_rate_limit(self.tag(queue_name)))
 
     def slots(self, job_name: str, queue_name: str = "") -> str:
         """Hash: job id -> worker name, for each running job of a type with max_concurrency."""
@@ -272,7 +272,6 @@ dependents = PLAIN.dependents
 dependencies = PLAIN.dependencies
 old_dependencies = PLAIN.old_dependencies
 job_output = PLAIN.job_output
-job_attempt = PLAIN.job_attempt
 unique = PLAIN.unique
 worker = PLAIN.worker
 active = PLAIN.active
@@ -280,18 +279,14 @@ batch = PLAIN.batch
 job_stats = PLAIN.job_stats
 queue_stats = PLAIN.queue_stats
 run_time_histogram = PLAIN.run_time_histogram
-throughput = PLAIN.throughput
 minutes = PLAIN.minutes
 history = PLAIN.history
 slots = PLAIN.slots
 breaker = PLAIN.breaker
 ACTIVE_WORKERS = PLAIN.active_workers()
 PROMOTER = PLAIN.promoter()
-ENQUEUE_TEMPLATE = PLAIN.enqueue_template()
 BATCHES_DUE = PLAIN.batches_due()
 RECENT_FAILURES = PLAIN.recent_failures()
-PROCESSED = PLAIN.processed()
-JOB_TYPES = PLAIN.job_types()
 
 
 def wake(queue_name: str) -> str:

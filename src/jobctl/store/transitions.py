@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis
 
@@ -115,6 +115,10 @@ class _Scripts:
         """On a cluster a call serves one queue: its slot's."""
         if self.layout.cluster and len(set(queues)) != 1:
             raise ValueError(f"on a Redis Cluster a call serves one queue, not {', '.join(queues) or 'none'}")
+
+    def _across_slots(self, queues: Sequence[str]) -> bool:
+        """Whether a call would touch the keys of several queues: of several slots on a cluster."""
+        return self.layout.cluster and len(set(queues)) > 1
 
     def _call(self, name: str, keys: Sequence[str] = ()) -> tuple[Any, ...]:
         """The command, without its arguments, that calls a script with `keys` (its KEYS)."""
@@ -312,9 +316,29 @@ class Transitions(_Scripts):
     ) -> list[Row]:
         """Start up to `count` jobs; returns their rows [id, queue, attempt, data, timeout,
         max_retries, created_at, rq]. `limits`: the worker's rate and concurrency limits
-        (limits.py). Raises LeaseLost when the worker's lease is gone."""
-        self._one_queue(queues)
-        queue = queues[0] if self.layout.cluster else ""
+        (limits.py). Raises LeaseLost when the worker's lease is gone.
+
+        On a cluster, one call per queue (each on its slot) in the order given, until `count`."""
+        if not self.layout.cluster:
+            return self._fetch(worker, token, queues, now, count, limits, "")
+        rows: list[Row] = []
+        for queue in queues:
+            if len(rows) >= count:
+                break
+            rows += self._fetch(worker, token, [queue], now, count - len(rows), limits, queue)
+        return rows
+
+    def _fetch(
+        self,
+        worker: str,
+        token: str,
+        queues: list[str],
+        now: float,
+        count: int,
+        limits: dict[str, str] | None,
+        queue: str,
+    ) -> list[Row]:
+        """One fetch.lua call; `queue`: its slot's, on a cluster."""
         layout = self.layout
         names = (layout.worker(worker, queue), layout.active(worker, queue), *self._keys(queue).take)
         names += _queue_keys(layout, tuple(queues))
@@ -388,9 +412,12 @@ class Transitions(_Scripts):
     ) -> Next | Callable[[], Next]:
         """Call an outcome script: the job, `blob` (the result, or the traceback) as is and
         base64-encoded (RQ's results-stream form), the `outcome`'s own arguments, then go_on's."""
+        if self._across_slots((queue, *go_on.keyed())):
+            # the next job may come from another queue's slot: the outcome alone, and the worker
+            # fetches its next job queue by queue (fetch)
+            go_on = GoOn([], go_on.limits)
         args = [job_id, queue, worker, attempt, now, rq_time(now), blob, base64.b64encode(blob), _WAKE]
         args += [*outcome, *go_on.arguments()]
-        self._one_queue((queue, *go_on.keyed()))
         names = _outcome_keys(self.layout, script, worker, queue, go_on.keyed())
         if wait:
             return Next.of(self._run(script, args, names))
@@ -401,18 +428,31 @@ class Transitions(_Scripts):
         self, worker: str, token: str, go_on: GoOn, now: float, *, wait: bool = True
     ) -> Next | Callable[[], Next]:
         """Go on as an outcome script does, without an outcome (lua/go_on.lua: the worker recorded
-        it before running the job's hooks). Raises LeaseLost when the worker's lease is gone."""
-        args = [token, worker, now, rq_time(now), *go_on.arguments()]
-        keyed = go_on.keyed()
-        self._one_queue(keyed)
-        queue = keyed[0] if self.layout.cluster else ""
-        layout = self.layout
-        names = (layout.worker(worker, queue), layout.active(worker, queue), *self._keys(queue).take)
-        names += _queue_keys(layout, keyed)
+        it before running the job's hooks). Raises LeaseLost when the worker's lease is gone.
+
+        On a cluster with several queues to go on from: one call per queue, in order, until one
+        starts a job (none reserved)."""
+        if self._across_slots(go_on.keyed()):
+            found = Next(None, None, None)
+            for each in go_on.queues:
+                found = Next.of(self._run("go_on", *self._go_on_call(worker, token, GoOn([each], go_on.limits), now)))
+                if found.row:
+                    break
+            return found if wait else lambda: found
+        args, names = self._go_on_call(worker, token, go_on, now)
         if wait:
             return Next.of(self._run("go_on", args, names))
         reply = self._send("go_on", names, args)
         return lambda: Next.of(reply())
+
+    def _go_on_call(self, worker: str, token: str, go_on: GoOn, now: float) -> tuple[list[Any], tuple[str, ...]]:
+        """go_on.lua's ARGV and KEYS."""
+        args = [token, worker, now, rq_time(now), *go_on.arguments()]
+        keyed = go_on.keyed()
+        queue = keyed[0] if self.layout.cluster and keyed else ""
+        layout = self.layout
+        names = (layout.worker(worker, queue), layout.active(worker, queue), *self._keys(queue).take)
+        return args, names + _queue_keys(layout, keyed)
 
     def breaker_enter(self, name: str, settings: str, job_id: str, worker: str, now: float) -> float | None:
         """May a `with jobctl.breaker(name):` block run (lua/breaker.lua)? None: yes (half-open,
@@ -513,7 +553,9 @@ class Transitions(_Scripts):
         """Recover lost workers' jobs and delete ended jobs past their ttl; returns (lost workers,
         requeued, buried, deleted). On a cluster, one queue's (`queues`: that one)."""
         self._one_queue(queues)
-        p = self._keys(queues[0] if self.layout.cluster else "")
+        home = queues[0] if self.layout.cluster else ""
+        p = self._keys(home)
+        gone = self._gone_workers(home, own_workers) if self.layout.cluster else []
         statuses = ("finished", "failed", "canceled")
         registries = [self.layout.ended(status, queue) for queue in queues for status in statuses]
         lost, requeued, buried, deleted = self._run(
@@ -521,7 +563,22 @@ class Transitions(_Scripts):
             [now, rq_time(now), crash_limit, batch, _WAKE, len(own_workers), *own_workers, *queues],
             (p.active_workers, p.worker, p.active, *p.recover, *registries),
         )
+        if gone:  # RQ's set of workers is in no queue's slot: the script leaves it
+            self.connection.srem(keys.WORKERS, *gone)
         return int(lost), int(requeued), int(buried), int(deleted)
+
+    def _gone_workers(self, queue: str, own_workers: list[str]) -> list[str]:
+        """On a cluster, the hashes (in RQ's set of workers) of the queue's workers whose lease
+        lapsed, which the sweep recovers (a worker writes its hash before it joins the queue's set
+        of active workers, in the same slot: one registering is never taken for one gone)."""
+        members = cast("set[bytes]", self.connection.smembers(self.layout.active_workers(queue)))
+        names = [name.decode(errors="replace") for name in members]
+        names = [name for name in names if name not in own_workers]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(self.layout.worker(name, queue))
+            found = pipe.execute()
+        return [self.layout.worker(name, queue) for name, exists in zip(names, found) if not exists]
 
     def enqueue_now(self, job_id: str, now: float, queue: str = "") -> bool:
         """Queue a scheduled job ahead of its time; False if it is not scheduled. `queue`: the

@@ -4,7 +4,7 @@
   Input:
     KEYS[1] the queue's list (rq:queue:<queue>)
     KEYS[2] a hash the script makes and deletes: the fields the jobs share, which each record is
-            copied from (keys.ENQUEUE_TEMPLATE)
+            copied from (keys.Layout.enqueue_template)
     KEYS[3] 'rq:job:' prefix: the jobs' hashes
     KEYS[4] 'rq:queues' set of known queues
     KEYS[5] 'jobctl:batch:' prefix: the hash and job set of the batch the jobs join (the shared
