@@ -2,7 +2,8 @@
 REDIS_URL naming one node, jobs enqueued from Python with jobctl.connect() and the @job object.
 A master killed with SIGKILL mid-run, and a queue's slot moved to another master while the
 workers run: every job ends, none is lost, none runs twice at once (seen from the jobs' side:
-each appends "start NAME" and "end NAME" to one file), and nobody restarts the workers."""
+each appends "start NAME" and "end NAME" to one file, and "overlap NAME" when another run of it
+holds its lock), and nobody restarts the workers."""
 
 from __future__ import annotations
 
@@ -71,20 +72,20 @@ class Spans:
         return {name for mark, name in self.lines() if mark == "end"}
 
     def overlapping(self) -> list[str]:
-        """Names of jobs that started while a run of theirs was still going."""
-        running: Counter[str] = Counter()
-        overlapping = []
-        for mark, name in self.lines():
-            if mark == "start":
-                if running[name]:
-                    overlapping.append(name)
-                running[name] += 1
-            else:
-                running[name] -= 1
-        return overlapping
+        """Names of jobs a run of which started while another run of theirs was going on."""
+        return [name for mark, name in self.lines() if mark == "overlap"]
 
-    def runs(self) -> Counter[str]:
-        return Counter(name for mark, name in self.lines() if mark == "start")
+
+def test_spans_tell_two_runs_of_a_job_at_once_from_two_in_turn(tmp_path):
+    import sample_jobs
+
+    spans = Spans(tmp_path / "spans")
+    sample_jobs.span(str(spans.log), "in-turn")
+    sample_jobs.span(str(spans.log), "in-turn")
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda _: sample_jobs.span(str(spans.log), "at-once", 0.5), range(2)))
+    assert spans.ended() == {"in-turn", "at-once"}
+    assert spans.overlapping() == ["at-once"]
 
 
 def assert_every_job_ended_once_at_a_time(project: Project, spans: Spans, expected: set[str], work) -> None:
