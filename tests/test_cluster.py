@@ -126,13 +126,19 @@ def test_dependencies_within_a_queue_and_refused_across_queues(cproject, node):
     assert job_state(node, parent) == job_state(node, child) == "finished"
 
 
-def test_unique_jobs_and_batches(cproject):
+def test_unique_jobs_and_what_is_refused(cproject):
     first = cproject.enqueue("add", "9", "--queue", "bulk", "--unique")
     again = cproject.run("enqueue", "add", "9", "--queue", "bulk", "--unique")
     assert again.returncode != 0 and first in again.stderr
     batch = cproject.run("enqueue", "add", "1", "--batch", "nightly")
     assert batch.returncode == 2
     assert "batches are not supported on a Redis Cluster yet" in batch.stderr
+    cproject.write("recurring.yml", 'tick:\n  job: add\n  args: [1]\n  schedule: "every 1 minute"\n')
+    scheduler = cproject.run("scheduler")
+    assert scheduler.returncode == 2
+    assert scheduler.stderr.strip().splitlines()[-1] == (
+        "jobctl: error: recurring jobs (jobctl scheduler) are not supported on a Redis Cluster yet"
+    )
 
 
 def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_path, node):

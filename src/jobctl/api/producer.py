@@ -61,7 +61,11 @@ class Overrides:
 
 
 def unique_claim(
-    spec: catalogue.JobSpec, args: list[Any], kwargs: dict[str, Any], queue: str, layout: keys.Layout = keys.PLAIN
+    spec: catalogue.JobSpec,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    queue: str = "",
+    layout: keys.Layout = keys.PLAIN,
 ) -> str:
     """The uniqueness key of a job without an explicit id: its name and its call as bound to its
     signature (signatures.bound_call), so that `u 5`, `u -k x=5` and `u 5.0` claim one key (on a
