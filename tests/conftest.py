@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from cluster import REDIS_CLI, REDIS_CLI_MISSING, Cluster
+from cluster import OLD_REDIS, REDIS_CLI, REDIS_CLI_MISSING, Cluster, major_version
 
 from jobctl import testing
 from jobctl.api import records
@@ -269,6 +269,8 @@ def session_cluster(tmp_path_factory):
         pytest.skip(REDIS_CLI_MISSING)
     if not REDIS_SERVER:
         pytest.skip(REDIS_SERVER_MISSING)
+    if major_version(REDIS_SERVER) < 7:
+        pytest.skip(OLD_REDIS)
     cluster = Cluster(tmp_path_factory.mktemp("cluster"), REDIS_SERVER)
     try:
         yield cluster.start()
