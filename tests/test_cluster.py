@@ -133,12 +133,6 @@ def test_unique_jobs_and_what_is_refused(cproject):
     batch = cproject.run("enqueue", "add", "1", "--batch", "nightly")
     assert batch.returncode == 2
     assert "batches are not supported on a Redis Cluster yet" in batch.stderr
-    cproject.write("recurring.yml", 'tick:\n  job: add\n  args: [1]\n  schedule: "every 1 minute"\n')
-    scheduler = cproject.run("scheduler")
-    assert scheduler.returncode == 2
-    assert scheduler.stderr.strip().splitlines()[-1] == (
-        "jobctl: error: recurring jobs (jobctl scheduler) are not supported on a Redis Cluster yet"
-    )
 
 
 def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_path, node):

@@ -178,6 +178,11 @@ class Layout:
         its callbacks' job names (on_complete, on_success), description, created_at."""
         return f"jobctl:batch:{self.scope(queue_name)}{batch_id}"
 
+    def scheduler_claim(self, entry: str, due: int, queue_name: str = "") -> str:
+        """Held (SET NX with the enqueue, value: the scheduler's name) by the scheduler that stored
+        this run; on a cluster in the slot of the run's queue, where the enqueue script takes it."""
+        return f"jobctl:scheduler:claim:{self.scope(queue_name)}{entry}:{due}"
+
     # --- job tracking, written by lua/track.lua, bounded in size ---
 
     def recent_failures(self, queue_name: str = "") -> str:
@@ -283,6 +288,7 @@ minutes = PLAIN.minutes
 history = PLAIN.history
 slots = PLAIN.slots
 breaker = PLAIN.breaker
+scheduler_claim = PLAIN.scheduler_claim
 ACTIVE_WORKERS = PLAIN.active_workers()
 PROMOTER = PLAIN.promoter()
 BATCHES_DUE = PLAIN.batches_due()
@@ -309,11 +315,6 @@ def commands(worker_name: str) -> str:
 SCHEDULER_NEXT_RUNS = "jobctl:scheduler:next"  # hash: entry name -> next due time (unix seconds)
 SCHEDULER_LAST_RUNS = "jobctl:scheduler:ran"  # hash: entry name -> due time of the latest run enqueued
 SCHEDULER_HEARTBEAT = "jobctl:scheduler:heartbeat"  # string: unix time of the latest pass, expiring
-
-
-def scheduler_claim(entry: str, due: int) -> str:
-    """Held (SET NX with the enqueue, value: the scheduler's name) by the scheduler that stored this run."""
-    return f"jobctl:scheduler:claim:{entry}:{due}"
 
 
 def scheduler_last(entry: str) -> str:
