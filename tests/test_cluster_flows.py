@@ -1,13 +1,18 @@
 """What spans queues on a Redis Cluster (tests/cluster.py's 3 masters), as a user runs it: recurring
-jobs of two queues under two schedulers."""
+jobs of two queues under two schedulers, dependencies whose parent and child are on different
+queues (settled through the outboxes the promoter delivers), and an outbox entry applied twice."""
 
+import json
 import re
 import signal
+import time
 
 import pytest
 from conftest import wait_for
 
 from jobctl.store import keys
+from jobctl.store.connection import connect
+from jobctl.store.transitions import Transitions
 
 QUEUES_YML = """\
 defaults:
@@ -19,6 +24,8 @@ default: {worker_count: 1, max_retries: 0}
 emails:  {worker_count: 1, max_retries: 0}
 reports: {worker_count: 1, max_retries: 0}
 bulk:    {worker_count: 1, max_retries: 0}
+one:     {worker_count: 1}
+three:   {worker_count: 1}
 """
 
 
@@ -26,6 +33,23 @@ bulk:    {worker_count: 1, max_retries: 0}
 def cproject(cluster_project):
     cluster_project.write("queue.yml", QUEUES_YML)
     return cluster_project
+
+
+@pytest.fixture
+def node(redis_cluster):
+    """A cluster client of the test's own."""
+    client = connect(redis_cluster.urls[0])
+    yield client
+    client.close()
+
+
+def state(node, job_id: str, queue: str) -> str | None:
+    status = node.hget(keys.CLUSTER.job(job_id, queue), "status")
+    return status.decode() if status is not None else None
+
+
+def lines(path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
 
 
 def stop(process) -> str:
@@ -69,3 +93,82 @@ def test_two_schedulers_enqueue_each_due_time_of_each_queue_once(cproject, tmp_p
     due = int(re.findall(r"enqueued cron-tick-(\d+)", logs)[0])
     assert node.hget(keys.CLUSTER.job(f"cron-tick-{due}", "emails"), "status") == "finished"
     assert node.exists(keys.CLUSTER.scheduler_claim("tick", due, "emails")) == 1
+
+
+def test_a_chain_across_three_queues_on_three_masters_runs_in_order(cproject, tmp_path, node):
+    ran = tmp_path / "ran.txt"
+    assert (
+        len({node.get_node_from_key(keys.CLUSTER.queue(q)).name for q in ("emails", "one", "three")}) == 3
+    )  # three masters
+    first = cproject.enqueue("record", str(ran), "first", "--queue", "emails", "--in", "1s")
+    second = cproject.enqueue("record", str(ran), "second", "--queue", "one", "--depends-on", first)
+    third = cproject.enqueue("record", str(ran), "third", "--queue", "three", "--depends-on", second)
+    assert (state(node, second, "one"), state(node, third, "three")) == ("deferred", "deferred")
+    work = cproject.start("work")
+    wait_for(lambda: state(node, third, "three") == "finished", timeout=30, message="the chain to finish")
+    stop(work)
+    assert lines(ran) == ["first", "second", "third"]
+    # every entry delivered and removed; no remote parent left waiting
+    assert not any(node.llen(keys.CLUSTER.outbox(q)) for q in ("emails", "one", "three"))
+    assert not node.exists(keys.CLUSTER.remote_parents(third, "three"))
+
+
+def test_a_dead_parent_cancels_its_children_across_queues_but_not_one_that_allows_failure(cproject, tmp_path, node):
+    ran = tmp_path / "ran.txt"
+    parent = cproject.enqueue("always_fails", "--queue", "emails")
+    child = cproject.enqueue("record", str(ran), "child", "--queue", "reports", "--depends-on", parent)
+    grandchild = cproject.enqueue("record", str(ran), "grandchild", "--queue", "bulk", "--depends-on", child)
+    tolerant = cproject.enqueue(
+        "record", str(ran), "tolerant", "--queue", "bulk", "--depends-on", parent, "--allow-failure"
+    )
+    work = cproject.start("work")
+    wait_for(
+        lambda: state(node, grandchild, "bulk") == "canceled" and state(node, tolerant, "bulk") == "finished",
+        timeout=30,
+        message="the cancellations to reach bulk",
+    )
+    # a parent that ended before its child was enqueued: the child hears of it all the same
+    late = cproject.enqueue("record", str(ran), "late", "--queue", "reports", "--depends-on", tolerant)
+    doomed = cproject.enqueue("record", str(ran), "doomed", "--queue", "reports", "--depends-on", parent)
+    wait_for(
+        lambda: state(node, late, "reports") == "finished" and state(node, doomed, "reports") == "canceled",
+        timeout=30,
+        message="the children of ended parents to settle",
+    )
+    stop(work)
+    assert lines(ran) == ["tolerant", "late"]
+    shown = cproject.show(child)
+    assert (shown["state"], state(node, parent, "emails")) == ("canceled", "failed")
+    reasons = {
+        job_id: node.hget(keys.CLUSTER.job(job_id, queue), "jobctl_reason").decode()
+        for job_id, queue in ((child, "reports"), (grandchild, "bulk"))
+    }
+    assert reasons == {child: f"parent {parent} is dead", grandchild: f"parent {child} is canceled"}
+
+
+def test_an_outbox_entry_applied_twice_runs_nothing_twice(cproject, tmp_path, node):
+    """What a promoter killed -9 between applying entries and removing them leaves: the entries,
+    applied again by the next promoter."""
+    ran = tmp_path / "ran.txt"
+    parent = cproject.enqueue("record", str(ran), "parent", "--queue", "emails")
+    child = cproject.enqueue("record", str(ran), "child", "--queue", "reports", "--depends-on", parent)
+    scripts = Transitions(node)
+
+    def deliver_twice(queue: str) -> tuple[int, int]:
+        entries = node.lrange(keys.CLUSTER.outbox(queue), 0, -1)
+        assert entries
+        first = scripts.deliver(queue, time.time())
+        node.rpush(keys.CLUSTER.outbox(queue), *entries)  # as if never removed
+        return first, scripts.deliver(queue, time.time())
+
+    assert deliver_twice("reports") == (1, 0)  # the child joins its parent's remote dependents once
+    # the burst's own promoter delivers the parent's outcome: the child is queued
+    assert cproject.run("work", "--burst", "--queue", "emails").returncode == 0
+    assert node.lrange(keys.CLUSTER.queue("reports"), 0, -1) == [child.encode()]
+    settled = {"kind": "settle", "job": child, "queue": "reports", "parent": parent, "parent_queue": "emails"}
+    node.rpush(keys.CLUSTER.outbox("emails"), json.dumps({**settled, "status": "finished"}))  # delivered again
+    assert scripts.deliver("emails", time.time()) == 0
+    assert node.lrange(keys.CLUSTER.queue("reports"), 0, -1) == [child.encode()]
+    assert cproject.run("work", "--burst", "--queue", "reports").returncode == 0
+    assert lines(ran) == ["parent", "child"]
+    assert scripts.deliver("reports", time.time()) == scripts.deliver("emails", time.time()) == 0

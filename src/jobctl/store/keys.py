@@ -172,6 +172,21 @@ class Layout:
         """Sorted set: JSON [batch, callback, generation, counts...] -> when due."""
         return f"jobctl:batches-due{self._suffix(queue_name)}"
 
+    def outbox(self, queue_name: str = "") -> str:
+        """List, on a Redis Cluster: JSON entries that a script of this queue's slot wrote for
+        another queue's slot (a job there waits on a parent here, or the reverse), which the
+        promoter applies there and then removes (lua/apply.lua). Unused on one Redis."""
+        return f"jobctl:outbox{self._suffix(queue_name)}"
+
+    def remote_dependents(self, job_id: str, queue_name: str = "") -> str:
+        """Set, on a Redis Cluster: the job's dependents on other queues, each a JSON [id, queue]."""
+        return f"{self.job(job_id, queue_name)}:remote-dependents"
+
+    def remote_parents(self, job_id: str, queue_name: str = "") -> str:
+        """Set, on a Redis Cluster: the job's parents on other queues that have not settled it yet,
+        each a JSON [id, queue]."""
+        return f"{self.job(job_id, queue_name)}:remote-parents"
+
     def batch(self, batch_id: str, queue_name: str = "") -> str:
         """Hash: a batch's counts (total, pending, succeeded, failed), sealed, complete, generation
         (completions so far), completed_at, success_due (the generation on_success was due at),
