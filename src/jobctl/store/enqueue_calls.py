@@ -94,7 +94,6 @@ class EnqueueCall(NamedTuple):
         queue, layout = shared.queue, shared.layout
         return cls((layout.job(job_id, queue), shared.queue_key, *_enqueue_keys(layout, queue)), args)
 
-
     def across(self, remote: Mapping[str, str]) -> EnqueueCall:
         """This call with its parents on other queues (a Redis Cluster's; id -> queue) given as
         [id, queue] in ARGV[12]: the job waits on them through the outbox (lua/lib.lua, post)."""

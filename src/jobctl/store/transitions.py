@@ -561,7 +561,7 @@ class Transitions(_Scripts):
                 p = self._keys(target)
                 names = (p.job, p.queue, p.scheduled, p.deferred, p.canceled, p.queues, p.unique, p.slots, *p.ended)
                 changed += int(self._run("apply", [raw, now, rq_time(now), _WAKE], names))
-            self.connection.lrem(outbox, 1, raw)
+            self.connection.lrem(outbox, 1, raw)  # type: ignore[arg-type]  # the bytes read, exactly
         return changed
 
     def sweep(
