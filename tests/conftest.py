@@ -178,11 +178,31 @@ class Project:
             timeout=timeout,
         )
 
-    def enqueue(self, *args: str, env: dict | None = None) -> str:
-        """`jobctl enqueue ...`, which must succeed; returns the job id it printed."""
-        result = self.run("enqueue", *args, env=env)
+    def enqueue(self, job: str, *args: str, env: dict | None = None) -> str:
+        """`jobctl enqueue JOB ...`, which must succeed; returns the job id it printed. Run in this
+        process (run_here) where it does what a new process does (enqueues_alike_here)."""
+        run = self.run_here if self.enqueues_alike_here(job, args, env) else self.run
+        result = run("enqueue", job, *args, env=env)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
+
+    def enqueues_alike_here(self, job: str, args: tuple[str, ...], env: dict | None) -> bool:
+        """Whether `jobctl enqueue JOB ARGS` in this process does what it does in a new one: with
+        JOBCTL_JOBS=sample_jobs a new process registers the built-in jobs as declared and the
+        sample jobs, which this process has registered too (tests/sample_jobs.py, the project's
+        copy), beside other test modules' jobs: JOB must be a sample job, and no job registered
+        here may name a breaker (a new process checks queue.yml's breakers for the jobs it
+        registered: none of these). --from and --wait install signal handlers: a new process."""
+        from jobctl.jobs import catalogue
+
+        if {**self.env, **(env or {})}.get("JOBCTL_JOBS") != "sample_jobs" or {"--from", "--wait", "--jobs"} & {*args}:
+            return False
+        import sample_jobs  # noqa: F401  (registers the sample jobs in this process)
+
+        registered = catalogue.all_jobs()
+        return any(spec.name == job and spec.module == "sample_jobs" for spec in registered) and not any(
+            spec.breaker for spec in registered
+        )
 
     def enqueue_many(self, job: str, calls: list[list], env: dict | None = None) -> list[str]:
         """`jobctl enqueue JOB --from FILE --json` with one line per call (its positional arguments),
@@ -204,15 +224,15 @@ class Project:
         """`jobctl ARGS` as `run` runs it (the same entry point, arguments, environment and working
         directory; its exit status, stdout and stderr), but in this process: for a read a test makes
         of what it set up, where a new process cost ~0.2 s of CPU in imports alone. Only for commands
-        that import no job module (this process has registered the jobs of every test module it
-        imported), and none that install signal handlers or wait."""
+        that import no job module, or whose jobs this process has registered as a new process does
+        (enqueues_alike_here), and none that install signal handlers or wait."""
         from jobctl import cli, logs
 
         environment = {**self.env, **(env or {})}
         saved_environment = {name: os.environ.get(name) for name in {*os.environ, *environment}}
         logger = logs.get()
         saved_logger = (logger.handlers[:], logger.filters[:], logger.level, logger.propagate)
-        saved_cwd, saved_argv = os.getcwd(), sys.argv
+        saved_cwd, saved_argv, saved_path = os.getcwd(), sys.argv, sys.path[:]
         stdout, stderr = io.StringIO(), io.StringIO()
         try:
             set_environment(environment)
@@ -227,7 +247,7 @@ class Project:
         finally:
             set_environment(saved_environment)
             os.chdir(saved_cwd)
-            sys.argv = saved_argv
+            sys.argv, sys.path[:] = saved_argv, saved_path  # a job module's directory, added by the command
             logger.handlers[:], logger.filters[:], logger.level, logger.propagate = saved_logger
         return subprocess.CompletedProcess(self.command(*args), code, stdout.getvalue(), stderr.getvalue())
 
