@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from cluster import OLD_REDIS, REDIS_CLI, REDIS_CLI_MISSING, Cluster, major_version
 
 from jobctl import testing
 from jobctl.api import records
@@ -342,6 +343,42 @@ def redis_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def session_cluster(tmp_path_factory):
+    """This test process's local Redis Cluster (tests/cluster.py), started on first use; every
+    one of its servers is stopped by PID when the session ends, even after a failed start."""
+    if not REDIS_CLI:
+        pytest.skip(REDIS_CLI_MISSING)
+    if not REDIS_SERVER:
+        pytest.skip(REDIS_SERVER_MISSING)
+    if major_version(REDIS_SERVER) < 7:
+        pytest.skip(OLD_REDIS)
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"), REDIS_SERVER)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(session_cluster) -> Cluster:
+    """The local Redis Cluster, whole (a master an earlier test killed is back as a replica, each
+    replica in sync) and empty."""
+    session_cluster.restore()
+    session_cluster.flush()
+    return session_cluster
+
+
+@pytest.fixture
+def cluster_project(tmp_path, redis_cluster):
+    """A project (the sample jobs, queue.yml) whose REDIS_URL names one node of the cluster."""
+    p = Project(tmp_path, redis_cluster.url)
+    p.write("queue.yml", QUEUE_YML)
+    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    yield p
+    p.stop_all(grace=2)
 
 
 def require_chromium() -> str:

@@ -9,7 +9,6 @@ import signal
 
 import pytest
 import redis
-from cluster import Cluster, missing
 from conftest import QUEUE_YML, TESTS, Project, descendant_pids, kill_quietly, wait_for
 
 import jobctl
@@ -29,37 +28,16 @@ bulk:    {worker_count: 1, max_retries: 1}
 """
 
 
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory):
-    why = missing()
-    if why:
-        pytest.skip(why)
-    cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
-    yield cluster
-    cluster.stop()
+@pytest.fixture
+def cproject(cluster_project):
+    cluster_project.write("queue.yml", QUEUES_YML)
+    return cluster_project
 
 
 @pytest.fixture
-def cluster(redis_cluster):
-    redis_cluster.flush()
-    yield redis_cluster
-    redis_cluster.flush()
-
-
-@pytest.fixture
-def cproject(tmp_path, cluster):
-    """A project whose REDIS_URL names the cluster's first node."""
-    p = Project(tmp_path, cluster.urls[0])
-    p.write("queue.yml", QUEUES_YML)
-    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
-    yield p
-    p.stop_all(grace=2)
-
-
-@pytest.fixture
-def node(cluster):
+def node(redis_cluster):
     """A cluster client of the test's own."""
-    client = connect(cluster.urls[0])
+    client = connect(redis_cluster.urls[0])
     yield client
     client.close()
 
@@ -74,21 +52,21 @@ def job_state(node, job_id: str) -> str | None:
     return None
 
 
-def test_jobs_of_several_queues_run_through_any_node(cproject, cluster, node):
+def test_jobs_of_several_queues_run_through_any_node(cproject, redis_cluster, node):
     first = cproject.enqueue("add", "1", "2", "--queue", "emails")
-    second = cproject.enqueue("add", "3", "4", "--queue", "reports", env={"REDIS_URL": cluster.urls[1]})
-    third = cproject.enqueue("add", "5", "6", "--queue", "bulk", env={"REDIS_URL": cluster.urls[2]})
+    second = cproject.enqueue("add", "3", "4", "--queue", "reports", env={"REDIS_URL": redis_cluster.urls[1]})
+    third = cproject.enqueue("add", "5", "6", "--queue", "bulk", env={"REDIS_URL": redis_cluster.urls[2]})
     # each queue's keys carry its hash tag: the queues spread over the masters
     owners = {node.keyslot(keys.CLUSTER.queue(q)) for q in ("emails", "reports", "bulk")}
     assert len(owners) == 3
-    used = [redis.Redis.from_url(url).dbsize() for url in cluster.urls]
+    used = [redis.Redis.from_url(url).dbsize() for url in redis_cluster.urls]
     assert sum(1 for count in used if count) >= 2, used
 
     burst = cproject.run("work", "--burst")
     assert burst.returncode == 0, burst.stderr
 
     for job_id, result, queue in ((first, 3, "emails"), (second, 7, "reports"), (third, 11, "bulk")):
-        job = cproject.show(job_id[:8], env={"REDIS_URL": cluster.urls[2]})
+        job = cproject.show(job_id[:8], env={"REDIS_URL": redis_cluster.urls[2]})
         assert (job["state"], job["result"], job["queue"]) == ("finished", result, queue)
     status = cproject.run("status", "--json")
     assert status.returncode == 0, status.stderr
@@ -179,13 +157,13 @@ def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_pa
     assert not node.smembers(keys.WORKERS)  # every worker unregistered on its way out
 
 
-def test_the_application_api_through_any_node(cproject, cluster, monkeypatch):
+def test_the_application_api_through_any_node(cproject, redis_cluster, monkeypatch):
     monkeypatch.chdir(cproject.path)
     monkeypatch.syspath_prepend(str(cproject.path))
     import sample_jobs
 
     work = cproject.start("work")
-    client = jobctl.connect(cluster.urls[1], cproject.path / "queue.yml")
+    client = jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
     handle = sample_jobs.add.enqueue(20, 22)
     assert handle.result(timeout=60) == 42
     found = jobctl.get(handle.id[:10])
@@ -263,7 +241,7 @@ def test_pause_resume_many_and_timeouts(cproject, tmp_path, node):
     assert work.wait(timeout=30) == 0
 
 
-def test_the_asyncio_api_on_a_cluster(cproject, cluster, monkeypatch):
+def test_the_asyncio_api_on_a_cluster(cproject, redis_cluster, monkeypatch):
     import asyncio
 
     monkeypatch.chdir(cproject.path)
@@ -271,7 +249,7 @@ def test_the_asyncio_api_on_a_cluster(cproject, cluster, monkeypatch):
     import sample_jobs
 
     work = cproject.start("work", "--queue", "default")
-    jobctl.connect(cluster.urls[2], cproject.path / "queue.yml")
+    jobctl.connect(redis_cluster.urls[2], cproject.path / "queue.yml")
 
     async def run() -> list[int]:
         one = await sample_jobs.add.aenqueue(1, 2)
@@ -301,7 +279,7 @@ def test_max_concurrency_per_queue_and_a_slot_given_back_after_kill_9(cproject, 
     assert node.hlen(slots) == 0
 
 
-def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
+def test_dashboard_and_metrics_read_every_queue(cproject, redis_cluster, monkeypatch):
     from starlette.testclient import TestClient
 
     from jobctl.config.queues import load_queues
@@ -315,7 +293,7 @@ def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
     failed = cproject.enqueue("always_fails", "--queue", "bulk")
     assert cproject.run("work", "--burst").returncode == 0
     monkeypatch.chdir(cproject.path)
-    settings = Settings(redis_url=cluster.urls[1], config_path="queue.yml", job_modules="sample_jobs")
+    settings = Settings(redis_url=redis_cluster.urls[1], config_path="queue.yml", job_modules="sample_jobs")
     token = "t" * 20
     with TestClient(create_app(Dashboard(settings, Auth(token))), base_url="http://localhost:9181") as client:
         pages = {
@@ -333,7 +311,7 @@ def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
     assert {page: answer.status_code for page, answer in pages.items()} == dict.fromkeys(pages, 200)
     assert done in pages["/jobs?state=finished"].text and failed in pages["/jobs?state=dead"].text
 
-    collector = JobctlCollector(lambda: connect(cluster.urls[2]), load_queues(str(cproject.path / "queue.yml")))
+    collector = JobctlCollector(lambda: connect(redis_cluster.urls[2]), load_queues(str(cproject.path / "queue.yml")))
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in collector.collect() for s in m.samples}
     assert samples[("jobctl_redis_up", ())] == 1
     processed = {labels: value for (name, labels), value in samples.items() if name == "jobctl_jobs_processed_total"}
@@ -373,3 +351,13 @@ def test_cancel_stops_a_running_job(cproject, tmp_path, node):
     assert job_state(node, job_id) == "canceled"
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=30) == 0
+
+
+def test_logs_read_a_jobs_output_in_its_queues_slot(cproject, tmp_path):
+    gate = tmp_path / "gate"
+    gate.write_text("")
+    job_id = cproject.enqueue("gated", str(tmp_path / "marker"), str(gate), "hello from emails", "--queue", "emails")
+    assert cproject.run("work", "--burst").returncode == 0
+    logs = cproject.run("logs", job_id[:8])
+    assert logs.returncode == 0, logs.stderr
+    assert "hello from emails" in logs.stdout

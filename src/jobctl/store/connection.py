@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.exceptions import ClusterError, RedisClusterException, SlotNotCoveredError, TryAgainError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
@@ -396,6 +397,22 @@ def resolve_url(url: str | None, home: str | Path = EMBEDDED_HOME) -> str:
     return url or embedded_url(home)
 
 
+# What a Redis call may raise: redis-py's cluster client raises a few errors outside RedisError
+# (a slot no master serves, no node reachable)
+REDIS_ERRORS = (redis.RedisError, RedisClusterException)
+# A Redis Cluster moving under a client: a failover under way (CLUSTERDOWN, a slot no master
+# serves for a moment, no node answering a refresh of the slot map: redis-py 8.2's
+# RedisClusterUnreachableError, a bare RedisClusterException before), or a slot being migrated
+# (TRYAGAIN for a script whose keys are half moved, "TTL exhausted" when the redirections outlast
+# redis-py's own retries)
+_CLUSTER_MOVING: tuple[type[Exception], ...] = (
+    ClusterError,
+    TryAgainError,
+    SlotNotCoveredError,
+    getattr(redis.exceptions, "RedisClusterUnreachableError", ClusterError),
+)
+
+
 class RedisOutage:
     """How a long-lived process (worker, supervisor, scheduler) waits out Redis being away: which
     errors mean "wait and retry", one log line when Redis goes away and one when it is back, and
@@ -412,7 +429,10 @@ class RedisOutage:
     @staticmethod
     def covers(exc: BaseException) -> bool:
         """A lost connection, a failover that demoted the master (READONLY replies, or UNBLOCKED
-        for a command that was blocked on it), or Redis out of memory."""
+        for a command that was blocked on it), a Redis Cluster failing over or moving a slot, or
+        Redis out of memory. Redis ran none of these commands: each can be tried again."""
+        if isinstance(exc, _CLUSTER_MOVING):
+            return True
         if isinstance(exc, redis.ResponseError):
             return isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("UNBLOCKED") or out_of_memory(exc)
         return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, RedisOutOfMemory))
