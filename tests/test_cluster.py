@@ -337,3 +337,13 @@ def test_cancel_stops_a_running_job(cproject, tmp_path, node):
     assert job_state(node, job_id) == "canceled"
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=30) == 0
+
+
+def test_logs_read_a_jobs_output_in_its_queues_slot(cproject, tmp_path):
+    gate = tmp_path / "gate"
+    gate.write_text("")
+    job_id = cproject.enqueue("gated", str(tmp_path / "marker"), str(gate), "hello from emails", "--queue", "emails")
+    assert cproject.run("work", "--burst").returncode == 0
+    logs = cproject.run("logs", job_id[:8])
+    assert logs.returncode == 0, logs.stderr
+    assert "hello from emails" in logs.stdout
