@@ -351,3 +351,35 @@ def test_cancel_stops_a_running_job(cproject, tmp_path, node):
     assert job_state(node, job_id) == "canceled"
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=30) == 0
+
+
+def test_scripts_run_as_functions_on_their_slots_master_and_load_where_missing(cproject, redis_cluster, monkeypatch):
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    jobctl.connect(redis_cluster.urls[0], cproject.path / "queue.yml")
+    sample_jobs.add.options(queue="emails").enqueue(1, 2)
+    masters = redis_cluster.masters()
+    # loaded on every master at the first call, not only on the one it needed
+    assert all(master.ask("FUNCTION", "LIST") for master in masters)
+    home = redis_cluster.master_of(keys.CLUSTER.queue("reports"))
+    home.ask("FUNCTION", "FLUSH")  # a master that lost them: a new one after a resharding, a flush
+    for master in masters:
+        master.ask("CONFIG", "RESETSTAT")
+    handles = [sample_jobs.add.options(queue="reports").enqueue(n, n) for n in range(3)]
+    handles += sample_jobs.add.options(queue="emails").enqueue_many([(5, 6)])
+    assert home.ask("FUNCTION", "LIST")
+
+    calls = {}
+    for master in masters:
+        for name, counts in master.info("commandstats").items():
+            calls[name] = calls.get(name, 0) + counts["calls"]
+    # each call an FCALL sent straight to its slot's master: no redirection, no keys asked for,
+    # one call refused where the function was missing and made again after the load
+    assert calls.get("cmdstat_fcall") == 5, calls
+    assert calls.get("cmdstat_function|load") == 3, calls
+    assert not any(name in calls for name in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_command|getkeys"))
+    burst = cproject.run("work", "--burst", "--queue", "reports", "--queue", "emails")
+    assert burst.returncode == 0, burst.stderr
+    assert [handle.result(timeout=30) for handle in handles] == [0, 2, 4, 11]

@@ -30,6 +30,8 @@ from .wire import (
     _Wire,
     adrive,
     drive,
+    on_async_cluster,
+    on_cluster,
 )
 
 if TYPE_CHECKING:
@@ -99,13 +101,13 @@ def _reply_text(reply: list[Any]) -> str:
 
 class _Scripts:
     """How a script is called on one server: as a function of the library (_library), or by
-    EVALSHA where the server has no functions (Redis 6, the embedded Redis's) and on a Redis
-    Cluster (whose client routes an EVALSHA by its KEYS, but asks a node for the keys of each
-    FCALL: a round trip more per call)."""
+    EVALSHA where the server has no functions (Redis 6, the embedded Redis's). On a Redis
+    Cluster, each call goes to its slot's master (wire.on_cluster), the library loaded on
+    every master."""
 
     def __init__(self, layout: keys.Layout) -> None:
         self.layout = layout
-        self._functions = not layout.cluster  # until the server shows it has none
+        self._functions = True  # until the server shows it has none
 
     def _keys(self, queue: str = "") -> SlotKeys:
         """The prefixes and shared keys of a call on `queue`'s slot (the same for every queue on one Redis)."""
@@ -123,7 +125,7 @@ class _Scripts:
     def _call(self, name: str, keys: Sequence[str] = ()) -> tuple[Any, ...]:
         """The command, without its arguments, that calls a script with `keys` (its KEYS)."""
         if self._functions:
-            return ("FCALL", _function(name), len(keys), *keys)
+            return ("FCALL", _function(name, self.layout.cluster), len(keys), *keys)
         return ("EVALSHA", _sha(name, self.layout.cluster), len(keys), *keys)
 
     def _calls(self, name: str, args: Sequence[Any], keys: Sequence[str] = ()) -> Dialogue:
@@ -174,7 +176,7 @@ class _Scripts:
         """Load the library after a call found its function missing; where the server has no
         functions (or this user may not load them), go on with EVALSHA."""
         try:
-            yield ("FUNCTION LOAD", _library())
+            yield ("FUNCTION LOAD", _library(self.layout.cluster))
         except redis.ResponseError as exc:
             if "already exists" in str(exc):  # another process loaded it meanwhile
                 return
@@ -190,9 +192,10 @@ class AsyncTransitions(_Scripts):
     def __init__(self, connection: redis.asyncio.Redis) -> None:
         super().__init__(keys.layout_of(connection))
         self.connection = connection
+        self._execute = on_async_cluster(connection) if self.layout.cluster else connection.execute_command
 
     async def _run(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Any:
-        return await adrive(self._calls(name, args, keys), self.connection.execute_command)
+        return await adrive(self._calls(name, args, keys), self._execute)
 
     async def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
         """Transitions.enqueue_call."""
@@ -216,6 +219,7 @@ class Transitions(_Scripts):
         self.connection = connection
         self._own: _Wire | None = None
         self._registered: set[str] = set()
+        self._routed = on_cluster(connection) if self.layout.cluster else None
 
     @classmethod
     def of(cls, connection: redis.Redis) -> Transitions:
@@ -235,8 +239,10 @@ class Transitions(_Scripts):
 
     def _execute(self, *command: Any) -> Any:
         """execute_command, but a script call is packed by _packed (its command and KEYS once)."""
+        if self._routed:  # a cluster's client has no one pool
+            return self._routed(*command)
         execute: Callable[..., Any] = self.connection.execute_command
-        if command[0] not in ("FCALL", "EVALSHA") or self.layout.cluster:  # a cluster's client has no one pool
+        if command[0] not in ("FCALL", "EVALSHA"):
             return execute(*command)
         pool = self.connection.connection_pool
         connection = pool.get_connection()
