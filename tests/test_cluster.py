@@ -383,3 +383,62 @@ def test_scripts_run_as_functions_on_their_slots_master_and_load_where_missing(c
     burst = cproject.run("work", "--burst", "--queue", "reports", "--queue", "emails")
     assert burst.returncode == 0, burst.stderr
     assert [handle.result(timeout=30) for handle in handles] == [0, 2, 4, 11]
+
+
+def replica_has(redis_cluster, key: str) -> bool:
+    """Whether the replica of the master serving `key` has it now."""
+    replica = redis_cluster.replica_of(redis_cluster.master_of(key))
+    with replica.client() as client:
+        client.execute_command("READONLY")
+        return bool(client.exists(key))
+
+
+def test_enqueues_wait_for_replicas_when_asked(cproject, redis_cluster, monkeypatch):
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    # each master has one replica: an enqueue the replica acknowledged is on it when it returns
+    one = {"JOBCTL_ENQUEUE_REPLICAS": "1"}
+    job_id = cproject.enqueue("add", "1", "2", "--queue", "emails", env=one)
+    assert replica_has(redis_cluster, keys.CLUSTER.job(job_id, "emails"))
+
+    # two asked for, one there: the caller is told, the job is stored on its master (and runs)
+    two = {"JOBCTL_ENQUEUE_REPLICAS": "2", "JOBCTL_ENQUEUE_REPLICAS_TIMEOUT": "200ms"}
+    refused = cproject.run("enqueue", "add", "3", "4", "--queue", "reports", env=two)
+    assert refused.returncode == 1, refused.stderr
+    assert "1 of the 2 replicas asked for (JOBCTL_ENQUEUE_REPLICAS) had it after 200ms" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "2")
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS_TIMEOUT", "100ms")
+    jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
+    with pytest.raises(jobctl.NotReplicated, match=r"^job [\w-]+ stored on the master, but 1 of the 2"):
+        sample_jobs.add.options(queue="bulk").enqueue(5, 6)
+    with pytest.raises(jobctl.NotReplicated, match=r"^the jobs of queue 'bulk' stored on the master"):
+        sample_jobs.add.options(queue="bulk").enqueue_many([(7, 8), (9, 10)])
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "1")
+    jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
+    many = sample_jobs.add.options(queue="bulk").enqueue_many([(11, 12)])
+    assert replica_has(redis_cluster, keys.CLUSTER.job(many[0].id, "bulk"))
+
+    burst = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports", "--queue", "bulk")
+    assert burst.returncode == 0, burst.stderr
+    status = json.loads(cproject.run("status", "--json").stdout)
+    assert {q["name"]: q["finished"] for q in status["queues"]} == {"default": 0, "emails": 1, "reports": 1, "bulk": 4}
+
+
+def test_enqueues_wait_for_replicas_on_one_redis_too(tmp_path, redis_url, db, monkeypatch):
+    # the embedded test Redis has no replica: WAIT answers 0 at once with 0 asked for, after the timeout with 1
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "1")
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS_TIMEOUT", "50ms")
+    (tmp_path / "queue.yml").write_text("default: {}\n")
+    jobctl.connect(redis_url, tmp_path / "queue.yml")
+
+    @jobctl.job(name="replicated_add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    with pytest.raises(jobctl.NotReplicated, match="0 of the 1 replicas asked for"):
+        add.enqueue(1, 2)
+    assert db.llen(keys.queue("default")) == 1

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis
 
-from ..errors import LeaseLost
+from ..errors import LeaseLost, NotReplicated, UsageError
+from ..options import replicas
+from ..options.durations import format_exact
 from . import keys
 from .enqueue_calls import Batch, EnqueueCall, enqueue_many_args, enqueue_reply
 from .jobdata import rq_time
@@ -29,7 +31,9 @@ from .wire import (
     _packed,
     _Wire,
     adrive,
+    adrive_on,
     drive,
+    drive_on,
     on_async_cluster,
     on_cluster,
 )
@@ -199,13 +203,44 @@ class AsyncTransitions(_Scripts):
 
     async def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
         """Transitions.enqueue_call."""
-        return enqueue_reply(await self._run("enqueue", call.args, call.keys))
+        if not replicas.wanted().replicas:
+            return enqueue_reply(await self._run("enqueue", call.args, call.keys))
+        return enqueue_reply(await self.acknowledged(self._calls("enqueue", call.args, call.keys)))
+
+    async def acknowledged(self, dialogue: Pipelined) -> Any:
+        """Transitions.acknowledged, on one Redis."""
+        if self.layout.cluster:
+            raise UsageError(
+                "JOBCTL_ENQUEUE_REPLICAS: the asyncio API does not wait for replicas on a Redis Cluster yet; "
+                "enqueue with enqueue() or unset it"
+            )
+        return await adrive_on(acknowledged(dialogue, replicas.wanted()), self.connection)
 
     async def seal_batch(self, batch_id: str, now: float) -> bool:
         """Transitions.seal_batch."""
         return (
             _refusal(await self._run("seal_batch", [batch_id, now], self._keys().batches)) is not Refusal.UNKNOWN_BATCH
         )
+
+
+def acknowledged(call: Pipelined, wanted: replicas.Acknowledged) -> Pipelined:
+    """A write's dialogue, then Redis's WAIT for `wanted` replicas on the same connection (WAIT
+    counts the replicas that have that connection's writes). Raises NotReplicated when fewer
+    acknowledge in time: the write stands on the master."""
+    reply = yield from call
+    count = int((yield ("WAIT", wanted.replicas, max(1, round(wanted.timeout * 1000)))))
+    if count < wanted.replicas:
+        raise NotReplicated(
+            f"stored on the master, but {count} of the {wanted.replicas} replicas asked for "
+            f"(JOBCTL_ENQUEUE_REPLICAS) had it after {format_exact(wanted.timeout)}: a failover now may lose it"
+        )
+    return reply
+
+
+def _master_of(cluster: Any, key: str) -> redis.Redis:
+    """The client of the master serving `key`'s slot, from a cluster client's map of the slots."""
+    client: redis.Redis = cluster.get_redis_connection(cluster.get_node_from_key(key))
+    return client
 
 
 _KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
@@ -302,14 +337,34 @@ class Transitions(_Scripts):
             self._registered.add(queue)
 
     def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
-        """Store a job whose shared part was built once (EnqueueShared). Returns (outcome, job
+        """Store a job whose shared part was built once (EnqueueShared); with
+        JOBCTL_ENQUEUE_REPLICAS, wait for the replicas (acknowledged; NotReplicated). Returns (outcome, job
         id, state); outcome is 'ok', 'exists' (the id is taken by an active job), 'duplicate' (the
         unique claim is held; the id is the holder's), 'recent' (the claim, held for `unique_ttl`
         seconds, is held; the id is the holder's, the state the seconds it is still held),
         'unknown_parent' (the id is the missing parent's), 'claimed' (`run_claim` = (key, owner,
         ttl) was already held; the id is its holder) or 'full' (the queue holds `max_size` jobs;
         the state is how many)."""
-        return enqueue_reply(self._run("enqueue", call.args, call.keys))
+        if not replicas.wanted().replicas:
+            return enqueue_reply(self._run("enqueue", call.args, call.keys))
+        return enqueue_reply(self.acknowledged(lambda: self._calls("enqueue", call.args, call.keys), call.keys[0]))
+
+    def acknowledged(self, dialogue: Callable[[], Pipelined], key: str, *, again: bool = True) -> Any:
+        """Run a write's dialogue and WAIT for JOBCTL_ENQUEUE_REPLICAS replicas (acknowledged), on one
+        connection: of the client's pool on one Redis, of the master of `key`'s slot on a cluster.
+        There, a slot that moved (MOVED, ASK: nothing ran) refreshes the client's map of the slots
+        and, `again`, the dialogue is made and run once more on the slot's master."""
+        wanted = replicas.wanted()
+        if not self.layout.cluster:
+            return drive_on(acknowledged(dialogue(), wanted), self.connection)
+        cluster: Any = self.connection  # redis-py's cluster client, unannotated
+        try:
+            return drive_on(acknowledged(dialogue(), wanted), _master_of(cluster, key))
+        except redis.exceptions.AskError:  # MovedError is one
+            cluster.nodes_manager.initialize()
+            if not again:
+                raise
+        return drive_on(acknowledged(dialogue(), wanted), _master_of(cluster, key))
 
     def fetch(
         self,
