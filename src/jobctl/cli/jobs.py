@@ -303,7 +303,7 @@ def logs(
     numbers = [attempt] if attempt else list(range(1, job.attempts + 1))
     progress = notes(settings)
     seen: dict[int, int] = {}
-    for output in joboutput.read(connection, job.id, numbers):
+    for output in joboutput.read(connection, job.id, numbers, job.queue):
         progress.print(
             f"--- attempt {output.attempt}" + (f" ({output.dropped} earlier bytes not kept)" if output.dropped else ""),
             highlight=False,
