@@ -110,18 +110,10 @@ def test_scheduled_jobs_are_promoted_per_queue(cproject, node):
     assert work.wait(timeout=30) == 0
 
 
-def test_dependencies_within_a_queue_and_refused_across_queues(cproject, node):
+def test_dependencies_within_a_queue(cproject, node):
     parent = cproject.enqueue("add", "1", "--queue", "emails")
     child = cproject.enqueue("add", "2", "--queue", "emails", "--depends-on", parent)
     assert job_state(node, child) == "deferred"
-    across = cproject.run("enqueue", "add", "3", "--queue", "reports", "--depends-on", parent)
-    assert across.returncode == 2
-    assert across.stderr.strip().splitlines() == [
-        (
-            f"jobctl: error: --depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own "
-            f"queue; {parent} is on queue 'emails', the new job on 'reports'"
-        )
-    ]
     assert cproject.run("work", "--burst").returncode == 0
     assert job_state(node, parent) == job_state(node, child) == "finished"
 
@@ -133,12 +125,6 @@ def test_unique_jobs_and_what_is_refused(cproject):
     batch = cproject.run("enqueue", "add", "1", "--batch", "nightly")
     assert batch.returncode == 2
     assert "batches are not supported on a Redis Cluster yet" in batch.stderr
-    cproject.write("recurring.yml", 'tick:\n  job: add\n  args: [1]\n  schedule: "every 1 minute"\n')
-    scheduler = cproject.run("scheduler")
-    assert scheduler.returncode == 2
-    assert scheduler.stderr.strip().splitlines()[-1] == (
-        "jobctl: error: recurring jobs (jobctl scheduler) are not supported on a Redis Cluster yet"
-    )
 
 
 def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_path, node):

@@ -328,7 +328,9 @@ def store(connection: redis.Redis, request: Request) -> Enqueued:
     """Write a prepared job (lua/enqueue.lua); the job as stored, or the exception its refusal means."""
     scripts = Transitions.of(connection)
     if scripts.layout.cluster:
-        on_cluster(connection, request.template)
+        remote = on_cluster(connection, request.template)
+        if remote:
+            request = request._replace(call=request.call.across(remote))
     with refused_out_of_memory("nothing was enqueued"), replicated(f"job {request.id}"):
         reply = scripts.enqueue_call(request.call)
     return settle(request, reply)
@@ -348,19 +350,14 @@ class replicated:
             raise NotReplicated(f"{self.what} {exc}") from None
 
 
-def on_cluster(connection: redis.Redis, template: Template) -> None:
+def on_cluster(connection: redis.Redis, template: Template) -> dict[str, str]:
     """What an enqueue on a Redis Cluster does besides its script, whose call touches its queue's
-    slot alone: a parent on another queue is refused (the parent's outcome could not settle it
-    atomically), and the queue joins RQ's set of known queues (once per process)."""
+    slot alone: the queue joins RQ's set of known queues (once per process). Returns the parents
+    on other queues (id -> queue), which the job waits on through the outbox (lua/lib.lua, post)."""
     queue = template.queue
-    for parent in template.parents:
-        found = locate(connection, [parent]).get(parent)
-        if found is not None and found != queue:
-            raise UsageError(
-                f"--depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own queue; "
-                f"{parent} is on queue {found!r}, the new job on {queue!r}"
-            )
+    found = locate(connection, template.parents) if template.parents else {}
     Transitions.of(connection).register_queue(queue)
+    return {parent: where for parent, where in found.items() if where != queue}
 
 
 class refused_out_of_memory:

@@ -603,10 +603,27 @@ class Transitions(_Scripts):
             p.canceled,
             p.unique,
             p.slots,
-            *p.batches,
+            *p.ended,
         )
         moved = self._run("promote", [supervisor, lease_ms, now, rq_time(now), _WAKE, queue], names)
         return None if _refusal(moved) is Refusal.NOT_PROMOTER else int(moved)
+
+    def deliver(self, queue: str, now: float, limit: int = 100) -> int:
+        """Apply the first `limit` entries of the queue's outbox (a Redis Cluster's: lib.lua, post)
+        each on the slot it is for (lua/apply.lua), and remove each once applied; returns how
+        many changed something. Applying an entry twice changes nothing: a promoter that dies
+        between the two steps, or two promoters at once, run no job twice. An entry that is no
+        outbox entry (another tool's) is removed unapplied."""
+        outbox = self.layout.outbox(queue)
+        changed = 0
+        for raw in cast("list[bytes]", self.connection.lrange(outbox, 0, limit - 1)):
+            target = _entry_target(raw)
+            if target:
+                p = self._keys(target)
+                names = (p.job, p.queue, p.scheduled, p.deferred, p.canceled, p.queues, p.unique, p.slots, *p.ended)
+                changed += int(self._run("apply", [raw, now, rq_time(now), _WAKE], names))
+            self.connection.lrem(outbox, 1, raw)  # type: ignore[arg-type]  # the bytes read, exactly
+        return changed
 
     def sweep(
         self, own_workers: list[str], queues: list[str], now: float, *, crash_limit: int, batch: int = 1000
@@ -673,7 +690,7 @@ class Transitions(_Scripts):
             p.workers_of_queue,
             p.worker,
             p.active,
-            *p.batches,
+            *p.ended,
         )
         status: bytes = self._run("cancel", [job_id, now, rq_time(now), reason, _WAKE, _COMMANDS], names)
         return status.decode(errors="replace")  # a status another tool wrote may be any bytes
@@ -689,3 +706,16 @@ class Transitions(_Scripts):
         p = self._keys(queue)
         names = (self.layout.ended(registry, queue), p.job, p.results)
         return int(self._run("purge", [registry, cutoff, "1" if dry_run else "0", *ids], names))
+
+
+def _entry_target(raw: bytes) -> str | None:
+    """The queue an outbox entry is for: the parent's for a 'link', the job's for a 'settle'; None
+    for what is no entry."""
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict):
+        return None
+    target = entry.get("parent_queue" if entry.get("kind") == "link" else "queue")
+    return target if isinstance(target, str) and target else None

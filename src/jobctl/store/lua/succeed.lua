@@ -18,8 +18,9 @@
     KEYS[15] 'rq:queues' set of known queues
     KEYS[16] 'jobctl:batch:' prefix: batches' hashes and failed sets,
       KEYS[17] 'jobctl:batches-due' set of batch callbacks due
-    KEYS[18] 'jobctl:breaker:' prefix: circuit breakers' hashes (the job's breaker records it)
-    KEYS[19...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
+    KEYS[18] 'jobctl:outbox' list of entries for other queues' slots (a Redis Cluster's; lib.lua, outbox)
+    KEYS[19] 'jobctl:breaker:' prefix: circuit breakers' hashes (the job's breaker records it)
+    KEYS[20...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
                 scheduled set and rate window
     ARGV[1] job id
     ARGV[2] its queue
@@ -43,7 +44,7 @@ local args = go_on_args(ARGV, 10, worker, now, now_iso)
 local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS[6], job_rate = KEYS[7],
   worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11], scheduled = KEYS[12],
   deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], batch = KEYS[16], batches_due = KEYS[17],
-  breaker = KEYS[18], by_queue = queue_keys(KEYS, 19, go_on_queues(args)),
+  outbox = KEYS[18], breaker = KEYS[19], by_queue = queue_keys(KEYS, 20, go_on_queues(args)),
   wake = ARGV[9]}
 local key = job_key(k, id)
 local finished = KEYS[3]
