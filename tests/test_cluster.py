@@ -458,3 +458,31 @@ def test_a_url_of_several_nodes_finds_the_cluster_with_the_first_one_down(cproje
         "bad cluster node 'nowhere': expected host:port, as in redis://host1:7000,host2:7000"
     )
     assert bad.stderr.strip().splitlines() == [expected]
+
+
+def test_breakers_are_kept_per_queue_and_shown_with_it(cproject, tmp_path):
+    """A breaker used in a job's code (`with jobctl.breaker`) and one attached with @job(breaker=)
+    count on the job's queue's slot; `status` names the queue a breaker is open on."""
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML + "breakers:\n  store: {failures: 2, window: 60s, cooldown: 1h, on: [ConnectionError]}\n",
+    )
+    shutil.copy(TESTS / "breaker_jobs.py", cproject.path / "breaker_jobs.py")
+    mode, log = tmp_path / "mode", tmp_path / "log"
+    mode.write_text("fail")
+    jobs = {"JOBCTL_JOBS": "breaker_jobs"}
+    for _ in range(2):
+        cproject.run("enqueue", "store_block", str(mode), str(log), "--queue", "emails", env=jobs)
+    assert cproject.run("work", "--burst", env=jobs).returncode == 0
+    held_back = cproject.run("enqueue", "store_call", str(mode), str(log), "--queue", "emails", env=jobs)
+    elsewhere = cproject.run("enqueue", "store_call", str(mode), str(log), "--queue", "reports", env=jobs)
+    status = cproject.run("status", "--json", env=jobs)
+    assert status.returncode == 0, status.stderr
+    shown = {(b["name"], b["queue"]): b["state"] for b in json.loads(status.stdout)["breakers"]}
+    assert shown == {("store", "emails"): "open"}
+    assert "store on emails" in cproject.run("status", env=jobs).stdout
+
+    assert cproject.run("work", "--burst", "--queue", "reports", env=jobs).returncode == 0
+    # open on emails only: the job on reports ran (and failed), the one on emails waits
+    assert cproject.show(elsewhere.stdout.strip(), env=jobs)["state"] == "dead"
+    assert cproject.show(held_back.stdout.strip(), env=jobs)["state"] in ("queued", "scheduled")

@@ -515,24 +515,31 @@ class Transitions(_Scripts):
         names = (layout.worker(worker, queue), layout.active(worker, queue), *self._keys(queue).take)
         return args, names + _queue_keys(layout, keyed)
 
-    def breaker_enter(self, name: str, settings: str, job_id: str, worker: str, now: float) -> float | None:
+    def breaker_enter(
+        self, name: str, settings: str, job_id: str, worker: str, now: float, queue: str = ""
+    ) -> float | None:
         """May a `with jobctl.breaker(name):` block run (lua/breaker.lua)? None: yes (half-open,
-        `job_id` holds the trial); else the unix time at which the breaker may let it."""
-        reply = self._run("breaker", ["enter", job_id, worker, now, settings, ""], self._breaker_keys(name))
+        `job_id` holds the trial); else the unix time at which the breaker may let it. `queue`: the
+        job's, on a cluster (a breaker is kept per queue there, as @job(breaker=) keeps it)."""
+        reply = self._run("breaker", ["enter", job_id, worker, now, settings, ""], self._breaker_keys(name, queue))
         until = float(reply)
         return until if until > 0 else None
 
-    def breaker_record(self, name: str, settings: str, job_id: str, worker: str, now: float, failed: bool) -> str:
+    def breaker_record(
+        self, name: str, settings: str, job_id: str, worker: str, now: float, failed: bool, queue: str = ""
+    ) -> str:
         """Record how a block ended: `failed`, a failure the breaker counts. Returns 'opened NAME',
         'closed NAME' or ''."""
         args = ["record", job_id, worker, now, settings, "1" if failed else "0"]
-        return _reply_text([self._run("breaker", args, self._breaker_keys(name))])
+        return _reply_text([self._run("breaker", args, self._breaker_keys(name, queue))])
 
-    def _breaker_keys(self, name: str) -> tuple[str, ...]:
-        if self.layout.cluster:
-            raise ValueError("circuit breakers in a job's code are not supported on a Redis Cluster yet")
-        p = self._keys()
-        return (keys.breaker(name), p.worker, p.active, p.breaker)
+    def _breaker_keys(self, name: str, queue: str) -> tuple[str, ...]:
+        if self.layout.cluster and not queue:
+            raise UsageError(
+                f"breaker {name!r}: on a Redis Cluster a breaker is kept per queue, and a block outside a job has none"
+            )
+        p = self._keys(queue)
+        return (self.layout.breaker(name, queue), p.worker, p.active, p.breaker)
 
     def release(self, worker: str, job_id: str, queue: str, now: float) -> bool:
         """Give back a job the worker reserved and did not start (lua/release.lua)."""
