@@ -156,12 +156,12 @@ def test_logs_and_show_print_what_the_job_wrote(project, db):
 
 def test_logs_follow_prints_output_as_it_is_stored_until_the_job_ends(project, db):
     job_id = project.enqueue("add", "1", "--in", "1h")
-    db.hset(keys.job(job_id), mapping={"jobctl_attempts": 1, "status": "started"})
+    db.hset(keys.layout_of(db).job(job_id, "default"), mapping={"jobctl_attempts": 1, "status": "started"})
     following = project.start("logs", job_id, "--follow")
     with joboutput.capture(db, job_id, 1) as output:
         output.write("first line\n", "stdout")
         assert following.stdout.readline() == "first line\n"
         output.write("second line\n", "stdout")
         assert following.stdout.readline() == "second line\n"
-    db.hset(keys.job(job_id), "status", "finished")
+    db.hset(keys.layout_of(db).job(job_id, "default"), "status", "finished")
     assert following.wait(timeout=15) == 0
