@@ -22,11 +22,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from .. import logs
 from ..errors import LeaseLost
-from ..store.transitions import GoOn, Next, Transitions
+from ..store.transitions import Finished, GoOn, Next, Row, Transitions
 from .fetched import FetchedJob, job_from_row, job_of
 from .lease import Lease
 
@@ -46,8 +46,10 @@ class Reservation:
         concurrency: int,
         next_from: Callable[[], list[str]],
         log: logging.Logger,
+        heard: Callable[[Next], Next] = lambda reply: reply,
     ):
-        """`next_from()`: the queues to start the thread's next job from (none: stop after this one)."""
+        """`next_from()`: the queues to start the thread's next job from (none: stop after this one);
+        `heard(reply)`: what the worker does with an outcome's reply read (logs its breaker lines)."""
         self.transitions, self.lease, self.limits, self.log = transitions, lease, limits, log
         self.worker = lease.worker
         self.concurrency, self.next_from = concurrency, next_from
@@ -59,18 +61,30 @@ class Reservation:
         self._early: Next | None = None
         self._hold = threading.Lock()
         self._hooks_since = 0.0  # monotonic: when the hooks of the job that just ended began (0: none run)
+        self._together = Together(transitions, lease, limits, heard)
 
-    def finish(self, job: FetchedJob, record: Record, after: Callable[[], None], waits: bool) -> FetchedJob | None:
+    def finish(
+        self,
+        job: FetchedJob,
+        record: Record,
+        after: Callable[[], None],
+        waits: bool,
+        finished: Finished | None = None,
+    ) -> FetchedJob | None:
         """Store the job's outcome with `record`, run `after` (the middlewares, once the outcome
         is stored; `waits`: they may take time) and return the next job to run, which the same
-        round trip started."""
+        round trip started. `finished`: the job succeeded, which a pool thread may record
+        together with other threads' successes (Together)."""
         if self.concurrency == 1:
             with self._hold:  # against the control thread giving the reservation back meanwhile
                 if not self._settle_previous(job):
                     after()
                     return None
         if not waits:
-            follow = self._go_on(record)
+            if finished is not None and self.concurrency > 1:
+                follow = self._together.finish(finished, self.next_from())
+            else:
+                follow = self._go_on(record)
             after()
             return follow
         self.lease.call(lambda: record(GoOn([], self.limits), True))
@@ -168,3 +182,75 @@ class Reservation:
                 self._reserved = None  # only once given back: a failed release is tried again
         finally:
             self._hold.release()
+
+
+class Together:
+    """A pool's successes, recorded together (group commit): a thread whose job succeeded queues
+    its outcome; when no call is in flight it sends every outcome queued in one call
+    (Transitions.succeed_many), which also starts a next job for each thread that asked, and hands
+    each thread its own; else it waits for the call that carries its outcome. Threads that finish
+    while a call is in flight thus share the next one: a pool of short jobs makes fewer calls
+    than jobs, and no thread waits longer than one call more than it would alone."""
+
+    def __init__(self, transitions: Transitions, lease: Lease, limits: dict[str, str], heard: Callable[[Next], Next]):
+        self.transitions, self.lease, self.limits, self.heard = transitions, lease, limits, heard
+        self._turn = threading.Condition()
+        self._queued: list[_Waiting] = []
+        self._sending = False
+
+    def finish(self, finished: Finished, queues: list[str]) -> FetchedJob | None:
+        """Record `finished` and return the job the thread runs next (none when `queues` is
+        empty, or they hold nothing it may start)."""
+        own = _Waiting(finished, queues)
+        with self._turn:
+            self._queued.append(own)
+            while not own.done and self._sending:
+                self._turn.wait()
+            if own.done:
+                return own.answer()
+            self._sending = True
+            batch, self._queued = self._queued, []
+        try:
+            self._send(batch)
+        except BaseException as exc:
+            for waiting in batch:
+                waiting.error = exc
+            raise
+        finally:
+            with self._turn:
+                self._sending = False
+                for waiting in batch:
+                    waiting.done = True
+                self._turn.notify_all()
+        return own.answer()
+
+    def _send(self, batch: list[_Waiting]) -> None:
+        asking = [waiting for waiting in batch if waiting.queues]
+        # the threads ask for the same queues (a weighted order differs: the first one's is taken)
+        go_on = GoOn(asking[0].queues if asking else [], self.limits)
+        worker = self.lease.worker
+        reply: Next = self.lease.call(
+            lambda: cast(
+                Next,
+                self.transitions.succeed_many(
+                    worker, time.time(), [waiting.finished for waiting in batch], go_on, len(asking)
+                ),
+            )
+        )
+        for waiting, row in zip(asking, self.heard(reply).rows):
+            waiting.row = row
+
+
+class _Waiting:
+    """A thread's success queued in Together, and what the call brought it."""
+
+    def __init__(self, finished: Finished, queues: list[str]):
+        self.finished, self.queues = finished, queues
+        self.done = False
+        self.row: Row | None = None
+        self.error: BaseException | None = None
+
+    def answer(self) -> FetchedJob | None:
+        if self.error is not None:
+            raise self.error
+        return job_of(self.row)

@@ -73,9 +73,10 @@ def _queue_keys(queues: tuple[str, ...]) -> tuple[str, ...]:
 
 @lru_cache(maxsize=256)
 def _outcome_keys(script: str, worker: str, queue: str, keyed: tuple[str, ...]) -> tuple[str, ...]:
-    """An outcome script's KEYS (succeed.lua, fail.lua)."""
+    """An outcome script's KEYS (succeed.lua, fail.lua; succeed's, for jobs of any queue, name
+    no queue)."""
     if script == "succeed":
-        own = (keys.active(worker), keys.started(queue), keys.finished(queue))
+        own = (keys.active(worker), _STARTED, _FINISHED)
         prefixes: tuple[str, ...] = (_DEFERRED, _CANCELED, keys.QUEUES)
     else:
         own = (keys.active(worker), keys.started(queue), keys.scheduled(queue))

@@ -106,12 +106,30 @@ class Next(NamedTuple):
     started: int | None  # the attempt of the reserved job it started; None: that job was canceled or deleted
     row: Row | None  # the job it started, when no reserved one was given
     reserved: Row | None  # the job it reserved
-    breaker: str = ""  # what the outcome did to the job's circuit breaker: 'opened NAME', 'closed NAME' or ''
+    # what the outcomes did to their jobs' circuit breakers, a line each: 'opened NAME' or 'closed NAME'
+    breaker: str = ""
+    more: tuple[Row, ...] = ()  # the other jobs it started (succeed_many's `starts`)
 
     @classmethod
     def of(cls, reply: list[Any]) -> Next:
-        started, row, reserved, *breaker = _checked(reply)
-        return cls(int(started) if started else None, row or None, reserved or None, _reply_text(breaker))
+        started, row, reserved, *rest = _checked(reply)
+        more = tuple(rest[1]) if len(rest) > 1 else ()
+        return cls(int(started) if started else None, row or None, reserved or None, _reply_text(rest[:1]), more)
+
+    @property
+    def rows(self) -> list[Row]:
+        """Every job it started from the queues (not a reserved one)."""
+        return [self.row, *self.more] if self.row else list(self.more)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that finished, as succeed_many records it."""
+
+    job_id: str
+    queue: str
+    attempt: int
+    result_json: bytes
 
 
 def _reply_text(reply: list[Any]) -> str:
@@ -327,7 +345,28 @@ class Transitions(_Scripts):
         """Record a finished job and, in the same round trip, go on as `go_on` says; returns the
         reply (Next), or with wait=False a function that waits for it. Raises LeaseLost (and
         writes nothing) when the job was recovered from this worker."""
-        return self._outcome("succeed", job_id, queue, worker, attempt, now, go_on, result_json, wait)
+        return self.succeed_many(worker, now, [Finished(job_id, queue, attempt, result_json)], go_on, wait=wait)
+
+    def succeed_many(
+        self, worker: str, now: float, finished: Sequence[Finished], go_on: GoOn, starts: int = 1, *, wait: bool = True
+    ) -> Next | Callable[[], Next]:
+        """Record jobs that finished (each one's end at `now`) in one call, then go on as `go_on`
+        says, starting up to `starts` jobs (Next.rows; with go_on.start, the reserved one and
+        `starts` - 1 more). Raises LeaseLost (and writes nothing) when one of them was recovered
+        from this worker."""
+        args: list[Any] = [worker, now, rq_time(now), _WAKE, len(finished), starts]
+        for job in finished:
+            args += [job.job_id, job.queue, job.attempt, job.result_json, base64.b64encode(job.result_json)]
+        args += go_on.arguments()
+        return self._next("succeed", _outcome_keys("succeed", worker, "", go_on.keyed()), args, wait)
+
+    def _next(self, script: str, names: Sequence[str], args: Sequence[Any], wait: bool) -> Next | Callable[[], Next]:
+        """Call a script that goes on with the worker's next job: its reply, or with wait=False a
+        function that waits for it."""
+        if wait:
+            return Next.of(self._run(script, args, names))
+        reply = self._send(script, names, args)
+        return lambda: Next.of(reply())
 
     def fail(
         self,
@@ -350,41 +389,10 @@ class Transitions(_Scripts):
         'canceled' (stopped while running) or 'deferred' (its breaker is open: back at
         `retry_at`, its attempt unused); then go on as `succeed` does. `breaker`: for the job's
         circuit breaker, True a failure it counts, False one it does not, None no verdict."""
-        return self._outcome(
-            "fail",
-            job_id,
-            queue,
-            worker,
-            attempt,
-            now,
-            go_on,
-            exc_info,
-            wait,
-            [verdict, retry_at or 0, json.dumps(error_entry), reason, {True: "1", False: "0", None: ""}[breaker]],
-        )
-
-    def _outcome(
-        self,
-        script: str,
-        job_id: str,
-        queue: str,
-        worker: str,
-        attempt: int,
-        now: float,
-        go_on: GoOn,
-        blob: bytes,
-        wait: bool,
-        outcome: Sequence[Any] = (),
-    ) -> Next | Callable[[], Next]:
-        """Call an outcome script: the job, `blob` (the result, or the traceback) as is and
-        base64-encoded (RQ's results-stream form), the `outcome`'s own arguments, then go_on's."""
-        args = [job_id, queue, worker, attempt, now, rq_time(now), blob, base64.b64encode(blob), _WAKE]
-        args += [*outcome, *go_on.arguments()]
-        names = _outcome_keys(script, worker, queue, go_on.keyed())
-        if wait:
-            return Next.of(self._run(script, args, names))
-        reply = self._send(script, names, args)
-        return lambda: Next.of(reply())
+        args = [job_id, queue, worker, attempt, now, rq_time(now), exc_info, base64.b64encode(exc_info), _WAKE]
+        args += [verdict, retry_at or 0, json.dumps(error_entry), reason, {True: "1", False: "0", None: ""}[breaker]]
+        args += go_on.arguments()
+        return self._next("fail", _outcome_keys("fail", worker, queue, go_on.keyed()), args, wait)
 
     def go_on(
         self, worker: str, token: str, go_on: GoOn, now: float, *, wait: bool = True
@@ -393,10 +401,7 @@ class Transitions(_Scripts):
         it before running the job's hooks). Raises LeaseLost when the worker's lease is gone."""
         args = [token, worker, now, rq_time(now), *go_on.arguments()]
         names = (keys.worker(worker), keys.active(worker), *_TAKE, *_queue_keys(go_on.keyed()))
-        if wait:
-            return Next.of(self._run("go_on", args, names))
-        reply = self._send("go_on", names, args)
-        return lambda: Next.of(reply())
+        return self._next("go_on", names, args, wait)
 
     def breaker_enter(self, name: str, settings: str, job_id: str, worker: str, now: float) -> float | None:
         """May a `with jobctl.breaker(name):` block run (lua/breaker.lua)? None: yes (half-open,

@@ -697,6 +697,17 @@ local function start_next(k, worker, now, now_iso, queues)
   return job_row(k, id, from, job, worker, now, now_iso, true)
 end
 
+-- Start up to `count` jobs for a worker (start_next): their rows, as many as there were.
+local function start_jobs(k, worker, now, now_iso, queues, count)
+  local rows = {}
+  for _ = 1, count do
+    local row = start_next(k, worker, now, now_iso, queues)
+    if not row then break end
+    table.insert(rows, row)
+  end
+  return rows
+end
+
 -- Start the job a worker reserved (see go_on): its attempt, or false when the job is no longer
 -- queued (canceled or deleted since: the worker then records nothing for it).
 local function start_reserved(k, id, queue, worker, now, now_iso)
