@@ -467,8 +467,9 @@ class CoreModel(RuleBasedStateMachine):
         b.state, b.opened_at, b.open_until, b.failures = "open", self.now, self.now + BREAKER_SETTINGS.cooldown, []
         return f"opened {BREAKER}"
 
-    def take_next(self, worker: ModelWorker, queues: list[str]) -> Job | None:
-        """lib.lua's take_next: the next job the worker may start, into its in-flight list."""
+    def take_next(self, worker: ModelWorker, queues: list[str], start: bool = True) -> Job | None:
+        """lib.lua's take_next: the next job the worker may start, into its in-flight list; its
+        limits are checked only when it `start`s (a reservation holds none)."""
         while True:
             source = next(
                 (
@@ -481,17 +482,21 @@ class CoreModel(RuleBasedStateMachine):
             if source is None:
                 return None
             job = self.jobs[self.queues[source].pop(0)]
-            hold = self.may_start(job, source, worker) if job.status == "queued" else None
+            hold = self.may_start(job, source, worker) if job.status == "queued" and start else None
             if hold is None and job.status == "queued":
                 worker.active.append(job.id)
                 job.taken_at = self.now
                 return job
             if hold is not None:
-                held_by = "breaker" if job.kind == BREAKER_JOB else "concurrency limit"
-                EVENTS["held back by a " + ("rate" if hold < 0 else held_by)] += 1
-                job.status = "scheduled"
-                job.due = hold if hold > 0 else self.redis_due(job)
-                assert job.due > self.now, (job.id, job.due, self.now)
+                self.hold_back(job, hold)
+
+    def hold_back(self, job: Job, hold: float) -> None:
+        """lib.lua's hold_back, `hold` as may_start said."""
+        held_by = "breaker" if job.kind == BREAKER_JOB else "concurrency limit"
+        EVENTS["held back by a " + ("rate" if hold < 0 else held_by)] += 1
+        job.status = "scheduled"
+        job.due = hold if hold > 0 else self.redis_due(job)
+        assert job.due > self.now, (job.id, job.due, self.now)
 
     def redis_due(self, job: Job) -> float:
         score = self.db.zscore(keys.scheduled(job.queue), job.id)
@@ -509,12 +514,14 @@ class CoreModel(RuleBasedStateMachine):
         row = reserved = None
         if go_on.start:
             job = self.jobs[go_on.start[0]]
-            EVENTS["reservation started" if job.status == "queued" else "reservation found canceled"] += 1
-            if job.status != "queued":
+            hold = self.may_start(job, go_on.start[1], worker) if job.status == "queued" else None
+            EVENTS["reservation found canceled" if job.status != "queued" else "reservation started"] += hold is None
+            if job.status != "queued" or hold is not None:
                 worker.active.remove(job.id)
-                if not job.deleted:
-                    self.release_slot(job)
-            else:
+            if hold is not None:  # its limits hold it back as it starts
+                self.hold_back(job, hold)
+                started = 0
+            elif job.status == "queued":
                 started = self.job_start(job, worker)
         elif go_on.queues:
             taken = self.take_next(worker, go_on.queues)
@@ -522,7 +529,7 @@ class CoreModel(RuleBasedStateMachine):
                 self.job_start(taken, worker)
                 row = taken.id
         if go_on.reserve and go_on.queues:
-            taken = self.take_next(worker, go_on.queues)
+            taken = self.take_next(worker, go_on.queues, start=False)
             reserved = taken.id if taken else None
         return started, row, reserved
 
@@ -734,9 +741,9 @@ class CoreModel(RuleBasedStateMachine):
         go_on = GoOn(queues, worker.worker.limits)
         if worker.concurrency == 1:  # as Worker._finish goes on
             if worker.reserved and queues:
-                go_on.start, go_on.reserve = worker.reserved, True
+                go_on.start, go_on.reserve = worker.reserved, 1
             else:
-                go_on.reserve = bool(queues) and worker.reserved is None
+                go_on.reserve = int(bool(queues) and worker.reserved is None)
         job = self.jobs[job_id]
         retry_at = self.now + 5
 
@@ -778,7 +785,7 @@ class CoreModel(RuleBasedStateMachine):
             replied = (
                 reply.started,
                 reply.row and reply.row[0].decode(),
-                reply.reserved and reply.reserved[0].decode(),
+                reply.reserved[0][0].decode() if reply.reserved else None,
             )
             assert replied == (started, row, reserved)
             assert reply.breaker == breaker
@@ -789,7 +796,7 @@ class CoreModel(RuleBasedStateMachine):
         if drop_reply:
             worker.exited = True  # it fenced itself: its supervisor reaps it (crash)
             return
-        if go_on.start and started is None:  # Worker._finish: the job was canceled as it started
+        if go_on.start and not started:  # Worker._finish: canceled as it started, or held back by its limits
             self.give_back(worker)
         if not queues:
             self.give_back(worker)

@@ -132,7 +132,14 @@ class Worker:
         self._next_memory_check = 0.0
         self.lease = Lease(self.name, self.log, url, lease_ttl)
         self.reservation = Reservation(
-            self.transitions, self.lease, self.limits, concurrency, self._next_from, self.log, self._logged
+            self.transitions,
+            self.lease,
+            self.limits,
+            concurrency,
+            self._next_from,
+            self.log,
+            self._logged,
+            min((q.prefetch for q in queues), default=1),
         )
         self.control = Control(
             connection,

@@ -82,12 +82,12 @@ class GoOn:
     queues: list[str]  # the queues to take the next job from; none: the worker stops after this job
     limits: dict[str, str] = field(default_factory=dict)  # the worker's rate and concurrency limits (limits.py)
     start: tuple[str, str] | None = None  # (id, queue) of the reserved job the worker has just started
-    reserve: bool = False  # also reserve one more job, to start without waiting when this one ends
+    reserve: int = 0  # also reserve up to this many jobs, to start without waiting when this one ends
 
     def arguments(self) -> list[Any]:
         """go_on's ARGV (go_on_args in lua/lib.lua): start, start_queue, reserve, limits, queues."""
         start, start_queue = self.start or ("", "")
-        return [start, start_queue, "1" if self.reserve else "0", _limits(self.limits), *self.queues]
+        return [start, start_queue, self.reserve, _limits(self.limits), *self.queues]
 
     def keyed(self) -> tuple[str, ...]:
         """The queues whose keys the script is given (go_on_queues in lua/lib.lua)."""
@@ -103,9 +103,11 @@ def _limits(limits: dict[str, str]) -> str:
 class Next(NamedTuple):
     """An outcome script's reply (go_on in lua/lib.lua)."""
 
-    started: int | None  # the attempt of the reserved job it started; None: that job was canceled or deleted
+    # the attempt of the reserved job it started; None: that job was canceled or deleted; 0: its
+    # limits held it back (it waits in the scheduled set)
+    started: int | None
     row: Row | None  # the job it started, when no reserved one was given
-    reserved: Row | None  # the job it reserved
+    reserved: tuple[Row, ...]  # the jobs it reserved
     # what the outcomes did to their jobs' circuit breakers, a line each: 'opened NAME' or 'closed NAME'
     breaker: str = ""
     more: tuple[Row, ...] = ()  # the other jobs it started (succeed_many's `starts`)
@@ -114,7 +116,8 @@ class Next(NamedTuple):
     def of(cls, reply: list[Any]) -> Next:
         started, row, reserved, *rest = _checked(reply)
         more = tuple(rest[1]) if len(rest) > 1 else ()
-        return cls(int(started) if started else None, row or None, reserved or None, _reply_text(rest[:1]), more)
+        attempt = None if started is None else int(started)
+        return cls(attempt, row or None, tuple(reserved), _reply_text(rest[:1]), more)
 
     @property
     def rows(self) -> list[Row]:
