@@ -76,7 +76,7 @@ from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.options.rates import parse_rate
 from jobctl.runtime.worker import Worker
 from jobctl.store import keys
-from jobctl.store.transitions import GoOn, Next, Transitions
+from jobctl.store.transitions import Finished, GoOn, Next, Transitions
 
 EXAMPLES = int(os.environ.get("JOBCTL_MODEL_EXAMPLES", "50"))
 STEPS = int(os.environ.get("JOBCTL_MODEL_STEPS", "30"))
@@ -708,6 +708,46 @@ class CoreModel(RuleBasedStateMachine):
             self.record_outcome(worker, list(worker.running)[pick % len(worker.running)], verdict, stop)
         else:
             self.fetch(worker, min(count, worker.concurrency - len(worker.running)))
+
+    @precondition(lambda self: self.any_worker(lambda w: runs_jobs(w) and w.concurrency > 1))
+    @rule(index=st.integers(0, 10), picks=st.sets(st.integers(0, 10), min_size=1), starts=st.integers(0, 3))
+    def finish_together(self, index: int, picks: set[int], starts: int) -> None:
+        """Threads of a pool worker whose jobs succeeded together record them in one call
+        (reservation.Together), which starts up to `starts` jobs (0: they are stopping)."""
+        self.tick()
+        worker = self.pick_worker(index, lambda w: runs_jobs(w) and w.concurrency > 1)
+        running = list(worker.running)
+        ids = list(dict.fromkeys(running[pick % len(running)] for pick in sorted(picks)))
+        queues = self.fetch_order(worker) if starts else []
+        go_on = GoOn(queues, worker.worker.limits)
+        finished = [Finished(job_id, self.jobs[job_id].queue, worker.running[job_id], b"1") for job_id in ids]
+
+        def call() -> Any:
+            return self.t.succeed_many(worker.name, self.now, finished, go_on, starts)
+
+        if any(job_id not in worker.active for job_id in ids):  # recovered from this worker: none is recorded
+            self.fenced(call, worker)
+            return
+        reply = call()
+        assert isinstance(reply, Next)
+        EVENTS[f"{len(ids)} outcomes together"] += 1
+        breakers = []
+        for job_id in ids:
+            job = self.jobs[job_id]
+            del worker.running[job_id]
+            worker.active.remove(job_id)
+            self.release_slot(job)
+            breakers.append(self.breaker_outcome(job, False))
+            self.end(job, "finished")
+            self.settle_dependents(job_id)
+        expected = []
+        for _ in range(starts if queues else 0):
+            job = self.take_next(worker, queues)
+            if job is None:
+                break
+            expected.append((job.id, self.job_start(job, worker)))
+        assert [(row[0].decode(), int(row[2])) for row in reply.rows] == expected
+        assert reply.breaker == "\n".join(filter(None, breakers))
 
     def fetch(self, worker: ModelWorker, count: int) -> None:
         if not worker.lease:
