@@ -518,6 +518,7 @@ end
 -- 0 when a job of the type `job_name`, fetched from `queue`, may start now (the start is then
 -- counted against the limits), else the unix time at which to try it again.
 local function may_start(k, id, job_name, queue, worker, now)
+  if next(limits) == nil then return 0 end  -- a worker without limits: the common case, kept cheap
   local max_running, slots = nil, nil
   local breaker = breaker_key(k, job_name)
   if breaker then
@@ -631,7 +632,7 @@ local function take_next(k, worker, now, queues, start)
     local id, from = false, nil
     for _, queue in ipairs(queues) do
       local passed = k.by_queue[queue]
-      if rate_allows('rate:queue:' .. queue, passed.rate, now) then
+      if next(limits) == nil or rate_allows('rate:queue:' .. queue, passed.rate, now) then
         id = redis.call('LMOVE', passed.queue, active, 'LEFT', 'RIGHT')
         if id then from = queue break end
       end
