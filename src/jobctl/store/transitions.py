@@ -87,7 +87,7 @@ class GoOn:
     def arguments(self) -> list[Any]:
         """go_on's ARGV (go_on_args in lua/lib.lua): start, start_queue, reserve, limits, queues."""
         start, start_queue = self.start or ("", "")
-        return [start, start_queue, self.reserve, _limits(self.limits), *self.queues]
+        return [start, start_queue, int(self.reserve), _limits(self.limits), *self.queues]
 
     def keyed(self) -> tuple[str, ...]:
         """The queues whose keys the script is given (go_on_queues in lua/lib.lua)."""

@@ -42,12 +42,15 @@
 --- @include "lib"
 local worker, now, now_iso, n, starts = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])
 local first = 7
--- every job leaves the worker's in-flight list (the fence: see leave_started), or none does
-for at = first, first + 5 * (n - 1), 5 do
-  if redis.call('LREM', KEYS[1], '1', ARGV[at]) == 0 then
-    for back = first, at - 5, 5 do redis.call('RPUSH', KEYS[1], ARGV[back]) end
-    return Refusal.FENCED
+-- every job leaves the worker's in-flight list (the fence: see leave_started), or none does: with
+-- several, each is looked for before any leaves; one alone, its LREM is the look
+if n > 1 then
+  for at = first, first + 5 * (n - 1), 5 do
+    if not redis.call('LPOS', KEYS[1], ARGV[at]) then return Refusal.FENCED end
   end
+end
+for at = first, first + 5 * (n - 1), 5 do
+  if redis.call('LREM', KEYS[1], '1', ARGV[at]) == 0 then return Refusal.FENCED end
 end
 for at = first, first + 5 * (n - 1), 5 do
   redis.call('ZREM', KEYS[2] .. ARGV[at + 1], ARGV[at] .. ':' .. ARGV[at + 2])
