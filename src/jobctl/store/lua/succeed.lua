@@ -43,10 +43,14 @@
 local worker, now, now_iso, n, starts = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])
 local first = 7
 -- every job leaves the worker's in-flight list (the fence: see leave_started), or none does: with
--- several, each is looked for before any leaves; one alone, its LREM is the look
+-- several, each is looked for in the list (one read: it holds no more than the worker's threads)
+-- before any leaves; one alone, its LREM is the look
 if n > 1 then
+  local held = {}
+  for _, id in ipairs(redis.call('LRANGE', KEYS[1], '0', '-1')) do held[id] = (held[id] or 0) + 1 end
   for at = first, first + 5 * (n - 1), 5 do
-    if not redis.call('LPOS', KEYS[1], ARGV[at]) then return Refusal.FENCED end
+    if not held[ARGV[at]] or held[ARGV[at]] == 0 then return Refusal.FENCED end
+    held[ARGV[at]] = held[ARGV[at]] - 1
   end
 end
 for at = first, first + 5 * (n - 1), 5 do
