@@ -76,6 +76,34 @@ def test_a_pool_records_the_successes_of_threads_that_finish_together_in_one_cal
     assert extra / (POOL * ROUNDS) <= 0.5, extra
 
 
+def stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "T"
+
+
+def test_a_stop_gives_every_prefetched_job_back_to_the_front_in_order(project, tmp_path, db):
+    """`jobctl work` stopped (SIGTERM) while its worker runs a job with three reserved: the job
+    ends, and the three are back at the front of the queue, in their order, unstarted (queued,
+    no attempt used, no crash), ahead of the job that was never reserved."""
+    project.write("queue.yml", "default: {worker_count: 1, prefetch: 3}\n")
+    out, marker = tmp_path / "out", tmp_path / "frozen"
+    project.enqueue("add", "1", "2")
+    frozen = project.enqueue("freezes", str(marker))
+    reserved = [project.enqueue("record", str(out), f"r{n}") for n in (1, 2, 3)]
+    last = project.enqueue("record", str(out), "r4")
+    work = project.start("work")
+    wait_for(marker.exists, message="the freezing job to start")
+    worker = int(marker.read_text())
+    wait_for(lambda: stopped(worker), message="the worker stopped")
+    work.send_signal(signal.SIGTERM)  # the supervisor passes it on: pending while the worker is stopped
+    os.kill(worker, signal.SIGCONT)
+    assert work.wait(timeout=30) == 0
+    assert [j.decode() for j in db.lrange(keys.queue("default"), 0, -1)] == [*reserved, last]
+    assert db.hget(keys.job(frozen), "status") == b"finished"
+    for job_id in reserved:
+        fields = db.hmget(keys.job(job_id), "status", "jobctl_attempts", "jobctl_crashes")
+        assert fields[0] == b"queued" and fields[1] in (None, b"0") and fields[2] in (None, b"0"), fields
+
+
 def test_kill_9_gives_every_prefetched_job_back_uncounted(project, tmp_path, db):
     """A worker with `prefetch: 3` runs a job with three reserved behind it (one of them limited
     by max_concurrency): while reserved they are 'queued' in its in-flight list, with no
@@ -92,7 +120,7 @@ def test_kill_9_gives_every_prefetched_job_back_uncounted(project, tmp_path, db)
     work = project.start("work")
     wait_for(marker.exists, message="the freezing job to start")
     worker = int(marker.read_text())
-    wait_for(lambda: Path(f"/proc/{worker}/stat").read_text().split(")")[1].split()[0] == "T", message="stopped")
+    wait_for(lambda: stopped(worker), message="the worker stopped")
     name = next(w.decode() for w in db.smembers(keys.ACTIVE_WORKERS))
     assert [j.decode() for j in db.lrange(keys.active(name), 0, -1)] == [frozen, *reserved]
     assert db.lrange(keys.queue("default"), 0, -1) == [last.encode()]
