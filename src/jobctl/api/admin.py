@@ -17,6 +17,7 @@ from ..config.queues import QueuesConfig, RecurringEntry
 from ..errors import RedisUnavailable, UnknownJob
 from ..store import keys
 from ..store.jobdata import RQ_STATUS, JobView
+from ..store.locate import locate
 from ..store.transitions import Transitions
 from . import joblists, reads, records
 from .producer import enqueue
@@ -25,12 +26,8 @@ PURGE_BATCH = 1000  # registry entries per script call: each call holds Redis fo
 REQUEUE_BATCH = 500  # dead jobs read, and requeued by one script call, at a time
 CANCEL_REASON = "canceled by an operator"
 
-# the states `purge` deletes -> (their RQ status word, which names their registry; the registry key)
-PURGEABLE = {
-    "finished": ("finished", keys.finished),
-    "dead": (RQ_STATUS["dead"], keys.dead),
-    "canceled": ("canceled", keys.canceled),
-}
+# the states `purge` deletes -> their RQ status word, which names their registry (keys.Layout.ended)
+PURGEABLE = {"finished": "finished", "dead": RQ_STATUS["dead"], "canceled": "canceled"}
 _STATE_OF_STATUS = {status: state for state, status in RQ_STATUS.items()}
 
 
@@ -67,12 +64,13 @@ def requeue_dead_batches(
     however many jobs are dead (100,000 took 687 MB read all at once), and Redis is never held
     for long. Yields each batch's jobs requeued (with `dry_run`: those that would be)."""
     transitions = Transitions(connection)
+    layout = transitions.layout
     named = set(job_ids)
     batches = [job_ids[start : start + batch_size] for start in range(0, len(job_ids), batch_size)]
     scanned = (
         [job_id for job_id in batch if job_id not in named]  # each job once
         for queue in queues
-        for batch in _batches(connection, keys.dead(queue), batch_size, removing=not dry_run)
+        for batch in _batches(connection, layout.dead(queue), batch_size, removing=not dry_run)
     )
     for batch in itertools.chain(batches, scanned):
         dead = _dead_among(connection, batch)
@@ -82,7 +80,13 @@ def requeue_dead_batches(
         if dry_run or not dead:
             yield dead
             continue
-        requeued = set(transitions.requeue_dead([job.id for job in dead], time.time()))
+        # one call per queue on a cluster (each queue's slot), one in all on one Redis
+        by_queue: dict[str, list[str]] = {}
+        for job in dead:
+            by_queue.setdefault(job.queue if layout.cluster else "", []).append(job.id)
+        requeued = {
+            job_id for queue, ids in by_queue.items() for job_id in transitions.requeue_dead(ids, time.time(), queue)
+        }
         yield [job for job in dead if job.id in requeued]
 
 
@@ -95,9 +99,11 @@ def _dead_among(connection: redis.Redis, job_ids: list[str]) -> list[JobView]:
     """The dead jobs among `job_ids`, each read as far as requeue-dead shows it (id, job name,
     queue, end; JobView.from_hash reads what there is). A record another tool wrote names its
     job only in its payload: it is read whole."""
+    layout, where = keys.layout_of(connection), locate(connection, job_ids)
+    job_ids = [job_id for job_id in job_ids if job_id in where]
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.hmget(keys.job(job_id), _LISTED)
+            pipe.hmget(layout.job(job_id, where[job_id]), _LISTED)
         rows = pipe.execute()
     dead, foreign = [], []
     for job_id, values in zip(job_ids, rows):
@@ -158,31 +164,37 @@ def cancel(connection: redis.Redis, job_id: str, *, wait: float = STOP_WAIT) -> 
     A started job is stopped: its worker raises an exception inside it (its `finally` blocks
     run) and records it canceled; this waits up to `wait` seconds for that. A job that ignores
     the exception is killed with its worker after a grace period."""
-    status = Transitions(connection).cancel(job_id, time.time(), CANCEL_REASON)
+    layout, queue = keys.layout_of(connection), locate(connection, [job_id]).get(job_id)
+    status = (
+        Transitions(connection).cancel(job_id, time.time(), CANCEL_REASON, queue or "") if queue is not None else ""
+    )
     if not status:
         raise UnknownJob(f"no job with id {job_id!r}")
+    assert queue is not None  # the job was found
     state = _STATE_OF_STATUS.get(status, status)
     now = "canceled" if state in ("queued", "scheduled", "deferred") else state
     if state == "started":
         deadline = time.monotonic() + wait
         while now == "started" and time.monotonic() < deadline:
             time.sleep(0.05)
-            raw = cast("bytes | None", connection.hget(keys.job(job_id), "status"))
+            raw = cast("bytes | None", connection.hget(layout.job(job_id, queue), "status"))
             now = _STATE_OF_STATUS.get(raw.decode(), raw.decode()) if raw else "canceled"
     canceled = now == "canceled" and state != "canceled"
-    return Cancellation(job_id, state, canceled, _canceled_with(connection, job_id) if canceled else [], now)
+    return Cancellation(job_id, state, canceled, _canceled_with(connection, job_id, queue) if canceled else [], now)
 
 
-def _canceled_with(connection: redis.Redis, job_id: str) -> list[str]:
-    """The dependents (and theirs) that the cascade canceled because of `job_id`."""
+def _canceled_with(connection: redis.Redis, job_id: str, queue: str) -> list[str]:
+    """The dependents (and theirs) that the cascade canceled because of `job_id` (of `queue`,
+    as they are on a cluster)."""
+    layout = keys.layout_of(connection)
     found: list[str] = []
     pending = [job_id]
     while pending:
         parent = pending.pop()
-        for raw in sorted(cast("set[bytes]", connection.smembers(keys.dependents(parent)))):
+        for raw in sorted(cast("set[bytes]", connection.smembers(layout.dependents(parent, queue)))):
             child = raw.decode()
             status, canceled_by = cast(
-                "list[bytes | None]", connection.hmget(keys.job(child), ["status", "jobctl_canceled_by"])
+                "list[bytes | None]", connection.hmget(layout.job(child, queue), ["status", "jobctl_canceled_by"])
             )
             if status == b"canceled" and canceled_by == parent.encode():
                 found.append(child)
@@ -202,10 +214,10 @@ def purge(connection: redis.Redis, queue: str, state: str, cutoff: float, *, dry
     in batches and each batch is checked and deleted by one short script (lua/purge.lua), so a
     registry of millions never blocks Redis for long."""
     transitions = Transitions(connection)
-    status, registry_key = PURGEABLE[state]
+    status = PURGEABLE[state]
     return sum(
         transitions.purge(queue, status, batch, cutoff, dry_run=dry_run)
-        for batch in _batches(connection, registry_key(queue))
+        for batch in _batches(connection, transitions.layout.ended(status, queue))
     )
 
 
@@ -240,8 +252,6 @@ def _batches(
 
 # --- delete, enqueue now, run a recurring entry now, act on every match (the dashboard) ------------
 
-_REGISTRY_OF_STATE = {"finished": "finished", "dead": RQ_STATUS["dead"], "canceled": "canceled"}
-
 
 def delete(connection: redis.Redis, job_ids: list[str]) -> list[str]:
     """Delete jobs that are not running: a queued, scheduled or deferred job is canceled first
@@ -251,19 +261,18 @@ def delete(connection: redis.Redis, job_ids: list[str]) -> list[str]:
     for job in records.jobs(connection, job_ids):
         state = job.state
         if state in ("queued", "scheduled", "deferred"):
-            transitions.cancel(job.id, now, CANCEL_REASON)
+            transitions.cancel(job.id, now, CANCEL_REASON, job.queue if transitions.layout.cluster else "")
             state = "canceled"
         # a cutoff just past now: whenever the job ended, the cancel above included
-        if state in _REGISTRY_OF_STATE and transitions.purge(
-            job.queue, _REGISTRY_OF_STATE[state], [job.id], now + 60, dry_run=False
-        ):
+        if state in PURGEABLE and transitions.purge(job.queue, PURGEABLE[state], [job.id], now + 60, dry_run=False):
             deleted.append(job.id)
     return deleted
 
 
 def enqueue_now(connection: redis.Redis, job_id: str) -> bool:
     """Queue a scheduled job (delayed, or waiting for its retry) now; False if it is not scheduled."""
-    return Transitions(connection).enqueue_now(job_id, time.time())
+    queue = locate(connection, [job_id]).get(job_id)
+    return queue is not None and Transitions(connection).enqueue_now(job_id, time.time(), queue)
 
 
 def run_recurring_now(connection: redis.Redis, config: QueuesConfig, entry: RecurringEntry) -> str:

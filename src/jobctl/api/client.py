@@ -28,7 +28,8 @@ import redis
 from ..config.queues import QueueConfig, QueuesConfig, is_queue_name, load_queues
 from ..config.settings import DEFAULT_SOURCE, Settings
 from ..errors import BlockingCall, ConfigError, JobNotFound, UnknownJob
-from ..store.connection import async_connect, mask_url, resolve_url, unavailable
+from ..store import keys
+from ..store.connection import async_connect, is_cluster, mask_url, resolve_url, unavailable
 from ..store.connection import connect as connect_redis
 from ..store.transitions import AsyncTransitions
 from . import context
@@ -111,6 +112,13 @@ class Client:
         if self._config or settings.source("config_path") != DEFAULT_SOURCE or Path(settings.config_path).exists():
             return load_queues(settings.config_path)
         return DefaultQueues("(no queue.yml: the defaults)")
+
+    @cached_property
+    def layout(self) -> keys.Layout:
+        """How the keys of this client's Redis are named: a Redis Cluster's, or RQ's layout."""
+        if self._given is not None:
+            return keys.layout_of(self._given)
+        return keys.CLUSTER if is_cluster(self.url) else keys.PLAIN
 
     @property
     def connection(self) -> redis.Redis:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar, cast
 
 from ..errors import JobCanceled, JobFailed, JobNotFound
-from ..store import keys
 from ..store.jobdata import JobView, stream_outcome
+from ..store.locate import locate
 from . import admin
 
 if TYPE_CHECKING:
@@ -43,9 +43,20 @@ class _Look:
 class Handle(Generic[R]):
     """A job in Redis, as its enqueuer sees it: `R` is the job function's return type."""
 
-    def __init__(self, job_id: str, client: Client):
+    def __init__(self, job_id: str, client: Client, queue: str = ""):
         self.id = job_id
         self.client = client
+        self._queue = queue  # the job's queue, which names its keys on a Redis Cluster ('' until known)
+
+    def _keys(self) -> tuple[str, str]:
+        """The job's record and results stream; on a cluster its queue is looked up once if the
+        handle was made from an id alone (jobctl.get)."""
+        layout = self.client.layout
+        if layout.cluster and not self._queue:
+            self._queue = locate(self.client.connection, [self.id], self.client.config.queues).get(self.id, "")
+            if not self._queue:
+                raise JobNotFound(f"no job with id {self.id!r} on any queue of the Redis Cluster")
+        return layout.job(self.id, self._queue), layout.results(self.id, self._queue)
 
     def __repr__(self) -> str:
         return f"<jobctl.Handle {self.id}>"
@@ -89,7 +100,7 @@ class Handle(Generic[R]):
                 if self._ended(look):
                     return self._outcome(look)
                 connection = self.client.connection
-                connection.xread({keys.results(self.id): look.last_entry}, block=self._block_ms(deadline))
+                connection.xread({self._keys()[1]: look.last_entry}, block=self._block_ms(deadline))
 
     async def aresult(self, timeout: float | None = None) -> R:
         """result() for asyncio: waits without blocking the event loop."""
@@ -100,7 +111,7 @@ class Handle(Generic[R]):
                 if self._ended(look):
                     return self._outcome(look)
                 connection = self.client.async_connection()
-                await connection.xread({keys.results(self.id): look.last_entry}, block=self._block_ms(deadline))
+                await connection.xread({self._keys()[1]: look.last_entry}, block=self._block_ms(deadline))
 
     # --- acting ----------------------------------------------------------------------------------
 
@@ -121,17 +132,19 @@ class Handle(Generic[R]):
     # --- the looks -------------------------------------------------------------------------------
 
     def _look_sync(self) -> _Look:
+        record, results = self._keys()
         with self.client.translated_errors(), self.client.connection.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.job(self.id))
-            pipe.xrevrange(keys.results(self.id), count=1)
+            pipe.hgetall(record)
+            pipe.xrevrange(results, count=1)
             return self._look(*pipe.execute())
 
     async def _look_async(self) -> _Look:
         connection = self.client.async_connection()
+        record, results = self._keys()
         with self.client.translated_errors():
             async with connection.pipeline(transaction=False) as pipe:
-                pipe.hgetall(keys.job(self.id))
-                pipe.xrevrange(keys.results(self.id), count=1)
+                pipe.hgetall(record)
+                pipe.xrevrange(results, count=1)
                 return self._look(*await pipe.execute())
 
     def _look(self, raw: dict[bytes, bytes], latest: list[tuple[bytes, dict[bytes, bytes]]]) -> _Look:

@@ -11,6 +11,7 @@ from ..store import joboutput, keys
 from ..store.connection import read_replies
 from ..store.jobdata import JobView
 from ..store.joboutput import AttemptOutput
+from ..store.locate import locate
 from .records import job, jobs, text_of
 
 if TYPE_CHECKING:
@@ -121,19 +122,21 @@ def job_detail(
     `config`: for the max retries of a job whose record does not carry them (RQ's API enqueued it
     without a Retry), its queue's, as the worker applies them."""
     view = job(connection, job_id, pickle_queues)
+    home = locate(connection, [job_id]).get(job_id, "")  # its keys' queue on a cluster (parents and children share it)
+    layout = keys.layout_of(connection)
     if view.max_retries is None and config is not None and view.queue in config.queues:
         view.max_retries = config.queues[view.queue].max_retries
     detail = JobDetail(
         view,
         _relatives(connection, view.depends_on),
         _relatives(connection, view.dependents),
-        attempts=joboutput.read(connection, view.id, list(range(1, view.attempts + 1))),
+        attempts=joboutput.read(connection, view.id, list(range(1, view.attempts + 1)), home),
     )
     level, listed = detail.children, {job_id, *view.dependents}
     while level:
         with connection.pipeline(transaction=False) as pipe:
             for node in level:
-                pipe.smembers(keys.dependents(node.id))
+                pipe.smembers(layout.dependents(node.id, home))
             below = [sorted(map(text_of, members)) for members in read_replies(pipe)]
         next_level = []
         for node, child_ids in zip(level, below):

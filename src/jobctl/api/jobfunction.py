@@ -166,7 +166,7 @@ class JobFunction(Generic[P, R]):
         with client.translated_errors(), self._named_faults(given=given):
             storing = producer.store_many(Transitions.of(client.connection), self._template_of(client), given)
             stored = drive_on(storing, client.connection)
-        return [Handle(job_id, client) for job_id in stored.ids]
+        return [Handle(job_id, client, stored.queue) for job_id in stored.ids]
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
         """enqueue() for asyncio: the script call does not block the event loop."""
@@ -188,7 +188,7 @@ class JobFunction(Generic[P, R]):
         with client.translated_errors(), self._named_faults(given=given):
             connection, transitions = client.async_pair()
             stored = await adrive_on(producer.store_many(transitions, self._template_of(client), given), connection)
-        return [Handle(job_id, client) for job_id in stored.ids]
+        return [Handle(job_id, client, stored.queue) for job_id in stored.ids]
 
     # --- the one path -------------------------------------------------------------------------
 
@@ -205,6 +205,7 @@ class JobFunction(Generic[P, R]):
             or template.config is not config
             or template.spec is not catalogue.get(self.name)
             or template.batch != batch
+            or template.layout is not client.layout
         ):
             options = self._options
             template = self._template = producer.Template(
@@ -215,6 +216,7 @@ class JobFunction(Generic[P, R]):
                 allow_failure=options.allow_failure,
                 overrides=options.overrides,
                 batch=batch,
+                layout=client.layout,
             )
         return template
 
@@ -232,7 +234,7 @@ class JobFunction(Generic[P, R]):
         except (redis.ConnectionError, redis.TimeoutError, NotJSON, UnknownParent) as exc:
             with client.translated_errors(), self._named_faults(args, kwargs):
                 raise exc from None
-        return Handle(job.id, client)
+        return Handle(job.id, client, job.queue)
 
     async def _aenqueue(self, args: tuple[Any, ...], kwargs: dict[str, Any], run_at: float | None) -> Handle[R]:
         client = self._client()
@@ -246,7 +248,7 @@ class JobFunction(Generic[P, R]):
             with producer.refused_out_of_memory("nothing was enqueued"):
                 reply = await client.async_pair()[1].enqueue_call(request.call)
             stored = producer.settle(request, reply)
-        return Handle(stored.id, client)
+        return Handle(stored.id, client, stored.queue)
 
     def _many_options(self) -> None:
         options = self._options

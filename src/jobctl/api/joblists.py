@@ -20,7 +20,6 @@ PAGE_SIZE = 50
 FILTER_WINDOW = 1000  # registry entries a filtered page looks through at most: a page stays fast
 # newest first where a registry's score grows with the end time; soonest first where it is a due time
 _NEWEST_FIRST = {"finished", "dead", "canceled"}
-_REGISTRIES = {state: registry for state, registry in STATE_KEYS.items() if registry is not None}  # all but queued
 
 
 @dataclass
@@ -59,26 +58,28 @@ class JobPage:
     previews: dict[str, str] = field(default_factory=dict)  # see ListedJobs
 
 
-def _state_length(pipe: redis.client.Pipeline, state: str, queue: str) -> None:
+def _state_length(pipe: redis.client.Pipeline, state: str, queue: str, layout: keys.Layout) -> None:
     if state == "queued":
-        pipe.llen(keys.queue(queue))
+        pipe.llen(layout.queue(queue))
     else:
-        pipe.zcard(_REGISTRIES[state](queue))
+        pipe.zcard(STATE_KEYS[state](layout, queue))
 
 
-def _state_range(pipe: redis.client.Pipeline, state: str, queue: str, first: int, last: int) -> None:
+def _state_range(
+    pipe: redis.client.Pipeline, state: str, queue: str, first: int, last: int, layout: keys.Layout
+) -> None:
     if state == "queued":
-        pipe.lrange(keys.queue(queue), first, last)
+        pipe.lrange(layout.queue(queue), first, last)
     elif state in _NEWEST_FIRST:
-        pipe.zrevrange(_REGISTRIES[state](queue), first, last)
+        pipe.zrevrange(STATE_KEYS[state](layout, queue), first, last)
     else:
-        pipe.zrange(_REGISTRIES[state](queue), first, last)
+        pipe.zrange(STATE_KEYS[state](layout, queue), first, last)
 
 
 def _state_lengths(connection: redis.Redis, state: str, queues: list[str]) -> list[int]:
     with connection.pipeline(transaction=False) as pipe:
         for queue in queues:
-            _state_length(pipe, state, queue)
+            _state_length(pipe, state, queue, keys.layout_of(connection))
         return [int(n) for n in read_replies(pipe)]
 
 
@@ -92,7 +93,7 @@ def _ids_at(
         for queue, length in zip(queues, lengths):
             first, last = max(start - offset, 0), min(start + count - offset, length) - 1
             if first <= last:
-                _state_range(pipe, state, queue, first, last)
+                _state_range(pipe, state, queue, first, last, keys.layout_of(connection))
             offset += length
         ranges = read_replies(pipe)
     # the started registry's members are "<id>:<attempt>"

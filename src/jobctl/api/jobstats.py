@@ -4,14 +4,16 @@ recurring entry."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..config.queues import QueuesConfig
 from ..errors import UnknownJob
 from ..store import keys
-from ..store.connection import read_one, read_replies
+from ..store.connection import read_replies
 from ..store.jobdata import JobView, number_value
+from ..store.locate import known_queues
 from .reads import Counters, newest_first, parse_histogram, run_time_percentile, scheduler_status
 from .records import counter_value, jobs, text_of
 
@@ -59,46 +61,62 @@ class Stats:
         return {"queues": [q.to_dict() for q in self.queues], "jobs": [j.to_dict() for j in self.jobs]}
 
 
+def _homes(connection: redis.Redis) -> list[str]:
+    """The queues job tracking is kept per: every known queue on a Redis Cluster, where each keeps
+    its own (keys.Layout); on one Redis one set of keys for all ('')."""
+    return known_queues(connection) if keys.layout_of(connection).cluster else [""]
+
+
 def tracked_job_names(connection: redis.Redis, registered: list[str]) -> list[str]:
     """The job types to report: those this process registered and every one that ever ran anywhere."""
-    ran = {
-        text_of(name) for name in cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.JOB_TYPES)))
-    }
+    layout = keys.layout_of(connection)
+    with connection.pipeline(transaction=False) as pipe:
+        for home in _homes(connection):
+            pipe.smembers(layout.job_types(home))
+        ran = {text_of(name) for names in read_replies(pipe) for name in names}
     return sorted(set(registered) | ran)
 
 
 def processed_counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]:
     """Executions by (job, queue, outcome), outcome being finished or failed; a field not of that
     form is left out."""
-    counts = {}
-    for labels, count in cast(
-        "dict[bytes, bytes]", read_one(connection, lambda pipe: pipe.hgetall(keys.PROCESSED))
-    ).items():
+    layout = keys.layout_of(connection)
+    with connection.pipeline(transaction=False) as pipe:
+        for home in _homes(connection):
+            pipe.hgetall(layout.processed(home))
+        hashes = read_replies(pipe)
+    counts: dict[tuple[str, str, str], int] = {}
+    for labels, count in (pair for found in hashes for pair in found.items()):
         parts = text_of(labels).rsplit("|", 2)
         if len(parts) == 3 and parts[2] in ("finished", "failed"):
             job, queue, outcome = parts
-            counts[(job, queue, outcome)] = counter_value(count)
+            counts[(job, queue, outcome)] = counts.get((job, queue, outcome), 0) + counter_value(count)
     return counts
 
 
 def job_type_stats(connection: redis.Redis, names: list[str], history: int = keys.HISTORY_LENGTH) -> list[JobTypeStats]:
-    """Counters, histogram and the latest `history` executions of each job type, in one round trip."""
+    """Counters, histogram and the latest `history` executions of each job type, in one round trip
+    (on a Redis Cluster, its queues' added up)."""
+    layout, homes = keys.layout_of(connection), _homes(connection)
     with connection.pipeline(transaction=False) as pipe:
         for name in names:
-            pipe.hgetall(keys.job_stats(name))
-            pipe.hgetall(keys.run_time_histogram(name))
-            if history:
-                pipe.lrange(keys.history(name), 0, history - 1)
+            for home in homes:
+                pipe.hgetall(layout.job_stats(name, home))
+                pipe.hgetall(layout.run_time_histogram(name, home))
+                if history:
+                    pipe.lrange(layout.history(name, home), 0, history - 1)
         replies = iter(read_replies(pipe))
-    return [
-        JobTypeStats(
-            name,
-            Counters.from_hash(next(replies)),
-            parse_histogram(next(replies)),
-            newest_first(next(replies)) if history else [],
-        )
-        for name in names
-    ]
+    found = []
+    for name in names:
+        counters: list[Counters] = []
+        histogram = Counter[float]()
+        entries: list[bytes] = []
+        for _ in homes:
+            counters.append(Counters.from_hash(next(replies)))
+            histogram.update(parse_histogram(next(replies)))
+            entries += next(replies) if history else []
+        found.append(JobTypeStats(name, Counters.combined(counters), dict(histogram), newest_first(entries)[:history]))
+    return found
 
 
 def stats(
@@ -118,7 +136,7 @@ def stats(
     queue_names = [config.get(queue, "--queue").name] if queue else [] if job else list(config.queues)
     with connection.pipeline(transaction=False) as pipe:
         for name in queue_names:
-            pipe.hgetall(keys.queue_stats(name))
+            pipe.hgetall(keys.layout_of(connection).queue_stats(name))
         queue_rows = read_replies(pipe)
     # filtering by queue looks through the whole capped history; otherwise the latest are enough
     types = job_type_stats(connection, [job] if job else job_names, keys.HISTORY_LENGTH if queue else recent)
@@ -154,7 +172,7 @@ def minute_history(connection: redis.Redis, queues: list[str], minutes: int, now
     with connection.pipeline(transaction=False) as pipe:
         for queue in queues:
             for day in days:
-                pipe.hgetall(keys.minutes(queue, day))
+                pipe.hgetall(keys.layout_of(connection).minutes(queue, day))
         replies = iter(read_replies(pipe))
     history = MinuteHistory(first, [0] * minutes, [0] * minutes)
     for _queue in queues:

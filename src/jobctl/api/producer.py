@@ -24,6 +24,7 @@ from ..store import keys
 from ..store.connection import out_of_memory
 from ..store.enqueue_calls import Batch, EnqueueCall, EnqueueShared
 from ..store.jobdata import compress, describe, encode_payload, new_job_id, new_job_ids, shared_job_fields
+from ..store.locate import locate
 from ..store.scripts import Refusal
 from ..store.transitions import AsyncTransitions, Transitions
 from ..store.wire import Pipelined, drive_on
@@ -59,12 +60,19 @@ class Overrides:
     result_ttl: float | None = None  # seconds
 
 
-def unique_claim(spec: catalogue.JobSpec, args: list[Any], kwargs: dict[str, Any]) -> str:
+def unique_claim(
+    spec: catalogue.JobSpec,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    queue: str = "",
+    layout: keys.Layout = keys.PLAIN,
+) -> str:
     """The uniqueness key of a job without an explicit id: its name and its call as bound to its
-    signature (signatures.bound_call), so that `u 5`, `u -k x=5` and `u 5.0` claim one key."""
+    signature (signatures.bound_call), so that `u 5`, `u -k x=5` and `u 5.0` claim one key (on a
+    cluster, one key of `queue`)."""
     call = signatures.bound_call(spec, args, kwargs)
     canonical = json.dumps([spec.name, call], sort_keys=True, separators=(",", ":"))
-    return keys.unique(hashlib.sha1(canonical.encode()).hexdigest())
+    return layout.unique(hashlib.sha1(canonical.encode()).hexdigest(), queue)
 
 
 _STRICT = json.JSONEncoder(allow_nan=False)  # json.dumps(..., allow_nan=False) makes one per call
@@ -110,9 +118,11 @@ class Template:
     script's shared arguments (enqueue_calls.EnqueueShared); `batch`: the batch its jobs join
     (api/batches.py; None: the one the caller is in, if any). A job object keeps its own
     (jobfunction.JobFunction), so that an enqueue from Python builds only the call's own part: its
-    id, payload, description and time (bench/app_enqueue.py).
+    id, payload, description and time (bench/app_enqueue.py). `layout`: the keys' (keys.Layout)
+    of the Redis the jobs go to.
 
-    Raises UnknownJob, ConfigError (queue not configured) or UsageError (a bad parent id)."""
+    Raises UnknownJob, ConfigError (queue not configured) or UsageError (a bad parent id, a
+    batch on a Redis Cluster)."""
 
     def __init__(
         self,
@@ -124,7 +134,9 @@ class Template:
         allow_failure: bool = False,
         overrides: Overrides = Overrides(),
         batch: str | None = None,
+        layout: keys.Layout = keys.PLAIN,
     ):
+        self.layout, self.parents = layout, tuple(parents)
         for parent in parents:
             if not keys.is_job_id(parent):
                 raise UsageError(f"--depends-on {parent[:60]!r}: {ID_EXPECTED}")
@@ -156,6 +168,10 @@ class Template:
                 f"queue {self.queue!r} is served by RQ's workers, which do not count batches: "
                 f"job {job_name!r} cannot join batch {self.batch!r}"
             )
+        if self.batch and layout.cluster:
+            raise UsageError(
+                f"batches are not supported on a Redis Cluster yet: job {job_name!r} cannot join batch {self.batch!r}"
+            )
         if self.batch:
             self.fields["jobctl_batch"] = self.batch  # lua/lib.lua's batch_ended counts its outcome
         self.shared = EnqueueShared.of(
@@ -165,6 +181,7 @@ class Template:
             unique_ttl=spec.unique_for or 0,
             max_size=self.max_size,
             batch=self.batch,
+            layout=layout,
         )
         # the calls that need no binding to fit: positional arguments only, as many as it takes
         self._positional = signatures.positional_range(signatures.signature_of(spec))
@@ -207,7 +224,8 @@ class Template:
         data, description = self.call(args, kwargs)
         claim = ""
         if self.spec.unique if unique is None else unique:
-            claim = keys.unique(job_id) if job_id else unique_claim(self.spec, args, kwargs)
+            queue, layout = self.queue, self.layout
+            claim = layout.unique(job_id, queue) if job_id else unique_claim(self.spec, args, kwargs, queue, layout)
         job_id = job_id or new_job_id()
         call = EnqueueCall.of(
             self.shared,
@@ -265,7 +283,7 @@ def enqueue(
     Raises UnknownJob, ConfigError (queue not configured), ArgumentMismatch (a TypeError: the
     arguments do not fit the job's signature), UsageError (bad id), UnknownParent, DuplicateJob,
     QueueFull or AlreadyClaimed."""
-    return store(connection, prepare(config, job_name, args, kwargs, **options))
+    return store(connection, prepare(config, job_name, args, kwargs, keys.layout_of(connection), **options))
 
 
 def prepare(
@@ -273,9 +291,10 @@ def prepare(
     job_name: str,
     args: Sequence[Any] = (),
     kwargs: dict[str, Any] | None = None,
+    layout: keys.Layout = keys.PLAIN,
     **options: Unpack[EnqueueOptions],
 ) -> Request:
-    """What enqueue() checks and builds before it writes anything."""
+    """What enqueue() checks and builds before it writes anything, for Redis of `layout`."""
     template = Template(
         config,
         job_name,
@@ -284,6 +303,7 @@ def prepare(
         allow_failure=options.get("allow_failure", False),
         overrides=options.get("overrides", Overrides()),
         batch=options.get("batch"),
+        layout=layout,
     )
     return template.request(
         args,
@@ -297,9 +317,27 @@ def prepare(
 
 def store(connection: redis.Redis, request: Request) -> Enqueued:
     """Write a prepared job (lua/enqueue.lua); the job as stored, or the exception its refusal means."""
+    scripts = Transitions.of(connection)
+    if scripts.layout.cluster:
+        on_cluster(connection, request.template)
     with refused_out_of_memory("nothing was enqueued"):
-        reply = Transitions.of(connection).enqueue_call(request.call)
+        reply = scripts.enqueue_call(request.call)
     return settle(request, reply)
+
+
+def on_cluster(connection: redis.Redis, template: Template) -> None:
+    """What an enqueue on a Redis Cluster does besides its script, whose call touches its queue's
+    slot alone: a parent on another queue is refused (the parent's outcome could not settle it
+    atomically), and the queue joins RQ's set of known queues (once per process)."""
+    queue = template.queue
+    for parent in template.parents:
+        found = locate(connection, [parent]).get(parent)
+        if found is not None and found != queue:
+            raise UsageError(
+                f"--depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own queue; "
+                f"{parent} is on queue {found!r}, the new job on {queue!r}"
+            )
+    Transitions.of(connection).register_queue(queue)
 
 
 class refused_out_of_memory:
@@ -386,7 +424,11 @@ def enqueue_many(
     that would take the queue past its max_size (QueueFull). When `calls` is a list, all of it
     is refused up front if it would. `on_batch(n)` is told after each stored batch. `batch`: the
     batch (api/batches.py) the jobs join (None: the caller's, if any)."""
-    template = Template(config, job_name, queue=queue, overrides=overrides, batch=batch)
+    template = Template(
+        config, job_name, queue=queue, overrides=overrides, batch=batch, layout=keys.layout_of(connection)
+    )
+    if template.layout.cluster:
+        on_cluster(connection, template)
     stored: Stored = drive_on(store_many(Transitions.of(connection), template, calls, batch_size, on_batch), connection)
     return stored
 
@@ -405,7 +447,7 @@ def store_many(
     once the batch before it is stored."""
     queue, max_size, fields = template.queue, template.max_size, template.shared.fields
     if max_size and isinstance(calls, Sized):
-        queued = int((yield ("LLEN", keys.queue(queue))))
+        queued = int((yield ("LLEN", template.shared.queue_key)))
         if queued + len(calls) > max_size:
             raise QueueFull(
                 f"{_full(queue, queued)}: {len(calls)} more would exceed its max_size of {max_size}; nothing enqueued"

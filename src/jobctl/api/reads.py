@@ -21,6 +21,7 @@ from ..config.queues import QueueConfig, QueuesConfig
 from ..store import keys
 from ..store.connection import read_one, read_replies
 from ..store.jobdata import STATES, JobView, number_value, parse_rq_time, text_value
+from ..store.locate import known_queues
 from .records import STATE_KEYS, counter_value, jobs, listed_jobs, text_of
 
 if TYPE_CHECKING:
@@ -63,6 +64,20 @@ class Counters:
             last_error=text_value(text.get("last_error")),
             last_error_at=number_value(text.get("last_error_at")),
         )
+
+    @classmethod
+    def combined(cls, parts: list[Counters]) -> Counters:
+        """The counters of a job type kept per queue (on a Redis Cluster), added up."""
+        total = cls()
+        for part in parts:
+            for name in ("runs", "successes", "failures", "retries", "dead", "crashes", "run_seconds"):
+                setattr(total, name, getattr(total, name) + getattr(part, name))
+            for name in ("max_run_seconds", "last_run_at"):
+                values = [v for v in (getattr(total, name), getattr(part, name)) if v is not None]
+                setattr(total, name, max(values) if values else None)
+            if part.last_error_at is not None and (total.last_error_at or 0) <= part.last_error_at:
+                total.last_error, total.last_error_at = part.last_error, part.last_error_at
+        return total
 
     @property
     def error_rate(self) -> float | None:
@@ -277,9 +292,7 @@ def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | 
     """Queues that hold waiting jobs (queued, scheduled or deferred) but are not in queue.yml, so
     no worker jobctl starts serves them: RQ code enqueuing on `Queue("reports")`, or a queue
     removed from queue.yml with jobs left on it."""
-    prefix = keys.queue("")
-    known = cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.QUEUES)))
-    names = sorted({text_of(key).removeprefix(prefix) for key in known} - set(config.queues))
+    names = sorted(set(known_queues(connection)) - set(config.queues))
     summaries = _summaries(connection, [QueueConfig(name) for name in names], time.time() if now is None else now)
     return [summary for summary in summaries if summary.waiting]
 
@@ -287,18 +300,19 @@ def unserved_queues(connection: redis.Redis, config: QueuesConfig, now: float | 
 def _summaries(connection: redis.Redis, queues: list[QueueConfig], now: float) -> list[QueueSummary]:
     current = int(now // keys.THROUGHPUT_WINDOW)
     windows = range(current - THROUGHPUT_WINDOWS + 1, current + 1)
+    layout = keys.layout_of(connection)
     with connection.pipeline(transaction=False) as pipe:
         for name in (q.name for q in queues):
-            for registry in STATE_KEYS.values():
-                if registry is None:
-                    pipe.llen(keys.queue(name))
+            for state, key in STATE_KEYS.items():
+                if state == "queued":
+                    pipe.llen(key(layout, name))
                 else:
-                    pipe.zcard(registry(name))
+                    pipe.zcard(key(layout, name))
             pipe.sismember(keys.PAUSED, name)
-            pipe.lindex(keys.queue(name), 0)
-            pipe.hgetall(keys.queue_stats(name))
+            pipe.lindex(layout.queue(name), 0)
+            pipe.hgetall(layout.queue_stats(name))
             for window in windows:
-                pipe.hmget(keys.throughput(name, window), ["finished", "failed"])
+                pipe.hmget(layout.throughput(name, window), ["finished", "failed"])
         replies = iter(read_replies(pipe))
     summaries, heads = [], []
     for q in queues:
@@ -323,9 +337,10 @@ def head_waits(connection: redis.Redis, heads: dict[str, bytes | None], now: flo
     read. `heads`: queue name -> the head's id. One round trip (the supervisor's autoscaling and
     the status read it)."""
     waiting = [(queue, text_of(head)) for queue, head in heads.items() if head]
+    layout = keys.layout_of(connection)
     with connection.pipeline(transaction=False) as pipe:
-        for _, head in waiting:
-            pipe.hget(keys.job(head), "enqueued_at")
+        for queue, head in waiting:
+            pipe.hget(layout.job(head, queue), "enqueued_at")
         enqueued = read_replies(pipe)
     waits: dict[str, float | None] = dict.fromkeys(heads)
     for (queue, _), enqueued_at in zip(waiting, enqueued):
@@ -338,11 +353,14 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
     worker_keys = sorted(
         text_of(k) for k in cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.WORKERS)))
     )
-    names = [key.removeprefix(keys.worker("")) for key in worker_keys]
+    # on a cluster rq:worker:{<queue>}:<name>: the worker's keys are in its queue's slot
+    homes = [key.removeprefix(keys.worker("")).partition("}:")[0][1:] if "}:" in key else "" for key in worker_keys]
+    layout = keys.layout_of(connection)
+    names = [key.removeprefix(layout.worker("", home)) for key, home in zip(worker_keys, homes)]
     with connection.pipeline(transaction=False) as pipe:
-        for key, name in zip(worker_keys, names):
+        for key, name, home in zip(worker_keys, names, homes):
             pipe.hgetall(key)
-            pipe.lrange(keys.active(name), 0, -1)
+            pipe.lrange(layout.active(name, home), 0, -1)
         replies = read_replies(pipe)
     summaries = []
     for name, raw, in_flight in zip(names, replies[::2], replies[1::2]):
@@ -416,9 +434,14 @@ def newest_first(entries: list[bytes]) -> list[dict[str, Any]]:
 def recent_failures(connection: redis.Redis, limit: int = RECENT_FAILURES) -> list[dict[str, Any]]:
     """The latest failed executions, newest first: {id, job, queue, args, kwargs, attempt,
     outcome ('retried' | 'dead'), run_seconds, at, error, worker}."""
-    return newest_first(
-        cast("list[bytes]", read_one(connection, lambda pipe: pipe.lrange(keys.RECENT_FAILURES, 0, limit - 1)))
-    )
+    layout = keys.layout_of(connection)
+    # on a cluster each queue keeps its own, in its slot
+    lists = [layout.recent_failures(q) for q in known_queues(connection)] if layout.cluster else [keys.RECENT_FAILURES]
+    with connection.pipeline(transaction=False) as pipe:
+        for key in lists:
+            pipe.lrange(key, 0, limit - 1)
+        entries = [entry for found in read_replies(pipe) for entry in found]
+    return newest_first(entries)[:limit]
 
 
 def scheduler_status(connection: redis.Redis) -> SchedulerStatus | None:

@@ -15,18 +15,21 @@ from ..errors import UnknownJob, UsageError
 from ..store import keys
 from ..store.connection import read_one, read_replies
 from ..store.jobdata import JobView, number_value, stream_outcome, text_value
+from ..store.locate import locate
 
 if TYPE_CHECKING:
     import redis
 
-STATE_KEYS = {  # each state's key: a list for queued, a sorted set (a registry) for the others
-    "queued": None,  # a list: LLEN
-    "scheduled": keys.scheduled,
-    "deferred": keys.deferred,
-    "started": keys.started,
-    "finished": keys.finished,
-    "dead": keys.dead,
-    "canceled": keys.canceled,
+# each state's key, named by a layout (keys.Layout): a list for queued (LLEN), a sorted set (a
+# registry) for the others
+STATE_KEYS = {
+    "queued": keys.Layout.queue,
+    "scheduled": keys.Layout.scheduled,
+    "deferred": keys.Layout.deferred,
+    "started": keys.Layout.started,
+    "finished": keys.Layout.finished,
+    "dead": keys.Layout.dead,
+    "canceled": keys.Layout.canceled,
 }
 
 
@@ -43,10 +46,12 @@ def text_of(value: bytes) -> str:
 def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[str] = ()) -> list[JobView]:
     """The jobs that still exist, in the order asked. Pickled payloads are decoded only for jobs
     of `pickle_queues` (QueuesConfig.pickle_queues)."""
+    layout, where = keys.layout_of(connection), locate(connection, job_ids)
+    job_ids = [job_id for job_id in job_ids if job_id in where]
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.JOB_PATHS)
         for job_id in job_ids:
-            pipe.hgetall(keys.job(job_id))
+            pipe.hgetall(layout.job(job_id, where[job_id]))
         job_paths, *rows = read_replies(pipe)
     import_paths = {text_of(path): text_of(name) for path, name in job_paths.items()}
     views = []
@@ -78,13 +83,16 @@ def resolve_job_id(connection: redis.Redis, text: str, option: str = "") -> str:
         raise UsageError(
             f"{where}job id {text[:60]!r}: expected letters, digits, '_', '-', '.' (and ':' in cron:... ids)"
         )
-    if keys.is_job_id(text) and connection.type(keys.job(text)) == b"hash":
+    layout = keys.layout_of(connection)
+    queue = locate(connection, [text]).get(text) if keys.is_job_id(text) else None
+    if queue is not None and connection.type(layout.job(text, queue)) == b"hash":
         return text
     if len(text) < MIN_PREFIX:
         raise UnknownJob(f"{where}no job with id {text!r} (an id prefix needs at least {MIN_PREFIX} characters)")
     found: set[str] = set()
-    for key in connection.scan_iter(match=keys.job(text) + "*", count=_SCAN_BATCH):
-        ident = text_of(key).removeprefix(keys.job(""))
+    # on a cluster, rq:job:{*}:<prefix>*, on every master (redis-py's cluster client scans them all)
+    for key in connection.scan_iter(match=layout.job(text, "*") + "*", count=_SCAN_BATCH):
+        ident = text_of(key).removeprefix(keys.job("")).partition("}:")[2 if layout.cluster else 0]
         if keys.is_job_id(ident):  # not rq:job:<id>:dependents and the like
             found.add(ident)
             if len(found) > _AMBIGUOUS_LISTED:
@@ -103,18 +111,26 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
     if not found:
         raise UnknownJob(f"no job with id {job_id!r} (finished jobs are kept for their queue's result_ttl)")
     view = found[0]
+    layout, queue = keys.layout_of(connection), locate(connection, [job_id]).get(job_id, "")
     if view.state in ("finished", "dead") and view.result is None and view.error is None:
         # an RQ worker's job: its outcome is only in the results stream
         latest = cast(
             "list[tuple[bytes, dict[bytes, bytes]]]",
-            read_one(connection, lambda pipe: pipe.xrevrange(keys.results(job_id), count=1)),
+            read_one(connection, lambda pipe: pipe.xrevrange(layout.results(job_id, queue), count=1)),
         )
         if latest:
             view.result, view.error = stream_outcome(latest[0][1], view.queue in pickle_queues)
-    parents = read_one(connection, lambda pipe: pipe.sunion([keys.dependencies(job_id), keys.old_dependencies(job_id)]))
+    with connection.pipeline(transaction=False) as pipe:
+        # two reads, not SUNION: a cluster's client pipelines no command of several keys
+        pipe.smembers(layout.dependencies(job_id, queue))
+        pipe.smembers(layout.old_dependencies(job_id, queue))
+        parents = set().union(*read_replies(pipe))
     view.depends_on = sorted(map(text_of, cast("set[bytes]", parents)))
     view.dependents = sorted(
-        map(text_of, cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.dependents(job_id)))))
+        map(
+            text_of,
+            cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(layout.dependents(job_id, queue)))),
+        )
     )
     return view
 
@@ -175,13 +191,22 @@ def listed_jobs(connection: redis.Redis, job_ids: list[str]) -> ListedJobs:
     if not job_ids:
         return ListedJobs([])
     read_capped = connection.register_script(_CAPPED_RECORDS)
+    layout, where = keys.layout_of(connection), locate(connection, job_ids)
+    by_queue: dict[str, list[str]] = {}  # one call per queue: its slot's, on a cluster
+    for job_id in job_ids:
+        if job_id in where:
+            by_queue.setdefault(where[job_id], []).append(job_id)
+    if layout.cluster:  # a cluster's pipeline does not load a script it finds missing: every master gets it first
+        connection.script_load(_CAPPED_RECORDS)
     with connection.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.JOB_PATHS)
-        read_capped(keys=[keys.job(job_id) for job_id in job_ids], args=[LIST_FIELD_BYTES], client=pipe)
-        job_paths, records = read_replies(pipe)
+        for queue, ids in by_queue.items():
+            read_capped(keys=[layout.job(job_id, queue) for job_id in ids], args=[LIST_FIELD_BYTES], client=pipe)
+        job_paths, *found = read_replies(pipe)
+    read = {job_id: record for ids, records in zip(by_queue.values(), found) for job_id, record in zip(ids, records)}
     import_paths = {text_of(path): text_of(name) for path, name in job_paths.items()}
     listed = ListedJobs([])
-    for job_id, record in zip(job_ids, records):
+    for job_id, record in ((job_id, read[job_id]) for job_id in job_ids if job_id in read):
         triples = [record[n : n + 3] for n in range(0, len(record), 3)]
         raw = {name: value for name, value, length in triples if length == len(value)}
         if not (b"data" in raw or b"status" in raw or any(name == b"data" for name, *_ in triples)):

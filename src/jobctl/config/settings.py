@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..options import cluster
 from ..options.liveness import DEFAULT_LEASE_TTL, parse_lease_ttl
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ ENVIRONMENT = {
     "job_modules": "JOBCTL_JOBS",
     "lease_ttl": "JOBCTL_LEASE_TTL",
     "statsd_prefix": "JOBCTL_STATSD_PREFIX",
+    "cluster": "JOBCTL_CLUSTER",
 }
 
 
@@ -106,6 +108,7 @@ class Settings:
     lease_ttl: int = DEFAULT_LEASE_TTL
     statsd: StatsdTarget | None = None  # None: no StatsD metrics (use_statsd)
     statsd_prefix: str = DEFAULT_STATSD_PREFIX
+    cluster: cluster.ClusterMode = "auto"  # whether Redis is a Redis Cluster (options/cluster.py)
     # setting name (redis_url, config_path, recurring_path, job_modules) -> flag_source(...),
     # env_source(...) or DEFAULT_SOURCE
     sources: dict[str, str] = field(default_factory=dict)
@@ -144,6 +147,14 @@ class Settings:
                 lease_ttl = parse_lease_ttl(text)
             except ValueError as exc:
                 raise ConfigError(f"{ENVIRONMENT['lease_ttl']}: {exc}") from None
+        cluster_mode: cluster.ClusterMode = "auto"
+        if text := pick("cluster", None):
+            try:
+                cluster_mode = cluster.parse_cluster_mode(text)
+            except ValueError as exc:
+                raise ConfigError(f"{ENVIRONMENT['cluster']}: {exc}") from None
+        # every client this process makes follows it (store/connection.py), whichever part makes it
+        cluster.set_mode(cluster_mode)
         recurring = pick("recurring_path", recurring_path)
         return cls(
             redis_url=pick("redis_url", redis_url),
@@ -155,6 +166,7 @@ class Settings:
             quiet=quiet,
             lease_ttl=lease_ttl,
             statsd_prefix=pick("statsd_prefix", None) or DEFAULT_STATSD_PREFIX,
+            cluster=cluster_mode,
             sources=found,
         )
 

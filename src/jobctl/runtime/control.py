@@ -137,9 +137,14 @@ class Control:
     def _heartbeat(self, cpu_percent: float, rss: int) -> None:
         renewing = time.monotonic()
         try:
-            to_stop = self.transitions.heartbeat(
-                self.worker, self.lease.token, rq_time(time.time()), self.lease.ttl, cpu_percent, rss
-            )
+            # one lease per queue on a cluster (each in its queue's slot)
+            to_stop = [
+                job_id
+                for home in self.tracker.homes
+                for job_id in self.transitions.heartbeat(
+                    self.worker, self.lease.token, rq_time(time.time()), self.lease.ttl, cpu_percent, rss, home
+                )
+            ]
         except LeaseLost:
             self.lease.taken()
         self.lease.renewed(renewing)

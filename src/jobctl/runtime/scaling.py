@@ -132,17 +132,24 @@ class Scaler:
             return
         watched = [s for s in self.slots if s.pool.elastic and s.pid and s.worker_name and not s.retiring]
         names = [q.name for pool in pools for q in pool.queues]
+        layout = keys.layout_of(self.connection)
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.smembers(keys.PAUSED)
             pipe.exists(keys.SUSPENDED)
             for name in names:
-                pipe.llen(keys.queue(name))
-                pipe.lindex(keys.queue(name), 0)
+                pipe.llen(layout.queue(name))
+                pipe.lindex(layout.queue(name), 0)
             for slot in watched:
-                pipe.llen(keys.active(slot.worker_name))  # jobctl's workers: running and reserved jobs
+                # on a cluster a worker has an in-flight list and a hash in the slot of each of its
+                # queues; the first queue's hash tells its state
+                homes = [q.name for q in slot.queues] if layout.cluster else [""]
+                for home in homes:
+                    pipe.llen(layout.active(slot.worker_name, home))  # jobctl's workers: running and reserved jobs
                 # RQ's workers keep no in-flight list: their state; and the job counts of both,
                 # which change when a worker ran a job between two passes
-                pipe.hmget(keys.worker(slot.worker_name), ["state", "successful_job_count", "failed_job_count"])
+                pipe.hmget(
+                    layout.worker(slot.worker_name, homes[0]), ["state", "successful_job_count", "failed_job_count"]
+                )
             replies = iter(read_replies(pipe))
         paused = {name.decode(errors="replace") for name in next(replies)}
         suspended = bool(next(replies))
@@ -152,7 +159,8 @@ class Scaler:
             queued[name], heads[name] = int(next(replies)), next(replies)
         now = time.monotonic()
         for slot in watched:
-            in_flight, (state, *counts) = next(replies), next(replies)
+            in_flight = sum(next(replies) for _ in (slot.queues if layout.cluster else [None]))
+            state, *counts = next(replies)
             if in_flight or state == b"busy":
                 slot.idle_since = 0.0
             elif not slot.idle_since or tuple(counts) != slot.activity:

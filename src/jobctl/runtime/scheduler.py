@@ -42,7 +42,7 @@ import redis
 from .. import logs
 from ..api.producer import AlreadyClaimed, DuplicateJob, enqueue
 from ..config.queues import QueuesConfig, RecurringEntry
-from ..errors import JobctlError, RedisOutOfMemory
+from ..errors import ConfigError, JobctlError, RedisOutOfMemory
 from ..options.liveness import DEFAULT_LEASE_TTL
 from ..store import keys
 from ..store.connection import RedisOutage, where
@@ -105,7 +105,11 @@ class Scheduler:
         *,
         lease_ttl: int = DEFAULT_LEASE_TTL,
     ):
-        """`lease_ttl`: how long its heartbeat shows it alive (options/liveness.py)."""
+        """`lease_ttl`: how long its heartbeat shows it alive (options/liveness.py). Raises
+        ConfigError on a Redis Cluster: a run's claim is a key of its own, which the enqueue
+        script cannot take in the slot of the run's queue yet."""
+        if keys.layout_of(connection).cluster:
+            raise ConfigError("recurring jobs (jobctl scheduler) are not supported on a Redis Cluster yet")
         self.connection = connection
         self.lease_ttl = lease_ttl
         self.url = url

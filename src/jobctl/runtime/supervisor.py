@@ -36,9 +36,11 @@ from ..api import batches
 from ..api.client import DefaultQueues
 from ..config.queues import QueueConfig, QueuesConfig
 from ..config.settings import StatsdTarget
+from ..errors import ConfigError
 from ..options.liveness import DEFAULT_LEASE_TTL, heartbeat_interval
 from ..store import keys, scripts
 from ..store.connection import RedisOutage, connect
+from ..store.locate import known_queues
 from ..store.transitions import Transitions
 from .lease import EXIT_FENCED
 from .leasekill import die_with_parent
@@ -87,6 +89,9 @@ class Supervisor:
         # set here, not in __post_init__: constructing a Supervisor touches no Redis
         self.connection = connect(self.url)
         self.transitions = Transitions(self.connection)
+        self.layout = self.transitions.layout
+        if self.layout.cluster and any(q.engine == "rq" for q in self.queues):
+            raise ConfigError("engine: rq queues cannot run on a Redis Cluster: RQ's workers do not support one")
         scripts.preload()  # once here, not in every forked worker
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._on_signal)
@@ -128,7 +133,7 @@ class Supervisor:
                     self._begin_stop()
             self._sleep(TICK)
         self._guarded(lambda: self.connection.zrem(keys.SUPERVISORS, self.name))
-        self._guarded(lambda: self.transitions.promote(self.name, 0, time.time()))  # hand promotion over at once
+        self._guarded(lambda: self._promote_each(0))  # hand promotion over at once
         logs.event(self.log, "supervisor.stopped", "supervisor %s: stopped", self.name, supervisor=self.name)
         return 0
 
@@ -279,16 +284,7 @@ class Supervisor:
             from . import rq_engine
 
             self._guarded(lambda: rq_engine.give_back(self.connection, slot.worker_name, slot.queues, how))
-        outcome = self._guarded(
-            lambda: self.transitions.recover(
-                slot.worker_name,
-                time.time(),
-                cause="crash" if crashed else "shutdown",
-                crash_limit=QueueConfig.crash_limit,
-                how=how,
-                culprits=culprits,
-            )
-        )
+        outcome = self._guarded(lambda: self._recover(slot, "crash" if crashed else "shutdown", how, culprits))
         if crashed:
             requeued, buried = outcome or (0, 0)
             logs.event(
@@ -326,9 +322,9 @@ class Supervisor:
         """Every tick while this supervisor is the promoter; else a try to take over each second."""
         if time.monotonic() < self._next_promote_try:
             return
-        moved = self.transitions.promote(self.name, PROMOTER_LEASE_MS, time.time())
+        moved = self._promote_each(PROMOTER_LEASE_MS)
         self._next_promote_try = 0.0 if moved is not None else time.monotonic() + 1.0
-        if moved is not None:  # the promoter also stores the callbacks of batches completed
+        if moved is not None and not self.layout.cluster:  # the promoter also stores the callbacks of batches completed
             batches.enqueue_due(
                 self.connection, self.config or DefaultQueues("(no queue.yml: the defaults)"), self.name
             )
@@ -341,7 +337,14 @@ class Supervisor:
         if not by_name:
             return
         killed: set[str] = set()
-        for worker, job_id, late in self.transitions.overdue(list(by_name), time.time()):
+        late_jobs = [
+            found
+            for queue in self._each_queue()
+            for found in self.transitions.overdue(
+                [name for name, slot in by_name.items() if queue in self._homes(slot.queues)], time.time(), queue
+            )
+        ]
+        for worker, job_id, late in late_jobs:
             slot = by_name[worker]
             slot.culprits.append(job_id)
             if worker not in killed:
@@ -363,9 +366,13 @@ class Supervisor:
         now = time.time()
         self.connection.zadd(keys.SUPERVISORS, {self.name: now})
         own = [slot.worker_name for slot in self.slots if slot.pid]  # alive: reaped, not swept
-        lost, requeued, buried, _ = self.transitions.sweep(
-            own, [q.name for q in self.queues], now, crash_limit=QueueConfig.crash_limit
-        )
+        swept = [
+            self.transitions.sweep(
+                own, [queue] if queue else [q.name for q in self.queues], now, crash_limit=QueueConfig.crash_limit
+            )
+            for queue in self._each_queue()
+        ]
+        lost, requeued, buried = (sum(counts[i] for counts in swept) for i in range(3))
         if requeued or buried:
             self.log.warning(
                 "supervisor %s: %d worker(s) stopped heartbeating (> %ss); requeued %d job(s), %d dead",
@@ -378,15 +385,52 @@ class Supervisor:
 
     def _drained(self) -> bool:
         horizon = time.time() + BURST_HORIZON
-        with self.connection.pipeline() as pipe:
+        layout = self.layout
+        with self.connection.pipeline(transaction=not layout.cluster) as pipe:
             for queue in self.queues:
-                pipe.llen(keys.queue(queue.name))
-                pipe.zcount(keys.scheduled(queue.name), "-inf", horizon)
-                pipe.zcard(keys.started(queue.name))  # RQ's workers keep no in-flight list
+                pipe.llen(layout.queue(queue.name))
+                pipe.zcount(layout.scheduled(queue.name), "-inf", horizon)
+                pipe.zcard(layout.started(queue.name))  # RQ's workers keep no in-flight list
             for slot in self.slots:
                 if slot.worker_name:
-                    pipe.llen(keys.active(slot.worker_name))
+                    for home in self._homes(slot.queues):
+                        pipe.llen(layout.active(slot.worker_name, home))
             return not any(pipe.execute())
+
+    def _recover(self, slot: Slot, cause: str, how: str, culprits: list[str]) -> tuple[int, int]:
+        """Give back what a gone worker held (one call per queue on a cluster): (requeued, buried)."""
+        requeued = buried = 0
+        for home in self._homes(slot.queues):
+            back, dead = self.transitions.recover(
+                slot.worker_name,
+                time.time(),
+                cause=cause,
+                crash_limit=QueueConfig.crash_limit,
+                how=how,
+                culprits=culprits,
+                queue=home,
+            )
+            requeued, buried = requeued + back, buried + dead
+        return requeued, buried
+
+    def _homes(self, queues: list[QueueConfig]) -> list[str]:
+        """The queues whose slots hold a worker's keys on a cluster (worker.py, homes); on one
+        Redis one set of keys ('')."""
+        return [q.name for q in queues] if self.layout.cluster else [""]
+
+    def _each_queue(self) -> list[str]:
+        """The queues the per-queue duties (promotion, sweep, overruns) go over one call each: on
+        one Redis, one call covers them all ('')."""
+        if not self.layout.cluster:
+            return [""]
+        return known_queues(self.connection, [q.name for q in self.queues])
+
+    def _promote_each(self, lease_ms: int) -> int | None:
+        """Promote every queue (one call per queue on a cluster, each with its own lease): the jobs
+        moved, or None when another supervisor is the promoter of every one."""
+        moved = [self.transitions.promote(self.name, lease_ms, time.time(), queue) for queue in self._each_queue()]
+        counted = [count for count in moved if count is not None]
+        return sum(counted) if counted else None
 
 
 def _describe_exit(code: int) -> str:

@@ -86,8 +86,10 @@ def history_entry(record: AttemptRecord, worker: str) -> str:
 class Tracker:
     """What one worker process ran since its last flush."""
 
-    def __init__(self, worker: str):
-        self.worker = worker
+    def __init__(self, worker: str, layout: keys.Layout = keys.PLAIN, homes: tuple[str, ...] = ("",)):
+        """`homes`: on a Redis Cluster (`layout`), the queues the worker serves, each slot of which
+        holds what it counts of that queue (keys.Layout); on one Redis, one ('')."""
+        self.worker, self.layout, self.homes = worker, layout, homes
         self._lock = threading.Lock()
         self._pending: list[AttemptRecord] = []
 
@@ -106,11 +108,12 @@ class Tracker:
             self._pending[:0] = attempts
 
     def payload(
-        self, attempts: list[AttemptRecord], current_jobs: list[str], suspended: bool = False
+        self, attempts: list[AttemptRecord], current_jobs: list[str], suspended: bool = False, home: str = ""
     ) -> tuple[list[str], str]:
         """The script's KEYS and its one argument: every key to change and by how much, each key
         named by its index in KEYS (lua/track.lua). `suspended`: the worker takes no new job
-        (`rq suspend`), the state RQ's worker shows while idle then."""
+        (`rq suspend`), the state RQ's worker shows while idle then. `home`: the queue of the
+        attempts, on a cluster."""
         counters: dict[str, dict[str, Any]] = {}
         processed: dict[str, int] = defaultdict(int)
         histograms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -120,8 +123,9 @@ class Tracker:
         failures: list[str] = []
         done = failed = 0
         working = 0.0
+        layout = self.layout
         for run in attempts:
-            for key in (keys.job_stats(run.job), keys.queue_stats(run.queue)):
+            for key in (layout.job_stats(run.job, home), layout.queue_stats(run.queue)):
                 c = counters.setdefault(
                     key,
                     {
@@ -141,22 +145,27 @@ class Tracker:
                 if not run.succeeded:
                     c["last_error"], c["last_error_at"] = run.error or "", run.at
             processed[f"{run.job}|{run.queue}|{'finished' if run.succeeded else 'failed'}"] += 1
-            histograms[keys.run_time_histogram(run.job)][bucket_label(run.run_seconds)] += 1
-            window = windows[keys.throughput(run.queue, int(run.at // keys.THROUGHPUT_WINDOW))]
+            histograms[layout.run_time_histogram(run.job, home)][bucket_label(run.run_seconds)] += 1
+            window = windows[layout.throughput(run.queue, int(run.at // keys.THROUGHPUT_WINDOW))]
             window["finished" if run.succeeded else "failed"] += 1
             window["run_seconds"] += run.run_seconds
             day, second_of_day = divmod(int(run.at), 86400)
-            minutes[keys.minutes(run.queue, day)][
+            minutes[layout.minutes(run.queue, day)][
                 f"{second_of_day // 60}:{'finished' if run.succeeded else 'failed'}"
             ] += 1
             entry = history_entry(run, self.worker)
-            history[keys.history(run.job)].append(entry)
+            history[layout.history(run.job, home)].append(entry)
             if not run.succeeded:
                 failures.append(entry)
             done += run.succeeded
             failed += not run.succeeded
             working += run.run_seconds
-        named = [keys.PROCESSED, keys.JOB_TYPES, keys.RECENT_FAILURES, keys.worker(self.worker)]
+        named = [
+            layout.processed(home),
+            layout.job_types(home),
+            layout.recent_failures(home),
+            layout.worker(self.worker, home),
+        ]
 
         def by_index(by_key: Mapping[str, Any]) -> dict[str, Any]:
             """The same values, each under the index (1-based) its key gets in KEYS."""
@@ -190,10 +199,14 @@ class Tracker:
 
 
 def flush(tracker: Tracker, transitions: Transitions, current_jobs: list[str], suspended: bool = False) -> None:
-    """Write what the tracker holds; on failure give it back and re-raise."""
-    attempts = tracker.take()
+    """Write what the tracker holds (one call per queue on a cluster); on failure give back what
+    was not written and re-raise."""
+    pending = tracker.take()
     try:
-        transitions.track(*tracker.payload(attempts, current_jobs, suspended))
+        for home in tracker.homes:
+            mine = [run for run in pending if not home or run.queue == home]
+            transitions.track(*tracker.payload(mine, current_jobs, suspended, home))
+            pending = [run for run in pending if home and run.queue != home]
     except BaseException:
-        tracker.give_back(attempts)
+        tracker.give_back(pending)
         raise

@@ -110,7 +110,11 @@ class Worker:
         self.client = Client(url or None, config, connection=connection)
         self.burst, self.capture_output, self.kill_past_lease = burst, capture_output, kill_past_lease
         self.transitions = Transitions(connection)
+        self.layout = self.transitions.layout
         self.queues = {q.name: q for q in queues}
+        # on a cluster the worker has a hash (its lease), an in-flight list and counters in the
+        # slot of each of its queues (keys.Layout); on one Redis one of each ('')
+        self.homes = tuple(self.queues) if self.layout.cluster else ("",)
         self.name = worker_name()
         self.pid = os.getpid()
         self.supervisor = supervisor
@@ -118,7 +122,7 @@ class Worker:
         self.max_memory = max_memory
         self.concurrency = concurrency
         self.executor = Executor()
-        self.tracker = Tracker(self.name)
+        self.tracker = Tracker(self.name, self.layout, self.homes)
         self.log = logs.get()
         self.lease_ttl = lease_ttl
         self.middleware = stack.for_worker(self.log, statsd, self.queues, connection)
@@ -194,10 +198,13 @@ class Worker:
             control.join(timeout=CONTROL_JOIN)
         # Leave cleanly: flush job tracking, give back anything still in flight and unregister.
         self.lease.call(self.control.flush)
-        self.lease.call(
-            lambda: self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped")
-        )
+        self.lease.call(self._give_back)
         return EXIT_RECYCLE if self.recycling and not self.stopping else 0
+
+    def _give_back(self) -> None:
+        """Requeue what is still in flight and unregister (one call per queue on a cluster)."""
+        for home in self.homes:
+            self.transitions.recover(self.name, time.time(), cause="shutdown", crash_limit=1, how="stopped", queue=home)
 
     def _dispatch(self, pool: ThreadPoolExecutor | None) -> None:
         """Fetch jobs while there is room, and hand each to the main thread or a pool thread."""
@@ -248,35 +255,13 @@ class Worker:
 
     def _register(self) -> None:
         now = time.time()
-        key = keys.worker(self.name)
-        with self.connection.pipeline() as pipe:
-            pipe.delete(key)
-            pipe.hset(
-                key,
-                mapping={
-                    "birth": rq_time(now),
-                    "last_heartbeat": rq_time(now),
-                    "queues": ",".join(self.queues),
-                    "pid": os.getpid(),
-                    "hostname": socket.gethostname(),
-                    "state": "idle",
-                    # as Redis sees it, as RQ records it; redis-py 5 types every reply as maybe awaitable
-                    "ip_address": self.connection.client_info().get("addr", "unknown"),  # type: ignore[union-attr, unused-ignore]
-                    "successful_job_count": 0,
-                    "failed_job_count": 0,
-                    "total_working_time": 0,
-                    "python_version": sys.version.split()[0],
-                    "jobctl_supervisor": self.supervisor,
-                    "jobctl_concurrency": self.concurrency,
-                    "jobctl_lease": self.token,
-                },
-            )
-            pipe.expire(key, self.lease_ttl)
-            pipe.sadd(keys.WORKERS, key)
-            for queue in self.queues:
-                pipe.sadd(keys.workers_of_queue(queue), key)
-                pipe.sadd(keys.QUEUES, keys.queue(queue))  # so RQ's tools list it while empty
-            pipe.sadd(keys.ACTIVE_WORKERS, self.name)
+        layout = self.layout
+        # as Redis sees it, as RQ records it; redis-py 5 types every reply as maybe awaitable
+        address = str(self.connection.client_info().get("addr", "unknown"))  # type: ignore[union-attr, unused-ignore]
+        # one transaction on one Redis; a cluster's keys are in several slots
+        with self.connection.pipeline(transaction=not layout.cluster) as pipe:
+            for home in self.homes:
+                self._register_in(pipe, home, now, address)
             if paths := catalogue.import_paths():  # views name jobs RQ enqueued by function reference
                 # redis-py 8 wants Mapping[FieldT, ...], whose key type is invariant: a dict[str, str] is refused
                 pipe.hset(keys.JOB_PATHS, mapping=paths)  # type: ignore[arg-type, unused-ignore]
@@ -287,6 +272,39 @@ class Worker:
             suspended, paused = pipe.execute()[-2:]
         self.control.suspended, self.control.paused = bool(suspended), frozenset(q.decode() for q in paused)
         self.lease.renewed(renewing)
+
+    def _register_in(self, pipe: redis.client.Pipeline, home: str, now: float, address: str) -> None:
+        """The worker's hash (its lease) and registrations: for all its queues on one Redis, for
+        `home` in its slot on a cluster."""
+        layout = self.layout
+        key = layout.worker(self.name, home)
+        queues = [home] if home else list(self.queues)
+        pipe.delete(key)
+        pipe.hset(
+            key,
+            mapping={
+                "birth": rq_time(now),
+                "last_heartbeat": rq_time(now),
+                "queues": ",".join(queues),
+                "pid": os.getpid(),
+                "hostname": socket.gethostname(),
+                "state": "idle",
+                "ip_address": address,
+                "successful_job_count": 0,
+                "failed_job_count": 0,
+                "total_working_time": 0,
+                "python_version": sys.version.split()[0],
+                "jobctl_supervisor": self.supervisor,
+                "jobctl_concurrency": self.concurrency,
+                "jobctl_lease": self.token,
+            },
+        )
+        pipe.expire(key, self.lease_ttl)
+        pipe.sadd(keys.WORKERS, key)
+        for queue in queues:
+            pipe.sadd(layout.workers_of_queue(queue), key)
+            pipe.sadd(keys.QUEUES, layout.queue(queue))  # so RQ's tools list it while empty
+        pipe.sadd(layout.active_workers(home), self.name)
 
     # --- fetching ----------------------------------------------------------------------------
 
@@ -355,7 +373,11 @@ class Worker:
             job.name = spec.name  # an RQ producer may name it by its function's import path
             self.middleware.before_attempt(job.info)
             execution = Execution(
-                job.id, job.name, functools.partial(progress.write, self.connection, job.id), self.client, self.name
+                job.id,
+                job.name,
+                functools.partial(progress.write, self.connection, job.id, queue=job.queue),
+                self.client,
+                self.name,
             )
             # stored() resolves the function: a spec's func is None only while it is merely declared
             func = rq_compat.with_current_job(cast("Callable[..., Any]", spec.func), job.id, self.connection)
@@ -491,7 +513,7 @@ class Worker:
         """What the job prints and logs, kept with the attempt (joboutput.py), as long as the job."""
         queue = self.queues.get(job.queue)
         ttl = int(max(queue.result_ttl, queue.failure_ttl)) if queue else joboutput.DEFAULT_TTL
-        return functools.partial(joboutput.capture, self.connection, job.id, job.attempt, ttl)
+        return functools.partial(joboutput.capture, self.connection, job.id, job.attempt, ttl, job.queue)
 
     def _leave_if_forked(self) -> None:
         """A job that forked returns into this code in the child too: the child must not go on as

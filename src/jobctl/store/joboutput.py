@@ -47,10 +47,11 @@ _echoing: ContextVar[bool] = ContextVar("jobctl_output_echoing", default=False)
 
 
 class Capture:
-    """One attempt's output: buffered here, flushed to keys.job_output / keys.job_attempt."""
+    """One attempt's output: buffered here, flushed to keys.Layout.job_output / job_attempt."""
 
-    def __init__(self, connection: redis.Redis, job_id: str, attempt: int, ttl: int):
+    def __init__(self, connection: redis.Redis, job_id: str, attempt: int, ttl: int, queue: str = ""):
         self.connection, self.job_id, self.attempt, self.ttl = connection, job_id, attempt, ttl
+        self.layout, self.queue = keys.layout_of(connection), queue  # the job's queue: its slot on a cluster
         self.started = time.time()
         self._stored = False  # the attempt's first flush replaces what an attempt of that number stored before
         self._lock = threading.Lock()  # guards the buffers below
@@ -83,7 +84,9 @@ class Capture:
                     return
                 fresh, tail, written = bytes(self._pending), bytes(self._tail[-OUTPUT_LIMIT:]), self._written
                 self._pending.clear()
-            output, attempt = keys.job_output(self.job_id, self.attempt), keys.job_attempt(self.job_id, self.attempt)
+            layout, queue = self.layout, self.queue
+            output = layout.job_output(self.job_id, self.attempt, queue)
+            attempt = layout.job_attempt(self.job_id, self.attempt, queue)
             with self.connection.pipeline(transaction=True) as pipe:
                 if not self._stored:
                     # a dead job requeued counts its attempts again from 1: drop that attempt's output
@@ -125,12 +128,14 @@ def current() -> Capture | None:
 
 
 @contextlib.contextmanager
-def capture(connection: redis.Redis, job_id: str, attempt: int, ttl: int = DEFAULT_TTL) -> Iterator[Capture]:
+def capture(
+    connection: redis.Redis, job_id: str, attempt: int, ttl: int = DEFAULT_TTL, queue: str = ""
+) -> Iterator[Capture]:
     """Capture the current thread's or task's output for this attempt of the job, kept for `ttl`
     seconds (the job's own). An exception leaving the block has its traceback stored with the
-    attempt (`show --all` prints it)."""
+    attempt (`show --all` prints it). `queue`: the job's (its keys' slot on a cluster)."""
     _ensure_flusher()
-    active = Capture(connection, job_id, attempt, ttl)
+    active = Capture(connection, job_id, attempt, ttl, queue)
     token = _current.set(active)
     _active.add(active)
     fields: dict[str, float | str] = {}
@@ -262,12 +267,13 @@ class AttemptOutput:
         return {**self.__dict__, "dropped": self.dropped}
 
 
-def read(connection: redis.Redis, job_id: str, attempts: list[int]) -> list[AttemptOutput]:
+def read(connection: redis.Redis, job_id: str, attempts: list[int], queue: str = "") -> list[AttemptOutput]:
     """The stored output of these attempts of the job (those that stored any), in order."""
+    layout = keys.layout_of(connection)
     with connection.pipeline(transaction=False) as pipe:
         for attempt in attempts:
-            pipe.get(keys.job_output(job_id, attempt))
-            pipe.hgetall(keys.job_attempt(job_id, attempt))
+            pipe.get(layout.job_output(job_id, attempt, queue))
+            pipe.hgetall(layout.job_attempt(job_id, attempt, queue))
         replies = iter(read_replies(pipe))
     found = []
     for attempt in attempts:
@@ -287,12 +293,13 @@ def read(connection: redis.Redis, job_id: str, attempts: list[int]) -> list[Atte
     return found
 
 
-def read_since(connection: redis.Redis, job_id: str, attempt: int, seen: int) -> tuple[str, int, int]:
+def read_since(connection: redis.Redis, job_id: str, attempt: int, seen: int, queue: str = "") -> tuple[str, int, int]:
     """For `logs --follow`: (new text, bytes written in all, bytes lost to the limit) after
     `seen` bytes of the attempt were already shown."""
+    layout = keys.layout_of(connection)
     with connection.pipeline(transaction=False) as pipe:
-        pipe.get(keys.job_output(job_id, attempt))
-        pipe.hget(keys.job_attempt(job_id, attempt), "written")
+        pipe.get(layout.job_output(job_id, attempt, queue))
+        pipe.hget(layout.job_attempt(job_id, attempt, queue), "written")
         output, written = read_replies(pipe)
     data, total = output or b"", number_value(written, int) or 0
     new = total - seen

@@ -6,22 +6,26 @@ worker's in-flight list (what makes crash recovery exact), uniqueness claims and
 The Lua scripts under `lua/` are given these names (transitions.py passes them in KEYS; a key
 that depends on what a script reads, it builds from a prefix given the same way), so that the
 names are made here alone, never agreed on by copy.
+
+On a Redis Cluster (Layout, CLUSTER) every key that belongs to a queue carries the queue's hash
+tag right after its fixed prefix (rq:queue:{emails}, rq:job:{emails}:<id>): a script's keys
+then share one slot, and different queues spread over the masters. A job type's state (stats,
+history, concurrency slots, rate windows) is kept per queue there, and so is a worker's (its
+hash, lease and in-flight list, in the slot of each of its queues). RQ's own layout, PLAIN, is what every other Redis gets, byte for byte;
+the module's functions are PLAIN's.
 """
 
 import hashlib
 import re
+import sys
+from typing import Any
 
 QUEUES = "rq:queues"  # set of queue keys, as RQ keeps it
 WORKERS = "rq:workers"  # set of worker keys, as RQ keeps it
 SUPERVISORS = "jobctl:supervisors"  # zset: supervisor name -> last heartbeat (unix time)
-ACTIVE_WORKERS = "jobctl:active-workers"  # set of worker names that may hold in-flight jobs
 PAUSED = "jobctl:paused"  # set of queue names workers do not fetch from
 SUSPENDED = "rq:suspended"  # RQ's `rq suspend` flag: while it exists, workers take no new job
 JOB_PATHS = "jobctl:job-paths"  # hash: import path of a registered job's function -> job name
-PROMOTER = "jobctl:promoter"  # string, expiring: the supervisor that promotes due jobs (a lease)
-# hash that lives only inside one call of lua/enqueue_many.lua: the fields its jobs share, which
-# each job's record is copied from (a COPY and a 2-field HSET cost a third of one HSET of them all)
-ENQUEUE_TEMPLATE = "jobctl:enqueue-template"
 
 
 # A job id is part of its keys (rq:job:<id>, rq:job:<id>:dependents): ':' and glob characters
@@ -41,68 +45,248 @@ def is_job_id(text: str) -> bool:
     return bool(JOB_ID.fullmatch(text) or RECURRING_JOB_ID.fullmatch(text) or OLD_RECURRING_JOB_ID.fullmatch(text))
 
 
-def queue(name: str) -> str:
-    return f"rq:queue:{name}"
+class Layout:
+    """How keys are named: RQ's layout (PLAIN), or by queue for a Redis Cluster (CLUSTER). A key
+    of a job, a job type or a worker needs its queue in the cluster layout; PLAIN ignores it."""
+
+    def __init__(self, cluster: bool) -> None:
+        self.cluster = cluster
+
+    def __repr__(self) -> str:
+        return "CLUSTER" if self.cluster else "PLAIN"
+
+    def tag(self, queue_name: str) -> str:
+        """How the queue stands in its own keys (rq:queue:<this>): its name, or its hash tag."""
+        return f"{{{queue_name}}}" if self.cluster else queue_name
+
+    def scope(self, queue_name: str) -> str:
+        """What comes before a job id, a job type or a worker in keys of the queue's slot: nothing,
+        or the queue's hash tag and a colon."""
+        if not self.cluster:
+            return ""
+        if not queue_name:
+            # a caller with an id alone finds the queue first (api/reads.py, find_queue)
+            raise ValueError("a key of a job, job type or worker needs its queue on a Redis Cluster")
+        return f"{{{queue_name}}}:"
+
+    def queue_named(self, key: str) -> str | None:
+        """The queue whose list `key` is (a member of RQ's set of queues), or None."""
+        name = key.removeprefix("rq:queue:")
+        if name == key:
+            return None
+        if self.cluster:
+            return name[1:-1] if name.startswith("{") and name.endswith("}") and len(name) > 2 else None
+        return name
+
+    # --- a queue's list and registries ---
+
+    def queue(self, name: str) -> str:
+        return f"rq:queue:{self.tag(name)}"
+
+    def started(self, queue_name: str) -> str:
+        return f"rq:wip:{self.tag(queue_name)}"
+
+    def scheduled(self, queue_name: str) -> str:
+        return f"rq:scheduled:{self.tag(queue_name)}"
+
+    def deferred(self, queue_name: str) -> str:
+        return f"rq:deferred:{self.tag(queue_name)}"
+
+    def finished(self, queue_name: str) -> str:
+        return f"rq:finished:{self.tag(queue_name)}"
+
+    def dead(self, queue_name: str) -> str:
+        return f"rq:failed:{self.tag(queue_name)}"  # RQ's FailedJobRegistry is jobctl's dead set
+
+    def canceled(self, queue_name: str) -> str:
+        return f"rq:canceled:{self.tag(queue_name)}"
+
+    def ended(self, status: str, queue_name: str) -> str:
+        """The registry of the queue's ended jobs of an RQ status: finished, failed (dead) or canceled."""
+        return {"finished": self.finished, "failed": self.dead, "canceled": self.canceled}[status](queue_name)
+
+    def workers_of_queue(self, queue_name: str) -> str:
+        return f"rq:workers:{self.tag(queue_name)}"
+
+    # --- a job's ---
+
+    def job(self, job_id: str, queue_name: str = "") -> str:
+        return f"rq:job:{self.scope(queue_name)}{job_id}"
+
+    def results(self, job_id: str, queue_name: str = "") -> str:
+        return f"rq:results:{self.scope(queue_name)}{job_id}"
+
+    def dependents(self, job_id: str, queue_name: str = "") -> str:
+        return f"{self.job(job_id, queue_name)}:dependents"
+
+    def dependencies(self, job_id: str, queue_name: str = "") -> str:
+        """Set of the job's parents, where RQ 2.x keeps it (Job.dependencies_key: two colons)."""
+        return f"{self.job('', queue_name)}:{job_id}:dependencies"
+
+    def old_dependencies(self, job_id: str, queue_name: str = "") -> str:
+        """Where jobctl kept a job's parents before it wrote RQ's set: deferred jobs stored by an
+        earlier version still wait there, so both are read."""
+        return f"{self.job(job_id, queue_name)}:dependencies"
+
+    def job_output(self, job_id: str, attempt: int, queue_name: str = "") -> str:
+        """String: the last bytes (joboutput.OUTPUT_LIMIT) one attempt of the job printed and logged."""
+        return f"jobctl:output:{self.scope(queue_name)}{job_id}:{attempt}"
+
+    def job_attempt(self, job_id: str, attempt: int, queue_name: str = "") -> str:
+        """Hash of one attempt, written by joboutput: started, ended (unix time), written (bytes of
+        output in all), traceback (of the exception that ended it)."""
+        return f"jobctl:attempt:{self.scope(queue_name)}{job_id}:{attempt}"
+
+    def unique(self, claim: str, queue_name: str = "") -> str:
+        return f"jobctl:unique:{self.scope(queue_name)}{claim}"
+
+    # --- a worker's (on a cluster, in the slot of each queue it serves) ---
+
+    def worker(self, name: str, queue_name: str = "") -> str:
+        return f"rq:worker:{self.scope(queue_name)}{name}"
+
+    def active(self, worker_name: str, queue_name: str = "") -> str:
+        """The worker's in-flight list: a job id sits here from fetch until its outcome is written."""
+        return f"jobctl:active:{self.scope(queue_name)}{worker_name}"
+
+    def active_workers(self, queue_name: str = "") -> str:
+        """Set of worker names that may hold in-flight jobs (of the queue, on a cluster)."""
+        return f"jobctl:active-workers{self._suffix(queue_name)}"
+
+    # --- what is fleet-wide on one Redis, and per queue on a cluster (the scripts touch it) ---
+
+    def _suffix(self, queue_name: str) -> str:
+        return f":{self.tag(queue_name)}" if self.cluster else ""
+
+    def promoter(self, queue_name: str = "") -> str:
+        """String, expiring: the supervisor that promotes due jobs (a lease)."""
+        return f"jobctl:promoter{self._suffix(queue_name)}"
+
+    def enqueue_template(self, queue_name: str = "") -> str:
+        """Hash that lives only inside one call of lua/enqueue_many.lua: the fields its jobs share,
+        which each job's record is copied from (a COPY and a 2-field HSET cost a third of one HSET
+        of them all)."""
+        return f"jobctl:enqueue-template{self._suffix(queue_name)}"
+
+    def batches_due(self, queue_name: str = "") -> str:
+        """Sorted set: JSON [batch, callback, generation, counts...] -> when due."""
+        return f"jobctl:batches-due{self._suffix(queue_name)}"
+
+    def batch(self, batch_id: str, queue_name: str = "") -> str:
+        """Hash: a batch's counts (total, pending, succeeded, failed), sealed, complete, generation
+        (completions so far), completed_at, success_due (the generation on_success was due at),
+        its callbacks' job names (on_complete, on_success), description, created_at."""
+        return f"jobctl:batch:{self.scope(queue_name)}{batch_id}"
+
+    # --- job tracking, written by lua/track.lua, bounded in size ---
+
+    def recent_failures(self, queue_name: str = "") -> str:
+        """List, newest first: the last 100 failed executions (JSON)."""
+        return f"jobctl:failures{self._suffix(queue_name)}"
+
+    def processed(self, queue_name: str = "") -> str:
+        """Hash: "job|queue|outcome" (finished or failed) -> executions."""
+        return f"jobctl:stats:processed{self._suffix(queue_name)}"
+
+    def job_types(self, queue_name: str = "") -> str:
+        """Set: every job name that ever ran."""
+        return f"jobctl:stats:jobs{self._suffix(queue_name)}"
+
+    def job_stats(self, job_name: str, queue_name: str = "") -> str:
+        """Hash: runs, successes, failures, retries, dead, run_seconds (sum), max_run_seconds,
+        last_run_at, last_error, last_error_at."""
+        return f"jobctl:stats:job:{self.scope(queue_name)}{job_name}"
+
+    def queue_stats(self, queue_name: str) -> str:
+        """Hash: the same fields as job_stats, for every job of the queue."""
+        return f"jobctl:stats:queue:{self.tag(queue_name)}"
+
+    def run_time_histogram(self, job_name: str, queue_name: str = "") -> str:
+        """Hash: upper bound of a RUN_TIME_BUCKETS bucket (Lua's tostring, '+Inf' last) -> runs in
+        it (not cumulative)."""
+        return f"jobctl:runtime:job:{self.scope(queue_name)}{job_name}"
+
+    def throughput(self, queue_name: str, window: int) -> str:
+        """Hash for one THROUGHPUT_WINDOW (window = unix time // THROUGHPUT_WINDOW): finished,
+        failed, run_seconds. Expires after three minutes."""
+        return f"jobctl:throughput:{self.tag(queue_name)}:{window}"
+
+    def minutes(self, queue_name: str, day: int) -> str:
+        """Hash for one UTC day (day = unix time // 86400) of a queue: "<minute of the day>:finished"
+        and "<minute of the day>:failed" -> executions in that minute. Expires after MINUTES_TTL;
+        the dashboard's throughput charts read it."""
+        return f"jobctl:minutes:{self.tag(queue_name)}:{day}"
+
+    def history(self, job_name: str, queue_name: str = "") -> str:
+        """List, newest first: the last HISTORY_LENGTH executions of the job type, each a JSON
+        object {id, job, queue, args, kwargs, attempt, outcome, run_seconds, at, error, worker}."""
+        return f"jobctl:history:job:{self.scope(queue_name)}{job_name}"
+
+    # --- rate and concurrency limits (limits.py; enforced by lua/lib.lua's may_start) ---
+
+    def job_rate_window(self, job_name: str, queue_name: str = "") -> str:
+        """The rate window (rate_window) of the job type's rate_limit."""
+        return rate_window(job_rate_limit(f"{self.scope(queue_name)}{job_name}"))
+
+    def queue_rate_window(self, queue_name: str) -> str:
+        """The rate window (rate_window) of the queue's rate_limit."""
+        return rate_window(queue_rate_limit(self.tag(queue_name)))
+
+    def slots(self, job_name: str, queue_name: str = "") -> str:
+        """Hash: job id -> worker name, for each running job of a type with max_concurrency."""
+        return f"jobctl:slots:{self.scope(queue_name)}{job_name}"
+
+    def breaker(self, breaker_name: str, queue_name: str = "") -> str:
+        """Hash: state (closed|open), opened_at, open_until, opens (how many times it opened), the
+        half-open trial's job (trial) and worker (trial_worker)."""
+        return f"jobctl:breaker:{self.scope(queue_name)}{breaker_name}"
 
 
-def job(job_id: str) -> str:
-    return f"rq:job:{job_id}"
+PLAIN = Layout(cluster=False)
+CLUSTER = Layout(cluster=True)
 
 
-def results(job_id: str) -> str:
-    return f"rq:results:{job_id}"
+def layout_of(connection: Any) -> Layout:
+    """The layout of the Redis a client talks to: CLUSTER for redis-py's cluster clients
+    (store/connection.py makes one for a node of a Redis Cluster), PLAIN for any other."""
+    # redis-py's modules are looked up, not imported: a process that made no such client has none
+    clients = [
+        getattr(sys.modules.get(module), "RedisCluster", None) for module in ("redis.cluster", "redis.asyncio.cluster")
+    ]
+    return CLUSTER if any(client and isinstance(connection, client) for client in clients) else PLAIN
 
 
-def dependents(job_id: str) -> str:
-    return f"rq:job:{job_id}:dependents"
-
-
-def dependencies(job_id: str) -> str:
-    """Set of the job's parents, where RQ 2.x keeps it (Job.dependencies_key: two colons)."""
-    return f"rq:job::{job_id}:dependencies"
-
-
-def old_dependencies(job_id: str) -> str:
-    """Where jobctl kept a job's parents before it wrote RQ's set: deferred jobs stored by an earlier
-    version still wait there, so both are read."""
-    return f"rq:job:{job_id}:dependencies"
-
-
-def started(queue_name: str) -> str:
-    return f"rq:wip:{queue_name}"
-
-
-def scheduled(queue_name: str) -> str:
-    return f"rq:scheduled:{queue_name}"
-
-
-def deferred(queue_name: str) -> str:
-    return f"rq:deferred:{queue_name}"
-
-
-def finished(queue_name: str) -> str:
-    return f"rq:finished:{queue_name}"
-
-
-def dead(queue_name: str) -> str:
-    return f"rq:failed:{queue_name}"  # RQ's FailedJobRegistry is jobctl's dead set
-
-
-def canceled(queue_name: str) -> str:
-    return f"rq:canceled:{queue_name}"
-
-
-def worker(name: str) -> str:
-    return f"rq:worker:{name}"
-
-
-def workers_of_queue(queue_name: str) -> str:
-    return f"rq:workers:{queue_name}"
-
-
-def active(worker_name: str) -> str:
-    """The worker's in-flight list: a job id sits here from fetch until its outcome is written."""
-    return f"jobctl:active:{worker_name}"
+# RQ's layout, as every Redis but a cluster has it
+queue = PLAIN.queue
+started = PLAIN.started
+scheduled = PLAIN.scheduled
+deferred = PLAIN.deferred
+finished = PLAIN.finished
+dead = PLAIN.dead
+canceled = PLAIN.canceled
+ended = PLAIN.ended
+workers_of_queue = PLAIN.workers_of_queue
+job = PLAIN.job
+results = PLAIN.results
+dependents = PLAIN.dependents
+dependencies = PLAIN.dependencies
+old_dependencies = PLAIN.old_dependencies
+job_output = PLAIN.job_output
+unique = PLAIN.unique
+worker = PLAIN.worker
+active = PLAIN.active
+batch = PLAIN.batch
+job_stats = PLAIN.job_stats
+queue_stats = PLAIN.queue_stats
+run_time_histogram = PLAIN.run_time_histogram
+minutes = PLAIN.minutes
+history = PLAIN.history
+slots = PLAIN.slots
+breaker = PLAIN.breaker
+ACTIVE_WORKERS = PLAIN.active_workers()
+PROMOTER = PLAIN.promoter()
+BATCHES_DUE = PLAIN.batches_due()
+RECENT_FAILURES = PLAIN.recent_failures()
 
 
 def wake(queue_name: str) -> str:
@@ -118,21 +302,6 @@ def commands(worker_name: str) -> str:
     """RQ's pub/sub channel for a worker's commands ({"command": "stop-job", "job_id": ...}),
     so that `jobctl cancel` and RQ's send_stop_job_command reach jobctl workers alike."""
     return f"rq:pubsub:{worker_name}"
-
-
-def job_output(job_id: str, attempt: int) -> str:
-    """String: the last bytes (joboutput.OUTPUT_LIMIT) one attempt of the job printed and logged."""
-    return f"jobctl:output:{job_id}:{attempt}"
-
-
-def job_attempt(job_id: str, attempt: int) -> str:
-    """Hash of one attempt, written by joboutput: started, ended (unix time), written (bytes of
-    output in all), traceback (of the exception that ended it)."""
-    return f"jobctl:attempt:{job_id}:{attempt}"
-
-
-def unique(claim: str) -> str:
-    return f"jobctl:unique:{claim}"
 
 
 # --- the scheduler (scheduler.py) -------------------------------------------------------------
@@ -164,15 +333,6 @@ def recurring_job_id(entry: str, due: int) -> str:
 
 # --- batches (api/batches.py; counted by lua/lib.lua's batch_ended) ------------------------------
 
-BATCHES_DUE = "jobctl:batches-due"  # sorted set: JSON [batch, callback, generation, counts...] -> when due
-
-
-def batch(batch_id: str) -> str:
-    """Hash: a batch's counts (total, pending, succeeded, failed), sealed, complete, generation
-    (completions so far), completed_at, success_due (the generation on_success was due at), its
-    callbacks' job names (on_complete, on_success), description, created_at."""
-    return f"jobctl:batch:{batch_id}"
-
 
 def batch_jobs(batch_id: str) -> str:
     """Set: the ids of the batch's jobs."""
@@ -196,51 +356,12 @@ def batch_callback_id(batch_id: str, callback: str, generation: int) -> str:
 
 # --- job tracking, written by lua/lib.lua's record_execution, bounded in size -------------------
 
-RECENT_FAILURES = "jobctl:failures"  # list, newest first: the last 100 failed executions (JSON)
-PROCESSED = "jobctl:stats:processed"  # hash: "job|queue|outcome" (finished or failed) -> executions
-JOB_TYPES = "jobctl:stats:jobs"  # set: every job name that ever ran
 HISTORY_LENGTH = 100
 RUN_TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 THROUGHPUT_WINDOW = 10  # seconds per throughput window
 
 
-def job_stats(job_name: str) -> str:
-    """Hash: runs, successes, failures, retries, dead, run_seconds (sum), max_run_seconds,
-    last_run_at, last_error, last_error_at."""
-    return f"jobctl:stats:job:{job_name}"
-
-
-def queue_stats(queue_name: str) -> str:
-    """Hash: the same fields as job_stats, for every job of the queue."""
-    return f"jobctl:stats:queue:{queue_name}"
-
-
-def run_time_histogram(job_name: str) -> str:
-    """Hash: upper bound of a RUN_TIME_BUCKETS bucket (Lua's tostring, '+Inf' last) -> runs in it
-    (not cumulative)."""
-    return f"jobctl:runtime:job:{job_name}"
-
-
-def throughput(queue_name: str, window: int) -> str:
-    """Hash for one THROUGHPUT_WINDOW (window = unix time // THROUGHPUT_WINDOW): finished,
-    failed, run_seconds. Expires after three minutes."""
-    return f"jobctl:throughput:{queue_name}:{window}"
-
-
 MINUTES_TTL = 8 * 86400  # seconds: seven days of per-minute history are always complete
-
-
-def minutes(queue_name: str, day: int) -> str:
-    """Hash for one UTC day (day = unix time // 86400) of a queue: "<minute of the day>:finished"
-    and "<minute of the day>:failed" -> executions in that minute. Expires after MINUTES_TTL;
-    the dashboard's throughput charts read it."""
-    return f"jobctl:minutes:{queue_name}:{day}"
-
-
-def history(job_name: str) -> str:
-    """List, newest first: the last HISTORY_LENGTH executions of the job type, each a JSON object
-    {id, job, queue, args, kwargs, attempt, outcome, run_seconds, at, error, worker}."""
-    return f"jobctl:history:job:{job_name}"
 
 
 # --- rate and concurrency limits (limits.py; enforced by lua/lib.lua's may_start) --------------
@@ -272,11 +393,6 @@ def rate_next(field: str) -> str:
     return f"jobctl:{field}:next"
 
 
-def slots(job_name: str) -> str:
-    """Hash: job id -> worker name, for each running job of a type with max_concurrency."""
-    return f"jobctl:slots:{job_name}"
-
-
 # --- circuit breakers (config/limits.py; enforced by lua/lib.lua's may_start, recorded by the
 # outcome scripts and breaker.lua) -----------------------------------------------------------------
 
@@ -291,12 +407,6 @@ def breaker_settings(breaker_name: str) -> str:
     return f"breaker:{breaker_name}"
 
 
-def breaker(breaker_name: str) -> str:
-    """Hash: state (closed|open), opened_at, open_until, opens (how many times it opened), the
-    half-open trial's job (trial) and worker (trial_worker)."""
-    return f"jobctl:breaker:{breaker_name}"
-
-
 def breaker_failures(breaker_name: str) -> str:
     """Zset of the counted failures (member: job id and time, score: unix time) within the window."""
     return f"{breaker(breaker_name)}:failures"
@@ -307,11 +417,6 @@ def breaker_failures(breaker_name: str) -> str:
 # How long an ended job is kept when its record does not say (a record another tool wrote):
 RQ_RESULT_TTL = 500  # RQ's default result_ttl, for finished jobs
 FAILURE_TTL = 30 * 86400  # the queues' default failure_ttl (config.py), for dead and canceled jobs
-
-
-def ended(status: str, queue_name: str) -> str:
-    """The registry of the queue's ended jobs of an RQ status: finished, failed (dead) or canceled."""
-    return {"finished": finished, "failed": dead, "canceled": canceled}[status](queue_name)
 
 
 def web_session(digest: str) -> str:

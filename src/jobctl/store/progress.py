@@ -11,15 +11,17 @@ from redis.typing import EncodableT, FieldT
 from . import keys
 
 
-def write(connection: redis.Redis, job_id: str, percent: float, message: str | None) -> None:
-    """Record the job's progress. Progress is advisory: a Redis error is dropped, never the job's."""
+def write(connection: redis.Redis, job_id: str, percent: float, message: str | None, queue: str = "") -> None:
+    """Record the job's progress. Progress is advisory: a Redis error is dropped, never the job's.
+    `queue`: the job's (its keys' slot on a cluster)."""
+    key = keys.layout_of(connection).job(job_id, queue)
     fields: dict[FieldT, EncodableT] = {"jobctl_progress": percent, "jobctl_progress_message": message or ""}
     try:
         # the connection does not decode replies: bytes, which redis-py's types do not know
-        raw_meta = connection.hget(keys.job(job_id), "meta")
+        raw_meta = connection.hget(key, "meta")
         if meta := meta_with_progress(raw_meta, percent):  # type: ignore[arg-type]
             fields["meta"] = meta
-        connection.hset(keys.job(job_id), mapping=fields)
+        connection.hset(key, mapping=fields)
     except redis.RedisError:
         pass
 

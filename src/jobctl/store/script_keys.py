@@ -1,86 +1,151 @@
 """The KEYS transitions.py passes the scripts beyond each one's own: the prefixes a script builds
-a key from, and the keys a kind of script touches (taking a job, recovering, an outcome)."""
+a key from, and the keys a kind of script touches (taking a job, recovering, an outcome).
+
+On one Redis they are the same for every queue. On a Redis Cluster (keys.Layout) a call serves
+one queue, on its slot: each prefix is that queue's (rq:job:{emails}:), a queue's list or
+registry is given whole where one Redis gets its prefix (lua/lib.lua, queue_key), and a
+fleet-wide key that only one Redis's scripts write (RQ's sets of queues and of workers) is given
+as the queue's list, a key of the slot that the scripts leave alone there (CLUSTER in lib.lua)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
 from . import keys
+from .keys import Layout
 
-# The prefixes a script builds a key from when the key depends on what it reads (a job id taken
-# from a list, a queue read from a record): keys.py's names, without what they end with.
-_JOB = keys.job("")
-_RESULTS = keys.results("")
-_QUEUE = keys.queue("")
-_STARTED = keys.started("")
-_SCHEDULED = keys.scheduled("")
-_DEFERRED = keys.deferred("")
-_FINISHED = keys.finished("")
-_FAILED = keys.dead("")
-_CANCELED = keys.canceled("")
-_UNIQUE = keys.unique("")
-_SLOTS = keys.slots("")
-_JOB_RATE = keys.rate_window(keys.job_rate_limit(""))
-_JOB_STATS = keys.job_stats("")
-_QUEUE_STATS = keys.queue_stats("")
-_WORKER = keys.worker("")
-_ACTIVE = keys.active("")
-_WORKERS_OF_QUEUE = keys.workers_of_queue("")
 _WAKE = keys.wake("")  # channels: given in ARGV
 _COMMANDS = keys.commands("")
-_BREAKER = keys.breaker("")
-_BATCH = keys.batch("")
-_BATCHES = (_BATCH, keys.BATCHES_DUE)  # what a job's final outcome touches in its batch
 
 
-# KEYS after each script's own first ones (see each script's header)
-_TAKE = (_JOB, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE, _BREAKER)  # what taking a job touches (fetch, go_on)
-_RECOVER = (  # what recovering a worker's jobs touches (recover, sweep)
-    _JOB,
-    _RESULTS,
-    _QUEUE,
-    _STARTED,
-    _SCHEDULED,
-    _DEFERRED,
-    _FAILED,
-    _CANCELED,
-    _UNIQUE,
-    _SLOTS,
-    _JOB_STATS,
-    _QUEUE_STATS,
-    _WORKERS_OF_QUEUE,
-    keys.QUEUES,
-    keys.WORKERS,
-    *_BATCHES,
-)
+class SlotKeys(NamedTuple):
+    """The prefixes and shared keys of the scripts' calls for one queue (any queue on one Redis)."""
+
+    job: str
+    results: str
+    queue: str
+    started: str
+    scheduled: str
+    deferred: str
+    finished: str
+    failed: str
+    canceled: str
+    unique: str
+    slots: str
+    job_rate: str
+    job_stats: str
+    queue_stats: str
+    worker: str
+    active: str
+    workers_of_queue: str
+    breaker: str
+    batch: str
+    batches_due: str
+    queues: str  # RQ's set of known queues (on a cluster: the queue's list, left alone)
+    workers: str  # RQ's set of workers (the same)
+    active_workers: str
+    promoter: str
+    enqueue_template: str
+
+    @property
+    def batches(self) -> tuple[str, str]:
+        """What a job's final outcome touches in its batch."""
+        return (self.batch, self.batches_due)
+
+    @property
+    def take(self) -> tuple[str, ...]:
+        """What taking a job touches (fetch, go_on)."""
+        return (self.job, self.slots, self.job_rate, self.worker, self.active, self.breaker)
+
+    @property
+    def recover(self) -> tuple[str, ...]:
+        """What recovering a worker's jobs touches (recover, sweep)."""
+        return (
+            self.job,
+            self.results,
+            self.queue,
+            self.started,
+            self.scheduled,
+            self.deferred,
+            self.failed,
+            self.canceled,
+            self.unique,
+            self.slots,
+            self.job_stats,
+            self.queue_stats,
+            self.workers_of_queue,
+            self.queues,
+            self.workers,
+            *self.batches,
+        )
 
 
 @lru_cache(maxsize=256)
-def _queue_keys(queues: tuple[str, ...]) -> tuple[str, ...]:
+def slot_keys(layout: Layout, queue: str = "") -> SlotKeys:
+    """The prefixes and shared keys for calls on `queue` (ignored on one Redis)."""
+    whole = queue if layout.cluster else ""  # a queue's key given whole on a cluster, else its prefix
+    fleet = layout.queue(queue) if layout.cluster else ""
+    return SlotKeys(
+        job=layout.job("", queue),
+        results=layout.results("", queue),
+        queue=layout.queue(whole),
+        started=layout.started(whole),
+        scheduled=layout.scheduled(whole),
+        deferred=layout.deferred(whole),
+        finished=layout.finished(whole),
+        failed=layout.dead(whole),
+        canceled=layout.canceled(whole),
+        unique=layout.unique("", queue),
+        slots=layout.slots("", queue),
+        job_rate=layout.job_rate_window("", queue),
+        job_stats=layout.job_stats("", queue),
+        queue_stats=layout.queue_stats(whole),
+        worker=layout.worker("", queue),
+        active=layout.active("", queue),
+        workers_of_queue=layout.workers_of_queue(whole),
+        breaker=layout.breaker("", queue),
+        batch=layout.batch("", queue),
+        batches_due=layout.batches_due(queue),
+        queues=fleet or keys.QUEUES,
+        workers=fleet or keys.WORKERS,
+        active_workers=layout.active_workers(queue),
+        promoter=layout.promoter(queue),
+        enqueue_template=layout.enqueue_template(queue),
+    )
+
+
+PLAIN_KEYS = slot_keys(keys.PLAIN)
+
+
+@lru_cache(maxsize=256)
+def _queue_keys(layout: Layout, queues: tuple[str, ...]) -> tuple[str, ...]:
     """A worker's queues' KEYS: for each, its list, started registry, scheduled set and rate
     window (queue_keys in lua/lib.lua)."""
     return tuple(
         key
         for queue in queues
         for key in (
-            keys.queue(queue),
-            keys.started(queue),
-            keys.scheduled(queue),
-            keys.rate_window(keys.queue_rate_limit(queue)),
+            layout.queue(queue),
+            layout.started(queue),
+            layout.scheduled(queue),
+            layout.queue_rate_window(queue),
         )
     )
 
 
 @lru_cache(maxsize=256)
-def _outcome_keys(script: str, worker: str, queue: str, keyed: tuple[str, ...]) -> tuple[str, ...]:
-    """An outcome script's KEYS (succeed.lua, fail.lua; succeed's, for jobs of any queue, name
-    no queue)."""
+def _outcome_keys(layout: Layout, script: str, worker: str, queue: str, keyed: tuple[str, ...]) -> tuple[str, ...]:
+    """An outcome script's KEYS (succeed.lua, fail.lua): succeed's started and finished registries
+    as the prefixes of every queue's on one Redis (its outcomes may be of several queues), the
+    queue's own on a cluster."""
+    p = slot_keys(layout, queue)
     if script == "succeed":
-        own = (keys.active(worker), _STARTED, _FINISHED)
-        prefixes: tuple[str, ...] = (_DEFERRED, _CANCELED, keys.QUEUES)
+        own = (layout.active(worker, queue), p.started, p.finished)
+        prefixes: tuple[str, ...] = (p.deferred, p.canceled, p.queues)
     else:
-        own = (keys.active(worker), keys.started(queue), keys.scheduled(queue))
-        prefixes = (_DEFERRED, _FAILED, _CANCELED, keys.QUEUES, _JOB_STATS, _QUEUE_STATS)
-    prefixes += _BATCHES
-    shared = (_JOB, _RESULTS, _SLOTS, _JOB_RATE, _WORKER, _ACTIVE, _UNIQUE, _QUEUE, _SCHEDULED)
-    return (*own, *shared, *prefixes, _BREAKER, *_queue_keys(keyed))
+        own = (layout.active(worker, queue), layout.started(queue), layout.scheduled(queue))
+        prefixes = (p.deferred, p.failed, p.canceled, p.queues, p.job_stats, p.queue_stats)
+    prefixes += p.batches
+    shared = (p.job, p.results, p.slots, p.job_rate, p.worker, p.active, p.unique, p.queue, p.scheduled)
+    return (*own, *shared, *prefixes, p.breaker, *_queue_keys(layout, keyed))

@@ -41,7 +41,14 @@ def _constants() -> str:
         f"local Refusal = {{{refusals}}}\n"
         f"local RQ_RESULT_TTL = {keys.RQ_RESULT_TTL}\n"
         f"local FAILURE_TTL = {keys.FAILURE_TTL}\n"
+        f"{_ONE_REDIS}\n"
     )
+
+
+# Whether the scripts run on a Redis Cluster (keys.Layout): a script's text for a cluster has the
+# other line (cluster_source); a cluster calls its scripts by EVALSHA, never as functions.
+_ONE_REDIS = "local CLUSTER = false"
+_CLUSTER = "local CLUSTER = true"
 
 
 def _lua_string(text: str) -> str:
@@ -174,9 +181,19 @@ def _function(script: str) -> str:
 
 
 @cache
-def _sha(script: str) -> str:
+def _cluster_source(name: str) -> str:
+    """_source for a Redis Cluster."""
+    return _source(name).replace(_ONE_REDIS, _CLUSTER, 1)
+
+
+def source_for(name: str, cluster: bool) -> str:
+    return _cluster_source(name) if cluster else _source(name)
+
+
+@cache
+def _sha(script: str, cluster: bool = False) -> str:
     """The SHA1 EVALSHA names the script's text by."""
-    return hashlib.sha1(_source(script).encode()).hexdigest()
+    return hashlib.sha1(source_for(script, cluster).encode()).hexdigest()
 
 
 def preload() -> None:

@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis
 
@@ -19,30 +19,8 @@ from ..errors import LeaseLost
 from . import keys
 from .enqueue_calls import Batch, EnqueueCall, enqueue_many_args, enqueue_reply
 from .jobdata import rq_time
-from .script_keys import (
-    _ACTIVE,
-    _BATCH,
-    _BATCHES,
-    _BREAKER,
-    _CANCELED,
-    _COMMANDS,
-    _DEFERRED,
-    _FAILED,
-    _JOB,
-    _QUEUE,
-    _RECOVER,
-    _RESULTS,
-    _SCHEDULED,
-    _SLOTS,
-    _TAKE,
-    _UNIQUE,
-    _WAKE,
-    _WORKER,
-    _WORKERS_OF_QUEUE,
-    _outcome_keys,
-    _queue_keys,
-)
-from .scripts import Refusal, _function, _library, _sha, _source, _undefined
+from .script_keys import _COMMANDS, _WAKE, SlotKeys, _outcome_keys, _queue_keys, slot_keys
+from .scripts import Refusal, _function, _library, _sha, _undefined, source_for
 from .wire import (
     RECEIVE,
     Dialogue,
@@ -142,16 +120,32 @@ def _reply_text(reply: list[Any]) -> str:
 
 class _Scripts:
     """How a script is called on one server: as a function of the library (_library), or by
-    EVALSHA where the server has no functions (Redis 6, the embedded Redis's)."""
+    EVALSHA where the server has no functions (Redis 6, the embedded Redis's) and on a Redis
+    Cluster (whose client routes an EVALSHA by its KEYS, but asks a node for the keys of each
+    FCALL: a round trip more per call)."""
 
-    def __init__(self) -> None:
-        self._functions = True  # until the server shows it has none
+    def __init__(self, layout: keys.Layout) -> None:
+        self.layout = layout
+        self._functions = not layout.cluster  # until the server shows it has none
+
+    def _keys(self, queue: str = "") -> SlotKeys:
+        """The prefixes and shared keys of a call on `queue`'s slot (the same for every queue on one Redis)."""
+        return slot_keys(self.layout, queue)
+
+    def _one_queue(self, queues: Sequence[str]) -> None:
+        """On a cluster a call serves one queue: its slot's."""
+        if self.layout.cluster and len(set(queues)) != 1:
+            raise ValueError(f"on a Redis Cluster a call serves one queue, not {', '.join(queues) or 'none'}")
+
+    def _across_slots(self, queues: Sequence[str]) -> bool:
+        """Whether a call would touch the keys of several queues: of several slots on a cluster."""
+        return self.layout.cluster and len(set(queues)) > 1
 
     def _call(self, name: str, keys: Sequence[str] = ()) -> tuple[Any, ...]:
         """The command, without its arguments, that calls a script with `keys` (its KEYS)."""
         if self._functions:
             return ("FCALL", _function(name), len(keys), *keys)
-        return ("EVALSHA", _sha(name), len(keys), *keys)
+        return ("EVALSHA", _sha(name, self.layout.cluster), len(keys), *keys)
 
     def _calls(self, name: str, args: Sequence[Any], keys: Sequence[str] = ()) -> Dialogue:
         if self._functions:
@@ -166,21 +160,23 @@ class _Scripts:
         try:
             return (yield (*self._call(name, keys), *args))
         except redis.exceptions.NoScriptError:  # Redis restarted, or never ran it: EVAL caches it too
-            return (yield ("EVAL", _source(name), len(keys), *keys, *args))
+            return (yield ("EVAL", source_for(name, self.layout.cluster), len(keys), *keys, *args))
 
     def enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Dialogue:
         """Store new jobs that share every other field (`fields`, as pack_fields makes them), in one
         call of lua/enqueue_many.lua: the dialogue (drive() or adrive() runs it) whose reply is the
         number stored, or ['full', jobs queued] when they would take the queue past `max_size`."""
         args = enqueue_many_args(queue, now, fields, batch, max_size)
-        return self._calls("enqueue_many", args, (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES, _BATCH))
+        return self._calls("enqueue_many", args, self._enqueue_many_keys(queue))
+
+    def _enqueue_many_keys(self, queue: str) -> tuple[str, ...]:
+        p = self._keys(queue)
+        return (self.layout.queue(queue), p.enqueue_template, p.job, p.queues, p.batch)
 
     def send_enqueue_many(self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0) -> Send:
         """enqueue_many's call, to send without waiting; received_enqueue_many reads its reply."""
         args = enqueue_many_args(queue, now, fields, batch, max_size)
-        return Send(
-            (*self._call("enqueue_many", (keys.queue(queue), keys.ENQUEUE_TEMPLATE, _JOB, keys.QUEUES, _BATCH)), *args)
-        )
+        return Send((*self._call("enqueue_many", self._enqueue_many_keys(queue)), *args))
 
     def received_enqueue_many(
         self, queue: str, now: float, fields: bytes, batch: Batch, max_size: int = 0
@@ -213,7 +209,7 @@ class AsyncTransitions(_Scripts):
     the same way as Transitions calls them."""
 
     def __init__(self, connection: redis.asyncio.Redis) -> None:
-        super().__init__()
+        super().__init__(keys.layout_of(connection))
         self.connection = connection
 
     async def _run(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Any:
@@ -225,7 +221,9 @@ class AsyncTransitions(_Scripts):
 
     async def seal_batch(self, batch_id: str, now: float) -> bool:
         """Transitions.seal_batch."""
-        return _refusal(await self._run("seal_batch", [batch_id, now], _BATCHES)) is not Refusal.UNKNOWN_BATCH
+        return (
+            _refusal(await self._run("seal_batch", [batch_id, now], self._keys().batches)) is not Refusal.UNKNOWN_BATCH
+        )
 
 
 _KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
@@ -235,9 +233,10 @@ class Transitions(_Scripts):
     """The scripts, bound to one Redis connection."""
 
     def __init__(self, connection: redis.Redis):
-        super().__init__()
+        super().__init__(keys.layout_of(connection))
         self.connection = connection
         self._own: _Wire | None = None
+        self._registered: set[str] = set()
 
     @classmethod
     def of(cls, connection: redis.Redis) -> Transitions:
@@ -258,7 +257,7 @@ class Transitions(_Scripts):
     def _execute(self, *command: Any) -> Any:
         """execute_command, but a script call is packed by _packed (its command and KEYS once)."""
         execute: Callable[..., Any] = self.connection.execute_command
-        if command[0] not in ("FCALL", "EVALSHA"):
+        if command[0] not in ("FCALL", "EVALSHA") or self.layout.cluster:  # a cluster's client has no one pool
             return execute(*command)
         pool = self.connection.connection_pool
         connection = pool.get_connection()
@@ -278,7 +277,11 @@ class Transitions(_Scripts):
         its reply (pipelining: the worker runs its next job meanwhile). Only one thread
         may use this. If the reply cannot be read, the function, called again, runs the script
         once more and waits: as for any call, a retry after the script did run finds its job gone
-        and raises LeaseLost."""
+        and raises LeaseLost. On a cluster the call is made at once (its client routes each
+        command to its slot's master: there is no one connection to send on)."""
+        if self.layout.cluster:
+            answer = self._run(name, args, names)
+            return lambda: answer
         if self._own is None:
             self._own = self.connection.connection_pool.get_connection()
         own = self._own
@@ -306,6 +309,13 @@ class Transitions(_Scripts):
 
         return reply
 
+    def register_queue(self, queue: str) -> None:
+        """Add `queue` to RQ's set of known queues, once per connection: on a cluster the
+        enqueue scripts cannot (the set is in no queue's slot)."""
+        if queue not in self._registered:
+            self.connection.sadd(keys.QUEUES, self.layout.queue(queue))
+            self._registered.add(queue)
+
     def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
         """Store a job whose shared part was built once (EnqueueShared). Returns (outcome, job
         id, state); outcome is 'ok', 'exists' (the id is taken by an active job), 'duplicate' (the
@@ -327,8 +337,32 @@ class Transitions(_Scripts):
     ) -> list[Row]:
         """Start up to `count` jobs; returns their rows [id, queue, attempt, data, timeout,
         max_retries, created_at, rq]. `limits`: the worker's rate and concurrency limits
-        (limits.py). Raises LeaseLost when the worker's lease is gone."""
-        names = (keys.worker(worker), keys.active(worker), *_TAKE, *_queue_keys(tuple(queues)))
+        (limits.py). Raises LeaseLost when the worker's lease is gone.
+
+        On a cluster, one call per queue (each on its slot) in the order given, until `count`."""
+        if not self.layout.cluster:
+            return self._fetch(worker, token, queues, now, count, limits, "")
+        rows: list[Row] = []
+        for queue in queues:
+            if len(rows) >= count:
+                break
+            rows += self._fetch(worker, token, [queue], now, count - len(rows), limits, queue)
+        return rows
+
+    def _fetch(
+        self,
+        worker: str,
+        token: str,
+        queues: list[str],
+        now: float,
+        count: int,
+        limits: dict[str, str] | None,
+        queue: str,
+    ) -> list[Row]:
+        """One fetch.lua call; `queue`: its slot's, on a cluster."""
+        layout = self.layout
+        names = (layout.worker(worker, queue), layout.active(worker, queue), *self._keys(queue).take)
+        names += _queue_keys(layout, tuple(queues))
         args = [token, worker, now, rq_time(now), count, _limits(limits or {}), *queues]
         rows: list[Row] = _checked(self._run("fetch", args, names))
         return rows
@@ -357,11 +391,24 @@ class Transitions(_Scripts):
         says, starting up to `starts` jobs (Next.rows; with go_on.start, the reserved one and
         `starts` - 1 more). Raises LeaseLost (and writes nothing) when one of them was recovered
         from this worker."""
+        queues = sorted({job.queue for job in finished})
+        if len(queues) > 1 and self.layout.cluster:
+            # each queue's outcomes on its own slot; the next jobs are fetched queue by queue (fetch)
+            replies = [
+                cast(Next, self.succeed_many(worker, now, [job for job in finished if job.queue == q], GoOn([]), 0))
+                for q in queues
+            ]
+            done = Next(None, None, (), "\n".join(filter(None, (reply.breaker for reply in replies))))
+            return done if wait else lambda: done
+        if self._across_slots((*queues, *go_on.keyed())):
+            go_on = GoOn([], go_on.limits)  # as _outcome does
         args: list[Any] = [worker, now, rq_time(now), _WAKE, len(finished), starts]
         for job in finished:
             args += [job.job_id, job.queue, job.attempt, job.result_json, base64.b64encode(job.result_json)]
         args += go_on.arguments()
-        return self._next("succeed", _outcome_keys("succeed", worker, "", go_on.keyed()), args, wait)
+        return self._next(
+            "succeed", _outcome_keys(self.layout, "succeed", worker, queues[0], go_on.keyed()), args, wait
+        )
 
     def _next(self, script: str, names: Sequence[str], args: Sequence[Any], wait: bool) -> Next | Callable[[], Next]:
         """Call a script that goes on with the worker's next job: its reply, or with wait=False a
@@ -392,19 +439,68 @@ class Transitions(_Scripts):
         'canceled' (stopped while running) or 'deferred' (its breaker is open: back at
         `retry_at`, its attempt unused); then go on as `succeed` does. `breaker`: for the job's
         circuit breaker, True a failure it counts, False one it does not, None no verdict."""
-        args = [job_id, queue, worker, attempt, now, rq_time(now), exc_info, base64.b64encode(exc_info), _WAKE]
-        args += [verdict, retry_at or 0, json.dumps(error_entry), reason, {True: "1", False: "0", None: ""}[breaker]]
-        args += go_on.arguments()
-        return self._next("fail", _outcome_keys("fail", worker, queue, go_on.keyed()), args, wait)
+        return self._outcome(
+            "fail",
+            job_id,
+            queue,
+            worker,
+            attempt,
+            now,
+            go_on,
+            exc_info,
+            wait,
+            [verdict, retry_at or 0, json.dumps(error_entry), reason, {True: "1", False: "0", None: ""}[breaker]],
+        )
+
+    def _outcome(
+        self,
+        script: str,
+        job_id: str,
+        queue: str,
+        worker: str,
+        attempt: int,
+        now: float,
+        go_on: GoOn,
+        blob: bytes,
+        wait: bool,
+        outcome: Sequence[Any] = (),
+    ) -> Next | Callable[[], Next]:
+        """Call an outcome script: the job, `blob` (the result, or the traceback) as is and
+        base64-encoded (RQ's results-stream form), the `outcome`'s own arguments, then go_on's."""
+        if self._across_slots((queue, *go_on.keyed())):
+            # the next job may come from another queue's slot: the outcome alone, and the worker
+            # fetches its next job queue by queue (fetch)
+            go_on = GoOn([], go_on.limits)
+        args = [job_id, queue, worker, attempt, now, rq_time(now), blob, base64.b64encode(blob), _WAKE]
+        args += [*outcome, *go_on.arguments()]
+        return self._next(script, _outcome_keys(self.layout, script, worker, queue, go_on.keyed()), args, wait)
 
     def go_on(
         self, worker: str, token: str, go_on: GoOn, now: float, *, wait: bool = True
     ) -> Next | Callable[[], Next]:
         """Go on as an outcome script does, without an outcome (lua/go_on.lua: the worker recorded
-        it before running the job's hooks). Raises LeaseLost when the worker's lease is gone."""
-        args = [token, worker, now, rq_time(now), *go_on.arguments()]
-        names = (keys.worker(worker), keys.active(worker), *_TAKE, *_queue_keys(go_on.keyed()))
+        it before running the job's hooks). Raises LeaseLost when the worker's lease is gone.
+
+        On a cluster with several queues to go on from: one call per queue, in order, until one
+        starts a job (none reserved)."""
+        if self._across_slots(go_on.keyed()):
+            found = Next(None, None, ())
+            for each in go_on.queues:
+                found = Next.of(self._run("go_on", *self._go_on_call(worker, token, GoOn([each], go_on.limits), now)))
+                if found.row:
+                    break
+            return found if wait else lambda: found
+        args, names = self._go_on_call(worker, token, go_on, now)
         return self._next("go_on", names, args, wait)
+
+    def _go_on_call(self, worker: str, token: str, go_on: GoOn, now: float) -> tuple[list[Any], tuple[str, ...]]:
+        """go_on.lua's ARGV and KEYS."""
+        args = [token, worker, now, rq_time(now), *go_on.arguments()]
+        keyed = go_on.keyed()
+        queue = keyed[0] if self.layout.cluster and keyed else ""
+        layout = self.layout
+        names = (layout.worker(worker, queue), layout.active(worker, queue), *self._keys(queue).take)
+        return args, names + _queue_keys(layout, keyed)
 
     def breaker_enter(self, name: str, settings: str, job_id: str, worker: str, now: float) -> float | None:
         """May a `with jobctl.breaker(name):` block run (lua/breaker.lua)? None: yes (half-open,
@@ -419,96 +515,152 @@ class Transitions(_Scripts):
         args = ["record", job_id, worker, now, settings, "1" if failed else "0"]
         return _reply_text([self._run("breaker", args, self._breaker_keys(name))])
 
-    @staticmethod
-    def _breaker_keys(name: str) -> tuple[str, ...]:
-        return (keys.breaker(name), _WORKER, _ACTIVE, _BREAKER)
+    def _breaker_keys(self, name: str) -> tuple[str, ...]:
+        if self.layout.cluster:
+            raise ValueError("circuit breakers in a job's code are not supported on a Redis Cluster yet")
+        p = self._keys()
+        return (keys.breaker(name), p.worker, p.active, p.breaker)
 
     def release(self, worker: str, job_id: str, queue: str, now: float) -> bool:
         """Give back a job the worker reserved and did not start (lua/release.lua)."""
-        names = (keys.active(worker), keys.queue(queue), _JOB, _SLOTS, keys.QUEUES)
+        p = self._keys(queue)
+        names = (self.layout.active(worker, queue), self.layout.queue(queue), p.job, p.slots, p.queues)
         return bool(self._run("release", [job_id, queue, rq_time(now), _WAKE], names))
 
     def track(self, names: Sequence[str], payload: str) -> None:
         """Flush a worker's job tracking (tracking.Tracker.payload: the keys, and what to write)."""
         self._run("track", [payload], names)
 
-    def heartbeat(self, worker: str, token: str, now_iso: str, ttl: int, cpu_percent: float, rss: int) -> list[str]:
+    def heartbeat(
+        self, worker: str, token: str, now_iso: str, ttl: int, cpu_percent: float, rss: int, queue: str = ""
+    ) -> list[str]:
         """Renew the worker's lease; returns the ids of its in-flight jobs an operator asked to
-        stop. Raises LeaseLost when the lease is gone."""
+        stop. Raises LeaseLost when the lease is gone. `queue`: the worker's, on a cluster."""
         return [
             job_id.decode()
             for job_id in _checked(
                 self._run(
                     "heartbeat",
                     [token, now_iso, ttl, cpu_percent, rss],
-                    (keys.worker(worker), keys.active(worker), _JOB),
+                    (self.layout.worker(worker, queue), self.layout.active(worker, queue), self._keys(queue).job),
                 )
             )
         ]
 
     def recover(
-        self, worker: str, now: float, *, cause: str, crash_limit: int, how: str, culprits: Sequence[str] = ()
+        self,
+        worker: str,
+        now: float,
+        *,
+        cause: str,
+        crash_limit: int,
+        how: str,
+        culprits: Sequence[str] = (),
+        queue: str = "",
     ) -> tuple[int, int]:
         """Requeue (or bury, at crash_limit) the jobs a gone worker held; with `culprits`, only those
-        count the crash. Returns (requeued, buried)."""
-        names = (keys.worker(worker), keys.active(worker), *_RECOVER, keys.ACTIVE_WORKERS)
+        count the crash. Returns (requeued, buried). `queue`: the worker's, on a cluster."""
+        p = self._keys(queue)
+        names = (self.layout.worker(worker, queue), self.layout.active(worker, queue), *p.recover, p.active_workers)
         requeued, buried = self._run(
             "recover", [worker, now, rq_time(now), cause, crash_limit, how, _WAKE, *culprits], names
         )
+        if self.layout.cluster:  # RQ's set of workers is in no queue's slot: the script leaves it
+            self.connection.srem(keys.WORKERS, self.layout.worker(worker, queue))
         return int(requeued), int(buried)
 
-    def overdue(self, workers: list[str], now: float) -> list[tuple[str, str, float]]:
-        """(worker, job id, seconds past its deadline) of in-flight jobs past their grace period."""
-        flat = self._run("overdue", [now, *workers], (_JOB, *map(keys.active, workers)))
+    def overdue(self, workers: list[str], now: float, queue: str = "") -> list[tuple[str, str, float]]:
+        """(worker, job id, seconds past its deadline) of in-flight jobs past their grace period.
+        `queue`: the workers', on a cluster."""
+        actives = [self.layout.active(worker, queue) for worker in workers]
+        flat = self._run("overdue", [now, *workers], (self._keys(queue).job, *actives))
         return [(flat[i].decode(), flat[i + 1].decode(), float(flat[i + 2])) for i in range(0, len(flat), 3)]
 
-    def promote(self, supervisor: str, lease_ms: int, now: float) -> int | None:
-        """Queue the due scheduled jobs of every queue; None when another supervisor is the promoter."""
-        names = (keys.PROMOTER, keys.QUEUES, _JOB, _QUEUE, _SCHEDULED, _DEFERRED, _CANCELED, _UNIQUE, _SLOTS, *_BATCHES)
-        moved = self._run("promote", [supervisor, lease_ms, now, rq_time(now), _WAKE], names)
+    def promote(self, supervisor: str, lease_ms: int, now: float, queue: str = "") -> int | None:
+        """Queue the due scheduled jobs of every queue (of `queue` alone on a cluster); None when
+        another supervisor is the promoter."""
+        p = self._keys(queue)
+        names = (
+            p.promoter,
+            p.queues,
+            p.job,
+            p.queue,
+            p.scheduled,
+            p.deferred,
+            p.canceled,
+            p.unique,
+            p.slots,
+            *p.batches,
+        )
+        moved = self._run("promote", [supervisor, lease_ms, now, rq_time(now), _WAKE, queue], names)
         return None if _refusal(moved) is Refusal.NOT_PROMOTER else int(moved)
 
     def sweep(
         self, own_workers: list[str], queues: list[str], now: float, *, crash_limit: int, batch: int = 1000
     ) -> tuple[int, int, int, int]:
         """Recover lost workers' jobs and delete ended jobs past their ttl; returns (lost workers,
-        requeued, buried, deleted)."""
-        registries = [keys.ended(status, queue) for queue in queues for status in ("finished", "failed", "canceled")]
+        requeued, buried, deleted). On a cluster, one queue's (`queues`: that one)."""
+        self._one_queue(queues)
+        home = queues[0] if self.layout.cluster else ""
+        p = self._keys(home)
+        gone = self._gone_workers(home, own_workers) if self.layout.cluster else []
+        statuses = ("finished", "failed", "canceled")
+        registries = [self.layout.ended(status, queue) for queue in queues for status in statuses]
         lost, requeued, buried, deleted = self._run(
             "sweep",
             [now, rq_time(now), crash_limit, batch, _WAKE, len(own_workers), *own_workers, *queues],
-            (keys.ACTIVE_WORKERS, _WORKER, _ACTIVE, *_RECOVER, *registries),
+            (p.active_workers, p.worker, p.active, *p.recover, *registries),
         )
+        if gone:  # RQ's set of workers is in no queue's slot: the script leaves it
+            self.connection.srem(keys.WORKERS, *gone)
         return int(lost), int(requeued), int(buried), int(deleted)
 
-    def enqueue_now(self, job_id: str, now: float) -> bool:
-        """Queue a scheduled job ahead of its time; False if it is not scheduled."""
-        names = (_JOB, _QUEUE, _SCHEDULED, keys.QUEUES)
+    def _gone_workers(self, queue: str, own_workers: list[str]) -> list[str]:
+        """On a cluster, the hashes (in RQ's set of workers) of the queue's workers whose lease
+        lapsed, which the sweep recovers (a worker writes its hash before it joins the queue's set
+        of active workers, in the same slot: one registering is never taken for one gone)."""
+        members = cast("set[bytes]", self.connection.smembers(self.layout.active_workers(queue)))
+        names = [name.decode(errors="replace") for name in members]
+        names = [name for name in names if name not in own_workers]
+        with self.connection.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(self.layout.worker(name, queue))
+            found = pipe.execute()
+        return [self.layout.worker(name, queue) for name, exists in zip(names, found) if not exists]
+
+    def enqueue_now(self, job_id: str, now: float, queue: str = "") -> bool:
+        """Queue a scheduled job ahead of its time; False if it is not scheduled. `queue`: the
+        job's, on a cluster."""
+        p = self._keys(queue)
+        names = (p.job, p.queue, p.scheduled, p.queues)
         return bool(self._run("enqueue_now", [job_id, rq_time(now), _WAKE], names))
 
-    def requeue_dead(self, job_ids: list[str], now: float) -> list[str]:
+    def requeue_dead(self, job_ids: list[str], now: float, queue: str = "") -> list[str]:
         """Requeue the dead jobs among `job_ids` (and the dependents their deaths canceled), in
-        one call; returns the ids requeued (a job no longer dead is left alone)."""
-        names = (_JOB, _QUEUE, _FAILED, _CANCELED, _DEFERRED, keys.QUEUES, _UNIQUE, _BATCH)
+        one call; returns the ids requeued (a job no longer dead is left alone). `queue`: the
+        jobs', on a cluster."""
+        p = self._keys(queue)
+        names = (p.job, p.queue, p.failed, p.canceled, p.deferred, p.queues, p.unique, p.batch)
         return [job_id.decode() for job_id in self._run("requeue_dead", [rq_time(now), _WAKE, *job_ids], names)]
 
-    def cancel(self, job_id: str, now: float, reason: str) -> str:
+    def cancel(self, job_id: str, now: float, reason: str, queue: str = "") -> str:
         """Cancel a queued, scheduled or deferred job and, as for a dead parent, its deferred
         dependents; ask the worker of a started job to stop it. Returns the RQ status the job had
-        ('' if there is no such job)."""
+        ('' if there is no such job). `queue`: the job's, on a cluster."""
+        p = self._keys(queue)
         names = (
-            _JOB,
-            _QUEUE,
-            _SCHEDULED,
-            _DEFERRED,
-            _CANCELED,
-            keys.QUEUES,
-            _UNIQUE,
-            _SLOTS,
-            _WORKERS_OF_QUEUE,
-            _WORKER,
-            _ACTIVE,
-            *_BATCHES,
+            p.job,
+            p.queue,
+            p.scheduled,
+            p.deferred,
+            p.canceled,
+            p.queues,
+            p.unique,
+            p.slots,
+            p.workers_of_queue,
+            p.worker,
+            p.active,
+            *p.batches,
         )
         status: bytes = self._run("cancel", [job_id, now, rq_time(now), reason, _WAKE, _COMMANDS], names)
         return status.decode(errors="replace")  # a status another tool wrote may be any bytes
@@ -516,10 +668,11 @@ class Transitions(_Scripts):
     def seal_batch(self, batch_id: str, now: float) -> bool:
         """Seal a batch (lua/seal_batch.lua): it completes once nothing of it is pending, at once if
         nothing is. False: there is no such batch."""
-        return _refusal(self._run("seal_batch", [batch_id, now], _BATCHES)) is not Refusal.UNKNOWN_BATCH
+        return _refusal(self._run("seal_batch", [batch_id, now], self._keys().batches)) is not Refusal.UNKNOWN_BATCH
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
         """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that
         ended at or before `cutoff`; returns how many (would be) deleted."""
-        names = (keys.ended(registry, queue), _JOB, _RESULTS)
+        p = self._keys(queue)
+        names = (self.layout.ended(registry, queue), p.job, p.results)
         return int(self._run("purge", [registry, cutoff, "1" if dry_run else "0", *ids], names))

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import redis
 from redis._parsers.encoders import Encoder
 
+from . import keys
+
 if TYPE_CHECKING:
     import redis.asyncio
 
@@ -101,8 +103,53 @@ RECEIVE = Receive()
 Pipelined = Generator[Command | Send | Receive, Any, Any]
 
 
+def _sent_now(reply: Reply, pending: list[Reply], value: Command | Send | Receive) -> Reply:
+    """_drive_each's step: a Send's reply is kept for the RECEIVE that reads it."""
+    if isinstance(value, Send):
+        pending.append(reply)
+        return (None, None)
+    return reply
+
+
+def _drive_each(dialogue: Pipelined, execute: Callable[..., Any]) -> Any:
+    """Run a Pipelined dialogue on a Redis Cluster's client, which routes each command to the
+    master of its slot (it has no one connection to send on): a Send is run at once."""
+    pending: list[Reply] = []
+    done, value = _advance(dialogue, (None, None))
+    while not done:
+        if isinstance(value, Receive):
+            reply = pending.pop(0)
+        else:
+            try:
+                reply = (execute(*(value.command if isinstance(value, Send) else value)), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            reply = _sent_now(reply, pending, value)
+        done, value = _advance(dialogue, reply)
+    return value
+
+
+async def _adrive_each(dialogue: Pipelined, execute: Callable[..., Awaitable[Any]]) -> Any:
+    """_drive_each() with an asyncio client."""
+    pending: list[Reply] = []
+    done, value = _advance(dialogue, (None, None))
+    while not done:
+        if isinstance(value, Receive):
+            reply = pending.pop(0)
+        else:
+            try:
+                reply = (await execute(*(value.command if isinstance(value, Send) else value)), None)
+            except redis.ResponseError as exc:
+                reply = (None, exc)
+            reply = _sent_now(reply, pending, value)
+        done, value = _advance(dialogue, reply)
+    return value
+
+
 def drive_on(dialogue: Pipelined, client: redis.Redis) -> Any:
     """Run a Pipelined dialogue on a connection of `client`'s pool, taken for the whole of it."""
+    if keys.layout_of(client).cluster:
+        return _drive_each(dialogue, client.execute_command)
     pool = client.connection_pool
     taken = pool.get_connection()
     connection: _Wire = taken
@@ -130,6 +177,8 @@ def drive_on(dialogue: Pipelined, client: redis.Redis) -> Any:
 
 async def adrive_on(dialogue: Pipelined, client: redis.asyncio.Redis) -> Any:
     """drive_on() with an asyncio client."""
+    if keys.layout_of(client).cluster:
+        return await _adrive_each(dialogue, client.execute_command)
     pool = client.connection_pool
     taken = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     connection: _AsyncWire = taken

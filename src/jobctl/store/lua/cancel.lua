@@ -30,7 +30,7 @@
 --- @include "lib"
 local id, now, now_iso, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local k = {job = KEYS[1], queue = KEYS[2], scheduled = KEYS[3], deferred = KEYS[4], canceled = KEYS[5],
-  queues = KEYS[6], unique = KEYS[7], slots = KEYS[8], batch = KEYS[12],
+  queues = KEYS[6], unique = KEYS[7], slots = KEYS[8], workers_of_queue = KEYS[9], batch = KEYS[12],
   batches_due = KEYS[13], wake = ARGV[5]}
 local status = hget(k, id, 'status')
 if not status then return '' end
@@ -41,7 +41,7 @@ if status == 'queued' or status == 'scheduled' or status == 'deferred' then
   if status == 'queued' then
     -- reserved by a worker (lua/lib.lua, go_on), it may be starting right now: tell the worker
     local queue = hget(k, id, 'origin') or ''
-    for _, member in ipairs(redis.call('SMEMBERS', KEYS[9] .. queue)) do
+    for _, member in ipairs(redis.call('SMEMBERS', queue_key(k, 'workers_of_queue', queue))) do
       local worker = string.sub(member, #KEYS[10] + 1)
       if redis.call('LPOS', KEYS[11] .. worker, id) then tell_worker(worker) end
     end

@@ -124,14 +124,14 @@ if #parents == 0 then
     redis.call('HSET', key, unpack(record))
     claimed()
     redis.call('ZADD', KEYS[5], ARGV[4], id)
-    redis.call('SADD', k.queues, list)  -- the promoter looks at every known queue
+    known_queue(k, list)  -- the promoter looks at every known queue
     return {'ok', id, 'scheduled'}
   end
   record[n + 1], record[n + 2] = 'status', 'queued'
   redis.call('HSET', key, unpack(record))
   claimed()
   wake(k, queue, redis.call('RPUSH', list, id))
-  redis.call('SADD', k.queues, list)
+  known_queue(k, list)
   return {'ok', id, 'queued'}
 end
 
@@ -155,7 +155,7 @@ end
 if run_at > now then
   redis.call('HSET', key, 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[4])
   redis.call('ZADD', KEYS[5], ARGV[4], id)
-  redis.call('SADD', k.queues, list)
+  known_queue(k, list)
   return {'ok', id, 'scheduled'}
 end
 push_queued(k, id, queue, now_iso, false)

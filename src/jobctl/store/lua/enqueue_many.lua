@@ -4,7 +4,7 @@
   Input:
     KEYS[1] the queue's list (rq:queue:<queue>)
     KEYS[2] a hash the script makes and deletes: the fields the jobs share, which each record is
-            copied from (keys.ENQUEUE_TEMPLATE)
+            copied from (keys.Layout.enqueue_template)
     KEYS[3] 'rq:job:' prefix: the jobs' hashes
     KEYS[4] 'rq:queues' set of known queues
     KEYS[5] 'jobctl:batch:' prefix: the hash and job set of the batch the jobs join (the shared
@@ -25,7 +25,7 @@
 ]]
 --- @include "lib"
 local list, template = KEYS[1], KEYS[2]
-local k = {job = KEYS[3], batch = KEYS[5], wake = ARGV[8]}
+local k = {job = KEYS[3], queues = KEYS[4], batch = KEYS[5], wake = ARGV[8]}
 local queue, now_iso, max_size = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local ids, descriptions, payloads = cjson.decode(ARGV[5]), cjson.decode(ARGV[6]), cjson.decode(ARGV[7])
 if #ids == 0 then return 0 end
@@ -63,5 +63,5 @@ for i, key in ipairs(job_keys) do
 end
 redis.call('DEL', template)
 wake(k, queue, redis.call('RPUSH', list, unpack(ids)) - #ids + 1)  -- the length after the first
-redis.call('SADD', KEYS[4], list)
+known_queue(k, list)
 return #ids

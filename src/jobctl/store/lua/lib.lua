@@ -33,11 +33,21 @@ local function dependencies_key(k, id) return k.job .. ':' .. id .. ':dependenci
 local function old_dependencies_key(k, id) return k.job .. id .. ':dependencies' end
 
 -- A key of a queue of one kind ('queue': its list, 'started', 'scheduled', 'deferred',
--- 'finished', 'failed', 'canceled': its registries, 'rate': its rate window): the one passed for
--- that queue, else built from the kind's prefix (a queue read from a record).
+-- 'finished', 'failed', 'canceled': its registries, 'rate': its rate window, 'queue_stats',
+-- 'workers_of_queue'): the one passed for that queue, else built from the kind's prefix (a queue
+-- read from a record). On a Redis Cluster (CLUSTER) a call serves the one queue whose slot it
+-- runs on, and is given that queue's keys whole where it is given prefixes on one Redis.
 local function queue_key(k, kind, queue)
   local passed = k.by_queue and k.by_queue[queue]
-  return passed and passed[kind] or k[kind] .. queue
+  if passed and passed[kind] then return passed[kind] end
+  if CLUSTER then return k[kind] end
+  return k[kind] .. queue
+end
+
+-- RQ's set of known queues, which the promoter reads: on a cluster a fleet-wide key no script
+-- touches (its slot is another queue's), which the producers and workers write themselves.
+local function known_queue(k, list)
+  if not CLUSTER then redis.call('SADD', k.queues, list) end
 end
 
 -- k.by_queue of a worker's queues, from KEYS[first] on: four keys for each queue of `queues`, in
@@ -112,7 +122,7 @@ local function push_queued(k, id, queue, now_iso, front)
   redis.call('HSET', job_key(k, id), 'status', 'queued', 'enqueued_at', now_iso)
   redis.call('HDEL', job_key(k, id), 'jobctl_scheduled_for')
   wake(k, queue, redis.call(front and 'LPUSH' or 'RPUSH', list, id))
-  redis.call('SADD', k.queues, list)
+  known_queue(k, list)
 end
 
 -- Fencing: a worker holds a lease, the token in its own hash, which lives as long as its
@@ -165,7 +175,7 @@ end
 
 local function stats_count(k, job_name, queue, field, by)
   incr(k.job_stats .. job_name, field, by)
-  incr(k.queue_stats .. queue, field, by)
+  incr(queue_key(k, 'queue_stats', queue), field, by)
 end
 
 -- A job's record, results and dependency sets.
@@ -839,9 +849,11 @@ local function recover_worker(k, worker, worker_key, active, now, now_iso, cause
   end
 
   for queue in string.gmatch(queues, '[^,]+') do
-    redis.call('SREM', k.workers_of_queue .. queue, worker_key)
+    redis.call('SREM', queue_key(k, 'workers_of_queue', queue), worker_key)
   end
-  redis.call('SREM', k.workers, worker_key)
+  -- on a cluster RQ's fleet-wide set of workers is in no queue's slot: the worker, or whoever
+  -- recovered it, takes it out of that set itself
+  if not CLUSTER then redis.call('SREM', k.workers, worker_key) end
   redis.call('SREM', k.active_workers, worker)
   redis.call('DEL', worker_key)
   return {requeued, buried}

@@ -19,6 +19,7 @@
     ARGV[3] now (unix time)
     ARGV[4] now_iso
     ARGV[5] 'jobctl:wake:' prefix of queues' wake channels
+    ARGV[6] on a Redis Cluster, the one queue to promote (the keys given are its own there: keys.Layout)
   Output:
     moved how many jobs were queued
     Refusal.NOT_PROMOTER another supervisor holds the lease: nothing written
@@ -36,8 +37,14 @@ if lease_ms == '0' then
 end
 redis.call('SET', k.promoter, me, 'PX', lease_ms)
 local moved = 0
-for _, member in ipairs(redis.call('SMEMBERS', k.queues)) do
-  local queue = string.sub(member, #k.queue + 1)
+-- on a cluster a call promotes the one queue whose slot it runs on: RQ's set of known queues is in
+-- no queue's slot, and the caller reads it
+local queues = {ARGV[6]}
+if not CLUSTER then
+  queues = {}
+  for _, member in ipairs(redis.call('SMEMBERS', k.queues)) do table.insert(queues, string.sub(member, #k.queue + 1)) end
+end
+for _, queue in ipairs(queues) do
   local scheduled = queue_key(k, 'scheduled', queue)
   local due = redis.call('ZRANGEBYSCORE', scheduled, '-inf', now, 'LIMIT', 0, 1000)
   for _, id in ipairs(due) do

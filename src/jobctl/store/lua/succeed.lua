@@ -1,13 +1,14 @@
 --[[ Jobs finished: record them and, in the same round trip, go on with the worker's next jobs
   (go_on in lib.lua). A pool worker whose threads finish together sends their outcomes in one
-  call (runtime/reservation.py, Outcomes), which then starts one job for each thread that asked.
+  call (runtime/reservation.py, Together), which then starts one job for each thread that asked.
   Job tracking is not written here: the worker counts it (tracking.py).
   The job hash and its results stream get no EXPIRE here: the supervisors' sweep deletes them
   once their finished-registry entry is due (sweep.lua), which keeps this script lean.
   Input:
     KEYS[1] the worker's in-flight list
-    KEYS[2] 'rq:wip:' prefix: the started registries of the jobs' queues
-    KEYS[3] 'rq:finished:' prefix: the finished registries of the jobs' queues
+    KEYS[2] 'rq:wip:' prefix: the started registries of the jobs' queues (on a cluster, where
+            every job is of one queue, its registry)
+    KEYS[3] 'rq:finished:' prefix: the finished registries of the jobs' queues (the same)
     KEYS[4] 'rq:job:' prefix: the jobs' hashes (and dependency sets), their dependents', the next jobs'
     KEYS[5] 'rq:results:' prefix: the jobs' results streams, a dependent's
     KEYS[6] 'jobctl:slots:' prefix: job types' concurrency slots
@@ -42,6 +43,12 @@
 --- @include "lib"
 local worker, now, now_iso, n, starts = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])
 local first = 7
+local args = go_on_args(ARGV, first + 5 * n, worker, now, now_iso)
+local k = {active_list = KEYS[1], started = KEYS[2], finished = KEYS[3], job = KEYS[4], results = KEYS[5],
+  slots = KEYS[6], job_rate = KEYS[7], worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11],
+  scheduled = KEYS[12], deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], batch = KEYS[16],
+  batches_due = KEYS[17], breaker = KEYS[18], by_queue = queue_keys(KEYS, 19, go_on_queues(args)),
+  wake = ARGV[4]}
 -- every job leaves the worker's in-flight list (the fence: see leave_started), or none does: with
 -- several, each is looked for in the list (one read: it holds no more than the worker's threads)
 -- before any leaves; one alone, its LREM is the look
@@ -54,17 +61,10 @@ if n > 1 then
   end
 end
 for at = first, first + 5 * (n - 1), 5 do
-  if redis.call('LREM', KEYS[1], '1', ARGV[at]) == 0 then return Refusal.FENCED end
+  if not leave_started(ARGV[at], KEYS[1], queue_key(k, 'started', ARGV[at + 1]), ARGV[at + 2]) then
+    return Refusal.FENCED
+  end
 end
-for at = first, first + 5 * (n - 1), 5 do
-  redis.call('ZREM', KEYS[2] .. ARGV[at + 1], ARGV[at] .. ':' .. ARGV[at + 2])
-end
-local args = go_on_args(ARGV, first + 5 * n, worker, now, now_iso)
-local k = {active_list = KEYS[1], started = KEYS[2], finished = KEYS[3], job = KEYS[4], results = KEYS[5],
-  slots = KEYS[6], job_rate = KEYS[7], worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11],
-  scheduled = KEYS[12], deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], batch = KEYS[16],
-  batches_due = KEYS[17], breaker = KEYS[18], by_queue = queue_keys(KEYS, 19, go_on_queues(args)),
-  wake = ARGV[4]}
 local breakers = {}
 for at = first, first + 5 * (n - 1), 5 do
   local id, queue, attempt = ARGV[at], ARGV[at + 1], ARGV[at + 2]

@@ -1,0 +1,375 @@
+"""jobctl on a Redis Cluster (3 masters, started by tests/cluster.py), as a user runs it: the CLI
+and the Python API pointed at any node, `jobctl work` processes, a worker killed with -9. And on
+one Redis, RQ's layout as it was: RQ's own Job reads what jobctl stores."""
+
+import json
+import os
+import shutil
+import signal
+
+import pytest
+import redis
+from cluster import Cluster, missing
+from conftest import QUEUE_YML, TESTS, Project, descendant_pids, kill_quietly, wait_for
+
+import jobctl
+from jobctl.store import keys
+from jobctl.store.connection import connect
+
+QUEUES_YML = """\
+defaults:
+  retry_delay: 100ms
+  backoff: fixed
+  timeout: 30s
+  shutdown_timeout: 5s
+default: {worker_count: 1, max_retries: 1}
+emails:  {worker_count: 1, max_retries: 1}
+reports: {worker_count: 1, max_retries: 1}
+bulk:    {worker_count: 1, max_retries: 1}
+"""
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    why = missing()
+    if why:
+        pytest.skip(why)
+    cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster(redis_cluster):
+    redis_cluster.flush()
+    yield redis_cluster
+    redis_cluster.flush()
+
+
+@pytest.fixture
+def cproject(tmp_path, cluster):
+    """A project whose REDIS_URL names the cluster's first node."""
+    p = Project(tmp_path, cluster.urls[0])
+    p.write("queue.yml", QUEUES_YML)
+    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    yield p
+    p.stop_all(grace=2)
+
+
+@pytest.fixture
+def node(cluster):
+    """A cluster client of the test's own."""
+    client = connect(cluster.urls[0])
+    yield client
+    client.close()
+
+
+def job_state(node, job_id: str) -> str | None:
+    """The job's state as jobctl records it, read in this process (a `show` per poll would keep a
+    core busy)."""
+    for queue in ("default", "emails", "reports", "bulk"):
+        status = node.hget(keys.CLUSTER.job(job_id, queue), "status")
+        if status is not None:
+            return {"failed": "dead"}.get(status.decode(), status.decode())
+    return None
+
+
+def test_jobs_of_several_queues_run_through_any_node(cproject, cluster, node):
+    first = cproject.enqueue("add", "1", "2", "--queue", "emails")
+    second = cproject.enqueue("add", "3", "4", "--queue", "reports", env={"REDIS_URL": cluster.urls[1]})
+    third = cproject.enqueue("add", "5", "6", "--queue", "bulk", env={"REDIS_URL": cluster.urls[2]})
+    # each queue's keys carry its hash tag: the queues spread over the masters
+    owners = {node.keyslot(keys.CLUSTER.queue(q)) for q in ("emails", "reports", "bulk")}
+    assert len(owners) == 3
+    used = [redis.Redis.from_url(url).dbsize() for url in cluster.urls]
+    assert sum(1 for count in used if count) >= 2, used
+
+    burst = cproject.run("work", "--burst")
+    assert burst.returncode == 0, burst.stderr
+
+    for job_id, result, queue in ((first, 3, "emails"), (second, 7, "reports"), (third, 11, "bulk")):
+        job = cproject.show(job_id[:8], env={"REDIS_URL": cluster.urls[2]})
+        assert (job["state"], job["result"], job["queue"]) == ("finished", result, queue)
+    status = cproject.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    counts = {q["name"]: q["finished"] for q in json.loads(status.stdout)["queues"]}
+    assert counts == {"default": 0, "emails": 1, "reports": 1, "bulk": 1}
+    stats = cproject.run("stats", "--json")
+    assert stats.returncode == 0, stats.stderr
+    (added,) = [job for job in json.loads(stats.stdout)["jobs"] if job["name"] == "add"]
+    # kept per queue on a cluster, added up
+    assert (added["runs"], added["successes"], len(added["recent"])) == (3, 3, 3)
+
+
+def test_retries_dead_requeue_and_cancel(cproject, tmp_path, node):
+    counter = tmp_path / "counter"
+    flaky = cproject.enqueue("flaky", str(counter), "1", "--queue", "reports")
+    doomed = cproject.enqueue("always_fails", "--queue", "emails")
+    later = cproject.enqueue("add", "1", "--queue", "bulk", "--in", "1h")
+    canceled = cproject.run("cancel", later)
+    assert canceled.returncode == 0, canceled.stderr
+    assert job_state(node, later) == "canceled"
+
+    assert cproject.run("work", "--burst").returncode == 0
+    assert cproject.show(flaky)["state"] == "finished" and cproject.show(flaky)["attempts"] == 2
+    dead = cproject.show(doomed)
+    assert dead["state"] == "dead" and dead["attempts"] == 2
+
+    requeued = cproject.run("requeue-dead", "--queue", "emails")
+    assert requeued.returncode == 0, requeued.stderr
+    assert job_state(node, doomed) == "queued"
+    assert node.lrange(keys.CLUSTER.queue("emails"), 0, -1) == [doomed.encode()]
+
+
+def test_scheduled_jobs_are_promoted_per_queue(cproject, node):
+    soon = [
+        cproject.enqueue("add", str(n), "--queue", queue, "--in", "1s") for n, queue in enumerate(("emails", "bulk"))
+    ]
+    assert {job_state(node, job_id) for job_id in soon} == {"scheduled"}
+    work = cproject.start("work")
+    wait_for(lambda: all(job_state(node, job_id) == "finished" for job_id in soon), message="the jobs to run")
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_dependencies_within_a_queue_and_refused_across_queues(cproject, node):
+    parent = cproject.enqueue("add", "1", "--queue", "emails")
+    child = cproject.enqueue("add", "2", "--queue", "emails", "--depends-on", parent)
+    assert job_state(node, child) == "deferred"
+    across = cproject.run("enqueue", "add", "3", "--queue", "reports", "--depends-on", parent)
+    assert across.returncode == 2
+    assert across.stderr.strip().splitlines() == [
+        (
+            f"jobctl: error: --depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own "
+            f"queue; {parent} is on queue 'emails', the new job on 'reports'"
+        )
+    ]
+    assert cproject.run("work", "--burst").returncode == 0
+    assert job_state(node, parent) == job_state(node, child) == "finished"
+
+
+def test_unique_jobs_and_what_is_refused(cproject):
+    first = cproject.enqueue("add", "9", "--queue", "bulk", "--unique")
+    again = cproject.run("enqueue", "add", "9", "--queue", "bulk", "--unique")
+    assert again.returncode != 0 and first in again.stderr
+    batch = cproject.run("enqueue", "add", "1", "--batch", "nightly")
+    assert batch.returncode == 2
+    assert "batches are not supported on a Redis Cluster yet" in batch.stderr
+    cproject.write("recurring.yml", 'tick:\n  job: add\n  args: [1]\n  schedule: "every 1 minute"\n')
+    scheduler = cproject.run("scheduler")
+    assert scheduler.returncode == 2
+    assert scheduler.stderr.strip().splitlines()[-1] == (
+        "jobctl: error: recurring jobs (jobctl scheduler) are not supported on a Redis Cluster yet"
+    )
+
+
+def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_path, node):
+    marker = tmp_path / "marker"
+    work = cproject.start("work")
+    victim_job = cproject.enqueue("slow", str(marker), "1", "--queue", "reports")
+    victim = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start"))
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: job_state(node, victim_job) == "finished", message="the job to run again and finish")
+    job = cproject.show(victim_job)
+    assert job["crashes"] == 1 and job["attempts"] == 1
+    assert job["errors"][0]["error"] == "worker killed by signal 9 (SIGKILL)"
+    assert int(marker.read_text()) != victim
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+    assert not node.smembers(keys.WORKERS)  # every worker unregistered on its way out
+
+
+def test_the_application_api_through_any_node(cproject, cluster, monkeypatch):
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    work = cproject.start("work")
+    client = jobctl.connect(cluster.urls[1], cproject.path / "queue.yml")
+    handle = sample_jobs.add.enqueue(20, 22)
+    assert handle.result(timeout=60) == 42
+    found = jobctl.get(handle.id[:10])
+    assert found.status() == "finished" and found.result(timeout=5) == 42
+    assert client.layout is keys.CLUSTER
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_a_worker_of_several_queues_fetches_them_in_priority_order(cproject, node):
+    cproject.write(
+        "queue.yml", QUEUES_YML.replace("reports: {worker_count: 1, max_retries: 1}", "reports: {worker_count: 0}")
+    )
+    low = [cproject.enqueue("add", str(n), "--queue", "reports") for n in range(3)]
+    high = [cproject.enqueue("add", str(n), "--queue", "emails") for n in range(3)]
+    # one worker serving both queues, emails first: its lists and leases are in both queues' slots
+    burst = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports")
+    assert burst.returncode == 0, burst.stderr
+    assert "1 serving emails=1, reports=0" in burst.stderr
+
+    def started(job_id: str, queue: str) -> bytes:
+        return node.hget(keys.CLUSTER.job(job_id, queue), "started_at")
+
+    assert all(job_state(node, job_id) == "finished" for job_id in low + high)
+    assert max(started(job_id, "emails") for job_id in high) < min(started(job_id, "reports") for job_id in low)
+    assert not node.smembers(keys.WORKERS)
+
+
+# --- one Redis: RQ's layout, byte for byte ------------------------------------------------------
+
+
+def test_one_redis_keeps_rqs_layout(tmp_path, redis_url, db):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    p = Project(tmp_path, redis_url)
+    p.write("queue.yml", QUEUE_YML)
+    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    job_id = p.enqueue("add", "40", "2")
+    assert db.lrange("rq:queue:default", 0, -1) == [job_id.encode()]
+    assert db.smembers("rq:queues") == {b"rq:queue:default"}
+    assert p.run("work", "--burst").returncode == 0
+    assert db.exists(f"rq:job:{job_id}", f"rq:results:{job_id}") == 2
+    assert db.zscore("rq:finished:default", job_id) is not None
+    assert not [key for key in db.scan_iter() if b"{" in key]
+    fetched = Job.fetch(job_id, connection=db, serializer=JSONSerializer)
+    assert fetched.get_status() == "finished" and fetched.return_value() == 42
+
+
+def test_pause_resume_many_and_timeouts(cproject, tmp_path, node):
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML.replace("bulk:    {worker_count: 1, max_retries: 1}", "bulk: {timeout: 1s, max_retries: 0}"),
+    )
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text('{"args": [1, 2]}\n{"args": [3, 4]}\n')
+    many = cproject.run("enqueue", "add", "--from", str(calls), "--queue", "emails")
+    assert many.returncode == 0, many.stderr
+    assert node.llen(keys.CLUSTER.queue("emails")) == 2
+    overrun = cproject.enqueue("slow", str(tmp_path / "marker"), "30", "--queue", "bulk")
+    assert cproject.run("pause", "emails").returncode == 0
+
+    assert cproject.run("work", "--burst", "--queue", "bulk").returncode == 0
+    job = cproject.show(overrun)
+    assert job["state"] == "dead" and "timed out" in job["error"].lower()
+
+    work = cproject.start("work", "--queue", "emails")
+    # a worker reads the paused queues when it registers, before its first fetch
+    wait_for(lambda: node.smembers(keys.WORKERS), message="the worker to register")
+    queued = node.lrange(keys.CLUSTER.queue("emails"), 0, -1)
+    assert len(queued) == 2 and job_state(node, queued[0].decode()) == "queued"
+    assert cproject.run("resume", "emails").returncode == 0
+    wait_for(lambda: all(job_state(node, raw.decode()) == "finished" for raw in queued), message="the jobs to run")
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_the_asyncio_api_on_a_cluster(cproject, cluster, monkeypatch):
+    import asyncio
+
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    work = cproject.start("work", "--queue", "default")
+    jobctl.connect(cluster.urls[2], cproject.path / "queue.yml")
+
+    async def run() -> list[int]:
+        one = await sample_jobs.add.aenqueue(1, 2)
+        many = await sample_jobs.add.aenqueue_many([(3, 4), (5, 6)])
+        return [await handle.aresult(timeout=60) for handle in (one, *many)]
+
+    assert asyncio.run(run()) == [3, 7, 11]
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
+
+
+def test_max_concurrency_per_queue_and_a_slot_given_back_after_kill_9(cproject, tmp_path, node):
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML.replace("reports: {worker_count: 1, max_retries: 1}", "reports: {worker_count: 1, concurrency: 2}"),
+    )
+    marker = tmp_path / "marker"
+    holder = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
+    waiting = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
+    cproject.start("work", "--queue", "reports")
+    wait_for(lambda: job_state(node, holder) == "started" and marker.exists(), message="the first job running")
+    assert job_state(node, waiting) in ("queued", "scheduled")  # max_concurrency 1 on the queue: it waits
+    slots = keys.CLUSTER.slots("limited_once_slow", "reports")
+    assert node.hgetall(slots) == {holder.encode(): node.hget(keys.CLUSTER.job(holder, "reports"), "worker_name")}
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    wait_for(lambda: job_state(node, holder) == job_state(node, waiting) == "finished", message="both jobs finished")
+    assert node.hlen(slots) == 0
+
+
+def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
+    from starlette.testclient import TestClient
+
+    from jobctl.config.queues import load_queues
+    from jobctl.config.settings import Settings
+    from jobctl.web.app import create_app
+    from jobctl.web.auth import Auth
+    from jobctl.web.board import Dashboard
+    from jobctl.web.metrics import JobctlCollector
+
+    done = cproject.enqueue("add", "1", "2", "--queue", "reports")
+    failed = cproject.enqueue("always_fails", "--queue", "bulk")
+    assert cproject.run("work", "--burst").returncode == 0
+    monkeypatch.chdir(cproject.path)
+    settings = Settings(redis_url=cluster.urls[1], config_path="queue.yml", job_modules="sample_jobs")
+    token = "t" * 20
+    with TestClient(create_app(Dashboard(settings, Auth(token))), base_url="http://localhost:9181") as client:
+        pages = {
+            page: client.get(page, headers={"Authorization": f"Bearer {token}"})
+            for page in (
+                "/",
+                "/queues",
+                "/workers",
+                "/stats",
+                "/jobs?state=finished",
+                "/jobs?state=dead",
+                f"/jobs/{done}",
+            )
+        }
+    assert {page: answer.status_code for page, answer in pages.items()} == dict.fromkeys(pages, 200)
+    assert done in pages["/jobs?state=finished"].text and failed in pages["/jobs?state=dead"].text
+
+    collector = JobctlCollector(lambda: connect(cluster.urls[2]), load_queues(str(cproject.path / "queue.yml")))
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in collector.collect() for s in m.samples}
+    assert samples[("jobctl_redis_up", ())] == 1
+    processed = {labels: value for (name, labels), value in samples.items() if name == "jobctl_jobs_processed_total"}
+    assert processed == {
+        (("job_name", "add"), ("outcome", "finished"), ("queue", "reports")): 1,
+        (("job_name", "always_fails"), ("outcome", "failed"), ("queue", "bulk")): 2,
+    }
+
+
+def test_a_host_gone_whole_is_swept_by_another(cproject, tmp_path, node):
+    lease = {"JOBCTL_LEASE_TTL": "3"}
+    marker = tmp_path / "marker"
+    first_host = cproject.start("work", "--queue", "reports", env=lease)
+    job_id = cproject.enqueue("slow", str(marker), "1", "--queue", "reports")
+    wait_for(lambda: marker.exists() and marker.read_text(), message="the job to start")
+    for pid in [*descendant_pids(first_host.pid), first_host.pid]:  # the supervisor and its workers, at once
+        kill_quietly(pid, signal.SIGKILL)
+    first_host.wait(timeout=10)
+    gone = node.smembers(keys.WORKERS)
+    assert len(gone) == 1
+    second_host = cproject.start("work", "--queue", "reports", env=lease)
+    wait_for(lambda: job_state(node, job_id) == "finished", message="the lost worker's job to run again")
+    wait_for(lambda: not gone & node.smembers(keys.WORKERS), message="the lost worker to leave RQ's set of workers")
+    assert cproject.show(job_id)["crashes"] == 1
+    second_host.send_signal(signal.SIGTERM)
+    assert second_host.wait(timeout=30) == 0
+    assert not node.smembers(keys.WORKERS)
+
+
+def test_cancel_stops_a_running_job(cproject, tmp_path, node):
+    marker = tmp_path / "marker"
+    work = cproject.start("work", "--queue", "bulk")
+    job_id = cproject.enqueue("slow", str(marker), "60", "--queue", "bulk")
+    wait_for(marker.exists, message="the job to start")
+    canceled = cproject.run("cancel", job_id[:10], "--json")
+    assert canceled.returncode == 0, canceled.stderr
+    assert job_state(node, job_id) == "canceled"
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=30) == 0
