@@ -80,6 +80,14 @@ def stopped(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "T"
 
 
+def pending(pid: int, signum: int) -> bool:
+    """Whether `signum` waits to be delivered to the process (/proc's ShdPnd: sent to the process)."""
+    fields = dict(
+        line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line
+    )
+    return bool(int(fields["ShdPnd"], 16) & (1 << (signum - 1)))
+
+
 def test_a_stop_gives_every_prefetched_job_back_to_the_front_in_order(project, tmp_path, db):
     """`jobctl work` stopped (SIGTERM) while its worker runs a job with three reserved: the job
     ends, and the three are back at the front of the queue, in their order, unstarted (queued,
@@ -91,10 +99,10 @@ def test_a_stop_gives_every_prefetched_job_back_to_the_front_in_order(project, t
     reserved = [project.enqueue("record", str(out), f"r{n}") for n in (1, 2, 3)]
     last = project.enqueue("record", str(out), "r4")
     work = project.start("work")
-    wait_for(marker.exists, message="the freezing job to start")
-    worker = int(marker.read_text())
+    worker = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the freezing job to start"))
     wait_for(lambda: stopped(worker), message="the worker stopped")
     work.send_signal(signal.SIGTERM)  # the supervisor passes it on: pending while the worker is stopped
+    wait_for(lambda: pending(worker, signal.SIGTERM), message="the stop passed on to the worker")
     os.kill(worker, signal.SIGCONT)
     assert work.wait(timeout=30) == 0
     assert [j.decode() for j in db.lrange(keys.queue("default"), 0, -1)] == [*reserved, last]
@@ -118,8 +126,7 @@ def test_kill_9_gives_every_prefetched_job_back_uncounted(project, tmp_path, db)
     reserved.append(project.enqueue("record", str(out), "r3"))
     last = project.enqueue("record", str(out), "r4")
     work = project.start("work")
-    wait_for(marker.exists, message="the freezing job to start")
-    worker = int(marker.read_text())
+    worker = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the freezing job to start"))
     wait_for(lambda: stopped(worker), message="the worker stopped")
     name = next(w.decode() for w in db.smembers(keys.ACTIVE_WORKERS))
     assert [j.decode() for j in db.lrange(keys.active(name), 0, -1)] == [frozen, *reserved]
