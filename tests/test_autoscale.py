@@ -12,7 +12,8 @@ from pathlib import Path
 from conftest import child_pids, wait_for
 
 from jobctl import logs
-from jobctl.config.queues import QueueConfig
+from jobctl.api import reads
+from jobctl.config.queues import QueueConfig, load_queues
 from jobctl.runtime.scaling import Slot
 from jobctl.runtime.supervisor import Supervisor
 from jobctl.store.connection import connect
@@ -32,14 +33,15 @@ def queue_status(project) -> dict:
     return next(q for q in json.loads(result.stdout)["queues"] if q["name"] == "default")
 
 
-def enqueue_naps(project, log: Path, count: int, seconds: float, first: int = 0) -> list[str]:
-    lines = project.write(
-        f"naps-{first}.jsonl",
-        "".join(json.dumps({"args": [str(log), f"job-{first + n}", seconds]}) + "\n" for n in range(count)),
-    )
-    result = project.run("enqueue", "nap", "--from", lines.name, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)["ids"]
+def queue_view(project, db) -> dict:
+    """The default queue as `status --json` shows it (reads.overview), read in this process: what
+    the waits poll, several times a second (a `status` process per look kept a core busy)."""
+    view = reads.overview(db, load_queues(project.path / "queue.yml")).to_dict()
+    return next(q for q in view["queues"] if q["name"] == "default")
+
+
+def enqueue_naps(project, log: Path, count: int, seconds: float) -> list[str]:
+    return project.enqueue_many("nap", [[str(log), f"job-{n}", seconds] for n in range(count)])
 
 
 def ended_once(log: Path, count: int) -> bool:
@@ -58,7 +60,7 @@ def test_a_backlog_grows_the_workers_to_the_top_and_idleness_brings_them_back(pr
     # the documented defaults (scale_up_backlog 20, scale_up_latency 5s) grow it; idleness is made short
     project.write("queue.yml", elastic_yml("1..4", scale_down_idle="1s"))
     work = project.start("work")
-    wait_for(lambda: queue_status(project)["workers"] == 1, timeout=30, message="the first worker")
+    wait_for(lambda: queue_view(project, db)["workers"] == 1, timeout=30, message="the first worker")
     status = queue_status(project)
     assert (status["min_workers"], status["max_workers"]) == (1, 4)
     table = project.run("status")
@@ -67,11 +69,11 @@ def test_a_backlog_grows_the_workers_to_the_top_and_idleness_brings_them_back(pr
     log = tmp_path / "naps.log"
     ids = enqueue_naps(project, log, 200, 0.2)
 
-    wait_for(lambda: queue_status(project)["workers"] == 4, timeout=60, interval=0.2, message="four workers")
+    wait_for(lambda: queue_view(project, db)["workers"] == 4, timeout=60, interval=0.2, message="four workers")
     assert len(child_pids(work.pid)) == 4
     wait_for(lambda: log.exists() and ended_once(log, 200), timeout=120, interval=0.2, message="every job to end")
-    wait_for(lambda: queue_status(project)["finished"] == 200, timeout=30, message="every outcome stored")
-    wait_for(lambda: queue_status(project)["workers"] == 1, timeout=60, interval=0.2, message="back to one worker")
+    wait_for(lambda: queue_view(project, db)["finished"] == 200, timeout=30, message="every outcome stored")
+    wait_for(lambda: queue_view(project, db)["workers"] == 1, timeout=60, interval=0.2, message="back to one worker")
     assert len(child_pids(work.pid)) == 1
 
     work.send_signal(signal.SIGTERM)
@@ -95,18 +97,18 @@ def test_a_backlog_grows_the_workers_to_the_top_and_idleness_brings_them_back(pr
         assert b"jobctl_crashes" not in record and b"jobctl_errors" not in record
 
 
-def test_two_supervisors_each_scale_their_own_workers(project, tmp_path):
+def test_two_supervisors_each_scale_their_own_workers(project, db, tmp_path):
     """Two `jobctl work` on one Redis (two hosts) read the same backlog: each grows its own
     workers to its own top, and each retires its own idle ones back to its own bottom."""
     project.write("queue.yml", elastic_yml("1..3", scale_down_idle="1s"))
     hosts = {name: project.start("work", "--name", name) for name in ("host-a", "host-b")}
-    wait_for(lambda: queue_status(project)["workers"] == 2, timeout=30, message="one worker per supervisor")
+    wait_for(lambda: queue_view(project, db)["workers"] == 2, timeout=30, message="one worker per supervisor")
     log = tmp_path / "naps.log"
     enqueue_naps(project, log, 150, 0.2)
 
-    wait_for(lambda: queue_status(project)["workers"] == 6, timeout=60, interval=0.2, message="three workers each")
+    wait_for(lambda: queue_view(project, db)["workers"] == 6, timeout=60, interval=0.2, message="three workers each")
     wait_for(lambda: ended_once(log, 150), timeout=120, interval=0.2, message="every job to end")
-    wait_for(lambda: queue_status(project)["workers"] == 2, timeout=60, interval=0.2, message="one worker each")
+    wait_for(lambda: queue_view(project, db)["workers"] == 2, timeout=60, interval=0.2, message="one worker each")
     for name, work in hosts.items():
         assert len(child_pids(work.pid)) == 1, name
         work.send_signal(signal.SIGTERM)
@@ -130,7 +132,7 @@ def test_a_worker_stopped_between_short_jobs_gives_back_its_reservation(project,
     os.kill(stopped, signal.SIGTERM)
 
     wait_for(lambda: ended_once(log, 300), timeout=120, interval=0.2, message="every job to end")
-    wait_for(lambda: queue_status(project)["finished"] == 300, timeout=30, message="every outcome stored")
+    wait_for(lambda: queue_view(project, db)["finished"] == 300, timeout=30, message="every outcome stored")
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=30) == 0
     stderr = work.communicate()[1]
@@ -179,7 +181,7 @@ def test_a_worker_killed_while_the_pool_shrinks_loses_no_job(project, db, tmp_pa
     os.kill(victim, signal.SIGKILL)
 
     wait_for(lambda: ended_once(log, len(ids)), timeout=120, interval=0.2, message="every job to end")
-    wait_for(lambda: queue_status(project)["finished"] == len(ids), timeout=30, message="every outcome stored")
+    wait_for(lambda: queue_view(project, db)["finished"] == len(ids), timeout=30, message="every outcome stored")
     wait_for(lambda: len(child_pids(work.pid)) == 1, timeout=60, interval=0.2, message="back to one worker")
 
     work.send_signal(signal.SIGTERM)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TESTS, state, wait_for
-from test_metrics import scrape, value
+from test_metrics import TOKEN, scrape, value
 
 from jobctl.api import records
 from jobctl.config.queues import load_queues
@@ -54,7 +54,7 @@ def attempts(db, job_id: str) -> int:
 def test_failures_open_it_fleet_wide_waiting_jobs_spend_no_attempt_and_a_trial_closes_it(project, db):
     mode, log = setup(project)
     mode.write_text("fail")
-    failing = [project.enqueue("store_call", str(mode), str(log), env=JOBS) for _ in range(5)]
+    failing = project.enqueue_many("store_call", [[str(mode), str(log)]] * 5, env=JOBS)
     project.start("work", env=JOBS)
     wait_for(lambda: all(state(db, i) == "dead" for i in failing), timeout=60, message="5 failed calls")
     opened = breaker(project)
@@ -62,7 +62,7 @@ def test_failures_open_it_fleet_wide_waiting_jobs_spend_no_attempt_and_a_trial_c
     # the store is back, but the breaker stays open for its cool-down, on every host
     mode.write_text("ok")
     project.start("work", env=JOBS)  # a second supervisor on the same Redis
-    waiting = [project.enqueue("store_call", str(mode), str(log), env=JOBS) for _ in range(3)]
+    waiting = project.enqueue_many("store_call", [[str(mode), str(log)]] * 3, env=JOBS)
     wait_for(lambda: all(state(db, i) == "finished" for i in waiting), timeout=60, message="the waiting calls ran")
     starts = sorted(at for what, at in calls(log) if what == "start")[5:]
     assert min(starts) >= opened["open_until"]  # no job of the breaker started during the cool-down
@@ -99,12 +99,12 @@ def test_a_trial_whose_worker_is_killed_does_not_leave_it_half_open(project, db)
 def test_a_block_opens_it_and_a_job_meeting_it_open_is_deferred_without_an_attempt(project, db):
     mode, log = setup(project, failures=2, cooldown="2s")
     mode.write_text("fail")
-    failing = [project.enqueue("store_block", str(mode), str(log), env=JOBS) for _ in range(2)]
+    failing = project.enqueue_many("store_block", [[str(mode), str(log)]] * 2, env=JOBS)
     project.start("work", env=JOBS)
     wait_for(lambda: all(state(db, i) == "dead" for i in failing), message="2 failed blocks")
     opened = breaker(project)
     assert opened["state"] == "open"
-    server = metrics.serve(project.env["REDIS_URL"], load_queues(project.path / "queue.yml"), 0, "127.0.0.1")
+    server = metrics.serve(project.env["REDIS_URL"], load_queues(project.path / "queue.yml"), 0, token=TOKEN)
     try:
         samples = scrape(server.port)
     finally:

@@ -9,7 +9,6 @@ import signal
 
 import pytest
 import redis
-from cluster import Cluster, missing
 from conftest import QUEUE_YML, TESTS, Project, descendant_pids, kill_quietly, wait_for
 
 import jobctl
@@ -30,37 +29,16 @@ bulk:    {worker_count: 1, max_retries: 1}
 """
 
 
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory):
-    why = missing()
-    if why:
-        pytest.skip(why)
-    cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
-    yield cluster
-    cluster.stop()
+@pytest.fixture
+def cproject(cluster_project):
+    cluster_project.write("queue.yml", QUEUES_YML)
+    return cluster_project
 
 
 @pytest.fixture
-def cluster(redis_cluster):
-    redis_cluster.flush()
-    yield redis_cluster
-    redis_cluster.flush()
-
-
-@pytest.fixture
-def cproject(tmp_path, cluster):
-    """A project whose REDIS_URL names the cluster's first node."""
-    p = Project(tmp_path, cluster.urls[0])
-    p.write("queue.yml", QUEUES_YML)
-    shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
-    yield p
-    p.stop_all(grace=2)
-
-
-@pytest.fixture
-def node(cluster):
+def node(redis_cluster):
     """A cluster client of the test's own."""
-    client = connect(cluster.urls[0])
+    client = connect(redis_cluster.urls[0])
     yield client
     client.close()
 
@@ -75,21 +53,21 @@ def job_state(node, job_id: str) -> str | None:
     return None
 
 
-def test_jobs_of_several_queues_run_through_any_node(cproject, cluster, node):
+def test_jobs_of_several_queues_run_through_any_node(cproject, redis_cluster, node):
     first = cproject.enqueue("add", "1", "2", "--queue", "emails")
-    second = cproject.enqueue("add", "3", "4", "--queue", "reports", env={"REDIS_URL": cluster.urls[1]})
-    third = cproject.enqueue("add", "5", "6", "--queue", "bulk", env={"REDIS_URL": cluster.urls[2]})
+    second = cproject.enqueue("add", "3", "4", "--queue", "reports", env={"REDIS_URL": redis_cluster.urls[1]})
+    third = cproject.enqueue("add", "5", "6", "--queue", "bulk", env={"REDIS_URL": redis_cluster.urls[2]})
     # each queue's keys carry its hash tag: the queues spread over the masters
     owners = {node.keyslot(keys.CLUSTER.queue(q)) for q in ("emails", "reports", "bulk")}
     assert len(owners) == 3
-    used = [redis.Redis.from_url(url).dbsize() for url in cluster.urls]
+    used = [redis.Redis.from_url(url).dbsize() for url in redis_cluster.urls]
     assert sum(1 for count in used if count) >= 2, used
 
     burst = cproject.run("work", "--burst")
     assert burst.returncode == 0, burst.stderr
 
     for job_id, result, queue in ((first, 3, "emails"), (second, 7, "reports"), (third, 11, "bulk")):
-        job = cproject.show(job_id[:8], env={"REDIS_URL": cluster.urls[2]})
+        job = cproject.show(job_id[:8], env={"REDIS_URL": redis_cluster.urls[2]})
         assert (job["state"], job["result"], job["queue"]) == ("finished", result, queue)
     status = cproject.run("status", "--json")
     assert status.returncode == 0, status.stderr
@@ -133,18 +111,10 @@ def test_scheduled_jobs_are_promoted_per_queue(cproject, node):
     assert work.wait(timeout=30) == 0
 
 
-def test_dependencies_within_a_queue_and_refused_across_queues(cproject, node):
+def test_dependencies_within_a_queue(cproject, node):
     parent = cproject.enqueue("add", "1", "--queue", "emails")
     child = cproject.enqueue("add", "2", "--queue", "emails", "--depends-on", parent)
     assert job_state(node, child) == "deferred"
-    across = cproject.run("enqueue", "add", "3", "--queue", "reports", "--depends-on", parent)
-    assert across.returncode == 2
-    assert across.stderr.strip().splitlines() == [
-        (
-            f"jobctl: error: --depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own "
-            f"queue; {parent} is on queue 'emails', the new job on 'reports'"
-        )
-    ]
     assert cproject.run("work", "--burst").returncode == 0
     assert job_state(node, parent) == job_state(node, child) == "finished"
 
@@ -156,12 +126,6 @@ def test_unique_jobs_and_what_is_refused(cproject):
     batch = cproject.run("enqueue", "add", "1", "--batch", "nightly")
     assert batch.returncode == 2
     assert "batches are not supported on a Redis Cluster yet" in batch.stderr
-    cproject.write("recurring.yml", 'tick:\n  job: add\n  args: [1]\n  schedule: "every 1 minute"\n')
-    scheduler = cproject.run("scheduler")
-    assert scheduler.returncode == 2
-    assert scheduler.stderr.strip().splitlines()[-1] == (
-        "jobctl: error: recurring jobs (jobctl scheduler) are not supported on a Redis Cluster yet"
-    )
 
 
 def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_path, node):
@@ -180,13 +144,13 @@ def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_pa
     assert not node.smembers(keys.WORKERS)  # every worker unregistered on its way out
 
 
-def test_the_application_api_through_any_node(cproject, cluster, monkeypatch):
+def test_the_application_api_through_any_node(cproject, redis_cluster, monkeypatch):
     monkeypatch.chdir(cproject.path)
     monkeypatch.syspath_prepend(str(cproject.path))
     import sample_jobs
 
     work = cproject.start("work")
-    client = jobctl.connect(cluster.urls[1], cproject.path / "queue.yml")
+    client = jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
     handle = sample_jobs.add.enqueue(20, 22)
     assert handle.result(timeout=60) == 42
     found = jobctl.get(handle.id[:10])
@@ -264,7 +228,7 @@ def test_pause_resume_many_and_timeouts(cproject, tmp_path, node):
     assert work.wait(timeout=30) == 0
 
 
-def test_the_asyncio_api_on_a_cluster(cproject, cluster, monkeypatch):
+def test_the_asyncio_api_on_a_cluster(cproject, redis_cluster, monkeypatch):
     import asyncio
 
     monkeypatch.chdir(cproject.path)
@@ -272,7 +236,7 @@ def test_the_asyncio_api_on_a_cluster(cproject, cluster, monkeypatch):
     import sample_jobs
 
     work = cproject.start("work", "--queue", "default")
-    jobctl.connect(cluster.urls[2], cproject.path / "queue.yml")
+    jobctl.connect(redis_cluster.urls[2], cproject.path / "queue.yml")
 
     async def run() -> list[int]:
         one = await sample_jobs.add.aenqueue(1, 2)
@@ -302,7 +266,7 @@ def test_max_concurrency_per_queue_and_a_slot_given_back_after_kill_9(cproject, 
     assert node.hlen(slots) == 0
 
 
-def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
+def test_dashboard_and_metrics_read_every_queue(cproject, redis_cluster, monkeypatch):
     from starlette.testclient import TestClient
 
     from jobctl.config.queues import load_queues
@@ -316,7 +280,7 @@ def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
     failed = cproject.enqueue("always_fails", "--queue", "bulk")
     assert cproject.run("work", "--burst").returncode == 0
     monkeypatch.chdir(cproject.path)
-    settings = Settings(redis_url=cluster.urls[1], config_path="queue.yml", job_modules="sample_jobs")
+    settings = Settings(redis_url=redis_cluster.urls[1], config_path="queue.yml", job_modules="sample_jobs")
     token = "t" * 20
     with TestClient(create_app(Dashboard(settings, Auth(token))), base_url="http://localhost:9181") as client:
         pages = {
@@ -334,7 +298,7 @@ def test_dashboard_and_metrics_read_every_queue(cproject, cluster, monkeypatch):
     assert {page: answer.status_code for page, answer in pages.items()} == dict.fromkeys(pages, 200)
     assert done in pages["/jobs?state=finished"].text and failed in pages["/jobs?state=dead"].text
 
-    collector = JobctlCollector(lambda: connect(cluster.urls[2]), load_queues(str(cproject.path / "queue.yml")))
+    collector = JobctlCollector(lambda: connect(redis_cluster.urls[2]), load_queues(str(cproject.path / "queue.yml")))
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for m in collector.collect() for s in m.samples}
     assert samples[("jobctl_redis_up", ())] == 1
     processed = {labels: value for (name, labels), value in samples.items() if name == "jobctl_jobs_processed_total"}
@@ -411,3 +375,152 @@ def test_outcomes_of_two_queues_recorded_together_each_on_its_slot(cproject, nod
     for queue, job_id in ids.items():
         assert node.hget(keys.CLUSTER.job(job_id, queue), "status") == b"finished"
         assert node.llen(keys.CLUSTER.active("w", queue)) == 0
+
+
+def test_scripts_run_as_functions_on_their_slots_master_and_load_where_missing(cproject, redis_cluster, monkeypatch):
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    jobctl.connect(redis_cluster.urls[0], cproject.path / "queue.yml")
+    sample_jobs.add.options(queue="emails").enqueue(1, 2)
+    masters = redis_cluster.masters()
+    # loaded on every master at the first call, not only on the one it needed
+    assert all(master.ask("FUNCTION", "LIST") for master in masters)
+    home = redis_cluster.master_of(keys.CLUSTER.queue("reports"))
+    home.ask("FUNCTION", "FLUSH")  # a master that lost them: a new one after a resharding, a flush
+    for master in masters:
+        master.ask("CONFIG", "RESETSTAT")
+    handles = [sample_jobs.add.options(queue="reports").enqueue(n, n) for n in range(3)]
+    handles += sample_jobs.add.options(queue="emails").enqueue_many([(5, 6)])
+    assert home.ask("FUNCTION", "LIST")
+
+    calls = {}
+    for master in masters:
+        for name, counts in master.info("commandstats").items():
+            calls[name] = calls.get(name, 0) + counts["calls"]
+    # each call an FCALL sent straight to its slot's master: no redirection, no keys asked for,
+    # one call refused where the function was missing and made again after the load
+    assert calls.get("cmdstat_fcall") == 5, calls
+    assert calls.get("cmdstat_function|load") == 3, calls
+    assert not any(name in calls for name in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_command|getkeys"))
+    burst = cproject.run("work", "--burst", "--queue", "reports", "--queue", "emails")
+    assert burst.returncode == 0, burst.stderr
+    assert [handle.result(timeout=30) for handle in handles] == [0, 2, 4, 11]
+
+
+def replica_has(redis_cluster, key: str) -> bool:
+    """Whether the replica of the master serving `key` has it now."""
+    replica = redis_cluster.replica_of(redis_cluster.master_of(key))
+    with replica.client() as client:
+        client.execute_command("READONLY")
+        return bool(client.exists(key))
+
+
+def test_enqueues_wait_for_replicas_when_asked(cproject, redis_cluster, monkeypatch):
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    # each master has one replica: an enqueue the replica acknowledged is on it when it returns
+    one = {"JOBCTL_ENQUEUE_REPLICAS": "1"}
+    job_id = cproject.enqueue("add", "1", "2", "--queue", "emails", env=one)
+    assert replica_has(redis_cluster, keys.CLUSTER.job(job_id, "emails"))
+
+    # two asked for, one there: the caller is told, the job is stored on its master (and runs)
+    two = {"JOBCTL_ENQUEUE_REPLICAS": "2", "JOBCTL_ENQUEUE_REPLICAS_TIMEOUT": "200ms"}
+    refused = cproject.run("enqueue", "add", "3", "4", "--queue", "reports", env=two)
+    assert refused.returncode == 1, refused.stderr
+    assert "1 of the 2 replicas asked for (JOBCTL_ENQUEUE_REPLICAS) had it after 200ms" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "2")
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS_TIMEOUT", "100ms")
+    jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
+    with pytest.raises(jobctl.NotReplicated, match=r"^job [\w-]+ stored on the master, but 1 of the 2"):
+        sample_jobs.add.options(queue="bulk").enqueue(5, 6)
+    with pytest.raises(jobctl.NotReplicated, match=r"^the jobs of queue 'bulk' stored on the master"):
+        sample_jobs.add.options(queue="bulk").enqueue_many([(7, 8), (9, 10)])
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "1")
+    jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
+    many = sample_jobs.add.options(queue="bulk").enqueue_many([(11, 12)])
+    assert replica_has(redis_cluster, keys.CLUSTER.job(many[0].id, "bulk"))
+
+    burst = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports", "--queue", "bulk")
+    assert burst.returncode == 0, burst.stderr
+    status = json.loads(cproject.run("status", "--json").stdout)
+    assert {q["name"]: q["finished"] for q in status["queues"]} == {"default": 0, "emails": 1, "reports": 1, "bulk": 4}
+
+
+def test_enqueues_wait_for_replicas_on_one_redis_too(tmp_path, redis_url, db, monkeypatch):
+    # the embedded test Redis has no replica: WAIT answers 0 at once with 0 asked for, after the timeout with 1
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "1")
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS_TIMEOUT", "50ms")
+    (tmp_path / "queue.yml").write_text("default: {}\n")
+    jobctl.connect(redis_url, tmp_path / "queue.yml")
+
+    @jobctl.job(name="replicated_add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    with pytest.raises(jobctl.NotReplicated, match="0 of the 1 replicas asked for"):
+        add.enqueue(1, 2)
+    assert db.llen(keys.queue("default")) == 1
+
+
+def test_logs_read_a_jobs_output_in_its_queues_slot(cproject, tmp_path):
+    gate = tmp_path / "gate"
+    gate.write_text("")
+    job_id = cproject.enqueue("gated", str(tmp_path / "marker"), str(gate), "hello from emails", "--queue", "emails")
+    assert cproject.run("work", "--burst").returncode == 0
+    logs = cproject.run("logs", job_id[:8])
+    assert logs.returncode == 0, logs.stderr
+    assert "hello from emails" in logs.stdout
+
+
+def test_a_url_of_several_nodes_finds_the_cluster_with_the_first_one_down(cproject, redis_cluster, node):
+    master = redis_cluster.master_of(keys.CLUSTER.queue("emails"))
+    replica = redis_cluster.replica_of(master)
+    os.kill(replica.pid, signal.SIGKILL)  # the first node named: down when the processes start
+    replica.process.wait()
+    several = {"REDIS_URL": f"redis://{replica.address},{master.address}"}
+    job_id = cproject.enqueue("add", "1", "2", "--queue", "emails", env=several)
+    burst = cproject.run("work", "--burst", "--queue", "emails", env=several)
+    assert burst.returncode == 0, burst.stderr
+    assert cproject.show(job_id, env=several)["result"] == 3
+
+    bad = cproject.run("status", env={"REDIS_URL": f"redis://{master.address},nowhere"})
+    assert bad.returncode == 2
+    expected = (
+        f"jobctl: error: invalid Redis URL 'redis://{master.address},nowhere': "
+        "bad cluster node 'nowhere': expected host:port, as in redis://host1:7000,host2:7000"
+    )
+    assert bad.stderr.strip().splitlines() == [expected]
+
+
+def test_breakers_are_kept_per_queue_and_shown_with_it(cproject, tmp_path):
+    """A breaker used in a job's code (`with jobctl.breaker`) and one attached with @job(breaker=)
+    count on the job's queue's slot; `status` names the queue a breaker is open on."""
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML + "breakers:\n  store: {failures: 2, window: 60s, cooldown: 1h, on: [ConnectionError]}\n",
+    )
+    shutil.copy(TESTS / "breaker_jobs.py", cproject.path / "breaker_jobs.py")
+    mode, log = tmp_path / "mode", tmp_path / "log"
+    mode.write_text("fail")
+    jobs = {"JOBCTL_JOBS": "breaker_jobs"}
+    for _ in range(2):
+        cproject.run("enqueue", "store_block", str(mode), str(log), "--queue", "emails", env=jobs)
+    assert cproject.run("work", "--burst", env=jobs).returncode == 0
+    held_back = cproject.run("enqueue", "store_call", str(mode), str(log), "--queue", "emails", env=jobs)
+    elsewhere = cproject.run("enqueue", "store_call", str(mode), str(log), "--queue", "reports", env=jobs)
+    status = cproject.run("status", "--json", env=jobs)
+    assert status.returncode == 0, status.stderr
+    shown = {(b["name"], b["queue"]): b["state"] for b in json.loads(status.stdout)["breakers"]}
+    assert shown == {("store", "emails"): "open"}
+    assert "store on emails" in cproject.run("status", env=jobs).stdout
+
+    assert cproject.run("work", "--burst", "--queue", "reports", env=jobs).returncode == 0
+    # open on emails only: the job on reports ran (and failed), the one on emails waits
+    assert cproject.show(elsewhere.stdout.strip(), env=jobs)["state"] == "dead"
+    assert cproject.show(held_back.stdout.strip(), env=jobs)["state"] in ("queued", "scheduled")

@@ -118,7 +118,7 @@ def test_async_jobs_reach_middleware_in_the_thread_that_awaited_them(project):
     project.write("journal_middleware.py", MIDDLEWARE)
     project.write("queue.yml", "default: {worker_count: 1, concurrency: 3}\n")
     env = {"JOBCTL_JOBS": "sample_jobs,journal_middleware"}
-    ids = [project.enqueue("async_add", str(n), "1", env=env) for n in range(3)]
+    ids = project.enqueue_many("async_add", [[n, 1] for n in range(3)], env=env)
     assert project.run("work", "--burst", env=env).returncode == 0
     calls = journal(project)
     for job_id in ids:

@@ -23,7 +23,7 @@ from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegis
 from rq.results import Result
 from rq.serializers import JSONSerializer
 
-from jobctl.api import records
+from jobctl.api import reads, records
 from jobctl.middleware import rq_compat
 from jobctl.store.jobdata import parse_rq_time
 
@@ -277,7 +277,7 @@ def test_rq_suspend_and_resume(rq_project, queue, redis_url, tmp_path, db):
     rq_cli(redis_url, "suspend")
     rq_project.start("work", "--queue", "default")
     wait_for(
-        lambda: len(json.loads(rq_project.run("status", "--json").stdout)["workers"]) == 2,
+        lambda: len(reads.workers(db)) == 2,  # status's workers, read in this process
         message="the workers to register (they look for the suspension then)",
     )
     status = json.loads(rq_project.run("status", "--json").stdout)

@@ -64,14 +64,14 @@ def test_async_jobs_are_awaited(project):
 
 
 @pytest.mark.parametrize("job_name, concurrency", [("overlap", 4), ("async_overlap", 5)])
-def test_one_process_runs_concurrency_jobs_at_once(project, tmp_path, job_name, concurrency):
+def test_one_process_runs_concurrency_jobs_at_once(project, tmp_path, db, job_name, concurrency):
     """Plain functions on a pool of threads, `async def` jobs on one event loop; a queue may mix both."""
     project.write("queue.yml", f"default: {{worker_count: 1, concurrency: {concurrency}}}\n")
     log = tmp_path / "log"
-    ids = [project.enqueue(job_name, str(log), "0.6") for _ in range(2 * concurrency)]
+    ids = project.enqueue_many(job_name, [[str(log), 0.6]] * (2 * concurrency))
     mixed = project.enqueue("async_add" if job_name == "overlap" else "add", "1", "2")
     assert project.run("work", "--burst").returncode == 0
-    assert {project.show(i)["state"] for i in ids} == {"finished"}
+    assert {state(db, i) for i in ids} == {"finished"}
     assert project.show(mixed)["result"] == 3
     peak, pids = max_overlap(log)
     assert (peak, len(pids)) == (concurrency, 1)
@@ -80,7 +80,7 @@ def test_one_process_runs_concurrency_jobs_at_once(project, tmp_path, job_name, 
 def test_status_shows_every_job_in_flight(project, tmp_path):
     project.write("queue.yml", "default: {worker_count: 1, concurrency: 3}\n")
     log = tmp_path / "log"
-    ids = [project.enqueue("ticking", str(log), "30") for _ in range(3)]
+    ids = project.enqueue_many("ticking", [[str(log), 30]] * 3)
     project.start("work")
     wait_for(lambda: log.exists() and log.read_text().count("started") == 3, message="three jobs running")
     status = json.loads(project.run("status", "--json").stdout)
@@ -92,7 +92,7 @@ def test_status_shows_every_job_in_flight(project, tmp_path):
 def test_kill_9_of_a_process_with_8_jobs_in_flight_puts_all_8_back_at_the_front(project, tmp_path, db):
     project.write("queue.yml", "default: {worker_count: 1, concurrency: 8}\n")
     log = tmp_path / "log"
-    ids = [project.enqueue("ticking", str(log), "60") for _ in range(8)]
+    ids = project.enqueue_many("ticking", [[str(log), 60]] * 8)
     work = project.start("work")
     wait_for(lambda: log.exists() and log.read_text().count("started") == 8, message="eight jobs running")
     (victim,) = child_pids(work.pid)
@@ -157,9 +157,7 @@ def enqueue_short_jobs(project, tmp_path, count: int) -> Path:
     project.write("queue.yml", "default: {worker_count: 1}\n")
     logs_dir = tmp_path / "runs"
     logs_dir.mkdir()
-    jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text("".join(json.dumps({"args": [str(logs_dir / str(n)), 0.005]}) + "\n" for n in range(count)))
-    assert project.run("enqueue", "overlap", "--from", str(jobs)).returncode == 0
+    project.enqueue_many("overlap", [[str(logs_dir / str(n)), 0.005] for n in range(count)])
     return logs_dir
 
 

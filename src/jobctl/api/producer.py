@@ -15,10 +15,19 @@ import redis
 
 from ..config.queues import QueueConfig, QueuesConfig
 from ..errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the scheduler imports these two from here
-from ..errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownBatch, UnknownParent, UsageError
+from ..errors import (
+    ArgumentMismatch,
+    NotJSON,
+    NotReplicated,
+    QueueFull,
+    RedisOutOfMemory,
+    UnknownBatch,
+    UnknownParent,
+    UsageError,
+)
 from ..errors import DuplicateJob as DuplicateJob
 from ..jobs import catalogue, signatures
-from ..options import strictjson
+from ..options import replicas, strictjson
 from ..options.durations import format_duration
 from ..store import keys
 from ..store.connection import out_of_memory
@@ -319,25 +328,36 @@ def store(connection: redis.Redis, request: Request) -> Enqueued:
     """Write a prepared job (lua/enqueue.lua); the job as stored, or the exception its refusal means."""
     scripts = Transitions.of(connection)
     if scripts.layout.cluster:
-        on_cluster(connection, request.template)
-    with refused_out_of_memory("nothing was enqueued"):
+        remote = on_cluster(connection, request.template)
+        if remote:
+            request = request._replace(call=request.call.across(remote))
+    with refused_out_of_memory("nothing was enqueued"), replicated(f"job {request.id}"):
         reply = scripts.enqueue_call(request.call)
     return settle(request, reply)
 
 
-def on_cluster(connection: redis.Redis, template: Template) -> None:
+class replicated:
+    """NotReplicated naming `what` was stored (the job, the jobs)."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, NotReplicated):
+            raise NotReplicated(f"{self.what} {exc}") from None
+
+
+def on_cluster(connection: redis.Redis, template: Template) -> dict[str, str]:
     """What an enqueue on a Redis Cluster does besides its script, whose call touches its queue's
-    slot alone: a parent on another queue is refused (the parent's outcome could not settle it
-    atomically), and the queue joins RQ's set of known queues (once per process)."""
+    slot alone: the queue joins RQ's set of known queues (once per process). Returns the parents
+    on other queues (id -> queue), which the job waits on through the outbox (lua/lib.lua, post)."""
     queue = template.queue
-    for parent in template.parents:
-        found = locate(connection, [parent]).get(parent)
-        if found is not None and found != queue:
-            raise UsageError(
-                f"--depends-on {parent}: on a Redis Cluster a job depends only on jobs of its own queue; "
-                f"{parent} is on queue {found!r}, the new job on {queue!r}"
-            )
+    found = locate(connection, template.parents) if template.parents else {}
     Transitions.of(connection).register_queue(queue)
+    return {parent: where for parent, where in found.items() if where != queue}
 
 
 class refused_out_of_memory:
@@ -429,8 +449,27 @@ def enqueue_many(
     )
     if template.layout.cluster:
         on_cluster(connection, template)
-    stored: Stored = drive_on(store_many(Transitions.of(connection), template, calls, batch_size, on_batch), connection)
-    return stored
+    return store_all(connection, template, calls, batch_size, on_batch)
+
+
+def store_all(
+    connection: redis.Redis,
+    template: Template,
+    calls: Iterable[Call],
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
+) -> Stored:
+    """Run store_many on the blocking client; with JOBCTL_ENQUEUE_REPLICAS, wait for the replicas
+    after the last batch (on the connection that stored them all)."""
+    scripts = Transitions.of(connection)
+    if not replicas.wanted().replicas:
+        stored: Stored = drive_on(store_many(scripts, template, calls, batch_size, on_batch), connection)
+        return stored
+    with replicated(f"the jobs of queue {template.queue!r}"):
+        # once only: a second try would store again the batches the first one stored
+        return scripts.acknowledged(  # type: ignore[no-any-return]
+            lambda: store_many(scripts, template, calls, batch_size, on_batch), template.shared.queue_key, again=False
+        )
 
 
 def store_many(

@@ -265,7 +265,6 @@ def show(
     """
     # imported here, not at start-up: only this command needs it
     from ..api import jobdetail, records
-    from . import jobviews
 
     settings: Settings = ctx.obj
     connection = settings.connection
@@ -274,8 +273,11 @@ def show(
     )
     if as_json:
         print_json(detail.to_dict())
-    else:
-        console().print(jobviews.job_detail_view(detail, all_attempts))
+        return
+    # only the table needs Rich: `show --json` (scripts' and the tests' read) starts without it
+    from . import jobviews
+
+    console().print(jobviews.job_detail_view(detail, all_attempts))
 
 
 def logs(
@@ -303,7 +305,7 @@ def logs(
     numbers = [attempt] if attempt else list(range(1, job.attempts + 1))
     progress = notes(settings)
     seen: dict[int, int] = {}
-    for output in joboutput.read(connection, job.id, numbers):
+    for output in joboutput.read(connection, job.id, numbers, job.queue):
         progress.print(
             f"--- attempt {output.attempt}" + (f" ({output.dropped} earlier bytes not kept)" if output.dropped else ""),
             highlight=False,

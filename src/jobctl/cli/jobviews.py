@@ -238,7 +238,9 @@ def follow_output(
     with ctrl_c() as stop:
         while not stop.is_set():
             job = records.job(connection, job_id)
-            text, seen[attempt], lost = joboutput.read_since(connection, job_id, attempt, seen.get(attempt, 0))
+            text, seen[attempt], lost = joboutput.read_since(
+                connection, job_id, attempt, seen.get(attempt, 0), job.queue
+            )
             if lost:
                 notes.print(
                     f"--- {lost} bytes not kept (more than the last {joboutput.OUTPUT_LIMIT} per attempt)",

@@ -16,6 +16,7 @@ import redis
 from ..errors import JobStopped, LeaseLost
 from ..options.liveness import heartbeat_interval
 from ..store import keys
+from ..store.connection import REDIS_ERRORS
 from ..store.jobdata import rq_time
 from ..store.transitions import Transitions
 from . import tracking
@@ -90,7 +91,7 @@ class Control:
                 # in the try: a Redis drop while a job runs long must not end the control thread
                 # (no more heartbeats, stops or pool timeouts for the rest of the job)
                 self._release_if_running_long()
-            except redis.RedisError:
+            except REDIS_ERRORS:
                 # the dispatcher reports outages; the lease's age decides when to give up
                 if pubsub is not None:
                     pubsub.close()

@@ -18,11 +18,9 @@ import uuid
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-import redis
-
 from .. import logs
 from ..errors import LeaseLost
-from ..store.connection import RedisOutage
+from ..store.connection import REDIS_ERRORS, RedisOutage
 from .leasekill import LeaseKill
 
 # The kernel kills the worker (leasekill.py), frozen or not, this long before its lease could
@@ -87,7 +85,7 @@ class Lease:
                 result = action()
             except LeaseLost:
                 self.taken()
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
                 if not RedisOutage.covers(exc):
                     raise
                 time.sleep(self.outage.failed(exc))

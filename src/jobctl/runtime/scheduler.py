@@ -4,7 +4,9 @@ Run as many as you like against one Redis (two for high availability): each (ent
 is enqueued once, by whichever scheduler claims it first.
 
 - **Claim.** The enqueue script takes `jobctl:scheduler:claim:<entry>:<due>` with `SET NX` in the
-  same atomic step that stores the run, so a claim is never held by a run that was not stored (a
+  same atomic step that stores the run (on a Redis Cluster the claim carries the hash tag of the
+  run's queue, `jobctl:scheduler:claim:{<queue>}:<entry>:<due>`, so it is in the slot the script
+  runs on; the scheduler's other keys are fleet-wide, each written by a command of its own), so a claim is never held by a run that was not stored (a
   scheduler dying mid-way loses nothing); a scheduler that loses the race leaves that due time to
   the winner. The job id is
   deterministic, `cron-<entry>-<due>` (unix seconds; keys.recurring_job_id), so the enqueue script
@@ -42,7 +44,7 @@ import redis
 from .. import logs
 from ..api.producer import AlreadyClaimed, DuplicateJob, enqueue
 from ..config.queues import QueuesConfig, RecurringEntry
-from ..errors import ConfigError, JobctlError, RedisOutOfMemory
+from ..errors import JobctlError, RedisOutOfMemory
 from ..options.liveness import DEFAULT_LEASE_TTL
 from ..store import keys
 from ..store.connection import RedisOutage, where
@@ -105,12 +107,9 @@ class Scheduler:
         *,
         lease_ttl: int = DEFAULT_LEASE_TTL,
     ):
-        """`lease_ttl`: how long its heartbeat shows it alive (options/liveness.py). Raises
-        ConfigError on a Redis Cluster: a run's claim is a key of its own, which the enqueue
-        script cannot take in the slot of the run's queue yet."""
-        if keys.layout_of(connection).cluster:
-            raise ConfigError("recurring jobs (jobctl scheduler) are not supported on a Redis Cluster yet")
+        """`lease_ttl`: how long its heartbeat shows it alive (options/liveness.py)."""
         self.connection = connection
+        self.layout = keys.layout_of(connection)
         self.lease_ttl = lease_ttl
         self.url = url
         self.config = config
@@ -183,7 +182,9 @@ class Scheduler:
             self._handle(entry, now, resumed)
         self._previous_pass = now
         next_runs = {e.name: int(e.schedule.next_after(_utc(now)).timestamp()) for e in self.entries if e.enabled}
-        with self.connection.pipeline(transaction=True) as pipe:
+        # on a cluster the two keys are in two slots, which no MULTI spans: a reader may see the
+        # next runs of this pass with the heartbeat of the previous one, which is harmless
+        with self.connection.pipeline(transaction=not self.layout.cluster) as pipe:
             pipe.delete(keys.SCHEDULER_NEXT_RUNS)
             if next_runs:
                 # redis-py 8 types the mapping's keys invariantly, refusing str keys (redis-py 5 does not)
@@ -245,7 +246,8 @@ class Scheduler:
     def _run(self, entry: RecurringEntry, due: int) -> None:
         """Enqueue the entry's run due at `due`, unless another scheduler has it or had it."""
         ident = keys.recurring_job_id(entry.name, due)
-        handled = (self._last(entry.name) or 0) >= due or self.connection.exists(keys.job(ident))
+        layout = self.layout
+        handled = (self._last(entry.name) or 0) >= due or self.connection.exists(layout.job(ident, entry.queue))
         if not handled:
             try:
                 enqueue(
@@ -256,7 +258,7 @@ class Scheduler:
                     entry.kwargs,
                     queue=entry.queue,
                     job_id=ident,
-                    run_claim=(keys.scheduler_claim(entry.name, due), self.name, CLAIM_TTL),
+                    run_claim=(layout.scheduler_claim(entry.name, due, entry.queue), self.name, CLAIM_TTL),
                 )
             except (AlreadyClaimed, DuplicateJob):
                 return  # another scheduler stored this run

@@ -65,7 +65,7 @@ def _enqueue_keys(layout: keys.Layout, queue: str) -> tuple[str, ...]:
         p.canceled,
         p.unique,
         p.slots,
-        *p.batches,
+        *p.ended,
     )
 
 
@@ -93,6 +93,13 @@ class EnqueueCall(NamedTuple):
             args += run_claim
         queue, layout = shared.queue, shared.layout
         return cls((layout.job(job_id, queue), shared.queue_key, *_enqueue_keys(layout, queue)), args)
+
+    def across(self, remote: Mapping[str, str]) -> EnqueueCall:
+        """This call with its parents on other queues (a Redis Cluster's; id -> queue) given as
+        [id, queue] in ARGV[12]: the job waits on them through the outbox (lua/lib.lua, post)."""
+        args = list(self.args)
+        args[11] = json.dumps([[p, remote[p]] if p in remote else p for p in json.loads(args[11])]).encode()
+        return self._replace(args=args)
 
 
 def enqueue_reply(reply: list[bytes]) -> tuple[str, str, str]:

@@ -172,11 +172,31 @@ class Layout:
         """Sorted set: JSON [batch, callback, generation, counts...] -> when due."""
         return f"jobctl:batches-due{self._suffix(queue_name)}"
 
+    def outbox(self, queue_name: str = "") -> str:
+        """List, on a Redis Cluster: JSON entries that a script of this queue's slot wrote for
+        another queue's slot (a job there waits on a parent here, or the reverse), which the
+        promoter applies there and then removes (lua/apply.lua). Unused on one Redis."""
+        return f"jobctl:outbox{self._suffix(queue_name)}"
+
+    def remote_dependents(self, job_id: str, queue_name: str = "") -> str:
+        """Set, on a Redis Cluster: the job's dependents on other queues, each a JSON [id, queue]."""
+        return f"{self.job(job_id, queue_name)}:remote-dependents"
+
+    def remote_parents(self, job_id: str, queue_name: str = "") -> str:
+        """Set, on a Redis Cluster: the job's parents on other queues that have not settled it yet,
+        each a JSON [id, queue]."""
+        return f"{self.job(job_id, queue_name)}:remote-parents"
+
     def batch(self, batch_id: str, queue_name: str = "") -> str:
         """Hash: a batch's counts (total, pending, succeeded, failed), sealed, complete, generation
         (completions so far), completed_at, success_due (the generation on_success was due at),
         its callbacks' job names (on_complete, on_success), description, created_at."""
         return f"jobctl:batch:{self.scope(queue_name)}{batch_id}"
+
+    def scheduler_claim(self, entry: str, due: int, queue_name: str = "") -> str:
+        """Held (SET NX with the enqueue, value: the scheduler's name) by the scheduler that stored
+        this run; on a cluster in the slot of the run's queue, where the enqueue script takes it."""
+        return f"jobctl:scheduler:claim:{self.scope(queue_name)}{entry}:{due}"
 
     # --- job tracking, written by lua/track.lua, bounded in size ---
 
@@ -241,6 +261,10 @@ class Layout:
         half-open trial's job (trial) and worker (trial_worker)."""
         return f"jobctl:breaker:{self.scope(queue_name)}{breaker_name}"
 
+    def breaker_failures(self, breaker_name: str, queue_name: str = "") -> str:
+        """Zset of the counted failures (member: job id and time, score: unix time) within the window."""
+        return f"{self.breaker(breaker_name, queue_name)}:failures"
+
 
 PLAIN = Layout(cluster=False)
 CLUSTER = Layout(cluster=True)
@@ -283,6 +307,8 @@ minutes = PLAIN.minutes
 history = PLAIN.history
 slots = PLAIN.slots
 breaker = PLAIN.breaker
+breaker_failures = PLAIN.breaker_failures
+scheduler_claim = PLAIN.scheduler_claim
 ACTIVE_WORKERS = PLAIN.active_workers()
 PROMOTER = PLAIN.promoter()
 BATCHES_DUE = PLAIN.batches_due()
@@ -309,11 +335,6 @@ def commands(worker_name: str) -> str:
 SCHEDULER_NEXT_RUNS = "jobctl:scheduler:next"  # hash: entry name -> next due time (unix seconds)
 SCHEDULER_LAST_RUNS = "jobctl:scheduler:ran"  # hash: entry name -> due time of the latest run enqueued
 SCHEDULER_HEARTBEAT = "jobctl:scheduler:heartbeat"  # string: unix time of the latest pass, expiring
-
-
-def scheduler_claim(entry: str, due: int) -> str:
-    """Held (SET NX with the enqueue, value: the scheduler's name) by the scheduler that stored this run."""
-    return f"jobctl:scheduler:claim:{entry}:{due}"
 
 
 def scheduler_last(entry: str) -> str:
@@ -405,11 +426,6 @@ def job_breaker(job_name: str) -> str:
 def breaker_settings(breaker_name: str) -> str:
     """Limit name (limits.py): "failures window_seconds cooldown_seconds" of a breaker."""
     return f"breaker:{breaker_name}"
-
-
-def breaker_failures(breaker_name: str) -> str:
-    """Zset of the counted failures (member: job id and time, score: unix time) within the window."""
-    return f"{breaker(breaker_name)}:failures"
 
 
 # --- what the Lua scripts know of this file ------------------------------------------------------

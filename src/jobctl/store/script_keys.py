@@ -42,6 +42,7 @@ class SlotKeys(NamedTuple):
     breaker: str
     batch: str
     batches_due: str
+    outbox: str  # a Redis Cluster's: entries for other queues' slots (lib.lua, outbox)
     queues: str  # RQ's set of known queues (on a cluster: the queue's list, left alone)
     workers: str  # RQ's set of workers (the same)
     active_workers: str
@@ -52,6 +53,12 @@ class SlotKeys(NamedTuple):
     def batches(self) -> tuple[str, str]:
         """What a job's final outcome touches in its batch."""
         return (self.batch, self.batches_due)
+
+    @property
+    def ended(self) -> tuple[str, str, str]:
+        """What a job's final outcome touches beyond its queue: its batch, and the outbox its
+        dependents on other queues hear of it through (a Redis Cluster's)."""
+        return (*self.batches, self.outbox)
 
     @property
     def take(self) -> tuple[str, ...]:
@@ -77,7 +84,7 @@ class SlotKeys(NamedTuple):
             self.workers_of_queue,
             self.queues,
             self.workers,
-            *self.batches,
+            *self.ended,
         )
 
 
@@ -107,6 +114,7 @@ def slot_keys(layout: Layout, queue: str = "") -> SlotKeys:
         breaker=layout.breaker("", queue),
         batch=layout.batch("", queue),
         batches_due=layout.batches_due(queue),
+        outbox=layout.outbox(queue),
         queues=fleet or keys.QUEUES,
         workers=fleet or keys.WORKERS,
         active_workers=layout.active_workers(queue),
@@ -146,6 +154,6 @@ def _outcome_keys(layout: Layout, script: str, worker: str, queue: str, keyed: t
     else:
         own = (layout.active(worker, queue), layout.started(queue), layout.scheduled(queue))
         prefixes = (p.deferred, p.failed, p.canceled, p.queues, p.job_stats, p.queue_stats)
-    prefixes += p.batches
+    prefixes += p.ended
     shared = (p.job, p.results, p.slots, p.job_rate, p.worker, p.active, p.unique, p.queue, p.scheduled)
     return (*own, *shared, *prefixes, p.breaker, *_queue_keys(layout, keyed))

@@ -17,6 +17,7 @@
     KEYS[11] 'jobctl:active:' prefix: those workers' in-flight lists
     KEYS[12] 'jobctl:batch:' prefix: batches' hashes and failed sets,
       KEYS[13] 'jobctl:batches-due' set of batch callbacks due
+    KEYS[14] 'jobctl:outbox' list of entries for other queues' slots (a Redis Cluster's; lib.lua, outbox)
     ARGV[1] job id
     ARGV[2] now (unix time)
     ARGV[3] now_iso
@@ -31,7 +32,7 @@
 local id, now, now_iso, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local k = {job = KEYS[1], queue = KEYS[2], scheduled = KEYS[3], deferred = KEYS[4], canceled = KEYS[5],
   queues = KEYS[6], unique = KEYS[7], slots = KEYS[8], workers_of_queue = KEYS[9], batch = KEYS[12],
-  batches_due = KEYS[13], wake = ARGV[5]}
+  batches_due = KEYS[13], outbox = KEYS[14], wake = ARGV[5]}
 local status = hget(k, id, 'status')
 if not status then return '' end
 local function tell_worker(worker)

@@ -16,6 +16,7 @@
     KEYS[11] 'jobctl:unique:' prefix, KEYS[12] 'jobctl:slots:' prefix (a job canceled with a parent)
     KEYS[13] 'jobctl:batch:' prefix: the hash and job set of the batch the job joins (api/batches.py),
       KEYS[14] 'jobctl:batches-due' set of batch callbacks due (a job canceled with a parent)
+    KEYS[15] 'jobctl:outbox' list of entries for other queues' slots (a Redis Cluster's; lib.lua, outbox)
     ARGV[1] id
     ARGV[2] now (unix time)
     ARGV[3] now in RQ's format (created_at, enqueued_at)
@@ -29,7 +30,8 @@
             127 stand as they are (wire.raw_json: a pickle travels too)
     ARGV[10] max_size (0: none)
     ARGV[11] unique_ttl
-    ARGV[12] the parents' ids, a JSON array ('': none)
+    ARGV[12] the parents' ids, a JSON array ('': none); on a Redis Cluster a parent of another
+            queue stands as [id, queue]: the job waits on it through the outbox (lib.lua, post)
     ARGV[13] 'jobctl:wake:' prefix of queues' wake channels
     ARGV[14] the batch the job joins ('': none; the record's jobctl_batch names it too)
     ARGV[15] run claim's key, ARGV[16] its owner, ARGV[17] its ttl (only for the scheduler)
@@ -50,9 +52,13 @@ local id, now, now_iso, run_at = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(A
 local claim, queue, max_size, unique_ttl = ARGV[7], ARGV[8], tonumber(ARGV[10]), tonumber(ARGV[11])
 local k = {job = KEYS[3], results = KEYS[4], by_queue = {[queue] = {queue = list, scheduled = KEYS[5],
   deferred = KEYS[6]}}, queues = KEYS[7], finished = KEYS[8], failed = KEYS[9], canceled = KEYS[10],
-  unique = KEYS[11], slots = KEYS[12], batch = KEYS[13], batches_due = KEYS[14], wake = ARGV[13]}
-local parents = {}
-if ARGV[12] ~= '' then parents = cjson.decode(ARGV[12]) end
+  unique = KEYS[11], slots = KEYS[12], batch = KEYS[13], batches_due = KEYS[14], outbox = KEYS[15], wake = ARGV[13]}
+local parents, remote = {}, {}
+if ARGV[12] ~= '' then
+  for _, parent in ipairs(cjson.decode(ARGV[12])) do
+    table.insert(type(parent) == 'table' and remote or parents, parent)
+  end
+end
 
 if max_size > 0 then
   local queued = redis.call('LLEN', list)
@@ -118,7 +124,7 @@ local function claimed()
   end
 end
 
-if #parents == 0 then
+if #parents == 0 and #remote == 0 then
   if run_at > now then
     record[n + 1], record[n + 2], record[n + 3], record[n + 4] = 'status', 'scheduled', 'jobctl_scheduled_for', ARGV[4]
     redis.call('HSET', key, unpack(record))
@@ -143,13 +149,16 @@ for _, parent in ipairs(parents) do
   -- the parent's outcome script settles its dependents only when this flag says it has some
   redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)
 end
+for _, parent in ipairs(remote) do redis.call('SADD', remote_parents_key(k, id), cjson.encode(parent)) end
 local verdict, culprit = parents_verdict(k, id)
 if verdict == 'doomed' then
+  redis.call('DEL', remote_parents_key(k, id))
   cancel_for_parent(k, id, culprit, now, now_iso)
   return {'ok', id, 'canceled'}
 elseif verdict == 'waiting' then
   redis.call('HSET', key, 'status', 'deferred')
   redis.call('ZADD', KEYS[6], '+inf', id)
+  for _, parent in ipairs(remote) do post(k, 'link', id, queue, parent[1], parent[2], '') end
   return {'ok', id, 'deferred'}
 end
 if run_at > now then

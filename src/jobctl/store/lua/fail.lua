@@ -20,8 +20,9 @@
     KEYS[17] 'jobctl:stats:job:' prefix, KEYS[18] 'jobctl:stats:queue:' prefix: stats hashes
     KEYS[19] 'jobctl:batch:' prefix: batches' hashes and failed sets,
       KEYS[20] 'jobctl:batches-due' set of batch callbacks due
-    KEYS[21] 'jobctl:breaker:' prefix: circuit breakers' hashes (the job's breaker records it)
-    KEYS[22...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
+    KEYS[21] 'jobctl:outbox' list of entries for other queues' slots (a Redis Cluster's; lib.lua, outbox)
+    KEYS[22] 'jobctl:breaker:' prefix: circuit breakers' hashes (the job's breaker records it)
+    KEYS[23...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
                 scheduled set and rate window
     ARGV[1] job id
     ARGV[2] its queue
@@ -51,8 +52,8 @@ local args = go_on_args(ARGV, 15, worker, now, now_iso)
 local k = {active_list = KEYS[1], job = KEYS[4], results = KEYS[5], slots = KEYS[6], job_rate = KEYS[7],
   worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11], scheduled = KEYS[12],
   deferred = KEYS[13], failed = KEYS[14], canceled = KEYS[15], queues = KEYS[16], job_stats = KEYS[17],
-  queue_stats = KEYS[18], batch = KEYS[19], batches_due = KEYS[20], breaker = KEYS[21],
-  by_queue = queue_keys(KEYS, 22, go_on_queues(args)), wake = ARGV[9]}
+  queue_stats = KEYS[18], batch = KEYS[19], batches_due = KEYS[20], outbox = KEYS[21], breaker = KEYS[22],
+  by_queue = queue_keys(KEYS, 23, go_on_queues(args)), wake = ARGV[9]}
 local key = job_key(k, id)
 release_slot(k, id, hget(k, id, 'jobctl_slot'))
 local counted = ({['1'] = true, ['0'] = false})[ARGV[14]]

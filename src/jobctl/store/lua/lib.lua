@@ -23,6 +23,7 @@
 --   k.queues, k.workers, k.active_workers, k.promoter   keys of their own
 --   k.batch, k.batches_due     prefix of batches' hashes ('jobctl:batch:'), the set of batch
 --                              callbacks due (every script that ends or requeues a job has them)
+--   k.outbox                   this slot's outbox (a Redis Cluster's; see `post`)
 --   k.wake, k.commands         prefixes of pub/sub channels (not keys: given in ARGV)
 local function job_key(k, id) return k.job .. id end
 local function results_key(k, id) return k.results .. id end
@@ -31,6 +32,11 @@ local function dependents_key(k, id) return k.job .. id .. ':dependents' end
 -- before it wrote RQ's
 local function dependencies_key(k, id) return k.job .. ':' .. id .. ':dependencies' end
 local function old_dependencies_key(k, id) return k.job .. id .. ':dependencies' end
+-- On a Redis Cluster, a job's parents and dependents on other queues (keys.Layout's
+-- remote_parents, remote_dependents), each member the JSON [id, queue] of the other job: a script
+-- runs on one slot, so a parent and a child of two queues hear of each other through outboxes.
+local function remote_parents_key(k, id) return k.job .. id .. ':remote-parents' end
+local function remote_dependents_key(k, id) return k.job .. id .. ':remote-dependents' end
 
 -- A key of a queue of one kind ('queue': its list, 'started', 'scheduled', 'deferred',
 -- 'finished', 'failed', 'canceled': its registries, 'rate': its rate window, 'queue_stats',
@@ -155,15 +161,24 @@ end
 -- otherwise. Failure is allowed by RQ's allow_dependency_failures (what RQ's Dependency(...,
 -- allow_failure=True) and `jobctl enqueue --allow-failure` write), or by the field an earlier
 -- jobctl wrote.
-local function parents_verdict(k, id)
+local function failure_allowed(k, id)
   local allow = redis.call('HMGET', job_key(k, id), 'allow_dependency_failures', 'jobctl_allow_failure')
-  local allow_failure = allow[1] == '1' or allow[2] == '1'
+  return allow[1] == '1' or allow[2] == '1'
+end
+
+local FAILED = {failed = true, canceled = true, stopped = true}
+
+-- A parent of another queue (a Redis Cluster's) counts as waiting until its outcome reached
+-- this slot (apply_entry), which then takes it out of the job's remote parents.
+local function parents_verdict(k, id)
+  local allow_failure = failure_allowed(k, id)
   local verdict = 'ready'
+  if CLUSTER and redis.call('SCARD', remote_parents_key(k, id)) > 0 then verdict = 'waiting' end
   for _, parent in ipairs(parents_of(k, id)) do
     local status = hget(k, parent, 'status')
     -- a parent whose record expired finished long ago (dead jobs outlive finished ones)
     if status and status ~= 'finished' then
-      if status == 'failed' or status == 'canceled' or status == 'stopped' then
+      if FAILED[status] then
         if not allow_failure then return 'doomed', parent end
       else
         verdict = 'waiting'
@@ -181,7 +196,7 @@ end
 -- A job's record, results and dependency sets.
 local function delete_job(k, id)
   redis.call('DEL', job_key(k, id), results_key(k, id), dependencies_key(k, id), old_dependencies_key(k, id),
-    dependents_key(k, id))
+    dependents_key(k, id), remote_parents_key(k, id), remote_dependents_key(k, id))
 end
 
 -- An ended job's registry entry, due (and its record expiring) `ttl` seconds from now; a
@@ -285,12 +300,35 @@ local function cancel_for_parent(k, id, culprit, now, now_iso)
   redis.call('HSET', job_key(k, id), 'jobctl_canceled_by', culprit)
 end
 
+-- The outbox (a Redis Cluster's): an entry a script of this slot writes for another queue's slot,
+-- in the same atomic step as what it tells of; the promoter applies it there (apply.lua, see
+-- apply_entry) and then removes it. Applying an entry twice changes nothing, so a promoter that
+-- dies between the two steps runs no job twice and loses none.
+local function post(k, kind, child, child_queue, parent, parent_queue, status)
+  redis.call('RPUSH', k.outbox, cjson.encode({kind = kind, job = child, queue = child_queue, parent = parent,
+    parent_queue = parent_queue, status = status}))
+end
+
+-- A parent ended: its dependents on other queues hear of it through the outbox, once.
+local function tell_remote_dependents(k, parent)
+  local key = remote_dependents_key(k, parent)
+  local members = redis.call('SMEMBERS', key)
+  if #members == 0 then return end
+  local status, queue = hget(k, parent, 'status'), hget(k, parent, 'origin')
+  for _, member in ipairs(members) do
+    local child = cjson.decode(member)
+    post(k, 'settle', child[1], child[2], parent, queue, status)
+  end
+  redis.call('DEL', key)
+end
+
 -- After a parent ended: queue the deferred children it was the last to wait for, and cancel
 -- (with their own children: the failure cascade) those that can no longer run.
 local function settle_dependents(k, parent_id, now, now_iso)
   local pending = {parent_id}
   while #pending > 0 do
     local parent = table.remove(pending)
+    if CLUSTER then tell_remote_dependents(k, parent) end
     for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
       if hget(k, child, 'status') == 'deferred' then
         local verdict, culprit = parents_verdict(k, child)
@@ -338,6 +376,45 @@ local function adopt_deferred(k, queue, now, now_iso)
       end
     end
   end
+end
+
+-- An outbox entry (see post) applied on the slot it is for (apply.lua); applied again, it changes
+-- nothing. Returns 1 when it changed something, else 0.
+--   link: a job of another queue (entry.job, entry.queue) waits on entry.parent, of this slot:
+--     it joins the parent's remote dependents, or hears at once of a parent that ended already
+--     (an entry back; a parent whose record expired finished long ago, as in parents_verdict).
+--   settle: entry.parent, of another queue, ended with entry.status: the job leaves its remote
+--     parents, and only when it was still there (the entry's news) is it queued, if no parent is
+--     left to wait for, or canceled with its own dependents, if that parent's failure dooms it.
+local function apply_entry(k, entry, now, now_iso)
+  local id, parent = entry.job, entry.parent
+  if entry.kind == 'link' then
+    local status = hget(k, parent, 'status')
+    if status and not FAILED[status] and status ~= 'finished' then
+      redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)  -- its outcome script settles them
+      return redis.call('SADD', remote_dependents_key(k, parent), cjson.encode({id, entry.queue}))
+    end
+    post(k, 'settle', id, entry.queue, parent, entry.parent_queue, status or 'finished')
+    return 1
+  end
+  if redis.call('SREM', remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue})) == 0 then return 0 end
+  if hget(k, id, 'status') ~= 'deferred' then return 1 end
+  local verdict, culprit = parents_verdict(k, id)
+  if FAILED[entry.status] and not failure_allowed(k, id) then verdict = 'doomed' end
+  if verdict == 'ready' then
+    local queue = hget(k, id, 'origin')
+    redis.call('ZREM', queue_key(k, 'deferred', queue), id)
+    push_queued(k, id, queue, now_iso, false)
+  elseif verdict == 'doomed' then
+    if culprit then
+      cancel_for_parent(k, id, culprit, now, now_iso)
+    else
+      cancel(k, id, 'parent ' .. parent .. ' is ' .. (entry.status == 'failed' and 'dead' or 'canceled'), now, now_iso)
+      redis.call('HSET', job_key(k, id), 'jobctl_canceled_by', parent)
+    end
+    settle_dependents(k, id, now, now_iso)
+  end
+  return 1
 end
 
 local function bury(k, id, queue, reason, now, now_iso)

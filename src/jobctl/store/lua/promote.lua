@@ -14,6 +14,7 @@
     KEYS[9] 'jobctl:slots:' prefix: concurrency slots
     KEYS[10] 'jobctl:batch:' prefix: batches' hashes and failed sets,
       KEYS[11] 'jobctl:batches-due' set of batch callbacks due
+    KEYS[12] 'jobctl:outbox' list of entries for other queues' slots (a Redis Cluster's; lib.lua, outbox)
     ARGV[1] supervisor
     ARGV[2] lease_ms (0: give the lease up, as a stopping supervisor does)
     ARGV[3] now (unix time)
@@ -28,7 +29,7 @@
 local me, lease_ms, now, now_iso = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local k = {promoter = KEYS[1], queues = KEYS[2], job = KEYS[3], queue = KEYS[4], scheduled = KEYS[5],
   deferred = KEYS[6], canceled = KEYS[7], unique = KEYS[8], slots = KEYS[9], batch = KEYS[10],
-  batches_due = KEYS[11], wake = ARGV[5]}
+  batches_due = KEYS[11], outbox = KEYS[12], wake = ARGV[5]}
 local holder = redis.call('GET', k.promoter)
 if holder and holder ~= me then return Refusal.NOT_PROMOTER end
 if lease_ms == '0' then

@@ -15,7 +15,8 @@
     KEYS[17] 'rq:workers' set of worker hashes
     KEYS[18] 'jobctl:batch:' prefix: batches' hashes and failed sets,
       KEYS[19] 'jobctl:batches-due' set of batch callbacks due
-    KEYS[20] 'jobctl:active-workers' set
+    KEYS[20] 'jobctl:outbox' list of entries for other queues' slots (a Redis Cluster's; lib.lua, outbox)
+    KEYS[21] 'jobctl:active-workers' set
     ARGV[1] worker
     ARGV[2] now (unix time)
     ARGV[3] now_iso
@@ -31,8 +32,8 @@
 local k = {job = KEYS[3], results = KEYS[4], queue = KEYS[5], started = KEYS[6], scheduled = KEYS[7],
   deferred = KEYS[8], failed = KEYS[9], canceled = KEYS[10], unique = KEYS[11], slots = KEYS[12],
   job_stats = KEYS[13], queue_stats = KEYS[14], workers_of_queue = KEYS[15], queues = KEYS[16],
-  workers = KEYS[17], batch = KEYS[18], batches_due = KEYS[19],
-  active_workers = KEYS[20], wake = ARGV[7]}
+  workers = KEYS[17], batch = KEYS[18], batches_due = KEYS[19], outbox = KEYS[20],
+  active_workers = KEYS[21], wake = ARGV[7]}
 local culprits = {}
 for i = 8, #ARGV do table.insert(culprits, ARGV[i]) end
 return recover_worker(k, ARGV[1], KEYS[1], KEYS[2], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6],

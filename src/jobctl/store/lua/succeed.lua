@@ -21,8 +21,9 @@
     KEYS[15] 'rq:queues' set of known queues
     KEYS[16] 'jobctl:batch:' prefix: batches' hashes and failed sets,
       KEYS[17] 'jobctl:batches-due' set of batch callbacks due
-    KEYS[18] 'jobctl:breaker:' prefix: circuit breakers' hashes (a job's breaker records it)
-    KEYS[19...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
+    KEYS[18] 'jobctl:outbox' list of entries for other queues' slots (a Redis Cluster's; lib.lua, outbox)
+    KEYS[19] 'jobctl:breaker:' prefix: circuit breakers' hashes (a job's breaker records it)
+    KEYS[20...] for each queue of go_on_queues (lib.lua), in order: its list, started registry,
                 scheduled set and rate window
     ARGV[1] worker
     ARGV[2] now (unix time)
@@ -47,8 +48,8 @@ local args = go_on_args(ARGV, first + 5 * n, worker, now, now_iso)
 local k = {active_list = KEYS[1], started = KEYS[2], finished = KEYS[3], job = KEYS[4], results = KEYS[5],
   slots = KEYS[6], job_rate = KEYS[7], worker = KEYS[8], active = KEYS[9], unique = KEYS[10], queue = KEYS[11],
   scheduled = KEYS[12], deferred = KEYS[13], canceled = KEYS[14], queues = KEYS[15], batch = KEYS[16],
-  batches_due = KEYS[17], breaker = KEYS[18], by_queue = queue_keys(KEYS, 19, go_on_queues(args)),
-  wake = ARGV[4]}
+  batches_due = KEYS[17], outbox = KEYS[18], breaker = KEYS[19],
+  by_queue = queue_keys(KEYS, 20, go_on_queues(args)), wake = ARGV[4]}
 -- every job leaves the worker's in-flight list (the fence: see leave_started), or none does: with
 -- several, each is looked for in the list (one read: it holds no more than the worker's threads)
 -- before any leaves; one alone, its LREM is the look

@@ -23,7 +23,8 @@
     KEYS[18] 'rq:workers' set of worker hashes
     KEYS[19] 'jobctl:batch:' prefix: batches' hashes and failed sets,
       KEYS[20] 'jobctl:batches-due' set of batch callbacks due
-    KEYS[21...] for each queue of ARGV's queues, in order: its finished, failed and canceled
+    KEYS[21] 'jobctl:outbox' list of entries for other queues' slots (a Redis Cluster's; lib.lua, outbox)
+    KEYS[22...] for each queue of ARGV's queues, in order: its finished, failed and canceled
                 registries
     ARGV[1] now (unix time)
     ARGV[2] now_iso
@@ -44,10 +45,10 @@ local k = {active_workers = KEYS[1], worker = KEYS[2], active = KEYS[3], job = K
   queue = KEYS[6], started = KEYS[7], scheduled = KEYS[8], deferred = KEYS[9], failed = KEYS[10],
   canceled = KEYS[11], unique = KEYS[12], slots = KEYS[13], job_stats = KEYS[14], queue_stats = KEYS[15],
   workers_of_queue = KEYS[16], queues = KEYS[17], workers = KEYS[18], batch = KEYS[19], batches_due = KEYS[20],
-  by_queue = {}, wake = ARGV[5]}
+  outbox = KEYS[21], by_queue = {}, wake = ARGV[5]}
 local queues = {}
 for i = 7 + own_count, #ARGV do
-  local at = 21 + 3 * #queues
+  local at = 22 + 3 * #queues
   table.insert(queues, ARGV[i])
   k.by_queue[ARGV[i]] = {finished = KEYS[at], failed = KEYS[at + 1], canceled = KEYS[at + 2]}
 end
