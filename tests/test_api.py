@@ -34,7 +34,7 @@ def every_state(project, db, config):
     burst = project.run("work", "--burst", "--queue", "default")
     assert burst.returncode == 0, burst.stderr
     # a worker of our own starts the oldest analytics job and holds it
-    db.hset(keys.layout_of(db).worker("test-worker", "default"), "jobctl_lease", "token")
+    db.hset(keys.layout_of(db).worker("test-worker", "analytics"), "jobctl_lease", "token")
     assert Transitions(db).fetch("test-worker", "token", ["analytics"], time.time())[0][0].decode() == jobs["started"]
     return jobs
 

@@ -122,7 +122,7 @@ def test_enqueue_many_keeps_the_batches_before_a_bad_call_and_writes_nothing_aft
         app_add.enqueue_many(calls)
     stored = db.lrange(keys.layout_of(db).queue("default"), 0, -1)
     assert len(stored) == 2000
-    assert sorted(db.keys("rq:job:*")) == sorted(
+    assert sorted(db.scan_iter("rq:job:*")) == sorted(
         keys.layout_of(db).job(job_id.decode(), "default").encode() for job_id in stored
     )
     told: list[int] = []
@@ -228,6 +228,7 @@ def test_progress(client, worker):
     assert handle.progress() == (40, "almost")
 
 
+@pytest.mark.plain_only("RQ's API does not run on a Redis Cluster (docs/cluster.md)")
 def test_get_works_for_jobs_the_cli_and_rq_enqueued(client, worker, db):
     from rq import Queue
     from rq.serializers import JSONSerializer
@@ -324,7 +325,7 @@ def test_a_child_job_runs_on_the_workers_redis_under_jobctl_work(project, redis_
     producer.enqueue(db, load_queues(project.path / "queue.yml"), "app_parent", [5])
     project.start("--redis-url", redis_url, "work", env=env)
     finished = wait_for(
-        lambda: [k for k in db.keys("rq:job:*") if db.hget(k, "status") == b"finished"][2:] or None,
+        lambda: [k for k in db.scan_iter("rq:job:*") if db.hget(k, "status") == b"finished"][2:] or None,
         message="the parent and its two children to finish",
     )
     assert finished and not (project.path / ".jobctl").exists()  # no embedded Redis was started

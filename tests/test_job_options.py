@@ -14,6 +14,7 @@ import jobctl
 from jobctl.api import records
 from jobctl.api.producer import enqueue
 from jobctl.config.queues import load_queues
+from jobctl.store import keys
 from jobctl.store.transitions import Transitions
 
 
@@ -262,7 +263,10 @@ def test_a_cron_job_is_a_recurring_entry_run_once_per_due_time(project, db):
     project.start("work", env=env)
     ticks = project.path / "ticks.log"
     wait_for(lambda: len(lines(ticks)) >= 3, message="three ticks")
-    runs = [key.decode() for key in db.keys("rq:job:cron-tick-*") if key.count(b":") == 2]
+    prefix = keys.layout_of(db).job("", "default")
+    runs = [
+        key for key in map(bytes.decode, db.scan_iter(f"{prefix}cron-tick-*")) if ":" not in key.removeprefix(prefix)
+    ]
     dues = [int(run.rsplit("-", 1)[1]) for run in runs]
     assert len(dues) == len(set(dues))
 
