@@ -79,8 +79,8 @@ def test_several_parents_and_show_lists_both_directions(project, in_process, db,
     assert sorted(project.show(child)["depends_on"]) == sorted([first, second])
     assert project.show(first)["dependents"] == [child]
     working = background(in_process(concurrency=2))
-    wait_for(lambda: db.hget(f"rq:job:{second}", "status") == b"finished", message="the second parent")
-    assert db.hget(f"rq:job:{first}", "status") == b"started"
+    wait_for(lambda: states(db, second) == ["finished"], message="the second parent")
+    assert states(db, first) == ["started"]
     assert states(db, child) == ["deferred"]  # one parent is not enough
     gate.touch()
     working.join(timeout=60)

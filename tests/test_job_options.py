@@ -143,7 +143,7 @@ def test_enqueue_refuses_arguments_that_do_not_fit(project, db, arguments, probl
     result = project.run("enqueue", "add", *arguments)
     assert result.returncode == 2
     assert result.stderr.strip() == f"jobctl: error: job 'add': {problem}; signature: add(a: int, b: int = 0) -> int"
-    assert db.llen("rq:queue:default") == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
 
 
 def test_builtin_jobs_are_checked_too(project):
@@ -162,7 +162,7 @@ def test_enqueue_from_names_the_line_and_stores_nothing(project, db, tmp_path):
     result = project.run("enqueue", "add", "--from", str(source))
     assert result.returncode == 2
     assert f"--from {source}: line 2: job 'add': got an unexpected keyword argument 'x'" in result.stderr
-    assert db.llen("rq:queue:default") == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
 
 
 def test_the_python_api_raises_type_error(project, db):
@@ -172,7 +172,7 @@ def test_the_python_api_raises_type_error(project, db):
 
     with pytest.raises(TypeError, match="job 'api_checked': missing a required argument: 'a'"):
         enqueue(db, load_queues(project.path / "queue.yml"), "api_checked", [], {})
-    assert db.llen("rq:queue:default") == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
 
 
 EMIT_HANDLERS = """\
@@ -193,7 +193,7 @@ def test_emit_refuses_before_enqueueing_any_handler(project, db):
     result = project.run("emit", "order.paid", '{"id": 1}', env={"JOBCTL_JOBS": "order_handlers"})
     assert result.returncode == 2
     assert "job 'order.paid:ledger': missing a required argument: 'account'" in result.stderr
-    assert db.llen("rq:queue:default") == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
 
 
 def test_scheduler_list_refuses_an_entry_whose_args_do_not_fit(project):

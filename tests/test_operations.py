@@ -119,7 +119,7 @@ def test_pausing_takes_effect_for_workers_already_waiting_on_the_queue(project, 
     job_id = project.enqueue("add", "1", "2")
     time.sleep(1.5)
     assert project.show(job_id)["state"] == "queued"
-    assert db.lrange("rq:queue:default", 0, -1) == [job_id.encode()]  # given back, not held
+    assert db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [job_id.encode()]  # given back, not held
     assert project.run("resume", "default").returncode == 0
     wait_for(lambda: state(db, job_id) == "finished", message="the job to run after resume")
 
