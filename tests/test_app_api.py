@@ -209,16 +209,18 @@ def test_result_of_a_canceled_a_deleted_and_an_unfinished_job(client, db):
 
 def test_result_is_woken_by_the_outcome_not_by_polling(client, worker, db):
     handle = app_add.enqueue(20, 22)
-    results = []
+    results_key, results = keys.layout_of(db).results(handle.id, "default"), []
     waiter = threading.Thread(target=lambda: results.append(handle.result(timeout=30)))
     waiter.start()
-    wait_for(lambda: any(c.get("cmd") == "xread" for c in db.client_list()), message="result() to block")
-    db.config_resetstat()
+    # the Redis that holds the job's results stream (on a cluster, the master of its queue's slot)
+    node = {"target_nodes": db.get_node_from_key(results_key)} if keys.layout_of(db).cluster else {}
+    wait_for(lambda: any(c.get("cmd") == "xread" for c in db.client_list(**node)), message="result() to block")
+    db.config_resetstat(**node)
     worker.drain()
     waiter.join()
     assert results == [42]
     # one blocking read, ended by the outcome script's entry: no loop of reads
-    assert db.info("commandstats").get("cmdstat_xread", {"calls": 0})["calls"] <= 1
+    assert db.info("commandstats", **node).get("cmdstat_xread", {"calls": 0})["calls"] <= 1
 
 
 def test_progress(client, worker):

@@ -468,6 +468,7 @@ def fill_queue(db, count: int) -> list[str]:
                 },
             )
         pipe.rpush(keys.layout_of(db).queue("default"), *ids)
+        pipe.sadd(keys.QUEUES, keys.layout_of(db).queue("default"))  # as a producer registers its queue
         pipe.execute()
     return ids
 
@@ -651,6 +652,7 @@ def test_queues_page_and_overview_show_an_elastic_range(settings, project):
         assert (default["workers"], default["min_workers"], default["max_workers"]) == (0, 1, 4)
 
 
+@pytest.mark.plain_only("a cluster keeps a breaker per queue and names its queue (store on default; docs/cluster.md)")
 def test_the_overview_shows_a_badge_per_circuit_breaker(settings, project, db):
     project.write("queue.yml", "default: {}\nbreakers: {store: {cooldown: 5m}, mail: {}}\n")
     db.hset(
