@@ -1,15 +1,21 @@
 """What spans queues on a Redis Cluster (tests/cluster.py's 3 masters), as a user runs it: recurring
 jobs of two queues under two schedulers, dependencies whose parent and child are on different
-queues (settled through the outboxes the promoter delivers), and an outbox entry applied twice."""
+queues (settled through the outboxes the promoter delivers), an outbox entry applied twice, and
+batches whose jobs are on several queues."""
 
+import asyncio
 import json
 import re
 import signal
 import time
 
 import pytest
+import sample_jobs
 from conftest import wait_for
 
+import jobctl
+from jobctl import testing
+from jobctl.api.client import Client
 from jobctl.store import keys
 from jobctl.store.connection import connect
 from jobctl.store.transitions import Transitions
@@ -173,3 +179,144 @@ def test_an_outbox_entry_applied_twice_runs_nothing_twice(cproject, tmp_path, no
     assert cproject.run("work", "--burst", "--queue", "reports").returncode == 0
     assert lines(ran) == ["parent", "child"]
     assert scripts.deliver("reports", time.time()) == scripts.deliver("emails", time.time()) == 0
+
+
+# --- batches: the batch in its own slot, its jobs on any queue --------------------------------
+
+
+@pytest.fixture
+def app(cproject, redis_cluster):
+    """The application's side in this process: a client of the cluster with the project's
+    queue.yml, and the sample jobs registered (the callbacks are echo_kwargs: its result is what
+    it was called with)."""
+    import sample_jobs  # noqa: F401  (registers the sample jobs, as the project's processes do)
+
+    client = Client(redis_cluster.url, cproject.path / "queue.yml")
+    with testing.default_client(client):
+        yield client
+    client.close()
+
+
+def callback(cproject, batch_id: str, kind: str, generation: int) -> dict | None:
+    """The arguments a batch callback (echo_kwargs) ran with, once it finished; None before."""
+    job_id = keys.batch_callback_id(batch_id, kind, generation)
+    shown = cproject.run_here("show", job_id, "--json")
+    if shown.returncode != 0 or json.loads(shown.stdout)["state"] != "finished":
+        return None
+    return json.loads(json.loads(shown.stdout)["result"])
+
+
+def finished_callback(cproject, batch_id: str, kind: str, generation: int = 1) -> dict:
+    wait_for(lambda: callback(cproject, batch_id, kind, generation) is not None, timeout=30, message=f"on_{kind}")
+    found = callback(cproject, batch_id, kind, generation)
+    assert found is not None
+    return found
+
+
+def test_a_batch_over_three_masters_completes_once_with_its_callbacks(cproject, app, tmp_path, node):
+    ran = tmp_path / "ran.txt"
+    queues = ("emails", "one", "three")
+    with jobctl.batch(on_complete="echo_kwargs", on_success="echo_kwargs", description="spread") as b:
+        handles = [sample_jobs.record.options(queue=q).enqueue(str(ran), q) for q in queues]
+        by_cli = cproject.enqueue("record", str(ran), "cli", "--queue", "reports", "--batch", b.id)
+    slots = {node.get_node_from_key(key).name for key in (keys.CLUSTER.batch(b.id), *map(keys.CLUSTER.queue, queues))}
+    assert len(slots) >= 3  # the jobs' queues on three masters, the batch in a slot of its own
+    assert (b.show().total, b.show().pending, b.show().sealed) == (4, 4, True)
+    work = cproject.start("work")
+    done = finished_callback(cproject, b.id, "complete")
+    assert done["kwargs"] == {"batch_id": b.id, "total": 4, "succeeded": 4, "failed": 0}
+    assert finished_callback(cproject, b.id, "success")["kwargs"] == done["kwargs"]
+    time.sleep(1)  # a few promoter passes more: nothing completes a second time
+    stop(work)
+    assert sorted(lines(ran)) == sorted([*queues, "cli"])
+    view = b.show()
+    assert (view.complete, view.generation, view.pending, view.succeeded) == (True, 1, 0, 4)
+    assert not node.exists(keys.batch_callback_id(b.id, "complete", 2))
+    assert not any(node.llen(keys.CLUSTER.outbox(q)) for q in (*queues, "reports"))
+    assert b.job_ids() == sorted([*(h.id for h in handles), by_cli])
+    # what a user reads: batch show, and the batch a job names
+    shown = cproject.run_here("batch", "show", b.id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert {k: json.loads(shown.stdout)[k] for k in ("total", "succeeded", "failed", "complete")} == {
+        "total": 4,
+        "succeeded": 4,
+        "failed": 0,
+        "complete": True,
+    }
+    assert cproject.show(handles[1].id)["batch"] == b.id
+
+
+def test_a_failed_job_is_counted_and_requeue_dead_reopens_the_batch(cproject, app, tmp_path, node):
+    ran = tmp_path / "ran.txt"
+    with jobctl.batch(on_complete="echo_kwargs", on_success="echo_kwargs") as b:
+        sample_jobs.record.options(queue="emails").enqueue(str(ran), "emails")
+        dead = sample_jobs.always_fails.options(queue="one").enqueue()
+    work = cproject.start("work")
+    done = finished_callback(cproject, b.id, "complete")
+    assert done["kwargs"] == {"batch_id": b.id, "total": 2, "succeeded": 1, "failed": 1}
+    view = b.show()
+    assert (view.failed, view.failed_ids, view.complete) == (1, [dead.id], True)
+    assert callback(cproject, b.id, "success", 1) is None and not node.exists(
+        keys.CLUSTER.job(f"batch-{b.id}-success-1", "default")
+    )
+    # the dead job back: the batch is open again, and its next completion calls on_complete again
+    assert cproject.run("requeue-dead", dead.id).returncode == 0
+    again = finished_callback(cproject, b.id, "complete", 2)
+    stop(work)
+    assert again["kwargs"] == {"batch_id": b.id, "total": 2, "succeeded": 1, "failed": 1}
+    assert (b.show().generation, b.show().failed_ids) == (2, [dead.id])
+
+
+def test_a_batch_sealed_after_its_jobs_ended_completes_at_its_seal(cproject, app, tmp_path, node):
+    ran = tmp_path / "ran.txt"
+    work = cproject.start("work")
+    with jobctl.batch(on_complete="echo_kwargs") as b:
+        handles = [sample_jobs.record.options(queue=q).enqueue(str(ran), q) for q in ("emails", "three")]
+        wait_for(lambda: b.show().pending == 0, timeout=30, message="both outcomes to reach the batch")
+        assert not b.show().complete  # not sealed yet
+    done = finished_callback(cproject, b.id, "complete")
+    stop(work)
+    assert done["kwargs"] == {"batch_id": b.id, "total": 2, "succeeded": 2, "failed": 0}
+    assert all(h.status() == "finished" for h in handles)
+
+
+def test_a_batch_entry_delivered_twice_changes_nothing(cproject, app, tmp_path, node):
+    ran = tmp_path / "ran.txt"
+    with jobctl.batch(on_complete="echo_kwargs") as b:
+        job = sample_jobs.record.options(queue="emails").enqueue(str(ran), "emails")
+        other = sample_jobs.record.options(queue="one").enqueue(str(ran), "one")
+    scripts = Transitions(node)
+    assert cproject.run("work", "--burst", "--queue", "emails").returncode == 0
+    entry = {"kind": "batch", "op": "succeeded", "job": job.id, "batch": b.id}
+    # the outcome, delivered by the burst's own promoter or, if it stopped first, here
+    scripts.deliver("emails", time.time())
+    counted = b.show()
+    assert (counted.pending, counted.succeeded) == (1, 1)
+    for replayed in (entry, {**entry, "op": "failed"}, {**entry, "op": "reopened"}):
+        node.rpush(keys.CLUSTER.outbox("emails"), json.dumps(replayed))
+        assert scripts.deliver("emails", time.time()) == 0
+    assert b.show() == counted
+    assert cproject.run("work", "--burst", "--queue", "one").returncode == 0
+    scripts.deliver("one", time.time())
+    assert (b.show().complete, b.show().generation) == (True, 1)
+    node.rpush(keys.CLUSTER.outbox("one"), json.dumps({**entry, "job": other.id}))
+    assert scripts.deliver("one", time.time()) == 0
+    assert (b.show().generation, b.show().succeeded, b.show().pending) == (1, 2, 0)
+    assert node.zcard(keys.CLUSTER.batches_due(b.id)) == 1  # on_complete due once, for the promoter
+
+
+def test_aenqueue_finds_a_parent_on_another_queue(cproject, app, tmp_path, node):
+    ran = tmp_path / "ran.txt"
+    parent = sample_jobs.record.options(queue="emails").enqueue(str(ran), "parent")
+
+    async def enqueue_child():
+        async with jobctl.batch(on_complete="echo_kwargs") as b:
+            child = await sample_jobs.record.options(queue="three", depends_on=parent).aenqueue(str(ran), "child")
+        return b, child
+
+    b, child = asyncio.run(enqueue_child())
+    assert state(node, child.id, "three") == "deferred"
+    work = cproject.start("work")
+    assert finished_callback(cproject, b.id, "complete")["kwargs"]["succeeded"] == 1
+    stop(work)
+    assert lines(ran) == ["parent", "child"]

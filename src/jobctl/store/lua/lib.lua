@@ -226,8 +226,16 @@ end
 -- the counts they are called with; api/batches.enqueue_due stores each under a claim of its own
 -- (once per batch, callback and generation), whichever process does it and however often.
 -- on_complete is due at every completion, on_success at the first one with nothing failed.
+-- On a Redis Cluster the batch is in a slot of its own (keys.Layout.batch): a script there is
+-- given its hash whole in k.batch, and its due set in k.batches_due (apply_batch.lua,
+-- join_batch.lua, seal_batch.lua); a job's outcome reaches it through the job's queue's outbox.
+local function batch_key(k, batch)
+  if CLUSTER then return k.batch end
+  return k.batch .. batch
+end
+
 local function batch_check(k, batch, now)
-  local key = k.batch .. batch
+  local key = batch_key(k, batch)
   local b = redis.call('HMGET', key, 'sealed', 'pending', 'complete', 'total', 'succeeded', 'failed', 'on_complete',
     'on_success', 'success_due')
   if b[1] ~= '1' or (whole(b[2]) or 0) > 0 or b[3] == '1' then return end
@@ -245,35 +253,79 @@ local function batch_check(k, batch, now)
 end
 
 -- New jobs join a batch: one that exists (its total set) and is not complete (a job of the batch
--- that is still running keeps it open, and may add more); the enqueue scripts check both first.
-local function batch_state(k, batch) return redis.call('HMGET', k.batch .. batch, 'total', 'complete') end
+-- that is still running keeps it open, and may add more); the enqueue scripts check both first
+-- (on a cluster, join_batch.lua on the batch's slot before the job is stored, where a join
+-- made again, an id already a job of the batch, counts once). Returns how many joined.
+local function batch_state(k, batch) return redis.call('HMGET', batch_key(k, batch), 'total', 'complete') end
 local function batch_joined(k, batch, ids)
-  incr(k.batch .. batch, 'total', #ids)
-  incr(k.batch .. batch, 'pending', #ids)
-  redis.call('SADD', k.batch .. batch .. ':jobs', unpack(ids))
+  local joined = redis.call('SADD', batch_key(k, batch) .. ':jobs', unpack(ids))
+  if not CLUSTER then joined = #ids end
+  incr(batch_key(k, batch), 'total', joined)
+  incr(batch_key(k, batch), 'pending', joined)
+  return joined
+end
+
+-- A job of a batch ended for good, counted on the batch's slot: 'succeeded' or 'failed' (dead or
+-- canceled).
+local function batch_counted(k, batch, id, outcome, now)
+  local key = batch_key(k, batch)
+  incr(key, 'pending', -1)
+  incr(key, outcome, 1)
+  if outcome == 'failed' then redis.pcall('SADD', key .. ':failed', id) end
+  batch_check(k, batch, now)
+end
+
+-- A dead or canceled job of a batch is back (requeue-dead), on the batch's slot: the batch is
+-- open again. Returns whether it was counted failed (else nothing changes).
+local function batch_uncounted(k, batch, id)
+  local key = batch_key(k, batch)
+  local removed = redis.pcall('SREM', key .. ':failed', id)
+  if removed ~= 1 or redis.call('TYPE', key).ok ~= 'hash' then return false end
+  incr(key, 'failed', -1)
+  incr(key, 'pending', 1)
+  redis.call('HSET', key, 'complete', 0)
+  return true
+end
+
+-- On a cluster, what befell a job of a batch goes to the batch's slot through the job's queue's
+-- outbox (see post), in the same atomic step: apply_batch.lua counts it there (batch_apply).
+local function post_batch(k, op, id, batch)
+  redis.call('RPUSH', k.outbox, cjson.encode({kind = 'batch', op = op, job = id, batch = batch}))
 end
 
 -- A job of a batch ended for good: 'succeeded' or 'failed' (dead or canceled).
 local function batch_ended(k, id, outcome, now)
   local batch = hget(k, id, 'jobctl_batch')
+  if not batch then return end
+  if CLUSTER then return post_batch(k, outcome, id, batch) end
   -- another tool's key under the batch's name (not a hash) is no batch; its counts and failed set
   -- are written so that a spoiled one never stops the outcome script halfway (incr, pcall)
-  if not batch or redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return end
-  incr(k.batch .. batch, 'pending', -1)
-  incr(k.batch .. batch, outcome, 1)
-  if outcome == 'failed' then redis.pcall('SADD', k.batch .. batch .. ':failed', id) end
-  batch_check(k, batch, now)
+  if redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return end
+  batch_counted(k, batch, id, outcome, now)
 end
 
 -- A dead or canceled job of a batch is back (requeue-dead): the batch is open again.
 local function batch_reopened(k, id)
   local batch = hget(k, id, 'jobctl_batch')
   if not batch then return end
-  local removed = redis.pcall('SREM', k.batch .. batch .. ':failed', id)
-  if removed ~= 1 or redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return end
-  incr(k.batch .. batch, 'failed', -1)
-  incr(k.batch .. batch, 'pending', 1)
-  redis.call('HSET', k.batch .. batch, 'complete', 0)
+  if CLUSTER then return post_batch(k, 'reopened', id, batch) end
+  batch_uncounted(k, batch, id)
+end
+
+-- A batch entry (post_batch) applied on the batch's slot (apply_batch.lua). Applied again it
+-- changes nothing: an outcome counts only when the job is in neither of its outcome sets (the
+-- :succeeded set is a cluster's only), a re-opening only when the job is in the failed set.
+-- Returns 1 when it changed something, else 0.
+local function batch_apply(k, entry, now)
+  local key, id, batch = k.batch, entry.job, entry.batch
+  if redis.call('TYPE', key).ok ~= 'hash' or redis.call('SISMEMBER', key .. ':jobs', id) == 0 then return 0 end
+  if entry.op == 'reopened' then return batch_uncounted(k, batch, id) and 1 or 0 end
+  if entry.op ~= 'succeeded' and entry.op ~= 'failed' then return 0 end
+  if redis.call('SISMEMBER', key .. ':failed', id) == 1 then return 0 end
+  if entry.op == 'succeeded' and redis.call('SADD', key .. ':succeeded', id) == 0 then return 0 end
+  if entry.op == 'failed' and redis.call('SISMEMBER', key .. ':succeeded', id) == 1 then return 0 end
+  batch_counted(k, batch, id, entry.op, now)
+  return 1
 end
 
 local function cancel(k, id, reason, now, now_iso)

@@ -11,6 +11,7 @@
     KEYS[6] 'rq:queues' set of known queues
     KEYS[7] 'jobctl:unique:' prefix: uniqueness claims
     KEYS[8] 'jobctl:batch:' prefix: batches' hashes and failed sets
+    KEYS[9] 'jobctl:outbox' list of entries for other slots (a cluster's: a batch's job is back)
     ARGV[1] now_iso
     ARGV[2] 'jobctl:wake:' prefix of queues' wake channels
     ARGV[3...] job ids
@@ -20,7 +21,8 @@
 --- @include "lib"
 local now_iso = ARGV[1]
 local k = {job = KEYS[1], queue = KEYS[2], failed = KEYS[3], canceled = KEYS[4], deferred = KEYS[5],
-  queues = KEYS[6], unique = KEYS[7], batch = KEYS[8], wake = ARGV[2]}
+  queues = KEYS[6], unique = KEYS[7], batch = KEYS[8], outbox = KEYS[9],
+  wake = ARGV[2]}
 -- false, with nothing written, while another active job holds the job's uniqueness claim
 local function reclaim(id)
   -- only a key of jobctl's claims: a hand-edited field must not make this overwrite another key
