@@ -12,7 +12,7 @@ on every master before the enqueue, after it, and when the last job is done; eac
 Redis CPU is divided by the jobs of the whole run. Printed per round and for the round with the
 median rate: jobs/s, Redis µs per job for the enqueue and the run on each master and in total,
 Redis commands and script calls per job with Redis's time per script call (INFO
-commandstats), the workers' own CPU per job, and the ratios of the cluster's per-master and total figures to
+commandstats) and each command's calls and time per job, the workers' own CPU per job, and the ratios of the cluster's per-master and total figures to
 the one Redis's. The systems alternate, `--rounds` times; servers are stopped at the end.
 """
 
@@ -67,6 +67,7 @@ class Run:
     enqueue_us: list[float]  # Redis CPU per job of the enqueue, per master
     work_us: list[float]  # Redis CPU per job of the run, per master
     workers_us: float  # CPU of jobctl work and its workers per job, start-up included
+    breakdown: dict[str, tuple[float, float]]  # command -> (calls, Redis µs) per job of the run, all masters
 
     @property
     def rate(self) -> float:
@@ -126,6 +127,13 @@ def measure(system: str, url: str, masters: list[redis.Redis], jobs: int, workdi
         [1e6 * (after - start) / jobs for start, after in zip(before, enqueued)],
         [1e6 * (after - start) / jobs for start, after in zip(enqueued, done)],
         1e6 * workers / jobs,
+        {
+            name.removeprefix("cmdstat_"): (
+                sum(of_master.get(name, {}).get("calls", 0) for of_master in stats) / jobs,
+                sum(of_master.get(name, {}).get("usec", 0) for of_master in stats) / jobs,
+            )
+            for name in {name for of_master in stats for name in of_master}
+        },
     )
 
 
@@ -214,6 +222,14 @@ def report(runs: list[Run]) -> None:
             f"{' '.join(f'{us:5.0f}' for us in run.work_us):>24s} {sum(run.work_us):17.0f} {run.commands:9.1f} "
             f"{run.script_calls:12.2f} {run.script_us:10.1f} {run.workers_us:15.0f}"
         )
+    print("Redis commands per job of the run, all masters (calls, µs): " + ", ".join(run.system for run in runs))
+    busiest = sorted(
+        {name for run in runs for name in run.breakdown}, key=lambda name: -runs[-1].breakdown.get(name, (0, 0))[1]
+    )
+    for name in busiest:
+        cells = [run.breakdown.get(name, (0.0, 0.0)) for run in runs]
+        if max(calls for calls, _ in cells) >= 0.01:
+            print(f"  {name:24s} " + "  ".join(f"{calls:6.2f} {us:6.1f}" for calls, us in cells))
     single, alone, spread = runs
     reference = single.work_us[0]
     per_master = ", ".join(f"{us / reference:.2f}" for us in spread.work_us)

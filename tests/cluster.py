@@ -252,8 +252,9 @@ class Cluster:
         for node in self.masters():
             with node.client() as client:
                 client.flushall()
-                # jobctl loads its scripts where they are missing: each test shows it does
+                # jobctl loads its scripts and functions where they are missing: each test shows it does
                 client.script_flush()
+                client.function_flush()
 
     # --- what tests do to it -----------------------------------------------------------------
 

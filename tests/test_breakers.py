@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TESTS, state, wait_for
-from test_metrics import scrape, value
+from test_metrics import TOKEN, scrape, value
 
 from jobctl.api import records
 from jobctl.config.queues import load_queues
@@ -104,7 +104,7 @@ def test_a_block_opens_it_and_a_job_meeting_it_open_is_deferred_without_an_attem
     wait_for(lambda: all(state(db, i) == "dead" for i in failing), message="2 failed blocks")
     opened = breaker(project)
     assert opened["state"] == "open"
-    server = metrics.serve(project.env["REDIS_URL"], load_queues(project.path / "queue.yml"), 0, "127.0.0.1")
+    server = metrics.serve(project.env["REDIS_URL"], load_queues(project.path / "queue.yml"), 0, token=TOKEN)
     try:
         samples = scrape(server.port)
     finally:

@@ -339,6 +339,97 @@ def test_cancel_stops_a_running_job(cproject, tmp_path, node):
     assert work.wait(timeout=30) == 0
 
 
+def test_scripts_run_as_functions_on_their_slots_master_and_load_where_missing(cproject, redis_cluster, monkeypatch):
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    jobctl.connect(redis_cluster.urls[0], cproject.path / "queue.yml")
+    sample_jobs.add.options(queue="emails").enqueue(1, 2)
+    masters = redis_cluster.masters()
+    # loaded on every master at the first call, not only on the one it needed
+    assert all(master.ask("FUNCTION", "LIST") for master in masters)
+    home = redis_cluster.master_of(keys.CLUSTER.queue("reports"))
+    home.ask("FUNCTION", "FLUSH")  # a master that lost them: a new one after a resharding, a flush
+    for master in masters:
+        master.ask("CONFIG", "RESETSTAT")
+    handles = [sample_jobs.add.options(queue="reports").enqueue(n, n) for n in range(3)]
+    handles += sample_jobs.add.options(queue="emails").enqueue_many([(5, 6)])
+    assert home.ask("FUNCTION", "LIST")
+
+    calls = {}
+    for master in masters:
+        for name, counts in master.info("commandstats").items():
+            calls[name] = calls.get(name, 0) + counts["calls"]
+    # each call an FCALL sent straight to its slot's master: no redirection, no keys asked for,
+    # one call refused where the function was missing and made again after the load
+    assert calls.get("cmdstat_fcall") == 5, calls
+    assert calls.get("cmdstat_function|load") == 3, calls
+    assert not any(name in calls for name in ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_command|getkeys"))
+    burst = cproject.run("work", "--burst", "--queue", "reports", "--queue", "emails")
+    assert burst.returncode == 0, burst.stderr
+    assert [handle.result(timeout=30) for handle in handles] == [0, 2, 4, 11]
+
+
+def replica_has(redis_cluster, key: str) -> bool:
+    """Whether the replica of the master serving `key` has it now."""
+    replica = redis_cluster.replica_of(redis_cluster.master_of(key))
+    with replica.client() as client:
+        client.execute_command("READONLY")
+        return bool(client.exists(key))
+
+
+def test_enqueues_wait_for_replicas_when_asked(cproject, redis_cluster, monkeypatch):
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    # each master has one replica: an enqueue the replica acknowledged is on it when it returns
+    one = {"JOBCTL_ENQUEUE_REPLICAS": "1"}
+    job_id = cproject.enqueue("add", "1", "2", "--queue", "emails", env=one)
+    assert replica_has(redis_cluster, keys.CLUSTER.job(job_id, "emails"))
+
+    # two asked for, one there: the caller is told, the job is stored on its master (and runs)
+    two = {"JOBCTL_ENQUEUE_REPLICAS": "2", "JOBCTL_ENQUEUE_REPLICAS_TIMEOUT": "200ms"}
+    refused = cproject.run("enqueue", "add", "3", "4", "--queue", "reports", env=two)
+    assert refused.returncode == 1, refused.stderr
+    assert "1 of the 2 replicas asked for (JOBCTL_ENQUEUE_REPLICAS) had it after 200ms" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "2")
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS_TIMEOUT", "100ms")
+    jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
+    with pytest.raises(jobctl.NotReplicated, match=r"^job [\w-]+ stored on the master, but 1 of the 2"):
+        sample_jobs.add.options(queue="bulk").enqueue(5, 6)
+    with pytest.raises(jobctl.NotReplicated, match=r"^the jobs of queue 'bulk' stored on the master"):
+        sample_jobs.add.options(queue="bulk").enqueue_many([(7, 8), (9, 10)])
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "1")
+    jobctl.connect(redis_cluster.urls[1], cproject.path / "queue.yml")
+    many = sample_jobs.add.options(queue="bulk").enqueue_many([(11, 12)])
+    assert replica_has(redis_cluster, keys.CLUSTER.job(many[0].id, "bulk"))
+
+    burst = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports", "--queue", "bulk")
+    assert burst.returncode == 0, burst.stderr
+    status = json.loads(cproject.run("status", "--json").stdout)
+    assert {q["name"]: q["finished"] for q in status["queues"]} == {"default": 0, "emails": 1, "reports": 1, "bulk": 4}
+
+
+def test_enqueues_wait_for_replicas_on_one_redis_too(tmp_path, redis_url, db, monkeypatch):
+    # the embedded test Redis has no replica: WAIT answers 0 at once with 0 asked for, after the timeout with 1
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS", "1")
+    monkeypatch.setenv("JOBCTL_ENQUEUE_REPLICAS_TIMEOUT", "50ms")
+    (tmp_path / "queue.yml").write_text("default: {}\n")
+    jobctl.connect(redis_url, tmp_path / "queue.yml")
+
+    @jobctl.job(name="replicated_add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    with pytest.raises(jobctl.NotReplicated, match="0 of the 1 replicas asked for"):
+        add.enqueue(1, 2)
+    assert db.llen(keys.queue("default")) == 1
+
+
 def test_logs_read_a_jobs_output_in_its_queues_slot(cproject, tmp_path):
     gate = tmp_path / "gate"
     gate.write_text("")
@@ -347,3 +438,51 @@ def test_logs_read_a_jobs_output_in_its_queues_slot(cproject, tmp_path):
     logs = cproject.run("logs", job_id[:8])
     assert logs.returncode == 0, logs.stderr
     assert "hello from emails" in logs.stdout
+
+
+def test_a_url_of_several_nodes_finds_the_cluster_with_the_first_one_down(cproject, redis_cluster, node):
+    master = redis_cluster.master_of(keys.CLUSTER.queue("emails"))
+    replica = redis_cluster.replica_of(master)
+    os.kill(replica.pid, signal.SIGKILL)  # the first node named: down when the processes start
+    replica.process.wait()
+    several = {"REDIS_URL": f"redis://{replica.address},{master.address}"}
+    job_id = cproject.enqueue("add", "1", "2", "--queue", "emails", env=several)
+    burst = cproject.run("work", "--burst", "--queue", "emails", env=several)
+    assert burst.returncode == 0, burst.stderr
+    assert cproject.show(job_id, env=several)["result"] == 3
+
+    bad = cproject.run("status", env={"REDIS_URL": f"redis://{master.address},nowhere"})
+    assert bad.returncode == 2
+    expected = (
+        f"jobctl: error: invalid Redis URL 'redis://{master.address},nowhere': "
+        "bad cluster node 'nowhere': expected host:port, as in redis://host1:7000,host2:7000"
+    )
+    assert bad.stderr.strip().splitlines() == [expected]
+
+
+def test_breakers_are_kept_per_queue_and_shown_with_it(cproject, tmp_path):
+    """A breaker used in a job's code (`with jobctl.breaker`) and one attached with @job(breaker=)
+    count on the job's queue's slot; `status` names the queue a breaker is open on."""
+    cproject.write(
+        "queue.yml",
+        QUEUES_YML + "breakers:\n  store: {failures: 2, window: 60s, cooldown: 1h, on: [ConnectionError]}\n",
+    )
+    shutil.copy(TESTS / "breaker_jobs.py", cproject.path / "breaker_jobs.py")
+    mode, log = tmp_path / "mode", tmp_path / "log"
+    mode.write_text("fail")
+    jobs = {"JOBCTL_JOBS": "breaker_jobs"}
+    for _ in range(2):
+        cproject.run("enqueue", "store_block", str(mode), str(log), "--queue", "emails", env=jobs)
+    assert cproject.run("work", "--burst", env=jobs).returncode == 0
+    held_back = cproject.run("enqueue", "store_call", str(mode), str(log), "--queue", "emails", env=jobs)
+    elsewhere = cproject.run("enqueue", "store_call", str(mode), str(log), "--queue", "reports", env=jobs)
+    status = cproject.run("status", "--json", env=jobs)
+    assert status.returncode == 0, status.stderr
+    shown = {(b["name"], b["queue"]): b["state"] for b in json.loads(status.stdout)["breakers"]}
+    assert shown == {("store", "emails"): "open"}
+    assert "store on emails" in cproject.run("status", env=jobs).stdout
+
+    assert cproject.run("work", "--burst", "--queue", "reports", env=jobs).returncode == 0
+    # open on emails only: the job on reports ran (and failed), the one on emails waits
+    assert cproject.show(elsewhere.stdout.strip(), env=jobs)["state"] == "dead"
+    assert cproject.show(held_back.stdout.strip(), env=jobs)["state"] in ("queued", "scheduled")

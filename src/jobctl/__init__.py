@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         JobFailed,
         JobNotFound,
         NotJSON,
+        NotReplicated,
         PermanentError,
         RedisUnavailable,
     )
@@ -72,6 +73,7 @@ __all__ = [
     "JobNotFound",
     "Middleware",
     "NotJSON",
+    "NotReplicated",
     "PermanentError",
     "Progress",
     "RedisUnavailable",
@@ -112,6 +114,7 @@ _MODULE_OF = {
     "JobFailed": "errors",
     "JobNotFound": "errors",
     "NotJSON": "errors",
+    "NotReplicated": "errors",
     "PermanentError": "errors",
     "RedisUnavailable": "errors",
     "Handle": "api.handle",

@@ -67,6 +67,11 @@ class OperationFailed(JobctlError):
     exit_code = 1
 
 
+class NotReplicated(OperationFailed):
+    """An enqueue that fewer replicas acknowledged in time than JOBCTL_ENQUEUE_REPLICAS asks:
+    the job is stored on its master (it may run) but could be lost if that master fails now."""
+
+
 class RedisOutOfMemory(OperationFailed):
     """Redis refused a write: it is at its maxmemory with a noeviction policy."""
 

@@ -53,21 +53,21 @@ def breaker(name: str, client: Client | None = None, *, optional: bool = False) 
             f"(declared: {', '.join(config.breakers) or 'none'})"
         )
     settings = config.breakers[name]
-    job_id, worker = (execution.job_id, execution.worker) if execution is not None else ("", "")
+    job_id, worker, queue = (execution.job_id, execution.worker, execution.queue) if execution else ("", "", "")
     transitions = Transitions.of(client.connection)
-    until = transitions.breaker_enter(name, breaker_field(settings), job_id, worker, time.time())
+    until = transitions.breaker_enter(name, breaker_field(settings), job_id, worker, time.time(), queue)
     if until is not None:
         raise BreakerOpen(name, until)
     try:
         yield
     except BaseException as exc:
         counts = settings.counts(exc)
-        event = transitions.breaker_record(name, breaker_field(settings), job_id, worker, time.time(), counts)
+        event = transitions.breaker_record(name, breaker_field(settings), job_id, worker, time.time(), counts, queue)
         if counts:
             setattr(exc, COUNTED, name)
         log_event(logs.get(), event, worker or "a block outside a job")
         raise
-    event = transitions.breaker_record(name, breaker_field(settings), job_id, worker, time.time(), False)
+    event = transitions.breaker_record(name, breaker_field(settings), job_id, worker, time.time(), False, queue)
     log_event(logs.get(), event, worker or "a block outside a job")
 
 

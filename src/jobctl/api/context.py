@@ -26,6 +26,7 @@ class Execution:
     on_progress: ProgressListener
     client: Client | None = None  # what the job's own enqueues use: its worker's connection
     worker: str = ""  # the worker running it (a breaker's trial is tied to it: api/breakers.py)
+    queue: str = ""  # its queue: on a Redis Cluster a breaker used in its code lives in that queue's slot
 
 
 _current: ContextVar[Execution | None] = ContextVar("jobctl_execution", default=None)

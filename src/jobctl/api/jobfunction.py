@@ -21,11 +21,11 @@ import redis
 from ..config.queues import is_queue_name
 from ..errors import JobNotFound, NotJSON, UnknownParent
 from ..jobs import catalogue
+from ..options import replicas
 from ..options.durations import parse_duration
 from ..options.strictjson import MAX_DEPTH
 from ..store import keys
-from ..store.transitions import Transitions
-from ..store.wire import adrive_on, drive_on
+from ..store.wire import adrive_on
 from . import producer
 from .client import Client, current_client
 from .handle import Handle
@@ -164,8 +164,7 @@ class JobFunction(Generic[P, R]):
             return [self._enqueue(args, kwargs, None) for args, kwargs in _calls(calls)]
         given = _Calls(calls)
         with client.translated_errors(), self._named_faults(given=given):
-            storing = producer.store_many(Transitions.of(client.connection), self._template_of(client), given)
-            stored = drive_on(storing, client.connection)
+            stored = producer.store_all(client.connection, self._template_of(client), given)
         return [Handle(job_id, client, stored.queue) for job_id in stored.ids]
 
     async def aenqueue(self, *args: P.args, **kwargs: P.kwargs) -> Handle[R]:
@@ -187,7 +186,12 @@ class JobFunction(Generic[P, R]):
         given = _Calls(calls)
         with client.translated_errors(), self._named_faults(given=given):
             connection, transitions = client.async_pair()
-            stored = await adrive_on(producer.store_many(transitions, self._template_of(client), given), connection)
+            dialogue = producer.store_many(transitions, self._template_of(client), given)
+            if replicas.wanted().replicas:
+                with producer.replicated("the jobs"):
+                    stored = await transitions.acknowledged(dialogue)
+            else:
+                stored = await adrive_on(dialogue, connection)
         return [Handle(job_id, client, stored.queue) for job_id in stored.ids]
 
     # --- the one path -------------------------------------------------------------------------

@@ -15,10 +15,19 @@ import redis
 
 from ..config.queues import QueueConfig, QueuesConfig
 from ..errors import AlreadyClaimed as AlreadyClaimed  # re-exported: the scheduler imports these two from here
-from ..errors import ArgumentMismatch, NotJSON, QueueFull, RedisOutOfMemory, UnknownBatch, UnknownParent, UsageError
+from ..errors import (
+    ArgumentMismatch,
+    NotJSON,
+    NotReplicated,
+    QueueFull,
+    RedisOutOfMemory,
+    UnknownBatch,
+    UnknownParent,
+    UsageError,
+)
 from ..errors import DuplicateJob as DuplicateJob
 from ..jobs import catalogue, signatures
-from ..options import strictjson
+from ..options import replicas, strictjson
 from ..options.durations import format_duration
 from ..store import keys
 from ..store.connection import out_of_memory
@@ -323,7 +332,7 @@ def store(connection: redis.Redis, request: Request) -> Enqueued:
             request = request._replace(call=request.call.across(remote))
         if request.template.batch:
             joined = scripts.join_batch(request.template.batch, [request.id], time.time())
-    with refused_out_of_memory("nothing was enqueued"):
+    with refused_out_of_memory("nothing was enqueued"), replicated(f"job {request.id}"):
         reply = scripts.enqueue_call(request.call)
     if joined and reply[0] != "ok":  # refused: it never joins
         scripts.join_batch(request.template.batch, [request.id], time.time(), leave=True)
@@ -341,11 +350,25 @@ async def astore(connection: redis.asyncio.Redis, scripts: AsyncTransitions, req
             request = request._replace(call=request.call.across(remote))
         if template.batch:
             joined = await scripts.join_batch(template.batch, [request.id], time.time())
-    with refused_out_of_memory("nothing was enqueued"):
+    with refused_out_of_memory("nothing was enqueued"), replicated(f"job {request.id}"):
         reply = await scripts.enqueue_call(request.call)
     if joined and reply[0] != "ok":  # refused: it never joins
         await scripts.join_batch(request.template.batch, [request.id], time.time(), leave=True)
     return settle(request, reply)
+
+
+class replicated:
+    """NotReplicated naming `what` was stored (the job, the jobs)."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, NotReplicated):
+            raise NotReplicated(f"{self.what} {exc}") from None
 
 
 def on_cluster(connection: redis.Redis, template: Template) -> dict[str, str]:
@@ -447,8 +470,27 @@ def enqueue_many(
     )
     if template.layout.cluster:
         on_cluster(connection, template)
-    stored: Stored = drive_on(store_many(Transitions.of(connection), template, calls, batch_size, on_batch), connection)
-    return stored
+    return store_all(connection, template, calls, batch_size, on_batch)
+
+
+def store_all(
+    connection: redis.Redis,
+    template: Template,
+    calls: Iterable[Call],
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
+) -> Stored:
+    """Run store_many on the blocking client; with JOBCTL_ENQUEUE_REPLICAS, wait for the replicas
+    after the last batch (on the connection that stored them all)."""
+    scripts = Transitions.of(connection)
+    if not replicas.wanted().replicas:
+        stored: Stored = drive_on(store_many(scripts, template, calls, batch_size, on_batch), connection)
+        return stored
+    with replicated(f"the jobs of queue {template.queue!r}"):
+        # once only: a second try would store again the batches the first one stored
+        return scripts.acknowledged(  # type: ignore[no-any-return]
+            lambda: store_many(scripts, template, calls, batch_size, on_batch), template.shared.queue_key, again=False
+        )
 
 
 def store_many(

@@ -220,22 +220,38 @@ class BreakerSummary:
     open_until: float | None
     opens: int  # how many times it opened
     trial: str | None  # the job holding its half-open trial
+    queue: str = ""  # on a Redis Cluster, where a breaker is kept per queue: the queue it counts
+
+    @property
+    def label(self) -> str:
+        """How views name it: the breaker, and on a cluster its queue."""
+        return f"{self.name} on {self.queue}" if self.queue else self.name
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 def breakers(connection: redis.Redis, config: QueuesConfig, now: float | None = None) -> list[BreakerSummary]:
-    """queue.yml's breakers and their state, in one pipelined round trip."""
+    """queue.yml's breakers and their state, in one pipelined round trip. On a Redis Cluster a
+    breaker is kept per queue: one summary per queue where it has a state or counted failures
+    (one closed summary where it has none anywhere)."""
     now = time.time() if now is None else now
+    layout = keys.layout_of(connection)
+    places = [
+        (name, breaker, queue)
+        for name, breaker in config.breakers.items()
+        for queue in (list(config.queues) if layout.cluster else [""])
+    ]
     with connection.pipeline(transaction=False) as pipe:
-        for name, breaker in config.breakers.items():
-            pipe.hmget(keys.breaker(name), "state", "opened_at", "open_until", "opens", "trial")
-            pipe.zcount(keys.breaker_failures(name), now - breaker.window, "+inf")
+        for name, breaker, queue in places:
+            pipe.hmget(layout.breaker(name, queue), "state", "opened_at", "open_until", "opens", "trial")
+            pipe.zcount(layout.breaker_failures(name, queue), now - breaker.window, "+inf")
         replies = read_replies(pipe)
     summaries = []
-    for (name, breaker), fields, failures in zip(config.breakers.items(), replies[::2], replies[1::2]):
+    for (name, breaker, queue), fields, failures in zip(places, replies[::2], replies[1::2]):
         state, opened_at, open_until, opens, trial = fields
+        if queue and state is None and not failures:
+            continue
         until = number_value(open_until)
         shown = "closed"
         if text_value(state) == "open":
@@ -250,8 +266,15 @@ def breakers(connection: redis.Redis, config: QueuesConfig, now: float | None = 
                 until if shown != "closed" else None,
                 number_value(opens, int) or 0,
                 text_value(trial),
+                queue,
             )
         )
+    shown_names = {summary.name for summary in summaries}
+    summaries += [
+        BreakerSummary(name, "closed", 0, breaker.failures, None, None, 0, None)
+        for name, breaker in config.breakers.items()
+        if name not in shown_names
+    ]
     return summaries
 
 

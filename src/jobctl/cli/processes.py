@@ -5,6 +5,7 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -12,6 +13,9 @@ from .. import logs
 from ..config.settings import Settings
 from ..errors import UsageError
 from .common import complete_queue, console, errors, notes, print_json
+
+if TYPE_CHECKING:
+    from ..web.metrics import MetricsServer
 
 
 def init(
@@ -51,9 +55,20 @@ def work(
     ),
     burst: bool = typer.Option(False, "--burst", help="Drain the queues (and retries due soon), then exit 0."),
     metrics_port: int | None = typer.Option(
-        None, "--metrics-port", help="Also serve Prometheus /metrics on this port."
+        None,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Also serve Prometheus /metrics on this port, to scrapes that send $JOBCTL_METRICS_TOKEN.",
     ),
-    metrics_host: str = typer.Option("0.0.0.0", "--metrics-host", help="Address for --metrics-port."),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="Address for --metrics-port (0.0.0.0: every interface)."
+    ),
+    metrics_no_auth: bool = typer.Option(
+        False,
+        "--metrics-no-auth",
+        help="Serve --metrics-port without a token (only on a loopback --metrics-host: this host's scrapers).",
+    ),
     name: str | None = typer.Option(
         None,
         "--name",
@@ -76,6 +91,14 @@ def work(
 
     settings: Settings = ctx.obj
     logs.setup(settings.verbose)
+    if metrics_no_auth and metrics_port is None:
+        raise UsageError("--metrics-no-auth without --metrics-port: there is no exporter to serve without a token")
+    metrics_token = None
+    if metrics_port is not None:  # read before anything starts: a missing token is one line, exit 2
+        # imported here, not at start-up: only this command needs it
+        from ..web import metrics
+
+        metrics_token = metrics.token_from_environment(metrics_host, no_auth=metrics_no_auth, flag="--metrics-no-auth")
     try:
         settings.use_statsd(statsd)
     except ValueError as exc:
@@ -100,10 +123,7 @@ def work(
     )
     exporter = None
     if metrics_port is not None:
-        # imported here, not at start-up: only this command needs it
-        from ..web import metrics
-
-        exporter = metrics.serve(settings.url, settings.queues, metrics_port, metrics_host)
+        exporter = _serve_metrics(settings, metrics_port, metrics_host, metrics_token, "--metrics-no-auth")
     try:
         code = supervisor.run()
     finally:
@@ -170,23 +190,26 @@ def scheduler(
 def metrics(
     ctx: typer.Context,
     port: int = typer.Option(9121, "--port", "-p", min=0, max=65535, help="Port to serve /metrics on."),
-    host: str = typer.Option("0.0.0.0", "--host", help="Address to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
+    no_auth: bool = typer.Option(
+        False, "--no-auth", help="Serve without a token (only on a loopback --host: this host's scrapers)."
+    ),
 ) -> None:
     """Serve Prometheus metrics on /metrics, read from Redis at each scrape (queue depth per
-    state, jobs processed, run-time histogram, retries, workers busy/idle, latency).
+    state, jobs processed, run-time histogram, retries, workers busy/idle, latency), to scrapes
+    that send the token of JOBCTL_METRICS_TOKEN (bearer token or basic auth's password).
 
-    Example: jobctl metrics --port 9121 --host 127.0.0.1
+    Example: JOBCTL_METRICS_TOKEN=$(openssl rand -hex 16) jobctl metrics --port 9121
     """
     # imported here, not at start-up: only this command needs it
     from ..web import metrics as exporter
 
     settings: Settings = ctx.obj
+    token = exporter.token_from_environment(host, no_auth=no_auth, flag="--no-auth")
+    logs.setup(settings.verbose)
     settings.load_jobs()
     settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
-    server = exporter.serve(settings.url, settings.queues, port, host)
-    notes(settings).print(
-        f"jobctl: serving metrics on http://{host}:{server.port}/metrics (Ctrl-C to stop)", highlight=False
-    )
+    server = _serve_metrics(settings, port, host, token, "--no-auth", "; Ctrl-C to stop")
     try:
         while True:
             time.sleep(3600)
@@ -194,6 +217,18 @@ def metrics(
         pass
     finally:
         server.shutdown()
+
+
+def _serve_metrics(
+    settings: Settings, port: int, host: str, token: str | None, no_auth_flag: str, more: str = ""
+) -> "MetricsServer":
+    # imported here, not at start-up: only the commands that serve metrics need it
+    from ..web import metrics
+
+    server = metrics.serve(settings.url, settings.queues, port, host, token=token)
+    access = f"token: ${metrics.TOKEN_ENV}" if token is not None else f"no token ({no_auth_flag})"
+    notes(settings).print(f"jobctl: serving metrics on {server.url} ({access}{more})", highlight=False, soft_wrap=True)
+    return server
 
 
 def web(

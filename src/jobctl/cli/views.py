@@ -165,7 +165,7 @@ def breakers_table(view: Overview) -> Table:
     for b in view.breakers:
         left = format_duration(max(b.open_until - view.taken_at, 0.0)) if b.open_until is not None else "-"
         shown.add_row(
-            b.name,
+            printable(b.label),
             Text(b.state.replace("_", "-"), style=BREAKER_STYLE[b.state]),
             f"{b.failures}/{b.threshold}",
             left,

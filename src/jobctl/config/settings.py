@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..options import cluster
+from ..options import cluster, replicas
 from ..options.liveness import DEFAULT_LEASE_TTL, parse_lease_ttl
 
 if TYPE_CHECKING:
@@ -41,6 +41,8 @@ ENVIRONMENT = {
     "lease_ttl": "JOBCTL_LEASE_TTL",
     "statsd_prefix": "JOBCTL_STATSD_PREFIX",
     "cluster": "JOBCTL_CLUSTER",
+    "enqueue_replicas": "JOBCTL_ENQUEUE_REPLICAS",
+    "enqueue_replicas_timeout": "JOBCTL_ENQUEUE_REPLICAS_TIMEOUT",
 }
 
 
@@ -109,6 +111,8 @@ class Settings:
     statsd: StatsdTarget | None = None  # None: no StatsD metrics (use_statsd)
     statsd_prefix: str = DEFAULT_STATSD_PREFIX
     cluster: cluster.ClusterMode = "auto"  # whether Redis is a Redis Cluster (options/cluster.py)
+    # replicas every enqueue waits for (options/replicas.py)
+    enqueue_replicas: replicas.Acknowledged = field(default_factory=replicas.Acknowledged)
     # setting name (redis_url, config_path, recurring_path, job_modules) -> flag_source(...),
     # env_source(...) or DEFAULT_SOURCE
     sources: dict[str, str] = field(default_factory=dict)
@@ -155,6 +159,19 @@ class Settings:
                 raise ConfigError(f"{ENVIRONMENT['cluster']}: {exc}") from None
         # every client this process makes follows it (store/connection.py), whichever part makes it
         cluster.set_mode(cluster_mode)
+
+        def parsed(setting: str, parse: Callable[[str], Any], default: Any) -> Any:
+            text = pick(setting, None)
+            try:
+                return parse(text) if text else default
+            except ValueError as exc:
+                raise ConfigError(f"{ENVIRONMENT[setting]}: {exc}") from None
+
+        acknowledged = replicas.Acknowledged(
+            parsed("enqueue_replicas", replicas.parse_replicas, 0),
+            parsed("enqueue_replicas_timeout", replicas.parse_timeout, replicas.DEFAULT_TIMEOUT),
+        )
+        replicas.set_wanted(acknowledged)  # as the cluster mode: every enqueue of this process
         recurring = pick("recurring_path", recurring_path)
         return cls(
             redis_url=pick("redis_url", redis_url),
@@ -167,6 +184,7 @@ class Settings:
             lease_ttl=lease_ttl,
             statsd_prefix=pick("statsd_prefix", None) or DEFAULT_STATSD_PREFIX,
             cluster=cluster_mode,
+            enqueue_replicas=acknowledged,
             sources=found,
         )
 

@@ -371,6 +371,7 @@ class Worker:
                 functools.partial(progress.write, self.connection, job.id, queue=job.queue),
                 self.client,
                 self.name,
+                job.queue,
             )
             # stored() resolves the function: a spec's func is None only while it is merely declared
             func = rq_compat.with_current_job(cast("Callable[..., Any]", spec.func), job.id, self.connection)

@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ClusterError, RedisClusterException, SlotNotCoveredError, TryAgainError
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel
@@ -100,10 +100,40 @@ def where(url: str) -> str:
         target = parse_sentinel_url(url)
         hosts = ",".join(f"{host}:{port}" for host, port in target.sentinels)
         return f"Sentinel {hosts} (service {target.service!r})"
+    if nodes := cluster_nodes(url):
+        return ",".join(f"{host}:{port}" for host, port in nodes)
     parts = urlsplit(url)
     if parts.scheme == "unix":
         return parts.path
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The nodes of a URL naming several nodes of one Redis Cluster
+    (`redis://[user:password@]host:port,host:port/...`), or [] for a URL naming one server.
+    Raises ValueError for a bad address among several."""
+    if is_sentinel_url(url) or _scheme(url) == "unix":
+        return []
+    authority = url.partition("://")[2].partition("/")[0].partition("?")[0]
+    hosts = authority.rpartition("@")[2]
+    if "," not in hosts:
+        return []
+    nodes = []
+    for host in hosts.split(","):
+        name, colon, port = host.rpartition(":")
+        if not colon or not name or not port.isdigit():
+            raise ValueError(f"bad cluster node {host!r}: expected host:port, as in redis://host1:7000,host2:7000")
+        nodes.append((name.strip("[]"), int(port)))
+    return nodes
+
+
+def _first_node_url(url: str) -> str:
+    """A URL of several cluster nodes as one of its first node, for what it says besides them
+    (user, password, TLS, options)."""
+    scheme, _, rest = url.partition("://")
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, hosts = authority.rpartition("@")
+    return f"{scheme}://{userinfo}{at}{hosts.split(',')[0]}{slash}{tail}"
 
 
 def _scheme(url: str) -> str:
@@ -190,6 +220,10 @@ def is_cluster(url: str) -> bool:
     the server says (`INFO cluster`, once per URL in a process). A Sentinel or unix-socket URL
     never names one. Raises RedisUnavailable when auto has to ask and the server does not answer."""
     mode = cluster_option.mode()
+    if cluster_nodes(url):
+        if mode == "off":
+            raise RedisUnavailable(f"{mask_url(url)} names several nodes: only a Redis Cluster's (JOBCTL_CLUSTER=off)")
+        return True
     if mode != "auto" or is_sentinel_url(url) or _scheme(url) == "unix":
         return mode == "on"
     if url not in _cluster_of:
@@ -207,9 +241,12 @@ def _cluster_client(url: str, options: dict[str, Any]) -> RedisCluster:
     """The cluster client; it reads the slot map from the node when it is made, checked or not
     (it cannot route a command without it)."""
     options = {key: value for key, value in options.items() if key != "health_check_interval"}
+    nodes = [ClusterNode(host, port) for host, port in cluster_nodes(url)[1:]]  # type: ignore[no-untyped-call]
     try:
-        return RedisCluster.from_url(_redis_py_url(url), **options)
-    except redis.RedisError as exc:
+        # the first node in the URL, the others as startup nodes: the client asks each in turn
+        # for the map of the slots until one answers
+        return RedisCluster.from_url(_redis_py_url(_first_node_url(url)), startup_nodes=nodes, **options)
+    except (redis.RedisError, RedisClusterException) as exc:
         raise unavailable(exc, url) from None
 
 
@@ -225,10 +262,12 @@ def async_connect(url: str, *, socket_timeout: float | None = None) -> redis.asy
     try:
         if is_cluster(url):
             options.pop("health_check_interval")
-            # as connect(): the cluster client stands in for redis.asyncio.Redis
-            return cast(
-                "redis.asyncio.Redis", redis.asyncio.cluster.RedisCluster.from_url(_redis_py_url(url), **options)
+            nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in cluster_nodes(url)[1:]]
+            cluster = redis.asyncio.cluster.RedisCluster.from_url(
+                _redis_py_url(_first_node_url(url)), startup_nodes=nodes, **options
             )
+            # as connect(): the cluster client stands in for redis.asyncio.Redis
+            return cast("redis.asyncio.Redis", cluster)
         return redis.asyncio.Redis.from_url(_redis_py_url(url), **options)
     except ValueError as exc:
         raise RedisUnavailable(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
@@ -276,7 +315,7 @@ def ping(client: redis.Redis, url: str) -> None:
         raise unavailable(exc, url) from None
 
 
-def unavailable(exc: redis.RedisError, url: str) -> RedisUnavailable:
+def unavailable(exc: redis.RedisError | RedisClusterException, url: str) -> RedisUnavailable:
     """The one-line error for a Redis that failed to answer (never the password)."""
     if isinstance(exc, redis.AuthenticationError):
         return RedisUnavailable(f"Redis at {where(url)} refused the credentials in the URL")
@@ -442,11 +481,8 @@ class RedisOutage:
         if self.since is None:
             self.since = time.monotonic()
             full = out_of_memory(exc) or isinstance(exc, RedisOutOfMemory)
-            trouble = (
-                f"Redis is out of memory (maxmemory){self.at}"
-                if full
-                else f"lost Redis{self.at} ({type(exc).__name__})"
-            )
+            at = _failed_node(exc) or self.at
+            trouble = f"Redis is out of memory (maxmemory){at}" if full else f"lost Redis{at} ({type(exc).__name__})"
             logs.event(self.log, "redis.lost", "%s: %s; retrying", self.who, trouble, level=logging.WARNING)
         delay = self.DELAYS[min(self.failures, len(self.DELAYS) - 1)]
         self.failures += 1
@@ -467,6 +503,14 @@ class RedisOutage:
                 down_seconds=round(down, 3),
             )
             self.since, self.failures = None, 0
+
+
+def _failed_node(exc: BaseException) -> str:
+    """ " at host:port" of the server a redis-py error came from, where redis-py tells it (the
+    connection, or a cluster's node, it sets on the error): on a cluster, which node failed."""
+    where_from = getattr(exc, "connection", None)
+    host, port = getattr(where_from, "host", None), getattr(where_from, "port", None)
+    return f" at {host}:{port}" if isinstance(host, str) and isinstance(port, int) else ""
 
 
 # What a read returns from a key that holds another type of value than it reads (a key another

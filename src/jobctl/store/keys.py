@@ -284,6 +284,10 @@ class Layout:
         half-open trial's job (trial) and worker (trial_worker)."""
         return f"jobctl:breaker:{self.scope(queue_name)}{breaker_name}"
 
+    def breaker_failures(self, breaker_name: str, queue_name: str = "") -> str:
+        """Zset of the counted failures (member: job id and time, score: unix time) within the window."""
+        return f"{self.breaker(breaker_name, queue_name)}:failures"
+
 
 PLAIN = Layout(cluster=False)
 CLUSTER = Layout(cluster=True)
@@ -326,6 +330,7 @@ minutes = PLAIN.minutes
 history = PLAIN.history
 slots = PLAIN.slots
 breaker = PLAIN.breaker
+breaker_failures = PLAIN.breaker_failures
 scheduler_claim = PLAIN.scheduler_claim
 ACTIVE_WORKERS = PLAIN.active_workers()
 PROMOTER = PLAIN.promoter()
@@ -434,11 +439,6 @@ def job_breaker(job_name: str) -> str:
 def breaker_settings(breaker_name: str) -> str:
     """Limit name (limits.py): "failures window_seconds cooldown_seconds" of a breaker."""
     return f"breaker:{breaker_name}"
-
-
-def breaker_failures(breaker_name: str) -> str:
-    """Zset of the counted failures (member: job id and time, score: unix time) within the window."""
-    return f"{breaker(breaker_name)}:failures"
 
 
 # --- what the Lua scripts know of this file ------------------------------------------------------

@@ -45,8 +45,8 @@ def _constants() -> str:
     )
 
 
-# Whether the scripts run on a Redis Cluster (keys.Layout): a script's text for a cluster has the
-# other line (cluster_source); a cluster calls its scripts by EVALSHA, never as functions.
+# Whether the scripts run on a Redis Cluster (keys.Layout): a script's text and the library for a
+# cluster have the other line (_cluster_source, _library).
 _ONE_REDIS = "local CLUSTER = false"
 _CLUSTER = "local CLUSTER = true"
 
@@ -159,25 +159,33 @@ def _flags(script: str) -> str:
     return "'no-writes'" if script in _NO_WRITES else ""
 
 
-def _library() -> str:
+def _library(cluster: bool = False) -> str:
     """Every script as a function of one Redis library (Redis 7).
 
     A script run by EVALSHA defines again, on every call, each Lua function it uses; a library's
     definitions are made once, when it is loaded (13 % of Redis's instructions per job, counted
     with callgrind by bench/redis_instructions.py). The functions are named `jobctl_<version>_<script>`, so that
-    processes of two jobctl versions on one Redis (a rolling deploy) each call their own."""
+    processes of two jobctl versions on one Redis (a rolling deploy) each call their own; a
+    cluster's library (CLUSTER true) is `jobctl_<version>c`, so that the two never stand in for
+    each other."""
     definitions = "".join(chunk for file in _included_files() for _, chunk, _ in _definitions(file))
+    if cluster:
+        definitions = definitions.replace(_ONE_REDIS, _CLUSTER, 1)
     functions = "".join(
-        f"redis.register_function{{function_name='{_function(name)}', flags={{{_flags(name)}}}, "
+        f"redis.register_function{{function_name='{_function(name, cluster)}', flags={{{_flags(name)}}}, "
         f"callback=function(KEYS, ARGV)\n{_text(name)}\nend}}\n"
         for name in _script_names()
     )
-    return f"#!lua name=jobctl_{_version()}\n{definitions}\n{functions}"
+    return f"#!lua name={_library_name(cluster)}\n{definitions}\n{functions}"
+
+
+def _library_name(cluster: bool) -> str:
+    return f"jobctl_{_version()}{'c' if cluster else ''}"
 
 
 @cache
-def _function(script: str) -> str:
-    return f"jobctl_{_version()}_{script}"
+def _function(script: str, cluster: bool = False) -> str:
+    return f"{_library_name(cluster)}_{script}"
 
 
 @cache

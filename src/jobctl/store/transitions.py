@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis
 
-from ..errors import LeaseLost, UnknownBatch
+from ..errors import LeaseLost, NotReplicated, UnknownBatch, UsageError
+from ..options import replicas
+from ..options.durations import format_exact
 from . import keys
 from .enqueue_calls import Batch, EnqueueCall, enqueue_many_args, enqueue_reply
 from .jobdata import rq_time
@@ -29,7 +31,11 @@ from .wire import (
     _packed,
     _Wire,
     adrive,
+    adrive_on,
     drive,
+    drive_on,
+    on_async_cluster,
+    on_cluster,
 )
 
 if TYPE_CHECKING:
@@ -99,13 +105,13 @@ def _reply_text(reply: list[Any]) -> str:
 
 class _Scripts:
     """How a script is called on one server: as a function of the library (_library), or by
-    EVALSHA where the server has no functions (Redis 6, the embedded Redis's) and on a Redis
-    Cluster (whose client routes an EVALSHA by its KEYS, but asks a node for the keys of each
-    FCALL: a round trip more per call)."""
+    EVALSHA where the server has no functions (Redis 6, the embedded Redis's). On a Redis
+    Cluster, each call goes to its slot's master (wire.on_cluster), the library loaded on
+    every master."""
 
     def __init__(self, layout: keys.Layout) -> None:
         self.layout = layout
-        self._functions = not layout.cluster  # until the server shows it has none
+        self._functions = True  # until the server shows it has none
 
     def _keys(self, queue: str = "") -> SlotKeys:
         """The prefixes and shared keys of a call on `queue`'s slot (the same for every queue on one Redis)."""
@@ -158,7 +164,7 @@ class _Scripts:
     def _call(self, name: str, keys: Sequence[str] = ()) -> tuple[Any, ...]:
         """The command, without its arguments, that calls a script with `keys` (its KEYS)."""
         if self._functions:
-            return ("FCALL", _function(name), len(keys), *keys)
+            return ("FCALL", _function(name, self.layout.cluster), len(keys), *keys)
         return ("EVALSHA", _sha(name, self.layout.cluster), len(keys), *keys)
 
     def _calls(self, name: str, args: Sequence[Any], keys: Sequence[str] = ()) -> Dialogue:
@@ -209,7 +215,7 @@ class _Scripts:
         """Load the library after a call found its function missing; where the server has no
         functions (or this user may not load them), go on with EVALSHA."""
         try:
-            yield ("FUNCTION LOAD", _library())
+            yield ("FUNCTION LOAD", _library(self.layout.cluster))
         except redis.ResponseError as exc:
             if "already exists" in str(exc):  # another process loaded it meanwhile
                 return
@@ -225,21 +231,53 @@ class AsyncTransitions(_Scripts):
     def __init__(self, connection: redis.asyncio.Redis) -> None:
         super().__init__(keys.layout_of(connection))
         self.connection = connection
+        self._execute = on_async_cluster(connection) if self.layout.cluster else connection.execute_command
 
     async def _run(self, name: str, args: list[Any], keys: Sequence[str] = ()) -> Any:
-        return await adrive(self._calls(name, args, keys), self.connection.execute_command)
+        return await adrive(self._calls(name, args, keys), self._execute)
 
     async def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
         """Transitions.enqueue_call."""
-        return enqueue_reply(await self._run("enqueue", call.args, call.keys))
+        if not replicas.wanted().replicas:
+            return enqueue_reply(await self._run("enqueue", call.args, call.keys))
+        return enqueue_reply(await self.acknowledged(self._calls("enqueue", call.args, call.keys)))
+
+    async def acknowledged(self, dialogue: Pipelined) -> Any:
+        """Transitions.acknowledged, on one Redis."""
+        if self.layout.cluster:
+            raise UsageError(
+                "JOBCTL_ENQUEUE_REPLICAS: the asyncio API does not wait for replicas on a Redis Cluster yet; "
+                "enqueue with enqueue() or unset it"
+            )
+        return await adrive_on(acknowledged(dialogue, replicas.wanted()), self.connection)
 
     async def seal_batch(self, batch_id: str, now: float) -> bool:
         """Transitions.seal_batch."""
-        return bool(await adrive(self.sealing(batch_id, now), self.connection.execute_command))
+        return bool(await adrive(self.sealing(batch_id, now), self._execute))
 
     async def join_batch(self, batch_id: str, job_ids: Sequence[str], now: float, *, leave: bool = False) -> int:
         """Transitions.join_batch."""
-        return int(await adrive(self.joining(batch_id, job_ids, now, leave=leave), self.connection.execute_command))
+        return int(await adrive(self.joining(batch_id, job_ids, now, leave=leave), self._execute))
+
+
+def acknowledged(call: Pipelined, wanted: replicas.Acknowledged) -> Pipelined:
+    """A write's dialogue, then Redis's WAIT for `wanted` replicas on the same connection (WAIT
+    counts the replicas that have that connection's writes). Raises NotReplicated when fewer
+    acknowledge in time: the write stands on the master."""
+    reply = yield from call
+    count = int((yield ("WAIT", wanted.replicas, max(1, round(wanted.timeout * 1000)))))
+    if count < wanted.replicas:
+        raise NotReplicated(
+            f"stored on the master, but {count} of the {wanted.replicas} replicas asked for "
+            f"(JOBCTL_ENQUEUE_REPLICAS) had it after {format_exact(wanted.timeout)}: a failover now may lose it"
+        )
+    return reply
+
+
+def _master_of(cluster: Any, key: str) -> redis.Redis:
+    """The client of the master serving `key`'s slot, from a cluster client's map of the slots."""
+    client: redis.Redis = cluster.get_redis_connection(cluster.get_node_from_key(key))
+    return client
 
 
 _KEPT = "_jobctl_transitions"  # the attribute Transitions.of keeps a connection's own in
@@ -253,6 +291,7 @@ class Transitions(_Scripts):
         self.connection = connection
         self._own: _Wire | None = None
         self._registered: set[str] = set()
+        self._routed = on_cluster(connection) if self.layout.cluster else None
 
     @classmethod
     def of(cls, connection: redis.Redis) -> Transitions:
@@ -272,8 +311,10 @@ class Transitions(_Scripts):
 
     def _execute(self, *command: Any) -> Any:
         """execute_command, but a script call is packed by _packed (its command and KEYS once)."""
+        if self._routed:  # a cluster's client has no one pool
+            return self._routed(*command)
         execute: Callable[..., Any] = self.connection.execute_command
-        if command[0] not in ("FCALL", "EVALSHA") or self.layout.cluster:  # a cluster's client has no one pool
+        if command[0] not in ("FCALL", "EVALSHA"):
             return execute(*command)
         pool = self.connection.connection_pool
         connection = pool.get_connection()
@@ -333,14 +374,34 @@ class Transitions(_Scripts):
             self._registered.add(queue)
 
     def enqueue_call(self, call: EnqueueCall) -> tuple[str, str, str]:
-        """Store a job whose shared part was built once (EnqueueShared). Returns (outcome, job
+        """Store a job whose shared part was built once (EnqueueShared); with
+        JOBCTL_ENQUEUE_REPLICAS, wait for the replicas (acknowledged; NotReplicated). Returns (outcome, job
         id, state); outcome is 'ok', 'exists' (the id is taken by an active job), 'duplicate' (the
         unique claim is held; the id is the holder's), 'recent' (the claim, held for `unique_ttl`
         seconds, is held; the id is the holder's, the state the seconds it is still held),
         'unknown_parent' (the id is the missing parent's), 'claimed' (`run_claim` = (key, owner,
         ttl) was already held; the id is its holder) or 'full' (the queue holds `max_size` jobs;
         the state is how many)."""
-        return enqueue_reply(self._run("enqueue", call.args, call.keys))
+        if not replicas.wanted().replicas:
+            return enqueue_reply(self._run("enqueue", call.args, call.keys))
+        return enqueue_reply(self.acknowledged(lambda: self._calls("enqueue", call.args, call.keys), call.keys[0]))
+
+    def acknowledged(self, dialogue: Callable[[], Pipelined], key: str, *, again: bool = True) -> Any:
+        """Run a write's dialogue and WAIT for JOBCTL_ENQUEUE_REPLICAS replicas (acknowledged), on one
+        connection: of the client's pool on one Redis, of the master of `key`'s slot on a cluster.
+        There, a slot that moved (MOVED, ASK: nothing ran) refreshes the client's map of the slots
+        and, `again`, the dialogue is made and run once more on the slot's master."""
+        wanted = replicas.wanted()
+        if not self.layout.cluster:
+            return drive_on(acknowledged(dialogue(), wanted), self.connection)
+        cluster: Any = self.connection  # redis-py's cluster client, unannotated
+        try:
+            return drive_on(acknowledged(dialogue(), wanted), _master_of(cluster, key))
+        except redis.exceptions.AskError:  # MovedError is one
+            cluster.nodes_manager.initialize()
+            if not again:
+                raise
+        return drive_on(acknowledged(dialogue(), wanted), _master_of(cluster, key))
 
     def fetch(
         self,
@@ -491,24 +552,31 @@ class Transitions(_Scripts):
         names = (layout.worker(worker, queue), layout.active(worker, queue), *self._keys(queue).take)
         return args, names + _queue_keys(layout, keyed)
 
-    def breaker_enter(self, name: str, settings: str, job_id: str, worker: str, now: float) -> float | None:
+    def breaker_enter(
+        self, name: str, settings: str, job_id: str, worker: str, now: float, queue: str = ""
+    ) -> float | None:
         """May a `with jobctl.breaker(name):` block run (lua/breaker.lua)? None: yes (half-open,
-        `job_id` holds the trial); else the unix time at which the breaker may let it."""
-        reply = self._run("breaker", ["enter", job_id, worker, now, settings, ""], self._breaker_keys(name))
+        `job_id` holds the trial); else the unix time at which the breaker may let it. `queue`: the
+        job's, on a cluster (a breaker is kept per queue there, as @job(breaker=) keeps it)."""
+        reply = self._run("breaker", ["enter", job_id, worker, now, settings, ""], self._breaker_keys(name, queue))
         until = float(reply)
         return until if until > 0 else None
 
-    def breaker_record(self, name: str, settings: str, job_id: str, worker: str, now: float, failed: bool) -> str:
+    def breaker_record(
+        self, name: str, settings: str, job_id: str, worker: str, now: float, failed: bool, queue: str = ""
+    ) -> str:
         """Record how a block ended: `failed`, a failure the breaker counts. Returns 'opened NAME',
         'closed NAME' or ''."""
         args = ["record", job_id, worker, now, settings, "1" if failed else "0"]
-        return _reply_text([self._run("breaker", args, self._breaker_keys(name))])
+        return _reply_text([self._run("breaker", args, self._breaker_keys(name, queue))])
 
-    def _breaker_keys(self, name: str) -> tuple[str, ...]:
-        if self.layout.cluster:
-            raise ValueError("circuit breakers in a job's code are not supported on a Redis Cluster yet")
-        p = self._keys()
-        return (keys.breaker(name), p.worker, p.active, p.breaker)
+    def _breaker_keys(self, name: str, queue: str) -> tuple[str, ...]:
+        if self.layout.cluster and not queue:
+            raise UsageError(
+                f"breaker {name!r}: on a Redis Cluster a breaker is kept per queue, and a block outside a job has none"
+            )
+        p = self._keys(queue)
+        return (self.layout.breaker(name, queue), p.worker, p.active, p.breaker)
 
     def release(self, worker: str, job_id: str, queue: str, now: float) -> bool:
         """Give back a job the worker reserved and did not start (lua/release.lua)."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import redis
 from redis._parsers.encoders import Encoder
+from redis.exceptions import SlotNotCoveredError
 
 from . import keys
 
@@ -146,10 +147,81 @@ async def _adrive_each(dialogue: Pipelined, execute: Callable[..., Awaitable[Any
     return value
 
 
+def on_cluster(client: redis.Redis) -> Callable[..., Any]:
+    """execute_command of a Redis Cluster's client, for the scripts' dialogues: an FCALL goes to
+    the master of its first key's slot, found in the client's map of the slots (redis-py before
+    8.2 asks a node for an FCALL's keys first, COMMAND GETKEYS: a round trip and Redis's time per
+    call), and FUNCTION LOAD to every master (_load_everywhere)."""
+    cluster: Any = client  # redis-py's cluster client, unannotated
+
+    def execute(*command: Any) -> Any:
+        if command[0] == "FUNCTION LOAD":
+            return _load_everywhere(cluster, command[1])
+        if command[0] != "FCALL" or not int(command[2]):
+            return cluster.execute_command(*command)
+        try:
+            node = cluster.get_node_from_key(command[3])
+            return cluster.execute_command(*command, target_nodes=node)
+        except _NODE_GONE:
+            # the master failed or its slot moved: redis-py's own routing, which refreshes the
+            # map of the slots and tries again (a call given its node is tried once)
+            return cluster.execute_command(*command)
+
+    return execute
+
+
+def on_async_cluster(client: redis.asyncio.Redis) -> Callable[..., Awaitable[Any]]:
+    """on_cluster() with redis-py's asyncio cluster client."""
+    cluster: Any = client
+
+    async def execute(*command: Any) -> Any:
+        if command[0] == "FUNCTION LOAD":
+            await cluster.initialize()
+            for node in cluster.get_primaries():
+                await _load_on(cluster.execute_command(*command, target_nodes=node))
+            return b"OK"
+        if command[0] != "FCALL" or not int(command[2]):
+            return await cluster.execute_command(*command)
+        try:
+            await cluster.initialize()  # it connects on its first command
+            node = cluster.get_node_from_key(command[3])
+            return await cluster.execute_command(*command, target_nodes=node)
+        except _NODE_GONE:
+            return await cluster.execute_command(*command)
+
+    return execute
+
+
+# A call sent to its slot's master failing because that master is gone or no longer serves the slot
+_NODE_GONE = (redis.ConnectionError, redis.TimeoutError, SlotNotCoveredError)
+
+
+def _load_everywhere(cluster: Any, library: str) -> bytes:
+    """Load the library on every master: a function found missing on one (a master new after a
+    failover without replicas, or a resharding onto a new node; a master whose data was flushed)
+    may be missing on others. A master that already has it is fine."""
+    for node in cluster.get_primaries():
+        try:
+            cluster.execute_command("FUNCTION LOAD", library, target_nodes=node)
+        except redis.ResponseError as exc:
+            if "already exists" not in str(exc):
+                raise
+    return b"OK"
+
+
+async def _load_on(call: Awaitable[Any]) -> None:
+    """_load_everywhere's step on an asyncio client."""
+    try:
+        await call
+    except redis.ResponseError as exc:
+        if "already exists" not in str(exc):
+            raise
+
+
 def drive_on(dialogue: Pipelined, client: redis.Redis) -> Any:
     """Run a Pipelined dialogue on a connection of `client`'s pool, taken for the whole of it."""
     if keys.layout_of(client).cluster:
-        return _drive_each(dialogue, client.execute_command)
+        return _drive_each(dialogue, on_cluster(client))
     pool = client.connection_pool
     taken = pool.get_connection()
     connection: _Wire = taken
@@ -178,7 +250,7 @@ def drive_on(dialogue: Pipelined, client: redis.Redis) -> Any:
 async def adrive_on(dialogue: Pipelined, client: redis.asyncio.Redis) -> Any:
     """drive_on() with an asyncio client."""
     if keys.layout_of(client).cluster:
-        return await _adrive_each(dialogue, client.execute_command)
+        return await _adrive_each(dialogue, on_async_cluster(client))
     pool = client.connection_pool
     taken = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     connection: _AsyncWire = taken

@@ -14,11 +14,9 @@ import secrets
 from .. import logs
 from ..config.settings import Settings
 from ..errors import UsageError
+from .tokens import check_length
 
 TOKEN_ENV = "JOBCTL_WEB_TOKEN"
-# The token is what stops guessing (wrong tries are slowed per address, but tries sent in parallel
-# are not: see auth.py), so a short one is refused at start. A generated token has 32 characters.
-MIN_TOKEN_LENGTH = 16
 HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?")  # name.example, *.example
 
 
@@ -29,6 +27,10 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def http_url(host: str, port: int, path: str) -> str:
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}{path}"  # an IPv6 address in brackets
 
 
 def parse_host_names(text: str | None) -> tuple[str, ...]:
@@ -62,14 +64,6 @@ def parse_proxy_addresses(text: str | None) -> list[str]:
     return items
 
 
-def check_token(token: str) -> None:
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise UsageError(
-            f"${TOKEN_ENV} has {len(token)} characters: it needs at least {MIN_TOKEN_LENGTH} "
-            "(e.g. $(openssl rand -hex 16)), or leave it unset for a generated one"
-        )
-
-
 def serve(
     settings: Settings,
     host: str,
@@ -93,7 +87,7 @@ def serve(
 
     given = token.strip()
     if given:
-        check_token(given)
+        check_length(given, TOKEN_ENV, "or leave it unset for a generated one")
     token = given or secrets.token_urlsafe(24)
     log = logs.setup(settings.verbose)
     # the name it was told to listen on is a name browsers may use (an address passes anyway)
@@ -101,8 +95,7 @@ def serve(
     board.job_names  # noqa: B018 - import the job modules now: a broken one fails at start, in one line
     settings.connection  # noqa: B018 - fail now, with one line, if Redis does not answer
     app = create_app(board)
-    shown_host = f"[{host}]" if ":" in host else host
-    login = f"http://{shown_host}:{port}/login"
+    login = http_url(host, port, "/login")
     if not is_loopback(host):
         log.warning(
             "jobctl web: listening on %s, beyond this machine: put TLS (a reverse proxy) in front, or the "

@@ -15,7 +15,7 @@ with the client's address and answered after a delay that grows with that addres
 failures (FIRST_DELAY, doubling, at most MAX_DELAY; a right token does not reset it): a script
 trying tokens one after another is slowed to one try per MAX_DELAY. Tries sent in parallel are
 not slowed in total (the delays overlap), and an answer that does not come at once tells a wrong
-token anyway: against those the defence is the token's length (MIN_TOKEN_LENGTH, checked at start).
+token anyway: against those the defence is the token's length (tokens.MIN_TOKEN_LENGTH, checked at start).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from starlette.requests import Request
 
 from .. import logs
 from ..store import keys
+from .tokens import Token, bearer, utf8
 
 COOKIE = "jobctl_session"
 SESSION_SECONDS = 12 * 3600
@@ -54,30 +55,20 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "-"
 
 
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")  # a lone surrogate in a form field is not a 500
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(_utf8(text)).digest()
-
-
 class Auth:
     def __init__(self, token: str):
-        self._token_digest = _digest(token)
+        self._token = Token(token)
         self._key = hmac.new(token.encode(), b"jobctl web session", hashlib.sha256).digest()
         self._failures: dict[str, Failures] = {}
 
     # --- the token ---------------------------------------------------------------------------
 
     def token_matches(self, candidate: str | None) -> bool:
-        # digests of equal length: the time taken tells neither the token nor its length
-        return candidate is not None and hmac.compare_digest(_digest(candidate), self._token_digest)
+        return self._token.matches(candidate)
 
     @staticmethod
     def bearer(request: Request) -> str | None:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return value.strip() if scheme.lower() == "bearer" else None
+        return bearer(request.headers.get("authorization", ""))
 
     # --- sessions and CSRF -------------------------------------------------------------------
 
@@ -105,7 +96,7 @@ class Auth:
         return self._sign(f"csrf {session}")
 
     def csrf_matches(self, session: str, candidate: object) -> bool:
-        return isinstance(candidate, str) and hmac.compare_digest(_utf8(candidate), _utf8(self.csrf_token(session)))
+        return isinstance(candidate, str) and hmac.compare_digest(utf8(candidate), utf8(self.csrf_token(session)))
 
     # --- wrong tries -------------------------------------------------------------------------
 

@@ -7,34 +7,49 @@ Nothing is counted in this process: every scrape reads the numbers the workers k
 (queue depths, job-tracking counters and histograms, worker records), so any number of exporters
 on any hosts report the same values, and a scrape costs the same with a million queued jobs.
 
-    server = metrics.serve(url, config, port=9121)        # what `jobctl metrics` does
+    token = metrics.token_from_environment("127.0.0.1", no_auth=False, flag="--no-auth")
+    server = metrics.serve(url, config, 9121, "127.0.0.1", token=token)   # what `jobctl metrics` does
     ...
     server.shutdown()
+
+Like the dashboard, the exporter answers only with a token (JOBCTL_METRICS_TOKEN, sent as
+`Authorization: Bearer <token>` or as basic auth's password, the two ways a Prometheus scrape
+config carries one), listens on 127.0.0.1 unless told otherwise, and reads no X-Forwarded-*
+header: the client's address it logs is the peer's. Without a token it serves only on a loopback
+address, and only when the operator says so (`--no-auth`): what reaches it then is this host's.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from threading import Thread
-from typing import TYPE_CHECKING
+from wsgiref.simple_server import WSGIRequestHandler
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import redis
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from .. import logs
 from ..api import jobstats, reads
 from ..config.queues import QueuesConfig
-from ..errors import JobctlError
+from ..errors import JobctlError, UsageError
 from ..jobs import catalogue
 from ..store import keys
 from ..store.connection import connect
+from . import http_url, is_loopback
+from .tokens import MIN_TOKEN_LENGTH, Token, bearer, check_length
 
-if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
+TOKEN_ENV = "JOBCTL_METRICS_TOKEN"
+REALM = 'realm="jobctl metrics"'
 
 
 def _registered_job_names() -> list[str]:
@@ -156,16 +171,88 @@ def _job_type_metrics(job_types: list[jobstats.JobTypeStats]) -> list[Metric]:
     return [retries, run_time]
 
 
+def token_from_environment(host: str, *, no_auth: bool, flag: str) -> str | None:
+    """The exporter's token, from $JOBCTL_METRICS_TOKEN; None when the operator opted out with
+    `flag` (--no-auth), which only a loopback `host` allows. UsageError (one line) otherwise."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if no_auth:
+        if token:
+            raise UsageError(f"{flag} with ${TOKEN_ENV} set: serve with the token (drop {flag}) or without (unset it)")
+        if not is_loopback(host):
+            raise UsageError(
+                f"{flag} serves /metrics without a token on a loopback address only (127.0.0.1, ::1), not on "
+                f"{host}: set {TOKEN_ENV} instead"
+            )
+        return None
+    if not token:
+        raise UsageError(
+            f"/metrics needs a token: set {TOKEN_ENV} (at least {MIN_TOKEN_LENGTH} characters, e.g. "
+            f"$(openssl rand -hex 16)) and give Prometheus the same, or pass {flag} to serve on a loopback address without one"
+        )
+    check_length(token, TOKEN_ENV, "and give Prometheus the same")
+    return token
+
+
+def _credentials(authorization: str) -> str | None:
+    """The token a scrape sent: `Bearer <token>`, or basic auth's password (the user name is not read)."""
+    text = authorization.encode("latin-1").decode("utf-8", "surrogateescape")  # WSGI decodes headers as latin-1
+    scheme, _, value = text.partition(" ")
+    if scheme.lower() != "basic":
+        return bearer(text)
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except binascii.Error:
+        return None
+    return decoded.partition(b":")[2].decode("utf-8", "surrogateescape")
+
+
+def _behind_token(app: WSGIApplication, token: Token) -> WSGIApplication:
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        sent = environ.get("HTTP_AUTHORIZATION")
+        if sent is not None and token.matches(_credentials(sent)):
+            return app(environ, start_response)
+        if sent is not None:  # a scraper with a stale token is worth a line; one that sends none is not
+            logs.get().warning("jobctl metrics: wrong token from %s", environ.get("REMOTE_ADDR", "-"))
+        start_response(
+            "401 Unauthorized",
+            [
+                ("WWW-Authenticate", f"Bearer {REALM}"),
+                ("WWW-Authenticate", f'Basic {REALM}, charset="UTF-8"'),
+                ("Content-Type", "text/plain; charset=utf-8"),
+            ],
+        )
+        return [f"401 Unauthorized: send ${TOKEN_ENV} as a bearer token or as basic auth's password\n".encode()]
+
+    return guarded
+
+
+class _Server(ThreadingWSGIServer):
+    def __init__(self, address: tuple[str, int], family: socket.AddressFamily):
+        self.address_family = family  # before the socket is made: an IPv6 address needs AF_INET6
+        super().__init__(address, _QuietHandler)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """No line per scrape."""
+
+
 @dataclass
 class MetricsServer:
     """The HTTP server answering /metrics from a daemon thread."""
 
-    httpd: WSGIServer
+    httpd: _Server
     thread: Thread
+    host: str
+    authenticated: bool
 
     @property
     def port(self) -> int:
         return self.httpd.server_port
+
+    @property
+    def url(self) -> str:
+        return http_url(self.host, self.port, "/metrics")
 
     def shutdown(self) -> None:
         self.httpd.shutdown()
@@ -177,18 +264,26 @@ def serve(
     url_or_connection_factory: str | Callable[[], redis.Redis],
     config: QueuesConfig,
     port: int,
-    host: str = "0.0.0.0",
+    host: str = "127.0.0.1",
+    *,
+    token: str | None,
 ) -> MetricsServer:
-    """Serve /metrics on host:port (port 0: any free port, see .port) until .shutdown()."""
+    """Serve /metrics on host:port (port 0: any free port, see .port) until .shutdown(), to
+    requests that carry `token` (token_from_environment()); with None, to any request."""
     factory = url_or_connection_factory
     if isinstance(factory, str):
         factory = partial(connect, factory, check=False)
     collectors = CollectorRegistry(auto_describe=False)
     collectors.register(JobctlCollector(factory, config))
+    app = make_wsgi_app(collectors)
     try:
-        httpd, thread = start_http_server(port, addr=host, registry=collectors)
+        family, *_, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        httpd = _Server((str(address[0]), port), family)
     except OSError as exc:
         raise JobctlError(f"metrics: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    httpd.set_app(app if token is None else _behind_token(app, Token(token)))
+    thread = Thread(target=httpd.serve_forever, name="jobctl-metrics", daemon=True)
+    thread.start()
     # worker processes forked by the supervisor must not hold the listening socket open
     os.register_at_fork(after_in_child=httpd.socket.close)
-    return MetricsServer(httpd, thread)
+    return MetricsServer(httpd, thread, host, authenticated=token is not None)
