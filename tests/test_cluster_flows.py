@@ -12,14 +12,19 @@ import time
 import pytest
 import sample_jobs
 from conftest import wait_for
+from starlette.testclient import TestClient
 
 import jobctl
 from jobctl import testing
 from jobctl.api import batches
 from jobctl.api.client import Client
+from jobctl.config.settings import Settings
 from jobctl.store import keys
 from jobctl.store.connection import connect
 from jobctl.store.transitions import Transitions
+from jobctl.web.app import create_app
+from jobctl.web.auth import Auth
+from jobctl.web.board import Dashboard
 
 QUEUES_YML = """\
 defaults:
@@ -247,7 +252,7 @@ def test_a_batch_over_three_masters_completes_once_with_its_callbacks(cproject, 
     assert cproject.show(handles[1].id)["batch"] == b.id
 
 
-def test_a_failed_job_is_counted_and_requeue_dead_reopens_the_batch(cproject, app, tmp_path, node):
+def test_a_failed_job_is_counted_and_requeue_dead_reopens_the_batch(cproject, app, tmp_path, node, redis_cluster):
     ran = tmp_path / "ran.txt"
     with jobctl.batch(on_complete="echo_kwargs", on_success="echo_kwargs") as b:
         sample_jobs.record.options(queue="emails").enqueue(str(ran), "emails")
@@ -260,6 +265,18 @@ def test_a_failed_job_is_counted_and_requeue_dead_reopens_the_batch(cproject, ap
     assert callback(cproject, b.id, "success", 1) is None and not node.exists(
         keys.CLUSTER.job(f"batch-{b.id}-success-1", "default")
     )
+    # the dashboard: the dead job's page links to its batch's, which lists it
+    settings = Settings(
+        redis_url=redis_cluster.url, config_path=str(cproject.path / "queue.yml"), job_modules="sample_jobs"
+    )
+    with TestClient(
+        create_app(Dashboard(settings, Auth("test-token-0123456789"), read_only=True)), base_url="http://localhost:9181"
+    ) as web:
+        web.post("/login", data={"token": "test-token-0123456789", "next": "/"})
+        assert f'href="/batches/{b.id}"' in web.get(f"/jobs/{dead.id}").text
+        page = web.get(f"/batches/{b.id}")
+        assert page.status_code == 200
+        assert f'href="/jobs/{dead.id}"' in page.text and f"batch-{b.id}-complete-1" in page.text
     # the dead job back: the batch is open again, and its next completion calls on_complete again
     assert cproject.run("requeue-dead", "--job-id", dead.id).returncode == 0
     again = finished_callback(cproject, b.id, "complete", 2)
