@@ -158,6 +158,28 @@ def test_a_dead_parent_cancels_its_children_across_queues_but_not_one_that_allow
     assert reasons == {child: f"parent {parent} is dead", grandchild: f"parent {child} is canceled"}
 
 
+def test_requeue_dead_of_a_parent_brings_back_the_children_its_death_canceled_on_other_queues(cproject, tmp_path, node):
+    ran, later = tmp_path / "ran.txt", tmp_path / "later"
+    parent = cproject.enqueue("record", str(later / "ran.txt"), "parent", "--queue", "emails")  # no such directory
+    child = cproject.enqueue("record", str(ran), "child", "--queue", "reports", "--depends-on", parent)
+    grandchild = cproject.enqueue("record", str(ran), "grandchild", "--queue", "bulk", "--depends-on", child)
+    sibling = cproject.enqueue("record", str(ran), "sibling", "--queue", "emails", "--depends-on", parent)
+    work = cproject.start("work")
+    wait_for(lambda: state(node, grandchild, "bulk") == "canceled", timeout=30, message="the cascade to reach bulk")
+    assert (state(node, parent, "emails"), state(node, sibling, "emails")) == ("failed", "canceled")
+    later.mkdir()
+    assert cproject.run("requeue-dead", "--job-id", parent).returncode == 0
+    wait_for(lambda: state(node, grandchild, "bulk") == "finished", timeout=30, message="the children to come back")
+    stop(work)
+    assert lines(later / "ran.txt") == ["parent"]
+    assert lines(ran) in (
+        ["child", "grandchild", "sibling"],
+        ["sibling", "child", "grandchild"],
+        ["child", "sibling", "grandchild"],
+    )
+    assert state(node, child, "reports") == state(node, sibling, "emails") == "finished"
+
+
 def test_an_outbox_entry_applied_twice_runs_nothing_twice(cproject, tmp_path, node):
     """What a promoter killed -9 between applying entries and removing them leaves: the entries,
     applied again by the next promoter."""

@@ -361,17 +361,17 @@ local function post(k, kind, child, child_queue, parent, parent_queue, status)
     parent_queue = parent_queue, status = status}))
 end
 
--- A parent ended: its dependents on other queues hear of it through the outbox, once.
-local function tell_remote_dependents(k, parent)
-  local key = remote_dependents_key(k, parent)
-  local members = redis.call('SMEMBERS', key)
+-- A parent ended: each of its dependents on other queues hears of it through the outbox. The set
+-- stays (until the parent's record goes): requeue-dead of a dead parent brings back those its
+-- death canceled (revive_dependents), and a settle heard twice changes nothing.
+local function tell_remote_dependents(k, parent, kind)
+  local members = redis.call('SMEMBERS', remote_dependents_key(k, parent))
   if #members == 0 then return end
   local status, queue = hget(k, parent, 'status'), hget(k, parent, 'origin')
   for _, member in ipairs(members) do
     local child = cjson.decode(member)
-    post(k, 'settle', child[1], child[2], parent, queue, status)
+    post(k, kind, child[1], child[2], parent, queue, status)
   end
-  redis.call('DEL', key)
 end
 
 -- After a parent ended: queue the deferred children it was the last to wait for, and cancel
@@ -380,7 +380,7 @@ local function settle_dependents(k, parent_id, now, now_iso)
   local pending = {parent_id}
   while #pending > 0 do
     local parent = table.remove(pending)
-    if CLUSTER then tell_remote_dependents(k, parent) end
+    if CLUSTER then tell_remote_dependents(k, parent, 'settle') end
     for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
       if hget(k, child, 'status') == 'deferred' then
         local verdict, culprit = parents_verdict(k, child)
@@ -430,11 +430,65 @@ local function adopt_deferred(k, queue, now, now_iso)
   end
 end
 
+-- A unique job coming back (requeue-dead) takes its claim again: false, with nothing written,
+-- while another active job holds it (two active copies is what unique refuses).
+local function reclaim(k, id)
+  -- only a key of jobctl's claims: a hand-edited field must not make this overwrite another key
+  local claim = named_key(hget(k, id, 'jobctl_unique'), k.unique)
+  if not claim then return true end
+  local holder = redis.pcall('GET', claim)  -- a claim key of another type: no holder
+  if type(holder) ~= 'string' then holder = nil end
+  if holder and holder ~= id and ACTIVE[hget(k, holder, 'status') or ''] then return false end
+  redis.call('SET', claim, id)
+  return true
+end
+
+-- A dependent comes back deferred only if `parent`'s death (or its own parent's, down the
+-- cascade) canceled it; if another parent still dooms it, it stays canceled, naming that parent.
+-- Returns whether it came back.
+local function revived(k, child, parent)
+  local child_queue = hget(k, child, 'origin')
+  if hget(k, child, 'status') ~= 'canceled' or hget(k, child, 'jobctl_canceled_by') ~= parent or not child_queue then
+    return false
+  end
+  local verdict, culprit = parents_verdict(k, child)
+  if verdict == 'doomed' then
+    redis.call('HSET', job_key(k, child), 'jobctl_canceled_by', culprit, 'jobctl_reason', doomed_by(k, culprit))
+    return false
+  end
+  if not reclaim(k, child) then return false end
+  redis.call('ZREM', queue_key(k, 'canceled', child_queue), child)
+  redis.call('PERSIST', job_key(k, child))
+  redis.call('HSET', job_key(k, child), 'status', 'deferred', 'ended_at', '')
+  redis.call('HDEL', job_key(k, child), 'jobctl_reason', 'jobctl_canceled_by')
+  redis.call('ZADD', queue_key(k, 'deferred', child_queue), '+inf', child)
+  batch_reopened(k, child)
+  return true
+end
+
+-- A dead job came back (requeue-dead, or a 'revive' entry for `id` applied here): the dependents
+-- its death canceled come back with it, down the cascade; on a cluster those of other queues hear
+-- of it through the outbox (a 'revive' entry, see apply_entry).
+local function revive_dependents(k, id)
+  local pending = {id}
+  while #pending > 0 do
+    local parent = table.remove(pending)
+    if CLUSTER then tell_remote_dependents(k, parent, 'revive') end
+    for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
+      if revived(k, child, parent) then table.insert(pending, child) end
+    end
+  end
+end
+
 -- An outbox entry (see post) applied on the slot it is for (apply.lua); applied again, it changes
 -- nothing. Returns 1 when it changed something, else 0.
 --   link: a job of another queue (entry.job, entry.queue) waits on entry.parent, of this slot:
 --     it joins the parent's remote dependents, or hears at once of a parent that ended already
 --     (an entry back; a parent whose record expired finished long ago, as in parents_verdict).
+--   revive: entry.parent, of another queue, came back from the dead (requeue-dead): the job,
+--     if that death canceled it, waits on it again among its remote parents, and comes back
+--     deferred with the dependents its cancellation canceled (revive_dependents); applied again,
+--     the job is no longer canceled and nothing changes.
 --   settle: entry.parent, of another queue, ended with entry.status: the job leaves its remote
 --     parents, and only when it was still there (the entry's news) is it queued, if no parent is
 --     left to wait for, or canceled with its own dependents, if that parent's failure dooms it.
@@ -447,6 +501,13 @@ local function apply_entry(k, entry, now, now_iso)
       return redis.call('SADD', remote_dependents_key(k, parent), cjson.encode({id, entry.queue}))
     end
     post(k, 'settle', id, entry.queue, parent, entry.parent_queue, status or 'finished')
+    return 1
+  end
+  if entry.kind == 'revive' then
+    if hget(k, id, 'status') ~= 'canceled' or hget(k, id, 'jobctl_canceled_by') ~= parent then return 0 end
+    redis.call('SADD', remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue}))
+    if not revived(k, id, parent) then return 1 end
+    revive_dependents(k, id)
     return 1
   end
   if redis.call('SREM', remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue})) == 0 then return 0 end
