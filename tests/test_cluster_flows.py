@@ -6,12 +6,13 @@ batches whose jobs are on several queues."""
 import asyncio
 import json
 import re
+import shutil
 import signal
 import time
 
 import pytest
 import sample_jobs
-from conftest import wait_for
+from conftest import TESTS, wait_for
 from starlette.testclient import TestClient
 
 import jobctl
@@ -244,34 +245,59 @@ def finished_callback(cproject, batch_id: str, kind: str, generation: int = 1) -
 def test_a_batch_over_three_masters_completes_once_with_its_callbacks(cproject, app, tmp_path, node):
     ran = tmp_path / "ran.txt"
     queues = ("emails", "one", "three")
+    (tmp_path / "calls.jsonl").write_text("".join(json.dumps({"args": [str(ran), f"from-{n}"]}) + "\n" for n in (1, 2)))
     with jobctl.batch(on_complete="echo_kwargs", on_success="echo_kwargs", description="spread") as b:
         handles = [sample_jobs.record.options(queue=q).enqueue(str(ran), q) for q in queues]
+        handles += sample_jobs.record.options(queue="bulk").enqueue_many([(str(ran), f"many-{n}") for n in (1, 2)])
         by_cli = cproject.enqueue("record", str(ran), "cli", "--queue", "reports", "--batch", b.id)
+        from_file = cproject.run(
+            "enqueue", "record", "--from", "calls.jsonl", "--queue", "bulk", "--batch", b.id, "--json"
+        )
+        assert from_file.returncode == 0, from_file.stderr
     slots = {node.get_node_from_key(key).name for key in (keys.CLUSTER.batch(b.id), *map(keys.CLUSTER.queue, queues))}
     assert len(slots) >= 3  # the jobs' queues on three masters, the batch in a slot of its own
-    assert (b.show().total, b.show().pending, b.show().sealed) == (4, 4, True)
+    assert (b.show().total, b.show().pending, b.show().sealed) == (8, 8, True)
     work = cproject.start("work")
     done = finished_callback(cproject, b.id, "complete")
-    assert done["kwargs"] == {"batch_id": b.id, "total": 4, "succeeded": 4, "failed": 0}
+    assert done["kwargs"] == {"batch_id": b.id, "total": 8, "succeeded": 8, "failed": 0}
     assert finished_callback(cproject, b.id, "success")["kwargs"] == done["kwargs"]
     time.sleep(1)  # a few promoter passes more: nothing completes a second time
     stop(work)
-    assert sorted(lines(ran)) == sorted([*queues, "cli"])
+    assert sorted(lines(ran)) == sorted([*queues, "many-1", "many-2", "cli", "from-1", "from-2"])
     view = b.show()
-    assert (view.complete, view.generation, view.pending, view.succeeded) == (True, 1, 0, 4)
-    assert not node.exists(keys.batch_callback_id(b.id, "complete", 2))
-    assert not any(node.llen(keys.CLUSTER.outbox(q)) for q in (*queues, "reports"))
-    assert b.job_ids() == sorted([*(h.id for h in handles), by_cli])
+    assert (view.complete, view.generation, view.pending, view.succeeded) == (True, 1, 0, 8)
+    callbacks = [
+        keys.CLUSTER.job(keys.batch_callback_id(b.id, kind, n), "default")
+        for kind in ("complete", "success")
+        for n in (1, 2)
+    ]
+    assert [node.exists(key) for key in callbacks] == [1, 0, 1, 0]
+    assert not any(node.llen(keys.CLUSTER.outbox(q)) for q in (*queues, "reports", "bulk"))
+    assert {h.id for h in handles} | {by_cli, *json.loads(from_file.stdout)["ids"]} == set(b.job_ids())
     # what a user reads: batch show, and the batch a job names
     shown = cproject.run_here("batch", "show", b.id, "--json")
     assert shown.returncode == 0, shown.stderr
     assert {k: json.loads(shown.stdout)[k] for k in ("total", "succeeded", "failed", "complete")} == {
-        "total": 4,
-        "succeeded": 4,
+        "total": 8,
+        "succeeded": 8,
         "failed": 0,
         "complete": True,
     }
     assert cproject.show(handles[1].id)["batch"] == b.id
+
+
+def test_a_job_of_the_batch_adds_jobs_to_it_from_its_worker(cproject, app, node):
+    import batch_jobs
+
+    shutil.copy(TESTS / "batch_jobs.py", cproject.path / "batch_jobs.py")
+    cproject.env["JOBCTL_JOBS"] = "sample_jobs,batch_jobs"
+    with jobctl.batch(on_complete="echo_kwargs") as b:
+        batch_jobs.batch_nester.options(queue="three").enqueue(3)  # its 3 jobs go to 'default'
+    work = cproject.start("work")
+    done = finished_callback(cproject, b.id, "complete")
+    stop(work)
+    assert done["kwargs"] == {"batch_id": b.id, "total": 4, "succeeded": 4, "failed": 0}
+    assert b.show().generation == 1
 
 
 def test_a_failed_job_is_counted_and_requeue_dead_reopens_the_batch(cproject, app, tmp_path, node, redis_cluster):
