@@ -20,6 +20,12 @@ def uses_meta(key: str, value: str) -> dict:
     return {"id": current.id, "seen": seen}
 
 
+@job("current_id_or_none")
+def current_id_or_none() -> str | None:
+    current = get_current_job()
+    return current.id if current is not None else None
+
+
 @job("async_current_id")
 async def async_current_id(pause: float) -> str:
     await asyncio.sleep(pause)  # the others run meanwhile on the same event loop

@@ -486,3 +486,38 @@ def test_breakers_are_kept_per_queue_and_shown_with_it(cproject, tmp_path):
     # open on emails only: the job on reports ran (and failed), the one on emails waits
     assert cproject.show(elsewhere.stdout.strip(), env=jobs)["state"] == "dead"
     assert cproject.show(held_back.stdout.strip(), env=jobs)["state"] in ("queued", "scheduled")
+
+
+def test_the_in_process_test_worker_runs_jobs_of_several_queues(cproject, redis_cluster, monkeypatch):
+    """jobctl.testing.Worker on a cluster client: due scheduled jobs promoted per queue, each
+    queue's jobs run in this process."""
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    import sample_jobs
+
+    from jobctl import testing
+
+    client = jobctl.connect(redis_cluster.urls[2], cproject.path / "queue.yml")
+    now = sample_jobs.add.options(queue="emails").enqueue(1, 2)
+    later = sample_jobs.add.options(queue="reports").enqueue_in(3600, 3, 4)
+    worker = testing.Worker(client=client)
+    assert worker.drain() == 1
+    assert now.result(timeout=5) == 3 and later.status() == "scheduled"
+    assert worker.drain(advance=3700) == 1
+    assert later.result(timeout=5) == 7
+
+
+def test_rqs_current_job_is_none_on_a_cluster(cproject, redis_cluster, monkeypatch):
+    """RQ's Job reads RQ's key names, which a cluster's layout does not have: a job asking RQ for
+    itself hears None instead of failing."""
+    monkeypatch.chdir(cproject.path)
+    monkeypatch.syspath_prepend(str(cproject.path))
+    shutil.copy(TESTS / "rq_api_jobs.py", cproject.path / "rq_api_jobs.py")
+    import rq_api_jobs
+
+    from jobctl import testing
+
+    client = jobctl.connect(redis_cluster.urls[0], cproject.path / "queue.yml")
+    handle = rq_api_jobs.current_id_or_none.options(queue="emails").enqueue()
+    assert testing.Worker(client=client).drain() == 1
+    assert handle.result(timeout=5) is None

@@ -389,4 +389,20 @@ def test_aenqueue_finds_a_parent_on_another_queue(cproject, app, tmp_path, node)
     work = cproject.start("work")
     assert finished_callback(cproject, b.id, "complete")["kwargs"]["succeeded"] == 1
     stop(work)
+
+
+def test_a_foreign_member_among_a_parents_remote_dependents_spoils_no_outcome(cproject, tmp_path, node):
+    """Another tool's member in the set the parent's outcome script reads: skipped, the parent
+    finishes (and leaves no list), its real child across queues still runs."""
+    ran = tmp_path / "ran.txt"
+    parent = cproject.enqueue("record", str(ran), "parent", "--queue", "emails", "--in", "2s")
+    child = cproject.enqueue("record", str(ran), "child", "--queue", "reports", "--depends-on", parent)
+    Transitions(node).deliver("reports", time.time())  # the child's link: it joins the remote dependents
+    node.sadd(keys.CLUSTER.remote_dependents(parent, "emails"), "not json", '["only one"]', "[1, 2]")
+    work = cproject.start("work")
+    wait_for(lambda: state(node, child, "reports") == "finished", timeout=30, message="the child to run")
+    log = stop(work)
+    assert "worker exited" not in log and "Traceback" not in log, log
+    assert state(node, parent, "emails") == "finished"
+    assert not node.zcard(keys.CLUSTER.started("emails"))
     assert lines(ran) == ["parent", "child"]

@@ -49,6 +49,7 @@ from .runtime.leasekill import PR_SET_PDEATHSIG
 from .store import keys
 from .store.connection import _redis_server_binary
 from .store.jobdata import JobView, decode_payload, encode_payload, encode_result, new_job_id
+from .store.locate import known_queues
 from .store.transitions import Transitions
 
 T = TypeVar("T")
@@ -130,31 +131,29 @@ class Worker:
         """Jobs of the worker's queues still queued, and when the first scheduled one is due
         (unix time; None: none is)."""
         names = self.queue_names or self._known_queues()
+        layout = keys.layout_of(self.client.connection)
         with self.client.translated_errors(), self.client.connection.pipeline(transaction=False) as pipe:
             for name in names:
-                pipe.llen(keys.queue(name))
-                pipe.zrange(keys.scheduled(name), 0, 0, withscores=True)
+                pipe.llen(layout.queue(name))
+                pipe.zrange(layout.scheduled(name), 0, 0, withscores=True)
             replies = pipe.execute()
         queued = sum(replies[0::2])
         firsts = [score for first in replies[1::2] for _member, score in first]
         return queued, min(firsts, default=None)
 
     def _known_queues(self) -> list[str]:
-        configured = list(self.client.config.queues)
-        if configured:
-            return configured
-        members = self.client.connection.smembers(keys.QUEUES)
-        return sorted(member.decode().removeprefix(keys.queue("")) for member in members)  # type: ignore[union-attr]
+        return list(self.client.config.queues) or known_queues(self.client.connection)
 
     def _promote(self, now: float) -> int:
         """Queue the scheduled jobs due by `now` and the callbacks of the batches completed (as
         the supervisor does), then give the promoter's lease back at once."""
         client = self.client
         transitions = Transitions(client.connection)
+        promoter, queues = f"testing.{os.getpid()}", self.queue_names or self._known_queues()
         with client.translated_errors():
-            moved = transitions.promote(f"testing.{os.getpid()}", PROMOTER_LEASE_MS, now) or 0
-            transitions.promote(f"testing.{os.getpid()}", 0, now)
-            moved += batches.enqueue_due(client.connection, client.config, f"testing.{os.getpid()}")
+            moved = transitions.promote_queues(promoter, PROMOTER_LEASE_MS, now, queues) or 0
+            transitions.promote_queues(promoter, 0, now, queues)
+            moved += batches.enqueue_due(client.connection, client.config, promoter)
         return moved
 
 

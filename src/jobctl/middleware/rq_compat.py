@@ -52,6 +52,8 @@ class _Running:
     rq_job: Any = None  # its rq.job.Job, made on the first call
 
     def current(self) -> Any:
+        if keys.layout_of(self.connection).cluster:
+            return None  # RQ's Job reads RQ's key names, which a Redis Cluster's layout does not have
         if self.rq_job is None:
             try:
                 self.rq_job = lazy_job(self.job_id, self.connection)

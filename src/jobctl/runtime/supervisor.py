@@ -426,19 +426,9 @@ class Supervisor:
         return known_queues(self.connection, [q.name for q in self.queues])
 
     def _promote_each(self, lease_ms: int) -> int | None:
-        """Promote every queue (one call per queue on a cluster, each with its own lease): the jobs
-        moved, or None when another supervisor is the promoter of every one. On a cluster the
-        promoter of a queue also delivers its outbox (a parent's outcome to its dependents on
-        other queues, and the reverse), so a job waiting on a parent of another queue starts one
-        promoter pass after the parent ended."""
-        counted = []
-        for queue in self._each_queue():
-            moved = self.transitions.promote(self.name, lease_ms, time.time(), queue)
-            if moved is not None:
-                counted.append(moved)
-                if self.layout.cluster and lease_ms:
-                    self.transitions.deliver(queue, time.time())
-        return sum(counted) if counted else None
+        """Promote every queue (Transitions.promote_queues): the jobs moved, or None when another
+        supervisor is the promoter of every one."""
+        return self.transitions.promote_queues(self.name, lease_ms, time.time(), self._each_queue())
 
 
 def _describe_exit(code: int) -> str:

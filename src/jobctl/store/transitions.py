@@ -652,6 +652,20 @@ class Transitions(_Scripts):
         moved = self._run("promote", [supervisor, lease_ms, now, rq_time(now), _WAKE, queue], names)
         return None if _refusal(moved) is Refusal.NOT_PROMOTER else int(moved)
 
+    def promote_queues(self, promoter: str, lease_ms: int, now: float, queues: Sequence[str]) -> int | None:
+        """promote() over `queues`: one call for them all on one Redis; on a cluster one per
+        queue, each under its own lease, the promoter of a queue also delivering its outbox (so
+        a job waiting on a parent of another queue starts one pass after the parent ended).
+        The jobs moved, or None when another is the promoter of every one."""
+        counted = []
+        for queue in queues if self.layout.cluster else [""]:
+            moved = self.promote(promoter, lease_ms, now, queue)
+            if moved is not None:
+                counted.append(moved)
+                if self.layout.cluster and lease_ms:
+                    self.deliver(queue, now)
+        return sum(counted) if counted else None
+
     def deliver(self, queue: str, now: float, limit: int = 100) -> int:
         """Apply the first `limit` entries of the queue's outbox (a Redis Cluster's: lib.lua, post)
         each on the slot it is for (lua/apply.lua), and remove each once applied; returns how
