@@ -300,6 +300,23 @@ def test_a_job_of_the_batch_adds_jobs_to_it_from_its_worker(cproject, app, node)
     assert b.show().generation == 1
 
 
+def test_a_batch_under_the_in_process_test_worker(cproject, app, node):
+    """jobctl.testing.Worker stores a completed batch's callbacks as the supervisor does."""
+    with jobctl.batch(on_complete="echo_kwargs", on_success="echo_kwargs") as b:
+        handles = [sample_jobs.add.options(queue=q).enqueue(n, 1) for n, q in enumerate(("emails", "one", "three"))]
+    worker = testing.Worker(client=app)
+    worker.drain()
+    assert [h.result(timeout=5) for h in handles] == [1, 2, 3]
+    worker.drain()  # the last outcome delivered, the callbacks stored and run
+    for kind in ("complete", "success"):
+        assert callback(cproject, b.id, kind, 1)["kwargs"] == {
+            "batch_id": b.id,
+            "total": 3,
+            "succeeded": 3,
+            "failed": 0,
+        }
+
+
 def test_a_failed_job_is_counted_and_requeue_dead_reopens_the_batch(cproject, app, tmp_path, node, redis_cluster):
     ran = tmp_path / "ran.txt"
     with jobctl.batch(on_complete="echo_kwargs", on_success="echo_kwargs") as b:
