@@ -34,6 +34,7 @@ class Run:
     commands_per_job: float  # Redis commands (scripts' inner calls included), the harness's polls left out
     redis_cpu_ms_per_job: float
     workers_cpu_ms_per_job: float = 0.0  # CPU of the system's own processes (workers, supervisor), start-up included
+    enqueue_redis_cpu_ms_per_job: float = 0.0  # Redis CPU of the enqueues, before the workers start
 
     @property
     def rate(self) -> float:
@@ -69,6 +70,24 @@ def _redis_cpu(connection: redis.Redis) -> float:
 
 def _commands(connection: redis.Redis) -> int:
     return sum(stats["calls"] for stats in connection.info("commandstats").values())
+
+
+class Enqueued:
+    """Redis CPU spent within the block (a system's enqueues), per job: `with Enqueued(url, jobs) as e`."""
+
+    def __init__(self, url: str, jobs: int):
+        self.connection, self.jobs, self.ms_per_job = redis.Redis.from_url(url), jobs, 0.0
+
+    def __enter__(self) -> Enqueued:
+        self.before = _redis_cpu(self.connection)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ms_per_job = 1000 * (_redis_cpu(self.connection) - self.before) / self.jobs
+
+    def of(self, run: Run) -> Run:
+        run.enqueue_redis_cpu_ms_per_job = self.ms_per_job
+        return run
 
 
 def measure(system: str, url: str, jobs: int, start_workers, timeout: float = 900) -> Run:
@@ -130,13 +149,18 @@ def jobctl(url: str, jobs: int, queue_yml: str, job: str = "counter", pause: flo
     connection.flushdb()
     workdir = Path(tempfile.mkdtemp(prefix="jobctl-bench-"))
     (workdir / "queue.yml").write_text(queue_yml)
-    enqueue_many(connection, load_queues(str(workdir / "queue.yml")), job, [([jobs, pause], {}) for _ in range(jobs)])
+    with Enqueued(url, jobs) as enqueued:
+        enqueue_many(
+            connection, load_queues(str(workdir / "queue.yml")), job, [([jobs, pause], {}) for _ in range(jobs)]
+        )
     command = [sys.executable, "-m", "jobctl", "work"]
-    return measure(
-        f"jobctl ({queue_yml.strip()})",
-        url,
-        jobs,
-        lambda: [popen(command, url, cwd=workdir, REDIS_URL=url, JOBCTL_JOBS="counter")],
+    return enqueued.of(
+        measure(
+            f"jobctl ({queue_yml.strip()})",
+            url,
+            jobs,
+            lambda: [popen(command, url, cwd=workdir, REDIS_URL=url, JOBCTL_JOBS="counter")],
+        )
     )
 
 
@@ -146,30 +170,31 @@ def rq(url: str, jobs: int, pause: float = 0.0) -> Run:
     connection = redis.Redis.from_url(url)
     connection.flushdb()
     queue = Queue("bench", connection=connection)
-    with connection.pipeline() as pipe:
+    with Enqueued(url, jobs) as enqueued, connection.pipeline() as pipe:
         queue.enqueue_many(
             [Queue.prepare_data("counter.counter", args=(jobs, pause)) for _ in range(jobs)], pipeline=pipe
         )
         pipe.execute()
     command = [sys.executable, "-m", "rq.cli", "worker-pool", "-n", "2", "-u", url, "bench"]
-    return measure("rq worker-pool -n 2", url, jobs, lambda: [popen(command, url)])
+    return enqueued.of(measure("rq worker-pool -n 2", url, jobs, lambda: [popen(command, url)]))
 
 
 def dramatiq(url: str, jobs: int, pause: float = 0.0) -> Run:
     connection = redis.Redis.from_url(url)
     connection.flushdb()
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"import dramatiq_actors as d\nfor _ in range({jobs}): d.counter_actor.send({jobs}, {pause})",
-        ],
-        env=env(url),
-        cwd=HERE,
-        check=True,
-    )
+    with Enqueued(url, jobs) as enqueued:
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import dramatiq_actors as d\nfor _ in range({jobs}): d.counter_actor.send({jobs}, {pause})",
+            ],
+            env=env(url),
+            cwd=HERE,
+            check=True,
+        )
     command = [sys.executable, "-m", "dramatiq", "dramatiq_actors", "-p", "2", "-t", "8"]
-    return measure("dramatiq -p 2 -t 8", url, jobs, lambda: [popen(command, url)])
+    return enqueued.of(measure("dramatiq -p 2 -t 8", url, jobs, lambda: [popen(command, url)]))
 
 
 def arq(url: str, jobs: int, max_jobs: int, pause: float) -> Run:

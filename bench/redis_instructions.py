@@ -7,9 +7,9 @@ machine. This benchmark runs a redis-server of its own under valgrind's callgrin
 the instructions Redis executes (user space: the commands, the Lua scripts, the parsing of
 requests; not the kernel's share of the network), the same count whatever else the machine does.
 Each system runs bench/throughput.py's counter job with its defaults (jobctl: queue.yml
-`bench: {worker_count: 2}`; Dramatiq `-p 2 -t 8`); the count runs from starting the workers to
-the last job done, start-up included. Redis is much slower under valgrind, so use a few
-thousand jobs. Needs valgrind (apt-get install valgrind).
+`bench: {worker_count: 2}`, and with `concurrency: 8`; Dramatiq `-p 2 -t 8`); the count runs
+from starting the workers to the last job done, start-up included. Redis is much slower under
+valgrind, so use a few thousand jobs. Needs valgrind (apt-get install valgrind).
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ def main() -> None:
                 "jobctl (bench: {worker_count: 2})": lambda: harness.jobctl(
                     url, options.jobs, "bench: {worker_count: 2}\n"
                 ),
+                "jobctl (concurrency: 8)": lambda: harness.jobctl(
+                    url, options.jobs, "bench: {worker_count: 2, concurrency: 8}\n"
+                ),
                 "dramatiq -p 2 -t 8": lambda: harness.dramatiq(url, options.jobs),
             }
             counts = {}
@@ -92,8 +95,8 @@ def main() -> None:
                 print(
                     f"{name:40s} {counts[name]:>10,.0f} Redis instructions per job  ({result.commands_per_job:.1f} commands)"
                 )
-            jobctl, dramatiq = counts.values()
-            print(f"jobctl / dramatiq: {jobctl / dramatiq:.2f}x")
+            jobctl, threaded, dramatiq = counts.values()
+            print(f"jobctl / dramatiq: {jobctl / dramatiq:.2f}x (concurrency 8: {threaded / dramatiq:.2f}x)")
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -11,7 +11,8 @@ system's own producer; the time runs from starting the workers (start-up counted
 job done. Also printed: jobs/s by the jobs' own clocks (first start to last end), Redis
 commands per job (scripts' inner calls counted, as INFO commandstats counts them; the job's own
 INCR is one of them), Redis CPU per job and the CPU of the system's own processes per job
-(start-up included). The systems run one after the other, `--rounds` times over; each system's
+(start-up included), and Redis CPU per job side by side with Dramatiq's (INFO cpu, the workers'
+run alone and with the enqueues before it). The systems run one after the other, `--rounds` times over; each system's
 round with the median rate is shown (on a 2-core machine, runs differ by 10-20%). The Redis
 database given is flushed: use one that holds nothing else.
 """
@@ -57,6 +58,13 @@ def main() -> None:
         f"jobctl / dramatiq: {jobctl.rate / dramatiq.rate:.2f}x (concurrency 8: {threaded.rate / dramatiq.rate:.2f}x)"
         f"   jobctl / rq: {jobctl.rate / rq.rate:.2f}x"
     )
+    print("Redis CPU µs per job, side by side (the workers' run; with the enqueue before it):")
+    for run in (jobctl, threaded, dramatiq):
+        print(
+            f"  {run.system:58s} {1000 * run.redis_cpu_ms_per_job:6.0f}"
+            f" ({1000 * (run.redis_cpu_ms_per_job + run.enqueue_redis_cpu_ms_per_job):4.0f})"
+            f"   {run.redis_cpu_ms_per_job / dramatiq.redis_cpu_ms_per_job:.2f}x Dramatiq's"
+        )
     if options.chart:
         write_chart(options.chart, runs)
     redis.Redis.from_url(url).flushdb()

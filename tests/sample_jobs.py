@@ -5,6 +5,7 @@ import asyncio
 import fcntl
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -317,6 +318,16 @@ def limited_once_slow(marker: str) -> str:
     if not Path(marker).exists():
         Path(marker).write_text(str(os.getpid()))
         time.sleep(120)
+    return "done"
+
+
+@job("freezes")
+def freezes(marker: str) -> str:
+    """The first run stops its whole worker process (SIGSTOP: its control thread too), so that a
+    test sees what the worker holds at that moment; any later run returns at once."""
+    if not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGSTOP)
     return "done"
 
 

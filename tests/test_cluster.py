@@ -14,6 +14,7 @@ from conftest import QUEUE_YML, TESTS, Project, descendant_pids, kill_quietly, w
 import jobctl
 from jobctl.store import keys
 from jobctl.store.connection import connect
+from jobctl.store.transitions import Finished, GoOn, Transitions
 
 QUEUES_YML = """\
 defaults:
@@ -337,6 +338,43 @@ def test_cancel_stops_a_running_job(cproject, tmp_path, node):
     assert job_state(node, job_id) == "canceled"
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=30) == 0
+
+
+def test_a_pool_of_two_queues_records_its_outcomes_queue_by_queue(cproject, tmp_path, node):
+    """A worker of 4 threads serving two queues (two slots): the successes of threads that finish
+    together are recorded together only within a queue (a call runs on one slot), and every job
+    ends finished, once."""
+    cproject.write(
+        "queue.yml", QUEUES_YML.replace("{worker_count: 1, max_retries: 1}", "{worker_count: 1, concurrency: 4}")
+    )
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(json.dumps({"args": [n, n]}) + "\n" for n in range(30)))
+    for queue in ("emails", "reports"):
+        assert cproject.run("enqueue", "add", "--from", str(jobs), "--queue", queue).returncode == 0
+    burst = cproject.run("work", "--burst", "--queue", "emails", "--queue", "reports")
+    assert burst.returncode == 0, burst.stderr
+    for queue in ("emails", "reports"):
+        finished = node.zrange(keys.CLUSTER.finished(queue), 0, -1)
+        assert len(finished) == 30
+        assert {node.hget(keys.CLUSTER.job(job_id.decode(), queue), "status") for job_id in finished} == {b"finished"}
+        assert node.llen(keys.CLUSTER.queue(queue)) == 0
+
+
+def test_outcomes_of_two_queues_recorded_together_each_on_its_slot(cproject, node):
+    """Transitions.succeed_many given the successes of jobs of two queues (a pool's threads that
+    finished together): each queue's are recorded in a call on its own slot, none goes on."""
+    ids = {queue: cproject.enqueue("add", "1", "2", "--queue", queue) for queue in ("emails", "reports")}
+    t = Transitions(node)
+    for queue in ids:
+        node.hset(keys.CLUSTER.worker("w", queue), "jobctl_lease", "token")
+    rows = t.fetch("w", "token", ["emails", "reports"], 1e9, 2)
+    assert sorted(row[0].decode() for row in rows) == sorted(ids.values())
+    done = [Finished(row[0].decode(), row[1].decode(), int(row[2]), b"3") for row in rows]
+    reply = t.succeed_many("w", 1e9, done, GoOn(["emails", "reports"]), 2)
+    assert reply.rows == [] and reply.started is None
+    for queue, job_id in ids.items():
+        assert node.hget(keys.CLUSTER.job(job_id, queue), "status") == b"finished"
+        assert node.llen(keys.CLUSTER.active("w", queue)) == 0
 
 
 def test_scripts_run_as_functions_on_their_slots_master_and_load_where_missing(cproject, redis_cluster, monkeypatch):

@@ -79,6 +79,12 @@ def test_jitter_adds_up_to_a_quarter():
             "queue.yml: queue 'default': key 'worker_count': expected a whole number from 0 to 64, or a range like 2..10 with 1 <= min <= max <= 64 (for more jobs in flight per process, set `concurrency`), got 'two'",
         ),
         ("default: {worker_count: 1.5}", "key 'worker_count': expected a whole number from 0 to 64"),
+        (
+            "default: {prefetch: 101}",
+            "queue.yml: queue 'default': key 'prefetch': expected a whole number from 0 to 100, got 101",
+        ),
+        ("default: {prefetch: -1}", "key 'prefetch': expected a whole number from 0 to 100, got -1"),
+        ("default: {prefetch: true}", "key 'prefetch': expected a whole number from 0 to 100, got True"),
         ("default: {workers: 2}", "queue.yml: queue 'default': unknown key 'workers' (did you mean 'worker_count'?)"),
         (
             "default: {timeout: soon}",
@@ -347,3 +353,8 @@ def test_a_backoff_callable_returning_no_finite_delay_falls_back_to_the_queues(r
 
     queue = load_queues(write(tmp_path, "default: {retry_delay: 3s, backoff: fixed}\n")).queues["default"]
     assert retry_delay("backoff_nonsense", queue, 1, ValueError(), logging.getLogger("test"), "j") == 3.0
+
+
+def test_prefetch_is_one_unless_set_and_may_be_none(tmp_path):
+    config = load_queues(write(tmp_path, "plain: {}\nnone: {prefetch: 0}\nmany: {prefetch: 100}\n"))
+    assert [config.queues[name].prefetch for name in ("plain", "none", "many")] == [1, 0, 100]

@@ -153,9 +153,9 @@ def test_bad_limits_in_queue_yml(project):
 
 
 def test_a_limited_job_reserved_and_given_back_releases_its_slot(project, db, tmp_path):
-    """concurrency 1: a max_concurrency job reserved behind a long job takes a slot; when the
-    reservation is given back, so is the slot, and another worker runs the job while the long
-    one still runs."""
+    """concurrency 1: a max_concurrency job reserved behind a long job is given back, and another
+    worker runs the job while the long one still runs (a reservation holds no slot: its limits
+    are checked as it starts)."""
     project.write("queue.yml", "default: {worker_count: 1}\n")
     log, marker = tmp_path / "log", tmp_path / "marker"
     marker.write_text("")  # limited_once_slow returns at once

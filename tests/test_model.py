@@ -3,11 +3,12 @@
 A Hypothesis rule-based state machine drives the scripts of lua/ (through transitions.py, and the
 producer, admin and worker functions that call them) on this test process's real Redis, through
 random interleavings of: enqueue (plain, scheduled, unique, with dependencies across queues,
-limited by rate and by concurrency), fetch and reservation, success, failure and retry, a worker
-crashing, a lease expiring and the sweep, a frozen worker waking, cancel (queued, reserved,
-running), requeue-dead, pause and resume, promotion, a batch (jobs joining it, its seal), and a
-script interrupted midway (a reply lost with its connection; a malformed field). Alongside, a
-Python model says where every job must be.
+limited by rate and by concurrency), fetch and reservations (up to a worker's prefetch, none of
+them holding a limit until it starts), success, failure and retry, successes of a pool's threads
+recorded together, a worker crashing, a lease expiring and the sweep, a frozen worker waking,
+cancel (queued, reserved, running), requeue-dead, pause and resume, promotion, a batch (jobs
+joining it, its seal), and a script interrupted midway (a reply lost with its connection; a
+malformed field). Alongside, a Python model says where every job must be.
 
 After every step it checks:
 - Redis holds exactly what the model says: each job's status, the order of every queue, every
@@ -76,7 +77,7 @@ from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.options.rates import parse_rate
 from jobctl.runtime.worker import Worker
 from jobctl.store import keys
-from jobctl.store.transitions import GoOn, Next, Transitions
+from jobctl.store.transitions import Finished, GoOn, Next, Transitions
 
 EXAMPLES = int(os.environ.get("JOBCTL_MODEL_EXAMPLES", "50"))
 STEPS = int(os.environ.get("JOBCTL_MODEL_STEPS", "30"))
@@ -204,7 +205,8 @@ class ModelWorker:
     exited: bool = False  # the process is gone (crashed, or fenced itself)
     active: list[str] = field(default_factory=list)  # jobctl:active:<name>, in order
     running: dict[str, int] = field(default_factory=dict)  # job id -> attempt, as the process believes
-    reserved: tuple[str, str] | None = None  # (id, queue) of its reservation (concurrency 1)
+    prefetch: int = 1  # concurrency 1: how many jobs it keeps reserved (queue.yml's prefetch)
+    reserved: list[tuple[str, str]] = field(default_factory=list)  # (id, queue) of its reservations, in order
 
 
 # which workers a step can act on
@@ -213,7 +215,7 @@ def alive(w: ModelWorker) -> bool:
 
 
 def has_room(w: ModelWorker) -> bool:
-    return not w.exited and len(w.running) < w.concurrency and w.reserved is None
+    return not w.exited and len(w.running) < w.concurrency and not w.reserved
 
 
 def runs_jobs(w: ModelWorker) -> bool:
@@ -233,7 +235,7 @@ def lost_its_lease(w: ModelWorker) -> bool:
 
 
 def reserves(w: ModelWorker) -> bool:
-    return not w.exited and w.lease and w.reserved is not None
+    return not w.exited and w.lease and bool(w.reserved)
 
 
 def pipelines(w: ModelWorker) -> bool:
@@ -268,6 +270,7 @@ def number_order(ids: list[str] | set[str]) -> list[str]:
 
 SERVED = st.sampled_from([["mq1", "mq2"], ["mq2", "mq1"], ["mq1"], ["mq2"]])  # a worker's queues, in order
 CONCURRENCY = st.sampled_from([1, 1, 3])
+PREFETCH = st.sampled_from([1, 1, 2, 3, 0])
 
 
 class CoreModel(RuleBasedStateMachine):
@@ -467,8 +470,9 @@ class CoreModel(RuleBasedStateMachine):
         b.state, b.opened_at, b.open_until, b.failures = "open", self.now, self.now + BREAKER_SETTINGS.cooldown, []
         return f"opened {BREAKER}"
 
-    def take_next(self, worker: ModelWorker, queues: list[str]) -> Job | None:
-        """lib.lua's take_next: the next job the worker may start, into its in-flight list."""
+    def take_next(self, worker: ModelWorker, queues: list[str], start: bool = True) -> Job | None:
+        """lib.lua's take_next: the next job the worker may start, into its in-flight list; its
+        limits are checked only when it `start`s (a reservation holds none)."""
         while True:
             source = next(
                 (
@@ -481,17 +485,21 @@ class CoreModel(RuleBasedStateMachine):
             if source is None:
                 return None
             job = self.jobs[self.queues[source].pop(0)]
-            hold = self.may_start(job, source, worker) if job.status == "queued" else None
+            hold = self.may_start(job, source, worker) if job.status == "queued" and start else None
             if hold is None and job.status == "queued":
                 worker.active.append(job.id)
                 job.taken_at = self.now
                 return job
             if hold is not None:
-                held_by = "breaker" if job.kind == BREAKER_JOB else "concurrency limit"
-                EVENTS["held back by a " + ("rate" if hold < 0 else held_by)] += 1
-                job.status = "scheduled"
-                job.due = hold if hold > 0 else self.redis_due(job)
-                assert job.due > self.now, (job.id, job.due, self.now)
+                self.hold_back(job, hold)
+
+    def hold_back(self, job: Job, hold: float) -> None:
+        """lib.lua's hold_back, `hold` as may_start said."""
+        held_by = "breaker" if job.kind == BREAKER_JOB else "concurrency limit"
+        EVENTS["held back by a " + ("rate" if hold < 0 else held_by)] += 1
+        job.status = "scheduled"
+        job.due = hold if hold > 0 else self.redis_due(job)
+        assert job.due > self.now, (job.id, job.due, self.now)
 
     def redis_due(self, job: Job) -> float:
         score = self.db.zscore(keys.scheduled(job.queue), job.id)
@@ -504,26 +512,30 @@ class CoreModel(RuleBasedStateMachine):
         worker.running[job.id] = job.attempts
         return job.attempts
 
-    def go_on(self, worker: ModelWorker, go_on: GoOn) -> tuple[int | None, str | None, str | None]:
+    def go_on(self, worker: ModelWorker, go_on: GoOn) -> tuple[int | None, str | None, list[str]]:
         started: int | None = None
-        row = reserved = None
+        row, reserved = None, []
         if go_on.start:
             job = self.jobs[go_on.start[0]]
-            EVENTS["reservation started" if job.status == "queued" else "reservation found canceled"] += 1
-            if job.status != "queued":
+            hold = self.may_start(job, go_on.start[1], worker) if job.status == "queued" else None
+            EVENTS["reservation found canceled" if job.status != "queued" else "reservation started"] += hold is None
+            if job.status != "queued" or hold is not None:
                 worker.active.remove(job.id)
-                if not job.deleted:
-                    self.release_slot(job)
-            else:
+            if hold is not None:  # its limits hold it back as it starts
+                self.hold_back(job, hold)
+                started = 0
+            elif job.status == "queued":
                 started = self.job_start(job, worker)
         elif go_on.queues:
             taken = self.take_next(worker, go_on.queues)
             if taken:
                 self.job_start(taken, worker)
                 row = taken.id
-        if go_on.reserve and go_on.queues:
-            taken = self.take_next(worker, go_on.queues)
-            reserved = taken.id if taken else None
+        for _ in range(go_on.reserve if go_on.queues else 0):
+            taken = self.take_next(worker, go_on.queues, start=False)
+            if taken is None:
+                break
+            reserved.append(taken.id)
         return started, row, reserved
 
     def release_slot(self, job: Job) -> None:
@@ -584,9 +596,9 @@ class CoreModel(RuleBasedStateMachine):
         assert order == [q for q in worker.worker.queues if q not in self.paused]
         return order
 
-    @initialize(queues=SERVED, concurrency=CONCURRENCY)
-    def first_worker(self, queues: list[str], concurrency: int) -> None:
-        self.start_worker(queues, concurrency)
+    @initialize(queues=SERVED, concurrency=CONCURRENCY, prefetch=PREFETCH)
+    def first_worker(self, queues: list[str], concurrency: int, prefetch: int) -> None:
+        self.start_worker(queues, concurrency, prefetch)
 
     @initialize(
         backlog=st.lists(st.tuples(st.sampled_from(KINDS), st.sampled_from(list(QUEUES))), min_size=1, max_size=6)
@@ -596,15 +608,15 @@ class CoreModel(RuleBasedStateMachine):
             self.enqueue(kind, queue, delay=0, argument=0, parents=[], allow_failure=False)
 
     @precondition(lambda self: sum(map(alive, self.workers.values())) < 4)
-    @rule(queues=SERVED, concurrency=CONCURRENCY)
-    def start_worker(self, queues: list[str], concurrency: int) -> None:
+    @rule(queues=SERVED, concurrency=CONCURRENCY, prefetch=PREFETCH)
+    def start_worker(self, queues: list[str], concurrency: int, prefetch: int) -> None:
         self.tick()
         worker = Worker(self.db, [QUEUES[q] for q in queues], supervisor=SUPERVISOR, concurrency=concurrency)
         # a number, so that the sweep goes through ACTIVE_WORKERS (an intset) in the model's order
         worker.name = str(next(self.worker_numbers))
         worker.limits.update(BREAKER_LIMITS)
         worker._register()
-        self.workers[worker.name] = ModelWorker(worker, worker.name, concurrency)
+        self.workers[worker.name] = ModelWorker(worker, worker.name, concurrency, prefetch=prefetch)
 
     @rule(
         kind=st.sampled_from(KINDS),
@@ -702,6 +714,46 @@ class CoreModel(RuleBasedStateMachine):
         else:
             self.fetch(worker, min(count, worker.concurrency - len(worker.running)))
 
+    @precondition(lambda self: self.any_worker(lambda w: runs_jobs(w) and w.concurrency > 1))
+    @rule(index=st.integers(0, 10), picks=st.sets(st.integers(0, 10), min_size=1), starts=st.integers(0, 3))
+    def finish_together(self, index: int, picks: set[int], starts: int) -> None:
+        """Threads of a pool worker whose jobs succeeded together record them in one call
+        (reservation.Together), which starts up to `starts` jobs (0: they are stopping)."""
+        self.tick()
+        worker = self.pick_worker(index, lambda w: runs_jobs(w) and w.concurrency > 1)
+        running = list(worker.running)
+        ids = list(dict.fromkeys(running[pick % len(running)] for pick in sorted(picks)))
+        queues = self.fetch_order(worker) if starts else []
+        go_on = GoOn(queues, worker.worker.limits)
+        finished = [Finished(job_id, self.jobs[job_id].queue, worker.running[job_id], b"1") for job_id in ids]
+
+        def call() -> Any:
+            return self.t.succeed_many(worker.name, self.now, finished, go_on, starts)
+
+        if any(job_id not in worker.active for job_id in ids):  # recovered from this worker: none is recorded
+            self.fenced(call, worker)
+            return
+        reply = call()
+        assert isinstance(reply, Next)
+        EVENTS[f"{len(ids)} outcomes together"] += 1
+        breakers = []
+        for job_id in ids:
+            job = self.jobs[job_id]
+            del worker.running[job_id]
+            worker.active.remove(job_id)
+            self.release_slot(job)
+            breakers.append(self.breaker_outcome(job, False))
+            self.end(job, "finished")
+            self.settle_dependents(job_id)
+        expected = []
+        for _ in range(starts if queues else 0):
+            job = self.take_next(worker, queues)
+            if job is None:
+                break
+            expected.append((job.id, self.job_start(job, worker)))
+        assert [(row[0].decode(), int(row[2])) for row in reply.rows] == expected
+        assert reply.breaker == "\n".join(filter(None, breakers))
+
     def fetch(self, worker: ModelWorker, count: int) -> None:
         if not worker.lease:
             self.fenced(lambda: self.t.fetch(worker.name, worker.worker.token, ["mq1"], self.now, count), worker)
@@ -733,10 +785,10 @@ class CoreModel(RuleBasedStateMachine):
         queues = [] if stop else self.fetch_order(worker)
         go_on = GoOn(queues, worker.worker.limits)
         if worker.concurrency == 1:  # as Worker._finish goes on
-            if worker.reserved and queues:
-                go_on.start, go_on.reserve = worker.reserved, True
+            if worker.reserved and queues:  # Reservation._go_on: start the first, keep `prefetch` behind
+                go_on.start, go_on.reserve = worker.reserved[0], worker.prefetch - (len(worker.reserved) - 1)
             else:
-                go_on.reserve = bool(queues) and worker.reserved is None
+                go_on.reserve = worker.prefetch if queues else 0
         job = self.jobs[job_id]
         retry_at = self.now + 5
 
@@ -778,18 +830,17 @@ class CoreModel(RuleBasedStateMachine):
             replied = (
                 reply.started,
                 reply.row and reply.row[0].decode(),
-                reply.reserved and reply.reserved[0].decode(),
+                [row[0].decode() for row in reply.reserved],
             )
             assert replied == (started, row, reserved)
             assert reply.breaker == breaker
         if go_on.start:
-            worker.reserved = None
-        if reserved:
-            worker.reserved = (reserved, self.jobs[reserved].queue)
+            worker.reserved.pop(0)
+        worker.reserved += [(job_id, self.jobs[job_id].queue) for job_id in reserved]
         if drop_reply:
             worker.exited = True  # it fenced itself: its supervisor reaps it (crash)
             return
-        if go_on.start and started is None:  # Worker._finish: the job was canceled as it started
+        if go_on.start and not started:  # Worker._finish: canceled as it started, or held back by its limits
             self.give_back(worker)
         if not queues:
             self.give_back(worker)
@@ -825,20 +876,19 @@ class CoreModel(RuleBasedStateMachine):
             return None
 
     def give_back(self, worker: ModelWorker) -> None:
-        """release.lua: the reservation goes back to the front of its queue."""
-        if worker.reserved is None:
-            return
-        EVENTS["reservation given back"] += 1
-        job_id, queue = worker.reserved
-        worker.reserved = None
-        assert self.t.release(worker.name, job_id, queue, self.now) == (job_id in worker.active)
-        if job_id in worker.active:
-            worker.active.remove(job_id)
-            job = self.jobs[job_id]
-            if job.status == "queued":
-                self.push_queued(job, front=True)
-            if job_id in self.slots:
-                self.release_slot(job)
+        """release.lua: the reservations go back to the front of their queues, the last first (so
+        that they keep their order)."""
+        while worker.reserved:
+            EVENTS["reservation given back"] += 1
+            job_id, queue = worker.reserved.pop()
+            assert self.t.release(worker.name, job_id, queue, self.now) == (job_id in worker.active)
+            if job_id in worker.active:
+                worker.active.remove(job_id)
+                job = self.jobs[job_id]
+                if job.status == "queued":
+                    self.push_queued(job, front=True)
+                if job_id in self.slots:
+                    self.release_slot(job)
 
     @precondition(lambda self: self.any_worker(alive))
     @rule(index=st.integers(0, 10), running_long=st.booleans())
@@ -1102,7 +1152,7 @@ class CoreModel(RuleBasedStateMachine):
             place = key.removeprefix("rq:").removeprefix("jobctl:")  # queue:q, wip:q, active:w...
             for member in members:
                 places.setdefault(member.split(":")[0], []).append(place)
-        reservations = {w.reserved[0]: f"active:{w.name}" for w in self.workers.values() if w.reserved}
+        reservations = {job_id: f"active:{w.name}" for w in self.workers.values() for job_id, _ in w.reserved}
         for key, record in redis_state.hashes.items():
             if not key.startswith(keys.job("")):
                 continue

@@ -18,7 +18,7 @@ from stored import store_job
 from jobctl.runtime.fetched import job_from_row
 from jobctl.store import keys
 from jobctl.store.jobdata import rq_time
-from jobctl.store.transitions import GoOn, Transitions
+from jobctl.store.transitions import Finished, GoOn, Transitions
 
 WORKER, TOKEN, QUEUE = "host.1", "lease", "default"
 NOW = time.time()
@@ -179,7 +179,7 @@ class Jobs:
         self.started("before")
         self.queued(behind)
         self.queued(job_id)
-        self.t.succeed("before", QUEUE, WORKER, 1, NOW, b"3", GoOn([QUEUE], LIMITS, reserve=True))
+        self.t.succeed("before", QUEUE, WORKER, 1, NOW, b"3", GoOn([QUEUE], LIMITS, reserve=1))
 
     def dead(self, job_id: str) -> None:
         self.started(job_id)
@@ -206,7 +206,8 @@ def rows_of(reply: object) -> list:
     """The job rows a script replied (fetch's list, an outcome's Next), for the worker to read."""
     if isinstance(reply, list):  # fetch's rows (overdue's and heartbeat's lists are not rows)
         return [row for row in reply if isinstance(row, list)]
-    return [row for row in (getattr(reply, "row", None), getattr(reply, "reserved", None)) if row]
+    replied = (getattr(reply, "row", None), *getattr(reply, "more", ()), *getattr(reply, "reserved", ()))
+    return [row for row in replied if row]
 
 
 # Each scenario: (set up the jobs before the script runs, run the script, the status the first
@@ -222,13 +223,21 @@ SCENARIOS: dict[str, tuple[Setup, Run, str | None, list[str]]] = {
     ),
     "succeed, starting the next": (
         lambda j: (j.started("a"), j.queued("b"), j.queued("c")),
-        lambda j: j.t.succeed("a", QUEUE, WORKER, 1, NOW, b"3", GoOn([QUEUE], LIMITS, reserve=True)),
+        lambda j: j.t.succeed("a", QUEUE, WORKER, 1, NOW, b"3", GoOn([QUEUE], LIMITS, reserve=1)),
         "finished",
         ["a", "b", "c"],
     ),
+    "succeed, two together, starting two": (
+        lambda j: (j.started("a"), j.started("x"), j.queued("b"), j.queued("c")),
+        lambda j: j.t.succeed_many(
+            WORKER, NOW, [Finished("a", QUEUE, 1, b"3"), Finished("x", QUEUE, 1, b"4")], GoOn([QUEUE], LIMITS), 2
+        ),
+        "finished",
+        ["a", "x", "b", "c"],
+    ),
     "succeed, starting the reserved one": (
         lambda j: (j.reserved("b", behind="a"), j.queued("c")),
-        lambda j: j.t.succeed("a", QUEUE, WORKER, 1, NOW, b"3", GoOn([QUEUE], LIMITS, ("b", QUEUE), reserve=True)),
+        lambda j: j.t.succeed("a", QUEUE, WORKER, 1, NOW, b"3", GoOn([QUEUE], LIMITS, ("b", QUEUE), reserve=1)),
         None,  # the job behind it started first, its outcome not sent yet
         ["a", "b", "c"],
     ),

@@ -14,7 +14,7 @@ from stored import new_job_fields, store_job
 
 from jobctl.errors import LeaseLost
 from jobctl.store import keys
-from jobctl.store.transitions import GoOn, Row, Transitions
+from jobctl.store.transitions import Finished, GoOn, Row, Transitions
 
 NOW = 1_800_000_000.0
 WORKER, TOKEN = "host.1", "lease-token"
@@ -133,15 +133,15 @@ def test_go_on_after_an_outcome_recorded_alone_starts_the_reserved_job_then(t, r
     for job_id in ("before", "j", "reserved", "after"):
         enqueue(t, job_id)
     start(t, "before")
-    reply = t.succeed("before", "q", WORKER, 1, NOW, b"2", GoOn(["q"], reserve=True))
-    assert (reply.row[0], reply.reserved[0]) == (b"j", b"reserved")
+    reply = t.succeed("before", "q", WORKER, 1, NOW, b"2", GoOn(["q"], reserve=1))
+    assert (reply.row[0], reply.reserved[0][0]) == (b"j", b"reserved")
     t.succeed("j", "q", WORKER, 1, NOW + 1, b"2", GoOn([]))
     assert status(redis_, "reserved") == "queued"  # not started while the hooks run
     with pytest.raises(LeaseLost):
-        t.go_on(WORKER, "stale", GoOn(["q"], start=("reserved", "q"), reserve=True), NOW + 30)
+        t.go_on(WORKER, "stale", GoOn(["q"], start=("reserved", "q"), reserve=1), NOW + 30)
     assert status(redis_, "reserved") == "queued"
-    reply = t.go_on(WORKER, TOKEN, GoOn(["q"], start=("reserved", "q"), reserve=True), NOW + 30)
-    assert (reply.started, reply.reserved[0]) == (1, b"after")
+    reply = t.go_on(WORKER, TOKEN, GoOn(["q"], start=("reserved", "q"), reserve=1), NOW + 30)
+    assert (reply.started, reply.reserved[0][0]) == (1, b"after")
     assert status(redis_, "reserved") == "started"
     assert float(redis_.hget(keys.job("reserved"), "jobctl_deadline")) == NOW + 30 + 30
 
@@ -300,13 +300,13 @@ def test_an_outcome_reserves_the_next_job_and_the_following_outcome_starts_it(t,
     for job_id in ("a", "b", "c"):
         enqueue(t, job_id)
     row = start(t, "a")
-    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], reserve=True))
-    assert reply.row[0] == b"b" and reply.reserved[0] == b"c" and reply.started is None
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], reserve=1))
+    assert reply.row[0] == b"b" and reply.reserved[0][0] == b"c" and reply.started is None
     assert status(redis_, "b") == "started" and status(redis_, "c") == "queued"
     assert redis_.lrange(keys.active(WORKER), 0, -1) == [b"b", b"c"]
     assert redis_.llen(keys.queue("q")) == 0
-    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW + 1, b"2", GoOn(["q"], start=("c", "q"), reserve=True))
-    assert reply.started == 1 and reply.row is None and reply.reserved is None
+    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW + 1, b"2", GoOn(["q"], start=("c", "q"), reserve=1))
+    assert reply.started == 1 and reply.row is None and reply.reserved == ()
     assert status(redis_, "c") == "started" and redis_.hget(keys.job("c"), "jobctl_deadline") == b"1800000031"
     assert redis_.zscore(keys.started("q"), "c:1") is not None
 
@@ -329,8 +329,8 @@ def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_):
         enqueue(t, job_id)
     row = start(t, "a")
     redis_.sadd(keys.workers_of_queue("q"), keys.worker(WORKER))
-    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn([], reserve=True))
-    assert reply.row is None and reply.reserved is None  # a worker that stops starts and reserves nothing
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn([], reserve=1))
+    assert reply.row is None and reply.reserved == ()  # a worker that stops starts and reserves nothing
     redis_.lmove(keys.queue("q"), keys.active(WORKER), "LEFT", "RIGHT")  # b reserved
     pubsub = redis_.pubsub()
     pubsub.subscribe(keys.commands(WORKER))
@@ -344,28 +344,55 @@ def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_):
     assert redis_.llen(keys.active(WORKER)) == 0
 
 
-def test_a_reserved_job_canceled_before_it_starts_gives_back_its_concurrency_slot(t, redis_):
-    """With max_concurrency a reservation takes a slot; a reservation canceled before it starts is
-    dropped by the next outcome, and its slot with it: a slot kept would hold back every job of
-    the type for as long as the worker lives."""
-    limits = {keys.job_concurrency_limit("add"): "2"}
-    for job_id in ("a", "b", "c"):
+def test_a_reservation_holds_no_limit_until_it_starts(t, redis_):
+    """A reserved job takes no concurrency slot (nor rate-window entry, nor breaker trial): its
+    limits are checked as it starts. Held back then, it waits in the scheduled set, its attempt
+    unused, out of the worker's in-flight list (the reply's started: 0); canceled before, it is
+    dropped (started: None)."""
+    limits = {keys.job_concurrency_limit("add"): "1"}
+    for job_id in ("a", "b", "c", "d"):
         enqueue(t, job_id)
     (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW, limits=limits)
-    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], limits, reserve=True))
-    assert (reply.row[0], reply.reserved[0]) == (b"b", b"c")  # b started, c reserved
-    assert set(redis_.hgetall(keys.slots("add"))) == {b"b", b"c"}
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], limits, reserve=2))
+    assert reply.row[0] == b"b" and [r[0] for r in reply.reserved] == [b"c", b"d"]  # b started, c and d reserved
+    assert set(redis_.hgetall(keys.slots("add"))) == {b"b"}
+    assert redis_.hget(keys.job("c"), "jobctl_deadline") is None
     assert t.cancel("c", NOW, "by an operator") == "queued"
-    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW, b"1", GoOn(["q"], limits, start=("c", "q")))
-    assert reply.started is None and redis_.llen(keys.active(WORKER)) == 0
-    assert redis_.hgetall(keys.slots("add")) == {}
+    reply = t.go_on(WORKER, TOKEN, GoOn(["q"], limits, start=("c", "q")), NOW)
+    assert reply.started is None and redis_.lrange(keys.active(WORKER), 0, -1) == [b"b", b"d"]
+    reply = t.go_on(WORKER, TOKEN, GoOn(["q"], limits, start=("d", "q")), NOW)  # b holds the one slot
+    assert reply.started == 0 and status(redis_, "d") == "scheduled"
+    assert (
+        redis_.zscore(keys.scheduled("q"), "d") == NOW + 0.5 and redis_.hget(keys.job("d"), "jobctl_attempts") == b"0"
+    )
+    assert redis_.lrange(keys.active(WORKER), 0, -1) == [b"b"] and set(redis_.hgetall(keys.slots("add"))) == {b"b"}
+
+
+def test_outcomes_recorded_together_start_a_job_for_each_or_none_is_recorded(t, redis_):
+    """succeed_many: each job's outcome written as alone, then `starts` jobs started; one job
+    recovered from the worker meanwhile fences the whole call, which writes nothing."""
+    for job_id in ("a", "b", "c", "d", "e"):
+        enqueue(t, job_id)
+    rows = t.fetch(WORKER, TOKEN, ["q"], NOW, 3)
+    done = [Finished(row[0].decode(), "q", int(row[2]), b"1") for row in rows[:2]]
+    reply = t.succeed_many(WORKER, NOW, done, GoOn(["q"]), 2)
+    assert [row[0] for row in reply.rows] == [b"d", b"e"]
+    assert (status(redis_, "a"), status(redis_, "b"), status(redis_, "c")) == ("finished", "finished", "started")
+    assert redis_.lrange(keys.active(WORKER), 0, -1) == [b"c", b"d", b"e"]
+    assert redis_.zrange(keys.started("q"), 0, -1) == [b"c:1", b"d:1", b"e:1"]
+    assert [entry[1][b"return_value"] for entry in redis_.xrange(keys.results("a"))] == [b"MQ=="]
+    redis_.lrem(keys.active(WORKER), 1, "d")  # as if recovered
+    before = {key: redis_.dump(key) for key in redis_.keys("*")}
+    with pytest.raises(LeaseLost):
+        t.succeed_many(WORKER, NOW, [Finished("c", "q", 1, b"1"), Finished("d", "q", 1, b"1")], GoOn(["q"]), 2)
+    assert {key: redis_.dump(key) for key in redis_.keys("*")} == before
 
 
 def test_a_reserved_job_goes_back_to_the_front_when_released_or_its_worker_dies(t, redis_):
     for job_id in ("a", "b", "c"):
         enqueue(t, job_id)
     row = start(t, "a")
-    t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], reserve=True))  # starts b, reserves c
+    t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], reserve=1))  # starts b, reserves c
     assert t.release(WORKER, "c", "q", NOW) and not t.release(WORKER, "c", "q", NOW)
     assert redis_.lrange(keys.queue("q"), 0, -1) == [b"c"] and status(redis_, "c") == "queued"
     redis_.lmove(keys.queue("q"), keys.active(WORKER), "LEFT", "RIGHT")  # c reserved again
@@ -382,8 +409,8 @@ def test_a_reserved_job_without_an_origin_is_given_its_queue_and_never_lost(t, r
         enqueue(t, job_id)
     redis_.hdel(keys.job("foreign"), "origin")
     start(t, "before")
-    reply = t.succeed("before", "q", WORKER, 1, NOW, b"2", GoOn(["q"], reserve=True))
-    assert (reply.row[0], reply.reserved[0]) == (b"j", b"foreign")
+    reply = t.succeed("before", "q", WORKER, 1, NOW, b"2", GoOn(["q"], reserve=1))
+    assert (reply.row[0], reply.reserved[0][0]) == (b"j", b"foreign")
     assert redis_.hget(keys.job("foreign"), "origin") == b"q"
     t.recover(WORKER, NOW, cause="crash", crash_limit=3, how="killed")
     assert status(redis_, "foreign") == "queued" and b"foreign" in redis_.lrange(keys.queue("q"), 0, -1)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 ENGINES = ("jobctl", "rq")
 RQ_WORKER_CLASSES = ("Worker", "SimpleWorker")  # rq.Worker forks a work horse per job, as `rq worker` does
 SERIALIZERS = ("pickle", "json")
+MAX_PREFETCH = 100  # jobs reserved ahead: more would only keep them from other workers
 MAX_WORKER_COUNT = 64  # worker processes per queue; more jobs in flight come from `concurrency`
 
 
@@ -67,6 +68,7 @@ class QueueConfig:
     shutdown_timeout: float = 25.0
     crash_limit: int = 3  # crashes of its worker after which a job is dead
     concurrency: int = 1  # jobs one worker process runs at once (threads, or tasks of one event loop)
+    prefetch: int = 1  # concurrency 1: jobs a worker keeps reserved behind the one it runs (reservation.py)
     engine: str = "jobctl"  # "rq": served by real RQ workers (rq_engine.py)
     rq_worker_class: str = "Worker"
     serializer: str = "json"  # of an rq-engine queue's payloads; pickle is RQ's default
@@ -183,6 +185,7 @@ _QUEUE_KEYS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "shutdown_timeout": (parse_duration, "a duration like 25s"),
     "crash_limit": (_count(1), "a whole number >= 1"),
     "concurrency": (_count(1), "a whole number >= 1"),
+    "prefetch": (_count(0, MAX_PREFETCH), f"a whole number from 0 to {MAX_PREFETCH}"),
     "engine": (_one_of(ENGINES), "jobctl or rq"),
     "rq_worker_class": (_one_of(RQ_WORKER_CLASSES), "Worker or SimpleWorker"),
     "serializer": (_one_of(SERIALIZERS), "pickle or json"),

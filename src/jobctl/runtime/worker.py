@@ -53,7 +53,7 @@ from ..middleware.base import Attempt
 from ..options.liveness import DEFAULT_LEASE_TTL
 from ..store import joboutput, keys, progress
 from ..store.jobdata import encode_result, rq_time
-from ..store.transitions import Next, Transitions
+from ..store.transitions import Finished, Next, Transitions
 from . import tracking
 from .control import Control, rss_bytes
 from .executor import Executor
@@ -136,7 +136,14 @@ class Worker:
         self._next_memory_check = 0.0
         self.lease = Lease(self.name, self.log, url, lease_ttl)
         self.reservation = Reservation(
-            self.transitions, self.lease, self.limits, concurrency, self._next_from, self.log
+            self.transitions,
+            self.lease,
+            self.limits,
+            concurrency,
+            self._next_from,
+            self.log,
+            self._logged,
+            min((q.prefetch for q in queues), default=1),
         )
         self.control = Control(
             connection,
@@ -417,6 +424,7 @@ class Worker:
             self._record(job, attempt, result_json, now),
             functools.partial(self.middleware.after_outcome, attempt),
             self.middleware.waits_after(job.name),
+            Finished(job.id, job.queue, job.attempt, result_json) if attempt.verdict is None else None,
         )
         outcome = _TRACKED[attempt.verdict.outcome] if attempt.verdict else "finished"
         self._track(job, outcome, attempt.run_seconds, now, attempt.error or None)
@@ -464,7 +472,8 @@ class Worker:
         return self._logged(reply)
 
     def _logged(self, reply: Next) -> Next:
-        breakers.log_event(self.log, reply.breaker, f"worker {self.name}")
+        for event in reply.breaker.splitlines():  # a line for each job recorded
+            breakers.log_event(self.log, event, f"worker {self.name}")
         return reply
 
     def _defer(self, job: FetchedJob, exc: BreakerOpen, run_seconds: float) -> FetchedJob | None:

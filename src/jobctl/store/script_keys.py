@@ -145,10 +145,12 @@ def _queue_keys(layout: Layout, queues: tuple[str, ...]) -> tuple[str, ...]:
 
 @lru_cache(maxsize=256)
 def _outcome_keys(layout: Layout, script: str, worker: str, queue: str, keyed: tuple[str, ...]) -> tuple[str, ...]:
-    """An outcome script's KEYS (succeed.lua, fail.lua)."""
+    """An outcome script's KEYS (succeed.lua, fail.lua): succeed's started and finished registries
+    as the prefixes of every queue's on one Redis (its outcomes may be of several queues), the
+    queue's own on a cluster."""
     p = slot_keys(layout, queue)
     if script == "succeed":
-        own = (layout.active(worker, queue), layout.started(queue), layout.finished(queue))
+        own = (layout.active(worker, queue), p.started, p.finished)
         prefixes: tuple[str, ...] = (p.deferred, p.canceled, p.queues)
     else:
         own = (layout.active(worker, queue), layout.started(queue), layout.scheduled(queue))

@@ -66,12 +66,12 @@ class GoOn:
     queues: list[str]  # the queues to take the next job from; none: the worker stops after this job
     limits: dict[str, str] = field(default_factory=dict)  # the worker's rate and concurrency limits (limits.py)
     start: tuple[str, str] | None = None  # (id, queue) of the reserved job the worker has just started
-    reserve: bool = False  # also reserve one more job, to start without waiting when this one ends
+    reserve: int = 0  # also reserve up to this many jobs, to start without waiting when this one ends
 
     def arguments(self) -> list[Any]:
         """go_on's ARGV (go_on_args in lua/lib.lua): start, start_queue, reserve, limits, queues."""
         start, start_queue = self.start or ("", "")
-        return [start, start_queue, "1" if self.reserve else "0", _limits(self.limits), *self.queues]
+        return [start, start_queue, int(self.reserve), _limits(self.limits), *self.queues]
 
     def keyed(self) -> tuple[str, ...]:
         """The queues whose keys the script is given (go_on_queues in lua/lib.lua)."""
@@ -87,15 +87,36 @@ def _limits(limits: dict[str, str]) -> str:
 class Next(NamedTuple):
     """An outcome script's reply (go_on in lua/lib.lua)."""
 
-    started: int | None  # the attempt of the reserved job it started; None: that job was canceled or deleted
+    # the attempt of the reserved job it started; None: that job was canceled or deleted; 0: its
+    # limits held it back (it waits in the scheduled set)
+    started: int | None
     row: Row | None  # the job it started, when no reserved one was given
-    reserved: Row | None  # the job it reserved
-    breaker: str = ""  # what the outcome did to the job's circuit breaker: 'opened NAME', 'closed NAME' or ''
+    reserved: tuple[Row, ...]  # the jobs it reserved
+    # what the outcomes did to their jobs' circuit breakers, a line each: 'opened NAME' or 'closed NAME'
+    breaker: str = ""
+    more: tuple[Row, ...] = ()  # the other jobs it started (succeed_many's `starts`)
 
     @classmethod
     def of(cls, reply: list[Any]) -> Next:
-        started, row, reserved, *breaker = _checked(reply)
-        return cls(int(started) if started else None, row or None, reserved or None, _reply_text(breaker))
+        started, row, reserved, *rest = _checked(reply)
+        more = tuple(rest[1]) if len(rest) > 1 else ()
+        attempt = None if started is None else int(started)
+        return cls(attempt, row or None, tuple(reserved), _reply_text(rest[:1]), more)
+
+    @property
+    def rows(self) -> list[Row]:
+        """Every job it started from the queues (not a reserved one)."""
+        return [self.row, *self.more] if self.row else list(self.more)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A job that finished, as succeed_many records it."""
+
+    job_id: str
+    queue: str
+    attempt: int
+    result_json: bytes
 
 
 def _reply_text(reply: list[Any]) -> str:
@@ -459,7 +480,41 @@ class Transitions(_Scripts):
         """Record a finished job and, in the same round trip, go on as `go_on` says; returns the
         reply (Next), or with wait=False a function that waits for it. Raises LeaseLost (and
         writes nothing) when the job was recovered from this worker."""
-        return self._outcome("succeed", job_id, queue, worker, attempt, now, go_on, result_json, wait)
+        return self.succeed_many(worker, now, [Finished(job_id, queue, attempt, result_json)], go_on, wait=wait)
+
+    def succeed_many(
+        self, worker: str, now: float, finished: Sequence[Finished], go_on: GoOn, starts: int = 1, *, wait: bool = True
+    ) -> Next | Callable[[], Next]:
+        """Record jobs that finished (each one's end at `now`) in one call, then go on as `go_on`
+        says, starting up to `starts` jobs (Next.rows; with go_on.start, the reserved one and
+        `starts` - 1 more). Raises LeaseLost (and writes nothing) when one of them was recovered
+        from this worker."""
+        queues = sorted({job.queue for job in finished})
+        if len(queues) > 1 and self.layout.cluster:
+            # each queue's outcomes on its own slot; the next jobs are fetched queue by queue (fetch)
+            replies = [
+                cast(Next, self.succeed_many(worker, now, [job for job in finished if job.queue == q], GoOn([]), 0))
+                for q in queues
+            ]
+            done = Next(None, None, (), "\n".join(filter(None, (reply.breaker for reply in replies))))
+            return done if wait else lambda: done
+        if self._across_slots((*queues, *go_on.keyed())):
+            go_on = GoOn([], go_on.limits)  # as _outcome does
+        args: list[Any] = [worker, now, rq_time(now), _WAKE, len(finished), starts]
+        for job in finished:
+            args += [job.job_id, job.queue, job.attempt, job.result_json, base64.b64encode(job.result_json)]
+        args += go_on.arguments()
+        return self._next(
+            "succeed", _outcome_keys(self.layout, "succeed", worker, queues[0], go_on.keyed()), args, wait
+        )
+
+    def _next(self, script: str, names: Sequence[str], args: Sequence[Any], wait: bool) -> Next | Callable[[], Next]:
+        """Call a script that goes on with the worker's next job: its reply, or with wait=False a
+        function that waits for it."""
+        if wait:
+            return Next.of(self._run(script, args, names))
+        reply = self._send(script, names, args)
+        return lambda: Next.of(reply())
 
     def fail(
         self,
@@ -516,11 +571,7 @@ class Transitions(_Scripts):
             go_on = GoOn([], go_on.limits)
         args = [job_id, queue, worker, attempt, now, rq_time(now), blob, base64.b64encode(blob), _WAKE]
         args += [*outcome, *go_on.arguments()]
-        names = _outcome_keys(self.layout, script, worker, queue, go_on.keyed())
-        if wait:
-            return Next.of(self._run(script, args, names))
-        reply = self._send(script, names, args)
-        return lambda: Next.of(reply())
+        return self._next(script, _outcome_keys(self.layout, script, worker, queue, go_on.keyed()), args, wait)
 
     def go_on(
         self, worker: str, token: str, go_on: GoOn, now: float, *, wait: bool = True
@@ -531,17 +582,14 @@ class Transitions(_Scripts):
         On a cluster with several queues to go on from: one call per queue, in order, until one
         starts a job (none reserved)."""
         if self._across_slots(go_on.keyed()):
-            found = Next(None, None, None)
+            found = Next(None, None, ())
             for each in go_on.queues:
                 found = Next.of(self._run("go_on", *self._go_on_call(worker, token, GoOn([each], go_on.limits), now)))
                 if found.row:
                     break
             return found if wait else lambda: found
         args, names = self._go_on_call(worker, token, go_on, now)
-        if wait:
-            return Next.of(self._run("go_on", args, names))
-        reply = self._send("go_on", names, args)
-        return lambda: Next.of(reply())
+        return self._next("go_on", names, args, wait)
 
     def _go_on_call(self, worker: str, token: str, go_on: GoOn, now: float) -> tuple[list[Any], tuple[str, ...]]:
         """go_on.lua's ARGV and KEYS."""

@@ -29,10 +29,4 @@ for i = 7, #ARGV do queues[#queues + 1] = ARGV[i] end
 local k = {active_list = KEYS[2], job = KEYS[3], slots = KEYS[4], job_rate = KEYS[5], worker = KEYS[6],
   active = KEYS[7], breaker = KEYS[8], by_queue = queue_keys(KEYS, 9, queues)}
 limits = ARGV[6] ~= '' and cjson.decode(ARGV[6]) or {}
-local rows = {}
-for _ = 1, count do
-  local row = start_next(k, worker, now, now_iso, queues)
-  if not row then break end
-  table.insert(rows, row)
-end
-return rows
+return start_jobs(k, worker, now, now_iso, queues, count)

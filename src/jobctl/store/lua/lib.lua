@@ -722,6 +722,7 @@ end
 -- 0 when a job of the type `job_name`, fetched from `queue`, may start now (the start is then
 -- counted against the limits), else the unix time at which to try it again.
 local function may_start(k, id, job_name, queue, worker, now)
+  if next(limits) == nil then return 0 end  -- a worker without limits: the common case, kept cheap
   local max_running, slots = nil, nil
   local breaker = breaker_key(k, job_name)
   if breaker then
@@ -818,22 +819,24 @@ end
 -- What taking a job reads of it, in one HMGET: first what starting it needs (the first
 -- START_FIELDS: a reserved job is started from these alone), then what its row adds.
 local JOB_FIELDS = {'origin', 'status', 'timeout', 'jobctl_timeout', 'jobctl_attempts', 'jobctl_progress',
-  'jobctl_stop_requested', 'success_callback_name', 'data', 'jobctl_max_retries', 'created_at', 'jobctl_job'}
-local START_FIELDS = 8
+  'jobctl_stop_requested', 'success_callback_name', 'jobctl_job', 'data', 'jobctl_max_retries', 'created_at'}
+local START_FIELDS = 9
 
 -- Take the next job a worker may start: the first job of the first queue in `queues` (the worker
--- leaves out paused ones; their keys passed in k.by_queue) that is not over its rate limit, and
--- that its type's limits let start (see may_start), moved into the worker's in-flight list
--- (k.active_list) with its status still 'queued'. Returns its id, the queue it came from and its
--- JOB_FIELDS, or nil when there is nothing to run.
-local function take_next(k, worker, now, queues)
+-- leaves out paused ones; their keys passed in k.by_queue) that is not over its rate limit, and,
+-- with `start`, that its type's limits let start (see may_start), moved into the worker's
+-- in-flight list (k.active_list) with its status still 'queued'. Without `start` (a job reserved
+-- ahead, see go_on) its limits are left for when it starts: a reservation holds no slot, no rate
+-- window entry and no breaker trial. Returns its id, the queue it came from and its JOB_FIELDS,
+-- or nil when there is nothing to run.
+local function take_next(k, worker, now, queues, start)
   local active = k.active_list
   local held_back = 0
   while held_back < MAX_HELD_BACK do
     local id, from = false, nil
     for _, queue in ipairs(queues) do
       local passed = k.by_queue[queue]
-      if rate_allows('rate:queue:' .. queue, passed.rate, now) then
+      if next(limits) == nil or rate_allows('rate:queue:' .. queue, passed.rate, now) then
         id = redis.call('LMOVE', passed.queue, active, 'LEFT', 'RIGHT')
         if id then from = queue break end
       end
@@ -848,7 +851,7 @@ local function take_next(k, worker, now, queues)
       redis.call('HSET', job_key(k, id), 'origin', from)
       job[1] = from
     end
-    local hold_until = status == 'queued' and may_start(k, id, job[12], from, worker, now) or 0
+    local hold_until = status == 'queued' and start and may_start(k, id, job[9], from, worker, now) or 0
     if hold_until > 0 then
       hold_back(k, id, from, hold_until)
       held_back = held_back + 1
@@ -891,24 +894,39 @@ end
 local function job_row(k, id, from, job, worker, now, now_iso, start)
   local queue, timeout, attempt, rq = job_start(k, id, from, job, worker, now, now_iso, start)
   -- the timeout as a string: a Lua number in a reply loses its fraction
-  return {id, queue, attempt, job[9] or '', tostring(timeout), tostring(whole(job[10]) or ''), job[11] or '', rq}
+  return {id, queue, attempt, job[10] or '', tostring(timeout), tostring(whole(job[11]) or ''), job[12] or '', rq}
 end
 
 -- Start the next job for a worker (see take_next): its row, or false when there is none.
 local function start_next(k, worker, now, now_iso, queues)
-  local id, from, job = take_next(k, worker, now, queues)
+  local id, from, job = take_next(k, worker, now, queues, true)
   if not id then return false end
   return job_row(k, id, from, job, worker, now, now_iso, true)
 end
 
--- Start the job a worker reserved (see go_on): its attempt, or false when the job is no longer
--- queued (canceled or deleted since: the worker then records nothing for it).
+-- Start up to `count` jobs for a worker (start_next): their rows, as many as there were.
+local function start_jobs(k, worker, now, now_iso, queues, count)
+  local rows = {}
+  for _ = 1, count do
+    local row = start_next(k, worker, now, now_iso, queues)
+    if not row then break end
+    table.insert(rows, row)
+  end
+  return rows
+end
+
+-- Start the job a worker reserved (see go_on): its attempt; false when the job is no longer
+-- queued (canceled or deleted since: the worker then records nothing for it); 0 when its limits
+-- hold it back (may_start: it waits in the scheduled set, its attempt unused, and the worker does
+-- not run it).
 local function start_reserved(k, id, queue, worker, now, now_iso)
   local job = redis.call('HMGET', job_key(k, id), unpack(JOB_FIELDS, 1, START_FIELDS))
-  if job[2] ~= 'queued' then
+  local hold_until = job[2] == 'queued' and may_start(k, id, job[9], queue, worker, now) or 0
+  if job[2] ~= 'queued' or hold_until > 0 then
     redis.call('LREM', k.active_list, 1, id)
-    release_slot(k, id, hget(k, id, 'jobctl_slot'))  -- the slot its reservation took (may_start)
-    return false
+    if hold_until == 0 then return false end
+    hold_back(k, id, queue, hold_until)
+    return 0
   end
   local _, _, attempt = job_start(k, id, queue, job, worker, now, now_iso, true)
   return attempt
@@ -919,13 +937,13 @@ end
 --   args.start, args.start_queue: the job reserved last time, which the worker started at
 --     args.now: mark it started (the reply's first item: its attempt, or false);
 --   otherwise a job is started here (the reply's second item: its row, or false);
---   args.reserve: also take one more job and reserve it, unstarted (the reply's third item: its
---     row, or false), for the worker to start without waiting when this one ends. A worker
---     running short jobs one at a time thus never waits for Redis between jobs; it
---     gives a reservation back when its job runs long (release.lua).
+--   args.reserve: also take up to this many more jobs and reserve them, unstarted (the reply's
+--     third item: their rows), for the worker to start without waiting when this one ends (the
+--     worker's `prefetch`). A worker running short jobs one at a time thus never waits for
+--     Redis between jobs; it gives its reservations back when its job runs long (release.lua).
 --   args.limits: the worker's rate and concurrency limits (see `limits`).
 -- go_on_args reads them from ARGV[first] on: start ('' for none), start_queue, reserve
--- ('1'|'0'), limits (JSON; '' for none), then the queues (transitions.py, GoOn.arguments).
+-- (a count), limits (JSON; '' for none), then the queues (transitions.py, GoOn.arguments).
 -- Positional, not one JSON object: decoding that cost more than the rest of the call's
 -- arguments together (callgrind).
 local function go_on_args(argv, first, worker, now, now_iso)
@@ -933,7 +951,7 @@ local function go_on_args(argv, first, worker, now, now_iso)
   for i = first + 4, #argv do queues[#queues + 1] = argv[i] end
   local start, limits_json = argv[first], argv[first + 3]
   return {worker = worker, now = now, now_iso = now_iso, start = start ~= '' and start or nil,
-    start_queue = argv[first + 1], reserve = argv[first + 2] == '1', queues = queues,
+    start_queue = argv[first + 1], reserve = tonumber(argv[first + 2]) or 0, queues = queues,
     limits = limits_json ~= '' and cjson.decode(limits_json) or {}}
 end
 
@@ -953,15 +971,18 @@ end
 local function go_on(k, args)
   limits = args.limits
   local worker, now, now_iso = args.worker, args.now, args.now_iso
-  local started, row, reserved = false, false, false
+  local started, row, reserved = false, false, {}
   if args.start then
     started = start_reserved(k, args.start, args.start_queue, worker, now, now_iso)
   elseif #args.queues > 0 then
     row = start_next(k, worker, now, now_iso, args.queues)
   end
-  if args.reserve and #args.queues > 0 then
-    local id, from, job = take_next(k, worker, now, args.queues)
-    if id then reserved = job_row(k, id, from, job, worker, now, now_iso, false) end
+  if #args.queues > 0 then
+    for _ = 1, args.reserve do
+      local id, from, job = take_next(k, worker, now, args.queues, false)
+      if not id then break end
+      table.insert(reserved, job_row(k, id, from, job, worker, now, now_iso, false))
+    end
   end
   return {started, row, reserved}
 end
