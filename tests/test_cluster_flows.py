@@ -20,6 +20,7 @@ from jobctl import testing
 from jobctl.api import batches
 from jobctl.api.client import Client
 from jobctl.config.settings import Settings
+from jobctl.errors import DuplicateJob
 from jobctl.store import keys
 from jobctl.store.connection import connect
 from jobctl.store.transitions import Transitions
@@ -301,9 +302,16 @@ def test_a_job_of_the_batch_adds_jobs_to_it_from_its_worker(cproject, app, node)
 
 
 def test_a_batch_under_the_in_process_test_worker(cproject, app, node):
-    """jobctl.testing.Worker stores a completed batch's callbacks as the supervisor does."""
+    """jobctl.testing.Worker stores a completed batch's callbacks as the supervisor does; an
+    enqueue refused after its job joined the batch leaves it again."""
     with jobctl.batch(on_complete="echo_kwargs", on_success="echo_kwargs") as b:
-        handles = [sample_jobs.add.options(queue=q).enqueue(n, 1) for n, q in enumerate(("emails", "one", "three"))]
+        handles = [sample_jobs.add.options(queue=q).enqueue(n, 1) for n, q in enumerate(("emails", "one"))]
+        handles.append(sample_jobs.add.options(queue="three", unique=True).enqueue(2, 1))
+        with pytest.raises(DuplicateJob):  # a copy of an active unique job: joined, refused, left
+            sample_jobs.add.options(queue="three", unique=True).enqueue(2, 1)
+        with pytest.raises(DuplicateJob):  # an id already of the batch: joins once, and stays
+            sample_jobs.add.options(queue="one", job_id=handles[1].id).enqueue(9, 9)
+    assert (b.show().total, b.show().pending, len(b.job_ids())) == (3, 3, 3)
     worker = testing.Worker(client=app)
     worker.drain()
     assert [h.result(timeout=5) for h in handles] == [1, 2, 3]
