@@ -125,6 +125,7 @@ class Cluster:
     def __init__(self, directory: Path, binary: str, replicas: int = 1):
         self.replicas = replicas
         self.nodes = [Node(directory / f"node-{n}", binary) for n in range((1 + replicas) * MASTERS)]
+        self.moved: dict[int, Node] = {}  # slot -> the master it was moved away from (move_slot)
 
     @property
     def url(self) -> str:
@@ -235,6 +236,13 @@ class Cluster:
             if not node.alive:
                 node.start()
         self.wait_whole()
+        # a slot a test moved goes home (to its first master, or the replica that replaced it):
+        # the next tests' queues are on the masters they were on at the start
+        for slot, home in list(self.moved.items()):
+            target = home if home.is_master() else next(m for m in self.masters() if self._follows(home, m))
+            if self.master_of_slot(slot) is not target:
+                self.move_slot(slot, target)
+            del self.moved[slot]
 
     def wait_replicated(self) -> None:
         """Wait until each replica has every write its master has taken so far."""
@@ -301,6 +309,7 @@ class Cluster:
         between batches, to keep the slot half-moved longer."""
         source = self.master_of_slot(slot)
         assert source is not target, f"slot {slot} is already on {target.address}"
+        self.moved.setdefault(slot, source)
         target.ask("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id())
         source.ask("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id())
         while keys := source.ask("CLUSTER", "GETKEYSINSLOT", slot, batch):

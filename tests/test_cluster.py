@@ -123,9 +123,9 @@ def test_unique_jobs_and_what_is_refused(cproject):
     first = cproject.enqueue("add", "9", "--queue", "bulk", "--unique")
     again = cproject.run("enqueue", "add", "9", "--queue", "bulk", "--unique")
     assert again.returncode != 0 and first in again.stderr
-    batch = cproject.run("enqueue", "add", "1", "--batch", "nightly")
+    batch = cproject.run("enqueue", "add", "1", "--batch", "nightly")  # checked on the batch's slot
     assert batch.returncode == 2
-    assert "batches are not supported on a Redis Cluster yet" in batch.stderr
+    assert "batch 'nightly' does not exist" in batch.stderr
 
 
 def test_a_worker_killed_with_9_has_its_job_run_once_by_another(cproject, tmp_path, node):

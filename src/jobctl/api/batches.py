@@ -33,6 +33,7 @@ from ..jobs import catalogue, signatures
 from ..store import keys
 from ..store.connection import read_replies
 from ..store.jobdata import new_job_id, number_value
+from ..store.locate import locate
 from ..store.transitions import Transitions
 from . import context, producer
 from .client import Client, current_client
@@ -110,8 +111,12 @@ class batch:
         if execution is None:
             return None
         client = execution.client or current_client()
+        job_id = execution.job_id
         with client.translated_errors():
-            batch_id: bytes | None = client.connection.hget(keys.job(execution.job_id), "jobctl_batch")  # type: ignore[assignment]
+            queue = locate(client.connection, [job_id]).get(job_id, "")
+            if client.layout.cluster and not queue:
+                return None
+            batch_id: bytes | None = client.connection.hget(client.layout.job(job_id, queue), "jobctl_batch")  # type: ignore[assignment]
         return batch(batch_id.decode(), client=client) if batch_id else None
 
     @property
@@ -146,10 +151,10 @@ class batch:
         client.refuse_in_event_loop("with jobctl.batch()", "async with jobctl.batch()")
         with client.translated_errors():
             if self.new:
-                client.connection.hset(keys.batch(self.id), mapping=self._fields())
+                client.connection.hset(client.layout.batch(self.id), mapping=self._fields())
                 self._joined([b"0", b"0"])
             else:
-                self._joined(client.connection.hmget(keys.batch(self.id), ["total", "complete"]))
+                self._joined(client.connection.hmget(client.layout.batch(self.id), ["total", "complete"]))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -163,10 +168,10 @@ class batch:
         with client.translated_errors():
             connection = client.async_pair()[0]
             if self.new:
-                await connection.hset(keys.batch(self.id), mapping=self._fields())
+                await connection.hset(client.layout.batch(self.id), mapping=self._fields())
                 self._joined([b"0", b"0"])
             else:
-                self._joined(await connection.hmget(keys.batch(self.id), ["total", "complete"]))
+                self._joined(await connection.hmget(client.layout.batch(self.id), ["total", "complete"]))
         return self
 
     async def __aexit__(
@@ -181,7 +186,7 @@ class batch:
     def job_ids(self) -> list[str]:
         """The ids of the batch's jobs, sorted (the callbacks are not among them)."""
         with self.client.translated_errors():
-            members: set[bytes] = self.client.connection.smembers(keys.batch_jobs(self.id))  # type: ignore[assignment]
+            members: set[bytes] = self.client.connection.smembers(self.client.layout.batch_jobs(self.id))  # type: ignore[assignment]
         return sorted(member.decode() for member in members)
 
     def show(self) -> BatchView:
@@ -229,9 +234,10 @@ class BatchView:
 
 def read(connection: redis.Redis, batch_id: str) -> BatchView:
     """The batch's counts, callbacks and failed jobs; raises UnknownBatch."""
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.batch(batch_id))
-        pipe.smembers(keys.batch_failed(batch_id))
+    layout = keys.layout_of(connection)
+    with connection.pipeline(transaction=False) as pipe:  # one slot: the batch's, on a cluster
+        pipe.hgetall(layout.batch(batch_id))
+        pipe.smembers(layout.batch_failed(batch_id))
         raw, failed_ids = read_replies(pipe)  # a key of another type reads as missing
     if not raw:
         raise UnknownBatch(batch_id)
@@ -270,10 +276,40 @@ def enqueue_due(connection: redis.Redis, config: QueuesConfig, owner: str) -> in
     the enqueue script in the same step, then leaves the due set: a caller that dies between
     the two leaves it due, and the next caller's enqueue finds the claim and only removes it.
     A callback this process cannot store (its job not registered here, its queue not configured)
-    stays due, and the first such error is raised once the others are stored."""
+    stays due, and the first such error is raised once the others are stored.
+
+    On a cluster each batch's due set is in the batch's slot, and the batches that may have
+    callbacks due are listed in keys.BATCHES_WITH_DUE (by whoever ran the script that completed
+    one, after it: transitions.py, _listing_due); a batch leaves that list once nothing of it is
+    due, and is listed again if a completion came in between."""
+    layout = keys.layout_of(connection)
+    if not layout.cluster:
+        return _enqueue_due(connection, config, owner, keys.BATCHES_DUE)
     stored = 0
     refused: JobctlError | None = None
-    entries: list[bytes] = connection.zrange(keys.BATCHES_DUE, 0, DUE_PER_CALL - 1)  # type: ignore[assignment]
+    listed: list[bytes] = connection.zrange(keys.BATCHES_WITH_DUE, 0, DUE_PER_CALL - 1)  # type: ignore[assignment]
+    for member in listed:
+        due = layout.batches_due(member.decode(errors="replace"))
+        try:
+            stored += _enqueue_due(connection, config, owner, due)
+        except JobctlError as exc:
+            refused = refused or exc
+            continue
+        if not connection.zcard(due):
+            connection.zrem(keys.BATCHES_WITH_DUE, member)
+            if connection.zcard(due):
+                connection.zadd(keys.BATCHES_WITH_DUE, {member: time.time()})
+    if refused:
+        raise refused
+    return stored
+
+
+def _enqueue_due(connection: redis.Redis, config: QueuesConfig, owner: str, due: str) -> int:
+    """enqueue_due, for the entries of one due set."""
+    layout = keys.layout_of(connection)
+    stored = 0
+    refused: JobctlError | None = None
+    entries: list[bytes] = connection.zrange(due, 0, DUE_PER_CALL - 1)  # type: ignore[assignment]
     for entry in entries:
         try:
             batch_id, kind, generation, total, succeeded, failed = json.loads(entry)
@@ -282,19 +318,23 @@ def enqueue_due(connection: redis.Redis, config: QueuesConfig, owner: str) -> in
         except (ValueError, TypeError):
             # not an entry batch_check wrote (another tool's, a hand edit): no process could ever
             # store it, and left at the head it would hold back every due callback behind it
-            connection.zrem(keys.BATCHES_DUE, entry)
+            connection.zrem(due, entry)
             continue
-        name: bytes | None = connection.hget(keys.batch(batch_id), f"on_{kind}")  # type: ignore[assignment]
+        name: bytes | None = connection.hget(layout.batch(batch_id), f"on_{kind}")  # type: ignore[assignment]
         if name:
             try:
-                producer.enqueue(
+                # not a job of any batch the caller is in
+                template = producer.Template(config, name.decode(), batch="", layout=layout)
+                # in the callback's queue's slot on a cluster, where the enqueue script takes it
+                claim = layout.batch_claim(batch_id, kind, generation, template.queue)
+                producer.store(
                     connection,
-                    config,
-                    name.decode(),
-                    kwargs={"batch_id": batch_id, "total": total, "succeeded": succeeded, "failed": failed},
-                    job_id=keys.batch_callback_id(batch_id, kind, generation),
-                    run_claim=(keys.batch_claim(batch_id, kind, generation), owner, CLAIM_TTL),
-                    batch="",  # not a job of any batch the caller is in
+                    template.request(
+                        (),
+                        {"batch_id": batch_id, "total": total, "succeeded": succeeded, "failed": failed},
+                        job_id=keys.batch_callback_id(batch_id, kind, generation),
+                        run_claim=(claim, owner, CLAIM_TTL),
+                    ),
                 )
                 stored += 1
             except AlreadyClaimed:
@@ -302,7 +342,7 @@ def enqueue_due(connection: redis.Redis, config: QueuesConfig, owner: str) -> in
             except JobctlError as exc:
                 refused = refused or exc
                 continue
-        connection.zrem(keys.BATCHES_DUE, entry)
+        connection.zrem(due, entry)
     if refused:
         raise refused
     return stored

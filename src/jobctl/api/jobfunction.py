@@ -249,9 +249,7 @@ class JobFunction(Generic[P, R]):
             request = self._template_of(client).request(
                 args, kwargs, job_id=options.job_id, unique=options.unique, run_at=run_at
             )
-            with producer.refused_out_of_memory("nothing was enqueued"), producer.replicated(f"job {request.id}"):
-                reply = await client.async_pair()[1].enqueue_call(request.call)
-            stored = producer.settle(request, reply)
+            stored = await producer.astore(*client.async_pair(), request)
         return Handle(stored.id, client, stored.queue)
 
     def _many_options(self) -> None:

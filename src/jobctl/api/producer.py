@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict, Unpack
 
 import redis
 
@@ -33,10 +33,13 @@ from ..store import keys
 from ..store.connection import out_of_memory
 from ..store.enqueue_calls import Batch, EnqueueCall, EnqueueShared
 from ..store.jobdata import compress, describe, encode_payload, new_job_id, new_job_ids, shared_job_fields
-from ..store.locate import locate
+from ..store.locate import alocate, locate
 from ..store.scripts import Refusal
 from ..store.transitions import AsyncTransitions, Transitions
 from ..store.wire import Pipelined, drive_on
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 OUT_OF_MEMORY = "Redis is out of memory (maxmemory)"
 ID_EXPECTED = "expected 1 to 128 letters, digits, '_', '-' or '.'"
@@ -130,8 +133,7 @@ class Template:
     id, payload, description and time (bench/app_enqueue.py). `layout`: the keys' (keys.Layout)
     of the Redis the jobs go to.
 
-    Raises UnknownJob, ConfigError (queue not configured) or UsageError (a bad parent id, a
-    batch on a Redis Cluster)."""
+    Raises UnknownJob, ConfigError (queue not configured) or UsageError (a bad parent id)."""
 
     def __init__(
         self,
@@ -176,10 +178,6 @@ class Template:
             raise UsageError(
                 f"queue {self.queue!r} is served by RQ's workers, which do not count batches: "
                 f"job {job_name!r} cannot join batch {self.batch!r}"
-            )
-        if self.batch and layout.cluster:
-            raise UsageError(
-                f"batches are not supported on a Redis Cluster yet: job {job_name!r} cannot join batch {self.batch!r}"
             )
         if self.batch:
             self.fields["jobctl_batch"] = self.batch  # lua/lib.lua's batch_ended counts its outcome
@@ -327,12 +325,35 @@ def prepare(
 def store(connection: redis.Redis, request: Request) -> Enqueued:
     """Write a prepared job (lua/enqueue.lua); the job as stored, or the exception its refusal means."""
     scripts = Transitions.of(connection)
+    joined = 0
     if scripts.layout.cluster:
         remote = on_cluster(connection, request.template)
         if remote:
             request = request._replace(call=request.call.across(remote))
+        if request.template.batch:
+            joined = scripts.join_batch(request.template.batch, [request.id], time.time())
     with refused_out_of_memory("nothing was enqueued"), replicated(f"job {request.id}"):
         reply = scripts.enqueue_call(request.call)
+    if joined and reply[0] != "ok":  # refused: it never joins
+        scripts.join_batch(request.template.batch, [request.id], time.time(), leave=True)
+    return settle(request, reply)
+
+
+async def astore(connection: redis.asyncio.Redis, scripts: AsyncTransitions, request: Request) -> Enqueued:
+    """store() with an asyncio client."""
+    joined = 0
+    if scripts.layout.cluster:
+        template = request.template
+        found = await alocate(connection, template.parents) if template.parents else {}
+        remote = {parent: where for parent, where in found.items() if where != template.queue}
+        if remote:
+            request = request._replace(call=request.call.across(remote))
+        if template.batch:
+            joined = await scripts.join_batch(template.batch, [request.id], time.time())
+    with refused_out_of_memory("nothing was enqueued"), replicated(f"job {request.id}"):
+        reply = await scripts.enqueue_call(request.call)
+    if joined and reply[0] != "ok":  # refused: it never joins
+        await scripts.join_batch(request.template.batch, [request.id], time.time(), leave=True)
     return settle(request, reply)
 
 
@@ -503,6 +524,8 @@ def store_many(
                     outcome = yield from scripts.received_enqueue_many(queue, sent[1], fields, sent[0], max_size)
                 if isinstance(outcome, list):  # ['full', queued], [unknown_batch|batch_complete, batch]
                     refusal, detail = (part.decode() if isinstance(part, bytes) else part for part in outcome)
+                    if template.layout.cluster and template.batch:  # refused: they never join
+                        yield from scripts.joining(template.batch, sent[0].ids, time.time(), leave=True)
                     if Refusal(refusal) is Refusal.FULL:
                         raise QueueFull(_full(queue, int(detail)))
                     raise UnknownBatch(detail, complete=Refusal(refusal) is Refusal.BATCH_COMPLETE)
@@ -513,6 +536,8 @@ def store_many(
         if batch is None:
             return Stored(queue, stored)
         now = time.time()
+        if template.layout.cluster and template.batch:  # on the batch's slot, before the jobs exist
+            yield from scripts.joining(template.batch, batch.ids, now)
         yield scripts.send_enqueue_many(queue, now, fields, batch, max_size)
         sent = (batch, now)
 

@@ -324,7 +324,7 @@ class Supervisor:
             return
         moved = self._promote_each(PROMOTER_LEASE_MS)
         self._next_promote_try = 0.0 if moved is not None else time.monotonic() + 1.0
-        if moved is not None and not self.layout.cluster:  # the promoter also stores the callbacks of batches completed
+        if moved is not None:  # the promoter also stores the callbacks of batches completed
             batches.enqueue_due(
                 self.connection, self.config or DefaultQueues("(no queue.yml: the defaults)"), self.name
             )

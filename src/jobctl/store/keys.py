@@ -168,9 +168,10 @@ class Layout:
         of them all)."""
         return f"jobctl:enqueue-template{self._suffix(queue_name)}"
 
-    def batches_due(self, queue_name: str = "") -> str:
-        """Sorted set: JSON [batch, callback, generation, counts...] -> when due."""
-        return f"jobctl:batches-due{self._suffix(queue_name)}"
+    def batches_due(self, batch_id: str = "") -> str:
+        """Sorted set: JSON [batch, callback, generation, counts...] -> when due. Fleet-wide on one
+        Redis; on a cluster one per batch, in the batch's slot (BATCHES_WITH_DUE lists them)."""
+        return f"jobctl:batches-due{self._suffix(batch_id)}"
 
     def outbox(self, queue_name: str = "") -> str:
         """List, on a Redis Cluster: JSON entries that a script of this queue's slot wrote for
@@ -187,11 +188,33 @@ class Layout:
         each a JSON [id, queue]."""
         return f"{self.job(job_id, queue_name)}:remote-parents"
 
-    def batch(self, batch_id: str, queue_name: str = "") -> str:
+    def batch(self, batch_id: str) -> str:
         """Hash: a batch's counts (total, pending, succeeded, failed), sealed, complete, generation
         (completions so far), completed_at, success_due (the generation on_success was due at),
-        its callbacks' job names (on_complete, on_success), description, created_at."""
-        return f"jobctl:batch:{self.scope(queue_name)}{batch_id}"
+        its callbacks' job names (on_complete, on_success), description, created_at. On a cluster
+        in the batch's own slot (its id as the hash tag), with its sets (batch_jobs ...); its jobs
+        may be on any queue, and tell it their outcomes through their queue's outbox."""
+        return f"jobctl:batch:{self.tag(batch_id)}"
+
+    def batch_jobs(self, batch_id: str) -> str:
+        """Set: the ids of the batch's jobs."""
+        return f"{self.batch(batch_id)}:jobs"
+
+    def batch_failed(self, batch_id: str) -> str:
+        """Set: the ids of the batch's jobs that ended dead or canceled."""
+        return f"{self.batch(batch_id)}:failed"
+
+    def batch_succeeded(self, batch_id: str) -> str:
+        """Set, on a cluster: the ids of the batch's jobs counted as finished, so that an outcome
+        delivered twice through an outbox counts once (one Redis counts in the outcome's script)."""
+        return f"{self.batch(batch_id)}:succeeded"
+
+    def batch_claim(self, batch_id: str, callback: str, generation: int, queue_name: str = "") -> str:
+        """Held (SET NX with the callback's enqueue) once the callback of that completion is
+        stored; on a cluster in the slot of the callback's queue, where the enqueue script takes it."""
+        if self.cluster:
+            return f"jobctl:batch-claim:{self.scope(queue_name)}{batch_id}:{callback}:{generation}"
+        return f"{self.batch(batch_id)}:claim:{callback}:{generation}"
 
     def scheduler_claim(self, entry: str, due: int, queue_name: str = "") -> str:
         """Held (SET NX with the enqueue, value: the scheduler's name) by the scheduler that stored
@@ -354,20 +377,10 @@ def recurring_job_id(entry: str, due: int) -> str:
 
 # --- batches (api/batches.py; counted by lua/lib.lua's batch_ended) ------------------------------
 
-
-def batch_jobs(batch_id: str) -> str:
-    """Set: the ids of the batch's jobs."""
-    return f"{batch(batch_id)}:jobs"
-
-
-def batch_failed(batch_id: str) -> str:
-    """Set: the ids of the batch's jobs that ended dead or canceled."""
-    return f"{batch(batch_id)}:failed"
-
-
-def batch_claim(batch_id: str, callback: str, generation: int) -> str:
-    """Held (SET NX with the callback's enqueue) once the callback of that completion is stored."""
-    return f"{batch(batch_id)}:claim:{callback}:{generation}"
+batch_jobs = PLAIN.batch_jobs
+batch_failed = PLAIN.batch_failed
+# on a cluster: the batches whose due sets (Layout.batches_due) may hold callbacks to store
+BATCHES_WITH_DUE = "jobctl:batches-with-due"
 
 
 def batch_callback_id(batch_id: str, callback: str, generation: int) -> str:

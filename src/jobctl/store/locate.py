@@ -5,21 +5,39 @@ Redis a job's keys need no queue. No index of ids to keep consistent."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import redis
 
 from . import keys
 from .connection import read_one
 
+if TYPE_CHECKING:
+    import redis.asyncio
+
+
+def _queue_names(layout: keys.Layout, members: Iterable[bytes], also: Collection[str]) -> list[str]:
+    found = {layout.queue_named(member.decode(errors="replace")) for member in members}
+    return sorted({name for name in found if name} | set(also))
+
 
 def known_queues(connection: redis.Redis, also: Collection[str] = ()) -> list[str]:
     """The queues in RQ's set of known queues (which producers and workers write), and `also`
     (the configuration's), sorted."""
-    layout = keys.layout_of(connection)
-    members = read_one(connection, lambda pipe: pipe.smembers(keys.QUEUES))
-    found = {layout.queue_named(member.decode(errors="replace")) for member in members}
-    return sorted({name for name in found if name} | set(also))
+    return _queue_names(keys.layout_of(connection), read_one(connection, lambda pipe: pipe.smembers(keys.QUEUES)), also)
+
+
+def _pairs(ids: Sequence[str], queues: list[str]) -> list[tuple[str, str]]:
+    return [(job_id, queue) for job_id in dict.fromkeys(ids) for queue in queues]
+
+
+def _where(pairs: list[tuple[str, str]], found: list[Any]) -> dict[str, str]:
+    where: dict[str, str] = {}
+    for (job_id, queue), exists in zip(pairs, found):
+        if isinstance(exists, int) and exists:  # an error reply is no record
+            where.setdefault(job_id, queue)
+    return where
 
 
 def locate(connection: redis.Redis, ids: Sequence[str], also: Collection[str] = ()) -> dict[str, str]:
@@ -28,14 +46,23 @@ def locate(connection: redis.Redis, ids: Sequence[str], also: Collection[str] = 
     layout = keys.layout_of(connection)
     if not layout.cluster:
         return dict.fromkeys(ids, "")
-    queues = known_queues(connection, also)
-    pairs = [(job_id, queue) for job_id in dict.fromkeys(ids) for queue in queues]
+    pairs = _pairs(ids, known_queues(connection, also))
     with connection.pipeline(transaction=False) as pipe:
         for job_id, queue in pairs:
             pipe.exists(layout.job(job_id, queue))
-        found = pipe.execute()
-    where: dict[str, str] = {}
-    for (job_id, queue), exists in zip(pairs, found):
-        if exists:
-            where.setdefault(job_id, queue)
-    return where
+        return _where(pairs, pipe.execute())
+
+
+async def alocate(connection: redis.asyncio.Redis, ids: Sequence[str], also: Collection[str] = ()) -> dict[str, str]:
+    """locate() with an asyncio client."""
+    layout = keys.layout_of(connection)
+    if not layout.cluster:
+        return dict.fromkeys(ids, "")
+    async with connection.pipeline(transaction=False) as pipe:
+        pipe.smembers(keys.QUEUES)
+        (members,) = await pipe.execute(raise_on_error=False)
+    pairs = _pairs(ids, _queue_names(layout, members if isinstance(members, set) else (), also))
+    async with connection.pipeline(transaction=False) as pipe:
+        for job_id, queue in pairs:
+            pipe.exists(layout.job(job_id, queue))
+        return _where(pairs, await pipe.execute(raise_on_error=False))

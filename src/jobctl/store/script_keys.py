@@ -112,8 +112,9 @@ def slot_keys(layout: Layout, queue: str = "") -> SlotKeys:
         active=layout.active("", queue),
         workers_of_queue=layout.workers_of_queue(whole),
         breaker=layout.breaker("", queue),
-        batch=layout.batch("", queue),
-        batches_due=layout.batches_due(queue),
+        # a cluster's batch is in a slot of its own: a queue's scripts leave it (lib.lua, post_batch)
+        batch=fleet or layout.batch(""),
+        batches_due=fleet or layout.batches_due(),
         outbox=layout.outbox(queue),
         queues=fleet or keys.QUEUES,
         workers=fleet or keys.WORKERS,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import redis
 
-from ..errors import LeaseLost, NotReplicated, UsageError
+from ..errors import LeaseLost, NotReplicated, UnknownBatch, UsageError
 from ..options import replicas
 from ..options.durations import format_exact
 from . import keys
@@ -138,6 +138,41 @@ class _Scripts:
         """The prefixes and shared keys of a call on `queue`'s slot (the same for every queue on one Redis)."""
         return slot_keys(self.layout, queue)
 
+    def _batch_keys(self, batch_id: str) -> tuple[str, str]:
+        """A batch's hash and due set as its scripts take them: prefixes on one Redis, on a cluster
+        the keys themselves, in the batch's own slot."""
+        if self.layout.cluster:
+            return (self.layout.batch(batch_id), self.layout.batches_due(batch_id))
+        return self._keys().batches
+
+    def sealing(self, batch_id: str, now: float) -> Dialogue:
+        """Seal a batch (lua/seal_batch.lua): it completes once nothing of it is pending, at once if
+        nothing is. The dialogue's reply: False if there is no such batch."""
+        reply = yield from self._calls("seal_batch", [batch_id, now], self._batch_keys(batch_id))
+        if _refusal(reply) is Refusal.UNKNOWN_BATCH:
+            return False
+        yield from self._listing_due(batch_id, int(reply) - 1, now)
+        return True
+
+    def joining(self, batch_id: str, job_ids: Sequence[str], now: float, *, leave: bool = False) -> Dialogue:
+        """On a cluster, jobs join a batch on its slot before they are stored (lua/join_batch.lua),
+        or leave it when their enqueue was refused. The dialogue's reply: how many joined (an id
+        already of the batch joins once) or left. Raises UnknownBatch."""
+        args = [batch_id, "leave" if leave else "join", now, *job_ids]
+        reply = yield from self._calls("join_batch", args, self._batch_keys(batch_id))
+        refusal = _refusal(reply)
+        if refusal is not None:
+            raise UnknownBatch(batch_id, complete=refusal is Refusal.BATCH_COMPLETE)
+        yield from self._listing_due(batch_id, int(reply[1]), now)
+        return int(reply[0])
+
+    @staticmethod
+    def _listing_due(batch_id: str, due: int, now: float) -> Dialogue:
+        """On a cluster, a batch with callbacks due joins the fleet-wide list of such batches,
+        which api/batches.enqueue_due reads (its due set is in the batch's slot)."""
+        if due > 0:
+            yield ("ZADD", keys.BATCHES_WITH_DUE, "NX", now, batch_id)
+
     def _one_queue(self, queues: Sequence[str]) -> None:
         """On a cluster a call serves one queue: its slot's."""
         if self.layout.cluster and len(set(queues)) != 1:
@@ -239,9 +274,11 @@ class AsyncTransitions(_Scripts):
 
     async def seal_batch(self, batch_id: str, now: float) -> bool:
         """Transitions.seal_batch."""
-        return (
-            _refusal(await self._run("seal_batch", [batch_id, now], self._keys().batches)) is not Refusal.UNKNOWN_BATCH
-        )
+        return bool(await adrive(self.sealing(batch_id, now), self._execute))
+
+    async def join_batch(self, batch_id: str, job_ids: Sequence[str], now: float, *, leave: bool = False) -> int:
+        """Transitions.join_batch."""
+        return int(await adrive(self.joining(batch_id, job_ids, now, leave=leave), self._execute))
 
 
 def acknowledged(call: Pipelined, wanted: replicas.Acknowledged) -> Pipelined:
@@ -687,8 +724,14 @@ class Transitions(_Scripts):
         changed = 0
         for raw in cast("list[bytes]", self.connection.lrange(outbox, 0, limit - 1)):
             target = _entry_target(raw)
-            if target:
-                p = self._keys(target)
+            if target and target[0] == "batch":
+                # before the entry leaves the outbox: a promoter that dies in between applies it
+                # again, which changes nothing and lists the batch's due callbacks again
+                applied, due = self._run("apply_batch", [raw, now], self._batch_keys(target[1]))
+                changed += int(applied)
+                drive(self._listing_due(target[1], int(due), now), self._execute)
+            elif target:
+                p = self._keys(target[1])
                 names = (p.job, p.queue, p.scheduled, p.deferred, p.canceled, p.queues, p.unique, p.slots, *p.ended)
                 changed += int(self._run("apply", [raw, now, rq_time(now), _WAKE], names))
             self.connection.lrem(outbox, 1, raw)  # type: ignore[arg-type]  # the bytes read, exactly
@@ -739,7 +782,7 @@ class Transitions(_Scripts):
         one call; returns the ids requeued (a job no longer dead is left alone). `queue`: the
         jobs', on a cluster."""
         p = self._keys(queue)
-        names = (p.job, p.queue, p.failed, p.canceled, p.deferred, p.queues, p.unique, p.batch)
+        names = (p.job, p.queue, p.failed, p.canceled, p.deferred, p.queues, p.unique, p.batch, p.outbox)
         return [job_id.decode() for job_id in self._run("requeue_dead", [rq_time(now), _WAKE, *job_ids], names)]
 
     def cancel(self, job_id: str, now: float, reason: str, queue: str = "") -> str:
@@ -767,7 +810,11 @@ class Transitions(_Scripts):
     def seal_batch(self, batch_id: str, now: float) -> bool:
         """Seal a batch (lua/seal_batch.lua): it completes once nothing of it is pending, at once if
         nothing is. False: there is no such batch."""
-        return _refusal(self._run("seal_batch", [batch_id, now], self._keys().batches)) is not Refusal.UNKNOWN_BATCH
+        return bool(drive(self.sealing(batch_id, now), self._execute))
+
+    def join_batch(self, batch_id: str, job_ids: Sequence[str], now: float, *, leave: bool = False) -> int:
+        """_Scripts.joining, run."""
+        return int(drive(self.joining(batch_id, job_ids, now, leave=leave), self._execute))
 
     def purge(self, queue: str, registry: str, ids: list[str], cutoff: float, *, dry_run: bool) -> int:
         """Delete the jobs among `ids` of a registry ('finished', 'failed', 'canceled') that
@@ -777,14 +824,15 @@ class Transitions(_Scripts):
         return int(self._run("purge", [registry, cutoff, "1" if dry_run else "0", *ids], names))
 
 
-def _entry_target(raw: bytes) -> str | None:
-    """The queue an outbox entry is for: the parent's for a 'link', the job's for a 'settle'; None
-    for what is no entry."""
+def _entry_target(raw: bytes) -> tuple[str, str] | None:
+    """The slot an outbox entry is for: ('batch', the batch) for a batch's entry, else ('queue', the
+    parent's queue for a 'link', the job's for a 'settle'); None for what is no entry."""
     try:
         entry = json.loads(raw)
     except ValueError:
         return None
     if not isinstance(entry, dict):
         return None
-    target = entry.get("parent_queue" if entry.get("kind") == "link" else "queue")
-    return target if isinstance(target, str) and target else None
+    kind = "batch" if entry.get("kind") == "batch" else "queue"
+    target = entry.get({"link": "parent_queue", "batch": "batch"}.get(str(entry.get("kind")), "queue"))
+    return (kind, target) if isinstance(target, str) and target else None

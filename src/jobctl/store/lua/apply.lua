@@ -1,7 +1,8 @@
 --[[ Apply one outbox entry on the slot it is for (a Redis Cluster's; the promoter, transitions.py's
-  deliver): a job of another queue starts waiting on a parent here ('link'), or a parent of
-  another queue ended and a job here hears of it ('settle'; apply_entry in lib.lua). Applied
-  again, an entry changes nothing.
+  deliver): a job of another queue starts waiting on a parent here ('link'), a parent of
+  another queue ended and a job here hears of it ('settle'), or came back from the dead and a
+  job here its death canceled comes back ('revive'; apply_entry in lib.lua). Applied again, an
+  entry changes nothing.
   Input:
     KEYS[1] 'rq:job:' prefix: the hashes and dependency sets of the jobs named, their dependents'
     KEYS[2] the queue's list, KEYS[3] its scheduled set, KEYS[4] its deferred set, KEYS[5] its

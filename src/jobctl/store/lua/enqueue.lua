@@ -65,7 +65,8 @@ if max_size > 0 then
   if queued >= max_size then return {Refusal.FULL, '', tostring(queued)} end
 end
 
-local batch = ARGV[14]
+-- on a cluster the producer joined the batch on the batch's own slot (join_batch.lua) beforehand
+local batch = CLUSTER and '' or ARGV[14]
 if batch ~= '' then
   local state = batch_state(k, batch)
   if not state[1] then return {Refusal.UNKNOWN_BATCH, batch, ''} end

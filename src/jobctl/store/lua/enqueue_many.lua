@@ -47,7 +47,7 @@ local batch
 for i = 1, n, 2 do
   if record[i] == 'jobctl_batch' then batch = record[i + 1] end
 end
-if batch then
+if batch and not CLUSTER then  -- on a cluster the producer joined it on its own slot (join_batch.lua)
   local state = batch_state(k, batch)
   if not state[1] then return {Refusal.UNKNOWN_BATCH, batch} end
   if state[2] == '1' then return {Refusal.BATCH_COMPLETE, batch} end

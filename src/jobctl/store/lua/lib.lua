@@ -226,8 +226,16 @@ end
 -- the counts they are called with; api/batches.enqueue_due stores each under a claim of its own
 -- (once per batch, callback and generation), whichever process does it and however often.
 -- on_complete is due at every completion, on_success at the first one with nothing failed.
+-- On a Redis Cluster the batch is in a slot of its own (keys.Layout.batch): a script there is
+-- given its hash whole in k.batch, and its due set in k.batches_due (apply_batch.lua,
+-- join_batch.lua, seal_batch.lua); a job's outcome reaches it through the job's queue's outbox.
+local function batch_key(k, batch)
+  if CLUSTER then return k.batch end
+  return k.batch .. batch
+end
+
 local function batch_check(k, batch, now)
-  local key = k.batch .. batch
+  local key = batch_key(k, batch)
   local b = redis.call('HMGET', key, 'sealed', 'pending', 'complete', 'total', 'succeeded', 'failed', 'on_complete',
     'on_success', 'success_due')
   if b[1] ~= '1' or (whole(b[2]) or 0) > 0 or b[3] == '1' then return end
@@ -245,35 +253,79 @@ local function batch_check(k, batch, now)
 end
 
 -- New jobs join a batch: one that exists (its total set) and is not complete (a job of the batch
--- that is still running keeps it open, and may add more); the enqueue scripts check both first.
-local function batch_state(k, batch) return redis.call('HMGET', k.batch .. batch, 'total', 'complete') end
+-- that is still running keeps it open, and may add more); the enqueue scripts check both first
+-- (on a cluster, join_batch.lua on the batch's slot before the job is stored, where a join
+-- made again, an id already a job of the batch, counts once). Returns how many joined.
+local function batch_state(k, batch) return redis.call('HMGET', batch_key(k, batch), 'total', 'complete') end
 local function batch_joined(k, batch, ids)
-  incr(k.batch .. batch, 'total', #ids)
-  incr(k.batch .. batch, 'pending', #ids)
-  redis.call('SADD', k.batch .. batch .. ':jobs', unpack(ids))
+  local joined = redis.call('SADD', batch_key(k, batch) .. ':jobs', unpack(ids))
+  if not CLUSTER then joined = #ids end
+  incr(batch_key(k, batch), 'total', joined)
+  incr(batch_key(k, batch), 'pending', joined)
+  return joined
+end
+
+-- A job of a batch ended for good, counted on the batch's slot: 'succeeded' or 'failed' (dead or
+-- canceled).
+local function batch_counted(k, batch, id, outcome, now)
+  local key = batch_key(k, batch)
+  incr(key, 'pending', -1)
+  incr(key, outcome, 1)
+  if outcome == 'failed' then redis.pcall('SADD', key .. ':failed', id) end
+  batch_check(k, batch, now)
+end
+
+-- A dead or canceled job of a batch is back (requeue-dead), on the batch's slot: the batch is
+-- open again. Returns whether it was counted failed (else nothing changes).
+local function batch_uncounted(k, batch, id)
+  local key = batch_key(k, batch)
+  local removed = redis.pcall('SREM', key .. ':failed', id)
+  if removed ~= 1 or redis.call('TYPE', key).ok ~= 'hash' then return false end
+  incr(key, 'failed', -1)
+  incr(key, 'pending', 1)
+  redis.call('HSET', key, 'complete', 0)
+  return true
+end
+
+-- On a cluster, what befell a job of a batch goes to the batch's slot through the job's queue's
+-- outbox (see post), in the same atomic step: apply_batch.lua counts it there (batch_apply).
+local function post_batch(k, op, id, batch)
+  redis.call('RPUSH', k.outbox, cjson.encode({kind = 'batch', op = op, job = id, batch = batch}))
 end
 
 -- A job of a batch ended for good: 'succeeded' or 'failed' (dead or canceled).
 local function batch_ended(k, id, outcome, now)
   local batch = hget(k, id, 'jobctl_batch')
+  if not batch then return end
+  if CLUSTER then return post_batch(k, outcome, id, batch) end
   -- another tool's key under the batch's name (not a hash) is no batch; its counts and failed set
   -- are written so that a spoiled one never stops the outcome script halfway (incr, pcall)
-  if not batch or redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return end
-  incr(k.batch .. batch, 'pending', -1)
-  incr(k.batch .. batch, outcome, 1)
-  if outcome == 'failed' then redis.pcall('SADD', k.batch .. batch .. ':failed', id) end
-  batch_check(k, batch, now)
+  if redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return end
+  batch_counted(k, batch, id, outcome, now)
 end
 
 -- A dead or canceled job of a batch is back (requeue-dead): the batch is open again.
 local function batch_reopened(k, id)
   local batch = hget(k, id, 'jobctl_batch')
   if not batch then return end
-  local removed = redis.pcall('SREM', k.batch .. batch .. ':failed', id)
-  if removed ~= 1 or redis.call('TYPE', k.batch .. batch).ok ~= 'hash' then return end
-  incr(k.batch .. batch, 'failed', -1)
-  incr(k.batch .. batch, 'pending', 1)
-  redis.call('HSET', k.batch .. batch, 'complete', 0)
+  if CLUSTER then return post_batch(k, 'reopened', id, batch) end
+  batch_uncounted(k, batch, id)
+end
+
+-- A batch entry (post_batch) applied on the batch's slot (apply_batch.lua). Applied again it
+-- changes nothing: an outcome counts only when the job is in neither of its outcome sets (the
+-- :succeeded set is a cluster's only), a re-opening only when the job is in the failed set.
+-- Returns 1 when it changed something, else 0.
+local function batch_apply(k, entry, now)
+  local key, id, batch = k.batch, entry.job, entry.batch
+  if redis.call('TYPE', key).ok ~= 'hash' or redis.call('SISMEMBER', key .. ':jobs', id) == 0 then return 0 end
+  if entry.op == 'reopened' then return batch_uncounted(k, batch, id) and 1 or 0 end
+  if entry.op ~= 'succeeded' and entry.op ~= 'failed' then return 0 end
+  if redis.call('SISMEMBER', key .. ':failed', id) == 1 then return 0 end
+  if entry.op == 'succeeded' and redis.call('SADD', key .. ':succeeded', id) == 0 then return 0 end
+  if entry.op == 'failed' and redis.call('SISMEMBER', key .. ':succeeded', id) == 1 then return 0 end
+  batch_counted(k, batch, id, entry.op, now)
+  return 1
 end
 
 local function cancel(k, id, reason, now, now_iso)
@@ -309,10 +361,11 @@ local function post(k, kind, child, child_queue, parent, parent_queue, status)
     parent_queue = parent_queue, status = status}))
 end
 
--- A parent ended: its dependents on other queues hear of it through the outbox, once.
-local function tell_remote_dependents(k, parent)
-  local key = remote_dependents_key(k, parent)
-  local members = redis.call('SMEMBERS', key)
+-- A parent ended: each of its dependents on other queues hears of it through the outbox. The set
+-- stays (until the parent's record goes): requeue-dead of a dead parent brings back those its
+-- death canceled (revive_dependents), and a settle heard twice changes nothing.
+local function tell_remote_dependents(k, parent, kind)
+  local members = redis.call('SMEMBERS', remote_dependents_key(k, parent))
   if #members == 0 then return end
   local status, queue = hget(k, parent, 'status'), hget(k, parent, 'origin')
   for _, member in ipairs(members) do
@@ -320,10 +373,9 @@ local function tell_remote_dependents(k, parent)
     -- it moved the job (tests/test_cluster_flows.py)
     local ok, child = pcall(cjson.decode, member)
     if ok and type(child) == 'table' and type(child[1]) == 'string' and type(child[2]) == 'string' then
-      post(k, 'settle', child[1], child[2], parent, queue, status)
+      post(k, kind, child[1], child[2], parent, queue, status)
     end
   end
-  redis.call('DEL', key)
 end
 
 -- After a parent ended: queue the deferred children it was the last to wait for, and cancel
@@ -332,7 +384,7 @@ local function settle_dependents(k, parent_id, now, now_iso)
   local pending = {parent_id}
   while #pending > 0 do
     local parent = table.remove(pending)
-    if CLUSTER then tell_remote_dependents(k, parent) end
+    if CLUSTER then tell_remote_dependents(k, parent, 'settle') end
     for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
       if hget(k, child, 'status') == 'deferred' then
         local verdict, culprit = parents_verdict(k, child)
@@ -382,11 +434,65 @@ local function adopt_deferred(k, queue, now, now_iso)
   end
 end
 
+-- A unique job coming back (requeue-dead) takes its claim again: false, with nothing written,
+-- while another active job holds it (two active copies is what unique refuses).
+local function reclaim(k, id)
+  -- only a key of jobctl's claims: a hand-edited field must not make this overwrite another key
+  local claim = named_key(hget(k, id, 'jobctl_unique'), k.unique)
+  if not claim then return true end
+  local holder = redis.pcall('GET', claim)  -- a claim key of another type: no holder
+  if type(holder) ~= 'string' then holder = nil end
+  if holder and holder ~= id and ACTIVE[hget(k, holder, 'status') or ''] then return false end
+  redis.call('SET', claim, id)
+  return true
+end
+
+-- A dependent comes back deferred only if `parent`'s death (or its own parent's, down the
+-- cascade) canceled it; if another parent still dooms it, it stays canceled, naming that parent.
+-- Returns whether it came back.
+local function revived(k, child, parent)
+  local child_queue = hget(k, child, 'origin')
+  if hget(k, child, 'status') ~= 'canceled' or hget(k, child, 'jobctl_canceled_by') ~= parent or not child_queue then
+    return false
+  end
+  local verdict, culprit = parents_verdict(k, child)
+  if verdict == 'doomed' then
+    redis.call('HSET', job_key(k, child), 'jobctl_canceled_by', culprit, 'jobctl_reason', doomed_by(k, culprit))
+    return false
+  end
+  if not reclaim(k, child) then return false end
+  redis.call('ZREM', queue_key(k, 'canceled', child_queue), child)
+  redis.call('PERSIST', job_key(k, child))
+  redis.call('HSET', job_key(k, child), 'status', 'deferred', 'ended_at', '')
+  redis.call('HDEL', job_key(k, child), 'jobctl_reason', 'jobctl_canceled_by')
+  redis.call('ZADD', queue_key(k, 'deferred', child_queue), '+inf', child)
+  batch_reopened(k, child)
+  return true
+end
+
+-- A dead job came back (requeue-dead, or a 'revive' entry for `id` applied here): the dependents
+-- its death canceled come back with it, down the cascade; on a cluster those of other queues hear
+-- of it through the outbox (a 'revive' entry, see apply_entry).
+local function revive_dependents(k, id)
+  local pending = {id}
+  while #pending > 0 do
+    local parent = table.remove(pending)
+    if CLUSTER then tell_remote_dependents(k, parent, 'revive') end
+    for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
+      if revived(k, child, parent) then table.insert(pending, child) end
+    end
+  end
+end
+
 -- An outbox entry (see post) applied on the slot it is for (apply.lua); applied again, it changes
 -- nothing. Returns 1 when it changed something, else 0.
 --   link: a job of another queue (entry.job, entry.queue) waits on entry.parent, of this slot:
 --     it joins the parent's remote dependents, or hears at once of a parent that ended already
 --     (an entry back; a parent whose record expired finished long ago, as in parents_verdict).
+--   revive: entry.parent, of another queue, came back from the dead (requeue-dead): the job,
+--     if that death canceled it, waits on it again among its remote parents, and comes back
+--     deferred with the dependents its cancellation canceled (revive_dependents); applied again,
+--     the job is no longer canceled and nothing changes.
 --   settle: entry.parent, of another queue, ended with entry.status: the job leaves its remote
 --     parents, and only when it was still there (the entry's news) is it queued, if no parent is
 --     left to wait for, or canceled with its own dependents, if that parent's failure dooms it.
@@ -399,6 +505,13 @@ local function apply_entry(k, entry, now, now_iso)
       return redis.call('SADD', remote_dependents_key(k, parent), cjson.encode({id, entry.queue}))
     end
     post(k, 'settle', id, entry.queue, parent, entry.parent_queue, status or 'finished')
+    return 1
+  end
+  if entry.kind == 'revive' then
+    if hget(k, id, 'status') ~= 'canceled' or hget(k, id, 'jobctl_canceled_by') ~= parent then return 0 end
+    redis.call('SADD', remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue}))
+    if not revived(k, id, parent) then return 1 end
+    revive_dependents(k, id)
     return 1
   end
   if redis.call('SREM', remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue})) == 0 then return 0 end

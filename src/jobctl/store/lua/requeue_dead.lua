@@ -11,6 +11,8 @@
     KEYS[6] 'rq:queues' set of known queues
     KEYS[7] 'jobctl:unique:' prefix: uniqueness claims
     KEYS[8] 'jobctl:batch:' prefix: batches' hashes and failed sets
+    KEYS[9] 'jobctl:outbox' list of entries for other slots (a cluster's: a job of a batch is back,
+      and dependents on other queues that a death canceled come back: lib.lua, revive_dependents)
     ARGV[1] now_iso
     ARGV[2] 'jobctl:wake:' prefix of queues' wake channels
     ARGV[3...] job ids
@@ -20,23 +22,13 @@
 --- @include "lib"
 local now_iso = ARGV[1]
 local k = {job = KEYS[1], queue = KEYS[2], failed = KEYS[3], canceled = KEYS[4], deferred = KEYS[5],
-  queues = KEYS[6], unique = KEYS[7], batch = KEYS[8], wake = ARGV[2]}
--- false, with nothing written, while another active job holds the job's uniqueness claim
-local function reclaim(id)
-  -- only a key of jobctl's claims: a hand-edited field must not make this overwrite another key
-  local claim = named_key(hget(k, id, 'jobctl_unique'), k.unique)
-  if not claim then return true end
-  local holder = redis.pcall('GET', claim)  -- a claim key of another type: no holder
-  if type(holder) ~= 'string' then holder = nil end
-  if holder and holder ~= id and ACTIVE[hget(k, holder, 'status') or ''] then return false end
-  redis.call('SET', claim, id)
-  return true
-end
+  queues = KEYS[6], unique = KEYS[7], batch = KEYS[8], outbox = KEYS[9],
+  wake = ARGV[2]}
 local requeued = {}
 for index = 3, #ARGV do
   local id = ARGV[index]
   local queue = hget(k, id, 'origin')
-  if hget(k, id, 'status') == 'failed' and queue and reclaim(id) then
+  if hget(k, id, 'status') == 'failed' and queue and reclaim(k, id) then
     local key = job_key(k, id)
     redis.call('ZREM', queue_key(k, 'failed', queue), id)
     redis.call('PERSIST', key)
@@ -48,30 +40,7 @@ for index = 3, #ARGV do
     push_queued(k, id, queue, now_iso, false)
     batch_reopened(k, id)
 
-    -- a dependent comes back only if this death (or its own parent's, down the cascade) canceled
-    -- it; if another parent still dooms it, it stays canceled, naming that parent
-    local pending = {id}
-    while #pending > 0 do
-      local parent = table.remove(pending)
-      for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
-        local child_queue = hget(k, child, 'origin')
-        local verdict, culprit = nil, nil
-        if hget(k, child, 'status') == 'canceled' and hget(k, child, 'jobctl_canceled_by') == parent and child_queue then
-          verdict, culprit = parents_verdict(k, child)
-        end
-        if verdict == 'doomed' then
-          redis.call('HSET', job_key(k, child), 'jobctl_canceled_by', culprit, 'jobctl_reason', doomed_by(k, culprit))
-        elseif verdict and reclaim(child) then
-          redis.call('ZREM', queue_key(k, 'canceled', child_queue), child)
-          redis.call('PERSIST', job_key(k, child))
-          redis.call('HSET', job_key(k, child), 'status', 'deferred', 'ended_at', '')
-          redis.call('HDEL', job_key(k, child), 'jobctl_reason', 'jobctl_canceled_by')
-          redis.call('ZADD', queue_key(k, 'deferred', child_queue), '+inf', child)
-          batch_reopened(k, child)
-          table.insert(pending, child)
-        end
-      end
-    end
+    revive_dependents(k, id)
     table.insert(requeued, id)
   end
 end
