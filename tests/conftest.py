@@ -182,7 +182,7 @@ def db(redis_url) -> redis.Redis:
     if ON_CLUSTER:
         from redis.cluster import RedisCluster
 
-        client: redis.Redis = RedisCluster.from_url(redis_url)  # type: ignore[assignment]
+        client = RedisCluster.from_url(redis_url)
         yield client
         client.close()
         return
