@@ -23,6 +23,7 @@ from cluster import OLD_REDIS, REDIS_CLI, REDIS_CLI_MISSING, Cluster, major_vers
 from jobctl import testing
 from jobctl.api import records
 from jobctl.api.client import Client
+from jobctl.store import keys
 from jobctl.store.connection import mask_url, unavailable_reason
 from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
 from jobctl.testing import free_port as free_port
@@ -175,18 +176,22 @@ def redis_url(request, session_redis) -> str:
         client.flushdb()
 
 
-@pytest.fixture
-def db(redis_url) -> redis.Redis:
-    """A client of the tests' Redis: redis-py's cluster client with JOBCTL_TEST_REDIS=cluster, as
-    jobctl makes one (keys.layout_of tells a test which key names it holds)."""
+def client_of(url: str) -> redis.Redis:
+    """A client of the tests' Redis at `url`: redis-py's cluster client with
+    JOBCTL_TEST_REDIS=cluster, as jobctl makes one (keys.layout_of tells a test which key names
+    it holds)."""
     if ON_CLUSTER:
         from redis.cluster import RedisCluster
 
-        client = RedisCluster.from_url(redis_url)
-        yield client
-        client.close()
-        return
-    yield redis.Redis.from_url(redis_url)
+        return RedisCluster.from_url(url)
+    return redis.Redis.from_url(url)
+
+
+@pytest.fixture
+def db(redis_url) -> redis.Redis:
+    client = client_of(redis_url)
+    yield client
+    client.close()
 
 
 class Project:
@@ -341,6 +346,18 @@ def state(db: redis.Redis, job_id: str) -> str:
     """The job's state as `jobctl show` reports it, read in this process: what a test polls
     while it waits (a `show` subprocess per look kept a core busy for the whole wait)."""
     return records.job(db, job_id).state
+
+
+def script_calls(db: redis.Redis) -> int:
+    """The scripts Redis has run so far (FCALL, EVALSHA, EVAL: a worker's round trips), on a
+    cluster every master's added up (its client asks one node unless told)."""
+    if keys.layout_of(db).cluster:
+        every = [db.info("commandstats", target_nodes=node) for node in db.get_primaries()]
+    else:
+        every = [db.info("commandstats")]
+    return sum(
+        stats.get(f"cmdstat_{name}", {}).get("calls", 0) for stats in every for name in ("fcall", "evalsha", "eval")
+    )
 
 
 def child_pids(pid: int) -> list[int]:

@@ -6,7 +6,7 @@ import logging
 
 import redis
 from app_jobs import app_add
-from conftest import QUEUE_YML
+from conftest import QUEUE_YML, script_calls
 
 from jobctl import Middleware, testing
 from jobctl.api.client import Client
@@ -14,7 +14,6 @@ from jobctl.config.queues import QueueConfig
 from jobctl.middleware import base
 from jobctl.middleware.base import Attempt, Chain, JobInfo, Verdict
 from jobctl.middleware.retries import Retries
-from jobctl.store import keys
 
 MIDDLEWARE = '''\
 import json
@@ -175,21 +174,6 @@ class Noting(Middleware):
 
 class InstantNoting(Noting):
     instant = True
-
-
-def script_calls(db) -> int:
-    """The scripts Redis ran (a worker's round trips: an outcome, a fetch, a go-on, a flush...)."""
-    # a cluster's client asks one node unless told: every master's, added up
-    nodes = (
-        [db.info("commandstats", target_nodes=node) for node in db.get_primaries()]
-        if keys.layout_of(db).cluster
-        else [db.info("commandstats")]
-    )
-    return sum(
-        stats.get(f"cmdstat_{command}", {}).get("calls", 0)
-        for stats in nodes
-        for command in ("fcall", "evalsha", "eval")
-    )
 
 
 def scripts_for_jobs(redis_url, tmp_path, db, monkeypatch, middlewares: list) -> int:
