@@ -37,9 +37,6 @@ from jobctl.web.app import create_app
 from jobctl.web.auth import Auth
 from jobctl.web.board import Dashboard
 
-# docs/cluster.md: batches are refused on a cluster (one clear error) until they run there
-pytestmark = pytest.mark.plain_only("batches are refused on a Redis Cluster (docs/cluster.md)")
-
 
 @pytest.fixture
 def client(redis_url, tmp_path):
