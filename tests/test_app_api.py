@@ -61,14 +61,14 @@ def test_enqueue_result_and_status(client, worker, db):
 
 def test_options_never_collide_with_the_jobs_own_arguments(client, worker, db):
     handle = app_echo.options(queue="analytics").enqueue("x", queue="kwarg")
-    assert db.lrange(keys.queue("analytics"), 0, -1) == [handle.id.encode()]
+    assert db.lrange(keys.layout_of(db).queue("analytics"), 0, -1) == [handle.id.encode()]
     worker.drain()
     assert handle.result() == ["x", "kwarg"]
 
 
 def test_per_call_options_are_stored_with_the_job(client, db):
     handle = app_add.options(job_id="my-id", timeout="2m", max_retries=0, result_ttl=60).enqueue(1)
-    fields = db.hgetall(keys.job("my-id"))
+    fields = db.hgetall(keys.layout_of(db).job("my-id", "default"))
     assert handle.id == "my-id"
     assert (fields[b"jobctl_timeout"], fields[b"jobctl_max_retries"], fields[b"result_ttl"]) == (b"120.0", b"0", b"60")
     with pytest.raises(jobctl.DuplicateJob):
@@ -108,7 +108,7 @@ def test_enqueue_many_in_batches_returns_handles_in_order(client, worker, db):
     calls = [(n,) if n % 2 else jobctl.call(n, b=1) for n in range(2500)]
     handles = app_add.enqueue_many(calls)
     assert len(handles) == 2500
-    assert db.lrange(keys.queue("default"), 0, -1) == [h.id.encode() for h in handles]
+    assert db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [h.id.encode() for h in handles]
     worker.drain()
     assert [h.result() for h in handles[:4]] == [1, 1, 3, 3]
 
@@ -120,17 +120,19 @@ def test_enqueue_many_keeps_the_batches_before_a_bad_call_and_writes_nothing_aft
     calls[2100] = ({1},)
     with pytest.raises(TypeError, match=r"calls\[2100\]: args\[0\] is a set"):
         app_add.enqueue_many(calls)
-    stored = db.lrange(keys.queue("default"), 0, -1)
+    stored = db.lrange(keys.layout_of(db).queue("default"), 0, -1)
     assert len(stored) == 2000
-    assert sorted(db.keys("rq:job:*")) == sorted(keys.job(job_id.decode()).encode() for job_id in stored)
+    assert sorted(db.scan_iter("rq:job:*")) == sorted(
+        keys.layout_of(db).job(job_id.decode(), "default").encode() for job_id in stored
+    )
     told: list[int] = []
     given = [([n], {}) for n in range(3500)]
     given[2100] = (["x", "y", "z"], {})
     with pytest.raises(TypeError, match="takes 2 positional arguments but 3 were given"):
         producer.enqueue_many(client.connection, client.config, "app_add", given, on_batch=told.append)
-    assert told == [1000, 1000] and db.llen(keys.queue("default")) == 4000
+    assert told == [1000, 1000] and db.llen(keys.layout_of(db).queue("default")) == 4000
     handles = app_add.enqueue_many([(n,) for n in range(1500)])  # the connection is fit for use
-    assert db.llen(keys.queue("default")) == 5500 and handles[-1].status() == "queued"
+    assert db.llen(keys.layout_of(db).queue("default")) == 5500 and handles[-1].status() == "queued"
 
 
 def test_bad_arguments_raise_before_anything_is_written(client, db):
@@ -173,8 +175,8 @@ def test_without_a_queue_yml_the_jobs_queue_and_the_defaults_are_used(redis_url,
     monkeypatch.delenv("JOBCTL_CONFIG", raising=False)
     client = Client(redis_url)
     handle = client.enqueue(app_add, 1)
-    assert db.hget(keys.job(handle.id), "origin") == b"default"
-    assert db.hget(keys.job(handle.id), "jobctl_max_retries") == b"3"  # QueueConfig's default
+    assert db.hget(keys.layout_of(db).job(handle.id, "default"), "origin") == b"default"
+    assert db.hget(keys.layout_of(db).job(handle.id, "default"), "jobctl_max_retries") == b"3"  # QueueConfig's default
     assert client.enqueue(app_add.options(queue="anywhere"), 1).status() == "queued"
     with pytest.raises(jobctl.ConfigError, match="queue name 'a b'"):
         client.config.get("a b")
@@ -198,7 +200,7 @@ def test_result_of_a_canceled_a_deleted_and_an_unfinished_job(client, db):
     waiting = app_add.enqueue(2)
     with pytest.raises(TimeoutError):
         waiting.result(timeout=0.2)
-    db.delete(keys.job(waiting.id))
+    db.delete(keys.layout_of(db).job(waiting.id, "default"))
     with pytest.raises(jobctl.JobNotFound):
         waiting.result()
     with pytest.raises(jobctl.JobNotFound):
@@ -207,16 +209,18 @@ def test_result_of_a_canceled_a_deleted_and_an_unfinished_job(client, db):
 
 def test_result_is_woken_by_the_outcome_not_by_polling(client, worker, db):
     handle = app_add.enqueue(20, 22)
-    results = []
+    results_key, results = keys.layout_of(db).results(handle.id, "default"), []
     waiter = threading.Thread(target=lambda: results.append(handle.result(timeout=30)))
     waiter.start()
-    wait_for(lambda: any(c.get("cmd") == "xread" for c in db.client_list()), message="result() to block")
-    db.config_resetstat()
+    # the Redis that holds the job's results stream (on a cluster, the master of its queue's slot)
+    node = {"target_nodes": db.get_node_from_key(results_key)} if keys.layout_of(db).cluster else {}
+    wait_for(lambda: any(c.get("cmd") == "xread" for c in db.client_list(**node)), message="result() to block")
+    db.config_resetstat(**node)
     worker.drain()
     waiter.join()
     assert results == [42]
     # one blocking read, ended by the outcome script's entry: no loop of reads
-    assert db.info("commandstats").get("cmdstat_xread", {"calls": 0})["calls"] <= 1
+    assert db.info("commandstats", **node).get("cmdstat_xread", {"calls": 0})["calls"] <= 1
 
 
 def test_progress(client, worker):
@@ -226,6 +230,7 @@ def test_progress(client, worker):
     assert handle.progress() == (40, "almost")
 
 
+@pytest.mark.plain_only("RQ's API does not run on a Redis Cluster (docs/cluster.md)")
 def test_get_works_for_jobs_the_cli_and_rq_enqueued(client, worker, db):
     from rq import Queue
     from rq.serializers import JSONSerializer
@@ -290,7 +295,7 @@ def test_a_forked_child_never_uses_its_parents_connections(client, db):
     child_id, job_id = json.loads(os.read(read, 1000))
     assert child_id != parent_id
     assert client.connection.client_id() == parent_id  # the parent's socket is intact
-    assert db.exists(keys.job(job_id))
+    assert db.exists(keys.layout_of(db).job(job_id, "default"))
 
 
 def test_inline_runs_the_job_after_the_same_checks(monkeypatch, tmp_path):
@@ -322,7 +327,7 @@ def test_a_child_job_runs_on_the_workers_redis_under_jobctl_work(project, redis_
     producer.enqueue(db, load_queues(project.path / "queue.yml"), "app_parent", [5])
     project.start("--redis-url", redis_url, "work", env=env)
     finished = wait_for(
-        lambda: [k for k in db.keys("rq:job:*") if db.hget(k, "status") == b"finished"][2:] or None,
+        lambda: [k for k in db.scan_iter("rq:job:*") if db.hget(k, "status") == b"finished"][2:] or None,
         message="the parent and its two children to finish",
     )
     assert finished and not (project.path / ".jobctl").exists()  # no embedded Redis was started
@@ -361,7 +366,7 @@ def test_connect_reads_redis_url_and_jobctl_config_as_the_cli_does(redis_url, tm
         handle = app_add.enqueue(1)
     finally:
         set_default(previous)
-    assert db.hget(keys.job(handle.id), "jobctl_max_retries") == b"7"
+    assert db.hget(keys.layout_of(db).job(handle.id, "default"), "jobctl_max_retries") == b"7"
 
 
 def test_threads_share_one_client(client, db):
@@ -374,7 +379,7 @@ def test_threads_share_one_client(client, db):
         thread.start()
     for thread in threads:
         thread.join()
-    assert db.llen(keys.queue("default")) == 400
+    assert db.llen(keys.layout_of(db).queue("default")) == 400
 
 
 def test_a_process_with_an_in_process_worker_outlives_its_lease(redis_url, tmp_path):

@@ -16,6 +16,7 @@ from jobctl.api import reads
 from jobctl.config.queues import QueueConfig, load_queues
 from jobctl.runtime.scaling import Slot
 from jobctl.runtime.supervisor import Supervisor
+from jobctl.store import keys
 from jobctl.store.connection import connect
 from jobctl.store.transitions import Transitions
 
@@ -91,7 +92,7 @@ def test_a_backlog_grows_the_workers_to_the_top_and_idleness_brings_them_back(pr
     # retired workers stopped between jobs: no crash, nothing requeued, one attempt per job
     assert "requeued" not in stderr and "killed" not in stderr, stderr
     for job_id in ids:
-        record = db.hgetall(f"rq:job:{job_id}")
+        record = db.hgetall(keys.layout_of(db).job(job_id, "default"))
         assert record[b"status"] == b"finished"
         assert record[b"jobctl_attempts"] == b"1"
         assert b"jobctl_crashes" not in record and b"jobctl_errors" not in record
@@ -139,7 +140,7 @@ def test_a_worker_stopped_between_short_jobs_gives_back_its_reservation(project,
     # the supervisor did not ask for that stop: it restarts the worker, and finds nothing left
     assert f".{stopped} (default): worker exited (status 0); requeued 0 job(s)" in stderr, stderr
     for job_id in ids:
-        record = db.hgetall(f"rq:job:{job_id}")
+        record = db.hgetall(keys.layout_of(db).job(job_id, "default"))
         assert record[b"jobctl_attempts"] == b"1"
         assert b"jobctl_crashes" not in record and b"jobctl_errors" not in record
 
@@ -192,9 +193,9 @@ def test_a_worker_killed_while_the_pool_shrinks_loses_no_job(project, db, tmp_pa
         stderr
     )
     assert any(after < before for before, after, _ in scaling_steps(stderr)), stderr
-    states = {job_id: db.hget(f"rq:job:{job_id}", "status") for job_id in ids}
+    states = {job_id: db.hget(keys.layout_of(db).job(job_id, "default"), "status") for job_id in ids}
     assert set(states.values()) == {b"finished"}, states
-    killed = [job_id for job_id in ids if db.hget(f"rq:job:{job_id}", "jobctl_crashes")]
+    killed = [job_id for job_id in ids if db.hget(keys.layout_of(db).job(job_id, "default"), "jobctl_crashes")]
     assert len(killed) == 1  # the one job the kill interrupted ran again, to its end, once
 
 

@@ -137,13 +137,16 @@ def test_the_builtin_upload_waits_out_its_stores_breaker_without_an_attempt(proj
     store behind: open, an upload is deferred to the end of the cool-down, its attempt unused."""
     shutil.copy(TESTS.parent / "src/jobctl/cli/init_templates/queue.yml", project.path / "queue.yml")
     until = time.time() + 300
-    db.hset(keys.breaker("document_store"), mapping={"state": "open", "opened_at": time.time(), "open_until": until})
+    db.hset(
+        keys.layout_of(db).breaker("document_store", "default"),
+        mapping={"state": "open", "opened_at": time.time(), "open_until": until},
+    )
     job_id = project.enqueue("upload", "example:docs/retry-policy.md")
     assert project.run("work", "--burst", "--queue", "default").returncode == 0
     assert state(db, job_id) == "scheduled" and attempts(db, job_id) == 0
-    assert db.zscore(keys.scheduled("default"), job_id) == pytest.approx(until)
-    db.hset(keys.breaker("document_store"), "open_until", time.time())  # the cool-down is over
-    db.zadd(keys.scheduled("default"), {job_id: time.time()})
+    assert db.zscore(keys.layout_of(db).scheduled("default"), job_id) == pytest.approx(until)
+    db.hset(keys.layout_of(db).breaker("document_store", "default"), "open_until", time.time())  # the cool-down is over
+    db.zadd(keys.layout_of(db).scheduled("default"), {job_id: time.time()})
     assert project.run("work", "--burst", "--queue", "default").returncode == 0
     assert state(db, job_id) == "finished" and attempts(db, job_id) == 1
     assert breaker(project, "document_store")["state"] == "closed"  # the upload was the trial: it closed the breaker

@@ -6,6 +6,7 @@ test_work.py, with worker processes."""
 import json
 import threading
 
+import pytest
 from conftest import wait_for
 from rq import Queue
 from rq.job import Dependency, Job
@@ -78,8 +79,8 @@ def test_several_parents_and_show_lists_both_directions(project, in_process, db,
     assert sorted(project.show(child)["depends_on"]) == sorted([first, second])
     assert project.show(first)["dependents"] == [child]
     working = background(in_process(concurrency=2))
-    wait_for(lambda: db.hget(f"rq:job:{second}", "status") == b"finished", message="the second parent")
-    assert db.hget(f"rq:job:{first}", "status") == b"started"
+    wait_for(lambda: states(db, second) == ["finished"], message="the second parent")
+    assert states(db, first) == ["started"]
     assert states(db, child) == ["deferred"]  # one parent is not enough
     gate.touch()
     working.join(timeout=60)
@@ -130,6 +131,7 @@ def test_unique_by_job_id(project):
     assert other_args.returncode == 1 and "report-2025-06 is already queued" in " ".join(other_args.stderr.split())
 
 
+@pytest.mark.plain_only("RQ's API does not run on a Redis Cluster (docs/cluster.md)")
 def test_dependencies_written_by_rq_are_honoured_and_jobctls_are_read_by_rq(project, in_process, db, tmp_path):
     log = tmp_path / "ran.txt"
     queue = Queue("default", connection=db, serializer=JSONSerializer)  # RQ's own API
@@ -164,6 +166,7 @@ def test_dependencies_written_by_rq_are_honoured_and_jobctls_are_read_by_rq(proj
     assert states(db, late.id, late_tolerant.id) == ["canceled", "finished"]
 
 
+@pytest.mark.plain_only("records of an earlier jobctl, which never ran on a Redis Cluster, in RQ's key names")
 def test_a_child_deferred_by_an_earlier_version_still_waits_for_its_parents(project, in_process, db):
     # an earlier jobctl kept a job's parents at rq:job:<id>:dependencies (one colon) and its
     # allow-failure flag in a field of its own

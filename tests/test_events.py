@@ -83,7 +83,7 @@ def test_a_payload_that_is_not_json_is_refused(project, db):
     bad = project.run("emit", "user.signup", "{user_id: 42}")
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "is not JSON" in bad.stderr
-    assert db.keys("rq:job:*") == []
+    assert list(db.scan_iter("rq:job:*")) == []
 
 
 def test_emit_without_a_payload_sends_an_empty_object(project, db):

@@ -51,7 +51,10 @@ def test_job_ids_cannot_name_other_keys_and_are_printed_as_given(project, db):
     assert error_of(project.run("enqueue", "add", "1", "--depends-on", "p:dependents")) == (
         "jobctl: error: --depends-on: no job with id 'p:dependents'"
     )
-    assert db.keys("rq:job:p:*") == [] and project.show(parent)["state"] == "queued"
+    assert (
+        list(db.scan_iter(f"{keys.layout_of(db).job('p', 'default')}:*")) == []
+        and project.show(parent)["state"] == "queued"
+    )
     marked = project.enqueue("echo_kwargs", "[bold]x[/bold]", "--job-id", "a.b_c-[d]".replace("[d]", "d"))
     shown = project.run("show", marked)
     assert '"[bold]x[/bold]"' in shown.stdout and "a.b_c-d" in shown.stdout
@@ -60,9 +63,10 @@ def test_job_ids_cannot_name_other_keys_and_are_printed_as_given(project, db):
 def test_recurring_ids_still_pass(project, db):
     project.write("recurring.yml", "often:\n  job: add\n  args: [1]\n  schedule: every 1 seconds\n")
     project.start("scheduler")
-    wait_for(lambda: db.keys("rq:job:cron-often-*"), message="a recurring run")
-    ident = min(k.decode() for k in db.keys("rq:job:cron-often-*") if k.decode().count(":") == 2)
-    job_id = ident.removeprefix(keys.job(""))
+    prefix = keys.layout_of(db).job("", "default")
+    wait_for(lambda: list(db.scan_iter(f"{prefix}cron-often-*")), message="a recurring run")
+    job_id = min(k.decode().removeprefix(prefix) for k in db.scan_iter(f"{prefix}cron-often-*"))
+    job_id = job_id.split(":", 1)[0]  # a run's own key, not one of its sub-keys
     assert project.show(job_id)["id"] == job_id
     # the scheduler's own: an operator taking a future run's id would make the scheduler skip it
     future = f"cron-often-{int(job_id.rsplit('-', 1)[1]) + 3600}"

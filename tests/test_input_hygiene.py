@@ -138,10 +138,10 @@ def test_sigterm_during_enqueue_from_says_how_many_were_stored_and_how_to_resume
     total = 300_000
     lines = project.write("calls.jsonl", "".join(f'{{"args": [{n}]}}\n' for n in range(total)))
     loading = project.start("enqueue", "add", "--from", lines.name)
-    wait_for(lambda: db.llen(keys.queue("default")) > 0, timeout=60, message="the first batch")
+    wait_for(lambda: db.llen(keys.layout_of(db).queue("default")) > 0, timeout=60, message="the first batch")
     loading.send_signal(signal.SIGTERM)
     assert loading.wait(timeout=30) == 128 + signal.SIGTERM
-    stored = db.llen(keys.queue("default"))
+    stored = db.llen(keys.layout_of(db).queue("default"))
     assert 0 < stored < total
     assert loading.stderr.read().strip() == (
         f"jobctl: SIGTERM: stored {stored} of {total} jobs from {lines.name}; "
@@ -149,7 +149,7 @@ def test_sigterm_during_enqueue_from_says_how_many_were_stored_and_how_to_resume
     )
     resumed = project.run("enqueue", "add", "--from", lines.name, "--skip", str(stored), timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert db.llen(keys.queue("default")) == total
+    assert db.llen(keys.layout_of(db).queue("default")) == total
 
 
 # --- one CLI grammar --------------------------------------------------------------------------------
@@ -247,17 +247,17 @@ def test_deeply_nested_arguments_are_refused_naming_the_argument(project, db):
     assert "nested deeper than 100" in error_of(project.run("emit", "user.signup", deep))
     just_under = "[" * 100 + "]" * 100  # the limit itself is accepted
     assert project.run("enqueue", "echo_kwargs", just_under).returncode == 0
-    assert db.llen(keys.queue("default")) == 1
+    assert db.llen(keys.layout_of(db).queue("default")) == 1
 
 
-def test_producers_refuse_deep_and_non_finite_arguments(project, redis_url):
+def test_producers_refuse_deep_and_non_finite_arguments(project, db):
     from jobctl.api.producer import enqueue, enqueue_many
     from jobctl.config.queues import load_queues
     from jobctl.errors import UsageError
     from jobctl.jobs import catalogue
 
     catalogue.load("sample_jobs")
-    connection, config = redis.Redis.from_url(redis_url), load_queues(project.path / "queue.yml")
+    connection, config = db, load_queues(project.path / "queue.yml")
     deep: list = []
     for _ in range(150):  # under Python's recursion limit: json.dumps alone would take it
         deep = [deep]
@@ -272,7 +272,7 @@ def test_producers_refuse_deep_and_non_finite_arguments(project, redis_url):
         with pytest.raises(UsageError) as refused:
             enqueue_many(connection, config, "echo_kwargs", [(args, kwargs)])
         assert str(refused.value).startswith(problem)
-    assert not connection.keys("rq:job:*")
+    assert not list(connection.scan_iter("rq:job:*"))
 
 
 def test_nan_infinity_and_huge_numbers_stay_strings(project):
@@ -298,7 +298,7 @@ def test_unique_claims_the_call_however_it_is_spelled(project, db):
         ), spelling
     for other in (["6"], ["5", "1"], ["true"]):  # true is not 1: JSON types differ
         assert project.run("enqueue", "add", *other, "--unique").returncode == 0, other
-    assert db.llen(keys.queue("default")) == 4
+    assert db.llen(keys.layout_of(db).queue("default")) == 4
 
 
 def test_a_declared_jobs_defaults_are_read_from_its_source_for_the_claim():

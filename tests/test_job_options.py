@@ -14,6 +14,7 @@ import jobctl
 from jobctl.api import records
 from jobctl.api.producer import enqueue
 from jobctl.config.queues import load_queues
+from jobctl.store import keys
 from jobctl.store.transitions import Transitions
 
 
@@ -142,7 +143,7 @@ def test_enqueue_refuses_arguments_that_do_not_fit(project, db, arguments, probl
     result = project.run("enqueue", "add", *arguments)
     assert result.returncode == 2
     assert result.stderr.strip() == f"jobctl: error: job 'add': {problem}; signature: add(a: int, b: int = 0) -> int"
-    assert db.llen("rq:queue:default") == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
 
 
 def test_builtin_jobs_are_checked_too(project):
@@ -161,7 +162,7 @@ def test_enqueue_from_names_the_line_and_stores_nothing(project, db, tmp_path):
     result = project.run("enqueue", "add", "--from", str(source))
     assert result.returncode == 2
     assert f"--from {source}: line 2: job 'add': got an unexpected keyword argument 'x'" in result.stderr
-    assert db.llen("rq:queue:default") == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
 
 
 def test_the_python_api_raises_type_error(project, db):
@@ -171,7 +172,7 @@ def test_the_python_api_raises_type_error(project, db):
 
     with pytest.raises(TypeError, match="job 'api_checked': missing a required argument: 'a'"):
         enqueue(db, load_queues(project.path / "queue.yml"), "api_checked", [], {})
-    assert db.llen("rq:queue:default") == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
 
 
 EMIT_HANDLERS = """\
@@ -192,7 +193,7 @@ def test_emit_refuses_before_enqueueing_any_handler(project, db):
     result = project.run("emit", "order.paid", '{"id": 1}', env={"JOBCTL_JOBS": "order_handlers"})
     assert result.returncode == 2
     assert "job 'order.paid:ledger': missing a required argument: 'account'" in result.stderr
-    assert db.llen("rq:queue:default") == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
 
 
 def test_scheduler_list_refuses_an_entry_whose_args_do_not_fit(project):
@@ -262,7 +263,10 @@ def test_a_cron_job_is_a_recurring_entry_run_once_per_due_time(project, db):
     project.start("work", env=env)
     ticks = project.path / "ticks.log"
     wait_for(lambda: len(lines(ticks)) >= 3, message="three ticks")
-    runs = [key.decode() for key in db.keys("rq:job:cron-tick-*") if key.count(b":") == 2]
+    prefix = keys.layout_of(db).job("", "default")
+    runs = [
+        key for key in map(bytes.decode, db.scan_iter(f"{prefix}cron-tick-*")) if ":" not in key.removeprefix(prefix)
+    ]
     dues = [int(run.rsplit("-", 1)[1]) for run in runs]
     assert len(dues) == len(set(dues))
 

@@ -40,7 +40,7 @@ def installed(monkeypatch):
 
 
 def stored(db, job_id: str, attempt: int = 1) -> str:
-    return (db.get(keys.job_output(job_id, attempt)) or b"").decode()
+    return (db.get(keys.layout_of(db).job_output(job_id, attempt, "default")) or b"").decode()
 
 
 def test_threads_of_several_jobs_never_mix_lines(installed, db):
@@ -49,7 +49,7 @@ def test_threads_of_several_jobs_never_mix_lines(installed, db):
     start = threading.Barrier(len(jobs))
 
     def run(job_id: str) -> None:
-        with joboutput.capture(db, job_id, 1, ttl=900):
+        with joboutput.capture(db, job_id, 1, ttl=900, queue="default"):
             start.wait()
             for line in range(300):
                 print(f"{job_id} line {line}")
@@ -69,7 +69,7 @@ def test_threads_of_several_jobs_never_mix_lines(installed, db):
         assert all(job_id in line for line in lines), [line for line in lines if job_id not in line][:3]
         assert [line for line in lines if " line " in line] == [f"{job_id} line {n}" for n in range(300)]
         assert f"INFO myapp: {job_id} logged 250" in lines and f"{job_id} err 250" in lines
-        assert 0 < db.ttl(keys.job_output(job_id, 1)) <= 900
+        assert 0 < db.ttl(keys.layout_of(db).job_output(job_id, 1, "default")) <= 900
     assert worker_stdout.getvalue() == "after the jobs\n"
     echoed = [json.loads(line) for line in worker_stderr.getvalue().splitlines()]
     assert len(echoed) == 6 * (300 + 6 + 6)
@@ -81,7 +81,7 @@ def test_asyncio_tasks_of_several_jobs_never_mix_lines(installed, db):
     installed()
 
     async def job(job_id: str) -> None:
-        with joboutput.capture(db, job_id, 2):
+        with joboutput.capture(db, job_id, 2, queue="default"):
             for line in range(100):
                 print(f"{job_id} line {line}")
                 await asyncio.sleep(0)  # hand over to the other tasks between lines
@@ -96,11 +96,11 @@ def test_asyncio_tasks_of_several_jobs_never_mix_lines(installed, db):
 
 def test_output_is_bounded_and_a_failure_keeps_its_traceback(installed, db):
     installed()
-    with pytest.raises(ZeroDivisionError), joboutput.capture(db, "chatty", 1):
+    with pytest.raises(ZeroDivisionError), joboutput.capture(db, "chatty", 1, queue="default"):
         for line in range(20_000):
             print(f"line {line:06d} " + "x" * 20)
         1 / 0  # noqa: B018 - raises inside the capture
-    (attempt,) = joboutput.read(db, "chatty", [1])
+    (attempt,) = joboutput.read(db, "chatty", [1], queue="default")
     assert len(attempt.text.encode()) == joboutput.OUTPUT_LIMIT
     assert attempt.text.endswith(f"line {19_999:06d} {'x' * 20}\n")
     assert attempt.written == 20_000 * 33 and attempt.dropped == attempt.written - joboutput.OUTPUT_LIMIT
@@ -113,7 +113,7 @@ def test_output_is_stored_while_the_job_runs(installed, db):
     release = threading.Event()
 
     def run() -> None:
-        with joboutput.capture(db, "slow", 1):
+        with joboutput.capture(db, "slow", 1, queue="default"):
             print("halfway")
             release.wait(10)
 
@@ -121,7 +121,7 @@ def test_output_is_stored_while_the_job_runs(installed, db):
     thread.start()
     try:
         wait_for(lambda: stored(db, "slow") == "halfway\n", timeout=5, message="the periodic flush")
-        text, written, lost = joboutput.read_since(db, "slow", 1, 0)
+        text, written, lost = joboutput.read_since(db, "slow", 1, 0, queue="default")
         assert (text, written, lost) == ("halfway\n", 8, 0)
     finally:
         release.set()
@@ -135,7 +135,7 @@ def test_logs_and_show_print_what_the_job_wrote(project, db):
     job_id = project.enqueue("refuses")
     assert project.run("work", "--burst").returncode == 0
     # what the worker's capture stores around the attempt (the worker's wiring is tested with it)
-    with pytest.raises(ValueError), joboutput.capture(db, job_id, 1):
+    with pytest.raises(ValueError), joboutput.capture(db, job_id, 1, queue="default"):
         joboutput.current().write("fetching [bold]page[/bold] 1\nfetching page 2\n", "stdout")
         raise ValueError("page 3 is missing")
 
@@ -156,12 +156,12 @@ def test_logs_and_show_print_what_the_job_wrote(project, db):
 
 def test_logs_follow_prints_output_as_it_is_stored_until_the_job_ends(project, db):
     job_id = project.enqueue("add", "1", "--in", "1h")
-    db.hset(keys.job(job_id), mapping={"jobctl_attempts": 1, "status": "started"})
+    db.hset(keys.layout_of(db).job(job_id, "default"), mapping={"jobctl_attempts": 1, "status": "started"})
     following = project.start("logs", job_id, "--follow")
-    with joboutput.capture(db, job_id, 1) as output:
+    with joboutput.capture(db, job_id, 1, queue="default") as output:
         output.write("first line\n", "stdout")
         assert following.stdout.readline() == "first line\n"
         output.write("second line\n", "stdout")
         assert following.stdout.readline() == "second line\n"
-    db.hset(keys.job(job_id), "status", "finished")
+    db.hset(keys.layout_of(db).job(job_id, "default"), "status", "finished")
     assert following.wait(timeout=15) == 0

@@ -21,7 +21,8 @@ default: {worker_count: 1, concurrency: 3, max_retries: 2}
 
 def all_finished(db, ids) -> bool:
     """Read from Redis: polling with `jobctl show` would start a process per job and look."""
-    return {db.hget(keys.job(job_id), "status") for job_id in ids} == {b"finished"}
+    found = records.jobs(db, ids)
+    return len(found) == len(ids) and {view.state for view in found} == {"finished"}
 
 
 def enqueue_many(project, tmp_path, job: str, calls: list[list]) -> list[str]:
@@ -88,7 +89,7 @@ def test_a_worker_killed_holding_a_slot_gives_it_back(project, db, tmp_path):
     assert project.show(waiting)["state"] in ("queued", "scheduled")  # max_concurrency 1: it waits
     os.kill(int(marker.read_text()), signal.SIGKILL)
     wait_for(lambda: all_finished(db, [holder, waiting]), timeout=30, message="both jobs finished")
-    assert db.hlen(keys.slots("limited_once_slow")) == 0
+    assert db.hlen(keys.layout_of(db).slots("limited_once_slow", "default")) == 0
 
 
 def test_a_slot_ends_with_its_workers_lease_when_the_whole_host_is_gone(project, db, tmp_path):
@@ -102,7 +103,7 @@ def test_a_slot_ends_with_its_workers_lease_when_the_whole_host_is_gone(project,
     first_host.kill()  # kill -9: nothing on that host gives anything back; its workers die with it
     first_host.wait()
     wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), message="its workers gone")
-    assert db.hlen(keys.slots("limited_once_slow")) == 1
+    assert db.hlen(keys.layout_of(db).slots("limited_once_slow", "default")) == 1
     # another job of the type, on another host: the slot counts no more once the lease lapsed
     waiting = project.enqueue("limited_once_slow", str(marker))
     project.start("work", env=lease)
@@ -119,7 +120,7 @@ def test_a_full_queue_refuses_more(project, db, tmp_path):
     refused = project.run("enqueue", "add", "9")
     assert refused.returncode == 1
     assert refused.stderr.strip() == "jobctl: error: queue 'default' is full (3 queued)"
-    assert db.llen(keys.queue("default")) == 3
+    assert db.llen(keys.layout_of(db).queue("default")) == 3
 
 
 def test_enqueue_from_refuses_the_whole_file_when_it_would_overflow(project, db, tmp_path):
@@ -132,10 +133,10 @@ def test_enqueue_from_refuses_the_whole_file_when_it_would_overflow(project, db,
     assert (
         "queue 'default' is full (1 queued): 5 more would exceed its max_size of 5; nothing enqueued" in refused.stderr
     )
-    assert db.llen(keys.queue("default")) == 1
+    assert db.llen(keys.layout_of(db).queue("default")) == 1
     source.write_text("".join(json.dumps({"args": [n]}) + "\n" for n in range(4)))
     assert project.run("enqueue", "add", "--from", str(source)).returncode == 0
-    assert db.llen(keys.queue("default")) == 5
+    assert db.llen(keys.layout_of(db).queue("default")) == 5
 
 
 def test_bad_limits_in_queue_yml(project):
@@ -165,7 +166,8 @@ def test_a_limited_job_reserved_and_given_back_releases_its_slot(project, db, tm
     project.start("work")
     wait_for(log.exists, message="the long job to start")
     wait_for(
-        lambda: db.lrange(keys.queue("default"), 0, -1) == [limited.encode()], message="the reservation given back"
+        lambda: db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [limited.encode()],
+        message="the reservation given back",
     )
     project.start("work")  # another worker, free
     wait_for(lambda: all_finished(db, [limited]), timeout=30, message="the limited job to run elsewhere")

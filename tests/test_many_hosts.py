@@ -37,7 +37,9 @@ def test_two_supervisors_share_the_queues_and_run_each_job_once(project, db):
     jobs = records.jobs(db, ids)
     assert all(job.attempts == 1 for job in jobs)
     # executions, not just outcomes; job tracking is flushed by each worker about once a second
-    wait_for(lambda: int(db.hget(keys.queue_stats("default"), "runs") or 0) == JOBS, message="tracking flushed")
+    wait_for(
+        lambda: int(db.hget(keys.layout_of(db).queue_stats("default"), "runs") or 0) == JOBS, message="tracking flushed"
+    )
     ran_in = Counter(job.result for job in jobs)  # whoami returns the worker's pid
     share = {n: sum(ran_in[pid] for pid in child_pids(s.pid)) for n, s in enumerate(supervisors)}
     assert sum(share.values()) == JOBS

@@ -6,7 +6,7 @@ import logging
 
 import redis
 from app_jobs import app_add
-from conftest import QUEUE_YML
+from conftest import QUEUE_YML, script_calls
 
 from jobctl import Middleware, testing
 from jobctl.api.client import Client
@@ -174,12 +174,6 @@ class Noting(Middleware):
 
 class InstantNoting(Noting):
     instant = True
-
-
-def script_calls(db) -> int:
-    """The scripts Redis ran (a worker's round trips: an outcome, a fetch, a go-on, a flush...)."""
-    stats = db.info("commandstats")
-    return sum(stats.get(f"cmdstat_{command}", {}).get("calls", 0) for command in ("fcall", "evalsha", "eval"))
 
 
 def scripts_for_jobs(redis_url, tmp_path, db, monkeypatch, middlewares: list) -> int:

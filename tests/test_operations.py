@@ -119,7 +119,7 @@ def test_pausing_takes_effect_for_workers_already_waiting_on_the_queue(project, 
     job_id = project.enqueue("add", "1", "2")
     time.sleep(1.5)
     assert project.show(job_id)["state"] == "queued"
-    assert db.lrange("rq:queue:default", 0, -1) == [job_id.encode()]  # given back, not held
+    assert db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [job_id.encode()]  # given back, not held
     assert project.run("resume", "default").returncode == 0
     wait_for(lambda: state(db, job_id) == "finished", message="the job to run after resume")
 
@@ -144,8 +144,10 @@ def test_cancel_a_scheduled_job_and_its_dependents(project, db):
     assert project.show(parent)["state"] == "canceled"
     assert project.show(parent)["reason"] == "canceled by an operator"
     assert project.show(grandchild)["reason"] == f"parent {child} is canceled"
-    assert db.zcard(keys.scheduled("default")) == 0 and db.zcard(keys.deferred("default")) == 0
-    assert db.zcard(keys.canceled("default")) == 3
+    assert (
+        db.zcard(keys.layout_of(db).scheduled("default")) == 0 and db.zcard(keys.layout_of(db).deferred("default")) == 0
+    )
+    assert db.zcard(keys.layout_of(db).canceled("default")) == 3
 
     again = project.run("cancel", parent)
     assert again.returncode == 0 and "already canceled" in again.stderr
@@ -157,7 +159,7 @@ def test_cancel_a_queued_job_removes_it_from_its_queue(project, in_process, db):
     assert outcome == [
         {"job_id": job_id, "state": "queued", "canceled": True, "dependents": [], "now": "canceled", "error": None}
     ]
-    assert db.llen(keys.queue("default")) == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
     assert in_process().drain() == 0
     assert project.show(job_id)["state"] == "canceled"
 
@@ -176,7 +178,7 @@ DAY = 86400
 
 def age_job(db, registry_key: str, job_id: str, ttl_field: str, days: float) -> None:
     """Make a job look as if it ended `days` ago: its registry score is its end plus its ttl."""
-    ttl = int(db.hget(keys.job(job_id), ttl_field))
+    ttl = int(db.hget(keys.layout_of(db).job(job_id, "default"), ttl_field))
     db.zadd(registry_key, {job_id: time.time() - days * DAY + ttl})
 
 
@@ -184,24 +186,29 @@ def test_purge_deletes_only_old_jobs_of_the_state(project, in_process, db):
     old_dead, new_dead = project.enqueue("always_fails"), project.enqueue("always_fails")
     old_finished = project.enqueue("add", "1")
     in_process().drain(wait=60)
-    age_job(db, keys.dead("default"), old_dead, "failure_ttl", 8)
-    age_job(db, keys.finished("default"), old_finished, "result_ttl", 8)
+    age_job(db, keys.layout_of(db).dead("default"), old_dead, "failure_ttl", 8)
+    age_job(db, keys.layout_of(db).finished("default"), old_finished, "result_ttl", 8)
 
     dry = project.run("purge", "default", "--state", "dead", "--older-than", "7d", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("would delete 1 dead job(s) of queue 'default' that ended before")
-    assert db.exists(keys.job(old_dead))
+    assert db.exists(keys.layout_of(db).job(old_dead, "default"))
 
     done = json.loads(
         project.run("purge", "default", "--state", "dead", "--older-than", "7d", "--yes", "--json").stdout
     )
     assert done["deleted"] == 1 and done["dry_run"] is False
-    assert not db.exists(keys.job(old_dead)) and db.zscore(keys.dead("default"), old_dead) is None
+    assert (
+        not db.exists(keys.layout_of(db).job(old_dead, "default"))
+        and db.zscore(keys.layout_of(db).dead("default"), old_dead) is None
+    )
     assert project.show(new_dead)["state"] == "dead"
     assert project.show(old_finished)["state"] == "finished"  # another state: untouched
 
     assert project.run("purge", "default", "--state", "finished", "--older-than", "7d", "-y").returncode == 0
-    assert not db.exists(keys.job(old_finished)) and not db.exists(keys.results(old_finished))
+    assert not db.exists(keys.layout_of(db).job(old_finished, "default")) and not db.exists(
+        keys.layout_of(db).results(old_finished, "default")
+    )
 
 
 def test_purge_works_in_batches_and_keeps_jobs_that_moved_on(project, db):
@@ -210,16 +217,21 @@ def test_purge_works_in_batches_and_keeps_jobs_that_moved_on(project, db):
     with db.pipeline(transaction=False) as pipe:
         for n in range(count):
             job_id = f"bulk-{n}"
-            pipe.hset(keys.job(job_id), mapping={"status": "finished", "result_ttl": 3600, "origin": "default"})
-            pipe.zadd(keys.finished("default"), {job_id: now - 10 * DAY + 3600})
+            pipe.hset(
+                keys.layout_of(db).job(job_id, "default"),
+                mapping={"status": "finished", "result_ttl": 3600, "origin": "default"},
+            )
+            pipe.zadd(keys.layout_of(db).finished("default"), {job_id: now - 10 * DAY + 3600})
         pipe.execute()
-    db.hset(keys.job("bulk-7"), "status", "queued")  # re-enqueued under its id meanwhile
+    db.hset(keys.layout_of(db).job("bulk-7", "default"), "status", "queued")  # re-enqueued under its id meanwhile
 
     result = project.run("--quiet", "purge", "default", "--state", "finished", "--older-than", "1d", "--yes")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(count - 1)
-    assert db.zcard(keys.finished("default")) == 1
-    assert db.exists(keys.job("bulk-7")) and not db.exists(keys.job("bulk-8"))
+    assert db.zcard(keys.layout_of(db).finished("default")) == 1
+    assert db.exists(keys.layout_of(db).job("bulk-7", "default")) and not db.exists(
+        keys.layout_of(db).job("bulk-8", "default")
+    )
 
 
 def test_purge_asks_first_and_refuses_without_a_terminal(project, in_process, db):
@@ -251,7 +263,7 @@ def test_purge_asks_first_and_refuses_without_a_terminal(project, in_process, db
         os.close(controller)
         assert process.returncode == code, err
         assert "Delete 1 dead job(s) of queue 'default'" in out
-        assert bool(db.exists(keys.job(job_id))) is kept
+        assert bool(db.exists(keys.layout_of(db).job(job_id, "default"))) is kept
 
 
 # --- shell completion, --quiet ------------------------------------------------------------------
@@ -316,13 +328,16 @@ def test_requeue_dead_all_streams_in_batches_in_bounded_memory(project, in_proce
     resident size stays far below what reading them all took (over 250 MB)."""
     template = project.enqueue("refuses")
     assert in_process().drain() == 1
-    fields = {**db.hgetall(keys.job(template)), b"exc_info": b"Traceback (most recent call last):\n" + b"x" * 100_000}
-    [(_, expires)] = db.zrange(keys.dead("default"), 0, -1, withscores=True)
+    fields = {
+        **db.hgetall(keys.layout_of(db).job(template, "default")),
+        b"exc_info": b"Traceback (most recent call last):\n" + b"x" * 100_000,
+    }
+    [(_, expires)] = db.zrange(keys.layout_of(db).dead("default"), 0, -1, withscores=True)
     ids = [template] + [f"dead-{n}" for n in range(1000)]
     with db.pipeline(transaction=False) as pipe:
         for job_id in ids:
-            pipe.hset(keys.job(job_id), mapping=fields)
-        pipe.zadd(keys.dead("default"), dict.fromkeys(ids, expires))
+            pipe.hset(keys.layout_of(db).job(job_id, "default"), mapping=fields)
+        pipe.zadd(keys.layout_of(db).dead("default"), dict.fromkeys(ids, expires))
         pipe.execute()
 
     def requeue_dead(*options: str) -> tuple[list[str], float]:
@@ -342,8 +357,12 @@ def test_requeue_dead_all_streams_in_batches_in_bounded_memory(project, in_proce
 
     would, peak = requeue_dead("--dry-run")
     assert sorted(would) == sorted(ids) and peak < 100, peak
-    assert db.zcard(keys.dead("default")) == len(ids) and db.llen(keys.queue("default")) == 0
+    assert (
+        db.zcard(keys.layout_of(db).dead("default")) == len(ids) and db.llen(keys.layout_of(db).queue("default")) == 0
+    )
     requeued, peak = requeue_dead()
     assert sorted(requeued) == sorted(ids) and peak < 100, peak
-    assert db.zcard(keys.dead("default")) == 0 and db.llen(keys.queue("default")) == len(ids)
+    assert db.zcard(keys.layout_of(db).dead("default")) == 0 and db.llen(keys.layout_of(db).queue("default")) == len(
+        ids
+    )
     assert requeue_dead()[0] == []  # nothing left dead

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import redis
-from conftest import child_pids, wait_for
+from conftest import child_pids, script_calls, wait_for
 
 import jobctl
 from jobctl import testing
@@ -38,11 +38,6 @@ def in_step(n: int) -> int:
     return n
 
 
-def script_calls(db: redis.Redis) -> int:
-    stats = db.info("commandstats")
-    return sum(stats.get(f"cmdstat_{command}", {}).get("calls", 0) for command in ("fcall", "evalsha", "eval"))
-
-
 def pool_script_calls(redis_url, tmp_path, db, rounds: int) -> int:
     """Redis script calls of an in-process pool worker of POOL threads running POOL * `rounds`
     jobs, each round's jobs returning together."""
@@ -58,10 +53,11 @@ def pool_script_calls(redis_url, tmp_path, db, rounds: int) -> int:
         assert testing.Worker("pool", POOL, client=client).drain() == jobs
         calls = script_calls(db) - before
     client.close()
-    assert db.zcard(keys.finished("pool")) == jobs
-    assert {db.hget(keys.job(job_id.decode()), "status") for job_id in db.zrange(keys.finished("pool"), 0, -1)} == {
-        b"finished"
-    }
+    assert db.zcard(keys.layout_of(db).finished("pool")) == jobs
+    assert {
+        db.hget(keys.layout_of(db).job(job_id.decode(), "pool"), "status")
+        for job_id in db.zrange(keys.layout_of(db).finished("pool"), 0, -1)
+    } == {b"finished"}
     db.flushdb()
     return calls
 
@@ -105,10 +101,10 @@ def test_a_stop_gives_every_prefetched_job_back_to_the_front_in_order(project, t
     wait_for(lambda: pending(worker, signal.SIGTERM), message="the stop passed on to the worker")
     os.kill(worker, signal.SIGCONT)
     assert work.wait(timeout=30) == 0
-    assert [j.decode() for j in db.lrange(keys.queue("default"), 0, -1)] == [*reserved, last]
-    assert db.hget(keys.job(frozen), "status") == b"finished"
+    assert [j.decode() for j in db.lrange(keys.layout_of(db).queue("default"), 0, -1)] == [*reserved, last]
+    assert db.hget(keys.layout_of(db).job(frozen, "default"), "status") == b"finished"
     for job_id in reserved:
-        fields = db.hmget(keys.job(job_id), "status", "jobctl_attempts", "jobctl_crashes")
+        fields = db.hmget(keys.layout_of(db).job(job_id, "default"), "status", "jobctl_attempts", "jobctl_crashes")
         assert fields[0] == b"queued" and fields[1] in (None, b"0") and fields[2] in (None, b"0"), fields
 
 
@@ -128,17 +124,20 @@ def test_kill_9_gives_every_prefetched_job_back_uncounted(project, tmp_path, db)
     work = project.start("work")
     worker = int(wait_for(lambda: marker.exists() and marker.read_text(), message="the freezing job to start"))
     wait_for(lambda: stopped(worker), message="the worker stopped")
-    name = next(w.decode() for w in db.smembers(keys.ACTIVE_WORKERS))
-    assert [j.decode() for j in db.lrange(keys.active(name), 0, -1)] == [frozen, *reserved]
-    assert db.lrange(keys.queue("default"), 0, -1) == [last.encode()]
+    name = next(w.decode() for w in db.smembers(keys.layout_of(db).active_workers("default")))
+    assert [j.decode() for j in db.lrange(keys.layout_of(db).active(name, "default"), 0, -1)] == [frozen, *reserved]
+    assert db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [last.encode()]
     for job_id in reserved:
-        status, deadline = db.hmget(keys.job(job_id), "status", "jobctl_deadline")
+        status, deadline = db.hmget(keys.layout_of(db).job(job_id, "default"), "status", "jobctl_deadline")
         assert (status, deadline) == (b"queued", None)
-    assert db.hlen(keys.slots("limited_once_slow")) == 0  # a reservation holds no slot
+    assert db.hlen(keys.layout_of(db).slots("limited_once_slow", "default")) == 0  # a reservation holds no slot
 
     assert worker in child_pids(work.pid)
     os.kill(worker, signal.SIGKILL)
-    wait_for(lambda: db.hget(keys.job(frozen), "jobctl_crashes") == b"1", message="the crash recorded")
+    wait_for(
+        lambda: db.hget(keys.layout_of(db).job(frozen, "default"), "jobctl_crashes") == b"1",
+        message="the crash recorded",
+    )
     wait_for(lambda: all(project.show(j)["state"] == "finished" for j in [*reserved, last, frozen]), timeout=30)
     assert out.read_text().split() == ["r1", "r3", "r4"]  # each once, in the queue's order
     for job_id in reserved:

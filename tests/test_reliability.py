@@ -8,9 +8,11 @@ import pytest
 import redis
 from conftest import REDIS6_SERVER, TLS_REDIS_SERVER, child_pids, state, wait_for
 
+from jobctl.store import keys
+
 
 def job_field(db, job_id, field):
-    value = db.hget(f"rq:job:{job_id}", field)
+    value = db.hget(keys.layout_of(db).job(job_id, "default"), field)
     return value.decode() if value is not None else None
 
 
@@ -64,7 +66,7 @@ def test_poison_pill_is_dead_after_three_crashes_while_other_jobs_flow(project, 
     assert job["crashes"] == 3
     wait_for(lambda: log.exists() and len(log.read_text().split()) == 20, message="the other jobs")
     assert sorted(log.read_text().split()) == sorted(f"job-{n}" for n in range(20))
-    assert db.zcard("rq:finished:default") == 20
+    assert db.zcard(keys.layout_of(db).finished("default")) == 20
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=15) == 0
 
@@ -81,7 +83,7 @@ def test_shutdown_requeues_a_job_longer_than_shutdown_timeout(project, tmp_path,
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
     job = project.show(long_job)
     assert job["state"] == "queued" and job["attempts"] == 0  # an interrupted attempt is not held against it
-    assert db.lindex("rq:queue:default", 0).decode() == long_job
+    assert db.lindex(keys.layout_of(db).queue("default"), 0).decode() == long_job
 
     marker.unlink()
     assert project.run("work", "--burst").returncode == 0
@@ -177,7 +179,7 @@ def test_redis_restart_loses_nothing(project, tmp_path, redis_server):
     after = project.write("after.jsonl", "".join(f'{{"args": ["{log}", "after-{n}"]}}\n' for n in range(10)))
     assert project.run("enqueue", "record", "--from", str(after), env=env).returncode == 0
     restarted = redis.Redis(port=server.port)
-    wait_for(lambda: restarted.zcard("rq:finished:default") == 21, message="every job to finish")
+    wait_for(lambda: restarted.zcard(keys.finished("default")) == 21, message="every job to finish")
     lines = log.read_text().split()
     assert sorted(set(lines)) == sorted([f"before-{n}" for n in range(10)] + [f"after-{n}" for n in range(10)])
     assert project.show(during, env=env)["result"] == 2

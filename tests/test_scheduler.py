@@ -7,6 +7,7 @@ import signal
 import time
 from datetime import UTC, datetime
 
+import pytest
 from conftest import QUEUE_YML, TESTS, wait_for
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -14,6 +15,7 @@ from rq.serializers import JSONSerializer
 from jobctl.options.liveness import DEFAULT_LEASE_TTL
 from jobctl.options.schedule import parse_schedule
 from jobctl.runtime.scheduler import latest_due
+from jobctl.store import keys
 from jobctl.store.keys import SCHEDULER_HEARTBEAT as HEARTBEAT
 from jobctl.store.keys import SCHEDULER_NEXT_RUNS as NEXT_RUNS
 
@@ -27,7 +29,7 @@ def every_second(name: str, path, catch_up: str = "latest", enabled: bool = True
 
 def dues(db, entry: str) -> list[int]:
     """The due times (unix seconds) of the entry's runs that were enqueued, from their job ids."""
-    prefix = f"rq:job:cron-{entry}-"
+    prefix = f"{keys.layout_of(db).job('', 'default')}cron-{entry}-"
     return sorted(
         int(key.decode()[len(prefix) :]) for key in db.scan_iter(f"{prefix}*") if b":" not in key[len(prefix) :]
     )
@@ -186,6 +188,7 @@ def test_latest_due_looks_back_from_the_end():
     assert latest_due(nightly, datetime(2025, 1, 8, 2, tzinfo=UTC), end) is None
 
 
+@pytest.mark.plain_only("RQ's API does not run on a Redis Cluster (docs/cluster.md)")
 def test_recurring_runs_have_ids_rq_takes_on_both_engines(project, db):
     # a job module that uses RQ's API (get_current_job builds RQ's Job of the run's id), a name with
     # a '.' (which RQ's ids refuse), and an `engine: rq` queue, whose RQ workers fetch the run by id

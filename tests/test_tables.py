@@ -15,7 +15,7 @@ def test_status_fits_80_columns_without_cutting_ids_or_pids(project, db, tmp_pat
     failed = project.enqueue("refuses")
     wait_for(marker.exists, message="the job to start")
     # recent failures come from job tracking, which each worker flushes about once a second
-    wait_for(lambda: db.llen(keys.RECENT_FAILURES) > 0, message="the failure, tracked")
+    wait_for(lambda: db.llen(keys.layout_of(db).recent_failures("default")) > 0, message="the failure, tracked")
     try:
         narrow = project.run("status", env={"COLUMNS": "80"})
         assert narrow.returncode == 0, narrow.stderr

@@ -101,7 +101,7 @@ def hostile_project(project, db):
     project.env["JOBCTL_JOBS"] = "sample_jobs,hostile_jobs"
     # a record another tool wrote, dead, naming a job with an escape sequence in its name
     db.hset(
-        keys.job("foreign-1"),
+        keys.layout_of(db).job("foreign-1", "default"),
         mapping={
             "data": encode_payload(HOSTILE + "name", [HOSTILE], {}),
             "origin": "default",
@@ -109,7 +109,7 @@ def hostile_project(project, db):
             "exc_info": HOSTILE + "foreign traceback",
         },
     )
-    db.zadd(keys.dead("default"), {"foreign-1": time.time() + 86400})  # the score: when it expires
+    db.zadd(keys.layout_of(db).dead("default"), {"foreign-1": time.time() + 86400})  # the score: when it expires
     return project
 
 

@@ -301,8 +301,8 @@ def test_requeue_a_dead_job_puts_it_back_on_its_queue(browser, project, db):
     answer = client.post(f"/api/jobs/{job_id}/requeue", data={"csrf": csrf, "next": "/jobs?state=dead"})
     assert answer.status_code == 303
     assert records.job(db, job_id).state == "queued"
-    assert job_id.encode() in db.lrange(keys.queue("default"), 0, -1)
-    assert db.zscore(keys.dead("default"), job_id) is None
+    assert job_id.encode() in db.lrange(keys.layout_of(db).queue("default"), 0, -1)
+    assert db.zscore(keys.layout_of(db).dead("default"), job_id) is None
     # the API answers 409 for a job that is not dead
     assert client.post(f"/api/jobs/{job_id}/requeue", headers=BEARER).status_code == 409
 
@@ -312,10 +312,15 @@ def test_cancel_and_enqueue_now_of_scheduled_jobs(anonymous, project, db):
     later, sooner = (enqueue(db, config, "add", [n], run_at=time.time() + 3600).id for n in (1, 2))
     answer = anonymous.post(f"/api/jobs/{later}/cancel", headers=BEARER)
     assert answer.status_code == 200 and answer.json()["canceled"] is True
-    assert records.job(db, later).state == "canceled" and db.zscore(keys.canceled("default"), later) is not None
+    assert (
+        records.job(db, later).state == "canceled"
+        and db.zscore(keys.layout_of(db).canceled("default"), later) is not None
+    )
     assert anonymous.post(f"/api/jobs/{sooner}/enqueue-now", headers=BEARER).status_code == 200
-    assert records.job(db, sooner).state == "queued" and db.lrange(keys.queue("default"), 0, -1) == [sooner.encode()]
-    assert db.zscore(keys.scheduled("default"), sooner) is None
+    assert records.job(db, sooner).state == "queued" and db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [
+        sooner.encode()
+    ]
+    assert db.zscore(keys.layout_of(db).scheduled("default"), sooner) is None
 
 
 def test_cancel_stops_a_running_job(anonymous, project, db, tmp_path):
@@ -335,9 +340,9 @@ def test_delete_a_job_removes_its_record_and_registry_entry(anonymous, project, 
     queued = enqueue(db, load(project), "add", [1]).id
     for job_id in (dead, queued):
         assert anonymous.post(f"/api/jobs/{job_id}/delete", headers=BEARER).status_code == 200
-        assert not db.exists(keys.job(job_id))
-    assert db.zcard(keys.dead("default")) == 0 and db.zcard(keys.canceled("default")) == 0
-    assert db.llen(keys.queue("default")) == 0
+        assert not db.exists(keys.layout_of(db).job(job_id, "default"))
+    assert db.zcard(keys.layout_of(db).dead("default")) == 0 and db.zcard(keys.layout_of(db).canceled("default")) == 0
+    assert db.llen(keys.layout_of(db).queue("default")) == 0
     assert anonymous.post(f"/api/jobs/{dead}/delete", headers=BEARER).status_code == 404
 
 
@@ -347,9 +352,9 @@ def test_purge_asks_with_the_count_then_deletes(browser, project, db):
     form = {"csrf": csrf, "state": "dead", "older_than": "0s", "next": "/queues"}
     confirm = client.post("/api/queues/default/purge", data=form)
     assert confirm.status_code == 200 and "Delete <strong>2</strong> dead job(s)" in confirm.text
-    assert all(db.exists(keys.job(i)) for i in ids)  # asking deletes nothing
+    assert all(db.exists(keys.layout_of(db).job(i, "default")) for i in ids)  # asking deletes nothing
     assert client.post("/api/queues/default/purge", data={**form, "confirm": "1"}).status_code == 303
-    assert not any(db.exists(keys.job(i)) for i in ids)
+    assert not any(db.exists(keys.layout_of(db).job(i, "default")) for i in ids)
 
 
 def test_dead_set_requeue_selected_and_all_matching_a_filter(browser, project, db):
@@ -378,7 +383,7 @@ def test_dead_set_requeue_selected_and_all_matching_a_filter(browser, project, d
     assert [records.job(db, i).state for i in refused] == ["queued"] * 3
     assert records.job(db, failed[0]).state == "dead"  # did not match the filter
     answer = client.post("/api/jobs/bulk", headers=BEARER, data={"state": "dead", "action": "delete", "all": "1"})
-    assert answer.json()["deleted"] == 1 and not db.exists(keys.job(failed[0]))
+    assert answer.json()["deleted"] == 1 and not db.exists(keys.layout_of(db).job(failed[0], "default"))
 
 
 def test_run_a_recurring_entry_now(anonymous, project, db):
@@ -443,7 +448,7 @@ def test_overview_charts_count_executions_per_minute(browser, project, db):
     assert project.run("work", "--burst").returncode == 0
     history = jobstats.minute_history(db, ["default", "analytics"], 60)
     assert (sum(history.finished), sum(history.failed)) == (1, 1)
-    day_key = keys.minutes("default", int(time.time() // 86400))
+    day_key = keys.layout_of(db).minutes("default", int(time.time() // 86400))
     assert 0 < db.ttl(day_key) <= keys.MINUTES_TTL
     page = client.get("/").text
     assert "Last hour: <strong>2</strong> executions" in page and "1 failed" in page
@@ -454,7 +459,7 @@ def fill_queue(db, count: int) -> list[str]:
     with db.pipeline(transaction=False) as pipe:
         for n, job_id in enumerate(ids):
             pipe.hset(
-                keys.job(job_id),
+                keys.layout_of(db).job(job_id, "default"),
                 mapping={
                     "data": encode_payload("add", [n], {}),
                     "origin": "default",
@@ -462,7 +467,8 @@ def fill_queue(db, count: int) -> list[str]:
                     "jobctl_job": "add",
                 },
             )
-        pipe.rpush(keys.queue("default"), *ids)
+        pipe.rpush(keys.layout_of(db).queue("default"), *ids)
+        pipe.sadd(keys.QUEUES, keys.layout_of(db).queue("default"))  # as a producer registers its queue
         pipe.execute()
     return ids
 
@@ -646,9 +652,13 @@ def test_queues_page_and_overview_show_an_elastic_range(settings, project):
         assert (default["workers"], default["min_workers"], default["max_workers"]) == (0, 1, 4)
 
 
+@pytest.mark.plain_only("a cluster keeps a breaker per queue and names its queue (store on default; docs/cluster.md)")
 def test_the_overview_shows_a_badge_per_circuit_breaker(settings, project, db):
     project.write("queue.yml", "default: {}\nbreakers: {store: {cooldown: 5m}, mail: {}}\n")
-    db.hset(keys.breaker("store"), mapping={"state": "open", "opened_at": time.time(), "open_until": time.time() + 300})
+    db.hset(
+        keys.layout_of(db).breaker("store", "default"),
+        mapping={"state": "open", "opened_at": time.time(), "open_until": time.time() + 300},
+    )
     with client_for(settings) as client:
         log_in(client)
         page = client.get("/")

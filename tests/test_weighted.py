@@ -2,6 +2,7 @@
 
 import json
 
+from jobctl.store import keys
 from jobctl.store.jobdata import parse_rq_time
 
 JOBS_PER_QUEUE = 600
@@ -16,11 +17,11 @@ def run_both_queues(project, db, queue_yml: str) -> list[str]:
         assert json.loads(stored.stdout)["stored"] == JOBS_PER_QUEUE, stored.stderr
     burst = project.run("work", "--queue", "a", "--queue", "b", "--burst")
     assert burst.returncode == 0, burst.stderr
-    started = []
+    started, layout = [], keys.layout_of(db)
     for queue in ("a", "b"):
         started.extend(
-            (parse_rq_time(db.hget(b"rq:job:" + job_id, "started_at")), queue)
-            for job_id in db.zrange(f"rq:finished:{queue}", 0, -1)
+            (parse_rq_time(db.hget(layout.job(job_id.decode(), queue), "started_at")), queue)
+            for job_id in db.zrange(layout.finished(queue), 0, -1)
         )
     assert len(started) == 2 * JOBS_PER_QUEUE
     return [queue for _, queue in sorted(started)]

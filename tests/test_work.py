@@ -10,6 +10,7 @@ import time
 from conftest import child_pids, state, wait_for
 
 from jobctl.api import records
+from jobctl.store import keys
 
 
 def test_enqueue_work_show(project):
@@ -219,9 +220,9 @@ def test_workers_are_recycled_after_max_jobs(project, db):
     project.write("queue.yml", "default: {worker_count: 1, max_jobs: 2}\n")
     calls = project.write("calls.jsonl", "{}\n" * 5)
     assert project.run("enqueue", "whoami", "--from", str(calls)).returncode == 0
-    ids = [job_id.decode() for job_id in db.lrange("rq:queue:default", 0, -1)]
+    ids = [job_id.decode() for job_id in db.lrange(keys.layout_of(db).queue("default"), 0, -1)]
     assert project.run("work", "--burst").returncode == 0
-    pids = [json.loads(db.hget(f"rq:job:{job_id}", "result")) for job_id in ids]
+    pids = [json.loads(db.hget(keys.layout_of(db).job(job_id, "default"), "result")) for job_id in ids]
     assert pids[0] == pids[1] and pids[2] == pids[3] and len(set(pids)) == 3
 
 

@@ -122,7 +122,10 @@ def test_a_job_reserved_behind_a_long_one_goes_back_to_its_queue(project, tmp_pa
     behind = project.enqueue("record", str(tmp_path / "behind"), "ran")
     project.start("work")
     wait_for(log.exists, message="the long job to start")
-    wait_for(lambda: db.lrange(keys.queue("default"), 0, -1) == [behind.encode()], message="the reservation given back")
+    wait_for(
+        lambda: db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [behind.encode()],
+        message="the reservation given back",
+    )
     assert project.show(behind)["state"] == "queued" and project.show(long)["state"] == "started"
     wait_for(lambda: state(db, behind) == "finished", timeout=30, message="the job behind to run")
     assert (tmp_path / "behind").read_text() == "ran\n" and project.show(behind)["crashes"] == 0
@@ -143,10 +146,11 @@ def test_kill_9_between_short_jobs_blames_only_the_running_job(project, tmp_path
     wait_for(lambda: out.exists() and len(set(out.read_text().split())) == 400, timeout=60, message="all 400 done")
     ran = out.read_text().split()
     assert len(ran) <= 401  # the job interrupted by the kill may have run to its end before it
+    prefix = keys.layout_of(db).job("", "default")
     crashes = sum(
-        int(db.hget(keys.job(job_id), "jobctl_crashes") or 0)
-        for job_id in map(bytes.decode, db.keys("rq:job:*"))
-        if ":" not in job_id[7:]
+        int(db.hget(key, "jobctl_crashes") or 0)
+        for key in map(bytes.decode, db.scan_iter(f"{prefix}*"))
+        if ":" not in key.removeprefix(prefix)
     )
     assert crashes <= 1
 
@@ -175,7 +179,7 @@ def test_scripts_lost_by_redis_between_short_jobs_are_loaded_again_and_every_job
         db.function_flush()
         wait_for(lambda: db.function_list(), message="the worker to load the library again")
         assert len(list(logs_dir.iterdir())) < 400  # it was still running jobs
-    wait_for(lambda: db.zcard(keys.finished("default")) == 400, timeout=60, message="all 400 done")
+    wait_for(lambda: db.zcard(keys.layout_of(db).finished("default")) == 400, timeout=60, message="all 400 done")
     for log in logs_dir.iterdir():
         assert sorted(line.split()[0] for line in log.read_text().splitlines()) == ["end", "start"], log.name
 
@@ -194,7 +198,11 @@ def test_a_worker_frozen_between_short_jobs_never_runs_one_given_to_another(proj
     stopped = time.time()
     try:
         project.start("work", env=LEASE_ENV)
-        wait_for(lambda: db.zcard(keys.finished("default")) == 300, timeout=60, message="all 300 to finish elsewhere")
+        wait_for(
+            lambda: db.zcard(keys.layout_of(db).finished("default")) == 300,
+            timeout=60,
+            message="all 300 to finish elsewhere",
+        )
     finally:
         kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
     wait_for(lambda: not alive(frozen), message="the frozen worker to end")
@@ -212,7 +220,7 @@ def test_a_worker_frozen_between_short_jobs_never_runs_one_given_to_another(proj
             ran_again.append((log.name, lines))
     assert len(ran_again) <= 1, ran_again
     assert len(list(logs_dir.iterdir())) == 300
-    assert not db.exists(keys.active(f"{os.uname().nodename}.{frozen}"))
+    assert not db.exists(keys.layout_of(db).active(f"{os.uname().nodename}.{frozen}", "default"))
 
 
 def test_pause_stops_a_busy_worker_within_a_second(project, tmp_path, db):
@@ -229,7 +237,7 @@ def test_pause_stops_a_busy_worker_within_a_second(project, tmp_path, db):
     time.sleep(1.5)
     done = len(out.read_text().split())
     time.sleep(1.0)
-    assert len(out.read_text().split()) == done and db.llen(keys.queue("default")) > 0
+    assert len(out.read_text().split()) == done and db.llen(keys.layout_of(db).queue("default")) > 0
     assert project.run("resume", "default").returncode == 0
     wait_for(lambda: len(out.read_text().split()) > done, message="jobs to run again after resume")
 
@@ -319,7 +327,7 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
     project.write("queue.yml", "default: {worker_count: 1}\n")
     log = tmp_path / "log"
     first = project.start("work", env=LEASE_ENV)
-    wait_for(lambda: db.scard(keys.ACTIVE_WORKERS) == 1, message="the first worker")
+    wait_for(lambda: db.scard(keys.layout_of(db).active_workers("default")) == 1, message="the first worker")
     job_id = project.enqueue("overlap", str(log), "6")
     wait_for(lambda: log.exists(), message="the job to start")
     frozen = int(log.read_text().split()[2])
@@ -333,7 +341,7 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
     wait_for(lambda: state(db, job_id) == "finished", timeout=20, message="the job to finish")
     ends = [line for line in log.read_text().split("\n") if line.startswith("end")]
     assert len(ends) == 1 and ends[0].split()[2] != str(frozen)
-    assert not db.exists(keys.active(f"{os.uname().nodename}.{frozen}"))
+    assert not db.exists(keys.layout_of(db).active(f"{os.uname().nodename}.{frozen}", "default"))
     assert first.poll() is None  # its supervisor restarted the worker and goes on
     job = project.show(job_id)
     assert job["errors"][0]["error"] in (
@@ -362,7 +370,9 @@ def test_a_worker_frozen_past_its_lease_runs_no_more_of_its_jobs(project, tmp_pa
     stopped = time.time()
     try:
         name = f"{os.uname().nodename}.{frozen}"
-        wait_for(lambda: not db.exists(keys.worker(name)), timeout=30, message="the lease to lapse")
+        wait_for(
+            lambda: not db.exists(keys.layout_of(db).worker(name, "default")), timeout=30, message="the lease to lapse"
+        )
     finally:
         kill_quietly(frozen, signal.SIGCONT)  # the kernel may have killed it at its lease's end
     wait_for(lambda: not alive(frozen), message="the frozen worker to end")
@@ -394,9 +404,9 @@ def test_a_forked_child_never_returns_into_the_worker(project, tmp_path, db):
     child = int(next(line for line in log.read_text().split("\n") if line.startswith("child")).split()[1])
     wait_for(lambda: not alive(child), message="the forked child to end")
     # job tracking is flushed about once a second: one run counted, and still one a flush later
-    wait_for(lambda: db.hget(keys.job_stats("forks"), "runs"), message="the run counted")
+    wait_for(lambda: db.hget(keys.layout_of(db).job_stats("forks", "default"), "runs"), message="the run counted")
     time.sleep(2 * tracking.FLUSH_INTERVAL)
-    assert db.hget(keys.job_stats("forks"), "runs") == b"1"
+    assert db.hget(keys.layout_of(db).job_stats("forks", "default"), "runs") == b"1"
     assert len(child_pids(work.pid)) == 1
 
 
@@ -412,11 +422,11 @@ def test_kill_9_of_a_supervisor_leaves_no_worker_behind(project):
 def test_the_supervisor_survives_records_it_cannot_recover(project, db):
     project.write("queue.yml", "default: {worker_count: 1}\n")
     # a lost worker (no hash: its lease lapsed) holding a record without origin nor status
-    db.sadd(keys.ACTIVE_WORKERS, "elsewhere.1")
-    db.rpush(keys.active("elsewhere.1"), "broken")
-    db.hset(keys.job("broken"), "data", b"junk")
+    db.sadd(keys.layout_of(db).active_workers("default"), "elsewhere.1")
+    db.rpush(keys.layout_of(db).active("elsewhere.1", "default"), "broken")
+    db.hset(keys.layout_of(db).job("broken", "default"), "data", b"junk")
     work = project.start("work", env=LEASE_ENV)
-    wait_for(lambda: not db.sismember(keys.ACTIVE_WORKERS, "elsewhere.1"), message="the sweep")
+    wait_for(lambda: not db.sismember(keys.layout_of(db).active_workers("default"), "elsewhere.1"), message="the sweep")
     job_id = project.enqueue("add", "1", "2")
     wait_for(lambda: state(db, job_id) == "finished", message="the supervisor to go on")
     assert work.poll() is None
@@ -439,6 +449,7 @@ def test_a_failed_fork_is_retried(monkeypatch, tmp_path):
 # --- foreign records and results ----------------------------------------------------------------
 
 
+@pytest.mark.plain_only("RQ's API does not run on a Redis Cluster (docs/cluster.md)")
 def test_records_jobctl_cannot_read_end_dead_with_a_reason(project, db):
     from rq import Queue
 
@@ -446,16 +457,19 @@ def test_records_jobctl_cannot_read_end_dead_with_a_reason(project, db):
     pickled = Queue("default", connection=db).enqueue("add", 1).id  # RQ's default serializer: pickle
 
     def foreign(job_id: str, **fields) -> str:
-        db.hset(keys.job(job_id), mapping={"status": "queued", "origin": "default", **fields})
-        db.rpush(keys.queue("default"), job_id)
+        db.hset(keys.layout_of(db).job(job_id, "default"), mapping={"status": "queued", "origin": "default", **fields})
+        db.rpush(keys.layout_of(db).queue("default"), job_id)
         return job_id
 
     not_zlib = foreign("not-zlib", data=b"\x01\x02 not a payload")
     wrong_shape = foreign("wrong-shape", data=zlib.compress(b'{"func": "add"}'))
     no_data = foreign("no-data")
     no_origin = "no-origin"
-    db.hset(keys.job(no_origin), mapping={"status": "queued", "data": zlib.compress(b'["add", null, [1, 2], {}]')})
-    db.rpush(keys.queue("default"), no_origin)
+    db.hset(
+        keys.layout_of(db).job(no_origin, "default"),
+        mapping={"status": "queued", "data": zlib.compress(b'["add", null, [1, 2], {}]')},
+    )
+    db.rpush(keys.layout_of(db).queue("default"), no_origin)
     assert project.run("work", "--burst").returncode == 0
     expected = {
         pickled: "payload is pickle (RQ's default serializer)",
@@ -492,18 +506,20 @@ def test_a_fenced_worker_writes_nothing(db):
     from jobctl.store.transitions import GoOn, Transitions
 
     transitions = Transitions(db)
-    db.rpush(keys.queue("default"), "j1")
-    db.hset(keys.job("j1"), mapping={"status": "queued", "origin": "default", "data": b"x"})
-    db.hset(keys.worker("w"), "jobctl_lease", "mine")
-    db.sadd(keys.ACTIVE_WORKERS, "w")
+    db.rpush(keys.layout_of(db).queue("default"), "j1")
+    db.hset(keys.layout_of(db).job("j1", "default"), mapping={"status": "queued", "origin": "default", "data": b"x"})
+    db.hset(keys.layout_of(db).worker("w", "default"), "jobctl_lease", "mine")
+    db.sadd(keys.layout_of(db).active_workers("default"), "w")
     for token in ("stale", ""):
         with pytest.raises(LeaseLost):
             transitions.fetch("w", token, ["default"], time.time())
-    assert db.llen(keys.queue("default")) == 1
+    assert db.llen(keys.layout_of(db).queue("default")) == 1
     (row,) = transitions.fetch("w", "mine", ["default"], time.time())
-    db.delete(keys.worker("w"))  # the lease lapsed: a sweep recovers the job
+    db.delete(keys.layout_of(db).worker("w", "default"))  # the lease lapsed: a sweep recovers the job
     assert transitions.sweep([], ["default"], time.time(), crash_limit=3)[:2] == (1, 1)
     with pytest.raises(LeaseLost):
         transitions.succeed("j1", "default", "w", int(row[2]), time.time(), b"1", GoOn(["default"]))
-    assert db.hget(keys.job("j1"), "status") == b"queued" and db.lrange(keys.queue("default"), 0, -1) == [b"j1"]
-    assert not db.exists(keys.active("w"))
+    assert db.hget(keys.layout_of(db).job("j1", "default"), "status") == b"queued" and db.lrange(
+        keys.layout_of(db).queue("default"), 0, -1
+    ) == [b"j1"]
+    assert not db.exists(keys.layout_of(db).active("w", "default"))

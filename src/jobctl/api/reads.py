@@ -376,9 +376,12 @@ def workers(connection: redis.Redis) -> list[WorkerSummary]:
     worker_keys = sorted(
         text_of(k) for k in cast("set[bytes]", read_one(connection, lambda pipe: pipe.smembers(keys.WORKERS)))
     )
-    # on a cluster rq:worker:{<queue>}:<name>: the worker's keys are in its queue's slot
-    homes = [key.removeprefix(keys.worker("")).partition("}:")[0][1:] if "}:" in key else "" for key in worker_keys]
+    # on a cluster rq:worker:{<queue>}:<name>: the worker's keys are in its queue's slot; a member
+    # naming no queue there (another tool's, a hand's) names no worker keys to read: left out
     layout = keys.layout_of(connection)
+    homes = [key.removeprefix(keys.worker("")).partition("}:")[0][1:] if "}:" in key else "" for key in worker_keys]
+    if layout.cluster:
+        worker_keys, homes = [k for k, h in zip(worker_keys, homes) if h], [h for h in homes if h]
     names = [key.removeprefix(layout.worker("", home)) for key, home in zip(worker_keys, homes)]
     with connection.pipeline(transaction=False) as pipe:
         for key, name, home in zip(worker_keys, names, homes):

@@ -525,10 +525,21 @@ _MISSING: dict[str, Callable[[tuple[Any, ...]], Any]] = {
 }
 
 
+def _queued(pipe: redis.client.Pipeline) -> list[tuple[Any, ...]]:
+    """The arguments of each command queued in the pipeline. redis-py's cluster pipeline keeps
+    them in its execution strategy's queue, its command_stack staying empty: read from there, a
+    key of another type on a cluster raised a TypeError in every reader instead of reading as
+    missing."""
+    cluster_queue = getattr(getattr(pipe, "_execution_strategy", None), "command_queue", None)
+    if cluster_queue is not None:
+        return [command.args for command in cluster_queue]
+    return [args for args, _options in pipe.command_stack]
+
+
 def read_replies(pipe: redis.client.Pipeline) -> list[Any]:
     """The replies of a pipeline of reads, a key of another type reading as missing: a reader
     shows what it can of the other keys (tests/test_readers_fuzz.py). Other errors are raised."""
-    commands = [args for args, _options in pipe.command_stack]
+    commands = _queued(pipe)
     replies = pipe.execute(raise_on_error=False)
     for index, (args, reply) in enumerate(zip(commands, replies)):
         if isinstance(reply, redis.ResponseError) and str(reply).startswith("WRONGTYPE"):
