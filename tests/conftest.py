@@ -24,7 +24,7 @@ from jobctl import testing
 from jobctl.api import records
 from jobctl.api.client import Client
 from jobctl.store import keys
-from jobctl.store.connection import mask_url, unavailable_reason
+from jobctl.store.connection import connect, mask_url, unavailable_reason
 from jobctl.testing import die_with_parent as die_with_parent  # re-exported: tests import these from here
 from jobctl.testing import free_port as free_port
 from jobctl.testing import wait_for as wait_for
@@ -440,6 +440,31 @@ def cluster_project(tmp_path, redis_cluster):
     shutil.copy(TESTS / "sample_jobs.py", tmp_path / "sample_jobs.py")
     yield p
     p.stop_all(grace=2)
+
+
+@pytest.fixture
+def node(redis_cluster):
+    """A redis-py cluster client of the test's own on the local Redis Cluster (the cluster tests'
+    reads of what jobctl wrote)."""
+    client = connect(redis_cluster.urls[0])
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def client(redis_url, tmp_path):
+    """An application's jobctl.Client (queue.yml: QUEUE_YML), the default client while the test runs."""
+    (tmp_path / "queue.yml").write_text(QUEUE_YML)
+    client = Client(redis_url, tmp_path / "queue.yml")
+    with testing.default_client(client):
+        yield client
+    client.close()
+
+
+@pytest.fixture
+def worker(client):
+    """The in-process worker on `client`."""
+    return testing.Worker(client=client)
 
 
 def require_chromium() -> str:

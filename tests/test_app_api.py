@@ -30,20 +30,6 @@ from jobctl.config.queues import load_queues
 from jobctl.store import keys
 
 
-@pytest.fixture
-def client(redis_url, tmp_path):
-    (tmp_path / "queue.yml").write_text(QUEUE_YML)
-    client = Client(redis_url, tmp_path / "queue.yml")
-    with testing.default_client(client):
-        yield client
-    client.close()
-
-
-@pytest.fixture
-def worker(client):
-    return testing.Worker(client=client)
-
-
 def test_the_job_is_still_the_plain_function():
     assert app_add(2, 3) == 5
     assert inspect.isfunction(app_add) and inspect.iscoroutinefunction(app_async_add)

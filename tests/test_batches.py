@@ -38,20 +38,6 @@ from jobctl.web.auth import Auth
 from jobctl.web.board import Dashboard
 
 
-@pytest.fixture
-def client(redis_url, tmp_path):
-    (tmp_path / "queue.yml").write_text(QUEUE_YML)
-    client = Client(redis_url, tmp_path / "queue.yml")
-    with testing.default_client(client):
-        yield client
-    client.close()
-
-
-@pytest.fixture
-def worker(client):
-    return testing.Worker(client=client)
-
-
 def calls(client: Client) -> list[dict]:
     return [json.loads(raw) for raw in client.connection.lrange(CALLS, 0, -1)]
 

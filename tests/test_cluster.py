@@ -35,14 +35,6 @@ def cproject(cluster_project):
     return cluster_project
 
 
-@pytest.fixture
-def node(redis_cluster):
-    """A cluster client of the test's own."""
-    client = connect(redis_cluster.urls[0])
-    yield client
-    client.close()
-
-
 def job_state(node, job_id: str) -> str | None:
     """The job's state as jobctl records it, read in this process (a `show` per poll would keep a
     core busy)."""

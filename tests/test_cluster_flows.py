@@ -22,7 +22,6 @@ from jobctl.api.client import Client
 from jobctl.config.settings import Settings
 from jobctl.errors import DuplicateJob
 from jobctl.store import keys
-from jobctl.store.connection import connect
 from jobctl.store.transitions import Transitions
 from jobctl.web.app import create_app
 from jobctl.web.auth import Auth
@@ -47,14 +46,6 @@ three:   {worker_count: 1}
 def cproject(cluster_project):
     cluster_project.write("queue.yml", QUEUES_YML)
     return cluster_project
-
-
-@pytest.fixture
-def node(redis_cluster):
-    """A cluster client of the test's own."""
-    client = connect(redis_cluster.urls[0])
-    yield client
-    client.close()
 
 
 def state(node, job_id: str, queue: str) -> str | None:
