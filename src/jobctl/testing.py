@@ -341,7 +341,7 @@ class RedisServer:
                     process_group=0,  # Ctrl-C reaches the tests, which then stop it, not the server
                 )
             wait_for(
-                lambda: self._answers() or process.poll() is not None,  # noqa: B023 - called at once, in this iteration
+                lambda: self._ready(process) or process.poll() is not None,  # noqa: B023 - called at once, in this iteration
                 message=f"redis-server on port {self.port}",
             )
             if process.poll() is None:
@@ -353,12 +353,12 @@ class RedisServer:
         log = (self.directory / "redis.out").read_text(errors="replace")[-800:]
         raise AssertionError(f"redis-server did not start on port {self.port}: {log}")
 
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+    def _ready(self, process: subprocess.Popen[bytes]) -> bool:
+        """Whether this process (not another that took the port meanwhile and answers on it, as
+        a cluster node's start once found) logged that it accepts connections."""
+        mine = f"{process.pid}:".encode()
+        with open(self.directory / "redis.out", "rb") as log:
+            return any(line.startswith(mine) and b"Ready to accept connections" in line for line in log)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
