@@ -470,6 +470,26 @@ def test_logs_read_a_jobs_output_in_its_queues_slot(cproject, tmp_path):
     assert "hello from emails" in logs.stdout
 
 
+def test_a_job_of_a_configured_queue_rq_does_not_list_is_still_found(cproject, redis_cluster, node, monkeypatch):
+    """A job's keys name its queue on a cluster, so an id alone is looked up on the known queues:
+    RQ's set of them and queue.yml's. With that set emptied or rewritten (by hand, by another
+    tool) `show`, `logs`, `cancel` and jobctl.get still find a job of a configured queue."""
+    job_id = cproject.enqueue("add", "1", "2", "--queue", "reports")
+    queued = cproject.enqueue("add", "3", "4", "--queue", "bulk")
+    assert cproject.run("work", "--burst", "--queue", "reports").returncode == 0
+    node.delete(keys.QUEUES)
+    node.set(keys.QUEUES, "not a set")
+    shown = cproject.show(job_id)
+    assert (shown["state"], shown["queue"], shown["result"]) == ("finished", "reports", 3)
+    assert cproject.run("logs", job_id).returncode == 0
+    monkeypatch.chdir(cproject.path)
+    jobctl.connect(redis_cluster.urls[2], cproject.path / "queue.yml")
+    assert jobctl.get(job_id).result(timeout=5) == 3
+    canceled = cproject.run("cancel", queued[:8])
+    assert canceled.returncode == 0, canceled.stderr
+    assert job_state(node, queued) == "canceled"
+
+
 def test_a_url_of_several_nodes_finds_the_cluster_with_the_first_one_down(cproject, redis_cluster, node):
     master = redis_cluster.master_of(keys.CLUSTER.queue("emails"))
     replica = redis_cluster.replica_of(master)

@@ -31,6 +31,7 @@ from ..errors import BlockingCall, ConfigError, JobNotFound, UnknownJob
 from ..store import keys
 from ..store.connection import async_connect, is_cluster, mask_url, resolve_url, unavailable
 from ..store.connection import connect as connect_redis
+from ..store.locate import remember_queues
 from ..store.transitions import AsyncTransitions
 from . import context
 from .handle import Handle
@@ -128,6 +129,8 @@ class Client:
             with self._lock:
                 if self._connection is None:
                     self._connection = connect_redis(self.url, check=False, socket_timeout=self.socket_timeout)
+                    if self.layout.cluster:  # where a job's keys name its queue, look on its config's too
+                        remember_queues(self._connection, self.config.queues)
         return self._connection
 
     def async_connection(self) -> redis.asyncio.Redis:
@@ -148,6 +151,8 @@ class Client:
                         "Client(url, connection=...)"
                     )
                 connection = async_connect(self.url, socket_timeout=self.socket_timeout)
+                if self.layout.cluster:
+                    remember_queues(connection, self.config.queues)
                 pair = self._async[loop] = (connection, AsyncTransitions(connection))
         return pair
 

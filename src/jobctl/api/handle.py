@@ -53,7 +53,7 @@ class Handle(Generic[R]):
         handle was made from an id alone (jobctl.get)."""
         layout = self.client.layout
         if layout.cluster and not self._queue:
-            self._queue = locate(self.client.connection, [self.id], self.client.config.queues).get(self.id, "")
+            self._queue = locate(self.client.connection, [self.id]).get(self.id, "")
             if not self._queue:
                 raise JobNotFound(f"no job with id {self.id!r} on any queue of the Redis Cluster")
         return layout.job(self.id, self._queue), layout.results(self.id, self._queue)

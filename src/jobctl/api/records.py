@@ -57,11 +57,12 @@ def jobs(connection: redis.Redis, job_ids: list[str], pickle_queues: Collection[
     views = []
     for job_id, raw in zip(job_ids, rows):
         if raw and (b"data" in raw or b"status" in raw):  # not a stub a late progress report left
-            views.append(
-                JobView.from_hash(
-                    job_id, raw, trust_pickle=text_value(raw.get(b"origin")) in pickle_queues, import_paths=import_paths
-                )
+            view = JobView.from_hash(
+                job_id, raw, trust_pickle=text_value(raw.get(b"origin")) in pickle_queues, import_paths=import_paths
             )
+            if layout.cluster:  # there its queue is the one its keys carry, whatever its origin field says
+                view.queue = where[job_id]
+            views.append(view)
     return views
 
 
@@ -111,7 +112,8 @@ def job(connection: redis.Redis, job_id: str, pickle_queues: Collection[str] = (
     if not found:
         raise UnknownJob(f"no job with id {job_id!r} (finished jobs are kept for their queue's result_ttl)")
     view = found[0]
-    layout, queue = keys.layout_of(connection), locate(connection, [job_id]).get(job_id, "")
+    layout = keys.layout_of(connection)
+    queue = view.queue if layout.cluster else ""  # the queue in its keys' names
     if view.state in ("finished", "dead") and view.result is None and view.error is None:
         # an RQ worker's job: its outcome is only in the results stream
         latest = cast(

@@ -209,9 +209,14 @@ class Settings:
     @cached_property
     def connection(self) -> redis.Redis:
         # redis-py: imported on first use, not at the CLI's start-up
+        from ..store import keys
         from ..store.connection import connect
+        from ..store.locate import remember_queues
 
-        return connect(self.url)
+        connection = connect(self.url)
+        if keys.layout_of(connection).cluster:  # where a job's keys name its queue, look on queue.yml's too
+            remember_queues(connection, self.queues.queues)
+        return connection
 
     @cached_property
     def queues(self) -> QueuesConfig:
