@@ -116,17 +116,19 @@ def test_a_job_reserved_behind_a_long_one_goes_back_to_its_queue(project, tmp_pa
     """The job reserved behind a running one goes back to the front of its queue once the running
     one turns out long, for any worker to take; it then runs there, once."""
     project.write("queue.yml", "default: {worker_count: 1}\n")
-    log = tmp_path / "log"
+    marker, gate = tmp_path / "marker", tmp_path / "gate"
     project.enqueue("add", "1", "2")
-    long = project.enqueue("ticking", str(log), "8")
+    # long until the test opens its gate: still running however late the test looks
+    long = project.enqueue("gated", str(marker), str(gate))
     behind = project.enqueue("record", str(tmp_path / "behind"), "ran")
     project.start("work")
-    wait_for(log.exists, message="the long job to start")
+    wait_for(marker.exists, message="the long job to start")
     wait_for(
         lambda: db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [behind.encode()],
         message="the reservation given back",
     )
     assert project.show(behind)["state"] == "queued" and project.show(long)["state"] == "started"
+    gate.touch()
     wait_for(lambda: state(db, behind) == "finished", timeout=30, message="the job behind to run")
     assert (tmp_path / "behind").read_text() == "ran\n" and project.show(behind)["crashes"] == 0
 
@@ -328,7 +330,7 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
     log = tmp_path / "log"
     first = project.start("work", env=LEASE_ENV)
     wait_for(lambda: db.scard(keys.layout_of(db).active_workers("default")) == 1, message="the first worker")
-    job_id = project.enqueue("overlap", str(log), "6")
+    job_id = project.enqueue("overlap", str(log), "3")  # still running when the test stops its worker
     wait_for(lambda: log.exists(), message="the job to start")
     frozen = int(log.read_text().split()[2])
     os.kill(frozen, signal.SIGSTOP)
