@@ -380,7 +380,7 @@ client = Client({redis_url!r}, {str(tmp_path / "queue.yml")!r})
 with testing.default_client(client):
     handle = app_jobs.app_add.enqueue(2, 3)
     assert testing.Worker(client=client).drain() == 1 and handle.result(timeout=5) == 5
-time.sleep(3)  # past the lease of 2 s
+time.sleep(2.5)  # past the lease of 2 s (its kernel timer would fire 1.75 s after a renewal)
 print("alive")
 """
     environment = {**os.environ, "JOBCTL_LEASE_TTL": "2", "PYTHONPATH": os.pathsep.join([str(TESTS), "src"])}

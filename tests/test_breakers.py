@@ -35,9 +35,10 @@ def setup(project, failures: int = 5, cooldown: str = "3s", concurrency: int = 1
     return mode, log
 
 
-def breaker(project, name: str = "store") -> dict:
-    """The breaker `name` as `jobctl status --json` shows it."""
-    result = project.run("status", "--json", env=JOBS)
+def breaker(project, name: str = "store", here: bool = True) -> dict:
+    """The breaker `name` as `jobctl status --json` shows it: run in this process (run_here:
+    status imports no job module), or with here=False in a process of its own."""
+    result = (project.run_here if here else project.run)("status", "--json", env=JOBS)
     assert result.returncode == 0, result.stderr
     (shown,) = [b for b in json.loads(result.stdout)["breakers"] if b["name"] == name]
     return shown
@@ -52,7 +53,7 @@ def attempts(db, job_id: str) -> int:
 
 
 def test_failures_open_it_fleet_wide_waiting_jobs_spend_no_attempt_and_a_trial_closes_it(project, db):
-    mode, log = setup(project)
+    mode, log = setup(project, cooldown="2s")  # outlasts what follows its opening, up to the waiting calls' enqueue
     mode.write_text("fail")
     failing = project.enqueue_many("store_call", [[str(mode), str(log)]] * 5, env=JOBS)
     project.start("work", env=JOBS)
@@ -70,7 +71,7 @@ def test_failures_open_it_fleet_wide_waiting_jobs_spend_no_attempt_and_a_trial_c
     # one trial (half-open) ran alone; its success closed the breaker, then the rest ran
     trial_end = min(at for what, at in calls(log) if what == "end")
     assert sorted(starts)[1] >= trial_end
-    closed = breaker(project)
+    closed = breaker(project, here=False)
     assert closed["state"] == "closed" and closed["opens"] == 1
 
 
@@ -93,7 +94,7 @@ def test_a_trial_whose_worker_is_killed_does_not_leave_it_half_open(project, db)
     os.kill(int(marker.read_text()), signal.SIGKILL)  # crash_limit 1: the trial is buried, not run again
     wait_for(lambda: state(db, trial) == "dead", message="the killed trial buried")
     wait_for(lambda: state(db, other) == "finished", timeout=60, message="the other call ran as the next trial")
-    assert breaker(project)["state"] == "closed"
+    assert breaker(project, here=False)["state"] == "closed"
 
 
 def test_a_block_opens_it_and_a_job_meeting_it_open_is_deferred_without_an_attempt(project, db):
@@ -117,7 +118,7 @@ def test_a_block_opens_it_and_a_job_meeting_it_open_is_deferred_without_an_attem
     wait_for(lambda: state(db, deferred) == "finished", timeout=60, message="the deferred job ran")
     assert attempts(db, deferred) == 1
     assert max(at for _, at in calls(log)) >= opened["open_until"]
-    assert breaker(project)["state"] == "closed"
+    assert breaker(project, here=False)["state"] == "closed"
 
 
 def test_a_job_naming_an_undeclared_breaker_is_one_line_and_exit_2(project):
@@ -149,4 +150,6 @@ def test_the_builtin_upload_waits_out_its_stores_breaker_without_an_attempt(proj
     db.zadd(keys.layout_of(db).scheduled("default"), {job_id: time.time()})
     assert project.run("work", "--burst", "--queue", "default").returncode == 0
     assert state(db, job_id) == "finished" and attempts(db, job_id) == 1
-    assert breaker(project, "document_store")["state"] == "closed"  # the upload was the trial: it closed the breaker
+    assert (
+        breaker(project, "document_store", here=False)["state"] == "closed"
+    )  # the upload was the trial: it closed the breaker

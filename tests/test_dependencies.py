@@ -103,7 +103,7 @@ def test_unique_refused_while_scheduled(project):
     again = project.run("enqueue", "add", "5", "--unique")
     assert again.returncode == 1
     assert " ".join(again.stderr.split()) == f"jobctl: not enqueued: job {first} is already scheduled"
-    as_json = project.run("enqueue", "add", "5", "--unique", "--json")
+    as_json = project.run_here("enqueue", "add", "5", "--unique", "--json")  # the same command, in this process
     assert as_json.returncode == 1 and json.loads(as_json.stdout) == {
         "id": first,
         "state": "scheduled",
@@ -112,16 +112,17 @@ def test_unique_refused_while_scheduled(project):
 
 
 def test_unique_refused_while_running_and_allowed_once_finished(project, in_process, db, tmp_path):
-    marker = tmp_path / "started"
-    first = project.enqueue("slow", str(marker), "4", "--unique")
+    marker, gate = tmp_path / "started", tmp_path / "gate"
+    first = project.enqueue("gated", str(marker), str(gate), "--unique")  # runs until the gate opens
     working = background(in_process())
     wait_for(marker.exists, message="the job to start")
-    running = project.run("enqueue", "slow", str(marker), "4", "--unique")
+    running = project.run("enqueue", "gated", str(marker), str(gate), "--unique")
     assert running.returncode == 1 and f"job {first} is already started" in " ".join(running.stderr.split())
 
+    gate.touch()
     working.join(timeout=60)
     assert states(db, first) == ["finished"]
-    second = project.enqueue("slow", str(marker), "4", "--unique")
+    second = project.enqueue("gated", str(marker), str(gate), "--unique")
     assert second != first
 
 

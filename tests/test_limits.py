@@ -45,9 +45,9 @@ def started_at(db, ids) -> list[float]:
 def test_max_concurrency_holds_across_supervisors_and_threads(project, db, tmp_path):
     project.write("queue.yml", TWO_HOSTS_QUEUE_YML)
     log = tmp_path / "overlap.log"
-    ids = enqueue_many(project, tmp_path, "limited_overlap", [[str(log), 0.4]] * 8)
+    ids = enqueue_many(project, tmp_path, "limited_overlap", [[str(log), 0.4]] * 6)
     project.start("work")
-    project.start("work")  # 2 supervisors x 3 jobs in flight each: room for 6, the job allows 2
+    project.start("work")  # 2 supervisors x 3 jobs in flight each: room for all 6, the job allows 2
     wait_for(lambda: all_finished(db, ids), timeout=60, message="every limited job finished")
     peak, _ = max_overlap(log)
     assert peak == 2

@@ -19,7 +19,7 @@ from jobctl.api.client import Client
 from jobctl.store import keys
 
 POOL = 8
-ROUNDS = 3
+ROUNDS = 2
 _together = threading.Barrier(POOL)
 _db: redis.Redis | None = None
 

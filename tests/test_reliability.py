@@ -74,9 +74,9 @@ def test_poison_pill_is_dead_after_three_crashes_while_other_jobs_flow(project, 
 
 def test_shutdown_requeues_a_job_longer_than_shutdown_timeout(project, tmp_path, db):
     project.write("queue.yml", "default: {worker_count: 1, shutdown_timeout: 1s}\n")
-    marker = tmp_path / "marker"
+    marker, gate = tmp_path / "marker", tmp_path / "gate"
     work = project.start("work")
-    long_job = project.enqueue("slow", str(marker), "4")
+    long_job = project.enqueue("gated", str(marker), str(gate))  # runs until the gate opens
     wait_for(marker.exists, message="the job to start")
     workers = child_pids(work.pid)
     work.send_signal(signal.SIGTERM)
@@ -87,6 +87,7 @@ def test_shutdown_requeues_a_job_longer_than_shutdown_timeout(project, tmp_path,
     assert db.lindex(keys.layout_of(db).queue("default"), 0).decode() == long_job
 
     marker.unlink()
+    gate.touch()
     assert project.run("work", "--burst").returncode == 0
     assert project.show(long_job)["state"] == "finished"
 
@@ -174,7 +175,7 @@ def test_redis_restart_loses_nothing(project, tmp_path, redis_server):
     server.stop()
     down = project.run("enqueue", "add", "1", env=env)
     assert down.returncode == 2 and f"cannot reach Redis at 127.0.0.1:{server.port}" in down.stderr
-    time.sleep(2.5)
+    time.sleep(max(0.0, marker.stat().st_mtime + 2.5 - time.time()))  # until the slow job has ended
     server.start()
 
     after = project.write("after.jsonl", "".join(f'{{"args": ["{log}", "after-{n}"]}}\n' for n in range(10)))

@@ -13,7 +13,6 @@ import pytest
 from conftest import child_pids, kill_quietly, state, wait_for
 
 from jobctl.api import records
-from jobctl.runtime import tracking
 from jobctl.store import keys
 
 LEASE_ENV = {"JOBCTL_LEASE_TTL": "4"}  # a frozen worker is presumed dead after 4 s, not 20
@@ -116,17 +115,19 @@ def test_a_job_reserved_behind_a_long_one_goes_back_to_its_queue(project, tmp_pa
     """The job reserved behind a running one goes back to the front of its queue once the running
     one turns out long, for any worker to take; it then runs there, once."""
     project.write("queue.yml", "default: {worker_count: 1}\n")
-    log = tmp_path / "log"
+    marker, gate = tmp_path / "marker", tmp_path / "gate"
     project.enqueue("add", "1", "2")
-    long = project.enqueue("ticking", str(log), "8")
+    # long until the test opens its gate: still running however late the test looks
+    long = project.enqueue("gated", str(marker), str(gate))
     behind = project.enqueue("record", str(tmp_path / "behind"), "ran")
     project.start("work")
-    wait_for(log.exists, message="the long job to start")
+    wait_for(marker.exists, message="the long job to start")
     wait_for(
         lambda: db.lrange(keys.layout_of(db).queue("default"), 0, -1) == [behind.encode()],
         message="the reservation given back",
     )
     assert project.show(behind)["state"] == "queued" and project.show(long)["state"] == "started"
+    gate.touch()
     wait_for(lambda: state(db, behind) == "finished", timeout=30, message="the job behind to run")
     assert (tmp_path / "behind").read_text() == "ran\n" and project.show(behind)["crashes"] == 0
 
@@ -172,14 +173,14 @@ def test_scripts_lost_by_redis_between_short_jobs_are_loaded_again_and_every_job
     function ran nothing, and every job runs exactly once."""
     if not db.info("server")["redis_version"].startswith("7"):
         pytest.skip("Redis 6 has no functions")
-    logs_dir = enqueue_short_jobs(project, tmp_path, 400)
+    logs_dir = enqueue_short_jobs(project, tmp_path, 250)
     project.start("work")
-    for done in (50, 150, 250):
+    for done in (30, 90, 150):
         wait_for(lambda: len(list(logs_dir.iterdir())) >= done, message=f"{done} jobs started")  # noqa: B023
         db.function_flush()
         wait_for(lambda: db.function_list(), message="the worker to load the library again")
-        assert len(list(logs_dir.iterdir())) < 400  # it was still running jobs
-    wait_for(lambda: db.zcard(keys.layout_of(db).finished("default")) == 400, timeout=60, message="all 400 done")
+        assert len(list(logs_dir.iterdir())) < 250  # it was still running jobs
+    wait_for(lambda: db.zcard(keys.layout_of(db).finished("default")) == 250, timeout=60, message="all 250 done")
     for log in logs_dir.iterdir():
         assert sorted(line.split()[0] for line in log.read_text().splitlines()) == ["end", "start"], log.name
 
@@ -229,12 +230,19 @@ def test_pause_stops_a_busy_worker_within_a_second(project, tmp_path, db):
     project.write("queue.yml", "default: {worker_count: 1}\n")
     out = tmp_path / "out"
     jobs = tmp_path / "jobs.jsonl"
-    jobs.write_text("".join(json.dumps({"args": [str(out), str(n)], "kwargs": {}}) + "\n" for n in range(20000)))
+    # thousands: the worker is still busy when the pause lands, and some are left after it
+    jobs.write_text("".join(json.dumps({"args": [str(out), str(n)], "kwargs": {}}) + "\n" for n in range(6000)))
     assert project.run("enqueue", "record", "--from", str(jobs)).returncode == 0
-    project.start("work")
+    work = project.start("work")
     wait_for(lambda: out.exists() and len(out.read_text().split()) >= 50, message="50 jobs done")
-    assert project.run("pause", "default").returncode == 0
-    time.sleep(1.5)
+    (worker,) = child_pids(work.pid)
+    in_flight = keys.layout_of(db).active(f"{os.uname().nodename}.{worker}", "default")
+    assert project.run_here("pause", "default").returncode == 0  # at once, while the worker runs jobs
+    paused = time.monotonic()
+    # within a second and a half it holds no job of the paused queue (looked at once more after
+    # that time, however late this process runs), and starts none for a second after
+    wait_for(lambda: db.llen(in_flight) == 0 or time.monotonic() - paused > 1.5, interval=0.02)
+    assert db.llen(in_flight) == 0, "the worker still holds jobs of the paused queue"
     done = len(out.read_text().split())
     time.sleep(1.0)
     assert len(out.read_text().split()) == done and db.llen(keys.layout_of(db).queue("default")) > 0
@@ -259,11 +267,11 @@ def test_timeouts_in_a_thread_and_in_asyncio(project, tmp_path):
 
 def test_a_thread_ignoring_its_timeout_takes_only_its_own_job_down(project, tmp_path, db):
     project.write(
-        "queue.yml", "default: {worker_count: 1, concurrency: 2, timeout: 2s, max_retries: 0, crash_limit: 1}\n"
+        "queue.yml", "default: {worker_count: 1, concurrency: 2, timeout: 1s, max_retries: 0, crash_limit: 1}\n"
     )
     log = tmp_path / "log"
     stuck = project.enqueue("slow", str(tmp_path / "marker"), "60")  # time.sleep: no Python instruction to interrupt
-    bystander = project.enqueue("ticking", str(log), "1.5")
+    bystander = project.enqueue("ticking", str(log), "0.5")  # within its timeout
     project.start("work")
     wait_for(lambda: state(db, stuck) == "dead", timeout=30, message="the stuck job to be killed")
     assert project.show(stuck)["reason"] == "worker killed after the job ignored its timeout 1 time"
@@ -277,7 +285,7 @@ def test_a_slow_hook_is_never_charged_to_the_next_job(project, db):
     was buried dead without having run)."""
     project.write("queue.yml", "default: {worker_count: 1, timeout: 1s, crash_limit: 1, max_retries: 0}\n")
     project.enqueue("add", "1")  # so that the hooked job starts from an outcome, one reserved behind it
-    hooked = project.enqueue("slow_hooked", "5")
+    hooked = project.enqueue("slow_hooked", "4")  # twice the timeout and grace (1 s each) after it
     behind = project.enqueue("add", "2")
     project.start("work")
     wait_for(lambda: state(db, behind) in ("finished", "dead"), timeout=30, message="the job behind")
@@ -291,19 +299,28 @@ def test_a_slow_hook_is_never_charged_to_the_next_job(project, db):
 
 
 def test_cancel_stops_running_jobs_in_every_model(project, tmp_path, db):
-    for concurrency, job_name in ((1, "ticking"), (1, "slow"), (3, "ticking"), (3, "async_waiting")):
-        project.write("queue.yml", f"default: {{worker_count: 1, concurrency: {concurrency}}}\n")
-        log = tmp_path / f"{job_name}-{concurrency}"
-        if job_name == "slow":
-            job_id = project.enqueue("slow", str(log), "60")
-        else:
-            job_id = project.enqueue(job_name, str(log), "60")
-        child = project.enqueue("add", "1", "--depends-on", job_id)
-        after = project.enqueue("add", "2")
-        work = project.start("work")
+    # one supervisor, a queue per model: a worker running Python code, one stuck in time.sleep
+    # (concurrency 1: the main thread), a pool thread, a task on the event loop
+    models = {
+        "ticking_1": ("ticking", 1),
+        "slow_1": ("slow", 1),
+        "ticking_3": ("ticking", 3),
+        "async_3": ("async_waiting", 3),
+    }
+    project.write("queue.yml", "".join(f"{q}: {{worker_count: 1, concurrency: {c}}}\n" for q, (_, c) in models.items()))
+    enqueued = {}
+    for queue, (job_name, _) in models.items():
+        log = tmp_path / queue
+        job_id = project.enqueue(job_name, str(log), "60", "--queue", queue)
+        child = project.enqueue("add", "1", "--depends-on", job_id, "--queue", queue)
+        enqueued[queue] = (log, job_id, child, project.enqueue("add", "2", "--queue", queue))
+    work = project.start("work")
+    for number, (queue, (log, job_id, child, after)) in enumerate(enqueued.items()):
+        job_name = models[queue][0]
         wait_for(log.exists, message=f"{job_name} to start")
         started = time.monotonic()
-        result = project.run("cancel", job_id)
+        # the CLI's own process once; the other cancels the same command in this process
+        result = (project.run if number == 0 else project.run_here)("cancel", job_id)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == f"canceled {job_id} (stopped while running); canceled with it: {child}"
         assert time.monotonic() - started < 8
@@ -313,8 +330,8 @@ def test_cancel_stops_running_jobs_in_every_model(project, tmp_path, db):
             assert log.read_text().endswith("finally\n")
         wait_for(lambda: state(db, after) == "finished", message="the worker to go on")  # noqa: B023 - called in this iteration
         assert project.show(child)["state"] == "canceled"
-        work.send_signal(signal.SIGTERM)
-        assert work.wait(timeout=15) == 0
+    work.send_signal(signal.SIGTERM)
+    assert work.wait(timeout=15) == 0
 
 
 # --- fencing ------------------------------------------------------------------------------------
@@ -328,7 +345,7 @@ def test_a_frozen_worker_never_finishes_a_job_given_to_another(project, tmp_path
     log = tmp_path / "log"
     first = project.start("work", env=LEASE_ENV)
     wait_for(lambda: db.scard(keys.layout_of(db).active_workers("default")) == 1, message="the first worker")
-    job_id = project.enqueue("overlap", str(log), "6")
+    job_id = project.enqueue("overlap", str(log), "3")  # still running when the test stops its worker
     wait_for(lambda: log.exists(), message="the job to start")
     frozen = int(log.read_text().split()[2])
     os.kill(frozen, signal.SIGSTOP)
@@ -404,8 +421,11 @@ def test_a_forked_child_never_returns_into_the_worker(project, tmp_path, db):
     child = int(next(line for line in log.read_text().split("\n") if line.startswith("child")).split()[1])
     wait_for(lambda: not alive(child), message="the forked child to end")
     # job tracking is flushed about once a second: one run counted, and still one a flush later
+    # (the flush that brings the run of a job the worker ran after it)
     wait_for(lambda: db.hget(keys.layout_of(db).job_stats("forks", "default"), "runs"), message="the run counted")
-    time.sleep(2 * tracking.FLUSH_INTERVAL)
+    project.enqueue("add", "2")
+    adds = keys.layout_of(db).job_stats("add", "default")
+    wait_for(lambda: db.hget(adds, "runs") == b"2", interval=0.02, message="a later flush")
     assert db.hget(keys.layout_of(db).job_stats("forks", "default"), "runs") == b"1"
     assert len(child_pids(work.pid)) == 1
 
@@ -482,10 +502,17 @@ def test_records_jobctl_cannot_read_end_dead_with_a_reason(project, db):
         assert job["state"] == "dead" and job["attempts"] == 1 and job["crashes"] == 0
         assert reason in job["reason"] and job["reason"].startswith("permanent error")
     assert project.show(no_origin)["result"] == 3  # found on `default`: that is its queue
-    for command in (["status"], ["status", "--json"], ["stats"], ["stats", "--json"], ["show", pickled]):
-        result = project.run(*command)
+    # stats imports the job modules: a process of its own; the others read in this one (run_here)
+    for run, command in (
+        (project.run_here, ["status"]),
+        (project.run_here, ["status", "--json"]),
+        (project.run, ["stats"]),
+        (project.run, ["stats", "--json"]),
+        (project.run_here, ["show", pickled]),
+    ):
+        result = run(*command)
         assert result.returncode == 0 and "Traceback" not in result.stderr, (command, result.stderr)
-    requeued = project.run("requeue-dead", "--queue", "default", "--json")
+    requeued = project.run_here("requeue-dead", "--queue", "default", "--json")
     assert requeued.returncode == 0, requeued.stderr
 
 

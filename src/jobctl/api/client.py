@@ -119,7 +119,7 @@ class Client:
         """How the keys of this client's Redis are named: a Redis Cluster's, or RQ's layout."""
         if self._given is not None:
             return keys.layout_of(self._given)
-        return keys.CLUSTER if is_cluster(self.url) else keys.PLAIN
+        return keys.CLUSTER if is_cluster(self.url, self.socket_timeout) else keys.PLAIN
 
     @property
     def connection(self) -> redis.Redis:

@@ -192,7 +192,7 @@ def connect(url: str, *, check: bool = True, socket_timeout: float | None = None
     try:
         if is_sentinel_url(url):
             client = _sentinel_master(parse_sentinel_url(url), options)
-        elif is_cluster(url):
+        elif is_cluster(url, socket_timeout):
             # redis-py's cluster client answers every command the code calls on redis.Redis (by the
             # key's slot, or on every master for SCAN and FUNCTION LOAD) but is not one; the few
             # places that differ ask keys.layout_of(client)
@@ -215,10 +215,11 @@ def _redis_py_url(url: str) -> str:
 _cluster_of: dict[str, bool] = {}  # URL -> whether its server is a Redis Cluster (asked once)
 
 
-def is_cluster(url: str) -> bool:
+def is_cluster(url: str, socket_timeout: float | None = None) -> bool:
     """Whether `url` names a node of a Redis Cluster: as JOBCTL_CLUSTER says, or, set to auto, as
     the server says (`INFO cluster`, once per URL in a process). A Sentinel or unix-socket URL
-    never names one. Raises RedisUnavailable when auto has to ask and the server does not answer."""
+    never names one. Raises RedisUnavailable when auto has to ask and the server does not answer
+    within `socket_timeout` (the asking client's: a client given 0.3 s waited 5 s here), at most 5 s."""
     mode = cluster_option.mode()
     if cluster_nodes(url):
         if mode == "off":
@@ -227,7 +228,8 @@ def is_cluster(url: str) -> bool:
     if mode != "auto" or is_sentinel_url(url) or _scheme(url) == "unix":
         return mode == "on"
     if url not in _cluster_of:
-        probe = redis.Redis.from_url(_redis_py_url(url), socket_connect_timeout=5, socket_timeout=5)
+        timeout = 5.0 if socket_timeout is None else min(socket_timeout, 5.0)
+        probe = redis.Redis.from_url(_redis_py_url(url), socket_connect_timeout=5, socket_timeout=timeout)
         try:
             _cluster_of[url] = str(probe.info("cluster").get("cluster_enabled", 0)) == "1"
         except redis.RedisError as exc:
@@ -260,7 +262,7 @@ def async_connect(url: str, *, socket_timeout: float | None = None) -> redis.asy
     if is_sentinel_url(url):
         raise RedisUnavailable(f"{mask_url(url)}: the asyncio client does not support Sentinel URLs yet")
     try:
-        if is_cluster(url):
+        if is_cluster(url, socket_timeout):
             options.pop("health_check_interval")
             nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in cluster_nodes(url)[1:]]
             cluster = redis.asyncio.cluster.RedisCluster.from_url(
