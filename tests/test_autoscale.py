@@ -29,7 +29,8 @@ def elastic_yml(workers: str, **settings: str) -> str:
 
 
 def queue_status(project) -> dict:
-    result = project.run("status", "--json")
+    """The default queue in `status --json`, run in this process (the table's check runs `status`)."""
+    result = project.run_here("status", "--json")
     assert result.returncode == 0, result.stderr
     return next(q for q in json.loads(result.stdout)["queues"] if q["name"] == "default")
 
