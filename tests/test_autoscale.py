@@ -171,7 +171,7 @@ def test_a_worker_killed_while_the_pool_shrinks_loses_no_job(project, db, tmp_pa
     log = tmp_path / "naps.log"
     # a backlog that grows the pool to three workers, then a long job: the pool shrinks while it runs
     ids = enqueue_naps(project, log, 20, 0.5)
-    ids.append(project.enqueue("nap", str(log), "job-20", "6"))
+    ids.append(project.enqueue("nap", str(log), "job-20", "5"))
     wait_for(lambda: len(child_pids(work.pid)) == 3, timeout=60, interval=0.1, message="three workers")
     wait_for(lambda: len(child_pids(work.pid)) < 3, timeout=60, interval=0.1, message="a worker retired")
 
