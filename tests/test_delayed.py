@@ -15,14 +15,14 @@ LATENESS_BOUND = 15  # seconds: not a measure of punctuality, a check that promo
 
 def test_delayed_jobs_start_on_time(project, db):
     requested = time.time()
-    delayed = project.enqueue("add", "1", "--in", "3s")
+    delayed = project.enqueue("add", "1", "--in", "2s")
     enqueued = time.time()
-    at = datetime.fromtimestamp(int(time.time()) + 4, UTC)
+    at = datetime.fromtimestamp(int(time.time()) + 3, UTC)
     timed = project.enqueue("add", "2", "--at", at.isoformat())
     waiting = records.jobs(db, [delayed, timed])  # no worker yet: both wait, however slow this machine is
     assert [view.state for view in waiting] == ["scheduled", "scheduled"]
     run_at = waiting[0].scheduled_for  # --in counts from the enqueue command's own clock
-    assert requested + 3 <= run_at <= enqueued + 3 and waiting[1].scheduled_for == at.timestamp()
+    assert requested + 2 <= run_at <= enqueued + 2 and waiting[1].scheduled_for == at.timestamp()
     project.start("work")
 
     wait_for(lambda: all(view.state == "finished" for view in records.jobs(db, [delayed, timed])), message="both jobs")

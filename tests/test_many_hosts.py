@@ -16,7 +16,7 @@ from jobctl.config.queues import load_queues
 from jobctl.store import keys
 
 JOBS = 200
-LEASE_TTL = 4  # seconds: lost workers' heartbeats lapse after 4 s, not the default 20
+LEASE_TTL = 3  # seconds: lost workers' heartbeats lapse after 3 s, not the default 20
 LEASE_ENV = {"JOBCTL_LEASE_TTL": str(LEASE_TTL)}
 
 

@@ -113,7 +113,8 @@ def promoted(watcher: redis.Redis, port: int) -> bool:
 
 
 def test_enqueue_work_and_show_survive_a_failover(project, redis_server, sentinel):
-    master = redis_server()
+    # a replica syncs at once (by default a master waits 5 s for more replicas before a diskless sync)
+    master = redis_server("--repl-diskless-sync-delay", "0")
     replica = redis_server("--replicaof", "127.0.0.1", str(master.port))
     sentinel_port = sentinel(master.port)
     watcher = redis.Redis(port=sentinel_port, decode_responses=True)
