@@ -110,6 +110,7 @@ class Supervisor:
             burst=self.burst,
         )
         next_sweep = next_overrun_check = next_scale = 0.0
+        elastic = any(pool.elastic for pool in self.pools)
         while True:
             self._reap()
             if self.stop_requested:
@@ -117,15 +118,18 @@ class Supervisor:
                     break
                 self._enforce_shutdown_deadline()
             else:
-                if time.monotonic() >= next_scale:
+                # each duty is _guarded only when due, so that a try that worked has reached Redis
+                # (a duty with nothing to do said "Redis is back" during an outage)
+                if elastic and time.monotonic() >= next_scale:
                     self._guarded(lambda: Scaler(self.connection, self.pools, self.slots, self.log, self.name).scale())
                     next_scale = time.monotonic() + SCALE_EVERY
                 self._start_missing()
-                self._guarded(self._promote)
+                if time.monotonic() >= self._next_promote_try:
+                    self._guarded(self._promote)
                 if time.monotonic() >= next_sweep:
                     self._guarded(self._sweep)
                     next_sweep = time.monotonic() + min(MAX_SWEEP_EVERY, heartbeat_interval(self.lease_ttl))
-                if time.monotonic() >= next_overrun_check:
+                if time.monotonic() >= next_overrun_check and self._alive():
                     self._guarded(self._kill_overruns)
                     next_overrun_check = time.monotonic() + 1
                 if self.burst and self._guarded(self._drained):
@@ -320,8 +324,6 @@ class Supervisor:
 
     def _promote(self) -> None:
         """Every tick while this supervisor is the promoter; else a try to take over each second."""
-        if time.monotonic() < self._next_promote_try:
-            return
         moved = self._promote_each(PROMOTER_LEASE_MS)
         self._next_promote_try = 0.0 if moved is not None else time.monotonic() + 1.0
         if moved is not None:  # the promoter also stores the callbacks of batches completed
@@ -334,8 +336,6 @@ class Supervisor:
         call in a thread) takes its worker with it; the other jobs that worker held go back to
         their queues without it counting against them."""
         by_name = {slot.worker_name: slot for slot in self.slots if slot.pid and slot.worker_name}
-        if not by_name:
-            return
         killed: set[str] = set()
         late_jobs = [
             found
