@@ -16,6 +16,7 @@ import sample_jobs  # noqa: F401  (registers the sample jobs in this process, fo
 from conftest import free_port, wait_for
 from starlette.testclient import TestClient
 
+from jobctl import logs
 from jobctl.api import jobstats, records
 from jobctl.api import reads as api
 from jobctl.api.producer import enqueue
@@ -135,20 +136,36 @@ def test_a_wrong_token_is_refused_and_each_further_try_waits_longer(anonymous):
     assert anonymous.get("/api/status", headers=BEARER).status_code == 200
 
 
-def test_wrong_tries_in_parallel_from_one_address_do_not_lock_the_right_token_out(settings):
+def test_wrong_tries_in_parallel_from_one_address_do_not_lock_the_right_token_out(settings, caplog):
     """Behind a proxy every client has its address: wrong tries sent at once must not add up to a
     wait for the operator, whose right token is checked first and never held back."""
     app = create_app(Dashboard(settings, Auth(TOKEN)))
+    tries = 4  # answered after 0.5, 1, 2 and 4 s: 7.5 s if their delays added up
+    logs.get().addHandler(caplog.handler)  # each wrong try is logged when counted, before its delay
 
-    async def tries() -> tuple[list[int], int]:
+    def counted() -> int:  # each says how many from there so far (with propagation, twice here)
+        return len({record.getMessage() for record in caplog.records if "wrong token from" in record.getMessage()})
+
+    async def attempt() -> tuple[list[int], int, int]:
         transport = httpx.ASGITransport(app=app)  # every request from 127.0.0.1
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            wrong = await asyncio.gather(*(client.get("/api/status", headers=WRONG) for _ in range(5)))
+            wrong = [asyncio.create_task(client.get("/api/status", headers=WRONG)) for _ in range(tries)]
+            deadline = time.monotonic() + 15
+            while counted() < tries and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert counted() == tries, caplog.text
             # each wrong try waited at most MAX_DELAY; the right one does not wait for them all
             right = await asyncio.wait_for(client.get("/api/status", headers=BEARER), MAX_DELAY)
-        return [answer.status_code for answer in wrong], right.status_code
+            still_waiting = sum(not task.done() for task in wrong)
+            answers = await asyncio.gather(*wrong)
+        return [answer.status_code for answer in answers], right.status_code, still_waiting
 
-    assert asyncio.run(tries()) == ([401] * 5, 200)
+    try:
+        codes, right, still_waiting = asyncio.run(attempt())
+    finally:
+        logs.get().removeHandler(caplog.handler)
+    assert (codes, right) == ([401] * tries, 200)
+    assert still_waiting, "the right token was answered only after the wrong tries sent before it"
 
 
 def test_login_sets_an_http_only_same_site_strict_session_cookie(anonymous):
