@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import signal
+from pathlib import Path
 
 import pytest
 import redis
@@ -134,12 +135,30 @@ def test_requeue_dead_of_a_job_that_is_not_dead(project):
     )
 
 
+def catches(pid: int, signum: int) -> bool:
+    """Whether process `pid` has set a handler for `signum` (SigCgt in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 def test_sigterm_during_enqueue_from_says_how_many_were_stored_and_how_to_resume(project, db):
-    total = 300_000
+    total = 5_000  # five batches
     lines = project.write("calls.jsonl", "".join(f'{{"args": [{n}]}}\n' for n in range(total)))
-    loading = project.start("enqueue", "add", "--from", lines.name)
-    wait_for(lambda: db.llen(keys.layout_of(db).queue("default")) > 0, timeout=60, message="the first batch")
-    loading.send_signal(signal.SIGTERM)
+    # Redis holds writes until the signal is sent: it arrives while the first batch is on its
+    # way, however fast the rest would have been stored
+    db.client_pause(60_000, all=False)
+    try:
+        loading = project.start("enqueue", "add", "--from", lines.name)
+        wait_for(
+            lambda: catches(loading.pid, signal.SIGTERM) or loading.poll() is not None,
+            timeout=60,
+            message="enqueue --from ready to store (its SIGTERM handler set)",
+        )
+        loading.send_signal(signal.SIGTERM)
+    finally:
+        db.client_unpause()
     assert loading.wait(timeout=30) == 128 + signal.SIGTERM
     stored = db.llen(keys.layout_of(db).queue("default"))
     assert 0 < stored < total
