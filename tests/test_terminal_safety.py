@@ -148,8 +148,12 @@ def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tm
     as_json = project.run_here("show", job_id, "--json")
     assert "\x1b" not in as_json.stdout and json.loads(as_json.stdout)["args"] == [HOSTILE + "arg"]
 
-    failures = no_raw_controls(project.run_here("status", env={"COLUMNS": "250"}))
-    assert "RuntimeError: " + ESCAPED + "error" in failures
+    def status_with_the_failure() -> str | None:
+        shown = no_raw_controls(project.run_here("status", env={"COLUMNS": "250"}))
+        return shown if "RuntimeError: " + ESCAPED + "error" in shown else None
+
+    # recent failures come with the worker's tracking, flushed about once a second
+    wait_for(status_with_the_failure, message="the job's error among status's recent failures")
     stats = no_raw_controls(project.run("stats", env={"COLUMNS": "250"}))
     assert ESCAPED + "error" in stats and AS_JSON + "arg" in stats
 
