@@ -28,9 +28,9 @@ def test_every_command_taking_a_job_id_takes_a_unique_prefix(project, db):
     dead = project.enqueue("refuses")
     assert project.run("work", "--burst").returncode == 0
     assert project.run("logs", prefix).returncode == 0
-    requeued = project.run("requeue-dead", "--job-id", dead[:6], "--json")
+    requeued = project.run_here("requeue-dead", "--job-id", dead[:6], "--json")
     assert json.loads(requeued.stdout)["requeued"][0]["id"] == dead
-    canceled = json.loads(project.run("cancel", dead[:7], "--json").stdout)
+    canceled = json.loads(project.run_here("cancel", dead[:7], "--json").stdout)
     assert canceled[0]["job_id"] == dead and canceled[0]["canceled"]
 
 
@@ -45,10 +45,12 @@ def test_an_ambiguous_or_short_prefix_is_refused(project):
 
 def test_job_ids_cannot_name_other_keys_and_are_printed_as_given(project, db):
     parent = project.enqueue("add", "1", "--job-id", "p")
-    for bad in ("p:dependents", "a[b]?*", "x" * 129, "with space"):
-        line = error_of(project.run("enqueue", "add", "1", "--job-id", bad))
+    # the first refusal by a real `jobctl`; the others in this process where it enqueues as one does
+    here = project.run_here if project.enqueues_alike_here("add", (), None) else project.run
+    for number, bad in enumerate(("p:dependents", "a[b]?*", "x" * 129, "with space")):
+        line = error_of((here if number else project.run)("enqueue", "add", "1", "--job-id", bad))
         assert line.startswith("jobctl: error: --job-id") and "letters, digits" in line
-    assert error_of(project.run("enqueue", "add", "1", "--depends-on", "p:dependents")) == (
+    assert error_of(here("enqueue", "add", "1", "--depends-on", "p:dependents")) == (
         "jobctl: error: --depends-on: no job with id 'p:dependents'"
     )
     assert (
@@ -56,7 +58,7 @@ def test_job_ids_cannot_name_other_keys_and_are_printed_as_given(project, db):
         and project.show(parent)["state"] == "queued"
     )
     marked = project.enqueue("echo_kwargs", "[bold]x[/bold]", "--job-id", "a.b_c-[d]".replace("[d]", "d"))
-    shown = project.run("show", marked)
+    shown = project.run_here("show", marked)
     assert '"[bold]x[/bold]"' in shown.stdout and "a.b_c-d" in shown.stdout
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+from conftest import Project
+
 from jobctl.cli.demo import EXAMPLE_CHANNELS
 
 
@@ -16,28 +18,21 @@ def test_init_writes_a_project_that_runs_and_never_overwrites(project, tmp_path)
     assert sorted(p.name for p in fresh.iterdir()) == ["example_jobs.py", "queue.yml", "recurring.yml"]
     assert "JOBCTL_JOBS=example_jobs jobctl work" in created.stderr
 
-    again = project.run("init", "fresh")
+    again = project.run_here("init", "fresh")
     assert again.returncode == 1
     assert again.stderr.strip() == (
         f"jobctl: error: init: queue.yml, recurring.yml, example_jobs.py already exist in "
         f"{fresh}; nothing written (--force overwrites)"
     )
     (fresh / "queue.yml").write_text("mine: {}\n")
-    assert project.run("init", "fresh", "--force").returncode == 0
+    assert project.run_here("init", "fresh", "--force").returncode == 0
     assert "worker_count" in (fresh / "queue.yml").read_text()
 
-    env = {"JOBCTL_JOBS": "example_jobs"}
+    inside = Project(fresh, None)  # jobctl run inside the new project
+    inside.env = {**project.env, "JOBCTL_JOBS": "example_jobs"}
 
-    def run(*args: str) -> subprocess.CompletedProcess:  # jobctl run inside the new project
-        return subprocess.run(
-            project.command(*args),
-            cwd=fresh,
-            env={**project.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return inside.run(*args, timeout=120)
 
     listed = run("scheduler", "--list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -45,8 +40,12 @@ def test_init_writes_a_project_that_runs_and_never_overwrites(project, tmp_path)
     hello = run("enqueue", "hello", "Ada").stdout.strip()
     crunch = run("enqueue", "crunch", "-k", "count=3").stdout.strip()
     assert run("work", "--burst").returncode == 0
-    assert json.loads(run("show", hello, "--json").stdout)["result"] == "hello, Ada"
-    assert json.loads(run("show", crunch, "--json").stdout)["result"] == {"steps": 3, "sum_of_squares": 14}
+    # the results read in this process (show imports no job module)
+    assert json.loads(inside.run_here("show", hello, "--json").stdout)["result"] == "hello, Ada"
+    assert json.loads(inside.run_here("show", crunch, "--json").stdout)["result"] == {
+        "steps": 3,
+        "sum_of_squares": 14,
+    }
 
 
 def test_a_missing_queue_yml_says_where_and_what_to_do_and_starts_nothing(project, tmp_path):

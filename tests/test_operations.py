@@ -46,12 +46,12 @@ def test_health_with_workers_running_is_healthy(project, db):
     result = project.run("health")
     assert result.returncode == 0, result.stderr
     assert "3 worker(s) of host" in result.stdout
-    verdict = json.loads(project.run("health", "--json").stdout)
+    verdict = json.loads(project.run_here("health", "--json").stdout)
     assert verdict["healthy"] is True and verdict["workers"] == 3
     assert verdict["newest_heartbeat_age"] < 30
-    supervisor = json.loads(project.run("status", "--json").stdout)["workers"][0]["supervisor"]
-    assert project.run("health", "--name", supervisor).returncode == 0
-    assert "supervisor 'someone-else'" in one_line_error(project.run("health", "--name", "someone-else"), code=1)
+    supervisor = json.loads(project.run_here("status", "--json").stdout)["workers"][0]["supervisor"]
+    assert project.run_here("health", "--name", supervisor).returncode == 0
+    assert "supervisor 'someone-else'" in one_line_error(project.run_here("health", "--name", "someone-else"), code=1)
 
 
 def test_health_when_redis_is_unreachable_names_host_not_password(project):
@@ -102,20 +102,20 @@ def test_a_paused_queue_is_not_fetched_until_resumed(project, db):
     wait_for(lambda: db.scard(keys.WORKERS) == 3, message="workers registered")
     time.sleep(1.5)  # workers are running and polling: a paused queue must not be served
     assert project.show(job_id)["state"] == "queued"
-    status = json.loads(project.run("status", "--json").stdout)
+    status = json.loads(project.run_here("status", "--json").stdout)
     assert {q["name"]: q["paused"] for q in status["queues"]} == {"default": True, "analytics": False}
 
     resumed = project.run("resume", "default")
     assert resumed.returncode == 0 and "resumed default" in resumed.stderr
     wait_for(lambda: state(db, job_id) == "finished", message="the job to run after resume")
-    assert "default was not paused" in project.run("resume", "default").stderr
+    assert "default was not paused" in project.run_here("resume", "default").stderr
 
 
 def test_pausing_takes_effect_for_workers_already_waiting_on_the_queue(project, db):
     project.start("work")
     wait_for(lambda: db.scard(keys.WORKERS) == 3, message="workers registered")
     time.sleep(0.5)  # idle, blocked in their fetch on the queue
-    assert project.run("pause", "default").returncode == 0
+    assert project.run_here("pause", "default").returncode == 0
     job_id = project.enqueue("add", "1", "2")
     time.sleep(1.5)
     assert project.show(job_id)["state"] == "queued"
@@ -240,10 +240,10 @@ def test_purge_asks_first_and_refuses_without_a_terminal(project, in_process, db
     args = ("purge", "default", "--state", "dead", "--older-than", "0s")
     assert "pass --yes" in one_line_error(project.run(*args))
     assert "--state 'done': expected finished, dead, canceled" in one_line_error(
-        project.run("purge", "default", "--state", "done", "--older-than", "1d", "--yes")
+        project.run_here("purge", "default", "--state", "done", "--older-than", "1d", "--yes")
     )
     assert "--older-than 'soon'" in one_line_error(
-        project.run("purge", "default", "--state", "dead", "--older-than", "soon", "--yes")
+        project.run_here("purge", "default", "--state", "dead", "--older-than", "soon", "--yes")
     )
 
     for answer, code, kept in (("n", 1, True), ("y", 0, False)):

@@ -93,7 +93,7 @@ def test_retries_counted_as_the_rule_that_applies_and_a_retried_success_as_rq_le
     own_id = own.enqueue("flaky", str(tmp_path / "own"), 2, retry=Retry(max=3)).id
     plain = Queue("default", connection=db, serializer=JSONSerializer).enqueue("flaky", str(tmp_path / "plain"), 1).id
     assert (rq_project.show(own_id)["max_retries"], rq_project.show(plain)["max_retries"]) == (3, 2)
-    assert "attempts 0 (max retries 2)" in " ".join(rq_project.run("show", plain).stdout.split())
+    assert "attempts 0 (max retries 2)" in " ".join(rq_project.run_here("show", plain).stdout.split())
     worker = rq_project.start("work", "--queue", "together", "--queue", "default")
     for job_id in (own_id, plain):
         wait_for(lambda job_id=job_id: fetch(db, job_id).get_status() == "finished", message="the retried jobs")
@@ -111,7 +111,7 @@ def test_retries_counted_as_the_rule_that_applies_and_a_retried_success_as_rq_le
     # jobctl's show still has the tracebacks of the failed attempts
     shown = rq_project.run("show", own_id).stdout
     assert "Traceback of attempt 2" in shown and "RuntimeError: flaky failure 2" in shown
-    assert "RuntimeError: flaky failure 1" in rq_project.run("show", own_id, "--all").stdout
+    assert "RuntimeError: flaky failure 1" in rq_project.run_here("show", own_id, "--all").stdout
 
 
 def test_a_job_rqs_api_canceled_is_kept_as_rq_keeps_it_and_its_dependents_settled(rq_project, queue, db):
@@ -307,8 +307,8 @@ def test_a_job_enqueued_by_function_reference_runs_as_its_registered_job(rq_proj
     assert [(job["id"], job["job"]) for job in status["running"]] == [(running.id, "slow")]
     assert rq_project.show(running.id)["job"] == "slow"
 
-    def runs_of_add() -> int:
-        jobs = json.loads(rq_project.run("stats", "--job", "add", "--json").stdout)["jobs"]
+    def runs_of_add() -> int:  # read in this process, which has registered the project's jobs
+        jobs = json.loads(rq_project.run_here("stats", "--job", "add", "--json").stdout)["jobs"]
         return next((job["runs"] for job in jobs if job["name"] == "add"), 0)
 
     wait_for(lambda: runs_of_add() == 1, message="the run to be counted under its job name")

@@ -114,6 +114,9 @@ def hostile_project(project, db):
 
 
 def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tmp_path, db):
+    """Each command's output as it prints it: in real processes (on a pseudo-terminal: enqueue
+    --wait, status --live; on pipes: logs --follow, stats, the worker's log) and, for the reads
+    that import no job module, in this process (run_here: the same entry point, a pipe's width)."""
     project = hostile_project
     gate = tmp_path / "gate"
     worker = project.start("work")
@@ -122,7 +125,7 @@ def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tm
     wait_for(lambda: project.show(job_id).get("progress_message"), message="the job's progress")
     waiting.read_until(r"hostile \\x1b\]0;pwned\\x07\\x1b\[2J\\u202eprogress")  # the progress bar's label
 
-    status = no_raw_controls(project.run("status", env={"COLUMNS": "250"}))
+    status = no_raw_controls(project.run_here("status", env={"COLUMNS": "250"}))
     assert ESCAPED + "progress" in status
     live = terminal("status", "--live")
     live.read_until(r"\\x1b\]0;pwned\\x07\\x1b\[2J\\u202eprogress")
@@ -135,24 +138,28 @@ def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tm
     assert ESCAPED + "error" in drawn_safely(waiting.screen)
     wait_for(lambda: state(db, job_id) == "dead", message="the job dead")
 
-    shown = no_raw_controls(project.run("show", job_id, "--all"))
+    shown = no_raw_controls(project.run_here("show", job_id, "--all"))
     for part in ("error", "output"):
         assert ESCAPED + part in shown, part
     assert AS_JSON + "arg" in shown and AS_JSON + "key" in shown
     assert "RuntimeError: " + ESCAPED + "error" in shown  # in the traceback, which keeps its lines
-    assert no_raw_controls(project.run("logs", job_id)).count(ESCAPED + "output") == 1
+    assert no_raw_controls(project.run_here("logs", job_id)).count(ESCAPED + "output") == 1
     assert ESCAPED + "output" in no_raw_controls(project.run("logs", job_id, "--follow"))
-    as_json = project.run("show", job_id, "--json")
+    as_json = project.run_here("show", job_id, "--json")
     assert "\x1b" not in as_json.stdout and json.loads(as_json.stdout)["args"] == [HOSTILE + "arg"]
 
-    failures = no_raw_controls(project.run("status", env={"COLUMNS": "250"}))
-    assert "RuntimeError: " + ESCAPED + "error" in failures
+    def status_with_the_failure() -> str | None:
+        shown = no_raw_controls(project.run_here("status", env={"COLUMNS": "250"}))
+        return shown if "RuntimeError: " + ESCAPED + "error" in shown else None
+
+    # recent failures come with the worker's tracking, flushed about once a second
+    wait_for(status_with_the_failure, message="the job's error among status's recent failures")
     stats = no_raw_controls(project.run("stats", env={"COLUMNS": "250"}))
     assert ESCAPED + "error" in stats and AS_JSON + "arg" in stats
 
-    dead = no_raw_controls(project.run("requeue-dead", "--queue", "default", "--dry-run"))
+    dead = no_raw_controls(project.run_here("requeue-dead", "--queue", "default", "--dry-run"))
     assert f"would requeue foreign-1 {ESCAPED}name [default]" in dead
-    foreign = no_raw_controls(project.run("show", "foreign-1"))
+    foreign = no_raw_controls(project.run_here("show", "foreign-1"))
     assert ESCAPED + "name" in foreign and ESCAPED + "foreign traceback" in foreign
 
     worker.send_signal(signal.SIGTERM)

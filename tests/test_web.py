@@ -16,8 +16,10 @@ import sample_jobs  # noqa: F401  (registers the sample jobs in this process, fo
 from conftest import free_port, wait_for
 from starlette.testclient import TestClient
 
+from jobctl import logs, testing
 from jobctl.api import jobstats, records
 from jobctl.api import reads as api
+from jobctl.api.client import Client
 from jobctl.api.producer import enqueue
 from jobctl.config.settings import Settings
 from jobctl.store import keys
@@ -84,10 +86,14 @@ WRONG = {"Authorization": "Bearer not-the-token"}
 
 
 def dead_jobs(project, db, *names: str) -> list[str]:
-    """Jobs that really died in a worker (PermanentError or retries exhausted)."""
+    """Jobs that really died in a worker (PermanentError or retries exhausted): the worker's code,
+    run in this process (a `jobctl work --burst` process per test cost about a second)."""
     ids = [enqueue(db, load(project), name).id for name in names]
-    burst = project.run("work", "--burst", "--queue", "default")
-    assert burst.returncode == 0, burst.stderr
+    client = Client(project.env["REDIS_URL"], project.path / "queue.yml")
+    try:
+        testing.Worker(["default"], client=client).drain(wait=60)
+    finally:
+        client.close()
     assert all(records.job(db, i).state == "dead" for i in ids)
     return ids
 
@@ -135,20 +141,36 @@ def test_a_wrong_token_is_refused_and_each_further_try_waits_longer(anonymous):
     assert anonymous.get("/api/status", headers=BEARER).status_code == 200
 
 
-def test_wrong_tries_in_parallel_from_one_address_do_not_lock_the_right_token_out(settings):
+def test_wrong_tries_in_parallel_from_one_address_do_not_lock_the_right_token_out(settings, caplog):
     """Behind a proxy every client has its address: wrong tries sent at once must not add up to a
     wait for the operator, whose right token is checked first and never held back."""
     app = create_app(Dashboard(settings, Auth(TOKEN)))
+    tries = 4  # answered after 0.5, 1, 2 and 4 s: 7.5 s if their delays added up
+    logs.get().addHandler(caplog.handler)  # each wrong try is logged when counted, before its delay
 
-    async def tries() -> tuple[list[int], int]:
+    def counted() -> int:  # each says how many from there so far (with propagation, twice here)
+        return len({record.getMessage() for record in caplog.records if "wrong token from" in record.getMessage()})
+
+    async def attempt() -> tuple[list[int], int, int]:
         transport = httpx.ASGITransport(app=app)  # every request from 127.0.0.1
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-            wrong = await asyncio.gather(*(client.get("/api/status", headers=WRONG) for _ in range(5)))
+            wrong = [asyncio.create_task(client.get("/api/status", headers=WRONG)) for _ in range(tries)]
+            deadline = time.monotonic() + 15
+            while counted() < tries and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert counted() == tries, caplog.text
             # each wrong try waited at most MAX_DELAY; the right one does not wait for them all
             right = await asyncio.wait_for(client.get("/api/status", headers=BEARER), MAX_DELAY)
-        return [answer.status_code for answer in wrong], right.status_code
+            still_waiting = sum(not task.done() for task in wrong)
+            answers = await asyncio.gather(*wrong)
+        return [answer.status_code for answer in answers], right.status_code, still_waiting
 
-    assert asyncio.run(tries()) == ([401] * 5, 200)
+    try:
+        codes, right, still_waiting = asyncio.run(attempt())
+    finally:
+        logs.get().removeHandler(caplog.handler)
+    assert (codes, right) == ([401] * tries, 200)
+    assert still_waiting, "the right token was answered only after the wrong tries sent before it"
 
 
 def test_login_sets_an_http_only_same_site_strict_session_cookie(anonymous):
@@ -359,8 +381,8 @@ def test_purge_asks_with_the_count_then_deletes(browser, project, db):
 
 def test_dead_set_requeue_selected_and_all_matching_a_filter(browser, project, db):
     client, csrf = browser
-    refused = dead_jobs(project, db, "refuses", "refuses", "refuses")
-    failed = dead_jobs(project, db, "always_fails")
+    *refused, failed_id = dead_jobs(project, db, "refuses", "refuses", "refuses", "always_fails")  # one worker run
+    failed = [failed_id]
     answer = client.post(
         "/api/jobs/bulk",
         data={"csrf": csrf, "next": "/jobs?state=dead", "state": "dead", "action": "requeue", "ids": [refused[0]]},
@@ -405,9 +427,9 @@ def without_moments(data):
 
 
 def test_api_answers_exactly_what_the_cli_prints(anonymous, project, db):
+    finished = enqueue(db, load(project), "add", [1], {"b": 2}).id  # run by dead_jobs' worker
     [dead] = dead_jobs(project, db, "refuses")
-    finished = enqueue(db, load(project), "add", [1], {"b": 2}).id
-    assert project.run("work", "--burst").returncode == 0
+    assert records.job(db, finished).state == "finished"
     cli_status = json.loads(project.run("status", "--json").stdout)
     assert without_moments(anonymous.get("/api/status", headers=BEARER).json()) == without_moments(cli_status)
     for job_id in (dead, finished):
@@ -443,9 +465,8 @@ def test_every_page_shows_the_jobs(browser, project, db):
 
 def test_overview_charts_count_executions_per_minute(browser, project, db):
     client, _ = browser
+    enqueue(db, load(project), "add", [1])  # run by dead_jobs' worker
     dead_jobs(project, db, "refuses")
-    enqueue(db, load(project), "add", [1])
-    assert project.run("work", "--burst").returncode == 0
     history = jobstats.minute_history(db, ["default", "analytics"], 60)
     assert (sum(history.finished), sum(history.failed)) == (1, 1)
     day_key = keys.layout_of(db).minutes("default", int(time.time() // 86400))

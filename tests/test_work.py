@@ -59,14 +59,15 @@ def test_a_retry_that_succeeds(project, in_process, db, tmp_path):
 
 
 def test_retry_waits_for_its_backoff(project, in_process, db, tmp_path):
-    project.write("queue.yml", "default: {worker_count: 1, max_retries: 1, retry_delay: 1500ms, backoff: fixed}\n")
+    # half a second: five times as long as drain(wait=) takes to look again (testing.WAIT_POLL)
+    project.write("queue.yml", "default: {worker_count: 1, max_retries: 1, retry_delay: 500ms, backoff: fixed}\n")
     counter = tmp_path / "count"
     job_id = project.enqueue("flaky", str(counter), "1")
     in_process().drain(wait=60)
     job = records.job(db, job_id)
     assert job.state == "finished"
     first_failure = job.errors[0]["at"]
-    assert job.started_at - first_failure >= 1.5
+    assert job.started_at - first_failure >= 0.5
 
 
 def test_permanent_error_goes_straight_to_dead(project, in_process, db):

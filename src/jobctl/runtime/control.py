@@ -86,8 +86,10 @@ class Control:
                     self._heartbeat(*usage.sample())
                 if time.monotonic() >= next_flush:
                     next_flush = time.monotonic() + tracking.FLUSH_INTERVAL
-                    self.flush()
+                    # looked at first: the state flushed (idle or suspended, for RQ's readers) is
+                    # the one just seen, not the one of a second before
                     self.check_pauses()
+                    self.flush()
                 # in the try: a Redis drop while a job runs long must not end the control thread
                 # (no more heartbeats, stops or pool timeouts for the rest of the job)
                 self._release_if_running_long()
