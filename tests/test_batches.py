@@ -224,7 +224,9 @@ def test_on_complete_runs_once_after_the_last_job_under_kill_9_on_two_supervisor
     chance = random.Random(7)
     kills = 0
     layout = keys.layout_of(db)
+    give_up = time.monotonic() + 180  # a batch that never completes fails the test, not hangs the run
     while db.hget(layout.batch(b.id), "complete") != b"1":
+        assert time.monotonic() < give_up, f"batch {b.id} never completed: {db.hgetall(layout.batch(b.id))}"
         workers = [pid for supervisor in supervisors for pid in child_pids(supervisor.pid)]
         if workers:
             kill_quietly(chance.choice(workers), signal.SIGKILL)
