@@ -7,6 +7,7 @@ import time
 import jobctl
 from jobctl import PermanentError, job
 from jobctl.api.client import current_client
+from jobctl.store import keys
 
 CALLS = "tests:batch-calls"  # list: one JSON object per callback run
 
@@ -21,7 +22,7 @@ def batch_report(batch_id: str, total: int, succeeded: int, failed: int) -> None
 def batch_report_pending(batch_id: str, total: int, succeeded: int, failed: int) -> None:
     """batch_report, with how many jobs of the batch were pending as it ran."""
     connection = current_client().connection
-    pending = int(connection.hget(f"jobctl:batch:{batch_id}", "pending") or -1)
+    pending = int(connection.hget(keys.layout_of(connection).batch(batch_id), "pending") or -1)
     call = {"batch_id": batch_id, "total": total, "succeeded": succeeded, "failed": failed, "pending": pending}
     connection.rpush(CALLS, json.dumps(call))
 
