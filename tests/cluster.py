@@ -76,6 +76,10 @@ class Node(RedisServer):
             # the bus port, chosen spare like the port (the default, port + 10000, may be taken)
             "--cluster-port",
             str(free_port()),
+            # a replica's full sync (each replica at the start, a killed master back as a replica)
+            # starts at once: Redis 7 waits 5 s by default for more replicas to share it
+            "--repl-diskless-sync-delay",
+            "0",
             # a replica cut off from its master for a while may still take over: the tests kill
             # masters one after another
             "--cluster-replica-validity-factor",
