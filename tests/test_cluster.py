@@ -249,7 +249,11 @@ def test_max_concurrency_per_queue_and_a_slot_given_back_after_kill_9(cproject, 
     holder = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
     waiting = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
     cproject.start("work", "--queue", "reports")
-    wait_for(lambda: job_state(node, holder) == "started" and marker.exists(), message="the first job running")
+
+    def running() -> bool:  # the job writes its pid after making the file: wait for the pid
+        return job_state(node, holder) == "started" and marker.exists() and bool(marker.read_text())
+
+    wait_for(running, message="the first job running")
     assert job_state(node, waiting) in ("queued", "scheduled")  # max_concurrency 1 on the queue: it waits
     slots = keys.CLUSTER.slots("limited_once_slow", "reports")
     assert node.hgetall(slots) == {holder.encode(): node.hget(keys.CLUSTER.job(holder, "reports"), "worker_name")}
