@@ -87,6 +87,22 @@ class Node(RedisServer):
             binary=binary,
         )
 
+    def start(self) -> Node:
+        """Start (or restart) the node. A first start whose spare bus port was taken meanwhile (the
+        server exits at once: "Failed listening on port ... (cluster)") tries another bus port;
+        RedisServer.start tries other ports, but the options it keeps name the same bus port."""
+        for _ in range(2):
+            try:
+                super().start()
+                return self
+            except AssertionError:
+                if self.started_once:
+                    raise
+                self.options[self.options.index("--cluster-port") + 1] = str(free_port())
+                (self.directory / "nodes.conf").unlink(missing_ok=True)
+        super().start()
+        return self
+
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
