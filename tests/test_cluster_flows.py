@@ -22,6 +22,7 @@ from jobctl.api.client import Client
 from jobctl.config.settings import Settings
 from jobctl.errors import DuplicateJob
 from jobctl.store import keys
+from jobctl.store.connection import connect
 from jobctl.store.transitions import Transitions
 from jobctl.web.app import create_app
 from jobctl.web.auth import Auth
@@ -228,7 +229,15 @@ def callback(cproject, batch_id: str, kind: str, generation: int) -> dict | None
 
 
 def finished_callback(cproject, batch_id: str, kind: str, generation: int = 1) -> dict:
-    wait_for(lambda: callback(cproject, batch_id, kind, generation) is not None, timeout=30, message=f"on_{kind}")
+    """The arguments of a batch callback once it finished, waited for by reading its status on
+    one client (a `show` per poll, even in this process, made a cluster client each time), then
+    read with `show`."""
+    job = keys.CLUSTER.job(keys.batch_callback_id(batch_id, kind, generation), "default")
+    reader = connect(cproject.env["REDIS_URL"])
+    try:
+        wait_for(lambda: reader.hget(job, "status") == b"finished", timeout=30, message=f"on_{kind}")
+    finally:
+        reader.close()
     found = callback(cproject, batch_id, kind, generation)
     assert found is not None
     return found
