@@ -76,12 +76,32 @@ class Node(RedisServer):
             # the bus port, chosen spare like the port (the default, port + 10000, may be taken)
             "--cluster-port",
             str(free_port()),
+            # a replica's full sync (each replica at the start, a killed master back as a replica)
+            # starts at once: Redis 7 waits 5 s by default for more replicas to share it
+            "--repl-diskless-sync-delay",
+            "0",
             # a replica cut off from its master for a while may still take over: the tests kill
             # masters one after another
             "--cluster-replica-validity-factor",
             "0",
             binary=binary,
         )
+
+    def start(self) -> Node:
+        """Start (or restart) the node. A first start whose spare bus port was taken meanwhile (the
+        server exits at once: "Failed listening on port ... (cluster)") tries another bus port;
+        RedisServer.start tries other ports, but the options it keeps name the same bus port."""
+        for _ in range(2):
+            try:
+                super().start()
+                return self
+            except AssertionError:
+                if self.started_once:
+                    raise
+                self.options[self.options.index("--cluster-port") + 1] = str(free_port())
+                (self.directory / "nodes.conf").unlink(missing_ok=True)
+        super().start()
+        return self
 
     @property
     def address(self) -> str:

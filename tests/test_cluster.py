@@ -195,7 +195,7 @@ def test_one_redis_keeps_rqs_layout(tmp_path, redis_url, db):
 def test_pause_resume_many_and_timeouts(cproject, tmp_path, node):
     cproject.write(
         "queue.yml",
-        QUEUES_YML.replace("bulk:    {worker_count: 1, max_retries: 1}", "bulk: {timeout: 1s, max_retries: 0}"),
+        QUEUES_YML.replace("bulk:    {worker_count: 1, max_retries: 1}", "bulk: {timeout: 500ms, max_retries: 0}"),
     )
     calls = tmp_path / "calls.jsonl"
     calls.write_text('{"args": [1, 2]}\n{"args": [3, 4]}\n')
@@ -249,7 +249,11 @@ def test_max_concurrency_per_queue_and_a_slot_given_back_after_kill_9(cproject, 
     holder = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
     waiting = cproject.enqueue("limited_once_slow", str(marker), "--queue", "reports")
     cproject.start("work", "--queue", "reports")
-    wait_for(lambda: job_state(node, holder) == "started" and marker.exists(), message="the first job running")
+
+    def running() -> bool:  # the job writes its pid after making the file: wait for the pid
+        return job_state(node, holder) == "started" and marker.exists() and bool(marker.read_text())
+
+    wait_for(running, message="the first job running")
     assert job_state(node, waiting) in ("queued", "scheduled")  # max_concurrency 1 on the queue: it waits
     slots = keys.CLUSTER.slots("limited_once_slow", "reports")
     assert node.hgetall(slots) == {holder.encode(): node.hget(keys.CLUSTER.job(holder, "reports"), "worker_name")}
@@ -521,16 +525,18 @@ def test_breakers_are_kept_per_queue_and_shown_with_it(cproject, tmp_path):
     mode, log = tmp_path / "mode", tmp_path / "log"
     mode.write_text("fail")
     jobs = {"JOBCTL_JOBS": "breaker_jobs"}
-    for _ in range(2):
-        cproject.run("enqueue", "store_block", str(mode), str(log), "--queue", "emails", env=jobs)
-    assert cproject.run("work", "--burst", env=jobs).returncode == 0
+    # two failures on emails open it (one process for both enqueues, one worker: the jobs' queue's)
+    cproject.write("calls.jsonl", (json.dumps({"args": [str(mode), str(log)]}) + "\n") * 2)
+    failing = cproject.run("enqueue", "store_block", "--from", "calls.jsonl", "--queue", "emails", env=jobs)
+    assert failing.returncode == 0, failing.stderr
+    assert cproject.run("work", "--burst", "--queue", "emails", env=jobs).returncode == 0
     held_back = cproject.run("enqueue", "store_call", str(mode), str(log), "--queue", "emails", env=jobs)
     elsewhere = cproject.run("enqueue", "store_call", str(mode), str(log), "--queue", "reports", env=jobs)
     status = cproject.run("status", "--json", env=jobs)
     assert status.returncode == 0, status.stderr
     shown = {(b["name"], b["queue"]): b["state"] for b in json.loads(status.stdout)["breakers"]}
     assert shown == {("store", "emails"): "open"}
-    assert "store on emails" in cproject.run("status", env=jobs).stdout
+    assert "store on emails" in cproject.run_here("status", env=jobs).stdout  # status imports no job module
 
     assert cproject.run("work", "--burst", "--queue", "reports", env=jobs).returncode == 0
     # open on emails only: the job on reports ran (and failed), the one on emails waits

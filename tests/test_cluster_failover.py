@@ -89,7 +89,7 @@ def test_spans_tell_two_runs_of_a_job_at_once_from_two_in_turn(tmp_path):
 
 
 def assert_every_job_ended_once_at_a_time(project: Project, spans: Spans, expected: set[str], work) -> None:
-    wait_for(lambda: spans.ended() >= expected, timeout=240, interval=0.5, message="every job to end")
+    wait_for(lambda: spans.ended() >= expected, timeout=240, interval=0.2, message="every job to end")
     assert spans.ended() == expected
     assert spans.overlapping() == []
     # what jobctl says of them (a job's outcome is stored just after its end line): every job
@@ -104,7 +104,7 @@ def assert_every_job_ended_once_at_a_time(project: Project, spans: Spans, expect
             for queue in status["queues"]
         }
 
-    wait_for(lambda: counts() == wanted, timeout=30, interval=0.5, message="status to count every job finished")
+    wait_for(lambda: counts() == wanted, timeout=30, interval=0.2, message="status to count every job finished")
     # the supervisor rode through it and stops as asked
     assert work.poll() is None, work.stderr.read()
     work.send_signal(signal.SIGTERM)
@@ -116,18 +116,18 @@ def assert_every_job_ended_once_at_a_time(project: Project, spans: Spans, expect
 def test_failover_under_load_loses_no_job(jobctl_cluster, redis_cluster, tmp_path):
     spans = Spans(tmp_path / "spans")
     for queue in QUEUES:
-        enqueue(spans.log, queue, range(2000))
+        enqueue(spans.log, queue, range(1000))
     # every enqueue is on the replicas: what the failover may lose is only what the workers did
     redis_cluster.wait_replicated()
     work = jobctl_cluster.start("work")
-    wait_for(lambda: len(spans.ended()) >= 1500, timeout=120, interval=0.2, message="1,500 jobs to end")
+    wait_for(lambda: len(spans.ended()) >= 750, timeout=120, interval=0.1, message="750 jobs to end")
     # the master of one of the queues, not the node REDIS_URL names: a process that starts while
     # that one is down (a worker the supervisor recycles) could not find the cluster
     url_node = next(node for node in redis_cluster.nodes if node.url == redis_cluster.url)
     victim = next(master for queue in QUEUES if (master := redis_cluster.master_of(f"{{{queue}}}")) is not url_node)
     redis_cluster.kill_master(victim)
-    assert len(spans.ended()) < 6000, "the run was over before the master was killed"
-    expected = {f"{queue}-{n}" for queue in QUEUES for n in range(2000)}
+    assert len(spans.ended()) < 3000, "the run was over before the master was killed"
+    expected = {f"{queue}-{n}" for queue in QUEUES for n in range(1000)}
     assert_every_job_ended_once_at_a_time(jobctl_cluster, spans, expected, work)
 
 

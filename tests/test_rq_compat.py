@@ -15,10 +15,10 @@ from rq.serializers import JSONSerializer
 
 
 def test_rq_reads_jobctl_jobs(project, db):
-    done = project.run("enqueue", "add", "40", "-k", "b=2").stdout.strip()
-    dead = project.run("enqueue", "refuses").stdout.strip()
-    later = project.run("enqueue", "add", "1", "--in", "1h").stdout.strip()
-    waiting = project.run("enqueue", "add", "5").stdout.strip()
+    done = project.enqueue("add", "40", "-k", "b=2")
+    dead = project.enqueue("refuses")
+    later = project.enqueue("add", "1", "--in", "1h")
+    waiting = project.enqueue("add", "5")
 
     queue = Queue("default", connection=db, serializer=JSONSerializer)
     assert queue.count == 4 - 1  # the scheduled one is not on the queue yet
@@ -41,7 +41,7 @@ def test_rq_reads_jobctl_jobs(project, db):
 
 
 def test_rq_info_sees_queues_and_workers(project, redis_url):
-    project.run("enqueue", "add", "1")
+    project.enqueue("add", "1")
     project.start("work")
 
     def info():
