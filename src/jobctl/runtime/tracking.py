@@ -19,8 +19,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..store import keys
 from ..store.transitions import Transitions
@@ -30,9 +29,8 @@ HISTORY_ARGS_LIMIT = 1024  # bytes of JSON arguments a history entry keeps (a bu
 _BUCKET_LABELS = [f"{bound:g}" for bound in keys.RUN_TIME_BUCKETS] + ["+Inf"]
 
 
-@dataclass(frozen=True)
-class AttemptRecord:
-    """One finished attempt, as a worker records it."""
+class AttemptRecord(NamedTuple):
+    """One finished attempt, as a worker records it (a tuple: one is made per job)."""
 
     job_id: str
     job: str

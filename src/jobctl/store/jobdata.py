@@ -227,7 +227,7 @@ class RqOptions:
     def from_row(cls, fields: list[bytes] | bytes) -> RqOptions:
         """From start_next's row: its RQ options, or b'' for a job RQ's Job never wrote."""
         if not isinstance(fields, list):
-            return cls()
+            return _NO_RQ_OPTIONS  # frozen: every job without RQ's options shares it
         retries_left, intervals, on_success, on_failure, on_stopped = (f.decode() for f in fields)
         try:
             parsed = json.loads(intervals) if intervals else None
@@ -240,6 +240,9 @@ class RqOptions:
             on_failure,
             on_stopped,
         )
+
+
+_NO_RQ_OPTIONS = RqOptions()
 
 
 def stream_outcome(entry: dict[bytes, bytes], trust_pickle: bool) -> tuple[Any, str | None]:
