@@ -173,7 +173,7 @@ class Reservation:
 
     def _limited(self, job: FetchedJob) -> bool:
         """Whether a limit of the worker's may hold the job back as it starts (limits.limits_of)."""
-        return any(
+        return bool(self.limits) and any(
             key in self.limits
             for key in (
                 keys.job_concurrency_limit(job.name),

@@ -19,8 +19,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..store import keys
 from ..store.transitions import Transitions
@@ -30,9 +29,8 @@ HISTORY_ARGS_LIMIT = 1024  # bytes of JSON arguments a history entry keeps (a bu
 _BUCKET_LABELS = [f"{bound:g}" for bound in keys.RUN_TIME_BUCKETS] + ["+Inf"]
 
 
-@dataclass(frozen=True)
-class AttemptRecord:
-    """One finished attempt, as a worker records it."""
+class AttemptRecord(NamedTuple):
+    """One finished attempt, as a worker records it (a tuple: one is made per job)."""
 
     job_id: str
     job: str
@@ -119,47 +117,71 @@ class Tracker:
         histograms: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         windows: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         minutes: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        history: dict[str, list[str]] = defaultdict(list)
-        failures: list[str] = []
+        # the attempts of each history key, and the failed ones: only the newest HISTORY_LENGTH of
+        # each become entries (two JSON encodings each), the script trims to that many anyway
+        histories: dict[str, list[AttemptRecord]] = defaultdict(list)
+        failed_runs: list[AttemptRecord] = []
         done = failed = 0
         working = 0.0
         layout = self.layout
+        # each key is named once per flush (a flush holds a second of jobs, mostly of a few kinds)
+        named_for: dict[tuple[str, str], tuple[str, str, str, str]] = {}
         for run in attempts:
-            for key in (layout.job_stats(run.job, home), layout.queue_stats(run.queue)):
-                c = counters.setdefault(
-                    key,
-                    {
+            succeeded = run.outcome == "finished"
+            seconds, at = run.run_seconds, run.at
+            names = named_for.get((run.job, run.queue))
+            if names is None:
+                names = named_for[(run.job, run.queue)] = (
+                    layout.job_stats(run.job, home),
+                    layout.queue_stats(run.queue),
+                    layout.run_time_histogram(run.job, home),
+                    layout.history(run.job, home),
+                )
+            for key in names[:2]:
+                c = counters.get(key)
+                if c is None:
+                    c = counters[key] = {
                         "runs": 0,
                         "successes": 0,
                         "failures": 0,
                         "run_seconds": 0.0,
                         "max_run_seconds": 0.0,
                         "last_run_at": 0.0,
-                    },
-                )
+                    }
                 c["runs"] += 1
-                c["successes" if run.succeeded else "failures"] += 1
-                c["run_seconds"] += run.run_seconds
-                c["max_run_seconds"] = max(c["max_run_seconds"], run.run_seconds)
-                c["last_run_at"] = max(c["last_run_at"], run.at)
-                if not run.succeeded:
-                    c["last_error"], c["last_error_at"] = run.error or "", run.at
-            processed[f"{run.job}|{run.queue}|{'finished' if run.succeeded else 'failed'}"] += 1
-            histograms[layout.run_time_histogram(run.job, home)][bucket_label(run.run_seconds)] += 1
-            window = windows[layout.throughput(run.queue, int(run.at // keys.THROUGHPUT_WINDOW))]
-            window["finished" if run.succeeded else "failed"] += 1
-            window["run_seconds"] += run.run_seconds
-            day, second_of_day = divmod(int(run.at), 86400)
-            minutes[layout.minutes(run.queue, day)][
-                f"{second_of_day // 60}:{'finished' if run.succeeded else 'failed'}"
-            ] += 1
-            entry = history_entry(run, self.worker)
-            history[layout.history(run.job, home)].append(entry)
-            if not run.succeeded:
-                failures.append(entry)
-            done += run.succeeded
-            failed += not run.succeeded
-            working += run.run_seconds
+                c["successes" if succeeded else "failures"] += 1
+                c["run_seconds"] += seconds
+                if seconds > c["max_run_seconds"]:
+                    c["max_run_seconds"] = seconds
+                if at > c["last_run_at"]:
+                    c["last_run_at"] = at
+                if not succeeded:
+                    c["last_error"], c["last_error_at"] = run.error or "", at
+            outcome = "finished" if succeeded else "failed"
+            processed[f"{run.job}|{run.queue}|{outcome}"] += 1
+            histograms[names[2]][bucket_label(seconds)] += 1
+            window = windows[layout.throughput(run.queue, int(at // keys.THROUGHPUT_WINDOW))]
+            window[outcome] += 1
+            window["run_seconds"] += seconds
+            day, second_of_day = divmod(int(at), 86400)
+            minutes[layout.minutes(run.queue, day)][f"{second_of_day // 60}:{outcome}"] += 1
+            histories[names[3]].append(run)
+            if succeeded:
+                done += 1
+            else:
+                failed += 1
+                failed_runs.append(run)
+            working += seconds
+        entries: dict[int, str] = {}  # by id(): a failure's entry is in its history and the failures alike
+
+        def entry(run: AttemptRecord) -> str:
+            found = entries.get(id(run))
+            if found is None:
+                found = entries[id(run)] = history_entry(run, self.worker)
+            return found
+
+        history = {key: [entry(run) for run in runs[-keys.HISTORY_LENGTH :]] for key, runs in histories.items()}
+        failures = [entry(run) for run in failed_runs[-keys.HISTORY_LENGTH :]]
         named = [
             layout.processed(home),
             layout.job_types(home),
@@ -185,9 +207,9 @@ class Tracker:
                 "window_ttl": 3 * 60,
                 "minutes": by_index(minutes),
                 "minutes_ttl": keys.MINUTES_TTL,
-                # only the newest entries can survive the trim: send no more than that
-                "history": by_index({key: entries[-keys.HISTORY_LENGTH :] for key, entries in history.items()}),
-                "failures": failures[-keys.HISTORY_LENGTH :],
+                # only the newest entries can survive the trim: no more than that were made
+                "history": by_index(history),
+                "failures": failures,
                 "history_length": keys.HISTORY_LENGTH,
                 "done": done,
                 "failed": failed,

@@ -193,6 +193,8 @@ class Worker:
             if pool is not None:
                 pool.shutdown(wait=True)
             use_worker_client(None)
+            if control.is_alive() and not self.lease.outage.failures:  # Redis answered the last call
+                self.control.wake()
             self.control.ended.set()
             # bounded: a control thread stuck on a Redis that vanished must not hold the shutdown
             control.join(timeout=CONTROL_JOIN)

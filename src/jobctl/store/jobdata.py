@@ -67,8 +67,24 @@ _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}  
 
 
 def rq_time(moment: float) -> str:
-    """`moment` in RQ's format (_RQ_TIME_FORMAT), by isoformat: half the cost of strftime."""
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds")[:26] + "Z"
+    """`moment` in RQ's format (_RQ_TIME_FORMAT), exactly as datetime.fromtimestamp(moment, UTC)
+    gives it; the date and time of day are formatted once per second (a worker writes one or two
+    such times per job), the microseconds rounded as fromtimestamp rounds them (half to even)."""
+    global _second
+    fraction, whole = math.modf(moment)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        micro, whole = micro - 1_000_000, whole + 1
+    elif micro < 0:
+        micro, whole = micro + 1_000_000, whole - 1
+    second, text = _second
+    if whole != second:
+        text = datetime.fromtimestamp(whole, UTC).isoformat()[:19]
+        _second = (whole, text)
+    return f"{text}.{micro:06d}Z"
+
+
+_second = (math.nan, "")  # rq_time's last second: (unix time, its text up to the second)
 
 
 # RQ's utcparse reads both: its own format, and the one without microseconds of older records
@@ -211,7 +227,7 @@ class RqOptions:
     def from_row(cls, fields: list[bytes] | bytes) -> RqOptions:
         """From start_next's row: its RQ options, or b'' for a job RQ's Job never wrote."""
         if not isinstance(fields, list):
-            return cls()
+            return _NO_RQ_OPTIONS  # frozen: every job without RQ's options shares it
         retries_left, intervals, on_success, on_failure, on_stopped = (f.decode() for f in fields)
         try:
             parsed = json.loads(intervals) if intervals else None
@@ -224,6 +240,9 @@ class RqOptions:
             on_failure,
             on_stopped,
         )
+
+
+_NO_RQ_OPTIONS = RqOptions()
 
 
 def stream_outcome(entry: dict[bytes, bytes], trust_pickle: bool) -> tuple[Any, str | None]:

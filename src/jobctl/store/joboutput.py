@@ -51,7 +51,7 @@ class Capture:
 
     def __init__(self, connection: redis.Redis, job_id: str, attempt: int, ttl: int, queue: str = ""):
         self.connection, self.job_id, self.attempt, self.ttl = connection, job_id, attempt, ttl
-        self.layout, self.queue = keys.layout_of(connection), queue  # the job's queue: its slot on a cluster
+        self.queue = queue  # the job's queue: its slot on a cluster
         self.started = time.time()
         self._stored = False  # the attempt's first flush replaces what an attempt of that number stored before
         self._lock = threading.Lock()  # guards the buffers below
@@ -84,7 +84,7 @@ class Capture:
                     return
                 fresh, tail, written = bytes(self._pending), bytes(self._tail[-OUTPUT_LIMIT:]), self._written
                 self._pending.clear()
-            layout, queue = self.layout, self.queue
+            layout, queue = keys.layout_of(self.connection), self.queue  # here: most attempts never flush
             output = layout.job_output(self.job_id, self.attempt, queue)
             attempt = layout.job_attempt(self.job_id, self.attempt, queue)
             with self.connection.pipeline(transaction=True) as pipe:
