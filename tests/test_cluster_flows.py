@@ -174,6 +174,23 @@ def test_requeue_dead_of_a_parent_brings_back_the_children_its_death_canceled_on
     assert state(node, child, "reports") == state(node, sibling, "emails") == "finished"
 
 
+def test_requeue_dead_brings_back_a_child_that_joined_its_parent_after_the_death(cproject, tmp_path, node):
+    """A child of another queue whose link reaches its parent after the parent died (enqueued
+    then, or linked by a promoter pass slower than the parent's worker) is canceled with it, and
+    comes back with it: requeue-dead finds it among the parent's remote dependents."""
+    ran, later = tmp_path / "ran.txt", tmp_path / "later"
+    work = cproject.start("work")
+    parent = cproject.enqueue("record", str(later / "ran.txt"), "parent", "--queue", "emails")  # no such directory
+    wait_for(lambda: state(node, parent, "emails") == "failed", timeout=30, message="the parent to die")
+    child = cproject.enqueue("record", str(ran), "child", "--queue", "reports", "--depends-on", parent)
+    wait_for(lambda: state(node, child, "reports") == "canceled", timeout=30, message="the child canceled with it")
+    later.mkdir()
+    assert cproject.run("requeue-dead", "--job-id", parent).returncode == 0
+    wait_for(lambda: state(node, child, "reports") == "finished", timeout=30, message="the child to come back")
+    stop(work)
+    assert (lines(later / "ran.txt"), lines(ran)) == (["parent"], ["child"])
+
+
 def test_an_outbox_entry_applied_twice_runs_nothing_twice(cproject, tmp_path, node):
     """What a promoter killed -9 between applying entries and removing them leaves: the entries,
     applied again by the next promoter."""

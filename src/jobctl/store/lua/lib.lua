@@ -487,8 +487,9 @@ end
 -- An outbox entry (see post) applied on the slot it is for (apply.lua); applied again, it changes
 -- nothing. Returns 1 when it changed something, else 0.
 --   link: a job of another queue (entry.job, entry.queue) waits on entry.parent, of this slot:
---     it joins the parent's remote dependents, or hears at once of a parent that ended already
---     (an entry back; a parent whose record expired finished long ago, as in parents_verdict).
+--     it joins the parent's remote dependents (also a parent that ended already, for requeue-dead
+--     to find it), and hears at once of a parent that ended (an entry back; a parent whose record
+--     expired finished long ago, as in parents_verdict).
 --   revive: entry.parent, of another queue, came back from the dead (requeue-dead): the job,
 --     if that death canceled it, waits on it again among its remote parents, and comes back
 --     deferred with the dependents its cancellation canceled (revive_dependents); applied again,
@@ -500,9 +501,13 @@ local function apply_entry(k, entry, now, now_iso)
   local id, parent = entry.job, entry.parent
   if entry.kind == 'link' then
     local status = hget(k, parent, 'status')
-    if status and not FAILED[status] and status ~= 'finished' then
+    local added = 0
+    if status then
+      -- also when the parent ended before this entry came: requeue-dead of a dead parent then
+      -- finds the child its death canceled (tests/test_cluster_flows.py)
       redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)  -- its outcome script settles them
-      return redis.call('SADD', remote_dependents_key(k, parent), cjson.encode({id, entry.queue}))
+      added = redis.call('SADD', remote_dependents_key(k, parent), cjson.encode({id, entry.queue}))
+      if not FAILED[status] and status ~= 'finished' then return added end
     end
     post(k, 'settle', id, entry.queue, parent, entry.parent_queue, status or 'finished')
     return 1
