@@ -125,8 +125,12 @@ def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tm
     wait_for(lambda: project.show(job_id).get("progress_message"), message="the job's progress")
     waiting.read_until(r"hostile \\x1b\]0;pwned\\x07\\x1b\[2J\\u202eprogress")  # the progress bar's label
 
-    status = no_raw_controls(project.run_here("status", env={"COLUMNS": "250"}))
-    assert ESCAPED + "progress" in status
+    def status_with(part: str) -> str | None:
+        shown = no_raw_controls(project.run_here("status", env={"COLUMNS": "250"}))
+        return shown if part in shown else None
+
+    # a worker's busy state (its job, its progress) comes with its flush, about once a second
+    wait_for(lambda: status_with(ESCAPED + "progress"), message="the job's progress in status")
     live = terminal("status", "--live")
     live.read_until(r"\\x1b\]0;pwned\\x07\\x1b\[2J\\u202eprogress")
     live.type(b"q")
@@ -148,12 +152,8 @@ def test_every_command_escapes_what_a_job_controls(hostile_project, terminal, tm
     as_json = project.run_here("show", job_id, "--json")
     assert "\x1b" not in as_json.stdout and json.loads(as_json.stdout)["args"] == [HOSTILE + "arg"]
 
-    def status_with_the_failure() -> str | None:
-        shown = no_raw_controls(project.run_here("status", env={"COLUMNS": "250"}))
-        return shown if "RuntimeError: " + ESCAPED + "error" in shown else None
-
     # recent failures come with the worker's tracking, flushed about once a second
-    wait_for(status_with_the_failure, message="the job's error among status's recent failures")
+    wait_for(lambda: status_with("RuntimeError: " + ESCAPED + "error"), message="the job's error in status")
     stats = no_raw_controls(project.run("stats", env={"COLUMNS": "250"}))
     assert ESCAPED + "error" in stats and AS_JSON + "arg" in stats
 
