@@ -277,8 +277,14 @@ class Project:
         that import no job module, or whose jobs this process has registered as a new process does
         (enqueues_alike_here), and none that install signal handlers or wait."""
         from jobctl import cli, logs
+        from jobctl.cli import common
 
         environment = {**self.env, **(env or {})}
+        # the consoles are made once per process, sized by COLUMNS then: a new process's are
+        # sized by this run's environment (a status read at the width an earlier test left wrapped
+        # a cell that test_terminal_safety looks for)
+        common.console.cache_clear()
+        common.errors.cache_clear()
         saved_environment = {name: os.environ.get(name) for name in {*os.environ, *environment}}
         logger = logs.get()
         saved_logger = (logger.handlers[:], logger.filters[:], logger.level, logger.propagate)
@@ -296,6 +302,8 @@ class Project:
                     code = exited.code if isinstance(exited.code, int) else 0 if exited.code is None else 1
         finally:
             set_environment(saved_environment)
+            common.console.cache_clear()  # nor do they outlast it
+            common.errors.cache_clear()
             os.chdir(saved_cwd)
             sys.argv, sys.path[:] = saved_argv, saved_path  # a job module's directory, added by the command
             logger.handlers[:], logger.filters[:], logger.level, logger.propagate = saved_logger
