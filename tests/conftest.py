@@ -381,6 +381,31 @@ def descendant_pids(pid: int) -> list[int]:
     return children + [grandchild for child in children for grandchild in descendant_pids(child)]
 
 
+CLUSTER_DEFAULTS = """\
+defaults:
+  retry_delay: 100ms
+  backoff: fixed
+  timeout: 30s
+  shutdown_timeout: 5s
+"""
+
+
+def cluster_queues_yml(settings: str, *more: str) -> str:
+    """queue.yml of the Redis Cluster tests: quick fixed retries, and the queues default, emails,
+    reports and bulk (whose hash tags spread over the masters), each with `settings`; `more`
+    lines after them."""
+    queues = "".join(f"{name}: {{{settings}}}\n" for name in ("default", "emails", "reports", "bulk"))
+    return CLUSTER_DEFAULTS + queues + "".join(more)
+
+
+def stop(process: subprocess.Popen) -> str:
+    """SIGTERM a process the test started; it must exit 0. Returns what it logged (stderr)."""
+    process.send_signal(signal.SIGTERM)
+    _, log = process.communicate(timeout=30)
+    assert process.returncode == 0, log
+    return log
+
+
 def kill_quietly(pid: int, signum: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signum)

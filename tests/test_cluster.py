@@ -9,24 +9,14 @@ import signal
 
 import pytest
 import redis
-from conftest import QUEUE_YML, TESTS, Project, descendant_pids, kill_quietly, wait_for
+from conftest import QUEUE_YML, TESTS, Project, cluster_queues_yml, descendant_pids, kill_quietly, wait_for
 
 import jobctl
 from jobctl.store import keys
 from jobctl.store.connection import connect
 from jobctl.store.transitions import Finished, GoOn, Transitions
 
-QUEUES_YML = """\
-defaults:
-  retry_delay: 100ms
-  backoff: fixed
-  timeout: 30s
-  shutdown_timeout: 5s
-default: {worker_count: 1, max_retries: 1}
-emails:  {worker_count: 1, max_retries: 1}
-reports: {worker_count: 1, max_retries: 1}
-bulk:    {worker_count: 1, max_retries: 1}
-"""
+QUEUES_YML = cluster_queues_yml("worker_count: 1, max_retries: 1")
 
 
 @pytest.fixture
@@ -195,7 +185,7 @@ def test_one_redis_keeps_rqs_layout(tmp_path, redis_url, db):
 def test_pause_resume_many_and_timeouts(cproject, tmp_path, node):
     cproject.write(
         "queue.yml",
-        QUEUES_YML.replace("bulk:    {worker_count: 1, max_retries: 1}", "bulk: {timeout: 500ms, max_retries: 0}"),
+        QUEUES_YML.replace("bulk: {worker_count: 1, max_retries: 1}", "bulk: {timeout: 500ms, max_retries: 0}"),
     )
     calls = tmp_path / "calls.jsonl"
     calls.write_text('{"args": [1, 2]}\n{"args": [3, 4]}\n')

@@ -7,12 +7,11 @@ import asyncio
 import json
 import re
 import shutil
-import signal
 import time
 
 import pytest
 import sample_jobs
-from conftest import TESTS, wait_for
+from conftest import TESTS, cluster_queues_yml, stop, wait_for
 from starlette.testclient import TestClient
 
 import jobctl
@@ -28,19 +27,9 @@ from jobctl.web.app import create_app
 from jobctl.web.auth import Auth
 from jobctl.web.board import Dashboard
 
-QUEUES_YML = """\
-defaults:
-  retry_delay: 100ms
-  backoff: fixed
-  timeout: 30s
-  shutdown_timeout: 5s
-default: {worker_count: 1, max_retries: 0}
-emails:  {worker_count: 1, max_retries: 0}
-reports: {worker_count: 1, max_retries: 0}
-bulk:    {worker_count: 1, max_retries: 0}
-one:     {worker_count: 1}
-three:   {worker_count: 1}
-"""
+QUEUES_YML = cluster_queues_yml(
+    "worker_count: 1, max_retries: 0", "one: {worker_count: 1}\n", "three: {worker_count: 1}\n"
+)
 
 
 @pytest.fixture
@@ -56,14 +45,6 @@ def state(node, job_id: str, queue: str) -> str | None:
 
 def lines(path) -> list[str]:
     return path.read_text().split() if path.exists() else []
-
-
-def stop(process) -> str:
-    """SIGTERM a process of the test's; it must exit 0. Returns what it logged."""
-    process.send_signal(signal.SIGTERM)
-    _, log = process.communicate(timeout=30)
-    assert process.returncode == 0, log
-    return log
 
 
 def test_two_schedulers_enqueue_each_due_time_of_each_queue_once(cproject, tmp_path, redis_cluster):

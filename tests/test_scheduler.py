@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from conftest import QUEUE_YML, TESTS, wait_for
+from conftest import QUEUE_YML, TESTS, stop, wait_for
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -33,14 +33,6 @@ def dues(db, entry: str) -> list[int]:
     return sorted(
         int(key.decode()[len(prefix) :]) for key in db.scan_iter(f"{prefix}*") if b":" not in key[len(prefix) :]
     )
-
-
-def stop(process) -> str:
-    """SIGTERM the scheduler; it must exit 0. Returns what it logged."""
-    process.send_signal(signal.SIGTERM)
-    _, log = process.communicate(timeout=10)
-    assert process.returncode == 0, log
-    return log
 
 
 def test_two_schedulers_enqueue_each_due_time_once(project, db, tmp_path):
