@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import threading
 import time
 
 import pytest
@@ -10,6 +11,7 @@ import redis
 from conftest import REDIS6_SERVER, TLS_REDIS_SERVER, child_pids, state, wait_for
 
 from jobctl.store import keys
+from jobctl.store.connection import RedisOutage
 
 
 def job_field(db, job_id, field):
@@ -159,6 +161,28 @@ def test_workers_go_on_after_a_restart_that_lost_everything(project, tmp_path, r
     )
     work.send_signal(signal.SIGTERM)
     assert work.wait(timeout=20) == 0
+
+
+def test_a_worker_asked_to_stop_during_an_outage_stops_without_redis(project, redis_server):
+    """SIGTERM while Redis is away: the worker stops waiting for Redis (its next fetch, its last
+    flush and give-back; the supervisor or a sweep gives back what it held) and the fleet stops by
+    itself, not when the worker's lease (20 s) ends it, nor when Redis returns to hand it a job."""
+    server = redis_server()
+    env = {"REDIS_URL": server.url}
+    project.write("queue.yml", "default: {worker_count: 1, shutdown_timeout: 60}\n")
+    work = project.start("work", env=env)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(work.stderr), daemon=True).start()
+    wait_for(lambda: redis.Redis(port=server.port).scard(keys.WORKERS) == 1, message="the worker to register")
+    server.stop()
+    # the worker's tries are 5 s apart by now (RedisOutage.DELAYS)
+    wait_for(lambda: sum("worker " in line and "lost Redis" in line for line in lines) == 1, message="the outage")
+    time.sleep(sum(RedisOutage.DELAYS[:-1]))
+    work.send_signal(signal.SIGTERM)
+    # at once: the lease would have ended the worker about 15 s after the signal
+    assert work.wait(timeout=10) == 0
+    wait_for(lambda: any("supervisor " in line and "stopped" in line for line in lines), message="the last line")
+    assert not any("its jobs are recovered elsewhere" in line or "killing worker" in line for line in lines), lines
 
 
 def test_redis_restart_loses_nothing(project, tmp_path, redis_server):

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import NoReturn, TypeVar, cast
 
 from .. import logs
 from ..errors import LeaseLost
@@ -34,6 +35,8 @@ FENCE_EARLY = 2 * KILL_EARLY
 EXIT_FENCED = 101  # the lease was lost: this worker's jobs are (or will be) recovered elsewhere
 
 T = TypeVar("T")
+
+_NEVER = threading.Event()  # call()'s: it waits out any outage
 
 
 class Lease:
@@ -80,6 +83,14 @@ class Lease:
 
         Outcomes of finished jobs are written this way too, so a job that ended while Redis was
         briefly away has its result stored once Redis returns (a longer outage ends the lease)."""
+        return cast("T", self.call_unless(_NEVER, action))
+
+    def call_unless(self, stopped: threading.Event, action: Callable[[], T]) -> T | None:
+        """call(), giving up (None) once `stopped` is set and a try failed: for what a worker asked
+        to stop need not wait out an outage for (its next fetch, its last flush, giving its jobs
+        back: the supervisor, or a sweep once the lease lapses, gives them back). A stop during an
+        outage ends the worker at once, not when Redis returns or the lease ends it
+        (test_a_worker_asked_to_stop_during_an_outage_stops_without_redis)."""
         while True:
             try:
                 result = action()
@@ -88,7 +99,9 @@ class Lease:
             except REDIS_ERRORS as exc:
                 if not RedisOutage.covers(exc):
                     raise
-                time.sleep(self.outage.failed(exc))
+                stopped.wait(self.outage.failed(exc))
+                if stopped.is_set():
+                    return None
                 continue
             self.outage.ok()
             return result

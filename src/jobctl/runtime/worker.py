@@ -128,7 +128,9 @@ class Worker:
         self.middleware = stack.for_worker(self.log, statsd, self.queues, connection)
         limits.check_breakers(self.client.config)
         self.limits = limits.limits_of(queues, self.client.config.breakers)  # the scripts' `limits` (limits.py)
-        self.stopping = False  # a stop was asked: finish the jobs in flight, take no new one
+        # a stop was asked: finish the jobs in flight, take no new one (an Event: an outage's
+        # waits end when it is set, Lease.call_unless)
+        self.stop_asked = threading.Event()
         self.recycling = False  # max_jobs or max_memory reached: the same, then exit EXIT_RECYCLE
         self._started = 0  # jobs started, towards max_jobs
         self._busy = 0  # jobs in flight
@@ -182,7 +184,8 @@ class Worker:
         if self.capture_output:
             joboutput.install()
         self.lease.kill = LeaseKill() if self.kill_past_lease else None  # a timer is the process's that makes it
-        self.lease.call(self._register)
+        if not self.lease.call_unless(self.stop_asked, self._register):
+            return 0  # stopped before Redis could be reached: nothing was taken
         control = threading.Thread(target=self.control.run, name="jobctl-control", daemon=True)
         control.start()
         pool = ThreadPoolExecutor(self.concurrency, "jobctl-job") if self.concurrency > 1 else None
@@ -199,8 +202,8 @@ class Worker:
             # bounded: a control thread stuck on a Redis that vanished must not hold the shutdown
             control.join(timeout=CONTROL_JOIN)
         # Leave cleanly: flush job tracking, give back anything still in flight and unregister.
-        self.lease.call(self.control.flush)
-        self.lease.call(self._give_back)
+        self.lease.call_unless(self.stop_asked, self.control.flush)
+        self.lease.call_unless(self.stop_asked, self._give_back)
         return EXIT_RECYCLE if self.recycling and not self.stopping else 0
 
     def _give_back(self) -> None:
@@ -215,7 +218,8 @@ class Worker:
             self.control.woken.clear()
             suspended = self.control.suspended
             rows = (
-                self.lease.call(
+                self.lease.call_unless(
+                    self.stop_asked,
                     lambda: self.transitions.fetch(
                         self.name,
                         self.token,
@@ -223,7 +227,7 @@ class Worker:
                         time.time(),
                         free,  # noqa: B023 - called at once, in this iteration
                         self.limits,
-                    )
+                    ),
                 )
                 if free > 0 and not suspended
                 else []
@@ -248,14 +252,18 @@ class Worker:
             if self._started >= self.max_jobs:
                 self.recycling = True
 
+    @property
+    def stopping(self) -> bool:
+        return self.stop_asked.is_set()
+
     def _finishing(self) -> bool:
         return self.stopping or self.recycling
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stopping = True
+        self.stop_asked.set()
         self.control.woken.set()
 
-    def _register(self) -> None:
+    def _register(self) -> bool:
         now = time.time()
         layout = self.layout
         # as Redis sees it, as RQ records it; redis-py 5 types every reply as maybe awaitable
@@ -274,6 +282,7 @@ class Worker:
             suspended, paused = pipe.execute()[-2:]
         self.control.suspended, self.control.paused = bool(suspended), frozenset(q.decode() for q in paused)
         self.lease.renewed(renewing)
+        return True
 
     def _register_in(self, pipe: redis.client.Pipeline, home: str, now: float, address: str) -> None:
         """The worker's hash (its lease) and registrations: for all its queues on one Redis, for
