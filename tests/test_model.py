@@ -837,6 +837,7 @@ class CoreModel(RuleBasedStateMachine):
         if go_on.start:
             worker.reserved.pop(0)
         worker.reserved += [(job_id, self.jobs[job_id].queue) for job_id in reserved]
+        EVENTS["reserved"] += len(reserved)
         if drop_reply:
             worker.exited = True  # it fenced itself: its supervisor reaps it (crash)
             return
@@ -991,13 +992,25 @@ class CoreModel(RuleBasedStateMachine):
         job = self.pick_job(pick, *statuses) if aimed and self.any_job(*statuses) else self.pick_job(pick)
         {"cancel": self.cancel_job, "requeue-dead": self.requeue_dead, "enqueue-now": self.enqueue_now}[action](job)
 
+    @precondition(lambda self: self.any_worker(reserves))
+    @rule(index=st.integers(0, 10), pick=st.integers(0, 10))
+    def cancel_a_reservation(self, index: int, pick: int) -> None:
+        """An operator cancels a job a worker holds reserved (queued, in its in-flight list, not
+        started): the worker must drop it when it comes to start it. Reservations are few among
+        random steps, so the operator's cancel alone almost never meets one."""
+        self.tick()
+        worker = self.pick_worker(index, reserves)
+        job_id, _ = worker.reserved[pick % len(worker.reserved)]
+        self.cancel_job(self.jobs[job_id])
+
     def cancel_job(self, job: Job) -> None:
         if job.deleted:
             with pytest.raises(UnknownJob):
                 admin.cancel(self.db, job.id, wait=0)
             return
         status = job.status
-        EVENTS[f"cancel {status}"] += 1
+        reserved = status == "queued" and any(job.id == i for w in self.workers.values() for i, _ in w.reserved)
+        EVENTS["cancel reserved" if reserved else f"cancel {status}"] += 1
         canceled = admin.cancel(self.db, job.id, wait=0)
         assert canceled.state == {"failed": "dead"}.get(status, status)
         if status in ("queued", "scheduled", "deferred"):
@@ -1043,6 +1056,7 @@ class CoreModel(RuleBasedStateMachine):
     def pause_or_resume(self, queue: str, again: bool) -> None:
         """Pause the queue, or resume it if it is paused; `again`: also repeat the call (a no-op)."""
         pause = queue not in self.paused
+        EVENTS["paused" if pause else "resumed"] += 1
         change = admin.pause if pause else admin.resume
         assert change(self.db, [queue]) == [queue]
         if again:
