@@ -102,7 +102,8 @@ if status then
     redis.call('ZREM', ended_key(k, registry, old_queue), id)
     redis.call('ZREM', ended_key(k, registry, queue), id)
   end
-  redis.call('DEL', key, results_key(k, id), dependencies_key(k, id), old_dependencies_key(k, id))
+  redis.call('DEL', key, results_key(k, id), dependencies_key(k, id), old_dependencies_key(k, id),
+    remote_parents_key(k, id))
 elseif old[2] then
   redis.call('HDEL', key, 'jobctl_scheduled_for')  -- a record without a status, of another tool
 end
@@ -150,16 +151,17 @@ for _, parent in ipairs(parents) do
   -- the parent's outcome script settles its dependents only when this flag says it has some
   redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)
 end
-for _, parent in ipairs(remote) do redis.call('SADD', remote_parents_key(k, id), cjson.encode(parent)) end
-local verdict, culprit = parents_verdict(k, id)
+for _, parent in ipairs(remote) do redis.call('HSET', remote_parents_key(k, id), cjson.encode(parent), '') end
+local verdict, culprit, culprit_status = parents_verdict(k, id)
+-- its parents of other queues hear of it also when another parent doomed it: requeue-dead of
+-- that one brings it back to wait on them
+for _, parent in ipairs(remote) do post(k, 'link', id, queue, parent[1], parent[2], '') end
 if verdict == 'doomed' then
-  redis.call('DEL', remote_parents_key(k, id))
-  cancel_for_parent(k, id, culprit, now, now_iso)
+  cancel_for_parent(k, id, culprit, now, now_iso, culprit_status)
   return {'ok', id, 'canceled'}
 elseif verdict == 'waiting' then
   redis.call('HSET', key, 'status', 'deferred')
   redis.call('ZADD', KEYS[6], '+inf', id)
-  for _, parent in ipairs(remote) do post(k, 'link', id, queue, parent[1], parent[2], '') end
   return {'ok', id, 'deferred'}
 end
 if run_at > now then

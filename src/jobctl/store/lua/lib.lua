@@ -33,8 +33,11 @@ local function dependents_key(k, id) return k.job .. id .. ':dependents' end
 local function dependencies_key(k, id) return k.job .. ':' .. id .. ':dependencies' end
 local function old_dependencies_key(k, id) return k.job .. id .. ':dependencies' end
 -- On a Redis Cluster, a job's parents and dependents on other queues (keys.Layout's
--- remote_parents, remote_dependents), each member the JSON [id, queue] of the other job: a script
--- runs on one slot, so a parent and a child of two queues hear of each other through outboxes.
+-- remote_parents, remote_dependents), each named by the JSON [id, queue] of the other job: a
+-- script runs on one slot, so a parent and a child of two queues hear of each other through
+-- outboxes. remote_dependents is a set of them; remote_parents a hash of them whose value is ''
+-- while the job waits to hear of that parent's end, or the status of an end that dooms it
+-- ('failed', 'canceled'), kept until the parent comes back (see apply_entry).
 local function remote_parents_key(k, id) return k.job .. id .. ':remote-parents' end
 local function remote_dependents_key(k, id) return k.job .. id .. ':remote-dependents' end
 
@@ -169,17 +172,28 @@ end
 local FAILED = {failed = true, canceled = true, stopped = true}
 
 -- A parent of another queue (a Redis Cluster's) counts as waiting until its outcome reached
--- this slot (apply_entry), which then takes it out of the job's remote parents.
+-- this slot (apply_entry), which then takes it out of the job's remote parents, or notes there
+-- the end that dooms the job (as a parent of this slot's status does, until it comes back).
+-- 'doomed' also names the parent that dooms the job, and that parent's status.
 local function parents_verdict(k, id)
   local allow_failure = failure_allowed(k, id)
   local verdict = 'ready'
-  if CLUSTER and redis.call('SCARD', remote_parents_key(k, id)) > 0 then verdict = 'waiting' end
+  if CLUSTER then
+    local heard = redis.call('HGETALL', remote_parents_key(k, id))
+    for i = 1, #heard, 2 do
+      if heard[i + 1] == '' then
+        verdict = 'waiting'
+      elseif not allow_failure then
+        return 'doomed', cjson.decode(heard[i])[1], heard[i + 1]
+      end
+    end
+  end
   for _, parent in ipairs(parents_of(k, id)) do
     local status = hget(k, parent, 'status')
     -- a parent whose record expired finished long ago (dead jobs outlive finished ones)
     if status and status ~= 'finished' then
       if FAILED[status] then
-        if not allow_failure then return 'doomed', parent end
+        if not allow_failure then return 'doomed', parent, status end
       else
         verdict = 'waiting'
       end
@@ -343,12 +357,13 @@ local function cancel(k, id, reason, now, now_iso)
 end
 
 -- A dependent that can no longer run: canceled, naming in jobctl_canceled_by the parent that
--- doomed it (requeue-dead brings such dependents back with their parent).
-local function doomed_by(k, culprit)
-  return 'parent ' .. culprit .. ' is ' .. (hget(k, culprit, 'status') == 'failed' and 'dead' or 'canceled')
+-- doomed it (requeue-dead brings such dependents back with their parent). `status`: the
+-- parent's, as parents_verdict found it (a parent of another queue has no record here).
+local function doomed_by(k, culprit, status)
+  return 'parent ' .. culprit .. ' is ' .. ((status or hget(k, culprit, 'status')) == 'failed' and 'dead' or 'canceled')
 end
-local function cancel_for_parent(k, id, culprit, now, now_iso)
-  cancel(k, id, doomed_by(k, culprit), now, now_iso)
+local function cancel_for_parent(k, id, culprit, now, now_iso, status)
+  cancel(k, id, doomed_by(k, culprit, status), now, now_iso)
   redis.call('HSET', job_key(k, id), 'jobctl_canceled_by', culprit)
 end
 
@@ -387,13 +402,13 @@ local function settle_dependents(k, parent_id, now, now_iso)
     if CLUSTER then tell_remote_dependents(k, parent, 'settle') end
     for _, child in ipairs(redis.call('SMEMBERS', dependents_key(k, parent))) do
       if hget(k, child, 'status') == 'deferred' then
-        local verdict, culprit = parents_verdict(k, child)
+        local verdict, culprit, culprit_status = parents_verdict(k, child)
         if verdict == 'ready' then
           local queue = hget(k, child, 'origin')
           redis.call('ZREM', queue_key(k, 'deferred', queue), child)
           push_queued(k, child, queue, now_iso, false)
         elseif verdict == 'doomed' then
-          cancel_for_parent(k, child, culprit, now, now_iso)
+          cancel_for_parent(k, child, culprit, now, now_iso, culprit_status)
           table.insert(pending, child)
         end
       end
@@ -421,13 +436,13 @@ local function adopt_deferred(k, queue, now, now_iso)
           redis.call('HSET', job_key(k, parent), 'jobctl_dependents', 1)
         end
       end
-      local verdict, culprit = parents_verdict(k, child)
+      local verdict, culprit, culprit_status = parents_verdict(k, child)
       if verdict == 'ready' then
         for _, parent in ipairs(parents) do redis.call('SREM', dependents_key(k, parent), child) end
         redis.call('ZREM', registry, child)
         push_queued(k, child, queue, now_iso, false)
       elseif verdict == 'doomed' then
-        cancel_for_parent(k, child, culprit, now, now_iso)
+        cancel_for_parent(k, child, culprit, now, now_iso, culprit_status)
         settle_dependents(k, child, now, now_iso)
       end
     end
@@ -455,9 +470,10 @@ local function revived(k, child, parent)
   if hget(k, child, 'status') ~= 'canceled' or hget(k, child, 'jobctl_canceled_by') ~= parent or not child_queue then
     return false
   end
-  local verdict, culprit = parents_verdict(k, child)
+  local verdict, culprit, culprit_status = parents_verdict(k, child)
   if verdict == 'doomed' then
-    redis.call('HSET', job_key(k, child), 'jobctl_canceled_by', culprit, 'jobctl_reason', doomed_by(k, culprit))
+    redis.call('HSET', job_key(k, child), 'jobctl_canceled_by', culprit,
+      'jobctl_reason', doomed_by(k, culprit, culprit_status))
     return false
   end
   if not reclaim(k, child) then return false end
@@ -490,13 +506,16 @@ end
 --     it joins the parent's remote dependents (also a parent that ended already, for requeue-dead
 --     to find it), and hears at once of a parent that ended (an entry back; a parent whose record
 --     expired finished long ago, as in parents_verdict).
---   revive: entry.parent, of another queue, came back from the dead (requeue-dead): the job,
---     if that death canceled it, waits on it again among its remote parents, and comes back
---     deferred with the dependents its cancellation canceled (revive_dependents); applied again,
---     the job is no longer canceled and nothing changes.
+--   revive: entry.parent, of another queue, came back from the dead (requeue-dead): the job, if
+--     it has not left deferred for its queue, waits on it again among its remote parents (also
+--     when another parent canceled it, for when that one comes back, or it allows failure) and,
+--     if that death canceled it, comes back deferred with the dependents its cancellation
+--     canceled (revive_dependents); applied again, the job waits on it already: nothing changes.
 --   settle: entry.parent, of another queue, ended with entry.status: the job leaves its remote
---     parents, and only when it was still there (the entry's news) is it queued, if no parent is
---     left to wait for, or canceled with its own dependents, if that parent's failure dooms it.
+--     parents, or, when that end dooms it, keeps it there with the status (until a revive); only
+--     when this is news is the job queued, if no parent is left to wait for, or canceled with its
+--     own dependents, if a parent's end dooms it. Kept also when the job is no longer deferred: a
+--     job another parent canceled, brought back when that one is requeued, still hears of it.
 local function apply_entry(k, entry, now, now_iso)
   local id, parent = entry.job, entry.parent
   if entry.kind == 'link' then
@@ -512,28 +531,30 @@ local function apply_entry(k, entry, now, now_iso)
     post(k, 'settle', id, entry.queue, parent, entry.parent_queue, status or 'finished')
     return 1
   end
+  local parents, named = remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue})
+  local heard = redis.call('HGET', parents, named)
   if entry.kind == 'revive' then
-    if hget(k, id, 'status') ~= 'canceled' or hget(k, id, 'jobctl_canceled_by') ~= parent then return 0 end
-    redis.call('SADD', remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue}))
-    if not revived(k, id, parent) then return 1 end
-    revive_dependents(k, id)
+    local status = hget(k, id, 'status')
+    if (status ~= 'deferred' and status ~= 'canceled') or heard == '' then return 0 end
+    redis.call('HSET', parents, named, '')
+    if revived(k, id, parent) then revive_dependents(k, id) end
     return 1
   end
-  if redis.call('SREM', remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue})) == 0 then return 0 end
+  if not heard then return 0 end
+  if FAILED[entry.status] and not failure_allowed(k, id) then
+    if heard == entry.status then return 0 end
+    redis.call('HSET', parents, named, entry.status)
+  else
+    redis.call('HDEL', parents, named)
+  end
   if hget(k, id, 'status') ~= 'deferred' then return 1 end
-  local verdict, culprit = parents_verdict(k, id)
-  if FAILED[entry.status] and not failure_allowed(k, id) then verdict = 'doomed' end
+  local verdict, culprit, culprit_status = parents_verdict(k, id)
   if verdict == 'ready' then
     local queue = hget(k, id, 'origin')
     redis.call('ZREM', queue_key(k, 'deferred', queue), id)
     push_queued(k, id, queue, now_iso, false)
   elseif verdict == 'doomed' then
-    if culprit then
-      cancel_for_parent(k, id, culprit, now, now_iso)
-    else
-      cancel(k, id, 'parent ' .. parent .. ' is ' .. (entry.status == 'failed' and 'dead' or 'canceled'), now, now_iso)
-      redis.call('HSET', job_key(k, id), 'jobctl_canceled_by', parent)
-    end
+    cancel_for_parent(k, id, culprit, now, now_iso, culprit_status)
     settle_dependents(k, id, now, now_iso)
   end
   return 1
