@@ -13,12 +13,16 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 from cluster import OLD_REDIS, REDIS_CLI, REDIS_CLI_MISSING, Cluster, major_version
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from jobctl import testing
 from jobctl.api import records
@@ -544,3 +548,28 @@ def in_process(project, monkeypatch):
     yield worker
     for client in clients:
         client.close()
+
+
+def run_model(
+    machine: Callable[[], RuleBasedStateMachine], events: Counter[str], name: str, examples: int, steps: int
+) -> None:
+    """Run a model test's state machine (tests/test_model.py, tests/test_model_outbox.py):
+    `examples` examples of up to `steps` steps each, or JOBCTL_MODEL_EXAMPLES and
+    JOBCTL_MODEL_STEPS to run as long as one wants; then print how many ran and what `events`
+    counted of what they did (seen with -s)."""
+    events.clear()
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=int(os.environ.get("JOBCTL_MODEL_EXAMPLES", examples)),
+            stateful_step_count=int(os.environ.get("JOBCTL_MODEL_STEPS", steps)),
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
+    print(
+        f"{name}: {events['examples']} examples, {events['steps']} steps; "
+        + ", ".join(
+            f"{event}: {count}" for event, count in sorted(events.items()) if event not in ("examples", "steps")
+        )
+    )

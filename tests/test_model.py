@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 import types
 from collections import Counter
@@ -57,14 +56,13 @@ from typing import Any
 import hypothesis.strategies as st
 import pytest
 import redis
-from hypothesis import HealthCheck, settings
+from conftest import run_model
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 import jobctl
@@ -79,8 +77,7 @@ from jobctl.runtime.worker import Worker
 from jobctl.store import keys
 from jobctl.store.transitions import Finished, GoOn, Next, Transitions
 
-EXAMPLES = int(os.environ.get("JOBCTL_MODEL_EXAMPLES", "50"))
-STEPS = int(os.environ.get("JOBCTL_MODEL_STEPS", "30"))
+EXAMPLES, STEPS = 50, 30  # by default (conftest.run_model)
 
 NOW = 1_800_000_000.0
 SUPERVISOR = "model-supervisor"
@@ -1323,17 +1320,4 @@ def model_clock(monkeypatch):
 
 
 def test_the_core_follows_its_model(redis_url, model_clock):
-    EVENTS.clear()
-    run_state_machine_as_test(
-        lambda: CoreModel(redis_url),
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=STEPS,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
-    print(
-        f"model: {EVENTS['examples']} examples, {EVENTS['steps']} steps; "
-        + ", ".join(f"{name}: {count}" for name, count in sorted(EVENTS.items()) if name not in ("examples", "steps"))
-    )
+    run_model(lambda: CoreModel(redis_url), EVENTS, "model", EXAMPLES, STEPS)

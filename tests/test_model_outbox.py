@@ -48,7 +48,6 @@ Hypothesis found; shrinking it takes up to 5 minutes.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -58,15 +57,13 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from conftest import ON_CLUSTER, client_of
-from hypothesis import HealthCheck, settings
+from conftest import ON_CLUSTER, client_of, run_model
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
 import jobctl
@@ -80,8 +77,7 @@ pytestmark = pytest.mark.skipif(
     not ON_CLUSTER, reason="the outbox is a Redis Cluster's: run with JOBCTL_TEST_REDIS=cluster"
 )
 
-EXAMPLES = int(os.environ.get("JOBCTL_MODEL_EXAMPLES", "60"))
-STEPS = int(os.environ.get("JOBCTL_MODEL_STEPS", "40"))
+EXAMPLES, STEPS = 60, 40  # by default (conftest.run_model)
 
 QUEUES = ("emails", "one", "three")  # hash tags on the three masters of tests/cluster.py
 CONFIG = QueuesConfig("outbox model queue.yml", {q: QueueConfig(q, max_retries=0) for q in QUEUES})
@@ -536,20 +532,7 @@ IDS = Ids()
 
 def test_dependencies_across_queues_follow_their_model(redis_url, monkeypatch):
     monkeypatch.setattr(producer, "new_job_id", IDS)
-    EVENTS.clear()
-    run_state_machine_as_test(
-        lambda: OutboxModel(redis_url),
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=STEPS,
-            deadline=None,
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-        ),
-    )
-    print(
-        f"outbox model: {EVENTS['examples']} examples, {EVENTS['steps']} steps; "
-        + ", ".join(f"{name}: {count}" for name, count in sorted(EVENTS.items()) if name not in ("examples", "steps"))
-    )
+    run_model(lambda: OutboxModel(redis_url), EVENTS, "outbox model", EXAMPLES, STEPS)
 
 
 # Sequences that broke the protocol once (each ends with a job queued while a parent it must wait
