@@ -24,6 +24,7 @@ from .jobdata import rq_time
 from .script_keys import _COMMANDS, _WAKE, SlotKeys, _outcome_keys, _queue_keys, slot_keys
 from .scripts import Refusal, _function, _library, _sha, _undefined, source_for
 from .wire import (
+    _REROUTED,
     RECEIVE,
     Dialogue,
     Pipelined,
@@ -32,6 +33,7 @@ from .wire import (
     _Wire,
     adrive,
     adrive_on,
+    call_packed,
     drive,
     drive_on,
     on_async_cluster,
@@ -311,6 +313,7 @@ class Transitions(_Scripts):
         super().__init__(keys.layout_of(connection))
         self.connection = connection
         self._own: _Wire | None = None
+        self._own_on: dict[str, _Wire] = {}  # on a cluster, by master (host:port)
         self._registered: set[str] = set()
         self._routed = on_cluster(connection) if self.layout.cluster else None
 
@@ -337,32 +340,23 @@ class Transitions(_Scripts):
         execute: Callable[..., Any] = self.connection.execute_command
         if command[0] not in ("FCALL", "EVALSHA"):
             return execute(*command)
-        pool = self.connection.connection_pool
-        connection = pool.get_connection()
-        own: _Wire = connection
         try:
-            end = 3 + int(command[2])  # the command, the script, the number of keys, the keys
-            own.send_packed_command([_packed(own.encoder, command[:end], command[end:])])
-            return own.read_response()
+            return call_packed(self.connection, command)
         except (redis.ConnectionError, redis.TimeoutError):
-            own.disconnect()
             return execute(*command)  # with the client's retries, as before
-        finally:
-            pool.release(connection)
 
     def _send(self, name: str, names: Sequence[str], args: Sequence[Any]) -> Callable[[], Any]:
         """Send a script on a connection of its own without waiting; the function returned reads
         its reply (pipelining: the worker runs its next job meanwhile). Only one thread
         may use this. If the reply cannot be read, the function, called again, runs the script
         once more and waits: as for any call, a retry after the script did run finds its job gone
-        and raises LeaseLost. On a cluster the call is made at once (its client routes each
-        command to its slot's master: there is no one connection to send on)."""
-        if self.layout.cluster:
+        and raises LeaseLost. On a cluster the connection is one to the master of the first key's
+        slot; a reply that the slot is elsewhere (nothing ran) sends the call by the cluster
+        client's routing."""
+        own = self._own_for(names[0])
+        if own is None:  # a cluster's map of the slots names no master for it: routed at once
             answer = self._run(name, args, names)
             return lambda: answer
-        if self._own is None:
-            self._own = self.connection.connection_pool.get_connection()
-        own = self._own
         try:
             own.send_packed_command([_packed(own.encoder, self._call(name, names), args)])
         except redis.RedisError:
@@ -378,14 +372,33 @@ class Transitions(_Scripts):
             try:
                 return own.read_response()
             except redis.ResponseError as exc:
-                if not _undefined(exc):
+                if not (_undefined(exc) or isinstance(exc, _REROUTED)):
                     raise
-                return self._run(name, args, names)  # nothing ran (Redis restarted): load it and run it
+                # nothing ran (Redis restarted, or the slot moved): load it, route it, run it
+                return self._run(name, args, names)
             except redis.RedisError:
                 own.disconnect()
                 raise
 
         return reply
+
+    def _own_for(self, key: str) -> _Wire | None:
+        """_send's connection for a call whose first key is `key`: on one Redis, one of its own;
+        on a cluster, one of its own to each master, that of `key`'s slot (None when the map of
+        the slots names none: a failover under way)."""
+        if not self.layout.cluster:
+            if self._own is None:
+                self._own = self.connection.connection_pool.get_connection()
+            return self._own
+        cluster: Any = self.connection  # redis-py's cluster client, unannotated
+        try:
+            node = cluster.get_node_from_key(key)
+        except _REROUTED:
+            return None
+        own = self._own_on.get(node.name)
+        if own is None:
+            own = self._own_on[node.name] = cluster.get_redis_connection(node).connection_pool.get_connection()
+        return own
 
     def register_queue(self, queue: str) -> None:
         """Add `queue` to RQ's set of known queues, once per connection: on a cluster the
