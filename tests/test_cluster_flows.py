@@ -398,6 +398,24 @@ def test_a_batch_entry_delivered_twice_changes_nothing(cproject, app, tmp_path, 
     assert [node.exists(key) for key in stored] == [1, 0]
 
 
+def test_a_foreign_field_among_a_childs_remote_parents_spoils_no_outcome(cproject, tmp_path, node):
+    """Another tool's fields in the hash of a child's parents of other queues, which its parent's
+    outcome script reads to settle it: skipped, the parent finishes (and leaves no list), the
+    child runs."""
+    ran = tmp_path / "ran.txt"
+    parent = cproject.enqueue("record", str(ran), "parent", "--queue", "emails")
+    child = cproject.enqueue("record", str(ran), "child", "--queue", "emails", "--depends-on", parent)
+    spoiled = {"not json": "failed", '["only one"]': "failed", "[1, 2]": "canceled"}
+    node.hset(keys.CLUSTER.remote_parents(child, "emails"), mapping=spoiled)
+    work = cproject.start("work")
+    wait_for(lambda: state(node, child, "emails") == "finished", timeout=30, message="the child to run")
+    log = stop(work)
+    assert "worker exited" not in log and "Traceback" not in log, log
+    assert state(node, parent, "emails") == "finished"
+    assert not node.zcard(keys.CLUSTER.started("emails"))
+    assert lines(ran) == ["parent", "child"]
+
+
 def test_aenqueue_finds_a_parent_on_another_queue(cproject, app, tmp_path, node):
     ran = tmp_path / "ran.txt"
     parent = sample_jobs.record.options(queue="emails").enqueue(str(ran), "parent")

@@ -184,7 +184,12 @@ local function parents_verdict(k, id)
       if heard[i + 1] == '' then
         verdict = 'waiting'
       elseif not allow_failure then
-        return 'doomed', cjson.decode(heard[i])[1], heard[i + 1]
+        -- a field another tool wrote names no parent: skipped, as tell_remote_dependents skips a
+        -- member, so that an outcome script reading it never stops after it moved its job
+        local ok, parent = pcall(cjson.decode, heard[i])
+        if ok and type(parent) == 'table' and type(parent[1]) == 'string' and type(parent[2]) == 'string' then
+          return 'doomed', parent[1], heard[i + 1]
+        end
       end
     end
   end
