@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from .. import threads
 from ..api.context import Execution, executing
 from ..errors import JobStopped, JobTimeout
 
@@ -141,8 +142,13 @@ class Executor:
         with self._loop_lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, name="jobctl-event-loop", daemon=True).start()
+                threading.Thread(target=self._run_loop, name="jobctl-event-loop", daemon=True).start()
             return self._loop
+
+    def _run_loop(self) -> None:
+        threads.leave_signals_to_the_main_thread()
+        assert self._loop is not None  # set before the thread starts
+        self._loop.run_forever()
 
     # --- interrupting (from the worker's control thread) ----------------------------------------
 

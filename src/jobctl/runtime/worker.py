@@ -39,7 +39,7 @@ from typing import Any, cast
 
 import redis
 
-from .. import logs
+from .. import logs, threads
 from ..api import breakers
 from ..api.client import Client, use_worker_client
 from ..api.context import Execution
@@ -186,9 +186,13 @@ class Worker:
         self.lease.kill = LeaseKill() if self.kill_past_lease else None  # a timer is the process's that makes it
         if not self.lease.call_unless(self.stop_asked, self._register):
             return 0  # stopped before Redis could be reached: nothing was taken
-        control = threading.Thread(target=self.control.run, name="jobctl-control", daemon=True)
+        control = threading.Thread(target=self._control_thread, name="jobctl-control", daemon=True)
         control.start()
-        pool = ThreadPoolExecutor(self.concurrency, "jobctl-job") if self.concurrency > 1 else None
+        pool = (
+            ThreadPoolExecutor(self.concurrency, "jobctl-job", initializer=threads.leave_signals_to_the_main_thread)
+            if self.concurrency > 1
+            else None
+        )
         use_worker_client(self.client)  # a job's enqueues, also from threads it starts
         try:
             self._dispatch(pool)
@@ -205,6 +209,10 @@ class Worker:
         self.lease.call_unless(self.stop_asked, self.control.flush)
         self.lease.call_unless(self.stop_asked, self._give_back)
         return EXIT_RECYCLE if self.recycling and not self.stopping else 0
+
+    def _control_thread(self) -> None:
+        threads.leave_signals_to_the_main_thread()
+        self.control.run()
 
     def _give_back(self) -> None:
         """Requeue what is still in flight and unregister (one call per queue on a cluster)."""

@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 import redis
 
-from .. import logs
+from .. import logs, threads
 from . import keys
 from .connection import read_replies
 from .jobdata import number_value, text_value
@@ -239,6 +239,7 @@ def _ensure_flusher() -> None:
 
 
 def _flush_loop() -> None:
+    threads.leave_signals_to_the_main_thread()
     while True:
         time.sleep(FLUSH_INTERVAL)
         for active in list(_active):
