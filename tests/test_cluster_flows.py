@@ -47,6 +47,19 @@ def lines(path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def parent_then_child_run(cproject, node, ran, parent: str, child: tuple[str, str]) -> None:
+    """jobctl work until the child (id, queue) of `parent` (on emails) finished: the parent ran
+    first and finished, leaving no list, and no worker died."""
+    child_id, child_queue = child
+    work = cproject.start("work")
+    wait_for(lambda: state(node, child_id, child_queue) == "finished", timeout=30, message="the child to run")
+    log = stop(work)
+    assert "worker exited" not in log and "Traceback" not in log, log
+    assert state(node, parent, "emails") == "finished"
+    assert not node.zcard(keys.CLUSTER.started("emails"))
+    assert lines(ran) == ["parent", "child"]
+
+
 def test_two_schedulers_enqueue_each_due_time_of_each_queue_once(cproject, tmp_path, redis_cluster):
     ran = {name: tmp_path / f"{name}.txt" for name in ("tick", "tock")}
     cproject.write(
@@ -407,13 +420,7 @@ def test_a_foreign_field_among_a_childs_remote_parents_spoils_no_outcome(cprojec
     child = cproject.enqueue("record", str(ran), "child", "--queue", "emails", "--depends-on", parent)
     spoiled = {"not json": "failed", '["only one"]': "failed", "[1, 2]": "canceled"}
     node.hset(keys.CLUSTER.remote_parents(child, "emails"), mapping=spoiled)
-    work = cproject.start("work")
-    wait_for(lambda: state(node, child, "emails") == "finished", timeout=30, message="the child to run")
-    log = stop(work)
-    assert "worker exited" not in log and "Traceback" not in log, log
-    assert state(node, parent, "emails") == "finished"
-    assert not node.zcard(keys.CLUSTER.started("emails"))
-    assert lines(ran) == ["parent", "child"]
+    parent_then_child_run(cproject, node, ran, parent, (child, "emails"))
 
 
 def test_aenqueue_finds_a_parent_on_another_queue(cproject, app, tmp_path, node):
@@ -440,10 +447,4 @@ def test_a_foreign_member_among_a_parents_remote_dependents_spoils_no_outcome(cp
     child = cproject.enqueue("record", str(ran), "child", "--queue", "reports", "--depends-on", parent)
     Transitions(node).deliver("reports", time.time())  # the child's link: it joins the remote dependents
     node.sadd(keys.CLUSTER.remote_dependents(parent, "emails"), "not json", '["only one"]', "[1, 2]")
-    work = cproject.start("work")
-    wait_for(lambda: state(node, child, "reports") == "finished", timeout=30, message="the child to run")
-    log = stop(work)
-    assert "worker exited" not in log and "Traceback" not in log, log
-    assert state(node, parent, "emails") == "finished"
-    assert not node.zcard(keys.CLUSTER.started("emails"))
-    assert lines(ran) == ["parent", "child"]
+    parent_then_child_run(cproject, node, ran, parent, (child, "reports"))
