@@ -222,9 +222,48 @@ def test_workers_are_recycled_after_max_jobs(project, db):
     calls = project.write("calls.jsonl", "{}\n" * 5)
     assert project.run("enqueue", "whoami", "--from", str(calls)).returncode == 0
     ids = [job_id.decode() for job_id in db.lrange(keys.layout_of(db).queue("default"), 0, -1)]
-    assert project.run("work", "--burst").returncode == 0
+    burst = project.run("work", "--burst")
+    assert burst.returncode == 0 and "died" not in burst.stderr, burst.stderr
     pids = [json.loads(db.hget(keys.layout_of(db).job(job_id, "default"), "result")) for job_id in ids]
     assert pids[0] == pids[1] and pids[2] == pids[3] and len(set(pids)) == 3
+
+
+def test_a_recycled_worker_leaves_once_its_jobs_are_stored_and_its_reservation_given_back(project, db, monkeypatch):
+    """What the supervisor relies on to start a successor before a recycled worker has exited:
+    when the worker says it is leaving, its jobs' outcomes are stored and the job it had reserved
+    is back at the head of its queue, so the successor takes it first."""
+    import sample_jobs  # noqa: F401  (registers the sample jobs in this process)
+
+    from jobctl.config.queues import load_queues
+    from jobctl.runtime.worker import EXIT_RECYCLE, Worker
+
+    monkeypatch.chdir(project.path)
+    project.write("queue.yml", "default: {worker_count: 1, max_jobs: 2}\n")
+    calls = project.write("calls.jsonl", "{}\n" * 4)
+    assert project.run("enqueue", "whoami", "--from", str(calls)).returncode == 0
+    layout = keys.layout_of(db)
+    ids = [job_id.decode() for job_id in db.lrange(layout.queue("default"), 0, -1)]
+    seen = {}
+
+    def on_leaving() -> None:
+        home = worker.homes[0]
+        seen["statuses"] = [db.hget(layout.job(job_id, "default"), "status") for job_id in ids]
+        seen["queued"] = [job_id.decode() for job_id in db.lrange(layout.queue("default"), 0, -1)]
+        seen["in flight"] = db.lrange(layout.active(worker.name, home), 0, -1)
+        seen["registered"] = bool(db.exists(layout.worker(worker.name, home)))
+
+    config = load_queues(project.path / "queue.yml")
+    worker = Worker(
+        db, config.select(["default"]), max_jobs=2, config=config, capture_output=False, on_leaving=on_leaving
+    )
+    assert worker.run() == EXIT_RECYCLE
+    assert seen == {
+        "statuses": [b"finished", b"finished", b"queued", b"queued"],
+        "queued": ids[2:],
+        "in flight": [],
+        "registered": True,
+    }
+    assert not db.exists(layout.worker(worker.name, worker.homes[0]))  # then it unregistered
 
 
 def test_requeue_dead_older_than(project, in_process):

@@ -466,6 +466,33 @@ def test_a_failed_fork_is_retried(monkeypatch, tmp_path):
     assert slot.pid is None and slot.restart_at > time.monotonic()
 
 
+def test_a_recycled_worker_is_replaced_as_it_leaves_and_never_twice(monkeypatch):
+    """A worker leaving to be recycled gets its successor at once; its own exit, clean or a crash
+    in its last flush, then starts no other (the supervisor's bookkeeping, without processes)."""
+    from jobctl.config.queues import QueueConfig
+    from jobctl.runtime import supervisor
+    from jobctl.runtime.worker import EXIT_RECYCLE
+
+    boss = supervisor.Supervisor("redis://127.0.0.1:1/0", [QueueConfig("default")])
+    monkeypatch.setattr(boss, "_recover", lambda slot, cause, how, culprits: (0, 0))
+    spawned = []
+    monkeypatch.setattr(boss, "_spawn", lambda slot: (spawned.append(slot), setattr(slot, "pid", 1000 + len(spawned))))
+    (slot,) = boss.slots
+    boss._start_missing()
+    for exit_status in (EXIT_RECYCLE << 8, signal.SIGKILL):  # waitpid's statuses: an exit, a kill
+        leaving = slot.pid
+        boss._hand_over([leaving])
+        boss._start_missing()
+        assert slot.pid != leaving and [s.pid for s in boss.slots] == [slot.pid, leaving]
+        (copy,) = [s for s in boss.slots if s.pid == leaving]
+        started = len(spawned)
+        boss._worker_exited(copy, exit_status)
+        boss._start_missing()
+        assert boss.slots == [slot] and len(spawned) == started
+    boss._hand_over([slot.pid + 1, 999])  # pids not its workers': nothing changes
+    assert boss.slots == [slot] and slot.pid == 1003
+
+
 # --- foreign records and results ----------------------------------------------------------------
 
 

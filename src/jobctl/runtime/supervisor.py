@@ -20,6 +20,8 @@ A second signal means now. Nothing is dropped either way.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import select
@@ -142,22 +144,41 @@ class Supervisor:
         return 0
 
     def _wake_on_signals(self) -> None:
-        """A worker's exit (SIGCHLD) or a stop signal ends the supervisor's sleep at once: a
-        recycled worker is replaced, and a crashed one's jobs go back, without waiting for the
-        next tick (with the default max_jobs, waiting for it cost ~10% of throughput: bench/throughput.py)."""
-        self._wakeup = os.pipe()
-        for fd in self._wakeup:
-            os.set_blocking(fd, False)
+        """A worker's exit (SIGCHLD), a stop signal or a recycled worker leaving ends the
+        supervisor's sleep at once: a recycled worker is replaced, and a crashed one's jobs go
+        back, without waiting for the next tick (with the default max_jobs, waiting for it cost
+        ~10% of throughput: bench/throughput.py)."""
+        self._wakeup, self._leavers = os.pipe(), os.pipe()
+        for fd in (*self._wakeup, *self._leavers):
+            os.set_blocking(fd, False)  # a worker never waits on a supervisor that does not read
         signal.set_wakeup_fd(self._wakeup[1], warn_on_full_buffer=False)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # a handler, so that it reaches the pipe
 
     def _sleep(self, seconds: float) -> None:
-        if select.select([self._wakeup[0]], [], [], seconds)[0]:
-            try:
-                while os.read(self._wakeup[0], 512):
-                    pass
-            except BlockingIOError:
-                pass
+        ready = select.select([self._wakeup[0], self._leavers[0]], [], [], seconds)[0]
+        if self._wakeup[0] in ready:
+            _drain(self._wakeup[0])
+        if self._leavers[0] in ready:
+            self._hand_over([int(pid) for pid in _drain(self._leavers[0]).split()])
+
+    def _announce_leaving(self) -> None:
+        """A worker's on_leaving, run in the worker: its pid on the supervisor's pipe (one write
+        of a few bytes, atomic). Pipe full: its successor starts when it exits, as on a crash."""
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._leavers[1], f"{os.getpid()} ".encode())
+
+    def _hand_over(self, pids: list[int]) -> None:
+        """A recycled worker has finished its jobs and given back what it reserved: its slot
+        starts a successor now, while it flushes and exits (a copy of the slot, retiring, watches
+        it until it does: its exit, or a crash, is handled as a retired worker's)."""
+        if self.stop_requested:
+            return
+        for pid in pids:
+            slot = next((s for s in self.slots if s.pid == pid and not s.retiring), None)
+            if slot is None:  # gone meanwhile, or being retired already
+                continue
+            self.slots.append(dataclasses.replace(slot, retiring=True, culprits=list(slot.culprits)))
+            slot.pid, slot.worker_name, slot.killed_for, slot.culprits = None, "", "", []
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.stop_requested:
@@ -230,7 +251,7 @@ class Supervisor:
             try:
                 die_with_parent(supervisor_pid)
                 signal.set_wakeup_fd(-1)
-                for fd in self._wakeup:
+                for fd in (*self._wakeup, self._leavers[0]):
                     os.close(fd)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # a job's own children are its business
                 if slot.queues[0].engine == "rq":  # RQ's own worker serves the queue (rq_engine.py)
@@ -250,6 +271,7 @@ class Supervisor:
                     kill_past_lease=True,
                     lease_ttl=self.lease_ttl,
                     statsd=self.statsd,
+                    on_leaving=self._announce_leaving,
                 )
                 worker.handle_stop_signals()
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
@@ -300,7 +322,7 @@ class Supervisor:
                 how,
                 requeued,
                 buried,
-                "not restarting it (it was being retired)" if slot.retiring else "restarting it",
+                "not restarting it (it was retired or replaced already)" if slot.retiring else "restarting it",
                 level=logging.WARNING,
                 worker=slot.worker_name,
                 queue=slot.label,
@@ -310,7 +332,7 @@ class Supervisor:
             )
         # If Redis was away, the worker's in-flight list stays, and a sweep recovers it once its
         # lease has lapsed.
-        if slot.retiring:  # scaled down: its place goes with it
+        if slot.retiring:  # scaled down, or replaced already (_hand_over): its place goes with it
             self.slots.remove(slot)
             return
         lived = time.monotonic() - slot.started
@@ -429,6 +451,15 @@ class Supervisor:
         """Promote every queue (Transitions.promote_queues): the jobs moved, or None when another
         supervisor is the promoter of every one."""
         return self.transitions.promote_queues(self.name, lease_ms, time.time(), self._each_queue())
+
+
+def _drain(fd: int) -> bytes:
+    """All a non-blocking pipe holds."""
+    chunks = []
+    with contextlib.suppress(BlockingIOError):
+        while chunk := os.read(fd, 512):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _describe_exit(code: int) -> str:

@@ -96,6 +96,7 @@ class Worker:
         kill_past_lease: bool = False,
         lease_ttl: int = DEFAULT_LEASE_TTL,
         statsd: StatsdTarget | None = None,
+        on_leaving: Callable[[], object] | None = None,
     ):
         """`config`: the queues a job's own enqueues go by (None: as jobctl.Client finds them).
         `burst`: return once the queues are empty, instead of waiting for more jobs (the
@@ -105,10 +106,13 @@ class Worker:
         (leasekill.py); only for a process that is nothing but this worker (`jobctl work`'s),
         never one that outlives it, such as a test process with an in-process worker (its timer
         killed pytest's own processes once the worker had returned). `lease_ttl`: the liveness
-        window (options/liveness.py). `statsd`: where to send StatsD metrics (None: nowhere)."""
+        window (options/liveness.py). `statsd`: where to send StatsD metrics (None: nowhere).
+        `on_leaving()`: called when a recycled worker has stored its last outcome and given back
+        its reservations, before it flushes and exits: its supervisor starts the successor then."""
         self.connection = connection
         self.client = Client(url or None, config, connection=connection)
         self.burst, self.capture_output, self.kill_past_lease = burst, capture_output, kill_past_lease
+        self.on_leaving = on_leaving
         self.transitions = Transitions(connection)
         self.layout = self.transitions.layout
         self.queues = {q.name: q for q in queues}
@@ -199,6 +203,10 @@ class Worker:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
+            if self.recycling and not self.stopping and self.on_leaving is not None:
+                # what is left (the control thread's end, the last flush, the exit) takes ~10 ms,
+                # as long again as a new worker's start: the two overlap (bench/throughput.py)
+                self.on_leaving()
             use_worker_client(None)
             if control.is_alive() and not self.lease.outage.failures:  # Redis answered the last call
                 self.control.wake()
