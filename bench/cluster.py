@@ -1,6 +1,6 @@
 """Redis CPU per job on a Redis Cluster of 3 masters against one Redis, side by side.
 
-    python bench/cluster.py [--jobs 12000] [--rounds 3] [--redis-server /usr/bin/redis-server]
+    python bench/cluster.py [--jobs 12000] [--rounds 3] [--redis-server /usr/bin/redis-server] [--instructions]
 
 Starts its own servers from one redis-server binary, without persistence: one Redis, and a
 cluster of 3 masters without replicas (tests/cluster.py's, made by `redis-cli --cluster
@@ -14,6 +14,11 @@ median rate: jobs/s, Redis µs per job for the enqueue and the run on each maste
 Redis commands and script calls per job with Redis's time per script call (INFO
 commandstats) and each command's calls and time per job, the workers' own CPU per job, and the ratios of the cluster's per-master and total figures to
 the one Redis's. The systems alternate, `--rounds` times; servers are stopped at the end.
+
+With `--instructions`, every server runs under valgrind's callgrind (harness.callgrind_server)
+and the run's Redis instructions per job are printed too, per master: CPU time per call depends
+on how busy each server is (3 masters and their workers share 2 cores here), an instruction
+count does not. Redis is many times slower under valgrind: use a few thousand jobs.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class Run:
     work_us: list[float]  # Redis CPU per job of the run, per master
     workers_us: float  # CPU of jobctl work and its workers per job, start-up included
     breakdown: dict[str, tuple[float, float]]  # command -> (calls, Redis µs) per job of the run, all masters
+    work_instructions: list[float]  # Redis instructions per job of the run, per master (--instructions; else empty)
+    idle_instructions: list[float]  # of them, what the idle fleet and servers execute in as long, per master
 
     @property
     def rate(self) -> float:
@@ -79,7 +86,10 @@ def cpu(server: redis.Redis) -> float:
     return info["used_cpu_sys"] + info["used_cpu_user"]
 
 
-def measure(system: str, url: str, masters: list[redis.Redis], jobs: int, workdir: Path) -> Run:
+def measure(
+    system: str, url: str, masters: list[redis.Redis], jobs: int, workdir: Path, callgrind: Path | None = None
+) -> Run:
+    """`callgrind`: where the servers, run under callgrind, write their counts (None: not counted)."""
     for master in masters:
         master.flushall()
     config = workdir / "queue.yml"
@@ -95,6 +105,10 @@ def measure(system: str, url: str, masters: list[redis.Redis], jobs: int, workdi
         enqueued = [cpu(master) for master in masters]
         for master in masters:
             master.config_resetstat()
+        pids = [int(master.info("server")["process_id"]) for master in masters]
+        if callgrind:
+            for pid in pids:
+                harness.callgrind_zero(pid)
         children_before = harness._children_cpu()
         started = time.perf_counter()
         work = harness.popen(
@@ -108,6 +122,8 @@ def measure(system: str, url: str, masters: list[redis.Redis], jobs: int, workdi
             wall = time.perf_counter() - started
             done = [cpu(master) for master in masters]
             stats = [master.info("commandstats") for master in masters]
+            instructions = [harness.callgrind_count(callgrind, pid) / jobs for pid in pids] if callgrind else []
+            idle = idle_instructions(callgrind, pids, wall / jobs) if callgrind else []
         finally:
             work.send_signal(signal.SIGTERM)
             work.wait(timeout=60)
@@ -134,7 +150,21 @@ def measure(system: str, url: str, masters: list[redis.Redis], jobs: int, workdi
             )
             for name in {name for of_master in stats for name in of_master}
         },
+        instructions,
+        idle,
     )
+
+
+def idle_instructions(callgrind: Path, pids: list[int], seconds: float) -> list[float]:
+    """What each server executes in `seconds` with jobctl work idle (heartbeats, promotion ticks,
+    serverCron, the cluster bus: work by the clock, which callgrind's slow servers stretch over
+    many more instructions per job than at full speed), counted over 2 s."""
+    for pid in pids:
+        harness.callgrind_zero(pid)
+    started = time.monotonic()
+    time.sleep(2)
+    elapsed = time.monotonic() - started
+    return [harness.callgrind_count(callgrind, pid) * seconds / elapsed for pid in pids]
 
 
 def median(runs: list[Run]) -> Run:
@@ -146,11 +176,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=12000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis-server", default=shutil.which("redis-server"))
+    parser.add_argument("--instructions", action="store_true", help="count Redis's instructions with callgrind")
     options = parser.parse_args()
+    if options.instructions and not shutil.which("valgrind"):
+        raise SystemExit("--instructions needs valgrind: apt-get install valgrind")
     if not options.redis_server or not shutil.which("redis-cli"):
         raise SystemExit("bench/cluster.py needs redis-server and redis-cli: apt-get install redis-server redis-tools")
     version = subprocess.run([options.redis_server, "--version"], capture_output=True, text=True).stdout.split()[2]
-    print(f"# python bench/cluster.py --jobs {options.jobs} --rounds {options.rounds}")
+    print(
+        f"# python bench/cluster.py --jobs {options.jobs} --rounds {options.rounds}"
+        + (" --instructions" if options.instructions else "")
+    )
     print(
         f"# {os.cpu_count()} cores, redis-server {version.removeprefix('v=')}; no-op jobs over queues "
         f"{', '.join(QUEUES)}; wall time from starting jobctl work to the last job done"
@@ -161,9 +197,11 @@ def main() -> None:
         directory = Path(scratch)
         (directory / "one").mkdir()
         (directory / "work").mkdir()
-        one = RedisServer(directory / "one", "--appendonly", "no", binary=options.redis_server)
-        alone = cluster_module.Node(directory / "alone", options.redis_server)
-        cluster = cluster_module.Cluster(directory / "cluster", options.redis_server, replicas=0)
+        callgrind = directory if options.instructions else None
+        binary = harness.callgrind_server(directory, options.redis_server) if callgrind else options.redis_server
+        one = RedisServer(directory / "one", "--appendonly", "no", binary=binary)
+        alone = cluster_module.Node(directory / "alone", binary)
+        cluster = cluster_module.Cluster(directory / "cluster", binary, replicas=0)
         try:
             one.start()
             start_alone(alone)
@@ -187,7 +225,7 @@ def main() -> None:
             for number in range(1, options.rounds + 1):
                 rounds.append(
                     [
-                        measure(system, url, masters, options.jobs, directory / "work")
+                        measure(system, url, masters, options.jobs, directory / "work", callgrind)
                         for system, url, masters in systems
                     ]
                 )
@@ -239,6 +277,23 @@ def report(runs: list[Run]) -> None:
         f"3 masters' total / 1 master {sum(spread.work_us) / alone.work_us[0]:.2f}; workers' CPU "
         f"{spread.workers_us / single.workers_us:.2f}; jobs/s {spread.rate / single.rate:.2f}"
     )
+    if single.work_instructions:
+        for title, of_run in (
+            ("Redis instructions per job of the run (callgrind)", lambda run: run.work_instructions),
+            (
+                "The same, less what the idle fleet and servers execute in as long",
+                lambda run: [count - idle for count, idle in zip(run.work_instructions, run.idle_instructions)],
+            ),
+        ):
+            counted, one_master, per_master = (of_run(run) for run in runs)
+            print(
+                f"{title}: one Redis {counted[0]:,.0f}; 1 master {one_master[0]:,.0f} "
+                f"({one_master[0] / counted[0]:.2f}x); 3 masters "
+                + ", ".join(f"{count:,.0f}" for count in per_master)
+                + " per master ("
+                + ", ".join(f"{count / counted[0]:.2f}" for count in per_master)
+                + f"x one Redis; 1/3 = 0.33), {sum(per_master):,.0f} in all ({sum(per_master) / counted[0]:.2f}x)"
+            )
 
 
 if __name__ == "__main__":

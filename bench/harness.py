@@ -6,6 +6,7 @@ with the Redis commands and Redis CPU it took."""
 from __future__ import annotations
 
 import compileall
+import glob
 import os
 import resource
 import signal
@@ -122,6 +123,32 @@ def measure(system: str, url: str, jobs: int, start_workers, timeout: float = 90
     first, last = (float(connection.get(key)) for key in (counter.FIRST, counter.LAST))
     workers_cpu = _children_cpu() - children_before
     return Run(system, jobs, wall, last - first, commands / jobs, 1000 * cpu / jobs, 1000 * workers_cpu / jobs)
+
+
+def callgrind_server(directory: Path, binary: str) -> str:
+    """A redis-server command (a script, to pass as a server's binary) that runs `binary` under
+    valgrind's callgrind, which counts the instructions Redis executes (user space: the
+    commands, the Lua scripts, the parsing of requests; not the kernel's share of the network):
+    the same count whatever else the machine does. Redis runs many times slower under it."""
+    script = directory / "redis-server-callgrind"
+    script.write_text(
+        f'#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={directory}/callgrind.out.%p "{binary}" "$@"\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def callgrind_zero(pid: int) -> None:
+    """Start counting a callgrind_server's instructions from 0."""
+    subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+
+
+def callgrind_count(directory: Path | str, pid: int) -> int:
+    """The instructions a callgrind_server executed since its last callgrind_zero."""
+    subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+    dump = max(glob.glob(os.path.join(directory, f"callgrind.out.{pid}.*")), key=os.path.getmtime)
+    with open(dump) as lines:
+        return next(int(line.split()[1]) for line in lines if line.startswith("summary:"))
 
 
 def _children_cpu() -> float:

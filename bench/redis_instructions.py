@@ -15,13 +15,12 @@ valgrind, so use a few thousand jobs. Needs valgrind (apt-get install valgrind).
 from __future__ import annotations
 
 import argparse
-import glob
-import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 import harness
 
@@ -36,11 +35,12 @@ def instructions_per_job(pid: int, directory: str, run) -> tuple[float, harness.
     """Run `run()` (a harness system, which times its workers with harness.measure) and count the
     instructions Redis executed during its measure()."""
     measure = harness.measure
+    counts: list[int] = []
 
     def counted(*args, **kwargs) -> harness.Run:
-        subprocess.run(["callgrind_control", "--zero", str(pid)], check=True, capture_output=True)
+        harness.callgrind_zero(pid)
         result = measure(*args, **kwargs)
-        subprocess.run(["callgrind_control", "--dump", str(pid)], check=True, capture_output=True)
+        counts.append(harness.callgrind_count(directory, pid))
         return result
 
     harness.measure = counted
@@ -48,10 +48,7 @@ def instructions_per_job(pid: int, directory: str, run) -> tuple[float, harness.
         result = run()
     finally:
         harness.measure = measure
-    dump = max(glob.glob(os.path.join(directory, "callgrind.out.*")), key=os.path.getmtime)
-    with open(dump) as lines:
-        total = next(int(line.split()[1]) for line in lines if line.startswith("summary:"))
-    return total / result.jobs, result
+    return counts[-1] / result.jobs, result
 
 
 def main() -> None:
@@ -64,9 +61,12 @@ def main() -> None:
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     with tempfile.TemporaryDirectory(prefix="jobctl-callgrind-") as directory:
-        valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/callgrind.out.%p"]
+        server_options = ["--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory]
         server = subprocess.Popen(
-            [*valgrind, "redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory],
+            [
+                harness.callgrind_server(Path(directory), shutil.which("redis-server") or "redis-server"),
+                *server_options,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
