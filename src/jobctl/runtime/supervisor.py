@@ -163,8 +163,9 @@ class Supervisor:
 
     def _announce_leaving(self) -> None:
         """A worker's on_leaving, run in the worker: its pid on the supervisor's pipe (one write
-        of a few bytes, atomic). Pipe full: its successor starts when it exits, as on a crash."""
-        with contextlib.suppress(BlockingIOError):
+        of a few bytes, atomic). Pipe full: its successor starts when it exits, as before; closed
+        (the supervisor is gone): nothing to tell."""
+        with contextlib.suppress(OSError):
             os.write(self._leavers[1], f"{os.getpid()} ".encode())
 
     def _hand_over(self, pids: list[int]) -> None:
