@@ -447,13 +447,29 @@ def redis_server(tmp_path):
 def session_cluster(tmp_path_factory):
     """This test process's local Redis Cluster (tests/cluster.py), started on first use; every
     one of its servers is stopped by PID when the session ends, even after a failed start."""
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"), cluster_server())
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def cluster_server() -> str:
+    """The redis-server a local Redis Cluster runs (skips the test without one, or redis-cli)."""
     if not REDIS_CLI:
         pytest.skip(REDIS_CLI_MISSING)
     if not REDIS_SERVER:
         pytest.skip(REDIS_SERVER_MISSING)
     if major_version(REDIS_SERVER) < 7:
         pytest.skip(OLD_REDIS)
-    cluster = Cluster(tmp_path_factory.mktemp("cluster"), REDIS_SERVER)
+    return REDIS_SERVER
+
+
+@pytest.fixture
+def own_cluster(tmp_path):
+    """A Redis Cluster of the test's own (3 masters, no replicas), for a test that stops it whole;
+    its servers are stopped by PID at the end."""
+    cluster = Cluster(tmp_path / "own-cluster", cluster_server(), replicas=0)
     try:
         yield cluster.start()
     finally:

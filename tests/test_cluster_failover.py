@@ -8,7 +8,10 @@ holds its lock), and nobody restarts the workers."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import signal
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -149,3 +152,27 @@ def test_a_queue_slot_moved_while_workers_run_loses_nothing(jobctl_cluster, redi
     assert redis_cluster.master_of_slot(slot) is target
     expected = {f"{queue}-{n}" for queue in QUEUES for n in range(500)} | {f"emails-{n}" for n in range(500, 1000)}
     assert_every_job_ended_once_at_a_time(jobctl_cluster, spans, expected, work)
+
+
+def test_a_fleet_stopped_while_its_cluster_is_away_stops_without_it(own_cluster, tmp_path):
+    """SIGTERM while every node is away: the supervisor and its worker make no more tries (on a
+    cluster each can take seconds: the client looks for the nodes again; the four they made, the
+    worker's last flush and give-back and the supervisor's recovery and goodbye, took ~8 s), and
+    the outage is jobctl's one line per process, not the cluster client's error on every look."""
+    project = Project(tmp_path, own_cluster.url)
+    project.write("queue.yml", "default: {worker_count: 1, shutdown_timeout: 60}\n")
+    shutil.copy(Path(__file__).parent / "sample_jobs.py", tmp_path / "sample_jobs.py")
+    try:
+        work = project.start("work")
+        lines: list[str] = []
+        threading.Thread(target=lambda: lines.extend(work.stderr), daemon=True).start()
+        job_id = project.enqueue("add", "1")
+        wait_for(lambda: project.show(job_id)["state"] == "finished", message="a job done")
+        own_cluster.stop()
+        wait_for(lambda: sum("lost Redis" in line for line in lines) == 2, message="the outage, seen by both")
+        work.send_signal(signal.SIGTERM)
+        assert work.wait(timeout=5) == 0
+        wait_for(lambda: any("supervisor " in line and "stopped" in line for line in lines), message="the last line")
+        assert all(re.match(r"\d\d:\d\d:\d\d (INFO|WARNING) ", line) for line in lines), lines
+    finally:
+        project.stop_all(grace=0.5)

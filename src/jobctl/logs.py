@@ -66,6 +66,10 @@ def setup(verbose: bool = False, fmt: str | None = None) -> logging.Logger:
         logger.addHandler(logging.StreamHandler(sys.stderr))
         logger.propagate = False
         fmt = fmt or "plain"
+        # redis-py's cluster client logs each failed look for the nodes at ERROR; with no handler
+        # of the application's, Python's last resort printed each, bare, several a second during
+        # an outage that jobctl reports in one line of its own (connection.RedisOutage)
+        logging.getLogger("redis").addHandler(logging.NullHandler())
     if fmt is not None:
         for handler in logger.handlers:
             handler.setFormatter(_formatter(fmt))

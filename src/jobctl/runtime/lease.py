@@ -90,8 +90,12 @@ class Lease:
         to stop need not wait out an outage for (its next fetch, its last flush, giving its jobs
         back: the supervisor, or a sweep once the lease lapses, gives them back). A stop during an
         outage ends the worker at once, not when Redis returns or the lease ends it
-        (test_a_worker_asked_to_stop_during_an_outage_stops_without_redis)."""
+        (test_a_worker_asked_to_stop_during_an_outage_stops_without_redis). Once stopped, a
+        worker whose last try failed makes no other: on a Redis Cluster a try can take seconds
+        (its client looks for the nodes again)."""
         while True:
+            if stopped.is_set() and self.outage.failures:
+                return None
             try:
                 result = action()
             except LeaseLost:

@@ -208,7 +208,13 @@ class Supervisor:
 
     def _guarded(self, action: Callable[[], T]) -> T | None:
         """Supervision goes on whatever a periodic duty meets (Redis away or out of memory, a
-        record it cannot handle): workers keep running, jobs wait, one log line per trouble."""
+        record it cannot handle): workers keep running, jobs wait, one log line per trouble.
+        Once stopping, a supervisor that last found Redis away does not try again: a try can
+        take seconds on a Redis Cluster (its client looks for the nodes again), and what it
+        would do follows anyway (a sweep gives back what its workers held once their leases
+        lapse, its promotion lease lapses, readers drop its stale registration)."""
+        if self.stop_requested and self.outage.failures:
+            return None
         try:
             result = action()
         except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any one failure
