@@ -214,6 +214,40 @@ def test_an_outbox_entry_applied_twice_runs_nothing_twice(cproject, tmp_path, no
     assert scripts.deliver("reports", time.time()) == scripts.deliver("emails", time.time()) == 0
 
 
+def test_a_stale_promoter_applies_no_death_after_the_revival_that_followed_it(cproject, tmp_path, node):
+    """A promoter that read its outbox (a parent's death, for a child on another queue), stalled
+    past its lease and applies what it read after the next promoter went on: the parent was
+    requeued meanwhile and its child came back; the stale death must not cancel the child again
+    (it would never run, though its parent finishes)."""
+    from jobctl.config.queues import load_queues
+    from jobctl.runtime.worker import Worker
+
+    ran, later = tmp_path / "ran.txt", tmp_path / "later"
+    parent = cproject.enqueue("record", str(later / "ran.txt"), "parent", "--queue", "emails")  # no such directory
+    child = cproject.enqueue("record", str(ran), "child", "--queue", "reports", "--depends-on", parent)
+    scripts = Transitions(node)
+    scripts.deliver("reports", time.time())  # the child's link: the parent knows of it
+    config = load_queues(cproject.path / "queue.yml")
+    # the parent dies in a worker of this process: no promoter delivers its death yet
+    Worker(node, config.select(["emails"]), config=config, burst=True, capture_output=False).run()
+    assert state(node, parent, "emails") == "failed"
+    read_by_the_stale_promoter = node.lrange(keys.CLUSTER.outbox("emails"), 0, -1)
+    assert read_by_the_stale_promoter
+    assert scripts.deliver("emails", time.time()) == 1
+    assert state(node, child, "reports") == "canceled"
+    later.mkdir()
+    assert cproject.run("requeue-dead", "--job-id", parent).returncode == 0
+    assert scripts.deliver("emails", time.time()) == 1  # the revival: the child waits on it again
+    assert state(node, child, "reports") == "deferred"
+    node.rpush(keys.CLUSTER.outbox("emails"), *read_by_the_stale_promoter)  # applied late
+    assert scripts.deliver("emails", time.time()) == 0
+    assert state(node, child, "reports") == "deferred"
+    work = cproject.start("work")
+    wait_for(lambda: state(node, child, "reports") == "finished", timeout=30, message="the child to run")
+    stop(work)
+    assert (lines(later / "ran.txt"), lines(ran)) == (["parent"], ["child"])
+
+
 # --- batches: the batch in its own slot, its jobs on any queue --------------------------------
 
 

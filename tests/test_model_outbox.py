@@ -148,7 +148,8 @@ class OutboxModel(RuleBasedStateMachine):
         def applying(name: str, args: Sequence[Any], names: Sequence[str] = ()) -> Any:
             reply = run(name, args, names)
             if name == "apply":
-                self.applied(json.loads(args[0]))
+                # 0: applied before, or older than what the job heard (a stalled promoter's)
+                self.applied(json.loads(args[0]), changed=bool(reply))
             return reply
 
         self.t._run = applying  # type: ignore[method-assign]
@@ -158,6 +159,7 @@ class OutboxModel(RuleBasedStateMachine):
         self.subject = ""  # the job it acted on
         self.busy = False  # a step or check under way (it raised, if still set at teardown)
         self.read: Read | None = None
+        self.stalled: list[tuple[str, list[bytes]]] = []  # (queue, the outbox as a promoter read it)
         EVENTS["examples"] += 1
 
     # --- reading Redis -------------------------------------------------------------------------
@@ -317,11 +319,32 @@ class OutboxModel(RuleBasedStateMachine):
                 EVENTS["partial delivery"] += 1
                 self.t.deliver(queue, time.time(), limit)
 
-    def applied(self, entry: dict[str, str]) -> None:
-        if entry["kind"] in ("settle", "revive") and entry["job"] in self.jobs:
+    def applied(self, entry: dict[str, str], changed: bool) -> None:
+        if changed and entry["kind"] in ("settle", "revive") and entry["job"] in self.jobs:
             self.news[entry["job"], entry["parent"]] = entry["status"] if entry["kind"] == "settle" else ""
         EVENTS[f"applied {entry['kind']}"] += 1
         self.invariants_hold()
+
+    @precondition(any_outbox)
+    @rule(index=st.integers(0, 100))
+    def promoter_stalls(self, index: int) -> None:
+        """A promoter reads a queue's outbox and stalls past its lease (SIGSTOP, a long pause):
+        the next promoter goes on; what it read, it applies when it wakes (promoter_wakes)."""
+        assert self.read is not None
+        queue = [q for q in QUEUES if self.read.outboxes[q]][index % sum(map(bool, self.read.outboxes.values()))]
+        self.stalled.append((queue, self.db.lrange(L.outbox(queue), 0, -1)))
+        EVENTS["promoter stalled"] += 1
+
+    @precondition(lambda self: self.stalled)
+    @rule()
+    def promoter_wakes(self) -> None:
+        """The stalled promoter applies the entries it read, late (another promoter may have
+        applied them, and newer ones, meanwhile), and removes them."""
+        queue, entries = self.stalled.pop(0)
+        self.db.lpush(L.outbox(queue), *reversed(entries))  # what deliver reads first, in order
+        with self.doing("deliver"):
+            self.t.deliver(queue, time.time(), len(entries))
+        EVENTS["stale entries applied"] += len(entries)
 
     @contextmanager
     def promoter_killed_at(self, entry: int) -> Iterator[None]:
@@ -584,6 +607,21 @@ KNOWN = {
         ("requeue_dead", {"index": 0}),
         ("settle_everything", {}),
         ("work", {"index": 0, "then": "finished"}),
+    ],
+    # a promoter stalled after reading a parent's death, and woke after the parent was
+    # requeued and its child came back: the late death canceled the child again
+    "a stalled promoter's late death": [
+        ("enqueue", {"queue": "one", "parents": [0], "allow_failure": False}),
+        ("settle_everything", {}),
+        ("work", {"index": 0, "then": "dead"}),
+        ("promoter_stalls", {"index": 0}),
+        ("settle_everything", {}),
+        ("requeue_dead", {"index": 0}),
+        ("settle_everything", {}),
+        ("promoter_wakes", {}),
+        ("settle_everything", {}),
+        ("work", {"index": 0, "then": "finished"}),
+        ("settle_everything", {}),
     ],
 }
 

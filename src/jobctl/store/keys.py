@@ -184,8 +184,10 @@ class Layout:
         return f"{self.job(job_id, queue_name)}:remote-dependents"
 
     def remote_parents(self, job_id: str, queue_name: str = "") -> str:
-        """Set, on a Redis Cluster: the job's parents on other queues that have not settled it yet,
-        each a JSON [id, queue]."""
+        """Hash, on a Redis Cluster: the job's parents on other queues that have not settled it
+        yet, each a JSON [id, queue], with '' (waiting) or the end of it that dooms the job.
+        Beside it, '<this key>-heard' holds how many revivals of each the job heard of
+        (lua/lib.lua, apply_entry)."""
         return f"{self.job(job_id, queue_name)}:remote-parents"
 
     def batch(self, batch_id: str) -> str:

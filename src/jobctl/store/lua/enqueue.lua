@@ -103,7 +103,7 @@ if status then
     redis.call('ZREM', ended_key(k, registry, queue), id)
   end
   redis.call('DEL', key, results_key(k, id), dependencies_key(k, id), old_dependencies_key(k, id),
-    remote_parents_key(k, id))
+    remote_parents_key(k, id), remote_heard_key(k, id))
 elseif old[2] then
   redis.call('HDEL', key, 'jobctl_scheduled_for')  -- a record without a status, of another tool
 end

@@ -39,6 +39,8 @@ local function old_dependencies_key(k, id) return k.job .. id .. ':dependencies'
 -- while the job waits to hear of that parent's end, or the status of an end that dooms it
 -- ('failed', 'canceled'), kept until the parent comes back (see apply_entry).
 local function remote_parents_key(k, id) return k.job .. id .. ':remote-parents' end
+-- the revival count (jobctl_revivals) of each remote parent as last heard, see apply_entry
+local function remote_heard_key(k, id) return k.job .. id .. ':remote-parents-heard' end
 local function remote_dependents_key(k, id) return k.job .. id .. ':remote-dependents' end
 
 -- A key of a queue of one kind ('queue': its list, 'started', 'scheduled', 'deferred',
@@ -215,7 +217,7 @@ end
 -- A job's record, results and dependency sets.
 local function delete_job(k, id)
   redis.call('DEL', job_key(k, id), results_key(k, id), dependencies_key(k, id), old_dependencies_key(k, id),
-    dependents_key(k, id), remote_parents_key(k, id), remote_dependents_key(k, id))
+    dependents_key(k, id), remote_parents_key(k, id), remote_heard_key(k, id), remote_dependents_key(k, id))
 end
 
 -- An ended job's registry entry, due (and its record expiring) `ttl` seconds from now; a
@@ -376,24 +378,29 @@ end
 -- in the same atomic step as what it tells of; the promoter applies it there (apply.lua, see
 -- apply_entry) and then removes it. Applying an entry twice changes nothing, so a promoter that
 -- dies between the two steps runs no job twice and loses none.
-local function post(k, kind, child, child_queue, parent, parent_queue, status)
+local function post(k, kind, child, child_queue, parent, parent_queue, status, revivals)
   redis.call('RPUSH', k.outbox, cjson.encode({kind = kind, job = child, queue = child_queue, parent = parent,
-    parent_queue = parent_queue, status = status}))
+    parent_queue = parent_queue, status = status, revivals = revivals}))
 end
 
 -- A parent ended: each of its dependents on other queues hears of it through the outbox. The set
 -- stays (until the parent's record goes): requeue-dead of a dead parent brings back those its
--- death canceled (revive_dependents), and a settle heard twice changes nothing.
+-- death canceled (revive_dependents), and a settle heard twice changes nothing. Each entry says
+-- how many times the parent came back from the dead (jobctl_revivals, counted as it tells of a
+-- revival): see apply_entry.
+local function revivals_of(k, parent) return whole(hget(k, parent, 'jobctl_revivals')) or 0 end
+
 local function tell_remote_dependents(k, parent, kind)
   local members = redis.call('SMEMBERS', remote_dependents_key(k, parent))
   if #members == 0 then return end
   local status, queue = hget(k, parent, 'status'), hget(k, parent, 'origin')
+  local revivals = kind == 'revive' and incr(job_key(k, parent), 'jobctl_revivals', 1) or revivals_of(k, parent)
   for _, member in ipairs(members) do
     -- a member another tool wrote is skipped: decoding it must not fail the outcome script after
     -- it moved the job (tests/test_cluster_flows.py)
     local ok, child = pcall(cjson.decode, member)
     if ok and type(child) == 'table' and type(child[1]) == 'string' and type(child[2]) == 'string' then
-      post(k, kind, child[1], child[2], parent, queue, status)
+      post(k, kind, child[1], child[2], parent, queue, status, revivals)
     end
   end
 end
@@ -521,6 +528,11 @@ end
 --     when this is news is the job queued, if no parent is left to wait for, or canceled with its
 --     own dependents, if a parent's end dooms it. Kept also when the job is no longer deferred: a
 --     job another parent canceled, brought back when that one is requeued, still hears of it.
+-- A settle or revive telling of fewer revivals of its parent than the job heard of already is
+-- older than what the job knows, and changes nothing: a promoter that read its outbox, stalled
+-- past its lease, and applies what it read after the next promoter applied newer entries would
+-- otherwise apply a death after the revival that followed it (the job canceled again, its
+-- parent running). Entries without the count (posted before it existed) count none.
 local function apply_entry(k, entry, now, now_iso)
   local id, parent = entry.job, entry.parent
   if entry.kind == 'link' then
@@ -533,10 +545,14 @@ local function apply_entry(k, entry, now, now_iso)
       added = redis.call('SADD', remote_dependents_key(k, parent), cjson.encode({id, entry.queue}))
       if not FAILED[status] and status ~= 'finished' then return added end
     end
-    post(k, 'settle', id, entry.queue, parent, entry.parent_queue, status or 'finished')
+    post(k, 'settle', id, entry.queue, parent, entry.parent_queue, status or 'finished', revivals_of(k, parent))
     return 1
   end
   local parents, named = remote_parents_key(k, id), cjson.encode({parent, entry.parent_queue})
+  local revivals = whole(entry.revivals) or 0
+  local known = whole(redis.call('HGET', remote_heard_key(k, id), named)) or 0
+  if revivals < known then return 0 end
+  if revivals > known then redis.call('HSET', remote_heard_key(k, id), named, revivals) end
   local heard = redis.call('HGET', parents, named)
   if entry.kind == 'revive' then
     local status = hget(k, id, 'status')
