@@ -489,8 +489,20 @@ def test_a_recycled_worker_is_replaced_as_it_leaves_and_never_twice(monkeypatch)
         boss._worker_exited(copy, exit_status)
         boss._start_missing()
         assert boss.slots == [slot] and len(spawned) == started
-    boss._hand_over([slot.pid + 1, 999])  # pids not its workers': nothing changes
-    assert boss.slots == [slot] and slot.pid == 1003
+    # what reaches its pipe: pids not its workers', and bytes a job wrote there: nothing changes
+    boss._wakeup, boss._leavers = os.pipe(), os.pipe()
+    for fd in (*boss._wakeup, *boss._leavers):
+        os.set_blocking(fd, False)  # as _wake_on_signals makes them
+    try:
+        os.write(boss._leavers[1], b"1004 999 \xff\x00garbage -3 ")
+        boss._sleep(0.5)
+        assert boss.slots == [slot] and slot.pid == 1003
+        os.write(boss._leavers[1], b"1003 ")
+        boss._sleep(0.5)
+        assert slot.pid is None and [s.pid for s in boss.slots] == [None, 1003]
+    finally:
+        for fd in (*boss._wakeup, *boss._leavers):
+            os.close(fd)
 
 
 # --- foreign records and results ----------------------------------------------------------------

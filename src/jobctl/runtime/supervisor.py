@@ -158,8 +158,8 @@ class Supervisor:
         ready = select.select([self._wakeup[0], self._leavers[0]], [], [], seconds)[0]
         if self._wakeup[0] in ready:
             _drain(self._wakeup[0])
-        if self._leavers[0] in ready:
-            self._hand_over([int(pid) for pid in _drain(self._leavers[0]).split()])
+        if self._leavers[0] in ready:  # pids; anything else (a job may write to any fd) is skipped
+            self._hand_over([int(pid) for pid in _drain(self._leavers[0]).split() if pid.isdigit()])
 
     def _announce_leaving(self) -> None:
         """A worker's on_leaving, run in the worker: its pid on the supervisor's pipe (one write
