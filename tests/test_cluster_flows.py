@@ -248,6 +248,17 @@ def test_a_stale_promoter_applies_no_death_after_the_revival_that_followed_it(cp
     assert (lines(later / "ran.txt"), lines(ran)) == (["parent"], ["child"])
 
 
+def test_an_entry_for_a_job_deleted_since_writes_nothing(cproject, node):
+    """A settle or revive that reaches a job's slot after the job was deleted (its record swept,
+    or another tool's entry) changes nothing and leaves no key behind."""
+    scripts = Transitions(node)
+    for kind, status in (("settle", "failed"), ("revive", "queued")):
+        entry = {"kind": kind, "job": "gone", "queue": "reports", "parent": "p", "parent_queue": "emails"}
+        node.rpush(keys.CLUSTER.outbox("emails"), json.dumps({**entry, "status": status, "revivals": 3}))
+        assert scripts.deliver("emails", time.time()) == 0
+    assert node.keys(keys.CLUSTER.job("gone", "reports") + "*") == []
+
+
 # --- batches: the batch in its own slot, its jobs on any queue --------------------------------
 
 

@@ -552,7 +552,8 @@ local function apply_entry(k, entry, now, now_iso)
   local revivals = whole(entry.revivals) or 0
   local known = whole(redis.call('HGET', remote_heard_key(k, id), named)) or 0
   if revivals < known then return 0 end
-  if revivals > known then redis.call('HSET', remote_heard_key(k, id), named, revivals) end
+  -- kept only for a job still here: an entry for one deleted since must not leave a key behind
+  if revivals > known and hget(k, id, 'status') then redis.call('HSET', remote_heard_key(k, id), named, revivals) end
   local heard = redis.call('HGET', parents, named)
   if entry.kind == 'revive' then
     local status = hget(k, id, 'status')
