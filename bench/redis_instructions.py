@@ -7,7 +7,8 @@ machine. This benchmark runs a redis-server of its own under valgrind's callgrin
 the instructions Redis executes (user space: the commands, the Lua scripts, the parsing of
 requests; not the kernel's share of the network), the same count whatever else the machine does.
 Each system runs bench/throughput.py's counter job with its defaults (jobctl: queue.yml
-`bench: {worker_count: 2}`, and with `concurrency: 8`; Dramatiq `-p 2 -t 8`); the count runs
+`bench: {worker_count: 2}`, and with `concurrency: 8`; Dramatiq `-p 2 -t 8`; and the least work
+RQ's layout allows, bench/layout_floor.py's floor); the count runs
 from starting the workers to the last job done, start-up included. Redis is much slower under
 valgrind, so use a few thousand jobs. Needs valgrind (apt-get install valgrind).
 """
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import harness
+import layout_floor
 
 
 def free_port() -> int:
@@ -87,16 +89,18 @@ def main() -> None:
                 "jobctl (concurrency: 8)": lambda: harness.jobctl(
                     url, options.jobs, "bench: {worker_count: 2, concurrency: 8}\n"
                 ),
+                "RQ's layout alone (bench/layout_floor.py)": lambda: layout_floor.floor(url, options.jobs),
                 "dramatiq -p 2 -t 8": lambda: harness.dramatiq(url, options.jobs),
             }
             counts = {}
             for name, run in systems.items():
                 counts[name], result = instructions_per_job(server.pid, directory, run)
                 print(
-                    f"{name:40s} {counts[name]:>10,.0f} Redis instructions per job  ({result.commands_per_job:.1f} commands)"
+                    f"{name:42s} {counts[name]:>10,.0f} Redis instructions per job  ({result.commands_per_job:.1f} commands)"
                 )
-            jobctl, threaded, dramatiq = counts.values()
+            jobctl, threaded, floor, dramatiq = counts.values()
             print(f"jobctl / dramatiq: {jobctl / dramatiq:.2f}x (concurrency 8: {threaded / dramatiq:.2f}x)")
+            print(f"jobctl / RQ's layout alone: {jobctl / floor:.2f}x")
         finally:
             server.terminate()
             server.wait(timeout=60)
