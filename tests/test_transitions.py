@@ -311,6 +311,25 @@ def test_an_outcome_reserves_the_next_job_and_the_following_outcome_starts_it(t,
     assert redis_.zscore(keys.started("q"), "c:1") is not None
 
 
+def test_a_reserved_job_starts_without_what_its_previous_attempt_left(t, redis_):
+    """A job's progress and stop request are its attempt's: one taken again, here as a reservation
+    started by the next outcome, shows none of the last attempt's (its start does not read them:
+    they go as it is reserved)."""
+    for job_id in ("a", "b", "c"):
+        enqueue(t, job_id)
+    left = {"jobctl_progress": "40", "jobctl_progress_message": "half way", "jobctl_stop_requested": "by hand"}
+    redis_.hset(keys.job("c"), mapping=left)
+    row = start(t, "a")
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], reserve=1))
+    assert reply.reserved[0][0] == b"c" and status(redis_, "c") == "queued"
+    assert redis_.hmget(keys.job("c"), *left) == [None, None, None]
+    redis_.hset(keys.job("b"), mapping=left)  # b is started: what it writes stays its own
+    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW + 1, b"2", GoOn(["q"], start=("c", "q")))
+    assert reply.started == 1 and status(redis_, "c") == "started"
+    assert redis_.hmget(keys.job("c"), *left) == [None, None, None]
+    assert redis_.hget(keys.job("b"), "jobctl_progress") == b"40"
+
+
 def test_scripts_redis_lost_are_loaded_again_by_the_next_call(t, redis_):
     """A restart without persistence (here FUNCTION FLUSH) loses the library of functions: the
     next call loads it again, an outcome sent without waiting for its reply too."""

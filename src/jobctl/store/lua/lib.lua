@@ -865,10 +865,12 @@ local function rq_options(key, attempt, write)
 end
 
 -- What taking a job reads of it, in one HMGET: first what starting it needs (the first
--- START_FIELDS: a reserved job is started from these alone), then what its row adds.
-local JOB_FIELDS = {'origin', 'status', 'timeout', 'jobctl_timeout', 'jobctl_attempts', 'jobctl_progress',
-  'jobctl_stop_requested', 'success_callback_name', 'jobctl_job', 'data', 'jobctl_max_retries', 'created_at'}
-local START_FIELDS = 9
+-- START_FIELDS: a reserved job is started from these alone), then what its previous attempt left
+-- (cleared as it is taken: see job_start) and what its row adds. Each field a job hash lacks costs
+-- a scan of the whole hash (a small one is a listpack): a reserved job's start reads the fewest.
+local JOB_FIELDS = {'origin', 'status', 'timeout', 'jobctl_timeout', 'jobctl_attempts', 'success_callback_name',
+  'jobctl_job', 'jobctl_progress', 'jobctl_stop_requested', 'data', 'jobctl_max_retries', 'created_at'}
+local START_FIELDS = 7
 
 -- Take the next job a worker may start: the first job of the first queue in `queues` (the worker
 -- leaves out paused ones; their keys passed in k.by_queue) that is not over its rate limit, and,
@@ -899,7 +901,7 @@ local function take_next(k, worker, now, queues, start)
       redis.call('HSET', job_key(k, id), 'origin', from)
       job[1] = from
     end
-    local hold_until = status == 'queued' and start and may_start(k, id, job[9], from, worker, now) or 0
+    local hold_until = status == 'queued' and start and may_start(k, id, job[7], from, worker, now) or 0
     if hold_until > 0 then
       hold_back(k, id, from, hold_until)
       held_back = held_back + 1
@@ -922,17 +924,21 @@ local function job_start(k, id, from, job, worker, now, now_iso, start)
   if timeout > 1e9 then timeout = 0 end  -- over 30 years: none (a timer cannot be set that far)
   local attempt = (whole(job[5]) or 0) + 1
   local rq, rq_fields = '', nil
-  if job[8] then rq, attempt, rq_fields = rq_options(key, attempt, start) end
+  if job[6] then rq, attempt, rq_fields = rq_options(key, attempt, start) end
+  -- the previous attempt's progress and stop request go as the job is taken, reserved or started:
+  -- nothing writes them while it is queued, so a reserved job's start need not read them
+  if job[8] or job[9] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
   if start then
+    -- written once: Redis and Lua write a number out with printf (bench/redis_instructions.py)
+    local attempt_text = string.format('%d', attempt)
     -- RQ's job_timeout -1: no timeout
     local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
-      'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt}
+      'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt_text}
     if rq_fields then
       for _, value in ipairs(rq_fields) do table.insert(fields, value) end
     end
     redis.call('HSET', key, unpack(fields))
-    if job[6] or job[7] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
-    redis.call('ZADD', queue_key(k, 'started', queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
+    redis.call('ZADD', queue_key(k, 'started', queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt_text)
   end
   return queue, timeout, attempt, rq
 end
@@ -969,7 +975,7 @@ end
 -- not run it).
 local function start_reserved(k, id, queue, worker, now, now_iso)
   local job = redis.call('HMGET', job_key(k, id), unpack(JOB_FIELDS, 1, START_FIELDS))
-  local hold_until = job[2] == 'queued' and may_start(k, id, job[9], queue, worker, now) or 0
+  local hold_until = job[2] == 'queued' and may_start(k, id, job[7], queue, worker, now) or 0
   if job[2] ~= 'queued' or hold_until > 0 then
     redis.call('LREM', k.active_list, 1, id)
     if hold_until == 0 then return false end
