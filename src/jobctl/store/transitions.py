@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 # timeout (text), max_retries, created_at, rq (RQ's options: a list, or b'')], bytes where no type
 # is given; read by Worker._job_from_row.
 Row = list[Any]
+ROW_WIDTH = 8  # the items of a row (job_row in lua/lib.lua)
 
 
 def _refusal(reply: Any) -> Refusal | None:
@@ -100,10 +101,12 @@ class Next(NamedTuple):
 
     @classmethod
     def of(cls, reply: list[Any]) -> Next:
-        started, row, reserved, *rest = _checked(reply)
-        more = tuple(rest[1]) if len(rest) > 1 else ()
+        """From go_on's flat reply: started, breaker, n, the n reserved rows, the started rows."""
+        started, breaker, reserved_count, *items = _checked(reply)
+        rows = [items[at : at + ROW_WIDTH] for at in range(0, len(items), ROW_WIDTH)]
+        reserved, begun = rows[:reserved_count], rows[reserved_count:]
         attempt = None if started is None else int(started)
-        return cls(attempt, row or None, tuple(reserved), _reply_text(rest[:1]), more)
+        return cls(attempt, begun[0] if begun else None, tuple(reserved), _reply_text([breaker]), tuple(begun[1:]))
 
     @property
     def rows(self) -> list[Row]:

@@ -40,7 +40,7 @@
     ARGV[14] for the job's breaker: '1' a failure it counts, '0' one it does not, '' no verdict
     ARGV[15...] go_on's (go_on_args in lib.lua): start, start_queue, reserve, limits, queues...
   Output:
-    {started, row, reserved, breaker} go_on's reply, and what the job's breaker did: 'opened <name>',
+    go_on's reply (lib.lua), its breaker item what the job's breaker did: 'opened <name>',
       'closed <name>' (a failure it does not count ended its trial) or ''
     Refusal.FENCED the job was recovered from this worker: nothing written
 ]]
@@ -64,7 +64,7 @@ if verdict == 'deferred' then
   redis.call('HDEL', key, 'jobctl_deadline')
   hold_back(k, id, queue, retry_at)
   local reply = go_on(k, args)
-  reply[4] = breaker
+  reply[2] = breaker
   return reply
 end
 
@@ -88,5 +88,5 @@ else
   bury(k, id, queue, reason, now, now_iso)
 end
 local reply = go_on(k, args)
-reply[4] = breaker
+reply[2] = breaker
 return reply

@@ -18,7 +18,7 @@
     ARGV[4] now_iso
     ARGV[5...] go_on's (go_on_args in lib.lua): start, start_queue, reserve, limits, queues...
   Output:
-    {started, row, reserved} go_on's reply
+    go_on's reply (lib.lua): {started, '', n, reserved rows, started rows}
     Refusal.FENCED the worker's lease is gone: nothing written
 ]]
 --- @include "lib"

@@ -36,9 +36,9 @@
                base64-encoded (RQ's results-stream form)
     ARGV[7 + 5n...] go_on's (go_on_args in lib.lua): start, start_queue, reserve, limits, queues...
   Output:
-    {started, row, reserved, breaker, rows} go_on's reply; what the jobs' breakers did, one line
-      each: 'closed <name>' (a job was its half-open trial), '' for none; the rows of the other
-      jobs started (see job_row in lib.lua)
+    go_on's reply (lib.lua): {started, breaker, n, reserved rows, started rows}, its breaker item
+      what the jobs' breakers did, one line each: 'closed <name>' (a job was its half-open
+      trial), '' for none; the started rows: go_on's, then the other jobs started
     Refusal.FENCED a job was recovered from this worker: nothing written
 ]]
 --- @include "lib"
@@ -96,6 +96,8 @@ for at = first, first + 5 * (n - 1), 5 do
   if ttl == 0 then delete_job(k, id) end
 end
 local reply = go_on(k, args)
-reply[4] = table.concat(breakers, '\n')
-reply[5] = #args.queues > 0 and start_jobs(k, worker, now, now_iso, args.queues, starts - 1) or {}
+reply[2] = table.concat(breakers, '\n')
+if #args.queues > 0 then
+  for _, row in ipairs(start_jobs(k, worker, now, now_iso, args.queues, starts - 1)) do add_row(reply, row) end
+end
 return reply
