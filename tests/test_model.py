@@ -784,6 +784,10 @@ class CoreModel(RuleBasedStateMachine):
         if worker.concurrency == 1:  # as Worker._finish goes on
             if worker.reserved and queues:  # Reservation._go_on: start the first, keep `prefetch` behind
                 go_on.start, go_on.reserve = worker.reserved[0], worker.prefetch - (len(worker.reserved) - 1)
+                # with its reservation's attempt and timeout, unless a limit may hold it back
+                reserved = self.jobs[go_on.start[0]]
+                if not limits.may_hold_back(worker.worker.limits, reserved.kind, reserved.queue):
+                    go_on.started_with = (reserved.attempts + 1, QUEUES[reserved.queue].timeout)
             else:
                 go_on.reserve = worker.prefetch if queues else 0
         job = self.jobs[job_id]

@@ -294,7 +294,13 @@ def test_overdue_lists_jobs_past_their_grace(t, redis_):
     assert [(w, j) for w, j, _ in t.overdue([WORKER], NOW + 41)] == [(WORKER, "j")]
 
 
-def test_an_outcome_reserves_the_next_job_and_the_following_outcome_starts_it(t, redis_):
+# how the worker starts a reserved job: with its reservation's attempt and timeout (no limit may
+# hold it back), or reading them from its record (GoOn.started_with)
+STARTED_WITH = pytest.mark.parametrize("started_with", [(1, 30.0), None], ids=["as reserved", "from its record"])
+
+
+@STARTED_WITH
+def test_an_outcome_reserves_the_next_job_and_the_following_outcome_starts_it(t, redis_, started_with):
     """Concurrency 1 pipelining (go_on in lib.lua): a reserved job stays 'queued' in the worker's
     in-flight list until the outcome of the job before it starts it."""
     for job_id in ("a", "b", "c"):
@@ -305,10 +311,13 @@ def test_an_outcome_reserves_the_next_job_and_the_following_outcome_starts_it(t,
     assert status(redis_, "b") == "started" and status(redis_, "c") == "queued"
     assert redis_.lrange(keys.active(WORKER), 0, -1) == [b"b", b"c"]
     assert redis_.llen(keys.queue("q")) == 0
-    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW + 1, b"2", GoOn(["q"], start=("c", "q"), reserve=1))
+    assert (int(reply.reserved[0][2]), float(reply.reserved[0][4])) == (1, 30.0)  # its attempt and timeout
+    go_on = GoOn(["q"], start=("c", "q"), reserve=1, started_with=started_with)
+    reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW + 1, b"2", go_on)
     assert reply.started == 1 and reply.row is None and reply.reserved == ()
     assert status(redis_, "c") == "started" and redis_.hget(keys.job("c"), "jobctl_deadline") == b"1800000031"
-    assert redis_.zscore(keys.started("q"), "c:1") is not None
+    assert redis_.hget(keys.job("c"), "jobctl_attempts") == b"1"
+    assert redis_.zscore(keys.started("q"), "c:1") == NOW + 1 + 30 + 60
 
 
 def test_a_reserved_job_starts_without_what_its_previous_attempt_left(t, redis_):
@@ -343,7 +352,8 @@ def test_scripts_redis_lost_are_loaded_again_by_the_next_call(t, redis_):
     assert (status(redis_, "a"), status(redis_, "b")) == ("finished", "started")
 
 
-def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_):
+@STARTED_WITH
+def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_, started_with):
     for job_id in ("a", "b"):
         enqueue(t, job_id)
     row = start(t, "a")
@@ -358,7 +368,9 @@ def test_a_reserved_job_canceled_before_it_starts_is_not_started(t, redis_):
     assert [m["data"] for m in messages] == [b'{"command":"stop-job","job_id":"b"}']
     enqueue(t, "c")
     (row,) = t.fetch(WORKER, TOKEN, ["q"], NOW)
-    reply = t.succeed("c", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], start=("b", "q")))
+    reply = t.succeed(
+        "c", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], start=("b", "q"), started_with=started_with)
+    )
     assert reply.started is None and status(redis_, "b") == "canceled"
     assert redis_.llen(keys.active(WORKER)) == 0
 

@@ -65,6 +65,20 @@ def limits_of(queues: Iterable[QueueConfig], breakers: Mapping[str, BreakerConfi
     return fields
 
 
+def may_hold_back(limits: Mapping[str, str], job_name: str, queue: str) -> bool:
+    """Whether one of a worker's `limits` (limits_of) may hold back a job of this name, taken
+    from this queue, as it starts (lua/lib.lua's may_start checks them then)."""
+    return bool(limits) and any(
+        key in limits
+        for key in (
+            keys.job_concurrency_limit(job_name),
+            keys.job_rate_limit(job_name),
+            keys.job_breaker(job_name),
+            keys.queue_rate_limit(queue),
+        )
+    )
+
+
 def _rate_field(rate: Rate) -> str:
     return f"{rate.count} {rate.period:g}"
 

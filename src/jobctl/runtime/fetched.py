@@ -27,6 +27,7 @@ class FetchedJob:
     rq: RqOptions = field(
         default_factory=RqOptions
     )  # RQ's per-job options (Retry, callbacks), for jobs RQ's API enqueued
+    rq_record: bool = False  # RQ's Job wrote its record (its options came with it, maybe none)
 
     @cached_property
     def info(self) -> JobInfo:
@@ -63,6 +64,7 @@ def job_from_row(row: Row) -> FetchedJob:
         unreadable=unreadable,
         created_at=created_at,
         rq=rq,
+        rq_record=isinstance(rq_options, list),
     )
 
 

@@ -31,8 +31,8 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from .. import logs
+from ..config.limits import may_hold_back
 from ..errors import LeaseLost
-from ..store import keys
 from ..store.transitions import Finished, GoOn, Next, Row, Transitions
 from .fetched import FetchedJob, job_from_row, job_of
 from .lease import Lease
@@ -155,6 +155,9 @@ class Reservation:
                 reserved = self._reserved.popleft()
                 go_on.start, go_on.reserve = (reserved.id, reserved.queue), self.prefetch - len(self._reserved)
                 if not self._limited(reserved):
+                    # it runs with its reservation's attempt and timeout, which its start then
+                    # writes; RQ's record is read again (starting it writes RQ's options)
+                    go_on.started_with = None if reserved.rq_record else (reserved.attempt, reserved.timeout)
                     # The reserved job starts before Redis confirms this outcome (which would fence
                     # a worker presumed dead): a lease that may have lapsed (a pause without
                     # SIGCONT) ends the worker here instead, before it runs a job perhaps given to
@@ -172,16 +175,8 @@ class Reservation:
                 record = self._go_on_only
 
     def _limited(self, job: FetchedJob) -> bool:
-        """Whether a limit of the worker's may hold the job back as it starts (limits.limits_of)."""
-        return bool(self.limits) and any(
-            key in self.limits
-            for key in (
-                keys.job_concurrency_limit(job.name),
-                keys.job_rate_limit(job.name),
-                keys.job_breaker(job.name),
-                keys.queue_rate_limit(job.queue),
-            )
-        )
+        """Whether a limit of the worker's may hold the job back as it starts."""
+        return may_hold_back(self.limits, job.name, job.queue)
 
     def give_back(self) -> None:
         """Give the reserved jobs back to the front of their queues, in their order."""

@@ -70,11 +70,17 @@ class GoOn:
     limits: dict[str, str] = field(default_factory=dict)  # the worker's rate and concurrency limits (limits.py)
     start: tuple[str, str] | None = None  # (id, queue) of the reserved job the worker has just started
     reserve: int = 0  # also reserve up to this many jobs, to start without waiting when this one ends
+    # the attempt and timeout of `start`'s reservation, with which the worker runs it, for a job
+    # none of `limits` may hold back (limits.may_hold_back): its start then reads only its status
+    # (start_reserved in lua/lib.lua); None: they are read from its record
+    started_with: tuple[int, float] | None = None
 
     def arguments(self) -> list[Any]:
-        """go_on's ARGV (go_on_args in lua/lib.lua): start, start_queue, reserve, limits, queues."""
+        """go_on's ARGV (go_on_args in lua/lib.lua): start, start_queue, its attempt and timeout,
+        reserve, limits, queues."""
         start, start_queue = self.start or ("", "")
-        return [start, start_queue, int(self.reserve), _limits(self.limits), *self.queues]
+        attempt, timeout = self.started_with or ("", "")
+        return [start, start_queue, attempt, timeout, int(self.reserve), _limits(self.limits), *self.queues]
 
     def keyed(self) -> tuple[str, ...]:
         """The queues whose keys the script is given (go_on_queues in lua/lib.lua)."""

@@ -914,6 +914,20 @@ local function take_next(k, worker, now, queues, start)
   return nil
 end
 
+-- Mark a taken job started with this timeout (0: none) and attempt (as text): status 'started' in
+-- its hash and RQ's started registry, its deadline set from `now`; `rq_fields`: the fields RQ's
+-- options add (rq_options), or nil.
+local function mark_started(k, id, queue, worker, now, now_iso, timeout, attempt, rq_fields)
+  -- RQ's job_timeout -1: no timeout
+  local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
+    'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt}
+  if rq_fields then
+    for _, value in ipairs(rq_fields) do table.insert(fields, value) end
+  end
+  redis.call('HSET', job_key(k, id), unpack(fields))
+  redis.call('ZADD', queue_key(k, 'started', queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
+end
+
 -- A taken job's queue, timeout, attempt and RQ options {retries_left, retry_intervals, success,
 -- failure and stopped callback names} ('' for jobctl's own jobs). With `start`, the job is also
 -- started: status 'started' in its hash and RQ's started registry, its deadline set from `now`.
@@ -928,18 +942,8 @@ local function job_start(k, id, from, job, worker, now, now_iso, start)
   -- the previous attempt's progress and stop request go as the job is taken, reserved or started:
   -- nothing writes them while it is queued, so a reserved job's start need not read them
   if job[8] or job[9] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
-  if start then
-    -- written once: Redis and Lua write a number out with printf (bench/redis_instructions.py)
-    local attempt_text = string.format('%d', attempt)
-    -- RQ's job_timeout -1: no timeout
-    local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
-      'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt_text}
-    if rq_fields then
-      for _, value in ipairs(rq_fields) do table.insert(fields, value) end
-    end
-    redis.call('HSET', key, unpack(fields))
-    redis.call('ZADD', queue_key(k, 'started', queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt_text)
-  end
+  -- its attempt written out once: Redis and Lua write a number out with printf (%.17g)
+  if start then mark_started(k, id, queue, worker, now, now_iso, timeout, string.format('%d', attempt), rq_fields) end
   return queue, timeout, attempt, rq
 end
 
@@ -972,8 +976,20 @@ end
 -- Start the job a worker reserved (see go_on): its attempt; false when the job is no longer
 -- queued (canceled or deleted since: the worker then records nothing for it); 0 when its limits
 -- hold it back (may_start: it waits in the scheduled set, its attempt unused, and the worker does
--- not run it).
-local function start_reserved(k, id, queue, worker, now, now_iso)
+-- not run it). `as_reserved`: the attempt and timeout of the reservation's row, with which the
+-- worker already runs it, given for a job none of its limits may hold back (transitions.py,
+-- GoOn.started_with), or nil: they are read from its record. Given, only its status is read:
+-- what else the reservation read does not change while the job waits in the worker's in-flight
+-- list (a cancel changes its status).
+local function start_reserved(k, id, queue, worker, now, now_iso, as_reserved)
+  if as_reserved then
+    if redis.call('HGET', job_key(k, id), 'status') ~= 'queued' then
+      redis.call('LREM', k.active_list, 1, id)
+      return false
+    end
+    mark_started(k, id, queue, worker, now, now_iso, finite(as_reserved.timeout) or 0, as_reserved.attempt, nil)
+    return as_reserved.attempt
+  end
   local job = redis.call('HMGET', job_key(k, id), unpack(JOB_FIELDS, 1, START_FIELDS))
   local hold_until = job[2] == 'queued' and may_start(k, id, job[7], queue, worker, now) or 0
   if job[2] ~= 'queued' or hold_until > 0 then
@@ -989,23 +1005,26 @@ end
 -- How the outcome scripts go on after recording a job, as the worker's arguments say:
 --   args.queues: the queues to go on from (empty: the worker stops after this job);
 --   args.start, args.start_queue: the job reserved last time, which the worker started at
---     args.now: mark it started (the reply's first item: its attempt, or false);
+--     args.now: mark it started (the reply's first item: its attempt, or false); args.as_reserved:
+--     the attempt and timeout it runs with, from its reservation (see start_reserved), or nil;
 --   otherwise a job is started here (its row, after the reserved ones: see the reply below);
 --   args.reserve: also take up to this many more jobs and reserve them, unstarted (their rows
 --     in the reply), for the worker to start without waiting when this one ends (the
 --     worker's `prefetch`). A worker running short jobs one at a time thus never waits for
 --     Redis between jobs; it gives its reservations back when its job runs long (release.lua).
 --   args.limits: the worker's rate and concurrency limits (see `limits`).
--- go_on_args reads them from ARGV[first] on: start ('' for none), start_queue, reserve
--- (a count), limits (JSON; '' for none), then the queues (transitions.py, GoOn.arguments).
+-- go_on_args reads them from ARGV[first] on: start ('' for none), start_queue, its attempt and
+-- timeout ('' for none), reserve (a count), limits (JSON; '' for none), then the queues
+-- (transitions.py, GoOn.arguments).
 -- Positional, not one JSON object: decoding that cost more than the rest of the call's
 -- arguments together (callgrind).
 local function go_on_args(argv, first, worker, now, now_iso)
   local queues = {}
-  for i = first + 4, #argv do queues[#queues + 1] = argv[i] end
-  local start, limits_json = argv[first], argv[first + 3]
+  for i = first + 6, #argv do queues[#queues + 1] = argv[i] end
+  local start, attempt, limits_json = argv[first], argv[first + 2], argv[first + 5]
   return {worker = worker, now = now, now_iso = now_iso, start = start ~= '' and start or nil,
-    start_queue = argv[first + 1], reserve = tonumber(argv[first + 2]) or 0, queues = queues,
+    start_queue = argv[first + 1], as_reserved = attempt ~= '' and {attempt = attempt, timeout = argv[first + 3]} or nil,
+    reserve = tonumber(argv[first + 4]) or 0, queues = queues,
     limits = limits_json ~= '' and cjson.decode(limits_json) or {}}
 end
 
@@ -1038,7 +1057,7 @@ local function go_on(k, args)
   local worker, now, now_iso = args.worker, args.now, args.now_iso
   local started, row = false, false
   if args.start then
-    started = start_reserved(k, args.start, args.start_queue, worker, now, now_iso)
+    started = start_reserved(k, args.start, args.start_queue, worker, now, now_iso, args.as_reserved)
   elseif #args.queues > 0 then
     row = start_next(k, worker, now, now_iso, args.queues)
   end
