@@ -315,9 +315,26 @@ def test_an_outcome_reserves_the_next_job_and_the_following_outcome_starts_it(t,
     go_on = GoOn(["q"], start=("c", "q"), reserve=1, started_with=started_with)
     reply = t.succeed("b", "q", WORKER, int(reply.row[2]), NOW + 1, b"2", go_on)
     assert reply.started == 1 and reply.row is None and reply.reserved == ()
-    assert status(redis_, "c") == "started" and redis_.hget(keys.job("c"), "jobctl_deadline") == b"1800000031"
+    assert status(redis_, "c") == "started" and float(redis_.hget(keys.job("c"), "jobctl_deadline")) == NOW + 1 + 30
     assert redis_.hget(keys.job("c"), "jobctl_attempts") == b"1"
     assert redis_.zscore(keys.started("q"), "c:1") == NOW + 1 + 30 + 60
+
+
+@pytest.mark.parametrize("as_reserved", [True, False], ids=["as reserved", "from its record"])
+def test_a_reserved_job_without_a_timeout_starts_without_a_deadline(t, redis_, as_reserved):
+    """RQ's job_timeout -1 (no timeout): started from its reservation's row as the worker does, the
+    job has no deadline and waits in the started registry for ever, as when read from its record."""
+    for job_id in ("a", "b", "c"):
+        enqueue(t, job_id)
+    redis_.hset(keys.job("c"), mapping={"timeout": "-1", "jobctl_timeout": "-1"})
+    row = start(t, "a")
+    reply = t.succeed("a", "q", WORKER, int(row[2]), NOW, b"1", GoOn(["q"], reserve=1))
+    (reserved,) = reply.reserved
+    started_with = (int(reserved[2]), float(reserved[4])) if as_reserved else None
+    go_on = GoOn(["q"], start=("c", "q"), started_with=started_with)
+    assert t.succeed("b", "q", WORKER, int(reply.row[2]), NOW + 1, b"2", go_on).started == 1
+    assert redis_.hget(keys.job("c"), "jobctl_deadline") == b"+inf"
+    assert redis_.zscore(keys.started("q"), "c:1") == float("inf")
 
 
 def test_a_reserved_job_starts_without_what_its_previous_attempt_left(t, redis_):

@@ -75,12 +75,17 @@ class GoOn:
     # (start_reserved in lua/lib.lua); None: they are read from its record
     started_with: tuple[int, float] | None = None
 
-    def arguments(self) -> list[Any]:
-        """go_on's ARGV (go_on_args in lua/lib.lua): start, start_queue, its attempt and timeout,
-        reserve, limits, queues."""
+    def arguments(self, now: float) -> list[Any]:
+        """go_on's ARGV (go_on_args in lua/lib.lua) for a call at `now`: start, start_queue, its
+        attempt, deadline and started-registry score (from started_with), reserve, limits, queues."""
         start, start_queue = self.start or ("", "")
-        attempt, timeout = self.started_with or ("", "")
-        return [start, start_queue, attempt, timeout, int(self.reserve), _limits(self.limits), *self.queues]
+        started: list[Any] = ["", "", ""]
+        if self.started_with:
+            attempt, timeout = self.started_with
+            # written out here, not by Redis: its printf costs a few thousand instructions a
+            # number, on the one server every worker shares (bench/redis_instructions.py)
+            started = [attempt, *((repr(now + timeout), repr(now + timeout + 60)) if timeout > 0 else ("+inf", "+inf"))]
+        return [start, start_queue, *started, int(self.reserve), _limits(self.limits), *self.queues]
 
     def keyed(self) -> tuple[str, ...]:
         """The queues whose keys the script is given (go_on_queues in lua/lib.lua)."""
@@ -525,7 +530,7 @@ class Transitions(_Scripts):
         args: list[Any] = [worker, now, rq_time(now), _WAKE, len(finished), starts]
         for job in finished:
             args += [job.job_id, job.queue, job.attempt, job.result_json, base64.b64encode(job.result_json)]
-        args += go_on.arguments()
+        args += go_on.arguments(now)
         return self._next(
             "succeed", _outcome_keys(self.layout, "succeed", worker, queues[0], go_on.keyed()), args, wait
         )
@@ -592,7 +597,7 @@ class Transitions(_Scripts):
             # fetches its next job queue by queue (fetch)
             go_on = GoOn([], go_on.limits)
         args = [job_id, queue, worker, attempt, now, rq_time(now), blob, base64.b64encode(blob), _WAKE]
-        args += [*outcome, *go_on.arguments()]
+        args += [*outcome, *go_on.arguments(now)]
         return self._next(script, _outcome_keys(self.layout, script, worker, queue, go_on.keyed()), args, wait)
 
     def go_on(
@@ -615,7 +620,7 @@ class Transitions(_Scripts):
 
     def _go_on_call(self, worker: str, token: str, go_on: GoOn, now: float) -> tuple[list[Any], tuple[str, ...]]:
         """go_on.lua's ARGV and KEYS."""
-        args = [token, worker, now, rq_time(now), *go_on.arguments()]
+        args = [token, worker, now, rq_time(now), *go_on.arguments(now)]
         keyed = go_on.keyed()
         queue = keyed[0] if self.layout.cluster and keyed else ""
         layout = self.layout

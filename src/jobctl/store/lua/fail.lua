@@ -38,8 +38,8 @@
     ARGV[12] the attempt's error entry (JSON)
     ARGV[13] reason
     ARGV[14] for the job's breaker: '1' a failure it counts, '0' one it does not, '' no verdict
-    ARGV[15...] go_on's (go_on_args in lib.lua): start, start_queue, its attempt and
-      timeout, reserve, limits, queues...
+    ARGV[15...] go_on's (go_on_args in lib.lua): start, start_queue, its attempt,
+      deadline and score, reserve, limits, queues...
   Output:
     go_on's reply (lib.lua), its breaker item what the job's breaker did: 'opened <name>',
       'closed <name>' (a failure it does not count ended its trial) or ''

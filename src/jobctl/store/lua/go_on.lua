@@ -16,8 +16,8 @@
     ARGV[2] worker
     ARGV[3] now (unix time)
     ARGV[4] now_iso
-    ARGV[5...] go_on's (go_on_args in lib.lua): start, start_queue, its attempt and
-      timeout, reserve, limits, queues...
+    ARGV[5...] go_on's (go_on_args in lib.lua): start, start_queue, its attempt,
+      deadline and score, reserve, limits, queues...
   Output:
     go_on's reply (lib.lua): {started, '', n, reserved rows, started rows}
     Refusal.FENCED the worker's lease is gone: nothing written

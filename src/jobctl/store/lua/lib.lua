@@ -914,18 +914,17 @@ local function take_next(k, worker, now, queues, start)
   return nil
 end
 
--- Mark a taken job started with this timeout (0: none) and attempt (as text): status 'started' in
--- its hash and RQ's started registry, its deadline set from `now`; `rq_fields`: the fields RQ's
--- options add (rq_options), or nil.
-local function mark_started(k, id, queue, worker, now, now_iso, timeout, attempt, rq_fields)
-  -- RQ's job_timeout -1: no timeout
+-- Mark a taken job started: status 'started' in its hash, its `deadline` and `attempt` (as text),
+-- and its entry in RQ's started registry, of score `score` (its deadline and a minute more, as
+-- RQ's); `rq_fields`: the fields RQ's options add (rq_options), or nil.
+local function mark_started(k, id, queue, worker, now_iso, deadline, score, attempt, rq_fields)
   local fields = {'status', 'started', 'started_at', now_iso, 'worker_name', worker, 'last_heartbeat', now_iso,
-    'ended_at', '', 'jobctl_deadline', timeout > 0 and now + timeout or '+inf', 'jobctl_attempts', attempt}
+    'ended_at', '', 'jobctl_deadline', deadline, 'jobctl_attempts', attempt}
   if rq_fields then
     for _, value in ipairs(rq_fields) do table.insert(fields, value) end
   end
   redis.call('HSET', job_key(k, id), unpack(fields))
-  redis.call('ZADD', queue_key(k, 'started', queue), timeout > 0 and now + timeout + 60 or '+inf', id .. ':' .. attempt)
+  redis.call('ZADD', queue_key(k, 'started', queue), score, id .. ':' .. attempt)
 end
 
 -- A taken job's queue, timeout, attempt and RQ options {retries_left, retry_intervals, success,
@@ -943,7 +942,12 @@ local function job_start(k, id, from, job, worker, now, now_iso, start)
   -- nothing writes them while it is queued, so a reserved job's start need not read them
   if job[8] or job[9] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
   -- its attempt written out once: Redis and Lua write a number out with printf (%.17g)
-  if start then mark_started(k, id, queue, worker, now, now_iso, timeout, string.format('%d', attempt), rq_fields) end
+  if start then
+    -- RQ's job_timeout -1: no timeout
+    local deadline, score = '+inf', '+inf'
+    if timeout > 0 then deadline, score = now + timeout, now + timeout + 60 end
+    mark_started(k, id, queue, worker, now_iso, deadline, score, string.format('%d', attempt), rq_fields)
+  end
   return queue, timeout, attempt, rq
 end
 
@@ -976,18 +980,18 @@ end
 -- Start the job a worker reserved (see go_on): its attempt; false when the job is no longer
 -- queued (canceled or deleted since: the worker then records nothing for it); 0 when its limits
 -- hold it back (may_start: it waits in the scheduled set, its attempt unused, and the worker does
--- not run it). `as_reserved`: the attempt and timeout of the reservation's row, with which the
--- worker already runs it, given for a job none of its limits may hold back (transitions.py,
--- GoOn.started_with), or nil: they are read from its record. Given, only its status is read:
--- what else the reservation read does not change while the job waits in the worker's in-flight
--- list (a cancel changes its status).
+-- not run it). `as_reserved`: the attempt the worker runs it as and the deadline and started-
+-- registry score of the timeout it runs with (both from its reservation's row: transitions.py,
+-- GoOn.started_with), given for a job none of its limits may hold back, or nil: they come from
+-- its record. Given, only its status is read: what else the reservation read does not change
+-- while the job waits in the worker's in-flight list (a cancel changes its status).
 local function start_reserved(k, id, queue, worker, now, now_iso, as_reserved)
   if as_reserved then
     if redis.call('HGET', job_key(k, id), 'status') ~= 'queued' then
       redis.call('LREM', k.active_list, 1, id)
       return false
     end
-    mark_started(k, id, queue, worker, now, now_iso, finite(as_reserved.timeout) or 0, as_reserved.attempt, nil)
+    mark_started(k, id, queue, worker, now_iso, as_reserved.deadline, as_reserved.score, as_reserved.attempt, nil)
     return as_reserved.attempt
   end
   local job = redis.call('HMGET', job_key(k, id), unpack(JOB_FIELDS, 1, START_FIELDS))
@@ -1006,25 +1010,25 @@ end
 --   args.queues: the queues to go on from (empty: the worker stops after this job);
 --   args.start, args.start_queue: the job reserved last time, which the worker started at
 --     args.now: mark it started (the reply's first item: its attempt, or false); args.as_reserved:
---     the attempt and timeout it runs with, from its reservation (see start_reserved), or nil;
+--     its attempt, deadline and started-registry score, from its reservation (start_reserved);
 --   otherwise a job is started here (its row, after the reserved ones: see the reply below);
 --   args.reserve: also take up to this many more jobs and reserve them, unstarted (their rows
 --     in the reply), for the worker to start without waiting when this one ends (the
 --     worker's `prefetch`). A worker running short jobs one at a time thus never waits for
 --     Redis between jobs; it gives its reservations back when its job runs long (release.lua).
 --   args.limits: the worker's rate and concurrency limits (see `limits`).
--- go_on_args reads them from ARGV[first] on: start ('' for none), start_queue, its attempt and
--- timeout ('' for none), reserve (a count), limits (JSON; '' for none), then the queues
--- (transitions.py, GoOn.arguments).
+-- go_on_args reads them from ARGV[first] on: start ('' for none), start_queue, its attempt,
+-- deadline and score ('' for none), reserve (a count), limits (JSON; '' for none), then the
+-- queues (transitions.py, GoOn.arguments).
 -- Positional, not one JSON object: decoding that cost more than the rest of the call's
 -- arguments together (callgrind).
 local function go_on_args(argv, first, worker, now, now_iso)
   local queues = {}
-  for i = first + 6, #argv do queues[#queues + 1] = argv[i] end
-  local start, attempt, limits_json = argv[first], argv[first + 2], argv[first + 5]
+  for i = first + 7, #argv do queues[#queues + 1] = argv[i] end
+  local start, attempt, limits_json = argv[first], argv[first + 2], argv[first + 6]
+  local as_reserved = attempt ~= '' and {attempt = attempt, deadline = argv[first + 3], score = argv[first + 4]} or nil
   return {worker = worker, now = now, now_iso = now_iso, start = start ~= '' and start or nil,
-    start_queue = argv[first + 1], as_reserved = attempt ~= '' and {attempt = attempt, timeout = argv[first + 3]} or nil,
-    reserve = tonumber(argv[first + 4]) or 0, queues = queues,
+    start_queue = argv[first + 1], as_reserved = as_reserved, reserve = tonumber(argv[first + 5]) or 0, queues = queues,
     limits = limits_json ~= '' and cjson.decode(limits_json) or {}}
 end
 

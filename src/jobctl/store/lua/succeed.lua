@@ -34,8 +34,8 @@
             reservation); '1' with one thread
     ARGV[7...] for each of the n jobs: its id, its queue, its attempt, its result as JSON and
                base64-encoded (RQ's results-stream form)
-    ARGV[7 + 5n...] go_on's (go_on_args in lib.lua): start, start_queue, its attempt and
-      timeout, reserve, limits, queues...
+    ARGV[7 + 5n...] go_on's (go_on_args in lib.lua): start, start_queue, its attempt,
+      deadline and score, reserve, limits, queues...
   Output:
     go_on's reply (lib.lua): {started, breaker, n, reserved rows, started rows}, its breaker item
       what the jobs' breakers did, one line each: 'closed <name>' (a job was its half-open
