@@ -711,6 +711,16 @@ class CoreModel(RuleBasedStateMachine):
         else:
             self.fetch(worker, min(count, worker.concurrency - len(worker.running)))
 
+    @precondition(lambda self: self.any_worker(lambda w: pipelines(w) and bool(w.reserved)))
+    @rule(index=st.integers(0, 10), verdict=st.sampled_from(["finished", "finished", "retry", "dead"]))
+    def work_through_a_reservation(self, index: int, verdict: str) -> None:
+        """A concurrency-1 worker holding reservations records its job's outcome and starts the
+        first one (as reserved, or read from its record when a limit may hold it back): the path
+        each job of a busy worker takes, which `work` reaches only now and then."""
+        self.tick()
+        worker = self.pick_worker(index, lambda w: pipelines(w) and bool(w.reserved))
+        self.record_outcome(worker, next(iter(worker.running)), verdict, stop=False)
+
     @precondition(lambda self: self.any_worker(lambda w: runs_jobs(w) and w.concurrency > 1))
     @rule(index=st.integers(0, 10), picks=st.sets(st.integers(0, 10), min_size=1), starts=st.integers(0, 3))
     def finish_together(self, index: int, picks: set[int], starts: int) -> None:
