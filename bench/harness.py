@@ -10,6 +10,7 @@ import glob
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,30 @@ def callgrind_server(directory: Path, binary: str) -> str:
     )
     script.chmod(0o755)
     return str(script)
+
+
+def callgrind_redis(directory: str, binary: str) -> tuple[subprocess.Popen, str]:
+    """Start `binary` (a redis-server) under callgrind (callgrind_server) on a free port, without
+    persistence, its files in `directory`, and wait until it answers: the server and its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    options = ["--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory]
+    server = subprocess.Popen(
+        [callgrind_server(Path(directory), binary), *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, f"redis://127.0.0.1:{port}/0"
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise SystemExit("redis-server under valgrind did not start") from None
+            time.sleep(0.5)
 
 
 def callgrind_zero(pid: int) -> None:

@@ -8,16 +8,15 @@ It drives jobctl's real Transitions as a worker with `prefetch: 1` does: each ca
 job that finished (lua/succeed.lua), starts the job reserved behind it, given the attempt and
 timeout its reservation read (GoOn.started_with), and reserves the next, on the records
 `enqueue_many` writes for bench/counter.py's job. The counts, by valgrind's callgrind, are of
-the calls after a few warm-up ones, both ways of starting the reserved job. A redis-server built
-with symbols (`--redis-server`) lets `callgrind_annotate` name where they go. Needs valgrind.
+`--calls` calls after WARM_UP others, less what Redis executes idle in as long, both ways of
+starting the reserved job. A redis-server built with symbols (`--redis-server`) lets
+`callgrind_annotate` name where they go. Needs valgrind.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +26,9 @@ import harness
 import redis
 
 WORKER, TOKEN, QUEUE = "bench.1", "bench-lease", "bench"
-WARM_UP = 5
+# calls before counting: past 128 entries the finished registry is a skiplist, as a live one is
+# (a listpack until then, each insert a scan)
+WARM_UP = 300
 
 
 def main() -> None:
@@ -39,22 +40,9 @@ def main() -> None:
         raise SystemExit("needs valgrind: apt-get install valgrind")
     print(f"# python bench/outcome_instructions.py --calls {options.calls} --redis-server {options.redis_server}")
     with tempfile.TemporaryDirectory(prefix="jobctl-callgrind-") as directory:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server_options = ["--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory]
-        server = subprocess.Popen(
-            [harness.callgrind_server(Path(directory), options.redis_server), *server_options],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server, url = harness.callgrind_redis(directory, options.redis_server)
         try:
-            connection = redis.Redis(port=port)
-            deadline = time.monotonic() + 60
-            while not _answers(connection):
-                if time.monotonic() > deadline:
-                    raise SystemExit("redis-server under valgrind did not start")
-                time.sleep(0.5)
+            connection = redis.Redis.from_url(url)
             for as_reserved in (True, False):
                 count = outcome_calls(connection, server.pid, directory, options.calls, as_reserved)
                 how = "as reserved" if as_reserved else "read from its record"
@@ -62,13 +50,6 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=60)
-
-
-def _answers(connection: redis.Redis) -> bool:
-    try:
-        return bool(connection.ping())
-    except redis.ConnectionError:
-        return False
 
 
 def outcome_calls(connection: redis.Redis, pid: int, directory: str, calls: int, as_reserved: bool) -> float:
@@ -105,9 +86,15 @@ def outcome_calls(connection: redis.Redis, pid: int, directory: str, calls: int,
     for _ in range(WARM_UP):
         one_call()
     harness.callgrind_zero(pid)
+    started = time.monotonic()
     for _ in range(calls):
         one_call()
-    return harness.callgrind_count(directory, pid) / calls
+    count = harness.callgrind_count(directory, pid)
+    # less what Redis executes idle in as long (its timers)
+    elapsed = time.monotonic() - started
+    harness.callgrind_zero(pid)
+    time.sleep(elapsed)
+    return (count - harness.callgrind_count(directory, pid)) / calls
 
 
 if __name__ == "__main__":

@@ -17,20 +17,10 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
-from pathlib import Path
 
 import harness
 import layout_floor
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def instructions_per_job(pid: int, directory: str, run) -> tuple[float, harness.Run]:
@@ -60,28 +50,9 @@ def main() -> None:
     if not (shutil.which("valgrind") and shutil.which("redis-server")):
         raise SystemExit("needs valgrind and redis-server: apt-get install valgrind redis-server")
     print(f"# python bench/redis_instructions.py --jobs {options.jobs}")
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
     with tempfile.TemporaryDirectory(prefix="jobctl-callgrind-") as directory:
-        server_options = ["--port", str(port), "--save", "", "--appendonly", "no", "--dir", directory]
-        server = subprocess.Popen(
-            [
-                harness.callgrind_server(Path(directory), shutil.which("redis-server") or "redis-server"),
-                *server_options,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        server, url = harness.callgrind_redis(directory, shutil.which("redis-server") or "redis-server")
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise SystemExit("redis-server under valgrind did not start") from None
-                    time.sleep(0.5)
             systems = {
                 "jobctl (bench: {worker_count: 2})": lambda: harness.jobctl(
                     url, options.jobs, "bench: {worker_count: 2}\n"
