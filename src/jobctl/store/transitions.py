@@ -117,7 +117,7 @@ class Next(NamedTuple):
         rows = [items[at : at + ROW_WIDTH] for at in range(0, len(items), ROW_WIDTH)]
         reserved, begun = rows[:reserved_count], rows[reserved_count:]
         attempt = None if started is None else int(started)
-        return cls(attempt, begun[0] if begun else None, tuple(reserved), _reply_text([breaker]), tuple(begun[1:]))
+        return cls(attempt, begun[0] if begun else None, tuple(reserved), _reply_text(breaker), tuple(begun[1:]))
 
     @property
     def rows(self) -> list[Row]:
@@ -135,9 +135,9 @@ class Finished:
     result_json: bytes
 
 
-def _reply_text(reply: list[Any]) -> str:
-    """An optional last item of a reply, as text ('' when absent)."""
-    return (reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])) if reply else ""
+def _reply_text(value: Any) -> str:
+    """A reply's text item ('' for none: Redis's nil)."""
+    return value.decode() if isinstance(value, bytes) else "" if value is None else str(value)
 
 
 class _Scripts:
@@ -643,7 +643,7 @@ class Transitions(_Scripts):
         """Record how a block ended: `failed`, a failure the breaker counts. Returns 'opened NAME',
         'closed NAME' or ''."""
         args = ["record", job_id, worker, now, settings, "1" if failed else "0"]
-        return _reply_text([self._run("breaker", args, self._breaker_keys(name, queue))])
+        return _reply_text(self._run("breaker", args, self._breaker_keys(name, queue)))
 
     def _breaker_keys(self, name: str, queue: str) -> tuple[str, ...]:
         if self.layout.cluster and not queue:

@@ -941,11 +941,11 @@ local function job_start(k, id, from, job, worker, now, now_iso, start)
   -- the previous attempt's progress and stop request go as the job is taken, reserved or started:
   -- nothing writes them while it is queued, so a reserved job's start need not read them
   if job[8] or job[9] then redis.call('HDEL', key, 'jobctl_progress', 'jobctl_progress_message', 'jobctl_stop_requested') end
-  -- its attempt written out once: Redis and Lua write a number out with printf (%.17g)
   if start then
     -- RQ's job_timeout -1: no timeout
     local deadline, score = '+inf', '+inf'
     if timeout > 0 then deadline, score = now + timeout, now + timeout + 60 end
+    -- its attempt written out once, as an integer: Redis writes a Lua number out with printf's %.17g
     mark_started(k, id, queue, worker, now_iso, deadline, score, string.format('%d', attempt), rq_fields)
   end
   return queue, timeout, attempt, rq
